@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One executable per process (supervisor + four workers), small libraries with one job each,
+// and system-library targets for the C libraries Debian ships.
+let package = Package(
+    name: "harmonylite",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "harmonylite", targets: ["supervisor"]),
+        .executable(name: "harmonylite-capturer", targets: ["capturer"]),
+        .executable(name: "harmonylite-applier", targets: ["applier"]),
+        .executable(name: "harmonylite-broker", targets: ["broker"]),
+        .executable(name: "harmonylite-snapshotter", targets: ["snapshotter"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // C libraries from Debian packages.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // fork/exec with limits and a parent-death signal: things Swift cannot express (fork, variadic prctl).
+        .target(name: "CSpawn"),
+
+        // Shared libraries.
+        .target(name: "IPC"),
+        .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "HarmonyConfig", dependencies: ["TOMLKit"]),
+        .target(name: "Supervision", dependencies: ["HarmonyConfig"]),
+        .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
+        .target(name: "NATSClient", dependencies: ["CNats", "HarmonyConfig"]),
+        .target(
+            name: "WorkerRuntime",
+            dependencies: ["IPC", "HarmonyConfig", "Logs", .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // Processes.
+        .executableTarget(
+            name: "supervisor",
+            dependencies: [
+                "IPC", "HarmonyConfig", "Supervision", "Logs", "CSpawn", "CSystemd", "SQLiteKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "SQLiteKit"]),
+        .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "SQLiteKit"]),
+        .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "NATSClient"]),
+        .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime"]),
+
+        .testTarget(
+            name: "HarmonyLiteTests",
+            dependencies: ["IPC", "HarmonyConfig", "Supervision", "SQLiteKit", "NATSClient", "CNats"]
+        ),
+    ]
+)

@@ -1,0 +1,46 @@
+import Foundation
+
+extension Configuration {
+    /// The bytes the supervisor puts in the handshake's `welcome`. JSON, because it travels once per worker
+    /// start and Codable keeps a single definition of every field; hot paths use the binary encodings.
+    public func encodedForWorkers() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return Array((try? encoder.encode(self)) ?? Data())
+    }
+
+    public init(fromWorkerHandshake bytes: [UInt8]) throws {
+        self = try JSONDecoder().decode(Configuration.self, from: Data(bytes))
+    }
+
+    /// A copy safe to log: passwords, secrets and tokens replaced.
+    public var redacted: Configuration {
+        var copy = self
+        let mask = { (value: inout String) in if !value.isEmpty { value = "<redacted>" } }
+        mask(&copy.nats.userPassword)
+        mask(&copy.snapshot.s3.secret)
+        mask(&copy.snapshot.s3.sessionToken)
+        copy.snapshot.webdav.url = URLRedaction.redact(copy.snapshot.webdav.url)
+        copy.snapshot.sftp.url = URLRedaction.redact(copy.snapshot.sftp.url)
+        copy.nats.urls = copy.nats.urls.map(URLRedaction.redact)
+        return copy
+    }
+}
+
+/// Strips passwords from URLs (`scheme://user:secret@host`, `?secret=`) before they reach a log line.
+public enum URLRedaction {
+    public static func redact(_ url: String) -> String {
+        var result = url
+        if let scheme = result.range(of: "://"), let at = result[scheme.upperBound...].firstIndex(of: "@") {
+            let credentials = result[scheme.upperBound..<at]
+            if let colon = credentials.firstIndex(of: ":") {
+                result.replaceSubrange(result.index(after: colon)..<at, with: "<redacted>")
+            }
+        }
+        if let query = result.range(of: "secret=") {
+            let end = result[query.upperBound...].firstIndex(of: "&") ?? result.endIndex
+            result.replaceSubrange(query.upperBound..<end, with: "<redacted>")
+        }
+        return result
+    }
+}

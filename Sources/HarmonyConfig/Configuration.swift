@@ -1,0 +1,140 @@
+/// The resolved configuration of one node: HarmonyLite's TOML keys with its defaults, the command-line
+/// overrides applied, and our own `[workers.<name>]` tables. The supervisor resolves it once and hands it to
+/// every worker in the handshake, so all processes see the same values.
+///
+/// Property names are the TOML keys in camel case; `ConfigurationSchema` maps one to the other. Durations
+/// keep HarmonyLite's units (milliseconds unless the key says seconds).
+public struct Configuration: Codable, Equatable, Sendable {
+    public var dbPath: String
+    public var nodeID: UInt64
+    public var seqMapPath: String
+    public var publish = true
+    public var replicate = true
+    public var scanMaxChanges: UInt32 = 512
+    public var cleanupInterval: UInt32 = 5000
+    public var sleepTimeout: UInt32 = 0
+    public var pollingInterval: UInt32 = 0
+
+    public var snapshot = Snapshot()
+    public var replicationLog = ReplicationLog()
+    public var nats = NATS()
+    public var logging = Logging()
+    public var prometheus = Prometheus()
+    public var healthCheck = HealthCheck()
+    public var workers = WorkerSettings.defaults
+
+    /// From `-cluster-addr`: the embedded server's route listen address.
+    public var clusterAddress = ""
+    /// From `-cluster-peers`: route URLs of the other embedded servers.
+    public var clusterPeers: [String] = []
+    /// From `-leaf-servers`: leaf-node remote URLs.
+    public var leafServers: [String] = []
+
+    public struct Snapshot: Codable, Equatable, Sendable {
+        public var enabled = true
+        public var interval: UInt32 = 0
+        public var leaderTTL: UInt32 = 30000
+        public var store = "nats"
+        public var nats = NATSStore()
+        public var s3 = S3Store()
+        public var webdav = WebDAVStore()
+        public var sftp = SFTPStore()
+
+        public static let stores = ["nats", "s3", "webdav", "sftp"]
+    }
+
+    public struct NATSStore: Codable, Equatable, Sendable {
+        public var replicas = 1
+        public var bucket = ""
+    }
+
+    public struct S3Store: Codable, Equatable, Sendable {
+        public var path = ""
+        public var endpoint = ""
+        public var accessKey = ""
+        public var secret = ""
+        public var sessionToken = ""
+        public var bucket = ""
+        public var useSSL = false
+    }
+
+    public struct WebDAVStore: Codable, Equatable, Sendable {
+        public var url = ""
+    }
+
+    public struct SFTPStore: Codable, Equatable, Sendable {
+        public var url = ""
+    }
+
+    public struct ReplicationLog: Codable, Equatable, Sendable {
+        public var shards: UInt64 = 1
+        public var maxEntries: Int64 = 1024
+        /// As configured; `effectiveReplicas` applies HarmonyLite's rule for values below 1.
+        public var replicas = 1
+        public var compress = true
+        public var updateExisting = false
+
+        /// HarmonyLite's rule: below 1 means a majority of the shard count, and never more than 5.
+        public var effectiveReplicas: Int {
+            let wanted = replicas < 1 ? Int(shards / 2 + 1) : replicas
+            return min(wanted, 5)
+        }
+    }
+
+    public struct NATS: Codable, Equatable, Sendable {
+        public var urls: [String] = []
+        public var subjectPrefix = "harmonylite-change-log"
+        public var streamPrefix = "harmonylite-changes"
+        public var serverConfig = ""
+        public var seedFile = ""
+        public var userName = ""
+        public var userPassword = ""
+        public var caFile = ""
+        public var certFile = ""
+        public var keyFile = ""
+        /// The embedded server's client listen address. An empty host means loopback (HarmonyLite: every
+        /// interface); write `0.0.0.0:4222` to listen everywhere. Port -1 picks a free one.
+        public var bindAddress = ":-1"
+        public var connectRetries = 5
+        public var reconnectWaitSeconds = 2
+
+        /// True when the node runs its own nats-server.
+        public var isEmbedded: Bool { urls.isEmpty }
+    }
+
+    public struct Logging: Codable, Equatable, Sendable {
+        public var verbose = false
+        public var format = "console"
+
+        public static let formats = ["console", "json"]
+    }
+
+    public struct Prometheus: Codable, Equatable, Sendable {
+        public var enable = false
+        public var bind = ":3010"
+        public var namespace = "harmonylite"
+        public var subsystem = ""
+    }
+
+    public struct HealthCheck: Codable, Equatable, Sendable {
+        public var enable = false
+        public var bind = "0.0.0.0:8090"
+        public var path = "/health"
+        public var detailed = true
+    }
+
+    /// HarmonyLite's node name, also the embedded server's name and the NATS client name.
+    public var nodeName: String { "harmonylite-node-\(nodeID)" }
+
+    /// The directory of the database: the root of the embedded server's JetStream store.
+    public var dataRootDirectory: String { FilePaths.directory(of: dbPath) }
+
+    /// The embedded server's JetStream store: `<db dir>/nats/<node name>` as HarmonyLite.
+    public var embeddedStoreDirectory: String { dataRootDirectory + "/nats/" + nodeName }
+
+    public init(dbPath: String, nodeID: UInt64) {
+        self.dbPath = dbPath
+        self.nodeID = nodeID
+        seqMapPath = FilePaths.directory(of: dbPath) + "/seq-map.cbor"
+    }
+}

@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Checks that need the whole configuration or the file system: values that parse but cannot work.
+enum Validation {
+    static func check(_ config: Configuration) throws(ConfigurationError) {
+        try requireRegularFile(config.dbPath, key: "db_path", what: "Database file") {
+            "HarmonyLite replicates an existing database; create it first (for example: sqlite3 \(config.dbPath) 'PRAGMA user_version;')"
+        }
+        let seqMapDirectory = FilePaths.directory(of: config.seqMapPath)
+        guard isDirectory(seqMapDirectory) else {
+            throw ConfigurationError(key: "seq_map_path", message: "seq_map_path \(config.seqMapPath): directory \(seqMapDirectory) does not exist")
+        }
+
+        let nats = config.nats
+        for (key, path) in [
+            ("nats.server_config", nats.serverConfig), ("nats.seed_file", nats.seedFile), ("nats.ca_file", nats.caFile),
+            ("nats.cert_file", nats.certFile), ("nats.key_file", nats.keyFile),
+        ] where !path.isEmpty {
+            try requireRegularFile(path, key: key, what: key) { "" }
+        }
+        if nats.certFile.isEmpty != nats.keyFile.isEmpty {
+            throw ConfigurationError(key: "nats.cert_file", message: "nats.cert_file and nats.key_file go together: set both or neither")
+        }
+        if !nats.userPassword.isEmpty && nats.userName.isEmpty {
+            throw ConfigurationError(key: "nats.user_name", message: "nats.user_password is set but nats.user_name is empty")
+        }
+        for url in nats.urls where url.trimmingCharacters(in: " ").isEmpty {
+            throw ConfigurationError(key: "nats.urls", message: "nats.urls contains an empty URL")
+        }
+        for (key, value) in [("nats.bind_address", nats.bindAddress), ("prometheus.bind", config.prometheus.bind), ("health_check.bind", config.healthCheck.bind)] {
+            guard HostPort(parsing: value) != nil else {
+                throw ConfigurationError(key: key, message: "\(key) = \"\(value)\" is not host:port (port 0-65535, or -1 for any free port)")
+            }
+        }
+        if !config.clusterAddress.isEmpty && HostPort(parsing: config.clusterAddress) == nil {
+            throw ConfigurationError(key: "-cluster-addr", message: "-cluster-addr \"\(config.clusterAddress)\" is not host:port")
+        }
+        if !config.healthCheck.path.hasPrefix("/") {
+            throw ConfigurationError(key: "health_check.path", message: "health_check.path must start with /")
+        }
+        for prefix in [("nats.subject_prefix", nats.subjectPrefix), ("nats.stream_prefix", nats.streamPrefix)] {
+            guard !prefix.1.isEmpty, prefix.1.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw ConfigurationError(key: prefix.0, message: "\(prefix.0) = \"\(prefix.1)\" may hold only letters, digits, - and _")
+            }
+        }
+        try checkSnapshotStore(config.snapshot)
+        for name in WorkerSettings.names {
+            let worker = config.workers[name, default: WorkerSettings()]
+            if worker.restartBackoffInitial > worker.restartBackoffMax {
+                throw ConfigurationError(
+                    key: "workers.\(name).restart_backoff_initial",
+                    message: "workers.\(name).restart_backoff_initial (\(worker.restartBackoffInitial) ms) is above restart_backoff_max (\(worker.restartBackoffMax) ms)"
+                )
+            }
+            if worker.memoryLimit != 0 && worker.memoryLimit < 16 << 20 {
+                throw ConfigurationError(
+                    key: "workers.\(name).memory_limit",
+                    message: "workers.\(name).memory_limit = \(ByteSize.format(worker.memoryLimit)) is below 16 MiB, too little to start a process"
+                )
+            }
+        }
+    }
+
+    private static func checkSnapshotStore(_ snapshot: Configuration.Snapshot) throws(ConfigurationError) {
+        guard snapshot.enabled else { return }
+        switch snapshot.store {
+        case "s3":
+            for (key, value) in [("snapshot.s3.endpoint", snapshot.s3.endpoint), ("snapshot.s3.bucket", snapshot.s3.bucket)] where value.isEmpty {
+                throw ConfigurationError(key: key, message: "snapshot.store is \"s3\" but \(key) is empty")
+            }
+        case "webdav" where snapshot.webdav.url.isEmpty:
+            throw ConfigurationError(key: "snapshot.webdav.url", message: "snapshot.store is \"webdav\" but snapshot.webdav.url is empty")
+        case "sftp" where snapshot.sftp.url.isEmpty:
+            throw ConfigurationError(key: "snapshot.sftp.url", message: "snapshot.store is \"sftp\" but snapshot.sftp.url is empty")
+        default: break
+        }
+    }
+
+    private static func requireRegularFile(_ path: String, key: String, what: String, hint: () -> String) throws(ConfigurationError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let reason = errno == ENOENT ? "does not exist" : String(cString: strerror(errno))
+            let extra = hint()
+            throw ConfigurationError(key: key, message: "\(what) \(path) \(reason)" + (extra.isEmpty ? "" : ". " + extra))
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw ConfigurationError(key: key, message: "\(what) \(path) is not a regular file")
+        }
+    }
+
+    private static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> Substring {
+        var s = self[...]
+        while let c = s.first, set.contains(c) { s = s.dropFirst() }
+        while let c = s.last, set.contains(c) { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,140 @@
+/// Messages between a worker and the supervisor on the control socket.
+///
+/// A worker connects, sends `hello`; the supervisor answers `welcome` (with the resolved configuration, so
+/// no worker parses TOML on its own) or `rejected`. Then the worker sends `ready` once it can do its job,
+/// `heartbeat` at the interval the welcome gave, and `status` when something a person should see changes.
+/// The supervisor sends `stop` to drain it.
+public enum ControlMessage: Equatable, Sendable {
+    case hello(Hello)
+    case welcome(Welcome)
+    case rejected(reason: String)
+    case ready(detail: String)
+    case heartbeat(counters: [Counter])
+    case status(String)
+    case stop(reason: String)
+
+    /// The control protocol version. A worker and a supervisor of different versions refuse each other
+    /// in the handshake instead of misreading frames.
+    public static let protocolVersion: UInt16 = 1
+
+    public struct Hello: Equatable, Sendable {
+        public var protocolVersion: UInt16
+        public var worker: String
+        public var pid: Int32
+
+        public init(protocolVersion: UInt16 = ControlMessage.protocolVersion, worker: String, pid: Int32) {
+            self.protocolVersion = protocolVersion
+            self.worker = worker
+            self.pid = pid
+        }
+    }
+
+    public struct Welcome: Equatable, Sendable {
+        public var protocolVersion: UInt16
+        public var heartbeatIntervalMilliseconds: UInt32
+        /// The resolved configuration, encoded by `HarmonyConfig`.
+        public var configuration: [UInt8]
+
+        public init(
+            protocolVersion: UInt16 = ControlMessage.protocolVersion,
+            heartbeatIntervalMilliseconds: UInt32,
+            configuration: [UInt8]
+        ) {
+            self.protocolVersion = protocolVersion
+            self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+            self.configuration = configuration
+        }
+    }
+
+    /// A named value a worker reports with every heartbeat (exported on /metrics).
+    public struct Counter: Equatable, Sendable {
+        public var name: String
+        public var value: Int64
+
+        public init(_ name: String, _ value: Int64) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    enum TypeByte: UInt8 {
+        case hello = 0x01
+        case welcome = 0x02
+        case rejected = 0x03
+        case ready = 0x10
+        case heartbeat = 0x11
+        case status = 0x12
+        case stop = 0x13
+    }
+
+    public var frame: Frame {
+        var w = BinaryWriter()
+        let type: TypeByte
+        switch self {
+        case .hello(let hello):
+            type = .hello
+            w.write(hello.protocolVersion)
+            w.write(hello.worker)
+            w.write(hello.pid)
+        case .welcome(let welcome):
+            type = .welcome
+            w.write(welcome.protocolVersion)
+            w.write(welcome.heartbeatIntervalMilliseconds)
+            w.write(welcome.configuration)
+        case .rejected(let reason):
+            type = .rejected
+            w.write(reason)
+        case .ready(let detail):
+            type = .ready
+            w.write(detail)
+        case .heartbeat(let counters):
+            type = .heartbeat
+            w.write(UInt16(counters.count))
+            for counter in counters {
+                w.write(counter.name)
+                w.write(counter.value)
+            }
+        case .status(let text):
+            type = .status
+            w.write(text)
+        case .stop(let reason):
+            type = .stop
+            w.write(reason)
+        }
+        return Frame(type: type.rawValue, body: w.bytes)
+    }
+
+    public init(frame: Frame) throws(IPCError) {
+        guard let type = TypeByte(rawValue: frame.type) else { throw IPCError(.unknownMessageType(frame.type)) }
+        var r = BinaryReader(frame.body)
+        do {
+            switch type {
+            case .hello:
+                self = .hello(Hello(protocolVersion: try r.readUInt16(), worker: try r.readString(), pid: try r.readInt32()))
+            case .welcome:
+                self = .welcome(
+                    Welcome(
+                        protocolVersion: try r.readUInt16(),
+                        heartbeatIntervalMilliseconds: try r.readUInt32(),
+                        configuration: try r.readBytes()
+                    )
+                )
+            case .rejected: self = .rejected(reason: try r.readString())
+            case .ready: self = .ready(detail: try r.readString())
+            case .heartbeat:
+                let count = Int(try r.readUInt16())
+                var counters: [Counter] = []
+                counters.reserveCapacity(min(count, 256))
+                for _ in 0..<count { counters.append(Counter(try r.readString(), try r.readInt64())) }
+                self = .heartbeat(counters: counters)
+            case .status: self = .status(try r.readString())
+            case .stop: self = .stop(reason: try r.readString())
+            }
+        } catch {
+            throw IPCError(.malformedBody(messageType: frame.type, reason: "\(error)"))
+        }
+        guard r.remaining == 0 else {
+            throw IPCError(.malformedBody(messageType: frame.type, reason: "\(r.remaining) trailing bytes"))
+        }
+    }
+}

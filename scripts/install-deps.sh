@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages HarmonyLite needs to build, run and test. Idempotent: when every
+# package is already installed it touches nothing (no apt-get update, no network).
+set -euo pipefail
+
+PACKAGES=(
+  nats-server        # the embedded / test NATS server (2.9.10 on bookworm)
+  libnats-dev        # libnats (cnats) 3.4: the broker's NATS client
+  libsqlite3-dev     # SQLite C API
+  sqlite3            # the reference client the tests write with
+  libsystemd-dev     # sd_notify / sd_watchdog_enabled
+  libssl-dev         # libnats links OpenSSL
+  libzstd-dev        # change-event compression
+  pkg-config         # system-library targets resolve flags through it
+  systemd            # systemd-analyze verify lints the unit file
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
