@@ -23,11 +23,12 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
-        // fork/exec with limits and a parent-death signal: things Swift cannot express (fork, variadic prctl).
-        .target(name: "CSpawn"),
+        // fork/exec with limits, signalfd, prctl: Linux calls Swift cannot reach (fork, _GNU_SOURCE, variadic).
+        .target(name: "CPosix"),
 
         // Shared libraries.
         .target(name: "IPC"),
+        .target(name: "Signals", dependencies: ["CPosix"]),
         .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "HarmonyConfig", dependencies: ["TOMLKit"]),
         .target(name: "Supervision", dependencies: ["HarmonyConfig"]),
@@ -35,21 +36,21 @@ let package = Package(
         .target(name: "NATSClient", dependencies: ["CNats", "HarmonyConfig"]),
         .target(
             name: "WorkerRuntime",
-            dependencies: ["IPC", "HarmonyConfig", "Logs", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]
         ),
 
         // Processes.
         .executableTarget(
             name: "supervisor",
             dependencies: [
-                "IPC", "HarmonyConfig", "Supervision", "Logs", "CSpawn", "CSystemd", "SQLiteKit",
+                "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "SQLiteKit"]),
         .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "SQLiteKit"]),
-        .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "NATSClient"]),
+        .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "NATSClient", "Signals"]),
         .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime"]),
 
         .testTarget(

@@ -30,6 +30,10 @@ public struct Configuration: Codable, Equatable, Sendable {
     /// From `-leaf-servers`: leaf-node remote URLs.
     public var leafServers: [String] = []
 
+    /// Where the broker connects: `nats.urls`, or the embedded server's client URL, which the supervisor
+    /// fills in once that server listens.
+    public var natsClientURLs: [String] = []
+
     public struct Snapshot: Codable, Equatable, Sendable {
         public var enabled = true
         public var interval: UInt32 = 0

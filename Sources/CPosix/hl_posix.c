@@ -1,0 +1,16 @@
+#define _GNU_SOURCE
+#include "hl_posix.h"
+
+#include <sys/prctl.h>
+
+int hl_set_parent_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal); }
+
+#ifndef HL_GIT_COMMIT
+#define HL_GIT_COMMIT "unknown"
+#endif
+#ifndef HL_BUILD_DATE
+#define HL_BUILD_DATE __DATE__ " " __TIME__
+#endif
+
+const char *hl_build_git_commit(void) { return HL_GIT_COMMIT; }
+const char *hl_build_date(void) { return HL_BUILD_DATE; }

@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+
+/// A swift-log backend that writes one line per message to standard error: human-readable (`console`) or
+/// one JSON object per line (`json`, HarmonyLite's `logging.format`). Every line carries the node id and the
+/// process, since a node's five processes share one journal.
+public struct LineLogHandler: LogHandler {
+    public enum Format: Sendable { case console, json }
+
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let label: String
+    private let format: Format
+    private let nodeID: UInt64
+
+    public init(label: String, format: Format, nodeID: UInt64, level: Logger.Level) {
+        self.label = label
+        self.format = format
+        self.nodeID = nodeID
+        logLevel = level
+    }
+
+    /// Installs the handler for the whole process. `format` is HarmonyLite's `logging.format`.
+    public static func bootstrap(process: String, format: String, verbose: Bool, nodeID: UInt64) {
+        let chosen: Format = format == "json" ? .json : .console
+        LoggingSystem.bootstrap { _ in
+            LineLogHandler(label: process, format: chosen, nodeID: nodeID, level: verbose ? .debug : .info)
+        }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        let line: String
+        switch format {
+        case .console:
+            var text = "\(Self.timestamp()) \(Self.tag(event.level)) [\(label)] \(event.message)"
+            for key in merged.keys.sorted() { text += " \(key)=\(merged[key]!)" }
+            line = text + "\n"
+        case .json:
+            var text = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(event.level)\",\"node_id\":\(nodeID),"
+                + "\"process\":\(Self.quote(label)),\"message\":\(Self.quote("\(event.message)"))"
+            for key in merged.keys.sorted() { text += ",\(Self.quote(key)):\(Self.quote("\(merged[key]!)"))" }
+            line = text + "}\n"
+        }
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(2, raw.baseAddress! + offset, raw.count - offset)
+                if n <= 0 { if errno == EINTR { continue } else { return } }
+                offset += n
+            }
+        }
+    }
+
+    static func tag(_ level: Logger.Level) -> String {
+        switch level {
+        case .trace: return "TRC"
+        case .debug: return "DBG"
+        case .info, .notice: return "INF"
+        case .warning: return "WRN"
+        case .error: return "ERR"
+        case .critical: return "CRT"
+        }
+    }
+
+    /// UTC, millisecond precision, RFC 3339.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
+
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,70 @@
+import CSQLite
+
+/// One SQLite connection. Thin: open, execute, read rows. Not shared between threads.
+public final class SQLiteDatabase {
+    private let handle: OpaquePointer
+    public let path: String
+
+    /// Opens an existing database for reading and writing; never creates one (HarmonyLite replicates
+    /// databases that exist).
+    public init(existingPath path: String, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+        var pointer: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
+        let status = sqlite3_open_v2(path, &pointer, flags, nil)
+        guard status == SQLITE_OK, let pointer else {
+            let message = pointer.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close_v2(pointer)
+            throw SQLiteError(code: status, message: "cannot open \(path): \(message)")
+        }
+        handle = pointer
+        self.path = path
+        sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+        // Fails here, with a clear message, when the file is not a database at all.
+        _ = try scalarInteger("PRAGMA schema_version")
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    public func execute(_ sql: String) throws(SQLiteError) {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let status = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
+        guard status == SQLITE_OK else {
+            let message = errorMessage.map { String(cString: $0) } ?? "error \(status)"
+            sqlite3_free(errorMessage)
+            throw SQLiteError(code: status, message: message)
+        }
+    }
+
+    /// All rows of a query, every column as text (NULL as nil).
+    public func rows(_ sql: String) throws(SQLiteError) -> [[String?]] {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            throw SQLiteError(code: sqlite3_errcode(handle), message: String(cString: sqlite3_errmsg(handle)))
+        }
+        defer { sqlite3_finalize(statement) }
+        var result: [[String?]] = []
+        while true {
+            let status = sqlite3_step(statement)
+            if status == SQLITE_DONE { return result }
+            guard status == SQLITE_ROW else {
+                throw SQLiteError(code: status, message: String(cString: sqlite3_errmsg(handle)))
+            }
+            var row: [String?] = []
+            for column in 0..<sqlite3_column_count(statement) {
+                row.append(sqlite3_column_text(statement, column).map { String(cString: $0) })
+            }
+            result.append(row)
+        }
+    }
+
+    public func scalarInteger(_ sql: String) throws(SQLiteError) -> Int64 {
+        Int64(try rows(sql).first?.first??.description ?? "0") ?? 0
+    }
+}
+
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    public var code: Int32
+    public var message: String
+
+    public var description: String { "SQLite error \(code): \(message)" }
+}

@@ -1,0 +1,411 @@
+import HarmonyConfig
+
+/// What the supervisor supervises: a name, whether the child speaks the control protocol, and its policy.
+public struct ChildSpec: Equatable, Sendable {
+    public var name: String
+    /// Workers connect, report ready and heartbeat. The embedded nats-server does not: the glue probes its
+    /// port and reports `ready` for it, and its liveness is the process being alive.
+    public var speaksControlProtocol: Bool
+    public var settings: WorkerSettings
+
+    public init(name: String, speaksControlProtocol: Bool, settings: WorkerSettings) {
+        self.name = name
+        self.speaksControlProtocol = speaksControlProtocol
+        self.settings = settings
+    }
+
+    var policy: RestartPolicy { RestartPolicy(settings) }
+    var heartbeatTimeout: Double { Double(settings.heartbeatTimeout) / 1000 }
+    var stopTimeout: Double { Double(settings.stopTimeout) / 1000 }
+}
+
+/// The supervisor's whole decision logic, with no I/O: feed it events (with the current monotonic time),
+/// execute the actions it returns. Children start one at a time in the order given (each only after the
+/// previous one is ready), crash-restart one-for-one with backoff, are killed when they stop heartbeating,
+/// restart one at a time on reload, and drain in reverse order on shutdown.
+public struct SupervisorStateMachine {
+    public enum Event: Equatable, Sendable {
+        case start
+        case spawned(child: String, pid: Int32)
+        case spawnFailed(child: String, reason: String)
+        /// Any message from a worker: it is alive.
+        case lifeSign(child: String)
+        case ready(child: String, detail: String)
+        case exited(pid: Int32, status: ExitStatus, note: String)
+        case tick
+        case terminate(reason: String)
+        case reload
+    }
+
+    public enum Action: Equatable, Sendable {
+        case spawn(child: String)
+        /// Ask for a graceful stop: the control `stop` message for a worker, SIGTERM for nats-server.
+        case requestStop(child: String, pid: Int32)
+        case kill(pid: Int32)
+        /// A datagram for systemd's notify socket.
+        case notify(String)
+        case log(LogLevel, String)
+        case exit(code: Int32)
+    }
+
+    public enum LogLevel: Equatable, Sendable { case debug, info, warning, error }
+
+    enum StopPurpose: Equatable { case hung, reload, shutdown }
+
+    enum ChildState: Equatable {
+        case notStarted
+        case running(pid: Int32, lastSign: Double, ready: Bool)
+        case stopping(pid: Int32, deadline: Double, purpose: StopPurpose, killed: Bool)
+        case waitingToRestart(at: Double)
+    }
+
+    struct Child {
+        let spec: ChildSpec
+        var state: ChildState = .notStarted
+        var history = RestartPolicy.History()
+        var restarts = 0
+    }
+
+    enum Phase: Equatable {
+        case idle, starting, running
+        case reloading(queue: [String])
+        case stopping(exitCode: Int32)
+        case exited
+    }
+
+    private var children: [Child]
+    private(set) var phase: Phase = .idle
+    private let watchdogInterval: Double?
+    private var nextWatchdog: Double?
+    private let randomUnit: () -> Double
+
+    /// - Parameters:
+    ///   - watchdogInterval: half of systemd's WATCHDOG_USEC, or nil when the watchdog is off.
+    ///   - randomUnit: a source of numbers in 0..<1 for the restart jitter.
+    public init(children: [ChildSpec], watchdogInterval: Double?, randomUnit: @escaping () -> Double) {
+        self.children = children.map { Child(spec: $0) }
+        self.watchdogInterval = watchdogInterval
+        self.randomUnit = randomUnit
+    }
+
+    // MARK: queries for the glue
+
+    /// The pid of a running (or stopping) child.
+    public func pid(of name: String) -> Int32? {
+        guard let child = children.first(where: { $0.spec.name == name }) else { return nil }
+        switch child.state {
+        case .running(let pid, _, _), .stopping(let pid, _, _, _): return pid
+        default: return nil
+        }
+    }
+
+    public var isReady: Bool { phase == .running }
+    public var hasExited: Bool { phase == .exited }
+
+    /// Total restarts per child, for /metrics.
+    public var restartCounts: [(String, Int)] { children.map { ($0.spec.name, $0.restarts) } }
+
+    /// When the machine next needs a `.tick`, if ever.
+    public var nextDeadline: Double? {
+        var deadlines: [Double] = []
+        if let nextWatchdog { deadlines.append(nextWatchdog) }
+        for child in children {
+            switch child.state {
+            case .waitingToRestart(let at): deadlines.append(at)
+            case .running(_, let lastSign, _) where child.spec.speaksControlProtocol:
+                deadlines.append(lastSign + child.spec.heartbeatTimeout / 2)
+                deadlines.append(lastSign + child.spec.heartbeatTimeout)
+            case .stopping(_, let deadline, _, false): deadlines.append(deadline)
+            default: break
+            }
+        }
+        return deadlines.min()
+    }
+
+    // MARK: events
+
+    public mutating func handle(_ event: Event, now: Double) -> [Action] {
+        var actions: [Action] = []
+        switch event {
+        case .start:
+            guard phase == .idle else { return [] }
+            phase = .starting
+            if let watchdogInterval { nextWatchdog = now + watchdogInterval }
+            advanceStartup(now: now, into: &actions)
+
+        case .spawned(let name, let pid):
+            update(name) { $0.state = .running(pid: pid, lastSign: now, ready: false) }
+            actions.append(.log(.debug, "\(name) started (pid \(pid))"))
+
+        case .spawnFailed(let name, let reason):
+            guard let index = index(of: name) else { return [] }
+            childEnded(index, why: "could not be started: \(reason)", now: now, into: &actions)
+
+        case .lifeSign(let name):
+            if let index = index(of: name), case .running(let pid, _, let ready) = children[index].state {
+                children[index].state = .running(pid: pid, lastSign: now, ready: ready)
+            }
+
+        case .ready(let name, let detail):
+            guard let index = index(of: name), case .running(let pid, _, let wasReady) = children[index].state else {
+                return []
+            }
+            children[index].state = .running(pid: pid, lastSign: now, ready: true)
+            if !wasReady { actions.append(.log(.info, "\(name) is ready" + (detail.isEmpty ? "" : ": \(detail)"))) }
+            childBecameReady(name, now: now, into: &actions)
+
+        case .exited(let pid, let status, let note):
+            guard let index = children.firstIndex(where: { self.pid(of: $0.spec.name) == pid }) else { return [] }
+            childExited(index, status: status, note: note, now: now, into: &actions)
+
+        case .tick:
+            tick(now: now, into: &actions)
+
+        case .terminate(let reason):
+            switch phase {
+            case .stopping, .exited:
+                actions.append(.log(.info, "\(reason): already stopping"))
+            default:
+                actions.append(.log(.info, "\(reason): stopping"))
+                beginShutdown(exitCode: 0, now: now, into: &actions)
+            }
+
+        case .reload:
+            guard phase == .running else {
+                actions.append(.log(.warning, "reload requested while \(phaseDescription); ignored"))
+                return actions
+            }
+            let queue = children.filter { $0.spec.speaksControlProtocol }.map(\.spec.name)
+            phase = .reloading(queue: queue)
+            actions.append(.notify("RELOADING=1\nSTATUS=reloading: restarting workers one at a time"))
+            actions.append(.log(.info, "reload: restarting \(queue.joined(separator: ", ")) one at a time"))
+            continueReload(now: now, into: &actions)
+        }
+        return actions
+    }
+
+    // MARK: start-up
+
+    private mutating func advanceStartup(now: Double, into actions: inout [Action]) {
+        for index in children.indices {
+            switch children[index].state {
+            case .notStarted:
+                actions.append(.notify("STATUS=starting \(children[index].spec.name)"))
+                actions.append(.spawn(child: children[index].spec.name))
+                return
+            case .running(_, _, true):
+                continue
+            default:
+                return
+            }
+        }
+        phase = .running
+        actions.append(.notify("READY=1\nSTATUS=\(runningStatus)"))
+        actions.append(.log(.info, "all processes ready"))
+    }
+
+    private mutating func childBecameReady(_ name: String, now: Double, into actions: inout [Action]) {
+        switch phase {
+        case .starting:
+            advanceStartup(now: now, into: &actions)
+        case .reloading(var queue) where queue.first == name:
+            queue.removeFirst()
+            phase = .reloading(queue: queue)
+            continueReload(now: now, into: &actions)
+        case .running:
+            actions.append(.notify("STATUS=\(runningStatus)"))
+        default:
+            break
+        }
+    }
+
+    // MARK: reload
+
+    private mutating func continueReload(now: Double, into actions: inout [Action]) {
+        guard case .reloading(var queue) = phase else { return }
+        while let name = queue.first, let index = index(of: name) {
+            if case .running(let pid, _, true) = children[index].state {
+                phase = .reloading(queue: queue)
+                children[index].state = .stopping(pid: pid, deadline: now + children[index].spec.stopTimeout, purpose: .reload, killed: false)
+                actions.append(.notify("STATUS=reloading: restarting \(name)"))
+                actions.append(.requestStop(child: name, pid: pid))
+                return
+            }
+            if case .stopping(_, _, .reload, _) = children[index].state { return }
+            if case .running(_, _, false) = children[index].state { return }
+            // Crashed and waiting to restart: it comes back on the new binary anyway.
+            queue.removeFirst()
+        }
+        phase = .running
+        actions.append(.notify("READY=1\nSTATUS=\(runningStatus)"))
+        actions.append(.log(.info, "reload complete"))
+    }
+
+    // MARK: exits and restarts
+
+    private mutating func childExited(_ index: Int, status: ExitStatus, note: String, now: Double, into actions: inout [Action]) {
+        let name = children[index].spec.name
+        let suffix = note.isEmpty ? "" : "; \(note)"
+        if case .stopping(_, _, let purpose, _) = children[index].state {
+            switch purpose {
+            case .shutdown:
+                children[index].state = .notStarted
+                actions.append(.log(.info, "\(name) stopped (\(status))"))
+                continueShutdown(now: now, into: &actions)
+                return
+            case .reload:
+                children[index].state = .notStarted
+                children[index].restarts += 1
+                actions.append(.log(.info, "\(name) stopped for reload; starting it again"))
+                actions.append(.spawn(child: name))
+                return
+            case .hung:
+                childEnded(index, why: "was killed after missing its heartbeats\(suffix)", now: now, into: &actions)
+                return
+            }
+        }
+        if case .stopping = phase {
+            children[index].state = .notStarted
+            actions.append(.log(.warning, "\(name) \(status) while stopping\(suffix)"))
+            continueShutdown(now: now, into: &actions)
+            return
+        }
+        var why = "\(status)\(suffix)"
+        if status.couldBeAllocationFailure, children[index].spec.settings.memoryLimit > 0 {
+            let limit = children[index].spec.settings.memoryLimit
+            why += "; it runs with memory_limit = \(limit >> 20) MiB (RLIMIT_AS) and an allocation failure under that limit"
+                + " ends a process this way: raise [workers.\(name)] memory_limit if this repeats"
+        }
+        childEnded(index, why: why, now: now, into: &actions)
+    }
+
+    /// A child is gone without us asking: restart it with backoff, or give up past the intensity limit.
+    private mutating func childEnded(_ index: Int, why: String, now: Double, into actions: inout [Action]) {
+        let name = children[index].spec.name
+        let policy = children[index].spec.policy
+        if case .stopping = phase {
+            children[index].state = .notStarted
+            continueShutdown(now: now, into: &actions)
+            return
+        }
+        guard let delay = children[index].history.recordCrash(at: now, policy: policy, randomUnit: randomUnit()) else {
+            children[index].state = .notStarted
+            actions.append(.log(.error, "\(name) \(why)"))
+            actions.append(.log(.error,
+                "\(name) needed more than \(policy.intensity) restarts within \(Int(policy.period)) s"
+                + " ([workers.\(name)] restart_intensity / restart_period_seconds): stopping the node"))
+            beginShutdown(exitCode: 1, now: now, into: &actions)
+            return
+        }
+        children[index].state = .waitingToRestart(at: now + delay)
+        children[index].restarts += 1
+        let attempt = children[index].history.restarts.count
+        actions.append(.log(.error, "\(name) \(why); restarting it in \(format(delay)) s (restart \(attempt) of at most \(policy.intensity) within \(Int(policy.period)) s)"))
+        actions.append(.notify("STATUS=degraded: \(name) restarting in \(format(delay)) s (\(why))"))
+    }
+
+    // MARK: ticks
+
+    private mutating func tick(now: Double, into actions: inout [Action]) {
+        for index in children.indices {
+            let spec = children[index].spec
+            switch children[index].state {
+            case .waitingToRestart(let at) where at <= now:
+                children[index].state = .notStarted
+                actions.append(.spawn(child: spec.name))
+            case .running(let pid, let lastSign, _) where spec.speaksControlProtocol && now - lastSign >= spec.heartbeatTimeout:
+                children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: .hung, killed: true)
+                actions.append(.log(.error, "\(spec.name) (pid \(pid)) sent no heartbeat for \(format(now - lastSign)) s: killing it"))
+                actions.append(.kill(pid: pid))
+            case .stopping(let pid, let deadline, let purpose, false) where now >= deadline:
+                children[index].state = .stopping(pid: pid, deadline: deadline, purpose: purpose, killed: true)
+                actions.append(.log(.warning, "\(spec.name) (pid \(pid)) did not stop within \(format(spec.stopTimeout)) s: killing it"))
+                actions.append(.kill(pid: pid))
+            default:
+                break
+            }
+        }
+        if let interval = watchdogInterval, let due = nextWatchdog, now >= due, phase != .exited {
+            nextWatchdog = now + interval
+            if let late = lateWorker(now: now) {
+                actions.append(.log(.warning, "withholding the systemd watchdog: \(late) is late with its heartbeat"))
+            } else {
+                actions.append(.notify("WATCHDOG=1"))
+            }
+        }
+    }
+
+    /// A running worker that has missed two heartbeats: the node is not known to be healthy, so the
+    /// supervisor stops vouching for it to systemd until the worker is replaced.
+    private func lateWorker(now: Double) -> String? {
+        for child in children where child.spec.speaksControlProtocol {
+            if case .running(_, let lastSign, _) = child.state, now - lastSign > child.spec.heartbeatTimeout / 2 {
+                return child.spec.name
+            }
+        }
+        return nil
+    }
+
+    // MARK: shutdown
+
+    private mutating func beginShutdown(exitCode: Int32, now: Double, into actions: inout [Action]) {
+        phase = .stopping(exitCode: exitCode)
+        actions.append(.notify("STOPPING=1\nSTATUS=stopping"))
+        for index in children.indices {
+            if case .waitingToRestart = children[index].state { children[index].state = .notStarted }
+        }
+        continueShutdown(now: now, into: &actions)
+    }
+
+    /// Stops the last running child (reverse start order), one at a time; exits when none is left.
+    private mutating func continueShutdown(now: Double, into actions: inout [Action]) {
+        guard case .stopping(let exitCode) = phase else { return }
+        for index in children.indices.reversed() {
+            switch children[index].state {
+            case .stopping:
+                return
+            case .running(let pid, _, _):
+                let spec = children[index].spec
+                children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: .shutdown, killed: false)
+                actions.append(.notify("STATUS=stopping \(spec.name)"))
+                actions.append(.requestStop(child: spec.name, pid: pid))
+                return
+            default:
+                continue
+            }
+        }
+        phase = .exited
+        nextWatchdog = nil
+        actions.append(.log(.info, "all processes stopped"))
+        actions.append(.exit(code: exitCode))
+    }
+
+    // MARK: helpers
+
+    private func index(of name: String) -> Int? { children.firstIndex { $0.spec.name == name } }
+
+    private mutating func update(_ name: String, _ body: (inout Child) -> Void) {
+        if let index = index(of: name) { body(&children[index]) }
+    }
+
+    private var runningStatus: String {
+        let names = children.map(\.spec.name).joined(separator: ", ")
+        return "ready: \(names) running"
+    }
+
+    private var phaseDescription: String {
+        switch phase {
+        case .idle: return "not started"
+        case .starting: return "starting"
+        case .running: return "running"
+        case .reloading: return "already reloading"
+        case .stopping: return "stopping"
+        case .exited: return "stopped"
+        }
+    }
+
+    private func format(_ seconds: Double) -> String {
+        let tenths = Int((seconds * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+}

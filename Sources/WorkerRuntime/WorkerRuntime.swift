@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPosix
+import HarmonyConfig
+import IPC
+import Logging
+import Logs
+import Signals
+
+/// What every worker process does the same way: connect to the supervisor's control socket, shake hands,
+/// receive the resolved configuration, report ready, heartbeat, and stop when told to (by the supervisor's
+/// `stop`, by SIGTERM, or because the supervisor is gone).
+///
+/// Used from the worker's main thread only.
+public final class WorkerRuntime {
+    public let name: String
+    public let configuration: Configuration
+    public let logger: Logger
+    private let connection: FrameConnection
+    private let signals: SignalDescriptor
+    private let heartbeatInterval: Int32
+
+    /// Connects and shakes hands; on any failure prints why and exits the process with status 1 (a worker
+    /// cannot do anything without its supervisor).
+    public static func start(name: String) -> WorkerRuntime {
+        do {
+            return try WorkerRuntime(name: name)
+        } catch {
+            let message = "harmonylite-\(name): \(error)\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+            exit(1)
+        }
+    }
+
+    private init(name: String) throws {
+        self.name = name
+        // Before any other thread exists, so libnats' and SQLite's threads inherit the blocked mask.
+        signals = SignalDescriptor(signals: [SIGTERM, SIGINT, SIGHUP])
+        SignalDescriptor.ignoreBrokenPipes()
+        // Die with the supervisor even when it was killed with SIGKILL (the spawner sets this too; a worker
+        // started by hand for debugging gets it here).
+        _ = hl_set_parent_death_signal(SIGKILL)
+        guard let path = getenv(ControlChannel.environmentVariable).flatMap({ String(validatingCString: $0) }) else {
+            throw WorkerError("\(ControlChannel.environmentVariable) is not set: workers are started by the harmonylite supervisor")
+        }
+        connection = FrameConnection(fd: try UnixSocket.connect(path: path))
+        try connection.send(ControlMessage.hello(.init(worker: name, pid: getpid())).frame)
+        guard let frame = try connection.receive(timeoutMilliseconds: 10_000) else {
+            throw WorkerError("the supervisor did not answer the handshake within 10 s")
+        }
+        switch try ControlMessage(frame: frame) {
+        case .welcome(let welcome):
+            guard welcome.protocolVersion == ControlMessage.protocolVersion else {
+                throw WorkerError("supervisor speaks control protocol \(welcome.protocolVersion), this worker \(ControlMessage.protocolVersion)")
+            }
+            configuration = try Configuration(fromWorkerHandshake: welcome.configuration)
+            heartbeatInterval = Int32(welcome.heartbeatIntervalMilliseconds)
+        case .rejected(let reason):
+            throw WorkerError("the supervisor rejected this worker: \(reason)")
+        default:
+            throw WorkerError("unexpected first message from the supervisor")
+        }
+        LineLogHandler.bootstrap(
+            process: name,
+            format: configuration.logging.format,
+            verbose: configuration.logging.verbose,
+            nodeID: configuration.nodeID
+        )
+        logger = Logger(label: name)
+    }
+
+    /// Tells the supervisor this worker can do its job.
+    public func reportReady(_ detail: String) throws {
+        try connection.send(ControlMessage.ready(detail: detail).frame)
+    }
+
+    /// A line a person should see in `systemctl status` and the supervisor's log.
+    public func reportStatus(_ text: String) throws {
+        try connection.send(ControlMessage.status(text).frame)
+    }
+
+    public enum StopReason: Equatable {
+        case requested(String)
+        case signal(Int32)
+        case supervisorGone
+    }
+
+    /// Runs the worker's loop until it must stop. `tick` is called at least once per heartbeat interval and
+    /// returns the counters the heartbeat carries; a worker whose `tick` blocks stops heartbeating and is
+    /// replaced by the supervisor, which is the point.
+    public func run(tick: () throws -> [ControlMessage.Counter]) throws -> StopReason {
+        var descriptors = [pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
+        var nextHeartbeat = monotonicSeconds()
+        while true {
+            let now = monotonicSeconds()
+            if now >= nextHeartbeat {
+                try connection.send(ControlMessage.heartbeat(counters: try tick()).frame)
+                nextHeartbeat = now + Double(heartbeatInterval) / 1000
+            }
+            let timeout = Int32(max(0, (nextHeartbeat - monotonicSeconds()) * 1000)) + 1
+            descriptors[0].revents = 0
+            descriptors[1].revents = 0
+            guard poll(&descriptors, 2, timeout) >= 0 || errno == EINTR else { throw WorkerError("poll: \(String(cString: strerror(errno)))") }
+            if descriptors[1].revents != 0 {
+                for signal in signals.drain() where signal != SIGHUP { return .signal(signal) }
+            }
+            if descriptors[0].revents != 0, let reason = try readControlMessages() { return reason }
+        }
+    }
+
+    private func readControlMessages() throws -> StopReason? {
+        while true {
+            let frame: Frame?
+            do {
+                frame = try connection.receive(timeoutMilliseconds: 0)
+            } catch {
+                if error.kind == .connectionClosed { return .supervisorGone }
+                throw error
+            }
+            guard let frame else { return nil }
+            if case .stop(let reason) = try ControlMessage(frame: frame) { return .requested(reason) }
+        }
+    }
+}
+
+public struct WorkerError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

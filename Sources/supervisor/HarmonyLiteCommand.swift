@@ -1,0 +1,93 @@
+import ArgumentParser
+import HarmonyConfig
+import SQLiteKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `harmonylite`: HarmonyLite's command line (single-dash flags, as Go's `flag` package takes them; the
+/// double-dash spellings work too).
+@main
+struct HarmonyLiteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "harmonylite",
+        abstract: "Leaderless SQLite replication over NATS JetStream.",
+        discussion: "Runs a node: a supervisor with capturer, applier, broker and snapshotter worker processes, "
+            + "and the embedded nats-server when [nats] urls is empty.",
+        helpNames: [.customLong("help", withSingleDash: true), .long, .short]
+    )
+
+    @Option(name: flag("config"), help: "TOML configuration file (empty: built-in defaults).")
+    var config: String = ""
+
+    @Option(name: flag("node-id"), help: "Node id, overriding node_id in the configuration (0: keep).")
+    var nodeID: UInt64 = 0
+
+    @Option(name: flag("cluster-addr"), help: "Embedded NATS cluster listen address (host:port).")
+    var clusterAddress: String = ""
+
+    @Option(name: flag("cluster-peers"), help: "Comma-separated NATS route URLs of the other embedded servers.")
+    var clusterPeers: String = ""
+
+    @Option(name: flag("leaf-servers"), help: "Comma-separated NATS leaf-node remote URLs (?hub=true for a hub).")
+    var leafServers: String = ""
+
+    @Flag(name: flag("cleanup"), help: "Remove HarmonyLite's triggers and change-log tables from the database, then exit.")
+    var cleanup = false
+
+    @Flag(name: flag("save-snapshot"), help: "Take a snapshot, upload it, then exit.")
+    var saveSnapshot = false
+
+    @Flag(name: flag("schema-status"), help: "Print the local schema status, then exit.")
+    var schemaStatus = false
+
+    @Flag(name: flag("version"), help: "Print the version and exit.")
+    var version = false
+
+    private static func flag(_ name: String) -> NameSpecification {
+        [.customLong(name, withSingleDash: true), .customLong(name)]
+    }
+
+    func run() throws {
+        if version {
+            print(Version.line)
+            return
+        }
+        let overrides = CommandLineOverrides(
+            nodeID: nodeID == 0 ? nil : nodeID,
+            clusterAddress: clusterAddress.isEmpty ? nil : clusterAddress,
+            clusterPeers: clusterPeers.isEmpty ? nil : clusterPeers,
+            leafServers: leafServers.isEmpty ? nil : leafServers
+        )
+        let loaded: LoadedConfiguration
+        do {
+            loaded = try ConfigurationLoader.load(path: config, overrides: overrides)
+        } catch {
+            fail("configuration error: \(error)", code: 2)
+        }
+        if cleanup { return runCleanup(loaded.configuration) }
+        if saveSnapshot { fail("-save-snapshot: snapshots are not available in this build yet", code: 2) }
+        if schemaStatus { fail("-schema-status: schema hashing is not available in this build yet", code: 2) }
+        let code = Supervisor.run(loaded)
+        throw ExitCode(code)
+    }
+
+    private func runCleanup(_ configuration: Configuration) {
+        do {
+            let lock = try NodeLock.acquire(for: configuration)
+            defer { lock.release() }
+            let database = try SQLiteDatabase(existingPath: configuration.dbPath)
+            let removed = try HarmonyLiteObjects.removeAll(from: database)
+            print("removed \(removed.triggers) triggers and \(removed.tables) tables of HarmonyLite from \(configuration.dbPath)")
+        } catch {
+            fail("-cleanup: \(error)", code: 1)
+        }
+    }
+}
+
+func fail(_ message: String, code: Int32) -> Never {
+    let line = "harmonylite: \(message)\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+    exit(code)
+}

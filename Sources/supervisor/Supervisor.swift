@@ -1,0 +1,319 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import HarmonyConfig
+import IPC
+import Logging
+import Logs
+import Signals
+import Supervision
+
+/// Runs the node: executes what `SupervisorStateMachine` decides, and turns the outside world (signals,
+/// child exits, control-socket messages, time) into its events. Single-threaded: one poll loop.
+final class Supervisor {
+    private var config: Configuration
+    private var machine: SupervisorStateMachine
+    private let logger: Logger
+    private let signals: SignalDescriptor
+    private let notifier = SystemdNotifier()
+    private let spawner: ChildSpawner
+    private let runDirectory: String
+    private let listener: Int32
+    private var connections: [Int32: WorkerConnection] = [:]
+    private var exitCode: Int32?
+    private let startedAt = monotonicSeconds()
+    /// The embedded server's client port once known; pinned for its restarts so the broker's URL holds.
+    private var natsPort: Int?
+    private var natsProbePending = false
+
+    private final class WorkerConnection {
+        let connection: FrameConnection
+        let peer: UnixSocket.PeerCredentials
+        var worker: String?
+
+        init(connection: FrameConnection, peer: UnixSocket.PeerCredentials) {
+            self.connection = connection
+            self.peer = peer
+        }
+    }
+
+    /// Runs until the node stops; returns the process exit code.
+    static func run(_ loaded: LoadedConfiguration) -> Int32 {
+        let config = loaded.configuration
+        // Before any thread exists, so every thread keeps these signals blocked.
+        let signals = SignalDescriptor(signals: [SIGCHLD, SIGTERM, SIGINT, SIGHUP])
+        SignalDescriptor.ignoreBrokenPipes()
+        LineLogHandler.bootstrap(process: "supervisor", format: config.logging.format, verbose: config.logging.verbose, nodeID: config.nodeID)
+        let logger = Logger(label: "supervisor")
+        for warning in loaded.warnings { logger.warning("configuration: \(warning)") }
+        do {
+            let lock = try NodeLock.acquire(for: config)
+            defer { lock.release() }
+            let supervisor = try Supervisor(config: config, runDirectory: lock.runDirectory, signals: signals, logger: logger)
+            return supervisor.loop()
+        } catch {
+            logger.error("\(error)")
+            return 1
+        }
+    }
+
+    private init(config: Configuration, runDirectory: String, signals: SignalDescriptor, logger: Logger) throws {
+        self.config = config
+        self.runDirectory = runDirectory
+        self.signals = signals
+        self.logger = logger
+        var natsServer = ""
+        if config.nats.isEmbedded {
+            guard let found = ChildSpawner.findNATSServer() else {
+                throw SupervisorError("nats-server not found (install Debian's nats-server package, or set [nats] urls to use an external NATS)")
+            }
+            natsServer = found
+            try Self.createDirectory(config.embeddedStoreDirectory)
+        } else {
+            self.config.natsClientURLs = config.nats.urls
+        }
+        let socketPath = runDirectory + "/" + ControlChannel.socketName
+        spawner = ChildSpawner(executableDirectory: ChildSpawner.ownDirectory(), controlSocketPath: socketPath, natsServerPath: natsServer)
+        listener = try UnixSocket.listen(path: socketPath)
+        try UnixSocket.setNonBlocking(listener)
+
+        let names = WorkerSettings.names.filter { $0 != "nats" || config.nats.isEmbedded }
+        for name in names where name != "nats" && access(spawner.executable(for: name), X_OK) != 0 {
+            throw SupervisorError("worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
+        }
+        let specs = names.map {
+            ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()])
+        }
+        let watchdog = notifier.watchdogInterval
+        machine = SupervisorStateMachine(children: specs, watchdogInterval: watchdog, randomUnit: { Double.random(in: 0..<1) })
+        if let watchdog {
+            let slowest = specs.filter(\.speaksControlProtocol).map { Double($0.settings.heartbeatTimeout) / 1000 }.max() ?? 0
+            if slowest > watchdog {
+                logger.warning("WatchdogSec (\(watchdog * 2) s) is shorter than twice the longest heartbeat_timeout (\(slowest) s): systemd may kill the node while one worker is being replaced")
+            }
+        }
+        logger.info("node \(config.nodeID) starting for \(config.dbPath) (run directory \(runDirectory))")
+    }
+
+    // MARK: the loop
+
+    private func loop() -> Int32 {
+        process(.start)
+        while exitCode == nil {
+            var descriptors = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            let connectionFDs = Array(connections.keys)
+            for fd in connectionFDs {
+                let events = Int16(POLLIN) | (connections[fd]!.connection.hasPendingOutput ? Int16(POLLOUT) : 0)
+                descriptors.append(pollfd(fd: fd, events: events, revents: 0))
+            }
+            _ = poll(&descriptors, nfds_t(descriptors.count), pollTimeout())
+            if descriptors[0].revents != 0 { handleSignals() }
+            if descriptors[1].revents != 0 { acceptConnections() }
+            for (offset, fd) in connectionFDs.enumerated() where descriptors[offset + 2].revents != 0 {
+                serviceConnection(fd)
+            }
+            if natsProbePending { probeNATS() }
+            process(.tick)
+        }
+        for fd in Array(connections.keys) { closeConnection(fd) }
+        close(listener)
+        unlink(runDirectory + "/" + ControlChannel.socketName)
+        return exitCode ?? 1
+    }
+
+    private func pollTimeout() -> Int32 {
+        var timeout = 1.0
+        if let deadline = machine.nextDeadline { timeout = min(timeout, max(0, deadline - monotonicSeconds())) }
+        if natsProbePending { timeout = min(timeout, 0.02) }
+        return Int32((timeout * 1000).rounded(.up))
+    }
+
+    private func process(_ event: SupervisorStateMachine.Event) {
+        for action in machine.handle(event, now: monotonicSeconds()) { execute(action) }
+    }
+
+    private func execute(_ action: SupervisorStateMachine.Action) {
+        switch action {
+        case .spawn(let child):
+            spawn(child)
+        case .requestStop(let child, let pid):
+            if let fd = connections.first(where: { $0.value.worker == child })?.key {
+                send(.stop(reason: "supervisor request"), to: fd)
+            } else {
+                kill(pid, SIGTERM)
+            }
+        case .kill(let pid):
+            kill(pid, SIGKILL)
+        case .notify(let state):
+            notifier.notify(state)
+            if state.hasPrefix("READY=1") {
+                logger.info("ready in \(String(format: "%.2f", monotonicSeconds() - startedAt)) s since start")
+            }
+        case .log(let level, let message):
+            switch level {
+            case .debug: logger.debug("\(message)")
+            case .info: logger.info("\(message)")
+            case .warning: logger.warning("\(message)")
+            case .error: logger.error("\(message)")
+            }
+        case .exit(let code):
+            exitCode = code
+        }
+    }
+
+    // MARK: children
+
+    private func spawn(_ child: String) {
+        var arguments: [String] = []
+        if child == "nats" {
+            do {
+                arguments = try prepareNATSConfiguration()
+            } catch {
+                process(.spawnFailed(child: child, reason: "\(error)"))
+                return
+            }
+        }
+        switch spawner.spawn(child, arguments: arguments, settings: config.workers[child, default: WorkerSettings()]) {
+        case .success(let pid):
+            process(.spawned(child: child, pid: pid))
+            if child == "nats" { natsProbePending = true }
+        case .failure(let error):
+            process(.spawnFailed(child: child, reason: error.description))
+        }
+    }
+
+    private func prepareNATSConfiguration() throws -> [String] {
+        let path = runDirectory + "/nats-server.conf"
+        let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: natsPort)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SupervisorError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        return ["-c", path]
+    }
+
+    /// The embedded server is ready once it wrote its ports file: then it listens, and we know the port.
+    /// The file is named after the pid, so one left by an earlier server is never mistaken for this one's.
+    private func probeNATS() {
+        guard let pid = machine.pid(of: "nats") else {
+            natsProbePending = false
+            return
+        }
+        let portsFile = runDirectory + "/nats-server_\(pid).ports"
+        guard let data = FileManager.default.contents(atPath: portsFile),
+            let ports = try? JSONDecoder().decode([String: [String]].self, from: data),
+            let clientURL = ports["nats"]?.first,
+            let port = HostPort(parsing: clientURL.split(separator: "/").last.map(String.init) ?? "")?.port
+        else { return }
+        natsProbePending = false
+        natsPort = port
+        config.natsClientURLs = ["nats://127.0.0.1:\(port)"]
+        process(.ready(child: "nats", detail: "listening for clients on port \(port)"))
+    }
+
+    private func handleSignals() {
+        for signal in signals.drain() {
+            switch signal {
+            case SIGCHLD: reapChildren()
+            case SIGHUP: process(.reload)
+            default: process(.terminate(reason: signal == SIGINT ? "SIGINT" : "SIGTERM"))
+            }
+        }
+    }
+
+    private func reapChildren() {
+        while true {
+            var status: Int32 = 0
+            var usage = rusage()
+            let pid = wait4(-1, &status, WNOHANG, &usage)
+            guard pid > 0 else { return }
+            let exit: ExitStatus = status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .killed(by: status & 0x7f)
+            for (fd, connection) in connections where connection.peer.pid == pid { closeConnection(fd) }
+            process(.exited(pid: pid, status: exit, note: "peak resident memory \(usage.ru_maxrss / 1024) MiB"))
+        }
+    }
+
+    // MARK: control connections
+
+    private func acceptConnections() {
+        while let fd = try? UnixSocket.accept(listener) {
+            guard let peer = try? UnixSocket.peerCredentials(fd), (try? UnixSocket.setNonBlocking(fd)) != nil else {
+                close(fd)
+                continue
+            }
+            let connection = FrameConnection(fd: fd, maximumFrameSize: 1 << 20)
+            guard peer.uid == getuid() else {
+                logger.warning("refused a control connection from pid \(peer.pid): \(IPCError(.peerNotAllowed(uid: peer.uid)))")
+                connection.close()
+                continue
+            }
+            connections[fd] = WorkerConnection(connection: connection, peer: peer)
+        }
+    }
+
+    private func serviceConnection(_ fd: Int32) {
+        guard let entry = connections[fd] else { return }
+        do {
+            try entry.connection.flush()
+            for frame in try entry.connection.readAvailable() {
+                try handle(try ControlMessage(frame: frame), from: entry, fd: fd)
+            }
+        } catch {
+            if error.kind != .connectionClosed {
+                logger.warning("control connection of \(entry.worker ?? "pid \(entry.peer.pid)"): \(error); closing it")
+            }
+            closeConnection(fd)
+        }
+    }
+
+    private func handle(_ message: ControlMessage, from entry: WorkerConnection, fd: Int32) throws(IPCError) {
+        guard let worker = entry.worker else {
+            guard case .hello(let hello) = message else { throw IPCError(.handshakeFailed("the first message was not hello")) }
+            guard hello.protocolVersion == ControlMessage.protocolVersion else {
+                send(.rejected(reason: "control protocol \(hello.protocolVersion) is not spoken here (\(ControlMessage.protocolVersion) is)"), to: fd)
+                throw IPCError(.handshakeFailed("protocol version \(hello.protocolVersion)"))
+            }
+            guard machine.pid(of: hello.worker) == entry.peer.pid else {
+                send(.rejected(reason: "no worker \"\(hello.worker)\" with pid \(entry.peer.pid) was started by this supervisor"), to: fd)
+                throw IPCError(.handshakeFailed("unexpected worker \(hello.worker) (pid \(entry.peer.pid))"))
+            }
+            entry.worker = hello.worker
+            let settings = config.workers[hello.worker, default: WorkerSettings()]
+            send(.welcome(.init(heartbeatIntervalMilliseconds: settings.heartbeatInterval, configuration: config.encodedForWorkers())), to: fd)
+            process(.lifeSign(child: hello.worker))
+            return
+        }
+        switch message {
+        case .ready(let detail):
+            process(.ready(child: worker, detail: detail))
+        case .heartbeat:
+            process(.lifeSign(child: worker))
+        case .status(let text):
+            logger.info("\(worker): \(text)")
+            process(.lifeSign(child: worker))
+        default:
+            throw IPCError(.handshakeFailed("unexpected message from \(worker)"))
+        }
+    }
+
+    private func send(_ message: ControlMessage, to fd: Int32) {
+        guard let entry = connections[fd] else { return }
+        entry.connection.enqueue(message.frame)
+        _ = try? entry.connection.flush()
+    }
+
+    private func closeConnection(_ fd: Int32) {
+        connections[fd]?.connection.close()
+        connections[fd] = nil
+    }
+
+    private static func createDirectory(_ path: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw SupervisorError("cannot create the JetStream store directory \(path): \(error.localizedDescription)")
+        }
+    }
+}
