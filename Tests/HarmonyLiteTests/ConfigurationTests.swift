@@ -1,0 +1,238 @@
+import Foundation
+import Testing
+
+@testable import HarmonyConfig
+
+@Suite struct ConfigurationTests {
+    let directory: TemporaryDirectory
+    let database: String
+    let environment: ConfigurationLoader.Environment
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        database = directory.path + "/app.db"
+        try makeDatabase(database)
+        environment = .init(temporaryDirectory: directory.path, currentDirectory: directory.path, defaultNodeID: { 777 })
+    }
+
+    func load(_ toml: String, overrides: CommandLineOverrides = .init()) throws -> LoadedConfiguration {
+        let file = directory.write("node.toml", toml)
+        return try ConfigurationLoader.load(path: file, overrides: overrides, environment: environment)
+    }
+
+    func loadError(_ toml: String) -> ConfigurationError? {
+        #expect(throws: ConfigurationError.self) { try load(toml) }
+        do {
+            _ = try load(toml)
+            return nil
+        } catch {
+            return error as? ConfigurationError
+        }
+    }
+
+    @Test func defaultsMatchHarmonyLiteExceptTheSeqMapLocation() throws {
+        let config = try load("db_path = \"\(database)\"").configuration
+        #expect(config.nodeID == 777)
+        #expect(config.seqMapPath == directory.path + "/seq-map.cbor")
+        #expect(config.publish && config.replicate)
+        #expect(config.scanMaxChanges == 512)
+        #expect(config.cleanupInterval == 5000)
+        #expect(config.snapshot.enabled && config.snapshot.store == "nats" && config.snapshot.leaderTTL == 30000)
+        #expect(config.replicationLog.shards == 1 && config.replicationLog.maxEntries == 1024 && config.replicationLog.compress)
+        #expect(config.nats.subjectPrefix == "harmonylite-change-log" && config.nats.streamPrefix == "harmonylite-changes")
+        #expect(config.nats.bindAddress == ":-1" && config.nats.connectRetries == 5 && config.nats.reconnectWaitSeconds == 2)
+        #expect(config.prometheus.bind == ":3010" && config.healthCheck.bind == "0.0.0.0:8090" && config.healthCheck.path == "/health")
+        #expect(config.embeddedStoreDirectory == directory.path + "/nats/harmonylite-node-777")
+        #expect(config.workers.keys.sorted() == WorkerSettings.names.sorted())
+    }
+
+    @Test func everyKeyOfTheSeedsIsAccepted() throws {
+        let caFile = directory.write("ca.pem", "x")
+        let serverConfig = directory.write("nats.conf", "")
+        let config = try load("""
+            db_path = "\(database)"
+            node_id = 1
+            seq_map_path = "\(directory.path)/node1-seq-map.cbor"
+            publish = false
+            replicate = true
+            scan_max_changes = 100
+            cleanup_interval = 1000
+            sleep_timeout = 0
+            polling_interval = 50
+
+            [replication_log]
+            shards = 2  # comment
+            max_entries = 2048
+            replicas = 3
+            compress = true
+            update_existing = true
+
+            [snapshot]
+            enabled = true
+            store = "s3"
+            interval = 3600000
+            leader_ttl = 10000
+            [snapshot.nats]
+            replicas = 3
+            bucket = "snaps"
+            [snapshot.s3]
+            endpoint = "s3.amazonaws.com"
+            path = "harmonylite/snapshots"
+            bucket = "your-backup-bucket"
+            use_ssl = true
+            access_key = "your-access-key"
+            secret = "your-secret-key"
+            session_token = ""
+            [snapshot.webdav]
+            url = "https://dav/x?dir=/&login=u&secret=p"
+            [snapshot.sftp]
+            url = "sftp://u:p@host:22/path"
+
+            [nats]
+            urls = ["nats://nats-server-1:4222", "nats://nats-server-2:4222"]
+            subject_prefix = "cl"
+            stream_prefix = "cs"
+            server_config = "\(serverConfig)"
+            user_name = "harmonylite"
+            user_password = "secure-password-here"
+            tls_ca_file = "\(caFile)"
+            bind_address = "0.0.0.0:4222"
+            connect_retries = 10
+            reconnect_wait_seconds = 5
+
+            [logging]
+            verbose = true
+            format = "json"
+
+            [prometheus]
+            enable = true
+            bind = "0.0.0.0:3010"
+            namespace = "harmonylite"
+            subsystem = "replication"
+
+            [health_check]
+            enable = true
+            bind = "127.0.0.1:8090"
+            path = "/healthz"
+            detailed = false
+
+            [workers.broker]
+            memory_limit = "512MiB"
+            open_files = 4096
+            nice = 5
+            restart_backoff_initial = 100
+            restart_backoff_max = 2000
+            restart_intensity = 3
+            restart_period_seconds = 30
+            heartbeat_timeout = 2000
+            stop_timeout = 3000
+            """).configuration
+        #expect(config.nodeID == 1 && !config.publish && config.pollingInterval == 50)
+        #expect(config.seqMapPath == directory.path + "/node1-seq-map.cbor")
+        #expect(config.replicationLog.shards == 2 && config.replicationLog.effectiveReplicas == 3 && config.replicationLog.updateExisting)
+        #expect(config.snapshot.store == "s3" && config.snapshot.s3.useSSL && config.snapshot.nats.bucket == "snaps")
+        #expect(config.nats.urls.count == 2 && config.nats.caFile == caFile && config.nats.connectRetries == 10)
+        #expect(config.logging.format == "json" && config.prometheus.subsystem == "replication" && !config.healthCheck.detailed)
+        let broker = try #require(config.workers["broker"])
+        #expect(broker.memoryLimit == 512 << 20 && broker.openFiles == 4096 && broker.nice == 5)
+        #expect(broker.restartIntensity == 3 && broker.heartbeatTimeout == 2000 && broker.heartbeatInterval == 500)
+        #expect(config.workers["applier"] == WorkerSettings())
+    }
+
+    @Test func unknownKeyIsNamedWithItsLineAndASuggestion() throws {
+        let error = try #require(loadError("""
+            db_path = "\(database)"
+
+            [snapshot]
+            enabled = true
+            intervall = 5
+            """))
+        #expect(error.line == 5)
+        #expect(error.key == "snapshot.intervall")
+        #expect(error.description.contains("node.toml:5: unknown key snapshot.intervall (did you mean snapshot.interval?)"))
+    }
+
+    @Test func unknownTableAndUnknownWorkerAreErrors() throws {
+        let table = try #require(loadError("db_path = \"\(database)\"\n[sharding]\nignore_tables = []\n"))
+        #expect(table.line == 2 && table.description.contains("unknown key sharding"))
+        let worker = try #require(loadError("db_path = \"\(database)\"\n[workers.brokr]\nnice = 1\n"))
+        #expect(worker.description.contains("unknown worker \"brokr\""))
+    }
+
+    @Test func wrongTypeNamesTheKeyAndWhatItMustBe() throws {
+        let error = try #require(loadError("db_path = \"\(database)\"\n[replication_log]\nshards = \"4\"\n"))
+        #expect(error.line == 3)
+        #expect(error.description.contains("replication_log.shards must be an integer from 1 to 1024, found the string \"4\""))
+        let bool = try #require(loadError("publish = 1\ndb_path = \"\(database)\""))
+        #expect(bool.description.contains("node.toml:1: publish must be true or false, found the integer 1"))
+    }
+
+    @Test func impossibleValuesAreRejected() throws {
+        #expect(loadError("db_path = \"\(database)\"\n[replication_log]\nshards = 0\n")?.key == "replication_log.shards")
+        #expect(loadError("db_path = \"\(database)\"\n[snapshot]\nstore = \"ftp\"\n")?.description.contains("one of \"nats\", \"s3\", \"webdav\", \"sftp\"") == true)
+        #expect(loadError("db_path = \"\(database)\"\n[logging]\nformat = \"xml\"\n")?.key == "logging.format")
+        #expect(loadError("db_path = \"\(database)\"\n[nats]\nbind_address = \"4222\"\n")?.key == "nats.bind_address")
+        #expect(loadError("db_path = \"\(database)\"\n[workers.capturer]\nnice = 40\n")?.key == "workers.capturer.nice")
+        #expect(loadError("db_path = \"\(database)\"\n[workers.capturer]\nmemory_limit = \"lots\"\n")?.key == "workers.capturer.memory_limit")
+        #expect(loadError("db_path = \"\(database)\"\n[workers.capturer]\nrestart_backoff_initial = 5000\nrestart_backoff_max = 100\n")?.key == "workers.capturer.restart_backoff_initial")
+        #expect(loadError("db_path = \"\(database)\"\n[nats]\ncert_file = \"\(database)\"\n")?.description.contains("set both or neither") == true)
+        #expect(loadError("db_path = \"\(database)\"\n[nats]\nseed_file = \"/nonexistent/seed\"\n")?.description.contains("/nonexistent/seed does not exist") == true)
+        #expect(loadError("db_path = \"\(database)\"\n[snapshot]\nstore = \"s3\"\n")?.key == "snapshot.s3.endpoint")
+    }
+
+    @Test func aliasAndCanonicalSpellingTogetherAreAnError() throws {
+        let ca = directory.write("ca.pem", "x")
+        let error = try #require(loadError("db_path = \"\(database)\"\n[nats]\nca_file = \"\(ca)\"\ntls_ca_file = \"\(ca)\"\n"))
+        #expect(error.description.contains("same setting"))
+    }
+
+    @Test func missingDatabaseIsAnError() throws {
+        let error = try #require(loadError("db_path = \"\(directory.path)/missing.db\""))
+        #expect(error.key == "db_path")
+        #expect(error.description.contains("missing.db does not exist"))
+    }
+
+    @Test func invalidTOMLReportsItsLine() throws {
+        let error = try #require(loadError("db_path = \"\(database)\"\n\n[nats\nurls = []\n"))
+        #expect(error.line == 3)
+        #expect(error.description.contains("not valid TOML"))
+    }
+
+    @Test func missingConfigurationFileIsAnErrorNotSilentDefaults() {
+        #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader.load(path: directory.path + "/nope.toml", environment: environment)
+        }
+    }
+
+    @Test func commandLineNodeIDWinsWithAndWithoutAFile() throws {
+        let fromFile = try load("db_path = \"\(database)\"\nnode_id = 5", overrides: .init(nodeID: 9)).configuration
+        #expect(fromFile.nodeID == 9)
+        // HarmonyLite ignored -node-id without a config file.
+        let environment = ConfigurationLoader.Environment(temporaryDirectory: directory.path, currentDirectory: directory.path, defaultNodeID: { 1 })
+        _ = directory.write("harmonylite.db", "")
+        try makeDatabase(directory.path + "/harmonylite.db")
+        let noFile = try ConfigurationLoader.load(path: nil, overrides: .init(nodeID: 9, clusterPeers: "nats://a:1/, nats://b:2/,"), environment: environment)
+        #expect(noFile.configuration.nodeID == 9)
+        #expect(noFile.configuration.clusterPeers == ["nats://a:1/", "nats://b:2/"])
+    }
+
+    @Test func relativePathsResolveAgainstTheWorkingDirectory() throws {
+        let config = try load("db_path = \"app.db\"\nseq_map_path = \"sm.cbor\"").configuration
+        #expect(config.dbPath == database)
+        #expect(config.seqMapPath == directory.path + "/sm.cbor")
+    }
+
+    @Test func workersReceiveTheSameConfigurationAndLogsNeverSeeSecrets() throws {
+        let config = try load("""
+            db_path = "\(database)"
+            [nats]
+            user_name = "u"
+            user_password = "hunter2"
+            urls = ["nats://u:hunter2@host:4222"]
+            """).configuration
+        #expect(try Configuration(fromWorkerHandshake: config.encodedForWorkers()) == config)
+        let logged = "\(config.redacted)"
+        #expect(!logged.contains("hunter2"))
+        #expect(logged.contains("nats://u:<redacted>@host:4222"))
+    }
+}

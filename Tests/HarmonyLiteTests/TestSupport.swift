@@ -1,0 +1,57 @@
+import Foundation
+
+/// A directory under /tmp removed when the value goes away. Short paths keep socket paths under 108 bytes.
+final class TemporaryDirectory {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/hlt-XXXXXX".utf8CString)
+        guard let result = mkdtemp(&template) else { throw POSIXError(.EIO) }
+        path = String(cString: result)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func write(_ name: String, _ contents: String) -> String {
+        let file = path + "/" + name
+        _ = FileManager.default.createFile(atPath: file, contents: Data(contents.utf8))
+        return file
+    }
+}
+
+/// Runs a command to completion and returns its status and output (stdout and stderr together).
+@discardableResult
+func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Creates a SQLite database with the `sqlite3` shell, the reference client.
+func makeDatabase(_ path: String, _ sql: String = "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL);") throws {
+    let result = try runCommand("/usr/bin/sqlite3", [path, sql])
+    guard result.status == 0 else { throw TestFailure("sqlite3 failed: \(result.output)") }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Polls `condition` until it holds or `timeout` seconds pass.
+func eventually(timeout: Double, interval: Double = 0.05, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: interval)
+    }
+    return try condition()
+}
