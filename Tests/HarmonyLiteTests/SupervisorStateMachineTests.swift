@@ -1,0 +1,229 @@
+import Testing
+
+@testable import HarmonyConfig
+@testable import Supervision
+
+@Suite struct SupervisorStateMachineTests {
+    typealias Machine = SupervisorStateMachine
+    typealias Action = Machine.Action
+
+    static let names = ["nats", "broker", "snapshotter", "applier", "capturer"]
+
+    static func machine(watchdog: Double? = nil, settings: WorkerSettings = WorkerSettings()) -> Machine {
+        let specs = names.map { ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: settings) }
+        return Machine(children: specs, watchdogInterval: watchdog, randomUnit: { 0.5 })
+    }
+
+    /// Starts every child (pid 100 + index) and makes each ready; returns the actions of the last step.
+    @discardableResult
+    static func startAll(_ machine: inout Machine, now: Double = 0) -> [Action] {
+        var last = machine.handle(.start, now: now)
+        for (index, name) in names.enumerated() {
+            #expect(last.contains(.spawn(child: name)), "\(name) is spawned only after the previous child is ready")
+            _ = machine.handle(.spawned(child: name, pid: Int32(100 + index)), now: now)
+            last = machine.handle(.ready(child: name, detail: ""), now: now)
+        }
+        return last
+    }
+
+    static func notifications(_ actions: [Action]) -> [String] {
+        actions.compactMap { if case .notify(let text) = $0 { return text } else { return nil } }
+    }
+
+    @Test func childrenStartInOrderAndReadyComesLast() {
+        var machine = Self.machine()
+        var actions = machine.handle(.start, now: 0)
+        #expect(actions.contains(.spawn(child: "nats")))
+        #expect(!actions.contains(.spawn(child: "broker")))
+        _ = machine.handle(.spawned(child: "nats", pid: 100), now: 0)
+        // A life sign is not readiness: nothing else starts.
+        #expect(machine.handle(.lifeSign(child: "nats"), now: 0.1).isEmpty)
+        actions = machine.handle(.ready(child: "nats", detail: ""), now: 0.2)
+        #expect(actions.contains(.spawn(child: "broker")))
+        #expect(!Self.notifications(actions).contains { $0.hasPrefix("READY=1") })
+
+        machine = Self.machine()
+        let last = Self.startAll(&machine)
+        #expect(Self.notifications(last).contains { $0.hasPrefix("READY=1\nSTATUS=ready") })
+        #expect(machine.isReady)
+    }
+
+    @Test func crashedWorkerRestartsAloneAfterBackoff() {
+        var machine = Self.machine()
+        Self.startAll(&machine, now: 0)
+        let actions = machine.handle(.exited(pid: 101, status: .killed(by: 9), note: ""), now: 1)
+        #expect(!actions.contains { if case .requestStop = $0 { true } else { false } }, "no other child is touched")
+        #expect(Self.notifications(actions).contains { $0.hasPrefix("STATUS=degraded: broker restarting in 0.3 s") })
+        #expect(machine.handle(.tick, now: 1.2).isEmpty)
+        #expect(machine.handle(.tick, now: 1.26) == [.spawn(child: "broker")])
+        _ = machine.handle(.spawned(child: "broker", pid: 201), now: 1.26)
+        #expect(machine.pid(of: "broker") == 201)
+        #expect(machine.pid(of: "applier") == 103)
+        let ready = machine.handle(.ready(child: "broker", detail: ""), now: 1.3)
+        #expect(!Self.notifications(ready).contains { $0.hasPrefix("READY=1") }, "READY was sent once; it stays")
+        #expect(machine.isReady)
+    }
+
+    @Test func backoffDoublesWithJitterUpToTheMaximum() {
+        let policy = RestartPolicy(initialDelay: 0.25, maximumDelay: 1.0, intensity: 10, period: 60)
+        var history = RestartPolicy.History()
+        let delays = (0..<5).map { history.recordCrash(at: Double($0), policy: policy, randomUnit: 0.5)! }
+        #expect(delays == [0.25, 0.5, 1.0, 1.0, 1.0])
+        var low = RestartPolicy.History()
+        var high = RestartPolicy.History()
+        #expect(low.recordCrash(at: 0, policy: policy, randomUnit: 0) == 0.25 * 0.8)
+        #expect(high.recordCrash(at: 0, policy: policy, randomUnit: 0.999_999)! > 0.25 * 1.19)
+    }
+
+    @Test func restartsOutsideTheWindowAreForgotten() {
+        let policy = RestartPolicy(initialDelay: 1, maximumDelay: 8, intensity: 2, period: 10)
+        var history = RestartPolicy.History()
+        #expect(history.recordCrash(at: 0, policy: policy, randomUnit: 0.5) == 1)
+        #expect(history.recordCrash(at: 5, policy: policy, randomUnit: 0.5) == 2)
+        #expect(history.recordCrash(at: 9, policy: policy, randomUnit: 0.5) == nil)
+        #expect(history.recordCrash(at: 20, policy: policy, randomUnit: 0.5) == 1)
+    }
+
+    @Test func crashLoopPastTheIntensityStopsTheNodeWithFailure() {
+        var settings = WorkerSettings()
+        settings.restartIntensity = 2
+        var machine = Self.machine(settings: settings)
+        Self.startAll(&machine)
+        var now = 1.0
+        var pid: Int32 = 104
+        for _ in 0..<2 {
+            _ = machine.handle(.exited(pid: pid, status: .exited(1), note: ""), now: now)
+            now += 1
+            #expect(machine.handle(.tick, now: now).contains(.spawn(child: "capturer")))
+            pid += 100
+            _ = machine.handle(.spawned(child: "capturer", pid: pid), now: now)
+        }
+        let actions = machine.handle(.exited(pid: pid, status: .exited(1), note: ""), now: now)
+        #expect(Self.notifications(actions).first == "STOPPING=1\nSTATUS=stopping")
+        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("restart_intensity") } else { false } })
+        // The drain starts with the last child still running: applier.
+        #expect(actions.contains(.requestStop(child: "applier", pid: 103)))
+        var drained: [Action] = []
+        for (pid, _) in [(103, "applier"), (102, "snapshotter"), (101, "broker"), (100, "nats")] {
+            drained = machine.handle(.exited(pid: Int32(pid), status: .exited(0), note: ""), now: now)
+        }
+        #expect(drained.contains(.exit(code: 1)))
+        #expect(machine.hasExited)
+    }
+
+    @Test func silentWorkerIsKilledAndRestarted() {
+        var settings = WorkerSettings()
+        settings.heartbeatTimeout = 2000
+        var machine = Self.machine(settings: settings)
+        Self.startAll(&machine, now: 0)
+        for name in Self.names.dropFirst() { _ = machine.handle(.lifeSign(child: name), now: 1.5) }
+        _ = machine.handle(.lifeSign(child: "broker"), now: 3)
+        _ = machine.handle(.lifeSign(child: "snapshotter"), now: 3)
+        _ = machine.handle(.lifeSign(child: "capturer"), now: 3)
+        let actions = machine.handle(.tick, now: 3.5)  // applier last seen at 1.5
+        #expect(actions.contains(.kill(pid: 103)))
+        #expect(!actions.contains(.kill(pid: 101)))
+        let exit = machine.handle(.exited(pid: 103, status: .killed(by: 9), note: ""), now: 3.6)
+        #expect(exit.contains { if case .log(.error, let text) = $0 { text.contains("missing its heartbeats") } else { false } })
+        #expect(machine.handle(.tick, now: 4).contains(.spawn(child: "applier")))
+    }
+
+    @Test func watchdogFlowsOnlyWhileEveryWorkerHeartbeats() {
+        var settings = WorkerSettings()
+        settings.heartbeatTimeout = 4000
+        var machine = Self.machine(watchdog: 1, settings: settings)
+        Self.startAll(&machine, now: 0)
+        func beatAll(_ now: Double, except: String? = nil) {
+            for name in Self.names where name != except { _ = machine.handle(.lifeSign(child: name), now: now) }
+        }
+        beatAll(0.9)
+        #expect(Self.notifications(machine.handle(.tick, now: 1.0)) == ["WATCHDOG=1"])
+        #expect(Self.notifications(machine.handle(.tick, now: 1.5)).isEmpty, "not before the interval")
+        beatAll(1.9)
+        #expect(Self.notifications(machine.handle(.tick, now: 2.0)) == ["WATCHDOG=1"])
+        // applier goes silent: two missed heartbeats (half the timeout) and the watchdog stops.
+        beatAll(2.9, except: "applier")
+        #expect(Self.notifications(machine.handle(.tick, now: 3.0)) == ["WATCHDOG=1"])
+        beatAll(3.9, except: "applier")
+        #expect(Self.notifications(machine.handle(.tick, now: 4.0)).isEmpty)
+        // Killed at the timeout, replaced, and the watchdog resumes.
+        beatAll(4.9, except: "applier")
+        #expect(machine.handle(.tick, now: 5.95).contains(.kill(pid: 103)))
+        beatAll(5.9, except: "applier")
+        _ = machine.handle(.exited(pid: 103, status: .killed(by: 9), note: ""), now: 6.0)
+        beatAll(6.9, except: "applier")
+        #expect(Self.notifications(machine.handle(.tick, now: 6.95)) == ["WATCHDOG=1"])
+    }
+
+    @Test func terminateDrainsInReverseOrderAndKillsLaggards() {
+        var settings = WorkerSettings()
+        settings.stopTimeout = 1000
+        var machine = Self.machine(settings: settings)
+        Self.startAll(&machine)
+        var actions = machine.handle(.terminate(reason: "SIGTERM"), now: 1)
+        #expect(Self.notifications(actions).first == "STOPPING=1\nSTATUS=stopping")
+        #expect(actions.contains(.requestStop(child: "capturer", pid: 104)))
+        #expect(!actions.contains(.requestStop(child: "applier", pid: 103)))
+        actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.1)
+        #expect(actions.contains(.requestStop(child: "applier", pid: 103)))
+        // applier does not stop in time.
+        #expect(machine.handle(.tick, now: 2.2).contains(.kill(pid: 103)))
+        actions = machine.handle(.exited(pid: 103, status: .killed(by: 9), note: ""), now: 2.3)
+        #expect(actions.contains(.requestStop(child: "snapshotter", pid: 102)))
+        actions = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 2.4)
+        #expect(actions.contains(.requestStop(child: "broker", pid: 101)))
+        actions = machine.handle(.exited(pid: 101, status: .exited(0), note: ""), now: 2.5)
+        #expect(actions.contains(.requestStop(child: "nats", pid: 100)))
+        actions = machine.handle(.exited(pid: 100, status: .exited(0), note: ""), now: 2.6)
+        #expect(actions.last == .exit(code: 0))
+        // A second SIGTERM while stopping changes nothing.
+        #expect(machine.handle(.terminate(reason: "SIGTERM"), now: 2.7).allSatisfy { if case .log = $0 { true } else { false } })
+    }
+
+    @Test func reloadRestartsWorkersOneAtATimeAndLeavesNATSAlone() {
+        var machine = Self.machine()
+        Self.startAll(&machine)
+        var actions = machine.handle(.reload, now: 5)
+        #expect(Self.notifications(actions).first == "RELOADING=1\nSTATUS=reloading: restarting workers one at a time")
+        var order: [String] = []
+        var pid: Int32 = 500
+        for step in 0..<4 {
+            guard let stop = actions.first(where: { if case .requestStop = $0 { true } else { false } }),
+                case .requestStop(let name, let oldPID) = stop
+            else {
+                Issue.record("step \(step): no worker asked to stop")
+                return
+            }
+            order.append(name)
+            #expect(machine.handle(.exited(pid: oldPID, status: .exited(0), note: ""), now: 5) == [
+                .log(.info, "\(name) stopped for reload; starting it again"), .spawn(child: name),
+            ])
+            _ = machine.handle(.spawned(child: name, pid: pid), now: 5)
+            pid += 1
+            actions = machine.handle(.ready(child: name, detail: ""), now: 5)
+        }
+        #expect(order == ["broker", "snapshotter", "applier", "capturer"])
+        #expect(Self.notifications(actions).contains { $0.hasPrefix("READY=1") })
+        #expect(machine.pid(of: "nats") == 100)
+        #expect(machine.restartCounts.first { $0.0 == "broker" }?.1 == 1)
+    }
+
+    @Test func memoryLimitIsNamedWhenAWorkerDiesTheWayAllocationFailuresEnd() {
+        var settings = WorkerSettings()
+        settings.memoryLimit = 64 << 20
+        var machine = Self.machine(settings: settings)
+        Self.startAll(&machine)
+        let actions = machine.handle(.exited(pid: 102, status: .killed(by: 6), note: "peak resident memory 60 MiB"), now: 1)
+        #expect(actions.contains { if case .log(.error, let text) = $0 {
+            text.contains("SIGABRT") && text.contains("memory_limit = 64 MiB") && text.contains("peak resident memory 60 MiB")
+        } else { false } })
+    }
+
+    @Test func failedSpawnCountsAsACrash() {
+        var machine = Self.machine()
+        _ = machine.handle(.start, now: 0)
+        let actions = machine.handle(.spawnFailed(child: "nats", reason: "cannot execute /x: No such file"), now: 0)
+        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("No such file") } else { false } })
+        #expect(machine.handle(.tick, now: 1).contains(.spawn(child: "nats")))
+    }
+}
