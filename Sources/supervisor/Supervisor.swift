@@ -141,7 +141,8 @@ final class Supervisor {
             if let fd = connections.first(where: { $0.value.worker == child })?.key {
                 send(.stop(reason: "supervisor request"), to: fd)
             } else {
-                kill(pid, SIGTERM)
+                // nats-server shuts down the same on both, but exits 0 only on SIGINT (1 on SIGTERM).
+                kill(pid, child == "nats" ? SIGINT : SIGTERM)
             }
         case .kill(let pid):
             kill(pid, SIGKILL)

@@ -1,0 +1,193 @@
+import Foundation
+import Synchronization
+
+/// The built executables: `.build/debug` of this package unless HARMONYLITE_BUILD_DIR says otherwise.
+enum Binaries {
+    static var directory: String {
+        if let explicit = ProcessInfo.processInfo.environment["HARMONYLITE_BUILD_DIR"] { return explicit }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug").path
+    }
+
+    static var supervisor: String { directory + "/harmonylite" }
+}
+
+/// systemd's side of `Type=notify`, faked: a datagram socket that records every notification with the
+/// time it arrived.
+final class NotifyListener: Sendable {
+    struct Message: Sendable {
+        let time: Date
+        let text: String
+    }
+
+    let path: String
+    private let fd: Int32
+    private let messages = Mutex<[Message]>([])
+    private let stopped = Atomic<Bool>(false)
+
+    init(path: String) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(path.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else { throw TestFailure("cannot bind notify socket \(path)") }
+        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let thread = Thread { [self] in self.receive() }
+        thread.start()
+    }
+
+    deinit { close(fd) }
+
+    func stop() { stopped.store(true, ordering: .relaxed) }
+
+    private func receive() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !stopped.load(ordering: .relaxed) {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n > 0 {
+                let text = String(decoding: buffer[0..<n], as: UTF8.self)
+                messages.withLock { $0.append(Message(time: Date(), text: text)) }
+            }
+        }
+    }
+
+    var all: [Message] { messages.withLock { $0 } }
+
+    /// Notifications that contain `assignment` as one of their lines.
+    func with(_ assignment: String) -> [Message] {
+        all.filter { $0.text.split(separator: "\n").contains { $0 == assignment || $0.hasPrefix(assignment) } }
+    }
+
+    func waitFor(_ assignment: String, timeout: Double) -> Bool {
+        eventually(timeout: timeout) { !with(assignment).isEmpty }
+    }
+}
+
+/// One `harmonylite` supervisor started by a test, with its own directory, database, config and fake
+/// systemd. Stopped by PID; never outlives the test.
+final class NodeUnderTest {
+    let directory: TemporaryDirectory
+    let database: String
+    let configPath: String
+    let logPath: String
+    let notify: NotifyListener
+    private let process = Process()
+
+    init(
+        nodeID: Int = 1,
+        toml: String = "",
+        arguments: [String] = [],
+        watchdogMicroseconds: Int? = nil,
+        directory: TemporaryDirectory? = nil
+    ) throws {
+        self.directory = try directory ?? TemporaryDirectory()
+        database = self.directory.path + "/node\(nodeID).db"
+        if !FileManager.default.fileExists(atPath: database) { try makeDatabase(database) }
+        configPath = self.directory.write("node\(nodeID).toml", "db_path = \"\(database)\"\nnode_id = \(nodeID)\nseq_map_path = \"\(self.directory.path)/node\(nodeID)-seq-map.cbor\"\n" + toml)
+        logPath = self.directory.path + "/node\(nodeID).log"
+        notify = try NotifyListener(path: self.directory.path + "/notify\(nodeID).sock")
+
+        process.executableURL = URL(fileURLWithPath: Binaries.supervisor)
+        process.arguments = ["-config", configPath] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["NOTIFY_SOCKET"] = notify.path
+        environment.removeValue(forKey: "RUNTIME_DIRECTORY")
+        if let watchdogMicroseconds {
+            environment["WATCHDOG_USEC"] = String(watchdogMicroseconds)
+        } else {
+            environment.removeValue(forKey: "WATCHDOG_USEC")
+        }
+        environment.removeValue(forKey: "WATCHDOG_PID")
+        process.environment = environment
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        notify.stop()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// The supervisor's children by role: "nats", "broker", "snapshotter", "applier", "capturer".
+    func children() -> [String: Int32] {
+        var result: [String: Int32] = [:]
+        let list = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        for pidText in list.split(separator: " ") {
+            guard let child = Int32(pidText), let argv0 = Self.argv0(of: child) else { continue }
+            let name = argv0.hasPrefix("harmonylite-") ? String(argv0.dropFirst("harmonylite-".count)) : argv0 == "nats-server" ? "nats" : argv0
+            result[name] = child
+        }
+        return result
+    }
+
+    static func argv0(of pid: Int32) -> String? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else { return nil }
+        let first = data.split(separator: 0, omittingEmptySubsequences: false).first ?? Data()
+        return String(decoding: first, as: UTF8.self).split(separator: "/").last.map(String.init)
+    }
+
+    func waitUntilReady(timeout: Double = 30) throws {
+        guard notify.waitFor("READY=1", timeout: timeout) else {
+            throw TestFailure("node did not report READY=1 within \(timeout) s; log:\n\(log)")
+        }
+    }
+
+    /// SIGTERM, then waits for the exit; returns the exit status (or nil if it had to be killed).
+    @discardableResult
+    func terminate(timeout: Double = 30) -> Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(pid, SIGTERM)
+        if eventually(timeout: timeout, { !process.isRunning }) { return process.terminationStatus }
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+        return nil
+    }
+
+    func waitForExit(timeout: Double) -> Int32? {
+        eventually(timeout: timeout) { !process.isRunning } ? process.terminationStatus : nil
+    }
+}
+
+/// Whether a process exists (and is not a zombie we would still have to reap).
+func processExists(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+    guard let close = stat.lastIndex(of: ")") else { return false }
+    return stat[stat.index(close, offsetBy: 2)] != "Z"
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let result = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(fd, pointer, length) == 0 ? getsockname(fd, pointer, &length) : -1
+        }
+    }
+    guard result == 0 else { throw TestFailure("no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
