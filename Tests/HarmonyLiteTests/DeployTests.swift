@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+@testable import HarmonyConfig
+
+/// The files users copy from deploy/ must work as shipped.
+@Suite struct DeployTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    @Test func systemdUnitPassesVerification() throws {
+        let directory = try TemporaryDirectory()
+        let unit = try String(contentsOfFile: Self.root + "/deploy/harmonylite.service", encoding: .utf8)
+        for required in ["Type=notify", "NotifyAccess=main", "WatchdogSec=", "Restart=on-failure", "KillMode=mixed", "User=harmonylite",
+                         "ProtectSystem=full", "PrivateTmp=true", "NoNewPrivileges=true", "ProtectHome=true", "ProtectControlGroups=true",
+                         "ProtectKernelModules=true", "RuntimeDirectory=harmonylite", "ExecReload=/bin/kill -HUP $MAINPID"] {
+            #expect(unit.contains(required), "\(required) missing from the unit")
+        }
+        // verify checks that ExecStart exists: point it at the binary we built.
+        let local = directory.write("harmonylite.service", unit.replacingOccurrences(of: "/usr/local/bin/harmonylite", with: Binaries.supervisor))
+        let result = try runCommand("/usr/bin/systemd-analyze", ["verify", local])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "systemd-analyze complains: \(result.output)")
+    }
+
+    @Test(arguments: ["deploy/config.toml", "deploy/local-cluster/node-1.toml", "deploy/local-cluster/node-2.toml", "deploy/local-cluster/node-3.toml"])
+    func shippedConfigurationLoads(_ relativePath: String) throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path + "/data.db"
+        try makeDatabase(database)
+        var text = try String(contentsOfFile: Self.root + "/" + relativePath, encoding: .utf8)
+        // Point the paths at a scratch directory; everything else is loaded as shipped.
+        text = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.hasPrefix("db_path") ? "db_path = \"\(database)\"" : line.hasPrefix("seq_map_path") ? "seq_map_path = \"\(directory.path)/sm.cbor\"" : String(line)
+        }.joined(separator: "\n")
+        let file = directory.write("config.toml", text)
+        let loaded = try ConfigurationLoader.load(path: file, environment: .init(defaultNodeID: { 42 }))
+        #expect(loaded.configuration.dbPath == database)
+        #expect(loaded.warnings.isEmpty)
+    }
+}
