@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // fork/exec with limits, signalfd, prctl: Linux calls Swift cannot reach (fork, _GNU_SOURCE, variadic).
         .target(name: "CPosix"),
 
@@ -33,6 +34,7 @@ let package = Package(
         .target(name: "HarmonyConfig", dependencies: ["TOMLKit"]),
         .target(name: "Supervision", dependencies: ["HarmonyConfig"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
+        .target(name: "NKeys", dependencies: ["COpenSSL"]),
         .target(name: "NATSClient", dependencies: ["CNats", "HarmonyConfig"]),
         .target(
             name: "WorkerRuntime",
@@ -43,19 +45,19 @@ let package = Package(
         .executableTarget(
             name: "supervisor",
             dependencies: [
-                "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit",
+                "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "NKeys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "SQLiteKit"]),
         .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "SQLiteKit"]),
-        .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "NATSClient", "Signals"]),
+        .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "NATSClient", "NKeys", "Signals"]),
         .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime"]),
 
         .testTarget(
             name: "HarmonyLiteTests",
-            dependencies: ["IPC", "HarmonyConfig", "Supervision", "SQLiteKit", "NATSClient", "CNats"]
+            dependencies: ["IPC", "HarmonyConfig", "Supervision", "SQLiteKit", "NATSClient", "NKeys"]
         ),
     ]
 )

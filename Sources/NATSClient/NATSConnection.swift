@@ -17,6 +17,8 @@ public struct ConnectionSettings: Sendable {
     public var certFile = ""
     public var keyFile = ""
     public var reconnectWaitSeconds = 2
+    /// How long one connection attempt may take.
+    public var connectTimeoutMilliseconds: Int64 = 2000
     /// How long one JetStream API request may take.
     public var jetStreamWaitMilliseconds: Int64 = 2000
 
@@ -26,10 +28,11 @@ public struct ConnectionSettings: Sendable {
     }
 }
 
-/// A libnats connection with its JetStream context. libnats connects and reconnects in the background,
-/// forever: unlike HarmonyLite (which gave up for good after `connect_retries` reconnects, about ten
-/// seconds of network trouble) a connection never dies of an outage. The caller decides how long it waits
-/// for the first connection.
+/// A libnats connection with its JetStream context. Once connected, libnats reconnects in the background
+/// forever: unlike HarmonyLite (which gave up for good after `connect_retries` reconnects, about ten seconds
+/// of network trouble) a connection never dies of an outage. The first connection is one bounded attempt per
+/// call, so the caller can count attempts, keep heartbeating, and report the server's reason (libnats'
+/// retry-on-failed-connect blocks forever on an authorization error).
 public final class NATSConnection: @unchecked Sendable {
     let connection: OpaquePointer
     let jetStream: OpaquePointer
@@ -44,7 +47,7 @@ public final class NATSConnection: @unchecked Sendable {
         natsConnection_Destroy(connection)
     }
 
-    /// Starts connecting and returns at once; `isConnected` tells when it is up.
+    /// One connection attempt, bounded by `connectTimeoutMilliseconds`.
     public static func connect(_ settings: ConnectionSettings) throws(NATSError) -> NATSConnection {
         var options: OpaquePointer?
         try check(natsOptions_Create(&options), "natsOptions_Create")
@@ -56,8 +59,7 @@ public final class NATSConnection: @unchecked Sendable {
         try check(natsOptions_SetName(options, settings.name), "client name")
         try check(natsOptions_SetMaxReconnect(options, -1), "max reconnect")
         try check(natsOptions_SetReconnectWait(options, Int64(settings.reconnectWaitSeconds) * 1000), "reconnect_wait_seconds")
-        try check(natsOptions_SetTimeout(options, 2000), "connect timeout")
-        try check(natsOptions_SetRetryOnFailedConnect(options, true, nil, nil), "retry on failed connect")
+        try check(natsOptions_SetTimeout(options, settings.connectTimeoutMilliseconds), "connect timeout")
         if !settings.userName.isEmpty {
             try check(natsOptions_SetUserInfo(options, settings.userName, settings.userPassword), "nats.user_name")
         }
@@ -76,7 +78,7 @@ public final class NATSConnection: @unchecked Sendable {
 
         var connection: OpaquePointer?
         let status = natsConnection_Connect(&connection, options)
-        guard status == NATS_OK || status == NATS_NOT_YET_CONNECTED, let connection else {
+        guard status == NATS_OK, let connection else {
             throw NATSError(operation: "connect to \(settings.urls.map(URLRedaction.redact).joined(separator: ","))", status: status)
         }
         var jsOptions = jsOptions()

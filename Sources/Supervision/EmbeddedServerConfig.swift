@@ -10,7 +10,8 @@ public enum EmbeddedServerConfig {
     ///   - runDirectory: where nats-server writes its ports file (how the supervisor learns a random port).
     ///   - clientPort: the port to listen on; nil uses `nats.bind_address`'s (-1 = any free port). After the
     ///     first start the supervisor pins the port it got, so a restarted server keeps its URL.
-    public static func render(_ config: Configuration, runDirectory: String, clientPort: Int? = nil) -> String {
+    ///   - nkeyPublicKey: the public key of `nats.seed_file`, authorized as a user.
+    public static func render(_ config: Configuration, runDirectory: String, clientPort: Int? = nil, nkeyPublicKey: String? = nil) -> String {
         let bind = HostPort(parsing: config.nats.bindAddress) ?? HostPort(parsing: ":-1")!
         var lines = [
             "# Written by harmonylite at every start; edit the node's TOML (or nats.server_config) instead.",
@@ -41,10 +42,16 @@ public enum EmbeddedServerConfig {
             lines.append("  ]")
             lines.append("}")
         }
+        var users: [String] = []
         if !config.nats.userName.isEmpty {
+            users.append("{ user: \(quote(config.nats.userName)), password: \(quote(config.nats.userPassword)) }")
+        }
+        if let nkeyPublicKey { users.append("{ nkey: \(quote(nkeyPublicKey)) }") }
+        if !users.isEmpty {
             lines.append("authorization {")
-            lines.append("  user: \(quote(config.nats.userName))")
-            lines.append("  password: \(quote(config.nats.userPassword))")
+            lines.append("  users: [")
+            lines += users.map { "    " + $0 }
+            lines.append("  ]")
             lines.append("}")
         }
         if !config.nats.serverConfig.isEmpty {

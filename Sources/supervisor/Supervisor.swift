@@ -6,6 +6,7 @@ import HarmonyConfig
 import IPC
 import Logging
 import Logs
+import NKeys
 import Signals
 import Supervision
 
@@ -26,6 +27,8 @@ final class Supervisor {
     /// The embedded server's client port once known; pinned for its restarts so the broker's URL holds.
     private var natsPort: Int?
     private var natsProbePending = false
+    /// The public key of `nats.seed_file`, authorized on the embedded server.
+    private var nkeyPublicKey: String?
 
     private final class WorkerConnection {
         let connection: FrameConnection
@@ -64,6 +67,13 @@ final class Supervisor {
         self.signals = signals
         self.logger = logger
         var natsServer = ""
+        if !config.nats.seedFile.isEmpty {
+            do {
+                nkeyPublicKey = try NKeySeed(contentsOf: config.nats.seedFile).publicKey
+            } catch {
+                throw SupervisorError("nats.seed_file \(config.nats.seedFile): \(error)")
+            }
+        }
         if config.nats.isEmbedded {
             guard let found = ChildSpawner.findNATSServer() else {
                 throw SupervisorError("nats-server not found (install Debian's nats-server package, or set [nats] urls to use an external NATS)")
@@ -186,7 +196,7 @@ final class Supervisor {
 
     private func prepareNATSConfiguration() throws -> [String] {
         let path = runDirectory + "/nats-server.conf"
-        let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: natsPort)
+        let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: natsPort, nkeyPublicKey: nkeyPublicKey)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SupervisorError("cannot write \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
