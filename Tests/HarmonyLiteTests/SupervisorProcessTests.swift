@@ -146,6 +146,16 @@ extension ProcessTests {
             #expect(node.terminate() == 0)
         }
 
+        @Test func childrenDieWithAKilledSupervisor() throws {
+            let node = try NodeUnderTest()
+            try node.waitUntilReady()
+            let children = node.children()
+            #expect(children.count == 5)
+            kill(node.pid, SIGKILL)
+            _ = node.waitForExit(timeout: 5)
+            #expect(eventually(timeout: 5) { children.values.allSatisfy { !processExists($0) } }, "orphans: \(children)")
+        }
+
         @Test func secondSupervisorForTheSameDatabaseIsRefused() throws {
             let node = try NodeUnderTest()
             try node.waitUntilReady()
