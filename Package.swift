@@ -24,17 +24,21 @@ let package = Package(
         .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // fork/exec with limits, signalfd, prctl: Linux calls Swift cannot reach (fork, _GNU_SOURCE, variadic).
         .target(name: "CPosix"),
 
         // Shared libraries.
-        .target(name: "IPC"),
+        .target(name: "BinaryCoding"),
+        .target(name: "IPC", dependencies: ["BinaryCoding"]),
         .target(name: "Signals", dependencies: ["CPosix"]),
         .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "HarmonyConfig", dependencies: ["TOMLKit"]),
         .target(name: "Supervision", dependencies: ["HarmonyConfig"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
         .target(name: "NKeys", dependencies: ["COpenSSL"]),
+        .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
+        .target(name: "ChangeLog", dependencies: ["SQLiteKit", "ChangeEvents", "COpenSSL"]),
         .target(name: "NATSClient", dependencies: ["CNats", "HarmonyConfig"]),
         .target(
             name: "WorkerRuntime",
@@ -45,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "supervisor",
             dependencies: [
-                "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "NKeys",
+                "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "NKeys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -57,7 +61,7 @@ let package = Package(
 
         .testTarget(
             name: "HarmonyLiteTests",
-            dependencies: ["IPC", "HarmonyConfig", "Supervision", "SQLiteKit", "NATSClient", "NKeys"]
+            dependencies: ["IPC", "BinaryCoding", "HarmonyConfig", "Supervision", "SQLiteKit", "ChangeEvents", "ChangeLog", "NATSClient", "NKeys"]
         ),
     ]
 )

@@ -1,3 +1,5 @@
+import BinaryCoding
+
 /// Messages between a worker and the supervisor on the control socket.
 ///
 /// A worker connects, sends `hello`; the supervisor answers `welcome` (with the resolved configuration, so

@@ -2,7 +2,7 @@ import CSQLite
 
 /// One SQLite connection. Thin: open, execute, read rows. Not shared between threads.
 public final class SQLiteDatabase {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     public let path: String
 
     /// Opens an existing database for reading and writing; never creates one (HarmonyLite replicates
@@ -24,6 +24,33 @@ public final class SQLiteDatabase {
     }
 
     deinit { sqlite3_close_v2(handle) }
+
+    public func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        try SQLiteStatement(database: self, sql: sql)
+    }
+
+    var lastErrorMessage: String { String(cString: sqlite3_errmsg(handle)) }
+
+    /// Changes made by the last statement (not counting triggers).
+    public var changes: Int { Int(sqlite3_changes64(handle)) }
+
+    /// Declared type, collation, not-null, primary-key membership and autoincrement of a column, as
+    /// sqlite3_table_column_metadata reports them.
+    public func columnMetadata(table: String, column: String) throws(SQLiteError) -> ColumnMetadata {
+        var type: UnsafePointer<CChar>?
+        var collation: UnsafePointer<CChar>?
+        var notNull: Int32 = 0
+        var primaryKey: Int32 = 0
+        var autoincrement: Int32 = 0
+        let status = sqlite3_table_column_metadata(handle, "main", table, column, &type, &collation, &notNull, &primaryKey, &autoincrement)
+        guard status == SQLITE_OK else { throw SQLiteError(code: status, message: lastErrorMessage) }
+        return ColumnMetadata(
+            declaredType: type.map { String(cString: $0) } ?? "",
+            collation: collation.map { String(cString: $0) } ?? "BINARY",
+            notNull: notNull != 0,
+            autoincrement: autoincrement != 0
+        )
+    }
 
     public func execute(_ sql: String) throws(SQLiteError) {
         var errorMessage: UnsafeMutablePointer<CChar>?
@@ -66,5 +93,17 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     public var code: Int32
     public var message: String
 
+    public init(code: Int32, message: String) {
+        self.code = code
+        self.message = message
+    }
+
     public var description: String { "SQLite error \(code): \(message)" }
+}
+
+public struct ColumnMetadata: Equatable, Sendable {
+    public var declaredType: String
+    public var collation: String
+    public var notNull: Bool
+    public var autoincrement: Bool
 }

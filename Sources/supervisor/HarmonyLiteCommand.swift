@@ -1,5 +1,6 @@
 import ArgumentParser
 import HarmonyConfig
+import ChangeLog
 import SQLiteKit
 
 #if canImport(Glibc)

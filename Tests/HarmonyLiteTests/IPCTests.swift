@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import IPC
+@testable import BinaryCoding
 
 @Suite struct FrameAndMessageTests {
     static let samples: [ControlMessage] = [

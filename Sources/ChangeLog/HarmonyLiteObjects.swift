@@ -1,3 +1,5 @@
+import SQLiteKit
+
 /// HarmonyLite's own objects in a user database: every trigger and table whose name starts with
 /// `__harmonylite__` (change logs, the global log, the schema version table).
 public enum HarmonyLiteObjects {

@@ -1,0 +1,128 @@
+import BinaryCoding
+import CZstd
+import SQLiteKit
+
+/// The events one node publishes in one JetStream message (all for one shard), with what a receiver needs
+/// to judge them: who sent them and under which schema.
+///
+/// Wire format, version 1: `u8 version, u8 flags` then the body, zstd-compressed when flag bit 0 is set.
+/// Body: `u64 origin, bytes schemaHash, u32 count`, then per event `i64 changeID, string table, u8 op,
+/// u64 stamp, u64 writer, u16 keyCount, u16 columnCount` and per column `string name, value`.
+/// The flag travels with the message (HarmonyLite made receivers guess from their own setting).
+public struct ChangeBatch: Equatable, Sendable {
+    public var origin: UInt64
+    /// HarmonyLite's schema hash (hex) of the sender's replicated tables.
+    public var schemaHash: String
+    public var events: [ChangeEvent]
+
+    public init(origin: UInt64, schemaHash: String, events: [ChangeEvent]) {
+        self.origin = origin
+        self.schemaHash = schemaHash
+        self.events = events
+    }
+
+    public static let version: UInt8 = 1
+    /// Largest body a receiver decompresses: far above any batch we send, far below what hurts.
+    public static let maximumBodySize = 64 << 20
+
+    public func encoded(compress: Bool) -> [UInt8] {
+        var body = BinaryWriter(reservingCapacity: 256 * events.count)
+        body.write(origin)
+        body.write(schemaHash)
+        body.write(UInt32(events.count))
+        for event in events {
+            body.write(event.changeID)
+            body.write(event.table)
+            body.write(event.operation.rawValue)
+            body.write(event.stamp)
+            body.write(event.writer)
+            body.write(UInt16(event.keyCount))
+            body.write(UInt16(event.columns.count))
+            for (name, value) in zip(event.columns, event.values) {
+                body.write(name)
+                body.write(value: value)
+            }
+        }
+        guard compress else { return [Self.version, 0] + body.bytes }
+        return [Self.version, 1] + Zstd.compress(body.bytes)
+    }
+
+    /// Decodes untrusted bytes: any defect is a `ChangeBatchError`, never a crash.
+    public init(decoding bytes: [UInt8]) throws(ChangeBatchError) {
+        guard bytes.count >= 2 else { throw ChangeBatchError("message of \(bytes.count) bytes is too short") }
+        guard bytes[0] == Self.version else { throw ChangeBatchError("change batch version \(bytes[0]) is not understood (this node reads \(Self.version))") }
+        guard bytes[1] & ~1 == 0 else { throw ChangeBatchError("unknown flags \(bytes[1])") }
+        let payload = Array(bytes[2...])
+        let body = bytes[1] & 1 == 1 ? try Zstd.decompress(payload, limit: Self.maximumBodySize) : payload
+        var reader = BinaryReader(body)
+        do {
+            origin = try reader.readUInt64()
+            schemaHash = try reader.readString()
+            let count = Int(try reader.readUInt32())
+            var events: [ChangeEvent] = []
+            events.reserveCapacity(min(count, 65536))
+            for _ in 0..<count {
+                let changeID = try reader.readInt64()
+                let table = try reader.readString()
+                let operationByte = try reader.readUInt8()
+                guard let operation = ChangeEvent.Operation(rawValue: operationByte) else {
+                    throw ChangeBatchError("unknown operation \(operationByte)")
+                }
+                let stamp = try reader.readUInt64()
+                let writer = try reader.readUInt64()
+                let keyCount = Int(try reader.readUInt16())
+                let columnCount = Int(try reader.readUInt16())
+                guard keyCount >= 1, keyCount <= columnCount else {
+                    throw ChangeBatchError("event for \(table) has \(keyCount) key columns out of \(columnCount)")
+                }
+                var columns: [String] = []
+                var values: [SQLiteValue] = []
+                for _ in 0..<columnCount {
+                    columns.append(try reader.readString())
+                    values.append(try reader.readValue())
+                }
+                events.append(ChangeEvent(changeID: changeID, table: table, operation: operation, stamp: stamp, writer: writer, columns: columns, values: values, keyCount: keyCount))
+            }
+            guard reader.remaining == 0 else { throw ChangeBatchError("\(reader.remaining) trailing bytes") }
+            self.events = events
+        } catch let error as ChangeBatchError {
+            throw error
+        } catch {
+            throw ChangeBatchError("truncated or malformed: \(error)")
+        }
+    }
+}
+
+public struct ChangeBatchError: Error, Equatable, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One-shot zstd. The frame records its content size, which decompression checks against a limit before
+/// allocating, so a hostile message cannot make a receiver allocate gigabytes.
+enum Zstd {
+    static func compress(_ input: [UInt8]) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: ZSTD_compressBound(input.count))
+        let written = input.withUnsafeBytes { source in
+            output.withUnsafeMutableBytes { ZSTD_compress($0.baseAddress, $0.count, source.baseAddress, source.count, 3) }
+        }
+        precondition(ZSTD_isError(written) == 0, "zstd compression failed")
+        output.removeLast(output.count - written)
+        return output
+    }
+
+    static func decompress(_ input: [UInt8], limit: Int) throws(ChangeBatchError) -> [UInt8] {
+        let size = input.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
+        // ZSTD_CONTENTSIZE_UNKNOWN and _ERROR are the two largest UInt64 values.
+        guard size < UInt64.max - 1 else { throw ChangeBatchError("not a zstd frame with a known size") }
+        guard size <= UInt64(limit) else { throw ChangeBatchError("compressed body claims \(size) bytes, above the \(limit) limit") }
+        var output = [UInt8](repeating: 0, count: Int(size))
+        let written = input.withUnsafeBytes { source in
+            output.withUnsafeMutableBytes { ZSTD_decompress($0.baseAddress, $0.count, source.baseAddress, source.count) }
+        }
+        guard ZSTD_isError(written) == 0, written == Int(size) else {
+            throw ChangeBatchError("zstd: \(String(cString: ZSTD_getErrorName(written)))")
+        }
+        return output
+    }
+}

@@ -1,0 +1,134 @@
+import ChangeEvents
+import SQLiteKit
+
+/// Applies other nodes' events: one SQLite transaction per batch, capture suppressed (the apply guard),
+/// last-writer-wins per row on (stamp, writer) against the row clock, deletes leaving tombstones. Columns
+/// a local table has but an event lacks keep their values (HarmonyLite's REPLACE reset them).
+public final class ChangeApplier {
+    private let database: SQLiteDatabase
+    private var catalog: TableCatalog
+    private var statements: [String: SQLiteStatement] = [:]
+    /// Tables whose row-clock table this applier has made sure exists.
+    private var clockTables: Set<String> = []
+
+    public struct Outcome: Equatable, Sendable {
+        public var applied = 0
+        /// Events older than what the row already holds (or our own): nothing to do.
+        public var superseded = 0
+    }
+
+    public init(database: SQLiteDatabase, catalog: TableCatalog) {
+        self.database = database
+        self.catalog = catalog
+    }
+
+    /// Applies `events` atomically, storing `cursor` (stream → last sequence) in the same transaction.
+    /// On any failure nothing is applied and the error names the event.
+    public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:]) throws -> Outcome {
+        try database.execute("BEGIN IMMEDIATE")
+        do {
+            try statement("INSERT INTO \(q(ChangeLogSchema.applyGuard)) (active) VALUES (1)").run()
+            var outcome = Outcome()
+            for event in events {
+                if try apply(event) { outcome.applied += 1 } else { outcome.superseded += 1 }
+            }
+            for (stream, sequence) in cursor {
+                try statement("INSERT OR REPLACE INTO \(q(ChangeLogSchema.meta)) (key, value) VALUES (?, ?)")
+                    .run([.text("cursor:" + stream), .integer(Int64(bitPattern: sequence))])
+            }
+            try statement("DELETE FROM \(q(ChangeLogSchema.applyGuard))").run()
+            try database.execute("COMMIT")
+            return outcome
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// The stream positions the last applied batches stored (the truth the seq map file mirrors).
+    public func storedCursor() throws -> [String: UInt64] {
+        var cursor: [String: UInt64] = [:]
+        for row in try statement("SELECT key, value FROM \(q(ChangeLogSchema.meta)) WHERE key LIKE 'cursor:%'").all() {
+            if case .text(let key) = row[0], case .integer(let value) = row[1] {
+                cursor[String(decoding: key.dropFirst(7), as: UTF8.self)] = UInt64(bitPattern: value)
+            }
+        }
+        return cursor
+    }
+
+    private func apply(_ event: ChangeEvent) throws -> Bool {
+        guard let table = try table(named: event.table) else {
+            throw ApplyError(event: event, reason: "table \(event.table) is not replicated here (missing, or refused: see the capturer's log)")
+        }
+        let keyNames = table.primaryKey.map(\.name)
+        guard Array(event.columns.prefix(event.keyCount)) == keyNames else {
+            throw ApplyError(event: event, reason: "its key (\(event.columns.prefix(event.keyCount).joined(separator: ", "))) is not the local primary key (\(keyNames.joined(separator: ", ")))")
+        }
+        let local = Set(table.columns.map(\.name))
+        if let unknown = event.columns.first(where: { !local.contains($0) }) {
+            throw ApplyError(event: event, reason: "column \(unknown) does not exist in the local table \(table.name) (schemas differ)")
+        }
+        let key = Array(event.key)
+        let keyMatch = keyNames.map { "\(q($0)) = ?" }.joined(separator: " AND ")
+        let log = q(ChangeLogSchema.changeLog(of: table.name))
+        let clock = try statement("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(log) WHERE \(keyMatch)").all(key).first
+        if let clock, case .integer(let stamp) = clock[0], case .integer(let writer) = clock[1],
+            !event.supersedes(stamp: UInt64(bitPattern: stamp), writer: UInt64(bitPattern: writer)) {
+            return false
+        }
+        switch event.operation {
+        case .upsert:
+            let columns = event.columns.map(q).joined(separator: ", ")
+            let placeholders = Array(repeating: "?", count: event.columns.count).joined(separator: ", ")
+            let others = event.columns.dropFirst(event.keyCount).map { "\(q($0)) = excluded.\(q($0))" }
+            let conflict = others.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + others.joined(separator: ", ")
+            try statement("INSERT INTO \(q(table.name)) (\(columns)) VALUES (\(placeholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) \(conflict)")
+                .run(event.values)
+        case .delete:
+            try statement("DELETE FROM \(q(table.name)) WHERE \(keyMatch)").run(key)
+        }
+        let clockColumns = (keyNames.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]).joined(separator: ", ")
+        let clockPlaceholders = Array(repeating: "?", count: keyNames.count + 3).joined(separator: ", ")
+        try statement("INSERT OR REPLACE INTO \(log) (\(clockColumns)) VALUES (\(clockPlaceholders))").run(
+            key + [.integer(Int64(bitPattern: event.stamp)), .integer(Int64(bitPattern: event.writer)), .integer(event.operation == .delete ? 1 : 0)])
+        return true
+    }
+
+    /// The local table, re-reading the schema once when an event names a table we do not know yet
+    /// (created after the applier started).
+    private func table(named name: String) throws -> TableInfo? {
+        var table = catalog.table(named: name)
+        if table == nil {
+            catalog = try TableCatalog.read(database)
+            statements.removeAll()
+            clockTables.removeAll()
+            table = catalog.table(named: name)
+        }
+        if let table, !clockTables.contains(name) {
+            // The capturer creates it at install; a table created since may not have one yet.
+            try database.execute(ChangeLogSchema.changeLogTable(table))
+            clockTables.insert(name)
+        }
+        return table
+    }
+
+    private func statement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        if let cached = statements[sql] { return cached }
+        let prepared = try database.prepare(sql)
+        statements[sql] = prepared
+        return prepared
+    }
+
+    private func q(_ identifier: String) -> String { ChangeLogSchema.quote(identifier) }
+}
+
+/// An event that cannot be applied here, and why. The applier retries it with backoff and reports it; it
+/// never skips it.
+public struct ApplyError: Error, CustomStringConvertible {
+    public var event: ChangeEvent
+    public var reason: String
+
+    public var description: String {
+        "cannot apply change \(event.changeID) (\(event.operation == .delete ? "delete" : "upsert") of \(event.table)): \(reason)"
+    }
+}

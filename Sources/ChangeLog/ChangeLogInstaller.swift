@@ -1,0 +1,113 @@
+import COpenSSL
+import SQLiteKit
+
+/// What an installation left in the database, for the capturer and the applier.
+public struct ChangeLogInstallation: Sendable {
+    public var catalog: TableCatalog
+    public var tableIDs: [String: Int64]
+    /// Random per installation: part of every message id, so ids reused after `-cleanup` are never
+    /// mistaken by JetStream's deduplication for ones it saw before.
+    public var incarnation: String
+    /// HarmonyLite's schema hash of the replicated tables.
+    public var schemaHash: String
+    /// Messages about tables whose change log had to be rebuilt (its key changed).
+    public var notes: [String]
+}
+
+/// Installs (or brings up to date) the change logs and capture triggers: idempotent, in one transaction,
+/// so an application writing concurrently sees either none or all of it.
+public enum ChangeLogInstaller {
+    public static func install(in database: SQLiteDatabase, node: UInt64) throws(SQLiteError) -> ChangeLogInstallation {
+        try database.execute("BEGIN IMMEDIATE")
+        do throws(SQLiteError) {
+            let installation = try installInTransaction(database, node: node)
+            try database.execute("COMMIT")
+            return installation
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    private static func installInTransaction(_ database: SQLiteDatabase, node: UInt64) throws(SQLiteError) -> ChangeLogInstallation {
+        typealias S = ChangeLogSchema
+        for sql in S.fixedTables { try database.execute(sql) }
+        try database.prepare("INSERT OR IGNORE INTO \(S.quote(S.meta)) (key, value) VALUES ('incarnation', ?)").run([.text(randomHex(8))])
+        let incarnation = try database.prepare("SELECT value FROM \(S.quote(S.meta)) WHERE key = 'incarnation'").all().first?.first ?? .null
+        guard case .text(let incarnationBytes) = incarnation else {
+            throw SQLiteError(code: 1, message: "\(S.meta) has no incarnation")
+        }
+
+        let catalog = try TableCatalog.read(database)
+        let widestKey = catalog.replicated.map { $0.primaryKey.count }.max() ?? 0
+        let globalColumns = try database.prepare("SELECT count(*) FROM pragma_table_info(?)").all([.text(S.globalLog)])
+        if case .integer(let count) = globalColumns.first?.first, count - 2 < widestKey {
+            for position in Int(count - 1)...widestKey {
+                try database.execute("ALTER TABLE \(S.quote(S.globalLog)) ADD COLUMN \(S.keyColumn(position))")
+            }
+        }
+
+        var tableIDs: [String: Int64] = [:]
+        var notes: [String] = []
+        let insertName = try database.prepare("INSERT OR IGNORE INTO \(S.quote(S.tables)) (name) VALUES (?)")
+        let selectID = try database.prepare("SELECT id FROM \(S.quote(S.tables)) WHERE name = ?")
+        let logKey = try database.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+        for table in catalog.replicated {
+            try insertName.run([.text(table.name)])
+            guard case .integer(let id) = try selectID.all([.text(table.name)]).first?.first else { continue }
+            tableIDs[table.name] = id
+            let existingKey = try logKey.all([.text(S.changeLog(of: table.name))]).compactMap { row -> String? in
+                if case .text(let bytes) = row.first { return String(decoding: bytes, as: UTF8.self) } else { return nil }
+            }
+            let key = table.primaryKey.map(\.name)
+            if !existingKey.isEmpty && existingKey != key {
+                try database.execute("DROP TABLE \(S.quote(S.changeLog(of: table.name)))")
+                notes.append("the primary key of \(table.name) changed (\(existingKey.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks start afresh")
+            }
+            try database.execute(S.changeLogTable(table))
+            for operation in ["insert", "update", "delete"] {
+                try database.execute("DROP TRIGGER IF EXISTS \(S.quote(S.trigger(of: table.name, operation)))")
+            }
+            for sql in S.triggers(table, tableID: id, node: node) { try database.execute(sql) }
+        }
+        for refused in catalog.refused {
+            for operation in ["insert", "update", "delete"] {
+                try database.execute("DROP TRIGGER IF EXISTS \(S.quote(S.trigger(of: refused.name, operation)))")
+            }
+        }
+        return ChangeLogInstallation(
+            catalog: catalog,
+            tableIDs: tableIDs,
+            incarnation: String(decoding: incarnationBytes, as: UTF8.self),
+            schemaHash: SchemaHash.of(catalog.replicated),
+            notes: notes
+        )
+    }
+
+    private static func randomHex(_ bytes: Int) -> String {
+        (0..<bytes).map { _ in String(UInt8.random(in: 0...255), radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+    }
+}
+
+/// HarmonyLite's schema hash: SHA-256 (hex) over the tables sorted by name, each as its name followed by
+/// `|name:type:notnull:pk` for every column sorted by name, and a newline.
+public enum SchemaHash {
+    public static func of(_ tables: [TableInfo]) -> String {
+        var text = ""
+        for table in tables.sorted(by: { $0.name < $1.name }) {
+            text += table.name
+            for column in table.columns.sorted(by: { $0.name < $1.name }) {
+                text += "|\(column.name):\(column.declaredType):\(column.notNull):\(column.primaryKeyPosition > 0)"
+            }
+            text += "\n"
+        }
+        return sha256Hex(Array(text.utf8))
+    }
+
+    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        _ = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_sha256(), nil) }
+        return digest.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+}

@@ -1,0 +1,84 @@
+/// Names and DDL of the objects capture and apply keep in the user database, under HarmonyLite's prefix.
+///
+/// - `__harmonylite__<t>_change_log`: the row clock of table t, one row per primary key ever written: the
+///   last write's HLC stamp, the node that wrote it, and whether it was a delete (a tombstone). WITHOUT ROWID,
+///   keyed like t (same collations), so the trigger's upsert is one B-tree write.
+/// - `__harmonylite___change_log_global`: the queue of local changes in commit order: table id and the key
+///   columns `k1…kN` (SQLite keeps each value's storage class). The capturer reads the row's values and stamp
+///   at publish time, so one entry is all the trigger writes. Its highest id is never deleted, so ids keep
+///   growing and stay unique per installation.
+/// - `__harmonylite___tables`: table ids; `__harmonylite___meta`: installation facts and the publish
+///   watermark; `__harmonylite___applying`: empty except inside the applier's transactions, where one row
+///   tells the triggers "this write is a remote change, do not capture it". Works with
+///   `PRAGMA trusted_schema=OFF`, unlike HarmonyLite's `pragma_function_list` guard.
+/// - Triggers `__harmonylite__<t>_change_log_on_insert|_on_update|_on_delete` (HarmonyLite's names).
+public enum ChangeLogSchema {
+    public static let prefix = HarmonyLiteObjects.prefix
+    public static let globalLog = prefix + "_change_log_global"
+    public static let tables = prefix + "_tables"
+    public static let meta = prefix + "_meta"
+    public static let applyGuard = prefix + "_applying"
+    public static let stampColumn = prefix + "hlc"
+    public static let nodeColumn = prefix + "node"
+    public static let deletedColumn = prefix + "deleted"
+
+    public static func changeLog(of table: String) -> String { prefix + table + "_change_log" }
+    public static func trigger(of table: String, _ operation: String) -> String { changeLog(of: table) + "_on_" + operation }
+    public static func keyColumn(_ position: Int) -> String { "k\(position)" }
+
+    /// A local write's stamp: the HLC for now, milliseconds since 1970 in the high 48 bits; the low 16 bits
+    /// count writes to one row within one millisecond (or after the clock stepped back).
+    static let nowStamp = "(CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) << 16)"
+
+    static func quote(_ identifier: String) -> String { HarmonyLiteObjects.quoted(identifier) }
+
+    /// Tables every installation has.
+    static let fixedTables = [
+        "CREATE TABLE IF NOT EXISTS \(quote(globalLog)) (id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS \(quote(tables)) (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+        "CREATE TABLE IF NOT EXISTS \(quote(meta)) (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS \(quote(applyGuard)) (active INTEGER)",
+    ]
+
+    /// The row clock of `table`.
+    static func changeLogTable(_ table: TableInfo) -> String {
+        let keys = table.primaryKey.map { "\(quote($0.name)) COLLATE \(quote($0.collation))" }
+        let keyList = table.primaryKey.map { quote($0.name) }.joined(separator: ", ")
+        return "CREATE TABLE IF NOT EXISTS \(quote(changeLog(of: table.name))) ("
+            + keys.joined(separator: ", ")
+            + ", \(quote(stampColumn)) INTEGER NOT NULL, \(quote(nodeColumn)) INTEGER NOT NULL, \(quote(deletedColumn)) INTEGER NOT NULL"
+            + ", PRIMARY KEY (\(keyList))) WITHOUT ROWID"
+    }
+
+    /// The three capture triggers of `table`. `node` is stored as its signed 64-bit bit pattern.
+    static func triggers(_ table: TableInfo, tableID: Int64, node: UInt64) -> [String] {
+        let log = quote(changeLog(of: table.name))
+        let target = quote(table.name)
+        let keys = table.primaryKey.map { quote($0.name) }
+        let nodeValue = String(Int64(bitPattern: node))
+        let guardClause = "WHEN NOT EXISTS (SELECT 1 FROM \(quote(applyGuard)))"
+        let globalColumns = (["table_id"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
+        let clockColumns = (keys + [quote(stampColumn), quote(nodeColumn), quote(deletedColumn)]).joined(separator: ", ")
+
+        func stamp(_ row: String, deleted: Bool, onlyIfKeyChanged: Bool = false) -> String {
+            let values = keys.map { "\(row).\($0)" }.joined(separator: ", ")
+            let source = "SELECT \(values), \(nowStamp), \(nodeValue), \(deleted ? 1 : 0)"
+            let condition = onlyIfKeyChanged ? keyChanged : "true"
+            return "INSERT INTO \(log) (\(clockColumns)) \(source) WHERE \(condition) ON CONFLICT DO UPDATE SET "
+                + "\(quote(stampColumn)) = max(excluded.\(quote(stampColumn)), \(quote(stampColumn)) + 1), "
+                + "\(quote(nodeColumn)) = excluded.\(quote(nodeColumn)), \(quote(deletedColumn)) = excluded.\(quote(deletedColumn));\n"
+                + "  INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(values) WHERE \(condition);"
+        }
+        var keyChanged: String { keys.map { "OLD.\($0) IS NOT NEW.\($0)" }.joined(separator: " OR ") }
+
+        return [
+            "CREATE TRIGGER \(quote(trigger(of: table.name, "insert"))) AFTER INSERT ON \(target) \(guardClause)\nBEGIN\n  "
+                + stamp("NEW", deleted: false) + "\nEND",
+            // A key-changing UPDATE is a delete of the old key plus a write of the new one.
+            "CREATE TRIGGER \(quote(trigger(of: table.name, "update"))) AFTER UPDATE ON \(target) \(guardClause)\nBEGIN\n  "
+                + stamp("OLD", deleted: true, onlyIfKeyChanged: true) + "\n  " + stamp("NEW", deleted: false) + "\nEND",
+            "CREATE TRIGGER \(quote(trigger(of: table.name, "delete"))) AFTER DELETE ON \(target) \(guardClause)\nBEGIN\n  "
+                + stamp("OLD", deleted: true) + "\nEND",
+        ]
+    }
+}

@@ -1,0 +1,87 @@
+import Testing
+
+@testable import ChangeEvents
+@testable import SQLiteKit
+
+@Suite struct ChangeEventsTests {
+    /// Every storage class and its edges.
+    static let edgeValues: [SQLiteValue] = [
+        .null, .integer(0), .integer(Int64.max), .integer(Int64.min), .integer(-1),
+        .real(0.0), .real(-0.0), .real(1.0 / 3.0), .real(Double.greatestFiniteMagnitude), .real(-Double.leastNonzeroMagnitude), .real(.infinity),
+        .text(""), .text("ünïcødé ☃ 𝄞"), .text([0x61, 0x00, 0x62]), .text([0xFF, 0xFE]), .text(String(repeating: "long ", count: 20_000)),
+        .blob([]), .blob([0, 0, 0]), .blob((0...255).map { UInt8($0) }),
+        .text("2024-01-02 03:04:05.678"), .text("1e3"),
+    ]
+
+    static func sampleBatch(_ count: Int = 3) -> ChangeBatch {
+        let columns: [String] = ["id"] + edgeValues.indices.map { "c\($0)" }
+        var events: [ChangeEvent] = []
+        for index in 0..<count {
+            let table = index % 2 == 0 ? "books" : "naïve table"
+            let operation: ChangeEvent.Operation = index == 2 ? .delete : .upsert
+            let values: [SQLiteValue] = [.integer(Int64(index))] + edgeValues
+            events.append(ChangeEvent(changeID: Int64(index + 1), table: table, operation: operation, stamp: UInt64.max - UInt64(index),
+                                      writer: UInt64.max, columns: columns, values: values, keyCount: 1))
+        }
+        return ChangeBatch(origin: 0xFEED_FACE_CAFE_BEEF, schemaHash: String(repeating: "ab", count: 32), events: events)
+    }
+
+    @Test(arguments: [false, true])
+    func batchesRoundTripBitForBit(compress: Bool) throws {
+        let batch = Self.sampleBatch()
+        let bytes = batch.encoded(compress: compress)
+        #expect(bytes[1] == (compress ? 1 : 0))
+        let decoded = try ChangeBatch(decoding: bytes)
+        #expect(decoded == batch)
+        // -0.0 stays negative zero; SQLiteValue compares reals by bit pattern.
+        #expect(decoded.events[0].values.contains { if case .real(let v) = $0 { v == 0 && v.sign == .minus } else { false } })
+    }
+
+    @Test func compressionShrinksRepetitiveBatches() {
+        let batch = Self.sampleBatch(20)
+        #expect(batch.encoded(compress: true).count * 5 < batch.encoded(compress: false).count)
+    }
+
+    @Test func damagedBatchesAreErrors() {
+        let good = Self.sampleBatch().encoded(compress: false)
+        #expect(throws: ChangeBatchError.self) { try ChangeBatch(decoding: []) }
+        #expect(throws: ChangeBatchError.self) { try ChangeBatch(decoding: [2, 0] + good.dropFirst(2)) }
+        #expect(throws: ChangeBatchError.self) { try ChangeBatch(decoding: [1, 4] + good.dropFirst(2)) }
+        #expect(throws: ChangeBatchError.self) { try ChangeBatch(decoding: Array(good.dropLast())) }
+        #expect(throws: ChangeBatchError.self) { try ChangeBatch(decoding: good + [0]) }
+        #expect(throws: ChangeBatchError.self) { try ChangeBatch(decoding: [1, 1, 1, 2, 3]) }
+    }
+
+    @Test func decompressionBombIsRefusedBeforeAllocating() {
+        let huge = [UInt8](repeating: 0, count: ChangeBatch.maximumBodySize + 1)
+        let bomb = [ChangeBatch.version, 1] + Zstd.compress(huge)
+        let error = #expect(throws: ChangeBatchError.self) { try ChangeBatch(decoding: bomb) }
+        #expect(error?.description.contains("above the") == true)
+    }
+
+    @Test func fuzzedBatchesNeverCrash() {
+        var rng = SplitMix64(seed: 77)
+        let valid = [Self.sampleBatch(2).encoded(compress: false), Self.sampleBatch(2).encoded(compress: true)]
+        var rejected = 0
+        for round in 0..<3000 {
+            var bytes = valid[round % 2]
+            for _ in 0..<(1 + rng.next() % 6) {
+                bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+            }
+            if rng.next() % 4 == 0 { bytes.removeLast(Int(rng.next() % UInt64(bytes.count))) }
+            do { _ = try ChangeBatch(decoding: bytes) } catch { rejected += 1 }
+        }
+        #expect(rejected > 1000)
+    }
+
+    @Test func shardsAreStableAndSpread() {
+        #expect(Shard.of(table: "books", key: [.integer(42)], shards: 1) == 1)
+        let a = Shard.of(table: "books", key: [.integer(42)], shards: 8)
+        #expect(a == Shard.of(table: "books", key: [.integer(42)], shards: 8))
+        #expect((1...8).contains(a))
+        // Storage class matters: 42 and '42' are different keys.
+        let counts = (0..<800).reduce(into: [UInt64: Int]()) { counts, key in counts[Shard.of(table: "t", key: [.integer(Int64(key))], shards: 4), default: 0] += 1 }
+        #expect(counts.keys.sorted() == [1, 2, 3, 4])
+        #expect(counts.values.allSatisfy { $0 > 120 })
+    }
+}

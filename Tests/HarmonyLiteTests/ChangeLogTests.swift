@@ -1,0 +1,239 @@
+import Foundation
+import Testing
+
+@testable import ChangeEvents
+@testable import ChangeLog
+@testable import SQLiteKit
+
+/// Capture, read and apply on real database files, with the application's writes made by the sqlite3 shell.
+@Suite struct ChangeLogTests {
+    let directory: TemporaryDirectory
+
+    init() throws { directory = try TemporaryDirectory() }
+
+    func database(_ name: String, _ schema: String) throws -> String {
+        let path = directory.path + "/" + name
+        try makeDatabase(path, "PRAGMA journal_mode=WAL;" + schema)
+        return path
+    }
+
+    /// A database with `schema`, the change logs installed for `node`.
+    func installed(_ schema: String = Self.schema, node: UInt64 = 1) throws -> (path: String, db: SQLiteDatabase, installation: ChangeLogInstallation) {
+        let path = try database("a.db", schema)
+        let db = try SQLiteDatabase(existingPath: path)
+        return (path, db, try ChangeLogInstaller.install(in: db, node: node))
+    }
+
+    /// The application: a separate sqlite3 process with HarmonyLite-hostile settings.
+    @discardableResult
+    func app(_ path: String, _ sql: String) throws -> String {
+        let result = try runCommand("/usr/bin/sqlite3", [path, "PRAGMA trusted_schema=OFF;" + sql])
+        guard result.status == 0 else { throw TestFailure("sqlite3: \(result.output)") }
+        return result.output
+    }
+
+    static let schema = """
+        CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL, year INTEGER);
+        CREATE TABLE pairs(a TEXT COLLATE NOCASE, b INTEGER, v BLOB, PRIMARY KEY (a, b)) WITHOUT ROWID;
+        CREATE TABLE logbook(line TEXT);
+        CREATE VIRTUAL TABLE docs USING fts5(body);
+        """
+
+    @Test func tablesAreClassifiedAndRefusalsSayWhy() throws {
+        let path = try database("a.db", Self.schema)
+        let installation = try ChangeLogInstaller.install(in: SQLiteDatabase(existingPath: path), node: 1)
+        #expect(installation.catalog.replicated.map(\.name) == ["books", "pairs"])
+        let refused = Dictionary(uniqueKeysWithValues: installation.catalog.refused.map { ($0.name, $0.reason) })
+        #expect(refused["logbook"]?.contains("no PRIMARY KEY") == true)
+        #expect(refused["docs"]?.contains("virtual table") == true)
+        #expect(refused["docs_data"]?.contains("shadow table") == true)
+        #expect(installation.catalog.table(named: "pairs")?.primaryKey.map(\.collation) == ["NOCASE", "BINARY"])
+        // Refused tables keep working for the application and capture nothing.
+        try app(path, "INSERT INTO logbook VALUES ('x'); INSERT INTO docs VALUES ('hello');")
+        #expect(try app(path, "SELECT count(*) FROM __harmonylite___change_log_global;") == "0\n")
+    }
+
+    @Test func applicationWritesAreCapturedWithTrustedSchemaOff() throws {
+        let (path, db, installation) = try installed(node: 42)
+        try app(path, """
+            INSERT INTO books VALUES (1, 'Dune', 1965), (2, 'Emma', 1815);
+            UPDATE books SET year = 1966 WHERE id = 1;
+            DELETE FROM books WHERE id = 2;
+            INSERT INTO pairs VALUES ('k', 1, x'00ff00');
+            """)
+        let reader = try ChangeReader(database: db, installation: installation)
+        let pending = try reader.pending(after: 0, limit: 100)
+        #expect(pending.throughID == 5)
+        let byKey = Dictionary(uniqueKeysWithValues: pending.events.map { ("\($0.table)/\($0.key.first!)", $0) })
+        #expect(pending.events.count == 3, "the two writes to book 1 became one event")
+        let dune = try #require(byKey["books/1"])
+        #expect(dune.operation == .upsert && dune.values == [.integer(1), .text("Dune"), .integer(1966)])
+        #expect(dune.writer == 42 && dune.changeID == 3)
+        let emma = try #require(byKey["books/2"])
+        #expect(emma.operation == .delete && emma.values == [.integer(2)])
+        let pair = try #require(byKey["pairs/'k'"])
+        #expect(pair.values == [.text("k"), .integer(1), .blob([0, 255, 0])] && pair.keyCount == 2)
+        // Stamps are milliseconds since 1970 in the high 48 bits.
+        let milliseconds = Int64(Date().timeIntervalSince1970 * 1000)
+        #expect(abs(Int64(dune.stamp >> 16) - milliseconds) < 60_000)
+        #expect(abs(Int64(emma.stamp >> 16) - milliseconds) < 60_000)
+    }
+
+    @Test func keyChangingUpdateIsADeleteAndAWrite() throws {
+        let (path, db, installation) = try installed(node: 1)
+        try app(path, "INSERT INTO books VALUES (1, 'Dune', 1965);")
+        let watermark = try #require(try ChangeReader(database: db, installation: installation).pending(after: 0, limit: 10).throughID)
+        try app(path, "UPDATE books SET id = 10 WHERE id = 1;")
+        let events = try ChangeReader(database: db, installation: installation).pending(after: watermark, limit: 10).events
+        #expect(events.map(\.operation) == [.delete, .upsert])
+        #expect(events.map { $0.key.first } == [.integer(1), .integer(10)])
+    }
+
+    @Test func stampsOfOneRowNeverGoBackwards() throws {
+        let (path, _, _) = try installed(node: 1)
+        // A stored stamp far in the future stands for a clock that stepped back since the last write.
+        let future: Int64 = (Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000) << 16
+        try app(path, "INSERT INTO books VALUES (1, 'a', 1); UPDATE __harmonylite__books_change_log SET __harmonylite__hlc = \(future);")
+        try app(path, "UPDATE books SET title = 'b' WHERE id = 1;")
+        #expect(try app(path, "SELECT __harmonylite__hlc FROM __harmonylite__books_change_log;") == "\(future + 1)\n")
+    }
+
+    @Test func appliedChangesAreNotCapturedAndOlderOnesLose() throws {
+        let (path, db, installation) = try installed(node: 1)
+        let applier = ChangeApplier(database: db, catalog: installation.catalog)
+        let columns = ["id", "title", "year"]
+        let newer = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 2000 << 16, writer: 2, columns: columns, values: [.integer(1), .text("new"), .integer(2)], keyCount: 1)
+        let older = ChangeEvent(changeID: 2, table: "books", operation: .upsert, stamp: 1000 << 16, writer: 3, columns: columns, values: [.integer(1), .text("old"), .integer(1)], keyCount: 1)
+        let outcome = try applier.apply([newer, older, newer], cursor: ["s-1": 7])
+        #expect(outcome == .init(applied: 1, superseded: 2))
+        #expect(try app(path, "SELECT title FROM books; SELECT count(*) FROM __harmonylite___change_log_global;") == "new\n0\n")
+        #expect(try applier.storedCursor() == ["s-1": 7])
+        // Same stamp, higher writer wins the tie; a delete leaves a tombstone older writes cannot pass.
+        let tie = ChangeEvent(changeID: 3, table: "books", operation: .delete, stamp: 2000 << 16, writer: 9, columns: ["id"], values: [.integer(1)], keyCount: 1)
+        #expect(try applier.apply([tie]).applied == 1)
+        #expect(try applier.apply([newer]).superseded == 1)
+        #expect(try app(path, "SELECT count(*) FROM books;") == "0\n")
+    }
+
+    @Test func unknownTablesAndColumnsAreErrorsAndRollBack() throws {
+        let (path, db, installation) = try installed(node: 1)
+        let applier = ChangeApplier(database: db, catalog: installation.catalog)
+        let good = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 5, writer: 2, columns: ["id", "title"], values: [.integer(1), .text("x")], keyCount: 1)
+        let missingTable = ChangeEvent(changeID: 2, table: "films", operation: .upsert, stamp: 5, writer: 2, columns: ["id"], values: [.integer(1)], keyCount: 1)
+        let missingColumn = ChangeEvent(changeID: 3, table: "books", operation: .upsert, stamp: 5, writer: 2, columns: ["id", "title", "rating"], values: [.integer(2), .text("y"), .integer(5)], keyCount: 1)
+        let tableError = #expect(throws: ApplyError.self) { try applier.apply([good, missingTable]) }
+        #expect(tableError?.description.contains("table films is not replicated here") == true)
+        let columnError = #expect(throws: ApplyError.self) { try applier.apply([good, missingColumn]) }
+        #expect(columnError?.description.contains("column rating does not exist") == true)
+        #expect(try app(path, "SELECT count(*) FROM books;") == "0\n", "nothing of a failed batch is applied")
+        // Once the table exists (created after the applier started), the same events apply.
+        try app(path, "CREATE TABLE films(id INTEGER PRIMARY KEY); ALTER TABLE books ADD COLUMN rating INTEGER;")
+        #expect(try applier.apply([good, missingTable, missingColumn]).applied == 3)
+    }
+
+    @Test func addingAColumnKeepsApplicationWritesWorking() throws {
+        let (path, db, _) = try installed(node: 1)
+        try app(path, "ALTER TABLE books ADD COLUMN rating INTEGER; INSERT INTO books VALUES (1, 'Dune', 1965, 5);")
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: 0, limit: 10).events
+        #expect(events.first?.columns == ["id", "title", "year", "rating"])
+        #expect(events.first?.values.last == .integer(5))
+    }
+
+    @Test func installIsIdempotentAndQueueIdsNeverRestart() throws {
+        let path = try database("a.db", Self.schema)
+        let db = try SQLiteDatabase(existingPath: path)
+        let first = try ChangeLogInstaller.install(in: db, node: 1)
+        let second = try ChangeLogInstaller.install(in: db, node: 1)
+        #expect(first.incarnation == second.incarnation && first.tableIDs == second.tableIDs && first.schemaHash == second.schemaHash)
+        #expect(first.schemaHash.count == 64)
+        try app(path, "INSERT INTO books VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3);")
+        try PublishWatermark.write(3, to: db)
+        #expect(try PublishWatermark.removePublished(from: db) == 2)
+        try app(path, "INSERT INTO books VALUES (4, 'd', 4);")
+        #expect(try app(path, "SELECT group_concat(id) FROM __harmonylite___change_log_global;") == "3,4\n")
+        // A schema change changes the hash.
+        try app(path, "ALTER TABLE books ADD COLUMN rating INTEGER;")
+        #expect(try ChangeLogInstaller.install(in: db, node: 1).schemaHash != first.schemaHash)
+    }
+
+    /// Values written by the shell arrive on another database with the same storage class and bytes.
+    @Test func valuesArriveBitIdentical() throws {
+        let schema = "CREATE TABLE v(id INTEGER PRIMARY KEY, x);"
+        let source = try database("src.db", schema)
+        let target = try database("dst.db", schema)
+        let sourceDB = try SQLiteDatabase(existingPath: source)
+        let installation = try ChangeLogInstaller.install(in: sourceDB, node: 1)
+        let targetDB = try SQLiteDatabase(existingPath: target)
+        let targetInstallation = try ChangeLogInstaller.install(in: targetDB, node: 2)
+        try app(source, """
+            INSERT INTO v VALUES (1, NULL), (2, 9223372036854775807), (3, -9223372036854775808), (4, 0.0), (5, -0.0),
+              (6, 1e308), (7, 0.1), (8, ''), (9, x''), (10, x'000000'), (11, 'ünïcødé ☃ 𝄞'), (12, '2024-01-02 03:04:05'),
+              (13, printf('%.*c', 100000, 'x')), (14, CAST(x'610062' AS TEXT)), (15, '1e3'), (16, 4.9e-324);
+            """)
+        let events = try ChangeReader(database: sourceDB, installation: installation).pending(after: 0, limit: 100).events
+        let wire = ChangeBatch(origin: 1, schemaHash: installation.schemaHash, events: events).encoded(compress: true)
+        let received = try ChangeBatch(decoding: wire)
+        #expect(try ChangeApplier(database: targetDB, catalog: targetInstallation.catalog).apply(received.events).applied == 16)
+        // hex() of a REAL formats it as text first; ieee754() shows the bits (and the sign of -0.0).
+        let query = "SELECT id, typeof(x), CASE typeof(x) WHEN 'real' THEN ieee754(x) ELSE hex(x) END FROM v ORDER BY id;"
+        let expected = try app(source, query)
+        #expect(try app(target, query) == expected)
+        #expect(expected.contains("5|real|ieee754(1,-3071)"), "-0.0 kept its sign bit: \(expected.prefix(400))")
+    }
+
+    /// Three nodes write conflicting changes to the same rows, then each applies the others' events in its
+    /// own random order, some twice: every node ends with the same rows. Even seeds start every row clock
+    /// at one shared future stamp, so concurrent writes get equal stamps and the writer breaks the tie.
+    @Test(arguments: 1...12)
+    func nodesConvergeWhateverTheArrivalOrder(seed: Int) throws {
+        var rng = SplitMix64(seed: UInt64(seed))
+        var nodes: [(db: SQLiteDatabase, installation: ChangeLogInstallation, path: String)] = []
+        let future = (Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000) << 16
+        for index in 1...3 {
+            let path = try database("n\(index).db", "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT, n INTEGER);")
+            let db = try SQLiteDatabase(existingPath: path)
+            nodes.append((db, try ChangeLogInstaller.install(in: db, node: UInt64(index)), path))
+            if seed % 2 == 0 {
+                for key in 0..<16 {
+                    try db.execute("INSERT INTO __harmonylite__kv_change_log VALUES (\(key), \(future), 0, 1)")
+                }
+            }
+        }
+        var published: [[ChangeEvent]] = [[], [], []]
+        for round in 0..<4 {
+            for (index, node) in nodes.enumerated() {
+                var sql = "BEGIN;"
+                for _ in 0..<15 {
+                    let key = rng.next() % 8
+                    switch rng.next() % 4 {
+                    case 0: sql += "DELETE FROM kv WHERE k = \(key);"
+                    case 1: sql += "UPDATE kv SET k = \(key + 8) WHERE k = \(key) AND NOT EXISTS (SELECT 1 FROM kv WHERE k = \(key + 8));"
+                    default: sql += "INSERT INTO kv VALUES (\(key), 'n\(index)r\(round)', \(rng.next() % 100)) ON CONFLICT(k) DO UPDATE SET v = excluded.v, n = excluded.n;"
+                    }
+                }
+                try node.db.execute(sql + "COMMIT;")
+                let reader = try ChangeReader(database: node.db, installation: node.installation)
+                let watermark = try PublishWatermark.read(node.db)
+                let pending = try reader.pending(after: watermark, limit: 1000)
+                if let through = pending.throughID { try PublishWatermark.write(through, to: node.db) }
+                published[index] += pending.events
+            }
+            // Deliver a random part of what is published so far, interleaving with further writes.
+            for (index, node) in nodes.enumerated() {
+                var incoming = published.enumerated().filter { $0.offset != index }.flatMap(\.element)
+                incoming.shuffle(using: &rng)
+                let applier = ChangeApplier(database: node.db, catalog: node.installation.catalog)
+                _ = try applier.apply(Array(incoming.prefix(Int(rng.next() % UInt64(incoming.count + 1)))))
+            }
+        }
+        for (index, node) in nodes.enumerated() {
+            var incoming = published.enumerated().filter { $0.offset != index }.flatMap(\.element)
+            incoming.shuffle(using: &rng)
+            _ = try ChangeApplier(database: node.db, catalog: node.installation.catalog).apply(incoming + incoming.prefix(5))
+        }
+        let contents = try nodes.map { try app($0.path, "SELECT k, quote(v), n FROM kv ORDER BY k;") }
+        #expect(contents[0] == contents[1] && contents[1] == contents[2], "diverged:\n\(contents.joined(separator: "\n--\n"))")
+        #expect(!contents[0].isEmpty)
+    }
+}
