@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "NKeys", dependencies: ["COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
         .target(name: "ChangeLog", dependencies: ["SQLiteKit", "ChangeEvents", "COpenSSL"]),
-        .target(name: "NATSClient", dependencies: ["CNats", "HarmonyConfig"]),
+        .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig"]),
         .target(
             name: "WorkerRuntime",
             dependencies: ["IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]
@@ -54,9 +54,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "SQLiteKit"]),
-        .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "SQLiteKit"]),
-        .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "NATSClient", "NKeys", "Signals"]),
+        .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime"]),
 
         .testTarget(

@@ -106,6 +106,14 @@ public enum PublishWatermark {
         try database.prepare("INSERT OR REPLACE INTO \(ChangeLogSchema.quote(ChangeLogSchema.meta)) (key, value) VALUES ('published_through', ?)").run([.integer(id)])
     }
 
+    /// Queue entries not yet published (HarmonyLite's `pending_publish`).
+    public static func pendingCount(in database: SQLiteDatabase) throws(SQLiteError) -> Int64 {
+        let q = ChangeLogSchema.quote
+        return try database.scalarInteger("""
+            SELECT count(*) FROM \(q(ChangeLogSchema.globalLog)) WHERE id > coalesce((SELECT value FROM \(q(ChangeLogSchema.meta)) WHERE key = 'published_through'), 0)
+            """)
+    }
+
     /// Deletes published queue entries, always keeping the newest row so that ids never restart.
     @discardableResult
     public static func removePublished(from database: SQLiteDatabase) throws(SQLiteError) -> Int {

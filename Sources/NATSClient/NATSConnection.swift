@@ -21,6 +21,10 @@ public struct ConnectionSettings: Sendable {
     public var connectTimeoutMilliseconds: Int64 = 2000
     /// How long one JetStream API request may take.
     public var jetStreamWaitMilliseconds: Int64 = 2000
+    /// Receives the acknowledgements of asynchronous publishes (publishing needs it).
+    public var publishAcks: PublishAcks?
+    /// At most this many asynchronous publishes unacknowledged at once.
+    public var maxPendingPublishes: Int64 = 4096
 
     public init(urls: [String], name: String) {
         self.urls = urls
@@ -36,10 +40,13 @@ public struct ConnectionSettings: Sendable {
 public final class NATSConnection: @unchecked Sendable {
     let connection: OpaquePointer
     let jetStream: OpaquePointer
+    /// Kept alive as long as libnats may call back into it.
+    private let publishAcks: PublishAcks?
 
-    private init(connection: OpaquePointer, jetStream: OpaquePointer) {
+    private init(connection: OpaquePointer, jetStream: OpaquePointer, publishAcks: PublishAcks?) {
         self.connection = connection
         self.jetStream = jetStream
+        self.publishAcks = publishAcks
     }
 
     deinit {
@@ -84,13 +91,18 @@ public final class NATSConnection: @unchecked Sendable {
         var jsOptions = jsOptions()
         jsOptions_Init(&jsOptions)
         jsOptions.Wait = settings.jetStreamWaitMilliseconds
+        if let acks = settings.publishAcks {
+            jsOptions.PublishAsync.AckHandler = publishAckHandler
+            jsOptions.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(acks).toOpaque()
+            jsOptions.PublishAsync.MaxPending = settings.maxPendingPublishes
+        }
         var jetStream: OpaquePointer?
         let jsStatus = natsConnection_JetStream(&jetStream, connection, &jsOptions)
         guard jsStatus == NATS_OK, let jetStream else {
             natsConnection_Destroy(connection)
             throw NATSError(operation: "JetStream context", status: jsStatus)
         }
-        return NATSConnection(connection: connection, jetStream: jetStream)
+        return NATSConnection(connection: connection, jetStream: jetStream, publishAcks: settings.publishAcks)
     }
 
     public var isConnected: Bool { natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED }

@@ -20,6 +20,7 @@ public final class WorkerRuntime {
     private let connection: FrameConnection
     private let signals: SignalDescriptor
     private let heartbeatInterval: Int32
+    private let controlSocketPath: String
 
     /// Connects and shakes hands; on any failure prints why and exits the process with status 1 (a worker
     /// cannot do anything without its supervisor).
@@ -44,6 +45,7 @@ public final class WorkerRuntime {
         guard let path = getenv(ControlChannel.environmentVariable).flatMap({ String(validatingCString: $0) }) else {
             throw WorkerError("\(ControlChannel.environmentVariable) is not set: workers are started by the harmonylite supervisor")
         }
+        controlSocketPath = path
         connection = FrameConnection(fd: try UnixSocket.connect(path: path))
         try connection.send(ControlMessage.hello(.init(worker: name, pid: getpid())).frame)
         guard let frame = try connection.receive(timeoutMilliseconds: 10_000) else {
@@ -86,28 +88,45 @@ public final class WorkerRuntime {
         case supervisorGone
     }
 
-    /// Runs the worker's loop until it must stop. `tick` is called at least once per heartbeat interval and
-    /// returns the counters the heartbeat carries; a worker whose `tick` blocks stops heartbeating and is
-    /// replaced by the supervisor, which is the point.
-    public func run(tick: () throws -> [ControlMessage.Counter]) throws -> StopReason {
-        var descriptors = [pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
+    /// Runs the worker's loop until it must stop: watches the control socket, signals and the handler's
+    /// descriptors, calls the handler when they are readable, at its deadline and at every heartbeat, and
+    /// sends a heartbeat with its counters at the interval the supervisor asked for. A handler that blocks
+    /// stops the heartbeats and is replaced by the supervisor, which is the point.
+    public func run(_ handler: some WorkerLoopHandler) throws -> StopReason {
         var nextHeartbeat = monotonicSeconds()
         while true {
             let now = monotonicSeconds()
             if now >= nextHeartbeat {
-                try connection.send(ControlMessage.heartbeat(counters: try tick()).frame)
+                try handler.tick()
+                try connection.send(ControlMessage.heartbeat(counters: handler.counters).frame)
                 nextHeartbeat = now + Double(heartbeatInterval) / 1000
+            } else if let deadline = handler.nextDeadline, now >= deadline {
+                try handler.tick()
             }
-            let timeout = Int32(max(0, (nextHeartbeat - monotonicSeconds()) * 1000)) + 1
-            descriptors[0].revents = 0
-            descriptors[1].revents = 0
-            guard poll(&descriptors, 2, timeout) >= 0 || errno == EINTR else { throw WorkerError("poll: \(String(cString: strerror(errno)))") }
+            var wakeAt = nextHeartbeat
+            if let deadline = handler.nextDeadline { wakeAt = min(wakeAt, deadline) }
+            let timeout = Int32(max(0, (wakeAt - monotonicSeconds()) * 1000).rounded(.up))
+            var descriptors = [pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
+            descriptors += handler.descriptors
+            guard poll(&descriptors, nfds_t(descriptors.count), timeout) >= 0 || errno == EINTR else {
+                throw WorkerError("poll: \(String(cString: strerror(errno)))")
+            }
             if descriptors[1].revents != 0 {
                 for signal in signals.drain() where signal != SIGHUP { return .signal(signal) }
             }
             if descriptors[0].revents != 0, let reason = try readControlMessages() { return reason }
+            let ready = descriptors.dropFirst(2).filter { $0.revents != 0 }
+            if !ready.isEmpty { try handler.handle(readable: Array(ready)) }
         }
     }
+
+    /// `run` for a worker with nothing to watch: `tick` returns the heartbeat's counters.
+    public func run(tick: @escaping () throws -> [ControlMessage.Counter]) throws -> StopReason {
+        try run(TickOnly(body: tick))
+    }
+
+    /// The node's run directory (where the broker's data socket lives).
+    public var runDirectory: String { FilePaths.directory(of: controlSocketPath) }
 
     private func readControlMessages() throws -> StopReason? {
         while true {
@@ -127,4 +146,28 @@ public final class WorkerRuntime {
 public struct WorkerError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// A worker's part of the loop `WorkerRuntime.run` drives. Called on the main thread only.
+public protocol WorkerLoopHandler: AnyObject {
+    /// Descriptors to watch besides the control socket (asked before every poll).
+    var descriptors: [pollfd] { get }
+    /// When the handler wants `tick` next even without events (monotonic seconds), if ever.
+    var nextDeadline: Double? { get }
+    /// Some of `descriptors` have events.
+    func handle(readable: [pollfd]) throws
+    /// Periodic work: at every heartbeat and at `nextDeadline`.
+    func tick() throws
+    /// What the next heartbeat reports (exported on /metrics).
+    var counters: [ControlMessage.Counter] { get }
+}
+
+private final class TickOnly: WorkerLoopHandler {
+    let body: () throws -> [ControlMessage.Counter]
+    var counters: [ControlMessage.Counter] = []
+    init(body: @escaping () throws -> [ControlMessage.Counter]) { self.body = body }
+    var descriptors: [pollfd] { [] }
+    var nextDeadline: Double? { nil }
+    func handle(readable: [pollfd]) throws {}
+    func tick() throws { counters = try body() }
 }

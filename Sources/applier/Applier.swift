@@ -1,25 +1,18 @@
-import SQLiteKit
 import WorkerRuntime
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// Applies other nodes' changes. For now it opens the database (which must exist and be a SQLite file)
-/// and holds it; applying arrives with the replication issue.
+/// Applies other nodes' changes to the database.
 @main
 struct Applier {
     static func main() throws {
         let runtime = WorkerRuntime.start(name: "applier")
-        let database: SQLiteDatabase
+        let service: ApplyService
         do {
-            database = try SQLiteDatabase(existingPath: runtime.configuration.dbPath)
+            service = try ApplyService(runtime: runtime)
         } catch {
-            runtime.logger.error("cannot open the database: \(error)")
-            exit(1)
+            runtime.logger.error("cannot start applying: \(error)")
+            throw error
         }
-        try runtime.reportReady("database \(database.path) open")
-        let reason = try runtime.run { [] }
+        let reason = try runtime.run(service)
         runtime.logger.info("stopping: \(reason)")
     }
 }

@@ -1,25 +1,18 @@
-import SQLiteKit
 import WorkerRuntime
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// Captures the application's writes. For now it opens the database (which must exist and be a SQLite
-/// file) and holds it; change capture arrives with the replication issue.
+/// Captures the application's writes and hands them to the broker.
 @main
 struct Capturer {
     static func main() throws {
         let runtime = WorkerRuntime.start(name: "capturer")
-        let database: SQLiteDatabase
+        let service: CaptureService
         do {
-            database = try SQLiteDatabase(existingPath: runtime.configuration.dbPath)
+            service = try CaptureService(runtime: runtime)
         } catch {
-            runtime.logger.error("cannot open the database: \(error)")
-            exit(1)
+            runtime.logger.error("cannot start capturing: \(error)")
+            throw error
         }
-        try runtime.reportReady("database \(database.path) open")
-        let reason = try runtime.run { [] }
+        let reason = try runtime.run(service)
         runtime.logger.info("stopping: \(reason)")
     }
 }

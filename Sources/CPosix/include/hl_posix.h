@@ -2,6 +2,8 @@
 #define HL_POSIX_H
 
 // Linux calls Swift's Glibc module does not expose (they need _GNU_SOURCE or are variadic).
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/types.h>
 

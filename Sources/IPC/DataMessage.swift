@@ -1,0 +1,165 @@
+import BinaryCoding
+
+/// Messages on the broker's data socket: the capturer's publishes and their confirmations, the applier's
+/// subscription, deliveries and applied positions. Every hot-path message carries a batch, not one row.
+///
+/// Flow control: the capturer keeps a bounded number of publishes unconfirmed; the broker delivers to the
+/// applier only while it holds credit (`credit` grants more), so neither side buffers without bound.
+public enum DataMessage: Equatable, Sendable {
+    /// First message on a data connection: who is speaking.
+    case hello(role: Role)
+    /// Capturer → broker: one JetStream message to publish on `shard`, deduplicated by `messageID`.
+    case publish(Publish)
+    /// Broker → capturer: JetStream stored (or had already stored) the publish `batchID`.
+    case published(batchID: UInt64, stream: String, sequence: UInt64)
+    /// Broker → capturer: the publish `batchID` was not acknowledged; it stays pending and is sent again.
+    case publishFailed(batchID: UInt64, reason: String)
+    /// Applier → broker: consume every shard from after these positions (stream name → last applied).
+    case subscribe(cursor: [Position])
+    /// Applier → broker: room for `count` more deliveries.
+    case credit(count: UInt32)
+    /// Broker → applier: stored messages, in stream order per stream.
+    case deliver([Delivery])
+    /// Applier → broker: everything up to `sequence` of `stream` is committed to the database.
+    case applied(Position)
+
+    public enum Role: UInt8, Sendable { case capturer = 1, applier = 2 }
+
+    public struct Publish: Equatable, Sendable {
+        public var batchID: UInt64
+        public var shard: UInt32
+        public var messageID: String
+        public var payload: [UInt8]
+
+        public init(batchID: UInt64, shard: UInt32, messageID: String, payload: [UInt8]) {
+            self.batchID = batchID
+            self.shard = shard
+            self.messageID = messageID
+            self.payload = payload
+        }
+    }
+
+    public struct Position: Equatable, Hashable, Sendable {
+        public var stream: String
+        public var sequence: UInt64
+
+        public init(stream: String, sequence: UInt64) {
+            self.stream = stream
+            self.sequence = sequence
+        }
+    }
+
+    public struct Delivery: Equatable, Sendable {
+        public var stream: String
+        public var sequence: UInt64
+        public var payload: [UInt8]
+
+        public init(stream: String, sequence: UInt64, payload: [UInt8]) {
+            self.stream = stream
+            self.sequence = sequence
+            self.payload = payload
+        }
+    }
+
+    enum TypeByte: UInt8 {
+        case hello = 0x20, publish = 0x21, published = 0x22, publishFailed = 0x23
+        case subscribe = 0x30, credit = 0x31, deliver = 0x32, applied = 0x33
+    }
+
+    public var frame: Frame {
+        var w = BinaryWriter()
+        let type: TypeByte
+        switch self {
+        case .hello(let role):
+            type = .hello
+            w.write(role.rawValue)
+        case .publish(let publish):
+            type = .publish
+            w.write(publish.batchID)
+            w.write(publish.shard)
+            w.write(publish.messageID)
+            w.write(publish.payload)
+        case .published(let batchID, let stream, let sequence):
+            type = .published
+            w.write(batchID)
+            w.write(stream)
+            w.write(sequence)
+        case .publishFailed(let batchID, let reason):
+            type = .publishFailed
+            w.write(batchID)
+            w.write(reason)
+        case .subscribe(let cursor):
+            type = .subscribe
+            w.write(UInt32(cursor.count))
+            for position in cursor {
+                w.write(position.stream)
+                w.write(position.sequence)
+            }
+        case .credit(let count):
+            type = .credit
+            w.write(count)
+        case .deliver(let deliveries):
+            type = .deliver
+            w.write(UInt32(deliveries.count))
+            for delivery in deliveries {
+                w.write(delivery.stream)
+                w.write(delivery.sequence)
+                w.write(delivery.payload)
+            }
+        case .applied(let position):
+            type = .applied
+            w.write(position.stream)
+            w.write(position.sequence)
+        }
+        return Frame(type: type.rawValue, body: w.bytes)
+    }
+
+    public init(frame: Frame) throws(IPCError) {
+        guard let type = TypeByte(rawValue: frame.type) else { throw IPCError(.unknownMessageType(frame.type)) }
+        var r = BinaryReader(frame.body)
+        do {
+            switch type {
+            case .hello:
+                let raw = try r.readUInt8()
+                guard let role = Role(rawValue: raw) else { throw IPCError(.malformedBody(messageType: frame.type, reason: "unknown role \(raw)")) }
+                self = .hello(role: role)
+            case .publish:
+                self = .publish(Publish(batchID: try r.readUInt64(), shard: try r.readUInt32(), messageID: try r.readString(), payload: try r.readBytes()))
+            case .published:
+                self = .published(batchID: try r.readUInt64(), stream: try r.readString(), sequence: try r.readUInt64())
+            case .publishFailed:
+                self = .publishFailed(batchID: try r.readUInt64(), reason: try r.readString())
+            case .subscribe:
+                let count = Int(try r.readUInt32())
+                var cursor: [Position] = []
+                for _ in 0..<min(count, 1 << 16) { cursor.append(Position(stream: try r.readString(), sequence: try r.readUInt64())) }
+                guard cursor.count == count else { throw IPCError(.malformedBody(messageType: frame.type, reason: "\(count) positions announced")) }
+                self = .subscribe(cursor: cursor)
+            case .credit:
+                self = .credit(count: try r.readUInt32())
+            case .deliver:
+                let count = Int(try r.readUInt32())
+                var deliveries: [Delivery] = []
+                for _ in 0..<min(count, 1 << 20) {
+                    deliveries.append(Delivery(stream: try r.readString(), sequence: try r.readUInt64(), payload: try r.readBytes()))
+                }
+                guard deliveries.count == count else { throw IPCError(.malformedBody(messageType: frame.type, reason: "\(count) deliveries announced")) }
+                self = .deliver(deliveries)
+            case .applied:
+                self = .applied(Position(stream: try r.readString(), sequence: try r.readUInt64()))
+            }
+        } catch let error as IPCError {
+            throw error
+        } catch {
+            throw IPCError(.malformedBody(messageType: frame.type, reason: "\(error)"))
+        }
+        guard r.remaining == 0 else {
+            throw IPCError(.malformedBody(messageType: frame.type, reason: "\(r.remaining) trailing bytes"))
+        }
+    }
+}
+
+extension ControlChannel {
+    /// The broker's data socket's file name inside the node's run directory.
+    public static let dataSocketName = "broker.sock"
+}

@@ -1,0 +1,109 @@
+import CNats
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A shard stream as HarmonyLite configures it.
+public struct StreamSpecification: Equatable, Sendable {
+    public var name: String
+    public var subject: String
+    public var replicas: Int
+    public var maxMessages: Int64
+    /// JetStream's deduplication window for `Nats-Msg-Id`, in seconds.
+    public var duplicateWindowSeconds: Int64 = 120
+
+    public init(name: String, subject: String, replicas: Int, maxMessages: Int64) {
+        self.name = name
+        self.subject = subject
+        self.replicas = replicas
+        self.maxMessages = maxMessages
+    }
+}
+
+/// What a stream holds now.
+public struct StreamState: Equatable, Sendable {
+    public var firstSequence: UInt64
+    public var lastSequence: UInt64
+    public var messages: UInt64
+}
+
+extension NATSConnection {
+    /// Creates the stream if missing (file storage, limits retention, discard old, the dedup window);
+    /// updates an existing one whose limits differ only when `updateExisting` (HarmonyLite's
+    /// `update_existing`). Returns its state.
+    public func ensureStream(_ spec: StreamSpecification, updateExisting: Bool) throws(NATSError) -> StreamState {
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var code = jsErrCode(rawValue: 0)
+        let status = js_GetStreamInfo(&info, jetStream, spec.name, nil, &code)
+        if status == NATS_OK, let info {
+            defer { jsStreamInfo_Destroy(info) }
+            let config = info.pointee.Config.pointee
+            let differs = config.MaxMsgs != spec.maxMessages || Int(config.Replicas) != spec.replicas
+            if !differs || !updateExisting { return StreamState(info.pointee.State) }
+            return try withStreamConfig(spec) { config throws(NATSError) in
+                var updated: UnsafeMutablePointer<jsStreamInfo>?
+                let status = js_UpdateStream(&updated, jetStream, &config, nil, &code)
+                guard status == NATS_OK, let updated else {
+                    throw NATSError(operation: "update stream \(spec.name)", status: status, jetStreamCode: Int(code.rawValue))
+                }
+                defer { jsStreamInfo_Destroy(updated) }
+                return StreamState(updated.pointee.State)
+            }
+        }
+        guard status == NATS_NOT_FOUND || code == JSStreamNotFoundErr else {
+            throw NATSError(operation: "stream info \(spec.name)", status: status, jetStreamCode: Int(code.rawValue))
+        }
+        return try withStreamConfig(spec) { config throws(NATSError) in
+            var created: UnsafeMutablePointer<jsStreamInfo>?
+            let status = js_AddStream(&created, jetStream, &config, nil, &code)
+            guard status == NATS_OK, let created else {
+                throw NATSError(operation: "create stream \(spec.name)", status: status, jetStreamCode: Int(code.rawValue))
+            }
+            defer { jsStreamInfo_Destroy(created) }
+            return StreamState(created.pointee.State)
+        }
+    }
+
+    public func streamState(_ name: String) throws(NATSError) -> StreamState {
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var code = jsErrCode(rawValue: 0)
+        let status = js_GetStreamInfo(&info, jetStream, name, nil, &code)
+        guard status == NATS_OK, let info else { throw NATSError(operation: "stream info \(name)", status: status, jetStreamCode: Int(code.rawValue)) }
+        defer { jsStreamInfo_Destroy(info) }
+        return StreamState(info.pointee.State)
+    }
+
+    private func withStreamConfig<T>(_ spec: StreamSpecification, _ body: (inout jsStreamConfig) throws(NATSError) -> T) throws(NATSError) -> T {
+        var config = jsStreamConfig()
+        jsStreamConfig_Init(&config)
+        let name = strdup(spec.name)
+        let subject = strdup(spec.subject)
+        defer {
+            free(name)
+            free(subject)
+        }
+        var subjects: [UnsafePointer<CChar>?] = [UnsafePointer(subject)]
+        return try subjects.withUnsafeMutableBufferPointer { buffer throws(NATSError) in
+            config.Name = UnsafePointer(name)
+            config.Subjects = buffer.baseAddress
+            config.SubjectsLen = 1
+            config.Storage = js_FileStorage
+            config.Retention = js_LimitsPolicy
+            config.Discard = js_DiscardOld
+            config.MaxMsgs = spec.maxMessages
+            config.Replicas = Int64(spec.replicas)
+            config.Duplicates = spec.duplicateWindowSeconds * 1_000_000_000
+            config.AllowDirect = true
+            return try body(&config)
+        }
+    }
+}
+
+extension StreamState {
+    init(_ state: jsStreamState) {
+        firstSequence = state.FirstSeq
+        lastSequence = state.LastSeq
+        messages = state.Msgs
+    }
+}

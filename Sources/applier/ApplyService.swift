@@ -1,0 +1,150 @@
+import ChangeEvents
+import ChangeLog
+import HarmonyConfig
+import IPC
+import Logging
+import Signals
+import SQLiteKit
+import WorkerRuntime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Subscribes through the broker from the node's cursor and applies what arrives: each delivery in one
+/// transaction with the cursor, then the seq map mirror, then the acknowledgement and new credit. The node's
+/// own batches are skipped (their stamps are already here). A delivery that cannot be applied is retried
+/// with backoff and reported; the cursor never moves past it.
+final class ApplyService: WorkerLoopHandler {
+    private let runtime: WorkerRuntime
+    private let config: Configuration
+    private let logger: Logger
+    private let database: SQLiteDatabase
+    private let applier: ChangeApplier
+    private let broker: BrokerChannel
+    private var cursor: [String: UInt64]
+    private var queue: [[DataMessage.Delivery]] = []
+    private var retryAt: Double?
+    private var backoff = 0.25
+    private var lastError = ""
+
+    private static let credit: UInt32 = 4
+
+    private var appliedEvents: Int64 = 0
+    private var supersededEvents: Int64 = 0
+    private var failures: Int64 = 0
+
+    init(runtime: WorkerRuntime) throws {
+        self.runtime = runtime
+        config = runtime.configuration
+        logger = runtime.logger
+        database = try SQLiteDatabase(existingPath: config.dbPath)
+        try database.execute("PRAGMA journal_mode=WAL")
+        let installation = try ChangeLogInstaller.install(in: database, node: config.nodeID)
+        applier = ChangeApplier(database: database, catalog: installation.catalog)
+        broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)
+        cursor = try applier.storedCursor()
+        do {
+            if try SeqMapFile.read(config.seqMapPath) == nil {
+                logger.info("no seq map at \(config.seqMapPath): consuming from the database's cursor \(cursor)")
+            }
+        } catch {
+            logger.error("\(error); consuming from the database's cursor \(cursor)")
+        }
+        try SeqMapFile.write(cursor, to: config.seqMapPath)
+        if config.replicate {
+            try runtime.reportReady("applying changes from cursor \(cursor.isEmpty ? "start" : "\(cursor)")")
+        } else {
+            try runtime.reportReady("replicate=false: other nodes' changes are not applied")
+        }
+    }
+
+    // MARK: WorkerLoopHandler
+
+    var descriptors: [pollfd] { broker.descriptor.map { [$0] } ?? [] }
+
+    var nextDeadline: Double? { retryAt }
+
+    var counters: [ControlMessage.Counter] {
+        [.init("applied_events", appliedEvents), .init("superseded_events", supersededEvents), .init("apply_failures", failures),
+         .init("queued_deliveries", Int64(queue.count))]
+    }
+
+    func handle(readable: [pollfd]) throws {
+        let (messages, closed) = broker.receive()
+        for message in messages {
+            if case .deliver(let deliveries) = message { queue.append(deliveries) }
+        }
+        if let closed, closed.kind != .connectionClosed { logger.warning("broker connection: \(closed)") }
+        if closed != nil { queue.removeAll() }
+        try applyQueued()
+    }
+
+    func tick() throws {
+        guard config.replicate else { return }
+        if broker.connectIfNeeded() {
+            // What an old broker delivered but we did not apply will come again from our cursor.
+            queue.removeAll()
+            broker.send(.subscribe(cursor: cursor.map { DataMessage.Position(stream: $0.key, sequence: $0.value) }))
+            broker.send(.credit(count: Self.credit))
+        }
+        try applyQueued()
+    }
+
+    // MARK: applying
+
+    private func applyQueued() throws {
+        if let retryAt, retryAt > monotonicSeconds() { return }
+        retryAt = nil
+        while let deliveries = queue.first {
+            do {
+                try apply(deliveries)
+                queue.removeFirst()
+                backoff = 0.25
+                if !lastError.isEmpty {
+                    logger.info("applying again after: \(lastError)")
+                    try? runtime.reportStatus("applying")
+                    lastError = ""
+                }
+            } catch {
+                failures += 1
+                if "\(error)" != lastError {
+                    lastError = "\(error)"
+                    logger.error("\(error); retrying in \(backoff) s and every time after, until it applies")
+                    try? runtime.reportStatus("cannot apply: \(error)")
+                }
+                retryAt = monotonicSeconds() + backoff
+                backoff = min(backoff * 2, 30)
+                return
+            }
+        }
+    }
+
+    private func apply(_ deliveries: [DataMessage.Delivery]) throws {
+        var events: [ChangeEvent] = []
+        var reached = cursor
+        for delivery in deliveries where delivery.sequence > (cursor[delivery.stream] ?? 0) {
+            let batch: ChangeBatch
+            do {
+                batch = try ChangeBatch(decoding: delivery.payload)
+            } catch {
+                throw DeliveryError(description: "message \(delivery.sequence) of \(delivery.stream) cannot be decoded: \(error)")
+            }
+            if batch.origin != config.nodeID { events += batch.events }
+            reached[delivery.stream] = max(reached[delivery.stream] ?? 0, delivery.sequence)
+        }
+        let outcome = try applier.apply(events, cursor: reached)
+        appliedEvents += Int64(outcome.applied)
+        supersededEvents += Int64(outcome.superseded)
+        cursor = reached
+        try SeqMapFile.write(cursor, to: config.seqMapPath)
+        for stream in Set(deliveries.map(\.stream)) {
+            if let sequence = cursor[stream] { broker.send(.applied(.init(stream: stream, sequence: sequence))) }
+        }
+        broker.send(.credit(count: 1))
+    }
+}
+
+struct DeliveryError: Error, CustomStringConvertible {
+    var description: String
+}
