@@ -17,6 +17,14 @@ public struct ChangeLogInstallation: Sendable {
 /// Installs (or brings up to date) the change logs and capture triggers: idempotent, in one transaction,
 /// so an application writing concurrently sees either none or all of it.
 public enum ChangeLogInstaller {
+    /// Opens the node's database as both workers need it: WAL (so the application's readers and our
+    /// writers do not block each other, as HarmonyLite did too) with the change logs installed.
+    public static func open(_ path: String, node: UInt64) throws(SQLiteError) -> (SQLiteDatabase, ChangeLogInstallation) {
+        let database = try SQLiteDatabase(existingPath: path)
+        try database.execute("PRAGMA journal_mode=WAL")
+        return (database, try install(in: database, node: node))
+    }
+
     public static func install(in database: SQLiteDatabase, node: UInt64) throws(SQLiteError) -> ChangeLogInstallation {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {

@@ -38,9 +38,8 @@ final class ApplyService: WorkerLoopHandler {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
-        database = try SQLiteDatabase(existingPath: config.dbPath)
-        try database.execute("PRAGMA journal_mode=WAL")
-        let installation = try ChangeLogInstaller.install(in: database, node: config.nodeID)
+        let installation: ChangeLogInstallation
+        (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         applier = ChangeApplier(database: database, catalog: installation.catalog)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)
         cursor = try applier.storedCursor()

@@ -55,9 +55,7 @@ final class CaptureService: WorkerLoopHandler {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
-        database = try SQLiteDatabase(existingPath: config.dbPath)
-        try database.execute("PRAGMA journal_mode=WAL")
-        installation = try ChangeLogInstaller.install(in: database, node: config.nodeID)
+        (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         reader = try ChangeReader(database: database, installation: installation)
         watcher = try CommitWatcher(databasePath: config.dbPath)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .capturer)
