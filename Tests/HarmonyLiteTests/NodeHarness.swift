@@ -27,6 +27,7 @@ final class NotifyListener: Sendable {
 
     init(path: String) throws {
         self.path = path
+        unlink(path)  // left by an earlier run of the same node
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)

@@ -1,0 +1,73 @@
+import Foundation
+
+/// Three (or more) nodes on loopback sharing one directory, their embedded nats-servers clustered; the
+/// application is the sqlite3 shell with `PRAGMA trusted_schema=OFF`.
+final class TestCluster {
+    let directory: TemporaryDirectory
+    private(set) var nodes: [NodeUnderTest?]
+    let clientPorts: [Int]
+    let routePorts: [Int]
+    let schema: String
+    let extraTOML: [String]
+
+    init(size: Int = 3, schema: String, extraTOML: [String]? = nil) throws {
+        directory = try TemporaryDirectory()
+        clientPorts = try (0..<size).map { _ in try freePort() }
+        routePorts = try (0..<size).map { _ in try freePort() }
+        self.schema = schema
+        self.extraTOML = extraTOML ?? Array(repeating: "", count: size)
+        nodes = Array(repeating: nil, count: size)
+        for index in 0..<size { try makeDatabase(path(index), "PRAGMA journal_mode=WAL;" + schema) }
+        for index in 0..<size { try start(index) }
+        for index in 0..<size { try nodes[index]!.waitUntilReady(timeout: 60) }
+    }
+
+    deinit { nodes.forEach { $0?.terminate() } }
+
+    func path(_ index: Int) -> String { directory.path + "/node\(index + 1).db" }
+
+    func node(_ index: Int) -> NodeUnderTest { nodes[index]! }
+
+    func start(_ index: Int, extra: String? = nil) throws {
+        let peers = routePorts.indices.filter { $0 != index }.map { "nats://127.0.0.1:\(routePorts[$0])/" }.joined(separator: ",")
+        nodes[index] = try NodeUnderTest(
+            nodeID: index + 1,
+            toml: (extra ?? extraTOML[index]) + "\n[nats]\nbind_address = \"127.0.0.1:\(clientPorts[index])\"\n",
+            arguments: ["-cluster-addr", "127.0.0.1:\(routePorts[index])", "-cluster-peers", peers],
+            directory: directory
+        )
+    }
+
+    func stop(_ index: Int) {
+        nodes[index]?.terminate()
+        nodes[index] = nil
+    }
+
+    /// Runs SQL as the application on node `index`.
+    @discardableResult
+    func sql(_ index: Int, _ statements: String) throws -> String {
+        let result = try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", path(index), "PRAGMA trusted_schema=OFF;" + statements])
+        guard result.status == 0 else { throw TestFailure("sqlite3 on node \(index + 1): \(result.output)") }
+        return result.output
+    }
+
+    /// Waits until `query` gives `expected` on every listed node.
+    func converge(_ query: String, to expected: String, on indices: [Int]? = nil, timeout: Double = 20) throws -> Bool {
+        let targets = indices ?? Array(nodes.indices.filter { nodes[$0] != nil })
+        return try eventually(timeout: timeout, interval: 0.1) { try targets.allSatisfy { try sql($0, query) == expected } }
+    }
+
+    /// Waits until `query` gives the same, non-empty answer on every listed node; returns it.
+    func agree(_ query: String, on indices: [Int]? = nil, timeout: Double = 30) throws -> String? {
+        let targets = indices ?? Array(nodes.indices.filter { nodes[$0] != nil })
+        var answer: String?
+        let agreed = try eventually(timeout: timeout, interval: 0.2) {
+            let answers = try targets.map { try sql($0, query) }
+            answer = answers.first
+            return Set(answers).count == 1
+        }
+        return agreed ? answer : nil
+    }
+
+    func logs() -> String { nodes.compactMap { $0?.log }.joined(separator: "\n=====\n") }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+extension ProcessTests {
+    /// Replication through the real binaries: three nodes, a real nats-server cluster, writes by sqlite3.
+    @Suite(.serialized) struct Replication {
+        static let schema = """
+            CREATE TABLE Books (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, author TEXT NOT NULL, publication_year INTEGER);
+            CREATE TABLE Authors (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, birth_year INTEGER);
+            CREATE TABLE kv (k INTEGER PRIMARY KEY, v);
+            """
+
+        /// HarmonyLite's end-to-end scenarios, in its order, on one cluster.
+        @Test func harmonyLiteScenarios() throws {
+            let cluster = try TestCluster(schema: Self.schema)
+            // 1. Insert on node 1 appears on nodes 2 and 3.
+            try cluster.sql(0, "INSERT INTO Books (id, title, author, publication_year) VALUES (1, 'Dune', 'Frank Herbert', 1965);")
+            #expect(try cluster.converge("SELECT title FROM Books WHERE id = 1;", to: "Dune\n"), "\(cluster.logs())")
+            // 2. Update.
+            try cluster.sql(0, "UPDATE Books SET title = 'Dune Messiah' WHERE id = 1;")
+            #expect(try cluster.converge("SELECT title FROM Books WHERE id = 1;", to: "Dune Messiah\n"))
+            // 3. Delete.
+            try cluster.sql(0, "DELETE FROM Books WHERE id = 1;")
+            #expect(try cluster.converge("SELECT count(*) FROM Books;", to: "0\n"))
+            // 4. Last writer wins: node 2 writes 100 ms after node 1.
+            try cluster.sql(0, "INSERT INTO Books (id, title, author) VALUES (2, 'Original', 'A');")
+            #expect(try cluster.converge("SELECT title FROM Books WHERE id = 2;", to: "Original\n"))
+            try cluster.sql(0, "UPDATE Books SET title = 'Node1 Update' WHERE id = 2;")
+            Thread.sleep(forTimeInterval: 0.1)
+            try cluster.sql(1, "UPDATE Books SET title = 'Node2 Update' WHERE id = 2;")
+            #expect(try cluster.converge("SELECT title FROM Books WHERE id = 2;", to: "Node2 Update\n"))
+            // 5. Multi-table.
+            try cluster.sql(0, "INSERT INTO Authors (id, name, birth_year) VALUES (7, 'Ursula K. Le Guin', 1929); INSERT INTO Books (id, title, author) VALUES (3, 'The Dispossessed', 'Ursula K. Le Guin');")
+            #expect(try cluster.converge("SELECT (SELECT name FROM Authors WHERE id = 7) || '/' || (SELECT title FROM Books WHERE id = 3);", to: "Ursula K. Le Guin/The Dispossessed\n"))
+            // 6. 100 inserts.
+            try cluster.sql(0, (100..<200).map { "INSERT INTO Books (id, title, author) VALUES (\($0), 'Book \($0)', 'Bulk');" }.joined())
+            #expect(try cluster.converge("SELECT count(*), sum(id) FROM Books WHERE author = 'Bulk';", to: "100|14950\n"))
+            // 7. A node down catches up when it returns.
+            cluster.stop(2)
+            try cluster.sql(0, "INSERT INTO Books (id, title, author) VALUES (500, 'While you were away', 'N1');")
+            try cluster.sql(1, "UPDATE Books SET title = 'Changed while away' WHERE id = 3;")
+            try cluster.start(2)
+            try cluster.node(2).waitUntilReady(timeout: 60)
+            #expect(try cluster.converge("SELECT title FROM Books WHERE id IN (3, 500) ORDER BY id;", to: "Changed while away\nWhile you were away\n"), "\(cluster.logs())")
+            // Every node ends with the same rows in every table.
+            #expect(try cluster.agree("SELECT * FROM Books ORDER BY id; SELECT * FROM Authors ORDER BY id;") != nil)
+        }
+
+        @Test func concurrentConflictingWritesConverge() throws {
+            let cluster = try TestCluster(schema: Self.schema)
+            let paths = (0..<3).map(cluster.path)
+            let writers = (0..<3).map { index in
+                Thread {
+                    for round in 0..<20 {
+                        let statements = (0..<10).map { key in
+                            "INSERT INTO kv VALUES (\(key), 'n\(index)-r\(round)') ON CONFLICT(k) DO UPDATE SET v = excluded.v;"
+                                + (key % 4 == round % 4 ? "DELETE FROM kv WHERE k = \(key);" : "")
+                        }.joined()
+                        _ = try? runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", paths[index], "PRAGMA trusted_schema=OFF; BEGIN;" + statements + "COMMIT;"])
+                    }
+                }
+            }
+            writers.forEach { $0.start() }
+            Thread.sleep(forTimeInterval: 3)
+            let agreed = try cluster.agree("SELECT k, v FROM kv ORDER BY k;", timeout: 40)
+            let contents = try (0..<3).map { try cluster.sql($0, "SELECT k, v FROM kv ORDER BY k;") }
+            #expect(agreed != nil, "\(contents)")
+        }
+
+        @Test func valuesArriveBitIdentical() throws {
+            let cluster = try TestCluster(size: 2, schema: "CREATE TABLE v (id INTEGER PRIMARY KEY, x);")
+            try cluster.sql(0, """
+                INSERT INTO v VALUES (1, NULL), (2, 9223372036854775807), (3, -9223372036854775808), (4, 0.0), (5, -0.0),
+                  (6, 1.7976931348623157e308), (7, 0.1), (8, ''), (9, x''), (10, x'00000000'), (11, 'ünïcødé ☃ 𝄞'),
+                  (12, '2024-01-02 03:04:05.678'), (13, printf('%.*c', 200000, 'x')), (14, CAST(x'610062' AS TEXT)), (15, 4.9e-324);
+                """)
+            let query = "SELECT id, typeof(x), CASE typeof(x) WHEN 'real' THEN ieee754(x) ELSE hex(x) END FROM v ORDER BY id;"
+            let expected = try cluster.sql(0, query)
+            #expect(try cluster.converge(query, to: expected, on: [1]), "\(cluster.logs())")
+        }
+
+        @Test func publishFalseCapturesButNeverSends() throws {
+            let cluster = try TestCluster(size: 2, schema: Self.schema, extraTOML: ["", "publish = false\n"])
+            try cluster.sql(1, "INSERT INTO Books (id, title, author) VALUES (1, 'Only on node 2', 'x');")
+            try cluster.sql(0, "INSERT INTO Books (id, title, author) VALUES (2, 'From node 1', 'x');")
+            #expect(try cluster.converge("SELECT title FROM Books WHERE id = 2;", to: "From node 1\n", on: [1]))
+            Thread.sleep(forTimeInterval: 2)
+            #expect(try cluster.sql(0, "SELECT count(*) FROM Books WHERE id = 1;") == "0\n")
+            #expect(try cluster.sql(1, "SELECT count(*) FROM __harmonylite___change_log_global WHERE id > (SELECT value FROM __harmonylite___meta WHERE key = 'published_through');") == "0\n")
+        }
+
+        @Test func replicateFalseAppliesNothing() throws {
+            let cluster = try TestCluster(size: 2, schema: Self.schema, extraTOML: ["", "replicate = false\n"])
+            try cluster.sql(0, "INSERT INTO Books (id, title, author) VALUES (1, 'From node 1', 'x');")
+            try cluster.sql(1, "INSERT INTO Books (id, title, author) VALUES (2, 'From node 2', 'x');")
+            #expect(try cluster.converge("SELECT group_concat(id) FROM Books;", to: "1,2\n", on: [0]), "node 2's writes still go out")
+            Thread.sleep(forTimeInterval: 2)
+            #expect(try cluster.sql(1, "SELECT group_concat(id) FROM Books;") == "2\n")
+        }
+    }
+}
