@@ -67,6 +67,33 @@ extension ProcessTests {
             #expect(agreed != nil, "\(contents)")
         }
 
+        /// Each process of node 1 is SIGKILLed in turn while a burst of single-row transactions is written on
+        /// node 1: afterwards every row exists exactly once, with its value, on every node.
+        @Test(arguments: ["capturer", "broker", "applier", "nats"])
+        func killedProcessLosesNothing(victim: String) throws {
+            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: "[workers.\(victim)]\nrestart_backoff_initial = 50\n", count: 3))
+            let path = cluster.path(0)
+            let writer = Thread {
+                for chunk in 0..<40 {
+                    let statements = (0..<50).map { "INSERT INTO kv VALUES (\(chunk * 50 + $0), 'row \(chunk * 50 + $0)');" }.joined()
+                    _ = try? runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", path, "PRAGMA trusted_schema=OFF;" + statements])
+                }
+            }
+            writer.start()
+            #expect(try cluster.converge("SELECT count(*) > 200 FROM kv;", to: "1\n", on: [0]))
+            let pid = try #require(cluster.node(0).children()[victim])
+            kill(pid, SIGKILL)
+            let atKill = Int(try cluster.sql(0, "SELECT count(*) FROM kv;").dropLast()) ?? 0
+            #expect(atKill < 2000, "the burst was over before the kill")
+            #expect(eventually(timeout: 15) { cluster.node(0).children()[victim].map { $0 != pid } ?? false })
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "2000\n", on: [0], timeout: 60), "the writer did not finish")
+            let expected = "2000|1999000|2000\n"
+            let query = "SELECT count(*), sum(k), count(DISTINCT v) FROM kv WHERE v = 'row ' || k;"
+            let converged = try cluster.converge(query, to: expected, timeout: 60)
+            let answers = try (0..<3).map { try cluster.sql($0, query) }
+            #expect(converged, "\(answers)\n\(cluster.logs().suffix(4000))")
+        }
+
         @Test func valuesArriveBitIdentical() throws {
             let cluster = try TestCluster(size: 2, schema: "CREATE TABLE v (id INTEGER PRIMARY KEY, x);")
             try cluster.sql(0, """
