@@ -12,11 +12,13 @@ let package = Package(
         .executable(name: "harmonylite-applier", targets: ["applier"]),
         .executable(name: "harmonylite-broker", targets: ["broker"]),
         .executable(name: "harmonylite-snapshotter", targets: ["snapshotter"]),
+        .executable(name: "harmonylite-benchmark", targets: ["benchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // C libraries from Debian packages.
@@ -58,6 +60,11 @@ let package = Package(
         .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime"]),
+        // The replication benchmark (benchmarks/replication.sh): not part of a node.
+        .executableTarget(
+            name: "benchmark",
+            dependencies: ["SQLiteKit", "ChangeLog", "NATSClient", "Signals", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
 
         .testTarget(
             name: "HarmonyLiteTests",

@@ -191,7 +191,8 @@ final class BrokerService: WorkerLoopHandler {
                 }
                 let consumer = try PullConsumer(connection: connection, stream: spec.name, subject: spec.subject, durable: "\(config.nodeName)-\(shard)", afterSequence: after)
                 let fetcher = ShardFetcher(stream: spec.name, consumer: consumer)
-                fetcher.start(credit: credit, queue: deliveries, batchSize: 256)
+                // The capturer keeps messages under 256 KiB: 32 of them stay well inside one IPC frame.
+                fetcher.start(credit: credit, queue: deliveries, batchSize: 32)
                 fetchers[spec.name] = fetcher
             }
             wantedSubscription = nil
@@ -275,18 +276,9 @@ final class BrokerService: WorkerLoopHandler {
     }
 
     private func forwardDeliveries() {
-        var pending = deliveries.drain()
-        delivered += Int64(pending.count)
-        // Frames stay well under the IPC maximum however large the messages are.
-        while !pending.isEmpty {
-            var size = 0
-            var count = 0
-            while count < pending.count && (count == 0 || size + pending[count].payload.count < 4 << 20) {
-                size += pending[count].payload.count
-                count += 1
-            }
-            reply(to: applier, .deliver(Array(pending.prefix(count))))
-            pending.removeFirst(count)
+        for batch in deliveries.drain() {
+            delivered += Int64(batch.count)
+            reply(to: applier, .deliver(batch))
         }
     }
 

@@ -9,8 +9,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// Deliveries fetched on the fetcher threads, waiting for the main loop.
-typealias DeliveryQueue = EventQueue<DataMessage.Delivery>
+/// Fetched batches waiting for the main loop. One batch is one unit of the applier's credit and goes to
+/// the applier as one frame, so credit taken and credit returned always match.
+typealias DeliveryQueue = EventQueue<[DataMessage.Delivery]>
 
 /// The applier's credit: how many more fetched batches it will take. Fetchers wait on it, so the broker
 /// never fetches more than the applier asked for.
@@ -45,7 +46,7 @@ final class ShardFetcher: Sendable {
                     do {
                         let messages = try consumer.fetch(maximum: batchSize, timeoutMilliseconds: 500)
                         guard !messages.isEmpty else { continue }
-                        queue.push(contentsOf: messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, payload: $0.payload) })
+                        queue.push(messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, payload: $0.payload) })
                         delivered = true
                     } catch {
                         failures.withLock { $0 = "\(error)" }

@@ -94,6 +94,30 @@ extension ProcessTests {
             #expect(converged, "\(answers)\n\(cluster.logs().suffix(4000))")
         }
 
+        /// Many small publishes spread over four shards all arrive. (Consumption once stalled when several
+        /// fetched batches went to the applier as one delivery and returned one credit; a release-build
+        /// benchmark showed it, this debug-build test cannot force that interleaving.)
+        @Test func fourShardsDeliverEverything() throws {
+            let cluster = try TestCluster(size: 2, schema: Self.schema, extraTOML: Array(repeating: "[replication_log]\nshards = 4\n", count: 2))
+            for chunk in 0..<10 {
+                try cluster.sql(0, (0..<1000).map { "INSERT INTO kv VALUES (\(chunk * 1000 + $0), 'row');" }.joined())
+            }
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "10000\n", on: [1], timeout: 60), "\(cluster.logs().suffix(3000))")
+        }
+
+        /// A table created (on every node, as DDL is not replicated) while the nodes run replicates without a
+        /// restart; so does a column added to an existing one.
+        @Test func tablesCreatedLaterReplicateWithoutRestart() throws {
+            let cluster = try TestCluster(size: 2, schema: Self.schema)
+            for index in 0..<2 {
+                try cluster.sql(index, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT); ALTER TABLE kv ADD COLUMN note TEXT;")
+            }
+            // The capturer notices the schema change at its next look at the database.
+            #expect(try cluster.converge("SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__films_change_log_on_insert';", to: "1\n", on: [0], timeout: 10))
+            try cluster.sql(0, "INSERT INTO films VALUES (1, 'Metropolis'); INSERT INTO kv VALUES (1, 'v', 'with a note');")
+            #expect(try cluster.converge("SELECT (SELECT title FROM films WHERE id = 1) || '/' || (SELECT note FROM kv WHERE k = 1);", to: "Metropolis/with a note\n", on: [1]), "\(cluster.logs().suffix(3000))")
+        }
+
         @Test func valuesArriveBitIdentical() throws {
             let cluster = try TestCluster(size: 2, schema: "CREATE TABLE v (id INTEGER PRIMARY KEY, x);")
             try cluster.sql(0, """
