@@ -14,5 +14,6 @@ struct Applier {
         }
         let reason = try runtime.run(service)
         runtime.logger.info("stopping: \(reason)")
+        try service.flush()
     }
 }

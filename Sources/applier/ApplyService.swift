@@ -12,9 +12,12 @@ import Glibc
 #endif
 
 /// Subscribes through the broker from the node's cursor and applies what arrives: each delivery in one
-/// transaction with the cursor, then the seq map mirror, then the acknowledgement and new credit. The node's
-/// own batches are skipped (their stamps are already here). A delivery that cannot be applied is retried
-/// with backoff and reported; the cursor never moves past it.
+/// transaction with the cursor, then the acknowledgement and new credit. The node's own batches are skipped
+/// (their stamps are already here) without a write: the cursor over them is stored with the next applied
+/// batch or within `cursorInterval`, because every write of ours can make the application's writer wait for
+/// the lock. The seq map file mirrors the stored cursor (never ahead of it), at most every
+/// `seqMapInterval`. A delivery that cannot be applied is retried with backoff and reported; the cursor
+/// never moves past it.
 final class ApplyService: WorkerLoopHandler {
     private let runtime: WorkerRuntime
     private let config: Configuration
@@ -22,13 +25,21 @@ final class ApplyService: WorkerLoopHandler {
     private let database: SQLiteDatabase
     private let applier: ChangeApplier
     private let broker: BrokerChannel
+    /// Applied through here; `storedCursor` is what the database has, `mirroredCursor` what the seq map has.
     private var cursor: [String: UInt64]
+    private var storedCursor: [String: UInt64]
+    private var mirroredCursor: [String: UInt64]
+    private var cursorDueAt: Double?
+    private var seqMapDueAt: Double?
+    private var seqMapWrittenAt = 0.0
     private var queue: [[DataMessage.Delivery]] = []
     private var retryAt: Double?
     private var backoff = 0.25
     private var lastError = ""
 
     private static let credit: UInt32 = 4
+    private static let cursorInterval = 1.0
+    private static let seqMapInterval = 0.1
 
     private var appliedEvents: Int64 = 0
     private var supersededEvents: Int64 = 0
@@ -43,6 +54,8 @@ final class ApplyService: WorkerLoopHandler {
         applier = ChangeApplier(database: database, catalog: installation.catalog)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)
         cursor = try applier.storedCursor()
+        storedCursor = cursor
+        mirroredCursor = cursor
         do {
             if try SeqMapFile.read(config.seqMapPath) == nil {
                 logger.info("no seq map at \(config.seqMapPath): consuming from the database's cursor \(cursor)")
@@ -62,7 +75,7 @@ final class ApplyService: WorkerLoopHandler {
 
     var descriptors: [pollfd] { broker.descriptor.map { [$0] } ?? [] }
 
-    var nextDeadline: Double? { retryAt }
+    var nextDeadline: Double? { [retryAt, cursorDueAt, seqMapDueAt].compactMap { $0 }.min() }
 
     var counters: [ControlMessage.Counter] {
         [.init("applied_events", appliedEvents), .init("superseded_events", supersededEvents), .init("apply_failures", failures),
@@ -88,6 +101,22 @@ final class ApplyService: WorkerLoopHandler {
             broker.send(.credit(count: Self.credit))
         }
         try applyQueued()
+        let now = monotonicSeconds()
+        do {
+            if let cursorDueAt, cursorDueAt <= now { try storeCursor() }
+            if let seqMapDueAt, seqMapDueAt <= now { try mirrorCursor() }
+        } catch {
+            // Both are behind what was applied, which is safe; try again shortly.
+            logger.error("\(error); trying again in 1 s")
+            if cursorDueAt != nil { cursorDueAt = now + 1 }
+            if seqMapDueAt != nil { seqMapDueAt = now + 1 }
+        }
+    }
+
+    /// Stores the cursor and mirrors it now (also when the worker stops).
+    func flush() throws {
+        try storeCursor()
+        try mirrorCursor()
     }
 
     // MARK: applying
@@ -132,15 +161,41 @@ final class ApplyService: WorkerLoopHandler {
             if batch.origin != config.nodeID { events += batch.events }
             reached[delivery.stream] = max(reached[delivery.stream] ?? 0, delivery.sequence)
         }
-        let outcome = try applier.apply(events, cursor: reached)
-        appliedEvents += Int64(outcome.applied)
-        supersededEvents += Int64(outcome.superseded)
+        if events.isEmpty {
+            if cursorDueAt == nil { cursorDueAt = monotonicSeconds() + Self.cursorInterval }
+        } else {
+            let outcome = try applier.apply(events, cursor: reached)
+            appliedEvents += Int64(outcome.applied)
+            supersededEvents += Int64(outcome.superseded)
+            stored(reached)
+        }
         cursor = reached
-        try SeqMapFile.write(cursor, to: config.seqMapPath)
+        // JetStream may forget what is acknowledged but not yet stored: a new subscription starts from the
+        // stored cursor, not from the consumer's acknowledgements.
         for stream in Set(deliveries.map(\.stream)) {
             if let sequence = cursor[stream] { broker.send(.applied(.init(stream: stream, sequence: sequence))) }
         }
         broker.send(.credit(count: 1))
+    }
+
+    private func storeCursor() throws {
+        guard cursor != storedCursor else { cursorDueAt = nil; return }
+        _ = try applier.apply([], cursor: cursor)
+        stored(cursor)
+    }
+
+    private func stored(_ reached: [String: UInt64]) {
+        storedCursor = reached
+        cursorDueAt = nil
+        if seqMapDueAt == nil { seqMapDueAt = max(monotonicSeconds(), seqMapWrittenAt + Self.seqMapInterval) }
+    }
+
+    private func mirrorCursor() throws {
+        guard storedCursor != mirroredCursor else { seqMapDueAt = nil; return }
+        try SeqMapFile.write(storedCursor, to: config.seqMapPath)
+        mirroredCursor = storedCursor
+        seqMapWrittenAt = monotonicSeconds()
+        seqMapDueAt = nil
     }
 }
 

@@ -13,6 +13,7 @@ final class ReplicationRun {
         var writeRate: Double
         var replicatedRate: Double
         var lag: Histogram<UInt64>
+        var transactionTimes: Histogram<UInt64>
         var usage: [ProcessUsage]
     }
 
@@ -31,7 +32,13 @@ final class ReplicationRun {
             let path = "\(directory)/node\(index + 1).db"
             let setup = Process()
             setup.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-            setup.arguments = [path, "PRAGMA journal_mode=WAL; CREATE TABLE bench(id INTEGER PRIMARY KEY, t_ns INTEGER, payload TEXT);"]
+            // Node 2 records arrivals in commit order: with several shards rows arrive out of id order. The
+            // arrivals table has no primary key, so it is node-local (never captured).
+            let arrivals = """
+                CREATE TABLE arrivals(id INTEGER, t_ns INTEGER);
+                CREATE TRIGGER bench_arrival AFTER INSERT ON bench BEGIN INSERT INTO arrivals VALUES (new.id, new.t_ns); END;
+                """
+            setup.arguments = [path, "PRAGMA journal_mode=WAL; CREATE TABLE bench(id INTEGER PRIMARY KEY, t_ns INTEGER, payload TEXT);" + (index == 1 ? arrivals : "")]
             setup.standardOutput = FileHandle.nullDevice
             try setup.run()
             setup.waitUntilExit()
@@ -83,6 +90,8 @@ final class ReplicationRun {
         let thread = Thread { watcher.run() }
         thread.start()
 
+        // How long the application's transactions take while we capture and apply next to it.
+        var transactionTimes = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         let start = now()
         var written = 0
         while now() - start < seconds {
@@ -91,12 +100,14 @@ final class ReplicationRun {
                 let wait = due - now()
                 if wait > 0 { usleep(UInt32(wait * 1_000_000)) }
             }
+            let began = wallNanoseconds()
             if rowsPerTransaction > 1 { try writer.execute("BEGIN") }
             for _ in 0..<rowsPerTransaction {
                 written += 1
                 try insert.run([.integer(Int64(written)), .integer(wallNanoseconds()), payload])
             }
             if rowsPerTransaction > 1 { try writer.execute("COMMIT") }
+            _ = transactionTimes.record(UInt64(max(0, wallNanoseconds() - began)) / 1000)
         }
         let writeSeconds = now() - start
         let deadline = now() + 120
@@ -114,11 +125,12 @@ final class ReplicationRun {
             }
         }
         return Result(label: label, rows: written, writeRate: Double(written) / writeSeconds, replicatedRate: Double(written) / allVisible,
-                      lag: watcher.histogram, usage: usage)
+                      lag: watcher.histogram, transactionTimes: transactionTimes, usage: usage)
     }
 }
 
-/// Polls node 2 every millisecond for rows it has not seen; for each, records now minus its commit time.
+/// Polls node 2's arrivals every millisecond for rows it has not seen; for each, records now minus its
+/// commit time.
 final class Watcher: @unchecked Sendable {
     private let path: String
     private let state = Mutex<(seen: Int, lastVisible: Double, stopped: Bool)>((0, 0, false))
@@ -132,7 +144,7 @@ final class Watcher: @unchecked Sendable {
     func stop() { state.withLock { $0.stopped = true } }
 
     func run() {
-        guard let database = try? SQLiteDatabase(existingPath: path), let query = try? database.prepare("SELECT id, t_ns FROM bench WHERE id > ? ORDER BY id") else { return }
+        guard let database = try? SQLiteDatabase(existingPath: path), let query = try? database.prepare("SELECT rowid, t_ns FROM arrivals WHERE rowid > ? ORDER BY rowid") else { return }
         var highest: Int64 = 0
         while !state.withLock({ $0.stopped }) {
             let rows = (try? query.all([.integer(highest)])) ?? []

@@ -16,6 +16,8 @@ import Glibc
 /// order: batches per shard, at most `window` unconfirmed. The publish watermark only advances over a
 /// prefix of the log whose every batch JetStream acknowledged, so a NATS outage, a broker restart or a crash
 /// leaves changes pending, never lost; a resent batch keeps its Nats-Msg-Id, so JetStream stores it once.
+/// The watermark is stored at most every `watermarkInterval`: every write of ours takes the database's write
+/// lock, and an application that finds it taken sleeps in its busy handler (1 ms at least).
 final class CaptureService: WorkerLoopHandler {
     private let runtime: WorkerRuntime
     private let config: Configuration
@@ -32,7 +34,10 @@ final class CaptureService: WorkerLoopHandler {
         var unconfirmed: Set<UInt64>
     }
 
+    /// Confirmed through here; `storedWatermark` is what the database has.
     private var watermark: Int64
+    private var storedWatermark: Int64
+    private var watermarkDueAt: Double?
     /// Change-log ids read and handed to the broker, up to here.
     private var readThrough: Int64
     private var chunks: [Chunk] = []
@@ -47,6 +52,7 @@ final class CaptureService: WorkerLoopHandler {
 
     private static let window = 16
     private static let maximumBatchBytes = 256 * 1024
+    private static let watermarkInterval = 0.1
 
     private var published: Int64 = 0
     private var pending: Int64 = 0
@@ -60,6 +66,7 @@ final class CaptureService: WorkerLoopHandler {
         watcher = try CommitWatcher(databasePath: config.dbPath)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .capturer)
         watermark = try PublishWatermark.read(database)
+        storedWatermark = watermark
         readThrough = watermark
         schemaVersion = try database.scalarInteger("PRAGMA schema_version")
         nextCleanup = monotonicSeconds() + Double(config.cleanupInterval) / 1000
@@ -87,6 +94,7 @@ final class CaptureService: WorkerLoopHandler {
         var deadlines = Array(retryAt.values)
         if changesMayBeWaiting && canSendMore { deadlines.append(monotonicSeconds()) }
         if let nextPoll { deadlines.append(nextPoll) }
+        if let watermarkDueAt { deadlines.append(watermarkDueAt) }
         deadlines.append(nextCleanup)
         return deadlines.min()
     }
@@ -130,6 +138,15 @@ final class CaptureService: WorkerLoopHandler {
             nextPoll = now + Double(config.pollingInterval) / 1000
         }
         if changesMayBeWaiting { try readChanges() }
+        if let watermarkDueAt, watermarkDueAt <= now {
+            do {
+                try storeWatermark()
+            } catch {
+                // The stored watermark stays behind, which is safe (those changes would be sent again).
+                logger.error("cannot store the publish watermark: \(error); trying again in 1 s")
+                self.watermarkDueAt = now + 1
+            }
+        }
         if now >= nextCleanup {
             let removed = try PublishWatermark.removePublished(from: database)
             if removed > 0 { logger.debug("removed \(removed) published change-log entries") }
@@ -163,11 +180,11 @@ final class CaptureService: WorkerLoopHandler {
             if read.skipped > 0 { logger.debug("skipped \(read.skipped) change-log entries of tables no longer replicated") }
             readThrough = through
             if !config.publish {
-                try advance(to: through)
+                advance(to: through)
                 continue
             }
             chunks.append(Chunk(throughID: through, unconfirmed: Set(send(read.events))))
-            try settleChunks()
+            settleChunks()
         }
     }
 
@@ -222,20 +239,29 @@ final class CaptureService: WorkerLoopHandler {
             }
         }
         if let closed, closed.kind != .connectionClosed { logger.warning("broker connection: \(closed)") }
-        try? settleChunks()
+        settleChunks()
     }
 
     /// Moves the watermark over the confirmed prefix of the log.
-    private func settleChunks() throws {
+    private func settleChunks() {
         while let first = chunks.first, first.unconfirmed.isEmpty {
             chunks.removeFirst()
-            try advance(to: first.throughID)
+            advance(to: first.throughID)
         }
     }
 
-    private func advance(to id: Int64) throws {
-        try PublishWatermark.write(id, to: database)
+    private func advance(to id: Int64) {
         watermark = id
+        if watermarkDueAt == nil { watermarkDueAt = monotonicSeconds() + Self.watermarkInterval }
+    }
+
+    /// Stores the watermark now (also when the worker stops).
+    func storeWatermark() throws {
+        if watermark != storedWatermark {
+            try PublishWatermark.write(watermark, to: database)
+            storedWatermark = watermark
+        }
+        watermarkDueAt = nil
     }
 }
 

@@ -14,5 +14,6 @@ struct Capturer {
         }
         let reason = try runtime.run(service)
         runtime.logger.info("stopping: \(reason)")
+        try service.storeWatermark()
     }
 }

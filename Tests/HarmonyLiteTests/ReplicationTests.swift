@@ -1,3 +1,4 @@
+import ChangeLog
 import Foundation
 import Testing
 
@@ -94,15 +95,44 @@ extension ProcessTests {
             #expect(converged, "\(answers)\n\(cluster.logs().suffix(4000))")
         }
 
-        /// Many small publishes spread over four shards all arrive. (Consumption once stalled when several
-        /// fetched batches went to the applier as one delivery and returned one credit; a release-build
-        /// benchmark showed it, this debug-build test cannot force that interleaving.)
+        /// Many small publishes spread over four shards all arrive. (Credit has to come back one for one:
+        /// when several fetched batches went to the applier as one frame, it returned one credit for them,
+        /// and consumption would have stopped once the credit leaked away.)
         @Test func fourShardsDeliverEverything() throws {
             let cluster = try TestCluster(size: 2, schema: Self.schema, extraTOML: Array(repeating: "[replication_log]\nshards = 4\n", count: 2))
             for chunk in 0..<10 {
                 try cluster.sql(0, (0..<1000).map { "INSERT INTO kv VALUES (\(chunk * 1000 + $0), 'row');" }.joined())
             }
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "10000\n", on: [1], timeout: 60), "\(cluster.logs().suffix(3000))")
+        }
+
+        /// The stored cursor and its seq map mirror follow what was applied. The writing node receives only
+        /// its own messages, which it skips without writing; it stores the cursor over them within a second,
+        /// and at the latest when it stops. The seq map always equals the stored cursor once things settle,
+        /// and never shows more than the database holds.
+        @Test func cursorAndSeqMapFollowWhatWasApplied() throws {
+            let cluster = try TestCluster(size: 2, schema: Self.schema)
+            try cluster.sql(0, (0..<50).map { "INSERT INTO kv VALUES (\($0), 'row');" }.joined())
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "50\n", on: [1]))
+            let cursorQuery = "SELECT value FROM __harmonylite___meta WHERE key = 'cursor:harmonylite-changes-1';"
+            let seqMaps = (0..<2).map { cluster.directory.path + "/node\($0 + 1)-seq-map.cbor" }
+            var applied = ""
+            let settled = try eventually(timeout: 10) {
+                applied = try cluster.sql(1, cursorQuery)
+                let mirrored = try SeqMapFile.read(seqMaps[1])?["harmonylite-changes-1"]
+                return !applied.isEmpty && mirrored.map { "\($0)\n" } == applied
+            }
+            #expect(settled, "node 2 stored \(applied), its seq map says \(String(describing: try? SeqMapFile.read(seqMaps[1])))")
+            // Node 1 skipped its own messages; its cursor reaches node 2's without another write by anyone.
+            #expect(try cluster.converge(cursorQuery, to: applied, on: [0], timeout: 5))
+            try cluster.sql(0, "INSERT INTO kv VALUES (100, 'last');")
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "51\n", on: [1]))
+            // Well inside the second node 1 waits before storing a cursor over its own messages.
+            Thread.sleep(forTimeInterval: 0.3)
+            cluster.stop(0)
+            let stored = try cluster.sql(0, cursorQuery)
+            #expect(try cluster.sql(1, cursorQuery) == stored, "node 1 stopped without storing the cursor over its own last message")
+            #expect(try SeqMapFile.read(seqMaps[0])?["harmonylite-changes-1"].map { "\($0)\n" } == stored)
         }
 
         /// A table created (on every node, as DDL is not replicated) while the nodes run replicates without a
