@@ -8,6 +8,7 @@ public final class ChangeApplier {
     private let database: SQLiteDatabase
     private var catalog: TableCatalog
     private var statements: [String: SQLiteStatement] = [:]
+    private var plans: [ApplyPlan.Shape: ApplyPlan] = [:]
     /// Tables whose row-clock table this applier has made sure exists.
     private var clockTables: Set<String> = []
 
@@ -57,6 +58,25 @@ public final class ChangeApplier {
     }
 
     private func apply(_ event: ChangeEvent) throws -> Bool {
+        let plan = try plan(for: event)
+        let key = Array(event.key)
+        if let clock = try plan.readClock.all(key).first, case .integer(let stamp) = clock[0], case .integer(let writer) = clock[1],
+            !event.supersedes(stamp: UInt64(bitPattern: stamp), writer: UInt64(bitPattern: writer)) {
+            return false
+        }
+        switch event.operation {
+        case .upsert: try plan.upsert.run(event.values)
+        case .delete: try plan.delete.run(key)
+        }
+        try plan.writeClock.run(key + [.integer(Int64(bitPattern: event.stamp)), .integer(Int64(bitPattern: event.writer)), .integer(event.operation == .delete ? 1 : 0)])
+        return true
+    }
+
+    /// The statements one shape of event (table, columns) needs, checked and prepared once: building and
+    /// looking up SQL text for every event cost more than applying it.
+    private func plan(for event: ChangeEvent) throws -> ApplyPlan {
+        let shape = ApplyPlan.Shape(table: event.table, columns: event.columns, keyCount: event.keyCount)
+        if let plan = plans[shape] { return plan }
         guard let table = try table(named: event.table) else {
             throw ApplyError(event: event, reason: "table \(event.table) is not replicated here (missing, or refused: see the capturer's log)")
         }
@@ -68,30 +88,22 @@ public final class ChangeApplier {
         if let unknown = event.columns.first(where: { !local.contains($0) }) {
             throw ApplyError(event: event, reason: "column \(unknown) does not exist in the local table \(table.name) (schemas differ)")
         }
-        let key = Array(event.key)
         let keyMatch = keyNames.map { "\(q($0)) = ?" }.joined(separator: " AND ")
         let log = q(ChangeLogSchema.changeLog(of: table.name))
-        let clock = try statement("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(log) WHERE \(keyMatch)").all(key).first
-        if let clock, case .integer(let stamp) = clock[0], case .integer(let writer) = clock[1],
-            !event.supersedes(stamp: UInt64(bitPattern: stamp), writer: UInt64(bitPattern: writer)) {
-            return false
-        }
-        switch event.operation {
-        case .upsert:
-            let columns = event.columns.map(q).joined(separator: ", ")
-            let placeholders = Array(repeating: "?", count: event.columns.count).joined(separator: ", ")
-            let others = event.columns.dropFirst(event.keyCount).map { "\(q($0)) = excluded.\(q($0))" }
-            let conflict = others.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + others.joined(separator: ", ")
-            try statement("INSERT INTO \(q(table.name)) (\(columns)) VALUES (\(placeholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) \(conflict)")
-                .run(event.values)
-        case .delete:
-            try statement("DELETE FROM \(q(table.name)) WHERE \(keyMatch)").run(key)
-        }
+        let columns = event.columns.map(q).joined(separator: ", ")
+        let placeholders = Array(repeating: "?", count: event.columns.count).joined(separator: ", ")
+        let others = event.columns.dropFirst(event.keyCount).map { "\(q($0)) = excluded.\(q($0))" }
+        let conflict = others.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + others.joined(separator: ", ")
         let clockColumns = (keyNames.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]).joined(separator: ", ")
         let clockPlaceholders = Array(repeating: "?", count: keyNames.count + 3).joined(separator: ", ")
-        try statement("INSERT OR REPLACE INTO \(log) (\(clockColumns)) VALUES (\(clockPlaceholders))").run(
-            key + [.integer(Int64(bitPattern: event.stamp)), .integer(Int64(bitPattern: event.writer)), .integer(event.operation == .delete ? 1 : 0)])
-        return true
+        let plan = ApplyPlan(
+            readClock: try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(log) WHERE \(keyMatch)"),
+            upsert: try database.prepare("INSERT INTO \(q(table.name)) (\(columns)) VALUES (\(placeholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) \(conflict)"),
+            delete: try database.prepare("DELETE FROM \(q(table.name)) WHERE \(keyMatch)"),
+            writeClock: try database.prepare("INSERT OR REPLACE INTO \(log) (\(clockColumns)) VALUES (\(clockPlaceholders))")
+        )
+        plans[shape] = plan
+        return plan
     }
 
     /// The local table, re-reading the schema once when an event names a table we do not know yet
@@ -101,6 +113,7 @@ public final class ChangeApplier {
         if table == nil {
             catalog = try TableCatalog.read(database)
             statements.removeAll()
+            plans.removeAll()
             clockTables.removeAll()
             table = catalog.table(named: name)
         }
@@ -120,6 +133,20 @@ public final class ChangeApplier {
     }
 
     private func q(_ identifier: String) -> String { ChangeLogSchema.quote(identifier) }
+}
+
+/// The prepared statements for applying events of one shape.
+private struct ApplyPlan {
+    struct Shape: Hashable {
+        var table: String
+        var columns: [String]
+        var keyCount: Int
+    }
+
+    var readClock: SQLiteStatement
+    var upsert: SQLiteStatement
+    var delete: SQLiteStatement
+    var writeClock: SQLiteStatement
 }
 
 /// An event that cannot be applied here, and why. The applier retries it with backoff and reports it; it

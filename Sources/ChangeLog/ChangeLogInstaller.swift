@@ -47,6 +47,7 @@ public enum ChangeLogInstaller {
     private static func installInTransaction(_ database: SQLiteDatabase, node: UInt64) throws(SQLiteError) -> ChangeLogInstallation {
         typealias S = ChangeLogSchema
         for sql in S.fixedTables { try database.execute(sql) }
+        let firstInstallation = try database.prepare("SELECT 1 FROM \(S.quote(S.meta)) WHERE key = 'incarnation'").all().isEmpty
         try database.prepare("INSERT OR IGNORE INTO \(S.quote(S.meta)) (key, value) VALUES ('incarnation', ?)").run([.text(randomHex(8))])
         let incarnation = try database.prepare("SELECT value FROM \(S.quote(S.meta)) WHERE key = 'incarnation'").all().first?.first ?? .null
         guard case .text(let incarnationBytes) = incarnation else {
@@ -80,6 +81,15 @@ public enum ChangeLogInstaller {
                 notes.append("the primary key of \(table.name) changed (\(existingKey.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks start afresh")
             }
             try database.execute(S.changeLogTable(table))
+            if existingKey.isEmpty && !firstInstallation {
+                // A table that appeared since the last installation (created while we ran, or while the node
+                // was down): the rows it already has were written before its triggers existed, so they are
+                // captured now. (At the first installation every node is assumed to start from the same
+                // database, as in HarmonyLite; a snapshot restore is how a different one catches up.)
+                for sql in S.captureExistingRows(table, tableID: id, node: node) { try database.execute(sql) }
+                let captured = database.changes
+                if captured > 0 { notes.append("\(table.name) is new and already had \(captured) row(s): they are captured now") }
+            }
             for operation in ["insert", "update", "delete"] {
                 try database.execute("DROP TRIGGER IF EXISTS \(S.quote(S.trigger(of: table.name, operation)))")
             }

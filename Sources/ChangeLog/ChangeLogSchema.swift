@@ -50,6 +50,20 @@ public enum ChangeLogSchema {
             + ", PRIMARY KEY (\(keyList))) WITHOUT ROWID"
     }
 
+    /// Captures every row `table` holds now, as its insert trigger would have: stamps them and queues them.
+    static func captureExistingRows(_ table: TableInfo, tableID: Int64, node: UInt64) -> [String] {
+        let keys = table.primaryKey.map { quote($0.name) }
+        let keyList = keys.joined(separator: ", ")
+        let globalColumns = (["table_id"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
+        return [
+            "INSERT INTO \(quote(changeLog(of: table.name))) (\(keyList), \(quote(stampColumn)), \(quote(nodeColumn)), \(quote(deletedColumn))) "
+                + "SELECT \(keyList), \(nowStamp), \(Int64(bitPattern: node)), 0 FROM \(quote(table.name)) WHERE true "
+                + "ON CONFLICT DO UPDATE SET \(quote(stampColumn)) = max(excluded.\(quote(stampColumn)), \(quote(stampColumn)) + 1), "
+                + "\(quote(nodeColumn)) = excluded.\(quote(nodeColumn)), \(quote(deletedColumn)) = 0",
+            "INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(keyList) FROM \(quote(table.name))",
+        ]
+    }
+
     /// The three capture triggers of `table`. `node` is stored as its signed 64-bit bit pattern.
     static func triggers(_ table: TableInfo, tableID: Int64, node: UInt64) -> [String] {
         let log = quote(changeLog(of: table.name))

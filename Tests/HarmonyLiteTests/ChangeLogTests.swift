@@ -157,6 +157,25 @@ import Testing
         #expect(try ChangeLogInstaller.install(in: db, node: 1).schemaHash != first.schemaHash)
     }
 
+    /// Rows a table already holds when its triggers are installed are captured if the table is new since the
+    /// last installation, and not at the very first installation (every node starts from the same data).
+    @Test func rowsOfATableThatAppearedLaterAreCaptured() throws {
+        let path = try database("a.db", Self.schema + "INSERT INTO books VALUES (1, 'before us', 1);")
+        let db = try SQLiteDatabase(existingPath: path)
+        let first = try ChangeLogInstaller.install(in: db, node: 1)
+        #expect(try ChangeReader(database: db, installation: first).pending(after: 0, limit: 100).events.isEmpty)
+        try app(path, "BEGIN; CREATE TABLE films(id INTEGER PRIMARY KEY, title TEXT); INSERT INTO films VALUES (7, 'Metropolis'), (8, 'M'); COMMIT;")
+        let second = try ChangeLogInstaller.install(in: db, node: 1)
+        #expect(second.notes.contains { $0.contains("films") && $0.contains("2 row(s)") }, "\(second.notes)")
+        let events = try ChangeReader(database: db, installation: second).pending(after: 0, limit: 100).events
+        #expect(events.map(\.table) == ["films", "films"] && events.map { Array($0.key) } == [[.integer(7)], [.integer(8)]])
+        #expect(events.map(\.operation) == [.upsert, .upsert])
+        #expect(events.map { $0.values.last } == [.text(Array("Metropolis".utf8)), .text(Array("M".utf8))])
+        // Installing again captures nothing more.
+        _ = try ChangeLogInstaller.install(in: db, node: 1)
+        #expect(try app(path, "SELECT count(*) FROM __harmonylite___change_log_global;") == "2\n")
+    }
+
     /// Values written by the shell arrive on another database with the same storage class and bytes.
     @Test func valuesArriveBitIdentical() throws {
         let schema = "CREATE TABLE v(id INTEGER PRIMARY KEY, x);"

@@ -146,6 +146,10 @@ extension ProcessTests {
             #expect(try cluster.converge("SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__films_change_log_on_insert';", to: "1\n", on: [0], timeout: 10))
             try cluster.sql(0, "INSERT INTO films VALUES (1, 'Metropolis'); INSERT INTO kv VALUES (1, 'v', 'with a note');")
             #expect(try cluster.converge("SELECT (SELECT title FROM films WHERE id = 1) || '/' || (SELECT note FROM kv WHERE k = 1);", to: "Metropolis/with a note\n", on: [1]), "\(cluster.logs().suffix(3000))")
+            // Rows written in the same transaction that created their table, before any trigger existed.
+            try cluster.sql(1, "CREATE TABLE posters (id INTEGER PRIMARY KEY, film TEXT);")
+            try cluster.sql(0, "BEGIN; CREATE TABLE posters (id INTEGER PRIMARY KEY, film TEXT); INSERT INTO posters VALUES (1, 'Metropolis'), (2, 'M'); COMMIT;")
+            #expect(try cluster.converge("SELECT group_concat(film) FROM posters;", to: "Metropolis,M\n", on: [1]), "\(cluster.logs().suffix(3000))")
         }
 
         @Test func valuesArriveBitIdentical() throws {
