@@ -47,12 +47,16 @@ final class CaptureService: WorkerLoopHandler {
     private var dataVersion: Int64 = -1
     private var schemaVersion: Int64
     private var changesMayBeWaiting = true
+    /// Looks at the database no more often than every `lookInterval`: under a stream of small commits one
+    /// look then reads many, instead of one look (and one message, one apply on every node) per commit.
+    private var nextLook = 0.0
     private var nextPoll: Double?
     private var nextCleanup: Double
 
     private static let window = 16
     private static let maximumBatchBytes = 256 * 1024
     private static let watermarkInterval = 0.1
+    private static let lookInterval = 0.001
 
     private var published: Int64 = 0
     private var pending: Int64 = 0
@@ -92,7 +96,7 @@ final class CaptureService: WorkerLoopHandler {
 
     var nextDeadline: Double? {
         var deadlines = Array(retryAt.values)
-        if changesMayBeWaiting && canSendMore { deadlines.append(monotonicSeconds()) }
+        if changesMayBeWaiting && canSendMore { deadlines.append(max(nextLook, monotonicSeconds())) }
         if let nextPoll { deadlines.append(nextPoll) }
         if let watermarkDueAt { deadlines.append(watermarkDueAt) }
         deadlines.append(nextCleanup)
@@ -137,7 +141,10 @@ final class CaptureService: WorkerLoopHandler {
             changesMayBeWaiting = true
             nextPoll = now + Double(config.pollingInterval) / 1000
         }
-        if changesMayBeWaiting { try readChanges() }
+        if changesMayBeWaiting && now >= nextLook {
+            nextLook = now + Self.lookInterval
+            try readChanges()
+        }
         if let watermarkDueAt, watermarkDueAt <= now {
             do {
                 try storeWatermark()
