@@ -36,6 +36,7 @@ final class ApplyService: WorkerLoopHandler {
     private var retryAt: Double?
     private var backoff = 0.25
     private var lastError = ""
+    private var oneAtATime = false
 
     private static let credit: UInt32 = 4
     private static let cursorInterval = 1.0
@@ -124,16 +125,23 @@ final class ApplyService: WorkerLoopHandler {
     private func applyQueued() throws {
         if let retryAt, retryAt > monotonicSeconds() { return }
         retryAt = nil
-        while let deliveries = queue.first {
+        // Everything queued goes in one transaction (fewer commits when behind). When that fails, one
+        // delivery at a time until the queue is empty, so the ones before a failing one still get through
+        // and the error names the failing one.
+        defer { if queue.isEmpty { oneAtATime = false } }
+        while !queue.isEmpty {
+            let group = oneAtATime ? 1 : queue.count
             do {
-                try apply(deliveries)
-                queue.removeFirst()
+                try apply(Array(queue.prefix(group)))
+                queue.removeFirst(group)
                 backoff = 0.25
                 if !lastError.isEmpty {
                     logger.info("applying again after: \(lastError)")
                     try? runtime.reportStatus("applying")
                     lastError = ""
                 }
+            } catch where group > 1 {
+                oneAtATime = true
             } catch {
                 failures += 1
                 if "\(error)" != lastError {
@@ -148,7 +156,8 @@ final class ApplyService: WorkerLoopHandler {
         }
     }
 
-    private func apply(_ deliveries: [DataMessage.Delivery]) throws {
+    private func apply(_ group: [[DataMessage.Delivery]]) throws {
+        let deliveries = group.flatMap { $0 }
         var events: [ChangeEvent] = []
         var reached = cursor
         for delivery in deliveries where delivery.sequence > (cursor[delivery.stream] ?? 0) {
@@ -175,7 +184,7 @@ final class ApplyService: WorkerLoopHandler {
         for stream in Set(deliveries.map(\.stream)) {
             if let sequence = cursor[stream] { broker.send(.applied(.init(stream: stream, sequence: sequence))) }
         }
-        broker.send(.credit(count: 1))
+        broker.send(.credit(count: UInt32(group.count)))
     }
 
     private func storeCursor() throws {

@@ -106,6 +106,23 @@ extension ProcessTests {
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "10000\n", on: [1], timeout: 60), "\(cluster.logs().suffix(3000))")
         }
 
+        /// A change node 2 cannot apply (its table does not exist there) is reported and retried; what came
+        /// before it is applied, nothing after it is skipped, and it all applies once the table exists.
+        @Test func unapplicableChangeIsRetriedNeverSkipped() throws {
+            let cluster = try TestCluster(size: 2, schema: Self.schema)
+            try cluster.sql(0, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT);")
+            #expect(try cluster.converge("SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__films_change_log_on_insert';", to: "1\n", on: [0], timeout: 10))
+            try cluster.sql(0, "INSERT INTO kv VALUES (1, 'before');")
+            try cluster.sql(0, "INSERT INTO films VALUES (1, 'Metropolis');")
+            try cluster.sql(0, "INSERT INTO kv VALUES (2, 'after');")
+            #expect(try cluster.converge("SELECT group_concat(v) FROM kv;", to: "before\n", on: [1]))
+            #expect(eventually(timeout: 10) { cluster.node(1).log.contains("table films is not replicated here") }, "\(cluster.logs().suffix(3000))")
+            Thread.sleep(forTimeInterval: 1)
+            #expect(try cluster.sql(1, "SELECT group_concat(v) FROM kv;") == "before\n", "a change after the failing one was applied past it")
+            try cluster.sql(1, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT);")
+            #expect(try cluster.converge("SELECT (SELECT title FROM films) || '/' || (SELECT group_concat(v) FROM kv);", to: "Metropolis/before,after\n", on: [1], timeout: 40), "\(cluster.logs().suffix(3000))")
+        }
+
         /// The stored cursor and its seq map mirror follow what was applied. The writing node receives only
         /// its own messages, which it skips without writing; it stores the cursor over them within a second,
         /// and at the latest when it stops. The seq map always equals the stored cursor once things settle,
