@@ -41,6 +41,7 @@ let package = Package(
         .target(name: "NKeys", dependencies: ["COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
         .target(name: "ChangeLog", dependencies: ["SQLiteKit", "ChangeEvents", "COpenSSL"]),
+        .target(name: "Snapshots", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "COpenSSL", "NATSClient"]),
         .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig"]),
         .target(
             name: "WorkerRuntime",
@@ -68,7 +69,7 @@ let package = Package(
 
         .testTarget(
             name: "HarmonyLiteTests",
-            dependencies: ["IPC", "BinaryCoding", "HarmonyConfig", "Supervision", "SQLiteKit", "ChangeEvents", "ChangeLog", "NATSClient", "NKeys"]
+            dependencies: ["IPC", "BinaryCoding", "HarmonyConfig", "Supervision", "SQLiteKit", "ChangeEvents", "ChangeLog", "NATSClient", "NKeys", "Snapshots"]
         ),
     ]
 )

@@ -47,14 +47,47 @@ public final class ChangeApplier {
     }
 
     /// The stream positions the last applied batches stored (the truth the seq map file mirrors).
-    public func storedCursor() throws -> [String: UInt64] {
+    public func storedCursor() throws -> [String: UInt64] { try Self.storedCursor(in: database) }
+
+    /// The stored cursor of any database with our tables (none: empty).
+    public static func storedCursor(in database: SQLiteDatabase) throws -> [String: UInt64] {
         var cursor: [String: UInt64] = [:]
-        for row in try statement("SELECT key, value FROM \(q(ChangeLogSchema.meta)) WHERE key LIKE 'cursor:%'").all() {
+        guard try database.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = '\(ChangeLogSchema.meta)'") > 0 else { return cursor }
+        for row in try database.prepare("SELECT key, value FROM \(ChangeLogSchema.quote(ChangeLogSchema.meta)) WHERE key LIKE 'cursor:%'").all() {
             if case .text(let key) = row[0], case .integer(let value) = row[1] {
                 cursor[String(decoding: key.dropFirst(7), as: UTF8.self)] = UInt64(bitPattern: value)
             }
         }
         return cursor
+    }
+
+    /// Writes this node's own changes back as they were (values, stamps) and queues them for publishing
+    /// again: what a restore does with local changes that had not been published yet.
+    public func replayLocal(_ events: [ChangeEvent], tableIDs: [String: Int64]) throws {
+        try database.execute("BEGIN IMMEDIATE")
+        do {
+            try statement("INSERT INTO \(q(ChangeLogSchema.applyGuard)) (active) VALUES (1)").run()
+            for event in events {
+                guard let tableID = tableIDs[event.table] else {
+                    throw ApplyError(event: event, reason: "table \(event.table) is not in the snapshot")
+                }
+                let plan = try plan(for: event)
+                let key = Array(event.key)
+                switch event.operation {
+                case .upsert: try plan.upsert.run(event.values)
+                case .delete: try plan.delete.run(key)
+                }
+                try plan.writeClock.run(key + [.integer(Int64(bitPattern: event.stamp)), .integer(Int64(bitPattern: event.writer)), .integer(event.operation == .delete ? 1 : 0)])
+                let keyColumns = (1...key.count).map { ChangeLogSchema.keyColumn($0) }
+                try statement("INSERT INTO \(q(ChangeLogSchema.globalLog)) (table_id, \(keyColumns.joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: key.count)))")
+                    .run([.integer(tableID)] + key)
+            }
+            try statement("DELETE FROM \(q(ChangeLogSchema.applyGuard))").run()
+            try database.execute("COMMIT")
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
     }
 
     private func apply(_ event: ChangeEvent) throws -> Bool {

@@ -107,3 +107,19 @@ public struct ColumnMetadata: Equatable, Sendable {
     public var notNull: Bool
     public var autoincrement: Bool
 }
+
+extension SQLiteDatabase {
+    /// Replaces this database's whole content with `source`'s through SQLite's online backup API: one
+    /// step, holding this database's write lock, so other connections see the old content or the new,
+    /// never a mix, and the file is never copied over while open.
+    public func replaceContent(with source: SQLiteDatabase) throws(SQLiteError) {
+        guard let backup = sqlite3_backup_init(handle, "main", source.handle, "main") else {
+            throw SQLiteError(code: sqlite3_errcode(handle), message: "cannot start the backup into \(path): \(lastErrorMessage)")
+        }
+        let stepped = sqlite3_backup_step(backup, -1)
+        let finished = sqlite3_backup_finish(backup)
+        guard stepped == SQLITE_DONE, finished == SQLITE_OK else {
+            throw SQLiteError(code: stepped == SQLITE_DONE ? finished : stepped, message: "copying \(source.path) into \(path): \(lastErrorMessage)")
+        }
+    }
+}
