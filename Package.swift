@@ -41,8 +41,9 @@ let package = Package(
         .target(name: "NKeys", dependencies: ["COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
         .target(name: "ChangeLog", dependencies: ["SQLiteKit", "ChangeEvents", "COpenSSL"]),
-        .target(name: "Snapshots", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "COpenSSL", "NATSClient"]),
-        .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig"]),
+        .target(name: "Snapshots", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient"]),
+        .target(name: "Digests", dependencies: ["COpenSSL"]),
+        .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig", "Digests"]),
         .target(
             name: "WorkerRuntime",
             dependencies: ["IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]

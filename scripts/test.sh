@@ -4,5 +4,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/install-deps.sh
+# An independent NATS client (Python's nats-py) reads and writes our object-store layout in the tests.
+python3 -c 'import nats.js.object_store' 2>/dev/null || python3 -m pip install --quiet nats-py
 swift build --build-tests
 swift test --skip-build

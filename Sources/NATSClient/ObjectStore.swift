@@ -1,0 +1,225 @@
+import CNats
+import Digests
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An object's description in a NATS object store, as the NATS object-store layout (ADR-20) stores it:
+/// the JSON of the last message on `$O.<bucket>.M.<base64url(name)>`.
+public struct ObjectInfo: Codable, Equatable, Sendable {
+    public struct Options: Codable, Equatable, Sendable {
+        public var maxChunkSize: Int
+        enum CodingKeys: String, CodingKey { case maxChunkSize = "max_chunk_size" }
+    }
+
+    public var name: String
+    public var bucket: String
+    public var nuid: String
+    public var size: Int64
+    public var mtime: String
+    public var chunks: Int
+    /// `SHA-256=` and the URL-safe base64 of the digest.
+    public var digest: String
+    public var headers: [String: [String]]?
+    public var options: Options?
+}
+
+/// A NATS object store bucket built on plain JetStream calls (libnats 3.4 has no object-store API), in the
+/// layout NATS tools use, so `nats object ls/get` read what we put: stream `OBJ_<bucket>`, chunks of
+/// 128 KiB on `$O.<bucket>.C.<nuid>`, the description on `$O.<bucket>.M.<base64url(name)>` with a
+/// subject rollup. Files are streamed chunk by chunk, never held whole in memory.
+public final class ObjectStoreBucket {
+    public let bucket: String
+    private let connection: NATSConnection
+    private var stream: String { "OBJ_" + bucket }
+    public static let chunkSize = 128 * 1024
+
+    /// Opens the bucket, creating its stream when missing.
+    public init(connection: NATSConnection, bucket: String, replicas: Int) throws(NATSError) {
+        self.connection = connection
+        self.bucket = bucket
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var code = jsErrCode(rawValue: 0)
+        let status = js_GetStreamInfo(&info, connection.jetStream, "OBJ_" + bucket, nil, &code)
+        if status == NATS_OK, let info {
+            jsStreamInfo_Destroy(info)
+            return
+        }
+        guard status == NATS_NOT_FOUND || code == JSStreamNotFoundErr else {
+            throw NATSError(operation: "object store \(bucket)", status: status, jetStreamCode: Int(code.rawValue))
+        }
+        var config = jsStreamConfig()
+        jsStreamConfig_Init(&config)
+        let name = strdup("OBJ_" + bucket)
+        let subjects = [strdup("$O.\(bucket).C.>"), strdup("$O.\(bucket).M.>")]
+        defer {
+            free(name)
+            subjects.forEach { free($0) }
+        }
+        var pointers = subjects.map { UnsafePointer<CChar>($0) }
+        var created: UnsafeMutablePointer<jsStreamInfo>?
+        let added = pointers.withUnsafeMutableBufferPointer { buffer in
+            config.Name = UnsafePointer(name)
+            config.Subjects = buffer.baseAddress
+            config.SubjectsLen = Int32(buffer.count)
+            config.Storage = js_FileStorage
+            config.Replicas = Int64(replicas)
+            config.Discard = js_DiscardNew
+            config.AllowRollup = true
+            config.AllowDirect = true
+            return js_AddStream(&created, connection.jetStream, &config, nil, &code)
+        }
+        guard added == NATS_OK, let created else {
+            throw NATSError(operation: "create object store \(bucket)", status: added, jetStreamCode: Int(code.rawValue))
+        }
+        jsStreamInfo_Destroy(created)
+    }
+
+    /// The object's description, or nil when the bucket has no such object.
+    public func info(_ name: String) throws(NATSError) -> ObjectInfo? {
+        var message: OpaquePointer?
+        var options = jsDirectGetMsgOptions()
+        jsDirectGetMsgOptions_Init(&options)
+        let subject = strdup(metaSubject(name))
+        defer { free(subject) }
+        options.LastBySubject = UnsafePointer(subject)
+        let status = js_DirectGetMsg(&message, connection.jetStream, stream, nil, &options)
+        if status == NATS_NOT_FOUND { return nil }
+        guard status == NATS_OK, let message else { throw NATSError(operation: "object info \(bucket)/\(name)", status: status) }
+        defer { natsMsg_Destroy(message) }
+        guard let info = try? JSONDecoder().decode(ObjectInfo.self, from: Data(Self.data(of: message))) else {
+            throw NATSError(operation: "object info \(bucket)/\(name)", status: NATS_ERR, detail: "its description is not object-store JSON")
+        }
+        return info
+    }
+
+    /// Stores the file as `name` (replacing an older object of that name only once the new one is whole),
+    /// reporting progress as (bytes sent, total).
+    public func put(_ name: String, file path: String, headers: [String: [String]] = [:], progress: (Int64, Int64) -> Void = { _, _ in }) throws -> ObjectInfo {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw NATSError(operation: "read \(path)", status: NATS_ERR, detail: String(cString: strerror(errno))) }
+        defer { try? handle.close() }
+        let total = Int64((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
+        let previous = try info(name)
+        let nuid = Self.newNUID()
+        let chunkSubject = "$O.\(bucket).C.\(nuid)"
+        var digest = SHA256Stream()
+        var size: Int64 = 0
+        var chunks = 0
+        while true {
+            let chunk = try handle.read(upToCount: Self.chunkSize) ?? Data()
+            if chunk.isEmpty { break }
+            let bytes = [UInt8](chunk)
+            digest.update(bytes)
+            do {
+                try publish(chunkSubject, bytes, headers: [])
+            } catch {
+                try? purge(chunkSubject)
+                throw error
+            }
+            size += Int64(bytes.count)
+            chunks += 1
+            progress(size, total)
+        }
+        let info = ObjectInfo(
+            name: name, bucket: bucket, nuid: nuid, size: size, mtime: Self.timestamp(), chunks: chunks,
+            digest: "SHA-256=" + Self.base64URL(digest.finish()), headers: headers.isEmpty ? nil : headers,
+            options: .init(maxChunkSize: Self.chunkSize)
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try publish(metaSubject(name), [UInt8](try encoder.encode(info)), headers: [("Nats-Rollup", "sub")])
+        if let previous, previous.nuid != nuid { try? purge("$O.\(bucket).C.\(previous.nuid)") }
+        return info
+    }
+
+    /// Writes the object to `path`, checking size, chunk count and digest; reports (bytes received, total).
+    @discardableResult
+    public func get(_ name: String, to path: String, progress: (Int64, Int64) -> Void = { _, _ in }) throws -> ObjectInfo {
+        guard let info = try info(name) else { throw NATSError(operation: "object \(bucket)/\(name)", status: NATS_NOT_FOUND, detail: "no such object") }
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw NATSError(operation: "write \(path)", status: NATS_ERR, detail: String(cString: strerror(errno)))
+        }
+        defer { try? handle.close() }
+        let chunkSubject = strdup("$O.\(bucket).C.\(info.nuid)")
+        defer { free(chunkSubject) }
+        var digest = SHA256Stream()
+        var size: Int64 = 0
+        var nextSequence: UInt64 = 1
+        for _ in 0..<info.chunks {
+            var message: OpaquePointer?
+            var options = jsDirectGetMsgOptions()
+            jsDirectGetMsgOptions_Init(&options)
+            options.Sequence = nextSequence
+            options.NextBySubject = UnsafePointer(chunkSubject)
+            let status = js_DirectGetMsg(&message, connection.jetStream, stream, nil, &options)
+            guard status == NATS_OK, let message else {
+                throw NATSError(operation: "object \(bucket)/\(name): chunk after \(size) bytes", status: status)
+            }
+            let bytes = Self.data(of: message)
+            nextSequence = natsMsg_GetSequence(message) + 1
+            natsMsg_Destroy(message)
+            digest.update(bytes)
+            try handle.write(contentsOf: Data(bytes))
+            size += Int64(bytes.count)
+            progress(size, info.size)
+        }
+        let received = "SHA-256=" + Self.base64URL(digest.finish())
+        guard size == info.size, received == info.digest else {
+            throw NATSError(operation: "object \(bucket)/\(name)", status: NATS_ERR, detail: "received \(size) bytes with digest \(received); its description says \(info.size) bytes, \(info.digest)")
+        }
+        return info
+    }
+
+    // MARK: plumbing
+
+    private func metaSubject(_ name: String) -> String { "$O.\(bucket).M.\(Self.base64URL(Array(name.utf8)))" }
+
+    private func publish(_ subject: String, _ payload: [UInt8], headers: [(String, String)]) throws(NATSError) {
+        var message: OpaquePointer?
+        let created = payload.withUnsafeBytes { raw in
+            natsMsg_Create(&message, subject, nil, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(raw.count))
+        }
+        guard created == NATS_OK, let message else { throw NATSError(operation: "create message", status: created) }
+        defer { natsMsg_Destroy(message) }
+        for (key, value) in headers { natsMsgHeader_Set(message, key, value) }
+        var ack: UnsafeMutablePointer<jsPubAck>?
+        var code = jsErrCode(rawValue: 0)
+        let status = js_PublishMsg(&ack, connection.jetStream, message, nil, &code)
+        if let ack { jsPubAck_Destroy(ack) }
+        guard status == NATS_OK else { throw NATSError(operation: "publish to \(subject)", status: status, jetStreamCode: Int(code.rawValue)) }
+    }
+
+    private func purge(_ subject: String) throws(NATSError) {
+        var options = jsOptions()
+        jsOptions_Init(&options)
+        let cSubject = strdup(subject)
+        defer { free(cSubject) }
+        options.Stream.Purge.Subject = UnsafePointer(cSubject)
+        var code = jsErrCode(rawValue: 0)
+        let status = js_PurgeStream(connection.jetStream, stream, &options, &code)
+        guard status == NATS_OK else { throw NATSError(operation: "purge \(subject)", status: status, jetStreamCode: Int(code.rawValue)) }
+    }
+
+    private static func data(of message: OpaquePointer) -> [UInt8] {
+        let length = Int(natsMsg_GetDataLength(message))
+        return natsMsg_GetData(message).map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+    }
+
+    /// Go's `base64.URLEncoding` (URL alphabet, with padding), which the layout uses for names and digests.
+    static func base64URL(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+    }
+
+    private static func newNUID() -> String {
+        let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+        return String((0..<22).map { _ in alphabet.randomElement()! })
+    }
+
+    private static func timestamp() -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date())
+    }
+}
