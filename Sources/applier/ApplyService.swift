@@ -32,7 +32,9 @@ final class ApplyService: WorkerLoopHandler {
     private var cursorDueAt: Double?
     private var seqMapDueAt: Double?
     private var seqMapWrittenAt = 0.0
-    private var queue: [[DataMessage.Delivery]] = []
+    /// Deliveries in arrival order; `endsFrame` marks the last one of a broker frame, which is worth one
+    /// credit once applied.
+    private var queue: [(delivery: DataMessage.Delivery, endsFrame: Bool)] = []
     private var retryAt: Double?
     private var backoff = 0.25
     private var lastError = ""
@@ -86,7 +88,9 @@ final class ApplyService: WorkerLoopHandler {
     func handle(readable: [pollfd]) throws {
         let (messages, closed) = broker.receive()
         for message in messages {
-            if case .deliver(let deliveries) = message { queue.append(deliveries) }
+            if case .deliver(let deliveries) = message {
+                queue += deliveries.enumerated().map { ($0.element, $0.offset == deliveries.count - 1) }
+            }
         }
         if let closed, closed.kind != .connectionClosed { logger.warning("broker connection: \(closed)") }
         if closed != nil { queue.removeAll() }
@@ -126,13 +130,13 @@ final class ApplyService: WorkerLoopHandler {
         if let retryAt, retryAt > monotonicSeconds() { return }
         retryAt = nil
         // Everything queued goes in one transaction (fewer commits when behind). When that fails, one
-        // delivery at a time until the queue is empty, so the ones before a failing one still get through
+        // message at a time until the queue is empty, so the ones before a failing one still get through
         // and the error names the failing one.
         defer { if queue.isEmpty { oneAtATime = false } }
         while !queue.isEmpty {
             let group = oneAtATime ? 1 : queue.count
             do {
-                try apply(Array(queue.prefix(group)))
+                try apply(queue.prefix(group))
                 queue.removeFirst(group)
                 backoff = 0.25
                 if !lastError.isEmpty {
@@ -156,8 +160,8 @@ final class ApplyService: WorkerLoopHandler {
         }
     }
 
-    private func apply(_ group: [[DataMessage.Delivery]]) throws {
-        let deliveries = group.flatMap { $0 }
+    private func apply(_ group: ArraySlice<(delivery: DataMessage.Delivery, endsFrame: Bool)>) throws {
+        let deliveries = group.map(\.delivery)
         var events: [ChangeEvent] = []
         var reached = cursor
         for delivery in deliveries where delivery.sequence > (cursor[delivery.stream] ?? 0) {
@@ -184,7 +188,8 @@ final class ApplyService: WorkerLoopHandler {
         for stream in Set(deliveries.map(\.stream)) {
             if let sequence = cursor[stream] { broker.send(.applied(.init(stream: stream, sequence: sequence))) }
         }
-        broker.send(.credit(count: UInt32(group.count)))
+        let frames = group.count { $0.endsFrame }
+        if frames > 0 { broker.send(.credit(count: UInt32(frames))) }
     }
 
     private func storeCursor() throws {

@@ -108,14 +108,20 @@ extension ProcessTests {
 
         /// A change node 2 cannot apply (its table does not exist there) is reported and retried; what came
         /// before it is applied, nothing after it is skipped, and it all applies once the table exists.
+        /// Node 2 is down while node 1 publishes the three changes one message each, so they reach its
+        /// applier together: the batch fails as a whole and is then applied one message at a time.
         @Test func unapplicableChangeIsRetriedNeverSkipped() throws {
-            let cluster = try TestCluster(size: 2, schema: Self.schema)
+            let cluster = try TestCluster(size: 3, schema: Self.schema)
+            cluster.stop(1)
+            let unpublished = "SELECT count(*) FROM __harmonylite___change_log_global WHERE id > (SELECT value FROM __harmonylite___meta WHERE key = 'published_through');"
             try cluster.sql(0, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT);")
             #expect(try cluster.converge("SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__films_change_log_on_insert';", to: "1\n", on: [0], timeout: 10))
-            try cluster.sql(0, "INSERT INTO kv VALUES (1, 'before');")
-            try cluster.sql(0, "INSERT INTO films VALUES (1, 'Metropolis');")
-            try cluster.sql(0, "INSERT INTO kv VALUES (2, 'after');")
-            #expect(try cluster.converge("SELECT group_concat(v) FROM kv;", to: "before\n", on: [1]))
+            for statement in ["INSERT INTO kv VALUES (1, 'before');", "INSERT INTO films VALUES (1, 'Metropolis');", "INSERT INTO kv VALUES (2, 'after');"] {
+                try cluster.sql(0, statement)
+                #expect(try cluster.converge(unpublished, to: "0\n", on: [0], timeout: 10), "node 1 did not publish \(statement)")
+            }
+            try cluster.start(1)
+            #expect(try cluster.converge("SELECT group_concat(v) FROM kv;", to: "before\n", on: [1]), "\(cluster.node(1).log.suffix(6000))")
             #expect(eventually(timeout: 10) { cluster.node(1).log.contains("table films is not replicated here") }, "\(cluster.logs().suffix(3000))")
             Thread.sleep(forTimeInterval: 1)
             #expect(try cluster.sql(1, "SELECT group_concat(v) FROM kv;") == "before\n", "a change after the failing one was applied past it")
