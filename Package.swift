@@ -41,9 +41,9 @@ let package = Package(
         .target(name: "NKeys", dependencies: ["COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
         .target(name: "ChangeLog", dependencies: ["SQLiteKit", "ChangeEvents", "COpenSSL"]),
-        .target(name: "Snapshots", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient"]),
+        .target(name: "Snapshots", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "HarmonyConfig", "Signals"]),
         .target(name: "Digests", dependencies: ["COpenSSL"]),
-        .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig", "Digests"]),
+        .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig", "Digests", "NKeys"]),
         .target(
             name: "WorkerRuntime",
             dependencies: ["IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]
@@ -54,6 +54,7 @@ let package = Package(
             name: "supervisor",
             dependencies: [
                 "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "NKeys",
+                "NATSClient", "Snapshots",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -61,11 +62,11 @@ let package = Package(
         .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime"]),
+        .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", .product(name: "Logging", package: "swift-log")]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
         .executableTarget(
             name: "benchmark",
-            dependencies: ["SQLiteKit", "ChangeLog", "NATSClient", "Signals", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["SQLiteKit", "ChangeLog", "NATSClient", "Signals", "Snapshots", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
 
         .testTarget(

@@ -54,5 +54,15 @@ struct Benchmark {
         }
         say("\nCPU seconds and peak resident memory per process, over the whole run (start-up included):")
         for line in usageLines { say("  " + line) }
+        if only == nil || "snapshot".contains(only!) { try snapshotRates(directory: root) }
+    }
+
+    static func snapshotRates(directory: String) throws {
+        let (bytes, steps) = try SnapshotRates.measure(directory: directory, megabytes: 100)
+        let megabytes = Double(bytes) / 1_048_576
+        say("\nsnapshot of a \(format(megabytes, 1)) MB database on the nats store (one local nats-server, R1)")
+        say("| step | seconds | MB/s |")
+        say("|---|---|---|")
+        for step in steps { say("| \(step.name) | \(format(step.seconds, 2)) | \(format(megabytes / step.seconds, 1)) |") }
     }
 }

@@ -64,3 +64,14 @@ func say(_ line: String = "") {
     let bytes = Array((line + "\n").utf8)
     _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
 }
+
+/// Runs SQL with the sqlite3 shell (which creates the database if needed), as an application would.
+func sqliteShell(_ path: String, _ sql: String) throws {
+    let shell = Process()
+    shell.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+    shell.arguments = [path, sql]
+    shell.standardOutput = FileHandle.nullDevice
+    try shell.run()
+    shell.waitUntilExit()
+    guard shell.terminationStatus == 0 else { throw BenchmarkError("sqlite3 \(path) failed with status \(shell.terminationStatus)") }
+}

@@ -9,12 +9,7 @@ enum PhysicalLimits {
     /// Rows per second inserted in transactions of `rowsPerTransaction`, with or without capture triggers.
     static func sqliteRowsPerSecond(directory: String, triggers: Bool, rowsPerTransaction: Int, seconds: Double) throws -> Double {
         let path = directory + "/limit-\(triggers)-\(rowsPerTransaction).db"
-        let setup = Process()
-        setup.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        setup.arguments = [path, "PRAGMA journal_mode=WAL; CREATE TABLE bench(id INTEGER PRIMARY KEY, t_ns INTEGER, payload TEXT);"]
-        setup.standardOutput = FileHandle.nullDevice
-        try setup.run()
-        setup.waitUntilExit()
+        try sqliteShell(path, "PRAGMA journal_mode=WAL; CREATE TABLE bench(id INTEGER PRIMARY KEY, t_ns INTEGER, payload TEXT);")
         if triggers {
             _ = try ChangeLogInstaller.open(path, node: 1)
         }
@@ -38,26 +33,12 @@ enum PhysicalLimits {
     /// Messages per second stored by JetStream from asynchronous publishes of `size` bytes, on a
     /// nats-server of its own.
     static func jetStreamPublishesPerSecond(directory: String, count: Int, size: Int) throws -> Double {
-        let port = freePort()
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
-        server.arguments = ["-a", "127.0.0.1", "-p", "\(port)", "-js", "-sd", directory + "/js-limit"]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer {
-            kill(server.processIdentifier, SIGINT)
-            server.waitUntilExit()
-        }
-        var settings = ConnectionSettings(urls: ["nats://127.0.0.1:\(port)"], name: "benchmark")
+        let server = try StandaloneNATS(storeDirectory: directory + "/js-limit")
+        defer { server.stop() }
+        var settings = ConnectionSettings(urls: [server.url], name: "benchmark")
         let acks = PublishAcks()
         settings.publishAcks = acks
-        var connection: NATSConnection?
-        for _ in 0..<50 where connection == nil {
-            connection = try? NATSConnection.connect(settings)
-            if connection == nil { Thread.sleep(forTimeInterval: 0.1) }
-        }
-        guard let connection else { throw BenchmarkError("cannot reach the benchmark nats-server") }
+        let connection = try server.connect(settings)
         _ = try connection.ensureStream(StreamSpecification(name: "limit", subject: "limit", replicas: 1, maxMessages: -1), updateExisting: false)
         let payload = [UInt8](repeating: 0x61, count: size)
         var stored = 0

@@ -30,18 +30,13 @@ final class ReplicationRun {
         let routePorts = [freePort(), freePort()]
         for index in 0..<2 {
             let path = "\(directory)/node\(index + 1).db"
-            let setup = Process()
-            setup.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
             // Node 2 records arrivals in commit order: with several shards rows arrive out of id order. The
             // arrivals table has no primary key, so it is node-local (never captured).
             let arrivals = """
                 CREATE TABLE arrivals(id INTEGER, t_ns INTEGER);
                 CREATE TRIGGER bench_arrival AFTER INSERT ON bench BEGIN INSERT INTO arrivals VALUES (new.id, new.t_ns); END;
                 """
-            setup.arguments = [path, "PRAGMA journal_mode=WAL; CREATE TABLE bench(id INTEGER PRIMARY KEY, t_ns INTEGER, payload TEXT);" + (index == 1 ? arrivals : "")]
-            setup.standardOutput = FileHandle.nullDevice
-            try setup.run()
-            setup.waitUntilExit()
+            try sqliteShell(path, "PRAGMA journal_mode=WAL; CREATE TABLE bench(id INTEGER PRIMARY KEY, t_ns INTEGER, payload TEXT);" + (index == 1 ? arrivals : ""))
             let config = """
                 db_path = "\(path)"
                 node_id = \(index + 1)

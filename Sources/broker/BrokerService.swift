@@ -2,7 +2,6 @@ import HarmonyConfig
 import IPC
 import Logging
 import NATSClient
-import NKeys
 import Signals
 import WorkerRuntime
 
@@ -55,20 +54,8 @@ final class BrokerService: WorkerLoopHandler {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
-        settings = ConnectionSettings(urls: config.natsClientURLs, name: config.nodeName)
-        settings.userName = config.nats.userName
-        settings.userPassword = config.nats.userPassword
-        settings.seedFile = config.nats.seedFile
-        settings.caFile = config.nats.caFile
-        settings.certFile = config.nats.certFile
-        settings.keyFile = config.nats.keyFile
-        settings.reconnectWaitSeconds = config.nats.reconnectWaitSeconds
+        settings = try ConnectionSettings(configuration: config, name: config.nodeName, heartbeatTimeout: config.workers["broker", default: WorkerSettings()].heartbeatTimeout)
         settings.publishAcks = acks
-        // One attempt never outlasts half a heartbeat timeout, so connecting never looks like a hang.
-        settings.connectTimeoutMilliseconds = Int64(min(2000, config.workers["broker", default: WorkerSettings()].heartbeatTimeout / 2))
-        if !config.nats.seedFile.isEmpty {
-            settings.nkeyPublicKey = try NKeySeed(contentsOf: config.nats.seedFile).publicKey
-        }
         redactedURLs = config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")
         listener = try UnixSocket.listen(path: runtime.runDirectory + "/" + ControlChannel.dataSocketName)
         try UnixSocket.setNonBlocking(listener)

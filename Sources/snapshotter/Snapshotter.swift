@@ -1,13 +1,19 @@
 import WorkerRuntime
 
-/// Takes and restores snapshots. For now it only joins the node; leader-elected snapshots arrive with the
-/// snapshot issue.
+/// Restores a snapshot at start when the node needs one, and saves snapshots while it holds the lease.
 @main
 struct Snapshotter {
     static func main() throws {
         let runtime = WorkerRuntime.start(name: "snapshotter")
-        try runtime.reportReady(runtime.configuration.snapshot.enabled ? "snapshots enabled (store \(runtime.configuration.snapshot.store))" : "snapshots disabled")
-        let reason = try runtime.run { [] }
+        let service: SnapshotService
+        do {
+            service = try SnapshotService(runtime: runtime)
+        } catch {
+            runtime.logger.error("cannot start: \(error)")
+            throw error
+        }
+        let reason = try runtime.run(service)
+        service.stop()
         runtime.logger.info("stopping: \(reason)")
     }
 }

@@ -68,7 +68,14 @@ struct HarmonyLiteCommand: ParsableCommand {
             fail("configuration error: \(error)", code: 2)
         }
         if cleanup { return runCleanup(loaded.configuration) }
-        if saveSnapshot { fail("-save-snapshot: snapshots are not available in this build yet", code: 2) }
+        if saveSnapshot {
+            do {
+                print(try SaveSnapshotCommand.run(loaded.configuration))
+                return
+            } catch {
+                fail("-save-snapshot: \(error)", code: 1)
+            }
+        }
         if schemaStatus { fail("-schema-status: schema hashing is not available in this build yet", code: 2) }
         let code = Supervisor.run(loaded)
         throw ExitCode(code)

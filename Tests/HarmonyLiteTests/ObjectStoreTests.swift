@@ -70,7 +70,7 @@ final class JetStreamServer {
         let connection = try NATSConnection.connect(ConnectionSettings(urls: [server.url], name: "test"))
         let bucket = try ObjectStoreBucket(connection: connection, bucket: "shared", replicas: 1)
         let ours = try randomFile("ours", bytes: 1_000_000)
-        try bucket.put("ours.db", file: ours)
+        _ = try bucket.put("ours.db", file: ours)
         let theirs = try randomFile("theirs", bytes: 700_000)
         let script = """
             import asyncio, nats, sys

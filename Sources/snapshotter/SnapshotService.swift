@@ -1,0 +1,278 @@
+import ChangeLog
+import Foundation
+import HarmonyConfig
+import IPC
+import Logging
+import NATSClient
+import Signals
+import Snapshots
+import SQLiteKit
+import WorkerRuntime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The snapshotter's work. At start, before the applier and the capturer run (the supervisor starts them
+/// after this worker is ready), it restores the latest snapshot when the node needs one: no seq map, an
+/// unreadable one, or a stream that no longer holds the messages after the node's cursor. Then, while it
+/// holds the cluster's snapshot lease, it saves a snapshot every `snapshot.interval`, and whenever a shard
+/// stream has taken half of `replication_log.max_entries` messages since the last snapshot — so a snapshot
+/// always exists before the streams forget what it does not contain (HarmonyLite took one when its own
+/// publish happened to hit a multiple of that count on shard 1, which with `interval = 0` could be never).
+///
+/// It has its own NATS connection: bulk transfers must not queue behind replication traffic in the broker.
+final class SnapshotService: WorkerLoopHandler {
+    private let runtime: WorkerRuntime
+    private let config: Configuration
+    private let logger: Logger
+    private let settings: ConnectionSettings
+    private var connection: NATSConnection?
+    private var store: (any SnapshotStore)?
+    private var lease: Lease?
+    /// Holding the lease, as of the last check, and knowing the newest snapshot's cursor: saving is on.
+    private var leading = false
+    private var job: BackgroundJob?
+    private var jobKind = ""
+    private var ready = false
+    private var nextLeaseCheck = 0.0
+    private var nextIntervalSnapshot: Double?
+    private var nextHistoryCheck = 0.0
+    /// The cursor of the newest snapshot in the store, known while this node holds the lease.
+    private var snapshotCursor: [String: UInt64]?
+    private var lastProblem = ""
+
+    private var saved: Int64 = 0
+    private var restored: Int64 = 0
+
+    init(runtime: WorkerRuntime) throws {
+        self.runtime = runtime
+        config = runtime.configuration
+        logger = runtime.logger
+        settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-snapshotter",
+                                          heartbeatTimeout: config.workers["snapshotter", default: WorkerSettings()].heartbeatTimeout)
+        guard !config.snapshot.enabled || SnapshotStores.available.contains(config.snapshot.store) else {
+            throw SnapshotStores.unavailable(config.snapshot.store)
+        }
+        if !config.snapshot.enabled { becomeReady("snapshots disabled: none are saved or restored") }
+    }
+
+    private var leaseTTL: Double { Double(config.snapshot.leaderTTL > 0 ? config.snapshot.leaderTTL : 30000) / 1000 }
+    private var streams: [String] { (1...config.replicationLog.shards).map { "\(config.nats.streamPrefix)-\($0)" } }
+
+    // MARK: WorkerLoopHandler
+
+    var descriptors: [pollfd] { [] }
+
+    var nextDeadline: Double? {
+        guard config.snapshot.enabled else { return nil }
+        if job != nil { return monotonicSeconds() + 0.1 }
+        return [nextLeaseCheck, nextIntervalSnapshot ?? .infinity, snapshotCursor == nil ? .infinity : nextHistoryCheck].min()
+    }
+
+    var counters: [ControlMessage.Counter] {
+        [.init("snapshots_saved", saved), .init("snapshots_restored", restored), .init("snapshot_leader", leading ? 1 : 0)]
+    }
+
+    func handle(readable: [pollfd]) throws {}
+
+    func tick() throws {
+        guard config.snapshot.enabled else { return }
+        if let job {
+            let (lines, outcome) = job.poll()
+            for line in lines { logger.info("\(line)") }
+            if let last = lines.last { try? runtime.reportStatus(last) }
+            guard let outcome else { return }
+            self.job = nil
+            try finished(jobKind, outcome)
+            return
+        }
+        guard let connection = connected() else { return }
+        if !ready {
+            startRestoreIfNeeded(connection)
+            return
+        }
+        let now = monotonicSeconds()
+        if now >= nextLeaseCheck {
+            nextLeaseCheck = now + max(1, leaseTTL / 3)
+            checkLease(connection)
+        }
+        guard leading else { return }
+        if let due = nextIntervalSnapshot, now >= due {
+            startSave(because: "snapshot.interval passed")
+        } else if snapshotCursor != nil, now >= nextHistoryCheck {
+            nextHistoryCheck = now + 1
+            if let reason = historyReason(connection) { startSave(because: reason) }
+        }
+    }
+
+    /// Gives the lease up (on stop), so another node takes over at once.
+    func stop() { lease?.release() }
+
+    // MARK: steps
+
+    private func connected() -> NATSConnection? {
+        if let connection { return connection }
+        do {
+            let connection = try NATSConnection.connect(settings)
+            store = try SnapshotStores.open(config, connection: connection)
+            self.connection = connection
+            return connection
+        } catch {
+            if "\(error)" != lastProblem {
+                lastProblem = "\(error)"
+                logger.warning("waiting for NATS: \(error)")
+                try? runtime.reportStatus("waiting for NATS: \(error)")
+            }
+            return nil
+        }
+    }
+
+    private func startRestoreIfNeeded(_ connection: NATSConnection) {
+        guard config.replicate, let store else { return becomeReady("replicate=false: nothing to restore") }
+        let reason: String?
+        do {
+            var firstSequences: [String: UInt64] = [:]
+            for stream in streams {
+                if let state = try? connection.streamState(stream), state.messages > 0 { firstSequences[stream] = state.firstSequence }
+            }
+            let seqMap = Result<[String: UInt64]?, any Error> { try SeqMapFile.read(config.seqMapPath) }
+            let database = try SQLiteDatabase(existingPath: config.dbPath)
+            reason = RestoreDecision.reason(seqMap: seqMap, cursor: try ChangeApplier.storedCursor(in: database), firstSequences: firstSequences)
+        } catch {
+            return fail("cannot decide whether a snapshot restore is needed: \(error)")
+        }
+        guard let reason else { return becomeReady("no restore needed") }
+        let settings = config
+        nonisolated(unsafe) let unsafeStore = store
+        jobKind = "restore"
+        logger.info("looking for a snapshot to restore: \(reason)")
+        job = BackgroundJob(name: "restore") { job in
+            guard let (metadata, outcome, timing) = try SnapshotTransfers.restore(into: settings.dbPath, nodeID: settings.nodeID, store: unsafeStore, say: job.say) else {
+                return JobReport(line: "no snapshot in the store yet: continuing without one")
+            }
+            try SeqMapFile.write(outcome.cursor, to: settings.seqMapPath)
+            return JobReport(line: "restored the snapshot of node \(metadata.nodeID) taken at \(metadata.createdAt) ms (\(metadata.size) bytes, "
+                + "download \(String(format: "%.2f", timing.transfer)) s, restore \(String(format: "%.2f", timing.local)) s), "
+                + "cursor \(outcome.cursor.sorted { $0.key < $1.key }); kept \(outcome.keptLocalChanges) unpublished local change(s)", cursor: outcome.cursor)
+        }
+    }
+
+    private func checkLease(_ connection: NATSConnection) {
+        // Like HarmonyLite, only nodes that publish take snapshots: their database is a source of changes.
+        guard config.publish else { return }
+        let leader: Bool
+        do {
+            if lease == nil {
+                lease = try Lease(connection: connection, bucket: config.nats.streamPrefix + "-snapshot-lease", key: "snapshot-leader",
+                                  ttlMilliseconds: Int64(leaseTTL * 1000), replicas: config.replicationLog.effectiveReplicas)
+            }
+            leader = try lease!.acquireOrRenew(holder: "node \(config.nodeID)")
+        } catch {
+            if leading { logger.warning("cannot renew the snapshot lease (\(error)): not saving snapshots until it is renewed") }
+            else { logger.debug("snapshot lease: \(error)") }
+            leading = false
+            (nextIntervalSnapshot, snapshotCursor) = (nil, nil)
+            return
+        }
+        if leader && !leading {
+            do {
+                snapshotCursor = try store?.latest()?.cursor ?? [:]
+            } catch {
+                logger.warning("holding the snapshot lease, but the store does not answer: \(error); trying again in \(Int(max(1, leaseTTL / 3))) s")
+                return
+            }
+            leading = true
+            logger.info("holding the snapshot lease: this node saves the snapshots")
+            if config.snapshot.interval > 0 { nextIntervalSnapshot = monotonicSeconds() + Double(config.snapshot.interval) / 1000 }
+        } else if !leader && leading {
+            leading = false
+            logger.info("lost the snapshot lease to another node")
+            (nextIntervalSnapshot, snapshotCursor) = (nil, nil)
+        }
+    }
+
+    /// Why a snapshot is due because of the streams' history, or nil.
+    private func historyReason(_ connection: NATSConnection) -> String? {
+        let threshold = UInt64(max(1, config.replicationLog.maxEntries / 2))
+        for stream in streams {
+            guard let state = try? connection.streamState(stream) else { continue }
+            let covered = snapshotCursor?[stream] ?? 0
+            if state.lastSequence >= covered + threshold {
+                return "\(stream) took \(state.lastSequence - covered) messages since the last snapshot (half of replication_log.max_entries = \(config.replicationLog.maxEntries))"
+            }
+        }
+        return nil
+    }
+
+    private func startSave(because reason: String) {
+        nextIntervalSnapshot = nil
+        guard let store else { return }
+        nonisolated(unsafe) let unsafeStore = store
+        let settings = config
+        jobKind = "save"
+        logger.info("saving a snapshot: \(reason)")
+        job = BackgroundJob(name: "save") { job in
+            let (metadata, timing) = try SnapshotTransfers.save(database: settings.dbPath, nodeID: settings.nodeID, store: unsafeStore, say: job.say)
+            return JobReport(line: "saved a snapshot: \(metadata.size) bytes (copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s), "
+                + "cursor \(metadata.cursor.sorted { $0.key < $1.key })", cursor: metadata.cursor)
+        }
+    }
+
+    private func finished(_ kind: String, _ outcome: Result<JobReport, SnapshotJobError>) throws {
+        switch (kind, outcome) {
+        case ("restore", .success(let report)):
+            restored += report.cursor == nil ? 0 : 1
+            if let cursor = report.cursor { warnAboutGaps(after: cursor) }
+            becomeReady(report.line)
+        case ("restore", .failure(let error)):
+            fail("snapshot restore failed, the database is unchanged: \(error)")
+        case (_, .success(let report)):
+            saved += 1
+            if leading { snapshotCursor = report.cursor }
+            logger.info("\(report.line)")
+            try? runtime.reportStatus(report.line)
+            scheduleNextSave()
+        case (_, .failure(let error)):
+            logger.error("snapshot not saved: \(error); trying again in \(Int(Self.retryAfterFailure)) s at the earliest")
+            try? runtime.reportStatus("snapshot not saved: \(error)")
+            nextHistoryCheck = monotonicSeconds() + Self.retryAfterFailure
+            scheduleNextSave()
+        }
+    }
+
+    private static let retryAfterFailure = 5.0
+
+    /// A snapshot older than what the streams still hold cannot be completed from them: say so loudly.
+    /// (The lease holder snapshots after every half `max_entries` messages, so this takes a leader that
+    /// could not keep up, or `snapshot.enabled = false` on the nodes that publish.)
+    private func warnAboutGaps(after cursor: [String: UInt64]) {
+        for stream in streams {
+            guard let state = try? connection?.streamState(stream), state.messages > 0 else { continue }
+            let position = cursor[stream] ?? 0
+            if position + 1 < state.firstSequence {
+                logger.error("the restored snapshot ends at message \(position) of \(stream), which now starts at \(state.firstSequence): changes \(position + 1)…\(state.firstSequence - 1) are missing on this node; raise replication_log.max_entries")
+            }
+        }
+    }
+
+    private func scheduleNextSave() {
+        guard leading, config.snapshot.interval > 0 else { return }
+        nextIntervalSnapshot = monotonicSeconds() + Double(config.snapshot.interval) / 1000
+    }
+
+    private func becomeReady(_ detail: String) {
+        ready = true
+        let summary = config.snapshot.enabled ? "snapshots enabled (store \(config.snapshot.store)); \(detail)" : "snapshots disabled; \(detail)"
+        logger.info("\(detail)")
+        try? runtime.reportReady(summary)
+    }
+
+    /// A restore this node needs cannot be done: it must not start applying from a gap. The worker exits
+    /// and the supervisor restarts it (and, if it keeps failing, stops the node saying why).
+    private func fail(_ message: String) {
+        logger.error("\(message)")
+        try? runtime.reportStatus(message)
+        exit(1)
+    }
+}
