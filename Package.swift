@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // fork/exec with limits, signalfd, prctl: Linux calls Swift cannot reach (fork, _GNU_SOURCE, variadic).
         .target(name: "CPosix"),
 
@@ -41,7 +42,8 @@ let package = Package(
         .target(name: "NKeys", dependencies: ["COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
         .target(name: "ChangeLog", dependencies: ["SQLiteKit", "ChangeEvents", "COpenSSL"]),
-        .target(name: "Snapshots", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "HarmonyConfig", "Signals"]),
+        .target(name: "Snapshots", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "HarmonyConfig", "Signals", "CurlTransfer"]),
+        .target(name: "CurlTransfer", dependencies: ["CCurl", "HarmonyConfig"]),
         .target(name: "Digests", dependencies: ["COpenSSL"]),
         .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig", "Digests", "NKeys"]),
         .target(
@@ -71,7 +73,7 @@ let package = Package(
 
         .testTarget(
             name: "HarmonyLiteTests",
-            dependencies: ["IPC", "BinaryCoding", "HarmonyConfig", "Supervision", "SQLiteKit", "ChangeEvents", "ChangeLog", "NATSClient", "NKeys", "Snapshots"]
+            dependencies: ["IPC", "BinaryCoding", "HarmonyConfig", "Supervision", "SQLiteKit", "ChangeEvents", "ChangeLog", "NATSClient", "NKeys", "Snapshots", "Digests", "CurlTransfer"]
         ),
     ]
 )

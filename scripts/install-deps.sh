@@ -11,8 +11,12 @@ PACKAGES=(
   libsystemd-dev     # sd_notify / sd_watchdog_enabled
   libssl-dev         # libnats links OpenSSL
   libzstd-dev        # change-event compression
+  libcurl4-openssl-dev  # the s3, webdav and sftp snapshot stores (HTTP(S), and SFTP through libssh2)
   pkg-config         # system-library targets resolve flags through it
   systemd            # systemd-analyze verify lints the unit file
+  nginx-light        # a real WebDAV server for the webdav snapshot store's tests
+  libnginx-mod-http-dav-ext  # its PROPFIND (directory listing)
+  openssh-server     # a real sshd for the sftp snapshot store's tests
 )
 
 missing=()

@@ -53,6 +53,8 @@ public struct Configuration: Codable, Equatable, Sendable {
     }
 
     public struct S3Store: Codable, Equatable, Sendable {
+        public init() {}
+
         public var path = ""
         public var endpoint = ""
         public var accessKey = ""

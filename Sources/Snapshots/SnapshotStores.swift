@@ -9,13 +9,20 @@ public enum SnapshotStores {
     }
 
     /// The stores this version can open.
-    public static let available = ["nats"]
+    public static let available = ["nats", "s3", "webdav", "sftp"]
 
     /// `connection` is used by the `nats` store only.
-    public static func open(_ config: Configuration, connection: NATSConnection) throws -> any SnapshotStore {
+    public static func open(_ config: Configuration, connection: NATSConnection?) throws -> any SnapshotStore {
         switch config.snapshot.store {
         case "nats":
+            guard let connection else { throw SnapshotError("the nats snapshot store needs a NATS connection") }
             return try NATSSnapshotStore(connection: connection, bucket: natsBucket(config), replicas: config.snapshot.nats.replicas)
+        case "s3":
+            return try S3SnapshotStore(config.snapshot.s3)
+        case "webdav":
+            return DirectorySnapshotStore(directory: try WebDAVDirectory(url: config.snapshot.webdav.url))
+        case "sftp":
+            return DirectorySnapshotStore(directory: try SFTPDirectory(url: config.snapshot.sftp.url))
         default:
             throw unavailable(config.snapshot.store)
         }

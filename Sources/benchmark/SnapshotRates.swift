@@ -24,7 +24,10 @@ enum SnapshotRates {
         // Rows written with the triggers off (as if replicated long ago): the benchmark measures snapshots,
         // not capture.
         try database.execute("DROP TRIGGER IF EXISTS \(ChangeLogSchema.trigger(of: "blobs", "insert"))")
-        try database.execute("INSERT INTO blobs(payload) SELECT randomblob(1000) FROM generate_series(1, \(megabytes * 1024))")
+        try database.execute("""
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(megabytes * 1024))
+            INSERT INTO blobs(payload) SELECT randomblob(1000) FROM n
+            """)
         _ = try ChangeLogInstaller.open(target, node: 2)
 
         let server = try StandaloneNATS(storeDirectory: directory + "/js-snapshots")

@@ -41,6 +41,7 @@ final class SnapshotService: WorkerLoopHandler {
     /// The cursor of the newest snapshot in the store, known while this node holds the lease.
     private var snapshotCursor: [String: UInt64]?
     private var lastProblem = ""
+    private var nextAttempt = 0.0
 
     private var saved: Int64 = 0
     private var restored: Int64 = 0
@@ -67,6 +68,7 @@ final class SnapshotService: WorkerLoopHandler {
     var nextDeadline: Double? {
         guard config.snapshot.enabled else { return nil }
         if job != nil { return monotonicSeconds() + 0.1 }
+        if connection == nil || !ready { return max(nextAttempt, monotonicSeconds()) }
         return [nextLeaseCheck, nextIntervalSnapshot ?? .infinity, snapshotCursor == nil ? .infinity : nextHistoryCheck].min()
     }
 
@@ -113,23 +115,41 @@ final class SnapshotService: WorkerLoopHandler {
 
     private func connected() -> NATSConnection? {
         if let connection { return connection }
+        guard monotonicSeconds() >= nextAttempt else { return nil }
         do {
-            let connection = try NATSConnection.connect(settings)
-            store = try SnapshotStores.open(config, connection: connection)
-            self.connection = connection
+            connection = try NATSConnection.connect(settings)
             return connection
         } catch {
-            if "\(error)" != lastProblem {
-                lastProblem = "\(error)"
-                logger.warning("waiting for NATS: \(error)")
-                try? runtime.reportStatus("waiting for NATS: \(error)")
-            }
+            problem("waiting for NATS: \(error)")
             return nil
         }
     }
 
+    /// The snapshot store, opened on first need (a restore, a save): an unreachable S3 or file server
+    /// does not keep a node that needs no restore from starting.
+    private func openedStore() -> (any SnapshotStore)? {
+        if let store { return store }
+        guard monotonicSeconds() >= nextAttempt else { return nil }
+        do {
+            store = try SnapshotStores.open(config, connection: connection)
+            return store
+        } catch {
+            problem("snapshot store \(config.snapshot.store): \(error)")
+            return nil
+        }
+    }
+
+    /// Logs a problem once (until it changes) and waits a second before the next attempt.
+    private func problem(_ text: String) {
+        nextAttempt = monotonicSeconds() + 1
+        guard text != lastProblem else { return }
+        lastProblem = text
+        logger.warning("\(text); trying again every second")
+        try? runtime.reportStatus(text)
+    }
+
     private func startRestoreIfNeeded(_ connection: NATSConnection) {
-        guard config.replicate, let store else { return becomeReady("replicate=false: nothing to restore") }
+        guard config.replicate else { return becomeReady("replicate=false: nothing to restore") }
         let reason: String?
         do {
             var firstSequences: [String: UInt64] = [:]
@@ -143,6 +163,7 @@ final class SnapshotService: WorkerLoopHandler {
             return fail("cannot decide whether a snapshot restore is needed: \(error)")
         }
         guard let reason else { return becomeReady("no restore needed") }
+        guard let store = openedStore() else { return }
         let settings = config
         nonisolated(unsafe) let unsafeStore = store
         jobKind = "restore"
@@ -177,7 +198,8 @@ final class SnapshotService: WorkerLoopHandler {
         }
         if leader && !leading {
             do {
-                snapshotCursor = try store?.latest()?.cursor ?? [:]
+                guard let store = openedStore() else { return }
+                snapshotCursor = try store.latest()?.cursor ?? [:]
             } catch {
                 logger.warning("holding the snapshot lease, but the store does not answer: \(error); trying again in \(Int(max(1, leaseTTL / 3))) s")
                 return
@@ -207,7 +229,7 @@ final class SnapshotService: WorkerLoopHandler {
 
     private func startSave(because reason: String) {
         nextIntervalSnapshot = nil
-        guard let store else { return }
+        guard let store = openedStore() else { return scheduleNextSave() }
         nonisolated(unsafe) let unsafeStore = store
         let settings = config
         jobKind = "save"

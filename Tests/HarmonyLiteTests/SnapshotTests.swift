@@ -80,3 +80,18 @@ import Testing
         #expect(try app(target, "PRAGMA journal_mode;") == "wal\n")
     }
 }
+
+/// When a node must restore before applying anything: HarmonyLite's conditions, without its off-by-one.
+@Test func restoreDecisionFollowsTheSeqMapAndTheStreams() {
+    struct Unreadable: Error {}
+    let cursor: [String: UInt64] = ["harmonylite-changes-1": 10]
+    #expect(RestoreDecision.reason(seqMap: .success(nil), cursor: cursor, firstSequences: [:]) == "there is no seq map")
+    #expect(RestoreDecision.reason(seqMap: .failure(Unreadable()), cursor: cursor, firstSequences: [:])?.hasPrefix("the seq map cannot be read") == true)
+    // The stream still holds message 11, the next one: no gap (HarmonyLite restored here too).
+    #expect(RestoreDecision.reason(seqMap: .success(cursor), cursor: cursor, firstSequences: ["harmonylite-changes-1": 11]) == nil)
+    #expect(RestoreDecision.reason(seqMap: .success(cursor), cursor: cursor, firstSequences: ["harmonylite-changes-1": 12])
+        == "harmonylite-changes-1 starts at message 12, past this node's position 10")
+    // A shard this node never consumed, whose stream lost its first messages.
+    #expect(RestoreDecision.reason(seqMap: .success(cursor), cursor: cursor, firstSequences: ["harmonylite-changes-2": 5]) != nil)
+    #expect(RestoreDecision.reason(seqMap: .success(cursor), cursor: cursor, firstSequences: ["harmonylite-changes-2": 1]) == nil)
+}

@@ -55,3 +55,44 @@ func eventually(timeout: Double, interval: Double = 0.05, _ condition: () throws
     }
     return try condition()
 }
+
+/// A server program a test starts (moto, nginx, sshd), its output in `log`; stopped by PID.
+final class ServerUnderTest {
+    let log: String
+    private let process = Process()
+
+    init(_ executable: String, _ arguments: [String], log: String) throws {
+        self.log = log
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = FileHandle(forWritingAtPath: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    /// Whether something accepts connections on 127.0.0.1:`port` within `timeout` seconds.
+    func waitForTCP(port: Int, timeout: Double = 20) -> Bool {
+        eventually(timeout: timeout, interval: 0.1) {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+        }
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        if !eventually(timeout: 10, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
