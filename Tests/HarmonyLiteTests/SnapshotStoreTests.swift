@@ -1,5 +1,6 @@
 import Foundation
 import HarmonyConfig
+import NATSClient
 import Snapshots
 import Testing
 
@@ -46,6 +47,19 @@ extension ProcessTests {
                 try SnapshotRestorer.verify(copy, metadata: metadata)
             }
             #expect(reported.last == snapshots.last?.metadata.size, "upload progress did not reach the end")
+        }
+
+        @Test func natsStoreRoundTripsOnNATSServer() throws {
+            let directory = try TemporaryDirectory()
+            let server = try JetStreamServer(directory: directory.path)
+            var settings = Configuration(dbPath: directory.path + "/unused.db", nodeID: 1)
+            settings.snapshot.nats.bucket = "snapshots"
+            let connection = try NATSConnection.connect(ConnectionSettings(urls: [server.url], name: "test"))
+            try Self.roundTrip(try SnapshotStores.open(settings, connection: connection), directory)
+            // One object, the newest: the first upload's chunks are gone.
+            let state = try connection.streamState("OBJ_snapshots")
+            let latest = try #require(try SnapshotStores.open(settings, connection: connection).latest())
+            #expect(state.messages == UInt64((latest.size + 131_071) / 131_072) + 1, "\(state)")
         }
 
         @Test func s3StoreRoundTripsAndTheAWSCLIReadsIt() throws {
