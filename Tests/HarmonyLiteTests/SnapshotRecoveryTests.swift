@@ -30,19 +30,27 @@ extension ProcessTests {
         }
 
         /// The production guide's recovery procedure: stop the node, delete its seq map, start it. It
-        /// restores the snapshot, and a change made locally while it was down is kept and replicated.
-        @Test func deletingTheSeqMapRestoresTheNode() throws {
+        /// restores the snapshot, and a change made locally while it was down is kept and replicated. A seq
+        /// map that cannot be read (truncated, overwritten) does the same.
+        @Test(arguments: ["deleted", "garbage"])
+        func deletingTheSeqMapRestoresTheNode(seqMap: String) throws {
             let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: Self.frequentSnapshots, count: 3))
             try cluster.sql(0, (1...50).map { "INSERT INTO kv VALUES (\($0), 'row \($0)');" }.joined())
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "50\n"))
             #expect(Self.waitForFreshSnapshots(cluster), "\(cluster.logs().suffix(3000))")
             cluster.stop(2)
             try cluster.sql(2, "INSERT INTO kv VALUES (1000, 'written while the node was down');")
-            try FileManager.default.removeItem(atPath: cluster.directory.path + "/node3-seq-map.cbor")
+            let seqMapPath = cluster.directory.path + "/node3-seq-map.cbor"
+            if seqMap == "deleted" {
+                try FileManager.default.removeItem(atPath: seqMapPath)
+            } else {
+                try Data("not CBOR at all".utf8).write(to: URL(fileURLWithPath: seqMapPath))
+            }
             try cluster.start(2)
             try cluster.node(2).waitUntilReady(timeout: 60)
             let log = cluster.node(2).log
-            #expect(log.contains("looking for a snapshot to restore: there is no seq map"), "\(log.suffix(3000))")
+            let reason = seqMap == "deleted" ? "there is no seq map" : "the seq map cannot be read"
+            #expect(log.contains("looking for a snapshot to restore: \(reason)"), "\(log.suffix(3000))")
             #expect(log.contains("restored the snapshot") && log.contains("kept 1 unpublished local change(s)"), "\(log.suffix(3000))")
             try cluster.sql(0, "INSERT INTO kv VALUES (51, 'after the restore');")
             let query = "SELECT count(*), sum(k) FROM kv;"
