@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Signals", dependencies: ["CPosix"]),
         .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "HarmonyConfig", dependencies: ["TOMLKit"]),
-        .target(name: "Supervision", dependencies: ["HarmonyConfig"]),
+        .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
         .target(name: "NKeys", dependencies: ["COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),

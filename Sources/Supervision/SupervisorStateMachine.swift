@@ -1,3 +1,4 @@
+import IPC
 import HarmonyConfig
 
 /// What the supervisor supervises: a name, whether the child speaks the control protocol, and its policy.
@@ -268,6 +269,12 @@ public struct SupervisorStateMachine {
             children[index].state = .notStarted
             actions.append(.log(.warning, "\(name) \(status) while stopping\(suffix)"))
             continueShutdown(now: now, into: &actions)
+            return
+        }
+        if status.code == WorkerExitCode.restoreNeeded {
+            children[index].state = .notStarted
+            actions.append(.log(.error, "\(name) found changes missing from the streams\(suffix): stopping the node, which restores a snapshot at its next start (under systemd, Restart=on-failure starts it again)"))
+            beginShutdown(exitCode: 1, now: now, into: &actions)
             return
         }
         var why = "\(status)\(suffix)"

@@ -39,6 +39,7 @@ final class ApplyService: WorkerLoopHandler {
     private var backoff = 0.25
     private var lastError = ""
     private var oneAtATime = false
+    private var warnedGaps: Set<String> = []
 
     private static let credit: UInt32 = 4
     private static let cursorInterval = 1.0
@@ -146,6 +147,11 @@ final class ApplyService: WorkerLoopHandler {
                 }
             } catch where group > 1 {
                 oneAtATime = true
+            } catch let gap as SequenceGap {
+                logger.error("\(gap); only a snapshot restore at the node's start brings them back: stopping")
+                try? runtime.reportStatus("needs a snapshot restore: \(gap)")
+                try flush()
+                exit(WorkerExitCode.restoreNeeded)
             } catch {
                 failures += 1
                 if "\(error)" != lastError {
@@ -165,6 +171,15 @@ final class ApplyService: WorkerLoopHandler {
         var events: [ChangeEvent] = []
         var reached = cursor
         for delivery in deliveries where delivery.sequence > (cursor[delivery.stream] ?? 0) {
+            let position = reached[delivery.stream] ?? 0
+            if delivery.sequence > position + 1 {
+                // Stream sequences have no holes: the messages in between were discarded (max_entries).
+                let missing = "messages \(position + 1)…\(delivery.sequence - 1) of \(delivery.stream) are gone from the stream before this node applied them"
+                if config.snapshot.enabled { throw SequenceGap(description: missing) }
+                if warnedGaps.insert(delivery.stream).inserted {
+                    logger.error("\(missing); snapshot.enabled = false, so they are lost on this node")
+                }
+            }
             let batch: ChangeBatch
             do {
                 batch = try ChangeBatch(decoding: delivery.payload)
@@ -214,5 +229,9 @@ final class ApplyService: WorkerLoopHandler {
 }
 
 struct DeliveryError: Error, CustomStringConvertible {
+    var description: String
+}
+
+struct SequenceGap: Error, CustomStringConvertible {
     var description: String
 }

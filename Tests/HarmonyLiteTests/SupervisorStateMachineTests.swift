@@ -1,3 +1,4 @@
+import IPC
 import Testing
 
 @testable import HarmonyConfig
@@ -109,6 +110,22 @@ import Testing
         }
         #expect(drained.contains(.exit(code: 1)))
         #expect(machine.hasExited)
+    }
+
+    /// The applier found changes gone from a stream: restarting it would only meet the same gap, so the
+    /// node stops non-zero at once and restores a snapshot at its next start.
+    @Test func workerThatNeedsARestoreStopsTheNodeWithoutRestarts() {
+        var machine = Self.machine()
+        Self.startAll(&machine)
+        let actions = machine.handle(.exited(pid: 103, status: .exited(WorkerExitCode.restoreNeeded), note: "needs a snapshot restore"), now: 1)
+        #expect(!actions.contains(.spawn(child: "applier")))
+        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("restores a snapshot at its next start") } else { false } })
+        #expect(actions.contains(.requestStop(child: "capturer", pid: 104)))
+        var drained: [Action] = []
+        for pid in [104, 102, 101, 100] {
+            drained = machine.handle(.exited(pid: Int32(pid), status: .exited(0), note: ""), now: 2)
+        }
+        #expect(drained.contains(.exit(code: 1)))
     }
 
     @Test func silentWorkerIsKilledAndRestarted() {
