@@ -5,16 +5,7 @@ extension NATSConnection {
     /// The outcome arrives later through `publishAcks`; a publish not acknowledged within `timeoutMilliseconds`
     /// (NATS down, no stream leader) arrives there as a failure.
     public func publishAsync(subject: String, payload: [UInt8], messageID: String, timeoutMilliseconds: Int64 = 5000) throws(NATSError) {
-        var message: OpaquePointer?
-        let created = payload.withUnsafeBytes { raw in
-            natsMsg_Create(&message, subject, nil, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(raw.count))
-        }
-        guard created == NATS_OK, let message else { throw NATSError(operation: "create message", status: created) }
-        let header = natsMsgHeader_Set(message, "Nats-Msg-Id", messageID)
-        guard header == NATS_OK else {
-            natsMsg_Destroy(message)
-            throw NATSError(operation: "set Nats-Msg-Id", status: header)
-        }
+        let message = try Self.message(subject: subject, payload: payload, headers: [("Nats-Msg-Id", messageID)])
         var options = jsPubOptions()
         jsPubOptions_Init(&options)
         options.MaxWait = timeoutMilliseconds
@@ -23,5 +14,33 @@ extension NATSConnection {
         // On success libnats took the message (and set `owned` to NULL); on failure it is still ours.
         if let owned { natsMsg_Destroy(owned) }
         guard status == NATS_OK else { throw NATSError(operation: "publish to \(subject)", status: status) }
+    }
+
+    /// Publishes and waits for JetStream's acknowledgement (bulk transfers: the object store).
+    public func publish(subject: String, payload: [UInt8], headers: [(String, String)] = []) throws(NATSError) {
+        let message = try Self.message(subject: subject, payload: payload, headers: headers)
+        defer { natsMsg_Destroy(message) }
+        var ack: UnsafeMutablePointer<jsPubAck>?
+        var code = jsErrCode(rawValue: 0)
+        let status = js_PublishMsg(&ack, jetStream, message, nil, &code)
+        if let ack { jsPubAck_Destroy(ack) }
+        guard status == NATS_OK else { throw NATSError(operation: "publish to \(subject)", status: status, jetStreamCode: Int(code.rawValue)) }
+    }
+
+    /// A message the caller owns (and destroys, unless libnats takes it).
+    private static func message(subject: String, payload: [UInt8], headers: [(String, String)]) throws(NATSError) -> OpaquePointer {
+        var message: OpaquePointer?
+        let created = payload.withUnsafeBytes { raw in
+            natsMsg_Create(&message, subject, nil, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(raw.count))
+        }
+        guard created == NATS_OK, let message else { throw NATSError(operation: "create message", status: created) }
+        for (key, value) in headers {
+            let status = natsMsgHeader_Set(message, key, value)
+            guard status == NATS_OK else {
+                natsMsg_Destroy(message)
+                throw NATSError(operation: "set header \(key)", status: status)
+            }
+        }
+        return message
     }
 }

@@ -4,21 +4,33 @@ import CNats
 import Glibc
 #endif
 
-/// A shard stream as HarmonyLite configures it.
+/// A file-backed stream with limits retention: the shard streams as HarmonyLite configures them, and the
+/// object store's stream.
 public struct StreamSpecification: Equatable, Sendable {
     public var name: String
-    public var subject: String
+    public var subjects: [String]
     public var replicas: Int
+    /// -1: unlimited.
     public var maxMessages: Int64
     /// JetStream's deduplication window for `Nats-Msg-Id`, in seconds.
     public var duplicateWindowSeconds: Int64 = 120
+    /// Whether a `Nats-Rollup` header may replace a subject's earlier messages (the object store's metadata).
+    public var allowRollup = false
 
-    public init(name: String, subject: String, replicas: Int, maxMessages: Int64) {
+    public init(name: String, subjects: [String], replicas: Int, maxMessages: Int64) {
         self.name = name
-        self.subject = subject
+        self.subjects = subjects
         self.replicas = replicas
         self.maxMessages = maxMessages
     }
+
+    /// A stream of one subject (a shard).
+    public init(name: String, subject: String, replicas: Int, maxMessages: Int64) {
+        self.init(name: name, subjects: [subject], replicas: replicas, maxMessages: maxMessages)
+    }
+
+    /// The first subject: a shard stream's only one.
+    public var subject: String { subjects[0] }
 }
 
 /// What a stream holds now.
@@ -78,16 +90,16 @@ extension NATSConnection {
         var config = jsStreamConfig()
         jsStreamConfig_Init(&config)
         let name = strdup(spec.name)
-        let subject = strdup(spec.subject)
+        let subjects = spec.subjects.map { strdup($0) }
         defer {
             free(name)
-            free(subject)
+            subjects.forEach { free($0) }
         }
-        var subjects: [UnsafePointer<CChar>?] = [UnsafePointer(subject)]
-        return try subjects.withUnsafeMutableBufferPointer { buffer throws(NATSError) in
+        var pointers = subjects.map { UnsafePointer<CChar>($0) }
+        return try pointers.withUnsafeMutableBufferPointer { buffer throws(NATSError) in
             config.Name = UnsafePointer(name)
             config.Subjects = buffer.baseAddress
-            config.SubjectsLen = 1
+            config.SubjectsLen = Int32(buffer.count)
             config.Storage = js_FileStorage
             config.Retention = js_LimitsPolicy
             config.Discard = js_DiscardOld
@@ -95,6 +107,7 @@ extension NATSConnection {
             config.Replicas = Int64(spec.replicas)
             config.Duplicates = spec.duplicateWindowSeconds * 1_000_000_000
             config.AllowDirect = true
+            config.AllowRollup = spec.allowRollup
             return try body(&config)
         }
     }

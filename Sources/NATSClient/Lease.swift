@@ -64,16 +64,6 @@ public final class Lease {
         throw NATSError(operation: "take lease \(key)", status: status)
     }
 
-    /// The holder's value, if anyone holds it.
-    public func holder() throws(NATSError) -> String? {
-        var entry: OpaquePointer?
-        let status = kvStore_Get(&entry, store, key)
-        if status == NATS_NOT_FOUND { return nil }
-        guard status == NATS_OK, let entry else { throw NATSError(operation: "read lease \(key)", status: status) }
-        defer { kvEntry_Destroy(entry) }
-        return kvEntry_ValueString(entry).map { String(cString: $0) }
-    }
-
     /// Gives the lease up at once (on shutdown), so another node need not wait for the TTL.
     public func release() {
         guard revision != nil else { return }

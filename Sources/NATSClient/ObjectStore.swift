@@ -40,41 +40,9 @@ public final class ObjectStoreBucket {
     public init(connection: NATSConnection, bucket: String, replicas: Int) throws(NATSError) {
         self.connection = connection
         self.bucket = bucket
-        var info: UnsafeMutablePointer<jsStreamInfo>?
-        var code = jsErrCode(rawValue: 0)
-        let status = js_GetStreamInfo(&info, connection.jetStream, "OBJ_" + bucket, nil, &code)
-        if status == NATS_OK, let info {
-            jsStreamInfo_Destroy(info)
-            return
-        }
-        guard status == NATS_NOT_FOUND || code == JSStreamNotFoundErr else {
-            throw NATSError(operation: "object store \(bucket)", status: status, jetStreamCode: Int(code.rawValue))
-        }
-        var config = jsStreamConfig()
-        jsStreamConfig_Init(&config)
-        let name = strdup("OBJ_" + bucket)
-        let subjects = [strdup("$O.\(bucket).C.>"), strdup("$O.\(bucket).M.>")]
-        defer {
-            free(name)
-            subjects.forEach { free($0) }
-        }
-        var pointers = subjects.map { UnsafePointer<CChar>($0) }
-        var created: UnsafeMutablePointer<jsStreamInfo>?
-        let added = pointers.withUnsafeMutableBufferPointer { buffer in
-            config.Name = UnsafePointer(name)
-            config.Subjects = buffer.baseAddress
-            config.SubjectsLen = Int32(buffer.count)
-            config.Storage = js_FileStorage
-            config.Replicas = Int64(replicas)
-            config.Discard = js_DiscardNew
-            config.AllowRollup = true
-            config.AllowDirect = true
-            return js_AddStream(&created, connection.jetStream, &config, nil, &code)
-        }
-        guard added == NATS_OK, let created else {
-            throw NATSError(operation: "create object store \(bucket)", status: added, jetStreamCode: Int(code.rawValue))
-        }
-        jsStreamInfo_Destroy(created)
+        var spec = StreamSpecification(name: "OBJ_" + bucket, subjects: ["$O.\(bucket).C.>", "$O.\(bucket).M.>"], replicas: replicas, maxMessages: -1)
+        spec.allowRollup = true
+        _ = try connection.ensureStream(spec, updateExisting: false)
     }
 
     /// The object's description, or nil when the bucket has no such object.
@@ -113,7 +81,7 @@ public final class ObjectStoreBucket {
             let bytes = [UInt8](chunk)
             digest.update(bytes)
             do {
-                try publish(chunkSubject, bytes, headers: [])
+                try connection.publish(subject: chunkSubject, payload: bytes)
             } catch {
                 try? purge(chunkSubject)
                 throw error
@@ -129,7 +97,7 @@ public final class ObjectStoreBucket {
         )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try publish(metaSubject(name), [UInt8](try encoder.encode(info)), headers: [("Nats-Rollup", "sub")])
+        try connection.publish(subject: metaSubject(name), payload: [UInt8](try encoder.encode(info)), headers: [("Nats-Rollup", "sub")])
         if let previous, previous.nuid != nuid { try? purge("$O.\(bucket).C.\(previous.nuid)") }
         return info
     }
@@ -175,21 +143,6 @@ public final class ObjectStoreBucket {
     // MARK: plumbing
 
     private func metaSubject(_ name: String) -> String { "$O.\(bucket).M.\(Self.base64URL(Array(name.utf8)))" }
-
-    private func publish(_ subject: String, _ payload: [UInt8], headers: [(String, String)]) throws(NATSError) {
-        var message: OpaquePointer?
-        let created = payload.withUnsafeBytes { raw in
-            natsMsg_Create(&message, subject, nil, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(raw.count))
-        }
-        guard created == NATS_OK, let message else { throw NATSError(operation: "create message", status: created) }
-        defer { natsMsg_Destroy(message) }
-        for (key, value) in headers { natsMsgHeader_Set(message, key, value) }
-        var ack: UnsafeMutablePointer<jsPubAck>?
-        var code = jsErrCode(rawValue: 0)
-        let status = js_PublishMsg(&ack, connection.jetStream, message, nil, &code)
-        if let ack { jsPubAck_Destroy(ack) }
-        guard status == NATS_OK else { throw NATSError(operation: "publish to \(subject)", status: status, jetStreamCode: Int(code.rawValue)) }
-    }
 
     private func purge(_ subject: String) throws(NATSError) {
         var options = jsOptions()
