@@ -1,4 +1,5 @@
 import CCurl
+import Foundation
 import HarmonyConfig
 
 #if canImport(Glibc)
@@ -203,7 +204,7 @@ public struct CurlResponse {
             if line.hasPrefix("HTTP/") { headers.removeAll(); continue }
             guard let colon = line.firstIndex(of: ":") else { continue }
             let name = line[..<colon].lowercased()
-            headers[name] = line[line.index(after: colon)...].trimmingCharacters(in: " \t\r")
+            headers[name] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
         }
         self.headers = headers
     }
@@ -219,14 +220,5 @@ public struct CurlError: Error, CustomStringConvertible {
     public init(_ description: String, notFound: Bool = false) {
         self.description = description
         self.notFound = notFound
-    }
-}
-
-private extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        var text = self
-        while let first = text.first, set.contains(first) { text = text.dropFirst() }
-        while let last = text.last, set.contains(last) { text = text.dropLast() }
-        return String(text)
     }
 }

@@ -103,9 +103,10 @@ public final class ObjectStoreBucket {
     }
 
     /// Writes the object to `path`, checking size, chunk count and digest; reports (bytes received, total).
+    /// Nil (and no file) when the bucket has no such object.
     @discardableResult
-    public func get(_ name: String, to path: String, progress: (Int64, Int64) -> Void = { _, _ in }) throws -> ObjectInfo {
-        guard let info = try info(name) else { throw NATSError(operation: "object \(bucket)/\(name)", status: NATS_NOT_FOUND, detail: "no such object") }
+    public func get(_ name: String, to path: String, progress: (Int64, Int64) -> Void = { _, _ in }) throws -> ObjectInfo? {
+        guard let info = try info(name) else { return nil }
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
             throw NATSError(operation: "write \(path)", status: NATS_ERR, detail: String(cString: strerror(errno)))
         }

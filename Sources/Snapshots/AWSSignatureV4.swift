@@ -53,8 +53,7 @@ public struct AWSSignatureV4 {
     /// Percent-encodes a path for the canonical request and the URL: everything but unreserved characters
     /// and "/".
     public static func encodePath(_ path: String) -> String {
-        var allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/")
-        allowed.remove(charactersIn: "")
+        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/")
         return path.addingPercentEncoding(withAllowedCharacters: allowed) ?? path
     }
 }

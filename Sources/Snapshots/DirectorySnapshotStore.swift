@@ -47,8 +47,8 @@ struct DirectorySnapshotStore: SnapshotStore {
         for name in names.sorted() where name.hasPrefix("snapshot-") && name < stem && name.hasSuffix(".db") { try? directory.delete(name) }
     }
 
-    func download(to file: String, progress: (Int64, Int64) -> Void) throws -> SnapshotMetadata {
-        guard let metadata = try latest() else { throw SnapshotError("\(directory.description) holds no snapshot") }
+    func download(to file: String, progress: (Int64, Int64) -> Void) throws -> SnapshotMetadata? {
+        guard let metadata = try latest() else { return nil }
         try directory.get(Self.stem(of: metadata) + ".db", into: file, progress: progress)
         return metadata
     }

@@ -48,8 +48,9 @@ public struct S3SnapshotStore: SnapshotStore {
         try check(response, "PUT")
     }
 
-    public func download(to file: String, progress: (Int64, Int64) -> Void) throws -> SnapshotMetadata {
+    public func download(to file: String, progress: (Int64, Int64) -> Void) throws -> SnapshotMetadata? {
         let response = try send("GET", objectPath, downloadFile: file, progress: progress)
+        if response.status == 404 { return nil }
         if response.status >= 300 {
             let body = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
             throw SnapshotError("s3 GET \(bucketURL)/\(key): HTTP \(response.status) \(body.prefix(300))")

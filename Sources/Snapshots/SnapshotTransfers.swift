@@ -30,16 +30,16 @@ public enum SnapshotTransfers {
     public static func restore(into database: String, nodeID: UInt64, store: any SnapshotStore, say: (String) -> Void)
         throws -> (SnapshotMetadata, SnapshotRestorer.Outcome, Timing)?
     {
-        guard try store.latest() != nil else { return nil }
         let file = database + ".snapshot-download"
         defer { try? FileManager.default.removeItem(atPath: file) }
         let started = monotonicSeconds()
         var progress = TransferProgress("downloading the snapshot", clock: monotonicSeconds)
-        let metadata = try store.download(to: file) { done, total in
+        let downloaded = try store.download(to: file) { done, total in
             if let line = progress.line(done: done, total: total) { say(line) }
         }
-        let downloaded = monotonicSeconds()
+        guard let metadata = downloaded else { return nil }
+        let arrived = monotonicSeconds()
         let outcome = try SnapshotRestorer.restore(file, metadata: metadata, into: database, nodeID: nodeID)
-        return (metadata, outcome, Timing(local: monotonicSeconds() - downloaded, transfer: downloaded - started))
+        return (metadata, outcome, Timing(local: monotonicSeconds() - arrived, transfer: arrived - started))
     }
 }

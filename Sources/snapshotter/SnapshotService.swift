@@ -52,9 +52,6 @@ final class SnapshotService: WorkerLoopHandler {
         logger = runtime.logger
         settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-snapshotter",
                                           heartbeatTimeout: config.workers["snapshotter", default: WorkerSettings()].heartbeatTimeout)
-        guard !config.snapshot.enabled || SnapshotStores.available.contains(config.snapshot.store) else {
-            throw SnapshotStores.unavailable(config.snapshot.store)
-        }
         if !config.snapshot.enabled { becomeReady("snapshots disabled: none are saved or restored") }
     }
 

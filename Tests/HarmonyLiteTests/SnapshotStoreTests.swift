@@ -1,4 +1,5 @@
 import Foundation
+import CurlTransfer
 import HarmonyConfig
 import NATSClient
 import Snapshots
@@ -33,8 +34,17 @@ extension ProcessTests {
             }
         }
 
+        /// The store a node configured with `store` and `url` would open.
+        static func store(_ store: String, url: String, in directory: TemporaryDirectory) throws -> any SnapshotStore {
+            var settings = Configuration(dbPath: directory.path + "/unused.db", nodeID: 1)
+            settings.snapshot.store = store
+            if store == "webdav" { settings.snapshot.webdav.url = url } else { settings.snapshot.sftp.url = url }
+            return try SnapshotStores.open(settings, connection: nil)
+        }
+
         static func roundTrip(_ store: any SnapshotStore, _ directory: TemporaryDirectory) throws {
             #expect(try store.latest() == nil)
+            #expect(try store.download(to: directory.path + "/nothing.db") { _, _ in } == nil)
             let snapshots = try Self.snapshots(in: directory)
             var reported: [Int64] = []
             for (file, metadata) in snapshots {
@@ -110,16 +120,13 @@ extension ProcessTests {
             let server = try ServerUnderTest("/usr/sbin/nginx", ["-c", config, "-e", directory.path + "/nginx-error.log"], log: directory.path + "/nginx.log")
             defer { server.stop() }
             #expect(server.waitForTCP(port: port))
-            var settings = Configuration(dbPath: directory.path + "/unused.db", nodeID: 1)
-            settings.snapshot.store = "webdav"
-            settings.snapshot.webdav.url = "http://127.0.0.1:\(port)/dav?dir=/cluster/snapshots&login=harmony&secret=s3cret"
-            let store = try SnapshotStores.open(settings, connection: nil)
-            try Self.roundTrip(store, directory)
+            let url = "http://127.0.0.1:\(port)/dav?dir=/cluster/snapshots&login=harmony"
+            try Self.roundTrip(try Self.store("webdav", url: url + "&secret=s3cret", in: directory), directory)
             let files = try FileManager.default.contentsOfDirectory(atPath: directory.path + "/www/dav/cluster/snapshots").sorted()
             #expect(files.count == 2 && files.allSatisfy { $0.hasPrefix("snapshot-") }, "older snapshots were not removed: \(files)")
 
-            settings.snapshot.webdav.url = "http://127.0.0.1:\(port)/dav?dir=/cluster/snapshots&login=harmony&secret=wrong"
-            #expect(throws: SnapshotError.self) { try SnapshotStores.open(settings, connection: nil).latest() }
+            let refused = #expect(throws: SnapshotError.self) { try Self.store("webdav", url: url + "&secret=wrong", in: directory).latest() }
+            #expect(refused?.description.contains("HTTP 401") == true, "\(String(describing: refused))")
         }
 
         @Test func sftpStoreRoundTripsOnSSHDAndChecksTheHostKey() throws {
@@ -160,17 +167,14 @@ extension ProcessTests {
             }
             #expect(eventually(timeout: 10) { FileManager.default.fileExists(atPath: directory.path + "/sshd.pid") })
             let user = ProcessInfo.processInfo.environment["USER"] ?? "root"
-            var settings = Configuration(dbPath: directory.path + "/unused.db", nodeID: 1)
-            settings.snapshot.store = "sftp"
-            settings.snapshot.sftp.url = "sftp://\(user)@127.0.0.1:\(port)\(directory.path)/remote/snapshots?key=\(directory.path)/client_key&known_hosts=\(knownHosts)"
-            let store = try SnapshotStores.open(settings, connection: nil)
-            try Self.roundTrip(store, directory)
+            let url = "sftp://\(user)@127.0.0.1:\(port)\(directory.path)/remote/snapshots?key=\(directory.path)/client_key"
+            try Self.roundTrip(try Self.store("sftp", url: url + "&known_hosts=\(knownHosts)", in: directory), directory)
             let files = try FileManager.default.contentsOfDirectory(atPath: directory.path + "/remote/snapshots").sorted()
             #expect(files.count == 2 && files.allSatisfy { $0.hasPrefix("snapshot-") }, "older snapshots were not removed: \(files)")
 
             // A server whose host key is not the one on record is refused.
-            settings.snapshot.sftp.url = "sftp://\(user)@127.0.0.1:\(port)\(directory.path)/remote/snapshots?key=\(directory.path)/client_key&known_hosts=\(wrongHosts)"
-            #expect(throws: (any Error).self) { try SnapshotStores.open(settings, connection: nil).latest() }
+            let refused = #expect(throws: CurlError.self) { try Self.store("sftp", url: url + "&known_hosts=\(wrongHosts)", in: directory).latest() }
+            #expect(refused?.description.contains("SSH remote key was not OK") == true, "\(String(describing: refused))")
         }
     }
 }
