@@ -30,16 +30,15 @@ final class SnapshotService: WorkerLoopHandler {
     private var connection: NATSConnection?
     private var store: (any SnapshotStore)?
     private var lease: Lease?
-    /// Holding the lease, as of the last check, and knowing the newest snapshot's cursor: saving is on.
-    private var leading = false
-    private var job: BackgroundJob?
-    private var jobKind = ""
+    private var job: (kind: JobKind, work: BackgroundJob)?
     private var ready = false
     private var nextLeaseCheck = 0.0
     private var nextIntervalSnapshot: Double?
     private var nextHistoryCheck = 0.0
     /// The cursor of the newest snapshot in the store, known while this node holds the lease.
     private var snapshotCursor: [String: UInt64]?
+    /// Holding the lease as of the last check, and knowing the newest snapshot: saving is on.
+    private var leading: Bool { snapshotCursor != nil }
     private var lastProblem = ""
     private var nextAttempt = 0.0
 
@@ -66,7 +65,7 @@ final class SnapshotService: WorkerLoopHandler {
         guard config.snapshot.enabled else { return nil }
         if job != nil { return monotonicSeconds() + 0.1 }
         if connection == nil || !ready { return max(nextAttempt, monotonicSeconds()) }
-        return [nextLeaseCheck, nextIntervalSnapshot ?? .infinity, snapshotCursor == nil ? .infinity : nextHistoryCheck].min()
+        return [nextLeaseCheck, nextIntervalSnapshot ?? .infinity, leading ? nextHistoryCheck : .infinity].min()
     }
 
     var counters: [ControlMessage.Counter] {
@@ -78,12 +77,12 @@ final class SnapshotService: WorkerLoopHandler {
     func tick() throws {
         guard config.snapshot.enabled else { return }
         if let job {
-            let (lines, outcome) = job.poll()
+            let (lines, outcome) = job.work.poll()
             for line in lines { logger.info("\(line)") }
             if let last = lines.last { try? runtime.reportStatus(last) }
             guard let outcome else { return }
             self.job = nil
-            try finished(jobKind, outcome)
+            finished(job.kind, outcome)
             return
         }
         guard let connection = connected() else { return }
@@ -99,7 +98,7 @@ final class SnapshotService: WorkerLoopHandler {
         guard leading else { return }
         if let due = nextIntervalSnapshot, now >= due {
             startSave(because: "snapshot.interval passed")
-        } else if snapshotCursor != nil, now >= nextHistoryCheck {
+        } else if now >= nextHistoryCheck {
             nextHistoryCheck = now + 1
             if let reason = historyReason(connection) { startSave(because: reason) }
         }
@@ -163,9 +162,8 @@ final class SnapshotService: WorkerLoopHandler {
         guard let store = openedStore() else { return }
         let settings = config
         nonisolated(unsafe) let unsafeStore = store
-        jobKind = "restore"
         logger.info("looking for a snapshot to restore: \(reason)")
-        job = BackgroundJob(name: "restore") { job in
+        job = (.restore, BackgroundJob(name: "restore") { job in
             guard let (metadata, outcome, timing) = try SnapshotTransfers.restore(into: settings.dbPath, nodeID: settings.nodeID, store: unsafeStore, say: job.say) else {
                 return JobReport(line: "no snapshot in the store yet: continuing without one")
             }
@@ -173,7 +171,7 @@ final class SnapshotService: WorkerLoopHandler {
             return JobReport(line: "restored the snapshot of node \(metadata.nodeID) taken at \(metadata.createdAt) ms (\(metadata.size) bytes, "
                 + "download \(String(format: "%.2f", timing.transfer)) s, restore \(String(format: "%.2f", timing.local)) s), "
                 + "cursor \(outcome.cursor.sorted { $0.key < $1.key }); kept \(outcome.keptLocalChanges) unpublished local change(s)", cursor: outcome.cursor)
-        }
+        })
     }
 
     private func checkLease(_ connection: NATSConnection) {
@@ -189,7 +187,6 @@ final class SnapshotService: WorkerLoopHandler {
         } catch {
             if leading { logger.warning("cannot renew the snapshot lease (\(error)): not saving snapshots until it is renewed") }
             else { logger.debug("snapshot lease: \(error)") }
-            leading = false
             (nextIntervalSnapshot, snapshotCursor) = (nil, nil)
             return
         }
@@ -201,11 +198,9 @@ final class SnapshotService: WorkerLoopHandler {
                 logger.warning("holding the snapshot lease, but the store does not answer: \(error); trying again in \(Int(max(1, leaseTTL / 3))) s")
                 return
             }
-            leading = true
             logger.info("holding the snapshot lease: this node saves the snapshots")
             if config.snapshot.interval > 0 { nextIntervalSnapshot = monotonicSeconds() + Double(config.snapshot.interval) / 1000 }
         } else if !leader && leading {
-            leading = false
             logger.info("lost the snapshot lease to another node")
             (nextIntervalSnapshot, snapshotCursor) = (nil, nil)
         }
@@ -229,30 +224,31 @@ final class SnapshotService: WorkerLoopHandler {
         guard let store = openedStore() else { return scheduleNextSave() }
         nonisolated(unsafe) let unsafeStore = store
         let settings = config
-        jobKind = "save"
         logger.info("saving a snapshot: \(reason)")
-        job = BackgroundJob(name: "save") { job in
+        job = (.save, BackgroundJob(name: "save") { job in
             let (metadata, timing) = try SnapshotTransfers.save(database: settings.dbPath, nodeID: settings.nodeID, store: unsafeStore, say: job.say)
             return JobReport(line: "saved a snapshot: \(metadata.size) bytes (copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s), "
                 + "cursor \(metadata.cursor.sorted { $0.key < $1.key })", cursor: metadata.cursor)
-        }
+        })
     }
 
-    private func finished(_ kind: String, _ outcome: Result<JobReport, SnapshotJobError>) throws {
+    private enum JobKind { case restore, save }
+
+    private func finished(_ kind: JobKind, _ outcome: Result<JobReport, SnapshotJobError>) {
         switch (kind, outcome) {
-        case ("restore", .success(let report)):
+        case (.restore, .success(let report)):
             restored += report.cursor == nil ? 0 : 1
             acceptGaps()
             becomeReady(report.line)
-        case ("restore", .failure(let error)):
+        case (.restore, .failure(let error)):
             fail("snapshot restore failed, the database is unchanged: \(error)")
-        case (_, .success(let report)):
+        case (.save, .success(let report)):
             saved += 1
             if leading { snapshotCursor = report.cursor }
             logger.info("\(report.line)")
             try? runtime.reportStatus(report.line)
             scheduleNextSave()
-        case (_, .failure(let error)):
+        case (.save, .failure(let error)):
             logger.error("snapshot not saved: \(error); trying again in \(Int(Self.retryAfterFailure)) s at the earliest")
             try? runtime.reportStatus("snapshot not saved: \(error)")
             nextHistoryCheck = monotonicSeconds() + Self.retryAfterFailure

@@ -36,16 +36,8 @@ enum SaveSnapshotCommand {
     /// The client URL of the embedded server of the node running for this database.
     private static func embeddedServerURL(_ config: Configuration) throws -> String {
         let directory = try RunDirectoryLayout.path(for: config)
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        for file in files where file.hasPrefix("nats-server_") && file.hasSuffix(".ports") {
-            let pid = Int32(file.dropFirst("nats-server_".count).dropLast(".ports".count)) ?? 0
-            guard pid > 0, kill(pid, 0) == 0,
-                let data = FileManager.default.contents(atPath: directory + "/" + file),
-                let ports = try? JSONDecoder().decode([String: [String]].self, from: data),
-                let url = ports["nats"]?.first,
-                let port = HostPort(parsing: url.split(separator: "/").last.map(String.init) ?? "")?.port
-            else { continue }
-            return "nats://127.0.0.1:\(port)"
+        for pid in NATSPortsFile.serverPIDs(runDirectory: directory) where kill(pid, 0) == 0 {
+            if let port = NATSPortsFile.clientPort(runDirectory: directory, pid: pid) { return "nats://127.0.0.1:\(port)" }
         }
         throw SaveSnapshotError("no running node for \(config.dbPath) (nats.urls is empty, so the snapshot is uploaded through the node's embedded NATS server): start the node, then run -save-snapshot again")
     }

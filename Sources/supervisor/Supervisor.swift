@@ -206,18 +206,12 @@ final class Supervisor {
     }
 
     /// The embedded server is ready once it wrote its ports file: then it listens, and we know the port.
-    /// The file is named after the pid, so one left by an earlier server is never mistaken for this one's.
     private func probeNATS() {
         guard let pid = machine.pid(of: "nats") else {
             natsProbePending = false
             return
         }
-        let portsFile = runDirectory + "/nats-server_\(pid).ports"
-        guard let data = FileManager.default.contents(atPath: portsFile),
-            let ports = try? JSONDecoder().decode([String: [String]].self, from: data),
-            let clientURL = ports["nats"]?.first,
-            let port = HostPort(parsing: clientURL.split(separator: "/").last.map(String.init) ?? "")?.port
-        else { return }
+        guard let port = NATSPortsFile.clientPort(runDirectory: runDirectory, pid: pid) else { return }
         natsProbePending = false
         natsPort = port
         config.natsClientURLs = ["nats://127.0.0.1:\(port)"]

@@ -1,0 +1,27 @@
+import Foundation
+import HarmonyConfig
+
+/// The ports file the embedded nats-server writes into the run directory once it listens
+/// (`nats-server_<pid>.ports`, JSON): named after the server's pid, so one left by an earlier server is
+/// never mistaken for the running one's.
+enum NATSPortsFile {
+    static func path(runDirectory: String, pid: Int32) -> String { runDirectory + "/nats-server_\(pid).ports" }
+
+    /// The client port the server with `pid` listens on, once it wrote its file.
+    static func clientPort(runDirectory: String, pid: Int32) -> Int? {
+        guard let data = FileManager.default.contents(atPath: path(runDirectory: runDirectory, pid: pid)),
+            let ports = try? JSONDecoder().decode([String: [String]].self, from: data),
+            let clientURL = ports["nats"]?.first
+        else { return nil }
+        return HostPort(parsing: clientURL.split(separator: "/").last.map(String.init) ?? "")?.port
+    }
+
+    /// Pids of the servers that left a ports file in the run directory.
+    static func serverPIDs(runDirectory: String) -> [Int32] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
+        return files.compactMap { file in
+            guard file.hasPrefix("nats-server_"), file.hasSuffix(".ports") else { return nil }
+            return Int32(file.dropFirst("nats-server_".count).dropLast(".ports".count))
+        }
+    }
+}
