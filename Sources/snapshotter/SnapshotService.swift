@@ -41,6 +41,8 @@ final class SnapshotService: WorkerLoopHandler {
     private var leading: Bool { snapshotCursor != nil }
     private var lastProblem = ""
     private var nextAttempt = 0.0
+    /// Why this node restores at start (inner nil: it need not), once decided.
+    private var restoreReason: String??
 
     private var saved: Int64 = 0
     private var restored: Int64 = 0
@@ -146,19 +148,28 @@ final class SnapshotService: WorkerLoopHandler {
 
     private func startRestoreIfNeeded(_ connection: NATSConnection) {
         guard config.replicate else { return becomeReady("replicate=false: nothing to restore") }
-        let reason: String?
-        do {
+        if restoreReason == nil {
             var firstSequences: [String: UInt64] = [:]
-            for stream in streams {
-                if let state = try? connection.streamState(stream), state.messages > 0 { firstSequences[stream] = state.firstSequence }
+            do {
+                // The broker made the streams before this worker started: an error here is JetStream not
+                // answering, and deciding without the streams could miss a gap.
+                for stream in streams {
+                    let state = try connection.streamState(stream)
+                    if state.messages > 0 { firstSequences[stream] = state.firstSequence }
+                }
+            } catch {
+                return problem("cannot read the shard streams to decide on a restore: \(error)")
             }
-            let seqMap = Result<[String: UInt64]?, any Error> { try SeqMapFile.read(config.seqMapPath) }
-            let database = try SQLiteDatabase(existingPath: config.dbPath)
-            reason = RestoreDecision.reason(seqMap: seqMap, cursor: try ChangeApplier.storedCursor(in: database), firstSequences: firstSequences)
-        } catch {
-            return fail("cannot decide whether a snapshot restore is needed: \(error)")
+            do {
+                let seqMap = Result<[String: UInt64]?, any Error> { try SeqMapFile.read(config.seqMapPath) }
+                let database = try SQLiteDatabase(existingPath: config.dbPath)
+                restoreReason = RestoreDecision.reason(seqMap: seqMap, cursor: try ChangeApplier.storedCursor(in: database), firstSequences: firstSequences)
+            } catch {
+                return fail("cannot decide whether a snapshot restore is needed: \(error)")
+            }
         }
-        guard let reason else { return becomeReady("no restore needed") }
+        // Decided once; only opening the store is retried.
+        guard let reason = restoreReason! else { return becomeReady("no restore needed") }
         guard let store = openedStore() else { return }
         let settings = config
         nonisolated(unsafe) let unsafeStore = store
