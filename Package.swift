@@ -71,9 +71,18 @@ let package = Package(
             dependencies: ["SQLiteKit", "ChangeLog", "NATSClient", "Signals", "Snapshots", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
 
+        // Tests: unit targets per library (no processes, seconds), one integration target for processes and clusters.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "TestSupport"]),
+        .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "TestSupport"]),
+        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport"]),
+        .testTarget(name: "ChangeEventsTests", dependencies: ["ChangeEvents", "SQLiteKit", "TestSupport"]),
+        .testTarget(name: "ChangeLogTests", dependencies: ["ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
+        .testTarget(name: "NKeysTests", dependencies: ["NKeys", "TestSupport"]),
+        .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(
-            name: "HarmonyLiteTests",
-            dependencies: ["IPC", "BinaryCoding", "HarmonyConfig", "Supervision", "SQLiteKit", "ChangeEvents", "ChangeLog", "NATSClient", "NKeys", "Snapshots", "Digests", "CurlTransfer"]
+            name: "IntegrationTests",
+            dependencies: ["IPC", "HarmonyConfig", "SQLiteKit", "ChangeLog", "NATSClient", "NKeys", "Snapshots", "CurlTransfer", "TestSupport"]
         ),
     ]
 )

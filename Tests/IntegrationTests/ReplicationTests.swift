@@ -1,3 +1,4 @@
+import TestSupport
 import ChangeLog
 import Foundation
 import Testing

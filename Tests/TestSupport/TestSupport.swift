@@ -1,10 +1,10 @@
 import Foundation
 
 /// A directory under /tmp removed when the value goes away. Short paths keep socket paths under 108 bytes.
-final class TemporaryDirectory {
-    let path: String
+public final class TemporaryDirectory {
+    public let path: String
 
-    init() throws {
+    public init() throws {
         var template = Array("/tmp/hlt-XXXXXX".utf8CString)
         guard let result = mkdtemp(&template) else { throw POSIXError(.EIO) }
         path = String(cString: result)
@@ -12,7 +12,7 @@ final class TemporaryDirectory {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
-    func write(_ name: String, _ contents: String) -> String {
+    public func write(_ name: String, _ contents: String) -> String {
         let file = path + "/" + name
         _ = FileManager.default.createFile(atPath: file, contents: Data(contents.utf8))
         return file
@@ -21,7 +21,7 @@ final class TemporaryDirectory {
 
 /// Runs a command to completion and returns its status and output (stdout and stderr together).
 @discardableResult
-func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -36,18 +36,18 @@ func runCommand(_ executable: String, _ arguments: [String], environment: [Strin
 }
 
 /// Creates a SQLite database with the `sqlite3` shell, the reference client.
-func makeDatabase(_ path: String, _ sql: String = "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL);") throws {
+public func makeDatabase(_ path: String, _ sql: String = "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL);") throws {
     let result = try runCommand("/usr/bin/sqlite3", [path, sql])
     guard result.status == 0 else { throw TestFailure("sqlite3 failed: \(result.output)") }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Polls `condition` until it holds or `timeout` seconds pass.
-func eventually(timeout: Double, interval: Double = 0.05, _ condition: () throws -> Bool) rethrows -> Bool {
+public func eventually(timeout: Double, interval: Double = 0.05, _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if try condition() { return true }
@@ -57,11 +57,11 @@ func eventually(timeout: Double, interval: Double = 0.05, _ condition: () throws
 }
 
 /// A server program a test starts (moto, nginx, sshd), its output in `log`; stopped by PID.
-final class ServerUnderTest {
-    let log: String
+public final class ServerUnderTest {
+    public let log: String
     private let process = Process()
 
-    init(_ executable: String, _ arguments: [String], log: String) throws {
+    public init(_ executable: String, _ arguments: [String], log: String) throws {
         self.log = log
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -73,7 +73,7 @@ final class ServerUnderTest {
     }
 
     /// Whether something accepts connections on 127.0.0.1:`port` within `timeout` seconds.
-    func waitForTCP(port: Int, timeout: Double = 20) -> Bool {
+    public func waitForTCP(port: Int, timeout: Double = 20) -> Bool {
         eventually(timeout: timeout, interval: 0.1) {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }
@@ -87,7 +87,7 @@ final class ServerUnderTest {
         }
     }
 
-    func stop() {
+    public func stop() {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
         if !eventually(timeout: 10, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
@@ -95,4 +95,42 @@ final class ServerUnderTest {
     }
 
     deinit { stop() }
+}
+
+/// Whether a process exists (and is not a zombie we would still have to reap).
+public func processExists(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+    guard let close = stat.lastIndex(of: ")") else { return false }
+    return stat[stat.index(close, offsetBy: 2)] != "Z"
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+public func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let result = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(fd, pointer, length) == 0 ? getsockname(fd, pointer, &length) : -1
+        }
+    }
+    guard result == 0 else { throw TestFailure("no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A seeded random number generator: a failing randomized test prints its seed and replays with it.
+public struct SplitMix64: RandomNumberGenerator {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

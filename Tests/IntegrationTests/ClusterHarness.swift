@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 
 /// Three (or more) nodes on loopback sharing one directory, their embedded nats-servers clustered; the

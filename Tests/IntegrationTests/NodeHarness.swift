@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Synchronization
 
@@ -168,27 +169,3 @@ final class NodeUnderTest {
     }
 }
 
-/// Whether a process exists (and is not a zombie we would still have to reap).
-func processExists(_ pid: Int32) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
-    guard let close = stat.lastIndex(of: ")") else { return false }
-    return stat[stat.index(close, offsetBy: 2)] != "Z"
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let result = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(fd, pointer, length) == 0 ? getsockname(fd, pointer, &length) : -1
-        }
-    }
-    guard result == 0 else { throw TestFailure("no free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
