@@ -89,23 +89,16 @@ public final class WorkerRuntime {
     }
 
     /// Runs the worker's loop until it must stop: watches the control socket, signals and the handler's
-    /// descriptors, calls the handler when they are readable, at its deadline and at every heartbeat, and
-    /// sends a heartbeat with its counters at the interval the supervisor asked for. A handler that blocks
-    /// stops the heartbeats and is replaced by the supervisor, which is the point.
+    /// descriptors, calls the handler when they are readable, when its deadline has passed and at every
+    /// heartbeat, and sends a heartbeat with its counters at the interval the supervisor asked for. The
+    /// clock is read here only; the handler gets `now`. A handler that blocks stops the heartbeats and is
+    /// replaced by the supervisor, which is the point.
     public func run(_ handler: some WorkerLoopHandler) throws -> StopReason {
-        var nextHeartbeat = monotonicSeconds()
+        var schedule = LoopSchedule(now: monotonicSeconds(), heartbeatInterval: Double(heartbeatInterval) / 1000)
         while true {
-            let now = monotonicSeconds()
-            if now >= nextHeartbeat {
-                try handler.tick()
-                try connection.send(ControlMessage.heartbeat(counters: handler.counters).frame)
-                nextHeartbeat = now + Double(heartbeatInterval) / 1000
-            } else if let deadline = handler.nextDeadline, now >= deadline {
-                try handler.tick()
-            }
-            var wakeAt = nextHeartbeat
-            if let deadline = handler.nextDeadline { wakeAt = min(wakeAt, deadline) }
-            let timeout = Int32(max(0, (wakeAt - monotonicSeconds()) * 1000).rounded(.up))
+            // Read once, before the wait: see `LoopSchedule`.
+            let deadline = handler.nextDeadline
+            let timeout = schedule.waitMilliseconds(now: monotonicSeconds(), deadline: deadline)
             var descriptors = [pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
             descriptors += handler.descriptors
             guard poll(&descriptors, nfds_t(descriptors.count), timeout) >= 0 || errno == EINTR else {
@@ -116,7 +109,11 @@ public final class WorkerRuntime {
             }
             if descriptors[0].revents != 0, let reason = try readControlMessages() { return reason }
             let ready = descriptors.dropFirst(2).filter { $0.revents != 0 }
-            if !ready.isEmpty { try handler.handle(readable: Array(ready)) }
+            let now = monotonicSeconds()
+            if !ready.isEmpty { try handler.handle(readable: Array(ready), now: now) }
+            let due = schedule.due(now: now, deadline: deadline)
+            if due.tick { try handler.tick(now: now) }
+            if due.heartbeat { try connection.send(ControlMessage.heartbeat(counters: handler.counters).frame) }
         }
     }
 
@@ -148,18 +145,26 @@ public struct WorkerError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A worker's part of the loop `WorkerRuntime.run` drives. Called on the main thread only.
+/// A worker's part of the loop `WorkerRuntime.run` drives. Called on the main thread only. Deadlines are
+/// values kept in the handler's state; `now` comes from the loop.
 public protocol WorkerLoopHandler: AnyObject {
-    /// Descriptors to watch besides the control socket (asked before every poll).
+    /// Descriptors to watch besides the control socket (asked before every wait).
     var descriptors: [pollfd] { get }
-    /// When the handler wants `tick` next even without events (monotonic seconds), if ever.
+    /// When the handler wants `tick` next even without events (monotonic seconds), if ever. Asked once
+    /// before every wait.
     var nextDeadline: Double? { get }
     /// Some of `descriptors` have events.
-    func handle(readable: [pollfd]) throws
-    /// Periodic work: at every heartbeat and at `nextDeadline`.
-    func tick() throws
+    func handle(readable: [pollfd], now: Double) throws
+    /// Timed work: at every heartbeat and once `nextDeadline` has passed.
+    func tick(now: Double) throws
     /// What the next heartbeat reports (exported on /metrics).
     var counters: [ControlMessage.Counter] { get }
+    /// The last work before a normal stop (store what is kept in memory, give up leases).
+    func drain() throws
+}
+
+extension WorkerLoopHandler {
+    public func drain() throws {}
 }
 
 private final class TickOnly: WorkerLoopHandler {
@@ -168,6 +173,6 @@ private final class TickOnly: WorkerLoopHandler {
     init(body: @escaping () throws -> [ControlMessage.Counter]) { self.body = body }
     var descriptors: [pollfd] { [] }
     var nextDeadline: Double? { nil }
-    func handle(readable: [pollfd]) throws {}
-    func tick() throws { counters = try body() }
+    func handle(readable: [pollfd], now: Double) throws {}
+    func tick(now: Double) throws { counters = try body() }
 }

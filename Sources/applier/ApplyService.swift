@@ -86,7 +86,7 @@ final class ApplyService: WorkerLoopHandler {
          .init("queued_deliveries", Int64(queue.count))]
     }
 
-    func handle(readable: [pollfd]) throws {
+    func handle(readable: [pollfd], now: Double) throws {
         let (messages, closed) = broker.receive()
         for message in messages {
             if case .deliver(let deliveries) = message {
@@ -98,7 +98,7 @@ final class ApplyService: WorkerLoopHandler {
         try applyQueued()
     }
 
-    func tick() throws {
+    func tick(now: Double) throws {
         guard config.replicate else { return }
         if broker.connectIfNeeded() {
             // What an old broker delivered but we did not apply will come again from our cursor.
@@ -107,7 +107,6 @@ final class ApplyService: WorkerLoopHandler {
             broker.send(.credit(count: Self.credit))
         }
         try applyQueued()
-        let now = monotonicSeconds()
         do {
             if let cursorDueAt, cursorDueAt <= now { try storeCursor() }
             if let seqMapDueAt, seqMapDueAt <= now { try mirrorCursor() }
@@ -120,7 +119,7 @@ final class ApplyService: WorkerLoopHandler {
     }
 
     /// Stores the cursor and mirrors it now (also when the worker stops).
-    func flush() throws {
+    func drain() throws {
         try storeCursor()
         try mirrorCursor()
     }
@@ -148,10 +147,8 @@ final class ApplyService: WorkerLoopHandler {
             } catch where group > 1 {
                 oneAtATime = true
             } catch let gap as SequenceGap {
-                logger.error("\(gap); only a snapshot restore at the node's start brings them back: stopping")
                 try? runtime.reportStatus("needs a snapshot restore: \(gap)")
-                try flush()
-                exit(WorkerExitCode.restoreNeeded)
+                throw WorkerExit.restoreNeeded("\(gap); only a snapshot restore at the node's start brings them back")
             } catch {
                 failures += 1
                 if "\(error)" != lastError {

@@ -4,11 +4,5 @@ import WorkerRuntime
 /// every shard for the applier.
 @main
 struct Broker {
-    static func main() throws {
-        let runtime = WorkerRuntime.start(name: "broker")
-        let service = try BrokerService(runtime: runtime)
-        let reason = try runtime.run(service)
-        runtime.logger.info("stopping: \(reason)")
-        service.stop()
-    }
+    static func main() { WorkerRuntime.main(name: "broker", BrokerService.init) }
 }

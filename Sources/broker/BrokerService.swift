@@ -61,7 +61,7 @@ final class BrokerService: WorkerLoopHandler {
         try UnixSocket.setNonBlocking(listener)
     }
 
-    func stop() {
+    func drain() {
         fetchers.values.forEach { $0.stop() }
         close(listener)
     }
@@ -85,7 +85,7 @@ final class BrokerService: WorkerLoopHandler {
          .init("publish_failures", publishFailures), .init("delivered_messages", delivered)]
     }
 
-    func handle(readable: [pollfd]) throws {
+    func handle(readable: [pollfd], now: Double) throws {
         for descriptor in readable {
             switch descriptor.fd {
             case listener: acceptPeers()
@@ -96,7 +96,7 @@ final class BrokerService: WorkerLoopHandler {
         }
     }
 
-    func tick() throws {
+    func tick(now: Double) throws {
         if connection == nil { try connectIfDue() }
         guard let connection else { return }
         let connected = connection.isConnected
@@ -126,8 +126,7 @@ final class BrokerService: WorkerLoopHandler {
         } catch {
             logger.warning("connecting to NATS at \(redactedURLs), attempt \(attempts) of \(maximum): \(error)")
             guard attempts < maximum else {
-                logger.error("could not connect to NATS at \(redactedURLs) in \(maximum) attempts (nats.connect_retries): \(error)")
-                exit(1)
+                throw WorkerExit.failed("could not connect to NATS at \(redactedURLs) in \(maximum) attempts (nats.connect_retries): \(error)")
             }
             try? runtime.reportStatus("connecting to NATS: \(error)")
             nextAttempt = monotonicSeconds() + Double(max(1, config.nats.reconnectWaitSeconds))

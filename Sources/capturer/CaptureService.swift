@@ -107,7 +107,7 @@ final class CaptureService: WorkerLoopHandler {
         [.init("published", published), .init("pending_publish", pending), .init("batches_in_flight", Int64(batches.count))]
     }
 
-    func handle(readable: [pollfd]) throws {
+    func handle(readable: [pollfd], now: Double) throws {
         for descriptor in readable {
             if descriptor.fd == watcher.fd {
                 if watcher.drain() { changesMayBeWaiting = true }
@@ -115,11 +115,11 @@ final class CaptureService: WorkerLoopHandler {
                 receiveFromBroker()
             }
         }
-        try work()
+        try work(now: now)
     }
 
-    func tick() throws {
-        try work()
+    func tick(now: Double) throws {
+        try work(now: now)
         pending = try PublishWatermark.pendingCount(in: database)
     }
 
@@ -127,8 +127,7 @@ final class CaptureService: WorkerLoopHandler {
 
     private var canSendMore: Bool { !config.publish || (broker.isConnected && batches.count < Self.window) }
 
-    private func work() throws {
-        let now = monotonicSeconds()
+    private func work(now: Double) throws {
         if broker.connectIfNeeded() {
             // A new broker knows nothing of what the old one had in flight: send it all again.
             for id in batches.keys { retryAt[id] = now }
@@ -262,7 +261,9 @@ final class CaptureService: WorkerLoopHandler {
         if watermarkDueAt == nil { watermarkDueAt = monotonicSeconds() + Self.watermarkInterval }
     }
 
-    /// Stores the watermark now (also when the worker stops).
+    func drain() throws { try storeWatermark() }
+
+    /// Stores the watermark now.
     func storeWatermark() throws {
         if watermark != storedWatermark {
             try PublishWatermark.write(watermark, to: database)

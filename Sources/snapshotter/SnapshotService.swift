@@ -43,6 +43,8 @@ final class SnapshotService: WorkerLoopHandler {
     private var nextAttempt = 0.0
     /// Why this node restores at start (inner nil: it need not), once decided.
     private var restoreReason: String??
+    /// Set when this worker cannot go on: the loop's next tick stops it with this reason.
+    private var failure: String?
 
     private var saved: Int64 = 0
     private var restored: Int64 = 0
@@ -74,9 +76,14 @@ final class SnapshotService: WorkerLoopHandler {
         [.init("snapshots_saved", saved), .init("snapshots_restored", restored), .init("snapshot_leader", leading ? 1 : 0)]
     }
 
-    func handle(readable: [pollfd]) throws {}
+    func handle(readable: [pollfd], now: Double) throws {}
 
-    func tick() throws {
+    func tick(now: Double) throws {
+        step(now: now)
+        if let failure { throw WorkerExit.failed(failure) }
+    }
+
+    private func step(now: Double) {
         guard config.snapshot.enabled else { return }
         if let job {
             let (lines, outcome) = job.work.poll()
@@ -92,7 +99,6 @@ final class SnapshotService: WorkerLoopHandler {
             startRestoreIfNeeded(connection)
             return
         }
-        let now = monotonicSeconds()
         if now >= nextLeaseCheck {
             nextLeaseCheck = now + max(1, leaseTTL / 3)
             checkLease(connection)
@@ -107,7 +113,7 @@ final class SnapshotService: WorkerLoopHandler {
     }
 
     /// Gives the lease up (on stop), so another node takes over at once.
-    func stop() { lease?.release() }
+    func drain() { lease?.release() }
 
     // MARK: steps
 
@@ -312,8 +318,7 @@ final class SnapshotService: WorkerLoopHandler {
     /// A restore this node needs cannot be done: it must not start applying from a gap. The worker exits
     /// and the supervisor restarts it (and, if it keeps failing, stops the node saying why).
     private func fail(_ message: String) {
-        logger.error("\(message)")
         try? runtime.reportStatus(message)
-        exit(1)
+        failure = message
     }
 }

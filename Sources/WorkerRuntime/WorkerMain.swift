@@ -1,0 +1,55 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import IPC
+import Logging
+
+/// Why a worker stops on its own, with the exit status the supervisor acts on. Services throw it; only
+/// `WorkerRuntime.main` exits.
+public enum WorkerExit: Error, CustomStringConvertible {
+    /// A stream no longer holds changes this node has not applied (`WorkerExitCode.restoreNeeded`).
+    case restoreNeeded(String)
+    /// The worker cannot do its job (status 1: the supervisor restarts it with backoff).
+    case failed(String)
+
+    public var status: Int32 {
+        switch self {
+        case .restoreNeeded: WorkerExitCode.restoreNeeded
+        case .failed: 1
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .restoreNeeded(let reason), .failed(let reason): reason
+        }
+    }
+}
+
+extension WorkerRuntime {
+    /// A worker process from start to exit: connect to the supervisor, make the handler, run the loop, drain
+    /// on a normal stop. Every exit of a worker process goes through here.
+    public static func main<Handler: WorkerLoopHandler>(name: String, _ makeHandler: (WorkerRuntime) throws -> Handler) -> Never {
+        let runtime = WorkerRuntime.start(name: name)
+        let handler: Handler
+        do {
+            handler = try makeHandler(runtime)
+        } catch {
+            runtime.logger.error("cannot start: \(error)")
+            exit((error as? WorkerExit)?.status ?? 1)
+        }
+        do {
+            let reason = try runtime.run(handler)
+            runtime.logger.info("stopping: \(reason)")
+            try handler.drain()
+            exit(0)
+        } catch let stop as WorkerExit {
+            runtime.logger.error("stopping: \(stop)")
+            try? handler.drain()
+            exit(stop.status)
+        } catch {
+            runtime.logger.error("stopping after an error: \(error)")
+            exit(1)
+        }
+    }
+}
