@@ -46,6 +46,8 @@ let package = Package(
         .target(name: "CurlTransfer", dependencies: ["CCurl", "HarmonyConfig"]),
         .target(name: "Digests", dependencies: ["COpenSSL"]),
         .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig", "Digests", "NKeys"]),
+        // Pure cores of the workers: events in, actions out, time passed in; no I/O.
+        .target(name: "CapturePipeline", dependencies: ["IPC"]),
         .target(
             name: "WorkerRuntime",
             dependencies: ["IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]
@@ -61,7 +63,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", .product(name: "Logging", package: "swift-log")]),
@@ -80,6 +82,7 @@ let package = Package(
         .testTarget(name: "ChangeLogTests", dependencies: ["ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "NKeysTests", dependencies: ["NKeys", "TestSupport"]),
         .testTarget(name: "WorkerRuntimeTests", dependencies: ["WorkerRuntime"]),
+        .testTarget(name: "CapturePipelineTests", dependencies: ["CapturePipeline", "IPC"]),
         .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",

@@ -106,12 +106,10 @@ public enum PublishWatermark {
         try database.prepare("INSERT OR REPLACE INTO \(ChangeLogSchema.quote(ChangeLogSchema.meta)) (key, value) VALUES ('published_through', ?)").run([.integer(id)])
     }
 
-    /// Queue entries not yet published (HarmonyLite's `pending_publish`).
-    public static func pendingCount(in database: SQLiteDatabase) throws(SQLiteError) -> Int64 {
-        let q = ChangeLogSchema.quote
-        return try database.scalarInteger("""
-            SELECT count(*) FROM \(q(ChangeLogSchema.globalLog)) WHERE id > coalesce((SELECT value FROM \(q(ChangeLogSchema.meta)) WHERE key = 'published_through'), 0)
-            """)
+    /// The newest change-log id (0 when none was ever queued). Ids are consecutive and the newest entry is
+    /// never deleted, so this minus the watermark is HarmonyLite's `pending_publish`, without counting rows.
+    public static func lastQueuedID(in database: SQLiteDatabase) throws(SQLiteError) -> Int64 {
+        try database.scalarInteger("SELECT coalesce(max(id), 0) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog))")
     }
 
     /// Deletes published queue entries, always keeping the newest row so that ids never restart.

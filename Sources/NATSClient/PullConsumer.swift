@@ -57,13 +57,30 @@ public final class PullConsumer: @unchecked Sendable {
         natsSubscription_Destroy(subscription)
     }
 
-    /// Up to `maximum` messages, waiting at most `timeoutMilliseconds` for the first; empty on timeout.
-    public func fetch(maximum: Int, timeoutMilliseconds: Int64) throws(NATSError) -> [Message] {
+    /// Up to `maximum` messages as soon as there are any: what the consumer has for us now, or else the
+    /// first message to arrive within `waitMilliseconds`; empty when none came.
+    ///
+    /// libnats' `natsSubscription_Fetch` returns only once the whole batch arrived or the request expired,
+    /// so under a trickle of writes every message waited for the expiry (the ~500 ms lag steps). Here a
+    /// batch is only ever asked for with `no_wait` (the server answers at once with what it has), and the
+    /// long poll asks for one message, which ends the request the moment it arrives.
+    public func fetch(maximum: Int, waitMilliseconds: Int64) throws(NATSError) -> [Message] {
+        let available = try fetch(batch: maximum, noWait: true, expiresMilliseconds: 5_000)
+        if !available.isEmpty { return available }
+        return try fetch(batch: 1, noWait: false, expiresMilliseconds: waitMilliseconds)
+    }
+
+    private func fetch(batch: Int, noWait: Bool, expiresMilliseconds: Int64) throws(NATSError) -> [Message] {
+        var request = jsFetchRequest()
+        jsFetchRequest_Init(&request)
+        request.Batch = Int32(batch)
+        request.NoWait = noWait
+        request.Expires = expiresMilliseconds * 1_000_000
         var list = natsMsgList()
-        var code = jsErrCode(rawValue: 0)
-        let status = natsSubscription_Fetch(&list, subscription, Int32(maximum), timeoutMilliseconds, &code)
-        if status == NATS_TIMEOUT { return [] }
-        guard status == NATS_OK else { throw NATSError(operation: "fetch", status: status, jetStreamCode: Int(code.rawValue)) }
+        let status = natsSubscription_FetchRequest(&list, subscription, &request)
+        // No messages: 404 for a no_wait request, 408 (a timeout) for a waiting one.
+        if status == NATS_TIMEOUT || status == NATS_NOT_FOUND { return [] }
+        guard status == NATS_OK else { throw NATSError(operation: "fetch", status: status, jetStreamCode: 0) }
         var messages: [Message] = []
         var last: (UInt64, OpaquePointer)?
         for index in 0..<Int(list.Count) {

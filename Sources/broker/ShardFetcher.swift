@@ -44,7 +44,7 @@ final class ShardFetcher: Sendable {
                 var delivered = false
                 while !delivered && !stopped.load(ordering: .relaxed) {
                     do {
-                        let messages = try consumer.fetch(maximum: batchSize, timeoutMilliseconds: 500)
+                        let messages = try consumer.fetch(maximum: batchSize, waitMilliseconds: 1_000)
                         guard !messages.isEmpty else { continue }
                         queue.push(messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, payload: $0.payload) })
                         delivered = true

@@ -1,3 +1,4 @@
+import CapturePipeline
 import ChangeEvents
 import ChangeLog
 import HarmonyConfig
@@ -11,13 +12,9 @@ import WorkerRuntime
 import Glibc
 #endif
 
-/// Installs the capture triggers, reads the change log when the database changes (inotify; the
-/// `polling_interval` poll only as a fallback), and publishes the changes through the broker in change-log
-/// order: batches per shard, at most `window` unconfirmed. The publish watermark only advances over a
-/// prefix of the log whose every batch JetStream acknowledged, so a NATS outage, a broker restart or a crash
-/// leaves changes pending, never lost; a resent batch keeps its Nats-Msg-Id, so JetStream stores it once.
-/// The watermark is stored at most every `watermarkInterval`: every write of ours takes the database's write
-/// lock, and an application that finds it taken sleeps in its busy handler (1 ms at least).
+/// The capturer's I/O: installs the capture triggers, watches the database's files, carries out what the
+/// `CapturePipeline` decides (looks at the database, batches to the broker, the watermark, cleanup) and
+/// tells it what happened. Every decision about time is the pipeline's.
 final class CaptureService: WorkerLoopHandler {
     private let runtime: WorkerRuntime
     private let config: Configuration
@@ -27,39 +24,11 @@ final class CaptureService: WorkerLoopHandler {
     private var reader: ChangeReader
     private let watcher: CommitWatcher
     private let broker: BrokerChannel
-
-    /// One read of the change log: the batches it became, and the log id they cover up to.
-    private struct Chunk {
-        var throughID: Int64
-        var unconfirmed: Set<UInt64>
-    }
-
-    /// Confirmed through here; `storedWatermark` is what the database has.
-    private var watermark: Int64
-    private var storedWatermark: Int64
-    private var watermarkDueAt: Double?
-    /// Change-log ids read and handed to the broker, up to here.
-    private var readThrough: Int64
-    private var chunks: [Chunk] = []
-    private var batches: [UInt64: DataMessage.Publish] = [:]
-    private var retryAt: [UInt64: Double] = [:]
-    private var nextBatchID: UInt64 = 1
+    private var pipeline: CapturePipeline
     private var dataVersion: Int64 = -1
     private var schemaVersion: Int64
-    private var changesMayBeWaiting = true
-    /// Looks at the database no more often than every `lookInterval`: under a stream of small commits one
-    /// look then reads many, instead of one look (and one message, one apply on every node) per commit.
-    private var nextLook = 0.0
-    private var nextPoll: Double?
-    private var nextCleanup: Double
 
-    private static let window = 16
     private static let maximumBatchBytes = 256 * 1024
-    private static let watermarkInterval = 0.1
-    private static let lookInterval = 0.001
-
-    private var published: Int64 = 0
-    private var pending: Int64 = 0
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
@@ -69,18 +38,20 @@ final class CaptureService: WorkerLoopHandler {
         reader = try ChangeReader(database: database, installation: installation)
         watcher = try CommitWatcher(databasePath: config.dbPath)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .capturer)
-        watermark = try PublishWatermark.read(database)
-        storedWatermark = watermark
-        readThrough = watermark
         schemaVersion = try database.scalarInteger("PRAGMA schema_version")
-        nextCleanup = monotonicSeconds() + Double(config.cleanupInterval) / 1000
+        var settings = CapturePipeline.Settings()
+        settings.publish = config.publish
+        settings.pollInterval = Double(config.pollingInterval) / 1000
+        settings.cleanupInterval = Double(max(config.cleanupInterval, 100)) / 1000
+        settings.firstBatchID = UInt64(max(0, wallClockNanoseconds()))
+        pipeline = CapturePipeline(settings: settings, watermark: try PublishWatermark.read(database), now: monotonicSeconds())
         report(installation)
         try runtime.reportReady("capturing \(installation.catalog.replicated.count) table(s)" + (config.publish ? "" : "; publish=false: changes are captured, never sent"))
     }
 
     private func report(_ installation: ChangeLogInstallation) {
         for (name, reason) in installation.catalog.refused where !reason.hasPrefix("shadow") {
-            logger.warning("not replicating table \(name): \(reason)")
+            logger.warning("not replicating table", metadata: ["table": "\(name)", "reason": "\(reason)"])
         }
         for note in installation.notes { logger.warning("\(note)") }
         logger.info("capturing \(installation.catalog.replicated.map(\.name).joined(separator: ", ")) (schema \(installation.schemaHash.prefix(16)))")
@@ -94,113 +65,88 @@ final class CaptureService: WorkerLoopHandler {
         return list
     }
 
-    var nextDeadline: Double? {
-        var deadlines = Array(retryAt.values)
-        if changesMayBeWaiting && canSendMore { deadlines.append(max(nextLook, monotonicSeconds())) }
-        if let nextPoll { deadlines.append(nextPoll) }
-        if let watermarkDueAt { deadlines.append(watermarkDueAt) }
-        deadlines.append(nextCleanup)
-        return deadlines.min()
-    }
+    var nextDeadline: Double? { pipeline.nextDeadline }
 
+    /// Asked once per heartbeat.
     var counters: [ControlMessage.Counter] {
-        [.init("published", published), .init("pending_publish", pending), .init("batches_in_flight", Int64(batches.count))]
+        let pending = (try? PublishWatermark.lastQueuedID(in: database)).map { max(0, $0 - pipeline.watermark) } ?? 0
+        return [.init("published", pipeline.publishedBatches), .init("pending_publish", pending),
+                .init("batches_in_flight", Int64(pipeline.inFlight.count))]
     }
 
     func handle(readable: [pollfd], now: Double) throws {
         for descriptor in readable {
             if descriptor.fd == watcher.fd {
-                if watcher.drain() { changesMayBeWaiting = true }
+                if watcher.drain() { pipeline.databaseTouched(now: now) }
             } else {
-                receiveFromBroker()
+                receiveFromBroker(now: now)
             }
         }
-        try work(now: now)
+        try tick(now: now)
     }
 
     func tick(now: Double) throws {
-        try work(now: now)
-        pending = try PublishWatermark.pendingCount(in: database)
+        if broker.connectIfNeeded() { try perform(pipeline.brokerConnected(now: now), now: now) }
+        try perform(pipeline.tick(now: now), now: now)
     }
 
-    // MARK: the work
+    func drain() throws {
+        if let watermark = pipeline.watermarkToStore {
+            try PublishWatermark.write(watermark, to: database)
+            pipeline.watermarkStored(watermark)
+        }
+    }
 
-    private var canSendMore: Bool { !config.publish || (broker.isConnected && batches.count < Self.window) }
+    // MARK: actions
 
-    private func work(now: Double) throws {
-        if broker.connectIfNeeded() {
-            // A new broker knows nothing of what the old one had in flight: send it all again.
-            for id in batches.keys { retryAt[id] = now }
-        }
-        for (id, at) in retryAt where at <= now {
-            retryAt[id] = nil
-            if let batch = batches[id] { broker.send(.publish(batch)) }
-        }
-        if config.pollingInterval > 0, nextPoll.map({ $0 <= now }) ?? true {
-            changesMayBeWaiting = true
-            nextPoll = now + Double(config.pollingInterval) / 1000
-        }
-        if changesMayBeWaiting && now >= nextLook {
-            nextLook = now + Self.lookInterval
-            try readChanges()
-        }
-        if let watermarkDueAt, watermarkDueAt <= now {
-            do {
-                try storeWatermark()
-            } catch {
-                // The stored watermark stays behind, which is safe (those changes would be sent again).
-                logger.error("cannot store the publish watermark: \(error); trying again in 1 s")
-                self.watermarkDueAt = now + 1
+    private func perform(_ actions: [CapturePipeline.Action], now: Double) throws {
+        for action in actions {
+            switch action {
+            case .look(let readThrough, let evenIfUnchanged):
+                try perform(pipeline.looked(try look(after: readThrough, evenIfUnchanged: evenIfUnchanged), now: now), now: now)
+            case .publish(let batch):
+                if !broker.send(.publish(batch)) { pipeline.brokerDisconnected() }
+            case .storeWatermark(let id):
+                do {
+                    try PublishWatermark.write(id, to: database)
+                    pipeline.watermarkStored(id)
+                } catch {
+                    logger.error("cannot store the publish watermark; trying again in 1 s", metadata: ["error": "\(error)"])
+                    pipeline.watermarkStoreFailed(now: now)
+                }
+            case .removePublished:
+                let removed = try PublishWatermark.removePublished(from: database)
+                if removed > 0 { logger.debug("removed \(removed) published change-log entries") }
             }
         }
-        if now >= nextCleanup {
-            let removed = try PublishWatermark.removePublished(from: database)
-            if removed > 0 { logger.debug("removed \(removed) published change-log entries") }
-            nextCleanup = now + Double(max(config.cleanupInterval, 100)) / 1000
-        }
     }
 
-    private func readChanges() throws {
+    private func look(after readThrough: Int64, evenIfUnchanged: Bool) throws -> CapturePipeline.LookOutcome {
+        // Our own writes wake the watcher too; data_version only moves for other connections' commits.
         let version = try database.scalarInteger("PRAGMA data_version")
+        guard version != dataVersion || evenIfUnchanged else { return .unchanged }
+        dataVersion = version
         let schema = try database.scalarInteger("PRAGMA schema_version")
         if schema != schemaVersion {
             // A table was created or altered: install triggers for it without a restart.
-            schemaVersion = schema
             installation = try ChangeLogInstaller.install(in: database, node: config.nodeID)
             reader = try ChangeReader(database: database, installation: installation)
             schemaVersion = try database.scalarInteger("PRAGMA schema_version")
             report(installation)
         }
-        // Our own watermark writes wake the watcher too; data_version only moves for other connections' commits.
-        if version == dataVersion {
-            changesMayBeWaiting = false
-            return
-        }
-        while canSendMore {
-            let read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges))
-            guard let through = read.throughID else {
-                changesMayBeWaiting = false
-                dataVersion = version
-                break
-            }
-            if read.skipped > 0 { logger.debug("skipped \(read.skipped) change-log entries of tables no longer replicated") }
-            readThrough = through
-            if !config.publish {
-                advance(to: through)
-                continue
-            }
-            chunks.append(Chunk(throughID: through, unconfirmed: Set(send(read.events))))
-            settleChunks()
-        }
+        let read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges))
+        guard let through = read.throughID else { return .nothingNew }
+        if read.skipped > 0 { logger.debug("skipped \(read.skipped) change-log entries of tables no longer replicated") }
+        return .read(throughID: through, batches: config.publish ? batches(read.events) : [])
     }
 
-    /// Splits `events` into per-shard batches and sends them; returns their ids.
-    private func send(_ events: [ChangeEvent]) -> [UInt64] {
+    /// Splits `events` into per-shard batches of at most `maximumBatchBytes`, in change-log order per shard.
+    private func batches(_ events: [ChangeEvent]) -> [CapturePipeline.UnnumberedBatch] {
         var byShard: [UInt64: [ChangeEvent]] = [:]
         for event in events {
             byShard[Shard.of(table: event.table, key: event.key, shards: config.replicationLog.shards), default: []].append(event)
         }
-        var ids: [UInt64] = []
+        var batches: [CapturePipeline.UnnumberedBatch] = []
         for shard in byShard.keys.sorted() {
             var group: [ChangeEvent] = []
             var size = 0
@@ -208,13 +154,8 @@ final class CaptureService: WorkerLoopHandler {
                 guard let first = group.first, let last = group.last else { return }
                 let payload = ChangeBatch(origin: config.nodeID, schemaHash: installation.schemaHash, events: group)
                     .encoded(compress: config.replicationLog.compress)
-                let id = nextBatchID
-                nextBatchID += 1
                 let messageID = "\(config.nodeID).\(installation.incarnation).\(shard).\(first.changeID)-\(last.changeID)"
-                let batch = DataMessage.Publish(batchID: id, shard: UInt32(shard), messageID: messageID, payload: payload)
-                batches[id] = batch
-                broker.send(.publish(batch))
-                ids.append(id)
+                batches.append(.init(shard: UInt32(shard), messageID: messageID, payload: payload))
                 group.removeAll()
                 size = 0
             }
@@ -225,52 +166,33 @@ final class CaptureService: WorkerLoopHandler {
             }
             flush()
         }
-        return ids
+        return batches
     }
 
-    private func receiveFromBroker() {
+    private func receiveFromBroker(now: Double) {
         let (messages, closed) = broker.receive()
         for message in messages {
             switch message {
             case .published(let id, _, _):
-                guard batches.removeValue(forKey: id) != nil else { continue }
-                published += 1
-                for index in chunks.indices { chunks[index].unconfirmed.remove(id) }
+                pipeline.published(id, now: now)
             case .publishFailed(let id, let reason):
-                guard batches[id] != nil else { continue }
-                logger.warning("publish not acknowledged (\(reason)); retrying")
-                retryAt[id] = monotonicSeconds() + 1
+                if pipeline.publishFailed(id, now: now) {
+                    logger.warning("publish not acknowledged; retrying in 1 s", metadata: ["batch": "\(id)", "error": "\(reason)"])
+                }
             default:
                 logger.warning("unexpected message from the broker: \(message)")
             }
         }
-        if let closed, closed.kind != .connectionClosed { logger.warning("broker connection: \(closed)") }
-        settleChunks()
+        if closed != nil || !broker.isConnected { pipeline.brokerDisconnected() }
+        if let closed, closed.kind != .connectionClosed { logger.warning("broker connection closed", metadata: ["error": "\(closed)"]) }
     }
+}
 
-    /// Moves the watermark over the confirmed prefix of the log.
-    private func settleChunks() {
-        while let first = chunks.first, first.unconfirmed.isEmpty {
-            chunks.removeFirst()
-            advance(to: first.throughID)
-        }
-    }
-
-    private func advance(to id: Int64) {
-        watermark = id
-        if watermarkDueAt == nil { watermarkDueAt = monotonicSeconds() + Self.watermarkInterval }
-    }
-
-    func drain() throws { try storeWatermark() }
-
-    /// Stores the watermark now.
-    func storeWatermark() throws {
-        if watermark != storedWatermark {
-            try PublishWatermark.write(watermark, to: database)
-            storedWatermark = watermark
-        }
-        watermarkDueAt = nil
-    }
+/// Nanoseconds on the realtime clock (batch ids start here, so they do not repeat across restarts).
+private func wallClockNanoseconds() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
 }
 
 extension SQLiteValue {
