@@ -1,1 +1,233 @@
+import IPC
 import Testing
+@testable import CapturePipeline
+
+/// A simulated capturer loop: the clock is a variable, looks are answered by the test.
+private struct Harness {
+    var pipeline: CapturePipeline
+    var now: Double
+    var sent: [DataMessage.Publish] = []
+    var looks: [Double] = []
+    var stored: [Int64] = []
+
+    init(settings: CapturePipeline.Settings = .init(), watermark: Int64 = 0, now: Double = 1000) {
+        pipeline = CapturePipeline(settings: settings, watermark: watermark, now: now)
+        self.now = now
+    }
+
+    /// Advances the clock to the next deadline (or `limit`) and ticks; `answer` answers each look.
+    mutating func runUntil(_ limit: Double, answer: (Int64, Double) -> CapturePipeline.LookOutcome) {
+        while let deadline = pipeline.nextDeadline, deadline <= limit {
+            now = max(now, deadline)
+            perform(pipeline.tick(now: now), answer: answer)
+        }
+        now = limit
+    }
+
+    mutating func perform(_ actions: [CapturePipeline.Action], answer: (Int64, Double) -> CapturePipeline.LookOutcome) {
+        for action in actions {
+            switch action {
+            case .look(let through, _):
+                looks.append(now)
+                perform(pipeline.looked(answer(through, now), now: now), answer: answer)
+            case .publish(let batch): sent.append(batch)
+            case .storeWatermark(let id):
+                stored.append(id)
+                pipeline.watermarkStored(id)
+            case .removePublished: break
+            }
+        }
+    }
+
+    mutating func connect() { perform(pipeline.brokerConnected(now: now), answer: { _, _ in .unchanged }) }
+}
+
+private func batch(_ n: Int) -> CapturePipeline.UnnumberedBatch {
+    .init(shard: 1, messageID: "m\(n)", payload: [UInt8(n)])
+}
+
+@Suite struct CapturePipelineTests {
+    /// The missed commit: a file event arrives while the commit is not visible yet (data_version has not
+    /// moved). The pipeline must look again shortly, not wait for another event.
+    @Test func aCommitThatBecomesVisibleAfterItsEventIsRead() {
+        var h = Harness()
+        h.connect()
+        h.runUntil(h.now + 0.5) { _, _ in .nothingNew }  // the start-up look: nothing queued
+        h.looks.removeAll()
+        let event = h.now
+        h.pipeline.databaseTouched(now: event)
+        var visibleAt = event + 0.005  // the commit shows 5 ms after its event
+        h.runUntil(event + 0.5) { through, now in
+            if now >= visibleAt {
+                visibleAt = .infinity
+                return .read(throughID: through + 1, batches: [batch(1)])
+            }
+            return .unchanged
+        }
+        #expect(h.sent.map(\.messageID) == ["m1"])
+        #expect(h.looks.first == event)
+        #expect(h.looks.count >= 3)
+        let readAt = h.looks.first { $0 >= event + 0.005 }
+        #expect(readAt != nil && readAt! < event + 0.02, "read within 20 ms of becoming visible: \(h.looks)")
+    }
+
+    /// One event standing for two commits, the second visible only after the first was read.
+    @Test func aSecondCommitBehindTheSameEventIsRead() {
+        var h = Harness()
+        h.connect()
+        h.runUntil(h.now + 0.5) { _, _ in .nothingNew }
+        let event = h.now
+        h.pipeline.databaseTouched(now: event)
+        var commits = 0
+        h.runUntil(event + 0.3) { through, now in  // before the safety look
+            if commits == 0 || (commits == 1 && now >= event + 0.01) {
+                commits += 1
+                return .read(throughID: through + 1, batches: [batch(commits)])
+            }
+            return .nothingNew
+        }
+        #expect(h.sent.map(\.messageID) == ["m1", "m2"])
+    }
+
+    /// Idle: no events, nothing to do but one look per safety interval (and cleanup), no spinning.
+    @Test func idleCostsOneLookPerSecond() {
+        var h = Harness()
+        h.connect()
+        let start = h.now
+        var ticks = 0
+        while let deadline = h.pipeline.nextDeadline, deadline <= start + 60 {
+            #expect(deadline >= h.now)
+            h.now = deadline
+            ticks += 1
+            h.perform(h.pipeline.tick(now: h.now)) { _, _ in .unchanged }
+        }
+        #expect(h.looks.count <= 62)
+        #expect(ticks <= 80)
+        #expect(h.sent.isEmpty)
+    }
+
+    /// The deadline is a value: asking again without an event gives the same answer, later or not.
+    @Test func theDeadlineDoesNotMoveWhenAskedAgain() {
+        var h = Harness()
+        h.connect()
+        h.runUntil(h.now + 2) { _, _ in .unchanged }
+        let first = h.pipeline.nextDeadline
+        #expect(first != nil)
+        #expect(h.pipeline.nextDeadline == first)
+        #expect(first! > h.now - 1e-9)
+    }
+
+    /// The watermark moves only over the prefix of the log whose every batch was confirmed.
+    @Test func theWatermarkMovesOverTheConfirmedPrefixOnly() {
+        var h = Harness(watermark: 10)
+        h.connect()
+        var reads = 0
+        h.runUntil(h.now + 0.01) { through, _ in
+            reads += 1
+            guard reads <= 2 else { return .nothingNew }
+            return .read(throughID: through + 5, batches: [batch(reads * 2 - 1), batch(reads * 2)])
+        }
+        #expect(h.sent.count == 4)
+        #expect(h.pipeline.readThrough == 20)
+        let ids = h.sent.map(\.batchID)
+        h.pipeline.published(ids[2], now: h.now)
+        h.pipeline.published(ids[3], now: h.now)
+        #expect(h.pipeline.watermark == 10)  // the first chunk is not confirmed yet
+        h.pipeline.published(ids[1], now: h.now)
+        #expect(h.pipeline.watermark == 10)
+        h.pipeline.published(ids[0], now: h.now)
+        #expect(h.pipeline.watermark == 20)
+        h.runUntil(h.now + 0.2) { _, _ in .unchanged }
+        #expect(h.stored == [20])
+    }
+
+    /// At most `window` unconfirmed batches; reading resumes when one is confirmed.
+    @Test func theWindowHoldsReadsBackUntilAConfirmation() {
+        var settings = CapturePipeline.Settings()
+        settings.window = 2
+        var h = Harness(settings: settings)
+        h.connect()
+        var next: Int64 = 0
+        let answer: (Int64, Double) -> CapturePipeline.LookOutcome = { through, _ in
+            guard next < 5 else { return .nothingNew }
+            next += 1
+            return .read(throughID: through + 1, batches: [batch(Int(next))])
+        }
+        h.runUntil(h.now + 0.1, answer: answer)
+        #expect(h.sent.count == 2)
+        h.pipeline.published(h.sent[0].batchID, now: h.now)
+        h.runUntil(h.now + 0.1, answer: answer)
+        #expect(h.sent.count == 3)
+    }
+
+    /// A new broker gets everything in flight again, in order; a failed publish is retried after the delay.
+    @Test func inFlightBatchesAreSentAgainToANewBrokerAndAfterAFailure() {
+        var h = Harness()
+        h.connect()
+        var done = false
+        h.runUntil(h.now + 0.01) { through, _ in
+            defer { done = true }
+            return done ? .nothingNew : .read(throughID: through + 2, batches: [batch(1), batch(2)])
+        }
+        #expect(h.sent.count == 2)
+        h.pipeline.brokerDisconnected()
+        h.connect()
+        #expect(h.sent.map(\.messageID) == ["m1", "m2", "m1", "m2"])
+        let retrying = h.pipeline.publishFailed(h.sent[1].batchID, now: h.now)
+        #expect(retrying)
+        h.runUntil(h.now + 0.9) { _, _ in .unchanged }
+        #expect(h.sent.count == 4)
+        h.runUntil(h.now + 0.2) { _, _ in .unchanged }
+        #expect(h.sent.map(\.messageID).last == "m2")
+        #expect(h.sent.count == 5)
+        // A late answer about a batch already confirmed changes nothing.
+        h.pipeline.published(h.sent[0].batchID, now: h.now)
+        let unknown = h.pipeline.publishFailed(h.sent[0].batchID, now: h.now)
+        #expect(!unknown)
+    }
+
+    @Test func batchIDsStartWhereTheySayAndNeverRepeat() {
+        var settings = CapturePipeline.Settings()
+        settings.firstBatchID = 1_700_000_000_000_000_000
+        var h = Harness(settings: settings)
+        h.connect()
+        var n = 0
+        h.runUntil(h.now + 0.1) { through, _ in
+            n += 1
+            return n <= 3 ? .read(throughID: through + 1, batches: [batch(n)]) : .nothingNew
+        }
+        #expect(h.sent.map(\.batchID) == [1_700_000_000_000_000_000, 1_700_000_000_000_000_001, 1_700_000_000_000_000_002])
+    }
+
+    @Test func withPublishOffTheWatermarkMovesAndNothingIsSent() {
+        var settings = CapturePipeline.Settings()
+        settings.publish = false
+        var h = Harness(settings: settings)
+        var n = 0
+        h.runUntil(h.now + 0.5) { through, _ in
+            n += 1
+            return n == 1 ? .read(throughID: 42, batches: []) : .nothingNew
+        }
+        #expect(h.sent.isEmpty)
+        #expect(h.stored == [42])
+    }
+
+    @Test func aFailedWatermarkStoreIsRetried() {
+        var h = Harness()
+        h.connect()
+        var done = false
+        h.runUntil(h.now + 0.01) { through, _ in
+            defer { done = true }
+            return done ? .nothingNew : .read(throughID: 7, batches: [batch(1)])
+        }
+        h.pipeline.published(h.sent[0].batchID, now: h.now)
+        let due = h.pipeline.tick(now: h.now + 0.2)
+        #expect(due.contains(.storeWatermark(7)))
+        h.pipeline.watermarkStoreFailed(now: h.now + 0.2)
+        let tooSoon = h.pipeline.tick(now: h.now + 0.5)
+        #expect(!tooSoon.contains(.storeWatermark(7)))
+        let retried = h.pipeline.tick(now: h.now + 1.3)
+        #expect(retried.contains(.storeWatermark(7)))
+        #expect(h.pipeline.watermarkToStore == 7)
+    }
+}
