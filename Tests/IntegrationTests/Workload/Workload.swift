@@ -1,0 +1,282 @@
+import TestSupport
+
+/// A randomized application workload, generated from a seed: a schema and, for every node, a list of
+/// transactions (SQL for the sqlite3 shell). Replaying a seed gives the same workload.
+///
+/// Keys come from two ranges per table: keys that only one node ever writes ("owned": their final value
+/// is known — the owner's last write), and keys every node writes ("shared": concurrent conflicts that
+/// last-writer-wins must settle identically everywhere).
+struct Workload {
+    /// What the generated application uses. A feature is left out of a profile while replication does not
+    /// handle it yet (each is listed in the README's known limits until then).
+    struct Features: OptionSet, CustomStringConvertible {
+        let rawValue: Int
+        /// Composite primary keys (two columns).
+        static let compositeKeys = Features(rawValue: 1 << 0)
+        static let withoutRowID = Features(rawValue: 1 << 1)
+        /// Text primary keys, values with quotes, non-ASCII, empty strings; blobs; reals; NULLs.
+        static let awkwardValues = Features(rawValue: 1 << 2)
+        /// Multi-statement transactions touching several tables.
+        static let multiTableTransactions = Features(rawValue: 1 << 3)
+        /// Deletes and re-inserts of the same key.
+        static let deletes = Features(rawValue: 1 << 4)
+        /// Updates that change a row's primary key.
+        static let keyChanges = Features(rawValue: 1 << 5)
+        /// The application's own triggers (an audit table filled by a trigger).
+        static let applicationTriggers = Features(rawValue: 1 << 6)
+        /// UNIQUE columns, and values moved between rows inside one transaction.
+        static let uniqueSwaps = Features(rawValue: 1 << 7)
+        /// Foreign keys with ON DELETE CASCADE.
+        static let foreignKeyCascades = Features(rawValue: 1 << 8)
+        /// Text keys with COLLATE NOCASE, updated to a value that differs only in case.
+        static let caseInsensitiveKeys = Features(rawValue: 1 << 9)
+
+        /// What replication handles today; the CI runs this.
+        static let supported: Features = [.compositeKeys, .withoutRowID, .awkwardValues, .multiTableTransactions, .deletes, .keyChanges]
+        static let all: Features = supported.union([.applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys])
+
+        var description: String {
+            let names: [(Features, String)] = [
+                (.compositeKeys, "compositeKeys"), (.withoutRowID, "withoutRowID"), (.awkwardValues, "awkwardValues"),
+                (.multiTableTransactions, "multiTableTransactions"), (.deletes, "deletes"), (.keyChanges, "keyChanges"),
+                (.applicationTriggers, "applicationTriggers"), (.uniqueSwaps, "uniqueSwaps"),
+                (.foreignKeyCascades, "foreignKeyCascades"), (.caseInsensitiveKeys, "caseInsensitiveKeys"),
+            ]
+            return "[" + names.filter { contains($0.0) }.map(\.1).joined(separator: ", ") + "]"
+        }
+    }
+
+    struct Table {
+        var name: String
+        /// Key column names; one or two.
+        var keys: [String]
+        var textKey: Bool
+        var withoutRowID: Bool
+        var createSQL: String
+    }
+
+    let seed: UInt64
+    let features: Features
+    private(set) var tables: [Table] = []
+    private(set) var schema = ""
+    /// Per node, its transactions in order.
+    private(set) var transactions: [[String]] = []
+    /// (table, key literal) → the SQL value list the owner wrote last, or nil if its last write deleted it.
+    private(set) var ownedFinalRows: [String: [String: String?]] = [:]
+
+    private var rng: SplitMix64
+
+    init(seed: UInt64, features: Features, nodes: Int, transactionsPerNode: Int) {
+        self.seed = seed
+        self.features = features
+        rng = SplitMix64(seed: seed)
+        makeSchema()
+        for node in 0..<nodes {
+            transactions.append((0..<transactionsPerNode).map { _ in transaction(node: node, nodes: nodes) })
+        }
+    }
+
+    // MARK: schema
+
+    private mutating func makeSchema() {
+        let count = Int.random(in: 2...4, using: &rng)
+        for index in 0..<count {
+            let composite = features.contains(.compositeKeys) && Bool.random(using: &rng)
+            let textKey = features.contains(.awkwardValues) && Bool.random(using: &rng)
+            let withoutRowID = features.contains(.withoutRowID) && Bool.random(using: &rng)
+            let name = "t\(index)"
+            let keys = composite ? ["a", "b"] : ["id"]
+            let keyType = textKey ? "TEXT" : "INTEGER"
+            var columns = keys.map { "\($0) \(keyType) NOT NULL" } + ["v TEXT", "n INTEGER", "r REAL", "data BLOB"]
+            columns.append("PRIMARY KEY (\(keys.joined(separator: ", ")))")
+            let sql = "CREATE TABLE \(name) (\(columns.joined(separator: ", ")))\(withoutRowID ? " WITHOUT ROWID" : "");"
+            tables.append(Table(name: name, keys: keys, textKey: textKey, withoutRowID: withoutRowID, createSQL: sql))
+        }
+        var extra: [String] = []
+        if features.contains(.applicationTriggers) {
+            // Derived data: a trigger counts the inserts into t0. Replicated as rows of its own, it must not be
+            // computed again on the nodes that apply them.
+            extra.append("CREATE TABLE totals (tbl TEXT PRIMARY KEY, inserts INTEGER NOT NULL);")
+            extra.append("CREATE TRIGGER count_t0 AFTER INSERT ON t0 BEGIN INSERT INTO totals VALUES ('t0', 1) ON CONFLICT (tbl) DO UPDATE SET inserts = inserts + 1; END;")
+        }
+        if features.contains(.uniqueSwaps) {
+            // Each node owns two rows whose UNIQUE holders it swaps inside one transaction.
+            extra.append("CREATE TABLE seats (id INTEGER PRIMARY KEY, holder TEXT NOT NULL UNIQUE);")
+            for node in 0..<Self.maximumNodes {
+                extra.append("INSERT INTO seats VALUES (\(node * 2), 'n\(node)-a'), (\(node * 2 + 1), 'n\(node)-b');")
+            }
+        }
+        if features.contains(.foreignKeyCascades) {
+            extra.append("CREATE TABLE parents (id INTEGER PRIMARY KEY, name TEXT);")
+            extra.append("CREATE TABLE children (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parents (id) ON DELETE CASCADE, name TEXT);")
+        }
+        if features.contains(.caseInsensitiveKeys) {
+            extra.append("CREATE TABLE names (k TEXT PRIMARY KEY COLLATE NOCASE, v TEXT);")
+        }
+        schema = (tables.map(\.createSQL) + extra).joined(separator: "\n")
+    }
+
+    static let maximumNodes = 5
+
+    // MARK: transactions
+
+    private mutating func transaction(node: Int, nodes: Int) -> String {
+        let statements = features.contains(.multiTableTransactions) ? Int.random(in: 1...4, using: &rng) : 1
+        var body: [String] = []
+        var touched: Set<String> = []
+        for _ in 0..<statements {
+            let table = tables[Int.random(in: 0..<tables.count, using: &rng)]
+            // Owned keys: 0..<20 offset by node; shared keys: 1000..<1010.
+            let shared = Int.random(in: 0..<4, using: &rng) == 0
+            let number = shared ? 1000 + Int.random(in: 0..<10, using: &rng) : node * 100 + Int.random(in: 0..<20, using: &rng)
+            let key = keyLiterals(table, number)
+            let identity = "\(table.name):\(key.joined(separator: ","))"
+            // One statement per key per transaction keeps the owned-final bookkeeping exact.
+            guard touched.insert(identity).inserted else { continue }
+            let choice = Int.random(in: 0..<10, using: &rng)
+            if features.contains(.deletes) && choice < 2 {
+                body.append("DELETE FROM \(table.name) WHERE \(match(table, key));")
+                if !shared { ownedFinalRows[table.name, default: [:]][key.joined(separator: ",")] = .some(nil) }
+            } else if features.contains(.keyChanges) && choice == 2 && !shared {
+                // Move the row to another owned key (if it exists); both keys' final states are then known
+                // only if the source existed, so the target is reset by an upsert right after.
+                let target = keyLiterals(table, node * 100 + 50 + Int.random(in: 0..<10, using: &rng))
+                let targetIdentity = "\(table.name):\(target.joined(separator: ","))"
+                guard touched.insert(targetIdentity).inserted else { continue }
+                body.append("DELETE FROM \(table.name) WHERE \(match(table, target));")
+                body.append("UPDATE \(table.name) SET \(zip(table.keys, target).map { "\($0) = \($1)" }.joined(separator: ", ")) WHERE \(match(table, key));")
+                let values = rowValues(node: node)
+                body.append(upsert(table, key: target, values: values))
+                ownedFinalRows[table.name, default: [:]][key.joined(separator: ",")] = .some(nil)
+                ownedFinalRows[table.name, default: [:]][target.joined(separator: ",")] = .some(values.joined(separator: ", "))
+            } else {
+                let values = rowValues(node: node)
+                body.append(upsert(table, key: key, values: values))
+                if !shared { ownedFinalRows[table.name, default: [:]][key.joined(separator: ",")] = .some(values.joined(separator: ", ")) }
+            }
+        }
+        body += featureStatements(node: node)
+        return (features.contains(.foreignKeyCascades) ? "PRAGMA foreign_keys = ON;\n" : "") + "BEGIN;\n" + body.joined(separator: "\n") + "\nCOMMIT;"
+    }
+
+    private var seatSwaps: [Int: Int] = [:]
+    private var families: [Int: Int] = [:]
+
+    /// One statement group for one of the advanced features, now and then.
+    private mutating func featureStatements(node: Int) -> [String] {
+        var choices: [Features] = [.uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys].filter { features.contains($0) }
+        if features.contains(.applicationTriggers) { choices.append(.applicationTriggers) }
+        guard !choices.isEmpty, Int.random(in: 0..<3, using: &rng) == 0 else { return [] }
+        let feature = choices[Int.random(in: 0..<choices.count, using: &rng)]
+        switch feature {
+        case .uniqueSwaps:
+            // a ↔ b through a temporary value, as applications swap unique values.
+            let swaps = seatSwaps[node, default: 0] + 1
+            seatSwaps[node] = swaps
+            let (first, second) = swaps % 2 == 1 ? ("b", "a") : ("a", "b")
+            ownedFinalRows["seats", default: [:]]["\(node * 2)"] = .some("'n\(node)-\(first)'")
+            ownedFinalRows["seats", default: [:]]["\(node * 2 + 1)"] = .some("'n\(node)-\(second)'")
+            return ["UPDATE seats SET holder = 'n\(node)-tmp' WHERE id = \(node * 2);",
+                    "UPDATE seats SET holder = 'n\(node)-\(second)' WHERE id = \(node * 2 + 1);",
+                    "UPDATE seats SET holder = 'n\(node)-\(first)' WHERE id = \(node * 2);"]
+        case .foreignKeyCascades:
+            // A family per node: a parent with children, deleted now and then (the cascade deletes them).
+            let parent = node * 1000 + families[node, default: 0]
+            if Bool.random(using: &rng) || families[node] == nil {
+                families[node] = families[node, default: 0] + 1
+                let id = node * 1000 + families[node]!
+                ownedFinalRows["parents", default: [:]]["\(id)"] = .some("'p\(id)'")
+                return ["INSERT INTO parents VALUES (\(id), 'p\(id)');"]
+                    + (0..<3).map { "INSERT INTO children VALUES (\(id * 10 + $0), \(id), 'c\($0)');" }
+            }
+            ownedFinalRows["parents", default: [:]]["\(parent)"] = .some(nil)
+            return ["DELETE FROM parents WHERE id = \(parent);"]
+        case .caseInsensitiveKeys:
+            let number = Int.random(in: 0..<5, using: &rng)
+            let lower = "n\(node)key\(number)"
+            let value = "'v\(UInt16.random(in: 0...UInt16.max, using: &rng))'"
+            if Bool.random(using: &rng) {
+                ownedFinalRows["names", default: [:]]["'\(lower)'"] = .some(value)
+                return ["INSERT INTO names VALUES ('\(lower)', \(value)) ON CONFLICT (k) DO UPDATE SET k = excluded.k, v = excluded.v;"]
+            }
+            // The key changes only in case: the same row under NOCASE.
+            return ["UPDATE names SET k = \(Bool.random(using: &rng) ? "upper" : "lower")(k) WHERE k = '\(lower)';"]
+        default:
+            return ["INSERT INTO t0 (\(tables[0].keys.joined(separator: ", ")), v) VALUES (\(keyLiterals(tables[0], 3000 + node * 100 + Int.random(in: 0..<1000, using: &rng)).joined(separator: ", ")), 'counted') ON CONFLICT DO NOTHING;"]
+        }
+    }
+
+    private func keyLiterals(_ table: Table, _ number: Int) -> [String] {
+        table.keys.enumerated().map { position, _ in
+            let value = number * 7 + position
+            return table.textKey ? "'k\(value)\(position == 0 ? "'' é" : "")'" : "\(value)"
+        }
+    }
+
+    private func match(_ table: Table, _ key: [String]) -> String {
+        zip(table.keys, key).map { "\($0) = \($1)" }.joined(separator: " AND ")
+    }
+
+    private func upsert(_ table: Table, key: [String], values: [String]) -> String {
+        let columns = table.keys + ["v", "n", "r", "data"]
+        return "INSERT INTO \(table.name) (\(columns.joined(separator: ", "))) VALUES (\((key + values).joined(separator: ", "))) "
+            + "ON CONFLICT (\(table.keys.joined(separator: ", "))) DO UPDATE SET v = excluded.v, n = excluded.n, r = excluded.r, data = excluded.data;"
+    }
+
+    /// SQL literals for v, n, r, data: as `quote()` prints them, so they compare with a dump.
+    private mutating func rowValues(node: Int) -> [String] {
+        let awkward = features.contains(.awkwardValues)
+        let text: String
+        switch awkward ? Int.random(in: 0..<5, using: &rng) : 0 {
+        case 1: text = "''"
+        case 2: text = "'it''s ünïcödé ✓'"
+        case 3: text = "NULL"
+        case 4: text = "'" + String(repeating: "x", count: Int.random(in: 100...3000, using: &rng)) + "'"
+        default: text = "'n\(node)-\(UInt32.random(in: 0...UInt32.max, using: &rng))'"
+        }
+        let number = "\(Int64.random(in: -1_000_000...1_000_000, using: &rng))"
+        let real = awkward ? "\(Int.random(in: -999...999, using: &rng)).5" : "NULL"
+        let blob = awkward && Bool.random(using: &rng)
+            ? "X'" + (0..<Int.random(in: 0...40, using: &rng)).map { _ in String(format: "%02X", UInt8.random(in: 0...255, using: &rng)) }.joined() + "'"
+            : "NULL"
+        return [text, number, real, blob]
+    }
+
+    // MARK: checking
+
+    /// A query printing every row of every table with `quote()`, in key order: equal dumps, equal data.
+    var dumpQuery: String {
+        var queries = tables.map { table in
+            "SELECT '\(table.name)', " + (table.keys + ["v", "n", "r", "data"]).map { "quote(\($0))" }.joined(separator: ", ")
+                + " FROM \(table.name) ORDER BY \(table.keys.joined(separator: ", "));"
+        }
+        if features.contains(.applicationTriggers) { queries.append("SELECT 'totals', * FROM totals ORDER BY tbl;") }
+        if features.contains(.uniqueSwaps) { queries.append("SELECT 'seats', * FROM seats ORDER BY id;") }
+        if features.contains(.foreignKeyCascades) {
+            queries.append("SELECT 'parents', * FROM parents ORDER BY id;")
+            queries.append("SELECT 'children', * FROM children ORDER BY id;")
+        }
+        if features.contains(.caseInsensitiveKeys) { queries.append("SELECT 'names', k, v FROM names ORDER BY k;") }
+        return queries.joined(separator: "\n")
+    }
+
+    /// For each owned key, a query and its expected answer on every node after convergence.
+    var ownedExpectations: [(query: String, expected: String)] {
+        var expectations = tables.flatMap { table in
+            (ownedFinalRows[table.name] ?? [:]).sorted { $0.key < $1.key }.map { key, values in
+                let keyValues = key.split(separator: ",").map(String.init)
+                let query = "SELECT " + ["v", "n", "r", "data"].map { "quote(\($0))" }.joined(separator: ", ")
+                    + " FROM \(table.name) WHERE \(match(table, keyValues));"
+                let expected = values.map { $0.replacingOccurrences(of: ", ", with: "|") + "\n" } ?? ""
+                return (query, expected)
+            }
+        }
+        let single: [(table: String, key: String, column: String)] = [("seats", "id", "holder"), ("parents", "id", "name"), ("names", "k", "v")]
+        for (table, keyColumn, column) in single {
+            for (key, value) in (ownedFinalRows[table] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                expectations.append(("SELECT quote(\(column)) FROM \(table) WHERE \(keyColumn) = \(key);", value.map { $0 + "\n" } ?? ""))
+            }
+        }
+        return expectations
+    }
+}

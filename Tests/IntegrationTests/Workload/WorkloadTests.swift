@@ -1,0 +1,96 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+
+extension ProcessTests {
+    /// The randomized workload checker: a seeded schema and concurrent transactions on three real nodes,
+    /// then every node must hold identical rows, and every key only one node wrote must hold that node's
+    /// last write. A failure names the seed and the features; replay it with
+    /// `HL_WORKLOAD_SEEDS=<seed> HL_WORKLOAD_FEATURES=<names or all> swift test --filter WorkloadChecker`.
+    ///
+    /// Short form (CI): two seeds, 40 transactions per node, the features replication supports.
+    /// Long form: `HL_WORKLOAD_SEEDS=20 HL_WORKLOAD_TRANSACTIONS=300 swift test --filter WorkloadChecker`
+    /// (a number of seeds, or a comma list of seeds).
+    @Suite(.serialized) struct WorkloadChecker {
+        static var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+        static var seeds: [UInt64] {
+            let text = environment["HL_WORKLOAD_SEEDS"] ?? "2"
+            if text.contains(","), case let list = text.split(separator: ",").compactMap({ UInt64($0) }), !list.isEmpty { return list }
+            if let count = Int(text), count < 1000 {
+                // A count: seeds that differ from run to run, so CI keeps exploring; printed on failure.
+                return (0..<count).map { _ in UInt64.random(in: 1...UInt64(UInt32.max)) }
+            }
+            return UInt64(text).map { [$0] } ?? [1]
+        }
+
+        static var features: Workload.Features {
+            guard let text = environment["HL_WORKLOAD_FEATURES"] else { return .supported }
+            if text == "all" { return .all }
+            let named: [String: Workload.Features] = [
+                "compositeKeys": .compositeKeys, "withoutRowID": .withoutRowID, "awkwardValues": .awkwardValues,
+                "multiTableTransactions": .multiTableTransactions, "deletes": .deletes, "keyChanges": .keyChanges,
+                "applicationTriggers": .applicationTriggers, "uniqueSwaps": .uniqueSwaps,
+                "foreignKeyCascades": .foreignKeyCascades, "caseInsensitiveKeys": .caseInsensitiveKeys,
+            ]
+            return text.split(separator: ",").reduce(into: Workload.Features()) { $0.formUnion(named[String($1)] ?? []) }
+        }
+
+        static var transactionsPerNode: Int { Int(environment["HL_WORKLOAD_TRANSACTIONS"] ?? "") ?? 40 }
+
+        @Test(arguments: seeds) func nodesConvergeOnARandomWorkload(seed: UInt64) throws {
+            let workload = Workload(seed: seed, features: Self.features, nodes: 3, transactionsPerNode: Self.transactionsPerNode)
+            let replay = "seed \(seed), features \(workload.features) (HL_WORKLOAD_SEEDS=\(seed))"
+            let cluster = try TestCluster(schema: workload.schema)
+            try run(workload, on: cluster)
+            let dump = try cluster.agree(workload.dumpQuery, timeout: 60)
+            let difference = dump == nil ? try differences(workload, cluster) : ""
+            #expect(dump != nil, "nodes differ after 60 s: \(replay)\n\(difference)\n\(cluster.logs().suffix(6000))")
+            var wrong: [String] = []
+            for (query, expected) in workload.ownedExpectations {
+                for node in 0..<3 {
+                    let answer = try cluster.sql(node, query)
+                    if answer != expected {
+                        wrong.append("node \(node + 1): \(query.prefix(200)) gave \(answer.prefix(200).debugDescription), expected \(expected.prefix(200).debugDescription)")
+                    }
+                }
+            }
+            #expect(wrong.count == 0, "\(wrong.count) owned rows wrong (\(replay)):\n\(wrong.prefix(10).joined(separator: "\n"))")
+        }
+
+        /// Every node runs its transactions at the same time, a few per sqlite3 call, as applications do.
+        private func run(_ workload: Workload, on cluster: TestCluster) throws {
+            let errors = Mutex<[String]>([])
+            let group = DispatchGroup()
+            for (node, transactions) in workload.transactions.enumerated() {
+                let path = cluster.path(node)
+                group.enter()
+                Thread {
+                    defer { group.leave() }
+                    for start in stride(from: 0, to: transactions.count, by: 5) {
+                        let chunk = transactions[start..<min(start + 5, transactions.count)].joined(separator: "\n")
+                        let result = try? runCommand("/usr/bin/sqlite3", ["-bail", "-cmd", ".timeout 10000", path, "PRAGMA trusted_schema=OFF;" + chunk])
+                        if result?.status != 0 { errors.withLock { $0.append("node \(node + 1): \(result?.output ?? "sqlite3 did not run")") } }
+                    }
+                }.start()
+            }
+            group.wait()
+            let failed = errors.withLock { $0 }
+            guard failed.isEmpty else { throw TestFailure("the application's transactions failed: \(failed.prefix(5))") }
+        }
+
+        /// The first lines where node 1's dump differs from the others'.
+        private func differences(_ workload: Workload, _ cluster: TestCluster) throws -> String {
+            let dumps = try (0..<3).map { try cluster.sql($0, workload.dumpQuery).split(separator: "\n") }
+            var lines: [String] = []
+            for node in 1..<3 {
+                let only1 = Set(dumps[0]).subtracting(dumps[node])
+                let onlyOther = Set(dumps[node]).subtracting(dumps[0])
+                lines += only1.sorted().prefix(5).map { "only on node 1, not node \(node + 1): \($0)" }
+                lines += onlyOther.sorted().prefix(5).map { "only on node \(node + 1), not node 1: \($0)" }
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+}
