@@ -54,7 +54,7 @@ public enum ChangeLogInstaller {
             throw SQLiteError(code: 1, message: "\(S.meta) has no incarnation")
         }
 
-        let catalog = try TableCatalog.read(database)
+        var catalog = try TableCatalog.read(database)
         let widestKey = catalog.replicated.map { $0.primaryKey.count }.max() ?? 0
         let globalColumns = try database.prepare("SELECT count(*) FROM pragma_table_info(?)").all([.text(S.globalLog)])
         if case .integer(let count) = globalColumns.first?.first, count - 2 < widestKey {
@@ -64,36 +64,52 @@ public enum ChangeLogInstaller {
         }
 
         var tableIDs: [String: Int64] = [:]
-        var notes: [String] = []
+        var notes = try adoptRenamedTables(database)
         let insertName = try database.prepare("INSERT OR IGNORE INTO \(S.quote(S.tables)) (name) VALUES (?)")
         let selectID = try database.prepare("SELECT id FROM \(S.quote(S.tables)) WHERE name = ?")
         let logKey = try database.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+        var failed: [(name: String, reason: String)] = []
         for table in catalog.replicated {
-            try insertName.run([.text(table.name)])
-            guard case .integer(let id) = try selectID.all([.text(table.name)]).first?.first else { continue }
-            tableIDs[table.name] = id
-            let existingKey = try logKey.all([.text(S.changeLog(of: table.name))]).compactMap { row -> String? in
-                if case .text(let bytes) = row.first { return String(decoding: bytes, as: UTF8.self) } else { return nil }
+            // One table that cannot be captured (an odd schema, a name SQLite refuses) must not stop the others.
+            try database.execute("SAVEPOINT harmonylite_table")
+            do throws(SQLiteError) {
+                try insertName.run([.text(table.name)])
+                guard case .integer(let id) = try selectID.all([.text(table.name)]).first?.first else { throw SQLiteError(code: 1, message: "no table id") }
+                tableIDs[table.name] = id
+                let existingKey = try logKey.all([.text(S.changeLog(of: table.name))]).compactMap { row -> String? in
+                    if case .text(let bytes) = row.first { return String(decoding: bytes, as: UTF8.self) } else { return nil }
+                }
+                let key = table.primaryKey.map(\.name)
+                if !existingKey.isEmpty && existingKey != key {
+                    try database.execute("DROP TABLE \(S.quote(S.changeLog(of: table.name)))")
+                    notes.append("the primary key of \(table.name) changed (\(existingKey.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks start afresh")
+                }
+                try database.execute(S.changeLogTable(table))
+                if existingKey.isEmpty && !firstInstallation {
+                    // A table that appeared since the last installation (created while we ran, or while the node
+                    // was down): the rows it already has were written before its triggers existed, so they are
+                    // captured now. (At the first installation every node is assumed to start from the same
+                    // database, as in HarmonyLite; a snapshot restore is how a different one catches up.)
+                    for sql in S.captureExistingRows(table, tableID: id, node: node) { try database.execute(sql) }
+                    let captured = database.changes
+                    if captured > 0 { notes.append("\(table.name) is new and already had \(captured) row(s): they are captured now") }
+                }
+                for operation in ["insert", "update", "delete"] {
+                    try database.execute("DROP TRIGGER IF EXISTS \(S.quote(S.trigger(of: table.name, operation)))")
+                }
+                for sql in S.triggers(table, tableID: id, node: node) { try database.execute(sql) }
+
+                try database.execute("RELEASE harmonylite_table")
+            } catch {
+                try database.execute("ROLLBACK TO harmonylite_table")
+                try database.execute("RELEASE harmonylite_table")
+                tableIDs[table.name] = nil
+                failed.append((table.name, "its capture triggers cannot be installed: \(error)"))
             }
-            let key = table.primaryKey.map(\.name)
-            if !existingKey.isEmpty && existingKey != key {
-                try database.execute("DROP TABLE \(S.quote(S.changeLog(of: table.name)))")
-                notes.append("the primary key of \(table.name) changed (\(existingKey.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks start afresh")
-            }
-            try database.execute(S.changeLogTable(table))
-            if existingKey.isEmpty && !firstInstallation {
-                // A table that appeared since the last installation (created while we ran, or while the node
-                // was down): the rows it already has were written before its triggers existed, so they are
-                // captured now. (At the first installation every node is assumed to start from the same
-                // database, as in HarmonyLite; a snapshot restore is how a different one catches up.)
-                for sql in S.captureExistingRows(table, tableID: id, node: node) { try database.execute(sql) }
-                let captured = database.changes
-                if captured > 0 { notes.append("\(table.name) is new and already had \(captured) row(s): they are captured now") }
-            }
-            for operation in ["insert", "update", "delete"] {
-                try database.execute("DROP TRIGGER IF EXISTS \(S.quote(S.trigger(of: table.name, operation)))")
-            }
-            for sql in S.triggers(table, tableID: id, node: node) { try database.execute(sql) }
+        }
+        if !failed.isEmpty {
+            catalog.replicated.removeAll { table in failed.contains { $0.name == table.name } }
+            catalog.refused += failed
         }
         for refused in catalog.refused {
             for operation in ["insert", "update", "delete"] {
@@ -107,6 +123,33 @@ public enum ChangeLogInstaller {
             schemaHash: SchemaHash.of(catalog.replicated),
             notes: notes
         )
+    }
+
+    /// After `ALTER TABLE old RENAME TO new`, SQLite keeps our triggers attached to the renamed table under
+    /// their old names, so `new` would be captured twice (and into `old`'s row clocks). Such triggers are
+    /// dropped, and `old`'s row clocks and table id become `new`'s when `new` has none yet, so the rename
+    /// keeps every row's stamp and the queue entries already waiting.
+    private static func adoptRenamedTables(_ database: SQLiteDatabase) throws(SQLiteError) -> [String] {
+        typealias S = ChangeLogSchema
+        var notes: [String] = []
+        let triggers = try database.rows(
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, \(S.prefix.utf8.count)) = '\(S.prefix)'")
+        for row in triggers {
+            guard let name = row[0], let table = row[1] else { continue }
+            let operations = ["insert", "update", "delete"]
+            guard !operations.contains(where: { S.trigger(of: table, $0) == name }) else { continue }
+            try database.execute("DROP TRIGGER IF EXISTS \(S.quote(name))")
+            guard let operation = operations.first(where: { name.hasSuffix("_change_log_on_" + $0) }) else { continue }
+            let old = String(name.dropFirst(S.prefix.count).dropLast(("_change_log_on_" + operation).count))
+            let exists = try database.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
+            let hasClocks = try exists.all([.text(Array(S.changeLog(of: old).utf8))]).first?.first == .integer(1)
+            let newHasClocks = try exists.all([.text(Array(S.changeLog(of: table).utf8))]).first?.first == .integer(1)
+            guard hasClocks && !newHasClocks else { continue }
+            try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: old))) RENAME TO \(S.quote(S.changeLog(of: table)))")
+            try database.prepare("UPDATE OR IGNORE \(S.quote(S.tables)) SET name = ? WHERE name = ?").run([.text(Array(table.utf8)), .text(Array(old.utf8))])
+            notes.append("\(old) was renamed to \(table): its row clocks and waiting changes carry over")
+        }
+        return notes
     }
 
     private static func randomHex(_ bytes: Int) -> String {

@@ -57,11 +57,17 @@ public enum ChangeLogSchema {
         let globalColumns = (["table_id"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
         return [
             "INSERT INTO \(quote(changeLog(of: table.name))) (\(keyList), \(quote(stampColumn)), \(quote(nodeColumn)), \(quote(deletedColumn))) "
-                + "SELECT \(keyList), \(nowStamp), \(Int64(bitPattern: node)), 0 FROM \(quote(table.name)) WHERE true "
+                + "SELECT \(keyList), \(nowStamp), \(Int64(bitPattern: node)), 0 FROM \(quote(table.name)) WHERE \(keysPresent(table, row: nil)) "
                 + "ON CONFLICT DO UPDATE SET \(quote(stampColumn)) = max(excluded.\(quote(stampColumn)), \(quote(stampColumn)) + 1), "
                 + "\(quote(nodeColumn)) = excluded.\(quote(nodeColumn)), \(quote(deletedColumn)) = 0",
-            "INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(keyList) FROM \(quote(table.name))",
+            "INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(keyList) FROM \(quote(table.name)) WHERE \(keysPresent(table, row: nil))",
         ]
+    }
+
+    /// SQL true when `row`'s key has no NULL (see `TableInfo.nullableKeyColumns`); `row` nil: the table's own columns.
+    static func keysPresent(_ table: TableInfo, row: String?) -> String {
+        let checks = table.nullableKeyColumns.map { "\(row.map { $0 + "." } ?? "")\(quote($0.name)) IS NOT NULL" }
+        return checks.isEmpty ? "true" : checks.joined(separator: " AND ")
     }
 
     /// The three capture triggers of `table`. `node` is stored as its signed 64-bit bit pattern.
@@ -77,7 +83,7 @@ public enum ChangeLogSchema {
         func stamp(_ row: String, deleted: Bool, onlyIfKeyChanged: Bool = false) -> String {
             let values = keys.map { "\(row).\($0)" }.joined(separator: ", ")
             let source = "SELECT \(values), \(nowStamp), \(nodeValue), \(deleted ? 1 : 0)"
-            let condition = onlyIfKeyChanged ? keyChanged : "true"
+            let condition = (onlyIfKeyChanged ? "(\(keyChanged)) AND " : "") + keysPresent(table, row: row)
             return "INSERT INTO \(log) (\(clockColumns)) \(source) WHERE \(condition) ON CONFLICT DO UPDATE SET "
                 + "\(quote(stampColumn)) = max(excluded.\(quote(stampColumn)), \(quote(stampColumn)) + 1), "
                 + "\(quote(nodeColumn)) = excluded.\(quote(nodeColumn)), \(quote(deletedColumn)) = excluded.\(quote(deletedColumn));\n"

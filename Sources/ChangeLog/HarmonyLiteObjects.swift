@@ -31,14 +31,17 @@ public enum HarmonyLiteObjects {
         }
     }
 
-    /// An identifier in double quotes, with embedded quotes doubled.
+    /// An identifier in double quotes, with embedded quotes doubled. Works on Unicode scalars, not
+    /// Characters: a `"` followed by a combining mark is one Character, and splitting on Characters left
+    /// that quote undoubled (an identifier could then close the quoting and inject SQL).
     public static func quoted(_ identifier: String) -> String {
-        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-}
-
-extension String {
-    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
-        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
+        var scalars = String.UnicodeScalarView()
+        scalars.append("\"")
+        for scalar in identifier.unicodeScalars {
+            scalars.append(scalar)
+            if scalar == "\"" { scalars.append(scalar) }
+        }
+        scalars.append("\"")
+        return String(scalars)
     }
 }

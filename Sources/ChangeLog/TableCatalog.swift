@@ -20,6 +20,15 @@ public struct TableInfo: Equatable, Sendable {
     public var primaryKey: [Column] {
         columns.filter { $0.primaryKeyPosition > 0 }.sorted { $0.primaryKeyPosition < $1.primaryKeyPosition }
     }
+
+    /// Key columns that can hold NULL: SQLite allows NULL in a rowid table's primary key unless it is
+    /// declared NOT NULL or is the INTEGER PRIMARY KEY (the rowid itself). Rows with a NULL key name no
+    /// row on another node (NULLs are all distinct), so they are not captured.
+    public var nullableKeyColumns: [Column] {
+        let key = primaryKey
+        if !withoutRowID && key.count == 1 && key[0].declaredType.uppercased() == "INTEGER" { return [] }
+        return key.filter { !$0.notNull && !withoutRowID }
+    }
 }
 
 /// What the capturer decided about each table of the database.
@@ -33,6 +42,9 @@ public struct TableCatalog: Equatable, Sendable {
     }
 
     public func table(named name: String) -> TableInfo? { replicated.first { $0.name == name } }
+
+    /// Collations every SQLite connection has; an application-defined one exists only in the application.
+    static let builtInCollations: Set<String> = ["BINARY", "NOCASE", "RTRIM"]
 
     /// Reads the schema. Virtual tables (SQLite cannot put triggers on them), their shadow tables, and
     /// tables without a PRIMARY KEY (a rowid is not the same row on every node, and VACUUM renumbers it)
@@ -55,6 +67,8 @@ public struct TableCatalog: Equatable, Sendable {
                 let info = try readTable(name, withoutRowID: row[2] == .integer(1), database: database)
                 if info.primaryKey.isEmpty {
                     refused.append((name, "no PRIMARY KEY: a rowid does not name the same row on every node (and VACUUM renumbers it); add a primary key to replicate this table"))
+                } else if let custom = info.primaryKey.first(where: { !Self.builtInCollations.contains($0.collation.uppercased()) }) {
+                    refused.append((name, "its key column \(custom.name) uses the collation \(custom.collation), which only the application defines: rows cannot be matched by key outside it; use BINARY, NOCASE or RTRIM to replicate this table"))
                 } else {
                     replicated.append(info)
                 }

@@ -257,3 +257,80 @@ import Testing
         #expect(!contents[0].isEmpty)
     }
 }
+
+/// Schemas real applications have that must never break capture, or the application's own writes.
+@Suite struct ApplicationSchemaTests {
+    let directory: TemporaryDirectory
+
+    init() throws { directory = try TemporaryDirectory() }
+
+    func app(_ path: String, _ sql: String) throws -> String {
+        let result = try runCommand("/usr/bin/sqlite3", [path, "PRAGMA trusted_schema=OFF;" + sql])
+        guard result.status == 0 else { throw TestFailure("sqlite3: \(result.output)") }
+        return result.output
+    }
+
+    func queued(_ path: String) throws -> String {
+        try app(path, "SELECT count(*) FROM __harmonylite___change_log_global;")
+    }
+
+    /// SQLite allows NULL in a rowid table's non-INTEGER primary key. Such rows name no row elsewhere; they
+    /// are not captured, and the application's write must not fail because of our row clocks.
+    @Test func aNullKeyNeverFailsTheApplicationsWrite() throws {
+        let path = directory.path + "/n.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE tags (name TEXT PRIMARY KEY, n INTEGER);")
+        let installation = try ChangeLogInstaller.install(in: SQLiteDatabase(existingPath: path), node: 1)
+        #expect(installation.catalog.replicated.map(\.name) == ["tags"])
+        try app(path, "INSERT INTO tags VALUES (NULL, 1); INSERT INTO tags VALUES (NULL, 2); INSERT INTO tags VALUES ('a', 3); UPDATE tags SET n = 4; DELETE FROM tags WHERE name IS NULL;")
+        #expect(try app(path, "SELECT count(*) FROM tags;") == "1\n")
+        #expect(try queued(path) == "2\n")  // 'a': insert and update; nothing for the NULL rows
+    }
+
+    /// A key collation only the application defines: that table is refused with a reason, the others install.
+    @Test func anApplicationDefinedKeyCollationRefusesThatTableOnly() throws {
+        let path = directory.path + "/c.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT);")
+        let python = "import sqlite3; c = sqlite3.connect('\(path)'); c.create_collation('reverse', lambda a, b: (b > a) - (b < a)); c.execute('CREATE TABLE odd (k TEXT COLLATE reverse PRIMARY KEY, v)'); c.commit()"
+        let made = try runCommand("/usr/bin/env", ["python3", "-c", python])
+        #expect(made.status == 0, "\(made.output)")
+        let installation = try ChangeLogInstaller.install(in: SQLiteDatabase(existingPath: path), node: 1)
+        #expect(installation.catalog.replicated.map(\.name) == ["books"])
+        let reason = installation.catalog.refused.first { $0.name == "odd" }?.reason ?? ""
+        #expect(reason.contains("collation reverse"), "\(reason)")
+        try app(path, "INSERT INTO books VALUES (1, 'Dune');")
+        #expect(try queued(path) == "1\n")
+    }
+
+    /// ALTER TABLE RENAME: the renamed table is captured once, and keeps its row clocks.
+    @Test func aRenamedTableIsCapturedOnceAndKeepsItsClocks() throws {
+        let path = directory.path + "/r.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT);")
+        let database = try SQLiteDatabase(existingPath: path)
+        _ = try ChangeLogInstaller.install(in: database, node: 1)
+        try app(path, "INSERT INTO books VALUES (1, 'Dune');")
+        let stamp = try app(path, "SELECT __harmonylite__hlc FROM __harmonylite__books_change_log WHERE id = 1;")
+        try app(path, "ALTER TABLE books RENAME TO novels;")
+        let installation = try ChangeLogInstaller.install(in: database, node: 1)
+        #expect(installation.catalog.replicated.map(\.name) == ["novels"])
+        #expect(installation.notes.contains { $0.contains("books was renamed to novels") }, "\(installation.notes)")
+        #expect(try app(path, "SELECT __harmonylite__hlc FROM __harmonylite__novels_change_log WHERE id = 1;") == stamp)
+        #expect(try app(path, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'novels';") == "3\n")
+        try app(path, "INSERT INTO novels VALUES (2, 'Emma');")
+        #expect(try queued(path) == "2\n")
+        #expect(try app(path, "SELECT count(*) FROM __harmonylite__novels_change_log;") == "2\n")
+    }
+
+    /// A table name with a double quote followed by a combining mark (one Swift Character) is quoted by
+    /// Unicode scalars: no statement is split, no other table touched.
+    @Test func identifiersAreQuotedByScalarsNotCharacters() throws {
+        let name = "x\"\u{301}; DROP TABLE books; --"
+        #expect(HarmonyLiteObjects.quoted(name) == "\"x\"\"\u{301}; DROP TABLE books; --\"")
+        let path = directory.path + "/q.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY); CREATE TABLE \(HarmonyLiteObjects.quoted(name)) (id INTEGER PRIMARY KEY, v);")
+        let database = try SQLiteDatabase(existingPath: path)
+        let installation = try ChangeLogInstaller.install(in: database, node: 1)
+        #expect(Set(installation.catalog.replicated.map(\.name)) == ["books", name])
+        _ = try HarmonyLiteObjects.removeAll(from: database)
+        #expect(try app(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table';") == "2\n")
+    }
+}
