@@ -116,24 +116,24 @@ struct Benchmark {
     }
 
     /// A fresh cluster left idle, then five single rows, each after an idle gap (the first the longest); then a
-    /// strace check of how our processes poll while idle.
+    /// strace check of how our processes poll in the idle seconds after the last row.
     static func idleRun(label: String, idleSeconds: Double, gapSeconds: Double, binaries: String, root: String) throws -> CPURow {
         let cluster = try startCluster(label: "idle", shards: 1, binaries: binaries, root: root)
         defer { cluster.stop() }
         let result = try cluster.measureFirstWrites(idleSeconds: idleSeconds, gapSeconds: gapSeconds, writes: 5)
         say("| \(label) | \(result.lags.count) | \(ms(result.lag.valueAtPercentile(50))) | \(ms(result.lag.valueAtPercentile(99))) | \(ms(result.lag.max)) |")
         say("\n\(label), each row's lag: " + result.lags.map { ms($0) }.joined(separator: ", "))
-        try idlePolls(cluster: cluster, afterSeconds: gapSeconds, root: root)
+        try idlePolls(cluster: cluster, root: root)
         return CPURow(label: "idle \(format(idleSeconds)) s, before the first write", window: result.cpu)
     }
 
-    /// After `afterSeconds` more of idle, counts our processes' poll/ppoll calls under strace for 5 s.
-    static func idlePolls(cluster: ReplicationRun, afterSeconds: Double, root: String) throws {
+    /// Counts our processes' poll/ppoll calls under strace for the 5 s right after a row reached node 2, with
+    /// no writes: a loop that does not settle back to waiting after a write shows here.
+    static func idlePolls(cluster: ReplicationRun, root: String) throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/strace") else { return say("\nidle poll check skipped: no /usr/bin/strace") }
-        Thread.sleep(forTimeInterval: afterSeconds)
         let ours = cluster.processes.filter { !$0.name.hasSuffix("nats-server") && $0.name != "benchmark" }
         let counts = try IdlePolls.count(ours, seconds: 5, directory: root)
-        say("\nidle poll/ppoll calls in 5 s under strace -f (after the last row and \(format(afterSeconds)) s idle); timeout 0 returns at once, many of them is a spin")
+        say("\nidle poll/ppoll calls in 5 s under strace -f (right after the last row reached node 2, no writes); timeout 0 returns at once, many of them is a spin")
         say("| process | poll/ppoll calls | with timeout 0 |")
         say("|---|---|---|")
         for count in counts { say("| \(count.name) | \(count.calls) | \(count.zeroTimeout) |") }
