@@ -1,10 +1,28 @@
 import Foundation
 
-/// `harmonylite-benchmark [seconds] [run]`: the physical limits of this machine, then replication with 1 and 4
-/// shards for single-row and 100-row transactions, and a paced 1,000 rows/s run for lag; prints tables.
-/// `run` keeps only the runs whose label contains it (e.g. `paced`).
+/// `harmonylite-benchmark [seconds] [run]`: the physical limits of this machine; saturation: replication with
+/// 1 and 4 shards for single-row and 100-row transactions as fast as the writer goes; the operating range:
+/// single-row transactions paced at 1, 10, 100 and 1,000 rows/s, and single rows written after the cluster
+/// sat idle; the CPU every process used in each measurement window; prints tables. `run` keeps only the runs
+/// whose label contains it (e.g. `paced`, `idle`, `snapshot`).
+/// Environment: HL_BENCH_PACED_MIN_ROWS (default 30: a paced run writes at least this many rows, so it lasts
+/// 30 s at 1 row/s), HL_BENCH_IDLE_SECONDS (idle before the first single row, default 60),
+/// HL_BENCH_IDLE_GAP_SECONDS (idle before each of the four later rows, default 15).
 @main
 struct Benchmark {
+    /// The ceilings replication cannot beat, in rows or messages per second.
+    struct Limits {
+        var triggerSingle: Double
+        var triggerBatch: Double
+        var jetStream: Double
+    }
+
+    /// The CPU every process used in one run's measurement window.
+    struct CPURow {
+        var label: String
+        var window: CPUWindow
+    }
+
     static func main() throws {
         let seconds = CommandLine.arguments.dropFirst().first.flatMap(Double.init) ?? 5
         let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
@@ -22,6 +40,15 @@ struct Benchmark {
 
     static func run(seconds: Double, only: String?, binaries: String, root: String) throws {
         say("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB; \(seconds) s per run\n")
+        let limits = try physicalLimits(seconds: seconds, root: root)
+        let selected = { (label: String) in only == nil || label.contains(only!) }
+        var cpu = try saturationRuns(seconds: seconds, limits: limits, selected: selected, binaries: binaries, root: root)
+        cpu += try operatingRange(seconds: seconds, selected: selected, binaries: binaries, root: root)
+        printCPU(cpu)
+        if only == nil || "snapshot".contains(only!) { try snapshotRates(directory: root) }
+    }
+
+    static func physicalLimits(seconds: Double, root: String) throws -> Limits {
         say("physical limits")
         let plainSingle = try PhysicalLimits.sqliteRowsPerSecond(directory: root, triggers: false, rowsPerTransaction: 1, seconds: seconds / 2)
         let triggerSingle = try PhysicalLimits.sqliteRowsPerSecond(directory: root, triggers: true, rowsPerTransaction: 1, seconds: seconds / 2)
@@ -31,31 +58,112 @@ struct Benchmark {
         say("  SQLite single-row transactions: \(format(plainSingle)) rows/s plain, \(format(triggerSingle)) with capture triggers (cost ×\(format(plainSingle / triggerSingle, 2)))")
         say("  SQLite 100-row transactions:    \(format(plainBatch)) rows/s plain, \(format(triggerBatch)) with capture triggers (cost ×\(format(plainBatch / triggerBatch, 2)))")
         say("  JetStream async publish (200 B, R1): \(format(jetStream)) msg/s\n")
+        return Limits(triggerSingle: triggerSingle, triggerBatch: triggerBatch, jetStream: jetStream)
+    }
 
-        let runs: [(shards: Int, rows: Int, rate: Double?, label: String)] = [
-            (1, 1, nil, "1 shard, 1-row tx"), (4, 1, nil, "4 shards, 1-row tx"),
-            (1, 100, nil, "1 shard, 100-row tx"), (4, 100, nil, "4 shards, 100-row tx"),
-            (1, 1, 1000, "1 shard, paced 1,000 rows/s"),
-        ].filter { only == nil || $0.label.contains(only!) }
+    /// Writes as fast as the writer goes; "ratio" is replicated rows/s over the smaller physical limit.
+    static func saturationRuns(seconds: Double, limits: Limits, selected: (String) -> Bool, binaries: String, root: String) throws -> [CPURow] {
+        let runs: [(shards: Int, rows: Int, label: String)] = [
+            (1, 1, "1 shard, 1-row tx"), (4, 1, "4 shards, 1-row tx"),
+            (1, 100, "1 shard, 100-row tx"), (4, 100, "4 shards, 100-row tx"),
+        ].filter { selected($0.label) }
+        guard !runs.isEmpty else { return [] }
         say("| run | rows | written rows/s | replicated rows/s | ratio to limit | lag p50 | lag p99 | lag max | app tx p50 | app tx p99 |")
         say("|---|---|---|---|---|---|---|---|---|---|")
         var usageLines: [String] = []
-        for (index, run) in runs.enumerated() {
-            let directory = "\(root)/run\(index)"
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let cluster = try ReplicationRun(directory: directory, binaries: binaries, shards: run.shards)
+        var cpu: [CPURow] = []
+        for run in runs {
+            let cluster = try startCluster(label: run.label, shards: run.shards, binaries: binaries, root: root)
             defer { cluster.stop() }
-            let result = try cluster.measure(label: run.label, seconds: seconds, rowsPerTransaction: run.rows, rate: run.rate)
-            let limit = min(run.rows == 1 ? triggerSingle : triggerBatch, jetStream)
-            let ratio = run.rate == nil ? format(result.replicatedRate / limit, 2) : "paced"
-            func ms(_ microseconds: UInt64, _ digits: Int = 1) -> String { format(Double(microseconds) / 1000, digits) + " ms" }
-            say("| \(run.label) | \(result.rows) | \(format(result.writeRate)) | \(format(result.replicatedRate)) | \(ratio) | \(ms(result.lag.valueAtPercentile(50))) | \(ms(result.lag.valueAtPercentile(99))) | \(ms(result.lag.max)) | \(ms(result.transactionTimes.valueAtPercentile(50), 2)) | \(ms(result.transactionTimes.valueAtPercentile(99), 2)) |")
+            let result = try cluster.measure(label: run.label, seconds: seconds, rowsPerTransaction: run.rows, rate: nil)
+            let limit = min(run.rows == 1 ? limits.triggerSingle : limits.triggerBatch, limits.jetStream)
+            say("| \(run.label) | \(result.rows) | \(format(result.writeRate)) | \(format(result.replicatedRate)) | \(format(result.replicatedRate / limit, 2)) | \(ms(result.lag.valueAtPercentile(50))) | \(ms(result.lag.valueAtPercentile(99))) | \(ms(result.lag.max)) | \(ms(result.transactionTimes.valueAtPercentile(50), 2)) | \(ms(result.transactionTimes.valueAtPercentile(99), 2)) |")
             usageLines.append("\(run.label): " + result.usage.map { "\($0.name) \(format($0.cpuSeconds, 1)) s CPU / \(format($0.peakResidentMiB)) MiB" }.joined(separator: "; "))
+            cpu.append(CPURow(label: run.label, window: result.cpu))
         }
         say("\nCPU seconds and peak resident memory per process, over the whole run (start-up included):")
         for line in usageLines { say("  " + line) }
-        if only == nil || "snapshot".contains(only!) { try snapshotRates(directory: root) }
+        return cpu
     }
+
+    /// Single-row transactions on 1 shard at the rates users write: paced runs, then single rows after idle.
+    static func operatingRange(seconds: Double, selected: (String) -> Bool, binaries: String, root: String) throws -> [CPURow] {
+        let minimumRows = environmentNumber("HL_BENCH_PACED_MIN_ROWS", default: 30)
+        let idleSeconds = environmentNumber("HL_BENCH_IDLE_SECONDS", default: 60)
+        let gapSeconds = environmentNumber("HL_BENCH_IDLE_GAP_SECONDS", default: 15)
+        let paced: [(rate: Double, label: String)] = [
+            (1, "paced 1 row/s"), (10, "paced 10 rows/s"), (100, "paced 100 rows/s"), (1000, "paced 1,000 rows/s"),
+        ].filter { selected($0.label) }
+        let idleLabel = "first write after idle (\(format(idleSeconds)) s, then 4 × \(format(gapSeconds)) s)"
+        guard !paced.isEmpty || selected(idleLabel) else { return [] }
+        say("\noperating range: 1 shard, single-row transactions; lag is commit on node 1 to visible on node 2, polled every \(format(Double(Watcher.pollMicroseconds) / 1000, 1)) ms (adds up to ~\(format(Double(Watcher.pollMicroseconds) / 1000 + 0.05, 2)) ms)")
+        say("| run | rows | lag p50 | lag p99 | lag max |")
+        say("|---|---|---|---|---|")
+        var cpu: [CPURow] = []
+        for run in paced {
+            let runSeconds = max(seconds, minimumRows / run.rate)
+            let label = "\(run.label), \(format(runSeconds)) s"
+            let cluster = try startCluster(label: run.label, shards: 1, binaries: binaries, root: root)
+            defer { cluster.stop() }
+            let result = try cluster.measure(label: label, seconds: runSeconds, rowsPerTransaction: 1, rate: run.rate)
+            say("| \(label) | \(result.rows) | \(ms(result.lag.valueAtPercentile(50))) | \(ms(result.lag.valueAtPercentile(99))) | \(ms(result.lag.max)) |")
+            cpu.append(CPURow(label: label, window: result.cpu))
+        }
+        if selected(idleLabel) {
+            cpu.append(try idleRun(label: idleLabel, idleSeconds: idleSeconds, gapSeconds: gapSeconds, binaries: binaries, root: root))
+        }
+        return cpu
+    }
+
+    /// A fresh cluster left idle, then five single rows, each after an idle gap (the first the longest); then a
+    /// strace check of how our processes poll in the idle seconds after the last row.
+    static func idleRun(label: String, idleSeconds: Double, gapSeconds: Double, binaries: String, root: String) throws -> CPURow {
+        let cluster = try startCluster(label: "idle", shards: 1, binaries: binaries, root: root)
+        defer { cluster.stop() }
+        let result = try cluster.measureFirstWrites(idleSeconds: idleSeconds, gapSeconds: gapSeconds, writes: 5)
+        say("| \(label) | \(result.lags.count) | \(ms(result.lag.valueAtPercentile(50))) | \(ms(result.lag.valueAtPercentile(99))) | \(ms(result.lag.max)) |")
+        say("\n\(label), each row's lag: " + result.lags.map { ms($0) }.joined(separator: ", "))
+        try idlePolls(cluster: cluster, root: root)
+        return CPURow(label: "idle \(format(idleSeconds)) s, before the first write", window: result.cpu)
+    }
+
+    /// Counts our processes' poll/ppoll calls under strace for the 5 s right after a row reached node 2, with
+    /// no writes: a loop that does not settle back to waiting after a write shows here.
+    static func idlePolls(cluster: ReplicationRun, root: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/strace") else { return say("\nidle poll check skipped: no /usr/bin/strace") }
+        let ours = cluster.processes.filter { !$0.name.hasSuffix("nats-server") && $0.name != "benchmark" }
+        let counts = try IdlePolls.count(ours, seconds: 5, directory: root)
+        say("\nidle poll/ppoll calls in 5 s under strace -f (right after the last row reached node 2, no writes); timeout 0 returns at once, many of them is a spin")
+        say("| process | poll/ppoll calls | with timeout 0 |")
+        say("|---|---|---|")
+        for count in counts { say("| \(count.name) | \(count.calls) | \(count.zeroTimeout) |") }
+    }
+
+    /// CPU of every process per measurement window: from the first write until node 2 has every row, or the
+    /// first idle gap of the idle run. Read from /proc at the window's start and end (10 ms ticks).
+    static func printCPU(_ rows: [CPURow]) {
+        guard !rows.isEmpty else { return }
+        let names = ReplicationRun.processNames
+        say("\nCPU per process over each measurement window, % of one core (benchmark: the writer and node 2's watcher)")
+        say("| run | seconds | " + names.joined(separator: " | ") + " |")
+        say("|---|---|" + String(repeating: "---|", count: names.count))
+        for row in rows {
+            let percents = names.map { row.window.percent[$0].map { format($0, 1) } ?? "–" }
+            say("| \(row.label) | \(format(row.window.seconds, 1)) | " + percents.joined(separator: " | ") + " |")
+        }
+    }
+
+    static func startCluster(label: String, shards: Int, binaries: String, root: String) throws -> ReplicationRun {
+        let directory = root + "/" + String(label.map { $0.isLetter || $0.isNumber ? $0 : "-" })
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return try ReplicationRun(directory: directory, binaries: binaries, shards: shards)
+    }
+
+    static func environmentNumber(_ name: String, default value: Double) -> Double {
+        ProcessInfo.processInfo.environment[name].flatMap(Double.init) ?? value
+    }
+
+    static func ms(_ microseconds: UInt64, _ digits: Int = 1) -> String { format(Double(microseconds) / 1000, digits) + " ms" }
 
     static func snapshotRates(directory: String) throws {
         let (bytes, steps) = try SnapshotRates.measure(directory: directory, megabytes: 100)

@@ -15,7 +15,21 @@ final class ReplicationRun {
         var lag: Histogram<UInt64>
         var transactionTimes: Histogram<UInt64>
         var usage: [ProcessUsage]
+        var cpu: CPUWindow
     }
+
+    /// Single rows written after the cluster sat idle: the CPU of the first idle gap, and each row's lag.
+    struct IdleResult {
+        var cpu: CPUWindow
+        var lags: [UInt64]
+        var lag: Histogram<UInt64>
+    }
+
+    /// The processes of a node by role, in the order the CPU table prints them.
+    static let roles = ["supervisor", "nats-server", "broker", "capturer", "applier", "snapshotter"]
+    /// The names `processes` gives: "n1 capturer", … for both nodes, then "benchmark" (this process: the
+    /// writer and node 2's watcher).
+    static let processNames = (1...2).flatMap { node in roles.map { "n\(node) \($0)" } } + ["benchmark"]
 
     let directory: String
     let binaries: String
@@ -69,6 +83,19 @@ final class ReplicationRun {
         }
     }
 
+    /// Every process of both nodes, and this one, named as in `processNames`.
+    var processes: [WatchedProcess] {
+        var processes: [WatchedProcess] = []
+        for (index, node) in nodes.enumerated() {
+            processes.append(WatchedProcess(name: "n\(index + 1) supervisor", pid: node.processIdentifier))
+            for (name, pid) in children(of: node.processIdentifier) {
+                let role = name.hasPrefix("harmonylite-") ? String(name.dropFirst("harmonylite-".count)) : name
+                processes.append(WatchedProcess(name: "n\(index + 1) \(role)", pid: pid))
+            }
+        }
+        return processes + [WatchedProcess(name: "benchmark", pid: getpid())]
+    }
+
     func stop() {
         for node in nodes where node.isRunning { kill(node.processIdentifier, SIGTERM) }
         for node in nodes { node.waitUntilExit() }
@@ -77,13 +104,10 @@ final class ReplicationRun {
     /// Writes for `seconds`, in transactions of `rowsPerTransaction`, at most `rate` rows per second (nil:
     /// as fast as it goes), then waits until node 2 has every row.
     func measure(label: String, seconds: Double, rowsPerTransaction: Int, rate: Double?) throws -> Result {
-        let writer = try SQLiteDatabase(existingPath: "\(directory)/node1.db")
-        try writer.execute("PRAGMA synchronous=NORMAL")
-        let insert = try writer.prepare("INSERT INTO bench(id, t_ns, payload) VALUES (?, ?, ?)")
-        let payload = SQLiteValue.text(String(repeating: "x", count: 100))
+        let writer = try Writer(path: "\(directory)/node1.db")
         let watcher = Watcher(path: "\(directory)/node2.db")
-        let thread = Thread { watcher.run() }
-        thread.start()
+        Thread { watcher.run() }.start()
+        let cpuAtStart = CPUSample(processes)
 
         // How long the application's transactions take while we capture and apply next to it.
         var transactionTimes = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
@@ -96,12 +120,12 @@ final class ReplicationRun {
                 if wait > 0 { usleep(UInt32(wait * 1_000_000)) }
             }
             let began = wallNanoseconds()
-            if rowsPerTransaction > 1 { try writer.execute("BEGIN") }
+            if rowsPerTransaction > 1 { try writer.database.execute("BEGIN") }
             for _ in 0..<rowsPerTransaction {
                 written += 1
-                try insert.run([.integer(Int64(written)), .integer(wallNanoseconds()), payload])
+                try writer.insert(id: written)
             }
-            if rowsPerTransaction > 1 { try writer.execute("COMMIT") }
+            if rowsPerTransaction > 1 { try writer.database.execute("COMMIT") }
             _ = transactionTimes.record(UInt64(max(0, wallNanoseconds() - began)) / 1000)
         }
         let writeSeconds = now() - start
@@ -112,6 +136,7 @@ final class ReplicationRun {
         }
         let allVisible = watcher.lastVisible - start
         watcher.stop()
+        let cpu = CPUWindow(from: cpuAtStart, to: CPUSample(processes))
         var usage: [ProcessUsage] = []
         for (index, node) in nodes.enumerated() {
             usage.append(ProcessUsage(pid: node.processIdentifier, name: "node\(index + 1) harmonylite")!)
@@ -120,18 +145,74 @@ final class ReplicationRun {
             }
         }
         return Result(label: label, rows: written, writeRate: Double(written) / writeSeconds, replicatedRate: Double(written) / allVisible,
-                      lag: watcher.histogram, transactionTimes: transactionTimes, usage: usage)
+                      lag: watcher.histogram, transactionTimes: transactionTimes, usage: usage, cpu: cpu)
+    }
+
+    /// Sits idle for `idleSeconds` (measuring every process's CPU over that window), then writes one row and
+    /// waits until node 2 has it; `writes` rows in all, the later ones each after `gapSeconds` of idle.
+    /// Node 2 is watched only while a row is on its way, so the idle window has no watcher polling.
+    func measureFirstWrites(idleSeconds: Double, gapSeconds: Double, writes: Int) throws -> IdleResult {
+        let writer = try Writer(path: "\(directory)/node1.db")
+        let cpuAtStart = CPUSample(processes)
+        Thread.sleep(forTimeInterval: idleSeconds)
+        let cpu = CPUWindow(from: cpuAtStart, to: CPUSample(processes))
+        var lags: [UInt64] = []
+        var lag = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
+        for written in 1...writes {
+            if written > 1 { Thread.sleep(forTimeInterval: gapSeconds) }
+            let rowLag = try lagOfOneRow(writer: writer, id: written)
+            lags.append(rowLag)
+            _ = lag.record(rowLag)
+        }
+        return IdleResult(cpu: cpu, lags: lags, lag: lag)
+    }
+
+    /// Writes row `id` (the rows before it are on node 2 already) and returns its commit→visible lag in µs.
+    private func lagOfOneRow(writer: Writer, id: Int) throws -> UInt64 {
+        let watcher = Watcher(path: "\(directory)/node2.db", after: Int64(id - 1))
+        Thread { watcher.run() }.start()
+        defer { watcher.stop() }
+        try writer.insert(id: id)
+        let deadline = now() + 120
+        while watcher.seen < 1 {
+            guard now() < deadline else { throw BenchmarkError("row \(id) is not on node 2 after 120 s") }
+            usleep(1000)
+        }
+        return watcher.histogram.max
     }
 }
 
-/// Polls node 2's arrivals every millisecond for rows it has not seen; for each, records now minus its
-/// commit time.
+/// The application on node 1: inserts rows carrying their commit time and a 100-byte payload.
+struct Writer {
+    let database: SQLiteDatabase
+    private let statement: SQLiteStatement
+    private let payload = SQLiteValue.text(String(repeating: "x", count: 100))
+
+    init(path: String) throws {
+        database = try SQLiteDatabase(existingPath: path)
+        try database.execute("PRAGMA synchronous=NORMAL")
+        statement = try database.prepare("INSERT INTO bench(id, t_ns, payload) VALUES (?, ?, ?)")
+    }
+
+    func insert(id: Int) throws {
+        try statement.run([.integer(Int64(id)), .integer(wallNanoseconds()), payload])
+    }
+}
+
+/// Polls node 2's arrivals every `pollMicroseconds` for rows after `after` it has not seen; for each, records
+/// now minus its commit time. Every lag it records includes up to one polling interval (plus the sleep's
+/// timer slack, ~0.05 ms).
 final class Watcher: @unchecked Sendable {
+    static let pollMicroseconds: UInt32 = 200
     private let path: String
+    private let after: Int64
     private let state = Mutex<(seen: Int, lastVisible: Double, stopped: Bool)>((0, 0, false))
     private let lagHistogram = Mutex(Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three))
 
-    init(path: String) { self.path = path }
+    init(path: String, after: Int64 = 0) {
+        self.path = path
+        self.after = after
+    }
 
     var seen: Int { state.withLock { $0.seen } }
     var lastVisible: Double { state.withLock { $0.lastVisible } }
@@ -140,7 +221,7 @@ final class Watcher: @unchecked Sendable {
 
     func run() {
         guard let database = try? SQLiteDatabase(existingPath: path), let query = try? database.prepare("SELECT rowid, t_ns FROM arrivals WHERE rowid > ? ORDER BY rowid") else { return }
-        var highest: Int64 = 0
+        var highest = after
         while !state.withLock({ $0.stopped }) {
             let rows = (try? query.all([.integer(highest)])) ?? []
             let visibleAt = wallNanoseconds()
@@ -155,7 +236,7 @@ final class Watcher: @unchecked Sendable {
                 let count = rows.count
                 state.withLock { $0.seen += count; $0.lastVisible = visibleMonotonic }
             }
-            usleep(1000)
+            usleep(Watcher.pollMicroseconds)
         }
     }
 }
