@@ -3,6 +3,7 @@ import IPC
 /// When the broker connects to NATS, checks the shard streams and starts the applier's consumers, with no
 /// I/O: feed it the loop's `now` and what the glue observed, carry out the actions it returns, ask
 /// `nextDeadline` before waiting. Every deadline is a value in its state, so reading it again never moves it.
+/// A failure reported with a `now` later than the tick's (the NATS call blocked) spaces the next try from it.
 ///
 /// - First connection: at most `connectAttempts` attempts, `reconnectWait` apart; then `giveUp`. Once
 ///   connected, libnats reconnects by itself forever; the link going down and up is announced.
@@ -121,7 +122,8 @@ public struct JetStreamSchedule: Sendable {
         return tick(now: now, linkUp: linkUp)
     }
 
-    /// The `connect` action failed with `reason`.
+    /// The `connect` action failed with `reason` at `now` (an attempt can take seconds: the next one is
+    /// spaced from the end of this one).
     public mutating func connectFailed(reason: String, now: Double) -> [Action] {
         guard case .connecting(let attempts, _) = link else { return [] }
         guard attempts < settings.connectAttempts else {
@@ -145,8 +147,9 @@ public struct JetStreamSchedule: Sendable {
         return actions
     }
 
-    /// The `prepareStreams` action failed; checked again at the next interval.
-    public mutating func streamsNotReady(reason: String) -> [Action] {
+    /// The `prepareStreams` action failed at `now`; checked again an interval later.
+    public mutating func streamsNotReady(reason: String, now: Double) -> [Action] {
+        streamsCheckAt = max(streamsCheckAt, now + settings.streamsRecheckInterval)
         guard reason != announcedStreamsProblem else { return [] }
         announcedStreamsProblem = reason
         return [.announceWaitingForJetStream(reason: reason)]
@@ -166,7 +169,7 @@ public struct JetStreamSchedule: Sendable {
         consumersRetryAt = nil
     }
 
-    /// The `startConsumers` action failed: tried again after `consumersRetryDelay`.
+    /// The `startConsumers` action failed at `now`: tried again `consumersRetryDelay` later.
     public mutating func consumersFailed(reason: String, now: Double) -> [Action] {
         guard pendingSubscription != nil else { return [] }
         consumersRetryAt = now + settings.consumersRetryDelay

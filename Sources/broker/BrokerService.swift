@@ -109,13 +109,17 @@ final class BrokerService: WorkerLoopHandler {
         for action in actions {
             switch action {
             case .connect:
+                let connection: NATSConnection
                 do {
-                    let connection = try NATSConnection.connect(settings)
-                    self.connection = connection
-                    try perform(schedule.connected(now: now, linkUp: connection.isConnected), now: now)
+                    connection = try NATSConnection.connect(settings)
                 } catch {
-                    try perform(schedule.connectFailed(reason: "\(error)", now: now), now: now)
+                    // Connecting can block for seconds: the schedule spaces the next attempt from its end.
+                    let failedAt = monotonicSeconds()
+                    try perform(schedule.connectFailed(reason: "\(error)", now: failedAt), now: failedAt)
+                    continue
                 }
+                self.connection = connection
+                try perform(schedule.connected(now: now, linkUp: connection.isConnected), now: now)
             case .connectAttemptFailed(let attempt, let maximum, let reason, let retryIn):
                 logger.warning("connecting to NATS failed", metadata: ["urls": "\(redactedURLs)", "attempt": "\(attempt) of \(maximum)", "retry_in_s": "\(retryIn)", "error": "\(reason)"])
                 try? runtime.reportStatus("connecting to NATS: \(reason)")
@@ -129,10 +133,12 @@ final class BrokerService: WorkerLoopHandler {
             case .prepareStreams:
                 do {
                     try prepareStreams()
-                    try perform(schedule.streamsPrepared(), now: now)
                 } catch {
-                    try perform(schedule.streamsNotReady(reason: "\(error)"), now: now)
+                    let failedAt = monotonicSeconds()
+                    try perform(schedule.streamsNotReady(reason: "\(error)", now: failedAt), now: failedAt)
+                    continue
                 }
+                try perform(schedule.streamsPrepared(), now: now)
             case .reportReady:
                 try runtime.reportReady("JetStream answering at \(redactedURLs); \(config.replicationLog.shards) shard stream(s) ready")
             case .announceWaitingForJetStream(let reason):
@@ -145,7 +151,8 @@ final class BrokerService: WorkerLoopHandler {
                     logger.info("consuming shard streams for the applier", metadata: ["streams": "\(fetchers.count)"])
                 } catch {
                     stopFetchers()
-                    try perform(schedule.consumersFailed(reason: "\(error)", now: now), now: now)
+                    let failedAt = monotonicSeconds()
+                    try perform(schedule.consumersFailed(reason: "\(error)", now: failedAt), now: failedAt)
                 }
             case .announceConsumersNotStarted(let reason, let retryIn):
                 logger.warning("cannot create consumers yet", metadata: ["retry_in_s": "\(retryIn)", "error": "\(reason)"])

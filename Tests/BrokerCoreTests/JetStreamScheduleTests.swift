@@ -26,10 +26,12 @@ import Testing
         #expect(schedule.nextDeadline == 102)
         #expect(schedule.tick(now: 101.9, linkUp: false).isEmpty)
         #expect(schedule.tick(now: 102, linkUp: false) == [.connect(attempt: 2, of: 3)])
-        _ = schedule.connectFailed(reason: "no servers", now: 102)
-        #expect(schedule.tick(now: 104, linkUp: false) == [.connect(attempt: 3, of: 3)])
+        // An attempt that blocked for 1.5 s: the next one is still `reconnectWait` after it ended.
+        _ = schedule.connectFailed(reason: "no servers", now: 103.5)
+        #expect(schedule.nextDeadline == 105.5)
+        #expect(schedule.tick(now: 105.5, linkUp: false) == [.connect(attempt: 3, of: 3)])
 
-        let actions = schedule.connectFailed(reason: "no servers", now: 104)
+        let actions = schedule.connectFailed(reason: "no servers", now: 105.5)
 
         #expect(actions == [.giveUp(reason: "could not connect to NATS at nats://xxxxx@nats.example:4222 in 3 attempts (nats.connect_retries): no servers")])
         #expect(schedule.nextDeadline == nil)
@@ -59,7 +61,7 @@ import Testing
         var schedule = schedule()
         _ = schedule.tick(now: 100, linkUp: false)
         _ = schedule.connected(now: 100, linkUp: true)
-        #expect(schedule.streamsNotReady(reason: "no responders") == [.announceWaitingForJetStream(reason: "no responders")])
+        #expect(schedule.streamsNotReady(reason: "no responders", now: 100) == [.announceWaitingForJetStream(reason: "no responders")])
 
         let deadline = schedule.nextDeadline
         #expect(deadline == 100.5)
@@ -71,8 +73,12 @@ import Testing
         #expect(schedule.tick(now: 100.5, linkUp: true) == [.prepareStreams])
         #expect(schedule.nextDeadline == 101)
         // The same problem again is not announced again; a new one is.
-        #expect(schedule.streamsNotReady(reason: "no responders").isEmpty)
-        #expect(schedule.streamsNotReady(reason: "timeout") == [.announceWaitingForJetStream(reason: "timeout")])
+        #expect(schedule.streamsNotReady(reason: "no responders", now: 100.5).isEmpty)
+        #expect(schedule.nextDeadline == 101)
+        #expect(schedule.tick(now: 101, linkUp: true) == [.prepareStreams])
+        // A check that blocked for 2 s: the next one is an interval after it ended, not at once.
+        #expect(schedule.streamsNotReady(reason: "timeout", now: 103) == [.announceWaitingForJetStream(reason: "timeout")])
+        #expect(schedule.nextDeadline == 103.5)
     }
 
     @Test func whileTheLinkIsDownTheStreamCheckWaitsButItsDeadlineStillMovesOn() {
