@@ -47,7 +47,8 @@ public struct JetStreamSchedule: Sendable {
         case announceWaitingForJetStream(reason: String)
         /// Create the shard consumers after `cursor`; report with `consumersStarted` or `consumersFailed`.
         case startConsumers(after: [DataMessage.Position])
-        /// Creating the consumers failed; they are tried again `retryIn` seconds later.
+        /// Creating the consumers failed for a reason not announced before; they are tried again `retryIn`
+        /// seconds later (and every `consumersRetryDelay` after that).
         case announceConsumersNotStarted(reason: String, retryIn: Double)
     }
 
@@ -68,6 +69,7 @@ public struct JetStreamSchedule: Sendable {
     /// The applier's cursor while its consumers are not running.
     public private(set) var pendingSubscription: [DataMessage.Position]?
     private(set) var consumersRetryAt: Double?
+    private var announcedConsumersProblem: String?
 
     public init(settings: Settings, now: Double) {
         self.settings = settings
@@ -167,12 +169,15 @@ public struct JetStreamSchedule: Sendable {
     public mutating func consumersStarted() {
         pendingSubscription = nil
         consumersRetryAt = nil
+        announcedConsumersProblem = nil
     }
 
     /// The `startConsumers` action failed at `now`: tried again `consumersRetryDelay` later.
     public mutating func consumersFailed(reason: String, now: Double) -> [Action] {
         guard pendingSubscription != nil else { return [] }
         consumersRetryAt = now + settings.consumersRetryDelay
+        guard reason != announcedConsumersProblem else { return [] }
+        announcedConsumersProblem = reason
         return [.announceConsumersNotStarted(reason: reason, retryIn: settings.consumersRetryDelay)]
     }
 
@@ -180,5 +185,6 @@ public struct JetStreamSchedule: Sendable {
     public mutating func applierDisconnected() {
         pendingSubscription = nil
         consumersRetryAt = nil
+        announcedConsumersProblem = nil
     }
 }

@@ -126,7 +126,9 @@ import Testing
         #expect(schedule.tick(now: 111, linkUp: true) == [.startConsumers(after: cursor)])
         // Not twice for one failure.
         #expect(schedule.tick(now: 111.5, linkUp: true).isEmpty)
-        _ = schedule.consumersFailed(reason: "stream not found", now: 111)
+        // The same failure again is retried without being announced again.
+        #expect(schedule.consumersFailed(reason: "stream not found", now: 111).isEmpty)
+        #expect(schedule.nextDeadline == 112)
         #expect(schedule.tick(now: 112, linkUp: true) == [.startConsumers(after: cursor)])
         schedule.consumersStarted()
         #expect(schedule.nextDeadline == nil)
