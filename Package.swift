@@ -48,6 +48,7 @@ let package = Package(
         .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig", "Digests", "NKeys"]),
         // Pure cores of the workers: events in, actions out, time passed in; no I/O.
         .target(name: "CapturePipeline", dependencies: ["IPC"]),
+        .target(name: "BrokerCore", dependencies: ["IPC"]),
         .target(
             name: "WorkerRuntime",
             dependencies: ["IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]
@@ -65,7 +66,7 @@ let package = Package(
         ),
         .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "BrokerCore", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", .product(name: "Logging", package: "swift-log")]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
         .executableTarget(
@@ -83,6 +84,7 @@ let package = Package(
         .testTarget(name: "NKeysTests", dependencies: ["NKeys", "TestSupport"]),
         .testTarget(name: "WorkerRuntimeTests", dependencies: ["WorkerRuntime"]),
         .testTarget(name: "CapturePipelineTests", dependencies: ["CapturePipeline", "IPC"]),
+        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "IPC"]),
         .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",

@@ -1,3 +1,4 @@
+import BrokerCore
 import HarmonyConfig
 import IPC
 import Logging
@@ -9,10 +10,12 @@ import WorkerRuntime
 import Glibc
 #endif
 
-/// The broker's work, driven by the worker loop on the main thread. Connects to NATS (bounded attempts at
-/// first, then libnats reconnects forever), makes sure the shard streams exist, and serves the data socket:
-/// publishes from the capturer (confirmed only once JetStream acknowledged them), deliveries to the applier
-/// (only against its credit, acknowledged to JetStream only once it committed them).
+/// The broker's work, driven by the worker loop on the main thread: thin I/O glue around two pure cores.
+/// `JetStreamSchedule` decides when to connect to NATS (bounded attempts at first, then libnats
+/// reconnects forever), check the shard streams and start the applier's consumers; `PublishCorrelation`
+/// decides which of the capturer's batches each JetStream acknowledgement confirms. This carries out their
+/// actions: NATS calls, the data socket, logs. Deliveries to the applier go only against its credit and are
+/// acknowledged to JetStream only once it committed them.
 final class BrokerService: WorkerLoopHandler {
     private let runtime: WorkerRuntime
     private let config: Configuration
@@ -22,26 +25,19 @@ final class BrokerService: WorkerLoopHandler {
     private let acks = PublishAcks()
 
     private var connection: NATSConnection?
-    private var attempts = 0
-    private var nextAttempt = monotonicSeconds()
-    private var wasConnected = false
-    private var streamsReady = false
-    private var lastProblem = ""
+    private var schedule: JetStreamSchedule
+    private var correlation = PublishCorrelation()
 
     private let listener: Int32
     private var peers: [Int32: Peer] = [:]
     private var capturer: Int32?
     private var applier: Int32?
-    /// Nats-Msg-Id → the capturer's batch ids waiting for that acknowledgement.
-    private var pendingPublishes: [String: [UInt64]] = [:]
 
     private let deliveries = DeliveryQueue()
+    /// The connected applier's credit.
     private var credit = Credit()
     private var fetchers: [String: ShardFetcher] = [:]
-    private var wantedSubscription: [DataMessage.Position]?
 
-    private var published: Int64 = 0
-    private var publishFailures: Int64 = 0
     private var delivered: Int64 = 0
 
     private final class Peer {
@@ -57,12 +53,16 @@ final class BrokerService: WorkerLoopHandler {
         settings = try ConnectionSettings(configuration: config, name: config.nodeName, heartbeatTimeout: config.workers["broker", default: WorkerSettings()].heartbeatTimeout)
         settings.publishAcks = acks
         redactedURLs = config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")
+        schedule = JetStreamSchedule(
+            settings: .init(redactedURLs: redactedURLs, connectRetries: config.nats.connectRetries, reconnectWaitSeconds: config.nats.reconnectWaitSeconds),
+            now: monotonicSeconds()
+        )
         listener = try UnixSocket.listen(path: runtime.runDirectory + "/" + ControlChannel.dataSocketName)
         try UnixSocket.setNonBlocking(listener)
     }
 
     func drain() {
-        fetchers.values.forEach { $0.stop() }
+        stopFetchers()
         close(listener)
     }
 
@@ -78,11 +78,11 @@ final class BrokerService: WorkerLoopHandler {
         return list
     }
 
-    var nextDeadline: Double? { connection == nil ? nextAttempt : (streamsReady ? nil : monotonicSeconds() + 0.5) }
+    var nextDeadline: Double? { schedule.nextDeadline }
 
     var counters: [ControlMessage.Counter] {
-        [.init("nats_connected", connection?.isConnected == true ? 1 : 0), .init("published_batches", published),
-         .init("publish_failures", publishFailures), .init("delivered_messages", delivered)]
+        [.init("nats_connected", connection?.isConnected == true ? 1 : 0), .init("published_batches", correlation.confirmedBatches),
+         .init("publish_failures", correlation.failedBatches), .init("delivered_messages", delivered)]
     }
 
     func handle(readable: [pollfd], now: Double) throws {
@@ -91,64 +91,81 @@ final class BrokerService: WorkerLoopHandler {
             case listener: acceptPeers()
             case acks.wakeDescriptor: forwardAcknowledgements()
             case deliveries.wakeDescriptor: forwardDeliveries()
-            default: servicePeer(descriptor.fd)
+            default: try servicePeer(descriptor.fd, now: now)
             }
         }
     }
 
     func tick(now: Double) throws {
-        if connection == nil { try connectIfDue() }
-        guard let connection else { return }
-        let connected = connection.isConnected
-        if connected != wasConnected {
-            wasConnected = connected
-            if connected {
-                logger.info("connected to NATS at \(redactedURLs)")
-            } else {
-                logger.warning("disconnected from NATS; reconnecting every \(config.nats.reconnectWaitSeconds) s; publishes wait")
-                try? runtime.reportStatus("NATS disconnected, reconnecting")
-            }
-        }
-        if connected && !streamsReady { prepareStreams(connection) }
+        try perform(schedule.tick(now: now, linkUp: connection?.isConnected == true), now: now)
         for fetcher in fetchers.values {
-            if let failure = fetcher.takeFailure() { logger.warning("consuming \(fetcher.stream): \(failure)") }
+            if let failure = fetcher.takeFailure() { logger.warning("consuming a shard stream failed", metadata: ["stream": "\(fetcher.stream)", "error": "\(failure)"]) }
         }
     }
 
     // MARK: NATS
 
-    private func connectIfDue() throws {
-        guard monotonicSeconds() >= nextAttempt else { return }
-        attempts += 1
-        let maximum = max(1, config.nats.connectRetries)
-        do {
-            connection = try NATSConnection.connect(settings)
-        } catch {
-            logger.warning("connecting to NATS at \(redactedURLs), attempt \(attempts) of \(maximum): \(error)")
-            guard attempts < maximum else {
-                throw WorkerExit.failed("could not connect to NATS at \(redactedURLs) in \(maximum) attempts (nats.connect_retries): \(error)")
+    private func perform(_ actions: [JetStreamSchedule.Action], now: Double) throws {
+        for action in actions {
+            switch action {
+            case .connect:
+                let connection: NATSConnection
+                do {
+                    connection = try NATSConnection.connect(settings)
+                } catch {
+                    // Connecting can block for seconds: the schedule spaces the next attempt from its end.
+                    let failedAt = monotonicSeconds()
+                    try perform(schedule.connectFailed(reason: "\(error)", now: failedAt), now: failedAt)
+                    continue
+                }
+                self.connection = connection
+                try perform(schedule.connected(now: now, linkUp: connection.isConnected), now: now)
+            case .connectAttemptFailed(let attempt, let maximum, let reason, let retryIn):
+                logger.warning("connecting to NATS failed", metadata: ["urls": "\(redactedURLs)", "attempt": "\(attempt) of \(maximum)", "retry_in_s": "\(retryIn)", "error": "\(reason)"])
+                try? runtime.reportStatus("connecting to NATS: \(reason)")
+            case .giveUp(let reason):
+                throw WorkerExit.failed(reason)
+            case .announceLinkUp:
+                logger.info("connected to NATS", metadata: ["urls": "\(redactedURLs)"])
+            case .announceLinkDown:
+                logger.warning("disconnected from NATS; reconnecting; publishes wait", metadata: ["reconnect_wait_s": "\(config.nats.reconnectWaitSeconds)"])
+                try? runtime.reportStatus("NATS disconnected, reconnecting")
+            case .prepareStreams:
+                do {
+                    try prepareStreams()
+                } catch {
+                    let failedAt = monotonicSeconds()
+                    try perform(schedule.streamsNotReady(reason: "\(error)", now: failedAt), now: failedAt)
+                    continue
+                }
+                try perform(schedule.streamsPrepared(), now: now)
+            case .reportReady:
+                try runtime.reportReady("JetStream answering at \(redactedURLs); \(config.replicationLog.shards) shard stream(s) ready")
+            case .announceWaitingForJetStream(let reason):
+                logger.warning("waiting for JetStream", metadata: ["error": "\(reason)"])
+                try? runtime.reportStatus("waiting for JetStream: \(reason)")
+            case .startConsumers(let cursor):
+                do {
+                    try startConsumers(after: cursor)
+                    schedule.consumersStarted()
+                    logger.info("consuming shard streams for the applier", metadata: ["streams": "\(fetchers.count)"])
+                } catch {
+                    stopFetchers()
+                    let failedAt = monotonicSeconds()
+                    try perform(schedule.consumersFailed(reason: "\(error)", now: failedAt), now: failedAt)
+                }
+            case .announceConsumersNotStarted(let reason, let retryIn):
+                logger.warning("cannot create consumers yet", metadata: ["retry_in_s": "\(retryIn)", "error": "\(reason)"])
             }
-            try? runtime.reportStatus("connecting to NATS: \(error)")
-            nextAttempt = monotonicSeconds() + Double(max(1, config.nats.reconnectWaitSeconds))
         }
     }
 
     /// Streams `<stream_prefix>-<n>` on subjects `<subject_prefix>-<n>`, n = 1…shards. HarmonyLite renamed
     /// the stream with `-c-` when compressing; our messages say whether they are compressed, so one name serves.
-    private func prepareStreams(_ connection: NATSConnection) {
-        do {
-            for shard in 1...config.replicationLog.shards {
-                _ = try connection.ensureStream(streamSpecification(shard), updateExisting: config.replicationLog.updateExisting)
-            }
-            streamsReady = true
-            try runtime.reportReady("JetStream answering at \(redactedURLs); \(config.replicationLog.shards) shard stream(s) ready")
-            if let cursor = wantedSubscription { startConsumers(after: cursor) }
-        } catch {
-            if "\(error)" != lastProblem {
-                lastProblem = "\(error)"
-                logger.warning("waiting for JetStream: \(error)")
-                try? runtime.reportStatus("waiting for JetStream: \(error)")
-            }
+    private func prepareStreams() throws {
+        guard let connection else { return }
+        for shard in 1...config.replicationLog.shards {
+            _ = try connection.ensureStream(streamSpecification(shard), updateExisting: config.replicationLog.updateExisting)
         }
     }
 
@@ -161,32 +178,29 @@ final class BrokerService: WorkerLoopHandler {
         )
     }
 
-    private func startConsumers(after cursor: [DataMessage.Position]) {
+    private func startConsumers(after cursor: [DataMessage.Position]) throws {
         guard let connection else { return }
+        stopFetchers()
+        let positions = Dictionary(cursor.map { ($0.stream, $0.sequence) }, uniquingKeysWith: max)
+        for shard in 1...config.replicationLog.shards {
+            let spec = streamSpecification(shard)
+            let after = positions[spec.name] ?? 0
+            let state = try connection.streamState(spec.name)
+            if state.messages > 0 && after + 1 < state.firstSequence {
+                logger.error("a shard stream no longer holds messages this node has not applied: it needs a snapshot restore (messages are kept up to replication_log.max_entries)",
+                             metadata: ["stream": "\(spec.name)", "missing": "\(after + 1)…\(state.firstSequence - 1)"])
+            }
+            let consumer = try PullConsumer(connection: connection, stream: spec.name, subject: spec.subject, durable: "\(config.nodeName)-\(shard)", afterSequence: after)
+            let fetcher = ShardFetcher(stream: spec.name, consumer: consumer, credit: credit)
+            // The capturer keeps messages under 256 KiB: 32 of them stay well inside one IPC frame.
+            fetcher.start(queue: deliveries, batchSize: 32)
+            fetchers[spec.name] = fetcher
+        }
+    }
+
+    private func stopFetchers() {
         fetchers.values.forEach { $0.stop() }
         fetchers.removeAll()
-        credit = Credit()
-        let positions = Dictionary(cursor.map { ($0.stream, $0.sequence) }, uniquingKeysWith: max)
-        do {
-            for shard in 1...config.replicationLog.shards {
-                let spec = streamSpecification(shard)
-                let after = positions[spec.name] ?? 0
-                let state = try connection.streamState(spec.name)
-                if state.messages > 0 && after + 1 < state.firstSequence {
-                    logger.error("\(spec.name) no longer holds messages \(after + 1)…\(state.firstSequence - 1) this node has not applied: it needs a snapshot restore (messages are kept up to replication_log.max_entries)")
-                }
-                let consumer = try PullConsumer(connection: connection, stream: spec.name, subject: spec.subject, durable: "\(config.nodeName)-\(shard)", afterSequence: after)
-                let fetcher = ShardFetcher(stream: spec.name, consumer: consumer)
-                // The capturer keeps messages under 256 KiB: 32 of them stay well inside one IPC frame.
-                fetcher.start(credit: credit, queue: deliveries, batchSize: 32)
-                fetchers[spec.name] = fetcher
-            }
-            wantedSubscription = nil
-            logger.info("consuming \(fetchers.count) shard stream(s) for the applier")
-        } catch {
-            logger.warning("cannot create consumers yet: \(error)")
-            wantedSubscription = cursor
-        }
     }
 
     // MARK: data socket
@@ -201,26 +215,45 @@ final class BrokerService: WorkerLoopHandler {
         }
     }
 
-    private func servicePeer(_ fd: Int32) {
+    private func servicePeer(_ fd: Int32, now: Double) throws {
         guard let peer = peers[fd] else { return }
+        let messages: [DataMessage]
         do {
             try peer.connection.flush()
-            for frame in try peer.connection.readAvailable() { try handle(try DataMessage(frame: frame), from: peer, fd: fd) }
+            messages = try peer.connection.readAvailable().map { frame throws(IPCError) in try DataMessage(frame: frame) }
         } catch {
-            if error.kind != .connectionClosed { logger.warning("data connection: \(error); closing it") }
+            if error.kind != .connectionClosed { logger.warning("data connection failed; closing it", metadata: ["error": "\(error)"]) }
             drop(fd)
+            return
+        }
+        for message in messages {
+            do {
+                try handle(message, from: peer, fd: fd, now: now)
+            } catch let error as IPCError {
+                logger.warning("data connection failed; closing it", metadata: ["error": "\(error)"])
+                drop(fd)
+                return
+            }
         }
     }
 
-    private func handle(_ message: DataMessage, from peer: Peer, fd: Int32) throws(IPCError) {
+    private func handle(_ message: DataMessage, from peer: Peer, fd: Int32, now: Double) throws {
         switch (peer.role, message) {
         case (nil, .hello(let role)):
             peer.role = role
-            if role == .capturer { capturer = fd } else { applier = fd }
+            switch role {
+            case .capturer:
+                capturer = fd
+                correlation.capturerConnected()
+            case .applier:
+                applier = fd
+                // Its credit, granted right after its subscription, must survive consumers started later.
+                credit = Credit()
+            }
         case (.capturer, .publish(let publish)):
             publishBatch(publish)
         case (.applier, .subscribe(let cursor)):
-            if streamsReady { startConsumers(after: cursor) } else { wantedSubscription = cursor }
+            try perform(schedule.subscribeRequested(after: cursor), now: now)
         case (.applier, .credit(let count)):
             credit.grant(count)
         case (.applier, .applied(let position)):
@@ -231,33 +264,28 @@ final class BrokerService: WorkerLoopHandler {
     }
 
     private func publishBatch(_ publish: DataMessage.Publish) {
-        guard let connection, streamsReady else {
-            reply(to: capturer, .publishFailed(batchID: publish.batchID, reason: "JetStream is not ready"))
-            return
-        }
-        do {
-            try connection.publishAsync(subject: "\(config.nats.subjectPrefix)-\(publish.shard)", payload: publish.payload, messageID: publish.messageID)
-            pendingPublishes[publish.messageID, default: []].append(publish.batchID)
-        } catch {
-            publishFailures += 1
-            reply(to: capturer, .publishFailed(batchID: publish.batchID, reason: "\(error)"))
+        // Streams are only ever ready on a connection.
+        let connection = schedule.streamsReady ? self.connection : nil
+        switch correlation.publishRequested(publish, jetStreamReady: connection != nil) {
+        case .reply(let answer):
+            reply(to: capturer, answer)
+        case .send(let publish):
+            guard let connection else { return }
+            do {
+                try connection.publishAsync(subject: "\(config.nats.subjectPrefix)-\(publish.shard)", payload: publish.payload, messageID: publish.messageID)
+            } catch {
+                reply(to: capturer, correlation.notSent(publish, reason: "\(error)"))
+            }
         }
     }
 
     private func forwardAcknowledgements() {
         for result in acks.drain() {
-            switch result {
-            case .stored(let messageID, let stream, let sequence, _):
-                for batch in pendingPublishes.removeValue(forKey: messageID) ?? [] {
-                    published += 1
-                    reply(to: capturer, .published(batchID: batch, stream: stream, sequence: sequence))
-                }
-            case .failed(let messageID, let reason):
-                for batch in pendingPublishes.removeValue(forKey: messageID) ?? [] {
-                    publishFailures += 1
-                    reply(to: capturer, .publishFailed(batchID: batch, reason: reason))
-                }
+            let answers = switch result {
+            case .stored(let messageID, let stream, let sequence, _): correlation.stored(messageID: messageID, stream: stream, sequence: sequence)
+            case .failed(let messageID, let reason): correlation.failed(messageID: messageID, reason: reason)
             }
+            answers.forEach { reply(to: capturer, $0) }
         }
     }
 
@@ -277,11 +305,14 @@ final class BrokerService: WorkerLoopHandler {
     private func drop(_ fd: Int32) {
         peers[fd]?.connection.close()
         peers[fd] = nil
-        if capturer == fd { capturer = nil }
+        if capturer == fd {
+            capturer = nil
+            correlation.capturerDisconnected()
+        }
         if applier == fd {
             applier = nil
-            fetchers.values.forEach { $0.stop() }
-            fetchers.removeAll()
+            schedule.applierDisconnected()
+            stopFetchers()
         }
     }
 }

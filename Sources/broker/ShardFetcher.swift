@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import IPC
 import NATSClient
@@ -14,38 +13,67 @@ import Glibc
 typealias DeliveryQueue = EventQueue<[DataMessage.Delivery]>
 
 /// The applier's credit: how many more fetched batches it will take. Fetchers wait on it, so the broker
-/// never fetches more than the applier asked for.
-final class Credit: Sendable {
-    private let semaphore = DispatchSemaphore(value: 0)
+/// never fetches more than the applier asked for. It belongs to the applier's connection and outlives
+/// the fetchers, which give back what they took and could not fill when they stop.
+final class Credit: @unchecked Sendable {
+    // `units` is guarded by `condition`.
+    private let condition = NSCondition()
+    private var units = 0
 
-    func grant(_ count: UInt32) { for _ in 0..<count { semaphore.signal() } }
+    func grant(_ count: UInt32) {
+        condition.lock()
+        units += Int(count)
+        condition.broadcast()
+        condition.unlock()
+    }
 
-    /// Takes one unit, waiting at most `seconds`.
-    func take(waiting seconds: Double) -> Bool { semaphore.wait(timeout: .now() + seconds) == .success }
+    /// Takes one unit, waiting as long as it takes; false once `stopped` says so (checked whenever the
+    /// waiters are woken, see `wakeWaiters`).
+    func take(unless stopped: () -> Bool) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while units == 0 && !stopped() { condition.wait() }
+        guard !stopped() else { return false }
+        units -= 1
+        return true
+    }
+
+    /// Wakes every waiting fetcher to check whether it was stopped.
+    func wakeWaiters() {
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
+    }
 }
 
 /// One thread per shard: fetches from the shard's pull consumer while the applier has credit, and queues
-/// what it got for the main loop.
+/// what it got for the main loop. Idle, a thread sleeps on the credit (without a timeout: `stop` wakes it)
+/// or in one long poll of `longPollMilliseconds`, which ends the moment a message arrives.
 final class ShardFetcher: Sendable {
+    static let longPollMilliseconds: Int64 = 5_000
+
     let stream: String
     let consumer: PullConsumer
+    private let credit: Credit
     private let stopped = Atomic<Bool>(false)
     private let failures = Mutex<String?>(nil)
 
-    init(stream: String, consumer: PullConsumer) {
+    init(stream: String, consumer: PullConsumer, credit: Credit) {
         self.stream = stream
         self.consumer = consumer
+        self.credit = credit
     }
 
-    func start(credit: Credit, queue: DeliveryQueue, batchSize: Int) {
+    func start(queue: DeliveryQueue, batchSize: Int) {
         let thread = Thread { [self] in
-            while !stopped.load(ordering: .relaxed) {
-                guard credit.take(waiting: 0.2) else { continue }
+            while credit.take(unless: { stopped.load(ordering: .relaxed) }) {
                 var delivered = false
                 while !delivered && !stopped.load(ordering: .relaxed) {
                     do {
-                        let messages = try consumer.fetch(maximum: batchSize, waitMilliseconds: 1_000)
-                        guard !messages.isEmpty else { continue }
+                        let messages = try consumer.fetch(maximum: batchSize, waitMilliseconds: Self.longPollMilliseconds)
+                        // A fetcher stopped during its long poll hands nothing on: a newer fetcher may serve
+                        // the applier by now, and these messages are delivered again from its cursor.
+                        guard !messages.isEmpty, !stopped.load(ordering: .relaxed) else { continue }
                         queue.push(messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, payload: $0.payload) })
                         delivered = true
                     } catch {
@@ -60,7 +88,11 @@ final class ShardFetcher: Sendable {
         thread.start()
     }
 
-    func stop() { stopped.store(true, ordering: .relaxed) }
+    /// Ends the thread: at once when it waits for credit, else after its current fetch.
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        credit.wakeWaiters()
+    }
 
     /// The last fetch error since asked, if any.
     func takeFailure() -> String? { failures.withLock { taken in defer { taken = nil }; return taken } }
