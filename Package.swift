@@ -46,6 +46,8 @@ let package = Package(
         .target(name: "CurlTransfer", dependencies: ["CCurl", "HarmonyConfig"]),
         .target(name: "Digests", dependencies: ["COpenSSL"]),
         .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig", "Digests", "NKeys"]),
+        // The snapshotter's decisions, with no I/O.
+        .target(name: "SnapshotPlanner"),
         .target(
             name: "WorkerRuntime",
             dependencies: ["IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]
@@ -80,6 +82,7 @@ let package = Package(
         .testTarget(name: "ChangeLogTests", dependencies: ["ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "NKeysTests", dependencies: ["NKeys", "TestSupport"]),
         .testTarget(name: "WorkerRuntimeTests", dependencies: ["WorkerRuntime"]),
+        .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner"]),
         .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",
