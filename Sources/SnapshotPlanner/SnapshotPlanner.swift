@@ -90,8 +90,9 @@ public struct SnapshotPlanner: Sendable {
             phase = .disabled
             return readyActions("snapshots disabled: none are saved or restored")
         }
+        // Connecting is the first tick's work, not the start's: the loop heartbeats meanwhile.
         phase = .connecting(retryAt: now)
-        return [.connect]
+        return []
     }
 
     /// Timed work: called at every heartbeat and once `nextDeadline` has passed.

@@ -38,13 +38,18 @@ struct PlannerHarness {
         self.now = now
     }
 
-    mutating func start() { execute(planner.start(now: now)) }
+    /// Starts the planner and runs the loop's first wake-up.
+    mutating func start() {
+        execute(planner.start(now: now))
+        run(until: now)
+    }
 
-    /// Runs the loop until `end`.
+    /// Runs the loop until `end`. A deadline in the past with nothing due is recorded and skipped to the
+    /// next heartbeat (the real loop would spin there).
     mutating func run(until end: Double) {
         var nextHeartbeat = now
         while now <= end {
-            let deadline = planner.nextDeadline
+            let deadline = planner.nextDeadline.flatMap { pastDeadlinesWithNothingDue.last == now ? nil : $0 }
             let wakeAt = min(nextHeartbeat, deadline ?? .infinity)
             guard wakeAt <= end else { now = end; return }
             now = max(now, wakeAt)
