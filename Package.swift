@@ -49,6 +49,7 @@ let package = Package(
         // Pure cores of the workers: events in, actions out, time passed in; no I/O.
         .target(name: "CapturePipeline", dependencies: ["IPC"]),
         .target(name: "BrokerCore", dependencies: ["IPC"]),
+        .target(name: "SnapshotPlanner"),
         .target(
             name: "WorkerRuntime",
             dependencies: ["IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]
@@ -67,7 +68,7 @@ let package = Package(
         .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "BrokerCore", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", .product(name: "Logging", package: "swift-log")]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
         .executableTarget(
             name: "benchmark",
@@ -85,6 +86,7 @@ let package = Package(
         .testTarget(name: "WorkerRuntimeTests", dependencies: ["WorkerRuntime"]),
         .testTarget(name: "CapturePipelineTests", dependencies: ["CapturePipeline", "IPC"]),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "IPC"]),
+        .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner"]),
         .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",

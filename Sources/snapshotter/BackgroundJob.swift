@@ -1,15 +1,16 @@
 import Foundation
+import SnapshotPlanner
 import Synchronization
 
 /// Work longer than a heartbeat (a restore, a snapshot upload) on its own thread, so the worker loop keeps
 /// heartbeating; the loop polls it for progress lines and the outcome.
 final class BackgroundJob: Sendable {
-    private let state = Mutex<(lines: [String], outcome: Result<JobReport, SnapshotJobError>?)>(([], nil))
+    private let state = Mutex<(lines: [String], outcome: Result<JobReport, JobFailure>?)>(([], nil))
 
     init(name: String, _ body: @escaping @Sendable (BackgroundJob) throws -> JobReport) {
         let thread = Thread { [self] in
-            let outcome: Result<JobReport, SnapshotJobError>
-            do { outcome = .success(try body(self)) } catch { outcome = .failure(SnapshotJobError(description: "\(error)")) }
+            let outcome: Result<JobReport, JobFailure>
+            do { outcome = .success(try body(self)) } catch { outcome = .failure(JobFailure(description: "\(error)")) }
             state.withLock { $0.outcome = outcome }
         }
         thread.name = name
@@ -20,20 +21,10 @@ final class BackgroundJob: Sendable {
     func say(_ line: String) { state.withLock { $0.lines.append(line) } }
 
     /// Lines said since the last call, and the outcome once the work is over.
-    func poll() -> (lines: [String], outcome: Result<JobReport, SnapshotJobError>?) {
+    func poll() -> (lines: [String], outcome: Result<JobReport, JobFailure>?) {
         state.withLock { state in
             defer { state.lines.removeAll() }
             return (state.lines, state.outcome)
         }
     }
-}
-
-struct SnapshotJobError: Error, CustomStringConvertible {
-    var description: String
-}
-
-/// What a finished job has to tell: a line for the log, and the cursor of the snapshot it saved or restored.
-struct JobReport: Sendable {
-    var line: String
-    var cursor: [String: UInt64]?
 }

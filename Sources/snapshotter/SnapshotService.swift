@@ -1,10 +1,10 @@
 import ChangeLog
-import Foundation
 import HarmonyConfig
 import IPC
 import Logging
 import NATSClient
 import Signals
+import SnapshotPlanner
 import Snapshots
 import SQLiteKit
 import WorkerRuntime
@@ -13,13 +13,10 @@ import WorkerRuntime
 import Glibc
 #endif
 
-/// The snapshotter's work. At start, before the applier and the capturer run (the supervisor starts them
-/// after this worker is ready), it restores the latest snapshot when the node needs one: no seq map, an
-/// unreadable one, or a stream that no longer holds the messages after the node's cursor. Then, while it
-/// holds the cluster's snapshot lease, it saves a snapshot every `snapshot.interval`, and whenever a shard
-/// stream has taken half of `replication_log.max_entries` messages since the last snapshot — so a snapshot
-/// always exists before the streams forget what it does not contain (HarmonyLite took one when its own
-/// publish happened to hit a multiple of that count on shard 1, which with `interval = 0` could be never).
+/// The snapshotter's I/O: executes what `SnapshotPlanner` decides (NATS, the store, the lease, background
+/// jobs, logs, status and ready reports) and tells it the results. At start, before the applier and the
+/// capturer run (the supervisor starts them after this worker is ready), it restores the latest snapshot
+/// when the node needs one; then, while it holds the cluster's snapshot lease, it saves snapshots.
 ///
 /// It has its own NATS connection: bulk transfers must not queue behind replication traffic in the broker.
 final class SnapshotService: WorkerLoopHandler {
@@ -27,27 +24,11 @@ final class SnapshotService: WorkerLoopHandler {
     private let config: Configuration
     private let logger: Logger
     private let settings: ConnectionSettings
+    private var planner: SnapshotPlanner
     private var connection: NATSConnection?
     private var store: (any SnapshotStore)?
     private var lease: Lease?
-    private var job: (kind: JobKind, work: BackgroundJob)?
-    private var ready = false
-    private var nextLeaseCheck = 0.0
-    private var nextIntervalSnapshot: Double?
-    private var nextHistoryCheck = 0.0
-    /// The cursor of the newest snapshot in the store, known while this node holds the lease.
-    private var snapshotCursor: [String: UInt64]?
-    /// Holding the lease as of the last check, and knowing the newest snapshot: saving is on.
-    private var leading: Bool { snapshotCursor != nil }
-    private var lastProblem = ""
-    private var nextAttempt = 0.0
-    /// Why this node restores at start (inner nil: it need not), once decided.
-    private var restoreReason: String??
-    /// Set when this worker cannot go on: the loop's next tick stops it with this reason.
-    private var failure: String?
-
-    private var saved: Int64 = 0
-    private var restored: Int64 = 0
+    private var job: BackgroundJob?
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
@@ -55,270 +36,170 @@ final class SnapshotService: WorkerLoopHandler {
         logger = runtime.logger
         settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-snapshotter",
                                           heartbeatTimeout: config.workers["snapshotter", default: WorkerSettings()].heartbeatTimeout)
-        if !config.snapshot.enabled { becomeReady("snapshots disabled: none are saved or restored") }
+        planner = SnapshotPlanner(settings: PlannerSettings(config))
+        let now = monotonicSeconds()
+        try execute(planner.start(now: now), now: now)
     }
-
-    private var leaseTTL: Double { Double(config.snapshot.leaderTTL > 0 ? config.snapshot.leaderTTL : 30000) / 1000 }
-    private var streams: [String] { (1...config.replicationLog.shards).map { "\(config.nats.streamPrefix)-\($0)" } }
 
     // MARK: WorkerLoopHandler
 
     var descriptors: [pollfd] { [] }
 
-    var nextDeadline: Double? {
-        guard config.snapshot.enabled else { return nil }
-        if job != nil { return monotonicSeconds() + 0.1 }
-        if connection == nil || !ready { return max(nextAttempt, monotonicSeconds()) }
-        return [nextLeaseCheck, nextIntervalSnapshot ?? .infinity, leading ? nextHistoryCheck : .infinity].min()
-    }
+    var nextDeadline: Double? { planner.nextDeadline }
 
     var counters: [ControlMessage.Counter] {
-        [.init("snapshots_saved", saved), .init("snapshots_restored", restored), .init("snapshot_leader", leading ? 1 : 0)]
+        [.init("snapshots_saved", planner.saved), .init("snapshots_restored", planner.restored),
+         .init("snapshot_leader", planner.isLeading ? 1 : 0)]
     }
 
     func handle(readable: [pollfd], now: Double) throws {}
 
-    func tick(now: Double) throws {
-        step(now: now)
-        if let failure { throw WorkerExit.failed(failure) }
-    }
-
-    private func step(now: Double) {
-        guard config.snapshot.enabled else { return }
-        if let job {
-            let (lines, outcome) = job.work.poll()
-            for line in lines { logger.info("\(line)") }
-            if let last = lines.last { try? runtime.reportStatus(last) }
-            guard let outcome else { return }
-            self.job = nil
-            finished(job.kind, outcome)
-            return
-        }
-        guard let connection = connected() else { return }
-        if !ready {
-            startRestoreIfNeeded(connection)
-            return
-        }
-        if now >= nextLeaseCheck {
-            nextLeaseCheck = now + max(1, leaseTTL / 3)
-            checkLease(connection)
-        }
-        guard leading else { return }
-        if let due = nextIntervalSnapshot, now >= due {
-            startSave(because: "snapshot.interval passed")
-        } else if now >= nextHistoryCheck {
-            nextHistoryCheck = now + 1
-            if let reason = historyReason(connection) { startSave(because: reason) }
-        }
-    }
+    func tick(now: Double) throws { try execute(planner.tick(now: now), now: now) }
 
     /// Gives the lease up (on stop), so another node takes over at once.
-    func drain() { lease?.release() }
+    func drain() throws {
+        let now = monotonicSeconds()
+        try execute(planner.drain(), now: now)
+    }
 
-    // MARK: steps
+    // MARK: executing the planner's actions
 
-    private func connected() -> NATSConnection? {
-        if let connection { return connection }
-        guard monotonicSeconds() >= nextAttempt else { return nil }
-        do {
-            connection = try NATSConnection.connect(settings)
-            return connection
-        } catch {
-            problem("waiting for NATS: \(error)")
-            return nil
+    /// Executes the actions in order; an action that asks something is answered at once, and the planner's
+    /// follow-up actions are executed before the next one.
+    private func execute(_ actions: [PlannerAction], now: Double) throws {
+        for action in actions {
+            try execute(perform(action, now: now), now: now)
         }
     }
 
-    /// The snapshot store, opened on first need (a restore, a save): an unreachable S3 or file server
-    /// does not keep a node that needs no restore from starting.
-    private func openedStore() -> (any SnapshotStore)? {
-        if let store { return store }
-        guard monotonicSeconds() >= nextAttempt else { return nil }
-        do {
-            store = try SnapshotStores.open(config, connection: connection)
-            return store
-        } catch {
-            problem("snapshot store \(config.snapshot.store): \(error)")
-            return nil
-        }
-    }
-
-    /// Logs a problem once (until it changes) and waits a second before the next attempt.
-    private func problem(_ text: String) {
-        nextAttempt = monotonicSeconds() + 1
-        guard text != lastProblem else { return }
-        lastProblem = text
-        logger.warning("\(text); trying again every second")
-        try? runtime.reportStatus(text)
-    }
-
-    private func startRestoreIfNeeded(_ connection: NATSConnection) {
-        guard config.replicate else { return becomeReady("replicate=false: nothing to restore") }
-        if restoreReason == nil {
-            var firstSequences: [String: UInt64] = [:]
+    /// One action's I/O, and the planner's answer to its result.
+    private func perform(_ action: PlannerAction, now: Double) throws -> [PlannerAction] {
+        switch action {
+        case .connect:
             do {
-                // The broker made the streams before this worker started: an error here is JetStream not
-                // answering, and deciding without the streams could miss a gap.
-                for stream in streams {
-                    let state = try connection.streamState(stream)
-                    if state.messages > 0 { firstSequences[stream] = state.firstSequence }
-                }
+                connection = try NATSConnection.connect(settings)
+                return planner.connected(now: now)
             } catch {
-                return problem("cannot read the shard streams to decide on a restore: \(error)")
+                return planner.connectFailed("\(error)", now: now)
             }
+        case .decideRestore:
             do {
-                let seqMap = Result<[String: UInt64]?, any Error> { try SeqMapFile.read(config.seqMapPath) }
-                let database = try SQLiteDatabase(existingPath: config.dbPath)
-                restoreReason = RestoreDecision.reason(seqMap: seqMap, cursor: try ChangeApplier.storedCursor(in: database), firstSequences: firstSequences)
+                return planner.restoreDecided(reason: try restoreReason(), now: now)
             } catch {
-                return fail("cannot decide whether a snapshot restore is needed: \(error)")
+                return planner.restoreUndecided(error, now: now)
             }
-        }
-        // Decided once; only opening the store is retried.
-        guard let reason = restoreReason! else { return becomeReady("no restore needed") }
-        guard let store = openedStore() else { return }
-        let settings = config
-        nonisolated(unsafe) let unsafeStore = store
-        logger.info("looking for a snapshot to restore: \(reason)")
-        job = (.restore, BackgroundJob(name: "restore") { job in
-            guard let (metadata, outcome, timing) = try SnapshotTransfers.restore(into: settings.dbPath, nodeID: settings.nodeID, store: unsafeStore, say: job.say) else {
-                return JobReport(line: "no snapshot in the store yet: continuing without one")
-            }
-            try SeqMapFile.write(outcome.cursor, to: settings.seqMapPath)
-            return JobReport(line: "restored the snapshot of node \(metadata.nodeID) taken at \(metadata.createdAt) ms (\(metadata.size) bytes, "
-                + "download \(String(format: "%.2f", timing.transfer)) s, restore \(String(format: "%.2f", timing.local)) s), "
-                + "cursor \(outcome.cursor.sorted { $0.key < $1.key }); kept \(outcome.keptLocalChanges) unpublished local change(s)", cursor: outcome.cursor)
-        })
-    }
-
-    private func checkLease(_ connection: NATSConnection) {
-        // Like HarmonyLite, only nodes that publish take snapshots: their database is a source of changes.
-        guard config.publish else { return }
-        let leader: Bool
-        do {
-            if lease == nil {
-                lease = try Lease(connection: connection, bucket: config.nats.streamPrefix + "-snapshot-lease", key: "snapshot-leader",
-                                  ttlMilliseconds: Int64(leaseTTL * 1000), replicas: config.replicationLog.effectiveReplicas)
-            }
-            leader = try lease!.acquireOrRenew(holder: "node \(config.nodeID)")
-        } catch {
-            if leading { logger.warning("cannot renew the snapshot lease (\(error)): not saving snapshots until it is renewed") }
-            else { logger.debug("snapshot lease: \(error)") }
-            (nextIntervalSnapshot, snapshotCursor) = (nil, nil)
-            return
-        }
-        if leader && !leading {
+        case .openStore:
             do {
-                guard let store = openedStore() else { return }
-                snapshotCursor = try store.latest()?.cursor ?? [:]
+                store = try SnapshotStores.open(config, connection: connection)
+                return planner.storeOpened(now: now)
             } catch {
-                logger.warning("holding the snapshot lease, but the store does not answer: \(error); trying again in \(Int(max(1, leaseTTL / 3))) s")
-                return
+                return planner.storeOpenFailed("\(error)", now: now)
             }
-            logger.info("holding the snapshot lease: this node saves the snapshots")
-            if config.snapshot.interval > 0 { nextIntervalSnapshot = monotonicSeconds() + Double(config.snapshot.interval) / 1000 }
-        } else if !leader && leading {
-            logger.info("lost the snapshot lease to another node")
-            (nextIntervalSnapshot, snapshotCursor) = (nil, nil)
-        }
-    }
-
-    /// Why a snapshot is due because of the streams' history, or nil.
-    private func historyReason(_ connection: NATSConnection) -> String? {
-        let threshold = UInt64(max(1, config.replicationLog.maxEntries / 2))
-        for stream in streams {
-            guard let state = try? connection.streamState(stream) else { continue }
-            let covered = snapshotCursor?[stream] ?? 0
-            if state.lastSequence >= covered + threshold {
-                return "\(stream) took \(state.lastSequence - covered) messages since the last snapshot (half of replication_log.max_entries = \(config.replicationLog.maxEntries))"
+        case .startJob(let kind):
+            job = kind == .restore ? SnapshotJobs.restore(config, store: openStore) : SnapshotJobs.save(config, store: openStore)
+            return []
+        case .pollJob:
+            return pollJob(now: now)
+        case .acceptGaps:
+            do {
+                try GapAcceptance.acceptGaps(config, streams: planner.settings.streams, connection: connectedNATS, logger: logger)
+                return planner.gapsAccepted(now: now)
+            } catch {
+                return planner.gapsNotAccepted("\(error)", now: now)
             }
-        }
-        return nil
-    }
-
-    private func startSave(because reason: String) {
-        nextIntervalSnapshot = nil
-        guard let store = openedStore() else { return scheduleNextSave() }
-        nonisolated(unsafe) let unsafeStore = store
-        let settings = config
-        logger.info("saving a snapshot: \(reason)")
-        job = (.save, BackgroundJob(name: "save") { job in
-            let (metadata, timing) = try SnapshotTransfers.save(database: settings.dbPath, nodeID: settings.nodeID, store: unsafeStore, say: job.say)
-            return JobReport(line: "saved a snapshot: \(metadata.size) bytes (copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s), "
-                + "cursor \(metadata.cursor.sorted { $0.key < $1.key })", cursor: metadata.cursor)
-        })
-    }
-
-    private enum JobKind { case restore, save }
-
-    private func finished(_ kind: JobKind, _ outcome: Result<JobReport, SnapshotJobError>) {
-        switch (kind, outcome) {
-        case (.restore, .success(let report)):
-            restored += report.cursor == nil ? 0 : 1
-            acceptGaps()
-            becomeReady(report.line)
-        case (.restore, .failure(let error)):
-            fail("snapshot restore failed, the database is unchanged: \(error)")
-        case (.save, .success(let report)):
-            saved += 1
-            if leading { snapshotCursor = report.cursor }
-            logger.info("\(report.line)")
-            try? runtime.reportStatus(report.line)
-            scheduleNextSave()
-        case (.save, .failure(let error)):
-            logger.error("snapshot not saved: \(error); trying again in \(Int(Self.retryAfterFailure)) s at the earliest")
-            try? runtime.reportStatus("snapshot not saved: \(error)")
-            nextHistoryCheck = monotonicSeconds() + Self.retryAfterFailure
-            scheduleNextSave()
+        case .checkLease:
+            return planner.leaseChecked(checkLease(), now: now)
+        case .readNewestSnapshot:
+            do {
+                return planner.newestSnapshotRead(cursor: try openStore.latest()?.cursor, now: now)
+            } catch {
+                return planner.newestSnapshotUnanswered("\(error)", now: now)
+            }
+        case .readStreamHistory:
+            var lastSequences: [String: UInt64] = [:]
+            for stream in planner.settings.streams {
+                if let state = try? connectedNATS.streamState(stream) { lastSequences[stream] = state.lastSequence }
+            }
+            return planner.streamHistoryRead(lastSequences: lastSequences, now: now)
+        case .releaseLease:
+            lease?.release()
+            return []
+        case .reportReady(let summary):
+            try? runtime.reportReady(summary)
+            return []
+        case .reportStatus(let text):
+            try? runtime.reportStatus(text)
+            return []
+        case .log(let level, let text):
+            logger.log(level: level.loggerLevel, "\(text)")
+            return []
+        case .stop(let reason):
+            throw WorkerExit.failed(reason)
         }
     }
 
-    private static let retryAfterFailure = 5.0
+    /// The planner asks for NATS and the store only once they are there.
+    private var connectedNATS: NATSConnection {
+        guard let connection else { preconditionFailure("the snapshot planner asked for NATS before it was connected") }
+        return connection
+    }
 
-    /// After a restore (or when the store had none), a stream that still starts past the node's cursor
-    /// cannot be completed from anywhere: the missing changes are lost on this node. Said loudly, and the
-    /// cursor moved to the stream's start — the one place a gap is ever accepted — so the applier, which
-    /// stops at any gap, can go on. (The lease holder saves after every half `max_entries` messages, so this
-    /// takes a cluster whose snapshots could not be saved, or `snapshot.enabled = false` on the publishers.)
-    private func acceptGaps() {
+    private var openStore: any SnapshotStore {
+        guard let store else { preconditionFailure("the snapshot planner asked for the store before it was opened") }
+        return store
+    }
+
+    /// Why this node restores at start, or nil when it need not.
+    private func restoreReason() throws(RestoreDecisionError) -> String? {
+        var firstSequences: [String: UInt64] = [:]
         do {
-            let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
-            let applier = ChangeApplier(database: database, catalog: installation.catalog)
-            var cursor = try applier.storedCursor()
-            var moved = false
-            for stream in streams {
-                guard let state = try? connection?.streamState(stream), state.messages > 0 else { continue }
-                let position = cursor[stream] ?? 0
-                if position + 1 < state.firstSequence {
-                    logger.error("\(stream) starts at message \(state.firstSequence) and no snapshot covers messages \(position + 1)…\(state.firstSequence - 1): those changes are missing on this node; consuming from \(state.firstSequence) (raise replication_log.max_entries, keep snapshots enabled on the nodes that publish)")
-                    cursor[stream] = state.firstSequence - 1
-                    moved = true
-                }
+            // The broker made the streams before this worker started: an error here is JetStream not
+            // answering, and deciding without the streams could miss a gap.
+            for stream in planner.settings.streams {
+                let state = try connectedNATS.streamState(stream)
+                if state.messages > 0 { firstSequences[stream] = state.firstSequence }
             }
-            guard moved else { return }
-            _ = try applier.apply([], cursor: cursor)
-            try SeqMapFile.write(cursor, to: config.seqMapPath)
         } catch {
-            fail("cannot store the cursor past the missing changes: \(error)")
+            throw RestoreDecisionError(.streamsUnanswered, "\(error)")
+        }
+        do {
+            let seqMap = Result<[String: UInt64]?, any Error> { try SeqMapFile.read(config.seqMapPath) }
+            let database = try SQLiteDatabase(existingPath: config.dbPath)
+            return RestoreDecision.reason(seqMap: seqMap, cursor: try ChangeApplier.storedCursor(in: database), firstSequences: firstSequences)
+        } catch {
+            throw RestoreDecisionError(.localStateUnreadable, "\(error)")
         }
     }
 
-    private func scheduleNextSave() {
-        guard leading, config.snapshot.interval > 0 else { return }
-        nextIntervalSnapshot = monotonicSeconds() + Double(config.snapshot.interval) / 1000
+    private func pollJob(now: Double) -> [PlannerAction] {
+        guard let job else { return [] }
+        let (lines, outcome) = job.poll()
+        for line in lines { logger.info("\(line)") }
+        if let last = lines.last { try? runtime.reportStatus(last) }
+        guard let outcome else { return [] }
+        self.job = nil
+        return planner.jobFinished(outcome, now: now)
     }
 
-    private func becomeReady(_ detail: String) {
-        ready = true
-        let summary = config.snapshot.enabled ? "snapshots enabled (store \(config.snapshot.store)); \(detail)" : "snapshots disabled; \(detail)"
-        logger.info("\(detail)")
-        try? runtime.reportReady(summary)
+    private func checkLease() -> LeaseAnswer {
+        do {
+            let lease = try self.lease ?? Lease(connection: connectedNATS, bucket: config.nats.streamPrefix + "-snapshot-lease", key: "snapshot-leader",
+                                                ttlMilliseconds: Int64(planner.settings.leaseTTL * 1000), replicas: config.replicationLog.effectiveReplicas)
+            self.lease = lease
+            return try lease.acquireOrRenew(holder: "node \(config.nodeID)") ? .held : .heldByAnother
+        } catch {
+            return .unanswered("\(error)")
+        }
     }
+}
 
-    /// A restore this node needs cannot be done: it must not start applying from a gap. The worker exits
-    /// and the supervisor restarts it (and, if it keeps failing, stops the node saying why).
-    private func fail(_ message: String) {
-        try? runtime.reportStatus(message)
-        failure = message
+extension LogLevel {
+    var loggerLevel: Logger.Level {
+        switch self {
+        case .debug: .debug
+        case .info: .info
+        case .warning: .warning
+        case .error: .error
+        }
     }
 }

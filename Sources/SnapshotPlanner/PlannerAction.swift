@@ -1,0 +1,33 @@
+/// What the planner tells the glue to do. Actions that ask something (`connect`, `decideRestore`, …) are
+/// answered by calling the planner's matching event method with the result.
+public enum PlannerAction: Equatable, Sendable {
+    /// Connect to NATS: answer `connected` or `connectFailed`.
+    case connect
+    /// Read the shard streams, the seq map and the database's cursor: answer `restoreDecided` or
+    /// `restoreUndecided`.
+    case decideRestore
+    /// Open the snapshot store: answer `storeOpened` or `storeOpenFailed`.
+    case openStore
+    /// Start the job on its own thread (the store is open).
+    case startJob(JobKind)
+    /// Collect the job's progress lines, and answer `jobFinished` once it has an outcome.
+    case pollJob
+    /// Move the cursor past what no stream or snapshot holds any more: answer `gapsAccepted` or
+    /// `gapsNotAccepted`.
+    case acceptGaps
+    /// Take or renew the lease: answer `leaseChecked`.
+    case checkLease
+    /// Read the newest snapshot's metadata: answer `newestSnapshotRead` or `newestSnapshotUnanswered`.
+    case readNewestSnapshot
+    /// Read each shard stream's last sequence: answer `streamHistoryRead`.
+    case readStreamHistory
+    /// Give the lease up.
+    case releaseLease
+    case reportReady(String)
+    case reportStatus(String)
+    case log(LogLevel, String)
+    /// The worker cannot go on: it exits (status 1) and the supervisor restarts it.
+    case stop(String)
+}
+
+public enum LogLevel: Equatable, Sendable { case debug, info, warning, error }

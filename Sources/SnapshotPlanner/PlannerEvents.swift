@@ -1,0 +1,53 @@
+/// What the glue asks the planner about, and what it tells the planner back.
+
+/// The two kinds of background work.
+public enum JobKind: Equatable, Sendable { case restore, save }
+
+/// One answer to taking or renewing the snapshot lease.
+public enum LeaseAnswer: Equatable, Sendable {
+    /// JetStream says this node holds it (taken or renewed).
+    case held
+    /// Another node holds it.
+    case heldByAnother
+    /// No answer (a JetStream leader election, say): the lease keeps its revision, and the next renewal's
+    /// compare-and-set tells whether it is still ours.
+    case unanswered(String)
+}
+
+/// Why the restore decision could not be made.
+public struct RestoreDecisionError: Error, Equatable, Sendable, CustomStringConvertible {
+    public enum Kind: Equatable, Sendable {
+        /// JetStream did not answer for a shard stream: deciding without it could miss a gap; retried.
+        case streamsUnanswered
+        /// The database or its cursor cannot be read: the worker stops.
+        case localStateUnreadable
+    }
+
+    public var kind: Kind
+    public var detail: String
+
+    public init(_ kind: Kind, _ detail: String) {
+        self.kind = kind
+        self.detail = detail
+    }
+
+    public var description: String { detail }
+}
+
+/// What a finished job has to tell: a line for the log, and the cursor of the snapshot it saved or restored
+/// (a restore without one: the store had no snapshot yet).
+public struct JobReport: Equatable, Sendable {
+    public var line: String
+    public var cursor: [String: UInt64]?
+
+    public init(line: String, cursor: [String: UInt64]?) {
+        self.line = line
+        self.cursor = cursor
+    }
+}
+
+/// Why a job failed.
+public struct JobFailure: Error, Equatable, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(description: String) { self.description = description }
+}

@@ -1,0 +1,111 @@
+/// Events once ready: the lease, the newest snapshot, the streams' history, finished jobs.
+extension SnapshotPlanner {
+    public mutating func leaseChecked(_ answer: LeaseAnswer, now: Double) -> [Action] {
+        guard phase == .ready else { return [] }
+        let wasLeading = isLeading
+        switch answer {
+        case .held:
+            leaseHeld = true
+            if wasLeading { return leadingWork(now: now) }
+            return storeOpen ? [.readNewestSnapshot] : [.openStore]
+        case .heldByAnother:
+            leaseHeld = false
+            stopLeading()
+            return wasLeading ? [.log(.info, "lost the snapshot lease to another node")] : []
+        case .unanswered(let error):
+            stopLeading()
+            return wasLeading
+                ? [.log(.warning, "cannot renew the snapshot lease (\(error)): not saving snapshots until it is renewed")]
+                : [.log(.debug, "snapshot lease: \(error)")]
+        }
+    }
+
+    /// The newest snapshot's cursor (nil: the store has none yet), read after taking the lease.
+    public mutating func newestSnapshotRead(cursor: [String: UInt64]?, now: Double) -> [Action] {
+        guard phase == .ready, leaseHeld, storeOpen, !isLeading else { return [] }
+        newestSnapshotCursor = cursor ?? [:]
+        nextHistoryCheck = max(nextHistoryCheck, now)  // not before the retry after a failed save
+        nextIntervalSave = settings.interval.map { now + $0 }
+        return [.log(.info, "holding the snapshot lease: this node saves the snapshots")] + leadingWork(now: now)
+    }
+
+    public mutating func newestSnapshotUnanswered(_ error: String, now: Double) -> [Action] {
+        guard phase == .ready, leaseHeld, !isLeading else { return [] }
+        return [.log(.warning, "holding the snapshot lease, but the store does not answer: \(error); trying again in \(Int(settings.leaseCheckInterval)) s")]
+    }
+
+    /// Each shard stream's last sequence; a stream that did not answer is left out.
+    public mutating func streamHistoryRead(lastSequences: [String: UInt64], now: Double) -> [Action] {
+        guard phase == .ready, job == nil, let covered = newestSnapshotCursor else { return [] }
+        let threshold = settings.historyThreshold
+        for stream in settings.streams {
+            guard let last = lastSequences[stream] else { continue }
+            let since = covered[stream] ?? 0
+            if last >= since + threshold {
+                return startSave(because: "\(stream) took \(last - since) messages since the last snapshot "
+                    + "(half of replication_log.max_entries = \(settings.maxEntries))", now: now)
+            }
+        }
+        return []
+    }
+
+    public mutating func jobFinished(_ outcome: Result<JobReport, JobFailure>, now: Double) -> [Action] {
+        guard let finished = job else { return [] }
+        job = nil
+        switch (finished.kind, outcome) {
+        case (.restore, .success(let report)):
+            if report.cursor != nil { restored += 1 }
+            phase = .acceptingGaps(readyDetail: report.line)
+            return [.acceptGaps]
+        case (.restore, .failure(let error)):
+            return fail("snapshot restore failed, the database is unchanged: \(error)")
+        case (.save, .success(let report)):
+            saved += 1
+            if isLeading, let cursor = report.cursor { newestSnapshotCursor = cursor }
+            scheduleIntervalSave(now: now)
+            return [.log(.info, report.line), .reportStatus(report.line)]
+        case (.save, .failure(let error)):
+            let retry = Self.retryAfterFailedSave
+            nextHistoryCheck = max(nextHistoryCheck, now + retry)
+            scheduleIntervalSave(now: now, notSoonerThan: retry)
+            return [.log(.error, "snapshot not saved: \(error); trying again in \(Int(retry)) s at the earliest"),
+                    .reportStatus("snapshot not saved: \(error)")]
+        }
+    }
+
+    // MARK: steps
+
+    /// What is due once ready: the lease check first (its answer goes on with `leadingWork`), then saving.
+    mutating func savingWork(now: Double) -> [Action] {
+        if settings.publish && now >= nextLeaseCheck {
+            nextLeaseCheck = now + settings.leaseCheckInterval
+            return [.checkLease]
+        }
+        return leadingWork(now: now)
+    }
+
+    /// A save on the timer, or else a look at the streams' history, when due and leading.
+    mutating func leadingWork(now: Double) -> [Action] {
+        guard isLeading, job == nil else { return [] }
+        if let due = nextIntervalSave, now >= due { return startSave(because: "snapshot.interval passed", now: now) }
+        guard now >= nextHistoryCheck else { return [] }
+        nextHistoryCheck = now + Self.historyCheckInterval
+        return [.readStreamHistory]
+    }
+
+    mutating func startSave(because reason: String, now: Double) -> [Action] {
+        nextIntervalSave = nil
+        job = RunningJob(kind: .save, nextPoll: now + Self.jobPollInterval)
+        return [.log(.info, "saving a snapshot: \(reason)"), .startJob(.save)]
+    }
+
+    mutating func scheduleIntervalSave(now: Double, notSoonerThan floor: Double = 0) {
+        guard isLeading, let interval = settings.interval else { return }
+        nextIntervalSave = now + max(interval, floor)
+    }
+
+    mutating func stopLeading() {
+        newestSnapshotCursor = nil
+        nextIntervalSave = nil
+    }
+}

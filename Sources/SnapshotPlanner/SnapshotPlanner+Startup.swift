@@ -1,0 +1,72 @@
+/// Events of the start: connecting, the restore decision, opening the store, the restore.
+extension SnapshotPlanner {
+    public mutating func connected(now: Double) -> [Action] {
+        guard case .connecting = phase else { return [] }
+        guard settings.replicate else { return becomeReady("replicate=false: nothing to restore", now: now) }
+        phase = .decidingRestore(retryAt: now)
+        return [.decideRestore]
+    }
+
+    public mutating func connectFailed(_ error: String, now: Double) -> [Action] {
+        guard case .connecting = phase else { return [] }
+        phase = .connecting(retryAt: now + Self.retryInterval)
+        return problem("waiting for NATS: \(error)", retryingEvery: Self.retryInterval)
+    }
+
+    /// The decision, made once: why this node restores, or nil when it need not.
+    public mutating func restoreDecided(reason: String?, now: Double) -> [Action] {
+        guard case .decidingRestore = phase else { return [] }
+        guard let reason else { return becomeReady("no restore needed", now: now) }
+        phase = .restoreNeeded(reason: reason, storeRetryAt: now)
+        return storeOpen ? startRestore(reason, now: now) : [.openStore]
+    }
+
+    public mutating func restoreUndecided(_ error: RestoreDecisionError, now: Double) -> [Action] {
+        guard case .decidingRestore = phase else { return [] }
+        switch error.kind {
+        case .streamsUnanswered:
+            phase = .decidingRestore(retryAt: now + Self.retryInterval)
+            return problem("cannot read the shard streams to decide on a restore: \(error)", retryingEvery: Self.retryInterval)
+        case .localStateUnreadable:
+            return fail("cannot decide whether a snapshot restore is needed: \(error)")
+        }
+    }
+
+    public mutating func storeOpened(now: Double) -> [Action] {
+        storeOpen = true
+        switch phase {
+        case .restoreNeeded(let reason, _) where job == nil: return startRestore(reason, now: now)
+        case .ready where leaseHeld && !isLeading: return [.readNewestSnapshot]
+        default: return []
+        }
+    }
+
+    public mutating func storeOpenFailed(_ error: String, now: Double) -> [Action] {
+        let text = "snapshot store \(settings.storeName): \(error)"
+        switch phase {
+        case .restoreNeeded(let reason, _):
+            phase = .restoreNeeded(reason: reason, storeRetryAt: now + Self.retryInterval)
+            return problem(text, retryingEvery: Self.retryInterval)
+        case .ready:
+            // Opened for the lease holder: tried again at the next lease check.
+            return problem("holding the snapshot lease, but the \(text)", retryingEvery: settings.leaseCheckInterval)
+        default:
+            return []
+        }
+    }
+
+    public mutating func gapsAccepted(now: Double) -> [Action] {
+        guard case .acceptingGaps(let detail) = phase else { return [] }
+        return becomeReady(detail, now: now)
+    }
+
+    public mutating func gapsNotAccepted(_ error: String, now: Double) -> [Action] {
+        guard case .acceptingGaps = phase else { return [] }
+        return fail("cannot store the cursor past the missing changes: \(error)")
+    }
+
+    mutating func startRestore(_ reason: String, now: Double) -> [Action] {
+        job = RunningJob(kind: .restore, nextPoll: now + Self.jobPollInterval)
+        return [.log(.info, "looking for a snapshot to restore: \(reason)"), .startJob(.restore)]
+    }
+}

@@ -1,0 +1,151 @@
+/// The snapshotter's whole decision logic, with no I/O and no clock: feed it what happened (with the loop's
+/// monotonic `now`), execute the actions it returns, and answer the ones that ask something by calling the
+/// matching event method. It owns every deadline, so `nextDeadline` is a value from its state.
+///
+/// At start it connects (retried every second), decides once whether the node restores the newest snapshot
+/// (a JetStream error is retried, never read as empty streams), opens the store only when a restore needs
+/// it (retried), runs the restore and is ready after it. Then, while it holds the lease and knows the newest
+/// snapshot's cursor (leading), it saves every `snapshot.interval` and whenever a shard stream has taken half
+/// of `replication_log.max_entries` messages since that snapshot.
+public struct SnapshotPlanner: Sendable {
+    public typealias Action = PlannerAction
+
+    enum Phase: Equatable, Sendable {
+        case notStarted
+        /// `snapshot.enabled = false`: ready, nothing else.
+        case disabled
+        case connecting(retryAt: Double)
+        case decidingRestore(retryAt: Double)
+        /// Decided: a restore is needed. Only opening the store is retried; then the restore job runs.
+        case restoreNeeded(reason: String, storeRetryAt: Double)
+        /// The restore is over; the cursor is moved past what nothing holds any more, then ready.
+        case acceptingGaps(readyDetail: String)
+        case ready
+        /// The worker cannot go on.
+        case stopped
+    }
+
+    struct RunningJob: Equatable, Sendable {
+        var kind: JobKind
+        var nextPoll: Double
+    }
+
+    static let retryInterval = 1.0
+    static let jobPollInterval = 0.1
+    static let historyCheckInterval = 1.0
+    static let retryAfterFailedSave = 5.0
+
+    public let settings: PlannerSettings
+    var phase: Phase = .notStarted
+    var job: RunningJob?
+    var storeOpen = false
+    /// The last problem logged while retrying, so each is logged once until it changes.
+    var lastProblem = ""
+
+    // Saving (once ready).
+    /// JetStream's last answer gave this node the lease (an unanswered renewal leaves it so).
+    var leaseHeld = false
+    var nextLeaseCheck = 0.0
+    /// The cursor of the newest snapshot in the store, known while this node holds the lease.
+    var newestSnapshotCursor: [String: UInt64]?
+    var nextIntervalSave: Double?
+    var nextHistoryCheck = 0.0
+
+    public internal(set) var saved: Int64 = 0
+    public internal(set) var restored: Int64 = 0
+
+    public init(settings: PlannerSettings) {
+        self.settings = settings
+    }
+
+    // MARK: queries
+
+    public var isReady: Bool { phase == .ready || phase == .disabled }
+    /// Holding the lease as of the last check, and knowing the newest snapshot: saving is on.
+    public var isLeading: Bool { newestSnapshotCursor != nil }
+    public var runningJob: JobKind? { job?.kind }
+
+    /// When the planner next needs a `tick`, if ever.
+    public var nextDeadline: Double? {
+        if let job { return job.nextPoll }
+        switch phase {
+        case .notStarted, .disabled, .acceptingGaps, .stopped: return nil
+        case .connecting(let retryAt), .decidingRestore(let retryAt), .restoreNeeded(_, let retryAt): return retryAt
+        case .ready:
+            var deadlines: [Double] = []
+            if settings.publish { deadlines.append(nextLeaseCheck) }
+            if isLeading {
+                deadlines.append(nextHistoryCheck)
+                if let nextIntervalSave { deadlines.append(nextIntervalSave) }
+            }
+            return deadlines.min()
+        }
+    }
+
+    // MARK: events
+
+    public mutating func start(now: Double) -> [Action] {
+        guard phase == .notStarted else { return [] }
+        guard settings.enabled else {
+            phase = .disabled
+            return readyActions("snapshots disabled: none are saved or restored")
+        }
+        // Connecting is the first tick's work, not the start's: the loop heartbeats meanwhile.
+        phase = .connecting(retryAt: now)
+        return []
+    }
+
+    /// Timed work: called at every heartbeat and once `nextDeadline` has passed.
+    public mutating func tick(now: Double) -> [Action] {
+        if var running = job {
+            guard now >= running.nextPoll else { return [] }
+            running.nextPoll = now + Self.jobPollInterval
+            job = running
+            return [.pollJob]
+        }
+        switch phase {
+        case .connecting(let retryAt) where now >= retryAt: return [.connect]
+        case .decidingRestore(let retryAt) where now >= retryAt: return [.decideRestore]
+        case .restoreNeeded(_, let storeRetryAt) where now >= storeRetryAt: return [.openStore]
+        case .ready: return savingWork(now: now)
+        default: return []
+        }
+    }
+
+    /// The last work before a normal stop: give the lease up, so another node takes over at once.
+    public mutating func drain() -> [Action] {
+        guard leaseHeld else { return [] }
+        leaseHeld = false
+        stopLeading()
+        return [.releaseLease]
+    }
+
+    // MARK: shared steps
+
+    mutating func becomeReady(_ detail: String, now: Double) -> [Action] {
+        phase = .ready
+        nextLeaseCheck = now
+        return readyActions(detail)
+    }
+
+    func readyActions(_ detail: String) -> [Action] {
+        let summary = settings.enabled ? "snapshots enabled (store \(settings.storeName)); \(detail)" : "snapshots disabled; \(detail)"
+        return [.log(.info, detail), .reportReady(summary)]
+    }
+
+    /// A problem while retrying: logged and reported once until it changes.
+    mutating func problem(_ text: String, retryingEvery seconds: Double) -> [Action] {
+        guard text != lastProblem else { return [] }
+        lastProblem = text
+        let retry = seconds == 1 ? "every second" : "every \(Int(seconds)) s"
+        return [.log(.warning, "\(text); trying again \(retry)"), .reportStatus(text)]
+    }
+
+    /// The worker cannot go on (a restore it needs cannot be done: it must not start applying from a gap).
+    /// The supervisor restarts it, and stops the node saying why if it keeps failing.
+    mutating func fail(_ message: String) -> [Action] {
+        phase = .stopped
+        job = nil
+        return [.reportStatus(message), .stop(message)]
+    }
+}

@@ -1,0 +1,112 @@
+import Testing
+
+@testable import SnapshotPlanner
+
+/// The start: connecting, deciding on a restore once, restoring, being ready.
+@Suite struct StartupTests {
+    @Test func disabledIsReadyAtOnceAndDoesNothingElse() {
+        var harness = PlannerHarness(PlannerHarness.settings(enabled: false))
+        harness.start()
+        #expect(harness.readyReports == ["snapshots disabled; snapshots disabled: none are saved or restored"])
+        #expect(harness.planner.nextDeadline == nil)
+        harness.run(for: 30)
+        #expect(harness.record.count == 2, "a log line and the ready report, nothing else: \(harness.record)")
+    }
+
+    @Test func noRestoreNeededIsReadyOnceConnected() {
+        var harness = PlannerHarness()
+        harness.connects = false
+        harness.start()
+        harness.run(for: 3.5)
+        #expect(harness.times(of: .connect) == [100, 101, 102, 103])
+        #expect(harness.logLines == ["waiting for NATS: connection refused; trying again every second"], "logged once")
+        #expect(harness.readyReports.isEmpty)
+        harness.connects = true
+        harness.run(for: 1)
+        #expect(harness.readyReports == ["snapshots enabled (store nats); no restore needed"])
+    }
+
+    @Test func replicateFalseHasNothingToRestore() {
+        var harness = PlannerHarness(PlannerHarness.settings(replicate: false))
+        harness.start()
+        #expect(harness.times(of: .decideRestore).isEmpty)
+        #expect(harness.readyReports == ["snapshots enabled (store nats); replicate=false: nothing to restore"])
+    }
+
+    @Test func aNeededRestoreRunsAJobAndItsFailureStopsTheWorker() {
+        var harness = PlannerHarness()
+        harness.restoreDecision = .success("there is no seq map")
+        harness.jobOutcome = { kind in kind == .restore ? .failure(JobFailure(description: "checksum mismatch")) : nil }
+        harness.start()
+        #expect(harness.planner.runningJob == .restore)
+        #expect(harness.logLines.contains("looking for a snapshot to restore: there is no seq map"))
+        harness.run(for: 5)
+        #expect(harness.stops == ["snapshot restore failed, the database is unchanged: checksum mismatch"])
+        #expect(harness.readyReports.isEmpty)
+        #expect(harness.times(of: .checkLease).isEmpty)
+        #expect(harness.planner.nextDeadline == nil)
+    }
+
+    @Test func aRestoreAcceptsGapsThenIsReady() {
+        var harness = PlannerHarness()
+        harness.restoreDecision = .success("hl-1 starts at message 500, past this node's position 3")
+        harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 600])) }
+        harness.start()
+        harness.run(for: 1)
+        let actions = harness.record.map(\.action)
+        let gaps = actions.firstIndex(of: .acceptGaps)
+        let ready = actions.firstIndex { if case .reportReady = $0 { true } else { false } }
+        #expect(gaps != nil && ready != nil && gaps! < ready!)
+        #expect(harness.readyReports == ["snapshots enabled (store nats); restored the snapshot of node 2"])
+        #expect(harness.planner.restored == 1)
+    }
+
+    @Test func gapsThatCannotBeAcceptedStopTheWorker() {
+        var planner = SnapshotPlanner(settings: PlannerHarness.settings())
+        _ = planner.start(now: 0)
+        _ = planner.connected(now: 0)
+        _ = planner.restoreDecided(reason: "there is no seq map", now: 0)
+        #expect(planner.storeOpened(now: 0).contains(.startJob(.restore)))
+        #expect(planner.jobFinished(.success(JobReport(line: "no snapshot in the store yet", cursor: nil)), now: 1) == [.acceptGaps])
+        #expect(planner.restored == 0)
+        #expect(planner.gapsNotAccepted("disk full", now: 1).contains(.stop("cannot store the cursor past the missing changes: disk full")))
+        #expect(!planner.isReady)
+    }
+
+    @Test func aRestoreDecisionErrorIsRetriedNotReadAsNoRestore() {
+        var harness = PlannerHarness()
+        harness.restoreDecision = .failure(RestoreDecisionError(.streamsUnanswered, "JetStream not available"))
+        harness.start()
+        harness.run(for: 3.5)
+        #expect(harness.times(of: .decideRestore) == [100, 101, 102, 103])
+        #expect(harness.readyReports.isEmpty)
+        #expect(harness.stops.isEmpty)
+        #expect(harness.logLines == ["cannot read the shard streams to decide on a restore: JetStream not available; trying again every second"])
+        harness.restoreDecision = .success("hl-2 starts at message 9, past this node's position 0")
+        harness.run(for: 1)
+        #expect(harness.times(of: .startJob(.restore)).count == 1)
+    }
+
+    @Test func anUnreadableDatabaseStopsTheWorker() {
+        var harness = PlannerHarness()
+        harness.restoreDecision = .failure(RestoreDecisionError(.localStateUnreadable, "no such table"))
+        harness.start()
+        #expect(harness.stops == ["cannot decide whether a snapshot restore is needed: no such table"])
+        #expect(harness.planner.nextDeadline == nil)
+    }
+
+    @Test func theRestoreIsDecidedOnceAndOnlyOpeningTheStoreIsRetried() {
+        var harness = PlannerHarness()
+        harness.restoreDecision = .success("there is no seq map")
+        harness.storeOpens = false
+        harness.start()
+        harness.run(for: 3.5)
+        #expect(harness.times(of: .decideRestore) == [100])
+        #expect(harness.times(of: .openStore) == [100, 101, 102, 103])
+        #expect(harness.logLines == ["snapshot store nats: unreachable; trying again every second"])
+        harness.storeOpens = true
+        harness.run(for: 1)
+        #expect(harness.times(of: .decideRestore) == [100])
+        #expect(harness.times(of: .startJob(.restore)).count == 1)
+    }
+}
