@@ -38,6 +38,7 @@ let package = Package(
         .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "HarmonyConfig", dependencies: ["TOMLKit"]),
         .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC"]),
+        .target(name: "ApplyPipeline", dependencies: ["IPC"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
         .target(name: "NKeys", dependencies: ["COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
@@ -62,7 +63,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "ApplyPipeline", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", .product(name: "Logging", package: "swift-log")]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
@@ -76,6 +77,7 @@ let package = Package(
         .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "TestSupport"]),
         .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "TestSupport"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport"]),
+        .testTarget(name: "ApplyPipelineTests", dependencies: ["ApplyPipeline"]),
         .testTarget(name: "ChangeEventsTests", dependencies: ["ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "ChangeLogTests", dependencies: ["ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "NKeysTests", dependencies: ["NKeys", "TestSupport"]),
