@@ -66,6 +66,8 @@ let package = Package(
         .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "ApplyPipeline", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", .product(name: "Logging", package: "swift-log")]),
+        // What applying one row costs (ChangeApplier into a temporary database): not part of a node.
+        .executableTarget(name: "applier-benchmark", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents"]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
         .executableTarget(
             name: "benchmark",
