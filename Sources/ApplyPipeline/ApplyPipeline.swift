@@ -39,8 +39,7 @@ public struct ApplyPipeline: Sendable {
 
     private enum Operation: Equatable, Sendable {
         case apply(ApplyGroup)
-        case storeCursor(StreamCursor)
-        case mirrorSeqMap(StreamCursor)
+        case write(CursorProgress.Write)
     }
 
     private enum Phase: Equatable, Sendable {
@@ -52,9 +51,7 @@ public struct ApplyPipeline: Sendable {
     }
 
     public let settings: Settings
-    public private(set) var cursor: StreamCursor
-    public private(set) var storedCursor: StreamCursor
-    public private(set) var mirroredCursor: StreamCursor
+    private var progress: CursorProgress
     /// Single deliveries that failed to apply (each attempt).
     public private(set) var failures = 0
 
@@ -69,18 +66,20 @@ public struct ApplyPipeline: Sendable {
     private var backoff: Double
     private var lastError: String?
     private var reportedGaps: Set<String> = []
-    private var cursorDueAt: Double?
-    private var seqMapDueAt: Double?
-    private var seqMapMirroredAt: Double?
 
     /// - Parameter cursor: the database's stored cursor, which the seq map file already mirrors.
     public init(cursor: StreamCursor, settings: Settings) {
         self.settings = settings
-        self.cursor = cursor
-        storedCursor = cursor
-        mirroredCursor = cursor
+        progress = CursorProgress(cursor: cursor, settings: settings)
         backoff = settings.firstBackoff
     }
+
+    /// Applied through here.
+    public var cursor: StreamCursor { progress.applied }
+    /// What the database holds.
+    public var storedCursor: StreamCursor { progress.stored }
+    /// What the seq map file holds.
+    public var mirroredCursor: StreamCursor { progress.mirrored }
 
     /// Deliveries received and not yet applied.
     public var queuedDeliveries: Int { queue.count }
@@ -88,7 +87,7 @@ public struct ApplyPipeline: Sendable {
     /// When the pipeline next wants `tick`, if ever.
     public var nextDeadline: Double? {
         guard phase == .running, outstanding == nil else { return nil }
-        return [retryAt, cursorDueAt, seqMapDueAt].compactMap { $0 }.min()
+        return [retryAt, progress.nextDeadline].compactMap { $0 }.min()
     }
 
     // MARK: events
@@ -117,12 +116,7 @@ public struct ApplyPipeline: Sendable {
     public mutating func applied(_ group: ApplyGroup, wroteCursor: Bool, now: Double) -> [Action] {
         guard isOutstanding(group) else { return [] }
         outstanding = nil
-        cursor = group.cursor
-        if wroteCursor {
-            stored(group.cursor, now: now)
-        } else if cursorDueAt == nil {
-            cursorDueAt = now + settings.cursorInterval
-        }
+        progress.applied(group.cursor, stored: wroteCursor, now: now)
         backoff = settings.firstBackoff
         retryAt = nil
         var actions: [Action] = []
@@ -154,34 +148,32 @@ public struct ApplyPipeline: Sendable {
     }
 
     public mutating func cursorStored(_ stored: StreamCursor, now: Double) -> [Action] {
-        guard outstanding == .storeCursor(stored) else { return [] }
+        guard outstanding == .write(.store(stored)) else { return [] }
         outstanding = nil
-        self.stored(stored, now: now)
+        progress.stored(stored, now: now)
         return nextOperation(now: now)
     }
 
     /// The cursor is behind in the database, which is safe: tried again shortly (not when draining).
     public mutating func cursorStoreFailed(now: Double) -> [Action] {
-        guard case .storeCursor = outstanding else { return [] }
+        guard case .write(.store) = outstanding else { return [] }
         outstanding = nil
-        cursorDueAt = now + settings.storeRetryInterval
+        progress.storeFailed(now: now)
         return phase == .draining ? [] : nextOperation(now: now)
     }
 
     public mutating func seqMapMirrored(_ mirrored: StreamCursor, now: Double) -> [Action] {
-        guard outstanding == .mirrorSeqMap(mirrored) else { return [] }
+        guard outstanding == .write(.mirror(mirrored)) else { return [] }
         outstanding = nil
-        mirroredCursor = mirrored
-        seqMapMirroredAt = now
-        seqMapDueAt = storedCursor == mirroredCursor ? nil : now + settings.seqMapInterval
+        progress.mirrored(mirrored, now: now)
         return nextOperation(now: now)
     }
 
     /// The seq map is behind the database, which is safe: tried again shortly (not when draining).
     public mutating func seqMapMirrorFailed(now: Double) -> [Action] {
-        guard case .mirrorSeqMap = outstanding else { return [] }
+        guard case .write(.mirror) = outstanding else { return [] }
         outstanding = nil
-        seqMapDueAt = now + settings.storeRetryInterval
+        progress.mirrorFailed(now: now)
         return phase == .draining ? [] : nextOperation(now: now)
     }
 
@@ -206,14 +198,6 @@ public struct ApplyPipeline: Sendable {
         oneAtATime = false
     }
 
-    private mutating func stored(_ stored: StreamCursor, now: Double) {
-        storedCursor = stored
-        if storedCursor == cursor { cursorDueAt = nil }
-        if seqMapDueAt == nil, storedCursor != mirroredCursor {
-            seqMapDueAt = max(now, seqMapMirroredAt.map { $0 + settings.seqMapInterval } ?? now)
-        }
-    }
-
     /// The next operation, if one is due and none is outstanding, after what that decision entails.
     private mutating func nextOperation(now: Double) -> [Action] {
         guard outstanding == nil else { return [] }
@@ -221,9 +205,7 @@ public struct ApplyPipeline: Sendable {
         case .stoppedForRestore:
             return []
         case .draining:
-            if cursor != storedCursor { return [start(.storeCursor(cursor))] }
-            if storedCursor != mirroredCursor { return [start(.mirrorSeqMap(storedCursor))] }
-            return []
+            return progress.unwritten.map { [start($0)] } ?? []
         case .running:
             break
         }
@@ -237,26 +219,23 @@ public struct ApplyPipeline: Sendable {
             case .alreadyApplied(let count):
                 actions += complete(count)
             case .apply(let group):
-                return actions + [start(.apply(group))]
+                return actions + [start(group)]
             }
         }
-        if let cursorDueAt, cursorDueAt <= now {
-            if cursor != storedCursor { return actions + [start(.storeCursor(cursor))] }
-            self.cursorDueAt = nil
-        }
-        if let seqMapDueAt, seqMapDueAt <= now {
-            if storedCursor != mirroredCursor { return actions + [start(.mirrorSeqMap(storedCursor))] }
-            self.seqMapDueAt = nil
-        }
+        if let write = progress.due(now: now) { actions.append(start(write)) }
         return actions
     }
 
-    private mutating func start(_ operation: Operation) -> Action {
-        outstanding = operation
-        switch operation {
-        case .apply(let group): return .apply(group)
-        case .storeCursor(let cursor): return .storeCursor(cursor)
-        case .mirrorSeqMap(let cursor): return .mirrorSeqMap(cursor)
+    private mutating func start(_ group: ApplyGroup) -> Action {
+        outstanding = .apply(group)
+        return .apply(group)
+    }
+
+    private mutating func start(_ write: CursorProgress.Write) -> Action {
+        outstanding = .write(write)
+        switch write {
+        case .store(let cursor): return .storeCursor(cursor)
+        case .mirror(let cursor): return .mirrorSeqMap(cursor)
         }
     }
 
