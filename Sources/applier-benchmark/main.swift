@@ -32,7 +32,7 @@ let path = directory + "/bench.db"
 close(open(path, O_WRONLY | O_CREAT, 0o644))
 try SQLiteDatabase(existingPath: path).execute("CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT NOT NULL, n INTEGER, r REAL)")
 let (database, installation) = try ChangeLogInstaller.open(path, node: 1)
-nonisolated(unsafe) let applier = ChangeApplier(database: database, catalog: installation.catalog)
+let applier = ChangeApplier(database: database, catalog: installation.catalog)
 
 func events(version: Int) -> [ChangeEvent] {
     let stamp = UInt64(1_800_000_000_000 + version) << 16
@@ -44,7 +44,7 @@ func events(version: Int) -> [ChangeEvent] {
     }
 }
 
-func pass(_ label: String, _ events: [ChangeEvent], applies: Bool) throws {
+func pass(_ label: String, _ events: [ChangeEvent], applies: Bool, through applier: ChangeApplier) throws {
     var applied = 0
     let start = seconds()
     var sequence: UInt64 = 0
@@ -65,8 +65,8 @@ extension String {
 
 let first = events(version: 1)
 let second = events(version: 2)
-try pass("insert:   ", first, applies: true)
-try pass("update:   ", second, applies: true)
-try pass("supersede:", second, applies: false)
+try pass("insert:   ", first, applies: true, through: applier)
+try pass("update:   ", second, applies: true, through: applier)
+try pass("supersede:", second, applies: false, through: applier)
 for file in ["bench.db", "bench.db-wal", "bench.db-shm"] { unlink(directory + "/" + file) }
 rmdir(directory)
