@@ -38,6 +38,7 @@ let package = Package(
         .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "HarmonyConfig", dependencies: ["TOMLKit"]),
         .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC"]),
+        .target(name: "ApplyPipeline", dependencies: ["IPC"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
         .target(name: "NKeys", dependencies: ["COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
@@ -66,9 +67,11 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "ApplyPipeline", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "BrokerCore", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", .product(name: "Logging", package: "swift-log")]),
+        // What applying one row costs (ChangeApplier into a temporary database): not part of a node.
+        .executableTarget(name: "applier-benchmark", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents"]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
         .executableTarget(
             name: "benchmark",
@@ -80,6 +83,7 @@ let package = Package(
         .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "TestSupport"]),
         .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "TestSupport"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport"]),
+        .testTarget(name: "ApplyPipelineTests", dependencies: ["ApplyPipeline"]),
         .testTarget(name: "ChangeEventsTests", dependencies: ["ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "ChangeLogTests", dependencies: ["ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "NKeysTests", dependencies: ["NKeys", "TestSupport"]),

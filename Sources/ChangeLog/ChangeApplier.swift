@@ -9,6 +9,9 @@ public final class ChangeApplier {
     private var catalog: TableCatalog
     private var statements: [String: SQLiteStatement] = [:]
     private var plans: [ApplyPlan.Shape: ApplyPlan] = [:]
+    /// The plan of the previous event: a batch is mostly one shape after another, and comparing a few
+    /// names costs less than hashing them all for the dictionary.
+    private var lastPlan: (shape: ApplyPlan.Shape, plan: ApplyPlan)?
     /// Tables whose row-clock table this applier has made sure exists.
     private var clockTables: Set<String> = []
 
@@ -90,26 +93,35 @@ public final class ChangeApplier {
         }
     }
 
+    /// Claims the row clock first (one statement that writes it only if the event supersedes it), then
+    /// writes the row: a superseded event costs one statement, a winning one two. Both are in the batch's
+    /// transaction, so the order does not matter to anyone else.
     private func apply(_ event: ChangeEvent) throws -> Bool {
         let plan = try plan(for: event)
-        let key = Array(event.key)
-        if let clock = try plan.readClock.all(key).first, case .integer(let stamp) = clock[0], case .integer(let writer) = clock[1],
-            !event.supersedes(stamp: UInt64(bitPattern: stamp), writer: UInt64(bitPattern: writer)) {
-            return false
-        }
+        var clock: [SQLiteValue] = []
+        clock.reserveCapacity(event.keyCount + 3)
+        clock += event.key
+        clock.append(.integer(Int64(bitPattern: event.stamp)))
+        clock.append(.integer(Int64(bitPattern: event.writer)))
+        clock.append(.integer(event.operation == .delete ? 1 : 0))
+        try plan.claimClock.run(clock)
+        guard database.changes > 0 else { return false }
         switch event.operation {
         case .upsert: try plan.upsert.run(event.values)
-        case .delete: try plan.delete.run(key)
+        case .delete: try plan.delete.run(Array(event.key))
         }
-        try plan.writeClock.run(key + [.integer(Int64(bitPattern: event.stamp)), .integer(Int64(bitPattern: event.writer)), .integer(event.operation == .delete ? 1 : 0)])
         return true
     }
 
     /// The statements one shape of event (table, columns) needs, checked and prepared once: building and
     /// looking up SQL text for every event cost more than applying it.
     private func plan(for event: ChangeEvent) throws -> ApplyPlan {
+        if let lastPlan, lastPlan.shape.matches(event) { return lastPlan.plan }
         let shape = ApplyPlan.Shape(table: event.table, columns: event.columns, keyCount: event.keyCount)
-        if let plan = plans[shape] { return plan }
+        if let plan = plans[shape] {
+            lastPlan = (shape, plan)
+            return plan
+        }
         guard let table = try table(named: event.table) else {
             throw ApplyError(event: event, reason: "table \(event.table) is not replicated here (missing, or refused: see the capturer's log)")
         }
@@ -129,13 +141,20 @@ public final class ChangeApplier {
         let conflict = others.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + others.joined(separator: ", ")
         let clockColumns = (keyNames.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]).joined(separator: ", ")
         let clockPlaceholders = Array(repeating: "?", count: keyNames.count + 3).joined(separator: ", ")
+        let stamp = q(ChangeLogSchema.stampColumn), node = q(ChangeLogSchema.nodeColumn), deleted = q(ChangeLogSchema.deletedColumn)
+        // `ChangeEvent.supersedes` in SQL: (stamp, writer) compared as unsigned 64-bit numbers, stored as
+        // their signed bit patterns.
+        let supersedes = "CASE WHEN excluded.\(stamp) = \(stamp) THEN \(unsignedGreater("excluded.\(node)", node)) ELSE \(unsignedGreater("excluded.\(stamp)", stamp)) END"
         let plan = ApplyPlan(
-            readClock: try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(log) WHERE \(keyMatch)"),
+            claimClock: try database.prepare(
+                "INSERT INTO \(log) (\(clockColumns)) VALUES (\(clockPlaceholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) "
+                    + "DO UPDATE SET \(stamp) = excluded.\(stamp), \(node) = excluded.\(node), \(deleted) = excluded.\(deleted) WHERE \(supersedes)"),
             upsert: try database.prepare("INSERT INTO \(q(table.name)) (\(columns)) VALUES (\(placeholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) \(conflict)"),
             delete: try database.prepare("DELETE FROM \(q(table.name)) WHERE \(keyMatch)"),
             writeClock: try database.prepare("INSERT OR REPLACE INTO \(log) (\(clockColumns)) VALUES (\(clockPlaceholders))")
         )
         plans[shape] = plan
+        lastPlan = (shape, plan)
         return plan
     }
 
@@ -147,6 +166,7 @@ public final class ChangeApplier {
             catalog = try TableCatalog.read(database)
             statements.removeAll()
             plans.removeAll()
+            lastPlan = nil
             clockTables.removeAll()
             table = catalog.table(named: name)
         }
@@ -166,6 +186,12 @@ public final class ChangeApplier {
     }
 
     private func q(_ identifier: String) -> String { ChangeLogSchema.quote(identifier) }
+
+    /// `a > b` for unsigned 64-bit numbers held as their signed bit patterns: the ones with the top bit set
+    /// (negative here) are the larger ones.
+    private func unsignedGreater(_ a: String, _ b: String) -> String {
+        "(CASE WHEN (\(a) < 0) = (\(b) < 0) THEN \(a) > \(b) ELSE \(a) < 0 END)"
+    }
 }
 
 /// The prepared statements for applying events of one shape.
@@ -174,9 +200,14 @@ private struct ApplyPlan {
         var table: String
         var columns: [String]
         var keyCount: Int
+
+        func matches(_ event: ChangeEvent) -> Bool {
+            keyCount == event.keyCount && table == event.table && columns == event.columns
+        }
     }
 
-    var readClock: SQLiteStatement
+    /// Writes the row clock if the event supersedes it (one change) or leaves it (none).
+    var claimClock: SQLiteStatement
     var upsert: SQLiteStatement
     var delete: SQLiteStatement
     var writeClock: SQLiteStatement

@@ -1,3 +1,4 @@
+import ApplyPipeline
 import ChangeEvents
 import ChangeLog
 import HarmonyConfig
@@ -11,63 +12,40 @@ import WorkerRuntime
 import Glibc
 #endif
 
-/// Subscribes through the broker from the node's cursor and applies what arrives: each delivery in one
-/// transaction with the cursor, then the acknowledgement and new credit. The node's own batches are skipped
-/// (their stamps are already here) without a write: the cursor over them is stored with the next applied
-/// batch or within `cursorInterval`, because every write of ours can make the application's writer wait for
-/// the lock. The seq map file mirrors the stored cursor (never ahead of it), at most every
-/// `seqMapInterval`. A delivery that cannot be applied is retried with backoff and reported; the cursor
-/// never moves past it.
+/// The applier's I/O: receives deliveries from the broker, and executes what `ApplyPipeline` decides:
+/// applies groups through `ChangeApplier` (each in one transaction with the cursor), sends subscriptions,
+/// acknowledgements and credit to the broker, stores the cursor, writes the seq map, logs and reports
+/// status. The node's own batches are skipped here, after decoding: their stamps are already here.
 final class ApplyService: WorkerLoopHandler {
+    typealias Action = ApplyPipeline.Action
+
     private let runtime: WorkerRuntime
     private let config: Configuration
     private let logger: Logger
-    private let database: SQLiteDatabase
     private let applier: ChangeApplier
     private let broker: BrokerChannel
-    /// Applied through here; `storedCursor` is what the database has, `mirroredCursor` what the seq map has.
-    private var cursor: [String: UInt64]
-    private var storedCursor: [String: UInt64]
-    private var mirroredCursor: [String: UInt64]
-    private var cursorDueAt: Double?
-    private var seqMapDueAt: Double?
-    private var seqMapWrittenAt = 0.0
-    /// Deliveries in arrival order; `endsFrame` marks the last one of a broker frame, which is worth one
-    /// credit once applied.
-    private var queue: [(delivery: DataMessage.Delivery, endsFrame: Bool)] = []
-    private var retryAt: Double?
-    private var backoff = 0.25
-    private var lastError = ""
-    private var oneAtATime = false
-    private var warnedGaps: Set<String> = []
-
-    private static let credit: UInt32 = 4
-    private static let cursorInterval = 1.0
-    private static let seqMapInterval = 0.1
+    private var pipeline: ApplyPipeline
 
     private var appliedEvents: Int64 = 0
     private var supersededEvents: Int64 = 0
-    private var failures: Int64 = 0
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
-        let installation: ChangeLogInstallation
-        (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         applier = ChangeApplier(database: database, catalog: installation.catalog)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)
-        cursor = try applier.storedCursor()
-        storedCursor = cursor
-        mirroredCursor = cursor
+        let cursor = try applier.storedCursor()
         do {
             if try SeqMapFile.read(config.seqMapPath) == nil {
-                logger.info("no seq map at \(config.seqMapPath): consuming from the database's cursor \(cursor)")
+                logger.info("no seq map: consuming from the database's cursor", metadata: ["seq_map": "\(config.seqMapPath)", "cursor": "\(cursor)"])
             }
         } catch {
-            logger.error("\(error); consuming from the database's cursor \(cursor)")
+            logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(cursor)"])
         }
         try SeqMapFile.write(cursor, to: config.seqMapPath)
+        pipeline = ApplyPipeline(cursor: cursor, settings: .init(snapshotsEnabled: config.snapshot.enabled))
         if config.replicate {
             try runtime.reportReady("applying changes from cursor \(cursor.isEmpty ? "start" : "\(cursor)")")
         } else {
@@ -79,156 +57,129 @@ final class ApplyService: WorkerLoopHandler {
 
     var descriptors: [pollfd] { broker.descriptor.map { [$0] } ?? [] }
 
-    var nextDeadline: Double? { [retryAt, cursorDueAt, seqMapDueAt].compactMap { $0 }.min() }
+    var nextDeadline: Double? { pipeline.nextDeadline }
 
     var counters: [ControlMessage.Counter] {
-        [.init("applied_events", appliedEvents), .init("superseded_events", supersededEvents), .init("apply_failures", failures),
-         .init("queued_deliveries", Int64(queue.count))]
+        [.init("applied_events", appliedEvents), .init("superseded_events", supersededEvents), .init("apply_failures", Int64(pipeline.failures)),
+         .init("queued_deliveries", Int64(pipeline.queuedDeliveries))]
     }
 
     func handle(readable: [pollfd], now: Double) throws {
         let (messages, closed) = broker.receive()
         for message in messages {
-            if case .deliver(let deliveries) = message {
-                queue += deliveries.enumerated().map { ($0.element, $0.offset == deliveries.count - 1) }
-            }
+            if case .deliver(let deliveries) = message { try perform(pipeline.received(frame: deliveries, now: now)) }
         }
-        if let closed, closed.kind != .connectionClosed { logger.warning("broker connection: \(closed)") }
-        if closed != nil { queue.removeAll() }
-        try applyQueued()
+        if let closed {
+            if closed.kind != .connectionClosed { logger.warning("broker connection: \(closed)") }
+            try perform(pipeline.disconnected(now: now))
+        }
     }
 
     func tick(now: Double) throws {
         guard config.replicate else { return }
-        if broker.connectIfNeeded() {
-            // What an old broker delivered but we did not apply will come again from our cursor.
-            queue.removeAll()
-            broker.send(.subscribe(cursor: cursor.map { DataMessage.Position(stream: $0.key, sequence: $0.value) }))
-            broker.send(.credit(count: Self.credit))
-        }
-        try applyQueued()
-        do {
-            if let cursorDueAt, cursorDueAt <= now { try storeCursor() }
-            if let seqMapDueAt, seqMapDueAt <= now { try mirrorCursor() }
-        } catch {
-            // Both are behind what was applied, which is safe; try again shortly.
-            logger.error("\(error); trying again in 1 s")
-            if cursorDueAt != nil { cursorDueAt = now + 1 }
-            if seqMapDueAt != nil { seqMapDueAt = now + 1 }
-        }
+        if broker.connectIfNeeded() { try perform(pipeline.connected(now: now)) }
+        try perform(pipeline.tick(now: now))
     }
 
-    /// Stores the cursor and mirrors it now (also when the worker stops).
+    /// Stores the cursor and mirrors it now (also when the worker stops for a restore).
     func drain() throws {
-        try storeCursor()
-        try mirrorCursor()
+        try perform(pipeline.drain(now: monotonicSeconds()), draining: true)
     }
 
-    // MARK: applying
+    // MARK: executing the pipeline's actions
 
-    private func applyQueued() throws {
-        if let retryAt, retryAt > monotonicSeconds() { return }
-        retryAt = nil
-        // Everything queued goes in one transaction (fewer commits when behind). When that fails, one
-        // message at a time until the queue is empty, so the ones before a failing one still get through
-        // and the error names the failing one.
-        defer { if queue.isEmpty { oneAtATime = false } }
-        while !queue.isEmpty {
-            let group = oneAtATime ? 1 : queue.count
-            do {
-                try apply(queue.prefix(group))
-                queue.removeFirst(group)
-                backoff = 0.25
-                if !lastError.isEmpty {
-                    logger.info("applying again after: \(lastError)")
-                    try? runtime.reportStatus("applying")
-                    lastError = ""
-                }
-            } catch where group > 1 {
-                oneAtATime = true
-            } catch let gap as SequenceGap {
-                try? runtime.reportStatus("needs a snapshot restore: \(gap)")
-                throw WorkerExit.restoreNeeded("\(gap); only a snapshot restore at the node's start brings them back")
-            } catch {
-                failures += 1
-                if "\(error)" != lastError {
-                    lastError = "\(error)"
-                    logger.error("\(error); retrying in \(backoff) s and every time after, until it applies")
-                    try? runtime.reportStatus("cannot apply: \(error)")
-                }
-                retryAt = monotonicSeconds() + backoff
-                backoff = min(backoff * 2, 30)
-                return
-            }
+    /// Executes `actions` and what the outcomes of its operations lead to. Outcomes are reported with the
+    /// time they happened. When draining, a failed store is an error of the stop, not retried.
+    private func perform(_ actions: [Action], draining: Bool = false) throws {
+        var pending = actions[...]
+        while let action = pending.popFirst() {
+            pending = try execute(action, draining: draining)[...] + pending
         }
     }
 
-    private func apply(_ group: ArraySlice<(delivery: DataMessage.Delivery, endsFrame: Bool)>) throws {
-        let deliveries = group.map(\.delivery)
-        var events: [ChangeEvent] = []
-        var reached = cursor
-        for delivery in deliveries where delivery.sequence > (cursor[delivery.stream] ?? 0) {
-            let position = reached[delivery.stream] ?? 0
-            if delivery.sequence > position + 1 {
-                // Stream sequences have no holes: the messages in between were discarded (max_entries).
-                let missing = "messages \(position + 1)…\(delivery.sequence - 1) of \(delivery.stream) are gone from the stream before this node applied them"
-                if config.snapshot.enabled { throw SequenceGap(description: missing) }
-                if warnedGaps.insert(delivery.stream).inserted {
-                    logger.error("\(missing); snapshot.enabled = false, so they are lost on this node")
-                }
-            }
-            let batch: ChangeBatch
+    /// Does one action; returns the pipeline's answer to an operation's outcome.
+    private func execute(_ action: Action, draining: Bool) throws -> [Action] {
+        switch action {
+        case .subscribe(let cursor):
+            broker.send(.subscribe(cursor: cursor))
+        case .grantCredit(let count):
+            broker.send(.credit(count: count))
+        case .acknowledge(let positions):
+            for position in positions { broker.send(.applied(position)) }
+        case .apply(let group):
+            return apply(group)
+        case .storeCursor(let cursor):
             do {
-                batch = try ChangeBatch(decoding: delivery.payload)
+                _ = try applier.apply([], cursor: cursor)
+                return pipeline.cursorStored(cursor, now: monotonicSeconds())
             } catch {
-                throw DeliveryError(description: "message \(delivery.sequence) of \(delivery.stream) cannot be decoded: \(error)")
+                if draining { throw error }
+                logger.error("cannot store the cursor; trying again in 1 s", metadata: ["reason": "\(error)"])
+                return pipeline.cursorStoreFailed(now: monotonicSeconds())
             }
-            if batch.origin != config.nodeID { events += batch.events }
-            reached[delivery.stream] = max(reached[delivery.stream] ?? 0, delivery.sequence)
+        case .mirrorSeqMap(let cursor):
+            do {
+                try SeqMapFile.write(cursor, to: config.seqMapPath)
+                return pipeline.seqMapMirrored(cursor, now: monotonicSeconds())
+            } catch {
+                if draining { throw error }
+                logger.error("cannot mirror the cursor to the seq map; trying again in 1 s", metadata: ["reason": "\(error)"])
+                return pipeline.seqMapMirrorFailed(now: monotonicSeconds())
+            }
+        case .report(let report):
+            self.report(report)
+        case .stopForRestore(let gap):
+            try? runtime.reportStatus("needs a snapshot restore: \(gap)")
+            throw WorkerExit.restoreNeeded("\(gap); only a snapshot restore at the node's start brings them back")
         }
-        if events.isEmpty {
-            if cursorDueAt == nil { cursorDueAt = monotonicSeconds() + Self.cursorInterval }
-        } else {
-            let outcome = try applier.apply(events, cursor: reached)
+        return []
+    }
+
+    /// Decodes the group, skips the node's own batches, applies the rest with the group's cursor.
+    private func apply(_ group: ApplyPipeline.ApplyGroup) -> [Action] {
+        do {
+            var events: [ChangeEvent] = []
+            for delivery in group.deliveries {
+                let batch = try decode(delivery)
+                if batch.origin != config.nodeID { events += batch.events }
+            }
+            guard !events.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
+            let outcome = try applier.apply(events, cursor: group.cursor)
             appliedEvents += Int64(outcome.applied)
             supersededEvents += Int64(outcome.superseded)
-            stored(reached)
+            return pipeline.applied(group, wroteCursor: true, now: monotonicSeconds())
+        } catch {
+            return pipeline.applyFailed(group, reason: "\(error)", now: monotonicSeconds())
         }
-        cursor = reached
-        // JetStream may forget what is acknowledged but not yet stored: a new subscription starts from the
-        // stored cursor, not from the consumer's acknowledgements.
-        for stream in Set(deliveries.map(\.stream)) {
-            if let sequence = cursor[stream] { broker.send(.applied(.init(stream: stream, sequence: sequence))) }
+    }
+
+    private func decode(_ delivery: DataMessage.Delivery) throws(DeliveryError) -> ChangeBatch {
+        do {
+            return try ChangeBatch(decoding: delivery.payload)
+        } catch {
+            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "\(error)")
         }
-        let frames = group.count { $0.endsFrame }
-        if frames > 0 { broker.send(.credit(count: UInt32(frames))) }
     }
 
-    private func storeCursor() throws {
-        guard cursor != storedCursor else { cursorDueAt = nil; return }
-        _ = try applier.apply([], cursor: cursor)
-        stored(cursor)
-    }
-
-    private func stored(_ reached: [String: UInt64]) {
-        storedCursor = reached
-        cursorDueAt = nil
-        if seqMapDueAt == nil { seqMapDueAt = max(monotonicSeconds(), seqMapWrittenAt + Self.seqMapInterval) }
-    }
-
-    private func mirrorCursor() throws {
-        guard storedCursor != mirroredCursor else { seqMapDueAt = nil; return }
-        try SeqMapFile.write(storedCursor, to: config.seqMapPath)
-        mirroredCursor = storedCursor
-        seqMapWrittenAt = monotonicSeconds()
-        seqMapDueAt = nil
+    private func report(_ report: ApplyPipeline.Report) {
+        switch report {
+        case .cannotApply(let reason, let retryIn):
+            logger.error("\(reason); retrying until it applies", metadata: ["retry_in": "\(retryIn)"])
+            try? runtime.reportStatus("cannot apply: \(reason)")
+        case .applyingAgain(let reason):
+            logger.info("applying again", metadata: ["after": "\(reason)"])
+            try? runtime.reportStatus("applying")
+        case .messagesLost(let gap):
+            logger.error("\(gap); snapshot.enabled = false, so they are lost on this node", metadata: ["stream": "\(gap.stream)"])
+        }
     }
 }
 
+/// A delivery whose payload is not a change batch.
 struct DeliveryError: Error, CustomStringConvertible {
-    var description: String
-}
+    var stream: String
+    var sequence: UInt64
+    var reason: String
 
-struct SequenceGap: Error, CustomStringConvertible {
-    var description: String
+    var description: String { "message \(sequence) of \(stream) cannot be decoded: \(reason)" }
 }

@@ -116,6 +116,24 @@ import Testing
         #expect(try app(path, "SELECT count(*) FROM books;") == "0\n")
     }
 
+    /// Stamps and node ids are unsigned 64-bit; the row clock stores their signed bit patterns. The winner
+    /// must be the same as `ChangeEvent.supersedes` decides, also with the top bit set.
+    @Test func lastWriterWinsComparesStampsAndWritersUnsigned() throws {
+        let (path, db, installation) = try installed(node: 1)
+        let applier = ChangeApplier(database: db, catalog: installation.catalog)
+        func write(_ title: String, stamp: UInt64, writer: UInt64) -> ChangeEvent {
+            ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: stamp, writer: writer, columns: ["id", "title"], values: [.integer(1), .text(title)], keyCount: 1)
+        }
+        let high: UInt64 = 1 << 63 | 5
+        #expect(try applier.apply([write("small writer", stamp: 7 << 16, writer: 3)]).applied == 1)
+        #expect(try applier.apply([write("high writer", stamp: 7 << 16, writer: high)]).applied == 1)
+        #expect(try applier.apply([write("small writer again", stamp: 7 << 16, writer: 4)]).superseded == 1)
+        #expect(try applier.apply([write("high stamp", stamp: high, writer: 2)]).applied == 1)
+        #expect(try applier.apply([write("lower stamp", stamp: 1 << 62, writer: high)]).superseded == 1)
+        #expect(try applier.apply([write("higher stamp", stamp: high + 1, writer: 2)]).applied == 1)
+        #expect(try app(path, "SELECT title FROM books;") == "higher stamp\n")
+    }
+
     @Test func unknownTablesAndColumnsAreErrorsAndRollBack() throws {
         let (path, db, installation) = try installed(node: 1)
         let applier = ChangeApplier(database: db, catalog: installation.catalog)

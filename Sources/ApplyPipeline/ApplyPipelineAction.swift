@@ -1,0 +1,66 @@
+import IPC
+
+/// Stream name → last sequence: how far this node has got in each shard stream.
+public typealias StreamCursor = [String: UInt64]
+
+extension ApplyPipeline {
+    /// What the glue does for the pipeline. `apply`, `storeCursor` and `mirrorSeqMap` are operations: the
+    /// glue reports each one's outcome (`applied`/`applyFailed`, `cursorStored`/`cursorStoreFailed`,
+    /// `seqMapMirrored`/`seqMapMirrorFailed`) before anything else happens. At most one operation is
+    /// outstanding, and it is always the last action of a list.
+    public enum Action: Equatable, Sendable {
+        /// Send `subscribe` from this cursor to the broker.
+        case subscribe(cursor: [DataMessage.Position])
+        /// Send `credit` to the broker: it may deliver this many more frames.
+        case grantCredit(UInt32)
+        /// Send `applied` to the broker: JetStream may acknowledge through these positions (sent only after
+        /// the database committed them).
+        case acknowledge([DataMessage.Position])
+        /// Decode the deliveries, skip the node's own batches, and apply the rest in one transaction that
+        /// also stores `group.cursor` (no transaction when nothing is left to apply).
+        case apply(ApplyGroup)
+        /// Store this cursor in the database on its own.
+        case storeCursor(StreamCursor)
+        /// Write the seq map file with this (stored) cursor.
+        case mirrorSeqMap(StreamCursor)
+        /// Something a person should know (log, and a status line where it says so).
+        case report(Report)
+        /// Stop the worker with `WorkerExit.restoreNeeded`: the stream no longer has what this node misses.
+        case stopForRestore(SequenceGap)
+    }
+
+    /// Deliveries to apply in one transaction, and where the cursor is once they are.
+    public struct ApplyGroup: Equatable, Sendable {
+        /// Tells a group's outcome apart from a later group's.
+        public var number: UInt64
+        /// The deliveries not applied before, in arrival order (never empty).
+        public var deliveries: [DataMessage.Delivery]
+        /// The cursor once these are applied: to store in the same transaction.
+        public var cursor: StreamCursor
+        /// How many queued deliveries the group covers (its `deliveries` plus ones applied before).
+        var queuedCount: Int
+        /// The connection these deliveries came through.
+        var connection: UInt64
+    }
+
+    public enum Report: Equatable, Sendable {
+        /// A single delivery failed; retried after `retryIn` seconds and every time after. Reported once per
+        /// distinct reason (log error and status line).
+        case cannotApply(reason: String, retryIn: Double)
+        /// Applying again after a failure (log info and status line).
+        case applyingAgain(after: String)
+        /// Messages are gone and snapshots are off: lost on this node (log error, once per stream).
+        case messagesLost(SequenceGap)
+    }
+}
+
+/// Messages of a stream that are gone before this node applied them: stream sequences have no holes, so a
+/// jump means JetStream discarded them (limits, max_entries).
+public struct SequenceGap: Error, Equatable, Sendable, CustomStringConvertible {
+    public var stream: String
+    public var missing: ClosedRange<UInt64>
+
+    public var description: String {
+        "messages \(missing.lowerBound)…\(missing.upperBound) of \(stream) are gone from the stream before this node applied them"
+    }
+}

@@ -1,0 +1,72 @@
+import ChangeEvents
+import ChangeLog
+import SQLiteKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// What applying one row costs the applier, without NATS or processes: `rows` remote events applied through
+// ChangeApplier into a fresh WAL database with the capture triggers installed, in groups of `groupSize`
+// (one transaction each, with the cursor, as the applier does). Three passes: new rows, newer versions of
+// them, and the same versions again (superseded: the row clock says no).
+// The database is opened as the applier opens it (ChangeLogInstaller.open: WAL, synchronous=NORMAL).
+// Usage: applier-benchmark [rows, default 100000] [group size, default 500] [directory, default /tmp]
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+let rows = arguments.first.flatMap { Int($0) } ?? 100_000
+let groupSize = arguments.dropFirst().first.flatMap { Int($0) } ?? 500
+let parent = arguments.dropFirst(2).first ?? "/tmp"
+let remoteNode: UInt64 = 2
+
+/// CPU seconds of this process: on a busy machine, wall time says more about the neighbours.
+func seconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+let directory = String(cString: mkdtemp(strdup(parent + "/applier-benchmark.XXXXXX")))
+let path = directory + "/bench.db"
+// SQLite reads an empty file as an empty database.
+close(open(path, O_WRONLY | O_CREAT, 0o644))
+try SQLiteDatabase(existingPath: path).execute("CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT NOT NULL, n INTEGER, r REAL)")
+let (database, installation) = try ChangeLogInstaller.open(path, node: 1)
+let applier = ChangeApplier(database: database, catalog: installation.catalog)
+
+func events(version: Int) -> [ChangeEvent] {
+    let stamp = UInt64(1_800_000_000_000 + version) << 16
+    return (0..<rows).map { k in
+        let values: [SQLiteValue] = [.integer(Int64(k)), .text("value \(k) version \(version)"), .integer(Int64(k * 7)), .real(Double(k) / 3)]
+        return ChangeEvent(
+            changeID: Int64(version * rows + k), table: "kv", operation: .upsert, stamp: stamp, writer: remoteNode,
+            columns: ["k", "v", "n", "r"], values: values, keyCount: 1)
+    }
+}
+
+func pass(_ label: String, _ events: [ChangeEvent], applies: Bool, through applier: ChangeApplier) throws {
+    var applied = 0
+    let start = seconds()
+    var sequence: UInt64 = 0
+    for group in stride(from: 0, to: events.count, by: groupSize) {
+        sequence += 1
+        let outcome = try applier.apply(Array(events[group..<min(group + groupSize, events.count)]), cursor: ["harmonylite-changes-1": sequence])
+        applied += outcome.applied
+    }
+    let elapsed = seconds() - start
+    guard applied == (applies ? events.count : 0) else { fatalError("\(label): applied \(applied) of \(events.count)") }
+    let nanosPerRow = Int((elapsed * 1e9 / Double(events.count)).rounded())
+    print("\(label) \(events.count) rows in groups of \(groupSize): \(nanosPerRow / 1000).\(String(nanosPerRow % 1000 / 10).leftPadded(2)) µs/row (CPU)")
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}
+
+let first = events(version: 1)
+let second = events(version: 2)
+try pass("insert:   ", first, applies: true, through: applier)
+try pass("update:   ", second, applies: true, through: applier)
+try pass("supersede:", second, applies: false, through: applier)
+for file in ["bench.db", "bench.db-wal", "bench.db-shm"] { unlink(directory + "/" + file) }
+rmdir(directory)
