@@ -34,7 +34,13 @@ public final class ChangeApplier {
             try statement("INSERT INTO \(q(ChangeLogSchema.applyGuard)) (active) VALUES (1)").run()
             var outcome = Outcome()
             for event in events {
-                if try apply(event) { outcome.applied += 1 } else { outcome.superseded += 1 }
+                let applied: Bool
+                do {
+                    applied = try apply(event)
+                } catch let error as SQLiteError {
+                    throw ApplyError(event: event, kind: .database(error.code), reason: "\(error)")
+                }
+                if applied { outcome.applied += 1 } else { outcome.superseded += 1 }
             }
             for (stream, sequence) in cursor {
                 try statement("INSERT OR REPLACE INTO \(q(ChangeLogSchema.meta)) (key, value) VALUES (?, ?)")
@@ -72,7 +78,7 @@ public final class ChangeApplier {
             try statement("INSERT INTO \(q(ChangeLogSchema.applyGuard)) (active) VALUES (1)").run()
             for event in events {
                 guard let tableID = tableIDs[event.table] else {
-                    throw ApplyError(event: event, reason: "table \(event.table) is not in the snapshot")
+                    throw ApplyError(event: event, kind: .schemaMissing, reason: "table \(event.table) is not in the snapshot")
                 }
                 let plan = try plan(for: event)
                 let key = Array(event.key)
@@ -123,15 +129,15 @@ public final class ChangeApplier {
             return plan
         }
         guard let table = try table(named: event.table) else {
-            throw ApplyError(event: event, reason: "table \(event.table) is not replicated here (missing, or refused: see the capturer's log)")
+            throw ApplyError(event: event, kind: .schemaMissing, reason: "table \(event.table) is not replicated here (missing, or refused: see the capturer's log)")
         }
         let keyNames = table.primaryKey.map(\.name)
         guard Array(event.columns.prefix(event.keyCount)) == keyNames else {
-            throw ApplyError(event: event, reason: "its key (\(event.columns.prefix(event.keyCount).joined(separator: ", "))) is not the local primary key (\(keyNames.joined(separator: ", ")))")
+            throw ApplyError(event: event, kind: .keyMismatch, reason: "its key (\(event.columns.prefix(event.keyCount).joined(separator: ", "))) is not the local primary key (\(keyNames.joined(separator: ", ")))")
         }
         let local = Set(table.columns.map(\.name))
         if let unknown = event.columns.first(where: { !local.contains($0) }) {
-            throw ApplyError(event: event, reason: "column \(unknown) does not exist in the local table \(table.name) (schemas differ)")
+            throw ApplyError(event: event, kind: .schemaMissing, reason: "column \(unknown) does not exist in the local table \(table.name) (schemas differ)")
         }
         let keyMatch = keyNames.map { "\(q($0)) = ?" }.joined(separator: " AND ")
         let log = q(ChangeLogSchema.changeLog(of: table.name))
@@ -213,11 +219,26 @@ private struct ApplyPlan {
     var writeClock: SQLiteStatement
 }
 
-/// An event that cannot be applied here, and why. The applier retries it with backoff and reports it; it
-/// never skips it.
+/// An event that cannot be applied here, and why; `kind` says whether waiting can help.
 public struct ApplyError: Error, CustomStringConvertible {
+    public enum Kind: Equatable, Sendable {
+        /// This node's schema lacks the table (or refuses it), or the column: it may arrive with a migration.
+        case schemaMissing
+        /// The event's key is not the local table's primary key: the schemas differ.
+        case keyMismatch
+        /// SQLite refused the write (a constraint, a full disk, a busy database): `SQLiteError.code` says which.
+        case database(Int32)
+    }
+
     public var event: ChangeEvent
+    public var kind: Kind
     public var reason: String
+
+    public init(event: ChangeEvent, kind: Kind, reason: String) {
+        self.event = event
+        self.kind = kind
+        self.reason = reason
+    }
 
     public var description: String {
         "cannot apply change \(event.changeID) (\(event.operation == .delete ? "delete" : "upsert") of \(event.table)): \(reason)"
