@@ -1,7 +1,7 @@
 import ChangeEvents
 import SQLiteKit
 
-/// Applies other nodes' events: one SQLite transaction per batch, capture suppressed (the apply guard),
+/// Applies other nodes' events: one SQLite transaction per batch, in the replica role (no trigger fires),
 /// last-writer-wins per row on (stamp, writer) against the row clock, deletes leaving tombstones. Columns
 /// a local table has but an event lacks keep their values (HarmonyLite's REPLACE reset them).
 public final class ChangeApplier {
@@ -14,6 +14,8 @@ public final class ChangeApplier {
     private var lastPlan: (shape: ApplyPlan.Shape, plan: ApplyPlan)?
     /// Tables whose row-clock table this applier has made sure exists.
     private var clockTables: Set<String> = []
+    /// The `schema_version` the catalog was read at (-1: given, not read).
+    private var catalogSchemaVersion: Int64 = -1
 
     public struct Outcome: Equatable, Sendable {
         public var applied = 0
@@ -21,7 +23,11 @@ public final class ChangeApplier {
         public var superseded = 0
     }
 
-    public init(database: SQLiteDatabase, catalog: TableCatalog) {
+    /// Puts `database` in the replica role (`SQLiteDatabase.enterReplicaRole`): from now on no trigger
+    /// and no foreign-key action fires on this connection, so replicated rows are written as they arrived
+    /// and our capture triggers do not capture them.
+    public init(database: SQLiteDatabase, catalog: TableCatalog) throws(SQLiteError) {
+        try database.enterReplicaRole()
         self.database = database
         self.catalog = catalog
     }
@@ -31,7 +37,6 @@ public final class ChangeApplier {
     public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:]) throws -> Outcome {
         try database.execute("BEGIN IMMEDIATE")
         do {
-            try statement("INSERT INTO \(q(ChangeLogSchema.applyGuard)) (active) VALUES (1)").run()
             var outcome = Outcome()
             for event in events {
                 let applied: Bool
@@ -46,7 +51,6 @@ public final class ChangeApplier {
                 try statement("INSERT OR REPLACE INTO \(q(ChangeLogSchema.meta)) (key, value) VALUES (?, ?)")
                     .run([.text("cursor:" + stream), .integer(Int64(bitPattern: sequence))])
             }
-            try statement("DELETE FROM \(q(ChangeLogSchema.applyGuard))").run()
             try database.execute("COMMIT")
             return outcome
         } catch {
@@ -75,7 +79,6 @@ public final class ChangeApplier {
     public func replayLocal(_ events: [ChangeEvent], tableIDs: [String: Int64]) throws {
         try database.execute("BEGIN IMMEDIATE")
         do {
-            try statement("INSERT INTO \(q(ChangeLogSchema.applyGuard)) (active) VALUES (1)").run()
             for event in events {
                 guard let tableID = tableIDs[event.table] else {
                     throw ApplyError(event: event, kind: .schemaMissing, reason: "table \(event.table) is not in the snapshot")
@@ -91,7 +94,6 @@ public final class ChangeApplier {
                 try statement("INSERT INTO \(q(ChangeLogSchema.globalLog)) (table_id, \(keyColumns.joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: key.count)))")
                     .run([.integer(tableID)] + key)
             }
-            try statement("DELETE FROM \(q(ChangeLogSchema.applyGuard))").run()
             try database.execute("COMMIT")
         } catch {
             try? database.execute("ROLLBACK")
@@ -128,12 +130,17 @@ public final class ChangeApplier {
             lastPlan = (shape, plan)
             return plan
         }
-        guard let table = try table(named: event.table) else {
+        guard var table = try table(named: event.table) else {
             throw ApplyError(event: event, kind: .schemaMissing, reason: "table \(event.table) is not replicated here (missing, or refused: see the capturer's log)")
         }
         let keyNames = table.primaryKey.map(\.name)
         guard Array(event.columns.prefix(event.keyCount)) == keyNames else {
             throw ApplyError(event: event, kind: .keyMismatch, reason: "its key (\(event.columns.prefix(event.keyCount).joined(separator: ", "))) is not the local primary key (\(keyNames.joined(separator: ", ")))")
+        }
+        if !Set(table.columns.map(\.name)).isSuperset(of: event.columns) {
+            // A column added since the catalog was read (ALTER TABLE … ADD COLUMN while we run)?
+            try refreshCatalog()
+            table = try self.table(named: event.table) ?? table
         }
         let local = Set(table.columns.map(\.name))
         if let unknown = event.columns.first(where: { !local.contains($0) }) {
@@ -143,8 +150,9 @@ public final class ChangeApplier {
         let log = q(ChangeLogSchema.changeLog(of: table.name))
         let columns = event.columns.map(q).joined(separator: ", ")
         let placeholders = Array(repeating: "?", count: event.columns.count).joined(separator: ", ")
-        let others = event.columns.dropFirst(event.keyCount).map { "\(q($0)) = excluded.\(q($0))" }
-        let conflict = others.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + others.joined(separator: ", ")
+        // The key columns too: under a NOCASE (or RTRIM) key, 'ALICE' is the row 'alice', and an update that
+        // changed only the key's case must change it here as well.
+        let conflict = "DO UPDATE SET " + event.columns.map { "\(q($0)) = excluded.\(q($0))" }.joined(separator: ", ")
         let clockColumns = (keyNames.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]).joined(separator: ", ")
         let clockPlaceholders = Array(repeating: "?", count: keyNames.count + 3).joined(separator: ", ")
         let stamp = q(ChangeLogSchema.stampColumn), node = q(ChangeLogSchema.nodeColumn), deleted = q(ChangeLogSchema.deletedColumn)
@@ -169,11 +177,7 @@ public final class ChangeApplier {
     private func table(named name: String) throws -> TableInfo? {
         var table = catalog.table(named: name)
         if table == nil {
-            catalog = try TableCatalog.read(database)
-            statements.removeAll()
-            plans.removeAll()
-            lastPlan = nil
-            clockTables.removeAll()
+            try refreshCatalog()
             table = catalog.table(named: name)
         }
         if let table, !clockTables.contains(name) {
@@ -182,6 +186,19 @@ public final class ChangeApplier {
             clockTables.insert(name)
         }
         return table
+    }
+
+    /// Reads the schema again and forgets every prepared plan, when the schema changed since it was last
+    /// read: tables and columns may have been created, altered or dropped.
+    private func refreshCatalog() throws(SQLiteError) {
+        let version = try database.scalarInteger("PRAGMA schema_version")
+        guard version != catalogSchemaVersion else { return }
+        catalogSchemaVersion = version
+        catalog = try TableCatalog.read(database)
+        statements.removeAll()
+        plans.removeAll()
+        lastPlan = nil
+        clockTables.removeAll()
     }
 
     private func statement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {

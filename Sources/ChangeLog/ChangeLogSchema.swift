@@ -8,16 +8,19 @@
 ///   at publish time, so one entry is all the trigger writes. Its highest id is never deleted, so ids keep
 ///   growing and stay unique per installation.
 /// - `__harmonylite___tables`: table ids; `__harmonylite___meta`: installation facts and the publish
-///   watermark; `__harmonylite___applying`: empty except inside the applier's transactions, where one row
-///   tells the triggers "this write is a remote change, do not capture it". Works with
-///   `PRAGMA trusted_schema=OFF`, unlike HarmonyLite's `pragma_function_list` guard.
+///   watermark.
+/// - Remote changes are not captured because the applier writes them with triggers off on its connection
+///   (the replica role), not by a guard the triggers test: so the triggers work with
+///   `PRAGMA trusted_schema=OFF` (HarmonyLite's `pragma_function_list` guard did not) and cost the
+///   application one write less each.
 /// - Triggers `__harmonylite__<t>_change_log_on_insert|_on_update|_on_delete` (HarmonyLite's names).
 public enum ChangeLogSchema {
     public static let prefix = HarmonyLiteObjects.prefix
     public static let globalLog = prefix + "_change_log_global"
     public static let tables = prefix + "_tables"
     public static let meta = prefix + "_meta"
-    public static let applyGuard = prefix + "_applying"
+    /// The guard table of earlier versions (dropped at install): the replica role replaced it.
+    static let formerApplyGuard = prefix + "_applying"
     public static let stampColumn = prefix + "hlc"
     public static let nodeColumn = prefix + "node"
     public static let deletedColumn = prefix + "deleted"
@@ -37,7 +40,7 @@ public enum ChangeLogSchema {
         "CREATE TABLE IF NOT EXISTS \(quote(globalLog)) (id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL)",
         "CREATE TABLE IF NOT EXISTS \(quote(tables)) (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
         "CREATE TABLE IF NOT EXISTS \(quote(meta)) (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
-        "CREATE TABLE IF NOT EXISTS \(quote(applyGuard)) (active INTEGER)",
+        "DROP TABLE IF EXISTS \(quote(formerApplyGuard))",
     ]
 
     /// The row clock of `table`.
@@ -76,7 +79,6 @@ public enum ChangeLogSchema {
         let target = quote(table.name)
         let keys = table.primaryKey.map { quote($0.name) }
         let nodeValue = String(Int64(bitPattern: node))
-        let guardClause = "WHEN NOT EXISTS (SELECT 1 FROM \(quote(applyGuard)))"
         let globalColumns = (["table_id"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
         let clockColumns = (keys + [quote(stampColumn), quote(nodeColumn), quote(deletedColumn)]).joined(separator: ", ")
 
@@ -92,12 +94,12 @@ public enum ChangeLogSchema {
         var keyChanged: String { keys.map { "OLD.\($0) IS NOT NEW.\($0)" }.joined(separator: " OR ") }
 
         return [
-            "CREATE TRIGGER \(quote(trigger(of: table.name, "insert"))) AFTER INSERT ON \(target) \(guardClause)\nBEGIN\n  "
+            "CREATE TRIGGER \(quote(trigger(of: table.name, "insert"))) AFTER INSERT ON \(target)\nBEGIN\n  "
                 + stamp("NEW", deleted: false) + "\nEND",
             // A key-changing UPDATE is a delete of the old key plus a write of the new one.
-            "CREATE TRIGGER \(quote(trigger(of: table.name, "update"))) AFTER UPDATE ON \(target) \(guardClause)\nBEGIN\n  "
+            "CREATE TRIGGER \(quote(trigger(of: table.name, "update"))) AFTER UPDATE ON \(target)\nBEGIN\n  "
                 + stamp("OLD", deleted: true, onlyIfKeyChanged: true) + "\n  " + stamp("NEW", deleted: false) + "\nEND",
-            "CREATE TRIGGER \(quote(trigger(of: table.name, "delete"))) AFTER DELETE ON \(target) \(guardClause)\nBEGIN\n  "
+            "CREATE TRIGGER \(quote(trigger(of: table.name, "delete"))) AFTER DELETE ON \(target)\nBEGIN\n  "
                 + stamp("OLD", deleted: true) + "\nEND",
         ]
     }

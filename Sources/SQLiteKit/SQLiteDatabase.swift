@@ -25,6 +25,15 @@ public final class SQLiteDatabase {
 
     deinit { sqlite3_close_v2(handle) }
 
+    /// The replica role (as PostgreSQL's `session_replication_role = replica`): on this connection no
+    /// trigger fires (neither the application's nor our capture triggers) and no foreign-key action runs.
+    /// Replicated rows carry those effects already: they were captured on the origin as rows of their own.
+    public func enterReplicaRole() throws(SQLiteError) {
+        let code = hl_sqlite3_enable_triggers(handle, 0)
+        guard code == SQLITE_OK else { throw SQLiteError(code: code, message: "cannot turn triggers off on this connection") }
+        try execute("PRAGMA foreign_keys = OFF")
+    }
+
     public func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         try SQLiteStatement(database: self, sql: sql)
     }

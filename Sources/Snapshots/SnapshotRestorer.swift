@@ -22,7 +22,7 @@ public enum SnapshotRestorer {
         let prepared = try SQLiteDatabase(existingPath: filePath)
         try prepared.execute("PRAGMA journal_mode=DELETE")
         let installation = try ChangeLogInstaller.install(in: prepared, node: nodeID)
-        let applier = ChangeApplier(database: prepared, catalog: installation.catalog)
+        let applier = try ChangeApplier(database: prepared, catalog: installation.catalog)
         _ = try applier.apply([], cursor: metadata.cursor)
         // Read what is still unpublished as late as possible: the application may be writing.
         let reader = try ChangeReader(database: live, installation: liveInstallation)

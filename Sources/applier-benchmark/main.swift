@@ -32,7 +32,7 @@ let path = directory + "/bench.db"
 close(open(path, O_WRONLY | O_CREAT, 0o644))
 try SQLiteDatabase(existingPath: path).execute("CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT NOT NULL, n INTEGER, r REAL)")
 let (database, installation) = try ChangeLogInstaller.open(path, node: 1)
-let applier = ChangeApplier(database: database, catalog: installation.catalog)
+let applier = try ChangeApplier(database: database, catalog: installation.catalog)
 
 func events(version: Int) -> [ChangeEvent] {
     let stamp = UInt64(1_800_000_000_000 + version) << 16

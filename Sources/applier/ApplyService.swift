@@ -34,7 +34,7 @@ final class ApplyService: WorkerLoopHandler {
         config = runtime.configuration
         logger = runtime.logger
         let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
-        applier = ChangeApplier(database: database, catalog: installation.catalog)
+        applier = try ChangeApplier(database: database, catalog: installation.catalog)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)
         let cursor = try applier.storedCursor()
         do {

@@ -12,7 +12,7 @@ import Snapshots
 enum GapAcceptance {
     static func acceptGaps(_ config: Configuration, streams: [String], connection: NATSConnection, logger: Logger) throws {
         let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
-        let applier = ChangeApplier(database: database, catalog: installation.catalog)
+        let applier = try ChangeApplier(database: database, catalog: installation.catalog)
         var cursor = try applier.storedCursor()
         var moved = false
         for stream in streams {

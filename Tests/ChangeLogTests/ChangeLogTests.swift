@@ -101,7 +101,7 @@ import Testing
 
     @Test func appliedChangesAreNotCapturedAndOlderOnesLose() throws {
         let (path, db, installation) = try installed(node: 1)
-        let applier = ChangeApplier(database: db, catalog: installation.catalog)
+        let applier = try ChangeApplier(database: db, catalog: installation.catalog)
         let columns = ["id", "title", "year"]
         let newer = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 2000 << 16, writer: 2, columns: columns, values: [.integer(1), .text("new"), .integer(2)], keyCount: 1)
         let older = ChangeEvent(changeID: 2, table: "books", operation: .upsert, stamp: 1000 << 16, writer: 3, columns: columns, values: [.integer(1), .text("old"), .integer(1)], keyCount: 1)
@@ -120,7 +120,7 @@ import Testing
     /// must be the same as `ChangeEvent.supersedes` decides, also with the top bit set.
     @Test func lastWriterWinsComparesStampsAndWritersUnsigned() throws {
         let (path, db, installation) = try installed(node: 1)
-        let applier = ChangeApplier(database: db, catalog: installation.catalog)
+        let applier = try ChangeApplier(database: db, catalog: installation.catalog)
         func write(_ title: String, stamp: UInt64, writer: UInt64) -> ChangeEvent {
             ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: stamp, writer: writer, columns: ["id", "title"], values: [.integer(1), .text(title)], keyCount: 1)
         }
@@ -136,7 +136,7 @@ import Testing
 
     @Test func unknownTablesAndColumnsAreErrorsAndRollBack() throws {
         let (path, db, installation) = try installed(node: 1)
-        let applier = ChangeApplier(database: db, catalog: installation.catalog)
+        let applier = try ChangeApplier(database: db, catalog: installation.catalog)
         let good = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 5, writer: 2, columns: ["id", "title"], values: [.integer(1), .text("x")], keyCount: 1)
         let missingTable = ChangeEvent(changeID: 2, table: "films", operation: .upsert, stamp: 5, writer: 2, columns: ["id"], values: [.integer(1)], keyCount: 1)
         let missingColumn = ChangeEvent(changeID: 3, table: "books", operation: .upsert, stamp: 5, writer: 2, columns: ["id", "title", "rating"], values: [.integer(2), .text("y"), .integer(5)], keyCount: 1)
@@ -226,12 +226,14 @@ import Testing
     @Test(arguments: 1...12)
     func nodesConvergeWhateverTheArrivalOrder(seed: Int) throws {
         var rng = SplitMix64(seed: UInt64(seed))
-        var nodes: [(db: SQLiteDatabase, installation: ChangeLogInstallation, path: String)] = []
+        // Each node: the application's connection, and the applier's own (in the replica role, as in the applier process).
+        var nodes: [(db: SQLiteDatabase, installation: ChangeLogInstallation, path: String, applier: ChangeApplier)] = []
         let future = (Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000) << 16
         for index in 1...3 {
             let path = try database("n\(index).db", "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT, n INTEGER);")
             let db = try SQLiteDatabase(existingPath: path)
-            nodes.append((db, try ChangeLogInstaller.install(in: db, node: UInt64(index)), path))
+            let installation = try ChangeLogInstaller.install(in: db, node: UInt64(index))
+            nodes.append((db, installation, path, try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: installation.catalog)))
             if seed % 2 == 0 {
                 for key in 0..<16 {
                     try db.execute("INSERT INTO __harmonylite__kv_change_log VALUES (\(key), \(future), 0, 1)")
@@ -261,14 +263,13 @@ import Testing
             for (index, node) in nodes.enumerated() {
                 var incoming = published.enumerated().filter { $0.offset != index }.flatMap(\.element)
                 incoming.shuffle(using: &rng)
-                let applier = ChangeApplier(database: node.db, catalog: node.installation.catalog)
-                _ = try applier.apply(Array(incoming.prefix(Int(rng.next() % UInt64(incoming.count + 1)))))
+                _ = try node.applier.apply(Array(incoming.prefix(Int(rng.next() % UInt64(incoming.count + 1)))))
             }
         }
         for (index, node) in nodes.enumerated() {
             var incoming = published.enumerated().filter { $0.offset != index }.flatMap(\.element)
             incoming.shuffle(using: &rng)
-            _ = try ChangeApplier(database: node.db, catalog: node.installation.catalog).apply(incoming + incoming.prefix(5))
+            _ = try node.applier.apply(incoming + incoming.prefix(5))
         }
         let contents = try nodes.map { try app($0.path, "SELECT k, quote(v), n FROM kv ORDER BY k;") }
         #expect(contents[0] == contents[1] && contents[1] == contents[2], "diverged:\n\(contents.joined(separator: "\n--\n"))")
@@ -350,5 +351,95 @@ import Testing
         #expect(Set(installation.catalog.replicated.map(\.name)) == ["books", name])
         _ = try HarmonyLiteObjects.removeAll(from: database)
         #expect(try app(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table';") == "2\n")
+    }
+}
+
+/// Applying what real applications write: their own triggers, foreign keys, case-insensitive keys and
+/// migrations while replication runs.
+@Suite struct ApplyingApplicationSchemasTests {
+    let directory: TemporaryDirectory
+
+    init() throws { directory = try TemporaryDirectory() }
+
+    func app(_ path: String, _ sql: String) throws -> String {
+        let result = try runCommand("/usr/bin/sqlite3", [path, "PRAGMA trusted_schema=OFF; PRAGMA foreign_keys=ON;" + sql])
+        guard result.status == 0 else { throw TestFailure("sqlite3: \(result.output)") }
+        return result.output
+    }
+
+    /// Two nodes' databases with `schema`: origin's captured changes are read and applied to the replica.
+    func pair(_ schema: String) throws -> (origin: String, replica: String, replicate: () throws -> Void) {
+        let origin = directory.path + "/origin.db", replica = directory.path + "/replica.db"
+        try makeDatabase(origin, "PRAGMA journal_mode=WAL;" + schema)
+        try makeDatabase(replica, "PRAGMA journal_mode=WAL;" + schema)
+        let originDB = try SQLiteDatabase(existingPath: origin)
+        _ = try ChangeLogInstaller.install(in: originDB, node: 1)
+        let replicaDB = try SQLiteDatabase(existingPath: replica)
+        _ = try ChangeLogInstaller.install(in: replicaDB, node: 2)
+        var watermark: Int64 = 0
+        let replicate = {
+            // Read with a fresh installation each time (the schema may have changed), as the capturer does.
+            let installation = try ChangeLogInstaller.install(in: originDB, node: 1)
+            let pending = try ChangeReader(database: originDB, installation: installation).pending(after: watermark, limit: 10_000)
+            watermark = pending.throughID ?? watermark
+            let applier = try ChangeApplier(database: SQLiteDatabase(existingPath: replica), catalog: TableCatalog.read(replicaDB))
+            // Reversed: rows of different tables travel on different shards, in any order.
+            _ = try applier.apply(pending.events.reversed())
+        }
+        return (origin, replica, replicate)
+    }
+
+    /// The replica role: an application trigger's effect arrives as rows of its own and is not computed
+    /// again on the replica; a cascade's deletes arrive as deletes and do not cascade again.
+    @Test func applicationTriggersAndCascadesDoNotFireAgainOnApply() throws {
+        let (origin, replica, replicate) = try pair("""
+            CREATE TABLE orders (id INTEGER PRIMARY KEY, amount INTEGER);
+            CREATE TABLE totals (name TEXT PRIMARY KEY, sum INTEGER NOT NULL);
+            CREATE TRIGGER add_order AFTER INSERT ON orders BEGIN
+              INSERT INTO totals VALUES ('all', NEW.amount) ON CONFLICT (name) DO UPDATE SET sum = sum + NEW.amount;
+            END;
+            CREATE TABLE parents (id INTEGER PRIMARY KEY);
+            CREATE TABLE children (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parents (id) ON DELETE CASCADE);
+            """)
+        try app(origin, "BEGIN; INSERT INTO orders VALUES (1, 10); UPDATE orders SET amount = 15 WHERE id = 1; INSERT INTO orders VALUES (2, 5); COMMIT;")
+        try app(origin, "INSERT INTO parents VALUES (1), (2); INSERT INTO children VALUES (10, 1), (11, 1), (20, 2);")
+        try replicate()
+        try app(origin, "DELETE FROM parents WHERE id = 1;")
+        try app(replica, "INSERT INTO children VALUES (12, 1);")  // a replica-local child the origin never saw
+        try replicate()
+        let dump = "SELECT * FROM totals; SELECT id, amount FROM orders ORDER BY id; SELECT id FROM children ORDER BY id;"
+        #expect(try app(origin, dump) == "all|15\n1|15\n2|5\n20\n")
+        // Replica: the same totals (not counted twice), and child 12 kept: the parent's delete did not cascade.
+        #expect(try app(replica, dump) == "all|15\n1|15\n2|5\n12\n20\n")
+    }
+
+    /// Under a NOCASE key, an update that changes only the key's case reaches the replica.
+    @Test func aKeyCaseChangeUnderNocaseReplicates() throws {
+        let (origin, replica, replicate) = try pair("CREATE TABLE users (name TEXT PRIMARY KEY COLLATE NOCASE, email TEXT);")
+        try app(origin, "INSERT INTO users VALUES ('alice', 'a@x');")
+        try replicate()
+        try app(origin, "UPDATE users SET name = 'ALICE' WHERE name = 'alice';")
+        try replicate()
+        #expect(try app(replica, "SELECT name, email FROM users;") == "ALICE|a@x\n")
+    }
+
+    /// ALTER TABLE ADD COLUMN on both nodes while the applier runs: rows using the new column arrive whole.
+    @Test func aColumnAddedWhileRunningIsApplied() throws {
+        let origin = directory.path + "/o.db", replica = directory.path + "/r.db"
+        for path in [origin, replica] { try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT);") }
+        let originDB = try SQLiteDatabase(existingPath: origin)
+        let replicaDB = try SQLiteDatabase(existingPath: replica)
+        _ = try ChangeLogInstaller.install(in: replicaDB, node: 2)
+        let applier = try ChangeApplier(database: replicaDB, catalog: TableCatalog.read(replicaDB))
+        var installation = try ChangeLogInstaller.install(in: originDB, node: 1)
+        try app(origin, "INSERT INTO books VALUES (1, 'Dune');")
+        _ = try applier.apply(try ChangeReader(database: originDB, installation: installation).pending(after: 0, limit: 100).events)
+        try app(origin, "ALTER TABLE books ADD COLUMN rating INTEGER; INSERT INTO books VALUES (2, 'Emma', 5);")
+        try app(replica, "ALTER TABLE books ADD COLUMN rating INTEGER;")
+        installation = try ChangeLogInstaller.install(in: originDB, node: 1)
+        let events = try ChangeReader(database: originDB, installation: installation).pending(after: 1, limit: 100).events
+        #expect(events.first?.columns == ["id", "title", "rating"])
+        _ = try applier.apply(events)
+        #expect(try app(replica, "SELECT id, title, quote(rating) FROM books ORDER BY id;") == "1|Dune|NULL\n2|Emma|5\n")
     }
 }
