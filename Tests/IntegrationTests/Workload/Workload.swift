@@ -32,7 +32,8 @@ struct Workload {
         static let caseInsensitiveKeys = Features(rawValue: 1 << 9)
 
         /// What replication handles today; the CI runs this.
-        static let supported: Features = [.compositeKeys, .withoutRowID, .awkwardValues, .multiTableTransactions, .deletes, .keyChanges]
+        static let supported: Features = [.compositeKeys, .withoutRowID, .awkwardValues, .multiTableTransactions, .deletes, .keyChanges,
+                                           .applicationTriggers, .foreignKeyCascades, .caseInsensitiveKeys]
         static let all: Features = supported.union([.applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys])
 
         var description: String {
