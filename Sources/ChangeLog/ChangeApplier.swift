@@ -21,7 +21,13 @@ public final class ChangeApplier {
         public var applied = 0
         /// Events older than what the row already holds (or our own): nothing to do.
         public var superseded = 0
+        /// UNIQUE conflicts settled (each also in `__harmonylite___conflicts`).
+        public var conflicts: [UniqueConflict] = []
     }
+
+    /// Upserts that met a UNIQUE value held by another row: their own row was vacated, and they are
+    /// written again once the rest of the batch is (the other row may move away: a swap, a cycle).
+    private var displaced: [(event: ChangeEvent, plan: ApplyPlan)] = []
 
     /// Puts `database` in the replica role (`SQLiteDatabase.enterReplicaRole`): from now on no trigger
     /// and no foreign-key action fires on this connection, so replicated rows are written as they arrived
@@ -36,6 +42,7 @@ public final class ChangeApplier {
     /// On any failure nothing is applied and the error names the event.
     public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:]) throws -> Outcome {
         try database.execute("BEGIN IMMEDIATE")
+        displaced.removeAll()
         do {
             var outcome = Outcome()
             for event in events {
@@ -46,6 +53,15 @@ public final class ChangeApplier {
                     throw ApplyError(event: event, kind: .database(error.code), reason: "\(error)")
                 }
                 if applied { outcome.applied += 1 } else { outcome.superseded += 1 }
+            }
+            let waiting = displaced
+            displaced.removeAll()
+            for (event, plan) in waiting {
+                do {
+                    outcome.conflicts += try writeDisplaced(event, plan)
+                } catch let error as SQLiteError {
+                    throw ApplyError(event: event, kind: .database(error.code), reason: "\(error)")
+                }
             }
             for (stream, sequence) in cursor {
                 try statement("INSERT OR REPLACE INTO \(q(ChangeLogSchema.meta)) (key, value) VALUES (?, ?)")
@@ -115,10 +131,92 @@ public final class ChangeApplier {
         try plan.claimClock.run(clock)
         guard database.changes > 0 else { return false }
         switch event.operation {
-        case .upsert: try plan.upsert.run(event.values)
+        case .upsert:
+            do {
+                try plan.upsert.run(event.values)
+            } catch {
+                guard error.isUniqueViolation else { throw error }
+                try plan.delete.run(Array(event.key))
+                displaced.append((event, plan))
+            }
         case .delete: try plan.delete.run(Array(event.key))
         }
         return true
+    }
+
+    /// Writes an upsert that met a UNIQUE value held by another row, once the rest of the batch is written.
+    /// If a row still holds the value, last-writer-wins decides between the two rows as it does between
+    /// two versions of one row: the later (stamp, writer) keeps the value, the other row is removed on this
+    /// node (every node decides the same from the same stamps, so all converge), and what lost is kept in
+    /// `__harmonylite___conflicts` — never dropped silently.
+    private func writeDisplaced(_ event: ChangeEvent, _ plan: ApplyPlan) throws -> [UniqueConflict] {
+        var conflicts: [UniqueConflict] = []
+        for _ in 0..<8 {  // one round per UNIQUE constraint the row meets
+            do {
+                try plan.upsert.run(event.values)
+                return conflicts
+            } catch {
+                guard error.isUniqueViolation, let holder = try uniqueHolder(of: event, violation: error) else { throw error }
+                let conflict = UniqueConflict(
+                    table: event.table, columns: holder.columns,
+                    incomingKey: Array(event.key), incomingStamp: event.stamp, incomingWriter: event.writer,
+                    holderKey: holder.key, holderStamp: holder.stamp, holderWriter: holder.writer)
+                conflicts.append(conflict)
+                if conflict.incomingWins {
+                    try record(conflict, losingValues: holder.values, losingColumns: holder.allColumns)
+                    try plan.delete.run(holder.key)
+                } else {
+                    try record(conflict, losingValues: event.values, losingColumns: event.columns)
+                    return conflicts
+                }
+            }
+        }
+        throw ApplyError(event: event, kind: .database(19), reason: "still meets UNIQUE values after settling 8 conflicts")
+    }
+
+    private struct Holder {
+        var columns: [String]
+        var key: [SQLiteValue]
+        var stamp: UInt64
+        var writer: UInt64
+        var allColumns: [String]
+        var values: [SQLiteValue]
+    }
+
+    /// The row that holds the UNIQUE value `event` met, from SQLite's "UNIQUE constraint failed: t.a, t.b".
+    private func uniqueHolder(of event: ChangeEvent, violation: SQLiteError) throws -> Holder? {
+        guard let table = catalog.table(named: event.table), let list = violation.message.split(separator: ":", maxSplits: 1).last else { return nil }
+        let columns = list.split(separator: ",").map { $0.trimmingSpaces.split(separator: ".", maxSplits: 1).last.map(String.init) ?? "" }
+        var match: [String] = []
+        var values: [SQLiteValue] = []
+        for column in columns {
+            guard let index = event.columns.firstIndex(of: column) else { return nil }
+            match.append("\(q(column)) = ?")
+            values.append(event.values[index])
+        }
+        let keyNames = table.primaryKey.map(\.name)
+        let allColumns = table.columns.map(\.name)
+        let rows = try database.prepare("SELECT \((keyNames + allColumns).map(q).joined(separator: ", ")) FROM \(q(table.name)) WHERE \(match.joined(separator: " AND ")) LIMIT 1").all(values)
+        guard let row = rows.first else { return nil }
+        let key = Array(row.prefix(keyNames.count))
+        let clock = try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE "
+            + keyNames.map { "\(q($0)) = ?" }.joined(separator: " AND ")).all(key).first
+        var stamp: UInt64 = 0, writer: UInt64 = 0
+        if case .integer(let s) = clock?[0] { stamp = UInt64(bitPattern: s) }
+        if case .integer(let w) = clock?[1] { writer = UInt64(bitPattern: w) }
+        return Holder(columns: columns, key: key, stamp: stamp, writer: writer, allColumns: allColumns, values: Array(row.dropFirst(keyNames.count)))
+    }
+
+    private func record(_ conflict: UniqueConflict, losingValues: [SQLiteValue], losingColumns: [String]) throws {
+        let losing = zip(losingColumns, losingValues).map { "\($0)=\($1.sqlLiteral)" }.joined(separator: ", ")
+        let lost = conflict.incomingWins
+            ? (conflict.holderKey, conflict.holderStamp, conflict.holderWriter, conflict.incomingKey, conflict.incomingStamp, conflict.incomingWriter)
+            : (conflict.incomingKey, conflict.incomingStamp, conflict.incomingWriter, conflict.holderKey, conflict.holderStamp, conflict.holderWriter)
+        try statement("INSERT INTO \(q(ChangeLogSchema.conflicts)) (table_name, columns, losing_key, losing_values, losing_stamp, losing_writer, winning_key, winning_stamp, winning_writer, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .run([.text(conflict.table), .text(conflict.columns.joined(separator: ", ")), .text(lost.0.map(\.sqlLiteral).joined(separator: ", ")),
+                  .text(losing), .integer(Int64(bitPattern: lost.1)), .integer(Int64(bitPattern: lost.2)),
+                  .text(lost.3.map(\.sqlLiteral).joined(separator: ", ")), .integer(Int64(bitPattern: lost.4)), .integer(Int64(bitPattern: lost.5)),
+                  .text("UNIQUE (\(conflict.columns.joined(separator: ", "))) held by two rows: the later write keeps it")])
     }
 
     /// The statements one shape of event (table, columns) needs, checked and prepared once: building and
@@ -234,6 +332,55 @@ private struct ApplyPlan {
     var upsert: SQLiteStatement
     var delete: SQLiteStatement
     var writeClock: SQLiteStatement
+}
+
+/// Two rows that wanted the same UNIQUE value: the later (stamp, writer) keeps it, the other row is removed.
+public struct UniqueConflict: Equatable, Sendable, CustomStringConvertible {
+    public var table: String
+    public var columns: [String]
+    public var incomingKey: [SQLiteValue]
+    public var incomingStamp: UInt64
+    public var incomingWriter: UInt64
+    public var holderKey: [SQLiteValue]
+    public var holderStamp: UInt64
+    public var holderWriter: UInt64
+
+    /// The same order `ChangeEvent.supersedes` uses.
+    public var incomingWins: Bool {
+        incomingStamp != holderStamp ? incomingStamp > holderStamp : incomingWriter > holderWriter
+    }
+
+    public var description: String {
+        let winner = incomingWins ? incomingKey : holderKey, loser = incomingWins ? holderKey : incomingKey
+        return "\(table) rows \(winner) and \(loser) both had the UNIQUE (\(columns.joined(separator: ", "))) value: \(winner) wrote later and keeps it, \(loser) is removed (its values are in \(ChangeLogSchema.conflicts))"
+    }
+}
+
+extension SQLiteError {
+    /// SQLite's "UNIQUE constraint failed" (SQLITE_CONSTRAINT_UNIQUE): a value another row holds.
+    var isUniqueViolation: Bool { code == 19 && message.contains("UNIQUE constraint failed") }
+}
+
+extension SQLiteValue {
+    /// As SQL writes it (what `quote()` prints).
+    var sqlLiteral: String {
+        switch self {
+        case .null: return "NULL"
+        case .integer(let value): return String(value)
+        case .real(let value): return "\(value)"
+        case .text(let bytes): return "'" + String(decoding: bytes, as: UTF8.self).split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
+        case .blob(let bytes): return "X'" + bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16, uppercase: true) }.joined() + "'"
+        }
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var result = self
+        while result.first == " " { result = result.dropFirst() }
+        while result.last == " " { result = result.dropLast() }
+        return result
+    }
 }
 
 /// An event that cannot be applied here, and why; `kind` says whether waiting can help.

@@ -443,3 +443,79 @@ import Testing
         #expect(try app(replica, "SELECT id, title, quote(rating) FROM books ORDER BY id;") == "1|Dune|NULL\n2|Emma|5\n")
     }
 }
+
+/// UNIQUE values: moved between rows inside one origin transaction (swaps, cycles) they apply; held by two
+/// rows written concurrently on different nodes, the later write keeps the value on every node and the
+/// loser is recorded in `__harmonylite___conflicts`.
+@Suite struct UniqueConstraintTests {
+    let directory: TemporaryDirectory
+    static let schema = "CREATE TABLE seats (id INTEGER PRIMARY KEY, holder TEXT NOT NULL UNIQUE, note TEXT);"
+
+    init() throws { directory = try TemporaryDirectory() }
+
+    func app(_ path: String, _ sql: String) throws -> String {
+        let result = try runCommand("/usr/bin/sqlite3", [path, sql])
+        guard result.status == 0 else { throw TestFailure("sqlite3: \(result.output)") }
+        return result.output
+    }
+
+    func node(_ name: String, _ id: UInt64, _ rows: String = "") throws -> (path: String, db: SQLiteDatabase, installation: ChangeLogInstallation) {
+        let path = directory.path + "/\(name).db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL;" + Self.schema + rows)
+        let db = try SQLiteDatabase(existingPath: path)
+        return (path, db, try ChangeLogInstaller.install(in: db, node: id))
+    }
+
+    func published(_ node: (path: String, db: SQLiteDatabase, installation: ChangeLogInstallation), after: Int64 = 0) throws -> [ChangeEvent] {
+        try ChangeReader(database: node.db, installation: node.installation).pending(after: after, limit: 1000).events
+    }
+
+    @Test func swapsAndCyclesInsideOneTransactionApply() throws {
+        let rows = "INSERT INTO seats VALUES (1, 'ann', ''), (2, 'bob', ''), (3, 'cy', '');"
+        let origin = try node("origin", 1, rows), replica = try node("replica", 2, rows)
+        try app(origin.path, """
+            BEGIN;
+            UPDATE seats SET holder = 'tmp' WHERE id = 1; UPDATE seats SET holder = 'ann' WHERE id = 2; UPDATE seats SET holder = 'bob' WHERE id = 1;
+            COMMIT;
+            BEGIN;
+            UPDATE seats SET holder = 'tmp' WHERE id = 1; UPDATE seats SET holder = 'bob' WHERE id = 2;
+            UPDATE seats SET holder = 'ann' WHERE id = 3; UPDATE seats SET holder = 'cy' WHERE id = 1;
+            COMMIT;
+            """)
+        let applier = try ChangeApplier(database: SQLiteDatabase(existingPath: replica.path), catalog: replica.installation.catalog)
+        let outcome = try applier.apply(published(origin))
+        #expect(outcome.conflicts.isEmpty)
+        let dump = "SELECT id, holder FROM seats ORDER BY id;"
+        #expect(try app(replica.path, dump) == app(origin.path, dump))
+        #expect(try app(replica.path, dump) == "1|cy\n2|bob\n3|ann\n")
+        #expect(try app(replica.path, "SELECT count(*) FROM __harmonylite___conflicts;") == "0\n")
+    }
+
+    /// Node 1 and node 2 each give 'vip' to a different row; node 2 writes later. Whatever the order of
+    /// arrival, both end with node 2's row holding it, node 1's row removed, and the loser recorded.
+    @Test func concurrentHoldersOfOneValueConvergeOnTheLaterWrite() throws {
+        let one = try node("one", 1), two = try node("two", 2)
+        try app(one.path, "INSERT INTO seats VALUES (10, 'vip', 'from one');")
+        Thread.sleep(forTimeInterval: 0.01)
+        try app(two.path, "INSERT INTO seats VALUES (20, 'vip', 'from two');")
+        let fromOne = try published(one), fromTwo = try published(two)
+        let atOne = try ChangeApplier(database: SQLiteDatabase(existingPath: one.path), catalog: one.installation.catalog).apply(fromTwo)
+        let atTwo = try ChangeApplier(database: SQLiteDatabase(existingPath: two.path), catalog: two.installation.catalog).apply(fromOne)
+        #expect(atOne.conflicts.count == 1 && atOne.conflicts.first?.incomingWins == true)
+        #expect(atTwo.conflicts.count == 1 && atTwo.conflicts.first?.incomingWins == false)
+        let dump = "SELECT id, holder, note FROM seats ORDER BY id;"
+        #expect(try app(one.path, dump) == "20|vip|from two\n")
+        #expect(try app(two.path, dump) == "20|vip|from two\n")
+        for path in [one.path, two.path] {
+            #expect(try app(path, "SELECT table_name, columns, losing_key, losing_values, winning_key FROM __harmonylite___conflicts;")
+                == "seats|holder|10|id=10, holder='vip', note='from one'|20\n")
+        }
+        // Later writes on node one move the value back; they apply on node two in one batch.
+        let before = try PublishWatermark.lastQueuedID(in: one.db)
+        try app(one.path, "BEGIN; UPDATE seats SET holder = 'vip2' WHERE id = 20; INSERT INTO seats VALUES (10, 'vip', 'one again'); COMMIT;")
+        let again = try published(one, after: before)
+        _ = try ChangeApplier(database: SQLiteDatabase(existingPath: two.path), catalog: two.installation.catalog).apply(again)
+        #expect(try app(two.path, dump) == app(one.path, dump))
+        #expect(try app(two.path, dump) == "10|vip|one again\n20|vip2|from two\n")
+    }
+}

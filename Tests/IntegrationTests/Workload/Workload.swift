@@ -32,9 +32,9 @@ struct Workload {
         static let caseInsensitiveKeys = Features(rawValue: 1 << 9)
 
         /// What replication handles today; the CI runs this.
-        static let supported: Features = [.compositeKeys, .withoutRowID, .awkwardValues, .multiTableTransactions, .deletes, .keyChanges,
-                                           .applicationTriggers, .foreignKeyCascades, .caseInsensitiveKeys]
-        static let all: Features = supported.union([.applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys])
+        static let supported: Features = all
+        static let all: Features = [.compositeKeys, .withoutRowID, .awkwardValues, .multiTableTransactions, .deletes, .keyChanges,
+                                    .applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys]
 
         var description: String {
             let names: [(Features, String)] = [
@@ -101,6 +101,8 @@ struct Workload {
             extra.append("CREATE TRIGGER count_t0 AFTER INSERT ON t0 BEGIN INSERT INTO totals VALUES ('t0', 1) ON CONFLICT (tbl) DO UPDATE SET inserts = inserts + 1; END;")
         }
         if features.contains(.uniqueSwaps) {
+            // Nodes claim the same badge codes for rows of their own at the same time: genuine conflicts.
+            extra.append("CREATE TABLE badges (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE, node INTEGER);")
             // Each node owns two rows whose UNIQUE holders it swaps inside one transaction.
             extra.append("CREATE TABLE seats (id INTEGER PRIMARY KEY, holder TEXT NOT NULL UNIQUE);")
             for node in 0..<Self.maximumNodes {
@@ -173,6 +175,12 @@ struct Workload {
         case .uniqueSwaps:
             // a ↔ b through a temporary value, as applications swap unique values.
             let swaps = seatSwaps[node, default: 0] + 1
+            if Bool.random(using: &rng) {
+                let id = 10_000 + node * 1000 + swaps
+                let code = ["gold", "silver", "bronze"][Int.random(in: 0..<3, using: &rng)]
+                return ["DELETE FROM badges WHERE code = '\(code)' AND node = \(node);",
+                        "INSERT INTO badges VALUES (\(id), '\(code)', \(node)) ON CONFLICT DO NOTHING;"]
+            }
             seatSwaps[node] = swaps
             let (first, second) = swaps % 2 == 1 ? ("b", "a") : ("a", "b")
             ownedFinalRows["seats", default: [:]]["\(node * 2)"] = .some("'n\(node)-\(first)'")
@@ -252,13 +260,38 @@ struct Workload {
                 + " FROM \(table.name) ORDER BY \(table.keys.joined(separator: ", "));"
         }
         if features.contains(.applicationTriggers) { queries.append("SELECT 'totals', * FROM totals ORDER BY tbl;") }
-        if features.contains(.uniqueSwaps) { queries.append("SELECT 'seats', * FROM seats ORDER BY id;") }
+        if features.contains(.uniqueSwaps) {
+            queries.append("SELECT 'seats', * FROM seats ORDER BY id;")
+            queries.append("SELECT 'badges', * FROM badges ORDER BY id;")
+        }
         if features.contains(.foreignKeyCascades) {
             queries.append("SELECT 'parents', * FROM parents ORDER BY id;")
             queries.append("SELECT 'children', * FROM children ORDER BY id;")
         }
         if features.contains(.caseInsensitiveKeys) { queries.append("SELECT 'names', k, v FROM names ORDER BY k;") }
         return queries.joined(separator: "\n")
+    }
+
+    /// Every table with its key columns, the generated ones and the feature tables.
+    var keyedTables: [(name: String, keys: [String])] {
+        var list = tables.map { ($0.name, $0.keys) }
+        if features.contains(.applicationTriggers) { list.append(("totals", ["tbl"])) }
+        if features.contains(.uniqueSwaps) { list += [("seats", ["id"]), ("badges", ["id"])] }
+        if features.contains(.foreignKeyCascades) { list += [("parents", ["id"]), ("children", ["id"])] }
+        if features.contains(.caseInsensitiveKeys) { list.append(("names", ["k"])) }
+        return list
+    }
+
+    /// Rows whose row clock says they exist but that are gone, and that the conflicts table does not name as
+    /// a loser: a write lost without a trace. Must print nothing on every node.
+    var untracedLossesQuery: String {
+        keyedTables.map { table in
+            let keyMatch = table.keys.map { "t.\($0) = c.\($0)" }.joined(separator: " AND ")
+            let quoted = table.keys.map { "quote(c.\($0))" }.joined(separator: " || ', ' || ")
+            return "SELECT '\(table.name)', \(quoted) FROM __harmonylite__\(table.name)_change_log c WHERE c.__harmonylite__deleted = 0 "
+                + "AND NOT EXISTS (SELECT 1 FROM \(table.name) t WHERE \(keyMatch)) "
+                + "AND NOT EXISTS (SELECT 1 FROM __harmonylite___conflicts x WHERE x.table_name = '\(table.name)' AND x.losing_key = \(quoted));"
+        }.joined(separator: "\n")
     }
 
     /// For each owned key, a query and its expected answer on every node after convergence.

@@ -7,22 +7,22 @@ extension ProcessTests {
     /// The randomized workload checker: a seeded schema and concurrent transactions on three real nodes,
     /// then every node must hold identical rows, and every key only one node wrote must hold that node's
     /// last write. A failure names the seed and the features; replay it with
-    /// `HL_WORKLOAD_SEEDS=<seed> HL_WORKLOAD_FEATURES=<names or all> swift test --filter WorkloadChecker`.
+    /// `HL_WORKLOAD_SEED=<seed> swift test --filter WorkloadChecker` (and `HL_WORKLOAD_FEATURES=<names>` to
+    /// narrow the features down).
     ///
-    /// Short form (CI): two seeds, 40 transactions per node, the features replication supports.
-    /// Long form: `HL_WORKLOAD_SEEDS=20 HL_WORKLOAD_TRANSACTIONS=300 swift test --filter WorkloadChecker`
-    /// (a number of seeds, or a comma list of seeds).
+    /// Short form (CI): two random seeds, 40 transactions per node, every feature.
+    /// Long form: `HL_WORKLOAD_RUNS=20 HL_WORKLOAD_TRANSACTIONS=300 swift test --filter WorkloadChecker`.
     @Suite(.serialized) struct WorkloadChecker {
         static var environment: [String: String] { ProcessInfo.processInfo.environment }
 
+        /// `HL_WORKLOAD_SEED=<seed>[,<seed>…]` replays those seeds; otherwise `HL_WORKLOAD_RUNS` (default 2)
+        /// seeds that differ from run to run, so every CI run explores new workloads (printed on failure).
         static var seeds: [UInt64] {
-            let text = environment["HL_WORKLOAD_SEEDS"] ?? "2"
-            if text.contains(","), case let list = text.split(separator: ",").compactMap({ UInt64($0) }), !list.isEmpty { return list }
-            if let count = Int(text), count < 1000 {
-                // A count: seeds that differ from run to run, so CI keeps exploring; printed on failure.
-                return (0..<count).map { _ in UInt64.random(in: 1...UInt64(UInt32.max)) }
+            if let list = environment["HL_WORKLOAD_SEED"] {
+                return list.split(separator: ",").compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
             }
-            return UInt64(text).map { [$0] } ?? [1]
+            let runs = Int(environment["HL_WORKLOAD_RUNS"] ?? "") ?? 2
+            return (0..<max(1, runs)).map { _ in UInt64.random(in: 1...UInt64(UInt32.max)) }
         }
 
         static var features: Workload.Features {
@@ -41,7 +41,7 @@ extension ProcessTests {
 
         @Test(arguments: seeds) func nodesConvergeOnARandomWorkload(seed: UInt64) throws {
             let workload = Workload(seed: seed, features: Self.features, nodes: 3, transactionsPerNode: Self.transactionsPerNode)
-            let replay = "seed \(seed), features \(workload.features) (HL_WORKLOAD_SEEDS=\(seed))"
+            let replay = "seed \(seed), features \(workload.features) (replay: HL_WORKLOAD_SEED=\(seed))"
             let cluster = try TestCluster(schema: workload.schema)
             try run(workload, on: cluster)
             let dump = try cluster.agree(workload.dumpQuery, timeout: 60)
@@ -55,6 +55,12 @@ extension ProcessTests {
                         wrong.append("node \(node + 1): \(query.prefix(200)) gave \(answer.prefix(200).debugDescription), expected \(expected.prefix(200).debugDescription)")
                     }
                 }
+            }
+            let recorded = try (0..<3).map { try cluster.sql($0, "SELECT count(*) FROM __harmonylite___conflicts;").trimmingCharacters(in: .whitespacesAndNewlines) }
+            print("workload \(replay): conflicts recorded per node: \(recorded.joined(separator: ", "))")
+            for node in 0..<3 {
+                let untraced = try cluster.sql(node, workload.untracedLossesQuery)
+                #expect(untraced.isEmpty, "node \(node + 1): rows gone without a conflict record (\(replay)):\n\(untraced.prefix(2000))")
             }
             #expect(wrong.count == 0, "\(wrong.count) owned rows wrong (\(replay)):\n\(wrong.prefix(10).joined(separator: "\n"))")
         }
