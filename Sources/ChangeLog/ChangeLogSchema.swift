@@ -11,6 +11,7 @@
 ///   watermark; `__harmonylite___applying`: empty except inside the applier's transactions, where one row
 ///   tells the triggers "this write is a remote change, do not capture it". Works with
 ///   `PRAGMA trusted_schema=OFF`, unlike HarmonyLite's `pragma_function_list` guard.
+/// - `__harmonylite___parked`: the dead letters, messages this node could not apply (see `ParkedMessages`).
 /// - Triggers `__harmonylite__<t>_change_log_on_insert|_on_update|_on_delete` (HarmonyLite's names).
 public enum ChangeLogSchema {
     public static let prefix = HarmonyLiteObjects.prefix
@@ -18,6 +19,7 @@ public enum ChangeLogSchema {
     public static let tables = prefix + "_tables"
     public static let meta = prefix + "_meta"
     public static let applyGuard = prefix + "_applying"
+    public static let parked = prefix + "_parked"
     public static let stampColumn = prefix + "hlc"
     public static let nodeColumn = prefix + "node"
     public static let deletedColumn = prefix + "deleted"
@@ -38,6 +40,9 @@ public enum ChangeLogSchema {
         "CREATE TABLE IF NOT EXISTS \(quote(tables)) (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
         "CREATE TABLE IF NOT EXISTS \(quote(meta)) (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
         "CREATE TABLE IF NOT EXISTS \(quote(applyGuard)) (active INTEGER)",
+        "CREATE TABLE IF NOT EXISTS \(quote(parked)) (stream TEXT NOT NULL, sequence INTEGER NOT NULL, payload BLOB NOT NULL, "
+            + "reason TEXT NOT NULL, kind TEXT NOT NULL, parked_at TEXT NOT NULL, attempts INTEGER NOT NULL, "
+            + "PRIMARY KEY (stream, sequence)) WITHOUT ROWID",
     ]
 
     /// The row clock of `table`.
