@@ -3,17 +3,24 @@ import IPC
 /// The applier's whole decision logic, with no I/O and no clock: feed it events (with the current monotonic
 /// time), execute the actions it returns, and report each operation's outcome back.
 ///
-/// - Grouping: everything queued goes in one transaction (fewer commits when behind). When a group fails,
-///   one delivery at a time until the queue is empty, so the ones before a failing one still get through
-///   and the error names the failing one.
-/// - Retry: a single delivery that fails is retried after a backoff (0.25 s doubling to 30 s, reset by a
-///   success); the cursor never moves past it.
-/// - Credit: one per broker frame, once the frame's last delivery is applied.
-/// - Cursor: `cursor` is what was applied, `storedCursor` what the database has, `mirroredCursor` what the
-///   seq map file has; never ahead of each other in that order. A group that applies events stores its
-///   cursor in the same transaction; one with only the node's own batches stores none, and the cursor is
-///   stored on its own `cursorInterval` later (every write of ours can make the application's writer wait
-///   for the lock). The seq map mirrors the stored cursor at most every `seqMapInterval`.
+/// - Streams are independent: each has its own queue (`StreamLane`). A group takes everything queued in
+///   every stream that is not waiting for a retry (fewer commits when behind). When a group of several
+///   deliveries fails, its streams go one delivery at a time until their queues are empty, so the ones
+///   before a failing one still get through and the failure names one delivery.
+/// - A single delivery that fails is, by `ApplyFailure.Disposition`: parked at once (undecodable, a table,
+///   column or key this node lacks); parked after `constraintRetries` retries (a constraint); or retried
+///   with backoff for as long as it takes (busy, full disk, I/O: the database, not the message). Backoff is
+///   0.25 s doubling to 30 s per stream, reset by a success. Only that stream waits; the cursor never
+///   moves past the delivery until it is applied or parked.
+/// - Parking writes the message to the dead-letter table and moves the cursor past it in one transaction;
+///   it is then acknowledged like an applied one. Parked messages are retried (`retryParked`) when the
+///   observed schema version or retry request changes (see `observed`).
+/// - Credit: one per broker frame, once all of the frame's deliveries are applied or parked.
+/// - Cursor: `cursor` is what was applied or parked, `storedCursor` what the database has, `mirroredCursor`
+///   what the seq map file has; never ahead of each other in that order. A group that applies events
+///   stores its cursor in the same transaction; one with only the node's own batches stores none, and the
+///   cursor is stored on its own `cursorInterval` later (every write of ours can make the application's
+///   writer wait for the lock). The seq map mirrors the stored cursor at most every `seqMapInterval`.
 /// - Gaps: a jump in a stream's sequence means messages are gone. With snapshots the worker stops for a
 ///   restore; without, it says so once per stream and goes on.
 public struct ApplyPipeline: Sendable {
@@ -27,19 +34,17 @@ public struct ApplyPipeline: Sendable {
         public var maxBackoff = 30.0
         /// How soon a cursor store or seq map write that failed is tried again.
         public var storeRetryInterval = 1.0
+        /// Retries of a delivery refused by a constraint before it is parked.
+        public var constraintRetries = 3
 
         public init(snapshotsEnabled: Bool) { self.snapshotsEnabled = snapshotsEnabled }
     }
 
-    private struct Queued: Sendable {
-        var delivery: DataMessage.Delivery
-        /// The last delivery of a broker frame: worth one credit once applied.
-        var endsFrame: Bool
-    }
-
     private enum Operation: Equatable, Sendable {
         case apply(ApplyGroup)
+        case park(Parking)
         case write(CursorProgress.Write)
+        case retryParked
     }
 
     private enum Phase: Equatable, Sendable {
@@ -54,27 +59,35 @@ public struct ApplyPipeline: Sendable {
     private var progress: CursorProgress
     /// Single deliveries that failed to apply (each attempt).
     public private(set) var failures = 0
+    /// Messages parked since the start.
+    public private(set) var parkedMessages = 0
+    /// Messages in the dead-letter table, as last known.
+    public private(set) var parkedWaiting: Int
 
     private var phase = Phase.running
-    private var queue: [Queued] = []
+    private var lanes: [String: StreamLane] = [:]
+    /// Deliveries of each broker frame not yet done; a frame's credit returns when it reaches none.
+    private var framesLeft: [UInt64: Int] = [:]
+    private var framesReceived: UInt64 = 0
     /// Counts broker connections, so that an outcome from before a reconnect does not touch the new queue.
     private var connection: UInt64 = 0
     private var groupsFormed: UInt64 = 0
     private var outstanding: Operation?
-    private var oneAtATime = false
-    private var retryAt: Double?
-    private var backoff: Double
-    private var lastError: String?
     private var reportedGaps: Set<String> = []
+    /// The schema version and retry request last observed (nil: none yet).
+    private var observedSchema: ObservedSchema?
+    private var parkedRetryWanted = false
 
-    /// - Parameter cursor: the database's stored cursor, which the seq map file already mirrors.
-    public init(cursor: StreamCursor, settings: Settings) {
+    /// - Parameters:
+    ///   - cursor: the database's stored cursor, which the seq map file already mirrors.
+    ///   - parked: messages in the dead-letter table now.
+    public init(cursor: StreamCursor, parked: Int = 0, settings: Settings) {
         self.settings = settings
         progress = CursorProgress(cursor: cursor, settings: settings)
-        backoff = settings.firstBackoff
+        parkedWaiting = parked
     }
 
-    /// Applied through here.
+    /// Applied (or parked) through here.
     public var cursor: StreamCursor { progress.applied }
     /// What the database holds.
     public var storedCursor: StreamCursor { progress.stored }
@@ -82,12 +95,13 @@ public struct ApplyPipeline: Sendable {
     public var mirroredCursor: StreamCursor { progress.mirrored }
 
     /// Deliveries received and not yet applied.
-    public var queuedDeliveries: Int { queue.count }
+    public var queuedDeliveries: Int { lanes.values.reduce(0) { $0 + $1.queue.count } }
 
     /// When the pipeline next wants `tick`, if ever.
     public var nextDeadline: Double? {
         guard phase == .running, outstanding == nil else { return nil }
-        return [retryAt, progress.nextDeadline].compactMap { $0 }.min()
+        let retries = lanes.values.compactMap { $0.queue.isEmpty ? nil : $0.hold?.retryAt }
+        return (retries + [progress.nextDeadline].compactMap { $0 }).min()
     }
 
     // MARK: events
@@ -105,46 +119,119 @@ public struct ApplyPipeline: Sendable {
         return nextOperation(now: now)
     }
 
-    /// One broker frame of deliveries (one credit unit).
+    /// One broker frame of deliveries (one credit unit; the broker's frames hold one stream each, but any
+    /// mix is accounted right).
     public mutating func received(frame deliveries: [DataMessage.Delivery], now: Double) -> [Action] {
-        queue += deliveries.enumerated().map { Queued(delivery: $0.element, endsFrame: $0.offset == deliveries.count - 1) }
+        guard !deliveries.isEmpty else { return [.grantCredit(1)] + nextOperation(now: now) }
+        framesReceived += 1
+        framesLeft[framesReceived] = deliveries.count
+        for delivery in deliveries {
+            lanes[delivery.stream, default: StreamLane()].queue.append(.init(delivery: delivery, frame: framesReceived))
+        }
         return nextOperation(now: now)
     }
 
     /// The group is committed with its cursor; `wroteCursor` is false when nothing in it was to apply (only
     /// the node's own batches) and so nothing was written.
     public mutating func applied(_ group: ApplyGroup, wroteCursor: Bool, now: Double) -> [Action] {
-        guard isOutstanding(group) else { return [] }
+        guard outstanding == .apply(group) else { return [] }
         outstanding = nil
         progress.applied(group.cursor, stored: wroteCursor, now: now)
-        backoff = settings.firstBackoff
-        retryAt = nil
         var actions: [Action] = []
-        if let lastError {
-            actions.append(.report(.applyingAgain(after: lastError)))
-            self.lastError = nil
+        for stream in group.covered.keys.sorted() {
+            if let hold = lanes[stream]?.hold {
+                actions.append(.report(.applyingAgain(after: hold.reason)))
+                lanes[stream]?.hold = nil
+            }
         }
-        if group.connection == connection { actions += complete(group.queuedCount) }
+        if group.connection == connection { actions += complete(group.covered) }
         return actions + nextOperation(now: now)
     }
 
     /// The group's transaction failed and was rolled back.
-    public mutating func applyFailed(_ group: ApplyGroup, reason: String, now: Double) -> [Action] {
-        guard isOutstanding(group) else { return [] }
+    public mutating func applyFailed(_ group: ApplyGroup, _ failure: ApplyFailure, now: Double) -> [Action] {
+        guard outstanding == .apply(group) else { return [] }
         outstanding = nil
-        var actions: [Action] = []
-        if group.queuedCount > 1 {
-            oneAtATime = true
-        } else {
-            failures += 1
-            if reason != lastError {
-                lastError = reason
-                actions.append(.report(.cannotApply(reason: reason, retryIn: backoff)))
-            }
-            retryAt = now + backoff
-            backoff = min(backoff * 2, settings.maxBackoff)
+        guard group.deliveries.count == 1, let delivery = group.deliveries.first else {
+            for stream in group.covered.keys { lanes[stream]?.oneAtATime = true }
+            return nextOperation(now: now)
         }
+        failures += 1
+        var lane = lanes[delivery.stream] ?? StreamLane()
+        let attempts = (lane.hold?.attempts ?? 0) + 1
+        let park: Bool
+        switch failure.disposition(constraintRetries: settings.constraintRetries) {
+        case .park: park = true
+        case .parkAfterRetries(let retries): park = attempts > retries
+        case .retry: park = false
+        }
+        if park, group.connection == connection {
+            return [start(.park(Parking(group: group, failure: failure, attempts: attempts)))]
+        }
+        var actions: [Action] = []
+        let backoff = lane.hold?.nextBackoff ?? settings.firstBackoff
+        if failure.reason != lane.hold?.reason {
+            actions.append(.report(.cannotApply(reason: failure.reason, retryIn: backoff)))
+        }
+        lane.oneAtATime = true
+        lane.hold = .init(retryAt: now + backoff, nextBackoff: min(backoff * 2, settings.maxBackoff), attempts: attempts, reason: failure.reason)
+        lanes[delivery.stream] = lane
         return actions + nextOperation(now: now)
+    }
+
+    /// The message is in the dead-letter table and the cursor past it, in one transaction.
+    public mutating func parked(_ parking: Parking, now: Double) -> [Action] {
+        guard outstanding == .park(parking) else { return [] }
+        outstanding = nil
+        progress.applied(parking.group.cursor, stored: true, now: now)
+        parkedMessages += 1
+        parkedWaiting += 1
+        lanes[parking.delivery.stream]?.hold = nil
+        var actions: [Action] = [.report(.parked(parking))]
+        if parking.group.connection == connection { actions += complete(parking.group.covered) }
+        return actions + nextOperation(now: now)
+    }
+
+    /// Parking failed and was rolled back (the database refuses writes): the message waits like one that
+    /// cannot be applied yet, and is tried again after the backoff.
+    public mutating func parkFailed(_ parking: Parking, reason: String, now: Double) -> [Action] {
+        guard outstanding == .park(parking) else { return [] }
+        outstanding = nil
+        let stream = parking.delivery.stream
+        let backoff = lanes[stream]?.hold?.nextBackoff ?? settings.firstBackoff
+        let why = "cannot park message \(parking.delivery.sequence) of \(stream): \(reason)"
+        var actions: [Action] = []
+        if why != lanes[stream]?.hold?.reason { actions.append(.report(.cannotApply(reason: why, retryIn: backoff))) }
+        lanes[stream]?.oneAtATime = true
+        lanes[stream]?.hold = .init(retryAt: now + backoff, nextBackoff: min(backoff * 2, settings.maxBackoff), attempts: parking.attempts, reason: why)
+        return actions + nextOperation(now: now)
+    }
+
+    /// What the glue reads at every tick: `PRAGMA schema_version` and the retry request a person left with
+    /// `-retry-parked`. A change of either (or the first observation, for what was parked before a restart)
+    /// retries the parked messages, if there are any.
+    public mutating func observed(schemaVersion: Int64, retryRequest: String?, now: Double) -> [Action] {
+        let observation = ObservedSchema(schemaVersion: schemaVersion, retryRequest: retryRequest)
+        if observation != observedSchema {
+            observedSchema = observation
+            if parkedWaiting > 0 { parkedRetryWanted = true }
+        }
+        return nextOperation(now: now)
+    }
+
+    /// The parked messages were tried again: `applied` of them are applied and removed, `remaining` stay.
+    public mutating func parkedRetried(applied: Int, remaining: Int, now: Double) -> [Action] {
+        guard outstanding == .retryParked else { return [] }
+        outstanding = nil
+        parkedWaiting = remaining
+        return [.report(.parkedRetried(applied: applied, remaining: remaining))] + nextOperation(now: now)
+    }
+
+    /// The retry could not read or change the dead-letter table: tried again at the next change.
+    public mutating func parkedRetryFailed(reason: String, now: Double) -> [Action] {
+        guard outstanding == .retryParked else { return [] }
+        outstanding = nil
+        return [.report(.parkedRetryFailed(reason: reason))] + nextOperation(now: now)
     }
 
     public mutating func cursorStored(_ stored: StreamCursor, now: Double) -> [Action] {
@@ -188,14 +275,18 @@ public struct ApplyPipeline: Sendable {
 
     // MARK: deciding
 
-    private func isOutstanding(_ group: ApplyGroup) -> Bool {
-        if case .apply(let pending) = outstanding { pending.number == group.number } else { false }
+    private struct ObservedSchema: Equatable, Sendable {
+        var schemaVersion: Int64
+        var retryRequest: String?
     }
 
     private mutating func startConnection() {
         connection += 1
-        queue.removeAll()
-        oneAtATime = false
+        for stream in lanes.keys {
+            lanes[stream]?.queue.removeAll()
+            lanes[stream]?.oneAtATime = false
+        }
+        framesLeft.removeAll()
     }
 
     /// The next operation, if one is due and none is outstanding, after what that decision entails.
@@ -205,88 +296,108 @@ public struct ApplyPipeline: Sendable {
         case .stoppedForRestore:
             return []
         case .draining:
-            return progress.unwritten.map { [start($0)] } ?? []
+            return progress.unwritten.map { [start(.write($0))] } ?? []
         case .running:
             break
         }
+        if parkedRetryWanted {
+            parkedRetryWanted = false
+            return [start(.retryParked)]
+        }
         var actions: [Action] = []
-        if let retryAt, retryAt <= now { self.retryAt = nil }
-        while retryAt == nil, !queue.isEmpty {
-            switch formGroup(reports: &actions) {
+        while true {
+            switch formGroup(now: now, reports: &actions) {
+            case .nothing:
+                if let write = progress.due(now: now) { actions.append(start(.write(write))) }
+                return actions
             case .restore(let gap):
                 phase = .stoppedForRestore
                 return actions + [.stopForRestore(gap)]
-            case .alreadyApplied(let count):
-                actions += complete(count)
+            case .alreadyApplied(let covered):
+                actions += complete(covered)
             case .apply(let group):
-                return actions + [start(group)]
+                return actions + [start(.apply(group))]
             }
         }
-        if let write = progress.due(now: now) { actions.append(start(write)) }
-        return actions
     }
 
-    private mutating func start(_ group: ApplyGroup) -> Action {
-        outstanding = .apply(group)
-        return .apply(group)
-    }
-
-    private mutating func start(_ write: CursorProgress.Write) -> Action {
-        outstanding = .write(write)
-        switch write {
-        case .store(let cursor): return .storeCursor(cursor)
-        case .mirror(let cursor): return .mirrorSeqMap(cursor)
+    private mutating func start(_ operation: Operation) -> Action {
+        outstanding = operation
+        switch operation {
+        case .apply(let group): return .apply(group)
+        case .park(let parking): return .park(parking)
+        case .write(.store(let cursor)): return .storeCursor(cursor)
+        case .write(.mirror(let cursor)): return .mirrorSeqMap(cursor)
+        case .retryParked: return .retryParked
         }
     }
 
     private enum Grouping {
+        case nothing
         case apply(ApplyGroup)
-        /// The first `count` queued deliveries were applied before (redelivered): only to acknowledge.
-        case alreadyApplied(count: Int)
+        /// The first queued deliveries of these streams were applied before (redelivered): only to acknowledge.
+        case alreadyApplied([String: Int])
         case restore(SequenceGap)
     }
 
-    /// The next group from the front of the queue: all of it, or one delivery after a failure, ending
-    /// before a gap that needs a restore.
-    private mutating func formGroup(reports: inout [Action]) -> Grouping {
+    /// The next group: one delivery of the first ready stream that goes one at a time, else everything
+    /// queued in every ready stream; each stream's part ends before a gap that needs a restore.
+    private mutating func formGroup(now: Double, reports: inout [Action]) -> Grouping {
+        let ready = lanes.keys.sorted().filter { lanes[$0]!.isReady(now: now) }
+        guard !ready.isEmpty else { return .nothing }
+        let single = ready.first { lanes[$0]!.oneAtATime }
         var reached = cursor
         var fresh: [DataMessage.Delivery] = []
-        var count = 0
-        for item in queue.prefix(oneAtATime ? 1 : queue.count) {
-            let delivery = item.delivery
-            let position = reached[delivery.stream] ?? 0
-            if delivery.sequence > position + 1 {
-                let gap = SequenceGap(stream: delivery.stream, missing: position + 1...delivery.sequence - 1)
-                if settings.snapshotsEnabled {
-                    if count == 0 { return .restore(gap) }
-                    break
+        var covered: [String: Int] = [:]
+        for stream in single.map({ [$0] }) ?? ready {
+            let lane = lanes[stream]!
+            var count = 0
+            for item in lane.queue.prefix(single == nil ? lane.queue.count : 1) {
+                let delivery = item.delivery
+                let position = reached[stream] ?? 0
+                if delivery.sequence > position + 1 {
+                    let gap = SequenceGap(stream: stream, missing: position + 1...delivery.sequence - 1)
+                    if settings.snapshotsEnabled {
+                        if count == 0 { return .restore(gap) }
+                        break
+                    }
+                    if reportedGaps.insert(stream).inserted { reports.append(.report(.messagesLost(gap))) }
                 }
-                if reportedGaps.insert(delivery.stream).inserted { reports.append(.report(.messagesLost(gap))) }
+                if delivery.sequence > position {
+                    fresh.append(delivery)
+                    reached[stream] = delivery.sequence
+                }
+                count += 1
             }
-            if delivery.sequence > position {
-                fresh.append(delivery)
-                reached[delivery.stream] = delivery.sequence
-            }
-            count += 1
+            covered[stream] = count
         }
-        if fresh.isEmpty { return .alreadyApplied(count: count) }
+        if fresh.isEmpty { return .alreadyApplied(covered) }
         groupsFormed += 1
-        return .apply(ApplyGroup(number: groupsFormed, deliveries: fresh, cursor: reached, queuedCount: count, connection: connection))
+        return .apply(ApplyGroup(number: groupsFormed, deliveries: fresh, cursor: reached, covered: covered, connection: connection))
     }
 
-    /// Removes the first `count` queued deliveries (applied): acknowledges their streams up to the cursor
-    /// and returns a credit for each frame they end.
-    private mutating func complete(_ count: Int) -> [Action] {
-        let done = queue.prefix(count)
-        queue.removeFirst(count)
-        if queue.isEmpty { oneAtATime = false }
-        var streams: [String] = []
-        for item in done where !streams.contains(item.delivery.stream) { streams.append(item.delivery.stream) }
-        let positions = streams.compactMap { stream in cursor[stream].map { DataMessage.Position(stream: stream, sequence: $0) } }
-        let frames = done.count { $0.endsFrame }
+    /// Removes the first `covered[stream]` queued deliveries of each stream (applied or parked):
+    /// acknowledges those streams up to the cursor and returns a credit for each frame now done.
+    private mutating func complete(_ covered: [String: Int]) -> [Action] {
+        var positions: [DataMessage.Position] = []
+        var credit: UInt32 = 0
+        for (stream, count) in covered.sorted(by: { $0.key < $1.key }) where count > 0 {
+            guard var lane = lanes[stream] else { continue }
+            for item in lane.queue.prefix(count) {
+                framesLeft[item.frame, default: 1] -= 1
+                if framesLeft[item.frame] == 0 {
+                    framesLeft[item.frame] = nil
+                    credit += 1
+                }
+            }
+            lane.queue.removeFirst(min(count, lane.queue.count))
+            if lane.queue.isEmpty { lane.oneAtATime = false }
+            lanes[stream] = lane
+            if let sequence = cursor[stream] { positions.append(.init(stream: stream, sequence: sequence)) }
+        }
         var actions: [Action] = []
         if !positions.isEmpty { actions.append(.acknowledge(positions)) }
-        if frames > 0 { actions.append(.grantCredit(UInt32(frames))) }
+        if credit > 0 { actions.append(.grantCredit(credit)) }
         return actions
     }
 }

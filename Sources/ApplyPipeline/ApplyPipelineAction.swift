@@ -4,8 +4,9 @@ import IPC
 public typealias StreamCursor = [String: UInt64]
 
 extension ApplyPipeline {
-    /// What the glue does for the pipeline. `apply`, `storeCursor` and `mirrorSeqMap` are operations: the
-    /// glue reports each one's outcome (`applied`/`applyFailed`, `cursorStored`/`cursorStoreFailed`,
+    /// What the glue does for the pipeline. `apply`, `park`, `retryParked`, `storeCursor` and `mirrorSeqMap`
+    /// are operations: the glue reports each one's outcome (`applied`/`applyFailed`, `parked`/`parkFailed`,
+    /// `parkedRetried`/`parkedRetryFailed`, `cursorStored`/`cursorStoreFailed`,
     /// `seqMapMirrored`/`seqMapMirrorFailed`) before anything else happens. At most one operation is
     /// outstanding, and it is always the last action of a list.
     public enum Action: Equatable, Sendable {
@@ -19,6 +20,12 @@ extension ApplyPipeline {
         /// Decode the deliveries, skip the node's own batches, and apply the rest in one transaction that
         /// also stores `group.cursor` (no transaction when nothing is left to apply).
         case apply(ApplyGroup)
+        /// Write the message to the dead-letter table and store `parking.group.cursor` (past it), in one
+        /// transaction.
+        case park(Parking)
+        /// Apply the parked messages again in (stream, sequence) order: remove what applies, count another
+        /// attempt on what still fails.
+        case retryParked
         /// Store this cursor in the database on its own.
         case storeCursor(StreamCursor)
         /// Write the seq map file with this (stored) cursor.
@@ -37,18 +44,36 @@ extension ApplyPipeline {
         public var deliveries: [DataMessage.Delivery]
         /// The cursor once these are applied: to store in the same transaction.
         public var cursor: StreamCursor
-        /// How many queued deliveries the group covers (its `deliveries` plus ones applied before).
-        var queuedCount: Int
+        /// How many queued deliveries of each stream the group covers (its `deliveries` plus ones applied
+        /// before), from the front of that stream's queue.
+        var covered: [String: Int]
         /// The connection these deliveries came through.
         var connection: UInt64
     }
 
+    /// A single delivery that cannot be applied, to park.
+    public struct Parking: Equatable, Sendable {
+        /// The delivery alone; its cursor is where the stream's cursor is once the message is parked.
+        public var group: ApplyGroup
+        public var failure: ApplyFailure
+        /// Failed attempts before it was parked.
+        public var attempts: Int
+
+        public var delivery: DataMessage.Delivery { group.deliveries[0] }
+    }
+
     public enum Report: Equatable, Sendable {
-        /// A single delivery failed; retried after `retryIn` seconds and every time after. Reported once per
-        /// distinct reason (log error and status line).
+        /// A single delivery failed; its stream waits, retried after `retryIn` seconds and every time after.
+        /// Reported once per distinct reason (log error and status line).
         case cannotApply(reason: String, retryIn: Double)
         /// Applying again after a failure (log info and status line).
         case applyingAgain(after: String)
+        /// A message was parked (log warning with stream, sequence and reason).
+        case parked(Parking)
+        /// Parked messages were tried again (log info).
+        case parkedRetried(applied: Int, remaining: Int)
+        /// The dead-letter table could not be read or changed for a retry (log error).
+        case parkedRetryFailed(reason: String)
         /// Messages are gone and snapshots are off: lost on this node (log error, once per stream).
         case messagesLost(SequenceGap)
     }

@@ -8,7 +8,8 @@
 ///   at publish time, so one entry is all the trigger writes. Its highest id is never deleted, so ids keep
 ///   growing and stay unique per installation.
 /// - `__harmonylite___tables`: table ids; `__harmonylite___meta`: installation facts and the publish
-///   watermark.
+///   watermark; `__harmonylite___parked`: the dead letters, messages this node could not apply (see
+///   `ParkedMessages`); `__harmonylite___conflicts`: UNIQUE conflicts the applier settled.
 /// - Remote changes are not captured because the applier writes them with triggers off on its connection
 ///   (the replica role), not by a guard the triggers test: so the triggers work with
 ///   `PRAGMA trusted_schema=OFF` (HarmonyLite's `pragma_function_list` guard did not) and cost the
@@ -19,6 +20,7 @@ public enum ChangeLogSchema {
     public static let globalLog = prefix + "_change_log_global"
     public static let tables = prefix + "_tables"
     public static let meta = prefix + "_meta"
+    public static let parked = prefix + "_parked"
     /// UNIQUE conflicts settled by the applier: the losing row's key and values, both stamps, the reason.
     public static let conflicts = prefix + "_conflicts"
     /// The guard table of earlier versions (dropped at install): the replica role replaced it.
@@ -46,6 +48,9 @@ public enum ChangeLogSchema {
         "CREATE TABLE IF NOT EXISTS \(quote(conflicts)) (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
             + "table_name TEXT NOT NULL, columns TEXT NOT NULL, losing_key TEXT NOT NULL, losing_values TEXT NOT NULL, losing_stamp INTEGER NOT NULL, "
             + "losing_writer INTEGER NOT NULL, winning_key TEXT NOT NULL, winning_stamp INTEGER NOT NULL, winning_writer INTEGER NOT NULL, reason TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS \(quote(parked)) (stream TEXT NOT NULL, sequence INTEGER NOT NULL, payload BLOB NOT NULL, "
+            + "reason TEXT NOT NULL, kind TEXT NOT NULL, parked_at TEXT NOT NULL, attempts INTEGER NOT NULL, "
+            + "PRIMARY KEY (stream, sequence)) WITHOUT ROWID",
     ]
 
     /// The row clock of `table`.

@@ -13,16 +13,21 @@ import Glibc
 #endif
 
 /// The applier's I/O: receives deliveries from the broker, and executes what `ApplyPipeline` decides:
-/// applies groups through `ChangeApplier` (each in one transaction with the cursor), sends subscriptions,
+/// applies groups through `ChangeApplier` (each in one transaction with the cursor), parks what cannot be
+/// applied in the dead-letter table (`ParkedMessages`) and retries it, sends subscriptions,
 /// acknowledgements and credit to the broker, stores the cursor, writes the seq map, logs and reports
-/// status. The node's own batches are skipped here, after decoding: their stamps are already here.
+/// status. The node's own batches are skipped here, after decoding: their stamps are already here. At
+/// every tick it reads the schema version and the `-retry-parked` request for the pipeline; a new schema
+/// version also renews the `ChangeApplier`, whose table catalog (and so its columns) is read once.
 final class ApplyService: WorkerLoopHandler {
     typealias Action = ApplyPipeline.Action
 
     private let runtime: WorkerRuntime
     private let config: Configuration
     private let logger: Logger
-    private let applier: ChangeApplier
+    private let database: SQLiteDatabase
+    private var applier: ChangeApplier
+    private var schemaVersion: Int64
     private let broker: BrokerChannel
     private var pipeline: ApplyPipeline
 
@@ -34,7 +39,9 @@ final class ApplyService: WorkerLoopHandler {
         config = runtime.configuration
         logger = runtime.logger
         let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        self.database = database
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
+        schemaVersion = try ParkedMessages.watched(in: database).schemaVersion
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)
         let cursor = try applier.storedCursor()
         do {
@@ -45,7 +52,7 @@ final class ApplyService: WorkerLoopHandler {
             logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(cursor)"])
         }
         try SeqMapFile.write(cursor, to: config.seqMapPath)
-        pipeline = ApplyPipeline(cursor: cursor, settings: .init(snapshotsEnabled: config.snapshot.enabled))
+        pipeline = ApplyPipeline(cursor: cursor, parked: try ParkedMessages.count(in: database), settings: .init(snapshotsEnabled: config.snapshot.enabled))
         if config.replicate {
             try runtime.reportReady("applying changes from cursor \(cursor.isEmpty ? "start" : "\(cursor)")")
         } else {
@@ -61,7 +68,8 @@ final class ApplyService: WorkerLoopHandler {
 
     var counters: [ControlMessage.Counter] {
         [.init("applied_events", appliedEvents), .init("superseded_events", supersededEvents), .init("apply_failures", Int64(pipeline.failures)),
-         .init("queued_deliveries", Int64(pipeline.queuedDeliveries))]
+         .init("queued_deliveries", Int64(pipeline.queuedDeliveries)), .init("parked_messages", Int64(pipeline.parkedMessages)),
+         .init("parked_waiting", Int64(pipeline.parkedWaiting))]
     }
 
     func handle(readable: [pollfd], now: Double) throws {
@@ -79,6 +87,16 @@ final class ApplyService: WorkerLoopHandler {
         guard config.replicate else { return }
         if broker.connectIfNeeded() { try perform(pipeline.connected(now: now)) }
         try perform(pipeline.tick(now: now))
+        do {
+            let watched = try ParkedMessages.watched(in: database)
+            if watched.schemaVersion != schemaVersion {
+                applier = try ChangeApplier(database: database, catalog: TableCatalog.read(database))
+                schemaVersion = watched.schemaVersion
+            }
+            try perform(pipeline.observed(schemaVersion: watched.schemaVersion, retryRequest: watched.retryRequest, now: now))
+        } catch let error as SQLiteError {
+            logger.warning("cannot read the schema version; looking again at the next tick", metadata: ["reason": "\(error)"])
+        }
     }
 
     /// Stores the cursor and mirrors it now (also when the worker stops for a restore).
@@ -108,6 +126,10 @@ final class ApplyService: WorkerLoopHandler {
             for position in positions { broker.send(.applied(position)) }
         case .apply(let group):
             return apply(group)
+        case .park(let parking):
+            return park(parking)
+        case .retryParked:
+            return retryParked()
         case .storeCursor(let cursor):
             do {
                 _ = try applier.apply([], cursor: cursor)
@@ -148,8 +170,64 @@ final class ApplyService: WorkerLoopHandler {
             appliedEvents += Int64(outcome.applied)
             supersededEvents += Int64(outcome.superseded)
             return pipeline.applied(group, wroteCursor: true, now: monotonicSeconds())
+        } catch let error as DeliveryError {
+            return pipeline.applyFailed(group, .init(kind: .undecodable, reason: "\(error)"), now: monotonicSeconds())
+        } catch let error as ApplyError {
+            return pipeline.applyFailed(group, .init(kind: Self.failureKind(error.kind), reason: "\(error)"), now: monotonicSeconds())
+        } catch let error as SQLiteError {
+            return pipeline.applyFailed(group, .init(kind: .database(error.code), reason: "\(error)"), now: monotonicSeconds())
         } catch {
-            return pipeline.applyFailed(group, reason: "\(error)", now: monotonicSeconds())
+            return pipeline.applyFailed(group, .init(kind: .database(1), reason: "\(error)"), now: monotonicSeconds())
+        }
+    }
+
+    private static func failureKind(_ kind: ApplyError.Kind) -> ApplyFailure.Kind {
+        switch kind {
+        case .schemaMissing: .schemaMissing
+        case .keyMismatch: .keyMismatch
+        case .database(let code): .database(code)
+        }
+    }
+
+    /// Writes the message to the dead-letter table and the cursor past it, in one transaction.
+    private func park(_ parking: ApplyPipeline.Parking) -> [Action] {
+        let delivery = parking.delivery
+        let message = ParkedMessage(
+            stream: delivery.stream, sequence: delivery.sequence, payload: delivery.payload, reason: parking.failure.reason,
+            kind: "\(parking.failure.kind)", attempts: parking.attempts)
+        do {
+            try ParkedMessages.park(message, cursor: parking.group.cursor, in: database)
+            return pipeline.parked(parking, now: monotonicSeconds())
+        } catch {
+            return pipeline.parkFailed(parking, reason: "\(error)", now: monotonicSeconds())
+        }
+    }
+
+    /// Applies the parked messages again in (stream, sequence) order, each in its own transaction, then
+    /// removes it; what still fails stays, with one more attempt. A crash between applying one and removing
+    /// it only applies it once more later, which last-writer-wins makes harmless.
+    private func retryParked() -> [Action] {
+        do {
+            let messages = try ParkedMessages.all(in: database)
+            var applied = 0
+            for message in messages {
+                do {
+                    let batch = try ChangeBatch(decoding: message.payload)
+                    if batch.origin != config.nodeID {
+                        let outcome = try applier.apply(batch.events)
+                        appliedEvents += Int64(outcome.applied)
+                        supersededEvents += Int64(outcome.superseded)
+                    }
+                } catch {
+                    try ParkedMessages.failedAgain(stream: message.stream, sequence: message.sequence, reason: "\(error)", in: database)
+                    continue
+                }
+                try ParkedMessages.remove(stream: message.stream, sequence: message.sequence, in: database)
+                applied += 1
+            }
+            return pipeline.parkedRetried(applied: applied, remaining: messages.count - applied, now: monotonicSeconds())
+        } catch {
+            return pipeline.parkedRetryFailed(reason: "\(error)", now: monotonicSeconds())
         }
     }
 
@@ -169,6 +247,16 @@ final class ApplyService: WorkerLoopHandler {
         case .applyingAgain(let reason):
             logger.info("applying again", metadata: ["after": "\(reason)"])
             try? runtime.reportStatus("applying")
+        case .parked(let parking):
+            logger.warning("message parked: it cannot be applied here; the shard goes on", metadata: [
+                "stream": "\(parking.delivery.stream)", "sequence": "\(parking.delivery.sequence)",
+                "kind": "\(parking.failure.kind)", "attempts": "\(parking.attempts)", "reason": "\(parking.failure.reason)",
+            ])
+            try? runtime.reportStatus("applying")
+        case .parkedRetried(let applied, let remaining):
+            logger.info("parked messages retried", metadata: ["applied": "\(applied)", "still_parked": "\(remaining)"])
+        case .parkedRetryFailed(let reason):
+            logger.error("cannot retry the parked messages; trying again at the next schema change or request", metadata: ["reason": "\(reason)"])
         case .messagesLost(let gap):
             logger.error("\(gap); snapshot.enabled = false, so they are lost on this node", metadata: ["stream": "\(gap.stream)"])
         }

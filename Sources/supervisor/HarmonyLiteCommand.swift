@@ -40,6 +40,12 @@ struct HarmonyLiteCommand: ParsableCommand {
     @Flag(name: flag("save-snapshot"), help: "Take a snapshot, upload it, then exit.")
     var saveSnapshot = false
 
+    @Flag(name: flag("parked"), help: "List the messages this node parked (could not apply), then exit.")
+    var parked = false
+
+    @Flag(name: flag("retry-parked"), help: "Ask the running node to apply its parked messages again now, then exit.")
+    var retryParked = false
+
     @Flag(name: flag("schema-status"), help: "Print the local schema status, then exit.")
     var schemaStatus = false
 
@@ -74,6 +80,14 @@ struct HarmonyLiteCommand: ParsableCommand {
                 return
             } catch {
                 fail("-save-snapshot: \(error)", code: 1)
+            }
+        }
+        if parked || retryParked {
+            do {
+                print(try parked ? ParkedCommands.list(loaded.configuration) : ParkedCommands.requestRetry(loaded.configuration))
+                return
+            } catch {
+                fail("\(parked ? "-parked" : "-retry-parked"): \(error)", code: 1)
             }
         }
         if schemaStatus { fail("-schema-status: schema hashing is not available in this build yet", code: 2) }

@@ -26,6 +26,9 @@ import Testing
 
     struct GroupMissing: Error {}
 
+    /// A failure of the database, not the message (SQLITE_BUSY): retried for as long as it takes.
+    static func busy(_ reason: String) -> ApplyFailure { .init(kind: .database(5), reason: reason) }
+
     static func sequences(_ group: ApplyPipeline.ApplyGroup) -> [UInt64] { group.deliveries.map(\.sequence) }
 
     @Test func everythingQueuedWhileApplyingGoesInOneGroup() throws {
@@ -47,7 +50,7 @@ import Testing
     @Test func afterAFailureOneAtATimeSoAGoodMessageInTheSameFrameIsNotHeldBack() throws {
         var pipeline = Self.pipeline()
         let both = try Self.group(pipeline.received(frame: [Self.delivery("s", 1), Self.delivery("s", 2)], now: 0))
-        let good = try Self.group(pipeline.applyFailed(both, reason: "cannot decode 2", now: 0))
+        let good = try Self.group(pipeline.applyFailed(both, Self.busy("cannot decode 2"), now: 0))
         #expect(Self.sequences(good) == [1])
         let afterGood = pipeline.applied(good, wroteCursor: true, now: 0)
         // Applied and acknowledged, but its frame is not complete yet: no credit.
@@ -56,7 +59,7 @@ import Testing
         #expect(pipeline.cursor == ["s": 1])
         let bad = try Self.group(afterGood)
         #expect(Self.sequences(bad) == [2])
-        let failed = pipeline.applyFailed(bad, reason: "cannot decode 2", now: 0)
+        let failed = pipeline.applyFailed(bad, Self.busy("cannot decode 2"), now: 0)
         #expect(failed.first == .report(.cannotApply(reason: "cannot decode 2", retryIn: 0.25)))
         // While it waits for the retry, the seq map catches up with what was applied.
         #expect(failed.last == .mirrorSeqMap(["s": 1]))
@@ -95,7 +98,7 @@ import Testing
         var now = 0.0
         var waits: [Double] = []
         for attempt in 0..<9 {
-            let actions = pipeline.applyFailed(group, reason: "no such table", now: now)
+            let actions = pipeline.applyFailed(group, Self.busy("no such table"), now: now)
             // The same reason is reported once, not at every retry.
             #expect(actions.isEmpty == (attempt > 0))
             let deadline = try #require(pipeline.nextDeadline)
@@ -108,7 +111,7 @@ import Testing
         #expect(pipeline.applied(group, wroteCursor: true, now: now).first == .report(.applyingAgain(after: "no such table")))
         _ = pipeline.seqMapMirrored(["s": 1], now: now)
         let next = try Self.group(pipeline.received(frame: [Self.delivery("s", 2)], now: now))
-        #expect(pipeline.applyFailed(next, reason: "no such table", now: now) == [.report(.cannotApply(reason: "no such table", retryIn: 0.25))])
+        #expect(pipeline.applyFailed(next, Self.busy("no such table"), now: now) == [.report(.cannotApply(reason: "no such table", retryIn: 0.25))])
         #expect(pipeline.nextDeadline == now + 0.25)
     }
 
@@ -116,10 +119,10 @@ import Testing
         var pipeline = Self.pipeline(cursor: ["s": 10])
         let group = try Self.group(pipeline.received(frame: [Self.delivery("s", 11), Self.delivery("s", 12)], now: 0))
         #expect(pipeline.cursor == ["s": 10])
-        let single = try Self.group(pipeline.applyFailed(group, reason: "disk full", now: 0))
+        let single = try Self.group(pipeline.applyFailed(group, Self.busy("disk full"), now: 0))
         #expect(single.cursor == ["s": 11])
         #expect(pipeline.cursor == ["s": 10])
-        _ = pipeline.applyFailed(single, reason: "disk full", now: 0)
+        _ = pipeline.applyFailed(single, Self.busy("disk full"), now: 0)
         #expect(pipeline.cursor == ["s": 10] && pipeline.storedCursor == ["s": 10])
         // Nothing is stored or mirrored past what was applied, also not on a stop.
         #expect(pipeline.drain(now: 5).isEmpty)
@@ -214,7 +217,7 @@ import Testing
     @Test func aReconnectClearsWhatWaitsForARetry() throws {
         var pipeline = Self.pipeline()
         let group = try Self.group(pipeline.received(frame: [Self.delivery("s", 1)], now: 0))
-        _ = pipeline.applyFailed(group, reason: "busy", now: 0)
+        _ = pipeline.applyFailed(group, Self.busy("busy"), now: 0)
         #expect(pipeline.queuedDeliveries == 1)
         #expect(pipeline.connected(now: 0.1) == [.subscribe(cursor: [.init(stream: "s", sequence: 0)]), .grantCredit(4)])
         #expect(pipeline.queuedDeliveries == 0)
