@@ -71,4 +71,14 @@ final class TestCluster {
     }
 
     func logs() -> String { nodes.compactMap { $0?.log }.joined(separator: "\n=====\n") }
+
+    /// Every node's warnings and errors from our processes (not nats-server's own chatter), for failure messages.
+    func problems(limit: Int = 40) -> String {
+        nodes.indices.map { index in
+            let lines = (nodes[index]?.log ?? "").split(separator: "\n").filter { line in
+                (line.contains("WRN") || line.contains("ERR") || line.contains("warning") || line.contains("error")) && !line.contains("route")
+            }
+            return "node \(index + 1):\n" + lines.suffix(limit).joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
 }

@@ -93,7 +93,7 @@ extension ProcessTests {
             let query = "SELECT count(*), sum(k), count(DISTINCT v) FROM kv WHERE v = 'row ' || k;"
             let converged = try cluster.converge(query, to: expected, timeout: 60)
             let answers = try (0..<3).map { try cluster.sql($0, query) }
-            #expect(converged, "\(answers)\n\(cluster.logs().suffix(4000))")
+            #expect(converged, "\(answers)\n\(cluster.problems())")
         }
 
         /// Many small publishes spread over four shards all arrive. (Credit has to come back one for one:

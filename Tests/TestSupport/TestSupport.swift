@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A directory under /tmp removed when the value goes away. Short paths keep socket paths under 108 bytes.
 public final class TemporaryDirectory {
@@ -104,22 +105,34 @@ public func processExists(_ pid: Int32) -> Bool {
     return stat[stat.index(close, offsetBy: 2)] != "Z"
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range: a server the
+/// test restarts must get its port back, and a port from the ephemeral range can meanwhile be taken as the
+/// local end of any outgoing connection (a peer reconnecting to it, say), which left a restarted
+/// nats-server unable to listen. Never the same port twice in one test process.
 public func freePort() throws -> Int {
+    let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+        .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } } ?? 32768
+    let range = 10_000..<max(10_001, ephemeralStart)
+    for _ in 0..<1000 {
+        let port = Int.random(in: range)
+        guard handedOutPorts.withLock({ $0.insert(port).inserted }) else { continue }
+        if portIsFree(port) { return port }
+    }
+    throw TestFailure("no free port below \(ephemeralStart)")
+}
+
+private let handedOutPorts = Mutex<Set<Int>>([])
+
+private func portIsFree(_ port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let result = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(fd, pointer, length) == 0 ? getsockname(fd, pointer, &length) : -1
-        }
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
-    guard result == 0 else { throw TestFailure("no free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 /// A seeded random number generator: a failing randomized test prints its seed and replays with it.
