@@ -3,7 +3,8 @@ import SQLiteKit
 
 /// Applies other nodes' events: one SQLite transaction per batch, in the replica role (no trigger fires),
 /// last-writer-wins per row on (stamp, writer) against the row clock, deletes leaving tombstones. Columns
-/// a local table has but an event lacks keep their values (HarmonyLite's REPLACE reset them).
+/// a local table has but an event lacks (its origin did not have them yet) take their DEFAULT, as they have
+/// on the origin: the whole row is last-writer-wins, so every node ends with the same row.
 public final class ChangeApplier {
     private let database: SQLiteDatabase
     private var catalog: TableCatalog
@@ -250,7 +251,11 @@ public final class ChangeApplier {
         let placeholders = Array(repeating: "?", count: event.columns.count).joined(separator: ", ")
         // The key columns too: under a NOCASE (or RTRIM) key, 'ALICE' is the row 'alice', and an update that
         // changed only the key's case must change it here as well.
-        let conflict = "DO UPDATE SET " + event.columns.map { "\(q($0)) = excluded.\(q($0))" }.joined(separator: ", ")
+        // Columns the event lacks (its origin had not added them yet) take their default, as on the origin:
+        // keeping this node's value would make the row differ between nodes that had a value and nodes that
+        // did not.
+        let lacking = table.columns.filter { !event.columns.contains($0.name) }.map { "\(q($0.name)) = \($0.defaultSQL ?? "NULL")" }
+        let conflict = "DO UPDATE SET " + (event.columns.map { "\(q($0)) = excluded.\(q($0))" } + lacking).joined(separator: ", ")
         let clockColumns = (keyNames.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]).joined(separator: ", ")
         let clockPlaceholders = Array(repeating: "?", count: keyNames.count + 3).joined(separator: ", ")
         let stamp = q(ChangeLogSchema.stampColumn), node = q(ChangeLogSchema.nodeColumn), deleted = q(ChangeLogSchema.deletedColumn)

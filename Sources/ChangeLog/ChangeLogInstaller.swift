@@ -68,6 +68,7 @@ public enum ChangeLogInstaller {
         let insertName = try database.prepare("INSERT OR IGNORE INTO \(S.quote(S.tables)) (name) VALUES (?)")
         let selectID = try database.prepare("SELECT id FROM \(S.quote(S.tables)) WHERE name = ?")
         let logKey = try database.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+        let hasTrigger = try database.prepare("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?")
         var failed: [(name: String, reason: String)] = []
         for table in catalog.replicated {
             // One table that cannot be captured (an odd schema, a name SQLite refuses) must not stop the others.
@@ -85,13 +86,19 @@ public enum ChangeLogInstaller {
                     notes.append("the primary key of \(table.name) changed (\(existingKey.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks start afresh")
                 }
                 try database.execute(S.changeLogTable(table))
-                if existingKey.isEmpty && !firstInstallation {
+                let hadTriggers = !(try hasTrigger.all([.text(S.trigger(of: table.name, "insert"))]).isEmpty)
+                if !hadTriggers && !firstInstallation {
                     // A table that appeared since the last installation (created while we ran, or while the node
-                    // was down): the rows it already has were written before its triggers existed, so they are
-                    // captured now. (At the first installation every node is assumed to start from the same
-                    // database, as in HarmonyLite; a snapshot restore is how a different one catches up.)
-                    for sql in S.captureExistingRows(table, tableID: id, node: node) { try database.execute(sql) }
-                    let captured = database.changes
+                    // was down): the rows it already has without a row clock were written before its triggers
+                    // existed, so they are captured now. (At the first installation every node is assumed to
+                    // start from the same database, as in HarmonyLite; a snapshot restore is how a different
+                    // one catches up.) Whether the row-clock table exists says nothing: the applier creates it
+                    // when other nodes' rows of the new table arrive first.
+                    var captured = 0
+                    for sql in S.captureExistingRows(table, tableID: id, node: node) {
+                        try database.execute(sql)
+                        captured = database.changes
+                    }
                     if captured > 0 { notes.append("\(table.name) is new and already had \(captured) row(s): they are captured now") }
                 }
                 for operation in ["insert", "update", "delete"] {

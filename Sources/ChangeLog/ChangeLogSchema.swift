@@ -67,13 +67,18 @@ public enum ChangeLogSchema {
     static func captureExistingRows(_ table: TableInfo, tableID: Int64, node: UInt64) -> [String] {
         let keys = table.primaryKey.map { quote($0.name) }
         let keyList = keys.joined(separator: ", ")
+        let log = quote(changeLog(of: table.name))
         let globalColumns = (["table_id"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
+        // Only rows without a row clock: rows the applier wrote (it may have created the row clocks first,
+        // applying other nodes' rows of the same new table) are other nodes' writes, not ours.
+        let unclocked = "\(keysPresent(table, row: "t")) AND NOT EXISTS (SELECT 1 FROM \(log) c WHERE "
+            + keys.map { "c.\($0) = t.\($0)" }.joined(separator: " AND ") + ")"
+        let tableKeys = keys.map { "t.\($0)" }.joined(separator: ", ")
+        // The queue first: the clock insert makes the rows clocked.
         return [
-            "INSERT INTO \(quote(changeLog(of: table.name))) (\(keyList), \(quote(stampColumn)), \(quote(nodeColumn)), \(quote(deletedColumn))) "
-                + "SELECT \(keyList), \(nowStamp), \(Int64(bitPattern: node)), 0 FROM \(quote(table.name)) WHERE \(keysPresent(table, row: nil)) "
-                + "ON CONFLICT DO UPDATE SET \(quote(stampColumn)) = max(excluded.\(quote(stampColumn)), \(quote(stampColumn)) + 1), "
-                + "\(quote(nodeColumn)) = excluded.\(quote(nodeColumn)), \(quote(deletedColumn)) = 0",
-            "INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(keyList) FROM \(quote(table.name)) WHERE \(keysPresent(table, row: nil))",
+            "INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(tableKeys) FROM \(quote(table.name)) t WHERE \(unclocked)",
+            "INSERT INTO \(log) (\(keyList), \(quote(stampColumn)), \(quote(nodeColumn)), \(quote(deletedColumn))) "
+                + "SELECT \(tableKeys), \(nowStamp), \(Int64(bitPattern: node)), 0 FROM \(quote(table.name)) t WHERE \(unclocked)",
         ]
     }
 

@@ -9,6 +9,8 @@ public struct TableInfo: Equatable, Sendable {
         /// 1-based position in the primary key; 0 when not part of it.
         public var primaryKeyPosition: Int
         public var collation: String
+        /// The declared DEFAULT as SQL text (`pragma_table_info.dflt_value`), nil when none (NULL).
+        public var defaultSQL: String? = nil
     }
 
     public var name: String
@@ -81,7 +83,7 @@ public struct TableCatalog: Equatable, Sendable {
 
     private static func readTable(_ name: String, withoutRowID: Bool, database: SQLiteDatabase) throws(SQLiteError) -> TableInfo {
         // table_xinfo: hidden 2 and 3 are generated columns, which are never written.
-        let rows = try database.prepare("SELECT name, type, \"notnull\", pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid").all([.text(name)])
+        let rows = try database.prepare("SELECT name, type, \"notnull\", pk, hidden, dflt_value FROM pragma_table_xinfo(?) ORDER BY cid").all([.text(name)])
         var columns: [TableInfo.Column] = []
         for row in rows {
             guard case .text(let columnName) = row[0], case .integer(let hidden) = row[4], hidden == 0 else { continue }
@@ -94,7 +96,8 @@ public struct TableCatalog: Equatable, Sendable {
                 declaredType: declared,
                 notNull: row[2] == .integer(1),
                 primaryKeyPosition: { if case .integer(let p) = row[3] { Int(p) } else { 0 } }(),
-                collation: metadata.collation
+                collation: metadata.collation,
+                defaultSQL: { if case .text(let text) = row[5] { String(decoding: text, as: UTF8.self) } else { nil } }()
             ))
         }
         return TableInfo(name: name, columns: columns, withoutRowID: withoutRowID)

@@ -305,6 +305,24 @@ import Testing
         #expect(try queued(path) == "2\n")  // 'a': insert and update; nothing for the NULL rows
     }
 
+    /// A table created while the node runs, whose first rows from other nodes the applier wrote (creating
+    /// its row clocks) before the capturer installed the table's triggers: the application's own rows
+    /// written meanwhile are still captured, the applied ones are not taken for ours.
+    @Test func aNewTablesLocalRowsAreCapturedEvenIfTheApplierCameFirst() throws {
+        let path = directory.path + "/late.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY);")
+        let database = try SQLiteDatabase(existingPath: path)
+        _ = try ChangeLogInstaller.install(in: database, node: 1)
+        try app(path, "CREATE TABLE late (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO late VALUES (1, 'mine');")
+        let remote = ChangeEvent(changeID: 9, table: "late", operation: .upsert, stamp: 5 << 16, writer: 2, columns: ["id", "v"], values: [.integer(2), .text("theirs")], keyCount: 1)
+        _ = try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: TableCatalog.read(database)).apply([remote])
+        let installation = try ChangeLogInstaller.install(in: database, node: 1)
+        let events = try ChangeReader(database: database, installation: installation).pending(after: 0, limit: 100).events
+        #expect(events.map(\.table) == ["late"])
+        #expect(events.first?.key == [.integer(1)])
+        #expect(events.first?.writer == 1)
+    }
+
     /// A key collation only the application defines: that table is refused with a reason, the others install.
     @Test func anApplicationDefinedKeyCollationRefusesThatTableOnly() throws {
         let path = directory.path + "/c.db"
@@ -421,6 +439,23 @@ import Testing
         try app(origin, "UPDATE users SET name = 'ALICE' WHERE name = 'alice';")
         try replicate()
         #expect(try app(replica, "SELECT name, email FROM users;") == "ALICE|a@x\n")
+    }
+
+    /// A newer write from a node that has not run a migration yet (its event lacks the new column) wins the
+    /// whole row: the column takes its default here too, as it has on that node, so the nodes agree.
+    @Test func aColumnTheWinningEventLacksTakesItsDefault() throws {
+        let path = directory.path + "/d.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT, rating INTEGER DEFAULT 3, note TEXT);")
+        let database = try SQLiteDatabase(existingPath: path)
+        _ = try ChangeLogInstaller.install(in: database, node: 2)
+        let applier = try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: TableCatalog.read(database))
+        let full = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 10 << 16, writer: 1, columns: ["id", "title", "rating", "note"],
+                               values: [.integer(1), .text("Dune"), .integer(5), .text("new schema")], keyCount: 1)
+        let older = ChangeEvent(changeID: 2, table: "books", operation: .upsert, stamp: 20 << 16, writer: 3, columns: ["id", "title"],
+                                values: [.integer(1), .text("Dune (old schema)")], keyCount: 1)
+        _ = try applier.apply([full])
+        _ = try applier.apply([older])
+        #expect(try app(path, "SELECT title, rating, quote(note) FROM books;") == "Dune (old schema)|3|NULL\n")
     }
 
     /// ALTER TABLE ADD COLUMN on both nodes while the applier runs: rows using the new column arrive whole.

@@ -30,11 +30,14 @@ struct Workload {
         static let foreignKeyCascades = Features(rawValue: 1 << 8)
         /// Text keys with COLLATE NOCASE, updated to a value that differs only in case.
         static let caseInsensitiveKeys = Features(rawValue: 1 << 9)
+        /// Migrations while the workload runs, on every node at a different moment: ADD COLUMN to t0 (the
+        /// node's later writes fill it) and CREATE TABLE of a new table the node then writes to.
+        static let migrations = Features(rawValue: 1 << 10)
 
         /// What replication handles today; the CI runs this.
         static let supported: Features = all
         static let all: Features = [.compositeKeys, .withoutRowID, .awkwardValues, .multiTableTransactions, .deletes, .keyChanges,
-                                    .applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys]
+                                    .applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys, .migrations]
 
         var description: String {
             let names: [(Features, String)] = [
@@ -42,6 +45,7 @@ struct Workload {
                 (.multiTableTransactions, "multiTableTransactions"), (.deletes, "deletes"), (.keyChanges, "keyChanges"),
                 (.applicationTriggers, "applicationTriggers"), (.uniqueSwaps, "uniqueSwaps"),
                 (.foreignKeyCascades, "foreignKeyCascades"), (.caseInsensitiveKeys, "caseInsensitiveKeys"),
+                (.migrations, "migrations"),
             ]
             return "[" + names.filter { contains($0.0) }.map(\.1).joined(separator: ", ") + "]"
         }
@@ -73,8 +77,33 @@ struct Workload {
         rng = SplitMix64(seed: seed)
         makeSchema()
         for node in 0..<nodes {
-            transactions.append((0..<transactionsPerNode).map { _ in transaction(node: node, nodes: nodes) })
+            // The transaction before which this node migrates (every node migrates, at its own moment).
+            let migrationAt = features.contains(.migrations) ? Int.random(in: 0..<max(1, transactionsPerNode), using: &rng) : Int.max
+            var list: [String] = []
+            for index in 0..<transactionsPerNode {
+                if index == migrationAt { migratedNodes.insert(node) }
+                let body = transaction(node: node, nodes: nodes)
+                if index < migrationAt {
+                    list.append(body)
+                } else {
+                    list.append((index == migrationAt ? Self.migration : "") + body + lateTableWrite(node: node))
+                }
+            }
+            transactions.append(list)
         }
+    }
+
+    /// The migration every node runs once, at its own moment.
+    static let migration = "ALTER TABLE t0 ADD COLUMN extra TEXT;\nCREATE TABLE late (id INTEGER PRIMARY KEY, v TEXT);\n"
+
+    /// Nodes whose migration is behind the transaction being generated: their writes to t0 fill `extra`.
+    private var migratedNodes: Set<Int> = []
+
+    private mutating func lateTableWrite(node: Int) -> String {
+        let id = node * 100 + Int.random(in: 0..<10, using: &rng)
+        let value = "'late-n\(node)-\(UInt16.random(in: 0...UInt16.max, using: &rng))'"
+        ownedFinalRows["late", default: [:]]["\(id)"] = .some(value)
+        return "\nINSERT INTO late VALUES (\(id), \(value)) ON CONFLICT (id) DO UPDATE SET v = excluded.v;"
     }
 
     // MARK: schema
@@ -149,12 +178,12 @@ struct Workload {
                 body.append("DELETE FROM \(table.name) WHERE \(match(table, target));")
                 body.append("UPDATE \(table.name) SET \(zip(table.keys, target).map { "\($0) = \($1)" }.joined(separator: ", ")) WHERE \(match(table, key));")
                 let values = rowValues(node: node)
-                body.append(upsert(table, key: target, values: values))
+                body.append(upsert(table, key: target, values: values, node: node))
                 ownedFinalRows[table.name, default: [:]][key.joined(separator: ",")] = .some(nil)
                 ownedFinalRows[table.name, default: [:]][target.joined(separator: ",")] = .some(values.joined(separator: ", "))
             } else {
                 let values = rowValues(node: node)
-                body.append(upsert(table, key: key, values: values))
+                body.append(upsert(table, key: key, values: values, node: node))
                 if !shared { ownedFinalRows[table.name, default: [:]][key.joined(separator: ",")] = .some(values.joined(separator: ", ")) }
             }
         }
@@ -226,10 +255,17 @@ struct Workload {
         zip(table.keys, key).map { "\($0) = \($1)" }.joined(separator: " AND ")
     }
 
-    private func upsert(_ table: Table, key: [String], values: [String]) -> String {
-        let columns = table.keys + ["v", "n", "r", "data"]
-        return "INSERT INTO \(table.name) (\(columns.joined(separator: ", "))) VALUES (\((key + values).joined(separator: ", "))) "
-            + "ON CONFLICT (\(table.keys.joined(separator: ", "))) DO UPDATE SET v = excluded.v, n = excluded.n, r = excluded.r, data = excluded.data;"
+    private func upsert(_ table: Table, key: [String], values: [String], node: Int) -> String {
+        var columns = table.keys + ["v", "n", "r", "data"]
+        var literals = key + values
+        var updates = "v = excluded.v, n = excluded.n, r = excluded.r, data = excluded.data"
+        if table.name == "t0" && migratedNodes.contains(node) {
+            columns.append("extra")
+            literals.append("'x-n\(node)-\(values[1])'")
+            updates += ", extra = excluded.extra"
+        }
+        return "INSERT INTO \(table.name) (\(columns.joined(separator: ", "))) VALUES (\(literals.joined(separator: ", "))) "
+            + "ON CONFLICT (\(table.keys.joined(separator: ", "))) DO UPDATE SET \(updates);"
     }
 
     /// SQL literals for v, n, r, data: as `quote()` prints them, so they compare with a dump.
@@ -256,9 +292,11 @@ struct Workload {
     /// A query printing every row of every table with `quote()`, in key order: equal dumps, equal data.
     var dumpQuery: String {
         var queries = tables.map { table in
-            "SELECT '\(table.name)', " + (table.keys + ["v", "n", "r", "data"]).map { "quote(\($0))" }.joined(separator: ", ")
+            let extra = table.name == "t0" && features.contains(.migrations) ? ["extra"] : []
+            return "SELECT '\(table.name)', " + (table.keys + ["v", "n", "r", "data"] + extra).map { "quote(\($0))" }.joined(separator: ", ")
                 + " FROM \(table.name) ORDER BY \(table.keys.joined(separator: ", "));"
         }
+        if features.contains(.migrations) { queries.append("SELECT 'late', * FROM late ORDER BY id;") }
         if features.contains(.applicationTriggers) { queries.append("SELECT 'totals', * FROM totals ORDER BY tbl;") }
         if features.contains(.uniqueSwaps) {
             queries.append("SELECT 'seats', * FROM seats ORDER BY id;")
@@ -279,6 +317,7 @@ struct Workload {
         if features.contains(.uniqueSwaps) { list += [("seats", ["id"]), ("badges", ["id"])] }
         if features.contains(.foreignKeyCascades) { list += [("parents", ["id"]), ("children", ["id"])] }
         if features.contains(.caseInsensitiveKeys) { list.append(("names", ["k"])) }
+        if features.contains(.migrations) { list.append(("late", ["id"])) }
         return list
     }
 
@@ -305,7 +344,7 @@ struct Workload {
                 return (query, expected)
             }
         }
-        let single: [(table: String, key: String, column: String)] = [("seats", "id", "holder"), ("parents", "id", "name"), ("names", "k", "v")]
+        let single: [(table: String, key: String, column: String)] = [("seats", "id", "holder"), ("parents", "id", "name"), ("names", "k", "v"), ("late", "id", "v")]
         for (table, keyColumn, column) in single {
             for (key, value) in (ownedFinalRows[table] ?? [:]).sorted(by: { $0.key < $1.key }) {
                 expectations.append(("SELECT quote(\(column)) FROM \(table) WHERE \(keyColumn) = \(key);", value.map { $0 + "\n" } ?? ""))
