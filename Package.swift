@@ -46,6 +46,7 @@ let package = Package(
         .target(name: "Snapshots", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "HarmonyConfig", "Signals", "CurlTransfer"]),
         .target(name: "CurlTransfer", dependencies: ["CCurl", "HarmonyConfig"]),
         .target(name: "Digests", dependencies: ["COpenSSL"]),
+        .target(name: "SchemaRegistry"),
         .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig", "Digests", "NKeys"]),
         // Pure cores of the workers: events in, actions out, time passed in; no I/O.
         .target(name: "CapturePipeline", dependencies: ["IPC"]),
@@ -91,6 +92,7 @@ let package = Package(
         .testTarget(name: "CapturePipelineTests", dependencies: ["CapturePipeline", "IPC"]),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "IPC"]),
         .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner"]),
+        .testTarget(name: "SchemaRegistryTests", dependencies: ["SchemaRegistry"]),
         .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",
