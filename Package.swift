@@ -62,7 +62,7 @@ let package = Package(
             name: "supervisor",
             dependencies: [
                 "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "NKeys",
-                "NATSClient", "Snapshots",
+                "NATSClient", "Snapshots", "SchemaRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "ApplyPipeline", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "BrokerCore", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", "SchemaRegistry", .product(name: "Logging", package: "swift-log")]),
         // What applying one row costs (ChangeApplier into a temporary database): not part of a node.
         .executableTarget(name: "applier-benchmark", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents"]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
