@@ -33,6 +33,9 @@ final class SnapshotService: WorkerLoopHandler {
     private var store: (any SnapshotStore)?
     private var lease: Lease?
     private var registryBucket: KeyValueBucket?
+    /// Kept open between schema reads: opening and closing the database every read would wake the
+    /// capturer's watcher of the database's files each time. Dropped after an error, opened again next read.
+    private var schemaReader: SQLiteDatabase?
     private var job: BackgroundJob?
 
     init(runtime: WorkerRuntime) throws {
@@ -131,9 +134,12 @@ final class SnapshotService: WorkerLoopHandler {
             return []
         case .readLocalSchema:
             do {
-                let schema = try ReplicatedSchema.read(try SQLiteDatabase(existingPath: config.dbPath))
+                let database = try schemaReader ?? SQLiteDatabase(readOnlyPath: config.dbPath)
+                schemaReader = database
+                let schema = try ReplicatedSchema.read(database)
                 return planner.localSchemaRead(LocalSchema(hash: schema.hash, tables: schema.tables), now: now)
             } catch {
+                schemaReader = nil
                 return planner.localSchemaUnreadable("\(error)", now: now)
             }
         case .writeSchemaRegistry(let schema, let previousHash):

@@ -9,7 +9,7 @@ import SQLiteKit
 /// grouped by hash, with the nodes whose schema differs from most nodes'.
 enum SchemaStatusCommands {
     static func local(_ config: Configuration) throws -> String {
-        let schema = try ReplicatedSchema.read(try SQLiteDatabase(existingPath: config.dbPath))
+        let schema = try ReplicatedSchema.read(try SQLiteDatabase(readOnlyPath: config.dbPath))
         return LocalSchemaReport(nodeID: config.nodeID, version: HarmonyLiteVersion.number, schemaHash: schema.hash, tables: schema.tables).text
     }
 
