@@ -46,6 +46,7 @@ let package = Package(
         .target(name: "Snapshots", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "HarmonyConfig", "Signals", "CurlTransfer"]),
         .target(name: "CurlTransfer", dependencies: ["CCurl", "HarmonyConfig"]),
         .target(name: "Digests", dependencies: ["COpenSSL"]),
+        .target(name: "SchemaRegistry"),
         .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig", "Digests", "NKeys"]),
         // Pure cores of the workers: events in, actions out, time passed in; no I/O.
         .target(name: "CapturePipeline", dependencies: ["IPC"]),
@@ -61,7 +62,7 @@ let package = Package(
             name: "supervisor",
             dependencies: [
                 "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "NKeys",
-                "NATSClient", "Snapshots",
+                "NATSClient", "Snapshots", "SchemaRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -69,7 +70,7 @@ let package = Package(
         .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "ApplyPipeline", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "BrokerCore", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", "SchemaRegistry", .product(name: "Logging", package: "swift-log")]),
         // What applying one row costs (ChangeApplier into a temporary database): not part of a node.
         .executableTarget(name: "applier-benchmark", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents"]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
@@ -91,6 +92,7 @@ let package = Package(
         .testTarget(name: "CapturePipelineTests", dependencies: ["CapturePipeline", "IPC"]),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "IPC"]),
         .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner"]),
+        .testTarget(name: "SchemaRegistryTests", dependencies: ["SchemaRegistry"]),
         .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",

@@ -7,9 +7,19 @@ public final class SQLiteDatabase {
 
     /// Opens an existing database for reading and writing; never creates one (HarmonyLite replicates
     /// databases that exist).
-    public init(existingPath path: String, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+    public convenience init(existingPath path: String, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+        try self.init(path: path, flags: SQLITE_OPEN_READWRITE, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+    }
+
+    /// Opens an existing database for reading only: closing it is no write to the database file (a
+    /// watcher of the file's writes, the capturer's, is not woken by a reader).
+    public convenience init(readOnlyPath path: String, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+        try self.init(path: path, flags: SQLITE_OPEN_READONLY, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+    }
+
+    private init(path: String, flags: Int32, busyTimeoutMilliseconds: Int32) throws(SQLiteError) {
         var pointer: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
+        let flags = flags | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &pointer, flags, nil)
         guard status == SQLITE_OK, let pointer else {
             let message = pointer.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"

@@ -23,6 +23,12 @@ public enum PlannerAction: Equatable, Sendable {
     case readStreamHistory
     /// Give the lease up.
     case releaseLease
+    /// Read the local database's replicated tables and schema hash: answer `localSchemaRead` or
+    /// `localSchemaUnreadable`.
+    case readLocalSchema
+    /// Write this node's entry to the schema registry: answer `schemaRegistryWritten` or
+    /// `schemaRegistryWriteFailed`.
+    case writeSchemaRegistry(LocalSchema, previousHash: String?)
     case reportReady(String)
     case reportStatus(String)
     case log(LogLevel, String)

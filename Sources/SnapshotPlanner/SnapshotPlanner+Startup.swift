@@ -1,13 +1,21 @@
 /// Events of the start: connecting, the restore decision, opening the store, the restore.
 extension SnapshotPlanner {
     public mutating func connected(now: Double) -> [Action] {
+        if phase == .disabled {
+            registry.connected = true
+            registry.nextSchemaRead = now
+            registry.lastProblem = ""
+            return [.log(.info, "connected to NATS for the schema registry")]
+        }
         guard case .connecting = phase else { return [] }
+        registry.connected = true
         guard settings.replicate else { return becomeReady("replicate=false: nothing to restore", now: now) }
         phase = .decidingRestore(retryAt: now)
         return [.decideRestore]
     }
 
     public mutating func connectFailed(_ error: String, now: Double) -> [Action] {
+        if phase == .disabled { return registryProblem("waiting for NATS for the schema registry: \(error); trying again every second") }
         guard case .connecting = phase else { return [] }
         phase = .connecting(retryAt: now + Self.retryInterval)
         return problem("waiting for NATS: \(error)", retryingEvery: Self.retryInterval)

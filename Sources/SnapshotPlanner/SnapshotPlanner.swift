@@ -6,7 +6,9 @@
 /// (a JetStream error is retried, never read as empty streams), opens the store only when a restore needs
 /// it (retried), runs the restore and is ready after it. Then, while it holds the lease and knows the newest
 /// snapshot's cursor (leading), it saves every `snapshot.interval` and whenever a shard stream has taken half
-/// of `replication_log.max_entries` messages since that snapshot.
+/// of `replication_log.max_entries` messages since that snapshot. Once ready and connected — with snapshots
+/// disabled it connects for this alone — it keeps this node's entry in the schema registry current
+/// (`RegistrySchedule`).
 public struct SnapshotPlanner: Sendable {
     public typealias Action = PlannerAction
 
@@ -51,6 +53,8 @@ public struct SnapshotPlanner: Sendable {
     var nextIntervalSave: Double?
     var nextHistoryCheck = 0.0
 
+    var registry = RegistrySchedule()
+
     public internal(set) var saved: Int64 = 0
     public internal(set) var restored: Int64 = 0
 
@@ -67,6 +71,10 @@ public struct SnapshotPlanner: Sendable {
 
     /// When the planner next needs a `tick`, if ever.
     public var nextDeadline: Double? {
+        [snapshotDeadline, registryDeadline].compactMap { $0 }.min()
+    }
+
+    var snapshotDeadline: Double? {
         if let job { return job.nextPoll }
         switch phase {
         case .notStarted, .disabled, .acceptingGaps, .stopped: return nil
@@ -97,6 +105,10 @@ public struct SnapshotPlanner: Sendable {
 
     /// Timed work: called at every heartbeat and once `nextDeadline` has passed.
     public mutating func tick(now: Double) -> [Action] {
+        registryWork(now: now) + snapshotWork(now: now)
+    }
+
+    mutating func snapshotWork(now: Double) -> [Action] {
         if var running = job {
             guard now >= running.nextPoll else { return [] }
             running.nextPoll = now + Self.jobPollInterval

@@ -1,8 +1,10 @@
 import ChangeLog
 import HarmonyConfig
 import IPC
+import Foundation
 import Logging
 import NATSClient
+import SchemaRegistry
 import Signals
 import SnapshotPlanner
 import Snapshots
@@ -18,6 +20,8 @@ import Glibc
 /// capturer run (the supervisor starts them after this worker is ready), it restores the latest snapshot
 /// when the node needs one; then, while it holds the cluster's snapshot lease, it saves snapshots.
 ///
+/// It also keeps this node's entry in the schema registry current.
+///
 /// It has its own NATS connection: bulk transfers must not queue behind replication traffic in the broker.
 final class SnapshotService: WorkerLoopHandler {
     private let runtime: WorkerRuntime
@@ -28,6 +32,10 @@ final class SnapshotService: WorkerLoopHandler {
     private var connection: NATSConnection?
     private var store: (any SnapshotStore)?
     private var lease: Lease?
+    private var registryBucket: KeyValueBucket?
+    /// Kept open between schema reads: opening and closing the database every read would wake the
+    /// capturer's watcher of the database's files each time. Dropped after an error, opened again next read.
+    private var schemaReader: SQLiteDatabase?
     private var job: BackgroundJob?
 
     init(runtime: WorkerRuntime) throws {
@@ -124,6 +132,23 @@ final class SnapshotService: WorkerLoopHandler {
         case .releaseLease:
             lease?.release()
             return []
+        case .readLocalSchema:
+            do {
+                let database = try schemaReader ?? SQLiteDatabase(readOnlyPath: config.dbPath)
+                schemaReader = database
+                let schema = try ReplicatedSchema.read(database)
+                return planner.localSchemaRead(LocalSchema(hash: schema.hash, tables: schema.tables), now: now)
+            } catch {
+                schemaReader = nil
+                return planner.localSchemaUnreadable("\(error)", now: now)
+            }
+        case .writeSchemaRegistry(let schema, let previousHash):
+            do {
+                try writeRegistryEntry(schema, previousHash: previousHash)
+                return planner.schemaRegistryWritten(schema, previousHash: previousHash, now: now)
+            } catch {
+                return planner.schemaRegistryWriteFailed("\(error)", now: now)
+            }
         case .reportReady(let summary):
             try? runtime.reportReady(summary)
             return []
@@ -179,6 +204,21 @@ final class SnapshotService: WorkerLoopHandler {
         guard let outcome else { return [] }
         self.job = nil
         return planner.jobFinished(outcome, now: now)
+    }
+
+    private func writeRegistryEntry(_ schema: LocalSchema, previousHash: String?) throws(NATSError) {
+        let bucket: KeyValueBucket
+        if let registryBucket {
+            bucket = registryBucket
+        } else {
+            let creation = KeyValueBucket.Creation(description: SchemaRegistryBucket.description, ttlSeconds: SchemaRegistryBucket.ttlSeconds,
+                                                   replicas: config.replicationLog.effectiveReplicas)
+            bucket = try KeyValueBucket.openOrCreate(connection: connectedNATS, name: SchemaRegistryBucket.name, creation: creation)
+            registryBucket = bucket
+        }
+        let entry = NodeSchemaState(nodeID: config.nodeID, schemaHash: schema.hash, previousHash: previousHash,
+                                    version: HarmonyLiteVersion.number, updatedAt: Date(), tables: schema.tables)
+        try bucket.put(SchemaRegistryBucket.key(nodeID: config.nodeID), entry.encoded())
     }
 
     private func checkLease() -> LeaseAnswer {

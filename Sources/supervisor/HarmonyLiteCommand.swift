@@ -46,8 +46,11 @@ struct HarmonyLiteCommand: ParsableCommand {
     @Flag(name: flag("retry-parked"), help: "Ask the running node to apply its parked messages again now, then exit.")
     var retryParked = false
 
-    @Flag(name: flag("schema-status"), help: "Print the local schema status, then exit.")
+    @Flag(name: flag("schema-status"), help: "Print the local database's replicated tables and schema hash, then exit.")
     var schemaStatus = false
+
+    @Flag(name: flag("schema-status-cluster"), help: "Print every node's schema from the schema registry, and whether they agree, then exit.")
+    var schemaStatusCluster = false
 
     @Flag(name: flag("version"), help: "Print the version and exit.")
     var version = false
@@ -90,7 +93,14 @@ struct HarmonyLiteCommand: ParsableCommand {
                 fail("\(parked ? "-parked" : "-retry-parked"): \(error)", code: 1)
             }
         }
-        if schemaStatus { fail("-schema-status: schema hashing is not available in this build yet", code: 2) }
+        if schemaStatus || schemaStatusCluster {
+            do {
+                print(try schemaStatus ? SchemaStatusCommands.local(loaded.configuration) : SchemaStatusCommands.cluster(loaded.configuration))
+                return
+            } catch {
+                fail("\(schemaStatus ? "-schema-status" : "-schema-status-cluster"): \(error)", code: 1)
+            }
+        }
         let code = Supervisor.run(loaded)
         throw ExitCode(code)
     }

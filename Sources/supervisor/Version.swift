@@ -2,10 +2,11 @@
 import Glibc
 #endif
 import CPosix
+import HarmonyConfig
 
 /// What `-version` prints: version, git commit, build date, Swift version, platform.
 enum Version {
-    static let number = "0.1.0"
+    static let number = HarmonyLiteVersion.number
 
     static var line: String {
         "HarmonyLite \(number) (git: \(String(cString: hl_build_git_commit())), built: \(String(cString: hl_build_date())), "

@@ -227,7 +227,7 @@ extension ProcessTests {
             #expect(result.status == 0)
             #expect(result.output.range(of: #"^HarmonyLite \d+\.\d+\.\d+ \(git: [^,]+, built: [^,]+, Swift 6[.\d]*, linux/x86_64\)"#, options: .regularExpression) != nil, "\(result.output)")
             let help = try runCommand(Binaries.supervisor, ["-help"])
-            for flag in ["-config", "-node-id", "-cluster-addr", "-cluster-peers", "-leaf-servers", "-cleanup", "-save-snapshot", "-parked", "-retry-parked", "-schema-status", "-version"] {
+            for flag in ["-config", "-node-id", "-cluster-addr", "-cluster-peers", "-leaf-servers", "-cleanup", "-save-snapshot", "-parked", "-retry-parked", "-schema-status", "-schema-status-cluster", "-version"] {
                 #expect(help.output.contains(flag), "\(flag) missing from -help")
             }
         }

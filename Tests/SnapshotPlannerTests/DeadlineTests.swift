@@ -5,12 +5,16 @@ import Testing
 /// `nextDeadline` is a value from the planner's state: never before the `now` it was computed at unless a
 /// tick at that `now` has work, never read from a clock.
 @Suite struct DeadlineTests {
-    @Test func nilWhenDisabled() {
+    @Test func whenDisabledOnlyTheRegistrysConnectAndReads() {
         var planner = SnapshotPlanner(settings: PlannerHarness.settings(enabled: false))
         _ = planner.start(now: 5)
-        #expect(planner.nextDeadline == nil)
-        #expect(planner.tick(now: 1_000).isEmpty)
-        #expect(planner.nextDeadline == nil)
+        #expect(planner.nextDeadline == 0, "connecting for the registry is due at once")
+        #expect(planner.tick(now: 1_000) == [.connect])
+        #expect(planner.nextDeadline == 1_001, "the connect is retried every second until answered")
+        _ = planner.connected(now: 1_000)
+        #expect(planner.nextDeadline == 1_000)
+        #expect(planner.tick(now: 1_000) == [.readLocalSchema])
+        #expect(planner.nextDeadline == 1_000 + RegistrySchedule.schemaReadInterval)
     }
 
     @Test func afterEveryEventTheDeadlineIsAheadUnlessWorkIsDue() {

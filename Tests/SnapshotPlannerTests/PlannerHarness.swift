@@ -25,6 +25,10 @@ struct PlannerHarness {
     var leaseAnswer: LeaseAnswer = .held
     var newestSnapshot: [String: UInt64]? = nil
     var lastSequences: [String: UInt64] = [:]
+    var localSchema = LocalSchema(hash: "h1", tables: ["items"])
+    /// Set: the database cannot be read.
+    var localSchemaError: String?
+    var registryAnswers = true
     /// What a job reports when polled (nil: still running).
     var jobOutcome: (JobKind) -> Result<JobReport, JobFailure>? = { _ in .success(JobReport(line: "done", cursor: [:])) }
 
@@ -90,6 +94,12 @@ struct PlannerHarness {
         case .checkLease: planner.leaseChecked(leaseAnswer, now: now)
         case .readNewestSnapshot: planner.newestSnapshotRead(cursor: newestSnapshot, now: now)
         case .readStreamHistory: planner.streamHistoryRead(lastSequences: lastSequences, now: now)
+        case .readLocalSchema:
+            if let localSchemaError { planner.localSchemaUnreadable(localSchemaError, now: now) } else { planner.localSchemaRead(localSchema, now: now) }
+        case .writeSchemaRegistry(let schema, let previousHash):
+            registryAnswers
+                ? planner.schemaRegistryWritten(schema, previousHash: previousHash, now: now)
+                : planner.schemaRegistryWriteFailed("timeout", now: now)
         case .startJob, .releaseLease, .reportReady, .reportStatus, .log, .stop: []
         }
     }
@@ -98,6 +108,12 @@ struct PlannerHarness {
 
     func times(of action: Action) -> [Double] { record.filter { $0.action == action }.map(\.now) }
     var saveStarts: [Double] { times(of: .startJob(.save)) }
+    /// Registry writes: when, which hash, which previous hash.
+    var registryWrites: [(now: Double, hash: String, previousHash: String?)] {
+        record.compactMap { entry in
+            if case .writeSchemaRegistry(let schema, let previous) = entry.action { (entry.now, schema.hash, previous) } else { nil }
+        }
+    }
     var logLines: [String] { record.compactMap { if case .log(_, let text) = $0.action { text } else { nil } } }
     var stops: [String] { record.compactMap { if case .stop(let reason) = $0.action { reason } else { nil } } }
     var readyReports: [String] { record.compactMap { if case .reportReady(let text) = $0.action { text } else { nil } } }

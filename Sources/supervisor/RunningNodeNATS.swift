@@ -1,0 +1,32 @@
+import HarmonyConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a one-shot command (`-save-snapshot`, `-schema-status-cluster`) reaches NATS the way the node
+/// does: `nats.urls`, or — with the embedded server — the server of the node running for this database
+/// (its client port is read from the ports file nats-server writes into the run directory).
+enum RunningNodeNATS {
+    /// `purpose` ends the message when no node runs: "the snapshot is uploaded through …", say.
+    static func clientURLs(_ config: Configuration, command: String, purpose: String) throws(CommandError) -> [String] {
+        guard config.nats.urls.isEmpty else { return config.nats.urls }
+        let directory: String
+        do {
+            directory = try RunDirectoryLayout.path(for: config)
+        } catch {
+            throw CommandError("cannot find the node's run directory: \(error)")
+        }
+        for pid in NATSPortsFile.serverPIDs(runDirectory: directory) where kill(pid, 0) == 0 {
+            if let port = NATSPortsFile.clientPort(runDirectory: directory, pid: pid) { return ["nats://127.0.0.1:\(port)"] }
+        }
+        throw CommandError("no running node for \(config.dbPath) (nats.urls is empty, so \(purpose) the node's embedded NATS server): "
+            + "start the node, then run \(command) again")
+    }
+}
+
+/// Why a one-shot command failed: printed after the command's name, exit status 1.
+struct CommandError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
