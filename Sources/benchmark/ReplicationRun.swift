@@ -44,13 +44,7 @@ final class ReplicationRun {
         let routePorts = [freePort(), freePort()]
         for index in 0..<2 {
             let path = "\(directory)/node\(index + 1).db"
-            // Node 2 records arrivals in commit order: with several shards rows arrive out of id order. The
-            // arrivals table has no primary key, so it is node-local (never captured).
-            let arrivals = """
-                CREATE TABLE arrivals(id INTEGER, t_ns INTEGER);
-                CREATE TRIGGER bench_arrival AFTER INSERT ON bench BEGIN INSERT INTO arrivals VALUES (new.id, new.t_ns); END;
-                """
-            try sqliteShell(path, "PRAGMA journal_mode=WAL; CREATE TABLE bench(id INTEGER PRIMARY KEY, t_ns INTEGER, payload TEXT);" + (index == 1 ? arrivals : ""))
+            try sqliteShell(path, "PRAGMA journal_mode=WAL; CREATE TABLE bench(id INTEGER PRIMARY KEY, t_ns INTEGER, payload TEXT);")
             let config = """
                 db_path = "\(path)"
                 node_id = \(index + 1)
@@ -199,9 +193,12 @@ struct Writer {
     }
 }
 
-/// Polls node 2's arrivals every `pollMicroseconds` for rows after `after` it has not seen; for each, records
+/// Polls node 2's `bench` every `pollMicroseconds` for rows after `after` it has not seen; for each, records
 /// now minus its commit time. Every lag it records includes up to one polling interval (plus the sleep's
-/// timer slack, ~0.05 ms).
+/// timer slack, ~0.05 ms). With several shards rows arrive out of id order, so it reads from the highest id
+/// below which it has seen every row, and remembers which rows above that it has seen. (It used to read an
+/// arrivals table an application trigger on node 2 filled; the applier's replica role rightly keeps
+/// application triggers from firing for replicated rows.)
 final class Watcher: @unchecked Sendable {
     static let pollMicroseconds: UInt32 = 200
     private let path: String
@@ -220,20 +217,24 @@ final class Watcher: @unchecked Sendable {
     func stop() { state.withLock { $0.stopped = true } }
 
     func run() {
-        guard let database = try? SQLiteDatabase(existingPath: path), let query = try? database.prepare("SELECT rowid, t_ns FROM arrivals WHERE rowid > ? ORDER BY rowid") else { return }
-        var highest = after
+        guard let database = try? SQLiteDatabase(existingPath: path), let query = try? database.prepare("SELECT id, t_ns FROM bench WHERE id > ? ORDER BY id") else { return }
+        var contiguous = after
+        var seenAbove: Set<Int64> = []
         while !state.withLock({ $0.stopped }) {
-            let rows = (try? query.all([.integer(highest)])) ?? []
+            let rows = (try? query.all([.integer(contiguous)])) ?? []
             let visibleAt = wallNanoseconds()
             let visibleMonotonic = now()
-            if !rows.isEmpty {
-                lagHistogram.withLock { histogram in
-                    for row in rows {
-                        if case .integer(let committed) = row[1] { _ = histogram.record(UInt64(max(0, visibleAt - committed)) / 1000) }
-                    }
+            var fresh = 0
+            lagHistogram.withLock { histogram in
+                for row in rows {
+                    guard case .integer(let id) = row[0], seenAbove.insert(id).inserted else { continue }
+                    fresh += 1
+                    if case .integer(let committed) = row[1] { _ = histogram.record(UInt64(max(0, visibleAt - committed)) / 1000) }
                 }
-                if case .integer(let last) = rows.last![0] { highest = last }
-                let count = rows.count
+            }
+            while seenAbove.remove(contiguous + 1) != nil { contiguous += 1 }
+            if fresh > 0 {
+                let count = fresh
                 state.withLock { $0.seen += count; $0.lastVisible = visibleMonotonic }
             }
             usleep(Watcher.pollMicroseconds)

@@ -76,15 +76,7 @@ public final class ServerUnderTest {
     /// Whether something accepts connections on 127.0.0.1:`port` within `timeout` seconds.
     public func waitForTCP(port: Int, timeout: Double = 20) -> Bool {
         eventually(timeout: timeout, interval: 0.1) {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = UInt16(port).bigEndian
-            return withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            }
+            withLoopbackSocket(port: port) { fd, address, length in connect(fd, address, length) == 0 }
         }
     }
 
@@ -124,6 +116,11 @@ public func freePort() throws -> Int {
 private let handedOutPorts = Mutex<Set<Int>>([])
 
 private func portIsFree(_ port: Int) -> Bool {
+    withLoopbackSocket(port: port) { fd, address, length in bind(fd, address, length) == 0 }
+}
+
+/// A new TCP socket (closed afterwards) and the address 127.0.0.1:`port`, for one connect or bind.
+private func withLoopbackSocket(port: Int, _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Bool) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
@@ -131,7 +128,7 @@ private func portIsFree(_ port: Int) -> Bool {
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = UInt16(port).bigEndian
     return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
 }
 
