@@ -192,8 +192,7 @@ final class BrokerService: WorkerLoopHandler {
             }
             let consumer = try PullConsumer(connection: connection, stream: spec.name, subject: spec.subject, durable: "\(config.nodeName)-\(shard)", afterSequence: after)
             let fetcher = ShardFetcher(stream: spec.name, consumer: consumer, credit: credit)
-            // The capturer keeps messages under 256 KiB: 32 of them stay well inside one IPC frame.
-            fetcher.start(queue: deliveries, batchSize: 32)
+            fetcher.start(queue: deliveries)
             fetchers[spec.name] = fetcher
         }
     }
