@@ -25,16 +25,6 @@ public struct ChangeBatch: Equatable, Sendable {
     /// Largest body a receiver decompresses: far above any batch we send, far below what hurts.
     public static let maximumBodySize = 64 << 20
 
-    /// The largest JetStream message a capturer sends: NATS's default `max_payload` (1 MiB), which every
-    /// server accepts unless configured lower. A larger limit would need every server of the cluster, and
-    /// every node's fetches and IPC frames, to agree on it.
-    public static let maximumMessageBytes = 1 << 20
-    /// The largest events (uncompressed encoded size) a message carries: `maximumMessageBytes` less room for
-    /// the envelope (version, flags, origin, schema hash, count: under 1 KiB), zstd's worst-case growth of
-    /// incompressible data (`ZSTD_compressBound`: 1/256 plus a few bytes, 4 KiB at this size) and the
-    /// `Nats-Msg-Id` header; 16 KiB of room covers all three.
-    public static let maximumEventBytes = maximumMessageBytes - (16 << 10)
-
     public func encoded(compress: Bool) -> [UInt8] {
         var body = BinaryWriter(reservingCapacity: 256 * events.count)
         body.write(origin)

@@ -4,16 +4,21 @@ import SQLiteKit
 /// reaches `targetBytes`, never above `maximumBytes`; an event that alone exceeds `maximumBytes` cannot
 /// travel and is refused (the caller logs and counts it; the rows after it flow on).
 ///
-/// Sizes are the uncompressed encoded sizes of the events (`ChangeEvent.encodedSize`). `maximumBytes` must
-/// leave room below the server's `max_payload` for the batch envelope, zstd's worst-case growth and the
-/// message headers: see `ChangeBatch.maximumMessageBytes`.
+/// Sizes are the uncompressed encoded sizes of the events (`ChangeEvent.encodedSize`).
 public struct MessageCutting: Equatable, Sendable {
     public var targetBytes: Int
     public var maximumBytes: Int
 
-    public init(targetBytes: Int = 256 << 10, maximumBytes: Int = ChangeBatch.maximumEventBytes) {
+    public init(targetBytes: Int = 256 << 10, maximumBytes: Int) {
         self.targetBytes = targetBytes
         self.maximumBytes = maximumBytes
+    }
+
+    /// The most event bytes that fit a message of `messageBytes` once encoded: room is left for the envelope
+    /// (version, flags, origin, schema hash, count: under 1 KiB), zstd's worst-case growth of incompressible
+    /// data (`ZSTD_compressBound`: 1/256 and a few bytes, 4 KiB for 1 MiB) and the `Nats-Msg-Id` header.
+    public static func eventBytes(inMessagesOf messageBytes: Int) -> Int {
+        messageBytes - messageBytes / 256 - (12 << 10)
     }
 
     public struct Result: Equatable, Sendable {

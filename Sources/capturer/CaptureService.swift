@@ -27,6 +27,7 @@ final class CaptureService: WorkerLoopHandler {
     private var pipeline: CapturePipeline
     private var dataVersion: Int64 = -1
     private var schemaVersion: Int64
+    private let cutting = MessageCutting(maximumBytes: MessageCutting.eventBytes(inMessagesOf: DataMessage.maximumPublishBytes))
     /// Rows refused for their size since the capturer started.
     private var oversizedRows: Int64 = 0
 
@@ -150,7 +151,7 @@ final class CaptureService: WorkerLoopHandler {
         }
         var batches: [CapturePipeline.UnnumberedBatch] = []
         for shard in byShard.keys.sorted() {
-            let cut = MessageCutting().cut(byShard[shard]!)
+            let cut = cutting.cut(byShard[shard]!)
             for event in cut.refused { refuse(event) }
             for group in cut.messages {
                 guard let first = group.first, let last = group.last else { continue }
@@ -168,7 +169,7 @@ final class CaptureService: WorkerLoopHandler {
         let key = zip(event.columns, event.key).map { "\($0)=\(String(describing: $1).prefix(80))" }.joined(separator: ", ")
         logger.error("row too large to replicate; not sent (the other nodes keep their version of it)", metadata: [
             "table": "\(event.table)", "key": "\(key)", "change_id": "\(event.changeID)",
-            "encoded_bytes": "\(event.encodedSize)", "limit_bytes": "\(ChangeBatch.maximumEventBytes)",
+            "encoded_bytes": "\(event.encodedSize)", "limit_bytes": "\(cutting.maximumBytes)",
         ])
     }
 

@@ -45,21 +45,23 @@ import Testing
         #expect(cut.messages == [[events[0], events[2]]])
     }
 
-    /// The real limits: the largest event allowed still fits NATS's default max_payload once encoded, even
+    /// The largest event allowed in a 1 MiB message (NATS's default max_payload) fits once encoded, even
     /// incompressible and compressed (zstd's growth), and one byte more is refused.
     @Test(arguments: [false, true])
-    func theLargestEventFitsTheDefaultMaxPayload(compress: Bool) {
+    func theLargestEventFitsTheMessage(compress: Bool) {
+        let messageBytes = 1 << 20
+        let maximum = MessageCutting.eventBytes(inMessagesOf: messageBytes)
         let overhead = Self.event(1, blobBytes: 0).encodedSize
         var generator = SystemRandomNumberGenerator()
-        let random = (0..<(ChangeBatch.maximumEventBytes - overhead)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let random = (0..<(maximum - overhead)).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let largest = ChangeEvent(changeID: 1, table: "files", operation: .upsert, stamp: 1, writer: 1,
                                   columns: ["id", "data"], values: [.integer(1), .blob(random)], keyCount: 1)
-        #expect(largest.encodedSize == ChangeBatch.maximumEventBytes)
-        let cut = MessageCutting().cut([largest, Self.event(2, blobBytes: ChangeBatch.maximumEventBytes - overhead + 1)])
+        #expect(largest.encodedSize == maximum)
+        let cut = MessageCutting(maximumBytes: maximum).cut([largest, Self.event(2, blobBytes: maximum - overhead + 1)])
         #expect(cut.messages == [[largest]])
         #expect(cut.refused.map(\.changeID) == [2])
         let payload = ChangeBatch(origin: .max, schemaHash: String(repeating: "ab", count: 32), events: [largest]).encoded(compress: compress)
         // Leaves room for the Nats-Msg-Id header.
-        #expect(payload.count + 512 <= ChangeBatch.maximumMessageBytes)
+        #expect(payload.count + 512 <= messageBytes)
     }
 }

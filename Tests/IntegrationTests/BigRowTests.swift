@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 extension ProcessTests {
-    /// Rows near and above the message size limit (`ChangeBatch.maximumEventBytes`, just under NATS's
+    /// Rows near and above the message size limit (just under `DataMessage.maximumPublishBytes`, NATS's
     /// default 1 MiB `max_payload`), on one shard, written by sqlite3.
     @Suite(.serialized) struct BigRows {
         static let schema = "CREATE TABLE kv (k INTEGER PRIMARY KEY, v);"
@@ -26,6 +26,7 @@ extension ProcessTests {
             #expect(refusals.count == 2, "\(cluster.problems())")
             #expect(refusals.contains { $0.contains("kv") && $0.contains("k=2") })
             #expect(refusals.contains { $0.contains("kv") && $0.contains("k=5") })
+            #expect(cluster.node(0).log.contains("max_payload=1048576") && !cluster.node(0).log.contains("max_payload is below"))
             // Later rows keep flowing.
             try cluster.sql(0, "INSERT INTO kv VALUES (7, 'later');")
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 7;", to: "later\n", on: [1]))
@@ -46,6 +47,19 @@ extension ProcessTests {
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "48\n", on: [1], timeout: 60), "\(cluster.problems())")
             #expect(try cluster.sql(1, Self.digest) == cluster.sql(0, Self.digest))
             #expect(!cluster.node(1).log.contains("too large"), "\(cluster.problems())")
+        }
+
+        /// A server that accepts less than the capturer's largest messages is named at connection: the log
+        /// says which limit is too low and what is needed (a default server says nothing).
+        @Test func aServerWithALowerMaxPayloadIsReported() throws {
+            let directory = try TemporaryDirectory()
+            let include = directory.write("small.conf", "max_payload: 524288\n")
+            let port = try freePort()
+            let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\nserver_config = \"\(include)\"\n", directory: directory)
+            try node.waitUntilReady()
+            #expect(eventually(timeout: 10) { node.log.contains("max_payload is below the capturer's largest messages") }, "\(node.log.suffix(3000))")
+            #expect(node.log.contains("max_payload=524288"))
+            #expect(node.terminate() == 0)
         }
     }
 }
