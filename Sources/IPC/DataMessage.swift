@@ -25,6 +25,17 @@ public enum DataMessage: Equatable, Sendable {
 
     public enum Role: UInt8, Sendable { case capturer = 1, applier = 2 }
 
+    /// At most this many payload bytes in one `publish`, so in one JetStream message: NATS's default
+    /// `max_payload` (1 MiB), which every server accepts unless configured lower (the broker says so then).
+    /// It is fixed: a larger one would need every server of the cluster to accept it.
+    public static let maximumPublishBytes = 1 << 20
+    /// At most this many deliveries in one `deliver` message (one fetch of the broker).
+    public static let maximumDeliveriesPerMessage = 32
+    /// At most this many payload bytes in one `deliver` message: the broker's fetches ask JetStream for no
+    /// more (`max_bytes`, which counts subjects and headers too, so payloads alone stay below it). The rest
+    /// of the frame limit is room for each delivery's stream name, sequence and length prefixes.
+    public static let maximumDeliveryBytes = Frame.defaultMaximumSize - (1 << 20)
+
     public struct Publish: Equatable, Sendable {
         public var batchID: UInt64
         public var shard: UInt32

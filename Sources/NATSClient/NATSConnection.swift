@@ -107,6 +107,9 @@ public final class NATSConnection: @unchecked Sendable {
 
     public var isConnected: Bool { natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED }
 
+    /// The largest message the server accepts (its `max_payload`, as it announced it on connecting).
+    public var maxPayload: Int { Int(natsConnection_GetMaxPayload(connection)) }
+
     /// Asks JetStream for the account information: succeeds only when JetStream is enabled and answering
     /// (in a cluster: when it has a meta leader).
     public func checkJetStream() throws(NATSError) -> JetStreamAccount {

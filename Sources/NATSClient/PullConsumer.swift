@@ -57,23 +57,26 @@ public final class PullConsumer: @unchecked Sendable {
         natsSubscription_Destroy(subscription)
     }
 
-    /// Up to `maximum` messages as soon as there are any: what the consumer has for us now, or else the
-    /// first message to arrive within `waitMilliseconds`; empty when none came.
+    /// Up to `maximum` messages of `maximumBytes` in all (as the server counts: payloads, subjects and
+    /// headers) as soon as there are any: what the consumer has for us now, or else the first message to
+    /// arrive within `waitMilliseconds`; empty when none came. A message alone above `maximumBytes` is never
+    /// delivered (the server answers 409), so `maximumBytes` must be at least the server's `max_payload`.
     ///
     /// libnats' `natsSubscription_Fetch` returns only once the whole batch arrived or the request expired,
     /// so under a trickle of writes every message waited for the expiry (the ~500 ms lag steps). Here a
     /// batch is only ever asked for with `no_wait` (the server answers at once with what it has), and the
     /// long poll asks for one message, which ends the request the moment it arrives.
-    public func fetch(maximum: Int, waitMilliseconds: Int64) throws(NATSError) -> [Message] {
-        let available = try fetch(batch: maximum, noWait: true, expiresMilliseconds: 5_000)
+    public func fetch(maximum: Int, maximumBytes: Int, waitMilliseconds: Int64) throws(NATSError) -> [Message] {
+        let available = try fetch(batch: maximum, maximumBytes: maximumBytes, noWait: true, expiresMilliseconds: 5_000)
         if !available.isEmpty { return available }
-        return try fetch(batch: 1, noWait: false, expiresMilliseconds: waitMilliseconds)
+        return try fetch(batch: 1, maximumBytes: maximumBytes, noWait: false, expiresMilliseconds: waitMilliseconds)
     }
 
-    private func fetch(batch: Int, noWait: Bool, expiresMilliseconds: Int64) throws(NATSError) -> [Message] {
+    private func fetch(batch: Int, maximumBytes: Int, noWait: Bool, expiresMilliseconds: Int64) throws(NATSError) -> [Message] {
         var request = jsFetchRequest()
         jsFetchRequest_Init(&request)
-        request.Batch = Int32(batch)
+        request.Batch = Int32(clamping: batch)
+        request.MaxBytes = Int64(maximumBytes)
         request.NoWait = noWait
         request.Expires = expiresMilliseconds * 1_000_000
         var list = natsMsgList()

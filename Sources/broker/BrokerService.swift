@@ -126,7 +126,12 @@ final class BrokerService: WorkerLoopHandler {
             case .giveUp(let reason):
                 throw WorkerExit.failed(reason)
             case .announceLinkUp:
-                logger.info("connected to NATS", metadata: ["urls": "\(redactedURLs)"])
+                let maxPayload = connection?.maxPayload ?? 0
+                logger.info("connected to NATS", metadata: ["urls": "\(redactedURLs)", "max_payload": "\(maxPayload)"])
+                if maxPayload < DataMessage.maximumPublishBytes {
+                    logger.error("the NATS server's max_payload is below the capturer's largest messages: a message above it is refused and retried until the server's max_payload is raised",
+                                 metadata: ["max_payload": "\(maxPayload)", "needed": "\(DataMessage.maximumPublishBytes)"])
+                }
             case .announceLinkDown:
                 logger.warning("disconnected from NATS; reconnecting; publishes wait", metadata: ["reconnect_wait_s": "\(config.nats.reconnectWaitSeconds)"])
                 try? runtime.reportStatus("NATS disconnected, reconnecting")
@@ -192,8 +197,7 @@ final class BrokerService: WorkerLoopHandler {
             }
             let consumer = try PullConsumer(connection: connection, stream: spec.name, subject: spec.subject, durable: "\(config.nodeName)-\(shard)", afterSequence: after)
             let fetcher = ShardFetcher(stream: spec.name, consumer: consumer, credit: credit)
-            // The capturer keeps messages under 256 KiB: 32 of them stay well inside one IPC frame.
-            fetcher.start(queue: deliveries, batchSize: 32)
+            fetcher.start(queue: deliveries)
             fetchers[spec.name] = fetcher
         }
     }

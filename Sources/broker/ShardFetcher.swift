@@ -64,13 +64,16 @@ final class ShardFetcher: Sendable {
         self.credit = credit
     }
 
-    func start(queue: DeliveryQueue, batchSize: Int) {
+    /// Each fetch is at most `DataMessage.maximumDeliveriesPerMessage` messages of
+    /// `DataMessage.maximumDeliveryBytes` in all, so what it got always fits one IPC frame.
+    func start(queue: DeliveryQueue) {
         let thread = Thread { [self] in
             while credit.take(unless: { stopped.load(ordering: .relaxed) }) {
                 var delivered = false
                 while !delivered && !stopped.load(ordering: .relaxed) {
                     do {
-                        let messages = try consumer.fetch(maximum: batchSize, waitMilliseconds: Self.longPollMilliseconds)
+                        let messages = try consumer.fetch(maximum: DataMessage.maximumDeliveriesPerMessage, maximumBytes: DataMessage.maximumDeliveryBytes,
+                                                          waitMilliseconds: Self.longPollMilliseconds)
                         // A fetcher stopped during its long poll hands nothing on: a newer fetcher may serve
                         // the applier by now, and these messages are delivered again from its cursor.
                         guard !messages.isEmpty, !stopped.load(ordering: .relaxed) else { continue }

@@ -27,8 +27,9 @@ final class CaptureService: WorkerLoopHandler {
     private var pipeline: CapturePipeline
     private var dataVersion: Int64 = -1
     private var schemaVersion: Int64
-
-    private static let maximumBatchBytes = 256 * 1024
+    private let cutting = MessageCutting(maximumBytes: MessageCutting.eventBytes(inMessagesOf: DataMessage.maximumPublishBytes))
+    /// Rows refused for their size since the capturer started.
+    private var oversizedRows: Int64 = 0
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
@@ -71,7 +72,7 @@ final class CaptureService: WorkerLoopHandler {
     var counters: [ControlMessage.Counter] {
         let pending = (try? PublishWatermark.lastQueuedID(in: database)).map { max(0, $0 - pipeline.watermark) } ?? 0
         return [.init("published", pipeline.publishedBatches), .init("pending_publish", pending),
-                .init("batches_in_flight", Int64(pipeline.inFlight.count))]
+                .init("batches_in_flight", Int64(pipeline.inFlight.count)), .init("oversized_rows", oversizedRows)]
     }
 
     func handle(readable: [pollfd], now: Double) throws {
@@ -140,7 +141,9 @@ final class CaptureService: WorkerLoopHandler {
         return .read(throughID: through, batches: config.publish ? batches(read.events) : [])
     }
 
-    /// Splits `events` into per-shard batches of at most `maximumBatchBytes`, in change-log order per shard.
+    /// Splits `events` into per-shard batches (`MessageCutting`), in change-log order per shard. A row too
+    /// large for any message is refused here: logged once with its table and key, counted, and left behind,
+    /// so the watermark moves over it and the rows after it flow on.
     private func batches(_ events: [ChangeEvent]) -> [CapturePipeline.UnnumberedBatch] {
         var byShard: [UInt64: [ChangeEvent]] = [:]
         for event in events {
@@ -148,25 +151,26 @@ final class CaptureService: WorkerLoopHandler {
         }
         var batches: [CapturePipeline.UnnumberedBatch] = []
         for shard in byShard.keys.sorted() {
-            var group: [ChangeEvent] = []
-            var size = 0
-            func flush() {
-                guard let first = group.first, let last = group.last else { return }
+            let cut = cutting.cut(byShard[shard]!)
+            for event in cut.refused { refuse(event) }
+            for group in cut.messages {
+                guard let first = group.first, let last = group.last else { continue }
                 let payload = ChangeBatch(origin: config.nodeID, schemaHash: installation.schemaHash, events: group)
                     .encoded(compress: config.replicationLog.compress)
                 let messageID = "\(config.nodeID).\(installation.incarnation).\(shard).\(first.changeID)-\(last.changeID)"
                 batches.append(.init(shard: UInt32(shard), messageID: messageID, payload: payload))
-                group.removeAll()
-                size = 0
             }
-            for event in byShard[shard]! {
-                group.append(event)
-                size += event.values.reduce(64) { $0 + $1.byteCount }
-                if size >= Self.maximumBatchBytes { flush() }
-            }
-            flush()
         }
         return batches
+    }
+
+    private func refuse(_ event: ChangeEvent) {
+        oversizedRows += 1
+        let key = zip(event.columns, event.key).map { "\($0)=\(String(describing: $1).prefix(80))" }.joined(separator: ", ")
+        logger.error("row too large to replicate; not sent (the other nodes keep their version of it)", metadata: [
+            "table": "\(event.table)", "key": "\(key)", "change_id": "\(event.changeID)",
+            "encoded_bytes": "\(event.encodedSize)", "limit_bytes": "\(cutting.maximumBytes)",
+        ])
     }
 
     private func receiveFromBroker(now: Double) {
@@ -193,14 +197,4 @@ private func wallClockNanoseconds() -> Int64 {
     var time = timespec()
     clock_gettime(CLOCK_REALTIME, &time)
     return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
-}
-
-extension SQLiteValue {
-    var byteCount: Int {
-        switch self {
-        case .null: return 1
-        case .integer, .real: return 9
-        case .text(let bytes), .blob(let bytes): return 5 + bytes.count
-        }
-    }
 }
