@@ -33,6 +33,7 @@ final class ApplyService: WorkerLoopHandler {
 
     private var appliedEvents: Int64 = 0
     private var supersededEvents: Int64 = 0
+    private var uniqueConflicts: Int64 = 0
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
@@ -69,7 +70,7 @@ final class ApplyService: WorkerLoopHandler {
     var counters: [ControlMessage.Counter] {
         [.init("applied_events", appliedEvents), .init("superseded_events", supersededEvents), .init("apply_failures", Int64(pipeline.failures)),
          .init("queued_deliveries", Int64(pipeline.queuedDeliveries)), .init("parked_messages", Int64(pipeline.parkedMessages)),
-         .init("parked_waiting", Int64(pipeline.parkedWaiting))]
+         .init("parked_waiting", Int64(pipeline.parkedWaiting)), .init("unique_conflicts", uniqueConflicts)]
     }
 
     func handle(readable: [pollfd], now: Double) throws {
@@ -157,6 +158,22 @@ final class ApplyService: WorkerLoopHandler {
         return []
     }
 
+    /// Counts what an apply did and logs every UNIQUE conflict it settled (each is also a row in the
+    /// conflicts table): what lost is never dropped silently.
+    private func account(_ outcome: ChangeApplier.Outcome) {
+        appliedEvents += Int64(outcome.applied)
+        supersededEvents += Int64(outcome.superseded)
+        uniqueConflicts += Int64(outcome.conflicts.count)
+        for conflict in outcome.conflicts {
+            logger.warning("UNIQUE conflict settled by last-writer-wins", metadata: [
+                "table": "\(conflict.table)", "columns": "\(conflict.columns.joined(separator: ","))",
+                "kept": "\(conflict.incomingWins ? conflict.incomingKey : conflict.holderKey)",
+                "removed": "\(conflict.incomingWins ? conflict.holderKey : conflict.incomingKey)",
+                "recorded_in": "\(ChangeLogSchema.conflicts)",
+            ])
+        }
+    }
+
     /// Decodes the group, skips the node's own batches, applies the rest with the group's cursor.
     private func apply(_ group: ApplyPipeline.ApplyGroup) -> [Action] {
         do {
@@ -167,8 +184,7 @@ final class ApplyService: WorkerLoopHandler {
             }
             guard !events.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
             let outcome = try applier.apply(events, cursor: group.cursor)
-            appliedEvents += Int64(outcome.applied)
-            supersededEvents += Int64(outcome.superseded)
+            account(outcome)
             return pipeline.applied(group, wroteCursor: true, now: monotonicSeconds())
         } catch let error as DeliveryError {
             return pipeline.applyFailed(group, .init(kind: .undecodable, reason: "\(error)"), now: monotonicSeconds())
@@ -214,9 +230,7 @@ final class ApplyService: WorkerLoopHandler {
                 do {
                     let batch = try ChangeBatch(decoding: message.payload)
                     if batch.origin != config.nodeID {
-                        let outcome = try applier.apply(batch.events)
-                        appliedEvents += Int64(outcome.applied)
-                        supersededEvents += Int64(outcome.superseded)
+                        account(try applier.apply(batch.events))
                     }
                 } catch {
                     try ParkedMessages.failedAgain(stream: message.stream, sequence: message.sequence, reason: "\(error)", in: database)

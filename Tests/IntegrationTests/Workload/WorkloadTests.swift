@@ -59,6 +59,11 @@ extension ProcessTests {
             let recorded = try (0..<3).map { try cluster.sql($0, "SELECT count(*) FROM __harmonylite___conflicts;").trimmingCharacters(in: .whitespacesAndNewlines) }
             print("workload \(replay): conflicts recorded per node: \(recorded.joined(separator: ", "))")
             for node in 0..<3 {
+                // Every conflict recorded in the table was also logged by that node's applier.
+                let logged = cluster.node(node).log.components(separatedBy: "UNIQUE conflict settled").count - 1
+                #expect("\(logged)" == recorded[node], "node \(node + 1): \(logged) conflicts logged, \(recorded[node]) recorded (\(replay))")
+            }
+            for node in 0..<3 {
                 let untraced = try cluster.sql(node, workload.untracedLossesQuery)
                 #expect(untraced.isEmpty, "node \(node + 1): rows gone without a conflict record (\(replay)):\n\(untraced.prefix(2000))")
             }
