@@ -45,6 +45,8 @@ public final class ChangeApplier {
         try database.execute("BEGIN IMMEDIATE")
         displaced.removeAll()
         do {
+            // A migration since the last batch makes prepared plans name columns that may be gone.
+            try refreshCatalog()
             var outcome = Outcome()
             for event in events {
                 let applied: Bool
@@ -103,7 +105,7 @@ public final class ChangeApplier {
                 let plan = try plan(for: event)
                 let key = Array(event.key)
                 switch event.operation {
-                case .upsert: try plan.upsert.run(event.values)
+                case .upsert: try plan.upsert.run(plan.values(of: event))
                 case .delete: try plan.delete.run(key)
                 }
                 try plan.writeClock.run(key + [.integer(Int64(bitPattern: event.stamp)), .integer(Int64(bitPattern: event.writer)), .integer(event.operation == .delete ? 1 : 0)])
@@ -134,7 +136,7 @@ public final class ChangeApplier {
         switch event.operation {
         case .upsert:
             do {
-                try plan.upsert.run(event.values)
+                try plan.upsert.run(plan.values(of: event))
             } catch {
                 guard error.isUniqueViolation else { throw error }
                 try plan.delete.run(Array(event.key))
@@ -154,7 +156,7 @@ public final class ChangeApplier {
         var conflicts: [UniqueConflict] = []
         for _ in 0..<8 {  // one round per UNIQUE constraint the row meets
             do {
-                try plan.upsert.run(event.values)
+                try plan.upsert.run(plan.values(of: event))
                 return conflicts
             } catch {
                 guard error.isUniqueViolation, let holder = try uniqueHolder(of: event, violation: error) else { throw error }
@@ -241,21 +243,34 @@ public final class ChangeApplier {
             try refreshCatalog()
             table = try self.table(named: event.table) ?? table
         }
+        // Each of the event's columns as it is called here: a column this node renamed is written under its
+        // new name, one it dropped is left out (the origin has not run that migration yet).
         let local = Set(table.columns.map(\.name))
-        if let unknown = event.columns.first(where: { !local.contains($0) }) {
-            throw ApplyError(event: event, kind: .schemaMissing, reason: "column \(unknown) does not exist in the local table \(table.name) (schemas differ)")
+        var written: [(index: Int, name: String)] = []
+        for (index, column) in event.columns.enumerated() {
+            if local.contains(column) {
+                written.append((index, column))
+                continue
+            }
+            switch try ColumnHistory.fate(of: column, in: table.name, database: database) {
+            case .dropped?: continue
+            case .renamed(let name)? where local.contains(name): written.append((index, name))
+            default:
+                throw ApplyError(event: event, kind: .schemaMissing, reason: "column \(column) does not exist in the local table \(table.name) (schemas differ)")
+            }
         }
+        let names = written.map(\.name)
         let keyMatch = keyNames.map { "\(q($0)) = ?" }.joined(separator: " AND ")
         let log = q(ChangeLogSchema.changeLog(of: table.name))
-        let columns = event.columns.map(q).joined(separator: ", ")
-        let placeholders = Array(repeating: "?", count: event.columns.count).joined(separator: ", ")
+        let columns = names.map(q).joined(separator: ", ")
+        let placeholders = Array(repeating: "?", count: names.count).joined(separator: ", ")
         // The key columns too: under a NOCASE (or RTRIM) key, 'ALICE' is the row 'alice', and an update that
         // changed only the key's case must change it here as well.
         // Columns the event lacks (its origin had not added them yet) take their default, as on the origin:
         // keeping this node's value would make the row differ between nodes that had a value and nodes that
         // did not.
-        let lacking = table.columns.filter { !event.columns.contains($0.name) }.map { "\(q($0.name)) = \($0.defaultSQL ?? "NULL")" }
-        let conflict = "DO UPDATE SET " + (event.columns.map { "\(q($0)) = excluded.\(q($0))" } + lacking).joined(separator: ", ")
+        let lacking = table.columns.filter { !names.contains($0.name) }.map { "\(q($0.name)) = \($0.defaultSQL ?? "NULL")" }
+        let conflict = "DO UPDATE SET " + (names.map { "\(q($0)) = excluded.\(q($0))" } + lacking).joined(separator: ", ")
         let clockColumns = (keyNames.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]).joined(separator: ", ")
         let clockPlaceholders = Array(repeating: "?", count: keyNames.count + 3).joined(separator: ", ")
         let stamp = q(ChangeLogSchema.stampColumn), node = q(ChangeLogSchema.nodeColumn), deleted = q(ChangeLogSchema.deletedColumn)
@@ -263,6 +278,7 @@ public final class ChangeApplier {
         // their signed bit patterns.
         let supersedes = "CASE WHEN excluded.\(stamp) = \(stamp) THEN \(unsignedGreater("excluded.\(node)", node)) ELSE \(unsignedGreater("excluded.\(stamp)", stamp)) END"
         let plan = ApplyPlan(
+            valueIndices: written.count == event.columns.count ? nil : written.map(\.index),
             claimClock: try database.prepare(
                 "INSERT INTO \(log) (\(clockColumns)) VALUES (\(clockPlaceholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) "
                     + "DO UPDATE SET \(stamp) = excluded.\(stamp), \(node) = excluded.\(node), \(deleted) = excluded.\(deleted) WHERE \(supersedes)"),
@@ -298,6 +314,7 @@ public final class ChangeApplier {
         guard version != catalogSchemaVersion else { return }
         catalogSchemaVersion = version
         catalog = try TableCatalog.read(database)
+        try ColumnHistory.update(catalog.replicated, in: database)
         statements.removeAll()
         plans.removeAll()
         lastPlan = nil
@@ -332,11 +349,18 @@ private struct ApplyPlan {
         }
     }
 
+    /// The event values the upsert takes, when some of the event's columns were dropped here (nil: all).
+    var valueIndices: [Int]?
     /// Writes the row clock if the event supersedes it (one change) or leaves it (none).
     var claimClock: SQLiteStatement
     var upsert: SQLiteStatement
     var delete: SQLiteStatement
     var writeClock: SQLiteStatement
+
+    /// The values `upsert` binds for `event`.
+    func values(of event: ChangeEvent) -> [SQLiteValue] {
+        valueIndices.map { $0.map { event.values[$0] } } ?? event.values
+    }
 }
 
 /// Two rows that wanted the same UNIQUE value: the later (stamp, writer) keeps it, the other row is removed.

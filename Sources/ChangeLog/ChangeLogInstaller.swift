@@ -118,6 +118,7 @@ public enum ChangeLogInstaller {
             catalog.replicated.removeAll { table in failed.contains { $0.name == table.name } }
             catalog.refused += failed
         }
+        try ColumnHistory.update(catalog.replicated, in: database)
         for refused in catalog.refused {
             for operation in ["insert", "update", "delete"] {
                 try database.execute("DROP TRIGGER IF EXISTS \(S.quote(S.trigger(of: refused.name, operation)))")

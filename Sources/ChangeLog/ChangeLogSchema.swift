@@ -21,6 +21,8 @@ public enum ChangeLogSchema {
     public static let tables = prefix + "_tables"
     public static let meta = prefix + "_meta"
     public static let parked = prefix + "_parked"
+    /// What became of every column replicated tables had (`ColumnHistory`).
+    public static let columnHistory = prefix + "_columns"
     /// UNIQUE conflicts settled by the applier: the losing row's key and values, both stamps, the reason.
     public static let conflicts = prefix + "_conflicts"
     /// The guard table of earlier versions (dropped at install): the replica role replaced it.
@@ -45,6 +47,8 @@ public enum ChangeLogSchema {
         "CREATE TABLE IF NOT EXISTS \(quote(tables)) (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
         "CREATE TABLE IF NOT EXISTS \(quote(meta)) (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
         "DROP TABLE IF EXISTS \(quote(formerApplyGuard))",
+        "CREATE TABLE IF NOT EXISTS \(quote(columnHistory)) (table_name TEXT NOT NULL, name TEXT NOT NULL, position INTEGER NOT NULL, "
+            + "state TEXT NOT NULL, renamed_to TEXT, PRIMARY KEY (table_name, name)) WITHOUT ROWID",
         "CREATE TABLE IF NOT EXISTS \(quote(conflicts)) (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
             + "table_name TEXT NOT NULL, columns TEXT NOT NULL, losing_key TEXT NOT NULL, losing_values TEXT NOT NULL, losing_stamp INTEGER NOT NULL, "
             + "losing_writer INTEGER NOT NULL, winning_key TEXT NOT NULL, winning_stamp INTEGER NOT NULL, winning_writer INTEGER NOT NULL, reason TEXT NOT NULL)",

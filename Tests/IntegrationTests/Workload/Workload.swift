@@ -31,7 +31,8 @@ struct Workload {
         /// Text keys with COLLATE NOCASE, updated to a value that differs only in case.
         static let caseInsensitiveKeys = Features(rawValue: 1 << 9)
         /// Migrations while the workload runs, on every node at a different moment: ADD COLUMN to t0 (the
-        /// node's later writes fill it) and CREATE TABLE of a new table the node then writes to.
+        /// node's later writes fill it) and CREATE TABLE of a new table the node then writes to; later DROP
+        /// COLUMN of the added column (while other nodes may still send it).
         static let migrations = Features(rawValue: 1 << 10)
 
         /// What replication handles today; the CI runs this.
@@ -78,20 +79,28 @@ struct Workload {
         makeSchema()
         for node in 0..<nodes {
             // The transaction before which this node migrates (every node migrates, at its own moment).
-            let migrationAt = features.contains(.migrations) ? Int.random(in: 0..<max(1, transactionsPerNode), using: &rng) : Int.max
+            // Later (two sqlite3 calls on at least), the node drops the column again; the last transaction
+            // at the latest, so every node has dropped it by the end.
+            let migrationAt = features.contains(.migrations) ? Int.random(in: 0..<max(1, transactionsPerNode / 2), using: &rng) : Int.max
+            let dropAt = features.contains(.migrations) ? Int.random(in: min(transactionsPerNode - 1, migrationAt + 10)...(transactionsPerNode - 1), using: &rng) : Int.max
             var list: [String] = []
             for index in 0..<transactionsPerNode {
                 if index == migrationAt { migratedNodes.insert(node) }
+                if index == dropAt { migratedNodes.remove(node) }
                 let body = transaction(node: node, nodes: nodes)
                 if index < migrationAt {
                     list.append(body)
                 } else {
-                    list.append((index == migrationAt ? Self.migration : "") + body + lateTableWrite(node: node))
+                    let migration = index == migrationAt ? Self.migration : (index == dropAt ? Self.dropMigration : "")
+                    list.append(migration + body + lateTableWrite(node: node))
                 }
             }
             transactions.append(list)
         }
     }
+
+    /// The second migration every node runs later: the column goes again.
+    static let dropMigration = "ALTER TABLE t0 DROP COLUMN extra;\n"
 
     /// The migration every node runs once, at its own moment.
     static let migration = "ALTER TABLE t0 ADD COLUMN extra TEXT;\nCREATE TABLE late (id INTEGER PRIMARY KEY, v TEXT);\n"
@@ -292,8 +301,7 @@ struct Workload {
     /// A query printing every row of every table with `quote()`, in key order: equal dumps, equal data.
     var dumpQuery: String {
         var queries = tables.map { table in
-            let extra = table.name == "t0" && features.contains(.migrations) ? ["extra"] : []
-            return "SELECT '\(table.name)', " + (table.keys + ["v", "n", "r", "data"] + extra).map { "quote(\($0))" }.joined(separator: ", ")
+            return "SELECT '\(table.name)', " + (table.keys + ["v", "n", "r", "data"]).map { "quote(\($0))" }.joined(separator: ", ")
                 + " FROM \(table.name) ORDER BY \(table.keys.joined(separator: ", "));"
         }
         if features.contains(.migrations) { queries.append("SELECT 'late', * FROM late ORDER BY id;") }
