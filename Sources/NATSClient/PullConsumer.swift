@@ -67,7 +67,8 @@ public final class PullConsumer: @unchecked Sendable {
     /// batch is only ever asked for with `no_wait` (the server answers at once with what it has), and the
     /// long poll asks for one message, which ends the request the moment it arrives.
     public func fetch(maximum: Int, maximumBytes: Int, waitMilliseconds: Int64) throws(NATSError) -> [Message] {
-        let available = try fetch(batch: maximum, maximumBytes: maximumBytes, noWait: true, expiresMilliseconds: 5_000)
+        // The server answers a no_wait request at once; the expiry only bounds our wait for that answer.
+        let available = try fetch(batch: maximum, maximumBytes: maximumBytes, noWait: true, expiresMilliseconds: 500)
         if !available.isEmpty { return available }
         return try fetch(batch: 1, maximumBytes: maximumBytes, noWait: false, expiresMilliseconds: waitMilliseconds)
     }
