@@ -44,3 +44,16 @@ public enum SQLiteValue: Hashable, Sendable, CustomStringConvertible {
 extension String {
     fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
+
+extension SQLiteValue {
+    /// As SQL writes it (what `quote()` prints).
+    public var sqlLiteral: String {
+        switch self {
+        case .null: return "NULL"
+        case .integer(let value): return String(value)
+        case .real(let value): return "\(value)"
+        case .text(let bytes): return "'" + String(decoding: bytes, as: UTF8.self).split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
+        case .blob(let bytes): return "X'" + bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16, uppercase: true) }.joined() + "'"
+        }
+    }
+}

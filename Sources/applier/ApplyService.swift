@@ -26,8 +26,7 @@ final class ApplyService: WorkerLoopHandler {
     private let config: Configuration
     private let logger: Logger
     private let database: SQLiteDatabase
-    private var applier: ChangeApplier
-    private var schemaVersion: Int64
+    private let applier: ChangeApplier
     private let broker: BrokerChannel
     private var pipeline: ApplyPipeline
 
@@ -42,7 +41,6 @@ final class ApplyService: WorkerLoopHandler {
         let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         self.database = database
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
-        schemaVersion = try ParkedMessages.watched(in: database).schemaVersion
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)
         let cursor = try applier.storedCursor()
         do {
@@ -89,11 +87,8 @@ final class ApplyService: WorkerLoopHandler {
         if broker.connectIfNeeded() { try perform(pipeline.connected(now: now)) }
         try perform(pipeline.tick(now: now))
         do {
+            // The ChangeApplier re-reads the schema itself at its next batch when the version moved.
             let watched = try ParkedMessages.watched(in: database)
-            if watched.schemaVersion != schemaVersion {
-                applier = try ChangeApplier(database: database, catalog: TableCatalog.read(database))
-                schemaVersion = watched.schemaVersion
-            }
             try perform(pipeline.observed(schemaVersion: watched.schemaVersion, retryRequest: watched.retryRequest, now: now))
         } catch let error as SQLiteError {
             logger.warning("cannot read the schema version; looking again at the next tick", metadata: ["reason": "\(error)"])
