@@ -74,6 +74,8 @@ public struct ApplyPipeline: Sendable {
     private var groupsFormed: UInt64 = 0
     private var outstanding: Operation?
     private var reportedGaps: Set<String> = []
+    /// Jumps already answered by consuming again from the cursor (stream and first missing sequence).
+    private var recheckedGaps: Set<String> = []
     /// The schema version and retry request last observed (nil: none yet).
     private var observedSchema: ObservedSchema?
     private var parkedRetryWanted = false
@@ -310,6 +312,14 @@ public struct ApplyPipeline: Sendable {
             case .nothing:
                 if let write = progress.due(now: now) { actions.append(start(.write(write))) }
                 return actions
+            case .recheck(let gap):
+                // A jump in delivered sequences is a question before it is a verdict: after a NATS server
+                // failover the consumer can skip messages the stream still holds. Consume again from the
+                // cursor once; only the same jump again means the stream really lost them.
+                recheckedGaps.insert(gap.recheckKey)
+                startConnection()
+                let positions = cursor.sorted { $0.key < $1.key }.map { DataMessage.Position(stream: $0.key, sequence: $0.value) }
+                return actions + [.report(.recheckingGap(gap)), .subscribe(cursor: positions), .grantCredit(settings.credit)]
             case .restore(let gap):
                 phase = .stoppedForRestore
                 return actions + [.stopForRestore(gap)]
@@ -338,6 +348,8 @@ public struct ApplyPipeline: Sendable {
         /// The first queued deliveries of these streams were applied before (redelivered): only to acknowledge.
         case alreadyApplied([String: Int])
         case restore(SequenceGap)
+        /// A jump not seen before: consume again from the cursor before calling it a gap.
+        case recheck(SequenceGap)
     }
 
     /// The next group: one delivery of the first ready stream that goes one at a time, else everything
@@ -357,6 +369,10 @@ public struct ApplyPipeline: Sendable {
                 let position = reached[stream] ?? 0
                 if delivery.sequence > position + 1 {
                     let gap = SequenceGap(stream: stream, missing: position + 1...delivery.sequence - 1)
+                    if !recheckedGaps.contains(gap.recheckKey) {
+                        if count == 0 { return .recheck(gap) }
+                        break
+                    }
                     if settings.snapshotsEnabled {
                         if count == 0 { return .restore(gap) }
                         break

@@ -74,6 +74,8 @@ extension ApplyPipeline {
         case parkedRetried(applied: Int, remaining: Int)
         /// The dead-letter table could not be read or changed for a retry (log error).
         case parkedRetryFailed(reason: String)
+        /// Delivered sequences jumped: consuming again from the cursor before deciding they are gone (log warning).
+        case recheckingGap(SequenceGap)
         /// Messages are gone and snapshots are off: lost on this node (log error, once per stream).
         case messagesLost(SequenceGap)
     }
@@ -84,6 +86,9 @@ extension ApplyPipeline {
 public struct SequenceGap: Error, Equatable, Sendable, CustomStringConvertible {
     public var stream: String
     public var missing: ClosedRange<UInt64>
+
+    /// Identifies the jump for "asked once already".
+    var recheckKey: String { "\(stream):\(missing.lowerBound)" }
 
     public var description: String {
         "messages \(missing.lowerBound)…\(missing.upperBound) of \(stream) are gone from the stream before this node applied them"

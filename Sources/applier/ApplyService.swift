@@ -266,6 +266,8 @@ final class ApplyService: WorkerLoopHandler {
             logger.info("parked messages retried", metadata: ["applied": "\(applied)", "still_parked": "\(remaining)"])
         case .parkedRetryFailed(let reason):
             logger.error("cannot retry the parked messages; trying again at the next schema change or request", metadata: ["reason": "\(reason)"])
+        case .recheckingGap(let gap):
+            logger.warning("delivered sequences jumped; consuming again from the cursor before calling it a gap", metadata: ["stream": "\(gap.stream)", "gap": "\(gap)"])
         case .messagesLost(let gap):
             logger.error("\(gap); snapshot.enabled = false, so they are lost on this node", metadata: ["stream": "\(gap.stream)"])
         }

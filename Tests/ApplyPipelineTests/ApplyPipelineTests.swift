@@ -173,8 +173,15 @@ import Testing
         var pipeline = Self.pipeline(cursor: ["s": 5])
         let before = try Self.group(pipeline.received(frame: [Self.delivery("s", 6), Self.delivery("s", 9)], now: 0))
         #expect(Self.sequences(before) == [6])
-        let actions = pipeline.applied(before, wroteCursor: true, now: 0)
-        #expect(actions.last == .stopForRestore(SequenceGap(stream: "s", missing: 7...8)))
+        // First a question: consume again from the cursor (a consumer can skip after a server failover).
+        let gap = SequenceGap(stream: "s", missing: 7...8)
+        let asked = pipeline.applied(before, wroteCursor: true, now: 0)
+        #expect(asked.contains(.report(.recheckingGap(gap))))
+        #expect(asked.contains(.subscribe(cursor: [.init(stream: "s", sequence: 6)])))
+        #expect(!asked.contains(.stopForRestore(gap)))
+        // The same jump again from the new consumer: the stream really lost them.
+        let actions = pipeline.received(frame: [Self.delivery("s", 9)], now: 0.1)
+        #expect(actions.last == .stopForRestore(gap))
         #expect(pipeline.cursor == ["s": 6])
         #expect(pipeline.tick(now: 1).isEmpty)
         #expect(pipeline.nextDeadline == nil)
@@ -182,15 +189,27 @@ import Testing
 
     @Test func aGapWithoutSnapshotsIsReportedOncePerStreamAndApplied() throws {
         var pipeline = Self.pipeline(cursor: ["s": 5], snapshots: false)
-        let actions = pipeline.received(frame: [Self.delivery("s", 8)], now: 0)
+        let asked = pipeline.received(frame: [Self.delivery("s", 8)], now: 0)
+        #expect(asked.first == .report(.recheckingGap(SequenceGap(stream: "s", missing: 6...7))))
+        let actions = pipeline.received(frame: [Self.delivery("s", 8)], now: 0.1)
         #expect(actions.first == .report(.messagesLost(SequenceGap(stream: "s", missing: 6...7))))
         let group = try Self.group(actions)
         #expect(Self.sequences(group) == [8])
         _ = pipeline.applied(group, wroteCursor: true, now: 0)
         _ = pipeline.seqMapMirrored(["s": 8], now: 0)
+        _ = pipeline.received(frame: [Self.delivery("s", 20)], now: 0)  // asked once for this jump too
         let again = pipeline.received(frame: [Self.delivery("s", 20)], now: 0)
         #expect(again.count == 1)
         #expect(Self.sequences(try Self.group(again)) == [20])
+    }
+
+    /// A jump that the consumer fills when asked again (a failover, not a trim) is applied in order.
+    @Test func aJumpFilledWhenConsumingAgainIsNoGap() throws {
+        var pipeline = Self.pipeline(cursor: ["s": 5])
+        let asked = pipeline.received(frame: [Self.delivery("s", 8)], now: 0)
+        #expect(asked.contains(.subscribe(cursor: [.init(stream: "s", sequence: 5)])))
+        let group = try Self.group(pipeline.received(frame: [Self.delivery("s", 6), Self.delivery("s", 7), Self.delivery("s", 8)], now: 0.1))
+        #expect(Self.sequences(group) == [6, 7, 8])
     }
 
     @Test func redeliveredMessagesAreAcknowledgedAndCreditedWithoutApplying() {
