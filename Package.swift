@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["IPC", "HarmonyConfig", "SQLiteKit", "ChangeLog", "NATSClient", "NKeys", "Snapshots", "CurlTransfer", "TestSupport"]
+            dependencies: ["IPC", "HarmonyConfig", "SQLiteKit", "ChangeLog", "ChangeEvents", "NATSClient", "NKeys", "Snapshots", "CurlTransfer", "TestSupport"]
         ),
     ]
 )

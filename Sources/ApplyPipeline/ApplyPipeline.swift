@@ -23,6 +23,11 @@ import IPC
 ///   writer wait for the lock). The seq map mirrors the stored cursor at most every `seqMapInterval`.
 /// - Gaps: a jump in a stream's sequence means messages are gone. With snapshots the worker stops for a
 ///   restore; without, it says so once per stream and goes on.
+/// - Stream identity: before a consumer's first delivery the broker says which stream it consumes
+///   (`consuming`: its creation time). The first identity seen is recorded with the cursor; another one
+///   later means the stream was deleted and created again, and the cursor means nothing there. With
+///   snapshots the worker stops for a restore; without, the stream's cursor goes back to 0 (consumed from
+///   its start, loudly): never skipping the new stream's first messages.
 public struct ApplyPipeline: Sendable {
     public struct Settings: Equatable, Sendable {
         public var snapshotsEnabled: Bool
@@ -65,6 +70,8 @@ public struct ApplyPipeline: Sendable {
     public private(set) var parkedWaiting: Int
 
     private var phase = Phase.running
+    /// Stream → identity the cursor belongs to (see `consuming`).
+    public private(set) var streams: [String: UInt64]
     private var lanes: [String: StreamLane] = [:]
     /// Deliveries of each broker frame not yet done; a frame's credit returns when it reaches none.
     private var framesLeft: [UInt64: Int] = [:]
@@ -83,8 +90,10 @@ public struct ApplyPipeline: Sendable {
     /// - Parameters:
     ///   - cursor: the database's stored cursor, which the seq map file already mirrors.
     ///   - parked: messages in the dead-letter table now.
-    public init(cursor: StreamCursor, parked: Int = 0, settings: Settings) {
+    ///   - streams: the identities stored with the cursor (stream → creation time).
+    public init(cursor: StreamCursor, streams: [String: UInt64] = [:], parked: Int = 0, settings: Settings) {
         self.settings = settings
+        self.streams = streams
         progress = CursorProgress(cursor: cursor, settings: settings)
         parkedWaiting = parked
     }
@@ -131,6 +140,29 @@ public struct ApplyPipeline: Sendable {
             lanes[delivery.stream, default: StreamLane()].queue.append(.init(delivery: delivery, frame: framesReceived))
         }
         return nextOperation(now: now)
+    }
+
+    /// The broker starts a consumer of `stream` (or saw the stream under one change), whose identity is
+    /// `created`: recorded when none was, and when it differs from the recorded one the cursor is not this
+    /// stream's.
+    public mutating func consuming(stream: String, created: UInt64, now: Double) -> [Action] {
+        guard phase == .running, created != 0 else { return [] }
+        guard let recorded = streams[stream], recorded != 0 else {
+            streams[stream] = created
+            return [.recordStreams(streams)]
+        }
+        guard recorded != created else { return [] }
+        let replacement = StreamReplacement(stream: stream, position: cursor[stream] ?? 0, recorded: recorded, current: created)
+        if settings.snapshotsEnabled {
+            phase = .stoppedForRestore
+            return [.stopForReplacedStream(replacement)]
+        }
+        streams[stream] = created
+        progress.restart(stream)
+        reportedGaps.remove(stream)
+        startConnection()
+        let positions = cursor.sorted { $0.key < $1.key }.map { DataMessage.Position(stream: $0.key, sequence: $0.value) }
+        return [.restartStream(replacement), .report(.streamRestarted(replacement)), .subscribe(cursor: positions), .grantCredit(settings.credit)]
     }
 
     /// The group is committed with its cursor; `wroteCursor` is false when nothing in it was to apply (only

@@ -34,6 +34,14 @@ extension ApplyPipeline {
         case report(Report)
         /// Stop the worker with `WorkerExit.restoreNeeded`: the stream no longer has what this node misses.
         case stopForRestore(SequenceGap)
+        /// Stop the worker with `WorkerExit.restoreNeeded`: the stream is not the one the cursor belongs to.
+        case stopForReplacedStream(StreamReplacement)
+        /// Store these stream identities with the cursor (and in the seq map) now; nothing waits for it (a
+        /// failure is logged, and they are recorded again at the next consumer start).
+        case recordStreams([String: UInt64])
+        /// Snapshots are off and the stream was replaced: store its cursor as 0 with its new identity (in one
+        /// transaction, then the seq map) before anything else; a failure stops the worker.
+        case restartStream(StreamReplacement)
     }
 
     /// Deliveries to apply in one transaction, and where the cursor is once they are.
@@ -78,6 +86,8 @@ extension ApplyPipeline {
         case recheckingGap(SequenceGap)
         /// Messages are gone and snapshots are off: lost on this node (log error, once per stream).
         case messagesLost(SequenceGap)
+        /// The stream was replaced and snapshots are off: consumed from its start (log error).
+        case streamRestarted(StreamReplacement)
     }
 }
 
@@ -92,5 +102,22 @@ public struct SequenceGap: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         "messages \(missing.lowerBound)…\(missing.upperBound) of \(stream) are gone from the stream before this node applied them"
+    }
+}
+
+/// A shard stream that is not the one the cursor was recorded in: deleted and created again (by hand, or by
+/// a broker after the only server of an R1 stream lost it). It starts over at sequence 1, so the cursor
+/// means nothing there: consuming after it would silently skip the new stream's first messages.
+public struct StreamReplacement: Error, Equatable, Sendable, CustomStringConvertible {
+    public var stream: String
+    /// The cursor's position in the old stream.
+    public var position: UInt64
+    /// Identities (JetStream's creation times, ns since 1970) of the old and the new stream.
+    public var recorded: UInt64
+    public var current: UInt64
+
+    public var description: String {
+        "\(stream) is not the stream this node's cursor (message \(position)) belongs to: it was deleted and created again, or lost with its only server "
+            + "(created at \(current) ns, the cursor's at \(recorded) ns); what the old stream held past the cursor is not on this node"
     }
 }

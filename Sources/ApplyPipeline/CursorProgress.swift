@@ -51,6 +51,13 @@ struct CursorProgress: Sendable {
         mirrorDueAt = stored == mirrored ? nil : now + settings.seqMapInterval
     }
 
+    /// The stream was replaced: its position is 0 everywhere (the glue stores and mirrors that at once).
+    mutating func restart(_ stream: String) {
+        applied[stream] = 0
+        stored[stream] = 0
+        mirrored[stream] = 0
+    }
+
     /// Behind is safe: tried again `storeRetryInterval` later.
     mutating func storeFailed(now: Double) { storeDueAt = now + settings.storeRetryInterval }
 

@@ -42,9 +42,10 @@ public final class ChangeApplier {
         stamps = StampMaterializer(database: database)
     }
 
-    /// Applies `events` atomically, storing `cursor` (stream → last sequence) in the same transaction.
-    /// On any failure nothing is applied and the error names the event.
-    public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:]) throws -> Outcome {
+    /// Applies `events` atomically, storing `cursor` (stream → last sequence) and `streams` (stream →
+    /// identity, see `StreamIdentities`) in the same transaction. On any failure nothing is applied and the
+    /// error names the event.
+    public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:]) throws -> Outcome {
         try database.execute("BEGIN IMMEDIATE")
         displaced.removeAll()
         do {
@@ -74,6 +75,7 @@ public final class ChangeApplier {
                 try statement("INSERT OR REPLACE INTO \(q(ChangeLogSchema.meta)) (key, value) VALUES (?, ?)")
                     .run([.text("cursor:" + stream), .integer(Int64(bitPattern: sequence))])
             }
+            try StreamIdentities.write(streams, in: database)
             try database.execute("COMMIT")
             return outcome
         } catch {
@@ -97,30 +99,82 @@ public final class ChangeApplier {
         return cursor
     }
 
-    /// Writes this node's own changes back as they were (values, stamps) and queues them for publishing
-    /// again: what a restore does with local changes that had not been published yet.
-    public func replayLocal(_ events: [ChangeEvent], tableIDs: [String: Int64]) throws {
+    /// Which of `events` (the node's own, coming back from a stream) would change this database: those
+    /// whose (stamp, writer) is above the row's clock. Normally none (the row was stamped here when it was
+    /// written, and a clock only grows), so the node's own batches cost reads and no write; after a restore
+    /// they are the node's changes the snapshot lacks. A row with a local write whose stamp is still pending
+    /// (`PendingStamps`) holds the event already: that write is the event's own or a later one. Reads only:
+    /// no write lock is taken.
+    public func notYetHeld(_ events: [ChangeEvent]) throws -> [ChangeEvent] {
+        let pending = try pendingRows()
+        var newer: [ChangeEvent] = []
+        for event in events {
+            guard let table = try table(named: event.table) else {
+                newer.append(event)  // apply decides (it parks what names a table this node lacks)
+                continue
+            }
+            if pending.contains(RowIdentity(table: table.name, key: Array(event.key))) { continue }
+            let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
+            let clock = try statement("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)")
+                .all(Array(event.key)).first
+            guard let clock, case .integer(let stamp) = clock[0], case .integer(let writer) = clock[1] else {
+                newer.append(event)
+                continue
+            }
+            if event.supersedes(stamp: UInt64(bitPattern: stamp), writer: UInt64(bitPattern: writer)) { newer.append(event) }
+        }
+        return newer
+    }
+
+    /// The rows with queue entries past `stamped_through`: local writes whose stamps are not in the row
+    /// clocks yet (usually none or a few: the capturer stamps them with its watermark).
+    private func pendingRows() throws -> Set<RowIdentity> {
+        let mark = try PendingStamps.stampedThrough(in: database)
+        guard try PublishWatermark.lastQueuedID(in: database) > mark else { return [] }
+        var names: [Int64: String] = [:]
+        for row in try statement("SELECT id, name FROM \(q(ChangeLogSchema.tables))").all() {
+            if case .integer(let id) = row[0], case .text(let name) = row[1] { names[id] = String(decoding: name, as: UTF8.self) }
+        }
+        // Columns id, table_id, at and k1…kN (in that order only in a fresh installation).
+        let keyWidth = max(0, Int(try database.scalarInteger("SELECT count(*) FROM pragma_table_info('\(ChangeLogSchema.globalLog)')")) - 3)
+        let keys = (0..<keyWidth).map { ", " + ChangeLogSchema.keyColumn($0 + 1) }.joined()
+        var rows: Set<RowIdentity> = []
+        for entry in try statement("SELECT table_id\(keys) FROM \(q(ChangeLogSchema.globalLog)) WHERE id > ?").all([.integer(mark)]) {
+            guard case .integer(let tableID) = entry[0], let name = names[tableID], let table = catalog.table(named: name),
+                  entry.count > table.primaryKey.count else { continue }
+            rows.insert(RowIdentity(table: name, key: Array(entry[1...table.primaryKey.count])))
+        }
+        return rows
+    }
+
+    /// Writes this node's changes that were never published back into a restored snapshot, by
+    /// last-writer-wins against the snapshot's row clocks: a change the snapshot already holds a later
+    /// version of (another node wrote the row after it) is dropped, as it would be on every node; one that
+    /// wins is written with its own stamp and queued for publishing again. Returns how many won.
+    public func replayLocal(_ events: [ChangeEvent], tableIDs: [String: Int64]) throws -> Int {
         try database.execute("BEGIN IMMEDIATE")
+        displaced.removeAll()
         do {
             try stamps.materialize()
+            var kept = 0
             for event in events {
                 guard let tableID = tableIDs[event.table] else {
                     throw ApplyError(event: event, kind: .schemaMissing, reason: "table \(event.table) is not in the snapshot")
                 }
-                let plan = try plan(for: event)
+                guard try apply(event) else { continue }
+                kept += 1
                 let key = Array(event.key)
-                switch event.operation {
-                case .upsert: try plan.upsert.run(plan.values(of: event))
-                case .delete: try plan.delete.run(key)
-                }
-                try plan.writeClock.run(key + [.integer(Int64(bitPattern: event.stamp)), .integer(Int64(bitPattern: event.writer)), .integer(event.operation == .delete ? 1 : 0)])
                 let keyColumns = (1...key.count).map { ChangeLogSchema.keyColumn($0) }
                 try statement("INSERT INTO \(q(ChangeLogSchema.globalLog)) (table_id, \(keyColumns.joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: key.count)))")
                     .run([.integer(tableID)] + key)
             }
+            let waiting = displaced
+            displaced.removeAll()
+            for (event, plan) in waiting { _ = try writeDisplaced(event, plan) }
             // The entries above carry their stamps already (their `at` is NULL).
             try stamps.materialize()
             try database.execute("COMMIT")
+            return kept
         } catch {
             try? database.execute("ROLLBACK")
             throw error
@@ -290,8 +344,7 @@ public final class ChangeApplier {
                 "INSERT INTO \(log) (\(clockColumns)) VALUES (\(clockPlaceholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) "
                     + "DO UPDATE SET \(stamp) = excluded.\(stamp), \(node) = excluded.\(node), \(deleted) = excluded.\(deleted) WHERE \(supersedes)"),
             upsert: try database.prepare("INSERT INTO \(q(table.name)) (\(columns)) VALUES (\(placeholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) \(conflict)"),
-            delete: try database.prepare("DELETE FROM \(q(table.name)) WHERE \(keyMatch)"),
-            writeClock: try database.prepare("INSERT OR REPLACE INTO \(log) (\(clockColumns)) VALUES (\(clockPlaceholders))")
+            delete: try database.prepare("DELETE FROM \(q(table.name)) WHERE \(keyMatch)")
         )
         plans[shape] = plan
         lastPlan = (shape, plan)
@@ -362,7 +415,6 @@ private struct ApplyPlan {
     var claimClock: SQLiteStatement
     var upsert: SQLiteStatement
     var delete: SQLiteStatement
-    var writeClock: SQLiteStatement
 
     /// The values `upsert` binds for `event`.
     func values(of event: ChangeEvent) -> [SQLiteValue] {

@@ -42,6 +42,14 @@ public enum ChangeLogSchema {
 
     static func quote(_ identifier: String) -> String { HarmonyLiteObjects.quoted(identifier) }
 
+    /// Our tables a snapshot keeps: what last-writer-wins needs on the node that restores it (the row
+    /// clocks: stamps and tombstones), what the snapshot's cursor already moved past (the parked messages),
+    /// and what became of the snapshot's columns. The rest is the saving node's own (its queue, table ids,
+    /// publish watermark, incarnation, cursor — which travels in the metadata —, conflicts log).
+    public static func snapshotContent(replicated: [TableInfo]) -> Set<String> {
+        Set(replicated.map { changeLog(of: $0.name) } + [parked, columnHistory])
+    }
+
     /// Tables every installation has.
     static let fixedTables = [
         "CREATE TABLE IF NOT EXISTS \(quote(globalLog)) (id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, at INTEGER)",

@@ -15,13 +15,14 @@ public enum HarmonyLiteObjects {
 
     /// What `-cleanup` does: drops every trigger, then every table, of ours, in one transaction, leaving user
     /// tables and rows untouched. Returns how many triggers and tables were dropped.
+    /// `keeping`: tables of ours to leave (a snapshot keeps the row clocks, see `ChangeLogSchema.snapshotContent`).
     @discardableResult
-    public static func removeAll(from database: SQLiteDatabase) throws(SQLiteError) -> (triggers: Int, tables: Int) {
+    public static func removeAll(from database: SQLiteDatabase, keeping: Set<String> = []) throws(SQLiteError) -> (triggers: Int, tables: Int) {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
             let triggers = try names(ofType: "trigger", in: database)
             for trigger in triggers { try database.execute("DROP TRIGGER IF EXISTS \(quoted(trigger))") }
-            let tables = try names(ofType: "table", in: database)
+            let tables = try names(ofType: "table", in: database).filter { !keeping.contains($0) }
             for table in tables { try database.execute("DROP TABLE IF EXISTS \(quoted(table))") }
             try database.execute("COMMIT")
             return (triggers.count, tables.count)

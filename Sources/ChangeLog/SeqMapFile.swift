@@ -6,15 +6,35 @@ import Glibc
 /// authoritative cursor lives in the database, committed with the changes it covers; this file mirrors it
 /// after every commit (so it is never ahead of the database), written atomically: temp file, fsync,
 /// rename, fsync of the directory. Operators delete it to force a snapshot restore.
+///
+/// Next to each stream's sequence it keeps the stream's identity (see `StreamIdentities`) under the key
+/// `created.<stream>`: no stream is called that (JetStream refuses `.` in stream names), and a reader that
+/// expects HarmonyLite's map still reads the sequences.
 public enum SeqMapFile {
+    static let identityPrefix = "created."
+
     public struct Corrupt: Error, CustomStringConvertible {
         public var path: String
         public var reason: String
         public var description: String { "seq map \(path) is unreadable: \(reason)" }
     }
 
-    /// nil when the file does not exist.
+    /// The cursor (stream → last sequence); nil when the file does not exist.
     public static func read(_ path: String) throws(Corrupt) -> [String: UInt64]? {
+        try readWithStreams(path)?.cursor
+    }
+
+    /// The cursor and the identities of the streams it belongs to; nil when the file does not exist.
+    public static func readWithStreams(_ path: String) throws(Corrupt) -> (cursor: [String: UInt64], streams: [String: UInt64])? {
+        guard let map = try readMap(path) else { return nil }
+        var cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:]
+        for (key, value) in map {
+            if key.hasPrefix(identityPrefix) { streams[String(key.dropFirst(identityPrefix.count))] = value } else { cursor[key] = value }
+        }
+        return (cursor, streams)
+    }
+
+    private static func readMap(_ path: String) throws(Corrupt) -> [String: UInt64]? {
         guard let file = fopen(path, "rb") else {
             if errno == ENOENT { return nil }
             throw Corrupt(path: path, reason: String(cString: strerror(errno)))
@@ -34,8 +54,10 @@ public enum SeqMapFile {
         }
     }
 
-    public static func write(_ map: [String: UInt64], to path: String) throws(Corrupt) {
+    public static func write(_ cursor: [String: UInt64], streams: [String: UInt64] = [:], to path: String) throws(Corrupt) {
         let temporary = path + ".tmp"
+        var map = cursor
+        for (stream, created) in streams { map[identityPrefix + stream] = created }
         let bytes = CBORMap.encode(map)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Corrupt(path: temporary, reason: String(cString: strerror(errno))) }

@@ -22,6 +22,10 @@ public enum DataMessage: Equatable, Sendable {
     case deliver([Delivery])
     /// Applier → broker: everything up to `sequence` of `stream` is committed to the database.
     case applied(Position)
+    /// Broker → applier: a consumer of `stream` starts (sent before its first delivery), or the stream under
+    /// a running one changed. `created` is the stream's identity (JetStream's creation time, ns since
+    /// 1970): another one than the cursor's means the stream was deleted and created again.
+    case consuming(stream: String, created: UInt64)
 
     public enum Role: UInt8, Sendable { case capturer = 1, applier = 2 }
 
@@ -74,7 +78,7 @@ public enum DataMessage: Equatable, Sendable {
 
     enum TypeByte: UInt8 {
         case hello = 0x20, publish = 0x21, published = 0x22, publishFailed = 0x23
-        case subscribe = 0x30, credit = 0x31, deliver = 0x32, applied = 0x33
+        case subscribe = 0x30, credit = 0x31, deliver = 0x32, applied = 0x33, consuming = 0x34
     }
 
     public var frame: Frame {
@@ -121,6 +125,10 @@ public enum DataMessage: Equatable, Sendable {
             type = .applied
             w.write(position.stream)
             w.write(position.sequence)
+        case .consuming(let stream, let created):
+            type = .consuming
+            w.write(stream)
+            w.write(created)
         }
         return Frame(type: type.rawValue, body: w.bytes)
     }
@@ -158,6 +166,8 @@ public enum DataMessage: Equatable, Sendable {
                 self = .deliver(deliveries)
             case .applied:
                 self = .applied(Position(stream: try r.readString(), sequence: try r.readUInt64()))
+            case .consuming:
+                self = .consuming(stream: try r.readString(), created: try r.readUInt64())
             }
         } catch let error as IPCError {
             throw error

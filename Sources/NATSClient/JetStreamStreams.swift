@@ -38,6 +38,16 @@ public struct StreamState: Equatable, Sendable {
     public var firstSequence: UInt64
     public var lastSequence: UInt64
     public var messages: UInt64
+    /// When JetStream created the stream (ns since 1970): its identity. A stream deleted and created again
+    /// under the same name has another one, and starts over at sequence 1.
+    public var created: UInt64 = 0
+
+    public init(firstSequence: UInt64, lastSequence: UInt64, messages: UInt64, created: UInt64 = 0) {
+        self.firstSequence = firstSequence
+        self.lastSequence = lastSequence
+        self.messages = messages
+        self.created = created
+    }
 }
 
 extension NATSConnection {
@@ -52,7 +62,7 @@ extension NATSConnection {
             defer { jsStreamInfo_Destroy(info) }
             let config = info.pointee.Config.pointee
             let differs = config.MaxMsgs != spec.maxMessages || Int(config.Replicas) != spec.replicas
-            if !differs || !updateExisting { return StreamState(info.pointee.State) }
+            if !differs || !updateExisting { return StreamState(info.pointee) }
             return try withStreamConfig(spec) { config throws(NATSError) in
                 var updated: UnsafeMutablePointer<jsStreamInfo>?
                 let status = js_UpdateStream(&updated, jetStream, &config, nil, &code)
@@ -60,7 +70,7 @@ extension NATSConnection {
                     throw NATSError(operation: "update stream \(spec.name)", status: status, jetStreamCode: Int(code.rawValue))
                 }
                 defer { jsStreamInfo_Destroy(updated) }
-                return StreamState(updated.pointee.State)
+                return StreamState(updated.pointee)
             }
         }
         guard status == NATS_NOT_FOUND || code == JSStreamNotFoundErr else {
@@ -73,7 +83,7 @@ extension NATSConnection {
                 throw NATSError(operation: "create stream \(spec.name)", status: status, jetStreamCode: Int(code.rawValue))
             }
             defer { jsStreamInfo_Destroy(created) }
-            return StreamState(created.pointee.State)
+            return StreamState(created.pointee)
         }
     }
 
@@ -83,7 +93,14 @@ extension NATSConnection {
         let status = js_GetStreamInfo(&info, jetStream, name, nil, &code)
         guard status == NATS_OK, let info else { throw NATSError(operation: "stream info \(name)", status: status, jetStreamCode: Int(code.rawValue)) }
         defer { jsStreamInfo_Destroy(info) }
-        return StreamState(info.pointee.State)
+        return StreamState(info.pointee)
+    }
+
+    /// Deletes the stream and everything in it (its consumers too).
+    public func deleteStream(_ name: String) throws(NATSError) {
+        var code = jsErrCode(rawValue: 0)
+        let status = js_DeleteStream(jetStream, name, nil, &code)
+        guard status == NATS_OK else { throw NATSError(operation: "delete stream \(name)", status: status, jetStreamCode: Int(code.rawValue)) }
     }
 
     private func withStreamConfig<T>(_ spec: StreamSpecification, _ body: (inout jsStreamConfig) throws(NATSError) -> T) throws(NATSError) -> T {
@@ -114,9 +131,8 @@ extension NATSConnection {
 }
 
 extension StreamState {
-    init(_ state: jsStreamState) {
-        firstSequence = state.FirstSeq
-        lastSequence = state.LastSeq
-        messages = state.Msgs
+    init(_ info: jsStreamInfo) {
+        self.init(firstSequence: info.State.FirstSeq, lastSequence: info.State.LastSeq, messages: info.State.Msgs,
+                  created: UInt64(clamping: info.Created))
     }
 }

@@ -3,8 +3,10 @@ import Foundation
 import SQLiteKit
 
 /// Makes a snapshot file from the live database: `VACUUM INTO` a consistent copy (one read transaction,
-/// the application keeps writing), read the cursor the copy was taken at from its own meta table — so data
-/// and cursor always match —, strip our tables and triggers, checksum it.
+/// the application keeps writing), read the cursor the copy was taken at (and which streams it belongs to)
+/// from its own meta table — so data and cursor always match —, strip our triggers and this node's own
+/// bookkeeping but keep the row clocks (stamps and tombstones: what last-writer-wins needs on the node
+/// that restores it, see `ChangeLogSchema.snapshotContent`), checksum it.
 public enum SnapshotMaker {
     public static func make(from databasePath: String, into filePath: String, nodeID: UInt64) throws -> SnapshotMetadata {
         try? FileManager.default.removeItem(atPath: filePath)
@@ -16,12 +18,14 @@ public enum SnapshotMaker {
             _ = try copy.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: copy).materialize() }
         }
         let cursor = try ChangeApplier.storedCursor(in: copy)
-        let schemaHash = SchemaHash.of(try TableCatalog.read(copy).replicated)
-        try HarmonyLiteObjects.removeAll(from: copy)
+        let streams = try StreamIdentities.read(in: copy)
+        let replicated = try TableCatalog.read(copy).replicated
+        let schemaHash = SchemaHash.of(replicated)
+        try HarmonyLiteObjects.removeAll(from: copy, keeping: ChangeLogSchema.snapshotContent(replicated: replicated))
         try copy.execute("VACUUM")
         try copy.execute("PRAGMA journal_mode=DELETE")
         let (sha256, size) = try FileDigest.sha256(of: filePath)
-        return SnapshotMetadata(cursor: cursor, schemaHash: schemaHash, sha256: sha256, size: size, nodeID: nodeID,
+        return SnapshotMetadata(cursor: cursor, streams: streams, schemaHash: schemaHash, sha256: sha256, size: size, nodeID: nodeID,
                                 createdAt: Int64(Date().timeIntervalSince1970 * 1000))
     }
 }

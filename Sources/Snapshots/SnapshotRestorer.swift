@@ -6,31 +6,70 @@ import SQLiteKit
 ///
 /// The file is verified first (size, SHA-256, SQLite's quick check): a snapshot that fails any of them is
 /// refused and the database is not touched. Then the copy is prepared completely before the live database
-/// sees it: change logs and triggers installed, the snapshot's cursor stored, and this node's changes
-/// that were never published written back with their own stamps and queued again. Only then does the
-/// backup API replace the live content in one step.
+/// sees it: brought to the live database's page size, change logs and triggers installed over the row
+/// clocks it carries, the snapshot's cursor stored (for each stream it still belongs to; a stream created
+/// anew since is consumed from its start), and this node's changes that were never published written back
+/// by last-writer-wins against the snapshot's clocks and queued again. Only then does the backup API
+/// replace the live content in one step. What this node published after the snapshot's cursor comes back
+/// from the streams, and is applied by stamp like any other node's change.
 public enum SnapshotRestorer {
     public struct Outcome: Sendable {
         public var cursor: [String: UInt64]
-        /// Local changes that had not been published, carried over.
+        /// Local changes that had not been published, carried over (they won against the snapshot's rows).
         public var keptLocalChanges: Int
+        /// Local changes that had not been published and that the snapshot holds a later version of.
+        public var supersededLocalChanges: Int
+        /// Streams whose identity differs from the one the snapshot's cursor belongs to: consumed from their
+        /// start, and what the old stream held past the snapshot's cursor is not in this node's database.
+        public var replacedStreams: [String: StreamIdentityCheck]
+        /// Whether the snapshot carried row clocks (format 2 and later).
+        public var hadRowClocks: Bool
     }
 
-    public static func restore(_ filePath: String, metadata: SnapshotMetadata, into databasePath: String, nodeID: UInt64) throws -> Outcome {
+    /// - Parameter currentStreams: each shard stream's identity now (JetStream's creation time); empty when
+    ///   unknown, and the snapshot's cursor is then taken as it is.
+    public static func restore(_ filePath: String, metadata: SnapshotMetadata, into databasePath: String, nodeID: UInt64,
+                               currentStreams: [String: UInt64] = [:]) throws -> Outcome {
         try verify(filePath, metadata: metadata)
         let (live, liveInstallation) = try ChangeLogInstaller.open(databasePath, node: nodeID)
         let prepared = try SQLiteDatabase(existingPath: filePath)
         try prepared.execute("PRAGMA journal_mode=DELETE")
+        // The backup API cannot change the page size of a database in WAL mode: the copy takes the live one's.
+        let pageSize = try live.scalarInteger("PRAGMA page_size")
+        if try prepared.scalarInteger("PRAGMA page_size") != pageSize {
+            try prepared.execute("PRAGMA page_size=\(pageSize)")
+            try prepared.execute("VACUUM")
+        }
         let installation = try ChangeLogInstaller.install(in: prepared, node: nodeID)
         let applier = try ChangeApplier(database: prepared, catalog: installation.catalog)
-        _ = try applier.apply([], cursor: metadata.cursor)
+        let (cursor, replaced) = cursorForCurrentStreams(metadata, currentStreams: currentStreams)
+        // The identities the cursor now belongs to: the streams as they are, else as the snapshot recorded them.
+        _ = try applier.apply([], cursor: cursor, streams: (metadata.streams ?? [:]).merging(currentStreams) { $1 })
         // Read what is still unpublished as late as possible: the application may be writing.
         let reader = try ChangeReader(database: live, installation: liveInstallation)
         let pending = try reader.pending(after: try PublishWatermark.read(live), limit: Int.max).events
-        try applier.replayLocal(pending, tableIDs: installation.tableIDs)
+        let kept = try applier.replayLocal(pending, tableIDs: installation.tableIDs)
         try live.replaceContent(with: prepared)
         try live.execute("PRAGMA journal_mode=WAL")
-        return Outcome(cursor: metadata.cursor, keptLocalChanges: pending.count)
+        return Outcome(cursor: cursor, keptLocalChanges: kept, supersededLocalChanges: pending.count - kept,
+                       replacedStreams: replaced, hadRowClocks: metadata.format >= 2)
+    }
+
+    /// The snapshot's cursor for the streams as they are now: a stream whose identity is not the one the
+    /// cursor was read in starts from 0 (its own beginning).
+    static func cursorForCurrentStreams(_ metadata: SnapshotMetadata, currentStreams: [String: UInt64])
+        -> (cursor: [String: UInt64], replaced: [String: StreamIdentityCheck])
+    {
+        var cursor = metadata.cursor
+        var replaced: [String: StreamIdentityCheck] = [:]
+        for (stream, current) in currentStreams {
+            let check = StreamIdentityCheck.compare(recorded: metadata.streams?[stream], current: current)
+            if check != .same, cursor[stream] != nil {
+                cursor[stream] = 0
+                replaced[stream] = check
+            }
+        }
+        return (cursor, replaced)
     }
 
     /// Size, checksum and SQLite's own check of the file; throws saying which failed.

@@ -26,8 +26,8 @@ public enum SnapshotTransfers {
         return (metadata, Timing(local: made - started, transfer: monotonicSeconds() - made))
     }
 
-    /// Nil when the store holds no snapshot.
-    public static func restore(into database: String, nodeID: UInt64, store: any SnapshotStore, say: (String) -> Void)
+    /// Nil when the store holds no snapshot. `currentStreams`: see `SnapshotRestorer.restore`.
+    public static func restore(into database: String, nodeID: UInt64, store: any SnapshotStore, currentStreams: [String: UInt64] = [:], say: (String) -> Void)
         throws -> (SnapshotMetadata, SnapshotRestorer.Outcome, Timing)?
     {
         let file = database + ".snapshot-download"
@@ -39,7 +39,7 @@ public enum SnapshotTransfers {
         }
         guard let metadata = downloaded else { return nil }
         let arrived = monotonicSeconds()
-        let outcome = try SnapshotRestorer.restore(file, metadata: metadata, into: database, nodeID: nodeID)
+        let outcome = try SnapshotRestorer.restore(file, metadata: metadata, into: database, nodeID: nodeID, currentStreams: currentStreams)
         return (metadata, outcome, Timing(local: monotonicSeconds() - arrived, transfer: arrived - started))
     }
 }

@@ -16,7 +16,8 @@ import Glibc
 /// applies groups through `ChangeApplier` (each in one transaction with the cursor), parks what cannot be
 /// applied in the dead-letter table (`ParkedMessages`) and retries it, sends subscriptions,
 /// acknowledgements and credit to the broker, stores the cursor, writes the seq map, logs and reports
-/// status. The node's own batches are skipped here, after decoding: their stamps are already here. At
+/// status. The node's own events are applied only where their stamp is above the row's clock (after a
+/// restore: what the snapshot lacks), found by reading, so they normally cost no write. At
 /// every tick it reads the schema version and the `-retry-parked` request for the pipeline; a new schema
 /// version also renews the `ChangeApplier`, whose table catalog (and so its columns) is read once.
 final class ApplyService: WorkerLoopHandler {
@@ -50,8 +51,10 @@ final class ApplyService: WorkerLoopHandler {
         } catch {
             logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(cursor)"])
         }
-        try SeqMapFile.write(cursor, to: config.seqMapPath)
-        pipeline = ApplyPipeline(cursor: cursor, parked: try ParkedMessages.count(in: database), settings: .init(snapshotsEnabled: config.snapshot.enabled))
+        let streams = try StreamIdentities.read(in: database)
+        try SeqMapFile.write(cursor, streams: streams, to: config.seqMapPath)
+        pipeline = ApplyPipeline(cursor: cursor, streams: streams, parked: try ParkedMessages.count(in: database),
+                                 settings: .init(snapshotsEnabled: config.snapshot.enabled))
         if config.replicate {
             try runtime.reportReady("applying changes from cursor \(cursor.isEmpty ? "start" : "\(cursor)")")
         } else {
@@ -74,7 +77,11 @@ final class ApplyService: WorkerLoopHandler {
     func handle(readable: [pollfd], now: Double) throws {
         let (messages, closed) = broker.receive()
         for message in messages {
-            if case .deliver(let deliveries) = message { try perform(pipeline.received(frame: deliveries, now: now)) }
+            switch message {
+            case .deliver(let deliveries): try perform(pipeline.received(frame: deliveries, now: now))
+            case .consuming(let stream, let created): try perform(pipeline.consuming(stream: stream, created: created, now: now))
+            default: break
+            }
         }
         if let closed {
             if closed.kind != .connectionClosed { logger.warning("broker connection: \(closed)") }
@@ -137,7 +144,7 @@ final class ApplyService: WorkerLoopHandler {
             }
         case .mirrorSeqMap(let cursor):
             do {
-                try SeqMapFile.write(cursor, to: config.seqMapPath)
+                try SeqMapFile.write(cursor, streams: pipeline.streams, to: config.seqMapPath)
                 return pipeline.seqMapMirrored(cursor, now: monotonicSeconds())
             } catch {
                 if draining { throw error }
@@ -149,6 +156,20 @@ final class ApplyService: WorkerLoopHandler {
         case .stopForRestore(let gap):
             try? runtime.reportStatus("needs a snapshot restore: \(gap)")
             throw WorkerExit.restoreNeeded("\(gap); only a snapshot restore at the node's start brings them back")
+        case .stopForReplacedStream(let replacement):
+            logger.error("\(replacement); a snapshot restore brings this node up to date", metadata: ["stream": "\(replacement.stream)"])
+            try? runtime.reportStatus("needs a snapshot restore: \(replacement)")
+            throw WorkerExit.restoreNeeded("\(replacement); only a snapshot restore brings this node up to date")
+        case .recordStreams(let streams):
+            do {
+                _ = try applier.apply([], streams: streams)
+                try SeqMapFile.write(pipeline.storedCursor, streams: streams, to: config.seqMapPath)
+            } catch {
+                logger.warning("cannot record which streams the cursor belongs to; recorded at the next consumer start", metadata: ["reason": "\(error)"])
+            }
+        case .restartStream(let replacement):
+            _ = try applier.apply([], cursor: [replacement.stream: 0], streams: [replacement.stream: replacement.current])
+            try SeqMapFile.write(pipeline.storedCursor, streams: pipeline.streams, to: config.seqMapPath)
         }
         return []
     }
@@ -169,13 +190,14 @@ final class ApplyService: WorkerLoopHandler {
         }
     }
 
-    /// Decodes the group, skips the node's own batches, applies the rest with the group's cursor.
+    /// Decodes the group, keeps of the node's own batches only the events above their rows' clocks (normally
+    /// none; after a restore, what the snapshot lacks), applies the rest with the group's cursor.
     private func apply(_ group: ApplyPipeline.ApplyGroup) -> [Action] {
         do {
             var events: [ChangeEvent] = []
             for delivery in group.deliveries {
                 let batch = try decode(delivery)
-                if batch.origin != config.nodeID { events += batch.events }
+                events += batch.origin == config.nodeID ? try applier.notYetHeld(batch.events) : batch.events
             }
             guard !events.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
             let outcome = try applier.apply(events, cursor: group.cursor)
@@ -223,10 +245,8 @@ final class ApplyService: WorkerLoopHandler {
             var applied = 0
             for message in messages {
                 do {
-                    let batch = try ChangeBatch(decoding: message.payload)
-                    if batch.origin != config.nodeID {
-                        account(try applier.apply(batch.events))
-                    }
+                    // Every event by its stamp, the node's own too (its row clock decides, as for any other).
+                    account(try applier.apply(try ChangeBatch(decoding: message.payload).events))
                 } catch {
                     try ParkedMessages.failedAgain(stream: message.stream, sequence: message.sequence, reason: "\(error)", in: database)
                     continue
@@ -270,6 +290,9 @@ final class ApplyService: WorkerLoopHandler {
             logger.warning("delivered sequences jumped; consuming again from the cursor before calling it a gap", metadata: ["stream": "\(gap.stream)", "gap": "\(gap)"])
         case .messagesLost(let gap):
             logger.error("\(gap); snapshot.enabled = false, so they are lost on this node", metadata: ["stream": "\(gap.stream)"])
+        case .streamRestarted(let replacement):
+            logger.error("\(replacement); snapshot.enabled = false, so this node consumes the new stream from its start", metadata: ["stream": "\(replacement.stream)"])
+            try? runtime.reportStatus("applying")
         }
     }
 }

@@ -39,6 +39,8 @@ final class BrokerService: WorkerLoopHandler {
     private var fetchers: [String: ShardFetcher] = [:]
 
     private var delivered: Int64 = 0
+    private var nextIdentityCheck = 0.0
+    static let identityCheckInterval = 10.0
 
     private final class Peer {
         let connection: FrameConnection
@@ -98,8 +100,14 @@ final class BrokerService: WorkerLoopHandler {
 
     func tick(now: Double) throws {
         try perform(schedule.tick(now: now, linkUp: connection?.isConnected == true), now: now)
+        // A stream deleted under its consumer may show as failing fetches or as none arriving at all: its
+        // identity is looked at after a failure and every `identityCheckInterval` while linked.
+        let checkAll = now >= nextIdentityCheck && connection?.isConnected == true
+        if checkAll { nextIdentityCheck = now + Self.identityCheckInterval }
         for fetcher in fetchers.values {
-            if let failure = fetcher.takeFailure() { logger.warning("consuming a shard stream failed", metadata: ["stream": "\(fetcher.stream)", "error": "\(failure)"]) }
+            let failure = fetcher.takeFailure()
+            if let failure { logger.warning("consuming a shard stream failed", metadata: ["stream": "\(fetcher.stream)", "error": "\(failure)"]) }
+            if failure != nil || checkAll { checkIdentity(of: fetcher) }
         }
     }
 
@@ -195,11 +203,24 @@ final class BrokerService: WorkerLoopHandler {
                 logger.error("a shard stream no longer holds messages this node has not applied: it needs a snapshot restore (messages are kept up to replication_log.max_entries)",
                              metadata: ["stream": "\(spec.name)", "missing": "\(after + 1)…\(state.firstSequence - 1)"])
             }
+            // Before any delivery of this consumer: the applier checks that its cursor belongs to this stream.
+            reply(to: applier, .consuming(stream: spec.name, created: state.created))
             let consumer = try PullConsumer(connection: connection, stream: spec.name, subject: spec.subject, durable: "\(config.nodeName)-\(shard)", afterSequence: after)
-            let fetcher = ShardFetcher(stream: spec.name, consumer: consumer, credit: credit)
+            let fetcher = ShardFetcher(stream: spec.name, consumer: consumer, credit: credit, created: state.created)
             fetcher.start(queue: deliveries)
             fetchers[spec.name] = fetcher
         }
+    }
+
+    /// A fetch failed: the stream may have been deleted (its consumer with it) and created again, by hand
+    /// or by a broker after the only server of an R1 stream lost it. The applier is told the new identity
+    /// (once): it decides what the cursor is worth there and subscribes again.
+    private func checkIdentity(of fetcher: ShardFetcher) {
+        guard let connection, let state = try? connection.streamState(fetcher.stream), state.created != fetcher.created,
+              fetcher.reportedIdentity.exchange(state.created, ordering: .relaxed) != state.created else { return }
+        logger.error("the shard stream was replaced under its consumer (deleted and created again, or lost with its only server)",
+                     metadata: ["stream": "\(fetcher.stream)", "created": "\(state.created)", "consumer_created_for": "\(fetcher.created)"])
+        reply(to: applier, .consuming(stream: fetcher.stream, created: state.created))
     }
 
     private func stopFetchers() {

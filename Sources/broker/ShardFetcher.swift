@@ -61,10 +61,16 @@ final class ShardFetcher: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let failures = Mutex<String?>(nil)
 
-    init(stream: String, consumer: PullConsumer, credit: Credit) {
+    /// The identity of the stream the consumer was created on (JetStream's creation time).
+    let created: UInt64
+    /// A newer identity already reported to the applier (0: none).
+    let reportedIdentity = Atomic<UInt64>(0)
+
+    init(stream: String, consumer: PullConsumer, credit: Credit, created: UInt64) {
         self.stream = stream
         self.consumer = consumer
         self.credit = credit
+        self.created = created
     }
 
     /// Each fetch is at most `DataMessage.maximumDeliveriesPerMessage` messages of

@@ -1,11 +1,17 @@
 import Foundation
+import Logging
 import SnapshotPlanner
 import Synchronization
 
 /// Work longer than a heartbeat (a restore, a snapshot upload) on its own thread, so the worker loop keeps
 /// heartbeating; the loop polls it for progress lines and the outcome.
 final class BackgroundJob: Sendable {
-    private let state = Mutex<(lines: [String], outcome: Result<JobReport, JobFailure>?)>(([], nil))
+    struct Line: Sendable {
+        var level: Logger.Level
+        var text: String
+    }
+
+    private let state = Mutex<(lines: [Line], outcome: Result<JobReport, JobFailure>?)>(([], nil))
 
     init(name: String, _ body: @escaping @Sendable (BackgroundJob) throws -> JobReport) {
         let thread = Thread { [self] in
@@ -18,10 +24,13 @@ final class BackgroundJob: Sendable {
     }
 
     /// A line for the log and the status (progress).
-    func say(_ line: String) { state.withLock { $0.lines.append(line) } }
+    func say(_ line: String) { state.withLock { $0.lines.append(Line(level: .info, text: line)) } }
+
+    /// A line for the log at error level: something a person must know (data this node does not have).
+    func sayLoudly(_ line: String) { state.withLock { $0.lines.append(Line(level: .error, text: line)) } }
 
     /// Lines said since the last call, and the outcome once the work is over.
-    func poll() -> (lines: [String], outcome: Result<JobReport, JobFailure>?) {
+    func poll() -> (lines: [Line], outcome: Result<JobReport, JobFailure>?) {
         state.withLock { state in
             defer { state.lines.removeAll() }
             return (state.lines, state.outcome)

@@ -8,16 +8,27 @@ import Snapshots
 /// be completed from anywhere: the missing changes are lost on this node. Said loudly, and the cursor moved
 /// to the stream's start — the one place a gap is ever accepted — so the applier, which stops at any gap,
 /// can go on. (The lease holder saves after every half `max_entries` messages, so this takes a cluster whose
-/// snapshots could not be saved, or `snapshot.enabled = false` on the publishers.)
+/// snapshots could not be saved, or `snapshot.enabled = false` on the publishers.) Likewise a stream that is
+/// still not the one the cursor belongs to (deleted and created again, and no snapshot to restore): it is
+/// consumed from its start, loudly.
 enum GapAcceptance {
     static func acceptGaps(_ config: Configuration, streams: [String], connection: NATSConnection, logger: Logger) throws {
         let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         let applier = try ChangeApplier(database: database, catalog: installation.catalog)
         var cursor = try applier.storedCursor()
+        var identities = try StreamIdentities.read(in: database)
         var moved = false
         for stream in streams {
-            guard let state = try? connection.streamState(stream), state.messages > 0 else { continue }
+            guard let state = try? connection.streamState(stream) else { continue }
             let position = cursor[stream] ?? 0
+            if position > 0, case .replaced = StreamIdentityCheck.compare(recorded: identities[stream], current: state.created) {
+                logger.error("\(stream) is not the stream this node's cursor (message \(position)) belongs to (deleted and created again, or lost with its only server) and no snapshot brought the node past it: consuming it from its start; what the old stream held past the cursor is not on this node")
+                cursor[stream] = 0
+                identities[stream] = state.created
+                moved = true
+                continue
+            }
+            guard state.messages > 0 else { continue }
             if position + 1 < state.firstSequence {
                 logger.error("\(stream) starts at message \(state.firstSequence) and no snapshot covers messages \(position + 1)…\(state.firstSequence - 1): those changes are missing on this node; consuming from \(state.firstSequence) (raise replication_log.max_entries, keep snapshots enabled on the nodes that publish)")
                 cursor[stream] = state.firstSequence - 1
@@ -25,7 +36,7 @@ enum GapAcceptance {
             }
         }
         guard moved else { return }
-        _ = try applier.apply([], cursor: cursor)
-        try SeqMapFile.write(cursor, to: config.seqMapPath)
+        _ = try applier.apply([], cursor: cursor, streams: identities)
+        try SeqMapFile.write(cursor, streams: identities, to: config.seqMapPath)
     }
 }

@@ -6,13 +6,27 @@ import Snapshots
 
 /// The two background jobs: a restore into the live database, and a save.
 enum SnapshotJobs {
-    static func restore(_ config: Configuration, store: any SnapshotStore) -> BackgroundJob {
+    /// `currentStreams`: each shard stream's identity now, so a stream created anew since the snapshot is
+    /// consumed from its start.
+    static func restore(_ config: Configuration, store: any SnapshotStore, currentStreams: [String: UInt64]) -> BackgroundJob {
         nonisolated(unsafe) let store = store
         return BackgroundJob(name: "restore") { job in
-            guard let (metadata, outcome, timing) = try SnapshotTransfers.restore(into: config.dbPath, nodeID: config.nodeID, store: store, say: job.say) else {
+            guard let (metadata, outcome, timing) = try SnapshotTransfers.restore(into: config.dbPath, nodeID: config.nodeID, store: store,
+                                                                                    currentStreams: currentStreams, say: job.say) else {
                 return JobReport(line: "no snapshot in the store yet: continuing without one", cursor: nil)
             }
-            try SeqMapFile.write(outcome.cursor, to: config.seqMapPath)
+            for (stream, check) in outcome.replacedStreams.sorted(by: { $0.key < $1.key }) {
+                job.sayLoudly("\(stream) is not the stream the snapshot's cursor belongs to (\(check)): it was deleted and created again, or lost "
+                    + "with its only server; consuming it from its start. Changes the old stream held past the snapshot's cursor "
+                    + "(message \(metadata.cursor[stream] ?? 0)) are not on this node unless another node publishes them again")
+            }
+            if !outcome.hadRowClocks {
+                job.say("the snapshot carries no row clocks (saved by an earlier version): its rows take the stamps of the changes that arrive next")
+            }
+            if outcome.supersededLocalChanges > 0 {
+                job.say("\(outcome.supersededLocalChanges) unpublished local change(s) lost to later versions of their rows in the snapshot (last-writer-wins)")
+            }
+            try SeqMapFile.write(outcome.cursor, streams: currentStreams, to: config.seqMapPath)
             return JobReport(line: "restored the snapshot of node \(metadata.nodeID) taken at \(metadata.createdAt) ms (\(metadata.size) bytes, "
                 + "download \(String(format: "%.2f", timing.transfer)) s, restore \(String(format: "%.2f", timing.local)) s), "
                 + "cursor \(outcome.cursor.sorted { $0.key < $1.key }); kept \(outcome.keptLocalChanges) unpublished local change(s)", cursor: outcome.cursor)

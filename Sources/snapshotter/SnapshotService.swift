@@ -104,7 +104,9 @@ final class SnapshotService: WorkerLoopHandler {
                 return planner.storeOpenFailed("\(error)", now: now)
             }
         case .startJob(let kind):
-            job = kind == .restore ? SnapshotJobs.restore(config, store: openStore) : SnapshotJobs.save(config, store: openStore)
+            job = kind == .restore
+                ? SnapshotJobs.restore(config, store: openStore, currentStreams: streamIdentities())
+                : SnapshotJobs.save(config, store: openStore)
             return []
         case .pollJob:
             return pollJob(now: now)
@@ -176,31 +178,39 @@ final class SnapshotService: WorkerLoopHandler {
 
     /// Why this node restores at start, or nil when it need not.
     private func restoreReason() throws(RestoreDecisionError) -> String? {
-        var firstSequences: [String: UInt64] = [:]
+        var streams: [String: StreamState] = [:]
         do {
             // The broker made the streams before this worker started: an error here is JetStream not
             // answering, and deciding without the streams could miss a gap.
-            for stream in planner.settings.streams {
-                let state = try connectedNATS.streamState(stream)
-                if state.messages > 0 { firstSequences[stream] = state.firstSequence }
-            }
+            for stream in planner.settings.streams { streams[stream] = try connectedNATS.streamState(stream) }
         } catch {
             throw RestoreDecisionError(.streamsUnanswered, "\(error)")
         }
         do {
             let seqMap = Result<[String: UInt64]?, any Error> { try SeqMapFile.read(config.seqMapPath) }
             let database = try SQLiteDatabase(existingPath: config.dbPath)
-            return RestoreDecision.reason(seqMap: seqMap, cursor: try ChangeApplier.storedCursor(in: database), firstSequences: firstSequences)
+            let stored = RestoreDecision.Position(cursor: try ChangeApplier.storedCursor(in: database), streams: try StreamIdentities.read(in: database))
+            return RestoreDecision.reason(seqMap: seqMap, stored: stored, streams: streams.mapValues { .init(firstSequence: $0.messages > 0 ? $0.firstSequence : nil, created: $0.created) })
         } catch {
             throw RestoreDecisionError(.localStateUnreadable, "\(error)")
         }
     }
 
+    /// Each shard stream's identity now (a stream that does not answer is left out: its cursor is taken as
+    /// it is, and the applier checks the identity again when it consumes).
+    private func streamIdentities() -> [String: UInt64] {
+        var identities: [String: UInt64] = [:]
+        for stream in planner.settings.streams {
+            if let state = try? connectedNATS.streamState(stream), state.created != 0 { identities[stream] = state.created }
+        }
+        return identities
+    }
+
     private func pollJob(now: Double) -> [PlannerAction] {
         guard let job else { return [] }
         let (lines, outcome) = job.poll()
-        for line in lines { logger.info("\(line)") }
-        if let last = lines.last { try? runtime.reportStatus(last) }
+        for line in lines { logger.log(level: line.level, "\(line.text)") }
+        if let last = lines.last { try? runtime.reportStatus(last.text) }
         guard let outcome else { return [] }
         self.job = nil
         return planner.jobFinished(outcome, now: now)

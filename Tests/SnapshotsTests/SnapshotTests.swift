@@ -30,19 +30,36 @@ import Testing
         return result.output
     }
 
-    @Test func snapshotHasTheDataAndCursorButNoneOfOurObjects() throws {
-        let source = try node("a.db", "INSERT INTO books VALUES (1, 'Dune', x'00ff00'), (2, 'Emma', NULL);", id: 1)
+    /// The snapshot keeps what last-writer-wins needs on the node that restores it (every row's clock, the
+    /// tombstones), the cursor and the streams it belongs to (in the metadata), and none of the saving
+    /// node's own bookkeeping (its queue, watermark, incarnation, triggers).
+    @Test func snapshotHasTheDataCursorAndRowClocksButNotTheNodesBookkeeping() throws {
+        let source = try node("a.db", "INSERT INTO books VALUES (1, 'Dune', x'00ff00'), (2, 'Emma', NULL), (3, 'gone', NULL); DELETE FROM books WHERE id = 3;", id: 1)
         let (db, installation) = try ChangeLogInstaller.open(source, node: 1)
-        _ = try ChangeApplier(database: db, catalog: installation.catalog).apply([], cursor: ["harmonylite-changes-1": 41])
+        _ = try ChangeApplier(database: db, catalog: installation.catalog).apply([], cursor: ["harmonylite-changes-1": 41], streams: ["harmonylite-changes-1": 777])
+        let clocks = try app(source, "SELECT id, __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM __harmonylite__books_change_log ORDER BY id;")
         let file = directory.path + "/snapshot.db"
         let metadata = try SnapshotMaker.make(from: source, into: file, nodeID: 1)
         #expect(metadata.cursor == ["harmonylite-changes-1": 41])
+        #expect(metadata.streams == ["harmonylite-changes-1": 777])
+        #expect(metadata.format == 2)
         #expect(metadata.schemaHash == installation.schemaHash)
         #expect(metadata.size == Int64(try FileManager.default.attributesOfItem(atPath: file)[.size] as! Int))
-        #expect(try app(file, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%harmonylite%';") == "0\n")
+        #expect(try app(file, "SELECT id, __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM __harmonylite__books_change_log ORDER BY id;") == clocks)
+        #expect(clocks.hasSuffix("|1|1\n"), "the delete left no tombstone: \(clocks)")
+        #expect(try app(file, "SELECT name FROM sqlite_master WHERE name LIKE '%harmonylite%' ORDER BY name;")
+            == "__harmonylite___columns\n__harmonylite___parked\n__harmonylite__books_change_log\n")
         #expect(try app(file, "SELECT id, title, hex(cover) FROM books ORDER BY id;") == "1|Dune|00FF00\n2|Emma|\n")
         #expect(try SnapshotMetadata(decoding: metadata.encoded()) == metadata)
         try SnapshotRestorer.verify(file, metadata: metadata)
+    }
+
+    /// A snapshot of an earlier version (format 1: no row clocks, no stream identities) is still restored.
+    @Test func formatOneMetadataIsStillRead() throws {
+        let text = #"{"createdAt":1,"cursor":{"s":3},"format":1,"nodeID":1,"schemaHash":"h","sha256":"x","size":9}"#
+        let metadata = try SnapshotMetadata(decoding: Array(text.utf8))
+        #expect(metadata.format == 1 && metadata.cursor == ["s": 3] && metadata.streams == nil)
+        #expect(throws: SnapshotError.self) { try SnapshotMetadata(decoding: Array(text.replacingOccurrences(of: "\"format\":1", with: "\"format\":3").utf8)) }
     }
 
     @Test func corruptedSnapshotIsRefusedAndTheDatabaseKept() throws {
@@ -74,7 +91,7 @@ import Testing
         let reader = try SQLiteDatabase(existingPath: target)
         _ = try reader.scalarInteger("SELECT count(*) FROM books")
         let outcome = try SnapshotRestorer.restore(file, metadata: metadata, into: target, nodeID: 2)
-        #expect(outcome.keptLocalChanges == 2)
+        #expect(outcome.keptLocalChanges == 2 && outcome.supersededLocalChanges == 0)
         #expect(try app(target, "SELECT group_concat(id || ':' || title) FROM books;") == "1:Dune,2:Emma,7:unpublished\n")
         #expect(try app(target, "SELECT __harmonylite__hlc FROM __harmonylite__books_change_log WHERE id = 7;") == stampBefore)
         #expect(try reader.scalarInteger("SELECT count(*) FROM books") == 3)
@@ -85,17 +102,26 @@ import Testing
     }
 }
 
-/// When a node must restore before applying anything: HarmonyLite's conditions, without its off-by-one.
+/// When a node must restore before applying anything: HarmonyLite's conditions, without its off-by-one, and
+/// a stream that is not the one the cursor belongs to.
 @Test func restoreDecisionFollowsTheSeqMapAndTheStreams() {
     struct Unreadable: Error {}
     let cursor: [String: UInt64] = ["harmonylite-changes-1": 10]
-    #expect(RestoreDecision.reason(seqMap: .success(nil), cursor: cursor, firstSequences: [:]) == "there is no seq map")
-    #expect(RestoreDecision.reason(seqMap: .failure(Unreadable()), cursor: cursor, firstSequences: [:])?.hasPrefix("the seq map cannot be read") == true)
+    let stored = RestoreDecision.Position(cursor: cursor, streams: ["harmonylite-changes-1": 100])
+    typealias Now = RestoreDecision.StreamNow
+    #expect(RestoreDecision.reason(seqMap: .success(nil), stored: stored, streams: [:]) == "there is no seq map")
+    #expect(RestoreDecision.reason(seqMap: .failure(Unreadable()), stored: stored, streams: [:])?.hasPrefix("the seq map cannot be read") == true)
     // The stream still holds message 11, the next one: no gap (HarmonyLite restored here too).
-    #expect(RestoreDecision.reason(seqMap: .success(cursor), cursor: cursor, firstSequences: ["harmonylite-changes-1": 11]) == nil)
-    #expect(RestoreDecision.reason(seqMap: .success(cursor), cursor: cursor, firstSequences: ["harmonylite-changes-1": 12])
+    #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-1": Now(firstSequence: 11, created: 100)]) == nil)
+    #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-1": Now(firstSequence: 12, created: 100)])
         == "harmonylite-changes-1 starts at message 12, past this node's position 10")
     // A shard this node never consumed, whose stream lost its first messages.
-    #expect(RestoreDecision.reason(seqMap: .success(cursor), cursor: cursor, firstSequences: ["harmonylite-changes-2": 5]) != nil)
-    #expect(RestoreDecision.reason(seqMap: .success(cursor), cursor: cursor, firstSequences: ["harmonylite-changes-2": 1]) == nil)
+    #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-2": Now(firstSequence: 5)]) != nil)
+    #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-2": Now(firstSequence: 1)]) == nil)
+    // Deleted and created again: it starts at 1 again, which the sequences alone took for "no gap".
+    #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-1": Now(firstSequence: 1, created: 200)])?
+        .hasPrefix("harmonylite-changes-1 is not the stream this node's cursor (message 10) belongs to") == true)
+    #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-1": Now(firstSequence: nil, created: 200)]) != nil)
+    // Nothing recorded yet (a database of an earlier version): the cursor holds.
+    #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: .init(cursor: cursor), streams: ["harmonylite-changes-1": Now(firstSequence: 1, created: 200)]) == nil)
 }

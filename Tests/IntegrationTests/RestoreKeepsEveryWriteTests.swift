@@ -1,0 +1,148 @@
+import TestSupport
+import ChangeEvents
+import Foundation
+import NATSClient
+import Testing
+
+extension ProcessTests {
+    /// A restore loses no write: what the node published after the snapshot's cursor comes back from the
+    /// streams and is applied by stamp; rows deleted stay deleted; an older event arriving afterwards
+    /// changes nothing; a stream deleted and created again is never consumed after the old cursor.
+    @Suite(.serialized) struct RestoreKeepsEveryWrite {
+        static let schema = "CREATE TABLE kv (k INTEGER PRIMARY KEY, v);"
+        /// No periodic snapshots: the test says when one is taken.
+        static let manualSnapshots = "[snapshot]\ninterval = 0\n"
+        static let rows = "SELECT group_concat(k || '=' || v, ' ') FROM (SELECT * FROM kv ORDER BY k);"
+
+        static func saveSnapshot(_ cluster: TestCluster, on node: Int) throws {
+            let saved = try runCommand(Binaries.supervisor, ["-config", cluster.node(node).configPath, "-save-snapshot"])
+            guard saved.status == 0 else { throw TestFailure("-save-snapshot on node \(node + 1): \(saved.output)") }
+        }
+
+        static func connect(_ cluster: TestCluster, node: Int = 0) throws -> NATSConnection {
+            try NATSConnection.connect(ConnectionSettings(urls: ["nats://127.0.0.1:\(cluster.clientPorts[node])"], name: "test"))
+        }
+
+        /// The production guide's recovery procedure, exactly as the issue tried it: `-save-snapshot` on node
+        /// 1; node 2 inserts a row and deletes another; node 1 receives both; node 2 is stopped, its seq map
+        /// deleted, started again. Node 2 keeps its insert and its delete. Then an event older than both,
+        /// published late by a node that was partitioned, changes nothing on any node.
+        @Test func recoveryProcedureKeepsWhatTheNodePublishedAfterTheSnapshot() throws {
+            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: Self.manualSnapshots, count: 3))
+            let before = Self.stampNow()
+            try cluster.sql(0, "INSERT INTO kv VALUES (1, 'one'), (2, 'two');")
+            #expect(try cluster.converge(Self.rows, to: "1=one 2=two\n"))
+            try Self.saveSnapshot(cluster, on: 0)
+            try cluster.sql(1, "INSERT INTO kv VALUES (3, 'inserted by node 2 after the snapshot'); DELETE FROM kv WHERE k = 2;")
+            let expected = "1=one 3=inserted by node 2 after the snapshot\n"
+            #expect(try cluster.converge(Self.rows, to: expected, on: [0]))
+
+            cluster.stop(1)
+            try FileManager.default.removeItem(atPath: cluster.directory.path + "/node2-seq-map.cbor")
+            try cluster.start(1)
+            try cluster.node(1).waitUntilReady(timeout: 60)
+            let log = cluster.node(1).log
+            #expect(log.contains("looking for a snapshot to restore: there is no seq map") && log.contains("restored the snapshot"), "\(log.suffix(3000))")
+            #expect(try cluster.converge(Self.rows, to: expected, timeout: 30),
+                    "\((0..<3).map { (try? cluster.sql($0, Self.rows)) ?? "?" })\n\(cluster.node(1).log.suffix(3000))")
+
+            // Node 9, partitioned since before all of this, publishes its older versions of rows 2 and 3.
+            let late = ChangeBatch(origin: 9, schemaHash: "", events: [
+                ChangeEvent(changeID: 1, table: "kv", operation: .upsert, stamp: before, writer: 9, columns: ["k", "v"], values: [.integer(2), .text("back from the dead")], keyCount: 1),
+                ChangeEvent(changeID: 2, table: "kv", operation: .upsert, stamp: before, writer: 9, columns: ["k", "v"], values: [.integer(3), .text("rolled back")], keyCount: 1),
+            ])
+            try Self.connect(cluster).publish(subject: "harmonylite-change-log-1", payload: late.encoded(compress: false))
+            try cluster.sql(0, "INSERT INTO kv VALUES (4, 'after the late event');")
+            #expect(try cluster.converge(Self.rows, to: "1=one 3=inserted by node 2 after the snapshot 4=after the late event\n", timeout: 30),
+                    "\((0..<3).map { (try? cluster.sql($0, Self.rows)) ?? "?" })")
+        }
+
+        /// A node whose applier fell more than `max_entries` behind while its capturer kept publishing (its
+        /// write below is published after the newest snapshot's cursor) restores, and keeps that write: it
+        /// comes back from the stream and is applied by stamp, not skipped as the node's own.
+        @Test func gapRestoreKeepsTheNodesOwnLaterWrites() throws {
+            let toml = Self.manualSnapshots + "leader_ttl = 2000\n[replication_log]\nmax_entries = 40\n"
+            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: toml, count: 3))
+            try cluster.sql(0, "INSERT INTO kv VALUES (0, 'before');")
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "1\n"))
+            let holders = { (0..<3).filter { cluster.node($0).log.contains("holding the snapshot lease") } }
+            #expect(eventually(timeout: 20) { holders().count == 1 })
+            // The victim must not save the snapshots: its own database is what falls behind.
+            let victim = try #require((1..<3).first { !holders().contains($0) })
+            let writer = (0..<3).first { $0 != victim }!
+            let applier = try #require(cluster.node(victim).children()["applier"])
+            kill(applier, SIGSTOP)
+            try cluster.sql(writer, (1...60).map { "INSERT INTO kv VALUES (\($0), 'row \($0)');" }.joined(separator: "\n"))
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "61\n", on: (0..<3).filter { $0 != victim }))
+            try Self.saveSnapshot(cluster, on: writer)
+            try cluster.sql(victim, "INSERT INTO kv VALUES (1000, 'the victim''s, published after the snapshot');")
+            #expect(try cluster.converge("SELECT count(*) FROM kv WHERE k = 1000;", to: "1\n", on: [writer]))
+            kill(applier, SIGCONT)
+            // Today the node stops and restores at its next start; a node restoring in place is as good.
+            var restarted = false
+            #expect(eventually(timeout: 60) {
+                !cluster.node(victim).isRunning || cluster.node(victim).log.components(separatedBy: "restored the snapshot").count > 1
+            }, "\(cluster.node(victim).log.suffix(3000))")
+            if !cluster.node(victim).isRunning {
+                try cluster.start(victim)
+                restarted = true
+            }
+            try cluster.node(victim).waitUntilReady(timeout: 60)
+            #expect(eventually(timeout: 30) { cluster.node(victim).log.contains("restored the snapshot") }, "restarted: \(restarted)\n\(cluster.node(victim).log.suffix(3000))")
+            #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "62|2830\n", timeout: 30),
+                    "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.node(victim).log.suffix(3000))")
+        }
+
+        /// The recovery procedure on a node whose database has another page size than the snapshot (in WAL
+        /// mode, where the backup API cannot change it).
+        @Test func restoreNeedingAnotherPageSize() throws {
+            let cluster = try TestCluster(size: 2, schema: Self.schema, extraTOML: Array(repeating: Self.manualSnapshots, count: 2))
+            cluster.stop(0)
+            try cluster.sql(0, "PRAGMA journal_mode=DELETE; PRAGMA page_size=16384; VACUUM; PRAGMA journal_mode=WAL;")
+            #expect(try cluster.sql(0, "PRAGMA page_size;") == "16384\n")
+            try cluster.start(0)
+            try cluster.node(0).waitUntilReady(timeout: 60)
+            try cluster.sql(0, "INSERT INTO kv VALUES (1, 'one');")
+            #expect(try cluster.converge(Self.rows, to: "1=one\n"))
+            try Self.saveSnapshot(cluster, on: 0)
+            cluster.stop(1)
+            try cluster.sql(1, "INSERT INTO kv VALUES (2, 'written while down');")
+            try FileManager.default.removeItem(atPath: cluster.directory.path + "/node2-seq-map.cbor")
+            try cluster.start(1)
+            try cluster.node(1).waitUntilReady(timeout: 60)
+            #expect(cluster.node(1).log.contains("restored the snapshot"), "\(cluster.node(1).log.suffix(3000))")
+            #expect(try cluster.converge(Self.rows, to: "1=one 2=written while down\n", timeout: 30), "\(cluster.node(1).log.suffix(3000))")
+            #expect(try cluster.sql(1, "PRAGMA page_size; PRAGMA journal_mode; PRAGMA integrity_check;") == "4096\nwal\nok\n")
+        }
+
+        /// A shard stream deleted and created again under a running cluster (snapshots off): every node says
+        /// so and consumes the new stream from its start, so the rows written after it reach every node —
+        /// none is skipped because its sequence is at or below the old stream's cursor.
+        @Test func streamRecreatedUnderARunningClusterIsConsumedFromItsStart() throws {
+            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: "[snapshot]\nenabled = false\n", count: 3))
+            try cluster.sql(0, (1...10).map { "INSERT INTO kv VALUES (\($0), 'old stream');" }.joined())
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "10\n"))
+            let connection = try Self.connect(cluster)
+            let stream = "harmonylite-changes-1"
+            let old = try connection.streamState(stream)
+            try connection.deleteStream(stream)
+            let new = try connection.ensureStream(StreamSpecification(name: stream, subject: "harmonylite-change-log-1", replicas: 1, maxMessages: 1024), updateExisting: false)
+            #expect(new.created != old.created && new.lastSequence == 0)
+            try cluster.sql(1, (11...15).map { "INSERT INTO kv VALUES (\($0), 'new stream');" }.joined())
+            #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "15|120\n", timeout: 40),
+                    "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.problems())")
+            for node in [0, 2] {
+                #expect(cluster.node(node).log.contains("consumes the new stream from its start"), "node \(node + 1):\n\(cluster.problems())")
+            }
+            // And a node restarted afterwards neither skips nor applies twice.
+            cluster.stop(2)
+            try cluster.start(2)
+            try cluster.node(2).waitUntilReady(timeout: 60)
+            try cluster.sql(0, "INSERT INTO kv VALUES (16, 'after the restart');")
+            #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "16|136\n", timeout: 30), "\(cluster.problems())")
+        }
+
+        /// A stamp for now, as the capture triggers make them.
+        static func stampNow() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) << 16 }
+    }
+}
