@@ -61,7 +61,7 @@ extension ProcessTests {
         /// write below is published after the newest snapshot's cursor) restores, and keeps that write: it
         /// comes back from the stream and is applied by stamp, not skipped as the node's own.
         @Test func gapRestoreKeepsTheNodesOwnLaterWrites() throws {
-            let toml = Self.manualSnapshots + "leader_ttl = 2000\n[replication_log]\nmax_entries = 40\n"
+            let toml = Self.manualSnapshots + "leader_ttl = 2000\n[replication_log]\nmax_entries = 20\n"
             let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: toml, count: 3))
             try cluster.sql(0, "INSERT INTO kv VALUES (0, 'before');")
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "1\n"))
@@ -72,7 +72,8 @@ extension ProcessTests {
             let writer = (0..<3).first { $0 != victim }!
             let applier = try #require(cluster.node(victim).children()["applier"])
             kill(applier, SIGSTOP)
-            try cluster.sql(writer, (1...60).map { "INSERT INTO kv VALUES (\($0), 'row \($0)');" }.joined(separator: "\n"))
+            // One commit at a time, so that they go out as many messages, more than the stream keeps.
+            for k in 1...60 { try cluster.sql(writer, "INSERT INTO kv VALUES (\(k), 'row \(k)');") }
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "61\n", on: (0..<3).filter { $0 != victim }))
             try Self.saveSnapshot(cluster, on: writer)
             try cluster.sql(victim, "INSERT INTO kv VALUES (1000, 'the victim''s, published after the snapshot');")
