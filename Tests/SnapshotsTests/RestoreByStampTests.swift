@@ -65,8 +65,20 @@ extension SnapshotTests {
     /// stamped with the wall clock alone, below the row's stamp: every other node kept the old version.)
     @Test func localWriteAfterARestoreIsStampedAboveTheRowsStamp() throws {
         let ahead = Self.stamp(offsetMilliseconds: 3_600_000)
-        let (target, _) = try restoredNode(source: "INSERT INTO books VALUES (1, 'Dune', NULL); UPDATE __harmonylite__books_change_log SET __harmonylite__hlc = \(Int64(bitPattern: ahead));")
+        let source = try node("a.db", "INSERT INTO books VALUES (1, 'Dune', NULL);", id: 1)
+        _ = try ChangeLogInstaller.open(source, node: 1)  // stamps the insert into its row clock
+        try app(source, "UPDATE __harmonylite__books_change_log SET __harmonylite__hlc = \(Int64(bitPattern: ahead));")
+        #expect(try app(source, "SELECT __harmonylite__hlc FROM __harmonylite__books_change_log;") == "\(Int64(bitPattern: ahead))\n")
+        let file = directory.path + "/snapshot.db"
+        let metadata = try SnapshotMaker.make(from: source, into: file, nodeID: 1)
+        let target = try node("b.db", "", id: 2)
+        _ = try SnapshotRestorer.restore(file, metadata: metadata, into: target, nodeID: 2)
         try app(target, "UPDATE books SET title = 'edited here' WHERE id = 1;")
+        // The stamp it is published with, and the one its row clock gets.
+        let (db, installation) = try ChangeLogInstaller.open(target, node: 2)
+        let published = try ChangeReader(database: db, installation: installation).pending(after: 0, limit: 100).events
+        #expect(published.count == 1 && published[0].stamp > ahead, "published \(published.map(\.stamp)), the row's stamp was \(ahead)")
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: db).materialize() }
         let stamp = try app(target, "SELECT __harmonylite__hlc FROM __harmonylite__books_change_log WHERE id = 1;")
         #expect(UInt64(stamp.dropLast()).map { $0 > ahead } == true, "stamp \(stamp) is not above \(ahead)")
     }
@@ -82,9 +94,12 @@ extension SnapshotTests {
         _ = try applier.apply(published)
         #expect(try applier.notYetHeld(published).isEmpty)
         #expect(try app(target, "SELECT group_concat(id || ':' || title) FROM books;") == "7:published after the snapshot\n")
-        // A write made here is stamped by the trigger: its own event is already held.
-        try app(target, "INSERT INTO books VALUES (8, 'local', NULL);")
+        // A write made here: its own event is held, whether its stamp is still pending or in the row clock.
+        try app(target, "INSERT INTO books VALUES (8, 'local', NULL); UPDATE books SET title = 'local, again' WHERE id = 8;")
         let pending = try ChangeReader(database: db, installation: installation).pending(after: 0, limit: 100).events
+        #expect(pending.count == 1)
+        #expect(try applier.notYetHeld(pending).isEmpty)
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: db).materialize() }
         #expect(try applier.notYetHeld(pending).isEmpty)
     }
 
