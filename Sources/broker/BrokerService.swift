@@ -40,7 +40,9 @@ final class BrokerService: WorkerLoopHandler {
 
     private var delivered: Int64 = 0
     private var nextIdentityCheck = 0.0
+    private var lastIdentityCheck = -Double.infinity
     static let identityCheckInterval = 10.0
+    static let failingIdentityCheckInterval = 2.0
 
     private final class Peer {
         let connection: FrameConnection
@@ -100,14 +102,20 @@ final class BrokerService: WorkerLoopHandler {
 
     func tick(now: Double) throws {
         try perform(schedule.tick(now: now, linkUp: connection?.isConnected == true), now: now)
-        // A stream deleted under its consumer may show as failing fetches or as none arriving at all: its
-        // identity is looked at after a failure and every `identityCheckInterval` while linked.
-        let checkAll = now >= nextIdentityCheck && connection?.isConnected == true
-        if checkAll { nextIdentityCheck = now + Self.identityCheckInterval }
-        for fetcher in fetchers.values {
-            let failure = fetcher.takeFailure()
-            if let failure { logger.warning("consuming a shard stream failed", metadata: ["stream": "\(fetcher.stream)", "error": "\(failure)"]) }
-            if failure != nil || checkAll { checkIdentity(of: fetcher) }
+        var failing: [ShardFetcher] = []
+        for fetcher in fetchers.values.sorted(by: { $0.stream < $1.stream }) {
+            guard let failure = fetcher.takeFailure() else { continue }
+            logger.warning("consuming a shard stream failed", metadata: ["stream": "\(fetcher.stream)", "error": "\(failure)"])
+            failing.append(fetcher)
+        }
+        // A stream deleted under its consumer may show as failing fetches or as none arriving at all: the
+        // identities are looked at every `identityCheckInterval`, a failing stream's sooner (each look is a
+        // JetStream request on this thread, so not at every failure).
+        guard connection?.isConnected == true else { return }
+        if now >= nextIdentityCheck {
+            checkIdentities(of: fetchers.values.sorted { $0.stream < $1.stream }, now: now)
+        } else if !failing.isEmpty && now >= lastIdentityCheck + Self.failingIdentityCheckInterval {
+            checkIdentities(of: failing, now: now)
         }
     }
 
@@ -212,15 +220,21 @@ final class BrokerService: WorkerLoopHandler {
         }
     }
 
-    /// A fetch failed: the stream may have been deleted (its consumer with it) and created again, by hand
-    /// or by a broker after the only server of an R1 stream lost it. The applier is told the new identity
-    /// (once): it decides what the cursor is worth there and subscribes again.
-    private func checkIdentity(of fetcher: ShardFetcher) {
-        guard let connection, let state = try? connection.streamState(fetcher.stream), state.created != fetcher.created,
-              fetcher.reportedIdentity.exchange(state.created, ordering: .relaxed) != state.created else { return }
-        logger.error("the shard stream was replaced under its consumer (deleted and created again, or lost with its only server)",
-                     metadata: ["stream": "\(fetcher.stream)", "created": "\(state.created)", "consumer_created_for": "\(fetcher.created)"])
-        reply(to: applier, .consuming(stream: fetcher.stream, created: state.created))
+    /// The stream under a consumer may have been deleted (its consumer with it) and created again, by hand
+    /// or by a broker after the only server of an R1 stream lost it. The applier is told a new identity
+    /// (once): it decides what the cursor is worth there and subscribes again. JetStream not answering ends
+    /// the round (the next one is due later).
+    private func checkIdentities(of checked: [ShardFetcher], now: Double) {
+        lastIdentityCheck = now
+        nextIdentityCheck = now + Self.identityCheckInterval
+        guard let connection else { return }
+        for fetcher in checked {
+            guard let state = try? connection.streamState(fetcher.stream) else { return }
+            guard state.created != fetcher.created, fetcher.reportedIdentity.exchange(state.created, ordering: .relaxed) != state.created else { continue }
+            logger.error("the shard stream was replaced under its consumer (deleted and created again, or lost with its only server)",
+                         metadata: ["stream": "\(fetcher.stream)", "created": "\(state.created)", "consumer_created_for": "\(fetcher.created)"])
+            reply(to: applier, .consuming(stream: fetcher.stream, created: state.created))
+        }
     }
 
     private func stopFetchers() {

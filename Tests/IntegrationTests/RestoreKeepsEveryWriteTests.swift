@@ -140,14 +140,15 @@ extension ProcessTests {
             try cluster.start(2)
             try cluster.node(2).waitUntilReady(timeout: 60)
             try cluster.sql(0, "INSERT INTO kv VALUES (16, 'after the restart');")
-            #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "16|136\n", timeout: 30), "\(cluster.problems())")
+            #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "16|136\n", timeout: 60),
+                    "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.node(2).log.suffix(4000))")
         }
 
         /// The same with snapshots on: every node finds its cursor belongs to the old stream and restores
         /// (the snapshot was taken in the old stream, so the new one is consumed from its start), and the
         /// rows written to the new stream reach every node.
         @Test func streamRecreatedUnderARunningClusterIsRestoredFromASnapshot() throws {
-            let cluster = try TestCluster(size: 2, schema: Self.schema, extraTOML: Array(repeating: Self.manualSnapshots, count: 2))
+            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: Self.manualSnapshots, count: 3))
             try cluster.sql(0, (1...10).map { "INSERT INTO kv VALUES (\($0), 'old stream');" }.joined())
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "10\n"))
             try Self.saveSnapshot(cluster, on: 0)
@@ -156,16 +157,26 @@ extension ProcessTests {
             try connection.deleteStream(stream)
             _ = try connection.ensureStream(StreamSpecification(name: stream, subject: "harmonylite-change-log-1", replicas: 1, maxMessages: 1024), updateExisting: false)
             try cluster.sql(1, (11...15).map { "INSERT INTO kv VALUES (\($0), 'new stream');" }.joined())
-            // Today a node stops for the restore and restores at its next start; restoring in place is as good.
-            for node in 0..<2 {
-                #expect(eventually(timeout: 60) { !cluster.node(node).isRunning || cluster.node(node).log.contains("restored the snapshot") },
-                        "node \(node + 1):\n\(cluster.node(node).log.suffix(3000))")
-                #expect(cluster.node(node).log.contains("is not the stream this node's cursor"), "node \(node + 1):\n\(cluster.node(node).log.suffix(3000))")
-                if !cluster.node(node).isRunning { try cluster.start(node) }
+            // Today a node stops for the restore and restores at its next start (here: started again as soon
+            // as it stops, as systemd would: the nodes' embedded servers are the cluster); restoring in place
+            // is as good.
+            var sawReplacement = Array(repeating: false, count: 3)
+            var restarted: Set<Int> = []
+            let restored = try eventually(timeout: 120) {
+                for node in 0..<3 {
+                    if cluster.node(node).log.contains("is not the stream this node's cursor") { sawReplacement[node] = true }
+                    if !restarted.contains(node) && !cluster.node(node).isRunning {
+                        try cluster.start(node)
+                        restarted.insert(node)
+                    }
+                }
+                return (0..<3).allSatisfy { cluster.node($0).log.contains("restored the snapshot") }
             }
-            for node in 0..<2 { try cluster.node(node).waitUntilReady(timeout: 60) }
+            #expect(restored, "restarted: \(restarted.sorted())\n\(cluster.problems())")
+            #expect(sawReplacement == [true, true, true], "\(cluster.problems())")
+            for node in 0..<3 { try cluster.node(node).waitUntilReady(timeout: 60) }
             #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "15|120\n", timeout: 40),
-                    "\((0..<2).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.problems())")
+                    "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.problems())")
             try cluster.sql(0, "INSERT INTO kv VALUES (16, 'after the restore');")
             #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "16|136\n", timeout: 30), "\(cluster.problems())")
         }
