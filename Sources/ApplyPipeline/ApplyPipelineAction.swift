@@ -17,8 +17,8 @@ extension ApplyPipeline {
         /// Send `applied` to the broker: JetStream may acknowledge through these positions (sent only after
         /// the database committed them).
         case acknowledge([DataMessage.Position])
-        /// Decode the deliveries, skip the node's own batches, and apply the rest in one transaction that
-        /// also stores `group.cursor` (no transaction when nothing is left to apply).
+        /// Decode the deliveries, leave out the node's own events its rows already hold, and apply the rest
+        /// in one transaction that also stores `group.cursor` (no transaction when nothing is left to apply).
         case apply(ApplyGroup)
         /// Write the message to the dead-letter table and store `parking.group.cursor` (past it), in one
         /// transaction.

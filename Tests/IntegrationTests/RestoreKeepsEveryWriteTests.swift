@@ -65,13 +65,7 @@ extension ProcessTests {
             let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: toml, count: 3))
             try cluster.sql(0, "INSERT INTO kv VALUES (0, 'before');")
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "1\n"))
-            let holders = { (0..<3).filter { cluster.node($0).log.contains("holding the snapshot lease") } }
-            #expect(eventually(timeout: 20) { holders().count == 1 })
-            // The victim must not save the snapshots: its own database is what falls behind.
-            let victim = try #require((1..<3).first { !holders().contains($0) })
-            let writer = (0..<3).first { $0 != victim }!
-            let applier = try #require(cluster.node(victim).children()["applier"])
-            kill(applier, SIGSTOP)
+            let (victim, writer, applier) = try cluster.stopApplierOfANodeWithoutTheLease()
             // One commit at a time, so that they go out as many messages, more than the stream keeps.
             for k in 1...60 { try cluster.sql(writer, "INSERT INTO kv VALUES (\(k), 'row \(k)');") }
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "61\n", on: (0..<3).filter { $0 != victim }))
@@ -183,5 +177,20 @@ extension ProcessTests {
 
         /// A stamp for now, as the capture triggers make them.
         static func stampNow() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) << 16 }
+    }
+}
+
+extension TestCluster {
+    /// Stops (SIGSTOP) the applier of a node that does not hold the snapshot lease — a lease holder's own
+    /// snapshots would fall behind with it — and returns that node, another node to write on, and the
+    /// applier's PID (to SIGCONT).
+    func stopApplierOfANodeWithoutTheLease() throws -> (victim: Int, writer: Int, applier: Int32) {
+        let holders = { self.nodes.indices.filter { self.nodes[$0]?.log.contains("holding the snapshot lease") == true } }
+        guard eventually(timeout: 20, { holders().count == 1 }), let victim = nodes.indices.dropFirst().first(where: { !holders().contains($0) }) else {
+            throw TestFailure("no single snapshot lease holder: \(holders())")
+        }
+        guard let applier = node(victim).children()["applier"] else { throw TestFailure("node \(victim + 1) has no applier") }
+        kill(applier, SIGSTOP)
+        return (victim, nodes.indices.first { $0 != victim }!, applier)
     }
 }
