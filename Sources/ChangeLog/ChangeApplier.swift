@@ -106,18 +106,29 @@ public final class ChangeApplier {
     /// (`PendingStamps`) holds the event already: that write is the event's own or a later one. Reads only:
     /// no write lock is taken.
     public func notYetHeld(_ events: [ChangeEvent]) throws -> [ChangeEvent] {
+        // One read transaction (a snapshot of the database, no lock that keeps a writer out): cheaper than
+        // a transaction per statement.
+        try database.execute("BEGIN")
+        defer { try? database.execute("COMMIT") }
         let pending = try pendingRows()
         var newer: [ChangeEvent] = []
+        var clocks: [String: SQLiteStatement] = [:]
         for event in events {
             guard let table = try table(named: event.table) else {
                 newer.append(event)  // apply decides (it parks what names a table this node lacks)
                 continue
             }
-            if pending.contains(RowIdentity(table: table.name, key: Array(event.key))) { continue }
-            let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
-            let clock = try statement("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)")
-                .all(Array(event.key)).first
-            guard let clock, case .integer(let stamp) = clock[0], case .integer(let writer) = clock[1] else {
+            let key = Array(event.key)
+            if !pending.isEmpty, pending.contains(RowIdentity(table: table.name, key: key)) { continue }
+            let statement: SQLiteStatement
+            if let cached = clocks[table.name] {
+                statement = cached
+            } else {
+                let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
+                statement = try self.statement("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)")
+                clocks[table.name] = statement
+            }
+            guard let clock = try statement.all(key).first, case .integer(let stamp) = clock[0], case .integer(let writer) = clock[1] else {
                 newer.append(event)
                 continue
             }
