@@ -37,6 +37,9 @@ final class SnapshotService: WorkerLoopHandler {
     /// capturer's watcher of the database's files each time. Dropped after an error, opened again next read.
     private var schemaReader: SQLiteDatabase?
     private var job: BackgroundJob?
+    /// The newest snapshot this node saved, restored or saw in the store, for /metrics.
+    private var newestSnapshot: (createdAt: Int64, size: Int64) = (0, 0)
+    private var lastJobSeconds: Double = 0
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
@@ -57,12 +60,28 @@ final class SnapshotService: WorkerLoopHandler {
 
     var counters: [ControlMessage.Counter] {
         [.init("snapshots_saved", planner.saved), .init("snapshots_restored", planner.restored),
-         .init("snapshot_leader", planner.isLeading ? 1 : 0)]
+         .init("snapshot_leader", planner.isLeading ? 1 : 0), .init("snapshot_created_unix_ms", newestSnapshot.createdAt),
+         .init("snapshot_size_bytes", newestSnapshot.size), .init("snapshot_job_ms", Int64(lastJobSeconds * 1000))]
     }
 
     func handle(readable: [pollfd], now: Double) throws {}
 
     func tick(now: Double) throws { try execute(planner.tick(now: now), now: now) }
+
+    /// Stopped by `sleep_timeout`: the lease holder saves a snapshot first (as HarmonyLite did), within the
+    /// worker's `stop_timeout`; then the lease is given up as at any stop.
+    func drain(reason: WorkerRuntime.StopReason) throws {
+        if reason == .requested(ControlMessage.sleepTimeoutReason), planner.isLeading, let store, job == nil {
+            logger.info("sleep_timeout: saving a last snapshot before stopping")
+            do {
+                let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store) { logger.info("\($0)") }
+                logger.info("sleep_timeout: saved a snapshot", metadata: ["size": "\(metadata.size)", "seconds": "\(String(format: "%.2f", timing.local + timing.transfer))"])
+            } catch {
+                logger.error("sleep_timeout: the last snapshot failed", metadata: ["error": "\(error)"])
+            }
+        }
+        try drain()
+    }
 
     /// Gives the lease up (on stop), so another node takes over at once.
     func drain() throws {
@@ -119,7 +138,9 @@ final class SnapshotService: WorkerLoopHandler {
             return planner.leaseChecked(checkLease(), now: now)
         case .readNewestSnapshot:
             do {
-                return planner.newestSnapshotRead(cursor: try openStore.latest()?.cursor, now: now)
+                let latest = try openStore.latest()
+                if let latest, latest.createdAt > newestSnapshot.createdAt { newestSnapshot = (latest.createdAt, latest.size) }
+                return planner.newestSnapshotRead(cursor: latest?.cursor, now: now)
             } catch {
                 return planner.newestSnapshotUnanswered("\(error)", now: now)
             }
@@ -203,6 +224,10 @@ final class SnapshotService: WorkerLoopHandler {
         if let last = lines.last { try? runtime.reportStatus(last) }
         guard let outcome else { return [] }
         self.job = nil
+        if case .success(let report) = outcome, let snapshot = report.snapshot {
+            newestSnapshot = (snapshot.createdAt, snapshot.size)
+            lastJobSeconds = snapshot.seconds
+        }
         return planner.jobFinished(outcome, now: now)
     }
 
