@@ -34,6 +34,16 @@ public struct NodeView: Codable, Sendable, Equatable {
         public var uptimeSeconds: Double?
         public var residentBytes: Int64?
         public var cpuSeconds: Double?
+
+        public init(name: String, state: String, pid: Int32?, restarts: Int, uptimeSeconds: Double?, residentBytes: Int64?, cpuSeconds: Double?) {
+            self.name = name
+            self.state = state
+            self.pid = pid
+            self.restarts = restarts
+            self.uptimeSeconds = uptimeSeconds
+            self.residentBytes = residentBytes
+            self.cpuSeconds = cpuSeconds
+        }
     }
 
     public struct Stream: Codable, Sendable, Equatable {
@@ -45,6 +55,14 @@ public struct NodeView: Codable, Sendable, Equatable {
         public var behind: UInt64?
         /// Mean commit-to-apply lag of the newest applied changes of this stream (seconds).
         public var lagSeconds: Double?
+
+        public init(name: String, lastSequence: UInt64?, cursor: UInt64?, behind: UInt64?, lagSeconds: Double?) {
+            self.name = name
+            self.lastSequence = lastSequence
+            self.cursor = cursor
+            self.behind = behind
+            self.lagSeconds = lagSeconds
+        }
     }
 
     public struct Snapshot: Codable, Sendable, Equatable {
@@ -57,6 +75,17 @@ public struct NodeView: Codable, Sendable, Equatable {
         public var durationSeconds: Double?
         public var saved: Int64
         public var restored: Int64
+
+        public init(enabled: Bool, leaseHeldHere: Bool?, createdUnixMs: Int64?, ageSeconds: Double?, sizeBytes: Int64?, durationSeconds: Double?, saved: Int64, restored: Int64) {
+            self.enabled = enabled
+            self.leaseHeldHere = leaseHeldHere
+            self.createdUnixMs = createdUnixMs
+            self.ageSeconds = ageSeconds
+            self.sizeBytes = sizeBytes
+            self.durationSeconds = durationSeconds
+            self.saved = saved
+            self.restored = restored
+        }
     }
 
     public var isRunning: Bool { workers.allSatisfy { $0.state == "running" } }
@@ -72,5 +101,28 @@ public struct NodeView: Codable, Sendable, Equatable {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return try decoder.decode(NodeView.self, from: Data(json.utf8))
+    }
+
+    public init(nodeId: UInt64, version: String, phase: String, startedAtUnixMs: Int64, uptimeSeconds: Double, workers: [Worker], natsConnected: Bool, natsServers: [String], streams: [Stream], tablesTracked: Int64?, pendingPublish: Int64?, parkedMessages: Int64?, publishedRows: Int64, appliedRows: Int64, conflicts: Int64, publishRetries: Int64, lastPublishedUnixMs: Int64?, lastAppliedUnixMs: Int64?, snapshot: Snapshot, sleepTimeoutSeconds: Double?) {
+        self.nodeId = nodeId
+        self.version = version
+        self.phase = phase
+        self.startedAtUnixMs = startedAtUnixMs
+        self.uptimeSeconds = uptimeSeconds
+        self.workers = workers
+        self.natsConnected = natsConnected
+        self.natsServers = natsServers
+        self.streams = streams
+        self.tablesTracked = tablesTracked
+        self.pendingPublish = pendingPublish
+        self.parkedMessages = parkedMessages
+        self.publishedRows = publishedRows
+        self.appliedRows = appliedRows
+        self.conflicts = conflicts
+        self.publishRetries = publishRetries
+        self.lastPublishedUnixMs = lastPublishedUnixMs
+        self.lastAppliedUnixMs = lastAppliedUnixMs
+        self.snapshot = snapshot
+        self.sleepTimeoutSeconds = sleepTimeoutSeconds
     }
 }

@@ -106,6 +106,26 @@ public struct SupervisorStateMachine {
     /// Total restarts per child, for /metrics.
     public var restartCounts: [(String, Int)] { children.map { ($0.spec.name, $0.restarts) } }
 
+    /// Each child as `/health` and `-status` show it.
+    public var childSummaries: [ChildSummary] {
+        children.map { child in
+            switch child.state {
+            case .notStarted: ChildSummary(name: child.spec.name, state: "stopped", pid: nil, restarts: child.restarts)
+            case .running(let pid, _, let ready): ChildSummary(name: child.spec.name, state: ready ? "running" : "starting", pid: pid, restarts: child.restarts)
+            case .stopping(let pid, _, _, _): ChildSummary(name: child.spec.name, state: "stopping", pid: pid, restarts: child.restarts)
+            case .waitingToRestart: ChildSummary(name: child.spec.name, state: "restarting", pid: nil, restarts: child.restarts)
+            }
+        }
+    }
+
+    public struct ChildSummary: Equatable, Sendable {
+        public var name: String
+        /// "running" (ready), "starting", "stopping", "restarting" (waiting for its backoff), "stopped".
+        public var state: String
+        public var pid: Int32?
+        public var restarts: Int
+    }
+
     /// When the machine next needs a `.tick`, if ever.
     public var nextDeadline: Double? {
         var deadlines: [Double] = []

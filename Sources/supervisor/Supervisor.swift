@@ -29,6 +29,10 @@ final class Supervisor {
     private var natsProbePending = false
     /// The public key of `nats.seed_file`, authorized on the embedded server.
     private var nkeyPublicKey: String?
+    /// /metrics, /health, -status and sleep_timeout.
+    private let telemetry: NodeTelemetry
+    /// What `stop` tells the workers (sleep_timeout asks the lease holder for a last snapshot).
+    private var stopReason = "supervisor request"
 
     private final class WorkerConnection {
         let connection: FrameConnection
@@ -103,6 +107,8 @@ final class Supervisor {
                 logger.warning("WatchdogSec (\(watchdog * 2) s) is shorter than twice the longest heartbeat_timeout (\(slowest) s): systemd may kill the node while one worker is being replaced")
             }
         }
+        telemetry = try NodeTelemetry(config: config, now: monotonicSeconds())
+        if let ports = telemetry.listening { logger.info("serving /metrics and /health", metadata: ["ports": "\(ports)"]) }
         logger.info("node \(config.nodeID) starting for \(config.dbPath) (run directory \(runDirectory))")
     }
 
@@ -125,7 +131,12 @@ final class Supervisor {
             }
             if natsProbePending { probeNATS() }
             process(.tick)
+            if telemetry.tick(machine, now: monotonicSeconds()) {
+                stopReason = ControlMessage.sleepTimeoutReason
+                process(.terminate(reason: "sleep_timeout: no change published or applied for \(telemetry.sleepTimeoutSeconds) s"))
+            }
         }
+        telemetry.stop()
         for fd in Array(connections.keys) { closeConnection(fd) }
         close(listener)
         unlink(runDirectory + "/" + ControlChannel.socketName)
@@ -149,7 +160,7 @@ final class Supervisor {
             spawn(child)
         case .requestStop(let child, let pid):
             if let fd = connections.first(where: { $0.value.worker == child })?.key {
-                send(.stop(reason: "supervisor request"), to: fd)
+                send(.stop(reason: stopReason), to: fd)
             } else {
                 // nats-server shuts down the same on both, but exits 0 only on SIGINT (1 on SIGTERM).
                 kill(pid, child == "nats" ? SIGINT : SIGTERM)
@@ -275,6 +286,11 @@ final class Supervisor {
 
     private func handle(_ message: ControlMessage, from entry: WorkerConnection, fd: Int32) throws(IPCError) {
         guard let worker = entry.worker else {
+            if message == .statusQuery {
+                // `harmonylite -status`: one answer, then the connection is closed.
+                send(.statusReport(json: telemetry.statusJSON(machine, now: monotonicSeconds())), to: fd)
+                throw IPCError(.connectionClosed)
+            }
             guard case .hello(let hello) = message else { throw IPCError(.handshakeFailed("the first message was not hello")) }
             guard hello.protocolVersion == ControlMessage.protocolVersion else {
                 send(.rejected(reason: "control protocol \(hello.protocolVersion) is not spoken here (\(ControlMessage.protocolVersion) is)"), to: fd)
@@ -293,8 +309,11 @@ final class Supervisor {
         switch message {
         case .ready(let detail):
             process(.ready(child: worker, detail: detail))
-        case .heartbeat:
+        case .heartbeat(let counters):
+            telemetry.heartbeat(worker: worker, pid: entry.peer.pid, counters: counters)
             process(.lifeSign(child: worker))
+        case .observations(let list):
+            telemetry.observed(list)
         case .status(let text):
             logger.info("\(worker): \(text)")
             process(.lifeSign(child: worker))
