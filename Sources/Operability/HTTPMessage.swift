@@ -5,6 +5,11 @@ public struct HTTPRequest: Equatable, Sendable {
     /// The path without the query string.
     public var path: String
 
+    public init(method: String, path: String) {
+        self.method = method
+        self.path = path
+    }
+
     /// The most a request head may take; a client that sends more is answered 431 and closed.
     public static let maximumHeadBytes = 8192
 

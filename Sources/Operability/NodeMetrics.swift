@@ -39,7 +39,8 @@ public final class NodeMetrics {
             switch metric.kind {
             case .counter:
                 let increment = baselines.increment(worker: worker, pid: pid, name: counter.name, total: counter.value)
-                if increment > 0 { self.counter(metric, label: label).increment(by: increment) }
+                let series = self.counter(metric, label: label)
+                if increment > 0 { series.increment(by: increment) }
             case .gauge:
                 gauge(metric, label: label).set(Double(counter.value) * metric.scale)
             case .flag:

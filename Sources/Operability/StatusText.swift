@@ -41,7 +41,7 @@ public enum StatusText {
     }
 
     static func row(_ cells: [String]) -> String {
-        let widths = [20, 11, 9, 9, 9, 10, 8]
+        let widths = [24, 11, 9, 9, 9, 10, 8]
         return zip(cells, widths).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }.joined().trimmingCharacters(in: .whitespaces)
     }
 

@@ -26,10 +26,13 @@ final class NodeTelemetry {
     /// The newest view, shared with the HTTP thread.
     private let current = Latest<NodeView>()
     private let server: HTTPServer?
+    /// The URLs the broker connects to (the embedded server's once it listens).
+    var natsURLs: [String]
 
     init(config: Configuration, now: Double) throws {
         self.config = config
         startedAt = now
+        natsURLs = config.nats.urls
         metrics = NodeMetrics(namespace: config.prometheus.namespace, subsystem: config.prometheus.subsystem, nodeID: config.nodeID)
         sleepTimer = SleepTimer(timeout: Double(config.sleepTimeout) / 1000, now: now)
         var endpoints: [(bind: String, handler: HTTPServer.Handler)] = []
@@ -151,12 +154,11 @@ final class NodeTelemetry {
             durationSeconds: reports.value("snapshotter", "snapshot_job_ms").flatMap { $0 > 0 ? Double($0) / 1000 : nil },
             saved: reports.total("snapshots_saved"), restored: reports.total("snapshots_restored")
         )
-        let urls = config.natsClientURLs.isEmpty ? config.nats.urls : config.natsClientURLs
         return NodeView(
             nodeId: config.nodeID, version: HarmonyLiteVersion.number, phase: machine.isReady ? "running" : machine.hasExited ? "stopped" : "starting",
             startedAtUnixMs: Int64(startedAtWall.timeIntervalSince1970 * 1000), uptimeSeconds: now - startedAt, workers: workers,
             natsConnected: machine.pid(of: "broker") != nil && reports.value("broker", "nats_connected") == 1,
-            natsServers: urls.map(URLRedaction.redact), streams: streams,
+            natsServers: natsURLs.map(URLRedaction.redact), streams: streams,
             tablesTracked: reports.value("capturer", "tables_tracked"), pendingPublish: reports.value("capturer", "pending_publish"),
             parkedMessages: reports.value("applier", "parked_messages"),
             publishedRows: reports.total("published_rows"), appliedRows: reports.total("applied_events"), conflicts: reports.total("unique_conflicts"),

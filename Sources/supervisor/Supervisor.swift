@@ -226,6 +226,7 @@ final class Supervisor {
         natsProbePending = false
         natsPort = port
         config.natsClientURLs = ["nats://127.0.0.1:\(port)"]
+        telemetry.natsURLs = config.natsClientURLs
         process(.ready(child: "nats", detail: "listening for clients on port \(port)"))
     }
 
