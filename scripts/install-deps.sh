@@ -17,6 +17,7 @@ PACKAGES=(
   nginx-light        # a real WebDAV server for the webdav snapshot store's tests
   libnginx-mod-http-dav-ext  # its PROPFIND (directory listing)
   openssh-server     # a real sshd for the sftp snapshot store's tests
+  curl               # the production guide's `curl ./metrics`, as the tests run it
   prometheus         # promtool checks deploy/monitoring's rules; a test starts a real server on loopback (never as a service)
 )
 
