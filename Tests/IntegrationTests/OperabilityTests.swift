@@ -166,6 +166,26 @@ extension ProcessTests {
             #expect(refused["level"] as? String == "warning" && refused["process"] as? String == "capturer" && refused["reason"] is String)
         }
 
+        /// Under systemd with standard error on the journal, every line of ours starts with its syslog
+        /// priority, so `journalctl -p err` finds the errors; elsewhere lines have no prefix.
+        @Test func journalLinesCarryTheirPriority() throws {
+            let node = try NodeUnderTest(toml: "[workers.capturer]\nrestart_backoff_initial = 100\n", logToJournal: true)
+            try node.waitUntilReady()
+            let capturer = try #require(node.children()["capturer"])
+            kill(capturer, SIGKILL)
+            #expect(eventually(timeout: 20) { node.log.contains("<3>") }, "\(node.log)")
+            #expect(node.terminate() == 0)
+            let ours = node.log.split(separator: "\n").filter { $0.contains("[supervisor]") || $0.contains("[capturer]") }
+            #expect(!ours.isEmpty && ours.allSatisfy { $0.hasPrefix("<") }, "\(ours)")
+            let errors = ours.filter { $0.hasPrefix("<3>") }
+            #expect(errors.contains { $0.contains("capturer") }, "\(ours)")
+            #expect(ours.contains { $0.hasPrefix("<6>") && $0.contains("ready") })
+            let plain = try NodeUnderTest(toml: "")
+            try plain.waitUntilReady()
+            #expect(plain.terminate() == 0)
+            #expect(!plain.log.split(separator: "\n").contains { $0.hasPrefix("<") }, "\(plain.log)")
+        }
+
         /// `sleep_timeout`: with nothing written for that long the node stops with status 0, its lease holder
         /// having saved a snapshot first; a write before then keeps it up.
         @Test func sleepTimeoutStopsTheNodeAfterASnapshot() throws {
