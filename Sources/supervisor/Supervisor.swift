@@ -70,6 +70,9 @@ final class Supervisor {
         self.runDirectory = runDirectory
         self.signals = signals
         self.logger = logger
+        // First: a port in use stops the node before anything else is made.
+        telemetry = try NodeTelemetry(config: config, now: monotonicSeconds())
+        if let ports = telemetry.listening { logger.info("serving /metrics and /health", metadata: ["ports": "\(ports)"]) }
         var natsServer = ""
         if !config.nats.seedFile.isEmpty {
             do {
@@ -107,8 +110,6 @@ final class Supervisor {
                 logger.warning("WatchdogSec (\(watchdog * 2) s) is shorter than twice the longest heartbeat_timeout (\(slowest) s): systemd may kill the node while one worker is being replaced")
             }
         }
-        telemetry = try NodeTelemetry(config: config, now: monotonicSeconds())
-        if let ports = telemetry.listening { logger.info("serving /metrics and /health", metadata: ["ports": "\(ports)"]) }
         logger.info("node \(config.nodeID) starting for \(config.dbPath) (run directory \(runDirectory))")
     }
 

@@ -166,6 +166,24 @@ extension ProcessTests {
             #expect(refused["level"] as? String == "warning" && refused["process"] as? String == "capturer" && refused["reason"] is String)
         }
 
+        /// A metrics port already taken stops the node at start, naming the port and the keys.
+        @Test func aTakenPortStopsTheNodeSayingWhich() throws {
+            let endpoints = try Endpoints()
+            // Hold the port: a listening socket of this test.
+            let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(holder) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(endpoints.metrics).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            #expect(bound == 0 && listen(holder, 1) == 0)
+            let node = try NodeUnderTest(toml: endpoints.toml)
+            #expect(node.waitForExit(timeout: 20) == 1, "\(node.log)")
+            #expect(node.log.contains("cannot listen on 127.0.0.1:\(endpoints.metrics)") && node.log.contains("prometheus.bind"), "\(node.log)")
+            #expect(node.children().isEmpty)
+        }
+
         /// Under systemd with standard error on the journal, every line of ours starts with its syslog
         /// priority, so `journalctl -p err` finds the errors; elsewhere lines have no prefix.
         @Test func journalLinesCarryTheirPriority() throws {
