@@ -192,3 +192,26 @@ import Testing
         #expect(ProcessSample.read(pid: -1) == nil)
     }
 }
+
+@Suite struct ControlMessageAdditionsTests {
+    @Test func statusAndObservationsRoundTripAndHostileBytesAreRefused() throws {
+        for message in [ControlMessage.statusQuery, .statusReport(json: "{\"node_id\":1}"), .observations([])] {
+            #expect(try ControlMessage(frame: message.frame) == message)
+        }
+        var accumulator = ObservationAccumulator()
+        accumulator.record(.scanChanges, 0.0003)
+        accumulator.record(.scanChanges, .nan)
+        accumulator.record(.countChanges, -5)
+        let taken = accumulator.take()
+        #expect(taken.map(\.metric) == [.countChanges, .scanChanges])
+        #expect(taken[0].counts[0] == 1 && taken[0].sums[0] == 0, "a negative duration counts as 0")
+        #expect(taken[1].counts.reduce(0, +) == 1, "NaN is dropped")
+        let good = ControlMessage.observations(taken).frame
+        // An unknown histogram, and a body cut short, are malformed frames, never a crash.
+        var unknown = good.body
+        unknown[2] = 99
+        #expect(throws: IPCError.self) { try ControlMessage(frame: Frame(type: good.type, body: unknown)) }
+        #expect(throws: IPCError.self) { try ControlMessage(frame: Frame(type: good.type, body: Array(good.body.dropLast(3)))) }
+        #expect(throws: IPCError.self) { try ControlMessage(frame: Frame(type: ControlMessage.statusQuery.frame.type, body: [1])) }
+    }
+}
