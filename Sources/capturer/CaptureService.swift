@@ -22,6 +22,8 @@ final class CaptureService: WorkerLoopHandler {
     private let database: SQLiteDatabase
     private var installation: ChangeLogInstallation
     private var reader: ChangeReader
+    /// Writes the stamps of published entries into the row clocks, with the watermark (`PendingStamps`).
+    private let stamps: StampMaterializer
     private let watcher: CommitWatcher
     private let broker: BrokerChannel
     private var pipeline: CapturePipeline
@@ -41,6 +43,7 @@ final class CaptureService: WorkerLoopHandler {
         logger = runtime.logger
         (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         reader = try ChangeReader(database: database, installation: installation)
+        stamps = StampMaterializer(database: database)
         watcher = try CommitWatcher(databasePath: config.dbPath)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .capturer)
         schemaVersion = try database.scalarInteger("PRAGMA schema_version")
@@ -104,7 +107,7 @@ final class CaptureService: WorkerLoopHandler {
 
     func drain() throws {
         if let watermark = pipeline.watermarkToStore {
-            try PublishWatermark.write(watermark, to: database)
+            try storeWatermark(watermark)
             pipeline.watermarkStored(watermark)
         }
     }
@@ -120,7 +123,7 @@ final class CaptureService: WorkerLoopHandler {
                 if !broker.send(.publish(batch)) { pipeline.brokerDisconnected() }
             case .storeWatermark(let id):
                 do {
-                    try PublishWatermark.write(id, to: database)
+                    try storeWatermark(id)
                     pipeline.watermarkStored(id)
                     lastPublishedAt = wallClockMilliseconds()
                 } catch {
@@ -128,9 +131,21 @@ final class CaptureService: WorkerLoopHandler {
                     pipeline.watermarkStoreFailed(now: now)
                 }
             case .removePublished:
-                let removed = try PublishWatermark.removePublished(from: database)
+                let removed = try database.transaction { () throws(SQLiteError) -> Int in
+                    try stamps.materialize()
+                    return try PublishWatermark.removePublished(from: database)
+                }
                 if removed > 0 { logger.debug("removed \(removed) published change-log entries") }
             }
+        }
+    }
+
+    /// Stores the watermark, stamping the row clocks of what is pending in the same transaction: the
+    /// capturer's writes are the ones that keep the row clocks up to date on a node that only writes.
+    private func storeWatermark(_ id: Int64) throws(SQLiteError) {
+        try database.transaction { () throws(SQLiteError) in
+            try stamps.materialize()
+            try PublishWatermark.write(id, to: database)
         }
     }
 
