@@ -30,11 +30,14 @@ final class CaptureService: WorkerLoopHandler {
     private let cutting = MessageCutting(maximumBytes: MessageCutting.eventBytes(inMessagesOf: DataMessage.maximumPublishBytes))
     /// Rows refused for their size since the capturer started.
     private var oversizedRows: Int64 = 0
+    /// Held while this worker runs: no snapshot restore runs under it (`RestoreLock`).
+    private let restoreLock: RestoreLock
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
+        restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
         (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         reader = try ChangeReader(database: database, installation: installation)
         watcher = try CommitWatcher(databasePath: config.dbPath)

@@ -4,22 +4,49 @@ import Glibc
 import HarmonyConfig
 import IPC
 
-/// One supervisor (or `-cleanup`) per database at a time: an exclusive flock in the node's run directory.
+/// One supervisor (or `-cleanup`) per database at a time: an exclusive flock on a lock file next to the
+/// database, `.<db file name>.harmonylite.lock`. Its place derives from the database path alone, so a node
+/// started by systemd (run directory in `RUNTIME_DIRECTORY`) and a command started from a shell (run
+/// directory next to the database) meet on the same lock. The holder writes its pid into the file, so a
+/// refusal names it. The file stays after the lock is released (removing a lock file races with the next
+/// holder); only the flock counts.
 struct NodeLock {
     let fd: Int32
-    let runDirectory: String
+    let path: String
+
+    /// The lock file of the database at `dbPath`.
+    static func path(for config: Configuration) -> String {
+        let fileName = config.dbPath.split(separator: "/").last.map(String.init) ?? "db"
+        return config.dataRootDirectory + "/." + fileName + ".harmonylite.lock"
+    }
 
     static func acquire(for config: Configuration) throws -> NodeLock {
-        let directory = try RunDirectoryLayout.path(for: config)
-        try RunDirectory.prepare(directory)
-        let path = directory + "/node.lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SupervisorError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw SupervisorError("another harmonylite process is running for \(config.dbPath) (it holds \(path))")
+        let path = path(for: config)
+        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        if fd < 0 && errno == EACCES {
+            // Another user's lock file (the service's, seen from an administrator's shell): reading it is
+            // enough to take or test the lock.
+            fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         }
-        return NodeLock(fd: fd, runDirectory: directory)
+        guard fd >= 0 else { throw SupervisorError("cannot open the node lock \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = Self.holder(fd).map { "pid \($0)" } ?? "a process whose pid it did not record"
+            close(fd)
+            throw SupervisorError("another harmonylite process (\(holder)) is running for \(config.dbPath): it holds the lock \(path)")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        if ftruncate(fd, 0) == 0 { _ = pwrite(fd, pid, pid.count, 0) }
+        return NodeLock(fd: fd, path: path)
+    }
+
+    /// The pid the holder wrote, if it is there and makes sense (the file is read as untrusted).
+    private static func holder(_ fd: Int32) -> Int32? {
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let count = pread(fd, &buffer, buffer.count, 0)
+        guard count > 0 else { return nil }
+        let digits = buffer[0..<count].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard let pid = Int32(String(decoding: digits, as: UTF8.self)), pid > 0 else { return nil }
+        return pid
     }
 
     func release() { close(fd) }
@@ -41,6 +68,13 @@ enum RunDirectoryLayout {
             throw SupervisorError("the run directory \(path) is too long for Unix socket paths; set RUNTIME_DIRECTORY to a shorter directory")
         }
         return path
+    }
+
+    /// Creates (or checks) the run directory and returns its path.
+    static func prepare(for config: Configuration) throws -> String {
+        let directory = try path(for: config)
+        try RunDirectory.prepare(directory)
+        return directory
     }
 }
 

@@ -53,7 +53,7 @@ final class Supervisor {
         do {
             let lock = try NodeLock.acquire(for: config)
             defer { lock.release() }
-            let supervisor = try Supervisor(config: config, runDirectory: lock.runDirectory, signals: signals, logger: logger)
+            let supervisor = try Supervisor(config: config, runDirectory: try RunDirectoryLayout.prepare(for: config), signals: signals, logger: logger)
             return supervisor.loop()
         } catch {
             logger.error("\(error)")
@@ -93,7 +93,7 @@ final class Supervisor {
             throw SupervisorError("worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
         }
         let specs = names.map {
-            ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()])
+            ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()], restoresSnapshots: $0 == "snapshotter")
         }
         let watchdog = notifier.watchdogInterval
         machine = SupervisorStateMachine(children: specs, watchdogInterval: watchdog, randomUnit: { Double.random(in: 0..<1) })
@@ -147,6 +147,8 @@ final class Supervisor {
         switch action {
         case .spawn(let child):
             spawn(child)
+        case .spawnToRestore(let child, let reason):
+            spawn(child, environment: [RestoreRequest.environmentVariable + "=" + reason])
         case .requestStop(let child, let pid):
             if let fd = connections.first(where: { $0.value.worker == child })?.key {
                 send(.stop(reason: "supervisor request"), to: fd)
@@ -175,7 +177,7 @@ final class Supervisor {
 
     // MARK: children
 
-    private func spawn(_ child: String) {
+    private func spawn(_ child: String, environment: [String] = []) {
         var arguments: [String] = []
         if child == "nats" {
             do {
@@ -185,7 +187,7 @@ final class Supervisor {
                 return
             }
         }
-        switch spawner.spawn(child, arguments: arguments, settings: config.workers[child, default: WorkerSettings()]) {
+        switch spawner.spawn(child, arguments: arguments, environment: environment, settings: config.workers[child, default: WorkerSettings()]) {
         case .success(let pid):
             process(.spawned(child: child, pid: pid))
             if child == "nats" { natsProbePending = true }

@@ -89,7 +89,8 @@ final class NodeUnderTest {
         toml: String = "",
         arguments: [String] = [],
         watchdogMicroseconds: Int? = nil,
-        directory: TemporaryDirectory? = nil
+        directory: TemporaryDirectory? = nil,
+        environment extraEnvironment: [String: String] = [:]
     ) throws {
         self.directory = try directory ?? TemporaryDirectory()
         database = self.directory.path + "/node\(nodeID).db"
@@ -109,6 +110,7 @@ final class NodeUnderTest {
             environment.removeValue(forKey: "WATCHDOG_USEC")
         }
         environment.removeValue(forKey: "WATCHDOG_PID")
+        environment.merge(extraEnvironment) { $1 }
         process.environment = environment
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)
