@@ -8,8 +8,9 @@ import IPC
 /// database, `.<db file name>.harmonylite.lock`. Its place derives from the database path alone, so a node
 /// started by systemd (run directory in `RUNTIME_DIRECTORY`) and a command started from a shell (run
 /// directory next to the database) meet on the same lock. The holder writes its pid into the file, so a
-/// refusal names it. The file stays after the lock is released (removing a lock file races with the next
-/// holder); only the flock counts.
+/// refusal names it, and a supervisor its run directory on the next line, so a command from a shell
+/// (`-save-snapshot`) finds the running node's embedded NATS server wherever systemd put it. The file stays
+/// after the lock is released (removing a lock file races with the next holder); only the flock counts.
 struct NodeLock {
     let fd: Int32
     let path: String
@@ -20,7 +21,8 @@ struct NodeLock {
         return config.dataRootDirectory + "/." + fileName + ".harmonylite.lock"
     }
 
-    static func acquire(for config: Configuration) throws -> NodeLock {
+    /// `runDirectory`: recorded for commands from a shell (a supervisor's; nil for `-cleanup`).
+    static func acquire(for config: Configuration, runDirectory: String? = nil) throws -> NodeLock {
         let path = path(for: config)
         var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         if fd < 0 && errno == EACCES {
@@ -34,19 +36,35 @@ struct NodeLock {
             close(fd)
             throw SupervisorError("another harmonylite process (\(holder)) is running for \(config.dbPath): it holds the lock \(path)")
         }
-        let pid = Array("\(getpid())\n".utf8)
-        if ftruncate(fd, 0) == 0 { _ = pwrite(fd, pid, pid.count, 0) }
+        let record = Array("\(getpid())\n\(runDirectory ?? "")\n".utf8)
+        if ftruncate(fd, 0) == 0 { _ = pwrite(fd, record, record.count, 0) }
         return NodeLock(fd: fd, path: path)
     }
 
     /// The pid the holder wrote, if it is there and makes sense (the file is read as untrusted).
     private static func holder(_ fd: Int32) -> Int32? {
-        var buffer = [UInt8](repeating: 0, count: 32)
-        let count = pread(fd, &buffer, buffer.count, 0)
-        guard count > 0 else { return nil }
-        let digits = buffer[0..<count].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
-        guard let pid = Int32(String(decoding: digits, as: UTF8.self)), pid > 0 else { return nil }
+        guard let first = lines(fd).first, let pid = Int32(first), pid > 0 else { return nil }
         return pid
+    }
+
+    /// The run directory the last supervisor recorded, if any. It may be stale (that supervisor stopped):
+    /// callers check for live processes there. The lock is not probed, so a supervisor starting meanwhile is
+    /// never refused because of a reader.
+    static func recordedRunDirectory(for config: Configuration) -> String? {
+        let fd = open(path(for: config), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        let recorded = lines(fd)
+        guard recorded.count >= 2, recorded[1].hasPrefix("/") else { return nil }
+        return recorded[1]
+    }
+
+    /// The file's first lines, read bounded (it is read as untrusted).
+    private static func lines(_ fd: Int32) -> [String] {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = pread(fd, &buffer, buffer.count, 0)
+        guard count > 0 else { return [] }
+        return buffer[0..<count].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
     }
 
     func release() { close(fd) }
@@ -70,12 +88,6 @@ enum RunDirectoryLayout {
         return path
     }
 
-    /// Creates (or checks) the run directory and returns its path.
-    static func prepare(for config: Configuration) throws -> String {
-        let directory = try path(for: config)
-        try RunDirectory.prepare(directory)
-        return directory
-    }
 }
 
 struct SupervisorError: Error, CustomStringConvertible {

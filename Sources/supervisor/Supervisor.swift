@@ -51,9 +51,11 @@ final class Supervisor {
         let logger = Logger(label: "supervisor")
         for warning in loaded.warnings { logger.warning("configuration: \(warning)") }
         do {
-            let lock = try NodeLock.acquire(for: config)
+            let runDirectory = try RunDirectoryLayout.path(for: config)
+            let lock = try NodeLock.acquire(for: config, runDirectory: runDirectory)
             defer { lock.release() }
-            let supervisor = try Supervisor(config: config, runDirectory: try RunDirectoryLayout.prepare(for: config), signals: signals, logger: logger)
+            try RunDirectory.prepare(runDirectory)
+            let supervisor = try Supervisor(config: config, runDirectory: runDirectory, signals: signals, logger: logger)
             return supervisor.loop()
         } catch {
             logger.error("\(error)")

@@ -99,8 +99,9 @@ extension ProcessTests {
 
         /// The node lock lives next to the database whatever the environment: a node started by systemd
         /// (its run directory in RUNTIME_DIRECTORY) refuses a second supervisor and `-cleanup` started from a
-        /// shell (no RUNTIME_DIRECTORY), naming the lock file and the holder's pid. Before: both used the lock
-        /// in their own run directory, so neither was refused.
+        /// shell (no RUNTIME_DIRECTORY), naming the lock file and the holder's pid, and `-save-snapshot` from
+        /// the shell reaches its embedded server. Before: both used the lock in their own run directory, so
+        /// neither was refused, and `-save-snapshot` found no running node.
         @Test func oneLockPerDatabaseWhateverTheEnvironment() throws {
             let directory = try TemporaryDirectory()
             let runtimeDirectory = directory.path + "/run"
@@ -115,6 +116,10 @@ extension ProcessTests {
             #expect(second.status == 1 && second.output.contains(expected), "\(second.output)")
             #expect(try runCommand("/usr/bin/sqlite3", [node.database, "SELECT count(*) FROM sqlite_master WHERE substr(name, 1, 13) = '__harmonylite';"]).output != "0\n",
                     "the refused -cleanup removed nothing")
+            // A command from the shell finds the node's embedded server through the run directory the node
+            // recorded in its lock.
+            let saved = try runCommand(Binaries.supervisor, ["-config", node.configPath, "-save-snapshot"])
+            #expect(saved.status == 0 && saved.output.contains("saved a snapshot of \(node.database)"), "\(saved.output)")
             #expect(node.terminate() == 0)
             let afterStop = try runCommand(Binaries.supervisor, ["-config", node.configPath, "-cleanup"])
             #expect(afterStop.status == 0, "\(afterStop.output)")
