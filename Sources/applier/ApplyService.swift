@@ -29,6 +29,8 @@ final class ApplyService: WorkerLoopHandler {
     private let applier: ChangeApplier
     private let broker: BrokerChannel
     private var pipeline: ApplyPipeline
+    /// Held while this worker runs: no snapshot restore runs under it (`RestoreLock`).
+    private let restoreLock: RestoreLock
 
     private var appliedEvents: Int64 = 0
     private var supersededEvents: Int64 = 0
@@ -41,6 +43,7 @@ final class ApplyService: WorkerLoopHandler {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
+        restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
         let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         self.database = database
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
@@ -155,7 +158,7 @@ final class ApplyService: WorkerLoopHandler {
             self.report(report)
         case .stopForRestore(let gap):
             try? runtime.reportStatus("needs a snapshot restore: \(gap)")
-            throw WorkerExit.restoreNeeded("\(gap); only a snapshot restore at the node's start brings them back")
+            throw WorkerExit.restoreNeeded("\(gap); only a snapshot restore brings them back: the supervisor restores one in place")
         }
         return []
     }

@@ -36,11 +36,14 @@ final class CaptureService: WorkerLoopHandler {
     private let startWatermark: Int64
     private var lastPublishedAt: Int64 = 0
     private var observations = ObservationAccumulator()
+    /// Held while this worker runs: no snapshot restore runs under it (`RestoreLock`).
+    private let restoreLock: RestoreLock
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
+        restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
         (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         reader = try ChangeReader(database: database, installation: installation)
         stamps = StampMaterializer(database: database)

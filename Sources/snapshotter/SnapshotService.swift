@@ -18,7 +18,10 @@ import Glibc
 /// The snapshotter's I/O: executes what `SnapshotPlanner` decides (NATS, the store, the lease, background
 /// jobs, logs, status and ready reports) and tells it the results. At start, before the applier and the
 /// capturer run (the supervisor starts them after this worker is ready), it restores the latest snapshot
-/// when the node needs one; then, while it holds the cluster's snapshot lease, it saves snapshots.
+/// when the node needs one, or when the supervisor asks it to (`RestoreRequest`: an in-place restore); it
+/// restores only while it holds `RestoreLock` exclusively, so a snapshotter restarted while the applier
+/// and the capturer run (a crash, a reload) never restores under them. Then, while it holds the cluster's
+/// snapshot lease, it saves snapshots.
 ///
 /// It also keeps this node's entry in the schema registry current.
 ///
@@ -40,6 +43,10 @@ final class SnapshotService: WorkerLoopHandler {
     /// The newest snapshot this node saved, restored or saw in the store, for /metrics.
     private var newestSnapshot: (createdAt: Int64, size: Int64) = (0, 0)
     private var lastJobSeconds: Double = 0
+    /// Why the supervisor asked this process to restore a snapshot at its start (nil: decide as usual).
+    private let requestedRestore: String?
+    /// Held from the restore decision until ready: the applier and the capturer are not running.
+    private var restoreLock: RestoreLock?
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
@@ -48,6 +55,7 @@ final class SnapshotService: WorkerLoopHandler {
         settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-snapshotter",
                                           heartbeatTimeout: config.workers["snapshotter", default: WorkerSettings()].heartbeatTimeout)
         planner = SnapshotPlanner(settings: PlannerSettings(config))
+        requestedRestore = getenv(RestoreRequest.environmentVariable).flatMap { String(validatingCString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
         let now = monotonicSeconds()
         try execute(planner.start(now: now), now: now)
     }
@@ -110,6 +118,19 @@ final class SnapshotService: WorkerLoopHandler {
                 return planner.connectFailed("\(error)", now: now)
             }
         case .decideRestore:
+            if restoreLock == nil {
+                do {
+                    restoreLock = try RestoreLock.takeForRestore(runDirectory: runtime.runDirectory)
+                } catch {
+                    return planner.restoreUndecided(RestoreDecisionError(.localStateUnreadable, "\(error)"), now: now)
+                }
+            }
+            guard restoreLock != nil else {
+                let why = "the applier or the capturer is running (they hold \(RestoreLock.path(runDirectory: runtime.runDirectory)))"
+                if let requestedRestore { logger.warning("a restore was asked for (\(requestedRestore)), but \(why): not restoring under them") }
+                return planner.restoreDeclined(why, now: now)
+            }
+            if let requestedRestore { return planner.restoreDecided(reason: "the supervisor asked for one: \(requestedRestore)", now: now) }
             do {
                 return planner.restoreDecided(reason: try restoreReason(), now: now)
             } catch {
@@ -171,6 +192,7 @@ final class SnapshotService: WorkerLoopHandler {
                 return planner.schemaRegistryWriteFailed("\(error)", now: now)
             }
         case .reportReady(let summary):
+            restoreLock = nil
             try? runtime.reportReady(summary)
             return []
         case .reportStatus(let text):
@@ -180,6 +202,7 @@ final class SnapshotService: WorkerLoopHandler {
             logger.log(level: level.loggerLevel, "\(text)")
             return []
         case .stop(let reason):
+            restoreLock = nil
             throw WorkerExit.failed(reason)
         }
     }

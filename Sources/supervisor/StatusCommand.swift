@@ -29,6 +29,7 @@ enum StatusCommand {
     /// The running node's control socket: in the run directory the node lock lives in (found the same way
     /// `NodeLock.acquire` finds it, so `-status` works under systemd's `RUNTIME_DIRECTORY` too).
     static func controlSocketPath(for config: Configuration) throws -> String {
-        try RunDirectoryLayout.path(for: config) + "/" + ControlChannel.socketName
+        // The running node's own run directory (recorded in its lock, so a shell finds a node systemd runs).
+        try (NodeLock.recordedRunDirectory(for: config) ?? RunDirectoryLayout.path(for: config)) + "/" + ControlChannel.socketName
     }
 }

@@ -55,9 +55,11 @@ final class Supervisor {
         let logger = Logger(label: "supervisor")
         for warning in loaded.warnings { logger.warning("configuration: \(warning)") }
         do {
-            let lock = try NodeLock.acquire(for: config)
+            let runDirectory = try RunDirectoryLayout.path(for: config)
+            let lock = try NodeLock.acquire(for: config, runDirectory: runDirectory)
             defer { lock.release() }
-            let supervisor = try Supervisor(config: config, runDirectory: lock.runDirectory, signals: signals, logger: logger)
+            try RunDirectory.prepare(runDirectory)
+            let supervisor = try Supervisor(config: config, runDirectory: runDirectory, signals: signals, logger: logger)
             return supervisor.loop()
         } catch {
             logger.error("\(error)")
@@ -100,7 +102,7 @@ final class Supervisor {
             throw SupervisorError("worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
         }
         let specs = names.map {
-            ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()])
+            ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()], restoresSnapshots: $0 == "snapshotter")
         }
         let watchdog = notifier.watchdogInterval
         machine = SupervisorStateMachine(children: specs, watchdogInterval: watchdog, randomUnit: { Double.random(in: 0..<1) })
@@ -159,6 +161,8 @@ final class Supervisor {
         switch action {
         case .spawn(let child):
             spawn(child)
+        case .spawnToRestore(let child, let reason):
+            spawn(child, environment: [RestoreRequest.environmentVariable + "=" + reason])
         case .requestStop(let child, let pid):
             if let fd = connections.first(where: { $0.value.worker == child })?.key {
                 send(.stop(reason: stopReason), to: fd)
@@ -187,7 +191,7 @@ final class Supervisor {
 
     // MARK: children
 
-    private func spawn(_ child: String) {
+    private func spawn(_ child: String, environment: [String] = []) {
         var arguments: [String] = []
         if child == "nats" {
             do {
@@ -197,7 +201,7 @@ final class Supervisor {
                 return
             }
         }
-        switch spawner.spawn(child, arguments: arguments, settings: config.workers[child, default: WorkerSettings()]) {
+        switch spawner.spawn(child, arguments: arguments, environment: environment, settings: config.workers[child, default: WorkerSettings()]) {
         case .success(let pid):
             process(.spawned(child: child, pid: pid))
             if child == "nats" { natsProbePending = true }

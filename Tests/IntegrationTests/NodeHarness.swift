@@ -90,7 +90,8 @@ final class NodeUnderTest {
         arguments: [String] = [],
         watchdogMicroseconds: Int? = nil,
         directory: TemporaryDirectory? = nil,
-        logToJournal: Bool = false
+        logToJournal: Bool = false,
+        environment extraEnvironment: [String: String] = [:]
     ) throws {
         self.directory = try directory ?? TemporaryDirectory()
         database = self.directory.path + "/node\(nodeID).db"
@@ -110,6 +111,7 @@ final class NodeUnderTest {
             environment.removeValue(forKey: "WATCHDOG_USEC")
         }
         environment.removeValue(forKey: "WATCHDOG_PID")
+        environment.merge(extraEnvironment) { $1 }
         process.environment = environment
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)
