@@ -26,8 +26,8 @@ enum StatusCommand {
         return json ? report : StatusText.render(try NodeView.decode(json: report))
     }
 
-    /// The running node's control socket: in the run directory the node lock lives in (found the same way
-    /// `NodeLock.acquire` finds it, so `-status` works under systemd's `RUNTIME_DIRECTORY` too).
+    /// The running node's control socket, in the run directory its node lock records (so `-status` from a
+    /// shell finds a node systemd runs with `RUNTIME_DIRECTORY`), else where this environment puts it.
     static func controlSocketPath(for config: Configuration) throws -> String {
         // The running node's own run directory (recorded in its lock, so a shell finds a node systemd runs).
         try (NodeLock.recordedRunDirectory(for: config) ?? RunDirectoryLayout.path(for: config)) + "/" + ControlChannel.socketName
