@@ -39,10 +39,7 @@ final class BrokerService: WorkerLoopHandler {
     private var fetchers: [String: ShardFetcher] = [:]
 
     private var delivered: Int64 = 0
-    private var nextIdentityCheck = 0.0
-    private var lastIdentityCheck = -Double.infinity
-    static let identityCheckInterval = 10.0
-    static let failingIdentityCheckInterval = 2.0
+    private var streamWatcher: StreamWatcher?
 
     private final class Peer {
         let connection: FrameConnection
@@ -66,6 +63,7 @@ final class BrokerService: WorkerLoopHandler {
     }
 
     func drain() {
+        streamWatcher?.stop()
         stopFetchers()
         close(listener)
     }
@@ -87,6 +85,7 @@ final class BrokerService: WorkerLoopHandler {
     var counters: [ControlMessage.Counter] {
         [.init("nats_connected", connection?.isConnected == true ? 1 : 0), .init("published_batches", correlation.confirmedBatches),
          .init("publish_failures", correlation.failedBatches), .init("delivered_messages", delivered)]
+            + (streamWatcher?.current ?? [:]).sorted { $0.key < $1.key }.map { .init("stream_last_sequence/" + $0.key, Int64(clamping: $0.value)) }
     }
 
     func handle(readable: [pollfd], now: Double) throws {
@@ -102,20 +101,11 @@ final class BrokerService: WorkerLoopHandler {
 
     func tick(now: Double) throws {
         try perform(schedule.tick(now: now, linkUp: connection?.isConnected == true), now: now)
-        var failing: [ShardFetcher] = []
         for fetcher in fetchers.values.sorted(by: { $0.stream < $1.stream }) {
-            guard let failure = fetcher.takeFailure() else { continue }
-            logger.warning("consuming a shard stream failed", metadata: ["stream": "\(fetcher.stream)", "error": "\(failure)"])
-            failing.append(fetcher)
-        }
-        // A stream deleted under its consumer may show as failing fetches or as none arriving at all: the
-        // identities are looked at every `identityCheckInterval`, a failing stream's sooner (each look is a
-        // JetStream request on this thread, so not at every failure).
-        guard connection?.isConnected == true else { return }
-        if now >= nextIdentityCheck {
-            checkIdentities(of: fetchers.values.sorted { $0.stream < $1.stream }, now: now)
-        } else if !failing.isEmpty && now >= lastIdentityCheck + Self.failingIdentityCheckInterval {
-            checkIdentities(of: failing, now: now)
+            if let failure = fetcher.takeFailure() {
+                logger.warning("consuming a shard stream failed", metadata: ["stream": "\(fetcher.stream)", "error": "\(failure)"])
+            }
+            checkIdentity(of: fetcher)
         }
     }
 
@@ -158,6 +148,9 @@ final class BrokerService: WorkerLoopHandler {
                     let failedAt = monotonicSeconds()
                     try perform(schedule.streamsNotReady(reason: "\(error)", now: failedAt), now: failedAt)
                     continue
+                }
+                if streamWatcher == nil, let connection {
+                    streamWatcher = StreamWatcher(connection: connection, streams: (1...config.replicationLog.shards).map { streamSpecification($0).name })
                 }
                 try perform(schedule.streamsPrepared(), now: now)
             case .reportReady:
@@ -221,20 +214,15 @@ final class BrokerService: WorkerLoopHandler {
     }
 
     /// The stream under a consumer may have been deleted (its consumer with it) and created again, by hand
-    /// or by a broker after the only server of an R1 stream lost it. The applier is told a new identity
-    /// (once): it decides what the cursor is worth there and subscribes again. JetStream not answering ends
-    /// the round (the next one is due later).
-    private func checkIdentities(of checked: [ShardFetcher], now: Double) {
-        lastIdentityCheck = now
-        nextIdentityCheck = now + Self.identityCheckInterval
-        guard let connection else { return }
-        for fetcher in checked {
-            guard let state = try? connection.streamState(fetcher.stream) else { return }
-            guard state.created != fetcher.created, fetcher.reportedIdentity.exchange(state.created, ordering: .relaxed) != state.created else { continue }
-            logger.error("the shard stream was replaced under its consumer (deleted and created again, or lost with its only server)",
-                         metadata: ["stream": "\(fetcher.stream)", "created": "\(state.created)", "consumer_created_for": "\(fetcher.created)"])
-            reply(to: applier, .consuming(stream: fetcher.stream, created: state.created))
-        }
+    /// or by a broker after the only server of an R1 stream lost it: its fetches fail, or simply find
+    /// nothing. The stream watcher's latest identity tells; the applier is told a new one (once), decides
+    /// what the cursor is worth there and subscribes again.
+    private func checkIdentity(of fetcher: ShardFetcher) {
+        guard let current = streamWatcher?.identities[fetcher.stream], current != 0, current != fetcher.created,
+              fetcher.reportedIdentity.exchange(current, ordering: .relaxed) != current else { return }
+        logger.error("the shard stream was replaced under its consumer (deleted and created again, or lost with its only server)",
+                     metadata: ["stream": "\(fetcher.stream)", "created": "\(current)", "consumer_created_for": "\(fetcher.created)"])
+        reply(to: applier, .consuming(stream: fetcher.stream, created: current))
     }
 
     private func stopFetchers() {

@@ -32,11 +32,18 @@ final class CaptureService: WorkerLoopHandler {
     private let cutting = MessageCutting(maximumBytes: MessageCutting.eventBytes(inMessagesOf: DataMessage.maximumPublishBytes))
     /// Rows refused for their size since the capturer started.
     private var oversizedRows: Int64 = 0
+    /// The watermark at start: rows published since are the watermark's advance (one change-log entry per row).
+    private let startWatermark: Int64
+    private var lastPublishedAt: Int64 = 0
+    private var observations = ObservationAccumulator()
+    /// Held while this worker runs: no snapshot restore runs under it (`RestoreLock`).
+    private let restoreLock: RestoreLock
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
+        restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
         (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         reader = try ChangeReader(database: database, installation: installation)
         stamps = StampMaterializer(database: database)
@@ -49,6 +56,7 @@ final class CaptureService: WorkerLoopHandler {
         settings.cleanupInterval = Double(max(config.cleanupInterval, 100)) / 1000
         settings.firstBatchID = UInt64(max(0, wallClockNanoseconds()))
         pipeline = CapturePipeline(settings: settings, watermark: try PublishWatermark.read(database), now: monotonicSeconds())
+        startWatermark = pipeline.watermark
         report(installation)
         try runtime.reportReady("capturing \(installation.catalog.replicated.count) table(s)" + (config.publish ? "" : "; publish=false: changes are captured, never sent"))
     }
@@ -73,10 +81,16 @@ final class CaptureService: WorkerLoopHandler {
 
     /// Asked once per heartbeat.
     var counters: [ControlMessage.Counter] {
+        let started = monotonicSeconds()
         let pending = (try? PublishWatermark.lastQueuedID(in: database)).map { max(0, $0 - pipeline.watermark) } ?? 0
+        observations.record(.countChanges, monotonicSeconds() - started)
         return [.init("published", pipeline.publishedBatches), .init("pending_publish", pending),
-                .init("batches_in_flight", Int64(pipeline.inFlight.count)), .init("oversized_rows", oversizedRows)]
+                .init("batches_in_flight", Int64(pipeline.inFlight.count)), .init("oversized_rows", oversizedRows),
+                .init("published_rows", max(0, pipeline.watermark - startWatermark)), .init("last_published_unix_ms", lastPublishedAt),
+                .init("tables_tracked", Int64(installation.catalog.replicated.count))]
     }
+
+    func takeObservations() -> [Observations] { observations.take() }
 
     func handle(readable: [pollfd], now: Double) throws {
         for descriptor in readable {
@@ -114,6 +128,7 @@ final class CaptureService: WorkerLoopHandler {
                 do {
                     try storeWatermark(id)
                     pipeline.watermarkStored(id)
+                    lastPublishedAt = wallClockMilliseconds()
                 } catch {
                     logger.error("cannot store the publish watermark; trying again in 1 s", metadata: ["error": "\(error)"])
                     pipeline.watermarkStoreFailed(now: now)
@@ -150,7 +165,9 @@ final class CaptureService: WorkerLoopHandler {
             schemaVersion = try database.scalarInteger("PRAGMA schema_version")
             report(installation)
         }
+        let scanStarted = monotonicSeconds()
         let read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges))
+        observations.record(.scanChanges, monotonicSeconds() - scanStarted)
         guard let through = read.throughID else { return .nothingNew }
         if read.skipped > 0 { logger.debug("skipped \(read.skipped) change-log entries of tables no longer replicated") }
         return .read(throughID: through, batches: config.publish ? batches(read.events) : [])

@@ -6,14 +6,15 @@ import Glibc
 
 /// How a one-shot command (`-save-snapshot`, `-schema-status-cluster`) reaches NATS the way the node
 /// does: `nats.urls`, or — with the embedded server — the server of the node running for this database
-/// (its client port is read from the ports file nats-server writes into the run directory).
+/// (its client port is read from the ports file nats-server writes into the run directory; the running
+/// supervisor recorded that directory in its node lock, so it is found under systemd as from a shell).
 enum RunningNodeNATS {
     /// `purpose` ends the message when no node runs: "the snapshot is uploaded through …", say.
     static func clientURLs(_ config: Configuration, command: String, purpose: String) throws(CommandError) -> [String] {
         guard config.nats.urls.isEmpty else { return config.nats.urls }
         let directory: String
         do {
-            directory = try RunDirectoryLayout.path(for: config)
+            directory = try NodeLock.recordedRunDirectory(for: config) ?? RunDirectoryLayout.path(for: config)
         } catch {
             throw CommandError("cannot find the node's run directory: \(error)")
         }
