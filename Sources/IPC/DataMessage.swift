@@ -22,6 +22,9 @@ public enum DataMessage: Equatable, Sendable {
     case deliver([Delivery])
     /// Applier → broker: everything up to `sequence` of `stream` is committed to the database.
     case applied(Position)
+    /// Broker → applier: the stream confirmed (asked after a jump) that it no longer holds `missing`; the
+    /// next delivery of `stream` comes after them. A jump without this is the consumer's, not the stream's.
+    case gone(stream: String, missing: ClosedRange<UInt64>)
 
     public enum Role: UInt8, Sendable { case capturer = 1, applier = 2 }
 
@@ -74,7 +77,7 @@ public enum DataMessage: Equatable, Sendable {
 
     enum TypeByte: UInt8 {
         case hello = 0x20, publish = 0x21, published = 0x22, publishFailed = 0x23
-        case subscribe = 0x30, credit = 0x31, deliver = 0x32, applied = 0x33
+        case subscribe = 0x30, credit = 0x31, deliver = 0x32, applied = 0x33, gone = 0x34
     }
 
     public var frame: Frame {
@@ -121,6 +124,11 @@ public enum DataMessage: Equatable, Sendable {
             type = .applied
             w.write(position.stream)
             w.write(position.sequence)
+        case .gone(let stream, let missing):
+            type = .gone
+            w.write(stream)
+            w.write(missing.lowerBound)
+            w.write(missing.upperBound)
         }
         return Frame(type: type.rawValue, body: w.bytes)
     }
@@ -158,6 +166,12 @@ public enum DataMessage: Equatable, Sendable {
                 self = .deliver(deliveries)
             case .applied:
                 self = .applied(Position(stream: try r.readString(), sequence: try r.readUInt64()))
+            case .gone:
+                let stream = try r.readString()
+                let first = try r.readUInt64()
+                let last = try r.readUInt64()
+                guard first <= last else { throw IPCError(.malformedBody(messageType: frame.type, reason: "gone range \(first)…\(last) is empty")) }
+                self = .gone(stream: stream, missing: first...last)
             }
         } catch let error as IPCError {
             throw error

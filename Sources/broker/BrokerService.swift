@@ -195,8 +195,7 @@ final class BrokerService: WorkerLoopHandler {
                 logger.error("a shard stream no longer holds messages this node has not applied: it needs a snapshot restore (messages are kept up to replication_log.max_entries)",
                              metadata: ["stream": "\(spec.name)", "missing": "\(after + 1)…\(state.firstSequence - 1)"])
             }
-            let consumer = try PullConsumer(connection: connection, stream: spec.name, subject: spec.subject, durable: "\(config.nodeName)-\(shard)", afterSequence: after)
-            let fetcher = ShardFetcher(stream: spec.name, consumer: consumer, credit: credit)
+            let fetcher = try ShardFetcher(connection: connection, stream: spec.name, subject: spec.subject, durable: "\(config.nodeName)-\(shard)", after: after, credit: credit)
             fetcher.start(queue: deliveries)
             fetchers[spec.name] = fetcher
         }
@@ -261,7 +260,7 @@ final class BrokerService: WorkerLoopHandler {
         case (.applier, .credit(let count)):
             credit.grant(count)
         case (.applier, .applied(let position)):
-            fetchers[position.stream]?.consumer.acknowledge(through: position.sequence)
+            fetchers[position.stream]?.acknowledge(through: position.sequence)
         default:
             throw IPCError(.handshakeFailed("unexpected \(message) from \(peer.role.map { "\($0)" } ?? "an unidentified peer")"))
         }
@@ -293,10 +292,26 @@ final class BrokerService: WorkerLoopHandler {
         }
     }
 
+    /// Hands fetched batches to the applier, each after the ranges its stream confirmed gone before it. A
+    /// batch of a fetcher stopped since (the applier subscribed again) is dropped: the new consumers deliver
+    /// from the applier's cursor, and a stale batch could only look like a jump.
     private func forwardDeliveries() {
-        for batch in deliveries.drain() {
-            delivered += Int64(batch.count)
-            reply(to: applier, .deliver(batch))
+        for event in deliveries.drain() {
+            switch event {
+            case .batch(let fetcher, let gone, let held, let batch):
+                guard let stream = batch.first?.stream, fetchers[stream] === fetcher, !fetcher.isStopped else { continue }
+                for range in gone {
+                    logger.warning("messages are gone from the shard stream before this node applied them (trimmed by replication_log.max_entries, or deleted)",
+                                   metadata: ["stream": "\(stream)", "missing": "\(range.lowerBound)…\(range.upperBound)",
+                                              "stream_holds": held.map { "\($0.firstSequence)…\($0.lastSequence)" } ?? "unknown"])
+                    reply(to: applier, .gone(stream: stream, missing: range))
+                }
+                delivered += Int64(batch.count)
+                reply(to: applier, .deliver(batch))
+            case .consumingAgain(let stream, let from, let why, let consumer):
+                logger.warning("consuming the shard stream again from the first message not received: \(why)",
+                               metadata: ["stream": "\(stream)", "from": "\(from)", "consumer": "\(consumer.map { "\($0)" } ?? "unknown")"])
+            }
         }
     }
 
