@@ -101,46 +101,12 @@ final class ShardFetcher: Sendable {
     /// `DataMessage.maximumDeliveryBytes` in all, so what it got always fits one IPC frame.
     func start(queue: DeliveryQueue) {
         let thread = Thread { [self] in
-            var continuity = DeliveryContinuity(after: after)
-            var restartAfter: UInt64?
-            var idleSince = monotonicSeconds()
-            while credit.take(unless: { stopped.load(ordering: .relaxed) }) {
+            var state = LoopState(continuity: DeliveryContinuity(after: after), idleSince: monotonicSeconds())
+            while credit.take(unless: { isStopped }) {
                 var delivered = false
-                while !delivered && !stopped.load(ordering: .relaxed) {
+                while !delivered && !isStopped {
                     do {
-                        if let sequence = restartAfter {
-                            try replaceConsumer(after: sequence)
-                            restartAfter = nil
-                        }
-                        let current = consumer.withLock { $0 }
-                        let messages = try current.fetch(maximum: DataMessage.maximumDeliveriesPerMessage, maximumBytes: DataMessage.maximumDeliveryBytes,
-                                                         waitMilliseconds: Self.longPollMilliseconds)
-                        // A fetcher stopped during its long poll hands nothing on: a newer fetcher may serve
-                        // the applier by now, and these messages are delivered again from its cursor.
-                        guard !stopped.load(ordering: .relaxed) else { continue }
-                        if messages.isEmpty {
-                            guard monotonicSeconds() - idleSince >= Self.idleCheckSeconds else { continue }
-                            idleSince = monotonicSeconds()
-                            let state = try connection.consumerState(stream: stream, consumer: durable)
-                            if case .consumeAgain(let sequence) = continuity.idle(consumerDelivered: state.deliveredStreamSequence) {
-                                queue.push(.consumingAgain(stream: stream, from: sequence + 1, why: "the consumer counts messages as delivered that never arrived", consumer: state))
-                                restartAfter = sequence
-                            }
-                            continue
-                        }
-                        idleSince = monotonicSeconds()
-                        switch try settle(messages, &continuity) {
-                        case .handOn(let gone):
-                            let held = gone.isEmpty ? nil : try? connection.streamState(stream)
-                            queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, payload: $0.payload) }))
-                            delivered = true
-                        case .consumeAgain(let sequence):
-                            let state = try? connection.consumerState(stream: stream, consumer: durable)
-                            queue.push(.consumingAgain(stream: stream, from: sequence + 1, why: "the consumer skipped messages the stream still holds", consumer: state))
-                            restartAfter = sequence
-                        case .ask:
-                            break
-                        }
+                        delivered = try fetchOnce(&state, queue: queue)
                     } catch {
                         failures.withLock { $0 = "\(error)" }
                         Thread.sleep(forTimeInterval: 0.5)
@@ -151,6 +117,58 @@ final class ShardFetcher: Sendable {
         }
         thread.name = "fetch " + stream
         thread.start()
+    }
+
+    /// The fetcher thread's own state.
+    private struct LoopState {
+        var continuity: DeliveryContinuity
+        /// Replace the consumer with one that delivers after this sequence before the next fetch.
+        var replaceAfter: UInt64?
+        /// The last delivery or idle check.
+        var idleSince: Double
+    }
+
+    /// One fetch, checked; true when a batch was queued for the applier.
+    private func fetchOnce(_ state: inout LoopState, queue: DeliveryQueue) throws(NATSError) -> Bool {
+        if let sequence = state.replaceAfter {
+            try replaceConsumer(after: sequence)
+            state.replaceAfter = nil
+        }
+        let messages = try consumer.withLock { $0 }.fetch(maximum: DataMessage.maximumDeliveriesPerMessage, maximumBytes: DataMessage.maximumDeliveryBytes,
+                                                          waitMilliseconds: Self.longPollMilliseconds)
+        // A fetcher stopped during its long poll hands nothing on: a newer fetcher may serve the applier by
+        // now, and these messages are delivered again from its cursor.
+        guard !isStopped else { return false }
+        guard !messages.isEmpty else {
+            try checkIdle(&state, queue: queue)
+            return false
+        }
+        state.idleSince = monotonicSeconds()
+        switch try settle(messages, &state.continuity) {
+        case .handOn(let gone):
+            let held = gone.isEmpty ? nil : try? connection.streamState(stream)
+            queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, payload: $0.payload) }))
+            return true
+        case .consumeAgain(let sequence):
+            let consumerState = try? connection.consumerState(stream: stream, consumer: durable)
+            queue.push(.consumingAgain(stream: stream, from: sequence + 1, why: "the consumer skipped messages the stream still holds", consumer: consumerState))
+            state.replaceAfter = sequence
+            return false
+        case .ask:
+            return false  // not reached: `settle` asks until the stream answered
+        }
+    }
+
+    /// After an empty long poll, every `idleCheckSeconds`: whether the consumer counts as delivered messages
+    /// this fetcher never received.
+    private func checkIdle(_ state: inout LoopState, queue: DeliveryQueue) throws(NATSError) {
+        guard monotonicSeconds() - state.idleSince >= Self.idleCheckSeconds else { return }
+        state.idleSince = monotonicSeconds()
+        let consumerState = try connection.consumerState(stream: stream, consumer: durable)
+        if case .consumeAgain(let sequence) = state.continuity.idle(consumerDelivered: consumerState.deliveredStreamSequence) {
+            queue.push(.consumingAgain(stream: stream, from: sequence + 1, why: "the consumer counts messages as delivered that never arrived", consumer: consumerState))
+            state.replaceAfter = sequence
+        }
     }
 
     /// Checks one fetched batch, asking the stream about every jump: `handOn` or `consumeAgain`. An error
