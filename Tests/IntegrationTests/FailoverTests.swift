@@ -57,11 +57,13 @@ final class ExternalNATSNodes {
         return result.output
     }
 
-    /// Copies every node's and server's log to a directory that outlives the test; returns its path.
+    /// Copies every node's log and database and every server's log to a directory that outlives the test;
+    /// returns its path.
     func keepLogs() -> String {
         let kept = "/tmp/hl-failover-logs-\(getpid())-\(Int(Date().timeIntervalSince1970))"
         try? FileManager.default.createDirectory(atPath: kept, withIntermediateDirectories: true)
-        let logs = nodes.compactMap { $0?.logPath } + nats.servers.map(\.log)
+        let databases = nodes.indices.flatMap { [path($0), path($0) + "-wal"] }
+        let logs = nodes.compactMap { $0?.logPath } + nats.servers.map(\.log) + databases
         for log in logs { try? FileManager.default.copyItem(atPath: log, toPath: kept + "/" + (log as NSString).lastPathComponent) }
         return kept
     }
@@ -154,7 +156,7 @@ extension ProcessTests {
                 kills.append("round \(round + 1): killed \(cluster.nats.servers[victim].name), \(kind) of shard \(shard), at \(writers.map(\.rows)) rows")
                 Thread.sleep(forTimeInterval: 2)
                 try cluster.nats.start(victim)
-                #expect(cluster.nats.waitUntilHealthy(timeout: 90), "round \(round + 1): the cluster did not recover\n\(cluster.nats.logTails())")
+                #expect(cluster.nats.waitUntilHealthy(timeout: 240), "round \(round + 1): the cluster did not recover\n\(cluster.nats.logTails())")
             }
             Thread.sleep(forTimeInterval: 2)
             writers.forEach { $0.stop() }
