@@ -57,14 +57,16 @@ final class ExternalNATSNodes {
         return result.output
     }
 
-    /// Copies every node's log and database and every server's log to a directory that outlives the test;
-    /// returns its path.
+    /// Copies every node's log and database and every server's log and store to a directory that outlives
+    /// the test; returns its path.
     func keepLogs() -> String {
         let kept = "/tmp/hl-failover-logs-\(getpid())-\(Int(Date().timeIntervalSince1970))"
         try? FileManager.default.createDirectory(atPath: kept, withIntermediateDirectories: true)
         let databases = nodes.indices.flatMap { [path($0), path($0) + "-wal"] }
         let logs = nodes.compactMap { $0?.logPath } + nats.servers.map(\.log) + databases
-        for log in logs { try? FileManager.default.copyItem(atPath: log, toPath: kept + "/" + (log as NSString).lastPathComponent) }
+        // The servers' stores too: which replica holds what at a sequence is the question after a loss.
+        let stores = nats.servers.map(\.storeDirectory)
+        for file in logs + stores { try? FileManager.default.copyItem(atPath: file, toPath: kept + "/" + (file as NSString).lastPathComponent) }
         return kept
     }
 
