@@ -21,8 +21,12 @@ import IPC
 ///   stores its cursor in the same transaction; one with only the node's own batches stores none, and the
 ///   cursor is stored on its own `cursorInterval` later (every write of ours can make the application's
 ///   writer wait for the lock). The seq map mirrors the stored cursor at most every `seqMapInterval`.
-/// - Gaps: a jump in a stream's sequence means messages are gone. With snapshots the worker stops for a
-///   restore; without, it says so once per stream and goes on.
+/// - Gaps: a jump in a stream's sequence is a verdict only when the broker says the stream confirmed it
+///   (`gone`: the broker asked the stream, which no longer holds those messages). Then with snapshots the
+///   worker stops for a restore; without, it says so once per stream and goes on. A jump the stream did not
+///   confirm is the consumer's doing, never a loss: the pipeline subscribes again from the cursor.
+/// - Acknowledgements (AckAll) name the cursor: a contiguous prefix of applied or parked messages, or past a
+///   range the stream confirmed gone. So a message never delivered is never acknowledged by a later one.
 /// - Stream identity: before a consumer's first delivery the broker says which stream it consumes
 ///   (`consuming`: its creation time). The first identity seen is recorded with the cursor; another one
 ///   later means the stream was deleted and created again, and the cursor means nothing there. With
@@ -81,8 +85,8 @@ public struct ApplyPipeline: Sendable {
     private var groupsFormed: UInt64 = 0
     private var outstanding: Operation?
     private var reportedGaps: Set<String> = []
-    /// Jumps already answered by consuming again from the cursor (stream and first missing sequence).
-    private var recheckedGaps: Set<String> = []
+    /// Ranges the broker said the stream no longer holds, on this connection, by stream.
+    private var confirmedGone: [String: [ClosedRange<UInt64>]] = [:]
     /// The schema version and retry request last observed (nil: none yet).
     private var observedSchema: ObservedSchema?
     private var parkedRetryWanted = false
@@ -160,9 +164,17 @@ public struct ApplyPipeline: Sendable {
         streams[stream] = created
         progress.restart(stream)
         reportedGaps.remove(stream)
+        confirmedGone[stream] = nil
         startConnection()
         let positions = cursor.sorted { $0.key < $1.key }.map { DataMessage.Position(stream: $0.key, sequence: $0.value) }
         return [.restartStream(replacement), .report(.streamRestarted(replacement)), .subscribe(cursor: positions), .grantCredit(settings.credit)]
+    }
+
+    /// The broker asked the stream after a jump: it no longer holds `missing` (the next delivery of `stream`
+    /// comes after them).
+    public mutating func gone(stream: String, missing: ClosedRange<UInt64>, now: Double) -> [Action] {
+        confirmedGone[stream, default: []].append(missing)
+        return nextOperation(now: now)
     }
 
     /// The group is committed with its cursor; `wroteCursor` is false when nothing in it was to apply (only
@@ -321,6 +333,7 @@ public struct ApplyPipeline: Sendable {
             lanes[stream]?.oneAtATime = false
         }
         framesLeft.removeAll()
+        confirmedGone.removeAll()
     }
 
     /// The next operation, if one is due and none is outstanding, after what that decision entails.
@@ -345,10 +358,8 @@ public struct ApplyPipeline: Sendable {
                 if let write = progress.due(now: now) { actions.append(start(.write(write))) }
                 return actions
             case .recheck(let gap):
-                // A jump in delivered sequences is a question before it is a verdict: after a NATS server
-                // failover the consumer can skip messages the stream still holds. Consume again from the
-                // cursor once; only the same jump again means the stream really lost them.
-                recheckedGaps.insert(gap.recheckKey)
+                // The stream did not say these are gone: the consumer skipped them (the broker normally
+                // catches that itself). Consume again from the cursor; never a verdict without the stream.
                 startConnection()
                 let positions = cursor.sorted { $0.key < $1.key }.map { DataMessage.Position(stream: $0.key, sequence: $0.value) }
                 return actions + [.report(.recheckingGap(gap)), .subscribe(cursor: positions), .grantCredit(settings.credit)]
@@ -380,7 +391,7 @@ public struct ApplyPipeline: Sendable {
         /// The first queued deliveries of these streams were applied before (redelivered): only to acknowledge.
         case alreadyApplied([String: Int])
         case restore(SequenceGap)
-        /// A jump not seen before: consume again from the cursor before calling it a gap.
+        /// A jump the stream did not confirm: consume again from the cursor.
         case recheck(SequenceGap)
     }
 
@@ -401,7 +412,7 @@ public struct ApplyPipeline: Sendable {
                 let position = reached[stream] ?? 0
                 if delivery.sequence > position + 1 {
                     let gap = SequenceGap(stream: stream, missing: position + 1...delivery.sequence - 1)
-                    if !recheckedGaps.contains(gap.recheckKey) {
+                    guard confirmedGone[stream, default: []].contains(where: { $0.contains(gap.missing.lowerBound) && $0.contains(gap.missing.upperBound) }) else {
                         if count == 0 { return .recheck(gap) }
                         break
                     }

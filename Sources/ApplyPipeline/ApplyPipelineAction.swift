@@ -82,7 +82,8 @@ extension ApplyPipeline {
         case parkedRetried(applied: Int, remaining: Int)
         /// The dead-letter table could not be read or changed for a retry (log error).
         case parkedRetryFailed(reason: String)
-        /// Delivered sequences jumped: consuming again from the cursor before deciding they are gone (log warning).
+        /// Delivered sequences jumped over messages the stream did not say are gone: consuming again from the
+        /// cursor (log warning).
         case recheckingGap(SequenceGap)
         /// Messages are gone and snapshots are off: lost on this node (log error, once per stream).
         case messagesLost(SequenceGap)
@@ -91,14 +92,11 @@ extension ApplyPipeline {
     }
 }
 
-/// Messages of a stream that are gone before this node applied them: stream sequences have no holes, so a
-/// jump means JetStream discarded them (limits, max_entries).
+/// Messages of a stream that are gone before this node applied them (limits, max_entries), as the stream
+/// itself confirmed; before that, a jump is only a question (see `ApplyPipeline`).
 public struct SequenceGap: Error, Equatable, Sendable, CustomStringConvertible {
     public var stream: String
     public var missing: ClosedRange<UInt64>
-
-    /// Identifies the jump for "asked once already".
-    var recheckKey: String { "\(stream):\(missing.lowerBound)" }
 
     public var description: String {
         "messages \(missing.lowerBound)…\(missing.upperBound) of \(stream) are gone from the stream before this node applied them"

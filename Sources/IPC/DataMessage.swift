@@ -26,6 +26,9 @@ public enum DataMessage: Equatable, Sendable {
     /// a running one changed. `created` is the stream's identity (JetStream's creation time, ns since
     /// 1970): another one than the cursor's means the stream was deleted and created again.
     case consuming(stream: String, created: UInt64)
+    /// Broker → applier: the stream confirmed (asked after a jump) that it no longer holds `missing`; the
+    /// next delivery of `stream` comes after them. A jump without this is the consumer's, not the stream's.
+    case gone(stream: String, missing: ClosedRange<UInt64>)
 
     public enum Role: UInt8, Sendable { case capturer = 1, applier = 2 }
 
@@ -78,7 +81,7 @@ public enum DataMessage: Equatable, Sendable {
 
     enum TypeByte: UInt8 {
         case hello = 0x20, publish = 0x21, published = 0x22, publishFailed = 0x23
-        case subscribe = 0x30, credit = 0x31, deliver = 0x32, applied = 0x33, consuming = 0x34
+        case subscribe = 0x30, credit = 0x31, deliver = 0x32, applied = 0x33, consuming = 0x34, gone = 0x35
     }
 
     public var frame: Frame {
@@ -129,6 +132,11 @@ public enum DataMessage: Equatable, Sendable {
             type = .consuming
             w.write(stream)
             w.write(created)
+        case .gone(let stream, let missing):
+            type = .gone
+            w.write(stream)
+            w.write(missing.lowerBound)
+            w.write(missing.upperBound)
         }
         return Frame(type: type.rawValue, body: w.bytes)
     }
@@ -168,6 +176,12 @@ public enum DataMessage: Equatable, Sendable {
                 self = .applied(Position(stream: try r.readString(), sequence: try r.readUInt64()))
             case .consuming:
                 self = .consuming(stream: try r.readString(), created: try r.readUInt64())
+            case .gone:
+                let stream = try r.readString()
+                let first = try r.readUInt64()
+                let last = try r.readUInt64()
+                guard first <= last else { throw IPCError(.malformedBody(messageType: frame.type, reason: "gone range \(first)…\(last) is empty")) }
+                self = .gone(stream: stream, missing: first...last)
             }
         } catch let error as IPCError {
             throw error

@@ -90,6 +90,7 @@ final class ApplyService: WorkerLoopHandler {
             switch message {
             case .deliver(let deliveries): try perform(pipeline.received(frame: deliveries, now: now))
             case .consuming(let stream, let created): try perform(pipeline.consuming(stream: stream, created: created, now: now))
+            case .gone(let stream, let missing): try perform(pipeline.gone(stream: stream, missing: missing, now: now))
             default: break
             }
         }
@@ -312,7 +313,8 @@ final class ApplyService: WorkerLoopHandler {
         case .parkedRetryFailed(let reason):
             logger.error("cannot retry the parked messages; trying again at the next schema change or request", metadata: ["reason": "\(reason)"])
         case .recheckingGap(let gap):
-            logger.warning("delivered sequences jumped; consuming again from the cursor before calling it a gap", metadata: ["stream": "\(gap.stream)", "gap": "\(gap)"])
+            logger.warning("delivered sequences jumped over messages the stream did not say are gone; consuming again from the cursor",
+                           metadata: ["stream": "\(gap.stream)", "missing": "\(gap.missing.lowerBound)…\(gap.missing.upperBound)"])
         case .messagesLost(let gap):
             logger.error("\(gap); snapshot.enabled = false, so they are lost on this node", metadata: ["stream": "\(gap.stream)"])
         case .streamRestarted(let replacement):

@@ -206,8 +206,7 @@ final class BrokerService: WorkerLoopHandler {
             }
             // Before any delivery of this consumer: the applier checks that its cursor belongs to this stream.
             reply(to: applier, .consuming(stream: spec.name, created: state.created))
-            let consumer = try PullConsumer(connection: connection, stream: spec.name, subject: spec.subject, durable: "\(config.nodeName)-\(shard)", afterSequence: after)
-            let fetcher = ShardFetcher(stream: spec.name, consumer: consumer, credit: credit, created: state.created)
+            let fetcher = try ShardFetcher(connection: connection, stream: spec.name, subject: spec.subject, durable: "\(config.nodeName)-\(shard)", after: after, credit: credit, created: state.created)
             fetcher.start(queue: deliveries)
             fetchers[spec.name] = fetcher
         }
@@ -284,7 +283,7 @@ final class BrokerService: WorkerLoopHandler {
         case (.applier, .credit(let count)):
             credit.grant(count)
         case (.applier, .applied(let position)):
-            fetchers[position.stream]?.consumer.acknowledge(through: position.sequence)
+            fetchers[position.stream]?.acknowledge(through: position.sequence)
         default:
             throw IPCError(.handshakeFailed("unexpected \(message) from \(peer.role.map { "\($0)" } ?? "an unidentified peer")"))
         }
@@ -316,10 +315,26 @@ final class BrokerService: WorkerLoopHandler {
         }
     }
 
+    /// Hands fetched batches to the applier, each after the ranges its stream confirmed gone before it. A
+    /// batch of a fetcher stopped since (the applier subscribed again) is dropped: the new consumers deliver
+    /// from the applier's cursor, and a stale batch could only look like a jump.
     private func forwardDeliveries() {
-        for batch in deliveries.drain() {
-            delivered += Int64(batch.count)
-            reply(to: applier, .deliver(batch))
+        for event in deliveries.drain() {
+            switch event {
+            case .batch(let fetcher, let gone, let held, let batch):
+                guard let stream = batch.first?.stream, fetchers[stream] === fetcher, !fetcher.isStopped else { continue }
+                for range in gone {
+                    logger.warning("messages are gone from the shard stream before this node applied them (trimmed by replication_log.max_entries, or deleted)",
+                                   metadata: ["stream": "\(stream)", "missing": "\(range.lowerBound)…\(range.upperBound)",
+                                              "stream_holds": held.map { "\($0.firstSequence)…\($0.lastSequence)" } ?? "unknown"])
+                    reply(to: applier, .gone(stream: stream, missing: range))
+                }
+                delivered += Int64(batch.count)
+                reply(to: applier, .deliver(batch))
+            case .consumingAgain(let stream, let from, let why, let consumer):
+                logger.warning("consuming the shard stream again from the first message not received: \(why)",
+                               metadata: ["stream": "\(stream)", "from": "\(from)", "consumer": "\(consumer.map { "\($0)" } ?? "unknown")"])
+            }
         }
     }
 

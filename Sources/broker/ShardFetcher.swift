@@ -1,3 +1,4 @@
+import BrokerCore
 import Foundation
 import IPC
 import NATSClient
@@ -8,9 +9,18 @@ import Synchronization
 import Glibc
 #endif
 
-/// Fetched batches waiting for the main loop. One batch is one unit of the applier's credit and goes to
-/// the applier as one frame, so credit taken and credit returned always match.
-typealias DeliveryQueue = EventQueue<[DataMessage.Delivery]>
+/// What the fetchers hand the main loop, in order.
+enum FetcherEvent: Sendable {
+    /// One fetch: one unit of the applier's credit, one frame to the applier. `gone`: ranges of the stream
+    /// the stream confirmed gone just before these deliveries (the applier decides what that means).
+    /// `held`: what the stream held when it confirmed them, for the log.
+    case batch(from: ShardFetcher, gone: [ClosedRange<UInt64>], held: StreamState?, deliveries: [DataMessage.Delivery])
+    /// The consumer skipped messages the stream still holds: it is replaced by one that delivers from
+    /// `from`. `consumer`: its state just before (the evidence), when it could be read.
+    case consumingAgain(stream: String, from: UInt64, why: String, consumer: ConsumerState?)
+}
+
+typealias DeliveryQueue = EventQueue<FetcherEvent>
 
 /// The applier's credit: how many more fetched batches it will take. Fetchers wait on it, so the broker
 /// never fetches more than the applier asked for. It belongs to the applier's connection and outlives
@@ -46,17 +56,26 @@ final class Credit: @unchecked Sendable {
     }
 }
 
-/// One thread per shard: fetches from the shard's pull consumer while the applier has credit, and queues
-/// what it got for the main loop. Idle, a thread sleeps on the credit (without a timeout: `stop` wakes it)
-/// or in one long poll of `longPollMilliseconds`, which ends the moment a message arrives.
+/// One thread per shard: fetches from the shard's pull consumer while the applier has credit, checks every
+/// batch for holes (`DeliveryContinuity`: a jump is asked of the stream, and a consumer that skipped
+/// messages the stream still holds is replaced by one starting at the first of them), and queues what it
+/// got for the main loop. Idle, a thread sleeps on the credit (without a timeout: `stop` wakes it) or in
+/// one long poll of `longPollMilliseconds`, which ends the moment a message arrives; every
+/// `idleCheckSeconds` of empty polls it asks the consumer what it counts as delivered.
 final class ShardFetcher: Sendable {
     /// 1 s, not longer: one first write after 60 s idle once took exactly the long poll's length (5 s then)
     /// to arrive, not explained yet; a shorter poll bounds that while it is looked into, for one request a
     /// second per shard when idle.
     static let longPollMilliseconds: Int64 = 1_000
+    /// Idle, how often the consumer is asked whether it handed out messages this fetcher never received.
+    static let idleCheckSeconds = 2.0
 
     let stream: String
-    let consumer: PullConsumer
+    private let subject: String
+    private let durable: String
+    private let connection: NATSConnection
+    private let consumer: Mutex<PullConsumer>
+    private let after: UInt64
     private let credit: Credit
     private let stopped = Atomic<Bool>(false)
     private let failures = Mutex<String?>(nil)
@@ -66,28 +85,34 @@ final class ShardFetcher: Sendable {
     /// A newer identity already reported to the applier (0: none).
     let reportedIdentity = Atomic<UInt64>(0)
 
-    init(stream: String, consumer: PullConsumer, credit: Credit, created: UInt64) {
+    /// Creates the consumer `durable` (replacing one of that name) to deliver from `after + 1`.
+    init(connection: NATSConnection, stream: String, subject: String, durable: String, after: UInt64, credit: Credit, created: UInt64) throws(NATSError) {
+        self.connection = connection
         self.stream = stream
-        self.consumer = consumer
+        self.subject = subject
+        self.durable = durable
+        self.after = after
         self.credit = credit
         self.created = created
+        consumer = Mutex(try PullConsumer(connection: connection, stream: stream, subject: subject, durable: durable, afterSequence: after))
+    }
+
+    /// JetStream may acknowledge everything through `sequence` (AckAll): the applier committed all of it.
+    func acknowledge(through sequence: UInt64) {
+        let current = consumer.withLock { $0 }
+        current.acknowledge(through: sequence)
     }
 
     /// Each fetch is at most `DataMessage.maximumDeliveriesPerMessage` messages of
     /// `DataMessage.maximumDeliveryBytes` in all, so what it got always fits one IPC frame.
     func start(queue: DeliveryQueue) {
         let thread = Thread { [self] in
-            while credit.take(unless: { stopped.load(ordering: .relaxed) }) {
+            var state = LoopState(continuity: DeliveryContinuity(after: after), idleSince: monotonicSeconds())
+            while credit.take(unless: { isStopped }) {
                 var delivered = false
-                while !delivered && !stopped.load(ordering: .relaxed) {
+                while !delivered && !isStopped {
                     do {
-                        let messages = try consumer.fetch(maximum: DataMessage.maximumDeliveriesPerMessage, maximumBytes: DataMessage.maximumDeliveryBytes,
-                                                          waitMilliseconds: Self.longPollMilliseconds)
-                        // A fetcher stopped during its long poll hands nothing on: a newer fetcher may serve
-                        // the applier by now, and these messages are delivered again from its cursor.
-                        guard !messages.isEmpty, !stopped.load(ordering: .relaxed) else { continue }
-                        queue.push(messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, payload: $0.payload) })
-                        delivered = true
+                        delivered = try fetchOnce(&state, queue: queue)
                     } catch {
                         failures.withLock { $0 = "\(error)" }
                         Thread.sleep(forTimeInterval: 0.5)
@@ -100,11 +125,81 @@ final class ShardFetcher: Sendable {
         thread.start()
     }
 
+    /// The fetcher thread's own state.
+    private struct LoopState {
+        var continuity: DeliveryContinuity
+        /// Replace the consumer with one that delivers after this sequence before the next fetch.
+        var replaceAfter: UInt64?
+        /// The last delivery or idle check.
+        var idleSince: Double
+    }
+
+    /// One fetch, checked; true when a batch was queued for the applier.
+    private func fetchOnce(_ state: inout LoopState, queue: DeliveryQueue) throws(NATSError) -> Bool {
+        if let sequence = state.replaceAfter {
+            try replaceConsumer(after: sequence)
+            state.replaceAfter = nil
+        }
+        let messages = try consumer.withLock { $0 }.fetch(maximum: DataMessage.maximumDeliveriesPerMessage, maximumBytes: DataMessage.maximumDeliveryBytes,
+                                                          waitMilliseconds: Self.longPollMilliseconds)
+        // A fetcher stopped during its long poll hands nothing on: a newer fetcher may serve the applier by
+        // now, and these messages are delivered again from its cursor.
+        guard !isStopped else { return false }
+        guard !messages.isEmpty else {
+            try checkIdle(&state, queue: queue)
+            return false
+        }
+        state.idleSince = monotonicSeconds()
+        switch try settle(messages, &state.continuity) {
+        case .handOn(let gone):
+            let held = gone.isEmpty ? nil : try? connection.streamState(stream)
+            queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, payload: $0.payload) }))
+            return true
+        case .consumeAgain(let sequence):
+            let consumerState = try? connection.consumerState(stream: stream, consumer: durable)
+            queue.push(.consumingAgain(stream: stream, from: sequence + 1, why: "the consumer skipped messages the stream still holds", consumer: consumerState))
+            state.replaceAfter = sequence
+            return false
+        case .ask:
+            return false  // not reached: `settle` asks until the stream answered
+        }
+    }
+
+    /// After an empty long poll, every `idleCheckSeconds`: whether the consumer counts as delivered messages
+    /// this fetcher never received.
+    private func checkIdle(_ state: inout LoopState, queue: DeliveryQueue) throws(NATSError) {
+        guard monotonicSeconds() - state.idleSince >= Self.idleCheckSeconds else { return }
+        state.idleSince = monotonicSeconds()
+        let consumerState = try connection.consumerState(stream: stream, consumer: durable)
+        if case .consumeAgain(let sequence) = state.continuity.idle(consumerDelivered: consumerState.deliveredStreamSequence) {
+            queue.push(.consumingAgain(stream: stream, from: sequence + 1, why: "the consumer counts messages as delivered that never arrived", consumer: consumerState))
+            state.replaceAfter = sequence
+        }
+    }
+
+    /// Checks one fetched batch, asking the stream about every jump: `handOn` or `consumeAgain`. An error
+    /// drops the batch; the hole it leaves is asked about at the next fetch.
+    private func settle(_ messages: [PullConsumer.Message], _ continuity: inout DeliveryContinuity) throws(NATSError) -> DeliveryContinuity.Step {
+        var step = continuity.received(messages.map(\.sequence))
+        while case .ask(let from) = step {
+            step = continuity.streamHolds(lowest: try connection.lowestSequence(in: stream, subject: subject, atOrAfter: from))
+        }
+        return step
+    }
+
+    /// A new consumer of the same name that delivers from `after + 1`.
+    private func replaceConsumer(after sequence: UInt64) throws(NATSError) {
+        let replacement = try PullConsumer(connection: connection, stream: stream, subject: subject, durable: durable, afterSequence: sequence)
+        consumer.withLock { $0 = replacement }
+    }
+
     /// Ends the thread: at once when it waits for credit, else after its current fetch.
     func stop() {
         stopped.store(true, ordering: .relaxed)
         credit.wakeWaiters()
     }
+
+    var isStopped: Bool { stopped.load(ordering: .relaxed) }
 
     /// The last fetch error since asked, if any.
     func takeFailure() -> String? { failures.withLock { taken in defer { taken = nil }; return taken } }

@@ -120,7 +120,7 @@ private func portIsFree(_ port: Int) -> Bool {
 }
 
 /// A new TCP socket (closed afterwards) and the address 127.0.0.1:`port`, for one connect or bind.
-private func withLoopbackSocket(port: Int, _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Bool) -> Bool {
+func withLoopbackSocket(port: Int, _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Bool) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
