@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "IPC"]),
         .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner"]),
         .testTarget(name: "SchemaRegistryTests", dependencies: ["SchemaRegistry"]),
-        .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
+        .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "NATSClient", "CurlTransfer", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["IPC", "HarmonyConfig", "SQLiteKit", "ChangeLog", "NATSClient", "NKeys", "Snapshots", "CurlTransfer", "TestSupport"]

@@ -37,10 +37,32 @@ public enum URLRedaction {
                 result.replaceSubrange(result.index(after: colon)..<at, with: "<redacted>")
             }
         }
-        if let query = result.range(of: "secret=") {
-            let end = result[query.upperBound...].firstIndex(of: "&") ?? result.endIndex
-            result.replaceSubrange(query.upperBound..<end, with: "<redacted>")
+        return redactParameters(result)
+    }
+
+    /// Query parameters whose value is a credential, wherever they appear (every occurrence, any case).
+    public static let secretParameters = ["secret", "password", "passwd", "pass", "token", "session_token", "access_key", "secret_key", "signature", "x-amz-signature", "x-amz-security-token"]
+
+    /// Replaces the value of every `name=` in `secretParameters` (after `?`, `&`, `;`, a space or the start)
+    /// up to the next `&`, `;`, whitespace or quote.
+    public static func redactParameters(_ text: String) -> String {
+        var bytes = Array(text.utf8)
+        var index = 0
+        let separators = Set("&; \t\r\n\"'".utf8)
+        while index < bytes.count {
+            guard bytes[index] == UInt8(ascii: "=") else { index += 1; continue }
+            var start = index
+            while start > 0, !separators.contains(bytes[start - 1]), bytes[start - 1] != UInt8(ascii: "?") { start -= 1 }
+            let name = String(decoding: bytes[start..<index], as: UTF8.self).lowercased()
+            var end = index + 1
+            while end < bytes.count, !separators.contains(bytes[end]) { end += 1 }
+            if secretParameters.contains(name), end > index + 1 {
+                bytes.replaceSubrange(index + 1..<end, with: Array("<redacted>".utf8))
+                index += 1 + "<redacted>".utf8.count
+            } else {
+                index = end
+            }
         }
-        return result
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

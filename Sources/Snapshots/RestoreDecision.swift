@@ -8,7 +8,8 @@ public enum RestoreDecision {
         case .success(nil): return "there is no seq map"
         case .success: break
         }
-        for (stream, first) in firstSequences.sorted(by: { $0.key < $1.key }) where (cursor[stream] ?? 0) + 1 < first {
+        // `first - position > 1`, not `position + 1 < first`: a cursor read from a snapshot can be 2^64 − 1.
+        for (stream, first) in firstSequences.sorted(by: { $0.key < $1.key }) where first > (cursor[stream] ?? 0) && first - (cursor[stream] ?? 0) > 1 {
             return "\(stream) starts at message \(first), past this node's position \(cursor[stream] ?? 0)"
         }
         return nil

@@ -585,3 +585,16 @@ import Testing
         #expect(try app(two.path, dump) == "10|vip|one again\n20|vip2|from two\n")
     }
 }
+
+@Suite struct FuzzSeqMap {
+    @Test func outOfRangeSequencesAreRefused() {
+        #expect(throws: CBORMap.Failure.self) { try CBORMap.decode(CBORMap.encode(["hl-1": .max])) }
+        #expect(try! CBORMap.decode(CBORMap.encode(["hl-1": UInt64(Int64.max)])) == ["hl-1": UInt64(Int64.max)])
+    }
+
+    @Test func fuzzSeqMapDecoder() {
+        let seeds = [CBORMap.encode(["hl-1": 10, "hl-2": 70_000, "hl-3": 5_000_000_000]), CBORMap.encode([:]), CBORMap.encode(["x": 1])]
+        let report = Fuzzer.run("seq map (CBOR)", seeds: seeds) { (try? CBORMap.decode($0)) != nil }
+        #expect(report.accepted > 0 && report.refused > 0)
+    }
+}
