@@ -74,7 +74,19 @@ public enum EmbeddedServerConfig {
         return String(repeating: "../", count: depth) + path.drop(while: { $0 == "/" })
     }
 
+    /// A double-quoted nats-server string, built byte by byte: printable ASCII as it is, every other byte
+    /// (`"`, `\\`, newlines, NUL, each UTF-8 byte of `é` or of a combining mark) as `\\xHH`, which the
+    /// server's lexer turns back into that byte. No value can end the string, start a line or a new key.
+    /// (Mapping Swift Characters missed a `"` followed by a combining mark, and passed newlines through.)
     static func quote(_ text: String) -> String {
-        "\"" + text.map { $0 == "\"" ? "\\\"" : $0 == "\\" ? "\\\\" : String($0) }.joined() + "\""
+        var out = "\""
+        for byte in text.utf8 {
+            if byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                out += "\\x" + String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16)
+            }
+        }
+        return out + "\""
     }
 }

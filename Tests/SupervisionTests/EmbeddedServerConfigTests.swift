@@ -24,7 +24,7 @@ import Testing
         #expect(text.contains("name: \"e-harmonylite\"\n  listen: \"0.0.0.0:4221\"\n  routes: [\"nats://n2:4222/\", \"nats://n3:4223/\"]"))
         #expect(text.contains("{ urls: [\"nats://hub:7422\"], hub: true }"))
         #expect(text.contains("{ urls: [\"nats://leaf:7422\"] }"))
-        #expect(text.contains("{ user: \"harmonylite\", password: \"p\\\"w\" }"))
+        #expect(text.contains("{ user: \"harmonylite\", password: \"p\\x22w\" }"))
         #expect(text.contains("{ nkey: \"UABC\" }"))
         // nats-server 2.9 resolves includes relative to the including file: climb to / first. Last line: it wins.
         #expect(text.hasSuffix("include \"../../etc/harmonylite/nats.conf\"\n"))
@@ -36,5 +36,41 @@ import Testing
         let text = EmbeddedServerConfig.render(config, runDirectory: "/d/.x.db.harmonylite", clientPort: 4222)
         #expect(text.contains("host: \"0.0.0.0\"\nport: 4222"))
         #expect(!text.contains("cluster {") && !text.contains("authorization") && !text.contains("include"))
+    }
+
+    /// Values that tried to close the string or start a line: a quote followed by a combining mark (one
+    /// Swift Character), newlines with a whole `authorization` block, NUL, backslashes.
+    static let hostileValues = [
+        "p\"\u{301}\nauthorization { users: [ { user: x, password: y } ] }\n#",
+        "a\u{0}b", "back\\slash\\\"", "\r\ninclude \"/etc/passwd\"", "é\u{301}\u{308}", "$VAR",
+    ]
+
+    @Test(arguments: hostileValues)
+    func valuesAreQuotedByBytesAndComeBackWhole(_ value: String) throws {
+        let quoted = EmbeddedServerConfig.quote(value)
+        #expect(quoted.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }, "only printable ASCII: \(quoted)")
+        #expect(Self.unquote(quoted) == Array(value.utf8))
+        var config = Self.config()
+        config.nats.userPassword = value
+        config.nats.userName = value
+        config.clusterPeers = [value]
+        let benign = EmbeddedServerConfig.render(Self.config(), runDirectory: "/run/x", nkeyPublicKey: "UABC")
+        let text = EmbeddedServerConfig.render(config, runDirectory: "/run/x", nkeyPublicKey: "UABC")
+        #expect(text.split(separator: "\n").count == benign.split(separator: "\n").count, "no line added:\n\(text)")
+        let starts = { (word: String) in text.split(separator: "\n").filter { $0.trimmingPrefix(while: \.isWhitespace).hasPrefix(word) }.count }
+        #expect(starts("authorization") == 1 && starts("include") == 1 && starts("users") == 1)
+    }
+
+    /// nats-server's reading of a double-quoted string: `\\xHH` is one byte, `\\"` and `\\\\` are themselves.
+    static func unquote(_ quoted: String) -> [UInt8] {
+        var bytes = Array(quoted.utf8.dropFirst().dropLast())[...]
+        var out: [UInt8] = []
+        while let byte = bytes.popFirst() {
+            guard byte == UInt8(ascii: "\\") else { out.append(byte); continue }
+            guard bytes.popFirst() == UInt8(ascii: "x"), let high = bytes.popFirst(), let low = bytes.popFirst(),
+                  let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return [] }
+            out.append(value)
+        }
+        return out
     }
 }
