@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "IPC", dependencies: ["BinaryCoding"]),
         .target(name: "Signals", dependencies: ["CPosix"]),
         .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
-        .target(name: "HarmonyConfig", dependencies: ["TOMLKit"]),
+        .target(name: "HarmonyConfig", dependencies: ["TOMLKit", "Logs"]),
         .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC"]),
         .target(name: "ApplyPipeline", dependencies: ["IPC"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
@@ -82,7 +82,7 @@ let package = Package(
         // Tests: unit targets per library (no processes, seconds), one integration target for processes and clusters.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "TestSupport"]),
-        .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "TestSupport"]),
+        .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "Logs", "TestSupport"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport"]),
         .testTarget(name: "ApplyPipelineTests", dependencies: ["ApplyPipeline"]),
         .testTarget(name: "ChangeEventsTests", dependencies: ["ChangeEvents", "SQLiteKit", "TestSupport"]),
@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "NATSClient", "CurlTransfer", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["IPC", "HarmonyConfig", "SQLiteKit", "ChangeLog", "NATSClient", "NKeys", "Snapshots", "CurlTransfer", "TestSupport"]
+            dependencies: ["IPC", "HarmonyConfig", "SQLiteKit", "ChangeLog", "ChangeEvents", "NATSClient", "NKeys", "Snapshots", "CurlTransfer", "TestSupport"]
         ),
     ]
 )

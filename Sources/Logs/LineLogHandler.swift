@@ -38,16 +38,18 @@ public struct LineLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
+        let message = Self.clean("\(event.message)")
+        let values = merged.mapValues { Self.clean("\($0)") }
         let line: String
         switch format {
         case .console:
-            var text = "\(Self.timestamp()) \(Self.tag(event.level)) [\(label)] \(event.message)"
-            for key in merged.keys.sorted() { text += " \(key)=\(merged[key]!)" }
+            var text = "\(Self.timestamp()) \(Self.tag(event.level)) [\(label)] \(message)"
+            for key in values.keys.sorted() { text += " \(key)=\(values[key]!)" }
             line = text + "\n"
         case .json:
             var text = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(event.level)\",\"node_id\":\(nodeID),"
-                + "\"process\":\(Self.quote(label)),\"message\":\(Self.quote("\(event.message)"))"
-            for key in merged.keys.sorted() { text += ",\(Self.quote(key)):\(Self.quote("\(merged[key]!)"))" }
+                + "\"process\":\(Self.quote(label)),\"message\":\(Self.quote(message))"
+            for key in values.keys.sorted() { text += ",\(Self.quote(key)):\(Self.quote(values[key]!))" }
             line = text + "}\n"
         }
         var bytes = Array(line.utf8)
@@ -59,6 +61,20 @@ public struct LineLogHandler: LogHandler {
                 offset += n
             }
         }
+    }
+
+    /// The most bytes of one message or metadata value: text can quote outside bytes (a 700 KB table name).
+    public static let maximumFieldBytes = 8192
+
+    /// Secrets masked, then cut on a character boundary to `maximumFieldBytes`, saying how much was cut.
+    static func clean(_ text: String) -> String {
+        let redacted = SecretRedaction.redact(text)
+        let utf8 = redacted.utf8
+        guard utf8.count > maximumFieldBytes else { return redacted }
+        var end = utf8.index(utf8.startIndex, offsetBy: maximumFieldBytes - 64)
+        while end > utf8.startIndex, UTF8.isContinuation(utf8[end]) { end = utf8.index(before: end) }
+        let kept = String(decoding: utf8[..<end], as: UTF8.self)
+        return kept + "… (\(utf8.count - kept.utf8.count) more bytes cut)"
     }
 
     static func tag(_ level: Logger.Level) -> String {

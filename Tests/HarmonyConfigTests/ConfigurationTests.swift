@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import HarmonyConfig
+import Logs
 
 @Suite struct ConfigurationTests {
     let directory: TemporaryDirectory
@@ -235,5 +236,29 @@ import Testing
         let logged = "\(config.redacted)"
         #expect(!logged.contains("hunter2"))
         #expect(logged.contains("nats://u:<redacted>@host:4222"))
+    }
+}
+
+/// Credentials in any text: every occurrence, URLs and parameters and JSON, and registered values anywhere.
+@Suite struct SecretRedactionTests {
+    @Test(arguments: [
+        ("https://dav/x?dir=/a&login=u&secret=s3cr3t&x=1 and again ?secret=s3cr3t", "s3cr3t"),
+        ("webdav PUT failed: https://dav/x?SECRET=abcd;password=abcd tok", "abcd"),
+        ("nats://u:pw1234@h:4222, nats://v:pw1234@g:4222", "pw1234"),
+        (#"{"user_password":"p@ss \"quoted\" w0rd","token": "p@ss"}"#, "p@ss"),
+        ("sftp://user:hunter2@host:22/dir?key=/etc/k", "hunter2"),
+        ("s3 x-amz-security-token=FwoGZX&session_token=FwoGZX", "FwoGZX"),
+    ])
+    func everyOccurrenceIsMasked(text: String, secret: String) {
+        let redacted = SecretRedaction.redact(text)
+        #expect(!redacted.contains(secret), "\(redacted)")
+        #expect(redacted.contains(SecretRedaction.mask))
+    }
+
+    @Test func registeredValuesAreMaskedWherever() {
+        SecretRedaction.register(["correct horse battery"])
+        #expect(SecretRedaction.redact("auth failed for correct horse battery!") == "auth failed for <redacted>!")
+        #expect(SecretRedaction.redact("dir=/a login=u") == "dir=/a login=u", "harmless parameters stay")
+        #expect(URLRedaction.redact("https://h/p?dir=x&login=u&secret=a&secret=b") == "https://h/p?dir=x&login=u&secret=<redacted>&secret=<redacted>")
     }
 }

@@ -16,7 +16,7 @@ import Testing
         .ready(detail: "JetStream answering"),
         .heartbeat(counters: []),
         .heartbeat(counters: [.init("nats_connected", 1), .init("min", Int64.min), .init("max", Int64.max)]),
-        .status(String(repeating: "é", count: 70_000)),
+        .status(String(repeating: "é", count: 2000)),
         .stop(reason: "supervisor request"),
     ]
 
@@ -205,5 +205,24 @@ import Testing
         let seeds = Self.dataSamples.map(\.frame.encoded)
         let report = Fuzzer.run("IPC data frames", seeds: seeds) { Self.decodeAll($0) { _ = try DataMessage(frame: $0) } }
         #expect(report.accepted > 0 && report.refused > 0)
+    }
+}
+
+/// Text quoting outside bytes (a 700 KB table name from another node's event) never makes a control frame
+/// the supervisor refuses (1 MiB): status, ready, stop and rejected texts are cut on a character boundary.
+@Suite struct BoundedTextTests {
+    @Test func aStatusLineNamingAHugeTableFitsTheControlFrame() throws {
+        let table = String(repeating: "é", count: 350_000) + "☃"
+        for message in [ControlMessage.status("message parked: table \(table)"), .ready(detail: table), .stop(reason: table), .rejected(reason: table)] {
+            let encoded = message.frame.encoded
+            #expect(encoded.count <= ControlMessage.maximumTextBytes + 16)
+            var decoder = FrameDecoder(maximumFrameSize: 1 << 20)
+            decoder.append(encoded)
+            let decoded = try ControlMessage(frame: try #require(try decoder.next()))
+            guard case .status(let text) = decoded else { continue }
+            #expect(text.hasPrefix("message parked: table éé"))
+            #expect(text.hasSuffix("more bytes cut)"))
+        }
+        #expect(ControlMessage.bounded("short") == "short")
     }
 }

@@ -233,3 +233,21 @@ import NATSClient
         #expect(report.accepted > 0 && report.refused > 0)
     }
 }
+
+/// A downloaded snapshot is a file from outside: it is opened defensively before its schema is read.
+@Suite struct DefensiveOpenTests {
+    @Test func untrustedFilesAreOpenedDefensively() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/s.db"
+        try makeDatabase(path, "CREATE TABLE t (id INTEGER PRIMARY KEY, v); CREATE VIEW v AS SELECT * FROM t;")
+        let database = try SQLiteDatabase(untrustedPath: path)
+        #expect(try database.scalarInteger("PRAGMA trusted_schema") == 0)
+        #expect(try database.scalarInteger("PRAGMA cell_size_check") == 1)
+        // SQLITE_DBCONFIG_DEFENSIVE: the schema cannot be rewritten through SQL on this connection.
+        try database.execute("PRAGMA writable_schema = ON")
+        #expect(throws: SQLiteError.self) { try database.execute("UPDATE sqlite_master SET sql = 'CREATE TABLE t (x)' WHERE name = 't'") }
+        // The same file opened as trusted allows it: the test can fail.
+        let trusted = try SQLiteDatabase(existingPath: path)
+        try trusted.execute("PRAGMA writable_schema = ON; UPDATE sqlite_master SET sql = sql WHERE name = 't'; PRAGMA writable_schema = OFF")
+    }
+}
