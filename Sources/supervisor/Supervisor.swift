@@ -48,6 +48,7 @@ final class Supervisor {
         let signals = SignalDescriptor(signals: [SIGCHLD, SIGTERM, SIGINT, SIGHUP])
         SignalDescriptor.ignoreBrokenPipes()
         LineLogHandler.bootstrap(process: "supervisor", format: config.logging.format, verbose: config.logging.verbose, nodeID: config.nodeID)
+        SecretRedaction.register(config.secretValues)
         let logger = Logger(label: "supervisor")
         for warning in loaded.warnings { logger.warning("configuration: \(warning)") }
         do {
@@ -286,7 +287,7 @@ final class Supervisor {
             }
             entry.worker = hello.worker
             let settings = config.workers[hello.worker, default: WorkerSettings()]
-            send(.welcome(.init(heartbeatIntervalMilliseconds: settings.heartbeatInterval, configuration: config.encodedForWorkers())), to: fd)
+            send(.welcome(.init(heartbeatIntervalMilliseconds: settings.heartbeatInterval, configuration: config.forWorker(hello.worker).encodedForWorkers())), to: fd)
             process(.lifeSign(child: hello.worker))
             return
         }

@@ -262,3 +262,36 @@ import Logs
         #expect(URLRedaction.redact("https://h/p?dir=x&login=u&secret=a&secret=b") == "https://h/p?dir=x&login=u&secret=<redacted>&secret=<redacted>")
     }
 }
+
+/// Each worker's welcome carries only the secrets it needs.
+@Suite struct WorkerSecretsTests {
+    static func config() -> Configuration {
+        var config = Configuration(dbPath: "/d/x.db", nodeID: 1)
+        config.nats.userName = "u"
+        config.nats.userPassword = "nats-pw-1"
+        config.nats.seedFile = "/etc/harmonylite/node.nk"
+        config.nats.urls = ["nats://u:url-pw-1@h:4222"]
+        config.natsClientURLs = config.nats.urls
+        config.snapshot.s3.secret = "s3-secret-1"
+        config.snapshot.s3.sessionToken = "s3-token-1"
+        config.snapshot.webdav.url = "https://dav/x?login=u&secret=dav-secret-1"
+        config.snapshot.sftp.url = "sftp://u:sftp-pw-1@h/dir"
+        return config
+    }
+
+    static let natsSecrets = ["nats-pw-1", "url-pw-1", "/etc/harmonylite/node.nk"]
+    static let storeSecrets = ["s3-secret-1", "s3-token-1", "dav-secret-1", "sftp-pw-1"]
+
+    @Test(arguments: [("applier", [String](), natsSecrets + storeSecrets), ("capturer", [], natsSecrets + storeSecrets),
+                      ("broker", natsSecrets, storeSecrets), ("snapshotter", natsSecrets + storeSecrets, [])])
+    func eachWorkerGetsOnlyWhatItNeeds(worker: String, kept: [String], removed: [String]) {
+        let welcome = String(decoding: Self.config().forWorker(worker).encodedForWorkers(), as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
+        for secret in kept { #expect(welcome.contains(secret), "\(worker) needs \(secret)") }
+        for secret in removed { #expect(!welcome.contains(secret), "\(worker) got \(secret)") }
+    }
+
+    @Test func everySecretValueIsListedForRedaction() {
+        let values = Set(Self.config().secretValues)
+        for secret in ["nats-pw-1", "url-pw-1"] + Self.storeSecrets { #expect(values.contains(secret), "\(secret)") }
+    }
+}
