@@ -28,6 +28,7 @@ extension Configuration {
             copy.snapshot.sftp.url = URLRedaction.redact(copy.snapshot.sftp.url)
         }
         if need == .none {
+            copy.embeddedCredentials = nil
             copy.nats.userPassword = ""
             copy.nats.seedFile = ""
             copy.nats.keyFile = ""
@@ -41,6 +42,7 @@ extension Configuration {
     /// wherever it appears, whatever the text around it.
     public var secretValues: [String] {
         var values = [nats.userPassword, snapshot.s3.secret, snapshot.s3.sessionToken]
+        if let embedded = embeddedCredentials { values += [embedded.clientPassword, embedded.routePassword] }
         for url in nats.urls + natsClientURLs + [snapshot.webdav.url, snapshot.sftp.url] {
             guard let components = URLComponents(string: url) else { continue }
             if let password = components.password { values += [password, password.removingPercentEncoding ?? password] }

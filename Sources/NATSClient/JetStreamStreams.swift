@@ -86,6 +86,13 @@ extension NATSConnection {
         return StreamState(info.pointee.State)
     }
 
+    /// Deletes a stream (operators and tests; the node's own user is not allowed to).
+    public func deleteStream(_ name: String) throws(NATSError) {
+        var code = jsErrCode(rawValue: 0)
+        let status = js_DeleteStream(jetStream, name, nil, &code)
+        guard status == NATS_OK else { throw NATSError(operation: "delete stream \(name)", status: status, jetStreamCode: Int(code.rawValue)) }
+    }
+
     private func withStreamConfig<T>(_ spec: StreamSpecification, _ body: (inout jsStreamConfig) throws(NATSError) -> T) throws(NATSError) -> T {
         var config = jsStreamConfig()
         jsStreamConfig_Init(&config)

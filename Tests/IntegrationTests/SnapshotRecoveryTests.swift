@@ -127,7 +127,7 @@ extension ProcessTests {
             try handle.seek(toOffset: 200)
             try handle.write(contentsOf: Data([0x5A]))
             try handle.close()
-            let connection = try NATSConnection.connect(ConnectionSettings(urls: ["nats://127.0.0.1:\(cluster.clientPorts[0])"], name: "test"))
+            let connection = try NATSConnection.connect(try cluster.clientSettings(0, name: "test"))
             let store = try NATSSnapshotStore(connection: connection, bucket: "harmonylite-changes-snapshot-store", replicas: 1)
             try store.upload(file, metadata: metadata) { _, _ in }
 
@@ -184,7 +184,7 @@ extension ProcessTests {
             #expect(saved.status == 0, "\(saved.output)")
             #expect(saved.output.contains("saved a snapshot of \(node.database) to the nats store"), "\(saved.output)")
             let port = try #require(node.log.firstMatch(of: /listening for clients on port (\d+)/)?.1)
-            let connection = try NATSConnection.connect(ConnectionSettings(urls: ["nats://127.0.0.1:\(port)"], name: "test"))
+            let connection = try NATSConnection.connect(try embeddedClientSettings(directory: node.directory.path, nodeID: 4, port: port, name: "test"))
             let stored = try NATSSnapshotStore(connection: connection, bucket: "harmonylite-changes-snapshot-store", replicas: 1).latest()
             #expect(stored?.nodeID == 4)
             node.terminate()

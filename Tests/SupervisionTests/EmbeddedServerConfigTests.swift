@@ -38,6 +38,29 @@ import Testing
         #expect(!text.contains("cluster {") && !text.contains("authorization") && !text.contains("include"))
     }
 
+    /// Authenticated by default: this node's user (denied stream deletion and purges of the change
+    /// streams), routes with a user and password from the cluster secret, peers dialled with them, route
+    /// TLS when configured, and a JetStream storage limit.
+    @Test func rendersAuthenticationRoutesAndLimits() {
+        var config = Self.config()
+        config.replicationLog.shards = 2
+        config.nats.routeTLSCertFile = "/etc/h/node.pem"
+        config.nats.routeTLSKeyFile = "/etc/h/node.key"
+        config.nats.routeTLSCAFile = "/etc/h/ca.pem"
+        let credentials = EmbeddedCredentials(clientUser: "harmonylite-node-7", clientPassword: "cpw", routeUser: "harmonylite-route", routePassword: "rpw")
+        let text = EmbeddedServerConfig.render(config, runDirectory: "/run/x", credentials: credentials, maxFileStore: 1 << 30)
+        #expect(text.contains("  max_file_store: 1073741824\n}"))
+        #expect(text.contains("authorization { user: \"harmonylite-route\", password: \"rpw\", timeout: 2 }"))
+        #expect(text.contains("routes: [\"nats://harmonylite-route:rpw@n2:4222/\", \"nats://harmonylite-route:rpw@n3:4223/\"]"))
+        #expect(text.contains("tls { cert_file: \"/etc/h/node.pem\", key_file: \"/etc/h/node.key\", ca_file: \"/etc/h/ca.pem\", verify: true, timeout: 2 }"))
+        #expect(text.contains("{ user: \"harmonylite-node-7\", password: \"cpw\", permissions: { publish: { deny: [\"$JS.API.STREAM.DELETE.>\", "
+            + "\"$JS.API.STREAM.PURGE.harmonylite-changes-1\", \"$JS.API.STREAM.PURGE.harmonylite-changes-2\", "
+            + "\"$JS.API.STREAM.MSG.DELETE.harmonylite-changes-1\", \"$JS.API.STREAM.MSG.DELETE.harmonylite-changes-2\"] } } }"))
+        #expect(EmbeddedServerConfig.routeURL("nats://a:b@h:1", user: "u", password: "p") == "nats://a:b@h:1", "a peer URL with its own credentials stays")
+        #expect(EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: 100 << 30) == 10 << 30)
+        #expect(EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: 8 << 30) == 4 << 30)
+    }
+
     /// Values that tried to close the string or start a line: a quote followed by a combining mark (one
     /// Swift Character), newlines with a whole `authorization` block, NUL, backslashes.
     static let hostileValues = [
