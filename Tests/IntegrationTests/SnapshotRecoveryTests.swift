@@ -63,7 +63,10 @@ extension ProcessTests {
         /// A node stopped while more than `max_entries` changes went by finds the streams no longer hold
         /// what it missed, restores the snapshot the lease holder saved meanwhile, and converges.
         @Test func nodeBehindTheStreamsRejoinsThroughASnapshot() throws {
-            let toml = Self.frequentSnapshots + "[replication_log]\nmax_entries = 20\n"
+            // Replicated lease, registry and snapshot store: the cluster keeps saving while the victim is down.
+            // (With R1 they live on one server, and when JetStream placed them on the victim's — it does, with
+            // every server's storage limit equal — nobody could take the lease until the victim came back.)
+            let toml = Self.frequentSnapshots + "[snapshot.nats]\nreplicas = 3\n[replication_log]\nmax_entries = 20\nreplicas = 3\n"
             let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: toml, count: 3))
             try cluster.sql(0, "INSERT INTO kv VALUES (0, 'before');")
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "1\n"))
@@ -86,7 +89,10 @@ extension ProcessTests {
         /// meets the gap when it resumes: it never applies past it, the node stops non-zero saying why, and
         /// at its next start (systemd's Restart=on-failure; here the test) it restores and converges.
         @Test func runningNodeThatFallsBehindStopsAndRestores() throws {
-            let toml = Self.frequentSnapshots + "[replication_log]\nmax_entries = 20\n"
+            // Replicated lease, registry and snapshot store: the cluster keeps saving while the victim is down.
+            // (With R1 they live on one server, and when JetStream placed them on the victim's — it does, with
+            // every server's storage limit equal — nobody could take the lease until the victim came back.)
+            let toml = Self.frequentSnapshots + "[snapshot.nats]\nreplicas = 3\n[replication_log]\nmax_entries = 20\nreplicas = 3\n"
             let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: toml, count: 3))
             try cluster.sql(0, "INSERT INTO kv VALUES (0, 'before');")
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "1\n"))
