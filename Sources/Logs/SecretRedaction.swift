@@ -30,10 +30,12 @@ public enum SecretRedaction {
     /// `scheme://user:password@host` → `scheme://user:<redacted>@host`, for every URL in the text.
     public static func redactURLPasswords(_ text: String) -> String {
         var bytes = Array(text.utf8)
-        let separator = Array("://".utf8)
         var index = 0
         while index + 3 <= bytes.count {
-            guard bytes[index..<index + 3].elementsEqual(separator) else { index += 1; continue }
+            guard bytes[index] == UInt8(ascii: ":"), bytes[index + 1] == UInt8(ascii: "/"), bytes[index + 2] == UInt8(ascii: "/") else {
+                index += 1
+                continue
+            }
             let start = index + 3
             var end = start
             while end < bytes.count, !Self.endsAuthority(bytes[end]) { end += 1 }

@@ -40,12 +40,14 @@ public enum ClusterSecret {
     }
 
     /// The secret at `path`: a regular file of this user, readable by no one else, with at least 32
-    /// characters of text (whitespace around it ignored).
-    public static func load(at path: String) throws(ClusterSecretError) -> [UInt8] {
-        try load(at: path, missingIsNil: false)!
+    /// characters of text (whitespace around it ignored). `asRoot`: an operator's one-shot command run
+    /// with sudo may read the node user's file (a node itself never trusts another user's secret: in a
+    /// shared directory that user would know it).
+    public static func load(at path: String, asRoot: Bool = false) throws(ClusterSecretError) -> [UInt8] {
+        try load(at: path, missingIsNil: false, asRoot: asRoot)!
     }
 
-    private static func load(at path: String, missingIsNil: Bool) throws(ClusterSecretError) -> [UInt8]? {
+    private static func load(at path: String, missingIsNil: Bool, asRoot: Bool = false) throws(ClusterSecretError) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
             if errno == ENOENT && missingIsNil { return nil }
@@ -54,7 +56,7 @@ public enum ClusterSecret {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw ClusterSecretError(path: path, "it is not a regular file") }
-        guard info.st_uid == geteuid() else { throw ClusterSecretError(path: path, "it belongs to uid \(info.st_uid), not to this user (\(geteuid()))") }
+        guard info.st_uid == geteuid() || (asRoot && geteuid() == 0) else { throw ClusterSecretError(path: path, "it belongs to uid \(info.st_uid), not to this user (\(geteuid()))") }
         guard info.st_mode & 0o077 == 0 else {
             throw ClusterSecretError(path: path, "its mode is \(String(info.st_mode & 0o777, radix: 8)): others can read it; chmod 600 it")
         }

@@ -15,7 +15,7 @@ enum RunningNodeNATS {
         config.natsClientURLs = try clientURLs(config, command: command, purpose: purpose)
         guard config.nats.isEmbedded else { return }
         do {
-            config.embeddedCredentials = ClusterSecret.credentials(secret: try ClusterSecret.load(at: config.clusterSecretPath), nodeID: config.nodeID)
+            config.embeddedCredentials = ClusterSecret.credentials(secret: try ClusterSecret.load(at: config.clusterSecretPath, asRoot: true), nodeID: config.nodeID)
         } catch {
             throw CommandError("\(error)")
         }

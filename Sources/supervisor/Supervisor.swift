@@ -94,6 +94,7 @@ final class Supervisor {
                 logger.warning("\("created the cluster secret \(config.clusterSecretPath) (mode 0600): copy it to every other node of this cluster ")\("(same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes")")
             }
             self.config.embeddedCredentials = ClusterSecret.credentials(secret: secret.secret, nodeID: config.nodeID)
+            SecretRedaction.register(self.config.secretValues)
             var fileSystem = statvfs()
             let total = statvfs(config.embeddedStoreDirectory, &fileSystem) == 0 ? UInt64(fileSystem.f_blocks) &* UInt64(fileSystem.f_frsize) : 0
             maxFileStore = config.nats.maxFileStore > 0 ? config.nats.maxFileStore : EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: total)

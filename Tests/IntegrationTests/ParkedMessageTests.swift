@@ -55,7 +55,8 @@ extension ProcessTests {
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 2;", to: "after the huge name\n"), "\(cluster.logs().prefix(20_000))")
             for index in 0..<3 {
                 #expect(eventually(timeout: 20) { ((try? Self.parked(cluster, index)) ?? "").contains("harmonylite-changes-1\t") }, "node \(index + 1)")
-                #expect(cluster.node(index).children()["applier"] == appliers[index], "node \(index + 1)'s applier was restarted")
+                #expect(cluster.node(index).children()["applier"] == appliers[index],
+                        "node \(index + 1)'s applier was restarted: \(cluster.node(index).log.split(separator: "\n").filter { $0.contains("applier") }.suffix(12).joined(separator: "\n"))")
                 let longest = cluster.node(index).log.split(separator: "\n").map(\.utf8.count).max() ?? 0
                 #expect(longest < 64 * 1024, "node \(index + 1) wrote a log line of \(longest) bytes")
             }
