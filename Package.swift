@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries from Debian packages.
@@ -52,6 +53,8 @@ let package = Package(
         .target(name: "CapturePipeline", dependencies: ["IPC"]),
         .target(name: "BrokerCore", dependencies: ["IPC"]),
         .target(name: "SnapshotPlanner"),
+        // /metrics, /health, -status and sleep_timeout: what the supervisor knows, as metrics and reports.
+        .target(name: "Operability", dependencies: ["IPC", "HarmonyConfig", "SQLiteKit", .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(
             name: "WorkerRuntime",
             dependencies: ["IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]
@@ -62,7 +65,7 @@ let package = Package(
             name: "supervisor",
             dependencies: [
                 "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "NKeys",
-                "NATSClient", "Snapshots", "SchemaRegistry",
+                "NATSClient", "Snapshots", "SchemaRegistry", "Operability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -93,6 +96,7 @@ let package = Package(
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "IPC"]),
         .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner"]),
         .testTarget(name: "SchemaRegistryTests", dependencies: ["SchemaRegistry"]),
+        .testTarget(name: "OperabilityTests", dependencies: ["Operability", "IPC", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "NATSClient", "CurlTransfer", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",

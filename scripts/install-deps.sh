@@ -17,6 +17,8 @@ PACKAGES=(
   nginx-light        # a real WebDAV server for the webdav snapshot store's tests
   libnginx-mod-http-dav-ext  # its PROPFIND (directory listing)
   openssh-server     # a real sshd for the sftp snapshot store's tests
+  curl               # the production guide's `curl ./metrics`, as the tests run it
+  prometheus         # promtool checks deploy/monitoring's rules; a test starts a real server on loopback (never as a service)
 )
 
 missing=()
@@ -32,7 +34,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# nginx and sshd are only test tools: Debian's policy-rc.d hook keeps their packages from starting them as
+# nginx, sshd and prometheus are only test tools: Debian's policy-rc.d hook keeps their packages from starting them as
 # services (the tests start their own instances on loopback). An existing hook is left as it is.
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then

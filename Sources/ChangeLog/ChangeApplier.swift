@@ -17,6 +17,8 @@ public final class ChangeApplier {
     private var clockTables: Set<String> = []
     /// The `schema_version` the catalog was read at (-1: given, not read).
     private var catalogSchemaVersion: Int64 = -1
+    /// Local writes' stamps are written into the row clocks before a batch compares with them.
+    private let stamps: StampMaterializer
 
     public struct Outcome: Equatable, Sendable {
         public var applied = 0
@@ -37,6 +39,7 @@ public final class ChangeApplier {
         try database.enterReplicaRole()
         self.database = database
         self.catalog = catalog
+        stamps = StampMaterializer(database: database)
     }
 
     /// Applies `events` atomically, storing `cursor` (stream → last sequence) in the same transaction.
@@ -47,6 +50,7 @@ public final class ChangeApplier {
         do {
             // A migration since the last batch makes prepared plans name columns that may be gone.
             try refreshCatalog()
+            try stamps.materialize()
             var outcome = Outcome()
             for event in events {
                 let applied: Bool
@@ -98,6 +102,7 @@ public final class ChangeApplier {
     public func replayLocal(_ events: [ChangeEvent], tableIDs: [String: Int64]) throws {
         try database.execute("BEGIN IMMEDIATE")
         do {
+            try stamps.materialize()
             for event in events {
                 guard let tableID = tableIDs[event.table] else {
                     throw ApplyError(event: event, kind: .schemaMissing, reason: "table \(event.table) is not in the snapshot")
@@ -113,6 +118,8 @@ public final class ChangeApplier {
                 try statement("INSERT INTO \(q(ChangeLogSchema.globalLog)) (table_id, \(keyColumns.joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: key.count)))")
                     .run([.integer(tableID)] + key)
             }
+            // The entries above carry their stamps already (their `at` is NULL).
+            try stamps.materialize()
             try database.execute("COMMIT")
         } catch {
             try? database.execute("ROLLBACK")

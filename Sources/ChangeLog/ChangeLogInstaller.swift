@@ -56,15 +56,25 @@ public enum ChangeLogInstaller {
 
         var catalog = try TableCatalog.read(database)
         let widestKey = catalog.replicated.map { $0.primaryKey.count }.max() ?? 0
-        let globalColumns = try database.prepare("SELECT count(*) FROM pragma_table_info(?)").all([.text(S.globalLog)])
-        if case .integer(let count) = globalColumns.first?.first, count - 2 < widestKey {
-            for position in Int(count - 1)...widestKey {
+        let queueColumns = try database.prepare("SELECT name FROM pragma_table_info(?)").all([.text(S.globalLog)])
+        if !queueColumns.contains(where: { $0.first == .text(Array("at".utf8)) }) {
+            // An installation from before deferred stamping: its queued entries' row clocks are written.
+            try database.execute("ALTER TABLE \(S.quote(S.globalLog)) ADD COLUMN at INTEGER")
+            try PendingStamps.setStampedThrough(try PublishWatermark.lastQueuedID(in: database), in: database)
+        }
+        let keyColumns = queueColumns.count - (queueColumns.contains(where: { $0.first == .text(Array("at".utf8)) }) ? 3 : 2)
+        if keyColumns < widestKey {
+            for position in (keyColumns + 1)...widestKey {
                 try database.execute("ALTER TABLE \(S.quote(S.globalLog)) ADD COLUMN \(S.keyColumn(position))")
             }
         }
 
         var tableIDs: [String: Int64] = [:]
         var notes = try adoptRenamedTables(database)
+        // Row clocks change below (new tables, changed keys): pending stamps first (`PendingStamps`).
+        let materializer = StampMaterializer(database: database)
+        try materializer.materialize()
+        try PendingStamps.setNode(node, in: database)
         let insertName = try database.prepare("INSERT OR IGNORE INTO \(S.quote(S.tables)) (name) VALUES (?)")
         let selectID = try database.prepare("SELECT id FROM \(S.quote(S.tables)) WHERE name = ?")
         let logKey = try database.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
@@ -94,17 +104,14 @@ public enum ChangeLogInstaller {
                     // start from the same database, as in HarmonyLite; a snapshot restore is how a different
                     // one catches up.) Whether the row-clock table exists says nothing: the applier creates it
                     // when other nodes' rows of the new table arrive first.
-                    var captured = 0
-                    for sql in S.captureExistingRows(table, tableID: id, node: node) {
-                        try database.execute(sql)
-                        captured = database.changes
-                    }
+                    try database.execute(S.captureExistingRows(table, tableID: id))
+                    let captured = database.changes
                     if captured > 0 { notes.append("\(table.name) is new and already had \(captured) row(s): they are captured now") }
                 }
                 for operation in ["insert", "update", "delete"] {
                     try database.execute("DROP TRIGGER IF EXISTS \(S.quote(S.trigger(of: table.name, operation)))")
                 }
-                for sql in S.triggers(table, tableID: id, node: node) { try database.execute(sql) }
+                for sql in S.triggers(table, tableID: id) { try database.execute(sql) }
 
                 try database.execute("RELEASE harmonylite_table")
             } catch {
@@ -119,6 +126,7 @@ public enum ChangeLogInstaller {
             catalog.refused += failed
         }
         try ColumnHistory.update(catalog.replicated, in: database)
+        try materializer.materialize()
         for refused in catalog.refused {
             for operation in ["insert", "update", "delete"] {
                 try database.execute("DROP TRIGGER IF EXISTS \(S.quote(S.trigger(of: refused.name, operation)))")

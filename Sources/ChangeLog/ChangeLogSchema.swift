@@ -2,10 +2,11 @@
 ///
 /// - `__harmonylite__<t>_change_log`: the row clock of table t, one row per primary key ever written: the
 ///   last write's HLC stamp, the node that wrote it, and whether it was a delete (a tombstone). WITHOUT ROWID,
-///   keyed like t (same collations), so the trigger's upsert is one B-tree write.
-/// - `__harmonylite___change_log_global`: the queue of local changes in commit order: table id and the key
-///   columns `k1…kN` (SQLite keeps each value's storage class). The capturer reads the row's values and stamp
-///   at publish time, so one entry is all the trigger writes. Its highest id is never deleted, so ids keep
+///   keyed like t (same collations). Local writes reach it after their transaction (`PendingStamps`).
+/// - `__harmonylite___change_log_global`: the queue of local changes in commit order: table id, `at` (the
+///   HLC of the write's commit time; NULL when the row clock was written with the entry) and the key
+///   columns `k1…kN` (SQLite keeps each value's storage class). The capturer reads the row's values at
+///   publish time, so one entry is all the trigger writes. Its highest id is never deleted, so ids keep
 ///   growing and stay unique per installation.
 /// - `__harmonylite___tables`: table ids; `__harmonylite___meta`: installation facts and the publish
 ///   watermark; `__harmonylite___parked`: the dead letters, messages this node could not apply (see
@@ -43,7 +44,7 @@ public enum ChangeLogSchema {
 
     /// Tables every installation has.
     static let fixedTables = [
-        "CREATE TABLE IF NOT EXISTS \(quote(globalLog)) (id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS \(quote(globalLog)) (id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, at INTEGER)",
         "CREATE TABLE IF NOT EXISTS \(quote(tables)) (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
         "CREATE TABLE IF NOT EXISTS \(quote(meta)) (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
         "DROP TABLE IF EXISTS \(quote(formerApplyGuard))",
@@ -67,23 +68,18 @@ public enum ChangeLogSchema {
             + ", PRIMARY KEY (\(keyList))) WITHOUT ROWID"
     }
 
-    /// Captures every row `table` holds now, as its insert trigger would have: stamps them and queues them.
-    static func captureExistingRows(_ table: TableInfo, tableID: Int64, node: UInt64) -> [String] {
+    /// Captures every row `table` holds now, as its insert trigger would have: queues them with the time of
+    /// now, for `StampMaterializer` to clock.
+    static func captureExistingRows(_ table: TableInfo, tableID: Int64) -> String {
         let keys = table.primaryKey.map { quote($0.name) }
-        let keyList = keys.joined(separator: ", ")
         let log = quote(changeLog(of: table.name))
-        let globalColumns = (["table_id"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
+        let globalColumns = (["table_id", "at"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
         // Only rows without a row clock: rows the applier wrote (it may have created the row clocks first,
         // applying other nodes' rows of the same new table) are other nodes' writes, not ours.
         let unclocked = "\(keysPresent(table, row: "t")) AND NOT EXISTS (SELECT 1 FROM \(log) c WHERE "
             + keys.map { "c.\($0) = t.\($0)" }.joined(separator: " AND ") + ")"
         let tableKeys = keys.map { "t.\($0)" }.joined(separator: ", ")
-        // The queue first: the clock insert makes the rows clocked.
-        return [
-            "INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(tableKeys) FROM \(quote(table.name)) t WHERE \(unclocked)",
-            "INSERT INTO \(log) (\(keyList), \(quote(stampColumn)), \(quote(nodeColumn)), \(quote(deletedColumn))) "
-                + "SELECT \(tableKeys), \(nowStamp), \(Int64(bitPattern: node)), 0 FROM \(quote(table.name)) t WHERE \(unclocked)",
-        ]
+        return "INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(nowStamp), \(tableKeys) FROM \(quote(table.name)) t WHERE \(unclocked)"
     }
 
     /// SQL true when `row`'s key has no NULL (see `TableInfo.nullableKeyColumns`); `row` nil: the table's own columns.
@@ -92,34 +88,29 @@ public enum ChangeLogSchema {
         return checks.isEmpty ? "true" : checks.joined(separator: " AND ")
     }
 
-    /// The three capture triggers of `table`. `node` is stored as its signed 64-bit bit pattern.
-    static func triggers(_ table: TableInfo, tableID: Int64, node: UInt64) -> [String] {
-        let log = quote(changeLog(of: table.name))
+    /// The three capture triggers of `table`: each appends (table, commit time, key) to the queue, one
+    /// B-tree write in the application's transaction; the row clock is stamped later (`PendingStamps`).
+    static func triggers(_ table: TableInfo, tableID: Int64) -> [String] {
         let target = quote(table.name)
         let keys = table.primaryKey.map { quote($0.name) }
-        let nodeValue = String(Int64(bitPattern: node))
-        let globalColumns = (["table_id"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
-        let clockColumns = (keys + [quote(stampColumn), quote(nodeColumn), quote(deletedColumn)]).joined(separator: ", ")
+        let globalColumns = (["table_id", "at"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
 
-        func stamp(_ row: String, deleted: Bool, onlyIfKeyChanged: Bool = false) -> String {
+        func queue(_ row: String, onlyIfKeyChanged: Bool = false) -> String {
             let values = keys.map { "\(row).\($0)" }.joined(separator: ", ")
-            let source = "SELECT \(values), \(nowStamp), \(nodeValue), \(deleted ? 1 : 0)"
             let condition = (onlyIfKeyChanged ? "(\(keyChanged)) AND " : "") + keysPresent(table, row: row)
-            return "INSERT INTO \(log) (\(clockColumns)) \(source) WHERE \(condition) ON CONFLICT DO UPDATE SET "
-                + "\(quote(stampColumn)) = max(excluded.\(quote(stampColumn)), \(quote(stampColumn)) + 1), "
-                + "\(quote(nodeColumn)) = excluded.\(quote(nodeColumn)), \(quote(deletedColumn)) = excluded.\(quote(deletedColumn));\n"
-                + "  INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(values) WHERE \(condition);"
+            let source = condition == "true" ? "VALUES (\(tableID), \(nowStamp), \(values))" : "SELECT \(tableID), \(nowStamp), \(values) WHERE \(condition)"
+            return "INSERT INTO \(quote(globalLog)) (\(globalColumns)) \(source);"
         }
         var keyChanged: String { keys.map { "OLD.\($0) IS NOT NEW.\($0)" }.joined(separator: " OR ") }
 
         return [
             "CREATE TRIGGER \(quote(trigger(of: table.name, "insert"))) AFTER INSERT ON \(target)\nBEGIN\n  "
-                + stamp("NEW", deleted: false) + "\nEND",
+                + queue("NEW") + "\nEND",
             // A key-changing UPDATE is a delete of the old key plus a write of the new one.
             "CREATE TRIGGER \(quote(trigger(of: table.name, "update"))) AFTER UPDATE ON \(target)\nBEGIN\n  "
-                + stamp("OLD", deleted: true, onlyIfKeyChanged: true) + "\n  " + stamp("NEW", deleted: false) + "\nEND",
+                + queue("OLD", onlyIfKeyChanged: true) + "\n  " + queue("NEW") + "\nEND",
             "CREATE TRIGGER \(quote(trigger(of: table.name, "delete"))) AFTER DELETE ON \(target)\nBEGIN\n  "
-                + stamp("OLD", deleted: true) + "\nEND",
+                + queue("OLD") + "\nEND",
         ]
     }
 }

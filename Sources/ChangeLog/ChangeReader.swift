@@ -2,17 +2,21 @@ import ChangeEvents
 import SQLiteKit
 
 /// Reads the local changes not yet published, as events: for each queued (table, key), the row's current
-/// values and its clock, read together in one transaction. A row queued several times in one read becomes
-/// one event (its latest state), at the position of its last change.
+/// values and its stamp, read together in one transaction. A row queued several times in one read becomes
+/// one event (its latest state), at the position of its last change. Stamps not yet in the row clocks are
+/// computed as `StampMaterializer` will write them (`PendingStamps`), without writing.
 public final class ChangeReader {
     private let database: SQLiteDatabase
+    private let node: UInt64
     private let tablesByID: [Int64: TableInfo]
     private let globalRead: SQLiteStatement
     private var statements: [String: (clock: SQLiteStatement, row: SQLiteStatement)] = [:]
     private let keyWidth: Int
+    private var chain = StampChain(base: -1)
 
     public init(database: SQLiteDatabase, installation: ChangeLogInstallation) throws(SQLiteError) {
         self.database = database
+        node = try PendingStamps.node(in: database)
         var byID: [Int64: TableInfo] = [:]
         for table in installation.catalog.replicated {
             if let id = installation.tableIDs[table.name] { byID[id] = table }
@@ -21,7 +25,7 @@ public final class ChangeReader {
         keyWidth = installation.catalog.replicated.map { $0.primaryKey.count }.max() ?? 0
         let keys = (0..<keyWidth).map { ", " + ChangeLogSchema.keyColumn($0 + 1) }.joined()
         globalRead = try database.prepare(
-            "SELECT id, table_id\(keys) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog)) WHERE id > ? ORDER BY id LIMIT ?")
+            "SELECT id, table_id, at\(keys) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog)) WHERE id > ? ORDER BY id LIMIT ?")
     }
 
     public struct Pending: Sendable {
@@ -33,46 +37,94 @@ public final class ChangeReader {
         public var skipped: Int
     }
 
+    private struct Entry {
+        var id: Int64
+        var table: TableInfo
+        var key: [SQLiteValue]
+        /// The entry's stamp when it is not in the row clock yet (nil: read the row clock).
+        var pendingStamp: UInt64?
+    }
+
     public func pending(after watermark: Int64, limit: Int) throws(SQLiteError) -> Pending {
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
-        let entries = try globalRead.all([.integer(watermark), .integer(Int64(limit))])
+        let stampedThrough = try PendingStamps.stampedThrough(in: database)
+        if !chain.isValid(stampedThrough: stampedThrough, readThrough: watermark) { chain = StampChain(base: stampedThrough) }
+        if chain.through < watermark {
+            // Entries read before (published, or refused) but not stamped yet: the rows' previous stamps.
+            var from = chain.through
+            while from < watermark {
+                let earlier = try globalRead.all([.integer(from), .integer(Int64(min(limit, 4096)))]).filter {
+                    if case .integer(let id) = $0[0] { return id <= watermark } else { return false }
+                }
+                guard case .integer(let last) = earlier.last?.first else { break }
+                for row in earlier { _ = try entry(row, stampedThrough: stampedThrough) }
+                from = last
+            }
+        }
+        let rows = try globalRead.all([.integer(watermark), .integer(Int64(limit))])
         var latest: [RowIdentity: Int] = [:]
-        var ordered: [(id: Int64, table: TableInfo, key: [SQLiteValue])] = []
+        var ordered: [Entry?] = []
         var skipped = 0
-        for entry in entries {
-            guard case .integer(let id) = entry[0], case .integer(let tableID) = entry[1], let table = tablesByID[tableID] else {
+        for row in rows {
+            guard let entry = try entry(row, stampedThrough: stampedThrough) else {
                 skipped += 1
                 continue
             }
-            let key = Array(entry[2..<(2 + table.primaryKey.count)])
-            let identity = RowIdentity(table: table.name, key: key)
-            if let previous = latest[identity] { ordered[previous].id = -1 }
+            let identity = RowIdentity(table: entry.table.name, key: entry.key)
+            if let previous = latest[identity] { ordered[previous] = nil }
             latest[identity] = ordered.count
-            ordered.append((id, table, key))
+            ordered.append(entry)
         }
         var events: [ChangeEvent] = []
-        for item in ordered where item.id >= 0 {
-            if let event = try event(for: item.table, key: item.key, changeID: item.id) { events.append(event) } else { skipped += 1 }
+        for item in ordered {
+            guard let item else { continue }
+            if let event = try event(for: item) { events.append(event) } else { skipped += 1 }
         }
         var throughID: Int64?
-        if case .integer(let last) = entries.last?.first { throughID = last }
+        if case .integer(let last) = rows.last?.first { throughID = last }
         return Pending(events: events, throughID: throughID, skipped: skipped)
     }
 
-    private func event(for table: TableInfo, key: [SQLiteValue], changeID: Int64) throws(SQLiteError) -> ChangeEvent? {
-        let (clockStatement, rowStatement) = try statements(for: table)
-        guard let clock = try clockStatement.all(key).first,
-            case .integer(let stamp) = clock[0], case .integer(let writer) = clock[1], case .integer(let deleted) = clock[2]
+    /// One queue row as an entry (nil: its table is not replicated), its stamp folded into the chain when
+    /// it is not stamped yet.
+    private func entry(_ row: [SQLiteValue], stampedThrough: Int64) throws(SQLiteError) -> Entry? {
+        guard case .integer(let id) = row[0], case .integer(let tableID) = row[1], let table = tablesByID[tableID],
+            row.count >= 3 + table.primaryKey.count
         else { return nil }
-        let keyNames = table.primaryKey.map(\.name)
-        if deleted == 0, let row = try rowStatement.all(key).first {
-            let others = table.columns.filter { $0.primaryKeyPosition == 0 }
-            return ChangeEvent(changeID: changeID, table: table.name, operation: .upsert, stamp: UInt64(bitPattern: stamp),
-                               writer: UInt64(bitPattern: writer), columns: keyNames + others.map(\.name), values: row, keyCount: keyNames.count)
+        let key = Array(row[3..<(3 + table.primaryKey.count)])
+        guard id > stampedThrough else { return Entry(id: id, table: table, key: key, pendingStamp: nil) }
+        var at: UInt64?
+        if case .integer(let value) = row[2] { at = UInt64(bitPattern: value) }
+        let clock = try statements(for: table).clock
+        let stamp = try chain.fold(id: id, row: RowIdentity(table: table.name, key: key), at: at) { () throws(SQLiteError) -> UInt64? in
+            if case .integer(let value) = try clock.all(key).first?.first { return UInt64(bitPattern: value) }
+            return nil
         }
-        return ChangeEvent(changeID: changeID, table: table.name, operation: .delete, stamp: UInt64(bitPattern: stamp),
-                           writer: UInt64(bitPattern: writer), columns: keyNames, values: key, keyCount: keyNames.count)
+        return Entry(id: id, table: table, key: key, pendingStamp: at == nil ? nil : stamp)
+    }
+
+    private func event(for entry: Entry) throws(SQLiteError) -> ChangeEvent? {
+        let table = entry.table, key = entry.key
+        let (clockStatement, rowStatement) = try statements(for: table)
+        let stamp: UInt64, writer: UInt64, deleted: Bool
+        if let pending = entry.pendingStamp {
+            (stamp, writer) = (pending, node)
+            deleted = try rowStatement.all(key).isEmpty
+        } else {
+            guard let clock = try clockStatement.all(key).first,
+                case .integer(let s) = clock[0], case .integer(let w) = clock[1], case .integer(let d) = clock[2]
+            else { return nil }
+            (stamp, writer, deleted) = (UInt64(bitPattern: s), UInt64(bitPattern: w), d != 0)
+        }
+        let keyNames = table.primaryKey.map(\.name)
+        if !deleted, let row = try rowStatement.all(key).first {
+            let others = table.columns.filter { $0.primaryKeyPosition == 0 }
+            return ChangeEvent(changeID: entry.id, table: table.name, operation: .upsert, stamp: stamp,
+                               writer: writer, columns: keyNames + others.map(\.name), values: row, keyCount: keyNames.count)
+        }
+        return ChangeEvent(changeID: entry.id, table: table.name, operation: .delete, stamp: stamp,
+                           writer: writer, columns: keyNames, values: key, keyCount: keyNames.count)
     }
 
     private func statements(for table: TableInfo) throws(SQLiteError) -> (clock: SQLiteStatement, row: SQLiteStatement) {
@@ -112,12 +164,13 @@ public enum PublishWatermark {
         try database.scalarInteger("SELECT coalesce(max(id), 0) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog))")
     }
 
-    /// Deletes published queue entries, always keeping the newest row so that ids never restart.
+    /// Deletes published and stamped queue entries, always keeping the newest row so that ids never restart.
     @discardableResult
     public static func removePublished(from database: SQLiteDatabase) throws(SQLiteError) -> Int {
         let q = ChangeLogSchema.quote
         try database.execute("""
             DELETE FROM \(q(ChangeLogSchema.globalLog)) WHERE id <= (SELECT value FROM \(q(ChangeLogSchema.meta)) WHERE key = 'published_through')
+              AND id <= (SELECT value FROM \(q(ChangeLogSchema.meta)) WHERE key = '\(PendingStamps.markKey)')
               AND id < (SELECT max(id) FROM \(q(ChangeLogSchema.globalLog)))
             """)
         return database.changes

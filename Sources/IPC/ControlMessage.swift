@@ -5,7 +5,11 @@ import BinaryCoding
 /// A worker connects, sends `hello`; the supervisor answers `welcome` (with the resolved configuration, so
 /// no worker parses TOML on its own) or `rejected`. Then the worker sends `ready` once it can do its job,
 /// `heartbeat` at the interval the welcome gave, and `status` when something a person should see changes.
-/// The supervisor sends `stop` to drain it.
+/// The supervisor sends `stop` to drain it. A worker also sends `observations` (histogram samples since its
+/// last heartbeat) right after a heartbeat when it has any.
+///
+/// `harmonylite -status` connects to the same socket and sends `statusQuery` instead of `hello`; the
+/// supervisor answers `statusReport` (JSON) and closes the connection.
 public enum ControlMessage: Equatable, Sendable {
     case hello(Hello)
     case welcome(Welcome)
@@ -14,6 +18,13 @@ public enum ControlMessage: Equatable, Sendable {
     case heartbeat(counters: [Counter])
     case status(String)
     case stop(reason: String)
+    case observations([Observations])
+    case statusQuery
+    case statusReport(json: String)
+
+    /// The stop reason the supervisor sends when `sleep_timeout` ends the node: the snapshot lease holder
+    /// saves a snapshot before it stops.
+    public static let sleepTimeoutReason = "sleep_timeout"
 
     /// The control protocol version. A worker and a supervisor of different versions refuse each other
     /// in the handshake instead of misreading frames.
@@ -82,6 +93,9 @@ public enum ControlMessage: Equatable, Sendable {
         case heartbeat = 0x11
         case status = 0x12
         case stop = 0x13
+        case observations = 0x14
+        case statusQuery = 0x15
+        case statusReport = 0x16
     }
 
     public var frame: Frame {
@@ -117,6 +131,15 @@ public enum ControlMessage: Equatable, Sendable {
         case .stop(let reason):
             type = .stop
             w.write(Self.bounded(reason))
+        case .observations(let list):
+            type = .observations
+            w.write(UInt16(list.count))
+            for series in list { series.write(to: &w) }
+        case .statusQuery:
+            type = .statusQuery
+        case .statusReport(let json):
+            type = .statusReport
+            w.write(json)
         }
         return Frame(type: type.rawValue, body: w.bytes)
     }
@@ -146,6 +169,14 @@ public enum ControlMessage: Equatable, Sendable {
                 self = .heartbeat(counters: counters)
             case .status: self = .status(try r.readString())
             case .stop: self = .stop(reason: try r.readString())
+            case .observations:
+                let count = Int(try r.readUInt16())
+                var list: [Observations] = []
+                list.reserveCapacity(min(count, 64))
+                for _ in 0..<count { list.append(try Observations(from: &r)) }
+                self = .observations(list)
+            case .statusQuery: self = .statusQuery
+            case .statusReport: self = .statusReport(json: try r.readString())
             }
         } catch {
             throw IPCError(.malformedBody(messageType: frame.type, reason: "\(error)"))

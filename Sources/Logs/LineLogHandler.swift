@@ -5,7 +5,12 @@ import Logging
 
 /// A swift-log backend that writes one line per message to standard error: human-readable (`console`) or
 /// one JSON object per line (`json`, HarmonyLite's `logging.format`). Every line carries the node id and the
-/// process, since a node's five processes share one journal.
+/// process and its pid, since a node's five processes share one journal. Metadata are fields: `key=value`
+/// after the console message, JSON keys of their own in `json` lines.
+///
+/// Under systemd, when standard error is the journal (`JOURNAL_STREAM` names it), every line starts with
+/// its syslog priority (`<3>` for errors, `<4>` warnings, `<6>` info, `<7>` debug), which journald takes
+/// as the entry's priority and strips (`SyslogLevelPrefix=`, on by default): `journalctl -p err` works.
 public struct LineLogHandler: LogHandler {
     public enum Format: Sendable { case console, json }
 
@@ -14,6 +19,8 @@ public struct LineLogHandler: LogHandler {
     private let label: String
     private let format: Format
     private let nodeID: UInt64
+    private let pid = getpid()
+    private let priorityPrefix = Self.stderrIsJournal()
 
     public init(label: String, format: Format, nodeID: UInt64, level: Logger.Level) {
         self.label = label
@@ -40,17 +47,17 @@ public struct LineLogHandler: LogHandler {
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         let message = Self.clean("\(event.message)")
         let values = merged.mapValues { Self.clean("\($0)") }
-        let line: String
+        var line = priorityPrefix ? "<\(Self.syslogPriority(event.level))>" : ""
         switch format {
         case .console:
             var text = "\(Self.timestamp()) \(Self.tag(event.level)) [\(label)] \(message)"
             for key in values.keys.sorted() { text += " \(key)=\(values[key]!)" }
-            line = text + "\n"
+            line += text + "\n"
         case .json:
             var text = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(event.level)\",\"node_id\":\(nodeID),"
-                + "\"process\":\(Self.quote(label)),\"message\":\(Self.quote(message))"
-            for key in values.keys.sorted() { text += ",\(Self.quote(key)):\(Self.quote(values[key]!))" }
-            line = text + "}\n"
+                + "\"process\":\(Self.quote(label)),\"pid\":\(pid),\"message\":\(Self.quote(message))"
+            for key in values.keys.sorted() where !Self.reservedKeys.contains(key) { text += ",\(Self.quote(key)):\(Self.quote(values[key]!))" }
+            line += text + "}\n"
         }
         var bytes = Array(line.utf8)
         bytes.withUnsafeMutableBytes { raw in
@@ -84,6 +91,31 @@ public struct LineLogHandler: LogHandler {
         var end = utf8.index(utf8.startIndex, offsetBy: bytes)
         while end > utf8.startIndex, UTF8.isContinuation(utf8[end]) { end = utf8.index(before: end) }
         return String(decoding: utf8[..<end], as: UTF8.self)
+    }
+
+    /// Keys every JSON line has already: metadata of the same name would make a duplicate key.
+    static let reservedKeys: Set<String> = ["time", "level", "node_id", "process", "pid", "message"]
+
+    static func syslogPriority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: 7
+        case .info: 6
+        case .notice: 5
+        case .warning: 4
+        case .error: 3
+        case .critical: 2
+        }
+    }
+
+    /// Whether standard error is connected to the journal: `JOURNAL_STREAM` is `<device>:<inode>` of the
+    /// stream systemd connected, and stays in the environment of children whose stderr is elsewhere.
+    static func stderrIsJournal() -> Bool {
+        guard let value = getenv("JOURNAL_STREAM").flatMap({ String(validatingCString: $0) }) else { return false }
+        let parts = value.split(separator: ":")
+        guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }
+        var status = stat()
+        guard fstat(2, &status) == 0 else { return false }
+        return UInt64(status.st_dev) == device && UInt64(status.st_ino) == inode
     }
 
     static func tag(_ level: Logger.Level) -> String {

@@ -94,6 +94,20 @@ public final class SQLiteDatabase {
         }
     }
 
+    /// Runs `body` in a write transaction (`BEGIN IMMEDIATE`): committed when it returns, rolled back
+    /// when it throws.
+    public func transaction<T>(_ body: () throws(SQLiteError) -> T) throws(SQLiteError) -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
     /// All rows of a query, every column as text (NULL as nil).
     public func rows(_ sql: String) throws(SQLiteError) -> [[String?]] {
         var statement: OpaquePointer?

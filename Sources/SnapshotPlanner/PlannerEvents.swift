@@ -39,10 +39,19 @@ public struct RestoreDecisionError: Error, Equatable, Sendable, CustomStringConv
 public struct JobReport: Equatable, Sendable {
     public var line: String
     public var cursor: [String: UInt64]?
+    /// The snapshot saved or restored, for /metrics: when it was taken (ms since 1970), its size, and how
+    /// long the job took (s).
+    public var snapshot: (createdAt: Int64, size: Int64, seconds: Double)?
 
-    public init(line: String, cursor: [String: UInt64]?) {
+    public init(line: String, cursor: [String: UInt64]?, snapshot: (createdAt: Int64, size: Int64, seconds: Double)? = nil) {
         self.line = line
         self.cursor = cursor
+        self.snapshot = snapshot
+    }
+
+    public static func == (a: JobReport, b: JobReport) -> Bool {
+        a.line == b.line && a.cursor == b.cursor && a.snapshot?.createdAt == b.snapshot?.createdAt && a.snapshot?.size == b.snapshot?.size
+            && a.snapshot?.seconds == b.snapshot?.seconds
     }
 }
 

@@ -29,6 +29,14 @@ extension SnapshotPlanner {
         return storeOpen ? startRestore(reason, now: now) : [.openStore]
     }
 
+    /// No restore may run now (the applier or the capturer is running: a snapshotter restarted under
+    /// them): ready without deciding. A node that misses changes finds out in its applier, which asks the
+    /// supervisor for a restore in place.
+    public mutating func restoreDeclined(_ why: String, now: Double) -> [Action] {
+        guard case .decidingRestore = phase else { return [] }
+        return becomeReady("no restore at this start: \(why)", now: now)
+    }
+
     public mutating func restoreUndecided(_ error: RestoreDecisionError, now: Double) -> [Action] {
         guard case .decidingRestore = phase else { return [] }
         switch error.kind {

@@ -11,6 +11,10 @@ public enum SnapshotMaker {
         let source = try SQLiteDatabase(existingPath: databasePath)
         try source.prepare("VACUUM INTO ?").run([.text(Array(filePath.utf8))])
         let copy = try SQLiteDatabase(existingPath: filePath)
+        // The copy's row clocks as of its queue: local writes not stamped yet are (`PendingStamps`).
+        if try copy.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = '\(ChangeLogSchema.meta)'") > 0 {
+            _ = try copy.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: copy).materialize() }
+        }
         let cursor = try ChangeApplier.storedCursor(in: copy)
         let schemaHash = SchemaHash.of(try TableCatalog.read(copy).replicated)
         try HarmonyLiteObjects.removeAll(from: copy)

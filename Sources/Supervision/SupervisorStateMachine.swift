@@ -8,11 +8,15 @@ public struct ChildSpec: Equatable, Sendable {
     /// port and reports `ready` for it, and its liveness is the process being alive.
     public var speaksControlProtocol: Bool
     public var settings: WorkerSettings
+    /// The child that restores snapshots (the snapshotter): an in-place restore stops it and every child
+    /// started after it, then starts it with `spawnToRestore` and the others after it as at start.
+    public var restoresSnapshots: Bool
 
-    public init(name: String, speaksControlProtocol: Bool, settings: WorkerSettings) {
+    public init(name: String, speaksControlProtocol: Bool, settings: WorkerSettings, restoresSnapshots: Bool = false) {
         self.name = name
         self.speaksControlProtocol = speaksControlProtocol
         self.settings = settings
+        self.restoresSnapshots = restoresSnapshots
     }
 
     var policy: RestartPolicy { RestartPolicy(settings) }
@@ -23,7 +27,8 @@ public struct ChildSpec: Equatable, Sendable {
 /// The supervisor's whole decision logic, with no I/O: feed it events (with the current monotonic time),
 /// execute the actions it returns. Children start one at a time in the order given (each only after the
 /// previous one is ready), crash-restart one-for-one with backoff, are killed when they stop heartbeating,
-/// restart one at a time on reload, and drain in reverse order on shutdown.
+/// restart one at a time on reload, restore a snapshot in place when a worker needs one, and drain in
+/// reverse order on shutdown.
 public struct SupervisorStateMachine {
     public enum Event: Equatable, Sendable {
         case start
@@ -40,6 +45,9 @@ public struct SupervisorStateMachine {
 
     public enum Action: Equatable, Sendable {
         case spawn(child: String)
+        /// Spawn the child that restores snapshots, asking it to restore one now for `reason` (the glue
+        /// passes the reason in its environment, `RestoreRequest.environmentVariable`).
+        case spawnToRestore(child: String, reason: String)
         /// Ask for a graceful stop: the control `stop` message for a worker, SIGTERM for nats-server.
         case requestStop(child: String, pid: Int32)
         case kill(pid: Int32)
@@ -51,7 +59,7 @@ public struct SupervisorStateMachine {
 
     public enum LogLevel: Equatable, Sendable { case debug, info, warning, error }
 
-    enum StopPurpose: Equatable { case hung, reload, shutdown }
+    enum StopPurpose: Equatable { case hung, reload, restore, shutdown }
 
     enum ChildState: Equatable {
         case notStarted
@@ -67,18 +75,25 @@ public struct SupervisorStateMachine {
         var restarts = 0
     }
 
+    /// The steps of an in-place restore: stop the restorer and every child after it (last first), start
+    /// the restorer asking for a restore and wait for it to be ready, start the others in order.
+    enum RestoreStage: Equatable { case stopping, restoring, starting }
+
     enum Phase: Equatable {
         case idle, starting, running
         case reloading(queue: [String])
+        /// An in-place snapshot restore (see `InPlaceRestore`); `announceReady`: READY=1 has not been sent
+        /// yet for this start or reload, so it goes out when the restore is over.
+        case restoring(reason: String, stage: RestoreStage, announceReady: Bool)
         case stopping(exitCode: Int32)
         case exited
     }
 
-    private var children: [Child]
-    private(set) var phase: Phase = .idle
+    var children: [Child]
+    var phase: Phase = .idle
     private let watchdogInterval: Double?
     private var nextWatchdog: Double?
-    private let randomUnit: () -> Double
+    let randomUnit: () -> Double
 
     /// - Parameters:
     ///   - watchdogInterval: half of systemd's WATCHDOG_USEC, or nil when the watchdog is off.
@@ -105,6 +120,26 @@ public struct SupervisorStateMachine {
 
     /// Total restarts per child, for /metrics.
     public var restartCounts: [(String, Int)] { children.map { ($0.spec.name, $0.restarts) } }
+
+    /// Each child as `/health` and `-status` show it.
+    public var childSummaries: [ChildSummary] {
+        children.map { child in
+            switch child.state {
+            case .notStarted: ChildSummary(name: child.spec.name, state: "stopped", pid: nil, restarts: child.restarts)
+            case .running(let pid, _, let ready): ChildSummary(name: child.spec.name, state: ready ? "running" : "starting", pid: pid, restarts: child.restarts)
+            case .stopping(let pid, _, _, _): ChildSummary(name: child.spec.name, state: "stopping", pid: pid, restarts: child.restarts)
+            case .waitingToRestart: ChildSummary(name: child.spec.name, state: "restarting", pid: nil, restarts: child.restarts)
+            }
+        }
+    }
+
+    public struct ChildSummary: Equatable, Sendable {
+        public var name: String
+        /// "running" (ready), "starting", "stopping", "restarting" (waiting for its backoff), "stopped".
+        public var state: String
+        public var pid: Int32?
+        public var restarts: Int
+    }
 
     /// When the machine next needs a `.tick`, if ever.
     public var nextDeadline: Double? {
@@ -213,6 +248,8 @@ public struct SupervisorStateMachine {
             queue.removeFirst()
             phase = .reloading(queue: queue)
             continueReload(now: now, into: &actions)
+        case .restoring:
+            restoreChildReady(name, now: now, into: &actions)
         case .running:
             actions.append(.notify("STATUS=\(runningStatus)"))
         default:
@@ -248,6 +285,13 @@ public struct SupervisorStateMachine {
         let name = children[index].spec.name
         let suffix = note.isEmpty ? "" : "; \(note)"
         if case .stopping(_, _, let purpose, _) = children[index].state {
+            if case .stopping = phase, purpose != .shutdown {
+                // Stopped for a reload or a restore that the node's stop overtook: not started again.
+                children[index].state = .notStarted
+                actions.append(.log(.info, "\(name) stopped (\(status))"))
+                continueShutdown(now: now, into: &actions)
+                return
+            }
             switch purpose {
             case .shutdown:
                 children[index].state = .notStarted
@@ -259,6 +303,12 @@ public struct SupervisorStateMachine {
                 children[index].restarts += 1
                 actions.append(.log(.info, "\(name) stopped for reload; starting it again"))
                 actions.append(.spawn(child: name))
+                return
+            case .restore:
+                children[index].state = .notStarted
+                children[index].restarts += 1
+                actions.append(.log(.info, "\(name) stopped for the snapshot restore (\(status))"))
+                continueRestore(now: now, into: &actions)
                 return
             case .hung:
                 childEnded(index, why: "was killed after missing its heartbeats\(suffix)", now: now, into: &actions)
@@ -272,9 +322,7 @@ public struct SupervisorStateMachine {
             return
         }
         if status.code == WorkerExitCode.restoreNeeded {
-            children[index].state = .notStarted
-            actions.append(.log(.error, "\(name) found changes missing from the streams\(suffix): stopping the node, which restores a snapshot at its next start (under systemd, Restart=on-failure starts it again)"))
-            beginShutdown(exitCode: 1, now: now, into: &actions)
+            beginRestore(index, note: suffix, now: now, into: &actions)
             return
         }
         var why = "\(status)\(suffix)"
@@ -293,6 +341,12 @@ public struct SupervisorStateMachine {
         if case .stopping = phase {
             children[index].state = .notStarted
             continueShutdown(now: now, into: &actions)
+            return
+        }
+        if restoreStopsOnItsOwn(index) {
+            children[index].state = .notStarted
+            actions.append(.log(.warning, "\(name) \(why) while stopping for the snapshot restore"))
+            continueRestore(now: now, into: &actions)
             return
         }
         guard let delay = children[index].history.recordCrash(at: now, policy: policy, randomUnit: randomUnit()) else {
@@ -319,7 +373,7 @@ public struct SupervisorStateMachine {
             switch children[index].state {
             case .waitingToRestart(let at) where at <= now:
                 children[index].state = .notStarted
-                actions.append(.spawn(child: spec.name))
+                actions.append(spawnAction(index))
             case .running(let pid, let lastSign, _) where spec.speaksControlProtocol && now - lastSign >= spec.heartbeatTimeout:
                 children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: .hung, killed: true)
                 actions.append(.log(.error, "\(spec.name) (pid \(pid)) sent no heartbeat for \(format(now - lastSign)) s: killing it"))
@@ -355,7 +409,7 @@ public struct SupervisorStateMachine {
 
     // MARK: shutdown
 
-    private mutating func beginShutdown(exitCode: Int32, now: Double, into actions: inout [Action]) {
+    mutating func beginShutdown(exitCode: Int32, now: Double, into actions: inout [Action]) {
         phase = .stopping(exitCode: exitCode)
         actions.append(.notify("STOPPING=1\nSTATUS=stopping"))
         for index in children.indices {
@@ -389,13 +443,13 @@ public struct SupervisorStateMachine {
 
     // MARK: helpers
 
-    private func index(of name: String) -> Int? { children.firstIndex { $0.spec.name == name } }
+    func index(of name: String) -> Int? { children.firstIndex { $0.spec.name == name } }
 
     private mutating func update(_ name: String, _ body: (inout Child) -> Void) {
         if let index = index(of: name) { body(&children[index]) }
     }
 
-    private var runningStatus: String {
+    var runningStatus: String {
         let names = children.map(\.spec.name).joined(separator: ", ")
         return "ready: \(names) running"
     }
@@ -405,13 +459,14 @@ public struct SupervisorStateMachine {
         case .idle: return "not started"
         case .starting: return "starting"
         case .running: return "running"
-        case .reloading: return "already reloading"
+        case .reloading: return "reloading"
+        case .restoring: return "restoring a snapshot"
         case .stopping: return "stopping"
         case .exited: return "stopped"
         }
     }
 
-    private func format(_ seconds: Double) -> String {
+    func format(_ seconds: Double) -> String {
         let tenths = Int((seconds * 10).rounded())
         return "\(tenths / 10).\(tenths % 10)"
     }

@@ -41,14 +41,14 @@ extension WorkerRuntime {
         do {
             let reason = try runtime.run(handler)
             runtime.logger.info("stopping: \(reason)")
-            try handler.drain()
+            try handler.drain(reason: reason)
             exit(0)
         } catch let stop as WorkerExit {
             runtime.logger.error("stopping: \(stop)")
             try? handler.drain()
             exit(stop.status)
         } catch {
-            runtime.logger.error("stopping after an error: \(error)")
+            runtime.logger.error("stopping after an error", metadata: ["error": "\(error)"])
             exit(1)
         }
     }

@@ -114,7 +114,11 @@ public final class WorkerRuntime {
             if !ready.isEmpty { try handler.handle(readable: Array(ready), now: now) }
             let due = schedule.due(now: now, deadline: deadline)
             if due.tick { try handler.tick(now: now) }
-            if due.heartbeat { try connection.send(ControlMessage.heartbeat(counters: handler.counters).frame) }
+            if due.heartbeat {
+                try connection.send(ControlMessage.heartbeat(counters: handler.counters).frame)
+                let observations = handler.takeObservations()
+                if !observations.isEmpty { try connection.send(ControlMessage.observations(observations).frame) }
+            }
         }
     }
 
@@ -160,12 +164,18 @@ public protocol WorkerLoopHandler: AnyObject {
     func tick(now: Double) throws
     /// What the next heartbeat reports (exported on /metrics).
     var counters: [ControlMessage.Counter] { get }
+    /// Histogram samples since the last heartbeat (sent after it; exported on /metrics).
+    func takeObservations() -> [Observations]
     /// The last work before a normal stop (store what is kept in memory, give up leases).
     func drain() throws
+    /// `drain` knowing why the worker stops (the supervisor's `sleep_timeout` asks for a last snapshot).
+    func drain(reason: WorkerRuntime.StopReason) throws
 }
 
 extension WorkerLoopHandler {
     public func drain() throws {}
+    public func drain(reason: WorkerRuntime.StopReason) throws { try drain() }
+    public func takeObservations() -> [Observations] { [] }
 }
 
 private final class TickOnly: WorkerLoopHandler {

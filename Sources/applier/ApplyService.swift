@@ -29,15 +29,21 @@ final class ApplyService: WorkerLoopHandler {
     private let applier: ChangeApplier
     private let broker: BrokerChannel
     private var pipeline: ApplyPipeline
+    /// Held while this worker runs: no snapshot restore runs under it (`RestoreLock`).
+    private let restoreLock: RestoreLock
 
     private var appliedEvents: Int64 = 0
     private var supersededEvents: Int64 = 0
     private var uniqueConflicts: Int64 = 0
+    /// When this node last committed another node's change (wall clock, ms), 0 before the first.
+    private var lastAppliedAt: Int64 = 0
+    private var observations = ObservationAccumulator()
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
+        restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
         let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         self.database = database
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
@@ -68,8 +74,12 @@ final class ApplyService: WorkerLoopHandler {
     var counters: [ControlMessage.Counter] {
         [.init("applied_events", appliedEvents), .init("superseded_events", supersededEvents), .init("apply_failures", Int64(pipeline.failures)),
          .init("queued_deliveries", Int64(pipeline.queuedDeliveries)), .init("parked_messages", Int64(pipeline.parkedMessages)),
-         .init("parked_waiting", Int64(pipeline.parkedWaiting)), .init("unique_conflicts", uniqueConflicts)]
+         .init("parked_waiting", Int64(pipeline.parkedWaiting)), .init("unique_conflicts", uniqueConflicts),
+         .init("last_applied_unix_ms", lastAppliedAt)]
+            + pipeline.cursor.sorted { $0.key < $1.key }.map { .init("stream_cursor/" + $0.key, Int64(clamping: $0.value)) }
     }
+
+    func takeObservations() -> [Observations] { observations.take() }
 
     func handle(readable: [pollfd], now: Double) throws {
         let (messages, closed) = broker.receive()
@@ -148,7 +158,7 @@ final class ApplyService: WorkerLoopHandler {
             self.report(report)
         case .stopForRestore(let gap):
             try? runtime.reportStatus("needs a snapshot restore: \(gap)")
-            throw WorkerExit.restoreNeeded("\(gap); only a snapshot restore at the node's start brings them back")
+            throw WorkerExit.restoreNeeded("\(gap); only a snapshot restore brings them back: the supervisor restores one in place")
         }
         return []
     }
@@ -173,13 +183,18 @@ final class ApplyService: WorkerLoopHandler {
     private func apply(_ group: ApplyPipeline.ApplyGroup) -> [Action] {
         do {
             var events: [ChangeEvent] = []
+            var streams: [String] = []
             for delivery in group.deliveries {
                 let batch = try decode(delivery)
-                if batch.origin != config.nodeID { events += batch.events }
+                if batch.origin != config.nodeID {
+                    events += batch.events
+                    streams += Array(repeating: delivery.stream, count: batch.events.count)
+                }
             }
             guard !events.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
             let outcome = try applier.apply(events, cursor: group.cursor)
             account(outcome)
+            recordLag(events, streams: streams)
             return pipeline.applied(group, wroteCursor: true, now: monotonicSeconds())
         } catch let error as DeliveryError {
             return pipeline.applyFailed(group, .init(kind: .undecodable, reason: "\(error)"), now: monotonicSeconds())
@@ -189,6 +204,16 @@ final class ApplyService: WorkerLoopHandler {
             return pipeline.applyFailed(group, .init(kind: .database(error.code), reason: "\(error)"), now: monotonicSeconds())
         } catch {
             return pipeline.applyFailed(group, .init(kind: .database(1), reason: "\(error)"), now: monotonicSeconds())
+        }
+    }
+
+    /// Commit on the origin (the HLC stamp's milliseconds) to commit here, per stream, for /metrics.
+    private func recordLag(_ events: [ChangeEvent], streams: [String]) {
+        let now = wallClockMilliseconds()
+        lastAppliedAt = now
+        for (event, stream) in zip(events, streams) {
+            let committed = Int64(clamping: event.stamp >> 16)
+            observations.record(.applyLag, Double(now - committed) / 1000, label: stream)
         }
     }
 

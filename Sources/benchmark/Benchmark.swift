@@ -24,6 +24,10 @@ struct Benchmark {
     }
 
     static func main() throws {
+        if CommandLine.arguments.dropFirst().first == "capture-cost" {
+            try captureCost(Array(CommandLine.arguments.dropFirst(2)))
+            return
+        }
         let seconds = CommandLine.arguments.dropFirst().first.flatMap(Double.init) ?? 5
         let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
         let root = "/tmp/hl-benchmark-\(getpid())"
@@ -48,12 +52,28 @@ struct Benchmark {
         if only == nil || "snapshot".contains(only!) { try snapshotRates(directory: root) }
     }
 
+    /// `harmonylite-benchmark capture-cost plain|triggers <rows per transaction> <rows>`: writes that many
+    /// rows and exits, for counting instructions under `valgrind --tool=callgrind` (repeatable whatever
+    /// else the machine does): `benchmarks/capture-cost.sh`.
+    static func captureCost(_ arguments: [String]) throws {
+        guard arguments.count == 3, let perTransaction = Int(arguments[1]), let rows = Int(arguments[2]), ["plain", "triggers"].contains(arguments[0]) else {
+            throw BenchmarkError("usage: harmonylite-benchmark capture-cost plain|triggers <rows per transaction> <rows>")
+        }
+        let directory = "/tmp/hl-capture-cost-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let writer = try PhysicalLimits.Writer(directory: directory, triggers: arguments[0] == "triggers", rowsPerTransaction: perTransaction)
+        var written = 0
+        while written < rows { written += try writer.transaction() }
+    }
+
     static func physicalLimits(seconds: Double, root: String) throws -> Limits {
         say("physical limits")
-        let plainSingle = try PhysicalLimits.sqliteRowsPerSecond(directory: root, triggers: false, rowsPerTransaction: 1, seconds: seconds / 2)
-        let triggerSingle = try PhysicalLimits.sqliteRowsPerSecond(directory: root, triggers: true, rowsPerTransaction: 1, seconds: seconds / 2)
-        let plainBatch = try PhysicalLimits.sqliteRowsPerSecond(directory: root, triggers: false, rowsPerTransaction: 100, seconds: seconds / 2)
-        let triggerBatch = try PhysicalLimits.sqliteRowsPerSecond(directory: root, triggers: true, rowsPerTransaction: 100, seconds: seconds / 2)
+        let writers = try [(false, 1), (true, 1), (false, 100), (true, 100)].map {
+            try PhysicalLimits.Writer(directory: root, triggers: $0.0, rowsPerTransaction: $0.1)
+        }
+        let rates = try PhysicalLimits.sqliteRowsPerSecond(writers, seconds: seconds * 2)
+        let (plainSingle, triggerSingle, plainBatch, triggerBatch) = (rates[0], rates[1], rates[2], rates[3])
         let jetStream = try PhysicalLimits.jetStreamPublishesPerSecond(directory: root, count: 200_000, size: 200)
         say("  SQLite single-row transactions: \(format(plainSingle)) rows/s plain, \(format(triggerSingle)) with capture triggers (cost ×\(format(plainSingle / triggerSingle, 2)))")
         say("  SQLite 100-row transactions:    \(format(plainBatch)) rows/s plain, \(format(triggerBatch)) with capture triggers (cost ×\(format(plainBatch / triggerBatch, 2)))")

@@ -39,6 +39,7 @@ final class BrokerService: WorkerLoopHandler {
     private var fetchers: [String: ShardFetcher] = [:]
 
     private var delivered: Int64 = 0
+    private var streamWatcher: StreamWatcher?
 
     private final class Peer {
         let connection: FrameConnection
@@ -62,6 +63,7 @@ final class BrokerService: WorkerLoopHandler {
     }
 
     func drain() {
+        streamWatcher?.stop()
         stopFetchers()
         close(listener)
     }
@@ -83,6 +85,7 @@ final class BrokerService: WorkerLoopHandler {
     var counters: [ControlMessage.Counter] {
         [.init("nats_connected", connection?.isConnected == true ? 1 : 0), .init("published_batches", correlation.confirmedBatches),
          .init("publish_failures", correlation.failedBatches), .init("delivered_messages", delivered)]
+            + (streamWatcher?.current ?? [:]).sorted { $0.key < $1.key }.map { .init("stream_last_sequence/" + $0.key, Int64(clamping: $0.value)) }
     }
 
     func handle(readable: [pollfd], now: Double) throws {
@@ -142,6 +145,9 @@ final class BrokerService: WorkerLoopHandler {
                     let failedAt = monotonicSeconds()
                     try perform(schedule.streamsNotReady(reason: "\(error)", now: failedAt), now: failedAt)
                     continue
+                }
+                if streamWatcher == nil, let connection {
+                    streamWatcher = StreamWatcher(connection: connection, streams: (1...config.replicationLog.shards).map { streamSpecification($0).name })
                 }
                 try perform(schedule.streamsPrepared(), now: now)
             case .reportReady:

@@ -22,6 +22,8 @@ final class CaptureService: WorkerLoopHandler {
     private let database: SQLiteDatabase
     private var installation: ChangeLogInstallation
     private var reader: ChangeReader
+    /// Writes the stamps of published entries into the row clocks, with the watermark (`PendingStamps`).
+    private let stamps: StampMaterializer
     private let watcher: CommitWatcher
     private let broker: BrokerChannel
     private var pipeline: CapturePipeline
@@ -30,13 +32,21 @@ final class CaptureService: WorkerLoopHandler {
     private let cutting = MessageCutting(maximumBytes: MessageCutting.eventBytes(inMessagesOf: DataMessage.maximumPublishBytes))
     /// Rows refused for their size since the capturer started.
     private var oversizedRows: Int64 = 0
+    /// The watermark at start: rows published since are the watermark's advance (one change-log entry per row).
+    private let startWatermark: Int64
+    private var lastPublishedAt: Int64 = 0
+    private var observations = ObservationAccumulator()
+    /// Held while this worker runs: no snapshot restore runs under it (`RestoreLock`).
+    private let restoreLock: RestoreLock
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
+        restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
         (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         reader = try ChangeReader(database: database, installation: installation)
+        stamps = StampMaterializer(database: database)
         watcher = try CommitWatcher(databasePath: config.dbPath)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .capturer)
         schemaVersion = try database.scalarInteger("PRAGMA schema_version")
@@ -46,6 +56,7 @@ final class CaptureService: WorkerLoopHandler {
         settings.cleanupInterval = Double(max(config.cleanupInterval, 100)) / 1000
         settings.firstBatchID = UInt64(max(0, wallClockNanoseconds()))
         pipeline = CapturePipeline(settings: settings, watermark: try PublishWatermark.read(database), now: monotonicSeconds())
+        startWatermark = pipeline.watermark
         report(installation)
         try runtime.reportReady("capturing \(installation.catalog.replicated.count) table(s)" + (config.publish ? "" : "; publish=false: changes are captured, never sent"))
     }
@@ -70,10 +81,16 @@ final class CaptureService: WorkerLoopHandler {
 
     /// Asked once per heartbeat.
     var counters: [ControlMessage.Counter] {
+        let started = monotonicSeconds()
         let pending = (try? PublishWatermark.lastQueuedID(in: database)).map { max(0, $0 - pipeline.watermark) } ?? 0
+        observations.record(.countChanges, monotonicSeconds() - started)
         return [.init("published", pipeline.publishedBatches), .init("pending_publish", pending),
-                .init("batches_in_flight", Int64(pipeline.inFlight.count)), .init("oversized_rows", oversizedRows)]
+                .init("batches_in_flight", Int64(pipeline.inFlight.count)), .init("oversized_rows", oversizedRows),
+                .init("published_rows", max(0, pipeline.watermark - startWatermark)), .init("last_published_unix_ms", lastPublishedAt),
+                .init("tables_tracked", Int64(installation.catalog.replicated.count))]
     }
+
+    func takeObservations() -> [Observations] { observations.take() }
 
     func handle(readable: [pollfd], now: Double) throws {
         for descriptor in readable {
@@ -93,7 +110,7 @@ final class CaptureService: WorkerLoopHandler {
 
     func drain() throws {
         if let watermark = pipeline.watermarkToStore {
-            try PublishWatermark.write(watermark, to: database)
+            try storeWatermark(watermark)
             pipeline.watermarkStored(watermark)
         }
     }
@@ -109,16 +126,29 @@ final class CaptureService: WorkerLoopHandler {
                 if !broker.send(.publish(batch)) { pipeline.brokerDisconnected() }
             case .storeWatermark(let id):
                 do {
-                    try PublishWatermark.write(id, to: database)
+                    try storeWatermark(id)
                     pipeline.watermarkStored(id)
+                    lastPublishedAt = wallClockMilliseconds()
                 } catch {
                     logger.error("cannot store the publish watermark; trying again in 1 s", metadata: ["error": "\(error)"])
                     pipeline.watermarkStoreFailed(now: now)
                 }
             case .removePublished:
-                let removed = try PublishWatermark.removePublished(from: database)
+                let removed = try database.transaction { () throws(SQLiteError) -> Int in
+                    try stamps.materialize()
+                    return try PublishWatermark.removePublished(from: database)
+                }
                 if removed > 0 { logger.debug("removed \(removed) published change-log entries") }
             }
+        }
+    }
+
+    /// Stores the watermark, stamping the row clocks of what is pending in the same transaction: the
+    /// capturer's writes are the ones that keep the row clocks up to date on a node that only writes.
+    private func storeWatermark(_ id: Int64) throws(SQLiteError) {
+        try database.transaction { () throws(SQLiteError) in
+            try stamps.materialize()
+            try PublishWatermark.write(id, to: database)
         }
     }
 
@@ -135,7 +165,9 @@ final class CaptureService: WorkerLoopHandler {
             schemaVersion = try database.scalarInteger("PRAGMA schema_version")
             report(installation)
         }
+        let scanStarted = monotonicSeconds()
         let read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges))
+        observations.record(.scanChanges, monotonicSeconds() - scanStarted)
         guard let through = read.throughID else { return .nothingNew }
         if read.skipped > 0 { logger.debug("skipped \(read.skipped) change-log entries of tables no longer replicated") }
         return .read(throughID: through, batches: config.publish ? batches(read.events) : [])

@@ -15,7 +15,8 @@ enum SnapshotJobs {
             try SeqMapFile.write(outcome.cursor, to: config.seqMapPath)
             return JobReport(line: "restored the snapshot of node \(metadata.nodeID) taken at \(metadata.createdAt) ms (\(metadata.size) bytes, "
                 + "download \(String(format: "%.2f", timing.transfer)) s, restore \(String(format: "%.2f", timing.local)) s), "
-                + "cursor \(outcome.cursor.sorted { $0.key < $1.key }); kept \(outcome.keptLocalChanges) unpublished local change(s)", cursor: outcome.cursor)
+                + "cursor \(outcome.cursor.sorted { $0.key < $1.key }); kept \(outcome.keptLocalChanges) unpublished local change(s)", cursor: outcome.cursor,
+                snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
         }
     }
 
@@ -24,7 +25,8 @@ enum SnapshotJobs {
         return BackgroundJob(name: "save") { job in
             let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, say: job.say)
             return JobReport(line: "saved a snapshot: \(metadata.size) bytes (copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s), "
-                + "cursor \(metadata.cursor.sorted { $0.key < $1.key })", cursor: metadata.cursor)
+                + "cursor \(metadata.cursor.sorted { $0.key < $1.key })", cursor: metadata.cursor,
+                snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
         }
     }
 }

@@ -18,7 +18,10 @@ import Glibc
 /// The snapshotter's I/O: executes what `SnapshotPlanner` decides (NATS, the store, the lease, background
 /// jobs, logs, status and ready reports) and tells it the results. At start, before the applier and the
 /// capturer run (the supervisor starts them after this worker is ready), it restores the latest snapshot
-/// when the node needs one; then, while it holds the cluster's snapshot lease, it saves snapshots.
+/// when the node needs one, or when the supervisor asks it to (`RestoreRequest`: an in-place restore); it
+/// restores only while it holds `RestoreLock` exclusively, so a snapshotter restarted while the applier
+/// and the capturer run (a crash, a reload) never restores under them. Then, while it holds the cluster's
+/// snapshot lease, it saves snapshots.
 ///
 /// It also keeps this node's entry in the schema registry current.
 ///
@@ -37,6 +40,13 @@ final class SnapshotService: WorkerLoopHandler {
     /// capturer's watcher of the database's files each time. Dropped after an error, opened again next read.
     private var schemaReader: SQLiteDatabase?
     private var job: BackgroundJob?
+    /// The newest snapshot this node saved, restored or saw in the store, for /metrics.
+    private var newestSnapshot: (createdAt: Int64, size: Int64) = (0, 0)
+    private var lastJobSeconds: Double = 0
+    /// Why the supervisor asked this process to restore a snapshot at its start (nil: decide as usual).
+    private let requestedRestore: String?
+    /// Held from the restore decision until ready: the applier and the capturer are not running.
+    private var restoreLock: RestoreLock?
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
@@ -45,6 +55,7 @@ final class SnapshotService: WorkerLoopHandler {
         settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-snapshotter",
                                           heartbeatTimeout: config.workers["snapshotter", default: WorkerSettings()].heartbeatTimeout)
         planner = SnapshotPlanner(settings: PlannerSettings(config))
+        requestedRestore = getenv(RestoreRequest.environmentVariable).flatMap { String(validatingCString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
         let now = monotonicSeconds()
         try execute(planner.start(now: now), now: now)
     }
@@ -57,12 +68,28 @@ final class SnapshotService: WorkerLoopHandler {
 
     var counters: [ControlMessage.Counter] {
         [.init("snapshots_saved", planner.saved), .init("snapshots_restored", planner.restored),
-         .init("snapshot_leader", planner.isLeading ? 1 : 0)]
+         .init("snapshot_leader", planner.isLeading ? 1 : 0), .init("snapshot_created_unix_ms", newestSnapshot.createdAt),
+         .init("snapshot_size_bytes", newestSnapshot.size), .init("snapshot_job_ms", Int64(lastJobSeconds * 1000))]
     }
 
     func handle(readable: [pollfd], now: Double) throws {}
 
     func tick(now: Double) throws { try execute(planner.tick(now: now), now: now) }
+
+    /// Stopped by `sleep_timeout`: the lease holder saves a snapshot first (as HarmonyLite did), within the
+    /// worker's `stop_timeout`; then the lease is given up as at any stop.
+    func drain(reason: WorkerRuntime.StopReason) throws {
+        if reason == .requested(ControlMessage.sleepTimeoutReason), planner.isLeading, let store, job == nil {
+            logger.info("sleep_timeout: saving a last snapshot before stopping")
+            do {
+                let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store) { logger.info("\($0)") }
+                logger.info("sleep_timeout: saved a snapshot", metadata: ["size": "\(metadata.size)", "seconds": "\(String(format: "%.2f", timing.local + timing.transfer))"])
+            } catch {
+                logger.error("sleep_timeout: the last snapshot failed", metadata: ["error": "\(error)"])
+            }
+        }
+        try drain()
+    }
 
     /// Gives the lease up (on stop), so another node takes over at once.
     func drain() throws {
@@ -91,6 +118,19 @@ final class SnapshotService: WorkerLoopHandler {
                 return planner.connectFailed("\(error)", now: now)
             }
         case .decideRestore:
+            if restoreLock == nil {
+                do {
+                    restoreLock = try RestoreLock.takeForRestore(runDirectory: runtime.runDirectory)
+                } catch {
+                    return planner.restoreUndecided(RestoreDecisionError(.localStateUnreadable, "\(error)"), now: now)
+                }
+            }
+            guard restoreLock != nil else {
+                let why = "the applier or the capturer is running (they hold \(RestoreLock.path(runDirectory: runtime.runDirectory)))"
+                if let requestedRestore { logger.warning("a restore was asked for (\(requestedRestore)), but \(why): not restoring under them") }
+                return planner.restoreDeclined(why, now: now)
+            }
+            if let requestedRestore { return planner.restoreDecided(reason: "the supervisor asked for one: \(requestedRestore)", now: now) }
             do {
                 return planner.restoreDecided(reason: try restoreReason(), now: now)
             } catch {
@@ -119,7 +159,9 @@ final class SnapshotService: WorkerLoopHandler {
             return planner.leaseChecked(checkLease(), now: now)
         case .readNewestSnapshot:
             do {
-                return planner.newestSnapshotRead(cursor: try openStore.latest()?.cursor, now: now)
+                let latest = try openStore.latest()
+                if let latest, latest.createdAt > newestSnapshot.createdAt { newestSnapshot = (latest.createdAt, latest.size) }
+                return planner.newestSnapshotRead(cursor: latest?.cursor, now: now)
             } catch {
                 return planner.newestSnapshotUnanswered("\(error)", now: now)
             }
@@ -150,6 +192,7 @@ final class SnapshotService: WorkerLoopHandler {
                 return planner.schemaRegistryWriteFailed("\(error)", now: now)
             }
         case .reportReady(let summary):
+            restoreLock = nil
             try? runtime.reportReady(summary)
             return []
         case .reportStatus(let text):
@@ -159,6 +202,7 @@ final class SnapshotService: WorkerLoopHandler {
             logger.log(level: level.loggerLevel, "\(text)")
             return []
         case .stop(let reason):
+            restoreLock = nil
             throw WorkerExit.failed(reason)
         }
     }
@@ -203,6 +247,10 @@ final class SnapshotService: WorkerLoopHandler {
         if let last = lines.last { try? runtime.reportStatus(last) }
         guard let outcome else { return [] }
         self.job = nil
+        if case .success(let report) = outcome, let snapshot = report.snapshot {
+            newestSnapshot = (snapshot.createdAt, snapshot.size)
+            lastJobSeconds = snapshot.seconds
+        }
         return planner.jobFinished(outcome, now: now)
     }
 

@@ -12,20 +12,23 @@ struct ChildSpawner {
     let controlSocketPath: String
     let natsServerPath: String
 
-    static let privateVariables = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"]
+    static let privateVariables = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+                                   RestoreRequest.environmentVariable]
 
     /// The path of a worker's executable: next to the supervisor's, as `harmonylite-<name>`.
     func executable(for child: String) -> String {
         child == "nats" ? natsServerPath : executableDirectory + "/harmonylite-" + child
     }
 
-    func spawn(_ child: String, arguments: [String], settings: WorkerSettings) -> Result<Int32, SupervisorError> {
+    /// `extraEnvironment`: `NAME=value` entries for this child only (a restore request).
+    func spawn(_ child: String, arguments: [String], environment extraEnvironment: [String] = [], settings: WorkerSettings) -> Result<Int32, SupervisorError> {
         let path = executable(for: child)
         let argv0 = child == "nats" ? "nats-server" : "harmonylite-" + child
         var environment = currentEnvironment().filter { entry in
             !Self.privateVariables.contains { entry.hasPrefix($0 + "=") } && !entry.hasPrefix(ControlChannel.environmentVariable + "=")
         }
         if child != "nats" { environment.append(ControlChannel.environmentVariable + "=" + controlSocketPath) }
+        environment += extraEnvironment
 
         var attributes = hl_spawn_attributes()
         attributes.address_space_bytes = Int64(clamping: settings.memoryLimit)

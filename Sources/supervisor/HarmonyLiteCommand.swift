@@ -52,6 +52,12 @@ struct HarmonyLiteCommand: ParsableCommand {
     @Flag(name: flag("schema-status-cluster"), help: "Print every node's schema from the schema registry, and whether they agree, then exit.")
     var schemaStatusCluster = false
 
+    @Flag(name: flag("status"), help: "Print the running node's workers, streams, lag, pending and parked changes, snapshot and NATS state, then exit.")
+    var status = false
+
+    @Flag(name: flag("json"), help: "With -status: print it as JSON.")
+    var json = false
+
     @Flag(name: flag("version"), help: "Print the version and exit.")
     var version = false
 
@@ -99,6 +105,14 @@ struct HarmonyLiteCommand: ParsableCommand {
                 return
             } catch {
                 fail("\(schemaStatus ? "-schema-status" : "-schema-status-cluster"): \(error)", code: 1)
+            }
+        }
+        if status {
+            do {
+                print(try StatusCommand.run(loaded.configuration, json: json))
+                return
+            } catch {
+                fail("-status: \(error)", code: 1)
             }
         }
         let code = Supervisor.run(loaded)

@@ -4,22 +4,67 @@ import Glibc
 import HarmonyConfig
 import IPC
 
-/// One supervisor (or `-cleanup`) per database at a time: an exclusive flock in the node's run directory.
+/// One supervisor (or `-cleanup`) per database at a time: an exclusive flock on a lock file next to the
+/// database, `.<db file name>.harmonylite.lock`. Its place derives from the database path alone, so a node
+/// started by systemd (run directory in `RUNTIME_DIRECTORY`) and a command started from a shell (run
+/// directory next to the database) meet on the same lock. The holder writes its pid into the file, so a
+/// refusal names it, and a supervisor its run directory on the next line, so a command from a shell
+/// (`-save-snapshot`) finds the running node's embedded NATS server wherever systemd put it. The file stays
+/// after the lock is released (removing a lock file races with the next holder); only the flock counts.
 struct NodeLock {
     let fd: Int32
-    let runDirectory: String
+    let path: String
 
-    static func acquire(for config: Configuration) throws -> NodeLock {
-        let directory = try RunDirectoryLayout.path(for: config)
-        try RunDirectory.prepare(directory)
-        let path = directory + "/node.lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SupervisorError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw SupervisorError("another harmonylite process is running for \(config.dbPath) (it holds \(path))")
+    /// The lock file of the database at `dbPath`.
+    static func path(for config: Configuration) -> String {
+        let fileName = config.dbPath.split(separator: "/").last.map(String.init) ?? "db"
+        return config.dataRootDirectory + "/." + fileName + ".harmonylite.lock"
+    }
+
+    /// `runDirectory`: recorded for commands from a shell (a supervisor's; nil for `-cleanup`).
+    static func acquire(for config: Configuration, runDirectory: String? = nil) throws -> NodeLock {
+        let path = path(for: config)
+        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        if fd < 0 && errno == EACCES {
+            // Another user's lock file (the service's, seen from an administrator's shell): reading it is
+            // enough to take or test the lock.
+            fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         }
-        return NodeLock(fd: fd, runDirectory: directory)
+        guard fd >= 0 else { throw SupervisorError("cannot open the node lock \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = Self.holder(fd).map { "pid \($0)" } ?? "a process whose pid it did not record"
+            close(fd)
+            throw SupervisorError("another harmonylite process (\(holder)) is running for \(config.dbPath): it holds the lock \(path)")
+        }
+        let record = Array("\(getpid())\n\(runDirectory ?? "")\n".utf8)
+        if ftruncate(fd, 0) == 0 { _ = pwrite(fd, record, record.count, 0) }
+        return NodeLock(fd: fd, path: path)
+    }
+
+    /// The pid the holder wrote, if it is there and makes sense (the file is read as untrusted).
+    private static func holder(_ fd: Int32) -> Int32? {
+        guard let first = lines(fd).first, let pid = Int32(first), pid > 0 else { return nil }
+        return pid
+    }
+
+    /// The run directory the last supervisor recorded, if any. It may be stale (that supervisor stopped):
+    /// callers check for live processes there. The lock is not probed, so a supervisor starting meanwhile is
+    /// never refused because of a reader.
+    static func recordedRunDirectory(for config: Configuration) -> String? {
+        let fd = open(path(for: config), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        let recorded = lines(fd)
+        guard recorded.count >= 2, recorded[1].hasPrefix("/") else { return nil }
+        return recorded[1]
+    }
+
+    /// The file's first lines, read bounded (it is read as untrusted).
+    private static func lines(_ fd: Int32) -> [String] {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = pread(fd, &buffer, buffer.count, 0)
+        guard count > 0 else { return [] }
+        return buffer[0..<count].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
     }
 
     func release() { close(fd) }
@@ -42,6 +87,7 @@ enum RunDirectoryLayout {
         }
         return path
     }
+
 }
 
 struct SupervisorError: Error, CustomStringConvertible {

@@ -7,7 +7,8 @@ import Glibc
 
 /// How a one-shot command (`-save-snapshot`, `-schema-status-cluster`) reaches NATS the way the node
 /// does: `nats.urls`, or — with the embedded server — the server of the node running for this database
-/// (its client port is read from the ports file nats-server writes into the run directory).
+/// (its client port is read from the ports file nats-server writes into the run directory; the running
+/// supervisor recorded that directory in its node lock, so it is found under systemd as from a shell).
 enum RunningNodeNATS {
     /// Fills in `natsClientURLs` and, with the embedded server, this node's credentials from the cluster
     /// secret (the running node's server accepts no one else).
@@ -26,7 +27,7 @@ enum RunningNodeNATS {
         guard config.nats.urls.isEmpty else { return config.nats.urls }
         let directory: String
         do {
-            directory = try RunDirectoryLayout.path(for: config)
+            directory = try NodeLock.recordedRunDirectory(for: config) ?? RunDirectoryLayout.path(for: config)
         } catch {
             throw CommandError("cannot find the node's run directory: \(error)")
         }

@@ -32,6 +32,10 @@ final class Supervisor {
     private var nkeyPublicKey: String?
     /// JetStream's file-storage limit for the embedded server (`nats.max_file_store` or its default).
     private var maxFileStore: UInt64 = 0
+    /// /metrics, /health, -status and sleep_timeout.
+    private let telemetry: NodeTelemetry
+    /// What `stop` tells the workers (sleep_timeout asks the lease holder for a last snapshot).
+    private var stopReason = "supervisor request"
 
     private final class WorkerConnection {
         let connection: FrameConnection
@@ -55,9 +59,11 @@ final class Supervisor {
         let logger = Logger(label: "supervisor")
         for warning in loaded.warnings { logger.warning("configuration: \(warning)") }
         do {
-            let lock = try NodeLock.acquire(for: config)
+            let runDirectory = try RunDirectoryLayout.path(for: config)
+            let lock = try NodeLock.acquire(for: config, runDirectory: runDirectory)
             defer { lock.release() }
-            let supervisor = try Supervisor(config: config, runDirectory: lock.runDirectory, signals: signals, logger: logger)
+            try RunDirectory.prepare(runDirectory)
+            let supervisor = try Supervisor(config: config, runDirectory: runDirectory, signals: signals, logger: logger)
             return supervisor.loop()
         } catch {
             logger.error("\(error)")
@@ -70,6 +76,9 @@ final class Supervisor {
         self.runDirectory = runDirectory
         self.signals = signals
         self.logger = logger
+        // First: a port in use stops the node before anything else is made.
+        telemetry = try NodeTelemetry(config: config, now: monotonicSeconds())
+        if let ports = telemetry.listening { logger.info("serving /metrics and /health", metadata: ["ports": "\(ports)"]) }
         var natsServer = ""
         if !config.nats.seedFile.isEmpty {
             do {
@@ -111,7 +120,7 @@ final class Supervisor {
             throw SupervisorError("worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
         }
         let specs = names.map {
-            ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()])
+            ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()], restoresSnapshots: $0 == "snapshotter")
         }
         let watchdog = notifier.watchdogInterval
         machine = SupervisorStateMachine(children: specs, watchdogInterval: watchdog, randomUnit: { Double.random(in: 0..<1) })
@@ -143,7 +152,12 @@ final class Supervisor {
             }
             if natsProbePending { probeNATS() }
             process(.tick)
+            if telemetry.tick(machine, now: monotonicSeconds()) {
+                stopReason = ControlMessage.sleepTimeoutReason
+                process(.terminate(reason: "sleep_timeout: no change published or applied for \(telemetry.sleepTimeoutSeconds) s"))
+            }
         }
+        telemetry.stop()
         for fd in Array(connections.keys) { closeConnection(fd) }
         close(listener)
         unlink(runDirectory + "/" + ControlChannel.socketName)
@@ -165,9 +179,11 @@ final class Supervisor {
         switch action {
         case .spawn(let child):
             spawn(child)
+        case .spawnToRestore(let child, let reason):
+            spawn(child, environment: [RestoreRequest.environmentVariable + "=" + reason])
         case .requestStop(let child, let pid):
             if let fd = connections.first(where: { $0.value.worker == child })?.key {
-                send(.stop(reason: "supervisor request"), to: fd)
+                send(.stop(reason: stopReason), to: fd)
             } else {
                 // nats-server shuts down the same on both, but exits 0 only on SIGINT (1 on SIGTERM).
                 kill(pid, child == "nats" ? SIGINT : SIGTERM)
@@ -193,7 +209,7 @@ final class Supervisor {
 
     // MARK: children
 
-    private func spawn(_ child: String) {
+    private func spawn(_ child: String, environment: [String] = []) {
         var arguments: [String] = []
         if child == "nats" {
             do {
@@ -203,7 +219,7 @@ final class Supervisor {
                 return
             }
         }
-        switch spawner.spawn(child, arguments: arguments, settings: config.workers[child, default: WorkerSettings()]) {
+        switch spawner.spawn(child, arguments: arguments, environment: environment, settings: config.workers[child, default: WorkerSettings()]) {
         case .success(let pid):
             process(.spawned(child: child, pid: pid))
             if child == "nats" { natsProbePending = true }
@@ -234,6 +250,7 @@ final class Supervisor {
         natsProbePending = false
         natsPort = port
         config.natsClientURLs = ["nats://127.0.0.1:\(port)"]
+        telemetry.natsURLs = config.natsClientURLs
         process(.ready(child: "nats", detail: "listening for clients on port \(port)"))
     }
 
@@ -294,6 +311,11 @@ final class Supervisor {
 
     private func handle(_ message: ControlMessage, from entry: WorkerConnection, fd: Int32) throws(IPCError) {
         guard let worker = entry.worker else {
+            if message == .statusQuery {
+                // `harmonylite -status`: one answer, then the connection is closed.
+                send(.statusReport(json: telemetry.statusJSON(machine, now: monotonicSeconds())), to: fd)
+                throw IPCError(.connectionClosed)
+            }
             guard case .hello(let hello) = message else { throw IPCError(.handshakeFailed("the first message was not hello")) }
             guard hello.protocolVersion == ControlMessage.protocolVersion else {
                 send(.rejected(reason: "control protocol \(hello.protocolVersion) is not spoken here (\(ControlMessage.protocolVersion) is)"), to: fd)
@@ -312,8 +334,11 @@ final class Supervisor {
         switch message {
         case .ready(let detail):
             process(.ready(child: worker, detail: detail))
-        case .heartbeat:
+        case .heartbeat(let counters):
+            telemetry.heartbeat(worker: worker, pid: entry.peer.pid, counters: counters)
             process(.lifeSign(child: worker))
+        case .observations(let list):
+            telemetry.observed(list)
         case .status(let text):
             logger.info("\(worker): \(text)")
             process(.lifeSign(child: worker))

@@ -102,4 +102,21 @@ import Testing
 
         #expect(correlation.stored(messageID: "m", stream: "s-1", sequence: 4) == [.published(batchID: 10, stream: "s-1", sequence: 4)])
     }
+
+    /// Issue 11: after a capturer restart, a late acknowledgement of the old capturer's message cannot
+    /// confirm the new capturer's batch — even in the worst case where the new one reuses the old batch id
+    /// (it does not: batch ids start from the wall clock): waiting batches are keyed by message id and
+    /// forgotten with their connection. The new batch's own failure still reaches it.
+    @Test func aLateAcknowledgementCannotConfirmANewIncarnationsBatchEvenWithTheSameBatchID() {
+        var correlation = PublishCorrelation()
+        correlation.capturerConnected()
+        _ = correlation.publishRequested(batch(1, "n1.i.1.1-5"), jetStreamReady: true)
+        correlation.capturerDisconnected()
+        correlation.capturerConnected()
+        _ = correlation.publishRequested(batch(1, "n1.i.1.6-9"), jetStreamReady: true)
+
+        #expect(correlation.stored(messageID: "n1.i.1.1-5", stream: "s-1", sequence: 4).isEmpty)
+        #expect(correlation.confirmedBatches == 0)
+        #expect(correlation.failed(messageID: "n1.i.1.6-9", reason: "no responders") == [.publishFailed(batchID: 1, reason: "no responders")])
+    }
 }

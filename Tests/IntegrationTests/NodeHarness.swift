@@ -89,7 +89,9 @@ final class NodeUnderTest {
         toml: String = "",
         arguments: [String] = [],
         watchdogMicroseconds: Int? = nil,
-        directory: TemporaryDirectory? = nil
+        directory: TemporaryDirectory? = nil,
+        logToJournal: Bool = false,
+        environment extraEnvironment: [String: String] = [:]
     ) throws {
         self.directory = try directory ?? TemporaryDirectory()
         database = self.directory.path + "/node\(nodeID).db"
@@ -109,9 +111,17 @@ final class NodeUnderTest {
             environment.removeValue(forKey: "WATCHDOG_USEC")
         }
         environment.removeValue(forKey: "WATCHDOG_PID")
+        environment.merge(extraEnvironment) { $1 }
         process.environment = environment
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)
+        if logToJournal {
+            // What systemd sets when standard error is the journal: the stream's device and inode.
+            var status = stat()
+            stat(logPath, &status)
+            environment["JOURNAL_STREAM"] = "\(status.st_dev):\(status.st_ino)"
+            process.environment = environment
+        }
         process.standardOutput = log
         process.standardError = log
         try process.run()

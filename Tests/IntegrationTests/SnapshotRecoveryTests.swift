@@ -85,40 +85,6 @@ extension ProcessTests {
             #expect(!cluster.node(2).log.contains("no longer holds messages"), "\(cluster.node(2).log.suffix(3000))")
         }
 
-        /// A running node whose applier falls more than `max_entries` behind (here: stopped with SIGSTOP)
-        /// meets the gap when it resumes: it never applies past it, the node stops non-zero saying why, and
-        /// at its next start (systemd's Restart=on-failure; here the test) it restores and converges.
-        @Test func runningNodeThatFallsBehindStopsAndRestores() throws {
-            // Replicated lease, registry and snapshot store: the cluster keeps saving while the victim is down.
-            // (With R1 they live on one server, and when JetStream placed them on the victim's — it does, with
-            // every server's storage limit equal — nobody could take the lease until the victim came back.)
-            let toml = Self.frequentSnapshots + "[snapshot.nats]\nreplicas = 3\n[replication_log]\nmax_entries = 20\nreplicas = 3\n"
-            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: toml, count: 3))
-            try cluster.sql(0, "INSERT INTO kv VALUES (0, 'before');")
-            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "1\n"))
-            let holders = { (0..<3).filter { cluster.node($0).log.contains("holding the snapshot lease") } }
-            #expect(eventually(timeout: 20) { holders().count == 1 })
-            // The victim must not be the node that saves the snapshots: its own database is what falls behind.
-            let victim = try #require((1..<3).first { !holders().contains($0) })
-            let writer = (0..<3).first { $0 != victim }!
-            let applier = try #require(cluster.node(victim).children()["applier"])
-            kill(applier, SIGSTOP)
-            for k in 1...60 {
-                try cluster.sql(writer, "INSERT INTO kv VALUES (\(k), 'row \(k)');")
-            }
-            kill(applier, SIGCONT)
-            let status = cluster.node(victim).waitForExit(timeout: 40)
-            let log = cluster.node(victim).log
-            #expect(status == 1, "\(log.suffix(3000))")
-            #expect(log.contains("are gone from the stream before this node applied them") && log.contains("restores a snapshot at its next start"), "\(log.suffix(3000))")
-            #expect(try cluster.sql(victim, "SELECT count(*) < 61 FROM kv;") == "1\n")
-            #expect(Self.waitForFreshSnapshots(cluster, count: 2), "\(Self.snapshotLines(cluster))")
-            try cluster.start(victim)
-            try cluster.node(victim).waitUntilReady(timeout: 60)
-            #expect(cluster.node(victim).log.contains("restored the snapshot"), "\(cluster.node(victim).log.suffix(3000))")
-            #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "61|1830\n", timeout: 30), "\(cluster.node(victim).log.suffix(3000))")
-        }
-
         /// A snapshot whose bytes do not match its checksum is refused: the node says why, never becomes
         /// ready, and its database is exactly what it was.
         @Test func corruptedSnapshotIsRefusedAndTheDatabaseKept() throws {

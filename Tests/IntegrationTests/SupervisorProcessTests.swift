@@ -162,7 +162,7 @@ extension ProcessTests {
             try node.waitUntilReady()
             let second = try runCommand(Binaries.supervisor, ["-config", node.configPath])
             #expect(second.status == 1)
-            #expect(second.output.contains("another harmonylite process is running for \(node.database)"))
+            #expect(second.output.contains("another harmonylite process (pid \(node.pid)) is running for \(node.database)"), "\(second.output)")
             #expect(node.terminate() == 0)
         }
     }

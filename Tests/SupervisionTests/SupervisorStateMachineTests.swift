@@ -11,8 +11,8 @@ import Testing
 
     static let names = ["nats", "broker", "snapshotter", "applier", "capturer"]
 
-    static func machine(watchdog: Double? = nil, settings: WorkerSettings = WorkerSettings()) -> Machine {
-        let specs = names.map { ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: settings) }
+    static func machine(watchdog: Double? = nil, settings: WorkerSettings = WorkerSettings(), restorer: String? = "snapshotter") -> Machine {
+        let specs = names.map { ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: settings, restoresSnapshots: $0 == restorer) }
         return Machine(children: specs, watchdogInterval: watchdog, randomUnit: { 0.5 })
     }
 
@@ -113,64 +113,20 @@ import Testing
         #expect(machine.hasExited)
     }
 
-    /// The applier found changes gone from a stream: restarting it would only meet the same gap, so the
-    /// node stops non-zero at once and restores a snapshot at its next start.
-    @Test func workerThatNeedsARestoreStopsTheNodeWithoutRestarts() {
-        var machine = Self.machine()
+    /// The applier found changes gone from a stream, and no child restores snapshots (none is configured
+    /// so): restarting it would only meet the same gap, so the node stops non-zero at once.
+    @Test func workerThatNeedsARestoreWithoutARestorerStopsTheNode() {
+        var machine = Self.machine(restorer: nil)
         Self.startAll(&machine)
         let actions = machine.handle(.exited(pid: 103, status: .exited(WorkerExitCode.restoreNeeded), note: "needs a snapshot restore"), now: 1)
         #expect(!actions.contains(.spawn(child: "applier")))
-        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("restores a snapshot at its next start") } else { false } })
+        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("no child restores snapshots") } else { false } })
         #expect(actions.contains(.requestStop(child: "capturer", pid: 104)))
         var drained: [Action] = []
         for pid in [104, 102, 101, 100] {
             drained = machine.handle(.exited(pid: Int32(pid), status: .exited(0), note: ""), now: 2)
         }
         #expect(drained.contains(.exit(code: 1)))
-    }
-
-    @Test func silentWorkerIsKilledAndRestarted() {
-        var settings = WorkerSettings()
-        settings.heartbeatTimeout = 2000
-        var machine = Self.machine(settings: settings)
-        Self.startAll(&machine, now: 0)
-        for name in Self.names.dropFirst() { _ = machine.handle(.lifeSign(child: name), now: 1.5) }
-        _ = machine.handle(.lifeSign(child: "broker"), now: 3)
-        _ = machine.handle(.lifeSign(child: "snapshotter"), now: 3)
-        _ = machine.handle(.lifeSign(child: "capturer"), now: 3)
-        let actions = machine.handle(.tick, now: 3.5)  // applier last seen at 1.5
-        #expect(actions.contains(.kill(pid: 103)))
-        #expect(!actions.contains(.kill(pid: 101)))
-        let exit = machine.handle(.exited(pid: 103, status: .killed(by: 9), note: ""), now: 3.6)
-        #expect(exit.contains { if case .log(.error, let text) = $0 { text.contains("missing its heartbeats") } else { false } })
-        #expect(machine.handle(.tick, now: 4).contains(.spawn(child: "applier")))
-    }
-
-    @Test func watchdogFlowsOnlyWhileEveryWorkerHeartbeats() {
-        var settings = WorkerSettings()
-        settings.heartbeatTimeout = 4000
-        var machine = Self.machine(watchdog: 1, settings: settings)
-        Self.startAll(&machine, now: 0)
-        func beatAll(_ now: Double, except: String? = nil) {
-            for name in Self.names where name != except { _ = machine.handle(.lifeSign(child: name), now: now) }
-        }
-        beatAll(0.9)
-        #expect(Self.notifications(machine.handle(.tick, now: 1.0)) == ["WATCHDOG=1"])
-        #expect(Self.notifications(machine.handle(.tick, now: 1.5)).isEmpty, "not before the interval")
-        beatAll(1.9)
-        #expect(Self.notifications(machine.handle(.tick, now: 2.0)) == ["WATCHDOG=1"])
-        // applier goes silent: two missed heartbeats (half the timeout) and the watchdog stops.
-        beatAll(2.9, except: "applier")
-        #expect(Self.notifications(machine.handle(.tick, now: 3.0)) == ["WATCHDOG=1"])
-        beatAll(3.9, except: "applier")
-        #expect(Self.notifications(machine.handle(.tick, now: 4.0)).isEmpty)
-        // Killed at the timeout, replaced, and the watchdog resumes.
-        beatAll(4.9, except: "applier")
-        #expect(machine.handle(.tick, now: 5.95).contains(.kill(pid: 103)))
-        beatAll(5.9, except: "applier")
-        _ = machine.handle(.exited(pid: 103, status: .killed(by: 9), note: ""), now: 6.0)
-        beatAll(6.9, except: "applier")
-        #expect(Self.notifications(machine.handle(.tick, now: 6.95)) == ["WATCHDOG=1"])
     }
 
     @Test func terminateDrainsInReverseOrderAndKillsLaggards() {

@@ -1,0 +1,178 @@
+import SQLiteKit
+
+/// Row clocks of local writes, stamped after the application's transaction instead of inside it.
+///
+/// The capture trigger only appends (table, key, `at`) to the queue, `at` being the HLC of its commit
+/// time; that is one B-tree write in the application's transaction instead of two (the row clock's upsert
+/// was the other). A queued write's stamp is then a function of the queue and the row clocks:
+///
+///     stamp(entry) = max(at, stamp of the row's previous write + 1)
+///
+/// where the previous write is the row's previous queue entry, or its row clock when it has none since
+/// `stamped_through` (in `__harmonylite___meta`). `StampMaterializer` writes those stamps into the row
+/// clocks and moves `stamped_through`; the capturer computes them read-only (`StampChain`) for what it
+/// publishes. Both get the same numbers because of one rule: **a transaction that changes a row clock
+/// first materializes every pending entry** (the applier at the start of each batch, replays, installs,
+/// snapshots). So while `stamped_through` stays put, no row clock with a pending entry changes.
+///
+/// Entries whose `at` is NULL were stamped when they were queued (by an earlier version's triggers, a
+/// replay or an install): their row clock is already right.
+public enum PendingStamps {
+    static let markKey = "stamped_through"
+    /// The node the installation's local writes are stamped as written by (meta key `node`).
+    static let nodeKey = "node"
+
+    /// The stamp after `previous` for a write at `at`: later than both, compared as unsigned 64-bit
+    /// numbers (a stamp from the network can be anything); the largest stamp stays the largest.
+    public static func next(at: UInt64, previous: UInt64?) -> UInt64 {
+        guard let previous else { return at }
+        return max(at, previous == .max ? .max : previous + 1)
+    }
+
+    /// The queue id through which row clocks hold every local write.
+    public static func stampedThrough(in database: SQLiteDatabase) throws(SQLiteError) -> Int64 {
+        let rows = try database.prepare("SELECT value FROM \(ChangeLogSchema.quote(ChangeLogSchema.meta)) WHERE key = '\(markKey)'").all()
+        if case .integer(let value) = rows.first?.first { return value }
+        return 0
+    }
+
+    static func setStampedThrough(_ id: Int64, in database: SQLiteDatabase) throws(SQLiteError) {
+        try database.prepare("INSERT OR REPLACE INTO \(ChangeLogSchema.quote(ChangeLogSchema.meta)) (key, value) VALUES ('\(markKey)', ?)")
+            .run([.integer(id)])
+    }
+
+    /// The node local writes are stamped as (written at every installation, after the pending entries of
+    /// a previous node id were stamped).
+    public static func node(in database: SQLiteDatabase) throws(SQLiteError) -> UInt64 {
+        let rows = try database.prepare("SELECT value FROM \(ChangeLogSchema.quote(ChangeLogSchema.meta)) WHERE key = '\(nodeKey)'").all()
+        guard case .integer(let value) = rows.first?.first else {
+            throw SQLiteError(code: 1, message: "\(ChangeLogSchema.meta) names no node: the change log is not installed")
+        }
+        return UInt64(bitPattern: value)
+    }
+
+    static func setNode(_ node: UInt64, in database: SQLiteDatabase) throws(SQLiteError) {
+        try database.prepare("INSERT OR REPLACE INTO \(ChangeLogSchema.quote(ChangeLogSchema.meta)) (key, value) VALUES ('\(nodeKey)', ?)")
+            .run([.integer(Int64(bitPattern: node))])
+    }
+}
+
+/// The stamps of pending queue entries as the capturer computes them without writing: the last stamp of
+/// each row seen since the chain's base (`stamped_through` when it was started).
+public struct StampChain: Sendable {
+    /// The `stamped_through` the chain was computed from; a different one invalidates it.
+    public private(set) var base: Int64
+    /// The last queue id folded in.
+    public private(set) var through: Int64
+    private var last: [RowIdentity: UInt64] = [:]
+
+    public init(base: Int64) {
+        self.base = base
+        through = base
+    }
+
+    /// Whether the chain can continue from `readThrough` with `stampedThrough` as read now: the mark has
+    /// not moved, and nothing after `readThrough` was folded in already.
+    public func isValid(stampedThrough: Int64, readThrough: Int64) -> Bool {
+        base == stampedThrough && through <= max(readThrough, base)
+    }
+
+    /// Folds in entry `id` of `row` and returns its stamp. `clock` is the row clock's stamp (read only when
+    /// the chain has not seen the row); `at` nil: the entry was stamped when queued, its clock is its stamp.
+    mutating func fold(id: Int64, row: RowIdentity, at: UInt64?, clock: () throws(SQLiteError) -> UInt64?) throws(SQLiteError) -> UInt64? {
+        through = max(through, id)
+        let stamp: UInt64?
+        if let at {
+            var previous = last[row]
+            if previous == nil { previous = try clock() }
+            stamp = PendingStamps.next(at: at, previous: previous)
+        } else {
+            stamp = try clock()
+        }
+        last[row] = stamp
+        return stamp
+    }
+}
+
+/// Writes the pending entries' stamps into the row clocks, in queue order, inside the caller's write
+/// transaction, and moves `stamped_through` past them. A row that exists is clocked as written by this
+/// node (`PendingStamps.node`), a row that does not as deleted by it (its last local write was a delete).
+public final class StampMaterializer {
+    private let database: SQLiteDatabase
+    private var catalog: TableCatalog
+    private var catalogSchemaVersion: Int64 = -1
+    private var tablesByID: [Int64: TableInfo] = [:]
+    private var keyWidth = 0
+    private var statements: [String: (clock: SQLiteStatement, exists: SQLiteStatement, write: SQLiteStatement)] = [:]
+
+    public init(database: SQLiteDatabase) {
+        self.database = database
+        catalog = TableCatalog(replicated: [], refused: [])
+    }
+
+    /// Materializes every pending entry; returns how many entries it stamped. Call inside a write
+    /// transaction, before changing any row clock.
+    @discardableResult
+    public func materialize() throws(SQLiteError) -> Int {
+        let mark = try PendingStamps.stampedThrough(in: database)
+        let last = try PublishWatermark.lastQueuedID(in: database)
+        guard last > mark else { return 0 }
+        try refresh()
+        let node = Int64(bitPattern: try PendingStamps.node(in: database))
+        let keys = (0..<keyWidth).map { ", " + ChangeLogSchema.keyColumn($0 + 1) }.joined()
+        let entries = try database.prepare(
+            "SELECT id, table_id, at\(keys) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog)) WHERE id > ? ORDER BY id").all([.integer(mark)])
+        var stamped = 0
+        for entry in entries {
+            guard case .integer(let at) = entry[2], case .integer(let tableID) = entry[1], let table = tablesByID[tableID],
+                entry.count >= 3 + table.primaryKey.count
+            else { continue }
+            let key = Array(entry[3..<(3 + table.primaryKey.count)])
+            let (clock, exists, write) = try statements(for: table)
+            var previous: UInt64?
+            if case .integer(let value) = try clock.all(key).first?.first { previous = UInt64(bitPattern: value) }
+            let stamp = PendingStamps.next(at: UInt64(bitPattern: at), previous: previous)
+            let deleted: Int64 = try exists.all(key).isEmpty ? 1 : 0
+            try write.run(key + [.integer(Int64(bitPattern: stamp)), .integer(node), .integer(deleted)])
+            stamped += 1
+        }
+        try PendingStamps.setStampedThrough(last, in: database)
+        return stamped
+    }
+
+    /// Re-reads table ids and key columns when the schema changed (a renamed table keeps its id).
+    private func refresh() throws(SQLiteError) {
+        let version = try database.scalarInteger("PRAGMA schema_version")
+        let names = try database.prepare("SELECT id, name FROM \(ChangeLogSchema.quote(ChangeLogSchema.tables))").all()
+        if version != catalogSchemaVersion {
+            catalogSchemaVersion = version
+            catalog = try TableCatalog.read(database)
+            statements.removeAll()
+        }
+        tablesByID.removeAll()
+        for row in names {
+            guard case .integer(let id) = row[0], case .text(let name) = row[1],
+                let table = catalog.table(named: String(decoding: name, as: UTF8.self)) else { continue }
+            tablesByID[id] = table
+        }
+        let columns = try database.prepare("SELECT count(*) FROM pragma_table_info(?)").all([.text(ChangeLogSchema.globalLog)])
+        if case .integer(let count) = columns.first?.first { keyWidth = max(0, Int(count) - 3) }
+    }
+
+    private func statements(for table: TableInfo) throws(SQLiteError) -> (clock: SQLiteStatement, exists: SQLiteStatement, write: SQLiteStatement) {
+        if let cached = statements[table.name] { return cached }
+        let q = ChangeLogSchema.quote
+        try database.execute(ChangeLogSchema.changeLogTable(table))
+        let keyNames = table.primaryKey.map { q($0.name) }
+        let keyMatch = keyNames.map { "\($0) = ?" }.joined(separator: " AND ")
+        let log = q(ChangeLogSchema.changeLog(of: table.name))
+        let clockColumns = (keyNames + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)])
+        let prepared = (
+            clock: try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)) FROM \(log) WHERE \(keyMatch)"),
+            exists: try database.prepare("SELECT 1 FROM \(q(table.name)) WHERE \(keyMatch)"),
+            write: try database.prepare("INSERT OR REPLACE INTO \(log) (\(clockColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: clockColumns.count).joined(separator: ", ")))")
+        )
+        statements[table.name] = prepared
+        return prepared
+    }
+}

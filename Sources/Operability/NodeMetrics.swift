@@ -1,0 +1,143 @@
+import IPC
+import Prometheus
+
+/// The node's Prometheus metrics, fed by the supervisor's loop (workers' heartbeat counters and histogram
+/// samples, the supervisor's own view of its workers) and read by the HTTP thread (`registry.emitToBuffer()`;
+/// swift-prometheus' registry and metrics are safe to use from both threads).
+///
+/// Every name is `<namespace>_<subsystem>_<name>` with empty parts left out, every series carries
+/// `node_id`, as HarmonyLite's did (`[prometheus] namespace`, `subsystem`). HarmonyLite's five keep their
+/// names; its two histograms now hold seconds (HarmonyLite put microseconds in second-sized buckets).
+///
+/// Not thread-safe itself: call everything but `registry` from the supervisor's loop only.
+public final class NodeMetrics {
+    public let registry = PrometheusCollectorRegistry()
+    private let namespace: String
+    private let subsystem: String
+    private let nodeLabel: (String, String)
+    private var baselines = CounterBaselines()
+    private var histograms: [String: ValueHistogram] = [:]
+
+    public init(namespace: String, subsystem: String, nodeID: UInt64) {
+        self.namespace = namespace
+        self.subsystem = subsystem
+        nodeLabel = ("node_id", String(nodeID))
+        // HarmonyLite's five exist from the start, as they did there.
+        _ = counter(MetricCatalog.published)
+        gauge(MetricCatalog.pendingPublish).set(0.0)
+        _ = histogram(MetricCatalog.countChanges, label: nil)
+        _ = histogram(MetricCatalog.scanChanges, label: nil)
+        gauge(MetricCatalog.schemaMismatchPaused).set(0.0)
+    }
+
+    /// A worker's heartbeat: its running totals become increments of the node's counters, its levels set
+    /// gauges. Unknown names are ignored (a newer worker may report more).
+    public func heartbeat(worker: String, pid: Int32, counters: [ControlMessage.Counter]) {
+        for counter in counters {
+            let (name, label) = Self.split(counter.name)
+            guard let metric = MetricCatalog.forWorkerCounter[name] else { continue }
+            switch metric.kind {
+            case .counter:
+                let increment = baselines.increment(worker: worker, pid: pid, name: counter.name, total: counter.value)
+                let series = self.counter(metric, label: label)
+                if increment > 0 { series.increment(by: increment) }
+            case .gauge:
+                gauge(metric, label: label).set(Double(counter.value) * metric.scale)
+            case .flag:
+                gauge(metric, label: label).set(counter.value > 0 ? 1.0 : 0.0)
+            case .histogram, .timestamp:
+                continue
+            }
+        }
+    }
+
+    /// A worker's histogram samples since its last heartbeat. Each bucket's samples are added at their
+    /// mean, which lies in that bucket: counts, buckets and sums come out exact.
+    public func observed(_ list: [Observations]) {
+        for series in list {
+            guard let metric = MetricCatalog.forHistogram[series.metric] else { continue }
+            let histogram = histogram(metric, label: series.label.isEmpty ? nil : series.label)
+            for (count, sum) in zip(series.counts, series.sums) where count > 0 {
+                let mean = sum / Double(count)
+                for _ in 0..<min(count, 100_000) { histogram.record(mean) }
+            }
+        }
+    }
+
+    /// What the supervisor knows of one worker: whether it runs, its restarts, its memory and CPU.
+    public func worker(_ sample: WorkerSample) {
+        let label = sample.name
+        gauge(MetricCatalog.workerUp, label: label).set(sample.up ? 1.0 : 0.0)
+        let restarts = baselines.increment(worker: "supervisor", pid: 0, name: "restarts/" + label, total: Int64(sample.restarts))
+        if restarts > 0 { counter(MetricCatalog.workerRestarts, label: label).increment(by: restarts) } else { _ = counter(MetricCatalog.workerRestarts, label: label) }
+        gauge(MetricCatalog.workerResidentMemory, label: label).set(Double(sample.residentBytes ?? 0))
+        if let pid = sample.pid, let cpu = sample.cpuSeconds {
+            // Kept in milliseconds for the baseline (integers), exported in seconds.
+            let grown = baselines.increment(worker: "cpu/" + label, pid: pid, name: "cpu", total: Int64(cpu * 1000))
+            if grown > 0 { counter(MetricCatalog.workerCPU, label: label).increment(by: Double(grown) / 1000) }
+        } else {
+            _ = counter(MetricCatalog.workerCPU, label: label)
+        }
+    }
+
+    /// Snapshot age is a level that grows by itself: set from the newest snapshot's time at every tick.
+    public func snapshotAge(seconds: Double?) {
+        gauge(MetricCatalog.snapshotAge).set(seconds ?? -1)
+    }
+
+    public func uptime(seconds: Double) {
+        gauge(MetricCatalog.uptime).set(seconds)
+    }
+
+    // MARK: making metrics
+
+    private func descriptor(_ metric: MetricCatalog.Metric) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: namespace, subsystem: subsystem, metricName: metric.name, unitName: metric.unit, helpText: metric.help)
+    }
+
+    private func labels(_ metric: MetricCatalog.Metric, _ label: String?) -> [(String, String)] {
+        guard let labelName = metric.label, let label else { return [nodeLabel] }
+        return [nodeLabel, (labelName, label)]
+    }
+
+    private func counter(_ metric: MetricCatalog.Metric, label: String? = nil) -> Counter {
+        registry.makeCounter(descriptor: descriptor(metric), labels: labels(metric, label))
+    }
+
+    private func gauge(_ metric: MetricCatalog.Metric, label: String? = nil) -> Gauge {
+        registry.makeGauge(descriptor: descriptor(metric), labels: labels(metric, label))
+    }
+
+    private func histogram(_ metric: MetricCatalog.Metric, label: String?) -> ValueHistogram {
+        let key = metric.name + "/" + (label ?? "")
+        if let existing = histograms[key] { return existing }
+        let made = registry.makeValueHistogram(descriptor: descriptor(metric), labels: labels(metric, label), buckets: metric.buckets)
+        histograms[key] = made
+        return made
+    }
+
+    /// `"stream_cursor/harmonylite-changes-1"` → (`"stream_cursor"`, `"harmonylite-changes-1"`).
+    static func split(_ name: String) -> (String, String?) {
+        guard let slash = name.firstIndex(of: "/") else { return (name, nil) }
+        return (String(name[..<slash]), String(name[name.index(after: slash)...]))
+    }
+}
+
+/// One worker as the supervisor sees it, for `NodeMetrics.worker`.
+public struct WorkerSample: Sendable, Equatable {
+    public var name: String
+    public var up: Bool
+    public var pid: Int32?
+    public var restarts: Int
+    public var residentBytes: Int64?
+    public var cpuSeconds: Double?
+
+    public init(name: String, up: Bool, pid: Int32?, restarts: Int, residentBytes: Int64?, cpuSeconds: Double?) {
+        self.name = name
+        self.up = up
+        self.pid = pid
+        self.restarts = restarts
+        self.residentBytes = residentBytes
+        self.cpuSeconds = cpuSeconds
+    }
+}

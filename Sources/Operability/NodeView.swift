@@ -1,0 +1,128 @@
+import Foundation
+
+/// Everything `-status` prints and `/health` reports besides its database checks: the supervisor's loop
+/// makes one every tick and hands it to the HTTP thread and to `-status` clients. JSON keys are snake_case.
+public struct NodeView: Codable, Sendable, Equatable {
+    public var nodeId: UInt64
+    public var version: String
+    public var phase: String
+    public var startedAtUnixMs: Int64
+    public var uptimeSeconds: Double
+    public var workers: [Worker]
+    public var natsConnected: Bool
+    public var natsServers: [String]
+    public var streams: [Stream]
+    public var tablesTracked: Int64?
+    public var pendingPublish: Int64?
+    public var parkedMessages: Int64?
+    /// Totals since the supervisor started (across worker restarts).
+    public var publishedRows: Int64
+    public var appliedRows: Int64
+    public var conflicts: Int64
+    public var publishRetries: Int64
+    public var lastPublishedUnixMs: Int64?
+    public var lastAppliedUnixMs: Int64?
+    public var snapshot: Snapshot
+    public var sleepTimeoutSeconds: Double?
+
+    public struct Worker: Codable, Sendable, Equatable {
+        public var name: String
+        /// "running", "starting", "stopping", "restarting" (waiting to restart), "stopped".
+        public var state: String
+        public var pid: Int32?
+        public var restarts: Int
+        public var uptimeSeconds: Double?
+        public var residentBytes: Int64?
+        public var cpuSeconds: Double?
+
+        public init(name: String, state: String, pid: Int32?, restarts: Int, uptimeSeconds: Double?, residentBytes: Int64?, cpuSeconds: Double?) {
+            self.name = name
+            self.state = state
+            self.pid = pid
+            self.restarts = restarts
+            self.uptimeSeconds = uptimeSeconds
+            self.residentBytes = residentBytes
+            self.cpuSeconds = cpuSeconds
+        }
+    }
+
+    public struct Stream: Codable, Sendable, Equatable {
+        public var name: String
+        public var lastSequence: UInt64?
+        /// The last sequence this node applied.
+        public var cursor: UInt64?
+        /// `lastSequence - cursor` when both are known.
+        public var behind: UInt64?
+        /// Mean commit-to-apply lag of the newest applied changes of this stream (seconds).
+        public var lagSeconds: Double?
+
+        public init(name: String, lastSequence: UInt64?, cursor: UInt64?, behind: UInt64?, lagSeconds: Double?) {
+            self.name = name
+            self.lastSequence = lastSequence
+            self.cursor = cursor
+            self.behind = behind
+            self.lagSeconds = lagSeconds
+        }
+    }
+
+    public struct Snapshot: Codable, Sendable, Equatable {
+        public var enabled: Bool
+        /// Whether this node holds the snapshot lease (it saves the cluster's snapshots).
+        public var leaseHeldHere: Bool?
+        public var createdUnixMs: Int64?
+        public var ageSeconds: Double?
+        public var sizeBytes: Int64?
+        public var durationSeconds: Double?
+        public var saved: Int64
+        public var restored: Int64
+
+        public init(enabled: Bool, leaseHeldHere: Bool?, createdUnixMs: Int64?, ageSeconds: Double?, sizeBytes: Int64?, durationSeconds: Double?, saved: Int64, restored: Int64) {
+            self.enabled = enabled
+            self.leaseHeldHere = leaseHeldHere
+            self.createdUnixMs = createdUnixMs
+            self.ageSeconds = ageSeconds
+            self.sizeBytes = sizeBytes
+            self.durationSeconds = durationSeconds
+            self.saved = saved
+            self.restored = restored
+        }
+    }
+
+    public var isRunning: Bool { workers.allSatisfy { $0.state == "running" } }
+
+    public func json(pretty: Bool = false) -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
+        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "{}"
+    }
+
+    public static func decode(json: String) throws -> NodeView {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(NodeView.self, from: Data(json.utf8))
+    }
+
+    public init(nodeId: UInt64, version: String, phase: String, startedAtUnixMs: Int64, uptimeSeconds: Double, workers: [Worker], natsConnected: Bool, natsServers: [String], streams: [Stream], tablesTracked: Int64?, pendingPublish: Int64?, parkedMessages: Int64?, publishedRows: Int64, appliedRows: Int64, conflicts: Int64, publishRetries: Int64, lastPublishedUnixMs: Int64?, lastAppliedUnixMs: Int64?, snapshot: Snapshot, sleepTimeoutSeconds: Double?) {
+        self.nodeId = nodeId
+        self.version = version
+        self.phase = phase
+        self.startedAtUnixMs = startedAtUnixMs
+        self.uptimeSeconds = uptimeSeconds
+        self.workers = workers
+        self.natsConnected = natsConnected
+        self.natsServers = natsServers
+        self.streams = streams
+        self.tablesTracked = tablesTracked
+        self.pendingPublish = pendingPublish
+        self.parkedMessages = parkedMessages
+        self.publishedRows = publishedRows
+        self.appliedRows = appliedRows
+        self.conflicts = conflicts
+        self.publishRetries = publishRetries
+        self.lastPublishedUnixMs = lastPublishedUnixMs
+        self.lastAppliedUnixMs = lastAppliedUnixMs
+        self.snapshot = snapshot
+        self.sleepTimeoutSeconds = sleepTimeoutSeconds
+    }
+}

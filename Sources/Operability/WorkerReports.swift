@@ -1,0 +1,53 @@
+import IPC
+
+/// What the workers last reported, kept by the supervisor's loop for `/health` and `-status`: each
+/// worker's latest counters, totals that survive worker restarts, and the latest apply lag per stream.
+/// Pure: fed by the loop, read by `NodeView.make`.
+public struct WorkerReports: Sendable {
+    private var latest: [String: [String: Int64]] = [:]
+    private var baselines = CounterBaselines()
+    private var totals: [String: Int64] = [:]
+    /// Mean lag of the samples in the newest report per stream (seconds).
+    public private(set) var recentLag: [String: Double] = [:]
+
+    /// Counters whose totals `total` keeps across restarts.
+    static let accumulated: Set<String> = ["published_rows", "applied_events", "unique_conflicts", "snapshots_saved", "snapshots_restored", "publish_failures"]
+
+    public init() {}
+
+    public mutating func heartbeat(worker: String, pid: Int32, counters: [ControlMessage.Counter]) {
+        var values: [String: Int64] = [:]
+        for counter in counters {
+            values[counter.name] = counter.value
+            if Self.accumulated.contains(counter.name) {
+                totals[counter.name, default: 0] += baselines.increment(worker: worker, pid: pid, name: counter.name, total: counter.value)
+            }
+        }
+        latest[worker] = values
+    }
+
+    public mutating func observed(_ list: [Observations]) {
+        for series in list where series.metric == .applyLag {
+            let count = series.counts.reduce(0) { $0 + Double($1) }
+            if count > 0 { recentLag[series.label] = series.sums.reduce(0, +) / count }
+        }
+    }
+
+    /// A worker's latest value of `name`, if it reported one.
+    public func value(_ worker: String, _ name: String) -> Int64? { latest[worker]?[name] }
+
+    /// Every latest value of `worker` whose name starts with `prefix/`, by what follows.
+    public func labelled(_ worker: String, _ prefix: String) -> [String: Int64] {
+        var found: [String: Int64] = [:]
+        for (name, value) in latest[worker] ?? [:] where name.hasPrefix(prefix + "/") {
+            found[String(name.dropFirst(prefix.count + 1))] = value
+        }
+        return found
+    }
+
+    /// The sum of `name` over every run of its worker since the supervisor started.
+    public func total(_ name: String) -> Int64 { totals[name] ?? 0 }
+
+    /// A worker that stopped reports nothing until its next heartbeat: its old values are not current.
+    public mutating func forget(_ worker: String) { latest[worker] = nil }
+}

@@ -1,0 +1,125 @@
+import IPC
+
+/// The in-place snapshot restore, part of `SupervisorStateMachine`.
+///
+/// A worker that exits with `WorkerExitCode.restoreNeeded` (the applier found a stream no longer holds
+/// changes it has not applied) makes the node restore a snapshot without stopping: the child that restores
+/// snapshots (`ChildSpec.restoresSnapshots`, the snapshotter) and every child started after it (applier,
+/// capturer) are stopped, last first; the restorer is started again with `spawnToRestore`, restores, and
+/// reports ready; the others start after it in order, as at the node's start. Children started before it
+/// (nats-server, broker) keep running. READY=1 stays in effect; `STATUS=` says "restoring" meanwhile.
+///
+/// Each restore request counts as a restart of the worker that asked, against its `restart_intensity`:
+/// a restore that does not cure what the worker found ends, past that limit, in the node stopping with
+/// status 1 instead of a loop.
+extension SupervisorStateMachine {
+    /// The child that restores snapshots, if any.
+    var restorerIndex: Int? { children.firstIndex { $0.spec.restoresSnapshots } }
+
+    /// Child `index` exited asking for a restore.
+    mutating func beginRestore(_ index: Int, note: String, now: Double, into actions: inout [Action]) {
+        let name = children[index].spec.name
+        let policy = children[index].spec.policy
+        children[index].state = .notStarted
+        guard let restorer = restorerIndex else {
+            actions.append(.log(.error, "\(name) found changes missing from the streams\(note), and no child restores snapshots here: stopping the node"))
+            beginShutdown(exitCode: 1, now: now, into: &actions)
+            return
+        }
+        guard children[index].history.recordCrash(at: now, policy: policy, randomUnit: randomUnit()) != nil else {
+            actions.append(.log(.error,
+                "\(name) found changes missing from the streams\(note) again: more than \(policy.intensity) restores within \(Int(policy.period)) s"
+                + " did not cure it ([workers.\(name)] restart_intensity / restart_period_seconds): stopping the node"))
+            beginShutdown(exitCode: 1, now: now, into: &actions)
+            return
+        }
+        children[index].restarts += 1
+        let reason = "\(name) found changes missing from the streams"
+        var announceReady = false
+        switch phase {
+        case .starting, .reloading: announceReady = true
+        case .restoring(_, _, let pending): announceReady = pending
+        default: break
+        }
+        phase = .restoring(reason: reason, stage: .stopping, announceReady: announceReady)
+        let stopped = children[restorer...].map(\.spec.name).reversed().joined(separator: ", ")
+        actions.append(.log(.error, "\(reason)\(note): restoring a snapshot in place (stopping \(stopped), then starting them again; the node keeps running)"))
+        actions.append(.notify("STATUS=restoring: \(reason)"))
+        continueRestore(now: now, into: &actions)
+    }
+
+    /// Stops the next child of the restore (last first), or, once all are stopped, starts the restorer.
+    mutating func continueRestore(now: Double, into actions: inout [Action]) {
+        guard case .restoring(let reason, .stopping, let announceReady) = phase, let restorer = restorerIndex else { return }
+        for index in children.indices.reversed() where index >= restorer {
+            switch children[index].state {
+            case .stopping:
+                return
+            case .running(let pid, _, _):
+                let spec = children[index].spec
+                children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: .restore, killed: false)
+                actions.append(.notify("STATUS=restoring: stopping \(spec.name)"))
+                actions.append(.requestStop(child: spec.name, pid: pid))
+                return
+            case .waitingToRestart:
+                children[index].state = .notStarted
+            case .notStarted:
+                continue
+            }
+        }
+        phase = .restoring(reason: reason, stage: .restoring, announceReady: announceReady)
+        actions.append(.notify("STATUS=restoring: \(children[restorer].spec.name) restores a snapshot"))
+        actions.append(spawnAction(restorer))
+    }
+
+    /// A child reported ready while restoring: the restorer's ready ends the restore proper; then the
+    /// children after it start one at a time.
+    mutating func restoreChildReady(_ name: String, now: Double, into actions: inout [Action]) {
+        guard case .restoring(let reason, let stage, let announceReady) = phase, let restorer = restorerIndex else { return }
+        switch stage {
+        case .stopping:
+            return
+        case .restoring:
+            guard name == children[restorer].spec.name else { return }
+            phase = .restoring(reason: reason, stage: .starting, announceReady: announceReady)
+            advanceAfterRestore(now: now, into: &actions)
+        case .starting:
+            advanceAfterRestore(now: now, into: &actions)
+        }
+    }
+
+    private mutating func advanceAfterRestore(now: Double, into actions: inout [Action]) {
+        guard case .restoring(_, .starting, let announceReady) = phase, let restorer = restorerIndex else { return }
+        for index in children.indices where index > restorer {
+            switch children[index].state {
+            case .notStarted:
+                actions.append(.notify("STATUS=restoring: starting \(children[index].spec.name)"))
+                actions.append(.spawn(child: children[index].spec.name))
+                return
+            case .running(_, _, true):
+                continue
+            default:
+                return
+            }
+        }
+        phase = .running
+        actions.append(.notify((announceReady ? "READY=1\n" : "") + "STATUS=\(runningStatus)"))
+        actions.append(.log(.info, "snapshot restore in place complete: all processes ready"))
+    }
+
+    /// A child that ended on its own while the restore is stopping it (or would stop it): it is not
+    /// restarted, the restore starts it again.
+    func restoreStopsOnItsOwn(_ index: Int) -> Bool {
+        guard case .restoring(_, .stopping, _) = phase, let restorer = restorerIndex else { return false }
+        return index >= restorer
+    }
+
+    /// How child `index` is started now: the restorer, while a restore waits for it, is asked to restore.
+    func spawnAction(_ index: Int) -> Action {
+        let name = children[index].spec.name
+        if case .restoring(let reason, .restoring, _) = phase, children[index].spec.restoresSnapshots {
+            return .spawnToRestore(child: name, reason: reason)
+        }
+        return .spawn(child: name)
+    }
+}

@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import HarmonyConfig
+import IPC
+import Logging
+import NATSClient
+import Operability
+import Signals
+import Supervision
+
+/// The supervisor's side of /metrics, /health, `-status` and `sleep_timeout`. The poll loop feeds it
+/// (heartbeat counters, histogram samples, a tick) and asks it for the status report; the HTTP thread
+/// reads only the metrics registry and the newest `NodeView`, so a slow client never touches the loop.
+final class NodeTelemetry {
+    private let config: Configuration
+    private let metrics: NodeMetrics
+    private var reports = WorkerReports()
+    private var sleepTimer: SleepTimer
+    private let startedAt: Double
+    private let startedAtWall = Date()
+    private var firstSeen: [Int32: Double] = [:]
+    private var samples: [Int32: ProcessSample] = [:]
+    private var sampledAt = -Double.infinity
+    /// The newest view, shared with the HTTP thread.
+    private let current = Latest<NodeView>()
+    private let server: HTTPServer?
+    /// The URLs the broker connects to (the embedded server's once it listens).
+    var natsURLs: [String]
+
+    init(config: Configuration, now: Double) throws {
+        self.config = config
+        startedAt = now
+        natsURLs = config.nats.urls
+        metrics = NodeMetrics(namespace: config.prometheus.namespace, subsystem: config.prometheus.subsystem, nodeID: config.nodeID)
+        sleepTimer = SleepTimer(timeout: Double(config.sleepTimeout) / 1000, now: now)
+        var endpoints: [(bind: String, handler: HTTPServer.Handler)] = []
+        if config.prometheus.enable {
+            let registry = metrics.registry
+            endpoints.append((config.prometheus.bind, { request in
+                // HarmonyLite served the metrics on every path of prometheus.bind.
+                guard request.method == "GET" || request.method == "HEAD" else { return .text(405, "use GET") }
+                return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
+            }))
+        }
+        if config.healthCheck.enable {
+            let (path, detailed, database) = (config.healthCheck.path, config.healthCheck.detailed, config.dbPath)
+            let view = current
+            let health: HTTPServer.Handler = { request in
+                guard request.path == path else { return .text(404, "not found: the health check is at \(path)") }
+                guard let snapshot = view.get else { return .text(503, "starting") }
+                return HealthReport(view: snapshot, database: DatabaseProbe.check(database)).response(detailed: detailed)
+            }
+            if config.prometheus.enable && HostPort(parsing: config.healthCheck.bind) == HostPort(parsing: config.prometheus.bind) {
+                // One port for both: the health path there, the metrics on every other path.
+                let metricsHandler = endpoints[0].handler
+                endpoints[0].handler = { request in request.path == path ? health(request) : metricsHandler(request) }
+            } else {
+                endpoints.append((config.healthCheck.bind, health))
+            }
+        }
+        do {
+            server = endpoints.isEmpty ? nil : try HTTPServer(endpoints: endpoints)
+        } catch {
+            throw SupervisorError("\(error) (prometheus.bind / health_check.bind)")
+        }
+        server?.start()
+    }
+
+    /// Where the HTTP endpoints listen, for the start log line.
+    var listening: String? {
+        guard let server else { return nil }
+        return server.ports.map(String.init).joined(separator: ", ")
+    }
+
+    func stop() { server?.stop() }
+
+    // MARK: fed by the loop
+
+    func heartbeat(worker: String, pid: Int32, counters: [ControlMessage.Counter]) {
+        metrics.heartbeat(worker: worker, pid: pid, counters: counters)
+        reports.heartbeat(worker: worker, pid: pid, counters: counters)
+    }
+
+    func observed(_ list: [Observations]) {
+        metrics.observed(list)
+        reports.observed(list)
+    }
+
+    /// Updates the view and the supervisor's own metrics; true when `sleep_timeout` says the node should
+    /// stop now.
+    func tick(_ machine: SupervisorStateMachine, now: Double) -> Bool {
+        let children = machine.childSummaries
+        for child in children where child.pid == nil { reports.forget(child.name) }
+        if now - sampledAt >= 1 {
+            sampledAt = now
+            samples = [:]
+            for child in children {
+                guard let pid = child.pid else { continue }
+                if firstSeen[pid] == nil { firstSeen[pid] = now }
+                samples[pid] = ProcessSample.read(pid: pid)
+                let sample = samples[pid]
+                metrics.worker(WorkerSample(name: child.name, up: child.state == "running", pid: pid, restarts: child.restarts,
+                                            residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds))
+            }
+            for child in children where child.pid == nil {
+                metrics.worker(WorkerSample(name: child.name, up: false, pid: nil, restarts: child.restarts, residentBytes: nil, cpuSeconds: nil))
+            }
+            let live = Set(children.compactMap(\.pid))
+            firstSeen = firstSeen.filter { live.contains($0.key) }
+            metrics.uptime(seconds: now - startedAt)
+        }
+        let view = makeView(children, machine: machine, now: now)
+        metrics.snapshotAge(seconds: view.snapshot.ageSeconds)
+        current.set(view)
+        guard machine.isReady else { return false }
+        return sleepTimer.observe(published: reports.total("published_rows"), applied: reports.total("applied_events"), now: now)
+    }
+
+    /// `-status -json`'s answer.
+    func statusJSON(_ machine: SupervisorStateMachine, now: Double) -> String {
+        makeView(machine.childSummaries, machine: machine, now: now).json()
+    }
+
+    var sleepTimeoutSeconds: Double { sleepTimer.timeout }
+
+    // MARK: the view
+
+    private func makeView(_ children: [SupervisorStateMachine.ChildSummary], machine: SupervisorStateMachine, now: Double) -> NodeView {
+        let workers = children.map { child in
+            let sample = child.pid.flatMap { samples[$0] }
+            return NodeView.Worker(name: child.name, state: child.state, pid: child.pid, restarts: child.restarts,
+                                   uptimeSeconds: child.pid.flatMap { firstSeen[$0] }.map { now - $0 },
+                                   residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds)
+        }
+        let heads = reports.labelled("broker", "stream_last_sequence")
+        let cursors = reports.labelled("applier", "stream_cursor")
+        let streams = (1...max(1, config.replicationLog.shards)).map { shard -> NodeView.Stream in
+            let name = "\(config.nats.streamPrefix)-\(shard)"
+            let head = heads[name].map { UInt64(max(0, $0)) }
+            let cursor = cursors[name].map { UInt64(max(0, $0)) }
+            var behind: UInt64?
+            if let head, let cursor { behind = head >= cursor ? head - cursor : 0 }
+            return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: reports.recentLag[name])
+        }
+        let created = reports.value("snapshotter", "snapshot_created_unix_ms").flatMap { $0 > 0 ? $0 : nil }
+        let nowWall = Date().timeIntervalSince1970
+        let snapshot = NodeView.Snapshot(
+            enabled: config.snapshot.enabled,
+            leaseHeldHere: reports.value("snapshotter", "snapshot_leader").map { $0 > 0 },
+            createdUnixMs: created, ageSeconds: created.map { max(0, nowWall - Double($0) / 1000) },
+            sizeBytes: reports.value("snapshotter", "snapshot_size_bytes").flatMap { $0 > 0 ? $0 : nil },
+            durationSeconds: reports.value("snapshotter", "snapshot_job_ms").flatMap { $0 > 0 ? Double($0) / 1000 : nil },
+            saved: reports.total("snapshots_saved"), restored: reports.total("snapshots_restored")
+        )
+        return NodeView(
+            nodeId: config.nodeID, version: HarmonyLiteVersion.number, phase: machine.isReady ? "running" : machine.hasExited ? "stopped" : "starting",
+            startedAtUnixMs: Int64(startedAtWall.timeIntervalSince1970 * 1000), uptimeSeconds: now - startedAt, workers: workers,
+            natsConnected: machine.pid(of: "broker") != nil && reports.value("broker", "nats_connected") == 1,
+            natsServers: natsURLs.map(URLRedaction.redact), streams: streams,
+            tablesTracked: reports.value("capturer", "tables_tracked"), pendingPublish: reports.value("capturer", "pending_publish"),
+            parkedMessages: reports.value("applier", "parked_messages"),
+            publishedRows: reports.total("published_rows"), appliedRows: reports.total("applied_events"), conflicts: reports.total("unique_conflicts"),
+            publishRetries: reports.total("publish_failures"),
+            lastPublishedUnixMs: reports.value("capturer", "last_published_unix_ms").flatMap { $0 > 0 ? $0 : nil },
+            lastAppliedUnixMs: reports.value("applier", "last_applied_unix_ms").flatMap { $0 > 0 ? $0 : nil },
+            snapshot: snapshot, sleepTimeoutSeconds: sleepTimer.remaining(now: now)
+        )
+    }
+}

@@ -1,0 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HarmonyConfig
+import IPC
+import Operability
+
+/// `harmonylite -status [-json]`: asks the running node over its control socket.
+enum StatusCommand {
+    static func run(_ config: Configuration, json: Bool) throws -> String {
+        let path = try controlSocketPath(for: config)
+        let connection: FrameConnection
+        do {
+            connection = FrameConnection(fd: try UnixSocket.connect(path: path), maximumFrameSize: 1 << 20)
+        } catch {
+            throw SupervisorError("no running node for \(config.dbPath): cannot connect to \(path) (\(error))")
+        }
+        defer { connection.close() }
+        try connection.send(ControlMessage.statusQuery.frame)
+        guard let frame = try connection.receive(timeoutMilliseconds: 5000) else {
+            throw SupervisorError("the node at \(path) did not answer within 5 s")
+        }
+        guard case .statusReport(let report) = try ControlMessage(frame: frame) else {
+            throw SupervisorError("the node at \(path) answered something else than a status report")
+        }
+        return json ? report : StatusText.render(try NodeView.decode(json: report))
+    }
+
+    /// The running node's control socket, in the run directory its node lock records (so `-status` from a
+    /// shell finds a node systemd runs with `RUNTIME_DIRECTORY`), else where this environment puts it.
+    static func controlSocketPath(for config: Configuration) throws -> String {
+        // The running node's own run directory (recorded in its lock, so a shell finds a node systemd runs).
+        try (NodeLock.recordedRunDirectory(for: config) ?? RunDirectoryLayout.path(for: config)) + "/" + ControlChannel.socketName
+    }
+}

@@ -1,0 +1,192 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import ChangeEvents
+@testable import ChangeLog
+@testable import SQLiteKit
+
+/// Deferred stamping (`PendingStamps`): the trigger only queues, the capturer computes stamps read-only,
+/// the applier and the capturer's watermark write them into the row clocks — and all agree.
+@Suite struct PendingStampsTests {
+    let directory: TemporaryDirectory
+
+    init() throws { directory = try TemporaryDirectory() }
+
+    @Test func theNextStampIsLaterThanTheWriteAndThePreviousStampUnsigned() {
+        #expect(PendingStamps.next(at: 100, previous: nil) == 100)
+        #expect(PendingStamps.next(at: 100, previous: 50) == 100)
+        #expect(PendingStamps.next(at: 100, previous: 100) == 101)
+        #expect(PendingStamps.next(at: 100, previous: UInt64(1) << 63) == (UInt64(1) << 63) + 1)
+        #expect(PendingStamps.next(at: 100, previous: .max) == .max)
+    }
+
+    /// The application's transaction writes one row of ours (the queue entry, with its commit time); the
+    /// row clock is written after it, as the applier or the capturer's watermark stamps it.
+    @Test func theApplicationsTransactionOnlyQueues() throws {
+        let path = directory.path + "/q.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT);")
+        let db = try SQLiteDatabase(existingPath: path)
+        _ = try ChangeLogInstaller.install(in: db, node: 7)
+        let before = Int64(Date().timeIntervalSince1970 * 1000) << 16
+        _ = try runCommand("/usr/bin/sqlite3", [path, "INSERT INTO kv VALUES (1, 'a'); UPDATE kv SET v = 'b' WHERE k = 1; DELETE FROM kv WHERE k = 1; INSERT INTO kv VALUES (2, 'c');"])
+        #expect(try db.scalarInteger("SELECT count(*) FROM __harmonylite__kv_change_log") == 0)
+        #expect(try db.scalarInteger("SELECT count(*) FROM __harmonylite___change_log_global WHERE at >= \(before)") == 4)
+        let stamped = try db.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: db).materialize() }
+        #expect(stamped == 4)
+        let clocks = try db.rows("SELECT k, __harmonylite__node, __harmonylite__deleted FROM __harmonylite__kv_change_log ORDER BY k")
+        #expect(clocks == [["1", "7", "1"], ["2", "7", "0"]])
+        // Three writes of row 1, at most milliseconds apart: three distinct, increasing stamps.
+        let stamp1 = try db.scalarInteger("SELECT __harmonylite__hlc FROM __harmonylite__kv_change_log WHERE k = 1")
+        let ats = try db.rows("SELECT at FROM __harmonylite___change_log_global WHERE k1 = 1 ORDER BY id").compactMap { $0[0].flatMap { Int64($0) } }
+        #expect(ats.count == 3 && stamp1 >= ats[0] + 2 && stamp1 >= ats[2])
+    }
+
+    /// A database installed by a version whose triggers stamped the row clock: its queue gains `at`, and
+    /// what it had queued counts as stamped.
+    @Test func anEarlierInstallationsQueueCountsAsStamped() throws {
+        let path = directory.path + "/old.db"
+        try makeDatabase(path, """
+            PRAGMA journal_mode=WAL; CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT);
+            CREATE TABLE __harmonylite___change_log_global (id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, k1);
+            INSERT INTO __harmonylite___change_log_global VALUES (1, 1, 5), (2, 1, 6);
+            """)
+        let db = try SQLiteDatabase(existingPath: path)
+        _ = try ChangeLogInstaller.install(in: db, node: 1)
+        #expect(try PendingStamps.stampedThrough(in: db) == 2)
+        _ = try runCommand("/usr/bin/sqlite3", [path, "INSERT INTO kv VALUES (9, 'x');"])
+        #expect(try db.rows("SELECT id, k1, at IS NOT NULL FROM __harmonylite___change_log_global WHERE id > 2") == [["3", "9", "1"]])
+    }
+
+    /// A seeded random run of application writes, capturer reads (with rewinds and restarts), watermark
+    /// stores, cleanups and remote batches applied, against a model of the row clocks: every stamp the
+    /// capturer publishes for an entry not yet stamped is the one the row clock later gets, and the row
+    /// clocks end as the model says.
+    @Test(arguments: 1...16)
+    func publishedStampsAreTheStampsTheRowClocksGet(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        let path = directory.path + "/n\(seed).db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT);")
+        let capturerDB = try SQLiteDatabase(existingPath: path)
+        let installation = try ChangeLogInstaller.install(in: capturerDB, node: 1)
+        let application = try SQLiteDatabase(existingPath: path)
+        let applier = try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: installation.catalog)
+        var reader = try ChangeReader(database: capturerDB, installation: installation)
+        let materializer = StampMaterializer(database: capturerDB)
+        var model = ClockModel()
+        var readThrough: Int64 = 0, watermark: Int64 = 0
+        var published: [Int64: (stamp: UInt64, writer: UInt64)] = [:]
+
+        for _ in 0..<60 {
+            switch rng.next() % 8 {
+            case 0, 1, 2:
+                var sql = "BEGIN;"
+                for _ in 0..<(1 + rng.next() % 6) {
+                    let key = rng.next() % 6
+                    switch rng.next() % 4 {
+                    case 0: sql += "DELETE FROM kv WHERE k = \(key);"
+                    case 1: sql += "UPDATE kv SET k = \(key + 6) WHERE k = \(key) AND NOT EXISTS (SELECT 1 FROM kv WHERE k = \(key + 6));"
+                    default: sql += "INSERT INTO kv VALUES (\(key), 'v\(rng.next() % 100)') ON CONFLICT(k) DO UPDATE SET v = excluded.v;"
+                    }
+                }
+                try application.execute(sql + "COMMIT;")
+                for row in try capturerDB.prepare("SELECT id, at, k1 FROM __harmonylite___change_log_global WHERE id > ? ORDER BY id").all([.integer(model.queued)]) {
+                    guard case .integer(let id) = row[0], case .integer(let at) = row[1], case .integer(let key) = row[2] else { continue }
+                    model.queue(id: id, at: UInt64(bitPattern: at), key: key)
+                }
+            case 3, 4:
+                let stampedThrough = try PendingStamps.stampedThrough(in: capturerDB)
+                let read = try reader.pending(after: readThrough, limit: Int(1 + rng.next() % 8))
+                for event in read.events {
+                    guard case .integer(let key) = event.key.first else { continue }
+                    let expected = event.changeID > stampedThrough
+                        ? (model.chainStamp(of: event.changeID, from: stampedThrough), UInt64(1))
+                        : try #require(model.materialized[key])
+                    #expect(event.stamp == expected.0 && event.writer == expected.1, "seed \(seed): entry \(event.changeID) of row \(key)")
+                    if event.changeID > stampedThrough { published[event.changeID] = (event.stamp, event.writer) }
+                }
+                if let through = read.throughID { readThrough = through }
+            case 5:
+                // The capturer stores the watermark (stamping what is pending), sometimes cleans up.
+                watermark = readThrough
+                try capturerDB.transaction { () throws(SQLiteError) in
+                    try materializer.materialize()
+                    try PublishWatermark.write(watermark, to: capturerDB)
+                    if rng.next() % 2 == 0 { try PublishWatermark.removePublished(from: capturerDB) }
+                }
+                try model.materialize(checking: published)
+            case 6:
+                // A remote batch; the applier stamps what is pending first.
+                let now = UInt64(Date().timeIntervalSince1970 * 1000) << 16
+                var events: [ChangeEvent] = []
+                for _ in 0..<(1 + rng.next() % 3) {
+                    let key = Int64(rng.next() % 12)
+                    let stamp = now &+ (rng.next() % 4 << 16) &- (2 << 16) &+ rng.next() % 3
+                    let writer = 2 + rng.next() % 2
+                    events.append(ChangeEvent(changeID: 1, table: "kv", operation: rng.next() % 4 == 0 ? .delete : .upsert, stamp: stamp, writer: writer,
+                                              columns: ["k", "v"], values: [.integer(key), .text("r\(stamp % 97)")], keyCount: 1))
+                }
+                for index in events.indices where events[index].operation == .delete {
+                    events[index].columns = ["k"]
+                    events[index].values = [events[index].values[0]]
+                }
+                _ = try applier.apply(events)
+                try model.materialize(checking: published)
+                for event in events {
+                    guard case .integer(let key) = event.key.first else { continue }
+                    model.applyRemote(key: key, stamp: event.stamp, writer: event.writer)
+                }
+            default:
+                // The capturer restarts (a new chain) or re-reads from the watermark (after the broker went away).
+                if rng.next() % 2 == 0 { reader = try ChangeReader(database: capturerDB, installation: installation) }
+                readThrough = watermark
+            }
+        }
+        _ = try capturerDB.transaction { () throws(SQLiteError) -> Int in try materializer.materialize() }
+        try model.materialize(checking: published)
+        for row in try capturerDB.prepare("SELECT k, __harmonylite__hlc, __harmonylite__node FROM __harmonylite__kv_change_log").all() {
+            guard case .integer(let key) = row[0], case .integer(let stamp) = row[1], case .integer(let writer) = row[2] else { continue }
+            let expected = try #require(model.materialized[key], "seed \(seed): row \(key) has a clock the model lacks")
+            #expect(UInt64(bitPattern: stamp) == expected.stamp && UInt64(bitPattern: writer) == expected.writer, "seed \(seed): row \(key)")
+        }
+        #expect(try capturerDB.scalarInteger("SELECT count(*) FROM __harmonylite__kv_change_log") == Int64(model.materialized.count))
+    }
+}
+
+/// The row clocks as the rules say they must be: entries stamped in queue order from the row's previous
+/// stamp; remote writes win on a greater (stamp, writer).
+private struct ClockModel {
+    var materialized: [Int64: (stamp: UInt64, writer: UInt64)] = [:]
+    var entries: [(id: Int64, at: UInt64, key: Int64)] = []
+    var queued: Int64 = 0
+    var stampedThrough: Int64 = 0
+
+    mutating func queue(id: Int64, at: UInt64, key: Int64) {
+        entries.append((id, at, key))
+        queued = id
+    }
+
+    /// The stamp entry `id` gets when every entry after `from` is stamped in order.
+    func chainStamp(of id: Int64, from: Int64) -> UInt64 {
+        guard let target = entries.first(where: { $0.id == id }) else { return 0 }
+        var previous = materialized[target.key]?.stamp
+        for entry in entries where entry.id > from && entry.id <= id && entry.key == target.key {
+            previous = PendingStamps.next(at: entry.at, previous: previous)
+        }
+        return previous ?? 0
+    }
+
+    mutating func materialize(checking published: [Int64: (stamp: UInt64, writer: UInt64)]) throws {
+        for entry in entries where entry.id > stampedThrough {
+            let stamp = PendingStamps.next(at: entry.at, previous: materialized[entry.key]?.stamp)
+            if let seen = published[entry.id] { #expect(seen.stamp == stamp, "entry \(entry.id) was published with another stamp") }
+            materialized[entry.key] = (stamp, 1)
+        }
+        stampedThrough = max(stampedThrough, queued)
+    }
+
+    mutating func applyRemote(key: Int64, stamp: UInt64, writer: UInt64) {
+        if let current = materialized[key], (current.stamp, current.writer) >= (stamp, writer) { return }
+        materialized[key] = (stamp, writer)
+    }
+}
