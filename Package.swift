@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "IPC", dependencies: ["BinaryCoding"]),
         .target(name: "Signals", dependencies: ["CPosix"]),
         .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
-        .target(name: "HarmonyConfig", dependencies: ["TOMLKit"]),
+        .target(name: "HarmonyConfig", dependencies: ["TOMLKit", "Logs"]),
         .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC"]),
         .target(name: "ApplyPipeline", dependencies: ["IPC"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
@@ -85,7 +85,7 @@ let package = Package(
         // Tests: unit targets per library (no processes, seconds), one integration target for processes and clusters.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "TestSupport"]),
-        .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "TestSupport"]),
+        .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "Logs", "TestSupport"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport"]),
         .testTarget(name: "ApplyPipelineTests", dependencies: ["ApplyPipeline"]),
         .testTarget(name: "ChangeEventsTests", dependencies: ["ChangeEvents", "SQLiteKit", "TestSupport"]),
@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner"]),
         .testTarget(name: "SchemaRegistryTests", dependencies: ["SchemaRegistry"]),
         .testTarget(name: "OperabilityTests", dependencies: ["Operability", "IPC", "SQLiteKit", "TestSupport"]),
-        .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
+        .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "NATSClient", "CurlTransfer", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["IPC", "HarmonyConfig", "SQLiteKit", "ChangeLog", "ChangeEvents", "NATSClient", "NKeys", "Snapshots", "CurlTransfer", "TestSupport"]

@@ -410,7 +410,8 @@ public struct ApplyPipeline: Sendable {
             for item in lane.queue.prefix(single == nil ? lane.queue.count : 1) {
                 let delivery = item.delivery
                 let position = reached[stream] ?? 0
-                if delivery.sequence > position + 1 {
+                // Not `position + 1`: a cursor restored from a snapshot can be 2^64 − 1.
+                if delivery.sequence > position && delivery.sequence - position > 1 {
                     let gap = SequenceGap(stream: stream, missing: position + 1...delivery.sequence - 1)
                     guard confirmedGone[stream, default: []].contains(where: { $0.contains(gap.missing.lowerBound) && $0.contains(gap.missing.upperBound) }) else {
                         if count == 0 { return .recheck(gap) }

@@ -22,8 +22,12 @@ public struct ChangeBatch: Equatable, Sendable {
     }
 
     public static let version: UInt8 = 1
-    /// Largest body a receiver decompresses: far above any batch we send, far below what hurts.
-    public static let maximumBodySize = 64 << 20
+    /// Largest body a receiver decompresses. Senders cut batches below one NATS message (1 MiB) before
+    /// compressing, so twice that is room to spare; every hostile message costs at most this much memory.
+    public static let maximumBodySize = 2 << 20
+    /// The fewest bytes one event takes (ids, stamp, writer, counts, an empty table name, one empty column):
+    /// a count announced by the message can never reserve more than its bytes can hold.
+    static let minimumEventSize = 8 + 4 + 1 + 8 + 8 + 2 + 2 + 4 + 1
 
     public func encoded(compress: Bool) -> [UInt8] {
         var body = BinaryWriter(reservingCapacity: 256 * events.count)
@@ -60,7 +64,10 @@ public struct ChangeBatch: Equatable, Sendable {
             schemaHash = try reader.readString()
             let count = Int(try reader.readUInt32())
             var events: [ChangeEvent] = []
-            events.reserveCapacity(min(count, 65536))
+            guard count <= reader.remaining / Self.minimumEventSize else {
+                throw ChangeBatchError("\(count) events announced in \(reader.remaining) bytes")
+            }
+            events.reserveCapacity(count)
             for _ in 0..<count {
                 let changeID = try reader.readInt64()
                 let table = try reader.readString()

@@ -19,6 +19,9 @@ public enum SeqMapFile {
         public var description: String { "seq map \(path) is unreadable: \(reason)" }
     }
 
+    /// Far above any real seq map (a few dozen bytes per stream).
+    public static let maximumSize = 16 << 20
+
     /// The cursor (stream → last sequence); nil when the file does not exist.
     public static func read(_ path: String) throws(Corrupt) -> [String: UInt64]? {
         try readWithStreams(path)?.cursor
@@ -46,6 +49,7 @@ public enum SeqMapFile {
             let n = fread(&chunk, 1, chunk.count, file)
             bytes.append(contentsOf: chunk[0..<n])
             if n < chunk.count { break }
+            guard bytes.count <= maximumSize else { throw Corrupt(path: path, reason: "larger than \(maximumSize) bytes") }
         }
         do {
             return try CBORMap.decode(bytes)
@@ -127,7 +131,10 @@ enum CBORMap {
             guard length <= bytes.count - index else { throw Failure(reason: "truncated") }
             guard let key = String(validating: bytes[index..<index + length], as: UTF8.self) else { throw Failure(reason: "a key is not UTF-8") }
             index += length
-            map[key] = try argument(0)
+            let sequence = try argument(0)
+            // JetStream sequences stay far below 2^63; a larger one would overflow the cursor's arithmetic.
+            guard sequence <= UInt64(Int64.max) else { throw Failure(reason: "sequence \(sequence) of \(key.prefix(64)) is out of range") }
+            map[key] = sequence
         }
         guard index == bytes.count else { throw Failure(reason: "\(bytes.count - index) trailing bytes") }
         return map

@@ -25,6 +25,10 @@ public struct CurlRequest {
     /// For a directory URL: names only (SFTP listing).
     public var namesOnly = false
     public var connectTimeoutSeconds = 10
+    /// The most response-body bytes accepted: the transfer fails beyond it (announced or not). Bodies kept
+    /// in memory are bounded by `maximumMemoryBody` whatever this says.
+    public var maximumBytes: Int64?
+    public static let maximumMemoryBody: Int64 = 4 << 20
 
     public enum Upload {
         case file(String)
@@ -143,19 +147,26 @@ public struct CurlRequest {
         files.append(headerStream)
         hl_curl_setopt_pointer(curl, CURLOPT_HEADERDATA, headerStream)
 
-        let box = ProgressBox(progress)
+        let limit = downloadFile == nil ? min(maximumBytes ?? Self.maximumMemoryBody, Self.maximumMemoryBody) : maximumBytes
+        if let limit { hl_curl_setopt_offset(curl, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(limit)) }
+        let box = ProgressBox(progress, limit: limit ?? .max)
         do {
             hl_curl_setopt_long(curl, CURLOPT_NOPROGRESS, 0)
             hl_curl_setopt_pointer(curl, CURLOPT_XFERINFODATA, Unmanaged.passUnretained(box).toOpaque())
             hl_curl_setopt_progress(curl) { data, downloadTotal, downloaded, uploadTotal, uploaded in
                 guard let data else { return 0 }
                 let box = Unmanaged<ProgressBox>.fromOpaque(data).takeUnretainedValue()
+                // Non-zero stops the transfer: the server sent more than it may (no Content-Length, or a wrong one).
+                if Int64(downloaded) > box.limit { return 1 }
                 if uploadTotal > 0 { box.report(Int64(uploaded), Int64(uploadTotal)) }
                 else if downloadTotal > 0 { box.report(Int64(downloaded), Int64(downloadTotal)) }
                 return 0
             }
         }
         let code = withExtendedLifetime(box) { curl_easy_perform(curl) }
+        if code == CURLE_FILESIZE_EXCEEDED || (code == CURLE_ABORTED_BY_CALLBACK && limit != nil) {
+            throw CurlError("\(method) \(URLRedaction.redact(url)): the response is larger than the \(limit ?? 0) bytes expected: refused")
+        }
         guard code == CURLE_OK else {
             throw CurlError("\(method) \(URLRedaction.redact(url)): \(String(cString: curl_easy_strerror(code)))", notFound: code == CURLE_REMOTE_FILE_NOT_FOUND)
         }
@@ -178,9 +189,13 @@ public struct CurlRequest {
 /// Calls the progress closure at most every 64 KiB, and at the end.
 private final class ProgressBox {
     let progress: (Int64, Int64) -> Void
+    let limit: Int64
     var last: Int64 = -1
 
-    init(_ progress: @escaping (Int64, Int64) -> Void) { self.progress = progress }
+    init(_ progress: @escaping (Int64, Int64) -> Void, limit: Int64) {
+        self.progress = progress
+        self.limit = limit
+    }
 
     func report(_ done: Int64, _ total: Int64) {
         guard done == total || done - last >= 65536 else { return }

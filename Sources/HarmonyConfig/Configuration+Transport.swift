@@ -1,3 +1,4 @@
+import Logs
 import Foundation
 
 extension Configuration {
@@ -18,6 +19,7 @@ extension Configuration {
         var copy = self
         let mask = { (value: inout String) in if !value.isEmpty { value = "<redacted>" } }
         mask(&copy.nats.userPassword)
+        copy.embeddedCredentials = copy.embeddedCredentials.map { EmbeddedCredentials(clientUser: $0.clientUser, clientPassword: "<redacted>", routeUser: $0.routeUser, routePassword: "<redacted>") }
         mask(&copy.snapshot.s3.secret)
         mask(&copy.snapshot.s3.sessionToken)
         copy.snapshot.webdav.url = URLRedaction.redact(copy.snapshot.webdav.url)
@@ -27,20 +29,8 @@ extension Configuration {
     }
 }
 
-/// Strips passwords from URLs (`scheme://user:secret@host`, `?secret=`) before they reach a log line.
+/// Strips passwords from URLs (`scheme://user:secret@host`, `?secret=`, `&password=`, … every occurrence)
+/// before they reach a log line or an error message.
 public enum URLRedaction {
-    public static func redact(_ url: String) -> String {
-        var result = url
-        if let scheme = result.range(of: "://"), let at = result[scheme.upperBound...].firstIndex(of: "@") {
-            let credentials = result[scheme.upperBound..<at]
-            if let colon = credentials.firstIndex(of: ":") {
-                result.replaceSubrange(result.index(after: colon)..<at, with: "<redacted>")
-            }
-        }
-        if let query = result.range(of: "secret=") {
-            let end = result[query.upperBound...].firstIndex(of: "&") ?? result.endIndex
-            result.replaceSubrange(query.upperBound..<end, with: "<redacted>")
-        }
-        return result
-    }
+    public static func redact(_ url: String) -> String { SecretRedaction.redactParameters(SecretRedaction.redactURLPasswords(url)) }
 }

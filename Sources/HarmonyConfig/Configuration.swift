@@ -33,6 +33,9 @@ public struct Configuration: Codable, Equatable, Sendable {
     /// Where the broker connects: `nats.urls`, or the embedded server's client URL, which the supervisor
     /// fills in once that server listens.
     public var natsClientURLs: [String] = []
+    /// With the embedded server: the credentials derived from the cluster secret, filled in by the
+    /// supervisor (and the one-shot commands). Never read from TOML.
+    public var embeddedCredentials: EmbeddedCredentials?
 
     public struct Snapshot: Codable, Equatable, Sendable {
         public var enabled = true
@@ -103,6 +106,18 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var bindAddress = ":-1"
         public var connectRetries = 5
         public var reconnectWaitSeconds = 2
+        /// The embedded servers' shared secret, from which route and client passwords are derived: created
+        /// (mode 0600) at the first start when missing, then copied to every node of the cluster. Empty:
+        /// `harmonylite-cluster.secret` next to the database.
+        public var clusterSecretFile = ""
+        /// JetStream's file-storage limit on the embedded server, in bytes; 0: the default (10 GiB, or half
+        /// the store's file system when that is smaller), so JetStream cannot fill the database's disk.
+        public var maxFileStore: UInt64 = 0
+        /// TLS for the embedded servers' routes (all three, or none): this node's certificate and key, and
+        /// the CA every peer's certificate must chain to (verified both ways).
+        public var routeTLSCertFile = ""
+        public var routeTLSKeyFile = ""
+        public var routeTLSCAFile = ""
 
         /// True when the node runs its own nats-server.
         public var isEmbedded: Bool { urls.isEmpty }
@@ -134,6 +149,11 @@ public struct Configuration: Codable, Equatable, Sendable {
 
     /// The directory of the database: the root of the embedded server's JetStream store.
     public var dataRootDirectory: String { FilePaths.directory(of: dbPath) }
+
+    /// The cluster secret file (`nats.cluster_secret_file`, default beside the database).
+    public var clusterSecretPath: String {
+        nats.clusterSecretFile.isEmpty ? dataRootDirectory + "/harmonylite-cluster.secret" : nats.clusterSecretFile
+    }
 
     /// The embedded server's JetStream store: `<db dir>/nats/<node name>` as HarmonyLite.
     public var embeddedStoreDirectory: String { dataRootDirectory + "/nats/" + nodeName }

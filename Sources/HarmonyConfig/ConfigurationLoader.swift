@@ -157,6 +157,9 @@ public enum ConfigurationLoader {
             // database, where the production guide's recovery procedure deletes it.
             config.seqMapPath = FilePaths.directory(of: config.dbPath) + "/seq-map.cbor"
         }
+        if !config.nats.clusterSecretFile.isEmpty {
+            config.nats.clusterSecretFile = FilePaths.absolute(config.nats.clusterSecretFile, cwd: environment.currentDirectory)
+        }
         if config.snapshot.leaderTTL == 0 { config.snapshot.leaderTTL = 30000 }
         if config.replicationLog.replicas > 5 {
             warnings.append("replication_log.replicas = \(config.replicationLog.replicas) is capped at 5")

@@ -81,6 +81,11 @@ struct ConfigurationSchema {
             "nats.bind_address": .string(\C.nats.bindAddress),
             "nats.connect_retries": .integer(\C.nats.connectRetries, 0...1_000_000),
             "nats.reconnect_wait_seconds": .integer(\C.nats.reconnectWaitSeconds, 0...3600),
+            "nats.cluster_secret_file": .string(\C.nats.clusterSecretFile),
+            "nats.max_file_store": .byteSize({ $0.nats.maxFileStore = $1 }),
+            "nats.route_tls_cert_file": .string(\C.nats.routeTLSCertFile),
+            "nats.route_tls_key_file": .string(\C.nats.routeTLSKeyFile),
+            "nats.route_tls_ca_file": .string(\C.nats.routeTLSCAFile),
 
             "logging.verbose": .bool(\C.logging.verbose),
             "logging.format": .choice(\C.logging.format, C.Logging.formats),

@@ -16,9 +16,13 @@ enum Validation {
         let nats = config.nats
         for (key, path) in [
             ("nats.server_config", nats.serverConfig), ("nats.seed_file", nats.seedFile), ("nats.ca_file", nats.caFile),
-            ("nats.cert_file", nats.certFile), ("nats.key_file", nats.keyFile),
+            ("nats.cert_file", nats.certFile), ("nats.key_file", nats.keyFile), ("nats.route_tls_cert_file", nats.routeTLSCertFile),
+            ("nats.route_tls_key_file", nats.routeTLSKeyFile), ("nats.route_tls_ca_file", nats.routeTLSCAFile),
         ] where !path.isEmpty {
             try requireRegularFile(path, key: key, what: key) { "" }
+        }
+        if Set([nats.routeTLSCertFile.isEmpty, nats.routeTLSKeyFile.isEmpty, nats.routeTLSCAFile.isEmpty]).count > 1 {
+            throw ConfigurationError(key: "nats.route_tls_cert_file", message: "nats.route_tls_cert_file, route_tls_key_file and route_tls_ca_file go together: set all three or none")
         }
         if nats.certFile.isEmpty != nats.keyFile.isEmpty {
             throw ConfigurationError(key: "nats.cert_file", message: "nats.cert_file and nats.key_file go together: set both or neither")

@@ -70,6 +70,21 @@ public enum ControlMessage: Equatable, Sendable {
         }
     }
 
+    /// The most bytes of text (status, ready detail, reasons) one message carries. Text can quote outside
+    /// bytes (a table name from another node's event): a 700 KB name made a status line larger than the
+    /// supervisor's 1 MiB control frame, the connection closed, and the worker was restarted onto the same
+    /// event until the node stopped. Longer text is cut on a character boundary, saying how much was cut.
+    public static let maximumTextBytes = 4096
+
+    public static func bounded(_ text: String) -> String {
+        let utf8 = text.utf8
+        guard utf8.count > maximumTextBytes else { return text }
+        var end = utf8.index(utf8.startIndex, offsetBy: maximumTextBytes - 64)
+        while end > utf8.startIndex, UTF8.isContinuation(utf8[end]) { end = utf8.index(before: end) }
+        let kept = String(decoding: text.utf8[..<end], as: UTF8.self)
+        return kept + "… (\(utf8.count - kept.utf8.count) more bytes cut)"
+    }
+
     enum TypeByte: UInt8 {
         case hello = 0x01
         case welcome = 0x02
@@ -99,10 +114,10 @@ public enum ControlMessage: Equatable, Sendable {
             w.write(welcome.configuration)
         case .rejected(let reason):
             type = .rejected
-            w.write(reason)
+            w.write(Self.bounded(reason))
         case .ready(let detail):
             type = .ready
-            w.write(detail)
+            w.write(Self.bounded(detail))
         case .heartbeat(let counters):
             type = .heartbeat
             w.write(UInt16(counters.count))
@@ -112,10 +127,10 @@ public enum ControlMessage: Equatable, Sendable {
             }
         case .status(let text):
             type = .status
-            w.write(text)
+            w.write(Self.bounded(text))
         case .stop(let reason):
             type = .stop
-            w.write(reason)
+            w.write(Self.bounded(reason))
         case .observations(let list):
             type = .observations
             w.write(UInt16(list.count))

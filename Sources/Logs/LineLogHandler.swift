@@ -45,16 +45,18 @@ public struct LineLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
+        let message = Self.clean("\(event.message)")
+        let values = merged.mapValues { Self.clean("\($0)") }
         var line = priorityPrefix ? "<\(Self.syslogPriority(event.level))>" : ""
         switch format {
         case .console:
-            var text = "\(Self.timestamp()) \(Self.tag(event.level)) [\(label)] \(event.message)"
-            for key in merged.keys.sorted() { text += " \(key)=\(merged[key]!)" }
+            var text = "\(Self.timestamp()) \(Self.tag(event.level)) [\(label)] \(message)"
+            for key in values.keys.sorted() { text += " \(key)=\(values[key]!)" }
             line += text + "\n"
         case .json:
             var text = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(event.level)\",\"node_id\":\(nodeID),"
-                + "\"process\":\(Self.quote(label)),\"pid\":\(pid),\"message\":\(Self.quote("\(event.message)"))"
-            for key in merged.keys.sorted() where !Self.reservedKeys.contains(key) { text += ",\(Self.quote(key)):\(Self.quote("\(merged[key]!)"))" }
+                + "\"process\":\(Self.quote(label)),\"pid\":\(pid),\"message\":\(Self.quote(message))"
+            for key in values.keys.sorted() where !Self.reservedKeys.contains(key) { text += ",\(Self.quote(key)):\(Self.quote(values[key]!))" }
             line += text + "}\n"
         }
         var bytes = Array(line.utf8)
@@ -66,6 +68,29 @@ public struct LineLogHandler: LogHandler {
                 offset += n
             }
         }
+    }
+
+    /// The most bytes of one message or metadata value: text can quote outside bytes (a 700 KB table name).
+    public static let maximumFieldBytes = 8192
+
+    /// Secrets masked, then cut on a character boundary to `maximumFieldBytes`, saying how much was cut.
+    /// The text is cut roughly first, so masking never scans megabytes (a 700 KB table name took seconds
+    /// in a debug build: the applier missed its heartbeats); a secret straddling that first cut is dropped
+    /// by the second, which is shorter.
+    static func clean(_ text: String) -> String {
+        let total = text.utf8.count
+        let redacted = SecretRedaction.redact(cut(text, to: maximumFieldBytes + 1024))
+        let kept = cut(redacted, to: maximumFieldBytes - 64)
+        return total > maximumFieldBytes ? kept + "… (\(total - kept.utf8.count) more bytes cut)" : redacted
+    }
+
+    /// The longest prefix of at most `bytes` bytes that ends on a character boundary.
+    static func cut(_ text: String, to bytes: Int) -> String {
+        let utf8 = text.utf8
+        guard utf8.count > bytes else { return text }
+        var end = utf8.index(utf8.startIndex, offsetBy: bytes)
+        while end > utf8.startIndex, UTF8.isContinuation(utf8[end]) { end = utf8.index(before: end) }
+        return String(decoding: utf8[..<end], as: UTF8.self)
     }
 
     /// Keys every JSON line has already: metadata of the same name would make a duplicate key.

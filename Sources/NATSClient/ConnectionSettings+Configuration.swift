@@ -17,5 +17,16 @@ extension ConnectionSettings {
         if !config.nats.seedFile.isEmpty {
             nkeyPublicKey = try NKeySeed(contentsOf: config.nats.seedFile).publicKey
         }
+        // The embedded server: this node's own user, derived from the cluster secret (no TLS on loopback).
+        if config.nats.isEmbedded, let embedded = config.embeddedCredentials {
+            userName = embedded.clientUser
+            userPassword = embedded.clientPassword
+            seedFile = ""
+            nkeyPublicKey = ""
+            caFile = ""
+            certFile = ""
+            keyFile = ""
+            ignoreDiscoveredServers = true
+        }
     }
 }

@@ -96,7 +96,8 @@ extension NATSConnection {
         return StreamState(info.pointee)
     }
 
-    /// Deletes the stream and everything in it (its consumers too).
+    /// Deletes the stream and everything in it, its consumers too (operators and tests; the node's own
+    /// user is not allowed to).
     public func deleteStream(_ name: String) throws(NATSError) {
         var code = jsErrCode(rawValue: 0)
         let status = js_DeleteStream(jetStream, name, nil, &code)

@@ -17,6 +17,9 @@ public struct ConnectionSettings: Sendable {
     public var certFile = ""
     public var keyFile = ""
     public var reconnectWaitSeconds = 2
+    /// Connect only to `urls`, never to servers the cluster advertises (the embedded server's user is
+    /// known to that server alone).
+    public var ignoreDiscoveredServers = false
     /// How long one connection attempt may take.
     public var connectTimeoutMilliseconds: Int64 = 2000
     /// How long one JetStream API request may take.
@@ -67,6 +70,7 @@ public final class NATSConnection: @unchecked Sendable {
         try check(natsOptions_SetMaxReconnect(options, -1), "max reconnect")
         try check(natsOptions_SetReconnectWait(options, Int64(settings.reconnectWaitSeconds) * 1000), "reconnect_wait_seconds")
         try check(natsOptions_SetTimeout(options, settings.connectTimeoutMilliseconds), "connect timeout")
+        try check(natsOptions_SetIgnoreDiscoveredServers(options, settings.ignoreDiscoveredServers), "ignore discovered servers")
         if !settings.userName.isEmpty {
             try check(natsOptions_SetUserInfo(options, settings.userName, settings.userPassword), "nats.user_name")
         }

@@ -24,6 +24,31 @@ public struct ObjectInfo: Codable, Equatable, Sendable {
     public var digest: String
     public var headers: [String: [String]]?
     public var options: Options?
+
+    /// The most bytes of description a node reads (NATS's own messages are at most 1 MiB).
+    public static let maximumEncodedSize = 1 << 20
+
+    /// Decodes an untrusted description (anyone who can publish on the bucket's subjects wrote it): JSON in
+    /// range, a nuid that is one subject token (it names the chunk subject this node reads and purges; `>`
+    /// would purge every chunk), and a chunk count the size can hold; the failure says what is wrong.
+    public static func decode(_ bytes: [UInt8]) -> Result<ObjectInfo, ObjectInfoError> {
+        guard bytes.count <= maximumEncodedSize else { return .failure(.init("description of \(bytes.count) bytes, above \(maximumEncodedSize)")) }
+        guard let info = try? JSONDecoder().decode(ObjectInfo.self, from: Data(bytes)) else { return .failure(.init("its description is not object-store JSON")) }
+        guard !info.nuid.isEmpty, info.nuid.utf8.count <= 64, info.nuid.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) else {
+            return .failure(.init("its nuid \"\(info.nuid.prefix(64))\" is not a NUID"))
+        }
+        guard info.size >= 0, info.chunks >= 0 else { return .failure(.init("it claims \(info.size) bytes in \(info.chunks) chunks")) }
+        // Every chunk holds at least one byte, and an object with bytes has at least one chunk.
+        guard Int64(info.chunks) <= info.size, (info.chunks == 0) == (info.size == 0) else {
+            return .failure(.init("\(info.chunks) chunks cannot hold \(info.size) bytes"))
+        }
+        return .success(info)
+    }
+}
+
+public struct ObjectInfoError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A NATS object store bucket built on plain JetStream calls (libnats 3.4 has no object-store API), in the
@@ -57,10 +82,10 @@ public final class ObjectStoreBucket {
         if status == NATS_NOT_FOUND { return nil }
         guard status == NATS_OK, let message else { throw NATSError(operation: "object info \(bucket)/\(name)", status: status) }
         defer { natsMsg_Destroy(message) }
-        guard let info = try? JSONDecoder().decode(ObjectInfo.self, from: Data(Self.data(of: message))) else {
-            throw NATSError(operation: "object info \(bucket)/\(name)", status: NATS_ERR, detail: "its description is not object-store JSON")
+        switch ObjectInfo.decode(Self.data(of: message)) {
+        case .success(let info): return info
+        case .failure(let error): throw NATSError(operation: "object info \(bucket)/\(name)", status: NATS_ERR, detail: error.description)
         }
-        return info
     }
 
     /// Stores the file as `name` (replacing an older object of that name only once the new one is whole),
@@ -103,10 +128,13 @@ public final class ObjectStoreBucket {
     }
 
     /// Writes the object to `path`, checking size, chunk count and digest; reports (bytes received, total).
-    /// Nil (and no file) when the bucket has no such object.
+    /// Nil (and no file) when the bucket has no such object. `check` sees the description before any byte
+    /// is fetched (to refuse a size the disk cannot take); no more than its size is ever written.
     @discardableResult
-    public func get(_ name: String, to path: String, progress: (Int64, Int64) -> Void = { _, _ in }) throws -> ObjectInfo? {
+    public func get(_ name: String, to path: String, check: (ObjectInfo) throws -> Void = { _ in },
+                    progress: (Int64, Int64) -> Void = { _, _ in }) throws -> ObjectInfo? {
         guard let info = try info(name) else { return nil }
+        try check(info)
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
             throw NATSError(operation: "write \(path)", status: NATS_ERR, detail: String(cString: strerror(errno)))
         }
@@ -127,8 +155,12 @@ public final class ObjectStoreBucket {
                 throw NATSError(operation: "object \(bucket)/\(name): chunk after \(size) bytes", status: status)
             }
             let bytes = Self.data(of: message)
-            nextSequence = natsMsg_GetSequence(message) + 1
+            let sequence = natsMsg_GetSequence(message)
             natsMsg_Destroy(message)
+            guard sequence < UInt64.max, Int64(bytes.count) <= info.size - size else {
+                throw NATSError(operation: "object \(bucket)/\(name)", status: NATS_ERR, detail: "more bytes arrive than its description's \(info.size): refused")
+            }
+            nextSequence = sequence + 1
             digest.update(bytes)
             try handle.write(contentsOf: Data(bytes))
             size += Int64(bytes.count)

@@ -38,6 +38,9 @@ public final class PullConsumer: @unchecked Sendable {
         options.Config.AckPolicy = js_AckAll
         options.Config.AckWait = 300 * 1_000_000_000
         options.Config.MaxAckPending = 65536
+        if afterSequence == .max {
+            throw NATSError(operation: "consume \(stream)", status: NATS_INVALID_ARG, detail: "the cursor \(afterSequence) is the last possible sequence: nothing can follow it")
+        }
         if afterSequence > 0 {
             options.Config.DeliverPolicy = js_DeliverByStartSequence
             options.Config.OptStartSeq = afterSequence + 1

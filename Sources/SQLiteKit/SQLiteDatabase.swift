@@ -17,7 +17,15 @@ public final class SQLiteDatabase {
         try self.init(path: path, flags: SQLITE_OPEN_READONLY, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
     }
 
-    private init(path: String, flags: Int32, busyTimeoutMilliseconds: Int32) throws(SQLiteError) {
+    /// Opens a file that came from outside (a downloaded snapshot) for reading and writing, defensively,
+    /// before its schema is read: `SQLITE_DBCONFIG_DEFENSIVE` (no `writable_schema`, no writes to shadow
+    /// tables through SQL), `trusted_schema = OFF` (its views and triggers may call only innocuous
+    /// functions), `cell_size_check = ON` (corrupt pages are errors, not undefined reads) and no mmap.
+    public convenience init(untrustedPath path: String, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+        try self.init(path: path, flags: SQLITE_OPEN_READWRITE, busyTimeoutMilliseconds: busyTimeoutMilliseconds, defensive: true)
+    }
+
+    private init(path: String, flags: Int32, busyTimeoutMilliseconds: Int32, defensive: Bool = false) throws(SQLiteError) {
         var pointer: OpaquePointer?
         let flags = flags | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &pointer, flags, nil)
@@ -29,6 +37,11 @@ public final class SQLiteDatabase {
         handle = pointer
         self.path = path
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+        if defensive {
+            let code = hl_sqlite3_defensive(handle, 1)
+            guard code == SQLITE_OK else { throw SQLiteError(code: code, message: "cannot open \(path) defensively") }
+            try execute("PRAGMA trusted_schema = OFF; PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0")
+        }
         // Fails here, with a clear message, when the file is not a database at all.
         _ = try scalarInteger("PRAGMA schema_version")
     }

@@ -41,7 +41,12 @@ extension SnapshotPlanner {
         for stream in settings.streams {
             guard let last = lastSequences[stream] else { continue }
             let since = covered[stream] ?? 0
-            if last >= since + threshold {
+            // A snapshot that claims more than the stream holds (recreated stream, or hostile metadata with a
+            // cursor of 2^64 − 1) is replaced, never added to: `since + threshold` would overflow.
+            if since > last {
+                return startSave(because: "the newest snapshot claims message \(since) of \(stream), which ends at \(last)", now: now)
+            }
+            if last - since >= threshold {
                 return startSave(because: "\(stream) took \(last - since) messages since the last snapshot "
                     + "(half of replication_log.max_entries = \(settings.maxEntries))", now: now)
             }

@@ -8,8 +8,8 @@ protocol SnapshotDirectory {
     /// Names of the files in the directory (none when it does not exist yet).
     func list() throws -> [String]
     func put(_ upload: CurlRequest.Upload, as name: String, progress: (Int64, Int64) -> Void) throws
-    /// Downloads `name` into `file`; throws when it is missing.
-    func get(_ name: String, into file: String, progress: (Int64, Int64) -> Void) throws
+    /// Downloads `name` into `file`, at most `maximumBytes`; throws when it is missing or larger.
+    func get(_ name: String, into file: String, maximumBytes: Int64, progress: (Int64, Int64) -> Void) throws
     /// The content of a small file.
     func read(_ name: String) throws -> [UInt8]
     func delete(_ name: String) throws
@@ -49,7 +49,8 @@ struct DirectorySnapshotStore: SnapshotStore {
 
     func download(to file: String, progress: (Int64, Int64) -> Void) throws -> SnapshotMetadata? {
         guard let metadata = try latest() else { return nil }
-        try directory.get(Self.stem(of: metadata) + ".db", into: file, progress: progress)
+        try DownloadBound.check(metadata, into: file)
+        try directory.get(Self.stem(of: metadata) + ".db", into: file, maximumBytes: metadata.size, progress: progress)
         return metadata
     }
 }

@@ -22,7 +22,15 @@ public struct NATSSnapshotStore: SnapshotStore {
     }
 
     public func download(to file: String, progress: (Int64, Int64) -> Void) throws -> SnapshotMetadata? {
-        try bucket.get(Self.objectName, to: file, progress: progress).map(metadata(of:))
+        // The header and the object's size must agree, and fit on disk, before a byte is fetched.
+        let check: (ObjectInfo) throws -> Void = { info in
+            let metadata = try metadata(of: info)
+            guard metadata.size == info.size else {
+                throw SnapshotError("\(bucket.bucket)/\(Self.objectName) holds \(info.size) bytes, its metadata says \(metadata.size): not downloaded")
+            }
+            try DownloadBound.check(metadata, into: file)
+        }
+        return try bucket.get(Self.objectName, to: file, check: check, progress: progress).map(metadata(of:))
     }
 
     private func metadata(of info: ObjectInfo) throws -> SnapshotMetadata {

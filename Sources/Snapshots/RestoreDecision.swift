@@ -39,7 +39,8 @@ public enum RestoreDecision {
                 return "\(stream) is not the stream this node's cursor (message \(position)) belongs to: it was created at \(current) ns, "
                     + "the cursor's at \(recorded) ns (deleted and created again, or lost with its only server)"
             }
-            if let first = now.firstSequence, position + 1 < first {
+            // `first - position > 1`, not `position + 1 < first`: a cursor read from a snapshot can be 2^64 − 1.
+            if let first = now.firstSequence, first > position && first - position > 1 {
                 return "\(stream) starts at message \(first), past this node's position \(position)"
             }
         }

@@ -48,14 +48,20 @@ public struct S3SnapshotStore: SnapshotStore {
         try check(response, "PUT")
     }
 
+    /// HEAD first, so the metadata's size is checked against the disk and bounds the GET; the GET's own
+    /// metadata must be the same (else the object was replaced meanwhile, and the caller tries again).
     public func download(to file: String, progress: (Int64, Int64) -> Void) throws -> SnapshotMetadata? {
-        let response = try send("GET", objectPath, downloadFile: file, progress: progress)
+        guard let expected = try latest() else { return nil }
+        try DownloadBound.check(expected, into: file)
+        let response = try send("GET", objectPath, downloadFile: file, maximumBytes: expected.size, progress: progress)
         if response.status == 404 { return nil }
         if response.status >= 300 {
             let body = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
             throw SnapshotError("s3 GET \(bucketURL)/\(key): HTTP \(response.status) \(body.prefix(300))")
         }
-        return try metadata(response)
+        let metadata = try metadata(response)
+        guard metadata == expected else { throw SnapshotError("s3 \(bucketURL)/\(key) was replaced during the download: try again") }
+        return metadata
     }
 
     private var objectPath: String { "/\(settings.bucket)/\(key)" }
@@ -83,11 +89,12 @@ public struct S3SnapshotStore: SnapshotStore {
     }
 
     private func send(_ method: String, _ path: String, headers: [String: String] = [:], upload: CurlRequest.Upload? = nil,
-                      downloadFile: String? = nil, progress: (Int64, Int64) -> Void = { _, _ in }) throws -> CurlResponse {
+                      downloadFile: String? = nil, maximumBytes: Int64? = nil, progress: (Int64, Int64) -> Void = { _, _ in }) throws -> CurlResponse {
         let encoded = AWSSignatureV4.encodePath(path)
         var request = CurlRequest(url: baseURL + encoded, method: method)
         request.upload = upload
         request.downloadFile = downloadFile
+        request.maximumBytes = maximumBytes
         let signed = settings.accessKey.isEmpty ? headers : signer.sign(method: method, host: host, path: encoded, headers: headers, date: Date())
         request.headers = signed.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         return try request.perform(progress: progress)

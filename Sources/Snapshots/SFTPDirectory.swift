@@ -45,7 +45,7 @@ struct SFTPDirectory: SnapshotDirectory {
             if error.notFound { return [] }
             throw error
         }
-        return String(decoding: response.body, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
+        return SnapshotListing.sftp(response.body)
     }
 
     func put(_ upload: CurlRequest.Upload, as name: String, progress: (Int64, Int64) -> Void) throws {
@@ -54,9 +54,10 @@ struct SFTPDirectory: SnapshotDirectory {
         _ = try request.perform(progress: progress)
     }
 
-    func get(_ name: String, into file: String, progress: (Int64, Int64) -> Void) throws {
+    func get(_ name: String, into file: String, maximumBytes: Int64, progress: (Int64, Int64) -> Void) throws {
         var request = self.request(base + "/" + name)
         request.downloadFile = file
+        request.maximumBytes = maximumBytes
         _ = try request.perform(progress: progress)
     }
 

@@ -41,16 +41,47 @@ public struct SnapshotMetadata: Codable, Equatable, Sendable {
         return Array((try? encoder.encode(self)) ?? Data())
     }
 
+    /// The most bytes of metadata a node reads: a cursor for thousands of streams fits many times over.
+    public static let maximumEncodedSize = 256 * 1024
+    /// The largest stream sequence a cursor may name: JetStream's sequences are far below it, and a cursor
+    /// this size still leaves room for `+ 1` everywhere it is used.
+    public static let maximumSequence = UInt64(Int64.max)
+
+    /// Decodes untrusted bytes (a store, or whoever can write to it): anything malformed, out of range or
+    /// oversized is a `SnapshotError` naming the field, never a crash later.
     public init(decoding bytes: [UInt8]) throws(SnapshotError) {
+        guard bytes.count <= Self.maximumEncodedSize else {
+            throw SnapshotError("the snapshot's metadata is \(bytes.count) bytes, above the \(Self.maximumEncodedSize) limit")
+        }
         do {
             self = try JSONDecoder().decode(Self.self, from: Data(bytes))
         } catch {
-            throw SnapshotError("the snapshot's metadata cannot be read: \(error)")
+            throw SnapshotError("the snapshot's metadata cannot be read: \(String(describing: error).prefix(300))")
         }
         guard Self.readableFormats.contains(format) else {
             throw SnapshotError("the snapshot has format \(format); this version reads formats \(Self.readableFormats.lowerBound)…\(Self.readableFormats.upperBound)")
         }
+        try validate()
     }
+
+    private func validate() throws(SnapshotError) {
+        func refuse(_ what: String) -> SnapshotError { SnapshotError("the snapshot's metadata is refused: \(what)") }
+        for (stream, sequence) in cursor {
+            guard !stream.isEmpty, stream.utf8.count <= 255, stream.utf8.allSatisfy(Self.isStreamNameByte) else {
+                throw refuse("cursor names a stream \"\(stream.prefix(64))\" that is not a JetStream stream name")
+            }
+            guard sequence <= Self.maximumSequence else { throw refuse("cursor of \(stream) is \(sequence), above \(Self.maximumSequence)") }
+        }
+        guard size >= 0 else { throw refuse("size is \(size)") }
+        guard sha256.utf8.count == 64, sha256.utf8.allSatisfy(Self.isLowercaseHex) else { throw refuse("sha256 is not 64 lowercase hex digits") }
+        guard schemaHash.utf8.count <= 128, schemaHash.utf8.allSatisfy(Self.isLowercaseHex) else { throw refuse("schemaHash is not a hex hash") }
+        // Year 0 to 9999: `createdAt` names the snapshot's files in the directory stores.
+        guard (0...253_402_300_799_999).contains(createdAt) else { throw refuse("createdAt is \(createdAt)") }
+    }
+
+    private static func isLowercaseHex(_ byte: UInt8) -> Bool { (48...57).contains(byte) || (97...102).contains(byte) }
+    /// Printable ASCII without space, `.`, `*`, `>`, `/`, `\\`: what JetStream allows in a stream name.
+    private static func isStreamNameByte(_ byte: UInt8) -> Bool { byte > 32 && byte < 127 && !".*>/\\".utf8.contains(byte) }
 }
 
 public struct SnapshotError: Error, CustomStringConvertible, Sendable {

@@ -32,7 +32,7 @@ public enum SnapshotRestorer {
                                currentStreams: [String: UInt64] = [:]) throws -> Outcome {
         try verify(filePath, metadata: metadata)
         let (live, liveInstallation) = try ChangeLogInstaller.open(databasePath, node: nodeID)
-        let prepared = try SQLiteDatabase(existingPath: filePath)
+        let prepared = try SQLiteDatabase(untrustedPath: filePath)
         try prepared.execute("PRAGMA journal_mode=DELETE")
         // The backup API cannot change the page size of a database in WAL mode: the copy takes the live one's.
         let pageSize = try live.scalarInteger("PRAGMA page_size")
@@ -81,7 +81,7 @@ public enum SnapshotRestorer {
         guard sha256 == metadata.sha256 else {
             throw SnapshotError("the snapshot's SHA-256 is \(sha256), its metadata says \(metadata.sha256): refused, the database is unchanged")
         }
-        let check = try SQLiteDatabase(existingPath: filePath).rows("PRAGMA quick_check").compactMap { $0.first ?? nil }
+        let check = try SQLiteDatabase(untrustedPath: filePath).rows("PRAGMA quick_check").compactMap { $0.first ?? nil }
         guard check == ["ok"] else {
             throw SnapshotError("the snapshot fails SQLite's quick check (\(check.prefix(3).joined(separator: "; "))): refused, the database is unchanged")
         }

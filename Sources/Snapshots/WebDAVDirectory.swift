@@ -1,4 +1,5 @@
 import CurlTransfer
+import HarmonyConfig
 import Foundation
 
 /// The `webdav` store's directory. URL as HarmonyLite's: `https://host/path?dir=<dir>&login=<u>&secret=<p>`
@@ -9,7 +10,7 @@ struct WebDAVDirectory: SnapshotDirectory {
 
     init(url: String) throws {
         guard var components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme), components.host != nil else {
-            throw SnapshotError("[snapshot.webdav] url \"\(url)\" is not an http:// or https:// URL")
+            throw SnapshotError("[snapshot.webdav] url \"\(URLRedaction.redact(url))\" is not an http:// or https:// URL")
         }
         let parameters = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
         components.queryItems = nil
@@ -28,11 +29,7 @@ struct WebDAVDirectory: SnapshotDirectory {
         let response = try request.perform()
         if response.status == 404 { return [] }
         try check(response, "PROPFIND", base)
-        let text = String(decoding: response.body, as: UTF8.self)
-        return text.matches(of: /<(?:[A-Za-z]+:)?href>([^<]*)<\/(?:[A-Za-z]+:)?href>/).compactMap { match in
-            let path = String(match.1).removingPercentEncoding ?? String(match.1)
-            return path.split(separator: "/").last.map(String.init)
-        }
+        return SnapshotListing.webDAV(response.body)
     }
 
     func put(_ upload: CurlRequest.Upload, as name: String, progress: (Int64, Int64) -> Void) throws {
@@ -47,9 +44,10 @@ struct WebDAVDirectory: SnapshotDirectory {
         try check(response, "PUT", name)
     }
 
-    func get(_ name: String, into file: String, progress: (Int64, Int64) -> Void) throws {
+    func get(_ name: String, into file: String, maximumBytes: Int64, progress: (Int64, Int64) -> Void) throws {
         var request = self.request(base + "/" + name, "GET")
         request.downloadFile = file
+        request.maximumBytes = maximumBytes
         let response = try request.perform(progress: progress)
         try check(response, "GET", name)
     }

@@ -11,7 +11,11 @@ public enum EmbeddedServerConfig {
     ///   - clientPort: the port to listen on; nil uses `nats.bind_address`'s (-1 = any free port). After the
     ///     first start the supervisor pins the port it got, so a restarted server keeps its URL.
     ///   - nkeyPublicKey: the public key of `nats.seed_file`, authorized as a user.
-    public static func render(_ config: Configuration, runDirectory: String, clientPort: Int? = nil, nkeyPublicKey: String? = nil) -> String {
+    ///   - credentials: from the cluster secret: this node's client user (the only user without
+    ///     `nats.user_name`/`seed_file`) and the routes' user; nil only in tests of the other parts.
+    ///   - maxFileStore: JetStream's file-storage limit in bytes.
+    public static func render(_ config: Configuration, runDirectory: String, clientPort: Int? = nil, nkeyPublicKey: String? = nil,
+                              credentials: EmbeddedCredentials? = nil, maxFileStore: UInt64? = nil) -> String {
         let bind = HostPort(parsing: config.nats.bindAddress) ?? HostPort(parsing: ":-1")!
         var lines = [
             "# Written by harmonylite at every start; edit the node's TOML (or nats.server_config) instead.",
@@ -21,14 +25,24 @@ public enum EmbeddedServerConfig {
             "ports_file_dir: \(quote(runDirectory))",
             "jetstream {",
             "  store_dir: \(quote(config.embeddedStoreDirectory))",
-            "}",
         ]
+        if let maxFileStore { lines.append("  max_file_store: \(maxFileStore)") }
+        lines.append("}")
         if !config.clusterAddress.isEmpty || !config.clusterPeers.isEmpty {
             lines.append("cluster {")
             lines.append("  name: \(quote(clusterName))")
             if !config.clusterAddress.isEmpty { lines.append("  listen: \(quote(config.clusterAddress))") }
+            if let credentials {
+                // Routes authenticate: a server without the cluster secret cannot join.
+                lines.append("  authorization { user: \(quote(credentials.routeUser)), password: \(quote(credentials.routePassword)), timeout: 2 }")
+            }
             if !config.clusterPeers.isEmpty {
-                lines.append("  routes: [" + config.clusterPeers.map(quote).joined(separator: ", ") + "]")
+                let routes = config.clusterPeers.map { peer in credentials.map { routeURL(peer, user: $0.routeUser, password: $0.routePassword) } ?? peer }
+                lines.append("  routes: [" + routes.map(quote).joined(separator: ", ") + "]")
+            }
+            if !config.nats.routeTLSCertFile.isEmpty {
+                lines.append("  tls { cert_file: \(quote(config.nats.routeTLSCertFile)), key_file: \(quote(config.nats.routeTLSKeyFile)), "
+                    + "ca_file: \(quote(config.nats.routeTLSCAFile)), verify: true, timeout: 2 }")
             }
             lines.append("}")
         }
@@ -43,6 +57,10 @@ public enum EmbeddedServerConfig {
             lines.append("}")
         }
         var users: [String] = []
+        if let credentials {
+            users.append("{ user: \(quote(credentials.clientUser)), password: \(quote(credentials.clientPassword)), "
+                + "permissions: { publish: { deny: [" + deniedSubjects(config).map(quote).joined(separator: ", ") + "] } } }")
+        }
         if !config.nats.userName.isEmpty {
             users.append("{ user: \(quote(config.nats.userName)), password: \(quote(config.nats.userPassword)) }")
         }
@@ -62,6 +80,27 @@ public enum EmbeddedServerConfig {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// What the node's own user may not do, whatever else it may: delete any stream, purge a change stream
+    /// or delete messages from one. (Its workers never do; a leaked node password cannot erase history.)
+    static func deniedSubjects(_ config: Configuration) -> [String] {
+        let streams = (1...max(1, config.replicationLog.shards)).map { "\(config.nats.streamPrefix)-\($0)" }
+        return ["$JS.API.STREAM.DELETE.>"] + streams.map { "$JS.API.STREAM.PURGE.\($0)" } + streams.map { "$JS.API.STREAM.MSG.DELETE.\($0)" }
+    }
+
+    /// `nats://host:port/` → `nats://user:password@host:port/`; a URL with its own credentials stays.
+    static func routeURL(_ url: String, user: String, password: String) -> String {
+        guard let scheme = url.range(of: "://") else { return url }
+        let rest = url[scheme.upperBound...]
+        let authority = rest.prefix { $0 != "/" }
+        if authority.contains("@") { return url }
+        return String(url[..<scheme.upperBound]) + user + ":" + password + "@" + rest
+    }
+
+    /// JetStream's default file-storage limit: 10 GiB, or half the file system when that is smaller.
+    public static func defaultMaxFileStore(fileSystemBytes: UInt64) -> UInt64 {
+        min(10 << 30, max(fileSystemBytes / 2, 256 << 20))
+    }
+
     /// `nats://host:port?hub=true` → (`nats://host:port`, true), HarmonyLite's leaf hub syntax.
     static func splitHubQuery(_ url: String) -> (String, Bool) {
         guard let question = url.firstIndex(of: "?") else { return (url, false) }
@@ -74,7 +113,19 @@ public enum EmbeddedServerConfig {
         return String(repeating: "../", count: depth) + path.drop(while: { $0 == "/" })
     }
 
+    /// A double-quoted nats-server string, built byte by byte: printable ASCII as it is, every other byte
+    /// (`"`, `\\`, newlines, NUL, each UTF-8 byte of `é` or of a combining mark) as `\\xHH`, which the
+    /// server's lexer turns back into that byte. No value can end the string, start a line or a new key.
+    /// (Mapping Swift Characters missed a `"` followed by a combining mark, and passed newlines through.)
     static func quote(_ text: String) -> String {
-        "\"" + text.map { $0 == "\"" ? "\\\"" : $0 == "\\" ? "\\\\" : String($0) }.joined() + "\""
+        var out = "\""
+        for byte in text.utf8 {
+            if byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                out += "\\x" + String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16)
+            }
+        }
+        return out + "\""
     }
 }

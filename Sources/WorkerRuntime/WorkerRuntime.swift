@@ -69,6 +69,7 @@ public final class WorkerRuntime {
             verbose: configuration.logging.verbose,
             nodeID: configuration.nodeID
         )
+        SecretRedaction.register(configuration.secretValues)
         logger = Logger(label: name)
     }
 

@@ -200,7 +200,7 @@ final class BrokerService: WorkerLoopHandler {
             let spec = streamSpecification(shard)
             let after = positions[spec.name] ?? 0
             let state = try connection.streamState(spec.name)
-            if state.messages > 0 && after + 1 < state.firstSequence {
+            if state.messages > 0 && state.firstSequence > after && state.firstSequence - after > 1 {
                 logger.error("a shard stream no longer holds messages this node has not applied: it needs a snapshot restore (messages are kept up to replication_log.max_entries)",
                              metadata: ["stream": "\(spec.name)", "missing": "\(after + 1)…\(state.firstSequence - 1)"])
             }

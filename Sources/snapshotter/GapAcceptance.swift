@@ -29,7 +29,7 @@ enum GapAcceptance {
                 continue
             }
             guard state.messages > 0 else { continue }
-            if position + 1 < state.firstSequence {
+            if state.firstSequence > position && state.firstSequence - position > 1 {
                 logger.error("\(stream) starts at message \(state.firstSequence) and no snapshot covers messages \(position + 1)…\(state.firstSequence - 1): those changes are missing on this node; consuming from \(state.firstSequence) (raise replication_log.max_entries, keep snapshots enabled on the nodes that publish)")
                 cursor[stream] = state.firstSequence - 1
                 moved = true

@@ -1,4 +1,5 @@
 import HarmonyConfig
+import NATSClient
 
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +10,18 @@ import Glibc
 /// (its client port is read from the ports file nats-server writes into the run directory; the running
 /// supervisor recorded that directory in its node lock, so it is found under systemd as from a shell).
 enum RunningNodeNATS {
+    /// Fills in `natsClientURLs` and, with the embedded server, this node's credentials from the cluster
+    /// secret (the running node's server accepts no one else).
+    static func prepare(_ config: inout Configuration, command: String, purpose: String) throws(CommandError) {
+        config.natsClientURLs = try clientURLs(config, command: command, purpose: purpose)
+        guard config.nats.isEmbedded else { return }
+        do {
+            config.embeddedCredentials = ClusterSecret.credentials(secret: try ClusterSecret.load(at: config.clusterSecretPath, asRoot: true), nodeID: config.nodeID)
+        } catch {
+            throw CommandError("\(error)")
+        }
+    }
+
     /// `purpose` ends the message when no node runs: "the snapshot is uploaded through …", say.
     static func clientURLs(_ config: Configuration, command: String, purpose: String) throws(CommandError) -> [String] {
         guard config.nats.urls.isEmpty else { return config.nats.urls }

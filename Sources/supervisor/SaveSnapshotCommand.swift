@@ -14,7 +14,7 @@ enum SaveSnapshotCommand {
     static func run(_ config: Configuration) throws -> String {
         guard config.snapshot.enabled else { throw CommandError("snapshot.enabled is false in the configuration") }
         var config = config
-        config.natsClientURLs = try RunningNodeNATS.clientURLs(config, command: "-save-snapshot", purpose: "the snapshot is uploaded through")
+        try RunningNodeNATS.prepare(&config, command: "-save-snapshot", purpose: "the snapshot is uploaded through")
         let settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-save-snapshot", heartbeatTimeout: 10000)
         let connection: NATSConnection
         do {

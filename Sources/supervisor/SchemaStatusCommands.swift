@@ -15,7 +15,7 @@ enum SchemaStatusCommands {
 
     static func cluster(_ config: Configuration) throws -> String {
         var config = config
-        config.natsClientURLs = try RunningNodeNATS.clientURLs(config, command: "-schema-status-cluster", purpose: "the registry is read through")
+        try RunningNodeNATS.prepare(&config, command: "-schema-status-cluster", purpose: "the registry is read through")
         let settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-schema-status", heartbeatTimeout: 10000)
         let connection: NATSConnection
         do {

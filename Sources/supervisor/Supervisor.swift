@@ -6,6 +6,7 @@ import HarmonyConfig
 import IPC
 import Logging
 import Logs
+import NATSClient
 import NKeys
 import Signals
 import Supervision
@@ -29,6 +30,8 @@ final class Supervisor {
     private var natsProbePending = false
     /// The public key of `nats.seed_file`, authorized on the embedded server.
     private var nkeyPublicKey: String?
+    /// JetStream's file-storage limit for the embedded server (`nats.max_file_store` or its default).
+    private var maxFileStore: UInt64 = 0
     /// /metrics, /health, -status and sleep_timeout.
     private let telemetry: NodeTelemetry
     /// What `stop` tells the workers (sleep_timeout asks the lease holder for a last snapshot).
@@ -52,6 +55,7 @@ final class Supervisor {
         let signals = SignalDescriptor(signals: [SIGCHLD, SIGTERM, SIGINT, SIGHUP])
         SignalDescriptor.ignoreBrokenPipes()
         LineLogHandler.bootstrap(process: "supervisor", format: config.logging.format, verbose: config.logging.verbose, nodeID: config.nodeID)
+        SecretRedaction.register(config.secretValues)
         let logger = Logger(label: "supervisor")
         for warning in loaded.warnings { logger.warning("configuration: \(warning)") }
         do {
@@ -89,6 +93,20 @@ final class Supervisor {
             }
             natsServer = found
             try Self.createDirectory(config.embeddedStoreDirectory)
+            let secret: (secret: [UInt8], created: Bool)
+            do {
+                secret = try ClusterSecret.loadOrCreate(at: config.clusterSecretPath)
+            } catch {
+                throw SupervisorError("\(error)")
+            }
+            if secret.created {
+                logger.warning("\("created the cluster secret \(config.clusterSecretPath) (mode 0600): copy it to every other node of this cluster ")\("(same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes")")
+            }
+            self.config.embeddedCredentials = ClusterSecret.credentials(secret: secret.secret, nodeID: config.nodeID)
+            SecretRedaction.register(self.config.secretValues)
+            var fileSystem = statvfs()
+            let total = statvfs(config.embeddedStoreDirectory, &fileSystem) == 0 ? UInt64(fileSystem.f_blocks) &* UInt64(fileSystem.f_frsize) : 0
+            maxFileStore = config.nats.maxFileStore > 0 ? config.nats.maxFileStore : EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: total)
         } else {
             self.config.natsClientURLs = config.nats.urls
         }
@@ -212,7 +230,8 @@ final class Supervisor {
 
     private func prepareNATSConfiguration() throws -> [String] {
         let path = runDirectory + "/nats-server.conf"
-        let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: natsPort, nkeyPublicKey: nkeyPublicKey)
+        let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: natsPort, nkeyPublicKey: nkeyPublicKey,
+                                               credentials: config.embeddedCredentials, maxFileStore: maxFileStore)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SupervisorError("cannot write \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -308,7 +327,7 @@ final class Supervisor {
             }
             entry.worker = hello.worker
             let settings = config.workers[hello.worker, default: WorkerSettings()]
-            send(.welcome(.init(heartbeatIntervalMilliseconds: settings.heartbeatInterval, configuration: config.encodedForWorkers())), to: fd)
+            send(.welcome(.init(heartbeatIntervalMilliseconds: settings.heartbeatInterval, configuration: config.forWorker(hello.worker).encodedForWorkers())), to: fd)
             process(.lifeSign(child: hello.worker))
             return
         }

@@ -269,3 +269,18 @@ import Testing
         #expect(pipeline.mirroredCursor == ["s": 2])
     }
 }
+
+/// Cursors come from snapshots and the seq map, sequences from the network: the largest values never trap.
+@Suite struct ExtremeSequenceTests {
+    @Test func cursorAtTheLastSequenceSkipsEverythingWithoutTrapping() {
+        var pipeline = ApplyPipelineTests.pipeline(cursor: ["s": .max])
+        let actions = pipeline.received(frame: [ApplyPipelineTests.delivery("s", 5), ApplyPipelineTests.delivery("s", .max)], now: 0)
+        #expect(!actions.contains { if case .apply = $0 { true } else { false } }, "nothing after the cursor: \(actions)")
+    }
+
+    @Test func deliveryAtTheLastSequenceAfterASmallCursorIsAGap() {
+        var pipeline = ApplyPipelineTests.pipeline(cursor: ["s": 3])
+        let actions = pipeline.received(frame: [ApplyPipelineTests.delivery("s", .max)], now: 0)
+        #expect(!actions.contains { if case .apply = $0 { true } else { false } }, "a jump is never applied at once: \(actions)")
+    }
+}

@@ -86,3 +86,16 @@ import Testing
         #expect(counts.values.allSatisfy { $0 > 120 })
     }
 }
+
+@Suite struct FuzzChangeBatch {
+    @Test func fuzzChangeBatchDecoder() {
+        // The sample batches without their 100 KB text: mutants of small inputs reach more fields per second.
+        var small = ChangeEventsTests.sampleBatch(3)
+        for index in small.events.indices {
+            small.events[index].values = small.events[index].values.map { if case .text(let bytes) = $0, bytes.count > 100 { .text("long") } else { $0 } }
+        }
+        let seeds = [small.encoded(compress: false), small.encoded(compress: true)]
+        let report = Fuzzer.run("change batch", seeds: seeds) { (try? ChangeBatch(decoding: $0)) != nil }
+        #expect(report.accepted > 0 && report.refused > 0)
+    }
+}

@@ -414,6 +414,33 @@ import Testing
         return (origin, replica, replicate)
     }
 
+    /// Table and column names that try to end their quoting — a `"` followed by a combining mark (one Swift
+    /// Character), newlines, `;` and a CREATE TABLE — are captured, replicated and cleaned up as names:
+    /// no statement is split, no extra table is ever created. An event naming a table with a NUL (which no
+    /// database can hold) is refused without creating anything.
+    @Test func hostileIdentifiersCreateNoExtraTable() throws {
+        let table = "t\"\u{301}; CREATE TABLE pwned (a); --\n\"x"
+        let column = "c\"\u{308}) ; CREATE TABLE pwned2 (a); --\r\n"
+        let quotedTable = HarmonyLiteObjects.quoted(table), quotedColumn = HarmonyLiteObjects.quoted(column)
+        let (origin, replica, replicate) = try pair("CREATE TABLE \(quotedTable) (id INTEGER PRIMARY KEY, \(quotedColumn) TEXT);")
+        try app(origin, "INSERT INTO \(quotedTable) VALUES (1, 'one'); UPDATE \(quotedTable) SET \(quotedColumn) = 'uno' WHERE id = 1;")
+        try replicate()
+        #expect(try app(replica, "SELECT id, \(quotedColumn) FROM \(quotedTable);") == "1|uno\n")
+        let userTables = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_\\_harmonylite%' ESCAPE '\\';"
+        for path in [origin, replica] {
+            #expect(try app(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'pwned%';") == "0\n")
+            #expect(try app(path, userTables) == "1\n")
+        }
+        let replicaDB = try SQLiteDatabase(existingPath: replica)
+        let applier = try ChangeApplier(database: replicaDB, catalog: TableCatalog.read(replicaDB))
+        let nul = ChangeEvent(changeID: 9, table: table + "\u{0}\"; CREATE TABLE pwned3 (a); --", operation: .upsert, stamp: .max, writer: 1,
+                              columns: ["id"], values: [.integer(2)], keyCount: 1)
+        #expect(throws: (any Error).self) { try applier.apply([nul]) }
+        _ = try HarmonyLiteObjects.removeAll(from: replicaDB)
+        #expect(try app(replica, "SELECT count(*) FROM sqlite_master WHERE type = 'table';") == "1\n")
+        #expect(try app(replica, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger';") == "0\n")
+    }
+
     /// The replica role: an application trigger's effect arrives as rows of its own and is not computed
     /// again on the replica; a cascade's deletes arrive as deletes and do not cascade again.
     @Test func applicationTriggersAndCascadesDoNotFireAgainOnApply() throws {
@@ -598,4 +625,17 @@ import Testing
 func stampPending(_ path: String) throws {
     let database = try SQLiteDatabase(existingPath: path)
     _ = try database.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: database).materialize() }
+}
+
+@Suite struct FuzzSeqMap {
+    @Test func outOfRangeSequencesAreRefused() {
+        #expect(throws: CBORMap.Failure.self) { try CBORMap.decode(CBORMap.encode(["hl-1": .max])) }
+        #expect(try! CBORMap.decode(CBORMap.encode(["hl-1": UInt64(Int64.max)])) == ["hl-1": UInt64(Int64.max)])
+    }
+
+    @Test func fuzzSeqMapDecoder() {
+        let seeds = [CBORMap.encode(["hl-1": 10, "hl-2": 70_000, "hl-3": 5_000_000_000]), CBORMap.encode([:]), CBORMap.encode(["x": 1])]
+        let report = Fuzzer.run("seq map (CBOR)", seeds: seeds) { (try? CBORMap.decode($0)) != nil }
+        #expect(report.accepted > 0 && report.refused > 0)
+    }
 }

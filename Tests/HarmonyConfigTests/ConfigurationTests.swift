@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import HarmonyConfig
+import Logs
 
 @Suite struct ConfigurationTests {
     let directory: TemporaryDirectory
@@ -235,5 +236,62 @@ import Testing
         let logged = "\(config.redacted)"
         #expect(!logged.contains("hunter2"))
         #expect(logged.contains("nats://u:<redacted>@host:4222"))
+    }
+}
+
+/// Credentials in any text: every occurrence, URLs and parameters and JSON, and registered values anywhere.
+@Suite struct SecretRedactionTests {
+    @Test(arguments: [
+        ("https://dav/x?dir=/a&login=u&secret=s3cr3t&x=1 and again ?secret=s3cr3t", "s3cr3t"),
+        ("webdav PUT failed: https://dav/x?SECRET=abcd;password=abcd tok", "abcd"),
+        ("nats://u:pw1234@h:4222, nats://v:pw1234@g:4222", "pw1234"),
+        (#"{"user_password":"p@ss \"quoted\" w0rd","token": "p@ss"}"#, "p@ss"),
+        ("sftp://user:hunter2@host:22/dir?key=/etc/k", "hunter2"),
+        ("s3 x-amz-security-token=FwoGZX&session_token=FwoGZX", "FwoGZX"),
+    ])
+    func everyOccurrenceIsMasked(text: String, secret: String) {
+        let redacted = SecretRedaction.redact(text)
+        #expect(!redacted.contains(secret), "\(redacted)")
+        #expect(redacted.contains(SecretRedaction.mask))
+    }
+
+    @Test func registeredValuesAreMaskedWherever() {
+        SecretRedaction.register(["correct horse battery"])
+        #expect(SecretRedaction.redact("auth failed for correct horse battery!") == "auth failed for <redacted>!")
+        #expect(SecretRedaction.redact("dir=/a login=u") == "dir=/a login=u", "harmless parameters stay")
+        #expect(URLRedaction.redact("https://h/p?dir=x&login=u&secret=a&secret=b") == "https://h/p?dir=x&login=u&secret=<redacted>&secret=<redacted>")
+    }
+}
+
+/// Each worker's welcome carries only the secrets it needs.
+@Suite struct WorkerSecretsTests {
+    static func config() -> Configuration {
+        var config = Configuration(dbPath: "/d/x.db", nodeID: 1)
+        config.nats.userName = "u"
+        config.nats.userPassword = "nats-pw-1"
+        config.nats.seedFile = "/etc/harmonylite/node.nk"
+        config.nats.urls = ["nats://u:url-pw-1@h:4222"]
+        config.natsClientURLs = config.nats.urls
+        config.snapshot.s3.secret = "s3-secret-1"
+        config.snapshot.s3.sessionToken = "s3-token-1"
+        config.snapshot.webdav.url = "https://dav/x?login=u&secret=dav-secret-1"
+        config.snapshot.sftp.url = "sftp://u:sftp-pw-1@h/dir"
+        return config
+    }
+
+    static let natsSecrets = ["nats-pw-1", "url-pw-1", "/etc/harmonylite/node.nk"]
+    static let storeSecrets = ["s3-secret-1", "s3-token-1", "dav-secret-1", "sftp-pw-1"]
+
+    @Test(arguments: [("applier", [String](), natsSecrets + storeSecrets), ("capturer", [], natsSecrets + storeSecrets),
+                      ("broker", natsSecrets, storeSecrets), ("snapshotter", natsSecrets + storeSecrets, [])])
+    func eachWorkerGetsOnlyWhatItNeeds(worker: String, kept: [String], removed: [String]) {
+        let welcome = String(decoding: Self.config().forWorker(worker).encodedForWorkers(), as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
+        for secret in kept { #expect(welcome.contains(secret), "\(worker) needs \(secret)") }
+        for secret in removed { #expect(!welcome.contains(secret), "\(worker) got \(secret)") }
+    }
+
+    @Test func everySecretValueIsListedForRedaction() {
+        let values = Set(Self.config().secretValues)
+        for secret in ["nats-pw-1", "url-pw-1"] + Self.storeSecrets { #expect(values.contains(secret), "\(secret)") }
     }
 }

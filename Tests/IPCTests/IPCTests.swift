@@ -16,7 +16,7 @@ import Testing
         .ready(detail: "JetStream answering"),
         .heartbeat(counters: []),
         .heartbeat(counters: [.init("nats_connected", 1), .init("min", Int64.min), .init("max", Int64.max)]),
-        .status(String(repeating: "é", count: 70_000)),
+        .status(String(repeating: "é", count: 2000)),
         .stop(reason: "supervisor request"),
     ]
 
@@ -170,3 +170,59 @@ import Testing
 }
 
 /// A small deterministic generator, so a failing fuzz run can be replayed.
+
+/// Frames as they arrive on a socket, cut by `FrameDecoder` and parsed as control or data messages.
+@Suite struct FuzzIPCFrames {
+    static let dataSamples: [DataMessage] = [
+        .hello(role: .applier),
+        .publish(.init(batchID: 7, shard: 2, messageID: "n1-i-2-7", payload: [1, 0, 1, 2, 3])),
+        .published(batchID: .max, stream: "hl-1", sequence: .max),
+        .publishFailed(batchID: 1, reason: "timeout"),
+        .subscribe(cursor: [.init(stream: "hl-1", sequence: 10), .init(stream: "hl-2", sequence: .max)]),
+        .credit(count: 32),
+        .deliver([.init(stream: "hl-1", sequence: 11, payload: [1, 0]), .init(stream: "hl-2", sequence: 1, payload: [])]),
+        .applied(.init(stream: "hl-1", sequence: 11)),
+    ]
+
+    /// Decodes every frame in `bytes` as `parse` says; true when at least one message was accepted.
+    static func decodeAll(_ bytes: [UInt8], _ parse: (Frame) throws -> Void) -> Bool {
+        var decoder = FrameDecoder(maximumFrameSize: 1 << 16)
+        decoder.append(bytes)
+        var accepted = false
+        while let frame = try? decoder.next() {
+            if (try? parse(frame)) != nil { accepted = true }
+        }
+        return accepted
+    }
+
+    @Test func fuzzControlFrames() {
+        let seeds = FrameAndMessageTests.samples.filter { $0.frame.body.count < 4096 }.map(\.frame.encoded)
+        let report = Fuzzer.run("IPC control frames", seeds: seeds) { Self.decodeAll($0) { _ = try ControlMessage(frame: $0) } }
+        #expect(report.accepted > 0 && report.refused > 0)
+    }
+
+    @Test func fuzzDataFrames() {
+        let seeds = Self.dataSamples.map(\.frame.encoded)
+        let report = Fuzzer.run("IPC data frames", seeds: seeds) { Self.decodeAll($0) { _ = try DataMessage(frame: $0) } }
+        #expect(report.accepted > 0 && report.refused > 0)
+    }
+}
+
+/// Text quoting outside bytes (a 700 KB table name from another node's event) never makes a control frame
+/// the supervisor refuses (1 MiB): status, ready, stop and rejected texts are cut on a character boundary.
+@Suite struct BoundedTextTests {
+    @Test func aStatusLineNamingAHugeTableFitsTheControlFrame() throws {
+        let table = String(repeating: "é", count: 350_000) + "☃"
+        for message in [ControlMessage.status("message parked: table \(table)"), .ready(detail: table), .stop(reason: table), .rejected(reason: table)] {
+            let encoded = message.frame.encoded
+            #expect(encoded.count <= ControlMessage.maximumTextBytes + 16)
+            var decoder = FrameDecoder(maximumFrameSize: 1 << 20)
+            decoder.append(encoded)
+            let decoded = try ControlMessage(frame: try #require(try decoder.next()))
+            guard case .status(let text) = decoded else { continue }
+            #expect(text.hasPrefix("message parked: table éé"))
+            #expect(text.hasSuffix("more bytes cut)"))
+        }
+        #expect(ControlMessage.bounded("short") == "short")
+    }
+}

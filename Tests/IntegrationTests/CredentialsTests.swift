@@ -84,6 +84,49 @@ extension ProcessTests {
             #expect(node.terminate() == 0)
         }
 
+        /// The server's certificate is signed by the trusted CA but names another host: the broker refuses
+        /// it (hostname verification), says so, and the node stops instead of talking to an impostor.
+        @Test func externalServerWithACertificateForAnotherNameIsRefused() throws {
+            let directory = try TemporaryDirectory()
+            let d = directory.path
+            for command in [
+                ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.pem", "-days", "2", "-subj", "/CN=harmonylite-test-ca"],
+                ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/server.key", "-out", "\(d)/server.csr", "-subj", "/CN=wrong.example"],
+                ["x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial", "-out", "\(d)/server.pem",
+                 "-days", "2", "-extfile", directory.write("san.ext", "subjectAltName=DNS:wrong.example\n")],
+            ] {
+                let result = try runCommand("/usr/bin/openssl", command)
+                try #require(result.status == 0, "\(result.output)")
+            }
+            let port = try freePort()
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
+            server.arguments = ["-a", "127.0.0.1", "-p", "\(port)", "-js", "-sd", "\(d)/js", "--tls", "--tlscert", "\(d)/server.pem",
+                                "--tlskey", "\(d)/server.key", "--user", "app", "--pass", "tls-pass"]
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            defer {
+                kill(server.processIdentifier, SIGINT)
+                server.waitUntilExit()
+            }
+            let node = try NodeUnderTest(toml: """
+                [nats]
+                urls = ["tls://127.0.0.1:\(port)"]
+                tls_ca_file = "\(d)/ca.pem"
+                user_name = "app"
+                user_password = "tls-pass"
+                connect_retries = 1
+                reconnect_wait_seconds = 1
+                [workers.broker]
+                restart_intensity = 1
+                restart_backoff_initial = 50
+                """, directory: directory)
+            #expect(node.waitForExit(timeout: 30) == 1, "\(node.log)")
+            #expect(node.notify.with("READY=1").isEmpty)
+            #expect(node.log.contains("could not connect to NATS at tls://127.0.0.1:\(port)"), "\(node.log)")
+        }
+
         @Test func unreachableNATSIsNamedAndStopsTheNode() throws {
             let port = try freePort()
             let node = try NodeUnderTest(toml: """

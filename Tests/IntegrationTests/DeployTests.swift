@@ -12,7 +12,8 @@ import Testing
         let directory = try TemporaryDirectory()
         let unit = try String(contentsOfFile: Self.root + "/deploy/harmonylite.service", encoding: .utf8)
         for required in ["Type=notify", "NotifyAccess=main", "WatchdogSec=", "Restart=on-failure", "KillMode=mixed", "User=harmonylite",
-                         "ProtectSystem=full", "PrivateTmp=true", "NoNewPrivileges=true", "ProtectHome=true", "ProtectControlGroups=true",
+                         "ProtectSystem=strict", "PrivateTmp=true", "PrivateDevices=true", "ProtectProc=invisible", "UMask=0027",
+                         "SystemCallFilter=@system-service", "MemoryMax=", "NoNewPrivileges=true", "ProtectHome=true", "ProtectControlGroups=true",
                          "ProtectKernelModules=true", "RuntimeDirectory=harmonylite", "ExecReload=/bin/kill -HUP $MAINPID"] {
             #expect(unit.contains(required), "\(required) missing from the unit")
         }
@@ -21,6 +22,17 @@ import Testing
         let result = try runCommand("/usr/bin/systemd-analyze", ["verify", local])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "systemd-analyze complains: \(result.output)")
+    }
+
+    /// systemd's own rating of the unit's sandbox: at most 2.0 (it was 3.5 before the hardening).
+    @Test func systemdUnitExposureIsAtMostTwo() throws {
+        let directory = try TemporaryDirectory()
+        let unit = try String(contentsOfFile: Self.root + "/deploy/harmonylite.service", encoding: .utf8)
+        let local = directory.write("harmonylite.service", unit.replacingOccurrences(of: "/usr/local/bin/harmonylite", with: Binaries.supervisor))
+        let result = try runCommand("/usr/bin/systemd-analyze", ["security", "--offline=yes", "--no-pager", local])
+        let level = result.output.firstMatch(of: /Overall exposure level for [^:]*: (\d+\.\d+)/).flatMap { Double($0.1) }
+        let exposure = try #require(level, "\(result.output)")
+        #expect(exposure <= 2.0, "\(result.output)")
     }
 
     @Test(arguments: ["deploy/config.toml", "deploy/local-cluster/node-1.toml", "deploy/local-cluster/node-2.toml", "deploy/local-cluster/node-3.toml"])

@@ -1,6 +1,7 @@
 import TestSupport
 import Foundation
 import NATSClient
+import ChangeEvents
 import Testing
 
 extension ProcessTests {
@@ -23,7 +24,7 @@ extension ProcessTests {
             let cluster = try TestCluster(schema: Replication.schema)
             try cluster.sql(0, "INSERT INTO kv VALUES (1, 'before');")
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 1;", to: "before\n"), "\(cluster.logs())")
-            let connection = try NATSConnection.connect(ConnectionSettings(urls: ["nats://127.0.0.1:\(cluster.clientPorts[1])"], name: "garbage"))
+            let connection = try NATSConnection.connect(try cluster.clientSettings(1, name: "garbage"))
             try connection.publish(subject: "harmonylite-change-log-1", payload: Array("this is not a change batch".utf8))
             try cluster.sql(0, "INSERT INTO kv VALUES (2, 'after the garbage');")
             try cluster.sql(2, "INSERT INTO kv VALUES (3, 'from node 3');")
@@ -33,6 +34,31 @@ extension ProcessTests {
                 #expect(listed.contains("harmonylite-changes-1\t") && listed.contains("\tundecodable\t"), "node \(index + 1): \(listed)")
                 #expect(listed.split(separator: "\n").count == 2, "node \(index + 1): one header and one message: \(listed)")
                 #expect(cluster.node(index).log.contains("message parked"), "node \(index + 1)")
+            }
+        }
+
+        /// A 700 KB table name in one event: parked like any unknown table, and no status or log line
+        /// quoting it grows past its bound — before, the applier's status line outgrew the supervisor's 1 MiB
+        /// control frame, the connection closed, the applier restarted onto the same event and the node
+        /// crash-looped out. The applier keeps its pid; the shard goes on.
+        @Test func aHugeTableNameIsParkedAndTheApplierStaysUp() throws {
+            let cluster = try TestCluster(schema: Replication.schema)
+            try cluster.sql(0, "INSERT INTO kv VALUES (1, 'before');")
+            #expect(try cluster.converge("SELECT v FROM kv WHERE k = 1;", to: "before\n"), "\(cluster.logs())")
+            let appliers = (0..<3).map { cluster.node($0).children()["applier"] }
+            let table = String(repeating: "t", count: 700_000)
+            let event = ChangeEvent(changeID: 1, table: table, operation: .upsert, stamp: 1 << 40, writer: 99, columns: ["id"], values: [.integer(1)], keyCount: 1)
+            let batch = ChangeBatch(origin: 99, schemaHash: "", events: [event]).encoded(compress: false)
+            let connection = try NATSConnection.connect(try cluster.clientSettings(1, name: "huge-name"))
+            try connection.publish(subject: "harmonylite-change-log-1", payload: batch)
+            try cluster.sql(0, "INSERT INTO kv VALUES (2, 'after the huge name');")
+            #expect(try cluster.converge("SELECT v FROM kv WHERE k = 2;", to: "after the huge name\n"), "\(cluster.logs().prefix(20_000))")
+            for index in 0..<3 {
+                #expect(eventually(timeout: 20) { ((try? Self.parked(cluster, index)) ?? "").contains("harmonylite-changes-1\t") }, "node \(index + 1)")
+                #expect(cluster.node(index).children()["applier"] == appliers[index],
+                        "node \(index + 1)'s applier was restarted: \(cluster.node(index).log.split(separator: "\n").filter { $0.contains("applier") }.suffix(12).joined(separator: "\n"))")
+                let longest = cluster.node(index).log.split(separator: "\n").map(\.utf8.count).max() ?? 0
+                #expect(longest < 64 * 1024, "node \(index + 1) wrote a log line of \(longest) bytes")
             }
         }
 

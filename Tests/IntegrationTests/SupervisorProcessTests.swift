@@ -185,7 +185,7 @@ extension ProcessTests {
             defer { nodes.forEach { $0.terminate() } }
             for node in nodes { try node.waitUntilReady(timeout: 60) }
 
-            let connection = try NATSConnection.connect(ConnectionSettings(urls: ["nats://127.0.0.1:\(clientPorts[0])"], name: "test"))
+            let connection = try NATSConnection.connect(try embeddedClientSettings(directory: shared.path, nodeID: 1, port: clientPorts[0], name: "test"))
             var summary: StreamSummary?
             // The meta leader may still be settling; creating the stream is retried briefly.
             _ = eventually(timeout: 20, interval: 0.5) {

@@ -147,3 +147,17 @@ import Testing
         #expect(harness.planner.isLeading)
     }
 }
+
+/// A newest snapshot whose cursor is 2^64 − 1 (hostile metadata, or a recreated stream) is replaced by a
+/// new save instead of trapping on `since + threshold`.
+@Suite struct HostileCursorTests {
+    @Test func snapshotClaimingMoreThanTheStreamHoldsIsReplaced() {
+        var harness = SavingTests.leading(PlannerHarness.settings(interval: nil), newestSnapshot: ["hl-1": .max, "hl-2": 0])
+        #expect(harness.saveStarts.isEmpty)
+        harness.lastSequences = ["hl-1": 10, "hl-2": 0]
+        harness.run(for: 3)
+        #expect(harness.saveStarts.count >= 1)
+        let logged = harness.record.contains { if case .log(_, let line) = $0.action { line.contains("claims message 18446744073709551615") } else { false } }
+        #expect(logged)
+    }
+}

@@ -24,7 +24,7 @@ import Testing
         #expect(text.contains("name: \"e-harmonylite\"\n  listen: \"0.0.0.0:4221\"\n  routes: [\"nats://n2:4222/\", \"nats://n3:4223/\"]"))
         #expect(text.contains("{ urls: [\"nats://hub:7422\"], hub: true }"))
         #expect(text.contains("{ urls: [\"nats://leaf:7422\"] }"))
-        #expect(text.contains("{ user: \"harmonylite\", password: \"p\\\"w\" }"))
+        #expect(text.contains("{ user: \"harmonylite\", password: \"p\\x22w\" }"))
         #expect(text.contains("{ nkey: \"UABC\" }"))
         // nats-server 2.9 resolves includes relative to the including file: climb to / first. Last line: it wins.
         #expect(text.hasSuffix("include \"../../etc/harmonylite/nats.conf\"\n"))
@@ -36,5 +36,64 @@ import Testing
         let text = EmbeddedServerConfig.render(config, runDirectory: "/d/.x.db.harmonylite", clientPort: 4222)
         #expect(text.contains("host: \"0.0.0.0\"\nport: 4222"))
         #expect(!text.contains("cluster {") && !text.contains("authorization") && !text.contains("include"))
+    }
+
+    /// Authenticated by default: this node's user (denied stream deletion and purges of the change
+    /// streams), routes with a user and password from the cluster secret, peers dialled with them, route
+    /// TLS when configured, and a JetStream storage limit.
+    @Test func rendersAuthenticationRoutesAndLimits() {
+        var config = Self.config()
+        config.replicationLog.shards = 2
+        config.nats.routeTLSCertFile = "/etc/h/node.pem"
+        config.nats.routeTLSKeyFile = "/etc/h/node.key"
+        config.nats.routeTLSCAFile = "/etc/h/ca.pem"
+        let credentials = EmbeddedCredentials(clientUser: "harmonylite-node-7", clientPassword: "cpw", routeUser: "harmonylite-route", routePassword: "rpw")
+        let text = EmbeddedServerConfig.render(config, runDirectory: "/run/x", credentials: credentials, maxFileStore: 1 << 30)
+        #expect(text.contains("  max_file_store: 1073741824\n}"))
+        #expect(text.contains("authorization { user: \"harmonylite-route\", password: \"rpw\", timeout: 2 }"))
+        #expect(text.contains("routes: [\"nats://harmonylite-route:rpw@n2:4222/\", \"nats://harmonylite-route:rpw@n3:4223/\"]"))
+        #expect(text.contains("tls { cert_file: \"/etc/h/node.pem\", key_file: \"/etc/h/node.key\", ca_file: \"/etc/h/ca.pem\", verify: true, timeout: 2 }"))
+        #expect(text.contains("{ user: \"harmonylite-node-7\", password: \"cpw\", permissions: { publish: { deny: [\"$JS.API.STREAM.DELETE.>\", "
+            + "\"$JS.API.STREAM.PURGE.harmonylite-changes-1\", \"$JS.API.STREAM.PURGE.harmonylite-changes-2\", "
+            + "\"$JS.API.STREAM.MSG.DELETE.harmonylite-changes-1\", \"$JS.API.STREAM.MSG.DELETE.harmonylite-changes-2\"] } } }"))
+        #expect(EmbeddedServerConfig.routeURL("nats://a:b@h:1", user: "u", password: "p") == "nats://a:b@h:1", "a peer URL with its own credentials stays")
+        #expect(EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: 100 << 30) == 10 << 30)
+        #expect(EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: 8 << 30) == 4 << 30)
+    }
+
+    /// Values that tried to close the string or start a line: a quote followed by a combining mark (one
+    /// Swift Character), newlines with a whole `authorization` block, NUL, backslashes.
+    static let hostileValues = [
+        "p\"\u{301}\nauthorization { users: [ { user: x, password: y } ] }\n#",
+        "a\u{0}b", "back\\slash\\\"", "\r\ninclude \"/etc/passwd\"", "é\u{301}\u{308}", "$VAR",
+    ]
+
+    @Test(arguments: hostileValues)
+    func valuesAreQuotedByBytesAndComeBackWhole(_ value: String) throws {
+        let quoted = EmbeddedServerConfig.quote(value)
+        #expect(quoted.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }, "only printable ASCII: \(quoted)")
+        #expect(Self.unquote(quoted) == Array(value.utf8))
+        var config = Self.config()
+        config.nats.userPassword = value
+        config.nats.userName = value
+        config.clusterPeers = [value]
+        let benign = EmbeddedServerConfig.render(Self.config(), runDirectory: "/run/x", nkeyPublicKey: "UABC")
+        let text = EmbeddedServerConfig.render(config, runDirectory: "/run/x", nkeyPublicKey: "UABC")
+        #expect(text.split(separator: "\n").count == benign.split(separator: "\n").count, "no line added:\n\(text)")
+        let starts = { (word: String) in text.split(separator: "\n").filter { $0.trimmingPrefix(while: \.isWhitespace).hasPrefix(word) }.count }
+        #expect(starts("authorization") == 1 && starts("include") == 1 && starts("users") == 1)
+    }
+
+    /// nats-server's reading of a double-quoted string: `\\xHH` is one byte, `\\"` and `\\\\` are themselves.
+    static func unquote(_ quoted: String) -> [UInt8] {
+        var bytes = Array(quoted.utf8.dropFirst().dropLast())[...]
+        var out: [UInt8] = []
+        while let byte = bytes.popFirst() {
+            guard byte == UInt8(ascii: "\\") else { out.append(byte); continue }
+            guard bytes.popFirst() == UInt8(ascii: "x"), let high = bytes.popFirst(), let low = bytes.popFirst(),
+                  let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return [] }
+            out.append(value)
+        }
+        return out
     }
 }

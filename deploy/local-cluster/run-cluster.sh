@@ -7,6 +7,8 @@
 #
 # Databases: /tmp/harmonylite-{1,2,3}.db (recreated at every run, with a Books table and 7 rows).
 # Logs: /tmp/harmonylite-{1,2,3}.log. Client ports 4231-4233, cluster routes 4221-4223.
+# The embedded servers authenticate: the three nodes share the cluster secret /tmp/harmonylite-cluster.secret
+# (the default beside the databases; created 0600 by the first node to start, kept between runs).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

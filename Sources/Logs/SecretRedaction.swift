@@ -1,0 +1,93 @@
+import Synchronization
+
+/// Masks credentials in any text before it reaches a log line: the registered secret values of this
+/// process's configuration wherever they appear, the password of every `scheme://user:password@` URL, and
+/// the value of every `name=value` or JSON `"name":"value"` whose name says it is a credential
+/// (`secret`, `password`, `token`, …), every occurrence, any case.
+public enum SecretRedaction {
+    public static let mask = "<redacted>"
+    public static let secretNames: Set<String> = [
+        "secret", "password", "passwd", "pass", "pwd", "token", "auth_token", "session_token", "access_key", "secret_key",
+        "user_password", "signature", "x-amz-signature", "x-amz-security-token", "x-amz-credential", "seed", "nkey_seed",
+    ]
+    private static let registered = Mutex<[String]>([])
+
+    /// Values masked wherever they appear (passwords, tokens, seeds of this process's configuration).
+    /// Values shorter than 4 bytes are left to the patterns: masking every "a" would wreck every line.
+    public static func register(_ values: [String]) {
+        let fresh = values.filter { $0.utf8.count >= 4 }
+        registered.withLock { $0 = Array(Set($0 + fresh)).sorted { $0.utf8.count > $1.utf8.count } }
+    }
+
+    public static func redact(_ text: String) -> String {
+        var result = text
+        for value in registered.withLock({ $0 }) where result.contains(value) {
+            result = result.replacing(value, with: mask)
+        }
+        return redactParameters(redactURLPasswords(result))
+    }
+
+    /// `scheme://user:password@host` → `scheme://user:<redacted>@host`, for every URL in the text.
+    public static func redactURLPasswords(_ text: String) -> String {
+        var bytes = Array(text.utf8)
+        var index = 0
+        while index + 3 <= bytes.count {
+            guard bytes[index] == UInt8(ascii: ":"), bytes[index + 1] == UInt8(ascii: "/"), bytes[index + 2] == UInt8(ascii: "/") else {
+                index += 1
+                continue
+            }
+            let start = index + 3
+            var end = start
+            while end < bytes.count, !Self.endsAuthority(bytes[end]) { end += 1 }
+            if let at = bytes[start..<end].lastIndex(of: UInt8(ascii: "@")), let colon = bytes[start..<at].firstIndex(of: UInt8(ascii: ":")) {
+                bytes.replaceSubrange(colon + 1..<at, with: Array(mask.utf8))
+                index = colon + 1 + mask.utf8.count
+            } else {
+                index = start
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The value of every `name=value` (after `?`, `&`, `;`, whitespace, a quote or the start) and every
+    /// JSON `"name":"value"` whose name is in `secretNames`.
+    public static func redactParameters(_ text: String) -> String {
+        var bytes = Array(text.utf8)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            guard byte == UInt8(ascii: "=") || byte == UInt8(ascii: ":") else { index += 1; continue }
+            // JSON: "name":"value" — the name is quoted, and so is the value.
+            let json = byte == UInt8(ascii: ":") && index > 0 && bytes[index - 1] == UInt8(ascii: "\"")
+            guard byte == UInt8(ascii: "=") || json else { index += 1; continue }
+            let nameEnd = json ? index - 1 : index
+            var start = nameEnd
+            while start > 0, !Self.endsName(bytes[start - 1]) { start -= 1 }
+            let name = String(decoding: bytes[start..<nameEnd], as: UTF8.self).lowercased()
+            var valueStart = index + 1
+            if json {
+                while valueStart < bytes.count, bytes[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
+                guard valueStart < bytes.count, bytes[valueStart] == UInt8(ascii: "\"") else { index += 1; continue }
+                valueStart += 1
+            }
+            var end = valueStart
+            if json {
+                while end < bytes.count, bytes[end] != UInt8(ascii: "\"") { end += bytes[end] == UInt8(ascii: "\\") ? 2 : 1 }
+                end = min(end, bytes.count)
+            } else {
+                while end < bytes.count, !Self.endsValue(bytes[end]) { end += 1 }
+            }
+            if secretNames.contains(name), end > valueStart {
+                bytes.replaceSubrange(valueStart..<end, with: Array(mask.utf8))
+                index = valueStart + mask.utf8.count
+            } else {
+                index += 1
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func endsAuthority(_ byte: UInt8) -> Bool { "/?# \t\r\n\"'<>,;".utf8.contains(byte) }
+    private static func endsName(_ byte: UInt8) -> Bool { "?&; \t\r\n\"'{},".utf8.contains(byte) }
+    private static func endsValue(_ byte: UInt8) -> Bool { "&; \t\r\n\"',}".utf8.contains(byte) }
+}
