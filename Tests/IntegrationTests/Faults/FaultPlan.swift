@@ -155,8 +155,8 @@ struct FaultSchedule: Sendable {
     private var active: Fault?
     /// How far the run is behind the plan, in seconds.
     private(set) var delay = 0.0
-    /// When the last action returned was planned (plan time).
-    private var lastPlanned = 0.0
+    /// When the last action returned was planned (plan time), until `done` took it into account.
+    private var lastPlanned: Double?
 
     init(_ plan: FaultPlan) { pending = plan.faults.sorted { $0.at < $1.at } }
 
@@ -178,8 +178,11 @@ struct FaultSchedule: Sendable {
     }
 
     /// The glue finished the actions `due` returned at `now`: whatever it took beyond the plan delays the rest.
+    /// (Nothing when `due` returned nothing.)
     mutating func done(now: Double) {
-        delay = max(delay, now - lastPlanned)
+        guard let planned = lastPlanned else { return }
+        delay = max(delay, now - planned)
+        lastPlanned = nil
     }
 }
 

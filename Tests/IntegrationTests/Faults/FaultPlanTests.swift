@@ -44,9 +44,11 @@ import Testing
         let kill = Fault(kind: .kill(.broker), node: 0, at: 4, duration: 0)
         var schedule = FaultSchedule(FaultPlan(faults: [pause, kill]))
         #expect(schedule.due(now: 0.5) == [])
+        schedule.done(now: 0.5)  // nothing was due: no delay
         #expect(schedule.due(now: 1) == [.inject(pause)])
         schedule.done(now: 1)
         #expect(schedule.due(now: 2.9) == [])
+        schedule.done(now: 2.9)
         #expect(schedule.due(now: 3) == [.heal(pause)])
         schedule.done(now: 3)
         #expect(schedule.due(now: 3.5) == [])

@@ -67,7 +67,8 @@ final class FaultRun {
     private func note(_ text: String) {
         let line = "[\(now.formatted1) s] \(text)"
         outcome.events.append(line)
-        print("fault suite: \(line)")
+        // Unbuffered, so a long run shows where it is.
+        FileHandle.standardError.write(Data("fault suite: \(line)\n".utf8))
     }
 
     /// Runs the workload over the plan while injecting it; then checks and measures.
