@@ -107,10 +107,10 @@ final class FaultRun {
             outcome.injected += 1
             outcome.faults[fault.kind.family, default: 0] += 1
             note("inject \(fault.kind) on node \(fault.node + 1)")
-            do { try inject(fault) } catch { fail("\(fault): \(error)") }
+            do { try inject(fault) } catch { fail("\(fault): \(String(describing: error).prefix(600))") }
         case .heal(let fault):
             note("heal \(fault.kind) on node \(fault.node + 1)")
-            do { try heal(fault) } catch { fail("healing \(fault): \(error)") }
+            do { try heal(fault) } catch { fail("healing \(fault): \(String(describing: error).prefix(600))") }
         }
     }
 
@@ -215,7 +215,7 @@ final class FaultRun {
             let status = running.waitForExit(timeout: 0).map(String.init) ?? "?"
             let reason = running.log.split(separator: "\n").suffix(3).joined(separator: " / ")
             note("node \(node + 1) exited with status \(status) on its own: \(reason.prefix(400))")
-            do { try restart(node, why: "exited on its own") } catch { fail("restarting node \(node + 1): \(error)") }
+            do { try restart(node, why: "exited on its own") } catch { fail("restarting node \(node + 1): \(String(describing: error).prefix(600))") }
         }
     }
 
@@ -240,13 +240,16 @@ final class FaultRun {
         outcome.rowsWritten = application.statementsWritten
         for given in application.givenUp { fail("the application gave up a transaction: \(given)") }
         for node in 0..<3 where cluster.nodes[node] == nil {
-            do { try restart(node, why: "for the checks") } catch { fail("starting node \(node + 1): \(error)") }
+            do { try restart(node, why: "for the checks") } catch { fail("starting node \(node + 1): \(String(describing: error).prefix(600))") }
         }
         let everything = workload.dumpQuery + "\n" + FaultApplication.journalQuery
         let before = Date()
         let agreed = (try? cluster.agree(everything, timeout: 180)) ?? nil
         outcome.converged = agreed == nil ? nil : Date().timeIntervalSince(before)
-        if agreed == nil { fail("nodes still differ after 180 s") }
+        if agreed == nil {
+            let difference = (try? ProcessTests.WorkloadChecker.differences(everything, cluster)) ?? "?"
+            fail("nodes still differ after 180 s:\n\(difference.prefix(3000))")
+        }
         do {
             try checkJournal()
             try checkOwnedRows()

@@ -29,7 +29,12 @@ extension ProcessTests {
 
         /// Fault kinds that lose writes today because of work under way elsewhere, with the cause. They are left
         /// out of the short form (the message names the cause) and run when `HL_FAULT_KNOWN_FAILING=1`.
-        static let knownFailing: [String: String] = [:]
+        static let knownFailing: [String: String] = [
+            "gapRestore": "restore content (issue 11, item 1): the restored node replays its unpublished local changes onto the "
+                + "snapshot row by row, so UNIQUE values it swapped between two rows meanwhile meet and every restore attempt fails "
+                + "('snapshot restore failed, the database is unchanged: UNIQUE constraint failed: seats.holder'; the node never "
+                + "becomes ready); without UNIQUE swaps the nodes never agree again (the snapshot carries no row clocks or tombstones)",
+        ]
 
         static var runKnownFailing: Bool { environment["HL_FAULT_KNOWN_FAILING"] == "1" }
 
@@ -45,20 +50,29 @@ extension ProcessTests {
             try run(seed: seed, settings: settings, name: "processes, network, disk")
         }
 
-        /// A restore of every kind while every node writes: the production guide's recovery procedure (after
-        /// `-save-snapshot`, a node's seq map deleted) and a node back after a gap longer than `max_entries`.
-        @Test(.enabled(if: runKnownFailing || knownFailing["restore"] == nil && knownFailing["gapRestore"] == nil,
-                       Comment(rawValue: knownFailing.filter { $0.key.hasSuffix("estore") }.map { "\($0.key): \($0.value)" }.joined(separator: "; "))),
+        /// The production guide's recovery procedure while every node writes: `-save-snapshot` on another
+        /// node, then a node's seq map deleted and the node restarted.
+        @Test(arguments: seeds) func recoveryProcedureUnderWriteLoadLosesNothing(seed: UInt64) throws {
+            try run(seed: seed, settings: Self.restoreSettings(restores: Self.number("HL_FAULT_RESTORES", 1), gapRestores: 0), name: "recovery procedure")
+        }
+
+        /// A node back after a gap longer than `max_entries` while every node writes: it restores the snapshot.
+        @Test(.enabled(if: runKnownFailing || knownFailing["gapRestore"] == nil, Comment(rawValue: "known failing, run with HL_FAULT_KNOWN_FAILING=1: " + (knownFailing["gapRestore"] ?? ""))),
               arguments: seeds)
-        func restoresUnderWriteLoadLoseNothing(seed: UInt64) throws {
+        func gapRestoreUnderWriteLoadLosesNothing(seed: UInt64) throws {
+            try run(seed: seed, settings: Self.restoreSettings(restores: 0, gapRestores: Self.number("HL_FAULT_GAP_RESTORES", 1)), name: "gap restore",
+                    nodeTOML: "[replication_log]\nmax_entries = 16\n")
+        }
+
+        static func restoreSettings(restores: Int, gapRestores: Int) -> FaultPlan.Settings {
             var settings = FaultPlan.Settings()
             settings.killRounds = 0
             settings.pauses = 0
             settings.partitions = 0
             settings.diskFulls = 0
-            settings.restores = Self.number("HL_FAULT_RESTORES", 1)
-            settings.gapRestores = Self.number("HL_FAULT_GAP_RESTORES", 1)
-            try run(seed: seed, settings: settings, name: "restores", nodeTOML: "[replication_log]\nmax_entries = 16\n")
+            settings.restores = restores
+            settings.gapRestores = gapRestores
+            return settings
         }
 
         private func run(seed: UInt64, settings: FaultPlan.Settings, name: String, nodeTOML: String = "") throws {
