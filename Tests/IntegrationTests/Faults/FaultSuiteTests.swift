@@ -30,10 +30,16 @@ extension ProcessTests {
         /// Fault kinds that lose writes today because of work under way elsewhere, with the cause. They are left
         /// out of the short form (the message names the cause) and run when `HL_FAULT_KNOWN_FAILING=1`.
         static let knownFailing: [String: String] = [
+            "diskFull": "NATS cluster (JetStream meta group), intermittent: when one node's JetStream store ran full and was freed, "
+                + "the meta group lost its leader the moment space came back and never settled (one server 'no metadata leader' "
+                + "every ~20 s, another alternating 'Self is new JetStream cluster metadata leader' / 'no metadata leader' for 4+ min); "
+                + "publishes to the R1 stream time out and the nodes never converge (seed 2340062918: 116 transactions of one node "
+                + "missing on the others); 5 full disks in the 100-round long form converged",
             "gapRestore": "restore content (issue 11, item 1): the restored node replays its unpublished local changes onto the "
                 + "snapshot row by row, so UNIQUE values it swapped between two rows meanwhile meet and every restore attempt fails "
                 + "('snapshot restore failed, the database is unchanged: UNIQUE constraint failed: seats.holder'; the node never "
-                + "becomes ready); without UNIQUE swaps the nodes never agree again (the snapshot carries no row clocks or tombstones)",
+                + "becomes ready); without UNIQUE swaps the nodes never agree again: a shared row the others deleted stays on the "
+                + "restored node (the snapshot carries no row clocks or tombstones, and the replayed local version wins there)",
         ]
 
         static var runKnownFailing: Bool { environment["HL_FAULT_KNOWN_FAILING"] == "1" }
@@ -46,7 +52,11 @@ extension ProcessTests {
             settings.killRounds = Self.number("HL_FAULT_KILL_ROUNDS", 1)
             settings.pauses = Self.number("HL_FAULT_PAUSES", 2)
             settings.partitions = Self.number("HL_FAULT_PARTITIONS", 1)
-            settings.diskFulls = Self.number("HL_FAULT_DISK_FULLS", 1)
+            let diskFullKnownFailing = Self.knownFailing["diskFull"].map { _ in !Self.runKnownFailing } ?? false
+            settings.diskFulls = Self.number("HL_FAULT_DISK_FULLS", diskFullKnownFailing ? 0 : 1)
+            if diskFullKnownFailing && Self.environment["HL_FAULT_DISK_FULLS"] == nil {
+                print("fault suite: diskFull left out, known failing (run with HL_FAULT_KNOWN_FAILING=1): \(Self.knownFailing["diskFull"]!)")
+            }
             try run(seed: seed, settings: settings, name: "processes, network, disk")
         }
 
@@ -61,7 +71,9 @@ extension ProcessTests {
               arguments: seeds)
         func gapRestoreUnderWriteLoadLosesNothing(seed: UInt64) throws {
             try run(seed: seed, settings: Self.restoreSettings(restores: 0, gapRestores: Self.number("HL_FAULT_GAP_RESTORES", 1)), name: "gap restore",
-                    nodeTOML: "[replication_log]\nmax_entries = 16\n")
+                    // R3: with the node down, the others keep a quorum of every stream and of the snapshot store (an R1
+                    // stream on the stopped node's server is offline: nothing to write past, no snapshot to save).
+                    nodeTOML: "[replication_log]\nmax_entries = 16\nreplicas = 3\n[snapshot.nats]\nreplicas = 3\n")
         }
 
         static func restoreSettings(restores: Int, gapRestores: Int) -> FaultPlan.Settings {
