@@ -101,6 +101,19 @@ public enum EmbeddedServerConfig {
         min(10 << 30, max(fileSystemBytes / 2, 256 << 20))
     }
 
+    /// The URL the node's own processes (and its one-shot commands) reach the embedded server at: the host
+    /// `nats.bind_address` names, loopback when it names none or every address. (Always loopback, a server
+    /// bound to one other address — a LAN address, a namespace's — was never reached: the broker failed to
+    /// connect forever.)
+    public static func clientURL(_ config: Configuration, port: Int) -> String {
+        let host = HostPort(parsing: config.nats.bindAddress)?.host ?? ""
+        switch host {
+        case "", "0.0.0.0", "::": return "nats://127.0.0.1:\(port)"
+        case let ipv6 where ipv6.contains(":"): return "nats://[\(ipv6)]:\(port)"
+        default: return "nats://\(host):\(port)"
+        }
+    }
+
     /// `nats://host:port?hub=true` → (`nats://host:port`, true), HarmonyLite's leaf hub syntax.
     static func splitHubQuery(_ url: String) -> (String, Bool) {
         guard let question = url.firstIndex(of: "?") else { return (url, false) }

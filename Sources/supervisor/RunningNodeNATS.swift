@@ -1,5 +1,6 @@
 import HarmonyConfig
 import NATSClient
+import Supervision
 
 #if canImport(Glibc)
 import Glibc
@@ -32,7 +33,7 @@ enum RunningNodeNATS {
             throw CommandError("cannot find the node's run directory: \(error)")
         }
         for pid in NATSPortsFile.serverPIDs(runDirectory: directory) where kill(pid, 0) == 0 {
-            if let port = NATSPortsFile.clientPort(runDirectory: directory, pid: pid) { return ["nats://127.0.0.1:\(port)"] }
+            if let port = NATSPortsFile.clientPort(runDirectory: directory, pid: pid) { return [EmbeddedServerConfig.clientURL(config, port: port)] }
         }
         throw CommandError("no running node for \(config.dbPath) (nats.urls is empty, so \(purpose) the node's embedded NATS server): "
             + "start the node, then run \(command) again")

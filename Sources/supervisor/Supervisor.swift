@@ -249,7 +249,7 @@ final class Supervisor {
         guard let port = NATSPortsFile.clientPort(runDirectory: runDirectory, pid: pid) else { return }
         natsProbePending = false
         natsPort = port
-        config.natsClientURLs = ["nats://127.0.0.1:\(port)"]
+        config.natsClientURLs = [EmbeddedServerConfig.clientURL(config, port: port)]
         telemetry.natsURLs = config.natsClientURLs
         process(.ready(child: "nats", detail: "listening for clients on port \(port)"))
     }

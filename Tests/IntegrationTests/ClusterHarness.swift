@@ -1,6 +1,14 @@
 import TestSupport
 import Foundation
 
+/// Where a node lives: its address, how its supervisor is launched (in a network namespace, say) and the
+/// directory of its database (a small filesystem, say). The default is loopback, directly, next to the configs.
+struct NodePlacement {
+    var host = "127.0.0.1"
+    var launcher: [String] = []
+    var databaseDirectory: String?
+}
+
 /// Three (or more) nodes on loopback sharing one directory, their embedded nats-servers clustered; the
 /// application is the sqlite3 shell with `PRAGMA trusted_schema=OFF`.
 final class TestCluster {
@@ -10,9 +18,11 @@ final class TestCluster {
     let routePorts: [Int]
     let schema: String
     let extraTOML: [String]
+    let placements: [NodePlacement]
 
-    init(size: Int = 3, schema: String, extraTOML: [String]? = nil) throws {
+    init(size: Int = 3, schema: String, extraTOML: [String]? = nil, placements: [NodePlacement]? = nil) throws {
         directory = try TemporaryDirectory()
+        self.placements = placements ?? Array(repeating: NodePlacement(), count: size)
         clientPorts = try (0..<size).map { _ in try freePort() }
         routePorts = try (0..<size).map { _ in try freePort() }
         self.schema = schema
@@ -25,17 +35,20 @@ final class TestCluster {
 
     deinit { nodes.forEach { $0?.terminate() } }
 
-    func path(_ index: Int) -> String { directory.path + "/node\(index + 1).db" }
+    func path(_ index: Int) -> String { (placements[index].databaseDirectory ?? directory.path) + "/node\(index + 1).db" }
 
     func node(_ index: Int) -> NodeUnderTest { nodes[index]! }
 
     func start(_ index: Int, extra: String? = nil) throws {
-        let peers = routePorts.indices.filter { $0 != index }.map { "nats://127.0.0.1:\(routePorts[$0])/" }.joined(separator: ",")
+        let peers = routePorts.indices.filter { $0 != index }.map { "nats://\(placements[$0].host):\(routePorts[$0])/" }.joined(separator: ",")
+        let host = placements[index].host
         nodes[index] = try NodeUnderTest(
             nodeID: index + 1,
-            toml: (extra ?? extraTOML[index]) + "\n[nats]\nbind_address = \"127.0.0.1:\(clientPorts[index])\"\n",
-            arguments: ["-cluster-addr", "127.0.0.1:\(routePorts[index])", "-cluster-peers", peers],
-            directory: directory
+            toml: (extra ?? extraTOML[index]) + "\n[nats]\nbind_address = \"\(host):\(clientPorts[index])\"\n",
+            arguments: ["-cluster-addr", "\(host):\(routePorts[index])", "-cluster-peers", peers],
+            directory: directory,
+            database: path(index),
+            launcher: placements[index].launcher
         )
     }
 

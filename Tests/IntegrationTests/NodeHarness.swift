@@ -91,17 +91,20 @@ final class NodeUnderTest {
         watchdogMicroseconds: Int? = nil,
         directory: TemporaryDirectory? = nil,
         logToJournal: Bool = false,
-        environment extraEnvironment: [String: String] = [:]
+        environment extraEnvironment: [String: String] = [:],
+        database: String? = nil,
+        launcher: [String] = []
     ) throws {
         self.directory = try directory ?? TemporaryDirectory()
-        database = self.directory.path + "/node\(nodeID).db"
-        if !FileManager.default.fileExists(atPath: database) { try makeDatabase(database) }
-        configPath = self.directory.write("node\(nodeID).toml", "db_path = \"\(database)\"\nnode_id = \(nodeID)\nseq_map_path = \"\(self.directory.path)/node\(nodeID)-seq-map.cbor\"\n" + toml)
+        self.database = database ?? self.directory.path + "/node\(nodeID).db"
+        if !FileManager.default.fileExists(atPath: self.database) { try makeDatabase(self.database) }
+        configPath = self.directory.write("node\(nodeID).toml", "db_path = \"\(self.database)\"\nnode_id = \(nodeID)\nseq_map_path = \"\(self.directory.path)/node\(nodeID)-seq-map.cbor\"\n" + toml)
         logPath = self.directory.path + "/node\(nodeID).log"
         notify = try NotifyListener(path: self.directory.path + "/notify\(nodeID).sock")
 
-        process.executableURL = URL(fileURLWithPath: Binaries.supervisor)
-        process.arguments = ["-config", configPath] + arguments
+        // A launcher (`nsenter --net=…`) runs the supervisor in another namespace; it execs, so the PID is the supervisor's.
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? Binaries.supervisor)
+        process.arguments = launcher.dropFirst() + (launcher.isEmpty ? [] : [Binaries.supervisor]) + ["-config", configPath] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = notify.path
         environment.removeValue(forKey: "RUNTIME_DIRECTORY")

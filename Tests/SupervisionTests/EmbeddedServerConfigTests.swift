@@ -96,4 +96,15 @@ import Testing
         }
         return out
     }
+
+    /// The node reaches its own server where it listens: a server bound to one address is not on loopback.
+    @Test func clientURLFollowsTheBindAddress() {
+        var config = Configuration(dbPath: "/d/x.db", nodeID: 1)
+        let cases = [(":-1", "nats://127.0.0.1:4222"), ("0.0.0.0:4222", "nats://127.0.0.1:4222"), ("[::]:4222", "nats://127.0.0.1:4222"),
+                     ("10.77.0.2:4222", "nats://10.77.0.2:4222"), ("[fd00::2]:4222", "nats://[fd00::2]:4222"), ("node1.lan:4222", "nats://node1.lan:4222")]
+        for (bind, url) in cases {
+            config.nats.bindAddress = bind
+            #expect(EmbeddedServerConfig.clientURL(config, port: 4222) == url, "bind_address \(bind)")
+        }
+    }
 }

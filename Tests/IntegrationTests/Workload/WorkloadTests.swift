@@ -45,7 +45,7 @@ extension ProcessTests {
             let cluster = try TestCluster(schema: workload.schema)
             try run(workload, on: cluster)
             let dump = try cluster.agree(workload.dumpQuery, timeout: 60)
-            let difference = dump == nil ? try differences(workload, cluster) : ""
+            let difference = dump == nil ? try Self.differences(workload.dumpQuery, cluster) : ""
             #expect(dump != nil, "nodes differ after 60 s: \(replay)\n\(difference)\n\(cluster.logs().suffix(6000))")
             var wrong: [String] = []
             for (query, expected) in workload.ownedExpectations {
@@ -94,9 +94,9 @@ extension ProcessTests {
             guard failed.isEmpty else { throw TestFailure("the application's transactions failed: \(failed.prefix(5))") }
         }
 
-        /// The first lines where node 1's dump differs from the others'.
-        private func differences(_ workload: Workload, _ cluster: TestCluster) throws -> String {
-            let dumps = try (0..<3).map { try cluster.sql($0, workload.dumpQuery).split(separator: "\n") }
+        /// The first lines where node 1's dump (of `query`) differs from the others'.
+        static func differences(_ query: String, _ cluster: TestCluster) throws -> String {
+            let dumps = try (0..<3).map { try cluster.sql($0, query).split(separator: "\n") }
             var lines: [String] = []
             for node in 1..<3 {
                 let only1 = Set(dumps[0]).subtracting(dumps[node])
