@@ -42,9 +42,11 @@ final class TestCluster {
     func start(_ index: Int, extra: String? = nil) throws {
         let peers = routePorts.indices.filter { $0 != index }.map { "nats://\(placements[$0].host):\(routePorts[$0])/" }.joined(separator: ",")
         let host = placements[index].host
+        // One cluster secret for all: by default each node's sits beside its database, and these may live apart.
+        let secret = placements[index].databaseDirectory == nil ? "" : "cluster_secret_file = \"\(directory.path)/cluster.secret\"\n"
         nodes[index] = try NodeUnderTest(
             nodeID: index + 1,
-            toml: (extra ?? extraTOML[index]) + "\n[nats]\nbind_address = \"\(host):\(clientPorts[index])\"\n",
+            toml: (extra ?? extraTOML[index]) + "\n[nats]\nbind_address = \"\(host):\(clientPorts[index])\"\n" + secret,
             arguments: ["-cluster-addr", "\(host):\(routePorts[index])", "-cluster-peers", peers],
             directory: directory,
             database: path(index),
