@@ -50,9 +50,9 @@ final class Credit: @unchecked Sendable {
 /// what it got for the main loop. Idle, a thread sleeps on the credit (without a timeout: `stop` wakes it)
 /// or in one long poll of `longPollMilliseconds`, which ends the moment a message arrives.
 final class ShardFetcher: Sendable {
-    /// 1 s, not longer: one first write after 60 s idle once took exactly the long poll's length (5 s then)
-    /// to arrive, not explained yet; a shorter poll bounds that while it is looked into, for one request a
-    /// second per shard when idle.
+    /// How long one pull request waits at the server when nothing comes: one request a second per shard
+    /// when idle. (A first write after idle that took exactly the poll's length, 5 s then, came from
+    /// abandoned pull requests; see `PullConsumer.fetch`.)
     static let longPollMilliseconds: Int64 = 1_000
 
     let stream: String
