@@ -1,5 +1,4 @@
 import CNats
-import Signals
 import Synchronization
 
 #if canImport(Glibc)
@@ -123,9 +122,7 @@ public final class PullConsumer: @unchecked Sendable {
         request.NoWait = wanted.noWait
         request.Expires = wanted.expiresNanoseconds
         var list = natsMsgList()
-        DebugTrace.point("fetch send \(wanted)")
         let status = natsSubscription_FetchRequest(&list, subscription, &request)
-        DebugTrace.point("fetch done status=\(status.rawValue) count=\(list.Count)")
         // No messages: 408 when the request expired (or an abandoned request ended: see above), 404 when
         // the server answers a no_wait request at once.
         if status == NATS_TIMEOUT || status == NATS_NOT_FOUND { return [] }

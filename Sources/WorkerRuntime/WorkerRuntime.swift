@@ -70,7 +70,6 @@ public final class WorkerRuntime {
             nodeID: configuration.nodeID
         )
         logger = Logger(label: name)
-        DebugTrace.label = "n\(configuration.nodeID)-\(name)"
     }
 
     /// Tells the supervisor this worker can do its job.

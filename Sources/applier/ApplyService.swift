@@ -74,7 +74,7 @@ final class ApplyService: WorkerLoopHandler {
     func handle(readable: [pollfd], now: Double) throws {
         let (messages, closed) = broker.receive()
         for message in messages {
-            if case .deliver(let deliveries) = message { DebugTrace.point("applier received seqs=\(deliveries.map(\.sequence))"); try perform(pipeline.received(frame: deliveries, now: now)) }
+            if case .deliver(let deliveries) = message { try perform(pipeline.received(frame: deliveries, now: now)) }
         }
         if let closed {
             if closed.kind != .connectionClosed { logger.warning("broker connection: \(closed)") }
@@ -117,7 +117,6 @@ final class ApplyService: WorkerLoopHandler {
         case .subscribe(let cursor):
             broker.send(.subscribe(cursor: cursor))
         case .grantCredit(let count):
-            DebugTrace.point("applier grant credit \(count)")
             broker.send(.credit(count: count))
         case .acknowledge(let positions):
             for position in positions { broker.send(.applied(position)) }
@@ -179,9 +178,7 @@ final class ApplyService: WorkerLoopHandler {
                 if batch.origin != config.nodeID { events += batch.events }
             }
             guard !events.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
-            DebugTrace.point("applier apply begin events=\(events.count)")
             let outcome = try applier.apply(events, cursor: group.cursor)
-            DebugTrace.point("applier apply committed events=\(events.count)")
             account(outcome)
             return pipeline.applied(group, wroteCursor: true, now: monotonicSeconds())
         } catch let error as DeliveryError {

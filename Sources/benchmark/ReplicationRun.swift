@@ -1,6 +1,5 @@
 import Foundation
 import Histogram
-import Signals
 import SQLiteKit
 import Synchronization
 
@@ -167,15 +166,12 @@ final class ReplicationRun {
         let watcher = Watcher(path: "\(directory)/node2.db", after: Int64(id - 1))
         Thread { watcher.run() }.start()
         defer { watcher.stop() }
-        DebugTrace.point("bench insert id=\(id)")
         try writer.insert(id: id)
-        DebugTrace.point("bench committed id=\(id)")
         let deadline = now() + 120
         while watcher.seen < 1 {
             guard now() < deadline else { throw BenchmarkError("row \(id) is not on node 2 after 120 s") }
             usleep(1000)
         }
-        DebugTrace.point("bench visible id=\(id) lag_us=\(watcher.histogram.max)")
         return watcher.histogram.max
     }
 }

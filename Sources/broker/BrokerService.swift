@@ -255,13 +255,11 @@ final class BrokerService: WorkerLoopHandler {
                 credit = Credit()
             }
         case (.capturer, .publish(let publish)):
-            DebugTrace.point("broker publish from capturer id=\(publish.batchID) msgid=\(publish.messageID)")
             publishBatch(publish)
         case (.applier, .subscribe(let cursor)):
             try perform(schedule.subscribeRequested(after: cursor), now: now)
         case (.applier, .credit(let count)):
             credit.grant(count)
-            DebugTrace.point("broker credit +\(count)")
         case (.applier, .applied(let position)):
             fetchers[position.stream]?.consumer.acknowledge(through: position.sequence)
         default:
@@ -278,7 +276,6 @@ final class BrokerService: WorkerLoopHandler {
         case .send(let publish):
             guard let connection else { return }
             do {
-                DebugTrace.point("broker publishAsync msgid=\(publish.messageID)")
                 try connection.publishAsync(subject: "\(config.nats.subjectPrefix)-\(publish.shard)", payload: publish.payload, messageID: publish.messageID)
             } catch {
                 reply(to: capturer, correlation.notSent(publish, reason: "\(error)"))
@@ -288,7 +285,6 @@ final class BrokerService: WorkerLoopHandler {
 
     private func forwardAcknowledgements() {
         for result in acks.drain() {
-            DebugTrace.point("broker jetstream ack \(result)")
             let answers = switch result {
             case .stored(let messageID, let stream, let sequence, _): correlation.stored(messageID: messageID, stream: stream, sequence: sequence)
             case .failed(let messageID, let reason): correlation.failed(messageID: messageID, reason: reason)
@@ -300,7 +296,6 @@ final class BrokerService: WorkerLoopHandler {
     private func forwardDeliveries() {
         for batch in deliveries.drain() {
             delivered += Int64(batch.count)
-            DebugTrace.point("broker deliver to applier seqs=\(batch.map(\.sequence))")
             reply(to: applier, .deliver(batch))
         }
     }

@@ -80,7 +80,6 @@ final class ShardFetcher: Sendable {
                         // A fetcher stopped during its long poll hands nothing on: a newer fetcher may serve
                         // the applier by now, and these messages are delivered again from its cursor.
                         guard !messages.isEmpty, !stopped.load(ordering: .relaxed) else { continue }
-                        DebugTrace.point("fetcher push seqs=\(messages.map(\.sequence))")
                         queue.push(messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, payload: $0.payload) })
                         delivered = true
                     } catch {

@@ -81,9 +81,7 @@ final class CaptureService: WorkerLoopHandler {
     func handle(readable: [pollfd], now: Double) throws {
         for descriptor in readable {
             if descriptor.fd == watcher.fd {
-                let relevant = watcher.drain()
-                DebugTrace.point("capturer inotify relevant=\(relevant)")
-                if relevant { pipeline.databaseTouched(now: now) }
+                if watcher.drain() { pipeline.databaseTouched(now: now) }
             } else {
                 receiveFromBroker(now: now)
             }
@@ -109,10 +107,8 @@ final class CaptureService: WorkerLoopHandler {
         for action in actions {
             switch action {
             case .look(let readThrough, let evenIfUnchanged):
-                DebugTrace.point("capturer look after=\(readThrough) evenIfUnchanged=\(evenIfUnchanged)")
                 try perform(pipeline.looked(try look(after: readThrough, evenIfUnchanged: evenIfUnchanged), now: now), now: now)
             case .publish(let batch):
-                DebugTrace.point("capturer publish id=\(batch.batchID) bytes=\(batch.payload.count)")
                 if !broker.send(.publish(batch)) { pipeline.brokerDisconnected() }
             case .storeWatermark(let id):
                 do {
@@ -144,7 +140,6 @@ final class CaptureService: WorkerLoopHandler {
     private func look(after readThrough: Int64, evenIfUnchanged: Bool) throws -> CapturePipeline.LookOutcome {
         // Our own writes wake the watcher too; data_version only moves for other connections' commits.
         let version = try database.scalarInteger("PRAGMA data_version")
-        DebugTrace.point("capturer data_version=\(version) previous=\(dataVersion)")
         guard version != dataVersion || evenIfUnchanged else { return .unchanged }
         dataVersion = version
         let schema = try database.scalarInteger("PRAGMA schema_version")
@@ -156,7 +151,6 @@ final class CaptureService: WorkerLoopHandler {
             report(installation)
         }
         let read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges))
-        DebugTrace.point("capturer read events=\(read.events.count) through=\(String(describing: read.throughID))")
         guard let through = read.throughID else { return .nothingNew }
         if read.skipped > 0 { logger.debug("skipped \(read.skipped) change-log entries of tables no longer replicated") }
         return .read(throughID: through, batches: config.publish ? batches(read.events) : [])
@@ -199,7 +193,6 @@ final class CaptureService: WorkerLoopHandler {
         for message in messages {
             switch message {
             case .published(let id, _, _):
-                DebugTrace.point("capturer published ack id=\(id)")
                 pipeline.published(id, now: now)
             case .publishFailed(let id, let reason):
                 if pipeline.publishFailed(id, now: now) {
