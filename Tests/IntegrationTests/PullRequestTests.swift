@@ -64,7 +64,8 @@ extension ProcessTests {
         /// message without ending anything, and the batch fetch under way keeps it until its expiry.
         @Test func messageTakenByAnAbandonedPlainRequestWaitsForTheBatchFetchsExpiry() throws {
             let wait: Int64 = 3_000
-            try sendAbandoned(PullConsumer.Request(batch: 1, maximumBytes: Self.maximumBytes, noWait: false, expiresNanoseconds: wait * 1_000_000))
+            // Held far longer than the fetch waits, so that it is still there when the message comes.
+            try sendAbandoned(PullConsumer.Request(batch: 1, maximumBytes: Self.maximumBytes, noWait: false, expiresNanoseconds: 60_000_000_000))
             let fetch = try startFetch(waitMilliseconds: wait)
             try connection.publish(subject: Self.subject, payload: Array("row 1".utf8))
             #expect(eventually(timeout: 30) { fetch.result != nil })
