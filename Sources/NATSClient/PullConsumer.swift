@@ -60,32 +60,74 @@ public final class PullConsumer: @unchecked Sendable {
         natsSubscription_Destroy(subscription)
     }
 
-    /// Up to `maximum` messages of `maximumBytes` in all (as the server counts: payloads, subjects and
-    /// headers) as soon as there are any: what the consumer has for us now, or else the first message to
-    /// arrive within `waitMilliseconds`; empty when none came. A message alone above `maximumBytes` is never
-    /// delivered (the server answers 409), so `maximumBytes` must be at least the server's `max_payload`.
-    ///
-    /// libnats' `natsSubscription_Fetch` returns only once the whole batch arrived or the request expired,
-    /// so under a trickle of writes every message waited for the expiry (the ~500 ms lag steps). Here a
-    /// batch is only ever asked for with `no_wait` (the server answers at once with what it has), and the
-    /// long poll asks for one message, which ends the request the moment it arrives.
-    public func fetch(maximum: Int, maximumBytes: Int, waitMilliseconds: Int64) throws(NATSError) -> [Message] {
-        // The server answers a no_wait request at once; the expiry only bounds our wait for that answer.
-        let available = try fetch(batch: maximum, maximumBytes: maximumBytes, noWait: true, expiresMilliseconds: 500)
-        if !available.isEmpty { return available }
-        return try fetch(batch: 1, maximumBytes: maximumBytes, noWait: false, expiresMilliseconds: waitMilliseconds)
+    /// A pull request: what `fetch` asks the server for (libnats sends the expiry 10 ms short of its wait).
+    struct Request: Equatable {
+        var batch: Int
+        var maximumBytes: Int
+        var noWait: Bool
+        var expiresNanoseconds: Int64
     }
 
-    private func fetch(batch: Int, maximumBytes: Int, noWait: Bool, expiresMilliseconds: Int64) throws(NATSError) -> [Message] {
+    /// The request `fetch` sends: a one-shot (`no_wait` with an expiry), see `fetch`.
+    static func request(maximum: Int, maximumBytes: Int, waitMilliseconds: Int64) -> Request {
+        Request(batch: maximum, maximumBytes: maximumBytes, noWait: true, expiresNanoseconds: waitMilliseconds * 1_000_000)
+    }
+
+    /// What is on our inbox already, without asking the server: libnats takes the queued messages first,
+    /// and with a deadline already passed it returns them without sending a request.
+    static func queued(maximum: Int, maximumBytes: Int) -> Request {
+        Request(batch: maximum, maximumBytes: maximumBytes, noWait: true, expiresNanoseconds: 1)
+    }
+
+    /// The inbox every request of this consumer names as its reply subject.
+    var inbox: String { String(cString: natsSubscription_GetSubject(subscription)) }
+
+    /// Messages and statuses on our inbox that no fetch took yet.
+    var queuedOnInbox: Int {
+        var count: Int32 = 0
+        return natsSubscription_GetPending(subscription, &count, nil) == NATS_OK ? Int(count) : 0
+    }
+
+    /// Up to `maximum` messages of `maximumBytes` in all (as the server counts: payloads, subjects and
+    /// headers) as soon as there are any: what the consumer has for us now, or else what arrives first
+    /// within `waitMilliseconds`; empty when none came. A message alone above `maximumBytes` is never
+    /// delivered (the server answers 409), so `maximumBytes` must be at least the server's `max_payload`.
+    ///
+    /// One request, a one-shot: `no_wait` with an expiry. The server holds it until a message arrives or
+    /// it expires, hands out what it has (up to the batch), and ends it at once with a status (408, or
+    /// 404 on newer servers) — libnats returns when the batch is full or a status comes, so a plain batch
+    /// request would keep a lone message until the expiry (the ~500 ms lag steps of a trickle of writes).
+    /// It must be the only kind we send: every request names the same inbox, so libnats cannot tell which
+    /// request a message answers. A request the client stopped waiting for (its wait ends when the
+    /// server's expiry, 10 ms shorter, should have; on a loaded machine the 408 can come later) stays at
+    /// the server and takes the next message; as a one-shot it ends with a status right after it, which
+    /// ends the fetch under way too. An abandoned plain request (the 1-message long poll we used to send
+    /// after a `no_wait` batch) ended nothing, and the batch fetch under way kept its message until the
+    /// batch's expiry: the rare 0.5 s (and earlier 5 s) first write after idle.
+    ///
+    /// A message an abandoned request got while no fetch was under way waits on our inbox, with the status
+    /// that ended that request. libnats takes such messages first but drops the status, and then still
+    /// asks the server for the rest of the batch and waits for it; so those are taken on their own first
+    /// (only a message landing between that check and libnats' own, a few instructions, can still wait).
+    public func fetch(maximum: Int, maximumBytes: Int, waitMilliseconds: Int64) throws(NATSError) -> [Message] {
+        if queuedOnInbox > 0 {
+            let queued = try fetch(Self.queued(maximum: maximum, maximumBytes: maximumBytes))
+            if !queued.isEmpty { return queued }
+        }
+        return try fetch(Self.request(maximum: maximum, maximumBytes: maximumBytes, waitMilliseconds: waitMilliseconds))
+    }
+
+    private func fetch(_ wanted: Request) throws(NATSError) -> [Message] {
         var request = jsFetchRequest()
         jsFetchRequest_Init(&request)
-        request.Batch = Int32(clamping: batch)
-        request.MaxBytes = Int64(maximumBytes)
-        request.NoWait = noWait
-        request.Expires = expiresMilliseconds * 1_000_000
+        request.Batch = Int32(clamping: wanted.batch)
+        request.MaxBytes = Int64(wanted.maximumBytes)
+        request.NoWait = wanted.noWait
+        request.Expires = wanted.expiresNanoseconds
         var list = natsMsgList()
         let status = natsSubscription_FetchRequest(&list, subscription, &request)
-        // No messages: 404 for a no_wait request, 408 (a timeout) for a waiting one.
+        // No messages: 408 when the request expired (or an abandoned request ended: see above), 404 when
+        // the server answers a no_wait request at once.
         if status == NATS_TIMEOUT || status == NATS_NOT_FOUND { return [] }
         guard status == NATS_OK else { throw NATSError(operation: "fetch", status: status, jetStreamCode: 0) }
         var messages: [Message] = []

@@ -7,7 +7,8 @@ import Foundation
 /// whose label contains it (e.g. `paced`, `idle`, `snapshot`).
 /// Environment: HL_BENCH_PACED_MIN_ROWS (default 30: a paced run writes at least this many rows, so it lasts
 /// 30 s at 1 row/s), HL_BENCH_IDLE_SECONDS (idle before the first single row, default 60),
-/// HL_BENCH_IDLE_GAP_SECONDS (idle before each of the four later rows, default 15).
+/// HL_BENCH_IDLE_GAP_SECONDS (idle before each later row, default 15), HL_BENCH_IDLE_WRITES (rows written after
+/// idle, default 5).
 @main
 struct Benchmark {
     /// The ceilings replication cannot beat, in rows or messages per second.
@@ -111,10 +112,11 @@ struct Benchmark {
         let minimumRows = environmentNumber("HL_BENCH_PACED_MIN_ROWS", default: 30)
         let idleSeconds = environmentNumber("HL_BENCH_IDLE_SECONDS", default: 60)
         let gapSeconds = environmentNumber("HL_BENCH_IDLE_GAP_SECONDS", default: 15)
+        let idleWrites = max(1, Int(environmentNumber("HL_BENCH_IDLE_WRITES", default: 5)))
         let paced: [(rate: Double, label: String)] = [
             (1, "paced 1 row/s"), (10, "paced 10 rows/s"), (100, "paced 100 rows/s"), (1000, "paced 1,000 rows/s"),
         ].filter { selected($0.label) }
-        let idleLabel = "first write after idle (\(format(idleSeconds)) s, then 4 × \(format(gapSeconds)) s)"
+        let idleLabel = "first write after idle (\(format(idleSeconds)) s, then \(idleWrites - 1) × \(format(gapSeconds)) s)"
         guard !paced.isEmpty || selected(idleLabel) else { return [] }
         say("\noperating range: 1 shard, single-row transactions; lag is commit on node 1 to visible on node 2, polled every \(format(Double(Watcher.pollMicroseconds) / 1000, 1)) ms (adds up to ~\(format(Double(Watcher.pollMicroseconds) / 1000 + 0.05, 2)) ms)")
         say("| run | rows | lag p50 | lag p99 | lag max |")
@@ -130,17 +132,17 @@ struct Benchmark {
             cpu.append(CPURow(label: label, window: result.cpu))
         }
         if selected(idleLabel) {
-            cpu.append(try idleRun(label: idleLabel, idleSeconds: idleSeconds, gapSeconds: gapSeconds, binaries: binaries, root: root))
+            cpu.append(try idleRun(label: idleLabel, idleSeconds: idleSeconds, gapSeconds: gapSeconds, writes: idleWrites, binaries: binaries, root: root))
         }
         return cpu
     }
 
-    /// A fresh cluster left idle, then five single rows, each after an idle gap (the first the longest); then a
+    /// A fresh cluster left idle, then `writes` single rows, each after an idle gap (the first the longest); then a
     /// strace check of how our processes poll in the idle seconds after the last row.
-    static func idleRun(label: String, idleSeconds: Double, gapSeconds: Double, binaries: String, root: String) throws -> CPURow {
+    static func idleRun(label: String, idleSeconds: Double, gapSeconds: Double, writes: Int, binaries: String, root: String) throws -> CPURow {
         let cluster = try startCluster(label: "idle", shards: 1, binaries: binaries, root: root)
         defer { cluster.stop() }
-        let result = try cluster.measureFirstWrites(idleSeconds: idleSeconds, gapSeconds: gapSeconds, writes: 5)
+        let result = try cluster.measureFirstWrites(idleSeconds: idleSeconds, gapSeconds: gapSeconds, writes: writes)
         say("| \(label) | \(result.lags.count) | \(ms(result.lag.valueAtPercentile(50))) | \(ms(result.lag.valueAtPercentile(99))) | \(ms(result.lag.max)) |")
         say("\n\(label), each row's lag: " + result.lags.map { ms($0) }.joined(separator: ", "))
         try idlePolls(cluster: cluster, root: root)

@@ -63,9 +63,9 @@ final class Credit: @unchecked Sendable {
 /// one long poll of `longPollMilliseconds`, which ends the moment a message arrives; every
 /// `idleCheckSeconds` of empty polls it asks the consumer what it counts as delivered.
 final class ShardFetcher: Sendable {
-    /// 1 s, not longer: one first write after 60 s idle once took exactly the long poll's length (5 s then)
-    /// to arrive, not explained yet; a shorter poll bounds that while it is looked into, for one request a
-    /// second per shard when idle.
+    /// How long one pull request waits at the server when nothing comes: one request a second per shard
+    /// when idle. (A first write after idle that took exactly the poll's length, 5 s then, came from
+    /// abandoned pull requests; see `PullConsumer.fetch`.)
     static let longPollMilliseconds: Int64 = 1_000
     /// Idle, how often the consumer is asked whether it handed out messages this fetcher never received.
     static let idleCheckSeconds = 2.0
