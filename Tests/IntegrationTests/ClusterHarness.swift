@@ -20,8 +20,12 @@ final class TestCluster {
     let extraTOML: [String]
     let placements: [NodePlacement]
 
-    init(size: Int = 3, schema: String, extraTOML: [String]? = nil, placements: [NodePlacement]? = nil) throws {
+    /// Lines added to every node's `[nats]` table (e.g. an operator `user_name`/`user_password`).
+    let natsTOML: String
+
+    init(size: Int = 3, schema: String, extraTOML: [String]? = nil, placements: [NodePlacement]? = nil, natsTOML: String = "") throws {
         directory = try TemporaryDirectory()
+        self.natsTOML = natsTOML
         self.placements = placements ?? Array(repeating: NodePlacement(), count: size)
         clientPorts = try (0..<size).map { _ in try freePort() }
         routePorts = try (0..<size).map { _ in try freePort() }
@@ -46,7 +50,7 @@ final class TestCluster {
         let secret = placements[index].databaseDirectory == nil ? "" : "cluster_secret_file = \"\(directory.path)/cluster.secret\"\n"
         nodes[index] = try NodeUnderTest(
             nodeID: index + 1,
-            toml: (extra ?? extraTOML[index]) + "\n[nats]\nbind_address = \"\(host):\(clientPorts[index])\"\n" + secret,
+            toml: (extra ?? extraTOML[index]) + "\n[nats]\nbind_address = \"\(host):\(clientPorts[index])\"\n" + secret + natsTOML,
             arguments: ["-cluster-addr", "\(host):\(routePorts[index])", "-cluster-peers", peers],
             directory: directory,
             database: path(index),

@@ -19,8 +19,20 @@ extension ProcessTests {
             guard saved.status == 0 else { throw TestFailure("-save-snapshot on node \(node + 1): \(saved.output)") }
         }
 
+        /// An operator user on every node's embedded server: the nodes' own users may not delete streams.
+        static let operatorTOML = "user_name = \"operator\"\nuser_password = \"operator-pw\"\n"
+
+        /// Node `node`'s own credentials on its server: what a node (or a late publisher) may do.
         static func connect(_ cluster: TestCluster, node: Int = 0) throws -> NATSConnection {
-            try NATSConnection.connect(ConnectionSettings(urls: ["nats://127.0.0.1:\(cluster.clientPorts[node])"], name: "test"))
+            try NATSConnection.connect(try cluster.clientSettings(node, name: "test"))
+        }
+
+        /// The operator of a cluster made with `natsTOML: operatorTOML`: may delete streams.
+        static func connectAsOperator(_ cluster: TestCluster, node: Int = 0) throws -> NATSConnection {
+            var settings = ConnectionSettings(urls: ["nats://127.0.0.1:\(cluster.clientPorts[node])"], name: "operator")
+            settings.userName = "operator"
+            settings.userPassword = "operator-pw"
+            return try NATSConnection.connect(settings)
         }
 
         /// The production guide's recovery procedure, exactly as the issue tried it: `-save-snapshot` on node
@@ -114,10 +126,10 @@ extension ProcessTests {
         /// so and consumes the new stream from its start, so the rows written after it reach every node —
         /// none is skipped because its sequence is at or below the old stream's cursor.
         @Test func streamRecreatedUnderARunningClusterIsConsumedFromItsStart() throws {
-            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: "[snapshot]\nenabled = false\n", count: 3))
+            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: "[snapshot]\nenabled = false\n", count: 3), natsTOML: Self.operatorTOML)
             try cluster.sql(0, (1...10).map { "INSERT INTO kv VALUES (\($0), 'old stream');" }.joined())
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "10\n"))
-            let connection = try Self.connect(cluster)
+            let connection = try Self.connectAsOperator(cluster)
             let stream = "harmonylite-changes-1"
             let old = try connection.streamState(stream)
             try connection.deleteStream(stream)
@@ -142,11 +154,11 @@ extension ProcessTests {
         /// (the snapshot was taken in the old stream, so the new one is consumed from its start), and the
         /// rows written to the new stream reach every node.
         @Test func streamRecreatedUnderARunningClusterIsRestoredFromASnapshot() throws {
-            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: Self.manualSnapshots, count: 3))
+            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: Self.manualSnapshots, count: 3), natsTOML: Self.operatorTOML)
             try cluster.sql(0, (1...10).map { "INSERT INTO kv VALUES (\($0), 'old stream');" }.joined())
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "10\n"))
             try Self.saveSnapshot(cluster, on: 0)
-            let connection = try Self.connect(cluster)
+            let connection = try Self.connectAsOperator(cluster)
             let stream = "harmonylite-changes-1"
             try connection.deleteStream(stream)
             _ = try connection.ensureStream(StreamSpecification(name: stream, subject: "harmonylite-change-log-1", replicas: 1, maxMessages: 1024), updateExisting: false)
