@@ -133,6 +133,8 @@ final class CaptureService: WorkerLoopHandler {
                     logger.error("cannot store the publish watermark; trying again in 1 s", metadata: ["error": "\(error)"])
                     pipeline.watermarkStoreFailed(now: now)
                 }
+            case .checkSchema:
+                try watchSchema(heldBack: true)
             case .removePublished:
                 let removed = try database.transaction { () throws(SQLiteError) -> Int in
                     try stamps.materialize()
@@ -152,19 +154,24 @@ final class CaptureService: WorkerLoopHandler {
         }
     }
 
+    /// A table was created or altered: installs triggers for it without a restart, and records its columns
+    /// (`ColumnHistory`). `heldBack`: publishing waits (the pipeline's `checkSchema`), said in the log.
+    private func watchSchema(heldBack: Bool) throws {
+        let schema = try database.scalarInteger("PRAGMA schema_version")
+        guard schema != schemaVersion else { return }
+        installation = try ChangeLogInstaller.install(in: database, node: config.nodeID)
+        reader = try ChangeReader(database: database, installation: installation)
+        schemaVersion = try database.scalarInteger("PRAGMA schema_version")
+        if heldBack { logger.info("the schema changed while publishing waits: triggers reinstalled now", metadata: ["batches_in_flight": "\(pipeline.inFlight.count)"]) }
+        report(installation)
+    }
+
     private func look(after readThrough: Int64, evenIfUnchanged: Bool) throws -> CapturePipeline.LookOutcome {
         // Our own writes wake the watcher too; data_version only moves for other connections' commits.
         let version = try database.scalarInteger("PRAGMA data_version")
         guard version != dataVersion || evenIfUnchanged else { return .unchanged }
         dataVersion = version
-        let schema = try database.scalarInteger("PRAGMA schema_version")
-        if schema != schemaVersion {
-            // A table was created or altered: install triggers for it without a restart.
-            installation = try ChangeLogInstaller.install(in: database, node: config.nodeID)
-            reader = try ChangeReader(database: database, installation: installation)
-            schemaVersion = try database.scalarInteger("PRAGMA schema_version")
-            report(installation)
-        }
+        try watchSchema(heldBack: false)
         let scanStarted = monotonicSeconds()
         let read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges))
         observations.record(.scanChanges, monotonicSeconds() - scanStarted)
