@@ -496,6 +496,29 @@ import Testing
         #expect(waits?.kind == .schemaMissing)
     }
 
+    /// A batch that fails is rolled back with everything the applier did in it for a new schema: the row-clock
+    /// table it created for a table that appeared since, and the columns it recorded. The next batch must not
+    /// count on them (before, it used statements prepared against the rolled-back row-clock table).
+    @Test func aFailedBatchTakesTheSchemaWorkDoneInItWithIt() throws {
+        let replica = directory.path + "/r.db"
+        try makeDatabase(replica, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT NOT NULL);")
+        let replicaDB = try SQLiteDatabase(existingPath: replica)
+        _ = try ChangeLogInstaller.install(in: replicaDB, node: 2)
+        let applier = try ChangeApplier(database: replicaDB, catalog: TableCatalog.read(replicaDB))
+        // Created while the applier runs, before the capturer looked: no row-clock table yet.
+        try app(replica, "CREATE TABLE later (id INTEGER PRIMARY KEY, name TEXT);")
+        func later(_ id: Int64, stamp: UInt64) -> ChangeEvent {
+            ChangeEvent(changeID: Int64(stamp), table: "later", operation: .upsert, stamp: stamp << 16, writer: 1, columns: ["id", "name"],
+                        values: [.integer(id), .text("row \(id)")], keyCount: 1)
+        }
+        let refused = ChangeEvent(changeID: 9, table: "books", operation: .upsert, stamp: 9 << 16, writer: 1, columns: ["id", "title"],
+                                  values: [.integer(1), .null], keyCount: 1)
+        let failed = #expect(throws: ApplyError.self) { try applier.apply([later(1, stamp: 1), refused]) }
+        #expect(failed?.kind == .database(19))
+        #expect(try applier.apply([later(2, stamp: 2)]).applied == 1)
+        #expect(try app(replica, "SELECT id, name FROM later;") == "2|row 2\n")
+    }
+
     /// ALTER TABLE ADD COLUMN on both nodes while the applier runs: rows using the new column arrive whole.
     @Test func aColumnAddedWhileRunningIsApplied() throws {
         let origin = directory.path + "/o.db", replica = directory.path + "/r.db"
