@@ -316,7 +316,9 @@ public final class ChangeApplier {
 
     /// Reads the schema again and forgets every prepared plan, when the schema changed since it was last
     /// read: tables and columns may have been created, altered or dropped. The version is remembered only
-    /// once all of it is done, so a read that fails is done again at the next batch.
+    /// once all of it is done, so a read that fails is done again at the next batch. The column history is
+    /// the capturer's to record (in the order of its looks, `ColumnHistory`); until it has, a change naming a
+    /// column dropped here waits parked, and its installation (a schema change) retries it.
     private func refreshCatalog() throws(SQLiteError) {
         let version = try database.scalarInteger("PRAGMA schema_version")
         guard version != catalogSchemaVersion else { return }
@@ -325,12 +327,11 @@ public final class ChangeApplier {
         lastPlan = nil
         clockTables.removeAll()
         catalog = try TableCatalog.read(database)
-        try ColumnHistory.update(catalog.replicated, in: database)
         catalogSchemaVersion = version
     }
 
     /// Rolls the transaction back, and with it what this applier did for the schema in it (row-clock tables
-    /// it created, columns it recorded): the next batch reads the schema again instead of counting on them.
+    /// it created): the next batch reads the schema again instead of counting on them.
     private func rollBack() {
         try? database.execute("ROLLBACK")
         catalogSchemaVersion = -1

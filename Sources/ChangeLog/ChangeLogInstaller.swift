@@ -32,10 +32,14 @@ public enum ChangeLogInstaller {
         return (database, try install(in: database, node: node))
     }
 
-    public static func install(in database: SQLiteDatabase, node: UInt64) throws(SQLiteError) -> ChangeLogInstallation {
+    /// - Parameter seen: the columns as a look before the write lock saw them (`ColumnHistory.look`),
+    ///   recorded before the columns as they are now.
+    public static func install(
+        in database: SQLiteDatabase, node: UInt64, seen: (tables: [TableInfo], schemaVersion: Int64)? = nil
+    ) throws(SQLiteError) -> ChangeLogInstallation {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
-            let installation = try installInTransaction(database, node: node)
+            let installation = try installInTransaction(database, node: node, seen: seen)
             try database.execute("COMMIT")
             return installation
         } catch {
@@ -44,7 +48,9 @@ public enum ChangeLogInstaller {
         }
     }
 
-    private static func installInTransaction(_ database: SQLiteDatabase, node: UInt64) throws(SQLiteError) -> ChangeLogInstallation {
+    private static func installInTransaction(
+        _ database: SQLiteDatabase, node: UInt64, seen: (tables: [TableInfo], schemaVersion: Int64)?
+    ) throws(SQLiteError) -> ChangeLogInstallation {
         typealias S = ChangeLogSchema
         for sql in S.fixedTables { try database.execute(sql) }
         let firstInstallation = try database.prepare("SELECT 1 FROM \(S.quote(S.meta)) WHERE key = 'incarnation'").all().isEmpty
@@ -54,6 +60,7 @@ public enum ChangeLogInstaller {
             throw SQLiteError(code: 1, message: "\(S.meta) has no incarnation")
         }
 
+        let schemaVersion = try database.scalarInteger("PRAGMA schema_version")
         var catalog = try TableCatalog.read(database)
         let widestKey = catalog.replicated.map { $0.primaryKey.count }.max() ?? 0
         let queueColumns = try database.prepare("SELECT name FROM pragma_table_info(?)").all([.text(S.globalLog)])
@@ -125,7 +132,8 @@ public enum ChangeLogInstaller {
             catalog.replicated.removeAll { table in failed.contains { $0.name == table.name } }
             catalog.refused += failed
         }
-        try ColumnHistory.update(catalog.replicated, in: database)
+        if let seen { try ColumnHistory.update(seen.tables, schemaVersion: seen.schemaVersion, in: database) }
+        try ColumnHistory.update(catalog.replicated, schemaVersion: schemaVersion, in: database)
         try materializer.materialize()
         for refused in catalog.refused {
             for operation in ["insert", "update", "delete"] {

@@ -159,7 +159,9 @@ final class CaptureService: WorkerLoopHandler {
     private func watchSchema(heldBack: Bool) throws {
         let schema = try database.scalarInteger("PRAGMA schema_version")
         guard schema != schemaVersion else { return }
-        installation = try ChangeLogInstaller.install(in: database, node: config.nodeID)
+        // The columns now, before waiting for the write lock: the application may drop one meanwhile.
+        let seen = try ColumnHistory.look(in: database)
+        installation = try ChangeLogInstaller.install(in: database, node: config.nodeID, seen: seen)
         reader = try ChangeReader(database: database, installation: installation)
         schemaVersion = try database.scalarInteger("PRAGMA schema_version")
         if heldBack { logger.info("the schema changed while publishing waits: triggers reinstalled now", metadata: ["batches_in_flight": "\(pipeline.inFlight.count)"]) }
