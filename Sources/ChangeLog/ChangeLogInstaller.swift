@@ -32,10 +32,11 @@ public enum ChangeLogInstaller {
         return (database, try install(in: database, node: node))
     }
 
-    /// - Parameter seen: the columns as a look before the write lock saw them (`ColumnHistory.look`),
-    ///   recorded before the columns as they are now.
+    /// - Parameter seen: the columns as looks taken before the write lock was held saw them
+    ///   (`ColumnHistory.look`), asked for once it is held and recorded in order before the columns as they
+    ///   are now.
     public static func install(
-        in database: SQLiteDatabase, node: UInt64, seen: (tables: [TableInfo], schemaVersion: Int64)? = nil
+        in database: SQLiteDatabase, node: UInt64, seen: () -> [ColumnHistory.Look] = { [] }
     ) throws(SQLiteError) -> ChangeLogInstallation {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
@@ -49,7 +50,7 @@ public enum ChangeLogInstaller {
     }
 
     private static func installInTransaction(
-        _ database: SQLiteDatabase, node: UInt64, seen: (tables: [TableInfo], schemaVersion: Int64)?
+        _ database: SQLiteDatabase, node: UInt64, seen: () -> [ColumnHistory.Look]
     ) throws(SQLiteError) -> ChangeLogInstallation {
         typealias S = ChangeLogSchema
         for sql in S.fixedTables { try database.execute(sql) }
@@ -132,7 +133,7 @@ public enum ChangeLogInstaller {
             catalog.replicated.removeAll { table in failed.contains { $0.name == table.name } }
             catalog.refused += failed
         }
-        if let seen { try ColumnHistory.update(seen.tables, schemaVersion: seen.schemaVersion, in: database) }
+        for look in seen() { try ColumnHistory.update(look.tables, schemaVersion: look.schemaVersion, in: database) }
         try ColumnHistory.update(catalog.replicated, schemaVersion: schemaVersion, in: database)
         try materializer.materialize()
         for refused in catalog.refused {

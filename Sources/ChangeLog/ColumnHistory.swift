@@ -21,12 +21,15 @@ public enum ColumnHistory {
     }
 
     static let table = ChangeLogSchema.quote(ChangeLogSchema.columnHistory)
+    /// The replicated tables' columns, and the schema version they were read at.
+    public typealias Look = (tables: [TableInfo], schemaVersion: Int64)
+
     /// The `__harmonylite___meta` key holding the schema version of the last look recorded.
     static let versionKey = "columns_schema_version"
 
     /// The replicated tables' columns and the schema version they were read at, in one read transaction
     /// (no write lock: taken the moment a schema change is noticed, before waiting to record it).
-    public static func look(in database: SQLiteDatabase) throws(SQLiteError) -> (tables: [TableInfo], schemaVersion: Int64) {
+    public static func look(in database: SQLiteDatabase) throws(SQLiteError) -> Look {
         try database.execute("BEGIN")
         do throws(SQLiteError) {
             let version = try database.scalarInteger("PRAGMA schema_version")

@@ -508,7 +508,7 @@ import Testing
         try app(path, "ALTER TABLE books ADD COLUMN extra TEXT;")
         let seen = try ColumnHistory.look(in: database)
         try app(path, "ALTER TABLE books DROP COLUMN extra;")
-        _ = try ChangeLogInstaller.install(in: database, node: 2, seen: seen)
+        _ = try ChangeLogInstaller.install(in: database, node: 2, seen: { [seen] })
         #expect(try app(path, "SELECT state FROM __harmonylite___columns WHERE name = 'extra';") == "dropped\n")
         let applier = try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: TableCatalog.read(database))
         let carrying = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 10 << 16, writer: 1, columns: ["id", "title", "extra"],
