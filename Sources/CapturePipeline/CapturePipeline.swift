@@ -13,6 +13,12 @@ import IPC
 /// bounds the lag of anything the events could still miss. Idle, with no events: one look per safety
 /// interval and nothing else.
 ///
+/// **Watching the schema.** A look also notices a schema change (and reinstalls the triggers, recording the
+/// columns in `__harmonylite___columns`). While looks are held back (the window is full, no broker), the
+/// schema is still checked on the same schedule after every event (`checkSchema`): a column added and
+/// dropped again before the next look would otherwise leave no trace, and other nodes' changes that still
+/// carry it would wait parked forever for a column this node never has again.
+///
 /// **Publishing.** Changes are read in change-log order and sent as batches, at most `window` unconfirmed.
 /// A read is a chunk of the log; the watermark moves over a chunk only once every batch of it and of every
 /// chunk before it is confirmed, so a NATS outage, a broker restart or a crash leaves changes pending,
@@ -56,6 +62,9 @@ public struct CapturePipeline: Sendable {
         case storeWatermark(Int64)
         /// Delete published change-log entries.
         case removePublished
+        /// Read `PRAGMA schema_version` and, if the schema changed, reinstall the triggers (and record the
+        /// columns) now; read nothing else. Asked for while looks are held back.
+        case checkSchema
     }
 
     /// What a look found.
@@ -96,6 +105,9 @@ public struct CapturePipeline: Sendable {
     private var moreToRead = false
     private var nextSafetyLook: Double
     private var nextPoll: Double?
+    /// The next schema check while looks are held back, and how far along its recheck delays it is.
+    private(set) var schemaCheckDueAt: Double?
+    private var schemaRecheckStep: Int?
 
     // Publishing.
     public private(set) var readThrough: Int64
@@ -136,6 +148,8 @@ public struct CapturePipeline: Sendable {
         var deadline = min(watermarkDueAt ?? .infinity, nextCleanup)
         if canSendMore {
             deadline = min(deadline, lookDueAt ?? .infinity, nextSafetyLook, nextPoll ?? .infinity)
+        } else {
+            deadline = min(deadline, schemaCheckDueAt ?? .infinity)
         }
         if settings.publish && brokerConnected { deadline = min(deadline, retryAt.values.min() ?? .infinity) }
         return deadline.isFinite ? deadline : nil
@@ -147,6 +161,8 @@ public struct CapturePipeline: Sendable {
     public mutating func databaseTouched(now: Double) {
         recheckStep = 0
         scheduleLook(at: now)
+        schemaRecheckStep = 0
+        schemaCheckDueAt = now
     }
 
     /// Timed work: looks, publish retries, the watermark, cleanup.
@@ -170,6 +186,11 @@ public struct CapturePipeline: Sendable {
             lookDueAt = nil
             lastLookAt = now
             actions.append(.look(readThrough: readThrough, evenIfUnchanged: moreToRead))
+        }
+        if let due = schemaCheckDueAt, now >= due {
+            // A look checks the schema too: only a held-back one needs the check on its own.
+            if !canSendMore { actions.append(.checkSchema) }
+            scheduleSchemaRecheck(now: now)
         }
         if let due = watermarkDueAt, now >= due {
             if watermark != storedWatermark {
@@ -277,6 +298,18 @@ public struct CapturePipeline: Sendable {
         }
         recheckStep = step + 1
         lookDueAt = min(lookDueAt ?? .infinity, now + settings.recheckDelays[step])
+    }
+
+    /// The event's commit may become visible only later (see "Noticing commits"): checked again after
+    /// each recheck delay.
+    private mutating func scheduleSchemaRecheck(now: Double) {
+        guard let step = schemaRecheckStep, step < settings.recheckDelays.count else {
+            schemaRecheckStep = nil
+            schemaCheckDueAt = nil
+            return
+        }
+        schemaRecheckStep = step + 1
+        schemaCheckDueAt = now + settings.recheckDelays[step]
     }
 
     private mutating func settleChunks(now: Double) {

@@ -79,7 +79,7 @@ public final class ChangeApplier {
             try database.execute("COMMIT")
             return outcome
         } catch {
-            try? database.execute("ROLLBACK")
+            rollBack()
             throw error
         }
     }
@@ -187,7 +187,7 @@ public final class ChangeApplier {
             try database.execute("COMMIT")
             return kept
         } catch {
-            try? database.execute("ROLLBACK")
+            rollBack()
             throw error
         }
     }
@@ -379,17 +379,26 @@ public final class ChangeApplier {
     }
 
     /// Reads the schema again and forgets every prepared plan, when the schema changed since it was last
-    /// read: tables and columns may have been created, altered or dropped.
+    /// read: tables and columns may have been created, altered or dropped. The version is remembered only
+    /// once all of it is done, so a read that fails is done again at the next batch. The column history is
+    /// the capturer's to record (in the order of its looks, `ColumnHistory`); until it has, a change naming a
+    /// column dropped here waits parked, and its installation (a schema change) retries it.
     private func refreshCatalog() throws(SQLiteError) {
         let version = try database.scalarInteger("PRAGMA schema_version")
         guard version != catalogSchemaVersion else { return }
-        catalogSchemaVersion = version
-        catalog = try TableCatalog.read(database)
-        try ColumnHistory.update(catalog.replicated, in: database)
         statements.removeAll()
         plans.removeAll()
         lastPlan = nil
         clockTables.removeAll()
+        catalog = try TableCatalog.read(database)
+        catalogSchemaVersion = version
+    }
+
+    /// Rolls the transaction back, and with it what this applier did for the schema in it (row-clock tables
+    /// it created): the next batch reads the schema again instead of counting on them.
+    private func rollBack() {
+        try? database.execute("ROLLBACK")
+        catalogSchemaVersion = -1
     }
 
     private func statement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {

@@ -32,10 +32,15 @@ public enum ChangeLogInstaller {
         return (database, try install(in: database, node: node))
     }
 
-    public static func install(in database: SQLiteDatabase, node: UInt64) throws(SQLiteError) -> ChangeLogInstallation {
+    /// - Parameter seen: the columns as looks taken before the write lock was held saw them
+    ///   (`ColumnHistory.look`), asked for once it is held and recorded in order before the columns as they
+    ///   are now.
+    public static func install(
+        in database: SQLiteDatabase, node: UInt64, seen: () -> [ColumnHistory.Look] = { [] }
+    ) throws(SQLiteError) -> ChangeLogInstallation {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
-            let installation = try installInTransaction(database, node: node)
+            let installation = try installInTransaction(database, node: node, seen: seen)
             try database.execute("COMMIT")
             return installation
         } catch {
@@ -44,7 +49,9 @@ public enum ChangeLogInstaller {
         }
     }
 
-    private static func installInTransaction(_ database: SQLiteDatabase, node: UInt64) throws(SQLiteError) -> ChangeLogInstallation {
+    private static func installInTransaction(
+        _ database: SQLiteDatabase, node: UInt64, seen: () -> [ColumnHistory.Look]
+    ) throws(SQLiteError) -> ChangeLogInstallation {
         typealias S = ChangeLogSchema
         for sql in S.fixedTables { try database.execute(sql) }
         let firstInstallation = try database.prepare("SELECT 1 FROM \(S.quote(S.meta)) WHERE key = 'incarnation'").all().isEmpty
@@ -54,6 +61,7 @@ public enum ChangeLogInstaller {
             throw SQLiteError(code: 1, message: "\(S.meta) has no incarnation")
         }
 
+        let schemaVersion = try database.scalarInteger("PRAGMA schema_version")
         var catalog = try TableCatalog.read(database)
         let widestKey = catalog.replicated.map { $0.primaryKey.count }.max() ?? 0
         let queueColumns = try database.prepare("SELECT name FROM pragma_table_info(?)").all([.text(S.globalLog)])
@@ -125,7 +133,8 @@ public enum ChangeLogInstaller {
             catalog.replicated.removeAll { table in failed.contains { $0.name == table.name } }
             catalog.refused += failed
         }
-        try ColumnHistory.update(catalog.replicated, in: database)
+        for look in seen() { try ColumnHistory.update(look.tables, schemaVersion: look.schemaVersion, in: database) }
+        try ColumnHistory.update(catalog.replicated, schemaVersion: schemaVersion, in: database)
         try materializer.materialize()
         for refused in catalog.refused {
             for operation in ["insert", "update", "delete"] {

@@ -5,8 +5,12 @@ import SQLiteKit
 /// with this the applier ignores a column this node dropped and writes a renamed one under its new name,
 /// instead of parking those changes for a column that will never exist here again.
 ///
-/// Updated whenever the schema is read for capture or apply (the capturer reads it right after every
-/// schema change). SQLite keeps no column identity, so: one known column gone and one new column at its
+/// Updated by every installation of the capture triggers: the capturer's after each schema change it
+/// notices, with the columns as it saw them the moment it noticed (`look`, which takes no lock) and as they
+/// are once it holds the write lock, so a column added and dropped again while it waited for the lock is
+/// still known as dropped. Looks are recorded in schema-version order: one older than the last recorded is
+/// ignored (replayed after a newer one, it would pass for changes made since). SQLite keeps no column
+/// identity, so: one known column gone and one new column at its
 /// position is a rename; columns gone with no new column are dropped; anything else between two looks
 /// (a drop and a rename at once) is ambiguous, and changes naming those columns wait as parked messages
 /// rather than lose a value to a wrong guess.
@@ -17,9 +21,34 @@ public enum ColumnHistory {
     }
 
     static let table = ChangeLogSchema.quote(ChangeLogSchema.columnHistory)
+    /// The replicated tables' columns, and the schema version they were read at.
+    public typealias Look = (tables: [TableInfo], schemaVersion: Int64)
 
-    /// Records the columns of `tables` as they are now. Call inside a write transaction.
-    public static func update(_ tables: [TableInfo], in database: SQLiteDatabase) throws(SQLiteError) {
+    /// The `__harmonylite___meta` key holding the schema version of the last look recorded.
+    static let versionKey = "columns_schema_version"
+
+    /// The replicated tables' columns and the schema version they were read at, in one read transaction
+    /// (no write lock: taken the moment a schema change is noticed, before waiting to record it).
+    public static func look(in database: SQLiteDatabase) throws(SQLiteError) -> Look {
+        try database.execute("BEGIN")
+        do throws(SQLiteError) {
+            let version = try database.scalarInteger("PRAGMA schema_version")
+            let tables = try TableCatalog.read(database).replicated
+            try database.execute("COMMIT")
+            return (tables, version)
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Records the columns of `tables` as they were at `schemaVersion`; a look older than the last one
+    /// recorded changes nothing. Call inside a write transaction.
+    public static func update(_ tables: [TableInfo], schemaVersion: Int64, in database: SQLiteDatabase) throws(SQLiteError) {
+        let meta = ChangeLogSchema.quote(ChangeLogSchema.meta)
+        let recorded = try database.prepare("SELECT value FROM \(meta) WHERE key = ?").all([.text(versionKey)]).first?.first
+        if case .integer(let last) = recorded, schemaVersion < last { return }
+        try database.prepare("INSERT OR REPLACE INTO \(meta) (key, value) VALUES (?, ?)").run([.text(versionKey), .integer(schemaVersion)])
         let stored = try database.prepare("SELECT name, position FROM \(table) WHERE table_name = ? AND state = 'live'")
         let insert = try database.prepare("INSERT INTO \(table) (table_name, name, position, state, renamed_to) VALUES (?, ?, ?, 'live', NULL) "
             + "ON CONFLICT (table_name, name) DO UPDATE SET position = excluded.position, state = 'live', renamed_to = NULL")

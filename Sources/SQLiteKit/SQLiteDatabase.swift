@@ -4,6 +4,8 @@ import CSQLite
 public final class SQLiteDatabase {
     let handle: OpaquePointer
     public let path: String
+    /// What `waitWhenBusy` installed: SQLite holds only a pointer to it.
+    var busyWaiter: AnyObject?
 
     /// Opens an existing database for reading and writing; never creates one (HarmonyLite replicates
     /// databases that exist).

@@ -29,6 +29,11 @@ final class CaptureService: WorkerLoopHandler {
     private var pipeline: CapturePipeline
     private var dataVersion: Int64 = -1
     private var schemaVersion: Int64
+    /// Reads the schema while `database` waits for the write lock (a reader never waits in WAL mode).
+    private let schemaReader: SQLiteDatabase
+    /// Columns seen since the last installation, while waiting for the lock or at a look: recorded, in
+    /// order, by the next installation (`ColumnHistory`).
+    private var noticed: [ColumnHistory.Look] = []
     private let cutting = MessageCutting(maximumBytes: MessageCutting.eventBytes(inMessagesOf: DataMessage.maximumPublishBytes))
     /// Rows refused for their size since the capturer started.
     private var oversizedRows: Int64 = 0
@@ -50,6 +55,7 @@ final class CaptureService: WorkerLoopHandler {
         watcher = try CommitWatcher(databasePath: config.dbPath)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .capturer)
         schemaVersion = try database.scalarInteger("PRAGMA schema_version")
+        schemaReader = try SQLiteDatabase(readOnlyPath: config.dbPath)
         var settings = CapturePipeline.Settings()
         settings.publish = config.publish
         settings.pollInterval = Double(config.pollingInterval) / 1000
@@ -57,6 +63,9 @@ final class CaptureService: WorkerLoopHandler {
         settings.firstBatchID = UInt64(max(0, wallClockNanoseconds()))
         pipeline = CapturePipeline(settings: settings, watermark: try PublishWatermark.read(database), now: monotonicSeconds())
         startWatermark = pipeline.watermark
+        // Waiting for the write lock (the watermark, cleanup, an installation) can take a while when the
+        // application commits back to back; a column it adds and drops again meanwhile must still be seen.
+        database.waitWhenBusy(timeoutMilliseconds: 5000) { [weak self] in self?.noticeSchemaChange() }
         report(installation)
         try runtime.reportReady("capturing \(installation.catalog.replicated.count) table(s)" + (config.publish ? "" : "; publish=false: changes are captured, never sent"))
     }
@@ -133,6 +142,8 @@ final class CaptureService: WorkerLoopHandler {
                     logger.error("cannot store the publish watermark; trying again in 1 s", metadata: ["error": "\(error)"])
                     pipeline.watermarkStoreFailed(now: now)
                 }
+            case .checkSchema:
+                try watchSchema(heldBack: true)
             case .removePublished:
                 let removed = try database.transaction { () throws(SQLiteError) -> Int in
                     try stamps.materialize()
@@ -152,19 +163,36 @@ final class CaptureService: WorkerLoopHandler {
         }
     }
 
+    /// A table was created or altered: installs triggers for it without a restart, and records its columns
+    /// (`ColumnHistory`). `heldBack`: publishing waits (the pipeline's `checkSchema`), said in the log.
+    private func watchSchema(heldBack: Bool) throws {
+        let schema = try database.scalarInteger("PRAGMA schema_version")
+        guard schema != schemaVersion else { return }
+        // The columns now, before waiting for the write lock: the application may drop one meanwhile.
+        noticed.append(try ColumnHistory.look(in: database))
+        installation = try ChangeLogInstaller.install(in: database, node: config.nodeID, seen: { noticed })
+        noticed.removeAll()
+        reader = try ChangeReader(database: database, installation: installation)
+        schemaVersion = try database.scalarInteger("PRAGMA schema_version")
+        if heldBack { logger.info("the schema changed while publishing waits: triggers reinstalled now", metadata: ["batches_in_flight": "\(pipeline.inFlight.count)"]) }
+        report(installation)
+    }
+
+    /// Called between tries while `database` waits for a lock: a schema version not seen yet is looked at on
+    /// the reader connection. A failure is left to the next look.
+    private func noticeSchemaChange() {
+        guard let version = try? schemaReader.scalarInteger("PRAGMA schema_version"),
+              version != schemaVersion, version != noticed.last?.schemaVersion,
+              let look = try? ColumnHistory.look(in: schemaReader) else { return }
+        noticed.append(look)
+    }
+
     private func look(after readThrough: Int64, evenIfUnchanged: Bool) throws -> CapturePipeline.LookOutcome {
         // Our own writes wake the watcher too; data_version only moves for other connections' commits.
         let version = try database.scalarInteger("PRAGMA data_version")
         guard version != dataVersion || evenIfUnchanged else { return .unchanged }
         dataVersion = version
-        let schema = try database.scalarInteger("PRAGMA schema_version")
-        if schema != schemaVersion {
-            // A table was created or altered: install triggers for it without a restart.
-            installation = try ChangeLogInstaller.install(in: database, node: config.nodeID)
-            reader = try ChangeReader(database: database, installation: installation)
-            schemaVersion = try database.scalarInteger("PRAGMA schema_version")
-            report(installation)
-        }
+        try watchSchema(heldBack: false)
         let scanStarted = monotonicSeconds()
         let read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges))
         observations.record(.scanChanges, monotonicSeconds() - scanStarted)

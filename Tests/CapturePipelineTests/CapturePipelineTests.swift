@@ -8,6 +8,7 @@ private struct Harness {
     var now: Double
     var sent: [DataMessage.Publish] = []
     var looks: [Double] = []
+    var schemaChecks: [Double] = []
     var stored: [Int64] = []
 
     init(settings: CapturePipeline.Settings = .init(), watermark: Int64 = 0, now: Double = 1000) {
@@ -35,6 +36,7 @@ private struct Harness {
                 stored.append(id)
                 pipeline.watermarkStored(id)
             case .removePublished: break
+            case .checkSchema: schemaChecks.append(now)
             }
         }
     }
@@ -158,6 +160,39 @@ private func batch(_ n: Int) -> CapturePipeline.UnnumberedBatch {
         h.pipeline.published(h.sent[0].batchID, now: h.now)
         h.runUntil(h.now + 0.1, answer: answer)
         #expect(h.sent.count == 3)
+    }
+
+    /// A column added and dropped again while the window is full must still be seen: every event has the
+    /// schema checked, at once and on the recheck delays (the commit may show later than its event), while
+    /// the look itself waits for room. With room, the looks check it and no separate check is asked for.
+    @Test func theSchemaIsCheckedAfterEveryEventWhileLooksAreHeldBack() {
+        var settings = CapturePipeline.Settings()
+        settings.window = 1
+        var h = Harness(settings: settings)
+        h.connect()
+        var read = false
+        h.runUntil(h.now + 0.5) { through, _ in
+            defer { read = true }
+            return read ? .nothingNew : .read(throughID: through + 1, batches: [batch(1)])
+        }
+        #expect(h.sent.count == 1, "the window is full")
+        #expect(h.schemaChecks.isEmpty, "with room, looks check the schema")
+        h.looks.removeAll()
+        h.schemaChecks.removeAll()
+        let event = h.now
+        h.pipeline.databaseTouched(now: event)
+        h.runUntil(event + 5) { _, _ in .nothingNew }
+        #expect(h.looks.isEmpty, "held back: \(h.looks)")
+        var expected = [event]
+        for delay in settings.recheckDelays { expected.append(expected.last! + delay) }
+        #expect(h.schemaChecks.count == expected.count && zip(h.schemaChecks, expected).allSatisfy { abs($0 - $1) < 1e-9 }, "\(h.schemaChecks)")
+        // Room again: the look that waited runs, and no schema check is asked for on its own.
+        h.schemaChecks.removeAll()
+        h.pipeline.published(h.sent[0].batchID, now: h.now)
+        h.pipeline.databaseTouched(now: h.now)
+        h.runUntil(h.now + 2) { _, _ in .nothingNew }
+        #expect(!h.looks.isEmpty)
+        #expect(h.schemaChecks.isEmpty, "\(h.schemaChecks)")
     }
 
     /// A new broker gets everything in flight again, in order; a failed publish is retried after the delay.

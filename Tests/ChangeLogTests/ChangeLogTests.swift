@@ -523,6 +523,70 @@ import Testing
         #expect(waits?.kind == .schemaMissing)
     }
 
+    /// The capturer noticed a schema change and looked at the columns (no lock needed), then waited for the
+    /// write lock to record them while the application dropped the column again: the column is still known
+    /// here as dropped, so other nodes' changes that carry it apply without it instead of waiting parked for
+    /// good (the workload checker's `column extra does not exist in the local table t0`).
+    @Test func aColumnDroppedWhileTheCapturerWaitedForTheLockIsKnownAsDropped() throws {
+        let path = directory.path + "/w.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT);")
+        let database = try SQLiteDatabase(existingPath: path)
+        _ = try ChangeLogInstaller.install(in: database, node: 2)
+        try app(path, "ALTER TABLE books ADD COLUMN extra TEXT;")
+        let seen = try ColumnHistory.look(in: database)
+        try app(path, "ALTER TABLE books DROP COLUMN extra;")
+        _ = try ChangeLogInstaller.install(in: database, node: 2, seen: { [seen] })
+        #expect(try app(path, "SELECT state FROM __harmonylite___columns WHERE name = 'extra';") == "dropped\n")
+        let applier = try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: TableCatalog.read(database))
+        let carrying = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 10 << 16, writer: 1, columns: ["id", "title", "extra"],
+                                   values: [.integer(1), .text("Dune"), .text("x")], keyCount: 1)
+        #expect(try applier.apply([carrying]).applied == 1)
+        #expect(try app(path, "SELECT id, title FROM books;") == "1|Dune\n")
+    }
+
+    /// Looks are recorded in schema-version order: one taken before a newer one was recorded changes nothing.
+    /// (Replayed after it, a look with a column dropped since and without one added since would read as a
+    /// rename of the new column to the old one.)
+    @Test func aLookOlderThanTheLastRecordedIsIgnored() throws {
+        let path = directory.path + "/s.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, x TEXT);")
+        let database = try SQLiteDatabase(existingPath: path)
+        _ = try ChangeLogInstaller.install(in: database, node: 2)
+        let stale = try ColumnHistory.look(in: database)
+        try app(path, "ALTER TABLE books DROP COLUMN x;")
+        _ = try ChangeLogInstaller.install(in: database, node: 2)
+        try app(path, "ALTER TABLE books ADD COLUMN y TEXT;")
+        _ = try ChangeLogInstaller.install(in: database, node: 2)
+        try database.transaction { () throws(SQLiteError) in
+            try ColumnHistory.update(stale.tables, schemaVersion: stale.schemaVersion, in: database)
+        }
+        #expect(try app(path, "SELECT name, state, quote(renamed_to) FROM __harmonylite___columns WHERE name IN ('x', 'y') ORDER BY name;")
+                == "x|dropped|NULL\ny|live|NULL\n")
+    }
+
+    /// A batch that fails is rolled back with everything the applier did in it for a new schema: the row-clock
+    /// table it created for a table that appeared since. The next batch must not count on it (before, it
+    /// used statements prepared against the rolled-back row-clock table).
+    @Test func aFailedBatchTakesTheSchemaWorkDoneInItWithIt() throws {
+        let replica = directory.path + "/r.db"
+        try makeDatabase(replica, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT NOT NULL);")
+        let replicaDB = try SQLiteDatabase(existingPath: replica)
+        _ = try ChangeLogInstaller.install(in: replicaDB, node: 2)
+        let applier = try ChangeApplier(database: replicaDB, catalog: TableCatalog.read(replicaDB))
+        // Created while the applier runs, before the capturer looked: no row-clock table yet.
+        try app(replica, "CREATE TABLE later (id INTEGER PRIMARY KEY, name TEXT);")
+        func later(_ id: Int64, stamp: UInt64) -> ChangeEvent {
+            ChangeEvent(changeID: Int64(stamp), table: "later", operation: .upsert, stamp: stamp << 16, writer: 1, columns: ["id", "name"],
+                        values: [.integer(id), .text("row \(id)")], keyCount: 1)
+        }
+        let refused = ChangeEvent(changeID: 9, table: "books", operation: .upsert, stamp: 9 << 16, writer: 1, columns: ["id", "title"],
+                                  values: [.integer(1), .null], keyCount: 1)
+        let failed = #expect(throws: ApplyError.self) { try applier.apply([later(1, stamp: 1), refused]) }
+        #expect(failed?.kind == .database(19))
+        #expect(try applier.apply([later(2, stamp: 2)]).applied == 1)
+        #expect(try app(replica, "SELECT id, name FROM later;") == "2|row 2\n")
+    }
+
     /// ALTER TABLE ADD COLUMN on both nodes while the applier runs: rows using the new column arrive whole.
     @Test func aColumnAddedWhileRunningIsApplied() throws {
         let origin = directory.path + "/o.db", replica = directory.path + "/r.db"

@@ -12,6 +12,7 @@ extension ProcessTests {
     ///
     /// Short form (CI): two random seeds, 40 transactions per node, every feature.
     /// Long form: `HL_WORKLOAD_RUNS=20 HL_WORKLOAD_TRANSACTIONS=300 swift test --filter WorkloadChecker`.
+    /// `HL_WORKLOAD_KEEP_LOGS=<directory>` keeps every node's whole log there (`workload-<seed>-node<N>.log`).
     @Suite(.serialized) struct WorkloadChecker {
         static var environment: [String: String] { ProcessInfo.processInfo.environment }
 
@@ -71,6 +72,14 @@ extension ProcessTests {
                 #expect(untraced.isEmpty, "node \(node + 1): rows gone without a conflict record (\(replay)):\n\(untraced.prefix(2000))")
             }
             #expect(wrong.count == 0, "\(wrong.count) owned rows wrong (\(replay)):\n\(wrong.prefix(10).joined(separator: "\n"))")
+            if let directory = Self.environment["HL_WORKLOAD_KEEP_LOGS"] {
+                // The whole logs of every node, for what the failure message's tail leaves out.
+                for node in 0..<3 {
+                    let kept = directory + "/workload-\(seed)-node\(node + 1).log"
+                    try? cluster.node(node).log.write(toFile: kept, atomically: true, encoding: .utf8)
+                    print("workload \(replay): node \(node + 1)'s log kept in \(kept)")
+                }
+            }
         }
 
         /// Every node runs its transactions at the same time, a few per sqlite3 call, as applications do.
