@@ -140,22 +140,8 @@ public final class ChangeApplier {
     /// The rows with queue entries past `stamped_through`: local writes whose stamps are not in the row
     /// clocks yet (usually none or a few: the capturer stamps them with its watermark).
     private func pendingRows() throws -> Set<RowIdentity> {
-        let mark = try PendingStamps.stampedThrough(in: database)
-        guard try PublishWatermark.lastQueuedID(in: database) > mark else { return [] }
-        var names: [Int64: String] = [:]
-        for row in try statement("SELECT id, name FROM \(q(ChangeLogSchema.tables))").all() {
-            if case .integer(let id) = row[0], case .text(let name) = row[1] { names[id] = String(decoding: name, as: UTF8.self) }
-        }
-        // Columns id, table_id, at and k1…kN (in that order only in a fresh installation).
-        let keyWidth = max(0, Int(try database.scalarInteger("SELECT count(*) FROM pragma_table_info('\(ChangeLogSchema.globalLog)')")) - 3)
-        let keys = (0..<keyWidth).map { ", " + ChangeLogSchema.keyColumn($0 + 1) }.joined()
-        var rows: Set<RowIdentity> = []
-        for entry in try statement("SELECT table_id\(keys) FROM \(q(ChangeLogSchema.globalLog)) WHERE id > ?").all([.integer(mark)]) {
-            guard case .integer(let tableID) = entry[0], let name = names[tableID], let table = catalog.table(named: name),
-                  entry.count > table.primaryKey.count else { continue }
-            rows.insert(RowIdentity(table: name, key: Array(entry[1...table.primaryKey.count])))
-        }
-        return rows
+        guard let (entries, _) = try stamps.queue.pending() else { return [] }
+        return Set(entries.map { RowIdentity(table: $0.table.name, key: $0.key) })
     }
 
     /// Writes this node's changes that were never published back into a restored snapshot, by

@@ -89,19 +89,14 @@ public final class ChangeReader {
     /// One queue row as an entry (nil: its table is not replicated), its stamp folded into the chain when
     /// it is not stamped yet.
     private func entry(_ row: [SQLiteValue], stampedThrough: Int64) throws(SQLiteError) -> Entry? {
-        guard case .integer(let id) = row[0], case .integer(let tableID) = row[1], let table = tablesByID[tableID],
-            row.count >= 3 + table.primaryKey.count
-        else { return nil }
-        let key = Array(row[3..<(3 + table.primaryKey.count)])
-        guard id > stampedThrough else { return Entry(id: id, table: table, key: key, pendingStamp: nil) }
-        var at: UInt64?
-        if case .integer(let value) = row[2] { at = UInt64(bitPattern: value) }
-        let clock = try statements(for: table).clock
-        let stamp = try chain.fold(id: id, row: RowIdentity(table: table.name, key: key), at: at) { () throws(SQLiteError) -> UInt64? in
-            if case .integer(let value) = try clock.all(key).first?.first { return UInt64(bitPattern: value) }
+        guard let queued = PendingQueue.entry(row, tablesByID: tablesByID) else { return nil }
+        guard queued.id > stampedThrough else { return Entry(id: queued.id, table: queued.table, key: queued.key, pendingStamp: nil) }
+        let clock = try statements(for: queued.table).clock
+        let stamp = try chain.fold(id: queued.id, row: RowIdentity(table: queued.table.name, key: queued.key), at: queued.at) { () throws(SQLiteError) -> UInt64? in
+            if case .integer(let value) = try clock.all(queued.key).first?.first { return UInt64(bitPattern: value) }
             return nil
         }
-        return Entry(id: id, table: table, key: key, pendingStamp: at == nil ? nil : stamp)
+        return Entry(id: queued.id, table: queued.table, key: queued.key, pendingStamp: queued.at == nil ? nil : stamp)
     }
 
     private func event(for entry: Entry) throws(SQLiteError) -> ChangeEvent? {

@@ -94,69 +94,109 @@ public struct StampChain: Sendable {
     }
 }
 
+/// The queue entries past `stamped_through`: local writes whose stamps are not in the row clocks yet. What
+/// `StampMaterializer` stamps, and what the applier's check of the node's own events must count as held.
+/// Table ids, key columns, the node and the query are read again only when the schema changed (every
+/// installation changes it: it recreates the triggers).
+final class PendingQueue {
+    struct Entry {
+        var id: Int64
+        var table: TableInfo
+        var key: [SQLiteValue]
+        /// Nil: the entry was stamped when it was queued.
+        var at: UInt64?
+    }
+
+    private let database: SQLiteDatabase
+    private var schemaVersion: Int64 = -1
+    private var tablesByID: [Int64: TableInfo] = [:]
+    private var select: SQLiteStatement?
+    /// The node the entries were written by (`PendingStamps.node`).
+    private(set) var node: UInt64 = 0
+
+    init(database: SQLiteDatabase) { self.database = database }
+
+    /// The entries after `stamped_through` in queue order, and the newest queue id (the mark to move to);
+    /// nil, after two small reads, when nothing is pending.
+    func pending() throws(SQLiteError) -> (entries: [Entry], through: Int64)? {
+        let mark = try PendingStamps.stampedThrough(in: database)
+        let last = try PublishWatermark.lastQueuedID(in: database)
+        guard last > mark else { return nil }
+        try refresh()
+        guard let select else { return ([], last) }
+        let entries = try select.all([.integer(mark)]).compactMap { Self.entry($0, tablesByID: tablesByID) }
+        return (entries, last)
+    }
+
+    /// A queue row `id, table_id, at, k1…kN` as an entry; nil when its table is not replicated (any more).
+    static func entry(_ row: [SQLiteValue], tablesByID: [Int64: TableInfo]) -> Entry? {
+        guard row.count >= 3, case .integer(let id) = row[0], case .integer(let tableID) = row[1], let table = tablesByID[tableID],
+              row.count >= 3 + table.primaryKey.count
+        else { return nil }
+        var at: UInt64?
+        if case .integer(let value) = row[2] { at = UInt64(bitPattern: value) }
+        return Entry(id: id, table: table, key: Array(row[3..<(3 + table.primaryKey.count)]), at: at)
+    }
+
+    private func refresh() throws(SQLiteError) {
+        let version = try database.scalarInteger("PRAGMA schema_version")
+        guard version != schemaVersion else { return }
+        let catalog = try TableCatalog.read(database)
+        var byID: [Int64: TableInfo] = [:]
+        for row in try database.prepare("SELECT id, name FROM \(ChangeLogSchema.quote(ChangeLogSchema.tables))").all() {
+            guard case .integer(let id) = row[0], case .text(let name) = row[1],
+                  let table = catalog.table(named: String(decoding: name, as: UTF8.self)) else { continue }
+            byID[id] = table
+        }
+        // Columns id, table_id, at and k1…kN (in that order only in a fresh installation: selected by name).
+        let keyWidth = max(0, Int(try database.scalarInteger("SELECT count(*) FROM pragma_table_info('\(ChangeLogSchema.globalLog)')")) - 3)
+        let keys = (0..<keyWidth).map { ", " + ChangeLogSchema.keyColumn($0 + 1) }.joined()
+        select = try database.prepare("SELECT id, table_id, at\(keys) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog)) WHERE id > ? ORDER BY id")
+        node = try PendingStamps.node(in: database)
+        tablesByID = byID
+        schemaVersion = version
+    }
+}
+
 /// Writes the pending entries' stamps into the row clocks, in queue order, inside the caller's write
 /// transaction, and moves `stamped_through` past them. A row that exists is clocked as written by this
 /// node (`PendingStamps.node`), a row that does not as deleted by it (its last local write was a delete).
 public final class StampMaterializer {
     private let database: SQLiteDatabase
-    private var catalog: TableCatalog
-    private var catalogSchemaVersion: Int64 = -1
-    private var tablesByID: [Int64: TableInfo] = [:]
-    private var keyWidth = 0
+    let queue: PendingQueue
+    /// Per table: the row clock's stamp, whether the row exists, and the clock's write.
     private var statements: [String: (clock: SQLiteStatement, exists: SQLiteStatement, write: SQLiteStatement)] = [:]
+    private var statementsSchemaVersion: Int64 = -1
 
     public init(database: SQLiteDatabase) {
         self.database = database
-        catalog = TableCatalog(replicated: [], refused: [])
+        queue = PendingQueue(database: database)
     }
 
     /// Materializes every pending entry; returns how many entries it stamped. Call inside a write
     /// transaction, before changing any row clock.
     @discardableResult
     public func materialize() throws(SQLiteError) -> Int {
-        let mark = try PendingStamps.stampedThrough(in: database)
-        let last = try PublishWatermark.lastQueuedID(in: database)
-        guard last > mark else { return 0 }
-        try refresh()
-        let node = Int64(bitPattern: try PendingStamps.node(in: database))
-        let keys = (0..<keyWidth).map { ", " + ChangeLogSchema.keyColumn($0 + 1) }.joined()
-        let entries = try database.prepare(
-            "SELECT id, table_id, at\(keys) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog)) WHERE id > ? ORDER BY id").all([.integer(mark)])
+        guard let (entries, through) = try queue.pending() else { return 0 }
+        let version = try database.scalarInteger("PRAGMA schema_version")
+        if version != statementsSchemaVersion {
+            statements.removeAll()
+            statementsSchemaVersion = version
+        }
+        let node = Int64(bitPattern: queue.node)
         var stamped = 0
         for entry in entries {
-            guard case .integer(let at) = entry[2], case .integer(let tableID) = entry[1], let table = tablesByID[tableID],
-                entry.count >= 3 + table.primaryKey.count
-            else { continue }
-            let key = Array(entry[3..<(3 + table.primaryKey.count)])
-            let (clock, exists, write) = try statements(for: table)
+            guard let at = entry.at else { continue }
+            let (clock, exists, write) = try statements(for: entry.table)
             var previous: UInt64?
-            if case .integer(let value) = try clock.all(key).first?.first { previous = UInt64(bitPattern: value) }
-            let stamp = PendingStamps.next(at: UInt64(bitPattern: at), previous: previous)
-            let deleted: Int64 = try exists.all(key).isEmpty ? 1 : 0
-            try write.run(key + [.integer(Int64(bitPattern: stamp)), .integer(node), .integer(deleted)])
+            if case .integer(let value) = try clock.all(entry.key).first?.first { previous = UInt64(bitPattern: value) }
+            let stamp = PendingStamps.next(at: at, previous: previous)
+            let deleted: Int64 = try exists.all(entry.key).isEmpty ? 1 : 0
+            try write.run(entry.key + [.integer(Int64(bitPattern: stamp)), .integer(node), .integer(deleted)])
             stamped += 1
         }
-        try PendingStamps.setStampedThrough(last, in: database)
+        try PendingStamps.setStampedThrough(through, in: database)
         return stamped
-    }
-
-    /// Re-reads table ids and key columns when the schema changed (a renamed table keeps its id).
-    private func refresh() throws(SQLiteError) {
-        let version = try database.scalarInteger("PRAGMA schema_version")
-        let names = try database.prepare("SELECT id, name FROM \(ChangeLogSchema.quote(ChangeLogSchema.tables))").all()
-        if version != catalogSchemaVersion {
-            catalogSchemaVersion = version
-            catalog = try TableCatalog.read(database)
-            statements.removeAll()
-        }
-        tablesByID.removeAll()
-        for row in names {
-            guard case .integer(let id) = row[0], case .text(let name) = row[1],
-                let table = catalog.table(named: String(decoding: name, as: UTF8.self)) else { continue }
-            tablesByID[id] = table
-        }
-        let columns = try database.prepare("SELECT count(*) FROM pragma_table_info(?)").all([.text(ChangeLogSchema.globalLog)])
-        if case .integer(let count) = columns.first?.first { keyWidth = max(0, Int(count) - 3) }
     }
 
     private func statements(for table: TableInfo) throws(SQLiteError) -> (clock: SQLiteStatement, exists: SQLiteStatement, write: SQLiteStatement) {
