@@ -307,12 +307,24 @@ final class BrokerService: WorkerLoopHandler {
 
     private func forwardAcknowledgements() {
         for result in acks.drain() {
-            let answers = switch result {
-            case .stored(let messageID, let stream, let sequence, _): correlation.stored(messageID: messageID, stream: stream, sequence: sequence)
-            case .failed(let messageID, let reason): correlation.failed(messageID: messageID, reason: reason)
+            let answers: [DataMessage]
+            switch result {
+            case .stored(let messageID, let stream, let sequence, let duplicate):
+                logAcknowledgement(messageID: messageID, stream: stream, sequence: sequence, duplicate: duplicate)
+                answers = correlation.stored(messageID: messageID, stream: stream, sequence: sequence)
+            case .failed(let messageID, let reason):
+                logger.debug("a publish was not acknowledged", metadata: ["message_id": "\(messageID)", "error": "\(reason)"])
+                answers = correlation.failed(messageID: messageID, reason: reason)
             }
             answers.forEach { reply(to: capturer, $0) }
         }
+    }
+
+    /// Every acknowledgement at debug level: after a failover, which sequence a lost message was acknowledged at,
+    /// and whether JetStream answered it as a duplicate of a message id it had stored before, is the evidence.
+    private func logAcknowledgement(messageID: String, stream: String, sequence: UInt64, duplicate: Bool) {
+        logger.debug(duplicate ? "JetStream acknowledged a publish as a duplicate" : "JetStream acknowledged a publish",
+                     metadata: ["message_id": "\(messageID)", "stream": "\(stream)", "sequence": "\(sequence)"])
     }
 
     /// Hands fetched batches to the applier, each after the ranges its stream confirmed gone before it. A

@@ -23,6 +23,8 @@ final class ExternalNATSNodes {
             \(maxEntries.map { "max_entries = \($0)" } ?? "")
             [snapshot]
             enabled = false
+            [logging]
+            verbose = true
             """
         nodes = Array(repeating: nil, count: size)
         for index in 0..<size { try makeDatabase(path(index), "PRAGMA journal_mode=WAL;" + schema) }
