@@ -1,15 +1,16 @@
 import IPC
 
 /// Which of the capturer's batches each JetStream acknowledgement answers, with no I/O. The broker sends
-/// every publish the capturer asks for asynchronously, keyed by its `Nats-Msg-Id`; libnats answers each
-/// one later, by message id, as stored or failed. This keeps `Nats-Msg-Id → batch ids waiting for it` and
+/// every publish the capturer asks for asynchronously, keyed by its message id; libnats answers each
+/// one later, by message id, as stored or failed. This keeps `message id → batch ids waiting for it` and
 /// turns every answer into replies for the capturer.
 ///
 /// **Same message id, several batches.** A capturer resends a batch it had no answer for with the same
 /// message id (which names the changes it carries: node, capturer incarnation, shard, change-id range).
 /// A stored acknowledgement means JetStream holds that message, so it confirms every batch waiting for it;
-/// a failure answers every batch waiting for it (each is sent again by the capturer, and JetStream stores
-/// a message id once). An answer for a message id nobody waits for any more is dropped.
+/// a failure answers every batch waiting for it (each is sent again by the capturer; a retry of a message
+/// JetStream had stored after all is stored again, on purpose: see `NATSConnection.publishIDHeader`). An
+/// answer for a message id nobody waits for any more is dropped.
 ///
 /// **Capturer connections.** Waiting batches belong to the capturer connection that sent them. When that
 /// connection ends, or another capturer connection says hello, they are forgotten: the capturer sends
@@ -25,7 +26,7 @@ public struct PublishCorrelation: Sendable {
         case reply(DataMessage)
     }
 
-    /// Nats-Msg-Id → the capturer's batch ids waiting for that acknowledgement, in the order they were sent.
+    /// Message id → the capturer's batch ids waiting for that acknowledgement, in the order they were sent.
     public private(set) var waiting: [String: [UInt64]] = [:]
     /// Batches confirmed to the capturer.
     public private(set) var confirmedBatches: Int64 = 0

@@ -16,7 +16,7 @@ public struct MessageCutting: Equatable, Sendable {
 
     /// The most event bytes that fit a message of `messageBytes` once encoded: room is left for the envelope
     /// (version, flags, origin, schema hash, count: under 1 KiB), zstd's worst-case growth of incompressible
-    /// data (`ZSTD_compressBound`: 1/256 and a few bytes, 4 KiB for 1 MiB) and the `Nats-Msg-Id` header.
+    /// data (`ZSTD_compressBound`: 1/256 and a few bytes, 4 KiB for 1 MiB) and the message id header.
     public static func eventBytes(inMessagesOf messageBytes: Int) -> Int {
         messageBytes - messageBytes / 256 - (12 << 10)
     }

@@ -5,8 +5,8 @@ import SQLiteKit
 public struct ChangeLogInstallation: Sendable {
     public var catalog: TableCatalog
     public var tableIDs: [String: Int64]
-    /// Random per installation: part of every message id, so ids reused after `-cleanup` are never
-    /// mistaken by JetStream's deduplication for ones it saw before.
+    /// Random per installation: part of every message id, so ids reused after `-cleanup` never name
+    /// another installation's messages (in logs, and in the acknowledgements of the broker's publishes).
     public var incarnation: String
     /// HarmonyLite's schema hash of the replicated tables.
     public var schemaHash: String
@@ -24,7 +24,7 @@ public enum ChangeLogInstaller {
     /// lock for microseconds instead of a disk flush, which is what made the application's writes wait in
     /// the benchmark. Nothing depends on them being durable at once: a power cut can only roll back the
     /// last applied batches together with their cursor (fetched again from JetStream) or the publish
-    /// watermark (published again, deduplicated by Nats-Msg-Id or superseded by the same stamp).
+    /// watermark (published again: the same stamps supersede nothing where they were applied already).
     public static func open(_ path: String, node: UInt64) throws(SQLiteError) -> (SQLiteDatabase, ChangeLogInstallation) {
         let database = try SQLiteDatabase(existingPath: path)
         try database.execute("PRAGMA journal_mode=WAL")

@@ -8,7 +8,8 @@ import BinaryCoding
 public enum DataMessage: Equatable, Sendable {
     /// First message on a data connection: who is speaking.
     case hello(role: Role)
-    /// Capturer → broker: one JetStream message to publish on `shard`, deduplicated by `messageID`.
+    /// Capturer → broker: one JetStream message to publish on `shard`, named by `messageID` (which names
+    /// its changes; JetStream does not deduplicate it: see `NATSConnection.publishIDHeader`).
     case publish(Publish)
     /// Broker → capturer: JetStream stored (or had already stored) the publish `batchID`.
     case published(batchID: UInt64, stream: String, sequence: UInt64)

@@ -1,11 +1,22 @@
 import CNats
 
 extension NATSConnection {
-    /// Publishes asynchronously with `Nats-Msg-Id` set, so JetStream stores a retry of the same id once.
+    /// The header that names an asynchronous publish, so its acknowledgement can be matched to it.
+    ///
+    /// Deliberately not `Nats-Msg-Id`: JetStream would answer a retry of an id it holds as a duplicate, and
+    /// nats-server before 2.9.21 (Debian's 2.9.10) counts such a rejected proposal on each replica apart
+    /// (`clfs`). After a kill -9 the replicas' counts differ, and a replica whose count is ahead silently
+    /// skips the next message it is sent and stores the one after in its place: consumers led from that
+    /// replica never see the skipped message (nats-server PR #4365; issue 14, README "NATS failovers"). So a
+    /// retry of a message JetStream already stored is stored again; applying it again changes nothing (the
+    /// same stamp never supersedes itself).
+    public static let publishIDHeader = "HarmonyLite-Msg-Id"
+
+    /// Publishes asynchronously, named by `messageID` (`publishIDHeader`; JetStream does not deduplicate it).
     /// The outcome arrives later through `publishAcks`; a publish not acknowledged within `timeoutMilliseconds`
     /// (NATS down, no stream leader) arrives there as a failure.
     public func publishAsync(subject: String, payload: [UInt8], messageID: String, timeoutMilliseconds: Int64 = 5000) throws(NATSError) {
-        let message = try Self.message(subject: subject, payload: payload, headers: [("Nats-Msg-Id", messageID)])
+        let message = try Self.message(subject: subject, payload: payload, headers: [(Self.publishIDHeader, messageID)])
         var options = jsPubOptions()
         jsPubOptions_Init(&options)
         options.MaxWait = timeoutMilliseconds

@@ -18,7 +18,7 @@ func publishAckHandler(_ js: OpaquePointer?, _ message: OpaquePointer?, _ ack: U
     guard let closure else { return }
     let sink = Unmanaged<PublishAcks>.fromOpaque(closure).takeUnretainedValue()
     var idPointer: UnsafePointer<CChar>?
-    natsMsgHeader_Get(message, "Nats-Msg-Id", &idPointer)
+    natsMsgHeader_Get(message, NATSConnection.publishIDHeader, &idPointer)
     let messageID = idPointer.map { String(cString: $0) } ?? ""
     if let ack {
         let stream = ack.pointee.Stream.map { String(cString: $0) } ?? ""
