@@ -61,7 +61,7 @@ import Testing
         #expect(cut.messages == [[largest]])
         #expect(cut.refused.map(\.changeID) == [2])
         let payload = ChangeBatch(origin: .max, schemaHash: String(repeating: "ab", count: 32), events: [largest]).encoded(compress: compress)
-        // Leaves room for the Nats-Msg-Id header.
+        // Leaves room for the message id header.
         #expect(payload.count + 512 <= messageBytes)
     }
 }
