@@ -205,14 +205,19 @@ final class ApplyService: WorkerLoopHandler {
     /// none; after a restore, what the snapshot lacks), applies the rest with the group's cursor.
     private func apply(_ group: ApplyPipeline.ApplyGroup) -> [Action] {
         do {
+            let batches = try group.deliveries.map(decode)
+            var wanted = batches.map(\.events)
+            // The node's own events only where its rows do not hold them yet (after a restore): all of the
+            // group's own batches in one read.
+            let own = batches.indices.filter { batches[$0].origin == config.nodeID }
+            if !own.isEmpty {
+                for (index, events) in zip(own, try applier.notYetHeld(inEach: own.map { batches[$0].events })) { wanted[index] = events }
+            }
             var events: [ChangeEvent] = []
             var streams: [String] = []
-            for delivery in group.deliveries {
-                let batch = try decode(delivery)
-                // The node's own events only where its rows do not hold them yet (after a restore).
-                let wanted = batch.origin == config.nodeID ? try applier.notYetHeld(batch.events) : batch.events
-                events += wanted
-                streams += Array(repeating: delivery.stream, count: wanted.count)
+            for (delivery, kept) in zip(group.deliveries, wanted) {
+                events += kept
+                streams += Array(repeating: delivery.stream, count: kept.count)
             }
             guard !events.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
             let outcome = try applier.apply(events, cursor: group.cursor)
