@@ -29,7 +29,7 @@ public struct StreamSpecification: Equatable, Sendable {
         self.init(name: name, subjects: [subject], replicas: replicas, maxMessages: maxMessages)
     }
 
-    /// The first subject: a shard stream's only one.
+    /// The first subject.
     public var subject: String { subjects[0] }
 }
 
@@ -50,27 +50,44 @@ public struct StreamState: Equatable, Sendable {
     }
 }
 
+/// What `ensureStream` found and did.
+public struct EnsuredStream: Equatable, Sendable {
+    public var state: StreamState
+    /// Subjects of the specification the existing stream lacked, now added (empty: none, or created).
+    public var addedSubjects: [String] = []
+}
+
 extension NATSConnection {
-    /// Creates the stream if missing (file storage, limits retention, discard old, the dedup window);
-    /// updates an existing one whose limits differ only when `updateExisting` (HarmonyLite's
-    /// `update_existing`). Returns its state.
-    public func ensureStream(_ spec: StreamSpecification, updateExisting: Bool) throws(NATSError) -> StreamState {
+    /// Creates the stream if missing (file storage, limits retention, discard old, the dedup window).
+    /// An existing one gets the specification's subjects it lacks, keeping its own (always: a publisher on
+    /// a new subject finds no stream otherwise); its limits are changed only when `updateExisting`
+    /// (HarmonyLite's `update_existing`).
+    @discardableResult
+    public func ensureStream(_ spec: StreamSpecification, updateExisting: Bool) throws(NATSError) -> EnsuredStream {
         var info: UnsafeMutablePointer<jsStreamInfo>?
         var code = jsErrCode(rawValue: 0)
         let status = js_GetStreamInfo(&info, jetStream, spec.name, nil, &code)
         if status == NATS_OK, let info {
             defer { jsStreamInfo_Destroy(info) }
             let config = info.pointee.Config.pointee
+            let existing = (0..<Int(max(0, config.SubjectsLen))).compactMap { config.Subjects?[$0].map { String(cString: $0) } }
+            let missing = spec.subjects.filter { !existing.contains($0) }
             let differs = config.MaxMsgs != spec.maxMessages || Int(config.Replicas) != spec.replicas
-            if !differs || !updateExisting { return StreamState(info.pointee) }
-            return try withStreamConfig(spec) { config throws(NATSError) in
+            guard !missing.isEmpty || (differs && updateExisting) else { return EnsuredStream(state: StreamState(info.pointee)) }
+            var target = spec
+            target.subjects = existing + missing
+            if !updateExisting {
+                target.maxMessages = config.MaxMsgs
+                target.replicas = Int(config.Replicas)
+            }
+            return try withStreamConfig(target) { config throws(NATSError) in
                 var updated: UnsafeMutablePointer<jsStreamInfo>?
                 let status = js_UpdateStream(&updated, jetStream, &config, nil, &code)
                 guard status == NATS_OK, let updated else {
                     throw NATSError(operation: "update stream \(spec.name)", status: status, jetStreamCode: Int(code.rawValue))
                 }
                 defer { jsStreamInfo_Destroy(updated) }
-                return StreamState(updated.pointee)
+                return EnsuredStream(state: StreamState(updated.pointee), addedSubjects: missing)
             }
         }
         guard status == NATS_NOT_FOUND || code == JSStreamNotFoundErr else {
@@ -83,7 +100,7 @@ extension NATSConnection {
                 throw NATSError(operation: "create stream \(spec.name)", status: status, jetStreamCode: Int(code.rawValue))
             }
             defer { jsStreamInfo_Destroy(created) }
-            return StreamState(created.pointee)
+            return EnsuredStream(state: StreamState(created.pointee))
         }
     }
 
