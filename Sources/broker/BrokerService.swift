@@ -181,13 +181,15 @@ final class BrokerService: WorkerLoopHandler {
     /// the stream with `-c-` when compressing; our messages say whether they are compressed, so one name serves.
     private func prepareStreams() throws {
         guard let connection else { return }
-        for shard in 1...config.replicationLog.shards {
-            let spec = streamSpecification(shard)
-            let ensured = try connection.ensureStream(spec, updateExisting: config.replicationLog.updateExisting)
-            if !ensured.addedSubjects.isEmpty {
-                logger.notice("added the per-node subjects to an existing shard stream (publishers on its other subjects keep working)",
-                              metadata: ["stream": "\(spec.name)", "added": "\(ensured.addedSubjects.joined(separator: ", "))"])
-            }
+        for shard in 1...config.replicationLog.shards { try ensureStream(shard, on: connection) }
+    }
+
+    private func ensureStream(_ shard: UInt64, on connection: NATSConnection) throws {
+        let spec = streamSpecification(shard)
+        let ensured = try connection.ensureStream(spec, updateExisting: config.replicationLog.updateExisting)
+        if !ensured.addedSubjects.isEmpty {
+            logger.notice("added the per-node subjects to an existing shard stream (publishers on its other subjects keep working)",
+                          metadata: ["stream": "\(spec.name)", "added": "\(ensured.addedSubjects.joined(separator: ", "))"])
         }
     }
 
@@ -230,6 +232,14 @@ final class BrokerService: WorkerLoopHandler {
         logger.error("the shard stream was replaced under its consumer (deleted and created again, or lost with its only server)",
                      metadata: ["stream": "\(fetcher.stream)", "created": "\(current)", "consumer_created_for": "\(fetcher.created)"])
         reply(to: applier, .consuming(stream: fetcher.stream, created: current))
+        // Created again by hand, it may bind only the shared subject: this node's publishes would find no stream.
+        if let connection, let shard = (1...config.replicationLog.shards).first(where: { streamSpecification($0).name == fetcher.stream }) {
+            do {
+                try ensureStream(shard, on: connection)
+            } catch {
+                logger.warning("cannot check the replaced stream's subjects; checked again at the next start", metadata: ["stream": "\(fetcher.stream)", "error": "\(error)"])
+            }
+        }
     }
 
     private func stopFetchers() {

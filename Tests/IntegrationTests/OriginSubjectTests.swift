@@ -63,7 +63,8 @@ extension ProcessTests {
 
         /// A shard stream made by an older version (or HarmonyLite) binds only `<prefix>-<n>`: the broker
         /// adds the per-node subjects at its start (update_existing is false), says so once, and replicates
-        /// through it; a message on the shared subject (a HarmonyLite publisher) is still applied.
+        /// through it; a message on the shared subject (a HarmonyLite publisher) is still applied. The same
+        /// when the stream is created again by hand under the running node.
         @Test func aStreamWithOnlyTheSharedSubjectIsUpgraded() throws {
             let port = try freePort()
             let toml = "[snapshot]\nenabled = false\n[nats]\nbind_address = \"127.0.0.1:\(port)\"\n" + Self.operatorTOML
@@ -93,6 +94,14 @@ extension ProcessTests {
             #expect(eventually(timeout: 20) {
                 (try? runCommand("/usr/bin/sqlite3", [database, "SELECT v FROM kv WHERE k = 1;"]).output) == "from a HarmonyLite node\n"
             }, "the shared subject's message is applied unchecked: \(node.log.suffix(3000))")
+
+            // Created again by hand under the running node, with the shared subject only: the broker sees the
+            // new stream and adds its subjects, so the node's next write gets through.
+            try connection.deleteStream("harmonylite-changes-1")
+            try connection.ensureStream(StreamSpecification(name: "harmonylite-changes-1", subject: "harmonylite-change-log-1", replicas: 1, maxMessages: 1024), updateExisting: false)
+            #expect(try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", database, "INSERT INTO kv VALUES (3, 'after the replacement');"]).status == 0)
+            #expect(eventually(timeout: 30) { ((try? connection.streamState("harmonylite-changes-1").lastSequence) ?? 0) >= 1 }, "\(node.log.suffix(3000))")
+            #expect(node.log.components(separatedBy: "added the per-node subjects to an existing shard stream").count == 3, "\(node.log.suffix(3000))")
         }
     }
 }
