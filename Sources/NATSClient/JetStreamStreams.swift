@@ -16,6 +16,8 @@ public struct StreamSpecification: Equatable, Sendable {
     public var duplicateWindowSeconds: Int64 = 120
     /// Whether a `Nats-Rollup` header may replace a subject's earlier messages (the object store's metadata).
     public var allowRollup = false
+    /// Whether single messages may not be deleted (HarmonyLite's shard streams; an update cannot undo it).
+    public var denyDelete = false
 
     public init(name: String, subjects: [String], replicas: Int, maxMessages: Int64) {
         self.name = name
@@ -74,20 +76,27 @@ extension NATSConnection {
             let missing = spec.subjects.filter { !existing.contains($0) }
             let differs = config.MaxMsgs != spec.maxMessages || Int(config.Replicas) != spec.replicas
             guard !missing.isEmpty || (differs && updateExisting) else { return EnsuredStream(state: StreamState(info.pointee)) }
-            var target = spec
-            target.subjects = existing + missing
-            if !updateExisting {
-                target.maxMessages = config.MaxMsgs
-                target.replicas = Int(config.Replicas)
-            }
-            return try withStreamConfig(target) { config throws(NATSError) in
+            let update = { (config: inout jsStreamConfig) throws(NATSError) -> EnsuredStream in
                 var updated: UnsafeMutablePointer<jsStreamInfo>?
-                let status = js_UpdateStream(&updated, jetStream, &config, nil, &code)
+                let status = js_UpdateStream(&updated, self.jetStream, &config, nil, &code)
                 guard status == NATS_OK, let updated else {
                     throw NATSError(operation: "update stream \(spec.name)", status: status, jetStreamCode: Int(code.rawValue))
                 }
                 defer { jsStreamInfo_Destroy(updated) }
                 return EnsuredStream(state: StreamState(updated.pointee), addedSubjects: missing)
+            }
+            if differs && updateExisting {
+                var target = spec
+                target.subjects = existing + missing
+                return try withStreamConfig(target, update)
+            }
+            // Only subjects to add: the stream's own configuration otherwise unchanged (HarmonyLite's
+            // streams deny deletes, which an update may not cancel).
+            var own = config
+            return try withCStrings(existing + missing) { subjects throws(NATSError) in
+                own.Subjects = subjects.baseAddress
+                own.SubjectsLen = Int32(subjects.count)
+                return try update(&own)
             }
         }
         guard status == NATS_NOT_FOUND || code == JSStreamNotFoundErr else {
@@ -121,20 +130,22 @@ extension NATSConnection {
         guard status == NATS_OK else { throw NATSError(operation: "delete stream \(name)", status: status, jetStreamCode: Int(code.rawValue)) }
     }
 
+    private func withCStrings<T>(_ strings: [String], _ body: (UnsafeMutableBufferPointer<UnsafePointer<CChar>?>) throws(NATSError) -> T) throws(NATSError) -> T {
+        let copies = strings.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        var pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) }
+        return try pointers.withUnsafeMutableBufferPointer { buffer throws(NATSError) in try body(buffer) }
+    }
+
     private func withStreamConfig<T>(_ spec: StreamSpecification, _ body: (inout jsStreamConfig) throws(NATSError) -> T) throws(NATSError) -> T {
         var config = jsStreamConfig()
         jsStreamConfig_Init(&config)
         let name = strdup(spec.name)
-        let subjects = spec.subjects.map { strdup($0) }
-        defer {
-            free(name)
-            subjects.forEach { free($0) }
-        }
-        var pointers = subjects.map { UnsafePointer<CChar>($0) }
-        return try pointers.withUnsafeMutableBufferPointer { buffer throws(NATSError) in
+        defer { free(name) }
+        return try withCStrings(spec.subjects) { subjects throws(NATSError) in
             config.Name = UnsafePointer(name)
-            config.Subjects = buffer.baseAddress
-            config.SubjectsLen = Int32(buffer.count)
+            config.Subjects = subjects.baseAddress
+            config.SubjectsLen = Int32(subjects.count)
             config.Storage = js_FileStorage
             config.Retention = js_LimitsPolicy
             config.Discard = js_DiscardOld
@@ -143,6 +154,7 @@ extension NATSConnection {
             config.Duplicates = spec.duplicateWindowSeconds * 1_000_000_000
             config.AllowDirect = true
             config.AllowRollup = spec.allowRollup
+            config.DenyDelete = spec.denyDelete
             return try body(&config)
         }
     }

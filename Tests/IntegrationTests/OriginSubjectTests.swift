@@ -78,7 +78,10 @@ extension ProcessTests {
             settings.userPassword = "operator-pw"
             var asOperator: NATSConnection? = try NATSConnection.connect(settings)
             try asOperator!.deleteStream("harmonylite-changes-1")
-            try asOperator!.ensureStream(StreamSpecification(name: "harmonylite-changes-1", subject: "harmonylite-change-log-1", replicas: 1, maxMessages: 1024), updateExisting: false)
+            // As HarmonyLite makes it: one subject, message deletes denied (which no update may cancel).
+            var harmonyLite = StreamSpecification(name: "harmonylite-changes-1", subject: "harmonylite-change-log-1", replicas: 1, maxMessages: 1024)
+            harmonyLite.denyDelete = true
+            try asOperator!.ensureStream(harmonyLite, updateExisting: false)
             try asOperator!.publish(subject: "harmonylite-change-log-1", payload: Self.forged(origin: 7, key: 1, value: "from a HarmonyLite node"))
             asOperator = nil
             _ = node.terminate()
