@@ -1,6 +1,7 @@
 import TestSupport
 import ChangeEvents
 import Foundation
+import HarmonyConfig
 import NATSClient
 import Testing
 
@@ -27,6 +28,11 @@ extension ProcessTests {
             try NATSConnection.connect(try cluster.clientSettings(node, name: "test"))
         }
 
+        /// Shard 1's stream as a broker creates it: its shared and per-node subjects.
+        static func shardStream(_ name: String) -> StreamSpecification {
+            StreamSpecification(name: name, subjects: ChangeSubjects.streamSubjects(prefix: "harmonylite-change-log", shard: 1), replicas: 1, maxMessages: 1024)
+        }
+
         /// The operator of a cluster made with `natsTOML: operatorTOML`: may delete streams.
         static func connectAsOperator(_ cluster: TestCluster, node: Int = 0) throws -> NATSConnection {
             var settings = ConnectionSettings(urls: ["nats://127.0.0.1:\(cluster.clientPorts[node])"], name: "operator")
@@ -40,7 +46,7 @@ extension ProcessTests {
         /// deleted, started again. Node 2 keeps its insert and its delete. Then an event older than both,
         /// published late by a node that was partitioned, changes nothing on any node.
         @Test func recoveryProcedureKeepsWhatTheNodePublishedAfterTheSnapshot() throws {
-            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: Self.manualSnapshots, count: 3))
+            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: Self.manualSnapshots, count: 3), natsTOML: Self.operatorTOML)
             let before = Self.stampNow()
             try cluster.sql(0, "INSERT INTO kv VALUES (1, 'one'), (2, 'two');")
             #expect(try cluster.converge(Self.rows, to: "1=one 2=two\n"))
@@ -63,7 +69,8 @@ extension ProcessTests {
                 ChangeEvent(changeID: 1, table: "kv", operation: .upsert, stamp: before, writer: 9, columns: ["k", "v"], values: [.integer(2), .text("back from the dead")], keyCount: 1),
                 ChangeEvent(changeID: 2, table: "kv", operation: .upsert, stamp: before, writer: 9, columns: ["k", "v"], values: [.integer(3), .text("rolled back")], keyCount: 1),
             ])
-            try Self.connect(cluster).publish(subject: "harmonylite-change-log-1", payload: late.encoded(compress: false))
+            // As node 9 would: on its own subject (the operator may publish anywhere; node 1 may not).
+            try Self.connectAsOperator(cluster).publish(subject: "harmonylite-change-log-1.9", payload: late.encoded(compress: false))
             try cluster.sql(0, "INSERT INTO kv VALUES (4, 'after the late event');")
             #expect(try cluster.converge(Self.rows, to: "1=one 3=inserted by node 2 after the snapshot 4=after the late event\n", timeout: 30),
                     "\((0..<3).map { (try? cluster.sql($0, Self.rows)) ?? "?" })")
@@ -158,7 +165,7 @@ extension ProcessTests {
             let stream = "harmonylite-changes-1"
             let old = try connection.streamState(stream)
             try connection.deleteStream(stream)
-            let new = try connection.ensureStream(StreamSpecification(name: stream, subject: "harmonylite-change-log-1", replicas: 1, maxMessages: 1024), updateExisting: false)
+            let new = try connection.ensureStream(Self.shardStream(stream), updateExisting: false).state
             #expect(new.created != old.created && new.lastSequence == 0)
             try cluster.sql(1, (11...15).map { "INSERT INTO kv VALUES (\($0), 'new stream');" }.joined())
             #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "15|120\n", timeout: 40),
@@ -186,7 +193,7 @@ extension ProcessTests {
             let connection = try Self.connectAsOperator(cluster)
             let stream = "harmonylite-changes-1"
             try connection.deleteStream(stream)
-            _ = try connection.ensureStream(StreamSpecification(name: stream, subject: "harmonylite-change-log-1", replicas: 1, maxMessages: 1024), updateExisting: false)
+            try connection.ensureStream(Self.shardStream(stream), updateExisting: false)
             try cluster.sql(1, (11...15).map { "INSERT INTO kv VALUES (\($0), 'new stream');" }.joined())
             // Each node restores in place; one that stopped instead is started again (as systemd would: the
             // nodes' embedded servers are the cluster), so the rest of the test still says what it can, and
