@@ -4,6 +4,9 @@ public struct ApplyFailure: Equatable, Sendable {
     public enum Kind: Equatable, Sendable, CustomStringConvertible {
         /// The payload is not a change batch: no retry can change that.
         case undecodable
+        /// The subject names another publisher than the batch's origin (a node forging another's events),
+        /// or is no change subject: never applied, not even by a retry of the parked messages.
+        case forgedOrigin
         /// This node lacks the table or a column (a migration not run here yet): waits for a schema change.
         case schemaMissing
         /// The event's key is not the local primary key: the schemas differ.
@@ -14,6 +17,7 @@ public struct ApplyFailure: Equatable, Sendable {
         public var description: String {
             switch self {
             case .undecodable: "undecodable"
+            case .forgedOrigin: "forged-origin"
             case .schemaMissing: "schema-missing"
             case .keyMismatch: "key-mismatch"
             case .database(let code): "database-\(code & 0xff)"
@@ -41,7 +45,7 @@ public struct ApplyFailure: Equatable, Sendable {
 
     func disposition(constraintRetries: Int) -> Disposition {
         switch kind {
-        case .undecodable, .schemaMissing, .keyMismatch:
+        case .undecodable, .forgedOrigin, .schemaMissing, .keyMismatch:
             return .park
         case .database(let code):
             // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH: the message's own rows are refused.

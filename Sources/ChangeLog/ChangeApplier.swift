@@ -19,6 +19,8 @@ public final class ChangeApplier {
     private var catalogSchemaVersion: Int64 = -1
     /// Local writes' stamps are written into the row clocks before a batch compares with them.
     private let stamps: StampMaterializer
+    /// The rows of local writes not stamped yet, for `notYetHeld`.
+    private var pendingRows = PendingRows()
 
     public struct Outcome: Equatable, Sendable {
         public var applied = 0
@@ -106,20 +108,28 @@ public final class ChangeApplier {
     /// (`PendingStamps`) holds the event already: that write is the event's own or a later one. Reads only:
     /// no write lock is taken.
     public func notYetHeld(_ events: [ChangeEvent]) throws -> [ChangeEvent] {
-        // One read transaction (a snapshot of the database, no lock that keeps a writer out): cheaper than
-        // a transaction per statement.
+        try notYetHeld(inEach: [events])[0]
+    }
+
+    /// `notYetHeld` of each batch, all in one read transaction (a snapshot of the database, no lock that
+    /// keeps a writer out): the applier checks a delivery group's own batches at once.
+    public func notYetHeld(inEach batches: [[ChangeEvent]]) throws -> [[ChangeEvent]] {
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
-        let pending = try pendingRows()
-        var newer: [ChangeEvent] = []
+        try pendingRows.update(from: stamps.queue, in: database)
         var clocks: [String: SQLiteStatement] = [:]
+        return try batches.map { events in try notYetHeld(events, clocks: &clocks) }
+    }
+
+    private func notYetHeld(_ events: [ChangeEvent], clocks: inout [String: SQLiteStatement]) throws -> [ChangeEvent] {
+        var newer: [ChangeEvent] = []
         for event in events {
             guard let table = try table(named: event.table) else {
                 newer.append(event)  // apply decides (it parks what names a table this node lacks)
                 continue
             }
             let key = Array(event.key)
-            if !pending.isEmpty, pending.contains(RowIdentity(table: table.name, key: key)) { continue }
+            if !pendingRows.isEmpty, pendingRows.contains(RowIdentity(table: table.name, key: key)) { continue }
             let statement: SQLiteStatement
             if let cached = clocks[table.name] {
                 statement = cached
@@ -135,13 +145,6 @@ public final class ChangeApplier {
             if event.supersedes(stamp: UInt64(bitPattern: stamp), writer: UInt64(bitPattern: writer)) { newer.append(event) }
         }
         return newer
-    }
-
-    /// The rows with queue entries past `stamped_through`: local writes whose stamps are not in the row
-    /// clocks yet (usually none or a few: the capturer stamps them with its watermark).
-    private func pendingRows() throws -> Set<RowIdentity> {
-        guard let (entries, _) = try stamps.queue.pending() else { return [] }
-        return Set(entries.map { RowIdentity(table: $0.table.name, key: $0.key) })
     }
 
     /// Writes this node's changes that were never published back into a restored snapshot, by

@@ -108,7 +108,8 @@ final class PendingQueue {
     }
 
     private let database: SQLiteDatabase
-    private var schemaVersion: Int64 = -1
+    /// The `schema_version` the tables, key width and statement were read at.
+    private(set) var schemaVersion: Int64 = -1
     private var tablesByID: [Int64: TableInfo] = [:]
     private var select: SQLiteStatement?
     /// The node the entries were written by (`PendingStamps.node`).
@@ -122,10 +123,14 @@ final class PendingQueue {
         let mark = try PendingStamps.stampedThrough(in: database)
         let last = try PublishWatermark.lastQueuedID(in: database)
         guard last > mark else { return nil }
+        return (try entries(after: mark), last)
+    }
+
+    /// The entries with ids above `id`, in queue order.
+    func entries(after id: Int64) throws(SQLiteError) -> [Entry] {
         try refresh()
-        guard let select else { return ([], last) }
-        let entries = try select.all([.integer(mark)]).compactMap { Self.entry($0, tablesByID: tablesByID) }
-        return (entries, last)
+        guard let select else { return [] }
+        return try select.all([.integer(id)]).compactMap { Self.entry($0, tablesByID: tablesByID) }
     }
 
     /// A queue row `id, table_id, at, k1…kN` as an entry; nil when its table is not replicated (any more).
@@ -138,7 +143,7 @@ final class PendingQueue {
         return Entry(id: id, table: table, key: Array(row[3..<(3 + table.primaryKey.count)]), at: at)
     }
 
-    private func refresh() throws(SQLiteError) {
+    func refresh() throws(SQLiteError) {
         let version = try database.scalarInteger("PRAGMA schema_version")
         guard version != schemaVersion else { return }
         let catalog = try TableCatalog.read(database)
@@ -155,6 +160,57 @@ final class PendingQueue {
         node = try PendingStamps.node(in: database)
         tablesByID = byID
         schemaVersion = version
+    }
+}
+
+/// The rows with pending entries, kept across calls for the applier's check of its own events (which runs
+/// for every delivery of its own, while up to a few thousand local writes may be pending at saturation):
+/// an update reads the mark and the newest queue id, then only the entries queued since the last update,
+/// and forgets those the mark has passed. Queue ids only grow (`removePublished` keeps the newest row), so
+/// a mark or newest id below what was read, or a schema change, means other content (a restore, a
+/// rename): the set is read again from the mark.
+struct PendingRows {
+    private var mark: Int64 = 0
+    /// The newest queue id read.
+    private var through: Int64 = 0
+    private var schemaVersion: Int64 = -1
+    /// Entries in queue order; those before `head` were passed by the mark.
+    private var entries: [(id: Int64, row: RowIdentity)] = []
+    private var head = 0
+    private var counts: [RowIdentity: Int] = [:]
+
+    var isEmpty: Bool { counts.isEmpty }
+    func contains(_ row: RowIdentity) -> Bool { counts[row] != nil }
+    var rows: Set<RowIdentity> { Set(counts.keys) }
+
+    mutating func update(from queue: PendingQueue, in database: SQLiteDatabase) throws(SQLiteError) {
+        let mark = try PendingStamps.stampedThrough(in: database)
+        let last = try PublishWatermark.lastQueuedID(in: database)
+        try queue.refresh()
+        if mark < self.mark || last < through || queue.schemaVersion != schemaVersion {
+            self = PendingRows()
+            schemaVersion = queue.schemaVersion
+            through = mark
+        }
+        self.mark = mark
+        while head < entries.count, entries[head].id <= mark {
+            let row = entries[head].row
+            if let count = counts[row], count > 1 { counts[row] = count - 1 } else { counts[row] = nil }
+            head += 1
+        }
+        if head > 256, head * 2 > entries.count {
+            entries.removeFirst(head)
+            head = 0
+        }
+        let from = max(through, mark)
+        if last > from {
+            for entry in try queue.entries(after: from) {
+                let row = RowIdentity(table: entry.table.name, key: entry.key)
+                entries.append((entry.id, row))
+                counts[row, default: 0] += 1
+            }
+        }
+        through = last
     }
 }
 

@@ -41,7 +41,7 @@ public enum DataMessage: Equatable, Sendable {
     public static let maximumDeliveriesPerMessage = 32
     /// At most this many payload bytes in one `deliver` message: the broker's fetches ask JetStream for no
     /// more (`max_bytes`, which counts subjects and headers too, so payloads alone stay below it). The rest
-    /// of the frame limit is room for each delivery's stream name, sequence and length prefixes.
+    /// of the frame limit is room for each delivery's stream name, sequence, subject and length prefixes.
     public static let maximumDeliveryBytes = Frame.defaultMaximumSize - (1 << 20)
 
     public struct Publish: Equatable, Sendable {
@@ -71,11 +71,14 @@ public enum DataMessage: Equatable, Sendable {
     public struct Delivery: Equatable, Sendable {
         public var stream: String
         public var sequence: UInt64
+        /// The subject it was published on: it names the publishing node (see `ChangeSubjects`).
+        public var subject: String
         public var payload: [UInt8]
 
-        public init(stream: String, sequence: UInt64, payload: [UInt8]) {
+        public init(stream: String, sequence: UInt64, subject: String, payload: [UInt8]) {
             self.stream = stream
             self.sequence = sequence
+            self.subject = subject
             self.payload = payload
         }
     }
@@ -123,6 +126,7 @@ public enum DataMessage: Equatable, Sendable {
             for delivery in deliveries {
                 w.write(delivery.stream)
                 w.write(delivery.sequence)
+                w.write(delivery.subject)
                 w.write(delivery.payload)
             }
         case .applied(let position):
@@ -169,7 +173,7 @@ public enum DataMessage: Equatable, Sendable {
                 let count = Int(try r.readUInt32())
                 var deliveries: [Delivery] = []
                 for _ in 0..<min(count, 1 << 20) {
-                    deliveries.append(Delivery(stream: try r.readString(), sequence: try r.readUInt64(), payload: try r.readBytes()))
+                    deliveries.append(Delivery(stream: try r.readString(), sequence: try r.readUInt64(), subject: try r.readString(), payload: try r.readBytes()))
                 }
                 guard deliveries.count == count else { throw IPCError(.malformedBody(messageType: frame.type, reason: "\(count) deliveries announced")) }
                 self = .deliver(deliveries)

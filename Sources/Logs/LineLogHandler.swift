@@ -75,13 +75,20 @@ public struct LineLogHandler: LogHandler {
 
     /// Secrets masked, then cut on a character boundary to `maximumFieldBytes`, saying how much was cut.
     /// The text is cut roughly first, so masking never scans megabytes (a 700 KB table name took seconds
-    /// in a debug build: the applier missed its heartbeats); a secret straddling that first cut is dropped
-    /// by the second, which is shorter.
+    /// in a debug build: the applier missed its heartbeats). What that cut leaves of a registered secret
+    /// is dropped before masking, since masking cannot recognise it: a mask shorter than the secrets
+    /// before it would otherwise pull it within the second cut.
     static func clean(_ text: String) -> String {
         let total = text.utf8.count
-        let redacted = SecretRedaction.redact(cut(text, to: maximumFieldBytes + 1024))
-        let kept = cut(redacted, to: maximumFieldBytes - 64)
-        return total > maximumFieldBytes ? kept + "… (\(total - kept.utf8.count) more bytes cut)" : redacted
+        guard total > maximumFieldBytes + 1024 else {
+            let redacted = SecretRedaction.redact(text)
+            guard redacted.utf8.count > maximumFieldBytes else { return redacted }
+            let kept = cut(redacted, to: maximumFieldBytes - 64)
+            return kept + "… (\(redacted.utf8.count - kept.utf8.count) more bytes cut)"
+        }
+        let rough = SecretRedaction.droppingPartialSecret(Array(cut(text, to: maximumFieldBytes + 1024).utf8))
+        let kept = cut(SecretRedaction.redact(String(decoding: rough, as: UTF8.self)), to: maximumFieldBytes - 64)
+        return kept + "… (\(total - kept.utf8.count) more bytes cut)"
     }
 
     /// The longest prefix of at most `bytes` bytes that ends on a character boundary.

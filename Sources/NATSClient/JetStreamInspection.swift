@@ -20,9 +20,10 @@ public struct ConsumerState: Equatable, Sendable, CustomStringConvertible {
 }
 
 extension NATSConnection {
-    /// The lowest sequence `stream` holds at or after `sequence` on `subject` (nil: none), asked of the
-    /// stream's leader (`$JS.API.STREAM.MSG.GET` with `next_by_subj`), never of a replica that may lag.
-    public func lowestSequence(in stream: String, subject: String, atOrAfter sequence: UInt64) throws(NATSError) -> UInt64? {
+    /// The lowest sequence `stream` holds at or after `sequence` on `subject` (default: any of its
+    /// subjects; nil: none), asked of the stream's leader (`$JS.API.STREAM.MSG.GET` with `next_by_subj`),
+    /// never of a replica that may lag.
+    public func lowestSequence(in stream: String, subject: String = PullConsumer.everySubject, atOrAfter sequence: UInt64) throws(NATSError) -> UInt64? {
         let operation = "message get \(stream) from \(sequence)"
         let request: [String: Any] = ["seq": sequence, "next_by_subj": subject]
         guard let body = try? JSONSerialization.data(withJSONObject: request) else { throw NATSError(operation: operation, status: NATS_ERR, detail: "cannot encode the request") }

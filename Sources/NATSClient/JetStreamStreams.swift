@@ -16,6 +16,8 @@ public struct StreamSpecification: Equatable, Sendable {
     public var duplicateWindowSeconds: Int64 = 120
     /// Whether a `Nats-Rollup` header may replace a subject's earlier messages (the object store's metadata).
     public var allowRollup = false
+    /// Whether single messages may not be deleted (HarmonyLite's shard streams; an update cannot undo it).
+    public var denyDelete = false
 
     public init(name: String, subjects: [String], replicas: Int, maxMessages: Int64) {
         self.name = name
@@ -29,7 +31,7 @@ public struct StreamSpecification: Equatable, Sendable {
         self.init(name: name, subjects: [subject], replicas: replicas, maxMessages: maxMessages)
     }
 
-    /// The first subject: a shard stream's only one.
+    /// The first subject.
     public var subject: String { subjects[0] }
 }
 
@@ -50,27 +52,51 @@ public struct StreamState: Equatable, Sendable {
     }
 }
 
+/// What `ensureStream` found and did.
+public struct EnsuredStream: Equatable, Sendable {
+    public var state: StreamState
+    /// Subjects of the specification the existing stream lacked, now added (empty: none, or created).
+    public var addedSubjects: [String] = []
+}
+
 extension NATSConnection {
-    /// Creates the stream if missing (file storage, limits retention, discard old, the dedup window);
-    /// updates an existing one whose limits differ only when `updateExisting` (HarmonyLite's
-    /// `update_existing`). Returns its state.
-    public func ensureStream(_ spec: StreamSpecification, updateExisting: Bool) throws(NATSError) -> StreamState {
+    /// Creates the stream if missing (file storage, limits retention, discard old, the dedup window).
+    /// An existing one gets the specification's subjects it lacks, keeping its own (always: a publisher on
+    /// a new subject finds no stream otherwise); its limits are changed only when `updateExisting`
+    /// (HarmonyLite's `update_existing`).
+    @discardableResult
+    public func ensureStream(_ spec: StreamSpecification, updateExisting: Bool) throws(NATSError) -> EnsuredStream {
         var info: UnsafeMutablePointer<jsStreamInfo>?
         var code = jsErrCode(rawValue: 0)
         let status = js_GetStreamInfo(&info, jetStream, spec.name, nil, &code)
         if status == NATS_OK, let info {
             defer { jsStreamInfo_Destroy(info) }
             let config = info.pointee.Config.pointee
+            let existing = (0..<Int(max(0, config.SubjectsLen))).compactMap { config.Subjects?[$0].map { String(cString: $0) } }
+            let missing = spec.subjects.filter { !existing.contains($0) }
             let differs = config.MaxMsgs != spec.maxMessages || Int(config.Replicas) != spec.replicas
-            if !differs || !updateExisting { return StreamState(info.pointee) }
-            return try withStreamConfig(spec) { config throws(NATSError) in
+            guard !missing.isEmpty || (differs && updateExisting) else { return EnsuredStream(state: StreamState(info.pointee)) }
+            let update = { (config: inout jsStreamConfig) throws(NATSError) -> EnsuredStream in
                 var updated: UnsafeMutablePointer<jsStreamInfo>?
-                let status = js_UpdateStream(&updated, jetStream, &config, nil, &code)
+                let status = js_UpdateStream(&updated, self.jetStream, &config, nil, &code)
                 guard status == NATS_OK, let updated else {
                     throw NATSError(operation: "update stream \(spec.name)", status: status, jetStreamCode: Int(code.rawValue))
                 }
                 defer { jsStreamInfo_Destroy(updated) }
-                return StreamState(updated.pointee)
+                return EnsuredStream(state: StreamState(updated.pointee), addedSubjects: missing)
+            }
+            if differs && updateExisting {
+                var target = spec
+                target.subjects = existing + missing
+                return try withStreamConfig(target, update)
+            }
+            // Only subjects to add: the stream's own configuration otherwise unchanged (HarmonyLite's
+            // streams deny deletes, which an update may not cancel).
+            var own = config
+            return try withCStrings(existing + missing) { subjects throws(NATSError) in
+                own.Subjects = subjects.baseAddress
+                own.SubjectsLen = Int32(subjects.count)
+                return try update(&own)
             }
         }
         guard status == NATS_NOT_FOUND || code == JSStreamNotFoundErr else {
@@ -83,7 +109,7 @@ extension NATSConnection {
                 throw NATSError(operation: "create stream \(spec.name)", status: status, jetStreamCode: Int(code.rawValue))
             }
             defer { jsStreamInfo_Destroy(created) }
-            return StreamState(created.pointee)
+            return EnsuredStream(state: StreamState(created.pointee))
         }
     }
 
@@ -104,20 +130,22 @@ extension NATSConnection {
         guard status == NATS_OK else { throw NATSError(operation: "delete stream \(name)", status: status, jetStreamCode: Int(code.rawValue)) }
     }
 
+    private func withCStrings<T>(_ strings: [String], _ body: (UnsafeMutableBufferPointer<UnsafePointer<CChar>?>) throws(NATSError) -> T) throws(NATSError) -> T {
+        let copies = strings.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        var pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) }
+        return try pointers.withUnsafeMutableBufferPointer { buffer throws(NATSError) in try body(buffer) }
+    }
+
     private func withStreamConfig<T>(_ spec: StreamSpecification, _ body: (inout jsStreamConfig) throws(NATSError) -> T) throws(NATSError) -> T {
         var config = jsStreamConfig()
         jsStreamConfig_Init(&config)
         let name = strdup(spec.name)
-        let subjects = spec.subjects.map { strdup($0) }
-        defer {
-            free(name)
-            subjects.forEach { free($0) }
-        }
-        var pointers = subjects.map { UnsafePointer<CChar>($0) }
-        return try pointers.withUnsafeMutableBufferPointer { buffer throws(NATSError) in
+        defer { free(name) }
+        return try withCStrings(spec.subjects) { subjects throws(NATSError) in
             config.Name = UnsafePointer(name)
-            config.Subjects = buffer.baseAddress
-            config.SubjectsLen = Int32(buffer.count)
+            config.Subjects = subjects.baseAddress
+            config.SubjectsLen = Int32(subjects.count)
             config.Storage = js_FileStorage
             config.Retention = js_LimitsPolicy
             config.Discard = js_DiscardOld
@@ -126,6 +154,7 @@ extension NATSConnection {
             config.Duplicates = spec.duplicateWindowSeconds * 1_000_000_000
             config.AllowDirect = true
             config.AllowRollup = spec.allowRollup
+            config.DenyDelete = spec.denyDelete
             return try body(&config)
         }
     }

@@ -111,6 +111,13 @@ public final class NATSConnection: @unchecked Sendable {
 
     public var isConnected: Bool { natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED }
 
+    /// The last error the server reported on this connection (a permissions violation, say), if any.
+    public var lastError: String? {
+        var text: UnsafePointer<CChar>?
+        guard natsConnection_GetLastError(connection, &text) != NATS_OK, let text else { return nil }
+        return String(cString: text)
+    }
+
     /// The largest message the server accepts (its `max_payload`, as it announced it on connecting).
     public var maxPayload: Int { Int(natsConnection_GetMaxPayload(connection)) }
 

@@ -9,9 +9,10 @@ import Glibc
 /// with AckAll: acknowledging a message acknowledges everything before it. One thread fetches while
 /// another acknowledges.
 public final class PullConsumer: @unchecked Sendable {
-    /// A fetched message: its stream sequence and a copy of its data.
+    /// A fetched message: its stream sequence, the subject it was published on and a copy of its data.
     public struct Message: Sendable {
         public var sequence: UInt64
+        public var subject: String
         public var payload: [UInt8]
     }
 
@@ -20,8 +21,13 @@ public final class PullConsumer: @unchecked Sendable {
     /// The last message of each fetch not yet acknowledged, kept to acknowledge everything up to it.
     private let retained = Mutex<[UInt64: UnsafeMutableRawPointer]>([:])
 
-    /// Replaces any consumer named `durable` with one that delivers from `afterSequence + 1`.
-    public init(connection: NATSConnection, stream: String, subject: String, durable: String, afterSequence: UInt64) throws(NATSError) {
+    /// Every subject of the stream: a consumer filtered on one of several subjects would miss the others,
+    /// and `>` matches them all (NATS 2.9 takes one filter subject; a wider one is accepted).
+    public static let everySubject = ">"
+
+    /// Replaces any consumer named `durable` with one that delivers from `afterSequence + 1`, of the
+    /// stream's messages on `subject` (default: all of them).
+    public init(connection: NATSConnection, stream: String, subject: String = everySubject, durable: String, afterSequence: UInt64) throws(NATSError) {
         self.connection = connection
         var code = jsErrCode(rawValue: 0)
         _ = js_DeleteConsumer(connection.jetStream, stream, durable, nil, &code)
@@ -145,7 +151,8 @@ public final class PullConsumer: @unchecked Sendable {
             let length = Int(natsMsg_GetDataLength(message))
             let data = natsMsg_GetData(message)
             let payload = data.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
-            messages.append(Message(sequence: sequence, payload: payload))
+            let subject = natsMsg_GetSubject(message).map { String(cString: $0) } ?? ""
+            messages.append(Message(sequence: sequence, subject: subject, payload: payload))
             if let (_, previous) = last { natsMsg_Destroy(previous) }
             last = (sequence, message)
         }

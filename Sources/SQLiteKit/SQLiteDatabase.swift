@@ -157,12 +157,27 @@ public struct ColumnMetadata: Equatable, Sendable {
 }
 
 extension SQLiteDatabase {
-    /// Replaces this database's whole content with `source`'s through SQLite's online backup API: one
-    /// step, holding this database's write lock, so other connections see the old content or the new,
-    /// never a mix, and the file is never copied over while open.
-    public func replaceContent(with source: SQLiteDatabase) throws(SQLiteError) {
+    /// Replaces this database's whole content with `source`'s through SQLite's online backup API, holding
+    /// this database's write lock from before `whileLocked` runs until the content is replaced: other
+    /// connections see the old content or the new, never a mix, and no writer commits in between. So what
+    /// `whileLocked` reads of this database (through another connection: readers of a WAL database are not
+    /// held up) is final, and what it writes into `source` is what is copied. If it throws, nothing is
+    /// copied and the lock is released.
+    public func replaceContent(with source: SQLiteDatabase, whileLocked: () throws -> Void = {}) throws {
         guard let backup = sqlite3_backup_init(handle, "main", source.handle, "main") else {
             throw SQLiteError(code: sqlite3_errcode(handle), message: "cannot start the backup into \(path): \(lastErrorMessage)")
+        }
+        // The first step takes this database's write lock (waiting like any writer); copying no page yet.
+        let locked = sqlite3_backup_step(backup, 0)
+        guard locked == SQLITE_OK else {
+            sqlite3_backup_finish(backup)
+            throw SQLiteError(code: locked, message: "cannot lock \(path) to replace its content: \(lastErrorMessage)")
+        }
+        do {
+            try whileLocked()
+        } catch {
+            sqlite3_backup_finish(backup)
+            throw error
         }
         let stepped = sqlite3_backup_step(backup, -1)
         let finished = sqlite3_backup_finish(backup)

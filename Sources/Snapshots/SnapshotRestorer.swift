@@ -1,3 +1,4 @@
+import ChangeEvents
 import ChangeLog
 import Foundation
 import SQLiteKit
@@ -45,11 +46,18 @@ public enum SnapshotRestorer {
         let (cursor, replaced) = cursorForCurrentStreams(metadata, currentStreams: currentStreams)
         // The identities the cursor now belongs to: the streams as they are, else as the snapshot recorded them.
         _ = try applier.apply([], cursor: cursor, streams: (metadata.streams ?? [:]).merging(currentStreams) { $1 })
-        // Read what is still unpublished as late as possible: the application may be writing.
-        let reader = try ChangeReader(database: live, installation: liveInstallation)
-        let pending = try reader.pending(after: try PublishWatermark.read(live), limit: Int.max).events
-        let kept = try applier.replayLocal(pending, tableIDs: installation.tableIDs)
-        try live.replaceContent(with: prepared)
+        // What is still unpublished is read under the live database's write lock, held until its content is
+        // replaced: the application may be writing, and a commit after the read would be lost (the fault
+        // suite's gap restore under write load lost one). Read through a connection of its own: the live
+        // one is the backup's.
+        let reader = try SQLiteDatabase(existingPath: databasePath)
+        var pending: [ChangeEvent] = []
+        var kept = 0
+        try live.replaceContent(with: prepared) {
+            pending = try ChangeReader(database: reader, installation: liveInstallation)
+                .pending(after: try PublishWatermark.read(reader), limit: Int.max).events
+            kept = try applier.replayLocal(pending, tableIDs: installation.tableIDs)
+        }
         try live.execute("PRAGMA journal_mode=WAL")
         return Outcome(cursor: cursor, keptLocalChanges: kept, supersededLocalChanges: pending.count - kept,
                        replacedStreams: replaced, hadRowClocks: metadata.format >= 2)

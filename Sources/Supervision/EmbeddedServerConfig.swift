@@ -59,7 +59,8 @@ public enum EmbeddedServerConfig {
         var users: [String] = []
         if let credentials {
             users.append("{ user: \(quote(credentials.clientUser)), password: \(quote(credentials.clientPassword)), "
-                + "permissions: { publish: { deny: [" + deniedSubjects(config).map(quote).joined(separator: ", ") + "] } } }")
+                + "permissions: { publish: { allow: [" + allowedSubjects(config).map(quote).joined(separator: ", ") + "], "
+                + "deny: [" + deniedSubjects(config).map(quote).joined(separator: ", ") + "] } } }")
         }
         if !config.nats.userName.isEmpty {
             users.append("{ user: \(quote(config.nats.userName)), password: \(quote(config.nats.userPassword)) }")
@@ -78,6 +79,19 @@ public enum EmbeddedServerConfig {
             lines.append("include \(quote(relativeFromRoot(config.nats.serverConfig, base: runDirectory)))")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// What the node's own user may publish on (nothing else): its own change subjects
+    /// `<subject_prefix>-<n>.<node_id>` (listed: a wildcard is a whole token), so it cannot publish changes
+    /// on another node's behalf nor on the shared subject; the JetStream API and acknowledgements
+    /// (`$JS.API.>`, `$JS.ACK.>`, flow control `$JS.FC.>`), the key-value buckets (the snapshot lease, the
+    /// schema registry) and object stores (snapshots) and replies to inboxes. `deniedSubjects` narrows it:
+    /// NATS applies deny over allow.
+    static func allowedSubjects(_ config: Configuration) -> [String] {
+        let changes = (1...max(1, config.replicationLog.shards)).map {
+            ChangeSubjects.own(prefix: config.nats.subjectPrefix, shard: $0, node: config.nodeID)
+        }
+        return changes + ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>", "_INBOX.>"]
     }
 
     /// What the node's own user may not do, whatever else it may: delete any stream, purge a change stream

@@ -42,6 +42,7 @@ extension SupervisorStateMachine {
         default: break
         }
         phase = .restoring(reason: reason, stage: .stopping, announceReady: announceReady)
+        cancelRestarts(of: restorer..<children.count)
         let stopped = children[restorer...].map(\.spec.name).reversed().joined(separator: ", ")
         actions.append(.log(.error, "\(reason)\(note): restoring a snapshot in place (stopping \(stopped), then starting them again; the node keeps running)"))
         actions.append(.notify("STATUS=restoring: \(reason)"))
@@ -50,23 +51,8 @@ extension SupervisorStateMachine {
 
     /// Stops the next child of the restore (last first), or, once all are stopped, starts the restorer.
     mutating func continueRestore(now: Double, into actions: inout [Action]) {
-        guard case .restoring(let reason, .stopping, let announceReady) = phase, let restorer = restorerIndex else { return }
-        for index in children.indices.reversed() where index >= restorer {
-            switch children[index].state {
-            case .stopping:
-                return
-            case .running(let pid, _, _):
-                let spec = children[index].spec
-                children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: .restore, killed: false)
-                actions.append(.notify("STATUS=restoring: stopping \(spec.name)"))
-                actions.append(.requestStop(child: spec.name, pid: pid))
-                return
-            case .waitingToRestart:
-                children[index].state = .notStarted
-            case .notStarted:
-                continue
-            }
-        }
+        guard case .restoring(let reason, .stopping, let announceReady) = phase, let restorer = restorerIndex,
+              stopNext(of: restorer..<children.count, purpose: .restore, status: "restoring: stopping", now: now, into: &actions) else { return }
         phase = .restoring(reason: reason, stage: .restoring, announceReady: announceReady)
         actions.append(.notify("STATUS=restoring: \(children[restorer].spec.name) restores a snapshot"))
         actions.append(spawnAction(restorer))
@@ -89,19 +75,8 @@ extension SupervisorStateMachine {
     }
 
     private mutating func advanceAfterRestore(now: Double, into actions: inout [Action]) {
-        guard case .restoring(_, .starting, let announceReady) = phase, let restorer = restorerIndex else { return }
-        for index in children.indices where index > restorer {
-            switch children[index].state {
-            case .notStarted:
-                actions.append(.notify("STATUS=restoring: starting \(children[index].spec.name)"))
-                actions.append(.spawn(child: children[index].spec.name))
-                return
-            case .running(_, _, true):
-                continue
-            default:
-                return
-            }
-        }
+        guard case .restoring(_, .starting, let announceReady) = phase, let restorer = restorerIndex,
+              startNext(of: (restorer + 1)..<children.count, status: "restoring: starting", into: &actions) else { return }
         phase = .running
         actions.append(.notify((announceReady ? "READY=1\n" : "") + "STATUS=\(runningStatus)"))
         actions.append(.log(.info, "snapshot restore in place complete: all processes ready"))

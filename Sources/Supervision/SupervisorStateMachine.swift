@@ -223,18 +223,7 @@ public struct SupervisorStateMachine {
     // MARK: start-up
 
     private mutating func advanceStartup(now: Double, into actions: inout [Action]) {
-        for index in children.indices {
-            switch children[index].state {
-            case .notStarted:
-                actions.append(.notify("STATUS=starting \(children[index].spec.name)"))
-                actions.append(.spawn(child: children[index].spec.name))
-                return
-            case .running(_, _, true):
-                continue
-            default:
-                return
-            }
-        }
+        guard startNext(of: children.indices, status: "starting", into: &actions) else { return }
         phase = .running
         actions.append(.notify("READY=1\nSTATUS=\(runningStatus)"))
         actions.append(.log(.info, "all processes ready"))
@@ -412,29 +401,14 @@ public struct SupervisorStateMachine {
     mutating func beginShutdown(exitCode: Int32, now: Double, into actions: inout [Action]) {
         phase = .stopping(exitCode: exitCode)
         actions.append(.notify("STOPPING=1\nSTATUS=stopping"))
-        for index in children.indices {
-            if case .waitingToRestart = children[index].state { children[index].state = .notStarted }
-        }
+        cancelRestarts(of: children.indices)
         continueShutdown(now: now, into: &actions)
     }
 
     /// Stops the last running child (reverse start order), one at a time; exits when none is left.
     private mutating func continueShutdown(now: Double, into actions: inout [Action]) {
-        guard case .stopping(let exitCode) = phase else { return }
-        for index in children.indices.reversed() {
-            switch children[index].state {
-            case .stopping:
-                return
-            case .running(let pid, _, _):
-                let spec = children[index].spec
-                children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: .shutdown, killed: false)
-                actions.append(.notify("STATUS=stopping \(spec.name)"))
-                actions.append(.requestStop(child: spec.name, pid: pid))
-                return
-            default:
-                continue
-            }
-        }
+        guard case .stopping(let exitCode) = phase,
+              stopNext(of: children.indices, purpose: .shutdown, status: "stopping", now: now, into: &actions) else { return }
         phase = .exited
         nextWatchdog = nil
         actions.append(.log(.info, "all processes stopped"))
@@ -442,6 +416,52 @@ public struct SupervisorStateMachine {
     }
 
     // MARK: helpers
+
+    /// Starts the first child of `indices` not started yet: children start one at a time, each once the
+    /// one before it is ready. True when all of them run and are ready. `status` prefixes the STATUS= line.
+    mutating func startNext(of indices: Range<Int>, status: String, into actions: inout [Action]) -> Bool {
+        for index in indices {
+            switch children[index].state {
+            case .notStarted:
+                actions.append(.notify("STATUS=\(status) \(children[index].spec.name)"))
+                actions.append(.spawn(child: children[index].spec.name))
+                return false
+            case .running(_, _, true):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Asks the last running child of `indices` to stop (reverse start order, one at a time, for
+    /// `purpose`). True when none of them runs any more.
+    mutating func stopNext(of indices: Range<Int>, purpose: StopPurpose, status: String, now: Double, into actions: inout [Action]) -> Bool {
+        for index in indices.reversed() {
+            switch children[index].state {
+            case .stopping:
+                return false
+            case .running(let pid, _, _):
+                let spec = children[index].spec
+                children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: purpose, killed: false)
+                actions.append(.notify("STATUS=\(status) \(spec.name)"))
+                actions.append(.requestStop(child: spec.name, pid: pid))
+                return false
+            default:
+                continue
+            }
+        }
+        return true
+    }
+
+    /// Children of `indices` waiting for their restart are not restarted: what stops them (a shutdown, a
+    /// restore) starts them, if ever.
+    mutating func cancelRestarts(of indices: Range<Int>) {
+        for index in indices {
+            if case .waitingToRestart = children[index].state { children[index].state = .notStarted }
+        }
+    }
 
     func index(of name: String) -> Int? { children.firstIndex { $0.spec.name == name } }
 

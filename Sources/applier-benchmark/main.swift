@@ -9,7 +9,10 @@ import Glibc
 // What applying one row costs the applier, without NATS or processes: `rows` remote events applied through
 // ChangeApplier into a fresh WAL database with the capture triggers installed, in groups of `groupSize`
 // (one transaction each, with the cursor, as the applier does). Three passes: new rows, newer versions of
-// them, and the same versions again (superseded: the row clock says no).
+// them, and the same versions again (superseded: the row clock says no). Then the local side of row
+// clocks (`PendingStamps`): the node's own events coming back, checked against the clocks while 1,000 local
+// writes wait to be stamped; and stamping local writes after their commits (what the capturer's watermark
+// or the applier's next batch does).
 // The database is opened as the applier opens it (ChangeLogInstaller.open: WAL, synchronous=NORMAL).
 // Usage: applier-benchmark [rows, default 100000] [group size, default 500] [directory, default /tmp]
 
@@ -68,5 +71,38 @@ let second = events(version: 2)
 try pass("insert:   ", first, applies: true, through: applier)
 try pass("update:   ", second, applies: true, through: applier)
 try pass("supersede:", second, applies: false, through: applier)
+// The application: its connection fires the capture triggers (the applier's is in the replica role).
+let application = try SQLiteDatabase(existingPath: path)
+func localUpdates(_ count: Int, on application: SQLiteDatabase) throws {
+    let update = try application.prepare("UPDATE kv SET n = n + 1 WHERE k = ?")
+    try application.execute("BEGIN")
+    for k in 0..<count { try update.run([.integer(Int64(k % rows))]) }
+    try application.execute("COMMIT")
+}
+let stamper = StampMaterializer(database: application)
+_ = try application.transaction { () throws(SQLiteError) -> Int in try stamper.materialize() }
+
+// The node's own events back from the stream (older than the rows' clocks: none is applied), with 1,000
+// local writes not stamped yet, checked in groups of `groupSize` as the applier checks each delivery group.
+try localUpdates(1000, on: application)
+let own = (0..<rows).map { k in
+    ChangeEvent(changeID: Int64(k), table: "kv", operation: .upsert, stamp: 1 << 16, writer: 1,
+                columns: ["k", "v", "n", "r"], values: [.integer(Int64(k)), .text("own"), .integer(0), .real(0)], keyCount: 1)
+}
+var checkStart = seconds()
+var newer = 0
+for group in stride(from: 0, to: own.count, by: groupSize) { newer += try applier.notYetHeld(Array(own[group..<min(group + groupSize, own.count)])).count }
+guard newer == 0 else { fatalError("own events: \(newer) taken for newer than the rows' clocks") }
+var nanos = Int(((seconds() - checkStart) * 1e9 / Double(own.count)).rounded())
+print("own:       \(own.count) rows in groups of \(groupSize), 1,000 local writes pending: \(nanos / 1000).\(String(nanos % 1000 / 10).leftPadded(2)) µs/row (CPU)")
+
+// Local writes stamped after their commits: one transaction for all that is pending.
+try localUpdates(rows, on: application)
+checkStart = seconds()
+let stamped = try application.transaction { () throws(SQLiteError) -> Int in try stamper.materialize() }
+guard stamped == rows + 1000 else { fatalError("stamped \(stamped) of \(rows + 1000)") }
+nanos = Int(((seconds() - checkStart) * 1e9 / Double(stamped)).rounded())
+print("stamp:     \(stamped) local writes after their commits: \(nanos / 1000).\(String(nanos % 1000 / 10).leftPadded(2)) µs/row (CPU)")
+
 for file in ["bench.db", "bench.db-wal", "bench.db-shm"] { unlink(directory + "/" + file) }
 rmdir(directory)

@@ -205,14 +205,19 @@ final class ApplyService: WorkerLoopHandler {
     /// none; after a restore, what the snapshot lacks), applies the rest with the group's cursor.
     private func apply(_ group: ApplyPipeline.ApplyGroup) -> [Action] {
         do {
+            let batches = try group.deliveries.map(decode)
+            var wanted = batches.map(\.events)
+            // The node's own events only where its rows do not hold them yet (after a restore): all of the
+            // group's own batches in one read.
+            let own = batches.indices.filter { batches[$0].origin == config.nodeID }
+            if !own.isEmpty {
+                for (index, events) in zip(own, try applier.notYetHeld(inEach: own.map { batches[$0].events })) { wanted[index] = events }
+            }
             var events: [ChangeEvent] = []
             var streams: [String] = []
-            for delivery in group.deliveries {
-                let batch = try decode(delivery)
-                // The node's own events only where its rows do not hold them yet (after a restore).
-                let wanted = batch.origin == config.nodeID ? try applier.notYetHeld(batch.events) : batch.events
-                events += wanted
-                streams += Array(repeating: delivery.stream, count: wanted.count)
+            for (delivery, kept) in zip(group.deliveries, wanted) {
+                events += kept
+                streams += Array(repeating: delivery.stream, count: kept.count)
             }
             guard !events.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
             let outcome = try applier.apply(events, cursor: group.cursor)
@@ -220,7 +225,7 @@ final class ApplyService: WorkerLoopHandler {
             recordLag(events, streams: streams)
             return pipeline.applied(group, wroteCursor: true, now: monotonicSeconds())
         } catch let error as DeliveryError {
-            return pipeline.applyFailed(group, .init(kind: .undecodable, reason: "\(error)"), now: monotonicSeconds())
+            return pipeline.applyFailed(group, .init(kind: error.forged ? .forgedOrigin : .undecodable, reason: "\(error)"), now: monotonicSeconds())
         } catch let error as ApplyError {
             return pipeline.applyFailed(group, .init(kind: Self.failureKind(error.kind), reason: "\(error)"), now: monotonicSeconds())
         } catch let error as SQLiteError {
@@ -269,7 +274,8 @@ final class ApplyService: WorkerLoopHandler {
         do {
             let messages = try ParkedMessages.all(in: database)
             var applied = 0
-            for message in messages {
+            // A forged message stays parked: the subject that proved it forged is not kept to check again.
+            for message in messages where message.kind != "\(ApplyFailure.Kind.forgedOrigin)" {
                 do {
                     // Every event by its stamp, the node's own too (its row clock decides, as for any other).
                     account(try applier.apply(try ChangeBatch(decoding: message.payload).events))
@@ -286,12 +292,19 @@ final class ApplyService: WorkerLoopHandler {
         }
     }
 
+    /// The batch, once its subject confirms its origin (or names no publisher: the shared subject of
+    /// HarmonyLite publishers and external NATS, accepted unchecked).
     private func decode(_ delivery: DataMessage.Delivery) throws(DeliveryError) -> ChangeBatch {
+        let batch: ChangeBatch
         do {
-            return try ChangeBatch(decoding: delivery.payload)
+            batch = try ChangeBatch(decoding: delivery.payload)
         } catch {
-            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "\(error)")
+            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot be decoded: \(error)")
         }
+        if case .refused(let reason) = ChangeSubjects.check(subject: delivery.subject, prefix: config.nats.subjectPrefix, origin: batch.origin) {
+            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "refused, never applied: \(reason)", forged: true)
+        }
+        return batch
     }
 
     private func report(_ report: ApplyPipeline.Report) {
@@ -301,6 +314,11 @@ final class ApplyService: WorkerLoopHandler {
             try? runtime.reportStatus("cannot apply: \(reason)")
         case .applyingAgain(let reason):
             logger.info("applying again", metadata: ["after": "\(reason)"])
+            try? runtime.reportStatus("applying")
+        case .parked(let parking) where parking.failure.kind == .forgedOrigin:
+            logger.error("message refused and parked, never applied: its subject does not name its origin (a node publishing another's changes?); the shard goes on", metadata: [
+                "stream": "\(parking.delivery.stream)", "sequence": "\(parking.delivery.sequence)", "kind": "\(parking.failure.kind)", "reason": "\(parking.failure.reason)",
+            ])
             try? runtime.reportStatus("applying")
         case .parked(let parking):
             logger.warning("message parked: it cannot be applied here; the shard goes on", metadata: [
@@ -324,11 +342,12 @@ final class ApplyService: WorkerLoopHandler {
     }
 }
 
-/// A delivery whose payload is not a change batch.
+/// A delivery whose payload is not a change batch, or whose subject does not confirm its origin (`forged`).
 struct DeliveryError: Error, CustomStringConvertible {
     var stream: String
     var sequence: UInt64
     var reason: String
+    var forged = false
 
-    var description: String { "message \(sequence) of \(stream) cannot be decoded: \(reason)" }
+    var description: String { "message \(sequence) of \(stream) \(reason)" }
 }

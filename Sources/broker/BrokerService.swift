@@ -174,19 +174,29 @@ final class BrokerService: WorkerLoopHandler {
         }
     }
 
-    /// Streams `<stream_prefix>-<n>` on subjects `<subject_prefix>-<n>`, n = 1…shards. HarmonyLite renamed
+    /// Streams `<stream_prefix>-<n>` on subjects `<subject_prefix>-<n>` (HarmonyLite's) and
+    /// `<subject_prefix>-<n>.*` (each node's own, see `ChangeSubjects`), n = 1…shards. A stream that lacks
+    /// the per-node subjects (created by an older version or by HarmonyLite) gets them whatever
+    /// `update_existing` says: without them this node's publishes would find no stream. HarmonyLite renamed
     /// the stream with `-c-` when compressing; our messages say whether they are compressed, so one name serves.
     private func prepareStreams() throws {
         guard let connection else { return }
-        for shard in 1...config.replicationLog.shards {
-            _ = try connection.ensureStream(streamSpecification(shard), updateExisting: config.replicationLog.updateExisting)
+        for shard in 1...config.replicationLog.shards { try ensureStream(shard, on: connection) }
+    }
+
+    private func ensureStream(_ shard: UInt64, on connection: NATSConnection) throws {
+        let spec = streamSpecification(shard)
+        let ensured = try connection.ensureStream(spec, updateExisting: config.replicationLog.updateExisting)
+        if !ensured.addedSubjects.isEmpty {
+            logger.notice("added the per-node subjects to an existing shard stream (publishers on its other subjects keep working)",
+                          metadata: ["stream": "\(spec.name)", "added": "\(ensured.addedSubjects.joined(separator: ", "))"])
         }
     }
 
     private func streamSpecification(_ shard: UInt64) -> StreamSpecification {
         StreamSpecification(
             name: "\(config.nats.streamPrefix)-\(shard)",
-            subject: "\(config.nats.subjectPrefix)-\(shard)",
+            subjects: ChangeSubjects.streamSubjects(prefix: config.nats.subjectPrefix, shard: shard),
             replicas: config.replicationLog.effectiveReplicas,
             maxMessages: config.replicationLog.maxEntries
         )
@@ -206,7 +216,7 @@ final class BrokerService: WorkerLoopHandler {
             }
             // Before any delivery of this consumer: the applier checks that its cursor belongs to this stream.
             reply(to: applier, .consuming(stream: spec.name, created: state.created))
-            let fetcher = try ShardFetcher(connection: connection, stream: spec.name, subject: spec.subject, durable: "\(config.nodeName)-\(shard)", after: after, credit: credit, created: state.created)
+            let fetcher = try ShardFetcher(connection: connection, stream: spec.name, durable: "\(config.nodeName)-\(shard)", after: after, credit: credit, created: state.created)
             fetcher.start(queue: deliveries)
             fetchers[spec.name] = fetcher
         }
@@ -222,6 +232,14 @@ final class BrokerService: WorkerLoopHandler {
         logger.error("the shard stream was replaced under its consumer (deleted and created again, or lost with its only server)",
                      metadata: ["stream": "\(fetcher.stream)", "created": "\(current)", "consumer_created_for": "\(fetcher.created)"])
         reply(to: applier, .consuming(stream: fetcher.stream, created: current))
+        // Created again by hand, it may bind only the shared subject: this node's publishes would find no stream.
+        if let connection, let shard = (1...config.replicationLog.shards).first(where: { streamSpecification($0).name == fetcher.stream }) {
+            do {
+                try ensureStream(shard, on: connection)
+            } catch {
+                logger.warning("cannot check the replaced stream's subjects; checked again at the next start", metadata: ["stream": "\(fetcher.stream)", "error": "\(error)"])
+            }
+        }
     }
 
     private func stopFetchers() {
@@ -298,7 +316,8 @@ final class BrokerService: WorkerLoopHandler {
         case .send(let publish):
             guard let connection else { return }
             do {
-                try connection.publishAsync(subject: "\(config.nats.subjectPrefix)-\(publish.shard)", payload: publish.payload, messageID: publish.messageID)
+                let subject = ChangeSubjects.own(prefix: config.nats.subjectPrefix, shard: UInt64(publish.shard), node: config.nodeID)
+                try connection.publishAsync(subject: subject, payload: publish.payload, messageID: publish.messageID)
             } catch {
                 reply(to: capturer, correlation.notSent(publish, reason: "\(error)"))
             }

@@ -71,7 +71,6 @@ final class ShardFetcher: Sendable {
     static let idleCheckSeconds = 2.0
 
     let stream: String
-    private let subject: String
     private let durable: String
     private let connection: NATSConnection
     private let consumer: Mutex<PullConsumer>
@@ -86,15 +85,14 @@ final class ShardFetcher: Sendable {
     let reportedIdentity = Atomic<UInt64>(0)
 
     /// Creates the consumer `durable` (replacing one of that name) to deliver from `after + 1`.
-    init(connection: NATSConnection, stream: String, subject: String, durable: String, after: UInt64, credit: Credit, created: UInt64) throws(NATSError) {
+    init(connection: NATSConnection, stream: String, durable: String, after: UInt64, credit: Credit, created: UInt64) throws(NATSError) {
         self.connection = connection
         self.stream = stream
-        self.subject = subject
         self.durable = durable
         self.after = after
         self.credit = credit
         self.created = created
-        consumer = Mutex(try PullConsumer(connection: connection, stream: stream, subject: subject, durable: durable, afterSequence: after))
+        consumer = Mutex(try PullConsumer(connection: connection, stream: stream, durable: durable, afterSequence: after))
     }
 
     /// JetStream may acknowledge everything through `sequence` (AckAll): the applier committed all of it.
@@ -153,7 +151,7 @@ final class ShardFetcher: Sendable {
         switch try settle(messages, &state.continuity) {
         case .handOn(let gone):
             let held = gone.isEmpty ? nil : try? connection.streamState(stream)
-            queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, payload: $0.payload) }))
+            queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, subject: $0.subject, payload: $0.payload) }))
             return true
         case .consumeAgain(let sequence):
             let consumerState = try? connection.consumerState(stream: stream, consumer: durable)
@@ -182,14 +180,14 @@ final class ShardFetcher: Sendable {
     private func settle(_ messages: [PullConsumer.Message], _ continuity: inout DeliveryContinuity) throws(NATSError) -> DeliveryContinuity.Step {
         var step = continuity.received(messages.map(\.sequence))
         while case .ask(let from) = step {
-            step = continuity.streamHolds(lowest: try connection.lowestSequence(in: stream, subject: subject, atOrAfter: from))
+            step = continuity.streamHolds(lowest: try connection.lowestSequence(in: stream, atOrAfter: from))
         }
         return step
     }
 
     /// A new consumer of the same name that delivers from `after + 1`.
     private func replaceConsumer(after sequence: UInt64) throws(NATSError) {
-        let replacement = try PullConsumer(connection: connection, stream: stream, subject: subject, durable: durable, afterSequence: sequence)
+        let replacement = try PullConsumer(connection: connection, stream: stream, durable: durable, afterSequence: sequence)
         consumer.withLock { $0 = replacement }
     }
 

@@ -8,7 +8,7 @@ import Testing
     typealias Action = ApplyPipeline.Action
 
     static func delivery(_ stream: String, _ sequence: UInt64) -> DataMessage.Delivery {
-        DataMessage.Delivery(stream: stream, sequence: sequence, payload: [UInt8(truncatingIfNeeded: sequence)])
+        DataMessage.Delivery(stream: stream, sequence: sequence, subject: "s-1.1", payload: [UInt8(truncatingIfNeeded: sequence)])
     }
 
     static func pipeline(cursor: StreamCursor = ["s": 0], snapshots: Bool = true) -> ApplyPipeline {

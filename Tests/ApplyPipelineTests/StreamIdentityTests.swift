@@ -21,7 +21,7 @@ import Testing
         let replacement = StreamReplacement(stream: "s", position: 50, recorded: 100, current: 200)
         #expect(pipeline.consuming(stream: "s", created: 200, now: 0) == [.stopForReplacedStream(replacement)])
         // Nothing is applied any more: a delivery of the new stream waits for the restore.
-        #expect(pipeline.received(frame: [DataMessage.Delivery(stream: "s", sequence: 51, payload: [1])], now: 0).isEmpty)
+        #expect(pipeline.received(frame: [DataMessage.Delivery(stream: "s", sequence: 51, subject: "s-1.1", payload: [1])], now: 0).isEmpty)
         #expect(pipeline.cursor == ["s": 50])
     }
 
@@ -36,7 +36,7 @@ import Testing
         #expect(pipeline.cursor == ["s": 0, "t": 7] && pipeline.storedCursor == pipeline.cursor && pipeline.mirroredCursor == pipeline.cursor)
         #expect(pipeline.streams == ["s": 200, "t": 300])
         // The new stream's first message applies.
-        guard case .apply(let group) = pipeline.received(frame: [DataMessage.Delivery(stream: "s", sequence: 1, payload: [1])], now: 0).last else {
+        guard case .apply(let group) = pipeline.received(frame: [DataMessage.Delivery(stream: "s", sequence: 1, subject: "s-1.1", payload: [1])], now: 0).last else {
             Issue.record("message 1 of the new stream is not applied")
             return
         }

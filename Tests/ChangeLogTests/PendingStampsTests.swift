@@ -76,8 +76,22 @@ import Testing
         var model = ClockModel()
         var readThrough: Int64 = 0, watermark: Int64 = 0
         var published: [Int64: (stamp: UInt64, writer: UInt64)] = [:]
+        // The applier's rows with pending stamps, kept up to date across steps (`PendingRows`).
+        var pendingRows = PendingRows()
+        let pendingQueue = PendingQueue(database: capturerDB)
+        var pendingSeen = 0
 
         for _ in 0..<60 {
+            defer {
+                // Read incrementally, the set is the one a full read from the mark gives.
+                var full = PendingRows()
+                #expect(throws: Never.self) {
+                    try pendingRows.update(from: pendingQueue, in: capturerDB)
+                    try full.update(from: PendingQueue(database: capturerDB), in: capturerDB)
+                }
+                #expect(pendingRows.rows == full.rows, "seed \(seed)")
+                pendingSeen += full.rows.count
+            }
             switch rng.next() % 8 {
             case 0, 1, 2:
                 var sql = "BEGIN;"
@@ -142,6 +156,7 @@ import Testing
                 readThrough = watermark
             }
         }
+        #expect(pendingSeen > 0, "seed \(seed): no step left a local write pending")
         _ = try capturerDB.transaction { () throws(SQLiteError) -> Int in try materializer.materialize() }
         try model.materialize(checking: published)
         for row in try capturerDB.prepare("SELECT k, __harmonylite__hlc, __harmonylite__node FROM __harmonylite__kv_change_log").all() {

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 @testable import HarmonyConfig
-import Logs
+@testable import Logs
 
 @Suite struct ConfigurationTests {
     let directory: TemporaryDirectory
@@ -260,6 +260,31 @@ import Logs
         #expect(SecretRedaction.redact("auth failed for correct horse battery!") == "auth failed for <redacted>!")
         #expect(SecretRedaction.redact("dir=/a login=u") == "dir=/a login=u", "harmless parameters stay")
         #expect(URLRedaction.redact("https://h/p?dir=x&login=u&secret=a&secret=b") == "https://h/p?dir=x&login=u&secret=<redacted>&secret=<redacted>")
+    }
+
+    /// Compared as bytes: as Characters, a secret followed by a combining mark is another character and
+    /// was not found (`String.replacing`).
+    @Test func aRegisteredValueBeforeACombiningMarkIsMasked() {
+        SecretRedaction.register(["tr0ub4dor"])
+        let redacted = SecretRedaction.redact("name tr0ub4dor\u{301} and tr0ub4dor")
+        #expect(Array(redacted.utf8) == Array("name <redacted>\u{301} and <redacted>".utf8), "\(redacted)")
+    }
+
+    /// A field longer than a log line keeps is cut twice (roughly before masking, exactly after). Masks
+    /// shorter than the secrets they replace pull the rough cut's tail within the exact one: what is left
+    /// there of a secret cut through must not come out.
+    @Test func aSecretCutThroughIsNotLeftInALongField() {
+        let secret = "0123456789-a-long-registered-secret-value-0123456789"
+        SecretRedaction.register([secret])
+        let limit = LineLogHandler.maximumFieldBytes
+        // Many secrets first (each masked to 10 bytes), then one that the rough cut at limit + 1024 splits.
+        var text = String(repeating: secret + " ", count: 150)
+        text += String(repeating: "x", count: limit + 1024 - text.utf8.count - 20) + secret + String(repeating: "y", count: 4000)
+        let cleaned = LineLogHandler.clean(text)
+        #expect(cleaned.utf8.count <= limit + 64)
+        #expect(cleaned.hasSuffix("more bytes cut)"))
+        #expect(!cleaned.contains("0123456789-a-long"), "the cut secret's first 20 bytes came out")
+        #expect(cleaned.contains(String(repeating: "x", count: 100)), "the text around it is kept")
     }
 }
 

@@ -7,13 +7,13 @@ import Testing
 @Suite struct DeliveryLimitTests {
     @Test func theFullestFetchFitsOneFrame() throws {
         let count = DataMessage.maximumDeliveriesPerMessage
-        // Stream names far longer than any `<stream_prefix>-<n>`.
+        // Stream names (and subjects) far longer than any `<stream_prefix>-<n>`.
         let stream = String(repeating: "s", count: 1024)
         var deliveries: [DataMessage.Delivery] = []
         var left = DataMessage.maximumDeliveryBytes
         for index in 0..<count {
             let size = index == count - 1 ? left : DataMessage.maximumDeliveryBytes / count
-            deliveries.append(DataMessage.Delivery(stream: stream, sequence: .max, payload: [UInt8](repeating: 1, count: size)))
+            deliveries.append(DataMessage.Delivery(stream: stream, sequence: .max, subject: stream + ".18446744073709551615", payload: [UInt8](repeating: 1, count: size)))
             left -= size
         }
         let encoded = DataMessage.deliver(deliveries).frame.encoded

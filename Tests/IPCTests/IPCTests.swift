@@ -180,7 +180,7 @@ import Testing
         .publishFailed(batchID: 1, reason: "timeout"),
         .subscribe(cursor: [.init(stream: "hl-1", sequence: 10), .init(stream: "hl-2", sequence: .max)]),
         .credit(count: 32),
-        .deliver([.init(stream: "hl-1", sequence: 11, payload: [1, 0]), .init(stream: "hl-2", sequence: 1, payload: [])]),
+        .deliver([.init(stream: "hl-1", sequence: 11, subject: "hl-1.3", payload: [1, 0]), .init(stream: "hl-2", sequence: 1, subject: "", payload: [])]),
         .applied(.init(stream: "hl-1", sequence: 11)),
     ]
 

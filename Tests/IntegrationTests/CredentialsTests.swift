@@ -47,17 +47,18 @@ extension ProcessTests {
             #expect(node.terminate() == 0)
         }
 
-        @Test func externalServerOverTLSWithPassword() throws {
-            let directory = try TemporaryDirectory()
+        /// A nats-server with JetStream on a free port, TLS with a certificate for `name` signed by a fresh
+        /// CA (`<directory>/ca.pem`), user `app` with password `tls-pass`.
+        static func startTLSServer(in directory: TemporaryDirectory, certifiedFor name: String, subjectAltName: String) throws -> (Process, Int) {
             let d = directory.path
             for command in [
                 ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.pem", "-days", "2", "-subj", "/CN=harmonylite-test-ca"],
-                ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/server.key", "-out", "\(d)/server.csr", "-subj", "/CN=127.0.0.1"],
+                ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/server.key", "-out", "\(d)/server.csr", "-subj", "/CN=\(name)"],
                 ["x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial", "-out", "\(d)/server.pem",
-                 "-days", "2", "-extfile", directory.write("san.ext", "subjectAltName=IP:127.0.0.1\n")],
+                 "-days", "2", "-extfile", directory.write("san.ext", "subjectAltName=\(subjectAltName)\n")],
             ] {
                 let result = try runCommand("/usr/bin/openssl", command)
-                try #require(result.status == 0, "\(result.output)")
+                guard result.status == 0 else { throw TestFailure("openssl \(command[0]): \(result.output)") }
             }
             let port = try freePort()
             let server = Process()
@@ -67,10 +68,19 @@ extension ProcessTests {
             server.standardOutput = FileHandle.nullDevice
             server.standardError = FileHandle.nullDevice
             try server.run()
-            defer {
-                kill(server.processIdentifier, SIGINT)
-                server.waitUntilExit()
-            }
+            return (server, port)
+        }
+
+        static func stop(_ server: Process) {
+            kill(server.processIdentifier, SIGINT)
+            server.waitUntilExit()
+        }
+
+        @Test func externalServerOverTLSWithPassword() throws {
+            let directory = try TemporaryDirectory()
+            let d = directory.path
+            let (server, port) = try Self.startTLSServer(in: directory, certifiedFor: "127.0.0.1", subjectAltName: "IP:127.0.0.1")
+            defer { Self.stop(server) }
             let node = try NodeUnderTest(toml: """
                 [nats]
                 urls = ["tls://127.0.0.1:\(port)"]
@@ -89,27 +99,8 @@ extension ProcessTests {
         @Test func externalServerWithACertificateForAnotherNameIsRefused() throws {
             let directory = try TemporaryDirectory()
             let d = directory.path
-            for command in [
-                ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.pem", "-days", "2", "-subj", "/CN=harmonylite-test-ca"],
-                ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/server.key", "-out", "\(d)/server.csr", "-subj", "/CN=wrong.example"],
-                ["x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial", "-out", "\(d)/server.pem",
-                 "-days", "2", "-extfile", directory.write("san.ext", "subjectAltName=DNS:wrong.example\n")],
-            ] {
-                let result = try runCommand("/usr/bin/openssl", command)
-                try #require(result.status == 0, "\(result.output)")
-            }
-            let port = try freePort()
-            let server = Process()
-            server.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
-            server.arguments = ["-a", "127.0.0.1", "-p", "\(port)", "-js", "-sd", "\(d)/js", "--tls", "--tlscert", "\(d)/server.pem",
-                                "--tlskey", "\(d)/server.key", "--user", "app", "--pass", "tls-pass"]
-            server.standardOutput = FileHandle.nullDevice
-            server.standardError = FileHandle.nullDevice
-            try server.run()
-            defer {
-                kill(server.processIdentifier, SIGINT)
-                server.waitUntilExit()
-            }
+            let (server, port) = try Self.startTLSServer(in: directory, certifiedFor: "wrong.example", subjectAltName: "DNS:wrong.example")
+            defer { Self.stop(server) }
             let node = try NodeUnderTest(toml: """
                 [nats]
                 urls = ["tls://127.0.0.1:\(port)"]

@@ -42,7 +42,7 @@ extension ProcessTests {
             }
             // With the node's credentials it works: the refusal above is about the credentials.
             let connection = try NATSConnection.connect(try embeddedClientSettings(directory: node.directory.path, nodeID: 1, port: port, name: "node-1"))
-            try connection.publish(subject: "harmonylite-change-log-1", payload: [1, 0])
+            try connection.publish(subject: "harmonylite-change-log-1.1", payload: [1, 0])
             #expect(try connection.streamState("harmonylite-changes-1").messages >= 1)
         }
 

@@ -25,7 +25,7 @@ extension ProcessTests {
             try cluster.sql(0, "INSERT INTO kv VALUES (1, 'before');")
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 1;", to: "before\n"), "\(cluster.logs())")
             let connection = try NATSConnection.connect(try cluster.clientSettings(1, name: "garbage"))
-            try connection.publish(subject: "harmonylite-change-log-1", payload: Array("this is not a change batch".utf8))
+            try connection.publish(subject: "harmonylite-change-log-1.2", payload: Array("this is not a change batch".utf8))
             try cluster.sql(0, "INSERT INTO kv VALUES (2, 'after the garbage');")
             try cluster.sql(2, "INSERT INTO kv VALUES (3, 'from node 3');")
             #expect(try cluster.converge("SELECT group_concat(v, '/') FROM kv WHERE k > 1 ORDER BY k;", to: "after the garbage/from node 3\n"), "\(cluster.logs())")
@@ -48,9 +48,9 @@ extension ProcessTests {
             let appliers = (0..<3).map { cluster.node($0).children()["applier"] }
             let table = String(repeating: "t", count: 700_000)
             let event = ChangeEvent(changeID: 1, table: table, operation: .upsert, stamp: 1 << 40, writer: 99, columns: ["id"], values: [.integer(1)], keyCount: 1)
-            let batch = ChangeBatch(origin: 99, schemaHash: "", events: [event]).encoded(compress: false)
+            let batch = ChangeBatch(origin: 2, schemaHash: "", events: [event]).encoded(compress: false)
             let connection = try NATSConnection.connect(try cluster.clientSettings(1, name: "huge-name"))
-            try connection.publish(subject: "harmonylite-change-log-1", payload: batch)
+            try connection.publish(subject: "harmonylite-change-log-1.2", payload: batch)
             try cluster.sql(0, "INSERT INTO kv VALUES (2, 'after the huge name');")
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 2;", to: "after the huge name\n"), "\(cluster.logs().prefix(20_000))")
             for index in 0..<3 {

@@ -215,3 +215,40 @@ import Testing
         #expect(throws: IPCError.self) { try ControlMessage(frame: Frame(type: ControlMessage.statusQuery.frame.type, body: [1])) }
     }
 }
+
+/// The HTTP request head is the one decoder of network bytes in the supervisor: mutants of real heads,
+/// fed in random pieces as reads deliver them (the server parses what it has after every read), never
+/// trap, and what is accepted is a request the endpoints can route.
+@Suite struct FuzzHTTPRequests {
+    static let seeds = [
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nUser-Agent: Prometheus/2.45.0\r\nAccept: text/plain;version=0.0.4\r\n\r\n",
+        "GET /health?verbose=1 HTTP/1.0\r\n\r\n",
+        "HEAD /health HTTP/1.1\nHost: x\n\n",
+        "POST /metrics HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody",
+    ].map { Array($0.utf8) }
+
+    @Test func fuzzRequestHeads() {
+        var pieces = SplitMix64(seed: 7)
+        let report = Fuzzer.run("HTTP request heads", seeds: Self.seeds) { bytes in
+            var buffered: [UInt8] = []
+            var rest = bytes[...]
+            while !rest.isEmpty {
+                let take = min(rest.count, 1 + Int(pieces.next() % 64))
+                buffered += rest.prefix(take)
+                rest = rest.dropFirst(take)
+                switch HTTPRequest.parse(buffered) {
+                case .incomplete: continue
+                case .bad: return false
+                case .request(let request): return request.path.hasPrefix("/") && !request.path.contains("?")
+                }
+            }
+            return false
+        }
+        #expect(report.accepted > 0 && report.refused > 0)
+    }
+
+    @Test func aHeadLargerThanTheLimitIsRefusedBeforeItEnds() {
+        let endless = Array("GET /metrics HTTP/1.1\r\nX-Pad: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: HTTPRequest.maximumHeadBytes)
+        #expect(HTTPRequest.parse(endless) == .bad(status: 431, reason: "request head larger than \(HTTPRequest.maximumHeadBytes) bytes"))
+    }
+}

@@ -38,8 +38,8 @@ import Testing
         #expect(!text.contains("cluster {") && !text.contains("authorization") && !text.contains("include"))
     }
 
-    /// Authenticated by default: this node's user (denied stream deletion and purges of the change
-    /// streams), routes with a user and password from the cluster secret, peers dialled with them, route
+    /// Authenticated by default: this node's user (may publish changes on its own subjects only, denied
+    /// stream deletion and purges of the change streams), routes with a user and password from the cluster secret, peers dialled with them, route
     /// TLS when configured, and a JetStream storage limit.
     @Test func rendersAuthenticationRoutesAndLimits() {
         var config = Self.config()
@@ -53,7 +53,10 @@ import Testing
         #expect(text.contains("authorization { user: \"harmonylite-route\", password: \"rpw\", timeout: 2 }"))
         #expect(text.contains("routes: [\"nats://harmonylite-route:rpw@n2:4222/\", \"nats://harmonylite-route:rpw@n3:4223/\"]"))
         #expect(text.contains("tls { cert_file: \"/etc/h/node.pem\", key_file: \"/etc/h/node.key\", ca_file: \"/etc/h/ca.pem\", verify: true, timeout: 2 }"))
-        #expect(text.contains("{ user: \"harmonylite-node-7\", password: \"cpw\", permissions: { publish: { deny: [\"$JS.API.STREAM.DELETE.>\", "
+        // Its own change subjects only (listed per shard), never the shared one nor another node's.
+        #expect(text.contains("{ user: \"harmonylite-node-7\", password: \"cpw\", permissions: { publish: { allow: ["
+            + "\"harmonylite-change-log-1.\(config.nodeID)\", \"harmonylite-change-log-2.\(config.nodeID)\", "
+            + "\"$JS.API.>\", \"$JS.ACK.>\", \"$JS.FC.>\", \"$KV.>\", \"$O.>\", \"_INBOX.>\"], deny: [\"$JS.API.STREAM.DELETE.>\", "
             + "\"$JS.API.STREAM.PURGE.harmonylite-changes-1\", \"$JS.API.STREAM.PURGE.harmonylite-changes-2\", "
             + "\"$JS.API.STREAM.MSG.DELETE.harmonylite-changes-1\", \"$JS.API.STREAM.MSG.DELETE.harmonylite-changes-2\"] } } }"))
         #expect(EmbeddedServerConfig.routeURL("nats://a:b@h:1", user: "u", password: "p") == "nats://a:b@h:1", "a peer URL with its own credentials stays")

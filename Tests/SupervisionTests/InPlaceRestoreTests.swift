@@ -112,6 +112,22 @@ import Testing
         #expect(!machine.handle(.tick, now: 5).contains(.spawn(child: "capturer")))
     }
 
+    /// The snapshotter crashed and waits for its restart when the applier asks for a restore: it is not
+    /// started on its own (it would start under the capturer, which the restore is still stopping), but
+    /// asked to restore once the capturer is gone.
+    @Test func aRestorerWaitingToRestartIsNotStartedWhileTheRestoreStops() {
+        var machine = Tests.machine()
+        Tests.startAll(&machine)
+        _ = machine.handle(.exited(pid: 102, status: .killed(by: 9), note: ""), now: 1)
+        #expect(Self.stops(machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1.1)) == ["capturer"])
+        let spawns = machine.handle(.tick, now: 30).filter { if case .spawn = $0 { true } else if case .spawnToRestore = $0 { true } else { false } }
+        #expect(spawns.isEmpty, "started while the capturer still runs: \(spawns)")
+        #expect(machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 31)
+            == [.log(.info, "capturer stopped for the snapshot restore (exited with status 0)"),
+                .notify("STATUS=restoring: snapshotter restores a snapshot"),
+                .spawnToRestore(child: "snapshotter", reason: "applier found changes missing from the streams")])
+    }
+
     /// The snapshotter does not stop in time: it is killed, and the restore goes on.
     @Test func aRestorerThatDoesNotStopIsKilled() {
         var settings = WorkerSettings()
