@@ -25,12 +25,13 @@ public final class PullConsumer: @unchecked Sendable {
     /// and `>` matches them all (NATS 2.9 takes one filter subject; a wider one is accepted).
     public static let everySubject = ">"
 
-    /// Replaces any consumer named `durable` with one that delivers from `afterSequence + 1`, of the
-    /// stream's messages on `subject` (default: all of them).
+    /// Creates the consumer `durable`, which delivers from `afterSequence + 1` the stream's messages on
+    /// `subject` (default: all of them). `durable` must be a name the stream never had: nats-server 2.9
+    /// mishandles a consumer deleted and created again under one name while a replica is down (see
+    /// `ConsumerNames`), so nothing here deletes or reuses one.
     public init(connection: NATSConnection, stream: String, subject: String = everySubject, durable: String, afterSequence: UInt64) throws(NATSError) {
         self.connection = connection
         var code = jsErrCode(rawValue: 0)
-        _ = js_DeleteConsumer(connection.jetStream, stream, durable, nil, &code)
         var options = jsSubOptions()
         jsSubOptions_Init(&options)
         let cStream = strdup(stream)

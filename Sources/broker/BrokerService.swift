@@ -216,7 +216,8 @@ final class BrokerService: WorkerLoopHandler {
             }
             // Before any delivery of this consumer: the applier checks that its cursor belongs to this stream.
             reply(to: applier, .consuming(stream: spec.name, created: state.created))
-            let fetcher = try ShardFetcher(connection: connection, stream: spec.name, durable: "\(config.nodeName)-\(shard)", after: after, credit: credit, created: state.created)
+            let fetcher = try ShardFetcher(connection: connection, stream: spec.name, names: ConsumerNames(node: config.nodeName, shard: shard), after: after, credit: credit,
+                                           created: state.created, logger: logger)
             fetcher.start(queue: deliveries)
             fetchers[spec.name] = fetcher
         }

@@ -1,6 +1,7 @@
 import BrokerCore
 import Foundation
 import IPC
+import Logging
 import NATSClient
 import Signals
 import Synchronization
@@ -71,9 +72,11 @@ final class ShardFetcher: Sendable {
     static let idleCheckSeconds = 2.0
 
     let stream: String
-    private let durable: String
+    private let names: ConsumerNames
     private let connection: NATSConnection
-    private let consumer: Mutex<PullConsumer>
+    private let logger: Logger
+    /// The consumer in use and its name (fresh at every creation, see `ConsumerNames`).
+    private let consumer: Mutex<(name: String, pull: PullConsumer)>
     private let after: UInt64
     private let credit: Credit
     private let stopped = Atomic<Bool>(false)
@@ -84,20 +87,45 @@ final class ShardFetcher: Sendable {
     /// A newer identity already reported to the applier (0: none).
     let reportedIdentity = Atomic<UInt64>(0)
 
-    /// Creates the consumer `durable` (replacing one of that name) to deliver from `after + 1`.
-    init(connection: NATSConnection, stream: String, durable: String, after: UInt64, credit: Credit, created: UInt64) throws(NATSError) {
+    /// Creates a consumer under a fresh name of `names` to deliver from `after + 1`, then deletes this
+    /// node's other consumers of the shard (a previous incarnation's, or an older version's fixed name).
+    init(connection: NATSConnection, stream: String, names: ConsumerNames, after: UInt64, credit: Credit, created: UInt64, logger: Logger) throws(NATSError) {
         self.connection = connection
         self.stream = stream
-        self.durable = durable
+        self.names = names
+        self.logger = logger
         self.after = after
         self.credit = credit
         self.created = created
-        consumer = Mutex(try PullConsumer(connection: connection, stream: stream, durable: durable, afterSequence: after))
+        let name = Self.freshName(names)
+        consumer = Mutex((name, try PullConsumer(connection: connection, stream: stream, durable: name, afterSequence: after)))
+        do {
+            for leftover in names.leftovers(among: try connection.consumerNames(stream: stream), keeping: name) { deleteConsumer(leftover, why: "left over from an earlier start") }
+        } catch {
+            logger.debug("cannot list the shard stream's consumers to delete this node's leftovers; tried again at the next start", metadata: ["stream": "\(stream)", "error": "\(error)"])
+        }
     }
+
+    private static func freshName(_ names: ConsumerNames) -> String {
+        names.name(token: ConsumerNames.token(UInt64.random(in: 0...UInt64.max)))
+    }
+
+    /// Best effort: a consumer left behind costs the servers a little and is deleted at the next start.
+    private func deleteConsumer(_ name: String, why: String) {
+        do {
+            try connection.deleteConsumer(stream: stream, name: name)
+            logger.debug("deleted a consumer of this node", metadata: ["stream": "\(stream)", "consumer": "\(name)", "why": "\(why)"])
+        } catch {
+            logger.debug("cannot delete a consumer of this node; tried again at the next start", metadata: ["stream": "\(stream)", "consumer": "\(name)", "why": "\(why)", "error": "\(error)"])
+        }
+    }
+
+    /// The name of the consumer in use.
+    private var consumerName: String { consumer.withLock { $0.name } }
 
     /// JetStream may acknowledge everything through `sequence` (AckAll): the applier committed all of it.
     func acknowledge(through sequence: UInt64) {
-        let current = consumer.withLock { $0 }
+        let current = consumer.withLock { $0.pull }
         current.acknowledge(through: sequence)
     }
 
@@ -138,7 +166,7 @@ final class ShardFetcher: Sendable {
             try replaceConsumer(after: sequence)
             state.replaceAfter = nil
         }
-        let messages = try consumer.withLock { $0 }.fetch(maximum: DataMessage.maximumDeliveriesPerMessage, maximumBytes: DataMessage.maximumDeliveryBytes,
+        let messages = try consumer.withLock { $0.pull }.fetch(maximum: DataMessage.maximumDeliveriesPerMessage, maximumBytes: DataMessage.maximumDeliveryBytes,
                                                           waitMilliseconds: Self.longPollMilliseconds)
         // A fetcher stopped during its long poll hands nothing on: a newer fetcher may serve the applier by
         // now, and these messages are delivered again from its cursor.
@@ -154,7 +182,7 @@ final class ShardFetcher: Sendable {
             queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, subject: $0.subject, payload: $0.payload) }))
             return true
         case .consumeAgain(let sequence):
-            let consumerState = try? connection.consumerState(stream: stream, consumer: durable)
+            let consumerState = try? connection.consumerState(stream: stream, consumer: consumerName)
             queue.push(.consumingAgain(stream: stream, from: sequence + 1, why: "the consumer skipped messages the stream still holds", consumer: consumerState))
             state.replaceAfter = sequence
             return false
@@ -168,7 +196,7 @@ final class ShardFetcher: Sendable {
     private func checkIdle(_ state: inout LoopState, queue: DeliveryQueue) throws(NATSError) {
         guard monotonicSeconds() - state.idleSince >= Self.idleCheckSeconds else { return }
         state.idleSince = monotonicSeconds()
-        let consumerState = try connection.consumerState(stream: stream, consumer: durable)
+        let consumerState = try connection.consumerState(stream: stream, consumer: consumerName)
         if case .consumeAgain(let sequence) = state.continuity.idle(consumerDelivered: consumerState.deliveredStreamSequence) {
             queue.push(.consumingAgain(stream: stream, from: sequence + 1, why: "the consumer counts messages as delivered that never arrived", consumer: consumerState))
             state.replaceAfter = sequence
@@ -185,10 +213,15 @@ final class ShardFetcher: Sendable {
         return step
     }
 
-    /// A new consumer of the same name that delivers from `after + 1`.
+    /// A new consumer, under a fresh name, that delivers from `after + 1`; then the previous one is deleted.
     private func replaceConsumer(after sequence: UInt64) throws(NATSError) {
-        let replacement = try PullConsumer(connection: connection, stream: stream, durable: durable, afterSequence: sequence)
-        consumer.withLock { $0 = replacement }
+        let name = Self.freshName(names)
+        let replacement = try PullConsumer(connection: connection, stream: stream, durable: name, afterSequence: sequence)
+        let previous = consumer.withLock { current in
+            defer { current = (name, replacement) }
+            return current.name
+        }
+        deleteConsumer(previous, why: "replaced")
     }
 
     /// Ends the thread: at once when it waits for credit, else after its current fetch.

@@ -47,8 +47,12 @@ final class ExternalNATSNodes {
         nodes[index] = nil
     }
 
-    /// The name node `index` connects to NATS with (its broker), and the prefix of its consumers' names.
+    /// The name node `index` connects to NATS with (its broker).
     static func clientName(_ index: Int) -> String { "harmonylite-node-\(index + 1)" }
+
+    /// Whether `name` is one of node `index`'s consumers of `shard`: `<client name>-<shard>-<token>`, the
+    /// token fresh at every creation.
+    static func isConsumer(_ name: String, of index: Int, shard: Int) -> Bool { name.hasPrefix("\(clientName(index))-\(shard)-") }
 
     static func stream(_ shard: Int) -> String { "harmonylite-changes-\(shard)" }
 
@@ -135,7 +139,7 @@ extension ProcessTests {
             _ = eventually(timeout: 15, interval: 0.2) {
                 let name: String? = switch victim {
                 case .streamLeader: cluster.nats.streamLeader(ExternalNATSNodes.stream(shard))
-                case .consumerLeader: cluster.nats.consumerLeader(stream: ExternalNATSNodes.stream(shard), consumer: "\(ExternalNATSNodes.clientName(2))-\(shard)")
+                case .consumerLeader: cluster.nats.consumerLeader(stream: ExternalNATSNodes.stream(shard), where: { ExternalNATSNodes.isConsumer($0, of: 2, shard: shard) })
                 case .brokerServer: nil
                 }
                 found = victim == .brokerServer ? cluster.nats.serverOfClient(named: ExternalNATSNodes.clientName(1)) : name.flatMap(cluster.nats.index(of:))
@@ -151,6 +155,7 @@ extension ProcessTests {
             let writers = [SteadyWriter(path: cluster.path(0), firstKey: 1), SteadyWriter(path: cluster.path(1), firstKey: Self.secondWriterKeys)]
             defer { writers.forEach { $0.stop() } }
             var kills: [String] = []
+            var healthWaits: [String] = [], unhealthy = 0
             for round in 0..<Self.rounds {
                 let kind = Victim.allCases[round % Victim.allCases.count]
                 let shard = (round / Victim.allCases.count) % 2 + 1
@@ -160,7 +165,11 @@ extension ProcessTests {
                 kills.append("round \(round + 1): killed \(cluster.nats.servers[victim].name), \(kind) of shard \(shard), at \(writers.map(\.rows)) rows")
                 Thread.sleep(forTimeInterval: 2)
                 try cluster.nats.start(victim)
-                #expect(cluster.nats.waitUntilHealthy(timeout: 240), "round \(round + 1): the cluster did not recover\n\(cluster.nats.logTails())")
+                let waitStart = Date()
+                let healthy = cluster.nats.waitUntilHealthy(timeout: 240)
+                if !healthy { unhealthy += 1 }
+                healthWaits.append(String(format: "%.1f", Date().timeIntervalSince(waitStart)))
+                #expect(healthy, "round \(round + 1): the cluster did not recover\n\(cluster.nats.logTails())")
             }
             Thread.sleep(forTimeInterval: 2)
             writers.forEach { $0.stop() }
@@ -179,7 +188,10 @@ extension ProcessTests {
             let gone = cluster.logLines(containing: "gone from the stream")
             let consumedAgain = cluster.logLines(containing: "consuming the shard stream again")
             let rechecks = cluster.logLines(containing: "consuming again from the cursor")
-            print("failover summary: rounds \(Self.rounds), rows written \(written), rows lost \(converged ? 0 : lost), consumers replaced \(consumedAgain.count), applier rechecks \(rechecks.count)")
+            // Each replaced consumer is deleted once its successor exists (best effort): one per node and shard is left.
+            let consumersLeft = (1...2).map { shard in cluster.nats.consumerNames(stream: ExternalNATSNodes.stream(shard)).count }.reduce(0, +)
+            print("failover summary: rounds \(Self.rounds), rows written \(written), rows lost \(converged ? 0 : lost), consumers replaced \(consumedAgain.count), applier rechecks \(rechecks.count), failed health waits \(unhealthy), consumers left \(consumersLeft) (6 expected)")
+            print("health waits (s): \(healthWaits.joined(separator: " "))")
             print((kills + consumedAgain + rechecks).joined(separator: "\n"))
             if !converged || !gone.isEmpty { print("failover logs kept in \(cluster.keepLogs())") }
             #expect(converged, "nodes hold \(held) rows of \(written)\n\(kills.joined(separator: "\n"))\n\(gone.joined(separator: "\n"))")

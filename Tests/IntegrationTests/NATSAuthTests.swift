@@ -63,6 +63,35 @@ extension ProcessTests {
             #expect(throws: NATSError.self) { try asOperator.streamState("scratch") }
         }
 
+        /// The node's own user may list and delete consumers: a restarted broker consumes under a fresh name and
+        /// deletes this node's leftovers of the shard (an older version's fixed name, an earlier start's name),
+        /// never another node's consumer whose name only starts alike.
+        @Test func aRestartedBrokerDeletesItsLeftoverConsumersOnly() throws {
+            let port = try freePort()
+            let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\n")
+            defer { _ = node.terminate() }
+            try node.waitUntilReady()
+            let asNode = try NATSConnection.connect(try embeddedClientSettings(directory: node.directory.path, nodeID: 1, port: port, name: "node-1"))
+            let stream = "harmonylite-changes-1"
+            let ours = { (names: [String]) in names.filter { $0.hasPrefix("harmonylite-node-1-1") } }
+            let first = try ours(asNode.consumerNames(stream: stream))
+            try #require(first.count == 1, "node 1's consumers of shard 1: \(first)")
+            #expect(first[0] != "harmonylite-node-1-1")
+            let leftovers = ["harmonylite-node-1-1", "harmonylite-node-1-1-00000000000000aa"]
+            let others = ["harmonylite-node-11-1-00000000000000aa", "harmonylite-node-1-11-00000000000000aa", "harmonylite-node-1-1-by-hand"]
+            for name in leftovers + others { _ = try PullConsumer(connection: asNode, stream: stream, durable: name, afterSequence: 0) }
+            let broker = try #require(node.children()["broker"])
+            kill(broker, SIGKILL)
+            var names: [String] = []
+            let cleaned = eventually(timeout: 60, interval: 0.2) {
+                names = (try? asNode.consumerNames(stream: stream)) ?? []
+                return node.children()["broker"].map { $0 != broker } == true && !names.contains(first[0]) && leftovers.allSatisfy { !names.contains($0) }
+                    && names.filter { $0.hasPrefix("harmonylite-node-1-1-") && !others.contains($0) }.count == 1
+            }
+            #expect(cleaned, "consumers after the broker's restart: \(names)")
+            #expect(others.allSatisfy(names.contains), "another consumer was deleted: \(names)")
+        }
+
         /// A server without the cluster secret is refused as a route; the same server with the route
         /// credentials joins (so the refusal is about the credentials).
         @Test func aServerWithoutTheSecretCannotJoinAsARoute() throws {

@@ -116,14 +116,28 @@ public final class NATSClusterUnderTest {
 
     /// The leader of `consumer` on `stream`, as the running servers report it.
     public func consumerLeader(stream: String, consumer: String) -> String? {
+        consumerLeader(stream: stream, where: { $0 == consumer })
+    }
+
+    /// The leader of the first consumer on `stream` whose name satisfies `named` (a broker names each
+    /// consumer it creates afresh: `<node>-<shard>-<token>`), as the running servers report it.
+    public func consumerLeader(stream: String, where named: (String) -> Bool) -> String? {
         for index in runningIndices {
             let consumers = streamDetail(stream, on: index)?["consumer_detail"] as? [[String: Any]] ?? []
-            if let detail = consumers.first(where: { $0["name"] as? String == consumer }),
+            if let detail = consumers.first(where: { ($0["name"] as? String).map(named) == true }),
                let leader = (detail["cluster"] as? [String: Any])?["leader"] as? String, !leader.isEmpty {
                 return leader
             }
         }
         return nil
+    }
+
+    /// The names of the consumers on `stream`, as the first running server that knows the stream reports them.
+    public func consumerNames(stream: String) -> [String] {
+        for index in runningIndices {
+            if let consumers = streamDetail(stream, on: index)?["consumer_detail"] as? [[String: Any]] { return consumers.compactMap { $0["name"] as? String } }
+        }
+        return []
     }
 
     /// What the stream holds (first and last sequence, messages) as its leader reports it.
