@@ -12,7 +12,7 @@ rounds=${1:-20}
 swift build --build-tests > /dev/null
 echo "nats-server: $(/usr/sbin/nats-server --version)"
 output=$(HL_FAILOVER_ROUNDS=$rounds swift test --skip-build --filter 'Failover/serverKillsUnderLoadLoseNoRows' 2>&1) && status=0 || status=$?
-grep -E '^(failover summary|round [0-9]+:|node [0-9]+: |failover logs kept)' <<< "$output" || true
+grep -E '^(failover summary|health waits|round [0-9]+:|node [0-9]+: |failover logs kept)' <<< "$output" || true
 grep -E '✘' <<< "$output" | head -20 || true
 summary=$(grep -m1 '^failover summary' <<< "$output" || echo "failover summary: the test did not finish (exit $status)")
 echo "$summary"
