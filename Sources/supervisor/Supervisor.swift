@@ -33,6 +33,8 @@ final class Supervisor {
     private var probeInFlight: MonitoringProbe?
     /// The last probe problem logged (each one once in a row).
     private var probeProblem: String?
+    /// Says when the database's or the JetStream store's filesystem runs full, and when space is back.
+    private var diskWatch: DiskSpaceWatch
     /// The public key of `nats.seed_file`, authorized on the embedded server.
     private var nkeyPublicKey: String?
     /// JetStream's file-storage limit for the embedded server (`nats.max_file_store` or its default).
@@ -115,6 +117,7 @@ final class Supervisor {
         } else {
             self.config.natsClientURLs = config.nats.urls
         }
+        diskWatch = DiskSpaceWatch(places: Self.watchedPlaces(self.config), now: monotonicSeconds())
         let socketPath = runDirectory + "/" + ControlChannel.socketName
         spawner = ChildSpawner(executableDirectory: ChildSpawner.ownDirectory(), controlSocketPath: socketPath, natsServerPath: natsServer)
         listener = try UnixSocket.listen(path: socketPath)
@@ -161,6 +164,7 @@ final class Supervisor {
             }
             if natsProbePending { probeNATS() }
             serviceLivenessProbe()
+            watchDiskSpace()
             process(.tick)
             if telemetry.tick(machine, now: monotonicSeconds()) {
                 stopReason = ControlMessage.sleepTimeoutReason
@@ -179,6 +183,7 @@ final class Supervisor {
         if let deadline = machine.nextDeadline { timeout = min(timeout, max(0, deadline - monotonicSeconds())) }
         if natsProbePending { timeout = min(timeout, 0.02) }
         if let natsProbe { timeout = min(timeout, max(0, natsProbe.schedule.nextDeadline - monotonicSeconds())) }
+        timeout = min(timeout, max(0, diskWatch.nextAt - monotonicSeconds()))
         return Int32((timeout * 1000).rounded(.up))
     }
 
@@ -318,6 +323,28 @@ final class Supervisor {
         guard text != probeProblem else { return }
         probeProblem = text
         if error { logger.error("\(text)") } else { logger.warning("\(text)") }
+    }
+
+    /// The database's directory and the embedded JetStream store, as one place when they share a filesystem.
+    private static func watchedPlaces(_ config: Configuration) -> [DiskSpaceWatch.Place] {
+        let database = DiskSpaceWatch.Place(what: "the database", path: FilePaths.directory(of: config.dbPath))
+        guard config.nats.isEmbedded else { return [database] }
+        let store = DiskSpaceWatch.Place(what: "the JetStream store", path: config.embeddedStoreDirectory)
+        var first = stat(), second = stat()
+        if stat(database.path, &first) == 0, stat(store.path, &second) == 0, first.st_dev == second.st_dev {
+            return [DiskSpaceWatch.Place(what: "the database and the JetStream store", path: database.path)]
+        }
+        return [database, store]
+    }
+
+    private func watchDiskSpace() {
+        guard diskWatch.due(now: monotonicSeconds()) else { return }
+        for place in diskWatch.places {
+            var stats = statvfs()
+            guard statvfs(place.path, &stats) == 0 else { continue }
+            guard let report = diskWatch.measured(place, freeBytes: UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)) else { continue }
+            if case .full = report { logger.error("\(DiskSpaceWatch.message(report))") } else { logger.info("\(DiskSpaceWatch.message(report))") }
+        }
     }
 
     /// Says how much room the JetStream store has: a full disk is what wedges nats-server 2.9.
