@@ -408,8 +408,10 @@ public struct SupervisorStateMachine {
     /// A running worker that has missed two heartbeats: the node is not known to be healthy, so the
     /// supervisor stops vouching for it to systemd until the worker is replaced.
     private func lateWorker(now: Double) -> String? {
-        for child in children {
-            if case .running(_, let lastSign, let ready) = child.state, child.spec.owesLifeSigns(ready: ready), now - lastSign > child.spec.heartbeatTimeout / 2 {
+        // Workers only: the supervisor restarts a silent nats-server itself, and its longer timeout (20 s) would
+        // let systemd kill the whole node first under the shipped WatchdogSec=30s.
+        for child in children where child.spec.speaksControlProtocol {
+            if case .running(_, let lastSign, _) = child.state, now - lastSign > child.spec.heartbeatTimeout / 2 {
                 return child.spec.name
             }
         }

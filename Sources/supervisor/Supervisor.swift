@@ -182,7 +182,7 @@ final class Supervisor {
         var timeout = 1.0
         if let deadline = machine.nextDeadline { timeout = min(timeout, max(0, deadline - monotonicSeconds())) }
         if natsProbePending { timeout = min(timeout, 0.02) }
-        if let natsProbe { timeout = min(timeout, max(0, natsProbe.schedule.nextDeadline - monotonicSeconds())) }
+        if let natsProbe, natsProbe.port != nil { timeout = min(timeout, max(0, natsProbe.schedule.nextDeadline - monotonicSeconds())) }
         timeout = min(timeout, max(0, diskWatch.nextAt - monotonicSeconds()))
         return Int32((timeout * 1000).rounded(.up))
     }
