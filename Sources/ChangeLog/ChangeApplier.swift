@@ -332,9 +332,7 @@ public final class ChangeApplier {
         let clockColumns = (keyNames.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]).joined(separator: ", ")
         let clockPlaceholders = Array(repeating: "?", count: keyNames.count + 3).joined(separator: ", ")
         let stamp = q(ChangeLogSchema.stampColumn), node = q(ChangeLogSchema.nodeColumn), deleted = q(ChangeLogSchema.deletedColumn)
-        // `ChangeEvent.supersedes` in SQL: (stamp, writer) compared as unsigned 64-bit numbers, stored as
-        // their signed bit patterns.
-        let supersedes = "CASE WHEN excluded.\(stamp) = \(stamp) THEN \(unsignedGreater("excluded.\(node)", node)) ELSE \(unsignedGreater("excluded.\(stamp)", stamp)) END"
+        let supersedes = StampOrder.supersedes(stamp: "excluded.\(stamp)", writer: "excluded.\(node)", over: stamp, node)
         let plan = ApplyPlan(
             valueIndices: written.count == event.columns.count ? nil : written.map(\.index),
             claimClock: try database.prepare(
@@ -395,12 +393,6 @@ public final class ChangeApplier {
     }
 
     private func q(_ identifier: String) -> String { ChangeLogSchema.quote(identifier) }
-
-    /// `a > b` for unsigned 64-bit numbers held as their signed bit patterns: the ones with the top bit set
-    /// (negative here) are the larger ones.
-    private func unsignedGreater(_ a: String, _ b: String) -> String {
-        "(CASE WHEN (\(a) < 0) = (\(b) < 0) THEN \(a) > \(b) ELSE \(a) < 0 END)"
-    }
 }
 
 /// The prepared statements for applying events of one shape.

@@ -8,10 +8,12 @@ import SQLiteKit
 /// refused and the database is not touched. Then the copy is prepared completely before the live database
 /// sees it: brought to the live database's page size, change logs and triggers installed over the row
 /// clocks it carries, the snapshot's cursor stored (for each stream it still belongs to; a stream created
-/// anew since is consumed from its start), and this node's changes that were never published written back
-/// by last-writer-wins against the snapshot's clocks and queued again. Only then does the backup API
-/// replace the live content in one step. What this node published after the snapshot's cursor comes back
-/// from the streams, and is applied by stamp like any other node's change.
+/// anew since is consumed from its start), this node's changes that were never published written back
+/// by last-writer-wins against the snapshot's clocks and queued again, and every other row version the live
+/// database holds that is later than the snapshot's (`LiveVersionMerge`: this node's published writes and
+/// other nodes' applied ones, which the streams may no longer hold) kept, by the same order. Only then does
+/// the backup API replace the live content in one step. What the streams still hold past the snapshot's
+/// cursor comes again, and is applied by stamp like any other change (what the merge kept is superseded).
 public enum SnapshotRestorer {
     public struct Outcome: Sendable {
         public var cursor: [String: UInt64]
@@ -24,6 +26,13 @@ public enum SnapshotRestorer {
         public var replacedStreams: [String: StreamIdentityCheck]
         /// Whether the snapshot carried row clocks (format 2 and later).
         public var hadRowClocks: Bool
+        /// Row versions of the live database later than the snapshot's (published or applied writes,
+        /// deletes included) that the restored content keeps.
+        public var keptLiveVersions: Int = 0
+        /// Live row clocks compared with the snapshot's.
+        public var comparedLiveVersions: Int = 0
+        /// Live versions not kept because the schemas differ (a table or column the snapshot lacks), counted.
+        public var liveVersionNotes: [String] = []
     }
 
     /// - Parameter currentStreams: each shard stream's identity now (JetStream's creation time); empty when
@@ -45,14 +54,23 @@ public enum SnapshotRestorer {
         let (cursor, replaced) = cursorForCurrentStreams(metadata, currentStreams: currentStreams)
         // The identities the cursor now belongs to: the streams as they are, else as the snapshot recorded them.
         _ = try applier.apply([], cursor: cursor, streams: (metadata.streams ?? [:]).merging(currentStreams) { $1 })
+        // Every live row clock complete (a local write's stamp is written after its transaction), then the
+        // live versions later than the snapshot's, read before the unpublished changes: a row the
+        // application writes in between is among those, with a later stamp than the merge read.
+        _ = try live.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: live).materialize() }
+        let later = try LiveVersionMerge.laterVersions(live: databasePath, liveTables: liveInstallation.catalog.replicated,
+                                                       prepared: prepared, snapshotTables: installation.catalog.replicated)
         // Read what is still unpublished as late as possible: the application may be writing.
         let reader = try ChangeReader(database: live, installation: liveInstallation)
         let pending = try reader.pending(after: try PublishWatermark.read(live), limit: Int.max).events
+        // First, so that they are queued again: the merge's version of such a row is the same or older.
         let kept = try applier.replayLocal(pending, tableIDs: installation.tableIDs)
+        let merged = try applier.apply(later.events)
         try live.replaceContent(with: prepared)
         try live.execute("PRAGMA journal_mode=WAL")
         return Outcome(cursor: cursor, keptLocalChanges: kept, supersededLocalChanges: pending.count - kept,
-                       replacedStreams: replaced, hadRowClocks: metadata.format >= 2)
+                       replacedStreams: replaced, hadRowClocks: metadata.format >= 2,
+                       keptLiveVersions: merged.applied, comparedLiveVersions: later.compared, liveVersionNotes: later.notes)
     }
 
     /// The snapshot's cursor for the streams as they are now: a stream whose identity is not the one the
