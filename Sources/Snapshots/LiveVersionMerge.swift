@@ -110,5 +110,22 @@ enum LiveVersionMerge {
         return (events, Int(compared), dropped)
     }
 
+    /// Applies the later versions to the prepared copy with its applier; returns how many won. A table
+    /// whose versions cannot be written there (a constraint the snapshot's schema adds, say) keeps none of
+    /// them, with the reason in `notes`, and the others are kept: one odd row does not stop a restore.
+    static func keep(_ events: [ChangeEvent], applier: ChangeApplier, notes: inout [String]) throws -> Int {
+        var remaining = events
+        while true {
+            do {
+                return try applier.apply(remaining).applied
+            } catch let error as ApplyError {
+                let table = error.event.table
+                let dropped = remaining.count
+                remaining.removeAll { $0.table == table }
+                notes.append("\(dropped - remaining.count) live row version(s) of \(table) are not kept: \(error)")
+            }
+        }
+    }
+
     private static func q(_ identifier: String) -> String { HarmonyLiteObjects.quoted(identifier) }
 }

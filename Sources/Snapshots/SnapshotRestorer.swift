@@ -65,12 +65,13 @@ public enum SnapshotRestorer {
         let pending = try reader.pending(after: try PublishWatermark.read(live), limit: Int.max).events
         // First, so that they are queued again: the merge's version of such a row is the same or older.
         let kept = try applier.replayLocal(pending, tableIDs: installation.tableIDs)
-        let merged = try applier.apply(later.events)
+        var notes = later.notes
+        let merged = try LiveVersionMerge.keep(later.events, applier: applier, notes: &notes)
         try live.replaceContent(with: prepared)
         try live.execute("PRAGMA journal_mode=WAL")
         return Outcome(cursor: cursor, keptLocalChanges: kept, supersededLocalChanges: pending.count - kept,
                        replacedStreams: replaced, hadRowClocks: metadata.format >= 2,
-                       keptLiveVersions: merged.applied, comparedLiveVersions: later.compared, liveVersionNotes: later.notes)
+                       keptLiveVersions: merged, comparedLiveVersions: later.compared, liveVersionNotes: notes)
     }
 
     /// The snapshot's cursor for the streams as they are now: a stream whose identity is not the one the

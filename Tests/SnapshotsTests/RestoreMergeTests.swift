@@ -156,6 +156,26 @@ extension SnapshotTests {
         #expect(try books(target) == "1:Dune\n")
     }
 
+    /// A live version the snapshot's schema refuses (a NOT NULL column without default that the live table
+    /// lacks): that table keeps none of its versions, said with the reason; the restore goes on and the other
+    /// tables keep theirs.
+    @Test func aTableWhoseVersionsTheSnapshotRefusesDoesNotStopTheRestore() throws {
+        let source = directory.path + "/a.db"
+        try makeDatabase(source, "PRAGMA journal_mode=WAL;CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT, isbn TEXT NOT NULL);CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);")
+        _ = try ChangeLogInstaller.open(source, node: 1)
+        let snapshot = try snapshot(of: source, node: 1)
+        let target = directory.path + "/b.db"
+        try makeDatabase(target, "PRAGMA journal_mode=WAL;CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);")
+        _ = try ChangeLogInstaller.open(target, node: 2)
+        try app(target, "INSERT INTO books VALUES (1, 'Dune'), (2, 'Emma'); INSERT INTO notes VALUES (1, 'kept');")
+        try publish(target, node: 2)
+        let outcome = try restore(snapshot, into: target, node: 2)
+        #expect(outcome.keptLiveVersions == 1)
+        #expect(outcome.liveVersionNotes.count == 1 && outcome.liveVersionNotes[0].hasPrefix("2 live row version(s) of books are not kept: ")
+            && outcome.liveVersionNotes[0].contains("NOT NULL"), "\(outcome.liveVersionNotes)")
+        #expect(try app(target, "SELECT count(*) FROM books; SELECT body FROM notes;") == "0\nkept\n")
+    }
+
     /// The snapshot has another page size than the live WAL database: the merge reads the live database
     /// attached to the prepared copy, whatever its page size.
     @Test func laterLiveVersionsAreKeptAcrossPageSizes() throws {
