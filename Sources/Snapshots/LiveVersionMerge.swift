@@ -20,7 +20,10 @@ import SQLiteKit
 /// or whose primary key differs, keeps none of its live versions; a live column the snapshot lacks is left
 /// out of the versions kept (its values are dropped); a snapshot column the live table lacks takes its
 /// default, as it does for an event from a node without it. Live rows without a row clock (written before
-/// capture was installed) are not compared: the snapshot's content stands for them, as before.
+/// capture was installed) are not compared: the snapshot's content stands for them, as before. A live clock
+/// whose row the live table does not hold (deleted, or removed by a UNIQUE conflict) is kept as a delete. A
+/// snapshot row without a clock (format 1, or never clocked on its node) loses to any live version, as it
+/// would to any event.
 enum LiveVersionMerge {
     struct Later {
         var events: [ChangeEvent]
