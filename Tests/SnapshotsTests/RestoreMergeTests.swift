@@ -26,6 +26,14 @@ extension SnapshotTests {
         _ = try ChangeApplier(database: db, catalog: installation.catalog).apply(events)
     }
 
+    /// A node whose database has `schema` (WAL, change logs installed).
+    func node(_ name: String, schema: String, id: UInt64) throws -> String {
+        let path = directory.path + "/" + name
+        try makeDatabase(path, "PRAGMA journal_mode=WAL;" + schema)
+        _ = try ChangeLogInstaller.open(path, node: id)
+        return path
+    }
+
     func restore(_ snapshot: (file: String, metadata: SnapshotMetadata), into path: String, node id: UInt64) throws -> SnapshotRestorer.Outcome {
         try SnapshotRestorer.restore(snapshot.file, metadata: snapshot.metadata, into: path, nodeID: id)
     }
@@ -141,10 +149,7 @@ extension SnapshotTests {
     @Test func liveTablesAndColumnsTheSnapshotLacksAreCountedNotKept() throws {
         let source = try node("a.db", "", id: 1)
         let snapshot = try snapshot(of: source, node: 1)
-        let target = directory.path + "/b.db"
-        try makeDatabase(target, "PRAGMA journal_mode=WAL;" + Self.schema + "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);")
-        try app(target, "ALTER TABLE books ADD COLUMN isbn TEXT;")
-        _ = try ChangeLogInstaller.open(target, node: 2)
+        let target = try node("b.db", schema: Self.schema + "ALTER TABLE books ADD COLUMN isbn TEXT; CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);", id: 2)
         try app(target, "INSERT INTO books VALUES (1, 'Dune', NULL, '978-0441013593'); INSERT INTO notes VALUES (1, 'a'), (2, 'b');")
         try publish(target, node: 2)
         let outcome = try restore(snapshot, into: target, node: 2)
@@ -160,13 +165,10 @@ extension SnapshotTests {
     /// lacks): that table keeps none of its versions, said with the reason; the restore goes on and the other
     /// tables keep theirs.
     @Test func aTableWhoseVersionsTheSnapshotRefusesDoesNotStopTheRestore() throws {
-        let source = directory.path + "/a.db"
-        try makeDatabase(source, "PRAGMA journal_mode=WAL;CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT, isbn TEXT NOT NULL);CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);")
-        _ = try ChangeLogInstaller.open(source, node: 1)
+        let notes = "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);"
+        let source = try node("a.db", schema: "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT, isbn TEXT NOT NULL);" + notes, id: 1)
         let snapshot = try snapshot(of: source, node: 1)
-        let target = directory.path + "/b.db"
-        try makeDatabase(target, "PRAGMA journal_mode=WAL;CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);")
-        _ = try ChangeLogInstaller.open(target, node: 2)
+        let target = try node("b.db", schema: "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);" + notes, id: 2)
         try app(target, "INSERT INTO books VALUES (1, 'Dune'), (2, 'Emma'); INSERT INTO notes VALUES (1, 'kept');")
         try publish(target, node: 2)
         let outcome = try restore(snapshot, into: target, node: 2)
@@ -179,9 +181,7 @@ extension SnapshotTests {
     /// The snapshot has another page size than the live WAL database: the merge reads the live database
     /// attached to the prepared copy, whatever its page size.
     @Test func laterLiveVersionsAreKeptAcrossPageSizes() throws {
-        let source = directory.path + "/big-pages.db"
-        try makeDatabase(source, "PRAGMA page_size=16384; VACUUM; PRAGMA journal_mode=WAL;" + Self.schema)
-        _ = try ChangeLogInstaller.open(source, node: 1)
+        let source = try node("big-pages.db", schema: "PRAGMA journal_mode=DELETE; PRAGMA page_size=16384; VACUUM; PRAGMA journal_mode=WAL;" + Self.schema, id: 1)
         try app(source, "INSERT INTO books VALUES (1, 'Dune', NULL);")
         let snapshot = try snapshot(of: source, node: 1)
         Thread.sleep(forTimeInterval: 0.005)
