@@ -147,7 +147,9 @@ public final class ChangeApplier {
     /// Writes this node's changes that were never published back into a restored snapshot, by
     /// last-writer-wins against the snapshot's row clocks: a change the snapshot already holds a later
     /// version of (another node wrote the row after it) is dropped, as it would be on every node; one that
-    /// wins is written with its own stamp and queued for publishing again. Returns how many won.
+    /// wins is written with its own stamp and queued for publishing again, and so is one whose very version
+    /// (same stamp and writer) the database holds already (a restore's merge of the live versions wrote it:
+    /// it still has to be published). Returns how many were queued.
     public func replayLocal(_ events: [ChangeEvent], tableIDs: [String: Int64]) throws -> Int {
         try database.execute("BEGIN IMMEDIATE")
         displaced.removeAll()
@@ -158,7 +160,7 @@ public final class ChangeApplier {
                 guard let tableID = tableIDs[event.table] else {
                     throw ApplyError(event: event, kind: .schemaMissing, reason: "table \(event.table) is not in the snapshot")
                 }
-                guard try apply(event) else { continue }
+                guard try apply(event) || holdsVersion(of: event) else { continue }
                 kept += 1
                 let key = Array(event.key)
                 let keyColumns = (1...key.count).map { ChangeLogSchema.keyColumn($0) }
@@ -176,6 +178,15 @@ public final class ChangeApplier {
             rollBack()
             throw error
         }
+    }
+
+    /// Whether the row clock holds exactly `event`'s (stamp, writer).
+    private func holdsVersion(of event: ChangeEvent) throws -> Bool {
+        guard let table = try table(named: event.table) else { return false }
+        let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
+        let clock = try statement("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)")
+            .all(Array(event.key)).first
+        return clock == [.integer(Int64(bitPattern: event.stamp)), .integer(Int64(bitPattern: event.writer))]
     }
 
     /// Claims the row clock first (one statement that writes it only if the event supersedes it), then

@@ -27,7 +27,8 @@ public enum SnapshotRestorer {
         /// Whether the snapshot carried row clocks (format 2 and later).
         public var hadRowClocks: Bool
         /// Row versions of the live database later than the snapshot's (published or applied writes,
-        /// deletes included) that the restored content keeps.
+        /// deletes included, and unpublished ones, which `keptLocalChanges` counts too) that the restored
+        /// content keeps.
         public var keptLiveVersions: Int = 0
         /// Live row clocks compared with the snapshot's.
         public var comparedLiveVersions: Int = 0
@@ -55,18 +56,19 @@ public enum SnapshotRestorer {
         // The identities the cursor now belongs to: the streams as they are, else as the snapshot recorded them.
         _ = try applier.apply([], cursor: cursor, streams: (metadata.streams ?? [:]).merging(currentStreams) { $1 })
         // Every live row clock complete (a local write's stamp is written after its transaction), then the
-        // live versions later than the snapshot's, read before the unpublished changes: a row the
+        // live versions later than the snapshot's kept, before the unpublished changes are read: a row the
         // application writes in between is among those, with a later stamp than the merge read.
         _ = try live.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: live).materialize() }
         let later = try LiveVersionMerge.laterVersions(live: databasePath, liveTables: liveInstallation.catalog.replicated,
                                                        prepared: prepared, snapshotTables: installation.catalog.replicated)
-        // Read what is still unpublished as late as possible: the application may be writing.
-        let reader = try ChangeReader(database: live, installation: liveInstallation)
-        let pending = try reader.pending(after: try PublishWatermark.read(live), limit: Int.max).events
-        // First, so that they are queued again: the merge's version of such a row is the same or older.
-        let kept = try applier.replayLocal(pending, tableIDs: installation.tableIDs)
         var notes = later.notes
         let merged = try LiveVersionMerge.keep(later.events, applier: applier, notes: &notes)
+        // Read what is still unpublished as late as possible: the application may be writing, and what it
+        // commits after this read is lost with the backup. The merge may have written an unpublished version
+        // already: `replayLocal` queues it all the same.
+        let reader = try ChangeReader(database: live, installation: liveInstallation)
+        let pending = try reader.pending(after: try PublishWatermark.read(live), limit: Int.max).events
+        let kept = try applier.replayLocal(pending, tableIDs: installation.tableIDs)
         try live.replaceContent(with: prepared)
         try live.execute("PRAGMA journal_mode=WAL")
         return Outcome(cursor: cursor, keptLocalChanges: kept, supersededLocalChanges: pending.count - kept,
