@@ -150,7 +150,9 @@ public final class ChangeApplier {
     /// Writes this node's changes that were never published back into a restored snapshot, by
     /// last-writer-wins against the snapshot's row clocks: a change the snapshot already holds a later
     /// version of (another node wrote the row after it) is dropped, as it would be on every node; one that
-    /// wins is written with its own stamp and queued for publishing again. Returns how many won.
+    /// wins is written with its own stamp and queued for publishing again, and so is one whose very version
+    /// (same stamp and writer) the database holds already (a restore's merge of the live versions wrote it:
+    /// it still has to be published). Returns how many were queued.
     public func replayLocal(_ events: [ChangeEvent], tableIDs: [String: Int64]) throws -> Int {
         try database.execute("BEGIN IMMEDIATE")
         displaced.removeAll()
@@ -161,7 +163,7 @@ public final class ChangeApplier {
                 guard let tableID = tableIDs[event.table] else {
                     throw ApplyError(event: event, kind: .schemaMissing, reason: "table \(event.table) is not in the snapshot")
                 }
-                guard try apply(event) else { continue }
+                guard try apply(event) || holdsVersion(of: event) else { continue }
                 kept += 1
                 let key = Array(event.key)
                 let keyColumns = (1...key.count).map { ChangeLogSchema.keyColumn($0) }
@@ -179,6 +181,15 @@ public final class ChangeApplier {
             rollBack()
             throw error
         }
+    }
+
+    /// Whether the row clock holds exactly `event`'s (stamp, writer).
+    private func holdsVersion(of event: ChangeEvent) throws -> Bool {
+        guard let table = try table(named: event.table) else { return false }
+        let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
+        let clock = try statement("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)")
+            .all(Array(event.key)).first
+        return clock == [.integer(Int64(bitPattern: event.stamp)), .integer(Int64(bitPattern: event.writer))]
     }
 
     /// Claims the row clock first (one statement that writes it only if the event supersedes it), then
@@ -335,9 +346,7 @@ public final class ChangeApplier {
         let clockColumns = (keyNames.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]).joined(separator: ", ")
         let clockPlaceholders = Array(repeating: "?", count: keyNames.count + 3).joined(separator: ", ")
         let stamp = q(ChangeLogSchema.stampColumn), node = q(ChangeLogSchema.nodeColumn), deleted = q(ChangeLogSchema.deletedColumn)
-        // `ChangeEvent.supersedes` in SQL: (stamp, writer) compared as unsigned 64-bit numbers, stored as
-        // their signed bit patterns.
-        let supersedes = "CASE WHEN excluded.\(stamp) = \(stamp) THEN \(unsignedGreater("excluded.\(node)", node)) ELSE \(unsignedGreater("excluded.\(stamp)", stamp)) END"
+        let supersedes = StampOrder.supersedes(stamp: "excluded.\(stamp)", writer: "excluded.\(node)", over: stamp, node)
         let plan = ApplyPlan(
             valueIndices: written.count == event.columns.count ? nil : written.map(\.index),
             claimClock: try database.prepare(
@@ -398,12 +407,6 @@ public final class ChangeApplier {
     }
 
     private func q(_ identifier: String) -> String { ChangeLogSchema.quote(identifier) }
-
-    /// `a > b` for unsigned 64-bit numbers held as their signed bit patterns: the ones with the top bit set
-    /// (negative here) are the larger ones.
-    private func unsignedGreater(_ a: String, _ b: String) -> String {
-        "(CASE WHEN (\(a) < 0) = (\(b) < 0) THEN \(a) > \(b) ELSE \(a) < 0 END)"
-    }
 }
 
 /// The prepared statements for applying events of one shape.

@@ -26,7 +26,15 @@ public struct WorkerSettings: Codable, Equatable, Sendable {
     /// The children a node runs, in start order. `nats` is the embedded nats-server.
     public static let names = ["nats", "broker", "snapshotter", "applier", "capturer"]
 
+    /// The embedded nats-server's life signs are answers to a monitoring probe (`EmbeddedServerProbe`), not
+    /// heartbeats: it gets longer before it counts as hung (a big JetStream catch-up can slow its answers).
+    public static let natsHeartbeatTimeout: UInt32 = 20000
+
     public static var defaults: [String: WorkerSettings] {
-        Dictionary(uniqueKeysWithValues: names.map { ($0, WorkerSettings()) })
+        Dictionary(uniqueKeysWithValues: names.map { name in
+            var settings = WorkerSettings()
+            if name == "nats" { settings.heartbeatTimeout = natsHeartbeatTimeout }
+            return (name, settings)
+        })
     }
 }

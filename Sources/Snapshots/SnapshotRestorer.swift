@@ -9,10 +9,12 @@ import SQLiteKit
 /// refused and the database is not touched. Then the copy is prepared completely before the live database
 /// sees it: brought to the live database's page size, change logs and triggers installed over the row
 /// clocks it carries, the snapshot's cursor stored (for each stream it still belongs to; a stream created
-/// anew since is consumed from its start), and this node's changes that were never published written back
-/// by last-writer-wins against the snapshot's clocks and queued again. Only then does the backup API
-/// replace the live content in one step. What this node published after the snapshot's cursor comes back
-/// from the streams, and is applied by stamp like any other node's change.
+/// anew since is consumed from its start), this node's changes that were never published written back
+/// by last-writer-wins against the snapshot's clocks and queued again, and every other row version the live
+/// database holds that is later than the snapshot's (`LiveVersionMerge`: this node's published writes and
+/// other nodes' applied ones, which the streams may no longer hold) kept, by the same order. Only then does
+/// the backup API replace the live content in one step. What the streams still hold past the snapshot's
+/// cursor comes again, and is applied by stamp like any other change (what the merge kept is superseded).
 public enum SnapshotRestorer {
     public struct Outcome: Sendable {
         public var cursor: [String: UInt64]
@@ -25,6 +27,14 @@ public enum SnapshotRestorer {
         public var replacedStreams: [String: StreamIdentityCheck]
         /// Whether the snapshot carried row clocks (format 2 and later).
         public var hadRowClocks: Bool
+        /// Row versions of the live database later than the snapshot's (published or applied writes,
+        /// deletes included, and unpublished ones, which `keptLocalChanges` counts too) that the restored
+        /// content keeps.
+        public var keptLiveVersions: Int = 0
+        /// Live row clocks compared with the snapshot's.
+        public var comparedLiveVersions: Int = 0
+        /// Live versions not kept because the schemas differ (a table or column the snapshot lacks), counted.
+        public var liveVersionNotes: [String] = []
     }
 
     /// - Parameter currentStreams: each shard stream's identity now (JetStream's creation time); empty when
@@ -46,10 +56,19 @@ public enum SnapshotRestorer {
         let (cursor, replaced) = cursorForCurrentStreams(metadata, currentStreams: currentStreams)
         // The identities the cursor now belongs to: the streams as they are, else as the snapshot recorded them.
         _ = try applier.apply([], cursor: cursor, streams: (metadata.streams ?? [:]).merging(currentStreams) { $1 })
+        // Every live row clock complete (a local write's stamp is written after its transaction), then the
+        // live versions later than the snapshot's kept (capturer and applier are stopped: from here on only
+        // the application writes, and what it writes is unpublished, read below).
+        _ = try live.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: live).materialize() }
+        let later = try LiveVersionMerge.laterVersions(live: databasePath, liveTables: liveInstallation.catalog.replicated,
+                                                       prepared: prepared, snapshotTables: installation.catalog.replicated)
+        var notes = later.notes
+        let merged = try LiveVersionMerge.keep(later.events, applier: applier, notes: &notes)
         // What is still unpublished is read under the live database's write lock, held until its content is
         // replaced: the application may be writing, and a commit after the read would be lost (the fault
         // suite's gap restore under write load lost one). Read through a connection of its own: the live
-        // one is the backup's.
+        // one is the backup's. The merge may have written an unpublished version already: `replayLocal`
+        // queues it all the same.
         let reader = try SQLiteDatabase(existingPath: databasePath)
         var pending: [ChangeEvent] = []
         var kept = 0
@@ -60,7 +79,8 @@ public enum SnapshotRestorer {
         }
         try live.execute("PRAGMA journal_mode=WAL")
         return Outcome(cursor: cursor, keptLocalChanges: kept, supersededLocalChanges: pending.count - kept,
-                       replacedStreams: replaced, hadRowClocks: metadata.format >= 2)
+                       replacedStreams: replaced, hadRowClocks: metadata.format >= 2,
+                       keptLiveVersions: merged, comparedLiveVersions: later.compared, liveVersionNotes: notes)
     }
 
     /// The snapshot's cursor for the streams as they are now: a stream whose identity is not the one the

@@ -5,6 +5,8 @@ import HarmonyConfig
 public enum EmbeddedServerConfig {
     /// HarmonyLite's cluster name for embedded servers.
     public static let clusterName = "e-harmonylite"
+    /// Where the embedded server's monitoring endpoint listens: loopback, a port of the kernel's choosing.
+    public static let monitoringListen = "127.0.0.1:-1"
 
     /// - Parameters:
     ///   - runDirectory: where nats-server writes its ports file (how the supervisor learns a random port).
@@ -23,6 +25,8 @@ public enum EmbeddedServerConfig {
             "host: \(quote(bind.host.isEmpty ? "127.0.0.1" : bind.host))",
             "port: \(clientPort ?? bind.port)",
             "ports_file_dir: \(quote(runDirectory))",
+            // The supervisor's liveness probe (`EmbeddedServerProbe`): loopback only, a random port (in the ports file).
+            "http: \(quote(monitoringListen))",
             "jetstream {",
             "  store_dir: \(quote(config.embeddedStoreDirectory))",
         ]

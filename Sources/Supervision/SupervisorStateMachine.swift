@@ -11,13 +11,21 @@ public struct ChildSpec: Equatable, Sendable {
     /// The child that restores snapshots (the snapshotter): an in-place restore stops it and every child
     /// started after it, then starts it with `spawnToRestore` and the others after it as at start.
     public var restoresSnapshots: Bool
+    /// A child without the control protocol whose life signs are answers to a probe the glue sends once it
+    /// is ready (the embedded nats-server, see `EmbeddedServerProbe`): silent for `heartbeat_timeout` once
+    /// ready, it is killed and restarted like a hung worker.
+    public var livenessProbed: Bool
 
-    public init(name: String, speaksControlProtocol: Bool, settings: WorkerSettings, restoresSnapshots: Bool = false) {
+    public init(name: String, speaksControlProtocol: Bool, settings: WorkerSettings, restoresSnapshots: Bool = false, livenessProbed: Bool = false) {
         self.name = name
         self.speaksControlProtocol = speaksControlProtocol
         self.settings = settings
         self.restoresSnapshots = restoresSnapshots
+        self.livenessProbed = livenessProbed
     }
+
+    /// Whether the child owes life signs now: a worker always, a probed child once ready.
+    func owesLifeSigns(ready: Bool) -> Bool { speaksControlProtocol || (livenessProbed && ready) }
 
     var policy: RestartPolicy { RestartPolicy(settings) }
     var heartbeatTimeout: Double { Double(settings.heartbeatTimeout) / 1000 }
@@ -148,7 +156,7 @@ public struct SupervisorStateMachine {
         for child in children {
             switch child.state {
             case .waitingToRestart(let at): deadlines.append(at)
-            case .running(_, let lastSign, _) where child.spec.speaksControlProtocol:
+            case .running(_, let lastSign, let ready) where child.spec.owesLifeSigns(ready: ready):
                 deadlines.append(lastSign + child.spec.heartbeatTimeout / 2)
                 deadlines.append(lastSign + child.spec.heartbeatTimeout)
             case .stopping(_, let deadline, _, false): deadlines.append(deadline)
@@ -363,9 +371,10 @@ public struct SupervisorStateMachine {
             case .waitingToRestart(let at) where at <= now:
                 children[index].state = .notStarted
                 actions.append(spawnAction(index))
-            case .running(let pid, let lastSign, _) where spec.speaksControlProtocol && now - lastSign >= spec.heartbeatTimeout:
+            case .running(let pid, let lastSign, let ready) where spec.owesLifeSigns(ready: ready) && now - lastSign >= spec.heartbeatTimeout:
                 children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: .hung, killed: true)
-                actions.append(.log(.error, "\(spec.name) (pid \(pid)) sent no heartbeat for \(format(now - lastSign)) s: killing it"))
+                let silence = spec.speaksControlProtocol ? "sent no heartbeat" : "has not answered its liveness probe"
+                actions.append(.log(.error, "\(spec.name) (pid \(pid)) \(silence) for \(format(now - lastSign)) s ([workers.\(spec.name)] heartbeat_timeout): killing it"))
                 actions.append(.kill(pid: pid))
             case .stopping(let pid, let deadline, let purpose, false) where now >= deadline:
                 children[index].state = .stopping(pid: pid, deadline: deadline, purpose: purpose, killed: true)
@@ -388,6 +397,8 @@ public struct SupervisorStateMachine {
     /// A running worker that has missed two heartbeats: the node is not known to be healthy, so the
     /// supervisor stops vouching for it to systemd until the worker is replaced.
     private func lateWorker(now: Double) -> String? {
+        // Workers only: the supervisor restarts a silent nats-server itself, and its longer timeout (20 s) would
+        // let systemd kill the whole node first under the shipped WatchdogSec=30s.
         for child in children where child.spec.speaksControlProtocol {
             if case .running(_, let lastSign, _) = child.state, now - lastSign > child.spec.heartbeatTimeout / 2 {
                 return child.spec.name

@@ -29,6 +29,10 @@ struct Benchmark {
             try captureCost(Array(CommandLine.arguments.dropFirst(2)))
             return
         }
+        if CommandLine.arguments.dropFirst().first == "restore-merge" {
+            try RestoreMergeCost.run(Array(CommandLine.arguments.dropFirst(2)))
+            return
+        }
         let seconds = CommandLine.arguments.dropFirst().first.flatMap(Double.init) ?? 5
         let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
         let root = "/tmp/hl-benchmark-\(getpid())"

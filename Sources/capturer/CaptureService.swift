@@ -145,11 +145,17 @@ final class CaptureService: WorkerLoopHandler {
             case .checkSchema:
                 try watchSchema(heldBack: true)
             case .removePublished:
-                let removed = try database.transaction { () throws(SQLiteError) -> Int in
-                    try stamps.materialize()
-                    return try PublishWatermark.removePublished(from: database)
+                // Housekeeping: a failure (a full disk: SQLite error 13) is left to the next round. Stopping for
+                // it made the capturer crash-loop while the disk was full, and stop the node past restart_intensity.
+                do {
+                    let removed = try database.transaction { () throws(SQLiteError) -> Int in
+                        try stamps.materialize()
+                        return try PublishWatermark.removePublished(from: database)
+                    }
+                    if removed > 0 { logger.debug("removed \(removed) published change-log entries") }
+                } catch {
+                    logger.warning("cannot remove published change-log entries now; trying again later", metadata: ["error": "\(error)"])
                 }
-                if removed > 0 { logger.debug("removed \(removed) published change-log entries") }
             }
         }
     }

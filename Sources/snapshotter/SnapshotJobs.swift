@@ -23,13 +23,15 @@ enum SnapshotJobs {
             if !outcome.hadRowClocks {
                 job.say("the snapshot carries no row clocks (saved by an earlier version): its rows take the stamps of the changes that arrive next")
             }
+            for note in outcome.liveVersionNotes { job.sayLoudly(note) }
             if outcome.supersededLocalChanges > 0 {
                 job.say("\(outcome.supersededLocalChanges) unpublished local change(s) lost to later versions of their rows in the snapshot (last-writer-wins)")
             }
             try SeqMapFile.write(outcome.cursor, streams: currentStreams, to: config.seqMapPath)
             return JobReport(line: "restored the snapshot of node \(metadata.nodeID) taken at \(metadata.createdAt) ms (\(metadata.size) bytes, "
                 + "download \(String(format: "%.2f", timing.transfer)) s, restore \(String(format: "%.2f", timing.local)) s), "
-                + "cursor \(outcome.cursor.sorted { $0.key < $1.key }); kept \(outcome.keptLocalChanges) unpublished local change(s)", cursor: outcome.cursor,
+                + "cursor \(outcome.cursor.sorted { $0.key < $1.key }); kept \(outcome.keptLocalChanges) unpublished local change(s) and \(outcome.keptLiveVersions) live row version(s) later than the snapshot's "
+                + "(of \(outcome.comparedLiveVersions) compared)", cursor: outcome.cursor,
                 snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
         }
     }

@@ -8,12 +8,17 @@ enum NATSPortsFile {
     static func path(runDirectory: String, pid: Int32) -> String { runDirectory + "/nats-server_\(pid).ports" }
 
     /// The client port the server with `pid` listens on, once it wrote its file.
-    static func clientPort(runDirectory: String, pid: Int32) -> Int? {
+    static func clientPort(runDirectory: String, pid: Int32) -> Int? { port("nats", runDirectory: runDirectory, pid: pid) }
+
+    /// The port of its monitoring endpoint (`http://127.0.0.1:<port>`), if it has one.
+    static func monitoringPort(runDirectory: String, pid: Int32) -> Int? { port("monitoring", runDirectory: runDirectory, pid: pid) }
+
+    private static func port(_ kind: String, runDirectory: String, pid: Int32) -> Int? {
         guard let data = FileManager.default.contents(atPath: path(runDirectory: runDirectory, pid: pid)),
             let ports = try? JSONDecoder().decode([String: [String]].self, from: data),
-            let clientURL = ports["nats"]?.first
+            let url = ports[kind]?.first
         else { return nil }
-        return HostPort(parsing: clientURL.split(separator: "/").last.map(String.init) ?? "")?.port
+        return HostPort(parsing: url.split(separator: "/").last.map(String.init) ?? "")?.port
     }
 
     /// Pids of the servers that left a ports file in the run directory.

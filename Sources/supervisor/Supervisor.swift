@@ -28,6 +28,13 @@ final class Supervisor {
     /// The embedded server's client port once known; pinned for its restarts so the broker's URL holds.
     private var natsPort: Int?
     private var natsProbePending = false
+    /// The embedded server's liveness probe (`EmbeddedServerProbe`): for the server with `probedPID`, once ready.
+    private var natsProbe: (pid: Int32, port: Int?, schedule: EmbeddedServerProbe)?
+    private var probeInFlight: MonitoringProbe?
+    /// The last probe problem logged (each one once in a row).
+    private var probeProblem: String?
+    /// Says when the database's or the JetStream store's filesystem runs full, and when space is back.
+    private var diskWatch: DiskSpaceWatch
     /// The public key of `nats.seed_file`, authorized on the embedded server.
     private var nkeyPublicKey: String?
     /// JetStream's file-storage limit for the embedded server (`nats.max_file_store` or its default).
@@ -110,6 +117,7 @@ final class Supervisor {
         } else {
             self.config.natsClientURLs = config.nats.urls
         }
+        diskWatch = DiskSpaceWatch(places: Self.watchedPlaces(self.config), now: monotonicSeconds())
         let socketPath = runDirectory + "/" + ControlChannel.socketName
         spawner = ChildSpawner(executableDirectory: ChildSpawner.ownDirectory(), controlSocketPath: socketPath, natsServerPath: natsServer)
         listener = try UnixSocket.listen(path: socketPath)
@@ -120,7 +128,8 @@ final class Supervisor {
             throw SupervisorError("worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
         }
         let specs = names.map {
-            ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()], restoresSnapshots: $0 == "snapshotter")
+            ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()], restoresSnapshots: $0 == "snapshotter",
+                      livenessProbed: $0 == "nats")
         }
         let watchdog = notifier.watchdogInterval
         machine = SupervisorStateMachine(children: specs, watchdogInterval: watchdog, randomUnit: { Double.random(in: 0..<1) })
@@ -144,13 +153,18 @@ final class Supervisor {
                 let events = Int16(POLLIN) | (connections[fd]!.connection.hasPendingOutput ? Int16(POLLOUT) : 0)
                 descriptors.append(pollfd(fd: fd, events: events, revents: 0))
             }
+            let probe = probeInFlight.flatMap { $0.fd >= 0 ? $0 : nil }
+            if let probe { descriptors.append(pollfd(fd: probe.fd, events: probe.pollEvents, revents: 0)) }
             _ = poll(&descriptors, nfds_t(descriptors.count), pollTimeout())
+            if let probe, descriptors[descriptors.count - 1].revents != 0 { probe.advance() }
             if descriptors[0].revents != 0 { handleSignals() }
             if descriptors[1].revents != 0 { acceptConnections() }
             for (offset, fd) in connectionFDs.enumerated() where descriptors[offset + 2].revents != 0 {
                 serviceConnection(fd)
             }
             if natsProbePending { probeNATS() }
+            serviceLivenessProbe()
+            watchDiskSpace()
             process(.tick)
             if telemetry.tick(machine, now: monotonicSeconds()) {
                 stopReason = ControlMessage.sleepTimeoutReason
@@ -168,6 +182,8 @@ final class Supervisor {
         var timeout = 1.0
         if let deadline = machine.nextDeadline { timeout = min(timeout, max(0, deadline - monotonicSeconds())) }
         if natsProbePending { timeout = min(timeout, 0.02) }
+        if let natsProbe, natsProbe.port != nil { timeout = min(timeout, max(0, natsProbe.schedule.nextDeadline - monotonicSeconds())) }
+        timeout = min(timeout, max(0, diskWatch.nextAt - monotonicSeconds()))
         return Int32((timeout * 1000).rounded(.up))
     }
 
@@ -189,6 +205,7 @@ final class Supervisor {
                 kill(pid, child == "nats" ? SIGINT : SIGTERM)
             }
         case .kill(let pid):
+            if pid == natsProbe?.pid { logStoreSpace(why: "killing the embedded nats-server") }
             kill(pid, SIGKILL)
         case .notify(let state):
             notifier.notify(state)
@@ -251,7 +268,96 @@ final class Supervisor {
         natsPort = port
         config.natsClientURLs = [EmbeddedServerConfig.clientURL(config, port: port)]
         telemetry.natsURLs = config.natsClientURLs
-        process(.ready(child: "nats", detail: "listening for clients on port \(port)"))
+        let monitoring = NATSPortsFile.monitoringPort(runDirectory: runDirectory, pid: pid)
+        let timeout = Double(config.workers["nats", default: WorkerSettings()].heartbeatTimeout) / 1000
+        natsProbe = (pid, monitoring, EmbeddedServerProbe(heartbeatTimeout: timeout, now: monotonicSeconds()))
+        probeInFlight = nil
+        if monitoring == nil {
+            logger.warning("the embedded nats-server names no monitoring port in its ports file (http turned off in nats.server_config?): its liveness is not probed, a wedged server is not restarted")
+        }
+        process(.ready(child: "nats", detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on 127.0.0.1:\($0)" } ?? "")))
+    }
+
+    /// Starts, finishes and abandons probes of the embedded server's monitoring endpoint; an answer is its life sign.
+    private func serviceLivenessProbe() {
+        guard var probe = natsProbe, machine.pid(of: "nats") == probe.pid else {
+            natsProbe = nil
+            probeInFlight = nil
+            return
+        }
+        let now = monotonicSeconds()
+        guard let port = probe.port else {
+            // Not probed: the process being alive is all there is to know.
+            process(.lifeSign(child: "nats"))
+            return
+        }
+        if let finished = probeInFlight, let result = finished.result {
+            probeInFlight = nil
+            probe.schedule.finished()
+            switch result {
+            case .answered(let response):
+                switch EmbeddedServerProbe.verdict(response: response) {
+                case .alive:
+                    if probeProblem != nil { logger.info("the embedded nats-server answers its liveness probe again") }
+                    probeProblem = nil
+                    process(.lifeSign(child: "nats"))
+                case .jetStreamDisabled:
+                    noteProbeProblem("the embedded nats-server reports JetStream disabled on it (nats-server disables it when its store runs out of space, and never enables it again); it is restarted once silent for [workers.nats] heartbeat_timeout", error: true)
+                case .malformed(let reason):
+                    noteProbeProblem("the embedded nats-server's monitoring answer to GET \(EmbeddedServerProbe.path) is not HTTP: \(reason)", error: false)
+                }
+            case .failed(let reason):
+                noteProbeProblem("probing the embedded nats-server (GET \(EmbeddedServerProbe.path) on 127.0.0.1:\(port)) failed: \(reason)", error: false)
+            }
+        }
+        let (start, abandon) = probe.schedule.due(now: now)
+        if abandon {
+            noteProbeProblem("the embedded nats-server has not answered GET \(EmbeddedServerProbe.path) within \(probe.schedule.timeout) s (wedged? it is restarted once silent for [workers.nats] heartbeat_timeout)", error: false)
+            logStoreSpace(why: "the embedded nats-server does not answer")
+        }
+        if start { probeInFlight = MonitoringProbe(pid: probe.pid, port: port) }
+        natsProbe = probe
+    }
+
+    private func noteProbeProblem(_ text: String, error: Bool) {
+        guard text != probeProblem else { return }
+        probeProblem = text
+        if error { logger.error("\(text)") } else { logger.warning("\(text)") }
+    }
+
+    /// The database's directory and the embedded JetStream store, as one place when they share a filesystem.
+    private static func watchedPlaces(_ config: Configuration) -> [DiskSpaceWatch.Place] {
+        let database = DiskSpaceWatch.Place(what: "the database", path: FilePaths.directory(of: config.dbPath))
+        guard config.nats.isEmbedded else { return [database] }
+        let store = DiskSpaceWatch.Place(what: "the JetStream store", path: config.embeddedStoreDirectory)
+        var first = stat(), second = stat()
+        if stat(database.path, &first) == 0, stat(store.path, &second) == 0, first.st_dev == second.st_dev {
+            return [DiskSpaceWatch.Place(what: "the database and the JetStream store", path: database.path)]
+        }
+        return [database, store]
+    }
+
+    private func watchDiskSpace() {
+        guard diskWatch.due(now: monotonicSeconds()) else { return }
+        for place in diskWatch.places {
+            var stats = statvfs()
+            guard statvfs(place.path, &stats) == 0 else { continue }
+            guard let report = diskWatch.measured(place, freeBytes: UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)) else { continue }
+            if case .full = report { logger.error("\(DiskSpaceWatch.message(report))") } else { logger.info("\(DiskSpaceWatch.message(report))") }
+        }
+    }
+
+    /// Says how much room the JetStream store has: a full disk is what wedges nats-server 2.9.
+    private func logStoreSpace(why: String) {
+        var stats = statvfs()
+        guard statvfs(config.embeddedStoreDirectory, &stats) == 0 else { return }
+        let free = UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)
+        let text = "\(why): the filesystem of its JetStream store \(config.embeddedStoreDirectory) has \(free / 1024) KiB free"
+        if free < 1 << 20 {
+            logger.error("\(text): the disk is full (nats-server 2.9 can deadlock a stream when a store write fails for lack of space; restarting the server recovers it)")
+        } else {
+            logger.warning("\(text)")
+        }
     }
 
     private func handleSignals() {

@@ -132,6 +132,39 @@ extension ProcessTests {
             #expect(node.terminate() == 0)
         }
 
+        /// The node's own writes that the stream trimmed before any snapshot covered them: a victim whose
+        /// applier is stopped publishes 41 commits (a delete, an update, 40 inserts) into a stream that keeps
+        /// 20; the lease holder's snapshotter is stopped meanwhile (and the lease outlives it), so the newest
+        /// snapshot is one taken before them. The victim's gap restore keeps every one of them from its live
+        /// database (the streams no longer hold the first 21), and all nodes end identical. (Before: those
+        /// rows were gone on the victim alone and its deleted row came back there.)
+        @Test func gapRestoreKeepsOwnWritesTheStreamTrimmedBeforeAnySnapshot() throws {
+            let toml = Self.manualSnapshots + "leader_ttl = 120000\n[replication_log]\nmax_entries = 20\n"
+                + "[workers.snapshotter]\nheartbeat_timeout = 300000\n[workers.applier]\nheartbeat_timeout = 300000\n"
+            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: toml, count: 3))
+            try cluster.sql(0, "INSERT INTO kv VALUES (0, 'zero'), (1, 'one'), (2, 'two'), (3, 'three'), (4, 'four'), (5, 'five');")
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "6\n"))
+            let (victim, keeper, holder, applier) = try cluster.stopApplierOfANodeWithoutTheLease()
+            guard let snapshotter = cluster.node(holder).children()["snapshotter"] else { throw TestFailure("the lease holder has no snapshotter") }
+            try Self.saveSnapshot(cluster, on: keeper)
+            kill(snapshotter, SIGSTOP)
+            defer { kill(snapshotter, SIGCONT) }
+            try cluster.sql(victim, "DELETE FROM kv WHERE k = 1; UPDATE kv SET v = 'the victim''s' WHERE k = 2;")
+            for k in 100..<140 { try cluster.sql(victim, "INSERT INTO kv VALUES (\(k), 'the victim''s \(k)');") }
+            let expected = "45|4794|the victim's\n"
+            let content = "SELECT count(*), sum(k), (SELECT v FROM kv WHERE k = 2) FROM kv;"
+            #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "45|4794\n", on: [holder, keeper], timeout: 30))
+            kill(applier, SIGCONT)
+            #expect(eventually(timeout: 60) { cluster.node(victim).log.contains("restored the snapshot") }, "\(cluster.node(victim).log.suffix(3000))")
+            try cluster.node(victim).waitUntilReady(timeout: 60)
+            let kept = cluster.node(victim).log.components(separatedBy: "unpublished local change(s) and ").dropFirst().first?
+                .split(separator: " ").first.flatMap { Int($0) }
+            #expect((kept ?? 0) >= 21, "the restore kept \(kept.map(String.init) ?? "?") live versions\n\(cluster.node(victim).log.suffix(3000))")
+            #expect(try cluster.converge(content, to: expected, timeout: 30),
+                    "\((0..<3).map { (try? cluster.sql($0, content)) ?? "?" })\n\(cluster.node(victim).log.suffix(3000))")
+            #expect(try cluster.sql(victim, "SELECT count(*) FROM kv WHERE k = 1;") == "0\n")
+        }
+
         /// The recovery procedure on a node whose database has another page size than the snapshot (in WAL
         /// mode, where the backup API cannot change it).
         @Test func restoreNeedingAnotherPageSize() throws {

@@ -1,0 +1,67 @@
+/// Says, once each way, when a filesystem the node writes to (the database's directory, the embedded
+/// JetStream store) runs full and when space is back, so the log tells what happened and what the node does
+/// about it. No I/O: the supervisor passes the free bytes it measured (`statvfs`) and the time.
+public struct DiskSpaceWatch: Sendable {
+    public enum Report: Equatable, Sendable {
+        case full(what: String, path: String, freeBytes: UInt64)
+        case recovered(what: String, path: String, freeBytes: UInt64)
+    }
+
+    /// What is watched: a name for the log ("the database", "the JetStream store") and a path on it.
+    public struct Place: Equatable, Sendable {
+        public var what: String
+        public var path: String
+        public init(what: String, path: String) {
+            self.what = what
+            self.path = path
+        }
+    }
+
+    /// Below this many free bytes the filesystem counts as full; it counts as recovered at twice as many, so a
+    /// filesystem hovering at the line does not fill the log.
+    public let fullBelow: UInt64
+    /// Seconds between measurements.
+    public let interval: Double
+    public let places: [Place]
+    private var fullPaths: Set<String> = []
+    public private(set) var nextAt: Double
+
+    public init(places: [Place], fullBelow: UInt64 = 1 << 20, interval: Double = 1, now: Double) {
+        self.places = places
+        self.fullBelow = fullBelow
+        self.interval = interval
+        nextAt = now
+    }
+
+    /// Whether to measure now.
+    public mutating func due(now: Double) -> Bool {
+        guard now >= nextAt else { return false }
+        nextAt = now + interval
+        return true
+    }
+
+    /// The free bytes measured at `place`; a report when it crossed a line.
+    public mutating func measured(_ place: Place, freeBytes: UInt64) -> Report? {
+        if fullPaths.contains(place.path) {
+            guard freeBytes >= fullBelow.multipliedReportingOverflow(by: 2).partialValue else { return nil }
+            fullPaths.remove(place.path)
+            return .recovered(what: place.what, path: place.path, freeBytes: freeBytes)
+        }
+        guard freeBytes < fullBelow else { return nil }
+        fullPaths.insert(place.path)
+        return .full(what: place.what, path: place.path, freeBytes: freeBytes)
+    }
+
+    /// The log line of a report.
+    public static func message(_ report: Report) -> String {
+        switch report {
+        case .full(let what, let path, let free):
+            "disk full: the filesystem holding \(what) (\(path)) has \(free / 1024) KiB free. SQLite refuses writes there"
+                + " (the application gets 'database or disk is full'; what was committed is captured and kept), the applier"
+                + " retries; an embedded nats-server whose store write fails can wedge, and is restarted once it has not"
+                + " answered its liveness probe for [workers.nats] heartbeat_timeout"
+        case .recovered(let what, let path, let free):
+            "disk space is back on the filesystem holding \(what) (\(path)): \(free / 1024) KiB free"
+        }
+    }
+}
