@@ -15,6 +15,9 @@ public enum PlannerAction: Equatable, Sendable {
     /// Move the cursor past what no stream or snapshot holds any more: answer `gapsAccepted` or
     /// `gapsNotAccepted`.
     case acceptGaps
+    /// Like `acceptGaps`, but changes no snapshot and no stream holds are not accepted yet: answer
+    /// `gapsAccepted` (nothing uncovered) or `gapsUncovered`.
+    case acceptCoveredGaps
     /// Take or renew the lease: answer `leaseChecked`.
     case checkLease
     /// Read the newest snapshot's metadata: answer `newestSnapshotRead` or `newestSnapshotUnanswered`.

@@ -61,7 +61,7 @@ extension SnapshotPlanner {
         case (.restore, .success(let report)):
             if report.cursor != nil { restored += 1 }
             phase = .acceptingGaps(readyDetail: report.line)
-            return [.acceptGaps]
+            return [gapCoverDeadline.map { now >= $0 } == true ? .acceptGaps : .acceptCoveredGaps]
         case (.restore, .failure(let error)):
             return fail("snapshot restore failed, the database is unchanged: \(error)")
         case (.save, .success(let report)):

@@ -76,6 +76,22 @@ extension SnapshotPlanner {
         return becomeReady(detail, now: now)
     }
 
+    /// After a restore, a stream still starts past the cursor and no snapshot had those changes (a burst
+    /// faster than the lease holder's snapshots, or a node that fell behind between two of them): the
+    /// newest snapshot is restored again every `gapCoverRetry` s, until one covers the gap or
+    /// `gapCoverWait` s have gone by; then the gap is accepted, loudly. Meanwhile the capturer and the
+    /// applier do not run (a restore in place, or the start): nothing is lost waiting.
+    public mutating func gapsUncovered(_ description: String, now: Double) -> [Action] {
+        guard case .acceptingGaps = phase else { return [] }
+        let deadline = gapCoverDeadline ?? now + Self.gapCoverWait
+        gapCoverDeadline = deadline
+        guard now < deadline else { return [.acceptGaps] }
+        let reason = "no snapshot covers what the streams no longer hold (\(description)): waiting for a newer one"
+        phase = .restoreNeeded(reason: reason, storeRetryAt: now + Self.gapCoverRetry)
+        return [.log(.warning, "\(reason), trying again in \(Int(Self.gapCoverRetry)) s; the gap is accepted after \(Int(deadline - now)) s more"),
+                .reportStatus("restoring: \(reason)")]
+    }
+
     public mutating func gapsNotAccepted(_ error: String, now: Double) -> [Action] {
         guard case .acceptingGaps = phase else { return [] }
         return fail("cannot store the cursor past the missing changes: \(error)")

@@ -33,6 +33,11 @@ public struct SnapshotPlanner: Sendable {
     }
 
     static let retryInterval = 1.0
+    /// How long a restore waits for a snapshot that covers what the streams no longer hold (the lease
+    /// holder saves after every half `max_entries` messages), trying the newest one again every
+    /// `gapCoverRetry` seconds, before it accepts the gap loudly.
+    static let gapCoverWait = 60.0
+    static let gapCoverRetry = 3.0
     static let jobPollInterval = 0.1
     static let historyCheckInterval = 1.0
     static let retryAfterFailedSave = 5.0
@@ -41,6 +46,8 @@ public struct SnapshotPlanner: Sendable {
     var phase: Phase = .notStarted
     var job: RunningJob?
     var storeOpen = false
+    /// Until when a restore waits for a snapshot covering a gap (set at the first uncovered gap).
+    var gapCoverDeadline: Double?
     /// The last problem logged while retrying, so each is logged once until it changes.
     var lastProblem = ""
 

@@ -12,12 +12,26 @@ import Snapshots
 /// still not the one the cursor belongs to (deleted and created again, and no snapshot to restore): it is
 /// consumed from its start, loudly.
 enum GapAcceptance {
-    static func acceptGaps(_ config: Configuration, streams: [String], connection: NATSConnection, logger: Logger) throws {
+    /// Moves the cursor past what nothing holds. With `acceptMissing` false, changes no stream holds any
+    /// more are not accepted: nothing is written, and what is missing is returned (the planner waits for a
+    /// snapshot covering it); nil when nothing is.
+    @discardableResult
+    static func acceptGaps(_ config: Configuration, streams: [String], connection: NATSConnection, logger: Logger, acceptMissing: Bool = true) throws -> String? {
         let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
         let applier = try ChangeApplier(database: database, catalog: installation.catalog)
         var cursor = try applier.storedCursor()
         var identities = try StreamIdentities.read(in: database)
         var moved = false
+        if !acceptMissing {
+            let uncovered: [String] = streams.compactMap { stream in
+                guard let state = try? connection.streamState(stream), state.messages > 0 else { return nil }
+                let position = cursor[stream] ?? 0
+                if position > 0, case .replaced = StreamIdentityCheck.compare(recorded: identities[stream], current: state.created) { return nil }
+                guard state.firstSequence > position && state.firstSequence - position > 1 else { return nil }
+                return "\(stream) messages \(position + 1)…\(state.firstSequence - 1)"
+            }
+            if !uncovered.isEmpty { return uncovered.joined(separator: ", ") }
+        }
         for stream in streams {
             guard let state = try? connection.streamState(stream) else { continue }
             let position = cursor[stream] ?? 0
@@ -35,8 +49,9 @@ enum GapAcceptance {
                 moved = true
             }
         }
-        guard moved else { return }
+        guard moved else { return nil }
         _ = try applier.apply([], cursor: cursor, streams: identities)
         try SeqMapFile.write(cursor, streams: identities, to: config.seqMapPath)
+        return nil
     }
 }

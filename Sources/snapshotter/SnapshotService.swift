@@ -150,9 +150,12 @@ final class SnapshotService: WorkerLoopHandler {
             return []
         case .pollJob:
             return pollJob(now: now)
-        case .acceptGaps:
+        case .acceptGaps, .acceptCoveredGaps:
             do {
-                try GapAcceptance.acceptGaps(config, streams: planner.settings.streams, connection: connectedNATS, logger: logger)
+                if let uncovered = try GapAcceptance.acceptGaps(config, streams: planner.settings.streams, connection: connectedNATS, logger: logger,
+                                                                acceptMissing: action == .acceptGaps) {
+                    return planner.gapsUncovered(uncovered, now: now)
+                }
                 return planner.gapsAccepted(now: now)
             } catch {
                 return planner.gapsNotAccepted("\(error)", now: now)

@@ -31,6 +31,8 @@ struct PlannerHarness {
     var registryAnswers = true
     /// What a job reports when polled (nil: still running).
     var jobOutcome: (JobKind) -> Result<JobReport, JobFailure>? = { _ in .success(JobReport(line: "done", cursor: [:])) }
+    /// What `acceptCoveredGaps` finds missing (nil: nothing).
+    var uncoveredGap: String?
 
     /// Every action returned so far, with the `now` it was returned at.
     private(set) var record: [(now: Double, action: Action)] = []
@@ -91,6 +93,7 @@ struct PlannerHarness {
         case .pollJob:
             if let kind = planner.runningJob, let outcome = jobOutcome(kind) { planner.jobFinished(outcome, now: now) } else { [] }
         case .acceptGaps: planner.gapsAccepted(now: now)
+        case .acceptCoveredGaps: uncoveredGap.map { planner.gapsUncovered($0, now: now) } ?? planner.gapsAccepted(now: now)
         case .checkLease: planner.leaseChecked(leaseAnswer, now: now)
         case .readNewestSnapshot: planner.newestSnapshotRead(cursor: newestSnapshot, now: now)
         case .readStreamHistory: planner.streamHistoryRead(lastSequences: lastSequences, now: now)

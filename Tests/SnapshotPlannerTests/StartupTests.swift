@@ -60,11 +60,48 @@ import Testing
         harness.start()
         harness.run(for: 1)
         let actions = harness.record.map(\.action)
-        let gaps = actions.firstIndex(of: .acceptGaps)
+        let gaps = actions.firstIndex(of: .acceptCoveredGaps)
         let ready = actions.firstIndex { if case .reportReady = $0 { true } else { false } }
         #expect(gaps != nil && ready != nil && gaps! < ready!)
         #expect(harness.readyReports == ["snapshots enabled (store nats); restored the snapshot of node 2"])
         #expect(harness.planner.restored == 1)
+    }
+
+    /// The snapshot restored does not cover what the streams no longer hold: the newest snapshot is restored
+    /// again every few seconds (a newer one may cover it: the lease holder saves after every half
+    /// max_entries messages); only after `gapCoverWait` is the gap accepted, and the node gets ready.
+    @Test func anUncoveredGapWaitsForANewerSnapshotThenIsAccepted() {
+        var harness = PlannerHarness()
+        harness.restoreDecision = .success("hl-1 starts at message 500, past this node's position 3")
+        harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 300])) }
+        harness.uncoveredGap = "hl-1 messages 301…499"
+        harness.start()
+        harness.run(for: 30)
+        #expect(harness.readyReports.isEmpty, "ready while the gap is uncovered")
+        #expect(!harness.record.map(\.action).contains(.acceptGaps))
+        let restores = harness.record.filter { $0.action == .startJob(.restore) }.count
+        #expect(restores >= 5 && restores <= 11, "restored \(restores) times in 30 s")
+        harness.run(for: 40)
+        let actions = harness.record.map(\.action)
+        let accepted = actions.firstIndex(of: .acceptGaps)
+        let ready = actions.firstIndex { if case .reportReady = $0 { true } else { false } }
+        #expect(accepted != nil && ready != nil && accepted! < ready!)
+        #expect(harness.record.first { $0.action == .acceptGaps }.map { $0.now >= SnapshotPlanner.gapCoverWait } == true)
+    }
+
+    /// A newer snapshot covers the gap at the second try: no gap is accepted.
+    @Test func aGapANewerSnapshotCoversIsNeverAccepted() {
+        var harness = PlannerHarness()
+        harness.restoreDecision = .success("hl-1 starts at message 500, past this node's position 3")
+        harness.uncoveredGap = "hl-1 messages 301…499"
+        harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 300])) }
+        harness.start()
+        harness.run(for: 4)
+        harness.uncoveredGap = nil
+        harness.run(for: 10)
+        #expect(!harness.record.map(\.action).contains(.acceptGaps))
+        #expect(harness.record.filter { $0.action == .startJob(.restore) }.count >= 2)
+        #expect(harness.readyReports.count == 1)
     }
 
     @Test func gapsThatCannotBeAcceptedStopTheWorker() {
@@ -73,7 +110,7 @@ import Testing
         _ = planner.connected(now: 0)
         _ = planner.restoreDecided(reason: "there is no seq map", now: 0)
         #expect(planner.storeOpened(now: 0).contains(.startJob(.restore)))
-        #expect(planner.jobFinished(.success(JobReport(line: "no snapshot in the store yet", cursor: nil)), now: 1) == [.acceptGaps])
+        #expect(planner.jobFinished(.success(JobReport(line: "no snapshot in the store yet", cursor: nil)), now: 1) == [.acceptCoveredGaps])
         #expect(planner.restored == 0)
         #expect(planner.gapsNotAccepted("disk full", now: 1).contains(.stop("cannot store the cursor past the missing changes: disk full")))
         #expect(!planner.isReady)
