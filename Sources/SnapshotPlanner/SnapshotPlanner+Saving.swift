@@ -22,6 +22,9 @@ extension SnapshotPlanner {
 
     /// The newest snapshot's cursor (nil: the store has none yet), read after taking the lease.
     public mutating func newestSnapshotRead(cursor: [String: UInt64]?, now: Double) -> [Action] {
+        if case .waitingForCover(let reason, let detail, _) = phase {
+            return coverLooked(for: reason, readyDetail: detail, newest: cursor, now: now)
+        }
         guard phase == .ready, leaseHeld, storeOpen, !isLeading else { return [] }
         newestSnapshotCursor = cursor ?? [:]
         nextHistoryCheck = max(nextHistoryCheck, now)  // not before the retry after a failed save
@@ -30,6 +33,9 @@ extension SnapshotPlanner {
     }
 
     public mutating func newestSnapshotUnanswered(_ error: String, now: Double) -> [Action] {
+        if case .waitingForCover(let reason, let detail, _) = phase {
+            return coverLooked(for: reason, readyDetail: detail, newest: restoredCursor, now: now)
+        }
         guard phase == .ready, leaseHeld, !isLeading else { return [] }
         return [.log(.warning, "holding the snapshot lease, but the store does not answer: \(error); trying again in \(Int(settings.leaseCheckInterval)) s")]
     }
@@ -60,6 +66,7 @@ extension SnapshotPlanner {
         switch (finished.kind, outcome) {
         case (.restore, .success(let report)):
             if report.cursor != nil { restored += 1 }
+            restoredCursor = report.cursor
             phase = .acceptingGaps(readyDetail: report.line)
             return [gapCoverDeadline.map { now >= $0 } == true ? .acceptGaps : .acceptCoveredGaps]
         case (.restore, .failure(let error)):

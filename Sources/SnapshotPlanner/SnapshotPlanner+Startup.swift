@@ -78,18 +78,34 @@ extension SnapshotPlanner {
 
     /// After a restore, a stream still starts past the cursor and no snapshot had those changes (a burst
     /// faster than the lease holder's snapshots, or a node that fell behind between two of them): the
-    /// newest snapshot is restored again every `gapCoverRetry` s, until one covers the gap or
-    /// `gapCoverWait` s have gone by; then the gap is accepted, loudly. Meanwhile the capturer and the
-    /// applier do not run (a restore in place, or the start): nothing is lost waiting.
+    /// store's newest snapshot is looked at every `gapCoverRetry` s and restored when it is another one,
+    /// until the gap is covered or `gapCoverWait` s have gone by; then the gap is accepted, loudly.
+    /// Meanwhile the capturer and the applier do not run (a restore in place, or the start): nothing is
+    /// lost waiting, and the same snapshot is never restored twice.
     public mutating func gapsUncovered(_ description: String, now: Double) -> [Action] {
-        guard case .acceptingGaps = phase else { return [] }
+        guard case .acceptingGaps(let detail) = phase else { return [] }
         let deadline = gapCoverDeadline ?? now + Self.gapCoverWait
         gapCoverDeadline = deadline
         guard now < deadline else { return [.acceptGaps] }
         let reason = "no snapshot covers what the streams no longer hold (\(description)): waiting for a newer one"
-        phase = .restoreNeeded(reason: reason, storeRetryAt: now + Self.gapCoverRetry)
-        return [.log(.warning, "\(reason), trying again in \(Int(Self.gapCoverRetry)) s; the gap is accepted after \(Int(deadline - now)) s more"),
+        phase = .waitingForCover(reason: reason, readyDetail: detail, nextCheck: now + Self.gapCoverRetry)
+        return [.log(.warning, "\(reason), looking every \(Int(Self.gapCoverRetry)) s; the gap is accepted after \(Int(deadline - now)) s more"),
                 .reportStatus("restoring: \(reason)")]
+    }
+
+    /// The store's newest snapshot while waiting for one that covers a gap (`restoredCursor` when the store
+    /// did not answer): another one is restored; the same one is looked for again, until the deadline.
+    mutating func coverLooked(for reason: String, readyDetail: String, newest: [String: UInt64]?, now: Double) -> [Action] {
+        if let newest, newest != restoredCursor {
+            phase = .restoreNeeded(reason: reason, storeRetryAt: now)
+            return storeOpen ? startRestore("a newer snapshot is in the store", now: now) : [.openStore]
+        }
+        guard let deadline = gapCoverDeadline, now < deadline else {
+            phase = .acceptingGaps(readyDetail: readyDetail)
+            return [.acceptGaps]
+        }
+        phase = .waitingForCover(reason: reason, readyDetail: readyDetail, nextCheck: now + Self.gapCoverRetry)
+        return []
     }
 
     public mutating func gapsNotAccepted(_ error: String, now: Double) -> [Action] {

@@ -22,6 +22,9 @@ public struct SnapshotPlanner: Sendable {
         case restoreNeeded(reason: String, storeRetryAt: Double)
         /// The restore is over; the cursor is moved past what nothing holds any more, then ready.
         case acceptingGaps(readyDetail: String)
+        /// The snapshot restored does not cover a gap: the store's newest snapshot is read every
+        /// `gapCoverRetry` s, and restored when it is another one, until `gapCoverDeadline`.
+        case waitingForCover(reason: String, readyDetail: String, nextCheck: Double)
         case ready
         /// The worker cannot go on.
         case stopped
@@ -34,7 +37,7 @@ public struct SnapshotPlanner: Sendable {
 
     static let retryInterval = 1.0
     /// How long a restore waits for a snapshot that covers what the streams no longer hold (the lease
-    /// holder saves after every half `max_entries` messages), trying the newest one again every
+    /// holder saves after every half `max_entries` messages), looking for a newer one every
     /// `gapCoverRetry` seconds, before it accepts the gap loudly.
     static let gapCoverWait = 60.0
     static let gapCoverRetry = 3.0
@@ -48,6 +51,8 @@ public struct SnapshotPlanner: Sendable {
     var storeOpen = false
     /// Until when a restore waits for a snapshot covering a gap (set at the first uncovered gap).
     var gapCoverDeadline: Double?
+    /// The cursor of the snapshot restored last: one with the same cursor covers no more.
+    var restoredCursor: [String: UInt64]?
     /// The last problem logged while retrying, so each is logged once until it changes.
     var lastProblem = ""
 
@@ -85,7 +90,7 @@ public struct SnapshotPlanner: Sendable {
         if let job { return job.nextPoll }
         switch phase {
         case .notStarted, .disabled, .acceptingGaps, .stopped: return nil
-        case .connecting(let retryAt), .decidingRestore(let retryAt), .restoreNeeded(_, let retryAt): return retryAt
+        case .connecting(let retryAt), .decidingRestore(let retryAt), .restoreNeeded(_, let retryAt), .waitingForCover(_, _, let retryAt): return retryAt
         case .ready:
             var deadlines: [Double] = []
             if settings.publish { deadlines.append(nextLeaseCheck) }
@@ -126,6 +131,10 @@ public struct SnapshotPlanner: Sendable {
         case .connecting(let retryAt) where now >= retryAt: return [.connect]
         case .decidingRestore(let retryAt) where now >= retryAt: return [.decideRestore]
         case .restoreNeeded(_, let storeRetryAt) where now >= storeRetryAt: return [.openStore]
+        case .waitingForCover(let reason, let detail, let nextCheck) where now >= nextCheck:
+            // Not asked again before the answer (or the next retry, when it never comes).
+            phase = .waitingForCover(reason: reason, readyDetail: detail, nextCheck: now + Self.gapCoverRetry)
+            return [.readNewestSnapshot]
         case .ready: return savingWork(now: now)
         default: return []
         }

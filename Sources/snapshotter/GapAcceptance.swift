@@ -12,6 +12,14 @@ import Snapshots
 /// still not the one the cursor belongs to (deleted and created again, and no snapshot to restore): it is
 /// consumed from its start, loudly.
 enum GapAcceptance {
+    /// What a stream holds against the node's cursor.
+    enum Finding {
+        /// Not the stream the cursor belongs to: consumed from its start.
+        case replaced(stream: String, position: UInt64, created: UInt64)
+        /// Starts past the cursor: messages `from…through` are in no stream.
+        case missing(stream: String, from: UInt64, through: UInt64)
+    }
+
     /// Moves the cursor past what nothing holds. With `acceptMissing` false, changes no stream holds any
     /// more are not accepted: nothing is written, and what is missing is returned (the planner waits for a
     /// snapshot covering it); nil when nothing is.
@@ -21,35 +29,29 @@ enum GapAcceptance {
         let applier = try ChangeApplier(database: database, catalog: installation.catalog)
         var cursor = try applier.storedCursor()
         var identities = try StreamIdentities.read(in: database)
-        var moved = false
-        if !acceptMissing {
-            let uncovered: [String] = streams.compactMap { stream in
-                guard let state = try? connection.streamState(stream), state.messages > 0 else { return nil }
-                let position = cursor[stream] ?? 0
-                if position > 0, case .replaced = StreamIdentityCheck.compare(recorded: identities[stream], current: state.created) { return nil }
-                guard state.firstSequence > position && state.firstSequence - position > 1 else { return nil }
-                return "\(stream) messages \(position + 1)…\(state.firstSequence - 1)"
-            }
-            if !uncovered.isEmpty { return uncovered.joined(separator: ", ") }
-        }
-        for stream in streams {
-            guard let state = try? connection.streamState(stream) else { continue }
+        let findings: [Finding] = streams.compactMap { stream in
+            guard let state = try? connection.streamState(stream) else { return nil }
             let position = cursor[stream] ?? 0
             if position > 0, case .replaced = StreamIdentityCheck.compare(recorded: identities[stream], current: state.created) {
+                return .replaced(stream: stream, position: position, created: state.created)
+            }
+            guard state.messages > 0, state.firstSequence > position, state.firstSequence - position > 1 else { return nil }
+            return .missing(stream: stream, from: position + 1, through: state.firstSequence - 1)
+        }
+        let missing = findings.compactMap { if case .missing(let stream, let from, let through) = $0 { "\(stream) messages \(from)…\(through)" } else { nil } }
+        if !acceptMissing, !missing.isEmpty { return missing.joined(separator: ", ") }
+        guard !findings.isEmpty else { return nil }
+        for finding in findings {
+            switch finding {
+            case .replaced(let stream, let position, let created):
                 logger.error("\(stream) is not the stream this node's cursor (message \(position)) belongs to (deleted and created again, or lost with its only server) and no snapshot brought the node past it: consuming it from its start; what the old stream held past the cursor is not on this node")
                 cursor[stream] = 0
-                identities[stream] = state.created
-                moved = true
-                continue
-            }
-            guard state.messages > 0 else { continue }
-            if state.firstSequence > position && state.firstSequence - position > 1 {
-                logger.error("\(stream) starts at message \(state.firstSequence) and no snapshot covers messages \(position + 1)…\(state.firstSequence - 1): those changes are missing on this node; consuming from \(state.firstSequence) (raise replication_log.max_entries, keep snapshots enabled on the nodes that publish)")
-                cursor[stream] = state.firstSequence - 1
-                moved = true
+                identities[stream] = created
+            case .missing(let stream, let from, let through):
+                logger.error("\(stream) starts at message \(through + 1) and no snapshot covers messages \(from)…\(through): those changes are missing on this node; consuming from \(through + 1) (raise replication_log.max_entries, keep snapshots enabled on the nodes that publish)")
+                cursor[stream] = through
             }
         }
-        guard moved else { return nil }
         _ = try applier.apply([], cursor: cursor, streams: identities)
         try SeqMapFile.write(cursor, streams: identities, to: config.seqMapPath)
         return nil

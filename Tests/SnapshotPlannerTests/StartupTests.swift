@@ -67,20 +67,22 @@ import Testing
         #expect(harness.planner.restored == 1)
     }
 
-    /// The snapshot restored does not cover what the streams no longer hold: the newest snapshot is restored
-    /// again every few seconds (a newer one may cover it: the lease holder saves after every half
-    /// max_entries messages); only after `gapCoverWait` is the gap accepted, and the node gets ready.
+    /// The snapshot restored does not cover what the streams no longer hold: the store's newest snapshot is
+    /// looked at every few seconds (the lease holder saves after every half max_entries messages), the same
+    /// one never restored again; only after `gapCoverWait` is the gap accepted, and the node gets ready.
     @Test func anUncoveredGapWaitsForANewerSnapshotThenIsAccepted() {
         var harness = PlannerHarness()
         harness.restoreDecision = .success("hl-1 starts at message 500, past this node's position 3")
         harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 300])) }
+        harness.newestSnapshot = ["hl-1": 300]
         harness.uncoveredGap = "hl-1 messages 301…499"
         harness.start()
         harness.run(for: 30)
         #expect(harness.readyReports.isEmpty, "ready while the gap is uncovered")
         #expect(!harness.record.map(\.action).contains(.acceptGaps))
-        let restores = harness.record.filter { $0.action == .startJob(.restore) }.count
-        #expect(restores >= 5 && restores <= 11, "restored \(restores) times in 30 s")
+        #expect(harness.record.filter { $0.action == .startJob(.restore) }.count == 1, "the same snapshot restored again")
+        let looks = harness.record.filter { $0.action == .readNewestSnapshot }.count
+        #expect(looks >= 8 && looks <= 11, "looked \(looks) times in 30 s")
         harness.run(for: 40)
         let actions = harness.record.map(\.action)
         let accepted = actions.firstIndex(of: .acceptGaps)
@@ -89,19 +91,40 @@ import Testing
         #expect(harness.record.first { $0.action == .acceptGaps }.map { $0.now >= SnapshotPlanner.gapCoverWait } == true)
     }
 
-    /// A newer snapshot covers the gap at the second try: no gap is accepted.
+    /// A newer snapshot appears and covers the gap: it is restored, and no gap is ever accepted.
     @Test func aGapANewerSnapshotCoversIsNeverAccepted() {
         var harness = PlannerHarness()
         harness.restoreDecision = .success("hl-1 starts at message 500, past this node's position 3")
-        harness.uncoveredGap = "hl-1 messages 301…499"
         harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 300])) }
+        harness.newestSnapshot = ["hl-1": 300]
+        harness.uncoveredGap = "hl-1 messages 301…499"
         harness.start()
-        harness.run(for: 4)
+        harness.run(for: 7)
+        #expect(harness.record.filter { $0.action == .startJob(.restore) }.count == 1)
+        harness.newestSnapshot = ["hl-1": 520]
+        harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 3", cursor: ["hl-1": 520])) }
         harness.uncoveredGap = nil
         harness.run(for: 10)
         #expect(!harness.record.map(\.action).contains(.acceptGaps))
-        #expect(harness.record.filter { $0.action == .startJob(.restore) }.count >= 2)
-        #expect(harness.readyReports.count == 1)
+        #expect(harness.record.filter { $0.action == .startJob(.restore) }.count == 2)
+        #expect(harness.readyReports == ["snapshots enabled (store nats); restored the snapshot of node 3"])
+        #expect(harness.planner.nextDeadline != nil)
+    }
+
+    /// The store does not answer while the restore waits for cover: the wait goes on to its deadline.
+    @Test func anUnansweringStoreDoesNotEndTheWaitEarly() {
+        var planner = SnapshotPlanner(settings: PlannerHarness.settings())
+        _ = planner.start(now: 0)
+        _ = planner.connected(now: 0)
+        _ = planner.restoreDecided(reason: "gap", now: 0)
+        _ = planner.storeOpened(now: 0)
+        #expect(planner.jobFinished(.success(JobReport(line: "restored", cursor: ["hl-1": 300])), now: 1) == [.acceptCoveredGaps])
+        _ = planner.gapsUncovered("hl-1 messages 301…499", now: 1)
+        #expect(planner.tick(now: 4) == [.readNewestSnapshot])
+        #expect(planner.newestSnapshotUnanswered("timeout", now: 4).isEmpty)
+        #expect(planner.nextDeadline == 7)
+        #expect(planner.tick(now: 61) == [.readNewestSnapshot])
+        #expect(planner.newestSnapshotUnanswered("timeout", now: 61) == [.acceptGaps])
     }
 
     @Test func gapsThatCannotBeAcceptedStopTheWorker() {
