@@ -138,8 +138,11 @@ extension ProcessTests {
         /// snapshot is one taken before them. The victim's gap restore keeps every one of them from its live
         /// database (the streams no longer hold the first 21) after waiting in vain for a snapshot covering the
         /// gap, and all nodes end identical. (Before: those
-        /// rows were gone on the victim alone and its deleted row came back there.)
-        @Test func gapRestoreKeepsOwnWritesTheStreamTrimmedBeforeAnySnapshot() throws {
+        /// rows were gone on the victim alone and its deleted row came back there.) With
+        /// `aCoveringSnapshotArrives`, another node saves a snapshot while the victim waits: the victim
+        /// restores that one (only that one: the same snapshot is never restored twice) and accepts no gap.
+        @Test(arguments: [false, true])
+        func gapRestoreKeepsOwnWritesTheStreamTrimmedBeforeAnySnapshot(aCoveringSnapshotArrives: Bool) throws {
             let toml = Self.manualSnapshots + "leader_ttl = 120000\n[replication_log]\nmax_entries = 20\n"
                 + "[workers.snapshotter]\nheartbeat_timeout = 300000\n[workers.applier]\nheartbeat_timeout = 300000\n"
             let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: toml, count: 3))
@@ -155,15 +158,28 @@ extension ProcessTests {
             let expected = "45|4794|the victim's\n"
             let content = "SELECT count(*), sum(k), (SELECT v FROM kv WHERE k = 2) FROM kv;"
             #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "45|4794\n", on: [holder, keeper], timeout: 30))
+            let looks = { cluster.node(victim).log.components(separatedBy: "looking for a snapshot to restore").count - 1 }
+            let looksBefore = looks()
             kill(applier, SIGCONT)
-            // No snapshot will cover the gap (the holder's snapshotter is stopped): the restore waits for one
-            // (`SnapshotPlanner.gapCoverWait`, 60 s), restoring the newest again, then accepts the gap.
+            // No snapshot covers the gap (the holder's snapshotter is stopped): the restore waits for one
+            // (`SnapshotPlanner.gapCoverWait`, 60 s), looking at the store's newest snapshot every 3 s.
             #expect(eventually(timeout: 30) { cluster.node(victim).log.contains("waiting for a newer one") }, "\(cluster.node(victim).log.suffix(3000))")
+            if aCoveringSnapshotArrives {
+                try Self.saveSnapshot(cluster, on: keeper)
+                #expect(eventually(timeout: 30) { cluster.node(victim).log.contains("a newer snapshot is in the store") }, "\(cluster.node(victim).log.suffix(3000))")
+            }
             #expect(eventually(timeout: 150) { cluster.node(victim).log.contains("restored the snapshot") }, "\(cluster.node(victim).log.suffix(3000))")
             try cluster.node(victim).waitUntilReady(timeout: 60)
-            let kept = cluster.node(victim).log.components(separatedBy: "unpublished local change(s) and ").dropFirst().first?
-                .split(separator: " ").first.flatMap { Int($0) }
-            #expect((kept ?? 0) >= 21, "the restore kept \(kept.map(String.init) ?? "?") live versions\n\(cluster.node(victim).log.suffix(3000))")
+            let log = cluster.node(victim).log
+            #expect(looks() - looksBefore == (aCoveringSnapshotArrives ? 2 : 1),
+                    "the same snapshot restored again, or the newer one not\n\(log.suffix(3000))")
+            if aCoveringSnapshotArrives {
+                #expect(!log.contains("missing on this node"), "a gap was accepted although a snapshot covered it\n\(log.suffix(3000))")
+            } else {
+                let kept = log.components(separatedBy: "unpublished local change(s) and ").dropFirst().first?
+                    .split(separator: " ").first.flatMap { Int($0) }
+                #expect((kept ?? 0) >= 21, "the restore kept \(kept.map(String.init) ?? "?") live versions\n\(log.suffix(3000))")
+            }
             #expect(try cluster.converge(content, to: expected, timeout: 30),
                     "\((0..<3).map { (try? cluster.sql($0, content)) ?? "?" })\n\(cluster.node(victim).log.suffix(3000))")
             #expect(try cluster.sql(victim, "SELECT count(*) FROM kv WHERE k = 1;") == "0\n")
