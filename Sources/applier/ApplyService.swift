@@ -192,12 +192,14 @@ final class ApplyService: WorkerLoopHandler {
         supersededEvents += Int64(outcome.superseded)
         uniqueConflicts += Int64(outcome.conflicts.count)
         for conflict in outcome.conflicts {
-            logger.warning("UNIQUE conflict settled by last-writer-wins", metadata: [
-                "table": "\(conflict.table)", "columns": "\(conflict.columns.joined(separator: ","))",
-                "kept": "\(conflict.incomingWins ? conflict.incomingKey : conflict.holderKey)",
-                "removed": "\(conflict.incomingWins ? conflict.holderKey : conflict.incomingKey)",
+            logger.warning("row held aside: a row written later holds its UNIQUE value; it comes back when the value is free", metadata: [
+                "table": "\(conflict.table)", "unique": "\(conflict.columns)",
+                "held_aside": "\(conflict.heldAsideKey)", "holder": "\(conflict.holderKey)",
                 "recorded_in": "\(ChangeLogSchema.conflicts)",
             ])
+        }
+        if outcome.placedAgain > 0 {
+            logger.info("rows held aside are back in their tables: their UNIQUE values are free", metadata: ["rows": "\(outcome.placedAgain)"])
         }
     }
 
@@ -219,8 +221,11 @@ final class ApplyService: WorkerLoopHandler {
                 events += kept
                 streams += Array(repeating: delivery.stream, count: kept.count)
             }
-            guard !events.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
-            let outcome = try applier.apply(events, cursor: group.cursor)
+            // The node's own writes may have freed, or taken, a UNIQUE value a row held aside wants: their
+            // tables are settled too (one read when no row is held aside, which is the common case).
+            let ownTables = try own.isEmpty || !applier.holdsRowsAside() ? [] : Set(own.flatMap { batches[$0].events.map(\.table) })
+            guard !events.isEmpty || !ownTables.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
+            let outcome = try applier.apply(events, cursor: group.cursor, settling: ownTables)
             account(outcome)
             recordLag(events, streams: streams)
             return pipeline.applied(group, wroteCursor: true, now: monotonicSeconds())
@@ -237,6 +242,7 @@ final class ApplyService: WorkerLoopHandler {
 
     /// Commit on the origin (the HLC stamp's milliseconds) to commit here, per stream, for /metrics.
     private func recordLag(_ events: [ChangeEvent], streams: [String]) {
+        guard !events.isEmpty else { return }
         let now = wallClockMilliseconds()
         lastAppliedAt = now
         for (event, stream) in zip(events, streams) {

@@ -60,9 +60,9 @@ extension ProcessTests {
             let recorded = try (0..<3).map { try cluster.sql($0, "SELECT count(*) FROM __harmonylite___conflicts;").trimmingCharacters(in: .whitespacesAndNewlines) }
             print("workload \(replay): conflicts recorded per node: \(recorded.joined(separator: ", "))")
             for node in 0..<3 {
-                // Every conflict recorded in the table was also logged by that node's applier.
-                let logged = cluster.node(node).log.components(separatedBy: "UNIQUE conflict settled").count - 1
-                #expect("\(logged)" == recorded[node], "node \(node + 1): \(logged) conflicts logged, \(recorded[node]) recorded (\(replay))")
+                // Every row held aside now was logged when it was (a row placed again since leaves the table).
+                let logged = cluster.node(node).log.components(separatedBy: "row held aside").count - 1
+                #expect(logged >= Int(recorded[node]) ?? 0, "node \(node + 1): \(logged) rows logged as held aside, \(recorded[node]) held aside now (\(replay))")
             }
             for node in 0..<3 {
                 // Every node has every table and column by now: nothing may still wait as a parked message.
