@@ -37,6 +37,25 @@ public final class ChangeApplier {
         public var conflicts: [UniqueConflict] = []
         /// Rows held aside earlier that this transaction placed back in their table.
         public var placedAgain = 0
+        /// Messages whose events of a table this node lacks (or keys differently) were parked on their own,
+        /// the rest of the message applied (`apply(_:sources:)`); each is in the dead-letter table.
+        public var partlyParked: [ParkedMessage] = []
+    }
+
+    /// Where an event came from, so that its events of a table this node cannot apply yet are parked on
+    /// their own (per table, not per message): the message's stream and sequence, its origin and schema hash.
+    public struct EventSource: Hashable, Sendable {
+        public var stream: String
+        public var sequence: UInt64
+        public var origin: UInt64
+        public var schemaHash: String
+
+        public init(stream: String, sequence: UInt64, origin: UInt64, schemaHash: String) {
+            self.stream = stream
+            self.sequence = sequence
+            self.origin = origin
+            self.schemaHash = schemaHash
+        }
     }
 
     /// Puts `database` in the replica role (`SQLiteDatabase.enterReplicaRole`): from now on no trigger
@@ -55,7 +74,13 @@ public final class ChangeApplier {
     /// error names the event.
     /// Settles the rows held aside in `settling` too (tables the node's own writes touched: a local write
     /// may have freed, or taken, a value a held-aside row wants).
-    public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:], settling: Set<String> = []) throws -> Outcome {
+    ///
+    /// With `sources` (one per event), an event whose table this node lacks, or whose columns or key do not
+    /// match it, does not fail the batch: the events of that table are parked on their own, in this
+    /// transaction, under their message's stream and sequence (`Outcome.partlyParked`), and the other
+    /// tables' rows apply. Without, such an event fails the batch (a parked message's retry, for one).
+    public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:], settling: Set<String> = [],
+                      sources: [EventSource]? = nil) throws -> Outcome {
         try database.execute("BEGIN IMMEDIATE")
         do {
             // A migration since the last batch makes prepared plans name columns that may be gone.
@@ -64,12 +89,23 @@ public final class ChangeApplier {
             try beginSettlement()
             var outcome = Outcome()
             var touched = settling
-            for event in events {
+            var setAside: [EventSource: (events: [ChangeEvent], error: ApplyError)] = [:]
+            var setAsideTables: Set<[String]> = []
+            for (index, event) in events.enumerated() {
                 let applied: Bool
                 do {
+                    if let sources, setAsideTables.contains([sources[index].stream, event.table]) {
+                        throw ApplyError(event: event, kind: .schemaMissing, reason: "set aside with the earlier events of \(event.table) in this stream")
+                    }
                     applied = try apply(event)
                 } catch let error as SQLiteError {
                     throw ApplyError(event: event, kind: .database(error.code), reason: "\(error)")
+                } catch let error as ApplyError where sources != nil && error.isSchemaMismatch {
+                    // Per table: this table's events of this stream wait parked (in order), the rest applies.
+                    let source = sources![index]
+                    setAsideTables.insert([source.stream, event.table])
+                    setAside[source, default: ([], error)].events.append(event)
+                    continue
                 }
                 if applied {
                     outcome.applied += 1
@@ -79,6 +115,14 @@ public final class ChangeApplier {
                 }
             }
             try settle(touched, into: &outcome)
+            for (source, parked) in setAside.sorted(by: { ($0.key.stream, $0.key.sequence) < ($1.key.stream, $1.key.sequence) }) {
+                let message = ParkedMessage(
+                    stream: source.stream, sequence: source.sequence,
+                    payload: ChangeBatch(origin: source.origin, schemaHash: source.schemaHash, events: parked.events).encoded(compress: false),
+                    reason: "\(parked.error); the message's other rows are applied", kind: parked.error.kind.name, attempts: 1)
+                try ParkedMessages.setAside(message, in: database)
+                outcome.partlyParked.append(message)
+            }
             for (stream, sequence) in cursor {
                 try statement("INSERT OR REPLACE INTO \(q(ChangeLogSchema.meta)) (key, value) VALUES (?, ?)")
                     .run([.text("cursor:" + stream), .integer(Int64(bitPattern: sequence))])
@@ -495,7 +539,19 @@ public struct ApplyError: Error, CustomStringConvertible {
         case keyMismatch
         /// SQLite refused the write (a constraint, a full disk, a busy database): `SQLiteError.code` says which.
         case database(Int32)
+
+        /// As the dead-letter table names it (the same words as `ApplyFailure.Kind`).
+        public var name: String {
+            switch self {
+            case .schemaMissing: "schema-missing"
+            case .keyMismatch: "key-mismatch"
+            case .database(let code): "database-\(code & 0xff)"
+            }
+        }
     }
+
+    /// The table, its columns or its key differ here: waiting for a migration can help, retrying cannot.
+    public var isSchemaMismatch: Bool { kind == .schemaMissing || kind == .keyMismatch }
 
     public var event: ChangeEvent
     public var kind: Kind
