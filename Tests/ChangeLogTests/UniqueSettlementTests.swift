@@ -166,3 +166,27 @@ import Testing
         #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(x) garbage") == nil)
     }
 }
+
+/// The capturer publishes a local write after the applier held it aside: it must publish the version, never
+/// a delete (the row is only absent from its table; its row clock says it is alive).
+@Suite struct HeldAsideCaptureTests {
+    @Test func aLocalWriteHeldAsideBeforeItIsPublishedIsPublishedAsItsVersion() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/node2.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE);")
+        let database = try SQLiteDatabase(existingPath: path)
+        let installation = try ChangeLogInstaller.install(in: database, node: 2)
+        let applier = try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: installation.catalog)
+        let shell = try runCommand("/usr/bin/sqlite3", [path, "INSERT INTO users VALUES (2, 'u@x');"])
+        #expect(shell.status == 0)
+        // Another node's row 1 takes 'u@x' with a later stamp before node 2's capturer publishes row 2.
+        let later = ChangeEvent(changeID: 1, table: "users", operation: .upsert, stamp: UInt64(Int64.max / 2), writer: 1,
+                                columns: ["id", "email"], values: [.integer(1), .text("u@x")], keyCount: 1)
+        _ = try applier.apply([later])
+        let published = try ChangeReader(database: database, installation: installation).pending(after: 0, limit: 100).events
+        #expect(published.count == 1)
+        #expect(published.first?.operation == .upsert, "a held-aside row was published as \(String(describing: published.first?.operation))")
+        #expect(published.first?.values == [.integer(2), .text("u@x")])
+        #expect(published.first?.writer == 2)
+    }
+}
