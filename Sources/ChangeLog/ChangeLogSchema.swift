@@ -68,7 +68,7 @@ public enum ChangeLogSchema {
         "CREATE TABLE IF NOT EXISTS \(quote(conflicts)) (table_name TEXT NOT NULL, losing_key TEXT NOT NULL, "
             + "losing_stamp INTEGER NOT NULL, losing_writer INTEGER NOT NULL, losing_values TEXT NOT NULL, columns TEXT NOT NULL, "
             + "winning_key TEXT NOT NULL, winning_stamp INTEGER NOT NULL, winning_writer INTEGER NOT NULL, reason TEXT NOT NULL, "
-            + "recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), version BLOB NOT NULL, "
+            + "recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), version BLOB NOT NULL, winning_key_values BLOB NOT NULL, "
             + "PRIMARY KEY (table_name, losing_key)) WITHOUT ROWID",
         "CREATE TABLE IF NOT EXISTS \(quote(parked)) (stream TEXT NOT NULL, sequence INTEGER NOT NULL, payload BLOB NOT NULL, "
             + "reason TEXT NOT NULL, kind TEXT NOT NULL, parked_at TEXT NOT NULL, attempts INTEGER NOT NULL, "
