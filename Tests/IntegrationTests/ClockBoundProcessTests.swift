@@ -1,5 +1,7 @@
 import TestSupport
 import Foundation
+import NATSClient
+import Snapshots
 import Testing
 
 extension ProcessTests {
@@ -94,6 +96,39 @@ extension ProcessTests {
             let lead20 = (Int64(stamp.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) - Int64(Date().timeIntervalSince1970 * 1000)
             #expect(lead20 < 5_000, "row 20 stamped \(lead20) ms ahead of node 1's clock")
             #expect(try cluster.agree("SELECT __harmonylite__hlc FROM __harmonylite__kv_change_log WHERE k = 20;") != nil)
+        }
+
+        /// Issue 21's poisoned snapshot: a real snapshot of node 1 with one row clock set to 2^62 and its
+        /// metadata recomputed (the store is writable). Node 2, restoring it (its seq map gone), refuses it
+        /// for the stamp, names the table, the time and the bound, never becomes ready, and keeps its
+        /// database as it was.
+        @Test func aSnapshotStampedFarAheadIsRefusedAtRestore() throws {
+            let cluster = try TestCluster(size: 2, schema: Self.schema)
+            try cluster.sql(0, (1...20).map { "INSERT INTO kv VALUES (\($0), 'row \($0)');" }.joined())
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "20\n", timeout: 60))
+            let file = cluster.directory.path + "/pinned.db"
+            var metadata = try SnapshotMaker.make(from: cluster.path(0), into: file, nodeID: 1)
+            let pinned = UInt64(1) << 62
+            let doctored = try runCommand("/usr/bin/sqlite3", [file, "UPDATE __harmonylite__kv_change_log SET __harmonylite__hlc = \(pinned) WHERE k = 7;"])
+            #expect(doctored.status == 0, "\(doctored.output)")
+            (metadata.sha256, metadata.size) = try FileDigest.sha256(of: file)
+            metadata.cursor = [:]
+            let connection = try NATSConnection.connect(try cluster.clientSettings(0, name: "test"))
+            let store = try NATSSnapshotStore(connection: connection, bucket: "harmonylite-changes-snapshot-store", replicas: 1)
+            try store.upload(file, metadata: metadata) { _, _ in }
+
+            cluster.stop(1)
+            let before = try cluster.sql(1, "SELECT count(*), sum(k), group_concat(v) FROM kv;")
+            try FileManager.default.removeItem(atPath: cluster.directory.path + "/node2-seq-map.cbor")
+            try cluster.start(1)
+            #expect(eventually(timeout: 60) { cluster.node(1).log.contains("snapshot restore failed, the database is unchanged") }, "\(cluster.node(1).log.suffix(3000))")
+            let log = cluster.node(1).log
+            #expect(log.contains("the snapshot's table kv holds a row stamped 4199-") && log.contains("stamp \(pinned)"), "\(log.suffix(3000))")
+            #expect(log.contains("beyond max_clock_offset (500 ms): refused"), "\(log.suffix(3000))")
+            #expect(cluster.node(1).notify.with("READY=1").isEmpty, "a node that could not restore reported ready")
+            cluster.stop(1)
+            #expect(try cluster.sql(1, "SELECT count(*), sum(k), group_concat(v) FROM kv;") == before)
+            #expect(try cluster.sql(1, "SELECT count(*) FROM __harmonylite__kv_change_log WHERE __harmonylite__hlc = \(pinned);") == "0\n")
         }
     }
 }
