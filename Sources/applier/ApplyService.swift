@@ -93,9 +93,10 @@ final class ApplyService: WorkerLoopHandler {
     func takeObservations() -> [Observations] { observations.take() }
 
     /// The origin whose stamps run farthest ahead of this node's clock, and by how much (ms), while the
-    /// estimate is current; nothing before the first remote change.
+    /// estimate is current; without one (no remote change for a minute), a lead of 0 and no origin, so the
+    /// exported gauge does not keep an old lead.
     private var clockAheadCounters: [ControlMessage.Counter] {
-        guard let farthest = clockOffsets.farthestAhead(at: Int64(monotonicSeconds() * 1000)) else { return [] }
+        guard let farthest = clockOffsets.farthestAhead(at: Int64(monotonicSeconds() * 1000)) else { return [.init("clock_ahead_ms", 0)] }
         return [.init("clock_ahead_ms", farthest.aheadMilliseconds), .init("clock_ahead_origin", Int64(clamping: farthest.origin))]
     }
 

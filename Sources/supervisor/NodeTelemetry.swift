@@ -170,7 +170,8 @@ final class NodeTelemetry {
         view.clock = NodeView.Clock(
             maxOffsetMs: Int64(config.maxClockOffset), futureStamps: reports.total("future_stamps"),
             clampedLocalStamps: reports.total("clamped_local_stamps"),
-            aheadOrigin: reports.value("applier", "clock_ahead_origin").map { UInt64(max(0, $0)) }, aheadMs: reports.value("applier", "clock_ahead_ms")
+            aheadOrigin: reports.value("applier", "clock_ahead_origin").map { UInt64(max(0, $0)) },
+            aheadMs: reports.value("applier", "clock_ahead_origin") == nil ? nil : reports.value("applier", "clock_ahead_ms")
         )
         return view
     }
