@@ -92,6 +92,8 @@ extension ProcessTests {
             try Self.sql(cluster.path(0), "INSERT INTO kv VALUES (20, 'app clock ahead');", clock: "+60s")
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 20;", to: "app clock ahead\n", timeout: 60), "\(cluster.logs())")
             #expect(eventually(timeout: 30) { (Operability.metric(first.metrics, "harmonylite_clamped_local_stamps_total") ?? 0) >= 1 }, "\(cluster.node(0).log)")
+            #expect(eventually(timeout: 30) { cluster.node(0).log.contains("local writes stamped by the application's clock beyond the node's clock plus max_clock_offset") },
+                    "\(cluster.node(0).log)")
             let stamp = try cluster.sql(0, "SELECT __harmonylite__hlc >> 16 FROM __harmonylite__kv_change_log WHERE k = 20;")
             let lead20 = (Int64(stamp.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) - Int64(Date().timeIntervalSince1970 * 1000)
             #expect(lead20 < 5_000, "row 20 stamped \(lead20) ms ahead of node 1's clock")
