@@ -14,6 +14,10 @@ public struct Configuration: Codable, Equatable, Sendable {
     public var cleanupInterval: UInt32 = 5000
     public var sleepTimeout: UInt32 = 0
     public var pollingInterval: UInt32 = 0
+    /// The bound on clock offset between nodes, in milliseconds (CockroachDB's `--max-offset`): a remote
+    /// stamp further ahead of this node's clock is applied but counted and logged, a snapshot holding one
+    /// is refused, a local write stamped further ahead is clamped to the node's clock (docs/clocks.md).
+    public var maxClockOffset: UInt32 = 500
 
     public var snapshot = Snapshot()
     public var replicationLog = ReplicationLog()

@@ -45,6 +45,7 @@ struct ConfigurationSchema {
             "cleanup_interval": .integer(\C.cleanupInterval),
             "sleep_timeout": .integer(\C.sleepTimeout),
             "polling_interval": .integer(\C.pollingInterval),
+            "max_clock_offset": .integer(\C.maxClockOffset, 1...3_600_000),
 
             "snapshot.enabled": .bool(\C.snapshot.enabled),
             "snapshot.interval": .integer(\C.snapshot.interval),

@@ -24,6 +24,38 @@ public struct NodeView: Codable, Sendable, Equatable {
     public var lastAppliedUnixMs: Int64?
     public var snapshot: Snapshot
     public var sleepTimeoutSeconds: Double?
+    /// The bound on time (`max_clock_offset`) and what this node saw of other nodes' clocks; nil from a
+    /// node that does not report it.
+    public var clock: Clock? = nil
+
+    public struct Clock: Codable, Sendable, Equatable {
+        public var maxOffsetMs: Int64
+        /// Remote changes stamped beyond this node's `now + max offset`, applied all the same (since start).
+        public var futureStamps: Int64
+        /// Local writes whose application clock ran ahead of the node's beyond the bound, clamped (since start).
+        public var clampedLocalStamps: Int64
+        /// The node whose stamps run farthest ahead of this node's clock, and by how much (an estimate: the
+        /// newest stamps' times minus their arrival times), while current.
+        public var aheadOrigin: UInt64?
+        public var aheadMs: Int64?
+
+        public init(maxOffsetMs: Int64, futureStamps: Int64, clampedLocalStamps: Int64, aheadOrigin: UInt64?, aheadMs: Int64?) {
+            self.maxOffsetMs = maxOffsetMs
+            self.futureStamps = futureStamps
+            self.clampedLocalStamps = clampedLocalStamps
+            self.aheadOrigin = aheadOrigin
+            self.aheadMs = aheadMs
+        }
+
+        /// This node's clock is behind another node's by more than the bound (or that node's runs ahead).
+        public var isBehind: Bool { (aheadMs ?? 0) > maxOffsetMs }
+
+        /// What `/health` and `-status` say when the clock is behind; nil when it is not.
+        public var warning: String? {
+            guard isBehind, let aheadMs, let aheadOrigin else { return nil }
+            return "clock: this node's clock is \(aheadMs) ms behind node \(aheadOrigin)'s, beyond max_clock_offset (\(maxOffsetMs) ms)"
+        }
+    }
 
     public struct Worker: Codable, Sendable, Equatable {
         public var name: String

@@ -36,6 +36,12 @@ public enum StatusText {
         } else {
             lines.append("snapshot:        disabled")
         }
+        if let clock = view.clock {
+            var ahead = "no remote stamps seen"
+            if let origin = clock.aheadOrigin, let ms = clock.aheadMs { ahead = "farthest ahead: node \(origin)'s stamps, \(ms) ms ahead of this clock on arrival" }
+            lines.append("clock:           \(ahead); max_clock_offset \(clock.maxOffsetMs) ms; \(clock.futureStamps) future stamps applied, \(clock.clampedLocalStamps) local stamps clamped since start")
+            if let warning = clock.warning { lines.append("WARNING:         \(warning)") }
+        }
         if let sleep = view.sleepTimeoutSeconds { lines.append("sleep_timeout:   stops after \(duration(sleep)) more without changes") }
         return lines.joined(separator: "\n")
     }

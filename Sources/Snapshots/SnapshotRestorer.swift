@@ -39,8 +39,10 @@ public enum SnapshotRestorer {
 
     /// - Parameter currentStreams: each shard stream's identity now (JetStream's creation time); empty when
     ///   unknown, and the snapshot's cursor is then taken as it is.
+    /// - Parameter clockBound: when set, a snapshot whose row clocks hold a stamp beyond this node's clock plus
+    ///   the bound is refused before the live database changes (`SnapshotStampCheck`).
     public static func restore(_ filePath: String, metadata: SnapshotMetadata, into databasePath: String, nodeID: UInt64,
-                               currentStreams: [String: UInt64] = [:]) throws -> Outcome {
+                               currentStreams: [String: UInt64] = [:], clockBound: ClockBound? = nil) throws -> Outcome {
         try verify(filePath, metadata: metadata)
         let (live, liveInstallation) = try ChangeLogInstaller.open(databasePath, node: nodeID)
         let prepared = try SQLiteDatabase(untrustedPath: filePath)
@@ -52,6 +54,9 @@ public enum SnapshotRestorer {
             try prepared.execute("VACUUM")
         }
         let installation = try ChangeLogInstaller.install(in: prepared, node: nodeID)
+        if let clockBound {
+            try SnapshotStampCheck.verify(prepared, tables: installation.catalog.replicated.map(\.name), bound: clockBound, now: ClockBound.systemNow())
+        }
         let applier = try ChangeApplier(database: prepared, catalog: installation.catalog)
         let (cursor, replaced) = cursorForCurrentStreams(metadata, currentStreams: currentStreams)
         // The identities the cursor now belongs to: the streams as they are, else as the snapshot recorded them.

@@ -1,3 +1,4 @@
+import ChangeEvents
 import Foundation
 import Signals
 
@@ -27,7 +28,8 @@ public enum SnapshotTransfers {
     }
 
     /// Nil when the store holds no snapshot. `currentStreams`: see `SnapshotRestorer.restore`.
-    public static func restore(into database: String, nodeID: UInt64, store: any SnapshotStore, currentStreams: [String: UInt64] = [:], say: (String) -> Void)
+    public static func restore(into database: String, nodeID: UInt64, store: any SnapshotStore, currentStreams: [String: UInt64] = [:],
+                               maxClockOffset: UInt64? = nil, say: (String) -> Void)
         throws -> (SnapshotMetadata, SnapshotRestorer.Outcome, Timing)?
     {
         let file = database + ".snapshot-download"
@@ -39,7 +41,8 @@ public enum SnapshotTransfers {
         }
         guard let metadata = downloaded else { return nil }
         let arrived = monotonicSeconds()
-        let outcome = try SnapshotRestorer.restore(file, metadata: metadata, into: database, nodeID: nodeID, currentStreams: currentStreams)
+        let outcome = try SnapshotRestorer.restore(file, metadata: metadata, into: database, nodeID: nodeID, currentStreams: currentStreams,
+                                                   clockBound: maxClockOffset.map { ClockBound(maxOffsetMilliseconds: $0) })
         return (metadata, outcome, Timing(local: monotonicSeconds() - arrived, transfer: arrived - started))
     }
 }

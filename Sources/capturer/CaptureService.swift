@@ -43,6 +43,11 @@ final class CaptureService: WorkerLoopHandler {
     private var observations = ObservationAccumulator()
     /// Held while this worker runs: no snapshot restore runs under it (`RestoreLock`).
     private let restoreLock: RestoreLock
+    /// Local writes clamped to the node's clock (any process's materializer, or this reader) before this
+    /// worker started, and as last logged (`PendingStamps.clampedCount`).
+    private var clampedAtStart: Int64 = 0
+    private var clampedLogged: Int64 = 0
+    private var clampLog = RateLimit(interval: 10_000)
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
@@ -50,7 +55,11 @@ final class CaptureService: WorkerLoopHandler {
         logger = runtime.logger
         restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
         (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        // The bound on the application's clock, for every materializer of this database (the applier's too).
+        try PendingStamps.setMaxClockOffset(UInt64(config.maxClockOffset), in: database)
+        clampedAtStart = try PendingStamps.clampedCount(in: database)
         reader = try ChangeReader(database: database, installation: installation)
+        reader.clockBound = ClockBound(maxOffsetMilliseconds: UInt64(config.maxClockOffset))
         stamps = StampMaterializer(database: database)
         watcher = try CommitWatcher(databasePath: config.dbPath)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .capturer)
@@ -96,7 +105,21 @@ final class CaptureService: WorkerLoopHandler {
         return [.init("published", pipeline.publishedBatches), .init("pending_publish", pending),
                 .init("batches_in_flight", Int64(pipeline.inFlight.count)), .init("oversized_rows", oversizedRows),
                 .init("published_rows", max(0, pipeline.watermark - startWatermark)), .init("last_published_unix_ms", lastPublishedAt),
-                .init("tables_tracked", Int64(installation.catalog.replicated.count))]
+                .init("tables_tracked", Int64(installation.catalog.replicated.count)), .init("clamped_local_stamps", clampedLocalStamps())]
+    }
+
+    /// Local writes clamped since this worker started; logs (at most every 10 s) when there are new ones.
+    private func clampedLocalStamps() -> Int64 {
+        guard let total = try? PendingStamps.clampedCount(in: database) else { return clampedLogged }
+        let count = max(0, total - clampedAtStart)
+        if count > clampedLogged, let held = clampLog.allow(now: Int64(monotonicSeconds() * 1000)) {
+            logger.warning("local writes stamped by the application's clock beyond the node's clock plus max_clock_offset: stamped with the node's clock", metadata: [
+                "clamped": "\(count - clampedLogged)", "clamped_since_start": "\(count)",
+                "max_clock_offset_ms": "\(config.maxClockOffset)", "reports_not_logged": "\(held)",
+            ])
+            clampedLogged = count
+        }
+        return count
     }
 
     func takeObservations() -> [Observations] { observations.take() }
@@ -179,6 +202,7 @@ final class CaptureService: WorkerLoopHandler {
         installation = try ChangeLogInstaller.install(in: database, node: config.nodeID, seen: { noticed })
         noticed.removeAll()
         reader = try ChangeReader(database: database, installation: installation)
+        reader.clockBound = ClockBound(maxOffsetMilliseconds: UInt64(config.maxClockOffset))
         schemaVersion = try database.scalarInteger("PRAGMA schema_version")
         if heldBack { logger.info("the schema changed while publishing waits: triggers reinstalled now", metadata: ["batches_in_flight": "\(pipeline.inFlight.count)"]) }
         report(installation)

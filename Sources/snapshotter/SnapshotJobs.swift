@@ -12,7 +12,8 @@ enum SnapshotJobs {
         nonisolated(unsafe) let store = store
         return BackgroundJob(name: "restore") { job in
             guard let (metadata, outcome, timing) = try SnapshotTransfers.restore(into: config.dbPath, nodeID: config.nodeID, store: store,
-                                                                                    currentStreams: currentStreams, say: job.say) else {
+                                                                                    currentStreams: currentStreams,
+                                                                                    maxClockOffset: UInt64(config.maxClockOffset), say: job.say) else {
                 return JobReport(line: "no snapshot in the store yet: continuing without one", cursor: nil)
             }
             for (stream, check) in outcome.replacedStreams.sorted(by: { $0.key < $1.key }) {
