@@ -47,6 +47,7 @@ struct ConfigurationSchema {
             "polling_interval": .integer(\C.pollingInterval),
 
             "snapshot.enabled": .bool(\C.snapshot.enabled),
+            "snapshot.accept_unsigned": .bool(\C.snapshot.acceptUnsigned),
             "snapshot.interval": .integer(\C.snapshot.interval),
             "snapshot.leader_ttl": .integer(\C.snapshot.leaderTTL),
             "snapshot.store": .choice(\C.snapshot.store, C.Snapshot.stores),
