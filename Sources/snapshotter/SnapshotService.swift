@@ -175,7 +175,7 @@ final class SnapshotService: WorkerLoopHandler {
                     do {
                         try stored.verifySignature(signingKey, acceptUnsigned: config.snapshot.acceptUnsigned)
                     } catch {
-                        // What it claims is not believed: read as no snapshot, so the lease holder saves one over it.
+                        // What it claims is not believed: read as no snapshot, so the lease holder's next save replaces it.
                         logger.error("the snapshot store's newest snapshot is not trusted: its cursor is ignored", metadata: ["reason": "\(error)"])
                         latest = nil
                     }
