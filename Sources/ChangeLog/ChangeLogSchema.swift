@@ -52,7 +52,12 @@ public enum ChangeLogSchema {
     /// publish watermark, incarnation, cursor — which travels in the metadata). The rows held aside by UNIQUE
     /// settlement are part of the replicated state: a restored node places them again when their value is freed.
     public static func snapshotContent(replicated: [TableInfo]) -> Set<String> {
-        Set(replicated.map { changeLog(of: $0.name) } + [parked, columnHistory, conflicts])
+        snapshotContent(rowClocksOf: replicated.map(\.name))
+    }
+
+    /// The same, for the tables named.
+    public static func snapshotContent(rowClocksOf tables: some Sequence<String>) -> Set<String> {
+        Set(tables.map { changeLog(of: $0) } + [parked, columnHistory, conflicts])
     }
 
     /// Tables every installation has.

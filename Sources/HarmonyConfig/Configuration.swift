@@ -40,6 +40,9 @@ public struct Configuration: Codable, Equatable, Sendable {
     /// With the embedded server: the credentials derived from the cluster secret, filled in by the
     /// supervisor (and the one-shot commands). Never read from TOML.
     public var embeddedCredentials: EmbeddedCredentials?
+    /// The key snapshots are signed and checked with (64 hex digits), derived from the cluster secret by the
+    /// supervisor (`ClusterSecret.snapshotSigningKey`); only the snapshotter receives it. Never read from TOML.
+    public var snapshotSigningKey: String?
 
     public struct Snapshot: Codable, Equatable, Sendable {
         public var enabled = true
@@ -50,6 +53,9 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var s3 = S3Store()
         public var webdav = WebDAVStore()
         public var sftp = SFTPStore()
+        /// Restore snapshots that carry no signature (saved by a version that did not sign): for an
+        /// upgrade only; a badly signed snapshot is refused whatever this says.
+        public var acceptUnsigned = false
 
         public static let stores = ["nats", "s3", "webdav", "sftp"]
     }

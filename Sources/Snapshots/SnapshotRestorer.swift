@@ -53,6 +53,7 @@ public enum SnapshotRestorer {
             try prepared.execute("PRAGMA page_size=\(pageSize)")
             try prepared.execute("VACUUM")
         }
+        let dropped = try SnapshotSchemaGuard.confine(prepared, toWhat: live)
         let installation = try ChangeLogInstaller.install(in: prepared, node: nodeID)
         if let clockBound {
             try SnapshotStampCheck.verify(prepared, tables: installation.catalog.replicated.map(\.name), bound: clockBound, now: ClockBound.systemNow())
@@ -67,7 +68,7 @@ public enum SnapshotRestorer {
         _ = try live.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: live).materialize() }
         let later = try LiveVersionMerge.laterVersions(live: databasePath, liveTables: liveInstallation.catalog.replicated,
                                                        prepared: prepared, snapshotTables: installation.catalog.replicated)
-        var notes = later.notes
+        var notes = dropped + later.notes
         let merged = try LiveVersionMerge.keep(later.events, applier: applier, notes: &notes)
         // What is still unpublished is read under the live database's write lock, held until its content is
         // replaced: the application may be writing, and a commit after the read would be lost (the fault
@@ -109,10 +110,10 @@ public enum SnapshotRestorer {
     public static func verify(_ filePath: String, metadata: SnapshotMetadata) throws {
         let (sha256, size) = try FileDigest.sha256(of: filePath)
         guard size == metadata.size else {
-            throw SnapshotError("the snapshot is \(size) bytes, its metadata says \(metadata.size): refused, the database is unchanged")
+            throw SnapshotRefusal(.contentMismatch, "the snapshot is \(size) bytes, its metadata says \(metadata.size): refused, the database is unchanged")
         }
         guard sha256 == metadata.sha256 else {
-            throw SnapshotError("the snapshot's SHA-256 is \(sha256), its metadata says \(metadata.sha256): refused, the database is unchanged")
+            throw SnapshotRefusal(.contentMismatch, "the snapshot's SHA-256 is \(sha256), its metadata says \(metadata.sha256): refused, the database is unchanged")
         }
         let check = try SQLiteDatabase(untrustedPath: filePath).rows("PRAGMA quick_check").compactMap { $0.first ?? nil }
         guard check == ["ok"] else {

@@ -70,6 +70,11 @@ final class Supervisor {
             let lock = try NodeLock.acquire(for: config, runDirectory: runDirectory)
             defer { lock.release() }
             try RunDirectory.prepare(runDirectory)
+            do {
+                try PathTrust.check(runDirectory, what: "the run directory", owners: [geteuid(), 0])
+            } catch {
+                throw SupervisorError(error.description)
+            }
             let supervisor = try Supervisor(config: config, runDirectory: runDirectory, signals: signals, logger: logger)
             return supervisor.loop()
         } catch {
@@ -110,12 +115,15 @@ final class Supervisor {
                 logger.warning("\("created the cluster secret \(config.clusterSecretPath) (mode 0600): copy it to every other node of this cluster ")\("(same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes")")
             }
             self.config.embeddedCredentials = ClusterSecret.credentials(secret: secret.secret, nodeID: config.nodeID)
+            self.config.snapshotSigningKey = ClusterSecret.snapshotSigningKey(secret: secret.secret)
             SecretRedaction.register(self.config.secretValues)
             var fileSystem = statvfs()
             let total = statvfs(config.embeddedStoreDirectory, &fileSystem) == 0 ? UInt64(fileSystem.f_blocks) &* UInt64(fileSystem.f_frsize) : 0
             maxFileStore = config.nats.maxFileStore > 0 ? config.nats.maxFileStore : EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: total)
         } else {
             self.config.natsClientURLs = config.nats.urls
+            self.config.snapshotSigningKey = try Self.snapshotSigningKeyForExternalNATS(config, logger: logger)
+            SecretRedaction.register(self.config.secretValues)
         }
         diskWatch = DiskSpaceWatch(places: Self.watchedPlaces(self.config), now: monotonicSeconds())
         let socketPath = runDirectory + "/" + ControlChannel.socketName
@@ -464,11 +472,25 @@ final class Supervisor {
         connections[fd] = nil
     }
 
+    /// Creates the JetStream store directory (`<db dir>/nats/<node name>`, mode 0700 for what is made here)
+    /// and checks it is the node's: it and `<db dir>/nats` owned by this user and writable by no one else,
+    /// the directories above by this user or root, or sticky (`PathTrust`). A store another user made or
+    /// can write could feed nats-server any stream.
     private static func createDirectory(_ path: String) throws {
         do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw SupervisorError("cannot create the JetStream store directory \(path): \(error.localizedDescription)")
+        }
+        var trimmed = path
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        let storeRoot = String(trimmed[..<(trimmed.lastIndex(of: "/") ?? trimmed.endIndex)])
+        do {
+            // `nats/` itself (it may hold other nodes' stores: theirs are checked by them), then this node's.
+            try PathTrust.check(storeRoot, what: "the JetStream store directory", owners: [geteuid()])
+            try PathTrust.check(trimmed, what: "the JetStream store directory", owners: [geteuid()])
+        } catch {
+            throw SupervisorError(error.description)
         }
     }
 }
