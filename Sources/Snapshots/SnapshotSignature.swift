@@ -48,6 +48,9 @@ public struct SnapshotRefusal: Error, CustomStringConvertible, Sendable {
         case badSignature
         /// The file does not match its (signed) metadata: size or SHA-256.
         case contentMismatch
+        /// A row clock holds a stamp beyond now + `max_clock_offset` (`SnapshotStampCheck`): even a signed
+        /// snapshot from a node whose clock runs ahead would pin rows.
+        case stampBeyondClockBound
     }
 
     public var kind: Kind

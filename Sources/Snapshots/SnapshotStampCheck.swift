@@ -26,10 +26,10 @@ public enum SnapshotStampCheck {
 
     /// The first table whose newest stamp lies beyond the bound at `now` (ms since 1970), as the refusal to
     /// give; nil when every stamp is within it. Pure.
-    public static func refusal(_ newest: [(table: String, stamp: UInt64)], bound: ClockBound, now: Int64) -> SnapshotError? {
+    public static func refusal(_ newest: [(table: String, stamp: UInt64)], bound: ClockBound, now: Int64) -> SnapshotRefusal? {
         for (table, stamp) in newest {
             guard case .ahead(let ahead) = bound.check(stamp: stamp, now: now) else { continue }
-            return SnapshotError(
+            return SnapshotRefusal(.stampBeyondClockBound,
                 "the snapshot's table \(table) holds a row stamped \(time(of: stamp)) (stamp \(stamp)), \(ahead) ms ahead of this node's clock, "
                     + "beyond max_clock_offset (\(bound.maxOffsetMilliseconds) ms): refused, the database is unchanged "
                     + "(a stamp from the future would pin its row against every later write; see docs/clocks.md)")
