@@ -25,8 +25,15 @@ public enum ChangeLogInstaller {
     /// the benchmark. Nothing depends on them being durable at once: a power cut can only roll back the
     /// last applied batches together with their cursor (fetched again from JetStream) or the publish
     /// watermark (published again: the same stamps supersede nothing where they were applied already).
-    public static func open(_ path: String, node: UInt64) throws(SQLiteError) -> (SQLiteDatabase, ChangeLogInstallation) {
+    ///
+    /// - Parameter whileWaiting: when given, the connection waits for locks other connections hold for as long
+    ///   as it answers true, calling it between tries (`SQLiteDatabase.waitWhenBusy`: a worker's heartbeats
+    ///   go on); without it, for 5 s at most.
+    public static func open(
+        _ path: String, node: UInt64, whileWaiting: (() -> Bool)? = nil
+    ) throws(SQLiteError) -> (SQLiteDatabase, ChangeLogInstallation) {
         let database = try SQLiteDatabase(existingPath: path)
+        if let whileWaiting { database.waitWhenBusy(timeoutMilliseconds: nil, whileWaiting: whileWaiting) }
         try database.execute("PRAGMA journal_mode=WAL")
         try database.execute("PRAGMA synchronous=NORMAL")
         return (database, try install(in: database, node: node))

@@ -68,6 +68,10 @@ public enum ControlMessage: Equatable, Sendable {
             self.name = name
             self.value = value
         }
+
+        /// Every worker's heartbeat: how long it has been waiting for a database lock another connection
+        /// holds (ms), 0 when it is not (`DatabaseWait`). `-status` and `/health` say so.
+        public static let databaseWait = "database_wait_ms"
     }
 
     /// The most bytes of text (status, ready detail, reasons) one message carries. Text can quote outside

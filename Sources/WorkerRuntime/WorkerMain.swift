@@ -41,10 +41,12 @@ extension WorkerRuntime {
         do {
             let reason = try runtime.run(handler)
             runtime.logger.info("stopping: \(reason)")
+            runtime.beginStopping()
             try handler.drain(reason: reason)
             exit(0)
         } catch let stop as WorkerExit {
             runtime.logger.error("stopping: \(stop)")
+            runtime.beginStopping()
             try? handler.drain()
             exit(stop.status)
         } catch {

@@ -45,7 +45,9 @@ final class ApplyService: WorkerLoopHandler {
         config = runtime.configuration
         logger = runtime.logger
         restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
-        let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        // An application transaction can hold the write lock for as long as it likes: the applier waits, with
+        // its heartbeats going and saying what it waits for (`WorkerRuntime.whileWaitingForDatabase`).
+        let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, whileWaiting: runtime.whileWaitingForDatabase)
         self.database = database
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)

@@ -49,7 +49,7 @@ final class CaptureService: WorkerLoopHandler {
         config = runtime.configuration
         logger = runtime.logger
         restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
-        (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, whileWaiting: runtime.whileWaitingForDatabase)
         reader = try ChangeReader(database: database, installation: installation)
         stamps = StampMaterializer(database: database)
         watcher = try CommitWatcher(databasePath: config.dbPath)
@@ -65,7 +65,12 @@ final class CaptureService: WorkerLoopHandler {
         startWatermark = pipeline.watermark
         // Waiting for the write lock (the watermark, cleanup, an installation) can take a while when the
         // application commits back to back; a column it adds and drops again meanwhile must still be seen.
-        database.waitWhenBusy(timeoutMilliseconds: 5000) { [weak self] in self?.noticeSchemaChange() }
+        // An application transaction can hold the lock for as long as it likes: the wait keeps the heartbeats
+        // going and says what it waits for (`WorkerRuntime.whileWaitingForDatabase`), so it has no timeout.
+        database.waitWhenBusy(timeoutMilliseconds: nil) { [weak self, runtime] in
+            self?.noticeSchemaChange()
+            return runtime.whileWaitingForDatabase()
+        }
         report(installation)
         try runtime.reportReady("capturing \(installation.catalog.replicated.count) table(s)" + (config.publish ? "" : "; publish=false: changes are captured, never sent"))
     }
