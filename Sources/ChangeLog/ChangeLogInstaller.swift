@@ -12,6 +12,9 @@ public struct ChangeLogInstallation: Sendable {
     public var schemaHash: String
     /// Messages about tables whose change log had to be rebuilt (its key changed).
     public var notes: [String]
+    /// The database's `schema_version` this installation was made for (read in its transaction, after its
+    /// own changes): a different one later means the application changed the schema since.
+    public var schemaVersion: Int64 = 0
 }
 
 /// Installs (or brings up to date) the change logs and capture triggers: idempotent, in one transaction,
@@ -39,6 +42,28 @@ public enum ChangeLogInstaller {
         return (database, try install(in: database, node: node))
     }
 
+    /// What a worker that cannot open the database at start says: the cause, that the database was left as it
+    /// was (the installation is one transaction, rolled back), and what to do about it. Said once per start;
+    /// the same state fails the same way at the next start, so the remedy is in the message.
+    public static func cannotStart(_ error: SQLiteError, path: String) -> String {
+        let remedy: String
+        switch error.code & 0xff {
+        case 8:  // SQLITE_READONLY
+            remedy = "the database or its directory is not writable for this user (HarmonyLite writes its tables, the WAL and the -shm file there): give it write access to both"
+        case 13:  // SQLITE_FULL
+            remedy = "the disk is full: free space on the database's filesystem"
+        case 10:  // SQLITE_IOERR
+            remedy = "the disk or filesystem failed a read or write: check it (dmesg), then start the node again"
+        case 11, 26:  // SQLITE_CORRUPT, SQLITE_NOTADB
+            remedy = "the file is damaged or not a SQLite database: restore it from a backup (or a snapshot: `harmonylite -config FILE -save-snapshot` on a healthy node, then restore it here)"
+        case 14:  // SQLITE_CANTOPEN
+            remedy = "the file cannot be opened: check db_path and the permissions of the file and its directory"
+        default:
+            remedy = "it fails the same way at every start while the database stays as it is: if the cause is in HarmonyLite's own tables (`__harmonylite__*`), stop the node and run `harmonylite -config FILE -cleanup` (it removes them; unpublished local changes and row clocks are lost, the other nodes' rows win), then start it again"
+        }
+        return "cannot install the change log in \(path): \(error). The installation is one transaction: the database was left as it was. To go on: \(remedy)"
+    }
+
     /// - Parameter seen: the columns as looks taken before the write lock was held saw them
     ///   (`ColumnHistory.look`), asked for once it is held and recorded in order before the columns as they
     ///   are now.
@@ -47,7 +72,8 @@ public enum ChangeLogInstaller {
     ) throws(SQLiteError) -> ChangeLogInstallation {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
-            let installation = try installInTransaction(database, node: node, seen: seen)
+            var installation = try installInTransaction(database, node: node, seen: seen)
+            installation.schemaVersion = try database.scalarInteger("PRAGMA schema_version")
             try database.execute("COMMIT")
             return installation
         } catch {

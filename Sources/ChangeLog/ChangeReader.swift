@@ -13,6 +13,8 @@ public final class ChangeReader {
     private var statements: [String: (clock: SQLiteStatement, row: SQLiteStatement)] = [:]
     private let keyWidth: Int
     private var chain = StampChain(base: -1)
+    /// The schema the reader's tables and columns were read at (`ChangeLogInstallation.schemaVersion`).
+    private let schemaVersion: Int64
 
     public init(database: SQLiteDatabase, installation: ChangeLogInstallation) throws(SQLiteError) {
         self.database = database
@@ -22,6 +24,7 @@ public final class ChangeReader {
             if let id = installation.tableIDs[table.name] { byID[id] = table }
         }
         tablesByID = byID
+        schemaVersion = installation.schemaVersion
         keyWidth = installation.catalog.replicated.map { $0.primaryKey.count }.max() ?? 0
         let keys = (0..<keyWidth).map { ", " + ChangeLogSchema.keyColumn($0 + 1) }.joined()
         globalRead = try database.prepare(
@@ -35,6 +38,9 @@ public final class ChangeReader {
         public var throughID: Int64?
         /// Entries skipped because their table is gone or no longer replicated.
         public var skipped: Int
+        /// Nothing was read: the schema is not the one the reader was made for (an `ADD COLUMN` committed
+        /// since the installation, say). Install again, make a new reader and read again.
+        public var schemaChanged = false
     }
 
     private struct Entry {
@@ -48,6 +54,12 @@ public final class ChangeReader {
     public func pending(after watermark: Int64, limit: Int) throws(SQLiteError) -> Pending {
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
+        // In the read's own snapshot: a schema change committed after the caller's check (an `ADD COLUMN` and
+        // an `UPDATE` of the new column) would otherwise be read with the old columns, and the new column's
+        // value never sent.
+        guard try database.scalarInteger("PRAGMA schema_version") == schemaVersion else {
+            return Pending(events: [], throughID: nil, skipped: 0, schemaChanged: true)
+        }
         let stampedThrough = try PendingStamps.stampedThrough(in: database)
         if !chain.isValid(stampedThrough: stampedThrough, readThrough: watermark) { chain = StampChain(base: stampedThrough) }
         if chain.through < watermark {

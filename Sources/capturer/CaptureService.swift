@@ -49,12 +49,16 @@ final class CaptureService: WorkerLoopHandler {
         config = runtime.configuration
         logger = runtime.logger
         restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
-        (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, whileWaiting: runtime.whileWaitingForDatabase)
+        do {
+            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, whileWaiting: runtime.whileWaitingForDatabase)
+        } catch {
+            throw WorkerExit.failed(ChangeLogInstaller.cannotStart(error, path: config.dbPath))
+        }
         reader = try ChangeReader(database: database, installation: installation)
         stamps = StampMaterializer(database: database)
         watcher = try CommitWatcher(databasePath: config.dbPath)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .capturer)
-        schemaVersion = try database.scalarInteger("PRAGMA schema_version")
+        schemaVersion = installation.schemaVersion
         schemaReader = try SQLiteDatabase(readOnlyPath: config.dbPath)
         var settings = CapturePipeline.Settings()
         settings.publish = config.publish
@@ -184,7 +188,8 @@ final class CaptureService: WorkerLoopHandler {
         installation = try ChangeLogInstaller.install(in: database, node: config.nodeID, seen: { noticed })
         noticed.removeAll()
         reader = try ChangeReader(database: database, installation: installation)
-        schemaVersion = try database.scalarInteger("PRAGMA schema_version")
+        // The version the installation saw, not one read now: a change committed since is installed next time.
+        schemaVersion = installation.schemaVersion
         if heldBack { logger.info("the schema changed while publishing waits: triggers reinstalled now", metadata: ["batches_in_flight": "\(pipeline.inFlight.count)"]) }
         report(installation)
     }
@@ -203,10 +208,15 @@ final class CaptureService: WorkerLoopHandler {
         let version = try database.scalarInteger("PRAGMA data_version")
         guard version != dataVersion || evenIfUnchanged else { return .unchanged }
         dataVersion = version
-        try watchSchema(heldBack: false)
-        let scanStarted = monotonicSeconds()
-        let read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges))
-        observations.record(.scanChanges, monotonicSeconds() - scanStarted)
+        var read: ChangeReader.Pending
+        repeat {
+            // The reader checks the schema again in its read's snapshot: a change committed meanwhile is
+            // installed and the read made again.
+            try watchSchema(heldBack: false)
+            let scanStarted = monotonicSeconds()
+            read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges))
+            observations.record(.scanChanges, monotonicSeconds() - scanStarted)
+        } while read.schemaChanged
         guard let through = read.throughID else { return .nothingNew }
         if read.skipped > 0 { logger.debug("skipped \(read.skipped) change-log entries of tables no longer replicated") }
         return .read(throughID: through, batches: config.publish ? batches(read.events) : [])

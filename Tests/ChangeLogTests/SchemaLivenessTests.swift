@@ -112,4 +112,41 @@ import Testing
         _ = try ChangeLogInstaller.install(in: db, node: 1)
         #expect(try PublishWatermark.lastQueuedID(in: db) == before)
     }
+
+    /// An `ADD COLUMN` and an `UPDATE` of the new column that commit after the reader was made (between the
+    /// capturer's schema check and its read) are never read with the old columns: the reader says the
+    /// schema changed and reads nothing, so the capturer installs again and reads the new column's value.
+    @Test func aSchemaChangeBeforeTheReadIsNeverReadWithTheOldColumns() throws {
+        let (path, db, installation) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        let reader = try ChangeReader(database: db, installation: installation)
+        try app(path, "INSERT INTO t VALUES (1, 'x'); ALTER TABLE t ADD COLUMN c TEXT; UPDATE t SET c = 'new column' WHERE id = 1;")
+        let read = try reader.pending(after: 0, limit: 10)
+        #expect(read.schemaChanged && read.events.isEmpty && read.throughID == nil)
+        let again = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: again).pending(after: 0, limit: 10).events
+        #expect(events.map(\.columns) == [["id", "v", "c"]])
+        #expect(events.first?.values.last == .text(Array("new column".utf8)))
+    }
+
+    /// An installation that fails leaves the database as it was (one transaction) and its message says what
+    /// to do. Here the queue's name is taken by a view the installation cannot alter.
+    @Test func aFailedInstallationLeavesTheDatabaseAsItWasAndSaysWhatToDo() throws {
+        let path = directory.path + "/f.db"
+        try makeDatabase(path, """
+            PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+            CREATE VIEW __harmonylite___change_log_global AS SELECT 1 AS id, 1 AS table_id;
+            """)
+        let before = try app(path, "SELECT type, name FROM sqlite_schema ORDER BY name;")
+        do {
+            _ = try ChangeLogInstaller.open(path, node: 1)
+            Issue.record("the installation did not fail")
+        } catch {
+            let message = ChangeLogInstaller.cannotStart(error, path: path)
+            #expect(message.hasPrefix("cannot install the change log in \(path): "), "\(message)")
+            #expect(message.contains("the database was left as it was") && message.contains("-cleanup"), "\(message)")
+        }
+        #expect(try app(path, "SELECT type, name FROM sqlite_schema ORDER BY name;") == before)
+        #expect(ChangeLogInstaller.cannotStart(SQLiteError(code: 13, message: "database or disk is full"), path: path).contains("free space"))
+        #expect(ChangeLogInstaller.cannotStart(SQLiteError(code: 8 | (1 << 8), message: "readonly"), path: path).contains("write access"))
+    }
 }
