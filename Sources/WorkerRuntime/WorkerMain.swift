@@ -36,6 +36,8 @@ extension WorkerRuntime {
             handler = try makeHandler(runtime)
         } catch {
             runtime.logger.error("cannot start: \(error)")
+            // The supervisor says it again with the exit, so the line the node stops on names the problem.
+            try? runtime.reportStatus(ControlMessage.cannotStartPrefix + "\(error)")
             exit((error as? WorkerExit)?.status ?? 1)
         }
         do {
@@ -46,6 +48,7 @@ extension WorkerRuntime {
             exit(0)
         } catch let stop as WorkerExit {
             runtime.logger.error("stopping: \(stop)")
+            try? runtime.reportStatus(ControlMessage.stoppingPrefix + "\(stop)")
             runtime.beginStopping()
             try? handler.drain()
             exit(stop.status)
