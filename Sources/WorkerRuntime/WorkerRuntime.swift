@@ -106,7 +106,8 @@ public final class WorkerRuntime {
     /// descriptors, calls the handler when they are readable, when its deadline has passed and at every
     /// heartbeat, and sends a heartbeat with its counters at the interval the supervisor asked for. The
     /// clock is read here only; the handler gets `now`. A handler that blocks stops the heartbeats and is
-    /// replaced by the supervisor, which is the point.
+    /// replaced by the supervisor, which is the point; waiting for a database lock is not blocking in that
+    /// sense (`whileWaitingForDatabase` keeps the heartbeats going).
     public func run(_ handler: some WorkerLoopHandler) throws -> StopReason {
         while true {
             if let stop = pendingStop { return stop }
