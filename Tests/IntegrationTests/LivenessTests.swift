@@ -83,6 +83,27 @@ extension ProcessTests {
             }, "\(Self.workers(cluster.node(0)))")
         }
 
+        /// A node asked to stop while its workers wait for a write lock the application holds stops promptly
+        /// (the wait ends at the stop; the last cursor and watermark stores wait 3 s at most), and starts again
+        /// and catches up once the lock is released.
+        @Test func aNodeWaitingForTheWriteLockStopsPromptly() throws {
+            let cluster = try TestCluster(size: 2, schema: "CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT);")
+            let holder = try HeldTransaction(path: cluster.path(0), statements: "BEGIN IMMEDIATE; INSERT INTO kv VALUES ('held', '1');")
+            defer { holder.finish() }
+            try cluster.sql(1, "INSERT INTO kv VALUES ('from2', '2');")
+            #expect(eventually(timeout: 30, interval: 0.5) {
+                Self.workers(cluster.node(0)).contains { $0["waiting_for"] != nil }
+            }, "\(cluster.problems())")
+            let began = Date()
+            #expect(cluster.node(0).terminate(timeout: 20) != nil, "not stopped within 20 s:\n\(cluster.node(0).log.suffix(3000))")
+            #expect(Date().timeIntervalSince(began) < 20)
+            cluster.stop(0)
+            try holder.commit()
+            try cluster.start(0)
+            try cluster.node(0).waitUntilReady(timeout: 60)
+            #expect(try cluster.converge("SELECT k, v FROM kv ORDER BY k;", to: "from2|2\nheld|1\n", timeout: 40), "\(cluster.logs())")
+        }
+
         /// `INTEGER PRIMARY KEY DESC` is no rowid alias: its key can be NULL. The application's NULL-key
         /// insert succeeds, that row stays local (a NULL names no row on another node), and nothing wedges:
         /// node 1's other rows leave, node 2's rows apply, nothing is parked, no worker restarts. (Before:
