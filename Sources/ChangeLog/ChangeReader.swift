@@ -13,8 +13,6 @@ public final class ChangeReader {
     private var statements: [String: (clock: SQLiteStatement, row: SQLiteStatement)] = [:]
     private let keyWidth: Int
     private var chain = StampChain(base: -1)
-    /// The schema the reader's tables and columns were read at (`ChangeLogInstallation.schemaVersion`).
-    private let schemaVersion: Int64
 
     public init(database: SQLiteDatabase, installation: ChangeLogInstallation) throws(SQLiteError) {
         self.database = database
@@ -24,7 +22,6 @@ public final class ChangeReader {
             if let id = installation.tableIDs[table.name] { byID[id] = table }
         }
         tablesByID = byID
-        schemaVersion = installation.schemaVersion
         keyWidth = installation.catalog.replicated.map { $0.primaryKey.count }.max() ?? 0
         let keys = (0..<keyWidth).map { ", " + ChangeLogSchema.keyColumn($0 + 1) }.joined()
         globalRead = try database.prepare(
@@ -38,8 +35,8 @@ public final class ChangeReader {
         public var throughID: Int64?
         /// Entries skipped because their table is gone or no longer replicated.
         public var skipped: Int
-        /// Nothing was read: the schema is not the one the reader was made for (an `ADD COLUMN` committed
-        /// since the installation, say). Install again, make a new reader and read again.
+        /// Nothing was read: the schema is not `schemaVersion` (an `ADD COLUMN` committed since the
+        /// installation the reader was made for, say). Install again, make a new reader and read again.
         public var schemaChanged = false
     }
 
@@ -51,13 +48,15 @@ public final class ChangeReader {
         var pendingStamp: UInt64?
     }
 
-    public func pending(after watermark: Int64, limit: Int) throws(SQLiteError) -> Pending {
+    /// - Parameter schemaVersion: when given, nothing is read (`schemaChanged`) unless the database's schema
+    ///   is this one (`ChangeLogInstallation.schemaVersion` of the installation the reader was made for),
+    ///   checked in the read's own snapshot: a schema change committed after the caller's check (an `ADD
+    ///   COLUMN` and an `UPDATE` of the new column) would otherwise be read with the old columns, and the new
+    ///   column's value never sent. The capturer passes it; a caller that cannot install again does not.
+    public func pending(after watermark: Int64, limit: Int, schemaVersion: Int64? = nil) throws(SQLiteError) -> Pending {
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
-        // In the read's own snapshot: a schema change committed after the caller's check (an `ADD COLUMN` and
-        // an `UPDATE` of the new column) would otherwise be read with the old columns, and the new column's
-        // value never sent.
-        guard try database.scalarInteger("PRAGMA schema_version") == schemaVersion else {
+        if let schemaVersion, try database.scalarInteger("PRAGMA schema_version") != schemaVersion {
             return Pending(events: [], throughID: nil, skipped: 0, schemaChanged: true)
         }
         let stampedThrough = try PendingStamps.stampedThrough(in: database)

@@ -214,7 +214,7 @@ final class CaptureService: WorkerLoopHandler {
             // installed and the read made again.
             try watchSchema(heldBack: false)
             let scanStarted = monotonicSeconds()
-            read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges))
+            read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges), schemaVersion: schemaVersion)
             observations.record(.scanChanges, monotonicSeconds() - scanStarted)
         } while read.schemaChanged
         guard let through = read.throughID else { return .nothingNew }

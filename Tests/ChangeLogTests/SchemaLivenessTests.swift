@@ -120,8 +120,11 @@ import Testing
         let (path, db, installation) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
         let reader = try ChangeReader(database: db, installation: installation)
         try app(path, "INSERT INTO t VALUES (1, 'x'); ALTER TABLE t ADD COLUMN c TEXT; UPDATE t SET c = 'new column' WHERE id = 1;")
-        let read = try reader.pending(after: 0, limit: 10)
+        let read = try reader.pending(after: 0, limit: 10, schemaVersion: installation.schemaVersion)
         #expect(read.schemaChanged && read.events.isEmpty && read.throughID == nil)
+        // Read without the check, the update comes with the old columns only: the new value would be lost.
+        let unchecked = try reader.pending(after: 0, limit: 10).events
+        #expect(unchecked.map(\.columns) == [["id", "v"]])
         let again = try ChangeLogInstaller.install(in: db, node: 1)
         let events = try ChangeReader(database: db, installation: again).pending(after: 0, limit: 10).events
         #expect(events.map(\.columns) == [["id", "v", "c"]])
