@@ -91,14 +91,15 @@ public enum ChangeLogSchema {
     }
 
     /// Captures every row `table` holds now, as its insert trigger would have: queues them with the time of
-    /// now, for `StampMaterializer` to clock.
-    static func captureExistingRows(_ table: TableInfo, tableID: Int64) -> String {
+    /// now, for `StampMaterializer` to clock. `evenIfClocked`: also rows whose key has a row clock (the
+    /// table was dropped and created again: the clocks are the old table's).
+    static func captureExistingRows(_ table: TableInfo, tableID: Int64, evenIfClocked: Bool = false) -> String {
         let keys = table.primaryKey.map { quote($0.name) }
         let log = quote(changeLog(of: table.name))
         let globalColumns = (["table_id", "at"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
         // Only rows without a row clock: rows the applier wrote (it may have created the row clocks first,
         // applying other nodes' rows of the same new table) are other nodes' writes, not ours.
-        let unclocked = "\(keysPresent(table, row: "t")) AND NOT EXISTS (SELECT 1 FROM \(log) c WHERE "
+        let unclocked = evenIfClocked ? keysPresent(table, row: "t") : "\(keysPresent(table, row: "t")) AND NOT EXISTS (SELECT 1 FROM \(log) c WHERE "
             + keys.map { "c.\($0) = t.\($0)" }.joined(separator: " AND ") + ")"
         let tableKeys = keys.map { "t.\($0)" }.joined(separator: ", ")
         return "INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(nowStamp), \(tableKeys) FROM \(quote(table.name)) t WHERE \(unclocked)"

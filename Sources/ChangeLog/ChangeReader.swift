@@ -37,6 +37,9 @@ public final class ChangeReader {
         public var throughID: Int64?
         /// Entries skipped because their table is gone or no longer replicated.
         public var skipped: Int
+        /// Nothing was read: the schema is not `schemaVersion` (an `ADD COLUMN` committed since the
+        /// installation the reader was made for, say). Install again, make a new reader and read again.
+        public var schemaChanged = false
     }
 
     private struct Entry {
@@ -55,12 +58,17 @@ public final class ChangeReader {
     public private(set) var clamped = 0
 
     /// `now`: the node's clock (ms since 1970), for `clockBound`.
-    public func pending(after watermark: Int64, limit: Int, now: Int64 = ClockBound.systemNow()) throws(SQLiteError) -> Pending {
-        guard let clockBound else { return try read(after: watermark, limit: limit, stampLimit: .max).pending }
+    /// - Parameter schemaVersion: when given, nothing is read (`schemaChanged`) unless the database's schema
+    ///   is this one (`ChangeLogInstallation.schemaVersion` of the installation the reader was made for),
+    ///   checked in the read's own snapshot: a schema change committed after the caller's check (an `ADD
+    ///   COLUMN` and an `UPDATE` of the new column) would otherwise be read with the old columns, and the new
+    ///   column's value never sent. The capturer passes it; a caller that cannot install again does not.
+    public func pending(after watermark: Int64, limit: Int, schemaVersion: Int64? = nil, now: Int64 = ClockBound.systemNow()) throws(SQLiteError) -> Pending {
+        guard let clockBound else { return try read(after: watermark, limit: limit, stampLimit: .max, schemaVersion: schemaVersion).pending }
         let stampLimit = clockBound.limit(now: now)
         var attempt = 0
         while true {
-            let read = try read(after: watermark, limit: limit, stampLimit: stampLimit)
+            let read = try read(after: watermark, limit: limit, stampLimit: stampLimit, schemaVersion: schemaVersion)
             // A few rounds at most: each clamps everything queued by then.
             guard read.metFuture, attempt < 3 else { return read.pending }
             attempt += 1
@@ -72,9 +80,12 @@ public final class ChangeReader {
 
     /// The pending events, up to (not including) the first unstamped entry whose `at` lies beyond
     /// `stampLimit` (`metFuture`).
-    private func read(after watermark: Int64, limit: Int, stampLimit: UInt64) throws(SQLiteError) -> (pending: Pending, metFuture: Bool) {
+    private func read(after watermark: Int64, limit: Int, stampLimit: UInt64, schemaVersion: Int64?) throws(SQLiteError) -> (pending: Pending, metFuture: Bool) {
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
+        if let schemaVersion, try database.scalarInteger("PRAGMA schema_version") != schemaVersion {
+            return (Pending(events: [], throughID: nil, skipped: 0, schemaChanged: true), false)
+        }
         let stampedThrough = try PendingStamps.stampedThrough(in: database)
         if !chain.isValid(stampedThrough: stampedThrough, readThrough: watermark) { chain = StampChain(base: stampedThrough) }
         if chain.through < watermark {

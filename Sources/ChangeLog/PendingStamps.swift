@@ -191,10 +191,13 @@ final class PendingQueue {
         return try select.all([.integer(id)]).compactMap { Self.entry($0, tablesByID: tablesByID) }
     }
 
-    /// A queue row `id, table_id, at, k1…kN` as an entry; nil when its table is not replicated (any more).
+    /// A queue row `id, table_id, at, k1…kN` as an entry; nil when its table is not replicated (any more),
+    /// or when its key holds a NULL: such a key names no row anywhere (NULLs are all distinct) and cannot be
+    /// clocked (the row clock's key is NOT NULL), so an entry queued with one (by the triggers of a version
+    /// that took `INTEGER PRIMARY KEY DESC` for the rowid) is passed over, never stamped or published.
     static func entry(_ row: [SQLiteValue], tablesByID: [Int64: TableInfo]) -> Entry? {
         guard row.count >= 3, case .integer(let id) = row[0], case .integer(let tableID) = row[1], let table = tablesByID[tableID],
-              row.count >= 3 + table.primaryKey.count
+              row.count >= 3 + table.primaryKey.count, !row[3..<(3 + table.primaryKey.count)].contains(.null)
         else { return nil }
         var at: UInt64?
         if case .integer(let value) = row[2] { at = UInt64(bitPattern: value) }
@@ -316,9 +319,8 @@ public final class StampMaterializer {
         let node = Int64(bitPattern: queue.node)
         var stamped = 0
         for entry in entries {
-            guard var at = entry.at else { continue }
+            guard var at = entry.at, let (clock, exists, write) = try statements(for: entry.table) else { continue }
             if let clampedAt = PendingStamps.clamped(at: at, limit: limit, clampedTo: nowStamp) { at = clampedAt }
-            let (clock, exists, write) = try statements(for: entry.table)
             var previous: UInt64?
             if case .integer(let value) = try clock.all(entry.key).first?.first { previous = UInt64(bitPattern: value) }
             let stamp = PendingStamps.next(at: at, previous: previous)
@@ -330,16 +332,28 @@ public final class StampMaterializer {
         return stamped
     }
 
-    private func statements(for table: TableInfo) throws(SQLiteError) -> (clock: SQLiteStatement, exists: SQLiteStatement, write: SQLiteStatement) {
+    /// The statements for `table`'s entries; nil when its row-clock table has a key of another width (its
+    /// key changed: the installation that follows gives it new row clocks, "start afresh").
+    private func statements(for table: TableInfo) throws(SQLiteError) -> (clock: SQLiteStatement, exists: SQLiteStatement, write: SQLiteStatement)? {
         if let cached = statements[table.name] { return cached }
         let q = ChangeLogSchema.quote
         try database.execute(ChangeLogSchema.changeLogTable(table))
         let keyNames = table.primaryKey.map { q($0.name) }
         let keyMatch = keyNames.map { "\($0) = ?" }.joined(separator: " AND ")
         let log = q(ChangeLogSchema.changeLog(of: table.name))
-        let clockColumns = (keyNames + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)])
+        // The row clocks' own key names, by position: after `RENAME COLUMN` of a key column the entries queued
+        // before it (in the same script, say) are stamped here before the installation renews the row-clock
+        // table, which still has the old names. (Stamping by the new names failed: "no column named kk", at
+        // every start, and the node stopped itself.)
+        let clockKey = try database.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+            .all([.text(ChangeLogSchema.changeLog(of: table.name))]).compactMap { row -> String? in
+                if case .text(let bytes) = row.first { String(decoding: bytes, as: UTF8.self) } else { nil }
+            }
+        guard clockKey.count == keyNames.count else { return nil }
+        let clockMatch = clockKey.map { "\(q($0)) = ?" }.joined(separator: " AND ")
+        let clockColumns = (clockKey.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)])
         let prepared = (
-            clock: try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)) FROM \(log) WHERE \(keyMatch)"),
+            clock: try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)) FROM \(log) WHERE \(clockMatch)"),
             exists: try database.prepare("SELECT 1 FROM \(q(table.name)) WHERE \(keyMatch)"),
             write: try database.prepare("INSERT OR REPLACE INTO \(log) (\(clockColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: clockColumns.count).joined(separator: ", ")))")
         )

@@ -57,6 +57,8 @@ public struct HealthReport: Sendable {
         if !database.cdcInstalled && database.connected { problems.append("capture triggers are not installed") }
         if !view.natsConnected { problems.append("NATS is not connected") }
         for worker in view.workers where worker.state != "running" { problems.append("\(worker.name) is \(worker.state)") }
+        // Degraded, still healthy: the worker runs and goes on by itself once the lock is released.
+        for worker in view.workers { if let waiting = worker.waitingFor { problems.append("\(worker.name) is \(waiting)") } }
         let body = Body(
             status: statusWord, nodeId: view.nodeId, uptimeSeconds: Int(view.uptimeSeconds),
             dbConnected: database.connected, natsConnected: view.natsConnected, cdcInstalled: database.cdcInstalled,

@@ -66,8 +66,11 @@ public struct NodeView: Codable, Sendable, Equatable {
         public var uptimeSeconds: Double?
         public var residentBytes: Int64?
         public var cpuSeconds: Double?
+        /// What the worker waits for, when it waits for more than a moment: "waiting for the database write
+        /// lock for 35 s" (an application transaction holds it). Degraded, not stopped: it goes on once it is had.
+        public var waitingFor: String?
 
-        public init(name: String, state: String, pid: Int32?, restarts: Int, uptimeSeconds: Double?, residentBytes: Int64?, cpuSeconds: Double?) {
+        public init(name: String, state: String, pid: Int32?, restarts: Int, uptimeSeconds: Double?, residentBytes: Int64?, cpuSeconds: Double?, waitingFor: String? = nil) {
             self.name = name
             self.state = state
             self.pid = pid
@@ -75,6 +78,13 @@ public struct NodeView: Codable, Sendable, Equatable {
             self.uptimeSeconds = uptimeSeconds
             self.residentBytes = residentBytes
             self.cpuSeconds = cpuSeconds
+            self.waitingFor = waitingFor
+        }
+
+        /// `waitingFor` for a worker whose last heartbeat reported `database_wait_ms` = `milliseconds`.
+        public static func waitingFor(databaseWaitMilliseconds milliseconds: Int64?) -> String? {
+            guard let milliseconds, milliseconds > 0 else { return nil }
+            return "waiting for the database write lock for \(milliseconds / 1000) s"
         }
     }
 

@@ -14,6 +14,9 @@ public enum StatusText {
                 worker.cpuSeconds.map { String(format: "%.1fs", $0) } ?? "-",
             ]))
         }
+        for worker in view.workers {
+            if let waiting = worker.waitingFor { lines.append("\(worker.name): \(waiting)") }
+        }
         lines.append("")
         lines.append(row(["STREAM", "LAST SEQ", "CURSOR", "BEHIND", "LAG"]))
         for stream in view.streams {

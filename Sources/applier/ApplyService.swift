@@ -52,7 +52,14 @@ final class ApplyService: WorkerLoopHandler {
         logger = runtime.logger
         clockBound = ClockBound(maxOffsetMilliseconds: UInt64(config.maxClockOffset))
         restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
-        let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        // An application transaction can hold the write lock for as long as it likes: the applier waits, with
+        // its heartbeats going and saying what it waits for (`WorkerRuntime.whileWaitingForDatabase`).
+        let (database, installation): (SQLiteDatabase, ChangeLogInstallation)
+        do {
+            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, whileWaiting: runtime.whileWaitingForDatabase)
+        } catch {
+            throw WorkerExit.failed(ChangeLogInstaller.cannotStart(error, path: config.dbPath))
+        }
         self.database = database
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)

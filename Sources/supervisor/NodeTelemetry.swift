@@ -132,7 +132,8 @@ final class NodeTelemetry {
             let sample = child.pid.flatMap { samples[$0] }
             return NodeView.Worker(name: child.name, state: child.state, pid: child.pid, restarts: child.restarts,
                                    uptimeSeconds: child.pid.flatMap { firstSeen[$0] }.map { now - $0 },
-                                   residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds)
+                                   residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds,
+                                   waitingFor: NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.name, ControlMessage.Counter.databaseWait)))
         }
         let heads = reports.labelled("broker", "stream_last_sequence")
         let cursors = reports.labelled("applier", "stream_cursor")

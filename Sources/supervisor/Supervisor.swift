@@ -23,6 +23,10 @@ final class Supervisor {
     private let runDirectory: String
     private let listener: Int32
     private var connections: [Int32: WorkerConnection] = [:]
+    /// Why a worker could not start or stopped on its own, as it said before exiting (status `cannot start: …`,
+    /// `stopping: …`), by pid: said again with its exit, so the line the node stops on names the problem and
+    /// the remedy.
+    private var lastWords: [Int32: String] = [:]
     private var exitCode: Int32?
     private let startedAt = monotonicSeconds()
     /// The embedded server's client port once known; pinned for its restarts so the broker's URL holds.
@@ -385,8 +389,12 @@ final class Supervisor {
             let pid = wait4(-1, &status, WNOHANG, &usage)
             guard pid > 0 else { return }
             let exit: ExitStatus = status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .killed(by: status & 0x7f)
-            for (fd, connection) in connections where connection.peer.pid == pid { closeConnection(fd) }
-            process(.exited(pid: pid, status: exit, note: "peak resident memory \(usage.ru_maxrss / 1024) MiB"))
+            for (fd, connection) in connections where connection.peer.pid == pid {
+                serviceConnection(fd)  // its last words (why it could not start) may still be unread
+                closeConnection(fd)
+            }
+            let said = lastWords.removeValue(forKey: pid).map { "; \($0)" } ?? ""
+            process(.exited(pid: pid, status: exit, note: "peak resident memory \(usage.ru_maxrss / 1024) MiB" + said))
         }
     }
 
@@ -455,6 +463,7 @@ final class Supervisor {
             telemetry.observed(list)
         case .status(let text):
             logger.info("\(worker): \(text)")
+            if text.hasPrefix(ControlMessage.cannotStartPrefix) || text.hasPrefix(ControlMessage.stoppingPrefix) { lastWords[entry.peer.pid] = text }
             process(.lifeSign(child: worker))
         default:
             throw IPCError(.handshakeFailed("unexpected message from \(worker)"))
