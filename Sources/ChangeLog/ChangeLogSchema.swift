@@ -24,6 +24,10 @@ public enum ChangeLogSchema {
     public static let parked = prefix + "_parked"
     /// What became of every column replicated tables had (`ColumnHistory`).
     public static let columnHistory = prefix + "_columns"
+    /// Each table's `CREATE TABLE` text at the last look, which the next one compares with (`ColumnHistory`).
+    public static let tableTexts = prefix + "_table_texts"
+    /// Tables renamed on this node: the old name and the new one (`ColumnHistory`).
+    public static let renamedTables = prefix + "_renamed_tables"
     /// Rows held aside by the applier's UNIQUE settlement (`HeldAsideRows`): each one's latest version, which
     /// a later write holds a UNIQUE value of, with the row that holds it. A row leaves it when it is placed
     /// again (its value freed) or superseded (a newer version of it, or its delete).
@@ -63,6 +67,9 @@ public enum ChangeLogSchema {
         "DROP TABLE IF EXISTS \(quote(formerApplyGuard))",
         "CREATE TABLE IF NOT EXISTS \(quote(columnHistory)) (table_name TEXT NOT NULL, name TEXT NOT NULL, position INTEGER NOT NULL, "
             + "state TEXT NOT NULL, renamed_to TEXT, PRIMARY KEY (table_name, name)) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS \(quote(tableTexts)) (table_name TEXT NOT NULL, installed INTEGER NOT NULL, sql TEXT NOT NULL, "
+            + "PRIMARY KEY (table_name, installed)) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS \(quote(renamedTables)) (name TEXT PRIMARY KEY, renamed_to TEXT NOT NULL) WITHOUT ROWID",
         // Before held-aside rows, the conflicts table was a log of settled conflicts (an `id` column): it is
         // kept for the operator under another name.
         "CREATE TABLE IF NOT EXISTS \(quote(conflicts)) (table_name TEXT NOT NULL, losing_key TEXT NOT NULL, "
