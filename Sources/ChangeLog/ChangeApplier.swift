@@ -10,6 +10,8 @@ public final class ChangeApplier {
     private var catalog: TableCatalog
     private var statements: [String: SQLiteStatement] = [:]
     private var plans: [ApplyPlan.Shape: ApplyPlan] = [:]
+    /// Each shape of event under this node's names (`localized`).
+    private var localNames: [ApplyPlan.Shape: (table: String, columns: [String])] = [:]
     /// The plan of the previous event: a batch is mostly one shape after another, and comparing a few
     /// names costs less than hashing them all for the dictionary.
     private var lastPlan: (shape: ApplyPlan.Shape, plan: ApplyPlan)?
@@ -64,9 +66,11 @@ public final class ChangeApplier {
             try beginSettlement()
             var outcome = Outcome()
             var touched = settling
-            for event in events {
+            for received in events {
                 let applied: Bool
+                var event = received
                 do {
+                    event = try localized(received)
                     applied = try apply(event)
                 } catch let error as SQLiteError {
                     throw ApplyError(event: event, kind: .database(error.code), reason: "\(error)")
@@ -315,6 +319,31 @@ public final class ChangeApplier {
         }
     }
 
+    /// `event` under this node's names: a table or column renamed here (`ColumnHistory`) takes its new name,
+    /// key columns included, so changes from nodes that have not run the rename yet apply.
+    private func localized(_ event: ChangeEvent) throws -> ChangeEvent {
+        if let lastPlan, lastPlan.shape.matches(event) { return event }
+        let shape = ApplyPlan.Shape(table: event.table, columns: event.columns, keyCount: event.keyCount)
+        var localizedEvent = event
+        if let names = localNames[shape] {
+            (localizedEvent.table, localizedEvent.columns) = names
+            return localizedEvent
+        }
+        if try table(named: event.table) == nil, let renamed = try ColumnHistory.currentName(ofTable: event.table, database: database) {
+            localizedEvent.table = renamed
+        }
+        if let table = try table(named: localizedEvent.table) {
+            let local = Set(table.columns.map(\.name))
+            for (index, column) in event.columns.enumerated() where !local.contains(column) {
+                if case .renamed(let name)? = try ColumnHistory.fate(of: column, in: table.name, database: database), local.contains(name) {
+                    localizedEvent.columns[index] = name
+                }
+            }
+        }
+        localNames[shape] = (localizedEvent.table, localizedEvent.columns)
+        return localizedEvent
+    }
+
     /// The statements one shape of event (table, columns) needs, checked and prepared once: building and
     /// looking up SQL text for every event cost more than applying it.
     private func plan(for event: ChangeEvent) throws -> ApplyPlan {
@@ -408,6 +437,7 @@ public final class ChangeApplier {
         guard version != catalogSchemaVersion else { return }
         statements.removeAll()
         plans.removeAll()
+        localNames.removeAll()
         lastPlan = nil
         clockTables.removeAll()
         heldAside.schemaChanged()
