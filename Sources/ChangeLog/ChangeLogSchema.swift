@@ -52,11 +52,12 @@ public enum ChangeLogSchema {
 
     /// Our tables a snapshot keeps: what last-writer-wins needs on the node that restores it (the row
     /// clocks: stamps and tombstones), what the snapshot's cursor already moved past (the parked messages),
-    /// and what became of the snapshot's columns. The rest is the saving node's own (its queue, table ids,
-    /// publish watermark, incarnation, cursor — which travels in the metadata). The rows held aside by UNIQUE
+    /// and what became of the snapshot's columns and tables (renamed ones). The rest is the saving node's own
+    /// (its queue, table ids, publish watermark, incarnation, cursor — which travels in the metadata — and
+    /// its last look at the schema, which the restoring node takes afresh). The rows held aside by UNIQUE
     /// settlement are part of the replicated state: a restored node places them again when their value is freed.
     public static func snapshotContent(replicated: [TableInfo]) -> Set<String> {
-        Set(replicated.map { changeLog(of: $0.name) } + [parked, columnHistory, conflicts])
+        Set(replicated.map { changeLog(of: $0.name) } + [parked, columnHistory, renamedTables, conflicts])
     }
 
     /// Tables every installation has.

@@ -97,6 +97,16 @@ import Testing
         #expect(try app(path, "SELECT key, v FROM kv ORDER BY key;") == "a|old name\nx|newest\n")
     }
 
+    /// A write and a key rename in one script: the write's stamp is still pending when the installer runs,
+    /// and lands in the row clock under the new key name (the row clock's column is renamed first).
+    @Test func aWriteAndAKeyRenameInOneScriptInstall() throws {
+        let (path, reopen) = try node("write-rename", "CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT);")
+        try app(path, "INSERT INTO kv VALUES ('b', '2'); ALTER TABLE kv RENAME COLUMN k TO kk;")
+        _ = try reopen()
+        #expect(try state(path, "kv", "k") == "renamed:kk\n")
+        #expect(try app(path, "SELECT kk, __harmonylite__node FROM __harmonylite__kv_change_log;") == "b|2\n")
+    }
+
     /// A node that has not renamed the key yet refuses changes under the new name (they wait parked); once it
     /// runs the same migration they apply.
     @Test func aNodeNotMigratedYetTakesNewNamedChangesAfterItsMigration() throws {
