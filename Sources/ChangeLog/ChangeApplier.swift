@@ -129,6 +129,9 @@ public final class ChangeApplier {
     public func notYetHeld(inEach batches: [[ChangeEvent]]) throws -> [[ChangeEvent]] {
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
+        // A migration since the last look (a table renamed, its row clocks with it) makes cached statements
+        // name tables that are gone: without this, the node's own changes coming back fail here for good.
+        try refreshCatalog()
         try pendingRows.update(from: stamps.queue, in: database)
         var clocks: [String: SQLiteStatement] = [:]
         return try batches.map { events in try notYetHeld(events, clocks: &clocks) }
@@ -137,7 +140,7 @@ public final class ChangeApplier {
     private func notYetHeld(_ events: [ChangeEvent], clocks: inout [String: SQLiteStatement]) throws -> [ChangeEvent] {
         var newer: [ChangeEvent] = []
         for event in events {
-            guard let table = try table(named: event.table) else {
+            guard let table = try table(named: try localized(event).table) else {
                 newer.append(event)  // apply decides (it parks what names a table this node lacks)
                 continue
             }
@@ -169,6 +172,7 @@ public final class ChangeApplier {
     public func replayLocal(_ events: [ChangeEvent], tableIDs: [String: Int64]) throws -> Int {
         try database.execute("BEGIN IMMEDIATE")
         do {
+            try refreshCatalog()
             try stamps.materialize()
             try beginSettlement()
             var kept = 0

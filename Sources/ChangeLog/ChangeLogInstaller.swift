@@ -176,12 +176,42 @@ public enum ChangeLogInstaller {
             let exists = try database.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
             let hasClocks = try exists.all([.text(Array(S.changeLog(of: old).utf8))]).first?.first == .integer(1)
             let newHasClocks = try exists.all([.text(Array(S.changeLog(of: table).utf8))]).first?.first == .integer(1)
-            guard hasClocks && !newHasClocks else { continue }
-            try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: old))) RENAME TO \(S.quote(S.changeLog(of: table)))")
+            guard hasClocks else { continue }
+            if newHasClocks {
+                // The applier wrote rows under the new name before this installation (a change from a node that
+                // renamed first, applied the moment the rename committed): both row clocks are kept, the later
+                // version of each row winning, or the old clocks and the waiting changes would be lost.
+                guard try mergeRowClocks(from: S.changeLog(of: old), into: S.changeLog(of: table), database) else { continue }
+            } else {
+                try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: old))) RENAME TO \(S.quote(S.changeLog(of: table)))")
+            }
             try database.prepare("UPDATE OR IGNORE \(S.quote(S.tables)) SET name = ? WHERE name = ?").run([.text(Array(table.utf8)), .text(Array(old.utf8))])
             notes.append("\(old) was renamed to \(table): its row clocks and waiting changes carry over")
         }
         return notes
+    }
+
+    /// Moves the row clocks of `old` into `new` where they are later than `new`'s (or `new` has none), and
+    /// drops `old`; false (nothing done) when their keys differ.
+    private static func mergeRowClocks(from old: String, into new: String, _ database: SQLiteDatabase) throws(SQLiteError) -> Bool {
+        typealias S = ChangeLogSchema
+        let columns = try database.prepare("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+        let keys = try database.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+        func names(_ statement: SQLiteStatement, _ table: String) throws(SQLiteError) -> [String] {
+            try statement.all([.text(table)]).compactMap { row -> String? in
+                if case .text(let bytes) = row.first { return String(decoding: bytes, as: UTF8.self) } else { return nil }
+            }
+        }
+        let oldColumns = try names(columns, old), key = try names(keys, old)
+        guard !key.isEmpty, Set(oldColumns) == Set(try names(columns, new)), key == (try names(keys, new)) else { return false }
+        let list = oldColumns.map(S.quote).joined(separator: ", ")
+        let stamp = S.quote(S.stampColumn), node = S.quote(S.nodeColumn), deleted = S.quote(S.deletedColumn)
+        let later = StampOrder.supersedes(stamp: "excluded.\(stamp)", writer: "excluded.\(node)", over: stamp, node)
+        try database.execute("INSERT INTO \(S.quote(new)) (\(list)) SELECT \(list) FROM \(S.quote(old)) WHERE true "
+            + "ON CONFLICT (\(key.map(S.quote).joined(separator: ", "))) DO UPDATE SET \(stamp) = excluded.\(stamp), \(node) = excluded.\(node), "
+            + "\(deleted) = excluded.\(deleted) WHERE \(later)")
+        try database.execute("DROP TABLE \(S.quote(old))")
+        return true
     }
 
     /// After `ALTER TABLE t RENAME COLUMN k TO key` of a key column (certain: `ColumnHistory`), the row

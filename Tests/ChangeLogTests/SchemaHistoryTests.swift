@@ -140,6 +140,54 @@ import Testing
         #expect(try app(path, "SELECT id FROM clients;") == "1\n")
     }
 
+    /// The node's own changes come back from the stream after it renamed their table (and the installer
+    /// renamed the row clocks with it): the applier reads them under the new name. Before, its cached
+    /// statement still named the old row-clock table, and every delivery failed with `no such table` for good.
+    @Test func ownChangesComingBackAfterATableRenameAreRecognized() throws {
+        let (path, reopen) = try node("own", "CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT);")
+        let database = try reopen()
+        let applier = try applier(database)
+        try app(path, "INSERT INTO customer VALUES (1, 'mine');")
+        _ = try reopen()  // stamps the write
+        let stamp = try app(path, "SELECT __harmonylite__hlc FROM __harmonylite__customer_change_log;")
+        let own = ChangeEvent(changeID: 1, table: "customer", operation: .upsert, stamp: UInt64(stamp.dropLast())!, writer: 2,
+                              columns: ["id", "name"], values: [.integer(1), .text("mine")], keyCount: 1)
+        #expect(try applier.notYetHeld([own]).isEmpty)
+        try app(path, "ALTER TABLE customer RENAME TO customers;")
+        _ = try reopen()
+        #expect(try applier.notYetHeld([own]).isEmpty)
+        #expect(try applier.apply([own]).superseded == 1)
+    }
+
+    /// A live RENAME TO, and a change under the new name (from a node that renamed first) applied before the
+    /// capturer's installation adopts the rename: the applier created the new row-clock table, and the old
+    /// one's clocks are merged into it (later version wins) instead of being left behind with the queue's
+    /// waiting changes.
+    @Test func rowClocksWrittenUnderTheNewNameBeforeTheAdoptionAreMerged() throws {
+        let (path, reopen) = try node("merge", "CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT);")
+        var database = try reopen()
+        #expect(try applier(database).apply([
+            upsert("customer", ["id", "name"], [.integer(1), .text("newest")], stamp: 50),
+            upsert("customer", ["id", "name"], [.integer(2), .text("old")], stamp: 5),
+        ]).applied == 2)
+        try app(path, "ALTER TABLE customer RENAME TO customers; INSERT INTO customers VALUES (4, 'local, waiting');")
+        // The applier first (its own connection; no installation since the rename).
+        let early = try SQLiteDatabase(existingPath: path)
+        #expect(try applier(early).apply([
+            upsert("customers", ["id", "name"], [.integer(2), .text("newer")], stamp: 20),
+            upsert("customers", ["id", "name"], [.integer(3), .text("new name")], stamp: 20),
+        ]).applied == 2)
+        database = try reopen()
+        #expect(try app(path, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__customer_change_log';") == "0\n")
+        #expect(try app(path, "SELECT id, __harmonylite__hlc >> 16 FROM __harmonylite__customers_change_log WHERE id < 4 ORDER BY id;") == "1|50\n2|20\n3|20\n")
+        // The clock kept: an older change of row 1 loses.
+        #expect(try applier(database).apply([upsert("customer", ["id", "name"], [.integer(1), .text("older")], stamp: 30)]).superseded == 1)
+        // The local write made before the installation is still queued under the table's id.
+        let installation = try ChangeLogInstaller.install(in: database, node: 2)
+        let pending = try ChangeReader(database: database, installation: installation).pending(after: 0, limit: 100)
+        #expect(pending.events.contains { $0.table == "customers" && $0.key.first == .integer(4) }, "\(pending.events)")
+    }
+
     /// The capturer's looks while running, one per statement: each rename is certain, and SQLite's quoting
     /// of the new name (a keyword) changes nothing.
     @Test func looksAfterEachStatementRecordEachRename() throws {
