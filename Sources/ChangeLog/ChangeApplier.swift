@@ -10,6 +10,8 @@ public final class ChangeApplier {
     private var catalog: TableCatalog
     private var statements: [String: SQLiteStatement] = [:]
     private var plans: [ApplyPlan.Shape: ApplyPlan] = [:]
+    /// Each shape of event under this node's names (`localized`).
+    private var localNames: [ApplyPlan.Shape: (table: String, columns: [String])] = [:]
     /// The plan of the previous event: a batch is mostly one shape after another, and comparing a few
     /// names costs less than hashing them all for the dictionary.
     private var lastPlan: (shape: ApplyPlan.Shape, plan: ApplyPlan)?
@@ -94,20 +96,23 @@ public final class ChangeApplier {
             var touched = settling
             var setAside: [EventSource: (events: [ChangeEvent], error: ApplyError)] = [:]
             var setAsideTables: Set<[String]> = []
-            for (index, event) in events.enumerated() {
+            for (index, received) in events.enumerated() {
                 let applied: Bool
+                var event = received
                 do {
-                    if let sources, setAsideTables.contains([sources[index].stream, event.table]) {
-                        throw ApplyError(event: event, kind: .schemaMissing, reason: "set aside with the earlier events of \(event.table) in this stream")
+                    if let sources, setAsideTables.contains([sources[index].stream, received.table]) {
+                        throw ApplyError(event: received, kind: .schemaMissing, reason: "set aside with the earlier events of \(received.table) in this stream")
                     }
+                    event = try localized(received)
                     applied = try apply(event)
                 } catch let error as SQLiteError {
                     throw ApplyError(event: event, kind: .database(error.code), reason: "\(error)")
                 } catch let error as ApplyError where sources != nil && error.isSchemaMismatch {
-                    // Per table: this table's events of this stream wait parked (in order), the rest applies.
+                    // Per table: this table's events of this stream wait parked (in order, as they arrived: they
+                    // are mapped to local names again when retried), the rest applies.
                     let source = sources![index]
-                    setAsideTables.insert([source.stream, event.table])
-                    setAside[source, default: ([], error)].events.append(event)
+                    setAsideTables.insert([source.stream, received.table])
+                    setAside[source, default: ([], error)].events.append(received)
                     continue
                 }
                 if applied {
@@ -172,6 +177,9 @@ public final class ChangeApplier {
     public func notYetHeld(inEach batches: [[ChangeEvent]]) throws -> [[ChangeEvent]] {
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
+        // A migration since the last look (a table renamed, its row clocks with it) makes cached statements
+        // name tables that are gone: without this, the node's own changes coming back fail here for good.
+        try refreshCatalog()
         try pendingRows.update(from: stamps.queue, in: database)
         var clocks: [String: SQLiteStatement] = [:]
         return try batches.map { events in try notYetHeld(events, clocks: &clocks) }
@@ -180,7 +188,7 @@ public final class ChangeApplier {
     private func notYetHeld(_ events: [ChangeEvent], clocks: inout [String: SQLiteStatement]) throws -> [ChangeEvent] {
         var newer: [ChangeEvent] = []
         for event in events {
-            guard let table = try table(named: event.table) else {
+            guard let table = try table(named: try localized(event).table) else {
                 newer.append(event)  // apply decides (it parks what names a table this node lacks)
                 continue
             }
@@ -212,6 +220,7 @@ public final class ChangeApplier {
     public func replayLocal(_ events: [ChangeEvent], tableIDs: [String: Int64]) throws -> Int {
         try database.execute("BEGIN IMMEDIATE")
         do {
+            try refreshCatalog()
             try stamps.materialize()
             try beginSettlement()
             var kept = 0
@@ -388,6 +397,31 @@ public final class ChangeApplier {
         }
     }
 
+    /// `event` under this node's names: a table or column renamed here (`ColumnHistory`) takes its new name,
+    /// key columns included, so changes from nodes that have not run the rename yet apply.
+    private func localized(_ event: ChangeEvent) throws -> ChangeEvent {
+        if let lastPlan, lastPlan.shape.matches(event) { return event }
+        let shape = ApplyPlan.Shape(table: event.table, columns: event.columns, keyCount: event.keyCount)
+        var localizedEvent = event
+        if let names = localNames[shape] {
+            (localizedEvent.table, localizedEvent.columns) = names
+            return localizedEvent
+        }
+        if try table(named: event.table) == nil, let renamed = try ColumnHistory.currentName(ofTable: event.table, database: database) {
+            localizedEvent.table = renamed
+        }
+        if let table = try table(named: localizedEvent.table) {
+            let local = Set(table.columns.map(\.name))
+            for (index, column) in event.columns.enumerated() where !local.contains(column) {
+                if case .renamed(let name)? = try ColumnHistory.fate(of: column, in: table.name, database: database), local.contains(name) {
+                    localizedEvent.columns[index] = name
+                }
+            }
+        }
+        localNames[shape] = (localizedEvent.table, localizedEvent.columns)
+        return localizedEvent
+    }
+
     /// The statements one shape of event (table, columns) needs, checked and prepared once: building and
     /// looking up SQL text for every event cost more than applying it.
     private func plan(for event: ChangeEvent) throws -> ApplyPlan {
@@ -481,6 +515,7 @@ public final class ChangeApplier {
         guard version != catalogSchemaVersion else { return }
         statements.removeAll()
         plans.removeAll()
+        localNames.removeAll()
         lastPlan = nil
         clockTables.removeAll()
         heldAside.schemaChanged()

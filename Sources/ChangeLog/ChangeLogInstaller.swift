@@ -91,6 +91,10 @@ public enum ChangeLogInstaller {
             try database.execute("ALTER TABLE \(S.quote(S.conflicts)) RENAME TO \(S.quote(S.settledConflictsLog))")
         }
         for sql in S.fixedTables { try database.execute(sql) }
+        // What became of the application's columns and tables since the last look, before any change of ours
+        // moves the schema cookie (`ColumnHistory`): the looks taken before the lock, then the one of now.
+        for look in seen() { try ColumnHistory.update(look, in: database) }
+        try ColumnHistory.update(try ColumnHistory.lookInTransaction(database), in: database)
         let firstInstallation = try database.prepare("SELECT 1 FROM \(S.quote(S.meta)) WHERE key = 'incarnation'").all().isEmpty
         try database.prepare("INSERT OR IGNORE INTO \(S.quote(S.meta)) (key, value) VALUES ('incarnation', ?)").run([.text(randomHex(8))])
         let incarnation = try database.prepare("SELECT value FROM \(S.quote(S.meta)) WHERE key = 'incarnation'").all().first?.first ?? .null
@@ -98,7 +102,6 @@ public enum ChangeLogInstaller {
             throw SQLiteError(code: 1, message: "\(S.meta) has no incarnation")
         }
 
-        let schemaVersion = try database.scalarInteger("PRAGMA schema_version")
         var catalog = try TableCatalog.read(database)
         let widestKey = catalog.replicated.map { $0.primaryKey.count }.max() ?? 0
         let queueColumns = try database.prepare("SELECT name FROM pragma_table_info(?)").all([.text(S.globalLog)])
@@ -116,6 +119,7 @@ public enum ChangeLogInstaller {
 
         var tableIDs: [String: Int64] = [:]
         var (notes, adopted) = try adoptRenamedTables(database)
+        notes += try renameRowClockKeys(catalog.replicated, database)
         // Row clocks change below (new tables, changed keys): pending stamps first (`PendingStamps`).
         let materializer = StampMaterializer(database: database)
         try materializer.materialize()
@@ -189,14 +193,13 @@ public enum ChangeLogInstaller {
             catalog.replicated.removeAll { table in failed.contains { $0.name == table.name } }
             catalog.refused += failed
         }
-        for look in seen() { try ColumnHistory.update(look.tables, schemaVersion: look.schemaVersion, in: database) }
-        try ColumnHistory.update(catalog.replicated, schemaVersion: schemaVersion, in: database)
         try materializer.materialize()
         for refused in catalog.refused {
             for operation in ["insert", "update", "delete"] {
                 try database.execute("DROP TRIGGER IF EXISTS \(S.quote(S.trigger(of: refused.name, operation)))")
             }
         }
+        try ColumnHistory.installed(in: database)
         return ChangeLogInstallation(
             catalog: catalog,
             tableIDs: tableIDs,
@@ -229,12 +232,80 @@ public enum ChangeLogInstaller {
             let exists = try database.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
             let hasClocks = try exists.all([.text(Array(S.changeLog(of: old).utf8))]).first?.first == .integer(1)
             let newHasClocks = try exists.all([.text(Array(S.changeLog(of: table).utf8))]).first?.first == .integer(1)
-            guard hasClocks && !newHasClocks else { continue }
-            try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: old))) RENAME TO \(S.quote(S.changeLog(of: table)))")
+            guard hasClocks else { continue }
+            if newHasClocks {
+                // The applier wrote rows under the new name before this installation (a change from a node that
+                // renamed first, applied the moment the rename committed): both row clocks are kept, the later
+                // version of each row winning, or the old clocks and the waiting changes would be lost.
+                guard try mergeRowClocks(from: S.changeLog(of: old), into: S.changeLog(of: table), database) else { continue }
+            } else {
+                try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: old))) RENAME TO \(S.quote(S.changeLog(of: table)))")
+            }
             try database.prepare("UPDATE OR IGNORE \(S.quote(S.tables)) SET name = ? WHERE name = ?").run([.text(Array(table.utf8)), .text(Array(old.utf8))])
-            notes.append("\(old) was renamed to \(table): its row clocks and waiting changes carry over")
+            // Rows UNIQUE settlement holds aside for the table are its rows too: they follow the new name.
+            try database.prepare("UPDATE OR IGNORE \(S.quote(S.conflicts)) SET table_name = ? WHERE table_name = ?").run([.text(Array(table.utf8)), .text(Array(old.utf8))])
+            notes.append("\(old) was renamed to \(table): its row clocks, waiting changes and rows held aside carry over")
         }
         return (notes, renamed)
+    }
+
+    /// Moves the row clocks of `old` into `new` where they are later than `new`'s (or `new` has none), and
+    /// drops `old`; false (nothing done) when their keys differ.
+    private static func mergeRowClocks(from old: String, into new: String, _ database: SQLiteDatabase) throws(SQLiteError) -> Bool {
+        typealias S = ChangeLogSchema
+        let columns = try database.prepare("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+        let keys = try database.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+        func names(_ statement: SQLiteStatement, _ table: String) throws(SQLiteError) -> [String] {
+            try statement.all([.text(table)]).compactMap { row -> String? in
+                if case .text(let bytes) = row.first { return String(decoding: bytes, as: UTF8.self) } else { return nil }
+            }
+        }
+        let oldColumns = try names(columns, old), key = try names(keys, old)
+        guard !key.isEmpty, Set(oldColumns) == Set(try names(columns, new)), key == (try names(keys, new)) else { return false }
+        let list = oldColumns.map(S.quote).joined(separator: ", ")
+        let stamp = S.quote(S.stampColumn), node = S.quote(S.nodeColumn), deleted = S.quote(S.deletedColumn)
+        let later = StampOrder.supersedes(stamp: "excluded.\(stamp)", writer: "excluded.\(node)", over: stamp, node)
+        try database.execute("INSERT INTO \(S.quote(new)) (\(list)) SELECT \(list) FROM \(S.quote(old)) WHERE true "
+            + "ON CONFLICT (\(key.map(S.quote).joined(separator: ", "))) DO UPDATE SET \(stamp) = excluded.\(stamp), \(node) = excluded.\(node), "
+            + "\(deleted) = excluded.\(deleted) WHERE \(later)")
+        try database.execute("DROP TABLE \(S.quote(old))")
+        return true
+    }
+
+    /// After `ALTER TABLE t RENAME COLUMN k TO key` of a key column (certain: `ColumnHistory`), the row
+    /// clocks' key column is renamed the same way, so every row keeps its stamp and tombstone (and the stamps
+    /// still pending are written under the new name). A key that changed otherwise is left to the
+    /// installation, which starts its row clocks afresh.
+    private static func renameRowClockKeys(_ tables: [TableInfo], _ database: SQLiteDatabase) throws(SQLiteError) -> [String] {
+        typealias S = ChangeLogSchema
+        var notes: [String] = []
+        let logKey = try database.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+        for table in tables {
+            let existing = try logKey.all([.text(S.changeLog(of: table.name))]).compactMap { row -> String? in
+                if case .text(let bytes) = row.first { return String(decoding: bytes, as: UTF8.self) } else { return nil }
+            }
+            let key = table.primaryKey.map(\.name)
+            guard !existing.isEmpty, existing != key, existing.count == key.count else { continue }
+            var renames: [(String, String)] = []
+            for (old, new) in zip(existing, key) where old != new {
+                guard try ColumnHistory.fate(of: old, in: table.name, database: database) == .renamed(to: new) else { renames = []; break }
+                renames.append((old, new))
+            }
+            guard !renames.isEmpty else { continue }
+            try database.execute("SAVEPOINT harmonylite_key_rename")
+            do throws(SQLiteError) {
+                for (old, new) in renames {
+                    try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: table.name))) RENAME COLUMN \(S.quote(old)) TO \(S.quote(new))")
+                }
+                try database.execute("RELEASE harmonylite_key_rename")
+                notes.append("the key of \(table.name) was renamed (\(existing.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks carry over")
+            } catch {
+                // Names crossing each other (a swap): the installation starts the row clocks afresh instead.
+                try database.execute("ROLLBACK TO harmonylite_key_rename")
+                try database.execute("RELEASE harmonylite_key_rename")
+            }
+        }
+        return notes
     }
 
     private static func randomHex(_ bytes: Int) -> String {

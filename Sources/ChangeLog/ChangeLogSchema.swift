@@ -24,6 +24,10 @@ public enum ChangeLogSchema {
     public static let parked = prefix + "_parked"
     /// What became of every column replicated tables had (`ColumnHistory`).
     public static let columnHistory = prefix + "_columns"
+    /// Each table's `CREATE TABLE` text at the last look, which the next one compares with (`ColumnHistory`).
+    public static let tableTexts = prefix + "_table_texts"
+    /// Tables renamed on this node: the old name and the new one (`ColumnHistory`).
+    public static let renamedTables = prefix + "_renamed_tables"
     /// Rows held aside by the applier's UNIQUE settlement (`HeldAsideRows`): each one's latest version, which
     /// a later write holds a UNIQUE value of, with the row that holds it. A row leaves it when it is placed
     /// again (its value freed) or superseded (a newer version of it, or its delete).
@@ -48,8 +52,9 @@ public enum ChangeLogSchema {
 
     /// Our tables a snapshot keeps: what last-writer-wins needs on the node that restores it (the row
     /// clocks: stamps and tombstones), what the snapshot's cursor already moved past (the parked messages),
-    /// and what became of the snapshot's columns. The rest is the saving node's own (its queue, table ids,
-    /// publish watermark, incarnation, cursor — which travels in the metadata). The rows held aside by UNIQUE
+    /// and what became of the snapshot's columns and tables (renamed ones). The rest is the saving node's own
+    /// (its queue, table ids, publish watermark, incarnation, cursor — which travels in the metadata — and
+    /// its last look at the schema, which the restoring node takes afresh). The rows held aside by UNIQUE
     /// settlement are part of the replicated state: a restored node places them again when their value is freed.
     public static func snapshotContent(replicated: [TableInfo]) -> Set<String> {
         snapshotContent(rowClocksOf: replicated.map(\.name))
@@ -57,7 +62,7 @@ public enum ChangeLogSchema {
 
     /// The same, for the tables named.
     public static func snapshotContent(rowClocksOf tables: some Sequence<String>) -> Set<String> {
-        Set(tables.map { changeLog(of: $0) } + [parked, columnHistory, conflicts])
+        Set(tables.map { changeLog(of: $0) } + [parked, columnHistory, renamedTables, conflicts])
     }
 
     /// Tables every installation has.
@@ -68,6 +73,9 @@ public enum ChangeLogSchema {
         "DROP TABLE IF EXISTS \(quote(formerApplyGuard))",
         "CREATE TABLE IF NOT EXISTS \(quote(columnHistory)) (table_name TEXT NOT NULL, name TEXT NOT NULL, position INTEGER NOT NULL, "
             + "state TEXT NOT NULL, renamed_to TEXT, PRIMARY KEY (table_name, name)) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS \(quote(tableTexts)) (table_name TEXT NOT NULL, installed INTEGER NOT NULL, sql TEXT NOT NULL, "
+            + "PRIMARY KEY (table_name, installed)) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS \(quote(renamedTables)) (name TEXT PRIMARY KEY, renamed_to TEXT NOT NULL) WITHOUT ROWID",
         // Before held-aside rows, the conflicts table was a log of settled conflicts (an `id` column): it is
         // kept for the operator under another name.
         "CREATE TABLE IF NOT EXISTS \(quote(conflicts)) (table_name TEXT NOT NULL, losing_key TEXT NOT NULL, "

@@ -558,7 +558,7 @@ import Testing
         try app(path, "ALTER TABLE books ADD COLUMN y TEXT;")
         _ = try ChangeLogInstaller.install(in: database, node: 2)
         try database.transaction { () throws(SQLiteError) in
-            try ColumnHistory.update(stale.tables, schemaVersion: stale.schemaVersion, in: database)
+            try ColumnHistory.update(stale, in: database)
         }
         #expect(try app(path, "SELECT name, state, quote(renamed_to) FROM __harmonylite___columns WHERE name IN ('x', 'y') ORDER BY name;")
                 == "x|dropped|NULL\ny|live|NULL\n")
