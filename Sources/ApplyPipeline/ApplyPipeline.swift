@@ -238,6 +238,13 @@ public struct ApplyPipeline: Sendable {
         return actions + nextOperation(now: now)
     }
 
+    /// An applied group parked the events of `count` messages that name a table this node cannot apply yet
+    /// (the rest of those messages applied): they wait in the dead-letter table like parked messages.
+    public mutating func partlyParked(_ count: Int) {
+        parkedMessages += count
+        parkedWaiting += count
+    }
+
     /// Parking failed and was rolled back (the database refuses writes): the message waits like one that
     /// cannot be applied yet, and is tried again after the backoff.
     public mutating func parkFailed(_ parking: Parking, reason: String, now: Double) -> [Action] {

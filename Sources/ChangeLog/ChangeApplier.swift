@@ -21,18 +21,42 @@ public final class ChangeApplier {
     private let stamps: StampMaterializer
     /// The rows of local writes not stamped yet, for `notYetHeld`.
     private var pendingRows = PendingRows()
+    /// Rows UNIQUE settlement holds aside, and how holders of a value are found (`HeldAsideRows`).
+    private let heldAside: HeldAsideRows
+    /// Whether the current transaction may find rows held aside (some were when it began, or it held some).
+    private var mayHoldAside = false
+    /// Rows this transaction held aside (table, key): reported if they are still aside when it ends.
+    private var heldThisTransaction: Set<[String]> = []
 
     public struct Outcome: Equatable, Sendable {
         public var applied = 0
         /// Events older than what the row already holds (or our own): nothing to do.
         public var superseded = 0
-        /// UNIQUE conflicts settled (each also in `__harmonylite___conflicts`).
+        /// Rows this transaction held aside because a later version holds their UNIQUE value (each is in
+        /// `__harmonylite___conflicts` until its value is free again).
         public var conflicts: [UniqueConflict] = []
+        /// Rows held aside earlier that this transaction placed back in their table.
+        public var placedAgain = 0
+        /// Messages whose events of a table this node lacks (or keys differently) were parked on their own,
+        /// the rest of the message applied (`apply(_:sources:)`); each is in the dead-letter table.
+        public var partlyParked: [ParkedMessage] = []
     }
 
-    /// Upserts that met a UNIQUE value held by another row: their own row was vacated, and they are
-    /// written again once the rest of the batch is (the other row may move away: a swap, a cycle).
-    private var displaced: [(event: ChangeEvent, plan: ApplyPlan)] = []
+    /// Where an event came from, so that its events of a table this node cannot apply yet are parked on
+    /// their own (per table, not per message): the message's stream and sequence, its origin and schema hash.
+    public struct EventSource: Hashable, Sendable {
+        public var stream: String
+        public var sequence: UInt64
+        public var origin: UInt64
+        public var schemaHash: String
+
+        public init(stream: String, sequence: UInt64, origin: UInt64, schemaHash: String) {
+            self.stream = stream
+            self.sequence = sequence
+            self.origin = origin
+            self.schemaHash = schemaHash
+        }
+    }
 
     /// Puts `database` in the replica role (`SQLiteDatabase.enterReplicaRole`): from now on no trigger
     /// and no foreign-key action fires on this connection, so replicated rows are written as they arrived
@@ -42,36 +66,62 @@ public final class ChangeApplier {
         self.database = database
         self.catalog = catalog
         stamps = StampMaterializer(database: database)
+        heldAside = HeldAsideRows(database: database)
     }
 
     /// Applies `events` atomically, storing `cursor` (stream → last sequence) and `streams` (stream →
     /// identity, see `StreamIdentities`) in the same transaction. On any failure nothing is applied and the
     /// error names the event.
-    public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:]) throws -> Outcome {
+    /// Settles the rows held aside in `settling` too (tables the node's own writes touched: a local write
+    /// may have freed, or taken, a value a held-aside row wants).
+    ///
+    /// With `sources` (one per event), an event whose table this node lacks, or whose columns or key do not
+    /// match it, does not fail the batch: the events of that table are parked on their own, in this
+    /// transaction, under their message's stream and sequence (`Outcome.partlyParked`), and the other
+    /// tables' rows apply. Without, such an event fails the batch (a parked message's retry, for one).
+    public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:], settling: Set<String> = [],
+                      sources: [EventSource]? = nil) throws -> Outcome {
         try database.execute("BEGIN IMMEDIATE")
-        displaced.removeAll()
         do {
             // A migration since the last batch makes prepared plans name columns that may be gone.
             try refreshCatalog()
             try stamps.materialize()
+            try beginSettlement()
             var outcome = Outcome()
-            for event in events {
+            var touched = settling
+            var setAside: [EventSource: (events: [ChangeEvent], error: ApplyError)] = [:]
+            var setAsideTables: Set<[String]> = []
+            for (index, event) in events.enumerated() {
                 let applied: Bool
                 do {
+                    if let sources, setAsideTables.contains([sources[index].stream, event.table]) {
+                        throw ApplyError(event: event, kind: .schemaMissing, reason: "set aside with the earlier events of \(event.table) in this stream")
+                    }
                     applied = try apply(event)
                 } catch let error as SQLiteError {
                     throw ApplyError(event: event, kind: .database(error.code), reason: "\(error)")
+                } catch let error as ApplyError where sources != nil && error.isSchemaMismatch {
+                    // Per table: this table's events of this stream wait parked (in order), the rest applies.
+                    let source = sources![index]
+                    setAsideTables.insert([source.stream, event.table])
+                    setAside[source, default: ([], error)].events.append(event)
+                    continue
                 }
-                if applied { outcome.applied += 1 } else { outcome.superseded += 1 }
+                if applied {
+                    outcome.applied += 1
+                    touched.insert(event.table)
+                } else {
+                    outcome.superseded += 1
+                }
             }
-            let waiting = displaced
-            displaced.removeAll()
-            for (event, plan) in waiting {
-                do {
-                    outcome.conflicts += try writeDisplaced(event, plan)
-                } catch let error as SQLiteError {
-                    throw ApplyError(event: event, kind: .database(error.code), reason: "\(error)")
-                }
+            try settle(touched, into: &outcome)
+            for (source, parked) in setAside.sorted(by: { ($0.key.stream, $0.key.sequence) < ($1.key.stream, $1.key.sequence) }) {
+                let message = ParkedMessage(
+                    stream: source.stream, sequence: source.sequence,
+                    payload: ChangeBatch(origin: source.origin, schemaHash: source.schemaHash, events: parked.events).encoded(compress: false),
+                    reason: "\(parked.error); the message's other rows are applied", kind: parked.error.kind.name, attempts: 1)
+                try ParkedMessages.setAside(message, in: database)
+                outcome.partlyParked.append(message)
             }
             for (stream, sequence) in cursor {
                 try statement("INSERT OR REPLACE INTO \(q(ChangeLogSchema.meta)) (key, value) VALUES (?, ?)")
@@ -85,6 +135,9 @@ public final class ChangeApplier {
             throw error
         }
     }
+
+    /// Whether UNIQUE settlement holds any row aside (`HeldAsideRows`).
+    public func holdsRowsAside() throws(SQLiteError) -> Bool { try heldAside.any() }
 
     /// The stream positions the last applied batches stored (the truth the seq map file mirrors).
     public func storedCursor() throws -> [String: UInt64] { try Self.storedCursor(in: database) }
@@ -155,9 +208,9 @@ public final class ChangeApplier {
     /// it still has to be published). Returns how many were queued.
     public func replayLocal(_ events: [ChangeEvent], tableIDs: [String: Int64]) throws -> Int {
         try database.execute("BEGIN IMMEDIATE")
-        displaced.removeAll()
         do {
             try stamps.materialize()
+            try beginSettlement()
             var kept = 0
             for event in events {
                 guard let tableID = tableIDs[event.table] else {
@@ -170,9 +223,8 @@ public final class ChangeApplier {
                 try statement("INSERT INTO \(q(ChangeLogSchema.globalLog)) (table_id, \(keyColumns.joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: key.count)))")
                     .run([.integer(tableID)] + key)
             }
-            let waiting = displaced
-            displaced.removeAll()
-            for (event, plan) in waiting { _ = try writeDisplaced(event, plan) }
+            var outcome = Outcome()
+            try settle(Set(events.map(\.table)), into: &outcome)
             // The entries above carry their stamps already (their `at` is NULL).
             try stamps.materialize()
             try database.execute("COMMIT")
@@ -205,93 +257,106 @@ public final class ChangeApplier {
         clock.append(.integer(event.operation == .delete ? 1 : 0))
         try plan.claimClock.run(clock)
         guard database.changes > 0 else { return false }
+        // A version held aside for this row is superseded by this one.
+        if mayHoldAside { try heldAside.release(table: event.table, key: event.key) }
         switch event.operation {
         case .upsert:
             do {
                 try plan.upsert.run(plan.values(of: event))
             } catch {
                 guard error.isUniqueViolation else { throw error }
+                // Another row holds one of its UNIQUE values: the row's earlier version leaves the table and
+                // this one waits aside; `settle` decides, from the latest versions alone, which row keeps it.
                 try plan.delete.run(Array(event.key))
-                displaced.append((event, plan))
+                try holdAside(event, holder: nil)
             }
         case .delete: try plan.delete.run(Array(event.key))
         }
         return true
     }
 
-    /// Writes an upsert that met a UNIQUE value held by another row, once the rest of the batch is written.
-    /// If a row still holds the value, last-writer-wins decides between the two rows as it does between
-    /// two versions of one row: the later (stamp, writer) keeps the value, the other row is removed on this
-    /// node (every node decides the same from the same stamps, so all converge), and what lost is kept in
-    /// `__harmonylite___conflicts` — never dropped silently.
-    private func writeDisplaced(_ event: ChangeEvent, _ plan: ApplyPlan) throws -> [UniqueConflict] {
-        var conflicts: [UniqueConflict] = []
-        for _ in 0..<8 {  // one round per UNIQUE constraint the row meets
-            do {
-                try plan.upsert.run(plan.values(of: event))
-                return conflicts
-            } catch {
-                guard error.isUniqueViolation, let holder = try uniqueHolder(of: event, violation: error) else { throw error }
-                let conflict = UniqueConflict(
-                    table: event.table, columns: holder.columns,
-                    incomingKey: Array(event.key), incomingStamp: event.stamp, incomingWriter: event.writer,
-                    holderKey: holder.key, holderStamp: holder.stamp, holderWriter: holder.writer)
-                conflicts.append(conflict)
-                if conflict.incomingWins {
-                    try record(conflict, losingValues: holder.values, losingColumns: holder.allColumns)
-                    try plan.delete.run(holder.key)
-                } else {
-                    try record(conflict, losingValues: event.values, losingColumns: event.columns)
-                    return conflicts
+    // MARK: UNIQUE settlement (the rule: `HeldAsideRows`, docs/convergence.md)
+
+    /// Notes whether rows are held aside as a transaction begins: without any, settlement costs nothing.
+    private func beginSettlement() throws(SQLiteError) {
+        mayHoldAside = try heldAside.any()
+        heldThisTransaction.removeAll()
+    }
+
+    private func holdAside(_ version: ChangeEvent, holder: HeldAsideRows.Holder?) throws {
+        try heldAside.hold(version, holder: holder)
+        mayHoldAside = true
+        heldThisTransaction.insert([version.table, HeldAsideRows.keyText(version.key)])
+    }
+
+    /// Brings the rows held aside in `tables` to the state the rule gives for the latest versions: repeatedly,
+    /// latest version first, a held-aside row whose row clock still names it goes back into its table when
+    /// every row holding one of its UNIQUE values has an earlier version — those rows are held aside in its
+    /// place —, and otherwise stays aside, naming the latest row that keeps it there. A version the row clock
+    /// no longer names (a newer one was written, here or elsewhere, or a delete) is dropped. Each placement
+    /// only ever replaces rows by a later one, so this ends; and the state it ends in — no row in a table
+    /// that a later row's value excludes, none aside that no later row excludes — is the one the rule
+    /// defines, whatever the order the versions arrived in.
+    private func settle(_ tables: Set<String>, into outcome: inout Outcome) throws {
+        guard mayHoldAside else { return }
+        for name in try heldAside.tables(among: tables) {
+            guard let table = try table(named: name) else { continue }
+            var placed = true
+            while placed {
+                placed = false
+                for entry in try heldAside.entries(in: name) {
+                    guard try heldAside.isLatest(entry, of: table) else {
+                        try heldAside.release(table: name, keyText: entry.key)
+                        continue
+                    }
+                    if try place(entry, in: table) {
+                        placed = true
+                        outcome.placedAgain += heldThisTransaction.remove([name, entry.key]) == nil ? 1 : 0
+                    }
                 }
             }
+            for entry in try heldAside.entries(in: name) where heldThisTransaction.contains([name, entry.key]) {
+                outcome.conflicts.append(UniqueConflict(
+                    table: name, columns: entry.label, heldAsideKey: entry.key, heldAsideStamp: entry.stamp, heldAsideWriter: entry.writer,
+                    holderKey: entry.holderKey, holderStamp: entry.holderStamp, holderWriter: entry.holderWriter))
+            }
         }
-        throw ApplyError(event: event, kind: .database(19), reason: "still meets UNIQUE values after settling 8 conflicts")
+        heldThisTransaction.removeAll()
     }
 
-    private struct Holder {
-        var columns: [String]
-        var key: [SQLiteValue]
-        var stamp: UInt64
-        var writer: UInt64
-        var allColumns: [String]
-        var values: [SQLiteValue]
-    }
-
-    /// The row that holds the UNIQUE value `event` met, from SQLite's "UNIQUE constraint failed: t.a, t.b".
-    private func uniqueHolder(of event: ChangeEvent, violation: SQLiteError) throws -> Holder? {
-        guard let table = catalog.table(named: event.table), let list = violation.message.split(separator: ":", maxSplits: 1).last else { return nil }
-        let columns = list.split(separator: ",").map { $0.trimmingSpaces.split(separator: ".", maxSplits: 1).last.map(String.init) ?? "" }
-        var match: [String] = []
-        var values: [SQLiteValue] = []
-        for column in columns {
-            guard let index = event.columns.firstIndex(of: column) else { return nil }
-            match.append("\(q(column)) = ?")
-            values.append(event.values[index])
+    /// Places one held-aside row if no row with a later version holds any of its UNIQUE values (holding
+    /// aside the earlier rows that do); otherwise names the latest row that keeps it aside. Returns whether
+    /// it was placed.
+    private func place(_ entry: HeldAsideRows.Entry, in table: TableInfo) throws -> Bool {
+        let event = entry.version
+        // A version whose columns no longer map here (a migration since) waits aside for the next one.
+        guard let plan = try? plan(for: event) else { return false }
+        let key = Array(event.key)
+        let holders = try heldAside.holders(in: table, key: key, columns: plan.names, values: plan.values(of: event), defaults: plan.lacking)
+        let rank = { (holder: HeldAsideRows.Holder) in (stamp: holder.stamp, writer: holder.writer, key: holder.keyText) }
+        if let keeper = holders.filter({ HeldAsideRows.precedes(rank($0), (entry.stamp, entry.writer, entry.key)) })
+            .min(by: { HeldAsideRows.precedes(rank($0), rank($1)) }) {
+            try heldAside.name(keeper, of: entry)
+            return false
         }
-        let keyNames = table.primaryKey.map(\.name)
-        let allColumns = table.columns.map(\.name)
-        let rows = try database.prepare("SELECT \((keyNames + allColumns).map(q).joined(separator: ", ")) FROM \(q(table.name)) WHERE \(match.joined(separator: " AND ")) LIMIT 1").all(values)
-        guard let row = rows.first else { return nil }
-        let key = Array(row.prefix(keyNames.count))
-        let clock = try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE "
-            + keyNames.map { "\(q($0)) = ?" }.joined(separator: " AND ")).all(key).first
-        var stamp: UInt64 = 0, writer: UInt64 = 0
-        if case .integer(let s) = clock?[0] { stamp = UInt64(bitPattern: s) }
-        if case .integer(let w) = clock?[1] { writer = UInt64(bitPattern: w) }
-        return Holder(columns: columns, key: key, stamp: stamp, writer: writer, allColumns: allColumns, values: Array(row.dropFirst(keyNames.count)))
-    }
-
-    private func record(_ conflict: UniqueConflict, losingValues: [SQLiteValue], losingColumns: [String]) throws {
-        let losing = zip(losingColumns, losingValues).map { "\($0)=\($1.sqlLiteral)" }.joined(separator: ", ")
-        let lost = conflict.incomingWins
-            ? (conflict.holderKey, conflict.holderStamp, conflict.holderWriter, conflict.incomingKey, conflict.incomingStamp, conflict.incomingWriter)
-            : (conflict.incomingKey, conflict.incomingStamp, conflict.incomingWriter, conflict.holderKey, conflict.holderStamp, conflict.holderWriter)
-        try statement("INSERT INTO \(q(ChangeLogSchema.conflicts)) (table_name, columns, losing_key, losing_values, losing_stamp, losing_writer, winning_key, winning_stamp, winning_writer, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            .run([.text(conflict.table), .text(conflict.columns.joined(separator: ", ")), .text(lost.0.map(\.sqlLiteral).joined(separator: ", ")),
-                  .text(losing), .integer(Int64(bitPattern: lost.1)), .integer(Int64(bitPattern: lost.2)),
-                  .text(lost.3.map(\.sqlLiteral).joined(separator: ", ")), .integer(Int64(bitPattern: lost.4)), .integer(Int64(bitPattern: lost.5)),
-                  .text("UNIQUE (\(conflict.columns.joined(separator: ", "))) held by two rows: the later write keeps it")])
+        try database.execute("SAVEPOINT harmonylite_place")
+        do {
+            var displaced: Set<[SQLiteValue]> = []
+            for holder in holders where displaced.insert(holder.key).inserted {
+                guard let version = try heldAside.version(of: table, key: holder.key, stamp: holder.stamp, writer: holder.writer) else { continue }
+                try holdAside(version, holder: HeldAsideRows.Holder(key: key, stamp: entry.stamp, writer: entry.writer, label: holder.label))
+                try plan.delete.run(holder.key)
+            }
+            try plan.upsert.run(plan.values(of: event))
+            try heldAside.release(table: table.name, keyText: entry.key)
+            try database.execute("RELEASE harmonylite_place")
+            return true
+        } catch let error as SQLiteError where error.isUniqueViolation {
+            // SQLite refuses it for an index the definitions did not explain: it stays aside, nothing changed.
+            try database.execute("ROLLBACK TO harmonylite_place")
+            try database.execute("RELEASE harmonylite_place")
+            return false
+        }
     }
 
     /// The statements one shape of event (table, columns) needs, checked and prepared once: building and
@@ -341,14 +406,15 @@ public final class ChangeApplier {
         // Columns the event lacks (its origin had not added them yet) take their default, as on the origin:
         // keeping this node's value would make the row differ between nodes that had a value and nodes that
         // did not.
-        let lacking = table.columns.filter { !names.contains($0.name) }.map { "\(q($0.name)) = \($0.defaultSQL ?? "NULL")" }
-        let conflict = "DO UPDATE SET " + (names.map { "\(q($0)) = excluded.\(q($0))" } + lacking).joined(separator: ", ")
+        let lacking = table.columns.filter { !names.contains($0.name) }.map { (name: $0.name, sql: $0.defaultSQL ?? "NULL") }
+        let conflict = "DO UPDATE SET " + (names.map { "\(q($0)) = excluded.\(q($0))" } + lacking.map { "\(q($0.name)) = \($0.sql)" }).joined(separator: ", ")
         let clockColumns = (keyNames.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]).joined(separator: ", ")
         let clockPlaceholders = Array(repeating: "?", count: keyNames.count + 3).joined(separator: ", ")
         let stamp = q(ChangeLogSchema.stampColumn), node = q(ChangeLogSchema.nodeColumn), deleted = q(ChangeLogSchema.deletedColumn)
         let supersedes = StampOrder.supersedes(stamp: "excluded.\(stamp)", writer: "excluded.\(node)", over: stamp, node)
         let plan = ApplyPlan(
             valueIndices: written.count == event.columns.count ? nil : written.map(\.index),
+            names: names, lacking: lacking,
             claimClock: try database.prepare(
                 "INSERT INTO \(log) (\(clockColumns)) VALUES (\(clockPlaceholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) "
                     + "DO UPDATE SET \(stamp) = excluded.\(stamp), \(node) = excluded.\(node), \(deleted) = excluded.\(deleted) WHERE \(supersedes)"),
@@ -388,6 +454,7 @@ public final class ChangeApplier {
         plans.removeAll()
         lastPlan = nil
         clockTables.removeAll()
+        heldAside.schemaChanged()
         catalog = try TableCatalog.read(database)
         catalogSchemaVersion = version
     }
@@ -423,6 +490,9 @@ private struct ApplyPlan {
 
     /// The event values the upsert takes, when some of the event's columns were dropped here (nil: all).
     var valueIndices: [Int]?
+    /// The local columns the upsert writes, and those it gives their DEFAULT (the event lacks them).
+    var names: [String]
+    var lacking: [(name: String, sql: String)]
     /// Writes the row clock if the event supersedes it (one change) or leaves it (none).
     var claimClock: SQLiteStatement
     var upsert: SQLiteStatement
@@ -434,25 +504,22 @@ private struct ApplyPlan {
     }
 }
 
-/// Two rows that wanted the same UNIQUE value: the later (stamp, writer) keeps it, the other row is removed.
+/// A row held aside by UNIQUE settlement: its latest version wants a value of a UNIQUE index that a row
+/// with a later version holds. It stays in `__harmonylite___conflicts` until the value is free again.
 public struct UniqueConflict: Equatable, Sendable, CustomStringConvertible {
     public var table: String
-    public var columns: [String]
-    public var incomingKey: [SQLiteValue]
-    public var incomingStamp: UInt64
-    public var incomingWriter: UInt64
-    public var holderKey: [SQLiteValue]
+    /// The UNIQUE index: its columns, or its name when it has expressions.
+    public var columns: String
+    /// Keys as SQL literals.
+    public var heldAsideKey: String
+    public var heldAsideStamp: UInt64
+    public var heldAsideWriter: UInt64
+    public var holderKey: String
     public var holderStamp: UInt64
     public var holderWriter: UInt64
 
-    /// The same order `ChangeEvent.supersedes` uses.
-    public var incomingWins: Bool {
-        incomingStamp != holderStamp ? incomingStamp > holderStamp : incomingWriter > holderWriter
-    }
-
     public var description: String {
-        let winner = incomingWins ? incomingKey : holderKey, loser = incomingWins ? holderKey : incomingKey
-        return "\(table) rows \(winner) and \(loser) both had the UNIQUE (\(columns.joined(separator: ", "))) value: \(winner) wrote later and keeps it, \(loser) is removed (its values are in \(ChangeLogSchema.conflicts))"
+        "\(table) row \(heldAsideKey) is held aside: row \(holderKey) wrote later and holds its UNIQUE (\(columns)) value; it comes back when the value is free (\(ChangeLogSchema.conflicts))"
     }
 }
 
@@ -462,14 +529,6 @@ extension SQLiteError {
 }
 
 
-extension Substring {
-    var trimmingSpaces: Substring {
-        var result = self
-        while result.first == " " { result = result.dropFirst() }
-        while result.last == " " { result = result.dropLast() }
-        return result
-    }
-}
 
 /// An event that cannot be applied here, and why; `kind` says whether waiting can help.
 public struct ApplyError: Error, CustomStringConvertible {
@@ -480,7 +539,19 @@ public struct ApplyError: Error, CustomStringConvertible {
         case keyMismatch
         /// SQLite refused the write (a constraint, a full disk, a busy database): `SQLiteError.code` says which.
         case database(Int32)
+
+        /// As the dead-letter table names it (the same words as `ApplyFailure.Kind`).
+        public var name: String {
+            switch self {
+            case .schemaMissing: "schema-missing"
+            case .keyMismatch: "key-mismatch"
+            case .database(let code): "database-\(code & 0xff)"
+            }
+        }
     }
+
+    /// The table, its columns or its key differ here: waiting for a migration can help, retrying cannot.
+    public var isSchemaMismatch: Bool { kind == .schemaMissing || kind == .keyMismatch }
 
     public var event: ChangeEvent
     public var kind: Kind

@@ -53,6 +53,10 @@ public enum ChangeLogInstaller {
         _ database: SQLiteDatabase, node: UInt64, seen: () -> [ColumnHistory.Look]
     ) throws(SQLiteError) -> ChangeLogInstallation {
         typealias S = ChangeLogSchema
+        let conflictColumns = try database.prepare("SELECT name FROM pragma_table_info(?)").all([.text(S.conflicts)])
+        if conflictColumns.contains(where: { $0.first == .text("id") }) {
+            try database.execute("ALTER TABLE \(S.quote(S.conflicts)) RENAME TO \(S.quote(S.settledConflictsLog))")
+        }
         for sql in S.fixedTables { try database.execute(sql) }
         let firstInstallation = try database.prepare("SELECT 1 FROM \(S.quote(S.meta)) WHERE key = 'incarnation'").all().isEmpty
         try database.prepare("INSERT OR IGNORE INTO \(S.quote(S.meta)) (key, value) VALUES ('incarnation', ?)").run([.text(randomHex(8))])

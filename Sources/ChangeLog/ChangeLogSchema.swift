@@ -24,8 +24,12 @@ public enum ChangeLogSchema {
     public static let parked = prefix + "_parked"
     /// What became of every column replicated tables had (`ColumnHistory`).
     public static let columnHistory = prefix + "_columns"
-    /// UNIQUE conflicts settled by the applier: the losing row's key and values, both stamps, the reason.
+    /// Rows held aside by the applier's UNIQUE settlement (`HeldAsideRows`): each one's latest version, which
+    /// a later write holds a UNIQUE value of, with the row that holds it. A row leaves it when it is placed
+    /// again (its value freed) or superseded (a newer version of it, or its delete).
     public static let conflicts = prefix + "_conflicts"
+    /// The conflicts log of versions before held-aside rows: kept, under this name, for the operator to read.
+    static let settledConflictsLog = prefix + "_conflicts_settled"
     /// The guard table of earlier versions (dropped at install): the replica role replaced it.
     static let formerApplyGuard = prefix + "_applying"
     public static let stampColumn = prefix + "hlc"
@@ -45,9 +49,10 @@ public enum ChangeLogSchema {
     /// Our tables a snapshot keeps: what last-writer-wins needs on the node that restores it (the row
     /// clocks: stamps and tombstones), what the snapshot's cursor already moved past (the parked messages),
     /// and what became of the snapshot's columns. The rest is the saving node's own (its queue, table ids,
-    /// publish watermark, incarnation, cursor — which travels in the metadata —, conflicts log).
+    /// publish watermark, incarnation, cursor — which travels in the metadata). The rows held aside by UNIQUE
+    /// settlement are part of the replicated state: a restored node places them again when their value is freed.
     public static func snapshotContent(replicated: [TableInfo]) -> Set<String> {
-        Set(replicated.map { changeLog(of: $0.name) } + [parked, columnHistory])
+        Set(replicated.map { changeLog(of: $0.name) } + [parked, columnHistory, conflicts])
     }
 
     /// Tables every installation has.
@@ -58,9 +63,13 @@ public enum ChangeLogSchema {
         "DROP TABLE IF EXISTS \(quote(formerApplyGuard))",
         "CREATE TABLE IF NOT EXISTS \(quote(columnHistory)) (table_name TEXT NOT NULL, name TEXT NOT NULL, position INTEGER NOT NULL, "
             + "state TEXT NOT NULL, renamed_to TEXT, PRIMARY KEY (table_name, name)) WITHOUT ROWID",
-        "CREATE TABLE IF NOT EXISTS \(quote(conflicts)) (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
-            + "table_name TEXT NOT NULL, columns TEXT NOT NULL, losing_key TEXT NOT NULL, losing_values TEXT NOT NULL, losing_stamp INTEGER NOT NULL, "
-            + "losing_writer INTEGER NOT NULL, winning_key TEXT NOT NULL, winning_stamp INTEGER NOT NULL, winning_writer INTEGER NOT NULL, reason TEXT NOT NULL)",
+        // Before held-aside rows, the conflicts table was a log of settled conflicts (an `id` column): it is
+        // kept for the operator under another name.
+        "CREATE TABLE IF NOT EXISTS \(quote(conflicts)) (table_name TEXT NOT NULL, losing_key TEXT NOT NULL, "
+            + "losing_stamp INTEGER NOT NULL, losing_writer INTEGER NOT NULL, losing_values TEXT NOT NULL, columns TEXT NOT NULL, "
+            + "winning_key TEXT NOT NULL, winning_stamp INTEGER NOT NULL, winning_writer INTEGER NOT NULL, reason TEXT NOT NULL, "
+            + "recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), version BLOB NOT NULL, "
+            + "PRIMARY KEY (table_name, losing_key)) WITHOUT ROWID",
         "CREATE TABLE IF NOT EXISTS \(quote(parked)) (stream TEXT NOT NULL, sequence INTEGER NOT NULL, payload BLOB NOT NULL, "
             + "reason TEXT NOT NULL, kind TEXT NOT NULL, parked_at TEXT NOT NULL, attempts INTEGER NOT NULL, "
             + "PRIMARY KEY (stream, sequence)) WITHOUT ROWID",

@@ -13,6 +13,8 @@ public final class ChangeReader {
     private var statements: [String: (clock: SQLiteStatement, row: SQLiteStatement)] = [:]
     private let keyWidth: Int
     private var chain = StampChain(base: -1)
+    /// Reads a version UNIQUE settlement holds aside (`HeldAsideRows`), prepared when first needed.
+    private var heldAside: SQLiteStatement?
 
     public init(database: SQLiteDatabase, installation: ChangeLogInstallation) throws(SQLiteError) {
         self.database = database
@@ -118,8 +120,26 @@ public final class ChangeReader {
             return ChangeEvent(changeID: entry.id, table: table.name, operation: .upsert, stamp: stamp,
                                writer: writer, columns: keyNames + others.map(\.name), values: row, keyCount: keyNames.count)
         }
+        if !deleted, entry.pendingStamp == nil, var held = try heldAsideVersion(of: table, key: key, stamp: stamp, writer: writer) {
+            // Not in its table but alive: UNIQUE settlement holds this version aside here (a later row holds
+            // its value). It is published as the version it is — never as a delete, which other nodes would
+            // keep for good — and they settle it the same way.
+            held.changeID = entry.id
+            return held
+        }
         return ChangeEvent(changeID: entry.id, table: table.name, operation: .delete, stamp: stamp,
                            writer: writer, columns: keyNames, values: key, keyCount: keyNames.count)
+    }
+
+    /// The version UNIQUE settlement holds aside for this row, if it is exactly (stamp, writer).
+    private func heldAsideVersion(of table: TableInfo, key: [SQLiteValue], stamp: UInt64, writer: UInt64) throws(SQLiteError) -> ChangeEvent? {
+        if heldAside == nil {
+            heldAside = try database.prepare("SELECT version FROM \(ChangeLogSchema.quote(ChangeLogSchema.conflicts)) "
+                + "WHERE table_name = ? AND losing_key = ? AND losing_stamp = ? AND losing_writer = ?")
+        }
+        let row = try heldAside?.all([.text(table.name), .text(HeldAsideRows.keyText(key)), .integer(Int64(bitPattern: stamp)), .integer(Int64(bitPattern: writer))]).first
+        guard case .blob(let bytes)? = row?.first else { return nil }
+        return try? ChangeBatch(decoding: bytes).events.first
     }
 
     private func statements(for table: TableInfo) throws(SQLiteError) -> (clock: SQLiteStatement, row: SQLiteStatement) {

@@ -40,13 +40,7 @@ public enum ParkedMessages {
     public static func park(_ message: ParkedMessage, cursor: [String: UInt64], in database: SQLiteDatabase) throws(SQLiteError) {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
-            try database.prepare(
-                "INSERT OR REPLACE INTO \(table) (stream, sequence, payload, reason, kind, parked_at, attempts) "
-                    + "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?)"
-            ).run([
-                .text(Array(message.stream.utf8)), .integer(Int64(bitPattern: message.sequence)), .blob(message.payload),
-                .text(Array(message.reason.utf8)), .text(Array(message.kind.utf8)), .integer(Int64(message.attempts)),
-            ])
+            try store(message, in: database)
             let storeCursor = try database.prepare("INSERT OR REPLACE INTO \(meta) (key, value) VALUES (?, ?)")
             for (stream, sequence) in cursor {
                 try storeCursor.run([.text(Array(("cursor:" + stream).utf8)), .integer(Int64(bitPattern: sequence))])
@@ -56,6 +50,30 @@ public enum ParkedMessages {
             try? database.execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// Writes `message` (replacing one of the same stream and sequence), inside the caller's transaction.
+    static func store(_ message: ParkedMessage, in database: SQLiteDatabase) throws(SQLiteError) {
+        try database.prepare(
+            "INSERT OR REPLACE INTO \(table) (stream, sequence, payload, reason, kind, parked_at, attempts) "
+                + "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?)"
+        ).run([
+            .text(Array(message.stream.utf8)), .integer(Int64(bitPattern: message.sequence)), .blob(message.payload),
+            .text(Array(message.reason.utf8)), .text(Array(message.kind.utf8)), .integer(Int64(message.attempts)),
+        ])
+    }
+
+    /// Parks the rows of a message that this node cannot apply yet, the others having applied: a message
+    /// parked already (a retry) keeps its attempts and first parking time and now holds only these rows.
+    static func setAside(_ message: ParkedMessage, in database: SQLiteDatabase) throws(SQLiteError) {
+        try database.prepare(
+            "INSERT INTO \(table) (stream, sequence, payload, reason, kind, parked_at, attempts) "
+                + "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?) "
+                + "ON CONFLICT (stream, sequence) DO UPDATE SET payload = excluded.payload, reason = excluded.reason, kind = excluded.kind"
+        ).run([
+            .text(Array(message.stream.utf8)), .integer(Int64(bitPattern: message.sequence)), .blob(message.payload),
+            .text(Array(message.reason.utf8)), .text(Array(message.kind.utf8)), .integer(Int64(message.attempts)),
+        ])
     }
 
     /// Every parked message, in (stream, sequence) order; none when the table does not exist (yet).

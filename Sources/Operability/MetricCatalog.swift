@@ -44,7 +44,7 @@ public enum MetricCatalog {
     static let supersededRows = Metric(name: "superseded_rows", unit: "total", kind: .counter,
                                        help: "other nodes' row changes not applied because this node held a newer version", source: "superseded_events")
     static let conflicts = Metric(name: "conflicts", unit: "total", kind: .counter,
-                                  help: "UNIQUE conflicts settled by last-writer-wins (recorded in __harmonylite___conflicts)", source: "unique_conflicts")
+                                  help: "Rows held aside by UNIQUE settlement: a row written later holds their value (listed in __harmonylite___conflicts while aside)", source: "unique_conflicts")
     static let parkedMessages = Metric(name: "parked_messages", unit: "", kind: .gauge, help: "messages parked because they cannot be applied yet",
                                        source: "parked_messages")
     static let applyFailures = Metric(name: "apply_failures", unit: "total", kind: .counter, help: "failed apply attempts (retried or parked)",

@@ -21,7 +21,7 @@ import SQLiteKit
 /// out of the versions kept (its values are dropped); a snapshot column the live table lacks takes its
 /// default, as it does for an event from a node without it. Live rows without a row clock (written before
 /// capture was installed) are not compared: the snapshot's content stands for them, as before. A live clock
-/// whose row the live table does not hold (deleted, or removed by a UNIQUE conflict) is kept as a delete. A
+/// whose row the live table does not hold is kept as a delete, or, when the row is held aside by UNIQUE settlement, as its held-aside version. A
 /// snapshot row without a clock (format 1, or never clocked on its node) loses to any live version, as it
 /// would to any event.
 enum LiveVersionMerge {
@@ -89,7 +89,12 @@ enum LiveVersionMerge {
         let log = q(ChangeLogSchema.changeLog(of: table.name))
         func match(_ a: String, _ b: String) -> String { keys.map { "\(a).\(q($0)) = \(b).\(q($0))" }.joined(separator: " AND ") }
         // Row present: the row's own key (under a NOCASE key its case may differ from the clock's) and values.
+        // Row absent but its clock alive: the row is held aside by UNIQUE settlement (`HeldAsideRows`), its
+        // version kept whole in the conflicts table; it is kept as that version, never as a delete.
+        // (A live database from before held-aside rows has no such table: nothing is held aside there.)
+        let heldAside = try? prepared.prepare("SELECT version FROM \(schema).\(q(ChangeLogSchema.conflicts)) WHERE table_name = ? AND losing_key = ? AND losing_stamp = ? AND losing_writer = ?")
         let selected = ["l.\(stamp)", "l.\(node)", "r.\(q(keys[0])) IS NOT NULL"] + keys.map { "l.\(q($0))" } + (keys + kept).map { "r.\(q($0))" }
+            + ["l.\(q(ChangeLogSchema.deletedColumn))"]
         let sql = "SELECT \(selected.joined(separator: ", ")) FROM \(schema).\(log) l "
             + "LEFT JOIN main.\(log) s ON \(match("s", "l")) "
             + "LEFT JOIN \(schema).\(q(table.name)) r ON \(match("r", "l")) "
@@ -103,6 +108,11 @@ enum LiveVersionMerge {
             if present {
                 events.append(ChangeEvent(changeID: 0, table: table.name, operation: .upsert, stamp: UInt64(bitPattern: s), writer: UInt64(bitPattern: w),
                                           columns: keys + kept, values: (base..<(base + keys.count + kept.count)).map(statement.column), keyCount: keys.count))
+            } else if statement.column(base + keys.count + kept.count) == .integer(0),
+                      case .blob(let bytes)? = try heldAside?.all([.text(table.name), .text((3..<base).map { statement.column($0).sqlLiteral }.joined(separator: ", ")),
+                                                                  .integer(s), .integer(w)]).first?.first,
+                      let version = try? ChangeBatch(decoding: bytes).events.first {
+                events.append(version)
             } else {
                 events.append(ChangeEvent(changeID: 0, table: table.name, operation: .delete, stamp: UInt64(bitPattern: s), writer: UInt64(bitPattern: w),
                                           columns: keys, values: (3..<base).map(statement.column), keyCount: keys.count))

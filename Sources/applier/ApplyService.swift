@@ -192,12 +192,14 @@ final class ApplyService: WorkerLoopHandler {
         supersededEvents += Int64(outcome.superseded)
         uniqueConflicts += Int64(outcome.conflicts.count)
         for conflict in outcome.conflicts {
-            logger.warning("UNIQUE conflict settled by last-writer-wins", metadata: [
-                "table": "\(conflict.table)", "columns": "\(conflict.columns.joined(separator: ","))",
-                "kept": "\(conflict.incomingWins ? conflict.incomingKey : conflict.holderKey)",
-                "removed": "\(conflict.incomingWins ? conflict.holderKey : conflict.incomingKey)",
+            logger.warning("row held aside: a row written later holds its UNIQUE value; it comes back when the value is free", metadata: [
+                "table": "\(conflict.table)", "unique": "\(conflict.columns)",
+                "held_aside": "\(conflict.heldAsideKey)", "holder": "\(conflict.holderKey)",
                 "recorded_in": "\(ChangeLogSchema.conflicts)",
             ])
+        }
+        if outcome.placedAgain > 0 {
+            logger.info("rows held aside are back in their tables: their UNIQUE values are free", metadata: ["rows": "\(outcome.placedAgain)"])
         }
     }
 
@@ -215,13 +217,24 @@ final class ApplyService: WorkerLoopHandler {
             }
             var events: [ChangeEvent] = []
             var streams: [String] = []
-            for (delivery, kept) in zip(group.deliveries, wanted) {
+            var sources: [ChangeApplier.EventSource] = []
+            for ((delivery, batch), kept) in zip(zip(group.deliveries, batches), wanted) {
                 events += kept
                 streams += Array(repeating: delivery.stream, count: kept.count)
+                sources += Array(repeating: .init(stream: delivery.stream, sequence: delivery.sequence, origin: batch.origin, schemaHash: batch.schemaHash), count: kept.count)
             }
-            guard !events.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
-            let outcome = try applier.apply(events, cursor: group.cursor)
+            // The node's own writes may have freed, or taken, a UNIQUE value a row held aside wants: their
+            // tables are settled too (one read when no row is held aside, which is the common case).
+            let ownTables = try own.isEmpty || !applier.holdsRowsAside() ? [] : Set(own.flatMap { batches[$0].events.map(\.table) })
+            guard !events.isEmpty || !ownTables.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
+            let outcome = try applier.apply(events, cursor: group.cursor, settling: ownTables, sources: sources)
             account(outcome)
+            for message in outcome.partlyParked {
+                logger.warning("rows of a table this node cannot apply yet are parked; the message's other rows are applied", metadata: [
+                    "stream": "\(message.stream)", "sequence": "\(message.sequence)", "kind": "\(message.kind)", "reason": "\(message.reason)",
+                ])
+            }
+            pipeline.partlyParked(outcome.partlyParked.count)
             recordLag(events, streams: streams)
             return pipeline.applied(group, wroteCursor: true, now: monotonicSeconds())
         } catch let error as DeliveryError {
@@ -237,6 +250,7 @@ final class ApplyService: WorkerLoopHandler {
 
     /// Commit on the origin (the HLC stamp's milliseconds) to commit here, per stream, for /metrics.
     private func recordLag(_ events: [ChangeEvent], streams: [String]) {
+        guard !events.isEmpty else { return }
         let now = wallClockMilliseconds()
         lastAppliedAt = now
         for (event, stream) in zip(events, streams) {
@@ -278,7 +292,15 @@ final class ApplyService: WorkerLoopHandler {
             for message in messages where message.kind != "\(ApplyFailure.Kind.forgedOrigin)" {
                 do {
                     // Every event by its stamp, the node's own too (its row clock decides, as for any other).
-                    account(try applier.apply(try ChangeBatch(decoding: message.payload).events))
+                    // The rows of a table still missing here are parked again under the same message, alone.
+                    let batch = try ChangeBatch(decoding: message.payload)
+                    let source = ChangeApplier.EventSource(stream: message.stream, sequence: message.sequence, origin: batch.origin, schemaHash: batch.schemaHash)
+                    let outcome = try applier.apply(batch.events, sources: Array(repeating: source, count: batch.events.count))
+                    account(outcome)
+                    if !outcome.partlyParked.isEmpty {
+                        try ParkedMessages.failedAgain(stream: message.stream, sequence: message.sequence, reason: outcome.partlyParked[0].reason, in: database)
+                        continue
+                    }
                 } catch {
                     try ParkedMessages.failedAgain(stream: message.stream, sequence: message.sequence, reason: "\(error)", in: database)
                     continue

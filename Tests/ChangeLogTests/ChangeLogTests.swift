@@ -610,7 +610,7 @@ import Testing
 
 /// UNIQUE values: moved between rows inside one origin transaction (swaps, cycles) they apply; held by two
 /// rows written concurrently on different nodes, the later write keeps the value on every node and the
-/// loser is recorded in `__harmonylite___conflicts`.
+/// other row is held aside in `__harmonylite___conflicts` until the value is free.
 @Suite struct UniqueConstraintTests {
     let directory: TemporaryDirectory
     static let schema = "CREATE TABLE seats (id INTEGER PRIMARY KEY, holder TEXT NOT NULL UNIQUE, note TEXT);"
@@ -665,8 +665,10 @@ import Testing
         let fromOne = try published(one), fromTwo = try published(two)
         let atOne = try ChangeApplier(database: SQLiteDatabase(existingPath: one.path), catalog: one.installation.catalog).apply(fromTwo)
         let atTwo = try ChangeApplier(database: SQLiteDatabase(existingPath: two.path), catalog: two.installation.catalog).apply(fromOne)
-        #expect(atOne.conflicts.count == 1 && atOne.conflicts.first?.incomingWins == true)
-        #expect(atTwo.conflicts.count == 1 && atTwo.conflicts.first?.incomingWins == false)
+        // Both hold row 10 aside (its version is the earlier), naming row 20 as the holder of its value.
+        for outcome in [atOne, atTwo] {
+            #expect(outcome.conflicts.map { [$0.heldAsideKey, $0.holderKey, $0.columns] } == [["10", "20", "holder"]])
+        }
         let dump = "SELECT id, holder, note FROM seats ORDER BY id;"
         #expect(try app(one.path, dump) == "20|vip|from two\n")
         #expect(try app(two.path, dump) == "20|vip|from two\n")

@@ -2,6 +2,7 @@ import TestSupport
 import Foundation
 import Testing
 
+import ChangeEvents
 @testable import ChangeLog
 @testable import SQLiteKit
 
@@ -67,5 +68,50 @@ import Testing
         try makeDatabase(path)
         let plain = try SQLiteDatabase(existingPath: path)
         #expect(try ParkedMessages.all(in: plain).isEmpty && ParkedMessages.count(in: plain) == 0)
+    }
+}
+
+/// Parking per table, not per message: one origin transaction writes a table this node has and one it lacks;
+/// the first applies, the second waits parked on its own, and applies once the table exists here.
+@Suite struct PerTableParkingTests {
+    let directory: TemporaryDirectory
+    init() throws { directory = try TemporaryDirectory() }
+
+    func app(_ path: String, _ sql: String) throws -> String {
+        let result = try runCommand("/usr/bin/sqlite3", [path, sql])
+        guard result.status == 0 else { throw TestFailure("sqlite3: \(result.output)") }
+        return result.output
+    }
+
+    @Test func aMissingTablesRowsAreParkedAloneAndTheRestApplies() throws {
+        let path = directory.path + "/replica.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);")
+        let database = try SQLiteDatabase(existingPath: path)
+        let applier = try ChangeApplier(database: database, catalog: ChangeLogInstaller.install(in: database, node: 2).catalog)
+        let events: [ChangeEvent] = [
+            ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 100 << 16, writer: 1, columns: ["id", "title"], values: [.integer(1), .text("Dune")], keyCount: 1),
+            ChangeEvent(changeID: 2, table: "scratch", operation: .upsert, stamp: 100 << 16, writer: 1, columns: ["id", "note"], values: [.integer(7), .text("x")], keyCount: 1),
+            ChangeEvent(changeID: 3, table: "books", operation: .upsert, stamp: 101 << 16, writer: 1, columns: ["id", "title"], values: [.integer(2), .text("Emma")], keyCount: 1),
+        ]
+        // Without sources (a parked message's retry of old), the missing table fails the whole batch.
+        #expect(throws: ApplyError.self) { try applier.apply(events) }
+        #expect(try app(path, "SELECT count(*) FROM books;") == "0\n")
+
+        let source = ChangeApplier.EventSource(stream: "hl-1", sequence: 42, origin: 1, schemaHash: "h")
+        let outcome = try applier.apply(events, cursor: ["hl-1": 42], sources: Array(repeating: source, count: events.count))
+        #expect(outcome.applied == 2)
+        #expect(try app(path, "SELECT id, title FROM books ORDER BY id;") == "1|Dune\n2|Emma\n")
+        #expect(outcome.partlyParked.map { "\($0.stream) \($0.sequence) \($0.kind)" } == ["hl-1 42 schema-missing"])
+        let parked = try ParkedMessages.all(in: database)
+        #expect(parked.count == 1)
+        #expect(try ChangeBatch(decoding: parked[0].payload).events.map(\.table) == ["scratch"], "only the missing table's rows are parked")
+        #expect(try ChangeApplier.storedCursor(in: database) == ["hl-1": 42], "the cursor moved past the message in the same transaction")
+
+        // The migration here: the parked rows apply.
+        try app(path, "CREATE TABLE scratch(id INTEGER PRIMARY KEY, note TEXT);")
+        let batch = try ChangeBatch(decoding: parked[0].payload)
+        let retried = try applier.apply(batch.events, sources: Array(repeating: source, count: batch.events.count))
+        #expect(retried.partlyParked.isEmpty && retried.applied == 1)
+        #expect(try app(path, "SELECT id, note FROM scratch;") == "7|x\n")
     }
 }

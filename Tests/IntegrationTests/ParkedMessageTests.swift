@@ -62,6 +62,23 @@ extension ProcessTests {
             }
         }
 
+        /// Issue 20: one transaction writes a shared table and a table only node 1 has. Before, node 2 parked
+        /// the whole message, so the shared row was lost there for good (also after `-retry-parked`, and after
+        /// the table was dropped on node 1). Now only the missing table's rows wait parked; they apply once the
+        /// table exists on node 2.
+        @Test func aTableOnlyOneNodeHasParksOnlyItsOwnRows() throws {
+            let cluster = try TestCluster(size: 2, schema: Replication.schema)
+            try cluster.sql(0, "CREATE TABLE scratch (id INTEGER PRIMARY KEY, note TEXT);"
+                + "BEGIN; INSERT INTO kv VALUES (1, 'shared'); INSERT INTO scratch VALUES (7, 'only here'); COMMIT;")
+            #expect(try cluster.converge("SELECT v FROM kv WHERE k = 1;", to: "shared\n"), "\(cluster.logs())")
+            #expect(eventually(timeout: 20) { ((try? Self.parked(cluster, 1)) ?? "").contains("\tschema-missing\t") }, "\(cluster.logs())")
+            #expect(cluster.node(1).log.contains("the message's other rows are applied"))
+            try cluster.sql(0, "DROP TABLE scratch;")
+            try cluster.sql(1, "CREATE TABLE scratch (id INTEGER PRIMARY KEY, note TEXT);")
+            #expect(try cluster.converge("SELECT id, note FROM scratch;", to: "7|only here\n", on: [1]), "\(cluster.logs())")
+            #expect(try Self.parked(cluster, 1).hasPrefix("no parked messages"))
+        }
+
         @Test func rowsOfATableMissingHereAreParkedAndApplyOnceTheTableIsCreated() throws {
             let cluster = try TestCluster(schema: Replication.schema, extraTOML: Array(repeating: "[replication_log]\nshards = 2\n", count: 3))
             let migration = "CREATE TABLE later (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
