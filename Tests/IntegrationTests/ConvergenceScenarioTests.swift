@@ -124,13 +124,13 @@ extension ProcessTests {
             let before = try cluster.sql(0, rowsQuery)
             #expect(try cluster.converge(rowsQuery, to: before, timeout: 30))
             let heldBack = try cluster.pause(.applier, node: 1)
-            try cluster.sql(0, "INSERT INTO accounts VALUES \(scenario.fromNode1.joined(separator: ", "));")
+            // Every row as written, read back by each writer before it has the other's rows.
+            let writtenOn1 = try cluster.sql(0, "INSERT INTO accounts VALUES \(scenario.fromNode1.joined(separator: ", "));" + rowsQuery)
             Thread.sleep(forTimeInterval: 0.05)
-            try cluster.sql(1, "INSERT INTO accounts VALUES \(scenario.fromNode2.joined(separator: ", "));")
+            let writtenOn2 = try cluster.sql(1, "INSERT INTO accounts VALUES \(scenario.fromNode2.joined(separator: ", "));" + rowsQuery)
             #expect(try cluster.converge(Self.unpublished, to: "0\n", on: [0, 1], timeout: 10))
             heldBack.resume(atLeast: 1)
-            // Every row as written (node 1 and node 2 each hold the bystanders and their own rows), by id.
-            let written = try (cluster.sql(0, rowsQuery) + cluster.sql(1, rowsQuery)).split(separator: "\n").reduce(into: [Int: String]()) { rows, line in
+            let written = (writtenOn1 + writtenOn2).split(separator: "\n").reduce(into: [Int: String]()) { rows, line in
                 if let id = Int(line.prefix { $0 != "|" }) { rows[id] = String(line) }
             }
             var winner = 0
