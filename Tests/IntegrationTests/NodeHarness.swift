@@ -170,11 +170,14 @@ final class NodeUnderTest {
     func pid(of worker: Worker, timeout: Double = 10) -> Int32? {
         var found: Int32?
         _ = eventually(timeout: timeout, interval: 0.05) {
-            found = children()[worker.rawValue]
+            found = Self.pid(of: worker, supervisor: pid)
             return found != nil
         }
         return found
     }
+
+    /// The PID of `worker` among the children of the supervisor whose PID is `supervisor`, now (from any thread).
+    static func pid(of worker: Worker, supervisor: Int32) -> Int32? { children(ofSupervisor: supervisor)[worker.rawValue] }
 
     static func argv0(of pid: Int32) -> String? {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else { return nil }

@@ -102,7 +102,7 @@ final class ArrivalOrderChaos: Sendable {
     var pauses: Int { log.filter { $0.contains("SIGSTOP") }.count }
 
     private func run(_ step: Step, lane: Int) {
-        guard let pid = NodeUnderTest.children(ofSupervisor: supervisors[step.node])[step.worker.rawValue] else {
+        guard let pid = NodeUnderTest.pid(of: step.worker, supervisor: supervisors[step.node]) else {
             note("lane \(lane): skip \(step): no \(step.worker.rawValue) running (being replaced)")
             return
         }
