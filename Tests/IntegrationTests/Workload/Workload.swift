@@ -39,8 +39,8 @@ struct Workload {
         /// be a function of the rows' final versions, not of the order the changes arrived in.
         static let uniqueClaims = Features(rawValue: 1 << 11)
 
-        /// What the CI runs: every feature. `uniqueClaims` (and, under `ArrivalOrderChaos`, `uniqueSwaps`) fail
-        /// on the applier that settles UNIQUE conflicts by arrival order, until its rewrite for issue 19 lands.
+        /// What the CI runs: every feature. (`uniqueClaims`, and under `ArrivalOrderChaos` `uniqueSwaps`, failed
+        /// on the applier that settled UNIQUE conflicts by arrival order, before issue 19.)
         static let supported: Features = all
         static let all: Features = [.compositeKeys, .withoutRowID, .awkwardValues, .multiTableTransactions, .deletes, .keyChanges,
                                     .applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys, .migrations, .uniqueClaims]
