@@ -8,7 +8,7 @@ enum ValueTag: UInt8 {
 }
 
 extension BinaryWriter {
-    mutating func write(value: SQLiteValue) {
+    public mutating func write(value: SQLiteValue) {
         switch value {
         case .null: write(ValueTag.null.rawValue)
         case .integer(let v): write(ValueTag.integer.rawValue); write(v)
@@ -20,7 +20,7 @@ extension BinaryWriter {
 }
 
 extension BinaryReader {
-    mutating func readValue() throws -> SQLiteValue {
+    public mutating func readValue() throws -> SQLiteValue {
         let tag = try readUInt8()
         switch ValueTag(rawValue: tag) {
         case .null: return .null
@@ -30,5 +30,27 @@ extension BinaryReader {
         case .blob: return .blob(try readBytes())
         case nil: throw ChangeBatchError("unknown value tag \(tag)")
         }
+    }
+}
+
+/// A row key as bytes (a count, then each value as above): how a key is kept where it is looked up again.
+public enum KeyCoding {
+    public static func encode(_ key: some Collection<SQLiteValue>) -> [UInt8] {
+        var writer = BinaryWriter()
+        writer.write(UInt16(clamping: key.count))
+        for value in key { writer.write(value: value) }
+        return writer.bytes
+    }
+
+    /// nil for bytes that are not a key (empty, truncated, an unknown tag, bytes left over).
+    public static func decode(_ bytes: [UInt8]) -> [SQLiteValue]? {
+        var reader = BinaryReader(bytes)
+        guard let count = try? reader.readUInt16() else { return nil }
+        var key: [SQLiteValue] = []
+        for _ in 0..<count {
+            guard let value = try? reader.readValue() else { return nil }
+            key.append(value)
+        }
+        return reader.remaining == 0 ? key : nil
     }
 }

@@ -27,6 +27,9 @@ public final class ChangeApplier {
     private var mayHoldAside = false
     /// Rows this transaction held aside (table, key): reported if they are still aside when it ends.
     private var heldThisTransaction: Set<[String]> = []
+    /// Per table, the latest version this transaction put into it (an upsert applied or a row placed
+    /// again): a held-aside row whose recorded holder is later than it, and unchanged, stays as it is.
+    private var latestWritten: [String: (stamp: UInt64, writer: UInt64, key: String)] = [:]
 
     public struct Outcome: Equatable, Sendable {
         public var applied = 0
@@ -114,7 +117,7 @@ public final class ChangeApplier {
                     outcome.superseded += 1
                 }
             }
-            try settle(touched, into: &outcome)
+            try settle(touched, inFull: settling, into: &outcome)
             for (source, parked) in setAside.sorted(by: { ($0.key.stream, $0.key.sequence) < ($1.key.stream, $1.key.sequence) }) {
                 let message = ParkedMessage(
                     stream: source.stream, sequence: source.sequence,
@@ -261,6 +264,7 @@ public final class ChangeApplier {
         if mayHoldAside { try heldAside.release(table: event.table, key: event.key) }
         switch event.operation {
         case .upsert:
+            if mayHoldAside { noteWritten(event.table, (event.stamp, event.writer, HeldAsideRows.keyText(event.key))) }
             do {
                 try plan.upsert.run(plan.values(of: event))
             } catch {
@@ -281,12 +285,30 @@ public final class ChangeApplier {
     private func beginSettlement() throws(SQLiteError) {
         mayHoldAside = try heldAside.any()
         heldThisTransaction.removeAll()
+        latestWritten.removeAll()
     }
 
     private func holdAside(_ version: ChangeEvent, holder: HeldAsideRows.Holder?) throws {
+        if !mayHoldAside { noteWritten(version.table, (version.stamp, version.writer, HeldAsideRows.keyText(version.key))) }
         try heldAside.hold(version, holder: holder)
         mayHoldAside = true
         heldThisTransaction.insert([version.table, HeldAsideRows.keyText(version.key)])
+    }
+
+    private func noteWritten(_ table: String, _ version: (stamp: UInt64, writer: UInt64, key: String)) {
+        if let latest = latestWritten[table], !HeldAsideRows.precedes(version, latest) { return }
+        latestWritten[table] = version
+    }
+
+    /// Whether `entry` certainly stays aside with the holder it names: that holder is still in its table with
+    /// the same version (so it still holds the value), and nothing later than it was written into the table
+    /// in this transaction (so no later row took another of the entry's values). Only for tables no local
+    /// write touched since the last settlement (those are settled in full).
+    private func staysAside(_ entry: HeldAsideRows.Entry, in table: TableInfo) throws(SQLiteError) -> Bool {
+        guard !entry.holderKeyValues.isEmpty else { return false }
+        let holder = (stamp: entry.holderStamp, writer: entry.holderWriter, key: entry.holderKey)
+        if let latest = latestWritten[table.name], !HeldAsideRows.precedes(holder, latest) { return false }
+        return try heldAside.holds(table, key: entry.holderKeyValues, stamp: entry.holderStamp, writer: entry.holderWriter)
     }
 
     /// Brings the rows held aside in `tables` to the state the rule gives for the latest versions: repeatedly,
@@ -297,7 +319,11 @@ public final class ChangeApplier {
     /// only ever replaces rows by a later one, so this ends; and the state it ends in — no row in a table
     /// that a later row's value excludes, none aside that no later row excludes — is the one the rule
     /// defines, whatever the order the versions arrived in.
-    private func settle(_ tables: Set<String>, into outcome: inout Outcome) throws {
+    ///
+    /// Cost: a held-aside row whose recorded holder is unchanged and later than anything written in this
+    /// transaction costs two lookups (`staysAside`); the others a probe each. Tables in `inFull` (the node's
+    /// own writes touched them, outside any transaction of ours) are checked in full.
+    private func settle(_ tables: Set<String>, inFull: Set<String> = [], into outcome: inout Outcome) throws {
         guard mayHoldAside else { return }
         for name in try heldAside.tables(among: tables) {
             guard let table = try table(named: name) else { continue }
@@ -305,6 +331,7 @@ public final class ChangeApplier {
             while placed {
                 placed = false
                 for entry in try heldAside.entries(in: name) {
+                    if !inFull.contains(name), !heldThisTransaction.contains([name, entry.key]), try staysAside(entry, in: table) { continue }
                     guard try heldAside.isLatest(entry, of: table) else {
                         try heldAside.release(table: name, keyText: entry.key)
                         continue
@@ -315,6 +342,7 @@ public final class ChangeApplier {
                     }
                 }
             }
+            guard heldThisTransaction.contains(where: { $0.first == name }) else { continue }
             for entry in try heldAside.entries(in: name) where heldThisTransaction.contains([name, entry.key]) {
                 outcome.conflicts.append(UniqueConflict(
                     table: name, columns: entry.label, heldAsideKey: entry.key, heldAsideStamp: entry.stamp, heldAsideWriter: entry.writer,
@@ -350,6 +378,7 @@ public final class ChangeApplier {
             try plan.upsert.run(plan.values(of: event))
             try heldAside.release(table: table.name, keyText: entry.key)
             try database.execute("RELEASE harmonylite_place")
+            noteWritten(table.name, (entry.stamp, entry.writer, entry.key))
             return true
         } catch let error as SQLiteError where error.isUniqueViolation {
             // SQLite refuses it for an index the definitions did not explain: it stays aside, nothing changed.

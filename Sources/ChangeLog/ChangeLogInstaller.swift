@@ -12,6 +12,9 @@ public struct ChangeLogInstallation: Sendable {
     public var schemaHash: String
     /// Messages about tables whose change log had to be rebuilt (its key changed).
     public var notes: [String]
+    /// The database's `schema_version` this installation was made for (read in its transaction, after its
+    /// own changes): a different one later means the application changed the schema since.
+    public var schemaVersion: Int64 = 0
 }
 
 /// Installs (or brings up to date) the change logs and capture triggers: idempotent, in one transaction,
@@ -25,11 +28,40 @@ public enum ChangeLogInstaller {
     /// the benchmark. Nothing depends on them being durable at once: a power cut can only roll back the
     /// last applied batches together with their cursor (fetched again from JetStream) or the publish
     /// watermark (published again: the same stamps supersede nothing where they were applied already).
-    public static func open(_ path: String, node: UInt64) throws(SQLiteError) -> (SQLiteDatabase, ChangeLogInstallation) {
+    ///
+    /// - Parameter whileWaiting: when given, the connection waits for locks other connections hold for as long
+    ///   as it answers true, calling it between tries (`SQLiteDatabase.waitWhenBusy`: a worker's heartbeats
+    ///   go on); without it, for 5 s at most.
+    public static func open(
+        _ path: String, node: UInt64, whileWaiting: (() -> Bool)? = nil
+    ) throws(SQLiteError) -> (SQLiteDatabase, ChangeLogInstallation) {
         let database = try SQLiteDatabase(existingPath: path)
+        if let whileWaiting { database.waitWhenBusy(timeoutMilliseconds: nil, whileWaiting: whileWaiting) }
         try database.execute("PRAGMA journal_mode=WAL")
         try database.execute("PRAGMA synchronous=NORMAL")
         return (database, try install(in: database, node: node))
+    }
+
+    /// What a worker that cannot open the database at start says: the cause, that the database was left as it
+    /// was (the installation is one transaction, rolled back), and what to do about it. Said once per start;
+    /// the same state fails the same way at the next start, so the remedy is in the message.
+    public static func cannotStart(_ error: SQLiteError, path: String) -> String {
+        let remedy: String
+        switch error.code & 0xff {
+        case 8:  // SQLITE_READONLY
+            remedy = "the database or its directory is not writable for this user (HarmonyLite writes its tables, the WAL and the -shm file there): give it write access to both"
+        case 13:  // SQLITE_FULL
+            remedy = "the disk is full: free space on the database's filesystem"
+        case 10:  // SQLITE_IOERR
+            remedy = "the disk or filesystem failed a read or write: check it (dmesg), then start the node again"
+        case 11, 26:  // SQLITE_CORRUPT, SQLITE_NOTADB
+            remedy = "the file is damaged or not a SQLite database: restore it from a backup (or a snapshot: `harmonylite -config FILE -save-snapshot` on a healthy node, then restore it here)"
+        case 14:  // SQLITE_CANTOPEN
+            remedy = "the file cannot be opened: check db_path and the permissions of the file and its directory"
+        default:
+            remedy = "it fails the same way at every start while the database stays as it is: if the cause is in HarmonyLite's own tables (`__harmonylite__*`), stop the node and run `harmonylite -config FILE -cleanup` (it removes them; unpublished local changes and row clocks are lost, the other nodes' rows win), then start it again"
+        }
+        return "cannot install the change log in \(path): \(error). The installation is one transaction: the database was left as it was. To go on: \(remedy)"
     }
 
     /// - Parameter seen: the columns as looks taken before the write lock was held saw them
@@ -40,7 +72,8 @@ public enum ChangeLogInstaller {
     ) throws(SQLiteError) -> ChangeLogInstallation {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
-            let installation = try installInTransaction(database, node: node, seen: seen)
+            var installation = try installInTransaction(database, node: node, seen: seen)
+            installation.schemaVersion = try database.scalarInteger("PRAGMA schema_version")
             try database.execute("COMMIT")
             return installation
         } catch {
@@ -82,7 +115,7 @@ public enum ChangeLogInstaller {
         }
 
         var tableIDs: [String: Int64] = [:]
-        var notes = try adoptRenamedTables(database)
+        var (notes, adopted) = try adoptRenamedTables(database)
         // Row clocks change below (new tables, changed keys): pending stamps first (`PendingStamps`).
         let materializer = StampMaterializer(database: database)
         try materializer.materialize()
@@ -96,6 +129,7 @@ public enum ChangeLogInstaller {
             // One table that cannot be captured (an odd schema, a name SQLite refuses) must not stop the others.
             try database.execute("SAVEPOINT harmonylite_table")
             do throws(SQLiteError) {
+                let known = !(try selectID.all([.text(table.name)]).isEmpty)
                 try insertName.run([.text(table.name)])
                 guard case .integer(let id) = try selectID.all([.text(table.name)]).first?.first else { throw SQLiteError(code: 1, message: "no table id") }
                 tableIDs[table.name] = id
@@ -103,12 +137,24 @@ public enum ChangeLogInstaller {
                     if case .text(let bytes) = row.first { return String(decoding: bytes, as: UTF8.self) } else { return nil }
                 }
                 let key = table.primaryKey.map(\.name)
-                if !existingKey.isEmpty && existingKey != key {
+                let columnNames = Set(table.columns.map(\.name))
+                if !existingKey.isEmpty && existingKey != key && existingKey.count == key.count && !existingKey.contains(where: columnNames.contains) {
+                    // `RENAME COLUMN` of key columns: the old names are gone, as many new ones took their places.
+                    // The row clocks keep their keys (and the entries queued before the rename, stamped into
+                    // them by position, are published with them).
+                    for (old, new) in zip(existingKey, key) where old != new {
+                        try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: table.name))) RENAME COLUMN \(S.quote(old)) TO \(S.quote(new))")
+                    }
+                    notes.append("the key of \(table.name) was renamed (\(existingKey.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks carry over")
+                } else if !existingKey.isEmpty && existingKey != key {
                     try database.execute("DROP TABLE \(S.quote(S.changeLog(of: table.name)))")
                     notes.append("the primary key of \(table.name) changed (\(existingKey.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks start afresh")
                 }
                 try database.execute(S.changeLogTable(table))
                 let hadTriggers = !(try hasTrigger.all([.text(S.trigger(of: table.name, "insert"))]).isEmpty)
+                if !hadTriggers && !table.nullableKeyColumns.isEmpty {
+                    notes.append("\(table.name): rows whose key (\(table.nullableKeyColumns.map(\.name).joined(separator: ", "))) is NULL are not replicated (a NULL names no row on another node); declare the key NOT NULL to have SQLite refuse such rows")
+                }
                 if !hadTriggers && !firstInstallation {
                     // A table that appeared since the last installation (created while we ran, or while the node
                     // was down): the rows it already has without a row clock were written before its triggers
@@ -116,7 +162,13 @@ public enum ChangeLogInstaller {
                     // start from the same database, as in HarmonyLite; a snapshot restore is how a different
                     // one catches up.) Whether the row-clock table exists says nothing: the applier creates it
                     // when other nodes' rows of the new table arrive first.
-                    try database.execute(S.captureExistingRows(table, tableID: id))
+                    // A table installed before that lost its triggers was dropped and created again (the
+                    // triggers go with the table): the row clocks it kept belong to the old table's rows, so
+                    // every row is captured, also one whose key had a clock (skipping those, the new table's
+                    // rows under old keys were never published). Not a table renamed onto this name: its
+                    // triggers were adopted above, and its rows are the same rows.
+                    let recreated = known && !adopted.contains(table.name)
+                    try database.execute(S.captureExistingRows(table, tableID: id, evenIfClocked: recreated))
                     let captured = database.changes
                     if captured > 0 { notes.append("\(table.name) is new and already had \(captured) row(s): they are captured now") }
                 }
@@ -158,9 +210,12 @@ public enum ChangeLogInstaller {
     /// their old names, so `new` would be captured twice (and into `old`'s row clocks). Such triggers are
     /// dropped, and `old`'s row clocks and table id become `new`'s when `new` has none yet, so the rename
     /// keeps every row's stamp and the queue entries already waiting.
-    private static func adoptRenamedTables(_ database: SQLiteDatabase) throws(SQLiteError) -> [String] {
+    /// Returns the notes and the names of the tables that were renamed (their triggers were found under
+    /// an old name).
+    private static func adoptRenamedTables(_ database: SQLiteDatabase) throws(SQLiteError) -> (notes: [String], renamed: Set<String>) {
         typealias S = ChangeLogSchema
         var notes: [String] = []
+        var renamed: Set<String> = []
         let triggers = try database.rows(
             "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, \(S.prefix.utf8.count)) = '\(S.prefix)'")
         for row in triggers {
@@ -168,6 +223,7 @@ public enum ChangeLogInstaller {
             let operations = ["insert", "update", "delete"]
             guard !operations.contains(where: { S.trigger(of: table, $0) == name }) else { continue }
             try database.execute("DROP TRIGGER IF EXISTS \(S.quote(name))")
+            renamed.insert(table)
             guard let operation = operations.first(where: { name.hasSuffix("_change_log_on_" + $0) }) else { continue }
             let old = String(name.dropFirst(S.prefix.count).dropLast(("_change_log_on_" + operation).count))
             let exists = try database.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
@@ -178,7 +234,7 @@ public enum ChangeLogInstaller {
             try database.prepare("UPDATE OR IGNORE \(S.quote(S.tables)) SET name = ? WHERE name = ?").run([.text(Array(table.utf8)), .text(Array(old.utf8))])
             notes.append("\(old) was renamed to \(table): its row clocks and waiting changes carry over")
         }
-        return notes
+        return (notes, renamed)
     }
 
     private static func randomHex(_ bytes: Int) -> String {

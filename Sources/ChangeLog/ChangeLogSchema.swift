@@ -52,7 +52,12 @@ public enum ChangeLogSchema {
     /// publish watermark, incarnation, cursor — which travels in the metadata). The rows held aside by UNIQUE
     /// settlement are part of the replicated state: a restored node places them again when their value is freed.
     public static func snapshotContent(replicated: [TableInfo]) -> Set<String> {
-        Set(replicated.map { changeLog(of: $0.name) } + [parked, columnHistory, conflicts])
+        snapshotContent(rowClocksOf: replicated.map(\.name))
+    }
+
+    /// The same, for the tables named.
+    public static func snapshotContent(rowClocksOf tables: some Sequence<String>) -> Set<String> {
+        Set(tables.map { changeLog(of: $0) } + [parked, columnHistory, conflicts])
     }
 
     /// Tables every installation has.
@@ -68,7 +73,7 @@ public enum ChangeLogSchema {
         "CREATE TABLE IF NOT EXISTS \(quote(conflicts)) (table_name TEXT NOT NULL, losing_key TEXT NOT NULL, "
             + "losing_stamp INTEGER NOT NULL, losing_writer INTEGER NOT NULL, losing_values TEXT NOT NULL, columns TEXT NOT NULL, "
             + "winning_key TEXT NOT NULL, winning_stamp INTEGER NOT NULL, winning_writer INTEGER NOT NULL, reason TEXT NOT NULL, "
-            + "recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), version BLOB NOT NULL, "
+            + "recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), version BLOB NOT NULL, winning_key_values BLOB NOT NULL, "
             + "PRIMARY KEY (table_name, losing_key)) WITHOUT ROWID",
         "CREATE TABLE IF NOT EXISTS \(quote(parked)) (stream TEXT NOT NULL, sequence INTEGER NOT NULL, payload BLOB NOT NULL, "
             + "reason TEXT NOT NULL, kind TEXT NOT NULL, parked_at TEXT NOT NULL, attempts INTEGER NOT NULL, "
@@ -86,14 +91,15 @@ public enum ChangeLogSchema {
     }
 
     /// Captures every row `table` holds now, as its insert trigger would have: queues them with the time of
-    /// now, for `StampMaterializer` to clock.
-    static func captureExistingRows(_ table: TableInfo, tableID: Int64) -> String {
+    /// now, for `StampMaterializer` to clock. `evenIfClocked`: also rows whose key has a row clock (the
+    /// table was dropped and created again: the clocks are the old table's).
+    static func captureExistingRows(_ table: TableInfo, tableID: Int64, evenIfClocked: Bool = false) -> String {
         let keys = table.primaryKey.map { quote($0.name) }
         let log = quote(changeLog(of: table.name))
         let globalColumns = (["table_id", "at"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
         // Only rows without a row clock: rows the applier wrote (it may have created the row clocks first,
         // applying other nodes' rows of the same new table) are other nodes' writes, not ours.
-        let unclocked = "\(keysPresent(table, row: "t")) AND NOT EXISTS (SELECT 1 FROM \(log) c WHERE "
+        let unclocked = evenIfClocked ? keysPresent(table, row: "t") : "\(keysPresent(table, row: "t")) AND NOT EXISTS (SELECT 1 FROM \(log) c WHERE "
             + keys.map { "c.\($0) = t.\($0)" }.joined(separator: " AND ") + ")"
         let tableKeys = keys.map { "t.\($0)" }.joined(separator: ", ")
         return "INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(nowStamp), \(tableKeys) FROM \(quote(table.name)) t WHERE \(unclocked)"

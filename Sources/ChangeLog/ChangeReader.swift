@@ -37,6 +37,9 @@ public final class ChangeReader {
         public var throughID: Int64?
         /// Entries skipped because their table is gone or no longer replicated.
         public var skipped: Int
+        /// Nothing was read: the schema is not `schemaVersion` (an `ADD COLUMN` committed since the
+        /// installation the reader was made for, say). Install again, make a new reader and read again.
+        public var schemaChanged = false
     }
 
     private struct Entry {
@@ -47,9 +50,42 @@ public final class ChangeReader {
         var pendingStamp: UInt64?
     }
 
-    public func pending(after watermark: Int64, limit: Int) throws(SQLiteError) -> Pending {
+    /// The node's bound on the application's clock (`max_clock_offset`): a pending write stamped beyond
+    /// `now` plus the bound is clamped in the queue (`PendingStamps.clampPending`) before it is read as an
+    /// event, so its published stamp is the one the row clock gets. Nil: stamps are read as queued.
+    public var clockBound: ClockBound?
+    /// Local writes this reader clamped.
+    public private(set) var clamped = 0
+
+    /// `now`: the node's clock (ms since 1970), for `clockBound`.
+    /// - Parameter schemaVersion: when given, nothing is read (`schemaChanged`) unless the database's schema
+    ///   is this one (`ChangeLogInstallation.schemaVersion` of the installation the reader was made for),
+    ///   checked in the read's own snapshot: a schema change committed after the caller's check (an `ADD
+    ///   COLUMN` and an `UPDATE` of the new column) would otherwise be read with the old columns, and the new
+    ///   column's value never sent. The capturer passes it; a caller that cannot install again does not.
+    public func pending(after watermark: Int64, limit: Int, schemaVersion: Int64? = nil, now: Int64 = ClockBound.systemNow()) throws(SQLiteError) -> Pending {
+        guard let clockBound else { return try read(after: watermark, limit: limit, stampLimit: .max, schemaVersion: schemaVersion).pending }
+        let stampLimit = clockBound.limit(now: now)
+        var attempt = 0
+        while true {
+            let read = try read(after: watermark, limit: limit, stampLimit: stampLimit, schemaVersion: schemaVersion)
+            // A few rounds at most: each clamps everything queued by then.
+            guard read.metFuture, attempt < 3 else { return read.pending }
+            attempt += 1
+            clamped += try database.transaction { () throws(SQLiteError) -> Int in
+                try PendingStamps.clampPending(limit: stampLimit, clampedTo: ClockBound.stamp(milliseconds: UInt64(max(0, now))), in: database)
+            }
+        }
+    }
+
+    /// The pending events, up to (not including) the first unstamped entry whose `at` lies beyond
+    /// `stampLimit` (`metFuture`).
+    private func read(after watermark: Int64, limit: Int, stampLimit: UInt64, schemaVersion: Int64?) throws(SQLiteError) -> (pending: Pending, metFuture: Bool) {
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
+        if let schemaVersion, try database.scalarInteger("PRAGMA schema_version") != schemaVersion {
+            return (Pending(events: [], throughID: nil, skipped: 0, schemaChanged: true), false)
+        }
         let stampedThrough = try PendingStamps.stampedThrough(in: database)
         if !chain.isValid(stampedThrough: stampedThrough, readThrough: watermark) { chain = StampChain(base: stampedThrough) }
         if chain.through < watermark {
@@ -64,7 +100,15 @@ public final class ChangeReader {
                 from = last
             }
         }
-        let rows = try globalRead.all([.integer(watermark), .integer(Int64(limit))])
+        var rows = try globalRead.all([.integer(watermark), .integer(Int64(limit))])
+        var metFuture = false
+        if stampLimit != .max, let first = rows.firstIndex(where: { row in
+            guard row.count >= 3, case .integer(let id) = row[0], id > stampedThrough, case .integer(let at) = row[2] else { return false }
+            return UInt64(bitPattern: at) > stampLimit
+        }) {
+            rows.removeSubrange(first...)
+            metFuture = true
+        }
         var latest: [RowIdentity: Int] = [:]
         var ordered: [Entry?] = []
         var skipped = 0
@@ -85,7 +129,7 @@ public final class ChangeReader {
         }
         var throughID: Int64?
         if case .integer(let last) = rows.last?.first { throughID = last }
-        return Pending(events: events, throughID: throughID, skipped: skipped)
+        return (Pending(events: events, throughID: throughID, skipped: skipped), metFuture)
     }
 
     /// One queue row as an entry (nil: its table is not replicated), its stamp folded into the chain when

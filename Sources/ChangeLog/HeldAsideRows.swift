@@ -19,6 +19,8 @@ final class HeldAsideRows {
         var writer: UInt64
         var version: ChangeEvent
         var holderKey: String
+        /// The holder's key values (empty: none named yet).
+        var holderKeyValues: [SQLiteValue]
         var holderStamp: UInt64
         var holderWriter: UInt64
         var label: String
@@ -80,16 +82,17 @@ final class HeldAsideRows {
 
     /// The rows `table` holds aside, latest version first.
     func entries(in table: String) throws -> [Entry] {
-        let rows = try statement("SELECT losing_key, losing_stamp, losing_writer, version, winning_key, winning_stamp, winning_writer, columns FROM \(q(ChangeLogSchema.conflicts)) WHERE table_name = ?")
+        let rows = try statement("SELECT losing_key, losing_stamp, losing_writer, version, winning_key, winning_stamp, winning_writer, columns, winning_key_values FROM \(q(ChangeLogSchema.conflicts)) WHERE table_name = ?")
             .all([.text(table)])
         var entries: [Entry] = []
         for row in rows {
             guard case .text(let key) = row[0], case .integer(let stamp) = row[1], case .integer(let writer) = row[2], case .blob(let version) = row[3],
                   case .text(let holderKey) = row[4], case .integer(let holderStamp) = row[5], case .integer(let holderWriter) = row[6],
-                  case .text(let label) = row[7], let event = try? ChangeBatch(decoding: version).events.first
+                  case .text(let label) = row[7], case .blob(let keeper) = row[8], let event = try? ChangeBatch(decoding: version).events.first
             else { continue }
             entries.append(Entry(table: table, key: String(decoding: key, as: UTF8.self), stamp: UInt64(bitPattern: stamp), writer: UInt64(bitPattern: writer),
-                                 version: event, holderKey: String(decoding: holderKey, as: UTF8.self), holderStamp: UInt64(bitPattern: holderStamp),
+                                 version: event, holderKey: String(decoding: holderKey, as: UTF8.self), holderKeyValues: KeyCoding.decode(keeper) ?? [],
+                                 holderStamp: UInt64(bitPattern: holderStamp),
                                  holderWriter: UInt64(bitPattern: holderWriter), label: String(decoding: label, as: UTF8.self)))
         }
         return entries.sorted { Self.precedes(($0.stamp, $0.writer, $0.key), ($1.stamp, $1.writer, $1.key)) }
@@ -107,10 +110,10 @@ final class HeldAsideRows {
         let values = zip(version.columns, version.values).map { "\($0)=\($1.sqlLiteral)" }.joined(separator: ", ")
         let bytes = ChangeBatch(origin: version.writer, schemaHash: "", events: [version]).encoded(compress: false)
         try statement("INSERT OR REPLACE INTO \(q(ChangeLogSchema.conflicts)) (table_name, losing_key, losing_stamp, losing_writer, losing_values, columns, "
-            + "winning_key, winning_stamp, winning_writer, reason, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            + "winning_key, winning_stamp, winning_writer, reason, version, winning_key_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             .run([.text(version.table), .text(Self.keyText(version.key)), .integer(Int64(bitPattern: version.stamp)), .integer(Int64(bitPattern: version.writer)),
                   .text(values), .text(holder?.label ?? ""), .text(holder?.keyText ?? ""), .integer(Int64(bitPattern: holder?.stamp ?? 0)),
-                  .integer(Int64(bitPattern: holder?.writer ?? 0)), .text(Self.reason), .blob(bytes)])
+                  .integer(Int64(bitPattern: holder?.writer ?? 0)), .text(Self.reason), .blob(bytes), .blob(KeyCoding.encode(holder?.key ?? []))])
     }
 
     static let reason = "held aside: a later write holds its UNIQUE value; placed again when the value is free"
@@ -118,9 +121,10 @@ final class HeldAsideRows {
     /// Names the row that keeps `entry` aside, when it changed.
     func name(_ holder: Holder, of entry: Entry) throws(SQLiteError) {
         guard holder.keyText != entry.holderKey || holder.stamp != entry.holderStamp || holder.writer != entry.holderWriter || holder.label != entry.label else { return }
-        try statement("UPDATE \(q(ChangeLogSchema.conflicts)) SET winning_key = ?, winning_stamp = ?, winning_writer = ?, columns = ? WHERE table_name = ? AND losing_key = ?")
+        try statement("UPDATE \(q(ChangeLogSchema.conflicts)) SET winning_key = ?, winning_stamp = ?, winning_writer = ?, columns = ?, winning_key_values = ? "
+            + "WHERE table_name = ? AND losing_key = ?")
             .run([.text(holder.keyText), .integer(Int64(bitPattern: holder.stamp)), .integer(Int64(bitPattern: holder.writer)), .text(holder.label),
-                  .text(entry.table), .text(entry.key)])
+                  .blob(KeyCoding.encode(holder.key)), .text(entry.table), .text(entry.key)])
     }
 
     /// Forgets what `table` held aside for `key` (placed again, or superseded by a newer version).
@@ -174,6 +178,13 @@ final class HeldAsideRows {
             .all(key).first
         guard let row, case .integer(let stamp) = row[0], case .integer(let writer) = row[1] else { return (0, 0) }
         return (UInt64(bitPattern: stamp), UInt64(bitPattern: writer))
+    }
+
+    /// Whether the row `key` is in its table and its row clock names exactly (stamp, writer).
+    func holds(_ table: TableInfo, key: [SQLiteValue], stamp: UInt64, writer: UInt64) throws(SQLiteError) -> Bool {
+        guard !key.isEmpty, try clock(of: table, key: key) == (stamp, writer) else { return false }
+        let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
+        return try !statement("SELECT 1 FROM \(q(table.name)) WHERE \(keyMatch)").all(key).isEmpty
     }
 
     /// Whether the row clock still names exactly this version, alive (not a newer version, not a delete).

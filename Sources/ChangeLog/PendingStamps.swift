@@ -1,3 +1,4 @@
+import ChangeEvents
 import SQLiteKit
 
 /// Row clocks of local writes, stamped after the application's transaction instead of inside it.
@@ -27,6 +28,63 @@ public enum PendingStamps {
     public static func next(at: UInt64, previous: UInt64?) -> UInt64 {
         guard let previous else { return at }
         return max(at, previous == .max ? .max : previous + 1)
+    }
+
+    /// The node's `max_clock_offset` in ms (meta key; absent: local stamps are not clamped).
+    static let maxClockOffsetKey = "max_clock_offset_ms"
+    /// How many local writes were clamped to the node's clock, ever (meta key).
+    static let clampedKey = "clamped_local_stamps"
+
+    /// The stamp a write at `at` gets when the application's clock ran beyond the bound: the node's `now`
+    /// (`clampedTo`) instead; nil when `at` is within `limit`. Pure.
+    public static func clamped(at: UInt64, limit: UInt64, clampedTo: UInt64) -> UInt64? {
+        at > limit ? clampedTo : nil
+    }
+
+    /// Records the node's bound for every process that stamps local writes (the applier's, the capturer's
+    /// and the restore's materializers read it); nil removes it (no clamping).
+    public static func setMaxClockOffset(_ milliseconds: UInt64?, in database: SQLiteDatabase) throws(SQLiteError) {
+        let meta = ChangeLogSchema.quote(ChangeLogSchema.meta)
+        if let milliseconds {
+            try database.prepare("INSERT OR REPLACE INTO \(meta) (key, value) VALUES ('\(maxClockOffsetKey)', ?)").run([.integer(Int64(clamping: milliseconds))])
+        } else {
+            try database.execute("DELETE FROM \(meta) WHERE key = '\(maxClockOffsetKey)'")
+        }
+    }
+
+    /// The bound recorded by `setMaxClockOffset`, if any.
+    public static func clockBound(in database: SQLiteDatabase) throws(SQLiteError) -> ClockBound? {
+        let rows = try database.prepare("SELECT value FROM \(ChangeLogSchema.quote(ChangeLogSchema.meta)) WHERE key = '\(maxClockOffsetKey)'").all()
+        guard case .integer(let value) = rows.first?.first, value > 0 else { return nil }
+        return ClockBound(maxOffsetMilliseconds: UInt64(value))
+    }
+
+    /// How many local writes were clamped to the node's clock since the change log was installed.
+    public static func clampedCount(in database: SQLiteDatabase) throws(SQLiteError) -> Int64 {
+        let rows = try database.prepare("SELECT value FROM \(ChangeLogSchema.quote(ChangeLogSchema.meta)) WHERE key = '\(clampedKey)'").all()
+        if case .integer(let value) = rows.first?.first { return value }
+        return 0
+    }
+
+    static func addClamped(_ count: Int, in database: SQLiteDatabase) throws(SQLiteError) {
+        guard count > 0 else { return }
+        try database.prepare("INSERT INTO \(ChangeLogSchema.quote(ChangeLogSchema.meta)) (key, value) VALUES ('\(clampedKey)', ?) "
+            + "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value").run([.integer(Int64(count))])
+    }
+
+    /// Rewrites the queue's `at` of pending entries (after `stamped_through`) beyond `limit` to `clampedTo`,
+    /// and counts them; returns how many. Call inside a write transaction. Only ever a rewrite of the queue,
+    /// never a stamp computed aside: the capturer's reader, the materializers and a snapshot's copy all read
+    /// the same `at` afterwards, so the stamp published is the one the row clock gets.
+    public static func clampPending(limit: UInt64, clampedTo: UInt64, in database: SQLiteDatabase) throws(SQLiteError) -> Int {
+        guard limit < UInt64(Int64.max) else { return 0 }
+        let mark = try stampedThrough(in: database)
+        // `at` holds the stamp's signed bit pattern: a negative one is beyond any limit too.
+        try database.prepare("UPDATE \(ChangeLogSchema.quote(ChangeLogSchema.globalLog)) SET at = ? WHERE id > ? AND (at > ? OR at < 0)")
+            .run([.integer(Int64(bitPattern: clampedTo)), .integer(mark), .integer(Int64(limit))])
+        let count = database.changes
+        try addClamped(count, in: database)
+        return count
     }
 
     /// The queue id through which row clocks hold every local write.
@@ -133,10 +191,13 @@ final class PendingQueue {
         return try select.all([.integer(id)]).compactMap { Self.entry($0, tablesByID: tablesByID) }
     }
 
-    /// A queue row `id, table_id, at, k1…kN` as an entry; nil when its table is not replicated (any more).
+    /// A queue row `id, table_id, at, k1…kN` as an entry; nil when its table is not replicated (any more),
+    /// or when its key holds a NULL: such a key names no row anywhere (NULLs are all distinct) and cannot be
+    /// clocked (the row clock's key is NOT NULL), so an entry queued with one (by the triggers of a version
+    /// that took `INTEGER PRIMARY KEY DESC` for the rowid) is passed over, never stamped or published.
     static func entry(_ row: [SQLiteValue], tablesByID: [Int64: TableInfo]) -> Entry? {
         guard row.count >= 3, case .integer(let id) = row[0], case .integer(let tableID) = row[1], let table = tablesByID[tableID],
-              row.count >= 3 + table.primaryKey.count
+              row.count >= 3 + table.primaryKey.count, !row[3..<(3 + table.primaryKey.count)].contains(.null)
         else { return nil }
         var at: UInt64?
         if case .integer(let value) = row[2] { at = UInt64(bitPattern: value) }
@@ -231,9 +292,25 @@ public final class StampMaterializer {
 
     /// Materializes every pending entry; returns how many entries it stamped. Call inside a write
     /// transaction, before changing any row clock.
+    /// Local writes clamped to the node's clock by this materializer (`PendingStamps.clampPending`).
+    public private(set) var clamped = 0
+    /// False for a copy (the snapshot's): a rewrite of its queue would not reach the live database, whose
+    /// own materializer could then clamp the same entry to another time.
+    public var clampsApplicationClock = true
+
+    /// `now`: the node's clock (ms since 1970), for the bound on the application's clock: an entry whose `at`
+    /// lies beyond `now + max_clock_offset` (the meta key; none: no bound) is stamped as written at `now`.
     @discardableResult
-    public func materialize() throws(SQLiteError) -> Int {
+    public func materialize(now: Int64 = ClockBound.systemNow()) throws(SQLiteError) -> Int {
         guard let (entries, through) = try queue.pending() else { return 0 }
+        // The bound on the application's clock: beyond it, the queue's `at` is rewritten to the node's now
+        // first (`clampPending`), so every later reader of the queue computes the same stamp.
+        let bound = clampsApplicationClock ? try PendingStamps.clockBound(in: database) : nil
+        let limit = bound?.limit(now: now) ?? .max
+        let nowStamp = ClockBound.stamp(milliseconds: UInt64(max(0, now)))
+        if limit != .max, entries.contains(where: { ($0.at ?? 0) > limit }) {
+            clamped += try PendingStamps.clampPending(limit: limit, clampedTo: nowStamp, in: database)
+        }
         let version = try database.scalarInteger("PRAGMA schema_version")
         if version != statementsSchemaVersion {
             statements.removeAll()
@@ -242,8 +319,8 @@ public final class StampMaterializer {
         let node = Int64(bitPattern: queue.node)
         var stamped = 0
         for entry in entries {
-            guard let at = entry.at else { continue }
-            let (clock, exists, write) = try statements(for: entry.table)
+            guard var at = entry.at, let (clock, exists, write) = try statements(for: entry.table) else { continue }
+            if let clampedAt = PendingStamps.clamped(at: at, limit: limit, clampedTo: nowStamp) { at = clampedAt }
             var previous: UInt64?
             if case .integer(let value) = try clock.all(entry.key).first?.first { previous = UInt64(bitPattern: value) }
             let stamp = PendingStamps.next(at: at, previous: previous)
@@ -255,16 +332,28 @@ public final class StampMaterializer {
         return stamped
     }
 
-    private func statements(for table: TableInfo) throws(SQLiteError) -> (clock: SQLiteStatement, exists: SQLiteStatement, write: SQLiteStatement) {
+    /// The statements for `table`'s entries; nil when its row-clock table has a key of another width (its
+    /// key changed: the installation that follows gives it new row clocks, "start afresh").
+    private func statements(for table: TableInfo) throws(SQLiteError) -> (clock: SQLiteStatement, exists: SQLiteStatement, write: SQLiteStatement)? {
         if let cached = statements[table.name] { return cached }
         let q = ChangeLogSchema.quote
         try database.execute(ChangeLogSchema.changeLogTable(table))
         let keyNames = table.primaryKey.map { q($0.name) }
         let keyMatch = keyNames.map { "\($0) = ?" }.joined(separator: " AND ")
         let log = q(ChangeLogSchema.changeLog(of: table.name))
-        let clockColumns = (keyNames + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)])
+        // The row clocks' own key names, by position: after `RENAME COLUMN` of a key column the entries queued
+        // before it (in the same script, say) are stamped here before the installation renews the row-clock
+        // table, which still has the old names. (Stamping by the new names failed: "no column named kk", at
+        // every start, and the node stopped itself.)
+        let clockKey = try database.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+            .all([.text(ChangeLogSchema.changeLog(of: table.name))]).compactMap { row -> String? in
+                if case .text(let bytes) = row.first { String(decoding: bytes, as: UTF8.self) } else { nil }
+            }
+        guard clockKey.count == keyNames.count else { return nil }
+        let clockMatch = clockKey.map { "\(q($0)) = ?" }.joined(separator: " AND ")
+        let clockColumns = (clockKey.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)])
         let prepared = (
-            clock: try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)) FROM \(log) WHERE \(keyMatch)"),
+            clock: try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)) FROM \(log) WHERE \(clockMatch)"),
             exists: try database.prepare("SELECT 1 FROM \(q(table.name)) WHERE \(keyMatch)"),
             write: try database.prepare("INSERT OR REPLACE INTO \(log) (\(clockColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: clockColumns.count).joined(separator: ", ")))")
         )

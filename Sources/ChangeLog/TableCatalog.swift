@@ -17,6 +17,10 @@ public struct TableInfo: Equatable, Sendable {
     /// Every column an event carries: all but generated ones (those are computed on each node).
     public var columns: [Column]
     public var withoutRowID: Bool
+    /// A rowid table whose primary key has an index of its own (`pragma_index_list` origin `pk`): its key
+    /// is not the rowid, even when it is one INTEGER column (`INTEGER PRIMARY KEY DESC` is no rowid alias,
+    /// and its key can be NULL).
+    public var keyIndexed = false
 
     /// Primary-key columns in key order.
     public var primaryKey: [Column] {
@@ -24,11 +28,12 @@ public struct TableInfo: Equatable, Sendable {
     }
 
     /// Key columns that can hold NULL: SQLite allows NULL in a rowid table's primary key unless it is
-    /// declared NOT NULL or is the INTEGER PRIMARY KEY (the rowid itself). Rows with a NULL key name no
-    /// row on another node (NULLs are all distinct), so they are not captured.
+    /// declared NOT NULL or is the INTEGER PRIMARY KEY that is the rowid itself (not `INTEGER PRIMARY KEY
+    /// DESC`: that one has an index of its own, `keyIndexed`). Rows with a NULL key name no row on another
+    /// node (NULLs are all distinct), so they are not captured.
     public var nullableKeyColumns: [Column] {
         let key = primaryKey
-        if !withoutRowID && key.count == 1 && key[0].declaredType.uppercased() == "INTEGER" { return [] }
+        if !withoutRowID && !keyIndexed && key.count == 1 && key[0].declaredType.uppercased() == "INTEGER" { return [] }
         return key.filter { !$0.notNull && !withoutRowID }
     }
 }
@@ -100,6 +105,10 @@ public struct TableCatalog: Equatable, Sendable {
                 defaultSQL: { if case .text(let text) = row[5] { String(decoding: text, as: UTF8.self) } else { nil } }()
             ))
         }
-        return TableInfo(name: name, columns: columns, withoutRowID: withoutRowID)
+        var table = TableInfo(name: name, columns: columns, withoutRowID: withoutRowID)
+        if !withoutRowID {
+            table.keyIndexed = !(try database.prepare("SELECT 1 FROM pragma_index_list(?) WHERE origin = 'pk'").all([.text(name)]).isEmpty)
+        }
+        return table
     }
 }

@@ -22,6 +22,7 @@ extension Configuration {
         var copy = self
         let need = SecretNeed.of(worker: worker)
         if need != .natsAndSnapshotStore {
+            copy.snapshotSigningKey = nil
             copy.snapshot.s3.secret = ""
             copy.snapshot.s3.sessionToken = ""
             copy.snapshot.webdav.url = URLRedaction.redact(copy.snapshot.webdav.url)
@@ -43,6 +44,7 @@ extension Configuration {
     public var secretValues: [String] {
         var values = [nats.userPassword, snapshot.s3.secret, snapshot.s3.sessionToken]
         if let embedded = embeddedCredentials { values += [embedded.clientPassword, embedded.routePassword] }
+        if let snapshotSigningKey { values.append(snapshotSigningKey) }
         for url in nats.urls + natsClientURLs + [snapshot.webdav.url, snapshot.sftp.url] {
             guard let components = URLComponents(string: url) else { continue }
             if let password = components.password { values += [password, password.removingPercentEncoding ?? password] }

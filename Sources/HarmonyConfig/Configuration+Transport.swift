@@ -22,6 +22,7 @@ extension Configuration {
         copy.embeddedCredentials = copy.embeddedCredentials.map { EmbeddedCredentials(clientUser: $0.clientUser, clientPassword: "<redacted>", routeUser: $0.routeUser, routePassword: "<redacted>") }
         mask(&copy.snapshot.s3.secret)
         mask(&copy.snapshot.s3.sessionToken)
+        copy.snapshotSigningKey = copy.snapshotSigningKey.map { _ in "<redacted>" }
         copy.snapshot.webdav.url = URLRedaction.redact(copy.snapshot.webdav.url)
         copy.snapshot.sftp.url = URLRedaction.redact(copy.snapshot.sftp.url)
         copy.nats.urls = copy.nats.urls.map(URLRedaction.redact)

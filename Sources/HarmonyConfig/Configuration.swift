@@ -14,6 +14,10 @@ public struct Configuration: Codable, Equatable, Sendable {
     public var cleanupInterval: UInt32 = 5000
     public var sleepTimeout: UInt32 = 0
     public var pollingInterval: UInt32 = 0
+    /// The bound on clock offset between nodes, in milliseconds (CockroachDB's `--max-offset`): a remote
+    /// stamp further ahead of this node's clock is applied but counted and logged, a snapshot holding one
+    /// is refused, a local write stamped further ahead is clamped to the node's clock (docs/clocks.md).
+    public var maxClockOffset: UInt32 = 500
 
     public var snapshot = Snapshot()
     public var replicationLog = ReplicationLog()
@@ -36,6 +40,9 @@ public struct Configuration: Codable, Equatable, Sendable {
     /// With the embedded server: the credentials derived from the cluster secret, filled in by the
     /// supervisor (and the one-shot commands). Never read from TOML.
     public var embeddedCredentials: EmbeddedCredentials?
+    /// The key snapshots are signed and checked with (64 hex digits), derived from the cluster secret by the
+    /// supervisor (`ClusterSecret.snapshotSigningKey`); only the snapshotter receives it. Never read from TOML.
+    public var snapshotSigningKey: String?
 
     public struct Snapshot: Codable, Equatable, Sendable {
         public var enabled = true
@@ -46,6 +53,9 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var s3 = S3Store()
         public var webdav = WebDAVStore()
         public var sftp = SFTPStore()
+        /// Restore snapshots that carry no signature (saved by a version that did not sign): for an
+        /// upgrade only; a badly signed snapshot is refused whatever this says.
+        public var acceptUnsigned = false
 
         public static let stores = ["nats", "s3", "webdav", "sftp"]
     }

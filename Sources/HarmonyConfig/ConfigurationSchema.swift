@@ -45,8 +45,10 @@ struct ConfigurationSchema {
             "cleanup_interval": .integer(\C.cleanupInterval),
             "sleep_timeout": .integer(\C.sleepTimeout),
             "polling_interval": .integer(\C.pollingInterval),
+            "max_clock_offset": .integer(\C.maxClockOffset, 1...3_600_000),
 
             "snapshot.enabled": .bool(\C.snapshot.enabled),
+            "snapshot.accept_unsigned": .bool(\C.snapshot.acceptUnsigned),
             "snapshot.interval": .integer(\C.snapshot.interval),
             "snapshot.leader_ttl": .integer(\C.snapshot.leaderTTL),
             "snapshot.store": .choice(\C.snapshot.store, C.Snapshot.stores),

@@ -68,7 +68,17 @@ public enum ControlMessage: Equatable, Sendable {
             self.name = name
             self.value = value
         }
+
+        /// Every worker's heartbeat: how long it has been waiting for a database lock another connection
+        /// holds (ms), 0 when it is not (`DatabaseWait`). `-status` and `/health` say so.
+        public static let databaseWait = "database_wait_ms"
     }
+
+    /// How a worker's `status` says why it could not start, or why it stops on its own, just before it
+    /// exits: the supervisor says it again with the exit, so the line the node stops on names the problem
+    /// and the remedy.
+    public static let cannotStartPrefix = "cannot start: "
+    public static let stoppingPrefix = "stopping: "
 
     /// The most bytes of text (status, ready detail, reasons) one message carries. Text can quote outside
     /// bytes (a table name from another node's event): a 700 KB name made a status line larger than the

@@ -77,7 +77,7 @@ public enum ClusterSecret {
     }
 
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }
-    private static func hex(_ byte: UInt8) -> String { String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16) }
+    static func hex(_ byte: UInt8) -> String { String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16) }
 }
 
 public struct ClusterSecretError: Error, CustomStringConvertible, Sendable {

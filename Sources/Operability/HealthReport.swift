@@ -5,7 +5,8 @@ import Foundation
 /// Healthy when the database answers, NATS is connected, the capture triggers are installed (HarmonyLite's
 /// three) and every worker runs. The timestamps are this node's own last published and last applied
 /// change (HarmonyLite reported the newest message of shard 1's stream for both, and zero times when it
-/// had none: here an unknown time is left out). The body is sent with `Content-Type: application/json`.
+/// had none: here an unknown time is left out). A healthy node with a warning (its clock behind another
+/// node's by more than `max_clock_offset`) is `degraded`: still 200, the reason in `warnings`. The body is sent with `Content-Type: application/json`.
 public struct HealthReport: Sendable {
     public var view: NodeView
     public var database: DatabaseProbe.Result
@@ -21,7 +22,7 @@ public struct HealthReport: Sendable {
 
     public func response(detailed: Bool) -> HTTPResponse {
         let status = isHealthy ? 200 : 503
-        guard detailed else { return HTTPResponse(status: status, contentType: "application/json", body: Array("{\"status\":\"\(isHealthy ? "healthy" : "unhealthy")\"}".utf8)) }
+        guard detailed else { return HTTPResponse(status: status, contentType: "application/json", body: Array("{\"status\":\"\(statusWord)\"}".utf8)) }
         return HTTPResponse(status: status, contentType: "application/json", body: Array(body.utf8))
     }
 
@@ -41,7 +42,14 @@ public struct HealthReport: Sendable {
         var pendingPublish: Int64?
         var parkedMessages: Int64?
         var problems: [String]
+        var warnings: [String]
+        var clock: NodeView.Clock?
     }
+
+    /// What keeps a working node from being fully healthy without stopping it (the status is `degraded`).
+    public var warnings: [String] { [view.clock?.warning].compactMap { $0 } }
+
+    var statusWord: String { !isHealthy ? "unhealthy" : warnings.isEmpty ? "healthy" : "degraded" }
 
     public var body: String {
         var problems: [String] = []
@@ -49,13 +57,16 @@ public struct HealthReport: Sendable {
         if !database.cdcInstalled && database.connected { problems.append("capture triggers are not installed") }
         if !view.natsConnected { problems.append("NATS is not connected") }
         for worker in view.workers where worker.state != "running" { problems.append("\(worker.name) is \(worker.state)") }
+        // Degraded, still healthy: the worker runs and goes on by itself once the lock is released.
+        for worker in view.workers { if let waiting = worker.waitingFor { problems.append("\(worker.name) is \(waiting)") } }
         let body = Body(
-            status: isHealthy ? "healthy" : "unhealthy", nodeId: view.nodeId, uptimeSeconds: Int(view.uptimeSeconds),
+            status: statusWord, nodeId: view.nodeId, uptimeSeconds: Int(view.uptimeSeconds),
             dbConnected: database.connected, natsConnected: view.natsConnected, cdcInstalled: database.cdcInstalled,
             tablesTracked: view.tablesTracked ?? 0,
             lastReplicatedEventTimestamp: view.lastAppliedUnixMs.map(Self.rfc3339), lastPublishedEventTimestamp: view.lastPublishedUnixMs.map(Self.rfc3339),
             version: view.version, workers: Dictionary(uniqueKeysWithValues: view.workers.map { ($0.name, $0.state) }), streams: view.streams,
-            pendingPublish: view.pendingPublish, parkedMessages: view.parkedMessages, problems: problems
+            pendingPublish: view.pendingPublish, parkedMessages: view.parkedMessages, problems: problems,
+            warnings: warnings, clock: view.clock
         )
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase

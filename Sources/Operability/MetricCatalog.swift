@@ -77,13 +77,22 @@ public enum MetricCatalog {
                                          source: "snapshots_restored")
     static let snapshotLeader = Metric(name: "snapshot_leader", unit: "", kind: .flag, help: "1 while this node holds the snapshot lease",
                                        source: "snapshot_leader")
+    static let futureStamps = Metric(name: "future_stamps", unit: "total", kind: .counter,
+                                     help: "other nodes' changes stamped beyond this node's clock plus max_clock_offset (applied all the same)",
+                                     source: "future_stamps")
+    static let clampedLocalStamps = Metric(name: "clamped_local_stamps", unit: "total", kind: .counter,
+                                           help: "local writes whose application clock ran beyond the node's clock plus max_clock_offset, stamped with the node's clock",
+                                           source: "clamped_local_stamps")
+    static let clockAhead = Metric(name: "clock_ahead", unit: "seconds", kind: .gauge,
+                                   help: "how far the stamps of the node farthest ahead arrive ahead of this node's clock (above max_clock_offset: this clock is behind)",
+                                   source: "clock_ahead_ms", scale: 0.001)
     static let uptime = Metric(name: "uptime", unit: "seconds", kind: .gauge, help: "seconds since the supervisor started")
 
     public static let all: [Metric] = [
         published, pendingPublish, countChanges, scanChanges, schemaMismatchPaused, applyLag, streamLastSequence, streamCursor, appliedRows,
         supersededRows, conflicts, parkedMessages, applyFailures, publishRetries, publishedMessages, deliveredMessages, oversizedRows,
         natsConnected, tablesTracked, workerUp, workerRestarts, workerResidentMemory, workerCPU, snapshotAge, snapshotSize, snapshotDuration,
-        snapshotsSaved, snapshotRestores, snapshotLeader, uptime,
+        snapshotsSaved, snapshotRestores, snapshotLeader, futureStamps, clampedLocalStamps, clockAhead, uptime,
     ]
 
     static let forWorkerCounter: [String: Metric] = Dictionary(all.compactMap { metric in metric.source.map { ($0, metric) } }) { first, _ in first }

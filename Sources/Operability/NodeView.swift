@@ -24,6 +24,38 @@ public struct NodeView: Codable, Sendable, Equatable {
     public var lastAppliedUnixMs: Int64?
     public var snapshot: Snapshot
     public var sleepTimeoutSeconds: Double?
+    /// The bound on time (`max_clock_offset`) and what this node saw of other nodes' clocks; nil from a
+    /// node that does not report it.
+    public var clock: Clock? = nil
+
+    public struct Clock: Codable, Sendable, Equatable {
+        public var maxOffsetMs: Int64
+        /// Remote changes stamped beyond this node's `now + max offset`, applied all the same (since start).
+        public var futureStamps: Int64
+        /// Local writes whose application clock ran ahead of the node's beyond the bound, clamped (since start).
+        public var clampedLocalStamps: Int64
+        /// The node whose stamps run farthest ahead of this node's clock, and by how much (an estimate: the
+        /// newest stamps' times minus their arrival times), while current.
+        public var aheadOrigin: UInt64?
+        public var aheadMs: Int64?
+
+        public init(maxOffsetMs: Int64, futureStamps: Int64, clampedLocalStamps: Int64, aheadOrigin: UInt64?, aheadMs: Int64?) {
+            self.maxOffsetMs = maxOffsetMs
+            self.futureStamps = futureStamps
+            self.clampedLocalStamps = clampedLocalStamps
+            self.aheadOrigin = aheadOrigin
+            self.aheadMs = aheadMs
+        }
+
+        /// This node's clock is behind another node's by more than the bound (or that node's runs ahead).
+        public var isBehind: Bool { (aheadMs ?? 0) > maxOffsetMs }
+
+        /// What `/health` and `-status` say when the clock is behind; nil when it is not.
+        public var warning: String? {
+            guard isBehind, let aheadMs, let aheadOrigin else { return nil }
+            return "clock: this node's clock is \(aheadMs) ms behind node \(aheadOrigin)'s, beyond max_clock_offset (\(maxOffsetMs) ms)"
+        }
+    }
 
     public struct Worker: Codable, Sendable, Equatable {
         public var name: String
@@ -34,8 +66,11 @@ public struct NodeView: Codable, Sendable, Equatable {
         public var uptimeSeconds: Double?
         public var residentBytes: Int64?
         public var cpuSeconds: Double?
+        /// What the worker waits for, when it waits for more than a moment: "waiting for the database write
+        /// lock for 35 s" (an application transaction holds it). Degraded, not stopped: it goes on once it is had.
+        public var waitingFor: String?
 
-        public init(name: String, state: String, pid: Int32?, restarts: Int, uptimeSeconds: Double?, residentBytes: Int64?, cpuSeconds: Double?) {
+        public init(name: String, state: String, pid: Int32?, restarts: Int, uptimeSeconds: Double?, residentBytes: Int64?, cpuSeconds: Double?, waitingFor: String? = nil) {
             self.name = name
             self.state = state
             self.pid = pid
@@ -43,6 +78,13 @@ public struct NodeView: Codable, Sendable, Equatable {
             self.uptimeSeconds = uptimeSeconds
             self.residentBytes = residentBytes
             self.cpuSeconds = cpuSeconds
+            self.waitingFor = waitingFor
+        }
+
+        /// `waitingFor` for a worker whose last heartbeat reported `database_wait_ms` = `milliseconds`.
+        public static func waitingFor(databaseWaitMilliseconds milliseconds: Int64?) -> String? {
+            guard let milliseconds, milliseconds > 0 else { return nil }
+            return "waiting for the database write lock for \(milliseconds / 1000) s"
         }
     }
 

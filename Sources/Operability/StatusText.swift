@@ -14,6 +14,9 @@ public enum StatusText {
                 worker.cpuSeconds.map { String(format: "%.1fs", $0) } ?? "-",
             ]))
         }
+        for worker in view.workers {
+            if let waiting = worker.waitingFor { lines.append("\(worker.name): \(waiting)") }
+        }
         lines.append("")
         lines.append(row(["STREAM", "LAST SEQ", "CURSOR", "BEHIND", "LAG"]))
         for stream in view.streams {
@@ -35,6 +38,12 @@ public enum StatusText {
             lines.append("snapshot:        \(age)\(size); lease \(lease); \(snapshot.saved) saved, \(snapshot.restored) restored since start")
         } else {
             lines.append("snapshot:        disabled")
+        }
+        if let clock = view.clock {
+            var ahead = "no remote stamps seen"
+            if let origin = clock.aheadOrigin, let ms = clock.aheadMs { ahead = "farthest ahead: node \(origin)'s stamps, \(ms) ms ahead of this clock on arrival" }
+            lines.append("clock:           \(ahead); max_clock_offset \(clock.maxOffsetMs) ms; \(clock.futureStamps) future stamps applied, \(clock.clampedLocalStamps) local stamps clamped since start")
+            if let warning = clock.warning { lines.append("WARNING:         \(warning)") }
         }
         if let sleep = view.sleepTimeoutSeconds { lines.append("sleep_timeout:   stops after \(duration(sleep)) more without changes") }
         return lines.joined(separator: "\n")

@@ -11,7 +11,7 @@ public struct WorkerReports: Sendable {
     public private(set) var recentLag: [String: Double] = [:]
 
     /// Counters whose totals `total` keeps across restarts.
-    static let accumulated: Set<String> = ["published_rows", "applied_events", "unique_conflicts", "snapshots_saved", "snapshots_restored", "publish_failures"]
+    static let accumulated: Set<String> = ["published_rows", "applied_events", "unique_conflicts", "snapshots_saved", "snapshots_restored", "publish_failures", "future_stamps", "clamped_local_stamps"]
 
     public init() {}
 

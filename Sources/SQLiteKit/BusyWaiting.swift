@@ -6,22 +6,27 @@ import Glibc
 
 extension SQLiteDatabase {
     /// Replaces the busy timeout: while this connection waits for a lock another connection holds, it calls
-    /// `whileWaiting` between tries (1 ms, growing to 10 ms apart), and gives up with SQLITE_BUSY after
-    /// `timeoutMilliseconds`, as the timeout did. `whileWaiting` must not use this connection; another one
-    /// is fine (a reader never waits in WAL mode). Kept for as long as the connection lives.
-    public func waitWhenBusy(timeoutMilliseconds: Int32, whileWaiting: @escaping () -> Void) {
-        let waiter = BusyWaiter(timeoutMilliseconds: Double(timeoutMilliseconds), whileWaiting: whileWaiting)
+    /// `whileWaiting` between tries (1 ms, growing to 10 ms apart), and gives up with SQLITE_BUSY when
+    /// `whileWaiting` answers false or after `timeoutMilliseconds` (never, when nil). `whileWaiting` must not
+    /// use this connection; another one is fine (a reader never waits in WAL mode). Kept for as long as the
+    /// connection lives.
+    ///
+    /// A worker passes a `whileWaiting` that keeps its heartbeats going and says what it waits for
+    /// (`WorkerRuntime.whileWaitingForDatabase`), so an application transaction that holds the write lock
+    /// for an hour makes the worker wait, never look dead.
+    public func waitWhenBusy(timeoutMilliseconds: Int32?, whileWaiting: @escaping () -> Bool) {
+        let waiter = BusyWaiter(timeoutMilliseconds: timeoutMilliseconds.map(Double.init), whileWaiting: whileWaiting)
         busyWaiter = waiter
         sqlite3_busy_handler(handle, busyWaiterCallback, Unmanaged.passUnretained(waiter).toOpaque())
     }
 }
 
 final class BusyWaiter {
-    let timeoutMilliseconds: Double
-    let whileWaiting: () -> Void
+    let timeoutMilliseconds: Double?
+    let whileWaiting: () -> Bool
     var waitedMilliseconds = 0.0
 
-    init(timeoutMilliseconds: Double, whileWaiting: @escaping () -> Void) {
+    init(timeoutMilliseconds: Double?, whileWaiting: @escaping () -> Bool) {
         self.timeoutMilliseconds = timeoutMilliseconds
         self.whileWaiting = whileWaiting
     }
@@ -32,8 +37,8 @@ private func busyWaiterCallback(_ context: UnsafeMutableRawPointer?, _ count: In
     guard let context else { return 0 }
     let waiter = Unmanaged<BusyWaiter>.fromOpaque(context).takeUnretainedValue()
     if count == 0 { waiter.waitedMilliseconds = 0 }
-    guard waiter.waitedMilliseconds < waiter.timeoutMilliseconds else { return 0 }
-    waiter.whileWaiting()
+    if let timeout = waiter.timeoutMilliseconds, waiter.waitedMilliseconds >= timeout { return 0 }
+    guard waiter.whileWaiting() else { return 0 }
     let pause = Double(min(Int(count) + 1, 10))
     usleep(useconds_t(pause * 1000))
     waiter.waitedMilliseconds += pause

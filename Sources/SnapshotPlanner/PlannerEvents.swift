@@ -58,5 +58,11 @@ public struct JobReport: Equatable, Sendable {
 /// Why a job failed.
 public struct JobFailure: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String
-    public init(description: String) { self.description = description }
+    /// The restore refused the store's snapshot (not signed by this cluster, or not matching its signed
+    /// metadata): not a failure of this node, which looks for another snapshot later.
+    public var refusedSnapshot: Bool
+    public init(description: String, refusedSnapshot: Bool = false) {
+        self.description = description
+        self.refusedSnapshot = refusedSnapshot
+    }
 }

@@ -69,6 +69,8 @@ extension SnapshotPlanner {
             restoredCursor = report.cursor
             phase = .acceptingGaps(readyDetail: report.line)
             return [gapCoverDeadline.map { now >= $0 } == true ? .acceptGaps : .acceptCoveredGaps]
+        case (.restore, .failure(let error)) where error.refusedSnapshot:
+            return refusedSnapshot(error, now: now)
         case (.restore, .failure(let error)):
             return fail("snapshot restore failed, the database is unchanged: \(error)")
         case (.save, .success(let report)):

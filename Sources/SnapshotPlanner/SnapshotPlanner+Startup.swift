@@ -113,6 +113,25 @@ extension SnapshotPlanner {
         return fail("cannot store the cursor past the missing changes: \(error)")
     }
 
+    /// The store's snapshot was refused (unsigned, badly signed, or not what its signed metadata says): the
+    /// database is unchanged, and the restore is tried again every `refusedSnapshotRetry` s — a lease holder
+    /// of this cluster saves a signed snapshot over a planted one — while the worker stays not ready (the
+    /// applier does not start into the gap that made the restore needed). Logged at error level, once for
+    /// each different refusal, and shown in the status meanwhile.
+    mutating func refusedSnapshot(_ error: JobFailure, now: Double) -> [Action] {
+        let reason: String
+        switch phase {
+        case .restoreNeeded(let why, _): reason = why
+        case .waitingForCover(let why, _, _): reason = why
+        default: reason = "a snapshot was refused"
+        }
+        phase = .restoreNeeded(reason: reason, storeRetryAt: now + Self.refusedSnapshotRetry)
+        let text = "snapshot refused: \(error); the database is unchanged, looking for another snapshot every \(Int(Self.refusedSnapshotRetry)) s"
+        guard text != lastProblem else { return [] }
+        lastProblem = text
+        return [.log(.error, text), .reportStatus("restoring: \(text)")]
+    }
+
     mutating func startRestore(_ reason: String, now: Double) -> [Action] {
         job = RunningJob(kind: .restore, nextPoll: now + Self.jobPollInterval)
         return [.log(.info, "looking for a snapshot to restore: \(reason)"), .startJob(.restore)]

@@ -44,6 +44,8 @@ public struct SnapshotPlanner: Sendable {
     static let jobPollInterval = 0.1
     static let historyCheckInterval = 1.0
     static let retryAfterFailedSave = 5.0
+    /// How often a node whose restore refused the store's snapshot tries again.
+    static let refusedSnapshotRetry = 30.0
 
     public let settings: PlannerSettings
     var phase: Phase = .notStarted

@@ -1,3 +1,4 @@
+import ChangeEvents
 import ChangeLog
 import Foundation
 import SQLiteKit
@@ -11,11 +12,15 @@ public enum SnapshotMaker {
     public static func make(from databasePath: String, into filePath: String, nodeID: UInt64) throws -> SnapshotMetadata {
         try? FileManager.default.removeItem(atPath: filePath)
         let source = try SQLiteDatabase(existingPath: databasePath)
+        clampApplicationClock(source)
         try source.prepare("VACUUM INTO ?").run([.text(Array(filePath.utf8))])
         let copy = try SQLiteDatabase(existingPath: filePath)
         // The copy's row clocks as of its queue: local writes not stamped yet are (`PendingStamps`).
         if try copy.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = '\(ChangeLogSchema.meta)'") > 0 {
-            _ = try copy.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: copy).materialize() }
+            // Never clamped here: the live database would not know (its queue is where a clamp is written).
+            let materializer = StampMaterializer(database: copy)
+            materializer.clampsApplicationClock = false
+            _ = try copy.transaction { () throws(SQLiteError) -> Int in try materializer.materialize() }
         }
         let cursor = try ChangeApplier.storedCursor(in: copy)
         let streams = try StreamIdentities.read(in: copy)
@@ -27,5 +32,17 @@ public enum SnapshotMaker {
         let (sha256, size) = try FileDigest.sha256(of: filePath)
         return SnapshotMetadata(cursor: cursor, streams: streams, schemaHash: schemaHash, sha256: sha256, size: size, nodeID: nodeID,
                                 createdAt: Int64(Date().timeIntervalSince1970 * 1000))
+    }
+
+    /// Local writes pending in the live database whose application clock ran beyond the node's bound are
+    /// clamped in its queue before the copy (`PendingStamps.clampPending`), so the copy stamps them as the
+    /// live database will. Best effort: a busy database leaves them to the capturer.
+    private static func clampApplicationClock(_ source: SQLiteDatabase) {
+        guard (try? source.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = '\(ChangeLogSchema.meta)'")) ?? 0 > 0,
+              let bound = try? PendingStamps.clockBound(in: source) else { return }
+        let now = ClockBound.systemNow()
+        _ = try? source.transaction { () throws(SQLiteError) -> Int in
+            try PendingStamps.clampPending(limit: bound.limit(now: now), clampedTo: ClockBound.stamp(milliseconds: UInt64(max(0, now))), in: source)
+        }
     }
 }

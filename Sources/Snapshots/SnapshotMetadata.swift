@@ -23,6 +23,9 @@ public struct SnapshotMetadata: Codable, Equatable, Sendable {
     public var nodeID: UInt64
     /// Milliseconds since 1970.
     public var createdAt: Int64
+    /// HMAC-SHA256 (64 lowercase hex digits) of every other field (`signedBytes`) under the cluster's
+    /// snapshot signing key; nil in snapshots saved by versions that did not sign (refused by default).
+    public var signature: String?
 
     public init(cursor: [String: UInt64], streams: [String: UInt64] = [:], schemaHash: String, sha256: String, size: Int64, nodeID: UInt64, createdAt: Int64) {
         format = Self.currentFormat
@@ -77,6 +80,7 @@ public struct SnapshotMetadata: Codable, Equatable, Sendable {
         guard schemaHash.utf8.count <= 128, schemaHash.utf8.allSatisfy(Self.isLowercaseHex) else { throw refuse("schemaHash is not a hex hash") }
         // Year 0 to 9999: `createdAt` names the snapshot's files in the directory stores.
         guard (0...253_402_300_799_999).contains(createdAt) else { throw refuse("createdAt is \(createdAt)") }
+        if let signature, signature.utf8.count > 128 { throw refuse("signature is \(signature.utf8.count) characters long") }
     }
 
     private static func isLowercaseHex(_ byte: UInt8) -> Bool { (48...57).contains(byte) || (97...102).contains(byte) }

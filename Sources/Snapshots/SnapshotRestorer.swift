@@ -39,8 +39,10 @@ public enum SnapshotRestorer {
 
     /// - Parameter currentStreams: each shard stream's identity now (JetStream's creation time); empty when
     ///   unknown, and the snapshot's cursor is then taken as it is.
+    /// - Parameter clockBound: when set, a snapshot whose row clocks hold a stamp beyond this node's clock plus
+    ///   the bound is refused before the live database changes (`SnapshotStampCheck`).
     public static func restore(_ filePath: String, metadata: SnapshotMetadata, into databasePath: String, nodeID: UInt64,
-                               currentStreams: [String: UInt64] = [:]) throws -> Outcome {
+                               currentStreams: [String: UInt64] = [:], clockBound: ClockBound? = nil) throws -> Outcome {
         try verify(filePath, metadata: metadata)
         let (live, liveInstallation) = try ChangeLogInstaller.open(databasePath, node: nodeID)
         let prepared = try SQLiteDatabase(untrustedPath: filePath)
@@ -51,7 +53,11 @@ public enum SnapshotRestorer {
             try prepared.execute("PRAGMA page_size=\(pageSize)")
             try prepared.execute("VACUUM")
         }
+        let dropped = try SnapshotSchemaGuard.confine(prepared, toWhat: live)
         let installation = try ChangeLogInstaller.install(in: prepared, node: nodeID)
+        if let clockBound {
+            try SnapshotStampCheck.verify(prepared, tables: installation.catalog.replicated.map(\.name), bound: clockBound, now: ClockBound.systemNow())
+        }
         let applier = try ChangeApplier(database: prepared, catalog: installation.catalog)
         let (cursor, replaced) = cursorForCurrentStreams(metadata, currentStreams: currentStreams)
         // The identities the cursor now belongs to: the streams as they are, else as the snapshot recorded them.
@@ -62,7 +68,7 @@ public enum SnapshotRestorer {
         _ = try live.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: live).materialize() }
         let later = try LiveVersionMerge.laterVersions(live: databasePath, liveTables: liveInstallation.catalog.replicated,
                                                        prepared: prepared, snapshotTables: installation.catalog.replicated)
-        var notes = later.notes
+        var notes = dropped + later.notes
         let merged = try LiveVersionMerge.keep(later.events, applier: applier, notes: &notes)
         // What is still unpublished is read under the live database's write lock, held until its content is
         // replaced: the application may be writing, and a commit after the read would be lost (the fault
@@ -104,10 +110,10 @@ public enum SnapshotRestorer {
     public static func verify(_ filePath: String, metadata: SnapshotMetadata) throws {
         let (sha256, size) = try FileDigest.sha256(of: filePath)
         guard size == metadata.size else {
-            throw SnapshotError("the snapshot is \(size) bytes, its metadata says \(metadata.size): refused, the database is unchanged")
+            throw SnapshotRefusal(.contentMismatch, "the snapshot is \(size) bytes, its metadata says \(metadata.size): refused, the database is unchanged")
         }
         guard sha256 == metadata.sha256 else {
-            throw SnapshotError("the snapshot's SHA-256 is \(sha256), its metadata says \(metadata.sha256): refused, the database is unchanged")
+            throw SnapshotRefusal(.contentMismatch, "the snapshot's SHA-256 is \(sha256), its metadata says \(metadata.sha256): refused, the database is unchanged")
         }
         let check = try SQLiteDatabase(untrustedPath: filePath).rows("PRAGMA quick_check").compactMap { $0.first ?? nil }
         guard check == ["ok"] else {

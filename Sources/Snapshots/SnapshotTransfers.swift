@@ -1,3 +1,4 @@
+import ChangeEvents
 import Foundation
 import Signals
 
@@ -13,11 +14,12 @@ public enum SnapshotTransfers {
         public var transfer: Double
     }
 
-    public static func save(database: String, nodeID: UInt64, store: any SnapshotStore, say: (String) -> Void) throws -> (SnapshotMetadata, Timing) {
+    /// `key`: the cluster's snapshot signing key; the metadata uploaded carries its signature.
+    public static func save(database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, say: (String) -> Void) throws -> (SnapshotMetadata, Timing) {
         let file = database + ".snapshot-upload"
         defer { try? FileManager.default.removeItem(atPath: file) }
         let started = monotonicSeconds()
-        let metadata = try SnapshotMaker.make(from: database, into: file, nodeID: nodeID)
+        let metadata = try SnapshotMaker.make(from: database, into: file, nodeID: nodeID).signed(with: key)
         let made = monotonicSeconds()
         var progress = TransferProgress("uploading the snapshot", clock: monotonicSeconds)
         try store.upload(file, metadata: metadata) { done, total in
@@ -27,19 +29,31 @@ public enum SnapshotTransfers {
     }
 
     /// Nil when the store holds no snapshot. `currentStreams`: see `SnapshotRestorer.restore`.
-    public static func restore(into database: String, nodeID: UInt64, store: any SnapshotStore, currentStreams: [String: UInt64] = [:], say: (String) -> Void)
+    ///
+    /// The metadata's signature under `key` is checked before a byte of the file is fetched (the store's
+    /// newest metadata), again on the metadata the download came with (the store may have changed in
+    /// between), and the file is then checked against that signed metadata (size, SHA-256) by the restorer:
+    /// a `SnapshotRefusal` otherwise, and the database is not touched. `acceptUnsigned`:
+    /// `snapshot.accept_unsigned`. `maxClockOffset`: row clocks stamped beyond now + it are refused (`SnapshotStampCheck`).
+    public static func restore(into database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, acceptUnsigned: Bool = false,
+                               currentStreams: [String: UInt64] = [:], maxClockOffset: UInt64? = nil, say: (String) -> Void)
         throws -> (SnapshotMetadata, SnapshotRestorer.Outcome, Timing)?
     {
         let file = database + ".snapshot-download"
         defer { try? FileManager.default.removeItem(atPath: file) }
         let started = monotonicSeconds()
+        guard let announced = try store.latest() else { return nil }
+        try announced.verifySignature(key, acceptUnsigned: acceptUnsigned)
+        if announced.signature == nil { say("restoring an unsigned snapshot (snapshot.accept_unsigned = true): its content is not authenticated") }
         var progress = TransferProgress("downloading the snapshot", clock: monotonicSeconds)
         let downloaded = try store.download(to: file) { done, total in
             if let line = progress.line(done: done, total: total) { say(line) }
         }
         guard let metadata = downloaded else { return nil }
+        try metadata.verifySignature(key, acceptUnsigned: acceptUnsigned)
         let arrived = monotonicSeconds()
-        let outcome = try SnapshotRestorer.restore(file, metadata: metadata, into: database, nodeID: nodeID, currentStreams: currentStreams)
+        let outcome = try SnapshotRestorer.restore(file, metadata: metadata, into: database, nodeID: nodeID, currentStreams: currentStreams,
+                                                   clockBound: maxClockOffset.map { ClockBound(maxOffsetMilliseconds: $0) })
         return (metadata, outcome, Timing(local: monotonicSeconds() - arrived, transfer: arrived - started))
     }
 }

@@ -37,7 +37,17 @@ extension SupervisorStateMachine {
         let reason = "\(name) found changes missing from the streams"
         var announceReady = false
         switch phase {
-        case .starting, .reloading: announceReady = true
+        case .starting: announceReady = true
+        case .reloading:
+            // The reload is interrupted: done again, whole, once the restore is over. A child it is stopping
+            // now that the restore stops too is the restore's to start again.
+            announceReady = true
+            reloadDeferred = true
+            for child in restorer..<children.count {
+                if case .stopping(let pid, let deadline, .reload, let killed) = children[child].state {
+                    children[child].state = .stopping(pid: pid, deadline: deadline, purpose: .restore, killed: killed)
+                }
+            }
         case .restoring(_, _, let pending): announceReady = pending
         default: break
         }
@@ -80,6 +90,10 @@ extension SupervisorStateMachine {
         phase = .running
         actions.append(.notify((announceReady ? "READY=1\n" : "") + "STATUS=\(runningStatus)"))
         actions.append(.log(.info, "snapshot restore in place complete: all processes ready"))
+        if reloadDeferred {
+            actions.append(.log(.info, "carrying out the reload deferred during the restore"))
+            beginReload(now: now, into: &actions)
+        }
     }
 
     /// A child that ended on its own while the restore is stopping it (or would stop it): it is not

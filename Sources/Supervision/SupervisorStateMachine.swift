@@ -99,6 +99,10 @@ public struct SupervisorStateMachine {
 
     var children: [Child]
     var phase: Phase = .idle
+    /// A reload asked for during an in-place restore (or interrupted by one): done once the restore is over,
+    /// never dropped (a reload's stops and the restore's would otherwise cross, and a child stopped by one
+    /// and started by neither would stay stopped until the node restarts).
+    var reloadDeferred = false
     private let watchdogInterval: Double?
     private var nextWatchdog: Double?
     let randomUnit: () -> Double
@@ -215,17 +219,27 @@ public struct SupervisorStateMachine {
             }
 
         case .reload:
+            if case .restoring = phase {
+                reloadDeferred = true
+                actions.append(.log(.info, "reload requested while restoring a snapshot: deferred until the restore is over"))
+                return actions
+            }
             guard phase == .running else {
                 actions.append(.log(.warning, "reload requested while \(phaseDescription); ignored"))
                 return actions
             }
-            let queue = children.filter { $0.spec.speaksControlProtocol }.map(\.spec.name)
-            phase = .reloading(queue: queue)
-            actions.append(.notify("RELOADING=1\nSTATUS=reloading: restarting workers one at a time"))
-            actions.append(.log(.info, "reload: restarting \(queue.joined(separator: ", ")) one at a time"))
-            continueReload(now: now, into: &actions)
+            beginReload(now: now, into: &actions)
         }
         return actions
+    }
+
+    mutating func beginReload(now: Double, into actions: inout [Action]) {
+        reloadDeferred = false
+        let queue = children.filter { $0.spec.speaksControlProtocol }.map(\.spec.name)
+        phase = .reloading(queue: queue)
+        actions.append(.notify("RELOADING=1\nSTATUS=reloading: restarting workers one at a time"))
+        actions.append(.log(.info, "reload: restarting \(queue.joined(separator: ", ")) one at a time"))
+        continueReload(now: now, into: &actions)
     }
 
     // MARK: start-up

@@ -36,15 +36,20 @@ extension WorkerRuntime {
             handler = try makeHandler(runtime)
         } catch {
             runtime.logger.error("cannot start: \(error)")
+            // The supervisor says it again with the exit, so the line the node stops on names the problem.
+            try? runtime.reportStatus(ControlMessage.cannotStartPrefix + "\(error)")
             exit((error as? WorkerExit)?.status ?? 1)
         }
         do {
             let reason = try runtime.run(handler)
             runtime.logger.info("stopping: \(reason)")
+            runtime.beginStopping()
             try handler.drain(reason: reason)
             exit(0)
         } catch let stop as WorkerExit {
             runtime.logger.error("stopping: \(stop)")
+            try? runtime.reportStatus(ControlMessage.stoppingPrefix + "\(stop)")
+            runtime.beginStopping()
             try? handler.drain()
             exit(stop.status)
         } catch {

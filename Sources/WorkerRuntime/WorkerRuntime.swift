@@ -21,6 +21,18 @@ public final class WorkerRuntime {
     private let signals: SignalDescriptor
     private let heartbeatInterval: Int32
     private let controlSocketPath: String
+    /// When heartbeats are due: kept here (not in `run`) so a wait for the database sends them too.
+    private var schedule: LoopSchedule
+    /// The handler's counters as the last heartbeat carried them (a heartbeat sent during a database wait
+    /// repeats them: the handler's connection is busy waiting and must not be used).
+    private var lastCounters: [ControlMessage.Counter] = []
+    private var databaseWait = DatabaseWait()
+    /// A stop that arrived while the worker waited for the database: `run` returns it.
+    private var pendingStop: StopReason?
+    /// When the worker began its last work before stopping (`drain`): a wait for the database then lasts
+    /// `drainWaitSeconds` at most, so a lock held for an hour never keeps a stop waiting.
+    private var stoppingSince: Double?
+    private static let drainWaitSeconds = 3.0
 
     /// Connects and shakes hands; on any failure prints why and exits the process with status 1 (a worker
     /// cannot do anything without its supervisor).
@@ -71,6 +83,7 @@ public final class WorkerRuntime {
         )
         SecretRedaction.register(configuration.secretValues)
         logger = Logger(label: name)
+        schedule = LoopSchedule(now: monotonicSeconds(), heartbeatInterval: Double(heartbeatInterval) / 1000)
     }
 
     /// Tells the supervisor this worker can do its job.
@@ -93,10 +106,11 @@ public final class WorkerRuntime {
     /// descriptors, calls the handler when they are readable, when its deadline has passed and at every
     /// heartbeat, and sends a heartbeat with its counters at the interval the supervisor asked for. The
     /// clock is read here only; the handler gets `now`. A handler that blocks stops the heartbeats and is
-    /// replaced by the supervisor, which is the point.
+    /// replaced by the supervisor, which is the point; waiting for a database lock is not blocking in that
+    /// sense (`whileWaitingForDatabase` keeps the heartbeats going).
     public func run(_ handler: some WorkerLoopHandler) throws -> StopReason {
-        var schedule = LoopSchedule(now: monotonicSeconds(), heartbeatInterval: Double(heartbeatInterval) / 1000)
         while true {
+            if let stop = pendingStop { return stop }
             // Read once, before the wait: see `LoopSchedule`.
             let deadline = handler.nextDeadline
             let timeout = schedule.waitMilliseconds(now: monotonicSeconds(), deadline: deadline)
@@ -112,14 +126,78 @@ public final class WorkerRuntime {
             let ready = descriptors.dropFirst(2).filter { $0.revents != 0 }
             let now = monotonicSeconds()
             if !ready.isEmpty { try handler.handle(readable: Array(ready), now: now) }
+            databaseWaitOver()
             let due = schedule.due(now: now, deadline: deadline)
             if due.tick { try handler.tick(now: now) }
+            databaseWaitOver()
             if due.heartbeat {
-                try connection.send(ControlMessage.heartbeat(counters: handler.counters).frame)
+                lastCounters = handler.counters
+                databaseWaitOver()
+                try sendHeartbeat(now: monotonicSeconds())
                 let observations = handler.takeObservations()
                 if !observations.isEmpty { try connection.send(ControlMessage.observations(observations).frame) }
             }
         }
+    }
+
+    /// For `SQLiteDatabase.waitWhenBusy` on every connection of the worker's loop: called between tries while
+    /// it waits for a lock another connection holds (an application transaction). Keeps the heartbeats going
+    /// (with the counters of the last one and how long it waits), logs the wait every few seconds, and
+    /// watches for a stop: false (give up the wait, SQLITE_BUSY) once one arrived, which `run` then returns.
+    /// Never uses a database connection.
+    public func whileWaitingForDatabase() -> Bool {
+        let now = monotonicSeconds()
+        if let stoppingSince { return now - stoppingSince < Self.drainWaitSeconds }
+        if pendingStop == nil { pendingStop = stopArrived() }
+        guard pendingStop == nil else { return false }
+        if case .waiting(let seconds) = databaseWait.tried(now: now) {
+            logger.warning("waiting for the database write lock another connection holds (an application transaction?); replication resumes once it is released",
+                           metadata: ["waited_s": "\(seconds)"])
+        }
+        if schedule.due(now: now, deadline: nil).heartbeat {
+            do {
+                try sendHeartbeat(now: now)
+            } catch {
+                // The supervisor is gone: stop waiting, `run` stops.
+                pendingStop = .supervisorGone
+                return false
+            }
+        }
+        return true
+    }
+
+    /// The loop is over; the handler's `drain` follows: waits for the database are short from now on.
+    public func beginStopping() {
+        stoppingSince = monotonicSeconds()
+    }
+
+    /// The handler returned to the loop: a wait for the database is over.
+    private func databaseWaitOver() {
+        if case .resumed(let seconds) = databaseWait.over(now: monotonicSeconds()) {
+            logger.info("got the database write lock; going on", metadata: ["waited_s": "\(seconds)"])
+        }
+    }
+
+    private func sendHeartbeat(now: Double) throws(IPCError) {
+        let counters = lastCounters + [.init(ControlMessage.Counter.databaseWait, databaseWait.waitedMilliseconds(now: now))]
+        try connection.send(ControlMessage.heartbeat(counters: counters).frame)
+    }
+
+    /// A stop request or signal that arrived, read without waiting (during a database wait).
+    private func stopArrived() -> StopReason? {
+        var descriptors = [pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
+        guard poll(&descriptors, 2, 0) > 0 else { return nil }
+        if descriptors[1].revents != 0 {
+            for signal in signals.drain() where signal != SIGHUP { return .signal(signal) }
+        }
+        if descriptors[0].revents != 0 {
+            do {
+                return try readControlMessages()
+            } catch {
+                return .supervisorGone
+            }
+        }
+        return nil
     }
 
     /// `run` for a worker with nothing to watch: `tick` returns the heartbeat's counters.

@@ -39,13 +39,27 @@ final class ApplyService: WorkerLoopHandler {
     /// When this node last committed another node's change (wall clock, ms), 0 before the first.
     private var lastAppliedAt: Int64 = 0
     private var observations = ObservationAccumulator()
+    /// `max_clock_offset`: remote stamps beyond it are applied, counted and logged (`watchClocks`).
+    private let clockBound: ClockBound
+    private var clockOffsets = ClockOffsetEstimator()
+    private var futureStamps: Int64 = 0
+    private var futureStampLog = RateLimit(interval: 10_000)
+    private var clockBehindLog = RateLimit(interval: 60_000)
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
+        clockBound = ClockBound(maxOffsetMilliseconds: UInt64(config.maxClockOffset))
         restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
-        let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        // An application transaction can hold the write lock for as long as it likes: the applier waits, with
+        // its heartbeats going and saying what it waits for (`WorkerRuntime.whileWaitingForDatabase`).
+        let (database, installation): (SQLiteDatabase, ChangeLogInstallation)
+        do {
+            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, whileWaiting: runtime.whileWaitingForDatabase)
+        } catch {
+            throw WorkerExit.failed(ChangeLogInstaller.cannotStart(error, path: config.dbPath))
+        }
         self.database = database
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)
@@ -78,11 +92,20 @@ final class ApplyService: WorkerLoopHandler {
         [.init("applied_events", appliedEvents), .init("superseded_events", supersededEvents), .init("apply_failures", Int64(pipeline.failures)),
          .init("queued_deliveries", Int64(pipeline.queuedDeliveries)), .init("parked_messages", Int64(pipeline.parkedMessages)),
          .init("parked_waiting", Int64(pipeline.parkedWaiting)), .init("unique_conflicts", uniqueConflicts),
-         .init("last_applied_unix_ms", lastAppliedAt)]
+         .init("last_applied_unix_ms", lastAppliedAt), .init("future_stamps", futureStamps)]
+            + clockAheadCounters
             + pipeline.cursor.sorted { $0.key < $1.key }.map { .init("stream_cursor/" + $0.key, Int64(clamping: $0.value)) }
     }
 
     func takeObservations() -> [Observations] { observations.take() }
+
+    /// The origin whose stamps run farthest ahead of this node's clock, and by how much (ms), while the
+    /// estimate is current; without one (no remote change for a minute), a lead of 0 and no origin, so the
+    /// exported gauge does not keep an old lead.
+    private var clockAheadCounters: [ControlMessage.Counter] {
+        guard let farthest = clockOffsets.farthestAhead(at: Int64(monotonicSeconds() * 1000)) else { return [.init("clock_ahead_ms", 0)] }
+        return [.init("clock_ahead_ms", farthest.aheadMilliseconds), .init("clock_ahead_origin", Int64(clamping: farthest.origin))]
+    }
 
     func handle(readable: [pollfd], now: Double) throws {
         let (messages, closed) = broker.receive()
@@ -235,6 +258,7 @@ final class ApplyService: WorkerLoopHandler {
                 ])
             }
             pipeline.partlyParked(outcome.partlyParked.count)
+            watchClocks(batches)
             recordLag(events, streams: streams)
             return pipeline.applied(group, wroteCursor: true, now: monotonicSeconds())
         } catch let error as DeliveryError {
@@ -245,6 +269,38 @@ final class ApplyService: WorkerLoopHandler {
             return pipeline.applyFailed(group, .init(kind: .database(error.code), reason: "\(error)"), now: monotonicSeconds())
         } catch {
             return pipeline.applyFailed(group, .init(kind: .database(1), reason: "\(error)"), now: monotonicSeconds())
+        }
+    }
+
+    /// The bound on time for applied remote batches: counts the events stamped beyond `now + max_clock_offset`
+    /// (applied all the same: convergence first) and feeds the offset estimate with each batch's newest
+    /// stamp; logs both at most every 10 s / 60 s. One integer comparison per event.
+    private func watchClocks(_ batches: [ChangeBatch]) {
+        let now = wallClockMilliseconds()
+        let observedAt = Int64(monotonicSeconds() * 1000)
+        let limit = clockBound.limit(now: now)
+        for batch in batches where batch.origin != config.nodeID && !batch.events.isEmpty {
+            var newest: UInt64 = 0
+            var future: Int64 = 0
+            for event in batch.events {
+                if event.stamp > newest { newest = event.stamp }
+                if event.stamp > limit { future += 1 }
+            }
+            clockOffsets.observe(origin: batch.origin, newestStamp: newest, now: now, observedAt: observedAt)
+            guard future > 0 else { continue }
+            futureStamps += future
+            if let held = futureStampLog.allow(now: observedAt), case .ahead(let ahead) = clockBound.check(stamp: newest, now: now) {
+                logger.warning("applied changes stamped beyond max_clock_offset: applied all the same, counted in future_stamps", metadata: [
+                    "origin": "\(batch.origin)", "ahead_ms": "\(ahead)", "max_clock_offset_ms": "\(clockBound.maxOffsetMilliseconds)",
+                    "events": "\(future)", "future_stamps": "\(futureStamps)", "batches_not_logged": "\(held)",
+                ])
+            }
+        }
+        if let farthest = clockOffsets.farthestAhead(at: observedAt), ClockOffsetEstimator.isBehind(farthest, bound: clockBound),
+           clockBehindLog.allow(now: observedAt) != nil {
+            logger.warning("this node's clock is behind another node's by more than max_clock_offset (or that node's runs ahead): its writes win over later ones made here; fix the clocks (NTP)", metadata: [
+                "origin": "\(farthest.origin)", "offset_ms": "\(farthest.aheadMilliseconds)", "max_clock_offset_ms": "\(clockBound.maxOffsetMilliseconds)",
+            ])
         }
     }
 

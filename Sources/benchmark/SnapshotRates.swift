@@ -8,6 +8,8 @@ import SQLiteKit
 /// save (`VACUUM INTO`, strip, SHA-256), upload, download, restore (verify, prepare, backup API into a live
 /// database). The same procedures the snapshotter runs.
 enum SnapshotRates {
+    /// Snapshots are signed: any fixed key does for a measurement.
+    static let benchmarkKey = SnapshotSigningKey(bytes: Array(repeating: 7, count: 32))
     struct Step {
         var name: String
         var seconds: Double
@@ -33,8 +35,8 @@ enum SnapshotRates {
         let server = try StandaloneNATS(storeDirectory: directory + "/js-snapshots")
         defer { server.stop() }
         let store = try NATSSnapshotStore(connection: try server.connect(), bucket: "benchmark-snapshots", replicas: 1)
-        let (metadata, saving) = try SnapshotTransfers.save(database: source, nodeID: 1, store: store) { _ in }
-        guard let (_, _, restoring) = try SnapshotTransfers.restore(into: target, nodeID: 2, store: store, say: { _ in }) else {
+        let (metadata, saving) = try SnapshotTransfers.save(database: source, nodeID: 1, store: store, key: Self.benchmarkKey) { _ in }
+        guard let (_, _, restoring) = try SnapshotTransfers.restore(into: target, nodeID: 2, store: store, key: Self.benchmarkKey, say: { _ in }) else {
             throw BenchmarkError("the uploaded snapshot is not in the store")
         }
         let rows = try SQLiteDatabase(existingPath: target).rows("SELECT count(*) FROM blobs").first?.first ?? nil

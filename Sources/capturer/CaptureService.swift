@@ -43,18 +43,31 @@ final class CaptureService: WorkerLoopHandler {
     private var observations = ObservationAccumulator()
     /// Held while this worker runs: no snapshot restore runs under it (`RestoreLock`).
     private let restoreLock: RestoreLock
+    /// Local writes clamped to the node's clock (any process's materializer, or this reader) before this
+    /// worker started, and as last logged (`PendingStamps.clampedCount`).
+    private var clampedAtStart: Int64 = 0
+    private var clampedLogged: Int64 = 0
+    private var clampLog = RateLimit(interval: 10_000)
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
         restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
-        (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        do {
+            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, whileWaiting: runtime.whileWaitingForDatabase)
+        } catch {
+            throw WorkerExit.failed(ChangeLogInstaller.cannotStart(error, path: config.dbPath))
+        }
+        // The bound on the application's clock, for every materializer of this database (the applier's too).
+        try PendingStamps.setMaxClockOffset(UInt64(config.maxClockOffset), in: database)
+        clampedAtStart = try PendingStamps.clampedCount(in: database)
         reader = try ChangeReader(database: database, installation: installation)
+        reader.clockBound = ClockBound(maxOffsetMilliseconds: UInt64(config.maxClockOffset))
         stamps = StampMaterializer(database: database)
         watcher = try CommitWatcher(databasePath: config.dbPath)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .capturer)
-        schemaVersion = try database.scalarInteger("PRAGMA schema_version")
+        schemaVersion = installation.schemaVersion
         schemaReader = try SQLiteDatabase(readOnlyPath: config.dbPath)
         var settings = CapturePipeline.Settings()
         settings.publish = config.publish
@@ -65,7 +78,12 @@ final class CaptureService: WorkerLoopHandler {
         startWatermark = pipeline.watermark
         // Waiting for the write lock (the watermark, cleanup, an installation) can take a while when the
         // application commits back to back; a column it adds and drops again meanwhile must still be seen.
-        database.waitWhenBusy(timeoutMilliseconds: 5000) { [weak self] in self?.noticeSchemaChange() }
+        // An application transaction can hold the lock for as long as it likes: the wait keeps the heartbeats
+        // going and says what it waits for (`WorkerRuntime.whileWaitingForDatabase`), so it has no timeout.
+        database.waitWhenBusy(timeoutMilliseconds: nil) { [weak self, runtime] in
+            self?.noticeSchemaChange()
+            return runtime.whileWaitingForDatabase()
+        }
         report(installation)
         try runtime.reportReady("capturing \(installation.catalog.replicated.count) table(s)" + (config.publish ? "" : "; publish=false: changes are captured, never sent"))
     }
@@ -96,7 +114,21 @@ final class CaptureService: WorkerLoopHandler {
         return [.init("published", pipeline.publishedBatches), .init("pending_publish", pending),
                 .init("batches_in_flight", Int64(pipeline.inFlight.count)), .init("oversized_rows", oversizedRows),
                 .init("published_rows", max(0, pipeline.watermark - startWatermark)), .init("last_published_unix_ms", lastPublishedAt),
-                .init("tables_tracked", Int64(installation.catalog.replicated.count))]
+                .init("tables_tracked", Int64(installation.catalog.replicated.count)), .init("clamped_local_stamps", clampedLocalStamps())]
+    }
+
+    /// Local writes clamped since this worker started; logs (at most every 10 s) when there are new ones.
+    private func clampedLocalStamps() -> Int64 {
+        guard let total = try? PendingStamps.clampedCount(in: database) else { return clampedLogged }
+        let count = max(0, total - clampedAtStart)
+        if count > clampedLogged, let held = clampLog.allow(now: Int64(monotonicSeconds() * 1000)) {
+            logger.warning("local writes stamped by the application's clock beyond the node's clock plus max_clock_offset: stamped with the node's clock", metadata: [
+                "clamped": "\(count - clampedLogged)", "clamped_since_start": "\(count)",
+                "max_clock_offset_ms": "\(config.maxClockOffset)", "reports_not_logged": "\(held)",
+            ])
+            clampedLogged = count
+        }
+        return count
     }
 
     func takeObservations() -> [Observations] { observations.take() }
@@ -179,7 +211,9 @@ final class CaptureService: WorkerLoopHandler {
         installation = try ChangeLogInstaller.install(in: database, node: config.nodeID, seen: { noticed })
         noticed.removeAll()
         reader = try ChangeReader(database: database, installation: installation)
-        schemaVersion = try database.scalarInteger("PRAGMA schema_version")
+        reader.clockBound = ClockBound(maxOffsetMilliseconds: UInt64(config.maxClockOffset))
+        // The version the installation saw, not one read now: a change committed since is installed next time.
+        schemaVersion = installation.schemaVersion
         if heldBack { logger.info("the schema changed while publishing waits: triggers reinstalled now", metadata: ["batches_in_flight": "\(pipeline.inFlight.count)"]) }
         report(installation)
     }
@@ -198,10 +232,15 @@ final class CaptureService: WorkerLoopHandler {
         let version = try database.scalarInteger("PRAGMA data_version")
         guard version != dataVersion || evenIfUnchanged else { return .unchanged }
         dataVersion = version
-        try watchSchema(heldBack: false)
-        let scanStarted = monotonicSeconds()
-        let read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges))
-        observations.record(.scanChanges, monotonicSeconds() - scanStarted)
+        var read: ChangeReader.Pending
+        repeat {
+            // The reader checks the schema again in its read's snapshot: a change committed meanwhile is
+            // installed and the read made again.
+            try watchSchema(heldBack: false)
+            let scanStarted = monotonicSeconds()
+            read = try reader.pending(after: readThrough, limit: Int(config.scanMaxChanges), schemaVersion: schemaVersion)
+            observations.record(.scanChanges, monotonicSeconds() - scanStarted)
+        } while read.schemaChanged
         guard let through = read.throughID else { return .nothingNew }
         if read.skipped > 0 { logger.debug("skipped \(read.skipped) change-log entries of tables no longer replicated") }
         return .read(throughID: through, batches: config.publish ? batches(read.events) : [])

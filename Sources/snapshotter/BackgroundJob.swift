@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SnapshotPlanner
+import Snapshots
 import Synchronization
 
 /// Work longer than a heartbeat (a restore, a snapshot upload) on its own thread, so the worker loop keeps
@@ -16,7 +17,13 @@ final class BackgroundJob: Sendable {
     init(name: String, _ body: @escaping @Sendable (BackgroundJob) throws -> JobReport) {
         let thread = Thread { [self] in
             let outcome: Result<JobReport, JobFailure>
-            do { outcome = .success(try body(self)) } catch { outcome = .failure(JobFailure(description: "\(error)")) }
+            do {
+                outcome = .success(try body(self))
+            } catch let refusal as SnapshotRefusal {
+                outcome = .failure(JobFailure(description: "\(refusal)", refusedSnapshot: true))
+            } catch {
+                outcome = .failure(JobFailure(description: "\(error)"))
+            }
             state.withLock { $0.outcome = outcome }
         }
         thread.name = name

@@ -3,6 +3,8 @@ import HarmonyConfig
 import Logging
 import NATSClient
 import Snapshots
+import SQLiteKit
+import WorkerRuntime
 
 /// After a restore (or when the store had none), a stream that still starts past the node's cursor cannot
 /// be completed from anywhere: the missing changes are lost on this node. Said loudly, and the cursor moved
@@ -25,7 +27,12 @@ enum GapAcceptance {
     /// snapshot covering it); nil when nothing is.
     @discardableResult
     static func acceptGaps(_ config: Configuration, streams: [String], connection: NATSConnection, logger: Logger, acceptMissing: Bool = true) throws -> String? {
-        let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        let (database, installation): (SQLiteDatabase, ChangeLogInstallation)
+        do {
+            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        } catch {
+            throw WorkerExit.failed(ChangeLogInstaller.cannotStart(error, path: config.dbPath))
+        }
         let applier = try ChangeApplier(database: database, catalog: installation.catalog)
         var cursor = try applier.storedCursor()
         var identities = try StreamIdentities.read(in: database)

@@ -8,11 +8,13 @@ import Snapshots
 enum SnapshotJobs {
     /// `currentStreams`: each shard stream's identity now, so a stream created anew since the snapshot is
     /// consumed from its start.
-    static func restore(_ config: Configuration, store: any SnapshotStore, currentStreams: [String: UInt64]) -> BackgroundJob {
+    static func restore(_ config: Configuration, store: any SnapshotStore, key: SnapshotSigningKey, currentStreams: [String: UInt64]) -> BackgroundJob {
         nonisolated(unsafe) let store = store
         return BackgroundJob(name: "restore") { job in
-            guard let (metadata, outcome, timing) = try SnapshotTransfers.restore(into: config.dbPath, nodeID: config.nodeID, store: store,
-                                                                                    currentStreams: currentStreams, say: job.say) else {
+            guard let (metadata, outcome, timing) = try SnapshotTransfers.restore(into: config.dbPath, nodeID: config.nodeID, store: store, key: key,
+                                                                                    acceptUnsigned: config.snapshot.acceptUnsigned,
+                                                                                    currentStreams: currentStreams,
+                                                                                    maxClockOffset: UInt64(config.maxClockOffset), say: job.say) else {
                 return JobReport(line: "no snapshot in the store yet: continuing without one", cursor: nil)
             }
             for (stream, check) in outcome.replacedStreams.sorted(by: { $0.key < $1.key }) {
@@ -36,10 +38,10 @@ enum SnapshotJobs {
         }
     }
 
-    static func save(_ config: Configuration, store: any SnapshotStore) -> BackgroundJob {
+    static func save(_ config: Configuration, store: any SnapshotStore, key: SnapshotSigningKey) -> BackgroundJob {
         nonisolated(unsafe) let store = store
         return BackgroundJob(name: "save") { job in
-            let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, say: job.say)
+            let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, key: key, say: job.say)
             return JobReport(line: "saved a snapshot: \(metadata.size) bytes (copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s), "
                 + "cursor \(metadata.cursor.sorted { $0.key < $1.key })", cursor: metadata.cursor,
                 snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))

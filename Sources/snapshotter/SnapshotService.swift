@@ -47,6 +47,8 @@ final class SnapshotService: WorkerLoopHandler {
     private let requestedRestore: String?
     /// Held from the restore decision until ready: the applier and the capturer are not running.
     private var restoreLock: RestoreLock?
+    /// Signs the snapshots this node saves and checks the ones it reads (from the cluster secret).
+    private let signingKey: SnapshotSigningKey
 
     init(runtime: WorkerRuntime) throws {
         self.runtime = runtime
@@ -55,6 +57,10 @@ final class SnapshotService: WorkerLoopHandler {
         settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-snapshotter",
                                           heartbeatTimeout: config.workers["snapshotter", default: WorkerSettings()].heartbeatTimeout)
         planner = SnapshotPlanner(settings: PlannerSettings(config))
+        guard let key = config.snapshotSigningKey.flatMap(SnapshotSigningKey.init(hex:)) ?? (config.snapshot.enabled ? nil : SnapshotSigningKey(bytes: [])) else {
+            throw WorkerExit.failed("no snapshot signing key in the configuration (the supervisor derives it from the cluster secret)")
+        }
+        signingKey = key
         requestedRestore = getenv(RestoreRequest.environmentVariable).flatMap { String(validatingCString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
         let now = monotonicSeconds()
         try execute(planner.start(now: now), now: now)
@@ -82,7 +88,7 @@ final class SnapshotService: WorkerLoopHandler {
         if reason == .requested(ControlMessage.sleepTimeoutReason), planner.isLeading, let store, job == nil {
             logger.info("sleep_timeout: saving a last snapshot before stopping")
             do {
-                let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store) { logger.info("\($0)") }
+                let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, key: signingKey) { logger.info("\($0)") }
                 logger.info("sleep_timeout: saved a snapshot", metadata: ["size": "\(metadata.size)", "seconds": "\(String(format: "%.2f", timing.local + timing.transfer))"])
             } catch {
                 logger.error("sleep_timeout: the last snapshot failed", metadata: ["error": "\(error)"])
@@ -145,8 +151,8 @@ final class SnapshotService: WorkerLoopHandler {
             }
         case .startJob(let kind):
             job = kind == .restore
-                ? SnapshotJobs.restore(config, store: openStore, currentStreams: streamIdentities())
-                : SnapshotJobs.save(config, store: openStore)
+                ? SnapshotJobs.restore(config, store: openStore, key: signingKey, currentStreams: streamIdentities())
+                : SnapshotJobs.save(config, store: openStore, key: signingKey)
             return []
         case .pollJob:
             return pollJob(now: now)
@@ -164,7 +170,16 @@ final class SnapshotService: WorkerLoopHandler {
             return planner.leaseChecked(checkLease(), now: now)
         case .readNewestSnapshot:
             do {
-                let latest = try openStore.latest()
+                var latest = try openStore.latest()
+                if let stored = latest {
+                    do {
+                        try stored.verifySignature(signingKey, acceptUnsigned: config.snapshot.acceptUnsigned)
+                    } catch {
+                        // What it claims is not believed: read as no snapshot, so the lease holder's next save replaces it.
+                        logger.error("the snapshot store's newest snapshot is not trusted: its cursor is ignored", metadata: ["reason": "\(error)"])
+                        latest = nil
+                    }
+                }
                 if let latest, latest.createdAt > newestSnapshot.createdAt { newestSnapshot = (latest.createdAt, latest.size) }
                 return planner.newestSnapshotRead(cursor: latest?.cursor, now: now)
             } catch {

@@ -22,15 +22,38 @@ struct NodeLock {
     }
 
     /// `runDirectory`: recorded for commands from a shell (a supervisor's; nil for `-cleanup`).
+    ///
+    /// The file must be the node's (`PathTrust`): one another user made first in a shared directory is
+    /// refused, never locked or read. It is mode 0600, so no other user can open it to hold a lock on it
+    /// (an flock needs only a read descriptor).
     static func acquire(for config: Configuration, runDirectory: String? = nil) throws -> NodeLock {
         let path = path(for: config)
-        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        let owners = PathTrust.nodeOwners(databasePath: config.dbPath)
+        do {
+            try PathTrust.check(path, what: "the node lock", owners: owners, mayBeMissing: true)
+        } catch {
+            throw SupervisorError(error.description)
+        }
+        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if fd < 0 && errno == EACCES {
             // Another user's lock file (the service's, seen from an administrator's shell): reading it is
             // enough to take or test the lock.
             fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         }
         guard fd >= 0 else { throw SupervisorError("cannot open the node lock \(path): \(String(cString: strerror(errno)))") }
+        do {
+            try PathTrust.checkOpen(fd, path: path, what: "the node lock", owners: owners)
+        } catch {
+            close(fd)
+            throw SupervisorError(error.description)
+        }
+        var info = stat()
+        if fstat(fd, &info) == 0, info.st_uid == geteuid() {
+            // Earlier versions made it 0644: anyone could open it and hold the lock.
+            _ = fchmod(fd, 0o600)
+            // Made by root (an operator's command): the node's user (the database's owner) keeps it.
+            if geteuid() == 0, let nodeUser = owners.first(where: { $0 != 0 }) { _ = fchown(fd, nodeUser, gid_t.max) }
+        }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = Self.holder(fd).map { "pid \($0)" } ?? "a process whose pid it did not record"
             close(fd)
@@ -50,12 +73,31 @@ struct NodeLock {
     /// The run directory the last supervisor recorded, if any. It may be stale (that supervisor stopped):
     /// callers check for live processes there. The lock is not probed, so a supervisor starting meanwhile is
     /// never refused because of a reader.
-    static func recordedRunDirectory(for config: Configuration) -> String? {
-        let fd = open(path(for: config), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return nil }
+    ///
+    /// Only a lock file of the node's user (or root) is read, and only a run directory of theirs is
+    /// returned (`PathTrust`): another user's lock file could name a directory where that user's fake
+    /// server waits for the node password.
+    static func recordedRunDirectory(for config: Configuration) throws -> String? {
+        let path = path(for: config)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw SupervisorError("cannot read the node lock \(path): \(String(cString: strerror(errno)))")
+        }
         defer { close(fd) }
+        let owners = PathTrust.nodeOwners(databasePath: config.dbPath)
+        do {
+            try PathTrust.checkOpen(fd, path: path, what: "the node lock", owners: owners)
+        } catch {
+            throw SupervisorError(error.description)
+        }
         let recorded = lines(fd)
         guard recorded.count >= 2, recorded[1].hasPrefix("/") else { return nil }
+        do {
+            try PathTrust.check(recorded[1], what: "the run directory the node lock names", owners: owners, mayBeMissing: true)
+        } catch {
+            throw SupervisorError(error.description)
+        }
         return recorded[1]
     }
 

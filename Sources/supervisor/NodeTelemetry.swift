@@ -132,7 +132,8 @@ final class NodeTelemetry {
             let sample = child.pid.flatMap { samples[$0] }
             return NodeView.Worker(name: child.name, state: child.state, pid: child.pid, restarts: child.restarts,
                                    uptimeSeconds: child.pid.flatMap { firstSeen[$0] }.map { now - $0 },
-                                   residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds)
+                                   residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds,
+                                   waitingFor: NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.name, ControlMessage.Counter.databaseWait)))
         }
         let heads = reports.labelled("broker", "stream_last_sequence")
         let cursors = reports.labelled("applier", "stream_cursor")
@@ -154,7 +155,7 @@ final class NodeTelemetry {
             durationSeconds: reports.value("snapshotter", "snapshot_job_ms").flatMap { $0 > 0 ? Double($0) / 1000 : nil },
             saved: reports.total("snapshots_saved"), restored: reports.total("snapshots_restored")
         )
-        return NodeView(
+        var view = NodeView(
             nodeId: config.nodeID, version: HarmonyLiteVersion.number, phase: machine.isReady ? "running" : machine.hasExited ? "stopped" : "starting",
             startedAtUnixMs: Int64(startedAtWall.timeIntervalSince1970 * 1000), uptimeSeconds: now - startedAt, workers: workers,
             natsConnected: machine.pid(of: "broker") != nil && reports.value("broker", "nats_connected") == 1,
@@ -167,5 +168,12 @@ final class NodeTelemetry {
             lastAppliedUnixMs: reports.value("applier", "last_applied_unix_ms").flatMap { $0 > 0 ? $0 : nil },
             snapshot: snapshot, sleepTimeoutSeconds: sleepTimer.remaining(now: now)
         )
+        view.clock = NodeView.Clock(
+            maxOffsetMs: Int64(config.maxClockOffset), futureStamps: reports.total("future_stamps"),
+            clampedLocalStamps: reports.total("clamped_local_stamps"),
+            aheadOrigin: reports.value("applier", "clock_ahead_origin").map { UInt64(max(0, $0)) },
+            aheadMs: reports.value("applier", "clock_ahead_origin") == nil ? nil : reports.value("applier", "clock_ahead_ms")
+        )
+        return view
     }
 }

@@ -15,6 +15,8 @@ enum SaveSnapshotCommand {
         guard config.snapshot.enabled else { throw CommandError("snapshot.enabled is false in the configuration") }
         var config = config
         try RunningNodeNATS.prepare(&config, command: "-save-snapshot", purpose: "the snapshot is uploaded through")
+        try CommandSnapshotSigning.prepare(&config)
+        guard let key = config.snapshotSigningKey.flatMap(SnapshotSigningKey.init(hex:)) else { throw CommandError("no snapshot signing key") }
         let settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-save-snapshot", heartbeatTimeout: 10000)
         let connection: NATSConnection
         do {
@@ -23,7 +25,7 @@ enum SaveSnapshotCommand {
             throw CommandError("cannot reach NATS at \(config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")): \(error)")
         }
         let store = try SnapshotStores.open(config, connection: connection)
-        let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store) { line in
+        let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, key: key) { line in
             FileHandle.standardError.write(Data("harmonylite: \(line)\n".utf8))
         }
         let megabytes = Double(metadata.size) / 1_048_576

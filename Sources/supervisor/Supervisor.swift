@@ -23,6 +23,10 @@ final class Supervisor {
     private let runDirectory: String
     private let listener: Int32
     private var connections: [Int32: WorkerConnection] = [:]
+    /// Why a worker could not start or stopped on its own, as it said before exiting (status `cannot start: …`,
+    /// `stopping: …`), by pid: said again with its exit, so the line the node stops on names the problem and
+    /// the remedy.
+    private var lastWords: [Int32: String] = [:]
     private var exitCode: Int32?
     private let startedAt = monotonicSeconds()
     /// The embedded server's client port once known; pinned for its restarts so the broker's URL holds.
@@ -70,6 +74,11 @@ final class Supervisor {
             let lock = try NodeLock.acquire(for: config, runDirectory: runDirectory)
             defer { lock.release() }
             try RunDirectory.prepare(runDirectory)
+            do {
+                try PathTrust.check(runDirectory, what: "the run directory", owners: [geteuid(), 0])
+            } catch {
+                throw SupervisorError(error.description)
+            }
             let supervisor = try Supervisor(config: config, runDirectory: runDirectory, signals: signals, logger: logger)
             return supervisor.loop()
         } catch {
@@ -110,12 +119,15 @@ final class Supervisor {
                 logger.warning("\("created the cluster secret \(config.clusterSecretPath) (mode 0600): copy it to every other node of this cluster ")\("(same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes")")
             }
             self.config.embeddedCredentials = ClusterSecret.credentials(secret: secret.secret, nodeID: config.nodeID)
+            self.config.snapshotSigningKey = ClusterSecret.snapshotSigningKey(secret: secret.secret)
             SecretRedaction.register(self.config.secretValues)
             var fileSystem = statvfs()
             let total = statvfs(config.embeddedStoreDirectory, &fileSystem) == 0 ? UInt64(fileSystem.f_blocks) &* UInt64(fileSystem.f_frsize) : 0
             maxFileStore = config.nats.maxFileStore > 0 ? config.nats.maxFileStore : EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: total)
         } else {
             self.config.natsClientURLs = config.nats.urls
+            self.config.snapshotSigningKey = try Self.snapshotSigningKeyForExternalNATS(config, logger: logger)
+            SecretRedaction.register(self.config.secretValues)
         }
         diskWatch = DiskSpaceWatch(places: Self.watchedPlaces(self.config), now: monotonicSeconds())
         let socketPath = runDirectory + "/" + ControlChannel.socketName
@@ -377,8 +389,12 @@ final class Supervisor {
             let pid = wait4(-1, &status, WNOHANG, &usage)
             guard pid > 0 else { return }
             let exit: ExitStatus = status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .killed(by: status & 0x7f)
-            for (fd, connection) in connections where connection.peer.pid == pid { closeConnection(fd) }
-            process(.exited(pid: pid, status: exit, note: "peak resident memory \(usage.ru_maxrss / 1024) MiB"))
+            for (fd, connection) in connections where connection.peer.pid == pid {
+                serviceConnection(fd)  // its last words (why it could not start) may still be unread
+                closeConnection(fd)
+            }
+            let said = lastWords.removeValue(forKey: pid).map { "; \($0)" } ?? ""
+            process(.exited(pid: pid, status: exit, note: "peak resident memory \(usage.ru_maxrss / 1024) MiB" + said))
         }
     }
 
@@ -447,6 +463,7 @@ final class Supervisor {
             telemetry.observed(list)
         case .status(let text):
             logger.info("\(worker): \(text)")
+            if text.hasPrefix(ControlMessage.cannotStartPrefix) || text.hasPrefix(ControlMessage.stoppingPrefix) { lastWords[entry.peer.pid] = text }
             process(.lifeSign(child: worker))
         default:
             throw IPCError(.handshakeFailed("unexpected message from \(worker)"))
@@ -464,11 +481,25 @@ final class Supervisor {
         connections[fd] = nil
     }
 
+    /// Creates the JetStream store directory (`<db dir>/nats/<node name>`, mode 0700 for what is made here)
+    /// and checks it is the node's: it and `<db dir>/nats` owned by this user and writable by no one else,
+    /// the directories above by this user or root, or sticky (`PathTrust`). A store another user made or
+    /// can write could feed nats-server any stream.
     private static func createDirectory(_ path: String) throws {
         do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw SupervisorError("cannot create the JetStream store directory \(path): \(error.localizedDescription)")
+        }
+        var trimmed = path
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        let storeRoot = String(trimmed[..<(trimmed.lastIndex(of: "/") ?? trimmed.endIndex)])
+        do {
+            // `nats/` itself (it may hold other nodes' stores: theirs are checked by them), then this node's.
+            try PathTrust.check(storeRoot, what: "the JetStream store directory", owners: [geteuid()])
+            try PathTrust.check(trimmed, what: "the JetStream store directory", owners: [geteuid()])
+        } catch {
+            throw SupervisorError(error.description)
         }
     }
 }

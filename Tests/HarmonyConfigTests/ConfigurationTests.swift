@@ -182,6 +182,18 @@ import Testing
         #expect(loadError("db_path = \"\(database)\"\n[snapshot]\nstore = \"s3\"\n")?.key == "snapshot.s3.endpoint")
     }
 
+    @Test func maxClockOffsetDefaultsTo500MillisecondsAndRefusesTyposAndImpossibleValues() throws {
+        #expect(try load("db_path = \"\(database)\"").configuration.maxClockOffset == 500)
+        #expect(try load("db_path = \"\(database)\"\nmax_clock_offset = 2000\n").configuration.maxClockOffset == 2000)
+        for value in ["0", "-500", "3600001", "\"500ms\"", "0.5"] {
+            let error = try #require(loadError("db_path = \"\(database)\"\nmax_clock_offset = \(value)\n"), "\(value)")
+            #expect(error.key == "max_clock_offset" && error.line == 2, "\(value)")
+            #expect(error.description.contains("max_clock_offset must be an integer from 1 to 3600000"), "\(error.description)")
+        }
+        let typo = try #require(loadError("db_path = \"\(database)\"\nmax_clock_ofset = 500\n"))
+        #expect(typo.description.contains("unknown key max_clock_ofset (did you mean max_clock_offset?)"), "\(typo.description)")
+    }
+
     @Test func aliasAndCanonicalSpellingTogetherAreAnError() throws {
         let ca = directory.write("ca.pem", "x")
         let error = try #require(loadError("db_path = \"\(database)\"\n[nats]\nca_file = \"\(ca)\"\ntls_ca_file = \"\(ca)\"\n"))

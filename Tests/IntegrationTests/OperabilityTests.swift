@@ -277,7 +277,7 @@ extension ProcessTests {
             let rules = try runCommand("/usr/bin/curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(port)/api/v1/rules"])
             let groups = (((try? JSONSerialization.jsonObject(with: Data(rules.output.utf8))) as? [String: Any])?["data"] as? [String: Any])?["groups"] as? [[String: Any]] ?? []
             let loaded = groups.flatMap { $0["rules"] as? [[String: Any]] ?? [] }
-            #expect(loaded.count == 13, "\(rules.output.prefix(500))")
+            #expect(loaded.count == 14, "\(rules.output.prefix(500))")
             #expect(eventually(timeout: 10, interval: 0.5) {
                 let again = (try? runCommand("/usr/bin/curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(port)/api/v1/rules"]))?.output ?? ""
                 return again.contains("\"health\":\"ok\"") && !again.contains("\"health\":\"err")

@@ -85,8 +85,8 @@ extension ProcessTests {
             #expect(!cluster.node(2).log.contains("no longer holds messages"), "\(cluster.node(2).log.suffix(3000))")
         }
 
-        /// A snapshot whose bytes do not match its checksum is refused: the node says why, never becomes
-        /// ready, and its database is exactly what it was.
+        /// A snapshot whose bytes do not match its (signed) checksum is refused: the node says why, never
+        /// becomes ready, and its database is exactly what it was.
         @Test func corruptedSnapshotIsRefusedAndTheDatabaseKept() throws {
             let cluster = try TestCluster(size: 2, schema: Self.schema)
             try cluster.sql(0, (1...20).map { "INSERT INTO kv VALUES (\($0), 'row \($0)');" }.joined())
@@ -95,6 +95,9 @@ extension ProcessTests {
             let file = cluster.directory.path + "/corrupt.db"
             var metadata = try SnapshotMaker.make(from: cluster.path(0), into: file, nodeID: 1)
             metadata.cursor = [:]
+            // Signed as the cluster's nodes sign: only the file is wrong.
+            let secret = try ClusterSecret.load(at: cluster.directory.path + "/harmonylite-cluster.secret")
+            metadata.sign(with: try #require(SnapshotSigningKey(hex: ClusterSecret.snapshotSigningKey(secret: secret))))
             let handle = try #require(FileHandle(forUpdatingAtPath: file))
             try handle.seek(toOffset: 200)
             try handle.write(contentsOf: Data([0x5A]))
@@ -108,7 +111,7 @@ extension ProcessTests {
             let before = try cluster.sql(1, "SELECT count(*), sum(k), group_concat(v) FROM kv;")
             try FileManager.default.removeItem(atPath: cluster.directory.path + "/node2-seq-map.cbor")
             try cluster.start(1)
-            #expect(eventually(timeout: 30) { cluster.node(1).log.contains("snapshot restore failed, the database is unchanged") }, "\(cluster.node(1).log.suffix(3000))")
+            #expect(eventually(timeout: 30) { cluster.node(1).log.contains("snapshot refused") }, "\(cluster.node(1).log.suffix(3000))")
             let log = cluster.node(1).log
             #expect(log.contains("SHA-256") && log.contains("refused"), "\(log.suffix(3000))")
             #expect(cluster.node(1).notify.with("READY=1").isEmpty, "a node that could not restore reported ready")

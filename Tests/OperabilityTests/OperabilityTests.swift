@@ -163,6 +163,23 @@ import Testing
         #expect(down.contains("\"status\":\"unhealthy\"") && down.contains("database: gone"), "\(down)")
     }
 
+    /// A worker waiting for the database write lock (its heartbeat's `database_wait_ms`) is shown in
+    /// `-status` (text and JSON) and in `/health`'s problems, and the node stays healthy: it waits, it works.
+    @Test func aWorkerWaitingForTheWriteLockIsShownAndStillHealthy() throws {
+        #expect(NodeView.Worker.waitingFor(databaseWaitMilliseconds: nil) == nil)
+        #expect(NodeView.Worker.waitingFor(databaseWaitMilliseconds: 0) == nil)
+        let waiting = try #require(NodeView.Worker.waitingFor(databaseWaitMilliseconds: 35_400))
+        #expect(waiting == "waiting for the database write lock for 35 s")
+        var view = Self.view()
+        view.workers.append(.init(name: "applier", state: "running", pid: 10, restarts: 0, uptimeSeconds: 40, residentBytes: nil, cpuSeconds: nil, waitingFor: waiting))
+        #expect(StatusText.render(view).contains("applier: waiting for the database write lock for 35 s"))
+        #expect(view.json().contains("\"waiting_for\":\"waiting for the database write lock for 35 s\""))
+        #expect(try NodeView.decode(json: view.json()) == view)
+        let health = HealthReport(view: view, database: .init(connected: true, cdcInstalled: true))
+        #expect(health.response(detailed: true).status == 200)
+        #expect(health.body.contains("applier is waiting for the database write lock for 35 s"), "\(health.body)")
+    }
+
     @Test func statusJSONRoundTripsAndPrintsForPeople() throws {
         let view = Self.view()
         let json = view.json()

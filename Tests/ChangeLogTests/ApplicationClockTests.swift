@@ -1,0 +1,92 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import ChangeEvents
+@testable import ChangeLog
+@testable import SQLiteKit
+
+/// The node's clock bounds the application's (`max_clock_offset`, docs/clocks.md): a local write queued
+/// with a time beyond the node's `now` plus the bound is stamped with the node's `now` (still after the
+/// row's previous stamp), counted, and the stamp the capturer publishes is the one the row clock gets.
+/// The application is the sqlite3 shell writing with the real clock; the node's clock is `now`, passed in
+/// one minute behind it.
+@Suite struct ApplicationClockTests {
+    let directory: TemporaryDirectory
+    let path: String
+    let db: SQLiteDatabase
+    let installation: ChangeLogInstallation
+    let nodeNow = Int64(Date().timeIntervalSince1970 * 1000) - 60_000
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        path = directory.path + "/app.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT);")
+        db = try SQLiteDatabase(existingPath: path)
+        installation = try ChangeLogInstaller.install(in: db, node: 7)
+    }
+
+    func write(_ sql: String) throws {
+        let result = try runCommand("/usr/bin/sqlite3", [path, sql])
+        #expect(result.status == 0, "\(result.output)")
+    }
+
+    func clock(_ key: Int) throws -> UInt64 {
+        UInt64(bitPattern: try db.scalarInteger("SELECT __harmonylite__hlc FROM __harmonylite__kv_change_log WHERE k = \(key)"))
+    }
+
+    @Test func theMaterializerStampsAnApplicationClockBeyondTheBoundWithTheNodesClock() throws {
+        try PendingStamps.setMaxClockOffset(500, in: db)
+        try write("INSERT INTO kv VALUES (1, 'a'); UPDATE kv SET v = 'b' WHERE k = 1; INSERT INTO kv VALUES (2, 'c');")
+        let materializer = StampMaterializer(database: db)
+        let stamped = try db.transaction { () throws(SQLiteError) -> Int in try materializer.materialize(now: nodeNow) }
+        #expect(stamped == 3)
+        let nowStamp = ClockBound.stamp(milliseconds: UInt64(nodeNow))
+        // Row 1's two writes: the node's now, then one more (the previous stamp + 1 still holds).
+        #expect(try clock(1) == nowStamp + 1)
+        #expect(try clock(2) == nowStamp)
+        #expect(try materializer.clamped == 3 && PendingStamps.clampedCount(in: db) == 3)
+        // The queue says what the row clocks got: every later reader computes the same stamps.
+        #expect(try db.scalarInteger("SELECT count(*) FROM __harmonylite___change_log_global WHERE at = \(Int64(nowStamp))") == 3)
+
+        // Within the bound nothing is clamped: the node's clock one minute later is the application's.
+        try write("UPDATE kv SET v = 'd' WHERE k = 2;")
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try materializer.materialize(now: nodeNow + 60_000 + 5_000) }
+        #expect(try clock(2) > nowStamp + (UInt64(55_000) << 16))
+        #expect(try PendingStamps.clampedCount(in: db) == 3)
+    }
+
+    @Test func withoutARecordedBoundTheApplicationsClockIsTaken() throws {
+        try write("INSERT INTO kv VALUES (1, 'a');")
+        let materializer = StampMaterializer(database: db)
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try materializer.materialize(now: nodeNow) }
+        #expect(try clock(1) > ClockBound.stamp(milliseconds: UInt64(nodeNow + 50_000)))
+        #expect(materializer.clamped == 0)
+        // A copy's materializer (the snapshot's) never clamps, bound or not.
+        try PendingStamps.setMaxClockOffset(500, in: db)
+        try write("INSERT INTO kv VALUES (2, 'b');")
+        materializer.clampsApplicationClock = false
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try materializer.materialize(now: nodeNow) }
+        #expect(try clock(2) > ClockBound.stamp(milliseconds: UInt64(nodeNow + 50_000)))
+    }
+
+    /// The capturer reads before anything is stamped: it clamps in the queue first, and publishes the stamp
+    /// the materializer writes later, at another `now`.
+    @Test func theCapturerPublishesTheClampedStampTheRowClockGetsLater() throws {
+        try PendingStamps.setMaxClockOffset(500, in: db)
+        try write("INSERT INTO kv VALUES (1, 'a'); UPDATE kv SET v = 'b' WHERE k = 1; INSERT INTO kv VALUES (2, 'c');")
+        let reader = try ChangeReader(database: db, installation: installation)
+        reader.clockBound = ClockBound(maxOffsetMilliseconds: 500)
+        let read = try reader.pending(after: 0, limit: 100, now: nodeNow)
+        #expect(read.events.count == 2 && read.throughID == 3)
+        #expect(try reader.clamped == 3 && PendingStamps.clampedCount(in: db) == 3)
+        let nowStamp = ClockBound.stamp(milliseconds: UInt64(nodeNow))
+        let published = Dictionary(uniqueKeysWithValues: read.events.map { (String(describing: $0.key.first!), $0.stamp) })
+        #expect(published.values.sorted() == [nowStamp, nowStamp + 1], "\(published)")
+        let materializer = StampMaterializer(database: db)
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try materializer.materialize(now: nodeNow + 2_000) }
+        #expect(materializer.clamped == 0)
+        #expect(Set([try clock(1), try clock(2)]) == Set(published.values))
+        #expect(try PendingStamps.clampedCount(in: db) == 3)
+    }
+}

@@ -1,0 +1,155 @@
+import TestSupport
+import Foundation
+import Testing
+
+@testable import ChangeEvents
+@testable import ChangeLog
+@testable import SQLiteKit
+
+/// What the application does to its schema and keys never wedges capture: real files, the application is the
+/// sqlite3 shell, HarmonyLite's side the library the capturer uses.
+@Suite struct SchemaLivenessTests {
+    let directory: TemporaryDirectory
+
+    init() throws { directory = try TemporaryDirectory() }
+
+    func installed(_ schema: String) throws -> (path: String, db: SQLiteDatabase, installation: ChangeLogInstallation) {
+        let path = directory.path + "/a.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL;" + schema)
+        let db = try SQLiteDatabase(existingPath: path)
+        return (path, db, try ChangeLogInstaller.install(in: db, node: 1))
+    }
+
+    @discardableResult
+    func app(_ path: String, _ sql: String) throws -> String {
+        let result = try runCommand("/usr/bin/sqlite3", [path, "PRAGMA trusted_schema=OFF;" + sql])
+        guard result.status == 0 else { throw TestFailure("sqlite3: \(result.output)") }
+        return result.output
+    }
+
+    func materialize(_ db: SQLiteDatabase) throws {
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: db).materialize() }
+    }
+
+    /// `INTEGER PRIMARY KEY DESC` is no rowid alias (SQLite gives it an index of its own): its key is
+    /// nullable, a NULL-key write is not queued, and the application's write succeeds.
+    @Test func integerPrimaryKeyDescIsNotTheRowid() throws {
+        let (path, db, installation) = try installed("""
+            CREATE TABLE d (id INTEGER PRIMARY KEY DESC, v TEXT);
+            CREATE TABLE r (id INTEGER PRIMARY KEY, v TEXT);
+            CREATE TABLE a (id INTEGER PRIMARY KEY ASC, v TEXT);
+            """)
+        let d = try #require(installation.catalog.table(named: "d"))
+        #expect(d.keyIndexed && d.nullableKeyColumns.map(\.name) == ["id"])
+        #expect(installation.catalog.table(named: "r")?.nullableKeyColumns.isEmpty == true)
+        #expect(installation.catalog.table(named: "a")?.nullableKeyColumns.isEmpty == true)
+        #expect(installation.notes.contains { $0.hasPrefix("d: rows whose key (id) is NULL are not replicated") }, "\(installation.notes)")
+        try app(path, "INSERT INTO d VALUES (NULL, 'no key'); INSERT INTO d VALUES (7, 'seven');")
+        #expect(try app(path, "SELECT count(*) FROM d;") == "2\n")
+        try materialize(db)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: 0, limit: 10).events
+        #expect(events.map(\.key) == [[.integer(7)]])
+    }
+
+    /// An entry with a NULL key already in the queue (queued by a version whose triggers took `INTEGER
+    /// PRIMARY KEY DESC` for the rowid) is passed over: stamping (the watermark's and cursor's transactions)
+    /// and reading go on. Before, every stamping failed on `NOT NULL constraint failed`.
+    @Test func aQueuedNullKeyWedgesNothing() throws {
+        let (path, db, installation) = try installed("CREATE TABLE d (id INTEGER PRIMARY KEY DESC, v TEXT);")
+        let id = try #require(installation.tableIDs["d"])
+        try app(path, """
+            INSERT INTO d VALUES (NULL, 'no key');
+            INSERT INTO __harmonylite___change_log_global (table_id, at, k1) VALUES (\(id), 1000, NULL);
+            INSERT INTO d VALUES (7, 'seven');
+            """)
+        try materialize(db)
+        #expect(try db.scalarInteger("SELECT count(*) FROM __harmonylite__d_change_log") == 1)
+        let read = try ChangeReader(database: db, installation: installation).pending(after: 0, limit: 10)
+        #expect(read.events.map(\.key) == [[.integer(7)]])
+        #expect(read.throughID == 2)
+    }
+
+    /// `INSERT …; ALTER TABLE kv RENAME COLUMN key TO kk;` in one script: the entry queued before the rename
+    /// is stamped into the row clocks (still under the old name), the installation renames their key, and
+    /// the row is read under the new name. Before, the installation failed with `no column named kk`.
+    @Test func aWriteThenAKeyRenameInOneScriptInstallsAndIsRead() throws {
+        let (path, db, _) = try installed("CREATE TABLE kv (key TEXT PRIMARY KEY, v TEXT);")
+        try app(path, "INSERT INTO kv VALUES ('b', '2'); ALTER TABLE kv RENAME COLUMN key TO kk;")
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        #expect(installation.notes.contains { $0.contains("the key of kv was renamed (key → kk)") }, "\(installation.notes)")
+        #expect(try db.rows("SELECT name FROM pragma_table_info('__harmonylite__kv_change_log') WHERE pk > 0") == [["kk"]])
+        let events = try ChangeReader(database: db, installation: installation).pending(after: 0, limit: 10).events
+        #expect(events.map(\.columns) == [["kk", "v"]])
+        #expect(events.map(\.values) == [[.text(Array("b".utf8)), .text(Array("2".utf8))]])
+        // Later writes are captured under the new name too.
+        try app(path, "INSERT INTO kv VALUES ('c', '3');")
+        try materialize(db)
+        #expect(try db.scalarInteger("SELECT count(*) FROM __harmonylite__kv_change_log") == 2)
+    }
+
+    /// `DROP TABLE t; CREATE TABLE t (…); INSERT …` with keys the old table had: the new table's rows are all
+    /// captured at the installation (the old row clocks survived the drop). Before, keys with a clock were
+    /// skipped and never published.
+    @Test func aTableDroppedAndCreatedAgainIsCapturedWhole() throws {
+        let (path, db, _) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        try app(path, "INSERT INTO t VALUES (1, 'old'), (2, 'old');")
+        try materialize(db)
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        try app(path, "DROP TABLE t; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'new'), (3, 'new');")
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 10).events
+        #expect(events.map(\.key).sorted { "\($0)" < "\($1)" } == [[.integer(1)], [.integer(3)]])
+        #expect(events.allSatisfy { $0.values.last == .text(Array("new".utf8)) })
+    }
+
+    /// A table renamed onto a new name keeps its rows' clocks: its rows are not captured again.
+    @Test func aRenamedTableIsNotCapturedAgain() throws {
+        let (path, db, _) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        try app(path, "INSERT INTO t VALUES (1, 'x');")
+        try materialize(db)
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        try app(path, "ALTER TABLE t RENAME TO u;")
+        _ = try ChangeLogInstaller.install(in: db, node: 1)
+        #expect(try PublishWatermark.lastQueuedID(in: db) == before)
+    }
+
+    /// An `ADD COLUMN` and an `UPDATE` of the new column that commit after the reader was made (between the
+    /// capturer's schema check and its read) are never read with the old columns: the reader says the
+    /// schema changed and reads nothing, so the capturer installs again and reads the new column's value.
+    @Test func aSchemaChangeBeforeTheReadIsNeverReadWithTheOldColumns() throws {
+        let (path, db, installation) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        let reader = try ChangeReader(database: db, installation: installation)
+        try app(path, "INSERT INTO t VALUES (1, 'x'); ALTER TABLE t ADD COLUMN c TEXT; UPDATE t SET c = 'new column' WHERE id = 1;")
+        let read = try reader.pending(after: 0, limit: 10, schemaVersion: installation.schemaVersion)
+        #expect(read.schemaChanged && read.events.isEmpty && read.throughID == nil)
+        // Read without the check, the update comes with the old columns only: the new value would be lost.
+        let unchecked = try reader.pending(after: 0, limit: 10).events
+        #expect(unchecked.map(\.columns) == [["id", "v"]])
+        let again = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: again).pending(after: 0, limit: 10).events
+        #expect(events.map(\.columns) == [["id", "v", "c"]])
+        #expect(events.first?.values.last == .text(Array("new column".utf8)))
+    }
+
+    /// An installation that fails leaves the database as it was (one transaction) and its message says what
+    /// to do. Here the queue's name is taken by a view the installation cannot alter.
+    @Test func aFailedInstallationLeavesTheDatabaseAsItWasAndSaysWhatToDo() throws {
+        let path = directory.path + "/f.db"
+        try makeDatabase(path, """
+            PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+            CREATE VIEW __harmonylite___change_log_global AS SELECT 1 AS id, 1 AS table_id;
+            """)
+        let before = try app(path, "SELECT type, name FROM sqlite_schema ORDER BY name;")
+        do {
+            _ = try ChangeLogInstaller.open(path, node: 1)
+            Issue.record("the installation did not fail")
+        } catch {
+            let message = ChangeLogInstaller.cannotStart(error, path: path)
+            #expect(message.hasPrefix("cannot install the change log in \(path): "), "\(message)")
+            #expect(message.contains("the database was left as it was") && message.contains("-cleanup"), "\(message)")
+        }
+        #expect(try app(path, "SELECT type, name FROM sqlite_schema ORDER BY name;") == before)
+        #expect(ChangeLogInstaller.cannotStart(SQLiteError(code: 13, message: "database or disk is full"), path: path).contains("free space"))
+        #expect(ChangeLogInstaller.cannotStart(SQLiteError(code: 8 | (1 << 8), message: "readonly"), path: path).contains("write access"))
+    }
+}

@@ -1,0 +1,32 @@
+import Testing
+
+@testable import SnapshotPlanner
+
+/// A restore that refuses the store's snapshot (unsigned, badly signed, not what its signed metadata says)
+/// does not stop the worker (a restart loop that ends the node) and does not give up: it says why once, at
+/// error level, shows it in the status, and tries again every 30 s until a trusted snapshot is there.
+@Suite struct RefusedSnapshotTests {
+    @Test func aRefusedSnapshotIsLookedForAgainSlowlyAndNeverStopsTheWorker() {
+        var harness = PlannerHarness()
+        harness.restoreDecision = .success("there is no seq map")
+        var refusals = 0
+        harness.jobOutcome = { kind in
+            guard kind == .restore else { return nil }
+            refusals += 1
+            return refusals <= 3
+                ? .failure(JobFailure(description: "the snapshot carries no signature", refusedSnapshot: true))
+                : .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 9]))
+        }
+        harness.start()
+        harness.run(for: 65)
+        #expect(harness.stops.isEmpty, "\(harness.stops)")
+        #expect(harness.readyReports.isEmpty, "not ready: the applier must not start into the gap")
+        let starts = harness.times(of: .startJob(.restore))
+        #expect(starts.count == 3, "tried at 0, 30 and 60 s: \(starts)")
+        #expect(zip(starts, starts.dropFirst()).allSatisfy { $1 - $0 >= 29.9 }, "\(starts)")
+        let errors = harness.logLines.filter { $0.hasPrefix("snapshot refused: the snapshot carries no signature") }
+        #expect(errors.count == 1, "said once while it does not change: \(harness.logLines)")
+        harness.run(for: 35)
+        #expect(harness.readyReports.count == 1, "a trusted snapshot, once there, is restored: \(harness.logLines)")
+    }
+}

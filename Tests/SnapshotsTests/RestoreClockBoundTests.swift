@@ -1,0 +1,64 @@
+import TestSupport
+import Foundation
+import Testing
+
+@testable import ChangeEvents
+@testable import ChangeLog
+@testable import SQLiteKit
+@testable import Snapshots
+
+/// Stamps from snapshots meet the bound on time (`max_clock_offset`): a snapshot whose row clocks hold a
+/// stamp beyond this node's clock plus the bound is refused, naming the table, the stamp as a time and
+/// the bound, and the live database is not touched (issue 21's pinned row, stamp 2^62).
+extension SnapshotTests {
+    /// Node 1 applied a change stamped `stamp` (from a node whose clock runs ahead, or a forger); its
+    /// snapshot, restored into node 2 under `bound`.
+    func restore(withRemoteStamp stamp: UInt64, bound: ClockBound?, name: String = "n") throws -> (target: String, result: Result<SnapshotRestorer.Outcome, Error>) {
+        let source = try node(name + "a.db", "INSERT INTO books VALUES (1, 'Dune', NULL);", id: 1)
+        let (db, installation) = try ChangeLogInstaller.open(source, node: 1)
+        _ = try ChangeApplier(database: db, catalog: installation.catalog).apply([Self.upsert(2, "pinned", stamp: stamp, writer: 3)])
+        let file = directory.path + "/" + name + "snapshot.db"
+        let metadata = try SnapshotMaker.make(from: source, into: file, nodeID: 1)
+        let target = try node(name + "b.db", "INSERT INTO books VALUES (5, 'mine', NULL);", id: 2)
+        return (target, Result { try SnapshotRestorer.restore(file, metadata: metadata, into: target, nodeID: 2, clockBound: bound) })
+    }
+
+    @Test func aSnapshotHoldingAStampBeyondTheBoundIsRefusedAndTheDatabaseIsUnchanged() throws {
+        let ahead = Self.stamp(offsetMilliseconds: 10_000)
+        let (target, result) = try restore(withRemoteStamp: ahead, bound: ClockBound(maxOffsetMilliseconds: 500))
+        guard case .failure(let error) = result else { Issue.record("a snapshot stamped 10 s ahead was restored"); return }
+        let message = "\(error)"
+        #expect(message.contains("the snapshot's table books holds a row stamped \(SnapshotStampCheck.time(of: ahead))"), "\(message)")
+        #expect(message.contains("beyond max_clock_offset (500 ms): refused, the database is unchanged"), "\(message)")
+        #expect(try app(target, "SELECT group_concat(id || ':' || title) FROM books;") == "5:mine\n")
+    }
+
+    @Test func issue21sPinnedRowIsRefusedToo() throws {
+        let (target, result) = try restore(withRemoteStamp: UInt64(1) << 62, bound: ClockBound())
+        guard case .failure(let error) = result else { Issue.record("a snapshot stamped 2^62 was restored"); return }
+        #expect("\(error)".contains("stamp \(UInt64(1) << 62)") && "\(error)".contains("books"), "\(error)")
+        #expect(try app(target, "SELECT group_concat(id || ':' || title) FROM books;") == "5:mine\n")
+        // The top bit set (negative as SQLite stores it) is the largest stamp, not the smallest.
+        let (_, top) = try restore(withRemoteStamp: .max - 5, bound: ClockBound(), name: "top")
+        #expect(throws: SnapshotError.self) { try top.get() }
+    }
+
+    @Test func aSnapshotWithinTheBoundIsRestored() throws {
+        let (target, result) = try restore(withRemoteStamp: Self.stamp(offsetMilliseconds: 10_000), bound: ClockBound(maxOffsetMilliseconds: 60_000))
+        _ = try result.get()
+        #expect(try app(target, "SELECT group_concat(id || ':' || title) FROM (SELECT * FROM books ORDER BY id);") == "1:Dune,2:pinned,5:mine\n")
+    }
+
+    @Test func theCheckReadsTheNewestStampOfEveryRowClockTable() throws {
+        let path = try node("c.db", "INSERT INTO books VALUES (1, 'a', NULL), (2, 'b', NULL);", id: 1)
+        let (db, installation) = try ChangeLogInstaller.open(path, node: 1)
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: db).materialize() }
+        let high = Self.stamp(offsetMilliseconds: 2_000)
+        _ = try ChangeApplier(database: db, catalog: installation.catalog).apply([Self.upsert(3, "c", stamp: high, writer: 2)])
+        let newest = try SnapshotStampCheck.newestStamps(in: db, tables: ["books", "no_such_table"])
+        #expect(newest.map(\.table) == ["books"] && newest.first?.stamp == high)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        #expect(SnapshotStampCheck.refusal(newest, bound: ClockBound(maxOffsetMilliseconds: 500), now: now) != nil)
+        #expect(SnapshotStampCheck.refusal(newest, bound: ClockBound(maxOffsetMilliseconds: 5_000), now: now) == nil)
+    }
+}
