@@ -101,3 +101,48 @@ final class TestCluster {
         }.joined(separator: "\n")
     }
 }
+
+extension TestCluster {
+    /// The PID of `worker` of node `index`, waiting up to `timeout` s for one to run (see `NodeUnderTest.pid(of:)`).
+    func pid(of worker: Worker, node index: Int, timeout: Double = 10) throws -> Int32 {
+        guard let node = nodes[index] else { throw TestFailure("node \(index + 1) is stopped: it has no \(worker.rawValue)") }
+        guard let pid = node.pid(of: worker, timeout: timeout) else {
+            throw TestFailure("node \(index + 1) has no \(worker.rawValue) running; its children: \(node.children())")
+        }
+        return pid
+    }
+
+    /// Holds `worker` of node `index` back with SIGSTOP until the pause is resumed (SIGCONT). Keep it below the
+    /// worker's `heartbeat_timeout`, or the supervisor kills it as hung and starts another.
+    func pause(_ worker: Worker, node index: Int) throws -> PausedWorker {
+        try PausedWorker(pid: pid(of: worker, node: index), worker: worker, node: index)
+    }
+}
+
+/// A worker process stopped with SIGSTOP; `resume()` sends SIGCONT, once — at the latest when the pause is
+/// released, so a test that throws never leaves a process stopped.
+final class PausedWorker {
+    let pid: Int32
+    let worker: Worker
+    let node: Int
+    let since = Date()
+    private var resumed = false
+
+    init(pid: Int32, worker: Worker, node: Int) throws {
+        guard kill(pid, SIGSTOP) == 0 else { throw TestFailure("SIGSTOP to node \(node + 1)'s \(worker.rawValue) (\(pid)) failed: errno \(errno)") }
+        self.pid = pid
+        self.worker = worker
+        self.node = node
+    }
+
+    deinit { resume() }
+
+    /// SIGCONT, after waiting until the worker has been stopped for `atLeast` seconds.
+    func resume(atLeast: Double = 0) {
+        guard !resumed else { return }
+        let left = atLeast - Date().timeIntervalSince(since)
+        if left > 0 { Thread.sleep(forTimeInterval: left) }
+        kill(pid, SIGCONT)
+        resumed = true
+    }
+}

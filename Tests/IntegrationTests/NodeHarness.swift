@@ -74,6 +74,12 @@ final class NotifyListener: Sendable {
     }
 }
 
+/// A node's child processes, named as `NodeUnderTest.children()` names them (`harmonylite-<name>`, and
+/// `nats` for the embedded nats-server).
+enum Worker: String, CaseIterable, Sendable {
+    case nats, broker, snapshotter, applier, capturer
+}
+
 /// One `harmonylite` supervisor started by a test, with its own directory, database, config and fake
 /// systemd. Stopped by PID; never outlives the test.
 final class NodeUnderTest {
@@ -142,10 +148,15 @@ final class NodeUnderTest {
     var isRunning: Bool { process.isRunning }
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    /// The supervisor's children by role: "nats", "broker", "snapshotter", "applier", "capturer".
-    func children() -> [String: Int32] {
+    /// The supervisor's children by role: "nats", "broker", "snapshotter", "applier", "capturer". Every
+    /// thread's list: a worker restarted from another thread of the supervisor is that thread's child.
+    func children() -> [String: Int32] { Self.children(ofSupervisor: pid) }
+
+    /// The children by role of the supervisor whose PID is `pid` (usable from any thread).
+    static func children(ofSupervisor pid: Int32) -> [String: Int32] {
         var result: [String: Int32] = [:]
-        let list = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        let list = tasks.map { (try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/children", encoding: .utf8)) ?? "" }.joined(separator: " ")
         for pidText in list.split(separator: " ") {
             guard let child = Int32(pidText), let argv0 = Self.argv0(of: child) else { continue }
             let name = argv0.hasPrefix("harmonylite-") ? String(argv0.dropFirst("harmonylite-".count)) : argv0 == "nats-server" ? "nats" : argv0
@@ -153,6 +164,20 @@ final class NodeUnderTest {
         }
         return result
     }
+
+    /// The PID of `worker` among this supervisor's children, waiting up to `timeout` s for one (a worker the
+    /// supervisor is restarting is briefly absent); nil if none appears.
+    func pid(of worker: Worker, timeout: Double = 10) -> Int32? {
+        var found: Int32?
+        _ = eventually(timeout: timeout, interval: 0.05) {
+            found = Self.pid(of: worker, supervisor: pid)
+            return found != nil
+        }
+        return found
+    }
+
+    /// The PID of `worker` among the children of the supervisor whose PID is `supervisor`, now (from any thread).
+    static func pid(of worker: Worker, supervisor: Int32) -> Int32? { children(ofSupervisor: supervisor)[worker.rawValue] }
 
     static func argv0(of pid: Int32) -> String? {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else { return nil }

@@ -34,11 +34,16 @@ struct Workload {
         /// node's later writes fill it) and CREATE TABLE of a new table the node then writes to; later DROP
         /// COLUMN of the added column (while other nodes may still send it).
         static let migrations = Features(rawValue: 1 << 10)
+        /// Rows of every node claim the same values of UNIQUE indexes at the same time — a plain UNIQUE column
+        /// and a partial index with its own collation — and give them up again: conflicts whose outcome must
+        /// be a function of the rows' final versions, not of the order the changes arrived in.
+        static let uniqueClaims = Features(rawValue: 1 << 11)
 
-        /// What replication handles today; the CI runs this.
+        /// What the CI runs: every feature. (`uniqueClaims`, and under `ArrivalOrderChaos` `uniqueSwaps`, failed
+        /// on the applier that settled UNIQUE conflicts by arrival order, before issue 19.)
         static let supported: Features = all
         static let all: Features = [.compositeKeys, .withoutRowID, .awkwardValues, .multiTableTransactions, .deletes, .keyChanges,
-                                    .applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys, .migrations]
+                                    .applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys, .migrations, .uniqueClaims]
 
         var description: String {
             let names: [(Features, String)] = [
@@ -46,7 +51,7 @@ struct Workload {
                 (.multiTableTransactions, "multiTableTransactions"), (.deletes, "deletes"), (.keyChanges, "keyChanges"),
                 (.applicationTriggers, "applicationTriggers"), (.uniqueSwaps, "uniqueSwaps"),
                 (.foreignKeyCascades, "foreignKeyCascades"), (.caseInsensitiveKeys, "caseInsensitiveKeys"),
-                (.migrations, "migrations"),
+                (.migrations, "migrations"), (.uniqueClaims, "uniqueClaims"),
             ]
             return "[" + names.filter { contains($0.0) }.map(\.1).joined(separator: ", ") + "]"
         }
@@ -154,6 +159,10 @@ struct Workload {
         if features.contains(.caseInsensitiveKeys) {
             extra.append("CREATE TABLE names (k TEXT PRIMARY KEY COLLATE NOCASE, v TEXT);")
         }
+        if features.contains(.uniqueClaims) {
+            extra.append("CREATE TABLE claims (id INTEGER PRIMARY KEY, email TEXT UNIQUE, handle TEXT, active INTEGER NOT NULL, node INTEGER);")
+            extra.append("CREATE UNIQUE INDEX claims_handle ON claims (handle COLLATE NOCASE) WHERE active = 1;")
+        }
         schema = (tables.map(\.createSQL) + extra).joined(separator: "\n")
     }
 
@@ -197,6 +206,7 @@ struct Workload {
             }
         }
         body += featureStatements(node: node)
+        if features.contains(.uniqueClaims) && Bool.random(using: &rng) { body.append(claimStatement(node: node)) }
         return (features.contains(.foreignKeyCascades) ? "PRAGMA foreign_keys = ON;\n" : "") + "BEGIN;\n" + body.joined(separator: "\n") + "\nCOMMIT;"
     }
 
@@ -250,6 +260,25 @@ struct Workload {
             return ["UPDATE names SET k = \(Bool.random(using: &rng) ? "upper" : "lower")(k) WHERE k = '\(lower)';"]
         default:
             return ["INSERT INTO t0 (\(tables[0].keys.joined(separator: ", ")), v) VALUES (\(keyLiterals(tables[0], 3000 + node * 100 + Int.random(in: 0..<1000, using: &rng)).joined(separator: ", ")), 'counted') ON CONFLICT DO NOTHING;"]
+        }
+    }
+
+    /// A node's rows (ids of its own) claim values from small pools every node draws from: an email (plain
+    /// UNIQUE) and a handle (unique among active rows, whatever its case), or give them up. Locally the
+    /// application's statement does nothing when another row already holds the value here (OR IGNORE); the
+    /// other nodes, which have not seen that row yet, meet the conflict when the change arrives.
+    private mutating func claimStatement(node: Int) -> String {
+        let id = 20_000 + node * 100 + Int.random(in: 0..<4, using: &rng)
+        let email = "'e\(Int.random(in: 0..<4, using: &rng))@x'"
+        let handles = ["'h0'", "'H0'", "'h1'", "'H1'", "'h2'"]
+        let handle = handles[Int.random(in: 0..<handles.count, using: &rng)]
+        let active = Int.random(in: 0..<3, using: &rng) == 0 ? 0 : 1
+        switch Int.random(in: 0..<6, using: &rng) {
+        case 0, 1: return "INSERT OR IGNORE INTO claims VALUES (\(id), \(email), \(handle), \(active), \(node));"
+        case 2: return "UPDATE OR IGNORE claims SET email = \(email) WHERE id = \(id);"
+        case 3: return "UPDATE OR IGNORE claims SET handle = \(handle), active = \(active) WHERE id = \(id);"
+        case 4: return "UPDATE claims SET email = NULL, active = 0 WHERE id = \(id);"
+        default: return "DELETE FROM claims WHERE id = \(id);"
         }
     }
 
@@ -315,6 +344,7 @@ struct Workload {
             queries.append("SELECT 'children', * FROM children ORDER BY id;")
         }
         if features.contains(.caseInsensitiveKeys) { queries.append("SELECT 'names', k, v FROM names ORDER BY k;") }
+        if features.contains(.uniqueClaims) { queries.append("SELECT 'claims', id, quote(email), quote(handle), active, node FROM claims ORDER BY id;") }
         return queries.joined(separator: "\n")
     }
 
@@ -326,8 +356,23 @@ struct Workload {
         if features.contains(.foreignKeyCascades) { list += [("parents", ["id"]), ("children", ["id"])] }
         if features.contains(.caseInsensitiveKeys) { list.append(("names", ["k"])) }
         if features.contains(.migrations) { list.append(("late", ["id"])) }
+        if features.contains(.uniqueClaims) { list.append(("claims", ["id"])) }
         return list
     }
+
+    /// Every row clock of every table, in key order: equal on every node once they converge. The keys of
+    /// `names` (COLLATE NOCASE) are compared case-folded: a row clock keeps the case its key had when it was
+    /// first written on that node, which is the same key.
+    var clockQuery: String {
+        keyedTables.map { table in
+            let keys = table.keys.map { table.name == "names" ? "upper(quote(\($0)))" : "quote(\($0))" }.joined(separator: ", ")
+            return "SELECT '\(table.name)', \(keys), __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted "
+                + "FROM \"__harmonylite__\(table.name)_change_log\" ORDER BY \(table.keys.joined(separator: ", "));"
+        }.joined(separator: "\n")
+    }
+
+    /// The conflict records: the rows held aside, by which row and version. Equal on every node.
+    static let conflictsQuery = "SELECT table_name, losing_key, losing_stamp, losing_writer, winning_key FROM __harmonylite___conflicts ORDER BY 1, 2;"
 
     /// Rows whose row clock says they exist but that are gone, and that the conflicts table does not name as
     /// a loser: a write lost without a trace. Must print nothing on every node.
