@@ -42,6 +42,9 @@ public final class ChangeApplier {
         public var conflicts: [UniqueConflict] = []
         /// Rows held aside earlier that this transaction placed back in their table.
         public var placedAgain = 0
+        /// UNIQUE indexes whose definition could not be evaluated on a row (newly found): their holders are
+        /// not found, rows refused by them stay held aside. Each is logged once.
+        public var unreadableIndexes: [String] = []
         /// Messages whose events of a table this node lacks (or keys differently) were parked on their own,
         /// the rest of the message applied (`apply(_:sources:)`); each is in the dead-letter table.
         public var partlyParked: [ParkedMessage] = []
@@ -89,11 +92,18 @@ public final class ChangeApplier {
         try database.execute("BEGIN IMMEDIATE")
         do {
             // A migration since the last batch makes prepared plans name columns that may be gone.
-            try refreshCatalog()
+            let migrated = try refreshCatalog()
             try stamps.materialize()
             try beginSettlement()
             var outcome = Outcome()
             var touched = settling
+            var inFull = settling
+            if migrated && mayHoldAside {
+                // An index dropped or changed may free (or take) values rows held aside want: all of them.
+                let held = Set(try heldAside.tables(among: nil))
+                touched.formUnion(held)
+                inFull.formUnion(held)
+            }
             var setAside: [EventSource: (events: [ChangeEvent], error: ApplyError)] = [:]
             var setAsideTables: Set<[String]> = []
             for (index, received) in events.enumerated() {
@@ -122,7 +132,8 @@ public final class ChangeApplier {
                     outcome.superseded += 1
                 }
             }
-            try settle(touched, inFull: settling, into: &outcome)
+            try settle(touched, inFull: inFull, into: &outcome)
+            outcome.unreadableIndexes = heldAside.takeNewlyUnreadable()
             for (source, parked) in setAside.sorted(by: { ($0.key.stream, $0.key.sequence) < ($1.key.stream, $1.key.sequence) }) {
                 let message = ParkedMessage(
                     stream: source.stream, sequence: source.sequence,
@@ -369,7 +380,14 @@ public final class ChangeApplier {
         // A version whose columns no longer map here (a migration since) waits aside for the next one.
         guard let plan = try? plan(for: event) else { return false }
         let key = Array(event.key)
-        let holders = try heldAside.holders(in: table, key: key, columns: plan.names, values: plan.values(of: event), defaults: plan.lacking)
+        let holders: [HeldAsideRows.Holder]
+        do {
+            holders = try heldAside.holders(in: table, key: key, columns: plan.names, values: plan.values(of: event), defaults: plan.lacking)
+        } catch {
+            // The row cannot be evaluated here (a CHECK or NOT NULL of this node's schema refuses it): it could
+            // not be written either, so it stays aside, the same on every node with this schema.
+            return false
+        }
         let rank = { (holder: HeldAsideRows.Holder) in (stamp: holder.stamp, writer: holder.writer, key: holder.keyText) }
         if let keeper = holders.filter({ HeldAsideRows.precedes(rank($0), (entry.stamp, entry.writer, entry.key)) })
             .min(by: { HeldAsideRows.precedes(rank($0), rank($1)) }) {
@@ -481,7 +499,10 @@ public final class ChangeApplier {
             claimClock: try database.prepare(
                 "INSERT INTO \(log) (\(clockColumns)) VALUES (\(clockPlaceholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) "
                     + "DO UPDATE SET \(stamp) = excluded.\(stamp), \(node) = excluded.\(node), \(deleted) = excluded.\(deleted) WHERE \(supersedes)"),
-            upsert: try database.prepare("INSERT INTO \(q(table.name)) (\(columns)) VALUES (\(placeholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) \(conflict)"),
+            // OR ABORT: a UNIQUE, NOT NULL or CHECK constraint declared with its own ON CONFLICT (REPLACE deletes
+            // the other row, IGNORE skips this one, ROLLBACK ends our transaction) must only refuse the row, so
+            // that settlement decides by the rule; the application's own writes keep the declared behaviour.
+            upsert: try database.prepare("INSERT OR ABORT INTO \(q(table.name)) (\(columns)) VALUES (\(placeholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) \(conflict)"),
             delete: try database.prepare("DELETE FROM \(q(table.name)) WHERE \(keyMatch)")
         )
         plans[shape] = plan
@@ -510,9 +531,10 @@ public final class ChangeApplier {
     /// once all of it is done, so a read that fails is done again at the next batch. The column history is
     /// the capturer's to record (in the order of its looks, `ColumnHistory`); until it has, a change naming a
     /// column dropped here waits parked, and its installation (a schema change) retries it.
-    private func refreshCatalog() throws(SQLiteError) {
+    @discardableResult
+    private func refreshCatalog() throws(SQLiteError) -> Bool {
         let version = try database.scalarInteger("PRAGMA schema_version")
-        guard version != catalogSchemaVersion else { return }
+        guard version != catalogSchemaVersion else { return false }
         statements.removeAll()
         plans.removeAll()
         localNames.removeAll()
@@ -521,6 +543,7 @@ public final class ChangeApplier {
         heldAside.schemaChanged()
         catalog = try TableCatalog.read(database)
         catalogSchemaVersion = version
+        return true
     }
 
     /// Rolls the transaction back, and with it what this applier did for the schema in it (row-clock tables

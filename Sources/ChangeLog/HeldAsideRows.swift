@@ -41,6 +41,14 @@ final class HeldAsideRows {
     private var indexes: [String: [(index: UniqueIndex, holders: SQLiteStatement)]] = [:]
     private var probes: [String: String] = [:]
     private var probeInserts: [[String]: SQLiteStatement] = [:]
+    /// UNIQUE indexes whose definition did not evaluate on a row, and those not reported yet.
+    private var unreadable: Set<String> = []
+    private var newlyUnreadable: [String] = []
+
+    func takeNewlyUnreadable() -> [String] {
+        defer { newlyUnreadable.removeAll() }
+        return newlyUnreadable
+    }
 
     init(database: SQLiteDatabase) { self.database = database }
 
@@ -71,12 +79,12 @@ final class HeldAsideRows {
         try !statement("SELECT 1 FROM \(q(ChangeLogSchema.conflicts)) LIMIT 1").all().isEmpty
     }
 
-    /// The tables that hold rows aside, among `tables`.
-    func tables(among tables: Set<String>) throws(SQLiteError) -> [String] {
+    /// The tables that hold rows aside, among `tables` (nil: all).
+    func tables(among tables: Set<String>?) throws(SQLiteError) -> [String] {
         try statement("SELECT DISTINCT table_name FROM \(q(ChangeLogSchema.conflicts))").all().compactMap { row -> String? in
             guard case .text(let bytes) = row[0] else { return nil }
             let name = String(decoding: bytes, as: UTF8.self)
-            return tables.contains(name) ? name : nil
+            return tables?.contains(name) ?? true ? name : nil
         }.sorted()
     }
 
@@ -88,8 +96,11 @@ final class HeldAsideRows {
         for row in rows {
             guard case .text(let key) = row[0], case .integer(let stamp) = row[1], case .integer(let writer) = row[2], case .blob(let version) = row[3],
                   case .text(let holderKey) = row[4], case .integer(let holderStamp) = row[5], case .integer(let holderWriter) = row[6],
-                  case .text(let label) = row[7], case .blob(let keeper) = row[8], let event = try? ChangeBatch(decoding: version).events.first
+                  case .text(let label) = row[7], case .blob(let keeper) = row[8], let decoded = try? ChangeBatch(decoding: version).events.first
             else { continue }
+            // Its version under the table's current name (a table renamed since keeps its rows held aside).
+            var event = decoded
+            event.table = table
             entries.append(Entry(table: table, key: String(decoding: key, as: UTF8.self), stamp: UInt64(bitPattern: stamp), writer: UInt64(bitPattern: writer),
                                  version: event, holderKey: String(decoding: holderKey, as: UTF8.self), holderKeyValues: KeyCoding.decode(keeper) ?? [],
                                  holderStamp: UInt64(bitPattern: holderStamp),
@@ -210,21 +221,32 @@ final class HeldAsideRows {
         let keyNames = table.primaryKey.map(\.name)
         var prepared: [(index: UniqueIndex, holders: SQLiteStatement)] = []
         for index in try UniqueIndex.of(table: table.name, in: database) {
-            // An index whose text does not evaluate on a row (it should: SQLite wrote it) is left to SQLite's refusal.
-            guard let statement = try? database.prepare(index.holdersQuery(table: table.name, keyNames: keyNames, probe: probe)) else { continue }
-            prepared.append((index, statement))
+            // An index whose text does not evaluate on a row (it should: SQLite wrote it) is left to SQLite's
+            // refusal — and said, once: rows it refuses stay held aside.
+            do {
+                prepared.append((index, try database.prepare(index.holdersQuery(table: table.name, keyNames: keyNames, probe: probe))))
+            } catch {
+                if unreadable.insert(table.name + "." + index.name).inserted { newlyUnreadable.append("\(table.name).\(index.name): \(error)") }
+            }
         }
         indexes[table.name] = prepared
         return prepared
     }
 
-    /// A temporary table with `table`'s column names and affinities, holding the one row being placed, so
-    /// that the index expressions and conditions evaluate on it as written.
+    /// A temporary table defined as `table` is (its `CREATE TABLE` text under another name: the same columns,
+    /// affinities, collations, defaults and generated columns), holding the one row being placed, so that the
+    /// index expressions and conditions evaluate on it exactly as on a row of the table. A definition that
+    /// cannot be copied falls back to the columns and affinities alone.
     private func probe(for table: TableInfo) throws(SQLiteError) -> String {
         if let name = probes[table.name] { return name }
         let name = ChangeLogSchema.prefix + "probe_\(probes.count + 1)"
         try database.execute("DROP TABLE IF EXISTS temp.\(q(name))")
-        try database.execute("CREATE TEMP TABLE \(q(name)) AS SELECT * FROM main.\(q(table.name)) WHERE 0")
+        let sql = try statement("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?").all([.text(table.name)]).first?.first
+        var cloned = false
+        if case .text(let bytes)? = sql, let definition = IndexDefinition.tableBody(String(decoding: bytes, as: UTF8.self)) {
+            cloned = (try? database.execute("CREATE TEMP TABLE \(q(name)) \(definition)")) != nil
+        }
+        if !cloned { try database.execute("CREATE TEMP TABLE \(q(name)) AS SELECT * FROM main.\(q(table.name)) WHERE 0") }
         probes[table.name] = name
         return name
     }

@@ -88,7 +88,9 @@ struct IndexDefinition: Equatable {
         self.condition = condition
     }
 
-    init?(parsing sql: String) {
+    init?(parsing text: String) {
+        // SQLite keeps comments in the text it stores; they must not cut a term or a condition short.
+        let sql = Self.strippingComments(text)
         let characters = Array(sql)
         var depth = 0
         var quote: Character?
@@ -135,6 +137,55 @@ struct IndexDefinition: Equatable {
         } else {
             return nil
         }
+    }
+
+    /// `sql` with every comment (`-- …` to the end of its line, `/* … */`) outside quotes replaced by a space.
+    static func strippingComments(_ sql: String) -> String {
+        let characters = Array(sql)
+        var out: [Character] = []
+        var quote: Character?
+        var index = 0
+        while index < characters.count {
+            let character = characters[index]
+            if let open = quote {
+                out.append(character)
+                if character == (open == "[" ? "]" : open) { quote = nil }
+                index += 1
+            } else if character == "'" || character == "\"" || character == "`" || character == "[" {
+                quote = character
+                out.append(character)
+                index += 1
+            } else if character == "-", index + 1 < characters.count, characters[index + 1] == "-" {
+                while index < characters.count, characters[index] != "\n" { index += 1 }
+                out.append(" ")
+            } else if character == "/", index + 1 < characters.count, characters[index + 1] == "*" {
+                index += 2
+                while index < characters.count, !(characters[index] == "*" && index + 1 < characters.count && characters[index + 1] == "/") { index += 1 }
+                index += 2
+                out.append(" ")
+            } else {
+                out.append(character)
+                index += 1
+            }
+        }
+        return String(out)
+    }
+
+    /// The part of a `CREATE TABLE name …` statement from its column list on (`(…) [WITHOUT ROWID] [STRICT]`):
+    /// what a copy of the table under another name is created from. Nil for text without a column list.
+    static func tableBody(_ sql: String) -> String? {
+        let characters = Array(sql)
+        var quote: Character?
+        for (index, character) in characters.enumerated() {
+            if let open = quote {
+                if character == (open == "[" ? "]" : open) { quote = nil }
+            } else if character == "'" || character == "\"" || character == "`" || character == "[" {
+                quote = character
+            } else if character == "(" {
+                return String(characters[index...])
+            }
+        }
+        return nil
     }
 
     /// `lower(name) COLLATE NOCASE DESC` → `lower(name)`: the trailing keywords at the term's top level.

@@ -39,6 +39,8 @@ final class ApplyService: WorkerLoopHandler {
     /// When this node last committed another node's change (wall clock, ms), 0 before the first.
     private var lastAppliedAt: Int64 = 0
     private var observations = ObservationAccumulator()
+    /// The schema version the last tick saw (nil before the first).
+    private var seenSchemaVersion: Int64?
     /// `max_clock_offset`: remote stamps beyond it are applied, counted and logged (`watchClocks`).
     private let clockBound: ClockBound
     private var clockOffsets = ClockOffsetEstimator()
@@ -130,6 +132,12 @@ final class ApplyService: WorkerLoopHandler {
         do {
             // The ChangeApplier re-reads the schema itself at its next batch when the version moved.
             let watched = try ParkedMessages.watched(in: database)
+            if let seen = seenSchemaVersion, seen != watched.schemaVersion, try applier.holdsRowsAside() {
+                // A migration (an index dropped, say) may free values rows held aside want: settle them now,
+                // not at the next write to their table.
+                account(try applier.apply([]))
+            }
+            seenSchemaVersion = watched.schemaVersion
             try perform(pipeline.observed(schemaVersion: watched.schemaVersion, retryRequest: watched.retryRequest, now: now))
         } catch let error as SQLiteError {
             logger.warning("cannot read the schema version; looking again at the next tick", metadata: ["reason": "\(error)"])
@@ -220,6 +228,9 @@ final class ApplyService: WorkerLoopHandler {
                 "held_aside": "\(conflict.heldAsideKey)", "holder": "\(conflict.holderKey)",
                 "recorded_in": "\(ChangeLogSchema.conflicts)",
             ])
+        }
+        for index in outcome.unreadableIndexes {
+            logger.error("a UNIQUE index's definition does not evaluate on a row: rows it refuses stay held aside here, and nodes may disagree about them; report it", metadata: ["index": "\(index)"])
         }
         if outcome.placedAgain > 0 {
             logger.info("rows held aside are back in their tables: their UNIQUE values are free", metadata: ["rows": "\(outcome.placedAgain)"])

@@ -124,8 +124,14 @@ struct HarmonyLiteCommand: ParsableCommand {
             let lock = try NodeLock.acquire(for: configuration)
             defer { lock.release() }
             let database = try SQLiteDatabase(existingPath: configuration.dbPath)
-            let removed = try HarmonyLiteObjects.removeAll(from: database)
+            // Rows held aside by UNIQUE settlement are the application's data, not ours: kept until read.
+            let heldAside = (try? database.scalarInteger("SELECT count(*) FROM \(HarmonyLiteObjects.quoted(ChangeLogSchema.conflicts))")) ?? 0
+            let removed = try HarmonyLiteObjects.removeAll(from: database, keeping: heldAside > 0 ? [ChangeLogSchema.conflicts] : [])
             print("removed \(removed.triggers) triggers and \(removed.tables) tables of HarmonyLite from \(configuration.dbPath)")
+            if heldAside > 0 {
+                print("kept \(ChangeLogSchema.conflicts): it holds \(heldAside) row(s) held aside by UNIQUE settlement (application data a later "
+                    + "row's UNIQUE value kept out of its table); read them (columns losing_key, losing_values), then drop it by hand")
+            }
         } catch {
             fail("-cleanup: \(error)", code: 1)
         }

@@ -30,6 +30,14 @@ import Testing
         CREATE UNIQUE INDEX tags_lower_name ON tags(lower(name));
         CREATE TABLE slots(a TEXT, b INTEGER, owner TEXT, day INTEGER, PRIMARY KEY (a, b), UNIQUE (owner, day)) WITHOUT ROWID;
         CREATE TABLE seats(id INTEGER PRIMARY KEY, holder TEXT UNIQUE, code TEXT UNIQUE);
+        CREATE TABLE gen(id INTEGER PRIMARY KEY, name TEXT, lname TEXT GENERATED ALWAYS AS (lower(name)) VIRTUAL);
+        CREATE UNIQUE INDEX gen_lname ON gen(lname);
+        CREATE TABLE rep(id INTEGER PRIMARY KEY, email TEXT UNIQUE ON CONFLICT REPLACE);
+        CREATE TABLE ign(id INTEGER PRIMARY KEY, email TEXT UNIQUE ON CONFLICT IGNORE);
+        CREATE TABLE rb(id INTEGER PRIMARY KEY, email TEXT UNIQUE ON CONFLICT ROLLBACK);
+        CREATE TABLE actives(id INTEGER PRIMARY KEY, email TEXT, status TEXT COLLATE NOCASE);
+        CREATE UNIQUE INDEX actives_email ON actives(email) /* active ones only */ WHERE status = 'active' -- a trailing comment
+        ;
         """
     /// An application trigger: it must never fire for replicated rows (their effects arrive as rows of their own).
     static let applicationTrigger = """
@@ -134,6 +142,15 @@ enum EventSetGenerator {
               values: [[.text("ann"), .text("bob"), .null], [.integer(1), .integer(2), .null]]),
         Table(name: "seats", keyColumns: ["id"], columns: ["holder", "code"], keys: (1...5).map { [.integer($0)] },
               values: [[.text("p"), .text("q"), .text("r")], [.text("A"), .text("B"), .null]]),
+        // A UNIQUE index on a generated column; UNIQUE constraints with their own ON CONFLICT; a partial
+        // index whose condition compares a NOCASE column, written with comments SQLite keeps in its text.
+        Table(name: "gen", keyColumns: ["id"], columns: ["name"], keys: (1...4).map { [.integer($0)] },
+              values: [[.text("Red"), .text("RED"), .text("blue")]]),
+        Table(name: "rep", keyColumns: ["id"], columns: ["email"], keys: (1...4).map { [.integer($0)] }, values: [emails]),
+        Table(name: "ign", keyColumns: ["id"], columns: ["email"], keys: (1...4).map { [.integer($0)] }, values: [emails]),
+        Table(name: "rb", keyColumns: ["id"], columns: ["email"], keys: (1...4).map { [.integer($0)] }, values: [emails]),
+        Table(name: "actives", keyColumns: ["id"], columns: ["email", "status"], keys: (1...4).map { [.integer($0)] },
+              values: [emails, [.text("Active"), .text("ACTIVE"), .text("archived")]]),
     ]
 
     static func generate(using rng: inout SeededGenerator) -> [ChangeEvent] {
@@ -231,7 +248,8 @@ enum ConvergenceOracle {
         for event in final.values.filter({ $0.operation == .upsert }).sorted(by: { isTakenFirst($0, before: $1) }) {
             let columns = event.columns.map { "\"\($0)\"" }.joined(separator: ", ")
             let placeholders = Array(repeating: "?", count: event.values.count).joined(separator: ", ")
-            let statement = try database.prepare("INSERT INTO \(event.table) (\(columns)) VALUES (\(placeholders))")
+            // OR ABORT: a constraint's own ON CONFLICT (REPLACE, IGNORE, ROLLBACK) must not decide for the oracle.
+            let statement = try database.prepare("INSERT OR ABORT INTO \(event.table) (\(columns)) VALUES (\(placeholders))")
             if let refusal = Result(catching: { () throws(SQLiteError) in try statement.run(event.values) }).failure {
                 guard refusal.code & 0xff == 19 else { throw refusal }
                 heldAside.append("\(event.table)|\(event.key.map(\.sqlLiteral).joined(separator: ", "))|\(Int64(bitPattern: event.stamp))|\(event.writer)")

@@ -145,6 +145,22 @@ import Testing
         #expect(try !replica.applier.holdsRowsAside())
     }
 
+    /// A migration that drops the UNIQUE index frees the value: the row held aside comes back at the next
+    /// transaction, even one that writes nothing (the applier runs one when it sees the schema change).
+    @Test func aDroppedIndexPlacesTheRowsItHeldAside() throws {
+        let schema = "CREATE TABLE seats(id INTEGER PRIMARY KEY, holder TEXT); CREATE UNIQUE INDEX seats_holder ON seats(holder);"
+        let replica = try node(schema)
+        _ = try replica.applier.apply([
+            Self.upsert("seats", ["id", "holder"], [.integer(1), .text("u")], stamp: 100, writer: 1),
+            Self.upsert("seats", ["id", "holder"], [.integer(2), .text("u")], stamp: 101, writer: 2),
+        ])
+        #expect(try app(replica.path, "SELECT id FROM seats;") == "2\n")
+        try app(replica.path, "DROP INDEX seats_holder;")
+        let outcome = try replica.applier.apply([])
+        #expect(outcome.placedAgain == 1)
+        #expect(try app(replica.path, "SELECT id, holder FROM seats ORDER BY id;" + Self.conflicts) == "1|u\n2|u\n")
+    }
+
     /// A version newer than the one held aside (here: a delete) replaces it; the old one never comes back.
     @Test func aNewerVersionReleasesTheHeldAsideOne() throws {
         let schema = "CREATE TABLE seats(id INTEGER PRIMARY KEY, holder TEXT UNIQUE);"
@@ -162,6 +178,12 @@ import Testing
         #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX \"a(b\" ON \"t(\" (lower(name) COLLATE NOCASE DESC, \"x,y\", substr(z, 1, 2))")
             == IndexDefinition(terms: ["lower(name)", "\"x,y\"", "substr(z, 1, 2)"], condition: nil))
         #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t([we,ird] ASC, 'it''s')\n  where x in (1, 2)") == IndexDefinition(terms: ["[we,ird]", "'it''s'"], condition: "x in (1, 2)"))
+        // SQLite keeps comments in the stored text: they neither cut the condition short nor hide it.
+        #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(email) /* only active */ WHERE active = 1 -- trailing")
+            == IndexDefinition(terms: ["email"], condition: "active = 1"))
+        #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(e, -- first\n f /* x, y */) WHERE s = '--not a comment'")
+            == IndexDefinition(terms: ["e", "f"], condition: "s = '--not a comment'"))
+        #expect(IndexDefinition.tableBody("CREATE TABLE \"we(ird\" (a TEXT COLLATE NOCASE, b AS (lower(a))) STRICT") == "(a TEXT COLLATE NOCASE, b AS (lower(a))) STRICT")
         #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(x") == nil)
         #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(x) garbage") == nil)
     }

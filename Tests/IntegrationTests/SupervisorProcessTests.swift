@@ -251,5 +251,25 @@ extension ProcessTests {
             let left = try runCommand("/usr/bin/sqlite3", [database, "SELECT group_concat(name) FROM sqlite_master; SELECT count(*) FROM books;"])
             #expect(left.output == "books,x_harmonylite__keep\n2\n")
         }
+
+        /// Rows held aside by UNIQUE settlement are the application's data: `-cleanup` keeps their table and
+        /// says so, instead of dropping them with our bookkeeping.
+        @Test func cleanupKeepsRowsHeldAside() throws {
+            let directory = try TemporaryDirectory()
+            let database = directory.path + "/app.db"
+            try makeDatabase(database, """
+                CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+                CREATE TABLE "__harmonylite___conflicts"(table_name TEXT NOT NULL, losing_key TEXT NOT NULL, losing_values TEXT NOT NULL,
+                  PRIMARY KEY (table_name, losing_key)) WITHOUT ROWID;
+                INSERT INTO "__harmonylite___conflicts" VALUES ('books', '7', 'id=7');
+                CREATE TABLE "__harmonylite___meta"(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+                """)
+            let config = directory.write("node.toml", "db_path = \"\(database)\"\n")
+            let result = try runCommand(Binaries.supervisor, ["-config", config, "-cleanup"])
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("kept __harmonylite___conflicts: it holds 1 row(s) held aside"), "\(result.output)")
+            let left = try runCommand("/usr/bin/sqlite3", [database, "SELECT group_concat(name) FROM sqlite_master; SELECT losing_values FROM __harmonylite___conflicts;"])
+            #expect(left.output == "books,__harmonylite___conflicts\nid=7\n", "\(left.output)")
+        }
     }
 }
