@@ -32,6 +32,9 @@ public final class ChangeApplier {
     /// Per table, the latest version this transaction put into it (an upsert applied or a row placed
     /// again): a held-aside row whose recorded holder is later than it, and unchanged, stays as it is.
     private var latestWritten: [String: (stamp: UInt64, writer: UInt64, key: String)] = [:]
+    /// Per table, the rows this transaction wrote, deleted, held aside or placed (and the node's own writes it
+    /// was given): settlement looks only at the held-aside rows these concern (`HeldAsideRows.concerned`).
+    private var touchedRows: [String: [[SQLiteValue]]] = [:]
 
     public struct Outcome: Equatable, Sendable {
         public var applied = 0
@@ -80,14 +83,14 @@ public final class ChangeApplier {
     /// Applies `events` atomically, storing `cursor` (stream → last sequence) and `streams` (stream →
     /// identity, see `StreamIdentities`) in the same transaction. On any failure nothing is applied and the
     /// error names the event.
-    /// Settles the rows held aside in `settling` too (tables the node's own writes touched: a local write
-    /// may have freed, or taken, a value a held-aside row wants).
+    /// `localWrites`: the node's own changes (as they come back from the streams): a local write may have
+    /// freed, or taken, a value a held-aside row wants, so the held-aside rows they concern are settled too.
     ///
     /// With `sources` (one per event), an event whose table this node lacks, or whose columns or key do not
     /// match it, does not fail the batch: the events of that table are parked on their own, in this
     /// transaction, under their message's stream and sequence (`Outcome.partlyParked`), and the other
     /// tables' rows apply. Without, such an event fails the batch (a parked message's retry, for one).
-    public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:], settling: Set<String> = [],
+    public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:], localWrites: [ChangeEvent] = [],
                       sources: [EventSource]? = nil) throws -> Outcome {
         try database.execute("BEGIN IMMEDIATE")
         do {
@@ -96,8 +99,9 @@ public final class ChangeApplier {
             try stamps.materialize()
             try beginSettlement()
             var outcome = Outcome()
-            var touched = settling
-            var inFull = settling
+            var touched = Set(localWrites.map(\.table))
+            var inFull: Set<String> = []
+            for write in localWrites { touch(write.table, Array(write.key)) }
             if migrated && mayHoldAside {
                 // An index dropped or changed may free (or take) values rows held aside want: all of them.
                 let held = Set(try heldAside.tables(among: nil))
@@ -281,7 +285,10 @@ public final class ChangeApplier {
         try plan.claimClock.run(clock)
         guard database.changes > 0 else { return false }
         // A version held aside for this row is superseded by this one.
-        if mayHoldAside { try heldAside.release(table: event.table, key: event.key) }
+        if mayHoldAside {
+            try heldAside.release(table: event.table, key: event.key)
+            touch(event.table, Array(event.key))
+        }
         switch event.operation {
         case .upsert:
             if mayHoldAside { noteWritten(event.table, (event.stamp, event.writer, HeldAsideRows.keyText(event.key))) }
@@ -306,12 +313,18 @@ public final class ChangeApplier {
         mayHoldAside = try heldAside.any()
         heldThisTransaction.removeAll()
         latestWritten.removeAll()
+        touchedRows.removeAll()
+    }
+
+    private func touch(_ table: String, _ key: [SQLiteValue]) {
+        if mayHoldAside { touchedRows[table, default: []].append(key) }
     }
 
     private func holdAside(_ version: ChangeEvent, holder: HeldAsideRows.Holder?) throws {
         if !mayHoldAside { noteWritten(version.table, (version.stamp, version.writer, HeldAsideRows.keyText(version.key))) }
         try heldAside.hold(version, holder: holder)
         mayHoldAside = true
+        touch(version.table, Array(version.key))
         heldThisTransaction.insert([version.table, HeldAsideRows.keyText(version.key)])
     }
 
@@ -347,6 +360,11 @@ public final class ChangeApplier {
         guard mayHoldAside else { return }
         for name in try heldAside.tables(among: tables) {
             guard let table = try table(named: name) else { continue }
+            if !inFull.contains(name), let signers = try heldAside.signers(of: table) {
+                try settleConcerned(table, signers: signers, into: &outcome)
+                try report(name, into: &outcome)
+                continue
+            }
             var placed = true
             while placed {
                 placed = false
@@ -362,14 +380,48 @@ public final class ChangeApplier {
                     }
                 }
             }
-            guard heldThisTransaction.contains(where: { $0.first == name }) else { continue }
-            for entry in try heldAside.entries(in: name) where heldThisTransaction.contains([name, entry.key]) {
-                outcome.conflicts.append(UniqueConflict(
-                    table: name, columns: entry.label, heldAsideKey: entry.key, heldAsideStamp: entry.stamp, heldAsideWriter: entry.writer,
-                    holderKey: entry.holderKey, holderStamp: entry.holderStamp, holderWriter: entry.holderWriter))
-            }
+            try report(name, into: &outcome)
         }
         heldThisTransaction.removeAll()
+    }
+
+    /// Settlement of one table by lookup: only the held-aside rows this transaction's rows concern (new ones,
+    /// those whose own row or holder changed, those wanting a value a written row holds now) are checked,
+    /// round after round while placements touch more rows. The same end state as checking every one: a
+    /// held-aside row none of these concern keeps its holder, unchanged, in its table.
+    private func settleConcerned(_ table: TableInfo, signers: [HeldAsideRows.Signer], into outcome: inout Outcome) throws {
+        let name = table.name
+        var seen = 0
+        var held = Set(heldThisTransaction.filter { $0.first == name }.map { $0[1] })
+        while true {
+            let touched = Array((touchedRows[name] ?? []).dropFirst(seen))
+            seen += touched.count
+            let concerned = held.union(try heldAside.concerned(in: table, touched: touched, signers: signers))
+            guard !concerned.isEmpty else { return }
+            let before = heldThisTransaction
+            for entry in try heldAside.entries(in: name, keys: concerned) {
+                guard try heldAside.isLatest(entry, of: table) else {
+                    try heldAside.release(table: name, keyText: entry.key)
+                    continue
+                }
+                if try place(entry, in: table) {
+                    outcome.placedAgain += heldThisTransaction.remove([name, entry.key]) == nil ? 1 : 0
+                }
+            }
+            held = Set(heldThisTransaction.subtracting(before).filter { $0.first == name }.map { $0[1] })
+            if held.isEmpty && (touchedRows[name]?.count ?? 0) == seen { return }
+        }
+    }
+
+    /// Reports the rows this transaction held aside in `name` that are still aside.
+    private func report(_ name: String, into outcome: inout Outcome) throws {
+        guard heldThisTransaction.contains(where: { $0.first == name }) else { return }
+        let keys = Set(heldThisTransaction.filter { $0.first == name }.map { $0[1] })
+        for entry in try heldAside.entries(in: name, keys: keys) {
+            outcome.conflicts.append(UniqueConflict(
+                table: name, columns: entry.label, heldAsideKey: entry.key, heldAsideStamp: entry.stamp, heldAsideWriter: entry.writer,
+                holderKey: entry.holderKey, holderStamp: entry.holderStamp, holderWriter: entry.holderWriter))
+        }
     }
 
     /// Places one held-aside row if no row with a later version holds any of its UNIQUE values (holding
@@ -382,7 +434,8 @@ public final class ChangeApplier {
         let key = Array(event.key)
         let holders: [HeldAsideRows.Holder]
         do {
-            holders = try heldAside.holders(in: table, key: key, columns: plan.names, values: plan.values(of: event), defaults: plan.lacking)
+            holders = try heldAside.holders(in: table, key: key, columns: plan.names, values: plan.values(of: event), defaults: plan.lacking,
+                                            recording: entry.key)
         } catch {
             // The row cannot be evaluated here (a CHECK or NOT NULL of this node's schema refuses it): it could
             // not be written either, so it stays aside, the same on every node with this schema.
@@ -406,6 +459,7 @@ public final class ChangeApplier {
             try heldAside.release(table: table.name, keyText: entry.key)
             try database.execute("RELEASE harmonylite_place")
             noteWritten(table.name, (entry.stamp, entry.writer, entry.key))
+            touch(table.name, key)
             return true
         } catch let error as SQLiteError where error.isUniqueViolation {
             // SQLite refuses it for an index the definitions did not explain: it stays aside, nothing changed.

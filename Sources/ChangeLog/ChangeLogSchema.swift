@@ -32,6 +32,9 @@ public enum ChangeLogSchema {
     /// a later write holds a UNIQUE value of, with the row that holds it. A row leaves it when it is placed
     /// again (its value freed) or superseded (a newer version of it, or its delete).
     public static let conflicts = prefix + "_conflicts"
+    /// What each held-aside row wants: per UNIQUE index, its folded term values (`HeldAsideRows.Signer`), so
+    /// that a row written later finds the held-aside rows it may block, or free, by lookup.
+    static let heldValues = prefix + "_held_values"
     /// The conflicts log of versions before held-aside rows: kept, under this name, for the operator to read.
     static let settledConflictsLog = prefix + "_conflicts_settled"
     /// The guard table of earlier versions (dropped at install): the replica role replaced it.
@@ -62,7 +65,7 @@ public enum ChangeLogSchema {
 
     /// The same, for the tables named.
     public static func snapshotContent(rowClocksOf tables: some Sequence<String>) -> Set<String> {
-        Set(tables.map { changeLog(of: $0) } + [parked, columnHistory, renamedTables, conflicts])
+        Set(tables.map { changeLog(of: $0) } + [parked, columnHistory, renamedTables, conflicts, heldValues])
     }
 
     /// Tables every installation has.
@@ -83,6 +86,10 @@ public enum ChangeLogSchema {
             + "winning_key TEXT NOT NULL, winning_stamp INTEGER NOT NULL, winning_writer INTEGER NOT NULL, reason TEXT NOT NULL, "
             + "recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), version BLOB NOT NULL, winning_key_values BLOB NOT NULL, "
             + "PRIMARY KEY (table_name, losing_key)) WITHOUT ROWID",
+        "CREATE INDEX IF NOT EXISTS \(quote(conflicts + "_by_holder")) ON \(quote(conflicts)) (table_name, winning_key)",
+        "CREATE TABLE IF NOT EXISTS \(quote(heldValues)) (table_name TEXT NOT NULL, index_name TEXT NOT NULL, value BLOB NOT NULL, "
+            + "losing_key TEXT NOT NULL, PRIMARY KEY (table_name, index_name, value, losing_key)) WITHOUT ROWID",
+        "CREATE INDEX IF NOT EXISTS \(quote(heldValues + "_by_row")) ON \(quote(heldValues)) (table_name, losing_key)",
         "CREATE TABLE IF NOT EXISTS \(quote(parked)) (stream TEXT NOT NULL, sequence INTEGER NOT NULL, payload BLOB NOT NULL, "
             + "reason TEXT NOT NULL, kind TEXT NOT NULL, parked_at TEXT NOT NULL, attempts INTEGER NOT NULL, "
             + "PRIMARY KEY (stream, sequence)) WITHOUT ROWID",

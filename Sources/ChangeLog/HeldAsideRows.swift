@@ -56,6 +56,7 @@ final class HeldAsideRows {
     func schemaChanged() {
         statements.removeAll()
         indexes.removeAll()
+        signers.removeAll()
         probeInserts.removeAll()
         for probe in probes.values { try? database.execute("DROP TABLE IF EXISTS temp.\(q(probe))") }
         probes.removeAll()
@@ -81,17 +82,30 @@ final class HeldAsideRows {
 
     /// The tables that hold rows aside, among `tables` (nil: all).
     func tables(among tables: Set<String>?) throws(SQLiteError) -> [String] {
-        try statement("SELECT DISTINCT table_name FROM \(q(ChangeLogSchema.conflicts))").all().compactMap { row -> String? in
+        if let tables {
+            // One indexed look per table (its key's prefix), not a scan of every row held aside.
+            let holds = try statement("SELECT 1 FROM \(q(ChangeLogSchema.conflicts)) WHERE table_name = ? LIMIT 1")
+            var holding: [String] = []
+            for table in tables.sorted() where try !holds.all([.text(table)]).isEmpty { holding.append(table) }
+            return holding
+        }
+        return try statement("SELECT DISTINCT table_name FROM \(q(ChangeLogSchema.conflicts))").all().compactMap { row -> String? in
             guard case .text(let bytes) = row[0] else { return nil }
             let name = String(decoding: bytes, as: UTF8.self)
             return tables?.contains(name) ?? true ? name : nil
         }.sorted()
     }
 
-    /// The rows `table` holds aside, latest version first.
-    func entries(in table: String) throws -> [Entry] {
-        let rows = try statement("SELECT losing_key, losing_stamp, losing_writer, version, winning_key, winning_stamp, winning_writer, columns, winning_key_values FROM \(q(ChangeLogSchema.conflicts)) WHERE table_name = ?")
-            .all([.text(table)])
+    /// The rows `table` holds aside (only those of `keys`, when given), latest version first.
+    func entries(in table: String, keys: Set<String>? = nil) throws -> [Entry] {
+        let columns = "losing_key, losing_stamp, losing_writer, version, winning_key, winning_stamp, winning_writer, columns, winning_key_values"
+        var rows: [[SQLiteValue]] = []
+        if let keys {
+            let one = try statement("SELECT \(columns) FROM \(q(ChangeLogSchema.conflicts)) WHERE table_name = ? AND losing_key = ?")
+            for key in keys { rows += try one.all([.text(table), .text(key)]) }
+        } else {
+            rows = try statement("SELECT \(columns) FROM \(q(ChangeLogSchema.conflicts)) WHERE table_name = ?").all([.text(table)])
+        }
         var entries: [Entry] = []
         for row in rows {
             guard case .text(let key) = row[0], case .integer(let stamp) = row[1], case .integer(let writer) = row[2], case .blob(let version) = row[3],
@@ -118,6 +132,7 @@ final class HeldAsideRows {
 
     /// Holds `version` aside (replacing what the row had here), the holder to be named by settlement.
     func hold(_ version: ChangeEvent, holder: Holder?) throws {
+        try forgetValues(table: version.table, keyText: Self.keyText(version.key))
         let values = zip(version.columns, version.values).map { "\($0)=\($1.sqlLiteral)" }.joined(separator: ", ")
         let bytes = ChangeBatch(origin: version.writer, schemaHash: "", events: [version]).encoded(compress: false)
         try statement("INSERT OR REPLACE INTO \(q(ChangeLogSchema.conflicts)) (table_name, losing_key, losing_stamp, losing_writer, losing_values, columns, "
@@ -145,13 +160,107 @@ final class HeldAsideRows {
 
     func release(table: String, keyText: String) throws(SQLiteError) {
         try statement("DELETE FROM \(q(ChangeLogSchema.conflicts)) WHERE table_name = ? AND losing_key = ?").run([.text(table), .text(keyText)])
+        try forgetValues(table: table, keyText: keyText)
+    }
+
+    private func forgetValues(table: String, keyText: String) throws(SQLiteError) {
+        try statement("DELETE FROM \(q(ChangeLogSchema.heldValues)) WHERE table_name = ? AND losing_key = ?").run([.text(table), .text(keyText)])
+    }
+
+    // MARK: finding the held-aside rows a written row concerns
+
+    /// One UNIQUE index's terms (and whether the row is inside its condition), evaluated on the probe row and
+    /// on a row of the table by key, and the collations they compare by.
+    struct Signer {
+        var index: UniqueIndex
+        var onProbe: SQLiteStatement
+        var onRow: SQLiteStatement
+    }
+
+    /// Per table: its signers, or nil when an index compares by a collation other than BINARY, NOCASE or RTRIM
+    /// (its values cannot be folded here: that table is settled by checking every held-aside row).
+    private var signers: [String: [Signer]?] = [:]
+
+    func signers(of table: TableInfo) throws(SQLiteError) -> [Signer]? {
+        if let cached = signers[table.name] { return cached }
+        let probe = try self.probe(for: table)
+        var result: [Signer]? = []
+        let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
+        for (index, _) in try indexes(of: table) {
+            guard index.terms.allSatisfy({ ["BINARY", "NOCASE", "RTRIM"].contains($0.collation.uppercased()) }) else { result = nil; break }
+            let terms = (index.terms.map { "(\($0.expression))" } + ["CASE WHEN \(index.condition.map { "(\($0))" } ?? "1") THEN 1 ELSE 0 END"]).joined(separator: ", ")
+            guard let onProbe = try? database.prepare("SELECT \(terms) FROM temp.\(q(probe))"),
+                  let onRow = try? database.prepare("SELECT \(terms) FROM main.\(q(table.name)) WHERE \(keyMatch)") else { result = nil; break }
+            result?.append(Signer(index: index, onProbe: onProbe, onRow: onRow))
+        }
+        signers[table.name] = .some(result)
+        return result
+    }
+
+    /// The terms' values as the index compares them (NOCASE folds ASCII letters, RTRIM trailing spaces, an
+    /// integral REAL is its INTEGER), as bytes; nil when the row is outside the condition or a term is NULL
+    /// (such a row conflicts with none).
+    static func signature(_ row: [SQLiteValue], _ index: UniqueIndex) -> [UInt8]? {
+        guard row.count == index.terms.count + 1, row.last == .integer(1) else { return nil }
+        var folded: [SQLiteValue] = []
+        for (value, term) in zip(row, index.terms) {
+            switch value {
+            case .null: return nil
+            case .real(let number) where number.rounded() == number && abs(number) < 9.0e18: folded.append(.integer(Int64(number)))
+            case .text(var bytes):
+                switch term.collation.uppercased() {
+                case "NOCASE": bytes = bytes.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+                case "RTRIM": while bytes.last == 0x20 { bytes.removeLast() }
+                default: break
+                }
+                folded.append(.text(bytes))
+            default: folded.append(value)
+            }
+        }
+        return KeyCoding.encode(folded)
+    }
+
+    /// Records what the held-aside row `keyText` (its version in the probe now) wants, replacing what it wanted.
+    private func recordValues(of table: TableInfo, keyText: String, signers: [Signer]) throws(SQLiteError) {
+        try forgetValues(table: table.name, keyText: keyText)
+        let insert = try statement("INSERT OR IGNORE INTO \(q(ChangeLogSchema.heldValues)) (table_name, index_name, value, losing_key) VALUES (?, ?, ?, ?)")
+        for signer in signers {
+            guard let row = try signer.onProbe.all().first, let value = Self.signature(row, signer.index) else { continue }
+            try insert.run([.text(table.name), .text(signer.index.name), .blob(value), .text(keyText)])
+        }
+    }
+
+    /// The held-aside rows of `table` whose status or holder the rows `touched` (written, deleted, moved aside
+    /// or placed in this transaction) may have changed: the held-aside row itself, those it held aside (it was
+    /// their holder), and those wanting a value it holds now.
+    func concerned(in table: TableInfo, touched: [[SQLiteValue]], signers: [Signer]) throws(SQLiteError) -> Set<String> {
+        var keys: Set<String> = []
+        // Two lookups, not one with OR: SQLite does not use two indexes for an OR on a WITHOUT ROWID table.
+        let byKey = try statement("SELECT losing_key FROM \(q(ChangeLogSchema.conflicts)) WHERE table_name = ? AND losing_key = ?")
+        let byHolder = try statement("SELECT losing_key FROM \(q(ChangeLogSchema.conflicts)) WHERE table_name = ? AND winning_key = ?")
+        let byValue = try statement("SELECT losing_key FROM \(q(ChangeLogSchema.heldValues)) WHERE table_name = ? AND index_name = ? AND value = ?")
+        func collect(_ rows: [[SQLiteValue]]) {
+            for row in rows { if case .text(let bytes) = row.first { keys.insert(String(decoding: bytes, as: UTF8.self)) } }
+        }
+        for key in Set(touched) {
+            let text = Self.keyText(key)
+            collect(try byKey.all([.text(table.name), .text(text)]))
+            collect(try byHolder.all([.text(table.name), .text(text)]))
+            for signer in signers {
+                guard let row = try signer.onRow.all(key).first, let value = Self.signature(row, signer.index) else { continue }
+                collect(try byValue.all([.text(table.name), .text(signer.index.name), .blob(value)]))
+            }
+        }
+        return keys
     }
 
     // MARK: finding holders
 
     /// The rows of `table` (other than `key`'s) that hold a UNIQUE value of the row `columns`/`values` would
     /// write — `defaults` giving the columns it lacks — through each UNIQUE index's own definition.
-    func holders(in table: TableInfo, key: [SQLiteValue], columns: [String], values: [SQLiteValue], defaults: [(name: String, sql: String)]) throws -> [Holder] {
+    /// With `recording`, what the held-aside row of that key wants is recorded too (`concerned` finds it).
+    func holders(in table: TableInfo, key: [SQLiteValue], columns: [String], values: [SQLiteValue], defaults: [(name: String, sql: String)],
+                 recording keyText: String? = nil) throws -> [Holder] {
         let indexes = try self.indexes(of: table)
         guard !indexes.isEmpty else { return [] }
         let probe = try self.probe(for: table)
@@ -167,6 +276,7 @@ final class HeldAsideRows {
             probeInserts[shape] = insert
         }
         try insert.run(values)
+        if let keyText, let signers = try signers(of: table) { try recordValues(of: table, keyText: keyText, signers: signers) }
         var holders: [Holder] = []
         var seen: Set<[SQLiteValue]> = []
         let keyNames = table.primaryKey.map(\.name)

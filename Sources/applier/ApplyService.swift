@@ -259,9 +259,9 @@ final class ApplyService: WorkerLoopHandler {
             }
             // The node's own writes may have freed, or taken, a UNIQUE value a row held aside wants: their
             // tables are settled too (one read when no row is held aside, which is the common case).
-            let ownTables = try own.isEmpty || !applier.holdsRowsAside() ? [] : Set(own.flatMap { batches[$0].events.map(\.table) })
-            guard !events.isEmpty || !ownTables.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
-            let outcome = try applier.apply(events, cursor: group.cursor, settling: ownTables, sources: sources)
+            let localWrites = try own.isEmpty || !applier.holdsRowsAside() ? [] : own.flatMap { batches[$0].events }
+            guard !events.isEmpty || !localWrites.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
+            let outcome = try applier.apply(events, cursor: group.cursor, localWrites: localWrites, sources: sources)
             account(outcome)
             for message in outcome.partlyParked {
                 logger.warning("rows of a table this node cannot apply yet are parked; the message's other rows are applied", metadata: [

@@ -40,7 +40,7 @@ extension SnapshotTests {
         #expect(try app(target, "SELECT group_concat(id || ':' || title) FROM books;") == "5:mine\n")
         // The top bit set (negative as SQLite stores it) is the largest stamp, not the smallest.
         let (_, top) = try restore(withRemoteStamp: .max - 5, bound: ClockBound(), name: "top")
-        #expect(throws: SnapshotError.self) { try top.get() }
+        #expect(throws: SnapshotRefusal.self) { try top.get() }
     }
 
     @Test func aSnapshotWithinTheBoundIsRestored() throws {

@@ -50,7 +50,8 @@ import NATSClient
         #expect(try app(file, "SELECT id, __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM __harmonylite__books_change_log ORDER BY id;") == clocks)
         #expect(clocks.hasSuffix("|1|1\n"), "the delete left no tombstone: \(clocks)")
         #expect(try app(file, "SELECT name FROM sqlite_master WHERE name LIKE '%harmonylite%' ORDER BY name;")
-            == "__harmonylite___columns\n__harmonylite___conflicts\n__harmonylite___parked\n__harmonylite___renamed_tables\n__harmonylite__books_change_log\n")
+            == "__harmonylite___columns\n__harmonylite___conflicts\n__harmonylite___conflicts_by_holder\n__harmonylite___held_values\n"
+            + "__harmonylite___held_values_by_row\n__harmonylite___parked\n__harmonylite___renamed_tables\n__harmonylite__books_change_log\n")
         #expect(try app(file, "SELECT id, title, hex(cover) FROM books ORDER BY id;") == "1|Dune|00FF00\n2|Emma|\n")
         #expect(try SnapshotMetadata(decoding: metadata.encoded()) == metadata)
         try SnapshotRestorer.verify(file, metadata: metadata)
