@@ -17,6 +17,8 @@ final class Supervisor {
     private var config: Configuration
     private var machine: SupervisorStateMachine
     private let logger: Logger
+    /// Creates the streams and buckets as the administrator each time the embedded server is ready.
+    private let jetStreamSetup: JetStreamSetup
     private let signals: SignalDescriptor
     private let notifier = SystemdNotifier()
     private let spawner: ChildSpawner
@@ -83,6 +85,7 @@ final class Supervisor {
         self.runDirectory = runDirectory
         self.signals = signals
         self.logger = logger
+        jetStreamSetup = JetStreamSetup(logger: logger)
         // First: a port in use stops the node before anything else is made.
         telemetry = try NodeTelemetry(config: config, now: monotonicSeconds())
         if let ports = telemetry.listening { logger.info("serving /metrics and /health", metadata: ["ports": "\(ports)"]) }
@@ -268,6 +271,7 @@ final class Supervisor {
         natsPort = port
         config.natsClientURLs = [EmbeddedServerConfig.clientURL(config, port: port)]
         telemetry.natsURLs = config.natsClientURLs
+        jetStreamSetup.start(config)
         let monitoring = NATSPortsFile.monitoringPort(runDirectory: runDirectory, pid: pid)
         let timeout = Double(config.workers["nats", default: WorkerSettings()].heartbeatTimeout) / 1000
         natsProbe = (pid, monitoring, EmbeddedServerProbe(heartbeatTimeout: timeout, now: monotonicSeconds()))

@@ -63,12 +63,13 @@ extension ProcessTests {
             #expect(throws: NATSError.self) { try asOperator.streamState("scratch") }
         }
 
-        /// The node's own user may list and delete consumers: a restarted broker consumes under a fresh name and
-        /// deletes this node's leftovers of the shard (an older version's fixed name, an earlier start's name),
-        /// never another node's consumer whose name only starts alike.
+        /// The node's own user may list consumers and delete its own: a restarted broker consumes under a fresh
+        /// name of its pool and deletes this node's leftovers of the shard (an older version's fixed name, an
+        /// earlier start's name), never another node's consumer whose name only starts alike. (The leftovers
+        /// are made by the operator: the node's user may create no other name than its pool's.)
         @Test func aRestartedBrokerDeletesItsLeftoverConsumersOnly() throws {
             let port = try freePort()
-            let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\n")
+            let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\nuser_name = \"operator\"\nuser_password = \"operator-pw\"\n")
             defer { _ = node.terminate() }
             try node.waitUntilReady()
             let asNode = try NATSConnection.connect(try embeddedClientSettings(directory: node.directory.path, nodeID: 1, port: port, name: "node-1"))
@@ -77,9 +78,16 @@ extension ProcessTests {
             let first = try ours(asNode.consumerNames(stream: stream))
             try #require(first.count == 1, "node 1's consumers of shard 1: \(first)")
             #expect(first[0] != "harmonylite-node-1-1")
-            let leftovers = ["harmonylite-node-1-1", "harmonylite-node-1-1-00000000000000aa"]
-            let others = ["harmonylite-node-11-1-00000000000000aa", "harmonylite-node-1-11-00000000000000aa", "harmonylite-node-1-1-by-hand"]
-            for name in leftovers + others { _ = try PullConsumer(connection: asNode, stream: stream, durable: name, afterSequence: 0) }
+            let leftovers = ["harmonylite-node-1-1", "harmonylite-node-1-1-000000000000002a"].filter { $0 != first[0] }
+            let others = ["harmonylite-node-11-1-000000000000002a", "harmonylite-node-1-11-000000000000002a", "harmonylite-node-1-1-by-hand"]
+            var operatorSettings = ConnectionSettings(urls: ["nats://127.0.0.1:\(port)"], name: "operator")
+            operatorSettings.userName = "operator"
+            operatorSettings.userPassword = "operator-pw"
+            let asOperator = try NATSConnection.connect(operatorSettings)
+            for name in leftovers + others { _ = try PullConsumer(connection: asOperator, stream: stream, durable: name, afterSequence: 0) }
+            #expect(throws: NATSError.self, "the node's user made a consumer outside its pool") {
+                _ = try PullConsumer(connection: asNode, stream: stream, durable: "harmonylite-node-1-1-by-the-node", afterSequence: 0)
+            }
             let broker = try #require(node.children()["broker"])
             kill(broker, SIGKILL)
             var names: [String] = []
