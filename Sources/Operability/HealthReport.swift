@@ -3,7 +3,7 @@ import Foundation
 /// `/health`: HarmonyLite's JSON body and its 200/503 rule, made honest.
 ///
 /// Healthy when the database answers, NATS is connected, the capture triggers are installed (HarmonyLite's
-/// three) and every worker runs. The timestamps are this node's own last published and last applied
+/// three), every worker runs and no shard stream is stalled (`ShardStallWatch`). The timestamps are this node's own last published and last applied
 /// change (HarmonyLite reported the newest message of shard 1's stream for both, and zero times when it
 /// had none: here an unknown time is left out). The body is sent with `Content-Type: application/json`.
 public struct HealthReport: Sendable {
@@ -16,8 +16,11 @@ public struct HealthReport: Sendable {
     }
 
     public var isHealthy: Bool {
-        database.connected && view.natsConnected && database.cdcInstalled && view.isRunning
+        database.connected && view.natsConnected && database.cdcInstalled && view.isRunning && stalledStreams.isEmpty
     }
+
+    /// Streams that hold messages past this node's cursor and made no progress for a while.
+    var stalledStreams: [NodeView.Stream] { view.streams.filter { $0.stalledSeconds != nil } }
 
     public func response(detailed: Bool) -> HTTPResponse {
         let status = isHealthy ? 200 : 503
@@ -49,6 +52,9 @@ public struct HealthReport: Sendable {
         if !database.cdcInstalled && database.connected { problems.append("capture triggers are not installed") }
         if !view.natsConnected { problems.append("NATS is not connected") }
         for worker in view.workers where worker.state != "running" { problems.append("\(worker.name) is \(worker.state)") }
+        for stream in stalledStreams {
+            problems.append("\(stream.name) makes no progress: \(stream.behind.map(String.init) ?? "some") message(s) past the cursor \(stream.cursor.map(String.init) ?? "?") for \(Int(stream.stalledSeconds ?? 0)) s")
+        }
         let body = Body(
             status: isHealthy ? "healthy" : "unhealthy", nodeId: view.nodeId, uptimeSeconds: Int(view.uptimeSeconds),
             dbConnected: database.connected, natsConnected: view.natsConnected, cdcInstalled: database.cdcInstalled,
