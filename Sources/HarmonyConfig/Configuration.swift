@@ -118,6 +118,9 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var routeTLSCertFile = ""
         public var routeTLSKeyFile = ""
         public var routeTLSCAFile = ""
+        /// Off loopback, routes without the TLS files above carry the route password (and every change) in
+        /// plaintext: the node refuses to start unless this says the operator accepts that.
+        public var allowPlaintextRoutes = false
 
         /// True when the node runs its own nats-server.
         public var isEmbedded: Bool { urls.isEmpty }

@@ -32,6 +32,27 @@ import Testing
         }
     }
 
+    /// Off loopback, embedded routes without TLS are refused unless plaintext is allowed in so many words.
+    @Test func plaintextRoutesOffLoopbackNeedAnExplicitSetting() throws {
+        let toml = "db_path = \"\(database)\"\n"
+        func overrides(_ address: String, _ peers: String) -> CommandLineOverrides {
+            var overrides = CommandLineOverrides()
+            overrides.clusterAddress = address
+            overrides.clusterPeers = peers
+            return overrides
+        }
+        for (address, peers) in [("127.0.0.1:4221", "nats://127.0.0.2:4222/"), ("localhost:4221", "nats://u:p@[::1]:4222/")] {
+            #expect(throws: Never.self, "\(address) \(peers)") { try load(toml, overrides: overrides(address, peers)) }
+        }
+        for (address, peers) in [("0.0.0.0:4221", "nats://127.0.0.1:4222/"), ("127.0.0.1:4221", "nats://10.0.0.2:4222/"), (":4221", "")] {
+            let error = #expect(throws: ConfigurationError.self, "\(address) \(peers)") { try load(toml, overrides: overrides(address, peers)) }
+            #expect(error?.key == "nats.allow_plaintext_routes", "\(String(describing: error))")
+            #expect(throws: Never.self) { try load(toml + "[nats]\nallow_plaintext_routes = true\n", overrides: overrides(address, peers)) }
+        }
+        // External NATS: no embedded routes to protect.
+        #expect(throws: Never.self) { try load(toml + "[nats]\nurls = [\"nats://10.0.0.9:4222\"]\n", overrides: overrides("0.0.0.0:4221", "")) }
+    }
+
     @Test func defaultsMatchHarmonyLiteExceptTheSeqMapLocation() throws {
         let config = try load("db_path = \"\(database)\"").configuration
         #expect(config.nodeID == 777)
@@ -213,9 +234,9 @@ import Testing
         let environment = ConfigurationLoader.Environment(temporaryDirectory: directory.path, currentDirectory: directory.path, defaultNodeID: { 1 })
         _ = directory.write("harmonylite.db", "")
         try makeDatabase(directory.path + "/harmonylite.db")
-        let noFile = try ConfigurationLoader.load(path: nil, overrides: .init(nodeID: 9, clusterPeers: "nats://a:1/, nats://b:2/,"), environment: environment)
+        let noFile = try ConfigurationLoader.load(path: nil, overrides: .init(nodeID: 9, clusterPeers: "nats://127.0.0.1:1/, nats://localhost:2/,"), environment: environment)
         #expect(noFile.configuration.nodeID == 9)
-        #expect(noFile.configuration.clusterPeers == ["nats://a:1/", "nats://b:2/"])
+        #expect(noFile.configuration.clusterPeers == ["nats://127.0.0.1:1/", "nats://localhost:2/"])
     }
 
     @Test func relativePathsResolveAgainstTheWorkingDirectory() throws {
