@@ -1,0 +1,133 @@
+import TestSupport
+import Foundation
+import HarmonyConfig
+import NATSClient
+import Testing
+
+extension ProcessTests {
+    /// A leaked node password (node 1's, derived from the cluster secret as its supervisor derives it) in the
+    /// hands of an independent client (nats-py, `Attacks/leaked_password.py`), on a real 3-node embedded
+    /// cluster: every JetStream reconfiguration it tries is refused by the embedded server's permissions,
+    /// so nothing is forged, stalled, shrunk or sealed, and the cluster keeps replicating. One cluster for
+    /// every attack, the destructive ones last.
+    @Suite(.serialized) struct LeakedPassword {
+        static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Attacks/leaked_password.py").path
+        static let python = "/usr/bin/python3"
+        static let natsPyAvailable = ((try? runCommand(python, ["-c", "import nats"]).status) ?? 1) == 0
+        static let stream = "harmonylite-changes-1"
+
+        struct Outcome {
+            var accepted: Bool
+            var detail: String
+        }
+
+        /// Runs `name` with node 1's password, or the administrator's.
+        static func attack(_ cluster: TestCluster, _ name: String, _ argument: String = "", asAdministrator: Bool = false) throws -> Outcome {
+            let credentials = try credentials(cluster)
+            let (user, password) = asAdministrator ? (credentials.adminUser, credentials.adminPassword) : (credentials.clientUser, credentials.clientPassword)
+            let result = try runCommand(python, [script, "nats://127.0.0.1:\(cluster.clientPorts[0])", user, password, name, argument])
+            guard result.status == 0, let line = result.output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+                  let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw TestFailure("attack \(name) did not run: \(result.output)")
+            }
+            return Outcome(accepted: object["accepted"] as? Bool ?? true, detail: object["detail"] as? String ?? "")
+        }
+
+        static func credentials(_ cluster: TestCluster) throws -> EmbeddedCredentials {
+            ClusterSecret.credentials(secret: try ClusterSecret.load(at: cluster.directory.path + "/harmonylite-cluster.secret"), nodeID: 1)
+        }
+
+        /// The administrator on node `index`'s server (what the supervisor's set-up uses).
+        static func administrator(_ cluster: TestCluster, _ index: Int) throws -> NATSConnection {
+            let credentials = try credentials(cluster)
+            var settings = ConnectionSettings(urls: ["nats://127.0.0.1:\(cluster.clientPorts[index])"], name: "test-admin")
+            settings.userName = credentials.adminUser
+            settings.userPassword = credentials.adminPassword
+            settings.ignoreDiscoveredServers = true
+            return try NATSConnection.connect(settings)
+        }
+
+        @Test(.enabled(if: natsPyAvailable, "nats-py is not installed for /usr/bin/python3 (pip install nats-py)"))
+        func everyAttackWithANodesPasswordIsRefused() throws {
+            let cluster = try TestCluster(schema: "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT);")
+            let rows = "SELECT group_concat(k, ' ') FROM (SELECT k FROM kv ORDER BY k);"
+            try cluster.sql(0, "INSERT INTO kv VALUES (1, 'before');")
+            #expect(try cluster.converge(rows, to: "1\n", timeout: 30), "\(cluster.problems())")
+            let asNode1 = try NATSConnection.connect(try cluster.clientSettings(0, name: "reader"))
+            let before = try asNode1.streamState(Self.stream)
+            var accepted: [String] = []
+            func run(_ name: String, _ argument: String = "") throws {
+                let outcome = try Self.attack(cluster, name, argument)
+                print("leaked-password attack \(name): \(outcome.accepted ? "ACCEPTED" : "refused") — \(outcome.detail)")
+                if outcome.accepted { accepted.append(name) }
+                #expect(!outcome.accepted, "the attack \(name) went through: \(outcome.detail)")
+            }
+
+            // Beyond the role: another node's registry key, buckets made or deleted, another object store,
+            // a forged reply on another client's inbox.
+            for name in ["kv-other-node", "kv-create-bucket", "kv-delete-bucket", "object-other-bucket", "object-delete-bucket", "inbox-reply"] {
+                try run(name)
+            }
+
+            // Node 2's consumer: neither read from nor deleted; node 2 keeps receiving.
+            let node2Consumer = try #require(try asNode1.consumerNames(stream: Self.stream).first { $0.hasPrefix("harmonylite-node-2-1") })
+            try run("consumer-steal", node2Consumer)
+            try run("consumer-delete", node2Consumer)
+            try cluster.sql(0, "INSERT INTO kv VALUES (2, 'after the consumer attacks');")
+            #expect(try cluster.converge(rows, to: "1 2\n", timeout: 30), "\(cluster.problems())")
+
+            // Self-healing: the administrator (or anything else) deletes node 2's consumer; node 2 makes a new
+            // one from its cursor and gets the next write.
+            do {
+                try Self.administrator(cluster, 1).deleteConsumer(stream: Self.stream, name: node2Consumer)
+            } catch {
+                Issue.record("cannot delete node 2's consumer as the administrator: \(error)")
+            }
+            try cluster.sql(0, "INSERT INTO kv VALUES (3, 'after the consumer vanished');")
+            #expect(try cluster.converge(rows, to: "1 2 3\n", timeout: 30), "node 2 did not recover its deleted consumer: \(cluster.problems())")
+            #expect(cluster.node(1).log.contains("the consumer no longer exists"), "\(cluster.node(1).log.suffix(3000))")
+
+            // Forgery through a republishing stream, and every stream reconfiguration.
+            let forged = OriginSubjects.forged(origin: 2, key: 100, value: "forged").map { String(format: "%02x", $0) }.joined()
+            try run("republish", forged)
+            for name in ["sources", "mirror"] { try run(name) }
+            try run("message-delete", "1")
+            for name in ["max-msgs", "rollup", "purge", "subjects", "seal", "stream-delete"] { try run(name) }
+
+            // Nothing happened: the stream holds all it held, nothing forged was applied, writes replicate.
+            try cluster.sql(0, "INSERT INTO kv VALUES (4, 'after every attack');")
+            #expect(try cluster.converge(rows, to: "1 2 3 4\n", timeout: 30), "\(cluster.problems())")
+            let after = try asNode1.streamState(Self.stream)
+            #expect(after.firstSequence == before.firstSequence && after.messages >= before.messages + 3, "before \(before), after \(after)")
+            #expect(accepted.isEmpty, "accepted: \(accepted)")
+            // No shard is reported stalled on any node (`-status -json` names none) once all is applied.
+            for index in 0..<3 {
+                var status = ""
+                #expect(eventually(timeout: 30, interval: 1) {
+                    status = (try? runCommand(Binaries.supervisor, ["-config", cluster.node(index).configPath, "-status", "-json"]).output) ?? ""
+                    return status.contains("\"streams\"") && !status.contains("stalled_seconds")
+                }, "node \(index + 1): \(status)")
+            }
+
+            // Defence in depth: even a republishing stream made by the administrator, onto node 1's own
+            // subject with a batch claiming node 1, is refused by every applier (its republish headers).
+            let ownForged = OriginSubjects.forged(origin: 1, key: 200, value: "republished").map { String(format: "%02x", $0) }.joined()
+            let republished = try Self.attack(cluster, "republish-own", ownForged, asAdministrator: true)
+            #expect(republished.accepted, "the administrator could not make the republishing stream: \(republished.detail)")
+            for index in 0..<3 {
+                #expect(eventually(timeout: 20) { ((try? Parking.parked(cluster, index)) ?? "").contains("\tforged-origin\t") },
+                        "node \(index + 1) did not park the republished message: \(cluster.node(index).log.suffix(2000))")
+                #expect(cluster.node(index).log.contains("it carries republish headers"), "node \(index + 1): \(cluster.node(index).log.suffix(2000))")
+                #expect(try cluster.sql(index, "SELECT count(*) FROM kv WHERE k IN (100, 200);") == "0\n", "node \(index + 1) applied a forged row")
+            }
+
+            // The nodes' own users were never refused anything: every JetStream subject they use is allowed.
+            // (nats-server logs each refusal with the client's name: the attacker's are there.)
+            #expect(cluster.node(0).log.contains("leaked-password-attacker") && cluster.node(0).log.contains("Violation"), "\(cluster.node(0).log.suffix(2000))")
+            for index in 0..<3 {
+                let refused = cluster.node(index).log.split(separator: "\n").filter { $0.contains("Violation") && !$0.contains("leaked-password-attacker") }
+                #expect(refused.isEmpty, "node \(index + 1)'s own user was refused: \(refused.prefix(10).joined(separator: "\n"))")
+            }
+        }
+    }
+}
