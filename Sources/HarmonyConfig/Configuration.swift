@@ -121,6 +121,10 @@ public struct Configuration: Codable, Equatable, Sendable {
         /// Off loopback, routes without the TLS files above carry the route password (and every change) in
         /// plaintext: the node refuses to start unless this says the operator accepts that.
         public var allowPlaintextRoutes = false
+        /// `host:port` where the embedded server accepts leaf-node connections (the hub of the NATS guide's
+        /// multi-region set-up); empty: none. Leaves authenticate with the leaf user derived from the
+        /// cluster secret, which `-leaf-servers` sends.
+        public var leafListen = ""
 
         /// True when the node runs its own nats-server.
         public var isEmbedded: Bool { urls.isEmpty }

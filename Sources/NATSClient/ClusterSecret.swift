@@ -9,11 +9,12 @@ import Glibc
 /// node's first start when missing and copied by the operator to every other node of the cluster. Every
 /// credential is derived from it with HMAC-SHA256 and a label, so nothing else needs distributing:
 /// the routes' password (the same on every server), the administrator's (the same on every server; the
-/// supervisor's set-up of streams and buckets uses it) and each node's own client password (only that
+/// supervisor's set-up of streams and buckets uses it), the leaf nodes' (the same everywhere) and each node's own client password (only that
 /// node's server lists it). Rotating it means replacing the file on every node and restarting them.
 public enum ClusterSecret {
     public static let routeUser = "harmonylite-route"
     public static let adminUser = "harmonylite-admin"
+    public static let leafUser = "harmonylite-leaf"
     static let maximumFileSize = 4096
 
     /// The secret at `path`, created when missing; `created` says whether this call wrote it. Two nodes
@@ -76,7 +77,8 @@ public enum ClusterSecret {
         let user = "harmonylite-node-\(nodeID)"
         return EmbeddedCredentials(clientUser: user, clientPassword: derive("harmonylite client " + user),
                                    routeUser: routeUser, routePassword: derive("harmonylite route"),
-                                   adminUser: adminUser, adminPassword: derive("harmonylite admin"))
+                                   adminUser: adminUser, adminPassword: derive("harmonylite admin"),
+                                   leafUser: leafUser, leafPassword: derive("harmonylite leaf"))
     }
 
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }

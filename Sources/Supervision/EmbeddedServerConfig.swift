@@ -52,14 +52,25 @@ public enum EmbeddedServerConfig {
             }
             lines.append("}")
         }
-        if !config.leafServers.isEmpty {
+        let leafCredentials = credentials.flatMap { $0.leafUser.isEmpty ? nil : $0 }
+        if !config.leafServers.isEmpty || !config.nats.leafListen.isEmpty {
             lines.append("leafnodes {")
-            lines.append("  remotes: [")
-            for leaf in config.leafServers {
-                let (url, hub) = splitHubQuery(leaf)
-                lines.append("    { urls: [\(quote(url))]" + (hub ? ", hub: true" : "") + " }")
+            if !config.nats.leafListen.isEmpty {
+                // Leaves authenticate: a server without the cluster secret cannot inject messages here.
+                lines.append("  listen: \(quote(config.nats.leafListen))")
+                if let leafCredentials {
+                    lines.append("  authorization { user: \(quote(leafCredentials.leafUser)), password: \(quote(leafCredentials.leafPassword)), timeout: 2 }")
+                }
             }
-            lines.append("  ]")
+            if !config.leafServers.isEmpty {
+                lines.append("  remotes: [")
+                for leaf in config.leafServers {
+                    let (url, hub) = splitHubQuery(leaf)
+                    let authenticated = leafCredentials.map { routeURL(url, user: $0.leafUser, password: $0.leafPassword) } ?? url
+                    lines.append("    { urls: [\(quote(authenticated))]" + (hub ? ", hub: true" : "") + " }")
+                }
+                lines.append("  ]")
+            }
             lines.append("}")
         }
         var users: [String] = []

@@ -33,8 +33,10 @@ extension ProcessTests {
             return Outcome(accepted: object["accepted"] as? Bool ?? true, detail: object["detail"] as? String ?? "")
         }
 
-        static func credentials(_ cluster: TestCluster) throws -> EmbeddedCredentials {
-            ClusterSecret.credentials(secret: try ClusterSecret.load(at: cluster.directory.path + "/harmonylite-cluster.secret"), nodeID: 1)
+        static func credentials(_ cluster: TestCluster) throws -> EmbeddedCredentials { try credentials(directory: cluster.directory.path) }
+
+        static func credentials(directory: String) throws -> EmbeddedCredentials {
+            ClusterSecret.credentials(secret: try ClusterSecret.load(at: directory + "/harmonylite-cluster.secret"), nodeID: 1)
         }
 
         /// The administrator on node `index`'s server (what the supervisor's set-up uses).
@@ -45,6 +47,45 @@ extension ProcessTests {
             settings.userPassword = credentials.adminPassword
             settings.ignoreDiscoveredServers = true
             return try NATSConnection.connect(settings)
+        }
+
+        /// A plain nats-server connecting to the node's leaf listener (`nats.leaf_listen`) without the
+        /// credentials derived from the cluster secret is refused; with them it connects (so the refusal is
+        /// about the credentials).
+        @Test func aRogueLeafIsRefusedAtTheLeafListener() throws {
+            let port = try freePort(), leafPort = try freePort()
+            let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\nleaf_listen = \"127.0.0.1:\(leafPort)\"\n")
+            defer { _ = node.terminate() }
+            try node.waitUntilReady()
+            let directory = node.directory.path
+            func startLeaf(_ url: String, name: String) throws -> (Process, Int) {
+                let monitor = try freePort()
+                let config = directory + "/\(name).conf"
+                try "listen: \"127.0.0.1:\(try freePort())\"\nhttp: \"127.0.0.1:\(monitor)\"\nserver_name: \"\(name)\"\nleafnodes { remotes: [ { urls: [\"\(url)\"] } ] }\n"
+                    .write(toFile: config, atomically: true, encoding: .utf8)
+                let server = Process()
+                server.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
+                server.arguments = ["-c", config]
+                server.standardOutput = FileHandle.nullDevice
+                server.standardError = FileHandle.nullDevice
+                try server.run()
+                return (server, monitor)
+            }
+            func leafs(_ monitor: Int) -> Int? {
+                guard let result = try? runCommand("/usr/bin/curl", ["-s", "http://127.0.0.1:\(monitor)/leafz"]), result.status == 0,
+                      let object = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] else { return nil }
+                return object["leafnodes"] as? Int
+            }
+            let (rogue, rogueMonitor) = try startLeaf("nats://127.0.0.1:\(leafPort)", name: "rogue-leaf")
+            defer { kill(rogue.processIdentifier, SIGINT); rogue.waitUntilExit() }
+            #expect(eventually(timeout: 10) { leafs(rogueMonitor) != nil })
+            Thread.sleep(forTimeInterval: 4)
+            #expect(leafs(rogueMonitor) == 0, "a leaf without credentials was accepted")
+
+            let credentials = try Self.credentials(directory: directory)
+            let (member, memberMonitor) = try startLeaf("nats://\(credentials.leafUser):\(credentials.leafPassword)@127.0.0.1:\(leafPort)", name: "member-leaf")
+            defer { kill(member.processIdentifier, SIGINT); member.waitUntilExit() }
+            #expect(eventually(timeout: 15) { (leafs(memberMonitor) ?? 0) >= 1 }, "with the leaf credentials it connects")
         }
 
         @Test(.enabled(if: natsPyAvailable, "nats-py is not installed for /usr/bin/python3 (pip install nats-py)"))

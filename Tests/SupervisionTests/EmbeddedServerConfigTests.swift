@@ -76,6 +76,13 @@ import Testing
         let withAdmin = EmbeddedCredentials(clientUser: "harmonylite-node-7", clientPassword: "cpw", routeUser: "harmonylite-route", routePassword: "rpw",
                                             adminUser: "harmonylite-admin", adminPassword: "apw")
         #expect(EmbeddedServerConfig.render(config, runDirectory: "/run/x", credentials: withAdmin).contains("{ user: \"harmonylite-admin\", password: \"apw\" }"))
+        // Leaves: the listener asks for the derived leaf user, the remotes (-leaf-servers) send it.
+        config.nats.leafListen = "0.0.0.0:7422"
+        let withLeaf = EmbeddedCredentials(clientUser: "harmonylite-node-7", clientPassword: "cpw", routeUser: "harmonylite-route", routePassword: "rpw",
+                                           adminUser: "harmonylite-admin", adminPassword: "apw", leafUser: "harmonylite-leaf", leafPassword: "lpw")
+        let leafText = EmbeddedServerConfig.render(config, runDirectory: "/run/x", credentials: withLeaf)
+        #expect(leafText.contains("leafnodes {\n  listen: \"0.0.0.0:7422\"\n  authorization { user: \"harmonylite-leaf\", password: \"lpw\", timeout: 2 }\n  remotes: ["), "\(leafText)")
+        #expect(leafText.contains("{ urls: [\"nats://harmonylite-leaf:lpw@hub:7422\"], hub: true }"), "\(leafText)")
         #expect(EmbeddedServerConfig.routeURL("nats://a:b@h:1", user: "u", password: "p") == "nats://a:b@h:1", "a peer URL with its own credentials stays")
         #expect(EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: 100 << 30) == 10 << 30)
         #expect(EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: 8 << 30) == 4 << 30)
