@@ -88,6 +88,70 @@ extension ProcessTests {
             #expect(eventually(timeout: 15) { (leafs(memberMonitor) ?? 0) >= 1 }, "with the leaf credentials it connects")
         }
 
+        /// Makes a CA (`<name>-ca.pem`/`.key`) and a certificate for 127.0.0.1 signed by it for each of `leaves`
+        /// (`<leaf>.pem`/`.key`), with the openssl shell.
+        static func makeCertificates(in directory: String, ca name: String, leaves: [String]) throws {
+            func openssl(_ arguments: [String]) throws {
+                let result = try runCommand("/usr/bin/openssl", arguments)
+                guard result.status == 0 else { throw TestFailure("openssl \(arguments.joined(separator: " ")): \(result.output)") }
+            }
+            let ca = directory + "/\(name)-ca"
+            try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem",
+                         "-days", "2", "-subj", "/CN=\(name) CA"])
+            try "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n".write(toFile: directory + "/ext.cnf", atomically: true, encoding: .utf8)
+            for leaf in leaves {
+                let path = directory + "/" + leaf
+                try openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path + ".key", "-out", path + ".csr",
+                             "-subj", "/CN=\(leaf)"])
+                try openssl(["x509", "-req", "-in", path + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial", "-days", "2",
+                             "-extfile", directory + "/ext.cnf", "-out", path + ".pem"])
+            }
+        }
+
+        /// With route TLS (verified both ways), the route password sniffed from plaintext routes is not enough:
+        /// a plain nats-server sending it is refused, and so is one with a certificate of another CA; a server
+        /// with the password and a certificate of the cluster's CA joins (the refusal is about the certificate).
+        /// Without TLS the same password joins (NATSAuth's `aServerWithoutTheSecretCannotJoinAsARoute`).
+        @Test func aSniffedRoutePasswordIsNotEnoughWithRouteTLS() throws {
+            let directory = try TemporaryDirectory()
+            try Self.makeCertificates(in: directory.path, ca: "cluster", leaves: ["node", "member"])
+            try Self.makeCertificates(in: directory.path, ca: "other", leaves: ["stranger"])
+            let port = try freePort(), routePort = try freePort(), absentPeer = try freePort()
+            let toml = "[nats]\nbind_address = \"127.0.0.1:\(port)\"\nroute_tls_cert_file = \"\(directory.path)/node.pem\"\n"
+                + "route_tls_key_file = \"\(directory.path)/node.key\"\nroute_tls_ca_file = \"\(directory.path)/cluster-ca.pem\"\n"
+            let node = try NodeUnderTest(toml: toml, arguments: ["-cluster-addr", "127.0.0.1:\(routePort)", "-cluster-peers", "nats://127.0.0.1:\(absentPeer)/"],
+                                         directory: directory)
+            defer { _ = node.terminate() }
+            #expect(eventually(timeout: 20) { node.log.contains("Listening for route connections") }, "\(node.log)")
+            let credentials = try Self.credentials(directory: directory.path)
+            let sniffed = "nats://\(credentials.routeUser):\(credentials.routePassword)@127.0.0.1:\(routePort)"
+            func startServer(name: String, certificate: String?, ca: String) throws -> (Process, Int) {
+                let monitor = try freePort()
+                let tls = certificate.map { " tls { cert_file: \"\(directory.path)/\($0).pem\", key_file: \"\(directory.path)/\($0).key\", ca_file: \"\(directory.path)/\(ca)-ca.pem\", verify: true, timeout: 2 }" } ?? ""
+                let config = directory.path + "/\(name).conf"
+                try ("listen: \"127.0.0.1:\(try freePort())\"\nhttp: \"127.0.0.1:\(monitor)\"\nserver_name: \"\(name)\"\n"
+                     + "cluster { name: \"\(EmbeddedClusterName.value)\", listen: \"127.0.0.1:\(try freePort())\", routes: [\"\(sniffed)\"]\n\(tls) }\n")
+                    .write(toFile: config, atomically: true, encoding: .utf8)
+                let server = Process()
+                server.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
+                server.arguments = ["-c", config]
+                server.standardOutput = FileHandle.nullDevice
+                server.standardError = FileHandle.nullDevice
+                try server.run()
+                return (server, monitor)
+            }
+            for (name, certificate, ca) in [("sniffer", nil, "cluster"), ("stranger", "stranger", "other")] as [(String, String?, String)] {
+                let (rogue, monitor) = try startServer(name: name, certificate: certificate, ca: ca)
+                defer { kill(rogue.processIdentifier, SIGINT); rogue.waitUntilExit() }
+                #expect(eventually(timeout: 10) { NATSAuth.routes(monitorPort: monitor) != nil })
+                Thread.sleep(forTimeInterval: 4)
+                #expect(NATSAuth.routes(monitorPort: monitor) == 0, "\(name) joined as a route with the sniffed password")
+            }
+            let (member, monitor) = try startServer(name: "member", certificate: "member", ca: "cluster")
+            defer { kill(member.processIdentifier, SIGINT); member.waitUntilExit() }
+            #expect(eventually(timeout: 15) { (NATSAuth.routes(monitorPort: monitor) ?? 0) >= 1 }, "with the cluster's certificate it joins")
+        }
+
         @Test(.enabled(if: natsPyAvailable, "nats-py is not installed for /usr/bin/python3 (pip install nats-py)"))
         func everyAttackWithANodesPasswordIsRefused() throws {
             let cluster = try TestCluster(schema: "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT);")
