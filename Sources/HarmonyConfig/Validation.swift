@@ -4,23 +4,6 @@ import Glibc
 
 /// Checks that need the whole configuration or the file system: values that parse but cannot work.
 enum Validation {
-    /// Whether `endpoint` (`host:port`, or a URL `scheme://[user@]host:port/`) names a loopback host:
-    /// 127.0.0.0/8, ::1 or localhost. An empty host or 0.0.0.0 (every address) is not loopback.
-    static func isLoopbackEndpoint(_ endpoint: String) -> Bool {
-        var rest = Substring(endpoint)
-        if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
-        rest = rest.prefix { $0 != "/" }
-        if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
-        let host: Substring
-        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
-            host = rest[rest.index(after: rest.startIndex)..<close]
-        } else {
-            host = rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        }
-        let lowered = host.lowercased()
-        return lowered == "localhost" || lowered == "::1" || lowered.hasPrefix("127.")
-    }
-
     static func check(_ config: Configuration) throws(ConfigurationError) {
         try requireRegularFile(config.dbPath, key: "db_path", what: "Database file") {
             "HarmonyLite replicates an existing database; create it first (for example: sqlite3 \(config.dbPath) 'PRAGMA user_version;')"
@@ -40,12 +23,6 @@ enum Validation {
         }
         if Set([nats.routeTLSCertFile.isEmpty, nats.routeTLSKeyFile.isEmpty, nats.routeTLSCAFile.isEmpty]).count > 1 {
             throw ConfigurationError(key: "nats.route_tls_cert_file", message: "nats.route_tls_cert_file, route_tls_key_file and route_tls_ca_file go together: set all three or none")
-        }
-        if nats.isEmbedded, nats.routeTLSCertFile.isEmpty, !nats.allowPlaintextRoutes,
-           let offLoopback = ([config.clusterAddress] + config.clusterPeers).first(where: { !$0.isEmpty && !isLoopbackEndpoint($0) }) {
-            throw ConfigurationError(key: "nats.allow_plaintext_routes", message: "routes reach \(offLoopback), off loopback, without TLS: anyone who sees "
-                + "that traffic reads the route password and every change. Set nats.route_tls_cert_file, route_tls_key_file and route_tls_ca_file, "
-                + "or nats.allow_plaintext_routes = true to accept plaintext routes (a network no one else can see)")
         }
         if nats.certFile.isEmpty != nats.keyFile.isEmpty {
             throw ConfigurationError(key: "nats.cert_file", message: "nats.cert_file and nats.key_file go together: set both or neither")

@@ -81,6 +81,28 @@ public enum ClusterSecret {
                                    leafUser: leafUser, leafPassword: derive("harmonylite leaf"))
     }
 
+    /// The order of the P-256 group: a private key is a number in 1..<n.
+    static let p256Order: [UInt8] = [
+        0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51,
+    ]
+
+    /// The routes' certificate authority's P-256 private key under `secret`, as SEC1 DER (`openssl ec
+    /// -inform DER` reads it and computes the public key): the same on every node, so each node signs its
+    /// own route certificate at start and every node trusts the others'. The scalar is HMAC-SHA256 of a
+    /// label and a counter, the first one in 1..<n (one try in 2^32 needs a second).
+    public static func routeCAPrivateKeyDER(secret: [UInt8]) -> [UInt8] {
+        var counter = 0
+        while true {
+            let scalar = hmacSHA256(key: secret, Array("harmonylite route ca \(counter)".utf8))
+            if scalar.contains(where: { $0 != 0 }) && scalar.lexicographicallyPrecedes(p256Order) {
+                // SEC1 ECPrivateKey { version 1, privateKey OCTET STRING (32), [0] namedCurve prime256v1 }
+                return [0x30, 0x31, 0x02, 0x01, 0x01, 0x04, 0x20] + scalar + [0xA0, 0x0A, 0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07]
+            }
+            counter += 1
+        }
+    }
+
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }
     private static func hex(_ byte: UInt8) -> String { String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16) }
 }

@@ -113,6 +113,13 @@ final class Supervisor {
                 logger.warning("\("created the cluster secret \(config.clusterSecretPath) (mode 0600): copy it to every other node of this cluster ")\("(same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes")")
             }
             self.config.embeddedCredentials = ClusterSecret.credentials(secret: secret.secret, nodeID: config.nodeID)
+            if !config.clusterAddress.isEmpty || !config.clusterPeers.isEmpty, config.nats.routeTLSCertFile.isEmpty, !config.nats.allowPlaintextRoutes {
+                let made = try RouteCertificates.make(secret: secret.secret, config: config, runDirectory: runDirectory)
+                self.config.nats.routeTLSCertFile = made.certFile
+                self.config.nats.routeTLSKeyFile = made.keyFile
+                self.config.nats.routeTLSCAFile = made.caFile
+                logger.info("routes run TLS with a certificate made from the cluster secret", metadata: ["certificate": "\(made.certFile)"])
+            }
             SecretRedaction.register(self.config.secretValues)
             var fileSystem = statvfs()
             let total = statvfs(config.embeddedStoreDirectory, &fileSystem) == 0 ? UInt64(fileSystem.f_blocks) &* UInt64(fileSystem.f_frsize) : 0

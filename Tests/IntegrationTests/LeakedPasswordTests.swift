@@ -59,17 +59,7 @@ extension ProcessTests {
             try node.waitUntilReady()
             let directory = node.directory.path
             func startLeaf(_ url: String, name: String) throws -> (Process, Int) {
-                let monitor = try freePort()
-                let config = directory + "/\(name).conf"
-                try "listen: \"127.0.0.1:\(try freePort())\"\nhttp: \"127.0.0.1:\(monitor)\"\nserver_name: \"\(name)\"\nleafnodes { remotes: [ { urls: [\"\(url)\"] } ] }\n"
-                    .write(toFile: config, atomically: true, encoding: .utf8)
-                let server = Process()
-                server.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
-                server.arguments = ["-c", config]
-                server.standardOutput = FileHandle.nullDevice
-                server.standardError = FileHandle.nullDevice
-                try server.run()
-                return (server, monitor)
+                try Self.startPlainServer(directory: directory, name: name, body: "leafnodes { remotes: [ { urls: [\"\(url)\"] } ] }\n")
             }
             func leafs(_ monitor: Int) -> Int? {
                 guard let result = try? runCommand("/usr/bin/curl", ["-s", "http://127.0.0.1:\(monitor)/leafz"]), result.status == 0,
@@ -90,14 +80,22 @@ extension ProcessTests {
 
         /// Makes a CA (`<name>-ca.pem`/`.key`) and a certificate for 127.0.0.1 signed by it for each of `leaves`
         /// (`<leaf>.pem`/`.key`), with the openssl shell.
-        static func makeCertificates(in directory: String, ca name: String, leaves: [String]) throws {
+        /// `derivedFrom`: the CA key derived from that cluster secret (as every node derives it), under the
+        /// nodes' CA name; else a fresh CA named after `name`.
+        static func makeCertificates(in directory: String, ca name: String, leaves: [String], derivedFrom secret: [UInt8]? = nil) throws {
             func openssl(_ arguments: [String]) throws {
                 let result = try runCommand("/usr/bin/openssl", arguments)
                 guard result.status == 0 else { throw TestFailure("openssl \(arguments.joined(separator: " ")): \(result.output)") }
             }
             let ca = directory + "/\(name)-ca"
-            try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem",
-                         "-days", "2", "-subj", "/CN=\(name) CA"])
+            if let secret {
+                try Data(ClusterSecret.routeCAPrivateKeyDER(secret: secret)).write(to: URL(fileURLWithPath: ca + ".der"))
+                try openssl(["ec", "-inform", "DER", "-in", ca + ".der", "-out", ca + ".key"])
+                try openssl(["req", "-x509", "-new", "-key", ca + ".key", "-out", ca + ".pem", "-days", "2", "-subj", "/CN=HarmonyLite routes CA"])
+            } else {
+                try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem",
+                             "-days", "2", "-subj", "/CN=\(name) CA"])
+            }
             try "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n".write(toFile: directory + "/ext.cnf", atomically: true, encoding: .utf8)
             for leaf in leaves {
                 let path = directory + "/" + leaf
@@ -106,6 +104,30 @@ extension ProcessTests {
                 try openssl(["x509", "-req", "-in", path + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial", "-days", "2",
                              "-extfile", directory + "/ext.cnf", "-out", path + ".pem"])
             }
+        }
+
+        /// A plain nats-server joining `route` as a route, with TLS (certificate `<certificate>.pem`/`.key`
+        /// in `directory`, trusting `<ca>-ca.pem`, verified both ways) or without; returns it and its
+        /// monitoring port (`NATSAuth.routes`).
+        static func startRouteServer(directory: String, name: String, route: String, certificate: String?, ca: String) throws -> (Process, Int) {
+            let tls = certificate.map { " tls { cert_file: \"\(directory)/\($0).pem\", key_file: \"\(directory)/\($0).key\", ca_file: \"\(directory)/\(ca)-ca.pem\", verify: true, timeout: 2 }" } ?? ""
+            return try startPlainServer(directory: directory, name: name,
+                                        body: "cluster { name: \"\(EmbeddedClusterName.value)\", listen: \"127.0.0.1:\(try freePort())\", routes: [\"\(route)\"]\n\(tls) }\n")
+        }
+
+        /// A plain nats-server (not ours) on loopback with `body` in its configuration; returns it and its monitoring port.
+        static func startPlainServer(directory: String, name: String, body: String) throws -> (Process, Int) {
+            let monitor = try freePort()
+            let config = directory + "/\(name).conf"
+            try ("listen: \"127.0.0.1:\(try freePort())\"\nhttp: \"127.0.0.1:\(monitor)\"\nserver_name: \"\(name)\"\n" + body)
+                .write(toFile: config, atomically: true, encoding: .utf8)
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
+            server.arguments = ["-c", config]
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            return (server, monitor)
         }
 
         /// With route TLS (verified both ways), the route password sniffed from plaintext routes is not enough:
@@ -126,19 +148,7 @@ extension ProcessTests {
             let credentials = try Self.credentials(directory: directory.path)
             let sniffed = "nats://\(credentials.routeUser):\(credentials.routePassword)@127.0.0.1:\(routePort)"
             func startServer(name: String, certificate: String?, ca: String) throws -> (Process, Int) {
-                let monitor = try freePort()
-                let tls = certificate.map { " tls { cert_file: \"\(directory.path)/\($0).pem\", key_file: \"\(directory.path)/\($0).key\", ca_file: \"\(directory.path)/\(ca)-ca.pem\", verify: true, timeout: 2 }" } ?? ""
-                let config = directory.path + "/\(name).conf"
-                try ("listen: \"127.0.0.1:\(try freePort())\"\nhttp: \"127.0.0.1:\(monitor)\"\nserver_name: \"\(name)\"\n"
-                     + "cluster { name: \"\(EmbeddedClusterName.value)\", listen: \"127.0.0.1:\(try freePort())\", routes: [\"\(sniffed)\"]\n\(tls) }\n")
-                    .write(toFile: config, atomically: true, encoding: .utf8)
-                let server = Process()
-                server.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
-                server.arguments = ["-c", config]
-                server.standardOutput = FileHandle.nullDevice
-                server.standardError = FileHandle.nullDevice
-                try server.run()
-                return (server, monitor)
+                try Self.startRouteServer(directory: directory.path, name: name, route: sniffed, certificate: certificate, ca: ca)
             }
             for (name, certificate, ca) in [("sniffer", nil, "cluster"), ("stranger", "stranger", "other")] as [(String, String?, String)] {
                 let (rogue, monitor) = try startServer(name: name, certificate: certificate, ca: ca)

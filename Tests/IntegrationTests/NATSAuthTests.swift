@@ -100,8 +100,10 @@ extension ProcessTests {
             #expect(others.allSatisfy(names.contains), "another consumer was deleted: \(names)")
         }
 
-        /// A server without the cluster secret is refused as a route; the same server with the route
-        /// credentials joins (so the refusal is about the credentials).
+        /// A server without the cluster secret is refused as a route, and so is one with the route password
+        /// (sniffed, say) but no certificate: routes run TLS with certificates made from the cluster secret.
+        /// A server with the password and a certificate signed by the CA derived from the secret joins (so
+        /// the refusals are about the credentials and the certificate).
         @Test func aServerWithoutTheSecretCannotJoinAsARoute() throws {
             let port = try freePort(), routePort = try freePort(), absentPeer = try freePort()
             // A JetStream cluster needs a peer; this one never answers, so the node never becomes ready, but its
@@ -118,12 +120,19 @@ extension ProcessTests {
             Thread.sleep(forTimeInterval: 4)
             #expect(Self.routes(monitorPort: rogueMonitor) == 0, "a route without credentials was accepted")
 
-            let credentials = ClusterSecret.credentials(secret: try ClusterSecret.load(at: directory + "/harmonylite-cluster.secret"), nodeID: 9)
-            let memberMonitor = try freePort()
-            let member = try Self.startRogueServer(clusterPort: try freePort(), monitorPort: memberMonitor,
-                                                   route: "nats://\(credentials.routeUser):\(credentials.routePassword)@127.0.0.1:\(routePort)", directory: directory)
+            let secret = try ClusterSecret.load(at: directory + "/harmonylite-cluster.secret")
+            let credentials = ClusterSecret.credentials(secret: secret, nodeID: 9)
+            let route = "nats://\(credentials.routeUser):\(credentials.routePassword)@127.0.0.1:\(routePort)"
+            let (plain, plainMonitor) = try LeakedPassword.startRouteServer(directory: directory, name: "sniffer", route: route, certificate: nil, ca: "derived")
+            defer { kill(plain.processIdentifier, SIGINT); plain.waitUntilExit() }
+            #expect(eventually(timeout: 10) { Self.routes(monitorPort: plainMonitor) != nil })
+            Thread.sleep(forTimeInterval: 4)
+            #expect(Self.routes(monitorPort: plainMonitor) == 0, "the route password alone, in plaintext, joined")
+
+            try LeakedPassword.makeCertificates(in: directory, ca: "derived", leaves: ["member"], derivedFrom: secret)
+            let (member, memberMonitor) = try LeakedPassword.startRouteServer(directory: directory, name: "member", route: route, certificate: "member", ca: "derived")
             defer { kill(member.processIdentifier, SIGINT); member.waitUntilExit() }
-            #expect(eventually(timeout: 15) { (Self.routes(monitorPort: memberMonitor) ?? 0) >= 1 }, "with the route credentials it joins")
+            #expect(eventually(timeout: 15) { (Self.routes(monitorPort: memberMonitor) ?? 0) >= 1 }, "with the route credentials and a certificate of the derived CA it joins")
             #expect(!node.log.contains(credentials.routePassword), "the route password reached a log line")
         }
 
