@@ -12,8 +12,9 @@ extension ProcessTests {
     /// every attack, the destructive ones last.
     @Suite(.serialized) struct LeakedPassword {
         static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Attacks/leaked_password.py").path
-        static let python = "/usr/bin/python3"
-        static let natsPyAvailable = ((try? runCommand(python, ["-c", "import nats"]).status) ?? 1) == 0
+        /// The `python3` of the PATH, as `scripts/test.sh` (which installs nats-py into it) and ObjectStoreTests.
+        static let python = "/usr/bin/env"
+        static let natsPyAvailable = ((try? runCommand(python, ["python3", "-c", "import nats"]).status) ?? 1) == 0
         static let stream = "harmonylite-changes-1"
 
         struct Outcome {
@@ -25,7 +26,7 @@ extension ProcessTests {
         static func attack(_ cluster: TestCluster, _ name: String, _ argument: String = "", asAdministrator: Bool = false) throws -> Outcome {
             let credentials = try credentials(cluster)
             let (user, password) = asAdministrator ? (credentials.adminUser, credentials.adminPassword) : (credentials.clientUser, credentials.clientPassword)
-            let result = try runCommand(python, [script, "nats://127.0.0.1:\(cluster.clientPorts[0])", user, password, name, argument])
+            let result = try runCommand(python, ["python3", script, "nats://127.0.0.1:\(cluster.clientPorts[0])", user, password, name, argument])
             guard result.status == 0, let line = result.output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
                   let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 throw TestFailure("attack \(name) did not run: \(result.output)")
@@ -162,8 +163,8 @@ extension ProcessTests {
             #expect(eventually(timeout: 15) { (NATSAuth.routes(monitorPort: monitor) ?? 0) >= 1 }, "with the cluster's certificate it joins")
         }
 
-        @Test(.enabled(if: natsPyAvailable, "nats-py is not installed for /usr/bin/python3 (pip install nats-py)"))
-        func everyAttackWithANodesPasswordIsRefused() throws {
+        @Test func everyAttackWithANodesPasswordIsRefused() throws {
+            try #require(Self.natsPyAvailable, "nats-py is not installed for python3 (scripts/test.sh installs it: python3 -m pip install nats-py)")
             let cluster = try TestCluster(schema: "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT);")
             let rows = "SELECT group_concat(k, ' ') FROM (SELECT k FROM kv ORDER BY k);"
             try cluster.sql(0, "INSERT INTO kv VALUES (1, 'before');")
