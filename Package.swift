@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "Signals", dependencies: ["CPosix"]),
         .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "HarmonyConfig", dependencies: ["TOMLKit", "Logs"]),
-        .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC"]),
+        .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC", "BrokerCore", "SchemaRegistry"]),
         .target(name: "ApplyPipeline", dependencies: ["IPC"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
         .target(name: "NKeys", dependencies: ["COpenSSL"]),

@@ -4,9 +4,16 @@
 /// leaderless copy with a frozen delivered sequence, and the cluster stays unhealthy; issue 14). The
 /// previous consumer is deleted once its successor exists, and at start every leftover of this node's
 /// shard (`leftovers`) is.
+///
+/// Tokens come from a pool of `poolSize` (`token(0)`…`token(poolSize - 1)`), so that the embedded server can
+/// list every name a node may create, use, acknowledge on and delete (`EmbeddedServerConfig`): no other
+/// user's consumer is within a node's reach. A fresh name is drawn at random among the pool's names not
+/// in use, so a name comes back only after many creations (1 in `poolSize - 2` at each one).
 public struct ConsumerNames: Sendable, Equatable {
     /// A token is this many lowercase hex digits (64 random bits).
     public static let tokenLength = 16
+    /// How many names a node has per shard.
+    public static let poolSize: UInt64 = 64
 
     /// `<node>-<shard>`: the fixed name older versions used, and the start of every name made here.
     public let base: String
@@ -24,6 +31,20 @@ public struct ConsumerNames: Sendable, Equatable {
 
     /// The name of the consumer created with `token` (from `token(_:)`).
     public func name(token: String) -> String { "\(base)-\(token)" }
+
+    /// Every name of the pool, in token order.
+    public var pool: [String] { (0..<Self.poolSize).map { name(token: Self.token($0)) } }
+
+    /// A name of the pool that is not in `inUse`, chosen with `random` (any value); the pool's first free
+    /// name after that one in token order. Nil only when every name of the pool is in use.
+    public func fresh(avoiding inUse: Set<String>, random: UInt64) -> String? {
+        let start = random % Self.poolSize
+        for offset in 0..<Self.poolSize {
+            let candidate = name(token: Self.token((start + offset) % Self.poolSize))
+            if !inUse.contains(candidate) { return candidate }
+        }
+        return nil
+    }
 
     /// Whether `name` is one of this node's consumers of this shard: the old fixed name, or `<base>-` and a
     /// token exactly. A prefix alone would not do: node 1's shard 1 (`…-node-1-1-…`) must not take node 11's

@@ -28,6 +28,8 @@ extension Configuration {
             copy.snapshot.webdav.url = URLRedaction.redact(copy.snapshot.webdav.url)
             copy.snapshot.sftp.url = URLRedaction.redact(copy.snapshot.sftp.url)
         }
+        // No worker holds the routes', the leaves' or the administrator's password: the set-up is the supervisor's.
+        copy.embeddedCredentials = copy.embeddedCredentials?.nodeOnly
         if need == .none {
             copy.embeddedCredentials = nil
             copy.nats.userPassword = ""
@@ -43,7 +45,7 @@ extension Configuration {
     /// wherever it appears, whatever the text around it.
     public var secretValues: [String] {
         var values = [nats.userPassword, snapshot.s3.secret, snapshot.s3.sessionToken]
-        if let embedded = embeddedCredentials { values += [embedded.clientPassword, embedded.routePassword] }
+        if let embedded = embeddedCredentials { values += [embedded.clientPassword, embedded.routePassword, embedded.adminPassword, embedded.leafPassword] }
         if let snapshotSigningKey { values.append(snapshotSigningKey) }
         for url in nats.urls + natsClientURLs + [snapshot.webdav.url, snapshot.sftp.url] {
             guard let components = URLComponents(string: url) else { continue }

@@ -19,7 +19,9 @@ extension Configuration {
         var copy = self
         let mask = { (value: inout String) in if !value.isEmpty { value = "<redacted>" } }
         mask(&copy.nats.userPassword)
-        copy.embeddedCredentials = copy.embeddedCredentials.map { EmbeddedCredentials(clientUser: $0.clientUser, clientPassword: "<redacted>", routeUser: $0.routeUser, routePassword: "<redacted>") }
+        copy.embeddedCredentials = copy.embeddedCredentials.map { EmbeddedCredentials(clientUser: $0.clientUser, clientPassword: "<redacted>", routeUser: $0.routeUser, routePassword: "<redacted>",
+                                                                                       adminUser: $0.adminUser, adminPassword: $0.adminPassword.isEmpty ? "" : "<redacted>",
+                                                                                       leafUser: $0.leafUser, leafPassword: $0.leafPassword.isEmpty ? "" : "<redacted>") }
         mask(&copy.snapshot.s3.secret)
         mask(&copy.snapshot.s3.sessionToken)
         copy.snapshotSigningKey = copy.snapshotSigningKey.map { _ in "<redacted>" }

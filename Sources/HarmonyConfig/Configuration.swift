@@ -128,6 +128,14 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var routeTLSCertFile = ""
         public var routeTLSKeyFile = ""
         public var routeTLSCAFile = ""
+        /// Without the TLS files above, routes run TLS with certificates the supervisor makes at start from
+        /// the cluster secret (`RouteCertificates`); true turns that off: plaintext routes, which carry the
+        /// route password and every change in clear (a network no one else can see).
+        public var allowPlaintextRoutes = false
+        /// `host:port` where the embedded server accepts leaf-node connections (the hub of the NATS guide's
+        /// multi-region set-up); empty: none. Leaves authenticate with the leaf user derived from the
+        /// cluster secret, which `-leaf-servers` sends.
+        public var leafListen = ""
 
         /// True when the node runs its own nats-server.
         public var isEmbedded: Bool { urls.isEmpty }

@@ -88,6 +88,8 @@ struct ConfigurationSchema {
             "nats.route_tls_cert_file": .string(\C.nats.routeTLSCertFile),
             "nats.route_tls_key_file": .string(\C.nats.routeTLSKeyFile),
             "nats.route_tls_ca_file": .string(\C.nats.routeTLSCAFile),
+            "nats.allow_plaintext_routes": .bool(\C.nats.allowPlaintextRoutes),
+            "nats.leaf_listen": .string(\C.nats.leafListen),
 
             "logging.verbose": .bool(\C.logging.verbose),
             "logging.format": .choice(\C.logging.format, C.Logging.formats),

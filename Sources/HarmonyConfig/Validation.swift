@@ -38,6 +38,9 @@ enum Validation {
                 throw ConfigurationError(key: key, message: "\(key) = \"\(value)\" is not host:port (port 0-65535, or -1 for any free port)")
             }
         }
+        if !nats.leafListen.isEmpty && HostPort(parsing: nats.leafListen) == nil {
+            throw ConfigurationError(key: "nats.leaf_listen", message: "nats.leaf_listen = \"\(nats.leafListen)\" is not host:port")
+        }
         if !config.clusterAddress.isEmpty && HostPort(parsing: config.clusterAddress) == nil {
             throw ConfigurationError(key: "-cluster-addr", message: "-cluster-addr \"\(config.clusterAddress)\" is not host:port")
         }
@@ -107,4 +110,5 @@ extension String {
         while let c = s.last, set.contains(c) { s = s.dropLast() }
         return s
     }
+
 }

@@ -74,12 +74,21 @@ public enum DataMessage: Equatable, Sendable {
         /// The subject it was published on: it names the publishing node (see `ChangeSubjects`).
         public var subject: String
         public var payload: [UInt8]
+        /// The stream named by the message's republish headers (`Nats-Stream`, `Nats-Subject`,
+        /// `Nats-Sequence`, `Nats-Last-Sequence`), when it has any: another stream republished it onto a
+        /// change subject, so its subject says nothing about who published it. Never applied.
+        public var republishedFrom: String?
 
         public init(stream: String, sequence: UInt64, subject: String, payload: [UInt8]) {
             self.stream = stream
             self.sequence = sequence
             self.subject = subject
             self.payload = payload
+        }
+
+        public init(stream: String, sequence: UInt64, subject: String, payload: [UInt8], republishedFrom: String?) {
+            self.init(stream: stream, sequence: sequence, subject: subject, payload: payload)
+            self.republishedFrom = republishedFrom
         }
     }
 
@@ -128,6 +137,13 @@ public enum DataMessage: Equatable, Sendable {
                 w.write(delivery.sequence)
                 w.write(delivery.subject)
                 w.write(delivery.payload)
+                // 0: not republished; 1 and the stream's name (possibly empty).
+                if let from = delivery.republishedFrom {
+                    w.write(UInt8(1))
+                    w.write(from)
+                } else {
+                    w.write(UInt8(0))
+                }
             }
         case .applied(let position):
             type = .applied
@@ -173,7 +189,13 @@ public enum DataMessage: Equatable, Sendable {
                 let count = Int(try r.readUInt32())
                 var deliveries: [Delivery] = []
                 for _ in 0..<min(count, 1 << 20) {
-                    deliveries.append(Delivery(stream: try r.readString(), sequence: try r.readUInt64(), subject: try r.readString(), payload: try r.readBytes()))
+                    var delivery = Delivery(stream: try r.readString(), sequence: try r.readUInt64(), subject: try r.readString(), payload: try r.readBytes())
+                    switch try r.readUInt8() {
+                    case 0: break
+                    case 1: delivery.republishedFrom = try r.readString()
+                    case let flag: throw IPCError(.malformedBody(messageType: frame.type, reason: "republish flag \(flag)"))
+                    }
+                    deliveries.append(delivery)
                 }
                 guard deliveries.count == count else { throw IPCError(.malformedBody(messageType: frame.type, reason: "\(count) deliveries announced")) }
                 self = .deliver(deliveries)

@@ -8,10 +8,13 @@ import Glibc
 /// The embedded servers' shared secret: a file of 64 hex digits (32 random bytes), mode 0600, created at a
 /// node's first start when missing and copied by the operator to every other node of the cluster. Every
 /// credential is derived from it with HMAC-SHA256 and a label, so nothing else needs distributing:
-/// the routes' password (the same on every server) and each node's own client password (only that node's
-/// server lists it). Rotating it means replacing the file on every node and restarting them.
+/// the routes' password (the same on every server), the administrator's (the same on every server; the
+/// supervisor's set-up of streams and buckets uses it), the leaf nodes' (the same everywhere) and each node's own client password (only that
+/// node's server lists it). Rotating it means replacing the file on every node and restarting them.
 public enum ClusterSecret {
     public static let routeUser = "harmonylite-route"
+    public static let adminUser = "harmonylite-admin"
+    public static let leafUser = "harmonylite-leaf"
     static let maximumFileSize = 4096
 
     /// The secret at `path`, created when missing; `created` says whether this call wrote it. Two nodes
@@ -73,7 +76,31 @@ public enum ClusterSecret {
         func derive(_ label: String) -> String { hmacSHA256(key: secret, Array(label.utf8)).map(hex).joined() }
         let user = "harmonylite-node-\(nodeID)"
         return EmbeddedCredentials(clientUser: user, clientPassword: derive("harmonylite client " + user),
-                                   routeUser: routeUser, routePassword: derive("harmonylite route"))
+                                   routeUser: routeUser, routePassword: derive("harmonylite route"),
+                                   adminUser: adminUser, adminPassword: derive("harmonylite admin"),
+                                   leafUser: leafUser, leafPassword: derive("harmonylite leaf"))
+    }
+
+    /// The order of the P-256 group: a private key is a number in 1..<n.
+    static let p256Order: [UInt8] = [
+        0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51,
+    ]
+
+    /// The routes' certificate authority's P-256 private key under `secret`, as SEC1 DER (`openssl ec
+    /// -inform DER` reads it and computes the public key): the same on every node, so each node signs its
+    /// own route certificate at start and every node trusts the others'. The scalar is HMAC-SHA256 of a
+    /// label and a counter, the first one in 1..<n (one try in 2^32 needs a second).
+    public static func routeCAPrivateKeyDER(secret: [UInt8]) -> [UInt8] {
+        var counter = 0
+        while true {
+            let scalar = hmacSHA256(key: secret, Array("harmonylite route ca \(counter)".utf8))
+            if scalar.contains(where: { $0 != 0 }) && scalar.lexicographicallyPrecedes(p256Order) {
+                // SEC1 ECPrivateKey { version 1, privateKey OCTET STRING (32), [0] namedCurve prime256v1 }
+                return [0x30, 0x31, 0x02, 0x01, 0x01, 0x04, 0x20] + scalar + [0xA0, 0x0A, 0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07]
+            }
+            counter += 1
+        }
     }
 
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }

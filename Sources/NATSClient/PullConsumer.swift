@@ -14,6 +14,24 @@ public final class PullConsumer: @unchecked Sendable {
         public var sequence: UInt64
         public var subject: String
         public var payload: [UInt8]
+        /// Set when the message carries republish headers (`republishHeaders`): the `Nats-Stream` it
+        /// names (empty when only another of them is there).
+        public var republishedFrom: String? = nil
+    }
+
+    /// The headers JetStream sets on a message a stream republishes (`republish` in its configuration).
+    public static let republishHeaders = ["Nats-Stream", "Nats-Subject", "Nats-Sequence", "Nats-Last-Sequence"]
+
+    /// The republish headers' stream of `message`, "" when it has only others of them, nil when none.
+    static func republishedFrom(_ message: OpaquePointer) -> String? {
+        var found: String?
+        for name in republishHeaders {
+            var value: UnsafePointer<CChar>?
+            guard natsMsgHeader_Get(message, name, &value) == NATS_OK else { continue }
+            if name == "Nats-Stream", let value { return String(String(cString: value).prefix(256)) }
+            found = found ?? ""
+        }
+        return found
     }
 
     private let subscription: OpaquePointer
@@ -153,7 +171,7 @@ public final class PullConsumer: @unchecked Sendable {
             let data = natsMsg_GetData(message)
             let payload = data.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
             let subject = natsMsg_GetSubject(message).map { String(cString: $0) } ?? ""
-            messages.append(Message(sequence: sequence, subject: subject, payload: payload))
+            messages.append(Message(sequence: sequence, subject: subject, payload: payload, republishedFrom: Self.republishedFrom(message)))
             if let (_, previous) = last { natsMsg_Destroy(previous) }
             last = (sequence, message)
         }

@@ -3,7 +3,7 @@ import Foundation
 /// `/health`: HarmonyLite's JSON body and its 200/503 rule, made honest.
 ///
 /// Healthy when the database answers, NATS is connected, the capture triggers are installed (HarmonyLite's
-/// three) and every worker runs. The timestamps are this node's own last published and last applied
+/// three), every worker runs and no shard stream is stalled (`ShardStallWatch`). The timestamps are this node's own last published and last applied
 /// change (HarmonyLite reported the newest message of shard 1's stream for both, and zero times when it
 /// had none: here an unknown time is left out). A healthy node with a warning (its clock behind another
 /// node's by more than `max_clock_offset`) is `degraded`: still 200, the reason in `warnings`. The body is sent with `Content-Type: application/json`.
@@ -16,9 +16,16 @@ public struct HealthReport: Sendable {
         self.database = database
     }
 
+    /// A shard that makes no progress is unhealthy — unless the applier is waiting for the database write
+    /// lock an application holds: that is why it makes none, and it goes on by itself (degraded, not down).
     public var isHealthy: Bool {
-        database.connected && view.natsConnected && database.cdcInstalled && view.isRunning
+        database.connected && view.natsConnected && database.cdcInstalled && view.isRunning && (stalledStreams.isEmpty || applierWaitsForTheDatabase)
     }
+
+    var applierWaitsForTheDatabase: Bool { view.workers.contains { $0.name == "applier" && $0.waitingFor != nil } }
+
+    /// Streams that hold messages past this node's cursor and made no progress for a while.
+    var stalledStreams: [NodeView.Stream] { view.streams.filter { $0.stalledSeconds != nil } }
 
     public func response(detailed: Bool) -> HTTPResponse {
         let status = isHealthy ? 200 : 503
@@ -59,6 +66,9 @@ public struct HealthReport: Sendable {
         for worker in view.workers where worker.state != "running" { problems.append("\(worker.name) is \(worker.state)") }
         // Degraded, still healthy: the worker runs and goes on by itself once the lock is released.
         for worker in view.workers { if let waiting = worker.waitingFor { problems.append("\(worker.name) is \(waiting)") } }
+        for stream in stalledStreams {
+            problems.append("\(stream.name) makes no progress: \(stream.behind.map(String.init) ?? "some") message(s) past the cursor \(stream.cursor.map(String.init) ?? "?") for \(Int(stream.stalledSeconds ?? 0)) s")
+        }
         let body = Body(
             status: statusWord, nodeId: view.nodeId, uptimeSeconds: Int(view.uptimeSeconds),
             dbConnected: database.connected, natsConnected: view.natsConnected, cdcInstalled: database.cdcInstalled,

@@ -97,13 +97,17 @@ public struct NodeView: Codable, Sendable, Equatable {
         public var behind: UInt64?
         /// Mean commit-to-apply lag of the newest applied changes of this stream (seconds).
         public var lagSeconds: Double?
+        /// How long the stream has held messages past the cursor without the cursor moving, once that is
+        /// `ShardStallWatch.threshold` or more (nil: it progresses or is caught up).
+        public var stalledSeconds: Double?
 
-        public init(name: String, lastSequence: UInt64?, cursor: UInt64?, behind: UInt64?, lagSeconds: Double?) {
+        public init(name: String, lastSequence: UInt64?, cursor: UInt64?, behind: UInt64?, lagSeconds: Double?, stalledSeconds: Double? = nil) {
             self.name = name
             self.lastSequence = lastSequence
             self.cursor = cursor
             self.behind = behind
             self.lagSeconds = lagSeconds
+            self.stalledSeconds = stalledSeconds
         }
     }
 

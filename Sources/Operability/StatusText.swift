@@ -18,11 +18,12 @@ public enum StatusText {
             if let waiting = worker.waitingFor { lines.append("\(worker.name): \(waiting)") }
         }
         lines.append("")
-        lines.append(row(["STREAM", "LAST SEQ", "CURSOR", "BEHIND", "LAG"]))
+        lines.append(row(["STREAM", "LAST SEQ", "CURSOR", "BEHIND", "LAG", "PROGRESS"]))
         for stream in view.streams {
             lines.append(row([
                 stream.name, stream.lastSequence.map(String.init) ?? "-", stream.cursor.map(String.init) ?? "-",
                 stream.behind.map(String.init) ?? "-", stream.lagSeconds.map { String(format: "%.3fs", $0) } ?? "-",
+                stream.stalledSeconds.map { "STALLED \(duration($0))" } ?? "ok",
             ]))
         }
         lines.append("")

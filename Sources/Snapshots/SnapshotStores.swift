@@ -4,9 +4,7 @@ import NATSClient
 /// The store `snapshot.store` names, opened from the node's configuration.
 public enum SnapshotStores {
     /// The `nats` store's bucket when `snapshot.nats.bucket` is empty.
-    private static func natsBucket(_ config: Configuration) -> String {
-        config.snapshot.nats.bucket.isEmpty ? config.nats.streamPrefix + "-snapshot-store" : config.snapshot.nats.bucket
-    }
+    private static func natsBucket(_ config: Configuration) -> String { config.snapshotObjectBucket }
 
     /// `connection` is used by the `nats` store only.
     public static func open(_ config: Configuration, connection: NATSConnection?) throws -> any SnapshotStore {

@@ -1,4 +1,6 @@
+import BrokerCore
 import HarmonyConfig
+import SchemaRegistry
 
 /// The nats-server configuration file the supervisor writes for the embedded server, from the node's
 /// configuration: what HarmonyLite set up in-process, expressed for Debian's real nats-server.
@@ -50,21 +52,35 @@ public enum EmbeddedServerConfig {
             }
             lines.append("}")
         }
-        if !config.leafServers.isEmpty {
+        let leafCredentials = credentials.flatMap { $0.leafUser.isEmpty ? nil : $0 }
+        if !config.leafServers.isEmpty || !config.nats.leafListen.isEmpty {
             lines.append("leafnodes {")
-            lines.append("  remotes: [")
-            for leaf in config.leafServers {
-                let (url, hub) = splitHubQuery(leaf)
-                lines.append("    { urls: [\(quote(url))]" + (hub ? ", hub: true" : "") + " }")
+            if !config.nats.leafListen.isEmpty {
+                // Leaves authenticate: a server without the cluster secret cannot inject messages here.
+                lines.append("  listen: \(quote(config.nats.leafListen))")
+                if let leafCredentials {
+                    lines.append("  authorization { user: \(quote(leafCredentials.leafUser)), password: \(quote(leafCredentials.leafPassword)), timeout: 2 }")
+                }
             }
-            lines.append("  ]")
+            if !config.leafServers.isEmpty {
+                lines.append("  remotes: [")
+                for leaf in config.leafServers {
+                    let (url, hub) = splitHubQuery(leaf)
+                    let authenticated = leafCredentials.map { routeURL(url, user: $0.leafUser, password: $0.leafPassword) } ?? url
+                    lines.append("    { urls: [\(quote(authenticated))]" + (hub ? ", hub: true" : "") + " }")
+                }
+                lines.append("  ]")
+            }
             lines.append("}")
         }
         var users: [String] = []
         if let credentials {
             users.append("{ user: \(quote(credentials.clientUser)), password: \(quote(credentials.clientPassword)), "
-                + "permissions: { publish: { allow: [" + allowedSubjects(config).map(quote).joined(separator: ", ") + "], "
-                + "deny: [" + deniedSubjects(config).map(quote).joined(separator: ", ") + "] } } }")
+                + "permissions: { publish: { allow: [" + allowedSubjects(config).map(quote).joined(separator: ", ") + "] } } }")
+            if !credentials.adminUser.isEmpty {
+                // The administrator: every permission; the supervisor's set-up of streams and buckets alone uses it.
+                users.append("{ user: \(quote(credentials.adminUser)), password: \(quote(credentials.adminPassword)) }")
+            }
         }
         if !config.nats.userName.isEmpty {
             users.append("{ user: \(quote(config.nats.userName)), password: \(quote(config.nats.userPassword)) }")
@@ -85,24 +101,53 @@ public enum EmbeddedServerConfig {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// What the node's own user may publish on (nothing else): its own change subjects
-    /// `<subject_prefix>-<n>.<node_id>` (listed: a wildcard is a whole token), so it cannot publish changes
-    /// on another node's behalf nor on the shared subject; the JetStream API and acknowledgements
-    /// (`$JS.API.>`, `$JS.ACK.>`, flow control `$JS.FC.>`), the key-value buckets (the snapshot lease, the
-    /// schema registry) and object stores (snapshots) and replies to inboxes. `deniedSubjects` narrows it:
-    /// NATS applies deny over allow.
+    /// What the node's own user may publish on, nothing else (NATS permissions match whole tokens; every
+    /// JetStream API request is a publish on its subject, nats-server 2.9's `$JS.API.…` layout):
+    ///
+    /// - its own change subjects `<subject_prefix>-<n>.<node_id>`: no change on another node's behalf, nor
+    ///   on the shared subject;
+    /// - reading: `$JS.API.INFO`, stream info, names and list, message get (`STREAM.MSG.GET`, `DIRECT.GET`),
+    ///   consumer info, names and list;
+    /// - on each shard stream, only the names of its own consumer pool (`ConsumerNames.pool`): create
+    ///   (`CONSUMER.CREATE.<stream>.<name>[.<filter>]`, `CONSUMER.DURABLE.CREATE.<stream>.<name>`), fetch
+    ///   (`CONSUMER.MSG.NEXT`), acknowledge (`$JS.ACK.<stream>.<name>.>`) and delete (`CONSUMER.DELETE`; also
+    ///   the fixed name of older versions);
+    /// - the schema registry: its own key `$KV.<registry>.node-<id>`, and ephemeral consumers on the bucket's
+    ///   stream (listing keys);
+    /// - the snapshot lease's one key (any node may hold the lease);
+    /// - with `snapshot.store = "nats"`: the object store's subjects `$O.<bucket>.>`, purging its stream (a
+    ///   replaced snapshot's chunks) and ephemeral consumers on it (reading a snapshot);
+    /// - flow-control replies of those ephemeral consumers (`$JS.FC.>`).
+    ///
+    /// Nothing else: no stream create, update, delete or purge, no message delete, no consumer of another
+    /// node, no reply to another client's request (`_INBOX.>`). Streams and buckets are made by the
+    /// administrator (the supervisor's set-up).
     static func allowedSubjects(_ config: Configuration) -> [String] {
-        let changes = (1...max(1, config.replicationLog.shards)).map {
-            ChangeSubjects.own(prefix: config.nats.subjectPrefix, shard: $0, node: config.nodeID)
+        let shards = (1...max(1, config.replicationLog.shards))
+        var subjects = shards.map { ChangeSubjects.own(prefix: config.nats.subjectPrefix, shard: $0, node: config.nodeID) }
+        subjects += ["$JS.API.INFO", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.MSG.GET.*",
+                     "$JS.API.DIRECT.GET.>", "$JS.API.CONSUMER.INFO.*.*", "$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*"]
+        for shard in shards {
+            let stream = config.changeStreamName(shard: shard)
+            let names = ConsumerNames(node: config.nodeName, shard: shard)
+            subjects.append("$JS.API.CONSUMER.DELETE.\(stream).\(names.base)")
+            for name in names.pool {
+                subjects += ["$JS.API.CONSUMER.CREATE.\(stream).\(name)", "$JS.API.CONSUMER.CREATE.\(stream).\(name).>",
+                             "$JS.API.CONSUMER.DURABLE.CREATE.\(stream).\(name)", "$JS.API.CONSUMER.DELETE.\(stream).\(name)",
+                             "$JS.API.CONSUMER.MSG.NEXT.\(stream).\(name)", "$JS.ACK.\(stream).\(name).>"]
+            }
         }
-        return changes + ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>", "_INBOX.>"]
-    }
-
-    /// What the node's own user may not do, whatever else it may: delete any stream, purge a change stream
-    /// or delete messages from one. (Its workers never do; a leaked node password cannot erase history.)
-    static func deniedSubjects(_ config: Configuration) -> [String] {
-        let streams = (1...max(1, config.replicationLog.shards)).map { "\(config.nats.streamPrefix)-\($0)" }
-        return ["$JS.API.STREAM.DELETE.>"] + streams.map { "$JS.API.STREAM.PURGE.\($0)" } + streams.map { "$JS.API.STREAM.MSG.DELETE.\($0)" }
+        func ephemeralConsumers(_ stream: String) -> [String] {
+            ["$JS.API.CONSUMER.CREATE.\(stream)", "$JS.API.CONSUMER.CREATE.\(stream).>", "$JS.API.CONSUMER.DELETE.\(stream).*"]
+        }
+        subjects.append("$KV.\(SchemaRegistryBucket.name).\(SchemaRegistryBucket.key(nodeID: config.nodeID))")
+        subjects += ephemeralConsumers("KV_" + SchemaRegistryBucket.name)
+        subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotLeaseKey)")
+        if config.snapshot.store == "nats" {
+            let bucket = config.snapshotObjectBucket
+            subjects += ["$O.\(bucket).>", "$JS.API.STREAM.PURGE.OBJ_\(bucket)"] + ephemeralConsumers("OBJ_" + bucket)
+        }
+        return subjects + ["$JS.FC.>"]
     }
 
     /// `nats://host:port/` → `nats://user:password@host:port/`; a URL with its own credentials stays.

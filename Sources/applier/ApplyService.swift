@@ -390,6 +390,12 @@ final class ApplyService: WorkerLoopHandler {
         } catch {
             throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot be decoded: \(error)")
         }
+        if let from = delivery.republishedFrom {
+            // Republished by another stream onto a change subject: the subject was never the publisher's.
+            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence,
+                                reason: "refused, never applied: it carries republish headers (Nats-Stream \(from.isEmpty ? "absent" : "\"" + from + "\"")): another stream republished it onto \(delivery.subject), which therefore does not name its publisher",
+                                forged: true)
+        }
         if case .refused(let reason) = ChangeSubjects.check(subject: delivery.subject, prefix: config.nats.subjectPrefix, origin: batch.origin) {
             throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "refused, never applied: \(reason)", forged: true)
         }

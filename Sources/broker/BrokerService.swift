@@ -184,8 +184,14 @@ final class BrokerService: WorkerLoopHandler {
         for shard in 1...config.replicationLog.shards { try ensureStream(shard, on: connection) }
     }
 
+    /// With the embedded server the stream is the administrator's to make and repair (the supervisor's
+    /// set-up, `JetStreamSetup`): this node's user may not, and only waits for it to exist.
     private func ensureStream(_ shard: UInt64, on connection: NATSConnection) throws {
         let spec = streamSpecification(shard)
+        if config.nats.isEmbedded {
+            _ = try connection.streamState(spec.name)
+            return
+        }
         let ensured = try connection.ensureStream(spec, updateExisting: config.replicationLog.updateExisting)
         if !ensured.addedSubjects.isEmpty {
             logger.notice("added the per-node subjects to an existing shard stream (publishers on its other subjects keep working)",
@@ -193,14 +199,7 @@ final class BrokerService: WorkerLoopHandler {
         }
     }
 
-    private func streamSpecification(_ shard: UInt64) -> StreamSpecification {
-        StreamSpecification(
-            name: "\(config.nats.streamPrefix)-\(shard)",
-            subjects: ChangeSubjects.streamSubjects(prefix: config.nats.subjectPrefix, shard: shard),
-            replicas: config.replicationLog.effectiveReplicas,
-            maxMessages: config.replicationLog.maxEntries
-        )
-    }
+    private func streamSpecification(_ shard: UInt64) -> StreamSpecification { .changeStream(config, shard: shard) }
 
     private func startConsumers(after cursor: [DataMessage.Position]) throws {
         guard let connection else { return }

@@ -97,17 +97,22 @@ final class ShardFetcher: Sendable {
         self.after = after
         self.credit = credit
         self.created = created
-        let name = Self.freshName(names)
-        consumer = Mutex((name, try PullConsumer(connection: connection, stream: stream, durable: name, afterSequence: after)))
+        let existing: [String]?
         do {
-            for leftover in names.leftovers(among: try connection.consumerNames(stream: stream), keeping: name) { deleteConsumer(leftover, why: "left over from an earlier start") }
+            existing = try connection.consumerNames(stream: stream)
         } catch {
+            existing = nil
             logger.debug("cannot list the shard stream's consumers to delete this node's leftovers; tried again at the next start", metadata: ["stream": "\(stream)", "error": "\(error)"])
         }
+        let name = Self.freshName(names, avoiding: Set(existing ?? []))
+        consumer = Mutex((name, try PullConsumer(connection: connection, stream: stream, durable: name, afterSequence: after)))
+        for leftover in names.leftovers(among: existing ?? [], keeping: name) { deleteConsumer(leftover, why: "left over from an earlier start") }
     }
 
-    private static func freshName(_ names: ConsumerNames) -> String {
-        names.name(token: ConsumerNames.token(UInt64.random(in: 0...UInt64.max)))
+    /// A name of the node's pool not in `avoiding` (every name in use: any, the create then fails and is retried).
+    private static func freshName(_ names: ConsumerNames, avoiding: Set<String>) -> String {
+        let random = UInt64.random(in: 0...UInt64.max)
+        return names.fresh(avoiding: avoiding, random: random) ?? names.name(token: ConsumerNames.token(random % ConsumerNames.poolSize))
     }
 
     /// Best effort: a consumer left behind costs the servers a little and is deleted at the next start.
@@ -141,6 +146,7 @@ final class ShardFetcher: Sendable {
                         delivered = try fetchOnce(&state, queue: queue)
                     } catch {
                         failures.withLock { $0 = "\(error)" }
+                        replaceIfVanished(after: error as? NATSError, &state, queue: queue)
                         Thread.sleep(forTimeInterval: 0.5)
                     }
                 }
@@ -179,7 +185,7 @@ final class ShardFetcher: Sendable {
         switch try settle(messages, &state.continuity) {
         case .handOn(let gone):
             let held = gone.isEmpty ? nil : try? connection.streamState(stream)
-            queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, subject: $0.subject, payload: $0.payload) }))
+            queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, subject: $0.subject, payload: $0.payload, republishedFrom: $0.republishedFrom) }))
             return true
         case .consumeAgain(let sequence):
             let consumerState = try? connection.consumerState(stream: stream, consumer: consumerName)
@@ -203,6 +209,30 @@ final class ShardFetcher: Sendable {
         }
     }
 
+    /// JetStream's error code for a consumer that does not exist.
+    static let consumerNotFoundCode = 10014
+
+    /// After a failed fetch or check: when the consumer in use no longer exists (someone deleted it, or it
+    /// was lost with its servers), it is replaced by one that delivers from the first message not handed
+    /// on yet, at the next fetch. (It used to fail "consumer info … Not Found" forever, the node silently
+    /// receiving nothing.) A fetch that failed without saying why asks the consumer's info to know.
+    private func replaceIfVanished(after error: NATSError?, _ state: inout LoopState, queue: DeliveryQueue) {
+        guard state.replaceAfter == nil else { return }
+        let code = error?.jetStreamCode ?? 0
+        var vanished = code == Self.consumerNotFoundCode
+        if !vanished && code == 0 {
+            do {
+                _ = try connection.consumerState(stream: stream, consumer: consumerName)
+            } catch {
+                vanished = error.jetStreamCode == Self.consumerNotFoundCode
+            }
+        }
+        guard vanished, !isStopped else { return }
+        let after = state.continuity.next &- 1
+        queue.push(.consumingAgain(stream: stream, from: after &+ 1, why: "the consumer no longer exists (deleted, or lost with its servers)", consumer: nil))
+        state.replaceAfter = after
+    }
+
     /// Checks one fetched batch, asking the stream about every jump: `handOn` or `consumeAgain`. An error
     /// drops the batch; the hole it leaves is asked about at the next fetch.
     private func settle(_ messages: [PullConsumer.Message], _ continuity: inout DeliveryContinuity) throws(NATSError) -> DeliveryContinuity.Step {
@@ -215,7 +245,7 @@ final class ShardFetcher: Sendable {
 
     /// A new consumer, under a fresh name, that delivers from `after + 1`; then the previous one is deleted.
     private func replaceConsumer(after sequence: UInt64) throws(NATSError) {
-        let name = Self.freshName(names)
+        let name = Self.freshName(names, avoiding: [consumerName])
         let replacement = try PullConsumer(connection: connection, stream: stream, durable: name, afterSequence: sequence)
         let previous = consumer.withLock { current in
             defer { current = (name, replacement) }

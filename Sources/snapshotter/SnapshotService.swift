@@ -299,7 +299,7 @@ final class SnapshotService: WorkerLoopHandler {
 
     private func checkLease() -> LeaseAnswer {
         do {
-            let lease = try self.lease ?? Lease(connection: connectedNATS, bucket: config.nats.streamPrefix + "-snapshot-lease", key: "snapshot-leader",
+            let lease = try self.lease ?? Lease(connection: connectedNATS, bucket: config.snapshotLeaseBucket, key: Configuration.snapshotLeaseKey,
                                                 ttlMilliseconds: Int64(planner.settings.leaseTTL * 1000), replicas: config.replicationLog.effectiveReplicas)
             self.lease = lease
             return try lease.acquireOrRenew(holder: "node \(config.nodeID)") ? .held : .heldByAnother

@@ -17,6 +17,9 @@ final class NodeTelemetry {
     private let config: Configuration
     private let metrics: NodeMetrics
     private var reports = WorkerReports()
+    private var stalls = ShardStallWatch()
+    /// Per stream: the stall the last tick saw (`stalls`), read by every view.
+    private var stalledSeconds: [String: Double] = [:]
     private var sleepTimer: SleepTimer
     private let startedAt: Double
     private let startedAtWall = Date()
@@ -111,6 +114,12 @@ final class NodeTelemetry {
             firstSeen = firstSeen.filter { live.contains($0.key) }
             metrics.uptime(seconds: now - startedAt)
         }
+        let heads = reports.labelled("broker", "stream_last_sequence"), cursors = reports.labelled("applier", "stream_cursor")
+        for name in config.changeStreamNames {
+            let stall = config.replicate && machine.isReady
+                ? stalls.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) }, cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) : nil
+            stalledSeconds[name] = stall
+        }
         let view = makeView(children, machine: machine, now: now)
         metrics.snapshotAge(seconds: view.snapshot.ageSeconds)
         current.set(view)
@@ -143,7 +152,8 @@ final class NodeTelemetry {
             let cursor = cursors[name].map { UInt64(max(0, $0)) }
             var behind: UInt64?
             if let head, let cursor { behind = head >= cursor ? head - cursor : 0 }
-            return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: reports.recentLag[name])
+            return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: reports.recentLag[name],
+                                   stalledSeconds: stalledSeconds[name])
         }
         let created = reports.value("snapshotter", "snapshot_created_unix_ms").flatMap { $0 > 0 ? $0 : nil }
         let nowWall = Date().timeIntervalSince1970

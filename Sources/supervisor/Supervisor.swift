@@ -17,6 +17,8 @@ final class Supervisor {
     private var config: Configuration
     private var machine: SupervisorStateMachine
     private let logger: Logger
+    /// Creates the streams and buckets as the administrator each time the embedded server is ready.
+    private let jetStreamSetup: JetStreamSetup
     private let signals: SignalDescriptor
     private let notifier = SystemdNotifier()
     private let spawner: ChildSpawner
@@ -92,6 +94,7 @@ final class Supervisor {
         self.runDirectory = runDirectory
         self.signals = signals
         self.logger = logger
+        jetStreamSetup = JetStreamSetup(logger: logger)
         // First: a port in use stops the node before anything else is made.
         telemetry = try NodeTelemetry(config: config, now: monotonicSeconds())
         if let ports = telemetry.listening { logger.info("serving /metrics and /health", metadata: ["ports": "\(ports)"]) }
@@ -120,6 +123,13 @@ final class Supervisor {
             }
             self.config.embeddedCredentials = ClusterSecret.credentials(secret: secret.secret, nodeID: config.nodeID)
             self.config.snapshotSigningKey = ClusterSecret.snapshotSigningKey(secret: secret.secret)
+            if !config.clusterAddress.isEmpty || !config.clusterPeers.isEmpty, config.nats.routeTLSCertFile.isEmpty, !config.nats.allowPlaintextRoutes {
+                let made = try RouteCertificates.make(secret: secret.secret, config: config, runDirectory: runDirectory)
+                self.config.nats.routeTLSCertFile = made.certFile
+                self.config.nats.routeTLSKeyFile = made.keyFile
+                self.config.nats.routeTLSCAFile = made.caFile
+                logger.info("routes run TLS with a certificate made from the cluster secret", metadata: ["certificate": "\(made.certFile)"])
+            }
             SecretRedaction.register(self.config.secretValues)
             var fileSystem = statvfs()
             let total = statvfs(config.embeddedStoreDirectory, &fileSystem) == 0 ? UInt64(fileSystem.f_blocks) &* UInt64(fileSystem.f_frsize) : 0
@@ -280,6 +290,7 @@ final class Supervisor {
         natsPort = port
         config.natsClientURLs = [EmbeddedServerConfig.clientURL(config, port: port)]
         telemetry.natsURLs = config.natsClientURLs
+        jetStreamSetup.start(config)
         let monitoring = NATSPortsFile.monitoringPort(runDirectory: runDirectory, pid: pid)
         let timeout = Double(config.workers["nats", default: WorkerSettings()].heartbeatTimeout) / 1000
         natsProbe = (pid, monitoring, EmbeddedServerProbe(heartbeatTimeout: timeout, now: monotonicSeconds()))

@@ -44,4 +44,13 @@ import Testing
         let names = [ConsumerNames.token(3), ConsumerNames.token(1), ConsumerNames.token(2)].map(node1shard1.name(token:))
         #expect(node1shard1.leftovers(among: names + ["other"], keeping: names[1]) == [names[0], names[2]])
     }
+
+    @Test func freshNamesComeFromThePoolAndAvoidTheNamesInUse() {
+        let pool = node1shard1.pool
+        #expect(pool.count == Int(ConsumerNames.poolSize) && Set(pool).count == pool.count && pool.allSatisfy(node1shard1.isOurs))
+        let inUse = Set(pool.dropLast())
+        #expect(node1shard1.fresh(avoiding: inUse, random: 7) == pool.last)
+        #expect(node1shard1.fresh(avoiding: Set(pool), random: 7) == nil)
+        #expect(node1shard1.fresh(avoiding: [], random: ConsumerNames.poolSize + 3) == pool[3])
+    }
 }

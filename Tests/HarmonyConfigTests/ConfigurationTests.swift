@@ -32,6 +32,12 @@ import Testing
         }
     }
 
+    @Test func plaintextRoutesAreASettingOffByDefault() throws {
+        let toml = "db_path = \"\(database)\"\n"
+        #expect(try load(toml).configuration.nats.allowPlaintextRoutes == false)
+        #expect(try load(toml + "[nats]\nallow_plaintext_routes = true\n").configuration.nats.allowPlaintextRoutes)
+    }
+
     @Test func defaultsMatchHarmonyLiteExceptTheSeqMapLocation() throws {
         let config = try load("db_path = \"\(database)\"").configuration
         #expect(config.nodeID == 777)
@@ -225,9 +231,9 @@ import Testing
         let environment = ConfigurationLoader.Environment(temporaryDirectory: directory.path, currentDirectory: directory.path, defaultNodeID: { 1 })
         _ = directory.write("harmonylite.db", "")
         try makeDatabase(directory.path + "/harmonylite.db")
-        let noFile = try ConfigurationLoader.load(path: nil, overrides: .init(nodeID: 9, clusterPeers: "nats://a:1/, nats://b:2/,"), environment: environment)
+        let noFile = try ConfigurationLoader.load(path: nil, overrides: .init(nodeID: 9, clusterPeers: "nats://127.0.0.1:1/, nats://localhost:2/,"), environment: environment)
         #expect(noFile.configuration.nodeID == 9)
-        #expect(noFile.configuration.clusterPeers == ["nats://a:1/", "nats://b:2/"])
+        #expect(noFile.configuration.clusterPeers == ["nats://127.0.0.1:1/", "nats://localhost:2/"])
     }
 
     @Test func relativePathsResolveAgainstTheWorkingDirectory() throws {

@@ -18,6 +18,17 @@ import Testing
         let one = ClusterSecret.credentials(secret: first.secret, nodeID: 1), two = ClusterSecret.credentials(secret: first.secret, nodeID: 2)
         #expect(one.routePassword == two.routePassword && one.clientPassword != two.clientPassword && one.clientUser == "harmonylite-node-1")
         #expect(ClusterSecret.credentials(secret: Array(repeating: 65, count: 64), nodeID: 1).routePassword != one.routePassword)
+        // The administrator and the leaves: one password per cluster, none equal to another credential.
+        #expect(one.adminPassword == two.adminPassword && one.leafPassword == two.leafPassword && one.adminUser == "harmonylite-admin")
+        #expect(Set([one.adminPassword, one.leafPassword, one.routePassword, one.clientPassword]).count == 4)
+        // The routes' CA key: the same for every node under one secret, another under another secret, and a
+        // P-256 key openssl reads.
+        let der = ClusterSecret.routeCAPrivateKeyDER(secret: first.secret)
+        #expect(der == ClusterSecret.routeCAPrivateKeyDER(secret: second.secret) && der.count == 51)
+        #expect(der != ClusterSecret.routeCAPrivateKeyDER(secret: Array(repeating: 65, count: 64)))
+        try Data(der).write(to: URL(fileURLWithPath: directory.path + "/ca.der"))
+        let read = try runCommand("/usr/bin/openssl", ["ec", "-inform", "DER", "-in", directory.path + "/ca.der", "-noout", "-text"])
+        #expect(read.status == 0 && read.output.contains("prime256v1"), "\(read.output)")
     }
 
     @Test func aSecretOthersCanReadOrTooShortIsRefused() throws {

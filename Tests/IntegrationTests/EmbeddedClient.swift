@@ -14,6 +14,16 @@ func embeddedClientSettings(directory: String, nodeID: UInt64, port: some Custom
     return settings
 }
 
+/// The administrator (`harmonylite-admin`, every permission) on a node's embedded server: what the
+/// supervisor's set-up uses to create streams, which the node's own user may not.
+func embeddedAdministratorSettings(directory: String, port: some CustomStringConvertible, name: String) throws -> ConnectionSettings {
+    var settings = try embeddedClientSettings(directory: directory, nodeID: 1, port: port, name: name)
+    let credentials = ClusterSecret.credentials(secret: try ClusterSecret.load(at: directory + "/harmonylite-cluster.secret"), nodeID: 1)
+    settings.userName = credentials.adminUser
+    settings.userPassword = credentials.adminPassword
+    return settings
+}
+
 extension TestCluster {
     /// Node `index`'s own client credentials on its own server.
     func clientSettings(_ index: Int, name: String) throws -> ConnectionSettings {

@@ -63,12 +63,13 @@ extension ProcessTests {
             #expect(throws: NATSError.self) { try asOperator.streamState("scratch") }
         }
 
-        /// The node's own user may list and delete consumers: a restarted broker consumes under a fresh name and
-        /// deletes this node's leftovers of the shard (an older version's fixed name, an earlier start's name),
-        /// never another node's consumer whose name only starts alike.
+        /// The node's own user may list consumers and delete its own: a restarted broker consumes under a fresh
+        /// name of its pool and deletes this node's leftovers of the shard (an older version's fixed name, an
+        /// earlier start's name), never another node's consumer whose name only starts alike. (The leftovers
+        /// are made by the operator: the node's user may create no other name than its pool's.)
         @Test func aRestartedBrokerDeletesItsLeftoverConsumersOnly() throws {
             let port = try freePort()
-            let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\n")
+            let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\nuser_name = \"operator\"\nuser_password = \"operator-pw\"\n")
             defer { _ = node.terminate() }
             try node.waitUntilReady()
             let asNode = try NATSConnection.connect(try embeddedClientSettings(directory: node.directory.path, nodeID: 1, port: port, name: "node-1"))
@@ -77,9 +78,16 @@ extension ProcessTests {
             let first = try ours(asNode.consumerNames(stream: stream))
             try #require(first.count == 1, "node 1's consumers of shard 1: \(first)")
             #expect(first[0] != "harmonylite-node-1-1")
-            let leftovers = ["harmonylite-node-1-1", "harmonylite-node-1-1-00000000000000aa"]
-            let others = ["harmonylite-node-11-1-00000000000000aa", "harmonylite-node-1-11-00000000000000aa", "harmonylite-node-1-1-by-hand"]
-            for name in leftovers + others { _ = try PullConsumer(connection: asNode, stream: stream, durable: name, afterSequence: 0) }
+            let leftovers = ["harmonylite-node-1-1", "harmonylite-node-1-1-000000000000002a"].filter { $0 != first[0] }
+            let others = ["harmonylite-node-11-1-000000000000002a", "harmonylite-node-1-11-000000000000002a", "harmonylite-node-1-1-by-hand"]
+            var operatorSettings = ConnectionSettings(urls: ["nats://127.0.0.1:\(port)"], name: "operator")
+            operatorSettings.userName = "operator"
+            operatorSettings.userPassword = "operator-pw"
+            let asOperator = try NATSConnection.connect(operatorSettings)
+            for name in leftovers + others { _ = try PullConsumer(connection: asOperator, stream: stream, durable: name, afterSequence: 0) }
+            #expect(throws: NATSError.self, "the node's user made a consumer outside its pool") {
+                _ = try PullConsumer(connection: asNode, stream: stream, durable: "harmonylite-node-1-1-by-the-node", afterSequence: 0)
+            }
             let broker = try #require(node.children()["broker"])
             kill(broker, SIGKILL)
             var names: [String] = []
@@ -92,8 +100,10 @@ extension ProcessTests {
             #expect(others.allSatisfy(names.contains), "another consumer was deleted: \(names)")
         }
 
-        /// A server without the cluster secret is refused as a route; the same server with the route
-        /// credentials joins (so the refusal is about the credentials).
+        /// A server without the cluster secret is refused as a route, and so is one with the route password
+        /// (sniffed, say) but no certificate: routes run TLS with certificates made from the cluster secret.
+        /// A server with the password and a certificate signed by the CA derived from the secret joins (so
+        /// the refusals are about the credentials and the certificate).
         @Test func aServerWithoutTheSecretCannotJoinAsARoute() throws {
             let port = try freePort(), routePort = try freePort(), absentPeer = try freePort()
             // A JetStream cluster needs a peer; this one never answers, so the node never becomes ready, but its
@@ -110,12 +120,19 @@ extension ProcessTests {
             Thread.sleep(forTimeInterval: 4)
             #expect(Self.routes(monitorPort: rogueMonitor) == 0, "a route without credentials was accepted")
 
-            let credentials = ClusterSecret.credentials(secret: try ClusterSecret.load(at: directory + "/harmonylite-cluster.secret"), nodeID: 9)
-            let memberMonitor = try freePort()
-            let member = try Self.startRogueServer(clusterPort: try freePort(), monitorPort: memberMonitor,
-                                                   route: "nats://\(credentials.routeUser):\(credentials.routePassword)@127.0.0.1:\(routePort)", directory: directory)
+            let secret = try ClusterSecret.load(at: directory + "/harmonylite-cluster.secret")
+            let credentials = ClusterSecret.credentials(secret: secret, nodeID: 9)
+            let route = "nats://\(credentials.routeUser):\(credentials.routePassword)@127.0.0.1:\(routePort)"
+            let (plain, plainMonitor) = try LeakedPassword.startRouteServer(directory: directory, name: "sniffer", route: route, certificate: nil, ca: "derived")
+            defer { kill(plain.processIdentifier, SIGINT); plain.waitUntilExit() }
+            #expect(eventually(timeout: 10) { Self.routes(monitorPort: plainMonitor) != nil })
+            Thread.sleep(forTimeInterval: 4)
+            #expect(Self.routes(monitorPort: plainMonitor) == 0, "the route password alone, in plaintext, joined")
+
+            try LeakedPassword.makeCertificates(in: directory, ca: "derived", leaves: ["member"], derivedFrom: secret)
+            let (member, memberMonitor) = try LeakedPassword.startRouteServer(directory: directory, name: "member", route: route, certificate: "member", ca: "derived")
             defer { kill(member.processIdentifier, SIGINT); member.waitUntilExit() }
-            #expect(eventually(timeout: 15) { (Self.routes(monitorPort: memberMonitor) ?? 0) >= 1 }, "with the route credentials it joins")
+            #expect(eventually(timeout: 15) { (Self.routes(monitorPort: memberMonitor) ?? 0) >= 1 }, "with the route credentials and a certificate of the derived CA it joins")
             #expect(!node.log.contains(credentials.routePassword), "the route password reached a log line")
         }
 

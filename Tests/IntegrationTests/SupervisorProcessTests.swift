@@ -185,7 +185,8 @@ extension ProcessTests {
             defer { nodes.forEach { $0.terminate() } }
             for node in nodes { try node.waitUntilReady(timeout: 60) }
 
-            let connection = try NATSConnection.connect(try embeddedClientSettings(directory: shared.path, nodeID: 1, port: clientPorts[0], name: "test"))
+            // Streams are the administrator's to create (the node's own user may not).
+            let connection = try NATSConnection.connect(try embeddedAdministratorSettings(directory: shared.path, port: clientPorts[0], name: "test"))
             var summary: StreamSummary?
             // The meta leader may still be settling; creating the stream is retried briefly.
             _ = eventually(timeout: 20, interval: 0.5) {

@@ -180,6 +180,30 @@ import Testing
         #expect(health.body.contains("applier is waiting for the database write lock for 35 s"), "\(health.body)")
     }
 
+    /// A stream with messages past the cursor and a cursor that does not move is reported within the
+    /// threshold, in `/health` (503, a problem naming it) and in `-status`; progress or catching up clears it.
+    @Test func aStalledShardIsUnhealthyAndShownInTheStatus() throws {
+        var watch = ShardStallWatch(threshold: 10)
+        #expect(watch.observe(stream: "s", head: 10, cursor: 7, now: 0) == nil)
+        #expect(watch.observe(stream: "s", head: 12, cursor: 7, now: 9.9) == nil)
+        #expect(watch.observe(stream: "s", head: 12, cursor: 7, now: 10) == 10)
+        #expect(watch.observe(stream: "s", head: 12, cursor: 8, now: 11) == nil, "the cursor moved: counted again from now")
+        #expect(watch.observe(stream: "s", head: 12, cursor: 8, now: 20) == nil)
+        #expect(watch.observe(stream: "s", head: 12, cursor: 8, now: 21) == 10)
+        #expect(watch.observe(stream: "s", head: 8, cursor: 8, now: 40) == nil, "caught up")
+        #expect(watch.observe(stream: "s", head: 9, cursor: 8, now: 41) == nil)
+        #expect(watch.observe(stream: "s", head: nil, cursor: 8, now: 60) == nil, "unknown head")
+
+        var view = Self.view()
+        view.streams[0].stalledSeconds = 12
+        let report = HealthReport(view: view, database: .init(connected: true, cdcInstalled: true))
+        #expect(report.response(detailed: false).status == 503)
+        #expect(report.body.contains("harmonylite-changes-1 makes no progress: 3 message(s) past the cursor 7 for 12 s"), "\(report.body)")
+        #expect(StatusText.render(view).contains("STALLED"))
+        #expect(!StatusText.render(Self.view()).contains("STALLED"))
+        #expect(try NodeView.decode(json: view.json()) == view)
+    }
+
     @Test func statusJSONRoundTripsAndPrintsForPeople() throws {
         let view = Self.view()
         let json = view.json()

@@ -53,12 +53,36 @@ import Testing
         #expect(text.contains("authorization { user: \"harmonylite-route\", password: \"rpw\", timeout: 2 }"))
         #expect(text.contains("routes: [\"nats://harmonylite-route:rpw@n2:4222/\", \"nats://harmonylite-route:rpw@n3:4223/\"]"))
         #expect(text.contains("tls { cert_file: \"/etc/h/node.pem\", key_file: \"/etc/h/node.key\", ca_file: \"/etc/h/ca.pem\", verify: true, timeout: 2 }"))
-        // Its own change subjects only (listed per shard), never the shared one nor another node's.
+        // Its own change subjects only (listed per shard), never the shared one nor another node's; no
+        // inbox replies; no deny list (an allow list: everything unlisted is refused).
         #expect(text.contains("{ user: \"harmonylite-node-7\", password: \"cpw\", permissions: { publish: { allow: ["
-            + "\"harmonylite-change-log-1.\(config.nodeID)\", \"harmonylite-change-log-2.\(config.nodeID)\", "
-            + "\"$JS.API.>\", \"$JS.ACK.>\", \"$JS.FC.>\", \"$KV.>\", \"$O.>\", \"_INBOX.>\"], deny: [\"$JS.API.STREAM.DELETE.>\", "
-            + "\"$JS.API.STREAM.PURGE.harmonylite-changes-1\", \"$JS.API.STREAM.PURGE.harmonylite-changes-2\", "
-            + "\"$JS.API.STREAM.MSG.DELETE.harmonylite-changes-1\", \"$JS.API.STREAM.MSG.DELETE.harmonylite-changes-2\"] } } }"))
+            + "\"harmonylite-change-log-1.\(config.nodeID)\", \"harmonylite-change-log-2.\(config.nodeID)\", \"$JS.API.INFO\", "))
+        config.snapshot.store = "nats"
+        let allowed = EmbeddedServerConfig.allowedSubjects(config)
+        #expect(!allowed.contains { $0 == "$JS.API.>" || $0 == "_INBOX.>" || $0 == "$KV.>" || $0 == "$O.>" || $0.hasPrefix("$JS.API.STREAM.CREATE")
+            || $0.hasPrefix("$JS.API.STREAM.UPDATE") || $0.hasPrefix("$JS.API.STREAM.DELETE") || $0.hasPrefix("$JS.API.STREAM.MSG.DELETE") })
+        #expect(!allowed.contains("$JS.API.STREAM.PURGE.harmonylite-changes-1") && allowed.contains("$JS.API.STREAM.PURGE.OBJ_harmonylite-changes-snapshot-store"))
+        // Consumers: its own pool's names on each shard stream, nothing with a wildcard name.
+        #expect(allowed.contains("$JS.API.CONSUMER.DURABLE.CREATE.harmonylite-changes-2.harmonylite-node-7-2-000000000000003f"))
+        #expect(allowed.contains("$JS.API.CONSUMER.CREATE.harmonylite-changes-1.harmonylite-node-7-1-0000000000000000.>"))
+        #expect(allowed.contains("$JS.API.CONSUMER.DELETE.harmonylite-changes-1.harmonylite-node-7-1"))
+        #expect(allowed.contains("$JS.ACK.harmonylite-changes-1.harmonylite-node-7-1-0000000000000001.>"))
+        #expect(!allowed.contains { $0.hasPrefix("$JS.API.CONSUMER.") && ($0.contains("harmonylite-changes-1.") || $0.contains("harmonylite-changes-2.")) && !$0.hasPrefix("$JS.API.CONSUMER.INFO")
+            && !$0.hasPrefix("$JS.API.CONSUMER.NAMES") && !$0.hasPrefix("$JS.API.CONSUMER.LIST") && !$0.contains("harmonylite-node-7-") })
+        // Key-value: its own registry key and the lease's one key.
+        #expect(allowed.contains("$KV.harmonylite-schema-registry.node-7") && allowed.contains("$KV.harmonylite-changes-snapshot-lease.snapshot-leader"))
+        #expect(allowed.filter { $0.hasPrefix("$KV.") }.count == 2)
+        // The administrator, derived too, with every permission.
+        let withAdmin = EmbeddedCredentials(clientUser: "harmonylite-node-7", clientPassword: "cpw", routeUser: "harmonylite-route", routePassword: "rpw",
+                                            adminUser: "harmonylite-admin", adminPassword: "apw")
+        #expect(EmbeddedServerConfig.render(config, runDirectory: "/run/x", credentials: withAdmin).contains("{ user: \"harmonylite-admin\", password: \"apw\" }"))
+        // Leaves: the listener asks for the derived leaf user, the remotes (-leaf-servers) send it.
+        config.nats.leafListen = "0.0.0.0:7422"
+        let withLeaf = EmbeddedCredentials(clientUser: "harmonylite-node-7", clientPassword: "cpw", routeUser: "harmonylite-route", routePassword: "rpw",
+                                           adminUser: "harmonylite-admin", adminPassword: "apw", leafUser: "harmonylite-leaf", leafPassword: "lpw")
+        let leafText = EmbeddedServerConfig.render(config, runDirectory: "/run/x", credentials: withLeaf)
+        #expect(leafText.contains("leafnodes {\n  listen: \"0.0.0.0:7422\"\n  authorization { user: \"harmonylite-leaf\", password: \"lpw\", timeout: 2 }\n  remotes: ["), "\(leafText)")
+        #expect(leafText.contains("{ urls: [\"nats://harmonylite-leaf:lpw@hub:7422\"], hub: true }"), "\(leafText)")
         #expect(EmbeddedServerConfig.routeURL("nats://a:b@h:1", user: "u", password: "p") == "nats://a:b@h:1", "a peer URL with its own credentials stays")
         #expect(EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: 100 << 30) == 10 << 30)
         #expect(EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: 8 << 30) == 4 << 30)

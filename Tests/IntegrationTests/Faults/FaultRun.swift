@@ -51,7 +51,8 @@ final class FaultRun {
         // A replaced worker comes back quickly, and a node is not given up for the crash loops 100 kill rounds make.
         let workers = FaultTarget.allCases.compactMap(\.childRole).map { "[workers.\($0)]\nrestart_backoff_initial = 100\nrestart_intensity = 50\n" }.joined()
         cluster = try TestCluster(schema: workload.schema + "\n" + FaultApplication.journalSchema,
-                                  extraTOML: Array(repeating: nodeTOML + workers, count: 3), placements: placements)
+                                  extraTOML: Array(repeating: nodeTOML + workers, count: 3), placements: placements,
+                                  natsTOML: "allow_plaintext_routes = true\n")  // namespaces no one else sees
     }
 
     /// Stops every node, then removes the filesystems and namespaces (in that order: nothing may still use them).
