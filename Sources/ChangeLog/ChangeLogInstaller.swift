@@ -25,22 +25,28 @@ public enum ChangeLogInstaller {
     /// the benchmark. Nothing depends on them being durable at once: a power cut can only roll back the
     /// last applied batches together with their cursor (fetched again from JetStream) or the publish
     /// watermark (published again: the same stamps supersede nothing where they were applied already).
-    public static func open(_ path: String, node: UInt64) throws(SQLiteError) -> (SQLiteDatabase, ChangeLogInstallation) {
+    ///
+    /// - Parameter upstreamSeqMap: the node's `seq_map_path`: read when the database is upstream
+    ///   HarmonyLite's, so consumption continues where upstream stopped (`UpstreamTakeover`).
+    public static func open(_ path: String, node: UInt64, upstreamSeqMap: String? = nil) throws(SQLiteError) -> (SQLiteDatabase, ChangeLogInstallation) {
         let database = try SQLiteDatabase(existingPath: path)
         try database.execute("PRAGMA journal_mode=WAL")
         try database.execute("PRAGMA synchronous=NORMAL")
-        return (database, try install(in: database, node: node))
+        return (database, try install(in: database, node: node, upstreamSeqMap: upstreamSeqMap))
     }
 
     /// - Parameter seen: the columns as looks taken before the write lock was held saw them
     ///   (`ColumnHistory.look`), asked for once it is held and recorded in order before the columns as they
     ///   are now.
+    ///
+    /// A database upstream HarmonyLite (Go) managed is taken over in the same transaction
+    /// (`UpstreamTakeover`); when that cannot finish, nothing is written and the error says what to do.
     public static func install(
-        in database: SQLiteDatabase, node: UInt64, seen: () -> [ColumnHistory.Look] = { [] }
+        in database: SQLiteDatabase, node: UInt64, upstreamSeqMap: String? = nil, seen: () -> [ColumnHistory.Look] = { [] }
     ) throws(SQLiteError) -> ChangeLogInstallation {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
-            let installation = try installInTransaction(database, node: node, seen: seen)
+            let installation = try installInTransaction(database, node: node, upstreamSeqMap: upstreamSeqMap, seen: seen)
             try database.execute("COMMIT")
             return installation
         } catch {
@@ -50,9 +56,18 @@ public enum ChangeLogInstaller {
     }
 
     private static func installInTransaction(
-        _ database: SQLiteDatabase, node: UInt64, seen: () -> [ColumnHistory.Look]
+        _ database: SQLiteDatabase, node: UInt64, upstreamSeqMap: String?, seen: () -> [ColumnHistory.Look]
     ) throws(SQLiteError) -> ChangeLogInstallation {
         typealias S = ChangeLogSchema
+        // Upstream's objects first, before anything of ours is created or altered: checked, then dropped.
+        var takeover: UpstreamTakeover.Plan? = nil
+        switch try UpstreamTakeover.plan(database, catalog: try TableCatalog.read(database), seqMapPath: upstreamSeqMap) {
+        case nil: break
+        case .failure(let refusal)?: throw SQLiteError(code: 1, message: refusal.description)
+        case .success(let plan)?:
+            try UpstreamTakeover.dropUpstreamObjects(plan, in: database)
+            takeover = plan
+        }
         let conflictColumns = try database.prepare("SELECT name FROM pragma_table_info(?)").all([.text(S.conflicts)])
         if conflictColumns.contains(where: { $0.first == .text("id") }) {
             try database.execute("ALTER TABLE \(S.quote(S.conflicts)) RENAME TO \(S.quote(S.settledConflictsLog))")
@@ -136,6 +151,9 @@ public enum ChangeLogInstaller {
         if !failed.isEmpty {
             catalog.replicated.removeAll { table in failed.contains { $0.name == table.name } }
             catalog.refused += failed
+        }
+        if let takeover {
+            notes.append(try UpstreamTakeover.queue(takeover, tableIDs: tableIDs, catalog: catalog, in: database))
         }
         for look in seen() { try ColumnHistory.update(look.tables, schemaVersion: look.schemaVersion, in: database) }
         try ColumnHistory.update(catalog.replicated, schemaVersion: schemaVersion, in: database)

@@ -45,8 +45,10 @@ final class ApplyService: WorkerLoopHandler {
         config = runtime.configuration
         logger = runtime.logger
         restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
-        let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath)
         self.database = database
+        // What this worker's installation changed (an upstream takeover, a renamed table), when it ran first.
+        for note in installation.notes { logger.warning("\(note)") }
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)
         let cursor = try applier.storedCursor()

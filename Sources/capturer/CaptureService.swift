@@ -49,7 +49,7 @@ final class CaptureService: WorkerLoopHandler {
         config = runtime.configuration
         logger = runtime.logger
         restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
-        (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath)
         reader = try ChangeReader(database: database, installation: installation)
         stamps = StampMaterializer(database: database)
         watcher = try CommitWatcher(databasePath: config.dbPath)

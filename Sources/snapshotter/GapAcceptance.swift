@@ -25,7 +25,7 @@ enum GapAcceptance {
     /// snapshot covering it); nil when nothing is.
     @discardableResult
     static func acceptGaps(_ config: Configuration, streams: [String], connection: NATSConnection, logger: Logger, acceptMissing: Bool = true) throws -> String? {
-        let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+        let (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath)
         let applier = try ChangeApplier(database: database, catalog: installation.catalog)
         var cursor = try applier.storedCursor()
         var identities = try StreamIdentities.read(in: database)
