@@ -67,6 +67,7 @@ struct ConfigurationSchema {
             "replication_log.replicas": .integer(\C.replicationLog.replicas, Int(Int32.min)...Int(Int32.max)),
             "replication_log.compress": .bool(\C.replicationLog.compress),
             "replication_log.update_existing": .bool(\C.replicationLog.updateExisting),
+            "replication_log.upstream_stream_names": .bool(\C.replicationLog.upstreamStreamNames),
 
             "nats.urls": .strings(\C.nats.urls),
             "nats.subject_prefix": .string(\C.nats.subjectPrefix),

@@ -74,12 +74,16 @@ public enum DataMessage: Equatable, Sendable {
         /// The subject it was published on: it names the publishing node (see `ChangeSubjects`).
         public var subject: String
         public var payload: [UInt8]
+        /// When the stream stored it (ns since 1970; 0 unknown): upstream HarmonyLite's messages carry no
+        /// clock, and this is their stamp (`UpstreamEvent.stamp`).
+        public var timestamp: Int64
 
-        public init(stream: String, sequence: UInt64, subject: String, payload: [UInt8]) {
+        public init(stream: String, sequence: UInt64, subject: String, payload: [UInt8], timestamp: Int64 = 0) {
             self.stream = stream
             self.sequence = sequence
             self.subject = subject
             self.payload = payload
+            self.timestamp = timestamp
         }
     }
 
@@ -128,6 +132,7 @@ public enum DataMessage: Equatable, Sendable {
                 w.write(delivery.sequence)
                 w.write(delivery.subject)
                 w.write(delivery.payload)
+                w.write(delivery.timestamp)
             }
         case .applied(let position):
             type = .applied
@@ -173,7 +178,7 @@ public enum DataMessage: Equatable, Sendable {
                 let count = Int(try r.readUInt32())
                 var deliveries: [Delivery] = []
                 for _ in 0..<min(count, 1 << 20) {
-                    deliveries.append(Delivery(stream: try r.readString(), sequence: try r.readUInt64(), subject: try r.readString(), payload: try r.readBytes()))
+                    deliveries.append(Delivery(stream: try r.readString(), sequence: try r.readUInt64(), subject: try r.readString(), payload: try r.readBytes(), timestamp: try r.readInt64()))
                 }
                 guard deliveries.count == count else { throw IPCError(.malformedBody(messageType: frame.type, reason: "\(count) deliveries announced")) }
                 self = .deliver(deliveries)

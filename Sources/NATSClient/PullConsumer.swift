@@ -14,6 +14,8 @@ public final class PullConsumer: @unchecked Sendable {
         public var sequence: UInt64
         public var subject: String
         public var payload: [UInt8]
+        /// When the stream stored it (ns since 1970): the stamp of upstream HarmonyLite's messages.
+        public var timestamp: Int64 = 0
     }
 
     private let subscription: OpaquePointer
@@ -148,12 +150,13 @@ public final class PullConsumer: @unchecked Sendable {
                 continue
             }
             let sequence = metadata.pointee.Sequence.Stream
+            let timestamp = metadata.pointee.Timestamp
             jsMsgMetaData_Destroy(metadata)
             let length = Int(natsMsg_GetDataLength(message))
             let data = natsMsg_GetData(message)
             let payload = data.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
             let subject = natsMsg_GetSubject(message).map { String(cString: $0) } ?? ""
-            messages.append(Message(sequence: sequence, subject: subject, payload: payload))
+            messages.append(Message(sequence: sequence, subject: subject, payload: payload, timestamp: timestamp))
             if let (_, previous) = last { natsMsg_Destroy(previous) }
             last = (sequence, message)
         }

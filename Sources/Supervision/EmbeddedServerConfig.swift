@@ -101,7 +101,7 @@ public enum EmbeddedServerConfig {
     /// What the node's own user may not do, whatever else it may: delete any stream, purge a change stream
     /// or delete messages from one. (Its workers never do; a leaked node password cannot erase history.)
     static func deniedSubjects(_ config: Configuration) -> [String] {
-        let streams = (1...max(1, config.replicationLog.shards)).map { "\(config.nats.streamPrefix)-\($0)" }
+        let streams = (1...max(1, config.replicationLog.shards)).map { config.shardStreamName($0) }
         return ["$JS.API.STREAM.DELETE.>"] + streams.map { "$JS.API.STREAM.PURGE.\($0)" } + streams.map { "$JS.API.STREAM.MSG.DELETE.\($0)" }
     }
 

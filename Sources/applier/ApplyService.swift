@@ -323,12 +323,41 @@ final class ApplyService: WorkerLoopHandler {
         do {
             batch = try ChangeBatch(decoding: delivery.payload)
         } catch {
-            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot be decoded: \(error)")
+            guard UpstreamEvent.looksUpstream(delivery.payload) else {
+                throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot be decoded: \(error)")
+            }
+            batch = try decodeUpstream(delivery)
         }
         if case .refused(let reason) = ChangeSubjects.check(subject: delivery.subject, prefix: config.nats.subjectPrefix, origin: batch.origin) {
             throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "refused, never applied: \(reason)", forged: true)
         }
         return batch
+    }
+
+    /// Upstream HarmonyLite's message (one row, no row clock) as one of our batches: its key columns are
+    /// the local table's, its stamp the message's JetStream time and sequence (`UpstreamEvent.stamp`), its
+    /// writer the origin. The node's own (published by upstream before this node was upgraded) are
+    /// skipped, as upstream skips them: what they wrote is in this database already.
+    private func decodeUpstream(_ delivery: DataMessage.Delivery) throws(DeliveryError) -> ChangeBatch {
+        let event: UpstreamEvent
+        do {
+            event = try UpstreamEvent(decoding: delivery.payload)
+        } catch {
+            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot be decoded as ours or as upstream HarmonyLite's: \(error)")
+        }
+        guard event.origin != config.nodeID else { return ChangeBatch(origin: event.origin, schemaHash: event.schemaHash ?? "", events: []) }
+        let key: [String]?
+        do {
+            key = try applier.primaryKeyColumns(of: event.table)
+        } catch {
+            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot read the schema: \(error)")
+        }
+        let stamp = UpstreamEvent.stamp(jetStreamNanoseconds: delivery.timestamp, sequence: delivery.sequence)
+        guard let key, let change = event.changeEvent(primaryKey: key, stamp: stamp, writer: event.origin) else {
+            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence,
+                                reason: "is upstream HarmonyLite's change of \(event.table), which this node has no table (or key column) for: upstream's messages do not say which columns are the key")
+        }
+        return ChangeBatch(origin: event.origin, schemaHash: event.schemaHash ?? "", events: [change])
     }
 
     private func report(_ report: ApplyPipeline.Report) {

@@ -144,6 +144,8 @@ final class BrokerService: WorkerLoopHandler {
             case .prepareStreams:
                 do {
                     try prepareStreams()
+                } catch let stop as WorkerExit {
+                    throw stop
                 } catch {
                     let failedAt = monotonicSeconds()
                     try perform(schedule.streamsNotReady(reason: "\(error)", now: failedAt), now: failedAt)
@@ -186,6 +188,14 @@ final class BrokerService: WorkerLoopHandler {
 
     private func ensureStream(_ shard: UInt64, on connection: NATSConnection) throws {
         let spec = streamSpecification(shard)
+        // Upstream HarmonyLite's compressed stream binds this shard's subject: creating ours would only
+        // fail on the overlap, again and again. Its name is ours to adopt, by a setting (all workers name
+        // the streams alike).
+        let upstreamName = "\(config.nats.streamPrefix)-c-\(shard)"
+        if spec.name != upstreamName, (try? connection.streamState(spec.name)) == nil, (try? connection.streamState(upstreamName)) != nil {
+            throw WorkerExit.failed("stream \(upstreamName), upstream HarmonyLite's name when it compresses, holds this shard's subject: "
+                + "set replication_log.upstream_stream_names = true (with compress = true) to share it (docs/upgrading-from-harmonylite.md)")
+        }
         let ensured = try connection.ensureStream(spec, updateExisting: config.replicationLog.updateExisting)
         if !ensured.addedSubjects.isEmpty {
             logger.notice("added the per-node subjects to an existing shard stream (publishers on its other subjects keep working)",
@@ -195,7 +205,7 @@ final class BrokerService: WorkerLoopHandler {
 
     private func streamSpecification(_ shard: UInt64) -> StreamSpecification {
         StreamSpecification(
-            name: "\(config.nats.streamPrefix)-\(shard)",
+            name: config.shardStreamName(shard),
             subjects: ChangeSubjects.streamSubjects(prefix: config.nats.subjectPrefix, shard: shard),
             replicas: config.replicationLog.effectiveReplicas,
             maxMessages: config.replicationLog.maxEntries

@@ -64,6 +64,27 @@ extension ProcessTests {
             Int(try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", database, query]).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         }
 
+        /// A nats-server on a free port and upstream node 1 on `database` (created with `schema`), its
+        /// triggers installed.
+        static func startUpstream(in directory: TemporaryDirectory, schema: String = schema, seqMap: String, compress: Bool) throws
+            -> (nats: ServerUnderTest, port: Int, node: ServerUnderTest, database: String) {
+            let upstream = try UpstreamBinary.install(in: directory)
+            let port = try freePort()
+            let nats = try ServerUnderTest("/usr/sbin/nats-server", ["-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", directory.path + "/js"], log: directory.path + "/nats.log")
+            guard nats.waitForTCP(port: port) else { throw TestFailure("nats-server did not start") }
+            let database = directory.path + "/node1.db"
+            try makeDatabase(database, schema)
+            let config = directory.write("upstream1.toml", UpstreamBinary.config(node: 1, database: database, seqMap: seqMap, natsPort: port, compress: compress))
+            let node = try ServerUnderTest(upstream, ["-config", config], log: directory.path + "/upstream1.log")
+            let installed = try eventually(timeout: 60, interval: 0.2) {
+                try count(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == 1
+            }
+            guard installed else {
+                throw TestFailure("upstream did not install its triggers: \(String(decoding: FileManager.default.contents(atPath: node.log) ?? Data(), as: UTF8.self).suffix(3000))")
+            }
+            return (nats, port, node, database)
+        }
+
         /// The production guide's "Version Upgrades" on a running upstream node: stopped with changes it
         /// captured and never published, then this version started on the same database, seq map and
         /// stream, while the application (the sqlite3 shell) writes in a loop through all of it. No
@@ -72,21 +93,10 @@ extension ProcessTests {
         @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)))
         func inPlaceUpgradeKeepsPendingChangesAndTheApplicationWriting() throws {
             let directory = try TemporaryDirectory()
-            let upstream = try UpstreamBinary.install(in: directory)
-            let port = try freePort()
-            let nats = try ServerUnderTest("/usr/sbin/nats-server", ["-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", directory.path + "/js"], log: directory.path + "/nats.log")
-            defer { nats.stop() }
-            #expect(nats.waitForTCP(port: port))
-            let database = directory.path + "/node1.db"
             let seqMap = directory.path + "/node1-seq-map.cbor"
-            try makeDatabase(database, Self.schema)
-            let upstreamConfig = directory.write("upstream1.toml", UpstreamBinary.config(node: 1, database: database, seqMap: seqMap, natsPort: port, compress: false))
-            let upstreamNode = try ServerUnderTest(upstream, ["-config", upstreamConfig], log: directory.path + "/upstream1.log")
+            let (nats, port, upstreamNode, database) = try Self.startUpstream(in: directory, seqMap: seqMap, compress: false)
+            defer { nats.stop() }
             defer { upstreamNode.stop() }
-            let installed = try eventually(timeout: 60, interval: 0.2) {
-                try Self.count(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == 1
-            }
-            #expect(installed, "upstream did not install its triggers: \(String(decoding: FileManager.default.contents(atPath: upstreamNode.log) ?? Data(), as: UTF8.self).suffix(3000))")
             // Published by upstream: rows 1-20.
             _ = try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", database, (1...20).map { "INSERT INTO books VALUES (\($0), 'upstream \($0)');" }.joined()])
             let published = try eventually(timeout: 60, interval: 0.2) { try Self.count(database, "SELECT count(*) FROM __harmonylite___change_log_global") == 0 }
@@ -152,6 +162,68 @@ extension ProcessTests {
             #expect(try eventually(timeout: 60, interval: 0.25) { try Self.count(database, "SELECT count(*) FROM books WHERE id = 5000") == 1 })
             node2.terminate()
             node1.terminate()
+        }
+
+        /// A mixed cluster: an upstream node and one of ours on one nats-server. Upstream's inserts,
+        /// updates and deletes (CBOR events, zstd-compressed when `compress`) reach our node, stamped by
+        /// their JetStream time. With compression upstream names its stream `-c-`; ours adopts it.
+        @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)), arguments: [false, true])
+        func upstreamChangesReachOurNode(compress: Bool) throws {
+            let directory = try TemporaryDirectory()
+            let schema = "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL, price REAL, cover BLOB, added DATETIME); PRAGMA journal_mode=WAL;"
+            let (nats, port, upstreamNode, database1) = try Self.startUpstream(in: directory, schema: schema, seqMap: directory.path + "/upstream1-seq-map.cbor", compress: compress)
+            defer { nats.stop() }
+            defer { upstreamNode.stop() }
+            let database2 = directory.path + "/node2.db"
+            try makeDatabase(database2, schema)
+            let node2 = try NodeUnderTest(nodeID: 2, toml: """
+                [snapshot]
+                enabled = false
+                [replication_log]
+                shards = 1
+                compress = \(compress)
+                \(compress ? "upstream_stream_names = true" : "")
+                [nats]
+                urls = ["nats://127.0.0.1:\(port)"]
+                subject_prefix = "harmonylite-change-log"
+                stream_prefix = "harmonylite-changes"
+                """, directory: directory, database: database2)
+            try node2.waitUntilReady(timeout: 90)
+            func upstreamSQL(_ sql: String) throws { _ = try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", database1, sql]) }
+            func rows() -> String { (try? runCommand("/usr/bin/sqlite3", [database2, "SELECT id, title, price, hex(cover), added FROM books ORDER BY id"]).output) ?? "" }
+            let upstreamLog = { String(decoding: FileManager.default.contents(atPath: upstreamNode.log) ?? Data(), as: UTF8.self).suffix(3000) }
+            try upstreamSQL("INSERT INTO books VALUES (1, 'Dune', 9.5, x'0102', '2024-05-06 07:08:09'); INSERT INTO books VALUES (2, 'Emma', NULL, NULL, NULL); INSERT INTO books VALUES (3, 'Ulysses', -1, x'', NULL);")
+            #expect(eventually(timeout: 60, interval: 0.25) { rows() == "1|Dune|9.5|0102|2024-05-06 07:08:09+00:00\n2|Emma|||\n3|Ulysses|-1.0||\n" },
+                    "\(rows())\n\(node2.log.suffix(3000))\n=====\n\(upstreamLog())")
+            try upstreamSQL("UPDATE books SET title = 'Dune Messiah', price = 10 WHERE id = 1; DELETE FROM books WHERE id = 2;")
+            #expect(eventually(timeout: 60, interval: 0.25) { rows() == "1|Dune Messiah|10.0|0102|2024-05-06 07:08:09+00:00\n3|Ulysses|-1.0||\n" },
+                    "\(rows())\n\(node2.log.suffix(3000))")
+            // Upstream's rows carry its message's JetStream time as their stamp, its node as their writer.
+            let clock = try runCommand("/usr/bin/sqlite3", [database2, "SELECT \"__harmonylite__node\", \"__harmonylite__hlc\" >> 16 > 1700000000000 FROM \"__harmonylite__books_change_log\" WHERE id = 1"]).output
+            #expect(clock == "1|1\n")
+            #expect(!node2.log.contains("parked"), "\(node2.log.suffix(3000))")
+            node2.terminate()
+        }
+
+        /// Without `upstream_stream_names`, a node whose shard subject upstream's compressed stream binds
+        /// stops at once and says which setting shares it (before: it waited forever on "subjects overlap").
+        @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)))
+        func upstreamCompressedStreamNamesTheSettingToSet() throws {
+            let directory = try TemporaryDirectory()
+            let (nats, port, upstreamNode, _) = try Self.startUpstream(in: directory, seqMap: directory.path + "/upstream1-seq-map.cbor", compress: true)
+            defer { nats.stop() }
+            defer { upstreamNode.stop() }
+            let database2 = directory.path + "/node2.db"
+            try makeDatabase(database2, Self.schema)
+            let node2 = try NodeUnderTest(nodeID: 2, toml: """
+                [replication_log]
+                shards = 1
+                compress = true
+                [nats]
+                urls = ["nats://127.0.0.1:\(port)"]
+                """, directory: directory, database: database2)
+            #expect(node2.waitForExit(timeout: 120) != nil, "\(node2.log.suffix(3000))")
+            #expect(node2.log.contains("set replication_log.upstream_stream_names = true"), "\(node2.log.suffix(3000))")
         }
     }
 }
