@@ -90,11 +90,14 @@ extension ProcessTests {
         /// stream, while the application (the sqlite3 shell) writes in a loop through all of it. No
         /// application write fails, the pending changes and every loop write reach a second node (an
         /// upstream node upgraded too), and that node's writes come back.
-        @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)))
-        func inPlaceUpgradeKeepsPendingChangesAndTheApplicationWriting() throws {
+        /// With `compress`, upstream's stream is `-c-` and so are its seq map's keys: the node keeps both
+        /// with `upstream_stream_names`.
+        @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)), arguments: [false, true])
+        func inPlaceUpgradeKeepsPendingChangesAndTheApplicationWriting(compress: Bool) throws {
+            let stream = compress ? "harmonylite-changes-c-1" : "harmonylite-changes-1"
             let directory = try TemporaryDirectory()
             let seqMap = directory.path + "/node1-seq-map.cbor"
-            let (nats, port, upstreamNode, database) = try Self.startUpstream(in: directory, seqMap: seqMap, compress: false)
+            let (nats, port, upstreamNode, database) = try Self.startUpstream(in: directory, seqMap: seqMap, compress: compress)
             defer { nats.stop() }
             defer { upstreamNode.stop() }
             // Published by upstream: rows 1-20.
@@ -102,7 +105,7 @@ extension ProcessTests {
             let published = try eventually(timeout: 60, interval: 0.2) { try Self.count(database, "SELECT count(*) FROM __harmonylite___change_log_global") == 0 }
             #expect(published, "upstream did not publish its changes")
             // The second node: an upstream node that applied everything so far (a copy of this one).
-            #expect(eventually(timeout: 30) { (try? SeqMapFile.readUpstream(seqMap))?["harmonylite-changes-1"] == 20 }, "upstream's seq map did not reach 20")
+            #expect(eventually(timeout: 30) { (try? SeqMapFile.readUpstream(seqMap))?[stream] == 20 }, "upstream's seq map did not reach 20")
             upstreamNode.stop()
             let database2 = directory.path + "/node2.db"
             _ = try runCommand("/usr/bin/sqlite3", [database, ".backup '\(database2)'"])
@@ -127,7 +130,8 @@ extension ProcessTests {
                 enabled = false
                 [replication_log]
                 shards = 1
-                compress = false
+                compress = \(compress)
+                upstream_stream_names = true
                 [nats]
                 urls = ["nats://127.0.0.1:\(port)"]
                 subject_prefix = "harmonylite-change-log"
@@ -141,7 +145,7 @@ extension ProcessTests {
             let taken = node1.log.split(separator: "\n").first { $0.contains("took over upstream HarmonyLite's change log: ") }
                 .flatMap { Int($0.split(separator: "change log: ")[1].prefix { $0.isNumber }) }
             #expect((taken ?? 0) >= 11, "\(node1.log.suffix(4000))")
-            #expect(node1.log.contains("consumption continues from its seq map (harmonylite-changes-1=20)"))
+            #expect(node1.log.contains("consumption continues from its seq map (\(stream)=20)"))
             #expect(node2.log.contains("took over upstream HarmonyLite's change log: 0 change(s)"), "\(node2.log.suffix(4000))")
 
             let finished = eventually(timeout: 120, interval: 0.2) {
