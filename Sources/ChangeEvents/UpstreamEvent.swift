@@ -28,6 +28,12 @@ public struct UpstreamEvent: Equatable, Sendable {
     public var values: [SQLiteValue]
     /// Upstream's schema hash of the origin's tables, when it sent one.
     public var schemaHash: String?
+    /// A copy one of our nodes published for upstream nodes (`encode`): our nodes have the original.
+    public var republished = false
+
+    /// The top-level key that marks a copy published by one of our nodes; upstream's decoder ignores
+    /// fields it does not know.
+    static let republishedKey = "HarmonyLiteSwift"
 
     /// The zstd frame magic: upstream's compressed messages start with it, its CBOR ones never do (a
     /// CBOR map starts with 0xA0–0xBF).
@@ -57,8 +63,10 @@ public struct UpstreamEvent: Equatable, Sendable {
         guard case .map(let entries) = top else { throw UpstreamEventError("not a CBOR map") }
         var origin: UInt64?
         var payload: [(CBORItem, CBORItem)]?
+        var republished = false
         for (key, value) in entries {
             switch (key.text, value) {
+            case (Self.republishedKey, .bool(let flag)): republished = flag
             case ("FromNodeId", .unsigned(let node)): origin = node
             case ("Payload", .map(let map)): payload = map
             case ("FromNodeId", _), ("Payload", _): throw UpstreamEventError("\(key.text ?? "") has the wrong type")
@@ -99,6 +107,7 @@ public struct UpstreamEvent: Equatable, Sendable {
             throw UpstreamEventError("column \(named[index].0) appears twice")
         }
         self.origin = origin
+        self.republished = republished
         self.id = id
         self.operation = operation
         self.table = table
@@ -162,6 +171,40 @@ public struct UpstreamEvent: Equatable, Sendable {
                            columns: orderedColumns, values: orderedValues, keyCount: primaryKey.count)
     }
 
+    /// `event` as upstream publishes a change, for upstream nodes of a mixed cluster: an upsert as an
+    /// `insert` (upstream applies inserts and updates alike, INSERT OR REPLACE of the row), a delete with the
+    /// key columns; text that is not UTF-8 as a byte string (upstream's decoder refuses such text); marked
+    /// `republished`; zstd-compressed when `compress` (upstream's receivers decompress by their own setting).
+    public static func encode(_ event: ChangeEvent, origin: UInt64, schemaHash: String, compress: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        func head(_ major: UInt8, _ value: UInt64) { CBORHead.append(major: major, value, to: &out) }
+        func text(_ string: String) { head(3, UInt64(string.utf8.count)); out += string.utf8 }
+        func integer(_ value: Int64) { value >= 0 ? head(0, UInt64(value)) : head(1, UInt64(~value)) }
+        head(5, 3)
+        text("FromNodeId"); head(0, origin)
+        text(republishedKey); out.append(0xF5)
+        text("Payload")
+        head(5, 5)
+        text("Id"); integer(event.changeID)
+        text("Type"); text(event.operation == .delete ? "delete" : "insert")
+        text("TableName"); text(event.table)
+        text("Row")
+        let count = event.operation == .delete ? event.keyCount : event.columns.count
+        head(5, UInt64(count))
+        for (column, value) in zip(event.columns.prefix(count), event.values.prefix(count)) {
+            text(column)
+            switch value {
+            case .null: out.append(0xF6)
+            case .integer(let n): integer(n)
+            case .real(let x): out.append(0xFB); out += (0..<8).reversed().map { UInt8(truncatingIfNeeded: x.bitPattern >> ($0 * 8)) }
+            case .text(let bytes) where String(validating: bytes, as: UTF8.self) != nil: head(3, UInt64(bytes.count)); out += bytes
+            case .text(let bytes), .blob(let bytes): head(2, UInt64(bytes.count)); out += bytes
+            }
+        }
+        text("sh"); text(schemaHash)
+        return compress ? Zstd.compress(out) : out
+    }
+
     /// The stamp of an upstream message: its JetStream time in ms in the high 48 bits (the HLC's layout),
     /// the low 16 bits of its stream sequence below, so two messages of one row within one millisecond
     /// (always in one stream: upstream shards by row) keep their order. The same on every node.
@@ -201,6 +244,20 @@ enum TimeText {
             text += "." + fraction
         }
         return text + "+00:00"
+    }
+}
+
+/// The head of a CBOR data item (major type and argument), in its shortest form.
+public enum CBORHead {
+    public static func append(major: UInt8, _ value: UInt64, to out: inout [UInt8]) {
+        let type = major << 5
+        switch value {
+        case 0..<24: out.append(type | UInt8(value))
+        case 24...0xFF: out += [type | 24, UInt8(value)]
+        case 0x100...0xFFFF: out += [type | 25] + (0..<2).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
+        case 0x10000...0xFFFF_FFFF: out += [type | 26] + (0..<4).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
+        default: out += [type | 27] + (0..<8).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
+        }
     }
 }
 

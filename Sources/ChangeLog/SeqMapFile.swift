@@ -1,3 +1,5 @@
+import ChangeEvents
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -159,13 +161,6 @@ enum CBORMap {
     }
 
     private static func head(major: UInt8, _ value: UInt64, into out: inout [UInt8]) {
-        let type = major << 5
-        switch value {
-        case 0..<24: out.append(type | UInt8(value))
-        case 24...0xFF: out += [type | 24, UInt8(value)]
-        case 0x100...0xFFFF: out += [type | 25] + (0..<2).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
-        case 0x10000...0xFFFF_FFFF: out += [type | 26] + (0..<4).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
-        default: out += [type | 27] + (0..<8).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
-        }
+        CBORHead.append(major: major, value, to: &out)
     }
 }

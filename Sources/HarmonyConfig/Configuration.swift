@@ -85,6 +85,9 @@ public struct Configuration: Codable, Equatable, Sendable {
         /// Name the shard streams as upstream HarmonyLite does: `<stream_prefix>-c-<n>` when `compress`
         /// (`shardStreamName`). For nodes joining, or taking over from, upstream nodes that compress.
         public var upstreamStreamNames = false
+        /// Also publish every change in upstream HarmonyLite's format on the shared subject, for upstream
+        /// nodes of a mixed cluster (a rolling upgrade); off once the last upstream node is gone.
+        public var publishForUpstream = false
 
         /// HarmonyLite's rule: below 1 means a majority of the shard count, and never more than 5.
         public var effectiveReplicas: Int {

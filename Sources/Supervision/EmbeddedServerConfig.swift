@@ -95,7 +95,11 @@ public enum EmbeddedServerConfig {
         let changes = (1...max(1, config.replicationLog.shards)).map {
             ChangeSubjects.own(prefix: config.nats.subjectPrefix, shard: $0, node: config.nodeID)
         }
-        return changes + ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>", "_INBOX.>"]
+        // `publish_for_upstream`: upstream HarmonyLite's nodes read only the shared subject (unchecked, as theirs are).
+        let shared = !config.replicationLog.publishForUpstream ? [] : (1...max(1, config.replicationLog.shards)).map {
+            ChangeSubjects.shared(prefix: config.nats.subjectPrefix, shard: $0)
+        }
+        return changes + shared + ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>", "_INBOX.>"]
     }
 
     /// What the node's own user may not do, whatever else it may: delete any stream, purge a change stream

@@ -345,7 +345,8 @@ final class ApplyService: WorkerLoopHandler {
         } catch {
             throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot be decoded as ours or as upstream HarmonyLite's: \(error)")
         }
-        guard event.origin != config.nodeID else { return ChangeBatch(origin: event.origin, schemaHash: event.schemaHash ?? "", events: []) }
+        // Copies our nodes publish for upstream nodes (`publish_for_upstream`): the original batch is applied.
+        guard event.origin != config.nodeID, !event.republished else { return ChangeBatch(origin: event.origin, schemaHash: event.schemaHash ?? "", events: []) }
         let key: [String]?
         do {
             key = try applier.primaryKeyColumns(of: event.table)

@@ -1,4 +1,5 @@
 import BrokerCore
+import ChangeEvents
 import HarmonyConfig
 import IPC
 import Logging
@@ -331,6 +332,26 @@ final class BrokerService: WorkerLoopHandler {
                 try connection.publishAsync(subject: subject, payload: publish.payload, messageID: publish.messageID)
             } catch {
                 reply(to: capturer, correlation.notSent(publish, reason: "\(error)"))
+                return
+            }
+            if config.replicationLog.publishForUpstream { publishForUpstream(publish, on: connection) }
+        }
+    }
+
+    /// `publish_for_upstream`: each event of the batch again, in upstream HarmonyLite's format on the shared
+    /// subject, which upstream nodes consume (`UpstreamEvent.encode`). Best effort: acknowledged one by one,
+    /// deduplicated by id when the capturer sends the batch again; a failure is logged, and the batch's own
+    /// publish (for our nodes) is not held back by it.
+    private func publishForUpstream(_ publish: DataMessage.Publish, on connection: NATSConnection) {
+        guard let batch = try? ChangeBatch(decoding: publish.payload) else { return }
+        let subject = ChangeSubjects.shared(prefix: config.nats.subjectPrefix, shard: UInt64(publish.shard))
+        for (index, event) in batch.events.enumerated() {
+            let payload = UpstreamEvent.encode(event, origin: config.nodeID, schemaHash: batch.schemaHash, compress: config.replicationLog.compress)
+            do {
+                try connection.publish(subject: subject, payload: payload, headers: [("Nats-Msg-Id", "\(publish.messageID).u\(index)")])
+            } catch {
+                logger.warning("a change was not published for upstream HarmonyLite's nodes", metadata: [
+                    "subject": "\(subject)", "table": "\(event.table)", "error": "\(error)"])
             }
         }
     }

@@ -62,6 +62,22 @@ enum UpstreamMessages {
         #expect(UpstreamEvent.stamp(jetStreamNanoseconds: -5, sequence: 3) == 3)
     }
 
+    /// What `publish_for_upstream` sends decodes as upstream's own messages do, marked as our copy.
+    @Test func ourChangesEncodeAsUpstreamEvents() throws {
+        let upsert = ChangeEvent(changeID: 9, table: "t", operation: .upsert, stamp: 1 << 16, writer: 2, columns: ["id", "a", "b", "c", "d", "e"],
+                                 values: [.integer(-5), .real(2.5), .text("é"), .text([0xFF, 0xFE]), .blob([1]), .null], keyCount: 1)
+        for compress in [false, true] {
+            let decoded = try UpstreamEvent(decoding: UpstreamEvent.encode(upsert, origin: 2, schemaHash: "abc", compress: compress))
+            #expect(decoded.origin == 2 && decoded.republished && decoded.id == 9 && decoded.operation == .insert && decoded.schemaHash == "abc")
+            #expect(decoded.columns == ["a", "b", "c", "d", "e", "id"])
+            #expect(decoded.values == [.real(2.5), .text("é"), .blob([0xFF, 0xFE]), .blob([1]), .null, .integer(-5)])
+        }
+        let delete = ChangeEvent(changeID: 10, table: "t", operation: .delete, stamp: 2 << 16, writer: 2, columns: ["id"], values: [.integer(.min)], keyCount: 1)
+        let decoded = try UpstreamEvent(decoding: UpstreamEvent.encode(delete, origin: 2, schemaHash: "", compress: false))
+        #expect(decoded.operation == .delete && decoded.values == [.integer(.min)])
+        #expect(try !UpstreamEvent(decoding: UpstreamMessages.fixture("message-books-1.cbor")).republished)
+    }
+
     @Test func hostileMessagesAreRefusedNotCrashedOn() throws {
         // Our own batches are not upstream's, and the other way round.
         #expect(!UpstreamEvent.looksUpstream([1, 0, 0]))

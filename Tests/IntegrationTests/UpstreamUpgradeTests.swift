@@ -170,9 +170,10 @@ extension ProcessTests {
 
         /// A mixed cluster: an upstream node and one of ours on one nats-server. Upstream's inserts,
         /// updates and deletes (CBOR events, zstd-compressed when `compress`) reach our node, stamped by
-        /// their JetStream time. With compression upstream names its stream `-c-`; ours adopts it.
+        /// their JetStream time; with `publish_for_upstream` ours reach the upstream node. With compression
+        /// upstream names its stream `-c-`; ours shares it by `upstream_stream_names`.
         @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)), arguments: [false, true])
-        func upstreamChangesReachOurNode(compress: Bool) throws {
+        func changesFlowBothWaysInAMixedCluster(compress: Bool) throws {
             let directory = try TemporaryDirectory()
             let schema = "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL, price REAL, cover BLOB, added DATETIME); PRAGMA journal_mode=WAL;"
             let (nats, port, upstreamNode, database1) = try Self.startUpstream(in: directory, schema: schema, seqMap: directory.path + "/upstream1-seq-map.cbor", compress: compress)
@@ -187,6 +188,7 @@ extension ProcessTests {
                 shards = 1
                 compress = \(compress)
                 \(compress ? "upstream_stream_names = true" : "")
+                publish_for_upstream = true
                 [nats]
                 urls = ["nats://127.0.0.1:\(port)"]
                 subject_prefix = "harmonylite-change-log"
@@ -206,6 +208,17 @@ extension ProcessTests {
             let clock = try runCommand("/usr/bin/sqlite3", [database2, "SELECT \"__harmonylite__node\", \"__harmonylite__hlc\" >> 16 > 1700000000000 FROM \"__harmonylite__books_change_log\" WHERE id = 1"]).output
             #expect(clock == "1|1\n")
             #expect(!node2.log.contains("parked"), "\(node2.log.suffix(3000))")
+            // And ours reach upstream.
+            func upstreamRows() -> String { (try? runCommand("/usr/bin/sqlite3", [database1, "SELECT id, title, price, hex(cover) FROM books WHERE id >= 100 ORDER BY id"]).output) ?? "" }
+            _ = try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", database2,
+                "INSERT INTO books (id, title, price, cover) VALUES (100, 'Ours', 1.25, x'ff00'); INSERT INTO books (id, title) VALUES (101, 'Gone soon'); INSERT INTO books (id, title) VALUES (-102, 'négatif');"])
+            #expect(eventually(timeout: 60, interval: 0.25) { upstreamRows() == "100|Ours|1.25|FF00\n101|Gone soon||\n" },
+                    "\(upstreamRows())\n\(node2.log.suffix(3000))\n=====\n\(upstreamLog())")
+            _ = try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", database2, "UPDATE books SET title = 'Ours, updated' WHERE id = 100; DELETE FROM books WHERE id = 101;"])
+            #expect(eventually(timeout: 60, interval: 0.25) { upstreamRows() == "100|Ours, updated|1.25|FF00\n" }, "\(upstreamRows())\n\(upstreamLog())")
+            #expect(try runCommand("/usr/bin/sqlite3", [database1, "SELECT title FROM books WHERE id = -102"]).output == "négatif\n")
+            // Our node did not apply its own copies again: the row clock of 100 is still its own HLC write.
+            #expect(try runCommand("/usr/bin/sqlite3", [database2, "SELECT \"__harmonylite__node\" FROM \"__harmonylite__books_change_log\" WHERE id = 100"]).output == "2\n")
             node2.terminate()
         }
 
