@@ -242,5 +242,71 @@ extension ProcessTests {
             #expect(node2.waitForExit(timeout: 120) != nil, "\(node2.log.suffix(3000))")
             #expect(node2.log.contains("set replication_log.upstream_stream_names = true"), "\(node2.log.suffix(3000))")
         }
+
+        /// The rolling upgrade of a 3-node upstream cluster to ours, one node at a time, while the
+        /// application inserts on all three in turn (one sqlite3 process per insert). Each upgraded node takes
+        /// over its database in place (with what upstream captured while it was down) and publishes for the
+        /// upstream nodes left; at the end every node has every row, and no application write failed.
+        @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)))
+        func rollingUpgradeOfAThreeNodeUpstreamClusterUnderLoad() throws {
+            let directory = try TemporaryDirectory()
+            let upstream = try UpstreamBinary.install(in: directory)
+            let port = try freePort()
+            let nats = try ServerUnderTest("/usr/sbin/nats-server", ["-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", directory.path + "/js"], log: directory.path + "/nats.log")
+            defer { nats.stop() }
+            #expect(nats.waitForTCP(port: port))
+            let databases = (1...3).map { directory.path + "/node\($0).db" }
+            var upstreamNodes: [ServerUnderTest] = []
+            for (index, database) in databases.enumerated() {
+                try makeDatabase(database, Self.schema)
+                let config = directory.write("upstream\(index + 1).toml", UpstreamBinary.config(
+                    node: index + 1, database: database, seqMap: directory.path + "/node\(index + 1)-seq-map.cbor", natsPort: port, compress: false))
+                upstreamNodes.append(try ServerUnderTest(upstream, ["-config", config], log: directory.path + "/upstream\(index + 1).log"))
+            }
+            defer { upstreamNodes.forEach { $0.stop() } }
+            for database in databases {
+                #expect(try eventually(timeout: 60, interval: 0.2) {
+                    try Self.count(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == 1
+                })
+            }
+            let total = 450
+            let loopLog = directory.path + "/application.log"
+            let application = try ServerUnderTest("/bin/bash", ["-c", """
+                databases=('\(databases[0])' '\(databases[1])' '\(databases[2])')
+                for i in $(seq 1 \(total)); do
+                  sqlite3 -cmd '.timeout 10000' "${databases[$((i % 3))]}" "INSERT INTO books VALUES ($i, 'row $i');" || echo "FAILED $i"
+                  sleep 0.03
+                done
+                echo DONE
+                """], log: loopLog)
+            defer { application.stop() }
+            var nodes: [NodeUnderTest] = []
+            for index in 0..<3 {
+                Thread.sleep(forTimeInterval: 3)
+                upstreamNodes[index].stop()
+                let node = try NodeUnderTest(nodeID: index + 1, toml: """
+                    [snapshot]
+                    enabled = false
+                    [replication_log]
+                    shards = 1
+                    compress = false
+                    publish_for_upstream = true
+                    [nats]
+                    urls = ["nats://127.0.0.1:\(port)"]
+                    """, directory: directory, database: databases[index])
+                try node.waitUntilReady(timeout: 90)
+                #expect(node.log.contains("took over upstream HarmonyLite's change log"), "\(node.log.suffix(3000))")
+                nodes.append(node)
+            }
+            #expect(eventually(timeout: 180, interval: 0.25) { (try? String(contentsOfFile: loopLog, encoding: .utf8))?.contains("DONE") == true })
+            let loopOutput = (try? String(contentsOfFile: loopLog, encoding: .utf8)) ?? ""
+            #expect(!loopOutput.contains("FAILED") && !loopOutput.contains("Error"), "application writes failed: \(loopOutput.suffix(2000))")
+            for (index, database) in databases.enumerated() {
+                let converged = try eventually(timeout: 120, interval: 0.5) { try Self.count(database, "SELECT count(*) FROM books") == total }
+                let rows = try Self.count(database, "SELECT count(*) FROM books")
+                #expect(converged, "node \(index + 1) has \(rows) of \(total) rows\n\(nodes[index].log.suffix(3000))")
+            }
+            nodes.forEach { $0.terminate() }
+        }
     }
 }
