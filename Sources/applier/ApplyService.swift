@@ -57,7 +57,10 @@ final class ApplyService: WorkerLoopHandler {
                 logger.info("no seq map: consuming from the database's cursor", metadata: ["seq_map": "\(config.seqMapPath)", "cursor": "\(cursor)"])
             }
         } catch {
-            logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(cursor)"])
+            // Upstream HarmonyLite's seq map (empty, or with bytes after its map) was read at the takeover.
+            if (try? SeqMapFile.readUpstream(config.seqMapPath)) == nil {
+                logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(cursor)"])
+            }
         }
         let streams = try StreamIdentities.read(in: database)
         try SeqMapFile.write(cursor, streams: streams, to: config.seqMapPath)
