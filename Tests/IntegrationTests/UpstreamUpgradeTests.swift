@@ -247,8 +247,8 @@ extension ProcessTests {
         /// application inserts on all three in turn (one sqlite3 process per insert). Each upgraded node takes
         /// over its database in place (with what upstream captured while it was down) and publishes for the
         /// upstream nodes left; at the end every node has every row, and no application write failed.
-        @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)))
-        func rollingUpgradeOfAThreeNodeUpstreamClusterUnderLoad() throws {
+        @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)), arguments: [false, true])
+        func rollingUpgradeOfAThreeNodeUpstreamClusterUnderLoad(compress: Bool) throws {
             let directory = try TemporaryDirectory()
             let upstream = try UpstreamBinary.install(in: directory)
             let port = try freePort()
@@ -260,7 +260,7 @@ extension ProcessTests {
             for (index, database) in databases.enumerated() {
                 try makeDatabase(database, Self.schema)
                 let config = directory.write("upstream\(index + 1).toml", UpstreamBinary.config(
-                    node: index + 1, database: database, seqMap: directory.path + "/node\(index + 1)-seq-map.cbor", natsPort: port, compress: false))
+                    node: index + 1, database: database, seqMap: directory.path + "/node\(index + 1)-seq-map.cbor", natsPort: port, compress: compress))
                 upstreamNodes.append(try ServerUnderTest(upstream, ["-config", config], log: directory.path + "/upstream\(index + 1).log"))
             }
             defer { upstreamNodes.forEach { $0.stop() } }
@@ -289,7 +289,8 @@ extension ProcessTests {
                     enabled = false
                     [replication_log]
                     shards = 1
-                    compress = false
+                    compress = \(compress)
+                    upstream_stream_names = true
                     publish_for_upstream = true
                     [nats]
                     urls = ["nats://127.0.0.1:\(port)"]
