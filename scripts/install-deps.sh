@@ -11,6 +11,7 @@ PACKAGES=(
   libsystemd-dev     # sd_notify / sd_watchdog_enabled
   libssl-dev         # libnats links OpenSSL
   libzstd-dev        # change-event compression
+  zstd               # decompresses upstream HarmonyLite's binary for the interoperability tests
   libcurl4-openssl-dev  # the s3, webdav and sftp snapshot stores (HTTP(S), and SFTP through libssh2)
   pkg-config         # system-library targets resolve flags through it
   systemd            # systemd-analyze verify lints the unit file

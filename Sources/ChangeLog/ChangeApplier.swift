@@ -564,6 +564,14 @@ public final class ChangeApplier {
         return plan
     }
 
+    /// The key columns of a local table, in key order (the schema read again once when the table is not
+    /// known yet); nil when there is no such table. For messages that do not say which columns are the key
+    /// (upstream HarmonyLite's).
+    public func primaryKeyColumns(of name: String) throws(SQLiteError) -> [String]? {
+        if catalog.table(named: name) == nil { try refreshCatalog() }
+        return catalog.table(named: name)?.primaryKey.map(\.name)
+    }
+
     /// The local table, re-reading the schema once when an event names a table we do not know yet
     /// (created after the applier started).
     private func table(named name: String) throws -> TableInfo? {

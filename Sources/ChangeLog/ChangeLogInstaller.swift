@@ -29,17 +29,19 @@ public enum ChangeLogInstaller {
     /// last applied batches together with their cursor (fetched again from JetStream) or the publish
     /// watermark (published again: the same stamps supersede nothing where they were applied already).
     ///
+    /// - Parameter upstreamSeqMap: the node's `seq_map_path`: read when the database is upstream
+    ///   HarmonyLite's, so consumption continues where upstream stopped (`UpstreamTakeover`).
     /// - Parameter whileWaiting: when given, the connection waits for locks other connections hold for as long
     ///   as it answers true, calling it between tries (`SQLiteDatabase.waitWhenBusy`: a worker's heartbeats
     ///   go on); without it, for 5 s at most.
     public static func open(
-        _ path: String, node: UInt64, whileWaiting: (() -> Bool)? = nil
+        _ path: String, node: UInt64, upstreamSeqMap: String? = nil, whileWaiting: (() -> Bool)? = nil
     ) throws(SQLiteError) -> (SQLiteDatabase, ChangeLogInstallation) {
         let database = try SQLiteDatabase(existingPath: path)
         if let whileWaiting { database.waitWhenBusy(timeoutMilliseconds: nil, whileWaiting: whileWaiting) }
         try database.execute("PRAGMA journal_mode=WAL")
         try database.execute("PRAGMA synchronous=NORMAL")
-        return (database, try install(in: database, node: node))
+        return (database, try install(in: database, node: node, upstreamSeqMap: upstreamSeqMap))
     }
 
     /// What a worker that cannot open the database at start says: the cause, that the database was left as it
@@ -67,12 +69,15 @@ public enum ChangeLogInstaller {
     /// - Parameter seen: the columns as looks taken before the write lock was held saw them
     ///   (`ColumnHistory.look`), asked for once it is held and recorded in order before the columns as they
     ///   are now.
+    ///
+    /// A database upstream HarmonyLite (Go) managed is taken over in the same transaction
+    /// (`UpstreamTakeover`); when that cannot finish, nothing is written and the error says what to do.
     public static func install(
-        in database: SQLiteDatabase, node: UInt64, seen: () -> [ColumnHistory.Look] = { [] }
+        in database: SQLiteDatabase, node: UInt64, upstreamSeqMap: String? = nil, seen: () -> [ColumnHistory.Look] = { [] }
     ) throws(SQLiteError) -> ChangeLogInstallation {
         try database.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
-            var installation = try installInTransaction(database, node: node, seen: seen)
+            var installation = try installInTransaction(database, node: node, upstreamSeqMap: upstreamSeqMap, seen: seen)
             installation.schemaVersion = try database.scalarInteger("PRAGMA schema_version")
             try database.execute("COMMIT")
             return installation
@@ -83,9 +88,18 @@ public enum ChangeLogInstaller {
     }
 
     private static func installInTransaction(
-        _ database: SQLiteDatabase, node: UInt64, seen: () -> [ColumnHistory.Look]
+        _ database: SQLiteDatabase, node: UInt64, upstreamSeqMap: String?, seen: () -> [ColumnHistory.Look]
     ) throws(SQLiteError) -> ChangeLogInstallation {
         typealias S = ChangeLogSchema
+        // Upstream's objects first, before anything of ours is created or altered: checked, then dropped.
+        var takeover: UpstreamTakeover.Plan? = nil
+        switch try UpstreamTakeover.plan(database, catalog: try TableCatalog.read(database), seqMapPath: upstreamSeqMap) {
+        case nil: break
+        case .failure(let refusal)?: throw SQLiteError(code: 1, message: refusal.description)
+        case .success(let plan)?:
+            try UpstreamTakeover.dropUpstreamObjects(plan, in: database)
+            takeover = plan
+        }
         let conflictColumns = try database.prepare("SELECT name FROM pragma_table_info(?)").all([.text(S.conflicts)])
         if conflictColumns.contains(where: { $0.first == .text("id") }) {
             try database.execute("ALTER TABLE \(S.quote(S.conflicts)) RENAME TO \(S.quote(S.settledConflictsLog))")
@@ -192,6 +206,9 @@ public enum ChangeLogInstaller {
         if !failed.isEmpty {
             catalog.replicated.removeAll { table in failed.contains { $0.name == table.name } }
             catalog.refused += failed
+        }
+        if let takeover {
+            notes.append(try UpstreamTakeover.queue(takeover, tableIDs: tableIDs, catalog: catalog, in: database))
         }
         try materializer.materialize()
         for refused in catalog.refused {

@@ -1,3 +1,5 @@
+import ChangeEvents
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,7 +39,29 @@ public enum SeqMapFile {
         return (cursor, streams)
     }
 
+    /// Upstream HarmonyLite's seq map, read as upstream reads it: an empty file (created before the first
+    /// save) is an empty map, and bytes after the first map are ignored (upstream rewrites the file in
+    /// place from offset 0 without truncating it). Identity keys of ours, if any, are left out.
+    public static func readUpstream(_ path: String) throws(Corrupt) -> [String: UInt64]? {
+        guard let bytes = try readBytes(path) else { return nil }
+        guard !bytes.isEmpty else { return [:] }
+        do {
+            return try CBORMap.decode(bytes, allowTrailing: true).filter { !$0.key.hasPrefix(identityPrefix) }
+        } catch {
+            throw Corrupt(path: path, reason: error.reason)
+        }
+    }
+
     private static func readMap(_ path: String) throws(Corrupt) -> [String: UInt64]? {
+        guard let bytes = try readBytes(path) else { return nil }
+        do {
+            return try CBORMap.decode(bytes)
+        } catch {
+            throw Corrupt(path: path, reason: error.reason)
+        }
+    }
+
+    private static func readBytes(_ path: String) throws(Corrupt) -> [UInt8]? {
         guard let file = fopen(path, "rb") else {
             if errno == ENOENT { return nil }
             throw Corrupt(path: path, reason: String(cString: strerror(errno)))
@@ -51,11 +75,7 @@ public enum SeqMapFile {
             if n < chunk.count { break }
             guard bytes.count <= maximumSize else { throw Corrupt(path: path, reason: "larger than \(maximumSize) bytes") }
         }
-        do {
-            return try CBORMap.decode(bytes)
-        } catch {
-            throw Corrupt(path: path, reason: error.reason)
-        }
+        return bytes
     }
 
     public static func write(_ cursor: [String: UInt64], streams: [String: UInt64] = [:], to path: String) throws(Corrupt) {
@@ -98,7 +118,7 @@ enum CBORMap {
         return out
     }
 
-    static func decode(_ bytes: [UInt8]) throws(Failure) -> [String: UInt64] {
+    static func decode(_ bytes: [UInt8], allowTrailing: Bool = false) throws(Failure) -> [String: UInt64] {
         var index = 0
         func argument(_ major: UInt8) throws(Failure) -> UInt64 {
             guard index < bytes.count else { throw Failure(reason: "truncated") }
@@ -136,18 +156,11 @@ enum CBORMap {
             guard sequence <= UInt64(Int64.max) else { throw Failure(reason: "sequence \(sequence) of \(key.prefix(64)) is out of range") }
             map[key] = sequence
         }
-        guard index == bytes.count else { throw Failure(reason: "\(bytes.count - index) trailing bytes") }
+        guard index == bytes.count || allowTrailing else { throw Failure(reason: "\(bytes.count - index) trailing bytes") }
         return map
     }
 
     private static func head(major: UInt8, _ value: UInt64, into out: inout [UInt8]) {
-        let type = major << 5
-        switch value {
-        case 0..<24: out.append(type | UInt8(value))
-        case 24...0xFF: out += [type | 24, UInt8(value)]
-        case 0x100...0xFFFF: out += [type | 25] + (0..<2).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
-        case 0x10000...0xFFFF_FFFF: out += [type | 26] + (0..<4).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
-        default: out += [type | 27] + (0..<8).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
-        }
+        CBORHead.append(major: major, value, to: &out)
     }
 }

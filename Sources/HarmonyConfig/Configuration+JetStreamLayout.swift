@@ -3,7 +3,7 @@
 /// of the node's user all read them here.
 extension Configuration {
     /// Shard stream `shard`'s name, `<stream_prefix>-<shard>`.
-    public func changeStreamName(shard: UInt64) -> String { "\(nats.streamPrefix)-\(shard)" }
+    public func changeStreamName(shard: UInt64) -> String { shardStreamName(shard) }
 
     /// Every shard stream's name, shard 1 first.
     public var changeStreamNames: [String] { (1...max(1, replicationLog.shards)).map { changeStreamName(shard: $0) } }

@@ -92,6 +92,12 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var replicas = 1
         public var compress = true
         public var updateExisting = false
+        /// Name the shard streams as upstream HarmonyLite does: `<stream_prefix>-c-<n>` when `compress`
+        /// (`shardStreamName`). For nodes joining, or taking over from, upstream nodes that compress.
+        public var upstreamStreamNames = false
+        /// Also publish every change in upstream HarmonyLite's format on the shared subject, for upstream
+        /// nodes of a mixed cluster (a rolling upgrade); off once the last upstream node is gone.
+        public var publishForUpstream = false
 
         /// HarmonyLite's rule: below 1 means a majority of the shard count, and never more than 5.
         public var effectiveReplicas: Int {
@@ -180,5 +186,14 @@ public struct Configuration: Codable, Equatable, Sendable {
         self.dbPath = dbPath
         self.nodeID = nodeID
         seqMapPath = FilePaths.directory(of: dbPath) + "/seq-map.cbor"
+    }
+}
+
+extension Configuration {
+    /// The name of shard stream `shard` (1-based): `<stream_prefix>-<shard>`; with
+    /// `replication_log.upstream_stream_names` and `compress`, upstream HarmonyLite's `<stream_prefix>-c-<shard>`
+    /// (it renames its streams when it compresses; our messages say whether they are compressed).
+    public func shardStreamName(_ shard: UInt64) -> String {
+        replicationLog.upstreamStreamNames && replicationLog.compress ? "\(nats.streamPrefix)-c-\(shard)" : "\(nats.streamPrefix)-\(shard)"
     }
 }

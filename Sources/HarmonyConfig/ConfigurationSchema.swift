@@ -69,6 +69,8 @@ struct ConfigurationSchema {
             "replication_log.replicas": .integer(\C.replicationLog.replicas, Int(Int32.min)...Int(Int32.max)),
             "replication_log.compress": .bool(\C.replicationLog.compress),
             "replication_log.update_existing": .bool(\C.replicationLog.updateExisting),
+            "replication_log.upstream_stream_names": .bool(\C.replicationLog.upstreamStreamNames),
+            "replication_log.publish_for_upstream": .bool(\C.replicationLog.publishForUpstream),
 
             "nats.urls": .strings(\C.nats.urls),
             "nats.subject_prefix": .string(\C.nats.subjectPrefix),

@@ -78,12 +78,16 @@ public enum DataMessage: Equatable, Sendable {
         /// `Nats-Sequence`, `Nats-Last-Sequence`), when it has any: another stream republished it onto a
         /// change subject, so its subject says nothing about who published it. Never applied.
         public var republishedFrom: String?
+        /// When the stream stored it (ns since 1970; 0 unknown): upstream HarmonyLite's messages carry no
+        /// clock, and this is their stamp (`UpstreamEvent.stamp`).
+        public var timestamp: Int64
 
-        public init(stream: String, sequence: UInt64, subject: String, payload: [UInt8]) {
+        public init(stream: String, sequence: UInt64, subject: String, payload: [UInt8], timestamp: Int64 = 0) {
             self.stream = stream
             self.sequence = sequence
             self.subject = subject
             self.payload = payload
+            self.timestamp = timestamp
         }
 
         public init(stream: String, sequence: UInt64, subject: String, payload: [UInt8], republishedFrom: String?) {
@@ -144,6 +148,7 @@ public enum DataMessage: Equatable, Sendable {
                 } else {
                     w.write(UInt8(0))
                 }
+                w.write(delivery.timestamp)
             }
         case .applied(let position):
             type = .applied
@@ -195,6 +200,7 @@ public enum DataMessage: Equatable, Sendable {
                     case 1: delivery.republishedFrom = try r.readString()
                     case let flag: throw IPCError(.malformedBody(messageType: frame.type, reason: "republish flag \(flag)"))
                     }
+                    delivery.timestamp = try r.readInt64()
                     deliveries.append(delivery)
                 }
                 guard deliveries.count == count else { throw IPCError(.malformedBody(messageType: frame.type, reason: "\(count) deliveries announced")) }

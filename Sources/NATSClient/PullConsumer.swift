@@ -17,6 +17,8 @@ public final class PullConsumer: @unchecked Sendable {
         /// Set when the message carries republish headers (`republishHeaders`): the `Nats-Stream` it
         /// names (empty when only another of them is there).
         public var republishedFrom: String? = nil
+        /// When the stream stored it (ns since 1970): the stamp of upstream HarmonyLite's messages.
+        public var timestamp: Int64 = 0
     }
 
     /// The headers JetStream sets on a message a stream republishes (`republish` in its configuration).
@@ -166,12 +168,13 @@ public final class PullConsumer: @unchecked Sendable {
                 continue
             }
             let sequence = metadata.pointee.Sequence.Stream
+            let timestamp = metadata.pointee.Timestamp
             jsMsgMetaData_Destroy(metadata)
             let length = Int(natsMsg_GetDataLength(message))
             let data = natsMsg_GetData(message)
             let payload = data.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
             let subject = natsMsg_GetSubject(message).map { String(cString: $0) } ?? ""
-            messages.append(Message(sequence: sequence, subject: subject, payload: payload, republishedFrom: Self.republishedFrom(message)))
+            messages.append(Message(sequence: sequence, subject: subject, payload: payload, republishedFrom: Self.republishedFrom(message), timestamp: timestamp))
             if let (_, previous) = last { natsMsg_Destroy(previous) }
             last = (sequence, message)
         }

@@ -147,6 +147,10 @@ public enum EmbeddedServerConfig {
             let bucket = config.snapshotObjectBucket
             subjects += ["$O.\(bucket).>", "$JS.API.STREAM.PURGE.OBJ_\(bucket)"] + ephemeralConsumers("OBJ_" + bucket)
         }
+        // `publish_for_upstream`: upstream HarmonyLite's nodes read only the shared subject (unchecked, as theirs are).
+        if config.replicationLog.publishForUpstream {
+            subjects += shards.map { ChangeSubjects.shared(prefix: config.nats.subjectPrefix, shard: $0) }
+        }
         return subjects + ["$JS.FC.>"]
     }
 

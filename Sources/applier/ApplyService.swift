@@ -58,11 +58,13 @@ final class ApplyService: WorkerLoopHandler {
         // its heartbeats going and saying what it waits for (`WorkerRuntime.whileWaitingForDatabase`).
         let (database, installation): (SQLiteDatabase, ChangeLogInstallation)
         do {
-            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, whileWaiting: runtime.whileWaitingForDatabase)
+            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath, whileWaiting: runtime.whileWaitingForDatabase)
         } catch {
             throw WorkerExit.failed(ChangeLogInstaller.cannotStart(error, path: config.dbPath))
         }
         self.database = database
+        // What this worker's installation changed (an upstream takeover, a renamed table), when it ran first.
+        for note in installation.notes { logger.warning("\(note)") }
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)
         let cursor = try applier.storedCursor()
@@ -71,7 +73,10 @@ final class ApplyService: WorkerLoopHandler {
                 logger.info("no seq map: consuming from the database's cursor", metadata: ["seq_map": "\(config.seqMapPath)", "cursor": "\(cursor)"])
             }
         } catch {
-            logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(cursor)"])
+            // Upstream HarmonyLite's seq map (empty, or with bytes after its map) was read at the takeover.
+            if (try? SeqMapFile.readUpstream(config.seqMapPath)) == nil {
+                logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(cursor)"])
+            }
         }
         let streams = try StreamIdentities.read(in: database)
         try SeqMapFile.write(cursor, streams: streams, to: config.seqMapPath)
@@ -388,7 +393,10 @@ final class ApplyService: WorkerLoopHandler {
         do {
             batch = try ChangeBatch(decoding: delivery.payload)
         } catch {
-            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot be decoded: \(error)")
+            guard UpstreamEvent.looksUpstream(delivery.payload) else {
+                throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot be decoded: \(error)")
+            }
+            batch = try decodeUpstream(delivery)
         }
         if let from = delivery.republishedFrom {
             // Republished by another stream onto a change subject: the subject was never the publisher's.
@@ -400,6 +408,33 @@ final class ApplyService: WorkerLoopHandler {
             throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "refused, never applied: \(reason)", forged: true)
         }
         return batch
+    }
+
+    /// Upstream HarmonyLite's message (one row, no row clock) as one of our batches: its key columns are
+    /// the local table's, its stamp the message's JetStream time and sequence (`UpstreamEvent.stamp`), its
+    /// writer the origin. The node's own (published by upstream before this node was upgraded) are
+    /// skipped, as upstream skips them: what they wrote is in this database already.
+    private func decodeUpstream(_ delivery: DataMessage.Delivery) throws(DeliveryError) -> ChangeBatch {
+        let event: UpstreamEvent
+        do {
+            event = try UpstreamEvent(decoding: delivery.payload)
+        } catch {
+            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot be decoded as ours or as upstream HarmonyLite's: \(error)")
+        }
+        // Copies our nodes publish for upstream nodes (`publish_for_upstream`): the original batch is applied.
+        guard event.origin != config.nodeID, !event.republished else { return ChangeBatch(origin: event.origin, schemaHash: event.schemaHash ?? "", events: []) }
+        let key: [String]?
+        do {
+            key = try applier.primaryKeyColumns(of: event.table)
+        } catch {
+            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot read the schema: \(error)")
+        }
+        let stamp = UpstreamEvent.stamp(jetStreamNanoseconds: delivery.timestamp, sequence: delivery.sequence)
+        guard let key, let change = event.changeEvent(primaryKey: key, stamp: stamp, writer: event.origin) else {
+            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence,
+                                reason: "is upstream HarmonyLite's change of \(event.table), which this node has no table (or key column) for: upstream's messages do not say which columns are the key")
+        }
+        return ChangeBatch(origin: event.origin, schemaHash: event.schemaHash ?? "", events: [change])
     }
 
     private func report(_ report: ApplyPipeline.Report) {

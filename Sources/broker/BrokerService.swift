@@ -1,4 +1,5 @@
 import BrokerCore
+import ChangeEvents
 import HarmonyConfig
 import IPC
 import Logging
@@ -144,6 +145,8 @@ final class BrokerService: WorkerLoopHandler {
             case .prepareStreams:
                 do {
                     try prepareStreams()
+                } catch let stop as WorkerExit {
+                    throw stop
                 } catch {
                     let failedAt = monotonicSeconds()
                     try perform(schedule.streamsNotReady(reason: "\(error)", now: failedAt), now: failedAt)
@@ -188,7 +191,16 @@ final class BrokerService: WorkerLoopHandler {
     /// set-up, `JetStreamSetup`): this node's user may not, and only waits for it to exist.
     private func ensureStream(_ shard: UInt64, on connection: NATSConnection) throws {
         let spec = streamSpecification(shard)
+        // Upstream HarmonyLite's compressed stream binds this shard's subject: creating ours would only
+        // fail on the overlap, again and again. Its name is ours to adopt, by a setting (all workers name
+        // the streams alike).
+        let upstreamName = "\(config.nats.streamPrefix)-c-\(shard)"
+        if spec.name != upstreamName, (try? connection.streamState(spec.name)) == nil, (try? connection.streamState(upstreamName)) != nil {
+            throw WorkerExit.failed("stream \(upstreamName), upstream HarmonyLite's name when it compresses, holds this shard's subject: "
+                + "set replication_log.upstream_stream_names = true (with compress = true) to share it (docs/upgrading-from-harmonylite.md)")
+        }
         if config.nats.isEmbedded {
+            // The supervisor's set-up makes the streams (the node's user may not): wait for it.
             _ = try connection.streamState(spec.name)
             return
         }
@@ -320,6 +332,26 @@ final class BrokerService: WorkerLoopHandler {
                 try connection.publishAsync(subject: subject, payload: publish.payload, messageID: publish.messageID)
             } catch {
                 reply(to: capturer, correlation.notSent(publish, reason: "\(error)"))
+                return
+            }
+            if config.replicationLog.publishForUpstream { publishForUpstream(publish, on: connection) }
+        }
+    }
+
+    /// `publish_for_upstream`: each event of the batch again, in upstream HarmonyLite's format on the shared
+    /// subject, which upstream nodes consume (`UpstreamEvent.encode`). Best effort: acknowledged one by one,
+    /// deduplicated by id when the capturer sends the batch again; a failure is logged, and the batch's own
+    /// publish (for our nodes) is not held back by it.
+    private func publishForUpstream(_ publish: DataMessage.Publish, on connection: NATSConnection) {
+        guard let batch = try? ChangeBatch(decoding: publish.payload) else { return }
+        let subject = ChangeSubjects.shared(prefix: config.nats.subjectPrefix, shard: UInt64(publish.shard))
+        for (index, event) in batch.events.enumerated() {
+            let payload = UpstreamEvent.encode(event, origin: config.nodeID, schemaHash: batch.schemaHash, compress: config.replicationLog.compress)
+            do {
+                try connection.publish(subject: subject, payload: payload, headers: [("Nats-Msg-Id", "\(publish.messageID).u\(index)")])
+            } catch {
+                logger.warning("a change was not published for upstream HarmonyLite's nodes", metadata: [
+                    "subject": "\(subject)", "table": "\(event.table)", "error": "\(error)"])
             }
         }
     }

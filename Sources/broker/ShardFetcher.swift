@@ -185,7 +185,11 @@ final class ShardFetcher: Sendable {
         switch try settle(messages, &state.continuity) {
         case .handOn(let gone):
             let held = gone.isEmpty ? nil : try? connection.streamState(stream)
-            queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map { DataMessage.Delivery(stream: stream, sequence: $0.sequence, subject: $0.subject, payload: $0.payload, republishedFrom: $0.republishedFrom) }))
+            queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map {
+                var delivery = DataMessage.Delivery(stream: stream, sequence: $0.sequence, subject: $0.subject, payload: $0.payload, timestamp: $0.timestamp)
+                delivery.republishedFrom = $0.republishedFrom
+                return delivery
+            }))
             return true
         case .consumeAgain(let sequence):
             let consumerState = try? connection.consumerState(stream: stream, consumer: consumerName)

@@ -55,7 +55,7 @@ final class CaptureService: WorkerLoopHandler {
         logger = runtime.logger
         restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
         do {
-            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, whileWaiting: runtime.whileWaitingForDatabase)
+            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath, whileWaiting: runtime.whileWaitingForDatabase)
         } catch {
             throw WorkerExit.failed(ChangeLogInstaller.cannotStart(error, path: config.dbPath))
         }

@@ -29,7 +29,7 @@ enum GapAcceptance {
     static func acceptGaps(_ config: Configuration, streams: [String], connection: NATSConnection, logger: Logger, acceptMissing: Bool = true) throws -> String? {
         let (database, installation): (SQLiteDatabase, ChangeLogInstallation)
         do {
-            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID)
+            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath)
         } catch {
             throw WorkerExit.failed(ChangeLogInstaller.cannotStart(error, path: config.dbPath))
         }

@@ -147,7 +147,7 @@ final class NodeTelemetry {
         let heads = reports.labelled("broker", "stream_last_sequence")
         let cursors = reports.labelled("applier", "stream_cursor")
         let streams = (1...max(1, config.replicationLog.shards)).map { shard -> NodeView.Stream in
-            let name = "\(config.nats.streamPrefix)-\(shard)"
+            let name = config.shardStreamName(UInt64(shard))
             let head = heads[name].map { UInt64(max(0, $0)) }
             let cursor = cursors[name].map { UInt64(max(0, $0)) }
             var behind: UInt64?
