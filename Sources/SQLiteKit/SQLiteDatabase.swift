@@ -23,11 +23,16 @@ public final class SQLiteDatabase {
     /// before its schema is read: `SQLITE_DBCONFIG_DEFENSIVE` (no `writable_schema`, no writes to shadow
     /// tables through SQL), `trusted_schema = OFF` (its views and triggers may call only innocuous
     /// functions), `cell_size_check = ON` (corrupt pages are errors, not undefined reads) and no mmap.
-    public convenience init(untrustedPath path: String, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
-        try self.init(path: path, flags: SQLITE_OPEN_READWRITE, busyTimeoutMilliseconds: busyTimeoutMilliseconds, defensive: true)
+    ///
+    /// `trustingSchema`: with `trusted_schema = ON` (the rest as above), for a file whose schema SQLite 3.40
+    /// refuses to read otherwise (`unsafe use of json_extract()` in an index or generated column: the JSON
+    /// functions are not marked innocuous before 3.45). Only for a file already authenticated and whose
+    /// foreign code (triggers, views) is dropped before it is used (`SnapshotSchemaGuard`).
+    public convenience init(untrustedPath path: String, busyTimeoutMilliseconds: Int32 = 5000, trustingSchema: Bool = false) throws(SQLiteError) {
+        try self.init(path: path, flags: SQLITE_OPEN_READWRITE, busyTimeoutMilliseconds: busyTimeoutMilliseconds, defensive: true, trustingSchema: trustingSchema)
     }
 
-    private init(path: String, flags: Int32, busyTimeoutMilliseconds: Int32, defensive: Bool = false) throws(SQLiteError) {
+    private init(path: String, flags: Int32, busyTimeoutMilliseconds: Int32, defensive: Bool = false, trustingSchema: Bool = false) throws(SQLiteError) {
         var pointer: OpaquePointer?
         let flags = flags | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &pointer, flags, nil)
@@ -42,7 +47,7 @@ public final class SQLiteDatabase {
         if defensive {
             let code = hl_sqlite3_defensive(handle, 1)
             guard code == SQLITE_OK else { throw SQLiteError(code: code, message: "cannot open \(path) defensively") }
-            try execute("PRAGMA trusted_schema = OFF; PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0")
+            try execute("PRAGMA trusted_schema = \(trustingSchema ? "ON" : "OFF"); PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0")
         }
         // Fails here, with a clear message, when the file is not a database at all.
         _ = try scalarInteger("PRAGMA schema_version")

@@ -37,6 +37,19 @@ public enum SnapshotRestorer {
         public var liveVersionNotes: [String] = []
     }
 
+    /// Opens a downloaded snapshot defensively (`SQLiteDatabase(untrustedPath:)`). A schema SQLite refuses to
+    /// read with `trusted_schema = OFF` — an index or generated column on `json_extract()` and the like, which
+    /// SQLite 3.40 does not mark innocuous — is read with it on: the file's signature and checksum are verified
+    /// before, and its triggers and views the live database lacks are dropped before anything runs
+    /// (`SnapshotSchemaGuard`). Before, such a schema made every restore fail and the node stop.
+    static func openSnapshot(_ filePath: String) throws(SQLiteError) -> SQLiteDatabase {
+        do {
+            return try SQLiteDatabase(untrustedPath: filePath)
+        } catch where error.message.contains("unsafe use of") {
+            return try SQLiteDatabase(untrustedPath: filePath, trustingSchema: true)
+        }
+    }
+
     /// - Parameter currentStreams: each shard stream's identity now (JetStream's creation time); empty when
     ///   unknown, and the snapshot's cursor is then taken as it is.
     /// - Parameter clockBound: when set, a snapshot whose row clocks hold a stamp beyond this node's clock plus
@@ -45,7 +58,7 @@ public enum SnapshotRestorer {
                                currentStreams: [String: UInt64] = [:], clockBound: ClockBound? = nil) throws -> Outcome {
         try verify(filePath, metadata: metadata)
         let (live, liveInstallation) = try ChangeLogInstaller.open(databasePath, node: nodeID)
-        let prepared = try SQLiteDatabase(untrustedPath: filePath)
+        let prepared = try openSnapshot(filePath)
         try prepared.execute("PRAGMA journal_mode=DELETE")
         // The backup API cannot change the page size of a database in WAL mode: the copy takes the live one's.
         let pageSize = try live.scalarInteger("PRAGMA page_size")
@@ -115,7 +128,7 @@ public enum SnapshotRestorer {
         guard sha256 == metadata.sha256 else {
             throw SnapshotRefusal(.contentMismatch, "the snapshot's SHA-256 is \(sha256), its metadata says \(metadata.sha256): refused, the database is unchanged")
         }
-        let check = try SQLiteDatabase(untrustedPath: filePath).rows("PRAGMA quick_check").compactMap { $0.first ?? nil }
+        let check = try openSnapshot(filePath).rows("PRAGMA quick_check").compactMap { $0.first ?? nil }
         guard check == ["ok"] else {
             throw SnapshotError("the snapshot fails SQLite's quick check (\(check.prefix(3).joined(separator: "; "))): refused, the database is unchanged")
         }

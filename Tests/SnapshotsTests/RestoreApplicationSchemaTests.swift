@@ -62,3 +62,29 @@ extension SnapshotTests {
         #expect(throws: TestFailure.self) { try self.app(target, "INSERT INTO authors VALUES (9, 'Tiptree');") }
     }
 }
+
+extension SnapshotTests {
+    /// An index and a generated column on `json_extract()`: SQLite 3.40 refuses to read such a schema with
+    /// `trusted_schema = OFF` (the JSON functions are not marked innocuous), which made every restore fail
+    /// and the node stop for good (found by an adversarial review). The restore reads it, and the index still
+    /// works afterwards.
+    @Test func aSchemaWithJSONFunctionsIsRestored() throws {
+        let schema = """
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE docs(id INTEGER PRIMARY KEY, doc TEXT, email TEXT GENERATED ALWAYS AS (json_extract(doc, '$.email')) VIRTUAL);
+            CREATE UNIQUE INDEX docs_email ON docs(json_extract(doc, '$.email'));
+            """
+        let source = directory.path + "/json-a.db", target = directory.path + "/json-b.db"
+        for path in [source, target] {
+            try makeDatabase(path, schema)
+            _ = try ChangeLogInstaller.open(path, node: path == source ? 1 : 2)
+        }
+        try app(source, #"INSERT INTO docs(id, doc) VALUES (1, '{"email": "u@x"}'), (2, '{"email": "v@x"}');"#)
+        let file = directory.path + "/json-snapshot.db"
+        let metadata = try SnapshotMaker.make(from: source, into: file, nodeID: 1)
+        _ = try SnapshotRestorer.restore(file, metadata: metadata, into: target, nodeID: 2)
+        #expect(try app(target, "SELECT group_concat(id || ':' || email) FROM (SELECT * FROM docs ORDER BY id);") == "1:u@x,2:v@x\n")
+        let duplicate = try runCommand("/usr/bin/sqlite3", [target, #"INSERT INTO docs(id, doc) VALUES (3, '{"email": "u@x"}');"#])
+        #expect(duplicate.status != 0 && duplicate.output.contains("UNIQUE constraint failed"), "\(duplicate.output)")
+    }
+}
