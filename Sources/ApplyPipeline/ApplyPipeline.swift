@@ -151,7 +151,11 @@ public struct ApplyPipeline: Sendable {
     /// stream's.
     public mutating func consuming(stream: String, created: UInt64, now: Double) -> [Action] {
         guard phase == .running, created != 0 else { return [] }
-        guard let recorded = streams[stream], recorded != 0 else {
+        // Nothing consumed from it yet (cursor 0): the recorded identity guards no position, so the stream is
+        // this one, as the snapshotter's restore and gap checks also hold (they act only past message 0).
+        // Stopping for a restore here found nothing to restore, and the applier stopped again at its next
+        // start, forever: the node never became ready.
+        guard let recorded = streams[stream], recorded != 0, (cursor[stream] ?? 0) > 0 else {
             streams[stream] = created
             return [.recordStreams(streams)]
         }

@@ -172,16 +172,29 @@ public enum ColumnHistory {
         let before = CreateTableText(previous), after = CreateTableText(now)
         let byNormalized = Dictionary(current.map { (CreateTableText.normalized($0), $0) }, uniquingKeysWith: { first, _ in first })
         var fates: [String: Outcome] = [:]
+        var gone = gone
         if let substitutions = before.substitutions(to: after) {
+            var undecided: [String] = []
             for name in gone {
                 let old = CreateTableText.normalized(name)
                 guard let new = substitutions[old], new != old, let successor = byNormalized[new], known[successor] == nil else {
                     fates[name] = .unknown
                     continue
                 }
-                fates[name] = oneStatement || before.isFixed(old, renamedTo: new, in: after) ? .renamed(successor) : .unknown
+                if oneStatement || before.isFixed(old, renamedTo: new, in: after) {
+                    fates[name] = .renamed(successor)
+                } else {
+                    undecided.append(name)
+                }
             }
-            return fates
+            // Over several statements, a column that is not certainly renamed was dropped when no column now
+            // there could be its rename (below): the texts may "differ only in names" through a type name
+            // (`secret BLOB` dropped, `color TEXT` added), which no RENAME COLUMN changes.
+            guard !oneStatement && !undecided.isEmpty else {
+                for name in undecided { fates[name] = .unknown }
+                return fates
+            }
+            gone = undecided
         }
         if oneStatement {
             // One statement, and not a rename: a DROP COLUMN when it only removed columns.

@@ -65,6 +65,20 @@ import Testing
         #expect(try app(renamed, "SELECT id, name, color FROM profiles;") == "7|eve|hunter2\n")
     }
 
+    /// DROP COLUMN + ADD COLUMN on a stopped node where the added column has another type (`secret BLOB` gone,
+    /// `color TEXT` added): the texts differ only in "names" (`secret`→`color`, `BLOB`→`TEXT`), but no column
+    /// now could be `secret` renamed (no RENAME COLUMN changes a type), so the drop is certain and a change
+    /// still carrying `secret` applies without it. (Found by the workload checker's `dropAndAdd`: the fate was
+    /// `unknown`, and the not-yet-migrated nodes' rows stayed parked on the migrated node for good.)
+    @Test func dropThenAddOfAnotherTypeOnAStoppedNodeIsACertainDrop() throws {
+        let (path, reopen) = try node("drop-add-blob", "CREATE TABLE profiles (id INTEGER PRIMARY KEY, name TEXT, secret BLOB);")
+        try app(path, "ALTER TABLE profiles DROP COLUMN secret; ALTER TABLE profiles ADD COLUMN color TEXT;")
+        let database = try reopen()
+        #expect(try state(path, "profiles", "secret") == "dropped:\n")
+        #expect(try applier(database).apply([upsert("profiles", ["id", "name", "secret"], [.integer(7), .text("eve"), .text("hunter2")])]).applied == 1)
+        #expect(try app(path, "SELECT id, name, quote(color) FROM profiles;") == "7|eve|NULL\n")
+    }
+
     /// A drop of a column no other column could have become (another definition, or another place) is
     /// certain over several statements; one that another column could be the rename of is not.
     @Test func aDropAmongSeveralStatementsIsCertainOnlyWhenNoColumnCouldBeItsRename() throws {

@@ -37,7 +37,7 @@ extension ProcessTests {
 
         static var runKnownFailing: Bool { environment["HL_FAULT_KNOWN_FAILING"] == "1" }
 
-        static var features: Workload.Features { WorkloadChecker.features.subtracting(.migrations) }
+        static var features: Workload.Features { WorkloadChecker.features.subtracting(.migrations).subtracting(.schemaChanges) }
 
         /// kill -9 of every process type, SIGSTOP/SIGCONT of workers and nats-server, a partition, a full disk.
         @Test(arguments: seeds) func processNetworkAndDiskFaultsLoseNothing(seed: UInt64) throws {

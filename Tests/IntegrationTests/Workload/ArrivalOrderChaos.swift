@@ -53,7 +53,9 @@ final class ArrivalOrderChaos: Sendable {
         }
     }
 
-    private let supervisors: [Int32]
+    /// Each node's supervisor PID, by node index (a node stopped and started again has a new one).
+    private let supervisors: Mutex<[Int32]>
+    private let nodes: Int
     private let seed: UInt64
     private let stopped = Atomic<Bool>(false)
     private let finished = Mutex<Int>(0)
@@ -68,8 +70,14 @@ final class ArrivalOrderChaos: Sendable {
     /// `supervisors`: each node's supervisor PID, by node index.
     init(seed: UInt64, supervisors: [Int32], lanes: Int = 2) {
         self.seed = seed
-        self.supervisors = supervisors
+        self.supervisors = Mutex(supervisors)
+        nodes = supervisors.count
         self.lanes = lanes
+    }
+
+    /// Node `node` runs under a new supervisor now (it was stopped and started again).
+    func replaced(node: Int, supervisor: Int32) {
+        supervisors.withLock { $0[node] = supervisor }
     }
 
     /// Starts pausing and resuming, a thread a lane, until `stop()`.
@@ -77,7 +85,7 @@ final class ArrivalOrderChaos: Sendable {
         note("chaos seed \(seed): \(lanes) lanes of pauses of \(Self.workers.map(\.rawValue)) for \(Self.shortestPause)–\(String(format: "%.2f", Self.longestPause)) s")
         for lane in 0..<lanes {
             Thread { [self] in
-                var schedule = Schedule(seed: seed, lane: lane, nodes: supervisors.count)
+                var schedule = Schedule(seed: seed, lane: lane, nodes: nodes)
                 while !stopped.load(ordering: .relaxed), let step = schedule.next() {
                     run(step, lane: lane)
                     sleep(step.gap)
@@ -102,7 +110,7 @@ final class ArrivalOrderChaos: Sendable {
     var pauses: Int { log.filter { $0.contains("SIGSTOP") }.count }
 
     private func run(_ step: Step, lane: Int) {
-        guard let pid = NodeUnderTest.pid(of: step.worker, supervisor: supervisors[step.node]) else {
+        guard let pid = NodeUnderTest.pid(of: step.worker, supervisor: supervisors.withLock { $0[step.node] }) else {
             note("lane \(lane): skip \(step): no \(step.worker.rawValue) running (being replaced)")
             return
         }

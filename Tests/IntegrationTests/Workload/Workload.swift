@@ -39,21 +39,61 @@ struct Workload {
         /// be a function of the rows' final versions, not of the order the changes arrived in.
         static let uniqueClaims = Features(rawValue: 1 << 11)
 
+        /// Rolling renames (issue 20): `ALTER TABLE customer RENAME TO customers` and `ALTER TABLE kv RENAME COLUMN
+        /// k TO key` (the latter in one script with a write to kv), run on one node at a time, in a seeded order,
+        /// with writes from every node in between; nodes not migrated yet keep writing under the old names.
+        static let rollingRenames = Features(rawValue: 1 << 12)
+        /// `ALTER TABLE profiles DROP COLUMN secret; ALTER TABLE profiles ADD COLUMN color TEXT;` on a node
+        /// stopped for it, one node after the other, with writes in between: no value of `secret` may ever land
+        /// in `color` (or anywhere) on any node, and the rows converge. `secret` is `BLOB`, a definition no
+        /// other column has, so SQLite's record makes the drop certain (docs/schema-changes.md, rule 3).
+        static let dropAndAdd = Features(rawValue: 1 << 13)
+        /// `dropAndAdd` on the issue's own table, `profiles (id, name TEXT, secret TEXT)`: then `name` could be
+        /// `secret` renamed after the old `name` was dropped (the same text), the fate of `secret` is unknown on
+        /// a node migrated while stopped, and the other nodes' rows of profiles written before their own
+        /// migration stay parked there for good: the rows never converge. Known failing (`knownFailing`).
+        static let dropAndAddAmbiguous = Features(rawValue: 1 << 17)
+        /// `DROP TABLE events; CREATE TABLE events (…)` with the same key, on every node in turn while it runs
+        /// (after events converged; no writes to it until every node recreated it; the last node writes rows
+        /// under keys the old table had in the same script): the new table's rows replicate.
+        static let recreateTable = Features(rawValue: 1 << 14)
+        /// A table (`notes_local`) one node creates at the start and writes in the same transactions as shared
+        /// tables; a second node creates it mid-run. The shared tables' rows reach every node; the local rows
+        /// wait parked on the third node (and only they), and apply on the second once it has the table.
+        static let oneNodeTable = Features(rawValue: 1 << 15)
+        /// One node's application holds the write lock (`BEGIN IMMEDIATE` and writes) for longer than the
+        /// workers' heartbeat timeout while the others write: no worker of that node is restarted.
+        static let longLock = Features(rawValue: 1 << 16)
+
+        /// The schema changes and the long lock: the workload runs in phases, with these between them.
+        static let schemaChanges: Features = [.rollingRenames, .dropAndAdd, .dropAndAddAmbiguous, .recreateTable, .oneNodeTable, .longLock]
+
+        /// Features whose runs fail on main today, with the cause: left out of `supported` (and CI), run when
+        /// named in `HL_WORKLOAD_FEATURES` (or with `all`).
+        static let knownFailing: [(Features, String)] = [
+            (.dropAndAddAmbiguous, "DROP COLUMN + ADD COLUMN on a stopped node, when another column has the dropped one's definition: "
+                + "its fate is unknown there and the other nodes' rows written before their migration stay parked on it for good"),
+        ]
+
         /// What the CI runs: every feature. (`uniqueClaims`, and under `ArrivalOrderChaos` `uniqueSwaps`, failed
         /// on the applier that settled UNIQUE conflicts by arrival order, before issue 19.)
-        static let supported: Features = all
+        static let supported: Features = all.subtracting(Features(knownFailing.map(\.0)))
         static let all: Features = [.compositeKeys, .withoutRowID, .awkwardValues, .multiTableTransactions, .deletes, .keyChanges,
-                                    .applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys, .migrations, .uniqueClaims]
+                                    .applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys, .migrations, .uniqueClaims,
+                                    .rollingRenames, .dropAndAdd, .dropAndAddAmbiguous, .recreateTable, .oneNodeTable, .longLock]
+
+        static let named: [(Features, String)] = [
+            (.compositeKeys, "compositeKeys"), (.withoutRowID, "withoutRowID"), (.awkwardValues, "awkwardValues"),
+            (.multiTableTransactions, "multiTableTransactions"), (.deletes, "deletes"), (.keyChanges, "keyChanges"),
+            (.applicationTriggers, "applicationTriggers"), (.uniqueSwaps, "uniqueSwaps"),
+            (.foreignKeyCascades, "foreignKeyCascades"), (.caseInsensitiveKeys, "caseInsensitiveKeys"),
+            (.migrations, "migrations"), (.uniqueClaims, "uniqueClaims"), (.rollingRenames, "rollingRenames"),
+            (.dropAndAdd, "dropAndAdd"), (.recreateTable, "recreateTable"), (.oneNodeTable, "oneNodeTable"), (.longLock, "longLock"),
+            (.dropAndAddAmbiguous, "dropAndAddAmbiguous"),
+        ]
 
         var description: String {
-            let names: [(Features, String)] = [
-                (.compositeKeys, "compositeKeys"), (.withoutRowID, "withoutRowID"), (.awkwardValues, "awkwardValues"),
-                (.multiTableTransactions, "multiTableTransactions"), (.deletes, "deletes"), (.keyChanges, "keyChanges"),
-                (.applicationTriggers, "applicationTriggers"), (.uniqueSwaps, "uniqueSwaps"),
-                (.foreignKeyCascades, "foreignKeyCascades"), (.caseInsensitiveKeys, "caseInsensitiveKeys"),
-                (.migrations, "migrations"), (.uniqueClaims, "uniqueClaims"),
-            ]
-            return "[" + names.filter { contains($0.0) }.map(\.1).joined(separator: ", ") + "]"
+            return "[" + Self.named.filter { contains($0.0) }.map(\.1).joined(separator: ", ") + "]"
         }
     }
 
@@ -70,37 +110,101 @@ struct Workload {
     let features: Features
     private(set) var tables: [Table] = []
     private(set) var schema = ""
-    /// Per node, its transactions in order.
-    private(set) var transactions: [[String]] = []
+    /// The run, phase by phase: each phase's actions (migrations, a stopped node, a held lock), then its
+    /// transactions on every node at once. Without the `schemaChanges` features, one phase and no action.
+    private(set) var phases: [Phase] = []
     /// (table, key literal) → the SQL value list the owner wrote last, or nil if its last write deleted it.
     private(set) var ownedFinalRows: [String: [String: String?]] = [:]
 
-    private var rng: SplitMix64
+    /// Per node, its transactions in order (every phase's, one after the other).
+    var transactions: [[String]] {
+        guard let first = phases.first else { return [] }
+        return first.transactions.indices.map { node in phases.flatMap { $0.transactions[node] } }
+    }
+
+    /// What is done between two phases of writes (a barrier: every node's writes of the phase before are done).
+    enum Action: CustomStringConvertible {
+        /// The application runs this on a running node, in one sqlite3 call (a migration).
+        case migrate(node: Int, sql: String)
+        /// The node is stopped, the application runs this, the node starts again (the usual stop–migrate–start).
+        case migrateStopped(node: Int, sql: String)
+        /// The application takes the write lock (`sql` starts with `BEGIN IMMEDIATE` and writes) and holds it
+        /// through the phase that follows, at least `HL_WORKLOAD_LOCK_SECONDS`; then COMMIT.
+        case holdLock(node: Int, sql: String)
+        /// Wait until `query` answers the same on every node.
+        case agree(query: String, what: String)
+
+        var description: String {
+            switch self {
+            case .migrate(let node, let sql): "node \(node + 1) runs \(sql.replacingOccurrences(of: "\n", with: " ").prefix(160))"
+            case .migrateStopped(let node, let sql): "node \(node + 1) stopped, runs \(sql.replacingOccurrences(of: "\n", with: " ")), started"
+            case .holdLock(let node, _): "node \(node + 1)'s application holds the write lock"
+            case .agree(_, let what): "every node agrees on \(what)"
+            }
+        }
+    }
+
+    struct Phase {
+        var actions: [Action] = []
+        /// Per node, its transactions in this phase.
+        var transactions: [[String]] = []
+        /// (node, query) that must print nothing once the phase's writes are done (and at the end).
+        var checks: [(node: Int, query: String)] = []
+    }
+
+    /// The seeded generator (internal for the schema-change features' extension, SchemaChanges.swift).
+    var rng: SplitMix64
+    /// Where each node stands in the schema-change features (names, migrations done), and their rows.
+    var schemaState = SchemaState()
 
     init(seed: UInt64, features: Features, nodes: Int, transactionsPerNode: Int) {
         self.seed = seed
         self.features = features
         rng = SplitMix64(seed: seed)
         makeSchema()
-        for node in 0..<nodes {
-            // The transaction before which this node migrates (every node migrates, at its own moment).
-            // Later (two sqlite3 calls on at least), the node drops the column again; the last transaction
-            // at the latest, so every node has dropped it by the end.
-            let migrationAt = features.contains(.migrations) ? Int.random(in: 0..<max(1, transactionsPerNode / 2), using: &rng) : Int.max
-            let dropAt = features.contains(.migrations) ? Int.random(in: min(transactionsPerNode - 1, migrationAt + 10)...(transactionsPerNode - 1), using: &rng) : Int.max
-            var list: [String] = []
-            for index in 0..<transactionsPerNode {
-                if index == migrationAt { migratedNodes.insert(node) }
-                if index == dropAt { migratedNodes.remove(node) }
-                let body = transaction(node: node, nodes: nodes)
-                if index < migrationAt {
-                    list.append(body)
-                } else {
-                    let migration = index == migrationAt ? Self.migration : (index == dropAt ? Self.dropMigration : "")
-                    list.append(migration + body + lateTableWrite(node: node))
-                }
+        // The transaction before which each node migrates (every node migrates, at its own moment). Later (two
+        // sqlite3 calls on at least), the node drops the column again; the last transaction at the latest, so
+        // every node has dropped it by the end.
+        let migrationAt = (0..<nodes).map { _ in features.contains(.migrations) ? Int.random(in: 0..<max(1, transactionsPerNode / 2), using: &rng) : Int.max }
+        let dropAt = migrationAt.map { at in features.contains(.migrations) ? Int.random(in: min(transactionsPerNode - 1, at + 10)...(transactionsPerNode - 1), using: &rng) : Int.max }
+        let plan = planSteps(nodes: nodes)
+        var index = Array(repeating: 0, count: nodes)
+        // Transactions a node did not run in a phase (its application held the lock): run in the next one.
+        var carried = Array(repeating: 0, count: nodes)
+        for (number, steps) in plan.enumerated() {
+            var phase = Phase()
+            var holding: Int?
+            for step in steps {
+                if case .holdLock(let node) = step { holding = node } else { phase.actions += perform(step, nodes: nodes) }
             }
-            transactions.append(list)
+            let share = transactionsPerNode / plan.count + (number < transactionsPerNode % plan.count ? 1 : 0)
+            for node in 0..<nodes {
+                if node == holding {
+                    let held = transaction(node: node, nodes: nodes, opening: "BEGIN IMMEDIATE;", closing: "")
+                    phase.actions.append(.holdLock(node: node, sql: held))
+                    phase.transactions.append([])
+                    carried[node] += share
+                    continue
+                }
+                var list: [String] = []
+                for _ in 0..<(share + carried[node]) {
+                    let at = index[node]
+                    index[node] += 1
+                    if at == migrationAt[node] { migratedNodes.insert(node) }
+                    if at == dropAt[node] { migratedNodes.remove(node) }
+                    let body = transaction(node: node, nodes: nodes)
+                    if at < migrationAt[node] {
+                        list.append(body)
+                    } else {
+                        let migration = at == migrationAt[node] ? Self.migration : (at == dropAt[node] ? Self.dropMigration : "")
+                        list.append(migration + body + lateTableWrite(node: node))
+                    }
+                }
+                carried[node] = 0
+                phase.transactions.append(list)
+            }
+            phase.checks = secretChecks(nodes: nodes)
+            phases.append(phase)
         }
     }
 
@@ -163,6 +267,7 @@ struct Workload {
             extra.append("CREATE TABLE claims (id INTEGER PRIMARY KEY, email TEXT UNIQUE, handle TEXT, active INTEGER NOT NULL, node INTEGER);")
             extra.append("CREATE UNIQUE INDEX claims_handle ON claims (handle COLLATE NOCASE) WHERE active = 1;")
         }
+        extra += schemaFeatureTables
         schema = (tables.map(\.createSQL) + extra).joined(separator: "\n")
     }
 
@@ -170,7 +275,7 @@ struct Workload {
 
     // MARK: transactions
 
-    private mutating func transaction(node: Int, nodes: Int) -> String {
+    private mutating func transaction(node: Int, nodes: Int, opening: String = "BEGIN;", closing: String = "\nCOMMIT;") -> String {
         let statements = features.contains(.multiTableTransactions) ? Int.random(in: 1...4, using: &rng) : 1
         var body: [String] = []
         var touched: Set<String> = []
@@ -207,7 +312,8 @@ struct Workload {
         }
         body += featureStatements(node: node)
         if features.contains(.uniqueClaims) && Bool.random(using: &rng) { body.append(claimStatement(node: node)) }
-        return (features.contains(.foreignKeyCascades) ? "PRAGMA foreign_keys = ON;\n" : "") + "BEGIN;\n" + body.joined(separator: "\n") + "\nCOMMIT;"
+        body += schemaFeatureStatements(node: node)
+        return (features.contains(.foreignKeyCascades) ? "PRAGMA foreign_keys = ON;\n" : "") + opening + "\n" + body.joined(separator: "\n") + closing
     }
 
     private var seatSwaps: [Int: Int] = [:]
@@ -345,6 +451,7 @@ struct Workload {
         }
         if features.contains(.caseInsensitiveKeys) { queries.append("SELECT 'names', k, v FROM names ORDER BY k;") }
         if features.contains(.uniqueClaims) { queries.append("SELECT 'claims', id, quote(email), quote(handle), active, node FROM claims ORDER BY id;") }
+        queries += schemaFeatureDumps
         return queries.joined(separator: "\n")
     }
 
@@ -357,6 +464,7 @@ struct Workload {
         if features.contains(.caseInsensitiveKeys) { list.append(("names", ["k"])) }
         if features.contains(.migrations) { list.append(("late", ["id"])) }
         if features.contains(.uniqueClaims) { list.append(("claims", ["id"])) }
+        list += schemaFeatureTablesAtTheEnd
         return list
     }
 
@@ -382,7 +490,8 @@ struct Workload {
             let quoted = table.keys.map { "quote(c.\($0))" }.joined(separator: " || ', ' || ")
             return "SELECT '\(table.name)', \(quoted) FROM __harmonylite__\(table.name)_change_log c WHERE c.__harmonylite__deleted = 0 "
                 + "AND NOT EXISTS (SELECT 1 FROM \(table.name) t WHERE \(keyMatch)) "
-                + "AND NOT EXISTS (SELECT 1 FROM __harmonylite___conflicts x WHERE x.table_name = '\(table.name)' AND x.losing_key = \(quoted));"
+                + "AND NOT EXISTS (SELECT 1 FROM __harmonylite___conflicts x WHERE x.table_name = '\(table.name)' AND x.losing_key = \(quoted))"
+                + untracedFilter(table.name) + ";"
         }.joined(separator: "\n")
     }
 
@@ -403,6 +512,6 @@ struct Workload {
                 expectations.append(("SELECT quote(\(column)) FROM \(table) WHERE \(keyColumn) = \(key);", value.map { $0 + "\n" } ?? ""))
             }
         }
-        return expectations
+        return expectations + schemaFeatureExpectations
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HarmonyConfig
 import Synchronization
 import TestSupport
 import Testing
@@ -12,8 +13,10 @@ extension ProcessTests {
     /// `HL_WORKLOAD_SEED=<seed> swift test --filter WorkloadChecker` (and `HL_WORKLOAD_FEATURES=<names>` to
     /// narrow the features down; `HL_WORKLOAD_CHAOS=0` leaves the workers alone). See docs/testing.md.
     ///
-    /// Short form (CI): two random seeds, 40 transactions per node, every feature.
-    /// Long form: `HL_WORKLOAD_RUNS=20 HL_WORKLOAD_TRANSACTIONS=300 swift test --filter WorkloadChecker`.
+    /// Short form (CI): two random seeds, 40 transactions per node, every feature but the known failing ones
+    /// (`Workload.Features.knownFailing`); the schema-change features cut the run into ~15 phases.
+    /// Long form: `HL_WORKLOAD_RUNS=20 HL_WORKLOAD_TRANSACTIONS=300 swift test --filter WorkloadChecker`
+    /// (`HL_WORKLOAD_LOCK_SECONDS=60` for a longer-held lock under `longLock`).
     /// `HL_WORKLOAD_KEEP_LOGS=<directory>` keeps every node's whole log there (`workload-<seed>-node<N>.log`).
     @Suite(.serialized) struct WorkloadChecker {
         static var environment: [String: String] { ProcessInfo.processInfo.environment }
@@ -31,13 +34,7 @@ extension ProcessTests {
         static var features: Workload.Features {
             guard let text = environment["HL_WORKLOAD_FEATURES"] else { return .supported }
             if text == "all" { return .all }
-            let named: [String: Workload.Features] = [
-                "compositeKeys": .compositeKeys, "withoutRowID": .withoutRowID, "awkwardValues": .awkwardValues,
-                "multiTableTransactions": .multiTableTransactions, "deletes": .deletes, "keyChanges": .keyChanges,
-                "applicationTriggers": .applicationTriggers, "uniqueSwaps": .uniqueSwaps,
-                "foreignKeyCascades": .foreignKeyCascades, "caseInsensitiveKeys": .caseInsensitiveKeys,
-                "migrations": .migrations, "uniqueClaims": .uniqueClaims,
-            ]
+            let named = Dictionary(uniqueKeysWithValues: Workload.Features.named.map { ($0.1, $0.0) })
             return text.split(separator: ",").reduce(into: Workload.Features()) { $0.formUnion(named[String($1)] ?? []) }
         }
 
@@ -49,6 +46,28 @@ extension ProcessTests {
         /// The chaos goes on at least this long, however fast the writes are done (`HL_WORKLOAD_CHAOS_SECONDS`).
         static var chaosSeconds: Double { Double(environment["HL_WORKLOAD_CHAOS_SECONDS"] ?? "") ?? 6 }
 
+        /// How long the application holds the write lock under `longLock` (`HL_WORKLOAD_LOCK_SECONDS`): by
+        /// default twice the workers' default heartbeat timeout, so a worker that waited on the lock without
+        /// its heartbeats would be killed.
+        static var lockSeconds: Double {
+            Double(environment["HL_WORKLOAD_LOCK_SECONDS"] ?? "") ?? Double(WorkerSettings().heartbeatTimeout) / 1000 * 2
+        }
+
+        /// What happened during a run that the checks after it need.
+        final class RunRecord {
+            /// The logs of nodes stopped and started again, up to their stop (a start begins a new log file).
+            var earlierLogs: [String]
+            /// The node whose application held the lock, and for how long.
+            var held: (node: Int, seconds: Double)?
+            /// The held node's workers' restart counts (`-status`) when the lock was taken, and after COMMIT.
+            var restartsBeforeHold: [String: Int] = [:]
+            var restartsAfterHold: [String: Int] = [:]
+            /// Checks between phases that printed something.
+            var problems: [String] = []
+
+            init(nodes: Int) { earlierLogs = Array(repeating: "", count: nodes) }
+        }
+
         @Test(arguments: seeds) func nodesConvergeOnARandomWorkload(seed: UInt64) throws {
             let workload = Workload(seed: seed, features: Self.features, nodes: 3, transactionsPerNode: Self.transactionsPerNode)
             let replay = "seed \(seed), features \(workload.features) (replay: HL_WORKLOAD_SEED=\(seed))"
@@ -57,7 +76,8 @@ extension ProcessTests {
             let chaos = Self.chaos ? ArrivalOrderChaos(seed: seed, supervisors: (0..<3).map { cluster.node($0).pid }) : nil
             chaos?.start()
             let began = Date()
-            let written = Result { try run(workload, on: cluster) }
+            let record = RunRecord(nodes: 3)
+            let written = Result { try run(workload, on: cluster, chaos: chaos, record: record) }
             while chaos != nil && Date().timeIntervalSince(began) < Self.chaosSeconds { Thread.sleep(forTimeInterval: 0.1) }
             let schedule = chaos?.stop() ?? []
             try written.get()
@@ -66,8 +86,8 @@ extension ProcessTests {
             // Rows, row clocks and conflict records, all at once: each alone could agree by chance mid-way.
             let everything = workload.dumpQuery + "\nSELECT '--- clocks';\n" + workload.clockQuery + "\nSELECT '--- conflicts';\n" + Workload.conflictsQuery
             let agreed = try cluster.agree(everything, timeout: 60)
-            print(String(format: "workload seed %llu timing: cluster up %.1f s, writes and chaos %.1f s, agreement %.1f s",
-                         seed, began.timeIntervalSince(started), wrote.timeIntervalSince(began), Date().timeIntervalSince(wrote)))
+            print(String(format: "workload seed %llu timing: cluster up %.1f s, writes and chaos %.1f s (%d phases), agreement %.1f s",
+                         seed, began.timeIntervalSince(started), wrote.timeIntervalSince(began), workload.phases.count, Date().timeIntervalSince(wrote)))
             var difference = ""
             if agreed == nil {
                 for (what, query) in [("rows", workload.dumpQuery), ("row clocks", workload.clockQuery), ("conflict records", Workload.conflictsQuery)] {
@@ -76,6 +96,7 @@ extension ProcessTests {
                 }
             }
             #expect(agreed != nil, "nodes differ after 60 s: \(replay), \(paused)\n\(difference)\nchaos:\n\(schedule.suffix(40).joined(separator: "\n"))\n\(cluster.logs().suffix(6000))")
+            #expect(record.problems.isEmpty, "checks between phases failed (\(replay)):\n\(record.problems.prefix(10).joined(separator: "\n"))")
             var wrong: [String] = []
             let expectations = workload.ownedExpectations
             for node in 0..<3 {
@@ -86,38 +107,130 @@ extension ProcessTests {
             }
             let recorded = try (0..<3).map { try cluster.sql($0, "SELECT count(*) FROM __harmonylite___conflicts;").trimmingCharacters(in: .whitespacesAndNewlines) }
             print("workload \(replay), \(paused): conflict records per node: \(recorded.joined(separator: ", "))")
+            let logs = (0..<3).map { record.earlierLogs[$0] + cluster.node($0).log }
             for node in 0..<3 {
                 // Every row held aside now was logged when it was (a row placed again since leaves the table).
-                let logged = cluster.node(node).log.components(separatedBy: "row held aside").count - 1
+                let logged = logs[node].components(separatedBy: "row held aside").count - 1
                 #expect(logged >= Int(recorded[node]) ?? 0, "node \(node + 1): \(logged) rows logged as held aside, \(recorded[node]) held aside now (\(replay))")
             }
+            // The table only some nodes have: the same rows and row clocks there, its owner's last writes.
+            let local = workload.features.contains(.oneNodeTable) ? workload.localTableNodes : []
+            if !local.isEmpty {
+                let agreedLocal = try cluster.agree(workload.localTableQuery, on: local, timeout: 60)
+                let held = local.map { (try? cluster.sql($0, workload.localTableQuery)) ?? "?" }.joined(separator: "\n---\n")
+                #expect(agreedLocal != nil, "nodes \(local.map { $0 + 1 }) differ on \(Workload.localTable) (\(replay)):\n\(held.prefix(3000))")
+                let localExpectations = workload.localTableExpectations
+                for node in local {
+                    let answers = try Self.answers(localExpectations.map(\.query), on: node, of: cluster)
+                    for ((query, expected), answer) in zip(localExpectations, answers) where answer != expected {
+                        wrong.append("node \(node + 1): \(query.prefix(200)) gave \(answer.prefix(200).debugDescription), expected \(expected.prefix(200).debugDescription)")
+                    }
+                }
+            }
             for node in 0..<3 {
-                // Every node has every table and column by now: nothing may still wait as a parked message.
-                let parked = try cluster.sql(node, "SELECT stream, sequence, reason FROM __harmonylite___parked;")
-                #expect(parked.isEmpty, "node \(node + 1) still has parked messages (\(replay)):\n\(parked.prefix(1000))")
+                // Every node has every table and column by now: nothing may still wait as a parked message,
+                // except the rows of the table this node never created. (A parked change that a later version
+                // superseded changes no row: its retry after the migration may still be under way.)
+                let withoutLocal = workload.features.contains(.oneNodeTable) && !local.contains(node)
+                var parked = ""
+                _ = try eventually(timeout: 30, interval: 0.5) {
+                    parked = try cluster.sql(node, "SELECT stream, sequence, reason FROM __harmonylite___parked;")
+                    return parked.split(separator: "\n").allSatisfy { withoutLocal && $0.contains(Workload.localTable) }
+                }
+                let unexpected = parked.split(separator: "\n").filter { !(withoutLocal && $0.contains(Workload.localTable)) }
+                #expect(unexpected.isEmpty, "node \(node + 1) still has parked messages (\(replay)):\n\(unexpected.prefix(20).joined(separator: "\n"))")
+                if withoutLocal && workload.localTableWritten {
+                    #expect(!parked.isEmpty, "node \(node + 1) lacks \(Workload.localTable), yet none of its rows wait parked there (\(replay))")
+                }
                 let untraced = try cluster.sql(node, workload.untracedLossesQuery)
                 #expect(untraced.isEmpty, "node \(node + 1): rows gone without a conflict record (\(replay)):\n\(untraced.prefix(2000))")
             }
+            for (node, query) in workload.secretChecks(nodes: 3) {
+                let found = try cluster.sql(node, query)
+                #expect(found.isEmpty, "node \(node + 1): a value of the dropped column landed elsewhere (\(replay)):\n\(found.prefix(1000))")
+            }
+            if let held = record.held {
+                // The lock was held past the heartbeat timeout: the workers waited, said so, and none was
+                // restarted (the supervisor logs `… restarting it in …` for every restart).
+                let restarts = logs[held.node].split(separator: "\n").filter { $0.contains("restarting it in") }
+                #expect(restarts.isEmpty, "node \(held.node + 1), whose application held the write lock for \(String(format: "%.1f", held.seconds)) s, restarted workers (\(replay)):\n\(restarts.prefix(10).joined(separator: "\n"))")
+                let (before, counts) = (record.restartsBeforeHold, record.restartsAfterHold)
+                #expect(!counts.isEmpty && counts == before, "node \(held.node + 1): restarts \(before) when its application took the lock, \(counts) after COMMIT (\(replay))")
+                #expect(logs[held.node].contains("waiting for the database write lock"),
+                        "node \(held.node + 1): no worker said it waits for the write lock held \(String(format: "%.1f", held.seconds)) s (\(replay))")
+                print("workload \(replay): node \(held.node + 1)'s application held the write lock \(String(format: "%.1f", held.seconds)) s; restarts: \(counts)")
+            }
             #expect(wrong.count == 0, "\(wrong.count) owned rows wrong (\(replay)):\n\(wrong.prefix(10).joined(separator: "\n"))")
+            for node in 0..<3 where logs[node].contains("the shard stream was replaced under its consumer") {
+                // Nothing deletes a stream here: a known false alarm (see docs/testing.md), noted, not failed.
+                print("workload \(replay): node \(node + 1) took a shard stream for replaced and restored in place")
+            }
             if let directory = Self.environment["HL_WORKLOAD_KEEP_LOGS"] {
                 // The whole logs of every node, for what the failure message's tail leaves out.
                 for node in 0..<3 {
                     let kept = directory + "/workload-\(seed)-node\(node + 1).log"
-                    try? cluster.node(node).log.write(toFile: kept, atomically: true, encoding: .utf8)
+                    try? logs[node].write(toFile: kept, atomically: true, encoding: .utf8)
                     print("workload \(replay): node \(node + 1)'s log kept in \(kept)")
                 }
             }
         }
 
-        /// Every node runs its transactions at the same time, a few per sqlite3 call, as applications do, with
-        /// a pause of up to 0.3 s (seeded) between calls, so that the writes span the chaos.
-        private func run(_ workload: Workload, on cluster: TestCluster) throws {
+        /// The phases one after the other: each phase's actions (a migration on one node, a node stopped for
+        /// its migration, the application taking the write lock), then every node runs the phase's transactions
+        /// at the same time, a few per sqlite3 call, as applications do, with a pause of up to 0.3 s (seeded)
+        /// between calls, so that the writes span the chaos; then the phase's checks.
+        private func run(_ workload: Workload, on cluster: TestCluster, chaos: ArrivalOrderChaos?, record: RunRecord) throws {
+            for (number, phase) in workload.phases.enumerated() {
+                var holder: (transaction: HeldTransaction, node: Int, since: Date)?
+                defer { holder?.transaction.finish() }
+                for action in phase.actions {
+                    print("workload seed \(workload.seed), phase \(number) of \(workload.phases.count): \(action)")
+                    switch action {
+                    case .migrate(let node, let sql):
+                        try cluster.sql(node, sql)
+                    case .migrateStopped(let node, let sql):
+                        record.earlierLogs[node] += cluster.node(node).log
+                        cluster.stop(node)
+                        try cluster.sql(node, sql)
+                        try cluster.start(node)
+                        try cluster.node(node).waitUntilReady(timeout: 60)
+                        chaos?.replaced(node: node, supervisor: cluster.node(node).pid)
+                    case .holdLock(let node, let sql):
+                        record.restartsBeforeHold = ProcessTests.Liveness.restarts(cluster.node(node))
+                        holder = (try HeldTransaction(path: cluster.path(node), statements: sql), node, Date())
+                    case .agree(let query, let what):
+                        guard try cluster.agree(query, timeout: 60) != nil else {
+                            throw TestFailure("phase \(number): the nodes did not agree on \(what) within 60 s:\n\((0..<3).map { (try? cluster.sql($0, query)) ?? "?" }.joined(separator: "\n---\n").prefix(3000))")
+                        }
+                    }
+                }
+                try runTransactions(phase.transactions, seed: workload.seed &+ UInt64(number) << 32, on: cluster)
+                if let holder {
+                    // The lock is held at least `lockSeconds`, however fast the other nodes' writes were.
+                    while Date().timeIntervalSince(holder.since) < Self.lockSeconds { Thread.sleep(forTimeInterval: 0.2) }
+                    guard holder.transaction.isRunning else { throw TestFailure("node \(holder.node + 1)'s held transaction ended early: \(holder.transaction.output)") }
+                    try holder.transaction.commit()
+                    record.held = (holder.node, Date().timeIntervalSince(holder.since))
+                    // The workers' waits end within a poll interval of the COMMIT; none may have been restarted.
+                    let workers = { ProcessTests.Liveness.workers(cluster.node(holder.node)) }
+                    _ = eventually(timeout: 15, interval: 0.5) { workers().allSatisfy { $0["waiting_for"] == nil } }
+                    record.restartsAfterHold = ProcessTests.Liveness.restarts(cluster.node(holder.node))
+                }
+                for (node, query) in phase.checks {
+                    let found = try cluster.sql(node, query)
+                    if !found.isEmpty { record.problems.append("after phase \(number), node \(node + 1): \(found.prefix(500))") }
+                }
+            }
+        }
+
+        /// Every node runs its transactions at the same time, a few per sqlite3 call.
+        private func runTransactions(_ transactions: [[String]], seed: UInt64, on cluster: TestCluster) throws {
             let errors = Mutex<[String]>([])
             let group = DispatchGroup()
-            for (node, transactions) in workload.transactions.enumerated() {
+            for (node, transactions) in transactions.enumerated() where !transactions.isEmpty {
                 let path = cluster.path(node)
                 group.enter()
-                let seed = workload.seed &+ UInt64(node)
+                let seed = seed &+ UInt64(node)
                 Thread {
                     defer { group.leave() }
                     var pace = SplitMix64(seed: seed)
