@@ -137,6 +137,8 @@ public final class ChangeApplier {
                 }
             }
             try settle(touched, inFull: inFull, into: &outcome)
+            outcome.partlyParked += keptAside
+            keptAside.removeAll()
             outcome.unreadableIndexes = heldAside.takeNewlyUnreadable()
             for (source, parked) in setAside.sorted(by: { ($0.key.stream, $0.key.sequence) < ($1.key.stream, $1.key.sequence) }) {
                 let message = ParkedMessage(
@@ -289,6 +291,7 @@ public final class ChangeApplier {
             try heldAside.release(table: event.table, key: event.key)
             touch(event.table, Array(event.key))
         }
+        if event.operation == .upsert, !plan.asideIndices.isEmpty { try keepColumnsAside(event, plan.asideIndices) }
         switch event.operation {
         case .upsert:
             if mayHoldAside { noteWritten(event.table, (event.stamp, event.writer, HeldAsideRows.keyText(event.key))) }
@@ -306,10 +309,34 @@ public final class ChangeApplier {
         return true
     }
 
+    /// Keeps the values of columns whose fate here is unknown (dropped, or renamed into a column the row also
+    /// names?) in the dead-letter table, visible with `-parked` and never retried into any column; the rest
+    /// of the row is written. Keyed by the table, the columns and the version, so a redelivery replaces it.
+    private func keepColumnsAside(_ event: ChangeEvent, _ indices: [Int]) throws {
+        let columns = indices.map { event.columns[$0] }
+        let kept = ChangeEvent(changeID: event.changeID, table: event.table, operation: .upsert, stamp: event.stamp, writer: event.writer,
+                               columns: Array(event.columns.prefix(event.keyCount)) + columns,
+                               values: Array(event.key) + indices.map { event.values[$0] }, keyCount: event.keyCount)
+        var hash: UInt64 = 14_695_981_039_346_656_037
+        for byte in Array("\(event.writer) \(event.stamp) \(HeldAsideRows.keyText(event.key))".utf8) { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
+        let message = ParkedMessage(
+            stream: "\(event.table)(\(columns.joined(separator: ", "))) kept aside", sequence: hash >> 1,
+            payload: ChangeBatch(origin: event.writer, schemaHash: "", events: [kept]).encoded(compress: false),
+            reason: "column(s) \(columns.joined(separator: ", ")) of \(event.table): this node cannot tell whether they were dropped or renamed "
+                + "(docs/schema-changes.md); their values are kept here and never written into another column, the row's other columns are applied",
+            kind: ParkedMessage.columnsKeptAside, attempts: 1)
+        try ParkedMessages.setAside(message, in: database)
+        keptAside.append(message)
+    }
+
+    /// Column values kept aside in the current transaction (`keepColumnsAside`).
+    private var keptAside: [ParkedMessage] = []
+
     // MARK: UNIQUE settlement (the rule: `HeldAsideRows`, docs/convergence.md)
 
     /// Notes whether rows are held aside as a transaction begins: without any, settlement costs nothing.
     private func beginSettlement() throws(SQLiteError) {
+        keptAside.removeAll()
         mayHoldAside = try heldAside.any()
         heldThisTransaction.removeAll()
         latestWritten.removeAll()
@@ -519,6 +546,7 @@ public final class ChangeApplier {
         // new name, one it dropped is left out (the origin has not run that migration yet).
         let local = Set(table.columns.map(\.name))
         var written: [(index: Int, name: String)] = []
+        var aside: [Int] = []
         for (index, column) in event.columns.enumerated() {
             if local.contains(column) {
                 written.append((index, column))
@@ -526,6 +554,7 @@ public final class ChangeApplier {
             }
             switch try ColumnHistory.fate(of: column, in: table.name, database: database) {
             case .dropped?: continue
+            case .unknown? where index >= event.keyCount: aside.append(index)
             case .renamed(let name)? where local.contains(name): written.append((index, name))
             default:
                 throw ApplyError(event: event, kind: .schemaMissing, reason: "column \(column) does not exist in the local table \(table.name) (schemas differ)")
@@ -549,7 +578,7 @@ public final class ChangeApplier {
         let supersedes = StampOrder.supersedes(stamp: "excluded.\(stamp)", writer: "excluded.\(node)", over: stamp, node)
         let plan = ApplyPlan(
             valueIndices: written.count == event.columns.count ? nil : written.map(\.index),
-            names: names, lacking: lacking,
+            names: names, lacking: lacking, asideIndices: aside,
             claimClock: try database.prepare(
                 "INSERT INTO \(log) (\(clockColumns)) VALUES (\(clockPlaceholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) "
                     + "DO UPDATE SET \(stamp) = excluded.\(stamp), \(node) = excluded.\(node), \(deleted) = excluded.\(deleted) WHERE \(supersedes)"),
@@ -642,6 +671,8 @@ private struct ApplyPlan {
     /// The local columns the upsert writes, and those it gives their DEFAULT (the event lacks them).
     var names: [String]
     var lacking: [(name: String, sql: String)]
+    /// The event's columns whose fate here is unknown (`ColumnHistory.Fate.unknown`): kept aside, not written.
+    var asideIndices: [Int]
     /// Writes the row clock if the event supersedes it (one change) or leaves it (none).
     var claimClock: SQLiteStatement
     var upsert: SQLiteStatement

@@ -31,6 +31,9 @@ public enum ColumnHistory {
     public enum Fate: Equatable, Sendable {
         case dropped
         case renamed(to: String)
+        /// Dropped or renamed: two histories explain what SQLite recorded (`docs/schema-changes.md`). Its values
+        /// are kept aside, never written into another column; the rest of a row applies.
+        case unknown
     }
 
     /// The replicated tables as one read transaction saw them.
@@ -237,7 +240,7 @@ public enum ColumnHistory {
             guard let row = rows.first, case .text(let state) = row[0] else { return name == column ? nil : .renamed(to: name) }
             switch String(decoding: state, as: UTF8.self) {
             case "dropped": return .dropped
-            case "unknown": return nil
+            case "unknown": return .unknown
             case "renamed":
                 guard case .text(let next) = row[1] else { return .dropped }
                 name = String(decoding: next, as: UTF8.self)

@@ -2,6 +2,10 @@ import SQLiteKit
 
 /// A message this node could not apply, kept with its bytes in `__harmonylite___parked`.
 public struct ParkedMessage: Equatable, Sendable {
+    /// The kind of the values of columns whose fate is unknown here, kept aside (`ChangeApplier`): shown,
+    /// never retried (no retry can tell which column they belong to).
+    public static let columnsKeptAside = "columns-kept-aside"
+
     public var stream: String
     public var sequence: UInt64
     public var payload: [UInt8]

@@ -44,7 +44,10 @@ public enum SnapshotRestorer {
     /// (`SnapshotSchemaGuard`). Before, such a schema made every restore fail and the node stop.
     static func openSnapshot(_ filePath: String) throws(SQLiteError) -> SQLiteDatabase {
         do {
-            return try SQLiteDatabase(untrustedPath: filePath)
+            let database = try SQLiteDatabase(untrustedPath: filePath)
+            // The schema is read at the first statement that needs it, not at open: read it now.
+            _ = try database.scalarInteger("SELECT count(*) FROM sqlite_schema")
+            return database
         } catch where error.message.contains("unsafe use of") {
             return try SQLiteDatabase(untrustedPath: filePath, trustingSchema: true)
         }

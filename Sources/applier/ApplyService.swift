@@ -361,7 +361,8 @@ final class ApplyService: WorkerLoopHandler {
             let messages = try ParkedMessages.all(in: database)
             var applied = 0
             // A forged message stays parked: the subject that proved it forged is not kept to check again.
-            for message in messages where message.kind != "\(ApplyFailure.Kind.forgedOrigin)" {
+            // Column values kept aside are shown, never retried (no retry can tell which column they belong to).
+            for message in messages where message.kind != "\(ApplyFailure.Kind.forgedOrigin)" && message.kind != ParkedMessage.columnsKeptAside {
                 do {
                     // Every event by its stamp, the node's own too (its row clock decides, as for any other).
                     // The rows of a table still missing here are parked again under the same message, alone.

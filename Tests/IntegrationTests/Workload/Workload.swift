@@ -50,8 +50,8 @@ struct Workload {
         static let dropAndAdd = Features(rawValue: 1 << 13)
         /// `dropAndAdd` on the issue's own table, `profiles (id, name TEXT, secret TEXT)`: then `name` could be
         /// `secret` renamed after the old `name` was dropped (the same text), the fate of `secret` is unknown on
-        /// a node migrated while stopped, and the other nodes' rows of profiles written before their own
-        /// migration stay parked there for good: the rows never converge. Known failing (`knownFailing`).
+        /// a node migrated while stopped: the values of `secret` the other nodes wrote before their own migration
+        /// are kept aside there (visible with `-parked`, never written into any column), and the rows converge.
         static let dropAndAddAmbiguous = Features(rawValue: 1 << 17)
         /// `DROP TABLE events; CREATE TABLE events (…)` with the same key, on every node in turn while it runs
         /// (after events converged; no writes to it until every node recreated it; the last node writes rows
@@ -70,10 +70,7 @@ struct Workload {
 
         /// Features whose runs fail on main today, with the cause: left out of `supported` (and CI), run when
         /// named in `HL_WORKLOAD_FEATURES` (or with `all`).
-        static let knownFailing: [(Features, String)] = [
-            (.dropAndAddAmbiguous, "DROP COLUMN + ADD COLUMN on a stopped node, when another column has the dropped one's definition: "
-                + "its fate is unknown there and the other nodes' rows written before their migration stay parked on it for good"),
-        ]
+        static let knownFailing: [(Features, String)] = []
 
         /// What the CI runs: every feature. (`uniqueClaims`, and under `ArrivalOrderChaos` `uniqueSwaps`, failed
         /// on the applier that settled UNIQUE conflicts by arrival order, before issue 19.)

@@ -132,12 +132,15 @@ extension ProcessTests {
                 // except the rows of the table this node never created. (A parked change that a later version
                 // superseded changes no row: its retry after the migration may still be under way.)
                 let withoutLocal = workload.features.contains(.oneNodeTable) && !local.contains(node)
+                // The values of a column whose fate is unknown on a node (the ambiguous DROP + ADD) stay aside
+                // there, visible, by design (docs/schema-changes.md); the rows themselves converge.
+                let keptAside = { (line: Substring) in workload.features.contains(.dropAndAddAmbiguous) && line.contains("kept aside") }
                 var parked = ""
                 _ = try eventually(timeout: 30, interval: 0.5) {
                     parked = try cluster.sql(node, "SELECT stream, sequence, reason FROM __harmonylite___parked;")
-                    return parked.split(separator: "\n").allSatisfy { withoutLocal && $0.contains(Workload.localTable) }
+                    return parked.split(separator: "\n").allSatisfy { (withoutLocal && $0.contains(Workload.localTable)) || keptAside($0) }
                 }
-                let unexpected = parked.split(separator: "\n").filter { !(withoutLocal && $0.contains(Workload.localTable)) }
+                let unexpected = parked.split(separator: "\n").filter { !(withoutLocal && $0.contains(Workload.localTable)) && !keptAside($0) }
                 #expect(unexpected.isEmpty, "node \(node + 1) still has parked messages (\(replay)):\n\(unexpected.prefix(20).joined(separator: "\n"))")
                 if withoutLocal && workload.localTableWritten {
                     #expect(!parked.isEmpty, "node \(node + 1) lacks \(Workload.localTable), yet none of its rows wait parked there (\(replay))")
