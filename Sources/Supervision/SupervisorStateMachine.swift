@@ -105,6 +105,14 @@ public struct SupervisorStateMachine {
     var reloadDeferred = false
     private let watchdogInterval: Double?
     private var nextWatchdog: Double?
+    /// While starting or reloading under systemd (the watchdog on): when to ask for more start time next
+    /// (`EXTEND_TIMEOUT_USEC`), and since when it waits. A worker may wait as long as an application holds the
+    /// database's write lock; `TimeoutStartSec` must not kill the node meanwhile.
+    private var nextStartExtension: Double?
+    private var waitingSince: Double = 0
+    /// How often, and by how much, start-up time is extended.
+    static let startExtensionInterval = 20.0
+    static let startExtension = 60.0
     let randomUnit: () -> Double
 
     /// - Parameters:
@@ -179,6 +187,7 @@ public struct SupervisorStateMachine {
             guard phase == .idle else { return [] }
             phase = .starting
             if let watchdogInterval { nextWatchdog = now + watchdogInterval }
+            if watchdogInterval != nil { nextStartExtension = now + Self.startExtensionInterval; waitingSince = now }
             advanceStartup(now: now, into: &actions)
 
         case .spawned(let name, let pid):
@@ -237,6 +246,7 @@ public struct SupervisorStateMachine {
         reloadDeferred = false
         let queue = children.filter { $0.spec.speaksControlProtocol }.map(\.spec.name)
         phase = .reloading(queue: queue)
+        if watchdogInterval != nil { nextStartExtension = now + Self.startExtensionInterval; waitingSince = now }
         actions.append(.notify("RELOADING=1\nSTATUS=reloading: restarting workers one at a time"))
         actions.append(.log(.info, "reload: restarting \(queue.joined(separator: ", ")) one at a time"))
         continueReload(now: now, into: &actions)
@@ -396,6 +406,17 @@ public struct SupervisorStateMachine {
                 actions.append(.kill(pid: pid))
             default:
                 break
+            }
+        }
+        if let due = nextStartExtension, now >= due {
+            switch phase {
+            case .starting, .reloading:
+                nextStartExtension = now + Self.startExtensionInterval
+                let waiting = children.filter { if case .running(_, _, true) = $0.state { return false } else { return true } }.map(\.spec.name)
+                actions.append(.notify("EXTEND_TIMEOUT_USEC=\(Int(Self.startExtension * 1_000_000))\nSTATUS=\(phase == .starting ? "starting" : "reloading"): "
+                    + "still waiting for \(waiting.isEmpty ? "the workers" : waiting.joined(separator: ", ")) to be ready (\(Int(now - waitingSince)) s)"))
+            default:
+                nextStartExtension = nil
             }
         }
         if let interval = watchdogInterval, let due = nextWatchdog, now >= due, phase != .exited {

@@ -50,6 +50,34 @@ import Testing
         #expect(machine.isReady)
     }
 
+    /// Under systemd, a start that waits (a worker waiting for an application's write lock, say) asks for
+    /// more start time every 20 s, naming what it waits for, so `TimeoutStartSec` does not kill the node; once
+    /// ready, it stops asking. Without systemd's watchdog, never.
+    @Test func aLongStartAsksSystemdForMoreTime() {
+        var machine = Self.machine(watchdog: 10)
+        _ = machine.handle(.start, now: 0)
+        for (index, name) in Self.names.prefix(3).enumerated() {
+            _ = machine.handle(.spawned(child: name, pid: Int32(100 + index)), now: 0)
+            _ = machine.handle(.ready(child: name, detail: ""), now: 0)
+        }
+        _ = machine.handle(.spawned(child: "applier", pid: 103), now: 0)
+        var extensions: [String] = []
+        for second in stride(from: 1.0, through: 65, by: 1) {
+            for name in Self.names { _ = machine.handle(.lifeSign(child: name), now: second) }
+            extensions += Self.notifications(machine.handle(.tick, now: second)).filter { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") }
+        }
+        #expect(extensions.count == 3, "\(extensions)")
+        #expect(extensions.first == "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=starting: still waiting for applier, capturer to be ready (20 s)", "\(extensions)")
+        _ = machine.handle(.ready(child: "applier", detail: ""), now: 66)
+        _ = machine.handle(.spawned(child: "capturer", pid: 104), now: 66)
+        _ = machine.handle(.ready(child: "capturer", detail: ""), now: 66)
+        #expect(machine.isReady)
+        #expect(!Self.notifications(machine.handle(.tick, now: 100)).contains { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") })
+        var plain = Self.machine()
+        _ = plain.handle(.start, now: 0)
+        #expect(!Self.notifications(plain.handle(.tick, now: 30)).contains { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") })
+    }
+
     @Test func crashedWorkerRestartsAloneAfterBackoff() {
         var machine = Self.machine()
         Self.startAll(&machine, now: 0)
