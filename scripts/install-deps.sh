@@ -19,6 +19,7 @@ PACKAGES=(
   libnginx-mod-http-dav-ext  # its PROPFIND (directory listing)
   openssh-server     # a real sshd for the sftp snapshot store's tests
   curl               # the production guide's `curl ./metrics`, as the tests run it
+  openssl            # route TLS: each node makes its route certificate from the cluster secret at start
   libfaketime        # the clock-offset process test runs one node 10 s ahead (LD_PRELOAD); never in production
   prometheus         # promtool checks deploy/monitoring's rules; a test starts a real server on loopback (never as a service)
 )
