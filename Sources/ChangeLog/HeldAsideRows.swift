@@ -278,14 +278,12 @@ final class HeldAsideRows {
         try insert.run(values)
         if let keyText, let signers = try signers(of: table) { try recordValues(of: table, keyText: keyText, signers: signers) }
         var holders: [Holder] = []
-        var seen: Set<[SQLiteValue]> = []
         let keyNames = table.primaryKey.map(\.name)
         for (index, query) in indexes {
             for row in try query.all(key) {
                 let holderKey = Array(row.prefix(keyNames.count))
                 let (stamp, writer) = try clock(of: table, key: holderKey)
                 holders.append(Holder(key: holderKey, stamp: stamp, writer: writer, label: index.label))
-                seen.insert(holderKey)
             }
         }
         try statement("DELETE FROM temp.\(q(probe))").run()
