@@ -8,7 +8,7 @@ import SQLiteKit
 public final class ChangeApplier {
     private let database: SQLiteDatabase
     private var catalog: TableCatalog
-    private var statements: [String: SQLiteStatement] = [:]
+    private let statement: StatementCache
     private var plans: [ApplyPlan.Shape: ApplyPlan] = [:]
     /// Each shape of event under this node's names (`localized`).
     private var localNames: [ApplyPlan.Shape: (table: String, columns: [String])] = [:]
@@ -77,6 +77,7 @@ public final class ChangeApplier {
         self.database = database
         self.catalog = catalog
         stamps = StampMaterializer(database: database)
+        statement = StatementCache(database)
         heldAside = HeldAsideRows(database: database)
     }
 
@@ -626,7 +627,7 @@ public final class ChangeApplier {
     private func refreshCatalog() throws(SQLiteError) -> Bool {
         let version = try database.scalarInteger("PRAGMA schema_version")
         guard version != catalogSchemaVersion else { return false }
-        statements.removeAll()
+        statement.removeAll()
         plans.removeAll()
         localNames.removeAll()
         lastPlan = nil
@@ -642,13 +643,6 @@ public final class ChangeApplier {
     private func rollBack() {
         try? database.execute("ROLLBACK")
         catalogSchemaVersion = -1
-    }
-
-    private func statement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
-        if let cached = statements[sql] { return cached }
-        let prepared = try database.prepare(sql)
-        statements[sql] = prepared
-        return prepared
     }
 
     private func q(_ identifier: String) -> String { ChangeLogSchema.quote(identifier) }

@@ -37,7 +37,7 @@ final class HeldAsideRows {
     }
 
     private let database: SQLiteDatabase
-    private var statements: [String: SQLiteStatement] = [:]
+    private let statement: StatementCache
     private var indexes: [String: [(index: UniqueIndex, holders: SQLiteStatement)]] = [:]
     private var probes: [String: String] = [:]
     private var probeInserts: [[String]: SQLiteStatement] = [:]
@@ -50,11 +50,14 @@ final class HeldAsideRows {
         return newlyUnreadable
     }
 
-    init(database: SQLiteDatabase) { self.database = database }
+    init(database: SQLiteDatabase) {
+        self.database = database
+        statement = StatementCache(database)
+    }
 
     /// Forgets what was read of the schema (indexes, probe tables' statements) after a migration.
     func schemaChanged() {
-        statements.removeAll()
+        statement.removeAll()
         indexes.removeAll()
         signers.removeAll()
         probeInserts.removeAll()
@@ -63,13 +66,6 @@ final class HeldAsideRows {
     }
 
     static func keyText(_ key: some Collection<SQLiteValue>) -> String { key.map(\.sqlLiteral).joined(separator: ", ") }
-
-    private func statement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
-        if let cached = statements[sql] { return cached }
-        let prepared = try database.prepare(sql)
-        statements[sql] = prepared
-        return prepared
-    }
 
     private func q(_ identifier: String) -> String { ChangeLogSchema.quote(identifier) }
 
