@@ -33,47 +33,49 @@ let package = Package(
         .target(name: "CPosix"),
 
         // Shared libraries.
+        // The system-call layer: SystemError, the retrying call wrapper, owning descriptors, the clocks.
+        .target(name: "SystemCalls"),
         .target(name: "BinaryCoding"),
-        .target(name: "IPC", dependencies: ["BinaryCoding"]),
-        .target(name: "Signals", dependencies: ["CPosix"]),
+        .target(name: "IPC", dependencies: ["SystemCalls", "BinaryCoding"]),
+        .target(name: "Signals", dependencies: ["SystemCalls", "CPosix"]),
         .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
-        .target(name: "HarmonyConfig", dependencies: ["TOMLKit", "Logs"]),
+        .target(name: "HarmonyConfig", dependencies: ["SystemCalls", "TOMLKit", "Logs"]),
         .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC", "BrokerCore", "SchemaRegistry"]),
         .target(name: "ApplyPipeline", dependencies: ["IPC"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
-        .target(name: "NKeys", dependencies: ["COpenSSL"]),
+        .target(name: "NKeys", dependencies: ["SystemCalls", "COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
-        .target(name: "ChangeLog", dependencies: ["SQLiteKit", "ChangeEvents", "COpenSSL"]),
-        .target(name: "Snapshots", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "HarmonyConfig", "Signals", "CurlTransfer"]),
-        .target(name: "CurlTransfer", dependencies: ["CCurl", "HarmonyConfig"]),
+        .target(name: "ChangeLog", dependencies: ["SystemCalls", "SQLiteKit", "ChangeEvents", "COpenSSL"]),
+        .target(name: "Snapshots", dependencies: ["SystemCalls", "SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "HarmonyConfig", "Signals", "CurlTransfer"]),
+        .target(name: "CurlTransfer", dependencies: ["SystemCalls", "CCurl", "HarmonyConfig"]),
         .target(name: "Digests", dependencies: ["COpenSSL"]),
         .target(name: "SchemaRegistry"),
-        .target(name: "NATSClient", dependencies: ["CNats", "Signals", "HarmonyConfig", "Digests", "NKeys"]),
+        .target(name: "NATSClient", dependencies: ["SystemCalls", "CNats", "Signals", "HarmonyConfig", "Digests", "NKeys"]),
         // Pure cores of the workers: events in, actions out, time passed in; no I/O.
         .target(name: "CapturePipeline", dependencies: ["IPC"]),
         .target(name: "BrokerCore", dependencies: ["IPC"]),
         .target(name: "SnapshotPlanner"),
         // /metrics, /health, -status and sleep_timeout: what the supervisor knows, as metrics and reports.
-        .target(name: "Operability", dependencies: ["IPC", "HarmonyConfig", "SQLiteKit", .product(name: "Prometheus", package: "swift-prometheus")]),
+        .target(name: "Operability", dependencies: ["SystemCalls", "IPC", "HarmonyConfig", "SQLiteKit", .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(
             name: "WorkerRuntime",
-            dependencies: ["IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["SystemCalls", "IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]
         ),
 
         // Processes.
         .executableTarget(
             name: "supervisor",
             dependencies: [
-                "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "NKeys",
+                "SystemCalls", "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "NKeys",
                 "NATSClient", "Snapshots", "SchemaRegistry", "Operability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "capturer", dependencies: ["WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "applier", dependencies: ["WorkerRuntime", "ApplyPipeline", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "broker", dependencies: ["WorkerRuntime", "BrokerCore", "ChangeEvents", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "snapshotter", dependencies: ["WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", "SchemaRegistry", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "capturer", dependencies: ["SystemCalls", "WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "applier", dependencies: ["SystemCalls", "WorkerRuntime", "ApplyPipeline", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "broker", dependencies: ["SystemCalls", "WorkerRuntime", "BrokerCore", "ChangeEvents", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "snapshotter", dependencies: ["SystemCalls", "WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", "SchemaRegistry", .product(name: "Logging", package: "swift-log")]),
         // What applying one row costs (ChangeApplier into a temporary database): not part of a node.
         .executableTarget(name: "applier-benchmark", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents"]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.

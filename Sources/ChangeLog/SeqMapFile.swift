@@ -1,3 +1,4 @@
+import SystemCalls
 import ChangeEvents
 
 #if canImport(Glibc)
@@ -64,7 +65,7 @@ public enum SeqMapFile {
     private static func readBytes(_ path: String) throws(Corrupt) -> [UInt8]? {
         guard let file = fopen(path, "rb") else {
             if errno == ENOENT { return nil }
-            throw Corrupt(path: path, reason: String(cString: strerror(errno)))
+            throw Corrupt(path: path, reason: SystemError.reason(errno))
         }
         defer { fclose(file) }
         var bytes: [UInt8] = []
@@ -84,15 +85,15 @@ public enum SeqMapFile {
         for (stream, created) in streams { map[identityPrefix + stream] = created }
         let bytes = CBORMap.encode(map)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Corrupt(path: temporary, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw Corrupt(path: temporary, reason: SystemError.reason(errno)) }
         let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd)
         close(fd)
         guard written == bytes.count, synced == 0 else {
             unlink(temporary)
-            throw Corrupt(path: temporary, reason: "cannot write: \(String(cString: strerror(errno)))")
+            throw Corrupt(path: temporary, reason: "cannot write: \(SystemError.reason(errno))")
         }
-        guard rename(temporary, path) == 0 else { throw Corrupt(path: path, reason: "rename: \(String(cString: strerror(errno)))") }
+        guard rename(temporary, path) == 0 else { throw Corrupt(path: path, reason: "rename: \(SystemError.reason(errno))") }
         let directory = open(path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if directory >= 0 {
             fsync(directory)

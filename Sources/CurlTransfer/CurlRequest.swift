@@ -1,3 +1,4 @@
+import SystemCalls
 import CCurl
 import Foundation
 import HarmonyConfig
@@ -117,7 +118,7 @@ public struct CurlRequest {
 
         switch upload {
         case .file(let path):
-            guard let file = fopen(path, "rb") else { throw CurlError("cannot open \(path): \(String(cString: strerror(errno)))") }
+            guard let file = fopen(path, "rb") else { throw CurlError("cannot open \(path): \(SystemError.reason(errno))") }
             files.append(file)
             var status = stat()
             fstat(fileno(file), &status)
@@ -136,7 +137,7 @@ public struct CurlRequest {
         }
         let body: UnsafeMutablePointer<FILE>
         if let downloadFile {
-            guard let file = fopen(downloadFile, "wb") else { throw CurlError("cannot create \(downloadFile): \(String(cString: strerror(errno)))") }
+            guard let file = fopen(downloadFile, "wb") else { throw CurlError("cannot create \(downloadFile): \(SystemError.reason(errno))") }
             body = file
         } else {
             body = open_memstream(&memory[0], &sizes[0])

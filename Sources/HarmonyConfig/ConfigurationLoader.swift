@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 import TOMLKit
@@ -174,7 +175,7 @@ public enum ConfigurationLoader {
 
     private static func readFile(_ path: String) throws(ConfigurationError) -> String {
         guard let file = fopen(path, "r") else {
-            throw ConfigurationError(file: path, message: "cannot read the configuration file: \(String(cString: strerror(errno)))")
+            throw ConfigurationError(file: path, message: "cannot read the configuration file: \(SystemError.reason(errno))")
         }
         defer { fclose(file) }
         var bytes: [UInt8] = []

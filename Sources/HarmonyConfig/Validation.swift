@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 
@@ -88,7 +89,7 @@ enum Validation {
     private static func requireRegularFile(_ path: String, key: String, what: String, hint: () -> String) throws(ConfigurationError) {
         var info = stat()
         guard stat(path, &info) == 0 else {
-            let reason = errno == ENOENT ? "does not exist" : String(cString: strerror(errno))
+            let reason = errno == ENOENT ? "does not exist" : SystemError.reason(errno)
             let extra = hint()
             throw ConfigurationError(key: key, message: "\(what) \(path) \(reason)" + (extra.isEmpty ? "" : ". " + extra))
         }

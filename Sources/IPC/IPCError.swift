@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 
@@ -46,7 +47,7 @@ public struct IPCError: Error, Equatable, CustomStringConvertible, Sendable {
         case .handshakeFailed(let reason): return "IPC handshake failed: \(reason)"
         case .peerNotAllowed(let uid): return "IPC peer runs as uid \(uid), only our own uid is accepted"
         case .connectionClosed: return "IPC connection closed by the peer"
-        case .system(let call, let code): return "\(call): \(String(cString: strerror(code)))"
+        case .system(let call, let code): return "\(call): \(SystemError.reason(code))"
         case .pathTooLong(let path): return "socket path is longer than 107 bytes: \(path)"
         }
     }

@@ -1,3 +1,4 @@
+import SystemCalls
 import Digests
 import HarmonyConfig
 
@@ -26,16 +27,16 @@ public enum ClusterSecret {
         let text = (0..<32).map { _ in hex(UInt8.random(in: 0...255, using: &generator)) }.joined() + "\n"
         let temporary = path + ".new-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ClusterSecretError(path: path, "cannot create it: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ClusterSecretError(path: path, "cannot create it: \(SystemError.reason(errno))") }
         let bytes = Array(text.utf8)
         let written = write(fd, bytes, bytes.count)
         let synced = fsync(fd)
         close(fd)
         defer { unlink(temporary) }
-        guard written == bytes.count, synced == 0 else { throw ClusterSecretError(path: path, "cannot write it: \(String(cString: strerror(errno)))") }
+        guard written == bytes.count, synced == 0 else { throw ClusterSecretError(path: path, "cannot write it: \(SystemError.reason(errno))") }
         if link(temporary, path) != 0 {
             guard errno == EEXIST, let secret = try load(at: path, missingIsNil: true) else {
-                throw ClusterSecretError(path: path, "cannot create it: \(String(cString: strerror(errno)))")
+                throw ClusterSecretError(path: path, "cannot create it: \(SystemError.reason(errno))")
             }
             return (secret, false)
         }
@@ -54,7 +55,7 @@ public enum ClusterSecret {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
             if errno == ENOENT && missingIsNil { return nil }
-            throw ClusterSecretError(path: path, "cannot read it: \(String(cString: strerror(errno)))")
+            throw ClusterSecretError(path: path, "cannot read it: \(SystemError.reason(errno))")
         }
         defer { close(fd) }
         var info = stat()

@@ -1,3 +1,4 @@
+import SystemCalls
 import CNats
 import Digests
 import Foundation
@@ -91,7 +92,7 @@ public final class ObjectStoreBucket {
     /// Stores the file as `name` (replacing an older object of that name only once the new one is whole),
     /// reporting progress as (bytes sent, total).
     public func put(_ name: String, file path: String, headers: [String: [String]] = [:], progress: (Int64, Int64) -> Void = { _, _ in }) throws -> ObjectInfo {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw NATSError(operation: "read \(path)", status: NATS_ERR, detail: String(cString: strerror(errno))) }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw NATSError(operation: "read \(path)", status: NATS_ERR, detail: SystemError.reason(errno)) }
         defer { try? handle.close() }
         let total = Int64((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
         let previous = try info(name)
@@ -136,7 +137,7 @@ public final class ObjectStoreBucket {
         guard let info = try info(name) else { return nil }
         try check(info)
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
-            throw NATSError(operation: "write \(path)", status: NATS_ERR, detail: String(cString: strerror(errno)))
+            throw NATSError(operation: "write \(path)", status: NATS_ERR, detail: SystemError.reason(errno))
         }
         defer { try? handle.close() }
         let chunkSubject = strdup("$O.\(bucket).C.\(info.nuid)")

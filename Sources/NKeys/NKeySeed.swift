@@ -1,3 +1,4 @@
+import SystemCalls
 import COpenSSL
 
 #if canImport(Glibc)
@@ -41,7 +42,7 @@ public struct NKeySeed: Sendable {
     /// Reads and parses a seed file.
     public init(contentsOf path: String) throws(InvalidSeed) {
         guard let file = fopen(path, "r") else {
-            throw InvalidSeed(description: "cannot read \(path): \(String(cString: strerror(errno)))")
+            throw InvalidSeed(description: "cannot read \(path): \(SystemError.reason(errno))")
         }
         defer { fclose(file) }
         var bytes: [UInt8] = []

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 import Foundation
@@ -40,7 +41,7 @@ public final class HTTPServer: Sendable {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else {
             listeners.forEach { close($0) }
-            throw HTTPServerError(bind: "", reason: "pipe: \(String(cString: strerror(errno)))")
+            throw HTTPServerError(bind: "", reason: "pipe: \(SystemError.reason(errno))")
         }
         fds.forEach(Self.makeNonBlocking)
         wake = (fds[0], fds[1])
@@ -155,7 +156,7 @@ public final class HTTPServer: Sendable {
         var found: UnsafeMutablePointer<addrinfo>?
         let host = target.host.isEmpty ? nil : target.host
         let status = getaddrinfo(host, String(target.port), &hints, &found)
-        guard status == 0, let found else { throw HTTPServerError(bind: bind, reason: String(cString: gai_strerror(status))) }
+        guard status == 0, let found else { throw HTTPServerError(bind: bind, reason: SystemError.addressLookupReason(status)) }
         defer { freeaddrinfo(found) }
         // With no host, prefer the IPv6 wildcard (which also takes IPv4) when the machine has IPv6.
         var candidates: [UnsafeMutablePointer<addrinfo>] = []
@@ -177,7 +178,7 @@ public final class HTTPServer: Sendable {
                 setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size))
             }
             if Glibc.bind(fd, entry.pointee.ai_addr, entry.pointee.ai_addrlen) == 0 && Glibc.listen(fd, 64) == 0 { return fd }
-            lastError = String(cString: strerror(errno))
+            lastError = SystemError.reason(errno)
             close(fd)
         }
         throw HTTPServerError(bind: bind, reason: lastError)

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 import CPosix
@@ -12,7 +13,7 @@ public final class EventQueue<Element: Sendable>: Sendable {
 
     public init() {
         wakeDescriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        precondition(wakeDescriptor >= 0, "eventfd failed: \(String(cString: strerror(errno)))")
+        precondition(wakeDescriptor >= 0, "eventfd failed: \(SystemError.reason(errno))")
     }
 
     deinit { close(wakeDescriptor) }

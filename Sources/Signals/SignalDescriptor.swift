@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 import CPosix
@@ -15,7 +16,7 @@ public final class SignalDescriptor {
         for signal in signals { sigaddset(&set, signal) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
         fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
-        precondition(fd >= 0, "signalfd failed: \(String(cString: strerror(errno)))")
+        precondition(fd >= 0, "signalfd failed: \(SystemError.reason(errno))")
     }
 
     deinit { close(fd) }
@@ -33,11 +34,4 @@ public final class SignalDescriptor {
     public static func ignoreBrokenPipes() {
         signal(SIGPIPE, SIG_IGN)
     }
-}
-
-/// Monotonic seconds, for deadlines.
-public func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

@@ -1,3 +1,4 @@
+import SystemCalls
 import Digests
 
 #if canImport(Glibc)
@@ -7,7 +8,7 @@ import Glibc
 /// SHA-256 of a file, read in 1 MiB pieces (never whole in memory).
 public enum FileDigest {
     public static func sha256(of path: String) throws(SnapshotError) -> (hex: String, size: Int64) {
-        guard let file = fopen(path, "rb") else { throw SnapshotError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        guard let file = fopen(path, "rb") else { throw SnapshotError("cannot read \(path): \(SystemError.reason(errno))") }
         defer { fclose(file) }
         var digest = SHA256Stream()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 
@@ -44,7 +45,7 @@ public final class RestoreLock {
 
     private static func open(_ path: String) throws(WorkerExit) -> Int32 {
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .failed("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .failed("cannot open \(path): \(SystemError.reason(errno))") }
         return fd
     }
 }

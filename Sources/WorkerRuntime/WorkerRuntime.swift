@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 import CPosix
@@ -117,7 +118,7 @@ public final class WorkerRuntime {
             var descriptors = [pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
             descriptors += handler.descriptors
             guard poll(&descriptors, nfds_t(descriptors.count), timeout) >= 0 || errno == EINTR else {
-                throw WorkerError("poll: \(String(cString: strerror(errno)))")
+                throw WorkerError("poll: \(SystemError.reason(errno))")
             }
             if descriptors[1].revents != 0 {
                 for signal in signals.drain() where signal != SIGHUP { return .signal(signal) }

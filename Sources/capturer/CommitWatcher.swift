@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 import CPosix
@@ -20,7 +21,7 @@ final class CommitWatcher {
 
     init(databasePath: String) throws {
         fd = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
-        guard fd >= 0 else { throw CaptureError("inotify_init1: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw CaptureError("inotify_init1: \(SystemError.reason(errno))") }
         let slash = databasePath.lastIndex(of: "/")!
         let directory = String(databasePath[..<slash])
         self.directory = directory.isEmpty ? "/" : directory
@@ -28,7 +29,7 @@ final class CommitWatcher {
         names = [file, file + "-wal"]
         directoryWatch = inotify_add_watch(fd, self.directory, Self.directoryEvents)
         guard directoryWatch >= 0 else {
-            throw CaptureError("inotify_add_watch \(self.directory): \(String(cString: strerror(errno)))")
+            throw CaptureError("inotify_add_watch \(self.directory): \(SystemError.reason(errno))")
         }
         for name in names { watchFile(name) }
     }

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 import CPosix
@@ -48,7 +49,7 @@ struct ChildSpawner {
         }
         let pid = hl_spawn(path, cArguments, cEnvironment, &attributes)
         guard pid > 0 else {
-            return .failure(SupervisorError("cannot execute \(path): \(String(cString: strerror(errno)))"))
+            return .failure(SupervisorError("cannot execute \(path): \(SystemError.reason(errno))"))
         }
         return .success(pid)
     }

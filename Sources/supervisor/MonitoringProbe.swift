@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 import Supervision
@@ -25,7 +26,7 @@ final class MonitoringProbe {
         request = Array("GET \(EmbeddedServerProbe.path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0, let port = UInt16(exactly: port) else {
-            finish(.failed("socket: \(String(cString: strerror(errno)))"))
+            finish(.failed("socket: \(SystemError.reason(errno))"))
             return
         }
         var address = sockaddr_in()
@@ -38,7 +39,7 @@ final class MonitoringProbe {
         if status == 0 {
             connected = true
         } else if errno != EINPROGRESS {
-            finish(.failed("connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))"))
+            finish(.failed("connect to 127.0.0.1:\(port): \(SystemError.reason(errno))"))
         }
     }
 
@@ -53,13 +54,13 @@ final class MonitoringProbe {
             var error: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
-            guard error == 0 else { return finish(.failed("connect: \(String(cString: strerror(error)))")) }
+            guard error == 0 else { return finish(.failed("connect: \(SystemError.reason(error))")) }
             connected = true
         }
         if !request.isEmpty {
             let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if sent < 0 {
-                if errno != EAGAIN && errno != EINTR { finish(.failed("send: \(String(cString: strerror(errno)))")) }
+                if errno != EAGAIN && errno != EINTR { finish(.failed("send: \(SystemError.reason(errno))")) }
                 return
             }
             request.removeFirst(sent)
@@ -68,7 +69,7 @@ final class MonitoringProbe {
         var buffer = [UInt8](repeating: 0, count: 16384)
         let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if count < 0 {
-            if errno != EAGAIN && errno != EINTR { finish(.failed("recv: \(String(cString: strerror(errno)))")) }
+            if errno != EAGAIN && errno != EINTR { finish(.failed("recv: \(SystemError.reason(errno))")) }
         } else if count == 0 {
             finish(.answered(response))
         } else {

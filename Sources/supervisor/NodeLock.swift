@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 import HarmonyConfig
@@ -40,7 +41,7 @@ struct NodeLock {
             // enough to take or test the lock.
             fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         }
-        guard fd >= 0 else { throw SupervisorError("cannot open the node lock \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw SupervisorError("cannot open the node lock \(path): \(SystemError.reason(errno))") }
         do {
             try PathTrust.checkOpen(fd, path: path, what: "the node lock", owners: owners)
         } catch {
@@ -82,7 +83,7 @@ struct NodeLock {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
-            throw SupervisorError("cannot read the node lock \(path): \(String(cString: strerror(errno)))")
+            throw SupervisorError("cannot read the node lock \(path): \(SystemError.reason(errno))")
         }
         defer { close(fd) }
         let owners = PathTrust.nodeOwners(databasePath: config.dbPath)

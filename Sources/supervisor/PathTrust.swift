@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 
@@ -21,7 +22,7 @@ enum PathTrust {
     /// Checks an open file (the lock): what it is now, not what its name points to later.
     static func checkOpen(_ fd: Int32, path: String, what: String, owners: Set<uid_t>) throws(Refusal) {
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw Refusal(path: path, description: "cannot stat \(what) \(path): \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &info) == 0 else { throw Refusal(path: path, description: "cannot stat \(what) \(path): \(SystemError.reason(errno))") }
         try check(info, path: path, what: what, owners: owners)
         try checkParents(of: path, what: what, owners: owners)
     }
@@ -32,7 +33,7 @@ enum PathTrust {
         var info = stat()
         if lstat(path, &info) != 0 {
             guard errno == ENOENT, mayBeMissing else {
-                throw Refusal(path: path, description: "cannot stat \(what) \(path): \(String(cString: strerror(errno)))")
+                throw Refusal(path: path, description: "cannot stat \(what) \(path): \(SystemError.reason(errno))")
             }
         } else {
             guard info.st_mode & S_IFMT != S_IFLNK else {
@@ -62,7 +63,7 @@ enum PathTrust {
             var info = stat()
             guard stat(parent, &info) == 0 else {
                 if errno == ENOENT { if parent == "/" { return } else { continue } }
-                throw Refusal(path: parent, description: "cannot stat \(parent), above \(what) \(path): \(String(cString: strerror(errno)))")
+                throw Refusal(path: parent, description: "cannot stat \(parent), above \(what) \(path): \(SystemError.reason(errno))")
             }
             guard owners.contains(info.st_uid) || info.st_uid == 0 else {
                 throw Refusal(path: parent, description: "\(parent), above \(what) \(path), belongs to \(describe(info)), neither to \(names(owners)) "

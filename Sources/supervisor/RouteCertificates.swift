@@ -1,3 +1,4 @@
+import SystemCalls
 import Foundation
 import HarmonyConfig
 import NATSClient
@@ -30,7 +31,7 @@ enum RouteCertificates {
         }
         let directory = runDirectory + "/route-tls"
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-            throw SupervisorError("cannot create \(directory): \(String(cString: strerror(errno)))")
+            throw SupervisorError("cannot create \(directory): \(SystemError.reason(errno))")
         }
         let oldMask = umask(0o077)
         defer { umask(oldMask) }
@@ -115,9 +116,9 @@ enum RouteCertificates {
     private static func write(_ bytes: [UInt8], to path: String) throws(SupervisorError) {
         unlink(path)
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw SupervisorError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
         defer { close(fd) }
-        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
     }
 
     private static func run(_ openssl: String, _ arguments: [String]) throws(SupervisorError) {

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemCalls
 import Glibc
 #endif
 import Foundation
@@ -272,10 +273,10 @@ final class Supervisor {
         let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: natsPort, nkeyPublicKey: nkeyPublicKey,
                                                credentials: config.embeddedCredentials, maxFileStore: maxFileStore)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SupervisorError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
         defer { close(fd) }
         let bytes = Array(text.utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
         return ["-c", path]
     }
 

@@ -1,0 +1,2 @@
+// Every worker reads the clocks and reports failed calls through the system-call layer.
+@_exported import SystemCalls
