@@ -99,6 +99,9 @@ let package = Package(
         .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner"]),
         .testTarget(name: "SchemaRegistryTests", dependencies: ["SchemaRegistry"]),
         .testTarget(name: "OperabilityTests", dependencies: ["Operability", "IPC", "SQLiteKit", "TestSupport"]),
+        .testTarget(name: "SQLiteKitTests", dependencies: ["SQLiteKit", "TestSupport"]),
+        .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "TestSupport"]),
+        .testTarget(name: "FaultPlanTests", dependencies: ["TestSupport"]),
         .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "NATSClient", "CurlTransfer", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",

@@ -1,15 +1,15 @@
-import TestSupport
+import Foundation
 
 /// A process of a node the fault suite can kill or pause.
-enum FaultTarget: String, CaseIterable, Sendable {
+package enum FaultTarget: String, CaseIterable, Sendable {
     case supervisor, nats, broker, snapshotter, applier, capturer
 
     /// What `NodeUnderTest.children()` calls it (nil: the supervisor itself).
-    var childRole: String? { self == .supervisor ? nil : rawValue }
+    package var childRole: String? { self == .supervisor ? nil : rawValue }
 }
 
 /// One kind of fault. Every fault hits one node; those with a duration are healed when it is over.
-enum FaultKind: Hashable, Sendable, CustomStringConvertible {
+package enum FaultKind: Hashable, Sendable, CustomStringConvertible {
     /// `kill -9`. A killed supervisor takes its children with it; the test starts the node again, as
     /// systemd's `Restart=` would. A killed worker or nats-server is the supervisor's to restart.
     case kill(FaultTarget)
@@ -28,7 +28,7 @@ enum FaultKind: Hashable, Sendable, CustomStringConvertible {
     case gapRestore
 
     /// The name `HL_FAULT_KINDS` uses, and the table prints.
-    var family: String {
+    package var family: String {
         switch self {
         case .kill: "kill"
         case .pause: "pause"
@@ -39,7 +39,7 @@ enum FaultKind: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    var description: String {
+    package var description: String {
         switch self {
         case .kill(let target): "kill -9 \(target.rawValue)"
         case .pause(let target): "SIGSTOP \(target.rawValue)"
@@ -48,7 +48,7 @@ enum FaultKind: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Whether the fault lasts and is healed by a second action.
-    var lasts: Bool {
+    package var lasts: Bool {
         switch self {
         case .kill, .restoreWithoutSeqMap: false
         case .pause, .partition, .diskFull, .gapRestore: true
@@ -56,16 +56,23 @@ enum FaultKind: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-struct Fault: Equatable, Sendable, CustomStringConvertible {
-    var kind: FaultKind
+package struct Fault: Equatable, Sendable, CustomStringConvertible {
+    package var kind: FaultKind
     /// 0-based node index.
-    var node: Int
+    package var node: Int
     /// Seconds after the start of the run.
-    var at: Double
+    package var at: Double
     /// Seconds until it is healed (0 for faults that do not last).
-    var duration: Double
+    package var duration: Double
 
-    var description: String {
+    package init(kind: FaultKind, node: Int, at: Double, duration: Double) {
+        self.kind = kind
+        self.node = node
+        self.at = at
+        self.duration = duration
+    }
+
+    package var description: String {
         "\(kind) on node \(node + 1) at \(at.formatted1) s" + (kind.lasts ? " for \(duration.formatted1) s" : "")
     }
 }
@@ -73,29 +80,31 @@ struct Fault: Equatable, Sendable, CustomStringConvertible {
 /// Which faults a run injects, on which node, when: a pure function of a seed. Faults never overlap (one
 /// at a time, so what went wrong can be pinned on one), in a random order; each kill round kills every
 /// process type once, on random nodes.
-struct FaultPlan: Sendable {
-    struct Settings: Sendable {
-        var nodes = 3
-        var killRounds = 1
-        var pauses = 2
-        var partitions = 1
-        var diskFulls = 1
-        var restores = 0
-        var gapRestores = 0
+package struct FaultPlan: Sendable {
+    package struct Settings: Sendable {
+        package var nodes = 3
+        package var killRounds = 1
+        package var pauses = 2
+        package var partitions = 1
+        package var diskFulls = 1
+        package var restores = 0
+        package var gapRestores = 0
         /// Seconds before the first fault (the workload is under way).
-        var lead = 3.0
+        package var lead = 3.0
         /// Seconds between the end of one fault and the start of the next.
-        var gap: ClosedRange<Double> = 1.5...3
-        var pauseLength: ClosedRange<Double> = 1...8
-        var partitionLength: ClosedRange<Double> = 4...12
-        var diskFullLength: ClosedRange<Double> = 3...8
-        var gapRestoreLength: ClosedRange<Double> = 10...15
+        package var gap: ClosedRange<Double> = 1.5...3
+        package var pauseLength: ClosedRange<Double> = 1...8
+        package var partitionLength: ClosedRange<Double> = 4...12
+        package var diskFullLength: ClosedRange<Double> = 3...8
+        package var gapRestoreLength: ClosedRange<Double> = 10...15
+
+        package init() {}
     }
 
-    let seed: UInt64
-    let faults: [Fault]
+    package let seed: UInt64
+    package let faults: [Fault]
 
-    init(seed: UInt64, settings: Settings) {
+    package init(seed: UInt64, settings: Settings) {
         self.seed = seed
         var rng = SplitMix64(seed: seed)
         let nodes = max(1, settings.nodes)
@@ -132,21 +141,21 @@ struct FaultPlan: Sendable {
     }
 
     /// A plan given fault by fault (tests of the schedule).
-    init(faults: [Fault]) {
+    package init(faults: [Fault]) {
         seed = 0
         self.faults = faults
     }
 
     /// When the last fault is healed.
-    var end: Double { faults.map { $0.at + $0.duration }.max() ?? 0 }
+    package var end: Double { faults.map { $0.at + $0.duration }.max() ?? 0 }
 }
 
 /// Walks a plan as time passes: `due(now:)` says what to do now, `done(now:)` says the glue finished doing it.
 /// A run that falls behind the plan (a node restart that took a while) shifts the rest of the plan, so every
 /// fault keeps its length and the gap before the next one. Heals come before injections, and nothing is
 /// injected while a fault lasts.
-struct FaultSchedule: Sendable {
-    enum Action: Equatable, Sendable {
+package struct FaultSchedule: Sendable {
+    package enum Action: Equatable, Sendable {
         case inject(Fault)
         case heal(Fault)
     }
@@ -158,12 +167,12 @@ struct FaultSchedule: Sendable {
     /// When the last action returned was planned (plan time), until `done` took it into account.
     private var lastPlanned: Double?
 
-    init(_ plan: FaultPlan) { pending = plan.faults.sorted { $0.at < $1.at } }
+    package init(_ plan: FaultPlan) { pending = plan.faults.sorted { $0.at < $1.at } }
 
-    var isFinished: Bool { pending.isEmpty && active == nil }
+    package var isFinished: Bool { pending.isEmpty && active == nil }
 
     /// The actions due at `now` (seconds since the start of the run), each returned once.
-    mutating func due(now: Double) -> [Action] {
+    package mutating func due(now: Double) -> [Action] {
         if let fault = active {
             guard fault.at + fault.duration + delay <= now else { return [] }
             active = nil
@@ -179,7 +188,7 @@ struct FaultSchedule: Sendable {
 
     /// The glue finished the actions `due` returned at `now`: whatever it took beyond the plan delays the rest.
     /// (Nothing when `due` returned nothing.)
-    mutating func done(now: Double) {
+    package mutating func done(now: Double) {
         guard let planned = lastPlanned else { return }
         delay = max(delay, now - planned)
         lastPlanned = nil
@@ -187,5 +196,5 @@ struct FaultSchedule: Sendable {
 }
 
 extension Double {
-    var formatted1: String { String(format: "%.1f", self) }
+    package var formatted1: String { String(format: "%.1f", self) }
 }

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 
 /// The fault suite's plan and schedule, without processes.
