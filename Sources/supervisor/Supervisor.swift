@@ -178,7 +178,8 @@ final class Supervisor {
             }
             let probe = probeInFlight.flatMap { $0.fd >= 0 ? $0 : nil }
             if let probe { descriptors.append(pollfd(fd: probe.fd, events: probe.pollEvents, revents: 0)) }
-            _ = poll(&descriptors, nfds_t(descriptors.count), pollTimeout())
+            // A failed wait (EINVAL, ENOMEM) is taken as a short timeout: the loop's timers still run.
+            _ = try? Poll.wait(&descriptors, timeoutMilliseconds: pollTimeout())
             if let probe, descriptors[descriptors.count - 1].revents != 0 { probe.advance() }
             if descriptors[0].revents != 0 { handleSignals() }
             if descriptors[1].revents != 0 { acceptConnections() }
