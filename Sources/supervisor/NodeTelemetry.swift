@@ -66,7 +66,7 @@ final class NodeTelemetry {
         do {
             server = endpoints.isEmpty ? nil : try HTTPServer(endpoints: endpoints)
         } catch {
-            throw SupervisorError("\(error) (prometheus.bind / health_check.bind)")
+            throw SupervisorError(.configuration, "\(error) (prometheus.bind / health_check.bind)")
         }
         server?.start()
     }

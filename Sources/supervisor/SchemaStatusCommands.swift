@@ -21,7 +21,7 @@ enum SchemaStatusCommands {
         do {
             connection = try NATSConnection.connect(settings)
         } catch {
-            throw CommandError("cannot reach NATS at \(config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")): \(error)")
+            throw CommandError(.unreachable, "cannot reach NATS at \(config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")): \(error)")
         }
         guard let bucket = try KeyValueBucket.existing(connection: connection, name: SchemaRegistryBucket.name) else {
             return ClusterSchemaReport(entries: []).text
