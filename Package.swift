@@ -34,7 +34,7 @@ let package = Package(
 
         // Shared libraries.
         // The system-call layer: SystemError, the retrying call wrapper, owning descriptors, the clocks.
-        .target(name: "SystemCalls"),
+        .target(name: "SystemCalls", dependencies: ["CPosix"]),
         .target(name: "BinaryCoding"),
         .target(name: "IPC", dependencies: ["SystemCalls", "BinaryCoding"]),
         .target(name: "Signals", dependencies: ["SystemCalls", "CPosix"]),
@@ -46,11 +46,11 @@ let package = Package(
         .target(name: "NKeys", dependencies: ["SystemCalls", "COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
         .target(name: "ChangeLog", dependencies: ["SystemCalls", "SQLiteKit", "ChangeEvents", "COpenSSL"]),
-        .target(name: "Snapshots", dependencies: ["SystemCalls", "SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "HarmonyConfig", "Signals", "CurlTransfer"]),
+        .target(name: "Snapshots", dependencies: ["SystemCalls", "SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "HarmonyConfig", "CurlTransfer"]),
         .target(name: "CurlTransfer", dependencies: ["SystemCalls", "CCurl", "HarmonyConfig"]),
         .target(name: "Digests", dependencies: ["COpenSSL"]),
         .target(name: "SchemaRegistry"),
-        .target(name: "NATSClient", dependencies: ["SystemCalls", "CNats", "Signals", "HarmonyConfig", "Digests", "NKeys"]),
+        .target(name: "NATSClient", dependencies: ["SystemCalls", "CNats", "HarmonyConfig", "Digests", "NKeys"]),
         // Pure cores of the workers: events in, actions out, time passed in; no I/O.
         .target(name: "CapturePipeline", dependencies: ["IPC"]),
         .target(name: "BrokerCore", dependencies: ["IPC"]),
