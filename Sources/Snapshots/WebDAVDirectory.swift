@@ -1,3 +1,4 @@
+import Logs
 import CurlTransfer
 import HarmonyConfig
 import Foundation

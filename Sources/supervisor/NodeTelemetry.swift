@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Logs
 import Glibc
 #endif
 import Foundation

@@ -1,3 +1,4 @@
+import NodeNATS
 import SystemCalls
 import Foundation
 import HarmonyConfig

@@ -1,3 +1,4 @@
+import NodeNATS
 import HarmonyConfig
 import NATSClient
 import Supervision

@@ -1,3 +1,5 @@
+import NodeNATS
+import Logs
 import Foundation
 import HarmonyConfig
 import NATSClient

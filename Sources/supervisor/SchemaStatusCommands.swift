@@ -1,3 +1,5 @@
+import NodeNATS
+import Logs
 import ChangeLog
 import HarmonyConfig
 import NATSClient

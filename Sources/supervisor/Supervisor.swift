@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import NodeNATS
 import SystemCalls
 import Glibc
 #endif
