@@ -134,5 +134,73 @@ extension ProcessTests {
                 #expect(!node.log.contains("message parked"), "\(node.log.suffix(3000))")
             }
         }
-    }
+    
+        /// Upstream's changes of a table this node does not have yet are parked (with the stamp their
+        /// JetStream time gave them) and applied once the table is created here, in their order: insert,
+        /// insert, update, delete. Upstream's other table applies at once.
+        @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)))
+        func upstreamChangesOfAMissingTableApplyOnceItExists() throws {
+            let directory = try TemporaryDirectory()
+            let schema = "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL); CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); PRAGMA journal_mode=WAL;"
+            let (nats, port, upstreamNode, upstreamDatabase) = try ProcessTests.UpstreamUpgrade.startUpstream(
+                in: directory, schema: schema, seqMap: directory.path + "/upstream1-seq-map.cbor", compress: true)
+            defer { nats.stop() }
+            defer { upstreamNode.stop() }
+            let database = directory.path + "/node2.db"
+            try makeDatabase(database, "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL); PRAGMA journal_mode=WAL;")
+            let node = try NodeUnderTest(nodeID: 2, toml: """
+                [snapshot]
+                enabled = false
+                [replication_log]
+                shards = 1
+                compress = true
+                upstream_stream_names = true
+                [nats]
+                urls = ["nats://127.0.0.1:\(port)"]
+                """, directory: directory, database: database)
+            defer { node.terminate() }
+            try node.waitUntilReady(timeout: 90)
+            try Self.write(upstreamDatabase, "INSERT INTO notes VALUES (1, 'first'); INSERT INTO notes VALUES (2, 'second');")
+            try Self.write(upstreamDatabase, "UPDATE notes SET body = 'first, edited' WHERE id = 1;")
+            try Self.write(upstreamDatabase, "DELETE FROM notes WHERE id = 2; INSERT INTO books VALUES (1, 'shared');")
+            let parked = "SELECT kind || ':' || count(*) FROM \"__harmonylite___parked\" GROUP BY kind"
+            let waited = try eventually(timeout: 60, interval: 0.25) {
+                try Self.query(database, "SELECT title FROM books") == "shared" && Self.query(database, parked) == "schema-missing:4"
+            }
+            #expect(waited, "\((try? Self.query(database, parked)) ?? "")\n\(node.log.suffix(3000))")
+            // The migration reaches this node: the parked changes apply, in order, and leave the dead-letter table.
+            try Self.write(database, "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);")
+            let applied = try eventually(timeout: 60, interval: 0.25) {
+                try Self.query(database, "SELECT id, body FROM notes ORDER BY id") == "1|first, edited" && Self.query(database, parked) == ""
+            }
+            #expect(applied, "\((try? Self.query(database, "SELECT id, body FROM notes")) ?? "")\n\((try? Self.query(database, parked)) ?? "")\n\(node.log.suffix(3000))")
+            // Stamped by the rule (JetStream time, in ms, above 2023), written by upstream's node 1.
+            #expect(try Self.query(database, "SELECT \"__harmonylite__node\", \"__harmonylite__hlc\" >> 16 > 1700000000000 FROM \"__harmonylite__notes_change_log\" WHERE id = 1") == "1|1")
+        }
+
+        /// A takeover that cannot finish (a change upstream's global log names is not pending in its
+        /// table's log) stops the node at the first refusal, with exit status 78, which the systemd unit
+        /// does not restart on: no worker restarts, no crash loop, the database untouched and the
+        /// application's writes still working.
+        @Test func aRefusedTakeoverStopsTheNodeAtOnce() throws {
+            let directory = try TemporaryDirectory()
+            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            let database = directory.path + "/node1.db"
+            try FileManager.default.copyItem(atPath: root.appendingPathComponent("Tests/Fixtures/upstream/pending-changes.db").path, toPath: database)
+            try Self.write(database, "UPDATE \"__harmonylite__books_change_log\" SET state = 1 WHERE val_id = 11;")
+            let dump = "SELECT type, name, sql FROM sqlite_master ORDER BY name; SELECT count(*) FROM \"__harmonylite___change_log_global\";"
+            let before = try Self.query(database, dump)
+            let node = try NodeUnderTest(nodeID: 1, toml: "[snapshot]\nenabled = false\n[replication_log]\nshards = 1\n", directory: directory, database: database)
+            let status = node.waitForExit(timeout: 90)
+            #expect(status == 78, "\(node.log.suffix(4000))")
+            #expect(node.log.contains("refused to run"), "\(node.log.suffix(4000))")
+            #expect(node.log.contains("is not pending in its change log"))
+            #expect(!node.log.contains("restarting it in"), "\(node.log.suffix(4000))")
+            #expect(!node.log.contains("harmonylite -config FILE -cleanup"), "a refusal's own advice, not the generic one")
+            #expect(try Self.query(database, dump) == before)
+            try Self.write(database, "INSERT INTO books (id, title) VALUES (500, 'still works');")
+            let unit = try String(contentsOfFile: root.appendingPathComponent("deploy/harmonylite.service").path, encoding: .utf8)
+            #expect(unit.contains("\nRestartPreventExitStatus=78\n"))
+        }
+}
 }
