@@ -131,6 +131,10 @@ final class Supervisor {
                 self.config.nats.routeTLSKeyFile = made.keyFile
                 self.config.nats.routeTLSCAFile = made.caFile
                 logger.info("routes run TLS with a certificate made from the cluster secret", metadata: ["certificate": "\(made.certFile)"])
+                if config.replicationLog.publishForUpstream {
+                    // Upstream's embedded servers speak plaintext routes only: a TLS route to them fails its handshake.
+                    logger.warning("publish_for_upstream is on but routes run TLS, which upstream HarmonyLite's embedded servers cannot join: during the upgrade set nats.allow_plaintext_routes = true (docs/upgrading-from-harmonylite.md)")
+                }
             }
             SecretRedaction.register(self.config.secretValues)
             var fileSystem = statvfs()
