@@ -67,7 +67,7 @@ let package = Package(
             name: "supervisor",
             dependencies: [
                 "SystemCalls", "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "NKeys",
-                "NATSClient", "Snapshots", "SchemaRegistry", "Operability",
+                "NATSClient", "Snapshots", "SchemaRegistry", "Operability", "CurlTransfer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
