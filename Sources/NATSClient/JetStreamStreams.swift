@@ -209,6 +209,7 @@ extension NATSConnection {
                 owned.append(UnsafeMutableRawPointer(external))
                 jsExternalStream_Init(external)
                 external.pointee.APIPrefix = copy(api)
+                external.pointee.DeliverPrefix = copy("")  // libnats reads it unconditionally; empty: the server's default
                 source.pointee.External = external
             }
             return source

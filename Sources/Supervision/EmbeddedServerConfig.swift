@@ -88,9 +88,13 @@ public enum EmbeddedServerConfig {
                     "\(key): [" + regionLocalSubjects(config).map(quote).joined(separator: ", ") + "]"
                 }.joined(separator: ", ")
                 for leaf in config.leafServers {
-                    let (url, hub) = splitHubQuery(leaf)
-                    let authenticated = leafCredentials.map { routeURL(url, user: $0.leafUser, password: $0.leafPassword) } ?? url
-                    lines.append("    { urls: [\(quote(authenticated))]" + (hub ? ", hub: true" : "") + local + " }")
+                    // `url|url…`: one remote, several servers to connect to (the next one when one is lost).
+                    let alternatives = leaf.split(separator: "|").map { splitHubQuery(String($0)) }
+                    let urls = alternatives.map { url, _ in leafCredentials.map { routeURL(url, user: $0.leafUser, password: $0.leafPassword) } ?? url }
+                    let hub = alternatives.contains { $0.1 }
+                    // In the order given: the first is this server's hub, the others its fall-backs.
+                    let ordered = urls.count > 1 ? ", dont_randomize: true" : ""
+                    lines.append("    { urls: [\(urls.map(quote).joined(separator: ", "))]" + ordered + (hub ? ", hub: true" : "") + local + " }")
                 }
                 lines.append("  ]")
             }

@@ -8,7 +8,7 @@ extension ProcessTests {
         static let schema = "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT NOT NULL);"
 
         /// Region A = nodes 1-3, region B = nodes 4-6, each a 3-node embedded mesh; leaf connections 4→1 and
-        /// (redundant) 5→2; shards = 4, replicas = 3; no NATS configuration written by hand. Writes on every
+        /// (redundant) 5→2, and 6's (every server of a region that dials out needs one); shards = 4, replicas = 3; no NATS configuration written by hand. Writes on every
         /// node reach every node; node 1 (a leaf hub) killed, writes go on crossing through 5→2; node 1
         /// back, all six converge.
         @Test func threeAndThreeNodesAcrossTwoLeafConnections() throws {
@@ -17,7 +17,17 @@ extension ProcessTests {
             let nats = (0..<6).map { index in
                 "region = \"\(region(index))\"\nregions = [\"a\", \"b\"]\n" + (index < 2 ? "leaf_listen = \"127.0.0.1:\(leafPorts[index])\"\n" : "")
             }
-            let arguments = (0..<6).map { index in index == 3 || index == 4 ? ["-leaf-servers", "nats://127.0.0.1:\(leafPorts[index - 3])"] : [] }
+            // Every node of region B dials out (nats-server hands what a leaf connection brings in only to that
+            // server's own clients): 4 to 1 and 5 to 2 as drawn, each falling back to the other hub; 6 to either.
+            let hubs = leafPorts.map { "nats://127.0.0.1:\($0)" }
+            let arguments = (0..<6).map { index -> [String] in
+                switch index {
+                case 3: ["-leaf-servers", hubs[0] + "|" + hubs[1]]
+                case 4: ["-leaf-servers", hubs[1] + "|" + hubs[0]]
+                case 5: ["-leaf-servers", hubs[0] + "|" + hubs[1]]
+                default: []
+                }
+            }
             let cluster = try TestCluster(size: 6, schema: Self.schema, extraTOML: Array(repeating: "[replication_log]\nshards = 4\nreplicas = 3\n", count: 6),
                                           routeGroups: [[0, 1, 2], [3, 4, 5]], nodeNATSTOML: nats, nodeArguments: arguments)
             func write(_ round: Int, on nodes: [Int]) throws {
