@@ -13,7 +13,7 @@ public struct NATSOverview: Equatable, Sendable {
     public var clusterSize: Int?
     /// The JetStream meta group's peers other than this server, as its leader reports them.
     public var peers: [Peer] = []
-    /// Leaf-node connections: `name (ip:port)`.
+    /// Leaf-node connections: `ip:port`, with the remote server's name when nats-server gives it.
     public var leafs: [String]?
 
     public struct Peer: Equatable, Sendable {
@@ -44,8 +44,7 @@ public struct NATSOverview: Equatable, Sendable {
         }
         if let leafz = Self.object(leafz) {
             leafs = (leafz["leafs"] as? [[String: Any]] ?? []).map { leaf in
-                let name = leaf["name"] as? String ?? "?"
-                return "\(name) (\(Self.address(leaf)))"
+                (leaf["name"] as? String).map { "\($0) (\(Self.address(leaf)))" } ?? Self.address(leaf)
             }
         }
     }
