@@ -70,7 +70,7 @@ let package = Package(
             name: "supervisor",
             dependencies: [
                 "SystemCalls", "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "NKeys",
-                "NATSClient", "NodeNATS", "Snapshots", "SchemaRegistry", "Operability",
+                "NATSClient", "NodeNATS", "Snapshots", "SchemaRegistry", "Operability", "CurlTransfer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

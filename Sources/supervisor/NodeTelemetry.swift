@@ -32,6 +32,8 @@ final class NodeTelemetry {
     private let server: HTTPServer?
     /// The URLs the broker connects to (the embedded server's once it listens).
     var natsURLs: [String]
+    /// The embedded server's monitoring endpoint (`http://host:port`), once known.
+    var natsMonitoringURL: String?
 
     init(config: Configuration, now: Double) throws {
         self.config = config
@@ -179,6 +181,7 @@ final class NodeTelemetry {
             lastAppliedUnixMs: reports.value("applier", "last_applied_unix_ms").flatMap { $0 > 0 ? $0 : nil },
             snapshot: snapshot, sleepTimeoutSeconds: sleepTimer.remaining(now: now)
         )
+        view.natsMonitoring = natsMonitoringURL
         view.clock = NodeView.Clock(
             maxOffsetMs: Int64(config.maxClockOffset), futureStamps: reports.total("future_stamps"),
             clampedLocalStamps: reports.total("clamped_local_stamps"),

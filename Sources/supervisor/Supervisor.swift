@@ -37,7 +37,7 @@ final class Supervisor {
     private var natsPort: Int?
     private var natsProbePending = false
     /// The embedded server's liveness probe (`EmbeddedServerProbe`): for the server with `probedPID`, once ready.
-    private var natsProbe: (pid: Int32, port: Int?, schedule: EmbeddedServerProbe)?
+    private var natsProbe: (pid: Int32, port: (host: String, port: Int)?, schedule: EmbeddedServerProbe)?
     private var probeInFlight: MonitoringProbe?
     /// The last probe problem logged (each one once in a row).
     private var probeProblem: String?
@@ -277,13 +277,23 @@ final class Supervisor {
     private func prepareNATSConfiguration() throws -> [String] {
         let path = runDirectory + "/nats-server.conf"
         let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: natsPort, nkeyPublicKey: nkeyPublicKey,
-                                               credentials: config.embeddedCredentials, maxFileStore: maxFileStore)
+                                               credentials: config.embeddedCredentials, maxFileStore: maxFileStore,
+                                               monitoringInServerConfig: !config.nats.serverConfig.isEmpty
+                                                   && ServerConfigKeys.setsMonitoring(path: config.nats.serverConfig, read: Self.readBounded))
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         defer { close(fd) }
         let bytes = Array(text.utf8)
         guard write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         return ["-c", path]
+    }
+
+    /// A file of at most `ServerConfigKeys.maximumBytes`, as text; nil when unreadable or longer.
+    private static func readBounded(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: ServerConfigKeys.maximumBytes + 1), data.count <= ServerConfigKeys.maximumBytes else { return nil }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The embedded server is ready once it wrote its ports file: then it listens, and we know the port.
@@ -298,14 +308,15 @@ final class Supervisor {
         config.natsClientURLs = [EmbeddedServerConfig.clientURL(config, port: port)]
         telemetry.natsURLs = config.natsClientURLs
         jetStreamSetup.start(config)
-        let monitoring = NATSPortsFile.monitoringPort(runDirectory: runDirectory, pid: pid)
+        let monitoring = NATSPortsFile.monitoringAddress(runDirectory: runDirectory, pid: pid)
+        telemetry.natsMonitoringURL = monitoring.map { "http://\($0.host):\($0.port)" }
         let timeout = Double(config.workers["nats", default: WorkerSettings()].heartbeatTimeout) / 1000
         natsProbe = (pid, monitoring, EmbeddedServerProbe(heartbeatTimeout: timeout, now: monotonicSeconds()))
         probeInFlight = nil
         if monitoring == nil {
             logger.warning("the embedded nats-server names no monitoring port in its ports file (http turned off in nats.server_config?): its liveness is not probed, a wedged server is not restarted")
         }
-        process(.ready(child: "nats", detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on 127.0.0.1:\($0)" } ?? "")))
+        process(.ready(child: "nats", detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on \($0.host):\($0.port)" } ?? "")))
     }
 
     /// Starts, finishes and abandons probes of the embedded server's monitoring endpoint; an answer is its life sign.
@@ -316,7 +327,7 @@ final class Supervisor {
             return
         }
         let now = monotonicSeconds()
-        guard let port = probe.port else {
+        guard let address = probe.port else {
             // Not probed: the process being alive is all there is to know.
             process(.lifeSign(child: "nats"))
             return
@@ -337,7 +348,7 @@ final class Supervisor {
                     noteProbeProblem("the embedded nats-server's monitoring answer to GET \(EmbeddedServerProbe.path) is not HTTP: \(reason)", error: false)
                 }
             case .failed(let reason):
-                noteProbeProblem("probing the embedded nats-server (GET \(EmbeddedServerProbe.path) on 127.0.0.1:\(port)) failed: \(reason)", error: false)
+                noteProbeProblem("probing the embedded nats-server (GET \(EmbeddedServerProbe.path) on \(address.host):\(address.port)) failed: \(reason)", error: false)
             }
         }
         let (start, abandon) = probe.schedule.due(now: now)
@@ -345,7 +356,7 @@ final class Supervisor {
             noteProbeProblem("the embedded nats-server has not answered GET \(EmbeddedServerProbe.path) within \(probe.schedule.timeout) s (wedged? it is restarted once silent for [workers.nats] heartbeat_timeout)", error: false)
             logStoreSpace(why: "the embedded nats-server does not answer")
         }
-        if start { probeInFlight = MonitoringProbe(pid: probe.pid, port: port) }
+        if start { probeInFlight = MonitoringProbe(pid: probe.pid, host: address.host, port: address.port) }
         natsProbe = probe
     }
 
