@@ -6,8 +6,15 @@ import Glibc
 /// Checks that need the whole configuration or the file system: values that parse but cannot work.
 enum Validation {
     static func check(_ config: Configuration) throws(ConfigurationError) {
-        try requireRegularFile(config.dbPath, key: "db_path", what: "Database file") {
-            "HarmonyLite replicates an existing database; create it first (for example: sqlite3 \(config.dbPath) 'PRAGMA user_version;')"
+        // A missing database is created at start and restored from the cluster's newest snapshot (the
+        // production guide's recovery: delete the database and the seq map, start); its directory must exist.
+        let databaseDirectory = FilePaths.directory(of: config.dbPath)
+        if access(config.dbPath, F_OK) != 0 && errno == ENOENT {
+            guard isDirectory(databaseDirectory) else {
+                throw ConfigurationError(key: "db_path", message: "Database file \(config.dbPath) does not exist, nor does its directory \(databaseDirectory)")
+            }
+        } else {
+            try requireRegularFile(config.dbPath, key: "db_path", what: "Database file") { "" }
         }
         let seqMapDirectory = FilePaths.directory(of: config.seqMapPath)
         guard isDirectory(seqMapDirectory) else {

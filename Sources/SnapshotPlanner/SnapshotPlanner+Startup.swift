@@ -22,9 +22,13 @@ extension SnapshotPlanner {
     }
 
     /// The decision, made once: why this node restores, or nil when it need not.
-    public mutating func restoreDecided(reason: String?, now: Double) -> [Action] {
+    /// `bootstrap`: the node needs its rows from a snapshot (its reason goes first).
+    public mutating func restoreDecided(reason: String?, bootstrap: Bootstrap? = nil, now: Double) -> [Action] {
         guard case .decidingRestore = phase else { return [] }
-        guard let reason else { return becomeReady("no restore needed", now: now) }
+        self.bootstrap = bootstrap
+        guard let reason = bootstrap.map({ need in reason.map { "\(need.reason); also \($0)" } ?? need.reason }) ?? reason else {
+            return becomeReady("no restore needed", now: now)
+        }
         phase = .restoreNeeded(reason: reason, storeRetryAt: now)
         return storeOpen ? startRestore(reason, now: now) : [.openStore]
     }

@@ -25,6 +25,9 @@ public struct SnapshotPlanner: Sendable {
         /// The snapshot restored does not cover a gap: the store's newest snapshot is read every
         /// `gapCoverRetry` s, and restored when it is another one, until `gapCoverDeadline`.
         case waitingForCover(reason: String, readyDetail: String, nextCheck: Double)
+        /// A new node's empty database and no snapshot in the store: the lease holder is asked for one,
+        /// and the store looked at every `snapshotWaitRetry` s.
+        case waitingForSnapshot(nextCheck: Double)
         case ready
         /// The worker cannot go on.
         case stopped
@@ -57,6 +60,15 @@ public struct SnapshotPlanner: Sendable {
     var restoredCursor: [String: UInt64]?
     /// The last problem logged while retrying, so each is logged once until it changes.
     var lastProblem = ""
+    /// Why this node restores its rows from a snapshot before replicating (nil: a restore as usual, which
+    /// goes on without a snapshot when the store has none).
+    var bootstrap: Bootstrap?
+    /// Waiting for a snapshot: since when, when it was last said, and what went wrong meanwhile.
+    var waitingSince: Double?
+    var lastWaitReport = 0.0
+    var waitCause: String?
+    /// The last snapshot request this lease holder answered with a save.
+    var answeredRequest: String?
 
     // Saving (once ready).
     /// JetStream's last answer gave this node the lease (an unanswered renewal leaves it so).
@@ -92,7 +104,8 @@ public struct SnapshotPlanner: Sendable {
         if let job { return job.nextPoll }
         switch phase {
         case .notStarted, .disabled, .acceptingGaps, .stopped: return nil
-        case .connecting(let retryAt), .decidingRestore(let retryAt), .restoreNeeded(_, let retryAt), .waitingForCover(_, _, let retryAt): return retryAt
+        case .connecting(let retryAt), .decidingRestore(let retryAt), .restoreNeeded(_, let retryAt), .waitingForCover(_, _, let retryAt),
+             .waitingForSnapshot(let retryAt): return retryAt
         case .ready:
             var deadlines: [Double] = []
             if settings.publish { deadlines.append(nextLeaseCheck) }
@@ -137,6 +150,9 @@ public struct SnapshotPlanner: Sendable {
             // Not asked again before the answer (or the next retry, when it never comes).
             phase = .waitingForCover(reason: reason, readyDetail: detail, nextCheck: now + Self.gapCoverRetry)
             return [.readNewestSnapshot]
+        case .waitingForSnapshot(let nextCheck) where now >= nextCheck:
+            phase = .waitingForSnapshot(nextCheck: now + Self.snapshotWaitRetry)
+            return [.requestSnapshot, .readNewestSnapshot]
         case .ready: return savingWork(now: now)
         default: return []
         }

@@ -114,7 +114,8 @@ public enum EmbeddedServerConfig {
     ///   the fixed name of older versions);
     /// - the schema registry: its own key `$KV.<registry>.node-<id>`, and ephemeral consumers on the bucket's
     ///   stream (listing keys);
-    /// - the snapshot lease's one key (any node may hold the lease);
+    /// - the snapshot lease's key (any node may hold the lease) and its snapshot request key (a new node
+    ///   asks the lease holder for a snapshot);
     /// - with `snapshot.store = "nats"`: the object store's subjects `$O.<bucket>.>`, purging its stream (a
     ///   replaced snapshot's chunks) and ephemeral consumers on it (reading a snapshot);
     /// - flow-control replies of those ephemeral consumers (`$JS.FC.>`).
@@ -143,6 +144,7 @@ public enum EmbeddedServerConfig {
         subjects.append("$KV.\(SchemaRegistryBucket.name).\(SchemaRegistryBucket.key(nodeID: config.nodeID))")
         subjects += ephemeralConsumers("KV_" + SchemaRegistryBucket.name)
         subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotLeaseKey)")
+        subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotRequestKey)")
         if config.snapshot.store == "nats" {
             let bucket = config.snapshotObjectBucket
             subjects += ["$O.\(bucket).>", "$JS.API.STREAM.PURGE.OBJ_\(bucket)"] + ephemeralConsumers("OBJ_" + bucket)
