@@ -23,7 +23,8 @@ final class TestCluster {
     /// Lines added to every node's `[nats]` table (e.g. an operator `user_name`/`user_password`).
     let natsTOML: String
 
-    init(size: Int = 3, schema: String, extraTOML: [String]? = nil, placements: [NodePlacement]? = nil, natsTOML: String = "") throws {
+    /// `late`: nodes added later (`start`), with an empty database (no tables) made now.
+    init(size: Int = 3, schema: String, extraTOML: [String]? = nil, placements: [NodePlacement]? = nil, natsTOML: String = "", late: Set<Int> = []) throws {
         directory = try TemporaryDirectory()
         self.natsTOML = natsTOML
         self.placements = placements ?? Array(repeating: NodePlacement(), count: size)
@@ -32,9 +33,9 @@ final class TestCluster {
         self.schema = schema
         self.extraTOML = extraTOML ?? Array(repeating: "", count: size)
         nodes = Array(repeating: nil, count: size)
-        for index in 0..<size { try makeDatabase(path(index), "PRAGMA journal_mode=WAL;" + schema) }
-        for index in 0..<size { try start(index) }
-        for index in 0..<size { try nodes[index]!.waitUntilReady(timeout: 60) }
+        for index in 0..<size { try makeDatabase(path(index), "PRAGMA journal_mode=WAL;" + (late.contains(index) ? "" : schema)) }
+        for index in 0..<size where !late.contains(index) { try start(index) }
+        for index in 0..<size where !late.contains(index) { try nodes[index]!.waitUntilReady(timeout: 60) }
     }
 
     deinit { nodes.forEach { $0?.terminate() } }
@@ -43,7 +44,8 @@ final class TestCluster {
 
     func node(_ index: Int) -> NodeUnderTest { nodes[index]! }
 
-    func start(_ index: Int, extra: String? = nil) throws {
+    /// `createDatabase: false`: a missing database stays missing (the node's own start creates it).
+    func start(_ index: Int, extra: String? = nil, createDatabase: Bool = true) throws {
         let peers = routePorts.indices.filter { $0 != index }.map { "nats://\(placements[$0].host):\(routePorts[$0])/" }.joined(separator: ",")
         let host = placements[index].host
         // One cluster secret for all: by default each node's sits beside its database, and these may live apart.
@@ -54,7 +56,8 @@ final class TestCluster {
             arguments: ["-cluster-addr", "\(host):\(routePorts[index])", "-cluster-peers", peers],
             directory: directory,
             database: path(index),
-            launcher: placements[index].launcher
+            launcher: placements[index].launcher,
+            createDatabase: createDatabase
         )
     }
 
