@@ -40,19 +40,20 @@ extension ProcessTests {
         }
 
         @Test func aMissingDatabaseWithoutASnapshotIsRefusedClearlyAndNotRestarted() throws {
-            let cluster = try TestCluster(size: 1, schema: Self.schema, extraTOML: [Self.noSnapshots])
+            let cluster = try TestCluster(size: 2, schema: Self.schema, extraTOML: Array(repeating: Self.noSnapshots, count: 2))
             try cluster.sql(0, Self.rows(3))
-            cluster.stop(0)
-            Self.remove(cluster.path(0))
-            unlink(cluster.directory.path + "/node1-seq-map.cbor")
-            try cluster.start(0, createDatabase: false)
-            let status = cluster.node(0).waitForExit(timeout: 60)
-            let log = cluster.node(0).log
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "3\n"))
+            cluster.stop(1)
+            Self.remove(cluster.path(1))
+            unlink(cluster.directory.path + "/node2-seq-map.cbor")
+            try cluster.start(1, createDatabase: false)
+            let status = cluster.node(1).waitForExit(timeout: 60)
+            let log = cluster.node(1).log
             #expect(status == 78, "exit status systemd's RestartPreventExitStatus holds: \(String(describing: status))\n\(log.suffix(3000))")
             #expect(log.contains("the database did not exist and the snapshot store (nats) holds no snapshot"), "\(log.suffix(3000))")
             #expect(log.contains("-save-snapshot") && log.contains("refused the start"), "\(log.suffix(3000))")
-            #expect(!FileManager.default.fileExists(atPath: cluster.path(0)), "the empty database made at this start is removed again")
-            #expect(!cluster.node(0).notify.with("STATUS=refused: snapshotter").isEmpty, "systemctl status says why")
+            #expect(!FileManager.default.fileExists(atPath: cluster.path(1)), "the empty database made at this start is removed again")
+            #expect(!cluster.node(1).notify.with("STATUS=refused: snapshotter").isEmpty, "systemctl status says why")
         }
 
         @Test(arguments: [true, false])
