@@ -489,6 +489,7 @@ final class Supervisor {
         }
         switch message {
         case .ready(let detail):
+            telemetry.workerReady(worker)
             process(.ready(child: worker, detail: detail))
         case .heartbeat(let counters):
             telemetry.heartbeat(worker: worker, pid: entry.peer.pid, counters: counters)
@@ -497,6 +498,7 @@ final class Supervisor {
             telemetry.observed(list)
         case .status(let text):
             logger.info("\(worker): \(text)")
+            if telemetry.workerStatus(worker, text), !machine.isReady { notifier.notify("STATUS=starting: \(worker): \(text)") }
             if text.hasPrefix(ControlMessage.cannotStartPrefix) || text.hasPrefix(ControlMessage.stoppingPrefix) { lastWords[entry.peer.pid] = text }
             process(.lifeSign(child: worker))
         default:

@@ -75,6 +75,7 @@ extension ProcessTests {
             } else {
                 #expect(log.contains("no snapshot in the store (nats) yet for this new node's empty database: asked the snapshot lease holder"), "\(log.suffix(3000))")
                 #expect(cluster.logs().contains("saving a snapshot: a node is waiting for one (node 3 on "), "\(cluster.problems())")
+                #expect(!cluster.node(2).notify.with("STATUS=starting: snapshotter: waiting for a snapshot").isEmpty, "systemctl status shows the wait")
             }
             #expect(try cluster.sql(2, "SELECT count(*), sum(k) FROM kv;") == "60|1830\n")
             #expect(!log.contains("parked"), "nothing parked: \(log.suffix(3000))")
