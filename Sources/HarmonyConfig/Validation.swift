@@ -61,6 +61,7 @@ enum Validation {
             }
         }
         try checkSnapshotStore(config.snapshot)
+        try checkReplicas(config)
         for name in WorkerSettings.names {
             let worker = config.workers[name, default: WorkerSettings()]
             if worker.restartBackoffInitial > worker.restartBackoffMax {
@@ -75,6 +76,21 @@ enum Validation {
                     message: "workers.\(name).memory_limit = \(ByteSize.format(worker.memoryLimit)) is below 16 MiB, too little to start a process"
                 )
             }
+        }
+    }
+
+    /// Settings that can never work, refused with the reason instead of waiting forever at start: more
+    /// JetStream replicas than the embedded cluster has servers (itself and its `-cluster-peers`). Not
+    /// checked when `server_config` may add routes, nor with external NATS (its size is not known here).
+    static func checkReplicas(_ config: Configuration) throws(ConfigurationError) {
+        guard config.nats.isEmbedded, config.nats.serverConfig.isEmpty else { return }
+        let servers = 1 + config.clusterPeers.count
+        for (key, wanted) in [("replication_log.replicas", config.replicationLog.effectiveReplicas),
+                              ("snapshot.nats.replicas", config.snapshot.enabled && config.snapshot.store == "nats" ? config.snapshot.nats.replicas : 1)]
+        where wanted > servers {
+            throw ConfigurationError(key: key, message: "\(key) asks for \(wanted) JetStream replicas, but the embedded cluster has \(servers) "
+                + "server(s) (this node and \(config.clusterPeers.count) -cluster-peers): JetStream could never place them. Lower it to at most "
+                + "\(servers), or name the other servers with -cluster-peers")
         }
     }
 
