@@ -17,9 +17,7 @@ public struct NodeClaim: Sendable {
         public var databasePath: String
 
         public init(instance: String, host: String, databasePath: String) {
-            self.instance = instance
-            self.host = host
-            self.databasePath = databasePath
+            (self.instance, self.host, self.databasePath) = (instance, host, databasePath)
         }
 
         static let tag = "harmonylite-node-claim-1"
