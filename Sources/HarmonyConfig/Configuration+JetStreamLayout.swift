@@ -18,6 +18,11 @@ extension Configuration {
     /// The lease's TTL in seconds (`snapshot.leader_ttl`, 30 s when unset).
     public var snapshotLeaseTTLSeconds: Double { Double(snapshot.leaderTTL > 0 ? snapshot.leaderTTL : 30000) / 1000 }
 
+    /// The KV bucket where each running node claims its id (key `node-<id>`, `NodeClaim`), and its TTL.
+    public var nodeClaimsBucket: String { nats.streamPrefix + "-node-claims" }
+    public static let nodeClaimTTLSeconds: Int64 = 10
+    public static func nodeClaimKey(_ nodeID: UInt64) -> String { "node-\(nodeID)" }
+
     /// The object store bucket of the `nats` snapshot store.
     public var snapshotObjectBucket: String { snapshot.nats.bucket.isEmpty ? nats.streamPrefix + "-snapshot-store" : snapshot.nats.bucket }
 }

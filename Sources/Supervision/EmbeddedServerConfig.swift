@@ -114,6 +114,7 @@ public enum EmbeddedServerConfig {
     ///   the fixed name of older versions);
     /// - the schema registry: its own key `$KV.<registry>.node-<id>`, and ephemeral consumers on the bucket's
     ///   stream (listing keys);
+    /// - its own node id claim `$KV.<stream_prefix>-node-claims.node-<id>`;
     /// - the snapshot lease's key (any node may hold the lease) and its snapshot request key (a new node
     ///   asks the lease holder for a snapshot);
     /// - with `snapshot.store = "nats"`: the object store's subjects `$O.<bucket>.>`, purging its stream (a
@@ -145,6 +146,7 @@ public enum EmbeddedServerConfig {
         subjects += ephemeralConsumers("KV_" + SchemaRegistryBucket.name)
         subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotLeaseKey)")
         subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotRequestKey)")
+        subjects.append("$KV.\(config.nodeClaimsBucket).\(Configuration.nodeClaimKey(config.nodeID))")
         if config.snapshot.store == "nats" {
             let bucket = config.snapshotObjectBucket
             subjects += ["$O.\(bucket).>", "$JS.API.STREAM.PURGE.OBJ_\(bucket)"] + ephemeralConsumers("OBJ_" + bucket)

@@ -41,6 +41,8 @@ final class BrokerService: WorkerLoopHandler {
 
     private var delivered: Int64 = 0
     private var streamWatcher: StreamWatcher?
+    /// This node's id claim in the cluster: held before the streams are prepared (and any consumer touched).
+    private lazy var nodeClaim = NodeClaimKeeper(config: config, logger: logger) { [runtime] in try? runtime.reportStatus($0) }
 
     private final class Peer {
         let connection: FrameConnection
@@ -66,6 +68,7 @@ final class BrokerService: WorkerLoopHandler {
     func drain() {
         streamWatcher?.stop()
         stopFetchers()
+        nodeClaim.release()
         close(listener)
     }
 
@@ -101,6 +104,7 @@ final class BrokerService: WorkerLoopHandler {
     }
 
     func tick(now: Double) throws {
+        nodeClaim.renewIfDue(on: connection, now: now)
         try perform(schedule.tick(now: now, linkUp: connection?.isConnected == true), now: now)
         for fetcher in fetchers.values.sorted(by: { $0.stream < $1.stream }) {
             if let failure = fetcher.takeFailure() {
@@ -144,6 +148,10 @@ final class BrokerService: WorkerLoopHandler {
                 try? runtime.reportStatus("NATS disconnected, reconnecting")
             case .prepareStreams:
                 do {
+                    guard let connection, try nodeClaim.holdClaim(on: connection, now: now) else {
+                        try perform(schedule.streamsNotReady(reason: "this node id's claim is not held yet", now: now), now: now)
+                        continue
+                    }
                     try prepareStreams()
                 } catch let stop as WorkerExit {
                     throw stop
