@@ -45,7 +45,7 @@ final class TestCluster {
     func node(_ index: Int) -> NodeUnderTest { nodes[index]! }
 
     /// `createDatabase: false`: a missing database stays missing (the node's own start creates it).
-    func start(_ index: Int, extra: String? = nil, createDatabase: Bool = true) throws {
+    func start(_ index: Int, extra: String? = nil, createDatabase: Bool = true, arguments: [String] = []) throws {
         let peers = routePorts.indices.filter { $0 != index }.map { "nats://\(placements[$0].host):\(routePorts[$0])/" }.joined(separator: ",")
         let host = placements[index].host
         // One cluster secret for all: by default each node's sits beside its database, and these may live apart.
@@ -53,7 +53,7 @@ final class TestCluster {
         nodes[index] = try NodeUnderTest(
             nodeID: index + 1,
             toml: (extra ?? extraTOML[index]) + "\n[nats]\nbind_address = \"\(host):\(clientPorts[index])\"\n" + secret + natsTOML,
-            arguments: ["-cluster-addr", "\(host):\(routePorts[index])", "-cluster-peers", peers],
+            arguments: ["-cluster-addr", "\(host):\(routePorts[index])", "-cluster-peers", peers] + arguments,
             directory: directory,
             database: path(index),
             launcher: placements[index].launcher,
