@@ -60,6 +60,9 @@ public struct SnapshotPlanner: Sendable {
     var restoredCursor: [String: UInt64]?
     /// The last problem logged while retrying, so each is logged once until it changes.
     var lastProblem = ""
+    /// Since when the current problem lasts, and when it was last said.
+    var problemSince: Double?
+    var problemSaid = 0.0
     /// Why this node restores its rows from a snapshot before replicating (nil: a restore as usual, which
     /// goes on without a snapshot when the store has none).
     var bootstrap: Bootstrap?
@@ -179,10 +182,23 @@ public struct SnapshotPlanner: Sendable {
         return [.log(.info, detail), .reportReady(summary)]
     }
 
-    /// A problem while retrying: logged and reported once until it changes.
-    mutating func problem(_ text: String, retryingEvery seconds: Double) -> [Action] {
-        guard text != lastProblem else { return [] }
+    /// How often a wait that goes on is said again.
+    static let stillWaitingInterval = 10.0
+
+    /// Waiting for `what` because of `cause`, retried every `seconds`: said at once ("waiting for X: cause;
+    /// trying again …"), then again every `stillWaitingInterval` s as "still waiting for X (N s): cause" in
+    /// the log and the status (`STATUS=` and `-status` show it) while it lasts; a new wait is said anew.
+    mutating func problem(waitingFor what: String, cause: String, retryingEvery seconds: Double, now: Double) -> [Action] {
+        let text = "waiting for \(what): \(cause)"
+        guard text != lastProblem else {
+            guard let since = problemSince, now - problemSaid >= Self.stillWaitingInterval else { return [] }
+            problemSaid = now
+            let line = "still waiting for \(what) (\(Int(now - since)) s): \(cause)"
+            return [.log(.warning, line), .reportStatus(line)]
+        }
         lastProblem = text
+        problemSince = now
+        problemSaid = now
         let retry = seconds == 1 ? "every second" : "every \(Int(seconds)) s"
         return [.log(.warning, "\(text); trying again \(retry)"), .reportStatus(text)]
     }
