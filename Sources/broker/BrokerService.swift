@@ -169,6 +169,9 @@ final class BrokerService: WorkerLoopHandler {
             case .announceWaitingForJetStream(let reason):
                 logger.warning("waiting for JetStream", metadata: ["error": "\(reason)"])
                 try? runtime.reportStatus("waiting for JetStream: \(reason)")
+            case .announceStillWaitingForJetStream(let reason, let seconds):
+                logger.warning("still waiting for JetStream", metadata: ["waited_s": "\(seconds)", "error": "\(reason)"])
+                try? runtime.reportStatus("still waiting for JetStream (\(seconds) s): \(reason)")
             case .startConsumers(let cursor):
                 do {
                     try startConsumers(after: cursor)
