@@ -84,6 +84,12 @@ public struct NodeView: Codable, Sendable, Equatable {
             self.waitingFor = waitingFor
         }
 
+        /// Whether a worker's status line is a long wait ("still waiting for X (N s): cause", "waiting for
+        /// …"): the supervisor shows it in `STATUS=` and `-status` until the worker is ready or says otherwise.
+        public static func isWait(_ status: String) -> Bool {
+            status.hasPrefix("still waiting for ") || status.hasPrefix("waiting for ")
+        }
+
         /// `waitingFor` for a worker whose last heartbeat reported `database_wait_ms` = `milliseconds`.
         public static func waitingFor(databaseWaitMilliseconds milliseconds: Int64?) -> String? {
             guard let milliseconds, milliseconds > 0 else { return nil }

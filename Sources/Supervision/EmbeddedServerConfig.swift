@@ -141,7 +141,9 @@ public enum EmbeddedServerConfig {
     ///   the fixed name of older versions);
     /// - the schema registry: its own key `$KV.<registry>.node-<id>`, and ephemeral consumers on the bucket's
     ///   stream (listing keys);
-    /// - the snapshot lease's one key (any node may hold the lease);
+    /// - its own node id claim `$KV.<stream_prefix>-node-claims.node-<id>`;
+    /// - the snapshot lease's key (any node may hold the lease) and its snapshot request key (a new node
+    ///   asks the lease holder for a snapshot);
     /// - with `snapshot.store = "nats"`: the object store's subjects `$O.<bucket>.>`, purging its stream (a
     ///   replaced snapshot's chunks) and ephemeral consumers on it (reading a snapshot);
     /// - flow-control replies of those ephemeral consumers (`$JS.FC.>`).
@@ -170,6 +172,8 @@ public enum EmbeddedServerConfig {
         subjects.append("$KV.\(SchemaRegistryBucket.name).\(SchemaRegistryBucket.key(nodeID: config.nodeID))")
         subjects += ephemeralConsumers("KV_" + SchemaRegistryBucket.name)
         subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotLeaseKey)")
+        subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotRequestKey)")
+        subjects.append("$KV.\(config.nodeClaimsBucket).\(Configuration.nodeClaimKey(config.nodeID))")
         if config.snapshot.store == "nats" {
             let bucket = config.snapshotObjectBucket
             subjects += ["$O.\(bucket).>", "$JS.API.STREAM.PURGE.OBJ_\(bucket)"] + ephemeralConsumers("OBJ_" + bucket)

@@ -347,11 +347,11 @@ public struct SupervisorStateMachine {
             return
         }
         if status.code == WorkerExitCode.refused {
-            // Restarting meets the same state: stop now, with a status systemd's unit does not restart on.
+            // Restarting cannot help: the node stops with a status systemd does not restart on.
             children[index].state = .notStarted
-            actions.append(.log(.error, "\(name) refused to run\(suffix)"))
-            actions.append(.log(.error, "\(name) would refuse again at every restart: stopping the node (exit status \(WorkerExitCode.refusedNodeExitStatus), which the systemd unit does not restart on)"))
-            beginShutdown(exitCode: WorkerExitCode.refusedNodeExitStatus, now: now, into: &actions)
+            actions.append(.log(.error, "\(name) refused the start\(suffix); stopping the node (exit status \(SupervisorExitCode.refused): systemd does not restart it)"))
+            actions.append(.notify("STATUS=refused: \(name)\(suffix)"))
+            beginShutdown(exitCode: SupervisorExitCode.refused, now: now, into: &actions)
             return
         }
         var why = "\(status)\(suffix)"

@@ -85,6 +85,8 @@ final class JetStreamSetup: Sendable {
         let replicas = config.replicationLog.effectiveReplicas
         _ = try KeyValueBucket.openOrCreate(connection: connection, name: SchemaRegistryBucket.name,
                                             creation: .init(description: SchemaRegistryBucket.description, ttlSeconds: SchemaRegistryBucket.ttlSeconds, replicas: replicas))
+        _ = try KeyValueBucket.openOrCreate(connection: connection, name: config.nodeClaimsBucket,
+                                            creation: .init(description: "HarmonyLite: one running node per node id", ttlSeconds: Configuration.nodeClaimTTLSeconds, replicas: replicas))
         _ = try Lease(connection: connection, bucket: config.snapshotLeaseBucket, key: Configuration.snapshotLeaseKey,
                       ttlMilliseconds: Int64(config.snapshotLeaseTTLSeconds * 1000), replicas: replicas)
         if config.snapshot.store == "nats" {

@@ -18,6 +18,8 @@ final class NodeTelemetry {
     private let config: Configuration
     private let metrics: NodeMetrics
     private var reports = WorkerReports()
+    /// The wait each worker said last (`NodeView.Worker.isWait`), until it is ready or says something else.
+    private var waits: [String: String] = [:]
     private var stalls = ShardStallWatch()
     /// Per stream: the stall the last tick saw (`stalls`), read by every view.
     private var stalledSeconds: [String: Double] = [:]
@@ -84,6 +86,15 @@ final class NodeTelemetry {
 
     // MARK: fed by the loop
 
+    /// A worker's status line: a wait is kept for `-status` and `/health`; true when it is one.
+    func workerStatus(_ worker: String, _ text: String) -> Bool {
+        let wait = NodeView.Worker.isWait(text)
+        waits[worker] = wait ? text : nil
+        return wait
+    }
+
+    func workerReady(_ worker: String) { waits[worker] = nil }
+
     func heartbeat(worker: String, pid: Int32, counters: [ControlMessage.Counter]) {
         metrics.heartbeat(worker: worker, pid: pid, counters: counters)
         reports.heartbeat(worker: worker, pid: pid, counters: counters)
@@ -145,7 +156,8 @@ final class NodeTelemetry {
             return NodeView.Worker(name: child.name, state: child.state, pid: child.pid, restarts: child.restarts,
                                    uptimeSeconds: child.pid.flatMap { firstSeen[$0] }.map { now - $0 },
                                    residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds,
-                                   waitingFor: NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.name, ControlMessage.Counter.databaseWait)))
+                                   waitingFor: waits[child.name]
+                                       ?? NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.name, ControlMessage.Counter.databaseWait)))
         }
         let heads = reports.labelled("broker", "stream_last_sequence")
         let cursors = reports.labelled("applier", "stream_cursor")

@@ -83,12 +83,34 @@ final class Supervisor {
             } catch {
                 throw SupervisorError(.untrustedPath, cause: error)
             }
+            try createMissingDatabase(config, runDirectory: runDirectory, logger: logger)
             let supervisor = try Supervisor(config: config, runDirectory: runDirectory, signals: signals, logger: logger)
             return supervisor.loop()
         } catch {
             logger.error("\(error)")
             return 1
         }
+    }
+
+    /// The production guide's recovery (delete the database and the seq map, start): a missing database is
+    /// created empty (an empty file is an empty SQLite database) and marked, so the snapshotter restores it
+    /// from the cluster's newest snapshot before anything replicates, or refuses the start when there is none.
+    private static func createMissingDatabase(_ config: Configuration, runDirectory: String, logger: Logger) throws {
+        let fd = open(config.dbPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            if errno == EEXIST { return }
+            throw SupervisorError(.filesystem, "cannot create the missing database \(config.dbPath): \(SystemError.reason(errno))")
+        }
+        close(fd)
+        let marker = DatabaseCreatedMarker.path(runDirectory: runDirectory)
+        let markerFD = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard markerFD >= 0 else {
+            unlink(config.dbPath)
+            throw SupervisorError(.filesystem, "cannot write \(marker): \(SystemError.reason(errno))")
+        }
+        close(markerFD)
+        logger.warning("the database did not exist: created it empty; it is restored from the cluster's newest snapshot before replication starts",
+                       metadata: ["path": "\(config.dbPath)"])
     }
 
     private init(config: Configuration, runDirectory: String, signals: SignalDescriptor, logger: Logger) throws {
@@ -484,6 +506,7 @@ final class Supervisor {
         }
         switch message {
         case .ready(let detail):
+            telemetry.workerReady(worker)
             process(.ready(child: worker, detail: detail))
         case .heartbeat(let counters):
             telemetry.heartbeat(worker: worker, pid: entry.peer.pid, counters: counters)
@@ -492,6 +515,7 @@ final class Supervisor {
             telemetry.observed(list)
         case .status(let text):
             logger.info("\(worker): \(text)")
+            if telemetry.workerStatus(worker, text), !machine.isReady { notifier.notify("STATUS=starting: \(worker): \(text)") }
             if text.hasPrefix(ControlMessage.cannotStartPrefix) || text.hasPrefix(ControlMessage.stoppingPrefix) { lastWords[entry.peer.pid] = text }
             process(.lifeSign(child: worker))
         default:
