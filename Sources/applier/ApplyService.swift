@@ -83,7 +83,7 @@ final class ApplyService: WorkerLoopHandler {
         pipeline = ApplyPipeline(cursor: cursor, streams: streams, parked: try ParkedMessages.count(in: database),
                                  settings: .init(snapshotsEnabled: config.snapshot.enabled))
         if config.replicate {
-            try runtime.reportReady("applying changes from cursor \(cursor.isEmpty ? "start" : "\(cursor)")")
+            try runtime.reportReady("applying changes from cursor \(cursor.isEmpty ? "start" : describeCursor(cursor))")
         } else {
             try runtime.reportReady("replicate=false: other nodes' changes are not applied")
         }

@@ -105,10 +105,10 @@ final class NodeTelemetry {
                 samples[pid] = ProcessSample.read(pid: pid)
                 let sample = samples[pid]
                 metrics.worker(WorkerSample(name: child.name, up: child.state == "running", pid: pid, restarts: child.restarts,
-                                            residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds))
+                                            reloads: child.reloads, residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds))
             }
             for child in children where child.pid == nil {
-                metrics.worker(WorkerSample(name: child.name, up: false, pid: nil, restarts: child.restarts, residentBytes: nil, cpuSeconds: nil))
+                metrics.worker(WorkerSample(name: child.name, up: false, pid: nil, restarts: child.restarts, reloads: child.reloads, residentBytes: nil, cpuSeconds: nil))
             }
             let live = Set(children.compactMap(\.pid))
             firstSeen = firstSeen.filter { live.contains($0.key) }

@@ -1,3 +1,4 @@
+import ChangeEvents
 import Foundation
 import HarmonyConfig
 import NATSClient
@@ -31,6 +32,6 @@ enum SaveSnapshotCommand {
         let megabytes = Double(metadata.size) / 1_048_576
         return "saved a snapshot of \(config.dbPath) to the \(config.snapshot.store) store: "
             + String(format: "%.1f MB, copy %.2f s, upload %.2f s (%.1f MB/s), ", megabytes, timing.local, timing.transfer, megabytes / max(timing.transfer, 0.001))
-            + "cursor \(metadata.cursor.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
+            + "cursor \(describeCursor(metadata.cursor))"
     }
 }

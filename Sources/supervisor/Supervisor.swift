@@ -50,6 +50,10 @@ final class Supervisor {
     private let telemetry: NodeTelemetry
     /// What `stop` tells the workers (sleep_timeout asks the lease holder for a last snapshot).
     private var stopReason = "supervisor request"
+    /// The embedded nats-server's output pipes, by read descriptor (one per server process until drained).
+    private var outputs: [Int32: ChildOutput] = [:]
+    /// Emits nats-server's lines in the node's format, as process `nats-server`.
+    private let natsLogHandler: LineLogHandler
 
     private final class WorkerConnection {
         let connection: FrameConnection
@@ -95,6 +99,8 @@ final class Supervisor {
         self.runDirectory = runDirectory
         self.signals = signals
         self.logger = logger
+        natsLogHandler = LineLogHandler(label: "nats-server", format: config.logging.format == "json" ? .json : .console, nodeID: config.nodeID,
+                                        level: config.logging.verbose ? .trace : .info)
         jetStreamSetup = JetStreamSetup(logger: logger)
         // First: a port in use stops the node before anything else is made.
         telemetry = try NodeTelemetry(config: config, now: monotonicSeconds())
@@ -176,6 +182,8 @@ final class Supervisor {
                 let events = Int16(POLLIN) | (connections[fd]!.connection.hasPendingOutput ? Int16(POLLOUT) : 0)
                 descriptors.append(pollfd(fd: fd, events: events, revents: 0))
             }
+            let outputFDs = Array(outputs.keys)
+            for fd in outputFDs { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             let probe = probeInFlight.flatMap { $0.fd >= 0 ? $0 : nil }
             if let probe { descriptors.append(pollfd(fd: probe.fd, events: probe.pollEvents, revents: 0)) }
             _ = poll(&descriptors, nfds_t(descriptors.count), pollTimeout())
@@ -184,6 +192,9 @@ final class Supervisor {
             if descriptors[1].revents != 0 { acceptConnections() }
             for (offset, fd) in connectionFDs.enumerated() where descriptors[offset + 2].revents != 0 {
                 serviceConnection(fd)
+            }
+            for (offset, fd) in outputFDs.enumerated() where descriptors[offset + 2 + connectionFDs.count].revents != 0 {
+                if outputs[fd]?.drain() == false { outputs[fd] = nil }
             }
             if natsProbePending { probeNATS() }
             serviceLivenessProbe()
@@ -259,11 +270,24 @@ final class Supervisor {
                 return
             }
         }
-        switch spawner.spawn(child, arguments: arguments, environment: environment, settings: config.workers[child, default: WorkerSettings()]) {
+        var pipe: (read: Int32, write: Int32)?
+        if child == "nats" {
+            do {
+                pipe = try ChildOutput.makePipe()
+            } catch {
+                process(.spawnFailed(child: child, reason: "\(error)"))
+                return
+            }
+        }
+        let result = spawner.spawn(child, arguments: arguments, environment: environment, output: pipe?.write, settings: config.workers[child, default: WorkerSettings()])
+        if let pipe { close(pipe.write) }
+        switch result {
         case .success(let pid):
+            if let pipe { outputs[pipe.read] = ChildOutput(fd: pipe.read, pid: pid, handler: natsLogHandler) }
             process(.spawned(child: child, pid: pid))
             if child == "nats" { natsProbePending = true }
         case .failure(let error):
+            if let pipe { close(pipe.read) }
             process(.spawnFailed(child: child, reason: error.description))
         }
     }
@@ -405,6 +429,18 @@ final class Supervisor {
                 serviceConnection(fd)  // its last words (why it could not start) may still be unread
                 closeConnection(fd)
             }
+            for (fd, output) in outputs where output.pid == pid {
+                // The server's last lines (why it failed) are in the pipe still: read them before its exit is said.
+                var open = output.drain()
+                while open {
+                    var one = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    guard poll(&one, 1, 100) > 0 else { break }
+                    open = output.drain()
+                }
+                if open { close(fd) }
+                outputs[fd] = nil
+                if let failure = output.lastFailure { lastWords[pid] = "nats-server said: \(failure)" }
+            }
             let said = lastWords.removeValue(forKey: pid).map { "; \($0)" } ?? ""
             process(.exited(pid: pid, status: exit, note: "peak resident memory \(usage.ru_maxrss / 1024) MiB" + said))
         }
@@ -474,7 +510,9 @@ final class Supervisor {
         case .observations(let list):
             telemetry.observed(list)
         case .status(let text):
-            logger.info("\(worker): \(text)")
+            // The worker logged this line itself (every status is also a line of its own): said again only
+            // at debug level, and with the worker's exit when it is why the worker stopped.
+            logger.debug("\(worker): \(text)")
             if text.hasPrefix(ControlMessage.cannotStartPrefix) || text.hasPrefix(ControlMessage.stoppingPrefix) { lastWords[entry.peer.pid] = text }
             process(.lifeSign(child: worker))
         default:
