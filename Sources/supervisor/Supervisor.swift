@@ -194,7 +194,7 @@ final class Supervisor {
                 serviceConnection(fd)
             }
             for (offset, fd) in outputFDs.enumerated() where descriptors[offset + 2 + connectionFDs.count].revents != 0 {
-                if outputs[fd]?.drain() == false { outputs[fd] = nil }
+                if let output = outputs[fd], !output.drain() { finished(output) }
             }
             if natsProbePending { probeNATS() }
             serviceLivenessProbe()
@@ -438,12 +438,17 @@ final class Supervisor {
                     open = output.drain()
                 }
                 if open { close(fd) }
-                outputs[fd] = nil
-                if let failure = output.lastFailure { lastWords[pid] = "nats-server said: \(failure)" }
+                finished(output)
             }
             let said = lastWords.removeValue(forKey: pid).map { "; \($0)" } ?? ""
             process(.exited(pid: pid, status: exit, note: "peak resident memory \(usage.ru_maxrss / 1024) MiB" + said))
         }
+    }
+
+    /// A child's output pipe is closed (it exited): what it said last on failing becomes its last words.
+    private func finished(_ output: ChildOutput) {
+        outputs[output.fd] = nil
+        if let failure = output.lastFailure { lastWords[output.pid] = "nats-server said: \(failure)" }
     }
 
     // MARK: control connections
