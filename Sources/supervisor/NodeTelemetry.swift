@@ -86,9 +86,9 @@ final class NodeTelemetry {
         reports.heartbeat(worker: worker, pid: pid, counters: counters)
     }
 
-    func observed(_ list: [Observations]) {
+    func observed(_ list: [Observations], now: Double) {
         metrics.observed(list)
-        reports.observed(list)
+        reports.observed(list, now: now)
     }
 
     /// Updates the view and the supervisor's own metrics; true when `sleep_timeout` says the node should
@@ -146,13 +146,14 @@ final class NodeTelemetry {
         }
         let heads = reports.labelled("broker", "stream_last_sequence")
         let cursors = reports.labelled("applier", "stream_cursor")
+        let recentLag = reports.recentLag(now: now)
         let streams = (1...max(1, config.replicationLog.shards)).map { shard -> NodeView.Stream in
             let name = config.shardStreamName(UInt64(shard))
             let head = heads[name].map { UInt64(max(0, $0)) }
             let cursor = cursors[name].map { UInt64(max(0, $0)) }
             var behind: UInt64?
             if let head, let cursor { behind = head >= cursor ? head - cursor : 0 }
-            return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: reports.recentLag[name],
+            return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: recentLag[name],
                                    stalledSeconds: stalledSeconds[name])
         }
         let created = reports.value("snapshotter", "snapshot_created_unix_ms").flatMap { $0 > 0 ? $0 : nil }

@@ -52,6 +52,10 @@ final class Supervisor {
     private var stopReason = "supervisor request"
     /// The embedded nats-server's output pipes, by read descriptor (one per server process until drained).
     private var outputs: [Int32: ChildOutput] = [:]
+    /// `-status` clients waiting for fresh readings: answered once every worker asked sent its heartbeat,
+    /// or `statusWait` seconds after the question.
+    private var pendingStatus: [(connection: WorkerConnection, fd: Int32, askedAt: Double, waiting: Set<String>)] = []
+    private static let statusWait = 1.0
     /// Emits nats-server's lines in the node's format, as process `nats-server`.
     private let natsLogHandler: LineLogHandler
 
@@ -196,6 +200,7 @@ final class Supervisor {
             for (offset, fd) in outputFDs.enumerated() where descriptors[offset + 2 + connectionFDs.count].revents != 0 {
                 if let output = outputs[fd], !output.drain() { finished(output) }
             }
+            answerStatusQueries(now: monotonicSeconds())
             if natsProbePending { probeNATS() }
             serviceLivenessProbe()
             watchDiskSpace()
@@ -216,6 +221,7 @@ final class Supervisor {
         var timeout = 1.0
         if let deadline = machine.nextDeadline { timeout = min(timeout, max(0, deadline - monotonicSeconds())) }
         if natsProbePending { timeout = min(timeout, 0.02) }
+        for query in pendingStatus { timeout = min(timeout, max(0, query.askedAt + Self.statusWait - monotonicSeconds())) }
         if let natsProbe, natsProbe.port != nil { timeout = min(timeout, max(0, natsProbe.schedule.nextDeadline - monotonicSeconds())) }
         timeout = min(timeout, max(0, diskWatch.nextAt - monotonicSeconds()))
         return Int32((timeout * 1000).rounded(.up))
@@ -445,6 +451,20 @@ final class Supervisor {
         }
     }
 
+    /// Answers the `-status` clients whose workers all reported (their observations, sent right after the
+    /// heartbeat, read in the same turn), or whose wait is over.
+    private func answerStatusQueries(now: Double) {
+        guard !pendingStatus.isEmpty else { return }
+        let due = pendingStatus.filter { $0.waiting.isEmpty || now - $0.askedAt >= Self.statusWait }
+        guard !due.isEmpty else { return }
+        pendingStatus.removeAll { query in due.contains { $0.connection === query.connection } }
+        let report = telemetry.statusJSON(machine, now: now)
+        for query in due where connections[query.fd] === query.connection {
+            send(.statusReport(json: report), to: query.fd)
+            closeConnection(query.fd)
+        }
+    }
+
     /// A child's output pipe is closed (it exited): what it said last on failing becomes its last words.
     private func finished(_ output: ChildOutput) {
         outputs[output.fd] = nil
@@ -487,10 +507,19 @@ final class Supervisor {
     private func handle(_ message: ControlMessage, from entry: WorkerConnection, fd: Int32) throws(IPCError) {
         guard let worker = entry.worker else {
             if message == .statusQuery {
-                // `harmonylite -status`: one answer, then the connection is closed.
-                send(.statusReport(json: telemetry.statusJSON(machine, now: monotonicSeconds())), to: fd)
-                throw IPCError(.connectionClosed)
+                // `harmonylite -status`: every worker reports now (the broker reads the stream heads first);
+                // one answer once they have, then the connection is closed.
+                guard !pendingStatus.contains(where: { $0.connection === entry }) else { throw IPCError(.handshakeFailed("a second status query")) }
+                var asked: Set<String> = []
+                for (workerFD, other) in connections {
+                    guard let worker = other.worker else { continue }
+                    send(.reportNow, to: workerFD)
+                    asked.insert(worker)
+                }
+                pendingStatus.append((entry, fd, monotonicSeconds(), asked))
+                return
             }
+            guard !pendingStatus.contains(where: { $0.connection === entry }) else { throw IPCError(.handshakeFailed("a status client sent more")) }
             guard case .hello(let hello) = message else { throw IPCError(.handshakeFailed("the first message was not hello")) }
             guard hello.protocolVersion == ControlMessage.protocolVersion else {
                 send(.rejected(reason: "control protocol \(hello.protocolVersion) is not spoken here (\(ControlMessage.protocolVersion) is)"), to: fd)
@@ -511,9 +540,10 @@ final class Supervisor {
             process(.ready(child: worker, detail: detail))
         case .heartbeat(let counters):
             telemetry.heartbeat(worker: worker, pid: entry.peer.pid, counters: counters)
+            for index in pendingStatus.indices { pendingStatus[index].waiting.remove(worker) }
             process(.lifeSign(child: worker))
         case .observations(let list):
-            telemetry.observed(list)
+            telemetry.observed(list, now: monotonicSeconds())
         case .status(let text):
             // The worker logged this line itself (every status is also a line of its own): said again only
             // at debug level, and with the worker's exit when it is why the worker stopped.

@@ -80,6 +80,22 @@ import Testing
         #expect(abs(sum - 1007.207) < 1e-6, "\(sum)")
     }
 
+    /// The lag `-status` shows is that of changes applied lately: once nothing arrived for `lagFreshness`
+    /// seconds there is none in flight, and the last one's lag is not shown as current.
+    @Test func theLagShownIsOnlyThatOfRecentChanges() {
+        var reports = WorkerReports()
+        var accumulator = ObservationAccumulator()
+        accumulator.record(.applyLag, 4.0, label: "s-1")
+        accumulator.record(.applyLag, 2.0, label: "s-1")
+        reports.observed(accumulator.take(), now: 100)
+        #expect(reports.recentLag(now: 100) == ["s-1": 3.0])
+        #expect(reports.recentLag(now: 100 + WorkerReports.lagFreshness) == ["s-1": 3.0])
+        #expect(reports.recentLag(now: 100.5 + WorkerReports.lagFreshness).isEmpty)
+        accumulator.record(.applyLag, 0.25, label: "s-1")
+        reports.observed(accumulator.take(), now: 200)
+        #expect(reports.recentLag(now: 201) == ["s-1": 0.25])
+    }
+
     @Test func workersUpRestartsMemoryAndCPU() {
         let metrics = NodeMetrics(namespace: "hl", subsystem: "", nodeID: 1)
         metrics.worker(WorkerSample(name: "broker", up: true, pid: 5, restarts: 0, residentBytes: 1000, cpuSeconds: 1.5))
