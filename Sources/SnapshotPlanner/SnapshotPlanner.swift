@@ -66,6 +66,13 @@ public struct SnapshotPlanner: Sendable {
     var newestSnapshotCursor: [String: UInt64]?
     var nextIntervalSave: Double?
     var nextHistoryCheck = 0.0
+    /// When a node that does not save snapshots looks at the store's newest one next (its age is known on
+    /// every node), and when it last did.
+    var nextNewestLook = 0.0
+    var lastNewestLook = -Double.infinity
+    /// How often a node that does not lead looks at the newest snapshot; `-status` asks at most every 5 s.
+    public static let newestLookInterval = 30.0
+    static let newestLookOnRequest = 5.0
 
     var registry = RegistrySchedule()
 
@@ -99,9 +106,24 @@ public struct SnapshotPlanner: Sendable {
             if isLeading {
                 deadlines.append(nextHistoryCheck)
                 if let nextIntervalSave { deadlines.append(nextIntervalSave) }
+            } else {
+                deadlines.append(nextNewestLook)
             }
             return deadlines.min()
         }
+    }
+
+    /// `-status` asked for fresh readings: a node that does not lead looks at the newest snapshot now,
+    /// unless it did in the last few seconds.
+    public mutating func freshReadingsAsked(now: Double) -> [Action] {
+        guard phase == .ready, !isLeading, now - lastNewestLook >= Self.newestLookOnRequest else { return [] }
+        return lookAtNewestSnapshot(now: now)
+    }
+
+    private mutating func lookAtNewestSnapshot(now: Double) -> [Action] {
+        lastNewestLook = now
+        nextNewestLook = now + Self.newestLookInterval
+        return [.lookAtNewestSnapshot]
     }
 
     // MARK: events
@@ -137,7 +159,9 @@ public struct SnapshotPlanner: Sendable {
             // Not asked again before the answer (or the next retry, when it never comes).
             phase = .waitingForCover(reason: reason, readyDetail: detail, nextCheck: now + Self.gapCoverRetry)
             return [.readNewestSnapshot]
-        case .ready: return savingWork(now: now)
+        case .ready:
+            guard !isLeading, now >= nextNewestLook else { return savingWork(now: now) }
+            return lookAtNewestSnapshot(now: now) + savingWork(now: now)
         default: return []
         }
     }

@@ -103,7 +103,7 @@ struct PlannerHarness {
             registryAnswers
                 ? planner.schemaRegistryWritten(schema, previousHash: previousHash, now: now)
                 : planner.schemaRegistryWriteFailed("timeout", now: now)
-        case .startJob, .releaseLease, .reportReady, .reportStatus, .log, .stop: []
+        case .startJob, .releaseLease, .reportReady, .reportStatus, .log, .stop, .lookAtNewestSnapshot: []
         }
     }
 

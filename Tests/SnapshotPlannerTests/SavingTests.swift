@@ -28,6 +28,27 @@ import Testing
         #expect(harness.pastDeadlinesWithNothingDue.isEmpty)
     }
 
+    /// A node that does not save snapshots still knows the newest one's age: it looks at the store once
+    /// ready, then every `newestLookInterval`, and when `-status` asks (at most every 5 s); a leader does not.
+    @Test func aNodeThatDoesNotLeadLooksAtTheNewestSnapshot() {
+        var harness = PlannerHarness()
+        harness.leaseAnswer = .heldByAnother
+        harness.start()
+        harness.run(for: 65)
+        let interval = SnapshotPlanner.newestLookInterval
+        #expect(harness.times(of: .lookAtNewestSnapshot) == [100, 100 + interval, 100 + 2 * interval], "\(harness.times(of: .lookAtNewestSnapshot))")
+        #expect(harness.pastDeadlinesWithNothingDue.isEmpty)
+        #expect(harness.planner.freshReadingsAsked(now: 162) == [], "looked 2 s ago")
+        #expect(harness.planner.freshReadingsAsked(now: 166) == [.lookAtNewestSnapshot])
+        #expect(harness.planner.freshReadingsAsked(now: 167) == [])
+
+        let leader = Self.leading()
+        var led = leader
+        led.run(for: 100)
+        #expect(led.times(of: .lookAtNewestSnapshot).count <= 1, "a leader reads the newest snapshot itself")
+        #expect(led.planner.freshReadingsAsked(now: led.now + 10) == [])
+    }
+
     @Test func publishFalseNeverChecksTheLease() {
         var harness = PlannerHarness(PlannerHarness.settings(publish: false))
         harness.start()
