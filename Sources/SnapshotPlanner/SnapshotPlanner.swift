@@ -66,11 +66,11 @@ public struct SnapshotPlanner: Sendable {
     var newestSnapshotCursor: [String: UInt64]?
     var nextIntervalSave: Double?
     var nextHistoryCheck = 0.0
-    /// When a node that does not save snapshots looks at the store's newest one next (its age is known on
-    /// every node), and when it last did.
+    /// When the node looks at the store's newest snapshot next, and when it last did: its age is known on
+    /// every node, and a leader learns of snapshots saved elsewhere (`-save-snapshot`) too.
     var nextNewestLook = 0.0
     var lastNewestLook = -Double.infinity
-    /// How often a node that does not lead looks at the newest snapshot; `-status` asks at most every 5 s.
+    /// How often a ready node looks at the newest snapshot; `-status` asks at most every 5 s.
     public static let newestLookInterval = 30.0
     static let newestLookOnRequest = 5.0
 
@@ -103,20 +103,19 @@ public struct SnapshotPlanner: Sendable {
         case .ready:
             var deadlines: [Double] = []
             if settings.publish { deadlines.append(nextLeaseCheck) }
+            deadlines.append(nextNewestLook)
             if isLeading {
                 deadlines.append(nextHistoryCheck)
                 if let nextIntervalSave { deadlines.append(nextIntervalSave) }
-            } else {
-                deadlines.append(nextNewestLook)
             }
             return deadlines.min()
         }
     }
 
-    /// `-status` asked for fresh readings: a node that does not lead looks at the newest snapshot now,
-    /// unless it did in the last few seconds.
+    /// `-status` asked for fresh readings: the node looks at the newest snapshot now, unless it did in the
+    /// last few seconds.
     public mutating func freshReadingsAsked(now: Double) -> [Action] {
-        guard phase == .ready, !isLeading, now - lastNewestLook >= Self.newestLookOnRequest else { return [] }
+        guard phase == .ready, now - lastNewestLook >= Self.newestLookOnRequest else { return [] }
         return lookAtNewestSnapshot(now: now)
     }
 
@@ -160,7 +159,7 @@ public struct SnapshotPlanner: Sendable {
             phase = .waitingForCover(reason: reason, readyDetail: detail, nextCheck: now + Self.gapCoverRetry)
             return [.readNewestSnapshot]
         case .ready:
-            guard !isLeading, now >= nextNewestLook else { return savingWork(now: now) }
+            guard now >= nextNewestLook else { return savingWork(now: now) }
             return lookAtNewestSnapshot(now: now) + savingWork(now: now)
         default: return []
         }

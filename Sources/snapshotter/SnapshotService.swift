@@ -72,7 +72,7 @@ final class SnapshotService: WorkerLoopHandler {
 
     var nextDeadline: Double? { planner.nextDeadline }
 
-    /// `-status` asked: a node that does not save snapshots looks at the newest one now (its age).
+    /// `-status` asked: the node looks at the newest snapshot now (its age, whoever saved it).
     func refreshReadings() { try? execute(planner.freshReadingsAsked(now: monotonicSeconds()), now: monotonicSeconds()) }
 
     var counters: [ControlMessage.Counter] {

@@ -29,8 +29,9 @@ import Testing
     }
 
     /// A node that does not save snapshots still knows the newest one's age: it looks at the store once
-    /// ready, then every `newestLookInterval`, and when `-status` asks (at most every 5 s); a leader does not.
-    @Test func aNodeThatDoesNotLeadLooksAtTheNewestSnapshot() {
+    /// ready, then every `newestLookInterval`, and when `-status` asks (at most every 5 s); a leader too
+    /// (a snapshot saved by `-save-snapshot` is not its own).
+    @Test func everyReadyNodeLooksAtTheNewestSnapshot() {
         var harness = PlannerHarness()
         harness.leaseAnswer = .heldByAnother
         harness.start()
@@ -42,11 +43,16 @@ import Testing
         #expect(harness.planner.freshReadingsAsked(now: 166) == [.lookAtNewestSnapshot])
         #expect(harness.planner.freshReadingsAsked(now: 167) == [])
 
-        let leader = Self.leading()
-        var led = leader
-        led.run(for: 100)
-        #expect(led.times(of: .lookAtNewestSnapshot).count <= 1, "a leader reads the newest snapshot itself")
-        #expect(led.planner.freshReadingsAsked(now: led.now + 10) == [])
+        var leader = Self.leading()
+        leader.run(for: 65)
+        #expect(leader.times(of: .lookAtNewestSnapshot) == [100, 100 + interval, 100 + 2 * interval])
+        #expect(leader.planner.isLeading && leader.pastDeadlinesWithNothingDue.isEmpty)
+        #expect(leader.planner.freshReadingsAsked(now: leader.now + 10) == [.lookAtNewestSnapshot])
+
+        var disabled = PlannerHarness(PlannerHarness.settings(enabled: false))
+        disabled.start()
+        disabled.run(for: 65)
+        #expect(disabled.times(of: .lookAtNewestSnapshot).isEmpty && disabled.planner.freshReadingsAsked(now: 200).isEmpty)
     }
 
     @Test func publishFalseNeverChecksTheLease() {
