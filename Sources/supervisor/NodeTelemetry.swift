@@ -18,6 +18,9 @@ final class NodeTelemetry {
     private let metrics: NodeMetrics
     private var reports = WorkerReports()
     private var stalls = ShardStallWatch()
+    /// Lines about catching up with the streams (a node that was down, or restored an older snapshot).
+    private var catchUp = CatchUpProgress()
+    private let logger = Logger(label: "supervisor")
     /// Per stream: the stall the last tick saw (`stalls`), read by every view.
     private var stalledSeconds: [String: Double] = [:]
     private var sleepTimer: SleepTimer
@@ -119,6 +122,10 @@ final class NodeTelemetry {
             let stall = config.replicate && machine.isReady
                 ? stalls.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) }, cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) : nil
             stalledSeconds[name] = stall
+            if config.replicate, let line = catchUp.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) },
+                                                            cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) {
+                logger.info("\(line)", metadata: ["stream": "\(name)"])
+            }
         }
         let view = makeView(children, machine: machine, now: now)
         metrics.snapshotAge(seconds: view.snapshot.ageSeconds)
