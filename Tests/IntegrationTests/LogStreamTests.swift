@@ -71,5 +71,23 @@ extension ProcessTests {
             }
             #expect(node.log.contains("CRT [nats-server] Error listening on port"), "\(node.log)")
         }
+
+        /// `-save-snapshot` says what it does while it does it, in binary units: the copy's end and size,
+        /// the upload's progress, and its summary (before: silent during the copy, "0.0 MB" for small ones).
+        @Test func saveSnapshotSaysItsProgressInMiB() throws {
+            let directory = try TemporaryDirectory()
+            try makeDatabase(directory.path + "/node1.db", "PRAGMA journal_mode=WAL; CREATE TABLE blobs(id INTEGER PRIMARY KEY, body BLOB);"
+                + "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO blobs SELECT i, randomblob(4000) FROM n;")
+            let node = try NodeUnderTest(directory: directory)
+            try node.waitUntilReady()
+            let saved = try runCommand(Binaries.supervisor, ["-config", node.configPath, "-save-snapshot"])
+            #expect(saved.status == 0, "\(saved.output)")
+            let lines = saved.output.split(separator: "\n")
+            #expect(lines.contains { $0.contains("copied the database in ") && $0.contains(" MiB to upload") }, "\(saved.output)")
+            #expect(lines.contains { $0.contains("uploading the snapshot: 100% of 11.") && $0.contains(" MiB at ") && $0.hasSuffix("/s") }, "\(saved.output)")
+            #expect(lines.contains { $0.contains("saved a snapshot of") && $0.contains(" MiB, copy ") && $0.contains(", cursor ") && !$0.contains("(key:") }, "\(saved.output)")
+            #expect(!saved.output.contains(" MB"), "\(saved.output)")
+            #expect(node.terminate() == 0)
+        }
     }
 }
