@@ -99,10 +99,19 @@ public final class WorkerRuntime {
         try connection.send(ControlMessage.status(text).frame)
     }
 
-    public enum StopReason: Equatable {
+    public enum StopReason: Equatable, CustomStringConvertible {
         case requested(String)
         case signal(Int32)
         case supervisorGone
+
+        /// As a log line says it: `the supervisor asked (supervisor request)`, `signal 15`.
+        public var description: String {
+            switch self {
+            case .requested(let reason): "the supervisor asked (\(reason))"
+            case .signal(let number): "signal \(number)"
+            case .supervisorGone: "the supervisor is gone"
+            }
+        }
     }
 
     /// Runs the worker's loop until it must stop: watches the control socket, signals and the handler's

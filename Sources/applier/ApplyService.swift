@@ -70,12 +70,12 @@ final class ApplyService: WorkerLoopHandler {
         let cursor = try applier.storedCursor()
         do {
             if try SeqMapFile.read(config.seqMapPath) == nil {
-                logger.info("no seq map: consuming from the database's cursor", metadata: ["seq_map": "\(config.seqMapPath)", "cursor": "\(cursor)"])
+                logger.info("no seq map: consuming from the database's cursor", metadata: ["seq_map": "\(config.seqMapPath)", "cursor": "\(describeCursor(cursor))"])
             }
         } catch {
             // Upstream HarmonyLite's seq map (empty, or with bytes after its map) was read at the takeover.
             if (try? SeqMapFile.readUpstream(config.seqMapPath)) == nil {
-                logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(cursor)"])
+                logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(describeCursor(cursor))"])
             }
         }
         let streams = try StreamIdentities.read(in: database)
