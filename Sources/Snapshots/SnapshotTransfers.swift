@@ -55,7 +55,7 @@ public enum SnapshotTransfers {
         let arrived = monotonicSeconds()
         say("downloaded \(ByteSize.text(metadata.size)) in \(String(format: "%.2f", arrived - started)) s: verifying it and restoring it into the live database")
         let outcome = try SnapshotRestorer.restore(file, metadata: metadata, into: database, nodeID: nodeID, currentStreams: currentStreams,
-                                                   clockBound: maxClockOffset.map { ClockBound(maxOffsetMilliseconds: $0) })
+                                                   clockBound: maxClockOffset.map { ClockBound(maxOffsetMilliseconds: $0) }, say: say)
         return (metadata, outcome, Timing(local: monotonicSeconds() - arrived, transfer: arrived - started))
     }
 }

@@ -2,6 +2,7 @@ import TestSupport
 import Foundation
 import Testing
 
+@testable import ChangeLog
 @testable import Snapshots
 
 /// Progress of long snapshot operations, in honest binary units.
@@ -48,5 +49,21 @@ import Testing
         #expect(lines.count >= 2, "\(lines)")
         #expect(lines.allSatisfy { $0.hasPrefix("copying the database: ") && $0.contains("MiB") && !$0.contains("MB") }, "\(lines)")
         #expect(lines.contains { $0.contains("written of at most 2") }, "the source's size is known: \(lines)")
+    }
+
+    /// Restoring it says how far the write into the live database got, ending at 100%, and the rows are there.
+    @Test func theRestoreSaysItsProgressAndEndsAtTheWhole() throws {
+        let directory = try TemporaryDirectory()
+        let source = directory.path + "/a.db", target = directory.path + "/b.db"
+        for path in [source, target] { try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE blobs(id INTEGER PRIMARY KEY, body BLOB);") }
+        _ = try ChangeLogInstaller.open(source, node: 1)
+        _ = try ChangeLogInstaller.open(target, node: 2)
+        _ = try runCommand("/usr/bin/sqlite3", [source, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO blobs SELECT i, randomblob(4000) FROM n;"])
+        let file = directory.path + "/snapshot.db"
+        let metadata = try SnapshotMaker.make(from: source, into: file, nodeID: 1)
+        var lines: [String] = []
+        _ = try SnapshotRestorer.restore(file, metadata: metadata, into: target, nodeID: 2) { lines.append($0) }
+        #expect(lines.last?.hasPrefix("writing the snapshot into the live database: 100% of ") == true && lines.last?.contains(" MiB") == true, "\(lines)")
+        #expect(try runCommand("/usr/bin/sqlite3", [target, "SELECT count(*) FROM blobs;"]).output == "3000\n")
     }
 }
