@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "supervisor",
             dependencies: [
-                "SystemCalls", "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "NKeys",
+                "SystemCalls", "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "ChangeEvents", "NKeys",
                 "NATSClient", "NodeNATS", "Snapshots", "SchemaRegistry", "Operability", "CurlTransfer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(name: "capturer", dependencies: ["SystemCalls", "WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "applier", dependencies: ["SystemCalls", "WorkerRuntime", "ApplyPipeline", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "broker", dependencies: ["SystemCalls", "WorkerRuntime", "BrokerCore", "ChangeEvents", "IPC", "HarmonyConfig", "Logs", "NATSClient", "NodeNATS", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "snapshotter", dependencies: ["SystemCalls", "ChangeEvents", "WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "NodeNATS", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", "SchemaRegistry", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "snapshotter", dependencies: ["SystemCalls", "ChangeEvents", "WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "NodeNATS", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", "SchemaRegistry", "Logs", .product(name: "Logging", package: "swift-log")]),
         // What applying one row costs (ChangeApplier into a temporary database): not part of a node.
         .executableTarget(name: "applier-benchmark", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents"]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
@@ -91,6 +91,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "TestSupport"]),
         .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "Logs", "TestSupport"]),
+        .testTarget(name: "LogsTests", dependencies: ["Logs", "ChangeEvents"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport"]),
         .testTarget(name: "ApplyPipelineTests", dependencies: ["ApplyPipeline"]),
         .testTarget(name: "ChangeEventsTests", dependencies: ["ChangeEvents", "SQLiteKit", "TestSupport"]),

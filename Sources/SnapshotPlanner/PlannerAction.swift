@@ -22,6 +22,9 @@ public enum PlannerAction: Equatable, Sendable {
     case checkLease
     /// Read the newest snapshot's metadata: answer `newestSnapshotRead` or `newestSnapshotUnanswered`.
     case readNewestSnapshot
+    /// Look at the newest snapshot in the store (opening the store if needed) only to know its time and size
+    /// (`-status`, `harmonylite_snapshot_age_seconds` on every node, whoever saved it). No answer.
+    case lookAtNewestSnapshot
     /// Read each shard stream's last sequence: answer `streamHistoryRead`.
     case readStreamHistory
     /// Ask the snapshot lease holder for a snapshot (this node's empty database waits for one): answer

@@ -81,6 +81,13 @@ public struct SnapshotPlanner: Sendable {
     var newestSnapshotCursor: [String: UInt64]?
     var nextIntervalSave: Double?
     var nextHistoryCheck = 0.0
+    /// When the node looks at the store's newest snapshot next, and when it last did: its age is known on
+    /// every node, and a leader learns of snapshots saved elsewhere (`-save-snapshot`) too.
+    var nextNewestLook = 0.0
+    var lastNewestLook = -Double.infinity
+    /// How often a ready node looks at the newest snapshot; `-status` asks at most every 5 s.
+    public static let newestLookInterval = 30.0
+    static let newestLookOnRequest = 5.0
 
     var registry = RegistrySchedule()
 
@@ -112,12 +119,26 @@ public struct SnapshotPlanner: Sendable {
         case .ready:
             var deadlines: [Double] = []
             if settings.publish { deadlines.append(nextLeaseCheck) }
+            deadlines.append(nextNewestLook)
             if isLeading {
                 deadlines.append(nextHistoryCheck)
                 if let nextIntervalSave { deadlines.append(nextIntervalSave) }
             }
             return deadlines.min()
         }
+    }
+
+    /// `-status` asked for fresh readings: the node looks at the newest snapshot now, unless it did in the
+    /// last few seconds.
+    public mutating func freshReadingsAsked(now: Double) -> [Action] {
+        guard phase == .ready, now - lastNewestLook >= Self.newestLookOnRequest else { return [] }
+        return lookAtNewestSnapshot(now: now)
+    }
+
+    private mutating func lookAtNewestSnapshot(now: Double) -> [Action] {
+        lastNewestLook = now
+        nextNewestLook = now + Self.newestLookInterval
+        return [.lookAtNewestSnapshot]
     }
 
     // MARK: events
@@ -156,7 +177,9 @@ public struct SnapshotPlanner: Sendable {
         case .waitingForSnapshot(let nextCheck) where now >= nextCheck:
             phase = .waitingForSnapshot(nextCheck: now + Self.snapshotWaitRetry)
             return [.requestSnapshot, .readNewestSnapshot]
-        case .ready: return savingWork(now: now)
+        case .ready:
+            guard now >= nextNewestLook else { return savingWork(now: now) }
+            return lookAtNewestSnapshot(now: now) + savingWork(now: now)
         default: return []
         }
     }

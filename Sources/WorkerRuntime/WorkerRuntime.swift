@@ -27,6 +27,8 @@ public final class WorkerRuntime {
     /// The handler's counters as the last heartbeat carried them (a heartbeat sent during a database wait
     /// repeats them: the handler's connection is busy waiting and must not be used).
     private var lastCounters: [ControlMessage.Counter] = []
+    /// The supervisor asked for a heartbeat now (`reportNow`, for `-status`): sent at the loop's next turn.
+    private var reportRequested = false
     private var databaseWait = DatabaseWait()
     /// A stop that arrived while the worker waited for the database: `run` returns it.
     private var pendingStop: StopReason?
@@ -97,10 +99,19 @@ public final class WorkerRuntime {
         try connection.send(ControlMessage.status(text).frame)
     }
 
-    public enum StopReason: Equatable {
+    public enum StopReason: Equatable, CustomStringConvertible {
         case requested(String)
         case signal(Int32)
         case supervisorGone
+
+        /// As a log line says it: `the supervisor asked (supervisor request)`, `signal 15`.
+        public var description: String {
+            switch self {
+            case .requested(let reason): "the supervisor asked (\(reason))"
+            case .signal(let number): "signal \(number)"
+            case .supervisorGone: "the supervisor is gone"
+            }
+        }
     }
 
     /// Runs the worker's loop until it must stop: watches the control socket, signals and the handler's
@@ -132,7 +143,9 @@ public final class WorkerRuntime {
             let due = schedule.due(now: now, deadline: deadline)
             if due.tick { try handler.tick(now: now) }
             databaseWaitOver()
-            if due.heartbeat {
+            if due.heartbeat || reportRequested {
+                if reportRequested { handler.refreshReadings() }
+                reportRequested = false
                 lastCounters = handler.counters
                 databaseWaitOver()
                 try sendHeartbeat(now: monotonicSeconds())
@@ -220,7 +233,11 @@ public final class WorkerRuntime {
                 throw error
             }
             guard let frame else { return nil }
-            if case .stop(let reason) = try ControlMessage(frame: frame) { return .requested(reason) }
+            switch try ControlMessage(frame: frame) {
+            case .stop(let reason): return .requested(reason)
+            case .reportNow: reportRequested = true
+            default: continue
+            }
         }
     }
 }
@@ -263,6 +280,9 @@ public protocol WorkerLoopHandler: AnyObject {
     func tick(now: Double) throws
     /// What the next heartbeat reports (exported on /metrics).
     var counters: [ControlMessage.Counter] { get }
+    /// Reads what `counters` reports from elsewhere now, for a heartbeat the supervisor asked for
+    /// (`-status`): the broker reads the stream heads. Bounded; the default does nothing.
+    func refreshReadings()
     /// Histogram samples since the last heartbeat (sent after it; exported on /metrics).
     func takeObservations() -> [Observations]
     /// The last work before a normal stop (store what is kept in memory, give up leases).
@@ -275,6 +295,7 @@ extension WorkerLoopHandler {
     public func drain() throws {}
     public func drain(reason: WorkerRuntime.StopReason) throws { try drain() }
     public func takeObservations() -> [Observations] { [] }
+    public func refreshReadings() {}
 }
 
 private final class TickOnly: WorkerLoopHandler {

@@ -88,6 +88,9 @@ final class BrokerService: WorkerLoopHandler {
 
     var nextDeadline: Double? { schedule.nextDeadline }
 
+    /// `-status` asked: the stream heads are read now, not up to `StreamWatcher.interval` ago.
+    func refreshReadings() { streamWatcher?.refresh() }
+
     var counters: [ControlMessage.Counter] {
         [.init("nats_connected", connection?.isConnected == true ? 1 : 0), .init("published_batches", correlation.confirmedBatches),
          .init("publish_failures", correlation.failedBatches), .init("delivered_messages", delivered)]

@@ -75,6 +75,9 @@ final class SnapshotService: WorkerLoopHandler {
 
     var nextDeadline: Double? { planner.nextDeadline }
 
+    /// `-status` asked: the node looks at the newest snapshot now (its age, whoever saved it).
+    func refreshReadings() { try? execute(planner.freshReadingsAsked(now: monotonicSeconds()), now: monotonicSeconds()) }
+
     var counters: [ControlMessage.Counter] {
         [.init("snapshots_saved", planner.saved), .init("snapshots_restored", planner.restored),
          .init("snapshot_leader", planner.isLeading ? 1 : 0), .init("snapshot_created_unix_ms", newestSnapshot.createdAt),
@@ -174,21 +177,21 @@ final class SnapshotService: WorkerLoopHandler {
             return planner.leaseChecked(checkLease(), now: now)
         case .readNewestSnapshot:
             do {
-                var latest = try openStore.latest()
-                if let stored = latest {
-                    do {
-                        try stored.verifySignature(signingKey, acceptUnsigned: config.snapshot.acceptUnsigned)
-                    } catch {
-                        // What it claims is not believed: read as no snapshot, so the lease holder's next save replaces it.
-                        logger.error("the snapshot store's newest snapshot is not trusted: its cursor is ignored", metadata: ["reason": "\(error)"])
-                        latest = nil
-                    }
-                }
-                if let latest, latest.createdAt > newestSnapshot.createdAt { newestSnapshot = (latest.createdAt, latest.size) }
+                let latest = try trustedNewestSnapshot(openStore)
                 return planner.newestSnapshotRead(cursor: latest?.cursor, now: now)
             } catch {
                 return planner.newestSnapshotUnanswered("\(error)", now: now)
             }
+        case .lookAtNewestSnapshot:
+            guard let connection else { return [] }
+            do {
+                let opened = try store ?? SnapshotStores.open(config, connection: connection)
+                store = opened
+                _ = try trustedNewestSnapshot(opened)
+            } catch {
+                logger.debug("cannot look at the newest snapshot in the store", metadata: ["error": "\(error)"])
+            }
+            return []
         case .readStreamHistory:
             var lastSequences: [String: UInt64] = [:]
             for stream in planner.settings.streams {
@@ -322,6 +325,21 @@ final class SnapshotService: WorkerLoopHandler {
             if let state = try? connectedNATS.streamState(stream), state.created != 0 { identities[stream] = state.created }
         }
         return identities
+    }
+
+    /// The store's newest snapshot if its signature holds (else nil, said once per read), remembered as the
+    /// newest known when it is newer than what this node knew.
+    private func trustedNewestSnapshot(_ store: any SnapshotStore) throws -> SnapshotMetadata? {
+        guard let stored = try store.latest() else { return nil }
+        do {
+            try stored.verifySignature(signingKey, acceptUnsigned: config.snapshot.acceptUnsigned)
+        } catch {
+            // What it claims is not believed: read as no snapshot, so the lease holder's next save replaces it.
+            logger.error("the snapshot store's newest snapshot is not trusted: its cursor is ignored", metadata: ["reason": "\(error)"])
+            return nil
+        }
+        if stored.createdAt > newestSnapshot.createdAt { newestSnapshot = (stored.createdAt, stored.size) }
+        return stored
     }
 
     private func pollJob(now: Double) -> [PlannerAction] {

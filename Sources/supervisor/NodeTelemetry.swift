@@ -21,6 +21,9 @@ final class NodeTelemetry {
     /// The wait each worker said last (`NodeView.Worker.isWait`), until it is ready or says something else.
     private var waits: [String: String] = [:]
     private var stalls = ShardStallWatch()
+    /// Lines about catching up with the streams (a node that was down, or restored an older snapshot).
+    private var catchUp = CatchUpProgress()
+    private let logger = Logger(label: "supervisor")
     /// Per stream: the stall the last tick saw (`stalls`), read by every view.
     private var stalledSeconds: [String: Double] = [:]
     private var sleepTimer: SleepTimer
@@ -100,9 +103,9 @@ final class NodeTelemetry {
         reports.heartbeat(worker: worker, pid: pid, counters: counters)
     }
 
-    func observed(_ list: [Observations]) {
+    func observed(_ list: [Observations], now: Double) {
         metrics.observed(list)
-        reports.observed(list)
+        reports.observed(list, now: now)
     }
 
     /// Updates the view and the supervisor's own metrics; true when `sleep_timeout` says the node should
@@ -119,10 +122,10 @@ final class NodeTelemetry {
                 samples[pid] = ProcessSample.read(pid: pid)
                 let sample = samples[pid]
                 metrics.worker(WorkerSample(name: child.name, up: child.state == "running", pid: pid, restarts: child.restarts,
-                                            residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds))
+                                            reloads: child.reloads, residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds))
             }
             for child in children where child.pid == nil {
-                metrics.worker(WorkerSample(name: child.name, up: false, pid: nil, restarts: child.restarts, residentBytes: nil, cpuSeconds: nil))
+                metrics.worker(WorkerSample(name: child.name, up: false, pid: nil, restarts: child.restarts, reloads: child.reloads, residentBytes: nil, cpuSeconds: nil))
             }
             let live = Set(children.compactMap(\.pid))
             firstSeen = firstSeen.filter { live.contains($0.key) }
@@ -133,6 +136,10 @@ final class NodeTelemetry {
             let stall = config.replicate && machine.isReady
                 ? stalls.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) }, cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) : nil
             stalledSeconds[name] = stall
+            if config.replicate, let line = catchUp.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) },
+                                                            cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) {
+                logger.info("\(line)", metadata: ["stream": "\(name)"])
+            }
         }
         let view = makeView(children, machine: machine, now: now)
         metrics.snapshotAge(seconds: view.snapshot.ageSeconds)
@@ -161,13 +168,14 @@ final class NodeTelemetry {
         }
         let heads = reports.labelled("broker", "stream_last_sequence")
         let cursors = reports.labelled("applier", "stream_cursor")
+        let recentLag = reports.recentLag(now: now)
         let streams = (1...max(1, config.replicationLog.shards)).map { shard -> NodeView.Stream in
             let name = config.shardStreamName(UInt64(shard))
             let head = heads[name].map { UInt64(max(0, $0)) }
             let cursor = cursors[name].map { UInt64(max(0, $0)) }
             var behind: UInt64?
             if let head, let cursor { behind = head >= cursor ? head - cursor : 0 }
-            return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: reports.recentLag[name],
+            return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: recentLag[name],
                                    stalledSeconds: stalledSeconds[name])
         }
         let created = reports.value("snapshotter", "snapshot_created_unix_ms").flatMap { $0 > 0 ? $0 : nil }

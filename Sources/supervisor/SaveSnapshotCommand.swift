@@ -1,5 +1,6 @@
-import NodeNATS
+import ChangeEvents
 import Logs
+import NodeNATS
 import Foundation
 import HarmonyConfig
 import NATSClient
@@ -30,9 +31,8 @@ enum SaveSnapshotCommand {
         let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, key: key) { line in
             FileHandle.standardError.write(Data("harmonylite: \(line)\n".utf8))
         }
-        let megabytes = Double(metadata.size) / 1_048_576
-        return "saved a snapshot of \(config.dbPath) to the \(config.snapshot.store) store: "
-            + String(format: "%.1f MB, copy %.2f s, upload %.2f s (%.1f MB/s), ", megabytes, timing.local, timing.transfer, megabytes / max(timing.transfer, 0.001))
-            + "cursor \(metadata.cursor.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
+        return "saved a snapshot of \(config.dbPath) to the \(config.snapshot.store) store: \(ByteSize.text(metadata.size)), "
+            + String(format: "copy %.2f s, upload %.2f s ", timing.local, timing.transfer) + "(\(ByteSize.rate(metadata.size, seconds: timing.transfer))), "
+            + "cursor \(describeCursor(metadata.cursor))"
     }
 }

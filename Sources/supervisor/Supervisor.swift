@@ -51,6 +51,14 @@ final class Supervisor {
     private let telemetry: NodeTelemetry
     /// What `stop` tells the workers (sleep_timeout asks the lease holder for a last snapshot).
     private var stopReason = "supervisor request"
+    /// The embedded nats-server's output pipes, by read descriptor (one per server process until drained).
+    private var outputs: [Int32: ChildOutput] = [:]
+    /// `-status` clients waiting for fresh readings: answered once every worker asked sent its heartbeat,
+    /// or `statusWait` seconds after the question.
+    private var pendingStatus: [(connection: WorkerConnection, fd: Int32, askedAt: Double, waiting: Set<String>)] = []
+    private static let statusWait = 1.0
+    /// Emits nats-server's lines in the node's format, as process `nats-server`.
+    private let natsLogHandler: LineLogHandler
 
     private final class WorkerConnection {
         let connection: FrameConnection
@@ -118,6 +126,8 @@ final class Supervisor {
         self.runDirectory = runDirectory
         self.signals = signals
         self.logger = logger
+        natsLogHandler = LineLogHandler(label: "nats-server", format: config.logging.format == "json" ? .json : .console, nodeID: config.nodeID,
+                                        level: config.logging.verbose ? .trace : .info)
         jetStreamSetup = JetStreamSetup(logger: logger)
         // First: a port in use stops the node before anything else is made.
         telemetry = try NodeTelemetry(config: config, now: monotonicSeconds())
@@ -203,6 +213,8 @@ final class Supervisor {
                 let events = Int16(POLLIN) | (connections[fd]!.connection.hasPendingOutput ? Int16(POLLOUT) : 0)
                 descriptors.append(pollfd(fd: fd, events: events, revents: 0))
             }
+            let outputFDs = Array(outputs.keys)
+            for fd in outputFDs { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             let probe = probeInFlight.flatMap { $0.fd >= 0 ? $0 : nil }
             if let probe { descriptors.append(pollfd(fd: probe.fd, events: probe.pollEvents, revents: 0)) }
             // A failed wait (EINVAL, ENOMEM) is taken as a short timeout: the loop's timers still run.
@@ -213,6 +225,10 @@ final class Supervisor {
             for (offset, fd) in connectionFDs.enumerated() where descriptors[offset + 2].revents != 0 {
                 serviceConnection(fd)
             }
+            for (offset, fd) in outputFDs.enumerated() where descriptors[offset + 2 + connectionFDs.count].revents != 0 {
+                if let output = outputs[fd], !output.drain() { finished(output) }
+            }
+            answerStatusQueries(now: monotonicSeconds())
             if natsProbePending { probeNATS() }
             serviceLivenessProbe()
             watchDiskSpace()
@@ -233,6 +249,7 @@ final class Supervisor {
         var timeout = 1.0
         if let deadline = machine.nextDeadline { timeout = min(timeout, max(0, deadline - monotonicSeconds())) }
         if natsProbePending { timeout = min(timeout, 0.02) }
+        for query in pendingStatus { timeout = min(timeout, max(0, query.askedAt + Self.statusWait - monotonicSeconds())) }
         if let natsProbe, natsProbe.port != nil { timeout = min(timeout, max(0, natsProbe.schedule.nextDeadline - monotonicSeconds())) }
         timeout = min(timeout, max(0, diskWatch.nextAt - monotonicSeconds()))
         return Int32((timeout * 1000).rounded(.up))
@@ -287,11 +304,24 @@ final class Supervisor {
                 return
             }
         }
-        switch spawner.spawn(child, arguments: arguments, environment: environment, settings: config.workers[child, default: WorkerSettings()]) {
+        var pipe: (read: Int32, write: Int32)?
+        if child == "nats" {
+            do {
+                pipe = try ChildOutput.makePipe()
+            } catch {
+                process(.spawnFailed(child: child, reason: "\(error)"))
+                return
+            }
+        }
+        let result = spawner.spawn(child, arguments: arguments, environment: environment, output: pipe?.write, settings: config.workers[child, default: WorkerSettings()])
+        if let pipe { close(pipe.write) }
+        switch result {
         case .success(let pid):
+            if let pipe { outputs[pipe.read] = ChildOutput(fd: pipe.read, pid: pid, handler: natsLogHandler) }
             process(.spawned(child: child, pid: pid))
             if child == "nats" { natsProbePending = true }
         case .failure(let error):
+            if let pipe { close(pipe.read) }
             process(.spawnFailed(child: child, reason: error.description))
         }
     }
@@ -444,9 +474,40 @@ final class Supervisor {
                 serviceConnection(fd)  // its last words (why it could not start) may still be unread
                 closeConnection(fd)
             }
+            for (fd, output) in outputs where output.pid == pid {
+                // The server's last lines (why it failed) are in the pipe still: read them before its exit is said.
+                var open = output.drain()
+                while open {
+                    var one = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    guard poll(&one, 1, 100) > 0 else { break }
+                    open = output.drain()
+                }
+                if open { close(fd) }
+                finished(output)
+            }
             let said = lastWords.removeValue(forKey: pid).map { "; \($0)" } ?? ""
             process(.exited(pid: pid, status: exit, note: "peak resident memory \(usage.ru_maxrss / 1024) MiB" + said))
         }
+    }
+
+    /// Answers the `-status` clients whose workers all reported (their observations, sent right after the
+    /// heartbeat, read in the same turn), or whose wait is over.
+    private func answerStatusQueries(now: Double) {
+        guard !pendingStatus.isEmpty else { return }
+        let due = pendingStatus.filter { $0.waiting.isEmpty || now - $0.askedAt >= Self.statusWait }
+        guard !due.isEmpty else { return }
+        pendingStatus.removeAll { query in due.contains { $0.connection === query.connection } }
+        let report = telemetry.statusJSON(machine, now: now)
+        for query in due where connections[query.fd] === query.connection {
+            send(.statusReport(json: report), to: query.fd)
+            closeConnection(query.fd)
+        }
+    }
+
+    /// A child's output pipe is closed (it exited): what it said last on failing becomes its last words.
+    private func finished(_ output: ChildOutput) {
+        outputs[output.fd] = nil
+        if let failure = output.lastFailure { lastWords[output.pid] = "nats-server said: \(failure)" }
     }
 
     // MARK: control connections
@@ -485,10 +546,19 @@ final class Supervisor {
     private func handle(_ message: ControlMessage, from entry: WorkerConnection, fd: Int32) throws(IPCError) {
         guard let worker = entry.worker else {
             if message == .statusQuery {
-                // `harmonylite -status`: one answer, then the connection is closed.
-                send(.statusReport(json: telemetry.statusJSON(machine, now: monotonicSeconds())), to: fd)
-                throw IPCError(.connectionClosed)
+                // `harmonylite -status`: every worker reports now (the broker reads the stream heads first);
+                // one answer once they have, then the connection is closed.
+                guard !pendingStatus.contains(where: { $0.connection === entry }) else { throw IPCError(.handshakeFailed("a second status query")) }
+                var asked: Set<String> = []
+                for (workerFD, other) in connections {
+                    guard let worker = other.worker else { continue }
+                    send(.reportNow, to: workerFD)
+                    asked.insert(worker)
+                }
+                pendingStatus.append((entry, fd, monotonicSeconds(), asked))
+                return
             }
+            guard !pendingStatus.contains(where: { $0.connection === entry }) else { throw IPCError(.handshakeFailed("a status client sent more")) }
             guard case .hello(let hello) = message else { throw IPCError(.handshakeFailed("the first message was not hello")) }
             guard hello.protocolVersion == ControlMessage.protocolVersion else {
                 send(.rejected(reason: "control protocol \(hello.protocolVersion) is not spoken here (\(ControlMessage.protocolVersion) is)"), to: fd)
@@ -510,11 +580,14 @@ final class Supervisor {
             process(.ready(child: worker, detail: detail))
         case .heartbeat(let counters):
             telemetry.heartbeat(worker: worker, pid: entry.peer.pid, counters: counters)
+            for index in pendingStatus.indices { pendingStatus[index].waiting.remove(worker) }
             process(.lifeSign(child: worker))
         case .observations(let list):
-            telemetry.observed(list)
+            telemetry.observed(list, now: monotonicSeconds())
         case .status(let text):
-            logger.info("\(worker): \(text)")
+            // The worker logged this line itself (every status is also a line of its own): said again only
+            // at debug level, and with the worker's exit when it is why the worker stopped.
+            logger.debug("\(worker): \(text)")
             if telemetry.workerStatus(worker, text), !machine.isReady { notifier.notify("STATUS=starting: \(worker): \(text)") }
             if text.hasPrefix(ControlMessage.cannotStartPrefix) || text.hasPrefix(ControlMessage.stoppingPrefix) { lastWords[entry.peer.pid] = text }
             process(.lifeSign(child: worker))

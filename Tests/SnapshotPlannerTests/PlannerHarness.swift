@@ -111,7 +111,7 @@ struct PlannerHarness {
                 : planner.schemaRegistryWriteFailed("timeout", now: now)
         case .requestSnapshot: snapshotRequestError.map { planner.snapshotRequestFailed($0, now: now) } ?? []
         case .readSnapshotRequest: planner.snapshotRequestRead(snapshotRequest, now: now)
-        case .startJob, .releaseLease, .reportReady, .reportStatus, .log, .stop, .refuse: []
+        case .startJob, .releaseLease, .reportReady, .reportStatus, .log, .stop, .refuse, .lookAtNewestSnapshot: []
         }
     }
 
