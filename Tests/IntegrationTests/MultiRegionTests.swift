@@ -85,5 +85,27 @@ extension ProcessTests {
                     && status.contains("JetStream:       ") && status.contains("3 servers") && !status.contains("leader none known")
             }, "\(status)")
         }
+
+        /// A node that ran without a region restarts in one: its shard stream gives its subjects up to the
+        /// region's own stream and sources it, keeping its sequence (the node's cursor stays valid).
+        @Test func aNodeJoinsARegionKeepingItsShardStream() throws {
+            let directory = try TemporaryDirectory()
+            let database = directory.path + "/node1.db"
+            try makeDatabase(database, "PRAGMA journal_mode=WAL;" + Self.schema)
+            var node: NodeUnderTest? = try NodeUnderTest(toml: "", directory: directory, database: database)
+            try node!.waitUntilReady(timeout: 60)
+            _ = try runCommand("/usr/bin/sqlite3", [database, "INSERT INTO kv VALUES (1, 'before');"])
+            let status = { (node: NodeUnderTest) in (try? runCommand(Binaries.supervisor, ["-config", node.configPath, "-status"]).output) ?? "" }
+            #expect(eventually(timeout: 20, interval: 0.5) { status(node!).contains("harmonylite-changes-1   1          1") })
+            _ = node!.terminate()
+            node = try NodeUnderTest(toml: "[nats]\nregion = \"a\"\n", directory: directory, database: database)
+            try node!.waitUntilReady(timeout: 60)
+            _ = try runCommand("/usr/bin/sqlite3", [database, "INSERT INTO kv VALUES (2, 'after');"])
+            var text = ""
+            #expect(eventually(timeout: 30, interval: 0.5) {
+                text = status(node!)
+                return text.contains("harmonylite-changes-1   2          2") && text.contains("JetStream:       domain a")
+            }, "\(text)\n\(node!.log)")
+        }
     }
 }
