@@ -1,7 +1,7 @@
+import Logs
 import SystemCalls
 import CCurl
 import Foundation
-import HarmonyConfig
 
 #if canImport(Glibc)
 import Glibc

@@ -346,6 +346,14 @@ public struct SupervisorStateMachine {
             beginRestore(index, note: suffix, now: now, into: &actions)
             return
         }
+        if status.code == WorkerExitCode.refused {
+            // Restarting meets the same state: stop now, with a status systemd's unit does not restart on.
+            children[index].state = .notStarted
+            actions.append(.log(.error, "\(name) refused to run\(suffix)"))
+            actions.append(.log(.error, "\(name) would refuse again at every restart: stopping the node (exit status \(WorkerExitCode.refusedNodeExitStatus), which the systemd unit does not restart on)"))
+            beginShutdown(exitCode: WorkerExitCode.refusedNodeExitStatus, now: now, into: &actions)
+            return
+        }
         var why = "\(status)\(suffix)"
         if status.couldBeAllocationFailure, children[index].spec.settings.memoryLimit > 0 {
             let limit = children[index].spec.settings.memoryLimit

@@ -11,17 +11,21 @@ public enum WorkerExit: Error, CustomStringConvertible {
     case restoreNeeded(String)
     /// The worker cannot do its job (status 1: the supervisor restarts it with backoff).
     case failed(String)
+    /// The worker refuses to run on the node as it is, and a restart would refuse again
+    /// (`WorkerExitCode.refused`: the supervisor stops the node at once).
+    case refused(String)
 
     public var status: Int32 {
         switch self {
         case .restoreNeeded: WorkerExitCode.restoreNeeded
         case .failed: 1
+        case .refused: WorkerExitCode.refused
         }
     }
 
     public var description: String {
         switch self {
-        case .restoreNeeded(let reason), .failed(let reason): reason
+        case .restoreNeeded(let reason), .failed(let reason), .refused(let reason): reason
         }
     }
 }

@@ -1,3 +1,5 @@
+import NodeNATS
+import Logs
 import BrokerCore
 import ChangeEvents
 import HarmonyConfig

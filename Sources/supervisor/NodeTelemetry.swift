@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Logs
 import Glibc
 #endif
 import Foundation
@@ -68,7 +69,7 @@ final class NodeTelemetry {
         do {
             server = endpoints.isEmpty ? nil : try HTTPServer(endpoints: endpoints)
         } catch {
-            throw SupervisorError("\(error) (prometheus.bind / health_check.bind)")
+            throw SupervisorError(.configuration, "\(error) (prometheus.bind / health_check.bind)")
         }
         server?.start()
     }

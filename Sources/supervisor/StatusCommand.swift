@@ -14,15 +14,15 @@ enum StatusCommand {
         do {
             connection = FrameConnection(fd: try UnixSocket.connect(path: path), maximumFrameSize: 1 << 20)
         } catch {
-            throw SupervisorError("no running node for \(config.dbPath): cannot connect to \(path) (\(error))")
+            throw SupervisorError(.notRunning, "no running node for \(config.dbPath): cannot connect to \(path) (\(error))")
         }
         defer { connection.close() }
         try connection.send(ControlMessage.statusQuery.frame)
         guard let frame = try connection.receive(timeoutMilliseconds: 5000) else {
-            throw SupervisorError("the node at \(path) did not answer within 5 s")
+            throw SupervisorError(.notRunning, "the node at \(path) did not answer within 5 s")
         }
         guard case .statusReport(let report) = try ControlMessage(frame: frame) else {
-            throw SupervisorError("the node at \(path) answered something else than a status report")
+            throw SupervisorError(.notRunning, "the node at \(path) answered something else than a status report")
         }
         if json { return report }
         let view = try NodeView.decode(json: report)

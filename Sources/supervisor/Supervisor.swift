@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import NodeNATS
 import SystemCalls
 import Glibc
 #endif
@@ -80,7 +81,7 @@ final class Supervisor {
             do {
                 try PathTrust.check(runDirectory, what: "the run directory", owners: [geteuid(), 0])
             } catch {
-                throw SupervisorError(error.description)
+                throw SupervisorError(.untrustedPath, cause: error)
             }
             let supervisor = try Supervisor(config: config, runDirectory: runDirectory, signals: signals, logger: logger)
             return supervisor.loop()
@@ -104,12 +105,12 @@ final class Supervisor {
             do {
                 nkeyPublicKey = try NKeySeed(contentsOf: config.nats.seedFile).publicKey
             } catch {
-                throw SupervisorError("nats.seed_file \(config.nats.seedFile): \(error)")
+                throw SupervisorError(.configuration, "nats.seed_file \(config.nats.seedFile): \(error)")
             }
         }
         if config.nats.isEmbedded {
             guard let found = ChildSpawner.findNATSServer() else {
-                throw SupervisorError("nats-server not found (install Debian's nats-server package, or set [nats] urls to use an external NATS)")
+                throw SupervisorError(.missingProgram, "nats-server not found (install Debian's nats-server package, or set [nats] urls to use an external NATS)")
             }
             natsServer = found
             try Self.createDirectory(config.embeddedStoreDirectory)
@@ -117,7 +118,7 @@ final class Supervisor {
             do {
                 secret = try ClusterSecret.loadOrCreate(at: config.clusterSecretPath)
             } catch {
-                throw SupervisorError("\(error)")
+                throw SupervisorError(.clusterSecret, cause: error)
             }
             if secret.created {
                 logger.warning("\("created the cluster secret \(config.clusterSecretPath) (mode 0600): copy it to every other node of this cluster ")\("(same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes")")
@@ -130,6 +131,10 @@ final class Supervisor {
                 self.config.nats.routeTLSKeyFile = made.keyFile
                 self.config.nats.routeTLSCAFile = made.caFile
                 logger.info("routes run TLS with a certificate made from the cluster secret", metadata: ["certificate": "\(made.certFile)"])
+                if config.replicationLog.publishForUpstream {
+                    // Upstream's embedded servers speak plaintext routes only: a TLS route to them fails its handshake.
+                    logger.warning("publish_for_upstream is on but routes run TLS, which upstream HarmonyLite's embedded servers cannot join: during the upgrade set nats.allow_plaintext_routes = true (docs/upgrading-from-harmonylite.md)")
+                }
             }
             SecretRedaction.register(self.config.secretValues)
             var fileSystem = statvfs()
@@ -148,7 +153,7 @@ final class Supervisor {
 
         let names = WorkerSettings.names.filter { $0 != "nats" || config.nats.isEmbedded }
         for name in names where name != "nats" && access(spawner.executable(for: name), X_OK) != 0 {
-            throw SupervisorError("worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
+            throw SupervisorError(.missingProgram, "worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
         }
         let specs = names.map {
             ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()], restoresSnapshots: $0 == "snapshotter",
@@ -178,7 +183,8 @@ final class Supervisor {
             }
             let probe = probeInFlight.flatMap { $0.fd >= 0 ? $0 : nil }
             if let probe { descriptors.append(pollfd(fd: probe.fd, events: probe.pollEvents, revents: 0)) }
-            _ = poll(&descriptors, nfds_t(descriptors.count), pollTimeout())
+            // A failed wait (EINVAL, ENOMEM) is taken as a short timeout: the loop's timers still run.
+            _ = try? Poll.wait(&descriptors, timeoutMilliseconds: pollTimeout())
             if let probe, descriptors[descriptors.count - 1].revents != 0 { probe.advance() }
             if descriptors[0].revents != 0 { handleSignals() }
             if descriptors[1].revents != 0 { acceptConnections() }
@@ -275,10 +281,10 @@ final class Supervisor {
                                                monitoringInServerConfig: !config.nats.serverConfig.isEmpty
                                                    && ServerConfigKeys.setsMonitoring(path: config.nats.serverConfig, read: Self.readBounded))
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
+        guard fd >= 0 else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         defer { close(fd) }
         let bytes = Array(text.utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
+        guard write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         return ["-c", path]
     }
 
@@ -512,7 +518,7 @@ final class Supervisor {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw SupervisorError("cannot create the JetStream store directory \(path): \(error.localizedDescription)")
+            throw SupervisorError(.filesystem, "cannot create the JetStream store directory \(path): \(error.localizedDescription)")
         }
         var trimmed = path
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
@@ -522,7 +528,7 @@ final class Supervisor {
             try PathTrust.check(storeRoot, what: "the JetStream store directory", owners: [geteuid()])
             try PathTrust.check(trimmed, what: "the JetStream store directory", owners: [geteuid()])
         } catch {
-            throw SupervisorError(error.description)
+            throw SupervisorError(.untrustedPath, cause: error)
         }
     }
 }
