@@ -35,8 +35,11 @@ extension ProcessTests {
                     try cluster.sql(index, (0..<5).map { "INSERT INTO kv VALUES (\(round * 1000 + index * 10 + $0), 'r\(round)-n\(index + 1)');" }.joined())
                 }
             }
+            var since = Date()
+            func took(_ what: String) { print("multi-region: \(what) in \(String(format: "%.1f", Date().timeIntervalSince(since))) s"); since = Date() }
             try write(1, on: Array(0..<6))
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "30\n", timeout: 90), "\(cluster.problems())")
+            took("30 rows written on 6 nodes reached all 6")
             #expect(try cluster.agree("SELECT * FROM kv ORDER BY k;") != nil)
 
             // The generated configurations: one cluster and one JetStream domain per region, change subjects kept off the leaves.
@@ -47,14 +50,19 @@ extension ProcessTests {
             let killed = [cluster.node(0).pid] + cluster.node(0).children().values
             killed.forEach { kill($0, SIGKILL) }
             cluster.stop(0)
+            since = Date()
             try write(2, on: [1, 2, 3, 4, 5])
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "55\n", on: [1, 2, 3, 4, 5], timeout: 90), "\(cluster.problems())")
+            took("hub 1 killed: 25 rows written on 5 nodes reached those 5")
 
             // Node 1 back: it catches up, and writes cross both ways again.
+            since = Date()
             try cluster.start(0)
             try cluster.node(0).waitUntilReady(timeout: 90)
+            took("node 1 restarted and ready")
             try write(3, on: Array(0..<6))
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "85\n", timeout: 120), "\(cluster.problems())")
+            took("30 more rows on 6 nodes: all 6 at 85")
             #expect(try cluster.agree("SELECT * FROM kv ORDER BY k;") != nil)
         }
 
@@ -84,6 +92,28 @@ extension ProcessTests {
                 return status.contains("NATS monitoring: http://127.0.0.1:\(monitorPort)") && routes.split(separator: ",").count == 2
                     && status.contains("JetStream:       ") && status.contains("3 servers") && !status.contains("leader none known")
             }, "\(status)")
+        }
+
+        /// A node that ran without a region restarts in one: its shard stream gives its subjects up to the
+        /// region's own stream and sources it, keeping its sequence (the node's cursor stays valid).
+        @Test func aNodeJoinsARegionKeepingItsShardStream() throws {
+            let directory = try TemporaryDirectory()
+            let database = directory.path + "/node1.db"
+            try makeDatabase(database, "PRAGMA journal_mode=WAL;" + Self.schema)
+            var node: NodeUnderTest? = try NodeUnderTest(toml: "", directory: directory, database: database)
+            try node!.waitUntilReady(timeout: 60)
+            _ = try runCommand("/usr/bin/sqlite3", [database, "INSERT INTO kv VALUES (1, 'before');"])
+            let status = { (node: NodeUnderTest) in (try? runCommand(Binaries.supervisor, ["-config", node.configPath, "-status"]).output) ?? "" }
+            #expect(eventually(timeout: 20, interval: 0.5) { status(node!).contains("harmonylite-changes-1   1          1") })
+            _ = node!.terminate()
+            node = try NodeUnderTest(toml: "[nats]\nregion = \"a\"\n", directory: directory, database: database)
+            try node!.waitUntilReady(timeout: 60)
+            _ = try runCommand("/usr/bin/sqlite3", [database, "INSERT INTO kv VALUES (2, 'after');"])
+            var text = ""
+            #expect(eventually(timeout: 30, interval: 0.5) {
+                text = status(node!)
+                return text.contains("harmonylite-changes-1   2          2") && text.contains("JetStream:       domain a")
+            }, "\(text)\n\(node!.log)")
         }
     }
 }
