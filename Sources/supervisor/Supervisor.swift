@@ -498,7 +498,10 @@ final class Supervisor {
             telemetry.observed(list)
         case .status(let text):
             logger.info("\(worker): \(text)")
-            if telemetry.workerStatus(worker, text), !machine.isReady { notifier.notify("STATUS=starting: \(worker): \(text)") }
+            if telemetry.workerStatus(worker, text), !machine.isReady {
+                // A start that waits loudly (said again every 10 s) is not one systemd's TimeoutStartSec= should kill.
+                notifier.notify("STATUS=starting: \(worker): \(text)\nEXTEND_TIMEOUT_USEC=60000000")
+            }
             if text.hasPrefix(ControlMessage.cannotStartPrefix) || text.hasPrefix(ControlMessage.stoppingPrefix) { lastWords[entry.peer.pid] = text }
             process(.lifeSign(child: worker))
         default:

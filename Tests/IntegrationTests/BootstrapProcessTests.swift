@@ -89,6 +89,7 @@ extension ProcessTests {
                 #expect(cluster.logs().contains("saving a snapshot: a node is waiting for one (node 3 on "), "\(cluster.problems())")
                 #expect(!cluster.node(2).notify.with("STATUS=starting: snapshotter: waiting for a snapshot").isEmpty, "systemctl status shows the wait")
                 #expect(statusShowedTheWait, "-status shows the wait")
+                #expect(!cluster.node(2).notify.with("EXTEND_TIMEOUT_USEC=60000000").isEmpty, "TimeoutStartSec= does not kill a loud wait")
             }
             #expect(try cluster.sql(2, "SELECT count(*), sum(k) FROM kv;") == "60|1830\n")
             #expect(!log.contains("parked"), "nothing parked: \(log.suffix(3000))")
