@@ -135,5 +135,8 @@ enum RunDirectoryLayout {
 
 struct SupervisorError: Error, CustomStringConvertible {
     var description: String
+    /// The start is refused until an operator acts: the node exits with `SupervisorExitCode.refused`.
+    var refused = false
     init(_ description: String) { self.description = description }
+    init(refusing description: String) { (self.description, refused) = (description, true) }
 }

@@ -87,7 +87,7 @@ final class Supervisor {
             return supervisor.loop()
         } catch {
             logger.error("\(error)")
-            return 1
+            return (error as? SupervisorError)?.refused == true ? SupervisorExitCode.refused : 1
         }
     }
 
@@ -95,6 +95,11 @@ final class Supervisor {
     /// created empty (an empty file is an empty SQLite database) and marked, so the snapshotter restores it
     /// from the cluster's newest snapshot before anything replicates, or refuses the start when there is none.
     private static func createMissingDatabase(_ config: Configuration, runDirectory: String, logger: Logger) throws {
+        if !config.snapshot.enabled && access(config.dbPath, F_OK) != 0 && errno == ENOENT {
+            throw SupervisorError(refusing: "the database \(config.dbPath) does not exist and snapshot.enabled = false: no snapshot can restore it. Copy the "
+                + "database from another node (stopped, or with sqlite3 .backup), or enable snapshots; to start with an empty database, create it "
+                + "first (sqlite3 \(config.dbPath) 'PRAGMA user_version;')")
+        }
         let fd = open(config.dbPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard fd >= 0 else {
             if errno == EEXIST { return }

@@ -57,6 +57,14 @@ extension ProcessTests {
             #expect(!cluster.node(1).notify.with("STATUS=refused: snapshotter").isEmpty, "systemctl status says why")
         }
 
+        @Test func aMissingDatabaseWithSnapshotsDisabledIsRefusedAtOnce() throws {
+            let node = try NodeUnderTest(toml: "[snapshot]\nenabled = false\n", createDatabase: false)
+            let status = node.waitForExit(timeout: 30)
+            #expect(status == 78, "\(String(describing: status))\n\(node.log.suffix(2000))")
+            #expect(node.log.contains("does not exist and snapshot.enabled = false: no snapshot can restore it"), "\(node.log.suffix(2000))")
+            #expect(!FileManager.default.fileExists(atPath: node.database))
+        }
+
         @Test(arguments: [true, false])
         func aNewEmptyNodeGetsEveryRowThenReplicates(snapshotExists: Bool) throws {
             let toml = snapshotExists ? Self.frequentSnapshots : Self.noSnapshots
