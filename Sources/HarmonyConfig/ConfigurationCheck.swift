@@ -45,7 +45,9 @@ public struct ConfigurationCheck: Sendable {
             }
             for table in refused { lines.append("  warning: table \(table.name) does not replicate: \(table.reason)") }
         case .missing(let creatable):
-            if creatable {
+            if !config.snapshot.enabled {
+                problems.append("db_path: database \(config.dbPath) does not exist and snapshot.enabled = false: no snapshot can restore it (the start is refused)")
+            } else if creatable {
                 lines.append("database \(config.dbPath): does not exist; the start creates it and restores the cluster's newest snapshot (refused without one)")
             } else {
                 problems.append("db_path: database \(config.dbPath) does not exist and its directory is not writable: the start cannot create it")

@@ -154,7 +154,7 @@ final class BrokerService: WorkerLoopHandler {
             case .prepareStreams:
                 do {
                     guard let connection, try nodeClaim.holdClaim(on: connection, now: now) else {
-                        try perform(schedule.streamsNotReady(reason: "this node id's claim is not held yet", now: now), now: now)
+                        try perform(schedule.streamsNotReady(reason: NodeClaimKeeper.pending, now: now), now: now)
                         continue
                     }
                     try prepareStreams()
@@ -171,6 +171,8 @@ final class BrokerService: WorkerLoopHandler {
                 try perform(schedule.streamsPrepared(), now: now)
             case .reportReady:
                 try runtime.reportReady("JetStream answering at \(redactedURLs); \(config.replicationLog.shards) shard stream(s) ready")
+            case .announceWaitingForJetStream(let reason), .announceStillWaitingForJetStream(let reason, _) where reason == NodeClaimKeeper.pending:
+                continue  // the claim says its own wait
             case .announceWaitingForJetStream(let reason):
                 logger.warning("waiting for JetStream", metadata: ["error": "\(reason)"])
                 try? runtime.reportStatus("waiting for JetStream: \(reason)")

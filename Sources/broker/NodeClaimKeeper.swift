@@ -34,6 +34,10 @@ final class NodeClaimKeeper {
 
     private var key: String { Configuration.nodeClaimKey(config.nodeID) }
 
+    /// The broker's streams wait for the claim: this reason is not announced (the claim says its own wait).
+    static let pending = "this node id's claim is not held yet"
+
+
     /// One step towards holding the claim; true once held. Throws `WorkerExit.refused` when another running
     /// node holds this id, and NATS errors (tried again by the caller).
     func holdClaim(on connection: NATSConnection, now: Double) throws -> Bool {

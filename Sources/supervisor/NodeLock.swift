@@ -153,6 +153,8 @@ struct SupervisorError: Error, CustomStringConvertible {
         case notRunning
         /// The cluster secret cannot be made or read.
         case clusterSecret
+        /// The start is refused until an operator acts: the node exits with `SupervisorExitCode.refused`.
+        case refused
     }
 
     var kind: Kind
@@ -172,4 +174,9 @@ struct SupervisorError: Error, CustomStringConvertible {
     }
 
     var description: String { message }
+
+    /// The start is refused until an operator acts (exit status `SupervisorExitCode.refused`, not restarted).
+    var refused: Bool { kind == .refused }
+
+    init(refusing message: String) { self.init(.refused, message) }
 }

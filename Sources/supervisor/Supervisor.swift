@@ -96,7 +96,7 @@ final class Supervisor {
             return supervisor.loop()
         } catch {
             logger.error("\(error)")
-            return 1
+            return (error as? SupervisorError)?.refused == true ? SupervisorExitCode.refused : 1
         }
     }
 
@@ -104,6 +104,11 @@ final class Supervisor {
     /// created empty (an empty file is an empty SQLite database) and marked, so the snapshotter restores it
     /// from the cluster's newest snapshot before anything replicates, or refuses the start when there is none.
     private static func createMissingDatabase(_ config: Configuration, runDirectory: String, logger: Logger) throws {
+        if !config.snapshot.enabled && access(config.dbPath, F_OK) != 0 && errno == ENOENT {
+            throw SupervisorError(refusing: "the database \(config.dbPath) does not exist and snapshot.enabled = false: no snapshot can restore it. Copy the "
+                + "database from another node (stopped, or with sqlite3 .backup), or enable snapshots; to start with an empty database, create it "
+                + "first (sqlite3 \(config.dbPath) 'PRAGMA user_version;')")
+        }
         let fd = open(config.dbPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard fd >= 0 else {
             if errno == EEXIST { return }
@@ -588,7 +593,10 @@ final class Supervisor {
             // The worker logged this line itself (every status is also a line of its own): said again only
             // at debug level, and with the worker's exit when it is why the worker stopped.
             logger.debug("\(worker): \(text)")
-            if telemetry.workerStatus(worker, text), !machine.isReady { notifier.notify("STATUS=starting: \(worker): \(text)") }
+            if telemetry.workerStatus(worker, text), !machine.isReady {
+                // A start that waits loudly (said again every 10 s) is not one systemd's TimeoutStartSec= should kill.
+                notifier.notify("STATUS=starting: \(worker): \(text)\nEXTEND_TIMEOUT_USEC=60000000")
+            }
             if text.hasPrefix(ControlMessage.cannotStartPrefix) || text.hasPrefix(ControlMessage.stoppingPrefix) { lastWords[entry.peer.pid] = text }
             process(.lifeSign(child: worker))
         default:

@@ -9,8 +9,9 @@ extension ProcessTests {
         static let schema = "CREATE TABLE kv (k INTEGER PRIMARY KEY, v);"
         /// Snapshots every half second, a lease that ages out in two.
         static let frequentSnapshots = "[snapshot]\ninterval = 500\nleader_ttl = 2000\n"
-        /// No snapshot unless asked (no timer, and far from half of max_entries).
-        static let noSnapshots = "[snapshot]\ninterval = 0\nleader_ttl = 3000\n"
+        /// No snapshot unless asked (no timer, and far from half of max_entries); the lease holder renews
+        /// (and reads requests) every 10 s, as with the default leader_ttl.
+        static let noSnapshots = "[snapshot]\ninterval = 0\n"
 
         static func remove(_ path: String) {
             for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
@@ -56,6 +57,14 @@ extension ProcessTests {
             #expect(!cluster.node(1).notify.with("STATUS=refused: snapshotter").isEmpty, "systemctl status says why")
         }
 
+        @Test func aMissingDatabaseWithSnapshotsDisabledIsRefusedAtOnce() throws {
+            let node = try NodeUnderTest(toml: "[snapshot]\nenabled = false\n", createDatabase: false)
+            let status = node.waitForExit(timeout: 30)
+            #expect(status == 78, "\(String(describing: status))\n\(node.log.suffix(2000))")
+            #expect(node.log.contains("does not exist and snapshot.enabled = false: no snapshot can restore it"), "\(node.log.suffix(2000))")
+            #expect(!FileManager.default.fileExists(atPath: node.database))
+        }
+
         @Test(arguments: [true, false])
         func aNewEmptyNodeGetsEveryRowThenReplicates(snapshotExists: Bool) throws {
             let toml = snapshotExists ? Self.frequentSnapshots : Self.noSnapshots
@@ -66,8 +75,19 @@ extension ProcessTests {
             if snapshotExists {
                 #expect(eventually(timeout: 30, interval: 0.2) { cluster.logs().components(separatedBy: "saved a snapshot").count > 3 }, "\(cluster.problems())")
             }
+            let startedAt = Date()
             try cluster.start(2)
+            var statusShowedTheWait = false
+            if !snapshotExists {
+                // `-status` while it waits: the snapshotter's line says what for.
+                statusShowedTheWait = eventually(timeout: 30, interval: 0.3) {
+                    let status = try? runCommand(Binaries.supervisor, ["-config", cluster.node(2).configPath, "-status"])
+                    return status?.output.contains("snapshotter: waiting for a snapshot") == true || status?.output.contains("snapshotter: still waiting for a snapshot") == true
+                }
+            }
             try cluster.node(2).waitUntilReady(timeout: 90)
+            let readyAfter = Date().timeIntervalSince(startedAt)
+            print("bootstrap: snapshot \(snapshotExists ? "in the store" : "asked for"): the new node was ready with every row \(String(format: "%.1f", readyAfter)) s after its start")
             let log = cluster.node(2).log
             #expect(log.contains("the database has no tables while the shard streams took"), "\(log.suffix(3000))")
             if snapshotExists {
@@ -76,6 +96,8 @@ extension ProcessTests {
                 #expect(log.contains("no snapshot in the store (nats) yet for this new node's empty database: asked the snapshot lease holder"), "\(log.suffix(3000))")
                 #expect(cluster.logs().contains("saving a snapshot: a node is waiting for one (node 3 on "), "\(cluster.problems())")
                 #expect(!cluster.node(2).notify.with("STATUS=starting: snapshotter: waiting for a snapshot").isEmpty, "systemctl status shows the wait")
+                #expect(statusShowedTheWait, "-status shows the wait")
+                #expect(!cluster.node(2).notify.with("EXTEND_TIMEOUT_USEC=60000000").isEmpty, "TimeoutStartSec= does not kill a loud wait")
             }
             #expect(try cluster.sql(2, "SELECT count(*), sum(k) FROM kv;") == "60|1830\n")
             #expect(!log.contains("parked"), "nothing parked: \(log.suffix(3000))")

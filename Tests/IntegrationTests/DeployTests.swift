@@ -14,7 +14,7 @@ import Testing
         for required in ["Type=notify", "NotifyAccess=main", "WatchdogSec=", "Restart=on-failure", "KillMode=mixed", "User=harmonylite",
                          "ProtectSystem=strict", "PrivateTmp=true", "PrivateDevices=true", "ProtectProc=invisible", "UMask=0027",
                          "SystemCallFilter=@system-service", "MemoryMax=", "NoNewPrivileges=true", "ProtectHome=true", "ProtectControlGroups=true",
-                         "ProtectKernelModules=true", "RuntimeDirectory=harmonylite", "ExecReload=/bin/kill -HUP $MAINPID"] {
+                         "ProtectKernelModules=true", "RuntimeDirectory=harmonylite", "ExecReload=/bin/kill -HUP $MAINPID", "RestartPreventExitStatus=2 78"] {
             #expect(unit.contains(required), "\(required) missing from the unit")
         }
         // verify checks that ExecStart exists: point it at the binary we built.

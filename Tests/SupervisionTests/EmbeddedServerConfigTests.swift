@@ -69,7 +69,7 @@ import Testing
         #expect(allowed.contains("$JS.ACK.harmonylite-changes-1.harmonylite-node-7-1-0000000000000001.>"))
         #expect(!allowed.contains { $0.hasPrefix("$JS.API.CONSUMER.") && ($0.contains("harmonylite-changes-1.") || $0.contains("harmonylite-changes-2.")) && !$0.hasPrefix("$JS.API.CONSUMER.INFO")
             && !$0.hasPrefix("$JS.API.CONSUMER.NAMES") && !$0.hasPrefix("$JS.API.CONSUMER.LIST") && !$0.contains("harmonylite-node-7-") })
-        // Key-value: its own registry key and the lease's one key.
+        // Key-value: its own registry key, the lease's key, the snapshot request key and its own id claim.
         #expect(allowed.contains("$KV.harmonylite-schema-registry.node-7") && allowed.contains("$KV.harmonylite-changes-snapshot-lease.snapshot-leader")
                 && allowed.contains("$KV.harmonylite-changes-snapshot-lease.snapshot-request") && allowed.contains("$KV.harmonylite-changes-node-claims.node-7"))
         #expect(allowed.filter { $0.hasPrefix("$KV.") }.count == 4)
