@@ -1,7 +1,7 @@
 import ChangeEvents
 import ChangeLog
 import Foundation
-import Signals
+import SystemCalls
 import SQLiteKit
 
 /// Brings a downloaded snapshot into the live database.
@@ -138,7 +138,7 @@ public enum SnapshotRestorer {
         }
         let check = try openSnapshot(filePath).rows("PRAGMA quick_check").compactMap { $0.first ?? nil }
         guard check == ["ok"] else {
-            throw SnapshotError("the snapshot fails SQLite's quick check (\(check.prefix(3).joined(separator: "; "))): refused, the database is unchanged")
+            throw SnapshotError(.refused, "the snapshot fails SQLite's quick check (\(check.prefix(3).joined(separator: "; "))): refused, the database is unchanged")
         }
     }
 }

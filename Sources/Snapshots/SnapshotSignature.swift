@@ -1,3 +1,4 @@
+import NodeNATS
 import Digests
 import Logs
 

@@ -351,6 +351,14 @@ public struct SupervisorStateMachine {
             beginRestore(index, note: suffix, now: now, into: &actions)
             return
         }
+        if status.code == WorkerExitCode.refused {
+            // Restarting cannot help: the node stops with a status systemd does not restart on.
+            children[index].state = .notStarted
+            actions.append(.log(.error, "\(name) refused the start\(suffix); stopping the node (exit status \(SupervisorExitCode.refused): systemd does not restart it)"))
+            actions.append(.notify("STATUS=refused: \(name)\(suffix)"))
+            beginShutdown(exitCode: SupervisorExitCode.refused, now: now, into: &actions)
+            return
+        }
         var why = "\(status)\(suffix)"
         if status.couldBeAllocationFailure, children[index].spec.settings.memoryLimit > 0 {
             let limit = children[index].spec.settings.memoryLimit

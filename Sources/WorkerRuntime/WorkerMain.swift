@@ -11,17 +11,20 @@ public enum WorkerExit: Error, CustomStringConvertible {
     case restoreNeeded(String)
     /// The worker cannot do its job (status 1: the supervisor restarts it with backoff).
     case failed(String)
+    /// The node must not start, and restarting cannot help (`WorkerExitCode.refused`).
+    case refused(String)
 
     public var status: Int32 {
         switch self {
         case .restoreNeeded: WorkerExitCode.restoreNeeded
         case .failed: 1
+        case .refused: WorkerExitCode.refused
         }
     }
 
     public var description: String {
         switch self {
-        case .restoreNeeded(let reason), .failed(let reason): reason
+        case .restoreNeeded(let reason), .failed(let reason), .refused(let reason): reason
         }
     }
 }

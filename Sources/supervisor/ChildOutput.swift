@@ -20,7 +20,7 @@ final class ChildOutput {
     static func makePipe() throws -> (read: Int32, write: Int32) {
         var ends: [Int32] = [-1, -1]
         // pipe + FD_CLOEXEC (pipe2 is not exposed to Swift): only the supervisor's loop thread spawns children.
-        guard Glibc.pipe(&ends) == 0 else { throw SupervisorError("cannot make a pipe for nats-server's output: \(SystemError.reason(errno))") }
+        guard Glibc.pipe(&ends) == 0 else { throw SupervisorError(.spawn, "cannot make a pipe for nats-server's output: \(SystemError.reason(errno))") }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
         return (ends[0], ends[1])

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Logs
 import Glibc
 #endif
 import Foundation
@@ -17,6 +18,8 @@ final class NodeTelemetry {
     private let config: Configuration
     private let metrics: NodeMetrics
     private var reports = WorkerReports()
+    /// The wait each worker said last (`NodeView.Worker.isWait`), until it is ready or says something else.
+    private var waits: [String: String] = [:]
     private var stalls = ShardStallWatch()
     /// Lines about catching up with the streams (a node that was down, or restored an older snapshot).
     private var catchUp = CatchUpProgress()
@@ -34,6 +37,8 @@ final class NodeTelemetry {
     private let server: HTTPServer?
     /// The URLs the broker connects to (the embedded server's once it listens).
     var natsURLs: [String]
+    /// The embedded server's monitoring endpoint (`http://host:port`), once known.
+    var natsMonitoringURL: String?
 
     init(config: Configuration, now: Double) throws {
         self.config = config
@@ -69,7 +74,7 @@ final class NodeTelemetry {
         do {
             server = endpoints.isEmpty ? nil : try HTTPServer(endpoints: endpoints)
         } catch {
-            throw SupervisorError("\(error) (prometheus.bind / health_check.bind)")
+            throw SupervisorError(.configuration, "\(error) (prometheus.bind / health_check.bind)")
         }
         server?.start()
     }
@@ -83,6 +88,15 @@ final class NodeTelemetry {
     func stop() { server?.stop() }
 
     // MARK: fed by the loop
+
+    /// A worker's status line: a wait is kept for `-status` and `/health`; true when it is one.
+    func workerStatus(_ worker: String, _ text: String) -> Bool {
+        let wait = NodeView.Worker.isWait(text)
+        waits[worker] = wait ? text : nil
+        return wait
+    }
+
+    func workerReady(_ worker: String) { waits[worker] = nil }
 
     func heartbeat(worker: String, pid: Int32, counters: [ControlMessage.Counter]) {
         metrics.heartbeat(worker: worker, pid: pid, counters: counters)
@@ -149,7 +163,8 @@ final class NodeTelemetry {
             return NodeView.Worker(name: child.name, state: child.state, pid: child.pid, restarts: child.restarts,
                                    uptimeSeconds: child.pid.flatMap { firstSeen[$0] }.map { now - $0 },
                                    residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds,
-                                   waitingFor: NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.name, ControlMessage.Counter.databaseWait)))
+                                   waitingFor: waits[child.name]
+                                       ?? NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.name, ControlMessage.Counter.databaseWait)))
         }
         let heads = reports.labelled("broker", "stream_last_sequence")
         let cursors = reports.labelled("applier", "stream_cursor")
@@ -186,6 +201,7 @@ final class NodeTelemetry {
             lastAppliedUnixMs: reports.value("applier", "last_applied_unix_ms").flatMap { $0 > 0 ? $0 : nil },
             snapshot: snapshot, sleepTimeoutSeconds: sleepTimer.remaining(now: now)
         )
+        view.natsMonitoring = natsMonitoringURL
         view.clock = NodeView.Clock(
             maxOffsetMs: Int64(config.maxClockOffset), futureStamps: reports.total("future_stamps"),
             clampedLocalStamps: reports.total("clamped_local_stamps"),
