@@ -1,7 +1,7 @@
 import ChangeEvents
 import ChangeLog
 import Foundation
-import Signals
+import SystemCalls
 import SQLiteKit
 
 /// Makes a snapshot file from the live database: `VACUUM INTO` a consistent copy (one read transaction,

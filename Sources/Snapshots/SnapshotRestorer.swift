@@ -1,7 +1,7 @@
 import ChangeEvents
 import ChangeLog
 import Foundation
-import Signals
+import SystemCalls
 import SQLiteKit
 
 /// Brings a downloaded snapshot into the live database.
