@@ -52,6 +52,8 @@ extension ProcessTests {
             two = try NodeUnderTest(nodeID: 2, toml: toml, directory: directory)
             try two.waitUntilReady(timeout: 60)
             let readyAfter = Date().timeIntervalSince(restartedAt)
+            // The workers write their own lines: the broker's may reach the log a moment after READY=1.
+            _ = eventually(timeout: 5) { two.log.contains("claimed node id 2 in the cluster") }
             let restarted = two.log
             #expect(restarted.contains("claimed node id 2 in the cluster"), "\(restarted.suffix(3000))")
             #expect(restarted.contains("still waiting for node id 2's claim ("), "said while waiting: \(restarted.suffix(3000))")
