@@ -32,7 +32,7 @@ for shape in $shapes; do
     out="$work/callgrind.$tx.$per"
     valgrind --tool=callgrind --callgrind-out-file="$out" "$binary" pipeline-cost "$tx" "$per" "$rows" > "$work/run.$tx.$per" 2> "$work/valgrind.$tx.$per" \
         || { cat "$work/valgrind.$tx.$per" >&2; exit 1; }
-    callgrind_annotate --inclusive=yes --threshold=100 "$out" 2> /dev/null | grep 'hl_stage_' \
+    callgrind_annotate --inclusive=yes --threshold=100 "$out" 2> /dev/null | grep '???:hl_stage_' \
         | sed -E 's/^ *([0-9,]+) .*(hl_stage_[0-9a-z_]+).*/\2 \1/' | tr -d ',' | sort -u -k1,1 > "$work/stages.$tx.$per"
     sed -n 's/.*Collected : \([0-9]*\).*/total \1/p' "$work/valgrind.$tx.$per" >> "$work/stages.$tx.$per"
 done
