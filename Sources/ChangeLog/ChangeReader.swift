@@ -149,9 +149,12 @@ public final class ChangeReader {
         let table = entry.table, key = entry.key
         let (clockStatement, rowStatement) = try statements(for: table)
         let stamp: UInt64, writer: UInt64, deleted: Bool
+        // A pending entry's row is read once: whether it is there is whether it was deleted.
+        var read: [SQLiteValue]?
         if let pending = entry.pendingStamp {
             (stamp, writer) = (pending, node)
-            deleted = try rowStatement.all(key).isEmpty
+            read = try rowStatement.all(key).first
+            deleted = read == nil
         } else {
             guard let clock = try clockStatement.all(key).first,
                 case .integer(let s) = clock[0], case .integer(let w) = clock[1], case .integer(let d) = clock[2]
@@ -159,7 +162,8 @@ public final class ChangeReader {
             (stamp, writer, deleted) = (UInt64(bitPattern: s), UInt64(bitPattern: w), d != 0)
         }
         let keyNames = table.primaryKey.map(\.name)
-        if !deleted, let row = try rowStatement.all(key).first {
+        if !deleted, read == nil { read = try rowStatement.all(key).first }
+        if !deleted, let row = read {
             let others = table.columns.filter { $0.primaryKeyPosition == 0 }
             return ChangeEvent(changeID: entry.id, table: table.name, operation: .upsert, stamp: stamp,
                                writer: writer, columns: keyNames + others.map(\.name), values: row, keyCount: keyNames.count)
