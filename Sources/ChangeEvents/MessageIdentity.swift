@@ -50,6 +50,18 @@ public struct MessageIdentity: Equatable, Sendable {
         publisher == node && self.node == node && self.incarnation == incarnation
     }
 
+    /// How every id of node `node`'s messages from the database of `incarnation` starts: `<node>.<incarnation>.`
+    /// (an incarnation holds no dot, so no other incarnation's ids start so).
+    public static func heldPrefix(node: UInt64, incarnation: String) -> String { "\(node).\(incarnation)." }
+
+    /// `isHeld` for a message as it arrives, at the cost of one comparison (the applier asks it of every
+    /// message): its id (`messageID`) starts with `heldPrefix` of `node` and this database's incarnation,
+    /// and its subject names `node` (`publisher`).
+    public static func isHeld(messageID: String?, publisher: UInt64?, node: UInt64, heldPrefix: String) -> Bool {
+        guard publisher == node, let messageID, messageID.utf8.count <= maximumLength else { return false }
+        return messageID.utf8.starts(with: heldPrefix.utf8)
+    }
+
     /// Canonical decimal (digits only, no leading zero), within UInt64.
     private static func number(_ digits: Substring.UTF8View) -> UInt64? {
         guard !digits.isEmpty, digits.count <= 20, digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),

@@ -10,6 +10,8 @@ public final class ChangeReader {
     private let node: UInt64
     private let tablesByID: [Int64: TableInfo]
     private let globalRead: SQLiteStatement
+    /// `PendingStamps.markQuery`, prepared once (it is read at every look).
+    private let markRead: SQLiteStatement
     private var statements: [String: (clock: SQLiteStatement, row: SQLiteStatement)] = [:]
     private let keyWidth: Int
     private var chain = StampChain(base: -1)
@@ -28,6 +30,7 @@ public final class ChangeReader {
         let keys = (0..<keyWidth).map { ", " + ChangeLogSchema.keyColumn($0 + 1) }.joined()
         globalRead = try database.prepare(
             "SELECT id, table_id, at\(keys) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog)) WHERE id > ? ORDER BY id LIMIT ?")
+        markRead = try database.prepare(PendingStamps.markQuery)
     }
 
     public struct Pending: Sendable {
@@ -86,7 +89,7 @@ public final class ChangeReader {
         if let schemaVersion, try database.scalarInteger("PRAGMA schema_version") != schemaVersion {
             return (Pending(events: [], throughID: nil, skipped: 0, schemaChanged: true), false)
         }
-        let stampedThrough = try PendingStamps.stampedThrough(in: database)
+        let stampedThrough = try PendingStamps.stampedThrough(reading: markRead)
         if !chain.isValid(stampedThrough: stampedThrough, readThrough: watermark) { chain = StampChain(base: stampedThrough) }
         if chain.through < watermark {
             // Entries read before (published, or refused) but not stamped yet: the rows' previous stamps.
@@ -224,8 +227,10 @@ public enum PublishWatermark {
     /// The newest change-log id (0 when none was ever queued). Ids are consecutive and the newest entry is
     /// never deleted, so this minus the watermark is HarmonyLite's `pending_publish`, without counting rows.
     public static func lastQueuedID(in database: SQLiteDatabase) throws(SQLiteError) -> Int64 {
-        try database.scalarInteger("SELECT coalesce(max(id), 0) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog))")
+        try database.scalarInteger(lastQueuedQuery)
     }
+
+    static let lastQueuedQuery = "SELECT coalesce(max(id), 0) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog))"
 
     /// Deletes published and stamped queue entries, always keeping the newest row so that ids never restart.
     @discardableResult

@@ -34,8 +34,10 @@ final class ApplyService: WorkerLoopHandler {
     private var pipeline: ApplyPipeline
     /// Held while this worker runs: no snapshot restore runs under it (`RestoreLock`).
     private let restoreLock: RestoreLock
-    /// The database's incarnation: this node's messages that name it are held here already (`MessageIdentity`).
-    private let incarnation: String
+    /// How the ids of this node's messages read from this database start (`MessageIdentity.heldPrefix`), and
+    /// the subjects only this node publishes on: such messages are held here already.
+    private let heldPrefix: String
+    private let ownSubjects: Set<String>
 
     private var appliedEvents: Int64 = 0
     private var supersededEvents: Int64 = 0
@@ -67,7 +69,9 @@ final class ApplyService: WorkerLoopHandler {
             throw WorkerExit.failed(ChangeLogInstaller.cannotStart(error, path: config.dbPath))
         }
         self.database = database
-        incarnation = installation.incarnation
+        heldPrefix = MessageIdentity.heldPrefix(node: config.nodeID, incarnation: installation.incarnation)
+        let (prefix, node) = (config.nats.subjectPrefix, config.nodeID)
+        ownSubjects = Set((1...max(1, config.replicationLog.shards)).map { ChangeSubjects.own(prefix: prefix, shard: $0, node: node) })
         // What this worker's installation changed (an upstream takeover, a renamed table), when it ran first.
         for note in installation.notes { logger.warning("\(note)") }
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
@@ -403,9 +407,8 @@ final class ApplyService: WorkerLoopHandler {
     /// Whether this node captured the delivery from this very database (`MessageIdentity.isHeld`): its
     /// subject is this node's own, its id names this node and this database's incarnation.
     private func isHeldHere(_ delivery: DataMessage.Delivery) -> Bool {
-        guard delivery.republishedFrom == nil, let id = delivery.messageID.flatMap(MessageIdentity.init(parsing:)) else { return false }
-        guard case .node(let publisher, _) = ChangeSubjects.publisher(of: delivery.subject, prefix: config.nats.subjectPrefix) else { return false }
-        return id.isHeld(publisher: publisher, node: config.nodeID, incarnation: incarnation)
+        delivery.republishedFrom == nil && MessageIdentity.isHeld(messageID: delivery.messageID, publisher: ownSubjects.contains(delivery.subject) ? config.nodeID : nil,
+                                                                  node: config.nodeID, heldPrefix: heldPrefix)
     }
 
     /// The batch, once its subject confirms its origin (or names no publisher: the shared subject of

@@ -1,7 +1,6 @@
 import ChangeEvents
 import ChangeLog
 import Foundation
-import HarmonyConfig
 import IPC
 import NATSClient
 import SQLiteKit
@@ -277,9 +276,9 @@ func hl_stage_13_own_check(_ applier: ChangeApplier, _ batches: [ChangeBatch]) t
 /// the subject, per message; nothing per row.
 @inline(never) @_silgen_name("hl_stage_14_own_skip")
 func hl_stage_14_own_skip(_ deliveries: [DataMessage.Delivery], incarnation: String) -> Int {
-    deliveries.filter { delivery in
-        guard delivery.republishedFrom == nil, let id = delivery.messageID.flatMap(MessageIdentity.init(parsing:)),
-              case .node(let publisher, _) = ChangeSubjects.publisher(of: delivery.subject, prefix: "pc-changes") else { return false }
-        return id.isHeld(publisher: publisher, node: 1, incarnation: incarnation)
+    let ownSubjects: Set<String> = [PipelineCost.subject]
+    let prefix = MessageIdentity.heldPrefix(node: 1, incarnation: incarnation)
+    return deliveries.filter { delivery in
+        delivery.republishedFrom == nil && MessageIdentity.isHeld(messageID: delivery.messageID, publisher: ownSubjects.contains(delivery.subject) ? 1 : nil, node: 1, heldPrefix: prefix)
     }.count
 }

@@ -29,4 +29,13 @@ import Testing
         #expect(!id.isHeld(publisher: nil, node: 3, incarnation: "aaaa"))
         #expect(!id.isHeld(publisher: 4, node: 4, incarnation: "aaaa"))
     }
+
+    @Test func theQuickCheckAgreesWithTheParsedOne() {
+        let prefix = MessageIdentity.heldPrefix(node: 3, incarnation: "aaaa")
+        for (text, publisher) in [("3.aaaa.1.1-5", 3), ("3.aaaab.1.1-5", 3), ("3.aaa.1.1-5", 3), ("3.aaaa.1.1-5", 4), ("33.aaaa.1.1-5", 33), ("3.bbbb.2.7-9", 3)] as [(String, UInt64)] {
+            let parsed = MessageIdentity(parsing: text)?.isHeld(publisher: publisher, node: 3, incarnation: "aaaa") ?? false
+            #expect(MessageIdentity.isHeld(messageID: text, publisher: publisher, node: 3, heldPrefix: prefix) == parsed, "\(text)")
+        }
+        #expect(!MessageIdentity.isHeld(messageID: nil, publisher: 3, node: 3, heldPrefix: prefix))
+    }
 }
