@@ -88,9 +88,11 @@ final class ApplyService: WorkerLoopHandler {
             }
         }
         let streams = try StreamIdentities.read(in: database)
+        var settings = ApplyPipeline.Settings(snapshotsEnabled: config.snapshot.enabled)
+        settings.credit = ApplyPipeline.Settings.credit(shards: config.replicationLog.shards)
         try SeqMapFile.write(cursor, streams: streams, to: config.seqMapPath)
         pipeline = ApplyPipeline(cursor: cursor, streams: streams, parked: try ParkedMessages.count(in: database),
-                                 settings: .init(snapshotsEnabled: config.snapshot.enabled))
+                                 settings: settings)
         if config.replicate {
             try runtime.reportReady("applying changes from cursor \(cursor.isEmpty ? "start" : "\(cursor)")")
         } else {
