@@ -42,7 +42,10 @@ public struct ApplyPipeline: Sendable {
         /// holds one stream's messages, so with one pool of 4 for 4 shards each fetcher waited for the
         /// applier after every frame (4 shards replicated 100-row transactions at half the rate of one).
         /// Two frames per stream ahead, 4 at least.
-        public static func credit(shards: UInt64) -> UInt32 { UInt32(clamping: max(4, 2 * shards)) }
+        public static func credit(shards: UInt64) -> UInt32 {
+            let (doubled, overflow) = shards.multipliedReportingOverflow(by: 2)
+            return UInt32(clamping: overflow ? .max : max(4, doubled))
+        }
         public var cursorInterval = 1.0
         public var seqMapInterval = 0.1
         public var firstBackoff = 0.25
