@@ -84,7 +84,7 @@ let package = Package(
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
         .executableTarget(
             name: "benchmark",
-            dependencies: ["SQLiteKit", "ChangeLog", "NATSClient", "Signals", "Snapshots", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "IPC", "NATSClient", "Signals", "Snapshots", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
 
         // Tests: unit targets per library (no processes, seconds), one integration target for processes and clusters.

@@ -15,8 +15,14 @@ public struct BinaryWriter: Sendable {
     public mutating func write(_ value: Int32) { writeInteger(UInt32(bitPattern: value)) }
     public mutating func write(_ value: Int64) { writeInteger(UInt64(bitPattern: value)) }
 
-    /// u32 byte count, then the UTF-8 bytes.
-    public mutating func write(_ value: String) { write(Array(value.utf8)) }
+    /// u32 byte count, then the UTF-8 bytes (copied straight from the string: no array in between).
+    public mutating func write(_ value: String) {
+        var value = value
+        value.withUTF8 { utf8 in
+            write(UInt32(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
 
     /// u32 byte count, then the bytes.
     public mutating func write(_ value: [UInt8]) {
@@ -43,6 +49,12 @@ public struct BinaryReader {
     public init(_ bytes: [UInt8]) {
         self.bytes = bytes
         index = 0
+    }
+
+    /// Reads `bytes` from `offset` on (what comes before is the caller's, read already): no copy of the rest.
+    public init(_ bytes: [UInt8], from offset: Int) {
+        self.bytes = bytes
+        index = min(max(0, offset), bytes.count)
     }
 
     public var remaining: Int { bytes.count - index }
@@ -72,9 +84,15 @@ public struct BinaryReader {
         return Array(bytes[index..<index + count])
     }
 
+    /// Validated straight from the input (no array in between): every event carries its table's and
+    /// columns' names, so this runs several times per row.
     public mutating func readString() throws(Failure) -> String {
-        let raw = try readBytes()
-        guard let string = String(validating: raw, as: UTF8.self) else { throw .invalidUTF8 }
+        let count = Int(try readUInt32())
+        try need(count)
+        let start = index
+        index += count
+        let string = bytes.withUnsafeBufferPointer { String(validating: UnsafeBufferPointer(rebasing: $0[start..<start + count]), as: UTF8.self) }
+        guard let string else { throw .invalidUTF8 }
         return string
     }
 

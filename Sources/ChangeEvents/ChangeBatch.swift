@@ -1,6 +1,7 @@
 import BinaryCoding
 import CZstd
 import SQLiteKit
+import Synchronization
 
 /// The events one node publishes in one JetStream message (all for one shard), with what a receiver needs
 /// to judge them: who sent them and under which schema.
@@ -29,8 +30,16 @@ public struct ChangeBatch: Equatable, Sendable {
     /// a count announced by the message can never reserve more than its bytes can hold.
     static let minimumEventSize = 8 + 4 + 1 + 8 + 8 + 2 + 2 + 4 + 1
 
+    /// Bodies below this many bytes are sent uncompressed whatever `compress` says (the flag tells the
+    /// receiver): a message of a few rows gains a few dozen bytes from zstd and costs both sides more than
+    /// encoding it did.
+    public static let compressionThreshold = 1024
+
     public func encoded(compress: Bool) -> [UInt8] {
-        var body = BinaryWriter(reservingCapacity: 256 * events.count)
+        // Version and flags first, so that an uncompressed batch is this very buffer.
+        var body = BinaryWriter(reservingCapacity: 256 * events.count + 2)
+        body.write(Self.version)
+        body.write(UInt8(0))
         body.write(origin)
         body.write(schemaHash)
         body.write(UInt32(events.count))
@@ -47,8 +56,8 @@ public struct ChangeBatch: Equatable, Sendable {
                 body.write(value: value)
             }
         }
-        guard compress else { return [Self.version, 0] + body.bytes }
-        return [Self.version, 1] + Zstd.compress(body.bytes)
+        guard compress, body.bytes.count - 2 >= Self.compressionThreshold else { return body.bytes }
+        return Zstd.compress(body.bytes, from: 2, after: [Self.version, 1])
     }
 
     /// Decodes untrusted bytes: any defect is a `ChangeBatchError`, never a crash.
@@ -56,9 +65,7 @@ public struct ChangeBatch: Equatable, Sendable {
         guard bytes.count >= 2 else { throw ChangeBatchError("message of \(bytes.count) bytes is too short") }
         guard bytes[0] == Self.version else { throw ChangeBatchError("change batch version \(bytes[0]) is not understood (this node reads \(Self.version))") }
         guard bytes[1] & ~1 == 0 else { throw ChangeBatchError("unknown flags \(bytes[1])") }
-        let payload = Array(bytes[2...])
-        let body = bytes[1] & 1 == 1 ? try Zstd.decompress(payload, limit: Self.maximumBodySize) : payload
-        var reader = BinaryReader(body)
+        var reader = bytes[1] & 1 == 1 ? BinaryReader(try Zstd.decompress(Array(bytes[2...]), limit: Self.maximumBodySize)) : BinaryReader(bytes, from: 2)
         do {
             origin = try reader.readUInt64()
             schemaHash = try reader.readString()
@@ -108,13 +115,30 @@ public struct ChangeBatchError: Error, Equatable, CustomStringConvertible, Senda
 /// One-shot zstd. The frame records its content size, which decompression checks against a limit before
 /// allocating, so a hostile message cannot make a receiver allocate gigabytes.
 enum Zstd {
-    static func compress(_ input: [UInt8]) -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: ZSTD_compressBound(input.count))
-        let written = input.withUnsafeBytes { source in
-            output.withUnsafeMutableBytes { ZSTD_compress($0.baseAddress, $0.count, source.baseAddress, source.count, 3) }
+    /// One compression context for the process, kept: `ZSTD_compress` makes and clears a new one at every
+    /// call, which cost more than compressing a message of a few dozen rows.
+    private static let context = Mutex(CompressionContext())
+
+    private final class CompressionContext: @unchecked Sendable {
+        let pointer = ZSTD_createCCtx()
+        deinit { ZSTD_freeCCtx(pointer) }
+    }
+
+    static func compress(_ input: [UInt8]) -> [UInt8] { compress(input, from: 0, after: []) }
+
+    /// `prefix`, then `input[offset...]` compressed (level 3), in one buffer.
+    static func compress(_ input: [UInt8], from offset: Int, after prefix: [UInt8]) -> [UInt8] {
+        let size = input.count - offset
+        var output = prefix + [UInt8](repeating: 0, count: ZSTD_compressBound(size))
+        let written = context.withLock { context in
+            input.withUnsafeBytes { source in
+                output.withUnsafeMutableBytes {
+                    ZSTD_compressCCtx(context.pointer, $0.baseAddress! + prefix.count, $0.count - prefix.count, source.baseAddress.map { $0 + offset }, size, 3)
+                }
+            }
         }
         precondition(ZSTD_isError(written) == 0, "zstd compression failed")
-        output.removeLast(output.count - written)
+        output.removeLast(output.count - prefix.count - written)
         return output
     }
 

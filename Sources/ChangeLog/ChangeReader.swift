@@ -10,6 +10,8 @@ public final class ChangeReader {
     private let node: UInt64
     private let tablesByID: [Int64: TableInfo]
     private let globalRead: SQLiteStatement
+    /// `PendingStamps.markQuery`, prepared once (it is read at every look).
+    private let markRead: SQLiteStatement
     private var statements: [String: (clock: SQLiteStatement, row: SQLiteStatement)] = [:]
     private let keyWidth: Int
     private var chain = StampChain(base: -1)
@@ -28,6 +30,7 @@ public final class ChangeReader {
         let keys = (0..<keyWidth).map { ", " + ChangeLogSchema.keyColumn($0 + 1) }.joined()
         globalRead = try database.prepare(
             "SELECT id, table_id, at\(keys) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog)) WHERE id > ? ORDER BY id LIMIT ?")
+        markRead = try database.prepare(PendingStamps.markQuery)
     }
 
     public struct Pending: Sendable {
@@ -86,7 +89,7 @@ public final class ChangeReader {
         if let schemaVersion, try database.scalarInteger("PRAGMA schema_version") != schemaVersion {
             return (Pending(events: [], throughID: nil, skipped: 0, schemaChanged: true), false)
         }
-        let stampedThrough = try PendingStamps.stampedThrough(in: database)
+        let stampedThrough = try PendingStamps.stampedThrough(reading: markRead)
         if !chain.isValid(stampedThrough: stampedThrough, readThrough: watermark) { chain = StampChain(base: stampedThrough) }
         if chain.through < watermark {
             // Entries read before (published, or refused) but not stamped yet: the rows' previous stamps.
@@ -149,9 +152,12 @@ public final class ChangeReader {
         let table = entry.table, key = entry.key
         let (clockStatement, rowStatement) = try statements(for: table)
         let stamp: UInt64, writer: UInt64, deleted: Bool
+        // A pending entry's row is read once: whether it is there is whether it was deleted.
+        var read: [SQLiteValue]?
         if let pending = entry.pendingStamp {
             (stamp, writer) = (pending, node)
-            deleted = try rowStatement.all(key).isEmpty
+            read = try rowStatement.all(key).first
+            deleted = read == nil
         } else {
             guard let clock = try clockStatement.all(key).first,
                 case .integer(let s) = clock[0], case .integer(let w) = clock[1], case .integer(let d) = clock[2]
@@ -159,7 +165,8 @@ public final class ChangeReader {
             (stamp, writer, deleted) = (UInt64(bitPattern: s), UInt64(bitPattern: w), d != 0)
         }
         let keyNames = table.primaryKey.map(\.name)
-        if !deleted, let row = try rowStatement.all(key).first {
+        if !deleted, read == nil { read = try rowStatement.all(key).first }
+        if !deleted, let row = read {
             let others = table.columns.filter { $0.primaryKeyPosition == 0 }
             return ChangeEvent(changeID: entry.id, table: table.name, operation: .upsert, stamp: stamp,
                                writer: writer, columns: keyNames + others.map(\.name), values: row, keyCount: keyNames.count)
@@ -220,8 +227,10 @@ public enum PublishWatermark {
     /// The newest change-log id (0 when none was ever queued). Ids are consecutive and the newest entry is
     /// never deleted, so this minus the watermark is HarmonyLite's `pending_publish`, without counting rows.
     public static func lastQueuedID(in database: SQLiteDatabase) throws(SQLiteError) -> Int64 {
-        try database.scalarInteger("SELECT coalesce(max(id), 0) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog))")
+        try database.scalarInteger(lastQueuedQuery)
     }
+
+    static let lastQueuedQuery = "SELECT coalesce(max(id), 0) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog))"
 
     /// Deletes published and stamped queue entries, always keeping the newest row so that ids never restart.
     @discardableResult

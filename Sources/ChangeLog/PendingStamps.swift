@@ -89,8 +89,16 @@ public enum PendingStamps {
 
     /// The queue id through which row clocks hold every local write.
     public static func stampedThrough(in database: SQLiteDatabase) throws(SQLiteError) -> Int64 {
-        let rows = try database.prepare("SELECT value FROM \(ChangeLogSchema.quote(ChangeLogSchema.meta)) WHERE key = '\(markKey)'").all()
-        if case .integer(let value) = rows.first?.first { return value }
+        try stampedThrough(reading: database.prepare(markQuery))
+    }
+
+    /// The query `stampedThrough` runs, for a caller that keeps it prepared (preparing it cost ~40,000
+    /// instructions, more than reading a row: `benchmarks/pipeline-cost.sh`).
+    static let markQuery = "SELECT value FROM \(ChangeLogSchema.quote(ChangeLogSchema.meta)) WHERE key = '\(markKey)'"
+
+    /// `stampedThrough` through `markQuery` prepared.
+    static func stampedThrough(reading statement: SQLiteStatement) throws(SQLiteError) -> Int64 {
+        if case .integer(let value) = try statement.all().first?.first { return value }
         return 0
     }
 
@@ -170,6 +178,9 @@ final class PendingQueue {
     private(set) var schemaVersion: Int64 = -1
     private var tablesByID: [Int64: TableInfo] = [:]
     private var select: SQLiteStatement?
+    /// `PendingStamps.markQuery` and the newest queue id, prepared once.
+    private var markRead: SQLiteStatement?
+    private var lastRead: SQLiteStatement?
     /// The node the entries were written by (`PendingStamps.node`).
     private(set) var node: UInt64 = 0
 
@@ -178,10 +189,19 @@ final class PendingQueue {
     /// The entries after `stamped_through` in queue order, and the newest queue id (the mark to move to);
     /// nil, after two small reads, when nothing is pending.
     func pending() throws(SQLiteError) -> (entries: [Entry], through: Int64)? {
-        let mark = try PendingStamps.stampedThrough(in: database)
-        let last = try PublishWatermark.lastQueuedID(in: database)
+        let (mark, last) = try marks()
         guard last > mark else { return nil }
         return (try entries(after: mark), last)
+    }
+
+    /// `stamped_through` and the newest queue id, through statements kept prepared.
+    func marks() throws(SQLiteError) -> (stampedThrough: Int64, lastQueued: Int64) {
+        if markRead == nil { markRead = try database.prepare(PendingStamps.markQuery) }
+        if lastRead == nil { lastRead = try database.prepare(PublishWatermark.lastQueuedQuery) }
+        guard let markRead, let lastRead else { return (0, 0) }
+        let mark = try PendingStamps.stampedThrough(reading: markRead)
+        guard case .integer(let last) = try lastRead.all().first?.first else { return (mark, 0) }
+        return (mark, last)
     }
 
     /// The entries with ids above `id`, in queue order.
@@ -245,8 +265,7 @@ struct PendingRows {
     var rows: Set<RowIdentity> { Set(counts.keys) }
 
     mutating func update(from queue: PendingQueue, in database: SQLiteDatabase) throws(SQLiteError) {
-        let mark = try PendingStamps.stampedThrough(in: database)
-        let last = try PublishWatermark.lastQueuedID(in: database)
+        let (mark, last) = try queue.marks()
         try queue.refresh()
         if mark < self.mark || last < through || queue.schemaVersion != schemaVersion {
             self = PendingRows()

@@ -15,15 +15,26 @@ public struct TableInfo: Equatable, Sendable {
 
     public var name: String
     /// Every column an event carries: all but generated ones (those are computed on each node).
-    public var columns: [Column]
+    public var columns: [Column] { didSet { primaryKey = Self.key(of: columns) } }
     public var withoutRowID: Bool
     /// A rowid table whose primary key has an index of its own (`pragma_index_list` origin `pk`): its key
     /// is not the rowid, even when it is one INTEGER column (`INTEGER PRIMARY KEY DESC` is no rowid alias,
     /// and its key can be NULL).
     public var keyIndexed = false
 
-    /// Primary-key columns in key order.
-    public var primaryKey: [Column] {
+    /// Primary-key columns in key order. Kept, not computed at each use: the capturer and the applier ask
+    /// for it per row (it was ~8,000 instructions a row in all, `benchmarks/pipeline-cost.sh`).
+    public private(set) var primaryKey: [Column]
+
+    public init(name: String, columns: [Column], withoutRowID: Bool, keyIndexed: Bool = false) {
+        self.name = name
+        self.columns = columns
+        self.withoutRowID = withoutRowID
+        self.keyIndexed = keyIndexed
+        primaryKey = Self.key(of: columns)
+    }
+
+    private static func key(of columns: [Column]) -> [Column] {
         columns.filter { $0.primaryKeyPosition > 0 }.sorted { $0.primaryKeyPosition < $1.primaryKeyPosition }
     }
 

@@ -81,6 +81,8 @@ public enum DataMessage: Equatable, Sendable {
         /// When the stream stored it (ns since 1970; 0 unknown): upstream HarmonyLite's messages carry no
         /// clock, and this is their stamp (`UpstreamEvent.stamp`).
         public var timestamp: Int64
+        /// The publisher's name for it (header `HarmonyLite-Msg-Id`, see `MessageIdentity`), when it has one.
+        public var messageID: String?
 
         public init(stream: String, sequence: UInt64, subject: String, payload: [UInt8], timestamp: Int64 = 0) {
             self.stream = stream
@@ -149,6 +151,13 @@ public enum DataMessage: Equatable, Sendable {
                     w.write(UInt8(0))
                 }
                 w.write(delivery.timestamp)
+                // 0: no message id; 1 and the id.
+                if let id = delivery.messageID {
+                    w.write(UInt8(1))
+                    w.write(id)
+                } else {
+                    w.write(UInt8(0))
+                }
             }
         case .applied(let position):
             type = .applied
@@ -201,6 +210,11 @@ public enum DataMessage: Equatable, Sendable {
                     case let flag: throw IPCError(.malformedBody(messageType: frame.type, reason: "republish flag \(flag)"))
                     }
                     delivery.timestamp = try r.readInt64()
+                    switch try r.readUInt8() {
+                    case 0: break
+                    case 1: delivery.messageID = try r.readString()
+                    case let flag: throw IPCError(.malformedBody(messageType: frame.type, reason: "message id flag \(flag)"))
+                    }
                     deliveries.append(delivery)
                 }
                 guard deliveries.count == count else { throw IPCError(.malformedBody(messageType: frame.type, reason: "\(count) deliveries announced")) }

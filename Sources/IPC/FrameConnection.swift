@@ -14,6 +14,9 @@ public final class FrameConnection {
     private var outbound: [UInt8] = []
     private var outboundStart = 0
     public private(set) var isClosed = false
+    /// One read buffer for the connection's life: a fresh one per read (zeroed, 64 KiB) cost more than the
+    /// rest of carrying a small message (`benchmarks/pipeline-cost.sh`).
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
 
     public init(fd: Int32, maximumFrameSize: Int = Frame.defaultMaximumSize) {
         self.fd = fd
@@ -36,7 +39,6 @@ public final class FrameConnection {
     /// at a clean end of stream and `truncatedFrame` when the peer left in the middle of one.
     public func readAvailable() throws(IPCError) -> [Frame] {
         var frames: [Frame] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n > 0 {
@@ -95,7 +97,6 @@ public final class FrameConnection {
     /// The next frame, waiting at most `timeoutMilliseconds` (-1: forever); nil on timeout.
     public func receive(timeoutMilliseconds: Int32) throws(IPCError) -> Frame? {
         if let frame = try decoder.next() { return frame }
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             guard try waitFor(events: Int16(POLLIN), timeoutMilliseconds: timeoutMilliseconds) else { return nil }
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

@@ -19,6 +19,19 @@ public final class PullConsumer: @unchecked Sendable {
         public var republishedFrom: String? = nil
         /// When the stream stored it (ns since 1970): the stamp of upstream HarmonyLite's messages.
         public var timestamp: Int64 = 0
+        /// Its `NATSConnection.publishIDHeader`, at most `maximumMessageIDLength` bytes (nil: none, or longer).
+        public var messageID: String? = nil
+    }
+
+    /// The longest message id header kept: ours are short, and a header is bytes from the network.
+    public static let maximumMessageIDLength = 200
+
+    /// The message's publish id header, when it has one of at most `maximumMessageIDLength` bytes.
+    static func messageID(_ message: OpaquePointer) -> String? {
+        var value: UnsafePointer<CChar>?
+        guard natsMsgHeader_Get(message, NATSConnection.publishIDHeader, &value) == NATS_OK, let value,
+              strnlen(value, maximumMessageIDLength + 1) <= maximumMessageIDLength else { return nil }
+        return String(cString: value)
     }
 
     /// The headers JetStream sets on a message a stream republishes (`republish` in its configuration).
@@ -174,7 +187,8 @@ public final class PullConsumer: @unchecked Sendable {
             let data = natsMsg_GetData(message)
             let payload = data.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
             let subject = natsMsg_GetSubject(message).map { String(cString: $0) } ?? ""
-            messages.append(Message(sequence: sequence, subject: subject, payload: payload, republishedFrom: Self.republishedFrom(message), timestamp: timestamp))
+            messages.append(Message(sequence: sequence, subject: subject, payload: payload, republishedFrom: Self.republishedFrom(message), timestamp: timestamp,
+                                    messageID: Self.messageID(message)))
             if let (_, previous) = last { natsMsg_Destroy(previous) }
             last = (sequence, message)
         }

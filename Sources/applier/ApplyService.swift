@@ -16,8 +16,10 @@ import Glibc
 /// applies groups through `ChangeApplier` (each in one transaction with the cursor), parks what cannot be
 /// applied in the dead-letter table (`ParkedMessages`) and retries it, sends subscriptions,
 /// acknowledgements and credit to the broker, stores the cursor, writes the seq map, logs and reports
-/// status. The node's own events are applied only where their stamp is above the row's clock (after a
-/// restore: what the snapshot lacks), found by reading, so they normally cost no write. At
+/// status. The node's own messages captured from this very database (`MessageIdentity.isHeld`: its node,
+/// its incarnation, on its own subject) are skipped whole, undecoded; its other own events (published
+/// before a restore) are applied only where their stamp is above the row's clock (what the snapshot
+/// lacks), found by reading, so they normally cost no write. At
 /// every tick it reads the schema version and the `-retry-parked` request for the pipeline; a new schema
 /// version also renews the `ChangeApplier`, whose table catalog (and so its columns) is read once.
 final class ApplyService: WorkerLoopHandler {
@@ -32,6 +34,10 @@ final class ApplyService: WorkerLoopHandler {
     private var pipeline: ApplyPipeline
     /// Held while this worker runs: no snapshot restore runs under it (`RestoreLock`).
     private let restoreLock: RestoreLock
+    /// How the ids of this node's messages read from this database start (`MessageIdentity.heldPrefix`), and
+    /// the subjects only this node publishes on: such messages are held here already.
+    private let heldPrefix: String
+    private let ownSubjects: Set<String>
 
     private var appliedEvents: Int64 = 0
     private var supersededEvents: Int64 = 0
@@ -64,6 +70,9 @@ final class ApplyService: WorkerLoopHandler {
             throw UpstreamTakeover.isRefusal(error) ? WorkerExit.refused(message) : WorkerExit.failed(message)
         }
         self.database = database
+        heldPrefix = MessageIdentity.heldPrefix(node: config.nodeID, incarnation: installation.incarnation)
+        let (prefix, node) = (config.nats.subjectPrefix, config.nodeID)
+        ownSubjects = Set((1...max(1, config.replicationLog.shards)).map { ChangeSubjects.own(prefix: prefix, shard: $0, node: node) })
         // What this worker's installation changed (an upstream takeover, a renamed table), when it ran first.
         for note in installation.notes { logger.warning("\(note)") }
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
@@ -80,9 +89,11 @@ final class ApplyService: WorkerLoopHandler {
             }
         }
         let streams = try StreamIdentities.read(in: database)
+        var settings = ApplyPipeline.Settings(snapshotsEnabled: config.snapshot.enabled)
+        settings.credit = ApplyPipeline.Settings.credit(shards: config.replicationLog.shards)
         try SeqMapFile.write(cursor, streams: streams, to: config.seqMapPath)
         pipeline = ApplyPipeline(cursor: cursor, streams: streams, parked: try ParkedMessages.count(in: database),
-                                 settings: .init(snapshotsEnabled: config.snapshot.enabled))
+                                 settings: settings)
         if config.replicate {
             try runtime.reportReady("applying changes from cursor \(cursor.isEmpty ? "start" : describeCursor(cursor))")
         } else {
@@ -247,14 +258,22 @@ final class ApplyService: WorkerLoopHandler {
     /// none; after a restore, what the snapshot lacks), applies the rest with the group's cursor.
     private func apply(_ group: ApplyPipeline.ApplyGroup) -> [Action] {
         do {
-            let batches = try group.deliveries.map(decode)
-            var wanted = batches.map(\.events)
-            // The node's own events only where its rows do not hold them yet (after a restore): all of the
-            // group's own batches in one read.
-            let own = batches.indices.filter { batches[$0].origin == config.nodeID }
-            if !own.isEmpty {
-                for (index, events) in zip(own, try applier.notYetHeld(inEach: own.map { batches[$0].events })) { wanted[index] = events }
+            // This node's messages captured from this very database are held here: not even decoded,
+            // unless rows held aside may want what they wrote (`localWrites` below; one read per group).
+            let held = group.deliveries.map(isHeldHere)
+            let settleOwn = held.contains(true) ? try applier.holdsRowsAside() : false
+            let batches = try zip(group.deliveries, held).map { delivery, held throws(DeliveryError) in
+                held && !settleOwn ? ChangeBatch(origin: config.nodeID, schemaHash: "", events: []) : try decode(delivery)
             }
+            var wanted = batches.map(\.events)
+            // The node's other own events only where its rows do not hold them yet (after a restore: what the
+            // snapshot lacks): all of the group's own batches in one read.
+            let own = batches.indices.filter { batches[$0].origin == config.nodeID }
+            let toCheck = own.filter { !held[$0] }
+            if !toCheck.isEmpty {
+                for (index, events) in zip(toCheck, try applier.notYetHeld(inEach: toCheck.map { batches[$0].events })) { wanted[index] = events }
+            }
+            for index in own where held[index] { wanted[index] = [] }
             var events: [ChangeEvent] = []
             var streams: [String] = []
             var sources: [ChangeApplier.EventSource] = []
@@ -265,7 +284,7 @@ final class ApplyService: WorkerLoopHandler {
             }
             // The node's own writes may have freed, or taken, a UNIQUE value a row held aside wants: their
             // tables are settled too (one read when no row is held aside, which is the common case).
-            let localWrites = try own.isEmpty || !applier.holdsRowsAside() ? [] : own.flatMap { batches[$0].events }
+            let localWrites = try own.isEmpty || !(held.contains(true) ? settleOwn : applier.holdsRowsAside()) ? [] : own.flatMap { batches[$0].events }
             guard !events.isEmpty || !localWrites.isEmpty else { return pipeline.applied(group, wroteCursor: false, now: monotonicSeconds()) }
             let outcome = try applier.apply(events, cursor: group.cursor, localWrites: localWrites, sources: sources)
             account(outcome)
@@ -396,6 +415,13 @@ final class ApplyService: WorkerLoopHandler {
         } catch {
             return pipeline.parkedRetryFailed(reason: "\(error)", now: monotonicSeconds())
         }
+    }
+
+    /// Whether this node captured the delivery from this very database (`MessageIdentity.isHeld`): its
+    /// subject is this node's own, its id names this node and this database's incarnation.
+    private func isHeldHere(_ delivery: DataMessage.Delivery) -> Bool {
+        delivery.republishedFrom == nil && MessageIdentity.isHeld(messageID: delivery.messageID, publisher: ownSubjects.contains(delivery.subject) ? config.nodeID : nil,
+                                                                  node: config.nodeID, heldPrefix: heldPrefix)
     }
 
     /// The batch, once its subject confirms its origin (or names no publisher: the shared subject of

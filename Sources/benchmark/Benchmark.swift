@@ -29,6 +29,10 @@ struct Benchmark {
             try captureCost(Array(CommandLine.arguments.dropFirst(2)))
             return
         }
+        if CommandLine.arguments.dropFirst().first == "pipeline-cost" {
+            try PipelineCost.run(Array(CommandLine.arguments.dropFirst(2)))
+            return
+        }
         if CommandLine.arguments.dropFirst().first == "restore-merge" {
             try RestoreMergeCost.run(Array(CommandLine.arguments.dropFirst(2)))
             return

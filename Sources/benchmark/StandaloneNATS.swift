@@ -5,6 +5,7 @@ import NATSClient
 final class StandaloneNATS {
     let url: String
     private let server = Process()
+    var pid: Int32 { server.processIdentifier }
 
     init(storeDirectory: String) throws {
         let port = freePort()

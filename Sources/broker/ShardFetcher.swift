@@ -188,6 +188,7 @@ final class ShardFetcher: Sendable {
             queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map {
                 var delivery = DataMessage.Delivery(stream: stream, sequence: $0.sequence, subject: $0.subject, payload: $0.payload, timestamp: $0.timestamp)
                 delivery.republishedFrom = $0.republishedFrom
+                delivery.messageID = $0.messageID
                 return delivery
             }))
             return true

@@ -263,7 +263,7 @@ final class CaptureService: WorkerLoopHandler {
                 guard let first = group.first, let last = group.last else { continue }
                 let payload = ChangeBatch(origin: config.nodeID, schemaHash: installation.schemaHash, events: group)
                     .encoded(compress: config.replicationLog.compress)
-                let messageID = "\(config.nodeID).\(installation.incarnation).\(shard).\(first.changeID)-\(last.changeID)"
+                let messageID = MessageIdentity(node: config.nodeID, incarnation: installation.incarnation, shard: shard, firstChange: first.changeID, lastChange: last.changeID).text
                 batches.append(.init(shard: UInt32(shard), messageID: messageID, payload: payload))
             }
         }

@@ -284,3 +284,14 @@ import Testing
         #expect(!actions.contains { if case .apply = $0 { true } else { false } }, "a jump is never applied at once: \(actions)")
     }
 }
+
+/// The broker's fetchers (one per shard stream) share the applier's credit: each can be two frames ahead.
+@Suite struct CreditPerShardTests {
+    @Test func twoFramesPerShardAndFourAtLeast() {
+        #expect(ApplyPipeline.Settings.credit(shards: 0) == 4)
+        #expect(ApplyPipeline.Settings.credit(shards: 1) == 4)
+        #expect(ApplyPipeline.Settings.credit(shards: 2) == 4)
+        #expect(ApplyPipeline.Settings.credit(shards: 4) == 8)
+        #expect(ApplyPipeline.Settings.credit(shards: .max) == .max)
+    }
+}
