@@ -6,6 +6,9 @@ import BinaryCoding
 /// Flow control: the capturer keeps a bounded number of publishes unconfirmed; the broker delivers to the
 /// applier only while it holds credit (`credit` grants more), so neither side buffers without bound.
 public enum DataMessage: Equatable, Sendable {
+    /// The layout of the data socket's messages, sent with the hello. 2: deliveries carry their message id.
+    public static let protocolVersion: UInt8 = 2
+
     /// First message on a data connection: who is speaking.
     case hello(role: Role)
     /// Capturer → broker: one JetStream message to publish on `shard`, named by `messageID` (which names
@@ -110,6 +113,7 @@ public enum DataMessage: Equatable, Sendable {
         case .hello(let role):
             type = .hello
             w.write(role.rawValue)
+            w.write(DataMessage.protocolVersion)
         case .publish(let publish):
             type = .publish
             w.write(publish.batchID)
@@ -184,6 +188,12 @@ public enum DataMessage: Equatable, Sendable {
             case .hello:
                 let raw = try r.readUInt8()
                 guard let role = Role(rawValue: raw) else { throw IPCError(.malformedBody(messageType: frame.type, reason: "unknown role \(raw)")) }
+                // A worker of another build (a reload rolls the workers one at a time): refused at its hello, so
+                // no delivery in one layout is read in the other; the supervisor restarts it from the new binary.
+                let version = r.remaining == 0 ? 1 : try r.readUInt8()
+                guard version == DataMessage.protocolVersion else {
+                    throw IPCError(.handshakeFailed("the \(role) speaks data protocol \(version), this broker \(DataMessage.protocolVersion) (workers of two builds)"))
+                }
                 self = .hello(role: role)
             case .publish:
                 self = .publish(Publish(batchID: try r.readUInt64(), shard: try r.readUInt32(), messageID: try r.readString(), payload: try r.readBytes()))

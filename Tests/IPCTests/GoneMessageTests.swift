@@ -25,3 +25,29 @@ import Testing
         #expect(throws: IPCError.self) { try DataMessage(frame: truncated) }
     }
 }
+
+/// The data socket's hello names the layout of what follows: a worker of another build (a reload rolls the
+/// workers one at a time) is refused at its hello, before any delivery is read in the wrong layout.
+@Suite struct DataProtocolVersionTests {
+    @Test func theHelloCarriesTheVersionAndRoundTrips() throws {
+        let frame = DataMessage.hello(role: .applier).frame
+        #expect(frame.body.last == DataMessage.protocolVersion)
+        #expect(try DataMessage(frame: frame) == .hello(role: .applier))
+    }
+
+    @Test func aHelloOfAnEarlierBuildWithoutAVersionIsRefusedNamingBoth() {
+        var frame = DataMessage.hello(role: .applier).frame
+        frame.body.removeLast()
+        #expect {
+            _ = try DataMessage(frame: frame)
+        } throws: { error in
+            "\(error)".contains("data protocol 1, this broker \(DataMessage.protocolVersion)")
+        }
+    }
+
+    @Test func anotherVersionIsRefused() {
+        var frame = DataMessage.hello(role: .capturer).frame
+        frame.body[frame.body.count - 1] = DataMessage.protocolVersion &+ 1
+        #expect(throws: IPCError.self) { _ = try DataMessage(frame: frame) }
+    }
+}
