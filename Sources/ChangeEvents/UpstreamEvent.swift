@@ -214,6 +214,27 @@ public struct UpstreamEvent: Equatable, Sendable {
     }
 }
 
+/// An upstream message parked because this node lacks its table (or the key column it names): upstream's
+/// messages do not say which columns are the key, so it cannot become one of our events until the table
+/// exists. Parked as `"HLUP"`, its stamp (8 bytes, big-endian: the JetStream time it had, which a retry no
+/// longer has) and the message as it arrived; a retry (a schema change, `-retry-parked`) decodes it again
+/// against the table as it is then. The magic starts like neither of our batches (version byte 1) nor an
+/// upstream message (a CBOR map, 0xA0–0xBF, or the zstd magic).
+public enum ParkedUpstreamEvent {
+    static let magic: [UInt8] = Array("HLUP".utf8)
+
+    public static func wrap(stamp: UInt64, message: [UInt8]) -> [UInt8] {
+        magic + (0..<8).reversed().map { UInt8(truncatingIfNeeded: stamp >> ($0 * 8)) } + message
+    }
+
+    /// The stamp and the message, or nil when `bytes` is not a parked upstream message.
+    public static func unwrap(_ bytes: [UInt8]) -> (stamp: UInt64, message: [UInt8])? {
+        guard bytes.count > magic.count + 8, bytes.starts(with: magic) else { return nil }
+        let stamp = bytes[magic.count..<magic.count + 8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return (stamp, Array(bytes[(magic.count + 8)...]))
+    }
+}
+
 public struct UpstreamEventError: Error, Equatable, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }

@@ -48,6 +48,8 @@ public enum ChangeLogInstaller {
     /// was (the installation is one transaction, rolled back), and what to do about it. Said once per start;
     /// the same state fails the same way at the next start, so the remedy is in the message.
     public static func cannotStart(_ error: SQLiteError, path: String) -> String {
+        // A refused takeover says itself that nothing was written, and what to do.
+        if UpstreamTakeover.isRefusal(error) { return "cannot install the change log in \(path): \(error.message)" }
         let remedy: String
         switch error.code & 0xff {
         case 8:  // SQLITE_READONLY
@@ -95,7 +97,7 @@ public enum ChangeLogInstaller {
         var takeover: UpstreamTakeover.Plan? = nil
         switch try UpstreamTakeover.plan(database, catalog: try TableCatalog.read(database), seqMapPath: upstreamSeqMap) {
         case nil: break
-        case .failure(let refusal)?: throw SQLiteError(code: 1, message: refusal.description)
+        case .failure(let refusal)?: throw SQLiteError(code: UpstreamTakeover.refusalCode, message: refusal.description)
         case .success(let plan)?:
             try UpstreamTakeover.dropUpstreamObjects(plan, in: database)
             takeover = plan

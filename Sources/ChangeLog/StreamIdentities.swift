@@ -29,16 +29,3 @@ public enum StreamIdentities {
         }
     }
 }
-
-/// How a stream's identity compares with the one a cursor was recorded for.
-public enum StreamIdentityCheck: Equatable, Sendable {
-    /// Same stream, or nothing recorded yet (an earlier version, a stream never consumed): the cursor holds.
-    case same
-    /// Another stream under the same name: the cursor means nothing in it.
-    case replaced(recorded: UInt64, current: UInt64)
-
-    public static func compare(recorded: UInt64?, current: UInt64) -> StreamIdentityCheck {
-        guard let recorded, recorded != 0, current != 0, recorded != current else { return .same }
-        return .replaced(recorded: recorded, current: current)
-    }
-}

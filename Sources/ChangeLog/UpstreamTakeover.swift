@@ -22,6 +22,13 @@ public enum UpstreamTakeover {
         public var description: String { "cannot take over upstream HarmonyLite's change log: \(reason). The database was left untouched. \(advice)" }
     }
 
+    /// The result code of the `SQLiteError` an installation refused by the takeover throws: SQLITE_ERROR
+    /// (1) with an extended part SQLite does not use, so a worker tells a refusal (a person must act; a
+    /// restart refuses again) from a failure worth retrying.
+    public static let refusalCode: Int32 = 1 | (200 << 8)
+
+    public static func isRefusal(_ error: SQLiteError) -> Bool { error.code == refusalCode }
+
     /// One change upstream captured and had not published: its table and key.
     public struct PendingChange: Equatable, Sendable {
         public var table: String

@@ -49,6 +49,7 @@ enum Validation {
         if !nats.leafListen.isEmpty && HostPort(parsing: nats.leafListen) == nil {
             throw ConfigurationError(key: "nats.leaf_listen", message: "nats.leaf_listen = \"\(nats.leafListen)\" is not host:port")
         }
+        try validateRegions(nats)
         if !config.clusterAddress.isEmpty && HostPort(parsing: config.clusterAddress) == nil {
             throw ConfigurationError(key: "-cluster-addr", message: "-cluster-addr \"\(config.clusterAddress)\" is not host:port")
         }
@@ -118,6 +119,21 @@ enum Validation {
         }
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw ConfigurationError(key: key, message: "\(what) \(path) is not a regular file")
+        }
+    }
+
+    /// A region names a JetStream domain and a stream: letters, digits, `_` and `-`, at most 32.
+    static func validateRegions(_ nats: Configuration.NATS) throws(ConfigurationError) {
+        for (key, name) in [("nats.region", nats.region)] + nats.regions.map({ ("nats.regions", $0) }) where key == "nats.regions" || !name.isEmpty {
+            guard Configuration.isRegionName(name) else {
+                throw ConfigurationError(key: key, message: "\(key): \"\(name)\" is not a region name (1 to 32 letters, digits, _ or -)")
+            }
+        }
+        if nats.region.isEmpty && !nats.regions.isEmpty {
+            throw ConfigurationError(key: "nats.regions", message: "nats.regions is set but nats.region (this node's region) is empty")
+        }
+        if !nats.region.isEmpty && !nats.isEmbedded {
+            throw ConfigurationError(key: "nats.region", message: "nats.region configures the embedded nats-server; with nats.urls set, configure domains on your own servers")
         }
     }
 

@@ -6,7 +6,8 @@ public enum WorkerExitCode {
     /// (`RestoreRequest`), then the others.
     public static let restoreNeeded: Int32 = 3
     /// The node must not start and restarting it cannot help: an operator must act (a deleted database and
-    /// no snapshot to restore it from). The supervisor stops the node with `SupervisorExitCode.refused`.
+    /// no snapshot to restore it from, an upstream takeover that cannot finish). The supervisor stops the
+    /// node at once with `SupervisorExitCode.refused`, and the message it stopped on says what to do.
     public static let refused: Int32 = 4
 }
 

@@ -27,6 +27,9 @@ public struct NodeView: Codable, Sendable, Equatable {
     /// The bound on time (`max_clock_offset`) and what this node saw of other nodes' clocks; nil from a
     /// node that does not report it.
     public var clock: Clock? = nil
+    /// The embedded nats-server's monitoring endpoint (`http://host:port`), where `-status` reads its
+    /// routes and JetStream peers; nil with external NATS or before the server is up.
+    public var natsMonitoring: String? = nil
 
     public struct Clock: Codable, Sendable, Equatable {
         public var maxOffsetMs: Int64

@@ -1,3 +1,4 @@
+import ChangeEvents
 import ChangeLog
 
 /// Why this node must restore a snapshot before it applies anything, or nil when it need not.
@@ -35,13 +36,13 @@ public enum RestoreDecision {
         }
         for (stream, now) in streams.sorted(by: { $0.key < $1.key }) {
             let position = stored.cursor[stream] ?? 0
-            if position > 0, case .replaced(let recorded, let current) = StreamIdentityCheck.compare(recorded: stored.streams[stream], current: now.created) {
+            switch StreamPosition.check(position: position, recorded: stored.streams[stream], current: now.created, firstSequence: now.firstSequence) {
+            case .ok: continue
+            case .replaced(let recorded, let current):
                 return "\(stream) is not the stream this node's cursor (message \(position)) belongs to: it was created at \(current) ns, "
                     + "the cursor's at \(recorded) ns (deleted and created again, or lost with its only server)"
-            }
-            // `first - position > 1`, not `position + 1 < first`: a cursor read from a snapshot can be 2^64 − 1.
-            if let first = now.firstSequence, first > position && first - position > 1 {
-                return "\(stream) starts at message \(first), past this node's position \(position)"
+            case .missing(let missing):
+                return "\(stream) starts at message \(missing.upperBound + 1), past this node's position \(position)"
             }
         }
         return nil

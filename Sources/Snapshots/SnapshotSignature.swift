@@ -1,3 +1,4 @@
+import NodeNATS
 import Digests
 
 /// The key that signs and checks snapshots: HMAC-SHA256 of the label `harmonylite snapshot signing` under

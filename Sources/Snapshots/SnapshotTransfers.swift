@@ -1,6 +1,6 @@
 import ChangeEvents
 import Foundation
-import Signals
+import SystemCalls
 
 /// The two whole procedures, with the time each step took: saving (copy, then upload) is shared by the
 /// snapshotter and `harmonylite -save-snapshot`; restoring (download, then verify and write into the live

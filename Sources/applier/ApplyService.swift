@@ -60,7 +60,8 @@ final class ApplyService: WorkerLoopHandler {
         do {
             (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath, whileWaiting: runtime.whileWaitingForDatabase)
         } catch {
-            throw WorkerExit.failed(ChangeLogInstaller.cannotStart(error, path: config.dbPath))
+            let message = ChangeLogInstaller.cannotStart(error, path: config.dbPath)
+            throw UpstreamTakeover.isRefusal(error) ? WorkerExit.refused(message) : WorkerExit.failed(message)
         }
         self.database = database
         // What this worker's installation changed (an upstream takeover, a renamed table), when it ran first.
@@ -278,7 +279,7 @@ final class ApplyService: WorkerLoopHandler {
             recordLag(events, streams: streams)
             return pipeline.applied(group, wroteCursor: true, now: monotonicSeconds())
         } catch let error as DeliveryError {
-            return pipeline.applyFailed(group, .init(kind: error.forged ? .forgedOrigin : .undecodable, reason: "\(error)"), now: monotonicSeconds())
+            return pipeline.applyFailed(group, .init(kind: error.kind, reason: "\(error)"), now: monotonicSeconds())
         } catch let error as ApplyError {
             return pipeline.applyFailed(group, .init(kind: Self.failureKind(error.kind), reason: "\(error)"), now: monotonicSeconds())
         } catch let error as SQLiteError {
@@ -342,8 +343,13 @@ final class ApplyService: WorkerLoopHandler {
     /// Writes the message to the dead-letter table and the cursor past it, in one transaction.
     private func park(_ parking: ApplyPipeline.Parking) -> [Action] {
         let delivery = parking.delivery
+        // Upstream's message of a table this node lacks: parked with its stamp, which its retry needs.
+        let waitsForSchema = parking.failure.kind == .schemaMissing || parking.failure.kind == .keyMismatch
+        let payload = waitsForSchema && UpstreamEvent.looksUpstream(delivery.payload)
+            ? ParkedUpstreamEvent.wrap(stamp: UpstreamEvent.stamp(jetStreamNanoseconds: delivery.timestamp, sequence: delivery.sequence), message: delivery.payload)
+            : delivery.payload
         let message = ParkedMessage(
-            stream: delivery.stream, sequence: delivery.sequence, payload: delivery.payload, reason: parking.failure.reason,
+            stream: delivery.stream, sequence: delivery.sequence, payload: payload, reason: parking.failure.reason,
             kind: "\(parking.failure.kind)", attempts: parking.attempts)
         do {
             try ParkedMessages.park(message, cursor: parking.group.cursor, in: database)
@@ -366,7 +372,12 @@ final class ApplyService: WorkerLoopHandler {
                 do {
                     // Every event by its stamp, the node's own too (its row clock decides, as for any other).
                     // The rows of a table still missing here are parked again under the same message, alone.
-                    let batch = try ChangeBatch(decoding: message.payload)
+                    let batch: ChangeBatch
+                    if let parked = ParkedUpstreamEvent.unwrap(message.payload) {
+                        batch = try upstreamBatch(parked.message, stamp: parked.stamp, stream: message.stream, sequence: message.sequence)
+                    } else {
+                        batch = try ChangeBatch(decoding: message.payload)
+                    }
                     let source = ChangeApplier.EventSource(stream: message.stream, sequence: message.sequence, origin: batch.origin, schemaHash: batch.schemaHash)
                     let outcome = try applier.apply(batch.events, sources: Array(repeating: source, count: batch.events.count))
                     account(outcome)
@@ -403,10 +414,10 @@ final class ApplyService: WorkerLoopHandler {
             // Republished by another stream onto a change subject: the subject was never the publisher's.
             throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence,
                                 reason: "refused, never applied: it carries republish headers (Nats-Stream \(from.isEmpty ? "absent" : "\"" + from + "\"")): another stream republished it onto \(delivery.subject), which therefore does not name its publisher",
-                                forged: true)
+                                kind: .forgedOrigin)
         }
         if case .refused(let reason) = ChangeSubjects.check(subject: delivery.subject, prefix: config.nats.subjectPrefix, origin: batch.origin) {
-            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "refused, never applied: \(reason)", forged: true)
+            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "refused, never applied: \(reason)", kind: .forgedOrigin)
         }
         return batch
     }
@@ -416,11 +427,19 @@ final class ApplyService: WorkerLoopHandler {
     /// writer the origin. The node's own (published by upstream before this node was upgraded) are
     /// skipped, as upstream skips them: what they wrote is in this database already.
     private func decodeUpstream(_ delivery: DataMessage.Delivery) throws(DeliveryError) -> ChangeBatch {
+        try upstreamBatch(delivery.payload, stamp: UpstreamEvent.stamp(jetStreamNanoseconds: delivery.timestamp, sequence: delivery.sequence),
+                          stream: delivery.stream, sequence: delivery.sequence)
+    }
+
+    /// `payload` (upstream's message) as one of our batches stamped `stamp`: at its delivery, or at a retry
+    /// of it parked (`ParkedUpstreamEvent`, which kept the stamp). A table (or key column) this node lacks
+    /// fails as `schemaMissing` (`keyMismatch`): parked, and applied by a retry once the table exists.
+    private func upstreamBatch(_ payload: [UInt8], stamp: UInt64, stream: String, sequence: UInt64) throws(DeliveryError) -> ChangeBatch {
         let event: UpstreamEvent
         do {
-            event = try UpstreamEvent(decoding: delivery.payload)
+            event = try UpstreamEvent(decoding: payload)
         } catch {
-            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot be decoded as ours or as upstream HarmonyLite's: \(error)")
+            throw DeliveryError(stream: stream, sequence: sequence, reason: "cannot be decoded as ours or as upstream HarmonyLite's: \(error)")
         }
         // Copies our nodes publish for upstream nodes (`publish_for_upstream`): the original batch is applied.
         guard event.origin != config.nodeID, !event.republished else { return ChangeBatch(origin: event.origin, schemaHash: event.schemaHash ?? "", events: []) }
@@ -428,12 +447,15 @@ final class ApplyService: WorkerLoopHandler {
         do {
             key = try applier.primaryKeyColumns(of: event.table)
         } catch {
-            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "cannot read the schema: \(error)")
+            throw DeliveryError(stream: stream, sequence: sequence, reason: "cannot read the schema: \(error)", kind: .database(error.code))
         }
-        let stamp = UpstreamEvent.stamp(jetStreamNanoseconds: delivery.timestamp, sequence: delivery.sequence)
-        guard let key, let change = event.changeEvent(primaryKey: key, stamp: stamp, writer: event.origin) else {
-            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence,
-                                reason: "is upstream HarmonyLite's change of \(event.table), which this node has no table (or key column) for: upstream's messages do not say which columns are the key")
+        guard let key else {
+            throw DeliveryError(stream: stream, sequence: sequence, reason: "is upstream HarmonyLite's change of \(event.table), a table this node does not replicate (yet): "
+                                + "parked until it exists (upstream's messages do not say which columns are the key)", kind: .schemaMissing)
+        }
+        guard let change = event.changeEvent(primaryKey: key, stamp: stamp, writer: event.origin) else {
+            throw DeliveryError(stream: stream, sequence: sequence, reason: "is upstream HarmonyLite's change of \(event.table) without its local key column(s) \(key.joined(separator: ", "))",
+                                kind: .keyMismatch)
         }
         return ChangeBatch(origin: event.origin, schemaHash: event.schemaHash ?? "", events: [change])
     }
@@ -478,7 +500,9 @@ struct DeliveryError: Error, CustomStringConvertible {
     var stream: String
     var sequence: UInt64
     var reason: String
-    var forged = false
+    /// Undecodable; forged (its subject does not name its origin); or upstream's change of a table (or key
+    /// column) this node lacks, parked until it exists (`ParkedUpstreamEvent`).
+    var kind: ApplyFailure.Kind = .undecodable
 
     var description: String { "message \(sequence) of \(stream) \(reason)" }
 }

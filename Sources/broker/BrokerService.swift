@@ -1,3 +1,5 @@
+import NodeNATS
+import Logs
 import BrokerCore
 import ChangeEvents
 import HarmonyConfig
@@ -234,9 +236,9 @@ final class BrokerService: WorkerLoopHandler {
             let spec = streamSpecification(shard)
             let after = positions[spec.name] ?? 0
             let state = try connection.streamState(spec.name)
-            if state.messages > 0 && state.firstSequence > after && state.firstSequence - after > 1 {
+            if case .missing(let missing) = StreamPosition.check(position: after, firstSequence: state.messages > 0 ? state.firstSequence : nil) {
                 logger.error("a shard stream no longer holds messages this node has not applied: it needs a snapshot restore (messages are kept up to replication_log.max_entries)",
-                             metadata: ["stream": "\(spec.name)", "missing": "\(after + 1)…\(state.firstSequence - 1)"])
+                             metadata: ["stream": "\(spec.name)", "missing": "\(missing.lowerBound)…\(missing.upperBound)"])
             }
             // Before any delivery of this consumer: the applier checks that its cursor belongs to this stream.
             reply(to: applier, .consuming(stream: spec.name, created: state.created))

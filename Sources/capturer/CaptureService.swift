@@ -57,7 +57,8 @@ final class CaptureService: WorkerLoopHandler {
         do {
             (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath, whileWaiting: runtime.whileWaitingForDatabase)
         } catch {
-            throw WorkerExit.failed(ChangeLogInstaller.cannotStart(error, path: config.dbPath))
+            let message = ChangeLogInstaller.cannotStart(error, path: config.dbPath)
+            throw UpstreamTakeover.isRefusal(error) ? WorkerExit.refused(message) : WorkerExit.failed(message)
         }
         // The bound on the application's clock, for every materializer of this database (the applier's too).
         try PendingStamps.setMaxClockOffset(UInt64(config.maxClockOffset), in: database)

@@ -1,3 +1,4 @@
+import ChangeEvents
 import ChangeLog
 import HarmonyConfig
 import Logging
@@ -39,11 +40,11 @@ enum GapAcceptance {
         let findings: [Finding] = streams.compactMap { stream in
             guard let state = try? connection.streamState(stream) else { return nil }
             let position = cursor[stream] ?? 0
-            if position > 0, case .replaced = StreamIdentityCheck.compare(recorded: identities[stream], current: state.created) {
-                return .replaced(stream: stream, position: position, created: state.created)
+            switch StreamPosition.check(position: position, recorded: identities[stream], current: state.created, firstSequence: state.messages > 0 ? state.firstSequence : nil) {
+            case .ok: return nil
+            case .replaced: return .replaced(stream: stream, position: position, created: state.created)
+            case .missing(let missing): return .missing(stream: stream, from: missing.lowerBound, through: missing.upperBound)
             }
-            guard state.messages > 0, state.firstSequence > position, state.firstSequence - position > 1 else { return nil }
-            return .missing(stream: stream, from: position + 1, through: state.firstSequence - 1)
         }
         let missing = findings.compactMap { if case .missing(let stream, let from, let through) = $0 { "\(stream) messages \(from)…\(through)" } else { nil } }
         if !acceptMissing, !missing.isEmpty { return missing.joined(separator: ", ") }

@@ -1,3 +1,4 @@
+import NodeNATS
 import ChangeLog
 import HarmonyConfig
 import IPC

@@ -49,7 +49,7 @@ struct ChildSpawner {
         }
         let pid = hl_spawn(path, cArguments, cEnvironment, &attributes)
         guard pid > 0 else {
-            return .failure(SupervisorError("cannot execute \(path): \(SystemError.reason(errno))"))
+            return .failure(SupervisorError(.spawn, "cannot execute \(path): \(SystemError.reason(errno))"))
         }
         return .success(pid)
     }

@@ -31,7 +31,7 @@ struct HarmonyLiteCommand: ParsableCommand {
     @Option(name: flag("cluster-peers"), help: "Comma-separated NATS route URLs of the other embedded servers.")
     var clusterPeers: String = ""
 
-    @Option(name: flag("leaf-servers"), help: "Comma-separated NATS leaf-node remote URLs (?hub=true for a hub).")
+    @Option(name: flag("leaf-servers"), help: "Comma-separated NATS leaf-node remotes (?hub=true for a hub); url1|url2 is one remote with a fallback server.")
     var leafServers: String = ""
 
     @Flag(name: flag("cleanup"), help: "Remove HarmonyLite's triggers and change-log tables from the database, then exit.")

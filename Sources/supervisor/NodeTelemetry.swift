@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Logs
 import Glibc
 #endif
 import Foundation
@@ -33,6 +34,8 @@ final class NodeTelemetry {
     private let server: HTTPServer?
     /// The URLs the broker connects to (the embedded server's once it listens).
     var natsURLs: [String]
+    /// The embedded server's monitoring endpoint (`http://host:port`), once known.
+    var natsMonitoringURL: String?
 
     init(config: Configuration, now: Double) throws {
         self.config = config
@@ -68,7 +71,7 @@ final class NodeTelemetry {
         do {
             server = endpoints.isEmpty ? nil : try HTTPServer(endpoints: endpoints)
         } catch {
-            throw SupervisorError("\(error) (prometheus.bind / health_check.bind)")
+            throw SupervisorError(.configuration, "\(error) (prometheus.bind / health_check.bind)")
         }
         server?.start()
     }
@@ -190,6 +193,7 @@ final class NodeTelemetry {
             lastAppliedUnixMs: reports.value("applier", "last_applied_unix_ms").flatMap { $0 > 0 ? $0 : nil },
             snapshot: snapshot, sleepTimeoutSeconds: sleepTimer.remaining(now: now)
         )
+        view.natsMonitoring = natsMonitoringURL
         view.clock = NodeView.Clock(
             maxOffsetMs: Int64(config.maxClockOffset), futureStamps: reports.total("future_stamps"),
             clampedLocalStamps: reports.total("clamped_local_stamps"),

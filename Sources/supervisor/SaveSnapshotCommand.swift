@@ -1,3 +1,5 @@
+import NodeNATS
+import Logs
 import Foundation
 import HarmonyConfig
 import NATSClient
@@ -12,17 +14,17 @@ import Snapshots
 /// newest complete upload either way.
 enum SaveSnapshotCommand {
     static func run(_ config: Configuration) throws -> String {
-        guard config.snapshot.enabled else { throw CommandError("snapshot.enabled is false in the configuration") }
+        guard config.snapshot.enabled else { throw CommandError(.configuration, "snapshot.enabled is false in the configuration") }
         var config = config
         try RunningNodeNATS.prepare(&config, command: "-save-snapshot", purpose: "the snapshot is uploaded through")
         try CommandSnapshotSigning.prepare(&config)
-        guard let key = config.snapshotSigningKey.flatMap(SnapshotSigningKey.init(hex:)) else { throw CommandError("no snapshot signing key") }
+        guard let key = config.snapshotSigningKey.flatMap(SnapshotSigningKey.init(hex:)) else { throw CommandError(.configuration, "no snapshot signing key") }
         let settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-save-snapshot", heartbeatTimeout: 10000)
         let connection: NATSConnection
         do {
             connection = try NATSConnection.connect(settings)
         } catch {
-            throw CommandError("cannot reach NATS at \(config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")): \(error)")
+            throw CommandError(.unreachable, "cannot reach NATS at \(config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")): \(error)")
         }
         let store = try SnapshotStores.open(config, connection: connection)
         let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, key: key) { line in

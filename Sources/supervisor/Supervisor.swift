@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import NodeNATS
 import SystemCalls
 import Glibc
 #endif
@@ -36,7 +37,7 @@ final class Supervisor {
     private var natsPort: Int?
     private var natsProbePending = false
     /// The embedded server's liveness probe (`EmbeddedServerProbe`): for the server with `probedPID`, once ready.
-    private var natsProbe: (pid: Int32, port: Int?, schedule: EmbeddedServerProbe)?
+    private var natsProbe: (pid: Int32, port: (host: String, port: Int)?, schedule: EmbeddedServerProbe)?
     private var probeInFlight: MonitoringProbe?
     /// The last probe problem logged (each one once in a row).
     private var probeProblem: String?
@@ -80,14 +81,14 @@ final class Supervisor {
             do {
                 try PathTrust.check(runDirectory, what: "the run directory", owners: [geteuid(), 0])
             } catch {
-                throw SupervisorError(error.description)
+                throw SupervisorError(.untrustedPath, cause: error)
             }
             try createMissingDatabase(config, runDirectory: runDirectory, logger: logger)
             let supervisor = try Supervisor(config: config, runDirectory: runDirectory, signals: signals, logger: logger)
             return supervisor.loop()
         } catch {
             logger.error("\(error)")
-            return (error as? SupervisorError)?.refused == true ? SupervisorExitCode.refused : 1
+            return (error as? SupervisorError)?.kind == .refused ? SupervisorExitCode.refused : 1
         }
     }
 
@@ -96,21 +97,21 @@ final class Supervisor {
     /// from the cluster's newest snapshot before anything replicates, or refuses the start when there is none.
     private static func createMissingDatabase(_ config: Configuration, runDirectory: String, logger: Logger) throws {
         if !config.snapshot.enabled && access(config.dbPath, F_OK) != 0 && errno == ENOENT {
-            throw SupervisorError(refusing: "the database \(config.dbPath) does not exist and snapshot.enabled = false: no snapshot can restore it. Copy the "
+            throw SupervisorError(.refused, "the database \(config.dbPath) does not exist and snapshot.enabled = false: no snapshot can restore it. Copy the "
                 + "database from another node (stopped, or with sqlite3 .backup), or enable snapshots; to start with an empty database, create it "
                 + "first (sqlite3 \(config.dbPath) 'PRAGMA user_version;')")
         }
         let fd = open(config.dbPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard fd >= 0 else {
             if errno == EEXIST { return }
-            throw SupervisorError("cannot create the missing database \(config.dbPath): \(SystemError.reason(errno))")
+            throw SupervisorError(.filesystem, "cannot create the missing database \(config.dbPath): \(SystemError.reason(errno))")
         }
         close(fd)
         let marker = DatabaseCreatedMarker.path(runDirectory: runDirectory)
         let markerFD = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard markerFD >= 0 else {
             unlink(config.dbPath)
-            throw SupervisorError("cannot write \(marker): \(SystemError.reason(errno))")
+            throw SupervisorError(.filesystem, "cannot write \(marker): \(SystemError.reason(errno))")
         }
         close(markerFD)
         logger.warning("the database did not exist: created it empty; it is restored from the cluster's newest snapshot before replication starts",
@@ -131,12 +132,12 @@ final class Supervisor {
             do {
                 nkeyPublicKey = try NKeySeed(contentsOf: config.nats.seedFile).publicKey
             } catch {
-                throw SupervisorError("nats.seed_file \(config.nats.seedFile): \(error)")
+                throw SupervisorError(.configuration, "nats.seed_file \(config.nats.seedFile): \(error)")
             }
         }
         if config.nats.isEmbedded {
             guard let found = ChildSpawner.findNATSServer() else {
-                throw SupervisorError("nats-server not found (install Debian's nats-server package, or set [nats] urls to use an external NATS)")
+                throw SupervisorError(.missingProgram, "nats-server not found (install Debian's nats-server package, or set [nats] urls to use an external NATS)")
             }
             natsServer = found
             try Self.createDirectory(config.embeddedStoreDirectory)
@@ -144,7 +145,7 @@ final class Supervisor {
             do {
                 secret = try ClusterSecret.loadOrCreate(at: config.clusterSecretPath)
             } catch {
-                throw SupervisorError("\(error)")
+                throw SupervisorError(.clusterSecret, cause: error)
             }
             if secret.created {
                 logger.warning("\("created the cluster secret \(config.clusterSecretPath) (mode 0600): copy it to every other node of this cluster ")\("(same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes")")
@@ -157,6 +158,10 @@ final class Supervisor {
                 self.config.nats.routeTLSKeyFile = made.keyFile
                 self.config.nats.routeTLSCAFile = made.caFile
                 logger.info("routes run TLS with a certificate made from the cluster secret", metadata: ["certificate": "\(made.certFile)"])
+                if config.replicationLog.publishForUpstream {
+                    // Upstream's embedded servers speak plaintext routes only: a TLS route to them fails its handshake.
+                    logger.warning("publish_for_upstream is on but routes run TLS, which upstream HarmonyLite's embedded servers cannot join: during the upgrade set nats.allow_plaintext_routes = true (docs/upgrading-from-harmonylite.md)")
+                }
             }
             SecretRedaction.register(self.config.secretValues)
             var fileSystem = statvfs()
@@ -175,7 +180,7 @@ final class Supervisor {
 
         let names = WorkerSettings.names.filter { $0 != "nats" || config.nats.isEmbedded }
         for name in names where name != "nats" && access(spawner.executable(for: name), X_OK) != 0 {
-            throw SupervisorError("worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
+            throw SupervisorError(.missingProgram, "worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
         }
         let specs = names.map {
             ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()], restoresSnapshots: $0 == "snapshotter",
@@ -205,7 +210,8 @@ final class Supervisor {
             }
             let probe = probeInFlight.flatMap { $0.fd >= 0 ? $0 : nil }
             if let probe { descriptors.append(pollfd(fd: probe.fd, events: probe.pollEvents, revents: 0)) }
-            _ = poll(&descriptors, nfds_t(descriptors.count), pollTimeout())
+            // A failed wait (EINVAL, ENOMEM) is taken as a short timeout: the loop's timers still run.
+            _ = try? Poll.wait(&descriptors, timeoutMilliseconds: pollTimeout())
             if let probe, descriptors[descriptors.count - 1].revents != 0 { probe.advance() }
             if descriptors[0].revents != 0 { handleSignals() }
             if descriptors[1].revents != 0 { acceptConnections() }
@@ -298,13 +304,23 @@ final class Supervisor {
     private func prepareNATSConfiguration() throws -> [String] {
         let path = runDirectory + "/nats-server.conf"
         let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: natsPort, nkeyPublicKey: nkeyPublicKey,
-                                               credentials: config.embeddedCredentials, maxFileStore: maxFileStore)
+                                               credentials: config.embeddedCredentials, maxFileStore: maxFileStore,
+                                               monitoringInServerConfig: !config.nats.serverConfig.isEmpty
+                                                   && ServerConfigKeys.setsMonitoring(path: config.nats.serverConfig, read: Self.readBounded))
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
+        guard fd >= 0 else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         defer { close(fd) }
         let bytes = Array(text.utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
+        guard write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         return ["-c", path]
+    }
+
+    /// A file of at most `ServerConfigKeys.maximumBytes`, as text; nil when unreadable or longer.
+    private static func readBounded(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: ServerConfigKeys.maximumBytes + 1), data.count <= ServerConfigKeys.maximumBytes else { return nil }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The embedded server is ready once it wrote its ports file: then it listens, and we know the port.
@@ -319,14 +335,15 @@ final class Supervisor {
         config.natsClientURLs = [EmbeddedServerConfig.clientURL(config, port: port)]
         telemetry.natsURLs = config.natsClientURLs
         jetStreamSetup.start(config)
-        let monitoring = NATSPortsFile.monitoringPort(runDirectory: runDirectory, pid: pid)
+        let monitoring = NATSPortsFile.monitoringAddress(runDirectory: runDirectory, pid: pid)
+        telemetry.natsMonitoringURL = monitoring.map { "http://\($0.host):\($0.port)" }
         let timeout = Double(config.workers["nats", default: WorkerSettings()].heartbeatTimeout) / 1000
         natsProbe = (pid, monitoring, EmbeddedServerProbe(heartbeatTimeout: timeout, now: monotonicSeconds()))
         probeInFlight = nil
         if monitoring == nil {
             logger.warning("the embedded nats-server names no monitoring port in its ports file (http turned off in nats.server_config?): its liveness is not probed, a wedged server is not restarted")
         }
-        process(.ready(child: "nats", detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on 127.0.0.1:\($0)" } ?? "")))
+        process(.ready(child: "nats", detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on \($0.host):\($0.port)" } ?? "")))
     }
 
     /// Starts, finishes and abandons probes of the embedded server's monitoring endpoint; an answer is its life sign.
@@ -337,7 +354,7 @@ final class Supervisor {
             return
         }
         let now = monotonicSeconds()
-        guard let port = probe.port else {
+        guard let address = probe.port else {
             // Not probed: the process being alive is all there is to know.
             process(.lifeSign(child: "nats"))
             return
@@ -358,7 +375,7 @@ final class Supervisor {
                     noteProbeProblem("the embedded nats-server's monitoring answer to GET \(EmbeddedServerProbe.path) is not HTTP: \(reason)", error: false)
                 }
             case .failed(let reason):
-                noteProbeProblem("probing the embedded nats-server (GET \(EmbeddedServerProbe.path) on 127.0.0.1:\(port)) failed: \(reason)", error: false)
+                noteProbeProblem("probing the embedded nats-server (GET \(EmbeddedServerProbe.path) on \(address.host):\(address.port)) failed: \(reason)", error: false)
             }
         }
         let (start, abandon) = probe.schedule.due(now: now)
@@ -366,7 +383,7 @@ final class Supervisor {
             noteProbeProblem("the embedded nats-server has not answered GET \(EmbeddedServerProbe.path) within \(probe.schedule.timeout) s (wedged? it is restarted once silent for [workers.nats] heartbeat_timeout)", error: false)
             logStoreSpace(why: "the embedded nats-server does not answer")
         }
-        if start { probeInFlight = MonitoringProbe(pid: probe.pid, port: port) }
+        if start { probeInFlight = MonitoringProbe(pid: probe.pid, host: address.host, port: address.port) }
         natsProbe = probe
     }
 
@@ -533,7 +550,7 @@ final class Supervisor {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw SupervisorError("cannot create the JetStream store directory \(path): \(error.localizedDescription)")
+            throw SupervisorError(.filesystem, "cannot create the JetStream store directory \(path): \(error.localizedDescription)")
         }
         var trimmed = path
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
@@ -543,7 +560,7 @@ final class Supervisor {
             try PathTrust.check(storeRoot, what: "the JetStream store directory", owners: [geteuid()])
             try PathTrust.check(trimmed, what: "the JetStream store directory", owners: [geteuid()])
         } catch {
-            throw SupervisorError(error.description)
+            throw SupervisorError(.untrustedPath, cause: error)
         }
     }
 }

@@ -97,4 +97,20 @@ enum UpstreamMessages {
         let report = Fuzzer.run("upstream event", seeds: try UpstreamMessages.all) { (try? UpstreamEvent(decoding: $0)) != nil }
         #expect(report.accepted > 0 && report.refused > 0)
     }
+
+    /// A parked upstream message keeps the stamp it had when it arrived (its JetStream time, which a
+    /// retry no longer has) and its bytes; nothing else unwraps: not our batches, not upstream's
+    /// messages, not a truncated envelope.
+    @Test func aParkedUpstreamMessageKeepsItsStamp() throws {
+        let message = try UpstreamMessages.all[0]
+        let stamp = UpstreamEvent.stamp(jetStreamNanoseconds: 1_765_000_000_123_000_000, sequence: 70_000)
+        let parked = ParkedUpstreamEvent.wrap(stamp: stamp, message: message)
+        let unwrapped = try #require(ParkedUpstreamEvent.unwrap(parked))
+        #expect(unwrapped.stamp == stamp && unwrapped.message == message)
+        #expect(!UpstreamEvent.looksUpstream(parked))
+        #expect((try? ChangeBatch(decoding: parked)) == nil)
+        #expect(ParkedUpstreamEvent.unwrap(message) == nil)
+        #expect(ParkedUpstreamEvent.unwrap(Array(parked.prefix(12))) == nil)
+        #expect(ParkedUpstreamEvent.unwrap(ChangeBatch(origin: 1, schemaHash: "", events: []).encoded(compress: false)) == nil)
+    }
 }

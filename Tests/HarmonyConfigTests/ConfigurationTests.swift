@@ -1,3 +1,4 @@
+import Logs
 import TestSupport
 import Foundation
 import Testing

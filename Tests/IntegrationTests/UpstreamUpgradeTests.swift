@@ -33,8 +33,9 @@ enum UpstreamBinary {
     }
 
     /// Upstream's TOML for one node on an external nats-server. `polling_interval = 500`: with 0 upstream
-    /// sometimes never publishes an external write (see the binary's README).
-    static func config(node: Int, database: String, seqMap: String, natsPort: Int, compress: Bool) -> String {
+    /// sometimes never publishes an external write (see the binary's README). `embeddedPort`: the node runs
+    /// its own server, listening there, instead of using the one at `natsPort`.
+    static func config(node: Int, database: String, seqMap: String, natsPort: Int, compress: Bool, embeddedPort: Int? = nil) -> String {
         """
         db_path = "\(database)"
         node_id = \(node)
@@ -47,7 +48,7 @@ enum UpstreamBinary {
         max_entries = 1024
         compress = \(compress)
         [nats]
-        urls = ["nats://127.0.0.1:\(natsPort)"]
+        \(embeddedPort.map { "bind_address = \"127.0.0.1:\($0)\"" } ?? "urls = [\"nats://127.0.0.1:\(natsPort)\"]")
         subject_prefix = "harmonylite-change-log"
         stream_prefix = "harmonylite-changes"
         [logging]

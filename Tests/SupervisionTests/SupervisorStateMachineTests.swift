@@ -157,6 +157,24 @@ import Testing
         #expect(drained.contains(.exit(code: 1)))
     }
 
+    /// A worker refused to run (an upstream takeover that cannot finish): a restart would refuse again, so
+    /// the node stops at once, at the first exit, with the status the systemd unit does not restart on.
+    @Test func aRefusedWorkerStopsTheNodeAtOnceWithTheStatusSystemdDoesNotRestartOn() {
+        var machine = Self.machine()
+        Self.startAll(&machine)
+        let actions = machine.handle(.exited(pid: 104, status: .exited(WorkerExitCode.refused), note: "cannot take over upstream HarmonyLite's change log: …"), now: 1)
+        #expect(!actions.contains(.spawn(child: "capturer")))
+        #expect(!actions.contains { if case .log(_, let text) = $0 { text.contains("restarting it in") } else { false } })
+        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("capturer refused the start; cannot take over upstream") } else { false } })
+        #expect(actions.contains(.requestStop(child: "applier", pid: 103)))
+        var drained: [Action] = []
+        for pid in [103, 102, 101, 100] {
+            drained = machine.handle(.exited(pid: Int32(pid), status: .exited(0), note: ""), now: 2)
+        }
+        #expect(drained.contains(.exit(code: SupervisorExitCode.refused)))
+        #expect(SupervisorExitCode.refused == 78)
+    }
+
     @Test func terminateDrainsInReverseOrderAndKillsLaggards() {
         var settings = WorkerSettings()
         settings.stopTimeout = 1000
