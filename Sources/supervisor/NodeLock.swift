@@ -153,7 +153,8 @@ struct SupervisorError: Error, CustomStringConvertible {
         case notRunning
         /// The cluster secret cannot be made or read.
         case clusterSecret
-        /// The start is refused until an operator acts: the node exits with `SupervisorExitCode.refused`.
+        /// The start is refused until an operator acts (a deleted database nothing can restore): the node
+        /// exits with `SupervisorExitCode.refused`.
         case refused
     }
 
@@ -174,9 +175,4 @@ struct SupervisorError: Error, CustomStringConvertible {
     }
 
     var description: String { message }
-
-    /// The start is refused until an operator acts (exit status `SupervisorExitCode.refused`, not restarted).
-    var refused: Bool { kind == .refused }
-
-    init(refusing message: String) { self.init(.refused, message) }
 }

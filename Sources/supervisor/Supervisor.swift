@@ -96,7 +96,7 @@ final class Supervisor {
             return supervisor.loop()
         } catch {
             logger.error("\(error)")
-            return (error as? SupervisorError)?.refused == true ? SupervisorExitCode.refused : 1
+            return (error as? SupervisorError)?.kind == .refused ? SupervisorExitCode.refused : 1
         }
     }
 
@@ -105,7 +105,7 @@ final class Supervisor {
     /// from the cluster's newest snapshot before anything replicates, or refuses the start when there is none.
     private static func createMissingDatabase(_ config: Configuration, runDirectory: String, logger: Logger) throws {
         if !config.snapshot.enabled && access(config.dbPath, F_OK) != 0 && errno == ENOENT {
-            throw SupervisorError(refusing: "the database \(config.dbPath) does not exist and snapshot.enabled = false: no snapshot can restore it. Copy the "
+            throw SupervisorError(.refused, "the database \(config.dbPath) does not exist and snapshot.enabled = false: no snapshot can restore it. Copy the "
                 + "database from another node (stopped, or with sqlite3 .backup), or enable snapshots; to start with an empty database, create it "
                 + "first (sqlite3 \(config.dbPath) 'PRAGMA user_version;')")
         }
