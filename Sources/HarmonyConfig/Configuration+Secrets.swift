@@ -8,18 +8,18 @@ extension Configuration {
     public enum SecretNeed: Sendable {
         case none, nats, natsAndSnapshotStore
 
-        public static func of(worker: String) -> SecretNeed {
+        public static func of(worker: WorkerRole) -> SecretNeed {
             switch worker {
-            case "broker": .nats
-            case "snapshotter": .natsAndSnapshotStore
-            default: .none
+            case .broker: .nats
+            case .snapshotter: .natsAndSnapshotStore
+            case .nats, .applier, .capturer: .none
             }
         }
     }
 
     /// The configuration a worker receives in its welcome: the secrets it does not need are removed
     /// (passwords, tokens, seed and key files blanked, URLs without their passwords), the rest unchanged.
-    public func forWorker(_ worker: String) -> Configuration {
+    public func forWorker(_ worker: WorkerRole) -> Configuration {
         var copy = self
         let need = SecretNeed.of(worker: worker)
         if need != .natsAndSnapshotStore {

@@ -27,6 +27,9 @@ public struct Configuration: Codable, Equatable, Sendable {
     public var healthCheck = HealthCheck()
     public var workers = WorkerSettings.defaults
 
+    /// The kernel limits and restart policy of `role` (`[workers.<role>]`).
+    public func settings(for role: WorkerRole) -> WorkerSettings { workers[role] ?? WorkerSettings() }
+
     /// From `-cluster-addr`: the embedded server's route listen address.
     public var clusterAddress = ""
     /// From `-cluster-peers`: route URLs of the other embedded servers.

@@ -143,8 +143,8 @@ public enum ConfigurationLoader {
 
         func unknownKeyMessage(_ key: String) -> String {
             let parts = key.split(separator: ".")
-            if parts.count >= 2, parts[0] == "workers", !WorkerSettings.names.contains(String(parts[1])) {
-                return "unknown worker \"\(parts[1])\" in \(key); the workers are " + WorkerSettings.names.joined(separator: ", ")
+            if parts.count >= 2, parts[0] == "workers", WorkerRole(rawValue: String(parts[1])) == nil {
+                return "unknown worker \"\(parts[1])\" in \(key); the workers are " + WorkerRole.allCases.map(\.rawValue).joined(separator: ", ")
             }
             let candidates = Array(schema.fields.keys) + Array(schema.tables) + Array(schema.aliases.keys)
             if let suggestion = Suggestion.closest(to: key, among: candidates) {

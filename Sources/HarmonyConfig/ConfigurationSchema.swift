@@ -108,10 +108,10 @@ struct ConfigurationSchema {
             "health_check.path": .string(\C.healthCheck.path),
             "health_check.detailed": .bool(\C.healthCheck.detailed),
         ]
-        for name in WorkerSettings.names {
-            func key(_ k: String) -> String { "workers.\(name).\(k)" }
+        for role in WorkerRole.allCases {
+            func key(_ k: String) -> String { "workers.\(role).\(k)" }
             func set<T>(_ path: WritableKeyPath<WorkerSettings, T>) -> (inout Configuration, T) -> Void {
-                { config, value in config.workers[name, default: WorkerSettings()][keyPath: path] = value }
+                { config, value in config.workers[role, default: WorkerSettings()][keyPath: path] = value }
             }
             f[key("memory_limit")] = .byteSize(set(\.memoryLimit))
             f[key("open_files")] = .integer(set(\.openFiles), 0...1 << 20)

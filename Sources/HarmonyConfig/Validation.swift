@@ -63,8 +63,8 @@ enum Validation {
         }
         try checkSnapshotStore(config.snapshot)
         try checkReplicas(config)
-        for name in WorkerSettings.names {
-            let worker = config.workers[name, default: WorkerSettings()]
+        for name in WorkerRole.allCases {
+            let worker = config.settings(for: name)
             if worker.restartBackoffInitial > worker.restartBackoffMax {
                 throw ConfigurationError(
                     key: "workers.\(name).restart_backoff_initial",

@@ -23,18 +23,15 @@ public struct WorkerSettings: Codable, Equatable, Sendable {
     /// Heartbeats are sent four times per timeout, so one late heartbeat is never fatal.
     public var heartbeatInterval: UInt32 { max(heartbeatTimeout / 4, 10) }
 
-    /// The children a node runs, in start order. `nats` is the embedded nats-server.
-    public static let names = ["nats", "broker", "snapshotter", "applier", "capturer"]
-
     /// The embedded nats-server's life signs are answers to a monitoring probe (`EmbeddedServerProbe`), not
     /// heartbeats: it gets longer before it counts as hung (a big JetStream catch-up can slow its answers).
     public static let natsHeartbeatTimeout: UInt32 = 20000
 
-    public static var defaults: [String: WorkerSettings] {
-        Dictionary(uniqueKeysWithValues: names.map { name in
+    public static var defaults: [WorkerRole: WorkerSettings] {
+        Dictionary(uniqueKeysWithValues: WorkerRole.allCases.map { role in
             var settings = WorkerSettings()
-            if name == "nats" { settings.heartbeatTimeout = natsHeartbeatTimeout }
-            return (name, settings)
+            if role == .nats { settings.heartbeatTimeout = natsHeartbeatTimeout }
+            return (role, settings)
         })
     }
 }

@@ -1,3 +1,4 @@
+import HarmonyConfig
 import IPC
 import Prometheus
 
@@ -35,13 +36,13 @@ public final class NodeMetrics {
 
     /// A worker's heartbeat: its running totals become increments of the node's counters, its levels set
     /// gauges. Unknown names are ignored (a newer worker may report more).
-    public func heartbeat(worker: String, pid: Int32, counters: [ControlMessage.Counter]) {
+    public func heartbeat(worker: WorkerRole, pid: Int32, counters: [ControlMessage.Counter]) {
         for counter in counters {
             let (name, label) = Self.split(counter.name)
             guard let metric = MetricCatalog.forWorkerCounter[name] else { continue }
             switch metric.kind {
             case .counter:
-                let increment = baselines.increment(worker: worker, pid: pid, name: counter.name, total: counter.value)
+                let increment = baselines.increment(worker: worker.rawValue, pid: pid, name: counter.name, total: counter.value)
                 let series = self.counter(metric, label: label)
                 if increment > 0 { series.increment(by: increment) }
                 if metric.name == MetricCatalog.published.name, increment > 0 {
@@ -73,7 +74,7 @@ public final class NodeMetrics {
 
     /// What the supervisor knows of one worker: whether it runs, its restarts, its memory and CPU.
     public func worker(_ sample: WorkerSample) {
-        let label = sample.name
+        let label = sample.role.rawValue
         gauge(MetricCatalog.workerUp, label: label).set(sample.up ? 1.0 : 0.0)
         let restarts = baselines.increment(worker: "supervisor", pid: 0, name: "restarts/" + label, total: Int64(sample.restarts))
         if restarts > 0 { counter(MetricCatalog.workerRestarts, label: label).increment(by: restarts) } else { _ = counter(MetricCatalog.workerRestarts, label: label) }
@@ -134,7 +135,7 @@ public final class NodeMetrics {
 
 /// One worker as the supervisor sees it, for `NodeMetrics.worker`.
 public struct WorkerSample: Sendable, Equatable {
-    public var name: String
+    public var role: WorkerRole
     public var up: Bool
     public var pid: Int32?
     public var restarts: Int
@@ -142,8 +143,8 @@ public struct WorkerSample: Sendable, Equatable {
     public var residentBytes: Int64?
     public var cpuSeconds: Double?
 
-    public init(name: String, up: Bool, pid: Int32?, restarts: Int, reloads: Int = 0, residentBytes: Int64?, cpuSeconds: Double?) {
-        self.name = name
+    public init(role: WorkerRole, up: Bool, pid: Int32?, restarts: Int, reloads: Int = 0, residentBytes: Int64?, cpuSeconds: Double?) {
+        self.role = role
         self.up = up
         self.pid = pid
         self.restarts = restarts

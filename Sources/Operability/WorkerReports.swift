@@ -1,10 +1,11 @@
+import HarmonyConfig
 import IPC
 
 /// What the workers last reported, kept by the supervisor's loop for `/health` and `-status`: each
 /// worker's latest counters, totals that survive worker restarts, and the latest apply lag per stream.
 /// Pure: fed by the loop, read by `NodeView.make`.
 public struct WorkerReports: Sendable {
-    private var latest: [String: [String: Int64]] = [:]
+    private var latest: [WorkerRole: [String: Int64]] = [:]
     private var baselines = CounterBaselines()
     private var totals: [String: Int64] = [:]
     /// Mean lag of the samples in the newest report per stream (seconds), and when it came.
@@ -18,12 +19,12 @@ public struct WorkerReports: Sendable {
 
     public init() {}
 
-    public mutating func heartbeat(worker: String, pid: Int32, counters: [ControlMessage.Counter]) {
+    public mutating func heartbeat(worker: WorkerRole, pid: Int32, counters: [ControlMessage.Counter]) {
         var values: [String: Int64] = [:]
         for counter in counters {
             values[counter.name] = counter.value
             if Self.accumulated.contains(counter.name) {
-                totals[counter.name, default: 0] += baselines.increment(worker: worker, pid: pid, name: counter.name, total: counter.value)
+                totals[counter.name, default: 0] += baselines.increment(worker: worker.rawValue, pid: pid, name: counter.name, total: counter.value)
             }
         }
         latest[worker] = values
@@ -42,10 +43,10 @@ public struct WorkerReports: Sendable {
     }
 
     /// A worker's latest value of `name`, if it reported one.
-    public func value(_ worker: String, _ name: String) -> Int64? { latest[worker]?[name] }
+    public func value(_ worker: WorkerRole, _ name: String) -> Int64? { latest[worker]?[name] }
 
     /// Every latest value of `worker` whose name starts with `prefix/`, by what follows.
-    public func labelled(_ worker: String, _ prefix: String) -> [String: Int64] {
+    public func labelled(_ worker: WorkerRole, _ prefix: String) -> [String: Int64] {
         var found: [String: Int64] = [:]
         for (name, value) in latest[worker] ?? [:] where name.hasPrefix(prefix + "/") {
             found[String(name.dropFirst(prefix.count + 1))] = value
@@ -57,5 +58,5 @@ public struct WorkerReports: Sendable {
     public func total(_ name: String) -> Int64 { totals[name] ?? 0 }
 
     /// A worker that stopped reports nothing until its next heartbeat: its old values are not current.
-    public mutating func forget(_ worker: String) { latest[worker] = nil }
+    public mutating func forget(_ worker: WorkerRole) { latest[worker] = nil }
 }

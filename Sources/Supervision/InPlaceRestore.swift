@@ -1,3 +1,4 @@
+import HarmonyConfig
 import IPC
 
 /// The in-place snapshot restore, part of `SupervisorStateMachine`.
@@ -18,7 +19,7 @@ extension SupervisorStateMachine {
 
     /// Child `index` exited asking for a restore.
     mutating func beginRestore(_ index: Int, note: String, now: Double, into actions: inout [Action]) {
-        let name = children[index].spec.name
+        let name = children[index].spec.role
         let policy = children[index].spec.policy
         children[index].state = .notStarted
         guard let restorer = restorerIndex else {
@@ -53,7 +54,7 @@ extension SupervisorStateMachine {
         }
         phase = .restoring(reason: reason, stage: .stopping, announceReady: announceReady)
         cancelRestarts(of: restorer..<children.count)
-        let stopped = children[restorer...].map(\.spec.name).reversed().joined(separator: ", ")
+        let stopped = children[restorer...].map(\.spec.role.rawValue).reversed().joined(separator: ", ")
         actions.append(.log(.error, "\(reason)\(note): restoring a snapshot in place (stopping \(stopped), then starting them again; the node keeps running)"))
         actions.append(.notify("STATUS=restoring: \(reason)"))
         continueRestore(now: now, into: &actions)
@@ -64,19 +65,19 @@ extension SupervisorStateMachine {
         guard case .restoring(let reason, .stopping, let announceReady) = phase, let restorer = restorerIndex,
               stopNext(of: restorer..<children.count, purpose: .restore, status: "restoring: stopping", now: now, into: &actions) else { return }
         phase = .restoring(reason: reason, stage: .restoring, announceReady: announceReady)
-        actions.append(.notify("STATUS=restoring: \(children[restorer].spec.name) restores a snapshot"))
+        actions.append(.notify("STATUS=restoring: \(children[restorer].spec.role) restores a snapshot"))
         actions.append(spawnAction(restorer))
     }
 
     /// A child reported ready while restoring: the restorer's ready ends the restore proper; then the
     /// children after it start one at a time.
-    mutating func restoreChildReady(_ name: String, now: Double, into actions: inout [Action]) {
+    mutating func restoreChildReady(_ name: WorkerRole, now: Double, into actions: inout [Action]) {
         guard case .restoring(let reason, let stage, let announceReady) = phase, let restorer = restorerIndex else { return }
         switch stage {
         case .stopping:
             return
         case .restoring:
-            guard name == children[restorer].spec.name else { return }
+            guard name == children[restorer].spec.role else { return }
             phase = .restoring(reason: reason, stage: .starting, announceReady: announceReady)
             advanceAfterRestore(now: now, into: &actions)
         case .starting:
@@ -105,7 +106,7 @@ extension SupervisorStateMachine {
 
     /// How child `index` is started now: the restorer, while a restore waits for it, is asked to restore.
     func spawnAction(_ index: Int) -> Action {
-        let name = children[index].spec.name
+        let name = children[index].spec.role
         if case .restoring(let reason, .restoring, _) = phase, children[index].spec.restoresSnapshots {
             return .spawnToRestore(child: name, reason: reason)
         }

@@ -3,7 +3,7 @@ import HarmonyConfig
 
 /// What the supervisor supervises: a name, whether the child speaks the control protocol, and its policy.
 public struct ChildSpec: Equatable, Sendable {
-    public var name: String
+    public var role: WorkerRole
     /// Workers connect, report ready and heartbeat. The embedded nats-server does not: the glue probes its
     /// port and reports `ready` for it, and its liveness is the process being alive.
     public var speaksControlProtocol: Bool
@@ -16,12 +16,18 @@ public struct ChildSpec: Equatable, Sendable {
     /// ready, it is killed and restarted like a hung worker.
     public var livenessProbed: Bool
 
-    public init(name: String, speaksControlProtocol: Bool, settings: WorkerSettings, restoresSnapshots: Bool = false, livenessProbed: Bool = false) {
-        self.name = name
+    public init(role: WorkerRole, speaksControlProtocol: Bool, settings: WorkerSettings, restoresSnapshots: Bool = false, livenessProbed: Bool = false) {
+        self.role = role
         self.speaksControlProtocol = speaksControlProtocol
         self.settings = settings
         self.restoresSnapshots = restoresSnapshots
         self.livenessProbed = livenessProbed
+    }
+
+    /// `role` as a node runs it: its protocol, restore and probe come from the role.
+    public init(role: WorkerRole, settings: WorkerSettings) {
+        self.init(role: role, speaksControlProtocol: role.speaksControlProtocol, settings: settings, restoresSnapshots: role.restoresSnapshots,
+                  livenessProbed: role.livenessProbed)
     }
 
     /// Whether the child owes life signs now: a worker always, a probed child once ready.
@@ -40,11 +46,11 @@ public struct ChildSpec: Equatable, Sendable {
 public struct SupervisorStateMachine {
     public enum Event: Equatable, Sendable {
         case start
-        case spawned(child: String, pid: Int32)
-        case spawnFailed(child: String, reason: String)
+        case spawned(child: WorkerRole, pid: Int32)
+        case spawnFailed(child: WorkerRole, reason: String)
         /// Any message from a worker: it is alive.
-        case lifeSign(child: String)
-        case ready(child: String, detail: String)
+        case lifeSign(child: WorkerRole)
+        case ready(child: WorkerRole, detail: String)
         case exited(pid: Int32, status: ExitStatus, note: String)
         case tick
         case terminate(reason: String)
@@ -52,12 +58,12 @@ public struct SupervisorStateMachine {
     }
 
     public enum Action: Equatable, Sendable {
-        case spawn(child: String)
+        case spawn(child: WorkerRole)
         /// Spawn the child that restores snapshots, asking it to restore one now for `reason` (the glue
         /// passes the reason in its environment, `RestoreRequest.environmentVariable`).
-        case spawnToRestore(child: String, reason: String)
+        case spawnToRestore(child: WorkerRole, reason: String)
         /// Ask for a graceful stop: the control `stop` message for a worker, SIGTERM for nats-server.
-        case requestStop(child: String, pid: Int32)
+        case requestStop(child: WorkerRole, pid: Int32)
         case kill(pid: Int32)
         /// A datagram for systemd's notify socket.
         case notify(String)
@@ -91,7 +97,7 @@ public struct SupervisorStateMachine {
 
     enum Phase: Equatable {
         case idle, starting, running
-        case reloading(queue: [String])
+        case reloading(queue: [WorkerRole])
         /// An in-place snapshot restore (see `InPlaceRestore`); `announceReady`: READY=1 has not been sent
         /// yet for this start or reload, so it goes out when the restore is over.
         case restoring(reason: String, stage: RestoreStage, announceReady: Bool)
@@ -129,8 +135,8 @@ public struct SupervisorStateMachine {
     // MARK: queries for the glue
 
     /// The pid of a running (or stopping) child.
-    public func pid(of name: String) -> Int32? {
-        guard let child = children.first(where: { $0.spec.name == name }) else { return nil }
+    public func pid(of name: WorkerRole) -> Int32? {
+        guard let child = children.first(where: { $0.spec.role == name }) else { return nil }
         switch child.state {
         case .running(let pid, _, _), .stopping(let pid, _, _, _): return pid
         default: return nil
@@ -141,23 +147,23 @@ public struct SupervisorStateMachine {
     public var hasExited: Bool { phase == .exited }
 
     /// Total restarts per child, for /metrics.
-    public var restartCounts: [(String, Int)] { children.map { ($0.spec.name, $0.restarts) } }
+    public var restartCounts: [(WorkerRole, Int)] { children.map { ($0.spec.role, $0.restarts) } }
 
     /// Each child as `/health` and `-status` show it.
     public var childSummaries: [ChildSummary] {
         children.map { child in
             switch child.state {
-            case .notStarted: ChildSummary(name: child.spec.name, state: "stopped", pid: nil, restarts: child.restarts, reloads: child.reloads)
+            case .notStarted: ChildSummary(role: child.spec.role, state: "stopped", pid: nil, restarts: child.restarts, reloads: child.reloads)
             case .running(let pid, _, let ready):
-                ChildSummary(name: child.spec.name, state: ready ? "running" : "starting", pid: pid, restarts: child.restarts, reloads: child.reloads)
-            case .stopping(let pid, _, _, _): ChildSummary(name: child.spec.name, state: "stopping", pid: pid, restarts: child.restarts, reloads: child.reloads)
-            case .waitingToRestart: ChildSummary(name: child.spec.name, state: "restarting", pid: nil, restarts: child.restarts, reloads: child.reloads)
+                ChildSummary(role: child.spec.role, state: ready ? "running" : "starting", pid: pid, restarts: child.restarts, reloads: child.reloads)
+            case .stopping(let pid, _, _, _): ChildSummary(role: child.spec.role, state: "stopping", pid: pid, restarts: child.restarts, reloads: child.reloads)
+            case .waitingToRestart: ChildSummary(role: child.spec.role, state: "restarting", pid: nil, restarts: child.restarts, reloads: child.reloads)
             }
         }
     }
 
     public struct ChildSummary: Equatable, Sendable {
-        public var name: String
+        public var role: WorkerRole
         /// "running" (ready), "starting", "stopping", "restarting" (waiting for its backoff), "stopped".
         public var state: String
         public var pid: Int32?
@@ -217,7 +223,7 @@ public struct SupervisorStateMachine {
             childBecameReady(name, now: now, into: &actions)
 
         case .exited(let pid, let status, let note):
-            guard let index = children.firstIndex(where: { self.pid(of: $0.spec.name) == pid }) else { return [] }
+            guard let index = children.firstIndex(where: { self.pid(of: $0.spec.role) == pid }) else { return [] }
             childExited(index, status: status, note: note, now: now, into: &actions)
 
         case .tick:
@@ -249,11 +255,11 @@ public struct SupervisorStateMachine {
 
     mutating func beginReload(now: Double, into actions: inout [Action]) {
         reloadDeferred = false
-        let queue = children.filter { $0.spec.speaksControlProtocol }.map(\.spec.name)
+        let queue = children.filter { $0.spec.speaksControlProtocol }.map(\.spec.role)
         phase = .reloading(queue: queue)
         if watchdogInterval != nil { nextStartExtension = now + Self.startExtensionInterval; waitingSince = now }
         actions.append(.notify("RELOADING=1\nSTATUS=reloading: restarting workers one at a time"))
-        actions.append(.log(.info, "reload: restarting \(queue.joined(separator: ", ")) one at a time"))
+        actions.append(.log(.info, "reload: restarting \(queue.map(\.rawValue).joined(separator: ", ")) one at a time"))
         continueReload(now: now, into: &actions)
     }
 
@@ -266,7 +272,7 @@ public struct SupervisorStateMachine {
         actions.append(.log(.info, "all processes ready"))
     }
 
-    private mutating func childBecameReady(_ name: String, now: Double, into actions: inout [Action]) {
+    private mutating func childBecameReady(_ name: WorkerRole, now: Double, into actions: inout [Action]) {
         switch phase {
         case .starting:
             advanceStartup(now: now, into: &actions)
@@ -308,7 +314,7 @@ public struct SupervisorStateMachine {
     // MARK: exits and restarts
 
     private mutating func childExited(_ index: Int, status: ExitStatus, note: String, now: Double, into actions: inout [Action]) {
-        let name = children[index].spec.name
+        let name = children[index].spec.role
         let suffix = note.isEmpty ? "" : "; \(note)"
         if case .stopping(_, _, let purpose, _) = children[index].state {
             if case .stopping = phase, purpose != .shutdown {
@@ -370,7 +376,7 @@ public struct SupervisorStateMachine {
 
     /// A child is gone without us asking: restart it with backoff, or give up past the intensity limit.
     private mutating func childEnded(_ index: Int, why: String, now: Double, into actions: inout [Action]) {
-        let name = children[index].spec.name
+        let name = children[index].spec.role
         let policy = children[index].spec.policy
         if case .stopping = phase {
             children[index].state = .notStarted
@@ -411,11 +417,11 @@ public struct SupervisorStateMachine {
             case .running(let pid, let lastSign, let ready) where spec.owesLifeSigns(ready: ready) && now - lastSign >= spec.heartbeatTimeout:
                 children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: .hung, killed: true)
                 let silence = spec.speaksControlProtocol ? "sent no heartbeat" : "has not answered its liveness probe"
-                actions.append(.log(.error, "\(spec.name) (pid \(pid)) \(silence) for \(format(now - lastSign)) s ([workers.\(spec.name)] heartbeat_timeout): killing it"))
+                actions.append(.log(.error, "\(spec.role) (pid \(pid)) \(silence) for \(format(now - lastSign)) s ([workers.\(spec.role)] heartbeat_timeout): killing it"))
                 actions.append(.kill(pid: pid))
             case .stopping(let pid, let deadline, let purpose, false) where now >= deadline:
                 children[index].state = .stopping(pid: pid, deadline: deadline, purpose: purpose, killed: true)
-                actions.append(.log(.warning, "\(spec.name) (pid \(pid)) did not stop within \(format(spec.stopTimeout)) s: killing it"))
+                actions.append(.log(.warning, "\(spec.role) (pid \(pid)) did not stop within \(format(spec.stopTimeout)) s: killing it"))
                 actions.append(.kill(pid: pid))
             default:
                 break
@@ -425,9 +431,9 @@ public struct SupervisorStateMachine {
             switch phase {
             case .starting, .reloading:
                 nextStartExtension = now + Self.startExtensionInterval
-                let waiting = children.filter { if case .running(_, _, true) = $0.state { return false } else { return true } }.map(\.spec.name)
+                let waiting = children.filter { if case .running(_, _, true) = $0.state { return false } else { return true } }.map(\.spec.role)
                 actions.append(.notify("EXTEND_TIMEOUT_USEC=\(Int(Self.startExtension * 1_000_000))\nSTATUS=\(phase == .starting ? "starting" : "reloading"): "
-                    + "still waiting for \(waiting.isEmpty ? "the workers" : waiting.joined(separator: ", ")) to be ready (\(Int(now - waitingSince)) s)"))
+                    + "still waiting for \(waiting.isEmpty ? "the workers" : waiting.map(\.rawValue).joined(separator: ", ")) to be ready (\(Int(now - waitingSince)) s)"))
             default:
                 nextStartExtension = nil
             }
@@ -444,12 +450,12 @@ public struct SupervisorStateMachine {
 
     /// A running worker that has missed two heartbeats: the node is not known to be healthy, so the
     /// supervisor stops vouching for it to systemd until the worker is replaced.
-    private func lateWorker(now: Double) -> String? {
+    private func lateWorker(now: Double) -> WorkerRole? {
         // Workers only: the supervisor restarts a silent nats-server itself, and its longer timeout (20 s) would
         // let systemd kill the whole node first under the shipped WatchdogSec=30s.
         for child in children where child.spec.speaksControlProtocol {
             if case .running(_, let lastSign, _) = child.state, now - lastSign > child.spec.heartbeatTimeout / 2 {
-                return child.spec.name
+                return child.spec.role
             }
         }
         return nil
@@ -482,8 +488,8 @@ public struct SupervisorStateMachine {
         for index in indices {
             switch children[index].state {
             case .notStarted:
-                actions.append(.notify("STATUS=\(status) \(children[index].spec.name)"))
-                actions.append(.spawn(child: children[index].spec.name))
+                actions.append(.notify("STATUS=\(status) \(children[index].spec.role)"))
+                actions.append(.spawn(child: children[index].spec.role))
                 return false
             case .running(_, _, true):
                 continue
@@ -504,8 +510,8 @@ public struct SupervisorStateMachine {
             case .running(let pid, _, _):
                 let spec = children[index].spec
                 children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: purpose, killed: false)
-                actions.append(.notify("STATUS=\(status) \(spec.name)"))
-                actions.append(.requestStop(child: spec.name, pid: pid))
+                actions.append(.notify("STATUS=\(status) \(spec.role)"))
+                actions.append(.requestStop(child: spec.role, pid: pid))
                 return false
             default:
                 continue
@@ -522,14 +528,14 @@ public struct SupervisorStateMachine {
         }
     }
 
-    func index(of name: String) -> Int? { children.firstIndex { $0.spec.name == name } }
+    func index(of name: WorkerRole) -> Int? { children.firstIndex { $0.spec.role == name } }
 
-    private mutating func update(_ name: String, _ body: (inout Child) -> Void) {
+    private mutating func update(_ name: WorkerRole, _ body: (inout Child) -> Void) {
         if let index = index(of: name) { body(&children[index]) }
     }
 
     var runningStatus: String {
-        let names = children.map(\.spec.name).joined(separator: ", ")
+        let names = children.map(\.spec.role.rawValue).joined(separator: ", ")
         return "ready: \(names) running"
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import HarmonyConfig
 import IPC
 import Logging
 
@@ -32,8 +33,8 @@ public enum WorkerExit: Error, CustomStringConvertible {
 extension WorkerRuntime {
     /// A worker process from start to exit: connect to the supervisor, make the handler, run the loop, drain
     /// on a normal stop. Every exit of a worker process goes through here.
-    public static func main<Handler: WorkerLoopHandler>(name: String, _ makeHandler: (WorkerRuntime) throws -> Handler) -> Never {
-        let runtime = WorkerRuntime.start(name: name)
+    public static func main<Handler: WorkerLoopHandler>(role: WorkerRole, _ makeHandler: (WorkerRuntime) throws -> Handler) -> Never {
+        let runtime = WorkerRuntime.start(role: role)
         let handler: Handler
         do {
             handler = try makeHandler(runtime)

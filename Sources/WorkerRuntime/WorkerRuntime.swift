@@ -15,7 +15,7 @@ import Signals
 ///
 /// Used from the worker's main thread only.
 public final class WorkerRuntime {
-    public let name: String
+    public let role: WorkerRole
     public let configuration: Configuration
     public let logger: Logger
     private let connection: FrameConnection
@@ -39,18 +39,18 @@ public final class WorkerRuntime {
 
     /// Connects and shakes hands; on any failure prints why and exits the process with status 1 (a worker
     /// cannot do anything without its supervisor).
-    public static func start(name: String) -> WorkerRuntime {
+    public static func start(role: WorkerRole) -> WorkerRuntime {
         do {
-            return try WorkerRuntime(name: name)
+            return try WorkerRuntime(role: role)
         } catch {
-            let message = "harmonylite-\(name): \(error)\n"
+            let message = "\(role.executableName): \(error)\n"
             _ = message.withCString { write(2, $0, strlen($0)) }
             exit(1)
         }
     }
 
-    private init(name: String) throws {
-        self.name = name
+    private init(role: WorkerRole) throws {
+        self.role = role
         // Before any other thread exists, so libnats' and SQLite's threads inherit the blocked mask.
         signals = SignalDescriptor(signals: [SIGTERM, SIGINT, SIGHUP])
         SignalDescriptor.ignoreBrokenPipes()
@@ -62,7 +62,7 @@ public final class WorkerRuntime {
         }
         controlSocketPath = path
         connection = FrameConnection(fd: try UnixSocket.connect(path: path))
-        try connection.send(ControlMessage.hello(.init(worker: name, pid: getpid())).frame)
+        try connection.send(ControlMessage.hello(.init(worker: role.rawValue, pid: getpid())).frame)
         guard let frame = try connection.receive(timeoutMilliseconds: 10_000) else {
             throw WorkerError(.handshake, "the supervisor did not answer the handshake within 10 s")
         }
@@ -79,13 +79,13 @@ public final class WorkerRuntime {
             throw WorkerError(.handshake, "unexpected first message from the supervisor")
         }
         LineLogHandler.bootstrap(
-            process: name,
+            process: role.rawValue,
             format: configuration.logging.format,
             verbose: configuration.logging.verbose,
             nodeID: configuration.nodeID
         )
         SecretRedaction.register(configuration.secretValues)
-        logger = Logger(label: name)
+        logger = Logger(label: role.rawValue)
         schedule = LoopSchedule(now: monotonicSeconds(), heartbeatInterval: Double(heartbeatInterval) / 1000)
     }
 

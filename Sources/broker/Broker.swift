@@ -4,5 +4,5 @@ import WorkerRuntime
 /// every shard for the applier.
 @main
 struct Broker {
-    static func main() { WorkerRuntime.main(name: "broker", BrokerService.init) }
+    static func main() { WorkerRuntime.main(role: .broker, BrokerService.init) }
 }

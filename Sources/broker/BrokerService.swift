@@ -56,7 +56,7 @@ final class BrokerService: WorkerLoopHandler {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
-        settings = try ConnectionSettings(configuration: config, name: config.nodeName, heartbeatTimeout: config.workers["broker", default: WorkerSettings()].heartbeatTimeout)
+        settings = try ConnectionSettings(configuration: config, name: config.nodeName, heartbeatTimeout: config.settings(for: .broker).heartbeatTimeout)
         settings.publishAcks = acks
         redactedURLs = config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")
         schedule = JetStreamSchedule(

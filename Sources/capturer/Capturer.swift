@@ -3,5 +3,5 @@ import WorkerRuntime
 /// Captures the application's writes and hands them to the broker.
 @main
 struct Capturer {
-    static func main() { WorkerRuntime.main(name: "capturer", CaptureService.init) }
+    static func main() { WorkerRuntime.main(role: .capturer, CaptureService.init) }
 }

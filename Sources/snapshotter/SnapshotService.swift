@@ -58,7 +58,7 @@ final class SnapshotService: WorkerLoopHandler {
         config = runtime.configuration
         logger = runtime.logger
         settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-snapshotter",
-                                          heartbeatTimeout: config.workers["snapshotter", default: WorkerSettings()].heartbeatTimeout)
+                                          heartbeatTimeout: config.settings(for: .snapshotter).heartbeatTimeout)
         planner = SnapshotPlanner(settings: PlannerSettings(config))
         guard let key = config.snapshotSigningKey.flatMap(SnapshotSigningKey.init(hex:)) ?? (config.snapshot.enabled ? nil : SnapshotSigningKey(bytes: [])) else {
             throw WorkerExit.failed("no snapshot signing key in the configuration (the supervisor derives it from the cluster secret)")

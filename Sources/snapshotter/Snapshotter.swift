@@ -3,5 +3,5 @@ import WorkerRuntime
 /// Restores a snapshot at start when the node needs one, and saves snapshots while it holds the lease.
 @main
 struct Snapshotter {
-    static func main() { WorkerRuntime.main(name: "snapshotter", SnapshotService.init) }
+    static func main() { WorkerRuntime.main(role: .snapshotter, SnapshotService.init) }
 }

@@ -17,20 +17,20 @@ struct ChildSpawner {
                                    RestoreRequest.environmentVariable]
 
     /// The path of a worker's executable: next to the supervisor's, as `harmonylite-<name>`.
-    func executable(for child: String) -> String {
-        child == "nats" ? natsServerPath : executableDirectory + "/harmonylite-" + child
+    func executable(for child: WorkerRole) -> String {
+        child == .nats ? natsServerPath : executableDirectory + "/" + child.executableName
     }
 
     /// `extraEnvironment`: `NAME=value` entries for this child only (a restore request). `output`: a
     /// descriptor that becomes the child's standard output and error (nil: it shares the supervisor's).
-    func spawn(_ child: String, arguments: [String], environment extraEnvironment: [String] = [], output: Int32? = nil,
+    func spawn(_ child: WorkerRole, arguments: [String], environment extraEnvironment: [String] = [], output: Int32? = nil,
                settings: WorkerSettings) -> Result<Int32, SupervisorError> {
         let path = executable(for: child)
-        let argv0 = child == "nats" ? "nats-server" : "harmonylite-" + child
+        let argv0 = child.executableName
         var environment = currentEnvironment().filter { entry in
             !Self.privateVariables.contains { entry.hasPrefix($0 + "=") } && !entry.hasPrefix(ControlChannel.environmentVariable + "=")
         }
-        if child != "nats" { environment.append(ControlChannel.environmentVariable + "=" + controlSocketPath) }
+        if child.speaksControlProtocol { environment.append(ControlChannel.environmentVariable + "=" + controlSocketPath) }
         environment += extraEnvironment
 
         var attributes = hl_spawn_attributes()

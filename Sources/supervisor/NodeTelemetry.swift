@@ -19,7 +19,7 @@ final class NodeTelemetry {
     private let metrics: NodeMetrics
     private var reports = WorkerReports()
     /// The wait each worker said last (`NodeView.Worker.isWait`), until it is ready or says something else.
-    private var waits: [String: String] = [:]
+    private var waits: [WorkerRole: String] = [:]
     private var stalls = ShardStallWatch()
     /// Lines about catching up with the streams (a node that was down, or restored an older snapshot).
     private var catchUp = CatchUpProgress()
@@ -90,15 +90,15 @@ final class NodeTelemetry {
     // MARK: fed by the loop
 
     /// A worker's status line: a wait is kept for `-status` and `/health`; true when it is one.
-    func workerStatus(_ worker: String, _ text: String) -> Bool {
+    func workerStatus(_ worker: WorkerRole, _ text: String) -> Bool {
         let wait = NodeView.Worker.isWait(text)
         waits[worker] = wait ? text : nil
         return wait
     }
 
-    func workerReady(_ worker: String) { waits[worker] = nil }
+    func workerReady(_ worker: WorkerRole) { waits[worker] = nil }
 
-    func heartbeat(worker: String, pid: Int32, counters: [ControlMessage.Counter]) {
+    func heartbeat(worker: WorkerRole, pid: Int32, counters: [ControlMessage.Counter]) {
         metrics.heartbeat(worker: worker, pid: pid, counters: counters)
         reports.heartbeat(worker: worker, pid: pid, counters: counters)
     }
@@ -112,7 +112,7 @@ final class NodeTelemetry {
     /// stop now.
     func tick(_ machine: SupervisorStateMachine, now: Double) -> Bool {
         let children = machine.childSummaries
-        for child in children where child.pid == nil { reports.forget(child.name) }
+        for child in children where child.pid == nil { reports.forget(child.role) }
         if now - sampledAt >= 1 {
             sampledAt = now
             samples = [:]
@@ -121,17 +121,17 @@ final class NodeTelemetry {
                 if firstSeen[pid] == nil { firstSeen[pid] = now }
                 samples[pid] = ProcessSample.read(pid: pid)
                 let sample = samples[pid]
-                metrics.worker(WorkerSample(name: child.name, up: child.state == "running", pid: pid, restarts: child.restarts,
+                metrics.worker(WorkerSample(role: child.role, up: child.state == "running", pid: pid, restarts: child.restarts,
                                             reloads: child.reloads, residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds))
             }
             for child in children where child.pid == nil {
-                metrics.worker(WorkerSample(name: child.name, up: false, pid: nil, restarts: child.restarts, reloads: child.reloads, residentBytes: nil, cpuSeconds: nil))
+                metrics.worker(WorkerSample(role: child.role, up: false, pid: nil, restarts: child.restarts, reloads: child.reloads, residentBytes: nil, cpuSeconds: nil))
             }
             let live = Set(children.compactMap(\.pid))
             firstSeen = firstSeen.filter { live.contains($0.key) }
             metrics.uptime(seconds: now - startedAt)
         }
-        let heads = reports.labelled("broker", "stream_last_sequence"), cursors = reports.labelled("applier", "stream_cursor")
+        let heads = reports.labelled(.broker, "stream_last_sequence"), cursors = reports.labelled(.applier, "stream_cursor")
         for name in config.changeStreamNames {
             let stall = config.replicate && machine.isReady
                 ? stalls.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) }, cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) : nil
@@ -160,14 +160,14 @@ final class NodeTelemetry {
     private func makeView(_ children: [SupervisorStateMachine.ChildSummary], machine: SupervisorStateMachine, now: Double) -> NodeView {
         let workers = children.map { child in
             let sample = child.pid.flatMap { samples[$0] }
-            return NodeView.Worker(name: child.name, state: child.state, pid: child.pid, restarts: child.restarts,
+            return NodeView.Worker(name: child.role.rawValue, state: child.state, pid: child.pid, restarts: child.restarts,
                                    uptimeSeconds: child.pid.flatMap { firstSeen[$0] }.map { now - $0 },
                                    residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds,
-                                   waitingFor: waits[child.name]
-                                       ?? NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.name, ControlMessage.Counter.databaseWait)))
+                                   waitingFor: waits[child.role]
+                                       ?? NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.role, ControlMessage.Counter.databaseWait)))
         }
-        let heads = reports.labelled("broker", "stream_last_sequence")
-        let cursors = reports.labelled("applier", "stream_cursor")
+        let heads = reports.labelled(.broker, "stream_last_sequence")
+        let cursors = reports.labelled(.applier, "stream_cursor")
         let recentLag = reports.recentLag(now: now)
         let streams = (1...max(1, config.replicationLog.shards)).map { shard -> NodeView.Stream in
             let name = config.shardStreamName(UInt64(shard))
@@ -178,35 +178,35 @@ final class NodeTelemetry {
             return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: recentLag[name],
                                    stalledSeconds: stalledSeconds[name])
         }
-        let created = reports.value("snapshotter", "snapshot_created_unix_ms").flatMap { $0 > 0 ? $0 : nil }
+        let created = reports.value(.snapshotter, "snapshot_created_unix_ms").flatMap { $0 > 0 ? $0 : nil }
         let nowWall = Date().timeIntervalSince1970
         let snapshot = NodeView.Snapshot(
             enabled: config.snapshot.enabled,
-            leaseHeldHere: reports.value("snapshotter", "snapshot_leader").map { $0 > 0 },
+            leaseHeldHere: reports.value(.snapshotter, "snapshot_leader").map { $0 > 0 },
             createdUnixMs: created, ageSeconds: created.map { max(0, nowWall - Double($0) / 1000) },
-            sizeBytes: reports.value("snapshotter", "snapshot_size_bytes").flatMap { $0 > 0 ? $0 : nil },
-            durationSeconds: reports.value("snapshotter", "snapshot_job_ms").flatMap { $0 > 0 ? Double($0) / 1000 : nil },
+            sizeBytes: reports.value(.snapshotter, "snapshot_size_bytes").flatMap { $0 > 0 ? $0 : nil },
+            durationSeconds: reports.value(.snapshotter, "snapshot_job_ms").flatMap { $0 > 0 ? Double($0) / 1000 : nil },
             saved: reports.total("snapshots_saved"), restored: reports.total("snapshots_restored")
         )
         var view = NodeView(
             nodeId: config.nodeID, version: HarmonyLiteVersion.number, phase: machine.isReady ? "running" : machine.hasExited ? "stopped" : "starting",
             startedAtUnixMs: Int64(startedAtWall.timeIntervalSince1970 * 1000), uptimeSeconds: now - startedAt, workers: workers,
-            natsConnected: machine.pid(of: "broker") != nil && reports.value("broker", "nats_connected") == 1,
+            natsConnected: machine.pid(of: .broker) != nil && reports.value(.broker, "nats_connected") == 1,
             natsServers: natsURLs.map(URLRedaction.redact), streams: streams,
-            tablesTracked: reports.value("capturer", "tables_tracked"), pendingPublish: reports.value("capturer", "pending_publish"),
-            parkedMessages: reports.value("applier", "parked_messages"),
+            tablesTracked: reports.value(.capturer, "tables_tracked"), pendingPublish: reports.value(.capturer, "pending_publish"),
+            parkedMessages: reports.value(.applier, "parked_messages"),
             publishedRows: reports.total("published_rows"), appliedRows: reports.total("applied_events"), conflicts: reports.total("unique_conflicts"),
             publishRetries: reports.total("publish_failures"),
-            lastPublishedUnixMs: reports.value("capturer", "last_published_unix_ms").flatMap { $0 > 0 ? $0 : nil },
-            lastAppliedUnixMs: reports.value("applier", "last_applied_unix_ms").flatMap { $0 > 0 ? $0 : nil },
+            lastPublishedUnixMs: reports.value(.capturer, "last_published_unix_ms").flatMap { $0 > 0 ? $0 : nil },
+            lastAppliedUnixMs: reports.value(.applier, "last_applied_unix_ms").flatMap { $0 > 0 ? $0 : nil },
             snapshot: snapshot, sleepTimeoutSeconds: sleepTimer.remaining(now: now)
         )
         view.natsMonitoring = natsMonitoringURL
         view.clock = NodeView.Clock(
             maxOffsetMs: Int64(config.maxClockOffset), futureStamps: reports.total("future_stamps"),
             clampedLocalStamps: reports.total("clamped_local_stamps"),
-            aheadOrigin: reports.value("applier", "clock_ahead_origin").map { UInt64(max(0, $0)) },
-            aheadMs: reports.value("applier", "clock_ahead_origin") == nil ? nil : reports.value("applier", "clock_ahead_ms")
+            aheadOrigin: reports.value(.applier, "clock_ahead_origin").map { UInt64(max(0, $0)) },
+            aheadMs: reports.value(.applier, "clock_ahead_origin") == nil ? nil : reports.value(.applier, "clock_ahead_ms")
         )
         return view
     }

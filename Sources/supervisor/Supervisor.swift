@@ -55,7 +55,7 @@ final class Supervisor {
     private var outputs: [Int32: ChildOutput] = [:]
     /// `-status` clients waiting for fresh readings: answered once every worker asked sent its heartbeat,
     /// or `statusWait` seconds after the question.
-    private var pendingStatus: [(connection: WorkerConnection, fd: Int32, askedAt: Double, waiting: Set<String>)] = []
+    private var pendingStatus: [(connection: WorkerConnection, fd: Int32, askedAt: Double, waiting: Set<WorkerRole>)] = []
     private static let statusWait = 1.0
     /// Emits nats-server's lines in the node's format, as process `nats-server`.
     private let natsLogHandler: LineLogHandler
@@ -63,7 +63,7 @@ final class Supervisor {
     private final class WorkerConnection {
         let connection: FrameConnection
         let peer: UnixSocket.PeerCredentials
-        var worker: String?
+        var worker: WorkerRole?
 
         init(connection: FrameConnection, peer: UnixSocket.PeerCredentials) {
             self.connection = connection
@@ -188,14 +188,11 @@ final class Supervisor {
         listener = try UnixSocket.listen(path: socketPath)
         try UnixSocket.setNonBlocking(listener)
 
-        let names = WorkerSettings.names.filter { $0 != "nats" || config.nats.isEmbedded }
-        for name in names where name != "nats" && access(spawner.executable(for: name), X_OK) != 0 {
+        let roles = WorkerRole.allCases.filter { $0 != .nats || config.nats.isEmbedded }
+        for name in roles where name.speaksControlProtocol && access(spawner.executable(for: name), X_OK) != 0 {
             throw SupervisorError(.missingProgram, "worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
         }
-        let specs = names.map {
-            ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()], restoresSnapshots: $0 == "snapshotter",
-                      livenessProbed: $0 == "nats")
-        }
+        let specs = roles.map { ChildSpec(role: $0, settings: config.settings(for: $0)) }
         let watchdog = notifier.watchdogInterval
         machine = SupervisorStateMachine(children: specs, watchdogInterval: watchdog, randomUnit: { Double.random(in: 0..<1) })
         if let watchdog {
@@ -275,7 +272,7 @@ final class Supervisor {
                 send(.stop(reason: stopReason), to: fd)
             } else {
                 // nats-server shuts down the same on both, but exits 0 only on SIGINT (1 on SIGTERM).
-                kill(pid, child == "nats" ? SIGINT : SIGTERM)
+                kill(pid, child == .nats ? SIGINT : SIGTERM)
             }
         case .kill(let pid):
             if pid == natsProbe?.pid { logStoreSpace(why: "killing the embedded nats-server") }
@@ -299,9 +296,9 @@ final class Supervisor {
 
     // MARK: children
 
-    private func spawn(_ child: String, environment: [String] = []) {
+    private func spawn(_ child: WorkerRole, environment: [String] = []) {
         var arguments: [String] = []
-        if child == "nats" {
+        if child == .nats {
             do {
                 arguments = try prepareNATSConfiguration()
             } catch {
@@ -310,7 +307,7 @@ final class Supervisor {
             }
         }
         var pipe: (read: Int32, write: Int32)?
-        if child == "nats" {
+        if child == .nats {
             do {
                 pipe = try ChildOutput.makePipe()
             } catch {
@@ -318,13 +315,13 @@ final class Supervisor {
                 return
             }
         }
-        let result = spawner.spawn(child, arguments: arguments, environment: environment, output: pipe?.write, settings: config.workers[child, default: WorkerSettings()])
+        let result = spawner.spawn(child, arguments: arguments, environment: environment, output: pipe?.write, settings: config.settings(for: child))
         if let pipe { close(pipe.write) }
         switch result {
         case .success(let pid):
             if let pipe { outputs[pipe.read] = ChildOutput(fd: pipe.read, pid: pid, handler: natsLogHandler) }
             process(.spawned(child: child, pid: pid))
-            if child == "nats" { natsProbePending = true }
+            if child == .nats { natsProbePending = true }
         case .failure(let error):
             if let pipe { close(pipe.read) }
             process(.spawnFailed(child: child, reason: error.description))
@@ -355,7 +352,7 @@ final class Supervisor {
 
     /// The embedded server is ready once it wrote its ports file: then it listens, and we know the port.
     private func probeNATS() {
-        guard let pid = machine.pid(of: "nats") else {
+        guard let pid = machine.pid(of: .nats) else {
             natsProbePending = false
             return
         }
@@ -367,18 +364,18 @@ final class Supervisor {
         jetStreamSetup.start(config)
         let monitoring = NATSPortsFile.monitoringAddress(runDirectory: runDirectory, pid: pid)
         telemetry.natsMonitoringURL = monitoring.map { "http://\($0.host):\($0.port)" }
-        let timeout = Double(config.workers["nats", default: WorkerSettings()].heartbeatTimeout) / 1000
+        let timeout = Double(config.settings(for: .nats).heartbeatTimeout) / 1000
         natsProbe = (pid, monitoring, EmbeddedServerProbe(heartbeatTimeout: timeout, now: monotonicSeconds()))
         probeInFlight = nil
         if monitoring == nil {
             logger.warning("the embedded nats-server names no monitoring port in its ports file (http turned off in nats.server_config?): its liveness is not probed, a wedged server is not restarted")
         }
-        process(.ready(child: "nats", detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on \($0.host):\($0.port)" } ?? "")))
+        process(.ready(child: .nats, detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on \($0.host):\($0.port)" } ?? "")))
     }
 
     /// Starts, finishes and abandons probes of the embedded server's monitoring endpoint; an answer is its life sign.
     private func serviceLivenessProbe() {
-        guard var probe = natsProbe, machine.pid(of: "nats") == probe.pid else {
+        guard var probe = natsProbe, machine.pid(of: .nats) == probe.pid else {
             natsProbe = nil
             probeInFlight = nil
             return
@@ -386,7 +383,7 @@ final class Supervisor {
         let now = monotonicSeconds()
         guard let address = probe.port else {
             // Not probed: the process being alive is all there is to know.
-            process(.lifeSign(child: "nats"))
+            process(.lifeSign(child: .nats))
             return
         }
         if let finished = probeInFlight, let result = finished.result {
@@ -398,7 +395,7 @@ final class Supervisor {
                 case .alive:
                     if probeProblem != nil { logger.info("the embedded nats-server answers its liveness probe again") }
                     probeProblem = nil
-                    process(.lifeSign(child: "nats"))
+                    process(.lifeSign(child: .nats))
                 case .jetStreamDisabled:
                     noteProbeProblem("the embedded nats-server reports JetStream disabled on it (nats-server disables it when its store runs out of space, and never enables it again); it is restarted once silent for [workers.nats] heartbeat_timeout", error: true)
                 case .malformed(let reason):
@@ -542,7 +539,7 @@ final class Supervisor {
             }
         } catch {
             if error.kind != .connectionClosed {
-                logger.warning("control connection of \(entry.worker ?? "pid \(entry.peer.pid)"): \(error); closing it")
+                logger.warning("control connection of \(entry.worker.map(\.rawValue) ?? "pid \(entry.peer.pid)"): \(error); closing it")
             }
             closeConnection(fd)
         }
@@ -554,7 +551,7 @@ final class Supervisor {
                 // `harmonylite -status`: every worker reports now (the broker reads the stream heads first);
                 // one answer once they have, then the connection is closed.
                 guard !pendingStatus.contains(where: { $0.connection === entry }) else { throw IPCError(.handshakeFailed("a second status query")) }
-                var asked: Set<String> = []
+                var asked: Set<WorkerRole> = []
                 for (workerFD, other) in connections {
                     guard let worker = other.worker else { continue }
                     send(.reportNow, to: workerFD)
@@ -565,18 +562,17 @@ final class Supervisor {
             }
             guard !pendingStatus.contains(where: { $0.connection === entry }) else { throw IPCError(.handshakeFailed("a status client sent more")) }
             guard case .hello(let hello) = message else { throw IPCError(.handshakeFailed("the first message was not hello")) }
-            guard hello.protocolVersion == ControlMessage.protocolVersion else {
-                send(.rejected(reason: "control protocol \(hello.protocolVersion) is not spoken here (\(ControlMessage.protocolVersion) is)"), to: fd)
-                throw IPCError(.handshakeFailed("protocol version \(hello.protocolVersion)"))
+            let role: WorkerRole
+            switch WorkerHandshake.check(hello, peer: entry.peer.pid, started: machine.pid(of:)) {
+            case .success(let accepted):
+                role = accepted
+            case .failure(let refusal):
+                send(.rejected(reason: "\(refusal)"), to: fd)
+                throw IPCError(.handshakeFailed("\(refusal)"))
             }
-            guard machine.pid(of: hello.worker) == entry.peer.pid else {
-                send(.rejected(reason: "no worker \"\(hello.worker)\" with pid \(entry.peer.pid) was started by this supervisor"), to: fd)
-                throw IPCError(.handshakeFailed("unexpected worker \(hello.worker) (pid \(entry.peer.pid))"))
-            }
-            entry.worker = hello.worker
-            let settings = config.workers[hello.worker, default: WorkerSettings()]
-            send(.welcome(.init(heartbeatIntervalMilliseconds: settings.heartbeatInterval, configuration: config.forWorker(hello.worker).encodedForWorkers())), to: fd)
-            process(.lifeSign(child: hello.worker))
+            entry.worker = role
+            send(.welcome(.init(heartbeatIntervalMilliseconds: config.settings(for: role).heartbeatInterval, configuration: config.forWorker(role).encodedForWorkers())), to: fd)
+            process(.lifeSign(child: role))
             return
         }
         switch message {

@@ -52,7 +52,7 @@ import Testing
         #expect(config.nats.bindAddress == ":-1" && config.nats.connectRetries == 5 && config.nats.reconnectWaitSeconds == 2)
         #expect(config.prometheus.bind == ":3010" && config.healthCheck.bind == "0.0.0.0:8090" && config.healthCheck.path == "/health")
         #expect(config.embeddedStoreDirectory == directory.path + "/nats/harmonylite-node-777")
-        #expect(config.workers.keys.sorted() == WorkerSettings.names.sorted())
+        #expect(config.workers.keys.sorted() == WorkerRole.allCases.sorted())
     }
 
     @Test func everyKeyOfTheSeedsIsAccepted() throws {
@@ -142,10 +142,10 @@ import Testing
         #expect(config.snapshot.store == "s3" && config.snapshot.s3.useSSL && config.snapshot.nats.bucket == "snaps")
         #expect(config.nats.urls.count == 2 && config.nats.caFile == caFile && config.nats.connectRetries == 10)
         #expect(config.logging.format == "json" && config.prometheus.subsystem == "replication" && !config.healthCheck.detailed)
-        let broker = try #require(config.workers["broker"])
+        let broker = try #require(config.workers[.broker])
         #expect(broker.memoryLimit == 512 << 20 && broker.openFiles == 4096 && broker.nice == 5)
         #expect(broker.restartIntensity == 3 && broker.heartbeatTimeout == 2000 && broker.heartbeatInterval == 500)
-        #expect(config.workers["applier"] == WorkerSettings())
+        #expect(config.workers[.applier] == WorkerSettings())
     }
 
     @Test func unknownKeyIsNamedWithItsLineAndASuggestion() throws {
@@ -327,9 +327,9 @@ import Testing
     static let natsSecrets = ["nats-pw-1", "url-pw-1", "/etc/harmonylite/node.nk"]
     static let storeSecrets = ["s3-secret-1", "s3-token-1", "dav-secret-1", "sftp-pw-1"]
 
-    @Test(arguments: [("applier", [String](), natsSecrets + storeSecrets), ("capturer", [], natsSecrets + storeSecrets),
-                      ("broker", natsSecrets, storeSecrets), ("snapshotter", natsSecrets + storeSecrets, [])])
-    func eachWorkerGetsOnlyWhatItNeeds(worker: String, kept: [String], removed: [String]) {
+    @Test(arguments: [(WorkerRole.applier, [String](), natsSecrets + storeSecrets), (.capturer, [], natsSecrets + storeSecrets),
+                      (.broker, natsSecrets, storeSecrets), (.snapshotter, natsSecrets + storeSecrets, [])])
+    func eachWorkerGetsOnlyWhatItNeeds(worker: WorkerRole, kept: [String], removed: [String]) {
         let welcome = String(decoding: Self.config().forWorker(worker).encodedForWorkers(), as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
         for secret in kept { #expect(welcome.contains(secret), "\(worker) needs \(secret)") }
         for secret in removed { #expect(!welcome.contains(secret), "\(worker) got \(secret)") }

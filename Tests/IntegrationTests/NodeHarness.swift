@@ -1,5 +1,6 @@
 import TestSupport
 import Foundation
+import HarmonyConfig
 import Synchronization
 
 /// The built executables: `.build/debug` of this package unless HARMONYLITE_BUILD_DIR says otherwise.
@@ -76,9 +77,7 @@ final class NotifyListener: Sendable {
 
 /// A node's child processes, named as `NodeUnderTest.children()` names them (`harmonylite-<name>`, and
 /// `nats` for the embedded nats-server).
-enum Worker: String, CaseIterable, Sendable {
-    case nats, broker, snapshotter, applier, capturer
-}
+typealias Worker = WorkerRole
 
 /// One `harmonylite` supervisor started by a test, with its own directory, database, config and fake
 /// systemd. Stopped by PID; never outlives the test.

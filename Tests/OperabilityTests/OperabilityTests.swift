@@ -42,11 +42,11 @@ import Testing
 
     @Test func heartbeatsMoveCountersAcrossRestartsAndSetGauges() {
         let metrics = NodeMetrics(namespace: "hl", subsystem: "", nodeID: 2)
-        metrics.heartbeat(worker: "capturer", pid: 100, counters: [.init("published_rows", 10), .init("pending_publish", 4)])
-        metrics.heartbeat(worker: "capturer", pid: 100, counters: [.init("published_rows", 15), .init("pending_publish", 0)])
-        metrics.heartbeat(worker: "capturer", pid: 101, counters: [.init("published_rows", 3)])
-        metrics.heartbeat(worker: "applier", pid: 200, counters: [.init("stream_cursor/s-1", 42), .init("parked_waiting", 2), .init("unknown_name", 9)])
-        metrics.heartbeat(worker: "broker", pid: 300, counters: [.init("stream_last_sequence/s-1", 50), .init("nats_connected", 1)])
+        metrics.heartbeat(worker: .capturer, pid: 100, counters: [.init("published_rows", 10), .init("pending_publish", 4)])
+        metrics.heartbeat(worker: .capturer, pid: 100, counters: [.init("published_rows", 15), .init("pending_publish", 0)])
+        metrics.heartbeat(worker: .capturer, pid: 101, counters: [.init("published_rows", 3)])
+        metrics.heartbeat(worker: .applier, pid: 200, counters: [.init("stream_cursor/s-1", 42), .init("parked_waiting", 2), .init("unknown_name", 9)])
+        metrics.heartbeat(worker: .broker, pid: 300, counters: [.init("stream_last_sequence/s-1", 50), .init("nats_connected", 1)])
         let text = metrics.registry.emitToString()
         #expect(Self.value(text, "hl_published_total{node_id=\"2\"}") == 18, "\(text)")
         // HarmonyLite's name, kept as an alias (a gauge: promtool wants counters to end in _total).
@@ -98,10 +98,10 @@ import Testing
 
     @Test func workersUpRestartsMemoryAndCPU() {
         let metrics = NodeMetrics(namespace: "hl", subsystem: "", nodeID: 1)
-        metrics.worker(WorkerSample(name: "broker", up: true, pid: 5, restarts: 0, residentBytes: 1000, cpuSeconds: 1.5))
-        metrics.worker(WorkerSample(name: "broker", up: false, pid: nil, restarts: 1, residentBytes: nil, cpuSeconds: nil))
-        metrics.worker(WorkerSample(name: "broker", up: true, pid: 6, restarts: 1, residentBytes: 2000, cpuSeconds: 0.25))
-        metrics.worker(WorkerSample(name: "broker", up: true, pid: 6, restarts: 1, reloads: 2, residentBytes: 2000, cpuSeconds: 0.25))
+        metrics.worker(WorkerSample(role: .broker, up: true, pid: 5, restarts: 0, residentBytes: 1000, cpuSeconds: 1.5))
+        metrics.worker(WorkerSample(role: .broker, up: false, pid: nil, restarts: 1, residentBytes: nil, cpuSeconds: nil))
+        metrics.worker(WorkerSample(role: .broker, up: true, pid: 6, restarts: 1, residentBytes: 2000, cpuSeconds: 0.25))
+        metrics.worker(WorkerSample(role: .broker, up: true, pid: 6, restarts: 1, reloads: 2, residentBytes: 2000, cpuSeconds: 0.25))
         let text = metrics.registry.emitToString()
         #expect(Self.value(text, "hl_worker_up{node_id=\"1\",worker=\"broker\"}") == 1)
         #expect(Self.value(text, "hl_worker_restarts_total{node_id=\"1\",worker=\"broker\"}") == 1)

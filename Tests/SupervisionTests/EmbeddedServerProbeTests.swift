@@ -11,45 +11,45 @@ import Testing
     static func machine(now: Double = 0) -> Machine {
         var nats = WorkerSettings()
         nats.heartbeatTimeout = 20000
-        let specs = [ChildSpec(name: "nats", speaksControlProtocol: false, settings: nats, livenessProbed: true),
-                     ChildSpec(name: "broker", speaksControlProtocol: true, settings: WorkerSettings())]
+        let specs = [ChildSpec(role: .nats, speaksControlProtocol: false, settings: nats, livenessProbed: true),
+                     ChildSpec(role: .broker, speaksControlProtocol: true, settings: WorkerSettings())]
         var machine = Machine(children: specs, watchdogInterval: nil, randomUnit: { 0.5 })
         _ = machine.handle(.start, now: now)
-        _ = machine.handle(.spawned(child: "nats", pid: 100), now: now)
-        _ = machine.handle(.ready(child: "nats", detail: ""), now: now)
-        _ = machine.handle(.spawned(child: "broker", pid: 101), now: now)
-        _ = machine.handle(.ready(child: "broker", detail: ""), now: now)
+        _ = machine.handle(.spawned(child: .nats, pid: 100), now: now)
+        _ = machine.handle(.ready(child: .nats, detail: ""), now: now)
+        _ = machine.handle(.spawned(child: .broker, pid: 101), now: now)
+        _ = machine.handle(.ready(child: .broker, detail: ""), now: now)
         return machine
     }
 
     @Test func aProbedServerSilentForItsTimeoutOnceReadyIsKilledAndRestarted() {
         var machine = Self.machine()
         for second in stride(from: 1.0, through: 19.0, by: 1.0) {
-            _ = machine.handle(.lifeSign(child: "broker"), now: second)
+            _ = machine.handle(.lifeSign(child: .broker), now: second)
             #expect(!machine.handle(.tick, now: second).contains(.kill(pid: 100)), "not before its timeout")
         }
-        _ = machine.handle(.lifeSign(child: "broker"), now: 20)
+        _ = machine.handle(.lifeSign(child: .broker), now: 20)
         let actions = machine.handle(.tick, now: 20)
         #expect(actions.contains(.kill(pid: 100)))
         #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("nats (pid 100) has not answered its liveness probe for 20.0 s") } else { false } })
         #expect(!actions.contains(.kill(pid: 101)), "the workers are left alone")
         let exit = machine.handle(.exited(pid: 100, status: .killed(by: 9), note: ""), now: 20.1)
         #expect(exit.contains { if case .log(.error, let text) = $0 { text.contains("restarting it in") } else { false } })
-        #expect(machine.handle(.tick, now: 21).contains(.spawn(child: "nats")))
+        #expect(machine.handle(.tick, now: 21).contains(.spawn(child: .nats)))
     }
 
     @Test func answersKeepAProbedServerAliveAndItOwesNoneBeforeItIsReady() {
         var machine = Self.machine()
         for second in stride(from: 5.0, through: 60.0, by: 5.0) {
-            _ = machine.handle(.lifeSign(child: "nats"), now: second)
-            _ = machine.handle(.lifeSign(child: "broker"), now: second)
+            _ = machine.handle(.lifeSign(child: .nats), now: second)
+            _ = machine.handle(.lifeSign(child: .broker), now: second)
             #expect(!machine.handle(.tick, now: second).contains { if case .kill = $0 { true } else { false } })
         }
         // Starting (recovering a big store, say): no probe answers are expected yet.
-        var starting = Machine(children: [ChildSpec(name: "nats", speaksControlProtocol: false, settings: WorkerSettings(), livenessProbed: true)],
+        var starting = Machine(children: [ChildSpec(role: .nats, speaksControlProtocol: false, settings: WorkerSettings(), livenessProbed: true)],
                                watchdogInterval: nil, randomUnit: { 0.5 })
         _ = starting.handle(.start, now: 0)
-        _ = starting.handle(.spawned(child: "nats", pid: 100), now: 0)
+        _ = starting.handle(.spawned(child: .nats, pid: 100), now: 0)
         #expect(starting.handle(.tick, now: 600).isEmpty)
         #expect(starting.nextDeadline == nil)
     }
@@ -57,11 +57,11 @@ import Testing
     @Test func aSilentProbedServerDoesNotHoldBackTheWatchdog() {
         var nats = WorkerSettings()
         nats.heartbeatTimeout = 20000
-        var machine = Machine(children: [ChildSpec(name: "nats", speaksControlProtocol: false, settings: nats, livenessProbed: true)],
+        var machine = Machine(children: [ChildSpec(role: .nats, speaksControlProtocol: false, settings: nats, livenessProbed: true)],
                               watchdogInterval: 15, randomUnit: { 0.5 })
         _ = machine.handle(.start, now: 0)
-        _ = machine.handle(.spawned(child: "nats", pid: 100), now: 0)
-        _ = machine.handle(.ready(child: "nats", detail: ""), now: 0)
+        _ = machine.handle(.spawned(child: .nats, pid: 100), now: 0)
+        _ = machine.handle(.ready(child: .nats, detail: ""), now: 0)
         // The supervisor restarts it at 20 s itself; withheld pings would let WatchdogSec=30s kill the node first.
         #expect(machine.handle(.tick, now: 15).contains(.notify("WATCHDOG=1")))
     }
@@ -103,7 +103,7 @@ import Testing
     @Test func theEmbeddedServerListensForTheProbeOnLoopbackOnly() {
         let text = EmbeddedServerConfig.render(Configuration(dbPath: "/d/x.db", nodeID: 1), runDirectory: "/run/x")
         #expect(text.contains("\nhttp: \"127.0.0.1:-1\"\n"))
-        #expect(WorkerSettings.defaults["nats"]?.heartbeatTimeout == WorkerSettings.natsHeartbeatTimeout)
-        #expect(WorkerSettings.defaults["broker"]?.heartbeatTimeout == 5000)
+        #expect(WorkerSettings.defaults[.nats]?.heartbeatTimeout == WorkerSettings.natsHeartbeatTimeout)
+        #expect(WorkerSettings.defaults[.broker]?.heartbeatTimeout == 5000)
     }
 }

@@ -14,17 +14,17 @@ import Testing
 
     static let restoreNeeded = ExitStatus.exited(WorkerExitCode.restoreNeeded)
 
-    static func stops(_ actions: [Action]) -> [String] {
+    static func stops(_ actions: [Action]) -> [WorkerRole] {
         actions.compactMap { if case .requestStop(let name, _) = $0 { name } else { nil } }
     }
 
     /// Runs a whole restore from the applier's exit; the restarted children get `newPIDs`, +1, +2.
     static func runRestore(_ machine: inout Machine, now: Double, newPIDs: Int32) -> [Action] {
-        let old = ["snapshotter", "applier", "capturer"].map { machine.pid(of: $0)! }
+        let old = [WorkerRole.snapshotter, .applier, .capturer].map { machine.pid(of: $0)! }
         var all = machine.handle(.exited(pid: old[1], status: restoreNeeded, note: ""), now: now)
         all += machine.handle(.exited(pid: old[2], status: .exited(0), note: ""), now: now)
         all += machine.handle(.exited(pid: old[0], status: .exited(0), note: ""), now: now)
-        for (offset, name) in ["snapshotter", "applier", "capturer"].enumerated() {
+        for (offset, name) in [WorkerRole.snapshotter, .applier, .capturer].enumerated() {
             all += machine.handle(.spawned(child: name, pid: newPIDs + Int32(offset)), now: now)
             all += machine.handle(.ready(child: name, detail: ""), now: now)
         }
@@ -37,33 +37,33 @@ import Testing
         var actions = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: "stream hl-1 lost 4…9"), now: 1)
         #expect(Tests.notifications(actions).contains { $0.hasPrefix("STATUS=restoring: applier found changes missing from the streams") })
         #expect(!Tests.notifications(actions).contains { $0.contains("STOPPING=1") })
-        #expect(Self.stops(actions) == ["capturer"], "the capturer stops first")
-        #expect(!actions.contains(.spawn(child: "applier")), "the applier does not restart into the gap")
+        #expect(Self.stops(actions) == [WorkerRole.capturer], "the capturer stops first")
+        #expect(!actions.contains(.spawn(child: .applier)), "the applier does not restart into the gap")
 
         actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.1)
-        #expect(Self.stops(actions) == ["snapshotter"])
+        #expect(Self.stops(actions) == [WorkerRole.snapshotter])
         actions = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 1.2)
-        #expect(actions.contains(.spawnToRestore(child: "snapshotter", reason: "applier found changes missing from the streams")))
-        #expect(machine.pid(of: "broker") == 101 && machine.pid(of: "nats") == 100, "nats-server and the broker keep running")
+        #expect(actions.contains(.spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")))
+        #expect(machine.pid(of: .broker) == 101 && machine.pid(of: .nats) == 100, "nats-server and the broker keep running")
 
-        _ = machine.handle(.spawned(child: "snapshotter", pid: 300), now: 1.3)
+        _ = machine.handle(.spawned(child: .snapshotter, pid: 300), now: 1.3)
         // While the snapshotter restores, nothing else starts.
-        #expect(machine.handle(.lifeSign(child: "snapshotter"), now: 2).isEmpty)
+        #expect(machine.handle(.lifeSign(child: .snapshotter), now: 2).isEmpty)
         #expect(!machine.handle(.tick, now: 2).contains { if case .spawn = $0 { true } else { false } })
-        actions = machine.handle(.ready(child: "snapshotter", detail: "restored"), now: 3)
-        #expect(actions.contains(.spawn(child: "applier")))
-        #expect(!actions.contains(.spawn(child: "capturer")))
-        _ = machine.handle(.spawned(child: "applier", pid: 301), now: 3)
-        actions = machine.handle(.ready(child: "applier", detail: ""), now: 3.1)
-        #expect(actions.contains(.spawn(child: "capturer")))
-        _ = machine.handle(.spawned(child: "capturer", pid: 302), now: 3.1)
-        actions = machine.handle(.ready(child: "capturer", detail: ""), now: 3.2)
+        actions = machine.handle(.ready(child: .snapshotter, detail: "restored"), now: 3)
+        #expect(actions.contains(.spawn(child: .applier)))
+        #expect(!actions.contains(.spawn(child: .capturer)))
+        _ = machine.handle(.spawned(child: .applier, pid: 301), now: 3)
+        actions = machine.handle(.ready(child: .applier, detail: ""), now: 3.1)
+        #expect(actions.contains(.spawn(child: .capturer)))
+        _ = machine.handle(.spawned(child: .capturer, pid: 302), now: 3.1)
+        actions = machine.handle(.ready(child: .capturer, detail: ""), now: 3.2)
         let last = Tests.notifications(actions)
         #expect(last.contains { $0.hasPrefix("STATUS=ready") })
         #expect(!last.contains { $0.contains("READY=1") }, "READY=1 was sent at start and stays")
         #expect(machine.isReady)
         #expect(!machine.hasExited)
-        #expect([machine.pid(of: "snapshotter"), machine.pid(of: "applier"), machine.pid(of: "capturer")] == [300, 301, 302])
+        #expect([machine.pid(of: .snapshotter), machine.pid(of: .applier), machine.pid(of: .capturer)] == [300, 301, 302])
     }
 
     /// A restart of the snapshotter outside a restore (a crash, a reload) is a plain spawn: it is never
@@ -72,15 +72,15 @@ import Testing
         var machine = Tests.machine()
         Tests.startAll(&machine)
         _ = machine.handle(.exited(pid: 102, status: .killed(by: 9), note: ""), now: 1)
-        #expect(machine.handle(.tick, now: 2) == [.spawn(child: "snapshotter")])
-        _ = machine.handle(.spawned(child: "snapshotter", pid: 200), now: 2)
-        _ = machine.handle(.ready(child: "snapshotter", detail: ""), now: 2.1)
+        #expect(machine.handle(.tick, now: 2) == [.spawn(child: .snapshotter)])
+        _ = machine.handle(.spawned(child: .snapshotter, pid: 200), now: 2)
+        _ = machine.handle(.ready(child: .snapshotter, detail: ""), now: 2.1)
         let actions = machine.handle(.reload, now: 3)
         _ = machine.handle(.exited(pid: 101, status: .exited(0), note: ""), now: 3)
-        _ = machine.handle(.spawned(child: "broker", pid: 201), now: 3)
-        _ = machine.handle(.ready(child: "broker", detail: ""), now: 3)
-        #expect(Self.stops(actions) == ["broker"])
-        #expect(machine.handle(.exited(pid: 200, status: .exited(0), note: ""), now: 3.1).contains(.spawn(child: "snapshotter")))
+        _ = machine.handle(.spawned(child: .broker, pid: 201), now: 3)
+        _ = machine.handle(.ready(child: .broker, detail: ""), now: 3)
+        #expect(Self.stops(actions) == [WorkerRole.broker])
+        #expect(machine.handle(.exited(pid: 200, status: .exited(0), note: ""), now: 3.1).contains(.spawn(child: .snapshotter)))
     }
 
     /// The snapshotter crashes while it restores: it comes back after the backoff, still asked to restore,
@@ -91,12 +91,12 @@ import Testing
         _ = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1)
         _ = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1)
         _ = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 1)
-        _ = machine.handle(.spawned(child: "snapshotter", pid: 300), now: 1)
+        _ = machine.handle(.spawned(child: .snapshotter, pid: 300), now: 1)
         let crash = machine.handle(.exited(pid: 300, status: .killed(by: 9), note: ""), now: 2)
         #expect(Tests.notifications(crash).contains { $0.hasPrefix("STATUS=degraded: snapshotter restarting") })
-        #expect(machine.handle(.tick, now: 3) == [.spawnToRestore(child: "snapshotter", reason: "applier found changes missing from the streams")])
-        _ = machine.handle(.spawned(child: "snapshotter", pid: 301), now: 3)
-        #expect(machine.handle(.ready(child: "snapshotter", detail: ""), now: 4).contains(.spawn(child: "applier")))
+        #expect(machine.handle(.tick, now: 3) == [.spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")])
+        _ = machine.handle(.spawned(child: .snapshotter, pid: 301), now: 3)
+        #expect(machine.handle(.ready(child: .snapshotter, detail: ""), now: 4).contains(.spawn(child: .applier)))
     }
 
     /// A worker that already crashed (waiting for its restart) or that dies while the restore stops it is
@@ -106,10 +106,10 @@ import Testing
         Tests.startAll(&machine)
         _ = machine.handle(.exited(pid: 104, status: .killed(by: 9), note: ""), now: 1)
         var actions = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1.1)
-        #expect(Self.stops(actions) == ["snapshotter"], "the capturer waiting for its restart is not started again")
+        #expect(Self.stops(actions) == [WorkerRole.snapshotter], "the capturer waiting for its restart is not started again")
         actions = machine.handle(.exited(pid: 102, status: .killed(by: 11), note: ""), now: 1.2)
-        #expect(actions.contains(.spawnToRestore(child: "snapshotter", reason: "applier found changes missing from the streams")))
-        #expect(!machine.handle(.tick, now: 5).contains(.spawn(child: "capturer")))
+        #expect(actions.contains(.spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")))
+        #expect(!machine.handle(.tick, now: 5).contains(.spawn(child: .capturer)))
     }
 
     /// The snapshotter crashed and waits for its restart when the applier asks for a restore: it is not
@@ -119,13 +119,13 @@ import Testing
         var machine = Tests.machine()
         Tests.startAll(&machine)
         _ = machine.handle(.exited(pid: 102, status: .killed(by: 9), note: ""), now: 1)
-        #expect(Self.stops(machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1.1)) == ["capturer"])
+        #expect(Self.stops(machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1.1)) == [WorkerRole.capturer])
         let spawns = machine.handle(.tick, now: 30).filter { if case .spawn = $0 { true } else if case .spawnToRestore = $0 { true } else { false } }
         #expect(spawns.isEmpty, "started while the capturer still runs: \(spawns)")
         #expect(machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 31)
             == [.log(.info, "capturer stopped for the snapshot restore (exited with status 0)"),
                 .notify("STATUS=restoring: snapshotter restores a snapshot"),
-                .spawnToRestore(child: "snapshotter", reason: "applier found changes missing from the streams")])
+                .spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")])
     }
 
     /// The snapshotter does not stop in time: it is killed, and the restore goes on.
@@ -138,7 +138,7 @@ import Testing
         _ = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1)
         #expect(machine.handle(.tick, now: 2.1).contains(.kill(pid: 102)))
         #expect(machine.handle(.exited(pid: 102, status: .killed(by: 9), note: ""), now: 2.2)
-            .contains(.spawnToRestore(child: "snapshotter", reason: "applier found changes missing from the streams")))
+            .contains(.spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")))
     }
 
     /// A restore that does not cure the applier is asked for again, up to restart_intensity times within
@@ -155,7 +155,7 @@ import Testing
             #expect(machine.isReady)
             now += 1
         }
-        let applier = machine.pid(of: "applier")!
+        let applier = machine.pid(of: .applier)!
         let actions = machine.handle(.exited(pid: applier, status: Self.restoreNeeded, note: ""), now: now)
         #expect(Tests.notifications(actions).first == "STOPPING=1\nSTATUS=stopping")
         #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("did not cure it") } else { false } })
@@ -170,7 +170,7 @@ import Testing
         #expect(Tests.notifications(actions).first == "STOPPING=1\nSTATUS=stopping")
         actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.2)
         #expect(!actions.contains { if case .spawnToRestore = $0 { true } else { false } })
-        #expect(Self.stops(actions) == ["snapshotter"])
+        #expect(Self.stops(actions) == [WorkerRole.snapshotter])
         for pid in [102, 101, 100] {
             actions = machine.handle(.exited(pid: Int32(pid), status: .exited(0), note: ""), now: 1.3)
         }
@@ -189,15 +189,15 @@ import Testing
         actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.2)
         actions = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 1.3)
         #expect(actions.contains { if case .spawnToRestore = $0 { true } else { false } })
-        for (offset, name) in ["snapshotter", "applier", "capturer"].enumerated() {
+        for (offset, name) in [WorkerRole.snapshotter, .applier, .capturer].enumerated() {
             _ = machine.handle(.spawned(child: name, pid: 300 + Int32(offset)), now: 2)
             actions = machine.handle(.ready(child: name, detail: ""), now: 2)
         }
         #expect(Tests.notifications(actions).contains { $0.hasPrefix("RELOADING=1") }, "the deferred reload starts once the restore is over")
-        #expect(Self.stops(actions) == ["broker"])
+        #expect(Self.stops(actions) == [WorkerRole.broker])
         // The reload runs to its end: each worker stops and starts again, one at a time.
         var pid: Int32 = 400
-        for (name, old) in [("broker", 101), ("snapshotter", 300), ("applier", 301), ("capturer", 302)] {
+        for (name, old) in [(WorkerRole.broker, 101), (WorkerRole.snapshotter, 300), (WorkerRole.applier, 301), (WorkerRole.capturer, 302)] {
             actions = machine.handle(.exited(pid: Int32(old), status: .exited(0), note: ""), now: 3)
             #expect(actions.contains(.spawn(child: name)), "\(name) restarts for the reload (a plain spawn)")
             _ = machine.handle(.spawned(child: name, pid: pid), now: 3)
@@ -219,23 +219,23 @@ import Testing
         Tests.startAll(&machine)
         _ = machine.handle(.reload, now: 1)
         _ = machine.handle(.exited(pid: 101, status: .exited(0), note: ""), now: 1.1)
-        _ = machine.handle(.spawned(child: "broker", pid: 201), now: 1.1)
-        var actions = machine.handle(.ready(child: "broker", detail: ""), now: 1.2)
-        #expect(Self.stops(actions) == ["snapshotter"])
+        _ = machine.handle(.spawned(child: .broker, pid: 201), now: 1.1)
+        var actions = machine.handle(.ready(child: .broker, detail: ""), now: 1.2)
+        #expect(Self.stops(actions) == [WorkerRole.snapshotter])
         actions = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1.3)
-        #expect(Self.stops(actions) == ["capturer"])
+        #expect(Self.stops(actions) == [WorkerRole.capturer])
         actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.4)
         actions = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 1.5)
-        #expect(actions.contains(.spawnToRestore(child: "snapshotter", reason: "applier found changes missing from the streams")),
+        #expect(actions.contains(.spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")),
                 "the snapshotter stopped by the reload starts to restore")
-        for (offset, name) in ["snapshotter", "applier", "capturer"].enumerated() {
+        for (offset, name) in [WorkerRole.snapshotter, .applier, .capturer].enumerated() {
             _ = machine.handle(.spawned(child: name, pid: 300 + Int32(offset)), now: 2)
             actions = machine.handle(.ready(child: name, detail: ""), now: 2)
         }
-        #expect(machine.pid(of: "applier") == 301 && machine.pid(of: "capturer") == 302, "the applier and the capturer run again")
+        #expect(machine.pid(of: .applier) == 301 && machine.pid(of: .capturer) == 302, "the applier and the capturer run again")
         #expect(Tests.notifications(actions).contains { $0.hasPrefix("RELOADING=1") }, "the interrupted reload is done again")
         var pid: Int32 = 400
-        for (name, old) in [("broker", 201), ("snapshotter", 300), ("applier", 301), ("capturer", 302)] {
+        for (name, old) in [(WorkerRole.broker, 201), (WorkerRole.snapshotter, 300), (WorkerRole.applier, 301), (WorkerRole.capturer, 302)] {
             actions = machine.handle(.exited(pid: Int32(old), status: .exited(0), note: ""), now: 3)
             _ = machine.handle(.spawned(child: name, pid: pid), now: 3)
             actions = machine.handle(.ready(child: name, detail: ""), now: 3)
@@ -250,16 +250,16 @@ import Testing
     @Test func aRestoreDuringTheStartSendsReadyWhenOver() {
         var machine = Tests.machine()
         _ = machine.handle(.start, now: 0)
-        for (index, name) in ["nats", "broker", "snapshotter", "applier"].enumerated() {
+        for (index, name) in [WorkerRole.nats, .broker, .snapshotter, .applier].enumerated() {
             _ = machine.handle(.spawned(child: name, pid: Int32(100 + index)), now: 0)
             _ = machine.handle(.ready(child: name, detail: ""), now: 0)
         }
         var actions = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1)
-        #expect(Self.stops(actions) == ["snapshotter"])
+        #expect(Self.stops(actions) == [WorkerRole.snapshotter])
         #expect(machine.handle(.reload, now: 1).contains { if case .log(_, let text) = $0 { text.contains("deferred") } else { false } })
         actions = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 1)
         #expect(actions.contains { if case .spawnToRestore = $0 { true } else { false } })
-        for (offset, name) in ["snapshotter", "applier", "capturer"].enumerated() {
+        for (offset, name) in [WorkerRole.snapshotter, .applier, .capturer].enumerated() {
             _ = machine.handle(.spawned(child: name, pid: 300 + Int32(offset)), now: 2)
             actions = machine.handle(.ready(child: name, detail: ""), now: 2)
         }

@@ -29,7 +29,7 @@ final class ArrivalOrderChaos: Sendable {
     /// The longest pause: 3 s, and at most 60% of the shortest heartbeat timeout among the paused workers
     /// (heartbeats go out four times per timeout, so the supervisor hears nothing for up to a quarter more).
     static var longestPause: Double {
-        let timeout = workers.compactMap { WorkerSettings.defaults[$0.rawValue]?.heartbeatTimeout }.min() ?? WorkerSettings().heartbeatTimeout
+        let timeout = workers.compactMap { WorkerSettings.defaults[$0]?.heartbeatTimeout }.min() ?? WorkerSettings().heartbeatTimeout
         return min(3.0, Double(timeout) / 1000 * 0.6)
     }
 
