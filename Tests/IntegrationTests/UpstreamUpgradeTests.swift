@@ -285,17 +285,8 @@ extension ProcessTests {
             for index in 0..<3 {
                 Thread.sleep(forTimeInterval: 3)
                 upstreamNodes[index].stop()
-                let node = try NodeUnderTest(nodeID: index + 1, toml: """
-                    [snapshot]
-                    enabled = false
-                    [replication_log]
-                    shards = 1
-                    compress = \(compress)
-                    upstream_stream_names = true
-                    publish_for_upstream = true
-                    [nats]
-                    urls = ["nats://127.0.0.1:\(port)"]
-                    """, directory: directory, database: databases[index])
+                let node = try NodeUnderTest(nodeID: index + 1, toml: MixedCluster.ourTOML(compress: compress, nats: "urls = [\"nats://127.0.0.1:\(port)\"]"),
+                                             directory: directory, database: databases[index])
                 try node.waitUntilReady(timeout: 90)
                 #expect(node.log.contains("took over upstream HarmonyLite's change log"), "\(node.log.suffix(3000))")
                 nodes.append(node)
