@@ -27,6 +27,7 @@ final class MixedCluster {
     private(set) var upstream: [ServerUnderTest] = []
     private(set) var ours: [NodeUnderTest] = []
     private var nats: ServerUnderTest?
+    private var upstreamArguments: [[String]] = []
     let shape: MixedClusterCase
 
     init(_ shape: MixedClusterCase, schema: String) throws {
@@ -48,7 +49,8 @@ final class MixedCluster {
             let config = directory.write("upstream\(index + 1).toml", UpstreamBinary.config(
                 node: index + 1, database: databases[index], seqMap: "\(directory.path)/node\(index + 1)-seq-map.cbor", natsPort: clientPorts[0],
                 compress: shape.compress, embeddedPort: shape.embedded ? clientPorts[index] : nil))
-            upstream.append(try ServerUnderTest(binary, ["-config", config] + clusterArguments(index), log: "\(directory.path)/upstream\(index + 1).log"))
+            upstreamArguments.append(["-config", config] + clusterArguments(index))
+            upstream.append(try ServerUnderTest(binary, upstreamArguments[index], log: "\(directory.path)/upstream\(index + 1).log"))
         }
         for index in shape.upstreamNodes..<3 {
             let nats = shape.embedded ? Self.embeddedNATS(clientPort: clientPorts[index], directory: directory) : "urls = [\"nats://127.0.0.1:\(clientPorts[0])\"]"
@@ -57,8 +59,15 @@ final class MixedCluster {
         }
         for node in ours { try node.waitUntilReady(timeout: 90) }
         for (index, database) in databases.prefix(shape.upstreamNodes).enumerated() {
-            let installed = try eventually(timeout: 60, interval: 0.2) {
-                try ProcessTests.UpstreamMixedClusterTests.query(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == "1"
+            var restarts = 0
+            let installed = try eventually(timeout: 90, interval: 0.2) {
+                // Upstream exits when a JetStream request times out while its cluster forms ("Unable to initialize
+                // replicators: context deadline exceeded"): started again, as systemd's Restart= would.
+                if !upstream[index].isRunning, restarts < 2 {
+                    restarts += 1
+                    upstream[index] = try ServerUnderTest(binary, upstreamArguments[index], log: "\(directory.path)/upstream\(index + 1)-restart\(restarts).log")
+                }
+                return try ProcessTests.UpstreamMixedClusterTests.query(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == "1"
             }
             guard installed else { throw TestFailure("upstream node \(index + 1) did not install its triggers:\n\(upstreamLog(index))") }
         }
