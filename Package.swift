@@ -34,7 +34,7 @@ let package = Package(
 
         // Shared libraries.
         // The system-call layer: SystemError, the retrying call wrapper, owning descriptors, the clocks.
-        .target(name: "SystemCalls"),
+        .target(name: "SystemCalls", dependencies: ["CPosix"]),
         .target(name: "BinaryCoding"),
         .target(name: "IPC", dependencies: ["SystemCalls", "BinaryCoding"]),
         .target(name: "Signals", dependencies: ["SystemCalls", "CPosix"]),
@@ -46,11 +46,14 @@ let package = Package(
         .target(name: "NKeys", dependencies: ["SystemCalls", "COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
         .target(name: "ChangeLog", dependencies: ["SystemCalls", "SQLiteKit", "ChangeEvents", "COpenSSL"]),
-        .target(name: "Snapshots", dependencies: ["SystemCalls", "SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "HarmonyConfig", "Signals", "CurlTransfer"]),
-        .target(name: "CurlTransfer", dependencies: ["SystemCalls", "CCurl", "HarmonyConfig"]),
+        .target(name: "Snapshots", dependencies: ["SystemCalls", "SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "NodeNATS", "HarmonyConfig", "CurlTransfer", "Logs"]),
+        .target(name: "CurlTransfer", dependencies: ["SystemCalls", "CCurl", "Logs"]),
         .target(name: "Digests", dependencies: ["COpenSSL"]),
         .target(name: "SchemaRegistry"),
-        .target(name: "NATSClient", dependencies: ["SystemCalls", "CNats", "Signals", "HarmonyConfig", "Digests", "NKeys"]),
+        .target(name: "NATSClient", dependencies: ["SystemCalls", "CNats", "Logs", "Digests", "NKeys"]),
+        // What a node's configuration means for NATS: its connection settings, its shard streams, and the
+        // credentials derived from the cluster secret.
+        .target(name: "NodeNATS", dependencies: ["SystemCalls", "NATSClient", "HarmonyConfig", "Digests", "NKeys"]),
         // Pure cores of the workers: events in, actions out, time passed in; no I/O.
         .target(name: "CapturePipeline", dependencies: ["IPC"]),
         .target(name: "BrokerCore", dependencies: ["IPC"]),
@@ -66,16 +69,16 @@ let package = Package(
         .executableTarget(
             name: "supervisor",
             dependencies: [
-                "SystemCalls", "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "NKeys",
-                "NATSClient", "Snapshots", "SchemaRegistry", "Operability",
+                "SystemCalls", "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "ChangeEvents", "NKeys",
+                "NATSClient", "NodeNATS", "Snapshots", "SchemaRegistry", "Operability", "CurlTransfer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "capturer", dependencies: ["SystemCalls", "WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "applier", dependencies: ["SystemCalls", "WorkerRuntime", "ApplyPipeline", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "broker", dependencies: ["SystemCalls", "WorkerRuntime", "BrokerCore", "ChangeEvents", "IPC", "HarmonyConfig", "NATSClient", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "snapshotter", dependencies: ["SystemCalls", "ChangeEvents", "WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", "SchemaRegistry", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "broker", dependencies: ["SystemCalls", "WorkerRuntime", "BrokerCore", "ChangeEvents", "IPC", "HarmonyConfig", "Logs", "NATSClient", "NodeNATS", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "snapshotter", dependencies: ["SystemCalls", "ChangeEvents", "WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "NodeNATS", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", "SchemaRegistry", "Logs", .product(name: "Logging", package: "swift-log")]),
         // What applying one row costs (ChangeApplier into a temporary database): not part of a node.
         .executableTarget(name: "applier-benchmark", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents"]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
@@ -88,6 +91,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "TestSupport"]),
         .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "Logs", "TestSupport"]),
+        .testTarget(name: "LogsTests", dependencies: ["Logs", "ChangeEvents"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport"]),
         .testTarget(name: "ApplyPipelineTests", dependencies: ["ApplyPipeline"]),
         .testTarget(name: "ChangeEventsTests", dependencies: ["ChangeEvents", "SQLiteKit", "TestSupport"]),
@@ -100,12 +104,12 @@ let package = Package(
         .testTarget(name: "SchemaRegistryTests", dependencies: ["SchemaRegistry"]),
         .testTarget(name: "OperabilityTests", dependencies: ["Operability", "IPC", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "SQLiteKitTests", dependencies: ["SQLiteKit", "TestSupport"]),
-        .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "TestSupport"]),
+        .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "NodeNATS", "TestSupport"]),
         .testTarget(name: "FaultPlanTests", dependencies: ["TestSupport"]),
-        .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "NATSClient", "CurlTransfer", "TestSupport"]),
+        .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "NATSClient", "NodeNATS", "CurlTransfer", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["IPC", "HarmonyConfig", "SQLiteKit", "ChangeLog", "ChangeEvents", "NATSClient", "NKeys", "Snapshots", "CurlTransfer", "TestSupport"]
+            dependencies: ["IPC", "HarmonyConfig", "Logs", "SQLiteKit", "ChangeLog", "ChangeEvents", "NATSClient", "NodeNATS", "NKeys", "Snapshots", "CurlTransfer", "TestSupport"]
         ),
     ]
 )

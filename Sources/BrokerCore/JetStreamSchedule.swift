@@ -45,6 +45,9 @@ public struct JetStreamSchedule: Sendable {
         case reportReady
         /// The streams are not ready for a reason not announced before.
         case announceWaitingForJetStream(reason: String)
+        /// The same problem still keeps the streams from being ready, `seconds` after it was first
+        /// announced: said again every `stillWaitingInterval` s ("still waiting for JetStream (N s): reason").
+        case announceStillWaitingForJetStream(reason: String, seconds: Int)
         /// Create the shard consumers after `cursor`; report with `consumersStarted` or `consumersFailed`.
         case startConsumers(after: [DataMessage.Position])
         /// Creating the consumers failed for a reason not announced before; they are tried again `retryIn`
@@ -66,6 +69,10 @@ public struct JetStreamSchedule: Sendable {
     public private(set) var streamsReady = false
     private(set) var streamsCheckAt: Double
     private var announcedStreamsProblem: String?
+    /// When the announced problem was first and last said.
+    private var streamsProblemSince = 0.0
+    private var streamsProblemSaid = 0.0
+    public static let stillWaitingInterval = 10.0
     /// The applier's cursor while its consumers are not running.
     public private(set) var pendingSubscription: [DataMessage.Position]?
     private(set) var consumersRetryAt: Double?
@@ -152,8 +159,13 @@ public struct JetStreamSchedule: Sendable {
     /// The `prepareStreams` action failed at `now`; checked again an interval later.
     public mutating func streamsNotReady(reason: String, now: Double) -> [Action] {
         streamsCheckAt = max(streamsCheckAt, now + settings.streamsRecheckInterval)
-        guard reason != announcedStreamsProblem else { return [] }
+        guard reason != announcedStreamsProblem else {
+            guard now - streamsProblemSaid >= Self.stillWaitingInterval else { return [] }
+            streamsProblemSaid = now
+            return [.announceStillWaitingForJetStream(reason: reason, seconds: Int(now - streamsProblemSince))]
+        }
         announcedStreamsProblem = reason
+        (streamsProblemSince, streamsProblemSaid) = (now, now)
         return [.announceWaitingForJetStream(reason: reason)]
     }
 

@@ -29,7 +29,10 @@ static void child(const char *path, char *const argv[], char *const envp[], cons
         if (getppid() != parent) _exit(127);
     }
     int err = 0;
-    if (a->address_space_bytes > 0) {
+    if (a->redirect_output) {
+        if (dup2(a->output_fd, 1) < 0 || dup2(a->output_fd, 2) < 0) err = errno;
+    }
+    if (!err && a->address_space_bytes > 0) {
         struct rlimit l = {(rlim_t)a->address_space_bytes, (rlim_t)a->address_space_bytes};
         if (setrlimit(RLIMIT_AS, &l) != 0) err = errno;
     }

@@ -36,3 +36,9 @@ public enum StreamIdentityCheck: Equatable, Sendable {
         return .replaced(recorded: recorded, current: current)
     }
 }
+
+/// A cursor (last applied sequence per shard stream) as people read it: `harmonylite-changes-1=11
+/// harmonylite-changes-2=4`, streams in order; `none` when empty.
+public func describeCursor(_ cursor: [String: UInt64]) -> String {
+    cursor.isEmpty ? "none" : cursor.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+}

@@ -1,3 +1,4 @@
+import ChangeEvents
 import SQLiteKit
 
 /// Taking over a database upstream HarmonyLite (Go) managed, at the first start of this version on it.
@@ -199,7 +200,7 @@ public enum UpstreamTakeover {
         for (stream, sequence) in plan.cursor.sorted(by: { $0.key < $1.key }) where !existing.contains(stream) {
             try store.run([.text("cursor:" + stream), .integer(Int64(bitPattern: sequence))])
         }
-        let cursor = plan.cursor.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+        let cursor = describeCursor(plan.cursor)
         try store.run([.text("upstream_takeover"), .text("\(plan.pending.count) pending change(s); cursor \(cursor)")])
         return "took over upstream HarmonyLite's change log: \(plan.pending.count) change(s) it had not published are queued for publishing; "
             + "consumption continues from its seq map " + (cursor.isEmpty ? "(none: from each stream's start)" : "(\(cursor))")

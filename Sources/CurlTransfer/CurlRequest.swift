@@ -1,7 +1,7 @@
+import Logs
 import SystemCalls
 import CCurl
 import Foundation
-import HarmonyConfig
 
 #if canImport(Glibc)
 import Glibc
@@ -26,6 +26,8 @@ public struct CurlRequest {
     /// For a directory URL: names only (SFTP listing).
     public var namesOnly = false
     public var connectTimeoutSeconds = 10
+    /// The whole transfer's limit in seconds; 0: none (the low-speed limit alone ends a dead transfer).
+    public var totalTimeoutSeconds = 0
     /// The most response-body bytes accepted: the transfer fails beyond it (announced or not). Bodies kept
     /// in memory are bounded by `maximumMemoryBody` whatever this says.
     public var maximumBytes: Int64?
@@ -82,6 +84,7 @@ public struct CurlRequest {
         if namesOnly { hl_curl_setopt_long(curl, CURLOPT_DIRLISTONLY, 1) }
         hl_curl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
         hl_curl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT, connectTimeoutSeconds)
+        if totalTimeoutSeconds > 0 { hl_curl_setopt_long(curl, CURLOPT_TIMEOUT, totalTimeoutSeconds) }
         // A transfer that moves less than 1 KB/s for 60 s is dead: fail it rather than hang.
         hl_curl_setopt_long(curl, CURLOPT_LOW_SPEED_LIMIT, 1024)
         hl_curl_setopt_long(curl, CURLOPT_LOW_SPEED_TIME, 60)

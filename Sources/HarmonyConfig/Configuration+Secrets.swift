@@ -1,3 +1,4 @@
+import Logs
 import Foundation
 
 extension Configuration {

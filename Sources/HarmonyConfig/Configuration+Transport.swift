@@ -31,9 +31,3 @@ extension Configuration {
         return copy
     }
 }
-
-/// Strips passwords from URLs (`scheme://user:secret@host`, `?secret=`, `&password=`, … every occurrence)
-/// before they reach a log line or an error message.
-public enum URLRedaction {
-    public static func redact(_ url: String) -> String { SecretRedaction.redactParameters(SecretRedaction.redactURLPasswords(url)) }
-}

@@ -142,6 +142,13 @@ public struct Configuration: Codable, Equatable, Sendable {
         /// multi-region set-up); empty: none. Leaves authenticate with the leaf user derived from the
         /// cluster secret, which `-leaf-servers` sends.
         public var leafListen = ""
+        /// This node's region (the NATS guide's multi-region set-up): the embedded servers of one region form
+        /// one cluster (`e-harmonylite-<region>`) and one JetStream domain (`<region>`), joined to the other
+        /// regions by leaf connections (`leaf_listen`, `-leaf-servers`). Empty: one region, as before.
+        public var region = ""
+        /// Every region's name (this one's may be left out): each region's shard streams take the others'
+        /// changes from them (docs/operations.md, "Multi-region").
+        public var regions: [String] = []
 
         /// True when the node runs its own nats-server.
         public var isEmbedded: Bool { urls.isEmpty }

@@ -63,8 +63,37 @@ public enum ConfigurationLoader {
         return try resolve(config, explicitSeqMap: explicitSeqMap, overrides: overrides, environment: environment)
     }
 
+    /// `-check-config`: the configuration as `load` makes it, or every problem found — each key's (an
+    /// unknown key, a wrong type: all of them, not only the first), else the first check of the whole.
+    public static func check(
+        path: String,
+        overrides: CommandLineOverrides = .init(),
+        environment: Environment = .init()
+    ) -> (loaded: LoadedConfiguration?, problems: [ConfigurationError]) {
+        var config = Configuration(dbPath: environment.temporaryDirectory + "/harmonylite.db", nodeID: 0)
+        do {
+            let text = try readFile(path)
+            var problems: [ConfigurationError] = []
+            let setKeys = try apply(toml: text, file: path, to: &config, problems: &problems)
+            if !problems.isEmpty { return (nil, problems) }
+            return (try resolve(config, explicitSeqMap: setKeys.contains("seq_map_path") && !config.seqMapPath.isEmpty,
+                                overrides: overrides, environment: environment), [])
+        } catch {
+            return (nil, [error])
+        }
+    }
+
     /// Parses `text` onto `config`; returns the keys the file set.
     static func apply(toml text: String, file: String, to config: inout Configuration) throws(ConfigurationError) -> Set<String> {
+        var problems: [ConfigurationError] = []
+        let keys = try apply(toml: text, file: file, to: &config, problems: &problems)
+        if let first = problems.first { throw first }
+        return keys
+    }
+
+    /// Parses `text` onto `config`, collecting every key's problem in `problems` (a file that is not TOML
+    /// is thrown).
+    static func apply(toml text: String, file: String, to config: inout Configuration, problems: inout [ConfigurationError]) throws(ConfigurationError) -> Set<String> {
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -74,7 +103,8 @@ public enum ConfigurationLoader {
             throw ConfigurationError(file: file, message: "not valid TOML: \(error)")
         }
         var walker = Walker(schema: .standard, text: text, file: file)
-        try walker.walk(table, prefix: "", into: &config)
+        walker.walk(table, prefix: "", into: &config)
+        problems += walker.problems
         return walker.setKeys
     }
 
@@ -83,26 +113,30 @@ public enum ConfigurationLoader {
         let text: String
         let file: String
         var setKeys: Set<String> = []
+        /// Every key's problem, in the file's key order.
+        var problems: [ConfigurationError] = []
 
-        mutating func walk(_ table: TOMLTable, prefix: String, into config: inout Configuration) throws(ConfigurationError) {
+        mutating func walk(_ table: TOMLTable, prefix: String, into config: inout Configuration) {
             for key in table.keys.sorted() {
                 guard let value = table[key] else { continue }
                 let written = prefix.isEmpty ? key : prefix + "." + key
                 let path = schema.aliases[written] ?? written
                 if let field = schema.fields[path] {
                     guard !setKeys.contains(path) else {
-                        throw error(at: written, "\(written) and \(path) are the same setting; set only one")
+                        problems.append(error(at: written, "\(written) and \(path) are the same setting; set only one"))
+                        continue
                     }
                     guard field.store(&config, value) else {
-                        throw error(at: written, "\(written) must be \(field.expected), found \(describe(value))")
+                        problems.append(error(at: written, "\(written) must be \(field.expected), found \(describe(value))"))
+                        continue
                     }
                     setKeys.insert(path)
                 } else if let subtable = value.table, schema.tables.contains(path) {
-                    try walk(subtable, prefix: path, into: &config)
+                    walk(subtable, prefix: path, into: &config)
                 } else if schema.tables.contains(path) {
-                    throw error(at: written, "\(written) must be a table ([\(written)]), found \(describe(value))")
+                    problems.append(error(at: written, "\(written) must be a table ([\(written)]), found \(describe(value))"))
                 } else {
-                    throw error(at: written, unknownKeyMessage(written))
+                    problems.append(error(at: written, unknownKeyMessage(written)))
                 }
             }
         }

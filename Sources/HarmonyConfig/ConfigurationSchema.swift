@@ -92,6 +92,8 @@ struct ConfigurationSchema {
             "nats.route_tls_ca_file": .string(\C.nats.routeTLSCAFile),
             "nats.allow_plaintext_routes": .bool(\C.nats.allowPlaintextRoutes),
             "nats.leaf_listen": .string(\C.nats.leafListen),
+            "nats.region": .string(\C.nats.region),
+            "nats.regions": .strings(\C.nats.regions),
 
             "logging.verbose": .bool(\C.logging.verbose),
             "logging.format": .choice(\C.logging.format, C.Logging.formats),

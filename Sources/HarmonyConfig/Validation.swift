@@ -6,8 +6,15 @@ import Glibc
 /// Checks that need the whole configuration or the file system: values that parse but cannot work.
 enum Validation {
     static func check(_ config: Configuration) throws(ConfigurationError) {
-        try requireRegularFile(config.dbPath, key: "db_path", what: "Database file") {
-            "HarmonyLite replicates an existing database; create it first (for example: sqlite3 \(config.dbPath) 'PRAGMA user_version;')"
+        // A missing database is created at start and restored from the cluster's newest snapshot (the
+        // production guide's recovery: delete the database and the seq map, start); its directory must exist.
+        let databaseDirectory = FilePaths.directory(of: config.dbPath)
+        if access(config.dbPath, F_OK) != 0 && errno == ENOENT {
+            guard isDirectory(databaseDirectory) else {
+                throw ConfigurationError(key: "db_path", message: "Database file \(config.dbPath) does not exist, nor does its directory \(databaseDirectory)")
+            }
+        } else {
+            try requireRegularFile(config.dbPath, key: "db_path", what: "Database file") { "" }
         }
         let seqMapDirectory = FilePaths.directory(of: config.seqMapPath)
         guard isDirectory(seqMapDirectory) else {
@@ -42,6 +49,7 @@ enum Validation {
         if !nats.leafListen.isEmpty && HostPort(parsing: nats.leafListen) == nil {
             throw ConfigurationError(key: "nats.leaf_listen", message: "nats.leaf_listen = \"\(nats.leafListen)\" is not host:port")
         }
+        try validateRegions(nats)
         if !config.clusterAddress.isEmpty && HostPort(parsing: config.clusterAddress) == nil {
             throw ConfigurationError(key: "-cluster-addr", message: "-cluster-addr \"\(config.clusterAddress)\" is not host:port")
         }
@@ -54,6 +62,7 @@ enum Validation {
             }
         }
         try checkSnapshotStore(config.snapshot)
+        try checkReplicas(config)
         for name in WorkerSettings.names {
             let worker = config.workers[name, default: WorkerSettings()]
             if worker.restartBackoffInitial > worker.restartBackoffMax {
@@ -68,6 +77,21 @@ enum Validation {
                     message: "workers.\(name).memory_limit = \(ByteSize.format(worker.memoryLimit)) is below 16 MiB, too little to start a process"
                 )
             }
+        }
+    }
+
+    /// Settings that can never work, refused with the reason instead of waiting forever at start: more
+    /// JetStream replicas than the embedded cluster has servers (itself and its `-cluster-peers`). Not
+    /// checked when `server_config` may add routes, nor with external NATS (its size is not known here).
+    static func checkReplicas(_ config: Configuration) throws(ConfigurationError) {
+        guard config.nats.isEmbedded, config.nats.serverConfig.isEmpty else { return }
+        let servers = 1 + config.clusterPeers.count
+        for (key, wanted) in [("replication_log.replicas", config.replicationLog.effectiveReplicas),
+                              ("snapshot.nats.replicas", config.snapshot.enabled && config.snapshot.store == "nats" ? config.snapshot.nats.replicas : 1)]
+        where wanted > servers {
+            throw ConfigurationError(key: key, message: "\(key) asks for \(wanted) JetStream replicas, but the embedded cluster has \(servers) "
+                + "server(s) (this node and \(config.clusterPeers.count) -cluster-peers): JetStream could never place them. Lower it to at most "
+                + "\(servers), or name the other servers with -cluster-peers")
         }
     }
 
@@ -95,6 +119,21 @@ enum Validation {
         }
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw ConfigurationError(key: key, message: "\(what) \(path) is not a regular file")
+        }
+    }
+
+    /// A region names a JetStream domain and a stream: letters, digits, `_` and `-`, at most 32.
+    static func validateRegions(_ nats: Configuration.NATS) throws(ConfigurationError) {
+        for (key, name) in [("nats.region", nats.region)] + nats.regions.map({ ("nats.regions", $0) }) where key == "nats.regions" || !name.isEmpty {
+            guard Configuration.isRegionName(name) else {
+                throw ConfigurationError(key: key, message: "\(key): \"\(name)\" is not a region name (1 to 32 letters, digits, _ or -)")
+            }
+        }
+        if nats.region.isEmpty && !nats.regions.isEmpty {
+            throw ConfigurationError(key: "nats.regions", message: "nats.regions is set but nats.region (this node's region) is empty")
+        }
+        if !nats.region.isEmpty && !nats.isEmbedded {
+            throw ConfigurationError(key: "nats.region", message: "nats.region configures the embedded nats-server; with nats.urls set, configure domains on your own servers")
         }
     }
 

@@ -9,7 +9,9 @@ import BinaryCoding
 /// last heartbeat) right after a heartbeat when it has any.
 ///
 /// `harmonylite -status` connects to the same socket and sends `statusQuery` instead of `hello`; the
-/// supervisor answers `statusReport` (JSON) and closes the connection.
+/// supervisor sends every worker `reportNow` (a heartbeat now, its readings refreshed first: the broker
+/// reads the stream heads), and answers `statusReport` (JSON) once they have, or after a second at most,
+/// then closes the connection.
 public enum ControlMessage: Equatable, Sendable {
     case hello(Hello)
     case welcome(Welcome)
@@ -21,6 +23,7 @@ public enum ControlMessage: Equatable, Sendable {
     case observations([Observations])
     case statusQuery
     case statusReport(json: String)
+    case reportNow
 
     /// The stop reason the supervisor sends when `sleep_timeout` ends the node: the snapshot lease holder
     /// saves a snapshot before it stops.
@@ -106,6 +109,7 @@ public enum ControlMessage: Equatable, Sendable {
         case observations = 0x14
         case statusQuery = 0x15
         case statusReport = 0x16
+        case reportNow = 0x17
     }
 
     public var frame: Frame {
@@ -150,6 +154,8 @@ public enum ControlMessage: Equatable, Sendable {
         case .statusReport(let json):
             type = .statusReport
             w.write(json)
+        case .reportNow:
+            type = .reportNow
         }
         return Frame(type: type.rawValue, body: w.bytes)
     }
@@ -187,6 +193,7 @@ public enum ControlMessage: Equatable, Sendable {
                 self = .observations(list)
             case .statusQuery: self = .statusQuery
             case .statusReport: self = .statusReport(json: try r.readString())
+            case .reportNow: self = .reportNow
             }
         } catch {
             throw IPCError(.malformedBody(messageType: frame.type, reason: "\(error)"))

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import SystemCalls
 #endif
 
 /// A connected socket that speaks frames. Owns its descriptor.
@@ -112,12 +113,14 @@ public final class FrameConnection {
 
     @discardableResult
     private func waitFor(events: Int16, timeoutMilliseconds: Int32) throws(IPCError) -> Bool {
-        var descriptor = pollfd(fd: fd, events: events, revents: 0)
+        var descriptors = [pollfd(fd: fd, events: events, revents: 0)]
         while true {
-            let n = poll(&descriptor, 1, timeoutMilliseconds)
-            if n > 0 { return true }
-            if n == 0 { return false }
-            if errno != EINTR { throw .system("poll") }
+            do {
+                guard let ready = try Poll.wait(&descriptors, timeoutMilliseconds: timeoutMilliseconds) else { continue }
+                return ready > 0
+            } catch {
+                throw .system("poll")
+            }
         }
     }
 }

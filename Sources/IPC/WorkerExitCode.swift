@@ -5,14 +5,25 @@ public enum WorkerExitCode {
     /// the snapshotter, the applier and the capturer, starts the snapshotter asking it to restore
     /// (`RestoreRequest`), then the others.
     public static let restoreNeeded: Int32 = 3
-    /// The worker refuses to run on the node as it is (an upstream takeover that cannot finish): a restart
-    /// meets the same state and refuses again. The supervisor stops the node at once with
-    /// `refusedNodeExitStatus`, which the systemd unit does not restart on (`RestartPreventExitStatus=`).
+    /// The node must not start and restarting it cannot help: an operator must act (a deleted database and
+    /// no snapshot to restore it from, an upstream takeover that cannot finish). The supervisor stops the
+    /// node at once with `SupervisorExitCode.refused`, and the message it stopped on says what to do.
     public static let refused: Int32 = 4
-    /// The supervisor's exit status when a worker refused to run (sysexits' EX_CONFIG): a person must act,
-    /// the message the node stopped on says what to do. `deploy/harmonylite.service` lists it in
-    /// `RestartPreventExitStatus=`, so `Restart=on-failure` does not start the node into the same refusal.
-    public static let refusedNodeExitStatus: Int32 = 78
+}
+
+/// The supervisor's exit statuses that systemd must not answer with a restart (`RestartPreventExitStatus=`
+/// in the unit): restarting cannot help until an operator acts.
+public enum SupervisorExitCode {
+    /// A configuration error (the file, a key, a path).
+    public static let configuration: Int32 = 2
+    /// A worker refused the start (`WorkerExitCode.refused`); EX_CONFIG.
+    public static let refused: Int32 = 78
+}
+
+/// A file in the run directory saying the supervisor created the database at a start (it did not exist):
+/// the snapshotter restores it from a snapshot before anything replicates, and removes the file once ready.
+public enum DatabaseCreatedMarker {
+    public static func path(runDirectory: String) -> String { runDirectory + "/database-created" }
 }
 
 /// How the supervisor asks the snapshotter it starts to restore a snapshot now: the reason, in this

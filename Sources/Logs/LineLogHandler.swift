@@ -45,16 +45,31 @@ public struct LineLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
-        let message = Self.clean("\(event.message)")
+        emit(level: event.level, message: "\(event.message)", metadata: merged, pid: pid, time: nil)
+    }
+
+    /// Emits a line nats-server wrote, in this handler's format, as process `label` with the server's pid
+    /// and its own time stamp (converted to UTC), at its level mapped to ours (`FTL` is critical).
+    public func relay(_ line: NATSServerLogLine, pid: Int32) {
+        guard line.level >= logLevel else { return }
+        var time: String?
+        if let local = line.time { time = Self.timestamp(local) }
+        emit(level: line.level, message: line.text, metadata: metadata, pid: line.pid ?? pid, time: time)
+    }
+
+    private func emit(level: Logger.Level, message rawMessage: String, metadata merged: Logger.Metadata, pid: Int32, time: String?) {
+        let message = Self.clean(rawMessage)
         let values = merged.mapValues { Self.clean("\($0)") }
-        var line = priorityPrefix ? "<\(Self.syslogPriority(event.level))>" : ""
+        var line = priorityPrefix ? "<\(Self.syslogPriority(level))>" : ""
         switch format {
         case .console:
-            var text = "\(Self.timestamp()) \(Self.tag(event.level)) [\(label)] \(message)"
+            // journald stamps every entry itself: a second time stamp would only repeat it.
+            var text = priorityPrefix ? "" : "\(time ?? Self.timestamp()) "
+            text += "\(Self.tag(level)) [\(label)] \(message)"
             for key in values.keys.sorted() { text += " \(key)=\(values[key]!)" }
             line += text + "\n"
         case .json:
-            var text = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(event.level)\",\"node_id\":\(nodeID),"
+            var text = "{\"time\":\"\(time ?? Self.timestamp())\",\"level\":\"\(level)\",\"node_id\":\(nodeID),"
                 + "\"process\":\(Self.quote(label)),\"pid\":\(pid),\"message\":\(Self.quote(message))"
             for key in values.keys.sorted() where !Self.reservedKeys.contains(key) { text += ",\(Self.quote(key)):\(Self.quote(values[key]!))" }
             line += text + "}\n"
@@ -140,7 +155,27 @@ public struct LineLogHandler: LogHandler {
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
+        return rfc3339(seconds: Int(now.tv_sec), milliseconds: Int(now.tv_nsec / 1_000_000))
+    }
+
+    /// A local time nats-server wrote (it uses the time zone this process has too), as UTC RFC 3339.
+    static func timestamp(_ local: NATSServerLogLine.LocalTime) -> String {
+        var parts = tm()
+        parts.tm_year = Int32(local.year - 1900)
+        parts.tm_mon = Int32(local.month - 1)
+        parts.tm_mday = Int32(local.day)
+        parts.tm_hour = Int32(local.hour)
+        parts.tm_min = Int32(local.minute)
+        parts.tm_sec = Int32(local.second)
+        parts.tm_isdst = -1
+        let seconds = mktime(&parts)
+        guard seconds != -1 else { return timestamp() }
+        return rfc3339(seconds: seconds, milliseconds: local.microsecond / 1000)
+    }
+
+    /// `seconds` since the epoch as UTC RFC 3339 with milliseconds: `2026-12-07T12:51:17.739Z`.
+    public static func rfc3339(seconds: Int, milliseconds: Int) -> String {
+        var seconds = seconds
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func pad(_ value: Int32, _ width: Int) -> String {
@@ -148,7 +183,13 @@ public struct LineLogHandler: LogHandler {
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds), 3))Z"
+    }
+
+    /// Milliseconds since the epoch as UTC RFC 3339 (`taken at 2026-12-07T12:51:17.739Z`, not a count of ms).
+    public static func rfc3339(unixMilliseconds ms: Int64) -> String {
+        let seconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
+        return rfc3339(seconds: Int(seconds), milliseconds: Int(ms - seconds * 1000))
     }
 
     static func quote(_ text: String) -> String {

@@ -144,3 +144,9 @@ public enum SecretRedaction {
     private static func endsName(_ byte: UInt8) -> Bool { "?&; \t\r\n\"'{},".utf8.contains(byte) }
     private static func endsValue(_ byte: UInt8) -> Bool { "&; \t\r\n\"',}".utf8.contains(byte) }
 }
+
+/// Strips passwords from URLs (`scheme://user:secret@host`, `?secret=`, `&password=`, … every occurrence)
+/// before they reach a log line or an error message.
+public enum URLRedaction {
+    public static func redact(_ url: String) -> String { SecretRedaction.redactParameters(SecretRedaction.redactURLPasswords(url)) }
+}

@@ -18,6 +18,20 @@ public struct StreamSpecification: Equatable, Sendable {
     public var allowRollup = false
     /// Whether single messages may not be deleted (HarmonyLite's shard streams; an update cannot undo it).
     public var denyDelete = false
+    /// Streams this one takes every message of (JetStream sourcing), keeping their subjects: a region's
+    /// shard stream (`nats.region`). With sources, `subjects` is empty.
+    public var sources: [Source] = []
+
+    public struct Source: Equatable, Sendable, Hashable {
+        public var name: String
+        /// Another JetStream domain's API, `$JS.<domain>.API`; nil: this domain.
+        public var apiPrefix: String?
+
+        public init(name: String, apiPrefix: String? = nil) {
+            self.name = name
+            self.apiPrefix = apiPrefix
+        }
+    }
 
     public init(name: String, subjects: [String], replicas: Int, maxMessages: Int64) {
         self.name = name
@@ -75,7 +89,6 @@ extension NATSConnection {
             let existing = (0..<Int(max(0, config.SubjectsLen))).compactMap { config.Subjects?[$0].map { String(cString: $0) } }
             let missing = spec.subjects.filter { !existing.contains($0) }
             let differs = config.MaxMsgs != spec.maxMessages || Int(config.Replicas) != spec.replicas
-            guard !missing.isEmpty || (differs && updateExisting) else { return EnsuredStream(state: StreamState(info.pointee)) }
             let update = { (config: inout jsStreamConfig) throws(NATSError) -> EnsuredStream in
                 var updated: UnsafeMutablePointer<jsStreamInfo>?
                 let status = js_UpdateStream(&updated, self.jetStream, &config, nil, &code)
@@ -85,6 +98,20 @@ extension NATSConnection {
                 defer { jsStreamInfo_Destroy(updated) }
                 return EnsuredStream(state: StreamState(updated.pointee), addedSubjects: missing)
             }
+            if !spec.sources.isEmpty {
+                // A region's shard stream: exactly its sources and no subject (one that bound the subjects
+                // before the node joined a region gives them up to the region's own stream).
+                let sources = Set((0..<Int(max(0, config.SourcesLen))).compactMap { index -> StreamSpecification.Source? in
+                    guard let source = config.Sources?[index]?.pointee, let name = source.Name else { return nil }
+                    return StreamSpecification.Source(name: String(cString: name), apiPrefix: source.External?.pointee.APIPrefix.map { String(cString: $0) })
+                })
+                guard sources != Set(spec.sources) || !existing.isEmpty || (differs && updateExisting) else { return EnsuredStream(state: StreamState(info.pointee)) }
+                var target = spec
+                target.denyDelete = config.DenyDelete  // an update may not cancel it
+                if !(differs && updateExisting) { (target.maxMessages, target.replicas) = (config.MaxMsgs, Int(config.Replicas)) }
+                return try withStreamConfig(target, update)
+            }
+            guard !missing.isEmpty || (differs && updateExisting) else { return EnsuredStream(state: StreamState(info.pointee)) }
             if differs && updateExisting {
                 var target = spec
                 target.subjects = existing + missing
@@ -155,8 +182,39 @@ extension NATSConnection {
             config.AllowDirect = true
             config.AllowRollup = spec.allowRollup
             config.DenyDelete = spec.denyDelete
-            return try body(&config)
+            return try withSources(spec.sources) { sources throws(NATSError) in
+                config.Sources = sources.baseAddress
+                config.SourcesLen = Int32(sources.count)
+                return try body(&config)
+            }
         }
+    }
+
+    /// C sources for `jsStreamConfig`, alive for the body's duration.
+    private func withSources<T>(_ sources: [StreamSpecification.Source], _ body: (UnsafeMutableBufferPointer<UnsafeMutablePointer<jsStreamSource>?>) throws(NATSError) -> T) throws(NATSError) -> T {
+        var owned: [UnsafeMutableRawPointer] = []
+        defer { owned.forEach { free($0) } }
+        func copy(_ text: String) -> UnsafePointer<CChar> {
+            let pointer = strdup(text)!
+            owned.append(UnsafeMutableRawPointer(pointer))
+            return UnsafePointer(pointer)
+        }
+        var pointers: [UnsafeMutablePointer<jsStreamSource>?] = sources.map { spec in
+            let source = UnsafeMutablePointer<jsStreamSource>.allocate(capacity: 1)
+            owned.append(UnsafeMutableRawPointer(source))
+            jsStreamSource_Init(source)
+            source.pointee.Name = copy(spec.name)
+            if let api = spec.apiPrefix {
+                let external = UnsafeMutablePointer<jsExternalStream>.allocate(capacity: 1)
+                owned.append(UnsafeMutableRawPointer(external))
+                jsExternalStream_Init(external)
+                external.pointee.APIPrefix = copy(api)
+                external.pointee.DeliverPrefix = copy("")  // libnats reads it unconditionally; empty: the server's default
+                source.pointee.External = external
+            }
+            return source
+        }
+        return try pointers.withUnsafeMutableBufferPointer { buffer throws(NATSError) in try body(buffer) }
     }
 }
 

@@ -85,4 +85,31 @@ public final class KeyValueBucket {
         guard count > 0, let bytes = kvEntry_Value(entry) else { return [] }
         return Array(UnsafeRawBufferPointer(start: bytes, count: count))
     }
+
+    /// The key's value (at most `limit` bytes; a longer one is read as empty) and revision; nil when absent.
+    public func entry(_ key: String, limit: Int = 4096) throws(NATSError) -> (value: [UInt8], revision: UInt64)? {
+        var entry: OpaquePointer?
+        let status = kvStore_Get(&entry, store, key)
+        if status == NATS_NOT_FOUND { return nil }
+        guard status == NATS_OK, let entry else { throw NATSError(operation: "KV get \(name)/\(key)", status: status) }
+        defer { kvEntry_Destroy(entry) }
+        let count = Int(kvEntry_ValueLen(entry))
+        let revision = kvEntry_Revision(entry)
+        guard count > 0, count <= limit, let bytes = kvEntry_Value(entry) else { return ([], revision) }
+        return (Array(UnsafeRawBufferPointer(start: bytes, count: count)), revision)
+    }
+
+    /// Creates the key only if it is absent; false when it exists.
+    public func create(_ key: String, _ value: [UInt8]) throws(NATSError) -> Bool {
+        var revision: UInt64 = 0
+        let status = kvStore_Create(&revision, store, key, value, Int32(value.count))
+        if status == NATS_ERR { return false }
+        guard status == NATS_OK else { throw NATSError(operation: "KV create \(name)/\(key)", status: status) }
+        return true
+    }
+
+    public func delete(_ key: String) throws(NATSError) {
+        let status = kvStore_Delete(store, key)
+        guard status == NATS_OK else { throw NATSError(operation: "KV delete \(name)/\(key)", status: status) }
+    }
 }

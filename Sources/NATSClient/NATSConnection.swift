@@ -1,5 +1,5 @@
+import Logs
 import CNats
-import HarmonyConfig
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import CNats
-import Signals
+import SystemCalls
 
 /// The outcome of an asynchronous publish, as libnats reports it on its own thread.
 public enum PublishResult: Sendable, Equatable {

@@ -97,7 +97,7 @@ public final class HTTPServer: Sendable {
             descriptors += listeners.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let open = Array(connections.values)
             descriptors += open.map { pollfd(fd: $0.fd, events: Int16($0.output == nil ? POLLIN : POLLOUT), revents: 0) }
-            _ = poll(&descriptors, nfds_t(descriptors.count), 250)
+            _ = try? Poll.wait(&descriptors, timeoutMilliseconds: 250)
             if descriptors[0].revents != 0 { return }
             let now = Self.monotonic()
             for (index, listener) in listeners.enumerated() where descriptors[index + 1].revents != 0 {

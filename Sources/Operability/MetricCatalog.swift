@@ -21,8 +21,12 @@ public enum MetricCatalog {
         public var fullName: String { unit.isEmpty ? name : name + "_" + unit }
     }
 
-    // HarmonyLite's five, same names.
-    static let published = Metric(name: "published", unit: "", kind: .counter, help: "number of rows published", source: "published_rows")
+    // HarmonyLite's five, same names; its counter `published` lacked `_total` (`promtool check metrics` complains):
+    // it is `published_total` here, and `published` stays as an alias, a gauge holding the same total (so
+    // HarmonyLite's dashboards and `rate(harmonylite_published[5m])` keep working and promtool is satisfied).
+    static let published = Metric(name: "published", unit: "total", kind: .counter, help: "number of rows published", source: "published_rows")
+    static let publishedAlias = Metric(name: "published", unit: "", kind: .gauge,
+                                       help: "HarmonyLite's name of published_total (the same total, as a gauge): number of rows published")
     static let pendingPublish = Metric(name: "pending_publish", unit: "", kind: .gauge, help: "rows pending publishing", source: "pending_publish")
     static let countChanges = Metric(name: "count_changes", unit: "", kind: .histogram, help: "latency counting changes in seconds",
                                      buckets: HistogramMetric.countChanges.bounds)
@@ -61,8 +65,10 @@ public enum MetricCatalog {
                                       source: "nats_connected")
     static let tablesTracked = Metric(name: "tables_tracked", unit: "", kind: .gauge, help: "tables whose changes are captured", source: "tables_tracked")
     static let workerUp = Metric(name: "worker_up", unit: "", kind: .gauge, help: "1 while the worker process runs", label: "worker")
-    static let workerRestarts = Metric(name: "worker_restarts", unit: "total", kind: .counter, help: "restarts of the worker after it died or hung",
-                                       label: "worker")
+    static let workerRestarts = Metric(name: "worker_restarts", unit: "total", kind: .counter,
+                                       help: "restarts of the worker after it died or hung, or for a snapshot restore (not reloads)", label: "worker")
+    static let workerReloads = Metric(name: "worker_reloads", unit: "total", kind: .counter, help: "stops and starts of the worker for a reload (SIGHUP)",
+                                      label: "worker")
     static let workerResidentMemory = Metric(name: "worker_resident_memory", unit: "bytes", kind: .gauge, help: "resident memory of the worker process",
                                              label: "worker")
     static let workerCPU = Metric(name: "worker_cpu", unit: "seconds_total", kind: .counter, help: "CPU time (user + system) of the worker processes",
@@ -89,9 +95,9 @@ public enum MetricCatalog {
     static let uptime = Metric(name: "uptime", unit: "seconds", kind: .gauge, help: "seconds since the supervisor started")
 
     public static let all: [Metric] = [
-        published, pendingPublish, countChanges, scanChanges, schemaMismatchPaused, applyLag, streamLastSequence, streamCursor, appliedRows,
+        published, publishedAlias, pendingPublish, countChanges, scanChanges, schemaMismatchPaused, applyLag, streamLastSequence, streamCursor, appliedRows,
         supersededRows, conflicts, parkedMessages, applyFailures, publishRetries, publishedMessages, deliveredMessages, oversizedRows,
-        natsConnected, tablesTracked, workerUp, workerRestarts, workerResidentMemory, workerCPU, snapshotAge, snapshotSize, snapshotDuration,
+        natsConnected, tablesTracked, workerUp, workerRestarts, workerReloads, workerResidentMemory, workerCPU, snapshotAge, snapshotSize, snapshotDuration,
         snapshotsSaved, snapshotRestores, snapshotLeader, futureStamps, clampedLocalStamps, clockAhead, uptime,
     ]
 

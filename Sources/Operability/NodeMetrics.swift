@@ -17,6 +17,8 @@ public final class NodeMetrics {
     private let nodeLabel: (String, String)
     private var baselines = CounterBaselines()
     private var histograms: [String: ValueHistogram] = [:]
+    /// `published_total`'s value, which its alias `published` shows.
+    private var publishedTotal = 0.0
 
     public init(namespace: String, subsystem: String, nodeID: UInt64) {
         self.namespace = namespace
@@ -24,6 +26,7 @@ public final class NodeMetrics {
         nodeLabel = ("node_id", String(nodeID))
         // HarmonyLite's five exist from the start, as they did there.
         _ = counter(MetricCatalog.published)
+        gauge(MetricCatalog.publishedAlias).set(0.0)
         gauge(MetricCatalog.pendingPublish).set(0.0)
         _ = histogram(MetricCatalog.countChanges, label: nil)
         _ = histogram(MetricCatalog.scanChanges, label: nil)
@@ -41,6 +44,10 @@ public final class NodeMetrics {
                 let increment = baselines.increment(worker: worker, pid: pid, name: counter.name, total: counter.value)
                 let series = self.counter(metric, label: label)
                 if increment > 0 { series.increment(by: increment) }
+                if metric.name == MetricCatalog.published.name, increment > 0 {
+                    publishedTotal += Double(increment)
+                    gauge(MetricCatalog.publishedAlias).set(publishedTotal)
+                }
             case .gauge:
                 gauge(metric, label: label).set(Double(counter.value) * metric.scale)
             case .flag:
@@ -70,6 +77,8 @@ public final class NodeMetrics {
         gauge(MetricCatalog.workerUp, label: label).set(sample.up ? 1.0 : 0.0)
         let restarts = baselines.increment(worker: "supervisor", pid: 0, name: "restarts/" + label, total: Int64(sample.restarts))
         if restarts > 0 { counter(MetricCatalog.workerRestarts, label: label).increment(by: restarts) } else { _ = counter(MetricCatalog.workerRestarts, label: label) }
+        let reloads = baselines.increment(worker: "supervisor", pid: 0, name: "reloads/" + label, total: Int64(sample.reloads))
+        if reloads > 0 { counter(MetricCatalog.workerReloads, label: label).increment(by: reloads) } else { _ = counter(MetricCatalog.workerReloads, label: label) }
         gauge(MetricCatalog.workerResidentMemory, label: label).set(Double(sample.residentBytes ?? 0))
         if let pid = sample.pid, let cpu = sample.cpuSeconds {
             // Kept in milliseconds for the baseline (integers), exported in seconds.
@@ -129,14 +138,16 @@ public struct WorkerSample: Sendable, Equatable {
     public var up: Bool
     public var pid: Int32?
     public var restarts: Int
+    public var reloads: Int
     public var residentBytes: Int64?
     public var cpuSeconds: Double?
 
-    public init(name: String, up: Bool, pid: Int32?, restarts: Int, residentBytes: Int64?, cpuSeconds: Double?) {
+    public init(name: String, up: Bool, pid: Int32?, restarts: Int, reloads: Int = 0, residentBytes: Int64?, cpuSeconds: Double?) {
         self.name = name
         self.up = up
         self.pid = pid
         self.restarts = restarts
+        self.reloads = reloads
         self.residentBytes = residentBytes
         self.cpuSeconds = cpuSeconds
     }

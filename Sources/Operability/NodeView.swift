@@ -27,6 +27,9 @@ public struct NodeView: Codable, Sendable, Equatable {
     /// The bound on time (`max_clock_offset`) and what this node saw of other nodes' clocks; nil from a
     /// node that does not report it.
     public var clock: Clock? = nil
+    /// The embedded nats-server's monitoring endpoint (`http://host:port`), where `-status` reads its
+    /// routes and JetStream peers; nil with external NATS or before the server is up.
+    public var natsMonitoring: String? = nil
 
     public struct Clock: Codable, Sendable, Equatable {
         public var maxOffsetMs: Int64
@@ -79,6 +82,12 @@ public struct NodeView: Codable, Sendable, Equatable {
             self.residentBytes = residentBytes
             self.cpuSeconds = cpuSeconds
             self.waitingFor = waitingFor
+        }
+
+        /// Whether a worker's status line is a long wait ("still waiting for X (N s): cause", "waiting for
+        /// …"): the supervisor shows it in `STATUS=` and `-status` until the worker is ready or says otherwise.
+        public static func isWait(_ status: String) -> Bool {
+            status.hasPrefix("still waiting for ") || status.hasPrefix("waiting for ")
         }
 
         /// `waitingFor` for a worker whose last heartbeat reported `database_wait_ms` = `milliseconds`.

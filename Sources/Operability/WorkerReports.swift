@@ -7,8 +7,11 @@ public struct WorkerReports: Sendable {
     private var latest: [String: [String: Int64]] = [:]
     private var baselines = CounterBaselines()
     private var totals: [String: Int64] = [:]
-    /// Mean lag of the samples in the newest report per stream (seconds).
-    public private(set) var recentLag: [String: Double] = [:]
+    /// Mean lag of the samples in the newest report per stream (seconds), and when it came.
+    private var lagSamples: [String: (lag: Double, at: Double)] = [:]
+    /// How long a stream's lag stays "current" without new changes applied: after that nothing is in flight
+    /// and `-status` shows none, instead of the lag of the last change forever.
+    public static let lagFreshness = 10.0
 
     /// Counters whose totals `total` keeps across restarts.
     static let accumulated: Set<String> = ["published_rows", "applied_events", "unique_conflicts", "snapshots_saved", "snapshots_restored", "publish_failures", "future_stamps", "clamped_local_stamps"]
@@ -26,11 +29,16 @@ public struct WorkerReports: Sendable {
         latest[worker] = values
     }
 
-    public mutating func observed(_ list: [Observations]) {
+    public mutating func observed(_ list: [Observations], now: Double) {
         for series in list where series.metric == .applyLag {
             let count = series.counts.reduce(0) { $0 + Double($1) }
-            if count > 0 { recentLag[series.label] = series.sums.reduce(0, +) / count }
+            if count > 0 { lagSamples[series.label] = (series.sums.reduce(0, +) / count, now) }
         }
+    }
+
+    /// Per stream, the lag of the changes applied within the last `lagFreshness` seconds.
+    public func recentLag(now: Double) -> [String: Double] {
+        lagSamples.filter { now - $0.value.at <= Self.lagFreshness }.mapValues(\.lag)
     }
 
     /// A worker's latest value of `name`, if it reported one.

@@ -167,8 +167,10 @@ extension SQLiteDatabase {
     /// connections see the old content or the new, never a mix, and no writer commits in between. So what
     /// `whileLocked` reads of this database (through another connection: readers of a WAL database are not
     /// held up) is final, and what it writes into `source` is what is copied. If it throws, nothing is
-    /// copied and the lock is released.
-    public func replaceContent(with source: SQLiteDatabase, whileLocked: () throws -> Void = {}) throws {
+    /// copied and the lock is released. `progress` gets (pages copied, pages in all) after every 1024 pages:
+    /// the write lock stays held between the steps.
+    public func replaceContent(with source: SQLiteDatabase, whileLocked: () throws -> Void = {},
+                               progress: (_ copied: Int64, _ total: Int64) -> Void = { _, _ in }) throws {
         guard let backup = sqlite3_backup_init(handle, "main", source.handle, "main") else {
             throw SQLiteError(code: sqlite3_errcode(handle), message: "cannot start the backup into \(path): \(lastErrorMessage)")
         }
@@ -184,7 +186,12 @@ extension SQLiteDatabase {
             sqlite3_backup_finish(backup)
             throw error
         }
-        let stepped = sqlite3_backup_step(backup, -1)
+        var stepped = SQLITE_OK
+        while stepped == SQLITE_OK {
+            stepped = sqlite3_backup_step(backup, 1024)
+            let total = Int64(sqlite3_backup_pagecount(backup))
+            progress(total - Int64(sqlite3_backup_remaining(backup)), total)
+        }
         let finished = sqlite3_backup_finish(backup)
         guard stepped == SQLITE_DONE, finished == SQLITE_OK else {
             throw SQLiteError(code: stepped == SQLITE_DONE ? finished : stepped, message: "copying \(source.path) into \(path): \(lastErrorMessage)")

@@ -22,8 +22,16 @@ public enum PlannerAction: Equatable, Sendable {
     case checkLease
     /// Read the newest snapshot's metadata: answer `newestSnapshotRead` or `newestSnapshotUnanswered`.
     case readNewestSnapshot
+    /// Look at the newest snapshot in the store (opening the store if needed) only to know its time and size
+    /// (`-status`, `harmonylite_snapshot_age_seconds` on every node, whoever saved it). No answer.
+    case lookAtNewestSnapshot
     /// Read each shard stream's last sequence: answer `streamHistoryRead`.
     case readStreamHistory
+    /// Ask the snapshot lease holder for a snapshot (this node's empty database waits for one): answer
+    /// `snapshotRequestFailed` when it could not be asked.
+    case requestSnapshot
+    /// The lease holder reads whether a node waits for a snapshot: answer `snapshotRequestRead`.
+    case readSnapshotRequest
     /// Give the lease up.
     case releaseLease
     /// Read the local database's replicated tables and schema hash: answer `localSchemaRead` or
@@ -37,6 +45,10 @@ public enum PlannerAction: Equatable, Sendable {
     case log(LogLevel, String)
     /// The worker cannot go on: it exits (status 1) and the supervisor restarts it.
     case stop(String)
+    /// The node must not start, and restarting it cannot help (an operator must act): the worker undoes
+    /// what this start made (the empty database the supervisor created) and exits with
+    /// `WorkerExitCode.refused`; the supervisor stops the node.
+    case refuse(String)
 }
 
 public enum LogLevel: Equatable, Sendable { case debug, info, warning, error }

@@ -6,7 +6,7 @@ extension SnapshotPlanner {
         switch answer {
         case .held:
             leaseHeld = true
-            if wasLeading { return leadingWork(now: now) }
+            if wasLeading { return leadingWork(now: now) + [.readSnapshotRequest] }
             return storeOpen ? [.readNewestSnapshot] : [.openStore]
         case .heldByAnother:
             leaseHeld = false
@@ -25,17 +25,19 @@ extension SnapshotPlanner {
         if case .waitingForCover(let reason, let detail, _) = phase {
             return coverLooked(for: reason, readyDetail: detail, newest: cursor, now: now)
         }
+        if case .waitingForSnapshot = phase { return snapshotLooked(cursor, unanswered: nil, now: now) }
         guard phase == .ready, leaseHeld, storeOpen, !isLeading else { return [] }
         newestSnapshotCursor = cursor ?? [:]
         nextHistoryCheck = max(nextHistoryCheck, now)  // not before the retry after a failed save
         nextIntervalSave = settings.interval.map { now + $0 }
-        return [.log(.info, "holding the snapshot lease: this node saves the snapshots")] + leadingWork(now: now)
+        return [.log(.info, "holding the snapshot lease: this node saves the snapshots")] + leadingWork(now: now) + [.readSnapshotRequest]
     }
 
     public mutating func newestSnapshotUnanswered(_ error: String, now: Double) -> [Action] {
         if case .waitingForCover(let reason, let detail, _) = phase {
             return coverLooked(for: reason, readyDetail: detail, newest: restoredCursor, now: now)
         }
+        if case .waitingForSnapshot = phase { return snapshotLooked(nil, unanswered: error, now: now) }
         guard phase == .ready, leaseHeld, !isLeading else { return [] }
         return [.log(.warning, "holding the snapshot lease, but the store does not answer: \(error); trying again in \(Int(settings.leaseCheckInterval)) s")]
     }
@@ -64,6 +66,8 @@ extension SnapshotPlanner {
         guard let finished = job else { return [] }
         job = nil
         switch (finished.kind, outcome) {
+        case (.restore, .success(let report)) where report.cursor == nil && bootstrap != nil:
+            return noSnapshotFor(bootstrap!, now: now)
         case (.restore, .success(let report)):
             if report.cursor != nil { restored += 1 }
             restoredCursor = report.cursor

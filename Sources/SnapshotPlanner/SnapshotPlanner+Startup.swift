@@ -18,13 +18,17 @@ extension SnapshotPlanner {
         if phase == .disabled { return registryProblem("waiting for NATS for the schema registry: \(error); trying again every second") }
         guard case .connecting = phase else { return [] }
         phase = .connecting(retryAt: now + Self.retryInterval)
-        return problem("waiting for NATS: \(error)", retryingEvery: Self.retryInterval)
+        return problem(waitingFor: "NATS", cause: error, retryingEvery: Self.retryInterval, now: now)
     }
 
     /// The decision, made once: why this node restores, or nil when it need not.
-    public mutating func restoreDecided(reason: String?, now: Double) -> [Action] {
+    /// `bootstrap`: the node needs its rows from a snapshot (its reason goes first).
+    public mutating func restoreDecided(reason: String?, bootstrap: Bootstrap? = nil, now: Double) -> [Action] {
         guard case .decidingRestore = phase else { return [] }
-        guard let reason else { return becomeReady("no restore needed", now: now) }
+        self.bootstrap = bootstrap
+        guard let reason = bootstrap.map({ need in reason.map { "\(need.reason); also \($0)" } ?? need.reason }) ?? reason else {
+            return becomeReady("no restore needed", now: now)
+        }
         phase = .restoreNeeded(reason: reason, storeRetryAt: now)
         return storeOpen ? startRestore(reason, now: now) : [.openStore]
     }
@@ -42,7 +46,7 @@ extension SnapshotPlanner {
         switch error.kind {
         case .streamsUnanswered:
             phase = .decidingRestore(retryAt: now + Self.retryInterval)
-            return problem("cannot read the shard streams to decide on a restore: \(error)", retryingEvery: Self.retryInterval)
+            return problem(waitingFor: "the shard streams (to decide on a restore)", cause: "\(error)", retryingEvery: Self.retryInterval, now: now)
         case .localStateUnreadable:
             return fail("cannot decide whether a snapshot restore is needed: \(error)")
         }
@@ -58,14 +62,14 @@ extension SnapshotPlanner {
     }
 
     public mutating func storeOpenFailed(_ error: String, now: Double) -> [Action] {
-        let text = "snapshot store \(settings.storeName): \(error)"
+        let store = "the snapshot store \(settings.storeName)"
         switch phase {
         case .restoreNeeded(let reason, _):
             phase = .restoreNeeded(reason: reason, storeRetryAt: now + Self.retryInterval)
-            return problem(text, retryingEvery: Self.retryInterval)
+            return problem(waitingFor: store, cause: error, retryingEvery: Self.retryInterval, now: now)
         case .ready:
             // Opened for the lease holder: tried again at the next lease check.
-            return problem("holding the snapshot lease, but the \(text)", retryingEvery: settings.leaseCheckInterval)
+            return problem(waitingFor: "\(store) (this node holds the snapshot lease)", cause: error, retryingEvery: settings.leaseCheckInterval, now: now)
         default:
             return []
         }

@@ -25,6 +25,9 @@ public struct SnapshotPlanner: Sendable {
         /// The snapshot restored does not cover a gap: the store's newest snapshot is read every
         /// `gapCoverRetry` s, and restored when it is another one, until `gapCoverDeadline`.
         case waitingForCover(reason: String, readyDetail: String, nextCheck: Double)
+        /// A new node's empty database and no snapshot in the store: the lease holder is asked for one,
+        /// and the store looked at every `snapshotWaitRetry` s.
+        case waitingForSnapshot(nextCheck: Double)
         case ready
         /// The worker cannot go on.
         case stopped
@@ -57,6 +60,18 @@ public struct SnapshotPlanner: Sendable {
     var restoredCursor: [String: UInt64]?
     /// The last problem logged while retrying, so each is logged once until it changes.
     var lastProblem = ""
+    /// Since when the current problem lasts, and when it was last said.
+    var problemSince: Double?
+    var problemSaid = 0.0
+    /// Why this node restores its rows from a snapshot before replicating (nil: a restore as usual, which
+    /// goes on without a snapshot when the store has none).
+    var bootstrap: Bootstrap?
+    /// Waiting for a snapshot: since when, when it was last said, and what went wrong meanwhile.
+    var waitingSince: Double?
+    var lastWaitReport = 0.0
+    var waitCause: String?
+    /// The last snapshot request this lease holder answered with a save.
+    var answeredRequest: String?
 
     // Saving (once ready).
     /// JetStream's last answer gave this node the lease (an unanswered renewal leaves it so).
@@ -66,6 +81,13 @@ public struct SnapshotPlanner: Sendable {
     var newestSnapshotCursor: [String: UInt64]?
     var nextIntervalSave: Double?
     var nextHistoryCheck = 0.0
+    /// When the node looks at the store's newest snapshot next, and when it last did: its age is known on
+    /// every node, and a leader learns of snapshots saved elsewhere (`-save-snapshot`) too.
+    var nextNewestLook = 0.0
+    var lastNewestLook = -Double.infinity
+    /// How often a ready node looks at the newest snapshot; `-status` asks at most every 5 s.
+    public static let newestLookInterval = 30.0
+    static let newestLookOnRequest = 5.0
 
     var registry = RegistrySchedule()
 
@@ -92,16 +114,31 @@ public struct SnapshotPlanner: Sendable {
         if let job { return job.nextPoll }
         switch phase {
         case .notStarted, .disabled, .acceptingGaps, .stopped: return nil
-        case .connecting(let retryAt), .decidingRestore(let retryAt), .restoreNeeded(_, let retryAt), .waitingForCover(_, _, let retryAt): return retryAt
+        case .connecting(let retryAt), .decidingRestore(let retryAt), .restoreNeeded(_, let retryAt), .waitingForCover(_, _, let retryAt),
+             .waitingForSnapshot(let retryAt): return retryAt
         case .ready:
             var deadlines: [Double] = []
             if settings.publish { deadlines.append(nextLeaseCheck) }
+            deadlines.append(nextNewestLook)
             if isLeading {
                 deadlines.append(nextHistoryCheck)
                 if let nextIntervalSave { deadlines.append(nextIntervalSave) }
             }
             return deadlines.min()
         }
+    }
+
+    /// `-status` asked for fresh readings: the node looks at the newest snapshot now, unless it did in the
+    /// last few seconds.
+    public mutating func freshReadingsAsked(now: Double) -> [Action] {
+        guard phase == .ready, now - lastNewestLook >= Self.newestLookOnRequest else { return [] }
+        return lookAtNewestSnapshot(now: now)
+    }
+
+    private mutating func lookAtNewestSnapshot(now: Double) -> [Action] {
+        lastNewestLook = now
+        nextNewestLook = now + Self.newestLookInterval
+        return [.lookAtNewestSnapshot]
     }
 
     // MARK: events
@@ -137,7 +174,12 @@ public struct SnapshotPlanner: Sendable {
             // Not asked again before the answer (or the next retry, when it never comes).
             phase = .waitingForCover(reason: reason, readyDetail: detail, nextCheck: now + Self.gapCoverRetry)
             return [.readNewestSnapshot]
-        case .ready: return savingWork(now: now)
+        case .waitingForSnapshot(let nextCheck) where now >= nextCheck:
+            phase = .waitingForSnapshot(nextCheck: now + Self.snapshotWaitRetry)
+            return [.requestSnapshot, .readNewestSnapshot]
+        case .ready:
+            guard now >= nextNewestLook else { return savingWork(now: now) }
+            return lookAtNewestSnapshot(now: now) + savingWork(now: now)
         default: return []
         }
     }
@@ -163,10 +205,23 @@ public struct SnapshotPlanner: Sendable {
         return [.log(.info, detail), .reportReady(summary)]
     }
 
-    /// A problem while retrying: logged and reported once until it changes.
-    mutating func problem(_ text: String, retryingEvery seconds: Double) -> [Action] {
-        guard text != lastProblem else { return [] }
+    /// How often a wait that goes on is said again.
+    static let stillWaitingInterval = 10.0
+
+    /// Waiting for `what` because of `cause`, retried every `seconds`: said at once ("waiting for X: cause;
+    /// trying again …"), then again every `stillWaitingInterval` s as "still waiting for X (N s): cause" in
+    /// the log and the status (`STATUS=` and `-status` show it) while it lasts; a new wait is said anew.
+    mutating func problem(waitingFor what: String, cause: String, retryingEvery seconds: Double, now: Double) -> [Action] {
+        let text = "waiting for \(what): \(cause)"
+        guard text != lastProblem else {
+            guard let since = problemSince, now - problemSaid >= Self.stillWaitingInterval else { return [] }
+            problemSaid = now
+            let line = "still waiting for \(what) (\(Int(now - since)) s): \(cause)"
+            return [.log(.warning, line), .reportStatus(line)]
+        }
         lastProblem = text
+        problemSince = now
+        problemSaid = now
         let retry = seconds == 1 ? "every second" : "every \(Int(seconds)) s"
         return [.log(.warning, "\(text); trying again \(retry)"), .reportStatus(text)]
     }

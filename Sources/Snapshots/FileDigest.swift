@@ -8,7 +8,7 @@ import Glibc
 /// SHA-256 of a file, read in 1 MiB pieces (never whole in memory).
 public enum FileDigest {
     public static func sha256(of path: String) throws(SnapshotError) -> (hex: String, size: Int64) {
-        guard let file = fopen(path, "rb") else { throw SnapshotError("cannot read \(path): \(SystemError.reason(errno))") }
+        guard let file = fopen(path, "rb") else { throw SnapshotError(.storage, "cannot read \(path): \(SystemError.reason(errno))") }
         defer { fclose(file) }
         var digest = SHA256Stream()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -20,7 +20,7 @@ public enum FileDigest {
                 size += Int64(count)
             }
             if count < buffer.count {
-                guard ferror(file) == 0 else { throw SnapshotError("reading \(path) failed") }
+                guard ferror(file) == 0 else { throw SnapshotError(.storage, "reading \(path) failed") }
                 break
             }
         }

@@ -26,7 +26,7 @@ public struct NATSSnapshotStore: SnapshotStore {
         let check: (ObjectInfo) throws -> Void = { info in
             let metadata = try metadata(of: info)
             guard metadata.size == info.size else {
-                throw SnapshotError("\(bucket.bucket)/\(Self.objectName) holds \(info.size) bytes, its metadata says \(metadata.size): not downloaded")
+                throw SnapshotError(.refused, "\(bucket.bucket)/\(Self.objectName) holds \(info.size) bytes, its metadata says \(metadata.size): not downloaded")
             }
             try DownloadBound.check(metadata, into: file)
         }
@@ -35,7 +35,7 @@ public struct NATSSnapshotStore: SnapshotStore {
 
     private func metadata(of info: ObjectInfo) throws -> SnapshotMetadata {
         guard let text = info.headers?[Self.metadataHeader]?.first else {
-            throw SnapshotError("\(bucket.bucket)/\(Self.objectName) has no \(Self.metadataHeader) header: not a HarmonyLite snapshot")
+            throw SnapshotError(.refused, "\(bucket.bucket)/\(Self.objectName) has no \(Self.metadataHeader) header: not a HarmonyLite snapshot")
         }
         return try SnapshotMetadata(decoding: Array(text.utf8))
     }

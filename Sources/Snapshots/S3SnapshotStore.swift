@@ -17,7 +17,7 @@ public struct S3SnapshotStore: SnapshotStore {
 
     public init(_ settings: Configuration.S3Store) throws {
         guard !settings.endpoint.isEmpty, !settings.bucket.isEmpty else {
-            throw SnapshotError("the s3 store needs [snapshot.s3] endpoint and bucket")
+            throw SnapshotError(.configuration, "the s3 store needs [snapshot.s3] endpoint and bucket")
         }
         self.settings = settings
         host = settings.endpoint
@@ -57,10 +57,10 @@ public struct S3SnapshotStore: SnapshotStore {
         if response.status == 404 { return nil }
         if response.status >= 300 {
             let body = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-            throw SnapshotError("s3 GET \(bucketURL)/\(key): HTTP \(response.status) \(body.prefix(300))")
+            throw SnapshotError(.transfer, "s3 GET \(bucketURL)/\(key): HTTP \(response.status) \(body.prefix(300))")
         }
         let metadata = try metadata(response)
-        guard metadata == expected else { throw SnapshotError("s3 \(bucketURL)/\(key) was replaced during the download: try again") }
+        guard metadata == expected else { throw SnapshotError(.transfer, "s3 \(bucketURL)/\(key) was replaced during the download: try again") }
         return metadata
     }
 
@@ -77,14 +77,14 @@ public struct S3SnapshotStore: SnapshotStore {
 
     private func metadata(_ response: CurlResponse) throws -> SnapshotMetadata {
         guard let text = response.headers[Self.metadataHeader] else {
-            throw SnapshotError("\(bucketURL)/\(key) has no \(Self.metadataHeader) header: not a HarmonyLite snapshot")
+            throw SnapshotError(.refused, "\(bucketURL)/\(key) has no \(Self.metadataHeader) header: not a HarmonyLite snapshot")
         }
         return try SnapshotMetadata(decoding: Array(text.utf8))
     }
 
     private func check(_ response: CurlResponse, _ what: String) throws {
         guard (200..<300).contains(response.status) else {
-            throw SnapshotError("s3 \(what) \(bucketURL)/\(key): HTTP \(response.status) \(response.bodyText)")
+            throw SnapshotError(.transfer, "s3 \(what) \(bucketURL)/\(key): HTTP \(response.status) \(response.bodyText)")
         }
     }
 

@@ -1,3 +1,4 @@
+import Logs
 import CurlTransfer
 import HarmonyConfig
 import Foundation
@@ -15,7 +16,7 @@ struct SFTPDirectory: SnapshotDirectory {
 
     init(url: String) throws {
         guard let components = URLComponents(string: url), components.scheme == "sftp", let host = components.host else {
-            throw SnapshotError("[snapshot.sftp] url \"\(URLRedaction.redact(url))\" is not an sftp:// URL")
+            throw SnapshotError(.configuration, "[snapshot.sftp] url \"\(URLRedaction.redact(url))\" is not an sftp:// URL")
         }
         let parameters = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
         let path = components.path.split(separator: "/").joined(separator: "/")
@@ -29,7 +30,7 @@ struct SFTPDirectory: SnapshotDirectory {
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
         ssh = CurlRequest.SSHOptions(knownHostsFile: parameters["known_hosts"] ?? home + "/.ssh/known_hosts", privateKeyFile: parameters["key"])
         guard FileManager.default.isReadableFile(atPath: ssh.knownHostsFile) else {
-            throw SnapshotError("the sftp store checks the server's host key against \(ssh.knownHostsFile), which cannot be read; add the server with ssh-keyscan, or name a file with ?known_hosts=")
+            throw SnapshotError(.configuration, "the sftp store checks the server's host key against \(ssh.knownHostsFile), which cannot be read; add the server with ssh-keyscan, or name a file with ?known_hosts=")
         }
     }
 

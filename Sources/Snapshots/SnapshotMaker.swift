@@ -1,6 +1,7 @@
 import ChangeEvents
 import ChangeLog
 import Foundation
+import Signals
 import SQLiteKit
 
 /// Makes a snapshot file from the live database: `VACUUM INTO` a consistent copy (one read transaction,
@@ -9,11 +10,24 @@ import SQLiteKit
 /// bookkeeping but keep the row clocks (stamps and tombstones: what last-writer-wins needs on the node
 /// that restores it, see `ChangeLogSchema.snapshotContent`), checksum it.
 public enum SnapshotMaker {
-    public static func make(from databasePath: String, into filePath: String, nodeID: UInt64) throws -> SnapshotMetadata {
+    /// `say`: progress lines while the copy is written (every `progressInterval` seconds; a large database
+    /// takes minutes).
+    public static func make(from databasePath: String, into filePath: String, nodeID: UInt64, progressInterval: Double = 2,
+                            say: (String) -> Void = { _ in }) throws -> SnapshotMetadata {
         try? FileManager.default.removeItem(atPath: filePath)
         let source = try SQLiteDatabase(existingPath: databasePath)
         clampApplicationClock(source)
-        try source.prepare("VACUUM INTO ?").run([.text(Array(filePath.utf8))])
+        let sourceSize = Self.fileSize(databasePath) + Self.fileSize(databasePath + "-wal")
+        var progress = TransferProgress("copying the database", interval: progressInterval, clock: monotonicSeconds)
+        try withoutActuallyEscaping(say) { say in
+            // SQLite calls back between steps of the statement; a line at most every 2 s.
+            try source.reportingProgress(every: 1000, {
+                guard progress.isDue else { return }
+                if let line = progress.copyLine(written: Self.fileSize(filePath), sourceSize: sourceSize) { say(line) }
+            }) {
+                try source.prepare("VACUUM INTO ?").run([.text(Array(filePath.utf8))])
+            }
+        }
         let copy = try SQLiteDatabase(existingPath: filePath)
         // The copy's row clocks as of its queue: local writes not stamped yet are (`PendingStamps`).
         if try copy.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = '\(ChangeLogSchema.meta)'") > 0 {
@@ -32,6 +46,11 @@ public enum SnapshotMaker {
         let (sha256, size) = try FileDigest.sha256(of: filePath)
         return SnapshotMetadata(cursor: cursor, streams: streams, schemaHash: schemaHash, sha256: sha256, size: size, nodeID: nodeID,
                                 createdAt: Int64(Date().timeIntervalSince1970 * 1000))
+    }
+
+    static func fileSize(_ path: String) -> Int64 {
+        var status = stat()
+        return stat(path, &status) == 0 ? Int64(status.st_size) : 0
     }
 
     /// Local writes pending in the live database whose application clock ran beyond the node's bound are

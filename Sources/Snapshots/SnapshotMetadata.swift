@@ -54,21 +54,21 @@ public struct SnapshotMetadata: Codable, Equatable, Sendable {
     /// oversized is a `SnapshotError` naming the field, never a crash later.
     public init(decoding bytes: [UInt8]) throws(SnapshotError) {
         guard bytes.count <= Self.maximumEncodedSize else {
-            throw SnapshotError("the snapshot's metadata is \(bytes.count) bytes, above the \(Self.maximumEncodedSize) limit")
+            throw SnapshotError(.refused, "the snapshot's metadata is \(bytes.count) bytes, above the \(Self.maximumEncodedSize) limit")
         }
         do {
             self = try JSONDecoder().decode(Self.self, from: Data(bytes))
         } catch {
-            throw SnapshotError("the snapshot's metadata cannot be read: \(String(describing: error).prefix(300))")
+            throw SnapshotError(.refused, "the snapshot's metadata cannot be read: \(String(describing: error).prefix(300))")
         }
         guard Self.readableFormats.contains(format) else {
-            throw SnapshotError("the snapshot has format \(format); this version reads formats \(Self.readableFormats.lowerBound)…\(Self.readableFormats.upperBound)")
+            throw SnapshotError(.refused, "the snapshot has format \(format); this version reads formats \(Self.readableFormats.lowerBound)…\(Self.readableFormats.upperBound)")
         }
         try validate()
     }
 
     private func validate() throws(SnapshotError) {
-        func refuse(_ what: String) -> SnapshotError { SnapshotError("the snapshot's metadata is refused: \(what)") }
+        func refuse(_ what: String) -> SnapshotError { SnapshotError(.refused, "the snapshot's metadata is refused: \(what)") }
         for (stream, sequence) in cursor {
             guard !stream.isEmpty, stream.utf8.count <= 255, stream.utf8.allSatisfy(Self.isStreamNameByte) else {
                 throw refuse("cursor names a stream \"\(stream.prefix(64))\" that is not a JetStream stream name")
@@ -88,7 +88,27 @@ public struct SnapshotMetadata: Codable, Equatable, Sendable {
     private static func isStreamNameByte(_ byte: UInt8) -> Bool { byte > 32 && byte < 127 && !".*>/\\".utf8.contains(byte) }
 }
 
+/// A snapshot that cannot be made, moved or used, with what kind of problem it is: the configuration (fix the
+/// settings), the snapshot itself (refused: it stays unused, another is looked for), its transfer (try again)
+/// or local storage (disk, files).
 public struct SnapshotError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Equatable, Sendable {
+        /// The store's settings cannot work (an unknown store, a URL of the wrong scheme, a missing setting).
+        case configuration
+        /// The snapshot is not one this node may use: unreadable or oversized metadata, another format, not a
+        /// HarmonyLite snapshot, a failed integrity check.
+        case refused
+        /// The store answered with an error, or the object changed while it was read.
+        case transfer
+        /// A local file cannot be read, or there is no room for the download.
+        case storage
+    }
+
+    public var kind: Kind
     public var description: String
-    public init(_ description: String) { self.description = description }
+
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
 }

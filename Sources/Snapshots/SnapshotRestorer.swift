@@ -1,6 +1,7 @@
 import ChangeEvents
 import ChangeLog
 import Foundation
+import Signals
 import SQLiteKit
 
 /// Brings a downloaded snapshot into the live database.
@@ -57,8 +58,9 @@ public enum SnapshotRestorer {
     ///   unknown, and the snapshot's cursor is then taken as it is.
     /// - Parameter clockBound: when set, a snapshot whose row clocks hold a stamp beyond this node's clock plus
     ///   the bound is refused before the live database changes (`SnapshotStampCheck`).
+    /// - Parameter say: progress lines while the snapshot is written into the live database (every 2 s).
     public static func restore(_ filePath: String, metadata: SnapshotMetadata, into databasePath: String, nodeID: UInt64,
-                               currentStreams: [String: UInt64] = [:], clockBound: ClockBound? = nil) throws -> Outcome {
+                               currentStreams: [String: UInt64] = [:], clockBound: ClockBound? = nil, say: (String) -> Void = { _ in }) throws -> Outcome {
         try verify(filePath, metadata: metadata)
         let (live, liveInstallation) = try ChangeLogInstaller.open(databasePath, node: nodeID)
         let prepared = try openSnapshot(filePath)
@@ -94,11 +96,14 @@ public enum SnapshotRestorer {
         let reader = try SQLiteDatabase(existingPath: databasePath)
         var pending: [ChangeEvent] = []
         var kept = 0
-        try live.replaceContent(with: prepared) {
+        var progress = TransferProgress("writing the snapshot into the live database", clock: monotonicSeconds)
+        try live.replaceContent(with: prepared, whileLocked: {
             pending = try ChangeReader(database: reader, installation: liveInstallation)
                 .pending(after: try PublishWatermark.read(reader), limit: Int.max).events
             kept = try applier.replayLocal(pending, tableIDs: installation.tableIDs)
-        }
+        }, progress: { copied, total in
+            if let line = progress.line(done: copied * Int64(pageSize), total: total * Int64(pageSize)) { say(line) }
+        })
         try live.execute("PRAGMA journal_mode=WAL")
         return Outcome(cursor: cursor, keptLocalChanges: kept, supersededLocalChanges: pending.count - kept,
                        replacedStreams: replaced, hadRowClocks: metadata.format >= 2,
@@ -133,7 +138,7 @@ public enum SnapshotRestorer {
         }
         let check = try openSnapshot(filePath).rows("PRAGMA quick_check").compactMap { $0.first ?? nil }
         guard check == ["ok"] else {
-            throw SnapshotError("the snapshot fails SQLite's quick check (\(check.prefix(3).joined(separator: "; "))): refused, the database is unchanged")
+            throw SnapshotError(.refused, "the snapshot fails SQLite's quick check (\(check.prefix(3).joined(separator: "; "))): refused, the database is unchanged")
         }
     }
 }

@@ -1,4 +1,6 @@
+import NodeNATS
 import Digests
+import Logs
 
 /// The key that signs and checks snapshots: HMAC-SHA256 of the label `harmonylite snapshot signing` under
 /// the cluster secret (`ClusterSecret.snapshotSigningKey`), so every node of one cluster holds it and
@@ -112,7 +114,7 @@ extension SnapshotMetadata {
     public func verifySignature(_ key: SnapshotSigningKey, acceptUnsigned: Bool = false) throws(SnapshotRefusal) {
         guard let signature else {
             if acceptUnsigned { return }
-            throw SnapshotRefusal(.unsigned, "the snapshot of node \(nodeID) taken at \(createdAt) ms carries no signature (saved by a version "
+            throw SnapshotRefusal(.unsigned, "the snapshot of node \(nodeID) taken at \(LineLogHandler.rfc3339(unixMilliseconds: createdAt)) carries no signature (saved by a version "
                 + "that did not sign snapshots, or planted by someone who can write the store): refused; a node of this version saves a "
                 + "signed one at its next snapshot (set snapshot.accept_unsigned = true only for an upgrade from an unsigning version)")
         }
@@ -129,7 +131,7 @@ extension SnapshotMetadata {
             difference |= (high << 4 | low) ^ expected[index]
         }
         guard difference == 0 else {
-            throw SnapshotRefusal(.badSignature, "the snapshot of node \(nodeID) taken at \(createdAt) ms has a signature that does not match "
+            throw SnapshotRefusal(.badSignature, "the snapshot of node \(nodeID) taken at \(LineLogHandler.rfc3339(unixMilliseconds: createdAt)) has a signature that does not match "
                 + "its metadata under this cluster's secret (its metadata or file was altered, or it was signed with another cluster "
                 + "secret): refused, the database is unchanged")
         }

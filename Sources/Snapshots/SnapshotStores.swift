@@ -10,7 +10,7 @@ public enum SnapshotStores {
     public static func open(_ config: Configuration, connection: NATSConnection?) throws -> any SnapshotStore {
         switch config.snapshot.store {
         case "nats":
-            guard let connection else { throw SnapshotError("the nats snapshot store needs a NATS connection") }
+            guard let connection else { throw SnapshotError(.configuration, "the nats snapshot store needs a NATS connection") }
             return try NATSSnapshotStore(connection: connection, bucket: natsBucket(config), replicas: config.snapshot.nats.replicas)
         case "s3":
             return try S3SnapshotStore(config.snapshot.s3)
@@ -19,7 +19,7 @@ public enum SnapshotStores {
         case "sftp":
             return DirectorySnapshotStore(directory: try SFTPDirectory(url: config.snapshot.sftp.url))
         default:  // the configuration accepts only the four names
-            throw SnapshotError("unknown snapshot.store \"\(config.snapshot.store)\"")
+            throw SnapshotError(.configuration, "unknown snapshot.store \"\(config.snapshot.store)\"")
         }
     }
 }

@@ -1,6 +1,6 @@
 import ChangeEvents
 import Foundation
-import Signals
+import SystemCalls
 
 /// The two whole procedures, with the time each step took: saving (copy, then upload) is shared by the
 /// snapshotter and `harmonylite -save-snapshot`; restoring (download, then verify and write into the live
@@ -19,8 +19,9 @@ public enum SnapshotTransfers {
         let file = database + ".snapshot-upload"
         defer { try? FileManager.default.removeItem(atPath: file) }
         let started = monotonicSeconds()
-        let metadata = try SnapshotMaker.make(from: database, into: file, nodeID: nodeID).signed(with: key)
+        let metadata = try SnapshotMaker.make(from: database, into: file, nodeID: nodeID, say: say).signed(with: key)
         let made = monotonicSeconds()
+        say("copied the database in \(String(format: "%.2f", made - started)) s: a snapshot of \(ByteSize.text(metadata.size)) to upload")
         var progress = TransferProgress("uploading the snapshot", clock: monotonicSeconds)
         try store.upload(file, metadata: metadata) { done, total in
             if let line = progress.line(done: done, total: total) { say(line) }
@@ -52,8 +53,9 @@ public enum SnapshotTransfers {
         guard let metadata = downloaded else { return nil }
         try metadata.verifySignature(key, acceptUnsigned: acceptUnsigned)
         let arrived = monotonicSeconds()
+        say("downloaded \(ByteSize.text(metadata.size)) in \(String(format: "%.2f", arrived - started)) s: verifying it and restoring it into the live database")
         let outcome = try SnapshotRestorer.restore(file, metadata: metadata, into: database, nodeID: nodeID, currentStreams: currentStreams,
-                                                   clockBound: maxClockOffset.map { ClockBound(maxOffsetMilliseconds: $0) })
+                                                   clockBound: maxClockOffset.map { ClockBound(maxOffsetMilliseconds: $0) }, say: say)
         return (metadata, outcome, Timing(local: monotonicSeconds() - arrived, transfer: arrived - started))
     }
 }

@@ -1,3 +1,4 @@
+import Logs
 import CurlTransfer
 import HarmonyConfig
 import Foundation
@@ -10,7 +11,7 @@ struct WebDAVDirectory: SnapshotDirectory {
 
     init(url: String) throws {
         guard var components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme), components.host != nil else {
-            throw SnapshotError("[snapshot.webdav] url \"\(URLRedaction.redact(url))\" is not an http:// or https:// URL")
+            throw SnapshotError(.configuration, "[snapshot.webdav] url \"\(URLRedaction.redact(url))\" is not an http:// or https:// URL")
         }
         let parameters = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
         components.queryItems = nil
@@ -82,7 +83,7 @@ struct WebDAVDirectory: SnapshotDirectory {
 
     private func check(_ response: CurlResponse, _ method: String, _ what: String) throws {
         guard (200..<300).contains(response.status) else {
-            throw SnapshotError("webdav \(method) \(what) at \(base): HTTP \(response.status) \(response.bodyText)")
+            throw SnapshotError(.transfer, "webdav \(method) \(what) at \(base): HTTP \(response.status) \(response.bodyText)")
         }
     }
 }

@@ -7,6 +7,22 @@ import SchemaRegistry
 public enum EmbeddedServerConfig {
     /// HarmonyLite's cluster name for embedded servers.
     public static let clusterName = "e-harmonylite"
+
+    /// The cluster name of the node's embedded server: `e-harmonylite`, `e-harmonylite-<region>` in a region
+    /// (two clusters joined by a leaf connection must be named apart: nats-server refuses a leaf from a
+    /// cluster of its own name).
+    public static func clusterName(_ config: Configuration) -> String {
+        config.nats.region.isEmpty ? clusterName : clusterName + "-" + config.nats.region
+    }
+
+    /// What no leaf connection carries in a region: the change subjects (each region's own stream takes its
+    /// publishes, the other regions source that stream) and the buckets' (`$KV.>`, `$O.>`: the schema
+    /// registry, the snapshot lease and the snapshot store are each region's own). Without it a stream of
+    /// the other region would store a publish too, and answer it.
+    static func regionLocalSubjects(_ config: Configuration) -> [String] {
+        (1...max(1, config.replicationLog.shards)).flatMap { ChangeSubjects.streamSubjects(prefix: config.nats.subjectPrefix, shard: $0) }
+            + ["$KV.>", "$O.>"]
+    }
     /// Where the embedded server's monitoring endpoint listens: loopback, a port of the kernel's choosing.
     public static let monitoringListen = "127.0.0.1:-1"
 
@@ -18,8 +34,10 @@ public enum EmbeddedServerConfig {
     ///   - credentials: from the cluster secret: this node's client user (the only user without
     ///     `nats.user_name`/`seed_file`) and the routes' user; nil only in tests of the other parts.
     ///   - maxFileStore: JetStream's file-storage limit in bytes.
+    ///   - monitoringInServerConfig: `nats.server_config` places the monitoring endpoint itself
+    ///     (`ServerConfigKeys.setsMonitoring`): ours is left out, so the operator's is the only one.
     public static func render(_ config: Configuration, runDirectory: String, clientPort: Int? = nil, nkeyPublicKey: String? = nil,
-                              credentials: EmbeddedCredentials? = nil, maxFileStore: UInt64? = nil) -> String {
+                              credentials: EmbeddedCredentials? = nil, maxFileStore: UInt64? = nil, monitoringInServerConfig: Bool = false) -> String {
         let bind = HostPort(parsing: config.nats.bindAddress) ?? HostPort(parsing: ":-1")!
         var lines = [
             "# Written by harmonylite at every start; edit the node's TOML (or nats.server_config) instead.",
@@ -27,16 +45,18 @@ public enum EmbeddedServerConfig {
             "host: \(quote(bind.host.isEmpty ? "127.0.0.1" : bind.host))",
             "port: \(clientPort ?? bind.port)",
             "ports_file_dir: \(quote(runDirectory))",
-            // The supervisor's liveness probe (`EmbeddedServerProbe`): loopback only, a random port (in the ports file).
-            "http: \(quote(monitoringListen))",
-            "jetstream {",
-            "  store_dir: \(quote(config.embeddedStoreDirectory))",
         ]
+        if !monitoringInServerConfig {
+            // The supervisor's liveness probe (`EmbeddedServerProbe`): loopback only, a random port (in the ports file).
+            lines.append("http: \(quote(monitoringListen))")
+        }
+        lines += ["jetstream {", "  store_dir: \(quote(config.embeddedStoreDirectory))"]
         if let maxFileStore { lines.append("  max_file_store: \(maxFileStore)") }
+        if !config.nats.region.isEmpty { lines.append("  domain: \(quote(config.nats.region))") }
         lines.append("}")
         if !config.clusterAddress.isEmpty || !config.clusterPeers.isEmpty {
             lines.append("cluster {")
-            lines.append("  name: \(quote(clusterName))")
+            lines.append("  name: \(quote(clusterName(config)))")
             if !config.clusterAddress.isEmpty { lines.append("  listen: \(quote(config.clusterAddress))") }
             if let credentials {
                 // Routes authenticate: a server without the cluster secret cannot join.
@@ -64,10 +84,17 @@ public enum EmbeddedServerConfig {
             }
             if !config.leafServers.isEmpty {
                 lines.append("  remotes: [")
+                let local = config.nats.region.isEmpty ? "" : ", " + ["deny_imports", "deny_exports"].map { key in
+                    "\(key): [" + regionLocalSubjects(config).map(quote).joined(separator: ", ") + "]"
+                }.joined(separator: ", ")
                 for leaf in config.leafServers {
-                    let (url, hub) = splitHubQuery(leaf)
-                    let authenticated = leafCredentials.map { routeURL(url, user: $0.leafUser, password: $0.leafPassword) } ?? url
-                    lines.append("    { urls: [\(quote(authenticated))]" + (hub ? ", hub: true" : "") + " }")
+                    // `url|url…`: one remote, several servers to connect to (the next one when one is lost).
+                    let alternatives = leaf.split(separator: "|").map { splitHubQuery(String($0)) }
+                    let urls = alternatives.map { url, _ in leafCredentials.map { routeURL(url, user: $0.leafUser, password: $0.leafPassword) } ?? url }
+                    let hub = alternatives.contains { $0.1 }
+                    // In the order given: the first is this server's hub, the others its fall-backs.
+                    let ordered = urls.count > 1 ? ", dont_randomize: true" : ""
+                    lines.append("    { urls: [\(urls.map(quote).joined(separator: ", "))]" + ordered + (hub ? ", hub: true" : "") + local + " }")
                 }
                 lines.append("  ]")
             }
@@ -114,7 +141,9 @@ public enum EmbeddedServerConfig {
     ///   the fixed name of older versions);
     /// - the schema registry: its own key `$KV.<registry>.node-<id>`, and ephemeral consumers on the bucket's
     ///   stream (listing keys);
-    /// - the snapshot lease's one key (any node may hold the lease);
+    /// - its own node id claim `$KV.<stream_prefix>-node-claims.node-<id>`;
+    /// - the snapshot lease's key (any node may hold the lease) and its snapshot request key (a new node
+    ///   asks the lease holder for a snapshot);
     /// - with `snapshot.store = "nats"`: the object store's subjects `$O.<bucket>.>`, purging its stream (a
     ///   replaced snapshot's chunks) and ephemeral consumers on it (reading a snapshot);
     /// - flow-control replies of those ephemeral consumers (`$JS.FC.>`).
@@ -143,6 +172,8 @@ public enum EmbeddedServerConfig {
         subjects.append("$KV.\(SchemaRegistryBucket.name).\(SchemaRegistryBucket.key(nodeID: config.nodeID))")
         subjects += ephemeralConsumers("KV_" + SchemaRegistryBucket.name)
         subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotLeaseKey)")
+        subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotRequestKey)")
+        subjects.append("$KV.\(config.nodeClaimsBucket).\(Configuration.nodeClaimKey(config.nodeID))")
         if config.snapshot.store == "nats" {
             let bucket = config.snapshotObjectBucket
             subjects += ["$O.\(bucket).>", "$JS.API.STREAM.PURGE.OBJ_\(bucket)"] + ephemeralConsumers("OBJ_" + bucket)

@@ -81,6 +81,8 @@ public struct SupervisorStateMachine {
         var state: ChildState = .notStarted
         var history = RestartPolicy.History()
         var restarts = 0
+        /// Stops and starts asked for by a reload (SIGHUP): counted apart, they are not failures.
+        var reloads = 0
     }
 
     /// The steps of an in-place restore: stop the restorer and every child after it (last first), start
@@ -145,10 +147,11 @@ public struct SupervisorStateMachine {
     public var childSummaries: [ChildSummary] {
         children.map { child in
             switch child.state {
-            case .notStarted: ChildSummary(name: child.spec.name, state: "stopped", pid: nil, restarts: child.restarts)
-            case .running(let pid, _, let ready): ChildSummary(name: child.spec.name, state: ready ? "running" : "starting", pid: pid, restarts: child.restarts)
-            case .stopping(let pid, _, _, _): ChildSummary(name: child.spec.name, state: "stopping", pid: pid, restarts: child.restarts)
-            case .waitingToRestart: ChildSummary(name: child.spec.name, state: "restarting", pid: nil, restarts: child.restarts)
+            case .notStarted: ChildSummary(name: child.spec.name, state: "stopped", pid: nil, restarts: child.restarts, reloads: child.reloads)
+            case .running(let pid, _, let ready):
+                ChildSummary(name: child.spec.name, state: ready ? "running" : "starting", pid: pid, restarts: child.restarts, reloads: child.reloads)
+            case .stopping(let pid, _, _, _): ChildSummary(name: child.spec.name, state: "stopping", pid: pid, restarts: child.restarts, reloads: child.reloads)
+            case .waitingToRestart: ChildSummary(name: child.spec.name, state: "restarting", pid: nil, restarts: child.restarts, reloads: child.reloads)
             }
         }
     }
@@ -158,7 +161,9 @@ public struct SupervisorStateMachine {
         /// "running" (ready), "starting", "stopping", "restarting" (waiting for its backoff), "stopped".
         public var state: String
         public var pid: Int32?
+        /// Restarts after a failure (died, hung, restore); reloads are not among them.
         public var restarts: Int
+        public var reloads: Int
     }
 
     /// When the machine next needs a `.tick`, if ever.
@@ -321,7 +326,7 @@ public struct SupervisorStateMachine {
                 return
             case .reload:
                 children[index].state = .notStarted
-                children[index].restarts += 1
+                children[index].reloads += 1
                 actions.append(.log(.info, "\(name) stopped for reload; starting it again"))
                 actions.append(.spawn(child: name))
                 return
@@ -347,11 +352,11 @@ public struct SupervisorStateMachine {
             return
         }
         if status.code == WorkerExitCode.refused {
-            // Restarting meets the same state: stop now, with a status systemd's unit does not restart on.
+            // Restarting cannot help: the node stops with a status systemd does not restart on.
             children[index].state = .notStarted
-            actions.append(.log(.error, "\(name) refused to run\(suffix)"))
-            actions.append(.log(.error, "\(name) would refuse again at every restart: stopping the node (exit status \(WorkerExitCode.refusedNodeExitStatus), which the systemd unit does not restart on)"))
-            beginShutdown(exitCode: WorkerExitCode.refusedNodeExitStatus, now: now, into: &actions)
+            actions.append(.log(.error, "\(name) refused the start\(suffix); stopping the node (exit status \(SupervisorExitCode.refused): systemd does not restart it)"))
+            actions.append(.notify("STATUS=refused: \(name)\(suffix)"))
+            beginShutdown(exitCode: SupervisorExitCode.refused, now: now, into: &actions)
             return
         }
         var why = "\(status)\(suffix)"

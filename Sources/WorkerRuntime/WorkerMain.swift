@@ -11,8 +11,7 @@ public enum WorkerExit: Error, CustomStringConvertible {
     case restoreNeeded(String)
     /// The worker cannot do its job (status 1: the supervisor restarts it with backoff).
     case failed(String)
-    /// The worker refuses to run on the node as it is, and a restart would refuse again
-    /// (`WorkerExitCode.refused`: the supervisor stops the node at once).
+    /// The node must not start, and restarting cannot help (`WorkerExitCode.refused`).
     case refused(String)
 
     public var status: Int32 {

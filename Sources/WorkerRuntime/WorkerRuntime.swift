@@ -27,6 +27,8 @@ public final class WorkerRuntime {
     /// The handler's counters as the last heartbeat carried them (a heartbeat sent during a database wait
     /// repeats them: the handler's connection is busy waiting and must not be used).
     private var lastCounters: [ControlMessage.Counter] = []
+    /// The supervisor asked for a heartbeat now (`reportNow`, for `-status`): sent at the loop's next turn.
+    private var reportRequested = false
     private var databaseWait = DatabaseWait()
     /// A stop that arrived while the worker waited for the database: `run` returns it.
     private var pendingStop: StopReason?
@@ -56,25 +58,25 @@ public final class WorkerRuntime {
         // started by hand for debugging gets it here).
         _ = hl_set_parent_death_signal(SIGKILL)
         guard let path = getenv(ControlChannel.environmentVariable).flatMap({ String(validatingCString: $0) }) else {
-            throw WorkerError("\(ControlChannel.environmentVariable) is not set: workers are started by the harmonylite supervisor")
+            throw WorkerError(.notStartedBySupervisor, "\(ControlChannel.environmentVariable) is not set: workers are started by the harmonylite supervisor")
         }
         controlSocketPath = path
         connection = FrameConnection(fd: try UnixSocket.connect(path: path))
         try connection.send(ControlMessage.hello(.init(worker: name, pid: getpid())).frame)
         guard let frame = try connection.receive(timeoutMilliseconds: 10_000) else {
-            throw WorkerError("the supervisor did not answer the handshake within 10 s")
+            throw WorkerError(.handshake, "the supervisor did not answer the handshake within 10 s")
         }
         switch try ControlMessage(frame: frame) {
         case .welcome(let welcome):
             guard welcome.protocolVersion == ControlMessage.protocolVersion else {
-                throw WorkerError("supervisor speaks control protocol \(welcome.protocolVersion), this worker \(ControlMessage.protocolVersion)")
+                throw WorkerError(.handshake, "supervisor speaks control protocol \(welcome.protocolVersion), this worker \(ControlMessage.protocolVersion)")
             }
             configuration = try Configuration(fromWorkerHandshake: welcome.configuration)
             heartbeatInterval = Int32(welcome.heartbeatIntervalMilliseconds)
         case .rejected(let reason):
-            throw WorkerError("the supervisor rejected this worker: \(reason)")
+            throw WorkerError(.handshake, "the supervisor rejected this worker: \(reason)")
         default:
-            throw WorkerError("unexpected first message from the supervisor")
+            throw WorkerError(.handshake, "unexpected first message from the supervisor")
         }
         LineLogHandler.bootstrap(
             process: name,
@@ -97,10 +99,19 @@ public final class WorkerRuntime {
         try connection.send(ControlMessage.status(text).frame)
     }
 
-    public enum StopReason: Equatable {
+    public enum StopReason: Equatable, CustomStringConvertible {
         case requested(String)
         case signal(Int32)
         case supervisorGone
+
+        /// As a log line says it: `the supervisor asked (supervisor request)`, `signal 15`.
+        public var description: String {
+            switch self {
+            case .requested(let reason): "the supervisor asked (\(reason))"
+            case .signal(let number): "signal \(number)"
+            case .supervisorGone: "the supervisor is gone"
+            }
+        }
     }
 
     /// Runs the worker's loop until it must stop: watches the control socket, signals and the handler's
@@ -115,10 +126,11 @@ public final class WorkerRuntime {
             // Read once, before the wait: see `LoopSchedule`.
             let deadline = handler.nextDeadline
             let timeout = schedule.waitMilliseconds(now: monotonicSeconds(), deadline: deadline)
-            var descriptors = [pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
-            descriptors += handler.descriptors
-            guard poll(&descriptors, nfds_t(descriptors.count), timeout) >= 0 || errno == EINTR else {
-                throw WorkerError("poll: \(SystemError.reason(errno))")
+            var descriptors = [Poll.watch(connection.fd), Poll.watch(signals.fd)] + handler.descriptors
+            do {
+                _ = try Poll.wait(&descriptors, timeoutMilliseconds: timeout)
+            } catch {
+                throw WorkerError(.loop, "the worker's loop cannot wait for events", cause: error)
             }
             if descriptors[1].revents != 0 {
                 for signal in signals.drain() where signal != SIGHUP { return .signal(signal) }
@@ -131,7 +143,9 @@ public final class WorkerRuntime {
             let due = schedule.due(now: now, deadline: deadline)
             if due.tick { try handler.tick(now: now) }
             databaseWaitOver()
-            if due.heartbeat {
+            if due.heartbeat || reportRequested {
+                if reportRequested { handler.refreshReadings() }
+                reportRequested = false
                 lastCounters = handler.counters
                 databaseWaitOver()
                 try sendHeartbeat(now: monotonicSeconds())
@@ -186,8 +200,8 @@ public final class WorkerRuntime {
 
     /// A stop request or signal that arrived, read without waiting (during a database wait).
     private func stopArrived() -> StopReason? {
-        var descriptors = [pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
-        guard poll(&descriptors, 2, 0) > 0 else { return nil }
+        var descriptors = [Poll.watch(connection.fd), Poll.watch(signals.fd)]
+        guard let ready = try? Poll.wait(&descriptors, timeoutMilliseconds: 0), ready > 0 else { return nil }
         if descriptors[1].revents != 0 {
             for signal in signals.drain() where signal != SIGHUP { return .signal(signal) }
         }
@@ -219,14 +233,37 @@ public final class WorkerRuntime {
                 throw error
             }
             guard let frame else { return nil }
-            if case .stop(let reason) = try ControlMessage(frame: frame) { return .requested(reason) }
+            switch try ControlMessage(frame: frame) {
+            case .stop(let reason): return .requested(reason)
+            case .reportNow: reportRequested = true
+            default: continue
+            }
         }
     }
 }
 
+/// Why a worker cannot run: what went wrong (`kind`), in words, and the error underneath, if any.
 public struct WorkerError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
+    public enum Kind: Equatable, Sendable {
+        /// Started by hand: no control socket to talk to.
+        case notStartedBySupervisor
+        /// The supervisor did not answer, answered another protocol, or refused this worker.
+        case handshake
+        /// The loop's wait for events failed.
+        case loop
+    }
+
+    public var kind: Kind
+    public var message: String
+    public var cause: (any Error)?
+
+    public init(_ kind: Kind, _ message: String, cause: (any Error)? = nil) {
+        self.kind = kind
+        self.message = message
+        self.cause = cause
+    }
+
+    public var description: String { cause.map { "\(message): \($0)" } ?? message }
 }
 
 /// A worker's part of the loop `WorkerRuntime.run` drives. Called on the main thread only. Deadlines are
@@ -243,6 +280,9 @@ public protocol WorkerLoopHandler: AnyObject {
     func tick(now: Double) throws
     /// What the next heartbeat reports (exported on /metrics).
     var counters: [ControlMessage.Counter] { get }
+    /// Reads what `counters` reports from elsewhere now, for a heartbeat the supervisor asked for
+    /// (`-status`): the broker reads the stream heads. Bounded; the default does nothing.
+    func refreshReadings()
     /// Histogram samples since the last heartbeat (sent after it; exported on /metrics).
     func takeObservations() -> [Observations]
     /// The last work before a normal stop (store what is kept in memory, give up leases).
@@ -255,6 +295,7 @@ extension WorkerLoopHandler {
     public func drain() throws {}
     public func drain(reason: WorkerRuntime.StopReason) throws { try drain() }
     public func takeObservations() -> [Observations] { [] }
+    public func refreshReadings() {}
 }
 
 private final class TickOnly: WorkerLoopHandler {

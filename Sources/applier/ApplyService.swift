@@ -71,12 +71,12 @@ final class ApplyService: WorkerLoopHandler {
         let cursor = try applier.storedCursor()
         do {
             if try SeqMapFile.read(config.seqMapPath) == nil {
-                logger.info("no seq map: consuming from the database's cursor", metadata: ["seq_map": "\(config.seqMapPath)", "cursor": "\(cursor)"])
+                logger.info("no seq map: consuming from the database's cursor", metadata: ["seq_map": "\(config.seqMapPath)", "cursor": "\(describeCursor(cursor))"])
             }
         } catch {
             // Upstream HarmonyLite's seq map (empty, or with bytes after its map) was read at the takeover.
             if (try? SeqMapFile.readUpstream(config.seqMapPath)) == nil {
-                logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(cursor)"])
+                logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(describeCursor(cursor))"])
             }
         }
         let streams = try StreamIdentities.read(in: database)
@@ -84,7 +84,7 @@ final class ApplyService: WorkerLoopHandler {
         pipeline = ApplyPipeline(cursor: cursor, streams: streams, parked: try ParkedMessages.count(in: database),
                                  settings: .init(snapshotsEnabled: config.snapshot.enabled))
         if config.replicate {
-            try runtime.reportReady("applying changes from cursor \(cursor.isEmpty ? "start" : "\(cursor)")")
+            try runtime.reportReady("applying changes from cursor \(cursor.isEmpty ? "start" : describeCursor(cursor))")
         } else {
             try runtime.reportReady("replicate=false: other nodes' changes are not applied")
         }

@@ -1,3 +1,5 @@
+import NodeNATS
+import Logs
 import BrokerCore
 import ChangeEvents
 import HarmonyConfig
@@ -41,6 +43,8 @@ final class BrokerService: WorkerLoopHandler {
 
     private var delivered: Int64 = 0
     private var streamWatcher: StreamWatcher?
+    /// This node's id claim in the cluster: held before the streams are prepared (and any consumer touched).
+    private lazy var nodeClaim = NodeClaimKeeper(config: config, logger: logger) { [runtime] in try? runtime.reportStatus($0) }
 
     private final class Peer {
         let connection: FrameConnection
@@ -66,6 +70,7 @@ final class BrokerService: WorkerLoopHandler {
     func drain() {
         streamWatcher?.stop()
         stopFetchers()
+        nodeClaim.release()
         close(listener)
     }
 
@@ -82,6 +87,9 @@ final class BrokerService: WorkerLoopHandler {
     }
 
     var nextDeadline: Double? { schedule.nextDeadline }
+
+    /// `-status` asked: the stream heads are read now, not up to `StreamWatcher.interval` ago.
+    func refreshReadings() { streamWatcher?.refresh() }
 
     var counters: [ControlMessage.Counter] {
         [.init("nats_connected", connection?.isConnected == true ? 1 : 0), .init("published_batches", correlation.confirmedBatches),
@@ -101,6 +109,7 @@ final class BrokerService: WorkerLoopHandler {
     }
 
     func tick(now: Double) throws {
+        nodeClaim.renewIfDue(on: connection, now: now)
         try perform(schedule.tick(now: now, linkUp: connection?.isConnected == true), now: now)
         for fetcher in fetchers.values.sorted(by: { $0.stream < $1.stream }) {
             if let failure = fetcher.takeFailure() {
@@ -144,6 +153,10 @@ final class BrokerService: WorkerLoopHandler {
                 try? runtime.reportStatus("NATS disconnected, reconnecting")
             case .prepareStreams:
                 do {
+                    guard let connection, try nodeClaim.holdClaim(on: connection, now: now) else {
+                        try perform(schedule.streamsNotReady(reason: "this node id's claim is not held yet", now: now), now: now)
+                        continue
+                    }
                     try prepareStreams()
                 } catch let stop as WorkerExit {
                     throw stop
@@ -161,6 +174,9 @@ final class BrokerService: WorkerLoopHandler {
             case .announceWaitingForJetStream(let reason):
                 logger.warning("waiting for JetStream", metadata: ["error": "\(reason)"])
                 try? runtime.reportStatus("waiting for JetStream: \(reason)")
+            case .announceStillWaitingForJetStream(let reason, let seconds):
+                logger.warning("still waiting for JetStream", metadata: ["waited_s": "\(seconds)", "error": "\(reason)"])
+                try? runtime.reportStatus("still waiting for JetStream (\(seconds) s): \(reason)")
             case .startConsumers(let cursor):
                 do {
                     try startConsumers(after: cursor)

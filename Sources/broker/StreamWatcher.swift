@@ -12,17 +12,16 @@ final class StreamWatcher: Sendable {
     private let lastSequences = Mutex<[String: UInt64]>([:])
     private let creationTimes = Mutex<[String: UInt64]>([:])
     private let stopped = Atomic<Bool>(false)
+    private let connection: NATSConnection
+    private let streams: [String]
 
     /// Starts the thread; it ends after `stop`, at its next wake-up.
     init(connection: NATSConnection, streams: [String]) {
+        self.connection = connection
+        self.streams = streams
         let thread = Thread { [self] in
             while !stopped.load(ordering: .relaxed) {
-                for stream in streams where connection.isConnected {
-                    if let state = try? connection.streamState(stream) {
-                        lastSequences.withLock { $0[stream] = state.lastSequence }
-                        creationTimes.withLock { $0[stream] = state.created }
-                    }
-                }
+                refresh()
                 Thread.sleep(forTimeInterval: Self.interval)
             }
         }
@@ -37,4 +36,15 @@ final class StreamWatcher: Sendable {
     var identities: [String: UInt64] { creationTimes.withLock { $0 } }
 
     func stop() { stopped.store(true, ordering: .relaxed) }
+
+    /// Reads every stream's head now (also called by the broker's loop when `-status` asks: one JetStream
+    /// request per shard, each bounded by the connection's request timeout).
+    func refresh() {
+        for stream in streams where connection.isConnected {
+            if let state = try? connection.streamState(stream) {
+                lastSequences.withLock { $0[stream] = state.lastSequence }
+                creationTimes.withLock { $0[stream] = state.created }
+            }
+        }
+    }
 }

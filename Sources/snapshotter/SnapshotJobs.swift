@@ -1,6 +1,8 @@
+import ChangeEvents
 import ChangeLog
 import Foundation
 import HarmonyConfig
+import Logs
 import SnapshotPlanner
 import Snapshots
 
@@ -30,9 +32,9 @@ enum SnapshotJobs {
                 job.say("\(outcome.supersededLocalChanges) unpublished local change(s) lost to later versions of their rows in the snapshot (last-writer-wins)")
             }
             try SeqMapFile.write(outcome.cursor, streams: currentStreams, to: config.seqMapPath)
-            return JobReport(line: "restored the snapshot of node \(metadata.nodeID) taken at \(metadata.createdAt) ms (\(metadata.size) bytes, "
+            return JobReport(line: "restored the snapshot of node \(metadata.nodeID) taken at \(LineLogHandler.rfc3339(unixMilliseconds: metadata.createdAt)) (\(ByteSize.text(metadata.size)), "
                 + "download \(String(format: "%.2f", timing.transfer)) s, restore \(String(format: "%.2f", timing.local)) s), "
-                + "cursor \(outcome.cursor.sorted { $0.key < $1.key }); kept \(outcome.keptLocalChanges) unpublished local change(s) and \(outcome.keptLiveVersions) live row version(s) later than the snapshot's "
+                + "cursor \(describeCursor(outcome.cursor)); kept \(outcome.keptLocalChanges) unpublished local change(s) and \(outcome.keptLiveVersions) live row version(s) later than the snapshot's "
                 + "(of \(outcome.comparedLiveVersions) compared)", cursor: outcome.cursor,
                 snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
         }
@@ -42,8 +44,8 @@ enum SnapshotJobs {
         nonisolated(unsafe) let store = store
         return BackgroundJob(name: "save") { job in
             let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, key: key, say: job.say)
-            return JobReport(line: "saved a snapshot: \(metadata.size) bytes (copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s), "
-                + "cursor \(metadata.cursor.sorted { $0.key < $1.key })", cursor: metadata.cursor,
+            return JobReport(line: "saved a snapshot: \(ByteSize.text(metadata.size)) (copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s), "
+                + "cursor \(describeCursor(metadata.cursor))", cursor: metadata.cursor,
                 snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
         }
     }

@@ -1,3 +1,4 @@
+import NodeNATS
 import ChangeLog
 import HarmonyConfig
 import IPC
@@ -36,6 +37,8 @@ final class SnapshotService: WorkerLoopHandler {
     private var store: (any SnapshotStore)?
     private var lease: Lease?
     private var registryBucket: KeyValueBucket?
+    /// The lease bucket, for snapshot requests (asking, and reading as the lease holder).
+    private var leaseRequests: KeyValueBucket?
     /// Kept open between schema reads: opening and closing the database every read would wake the
     /// capturer's watcher of the database's files each time. Dropped after an error, opened again next read.
     private var schemaReader: SQLiteDatabase?
@@ -71,6 +74,9 @@ final class SnapshotService: WorkerLoopHandler {
     var descriptors: [pollfd] { [] }
 
     var nextDeadline: Double? { planner.nextDeadline }
+
+    /// `-status` asked: the node looks at the newest snapshot now (its age, whoever saved it).
+    func refreshReadings() { try? execute(planner.freshReadingsAsked(now: monotonicSeconds()), now: monotonicSeconds()) }
 
     var counters: [ControlMessage.Counter] {
         [.init("snapshots_saved", planner.saved), .init("snapshots_restored", planner.restored),
@@ -138,7 +144,8 @@ final class SnapshotService: WorkerLoopHandler {
             }
             if let requestedRestore { return planner.restoreDecided(reason: "the supervisor asked for one: \(requestedRestore)", now: now) }
             do {
-                return planner.restoreDecided(reason: try restoreReason(), now: now)
+                let (reason, bootstrap) = try restoreReason()
+                return planner.restoreDecided(reason: reason, bootstrap: bootstrap, now: now)
             } catch {
                 return planner.restoreUndecided(error, now: now)
             }
@@ -170,21 +177,21 @@ final class SnapshotService: WorkerLoopHandler {
             return planner.leaseChecked(checkLease(), now: now)
         case .readNewestSnapshot:
             do {
-                var latest = try openStore.latest()
-                if let stored = latest {
-                    do {
-                        try stored.verifySignature(signingKey, acceptUnsigned: config.snapshot.acceptUnsigned)
-                    } catch {
-                        // What it claims is not believed: read as no snapshot, so the lease holder's next save replaces it.
-                        logger.error("the snapshot store's newest snapshot is not trusted: its cursor is ignored", metadata: ["reason": "\(error)"])
-                        latest = nil
-                    }
-                }
-                if let latest, latest.createdAt > newestSnapshot.createdAt { newestSnapshot = (latest.createdAt, latest.size) }
+                let latest = try trustedNewestSnapshot(openStore)
                 return planner.newestSnapshotRead(cursor: latest?.cursor, now: now)
             } catch {
                 return planner.newestSnapshotUnanswered("\(error)", now: now)
             }
+        case .lookAtNewestSnapshot:
+            guard let connection else { return [] }
+            do {
+                let opened = try store ?? SnapshotStores.open(config, connection: connection)
+                store = opened
+                _ = try trustedNewestSnapshot(opened)
+            } catch {
+                logger.debug("cannot look at the newest snapshot in the store", metadata: ["error": "\(error)"])
+            }
+            return []
         case .readStreamHistory:
             var lastSequences: [String: UInt64] = [:]
             for stream in planner.settings.streams {
@@ -194,6 +201,18 @@ final class SnapshotService: WorkerLoopHandler {
         case .releaseLease:
             lease?.release()
             return []
+        case .requestSnapshot:
+            do {
+                try leaseBucket().put(Configuration.snapshotRequestKey, Array(snapshotRequest.utf8))
+                return []
+            } catch {
+                return planner.snapshotRequestFailed("\(error)", now: now)
+            }
+        case .readSnapshotRequest:
+            // Hostile bytes: bounded, and only shown in a log line.
+            let value = try? leaseBucket().value(Configuration.snapshotRequestKey)
+            let request = value.flatMap { $0.isEmpty || $0.count > 512 ? nil : String(decoding: $0, as: UTF8.self) }
+            return planner.snapshotRequestRead(request, now: now)
         case .readLocalSchema:
             do {
                 let database = try schemaReader ?? SQLiteDatabase(readOnlyPath: config.dbPath)
@@ -213,6 +232,7 @@ final class SnapshotService: WorkerLoopHandler {
             }
         case .reportReady(let summary):
             restoreLock = nil
+            unlink(DatabaseCreatedMarker.path(runDirectory: runtime.runDirectory))
             try? runtime.reportReady(summary)
             return []
         case .reportStatus(let text):
@@ -224,6 +244,10 @@ final class SnapshotService: WorkerLoopHandler {
         case .stop(let reason):
             restoreLock = nil
             throw WorkerExit.failed(reason)
+        case .refuse(let reason):
+            undoDatabaseCreation()
+            restoreLock = nil
+            throw WorkerExit.refused(reason)
         }
     }
 
@@ -238,8 +262,38 @@ final class SnapshotService: WorkerLoopHandler {
         return store
     }
 
-    /// Why this node restores at start, or nil when it need not.
-    private func restoreReason() throws(RestoreDecisionError) -> String? {
+    /// What this node asks the lease holder with (the same for the whole wait, so it is answered once).
+    private lazy var snapshotRequest: String = {
+        var name = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "unknown host"
+        return "node \(config.nodeID) on \(host), pid \(getpid()), since \(Int64(Date().timeIntervalSince1970 * 1000))"
+    }()
+
+    /// The lease bucket (made by the set-up, or by the first lease holder).
+    private func leaseBucket() throws -> KeyValueBucket {
+        if let leaseRequests { return leaseRequests }
+        guard let bucket = try KeyValueBucket.existing(connection: connectedNATS, name: config.snapshotLeaseBucket) else {
+            throw WorkerExit.failed("the snapshot lease bucket \(config.snapshotLeaseBucket) does not exist yet (no node has taken the lease)")
+        }
+        leaseRequests = bucket
+        return bucket
+    }
+
+    /// The empty database the supervisor created at this start is removed again when the start is refused,
+    /// so the procedure can be repeated as written once a snapshot exists (only while it is still empty).
+    private func undoDatabaseCreation() {
+        let marker = DatabaseCreatedMarker.path(runDirectory: runtime.runDirectory)
+        guard access(marker, F_OK) == 0 else { return }
+        let empty = (try? SQLiteDatabase(readOnlyPath: config.dbPath)).flatMap { try? $0.scalarInteger("SELECT count(*) FROM sqlite_master") } == 0
+        if empty {
+            for suffix in ["", "-wal", "-shm"] { unlink(config.dbPath + suffix) }
+            logger.info("removed the empty database created at this start", metadata: ["path": "\(config.dbPath)"])
+        }
+        unlink(marker)
+    }
+
+    /// Why this node restores at start (nil when it need not), and whether it needs its rows from a snapshot.
+    private func restoreReason() throws(RestoreDecisionError) -> (String?, Bootstrap?) {
         var streams: [String: StreamState] = [:]
         do {
             // The broker made the streams before this worker started: an error here is JetStream not
@@ -252,7 +306,12 @@ final class SnapshotService: WorkerLoopHandler {
             let seqMap = Result<[String: UInt64]?, any Error> { try SeqMapFile.read(config.seqMapPath) }
             let database = try SQLiteDatabase(existingPath: config.dbPath)
             let stored = RestoreDecision.Position(cursor: try ChangeApplier.storedCursor(in: database), streams: try StreamIdentities.read(in: database))
-            return RestoreDecision.reason(seqMap: seqMap, stored: stored, streams: streams.mapValues { .init(firstSequence: $0.messages > 0 ? $0.firstSequence : nil, created: $0.created) })
+            let reason = RestoreDecision.reason(seqMap: seqMap, stored: stored, streams: streams.mapValues { .init(firstSequence: $0.messages > 0 ? $0.firstSequence : nil, created: $0.created) })
+            let userTables = try database.scalarInteger(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_\\_harmonylite\\_\\_%' ESCAPE '\\'")
+            let bootstrap = Bootstrap.needed(databaseCreated: access(DatabaseCreatedMarker.path(runDirectory: runtime.runDirectory), F_OK) == 0,
+                                             userTables: Int(userTables), streamMessages: streams.values.reduce(0) { $0 &+ $1.lastSequence })
+            return (reason, bootstrap)
         } catch {
             throw RestoreDecisionError(.localStateUnreadable, "\(error)")
         }
@@ -266,6 +325,21 @@ final class SnapshotService: WorkerLoopHandler {
             if let state = try? connectedNATS.streamState(stream), state.created != 0 { identities[stream] = state.created }
         }
         return identities
+    }
+
+    /// The store's newest snapshot if its signature holds (else nil, said once per read), remembered as the
+    /// newest known when it is newer than what this node knew.
+    private func trustedNewestSnapshot(_ store: any SnapshotStore) throws -> SnapshotMetadata? {
+        guard let stored = try store.latest() else { return nil }
+        do {
+            try stored.verifySignature(signingKey, acceptUnsigned: config.snapshot.acceptUnsigned)
+        } catch {
+            // What it claims is not believed: read as no snapshot, so the lease holder's next save replaces it.
+            logger.error("the snapshot store's newest snapshot is not trusted: its cursor is ignored", metadata: ["reason": "\(error)"])
+            return nil
+        }
+        if stored.createdAt > newestSnapshot.createdAt { newestSnapshot = (stored.createdAt, stored.size) }
+        return stored
     }
 
     private func pollJob(now: Double) -> [PlannerAction] {

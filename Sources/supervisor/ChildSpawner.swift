@@ -21,8 +21,10 @@ struct ChildSpawner {
         child == "nats" ? natsServerPath : executableDirectory + "/harmonylite-" + child
     }
 
-    /// `extraEnvironment`: `NAME=value` entries for this child only (a restore request).
-    func spawn(_ child: String, arguments: [String], environment extraEnvironment: [String] = [], settings: WorkerSettings) -> Result<Int32, SupervisorError> {
+    /// `extraEnvironment`: `NAME=value` entries for this child only (a restore request). `output`: a
+    /// descriptor that becomes the child's standard output and error (nil: it shares the supervisor's).
+    func spawn(_ child: String, arguments: [String], environment extraEnvironment: [String] = [], output: Int32? = nil,
+               settings: WorkerSettings) -> Result<Int32, SupervisorError> {
         let path = executable(for: child)
         let argv0 = child == "nats" ? "nats-server" : "harmonylite-" + child
         var environment = currentEnvironment().filter { entry in
@@ -40,6 +42,10 @@ struct ChildSpawner {
         }
         attributes.parent_death_signal = SIGKILL
         attributes.new_process_group = 1
+        if let output {
+            attributes.redirect_output = 1
+            attributes.output_fd = output
+        }
 
         let cArguments = ([argv0] + arguments).map { strdup($0) } + [nil]
         let cEnvironment = environment.map { strdup($0) } + [nil]
@@ -49,7 +55,7 @@ struct ChildSpawner {
         }
         let pid = hl_spawn(path, cArguments, cEnvironment, &attributes)
         guard pid > 0 else {
-            return .failure(SupervisorError("cannot execute \(path): \(SystemError.reason(errno))"))
+            return .failure(SupervisorError(.spawn, "cannot execute \(path): \(SystemError.reason(errno))"))
         }
         return .success(pid)
     }

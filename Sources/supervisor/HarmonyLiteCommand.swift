@@ -31,7 +31,7 @@ struct HarmonyLiteCommand: ParsableCommand {
     @Option(name: flag("cluster-peers"), help: "Comma-separated NATS route URLs of the other embedded servers.")
     var clusterPeers: String = ""
 
-    @Option(name: flag("leaf-servers"), help: "Comma-separated NATS leaf-node remote URLs (?hub=true for a hub).")
+    @Option(name: flag("leaf-servers"), help: "Comma-separated NATS leaf-node remotes (?hub=true for a hub); url1|url2 is one remote with a fallback server.")
     var leafServers: String = ""
 
     @Flag(name: flag("cleanup"), help: "Remove HarmonyLite's triggers and change-log tables from the database, then exit.")
@@ -58,6 +58,9 @@ struct HarmonyLiteCommand: ParsableCommand {
     @Flag(name: flag("json"), help: "With -status: print it as JSON.")
     var json = false
 
+    @Flag(name: flag("check-config"), help: "Check the configuration and the database it names without starting; exit 0 with a summary, 2 naming each problem.")
+    var checkConfig = false
+
     @Flag(name: flag("version"), help: "Print the version and exit.")
     var version = false
 
@@ -76,6 +79,12 @@ struct HarmonyLiteCommand: ParsableCommand {
             clusterPeers: clusterPeers.isEmpty ? nil : clusterPeers,
             leafServers: leafServers.isEmpty ? nil : leafServers
         )
+        if checkConfig {
+            guard !config.isEmpty else { fail("-check-config needs -config FILE", code: 2) }
+            let (text, status) = CheckConfigCommand.run(path: config, overrides: overrides)
+            print(text)
+            throw ExitCode(status)
+        }
         let loaded: LoadedConfiguration
         do {
             loaded = try ConfigurationLoader.load(path: config, overrides: overrides)

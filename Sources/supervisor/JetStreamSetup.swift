@@ -1,3 +1,4 @@
+import NodeNATS
 import Foundation
 import HarmonyConfig
 import Logging
@@ -72,6 +73,10 @@ final class JetStreamSetup: Sendable {
         for shard in 1...max(1, config.replicationLog.shards) {
             let spec = StreamSpecification.changeStream(config, shard: shard)
             let ensured = try connection.ensureStream(spec, updateExisting: config.replicationLog.updateExisting)
+            // In a region, after the shard stream (which gives up the subjects it may have bound before).
+            if let regional = StreamSpecification.regionalStream(config, shard: shard) {
+                try connection.ensureStream(regional, updateExisting: config.replicationLog.updateExisting)
+            }
             if !ensured.addedSubjects.isEmpty {
                 logger.notice("added the per-node subjects to an existing shard stream (publishers on its other subjects keep working)",
                               metadata: ["stream": "\(spec.name)", "added": "\(ensured.addedSubjects.joined(separator: ", "))"])
@@ -80,6 +85,8 @@ final class JetStreamSetup: Sendable {
         let replicas = config.replicationLog.effectiveReplicas
         _ = try KeyValueBucket.openOrCreate(connection: connection, name: SchemaRegistryBucket.name,
                                             creation: .init(description: SchemaRegistryBucket.description, ttlSeconds: SchemaRegistryBucket.ttlSeconds, replicas: replicas))
+        _ = try KeyValueBucket.openOrCreate(connection: connection, name: config.nodeClaimsBucket,
+                                            creation: .init(description: "HarmonyLite: one running node per node id", ttlSeconds: Configuration.nodeClaimTTLSeconds, replicas: replicas))
         _ = try Lease(connection: connection, bucket: config.snapshotLeaseBucket, key: Configuration.snapshotLeaseKey,
                       ttlMilliseconds: Int64(config.snapshotLeaseTTLSeconds * 1000), replicas: replicas)
         if config.snapshot.store == "nats" {

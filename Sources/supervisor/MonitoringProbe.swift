@@ -21,9 +21,10 @@ final class MonitoringProbe {
     private var response: [UInt8] = []
     private var connected = false
 
-    init(pid: Int32, port: Int) {
+    /// `host`: an IPv4 address (the ports file's).
+    init(pid: Int32, host: String, port: Int) {
         self.pid = pid
-        request = Array("GET \(EmbeddedServerProbe.path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        request = Array("GET \(EmbeddedServerProbe.path) HTTP/1.0\r\nHost: \(host)\r\n\r\n".utf8)
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0, let port = UInt16(exactly: port) else {
             finish(.failed("socket: \(SystemError.reason(errno))"))
@@ -32,7 +33,10 @@ final class MonitoringProbe {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            finish(.failed("not an IPv4 address: \(host)"))
+            return
+        }
         let status = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

@@ -10,15 +10,23 @@ enum NATSPortsFile {
     /// The client port the server with `pid` listens on, once it wrote its file.
     static func clientPort(runDirectory: String, pid: Int32) -> Int? { port("nats", runDirectory: runDirectory, pid: pid) }
 
-    /// The port of its monitoring endpoint (`http://127.0.0.1:<port>`), if it has one.
-    static func monitoringPort(runDirectory: String, pid: Int32) -> Int? { port("monitoring", runDirectory: runDirectory, pid: pid) }
+    /// Where its monitoring endpoint listens, if it has one: on loopback when it listens there (every
+    /// interface included), else the first IPv4 address it names (an operator's `http: "10.0.0.5:8222"`).
+    static func monitoringAddress(runDirectory: String, pid: Int32) -> (host: String, port: Int)? {
+        let addresses = hostPorts("monitoring", runDirectory: runDirectory, pid: pid).filter { !$0.host.contains(":") }
+        guard let chosen = addresses.first(where: { $0.host == "127.0.0.1" }) ?? addresses.first else { return nil }
+        return (chosen.host.isEmpty || chosen.host == "0.0.0.0" ? "127.0.0.1" : chosen.host, chosen.port)
+    }
 
     private static func port(_ kind: String, runDirectory: String, pid: Int32) -> Int? {
-        guard let data = FileManager.default.contents(atPath: path(runDirectory: runDirectory, pid: pid)),
-            let ports = try? JSONDecoder().decode([String: [String]].self, from: data),
-            let url = ports[kind]?.first
-        else { return nil }
-        return HostPort(parsing: url.split(separator: "/").last.map(String.init) ?? "")?.port
+        hostPorts(kind, runDirectory: runDirectory, pid: pid).first?.port
+    }
+
+    private static func hostPorts(_ kind: String, runDirectory: String, pid: Int32) -> [HostPort] {
+        guard let data = FileManager.default.contents(atPath: path(runDirectory: runDirectory, pid: pid)), data.count <= 1 << 16,
+            let ports = try? JSONDecoder().decode([String: [String]].self, from: data)
+        else { return [] }
+        return (ports[kind] ?? []).compactMap { HostPort(parsing: $0.split(separator: "/").last.map(String.init) ?? "") }
     }
 
     /// Pids of the servers that left a ports file in the run directory.

@@ -33,7 +33,7 @@ struct NodeLock {
         do {
             try PathTrust.check(path, what: "the node lock", owners: owners, mayBeMissing: true)
         } catch {
-            throw SupervisorError(error.description)
+            throw SupervisorError(.untrustedPath, cause: error)
         }
         var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if fd < 0 && errno == EACCES {
@@ -41,12 +41,12 @@ struct NodeLock {
             // enough to take or test the lock.
             fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         }
-        guard fd >= 0 else { throw SupervisorError("cannot open the node lock \(path): \(SystemError.reason(errno))") }
+        guard fd >= 0 else { throw SupervisorError(.nodeLock, "cannot open the node lock \(path): \(SystemError.reason(errno))") }
         do {
             try PathTrust.checkOpen(fd, path: path, what: "the node lock", owners: owners)
         } catch {
             close(fd)
-            throw SupervisorError(error.description)
+            throw SupervisorError(.untrustedPath, cause: error)
         }
         var info = stat()
         if fstat(fd, &info) == 0, info.st_uid == geteuid() {
@@ -58,7 +58,7 @@ struct NodeLock {
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = Self.holder(fd).map { "pid \($0)" } ?? "a process whose pid it did not record"
             close(fd)
-            throw SupervisorError("another harmonylite process (\(holder)) is running for \(config.dbPath): it holds the lock \(path)")
+            throw SupervisorError(.nodeLock, "another harmonylite process (\(holder)) is running for \(config.dbPath): it holds the lock \(path)")
         }
         let record = Array("\(getpid())\n\(runDirectory ?? "")\n".utf8)
         if ftruncate(fd, 0) == 0 { _ = pwrite(fd, record, record.count, 0) }
@@ -83,21 +83,21 @@ struct NodeLock {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
-            throw SupervisorError("cannot read the node lock \(path): \(SystemError.reason(errno))")
+            throw SupervisorError(.nodeLock, "cannot read the node lock \(path): \(SystemError.reason(errno))")
         }
         defer { close(fd) }
         let owners = PathTrust.nodeOwners(databasePath: config.dbPath)
         do {
             try PathTrust.checkOpen(fd, path: path, what: "the node lock", owners: owners)
         } catch {
-            throw SupervisorError(error.description)
+            throw SupervisorError(.untrustedPath, cause: error)
         }
         let recorded = lines(fd)
         guard recorded.count >= 2, recorded[1].hasPrefix("/") else { return nil }
         do {
             try PathTrust.check(recorded[1], what: "the run directory the node lock names", owners: owners, mayBeMissing: true)
         } catch {
-            throw SupervisorError(error.description)
+            throw SupervisorError(.untrustedPath, cause: error)
         }
         return recorded[1]
     }
@@ -126,14 +126,50 @@ enum RunDirectoryLayout {
         let path = config.dataRootDirectory + "/." + fileName + ".harmonylite"
         // sockaddr_un holds 107 bytes; the longest socket name we create is "/control.sock".
         guard path.utf8.count + "/control.sock".utf8.count < 108 else {
-            throw SupervisorError("the run directory \(path) is too long for Unix socket paths; set RUNTIME_DIRECTORY to a shorter directory")
+            throw SupervisorError(.configuration, "the run directory \(path) is too long for Unix socket paths; set RUNTIME_DIRECTORY to a shorter directory")
         }
         return path
     }
 
 }
 
+/// Why the node cannot start or a command of the supervisor's failed: the kind of problem, in words, and the
+/// error underneath when there is one.
 struct SupervisorError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+    enum Kind: Equatable, Sendable {
+        /// A setting that cannot work (a bad seed file, a port in use, a path too long).
+        case configuration
+        /// A program the node needs is not installed (nats-server, openssl, a worker executable).
+        case missingProgram
+        /// Another process holds the node lock, or the lock cannot be used.
+        case nodeLock
+        /// A file or directory others could change (`PathTrust`).
+        case untrustedPath
+        /// A file or directory of the node's cannot be made or written.
+        case filesystem
+        /// A child cannot be started.
+        case spawn
+        /// No running node answers (for `-status` and the commands that need it).
+        case notRunning
+        /// The cluster secret cannot be made or read.
+        case clusterSecret
+    }
+
+    var kind: Kind
+    var message: String
+    var cause: (any Error)?
+
+    init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    /// An error whose own words say it all (it names its path or setting).
+    init(_ kind: Kind, cause: any Error) {
+        self.kind = kind
+        self.message = "\(cause)"
+        self.cause = cause
+    }
+
+    var description: String { message }
 }

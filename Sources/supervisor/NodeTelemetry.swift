@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Logs
 import Glibc
 #endif
 import Foundation
@@ -17,7 +18,12 @@ final class NodeTelemetry {
     private let config: Configuration
     private let metrics: NodeMetrics
     private var reports = WorkerReports()
+    /// The wait each worker said last (`NodeView.Worker.isWait`), until it is ready or says something else.
+    private var waits: [String: String] = [:]
     private var stalls = ShardStallWatch()
+    /// Lines about catching up with the streams (a node that was down, or restored an older snapshot).
+    private var catchUp = CatchUpProgress()
+    private let logger = Logger(label: "supervisor")
     /// Per stream: the stall the last tick saw (`stalls`), read by every view.
     private var stalledSeconds: [String: Double] = [:]
     private var sleepTimer: SleepTimer
@@ -31,6 +37,8 @@ final class NodeTelemetry {
     private let server: HTTPServer?
     /// The URLs the broker connects to (the embedded server's once it listens).
     var natsURLs: [String]
+    /// The embedded server's monitoring endpoint (`http://host:port`), once known.
+    var natsMonitoringURL: String?
 
     init(config: Configuration, now: Double) throws {
         self.config = config
@@ -66,7 +74,7 @@ final class NodeTelemetry {
         do {
             server = endpoints.isEmpty ? nil : try HTTPServer(endpoints: endpoints)
         } catch {
-            throw SupervisorError("\(error) (prometheus.bind / health_check.bind)")
+            throw SupervisorError(.configuration, "\(error) (prometheus.bind / health_check.bind)")
         }
         server?.start()
     }
@@ -81,14 +89,23 @@ final class NodeTelemetry {
 
     // MARK: fed by the loop
 
+    /// A worker's status line: a wait is kept for `-status` and `/health`; true when it is one.
+    func workerStatus(_ worker: String, _ text: String) -> Bool {
+        let wait = NodeView.Worker.isWait(text)
+        waits[worker] = wait ? text : nil
+        return wait
+    }
+
+    func workerReady(_ worker: String) { waits[worker] = nil }
+
     func heartbeat(worker: String, pid: Int32, counters: [ControlMessage.Counter]) {
         metrics.heartbeat(worker: worker, pid: pid, counters: counters)
         reports.heartbeat(worker: worker, pid: pid, counters: counters)
     }
 
-    func observed(_ list: [Observations]) {
+    func observed(_ list: [Observations], now: Double) {
         metrics.observed(list)
-        reports.observed(list)
+        reports.observed(list, now: now)
     }
 
     /// Updates the view and the supervisor's own metrics; true when `sleep_timeout` says the node should
@@ -105,10 +122,10 @@ final class NodeTelemetry {
                 samples[pid] = ProcessSample.read(pid: pid)
                 let sample = samples[pid]
                 metrics.worker(WorkerSample(name: child.name, up: child.state == "running", pid: pid, restarts: child.restarts,
-                                            residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds))
+                                            reloads: child.reloads, residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds))
             }
             for child in children where child.pid == nil {
-                metrics.worker(WorkerSample(name: child.name, up: false, pid: nil, restarts: child.restarts, residentBytes: nil, cpuSeconds: nil))
+                metrics.worker(WorkerSample(name: child.name, up: false, pid: nil, restarts: child.restarts, reloads: child.reloads, residentBytes: nil, cpuSeconds: nil))
             }
             let live = Set(children.compactMap(\.pid))
             firstSeen = firstSeen.filter { live.contains($0.key) }
@@ -119,6 +136,10 @@ final class NodeTelemetry {
             let stall = config.replicate && machine.isReady
                 ? stalls.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) }, cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) : nil
             stalledSeconds[name] = stall
+            if config.replicate, let line = catchUp.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) },
+                                                            cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) {
+                logger.info("\(line)", metadata: ["stream": "\(name)"])
+            }
         }
         let view = makeView(children, machine: machine, now: now)
         metrics.snapshotAge(seconds: view.snapshot.ageSeconds)
@@ -142,17 +163,19 @@ final class NodeTelemetry {
             return NodeView.Worker(name: child.name, state: child.state, pid: child.pid, restarts: child.restarts,
                                    uptimeSeconds: child.pid.flatMap { firstSeen[$0] }.map { now - $0 },
                                    residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds,
-                                   waitingFor: NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.name, ControlMessage.Counter.databaseWait)))
+                                   waitingFor: waits[child.name]
+                                       ?? NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.name, ControlMessage.Counter.databaseWait)))
         }
         let heads = reports.labelled("broker", "stream_last_sequence")
         let cursors = reports.labelled("applier", "stream_cursor")
+        let recentLag = reports.recentLag(now: now)
         let streams = (1...max(1, config.replicationLog.shards)).map { shard -> NodeView.Stream in
             let name = config.shardStreamName(UInt64(shard))
             let head = heads[name].map { UInt64(max(0, $0)) }
             let cursor = cursors[name].map { UInt64(max(0, $0)) }
             var behind: UInt64?
             if let head, let cursor { behind = head >= cursor ? head - cursor : 0 }
-            return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: reports.recentLag[name],
+            return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: recentLag[name],
                                    stalledSeconds: stalledSeconds[name])
         }
         let created = reports.value("snapshotter", "snapshot_created_unix_ms").flatMap { $0 > 0 ? $0 : nil }
@@ -178,6 +201,7 @@ final class NodeTelemetry {
             lastAppliedUnixMs: reports.value("applier", "last_applied_unix_ms").flatMap { $0 > 0 ? $0 : nil },
             snapshot: snapshot, sleepTimeoutSeconds: sleepTimer.remaining(now: now)
         )
+        view.natsMonitoring = natsMonitoringURL
         view.clock = NodeView.Clock(
             maxOffsetMs: Int64(config.maxClockOffset), futureStamps: reports.total("future_stamps"),
             clampedLocalStamps: reports.total("clamped_local_stamps"),

@@ -1,3 +1,4 @@
+import NodeNATS
 import SystemCalls
 import Foundation
 import HarmonyConfig
@@ -26,12 +27,12 @@ enum RouteCertificates {
     static func make(secret: [UInt8], config: Configuration, runDirectory: String) throws(SupervisorError) -> Files {
         let candidates: [String] = ["/usr/bin/openssl", "/bin/openssl", "/usr/local/bin/openssl"]
         guard let openssl = candidates.first(where: { path in access(path, X_OK) == 0 }) else {
-            throw SupervisorError("the routes' TLS certificates are made with the openssl command, which is missing (apt install openssl), "
+            throw SupervisorError(.missingProgram, "the routes' TLS certificates are made with the openssl command, which is missing (apt install openssl), "
                 + "or name your own with nats.route_tls_cert_file, route_tls_key_file and route_tls_ca_file")
         }
         let directory = runDirectory + "/route-tls"
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-            throw SupervisorError("cannot create \(directory): \(SystemError.reason(errno))")
+            throw SupervisorError(.filesystem, "cannot create \(directory): \(SystemError.reason(errno))")
         }
         let oldMask = umask(0o077)
         defer { umask(oldMask) }
@@ -116,9 +117,9 @@ enum RouteCertificates {
     private static func write(_ bytes: [UInt8], to path: String) throws(SupervisorError) {
         unlink(path)
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
+        guard fd >= 0 else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         defer { close(fd) }
-        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
     }
 
     private static func run(_ openssl: String, _ arguments: [String]) throws(SupervisorError) {
@@ -132,12 +133,12 @@ enum RouteCertificates {
         do {
             try process.run()
         } catch {
-            throw SupervisorError("cannot run \(openssl): \(error)")
+            throw SupervisorError(.missingProgram, "cannot run \(openssl): \(error)")
         }
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile().prefix(4096), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw SupervisorError("making the routes' TLS certificates: openssl \(arguments.first ?? "") failed: \(text)")
+            throw SupervisorError(.filesystem, "making the routes' TLS certificates: openssl \(arguments.first ?? "") failed: \(text)")
         }
     }
 }

@@ -1,3 +1,4 @@
+import NodeNATS
 import HarmonyConfig
 import NATSClient
 import Supervision
@@ -19,7 +20,7 @@ enum RunningNodeNATS {
         do {
             config.embeddedCredentials = ClusterSecret.credentials(secret: try ClusterSecret.load(at: config.clusterSecretPath, asRoot: true), nodeID: config.nodeID)
         } catch {
-            throw CommandError("\(error)")
+            throw CommandError(.configuration, "\(error)")
         }
     }
 
@@ -30,18 +31,32 @@ enum RunningNodeNATS {
         do {
             directory = try NodeLock.recordedRunDirectory(for: config) ?? RunDirectoryLayout.path(for: config)
         } catch {
-            throw CommandError("cannot find the node's run directory: \(error)")
+            throw CommandError(.notRunning, "cannot find the node's run directory: \(error)")
         }
         for pid in NATSPortsFile.serverPIDs(runDirectory: directory) where kill(pid, 0) == 0 {
             if let port = NATSPortsFile.clientPort(runDirectory: directory, pid: pid) { return [EmbeddedServerConfig.clientURL(config, port: port)] }
         }
-        throw CommandError("no running node for \(config.dbPath) (nats.urls is empty, so \(purpose) the node's embedded NATS server): "
+        throw CommandError(.notRunning, "no running node for \(config.dbPath) (nats.urls is empty, so \(purpose) the node's embedded NATS server): "
             + "start the node, then run \(command) again")
     }
 }
 
 /// Why a one-shot command failed: printed after the command's name, exit status 1.
 struct CommandError: Error, CustomStringConvertible {
+    enum Kind: Equatable, Sendable {
+        /// The configuration does not allow the command (snapshots off, no signing key, a bad setting).
+        case configuration
+        /// The command needs the running node (its embedded NATS server), and none runs.
+        case notRunning
+        /// NATS cannot be reached.
+        case unreachable
+    }
+
+    var kind: Kind
     var description: String
-    init(_ description: String) { self.description = description }
+
+    init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
 }

@@ -1,3 +1,6 @@
+import ChangeEvents
+import Logs
+import NodeNATS
 import Foundation
 import HarmonyConfig
 import NATSClient
@@ -12,25 +15,24 @@ import Snapshots
 /// newest complete upload either way.
 enum SaveSnapshotCommand {
     static func run(_ config: Configuration) throws -> String {
-        guard config.snapshot.enabled else { throw CommandError("snapshot.enabled is false in the configuration") }
+        guard config.snapshot.enabled else { throw CommandError(.configuration, "snapshot.enabled is false in the configuration") }
         var config = config
         try RunningNodeNATS.prepare(&config, command: "-save-snapshot", purpose: "the snapshot is uploaded through")
         try CommandSnapshotSigning.prepare(&config)
-        guard let key = config.snapshotSigningKey.flatMap(SnapshotSigningKey.init(hex:)) else { throw CommandError("no snapshot signing key") }
+        guard let key = config.snapshotSigningKey.flatMap(SnapshotSigningKey.init(hex:)) else { throw CommandError(.configuration, "no snapshot signing key") }
         let settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-save-snapshot", heartbeatTimeout: 10000)
         let connection: NATSConnection
         do {
             connection = try NATSConnection.connect(settings)
         } catch {
-            throw CommandError("cannot reach NATS at \(config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")): \(error)")
+            throw CommandError(.unreachable, "cannot reach NATS at \(config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")): \(error)")
         }
         let store = try SnapshotStores.open(config, connection: connection)
         let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, key: key) { line in
             FileHandle.standardError.write(Data("harmonylite: \(line)\n".utf8))
         }
-        let megabytes = Double(metadata.size) / 1_048_576
-        return "saved a snapshot of \(config.dbPath) to the \(config.snapshot.store) store: "
-            + String(format: "%.1f MB, copy %.2f s, upload %.2f s (%.1f MB/s), ", megabytes, timing.local, timing.transfer, megabytes / max(timing.transfer, 0.001))
-            + "cursor \(metadata.cursor.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
+        return "saved a snapshot of \(config.dbPath) to the \(config.snapshot.store) store: \(ByteSize.text(metadata.size)), "
+            + String(format: "copy %.2f s, upload %.2f s ", timing.local, timing.transfer) + "(\(ByteSize.rate(metadata.size, seconds: timing.transfer))), "
+            + "cursor \(describeCursor(metadata.cursor))"
     }
 }

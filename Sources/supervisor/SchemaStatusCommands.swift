@@ -1,3 +1,5 @@
+import NodeNATS
+import Logs
 import ChangeLog
 import HarmonyConfig
 import NATSClient
@@ -21,7 +23,7 @@ enum SchemaStatusCommands {
         do {
             connection = try NATSConnection.connect(settings)
         } catch {
-            throw CommandError("cannot reach NATS at \(config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")): \(error)")
+            throw CommandError(.unreachable, "cannot reach NATS at \(config.natsClientURLs.map(URLRedaction.redact).joined(separator: ", ")): \(error)")
         }
         guard let bucket = try KeyValueBucket.existing(connection: connection, name: SchemaRegistryBucket.name) else {
             return ClusterSchemaReport(entries: []).text

@@ -1,3 +1,4 @@
+import NodeNATS
 import HarmonyConfig
 import Logging
 import NATSClient
@@ -12,7 +13,7 @@ extension Supervisor {
         do {
             secret = try ClusterSecret.loadOrCreate(at: config.clusterSecretPath)
         } catch {
-            throw SupervisorError("\(error) (with nats.urls it signs and checks the snapshots)")
+            throw SupervisorError(.configuration, "\(error) (with nats.urls it signs and checks the snapshots)")
         }
         if secret.created {
             logger.warning("\("created the cluster secret \(config.clusterSecretPath) (mode 0600), which signs the snapshots: copy it to every other node ")\("of this cluster (same path, or nats.cluster_secret_file) before they start; snapshots signed with another secret are refused")")
@@ -27,7 +28,7 @@ enum CommandSnapshotSigning {
         do {
             config.snapshotSigningKey = ClusterSecret.snapshotSigningKey(secret: try ClusterSecret.load(at: config.clusterSecretPath, asRoot: true))
         } catch {
-            throw CommandError("\(error) (it signs the snapshot)")
+            throw CommandError(.configuration, "\(error) (it signs the snapshot)")
         }
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CurlTransfer
 import HarmonyConfig
 import IPC
 import Operability
@@ -13,17 +14,32 @@ enum StatusCommand {
         do {
             connection = FrameConnection(fd: try UnixSocket.connect(path: path), maximumFrameSize: 1 << 20)
         } catch {
-            throw SupervisorError("no running node for \(config.dbPath): cannot connect to \(path) (\(error))")
+            throw SupervisorError(.notRunning, "no running node for \(config.dbPath): cannot connect to \(path) (\(error))")
         }
         defer { connection.close() }
         try connection.send(ControlMessage.statusQuery.frame)
         guard let frame = try connection.receive(timeoutMilliseconds: 5000) else {
-            throw SupervisorError("the node at \(path) did not answer within 5 s")
+            throw SupervisorError(.notRunning, "the node at \(path) did not answer within 5 s")
         }
         guard case .statusReport(let report) = try ControlMessage(frame: frame) else {
-            throw SupervisorError("the node at \(path) answered something else than a status report")
+            throw SupervisorError(.notRunning, "the node at \(path) answered something else than a status report")
         }
-        return json ? report : StatusText.render(try NodeView.decode(json: report))
+        if json { return report }
+        let view = try NodeView.decode(json: report)
+        let nats = view.natsMonitoring.map { url in
+            NATSOverview(monitoringURL: url, routez: get(url + "/routez"), jsz: get(url + "/jsz"), leafz: get(url + "/leafz"))
+        }
+        return StatusText.render(view) + (nats.map { "\n" + $0.lines.joined(separator: "\n") } ?? "")
+    }
+
+    /// One GET of the embedded server's monitoring endpoint: its body, nil on any failure (2 s at most).
+    private static func get(_ url: String) -> [UInt8]? {
+        var request = CurlRequest(url: url)
+        request.connectTimeoutSeconds = 2
+        request.totalTimeoutSeconds = 2
+        request.maximumBytes = Int64(NATSOverview.maximumAnswerBytes)
+        guard let response = try? request.perform(), response.status == 200 else { return nil }
+        return response.body
     }
 
     /// The running node's control socket, in the run directory its node lock records (so `-status` from a

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import NodeNATS
 import SystemCalls
 import Glibc
 #endif
@@ -36,7 +37,7 @@ final class Supervisor {
     private var natsPort: Int?
     private var natsProbePending = false
     /// The embedded server's liveness probe (`EmbeddedServerProbe`): for the server with `probedPID`, once ready.
-    private var natsProbe: (pid: Int32, port: Int?, schedule: EmbeddedServerProbe)?
+    private var natsProbe: (pid: Int32, port: (host: String, port: Int)?, schedule: EmbeddedServerProbe)?
     private var probeInFlight: MonitoringProbe?
     /// The last probe problem logged (each one once in a row).
     private var probeProblem: String?
@@ -50,6 +51,14 @@ final class Supervisor {
     private let telemetry: NodeTelemetry
     /// What `stop` tells the workers (sleep_timeout asks the lease holder for a last snapshot).
     private var stopReason = "supervisor request"
+    /// The embedded nats-server's output pipes, by read descriptor (one per server process until drained).
+    private var outputs: [Int32: ChildOutput] = [:]
+    /// `-status` clients waiting for fresh readings: answered once every worker asked sent its heartbeat,
+    /// or `statusWait` seconds after the question.
+    private var pendingStatus: [(connection: WorkerConnection, fd: Int32, askedAt: Double, waiting: Set<String>)] = []
+    private static let statusWait = 1.0
+    /// Emits nats-server's lines in the node's format, as process `nats-server`.
+    private let natsLogHandler: LineLogHandler
 
     private final class WorkerConnection {
         let connection: FrameConnection
@@ -80,8 +89,9 @@ final class Supervisor {
             do {
                 try PathTrust.check(runDirectory, what: "the run directory", owners: [geteuid(), 0])
             } catch {
-                throw SupervisorError(error.description)
+                throw SupervisorError(.untrustedPath, cause: error)
             }
+            try createMissingDatabase(config, runDirectory: runDirectory, logger: logger)
             let supervisor = try Supervisor(config: config, runDirectory: runDirectory, signals: signals, logger: logger)
             return supervisor.loop()
         } catch {
@@ -90,11 +100,34 @@ final class Supervisor {
         }
     }
 
+    /// The production guide's recovery (delete the database and the seq map, start): a missing database is
+    /// created empty (an empty file is an empty SQLite database) and marked, so the snapshotter restores it
+    /// from the cluster's newest snapshot before anything replicates, or refuses the start when there is none.
+    private static func createMissingDatabase(_ config: Configuration, runDirectory: String, logger: Logger) throws {
+        let fd = open(config.dbPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            if errno == EEXIST { return }
+            throw SupervisorError(.filesystem, "cannot create the missing database \(config.dbPath): \(SystemError.reason(errno))")
+        }
+        close(fd)
+        let marker = DatabaseCreatedMarker.path(runDirectory: runDirectory)
+        let markerFD = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard markerFD >= 0 else {
+            unlink(config.dbPath)
+            throw SupervisorError(.filesystem, "cannot write \(marker): \(SystemError.reason(errno))")
+        }
+        close(markerFD)
+        logger.warning("the database did not exist: created it empty; it is restored from the cluster's newest snapshot before replication starts",
+                       metadata: ["path": "\(config.dbPath)"])
+    }
+
     private init(config: Configuration, runDirectory: String, signals: SignalDescriptor, logger: Logger) throws {
         self.config = config
         self.runDirectory = runDirectory
         self.signals = signals
         self.logger = logger
+        natsLogHandler = LineLogHandler(label: "nats-server", format: config.logging.format == "json" ? .json : .console, nodeID: config.nodeID,
+                                        level: config.logging.verbose ? .trace : .info)
         jetStreamSetup = JetStreamSetup(logger: logger)
         // First: a port in use stops the node before anything else is made.
         telemetry = try NodeTelemetry(config: config, now: monotonicSeconds())
@@ -104,12 +137,12 @@ final class Supervisor {
             do {
                 nkeyPublicKey = try NKeySeed(contentsOf: config.nats.seedFile).publicKey
             } catch {
-                throw SupervisorError("nats.seed_file \(config.nats.seedFile): \(error)")
+                throw SupervisorError(.configuration, "nats.seed_file \(config.nats.seedFile): \(error)")
             }
         }
         if config.nats.isEmbedded {
             guard let found = ChildSpawner.findNATSServer() else {
-                throw SupervisorError("nats-server not found (install Debian's nats-server package, or set [nats] urls to use an external NATS)")
+                throw SupervisorError(.missingProgram, "nats-server not found (install Debian's nats-server package, or set [nats] urls to use an external NATS)")
             }
             natsServer = found
             try Self.createDirectory(config.embeddedStoreDirectory)
@@ -117,7 +150,7 @@ final class Supervisor {
             do {
                 secret = try ClusterSecret.loadOrCreate(at: config.clusterSecretPath)
             } catch {
-                throw SupervisorError("\(error)")
+                throw SupervisorError(.clusterSecret, cause: error)
             }
             if secret.created {
                 logger.warning("\("created the cluster secret \(config.clusterSecretPath) (mode 0600): copy it to every other node of this cluster ")\("(same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes")")
@@ -152,7 +185,7 @@ final class Supervisor {
 
         let names = WorkerSettings.names.filter { $0 != "nats" || config.nats.isEmbedded }
         for name in names where name != "nats" && access(spawner.executable(for: name), X_OK) != 0 {
-            throw SupervisorError("worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
+            throw SupervisorError(.missingProgram, "worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
         }
         let specs = names.map {
             ChildSpec(name: $0, speaksControlProtocol: $0 != "nats", settings: config.workers[$0, default: WorkerSettings()], restoresSnapshots: $0 == "snapshotter",
@@ -180,15 +213,22 @@ final class Supervisor {
                 let events = Int16(POLLIN) | (connections[fd]!.connection.hasPendingOutput ? Int16(POLLOUT) : 0)
                 descriptors.append(pollfd(fd: fd, events: events, revents: 0))
             }
+            let outputFDs = Array(outputs.keys)
+            for fd in outputFDs { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             let probe = probeInFlight.flatMap { $0.fd >= 0 ? $0 : nil }
             if let probe { descriptors.append(pollfd(fd: probe.fd, events: probe.pollEvents, revents: 0)) }
-            _ = poll(&descriptors, nfds_t(descriptors.count), pollTimeout())
+            // A failed wait (EINVAL, ENOMEM) is taken as a short timeout: the loop's timers still run.
+            _ = try? Poll.wait(&descriptors, timeoutMilliseconds: pollTimeout())
             if let probe, descriptors[descriptors.count - 1].revents != 0 { probe.advance() }
             if descriptors[0].revents != 0 { handleSignals() }
             if descriptors[1].revents != 0 { acceptConnections() }
             for (offset, fd) in connectionFDs.enumerated() where descriptors[offset + 2].revents != 0 {
                 serviceConnection(fd)
             }
+            for (offset, fd) in outputFDs.enumerated() where descriptors[offset + 2 + connectionFDs.count].revents != 0 {
+                if let output = outputs[fd], !output.drain() { finished(output) }
+            }
+            answerStatusQueries(now: monotonicSeconds())
             if natsProbePending { probeNATS() }
             serviceLivenessProbe()
             watchDiskSpace()
@@ -209,6 +249,7 @@ final class Supervisor {
         var timeout = 1.0
         if let deadline = machine.nextDeadline { timeout = min(timeout, max(0, deadline - monotonicSeconds())) }
         if natsProbePending { timeout = min(timeout, 0.02) }
+        for query in pendingStatus { timeout = min(timeout, max(0, query.askedAt + Self.statusWait - monotonicSeconds())) }
         if let natsProbe, natsProbe.port != nil { timeout = min(timeout, max(0, natsProbe.schedule.nextDeadline - monotonicSeconds())) }
         timeout = min(timeout, max(0, diskWatch.nextAt - monotonicSeconds()))
         return Int32((timeout * 1000).rounded(.up))
@@ -263,11 +304,24 @@ final class Supervisor {
                 return
             }
         }
-        switch spawner.spawn(child, arguments: arguments, environment: environment, settings: config.workers[child, default: WorkerSettings()]) {
+        var pipe: (read: Int32, write: Int32)?
+        if child == "nats" {
+            do {
+                pipe = try ChildOutput.makePipe()
+            } catch {
+                process(.spawnFailed(child: child, reason: "\(error)"))
+                return
+            }
+        }
+        let result = spawner.spawn(child, arguments: arguments, environment: environment, output: pipe?.write, settings: config.workers[child, default: WorkerSettings()])
+        if let pipe { close(pipe.write) }
+        switch result {
         case .success(let pid):
+            if let pipe { outputs[pipe.read] = ChildOutput(fd: pipe.read, pid: pid, handler: natsLogHandler) }
             process(.spawned(child: child, pid: pid))
             if child == "nats" { natsProbePending = true }
         case .failure(let error):
+            if let pipe { close(pipe.read) }
             process(.spawnFailed(child: child, reason: error.description))
         }
     }
@@ -275,13 +329,23 @@ final class Supervisor {
     private func prepareNATSConfiguration() throws -> [String] {
         let path = runDirectory + "/nats-server.conf"
         let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: natsPort, nkeyPublicKey: nkeyPublicKey,
-                                               credentials: config.embeddedCredentials, maxFileStore: maxFileStore)
+                                               credentials: config.embeddedCredentials, maxFileStore: maxFileStore,
+                                               monitoringInServerConfig: !config.nats.serverConfig.isEmpty
+                                                   && ServerConfigKeys.setsMonitoring(path: config.nats.serverConfig, read: Self.readBounded))
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
+        guard fd >= 0 else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         defer { close(fd) }
         let bytes = Array(text.utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError("cannot write \(path): \(SystemError.reason(errno))") }
+        guard write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         return ["-c", path]
+    }
+
+    /// A file of at most `ServerConfigKeys.maximumBytes`, as text; nil when unreadable or longer.
+    private static func readBounded(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: ServerConfigKeys.maximumBytes + 1), data.count <= ServerConfigKeys.maximumBytes else { return nil }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The embedded server is ready once it wrote its ports file: then it listens, and we know the port.
@@ -296,14 +360,15 @@ final class Supervisor {
         config.natsClientURLs = [EmbeddedServerConfig.clientURL(config, port: port)]
         telemetry.natsURLs = config.natsClientURLs
         jetStreamSetup.start(config)
-        let monitoring = NATSPortsFile.monitoringPort(runDirectory: runDirectory, pid: pid)
+        let monitoring = NATSPortsFile.monitoringAddress(runDirectory: runDirectory, pid: pid)
+        telemetry.natsMonitoringURL = monitoring.map { "http://\($0.host):\($0.port)" }
         let timeout = Double(config.workers["nats", default: WorkerSettings()].heartbeatTimeout) / 1000
         natsProbe = (pid, monitoring, EmbeddedServerProbe(heartbeatTimeout: timeout, now: monotonicSeconds()))
         probeInFlight = nil
         if monitoring == nil {
             logger.warning("the embedded nats-server names no monitoring port in its ports file (http turned off in nats.server_config?): its liveness is not probed, a wedged server is not restarted")
         }
-        process(.ready(child: "nats", detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on 127.0.0.1:\($0)" } ?? "")))
+        process(.ready(child: "nats", detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on \($0.host):\($0.port)" } ?? "")))
     }
 
     /// Starts, finishes and abandons probes of the embedded server's monitoring endpoint; an answer is its life sign.
@@ -314,7 +379,7 @@ final class Supervisor {
             return
         }
         let now = monotonicSeconds()
-        guard let port = probe.port else {
+        guard let address = probe.port else {
             // Not probed: the process being alive is all there is to know.
             process(.lifeSign(child: "nats"))
             return
@@ -335,7 +400,7 @@ final class Supervisor {
                     noteProbeProblem("the embedded nats-server's monitoring answer to GET \(EmbeddedServerProbe.path) is not HTTP: \(reason)", error: false)
                 }
             case .failed(let reason):
-                noteProbeProblem("probing the embedded nats-server (GET \(EmbeddedServerProbe.path) on 127.0.0.1:\(port)) failed: \(reason)", error: false)
+                noteProbeProblem("probing the embedded nats-server (GET \(EmbeddedServerProbe.path) on \(address.host):\(address.port)) failed: \(reason)", error: false)
             }
         }
         let (start, abandon) = probe.schedule.due(now: now)
@@ -343,7 +408,7 @@ final class Supervisor {
             noteProbeProblem("the embedded nats-server has not answered GET \(EmbeddedServerProbe.path) within \(probe.schedule.timeout) s (wedged? it is restarted once silent for [workers.nats] heartbeat_timeout)", error: false)
             logStoreSpace(why: "the embedded nats-server does not answer")
         }
-        if start { probeInFlight = MonitoringProbe(pid: probe.pid, port: port) }
+        if start { probeInFlight = MonitoringProbe(pid: probe.pid, host: address.host, port: address.port) }
         natsProbe = probe
     }
 
@@ -409,9 +474,40 @@ final class Supervisor {
                 serviceConnection(fd)  // its last words (why it could not start) may still be unread
                 closeConnection(fd)
             }
+            for (fd, output) in outputs where output.pid == pid {
+                // The server's last lines (why it failed) are in the pipe still: read them before its exit is said.
+                var open = output.drain()
+                while open {
+                    var one = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    guard poll(&one, 1, 100) > 0 else { break }
+                    open = output.drain()
+                }
+                if open { close(fd) }
+                finished(output)
+            }
             let said = lastWords.removeValue(forKey: pid).map { "; \($0)" } ?? ""
             process(.exited(pid: pid, status: exit, note: "peak resident memory \(usage.ru_maxrss / 1024) MiB" + said))
         }
+    }
+
+    /// Answers the `-status` clients whose workers all reported (their observations, sent right after the
+    /// heartbeat, read in the same turn), or whose wait is over.
+    private func answerStatusQueries(now: Double) {
+        guard !pendingStatus.isEmpty else { return }
+        let due = pendingStatus.filter { $0.waiting.isEmpty || now - $0.askedAt >= Self.statusWait }
+        guard !due.isEmpty else { return }
+        pendingStatus.removeAll { query in due.contains { $0.connection === query.connection } }
+        let report = telemetry.statusJSON(machine, now: now)
+        for query in due where connections[query.fd] === query.connection {
+            send(.statusReport(json: report), to: query.fd)
+            closeConnection(query.fd)
+        }
+    }
+
+    /// A child's output pipe is closed (it exited): what it said last on failing becomes its last words.
+    private func finished(_ output: ChildOutput) {
+        outputs[output.fd] = nil
+        if let failure = output.lastFailure { lastWords[output.pid] = "nats-server said: \(failure)" }
     }
 
     // MARK: control connections
@@ -450,10 +546,19 @@ final class Supervisor {
     private func handle(_ message: ControlMessage, from entry: WorkerConnection, fd: Int32) throws(IPCError) {
         guard let worker = entry.worker else {
             if message == .statusQuery {
-                // `harmonylite -status`: one answer, then the connection is closed.
-                send(.statusReport(json: telemetry.statusJSON(machine, now: monotonicSeconds())), to: fd)
-                throw IPCError(.connectionClosed)
+                // `harmonylite -status`: every worker reports now (the broker reads the stream heads first);
+                // one answer once they have, then the connection is closed.
+                guard !pendingStatus.contains(where: { $0.connection === entry }) else { throw IPCError(.handshakeFailed("a second status query")) }
+                var asked: Set<String> = []
+                for (workerFD, other) in connections {
+                    guard let worker = other.worker else { continue }
+                    send(.reportNow, to: workerFD)
+                    asked.insert(worker)
+                }
+                pendingStatus.append((entry, fd, monotonicSeconds(), asked))
+                return
             }
+            guard !pendingStatus.contains(where: { $0.connection === entry }) else { throw IPCError(.handshakeFailed("a status client sent more")) }
             guard case .hello(let hello) = message else { throw IPCError(.handshakeFailed("the first message was not hello")) }
             guard hello.protocolVersion == ControlMessage.protocolVersion else {
                 send(.rejected(reason: "control protocol \(hello.protocolVersion) is not spoken here (\(ControlMessage.protocolVersion) is)"), to: fd)
@@ -471,14 +576,19 @@ final class Supervisor {
         }
         switch message {
         case .ready(let detail):
+            telemetry.workerReady(worker)
             process(.ready(child: worker, detail: detail))
         case .heartbeat(let counters):
             telemetry.heartbeat(worker: worker, pid: entry.peer.pid, counters: counters)
+            for index in pendingStatus.indices { pendingStatus[index].waiting.remove(worker) }
             process(.lifeSign(child: worker))
         case .observations(let list):
-            telemetry.observed(list)
+            telemetry.observed(list, now: monotonicSeconds())
         case .status(let text):
-            logger.info("\(worker): \(text)")
+            // The worker logged this line itself (every status is also a line of its own): said again only
+            // at debug level, and with the worker's exit when it is why the worker stopped.
+            logger.debug("\(worker): \(text)")
+            if telemetry.workerStatus(worker, text), !machine.isReady { notifier.notify("STATUS=starting: \(worker): \(text)") }
             if text.hasPrefix(ControlMessage.cannotStartPrefix) || text.hasPrefix(ControlMessage.stoppingPrefix) { lastWords[entry.peer.pid] = text }
             process(.lifeSign(child: worker))
         default:
@@ -505,7 +615,7 @@ final class Supervisor {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw SupervisorError("cannot create the JetStream store directory \(path): \(error.localizedDescription)")
+            throw SupervisorError(.filesystem, "cannot create the JetStream store directory \(path): \(error.localizedDescription)")
         }
         var trimmed = path
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
@@ -515,7 +625,7 @@ final class Supervisor {
             try PathTrust.check(storeRoot, what: "the JetStream store directory", owners: [geteuid()])
             try PathTrust.check(trimmed, what: "the JetStream store directory", owners: [geteuid()])
         } catch {
-            throw SupervisorError(error.description)
+            throw SupervisorError(.untrustedPath, cause: error)
         }
     }
 }

@@ -79,6 +79,11 @@ import Testing
         // A check that blocked for 2 s: the next one is an interval after it ended, not at once.
         #expect(schedule.streamsNotReady(reason: "timeout", now: 103) == [.announceWaitingForJetStream(reason: "timeout")])
         #expect(schedule.nextDeadline == 103.5)
+        // A wait that lasts is said again every 10 s, with how long it lasted.
+        #expect(schedule.streamsNotReady(reason: "timeout", now: 112.5).isEmpty)
+        #expect(schedule.streamsNotReady(reason: "timeout", now: 113) == [.announceStillWaitingForJetStream(reason: "timeout", seconds: 10)])
+        #expect(schedule.streamsNotReady(reason: "timeout", now: 118).isEmpty)
+        #expect(schedule.streamsNotReady(reason: "timeout", now: 123.5) == [.announceStillWaitingForJetStream(reason: "timeout", seconds: 20)])
     }
 
     @Test func whileTheLinkIsDownTheStreamCheckWaitsButItsDeadlineStillMovesOn() {

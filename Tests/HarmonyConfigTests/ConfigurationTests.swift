@@ -1,3 +1,4 @@
+import Logs
 import TestSupport
 import Foundation
 import Testing
@@ -206,10 +207,11 @@ import Testing
         #expect(error.description.contains("same setting"))
     }
 
-    @Test func missingDatabaseIsAnError() throws {
-        let error = try #require(loadError("db_path = \"\(directory.path)/missing.db\""))
+    @Test func aMissingDatabaseIsCreatedAtStartButItsDirectoryMustExist() throws {
+        #expect(try load("db_path = \"\(directory.path)/missing.db\"").configuration.dbPath.hasSuffix("/missing.db"), "created and restored at start")
+        let error = try #require(loadError("db_path = \"\(directory.path)/nodir/missing.db\""))
         #expect(error.key == "db_path")
-        #expect(error.description.contains("missing.db does not exist"))
+        #expect(error.description.contains("missing.db does not exist, nor does its directory"))
     }
 
     @Test func invalidTOMLReportsItsLine() throws {

@@ -22,19 +22,29 @@ final class TestCluster {
 
     /// Lines added to every node's `[nats]` table (e.g. an operator `user_name`/`user_password`).
     let natsTOML: String
+    /// Which nodes route to each other: one group each (several: separate NATS clusters, the regions).
+    let routeGroups: [[Int]]
+    /// Per node: lines of its `[nats]` table and command-line arguments beyond the routes'.
+    let nodeNATSTOML: [String]
+    let nodeArguments: [[String]]
 
-    init(size: Int = 3, schema: String, extraTOML: [String]? = nil, placements: [NodePlacement]? = nil, natsTOML: String = "") throws {
+    /// `late`: nodes added later (`start`), with an empty database (no tables) made now.
+    init(size: Int = 3, schema: String, extraTOML: [String]? = nil, placements: [NodePlacement]? = nil, natsTOML: String = "",
+         routeGroups: [[Int]]? = nil, nodeNATSTOML: [String]? = nil, nodeArguments: [[String]]? = nil, late: Set<Int> = []) throws {
         directory = try TemporaryDirectory()
         self.natsTOML = natsTOML
+        self.routeGroups = routeGroups ?? [Array(0..<size)]
+        self.nodeNATSTOML = nodeNATSTOML ?? Array(repeating: "", count: size)
+        self.nodeArguments = nodeArguments ?? Array(repeating: [], count: size)
         self.placements = placements ?? Array(repeating: NodePlacement(), count: size)
         clientPorts = try (0..<size).map { _ in try freePort() }
         routePorts = try (0..<size).map { _ in try freePort() }
         self.schema = schema
         self.extraTOML = extraTOML ?? Array(repeating: "", count: size)
         nodes = Array(repeating: nil, count: size)
-        for index in 0..<size { try makeDatabase(path(index), "PRAGMA journal_mode=WAL;" + schema) }
-        for index in 0..<size { try start(index) }
-        for index in 0..<size { try nodes[index]!.waitUntilReady(timeout: 60) }
+        for index in 0..<size { try makeDatabase(path(index), "PRAGMA journal_mode=WAL;" + (late.contains(index) ? "" : schema)) }
+        for index in 0..<size where !late.contains(index) { try start(index) }
+        for index in 0..<size where !late.contains(index) { try nodes[index]!.waitUntilReady(timeout: 60) }
     }
 
     deinit { nodes.forEach { $0?.terminate() } }
@@ -43,18 +53,21 @@ final class TestCluster {
 
     func node(_ index: Int) -> NodeUnderTest { nodes[index]! }
 
-    func start(_ index: Int, extra: String? = nil) throws {
-        let peers = routePorts.indices.filter { $0 != index }.map { "nats://\(placements[$0].host):\(routePorts[$0])/" }.joined(separator: ",")
+    /// `createDatabase: false`: a missing database stays missing (the node's own start creates it).
+    func start(_ index: Int, extra: String? = nil, createDatabase: Bool = true, arguments: [String] = []) throws {
+        let group = routeGroups.first { $0.contains(index) } ?? [index]
+        let peers = group.filter { $0 != index }.map { "nats://\(placements[$0].host):\(routePorts[$0])/" }.joined(separator: ",")
         let host = placements[index].host
         // One cluster secret for all: by default each node's sits beside its database, and these may live apart.
         let secret = placements[index].databaseDirectory == nil ? "" : "cluster_secret_file = \"\(directory.path)/cluster.secret\"\n"
         nodes[index] = try NodeUnderTest(
             nodeID: index + 1,
-            toml: (extra ?? extraTOML[index]) + "\n[nats]\nbind_address = \"\(host):\(clientPorts[index])\"\n" + secret + natsTOML,
-            arguments: ["-cluster-addr", "\(host):\(routePorts[index])", "-cluster-peers", peers],
+            toml: (extra ?? extraTOML[index]) + "\n[nats]\nbind_address = \"\(host):\(clientPorts[index])\"\n" + secret + natsTOML + nodeNATSTOML[index],
+            arguments: ["-cluster-addr", "\(host):\(routePorts[index])", "-cluster-peers", peers] + nodeArguments[index] + arguments,
             directory: directory,
             database: path(index),
-            launcher: placements[index].launcher
+            launcher: placements[index].launcher,
+            createDatabase: createDatabase
         )
     }
 

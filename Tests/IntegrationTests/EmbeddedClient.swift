@@ -1,3 +1,4 @@
+import NodeNATS
 import Foundation
 import HarmonyConfig
 import NATSClient

@@ -99,11 +99,12 @@ final class NodeUnderTest {
         logToJournal: Bool = false,
         environment extraEnvironment: [String: String] = [:],
         database: String? = nil,
-        launcher: [String] = []
+        launcher: [String] = [],
+        createDatabase: Bool = true
     ) throws {
         self.directory = try directory ?? TemporaryDirectory()
         self.database = database ?? self.directory.path + "/node\(nodeID).db"
-        if !FileManager.default.fileExists(atPath: self.database) { try makeDatabase(self.database) }
+        if createDatabase && !FileManager.default.fileExists(atPath: self.database) { try makeDatabase(self.database) }
         configPath = self.directory.write("node\(nodeID).toml", "db_path = \"\(self.database)\"\nnode_id = \(nodeID)\nseq_map_path = \"\(self.directory.path)/node\(nodeID)-seq-map.cbor\"\n" + toml)
         logPath = self.directory.path + "/node\(nodeID).log"
         notify = try NotifyListener(path: self.directory.path + "/notify\(nodeID).sock")

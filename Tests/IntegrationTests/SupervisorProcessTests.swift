@@ -211,7 +211,7 @@ extension ProcessTests {
             let cases: [(String, String)] = [
                 ("db_path = \"\(database)\"\n[snapshot]\nintervall = 10\n", "node.toml:3: unknown key snapshot.intervall (did you mean snapshot.interval?)"),
                 ("db_path = \"\(database)\"\n[replication_log]\nshards = \"two\"\n", "node.toml:3: replication_log.shards must be an integer"),
-                ("db_path = \"\(directory.path)/missing.db\"\n", "Database file \(directory.path)/missing.db does not exist"),
+                ("db_path = \"\(directory.path)/nodir/missing.db\"\n", "Database file \(directory.path)/nodir/missing.db does not exist, nor does its directory"),
             ]
             for (toml, message) in cases {
                 let config = directory.write("node.toml", toml)

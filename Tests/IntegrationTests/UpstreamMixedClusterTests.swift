@@ -212,7 +212,7 @@ extension ProcessTests {
             let node = try NodeUnderTest(nodeID: 1, toml: "[snapshot]\nenabled = false\n[replication_log]\nshards = 1\n", directory: directory, database: database)
             let status = node.waitForExit(timeout: 90)
             #expect(status == 78, "\(node.log.suffix(4000))")
-            #expect(node.log.contains("refused to run"), "\(node.log.suffix(4000))")
+            #expect(node.log.contains("refused the start"), "\(node.log.suffix(4000))")
             #expect(node.log.contains("is not pending in its change log"))
             #expect(!node.log.contains("restarting it in"), "\(node.log.suffix(4000))")
             #expect(!node.log.contains("harmonylite -config FILE -cleanup"), "a refusal's own advice, not the generic one")

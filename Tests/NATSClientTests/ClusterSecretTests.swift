@@ -1,3 +1,4 @@
+import NodeNATS
 import TestSupport
 import Foundation
 import NATSClient

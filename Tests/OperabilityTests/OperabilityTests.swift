@@ -31,7 +31,7 @@ import Testing
     @Test func harmonyLitesFiveExistFromTheStartUnderNamespaceAndSubsystem() {
         let metrics = NodeMetrics(namespace: "harmonylite", subsystem: "replication", nodeID: 7)
         let text = metrics.registry.emitToString()
-        for name in ["published", "pending_publish", "schema_mismatch_paused"] {
+        for name in ["published_total", "published", "pending_publish", "schema_mismatch_paused"] {
             #expect(text.contains("# TYPE harmonylite_replication_\(name) "), "\(name) in\n\(text)")
         }
         #expect(text.contains("harmonylite_replication_count_changes_bucket{node_id=\"7\",le=\"0.0001\"} 0"), "\(text)")
@@ -48,7 +48,10 @@ import Testing
         metrics.heartbeat(worker: "applier", pid: 200, counters: [.init("stream_cursor/s-1", 42), .init("parked_waiting", 2), .init("unknown_name", 9)])
         metrics.heartbeat(worker: "broker", pid: 300, counters: [.init("stream_last_sequence/s-1", 50), .init("nats_connected", 1)])
         let text = metrics.registry.emitToString()
+        #expect(Self.value(text, "hl_published_total{node_id=\"2\"}") == 18, "\(text)")
+        // HarmonyLite's name, kept as an alias (a gauge: promtool wants counters to end in _total).
         #expect(Self.value(text, "hl_published{node_id=\"2\"}") == 18, "\(text)")
+        #expect(text.contains("# TYPE hl_published gauge") && text.contains("# TYPE hl_published_total counter"), "\(text)")
         #expect(Self.value(text, "hl_pending_publish{node_id=\"2\"}") == 0)
         #expect(Self.value(text, "hl_stream_cursor{node_id=\"2\",stream=\"s-1\"}") == 42)
         #expect(Self.value(text, "hl_stream_last_sequence{node_id=\"2\",stream=\"s-1\"}") == 50)
@@ -77,14 +80,32 @@ import Testing
         #expect(abs(sum - 1007.207) < 1e-6, "\(sum)")
     }
 
+    /// The lag `-status` shows is that of changes applied lately: once nothing arrived for `lagFreshness`
+    /// seconds there is none in flight, and the last one's lag is not shown as current.
+    @Test func theLagShownIsOnlyThatOfRecentChanges() {
+        var reports = WorkerReports()
+        var accumulator = ObservationAccumulator()
+        accumulator.record(.applyLag, 4.0, label: "s-1")
+        accumulator.record(.applyLag, 2.0, label: "s-1")
+        reports.observed(accumulator.take(), now: 100)
+        #expect(reports.recentLag(now: 100) == ["s-1": 3.0])
+        #expect(reports.recentLag(now: 100 + WorkerReports.lagFreshness) == ["s-1": 3.0])
+        #expect(reports.recentLag(now: 100.5 + WorkerReports.lagFreshness).isEmpty)
+        accumulator.record(.applyLag, 0.25, label: "s-1")
+        reports.observed(accumulator.take(), now: 200)
+        #expect(reports.recentLag(now: 201) == ["s-1": 0.25])
+    }
+
     @Test func workersUpRestartsMemoryAndCPU() {
         let metrics = NodeMetrics(namespace: "hl", subsystem: "", nodeID: 1)
         metrics.worker(WorkerSample(name: "broker", up: true, pid: 5, restarts: 0, residentBytes: 1000, cpuSeconds: 1.5))
         metrics.worker(WorkerSample(name: "broker", up: false, pid: nil, restarts: 1, residentBytes: nil, cpuSeconds: nil))
         metrics.worker(WorkerSample(name: "broker", up: true, pid: 6, restarts: 1, residentBytes: 2000, cpuSeconds: 0.25))
+        metrics.worker(WorkerSample(name: "broker", up: true, pid: 6, restarts: 1, reloads: 2, residentBytes: 2000, cpuSeconds: 0.25))
         let text = metrics.registry.emitToString()
         #expect(Self.value(text, "hl_worker_up{node_id=\"1\",worker=\"broker\"}") == 1)
         #expect(Self.value(text, "hl_worker_restarts_total{node_id=\"1\",worker=\"broker\"}") == 1)
+        #expect(Self.value(text, "hl_worker_reloads_total{node_id=\"1\",worker=\"broker\"}") == 2)
         #expect(Self.value(text, "hl_worker_resident_memory_bytes{node_id=\"1\",worker=\"broker\"}") == 2000)
         #expect(Self.value(text, "hl_worker_cpu_seconds_total{node_id=\"1\",worker=\"broker\"}") == 1.75)
     }

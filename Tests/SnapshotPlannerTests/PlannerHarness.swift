@@ -21,6 +21,12 @@ struct PlannerHarness {
     // The world's answers.
     var connects = true
     var restoreDecision: Result<String?, RestoreDecisionError> = .success(nil)
+    /// Whether the node needs its rows from a snapshot (told with the restore decision).
+    var bootstrap: Bootstrap?
+    /// The snapshot request key in the lease bucket, as the lease holder reads it.
+    var snapshotRequest: String?
+    /// Set: asking the lease holder fails.
+    var snapshotRequestError: String?
     var storeOpens = true
     var leaseAnswer: LeaseAnswer = .held
     var newestSnapshot: [String: UInt64]? = nil
@@ -86,7 +92,7 @@ struct PlannerHarness {
         case .connect: connects ? planner.connected(now: now) : planner.connectFailed("connection refused", now: now)
         case .decideRestore:
             switch restoreDecision {
-            case .success(let reason): planner.restoreDecided(reason: reason, now: now)
+            case .success(let reason): planner.restoreDecided(reason: reason, bootstrap: bootstrap, now: now)
             case .failure(let error): planner.restoreUndecided(error, now: now)
             }
         case .openStore: storeOpens ? planner.storeOpened(now: now) : planner.storeOpenFailed("unreachable", now: now)
@@ -103,7 +109,9 @@ struct PlannerHarness {
             registryAnswers
                 ? planner.schemaRegistryWritten(schema, previousHash: previousHash, now: now)
                 : planner.schemaRegistryWriteFailed("timeout", now: now)
-        case .startJob, .releaseLease, .reportReady, .reportStatus, .log, .stop: []
+        case .requestSnapshot: snapshotRequestError.map { planner.snapshotRequestFailed($0, now: now) } ?? []
+        case .readSnapshotRequest: planner.snapshotRequestRead(snapshotRequest, now: now)
+        case .startJob, .releaseLease, .reportReady, .reportStatus, .log, .stop, .refuse, .lookAtNewestSnapshot: []
         }
     }
 
@@ -119,5 +127,7 @@ struct PlannerHarness {
     }
     var logLines: [String] { record.compactMap { if case .log(_, let text) = $0.action { text } else { nil } } }
     var stops: [String] { record.compactMap { if case .stop(let reason) = $0.action { reason } else { nil } } }
+    var refusals: [String] { record.compactMap { if case .refuse(let reason) = $0.action { reason } else { nil } } }
+    var statusReports: [String] { record.compactMap { if case .reportStatus(let text) = $0.action { text } else { nil } } }
     var readyReports: [String] { record.compactMap { if case .reportReady(let text) = $0.action { text } else { nil } } }
 }

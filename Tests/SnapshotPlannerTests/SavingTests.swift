@@ -28,6 +28,33 @@ import Testing
         #expect(harness.pastDeadlinesWithNothingDue.isEmpty)
     }
 
+    /// A node that does not save snapshots still knows the newest one's age: it looks at the store once
+    /// ready, then every `newestLookInterval`, and when `-status` asks (at most every 5 s); a leader too
+    /// (a snapshot saved by `-save-snapshot` is not its own).
+    @Test func everyReadyNodeLooksAtTheNewestSnapshot() {
+        var harness = PlannerHarness()
+        harness.leaseAnswer = .heldByAnother
+        harness.start()
+        harness.run(for: 65)
+        let interval = SnapshotPlanner.newestLookInterval
+        #expect(harness.times(of: .lookAtNewestSnapshot) == [100, 100 + interval, 100 + 2 * interval], "\(harness.times(of: .lookAtNewestSnapshot))")
+        #expect(harness.pastDeadlinesWithNothingDue.isEmpty)
+        #expect(harness.planner.freshReadingsAsked(now: 162) == [], "looked 2 s ago")
+        #expect(harness.planner.freshReadingsAsked(now: 166) == [.lookAtNewestSnapshot])
+        #expect(harness.planner.freshReadingsAsked(now: 167) == [])
+
+        var leader = Self.leading()
+        leader.run(for: 65)
+        #expect(leader.times(of: .lookAtNewestSnapshot) == [100, 100 + interval, 100 + 2 * interval])
+        #expect(leader.planner.isLeading && leader.pastDeadlinesWithNothingDue.isEmpty)
+        #expect(leader.planner.freshReadingsAsked(now: leader.now + 10) == [.lookAtNewestSnapshot])
+
+        var disabled = PlannerHarness(PlannerHarness.settings(enabled: false))
+        disabled.start()
+        disabled.run(for: 65)
+        #expect(disabled.times(of: .lookAtNewestSnapshot).isEmpty && disabled.planner.freshReadingsAsked(now: 200).isEmpty)
+    }
+
     @Test func publishFalseNeverChecksTheLease() {
         var harness = PlannerHarness(PlannerHarness.settings(publish: false))
         harness.start()

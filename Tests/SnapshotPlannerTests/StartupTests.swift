@@ -147,7 +147,7 @@ import Testing
         #expect(harness.times(of: .decideRestore) == [100, 101, 102, 103])
         #expect(harness.readyReports.isEmpty)
         #expect(harness.stops.isEmpty)
-        #expect(harness.logLines == ["cannot read the shard streams to decide on a restore: JetStream not available; trying again every second"])
+        #expect(harness.logLines == ["waiting for the shard streams (to decide on a restore): JetStream not available; trying again every second"])
         harness.restoreDecision = .success("hl-2 starts at message 9, past this node's position 0")
         harness.run(for: 1)
         #expect(harness.times(of: .startJob(.restore)).count == 1)
@@ -169,7 +169,11 @@ import Testing
         harness.run(for: 3.5)
         #expect(harness.times(of: .decideRestore) == [100])
         #expect(harness.times(of: .openStore) == [100, 101, 102, 103])
-        #expect(harness.logLines == ["snapshot store nats: unreachable; trying again every second"])
+        #expect(harness.logLines == ["waiting for the snapshot store nats: unreachable; trying again every second"])
+        harness.run(for: 20)
+        #expect(Array(harness.logLines.dropFirst()) == ["still waiting for the snapshot store nats (10 s): unreachable", "still waiting for the snapshot store nats (20 s): unreachable"],
+                "a wait that lasts is said again every 10 s")
+        #expect(harness.statusReports.last == "still waiting for the snapshot store nats (20 s): unreachable")
         harness.storeOpens = true
         harness.run(for: 1)
         #expect(harness.times(of: .decideRestore) == [100])

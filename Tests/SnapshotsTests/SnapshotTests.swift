@@ -159,12 +159,14 @@ import NATSClient
     ])
     func outOfRangeMetadataIsRefusedByName(field: String, value: String, expected: String) {
         let error = #expect(throws: SnapshotError.self) { try SnapshotMetadata(decoding: Self.replacing(field, with: value)) }
+        #expect(error?.kind == .refused)
         #expect(error?.description.contains(expected) == true, "\(error?.description ?? "")")
     }
 
     @Test func oversizedMetadataIsRefusedBeforeParsing() {
         let bytes = [UInt8](repeating: 0x20, count: SnapshotMetadata.maximumEncodedSize + 1)
         let error = #expect(throws: SnapshotError.self) { try SnapshotMetadata(decoding: bytes) }
+        #expect(error?.kind == .refused)
         #expect(error?.description.contains("above the") == true)
     }
 
@@ -203,6 +205,7 @@ import NATSClient
         metadata.size = Int64.max
         let directory = try TemporaryDirectory()
         let error = #expect(throws: SnapshotError.self) { try DownloadBound.check(metadata, into: directory.path + "/x.snapshot-download") }
+        #expect(error?.kind == .storage)
         #expect(error?.description.contains("not downloaded") == true)
         metadata.size = 4096
         #expect(throws: Never.self) { try DownloadBound.check(metadata, into: directory.path + "/x.snapshot-download") }

@@ -70,8 +70,9 @@ import Testing
         #expect(!allowed.contains { $0.hasPrefix("$JS.API.CONSUMER.") && ($0.contains("harmonylite-changes-1.") || $0.contains("harmonylite-changes-2.")) && !$0.hasPrefix("$JS.API.CONSUMER.INFO")
             && !$0.hasPrefix("$JS.API.CONSUMER.NAMES") && !$0.hasPrefix("$JS.API.CONSUMER.LIST") && !$0.contains("harmonylite-node-7-") })
         // Key-value: its own registry key and the lease's one key.
-        #expect(allowed.contains("$KV.harmonylite-schema-registry.node-7") && allowed.contains("$KV.harmonylite-changes-snapshot-lease.snapshot-leader"))
-        #expect(allowed.filter { $0.hasPrefix("$KV.") }.count == 2)
+        #expect(allowed.contains("$KV.harmonylite-schema-registry.node-7") && allowed.contains("$KV.harmonylite-changes-snapshot-lease.snapshot-leader")
+                && allowed.contains("$KV.harmonylite-changes-snapshot-lease.snapshot-request") && allowed.contains("$KV.harmonylite-changes-node-claims.node-7"))
+        #expect(allowed.filter { $0.hasPrefix("$KV.") }.count == 4)
         // The administrator, derived too, with every permission.
         let withAdmin = EmbeddedCredentials(clientUser: "harmonylite-node-7", clientPassword: "cpw", routeUser: "harmonylite-route", routePassword: "rpw",
                                             adminUser: "harmonylite-admin", adminPassword: "apw")

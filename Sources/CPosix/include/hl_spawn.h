@@ -17,6 +17,10 @@ typedef struct {
     /// Put the child in a process group of its own, so a terminal's Ctrl-C reaches only the supervisor,
     /// which then drains the children in order.
     int new_process_group;
+    /// When non-zero, `output_fd` becomes the child's standard output and error (the write end of a pipe
+    /// the supervisor reads, so nats-server's lines are re-emitted in the node's log format).
+    int redirect_output;
+    int output_fd;
 } hl_spawn_attributes;
 
 /// fork + execve with `attributes` applied in the child. Returns the child's pid, or -1 with errno set

@@ -1,3 +1,4 @@
+import NATSClient
 import SystemCalls
 import Digests
 import HarmonyConfig

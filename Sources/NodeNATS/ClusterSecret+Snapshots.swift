@@ -1,3 +1,4 @@
+import NATSClient
 import Digests
 
 extension ClusterSecret {

@@ -1,3 +1,4 @@
+import NATSClient
 import HarmonyConfig
 import NKeys
 

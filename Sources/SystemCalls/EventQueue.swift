@@ -1,5 +1,4 @@
 #if canImport(Glibc)
-import SystemCalls
 import Glibc
 #endif
 import CPosix

@@ -1,0 +1,90 @@
+/// One node id, one running node: each node's broker claims key `node-<id>` in the cluster's claims bucket
+/// (`<stream_prefix>-node-claims`, a KV bucket whose TTL is `ttl`) before it touches any consumer, and
+/// renews it every `ttl / 3` s; a clean stop deletes it. Two nodes started with one id (a copied config, a
+/// cloned VM) would delete each other's consumers as leftovers and diverge silently.
+///
+/// At start, a claim that is not this instance's is watched: renewed meanwhile (its revision changes), its
+/// node runs, and the start is refused naming both hosts; not renewed, it is a crashed node's stale claim
+/// and ages out within `ttl` s, and the start goes on. So a node killed with `kill -9` (or a crashed host)
+/// restarts after at most `ttl` s (TTL expiry); a broker restarted under the same supervisor finds its own
+/// instance in the claim and goes on at once. Pure: the glue reads the key and does what `read` says.
+public struct NodeClaim: Sendable {
+    /// Who holds a claim: the instance (host, database path, supervisor pid: the same instance across
+    /// broker restarts), and for people the host and the database path.
+    public struct Holder: Equatable, Sendable {
+        public var instance: String
+        public var host: String
+        public var databasePath: String
+
+        public init(instance: String, host: String, databasePath: String) {
+            (self.instance, self.host, self.databasePath) = (instance, host, databasePath)
+        }
+
+        static let tag = "harmonylite-node-claim-1"
+
+        /// The key's value: four lines.
+        public var encoded: [UInt8] { Array([Self.tag, instance, host, databasePath].joined(separator: "\n").utf8) }
+
+        /// A value read from the bucket (untrusted: bounded, four lines, or nil).
+        public init?(decoding bytes: [UInt8]) {
+            guard bytes.count <= 4096 else { return nil }
+            let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            guard lines.count == 4, lines[0] == Self.tag else { return nil }
+            self.init(instance: lines[1], host: lines[2], databasePath: lines[3])
+        }
+    }
+
+    /// What the glue does next.
+    public enum Step: Equatable, Sendable {
+        /// Nobody holds the id: create the key (only if absent), then `read` again.
+        case create
+        /// This instance holds it already: write the key over (renewing it); the claim is held.
+        case takeOver
+        /// Another holder's claim is being watched: not ready yet, `read` again in a second; `say` (a
+        /// "still waiting for …" line) when not nil, at most every `reportInterval` s.
+        case wait(say: String?)
+        /// Another running node holds this id: the start is refused (`WorkerExit.refused`).
+        case refuse(String)
+    }
+
+    public static let reportInterval = 5.0
+
+    public let nodeID: UInt64
+    public let me: Holder
+    public let ttl: Double
+    /// The other holder's claim as first seen: its revision, since when, and when the wait was said last.
+    private var watched: (holder: Holder?, revision: UInt64, since: Double, said: Double)?
+
+    public init(nodeID: UInt64, me: Holder, ttl: Double) {
+        self.nodeID = nodeID
+        self.me = me
+        self.ttl = ttl
+    }
+
+    /// How often the holder renews the claim.
+    public var renewInterval: Double { max(1, ttl / 3) }
+
+    /// The key as read now: nil when absent; else its holder (nil: unreadable) and revision.
+    public mutating func read(_ current: (holder: Holder?, revision: UInt64)?, now: Double) -> Step {
+        guard let current else {
+            watched = nil
+            return .create
+        }
+        if current.holder?.instance == me.instance { return .takeOver }
+        let other = current.holder.map { "host \($0.host) (database \($0.databasePath))" } ?? "an unreadable claim"
+        guard let seen = watched else {
+            watched = (current.holder, current.revision, now, now)
+            return .wait(say: "waiting for node id \(nodeID)'s claim: it is held by \(other); watching it for up to \(Int(ttl)) s "
+                + "(renewed: that node runs and this start is refused; not renewed: a stopped node's claim, which ages out)")
+        }
+        if current.revision != seen.revision {
+            return .refuse("node_id \(nodeID) is already used by a running node on \(other); this node is on host \(me.host) "
+                + "(database \(me.databasePath)). Two nodes with one id delete each other's consumers and diverge: give this node "
+                + "its own node_id (or -node-id), then start it again")
+        }
+        guard now - seen.said >= Self.reportInterval else { return .wait(say: nil) }
+        watched?.said = now
+        return .wait(say: "still waiting for node id \(nodeID)'s claim (\(Int(now - seen.since)) s): held by \(other), not renewed; "
+            + "it ages out within \(Int(ttl)) s of its last renewal")
+    }
+}

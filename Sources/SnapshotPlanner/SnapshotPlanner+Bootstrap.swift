@@ -1,0 +1,91 @@
+/// A node whose database lacks the cluster's rows before it may replicate: the production guide's
+/// data-corruption recovery (the database deleted; the supervisor created it empty) and a node added to a
+/// running cluster (an empty database while the shard streams hold changes). Either is restored from the
+/// newest snapshot. Without one, a deleted database is refused (the operator must act: nothing in the
+/// cluster can rebuild it), and a new node asks the cluster's snapshot lease holder for a snapshot and waits
+/// for it loudly; replaying the streams into a database without tables would only park every change.
+public enum Bootstrap: Equatable, Sendable {
+    /// The database file did not exist and was created empty at this start.
+    case missingDatabase
+    /// The database has no tables of the application while the shard streams took `streamMessages` changes.
+    case emptyDatabase(streamMessages: UInt64)
+
+    /// Whether a node needs its rows from a snapshot first: `databaseCreated` when the supervisor created the
+    /// file at this start (and it has not been restored since), `userTables` the database's own tables,
+    /// `streamMessages` the sum of the shard streams' last sequences (0: a cluster that never replicated, so an
+    /// empty node misses nothing).
+    public static func needed(databaseCreated: Bool, userTables: Int, streamMessages: UInt64) -> Bootstrap? {
+        if databaseCreated { return .missingDatabase }
+        if userTables == 0 && streamMessages > 0 { return .emptyDatabase(streamMessages: streamMessages) }
+        return nil
+    }
+
+    /// Why the node restores, for the log.
+    public var reason: String {
+        switch self {
+        case .missingDatabase: "the database did not exist (created empty at this start): restoring the cluster's newest snapshot"
+        case .emptyDatabase(let messages): "the database has no tables while the shard streams took \(messages) change(s) (a new node): bootstrapping from the newest snapshot"
+        }
+    }
+}
+
+/// Events of a bootstrap that found no snapshot, and of the lease holder asked for one.
+extension SnapshotPlanner {
+    /// How often a node waiting for a snapshot asks again and looks in the store.
+    static let snapshotWaitRetry = 3.0
+    /// How often the wait is said again ("still waiting for …").
+    static let waitReportInterval = 10.0
+
+    /// The restore found no snapshot in the store, for a node that needs one.
+    mutating func noSnapshotFor(_ need: Bootstrap, now: Double) -> [Action] {
+        switch need {
+        case .missingDatabase:
+            phase = .stopped
+            let message = "the database did not exist and the snapshot store (\(settings.storeName)) holds no snapshot to restore it from: "
+                + "nothing was started. Copy the database from another node (stopped, or with sqlite3 .backup) to this path, "
+                + "or save a snapshot on a running node (harmonylite -config FILE -save-snapshot), then start this node again; "
+                + "to start a new cluster with an empty database, create it first (sqlite3 DB 'PRAGMA user_version;')"
+            return [.reportStatus(message), .refuse(message)]
+        case .emptyDatabase:
+            waitingSince = now
+            lastWaitReport = now
+            phase = .waitingForSnapshot(nextCheck: now + Self.snapshotWaitRetry)
+            let text = "no snapshot in the store (\(settings.storeName)) yet for this new node's empty database: asked the snapshot lease holder to save one; "
+                + "waiting for it before replicating (looking every \(Int(Self.snapshotWaitRetry)) s)"
+            return [.log(.warning, text), .reportStatus("waiting for a snapshot (0 s): no snapshot in the store yet"), .requestSnapshot]
+        }
+    }
+
+    /// Asking the lease holder failed (NATS did not answer): said with the next wait line.
+    public mutating func snapshotRequestFailed(_ error: String, now: Double) -> [Action] {
+        guard case .waitingForSnapshot = phase else { return [] }
+        waitCause = "cannot ask the lease holder: \(error)"
+        return []
+    }
+
+    /// The waiting node's look at the store: a snapshot there is restored; none, the wait goes on.
+    mutating func snapshotLooked(_ cursor: [String: UInt64]?, unanswered: String?, now: Double) -> [Action] {
+        if cursor != nil {
+            let waited = Int(now - (waitingSince ?? now))
+            phase = .restoreNeeded(reason: "a snapshot is in the store", storeRetryAt: now)
+            waitingSince = nil
+            return startRestore("a snapshot is in the store after waiting \(waited) s", now: now)
+        }
+        if let unanswered { waitCause = "the snapshot store does not answer: \(unanswered)" }
+        // Said at the last look before the interval is over, so at most every `waitReportInterval` s.
+        guard now + Self.snapshotWaitRetry > lastWaitReport + Self.waitReportInterval else { return [] }
+        lastWaitReport = now
+        let line = "still waiting for a snapshot (\(Int(now - (waitingSince ?? now))) s): \(waitCause ?? "no snapshot in the store yet; the lease holder was asked to save one (is any node with publish = true running?)")"
+        waitCause = nil
+        return [.log(.warning, line), .reportStatus(line)]
+    }
+
+    /// The lease holder read the snapshot request key (nil: nobody waits). Each different request is
+    /// answered with one save.
+    public mutating func snapshotRequestRead(_ request: String?, now: Double) -> [Action] {
+        guard phase == .ready, isLeading, let request, request != answeredRequest else { return [] }
+        answeredRequest = request
+        guard job == nil else { return [] }  // the save that runs answers it
+        return startSave(because: "a node is waiting for one (\(request))", now: now)
+    }
+}

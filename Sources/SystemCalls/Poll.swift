@@ -1,0 +1,21 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// poll(2), the one wait every loop of ours blocks in (the supervisor's, every worker's, the HTTP server's,
+/// a frame connection's). The descriptors' `revents` say which are ready.
+public enum Poll {
+    /// Waits up to `timeoutMilliseconds` (-1: no limit) for an event on `descriptors`. Returns how many have
+    /// events (0: the time is up), or nil when a signal interrupted the wait: the caller goes round its loop
+    /// (it reads its signal descriptor there) and waits again with a fresh timeout.
+    public static func wait(_ descriptors: inout [pollfd], timeoutMilliseconds: Int32) throws(SystemError) -> Int? {
+        let result = Glibc.poll(&descriptors, nfds_t(descriptors.count), timeoutMilliseconds)
+        if result >= 0 { return Int(result) }
+        let code = errno
+        if code == EINTR { return nil }
+        throw SystemError(call: "poll", code: code)
+    }
+
+    /// A descriptor to watch for `events` (`POLLIN` by default).
+    public static func watch(_ fd: Int32, _ events: Int32 = POLLIN) -> pollfd { pollfd(fd: fd, events: Int16(events), revents: 0) }
+}

@@ -1,0 +1,107 @@
+import BrokerCore
+import HarmonyConfig
+import Logging
+import NATSClient
+import WorkerRuntime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The I/O of `NodeClaim`: reads, creates, renews and deletes this node's key in the claims bucket. The
+/// broker asks `holdClaim` before it prepares the streams (and so before any consumer is touched) until it
+/// says true, renews with `renewIfDue`, and releases on a clean stop.
+final class NodeClaimKeeper {
+    private var claim: NodeClaim
+    private let config: Configuration
+    private let logger: Logger
+    private let report: (String) -> Void
+    private var bucket: KeyValueBucket?
+    private(set) var held = false
+    private var nextRenewal = 0.0
+    private var renewalProblem: String?
+
+    init(config: Configuration, logger: Logger, report: @escaping (String) -> Void) {
+        var name = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "unknown"
+        // The supervisor's pid: the same instance across this broker's restarts under it.
+        let me = NodeClaim.Holder(instance: "\(host)|\(config.dbPath)|\(getppid())", host: host, databasePath: config.dbPath)
+        claim = NodeClaim(nodeID: config.nodeID, me: me, ttl: Double(Configuration.nodeClaimTTLSeconds))
+        self.config = config
+        self.logger = logger
+        self.report = report
+    }
+
+    private var key: String { Configuration.nodeClaimKey(config.nodeID) }
+
+    /// One step towards holding the claim; true once held. Throws `WorkerExit.refused` when another running
+    /// node holds this id, and NATS errors (tried again by the caller).
+    func holdClaim(on connection: NATSConnection, now: Double) throws -> Bool {
+        if held { return true }
+        let bucket = try openBucket(connection)
+        let current = try bucket.entry(key).map { (holder: NodeClaim.Holder(decoding: $0.value), revision: $0.revision) }
+        switch claim.read(current, now: now) {
+        case .create:
+            guard try bucket.create(key, claim.me.encoded) else { return false }  // taken meanwhile: read again
+        case .takeOver:
+            try bucket.put(key, claim.me.encoded)
+        case .wait(let line):
+            if let line {
+                logger.warning("\(line)")
+                report(line)
+            }
+            return false
+        case .refuse(let why):
+            throw WorkerExit.refused(why)
+        }
+        held = true
+        nextRenewal = now + claim.renewInterval
+        logger.info("claimed node id \(config.nodeID) in the cluster", metadata: ["bucket": "\(config.nodeClaimsBucket)", "host": "\(claim.me.host)"])
+        return true
+    }
+
+    /// Renews the held claim when due (a failure is said once, and tried again at the next renewal).
+    func renewIfDue(on connection: NATSConnection?, now: Double) {
+        guard held, now >= nextRenewal, let bucket else { return }
+        nextRenewal = now + claim.renewInterval
+        do {
+            try bucket.put(key, claim.me.encoded)
+            if renewalProblem != nil { logger.info("renewed the node id claim again") }
+            renewalProblem = nil
+        } catch {
+            if renewalProblem == nil { logger.warning("cannot renew the node id claim; trying again", metadata: ["error": "\(error)"]) }
+            renewalProblem = "\(error)"
+        }
+    }
+
+    /// A clean stop gives the id up at once (a crash leaves it to age out within the bucket's TTL).
+    func release() {
+        guard held, let bucket else { return }
+        try? bucket.delete(key)
+        held = false
+    }
+
+    private func openBucket(_ connection: NATSConnection) throws -> KeyValueBucket {
+        if let bucket { return bucket }
+        let opened: KeyValueBucket
+        if config.nats.isEmbedded {
+            // The supervisor's set-up makes it (the node's user may not): wait for it.
+            guard let existing = try KeyValueBucket.existing(connection: connection, name: config.nodeClaimsBucket) else {
+                throw ClaimBucketMissing(bucket: config.nodeClaimsBucket)
+            }
+            opened = existing
+        } else {
+            opened = try KeyValueBucket.openOrCreate(connection: connection, name: config.nodeClaimsBucket,
+                                                     creation: .init(description: "HarmonyLite: one running node per node id",
+                                                                     ttlSeconds: Configuration.nodeClaimTTLSeconds, replicas: config.replicationLog.effectiveReplicas))
+        }
+        bucket = opened
+        return opened
+    }
+}
+
+/// The claims bucket is not there yet (the supervisor's set-up makes it): tried again, never a stop.
+struct ClaimBucketMissing: Error, CustomStringConvertible {
+    var bucket: String
+    var description: String { "the node claims bucket \(bucket) does not exist yet" }
+}

@@ -1,0 +1,47 @@
+import Testing
+
+@testable import BrokerCore
+
+/// One node id, one running node: the claim's decisions.
+@Suite struct NodeClaimTests {
+    static let me = NodeClaim.Holder(instance: "host-b|/var/lib/hl/app.db|77", host: "host-b", databasePath: "/var/lib/hl/app.db")
+    static let other = NodeClaim.Holder(instance: "host-a|/var/lib/hl/app.db|12", host: "host-a", databasePath: "/var/lib/hl/app.db")
+
+    @Test func anUnclaimedIdIsCreatedAndOwnClaimTakenOver() {
+        var claim = NodeClaim(nodeID: 2, me: Self.me, ttl: 10)
+        #expect(claim.read(nil, now: 0) == .create)
+        #expect(claim.read((Self.me, 5), now: 0) == .takeOver, "a broker restarted under the same supervisor")
+        #expect(claim.renewInterval > 3 && claim.renewInterval < 3.4)
+    }
+
+    @Test func aRenewedClaimOfAnotherHostRefusesTheStartNamingBothHosts() {
+        var claim = NodeClaim(nodeID: 2, me: Self.me, ttl: 10)
+        guard case .wait(let first?) = claim.read((Self.other, 7), now: 100) else { Issue.record("waits first"); return }
+        #expect(first.contains("held by host host-a"))
+        #expect(claim.read((Self.other, 7), now: 101) == .wait(say: nil))
+        guard case .refuse(let why) = claim.read((Self.other, 8), now: 103.3) else { Issue.record("refused once renewed"); return }
+        #expect(why.contains("node_id 2 is already used by a running node on host host-a") && why.contains("this node is on host host-b"), "\(why)")
+    }
+
+    @Test func aStaleClaimIsWaitedOutLoudlyThenCreated() {
+        var claim = NodeClaim(nodeID: 2, me: Self.me, ttl: 10)
+        _ = claim.read((Self.other, 7), now: 100)
+        var said: [String] = []
+        for second in 101...108 {
+            if case .wait(let line?) = claim.read((Self.other, 7), now: Double(second)) { said.append(line) }
+        }
+        #expect(said == ["still waiting for node id 2's claim (5 s): held by host host-a (database /var/lib/hl/app.db), not renewed; it ages out within 10 s of its last renewal"])
+        #expect(claim.read(nil, now: 109) == .create, "aged out")
+        // Another holder after that is watched afresh.
+        guard case .wait(.some) = claim.read((Self.other, 30), now: 110) else { Issue.record("watched afresh"); return }
+    }
+
+    @Test func claimValuesAreDecodedTotally() {
+        #expect(NodeClaim.Holder(decoding: Self.other.encoded) == Self.other)
+        #expect(NodeClaim.Holder(decoding: Array("garbage".utf8)) == nil)
+        #expect(NodeClaim.Holder(decoding: Array(repeating: 65, count: 5000)) == nil)
+        var claim = NodeClaim(nodeID: 2, me: Self.me, ttl: 10)
+        guard case .wait(let line?) = claim.read((nil, 3), now: 0) else { Issue.record("an unreadable claim is watched"); return }
+        #expect(line.contains("an unreadable claim"))
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import TestSupport
+import Testing
+
+extension ProcessTests {
+    /// One log stream per node in one format: nats-server's lines parsed and re-emitted as the node's own,
+    /// nothing printed twice, journald priorities on every line, and a failing server's reason in the
+    /// supervisor's line. Real nodes, a real nats-server (Debian's 2.9).
+    @Suite(.serialized) struct LogStream {
+        /// `format = "json"`: every line of the node's output, nats-server's included, is one JSON object with
+        /// the node's fields; the supervisor does not print a worker's line a second time.
+        @Test func everyLineIsJSONAndNoneIsPrintedTwice() throws {
+            let directory = try TemporaryDirectory()
+            try makeDatabase(directory.path + "/node1.db", "PRAGMA journal_mode=WAL; CREATE TABLE kv (k INTEGER PRIMARY KEY, v);")
+            let node = try NodeUnderTest(toml: "[logging]\nformat = \"json\"\n", directory: directory)
+            try node.waitUntilReady()
+            _ = try runCommand("/usr/bin/sqlite3", [node.database, "INSERT INTO kv VALUES (1, 'a');"])
+            #expect(node.terminate() == 0)
+            let lines = node.log.split(separator: "\n", omittingEmptySubsequences: true)
+            #expect(lines.count > 20, "\(node.log)")
+            var objects: [[String: Any]] = []
+            for line in lines {
+                guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+                    Issue.record("not JSON: \(line)")
+                    continue
+                }
+                #expect(object["node_id"] as? Int == 1 && object["pid"] is Int && object["message"] is String && object["level"] is String, "\(line)")
+                let time = object["time"] as? String ?? ""
+                #expect(time.count == 24 && time.hasSuffix("Z") && time.dropFirst(10).hasPrefix("T"), "RFC 3339 UTC: \(line)")
+                objects.append(object)
+            }
+            let server = objects.filter { $0["process"] as? String == "nats-server" }
+            #expect(server.contains { ($0["message"] as? String) == "Starting nats-server" && $0["level"] as? String == "info" }, "\(node.log)")
+            #expect(server.allSatisfy { ($0["message"] as? String).map { !$0.hasPrefix("[") } ?? false }, "the server's own prefix is parsed away")
+            // No worker line said again by the supervisor as "<worker>: <text>".
+            let supervisorMessages = Set(objects.filter { $0["process"] as? String == "supervisor" }.compactMap { $0["message"] as? String })
+            for object in objects {
+                guard let process = object["process"] as? String, process != "supervisor", process != "nats-server",
+                      let message = object["message"] as? String else { continue }
+                #expect(!supervisorMessages.contains("\(process): \(message)"), "printed twice: \(message)")
+            }
+            // The applier says its cursor as stream=seq, never as a Swift dictionary.
+            #expect(!node.log.contains("(key: "), "\(node.log)")
+        }
+
+        /// Under journald every line, nats-server's too, starts with its syslog priority and carries no time
+        /// stamp of ours (journald stamps each entry itself).
+        @Test func underJournaldEveryLineHasItsPriorityAndNoTimestamp() throws {
+            let node = try NodeUnderTest(logToJournal: true)
+            try node.waitUntilReady()
+            #expect(node.terminate() == 0)
+            let lines = node.log.split(separator: "\n", omittingEmptySubsequences: true)
+            let shape = try Regex("^<[0-7]>(TRC|DBG|INF|WRN|ERR|CRT) \\[[a-z-]+\\] ")
+            for line in lines { #expect(line.firstMatch(of: shape) != nil, "\(line)") }
+            #expect(lines.contains { $0.hasPrefix("<6>INF [nats-server] Starting nats-server") }, "\(node.log)")
+        }
+
+        /// nats-server cannot listen (its port is taken): every exit the supervisor reports names the cause
+        /// nats-server gave in its [FTL] line, and the node stops with status 1 once restarts are spent.
+        @Test func aPortConflictIsNamedInTheSupervisorsLine() throws {
+            let port = try freePort()
+            let holder = try ServerUnderTest("/usr/sbin/nats-server", ["-a", "127.0.0.1", "-p", "\(port)"], log: try TemporaryDirectory().path + "/holder.log")
+            defer { holder.stop() }
+            #expect(holder.waitForTCP(port: port))
+            let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\n[workers.nats]\nrestart_intensity = 2\nrestart_backoff_initial = 100\n")
+            #expect(node.waitForExit(timeout: 30) == 1, "\(node.log)")
+            let exits = node.log.split(separator: "\n").filter { $0.contains("[supervisor] nats exited with status 1") }
+            #expect(exits.count == 3, "\(node.log)")
+            for line in exits {
+                #expect(line.contains("nats-server said: Error listening on port: 127.0.0.1:\(port)") && line.contains("address already in use"), "\(line)")
+            }
+            #expect(node.log.contains("CRT [nats-server] Error listening on port"), "\(node.log)")
+        }
+
+        /// `-save-snapshot` says what it does while it does it, in binary units: the copy's end and size,
+        /// the upload's progress, and its summary (before: silent during the copy, "0.0 MB" for small ones).
+        @Test func saveSnapshotSaysItsProgressInMiB() throws {
+            let directory = try TemporaryDirectory()
+            try makeDatabase(directory.path + "/node1.db", "PRAGMA journal_mode=WAL; CREATE TABLE blobs(id INTEGER PRIMARY KEY, body BLOB);"
+                + "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO blobs SELECT i, randomblob(4000) FROM n;")
+            let node = try NodeUnderTest(directory: directory)
+            try node.waitUntilReady()
+            let saved = try runCommand(Binaries.supervisor, ["-config", node.configPath, "-save-snapshot"])
+            #expect(saved.status == 0, "\(saved.output)")
+            let lines = saved.output.split(separator: "\n")
+            #expect(lines.contains { $0.contains("copied the database in ") && $0.contains(" MiB to upload") }, "\(saved.output)")
+            #expect(lines.contains { $0.contains("uploading the snapshot: 100% of 11.") && $0.contains(" MiB at ") && $0.hasSuffix("/s") }, "\(saved.output)")
+            #expect(lines.contains { $0.contains("saved a snapshot of") && $0.contains(" MiB, copy ") && $0.contains(", cursor ") && !$0.contains("(key:") }, "\(saved.output)")
+            #expect(!saved.output.contains(" MB"), "\(saved.output)")
+            #expect(node.terminate() == 0)
+        }
+    }
+}

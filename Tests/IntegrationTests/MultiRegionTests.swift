@@ -1,0 +1,119 @@
+import TestSupport
+import Foundation
+import Testing
+
+extension ProcessTests {
+    /// The NATS guide's multi-region drawing and its monitoring section, on real nodes.
+    @Suite(.serialized) struct MultiRegion {
+        static let schema = "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT NOT NULL);"
+
+        /// Region A = nodes 1-3, region B = nodes 4-6, each a 3-node embedded mesh; leaf connections 4→1 and
+        /// (redundant) 5→2, and 6's (every server of a region that dials out needs one); shards = 4, replicas = 3; no NATS configuration written by hand. Writes on every
+        /// node reach every node; node 1 (a leaf hub) killed, writes go on crossing through 5→2; node 1
+        /// back, all six converge.
+        @Test func threeAndThreeNodesAcrossTwoLeafConnections() throws {
+            let leafPorts = try (0..<2).map { _ in try freePort() }
+            let region = { (index: Int) in index < 3 ? "a" : "b" }
+            let nats = (0..<6).map { index in
+                "region = \"\(region(index))\"\nregions = [\"a\", \"b\"]\n" + (index < 2 ? "leaf_listen = \"127.0.0.1:\(leafPorts[index])\"\n" : "")
+            }
+            // Every node of region B dials out (nats-server hands what a leaf connection brings in only to that
+            // server's own clients): 4 to 1 and 5 to 2 as drawn, each falling back to the other hub; 6 to either.
+            let hubs = leafPorts.map { "nats://127.0.0.1:\($0)" }
+            let arguments = (0..<6).map { index -> [String] in
+                switch index {
+                case 3: ["-leaf-servers", hubs[0] + "|" + hubs[1]]
+                case 4: ["-leaf-servers", hubs[1] + "|" + hubs[0]]
+                case 5: ["-leaf-servers", hubs[0] + "|" + hubs[1]]
+                default: []
+                }
+            }
+            let cluster = try TestCluster(size: 6, schema: Self.schema, extraTOML: Array(repeating: "[replication_log]\nshards = 4\nreplicas = 3\n", count: 6),
+                                          routeGroups: [[0, 1, 2], [3, 4, 5]], nodeNATSTOML: nats, nodeArguments: arguments)
+            func write(_ round: Int, on nodes: [Int]) throws {
+                for index in nodes {
+                    try cluster.sql(index, (0..<5).map { "INSERT INTO kv VALUES (\(round * 1000 + index * 10 + $0), 'r\(round)-n\(index + 1)');" }.joined())
+                }
+            }
+            var since = Date()
+            func took(_ what: String) { print("multi-region: \(what) in \(String(format: "%.1f", Date().timeIntervalSince(since))) s"); since = Date() }
+            try write(1, on: Array(0..<6))
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "30\n", timeout: 90), "\(cluster.problems())")
+            took("30 rows written on 6 nodes reached all 6")
+            #expect(try cluster.agree("SELECT * FROM kv ORDER BY k;") != nil)
+
+            // The generated configurations: one cluster and one JetStream domain per region, change subjects kept off the leaves.
+            let natsConfig = try String(contentsOfFile: cluster.directory.path + "/.node4.db.harmonylite/nats-server.conf", encoding: .utf8)
+            #expect(natsConfig.contains("name: \"e-harmonylite-b\"") && natsConfig.contains("domain: \"b\"") && natsConfig.contains("deny_imports"), "\(natsConfig)")
+
+            // Node 1, the hub of 4→1, killed with its whole process tree.
+            let killed = [cluster.node(0).pid] + cluster.node(0).children().values
+            killed.forEach { kill($0, SIGKILL) }
+            cluster.stop(0)
+            since = Date()
+            try write(2, on: [1, 2, 3, 4, 5])
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "55\n", on: [1, 2, 3, 4, 5], timeout: 90), "\(cluster.problems())")
+            took("hub 1 killed: 25 rows written on 5 nodes reached those 5")
+
+            // Node 1 back: it catches up, and writes cross both ways again.
+            since = Date()
+            try cluster.start(0)
+            try cluster.node(0).waitUntilReady(timeout: 90)
+            took("node 1 restarted and ready")
+            try write(3, on: Array(0..<6))
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "85\n", timeout: 120), "\(cluster.problems())")
+            took("30 more rows on 6 nodes: all 6 at 85")
+            #expect(try cluster.agree("SELECT * FROM kv ORDER BY k;") != nil)
+        }
+
+        /// `monitor_port` in `nats.server_config` (the NATS guide's monitoring section) is where /varz answers,
+        /// at every start (the generated `http:` key raced with it: 8222 in 1 of 4 starts); `-status` prints
+        /// the monitoring URL, the routes and the JetStream peers.
+        @Test func monitorPortInServerConfigWinsEveryStart() throws {
+            let monitorPort = try freePort()
+            let directory = try TemporaryDirectory()
+            let serverConfig = directory.write("nats-server.conf", "# the operator's\nmonitor_port = \(monitorPort)\n")
+            let cluster = try TestCluster(size: 3, schema: Self.schema, nodeNATSTOML: ["server_config = \"\(serverConfig)\"\n", "", ""])
+            for start in 1...3 {
+                if start > 1 {
+                    cluster.stop(0)
+                    try cluster.start(0)
+                    try cluster.node(0).waitUntilReady(timeout: 60)
+                }
+                let varz = httpGet(port: monitorPort, path: "/varz") ?? ""
+                #expect(varz.contains("\"server_name\""), "start \(start): no /varz on \(monitorPort)\n\(cluster.problems())")
+                #expect(cluster.node(0).log.contains("monitoring on 127.0.0.1:\(monitorPort)"), "start \(start)")
+            }
+            var status = ""
+            #expect(eventually(timeout: 30, interval: 1) {
+                status = (try? runCommand(Binaries.supervisor, ["-config", cluster.node(0).configPath, "-status"]).output) ?? ""
+                // Two routes (nodes 2 and 3) and a JetStream leader known.
+                let routes = status.split(separator: "\n").first { $0.hasPrefix("NATS routes:") } ?? ""
+                return status.contains("NATS monitoring: http://127.0.0.1:\(monitorPort)") && routes.split(separator: ",").count == 2
+                    && status.contains("JetStream:       ") && status.contains("3 servers") && !status.contains("leader none known")
+            }, "\(status)")
+        }
+
+        /// A node that ran without a region restarts in one: its shard stream gives its subjects up to the
+        /// region's own stream and sources it, keeping its sequence (the node's cursor stays valid).
+        @Test func aNodeJoinsARegionKeepingItsShardStream() throws {
+            let directory = try TemporaryDirectory()
+            let database = directory.path + "/node1.db"
+            try makeDatabase(database, "PRAGMA journal_mode=WAL;" + Self.schema)
+            var node: NodeUnderTest? = try NodeUnderTest(toml: "", directory: directory, database: database)
+            try node!.waitUntilReady(timeout: 60)
+            _ = try runCommand("/usr/bin/sqlite3", [database, "INSERT INTO kv VALUES (1, 'before');"])
+            let status = { (node: NodeUnderTest) in (try? runCommand(Binaries.supervisor, ["-config", node.configPath, "-status"]).output) ?? "" }
+            #expect(eventually(timeout: 20, interval: 0.5) { status(node!).contains("harmonylite-changes-1   1          1") })
+            _ = node!.terminate()
+            node = try NodeUnderTest(toml: "[nats]\nregion = \"a\"\n", directory: directory, database: database)
+            try node!.waitUntilReady(timeout: 60)
+            _ = try runCommand("/usr/bin/sqlite3", [database, "INSERT INTO kv VALUES (2, 'after');"])
+            var text = ""
+            #expect(eventually(timeout: 30, interval: 0.5) {
+                text = status(node!)
+                return text.contains("harmonylite-changes-1   2          2") && text.contains("JetStream:       domain a")
+            }, "\(text)\n\(node!.log)")
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Testing
+
+@testable import SnapshotPlanner
+
+/// A node that needs its rows from a snapshot: a deleted database (refused without a snapshot) and a new
+/// node with an empty database (waits loudly, asking the lease holder, without one).
+@Suite struct BootstrapTests {
+    @Test func whoNeedsASnapshot() {
+        #expect(Bootstrap.needed(databaseCreated: true, userTables: 0, streamMessages: 0) == .missingDatabase)
+        #expect(Bootstrap.needed(databaseCreated: true, userTables: 3, streamMessages: 9) == .missingDatabase, "created, not yet restored")
+        #expect(Bootstrap.needed(databaseCreated: false, userTables: 0, streamMessages: 12) == .emptyDatabase(streamMessages: 12))
+        #expect(Bootstrap.needed(databaseCreated: false, userTables: 0, streamMessages: 0) == nil, "a cluster that never replicated: nothing to miss")
+        #expect(Bootstrap.needed(databaseCreated: false, userTables: 1, streamMessages: 12) == nil, "a node with its tables replicates as usual")
+    }
+
+    @Test func aDeletedDatabaseWithASnapshotIsRestoredAndReady() {
+        var harness = PlannerHarness()
+        harness.bootstrap = .missingDatabase
+        harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 7])) }
+        harness.start()
+        harness.run(for: 1)
+        #expect(harness.logLines.first { $0.hasPrefix("looking for a snapshot to restore: the database did not exist") } != nil, "\(harness.logLines)")
+        #expect(harness.readyReports.count == 1)
+        #expect(harness.refusals.isEmpty)
+    }
+
+    @Test func aDeletedDatabaseWithoutASnapshotIsRefusedNotRestarted() {
+        var harness = PlannerHarness()
+        harness.bootstrap = .missingDatabase
+        harness.restoreDecision = .success("there is no seq map")
+        harness.jobOutcome = { _ in .success(JobReport(line: "no snapshot in the store yet", cursor: nil)) }
+        harness.start()
+        harness.run(for: 5)
+        #expect(harness.refusals.count == 1)
+        #expect(harness.refusals.first?.contains("-save-snapshot") == true, "names what to do: \(harness.refusals)")
+        #expect(harness.stops.isEmpty && harness.readyReports.isEmpty)
+        #expect(harness.planner.nextDeadline == nil)
+    }
+
+    @Test func aNewEmptyNodeWithoutASnapshotAsksTheLeaseHolderAndWaitsLoudlyThenRestores() {
+        var harness = PlannerHarness()
+        harness.bootstrap = .emptyDatabase(streamMessages: 40)
+        var snapshots = 0
+        harness.jobOutcome = { _ in snapshots == 0 ? .success(JobReport(line: "none", cursor: nil)) : .success(JobReport(line: "restored", cursor: ["hl-1": 40])) }
+        harness.start()
+        harness.run(for: 25)
+        #expect(harness.readyReports.isEmpty, "never ready without the rows")
+        #expect(harness.refusals.isEmpty && harness.stops.isEmpty)
+        let asks = harness.times(of: .requestSnapshot)
+        #expect(asks.count >= 8, "asked again every 3 s (the request ages out with the lease bucket's TTL): \(asks)")
+        let still = harness.logLines.filter { $0.hasPrefix("still waiting for a snapshot (") }
+        #expect(still.count == 2, "said about every 10 s: \(still)")
+        #expect(harness.statusReports.contains { $0.hasPrefix("still waiting for a snapshot (18 s): no snapshot in the store yet") }, "\(harness.statusReports)")
+        harness.snapshotRequestError = "timeout"
+        harness.run(for: 12)
+        #expect(harness.logLines.last { $0.hasPrefix("still waiting") }?.contains("cannot ask the lease holder: timeout") == true, "the cause is said")
+        snapshots = 1
+        harness.newestSnapshot = ["hl-1": 40]
+        harness.run(for: 4)
+        #expect(harness.logLines.contains { $0.hasPrefix("looking for a snapshot to restore: a snapshot is in the store after waiting") }, "\(harness.logLines)")
+        #expect(harness.readyReports.count == 1)
+        #expect(harness.planner.restored == 1)
+    }
+
+    @Test func theLeaseHolderAnswersEachRequestWithOneSave() {
+        var harness = PlannerHarness(PlannerHarness.settings(leaseTTL: 3, interval: nil))
+        harness.newestSnapshot = nil
+        harness.start()
+        harness.run(for: 5)
+        #expect(harness.planner.isLeading)
+        #expect(harness.saveStarts.isEmpty)
+        harness.snapshotRequest = "node 4 on host-b, pid 77, since 1"
+        harness.run(for: 5)
+        #expect(harness.saveStarts.count == 1, "one save for the request: \(harness.saveStarts)")
+        #expect(harness.logLines.contains("saving a snapshot: a node is waiting for one (node 4 on host-b, pid 77, since 1)"))
+        harness.run(for: 10)
+        #expect(harness.saveStarts.count == 1, "the same request is answered once")
+        harness.snapshotRequest = "node 5 on host-c, pid 9, since 2"
+        harness.run(for: 3)
+        #expect(harness.saveStarts.count == 2)
+    }
+
+    @Test func aNodeThatDoesNotHoldTheLeaseIgnoresRequests() {
+        var harness = PlannerHarness()
+        harness.leaseAnswer = .heldByAnother
+        harness.snapshotRequest = "node 4"
+        harness.start()
+        harness.run(for: 20)
+        #expect(harness.saveStarts.isEmpty)
+        #expect(harness.times(of: .readSnapshotRequest).isEmpty)
+    }
+}
