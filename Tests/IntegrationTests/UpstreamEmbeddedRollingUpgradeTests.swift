@@ -228,7 +228,8 @@ extension ProcessTests {
                 for index in 0..<3 {
                     #expect(failedPublishes[index] == neverPublished.filter { $0.node == index + 1 }.count, "\(report.joined(separator: "\n"))")
                 }
-                #expect(lost > 0, "no write met the switch of the stream's server this time: \(report.joined(separator: "\n"))")
+                // No `lost > 0`: a loss needs a write on a node still running upstream while the stream's only
+                // server is down, and the stream may live on the server switched last (upstream's writers gone).
                 return
             }
             #expect(lost == 0, "\(report.joined(separator: "\n"))\n\(nodes.map { $0.log.suffix(1500) }.joined(separator: "\n=====\n"))")
