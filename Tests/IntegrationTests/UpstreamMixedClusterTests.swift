@@ -27,6 +27,7 @@ final class MixedCluster {
     private(set) var upstream: [ServerUnderTest] = []
     private(set) var ours: [NodeUnderTest] = []
     private var nats: ServerUnderTest?
+    private var upstreamArguments: [[String]] = []
     let shape: MixedClusterCase
 
     init(_ shape: MixedClusterCase, schema: String) throws {
@@ -43,45 +44,63 @@ final class MixedCluster {
                                        log: directory.path + "/nats.log")
             guard nats!.waitForTCP(port: clientPorts[0]) else { throw TestFailure("nats-server did not start") }
         }
-        func clusterArguments(_ index: Int) -> [String] {
-            guard shape.embedded else { return [] }
-            let peers = (0..<3).filter { $0 != index }.map { "nats://127.0.0.1:\(routePorts[$0])/" }.joined(separator: ",")
-            return ["-cluster-addr", "127.0.0.1:\(routePorts[index])", "-cluster-peers", peers]
-        }
+        func clusterArguments(_ index: Int) -> [String] { shape.embedded ? Self.clusterArguments(index, routePorts: routePorts) : [] }
         for index in 0..<shape.upstreamNodes {
             let config = directory.write("upstream\(index + 1).toml", UpstreamBinary.config(
                 node: index + 1, database: databases[index], seqMap: "\(directory.path)/node\(index + 1)-seq-map.cbor", natsPort: clientPorts[0],
                 compress: shape.compress, embeddedPort: shape.embedded ? clientPorts[index] : nil))
-            upstream.append(try ServerUnderTest(binary, ["-config", config] + clusterArguments(index), log: "\(directory.path)/upstream\(index + 1).log"))
+            upstreamArguments.append(["-config", config] + clusterArguments(index))
+            upstream.append(try ServerUnderTest(binary, upstreamArguments[index], log: "\(directory.path)/upstream\(index + 1).log"))
         }
         for index in shape.upstreamNodes..<3 {
-            // During the upgrade: copies for upstream's nodes, upstream's `-c-` stream names, and (embedded)
-            // plaintext routes, which upstream's servers need (they have no route TLS; see the guide).
-            let nats = shape.embedded
-                ? "bind_address = \"127.0.0.1:\(clientPorts[index])\"\ncluster_secret_file = \"\(directory.path)/cluster.secret\"\nallow_plaintext_routes = true"
-                : "urls = [\"nats://127.0.0.1:\(clientPorts[0])\"]"
-            ours.append(try NodeUnderTest(nodeID: index + 1, toml: """
-                [snapshot]
-                enabled = false
-                [replication_log]
-                shards = 1
-                compress = \(shape.compress)
-                upstream_stream_names = true
-                publish_for_upstream = true
-                [nats]
-                \(nats)
-                """, arguments: clusterArguments(index), directory: directory, database: databases[index]))
+            let nats = shape.embedded ? Self.embeddedNATS(clientPort: clientPorts[index], directory: directory) : "urls = [\"nats://127.0.0.1:\(clientPorts[0])\"]"
+            ours.append(try NodeUnderTest(nodeID: index + 1, toml: Self.ourTOML(compress: shape.compress, nats: nats),
+                                          arguments: clusterArguments(index), directory: directory, database: databases[index]))
         }
         for node in ours { try node.waitUntilReady(timeout: 90) }
         for (index, database) in databases.prefix(shape.upstreamNodes).enumerated() {
-            let installed = try eventually(timeout: 60, interval: 0.2) {
-                try ProcessTests.UpstreamMixedClusterTests.query(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == "1"
+            var restarts = 0
+            let installed = try eventually(timeout: 90, interval: 0.2) {
+                // Upstream exits when a JetStream request times out while its cluster forms ("Unable to initialize
+                // replicators: context deadline exceeded"): started again, as systemd's Restart= would.
+                if !upstream[index].isRunning, restarts < 2 {
+                    restarts += 1
+                    upstream[index] = try ServerUnderTest(binary, upstreamArguments[index], log: "\(directory.path)/upstream\(index + 1)-restart\(restarts).log")
+                }
+                return try ProcessTests.UpstreamMixedClusterTests.query(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == "1"
             }
             guard installed else { throw TestFailure("upstream node \(index + 1) did not install its triggers:\n\(upstreamLog(index))") }
         }
     }
 
     deinit { stop() }
+
+    /// `-cluster-addr`/`-cluster-peers` of node `index` of three on loopback, upstream's or ours alike.
+    static func clusterArguments(_ index: Int, routePorts: [Int]) -> [String] {
+        let peers = routePorts.indices.filter { $0 != index }.map { "nats://127.0.0.1:\(routePorts[$0])/" }.joined(separator: ",")
+        return ["-cluster-addr", "127.0.0.1:\(routePorts[index])", "-cluster-peers", peers]
+    }
+
+    /// Our node's `[nats]` lines with embedded NATS during the upgrade: one cluster secret for our nodes, and
+    /// plaintext routes, which upstream's servers need (they have no route TLS; see the guide).
+    static func embeddedNATS(clientPort: Int, directory: TemporaryDirectory) -> String {
+        "bind_address = \"127.0.0.1:\(clientPort)\"\ncluster_secret_file = \"\(directory.path)/cluster.secret\"\nallow_plaintext_routes = true"
+    }
+
+    /// Our node's TOML during the upgrade: copies for upstream's nodes and upstream's `-c-` stream names.
+    static func ourTOML(compress: Bool, nats: String) -> String {
+        """
+        [snapshot]
+        enabled = false
+        [replication_log]
+        shards = 1
+        compress = \(compress)
+        upstream_stream_names = true
+        publish_for_upstream = true
+        [nats]
+        \(nats)
+        """
+    }
 
     /// SIGTERM to every node at once, then waits for each; the external server last.
     func stop() {

@@ -35,7 +35,7 @@ enum UpstreamBinary {
     /// Upstream's TOML for one node on an external nats-server. `polling_interval = 500`: with 0 upstream
     /// sometimes never publishes an external write (see the binary's README). `embeddedPort`: the node runs
     /// its own server, listening there, instead of using the one at `natsPort`.
-    static func config(node: Int, database: String, seqMap: String, natsPort: Int, compress: Bool, embeddedPort: Int? = nil) -> String {
+    static func config(node: Int, database: String, seqMap: String, natsPort: Int, compress: Bool, embeddedPort: Int? = nil, replicas: Int? = nil) -> String {
         """
         db_path = "\(database)"
         node_id = \(node)
@@ -47,6 +47,7 @@ enum UpstreamBinary {
         shards = 1
         max_entries = 1024
         compress = \(compress)
+        \(replicas.map { "replicas = \($0)" } ?? "")
         [nats]
         \(embeddedPort.map { "bind_address = \"127.0.0.1:\($0)\"" } ?? "urls = [\"nats://127.0.0.1:\(natsPort)\"]")
         subject_prefix = "harmonylite-change-log"
@@ -285,17 +286,8 @@ extension ProcessTests {
             for index in 0..<3 {
                 Thread.sleep(forTimeInterval: 3)
                 upstreamNodes[index].stop()
-                let node = try NodeUnderTest(nodeID: index + 1, toml: """
-                    [snapshot]
-                    enabled = false
-                    [replication_log]
-                    shards = 1
-                    compress = \(compress)
-                    upstream_stream_names = true
-                    publish_for_upstream = true
-                    [nats]
-                    urls = ["nats://127.0.0.1:\(port)"]
-                    """, directory: directory, database: databases[index])
+                let node = try NodeUnderTest(nodeID: index + 1, toml: MixedCluster.ourTOML(compress: compress, nats: "urls = [\"nats://127.0.0.1:\(port)\"]"),
+                                             directory: directory, database: databases[index])
                 try node.waitUntilReady(timeout: 90)
                 #expect(node.log.contains("took over upstream HarmonyLite's change log"), "\(node.log.suffix(3000))")
                 nodes.append(node)

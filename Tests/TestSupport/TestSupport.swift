@@ -80,6 +80,8 @@ public final class ServerUnderTest {
         }
     }
 
+    public var isRunning: Bool { process.isRunning }
+
     public func stop() {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
