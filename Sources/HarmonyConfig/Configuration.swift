@@ -27,6 +27,11 @@ public struct Configuration: Codable, Equatable, Sendable {
     public var healthCheck = HealthCheck()
     public var workers = WorkerSettings.defaults
 
+    /// What a node needs beyond a valid configuration to start (more JetStream replicas than the embedded
+    /// cluster's servers can never be placed). Checked by the node's start and `-check-config`, not by the
+    /// one-shot commands, which run without `-cluster-peers`.
+    public func checkCanStart() throws(ConfigurationError) { try Validation.checkStart(self) }
+
     /// The kernel limits and restart policy of `role` (`[workers.<role>]`).
     public func settings(for role: WorkerRole) -> WorkerSettings { workers[role] ?? WorkerSettings() }
 

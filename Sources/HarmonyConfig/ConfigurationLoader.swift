@@ -76,8 +76,10 @@ public enum ConfigurationLoader {
             var problems: [ConfigurationError] = []
             let setKeys = try apply(toml: text, file: path, to: &config, problems: &problems)
             if !problems.isEmpty { return (nil, problems) }
-            return (try resolve(config, explicitSeqMap: setKeys.contains("seq_map_path") && !config.seqMapPath.isEmpty,
-                                overrides: overrides, environment: environment), [])
+            let loaded = try resolve(config, explicitSeqMap: setKeys.contains("seq_map_path") && !config.seqMapPath.isEmpty,
+                                     overrides: overrides, environment: environment)
+            try loaded.configuration.checkCanStart()
+            return (loaded, [])
         } catch {
             return (nil, [error])
         }

@@ -62,7 +62,6 @@ enum Validation {
             }
         }
         try checkSnapshotStore(config.snapshot)
-        try checkReplicas(config)
         for name in WorkerRole.allCases {
             let worker = config.settings(for: name)
             if worker.restartBackoffInitial > worker.restartBackoffMax {
@@ -83,6 +82,12 @@ enum Validation {
     /// Settings that can never work, refused with the reason instead of waiting forever at start: more
     /// JetStream replicas than the embedded cluster has servers (itself and its `-cluster-peers`). Not
     /// checked when `server_config` may add routes, nor with external NATS (its size is not known here).
+    /// Checks of settings only a starting node needs (the one-shot commands, `-status` among them, run with
+    /// the same file and without `-cluster-peers`).
+    static func checkStart(_ config: Configuration) throws(ConfigurationError) {
+        try checkReplicas(config)
+    }
+
     static func checkReplicas(_ config: Configuration) throws(ConfigurationError) {
         guard config.nats.isEmbedded, config.nats.serverConfig.isEmpty else { return }
         let servers = 1 + config.clusterPeers.count

@@ -124,6 +124,11 @@ struct HarmonyLiteCommand: ParsableCommand {
                 fail("-status: \(error)", code: 1)
             }
         }
+        do {
+            try loaded.configuration.checkCanStart()
+        } catch {
+            fail("configuration error: \(error)", code: 2)
+        }
         let code = Supervisor.run(loaded)
         throw ExitCode(code)
     }

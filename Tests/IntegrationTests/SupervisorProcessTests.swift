@@ -223,6 +223,23 @@ extension ProcessTests {
             #expect(missingFile.status == 2 && missingFile.output.contains("absent.toml: cannot read the configuration file"))
         }
 
+        /// A cluster's file (`replicas = 3`, peers given on the node's command line only) works for the
+        /// one-shot commands as written in the guides; only a node started without its peers is refused.
+        @Test func oneShotCommandsRunWithAClusterConfigurationWithoutItsPeers() throws {
+            let directory = try TemporaryDirectory()
+            let database = directory.path + "/app.db"
+            try makeDatabase(database)
+            let config = directory.write("node.toml", "db_path = \"\(database)\"\nnode_id = 1\n[replication_log]\nreplicas = 3\n")
+            for command in ["-status", "-schema-status", "-parked"] {
+                let result = try runCommand(Binaries.supervisor, ["-config", config, command])
+                #expect(result.status != 2 && !result.output.contains("configuration error"), "\(command): \(result.output)")
+            }
+            let schema = try runCommand(Binaries.supervisor, ["-config", config, "-schema-status"])
+            #expect(schema.status == 0 && schema.output.contains("Local Schema Status"), "\(schema.output)")
+            let start = try runCommand(Binaries.supervisor, ["-config", config])
+            #expect(start.status == 2 && start.output.contains("replication_log.replicas asks for 3 JetStream replicas"), "\(start.output)")
+        }
+
         @Test func versionNamesEverythingAUserReportsInABug() throws {
             let result = try runCommand(Binaries.supervisor, ["-version"])
             #expect(result.status == 0)
