@@ -67,14 +67,11 @@ public enum ControlMessage: Equatable, Sendable {
         public var name: String
         public var value: Int64
 
-        public init(_ name: String, _ value: Int64) {
+        /// Any name, as decoded from the wire; senders name a `WorkerCounter`.
+        init(name: String, _ value: Int64) {
             self.name = name
             self.value = value
         }
-
-        /// Every worker's heartbeat: how long it has been waiting for a database lock another connection
-        /// holds (ms), 0 when it is not (`DatabaseWait`). `-status` and `/health` say so.
-        public static let databaseWait = "database_wait_ms"
     }
 
     /// How a worker's `status` says why it could not start, or why it stops on its own, just before it
@@ -181,7 +178,7 @@ public enum ControlMessage: Equatable, Sendable {
                 let count = Int(try r.readUInt16())
                 var counters: [Counter] = []
                 counters.reserveCapacity(min(count, 256))
-                for _ in 0..<count { counters.append(Counter(try r.readString(), try r.readInt64())) }
+                for _ in 0..<count { counters.append(Counter(name: try r.readString(), try r.readInt64())) }
                 self = .heartbeat(counters: counters)
             case .status: self = .status(try r.readString())
             case .stop: self = .stop(reason: try r.readString())

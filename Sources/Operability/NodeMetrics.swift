@@ -38,8 +38,7 @@ public final class NodeMetrics {
     /// gauges. Unknown names are ignored (a newer worker may report more).
     public func heartbeat(worker: WorkerRole, pid: Int32, counters: [ControlMessage.Counter]) {
         for counter in counters {
-            let (name, label) = Self.split(counter.name)
-            guard let metric = MetricCatalog.forWorkerCounter[name] else { continue }
+            guard let (known, label) = counter.parsed, let metric = MetricCatalog.forWorkerCounter[known] else { continue }
             switch metric.kind {
             case .counter:
                 let increment = baselines.increment(worker: worker.rawValue, pid: pid, name: counter.name, total: counter.value)
@@ -126,11 +125,6 @@ public final class NodeMetrics {
         return made
     }
 
-    /// `"stream_cursor/harmonylite-changes-1"` → (`"stream_cursor"`, `"harmonylite-changes-1"`).
-    static func split(_ name: String) -> (String, String?) {
-        guard let slash = name.firstIndex(of: "/") else { return (name, nil) }
-        return (String(name[..<slash]), String(name[name.index(after: slash)...]))
-    }
 }
 
 /// One worker as the supervisor sees it, for `NodeMetrics.worker`.

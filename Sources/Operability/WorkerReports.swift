@@ -7,7 +7,7 @@ import IPC
 public struct WorkerReports: Sendable {
     private var latest: [WorkerRole: [String: Int64]] = [:]
     private var baselines = CounterBaselines()
-    private var totals: [String: Int64] = [:]
+    private var totals: [WorkerCounter: Int64] = [:]
     /// Mean lag of the samples in the newest report per stream (seconds), and when it came.
     private var lagSamples: [String: (lag: Double, at: Double)] = [:]
     /// How long a stream's lag stays "current" without new changes applied: after that nothing is in flight
@@ -15,7 +15,7 @@ public struct WorkerReports: Sendable {
     public static let lagFreshness = 10.0
 
     /// Counters whose totals `total` keeps across restarts.
-    static let accumulated: Set<String> = ["published_rows", "applied_events", "unique_conflicts", "snapshots_saved", "snapshots_restored", "publish_failures", "future_stamps", "clamped_local_stamps"]
+    static let accumulated: Set<WorkerCounter> = [.publishedRows, .appliedEvents, .uniqueConflicts, .snapshotsSaved, .snapshotsRestored, .publishFailures, .futureStamps, .clampedLocalStamps]
 
     public init() {}
 
@@ -23,8 +23,8 @@ public struct WorkerReports: Sendable {
         var values: [String: Int64] = [:]
         for counter in counters {
             values[counter.name] = counter.value
-            if Self.accumulated.contains(counter.name) {
-                totals[counter.name, default: 0] += baselines.increment(worker: worker.rawValue, pid: pid, name: counter.name, total: counter.value)
+            if let (known, label) = counter.parsed, label == nil, Self.accumulated.contains(known) {
+                totals[known, default: 0] += baselines.increment(worker: worker.rawValue, pid: pid, name: counter.name, total: counter.value)
             }
         }
         latest[worker] = values
@@ -43,10 +43,11 @@ public struct WorkerReports: Sendable {
     }
 
     /// A worker's latest value of `name`, if it reported one.
-    public func value(_ worker: WorkerRole, _ name: String) -> Int64? { latest[worker]?[name] }
+    public func value(_ worker: WorkerRole, _ counter: WorkerCounter) -> Int64? { latest[worker]?[counter.rawValue] }
 
     /// Every latest value of `worker` whose name starts with `prefix/`, by what follows.
-    public func labelled(_ worker: WorkerRole, _ prefix: String) -> [String: Int64] {
+    public func labelled(_ worker: WorkerRole, _ counter: WorkerCounter) -> [String: Int64] {
+        let prefix = counter.rawValue
         var found: [String: Int64] = [:]
         for (name, value) in latest[worker] ?? [:] where name.hasPrefix(prefix + "/") {
             found[String(name.dropFirst(prefix.count + 1))] = value
@@ -55,7 +56,7 @@ public struct WorkerReports: Sendable {
     }
 
     /// The sum of `name` over every run of its worker since the supervisor started.
-    public func total(_ name: String) -> Int64 { totals[name] ?? 0 }
+    public func total(_ counter: WorkerCounter) -> Int64 { totals[counter] ?? 0 }
 
     /// A worker that stopped reports nothing until its next heartbeat: its old values are not current.
     public mutating func forget(_ worker: WorkerRole) { latest[worker] = nil }

@@ -194,7 +194,7 @@ public final class WorkerRuntime {
     }
 
     private func sendHeartbeat(now: Double) throws(IPCError) {
-        let counters = lastCounters + [.init(ControlMessage.Counter.databaseWait, databaseWait.waitedMilliseconds(now: now))]
+        let counters = lastCounters + [.init(.databaseWait, databaseWait.waitedMilliseconds(now: now))]
         try connection.send(ControlMessage.heartbeat(counters: counters).frame)
     }
 

@@ -108,12 +108,12 @@ final class ApplyService: WorkerLoopHandler {
     var nextDeadline: Double? { pipeline.nextDeadline }
 
     var counters: [ControlMessage.Counter] {
-        [.init("applied_events", appliedEvents), .init("superseded_events", supersededEvents), .init("apply_failures", Int64(pipeline.failures)),
-         .init("queued_deliveries", Int64(pipeline.queuedDeliveries)), .init("parked_messages", Int64(pipeline.parkedMessages)),
-         .init("parked_waiting", Int64(pipeline.parkedWaiting)), .init("unique_conflicts", uniqueConflicts),
-         .init("last_applied_unix_ms", lastAppliedAt), .init("future_stamps", futureStamps)]
+        [.init(.appliedEvents, appliedEvents), .init(.supersededEvents, supersededEvents), .init(.applyFailures, Int64(pipeline.failures)),
+         .init(.queuedDeliveries, Int64(pipeline.queuedDeliveries)), .init(.parkedMessages, Int64(pipeline.parkedMessages)),
+         .init(.parkedWaiting, Int64(pipeline.parkedWaiting)), .init(.uniqueConflicts, uniqueConflicts),
+         .init(.lastAppliedUnixMs, lastAppliedAt), .init(.futureStamps, futureStamps)]
             + clockAheadCounters
-            + pipeline.cursor.sorted { $0.key < $1.key }.map { .init("stream_cursor/" + $0.key, Int64(clamping: $0.value)) }
+            + pipeline.cursor.sorted { $0.key < $1.key }.map { .init(.streamCursor, label: $0.key, Int64(clamping: $0.value)) }
     }
 
     func takeObservations() -> [Observations] { observations.take() }
@@ -122,8 +122,8 @@ final class ApplyService: WorkerLoopHandler {
     /// estimate is current; without one (no remote change for a minute), a lead of 0 and no origin, so the
     /// exported gauge does not keep an old lead.
     private var clockAheadCounters: [ControlMessage.Counter] {
-        guard let farthest = clockOffsets.farthestAhead(at: Int64(monotonicSeconds() * 1000)) else { return [.init("clock_ahead_ms", 0)] }
-        return [.init("clock_ahead_ms", farthest.aheadMilliseconds), .init("clock_ahead_origin", Int64(clamping: farthest.origin))]
+        guard let farthest = clockOffsets.farthestAhead(at: Int64(monotonicSeconds() * 1000)) else { return [.init(.clockAheadMs, 0)] }
+        return [.init(.clockAheadMs, farthest.aheadMilliseconds), .init(.clockAheadOrigin, Int64(clamping: farthest.origin))]
     }
 
     func handle(readable: [pollfd], now: Double) throws {

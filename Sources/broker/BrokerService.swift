@@ -92,9 +92,9 @@ final class BrokerService: WorkerLoopHandler {
     func refreshReadings() { streamWatcher?.refresh() }
 
     var counters: [ControlMessage.Counter] {
-        [.init("nats_connected", connection?.isConnected == true ? 1 : 0), .init("published_batches", correlation.confirmedBatches),
-         .init("publish_failures", correlation.failedBatches), .init("delivered_messages", delivered)]
-            + (streamWatcher?.current ?? [:]).sorted { $0.key < $1.key }.map { .init("stream_last_sequence/" + $0.key, Int64(clamping: $0.value)) }
+        [.init(.natsConnected, connection?.isConnected == true ? 1 : 0), .init(.publishedBatches, correlation.confirmedBatches),
+         .init(.publishFailures, correlation.failedBatches), .init(.deliveredMessages, delivered)]
+            + (streamWatcher?.current ?? [:]).sorted { $0.key < $1.key }.map { .init(.streamLastSequence, label: $0.key, Int64(clamping: $0.value)) }
     }
 
     func handle(readable: [pollfd], now: Double) throws {

@@ -112,10 +112,10 @@ final class CaptureService: WorkerLoopHandler {
         let started = monotonicSeconds()
         let pending = (try? PublishWatermark.lastQueuedID(in: database)).map { max(0, $0 - pipeline.watermark) } ?? 0
         observations.record(.countChanges, monotonicSeconds() - started)
-        return [.init("published", pipeline.publishedBatches), .init("pending_publish", pending),
-                .init("batches_in_flight", Int64(pipeline.inFlight.count)), .init("oversized_rows", oversizedRows),
-                .init("published_rows", max(0, pipeline.watermark - startWatermark)), .init("last_published_unix_ms", lastPublishedAt),
-                .init("tables_tracked", Int64(installation.catalog.replicated.count)), .init("clamped_local_stamps", clampedLocalStamps())]
+        return [.init(.published, pipeline.publishedBatches), .init(.pendingPublish, pending),
+                .init(.batchesInFlight, Int64(pipeline.inFlight.count)), .init(.oversizedRows, oversizedRows),
+                .init(.publishedRows, max(0, pipeline.watermark - startWatermark)), .init(.lastPublishedUnixMs, lastPublishedAt),
+                .init(.tablesTracked, Int64(installation.catalog.replicated.count)), .init(.clampedLocalStamps, clampedLocalStamps())]
     }
 
     /// Local writes clamped since this worker started; logs (at most every 10 s) when there are new ones.

@@ -79,9 +79,9 @@ final class SnapshotService: WorkerLoopHandler {
     func refreshReadings() { try? execute(planner.freshReadingsAsked(now: monotonicSeconds()), now: monotonicSeconds()) }
 
     var counters: [ControlMessage.Counter] {
-        [.init("snapshots_saved", planner.saved), .init("snapshots_restored", planner.restored),
-         .init("snapshot_leader", planner.isLeading ? 1 : 0), .init("snapshot_created_unix_ms", newestSnapshot.createdAt),
-         .init("snapshot_size_bytes", newestSnapshot.size), .init("snapshot_job_ms", Int64(lastJobSeconds * 1000))]
+        [.init(.snapshotsSaved, planner.saved), .init(.snapshotsRestored, planner.restored),
+         .init(.snapshotLeader, planner.isLeading ? 1 : 0), .init(.snapshotCreatedUnixMs, newestSnapshot.createdAt),
+         .init(.snapshotSizeBytes, newestSnapshot.size), .init(.snapshotJobMs, Int64(lastJobSeconds * 1000))]
     }
 
     func handle(readable: [pollfd], now: Double) throws {}

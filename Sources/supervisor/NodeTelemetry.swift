@@ -131,7 +131,7 @@ final class NodeTelemetry {
             firstSeen = firstSeen.filter { live.contains($0.key) }
             metrics.uptime(seconds: now - startedAt)
         }
-        let heads = reports.labelled(.broker, "stream_last_sequence"), cursors = reports.labelled(.applier, "stream_cursor")
+        let heads = reports.labelled(.broker, .streamLastSequence), cursors = reports.labelled(.applier, .streamCursor)
         for name in config.changeStreamNames {
             let stall = config.replicate && machine.isReady
                 ? stalls.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) }, cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) : nil
@@ -145,7 +145,7 @@ final class NodeTelemetry {
         metrics.snapshotAge(seconds: view.snapshot.ageSeconds)
         current.set(view)
         guard machine.isReady else { return false }
-        return sleepTimer.observe(published: reports.total("published_rows"), applied: reports.total("applied_events"), now: now)
+        return sleepTimer.observe(published: reports.total(.publishedRows), applied: reports.total(.appliedEvents), now: now)
     }
 
     /// `-status -json`'s answer.
@@ -164,10 +164,10 @@ final class NodeTelemetry {
                                    uptimeSeconds: child.pid.flatMap { firstSeen[$0] }.map { now - $0 },
                                    residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds,
                                    waitingFor: waits[child.role]
-                                       ?? NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.role, ControlMessage.Counter.databaseWait)))
+                                       ?? NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.role, .databaseWait)))
         }
-        let heads = reports.labelled(.broker, "stream_last_sequence")
-        let cursors = reports.labelled(.applier, "stream_cursor")
+        let heads = reports.labelled(.broker, .streamLastSequence)
+        let cursors = reports.labelled(.applier, .streamCursor)
         let recentLag = reports.recentLag(now: now)
         let streams = (1...max(1, config.replicationLog.shards)).map { shard -> NodeView.Stream in
             let name = config.shardStreamName(UInt64(shard))
@@ -178,35 +178,35 @@ final class NodeTelemetry {
             return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: recentLag[name],
                                    stalledSeconds: stalledSeconds[name])
         }
-        let created = reports.value(.snapshotter, "snapshot_created_unix_ms").flatMap { $0 > 0 ? $0 : nil }
+        let created = reports.value(.snapshotter, .snapshotCreatedUnixMs).flatMap { $0 > 0 ? $0 : nil }
         let nowWall = Date().timeIntervalSince1970
         let snapshot = NodeView.Snapshot(
             enabled: config.snapshot.enabled,
-            leaseHeldHere: reports.value(.snapshotter, "snapshot_leader").map { $0 > 0 },
+            leaseHeldHere: reports.value(.snapshotter, .snapshotLeader).map { $0 > 0 },
             createdUnixMs: created, ageSeconds: created.map { max(0, nowWall - Double($0) / 1000) },
-            sizeBytes: reports.value(.snapshotter, "snapshot_size_bytes").flatMap { $0 > 0 ? $0 : nil },
-            durationSeconds: reports.value(.snapshotter, "snapshot_job_ms").flatMap { $0 > 0 ? Double($0) / 1000 : nil },
-            saved: reports.total("snapshots_saved"), restored: reports.total("snapshots_restored")
+            sizeBytes: reports.value(.snapshotter, .snapshotSizeBytes).flatMap { $0 > 0 ? $0 : nil },
+            durationSeconds: reports.value(.snapshotter, .snapshotJobMs).flatMap { $0 > 0 ? Double($0) / 1000 : nil },
+            saved: reports.total(.snapshotsSaved), restored: reports.total(.snapshotsRestored)
         )
         var view = NodeView(
             nodeId: config.nodeID, version: HarmonyLiteVersion.number, phase: machine.isReady ? "running" : machine.hasExited ? "stopped" : "starting",
             startedAtUnixMs: Int64(startedAtWall.timeIntervalSince1970 * 1000), uptimeSeconds: now - startedAt, workers: workers,
-            natsConnected: machine.pid(of: .broker) != nil && reports.value(.broker, "nats_connected") == 1,
+            natsConnected: machine.pid(of: .broker) != nil && reports.value(.broker, .natsConnected) == 1,
             natsServers: natsURLs.map(URLRedaction.redact), streams: streams,
-            tablesTracked: reports.value(.capturer, "tables_tracked"), pendingPublish: reports.value(.capturer, "pending_publish"),
-            parkedMessages: reports.value(.applier, "parked_messages"),
-            publishedRows: reports.total("published_rows"), appliedRows: reports.total("applied_events"), conflicts: reports.total("unique_conflicts"),
-            publishRetries: reports.total("publish_failures"),
-            lastPublishedUnixMs: reports.value(.capturer, "last_published_unix_ms").flatMap { $0 > 0 ? $0 : nil },
-            lastAppliedUnixMs: reports.value(.applier, "last_applied_unix_ms").flatMap { $0 > 0 ? $0 : nil },
+            tablesTracked: reports.value(.capturer, .tablesTracked), pendingPublish: reports.value(.capturer, .pendingPublish),
+            parkedMessages: reports.value(.applier, .parkedMessages),
+            publishedRows: reports.total(.publishedRows), appliedRows: reports.total(.appliedEvents), conflicts: reports.total(.uniqueConflicts),
+            publishRetries: reports.total(.publishFailures),
+            lastPublishedUnixMs: reports.value(.capturer, .lastPublishedUnixMs).flatMap { $0 > 0 ? $0 : nil },
+            lastAppliedUnixMs: reports.value(.applier, .lastAppliedUnixMs).flatMap { $0 > 0 ? $0 : nil },
             snapshot: snapshot, sleepTimeoutSeconds: sleepTimer.remaining(now: now)
         )
         view.natsMonitoring = natsMonitoringURL
         view.clock = NodeView.Clock(
-            maxOffsetMs: Int64(config.maxClockOffset), futureStamps: reports.total("future_stamps"),
-            clampedLocalStamps: reports.total("clamped_local_stamps"),
-            aheadOrigin: reports.value(.applier, "clock_ahead_origin").map { UInt64(max(0, $0)) },
-            aheadMs: reports.value(.applier, "clock_ahead_origin") == nil ? nil : reports.value(.applier, "clock_ahead_ms")
+            maxOffsetMs: Int64(config.maxClockOffset), futureStamps: reports.total(.futureStamps),
+            clampedLocalStamps: reports.total(.clampedLocalStamps),
+            aheadOrigin: reports.value(.applier, .clockAheadOrigin).map { UInt64(max(0, $0)) },
+            aheadMs: reports.value(.applier, .clockAheadOrigin) == nil ? nil : reports.value(.applier, .clockAheadMs)
         )
         return view
     }

@@ -15,7 +15,7 @@ import Testing
         .ready(detail: ""),
         .ready(detail: "JetStream answering"),
         .heartbeat(counters: []),
-        .heartbeat(counters: [.init("nats_connected", 1), .init("min", Int64.min), .init("max", Int64.max)]),
+        .heartbeat(counters: [.init(.natsConnected, 1), .init(name: "min", Int64.min), .init(name: "max", Int64.max)]),
         .status(String(repeating: "é", count: 2000)),
         .stop(reason: "supervisor request"),
     ]

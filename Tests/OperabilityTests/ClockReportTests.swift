@@ -49,9 +49,9 @@ import Testing
 
     @Test func futureStampsAndTheLeadAreExported() {
         let metrics = NodeMetrics(namespace: "harmonylite", subsystem: "", nodeID: 1)
-        metrics.heartbeat(worker: .applier, pid: 10, counters: [.init("future_stamps", 4), .init("clock_ahead_ms", 10_012), .init("clock_ahead_origin", 2)])
-        metrics.heartbeat(worker: .applier, pid: 10, counters: [.init("future_stamps", 9), .init("clock_ahead_ms", 9_500)])
-        metrics.heartbeat(worker: .capturer, pid: 11, counters: [.init("clamped_local_stamps", 3)])
+        metrics.heartbeat(worker: .applier, pid: 10, counters: [.init(.futureStamps, 4), .init(.clockAheadMs, 10_012), .init(.clockAheadOrigin, 2)])
+        metrics.heartbeat(worker: .applier, pid: 10, counters: [.init(.futureStamps, 9), .init(.clockAheadMs, 9_500)])
+        metrics.heartbeat(worker: .capturer, pid: 11, counters: [.init(.clampedLocalStamps, 3)])
         let text = metrics.registry.emitToString()
         #expect(NodeMetricsTests.value(text, "harmonylite_future_stamps_total{node_id=\"1\"}") == 9, "\(text)")
         #expect(NodeMetricsTests.value(text, "harmonylite_clock_ahead_seconds{node_id=\"1\"}") == 9.5, "\(text)")

@@ -1,5 +1,5 @@
 import Foundation
-import IPC
+@testable import IPC
 import Operability
 import SQLiteKit
 import TestSupport
@@ -42,11 +42,11 @@ import Testing
 
     @Test func heartbeatsMoveCountersAcrossRestartsAndSetGauges() {
         let metrics = NodeMetrics(namespace: "hl", subsystem: "", nodeID: 2)
-        metrics.heartbeat(worker: .capturer, pid: 100, counters: [.init("published_rows", 10), .init("pending_publish", 4)])
-        metrics.heartbeat(worker: .capturer, pid: 100, counters: [.init("published_rows", 15), .init("pending_publish", 0)])
-        metrics.heartbeat(worker: .capturer, pid: 101, counters: [.init("published_rows", 3)])
-        metrics.heartbeat(worker: .applier, pid: 200, counters: [.init("stream_cursor/s-1", 42), .init("parked_waiting", 2), .init("unknown_name", 9)])
-        metrics.heartbeat(worker: .broker, pid: 300, counters: [.init("stream_last_sequence/s-1", 50), .init("nats_connected", 1)])
+        metrics.heartbeat(worker: .capturer, pid: 100, counters: [.init(.publishedRows, 10), .init(.pendingPublish, 4)])
+        metrics.heartbeat(worker: .capturer, pid: 100, counters: [.init(.publishedRows, 15), .init(.pendingPublish, 0)])
+        metrics.heartbeat(worker: .capturer, pid: 101, counters: [.init(.publishedRows, 3)])
+        metrics.heartbeat(worker: .applier, pid: 200, counters: [.init(.streamCursor, label: "s-1", 42), .init(.parkedWaiting, 2), .init(name: "unknown_name", 9)])
+        metrics.heartbeat(worker: .broker, pid: 300, counters: [.init(.streamLastSequence, label: "s-1", 50), .init(.natsConnected, 1)])
         let text = metrics.registry.emitToString()
         #expect(Self.value(text, "hl_published_total{node_id=\"2\"}") == 18, "\(text)")
         // HarmonyLite's name, kept as an alias (a gauge: promtool wants counters to end in _total).
