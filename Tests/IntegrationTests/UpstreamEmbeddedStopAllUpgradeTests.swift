@@ -4,7 +4,9 @@ import Testing
 
 /// What is moved aside on every node between stopping upstream and starting ours, in the all-at-once upgrade.
 enum StopAllAside: String, Sendable, CustomTestStringConvertible {
-    /// The server's cluster state, `jetstream/$SYS`, alone.
+    /// The server's cluster state, `jetstream/$SYS`, alone. Not a case of the test: nats-server 2.9.10 crashes in a
+    /// loop on the stream assignment of upstream's `DenyDelete` stream (`processClusterCreateStream`, nil
+    /// dereference), every node, never ready (tried once; see the upgrade guide).
     case clusterState
     /// The server's whole `jetstream` directory and upstream's seq map.
     case wholeStoreAndSeqMap
@@ -27,7 +29,7 @@ extension ProcessTests {
         /// rows written just before and while every node is stopped (upstream's triggers record them as
         /// pending); every node stopped; `aside` moved aside on every node; ours started on all three.
         /// Every node must end with every row, nothing parked, and then new writes on each node reach the others.
-        @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)), arguments: [StopAllAside.clusterState, .wholeStoreAndSeqMap])
+        @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)), arguments: [StopAllAside.wholeStoreAndSeqMap])
         func stopEveryNodeAndUpgradeThemAllAtOnce(_ aside: StopAllAside) throws {
             let directory = try TemporaryDirectory()
             let binary = try UpstreamBinary.install(in: directory)
@@ -107,11 +109,13 @@ extension ProcessTests {
             print("\(aside): every node ready \(Int(Date().timeIntervalSince(started) * 1000)) ms after the first started")
             let ourLogs = { nodes.map { "\($0.database):\n" + $0.log.suffix(2500) }.joined(separator: "\n=====\n") }
             let everyRow = "SELECT count(*) FROM books"
+            // 80 rows on every node: upstream's pending changes (rows 21–25, x31–x35), only ever on their own node before, were published.
             let converged = try eventually(timeout: 60, interval: 0.25) { try databases.allSatisfy { try Self.query($0, everyRow) == "80" } }
             #expect(converged, "rows per node: \(databases.map { (try? Self.query($0, everyRow)) ?? "?" })\n\(ourLogs())")
             for database in databases {
                 #expect(try Self.query(database, "SELECT count(*) FROM \"__harmonylite___parked\"") == "0")
-                #expect(try Self.query(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite___change_log_global'") == "0")
+                #expect(try Self.query(database, "SELECT count(*) FROM \"__harmonylite___meta\" WHERE key = 'upstream_takeover'") == "1")
+                #expect(try Self.query(database, "SELECT count(*) FROM pragma_table_info('__harmonylite__books_change_log') WHERE name = 'state'") == "0")
             }
             // New writes on each node reach the others.
             for index in 0..<3 { try Self.insert(databases[index], (index * 100 + 51)...(index * 100 + 55)) }
