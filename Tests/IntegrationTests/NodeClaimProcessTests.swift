@@ -50,6 +50,7 @@ extension ProcessTests {
             kill(two.pid, SIGKILL)
             #expect(two.waitForExit(timeout: 10) != nil)
             Thread.sleep(forTimeInterval: 1)
+            print("DEBUG killed two:\n" + two.log.split(separator: "\n").suffix(12).joined(separator: "\n"))
             let restartedAt = Date()
             two = try NodeUnderTest(nodeID: 2, toml: toml, directory: directory)
             try two.waitUntilReady(timeout: 60)
