@@ -44,7 +44,6 @@ final class NodeClaimKeeper {
         if held { return true }
         let bucket = try openBucket(connection)
         let current = try bucket.entry(key).map { (holder: NodeClaim.Holder(decoding: $0.value), revision: $0.revision) }
-        logger.info("DEBUGCLAIM read", metadata: ["revision": "\(current?.revision ?? 0)", "now": "\(now)", "wall": "\(wallClock())"])
         switch claim.read(current, now: now) {
         case .create:
             guard try bucket.create(key, claim.me.encoded) else { return false }  // taken meanwhile: read again
@@ -70,8 +69,7 @@ final class NodeClaimKeeper {
         guard held, now >= nextRenewal, let bucket else { return }
         nextRenewal = now + claim.renewInterval
         do {
-            let revision = try bucket.put(key, claim.me.encoded)
-            logger.info("DEBUGCLAIM renewed", metadata: ["revision": "\(revision)", "now": "\(now)", "wall": "\(wallClock())"])
+            try bucket.put(key, claim.me.encoded)
             if renewalProblem != nil { logger.info("renewed the node id claim again") }
             renewalProblem = nil
         } catch {
@@ -117,8 +115,3 @@ struct ClaimBucketMissing: Error, CustomStringConvertible {
     var description: String { "the node claims bucket \(bucket) does not exist yet" }
 }
 
-func wallClock() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_REALTIME, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-}

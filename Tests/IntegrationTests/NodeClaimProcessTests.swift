@@ -37,8 +37,6 @@ extension ProcessTests {
             let status = duplicate.waitForExit(timeout: 60)
             let refusedAfter = Date().timeIntervalSince(startedAt)
             let log = duplicate.log
-            print("DEBUG duplicate:\n" + log.split(separator: "\n").filter { $0.contains("DEBUGCLAIM") || $0.contains("claim") }.joined(separator: "\n"))
-            print("DEBUG two:\n" + two.log.split(separator: "\n").filter { $0.contains("DEBUGCLAIM") || $0.contains("claim") }.joined(separator: "\n"))
             #expect(status == 78, "\(String(describing: status))\n\(log.suffix(3000))")
             #expect(log.contains("node_id 2 is already used by a running node on host ") && log.contains("this node is on host "), "\(log.suffix(3000))")
             #expect(log.contains("(database \(two.database))") && log.contains("(database \(duplicate.database))"), "both named: \(log.suffix(3000))")
@@ -50,7 +48,6 @@ extension ProcessTests {
             kill(two.pid, SIGKILL)
             #expect(two.waitForExit(timeout: 10) != nil)
             Thread.sleep(forTimeInterval: 1)
-            print("DEBUG killed two:\n" + two.log.split(separator: "\n").suffix(12).joined(separator: "\n"))
             let restartedAt = Date()
             two = try NodeUnderTest(nodeID: 2, toml: toml, directory: directory)
             try two.waitUntilReady(timeout: 60)
@@ -58,7 +55,6 @@ extension ProcessTests {
             // The workers write their own lines: the broker's may reach the log a moment after READY=1.
             _ = eventually(timeout: 5) { two.log.contains("claimed node id 2 in the cluster") }
             let restarted = two.log
-            print("DEBUG restarted:\n" + restarted.split(separator: "\n").filter { $0.contains("DEBUGCLAIM") || $0.contains("claim") }.joined(separator: "\n"))
             #expect(restarted.contains("claimed node id 2 in the cluster"), "\(restarted.suffix(3000))")
             #expect(restarted.contains("still waiting for node id 2's claim ("), "said while waiting: \(restarted.suffix(3000))")
             #expect(!two.notify.with("STATUS=starting: broker: still waiting for node id 2's claim").isEmpty, "systemctl status shows it")
