@@ -61,7 +61,8 @@ extension ProcessTests {
             #expect(readyAfter < 30, "ready \(readyAfter) s after the restart")
             _ = try runCommand("/usr/bin/sqlite3", [one.database, "INSERT INTO kv VALUES (3, 'three');"])
             _ = try runCommand("/usr/bin/sqlite3", [two.database, "INSERT INTO kv VALUES (4, 'four');"])
-            #expect(try converge("4\n"), "\(two.log.suffix(2000))")
+            let counts = { [one.database, two.database].map { (try? runCommand("/usr/bin/sqlite3", [$0, "SELECT group_concat(k) FROM kv;"]))?.output ?? "?" } }
+            #expect(try converge("4\n"), "rows \(counts()): node 1: \(one.log.suffix(1500))\nnode 2: \(two.log.suffix(2500))")
             print(log.split(separator: "\n").filter { $0.contains("claim") || $0.contains("refused") }.joined(separator: "\n"))
             print("node-claim: the duplicate exited \(String(format: "%.1f", refusedAfter)) s after its start; the killed node was ready \(String(format: "%.1f", readyAfter)) s after its restart")
             #expect(one.terminate() == 0 && two.terminate() == 0)
