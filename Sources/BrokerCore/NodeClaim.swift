@@ -1,6 +1,6 @@
 /// One node id, one running node: each node's broker claims key `node-<id>` in the cluster's claims bucket
 /// (`<stream_prefix>-node-claims`, a KV bucket whose TTL is `ttl`) before it touches any consumer, and
-/// renews it every `ttl / 3` s; a clean stop deletes it. Two nodes started with one id (a copied config, a
+/// renews it every `ttl / 3` s; a clean stop of the node deletes it (see `releases(on:)`). Two nodes started with one id (a copied config, a
 /// cloned VM) would delete each other's consumers as leftovers and diverge silently.
 ///
 /// At start, a claim that is not this instance's is watched: renewed meanwhile (its revision changes), its
@@ -48,6 +48,23 @@ public struct NodeClaim: Sendable {
     }
 
     public static let reportInterval = 5.0
+
+    /// Why the broker stops, as far as its claim is concerned.
+    public enum Stop: Equatable, Sendable {
+        /// The node stops: its supervisor asked (`systemctl stop`, a reload) or a signal reached the broker.
+        case nodeStopping
+        /// The supervisor is gone (killed with `kill -9`, crashed): the node crashed. The broker sees its
+        /// control socket close before the kernel's parent-death SIGKILL reaches it, and could still say
+        /// goodbye to NATS: it must not, or the node's restart (or a duplicate) finds the id free at once.
+        case supervisorGone
+        /// The broker's own failure: its supervisor starts it again, and that broker takes the claim over
+        /// at once (same instance). Deleting it meanwhile would free the id to a duplicate watching it.
+        case brokerFailed
+    }
+
+    /// Whether a stop deletes the claim at once: only a node that stops gives its id up; every other stop
+    /// leaves the claim to its successor under the same supervisor, or to age out (a crash).
+    public static func releases(on stop: Stop) -> Bool { stop == .nodeStopping }
 
     public let nodeID: UInt64
     public let me: Holder

@@ -58,10 +58,13 @@ public final class KeyValueBucket {
 
     deinit { kvStore_Destroy(store) }
 
-    public func put(_ key: String, _ value: [UInt8]) throws(NATSError) {
+    /// Writes the key; its new revision.
+    @discardableResult
+    public func put(_ key: String, _ value: [UInt8]) throws(NATSError) -> UInt64 {
         var revision: UInt64 = 0
         let status = kvStore_Put(&revision, store, key, value, Int32(value.count))
         guard status == NATS_OK else { throw NATSError(operation: "KV put \(name)/\(key)", status: status) }
+        return revision
     }
 
     /// The bucket's keys (an empty bucket has none).

@@ -67,10 +67,18 @@ final class BrokerService: WorkerLoopHandler {
         try UnixSocket.setNonBlocking(listener)
     }
 
-    func drain() {
+    /// A stop the loop ended: the supervisor asked or a signal came (the node stops), or the supervisor is gone.
+    func drain(reason: WorkerRuntime.StopReason) {
+        finish(claim: reason == .supervisorGone ? .supervisorGone : .nodeStopping)
+    }
+
+    /// A stop on the broker's own failure (`WorkerExit`): the supervisor starts it again.
+    func drain() { finish(claim: .brokerFailed) }
+
+    private func finish(claim stop: NodeClaim.Stop) {
         streamWatcher?.stop()
         stopFetchers()
-        nodeClaim.release()
+        nodeClaim.release(on: stop)
         close(listener)
     }
 

@@ -78,11 +78,16 @@ final class NodeClaimKeeper {
         }
     }
 
-    /// A clean stop gives the id up at once (a crash leaves it to age out within the bucket's TTL).
-    func release() {
+    /// A clean stop of the node gives the id up at once; any other stop leaves the claim (see
+    /// `NodeClaim.releases(on:)`): a crash's ages out within the bucket's TTL.
+    func release(on stop: NodeClaim.Stop) {
         guard held, let bucket else { return }
-        try? bucket.delete(key)
         held = false
+        guard NodeClaim.releases(on: stop) else {
+            logger.info("leaving the node id claim to age out or to this node's next broker", metadata: ["stop": "\(stop)"])
+            return
+        }
+        try? bucket.delete(key)
     }
 
     private func openBucket(_ connection: NATSConnection) throws -> KeyValueBucket {
@@ -109,3 +114,4 @@ struct ClaimBucketMissing: Error, CustomStringConvertible {
     var bucket: String
     var description: String { "the node claims bucket \(bucket) does not exist yet" }
 }
+

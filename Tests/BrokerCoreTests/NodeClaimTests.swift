@@ -36,6 +36,21 @@ import Testing
         guard case .wait(.some) = claim.read((Self.other, 30), now: 110) else { Issue.record("watched afresh"); return }
     }
 
+    /// The process test's flake: the supervisor killed with SIGKILL, its broker saw the control socket close
+    /// before the parent-death SIGKILL and deleted the claim, so the restart (or a duplicate watching the claim)
+    /// found the id free at once. Only a stopping node gives its id up.
+    @Test func onlyAStoppingNodeGivesItsIdUpACrashOrABrokerFailureLeavesTheClaim() {
+        #expect(NodeClaim.releases(on: .nodeStopping))
+        #expect(!NodeClaim.releases(on: .supervisorGone), "a crashed node's claim ages out")
+        #expect(!NodeClaim.releases(on: .brokerFailed), "the next broker under the same supervisor takes it over")
+        // The claim left behind by a crash is watched, and waited out, by the restart (another supervisor).
+        var restart = NodeClaim(nodeID: 2, me: Self.other, ttl: 10)
+        let crashed = NodeClaim.Holder(instance: "host-a|/var/lib/hl/app.db|11", host: "host-a", databasePath: "/var/lib/hl/app.db")
+        guard case .wait(.some) = restart.read((crashed, 4), now: 0) else { Issue.record("the restart waits"); return }
+        guard case .wait(.some) = restart.read((crashed, 4), now: 9) else { Issue.record("still waits, not renewed"); return }
+        #expect(restart.read(nil, now: 10) == .create, "aged out")
+    }
+
     @Test func claimValuesAreDecodedTotally() {
         #expect(NodeClaim.Holder(decoding: Self.other.encoded) == Self.other)
         #expect(NodeClaim.Holder(decoding: Array("garbage".utf8)) == nil)

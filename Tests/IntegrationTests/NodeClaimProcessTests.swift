@@ -22,12 +22,17 @@ extension ProcessTests {
             var two = try NodeUnderTest(nodeID: 2, toml: toml, directory: directory)
             try one.waitUntilReady(timeout: 60)
             try two.waitUntilReady(timeout: 60)
+            // The sqlite3 shell exits non-zero on a lock a starting node holds a moment: wait for it, and check.
+            func write(_ path: String, _ sql: String) throws {
+                let result = try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", path, "PRAGMA trusted_schema=OFF;" + sql])
+                #expect(result.status == 0, "\(sql) on \(path): \(result.output)")
+            }
             func converge(_ expected: String) throws -> Bool {
                 eventually(timeout: 30, interval: 0.2) {
                     [one.database, two.database].allSatisfy { (try? runCommand("/usr/bin/sqlite3", [$0, "SELECT count(*) FROM kv;"]))?.output == expected }
                 }
             }
-            _ = try runCommand("/usr/bin/sqlite3", [one.database, "INSERT INTO kv VALUES (1, 'one');"])
+            try write(one.database, "INSERT INTO kv VALUES (1, 'one');")
             #expect(try converge("1\n"))
             #expect(two.log.contains("claimed node id 2 in the cluster"), "\(two.log.suffix(2000))")
 
@@ -41,7 +46,7 @@ extension ProcessTests {
             #expect(log.contains("node_id 2 is already used by a running node on host ") && log.contains("this node is on host "), "\(log.suffix(3000))")
             #expect(log.contains("(database \(two.database))") && log.contains("(database \(duplicate.database))"), "both named: \(log.suffix(3000))")
             #expect(!log.contains("consuming shard streams"), "the duplicate touched no consumer")
-            _ = try runCommand("/usr/bin/sqlite3", [two.database, "INSERT INTO kv VALUES (2, 'two');"])
+            try write(two.database, "INSERT INTO kv VALUES (2, 'two');")
             #expect(try converge("2\n"), "the running node 2 is untouched: \(two.log.suffix(2000))")
 
             // Node 2 killed: its claim is stale, not renewed; the restart waits it out and goes on.
@@ -59,9 +64,10 @@ extension ProcessTests {
             #expect(restarted.contains("still waiting for node id 2's claim ("), "said while waiting: \(restarted.suffix(3000))")
             #expect(!two.notify.with("STATUS=starting: broker: still waiting for node id 2's claim").isEmpty, "systemctl status shows it")
             #expect(readyAfter < 30, "ready \(readyAfter) s after the restart")
-            _ = try runCommand("/usr/bin/sqlite3", [one.database, "INSERT INTO kv VALUES (3, 'three');"])
-            _ = try runCommand("/usr/bin/sqlite3", [two.database, "INSERT INTO kv VALUES (4, 'four');"])
-            #expect(try converge("4\n"), "\(two.log.suffix(2000))")
+            try write(one.database, "INSERT INTO kv VALUES (3, 'three');")
+            try write(two.database, "INSERT INTO kv VALUES (4, 'four');")
+            let counts = { [one.database, two.database].map { (try? runCommand("/usr/bin/sqlite3", [$0, "SELECT group_concat(k) FROM kv;"]))?.output ?? "?" } }
+            #expect(try converge("4\n"), "rows \(counts()): node 1: \(one.log.suffix(1500))\nnode 2: \(two.log.suffix(2500))")
             print(log.split(separator: "\n").filter { $0.contains("claim") || $0.contains("refused") }.joined(separator: "\n"))
             print("node-claim: the duplicate exited \(String(format: "%.1f", refusedAfter)) s after its start; the killed node was ready \(String(format: "%.1f", readyAfter)) s after its restart")
             #expect(one.terminate() == 0 && two.terminate() == 0)
