@@ -43,6 +43,31 @@ extension ProcessTests {
             #expect(!node.log.contains("(key: "), "\(node.log)")
         }
 
+        /// A worker's crash report (the Swift runtime's backtrace on SIGSEGV) does not break the stream:
+        /// under `format = "json"` each of its lines is re-emitted as an object of that worker at level error.
+        @Test func aWorkersCrashReportIsJSONToo() throws {
+            let directory = try TemporaryDirectory()
+            let node = try NodeUnderTest(toml: "[logging]\nformat = \"json\"\n", directory: directory)
+            try node.waitUntilReady()
+            let capturer = try #require(node.pid(of: .capturer))
+            kill(capturer, SIGSEGV)
+            #expect(eventually(timeout: 60) { node.log.contains("Backtrac") }, "\(node.log.suffix(3000))")
+            Thread.sleep(forTimeInterval: 2)  // the rest of the report
+            #expect(node.terminate() == 0)
+            var crashLines = 0
+            for line in node.log.split(separator: "\n", omittingEmptySubsequences: true) {
+                guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+                    Issue.record("not JSON: \(line)")
+                    continue
+                }
+                if object["process"] as? String == "capturer", (object["message"] as? String)?.contains("Backtrac") == true {
+                    #expect(object["level"] as? String == "error" && object["pid"] as? Int == Int(capturer), "\(line)")
+                    crashLines += 1
+                }
+            }
+            #expect(crashLines >= 1, "\(node.log.suffix(3000))")
+        }
+
         /// Under journald every line, nats-server's too, starts with its syslog priority and carries no time
         /// stamp of ours (journald stamps each entry itself).
         @Test func underJournaldEveryLineHasItsPriorityAndNoTimestamp() throws {
@@ -51,7 +76,12 @@ extension ProcessTests {
             #expect(node.terminate() == 0)
             let lines = node.log.split(separator: "\n", omittingEmptySubsequences: true)
             let shape = try Regex("^<[0-7]>(TRC|DBG|INF|WRN|ERR|CRT) \\[[a-z-]+\\] ")
-            for line in lines { #expect(line.firstMatch(of: shape) != nil, "\(line)") }
+            let wrapped = try Regex("^<[0-7]>[A-Z]{3} \\[[a-z-]+\\] <[0-7]>")
+            for line in lines {
+                #expect(line.firstMatch(of: shape) != nil, "\(line)")
+                #expect(line.firstMatch(of: wrapped) == nil, "a worker's own line passes through, not wrapped: \(line)")
+            }
+            #expect(lines.contains { $0.hasPrefix("<6>INF [capturer] ") }, "workers keep their priorities through the pipe: \(node.log)")
             #expect(lines.contains { $0.hasPrefix("<6>INF [nats-server] Starting nats-server") }, "\(node.log)")
         }
 
