@@ -68,6 +68,24 @@ extension ProcessTests {
             #expect(crashLines >= 1, "\(node.log.suffix(3000))")
         }
 
+        /// A worker that dies of a signal after writing past its logger: the supervisor's exit line is still
+        /// one JSON object and says what the worker wrote (its crash report's reason line).
+        @Test func aDeadWorkersLastWordsAreInTheExitLine() throws {
+            let node = try NodeUnderTest(toml: "[logging]\nformat = \"json\"\n")
+            try node.waitUntilReady()
+            let capturer = try #require(node.pid(of: .capturer))
+            // A signal sent from outside: the runtime's backtracer reports and returns; then the worker dies.
+            kill(capturer, SIGABRT)
+            #expect(eventually(timeout: 60) { node.log.contains("Backtrace took") }, "\(node.log.suffix(3000))")
+            kill(capturer, SIGKILL)
+            #expect(eventually(timeout: 30) { node.log.contains("capturer was killed by signal 9") }, "\(node.log.suffix(3000))")
+            try node.waitUntilReady()
+            #expect(node.terminate() == 0)
+            let exit = try #require(node.log.split(separator: "\n").first { $0.contains("capturer was killed by signal 9") })
+            let object = try #require((try? JSONSerialization.jsonObject(with: Data(exit.utf8))) as? [String: Any], "\(exit)")
+            #expect((object["message"] as? String)?.contains("it wrote: *** Program crashed") == true, "\(exit)\n\(node.log.suffix(3000))")
+        }
+
         /// Under journald every line, nats-server's too, starts with its syslog priority and carries no time
         /// stamp of ours (journald stamps each entry itself).
         @Test func underJournaldEveryLineHasItsPriorityAndNoTimestamp() throws {
