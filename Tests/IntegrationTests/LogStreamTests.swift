@@ -91,7 +91,11 @@ extension ProcessTests {
         @Test func underJournaldEveryLineHasItsPriorityAndNoTimestamp() throws {
             let node = try NodeUnderTest(logToJournal: true)
             try node.waitUntilReady()
+            // A worker's crash report gets a priority too (error), as that worker's lines.
+            kill(try #require(node.pid(of: .capturer)), SIGSEGV)
+            #expect(eventually(timeout: 60) { node.log.contains("Backtrace took") }, "\(node.log.suffix(3000))")
             #expect(node.terminate() == 0)
+            #expect(node.log.contains("<3>ERR [capturer] *** Signal 11"), "\(node.log.suffix(3000))")
             let lines = node.log.split(separator: "\n", omittingEmptySubsequences: true)
             let shape = try Regex("^<[0-7]>(TRC|DBG|INF|WRN|ERR|CRT) \\[[a-z-]+\\] ")
             let wrapped = try Regex("^<[0-7]>[A-Z]{3} \\[[a-z-]+\\] <[0-7]>")
