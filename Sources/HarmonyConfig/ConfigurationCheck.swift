@@ -22,6 +22,17 @@ public struct ConfigurationCheck: Sendable {
         }
     }
 
+    /// What `nats-server -t` said of `nats.server_config` (the embedded server's extra configuration).
+    public enum ServerConfigFacts: Equatable, Sendable {
+        /// No `server_config`, or no embedded server.
+        case notSet
+        case valid
+        /// nats-server cannot parse it: what it said.
+        case invalid(String)
+        /// It could not be checked (no nats-server found): why.
+        case unchecked(String)
+    }
+
     /// Lines to print (summary, then warnings), and the problems: none means exit 0.
     public var lines: [String] = []
     public var problems: [String] = []
@@ -30,12 +41,13 @@ public struct ConfigurationCheck: Sendable {
 
     /// The configuration did not load: every problem the loader found.
     public init(file: String, loadProblems: [ConfigurationError]) {
-        problems = loadProblems.sorted { ($0.line ?? 0) < ($1.line ?? 0) }.map(\.description)
+        problems = loadProblems.sorted { ($0.line ?? Int.max) < ($1.line ?? Int.max) }.map(\.description)
         lines = ["\(file): \(loadProblems.count) problem(s)"]
     }
 
-    public init(file: String, configuration config: Configuration, warnings: [String], database: DatabaseFacts) {
-        lines.append("\(file): the configuration is valid")
+    public init(file: String, configuration config: Configuration, warnings: [String], database: DatabaseFacts,
+                serverConfig: ServerConfigFacts = .notSet) {
+        lines.append("\(file): the configuration loads")
         lines.append("node \(config.nodeID) (\(config.nodeName)), publish \(config.publish), replicate \(config.replicate)")
         switch database {
         case .readable(let replicated, let refused):
@@ -68,7 +80,13 @@ public struct ConfigurationCheck: Sendable {
         lines.append(config.snapshot.enabled
             ? "snapshots: store \(config.snapshot.store), interval \(config.snapshot.interval == 0 ? "off (saved every half max_entries changes)" : "\(config.snapshot.interval) ms")"
             : "snapshots: disabled")
+        switch serverConfig {
+        case .notSet, .valid: break
+        case .invalid(let said): problems.append("nats.server_config: nats-server cannot use \(config.nats.serverConfig): \(said)")
+        case .unchecked(let why): lines.append("  warning: nats.server_config \(config.nats.serverConfig) was not checked: \(why)")
+        }
         for warning in warnings { lines.append("  warning: \(warning)") }
+        if passed { lines[0] = "\(file): the configuration is valid" }
     }
 
     /// The whole output: summary lines, then each problem on its own line.

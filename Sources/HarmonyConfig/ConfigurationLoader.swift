@@ -75,7 +75,18 @@ public enum ConfigurationLoader {
             let text = try readFile(path)
             var problems: [ConfigurationError] = []
             let setKeys = try apply(toml: text, file: path, to: &config, problems: &problems)
-            if !problems.isEmpty { return (nil, problems) }
+            if !problems.isEmpty {
+                // The whole configuration's checks too, on what loaded, so one run names every problem found.
+                do {
+                    let loaded = try resolve(config, explicitSeqMap: setKeys.contains("seq_map_path") && !config.seqMapPath.isEmpty,
+                                             overrides: overrides, environment: environment)
+                    try loaded.configuration.checkCanStart()
+                } catch {
+                    // Not a second problem for a key already named (a bad value leaves its default behind).
+                    if !problems.contains(where: { $0.description == error.description || ($0.key != nil && $0.key == error.key) }) { problems.append(error) }
+                }
+                return (nil, problems)
+            }
             let loaded = try resolve(config, explicitSeqMap: setKeys.contains("seq_map_path") && !config.seqMapPath.isEmpty,
                                      overrides: overrides, environment: environment)
             try loaded.configuration.checkCanStart()

@@ -57,6 +57,25 @@ public struct LineLogHandler: LogHandler {
         emit(level: line.level, message: line.text, metadata: metadata, pid: line.pid ?? pid, time: time)
     }
 
+    /// Emits a line a worker wrote past its logger (a crash report) in this handler's format, as process
+    /// `label` with the worker's pid.
+    public func relay(foreign text: String, level: Logger.Level, pid: Int32) {
+        guard level >= logLevel else { return }
+        emit(level: level, message: text, metadata: metadata, pid: pid, time: nil)
+    }
+
+    /// Writes a worker's own log line (already in this node's format) unchanged, with its newline.
+    public func passThrough(_ line: [UInt8]) {
+        Self.write(line + [UInt8(ascii: "\n")])
+    }
+
+    /// Set by the supervisor for its workers when its standard error is the journal: their standard error is
+    /// a pipe to it, but their lines end up in the journal and need their priority prefix.
+    public static let journalPrioritiesVariable = "HARMONYLITE_LOG_PRIORITIES"
+
+    /// Whether this process's lines start with a journald priority.
+    public var writesPriorities: Bool { priorityPrefix }
+
     private func emit(level: Logger.Level, message rawMessage: String, metadata merged: Logger.Metadata, pid: Int32, time: String?) {
         let message = Self.clean(rawMessage)
         let values = merged.mapValues { Self.clean("\($0)") }
@@ -74,11 +93,15 @@ public struct LineLogHandler: LogHandler {
             for key in values.keys.sorted() where !Self.reservedKeys.contains(key) { text += ",\(Self.quote(key)):\(Self.quote(values[key]!))" }
             line += text + "}\n"
         }
-        var bytes = Array(line.utf8)
+        Self.write(Array(line.utf8))
+    }
+
+    private static func write(_ line: [UInt8]) {
+        var bytes = line
         bytes.withUnsafeMutableBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let n = write(2, raw.baseAddress! + offset, raw.count - offset)
+                let n = Glibc.write(2, raw.baseAddress! + offset, raw.count - offset)
                 if n <= 0 { if errno == EINTR { continue } else { return } }
                 offset += n
             }
@@ -132,6 +155,7 @@ public struct LineLogHandler: LogHandler {
     /// Whether standard error is connected to the journal: `JOURNAL_STREAM` is `<device>:<inode>` of the
     /// stream systemd connected, and stays in the environment of children whose stderr is elsewhere.
     static func stderrIsJournal() -> Bool {
+        if let set = getenv(journalPrioritiesVariable).flatMap({ String(validatingCString: $0) }), set == "1" { return true }
         guard let value = getenv("JOURNAL_STREAM").flatMap({ String(validatingCString: $0) }) else { return false }
         let parts = value.split(separator: ":")
         guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }

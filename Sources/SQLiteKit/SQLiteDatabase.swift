@@ -19,6 +19,29 @@ public final class SQLiteDatabase {
         try self.init(path: path, flags: SQLITE_OPEN_READONLY, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
     }
 
+    /// Opens an existing database read-only as immutable (SQLite's `immutable=1` URI parameter): no lock,
+    /// no `-shm` or `-wal` file is created, nothing on disk changes. Only for a database nothing else has
+    /// open (no `-wal`/`-shm` beside it): changes another connection makes are not seen.
+    public convenience init(immutablePath path: String) throws(SQLiteError) {
+        try self.init(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, busyTimeoutMilliseconds: 0,
+                      openName: "file:" + Self.uriEscaped(path) + "?immutable=1")
+    }
+
+    /// `path` for a `file:` URI: every byte but unreserved ones and `/` percent-encoded.
+    static func uriEscaped(_ path: String) -> String {
+        var out = ""
+        for byte in path.utf8 {
+            let c = Character(Unicode.Scalar(byte))
+            if byte < 0x80, c.isLetter || c.isNumber || "-._~/".contains(c) {
+                out.append(c)
+            } else {
+                let hex = String(byte, radix: 16, uppercase: true)
+                out += "%" + (hex.count == 1 ? "0" : "") + hex
+            }
+        }
+        return out
+    }
+
     /// Opens a file that came from outside (a downloaded snapshot) for reading and writing, defensively,
     /// before its schema is read: `SQLITE_DBCONFIG_DEFENSIVE` (no `writable_schema`, no writes to shadow
     /// tables through SQL), `trusted_schema = OFF` (its views and triggers may call only innocuous
@@ -32,10 +55,11 @@ public final class SQLiteDatabase {
         try self.init(path: path, flags: SQLITE_OPEN_READWRITE, busyTimeoutMilliseconds: busyTimeoutMilliseconds, defensive: true, trustingSchema: trustingSchema)
     }
 
-    private init(path: String, flags: Int32, busyTimeoutMilliseconds: Int32, defensive: Bool = false, trustingSchema: Bool = false) throws(SQLiteError) {
+    private init(path: String, flags: Int32, busyTimeoutMilliseconds: Int32, defensive: Bool = false, trustingSchema: Bool = false,
+                 openName: String? = nil) throws(SQLiteError) {
         var pointer: OpaquePointer?
         let flags = flags | SQLITE_OPEN_NOMUTEX
-        let status = sqlite3_open_v2(path, &pointer, flags, nil)
+        let status = sqlite3_open_v2(openName ?? path, &pointer, flags, nil)
         guard status == SQLITE_OK, let pointer else {
             let message = pointer.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close_v2(pointer)

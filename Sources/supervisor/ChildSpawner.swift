@@ -5,6 +5,7 @@ import Glibc
 import CPosix
 import HarmonyConfig
 import IPC
+import Logs
 
 /// Starts child processes with their kernel limits and a parent-death signal, and a clean environment:
 /// only the supervisor may talk to systemd, so the notify and watchdog variables are not inherited.
@@ -14,7 +15,7 @@ struct ChildSpawner {
     let natsServerPath: String
 
     static let privateVariables = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
-                                   RestoreRequest.environmentVariable]
+                                   RestoreRequest.environmentVariable, LineLogHandler.journalPrioritiesVariable]
 
     /// The path of a worker's executable: next to the supervisor's, as `harmonylite-<name>`.
     func executable(for child: WorkerRole) -> String {

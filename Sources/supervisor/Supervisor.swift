@@ -306,24 +306,26 @@ final class Supervisor {
                 return
             }
         }
-        var pipe: (read: Int32, write: Int32)?
-        if child == .nats {
-            do {
-                pipe = try ChildOutput.makePipe()
-            } catch {
-                process(.spawnFailed(child: child, reason: "\(error)"))
-                return
-            }
+        let pipe: (read: Int32, write: Int32)
+        do {
+            pipe = try ChildOutput.makePipe()
+        } catch {
+            process(.spawnFailed(child: child, reason: "\(error)"))
+            return
         }
-        let result = spawner.spawn(child, arguments: arguments, environment: environment, output: pipe?.write, settings: config.settings(for: child))
-        if let pipe { close(pipe.write) }
+        // A worker's stderr is the pipe: it still writes journald priorities when the supervisor's stderr is the journal.
+        let priorities = child != .nats && natsLogHandler.writesPriorities ? [LineLogHandler.journalPrioritiesVariable + "=1"] : []
+        let result = spawner.spawn(child, arguments: arguments, environment: environment + priorities, output: pipe.write,
+                                   settings: config.settings(for: child))
+        close(pipe.write)
         switch result {
         case .success(let pid):
-            if let pipe { outputs[pipe.read] = ChildOutput(fd: pipe.read, pid: pid, handler: natsLogHandler) }
+            let source: ChildOutput.Source = child == .nats ? .nats : .worker(json: config.logging.format == "json")
+            outputs[pipe.read] = ChildOutput(fd: pipe.read, pid: pid, source: source, handler: child == .nats ? natsLogHandler : workerLogHandler(child))
             process(.spawned(child: child, pid: pid))
             if child == .nats { natsProbePending = true }
         case .failure(let error):
-            if let pipe { close(pipe.read) }
+            close(pipe.read)
             process(.spawnFailed(child: child, reason: error.description))
         }
     }
@@ -509,7 +511,16 @@ final class Supervisor {
     /// A child's output pipe is closed (it exited): what it said last on failing becomes its last words.
     private func finished(_ output: ChildOutput) {
         outputs[output.fd] = nil
-        if let failure = output.lastFailure { lastWords[output.pid] = "nats-server said: \(failure)" }
+        guard let failure = output.lastFailure else { return }
+        switch output.source {
+        case .nats: lastWords[output.pid] = "nats-server said: \(failure)"
+        case .worker: if lastWords[output.pid] == nil { lastWords[output.pid] = "it wrote: \(failure)" }  // its own reason first
+        }
+    }
+
+    /// Emits a worker's foreign lines (a crash report) in the node's format, as that worker.
+    private func workerLogHandler(_ child: WorkerRole) -> LineLogHandler {
+        LineLogHandler(label: child.rawValue, format: config.logging.format == "json" ? .json : .console, nodeID: config.nodeID, level: .info)
     }
 
     // MARK: control connections

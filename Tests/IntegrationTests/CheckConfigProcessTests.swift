@@ -70,6 +70,7 @@ extension ProcessTests {
             let missingDirectory = directory.write("nodir.toml", Self.guideConfig(directory.path + "/nowhere"))
             let nodir = try runCommand(Binaries.supervisor, ["-config", missingDirectory, "-check-config"] + peers)
             #expect(nodir.status == 2 && nodir.output.contains("does not exist, nor does its directory"), "\(nodir.output)")
+            #expect(!nodir.output.contains("the configuration is valid"), "the summary agrees with the status: \(nodir.output)")
 
             unlink(directory.path + "/node1.db")
             let missing = try runCommand(Binaries.supervisor, ["-config", config, "-check-config"] + peers)
@@ -79,6 +80,40 @@ extension ProcessTests {
             try Data("not a database, only text that is long enough to be read as a header by SQLite".utf8).write(to: URL(fileURLWithPath: directory.path + "/node1.db"))
             let garbage = try runCommand(Binaries.supervisor, ["-config", config, "-check-config"] + peers)
             #expect(garbage.status == 2 && garbage.output.contains("problem: db_path: database") && garbage.output.contains("cannot be read"), "\(garbage.output)")
+        }
+
+        /// The check writes nothing, not even SQLite's -shm/-wal beside a stopped WAL database; a
+        /// `server_config` nats-server cannot parse is a problem (checked with `nats-server -t`); the
+        /// summary agrees with the exit status; key problems and the whole configuration's come together.
+        @Test func writesNothingChecksServerConfigAndAgreesWithItsStatus() throws {
+            let directory = try TemporaryDirectory()
+            let database = directory.path + "/node1.db"
+            try makeDatabase(database, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT);")
+            #expect(!FileManager.default.fileExists(atPath: database + "-wal") && !FileManager.default.fileExists(atPath: database + "-shm"))
+            let base = "db_path=\"\(database)\"\nnode_id=1\nseq_map_path=\"\(directory.path)/node1-seq-map.cbor\"\n"
+            let before = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+            let config = directory.write("config.toml", base)
+            let ok = try runCommand(Binaries.supervisor, ["-config", config, "-check-config"])
+            #expect(ok.status == 0 && ok.output.contains("the configuration is valid") && ok.output.contains("1 table(s) replicate: books"), "\(ok.output)")
+            let after = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+            #expect(after == (before + ["config.toml"]).sorted(), "the check wrote \(after)")
+
+            let broken = directory.write("bad-nats.conf", "monitor_port: 27823\nthis is { not valid\n")
+            let badConfig = directory.write("bad.toml", base + "[nats]\nserver_config=\"\(broken)\"\n")
+            let bad = try runCommand(Binaries.supervisor, ["-config", badConfig, "-check-config"])
+            #expect(bad.status == 2 && bad.output.contains("problem: nats.server_config: nats-server cannot use \(broken): Parse error on line 2"), "\(bad.output)")
+            #expect(!bad.output.contains("the configuration is valid") && bad.output.contains("the node would not start"), "\(bad.output)")
+            let fine = directory.write("good-nats.conf", "monitor_port: 27823\n")
+            let goodConfig = directory.write("good.toml", base + "[nats]\nserver_config=\"\(fine)\"\n")
+            let good = try runCommand(Binaries.supervisor, ["-config", goodConfig, "-check-config"])
+            #expect(good.status == 0 && good.output.contains("the configuration is valid"), "\(good.output)")
+
+            // A key's typo and a whole-configuration problem (3 replicas, 1 server) in one run.
+            let both = directory.write("both.toml", base + "[replication_log]\nreplicas=3\nmax_entrys=5\n")
+            let two = try runCommand(Binaries.supervisor, ["-config", both, "-check-config"])
+            #expect(two.status == 2 && two.output.contains("unknown key replication_log.max_entrys")
+                    && two.output.contains("replication_log.replicas asks for 3 JetStream replicas") && two.output.contains("2 problem(s)"), "\(two.output)")
+            #expect(!FileManager.default.fileExists(atPath: database + "-wal") && !FileManager.default.fileExists(atPath: database + "-shm"), "no -wal/-shm")
         }
     }
 }

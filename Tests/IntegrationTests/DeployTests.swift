@@ -24,6 +24,22 @@ import Testing
         #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "systemd-analyze complains: \(result.output)")
     }
 
+    /// The docs say what the unit says: every `RestartPreventExitStatus` in docs/ and deploy/ is `2 78`.
+    @Test func docsQuoteTheUnitsRestartPreventExitStatus() throws {
+        var mentions = 0
+        for folder in ["docs", "deploy"] {
+            let files = try FileManager.default.subpathsOfDirectory(atPath: Self.root + "/" + folder)
+            for file in files where file.hasSuffix(".md") || file.hasSuffix(".service") {
+                let text = try String(contentsOfFile: Self.root + "/\(folder)/\(file)", encoding: .utf8)
+                for match in text.matches(of: /RestartPreventExitStatus=([0-9 ]*)/) {
+                    mentions += 1
+                    #expect(match.1 == "2 78", "\(folder)/\(file): RestartPreventExitStatus=\(match.1)")
+                }
+            }
+        }
+        #expect(mentions >= 3)
+    }
+
     /// systemd's own rating of the unit's sandbox: at most 2.0 (it was 3.5 before the hardening).
     @Test func systemdUnitExposureIsAtMostTwo() throws {
         let directory = try TemporaryDirectory()

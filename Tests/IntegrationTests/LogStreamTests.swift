@@ -43,15 +43,67 @@ extension ProcessTests {
             #expect(!node.log.contains("(key: "), "\(node.log)")
         }
 
+        /// A worker's crash report (the Swift runtime's backtrace on SIGSEGV) does not break the stream:
+        /// under `format = "json"` each of its lines is re-emitted as an object of that worker at level error.
+        @Test func aWorkersCrashReportIsJSONToo() throws {
+            let directory = try TemporaryDirectory()
+            let node = try NodeUnderTest(toml: "[logging]\nformat = \"json\"\n", directory: directory)
+            try node.waitUntilReady()
+            let capturer = try #require(node.pid(of: .capturer))
+            kill(capturer, SIGSEGV)
+            #expect(eventually(timeout: 60) { node.log.contains("Backtrac") }, "\(node.log.suffix(3000))")
+            Thread.sleep(forTimeInterval: 2)  // the rest of the report
+            #expect(node.terminate() == 0)
+            var crashLines = 0
+            for line in node.log.split(separator: "\n", omittingEmptySubsequences: true) {
+                guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+                    Issue.record("not JSON: \(line)")
+                    continue
+                }
+                if object["process"] as? String == "capturer", (object["message"] as? String)?.contains("Backtrac") == true {
+                    #expect(object["level"] as? String == "error" && object["pid"] as? Int == Int(capturer), "\(line)")
+                    crashLines += 1
+                }
+            }
+            #expect(crashLines >= 1, "\(node.log.suffix(3000))")
+        }
+
+        /// A worker that dies of a signal after writing past its logger: the supervisor's exit line is still
+        /// one JSON object and says what the worker wrote (its crash report's reason line).
+        @Test func aDeadWorkersLastWordsAreInTheExitLine() throws {
+            let node = try NodeUnderTest(toml: "[logging]\nformat = \"json\"\n")
+            try node.waitUntilReady()
+            let capturer = try #require(node.pid(of: .capturer))
+            // A signal sent from outside: the runtime's backtracer reports and returns; then the worker dies.
+            kill(capturer, SIGABRT)
+            #expect(eventually(timeout: 60) { node.log.contains("Backtrace took") }, "\(node.log.suffix(3000))")
+            kill(capturer, SIGKILL)
+            #expect(eventually(timeout: 30) { node.log.contains("capturer was killed by signal 9") }, "\(node.log.suffix(3000))")
+            try node.waitUntilReady()
+            #expect(node.terminate() == 0)
+            let exit = try #require(node.log.split(separator: "\n").first { $0.contains("capturer was killed by signal 9") })
+            let object = try #require((try? JSONSerialization.jsonObject(with: Data(exit.utf8))) as? [String: Any], "\(exit)")
+            #expect((object["message"] as? String)?.contains("it wrote: *** Program crashed") == true, "\(exit)\n\(node.log.suffix(3000))")
+        }
+
         /// Under journald every line, nats-server's too, starts with its syslog priority and carries no time
         /// stamp of ours (journald stamps each entry itself).
         @Test func underJournaldEveryLineHasItsPriorityAndNoTimestamp() throws {
             let node = try NodeUnderTest(logToJournal: true)
             try node.waitUntilReady()
+            // A worker's crash report gets a priority too (error), as that worker's lines.
+            kill(try #require(node.pid(of: .capturer)), SIGSEGV)
+            #expect(eventually(timeout: 60) { node.log.contains("Backtrace took") }, "\(node.log.suffix(3000))")
             #expect(node.terminate() == 0)
+            #expect(node.log.contains("<3>ERR [capturer] *** Signal 11"), "\(node.log.suffix(3000))")
             let lines = node.log.split(separator: "\n", omittingEmptySubsequences: true)
             let shape = try Regex("^<[0-7]>(TRC|DBG|INF|WRN|ERR|CRT) \\[[a-z-]+\\] ")
-            for line in lines { #expect(line.firstMatch(of: shape) != nil, "\(line)") }
+            let wrapped = try Regex("^<[0-7]>[A-Z]{3} \\[[a-z-]+\\] <[0-7]>")
+            for line in lines {
+                #expect(line.firstMatch(of: shape) != nil, "\(line)")
+                #expect(line.firstMatch(of: wrapped) == nil, "a worker's own line passes through, not wrapped: \(line)")
+            }
+            #expect(lines.contains { $0.hasPrefix("<6>INF [capturer] ") }, "workers keep their priorities through the pipe: \(node.log)")
             #expect(lines.contains { $0.hasPrefix("<6>INF [nats-server] Starting nats-server") }, "\(node.log)")
         }
 

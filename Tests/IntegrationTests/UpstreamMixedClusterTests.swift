@@ -219,7 +219,7 @@ extension ProcessTests {
             #expect(try Self.query(database, dump) == before)
             try Self.write(database, "INSERT INTO books (id, title) VALUES (500, 'still works');")
             let unit = try String(contentsOfFile: root.appendingPathComponent("deploy/harmonylite.service").path, encoding: .utf8)
-            #expect(unit.contains("\nRestartPreventExitStatus=78\n"))
+            #expect(unit.contains("\nRestartPreventExitStatus=2 78\n"))
         }
 }
 }
