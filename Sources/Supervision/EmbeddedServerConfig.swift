@@ -41,7 +41,7 @@ public enum EmbeddedServerConfig {
         let bind = HostPort(parsing: config.nats.bindAddress) ?? HostPort(parsing: ":-1")!
         var lines = [
             "# Written by harmonylite at every start; edit the node's TOML (or nats.server_config) instead.",
-            "server_name: \(quote(config.nodeName))",
+            "server_name: \(quote(config.embeddedServerName))",
             "host: \(quote(bind.host.isEmpty ? "127.0.0.1" : bind.host))",
             "port: \(clientPort ?? bind.port)",
             "ports_file_dir: \(quote(runDirectory))",

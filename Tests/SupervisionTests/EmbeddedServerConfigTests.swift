@@ -30,6 +30,24 @@ import Testing
         #expect(text.hasSuffix("include \"../../etc/harmonylite/nats.conf\"\n"))
     }
 
+    /// Regions meet across leaf connections: the server name carries the region, so a node started with
+    /// another region's node id brings no second server of that name into the system. The store directory and
+    /// the consumers' names stay the node's name (no state moves).
+    @Test func serverNameIsUniqueAcrossRegions() {
+        var a = Self.config()
+        a.nats.region = "a"
+        a.nats.regions = ["a", "b"]
+        var b = a
+        b.nats.region = "b"
+        let (textA, textB) = (EmbeddedServerConfig.render(a, runDirectory: "/r"), EmbeddedServerConfig.render(b, runDirectory: "/r"))
+        #expect(textA.contains("server_name: \"harmonylite-node-7-a\"\n"))
+        #expect(textB.contains("server_name: \"harmonylite-node-7-b\"\n"))
+        #expect(textA.contains("name: \"e-harmonylite-a\"") && textB.contains("name: \"e-harmonylite-b\""))
+        #expect(textA.contains("domain: \"a\"") && textB.contains("domain: \"b\""))
+        #expect(textB.contains("store_dir: \"/var/lib/harmonylite/nats/harmonylite-node-7\""))
+        #expect(a.embeddedServerName != b.embeddedServerName && a.nodeName == b.nodeName)
+    }
+
     @Test func pinnedPortAndNoClusterWithoutFlags() {
         var config = Configuration(dbPath: "/d/x.db", nodeID: 1)
         config.nats.bindAddress = "0.0.0.0:4222"
