@@ -141,7 +141,8 @@ public enum EmbeddedServerConfig {
     ///   the fixed name of older versions);
     /// - the schema registry: its own key `$KV.<registry>.node-<id>`, and ephemeral consumers on the bucket's
     ///   stream (listing keys);
-    /// - its own node id claim `$KV.<stream_prefix>-node-claims.node-<id>`;
+    /// - its own node id claim `$KV.<stream_prefix>-node-claims.node-<id>`, and in a region, reading the
+    ///   claims bucket of each other region (`$JS.<region>.API.STREAM.MSG.GET.KV_<stream_prefix>-node-claims`);
     /// - the snapshot lease's key (any node may hold the lease) and its snapshot request key (a new node
     ///   asks the lease holder for a snapshot);
     /// - with `snapshot.store = "nats"`: the object store's subjects `$O.<bucket>.>`, purging its stream (a
@@ -174,6 +175,8 @@ public enum EmbeddedServerConfig {
         subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotLeaseKey)")
         subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotRequestKey)")
         subjects.append("$KV.\(config.nodeClaimsBucket).\(Configuration.nodeClaimKey(config.nodeID))")
+        // Reading (only) the claims bucket of every other region: node ids are unique across regions.
+        subjects += config.otherRegions.map { "$JS.\($0).API.STREAM.MSG.GET.KV_\(config.nodeClaimsBucket)" }
         if config.snapshot.store == "nats" {
             let bucket = config.snapshotObjectBucket
             subjects += ["$O.\(bucket).>", "$JS.API.STREAM.PURGE.OBJ_\(bucket)"] + ephemeralConsumers("OBJ_" + bucket)

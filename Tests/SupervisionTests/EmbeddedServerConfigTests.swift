@@ -46,6 +46,11 @@ import Testing
         #expect(textA.contains("domain: \"a\"") && textB.contains("domain: \"b\""))
         #expect(textB.contains("store_dir: \"/var/lib/harmonylite/nats/harmonylite-node-7\""))
         #expect(a.embeddedServerName != b.embeddedServerName && a.nodeName == b.nodeName)
+        // The node's user reads the claims bucket of each other region, and nothing else there.
+        let allowed = EmbeddedServerConfig.allowedSubjects(b)
+        #expect(allowed.contains("$JS.a.API.STREAM.MSG.GET.KV_harmonylite-changes-node-claims"))
+        #expect(allowed.filter { $0.hasPrefix("$JS.a.") || $0.hasPrefix("$JS.b.") } == ["$JS.a.API.STREAM.MSG.GET.KV_harmonylite-changes-node-claims"])
+        #expect(!EmbeddedServerConfig.allowedSubjects(Self.config()).contains { $0.hasPrefix("$JS.a.") })
     }
 
     @Test func pinnedPortAndNoClusterWithoutFlags() {
