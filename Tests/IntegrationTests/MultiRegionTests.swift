@@ -66,6 +66,58 @@ extension ProcessTests {
             #expect(try cluster.agree("SELECT * FROM kv ORDER BY k;") != nil)
         }
 
+        /// Node ids are unique across regions: region a = nodes 1, 2 (both leaf hubs), region b = nodes 3, 4
+        /// (dialling the hubs). A copy of node 2 started in region b (its own database, routes to 3 and 4,
+        /// leaves to the hubs) is refused with exit 78 naming both hosts and databases (each region's claims
+        /// bucket is its own: the broker reads the other regions' across the leaf), its server name is its
+        /// region's, and afterwards writes on every node still reach every node: no row lost.
+        @Test func aNodeIdRunningInAnotherRegionIsRefusedAndNothingIsLost() throws {
+            let leafPorts = try (0..<2).map { _ in try freePort() }
+            let region = { (index: Int) in index < 2 ? "a" : "b" }
+            let nats = (0..<4).map { index in
+                "region = \"\(region(index))\"\nregions = [\"a\", \"b\"]\n" + (index < 2 ? "leaf_listen = \"127.0.0.1:\(leafPorts[index])\"\n" : "")
+            }
+            let hubs = leafPorts.map { "nats://127.0.0.1:\($0)" }
+            let leaves = { (index: Int) -> [String] in index < 2 ? [] : ["-leaf-servers", hubs[index % 2] + "|" + hubs[(index + 1) % 2]] }
+            let toml = "[replication_log]\nshards = 2\nreplicas = 1\n"
+            let cluster = try TestCluster(size: 4, schema: Self.schema, extraTOML: Array(repeating: toml, count: 4),
+                                          routeGroups: [[0, 1], [2, 3]], nodeNATSTOML: nats, nodeArguments: (0..<4).map(leaves))
+            func write(_ round: Int) throws {
+                for index in 0..<4 {
+                    try cluster.sql(index, (0..<5).map { "INSERT INTO kv VALUES (\(round * 1000 + index * 10 + $0), 'r\(round)-n\(index + 1)');" }.joined())
+                }
+            }
+            try write(1)
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "20\n", timeout: 90), "\(cluster.problems())")
+
+            // Node 2's configuration copied to another host (here another directory), in region b.
+            let elsewhere = try TemporaryDirectory()
+            let database = elsewhere.path + "/node2.db"
+            try makeDatabase(database, "PRAGMA journal_mode=WAL;" + Self.schema)
+            let peers = [2, 3].map { "nats://127.0.0.1:\(cluster.routePorts[$0])/" }.joined(separator: ",")
+            let startedAt = Date()
+            let duplicate = try NodeUnderTest(
+                nodeID: 2,
+                toml: toml + "[nats]\nbind_address = \"127.0.0.1:\(try freePort())\"\ncluster_secret_file = \"\(cluster.directory.path)/harmonylite-cluster.secret\"\n" + nats[2],
+                arguments: ["-cluster-addr", "127.0.0.1:\(try freePort())", "-cluster-peers", peers] + leaves(3),
+                directory: elsewhere, database: database)
+            let status = duplicate.waitForExit(timeout: 90)
+            print("multi-region: the duplicate of node 2 in region b exited \(String(describing: status)) after \(String(format: "%.1f", Date().timeIntervalSince(startedAt))) s")
+            let log = duplicate.log
+            #expect(status == 78, "\(String(describing: status))\n\(log.suffix(4000))")
+            #expect(log.contains("in region a, node_id 2 is already used by a running node on host ") && log.contains("this node is on host "), "\(log.suffix(4000))")
+            #expect(log.contains("(database \(cluster.path(1)))") && log.contains("(database \(database))"), "both named: \(log.suffix(4000))")
+            #expect(!log.contains("consuming shard streams") && !log.contains("claimed node id 2"), "\(log.suffix(4000))")
+            let generated = try String(contentsOfFile: elsewhere.path + "/.node2.db.harmonylite/nats-server.conf", encoding: .utf8)
+            #expect(generated.contains("server_name: \"harmonylite-node-2-b\""), "\(generated)")
+
+            // Nothing damaged: writes on every node reach every node, and all four agree row for row.
+            try write(2)
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "40\n", timeout: 90), "\(cluster.problems())")
+            #expect(try cluster.agree("SELECT * FROM kv ORDER BY k;") != nil)
+            #expect(!cluster.logs().contains("is not the stream this node's cursor belongs to"), "\(cluster.problems())")
+        }
+
         /// `monitor_port` in `nats.server_config` (the NATS guide's monitoring section) is where /varz answers,
         /// at every start (the generated `http:` key raced with it: 8222 in 1 of 4 starts); `-status` prints
         /// the monitoring URL, the routes and the JetStream peers.
