@@ -7,16 +7,21 @@ extension ProcessTests {
     @Suite(.serialized) struct MultiRegion {
         static let schema = "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT NOT NULL);"
 
+        /// Each node's `[nats]` lines: the first `inA` nodes in region a, the others in b; nodes 1 and 2 listen
+        /// for leaf connections on `leafPorts`.
+        static func regionsTOML(nodes: Int, inA: Int, leafPorts: [Int]) -> [String] {
+            (0..<nodes).map { index in
+                "region = \"\(index < inA ? "a" : "b")\"\nregions = [\"a\", \"b\"]\n" + (index < leafPorts.count ? "leaf_listen = \"127.0.0.1:\(leafPorts[index])\"\n" : "")
+            }
+        }
+
         /// Region A = nodes 1-3, region B = nodes 4-6, each a 3-node embedded mesh; leaf connections 4→1 and
         /// (redundant) 5→2, and 6's (every server of a region that dials out needs one); shards = 4, replicas = 3; no NATS configuration written by hand. Writes on every
         /// node reach every node; node 1 (a leaf hub) killed, writes go on crossing through 5→2; node 1
         /// back, all six converge.
         @Test func threeAndThreeNodesAcrossTwoLeafConnections() throws {
             let leafPorts = try (0..<2).map { _ in try freePort() }
-            let region = { (index: Int) in index < 3 ? "a" : "b" }
-            let nats = (0..<6).map { index in
-                "region = \"\(region(index))\"\nregions = [\"a\", \"b\"]\n" + (index < 2 ? "leaf_listen = \"127.0.0.1:\(leafPorts[index])\"\n" : "")
-            }
+            let nats = Self.regionsTOML(nodes: 6, inA: 3, leafPorts: leafPorts)
             // Every node of region B dials out (nats-server hands what a leaf connection brings in only to that
             // server's own clients): 4 to 1 and 5 to 2 as drawn, each falling back to the other hub; 6 to either.
             let hubs = leafPorts.map { "nats://127.0.0.1:\($0)" }
@@ -73,10 +78,7 @@ extension ProcessTests {
         /// region's, and afterwards writes on every node still reach every node: no row lost.
         @Test func aNodeIdRunningInAnotherRegionIsRefusedAndNothingIsLost() throws {
             let leafPorts = try (0..<2).map { _ in try freePort() }
-            let region = { (index: Int) in index < 2 ? "a" : "b" }
-            let nats = (0..<4).map { index in
-                "region = \"\(region(index))\"\nregions = [\"a\", \"b\"]\n" + (index < 2 ? "leaf_listen = \"127.0.0.1:\(leafPorts[index])\"\n" : "")
-            }
+            let nats = Self.regionsTOML(nodes: 4, inA: 2, leafPorts: leafPorts)
             let hubs = leafPorts.map { "nats://127.0.0.1:\($0)" }
             let leaves = { (index: Int) -> [String] in index < 2 ? [] : ["-leaf-servers", hubs[index % 2] + "|" + hubs[(index + 1) % 2]] }
             let toml = "[replication_log]\nshards = 2\nreplicas = 1\n"
