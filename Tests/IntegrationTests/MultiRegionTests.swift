@@ -120,6 +120,34 @@ extension ProcessTests {
             #expect(!cluster.logs().contains("is not the stream this node's cursor belongs to"), "\(cluster.problems())")
         }
 
+        /// The upgrade from a version that named a region's servers `harmonylite-node-<id>`: a region of 3 nodes
+        /// (`replicas = 3`) whose servers carry that name (forced through `nats.server_config`, and no name
+        /// recorded in the store, as an older version left it) restarted one node at a time keeps the name its
+        /// store's JetStream peers know (renamed, the region's streams went offline and no node became ready):
+        /// after each restart, writes on every node reach every node.
+        @Test func anOlderVersionsRegionKeepsItsServerNamesNodeByNode() throws {
+            let files = try TemporaryDirectory()
+            let serverConfigs = (0..<3).map { files.write("old\($0 + 1).conf", "server_name: \"harmonylite-node-\($0 + 1)\"\n") }
+            let nats = Self.regionsTOML(nodes: 3, inA: 3, leafPorts: []).enumerated().map { $1 + "server_config = \"\(serverConfigs[$0])\"\n" }
+            let cluster = try TestCluster(size: 3, schema: Self.schema, extraTOML: Array(repeating: "[replication_log]\nreplicas = 3\n", count: 3), nodeNATSTOML: nats)
+            try cluster.sql(0, "INSERT INTO kv VALUES (1, 'old names');")
+            #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "1\n", timeout: 60), "\(cluster.problems())")
+            for index in 0..<3 {
+                cluster.stop(index)
+                _ = files.write("old\(index + 1).conf", "# no server_name\n")
+                let record = cluster.directory.path + "/nats/harmonylite-node-\(index + 1)/server-name"
+                #expect(FileManager.default.fileExists(atPath: record))
+                try FileManager.default.removeItem(atPath: record)
+                try cluster.start(index)
+                try cluster.node(index).waitUntilReady(timeout: 90)
+                let generated = try String(contentsOfFile: cluster.directory.path + "/.node\(index + 1).db.harmonylite/nats-server.conf", encoding: .utf8)
+                #expect(generated.contains("server_name: \"harmonylite-node-\(index + 1)\"\n"), "\(generated)")
+                for writer in 0..<3 { try cluster.sql(writer, "INSERT INTO kv VALUES (\(100 * (index + 1) + writer), 'after \(index + 1)');") }
+                #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "\(1 + 3 * (index + 1))\n", timeout: 90), "node \(index + 1) restarted: \(cluster.problems())")
+            }
+            #expect(try cluster.agree("SELECT * FROM kv ORDER BY k;") != nil)
+        }
+
         /// `monitor_port` in `nats.server_config` (the NATS guide's monitoring section) is where /varz answers,
         /// at every start (the generated `http:` key raced with it: 8222 in 1 of 4 starts); `-status` prints
         /// the monitoring URL, the routes and the JetStream peers.

@@ -46,6 +46,14 @@ import Testing
         #expect(textA.contains("domain: \"a\"") && textB.contains("domain: \"b\""))
         #expect(textB.contains("store_dir: \"/var/lib/harmonylite/nats/harmonylite-node-7\""))
         #expect(a.embeddedServerName != b.embeddedServerName && a.nodeName == b.nodeName)
+        // A store an older version used (no record) keeps its name; a record of this node's names is kept; junk is not.
+        #expect(EmbeddedServerConfig.serverName(b, recorded: nil, storeInUse: true) == "harmonylite-node-7")
+        #expect(EmbeddedServerConfig.serverName(b, recorded: nil, storeInUse: false) == "harmonylite-node-7-b")
+        #expect(EmbeddedServerConfig.serverName(b, recorded: "harmonylite-node-7-a\n", storeInUse: true) == "harmonylite-node-7-a")
+        #expect(EmbeddedServerConfig.serverName(b, recorded: "harmonylite-node-7", storeInUse: true) == "harmonylite-node-7")
+        #expect(EmbeddedServerConfig.serverName(b, recorded: "harmonylite-node-8-b", storeInUse: true) == "harmonylite-node-7")
+        #expect(EmbeddedServerConfig.serverName(b, recorded: "harmonylite-node-7-\"x", storeInUse: false) == "harmonylite-node-7-b")
+        #expect(EmbeddedServerConfig.render(b, runDirectory: "/r", serverName: "harmonylite-node-7").contains("server_name: \"harmonylite-node-7\"\n"))
         // The node's user reads the claims bucket of each other region, and nothing else there.
         let allowed = EmbeddedServerConfig.allowedSubjects(b)
         #expect(allowed.contains("$JS.a.API.STREAM.MSG.GET.KV_harmonylite-changes-node-claims"))
