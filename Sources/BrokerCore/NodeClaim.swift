@@ -1,3 +1,5 @@
+import Foundation
+
 /// One node id, one running node: each node's broker claims key `node-<id>` in the cluster's claims bucket
 /// (`<stream_prefix>-node-claims`, a KV bucket whose TTL is `ttl`) before it touches any consumer, and
 /// renews it every `ttl / 3` s; a clean stop of the node deletes it (see `releases(on:)`). Two nodes started with one id (a copied config, a
@@ -103,5 +105,18 @@ public struct NodeClaim: Sendable {
         watched?.said = now
         return .wait(say: "still waiting for node id \(nodeID)'s claim (\(Int(now - seen.since)) s): held by \(other), not renewed; "
             + "it ages out within \(Int(ttl)) s of its last renewal")
+    }
+}
+
+extension NodeClaim {
+    /// Another region's claim key as its last message came (base64 headers and data, untrusted): nil when
+    /// the key is deleted or purged (a clean stop), else its holder (nil: unreadable) and revision.
+    public static func remoteEntry(sequence: UInt64, headersBase64: String, dataBase64: String) -> (holder: Holder?, revision: UInt64)? {
+        guard headersBase64.utf8.count <= 8192, dataBase64.utf8.count <= 8192 else { return (nil, sequence) }
+        let headers = Data(base64Encoded: headersBase64).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let operation = headers.split(whereSeparator: \.isNewline).first { $0.lowercased().hasPrefix("kv-operation:") }
+        if let operation, ["DEL", "PURGE"].contains(operation.dropFirst("kv-operation:".count).trimmingCharacters(in: .whitespaces)) { return nil }
+        let data = Data(base64Encoded: dataBase64).map { [UInt8]($0) }
+        return (data.flatMap { Holder(decoding: $0) }, sequence)
     }
 }

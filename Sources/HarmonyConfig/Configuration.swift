@@ -183,8 +183,13 @@ public struct Configuration: Codable, Equatable, Sendable {
         public var detailed = true
     }
 
-    /// HarmonyLite's node name, also the embedded server's name and the NATS client name.
+    /// HarmonyLite's node name, also the NATS client name and the consumers' name prefix.
     public var nodeName: String { "harmonylite-node-\(nodeID)" }
+
+    /// The embedded nats-server's name: `nodeName`, `<nodeName>-<region>` in a region. Regions meet across
+    /// leaf connections, so a server name must be unique across all of them: a node started by mistake with
+    /// another region's node id must not bring a second server of that name into the system.
+    public var embeddedServerName: String { nats.region.isEmpty ? nodeName : nodeName + "-" + nats.region }
 
     /// The directory of the database: the root of the embedded server's JetStream store.
     public var dataRootDirectory: String { FilePaths.directory(of: dbPath) }

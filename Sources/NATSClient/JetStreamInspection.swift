@@ -68,3 +68,50 @@ private struct MessageGetAnswer: Decodable {
     var message: Message?
     var error: Failure?
 }
+
+/// The last message on one subject of a stream, as `$JS.<domain>.API.STREAM.MSG.GET` answered it: still
+/// base64 (untrusted; the caller bounds and decodes it).
+public struct LastMessage: Equatable, Sendable {
+    public var sequence: UInt64
+    public var headersBase64: String
+    public var dataBase64: String
+}
+
+extension NATSConnection {
+    /// The last message on `subject` in `stream` of another JetStream domain (`apiPrefix`, e.g.
+    /// `$JS.a.API`): nil when there is none. The answer is bounded to `limit` bytes.
+    public func lastMessage(apiPrefix: String, stream: String, subject: String, limit: Int = 16384, timeoutMilliseconds: Int64 = 2000) throws(NATSError) -> LastMessage? {
+        let operation = "message get \(apiPrefix) \(stream) \(subject)"
+        guard let body = try? JSONSerialization.data(withJSONObject: ["last_by_subj": subject]) else { throw NATSError(operation: operation, status: NATS_ERR, detail: "cannot encode the request") }
+        var reply: OpaquePointer?
+        let status = body.withUnsafeBytes { raw in
+            natsConnection_Request(&reply, connection, "\(apiPrefix).STREAM.MSG.GET.\(stream)", raw.baseAddress, Int32(raw.count), timeoutMilliseconds)
+        }
+        guard status == NATS_OK, let reply else { throw NATSError(operation: operation, status: status) }
+        defer { natsMsg_Destroy(reply) }
+        let length = Int(natsMsg_GetDataLength(reply))
+        guard length <= limit else { throw NATSError(operation: operation, status: NATS_ERR, detail: "the answer is longer than \(limit) bytes") }
+        let data = natsMsg_GetData(reply).map { Data(bytes: $0, count: length) } ?? Data()
+        guard let answer = try? JSONDecoder().decode(LastMessageAnswer.self, from: data) else {
+            throw NATSError(operation: operation, status: NATS_ERR, detail: "the answer is not a message-get response")
+        }
+        if let message = answer.message { return LastMessage(sequence: message.seq, headersBase64: message.hdrs ?? "", dataBase64: message.data ?? "") }
+        // 10037: no message; 10059: no such stream (that region has not made the bucket yet).
+        if let error = answer.error, error.err_code == 10037 || error.err_code == 10059 { return nil }
+        throw NATSError(operation: operation, status: NATS_ERR, jetStreamCode: answer.error?.err_code ?? 0, detail: answer.error?.description ?? "neither a message nor an error")
+    }
+}
+
+private struct LastMessageAnswer: Decodable {
+    struct Message: Decodable {
+        var seq: UInt64
+        var hdrs: String?
+        var data: String?
+    }
+    struct Failure: Decodable {
+        var err_code: Int?
+        var description: String?
+    }
+    var message: Message?
+    var error: Failure?
+}

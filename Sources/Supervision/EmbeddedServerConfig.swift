@@ -1,3 +1,4 @@
+import Foundation
 import BrokerCore
 import HarmonyConfig
 import SchemaRegistry
@@ -23,6 +24,23 @@ public enum EmbeddedServerConfig {
         (1...max(1, config.replicationLog.shards)).flatMap { ChangeSubjects.streamSubjects(prefix: config.nats.subjectPrefix, shard: $0) }
             + ["$KV.>", "$O.>"]
     }
+    /// The embedded server's name at this start: the one recorded in its JetStream store (`serverNameFile`)
+    /// when that is this node's (`harmonylite-node-<id>` or `harmonylite-node-<id>-<region>`); a store in use
+    /// without a record is an older version's, which named the server `harmonylite-node-<id>`: that name is
+    /// kept (the store's JetStream peers know the server by it: renamed, a replicated region's streams went
+    /// offline); otherwise `embeddedServerName`. The record is untrusted bytes: bounded and checked.
+    public static func serverName(_ config: Configuration, recorded: String?, storeInUse: Bool) -> String {
+        if let recorded {
+            let name = recorded.trimmingCharacters(in: .whitespacesAndNewlines)
+            let suffix = name.hasPrefix(config.nodeName + "-") ? String(name.dropFirst(config.nodeName.count + 1)) : nil
+            if name == config.nodeName || suffix.map(Configuration.isRegionName) == true { return name }
+        }
+        return storeInUse ? config.nodeName : config.embeddedServerName
+    }
+
+    /// The file in the embedded store directory that records the server's name.
+    public static let serverNameFile = "server-name"
+
     /// Where the embedded server's monitoring endpoint listens: loopback, a port of the kernel's choosing.
     public static let monitoringListen = "127.0.0.1:-1"
 
@@ -36,12 +54,14 @@ public enum EmbeddedServerConfig {
     ///   - maxFileStore: JetStream's file-storage limit in bytes.
     ///   - monitoringInServerConfig: `nats.server_config` places the monitoring endpoint itself
     ///     (`ServerConfigKeys.setsMonitoring`): ours is left out, so the operator's is the only one.
+    ///   - serverName: from `serverName(_:recorded:storeInUse:)`; nil: `embeddedServerName`.
     public static func render(_ config: Configuration, runDirectory: String, clientPort: Int? = nil, nkeyPublicKey: String? = nil,
-                              credentials: EmbeddedCredentials? = nil, maxFileStore: UInt64? = nil, monitoringInServerConfig: Bool = false) -> String {
+                              credentials: EmbeddedCredentials? = nil, maxFileStore: UInt64? = nil, monitoringInServerConfig: Bool = false,
+                              serverName: String? = nil) -> String {
         let bind = HostPort(parsing: config.nats.bindAddress) ?? HostPort(parsing: ":-1")!
         var lines = [
             "# Written by harmonylite at every start; edit the node's TOML (or nats.server_config) instead.",
-            "server_name: \(quote(config.nodeName))",
+            "server_name: \(quote(serverName ?? config.embeddedServerName))",
             "host: \(quote(bind.host.isEmpty ? "127.0.0.1" : bind.host))",
             "port: \(clientPort ?? bind.port)",
             "ports_file_dir: \(quote(runDirectory))",
@@ -141,7 +161,8 @@ public enum EmbeddedServerConfig {
     ///   the fixed name of older versions);
     /// - the schema registry: its own key `$KV.<registry>.node-<id>`, and ephemeral consumers on the bucket's
     ///   stream (listing keys);
-    /// - its own node id claim `$KV.<stream_prefix>-node-claims.node-<id>`;
+    /// - its own node id claim `$KV.<stream_prefix>-node-claims.node-<id>`, and in a region, reading the
+    ///   claims bucket of each other region (`$JS.<region>.API.STREAM.MSG.GET.KV_<stream_prefix>-node-claims`);
     /// - the snapshot lease's key (any node may hold the lease) and its snapshot request key (a new node
     ///   asks the lease holder for a snapshot);
     /// - with `snapshot.store = "nats"`: the object store's subjects `$O.<bucket>.>`, purging its stream (a
@@ -174,6 +195,8 @@ public enum EmbeddedServerConfig {
         subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotLeaseKey)")
         subjects.append("$KV.\(config.snapshotLeaseBucket).\(Configuration.snapshotRequestKey)")
         subjects.append("$KV.\(config.nodeClaimsBucket).\(Configuration.nodeClaimKey(config.nodeID))")
+        // Reading (only) the claims bucket of every other region: node ids are unique across regions.
+        subjects += config.otherRegions.map { "$JS.\($0).API.STREAM.MSG.GET.KV_\(config.nodeClaimsBucket)" }
         if config.snapshot.store == "nats" {
             let bucket = config.snapshotObjectBucket
             subjects += ["$O.\(bucket).>", "$JS.API.STREAM.PURGE.OBJ_\(bucket)"] + ephemeralConsumers("OBJ_" + bucket)

@@ -13,6 +13,12 @@ import Glibc
 /// says true, renews with `renewIfDue`, and releases on a clean stop.
 final class NodeClaimKeeper {
     private var claim: NodeClaim
+    /// The same id's claim in each other region's claims bucket (`nats.regions`), read across the leaf
+    /// connections (`$JS.<region>.API`): node ids are unique across regions, each bucket is its region's.
+    private var otherRegions: [(region: String, claim: NodeClaim)]
+    /// Since when each other region has not answered, and whether that was said.
+    private var unreachableSince: [String: Double] = [:]
+    private var unreachableSaid: Set<String> = []
     private let config: Configuration
     private let logger: Logger
     private let report: (String) -> Void
@@ -27,6 +33,7 @@ final class NodeClaimKeeper {
         // The supervisor's pid: the same instance across this broker's restarts under it.
         let me = NodeClaim.Holder(instance: "\(host)|\(config.dbPath)|\(getppid())", host: host, databasePath: config.dbPath)
         claim = NodeClaim(nodeID: config.nodeID, me: me, ttl: Double(Configuration.nodeClaimTTLSeconds))
+        otherRegions = config.nats.isEmbedded ? config.otherRegions.map { ($0, NodeClaim(nodeID: config.nodeID, me: me, ttl: Double(Configuration.nodeClaimTTLSeconds))) } : []
         self.config = config
         self.logger = logger
         self.report = report
@@ -42,6 +49,7 @@ final class NodeClaimKeeper {
     /// node holds this id, and NATS errors (tried again by the caller).
     func holdClaim(on connection: NATSConnection, now: Double) throws -> Bool {
         if held { return true }
+        guard try otherRegionsClear(connection, now: now) else { return false }
         let bucket = try openBucket(connection)
         let current = try bucket.entry(key).map { (holder: NodeClaim.Holder(decoding: $0.value), revision: $0.revision) }
         switch claim.read(current, now: now) {
@@ -62,6 +70,44 @@ final class NodeClaimKeeper {
         nextRenewal = now + claim.renewInterval
         logger.info("claimed node id \(config.nodeID) in the cluster", metadata: ["bucket": "\(config.nodeClaimsBucket)", "host": "\(claim.me.host)"])
         return true
+    }
+
+    /// True when no other region holds this id. A renewed claim there refuses the start as in one region;
+    /// a stale one is waited for; a region that does not answer (its leaf connection not up yet, or down) is
+    /// asked again for up to the claims' TTL, then said once and passed over: a region must start while
+    /// another is away.
+    private func otherRegionsClear(_ connection: NATSConnection, now: Double) throws -> Bool {
+        var clear = true
+        for index in otherRegions.indices {
+            let region = otherRegions[index].region
+            let current: (holder: NodeClaim.Holder?, revision: UInt64)?
+            do {
+                current = try connection.lastMessage(apiPrefix: "$JS.\(region).API", stream: "KV_" + config.nodeClaimsBucket, subject: "$KV.\(config.nodeClaimsBucket).\(key)")
+                    .flatMap { NodeClaim.remoteEntry(sequence: $0.sequence, headersBase64: $0.headersBase64, dataBase64: $0.dataBase64) }
+            } catch {
+                let since = unreachableSince[region] ?? now
+                unreachableSince[region] = since
+                if now - since < claim.ttl {
+                    clear = false
+                } else if unreachableSaid.insert(region).inserted {
+                    logger.warning("cannot read the node id claims of another region; starting without that check", metadata: ["region": "\(region)", "error": "\(error)"])
+                }
+                continue
+            }
+            switch otherRegions[index].claim.read(current, now: now) {
+            case .create, .takeOver:
+                continue
+            case .wait(let line):
+                if let line {
+                    logger.warning("\(line)", metadata: ["region": "\(region)"])
+                    report("region \(region): " + line)
+                }
+                clear = false
+            case .refuse(let why):
+                throw WorkerExit.refused("in region \(region), " + why)
+            }
+        }
+        return clear
     }
 
     /// Renews the held claim when due (a failure is said once, and tried again at the next renewal).

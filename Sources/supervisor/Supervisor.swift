@@ -335,13 +335,29 @@ final class Supervisor {
         let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: natsPort, nkeyPublicKey: nkeyPublicKey,
                                                credentials: config.embeddedCredentials, maxFileStore: maxFileStore,
                                                monitoringInServerConfig: !config.nats.serverConfig.isEmpty
-                                                   && ServerConfigKeys.setsMonitoring(path: config.nats.serverConfig, read: Self.readBounded))
+                                                   && ServerConfigKeys.setsMonitoring(path: config.nats.serverConfig, read: Self.readBounded),
+                                               serverName: embeddedServerName())
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         defer { close(fd) }
         let bytes = Array(text.utf8)
         guard write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         return ["-c", path]
+    }
+
+    /// The embedded server's name (`EmbeddedServerConfig.serverName`), recorded in its store at the first start.
+    private func embeddedServerName() -> String {
+        let store = config.embeddedStoreDirectory
+        let record = store + "/" + EmbeddedServerConfig.serverNameFile
+        let recorded = Self.readBounded(record)
+        let name = EmbeddedServerConfig.serverName(config, recorded: recorded, storeInUse: FileManager.default.fileExists(atPath: store + "/jetstream"))
+        if recorded == nil {
+            try? FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
+            if !FileManager.default.createFile(atPath: record, contents: Data((name + "\n").utf8), attributes: [.posixPermissions: 0o600]) {
+                logger.warning("cannot record the embedded server's name", metadata: ["path": "\(record)"])
+            }
+        }
+        return name
     }
 
     /// A file of at most `ServerConfigKeys.maximumBytes`, as text; nil when unreadable or longer.

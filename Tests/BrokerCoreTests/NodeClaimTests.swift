@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import BrokerCore
@@ -58,5 +59,25 @@ import Testing
         var claim = NodeClaim(nodeID: 2, me: Self.me, ttl: 10)
         guard case .wait(let line?) = claim.read((nil, 3), now: 0) else { Issue.record("an unreadable claim is watched"); return }
         #expect(line.contains("an unreadable claim"))
+    }
+
+    /// Another region's claim arrives as a message-get answer (base64, untrusted): a deleted or purged key
+    /// (a clean stop) is no claim; a holder is decoded with the message's sequence as its revision; junk is
+    /// an unreadable claim, watched like any other.
+    @Test func anotherRegionsClaimIsDecodedFromTheMessageGetAnswer() {
+        func b64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+        let held = NodeClaim.remoteEntry(sequence: 9, headersBase64: "", dataBase64: Data(Self.other.encoded).base64EncodedString())
+        #expect(held?.holder == Self.other && held?.revision == 9)
+        #expect(NodeClaim.remoteEntry(sequence: 10, headersBase64: b64("NATS/1.0\r\nKV-Operation: DEL\r\n\r\n"), dataBase64: "") == nil)
+        #expect(NodeClaim.remoteEntry(sequence: 11, headersBase64: b64("NATS/1.0\r\nKV-Operation: PURGE\r\nNats-Rollup: sub\r\n\r\n"), dataBase64: "") == nil)
+        let junk = NodeClaim.remoteEntry(sequence: 12, headersBase64: "%%%", dataBase64: "not base64")
+        #expect(junk != nil && junk?.holder == nil && junk?.revision == 12)
+        let huge = NodeClaim.remoteEntry(sequence: 13, headersBase64: "", dataBase64: String(repeating: "A", count: 100_000))
+        #expect(huge != nil && huge?.holder == nil)
+        // Renewed there: refused, as in one region.
+        var claim = NodeClaim(nodeID: 2, me: Self.me, ttl: 10)
+        _ = claim.read(held, now: 0)
+        guard case .refuse(let why) = claim.read((Self.other, 10), now: 3.4) else { Issue.record("a renewed claim refuses"); return }
+        #expect(why.contains("host host-a") && why.contains("host host-b"))
     }
 }

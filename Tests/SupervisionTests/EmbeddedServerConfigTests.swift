@@ -30,6 +30,37 @@ import Testing
         #expect(text.hasSuffix("include \"../../etc/harmonylite/nats.conf\"\n"))
     }
 
+    /// Regions meet across leaf connections: the server name carries the region, so a node started with
+    /// another region's node id brings no second server of that name into the system. The store directory and
+    /// the consumers' names stay the node's name (no state moves).
+    @Test func serverNameIsUniqueAcrossRegions() {
+        var a = Self.config()
+        a.nats.region = "a"
+        a.nats.regions = ["a", "b"]
+        var b = a
+        b.nats.region = "b"
+        let (textA, textB) = (EmbeddedServerConfig.render(a, runDirectory: "/r"), EmbeddedServerConfig.render(b, runDirectory: "/r"))
+        #expect(textA.contains("server_name: \"harmonylite-node-7-a\"\n"))
+        #expect(textB.contains("server_name: \"harmonylite-node-7-b\"\n"))
+        #expect(textA.contains("name: \"e-harmonylite-a\"") && textB.contains("name: \"e-harmonylite-b\""))
+        #expect(textA.contains("domain: \"a\"") && textB.contains("domain: \"b\""))
+        #expect(textB.contains("store_dir: \"/var/lib/harmonylite/nats/harmonylite-node-7\""))
+        #expect(a.embeddedServerName != b.embeddedServerName && a.nodeName == b.nodeName)
+        // A store an older version used (no record) keeps its name; a record of this node's names is kept; junk is not.
+        #expect(EmbeddedServerConfig.serverName(b, recorded: nil, storeInUse: true) == "harmonylite-node-7")
+        #expect(EmbeddedServerConfig.serverName(b, recorded: nil, storeInUse: false) == "harmonylite-node-7-b")
+        #expect(EmbeddedServerConfig.serverName(b, recorded: "harmonylite-node-7-a\n", storeInUse: true) == "harmonylite-node-7-a")
+        #expect(EmbeddedServerConfig.serverName(b, recorded: "harmonylite-node-7", storeInUse: true) == "harmonylite-node-7")
+        #expect(EmbeddedServerConfig.serverName(b, recorded: "harmonylite-node-8-b", storeInUse: true) == "harmonylite-node-7")
+        #expect(EmbeddedServerConfig.serverName(b, recorded: "harmonylite-node-7-\"x", storeInUse: false) == "harmonylite-node-7-b")
+        #expect(EmbeddedServerConfig.render(b, runDirectory: "/r", serverName: "harmonylite-node-7").contains("server_name: \"harmonylite-node-7\"\n"))
+        // The node's user reads the claims bucket of each other region, and nothing else there.
+        let allowed = EmbeddedServerConfig.allowedSubjects(b)
+        #expect(allowed.contains("$JS.a.API.STREAM.MSG.GET.KV_harmonylite-changes-node-claims"))
+        #expect(allowed.filter { $0.hasPrefix("$JS.a.") || $0.hasPrefix("$JS.b.") } == ["$JS.a.API.STREAM.MSG.GET.KV_harmonylite-changes-node-claims"])
+        #expect(!EmbeddedServerConfig.allowedSubjects(Self.config()).contains { $0.hasPrefix("$JS.a.") })
+    }
+
     @Test func pinnedPortAndNoClusterWithoutFlags() {
         var config = Configuration(dbPath: "/d/x.db", nodeID: 1)
         config.nats.bindAddress = "0.0.0.0:4222"
