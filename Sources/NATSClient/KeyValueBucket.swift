@@ -78,16 +78,7 @@ public final class KeyValueBucket {
     }
 
     /// The key's value; nil when the key is gone (deleted or aged out since it was listed).
-    public func value(_ key: String) throws(NATSError) -> [UInt8]? {
-        var entry: OpaquePointer?
-        let status = kvStore_Get(&entry, store, key)
-        if status == NATS_NOT_FOUND { return nil }
-        guard status == NATS_OK, let entry else { throw NATSError(operation: "KV get \(name)/\(key)", status: status) }
-        defer { kvEntry_Destroy(entry) }
-        let count = Int(kvEntry_ValueLen(entry))
-        guard count > 0, let bytes = kvEntry_Value(entry) else { return [] }
-        return Array(UnsafeRawBufferPointer(start: bytes, count: count))
-    }
+    public func value(_ key: String) throws(NATSError) -> [UInt8]? { try entry(key, limit: .max)?.value }
 
     /// The key's value (at most `limit` bytes; a longer one is read as empty) and revision; nil when absent.
     public func entry(_ key: String, limit: Int = 4096) throws(NATSError) -> (value: [UInt8], revision: UInt64)? {
