@@ -107,27 +107,9 @@ extension ProcessTests {
             for database in databases { try makeDatabase(database, "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL); PRAGMA journal_mode=WAL;") }
             let clientPorts = try (0..<3).map { _ in try freePort() }
             let routePorts = try (0..<3).map { _ in try freePort() }
-            var upstream: [ServerUnderTest] = []
-            var arguments: [[String]] = []
-            for index in 0..<3 {
-                let config = directory.write("upstream\(index + 1).toml", UpstreamBinary.config(
-                    node: index + 1, database: databases[index], seqMap: "\(directory.path)/node\(index + 1)-seq-map.cbor", natsPort: clientPorts[index],
-                    compress: false, embeddedPort: clientPorts[index], replicas: replicas))
-                arguments.append(["-config", config] + MixedCluster.clusterArguments(index, routePorts: routePorts))
-                upstream.append(try ServerUnderTest(binary, arguments[index], log: "\(directory.path)/upstream\(index + 1).log"))
-            }
+            let upstream = try MixedCluster.startUpstreamEmbedded(binary, directory: directory, databases: databases, clientPorts: clientPorts,
+                                                                routePorts: routePorts, compress: false, replicas: replicas)
             defer { upstream.forEach { $0.stop() } }
-            for index in 0..<3 {
-                var restarts = 0
-                let installed = try eventually(timeout: 90, interval: 0.2) {
-                    if !upstream[index].isRunning, restarts < 2 {
-                        restarts += 1
-                        upstream[index] = try ServerUnderTest(binary, arguments[index], log: "\(directory.path)/upstream\(index + 1)-restart\(restarts).log")
-                    }
-                    return try Self.query(databases[index], "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == "1"
-                }
-                guard installed else { throw TestFailure("upstream node \(index + 1) did not install its triggers") }
-            }
             let total = 300
             let loopLog = directory.path + "/application.log"
             let application = try ServerUnderTest("/bin/bash", ["-c", """

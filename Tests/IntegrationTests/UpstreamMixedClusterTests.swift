@@ -87,6 +87,39 @@ final class MixedCluster {
         "bind_address = \"127.0.0.1:\(clientPort)\"\ncluster_secret_file = \"\(directory.path)/cluster.secret\"\nallow_plaintext_routes = true"
     }
 
+    /// Three upstream nodes with embedded NATS routed to each other (`-cluster-addr`/`-cluster-peers`), started and
+    /// waited for until each installed its triggers. One that exits while its cluster forms (upstream panics on a
+    /// JetStream timeout at start) is started again, up to twice, as systemd would. The caller stops them.
+    static func startUpstreamEmbedded(_ binary: String, directory: TemporaryDirectory, databases: [String], clientPorts: [Int], routePorts: [Int],
+                                      compress: Bool, replicas: Int) throws -> [ServerUnderTest] {
+        var upstream: [ServerUnderTest] = []
+        var arguments: [[String]] = []
+        do {
+            for index in 0..<3 {
+                let config = directory.write("upstream\(index + 1).toml", UpstreamBinary.config(
+                    node: index + 1, database: databases[index], seqMap: "\(directory.path)/node\(index + 1)-seq-map.cbor", natsPort: clientPorts[index],
+                    compress: compress, embeddedPort: clientPorts[index], replicas: replicas))
+                arguments.append(["-config", config] + clusterArguments(index, routePorts: routePorts))
+                upstream.append(try ServerUnderTest(binary, arguments[index], log: "\(directory.path)/upstream\(index + 1).log"))
+            }
+            for index in 0..<3 {
+                var restarts = 0
+                let installed = try eventually(timeout: 90, interval: 0.2) {
+                    if !upstream[index].isRunning, restarts < 2 {
+                        restarts += 1
+                        upstream[index] = try ServerUnderTest(binary, arguments[index], log: "\(directory.path)/upstream\(index + 1)-restart\(restarts).log")
+                    }
+                    return try ProcessTests.UpstreamMixedClusterTests.query(databases[index], "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == "1"
+                }
+                guard installed else { throw TestFailure("upstream node \(index + 1) did not install its triggers") }
+            }
+        } catch {
+            upstream.forEach { $0.stop() }
+            throw error
+        }
+        return upstream
+    }
+
     /// Our node's TOML during the upgrade: copies for upstream's nodes and upstream's `-c-` stream names.
     static func ourTOML(compress: Bool, nats: String) -> String {
         """
