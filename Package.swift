@@ -84,7 +84,7 @@ let package = Package(
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
         .executableTarget(
             name: "benchmark",
-            dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "IPC", "NATSClient", "Signals", "Snapshots", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "HarmonyConfig", "IPC", "NATSClient", "Signals", "Snapshots", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
 
         // Tests: unit targets per library (no processes, seconds), one integration target for processes and clusters.
@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "IPC"]),
         .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner"]),
         .testTarget(name: "SchemaRegistryTests", dependencies: ["SchemaRegistry"]),
-        .testTarget(name: "OperabilityTests", dependencies: ["Operability", "IPC", "SQLiteKit", "TestSupport"]),
+        .testTarget(name: "OperabilityTests", dependencies: ["Operability", "IPC", "HarmonyConfig", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "SQLiteKitTests", dependencies: ["SQLiteKit", "TestSupport"]),
         .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "NodeNATS", "TestSupport"]),
         .testTarget(name: "FaultPlanTests", dependencies: ["TestSupport"]),

@@ -153,19 +153,18 @@ public struct SupervisorStateMachine {
     public var childSummaries: [ChildSummary] {
         children.map { child in
             switch child.state {
-            case .notStarted: ChildSummary(role: child.spec.role, state: "stopped", pid: nil, restarts: child.restarts, reloads: child.reloads)
+            case .notStarted: ChildSummary(role: child.spec.role, state: .stopped, pid: nil, restarts: child.restarts, reloads: child.reloads)
             case .running(let pid, _, let ready):
-                ChildSummary(role: child.spec.role, state: ready ? "running" : "starting", pid: pid, restarts: child.restarts, reloads: child.reloads)
-            case .stopping(let pid, _, _, _): ChildSummary(role: child.spec.role, state: "stopping", pid: pid, restarts: child.restarts, reloads: child.reloads)
-            case .waitingToRestart: ChildSummary(role: child.spec.role, state: "restarting", pid: nil, restarts: child.restarts, reloads: child.reloads)
+                ChildSummary(role: child.spec.role, state: ready ? .running : .starting, pid: pid, restarts: child.restarts, reloads: child.reloads)
+            case .stopping(let pid, _, _, _): ChildSummary(role: child.spec.role, state: .stopping, pid: pid, restarts: child.restarts, reloads: child.reloads)
+            case .waitingToRestart: ChildSummary(role: child.spec.role, state: .restarting, pid: nil, restarts: child.restarts, reloads: child.reloads)
             }
         }
     }
 
     public struct ChildSummary: Equatable, Sendable {
         public var role: WorkerRole
-        /// "running" (ready), "starting", "stopping", "restarting" (waiting for its backoff), "stopped".
-        public var state: String
+        public var state: WorkerState
         public var pid: Int32?
         /// Restarts after a failure (died, hung, restore); reloads are not among them.
         public var restarts: Int
