@@ -92,7 +92,8 @@ let package = Package(
         .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "TestSupport"]),
         .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "Logs", "TestSupport"]),
         .testTarget(name: "LogsTests", dependencies: ["Logs", "ChangeEvents"]),
-        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ApplyPipelineTests", dependencies: ["ApplyPipeline"]),
         .testTarget(name: "ChangeEventsTests", dependencies: ["ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "ChangeLogTests", dependencies: ["ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),

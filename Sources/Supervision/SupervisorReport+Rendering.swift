@@ -127,7 +127,9 @@ extension ChildEnd {
 
     /// The memory hint, when the way it ended is how an allocation failure under `memory_limit` ends a process.
     func memoryLimitText(_ role: WorkerRole) -> String? {
-        memoryLimit.map { "\($0 >> 20) MiB (RLIMIT_AS): an allocation failure under it ends a process this way; raise [workers.\(role)] memory_limit if this repeats" }
+        memoryLimit.map {
+            "\($0 >> 20) MiB (RLIMIT_AS): an allocation failure under it ends a process this way; raise [workers.\(role)] memory_limit if this repeats"
+        }
     }
 
     func metadata(_ role: WorkerRole) -> Logger.Metadata {

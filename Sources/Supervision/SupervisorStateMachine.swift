@@ -496,7 +496,9 @@ public struct SupervisorStateMachine {
 
     /// Asks the last running child of `indices` to stop (reverse start order, one at a time, for
     /// `purpose`). True when none of them runs any more.
-    mutating func stopNext(of indices: Range<Int>, purpose: StopPurpose, status: (WorkerRole) -> NodeStatus, now: Double, into actions: inout [Action]) -> Bool {
+    mutating func stopNext(
+        of indices: Range<Int>, purpose: StopPurpose, status: (WorkerRole) -> NodeStatus, now: Double, into actions: inout [Action]
+    ) -> Bool {
         for index in indices.reversed() {
             switch children[index].state {
             case .stopping:

@@ -46,7 +46,8 @@ extension ProcessTests {
             #expect(eventually(timeout: 2) { children.values.allSatisfy { !processExists($0) } }, "no orphan left")
             // Drained in reverse start order.
             let log = node.log
-            let stops = ["capturer", "applier", "snapshotter", "broker", "nats"].map { log.range(of: "[supervisor] \(SupervisorMessage.stopped) child=\($0) status=")?.lowerBound }
+            let stops = ["capturer", "applier", "snapshotter", "broker", "nats"]
+                .map { log.range(of: "[supervisor] \(SupervisorMessage.stopped) child=\($0) status=")?.lowerBound }
             #expect(log.contains("\(SupervisorMessage.stopped) child=nats status=exited with status 0"))
             #expect(stops.allSatisfy { $0 != nil })
             #expect(stops.compactMap { $0 } == stops.compactMap { $0 }.sorted())
@@ -73,7 +74,8 @@ extension ProcessTests {
             #expect(node.isRunning)
             #expect(node.notify.with("STOPPING=1").isEmpty)
             #expect(node.notify.with("READY=1").count == 1, "READY=1 is sent once and stays")
-            let brokerKilled = supervisorLines(node.log, SupervisorMessage.restarting, ["child": "broker", "note": "peak resident memory", "status": "was killed by signal 9 (SIGKILL)"])
+            let brokerKilled = supervisorLines(
+                node.log, SupervisorMessage.restarting, ["child": "broker", "note": "peak resident memory", "status": "was killed by signal 9 (SIGKILL)"])
             #expect(!brokerKilled.isEmpty, "\(node.log.suffix(3000))")
             #expect(node.terminate() == 0)
         }
@@ -85,7 +87,8 @@ extension ProcessTests {
             kill(hung, SIGSTOP)
             let replaced = eventually(timeout: 10) { node.children()["applier"].map { $0 != hung } ?? false }
             #expect(replaced, "log:\n\(node.log)")
-            #expect(!supervisorLines(node.log, SupervisorMessage.noHeartbeat, ["child": "applier", "child_pid": "\(hung) "]).isEmpty, "\(node.log.suffix(3000))")
+            let killed = supervisorLines(node.log, SupervisorMessage.noHeartbeat, ["child": "applier", "child_pid": "\(hung) "])
+            #expect(!killed.isEmpty, "\(node.log.suffix(3000))")
             #expect(!processExists(hung))
             let replacedAt = Date()
             Thread.sleep(forTimeInterval: 3)

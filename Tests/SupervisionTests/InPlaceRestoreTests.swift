@@ -192,7 +192,8 @@ import Testing
             actions = machine.handle(.ready(child: name, detail: ""), now: 2)
         }
         #expect(Tests.notifications(actions).contains(.reloading(.reloading)), "the deferred reload starts once the restore is over")
-        #expect(Tests.reports(actions).suffix(3) == [.restoreComplete, .deferredReloadStarting, .reloadStarted(workers: [.broker, .snapshotter, .applier, .capturer])])
+        let workers: [WorkerRole] = [.broker, .snapshotter, .applier, .capturer]
+        #expect(Tests.reports(actions).suffix(3) == [.restoreComplete, .deferredReloadStarting, .reloadStarted(workers: workers)])
         #expect(Self.stops(actions) == [WorkerRole.broker])
         // The reload runs to its end: each worker stops and starts again, one at a time.
         var pid: Int32 = 400
