@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Signals", dependencies: ["SystemCalls", "CPosix"]),
         .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "HarmonyConfig", dependencies: ["SystemCalls", "TOMLKit", "Logs"]),
-        .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC", "BrokerCore", "SchemaRegistry"]),
+        .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC", "BrokerCore", "SchemaRegistry", .product(name: "Logging", package: "swift-log")]),
         .target(name: "ApplyPipeline", dependencies: ["IPC"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
         .target(name: "NKeys", dependencies: ["SystemCalls", "COpenSSL"]),
@@ -92,7 +92,8 @@ let package = Package(
         .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "TestSupport"]),
         .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "Logs", "TestSupport"]),
         .testTarget(name: "LogsTests", dependencies: ["Logs", "ChangeEvents"]),
-        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport"]),
+        .testTarget(
+            name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ApplyPipelineTests", dependencies: ["ApplyPipeline"]),
         .testTarget(name: "ChangeEventsTests", dependencies: ["ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "ChangeLogTests", dependencies: ["ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),

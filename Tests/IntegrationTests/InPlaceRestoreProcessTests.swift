@@ -81,7 +81,8 @@ extension ProcessTests {
             kill(snapshotter, SIGKILL)
             // What the restarted snapshotter did: it is ready (its "ready" line), restored or not.
             let restarted = { String(node.log.dropFirst(logBefore)) }
-            #expect(eventually(timeout: 30, interval: 0.1) { restarted().contains("snapshotter is ready") }, "\(node.log.suffix(3000))")
+            let ready = { !supervisorLines(restarted(), SupervisorMessage.ready, ["child": "snapshotter"]).isEmpty }
+            #expect(eventually(timeout: 30, interval: 0.1) { ready() }, "\(node.log.suffix(3000))")
             let log = restarted()
             #expect(log.contains("no restore at this start"), "\(log.suffix(3000))")
             #expect(log.contains("the applier or the capturer is running"), "\(log.suffix(3000))")
