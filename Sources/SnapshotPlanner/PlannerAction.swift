@@ -42,7 +42,9 @@ public enum PlannerAction: Equatable, Sendable {
     case writeSchemaRegistry(LocalSchema, previousHash: String?)
     case reportReady(String)
     case reportStatus(String)
-    case log(LogLevel, String)
+    /// Something a person should know: logged, and the worker's status line where the report has one
+    /// (`PlannerReport+Rendering.swift`).
+    case report(PlannerReport)
     /// The worker cannot go on: it exits (status 1) and the supervisor restarts it.
     case stop(String)
     /// The node must not start, and restarting it cannot help (an operator must act): the worker undoes
@@ -50,5 +52,3 @@ public enum PlannerAction: Equatable, Sendable {
     /// `WorkerExitCode.refused`; the supervisor stops the node.
     case refuse(String)
 }
-
-public enum LogLevel: Equatable, Sendable { case debug, info, warning, error }

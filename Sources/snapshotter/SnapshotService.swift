@@ -238,8 +238,9 @@ final class SnapshotService: WorkerLoopHandler {
         case .reportStatus(let text):
             try? runtime.reportStatus(text)
             return []
-        case .log(let level, let text):
-            logger.log(level: level.loggerLevel, "\(text)")
+        case .report(let report):
+            logger.log(level: report.level, report.message, metadata: report.metadata)
+            if let line = report.statusLine { try? runtime.reportStatus(line) }
             return []
         case .stop(let reason):
             restoreLock = nil
@@ -379,17 +380,6 @@ final class SnapshotService: WorkerLoopHandler {
             return try lease.acquireOrRenew(holder: "node \(config.nodeID)") ? .held : .heldByAnother
         } catch {
             return .unanswered("\(error)")
-        }
-    }
-}
-
-extension LogLevel {
-    var loggerLevel: Logger.Level {
-        switch self {
-        case .debug: .debug
-        case .info: .info
-        case .warning: .warning
-        case .error: .error
         }
     }
 }
