@@ -138,9 +138,12 @@ final class SnapshotService: WorkerLoopHandler {
                 }
             }
             guard restoreLock != nil else {
-                let why = "the applier or the capturer is running (they hold \(RestoreLock.path(runDirectory: runtime.runDirectory)))"
-                if let requestedRestore { logger.warning("a restore was asked for (\(requestedRestore)), but \(why): not restoring under them") }
-                return planner.restoreDeclined(why, now: now)
+                let lock = RestoreLock.path(runDirectory: runtime.runDirectory)
+                if let requestedRestore {
+                    logger.warning("a restore was asked for, but the applier or the capturer is running: not restoring under them",
+                                   metadata: ["request": "\(requestedRestore)", "lock": "\(lock)"])
+                }
+                return planner.restoreDeclined("the applier or the capturer is running (they hold \(lock))", now: now)
             }
             if let requestedRestore { return planner.restoreDecided(reason: "the supervisor asked for one: \(requestedRestore)", now: now) }
             do {
