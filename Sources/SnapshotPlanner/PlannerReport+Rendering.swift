@@ -196,3 +196,27 @@ extension Bootstrap: CustomStringConvertible {
         }
     }
 }
+
+extension PlannerAction.StopReason: CustomStringConvertible {
+    /// The worker's status and exit reason (the supervisor logs it with the exit).
+    public var description: String {
+        switch self {
+        case .restoreUndecidable(let error): "cannot decide whether a snapshot restore is needed: \(error)"
+        case .restoreFailed(let error): "snapshot restore failed, the database is unchanged: \(error)"
+        case .gapsNotStored(let error): "cannot store the cursor past the missing changes: \(error)"
+        }
+    }
+}
+
+extension PlannerAction.Refusal: CustomStringConvertible {
+    /// The worker's status and refusal reason: what the operator must do.
+    public var description: String {
+        switch self {
+        case .noSnapshotForMissingDatabase(let store):
+            "the database did not exist and the snapshot store (\(store)) holds no snapshot to restore it from: "
+                + "nothing was started. Copy the database from another node (stopped, or with sqlite3 .backup) to this path, "
+                + "or save a snapshot on a running node (harmonylite -config FILE -save-snapshot), then start this node again; "
+                + "to start a new cluster with an empty database, create it first (sqlite3 DB 'PRAGMA user_version;')"
+        }
+    }
+}

@@ -33,11 +33,7 @@ extension SnapshotPlanner {
         switch need {
         case .missingDatabase:
             phase = .stopped
-            let message = "the database did not exist and the snapshot store (\(settings.storeName)) holds no snapshot to restore it from: "
-                + "nothing was started. Copy the database from another node (stopped, or with sqlite3 .backup) to this path, "
-                + "or save a snapshot on a running node (harmonylite -config FILE -save-snapshot), then start this node again; "
-                + "to start a new cluster with an empty database, create it first (sqlite3 DB 'PRAGMA user_version;')"
-            return [.reportStatus(message), .refuse(message)]
+            return [.refuse(.noSnapshotForMissingDatabase(store: settings.storeName))]
         case .emptyDatabase:
             waitingSince = now
             lastWaitReport = now

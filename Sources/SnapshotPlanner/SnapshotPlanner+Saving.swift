@@ -71,7 +71,7 @@ extension SnapshotPlanner {
         case (.restore, .failure(let error)) where error.refusedSnapshot:
             return refusedSnapshot(error, now: now)
         case (.restore, .failure(let error)):
-            return fail("snapshot restore failed, the database is unchanged: \(error)")
+            return fail(.restoreFailed(error: "\(error)"))
         case (.save, .success(let report)):
             saved += 1
             if isLeading, let cursor = report.cursor { newestSnapshotCursor = cursor }

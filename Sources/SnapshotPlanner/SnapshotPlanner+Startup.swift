@@ -48,7 +48,7 @@ extension SnapshotPlanner {
             phase = .decidingRestore(retryAt: now + Self.retryInterval)
             return problem(waitingFor: .shardStreams, cause: "\(error)", retryingEvery: Self.retryInterval, now: now)
         case .localStateUnreadable:
-            return fail("cannot decide whether a snapshot restore is needed: \(error)")
+            return fail(.restoreUndecidable(error: "\(error)"))
         }
     }
 
@@ -111,7 +111,7 @@ extension SnapshotPlanner {
 
     public mutating func gapsNotAccepted(_ error: String, now: Double) -> [Action] {
         guard case .acceptingGaps = phase else { return [] }
-        return fail("cannot store the cursor past the missing changes: \(error)")
+        return fail(.gapsNotStored(error: error))
     }
 
     /// The store's snapshot was refused (unsigned, badly signed, or not what its signed metadata says): the

@@ -226,9 +226,9 @@ public struct SnapshotPlanner: Sendable {
 
     /// The worker cannot go on (a restore it needs cannot be done: it must not start applying from a gap).
     /// The supervisor restarts it, and stops the node saying why if it keeps failing.
-    mutating func fail(_ message: String) -> [Action] {
+    mutating func fail(_ reason: Action.StopReason) -> [Action] {
         phase = .stopped
         job = nil
-        return [.reportStatus(message), .stop(message)]
+        return [.stop(reason)]
     }
 }

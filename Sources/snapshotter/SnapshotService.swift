@@ -238,20 +238,19 @@ final class SnapshotService: WorkerLoopHandler {
             unlink(DatabaseCreatedMarker.path(runDirectory: runtime.runDirectory))
             try? runtime.reportReady(summary)
             return []
-        case .reportStatus(let text):
-            try? runtime.reportStatus(text)
-            return []
         case .report(let report):
             logger.log(level: report.level, report.message, metadata: report.metadata)
             if let line = report.statusLine { try? runtime.reportStatus(line) }
             return []
         case .stop(let reason):
+            try? runtime.reportStatus("\(reason)")
             restoreLock = nil
-            throw WorkerExit.failed(reason)
-        case .refuse(let reason):
+            throw WorkerExit.failed("\(reason)")
+        case .refuse(let refusal):
+            try? runtime.reportStatus("\(refusal)")
             undoDatabaseCreation()
             restoreLock = nil
-            throw WorkerExit.refused(reason)
+            throw WorkerExit.refused("\(refusal)")
         }
     }
 

@@ -31,8 +31,7 @@ import Testing
         harness.jobOutcome = { _ in .success(JobReport(summary: "no snapshot in the store yet", cursor: nil)) }
         harness.start()
         harness.run(for: 5)
-        #expect(harness.refusals.count == 1)
-        #expect(harness.refusals.first?.contains("-save-snapshot") == true, "names what to do: \(harness.refusals)")
+        #expect(harness.refusals == [.noSnapshotForMissingDatabase(store: "nats")])
         #expect(harness.stops.isEmpty && harness.readyReports.isEmpty)
         #expect(harness.planner.nextDeadline == nil)
     }

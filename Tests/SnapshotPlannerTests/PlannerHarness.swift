@@ -111,7 +111,7 @@ struct PlannerHarness {
                 : planner.schemaRegistryWriteFailed("timeout", now: now)
         case .requestSnapshot: snapshotRequestError.map { planner.snapshotRequestFailed($0, now: now) } ?? []
         case .readSnapshotRequest: planner.snapshotRequestRead(snapshotRequest, now: now)
-        case .startJob, .releaseLease, .reportReady, .reportStatus, .report, .stop, .refuse, .lookAtNewestSnapshot: []
+        case .startJob, .releaseLease, .reportReady, .report, .stop, .refuse, .lookAtNewestSnapshot: []
         }
     }
 
@@ -129,8 +129,7 @@ struct PlannerHarness {
     var reports: [PlannerReport] { record.compactMap { if case .report(let report) = $0.action { report } else { nil } } }
     /// Reports of one kind, as `match` picks them out.
     func reports<T>(_ match: (PlannerReport) -> T?) -> [T] { reports.compactMap(match) }
-    var stops: [String] { record.compactMap { if case .stop(let reason) = $0.action { reason } else { nil } } }
-    var refusals: [String] { record.compactMap { if case .refuse(let reason) = $0.action { reason } else { nil } } }
-    var statusReports: [String] { record.compactMap { if case .reportStatus(let text) = $0.action { text } else { nil } } }
+    var stops: [Action.StopReason] { record.compactMap { if case .stop(let reason) = $0.action { reason } else { nil } } }
+    var refusals: [Action.Refusal] { record.compactMap { if case .refuse(let refusal) = $0.action { refusal } else { nil } } }
     var readyReports: [String] { record.compactMap { if case .reportReady(let text) = $0.action { text } else { nil } } }
 }

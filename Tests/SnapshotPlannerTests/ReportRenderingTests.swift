@@ -98,6 +98,16 @@ import Testing
         }
     }
 
+    /// A stop or a refusal is the worker's status and exit reason: it says what failed, and a refusal what
+    /// the operator must do.
+    @Test func stopsAndRefusals() {
+        #expect("\(PlannerAction.StopReason.restoreFailed(error: "checksum mismatch"))" == "snapshot restore failed, the database is unchanged: checksum mismatch")
+        #expect("\(PlannerAction.StopReason.restoreUndecidable(error: "no such table"))".hasSuffix(": no such table"))
+        #expect("\(PlannerAction.StopReason.gapsNotStored(error: "disk full"))".hasSuffix(": disk full"))
+        let refusal = "\(PlannerAction.Refusal.noSnapshotForMissingDatabase(store: "nats"))"
+        #expect(refusal.contains("(nats) holds no snapshot") && refusal.contains("-save-snapshot") && refusal.contains("PRAGMA user_version;"), "names what to do: \(refusal)")
+    }
+
     @Test func readySummaries() {
         #expect("\(PlannerReport.ReadyReason.restored(summary: "from node 2, taken at T"))" == "restored the snapshot: from node 2, taken at T")
         #expect("\(PlannerReport.ReadyReason.restoreDeclined(why: "the applier is running"))" == "no restore at this start: the applier is running")

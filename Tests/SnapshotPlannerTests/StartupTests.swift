@@ -48,7 +48,7 @@ import Testing
         #expect(harness.planner.runningJob == .restore)
         #expect(harness.reports == [.restoring(.decided("there is no seq map"))])
         harness.run(for: 5)
-        #expect(harness.stops == ["snapshot restore failed, the database is unchanged: checksum mismatch"])
+        #expect(harness.stops == [.restoreFailed(error: "checksum mismatch")])
         #expect(harness.readyReports.isEmpty)
         #expect(harness.times(of: .checkLease).isEmpty)
         #expect(harness.planner.nextDeadline == nil)
@@ -141,7 +141,7 @@ import Testing
         #expect(planner.storeOpened(now: 0).contains(.startJob(.restore)))
         #expect(planner.jobFinished(.success(JobReport(summary: "no snapshot in the store yet", cursor: nil)), now: 1) == [.acceptCoveredGaps])
         #expect(planner.restored == 0)
-        #expect(planner.gapsNotAccepted("disk full", now: 1).contains(.stop("cannot store the cursor past the missing changes: disk full")))
+        #expect(planner.gapsNotAccepted("disk full", now: 1).contains(.stop(.gapsNotStored(error: "disk full"))))
         #expect(!planner.isReady)
     }
 
@@ -163,7 +163,7 @@ import Testing
         var harness = PlannerHarness()
         harness.restoreDecision = .failure(RestoreDecisionError(.localStateUnreadable, "no such table"))
         harness.start()
-        #expect(harness.stops == ["cannot decide whether a snapshot restore is needed: no such table"])
+        #expect(harness.stops == [.restoreUndecidable(error: "no such table")])
         #expect(harness.planner.nextDeadline == nil)
     }
 
