@@ -40,8 +40,8 @@ public enum PlannerAction: Equatable, Sendable {
     /// Write this node's entry to the schema registry: answer `schemaRegistryWritten` or
     /// `schemaRegistryWriteFailed`.
     case writeSchemaRegistry(LocalSchema, previousHash: String?)
-    /// The worker is ready: tell the supervisor, with this summary.
-    case reportReady(String)
+    /// The worker is ready: tell the supervisor, with the reason's summary (`ReadyReason.summary`).
+    case reportReady(PlannerReport.ReadyReason)
     /// Something a person should know: logged, and the worker's status line where the report has one
     /// (`PlannerReport+Rendering.swift`).
     case report(PlannerReport)

@@ -120,7 +120,11 @@ extension PlannerReport {
 }
 
 extension PlannerReport.ReadyReason: CustomStringConvertible {
-    /// For the worker's ready report ("snapshots enabled (store nats); …").
+    /// The worker's ready report to the supervisor (`-status`, the supervisor's log).
+    public func summary(_ settings: PlannerSettings) -> String {
+        settings.enabled ? "snapshots enabled (store \(settings.storeName)); \(self)" : "snapshots disabled; \(self)"
+    }
+
     public var description: String {
         switch self {
         case .snapshotsDisabled: "snapshots disabled: none are saved or restored"

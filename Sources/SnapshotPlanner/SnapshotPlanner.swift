@@ -201,8 +201,7 @@ public struct SnapshotPlanner: Sendable {
     }
 
     func readyActions(_ detail: PlannerReport.ReadyReason) -> [Action] {
-        let summary = settings.enabled ? "snapshots enabled (store \(settings.storeName)); \(detail)" : "snapshots disabled; \(detail)"
-        return [.report(.ready(detail)), .reportReady(summary)]
+        [.report(.ready(detail)), .reportReady(detail)]
     }
 
     /// How often a wait that goes on is said again.

@@ -233,10 +233,10 @@ final class SnapshotService: WorkerLoopHandler {
             } catch {
                 return planner.schemaRegistryWriteFailed("\(error)", now: now)
             }
-        case .reportReady(let summary):
+        case .reportReady(let reason):
             restoreLock = nil
             unlink(DatabaseCreatedMarker.path(runDirectory: runtime.runDirectory))
-            try? runtime.reportReady(summary)
+            try? runtime.reportReady(reason.summary(planner.settings))
             return []
         case .report(let report):
             logger.log(level: report.level, report.message, metadata: report.metadata)

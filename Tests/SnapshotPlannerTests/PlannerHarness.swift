@@ -131,5 +131,5 @@ struct PlannerHarness {
     func reports<T>(_ match: (PlannerReport) -> T?) -> [T] { reports.compactMap(match) }
     var stops: [Action.StopReason] { record.compactMap { if case .stop(let reason) = $0.action { reason } else { nil } } }
     var refusals: [Action.Refusal] { record.compactMap { if case .refuse(let refusal) = $0.action { refusal } else { nil } } }
-    var readyReports: [String] { record.compactMap { if case .reportReady(let text) = $0.action { text } else { nil } } }
+    var readyReports: [PlannerReport.ReadyReason] { record.compactMap { if case .reportReady(let reason) = $0.action { reason } else { nil } } }
 }

@@ -109,6 +109,9 @@ import Testing
     }
 
     @Test func readySummaries() {
+        let enabled = PlannerHarness.settings(), disabled = PlannerHarness.settings(enabled: false)
+        #expect(PlannerReport.ReadyReason.noRestoreNeeded.summary(enabled) == "snapshots enabled (store nats); no restore needed")
+        #expect(PlannerReport.ReadyReason.snapshotsDisabled.summary(disabled) == "snapshots disabled; snapshots disabled: none are saved or restored")
         #expect("\(PlannerReport.ReadyReason.restored(summary: "from node 2, taken at T"))" == "restored the snapshot: from node 2, taken at T")
         #expect("\(PlannerReport.ReadyReason.restoreDeclined(why: "the applier is running"))" == "no restore at this start: the applier is running")
     }

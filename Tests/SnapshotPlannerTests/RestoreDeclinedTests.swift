@@ -12,7 +12,7 @@ import Testing
         #expect(planner.tick(now: 0) == [.connect])
         #expect(planner.connected(now: 0) == [.decideRestore])
         let actions = planner.restoreDeclined("the applier or the capturer is running", now: 0)
-        #expect(actions.contains(.reportReady("snapshots enabled (store nats); no restore at this start: the applier or the capturer is running")))
+        #expect(actions.contains(.reportReady(.restoreDeclined(why: "the applier or the capturer is running"))))
         #expect(actions.contains(.report(.ready(.restoreDeclined(why: "the applier or the capturer is running")))))
         #expect(!actions.contains(.startJob(.restore)) && !actions.contains(.openStore))
         #expect(planner.isReady && planner.runningJob == nil)

@@ -7,7 +7,7 @@ import Testing
     @Test func disabledIsReadyAtOnceAndOnlyKeepsTheSchemaRegistry() {
         var harness = PlannerHarness(PlannerHarness.settings(enabled: false))
         harness.start()
-        #expect(harness.readyReports == ["snapshots disabled; snapshots disabled: none are saved or restored"])
+        #expect(harness.readyReports == [.snapshotsDisabled])
         harness.run(for: 30)
         let snapshotWork = harness.record.filter {
             switch $0.action {
@@ -15,7 +15,7 @@ import Testing
             default: true
             }
         }
-        #expect(snapshotWork.map(\.action) == [.reportReady("snapshots disabled; snapshots disabled: none are saved or restored")],
+        #expect(snapshotWork.map(\.action) == [.reportReady(.snapshotsDisabled)],
                 "the ready report, then nothing but the registry: \(harness.record)")
     }
 
@@ -29,7 +29,7 @@ import Testing
         #expect(harness.readyReports.isEmpty)
         harness.connects = true
         harness.run(for: 1)
-        #expect(harness.readyReports == ["snapshots enabled (store nats); no restore needed"])
+        #expect(harness.readyReports == [.noRestoreNeeded])
         #expect(harness.reports.contains(.ready(.noRestoreNeeded)))
     }
 
@@ -37,7 +37,7 @@ import Testing
         var harness = PlannerHarness(PlannerHarness.settings(replicate: false))
         harness.start()
         #expect(harness.times(of: .decideRestore).isEmpty)
-        #expect(harness.readyReports == ["snapshots enabled (store nats); replicate=false: nothing to restore"])
+        #expect(harness.readyReports == [.replicationOff])
     }
 
     @Test func aNeededRestoreRunsAJobAndItsFailureStopsTheWorker() {
@@ -65,7 +65,7 @@ import Testing
         let gaps = actions.firstIndex(of: .acceptCoveredGaps)
         let ready = actions.firstIndex { if case .reportReady = $0 { true } else { false } }
         #expect(gaps != nil && ready != nil && gaps! < ready!)
-        #expect(harness.readyReports == ["snapshots enabled (store nats); restored the snapshot: from node 2"])
+        #expect(harness.readyReports == [.restored(summary: "from node 2")])
         #expect(harness.planner.restored == 1)
     }
 
@@ -112,7 +112,7 @@ import Testing
         harness.run(for: 10)
         #expect(!harness.record.map(\.action).contains(.acceptGaps))
         #expect(harness.record.filter { $0.action == .startJob(.restore) }.count == 2)
-        #expect(harness.readyReports == ["snapshots enabled (store nats); restored the snapshot: from node 3"])
+        #expect(harness.readyReports == [.restored(summary: "from node 3")])
         #expect(harness.reports.contains(.restoring(.newerSnapshot(gap: "hl-1 messages 301…499"))))
         #expect(harness.planner.nextDeadline != nil)
     }
