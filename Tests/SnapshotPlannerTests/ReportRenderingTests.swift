@@ -22,10 +22,12 @@ import Testing
         (.waitingForSnapshot(store: value, lookEvery: 3), .warning), (.stillWaitingForSnapshot(seconds: 18, cause: .requestFailed(error: value)), .warning),
         (.leading, .info), (.leaseLost, .info), (.leaseNotRenewed(error: value), .warning), (.leaseUnanswered(error: value), .debug),
         (.leaseHolderStoreUnanswered(error: value, retryIn: 1), .warning), (.saving(.interval), .info),
-        (.saving(.snapshotPastStream(stream: value, claimed: .max, last: 10)), .info), (.saving(.streamHistory(stream: value, messages: 50, maxEntries: 100)), .info),
+        (.saving(.snapshotPastStream(stream: value, claimed: .max, last: 10)), .info),
+        (.saving(.streamHistory(stream: value, messages: 50, maxEntries: 100)), .info),
         (.saving(.nodeWaiting(request: value)), .info), (.saved(summary: value), .info), (.saveFailed(error: value, retryIn: 5), .error),
         (.registryConnected, .info), (.registryWaitingForNATS(cause: value, retryEvery: 1), .warning), (.schemaRegistered(hash: value, tables: 2), .info),
-        (.schemaChanged(hash: value, tables: 2), .info), (.localSchemaUnreadable(error: value), .warning), (.registryNotWritten(error: value, retryIn: 5), .warning),
+        (.schemaChanged(hash: value, tables: 2), .info), (.localSchemaUnreadable(error: value), .warning),
+        (.registryNotWritten(error: value, retryIn: 5), .warning),
     ]
 
     /// The case's name; exhaustive, so a new case does not compile here until it has a sample.
@@ -73,25 +75,33 @@ import Testing
     }
 
     @Test func metadataCarriesTheValuesWithTheirUnits() {
-        #expect(PlannerReport.waiting(for: .store("nats"), cause: "unreachable", retryEvery: 1).metadata == ["store": "nats", "cause": "unreachable", "retry_every_s": "1"])
+        let storeWait = PlannerReport.waiting(for: .store("nats"), cause: "unreachable", retryEvery: 1)
+        #expect(storeWait.metadata == ["store": "nats", "cause": "unreachable", "retry_every_s": "1"])
         #expect(PlannerReport.leaseHolderStoreUnanswered(error: "timeout", retryIn: 10.0 / 3).metadata == ["error": "timeout", "retry_in_s": "3.3"])
-        #expect(PlannerReport.saving(.streamHistory(stream: "hl-1", messages: 50, maxEntries: 100)).metadata == ["stream": "hl-1", "messages": "50", "max_entries": "100"])
+        let history = PlannerReport.saving(.streamHistory(stream: "hl-1", messages: 50, maxEntries: 100))
+        #expect(history.metadata == ["stream": "hl-1", "messages": "50", "max_entries": "100"])
         #expect(PlannerReport.saving(.snapshotPastStream(stream: "hl-1", claimed: .max, last: 10)).metadata["claimed"] == "18446744073709551615")
-        #expect(PlannerReport.restoring(.bootstrap(.emptyDatabase(streamMessages: 40), also: nil)).metadata["reason"]?.description.contains("took 40 change(s)") == true)
-        #expect(PlannerReport.schemaRegistered(hash: String(repeating: "ab", count: 32), tables: 3).metadata == ["schema_hash": "abababababababab", "tables": "3"])
+        let bootstrap = PlannerReport.restoring(.bootstrap(.emptyDatabase(streamMessages: 40), also: nil))
+        #expect(bootstrap.metadata["reason"]?.description.contains("took 40 change(s)") == true)
+        let registered = PlannerReport.schemaRegistered(hash: String(repeating: "ab", count: 32), tables: 3)
+        #expect(registered.metadata == ["schema_hash": "abababababababab", "tables": "3"])
     }
 
     /// A wait's status line starts as `NodeView.Worker.isWait` reads it; other reports set one only when
     /// the worker's state changed (restoring, saved, not saved).
     @Test func statusLines() {
-        #expect(PlannerReport.waiting(for: .store("nats"), cause: "unreachable", retryEvery: 1).statusLine == "waiting for the snapshot store nats: unreachable")
-        #expect(PlannerReport.stillWaiting(for: .store("nats"), seconds: 20, cause: "unreachable").statusLine == "still waiting for the snapshot store nats (20 s): unreachable")
-        #expect(PlannerReport.stillWaitingForSnapshot(seconds: 18, cause: .noSnapshotYet).statusLine?.hasPrefix("still waiting for a snapshot (18 s): no snapshot in the store yet") == true)
+        let storeWait = PlannerReport.waiting(for: .store("nats"), cause: "unreachable", retryEvery: 1)
+        #expect(storeWait.statusLine == "waiting for the snapshot store nats: unreachable")
+        let stillStore = PlannerReport.stillWaiting(for: .store("nats"), seconds: 20, cause: "unreachable")
+        #expect(stillStore.statusLine == "still waiting for the snapshot store nats (20 s): unreachable")
+        let stillSnapshot = PlannerReport.stillWaitingForSnapshot(seconds: 18, cause: .noSnapshotYet)
+        #expect(stillSnapshot.statusLine?.hasPrefix("still waiting for a snapshot (18 s): no snapshot in the store yet") == true)
         #expect(PlannerReport.waitingForSnapshot(store: "nats", lookEvery: 3).statusLine?.hasPrefix("waiting for a snapshot (0 s): ") == true)
         #expect(PlannerReport.snapshotRefused(error: "unsigned", retryEvery: 30).statusLine?.hasPrefix("restoring: snapshot refused: unsigned") == true)
         #expect(PlannerReport.saved(summary: "12 MiB").statusLine == "saved a snapshot: 12 MiB")
         let withStatus = Set(Self.samples.filter { $0.report.statusLine != nil }.map { Self.name($0.report) })
-        #expect(withStatus == ["waiting", "stillWaiting", "gapUncovered", "snapshotRefused", "waitingForSnapshot", "stillWaitingForSnapshot", "saved", "saveFailed"])
+        #expect(withStatus == ["waiting", "stillWaiting", "gapUncovered", "snapshotRefused", "waitingForSnapshot", "stillWaitingForSnapshot", "saved",
+                               "saveFailed"])
         for (report, _) in Self.samples where ["waiting", "stillWaiting", "waitingForSnapshot", "stillWaitingForSnapshot"].contains(Self.name(report)) {
             let line = report.statusLine ?? ""
             #expect(line.hasPrefix("waiting for ") || line.hasPrefix("still waiting for "), "\(line)")
@@ -101,11 +111,13 @@ import Testing
     /// A stop or a refusal is the worker's status and exit reason: it says what failed, and a refusal what
     /// the operator must do.
     @Test func stopsAndRefusals() {
-        #expect("\(PlannerAction.StopReason.restoreFailed(error: "checksum mismatch"))" == "snapshot restore failed, the database is unchanged: checksum mismatch")
+        let restoreFailed = PlannerAction.StopReason.restoreFailed(error: "checksum mismatch")
+        #expect("\(restoreFailed)" == "snapshot restore failed, the database is unchanged: checksum mismatch")
         #expect("\(PlannerAction.StopReason.restoreUndecidable(error: "no such table"))".hasSuffix(": no such table"))
         #expect("\(PlannerAction.StopReason.gapsNotStored(error: "disk full"))".hasSuffix(": disk full"))
         let refusal = "\(PlannerAction.Refusal.noSnapshotForMissingDatabase(store: "nats"))"
-        #expect(refusal.contains("(nats) holds no snapshot") && refusal.contains("-save-snapshot") && refusal.contains("PRAGMA user_version;"), "names what to do: \(refusal)")
+        #expect(refusal.contains("(nats) holds no snapshot") && refusal.contains("-save-snapshot") && refusal.contains("PRAGMA user_version;"),
+                "names what to do: \(refusal)")
     }
 
     @Test func readySummaries() {

@@ -168,7 +168,8 @@ import Testing
         harness.run(for: 5.5)
         #expect(!harness.planner.isLeading)
         #expect(harness.times(of: .openStore).count == harness.times(of: .checkLease).count)
-        #expect(harness.reports.filter { $0 == .waiting(for: .storeForLease("nats"), cause: "unreachable", retryEvery: 1) }.count == 1, "said once until it changes")
+        let storeWait = PlannerReport.waiting(for: .storeForLease("nats"), cause: "unreachable", retryEvery: 1)
+        #expect(harness.reports.filter { $0 == storeWait }.count == 1, "said once until it changes")
         harness.storeOpens = true
         harness.run(for: 1)
         #expect(harness.planner.isLeading)
