@@ -57,7 +57,7 @@ let package = Package(
         // Pure cores of the workers: events in, actions out, time passed in; no I/O.
         .target(name: "CapturePipeline", dependencies: ["IPC"]),
         .target(name: "BrokerCore", dependencies: ["IPC"]),
-        .target(name: "SnapshotPlanner"),
+        .target(name: "SnapshotPlanner", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // /metrics, /health, -status and sleep_timeout: what the supervisor knows, as metrics and reports.
         .target(name: "Operability", dependencies: ["SystemCalls", "IPC", "HarmonyConfig", "SQLiteKit", .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(
@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "WorkerRuntimeTests", dependencies: ["WorkerRuntime"]),
         .testTarget(name: "CapturePipelineTests", dependencies: ["CapturePipeline", "IPC"]),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "IPC"]),
-        .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner"]),
+        .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SchemaRegistryTests", dependencies: ["SchemaRegistry"]),
         .testTarget(name: "OperabilityTests", dependencies: ["Operability", "IPC", "HarmonyConfig", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "SQLiteKitTests", dependencies: ["SQLiteKit", "TestSupport"]),

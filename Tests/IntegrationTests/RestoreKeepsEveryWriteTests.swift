@@ -60,7 +60,8 @@ extension ProcessTests {
             try cluster.start(1)
             try cluster.node(1).waitUntilReady(timeout: 60)
             let log = cluster.node(1).log
-            #expect(log.contains("looking for a snapshot to restore: there is no seq map") && log.contains("restored the snapshot"), "\(log.suffix(3000))")
+            #expect(log.contains("looking for a snapshot to restore reason=there is no seq map") && log.contains("restored the snapshot"),
+                    "\(log.suffix(3000))")
             #expect(try cluster.converge(Self.rows, to: expected, timeout: 30),
                     "\((0..<3).map { (try? cluster.sql($0, Self.rows)) ?? "?" })\n\(cluster.node(1).log.suffix(3000))")
 
