@@ -136,9 +136,9 @@ final class NodeTelemetry {
             let stall = config.replicate && machine.isReady
                 ? stalls.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) }, cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) : nil
             stalledSeconds[name] = stall
-            if config.replicate, let line = catchUp.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) },
-                                                            cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) {
-                logger.info("\(line)", metadata: ["stream": "\(name)"])
+            if config.replicate, let report = catchUp.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) },
+                                                              cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) {
+                logger.info("\(report.message)", metadata: report.metadata.mapValues { .string($0) })
             }
         }
         let view = makeView(children, machine: machine, now: now)
