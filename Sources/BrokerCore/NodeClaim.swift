@@ -42,11 +42,55 @@ public struct NodeClaim: Sendable {
         case create
         /// This instance holds it already: write the key over (renewing it); the claim is held.
         case takeOver
-        /// Another holder's claim is being watched: not ready yet, `read` again in a second; `say` (a
-        /// "still waiting for …" line) when not nil, at most every `reportInterval` s.
-        case wait(say: String?)
+        /// Another holder's claim is being watched: not ready yet, `read` again in a second; `say` when not
+        /// nil, at most every `reportInterval` s.
+        case wait(say: Wait?)
         /// Another running node holds this id: the start is refused (`WorkerExit.refused`).
         case refuse(String)
+    }
+
+    /// What a start that waits for another holder's claim says.
+    public enum Wait: Equatable, Sendable {
+        /// First seen: held by `holder` (nil: an unreadable claim); watched for up to `ttl` s.
+        case watching(nodeID: UInt64, holder: Holder?, ttl: Double)
+        /// Not renewed for `seconds` s: a stopped node's claim, which ages out within `ttl` s of its last renewal.
+        case stillWaiting(nodeID: UInt64, seconds: Int, holder: Holder?, ttl: Double)
+
+        /// The log line's message: constant per case.
+        public var message: String {
+            switch self {
+            case .watching: "waiting for another holder's claim of this node id: renewed, that node runs and this start is refused; not renewed, it ages out"
+            case .stillWaiting: "still waiting for another holder's claim of this node id: not renewed, it ages out"
+            }
+        }
+
+        /// The values, as log metadata.
+        public var metadata: [String: String] {
+            switch self {
+            case .watching(let nodeID, let holder, let ttl):
+                Self.holderMetadata(holder).merging(["node_id": "\(nodeID)", "watch_s": "\(Int(ttl))"]) { $1 }
+            case .stillWaiting(let nodeID, let seconds, let holder, let ttl):
+                Self.holderMetadata(holder).merging(["node_id": "\(nodeID)", "waited_s": "\(seconds)", "ttl_s": "\(Int(ttl))"]) { $1 }
+            }
+        }
+
+        /// The worker's status line (`-status`, systemd's STATUS=): starts "waiting for" / "still waiting for".
+        public var statusLine: String {
+            switch self {
+            case .watching(let nodeID, let holder, let ttl):
+                "waiting for node id \(nodeID)'s claim: it is held by \(Self.describe(holder)); watching it for up to \(Int(ttl)) s "
+                    + "(renewed: that node runs and this start is refused; not renewed: a stopped node's claim, which ages out)"
+            case .stillWaiting(let nodeID, let seconds, let holder, let ttl):
+                "still waiting for node id \(nodeID)'s claim (\(seconds) s): held by \(Self.describe(holder)), not renewed; "
+                    + "it ages out within \(Int(ttl)) s of its last renewal"
+            }
+        }
+
+        static func describe(_ holder: Holder?) -> String { holder.map { "host \($0.host) (database \($0.databasePath))" } ?? "an unreadable claim" }
+
+        static func holderMetadata(_ holder: Holder?) -> [String: String] {
+            holder.map { ["held_by_host": $0.host, "held_by_database": $0.databasePath] } ?? ["held_by": "an unreadable claim"]
+        }
     }
 
     public static let reportInterval = 5.0
@@ -90,11 +134,10 @@ public struct NodeClaim: Sendable {
             return .create
         }
         if current.holder?.instance == me.instance { return .takeOver }
-        let other = current.holder.map { "host \($0.host) (database \($0.databasePath))" } ?? "an unreadable claim"
+        let other = Wait.describe(current.holder)
         guard let seen = watched else {
             watched = (current.holder, current.revision, now, now)
-            return .wait(say: "waiting for node id \(nodeID)'s claim: it is held by \(other); watching it for up to \(Int(ttl)) s "
-                + "(renewed: that node runs and this start is refused; not renewed: a stopped node's claim, which ages out)")
+            return .wait(say: .watching(nodeID: nodeID, holder: current.holder, ttl: ttl))
         }
         if current.revision != seen.revision {
             return .refuse("node_id \(nodeID) is already used by a running node on \(other); this node is on host \(me.host) "
@@ -103,8 +146,7 @@ public struct NodeClaim: Sendable {
         }
         guard now - seen.said >= Self.reportInterval else { return .wait(say: nil) }
         watched?.said = now
-        return .wait(say: "still waiting for node id \(nodeID)'s claim (\(Int(now - seen.since)) s): held by \(other), not renewed; "
-            + "it ages out within \(Int(ttl)) s of its last renewal")
+        return .wait(say: .stillWaiting(nodeID: nodeID, seconds: Int(now - seen.since), holder: current.holder, ttl: ttl))
     }
 }
 

@@ -57,10 +57,10 @@ final class NodeClaimKeeper {
             guard try bucket.create(key, claim.me.encoded) else { return false }  // taken meanwhile: read again
         case .takeOver:
             try bucket.put(key, claim.me.encoded)
-        case .wait(let line):
-            if let line {
-                logger.warning("\(line)")
-                report(line)
+        case .wait(let wait):
+            if let wait {
+                logger.warning("\(wait.message)", metadata: wait.metadata.mapValues { .string($0) })
+                report(wait.statusLine)
             }
             return false
         case .refuse(let why):
@@ -97,10 +97,10 @@ final class NodeClaimKeeper {
             switch otherRegions[index].claim.read(current, now: now) {
             case .create, .takeOver:
                 continue
-            case .wait(let line):
-                if let line {
-                    logger.warning("\(line)", metadata: ["region": "\(region)"])
-                    report("region \(region): " + line)
+            case .wait(let wait):
+                if let wait {
+                    logger.warning("\(wait.message)", metadata: wait.metadata.merging(["region": region]) { $1 }.mapValues { .string($0) })
+                    report("region \(region): " + wait.statusLine)
                 }
                 clear = false
             case .refuse(let why):

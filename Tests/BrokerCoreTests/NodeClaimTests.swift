@@ -17,8 +17,7 @@ import Testing
 
     @Test func aRenewedClaimOfAnotherHostRefusesTheStartNamingBothHosts() {
         var claim = NodeClaim(nodeID: 2, me: Self.me, ttl: 10)
-        guard case .wait(let first?) = claim.read((Self.other, 7), now: 100) else { Issue.record("waits first"); return }
-        #expect(first.contains("held by host host-a"))
+        #expect(claim.read((Self.other, 7), now: 100) == .wait(say: .watching(nodeID: 2, holder: Self.other, ttl: 10)), "waits first")
         #expect(claim.read((Self.other, 7), now: 101) == .wait(say: nil))
         guard case .refuse(let why) = claim.read((Self.other, 8), now: 103.3) else { Issue.record("refused once renewed"); return }
         #expect(why.contains("node_id 2 is already used by a running node on host host-a") && why.contains("this node is on host host-b"), "\(why)")
@@ -27,11 +26,14 @@ import Testing
     @Test func aStaleClaimIsWaitedOutLoudlyThenCreated() {
         var claim = NodeClaim(nodeID: 2, me: Self.me, ttl: 10)
         _ = claim.read((Self.other, 7), now: 100)
-        var said: [String] = []
+        var said: [NodeClaim.Wait] = []
         for second in 101...108 {
-            if case .wait(let line?) = claim.read((Self.other, 7), now: Double(second)) { said.append(line) }
+            if case .wait(let wait?) = claim.read((Self.other, 7), now: Double(second)) { said.append(wait) }
         }
-        #expect(said == ["still waiting for node id 2's claim (5 s): held by host host-a (database /var/lib/hl/app.db), not renewed; it ages out within 10 s of its last renewal"])
+        #expect(said == [.stillWaiting(nodeID: 2, seconds: 5, holder: Self.other, ttl: 10)])
+        #expect(said.first?.statusLine == "still waiting for node id 2's claim (5 s): held by host host-a (database /var/lib/hl/app.db), not renewed; it ages out within 10 s of its last renewal")
+        #expect(said.first?.metadata == ["node_id": "2", "waited_s": "5", "ttl_s": "10", "held_by_host": "host-a", "held_by_database": "/var/lib/hl/app.db"])
+        #expect(said.first.map { !$0.message.contains("host-a") && !$0.message.contains("2") } == true, "the message is constant")
         #expect(claim.read(nil, now: 109) == .create, "aged out")
         // Another holder after that is watched afresh.
         guard case .wait(.some) = claim.read((Self.other, 30), now: 110) else { Issue.record("watched afresh"); return }
@@ -57,8 +59,8 @@ import Testing
         #expect(NodeClaim.Holder(decoding: Array("garbage".utf8)) == nil)
         #expect(NodeClaim.Holder(decoding: Array(repeating: 65, count: 5000)) == nil)
         var claim = NodeClaim(nodeID: 2, me: Self.me, ttl: 10)
-        guard case .wait(let line?) = claim.read((nil, 3), now: 0) else { Issue.record("an unreadable claim is watched"); return }
-        #expect(line.contains("an unreadable claim"))
+        #expect(claim.read((nil, 3), now: 0) == .wait(say: .watching(nodeID: 2, holder: nil, ttl: 10)), "an unreadable claim is watched")
+        #expect(NodeClaim.Wait.watching(nodeID: 2, holder: nil, ttl: 10).statusLine.contains("held by an unreadable claim"))
     }
 
     /// Another region's claim arrives as a message-get answer (base64, untrusted): a deleted or purged key
