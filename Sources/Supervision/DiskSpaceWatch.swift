@@ -1,6 +1,6 @@
 /// Says, once each way, when a filesystem the node writes to (the database's directory, the embedded
 /// JetStream store) runs full and when space is back, so the log tells what happened and what the node does
-/// about it. No I/O: the supervisor passes the free bytes it measured (`statvfs`) and the time.
+/// about it. No I/O: `EmbeddedServerMachine` passes the free bytes the supervisor measured (`statvfs`) and the time.
 public struct DiskSpaceWatch: Sendable {
     public enum Report: Equatable, Sendable {
         case full(what: String, path: String, freeBytes: UInt64)
@@ -50,18 +50,5 @@ public struct DiskSpaceWatch: Sendable {
         guard freeBytes < fullBelow else { return nil }
         fullPaths.insert(place.path)
         return .full(what: place.what, path: place.path, freeBytes: freeBytes)
-    }
-
-    /// The log line of a report.
-    public static func message(_ report: Report) -> String {
-        switch report {
-        case .full(let what, let path, let free):
-            "disk full: the filesystem holding \(what) (\(path)) has \(free / 1024) KiB free. SQLite refuses writes there"
-                + " (the application gets 'database or disk is full'; what was committed is captured and kept), the applier"
-                + " retries; an embedded nats-server whose store write fails can wedge, and is restarted once it has not"
-                + " answered its liveness probe for [workers.nats] heartbeat_timeout"
-        case .recovered(let what, let path, let free):
-            "disk space is back on the filesystem holding \(what) (\(path)): \(free / 1024) KiB free"
-        }
     }
 }

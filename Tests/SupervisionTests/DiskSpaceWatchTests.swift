@@ -26,11 +26,4 @@ import Testing
         let answers = [10, 10.5, 11].map { watch.due(now: $0) }
         #expect(answers == [true, false, true])
     }
-
-    @Test func theFullMessageNamesThePlaceAndWhatTheNodeDoes() {
-        let text = DiskSpaceWatch.message(.full(what: "the database and the JetStream store", path: "/data", freeBytes: 4096))
-        #expect(text.hasPrefix("disk full: the filesystem holding the database and the JetStream store (/data) has 4 KiB free"))
-        #expect(text.contains("restarted"))
-        #expect(DiskSpaceWatch.message(.recovered(what: "the database", path: "/data", freeBytes: 2 << 20)).contains("2048 KiB free"))
-    }
 }
