@@ -179,7 +179,7 @@ public struct EmbeddedServerMachine: Sendable {
             guard case .ready(pid, _, _) = server else { return [] }
             return [.measureStoreSpace(.killing)]
         case .freeSpace(let place, let freeBytes):
-            return diskWatch.measured(place, freeBytes: freeBytes).map { [.report(.disk($0))] } ?? []
+            return diskWatch.measured(place, freeBytes: freeBytes).map { [Action.report(.disk($0))] } ?? []
         case .storeSpace(let check, let freeBytes):
             return [.report(.storeSpace(check, path: storeDirectory, freeBytes: freeBytes, full: freeBytes < diskWatch.fullBelow))]
         case .tick:
@@ -260,7 +260,7 @@ public struct EmbeddedServerMachine: Sendable {
         let (start, abandon) = probe.due(now: now)
         server = .ready(pid: pid, monitoring: monitoring, probe: probe)
         var actions: [Action] = []
-        if abandon { actions += [.dropProbe] + problem(.unanswered(timeout: probe.timeout)) + [.measureStoreSpace(.unanswered)] }
+        if abandon { actions += [Action.dropProbe] + problem(.unanswered(timeout: probe.timeout)) + [Action.measureStoreSpace(.unanswered)] }
         if start { actions.append(.startProbe(pid: pid, address: monitoring)) }
         return actions
     }
