@@ -22,7 +22,8 @@ extension Logger {
         case .malformedAnswer(let reason):
             warning("the embedded nats-server's monitoring answer is not HTTP", metadata: ["request": request, "reason": "\(reason)"])
         case .probeFailed(let address, let reason):
-            warning("probing the embedded nats-server failed", metadata: ["request": request, "address": "\(address.host):\(address.port)", "reason": "\(reason)"])
+            warning("probing the embedded nats-server failed",
+                    metadata: ["request": request, "address": "\(address.host):\(address.port)", "reason": "\(reason)"])
         case .unanswered(let timeout):
             warning("""
                 the embedded nats-server does not answer its liveness probe (wedged?); \

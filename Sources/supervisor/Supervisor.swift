@@ -409,10 +409,10 @@ final class Supervisor {
     /// The database's directory and the embedded JetStream store (`EmbeddedServerMachine.watchedPlaces`).
     private static func watchedPlaces(_ config: Configuration) -> [DiskSpaceWatch.Place] {
         let database = FilePaths.directory(of: config.dbPath)
-        guard config.nats.isEmbedded else { return EmbeddedServerMachine.watchedPlaces(databaseDirectory: database, storeDirectory: nil, sameFileSystem: false) }
+        let store = config.nats.isEmbedded ? config.embeddedStoreDirectory : nil
         var first = stat(), second = stat()
-        let same = stat(database, &first) == 0 && stat(config.embeddedStoreDirectory, &second) == 0 && first.st_dev == second.st_dev
-        return EmbeddedServerMachine.watchedPlaces(databaseDirectory: database, storeDirectory: config.embeddedStoreDirectory, sameFileSystem: same)
+        let same = store.map { stat(database, &first) == 0 && stat($0, &second) == 0 && first.st_dev == second.st_dev } ?? false
+        return EmbeddedServerMachine.watchedPlaces(databaseDirectory: database, storeDirectory: store, sameFileSystem: same)
     }
 
     private func handleSignals() {

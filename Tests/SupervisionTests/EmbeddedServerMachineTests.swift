@@ -16,7 +16,8 @@ import Testing
     }
 
     /// A server with pid `pid` started at `now` and ready on `port` (with a monitoring port unless told otherwise).
-    static func ready(_ machine: inout Machine, pid: Int32 = 100, port: Int = 4222, monitoring: Machine.Address? = EmbeddedServerMachineTests.monitoring, now: Double = 0) {
+    static func ready(_ machine: inout Machine, pid: Int32 = 100, port: Int = 4222, monitoring: Machine.Address? = EmbeddedServerMachineTests.monitoring,
+                      now: Double = 0) {
         _ = machine.handle(.starting, now: now)
         _ = machine.handle(.spawned(pid: pid), now: now)
         _ = machine.handle(.portsFile(pid: pid, clientPort: port, monitoring: monitoring), now: now)
