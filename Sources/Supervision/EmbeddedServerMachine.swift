@@ -146,10 +146,10 @@ public struct EmbeddedServerMachine: Sendable {
     /// The filesystems to watch: the database's directory, and the JetStream store's (`storeDirectory`, nil
     /// with an external NATS) as one place when both are on one filesystem, so a full disk is said once.
     public static func watchedPlaces(databaseDirectory: String, storeDirectory: String?, sameFileSystem: Bool) -> [DiskSpaceWatch.Place] {
-        let database = DiskSpaceWatch.Place(what: "the database", path: databaseDirectory)
+        let database = DiskSpaceWatch.Place(.database, path: databaseDirectory)
         guard let storeDirectory else { return [database] }
-        if sameFileSystem { return [DiskSpaceWatch.Place(what: "the database and the JetStream store", path: databaseDirectory)] }
-        return [database, DiskSpaceWatch.Place(what: "the JetStream store", path: storeDirectory)]
+        if sameFileSystem { return [DiskSpaceWatch.Place(.databaseAndStore, path: databaseDirectory)] }
+        return [database, DiskSpaceWatch.Place(.store, path: storeDirectory)]
     }
 
     /// When `tick` has work next, for the loop's poll timeout (infinity: none).

@@ -40,14 +40,14 @@ extension Logger {
             } else {
                 warning("free space of the embedded nats-server's JetStream store", metadata: metadata)
             }
-        case .disk(.full(let what, let path, let freeBytes)):
+        case .disk(.full(let holding, let path, let freeBytes)):
             error("""
                 disk full: SQLite refuses writes there (the application gets 'database or disk is full'; what was committed is captured \
                 and kept), the applier retries; an embedded nats-server whose store write fails can wedge, and is restarted once it has \
                 not answered its liveness probe for [workers.nats] heartbeat_timeout
-                """, metadata: ["holding": "\(what)", "path": "\(path)", "free_kib": "\(freeBytes / 1024)"])
-        case .disk(.recovered(let what, let path, let freeBytes)):
-            info("disk space is back", metadata: ["holding": "\(what)", "path": "\(path)", "free_kib": "\(freeBytes / 1024)"])
+                """, metadata: ["holding": "\(holding.rawValue)", "path": "\(path)", "free_kib": "\(freeBytes / 1024)"])
+        case .disk(.recovered(let holding, let path, let freeBytes)):
+            info("disk space is back", metadata: ["holding": "\(holding.rawValue)", "path": "\(path)", "free_kib": "\(freeBytes / 1024)"])
         }
     }
 }

@@ -7,7 +7,7 @@ import Testing
 @Suite struct EmbeddedServerMachineTests {
     typealias Machine = EmbeddedServerMachine
     static let store = "/var/lib/db/nats/node-1"
-    static let database = DiskSpaceWatch.Place(what: "the database", path: "/var/lib/db")
+    static let database = DiskSpaceWatch.Place(.database, path: "/var/lib/db")
     static let monitoring = Machine.Address(host: "127.0.0.1", port: 8222)
 
     /// heartbeat_timeout 20 s: probes every 5 s, abandoned after 10 s. Disk watch starts at 0.
@@ -219,7 +219,7 @@ import Testing
     }
 
     @Test func everyWatchedPlaceIsMeasuredOncePerSecond() {
-        let store = DiskSpaceWatch.Place(what: "the JetStream store", path: Self.store)
+        let store = DiskSpaceWatch.Place(.store, path: Self.store)
         var machine = Self.machine(places: [Self.database, store])
         #expect(machine.handle(.tick, now: 0) == [.measureFreeSpace(Self.database), .measureFreeSpace(store)])
         #expect(machine.handle(.tick, now: 0.5).isEmpty)
@@ -231,16 +231,16 @@ import Testing
         var machine = Self.machine()
         let readings: [UInt64] = [5 << 20, 4096, 0, (1 << 20) + 1, 2 << 20, 3 << 20]
         let reports = readings.map { Self.reports(machine.handle(.freeSpace(Self.database, freeBytes: $0), now: 0)) }
-        #expect(reports == [[], [.disk(.full(what: "the database", path: "/var/lib/db", freeBytes: 4096))], [], [],
-                            [.disk(.recovered(what: "the database", path: "/var/lib/db", freeBytes: 2 << 20))], []])
+        #expect(reports == [[], [.disk(.full(.database, path: "/var/lib/db", freeBytes: 4096))], [], [],
+                            [.disk(.recovered(.database, path: "/var/lib/db", freeBytes: 2 << 20))], []])
     }
 
     @Test func theDatabaseAndTheStoreOnOneFilesystemAreOnePlace() {
         let one = Machine.watchedPlaces(databaseDirectory: "/data", storeDirectory: "/data/nats/n1", sameFileSystem: true)
-        #expect(one == [DiskSpaceWatch.Place(what: "the database and the JetStream store", path: "/data")])
+        #expect(one == [DiskSpaceWatch.Place(.databaseAndStore, path: "/data")])
         let two = Machine.watchedPlaces(databaseDirectory: "/data", storeDirectory: "/store/n1", sameFileSystem: false)
-        #expect(two == [DiskSpaceWatch.Place(what: "the database", path: "/data"), DiskSpaceWatch.Place(what: "the JetStream store", path: "/store/n1")])
+        #expect(two == [DiskSpaceWatch.Place(.database, path: "/data"), DiskSpaceWatch.Place(.store, path: "/store/n1")])
         let external = Machine.watchedPlaces(databaseDirectory: "/data", storeDirectory: nil, sameFileSystem: true)
-        #expect(external == [DiskSpaceWatch.Place(what: "the database", path: "/data")])
+        #expect(external == [DiskSpaceWatch.Place(.database, path: "/data")])
     }
 }
