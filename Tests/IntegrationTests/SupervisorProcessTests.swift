@@ -102,6 +102,29 @@ extension ProcessTests {
             #expect(node.terminate() == 0)
         }
 
+        /// A full filesystem under the database (and the JetStream store beside it) is said once, naming what it
+        /// holds, and the space coming back once (`EmbeddedServerMachine`, `DiskSpaceWatch`).
+        @Test(.enabled(if: geteuid() == 0, "needs root to mount a small tmpfs")) func aFullDiskIsSaidOnceAndItsEndOnce() throws {
+            let disk = try FaultDisk(megabytes: 64)
+            defer { disk.unmount() }
+            let node = try NodeUnderTest(database: disk.path + "/node1.db")
+            try node.waitUntilReady()
+            let full = "ERR [supervisor] disk full: "
+            let holding = "holding=the database and the JetStream store path=\(disk.path)"
+            #expect(!node.log.contains(full), "\(node.log)")
+            disk.fill()
+            #expect(eventually(timeout: 5) { node.log.contains(full) }, "\(node.log)")
+            Thread.sleep(forTimeInterval: 2.5)
+            let fullLines = node.log.split(separator: "\n").filter { $0.contains(full) }
+            #expect(fullLines.count == 1 && fullLines[0].contains(holding), "said once, naming the place: \(fullLines)")
+            disk.free()
+            #expect(eventually(timeout: 5) { node.log.contains("INF [supervisor] disk space is back") }, "\(node.log)")
+            let back = node.log.split(separator: "\n").filter { $0.contains("disk space is back") }
+            #expect(back.count == 1 && back[0].contains(holding), "\(back)")
+            #expect(node.isRunning)
+            _ = node.terminate()
+        }
+
         @Test func hungWorkerIsReplacedAndTheWatchdogResumes() throws {
             let node = try NodeUnderTest(toml: "[workers.applier]\nheartbeat_timeout = 1500\n", watchdogMicroseconds: 2_000_000)
             try node.waitUntilReady()
