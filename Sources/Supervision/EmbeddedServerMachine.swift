@@ -57,8 +57,8 @@ public struct EmbeddedServerMachine: Sendable {
         /// A server process exited (or was reaped).
         case exited(pid: Int32)
         /// The ports file of `pid`, as read for `readPortsFile`: the client port (nil: not written yet) and the
-        /// monitoring address (nil: none).
-        case portsFile(pid: Int32, clientPort: Int?, monitoring: Address?)
+        /// addresses of the monitoring endpoint (`probeAddress` chooses the one probed).
+        case portsFile(pid: Int32, clientPort: Int?, monitoring: [Address])
         /// A probe started by `startProbe` for the server `pid` ended.
         case probeFinished(pid: Int32, ProbeResult)
         /// The supervisor's state machine kills `pid`.
@@ -152,6 +152,15 @@ public struct EmbeddedServerMachine: Sendable {
         return [database, DiskSpaceWatch.Place(.store, path: storeDirectory)]
     }
 
+    /// Where to probe a server whose ports file names `monitoring`: an IPv4 address (the probe speaks IPv4),
+    /// loopback when the server listens there (on every interface included), else the first one named (an
+    /// operator's `http: "10.0.0.5:8222"` in `nats.server_config`); nil when none is usable.
+    public static func probeAddress(_ monitoring: [Address]) -> Address? {
+        let usable = monitoring.filter { !$0.host.contains(":") && (1...65535).contains($0.port) }
+        guard let chosen = usable.first(where: { $0.host == "127.0.0.1" }) ?? usable.first else { return nil }
+        return chosen.host.isEmpty || chosen.host == "0.0.0.0" ? Address(host: "127.0.0.1", port: chosen.port) : chosen
+    }
+
     /// When `tick` has work next, for the loop's poll timeout (infinity: none).
     public var nextDeadline: Double {
         let disks = diskWatch.places.isEmpty ? Double.infinity : diskWatch.nextAt
@@ -172,7 +181,7 @@ public struct EmbeddedServerMachine: Sendable {
         case .exited(let pid):
             return serverGone(pid)
         case .portsFile(let pid, let clientPort, let monitoring):
-            return portsFile(pid: pid, clientPort: clientPort, monitoring: monitoring, now: now)
+            return portsFile(pid: pid, clientPort: clientPort, monitoring: Self.probeAddress(monitoring), now: now)
         case .probeFinished(let pid, let result):
             return probeFinished(pid: pid, result, now: now)
         case .killing(let pid):
@@ -223,11 +232,10 @@ public struct EmbeddedServerMachine: Sendable {
     private mutating func portsFile(pid: Int32, clientPort: Int?, monitoring: Address?, now: Double) -> [Action] {
         // Untrusted bytes: a port outside 1…65535 counts as not written yet.
         guard case .starting(pid, _) = server, let clientPort, (1...65535).contains(clientPort) else { return [] }
-        let probed = monitoring.flatMap { (1...65535).contains($0.port) ? $0 : nil }
         pinnedClientPort = clientPort
-        server = .ready(pid: pid, monitoring: probed, probe: EmbeddedServerProbe(heartbeatTimeout: heartbeatTimeout, now: now))
-        var actions: [Action] = probed == nil ? [.report(.notProbed)] : []
-        actions.append(.serverReady(pid: pid, clientPort: clientPort, monitoring: probed))
+        server = .ready(pid: pid, monitoring: monitoring, probe: EmbeddedServerProbe(heartbeatTimeout: heartbeatTimeout, now: now))
+        var actions: [Action] = monitoring == nil ? [.report(.notProbed)] : []
+        actions.append(.serverReady(pid: pid, clientPort: clientPort, monitoring: monitoring))
         return actions + probeDue(now: now)
     }
 

@@ -376,7 +376,7 @@ final class Supervisor {
             break  // written by `spawn`, which asks for it
         case .readPortsFile(let pid):
             let port = NATSPortsFile.clientPort(runDirectory: runDirectory, pid: pid)
-            let monitoring = port == nil ? nil : NATSPortsFile.monitoringAddress(runDirectory: runDirectory, pid: pid)
+            let monitoring = port == nil ? [] : NATSPortsFile.monitoringAddresses(runDirectory: runDirectory, pid: pid)
             embedded(.portsFile(pid: pid, clientPort: port, monitoring: monitoring.map { EmbeddedServerMachine.Address(host: $0.host, port: $0.port) }))
         case .serverReady(_, let port, let monitoring):
             config.natsClientURLs = [EmbeddedServerConfig.clientURL(config, port: port)]

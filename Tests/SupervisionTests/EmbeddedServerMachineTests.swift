@@ -16,7 +16,7 @@ import Testing
     }
 
     /// A server with pid `pid` started at `now` and ready on `port` (with a monitoring port unless told otherwise).
-    static func ready(_ machine: inout Machine, pid: Int32 = 100, port: Int = 4222, monitoring: Machine.Address? = EmbeddedServerMachineTests.monitoring,
+    static func ready(_ machine: inout Machine, pid: Int32 = 100, port: Int = 4222, monitoring: [Machine.Address] = [EmbeddedServerMachineTests.monitoring],
                       now: Double = 0) {
         _ = machine.handle(.starting, now: now)
         _ = machine.handle(.spawned(pid: pid), now: now)
@@ -60,7 +60,7 @@ import Testing
         var machine = Self.machine()
         _ = machine.handle(.spawned(pid: 100), now: 0)
         for port in [0, -1, 65536] {
-            #expect(machine.handle(.portsFile(pid: 100, clientPort: port, monitoring: Self.monitoring), now: 0).isEmpty)
+            #expect(machine.handle(.portsFile(pid: 100, clientPort: port, monitoring: [Self.monitoring]), now: 0).isEmpty)
         }
         #expect(machine.pinnedClientPort == nil)
     }
@@ -71,11 +71,11 @@ import Testing
         var machine = Self.machine()
         _ = machine.handle(.spawned(pid: 100), now: 0)
         #expect(machine.handle(.tick, now: 0).contains(.readPortsFile(pid: 100)))
-        #expect(machine.handle(.portsFile(pid: 100, clientPort: nil, monitoring: nil), now: 0).isEmpty, "not written yet")
+        #expect(machine.handle(.portsFile(pid: 100, clientPort: nil, monitoring: []), now: 0).isEmpty, "not written yet")
         #expect(machine.nextDeadline == Machine.portsFileInterval, "read again shortly")
         #expect(!machine.handle(.tick, now: 0.01).contains(.readPortsFile(pid: 100)))
         #expect(machine.handle(.tick, now: 0.02).contains(.readPortsFile(pid: 100)))
-        let actions = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: Self.monitoring), now: 0.02)
+        let actions = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: [Self.monitoring]), now: 0.02)
         #expect(actions == [.serverReady(pid: 100, clientPort: 4222, monitoring: Self.monitoring), .startProbe(pid: 100, address: Self.monitoring)])
         #expect(!machine.handle(.tick, now: 0.1).contains(.readPortsFile(pid: 100)), "read no more once ready")
     }
@@ -84,7 +84,7 @@ import Testing
     @Test func anotherServersPortsFileIsIgnored() {
         var machine = Self.machine()
         _ = machine.handle(.spawned(pid: 101), now: 0)
-        #expect(machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: nil), now: 0).isEmpty)
+        #expect(machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: []), now: 0).isEmpty)
         #expect(machine.pinnedClientPort == nil)
     }
 
@@ -93,7 +93,34 @@ import Testing
         _ = machine.handle(.spawned(pid: 100), now: 0)
         _ = machine.handle(.exited(pid: 100), now: 0.5)
         #expect(!machine.handle(.tick, now: 0.5).contains(.readPortsFile(pid: 100)))
-        #expect(machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: nil), now: 0.5).isEmpty)
+        #expect(machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: []), now: 0.5).isEmpty)
+    }
+
+    // MARK: where the probe goes
+
+    static func address(_ host: String, _ port: Int = 8222) -> Machine.Address { Machine.Address(host: host, port: port) }
+
+    @Test func theProbeGoesToLoopbackWhenTheServerListensThere() {
+        #expect(Machine.probeAddress([Self.address("10.0.0.5"), Self.address("127.0.0.1")]) == Self.address("127.0.0.1"))
+    }
+
+    @Test func aServerListeningOnEveryInterfaceIsProbedOnLoopback() {
+        #expect(Machine.probeAddress([Self.address("0.0.0.0")]) == Self.address("127.0.0.1"))
+        #expect(Machine.probeAddress([Self.address("")]) == Self.address("127.0.0.1"))
+    }
+
+    /// An operator's `http: "10.0.0.5:8222"` in `nats.server_config`.
+    @Test func anOperatorsOwnMonitoringAddressIsProbedThere() {
+        #expect(Machine.probeAddress([Self.address("10.0.0.5"), Self.address("10.0.0.6")]) == Self.address("10.0.0.5"))
+    }
+
+    /// The probe speaks IPv4; a port outside 1…65535 (untrusted bytes) is no address.
+    @Test func aServerWithNoUsableIPv4MonitoringAddressIsNotProbed() {
+        #expect(Machine.probeAddress([Self.address("::1"), Self.address("127.0.0.1", 0), Self.address("127.0.0.1", 70000)]) == nil)
+        var machine = Self.machine(places: [])
+        _ = machine.handle(.spawned(pid: 100), now: 0)
+        let actions = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: [Self.address("::1")]), now: 0)
+        #expect(actions == [.report(.notProbed), .serverReady(pid: 100, clientPort: 4222, monitoring: nil)])
     }
 
     // MARK: liveness
@@ -172,7 +199,7 @@ import Testing
     @Test func aServerWithoutAMonitoringPortIsNotProbedAndIsAliveWhileItRuns() {
         var machine = Self.machine(places: [])
         _ = machine.handle(.spawned(pid: 100), now: 0)
-        let actions = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: nil), now: 0)
+        let actions = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: []), now: 0)
         #expect(actions == [.report(.notProbed), .serverReady(pid: 100, clientPort: 4222, monitoring: nil)])
         #expect(machine.handle(.tick, now: 30) == [.lifeSign])
     }
@@ -195,7 +222,7 @@ import Testing
         _ = machine.handle(.starting, now: 2)
         _ = machine.handle(.spawned(pid: 101), now: 2)
         let other = Machine.Address(host: "127.0.0.1", port: 9333)
-        let actions = machine.handle(.portsFile(pid: 101, clientPort: 4222, monitoring: other), now: 2)
+        let actions = machine.handle(.portsFile(pid: 101, clientPort: 4222, monitoring: [other]), now: 2)
         #expect(actions == [.serverReady(pid: 101, clientPort: 4222, monitoring: other), .startProbe(pid: 101, address: other)])
     }
 
@@ -205,7 +232,7 @@ import Testing
         var machine = Self.machine()
         _ = machine.handle(.spawned(pid: 100), now: 0)
         #expect(machine.handle(.killing(pid: 100), now: 0).isEmpty, "not ready: nothing wedged it")
-        _ = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: Self.monitoring), now: 0)
+        _ = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: [Self.monitoring]), now: 0)
         #expect(machine.handle(.killing(pid: 100), now: 20) == [.measureStoreSpace(.killing)])
         #expect(machine.handle(.killing(pid: 200), now: 20).isEmpty, "a worker")
     }
