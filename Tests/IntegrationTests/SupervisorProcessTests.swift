@@ -85,7 +85,7 @@ extension ProcessTests {
             try node.waitUntilReady()
             let before = node.children()
             let wedged = try #require(before["nats"])
-            let listening = "nats is ready: listening for clients on port "
+            let listening = "listening for clients on port "  // the embedded server's ready line
             kill(wedged, SIGSTOP)
             let replaced = eventually(timeout: 20) { node.log.components(separatedBy: listening).count > 2 }
             #expect(replaced, "\(node.log)")
