@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Signals", dependencies: ["SystemCalls", "CPosix"]),
         .target(name: "Logs", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "HarmonyConfig", dependencies: ["SystemCalls", "TOMLKit", "Logs"]),
-        .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC", "BrokerCore", "SchemaRegistry"]),
+        .target(name: "Supervision", dependencies: ["HarmonyConfig", "IPC", "BrokerCore", "SchemaRegistry", .product(name: "Logging", package: "swift-log")]),
         .target(name: "ApplyPipeline", dependencies: ["IPC"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
         .target(name: "NKeys", dependencies: ["SystemCalls", "COpenSSL"]),
@@ -57,7 +57,7 @@ let package = Package(
         // Pure cores of the workers: events in, actions out, time passed in; no I/O.
         .target(name: "CapturePipeline", dependencies: ["IPC"]),
         .target(name: "BrokerCore", dependencies: ["IPC"]),
-        .target(name: "SnapshotPlanner"),
+        .target(name: "SnapshotPlanner", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // /metrics, /health, -status and sleep_timeout: what the supervisor knows, as metrics and reports.
         .target(name: "Operability", dependencies: ["SystemCalls", "IPC", "HarmonyConfig", "SQLiteKit", .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(
@@ -84,7 +84,7 @@ let package = Package(
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
         .executableTarget(
             name: "benchmark",
-            dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "IPC", "NATSClient", "Signals", "Snapshots", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "HarmonyConfig", "IPC", "NATSClient", "Signals", "Snapshots", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
 
         // Tests: unit targets per library (no processes, seconds), one integration target for processes and clusters.
@@ -92,7 +92,8 @@ let package = Package(
         .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "TestSupport"]),
         .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "Logs", "TestSupport"]),
         .testTarget(name: "LogsTests", dependencies: ["Logs", "ChangeEvents"]),
-        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport"]),
+        .testTarget(
+            name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ApplyPipelineTests", dependencies: ["ApplyPipeline"]),
         .testTarget(name: "ChangeEventsTests", dependencies: ["ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "ChangeLogTests", dependencies: ["ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
@@ -100,9 +101,9 @@ let package = Package(
         .testTarget(name: "WorkerRuntimeTests", dependencies: ["WorkerRuntime"]),
         .testTarget(name: "CapturePipelineTests", dependencies: ["CapturePipeline", "IPC"]),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "IPC"]),
-        .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner"]),
+        .testTarget(name: "SnapshotPlannerTests", dependencies: ["SnapshotPlanner", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SchemaRegistryTests", dependencies: ["SchemaRegistry"]),
-        .testTarget(name: "OperabilityTests", dependencies: ["Operability", "IPC", "SQLiteKit", "TestSupport"]),
+        .testTarget(name: "OperabilityTests", dependencies: ["Operability", "IPC", "HarmonyConfig", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "SQLiteKitTests", dependencies: ["SQLiteKit", "TestSupport"]),
         .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "NodeNATS", "TestSupport"]),
         .testTarget(name: "FaultPlanTests", dependencies: ["TestSupport"]),

@@ -35,10 +35,10 @@ for r in $(seq 1 "$rounds"); do
     echo "kill -9 to replacement ready (includes the 250 ms ±20% first restart delay):"
     for name in harmonylite-broker harmonylite-snapshotter harmonylite-applier harmonylite-capturer nats-server; do
       short=${name#harmonylite-}; [ "$short" = nats-server ] && short=nats
-      before=$(grep -c "$short is ready" "$work/log")
+      before=$(grep -c "child ready child=$short " "$work/log")
       victim=$(child_named "$pid" "$name")
       t0=$(now); kill -9 "$victim"
-      until [ "$(grep -c "$short is ready" "$work/log")" -gt "$before" ]; do sleep 0.005; done
+      until [ "$(grep -c "child ready child=$short " "$work/log")" -gt "$before" ]; do sleep 0.005; done
       t1=$(now)
       printf "  %-24s %s s\n" "$name" "$(awk "BEGIN { printf \"%.3f\", $t1 - $t0 }")"
       sleep 1

@@ -22,3 +22,20 @@ public enum WorkerRole: String, CaseIterable, Codable, CodingKeyRepresentable, C
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
     }
 }
+
+/// Where a child is in its life, as `/health`, `-status` and `/metrics` show it; the raw value is the word
+/// they print.
+public enum WorkerState: String, Codable, Sendable, CustomStringConvertible {
+    /// Started and ready.
+    case running
+    /// Started, not ready yet.
+    case starting
+    /// Asked to stop, not exited yet.
+    case stopping
+    /// Exited; waiting for its restart backoff.
+    case restarting
+    /// Not started (or stopped for good).
+    case stopped
+
+    public var description: String { rawValue }
+}

@@ -22,7 +22,7 @@ public struct HealthReport: Sendable {
         database.connected && view.natsConnected && database.cdcInstalled && view.isRunning && (stalledStreams.isEmpty || applierWaitsForTheDatabase)
     }
 
-    var applierWaitsForTheDatabase: Bool { view.workers.contains { $0.name == "applier" && $0.waitingFor != nil } }
+    var applierWaitsForTheDatabase: Bool { view.workers.contains { $0.name == .applier && $0.waitingFor != nil } }
 
     /// Streams that hold messages past this node's cursor and made no progress for a while.
     var stalledStreams: [NodeView.Stream] { view.streams.filter { $0.stalledSeconds != nil } }
@@ -63,7 +63,7 @@ public struct HealthReport: Sendable {
         if !database.connected { problems.append("database: \(database.error ?? "not answering")") }
         if !database.cdcInstalled && database.connected { problems.append("capture triggers are not installed") }
         if !view.natsConnected { problems.append("NATS is not connected") }
-        for worker in view.workers where worker.state != "running" { problems.append("\(worker.name) is \(worker.state)") }
+        for worker in view.workers where worker.state != .running { problems.append("\(worker.name) is \(worker.state)") }
         // Degraded, still healthy: the worker runs and goes on by itself once the lock is released.
         for worker in view.workers { if let waiting = worker.waitingFor { problems.append("\(worker.name) is \(waiting)") } }
         for stream in stalledStreams {
@@ -74,7 +74,7 @@ public struct HealthReport: Sendable {
             dbConnected: database.connected, natsConnected: view.natsConnected, cdcInstalled: database.cdcInstalled,
             tablesTracked: view.tablesTracked ?? 0,
             lastReplicatedEventTimestamp: view.lastAppliedUnixMs.map(Self.rfc3339), lastPublishedEventTimestamp: view.lastPublishedUnixMs.map(Self.rfc3339),
-            version: view.version, workers: Dictionary(uniqueKeysWithValues: view.workers.map { ($0.name, $0.state) }), streams: view.streams,
+            version: view.version, workers: Dictionary(uniqueKeysWithValues: view.workers.map { ($0.name.rawValue, $0.state.rawValue) }), streams: view.streams,
             pendingPublish: view.pendingPublish, parkedMessages: view.parkedMessages, problems: problems,
             warnings: warnings, clock: view.clock
         )

@@ -1,4 +1,5 @@
 import Foundation
+import HarmonyConfig
 
 /// Everything `-status` prints and `/health` reports besides its database checks: the supervisor's loop
 /// makes one every tick and hands it to the HTTP thread and to `-status` clients. JSON keys are snake_case.
@@ -61,9 +62,8 @@ public struct NodeView: Codable, Sendable, Equatable {
     }
 
     public struct Worker: Codable, Sendable, Equatable {
-        public var name: String
-        /// "running", "starting", "stopping", "restarting" (waiting to restart), "stopped".
-        public var state: String
+        public var name: WorkerRole
+        public var state: WorkerState
         public var pid: Int32?
         public var restarts: Int
         public var uptimeSeconds: Double?
@@ -73,7 +73,7 @@ public struct NodeView: Codable, Sendable, Equatable {
         /// lock for 35 s" (an application transaction holds it). Degraded, not stopped: it goes on once it is had.
         public var waitingFor: String?
 
-        public init(name: String, state: String, pid: Int32?, restarts: Int, uptimeSeconds: Double?, residentBytes: Int64?, cpuSeconds: Double?, waitingFor: String? = nil) {
+        public init(name: WorkerRole, state: WorkerState, pid: Int32?, restarts: Int, uptimeSeconds: Double?, residentBytes: Int64?, cpuSeconds: Double?, waitingFor: String? = nil) {
             self.name = name
             self.state = state
             self.pid = pid
@@ -143,7 +143,7 @@ public struct NodeView: Codable, Sendable, Equatable {
         }
     }
 
-    public var isRunning: Bool { workers.allSatisfy { $0.state == "running" } }
+    public var isRunning: Bool { workers.allSatisfy { $0.state == .running } }
 
     public func json(pretty: Bool = false) -> String {
         let encoder = JSONEncoder()

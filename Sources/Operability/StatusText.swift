@@ -9,7 +9,7 @@ public enum StatusText {
         lines.append(row(["WORKER", "STATE", "PID", "RESTARTS", "UPTIME", "RSS", "CPU"]))
         for worker in view.workers {
             lines.append(row([
-                worker.name, worker.state, worker.pid.map(String.init) ?? "-", String(worker.restarts),
+                worker.name.rawValue, worker.state.rawValue, worker.pid.map(String.init) ?? "-", String(worker.restarts),
                 worker.uptimeSeconds.map(duration) ?? "-", worker.residentBytes.map(bytes) ?? "-",
                 worker.cpuSeconds.map { String(format: "%.1fs", $0) } ?? "-",
             ]))

@@ -40,15 +40,31 @@ public enum PlannerAction: Equatable, Sendable {
     /// Write this node's entry to the schema registry: answer `schemaRegistryWritten` or
     /// `schemaRegistryWriteFailed`.
     case writeSchemaRegistry(LocalSchema, previousHash: String?)
-    case reportReady(String)
-    case reportStatus(String)
-    case log(LogLevel, String)
-    /// The worker cannot go on: it exits (status 1) and the supervisor restarts it.
-    case stop(String)
-    /// The node must not start, and restarting it cannot help (an operator must act): the worker undoes
-    /// what this start made (the empty database the supervisor created) and exits with
-    /// `WorkerExitCode.refused`; the supervisor stops the node.
-    case refuse(String)
-}
+    /// The worker is ready: tell the supervisor, with the reason's summary (`ReadyReason.summary`).
+    case reportReady(PlannerReport.ReadyReason)
+    /// Something a person should know: logged, and the worker's status line where the report has one
+    /// (`PlannerReport+Rendering.swift`).
+    case report(PlannerReport)
+    /// The worker cannot go on: its status says why, it exits (status 1) and the supervisor restarts it.
+    case stop(StopReason)
+    /// The node must not start, and restarting it cannot help (an operator must act): its status says
+    /// why, the worker undoes what this start made (the empty database the supervisor created) and exits
+    /// with `WorkerExitCode.refused`; the supervisor stops the node.
+    case refuse(Refusal)
 
-public enum LogLevel: Equatable, Sendable { case debug, info, warning, error }
+    /// Why the worker cannot go on (its words: `PlannerReport+Rendering.swift`).
+    public enum StopReason: Error, Equatable, Sendable {
+        /// The database or its cursor cannot be read to decide on a restore.
+        case restoreUndecidable(error: String)
+        /// The restore job failed; the database is unchanged.
+        case restoreFailed(error: String)
+        /// The cursor cannot be stored past the changes no stream or snapshot holds any more.
+        case gapsNotStored(error: String)
+    }
+
+    /// Why the node must not start.
+    public enum Refusal: Error, Equatable, Sendable {
+        /// The database did not exist and the store (named) holds no snapshot to restore it from.
+        case noSnapshotForMissingDatabase(store: String)
+    }
+}

@@ -34,23 +34,26 @@ public struct RestoreDecisionError: Error, Equatable, Sendable, CustomStringConv
     public var description: String { detail }
 }
 
-/// What a finished job has to tell: a line for the log, and the cursor of the snapshot it saved or restored
-/// (a restore without one: the store had no snapshot yet).
+/// What a finished job has to tell: its account of the snapshot (said after the report's message:
+/// `PlannerReport.saved`, `ReadyReason.restored`), and the cursor of the snapshot it saved or restored (a
+/// restore without one: the store had no snapshot yet).
 public struct JobReport: Equatable, Sendable {
-    public var line: String
+    /// The job's account of the snapshot: size, timings, cursor (and for a restore whose it was and what
+    /// local changes it kept).
+    public var summary: String
     public var cursor: [String: UInt64]?
     /// The snapshot saved or restored, for /metrics: when it was taken (ms since 1970), its size, and how
     /// long the job took (s).
     public var snapshot: (createdAt: Int64, size: Int64, seconds: Double)?
 
-    public init(line: String, cursor: [String: UInt64]?, snapshot: (createdAt: Int64, size: Int64, seconds: Double)? = nil) {
-        self.line = line
+    public init(summary: String, cursor: [String: UInt64]?, snapshot: (createdAt: Int64, size: Int64, seconds: Double)? = nil) {
+        self.summary = summary
         self.cursor = cursor
         self.snapshot = snapshot
     }
 
     public static func == (a: JobReport, b: JobReport) -> Bool {
-        a.line == b.line && a.cursor == b.cursor && a.snapshot?.createdAt == b.snapshot?.createdAt && a.snapshot?.size == b.snapshot?.size
+        a.summary == b.summary && a.cursor == b.cursor && a.snapshot?.createdAt == b.snapshot?.createdAt && a.snapshot?.size == b.snapshot?.size
             && a.snapshot?.seconds == b.snapshot?.seconds
     }
 }

@@ -29,5 +29,5 @@ struct RegistrySchedule: Equatable, Sendable {
     /// The hash written before the current one changed, if it did since start.
     var previousHash: String?
     /// Problem last logged, so each is logged once until it changes.
-    var lastProblem = ""
+    var lastProblem: PlannerReport?
 }

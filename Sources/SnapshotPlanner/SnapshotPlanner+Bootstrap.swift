@@ -19,14 +19,6 @@ public enum Bootstrap: Equatable, Sendable {
         if userTables == 0 && streamMessages > 0 { return .emptyDatabase(streamMessages: streamMessages) }
         return nil
     }
-
-    /// Why the node restores, for the log.
-    public var reason: String {
-        switch self {
-        case .missingDatabase: "the database did not exist (created empty at this start): restoring the cluster's newest snapshot"
-        case .emptyDatabase(let messages): "the database has no tables while the shard streams took \(messages) change(s) (a new node): bootstrapping from the newest snapshot"
-        }
-    }
 }
 
 /// Events of a bootstrap that found no snapshot, and of the lease holder asked for one.
@@ -41,25 +33,19 @@ extension SnapshotPlanner {
         switch need {
         case .missingDatabase:
             phase = .stopped
-            let message = "the database did not exist and the snapshot store (\(settings.storeName)) holds no snapshot to restore it from: "
-                + "nothing was started. Copy the database from another node (stopped, or with sqlite3 .backup) to this path, "
-                + "or save a snapshot on a running node (harmonylite -config FILE -save-snapshot), then start this node again; "
-                + "to start a new cluster with an empty database, create it first (sqlite3 DB 'PRAGMA user_version;')"
-            return [.reportStatus(message), .refuse(message)]
+            return [.refuse(.noSnapshotForMissingDatabase(store: settings.storeName))]
         case .emptyDatabase:
             waitingSince = now
             lastWaitReport = now
             phase = .waitingForSnapshot(nextCheck: now + Self.snapshotWaitRetry)
-            let text = "no snapshot in the store (\(settings.storeName)) yet for this new node's empty database: asked the snapshot lease holder to save one; "
-                + "waiting for it before replicating (looking every \(Int(Self.snapshotWaitRetry)) s)"
-            return [.log(.warning, text), .reportStatus("waiting for a snapshot (0 s): no snapshot in the store yet"), .requestSnapshot]
+            return [.report(.waitingForSnapshot(store: settings.storeName, lookEvery: Self.snapshotWaitRetry)), .requestSnapshot]
         }
     }
 
     /// Asking the lease holder failed (NATS did not answer): said with the next wait line.
     public mutating func snapshotRequestFailed(_ error: String, now: Double) -> [Action] {
         guard case .waitingForSnapshot = phase else { return [] }
-        waitCause = "cannot ask the lease holder: \(error)"
+        waitCause = .requestFailed(error: error)
         return []
     }
 
@@ -67,17 +53,17 @@ extension SnapshotPlanner {
     mutating func snapshotLooked(_ cursor: [String: UInt64]?, unanswered: String?, now: Double) -> [Action] {
         if cursor != nil {
             let waited = Int(now - (waitingSince ?? now))
-            phase = .restoreNeeded(reason: "a snapshot is in the store", storeRetryAt: now)
+            phase = .restoreNeeded(reason: .snapshotArrived(waited: waited), storeRetryAt: now)
             waitingSince = nil
-            return startRestore("a snapshot is in the store after waiting \(waited) s", now: now)
+            return startRestore(.snapshotArrived(waited: waited), now: now)
         }
-        if let unanswered { waitCause = "the snapshot store does not answer: \(unanswered)" }
+        if let unanswered { waitCause = .storeUnanswered(error: unanswered) }
         // Said at the last look before the interval is over, so at most every `waitReportInterval` s.
         guard now + Self.snapshotWaitRetry > lastWaitReport + Self.waitReportInterval else { return [] }
         lastWaitReport = now
-        let line = "still waiting for a snapshot (\(Int(now - (waitingSince ?? now))) s): \(waitCause ?? "no snapshot in the store yet; the lease holder was asked to save one (is any node with publish = true running?)")"
+        let report = PlannerReport.stillWaitingForSnapshot(seconds: Int(now - (waitingSince ?? now)), cause: waitCause ?? .noSnapshotYet)
         waitCause = nil
-        return [.log(.warning, line), .reportStatus(line)]
+        return [.report(report)]
     }
 
     /// The lease holder read the snapshot request key (nil: nobody waits). Each different request is
@@ -86,6 +72,6 @@ extension SnapshotPlanner {
         guard phase == .ready, isLeading, let request, request != answeredRequest else { return [] }
         answeredRequest = request
         guard job == nil else { return [] }  // the save that runs answers it
-        return startSave(because: "a node is waiting for one (\(request))", now: now)
+        return startSave(because: .nodeWaiting(request: request), now: now)
     }
 }

@@ -11,7 +11,7 @@ extension SnapshotPlanner {
 
     public mutating func localSchemaUnreadable(_ error: String, now: Double) -> [Action] {
         guard registryActive else { return [] }
-        return registryProblem("cannot read the local schema for the schema registry: \(error)")
+        return registryProblem(.localSchemaUnreadable(error: error))
     }
 
     public mutating func schemaRegistryWritten(_ schema: LocalSchema, previousHash: String?, now: Double) -> [Action] {
@@ -21,16 +21,16 @@ extension SnapshotPlanner {
         registry.written = schema
         registry.previousHash = previousHash
         registry.nextRefresh = now + RegistrySchedule.refreshInterval
-        registry.lastProblem = ""
-        if first { return [.log(.info, "schema registry: registered schema \(schema.hash.prefix(16)) (\(schema.tables.count) tables)")] }
-        if hashChanged { return [.log(.info, "schema registry: the schema changed to \(schema.hash.prefix(16)) (\(schema.tables.count) tables)")] }
+        registry.lastProblem = nil
+        if first { return [.report(.schemaRegistered(hash: schema.hash, tables: schema.tables.count))] }
+        if hashChanged { return [.report(.schemaChanged(hash: schema.hash, tables: schema.tables.count))] }
         return []
     }
 
     public mutating func schemaRegistryWriteFailed(_ error: String, now: Double) -> [Action] {
         guard registryActive else { return [] }
         registry.nextSchemaRead = max(registry.nextSchemaRead, now + RegistrySchedule.retryAfterFailedWrite)
-        return registryProblem("cannot write this node's entry to the schema registry: \(error); trying again in \(Int(RegistrySchedule.retryAfterFailedWrite)) s")
+        return registryProblem(.registryNotWritten(error: error, retryIn: RegistrySchedule.retryAfterFailedWrite))
     }
 
     // MARK: steps
@@ -56,9 +56,9 @@ extension SnapshotPlanner {
     }
 
     /// Logged once until it changes; the registry's problems are not the snapshotter's status.
-    mutating func registryProblem(_ text: String) -> [Action] {
-        guard text != registry.lastProblem else { return [] }
-        registry.lastProblem = text
-        return [.log(.warning, text)]
+    mutating func registryProblem(_ report: PlannerReport) -> [Action] {
+        guard report != registry.lastProblem else { return [] }
+        registry.lastProblem = report
+        return [.report(report)]
     }
 }

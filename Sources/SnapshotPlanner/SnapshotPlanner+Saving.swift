@@ -11,35 +11,33 @@ extension SnapshotPlanner {
         case .heldByAnother:
             leaseHeld = false
             stopLeading()
-            return wasLeading ? [.log(.info, "lost the snapshot lease to another node")] : []
+            return wasLeading ? [.report(.leaseLost)] : []
         case .unanswered(let error):
             stopLeading()
-            return wasLeading
-                ? [.log(.warning, "cannot renew the snapshot lease (\(error)): not saving snapshots until it is renewed")]
-                : [.log(.debug, "snapshot lease: \(error)")]
+            return [.report(wasLeading ? .leaseNotRenewed(error: error) : .leaseUnanswered(error: error))]
         }
     }
 
     /// The newest snapshot's cursor (nil: the store has none yet), read after taking the lease.
     public mutating func newestSnapshotRead(cursor: [String: UInt64]?, now: Double) -> [Action] {
-        if case .waitingForCover(let reason, let detail, _) = phase {
-            return coverLooked(for: reason, readyDetail: detail, newest: cursor, now: now)
+        if case .waitingForCover(let gap, let detail, _) = phase {
+            return coverLooked(for: gap, readyDetail: detail, newest: cursor, now: now)
         }
         if case .waitingForSnapshot = phase { return snapshotLooked(cursor, unanswered: nil, now: now) }
         guard phase == .ready, leaseHeld, storeOpen, !isLeading else { return [] }
         newestSnapshotCursor = cursor ?? [:]
         nextHistoryCheck = max(nextHistoryCheck, now)  // not before the retry after a failed save
         nextIntervalSave = settings.interval.map { now + $0 }
-        return [.log(.info, "holding the snapshot lease: this node saves the snapshots")] + leadingWork(now: now) + [.readSnapshotRequest]
+        return [.report(.leading)] + leadingWork(now: now) + [.readSnapshotRequest]
     }
 
     public mutating func newestSnapshotUnanswered(_ error: String, now: Double) -> [Action] {
-        if case .waitingForCover(let reason, let detail, _) = phase {
-            return coverLooked(for: reason, readyDetail: detail, newest: restoredCursor, now: now)
+        if case .waitingForCover(let gap, let detail, _) = phase {
+            return coverLooked(for: gap, readyDetail: detail, newest: restoredCursor, now: now)
         }
         if case .waitingForSnapshot = phase { return snapshotLooked(nil, unanswered: error, now: now) }
         guard phase == .ready, leaseHeld, !isLeading else { return [] }
-        return [.log(.warning, "holding the snapshot lease, but the store does not answer: \(error); trying again in \(Int(settings.leaseCheckInterval)) s")]
+        return [.report(.leaseHolderStoreUnanswered(error: error, retryIn: settings.leaseCheckInterval))]
     }
 
     /// Each shard stream's last sequence; a stream that did not answer is left out.
@@ -51,12 +49,9 @@ extension SnapshotPlanner {
             let since = covered[stream] ?? 0
             // A snapshot that claims more than the stream holds (recreated stream, or hostile metadata with a
             // cursor of 2^64 − 1) is replaced, never added to: `since + threshold` would overflow.
-            if since > last {
-                return startSave(because: "the newest snapshot claims message \(since) of \(stream), which ends at \(last)", now: now)
-            }
+            if since > last { return startSave(because: .snapshotPastStream(stream: stream, claimed: since, last: last), now: now) }
             if last - since >= threshold {
-                return startSave(because: "\(stream) took \(last - since) messages since the last snapshot "
-                    + "(half of replication_log.max_entries = \(settings.maxEntries))", now: now)
+                return startSave(because: .streamHistory(stream: stream, messages: last - since, maxEntries: settings.maxEntries), now: now)
             }
         }
         return []
@@ -71,23 +66,22 @@ extension SnapshotPlanner {
         case (.restore, .success(let report)):
             if report.cursor != nil { restored += 1 }
             restoredCursor = report.cursor
-            phase = .acceptingGaps(readyDetail: report.line)
+            phase = .acceptingGaps(readyDetail: report.cursor == nil ? .noSnapshotInStore : .restored(summary: report.summary))
             return [gapCoverDeadline.map { now >= $0 } == true ? .acceptGaps : .acceptCoveredGaps]
         case (.restore, .failure(let error)) where error.refusedSnapshot:
             return refusedSnapshot(error, now: now)
         case (.restore, .failure(let error)):
-            return fail("snapshot restore failed, the database is unchanged: \(error)")
+            return fail(.restoreFailed(error: "\(error)"))
         case (.save, .success(let report)):
             saved += 1
             if isLeading, let cursor = report.cursor { newestSnapshotCursor = cursor }
             scheduleIntervalSave(now: now)
-            return [.log(.info, report.line), .reportStatus(report.line)]
+            return [.report(.saved(summary: report.summary))]
         case (.save, .failure(let error)):
             let retry = Self.retryAfterFailedSave
             nextHistoryCheck = max(nextHistoryCheck, now + retry)
             scheduleIntervalSave(now: now, notSoonerThan: retry)
-            return [.log(.error, "snapshot not saved: \(error); trying again in \(Int(retry)) s at the earliest"),
-                    .reportStatus("snapshot not saved: \(error)")]
+            return [.report(.saveFailed(error: "\(error)", retryIn: retry))]
         }
     }
 
@@ -105,16 +99,16 @@ extension SnapshotPlanner {
     /// A save on the timer, or else a look at the streams' history, when due and leading.
     mutating func leadingWork(now: Double) -> [Action] {
         guard isLeading, job == nil else { return [] }
-        if let due = nextIntervalSave, now >= due { return startSave(because: "snapshot.interval passed", now: now) }
+        if let due = nextIntervalSave, now >= due { return startSave(because: .interval, now: now) }
         guard now >= nextHistoryCheck else { return [] }
         nextHistoryCheck = now + Self.historyCheckInterval
         return [.readStreamHistory]
     }
 
-    mutating func startSave(because reason: String, now: Double) -> [Action] {
+    mutating func startSave(because reason: PlannerReport.SaveReason, now: Double) -> [Action] {
         nextIntervalSave = nil
         job = RunningJob(kind: .save, nextPoll: now + Self.jobPollInterval)
-        return [.log(.info, "saving a snapshot: \(reason)"), .startJob(.save)]
+        return [.report(.saving(reason)), .startJob(.save)]
     }
 
     mutating func scheduleIntervalSave(now: Double, notSoonerThan floor: Double = 0) {

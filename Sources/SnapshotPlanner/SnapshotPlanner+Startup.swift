@@ -4,21 +4,21 @@ extension SnapshotPlanner {
         if phase == .disabled {
             registry.connected = true
             registry.nextSchemaRead = now
-            registry.lastProblem = ""
-            return [.log(.info, "connected to NATS for the schema registry")]
+            registry.lastProblem = nil
+            return [.report(.registryConnected)]
         }
         guard case .connecting = phase else { return [] }
         registry.connected = true
-        guard settings.replicate else { return becomeReady("replicate=false: nothing to restore", now: now) }
+        guard settings.replicate else { return becomeReady(.replicationOff, now: now) }
         phase = .decidingRestore(retryAt: now)
         return [.decideRestore]
     }
 
     public mutating func connectFailed(_ error: String, now: Double) -> [Action] {
-        if phase == .disabled { return registryProblem("waiting for NATS for the schema registry: \(error); trying again every second") }
+        if phase == .disabled { return registryProblem(.registryWaitingForNATS(cause: error, retryEvery: RegistrySchedule.connectRetryInterval)) }
         guard case .connecting = phase else { return [] }
         phase = .connecting(retryAt: now + Self.retryInterval)
-        return problem(waitingFor: "NATS", cause: error, retryingEvery: Self.retryInterval, now: now)
+        return problem(waitingFor: .nats, cause: error, retryingEvery: Self.retryInterval, now: now)
     }
 
     /// The decision, made once: why this node restores, or nil when it need not.
@@ -26,11 +26,11 @@ extension SnapshotPlanner {
     public mutating func restoreDecided(reason: String?, bootstrap: Bootstrap? = nil, now: Double) -> [Action] {
         guard case .decidingRestore = phase else { return [] }
         self.bootstrap = bootstrap
-        guard let reason = bootstrap.map({ need in reason.map { "\(need.reason); also \($0)" } ?? need.reason }) ?? reason else {
-            return becomeReady("no restore needed", now: now)
-        }
-        phase = .restoreNeeded(reason: reason, storeRetryAt: now)
-        return storeOpen ? startRestore(reason, now: now) : [.openStore]
+        let restore: PlannerReport.RestoreReason? =
+            if let bootstrap { .bootstrap(bootstrap, also: reason) } else if let reason { .decided(reason) } else { nil }
+        guard let restore else { return becomeReady(.noRestoreNeeded, now: now) }
+        phase = .restoreNeeded(reason: restore, storeRetryAt: now)
+        return storeOpen ? startRestore(restore, now: now) : [.openStore]
     }
 
     /// No restore may run now (the applier or the capturer is running: a snapshotter restarted under
@@ -38,7 +38,7 @@ extension SnapshotPlanner {
     /// supervisor for a restore in place.
     public mutating func restoreDeclined(_ why: String, now: Double) -> [Action] {
         guard case .decidingRestore = phase else { return [] }
-        return becomeReady("no restore at this start: \(why)", now: now)
+        return becomeReady(.restoreDeclined(why: why), now: now)
     }
 
     public mutating func restoreUndecided(_ error: RestoreDecisionError, now: Double) -> [Action] {
@@ -46,9 +46,9 @@ extension SnapshotPlanner {
         switch error.kind {
         case .streamsUnanswered:
             phase = .decidingRestore(retryAt: now + Self.retryInterval)
-            return problem(waitingFor: "the shard streams (to decide on a restore)", cause: "\(error)", retryingEvery: Self.retryInterval, now: now)
+            return problem(waitingFor: .shardStreams, cause: "\(error)", retryingEvery: Self.retryInterval, now: now)
         case .localStateUnreadable:
-            return fail("cannot decide whether a snapshot restore is needed: \(error)")
+            return fail(.restoreUndecidable(error: "\(error)"))
         }
     }
 
@@ -62,14 +62,13 @@ extension SnapshotPlanner {
     }
 
     public mutating func storeOpenFailed(_ error: String, now: Double) -> [Action] {
-        let store = "the snapshot store \(settings.storeName)"
         switch phase {
         case .restoreNeeded(let reason, _):
             phase = .restoreNeeded(reason: reason, storeRetryAt: now + Self.retryInterval)
-            return problem(waitingFor: store, cause: error, retryingEvery: Self.retryInterval, now: now)
+            return problem(waitingFor: .store(settings.storeName), cause: error, retryingEvery: Self.retryInterval, now: now)
         case .ready:
             // Opened for the lease holder: tried again at the next lease check.
-            return problem(waitingFor: "\(store) (this node holds the snapshot lease)", cause: error, retryingEvery: settings.leaseCheckInterval, now: now)
+            return problem(waitingFor: .storeForLease(settings.storeName), cause: error, retryingEvery: settings.leaseCheckInterval, now: now)
         default:
             return []
         }
@@ -91,30 +90,28 @@ extension SnapshotPlanner {
         let deadline = gapCoverDeadline ?? now + Self.gapCoverWait
         gapCoverDeadline = deadline
         guard now < deadline else { return [.acceptGaps] }
-        let reason = "no snapshot covers what the streams no longer hold (\(description)): waiting for a newer one"
-        phase = .waitingForCover(reason: reason, readyDetail: detail, nextCheck: now + Self.gapCoverRetry)
-        return [.log(.warning, "\(reason), looking every \(Int(Self.gapCoverRetry)) s; the gap is accepted after \(Int(deadline - now)) s more"),
-                .reportStatus("restoring: \(reason)")]
+        phase = .waitingForCover(gap: description, readyDetail: detail, nextCheck: now + Self.gapCoverRetry)
+        return [.report(.gapUncovered(gap: description, lookEvery: Self.gapCoverRetry, acceptedIn: Int(deadline - now)))]
     }
 
     /// The store's newest snapshot while waiting for one that covers a gap (`restoredCursor` when the store
     /// did not answer): another one is restored; the same one is looked for again, until the deadline.
-    mutating func coverLooked(for reason: String, readyDetail: String, newest: [String: UInt64]?, now: Double) -> [Action] {
+    mutating func coverLooked(for gap: String, readyDetail: PlannerReport.ReadyReason, newest: [String: UInt64]?, now: Double) -> [Action] {
         if let newest, newest != restoredCursor {
-            phase = .restoreNeeded(reason: reason, storeRetryAt: now)
-            return storeOpen ? startRestore("a newer snapshot is in the store", now: now) : [.openStore]
+            phase = .restoreNeeded(reason: .newerSnapshot(gap: gap), storeRetryAt: now)
+            return storeOpen ? startRestore(.newerSnapshot(gap: gap), now: now) : [.openStore]
         }
         guard let deadline = gapCoverDeadline, now < deadline else {
             phase = .acceptingGaps(readyDetail: readyDetail)
             return [.acceptGaps]
         }
-        phase = .waitingForCover(reason: reason, readyDetail: readyDetail, nextCheck: now + Self.gapCoverRetry)
+        phase = .waitingForCover(gap: gap, readyDetail: readyDetail, nextCheck: now + Self.gapCoverRetry)
         return []
     }
 
     public mutating func gapsNotAccepted(_ error: String, now: Double) -> [Action] {
         guard case .acceptingGaps = phase else { return [] }
-        return fail("cannot store the cursor past the missing changes: \(error)")
+        return fail(.gapsNotStored(error: error))
     }
 
     /// The store's snapshot was refused (unsigned, badly signed, or not what its signed metadata says): the
@@ -123,21 +120,21 @@ extension SnapshotPlanner {
     /// applier does not start into the gap that made the restore needed). Logged at error level, once for
     /// each different refusal, and shown in the status meanwhile.
     mutating func refusedSnapshot(_ error: JobFailure, now: Double) -> [Action] {
-        let reason: String
+        let reason: PlannerReport.RestoreReason
         switch phase {
         case .restoreNeeded(let why, _): reason = why
-        case .waitingForCover(let why, _, _): reason = why
-        default: reason = "a snapshot was refused"
+        case .waitingForCover(let gap, _, _): reason = .newerSnapshot(gap: gap)
+        default: reason = .afterRefusal
         }
         phase = .restoreNeeded(reason: reason, storeRetryAt: now + Self.refusedSnapshotRetry)
-        let text = "snapshot refused: \(error); the database is unchanged, looking for another snapshot every \(Int(Self.refusedSnapshotRetry)) s"
-        guard text != lastProblem else { return [] }
-        lastProblem = text
-        return [.log(.error, text), .reportStatus("restoring: \(text)")]
+        let report = PlannerReport.snapshotRefused(error: "\(error)", retryEvery: Self.refusedSnapshotRetry)
+        guard report != lastProblem else { return [] }
+        lastProblem = report
+        return [.report(report)]
     }
 
-    mutating func startRestore(_ reason: String, now: Double) -> [Action] {
+    mutating func startRestore(_ reason: PlannerReport.RestoreReason, now: Double) -> [Action] {
         job = RunningJob(kind: .restore, nextPoll: now + Self.jobPollInterval)
-        return [.log(.info, "looking for a snapshot to restore: \(reason)"), .startJob(.restore)]
+        return [.report(.restoring(reason)), .startJob(.restore)]
     }
 }

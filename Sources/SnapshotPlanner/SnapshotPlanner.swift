@@ -19,12 +19,12 @@ public struct SnapshotPlanner: Sendable {
         case connecting(retryAt: Double)
         case decidingRestore(retryAt: Double)
         /// Decided: a restore is needed. Only opening the store is retried; then the restore job runs.
-        case restoreNeeded(reason: String, storeRetryAt: Double)
+        case restoreNeeded(reason: PlannerReport.RestoreReason, storeRetryAt: Double)
         /// The restore is over; the cursor is moved past what nothing holds any more, then ready.
-        case acceptingGaps(readyDetail: String)
-        /// The snapshot restored does not cover a gap: the store's newest snapshot is read every
+        case acceptingGaps(readyDetail: PlannerReport.ReadyReason)
+        /// The snapshot restored does not cover `gap`: the store's newest snapshot is read every
         /// `gapCoverRetry` s, and restored when it is another one, until `gapCoverDeadline`.
-        case waitingForCover(reason: String, readyDetail: String, nextCheck: Double)
+        case waitingForCover(gap: String, readyDetail: PlannerReport.ReadyReason, nextCheck: Double)
         /// A new node's empty database and no snapshot in the store: the lease holder is asked for one,
         /// and the store looked at every `snapshotWaitRetry` s.
         case waitingForSnapshot(nextCheck: Double)
@@ -58,8 +58,8 @@ public struct SnapshotPlanner: Sendable {
     var gapCoverDeadline: Double?
     /// The cursor of the snapshot restored last: one with the same cursor covers no more.
     var restoredCursor: [String: UInt64]?
-    /// The last problem logged while retrying, so each is logged once until it changes.
-    var lastProblem = ""
+    /// The last problem reported while retrying (its first report), so each is said once until it changes.
+    var lastProblem: PlannerReport?
     /// Since when the current problem lasts, and when it was last said.
     var problemSince: Double?
     var problemSaid = 0.0
@@ -69,7 +69,7 @@ public struct SnapshotPlanner: Sendable {
     /// Waiting for a snapshot: since when, when it was last said, and what went wrong meanwhile.
     var waitingSince: Double?
     var lastWaitReport = 0.0
-    var waitCause: String?
+    var waitCause: PlannerReport.SnapshotWaitCause?
     /// The last snapshot request this lease holder answered with a save.
     var answeredRequest: String?
 
@@ -147,7 +147,7 @@ public struct SnapshotPlanner: Sendable {
         guard phase == .notStarted else { return [] }
         guard settings.enabled else {
             phase = .disabled
-            return readyActions("snapshots disabled: none are saved or restored")
+            return readyActions(.snapshotsDisabled)
         }
         // Connecting is the first tick's work, not the start's: the loop heartbeats meanwhile.
         phase = .connecting(retryAt: now)
@@ -170,9 +170,9 @@ public struct SnapshotPlanner: Sendable {
         case .connecting(let retryAt) where now >= retryAt: return [.connect]
         case .decidingRestore(let retryAt) where now >= retryAt: return [.decideRestore]
         case .restoreNeeded(_, let storeRetryAt) where now >= storeRetryAt: return [.openStore]
-        case .waitingForCover(let reason, let detail, let nextCheck) where now >= nextCheck:
+        case .waitingForCover(let gap, let detail, let nextCheck) where now >= nextCheck:
             // Not asked again before the answer (or the next retry, when it never comes).
-            phase = .waitingForCover(reason: reason, readyDetail: detail, nextCheck: now + Self.gapCoverRetry)
+            phase = .waitingForCover(gap: gap, readyDetail: detail, nextCheck: now + Self.gapCoverRetry)
             return [.readNewestSnapshot]
         case .waitingForSnapshot(let nextCheck) where now >= nextCheck:
             phase = .waitingForSnapshot(nextCheck: now + Self.snapshotWaitRetry)
@@ -194,43 +194,40 @@ public struct SnapshotPlanner: Sendable {
 
     // MARK: shared steps
 
-    mutating func becomeReady(_ detail: String, now: Double) -> [Action] {
+    mutating func becomeReady(_ detail: PlannerReport.ReadyReason, now: Double) -> [Action] {
         phase = .ready
         nextLeaseCheck = now
         return readyActions(detail)
     }
 
-    func readyActions(_ detail: String) -> [Action] {
-        let summary = settings.enabled ? "snapshots enabled (store \(settings.storeName)); \(detail)" : "snapshots disabled; \(detail)"
-        return [.log(.info, detail), .reportReady(summary)]
+    func readyActions(_ detail: PlannerReport.ReadyReason) -> [Action] {
+        [.report(.ready(detail)), .reportReady(detail)]
     }
 
     /// How often a wait that goes on is said again.
     static let stillWaitingInterval = 10.0
 
-    /// Waiting for `what` because of `cause`, retried every `seconds`: said at once ("waiting for X: cause;
-    /// trying again …"), then again every `stillWaitingInterval` s as "still waiting for X (N s): cause" in
-    /// the log and the status (`STATUS=` and `-status` show it) while it lasts; a new wait is said anew.
-    mutating func problem(waitingFor what: String, cause: String, retryingEvery seconds: Double, now: Double) -> [Action] {
-        let text = "waiting for \(what): \(cause)"
-        guard text != lastProblem else {
+    /// Waiting for `what` because of `cause`, retried every `seconds`: said at once (`waiting`), then again
+    /// every `stillWaitingInterval` s (`stillWaiting`, in the log and the status: `STATUS=` and `-status`
+    /// show it) while it lasts; a new wait is said anew.
+    mutating func problem(waitingFor what: PlannerReport.Awaited, cause: String, retryingEvery seconds: Double, now: Double) -> [Action] {
+        let first = PlannerReport.waiting(for: what, cause: cause, retryEvery: seconds)
+        guard first != lastProblem else {
             guard let since = problemSince, now - problemSaid >= Self.stillWaitingInterval else { return [] }
             problemSaid = now
-            let line = "still waiting for \(what) (\(Int(now - since)) s): \(cause)"
-            return [.log(.warning, line), .reportStatus(line)]
+            return [.report(.stillWaiting(for: what, seconds: Int(now - since), cause: cause))]
         }
-        lastProblem = text
+        lastProblem = first
         problemSince = now
         problemSaid = now
-        let retry = seconds == 1 ? "every second" : "every \(Int(seconds)) s"
-        return [.log(.warning, "\(text); trying again \(retry)"), .reportStatus(text)]
+        return [.report(first)]
     }
 
     /// The worker cannot go on (a restore it needs cannot be done: it must not start applying from a gap).
     /// The supervisor restarts it, and stops the node saying why if it keeps failing.
-    mutating func fail(_ message: String) -> [Action] {
+    mutating func fail(_ reason: Action.StopReason) -> [Action] {
         phase = .stopped
         job = nil
-        return [.reportStatus(message), .stop(message)]
+        return [.stop(reason)]
     }
 }

@@ -23,19 +23,16 @@ extension SupervisorStateMachine {
         let policy = children[index].spec.policy
         children[index].state = .notStarted
         guard let restorer = restorerIndex else {
-            actions.append(.log(.error, "\(name) found changes missing from the streams\(note), and no child restores snapshots here: stopping the node"))
+            actions.append(.report(.restoreImpossible(askedBy: name, note: note)))
             beginShutdown(exitCode: 1, now: now, into: &actions)
             return
         }
         guard children[index].history.recordCrash(at: now, policy: policy, randomUnit: randomUnit()) != nil else {
-            actions.append(.log(.error,
-                "\(name) found changes missing from the streams\(note) again: more than \(policy.intensity) restores within \(Int(policy.period)) s"
-                + " did not cure it ([workers.\(name)] restart_intensity / restart_period_seconds): stopping the node"))
+            actions.append(.report(.restoresExhausted(askedBy: name, note: note, limit: RestartLimit(policy))))
             beginShutdown(exitCode: 1, now: now, into: &actions)
             return
         }
         children[index].restarts += 1
-        let reason = "\(name) found changes missing from the streams"
         var announceReady = false
         switch phase {
         case .starting: announceReady = true
@@ -52,33 +49,32 @@ extension SupervisorStateMachine {
         case .restoring(_, _, let pending): announceReady = pending
         default: break
         }
-        phase = .restoring(reason: reason, stage: .stopping, announceReady: announceReady)
+        phase = .restoring(askedBy: name, stage: .stopping, announceReady: announceReady)
         cancelRestarts(of: restorer..<children.count)
-        let stopped = children[restorer...].map(\.spec.role.rawValue).reversed().joined(separator: ", ")
-        actions.append(.log(.error, "\(reason)\(note): restoring a snapshot in place (stopping \(stopped), then starting them again; the node keeps running)"))
-        actions.append(.notify("STATUS=restoring: \(reason)"))
+        actions.append(.report(.restoreStarted(askedBy: name, note: note, stopping: children[restorer...].map(\.spec.role).reversed())))
+        actions.append(.notify(.status(.restoring(askedBy: name))))
         continueRestore(now: now, into: &actions)
     }
 
     /// Stops the next child of the restore (last first), or, once all are stopped, starts the restorer.
     mutating func continueRestore(now: Double, into actions: inout [Action]) {
-        guard case .restoring(let reason, .stopping, let announceReady) = phase, let restorer = restorerIndex,
-              stopNext(of: restorer..<children.count, purpose: .restore, status: "restoring: stopping", now: now, into: &actions) else { return }
-        phase = .restoring(reason: reason, stage: .restoring, announceReady: announceReady)
-        actions.append(.notify("STATUS=restoring: \(children[restorer].spec.role) restores a snapshot"))
+        guard case .restoring(let askedBy, .stopping, let announceReady) = phase, let restorer = restorerIndex,
+              stopNext(of: restorer..<children.count, purpose: .restore, status: NodeStatus.restoreStopping, now: now, into: &actions) else { return }
+        phase = .restoring(askedBy: askedBy, stage: .restoring, announceReady: announceReady)
+        actions.append(.notify(.status(.restorerRestoring(children[restorer].spec.role))))
         actions.append(spawnAction(restorer))
     }
 
     /// A child reported ready while restoring: the restorer's ready ends the restore proper; then the
     /// children after it start one at a time.
     mutating func restoreChildReady(_ name: WorkerRole, now: Double, into actions: inout [Action]) {
-        guard case .restoring(let reason, let stage, let announceReady) = phase, let restorer = restorerIndex else { return }
+        guard case .restoring(let askedBy, let stage, let announceReady) = phase, let restorer = restorerIndex else { return }
         switch stage {
         case .stopping:
             return
         case .restoring:
             guard name == children[restorer].spec.role else { return }
-            phase = .restoring(reason: reason, stage: .starting, announceReady: announceReady)
+            phase = .restoring(askedBy: askedBy, stage: .starting, announceReady: announceReady)
             advanceAfterRestore(now: now, into: &actions)
         case .starting:
             advanceAfterRestore(now: now, into: &actions)
@@ -87,12 +83,12 @@ extension SupervisorStateMachine {
 
     private mutating func advanceAfterRestore(now: Double, into actions: inout [Action]) {
         guard case .restoring(_, .starting, let announceReady) = phase, let restorer = restorerIndex,
-              startNext(of: (restorer + 1)..<children.count, status: "restoring: starting", into: &actions) else { return }
+              startNext(of: (restorer + 1)..<children.count, status: NodeStatus.restoreStarting, into: &actions) else { return }
         phase = .running
-        actions.append(.notify((announceReady ? "READY=1\n" : "") + "STATUS=\(runningStatus)"))
-        actions.append(.log(.info, "snapshot restore in place complete: all processes ready"))
+        actions.append(.notify(announceReady ? .ready(runningStatus) : .status(runningStatus)))
+        actions.append(.report(.restoreComplete))
         if reloadDeferred {
-            actions.append(.log(.info, "carrying out the reload deferred during the restore"))
+            actions.append(.report(.deferredReloadStarting))
             beginReload(now: now, into: &actions)
         }
     }
@@ -107,8 +103,8 @@ extension SupervisorStateMachine {
     /// How child `index` is started now: the restorer, while a restore waits for it, is asked to restore.
     func spawnAction(_ index: Int) -> Action {
         let name = children[index].spec.role
-        if case .restoring(let reason, .restoring, _) = phase, children[index].spec.restoresSnapshots {
-            return .spawnToRestore(child: name, reason: reason)
+        if case .restoring(let askedBy, .restoring, _) = phase, children[index].spec.restoresSnapshots {
+            return .spawnToRestore(child: name, reason: SupervisorReport.restoreReason(askedBy: askedBy))
         }
         return .spawn(child: name)
     }

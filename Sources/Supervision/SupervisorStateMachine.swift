@@ -66,12 +66,11 @@ public struct SupervisorStateMachine {
         case requestStop(child: WorkerRole, pid: Int32)
         case kill(pid: Int32)
         /// A datagram for systemd's notify socket.
-        case notify(String)
-        case log(LogLevel, String)
+        case notify(SystemdState)
+        /// Something a person should know: the glue logs it (`SupervisorReport+Rendering.swift`).
+        case report(SupervisorReport)
         case exit(code: Int32)
     }
-
-    public enum LogLevel: Equatable, Sendable { case debug, info, warning, error }
 
     enum StopPurpose: Equatable { case hung, reload, restore, shutdown }
 
@@ -100,7 +99,7 @@ public struct SupervisorStateMachine {
         case reloading(queue: [WorkerRole])
         /// An in-place snapshot restore (see `InPlaceRestore`); `announceReady`: READY=1 has not been sent
         /// yet for this start or reload, so it goes out when the restore is over.
-        case restoring(reason: String, stage: RestoreStage, announceReady: Bool)
+        case restoring(askedBy: WorkerRole, stage: RestoreStage, announceReady: Bool)
         case stopping(exitCode: Int32)
         case exited
     }
@@ -153,19 +152,18 @@ public struct SupervisorStateMachine {
     public var childSummaries: [ChildSummary] {
         children.map { child in
             switch child.state {
-            case .notStarted: ChildSummary(role: child.spec.role, state: "stopped", pid: nil, restarts: child.restarts, reloads: child.reloads)
+            case .notStarted: ChildSummary(role: child.spec.role, state: .stopped, pid: nil, restarts: child.restarts, reloads: child.reloads)
             case .running(let pid, _, let ready):
-                ChildSummary(role: child.spec.role, state: ready ? "running" : "starting", pid: pid, restarts: child.restarts, reloads: child.reloads)
-            case .stopping(let pid, _, _, _): ChildSummary(role: child.spec.role, state: "stopping", pid: pid, restarts: child.restarts, reloads: child.reloads)
-            case .waitingToRestart: ChildSummary(role: child.spec.role, state: "restarting", pid: nil, restarts: child.restarts, reloads: child.reloads)
+                ChildSummary(role: child.spec.role, state: ready ? .running : .starting, pid: pid, restarts: child.restarts, reloads: child.reloads)
+            case .stopping(let pid, _, _, _): ChildSummary(role: child.spec.role, state: .stopping, pid: pid, restarts: child.restarts, reloads: child.reloads)
+            case .waitingToRestart: ChildSummary(role: child.spec.role, state: .restarting, pid: nil, restarts: child.restarts, reloads: child.reloads)
             }
         }
     }
 
     public struct ChildSummary: Equatable, Sendable {
         public var role: WorkerRole
-        /// "running" (ready), "starting", "stopping", "restarting" (waiting for its backoff), "stopped".
-        public var state: String
+        public var state: WorkerState
         public var pid: Int32?
         /// Restarts after a failure (died, hung, restore); reloads are not among them.
         public var restarts: Int
@@ -203,11 +201,11 @@ public struct SupervisorStateMachine {
 
         case .spawned(let name, let pid):
             update(name) { $0.state = .running(pid: pid, lastSign: now, ready: false) }
-            actions.append(.log(.debug, "\(name) started (pid \(pid))"))
+            actions.append(.report(.started(name, pid: pid)))
 
         case .spawnFailed(let name, let reason):
             guard let index = index(of: name) else { return [] }
-            childEnded(index, why: "could not be started: \(reason)", now: now, into: &actions)
+            childEnded(index, why: ChildEnd(.couldNotStart(reason: reason)), now: now, into: &actions)
 
         case .lifeSign(let name):
             if let index = index(of: name), case .running(let pid, _, let ready) = children[index].state {
@@ -219,7 +217,7 @@ public struct SupervisorStateMachine {
                 return []
             }
             children[index].state = .running(pid: pid, lastSign: now, ready: true)
-            if !wasReady { actions.append(.log(.info, "\(name) is ready" + (detail.isEmpty ? "" : ": \(detail)"))) }
+            if !wasReady { actions.append(.report(.ready(name, pid: pid, detail: detail))) }
             childBecameReady(name, now: now, into: &actions)
 
         case .exited(let pid, let status, let note):
@@ -232,20 +230,20 @@ public struct SupervisorStateMachine {
         case .terminate(let reason):
             switch phase {
             case .stopping, .exited:
-                actions.append(.log(.info, "\(reason): already stopping"))
+                actions.append(.report(.stopRequested(reason: reason, alreadyStopping: true)))
             default:
-                actions.append(.log(.info, "\(reason): stopping"))
+                actions.append(.report(.stopRequested(reason: reason, alreadyStopping: false)))
                 beginShutdown(exitCode: 0, now: now, into: &actions)
             }
 
         case .reload:
             if case .restoring = phase {
                 reloadDeferred = true
-                actions.append(.log(.info, "reload requested while restoring a snapshot: deferred until the restore is over"))
+                actions.append(.report(.reloadDeferred))
                 return actions
             }
             guard phase == .running else {
-                actions.append(.log(.warning, "reload requested while \(phaseDescription); ignored"))
+                actions.append(.report(.reloadIgnored(while: nodePhase)))
                 return actions
             }
             beginReload(now: now, into: &actions)
@@ -258,18 +256,18 @@ public struct SupervisorStateMachine {
         let queue = children.filter { $0.spec.speaksControlProtocol }.map(\.spec.role)
         phase = .reloading(queue: queue)
         if watchdogInterval != nil { nextStartExtension = now + Self.startExtensionInterval; waitingSince = now }
-        actions.append(.notify("RELOADING=1\nSTATUS=reloading: restarting workers one at a time"))
-        actions.append(.log(.info, "reload: restarting \(queue.map(\.rawValue).joined(separator: ", ")) one at a time"))
+        actions.append(.notify(.reloading(.reloading)))
+        actions.append(.report(.reloadStarted(workers: queue)))
         continueReload(now: now, into: &actions)
     }
 
     // MARK: start-up
 
     private mutating func advanceStartup(now: Double, into actions: inout [Action]) {
-        guard startNext(of: children.indices, status: "starting", into: &actions) else { return }
+        guard startNext(of: children.indices, status: NodeStatus.starting, into: &actions) else { return }
         phase = .running
-        actions.append(.notify("READY=1\nSTATUS=\(runningStatus)"))
-        actions.append(.log(.info, "all processes ready"))
+        actions.append(.notify(.ready(runningStatus)))
+        actions.append(.report(.allReady))
     }
 
     private mutating func childBecameReady(_ name: WorkerRole, now: Double, into actions: inout [Action]) {
@@ -283,7 +281,7 @@ public struct SupervisorStateMachine {
         case .restoring:
             restoreChildReady(name, now: now, into: &actions)
         case .running:
-            actions.append(.notify("STATUS=\(runningStatus)"))
+            actions.append(.notify(.status(runningStatus)))
         default:
             break
         }
@@ -297,7 +295,7 @@ public struct SupervisorStateMachine {
             if case .running(let pid, _, true) = children[index].state {
                 phase = .reloading(queue: queue)
                 children[index].state = .stopping(pid: pid, deadline: now + children[index].spec.stopTimeout, purpose: .reload, killed: false)
-                actions.append(.notify("STATUS=reloading: restarting \(name)"))
+                actions.append(.notify(.status(.reloadingWorker(name))))
                 actions.append(.requestStop(child: name, pid: pid))
                 return
             }
@@ -307,75 +305,72 @@ public struct SupervisorStateMachine {
             queue.removeFirst()
         }
         phase = .running
-        actions.append(.notify("READY=1\nSTATUS=\(runningStatus)"))
-        actions.append(.log(.info, "reload complete"))
+        actions.append(.notify(.ready(runningStatus)))
+        actions.append(.report(.reloadComplete))
     }
 
     // MARK: exits and restarts
 
     private mutating func childExited(_ index: Int, status: ExitStatus, note: String, now: Double, into actions: inout [Action]) {
         let name = children[index].spec.role
-        let suffix = note.isEmpty ? "" : "; \(note)"
         if case .stopping(_, _, let purpose, _) = children[index].state {
             if case .stopping = phase, purpose != .shutdown {
                 // Stopped for a reload or a restore that the node's stop overtook: not started again.
                 children[index].state = .notStarted
-                actions.append(.log(.info, "\(name) stopped (\(status))"))
+                actions.append(.report(.stopped(name, status)))
                 continueShutdown(now: now, into: &actions)
                 return
             }
             switch purpose {
             case .shutdown:
                 children[index].state = .notStarted
-                actions.append(.log(.info, "\(name) stopped (\(status))"))
+                actions.append(.report(.stopped(name, status)))
                 continueShutdown(now: now, into: &actions)
                 return
             case .reload:
                 children[index].state = .notStarted
                 children[index].reloads += 1
-                actions.append(.log(.info, "\(name) stopped for reload; starting it again"))
+                actions.append(.report(.stoppedForReload(name)))
                 actions.append(.spawn(child: name))
                 return
             case .restore:
                 children[index].state = .notStarted
                 children[index].restarts += 1
-                actions.append(.log(.info, "\(name) stopped for the snapshot restore (\(status))"))
+                actions.append(.report(.stoppedForRestore(name, status)))
                 continueRestore(now: now, into: &actions)
                 return
             case .hung:
-                childEnded(index, why: "was killed after missing its heartbeats\(suffix)", now: now, into: &actions)
+                childEnded(index, why: ChildEnd(.killedUnresponsive, note: note), now: now, into: &actions)
                 return
             }
         }
         if case .stopping = phase {
             children[index].state = .notStarted
-            actions.append(.log(.warning, "\(name) \(status) while stopping\(suffix)"))
+            actions.append(.report(.endedWhileStopping(name, ChildEnd(.exited(status), note: note))))
             continueShutdown(now: now, into: &actions)
             return
         }
         if status.code == WorkerExitCode.restoreNeeded {
-            beginRestore(index, note: suffix, now: now, into: &actions)
+            beginRestore(index, note: note, now: now, into: &actions)
             return
         }
         if status.code == WorkerExitCode.refused {
             // Restarting cannot help: the node stops with a status systemd does not restart on.
             children[index].state = .notStarted
-            actions.append(.log(.error, "\(name) refused the start\(suffix); stopping the node (exit status \(SupervisorExitCode.refused): systemd does not restart it)"))
-            actions.append(.notify("STATUS=refused: \(name)\(suffix)"))
+            actions.append(.report(.refused(name, note: note)))
+            actions.append(.notify(.status(.refused(name, note: note))))
             beginShutdown(exitCode: SupervisorExitCode.refused, now: now, into: &actions)
             return
         }
-        var why = "\(status)\(suffix)"
+        var why = ChildEnd(.exited(status), note: note)
         if status.couldBeAllocationFailure, children[index].spec.settings.memoryLimit > 0 {
-            let limit = children[index].spec.settings.memoryLimit
-            why += "; it runs with memory_limit = \(limit >> 20) MiB (RLIMIT_AS) and an allocation failure under that limit"
-                + " ends a process this way: raise [workers.\(name)] memory_limit if this repeats"
+            why.memoryLimit = children[index].spec.settings.memoryLimit
         }
         childEnded(index, why: why, now: now, into: &actions)
     }
 
     /// A child is gone without us asking: restart it with backoff, or give up past the intensity limit.
-    private mutating func childEnded(_ index: Int, why: String, now: Double, into actions: inout [Action]) {
+    private mutating func childEnded(_ index: Int, why: ChildEnd, now: Double, into actions: inout [Action]) {
         let name = children[index].spec.role
         let policy = children[index].spec.policy
         if case .stopping = phase {
@@ -385,24 +380,21 @@ public struct SupervisorStateMachine {
         }
         if restoreStopsOnItsOwn(index) {
             children[index].state = .notStarted
-            actions.append(.log(.warning, "\(name) \(why) while stopping for the snapshot restore"))
+            actions.append(.report(.endedWhileRestoreStops(name, why)))
             continueRestore(now: now, into: &actions)
             return
         }
         guard let delay = children[index].history.recordCrash(at: now, policy: policy, randomUnit: randomUnit()) else {
             children[index].state = .notStarted
-            actions.append(.log(.error, "\(name) \(why)"))
-            actions.append(.log(.error,
-                "\(name) needed more than \(policy.intensity) restarts within \(Int(policy.period)) s"
-                + " ([workers.\(name)] restart_intensity / restart_period_seconds): stopping the node"))
+            actions.append(.report(.gaveUp(name, why, limit: RestartLimit(policy))))
             beginShutdown(exitCode: 1, now: now, into: &actions)
             return
         }
         children[index].state = .waitingToRestart(at: now + delay)
         children[index].restarts += 1
         let attempt = children[index].history.restarts.count
-        actions.append(.log(.error, "\(name) \(why); restarting it in \(format(delay)) s (restart \(attempt) of at most \(policy.intensity) within \(Int(policy.period)) s)"))
-        actions.append(.notify("STATUS=degraded: \(name) restarting in \(format(delay)) s (\(why))"))
+        actions.append(.report(.restarting(name, why, delay: delay, attempt: attempt, limit: RestartLimit(policy))))
+        actions.append(.notify(.status(.degraded(name, restartIn: delay, why))))
     }
 
     // MARK: ticks
@@ -416,12 +408,12 @@ public struct SupervisorStateMachine {
                 actions.append(spawnAction(index))
             case .running(let pid, let lastSign, let ready) where spec.owesLifeSigns(ready: ready) && now - lastSign >= spec.heartbeatTimeout:
                 children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: .hung, killed: true)
-                let silence = spec.speaksControlProtocol ? "sent no heartbeat" : "has not answered its liveness probe"
-                actions.append(.log(.error, "\(spec.role) (pid \(pid)) \(silence) for \(format(now - lastSign)) s ([workers.\(spec.role)] heartbeat_timeout): killing it"))
+                let signs: LifeSigns = spec.speaksControlProtocol ? .heartbeats : .probeAnswers
+                actions.append(.report(.unresponsive(spec.role, pid: pid, silence: now - lastSign, signs: signs)))
                 actions.append(.kill(pid: pid))
             case .stopping(let pid, let deadline, let purpose, false) where now >= deadline:
                 children[index].state = .stopping(pid: pid, deadline: deadline, purpose: purpose, killed: true)
-                actions.append(.log(.warning, "\(spec.role) (pid \(pid)) did not stop within \(format(spec.stopTimeout)) s: killing it"))
+                actions.append(.report(.stopTimedOut(spec.role, pid: pid, timeout: spec.stopTimeout)))
                 actions.append(.kill(pid: pid))
             default:
                 break
@@ -432,8 +424,9 @@ public struct SupervisorStateMachine {
             case .starting, .reloading:
                 nextStartExtension = now + Self.startExtensionInterval
                 let waiting = children.filter { if case .running(_, _, true) = $0.state { return false } else { return true } }.map(\.spec.role)
-                actions.append(.notify("EXTEND_TIMEOUT_USEC=\(Int(Self.startExtension * 1_000_000))\nSTATUS=\(phase == .starting ? "starting" : "reloading"): "
-                    + "still waiting for \(waiting.isEmpty ? "the workers" : waiting.map(\.rawValue).joined(separator: ", ")) to be ready (\(Int(now - waitingSince)) s)"))
+                let seconds = Int(now - waitingSince)
+                let status: NodeStatus = phase == .starting ? .startWaiting(for: waiting, seconds: seconds) : .reloadWaiting(for: waiting, seconds: seconds)
+                actions.append(.notify(.extendTimeout(microseconds: Int(Self.startExtension * 1_000_000), status)))
             default:
                 nextStartExtension = nil
             }
@@ -441,9 +434,9 @@ public struct SupervisorStateMachine {
         if let interval = watchdogInterval, let due = nextWatchdog, now >= due, phase != .exited {
             nextWatchdog = now + interval
             if let late = lateWorker(now: now) {
-                actions.append(.log(.warning, "withholding the systemd watchdog: \(late) is late with its heartbeat"))
+                actions.append(.report(.watchdogWithheld(late: late)))
             } else {
-                actions.append(.notify("WATCHDOG=1"))
+                actions.append(.notify(.watchdog))
             }
         }
     }
@@ -465,7 +458,7 @@ public struct SupervisorStateMachine {
 
     mutating func beginShutdown(exitCode: Int32, now: Double, into actions: inout [Action]) {
         phase = .stopping(exitCode: exitCode)
-        actions.append(.notify("STOPPING=1\nSTATUS=stopping"))
+        actions.append(.notify(.stopping))
         cancelRestarts(of: children.indices)
         continueShutdown(now: now, into: &actions)
     }
@@ -473,22 +466,22 @@ public struct SupervisorStateMachine {
     /// Stops the last running child (reverse start order), one at a time; exits when none is left.
     private mutating func continueShutdown(now: Double, into actions: inout [Action]) {
         guard case .stopping(let exitCode) = phase,
-              stopNext(of: children.indices, purpose: .shutdown, status: "stopping", now: now, into: &actions) else { return }
+              stopNext(of: children.indices, purpose: .shutdown, status: NodeStatus.stoppingChild, now: now, into: &actions) else { return }
         phase = .exited
         nextWatchdog = nil
-        actions.append(.log(.info, "all processes stopped"))
+        actions.append(.report(.allStopped))
         actions.append(.exit(code: exitCode))
     }
 
     // MARK: helpers
 
     /// Starts the first child of `indices` not started yet: children start one at a time, each once the
-    /// one before it is ready. True when all of them run and are ready. `status` prefixes the STATUS= line.
-    mutating func startNext(of indices: Range<Int>, status: String, into actions: inout [Action]) -> Bool {
+    /// one before it is ready. True when all of them run and are ready. `status` is the STATUS= of a start.
+    mutating func startNext(of indices: Range<Int>, status: (WorkerRole) -> NodeStatus, into actions: inout [Action]) -> Bool {
         for index in indices {
             switch children[index].state {
             case .notStarted:
-                actions.append(.notify("STATUS=\(status) \(children[index].spec.role)"))
+                actions.append(.notify(.status(status(children[index].spec.role))))
                 actions.append(.spawn(child: children[index].spec.role))
                 return false
             case .running(_, _, true):
@@ -502,7 +495,9 @@ public struct SupervisorStateMachine {
 
     /// Asks the last running child of `indices` to stop (reverse start order, one at a time, for
     /// `purpose`). True when none of them runs any more.
-    mutating func stopNext(of indices: Range<Int>, purpose: StopPurpose, status: String, now: Double, into actions: inout [Action]) -> Bool {
+    mutating func stopNext(
+        of indices: Range<Int>, purpose: StopPurpose, status: (WorkerRole) -> NodeStatus, now: Double, into actions: inout [Action]
+    ) -> Bool {
         for index in indices.reversed() {
             switch children[index].state {
             case .stopping:
@@ -510,7 +505,7 @@ public struct SupervisorStateMachine {
             case .running(let pid, _, _):
                 let spec = children[index].spec
                 children[index].state = .stopping(pid: pid, deadline: now + spec.stopTimeout, purpose: purpose, killed: false)
-                actions.append(.notify("STATUS=\(status) \(spec.role)"))
+                actions.append(.notify(.status(status(spec.role))))
                 actions.append(.requestStop(child: spec.role, pid: pid))
                 return false
             default:
@@ -534,25 +529,17 @@ public struct SupervisorStateMachine {
         if let index = index(of: name) { body(&children[index]) }
     }
 
-    var runningStatus: String {
-        let names = children.map(\.spec.role.rawValue).joined(separator: ", ")
-        return "ready: \(names) running"
-    }
+    var runningStatus: NodeStatus { .ready(children.map(\.spec.role)) }
 
-    private var phaseDescription: String {
+    private var nodePhase: NodePhase {
         switch phase {
-        case .idle: return "not started"
-        case .starting: return "starting"
-        case .running: return "running"
-        case .reloading: return "reloading"
-        case .restoring: return "restoring a snapshot"
-        case .stopping: return "stopping"
-        case .exited: return "stopped"
+        case .idle: .notStarted
+        case .starting: .starting
+        case .running: .running
+        case .reloading: .reloading
+        case .restoring: .restoring
+        case .stopping: .stopping
+        case .exited: .stopped
         }
-    }
-
-    func format(_ seconds: Double) -> String {
-        let tenths = Int((seconds * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)"
     }
 }

@@ -39,19 +39,19 @@ extension WorkerRuntime {
         do {
             handler = try makeHandler(runtime)
         } catch {
-            runtime.logger.error("cannot start: \(error)")
+            runtime.logger.error("cannot start", metadata: ["error": "\(error)"])
             // The supervisor says it again with the exit, so the line the node stops on names the problem.
             try? runtime.reportStatus(ControlMessage.cannotStartPrefix + "\(error)")
             exit((error as? WorkerExit)?.status ?? 1)
         }
         do {
             let reason = try runtime.run(handler)
-            runtime.logger.info("stopping: \(reason)")
+            runtime.logger.info("stopping", metadata: ["reason": "\(reason)"])
             runtime.beginStopping()
             try handler.drain(reason: reason)
             exit(0)
         } catch let stop as WorkerExit {
-            runtime.logger.error("stopping: \(stop)")
+            runtime.logger.error("stopping", metadata: ["error": "\(stop)"])
             try? runtime.reportStatus(ControlMessage.stoppingPrefix + "\(stop)")
             runtime.beginStopping()
             try? handler.drain()

@@ -1,4 +1,5 @@
 import Foundation
+import HarmonyConfig
 import Histogram
 import SQLiteKit
 import Synchronization
@@ -26,7 +27,7 @@ final class ReplicationRun {
     }
 
     /// The processes of a node by role, in the order the CPU table prints them.
-    static let roles = ["supervisor", "nats-server", "broker", "capturer", "applier", "snapshotter"]
+    static let roles = ["supervisor"] + ([.nats, .broker, .capturer, .applier, .snapshotter] as [WorkerRole]).map(\.rawValue)
     /// The names `processes` gives: "n1 capturer", … for both nodes, then "benchmark" (this process: the
     /// writer and node 2's watcher).
     static let processNames = (1...2).flatMap { node in roles.map { "n\(node) \($0)" } } + ["benchmark"]
@@ -83,7 +84,7 @@ final class ReplicationRun {
         for (index, node) in nodes.enumerated() {
             processes.append(WatchedProcess(name: "n\(index + 1) supervisor", pid: node.processIdentifier))
             for (name, pid) in children(of: node.processIdentifier) {
-                let role = name.hasPrefix("harmonylite-") ? String(name.dropFirst("harmonylite-".count)) : name
+                let role = WorkerRole.allCases.first { $0.executableName == name }?.rawValue ?? name
                 processes.append(WatchedProcess(name: "n\(index + 1) \(role)", pid: pid))
             }
         }

@@ -421,8 +421,8 @@ final class BrokerService: WorkerLoopHandler {
                 delivered += Int64(batch.count)
                 reply(to: applier, .deliver(batch))
             case .consumingAgain(let stream, let from, let why, let consumer):
-                logger.warning("consuming the shard stream again from the first message not received: \(why)",
-                               metadata: ["stream": "\(stream)", "from": "\(from)", "consumer": "\(consumer.map { "\($0)" } ?? "unknown")"])
+                logger.warning("consuming the shard stream again from the first message not received",
+                               metadata: ["reason": "\(why)", "stream": "\(stream)", "from": "\(from)", "consumer": "\(consumer.map { "\($0)" } ?? "unknown")"])
             }
         }
     }

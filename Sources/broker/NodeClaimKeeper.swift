@@ -68,7 +68,7 @@ final class NodeClaimKeeper {
         }
         held = true
         nextRenewal = now + claim.renewInterval
-        logger.info("claimed node id \(config.nodeID) in the cluster", metadata: ["bucket": "\(config.nodeClaimsBucket)", "host": "\(claim.me.host)"])
+        logger.info("claimed the node id in the cluster", metadata: ["node_id": "\(config.nodeID)", "bucket": "\(config.nodeClaimsBucket)", "host": "\(claim.me.host)"])
         return true
     }
 

@@ -52,11 +52,13 @@ enum GapAcceptance {
         for finding in findings {
             switch finding {
             case .replaced(let stream, let position, let created):
-                logger.error("\(stream) is not the stream this node's cursor (message \(position)) belongs to (deleted and created again, or lost with its only server) and no snapshot brought the node past it: consuming it from its start; what the old stream held past the cursor is not on this node")
+                logger.error("the shard stream is not the one this node's cursor belongs to (deleted and created again, or lost with its only server) and no snapshot brought the node past it: consuming it from its start; what the old stream held past the cursor is not on this node",
+                             metadata: ["stream": "\(stream)", "cursor": "\(position)"])
                 cursor[stream] = 0
                 identities[stream] = created
             case .missing(let stream, let from, let through):
-                logger.error("\(stream) starts at message \(through + 1) and no snapshot covers messages \(from)…\(through): those changes are missing on this node; consuming from \(through + 1) (raise replication_log.max_entries, keep snapshots enabled on the nodes that publish)")
+                logger.error("no snapshot covers the messages the shard stream no longer holds: those changes are missing on this node; consuming from its first message (raise replication_log.max_entries, keep snapshots enabled on the nodes that publish)",
+                             metadata: ["stream": "\(stream)", "missing": "\(from)…\(through)", "from": "\(through + 1)"])
                 cursor[stream] = through
             }
         }

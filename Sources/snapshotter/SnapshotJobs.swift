@@ -17,7 +17,7 @@ enum SnapshotJobs {
                                                                                     acceptUnsigned: config.snapshot.acceptUnsigned,
                                                                                     currentStreams: currentStreams,
                                                                                     maxClockOffset: UInt64(config.maxClockOffset), say: job.say) else {
-                return JobReport(line: "no snapshot in the store yet: continuing without one", cursor: nil)
+                return JobReport(summary: "no snapshot in the store yet", cursor: nil)
             }
             for (stream, check) in outcome.replacedStreams.sorted(by: { $0.key < $1.key }) {
                 job.sayLoudly("\(stream) is not the stream the snapshot's cursor belongs to (\(check)): it was deleted and created again, or lost "
@@ -32,10 +32,12 @@ enum SnapshotJobs {
                 job.say("\(outcome.supersededLocalChanges) unpublished local change(s) lost to later versions of their rows in the snapshot (last-writer-wins)")
             }
             try SeqMapFile.write(outcome.cursor, streams: currentStreams, to: config.seqMapPath)
-            return JobReport(line: "restored the snapshot of node \(metadata.nodeID) taken at \(LineLogHandler.rfc3339(unixMilliseconds: metadata.createdAt)) (\(ByteSize.text(metadata.size)), "
-                + "download \(String(format: "%.2f", timing.transfer)) s, restore \(String(format: "%.2f", timing.local)) s), "
-                + "cursor \(describeCursor(outcome.cursor)); kept \(outcome.keptLocalChanges) unpublished local change(s) and \(outcome.keptLiveVersions) live row version(s) later than the snapshot's "
-                + "(of \(outcome.comparedLiveVersions) compared)", cursor: outcome.cursor,
+            let taken = LineLogHandler.rfc3339(unixMilliseconds: metadata.createdAt)
+            let timings = "download \(String(format: "%.2f", timing.transfer)) s, restore \(String(format: "%.2f", timing.local)) s"
+            return JobReport(summary: "from node \(metadata.nodeID), taken at \(taken) (\(ByteSize.text(metadata.size)), \(timings)), "
+                + "cursor \(describeCursor(outcome.cursor)); kept \(outcome.keptLocalChanges) unpublished local change(s) and "
+                + "\(outcome.keptLiveVersions) live row version(s) later than the snapshot's (of \(outcome.comparedLiveVersions) compared)",
+                cursor: outcome.cursor,
                 snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
         }
     }
@@ -44,8 +46,8 @@ enum SnapshotJobs {
         nonisolated(unsafe) let store = store
         return BackgroundJob(name: "save") { job in
             let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, key: key, say: job.say)
-            return JobReport(line: "saved a snapshot: \(ByteSize.text(metadata.size)) (copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s), "
-                + "cursor \(describeCursor(metadata.cursor))", cursor: metadata.cursor,
+            let timings = "copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s"
+            return JobReport(summary: "\(ByteSize.text(metadata.size)) (\(timings)), cursor \(describeCursor(metadata.cursor))", cursor: metadata.cursor,
                 snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
         }
     }

@@ -138,9 +138,12 @@ final class SnapshotService: WorkerLoopHandler {
                 }
             }
             guard restoreLock != nil else {
-                let why = "the applier or the capturer is running (they hold \(RestoreLock.path(runDirectory: runtime.runDirectory)))"
-                if let requestedRestore { logger.warning("a restore was asked for (\(requestedRestore)), but \(why): not restoring under them") }
-                return planner.restoreDeclined(why, now: now)
+                let lock = RestoreLock.path(runDirectory: runtime.runDirectory)
+                if let requestedRestore {
+                    logger.warning("a restore was asked for, but the applier or the capturer is running: not restoring under them",
+                                   metadata: ["request": "\(requestedRestore)", "lock": "\(lock)"])
+                }
+                return planner.restoreDeclined("the applier or the capturer is running (they hold \(lock))", now: now)
             }
             if let requestedRestore { return planner.restoreDecided(reason: "the supervisor asked for one: \(requestedRestore)", now: now) }
             do {
@@ -230,24 +233,24 @@ final class SnapshotService: WorkerLoopHandler {
             } catch {
                 return planner.schemaRegistryWriteFailed("\(error)", now: now)
             }
-        case .reportReady(let summary):
+        case .reportReady(let reason):
             restoreLock = nil
             unlink(DatabaseCreatedMarker.path(runDirectory: runtime.runDirectory))
-            try? runtime.reportReady(summary)
+            try? runtime.reportReady(reason.summary(planner.settings))
             return []
-        case .reportStatus(let text):
-            try? runtime.reportStatus(text)
-            return []
-        case .log(let level, let text):
-            logger.log(level: level.loggerLevel, "\(text)")
+        case .report(let report):
+            logger.log(level: report.level, report.message, metadata: report.metadata)
+            if let line = report.statusLine { try? runtime.reportStatus(line) }
             return []
         case .stop(let reason):
+            try? runtime.reportStatus("\(reason)")
             restoreLock = nil
-            throw WorkerExit.failed(reason)
-        case .refuse(let reason):
+            throw WorkerExit.failed("\(reason)")
+        case .refuse(let refusal):
+            try? runtime.reportStatus("\(refusal)")
             undoDatabaseCreation()
             restoreLock = nil
-            throw WorkerExit.refused(reason)
+            throw WorkerExit.refused("\(refusal)")
         }
     }
 
@@ -379,17 +382,6 @@ final class SnapshotService: WorkerLoopHandler {
             return try lease.acquireOrRenew(holder: "node \(config.nodeID)") ? .held : .heldByAnother
         } catch {
             return .unanswered("\(error)")
-        }
-    }
-}
-
-extension LogLevel {
-    var loggerLevel: Logger.Level {
-        switch self {
-        case .debug: .debug
-        case .info: .info
-        case .warning: .warning
-        case .error: .error
         }
     }
 }

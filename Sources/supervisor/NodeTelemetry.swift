@@ -121,7 +121,7 @@ final class NodeTelemetry {
                 if firstSeen[pid] == nil { firstSeen[pid] = now }
                 samples[pid] = ProcessSample.read(pid: pid)
                 let sample = samples[pid]
-                metrics.worker(WorkerSample(role: child.role, up: child.state == "running", pid: pid, restarts: child.restarts,
+                metrics.worker(WorkerSample(role: child.role, up: child.state == .running, pid: pid, restarts: child.restarts,
                                             reloads: child.reloads, residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds))
             }
             for child in children where child.pid == nil {
@@ -160,7 +160,7 @@ final class NodeTelemetry {
     private func makeView(_ children: [SupervisorStateMachine.ChildSummary], machine: SupervisorStateMachine, now: Double) -> NodeView {
         let workers = children.map { child in
             let sample = child.pid.flatMap { samples[$0] }
-            return NodeView.Worker(name: child.role.rawValue, state: child.state, pid: child.pid, restarts: child.restarts,
+            return NodeView.Worker(name: child.role, state: child.state, pid: child.pid, restarts: child.restarts,
                                    uptimeSeconds: child.pid.flatMap { firstSeen[$0] }.map { now - $0 },
                                    residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds,
                                    waitingFor: waits[child.role]

@@ -16,7 +16,8 @@ extension Supervisor {
             throw SupervisorError(.configuration, "\(error) (with nats.urls it signs and checks the snapshots)")
         }
         if secret.created {
-            logger.warning("\("created the cluster secret \(config.clusterSecretPath) (mode 0600), which signs the snapshots: copy it to every other node ")\("of this cluster (same path, or nats.cluster_secret_file) before they start; snapshots signed with another secret are refused")")
+            logger.warning("created the cluster secret, which signs the snapshots: copy it to every other node of this cluster (same path, or nats.cluster_secret_file) before they start; snapshots signed with another secret are refused",
+                           metadata: ["path": "\(config.clusterSecretPath)", "mode": "0600"])
         }
         return ClusterSecret.snapshotSigningKey(secret: secret.secret)
     }

@@ -274,16 +274,11 @@ final class Supervisor {
             kill(pid, SIGKILL)
         case .notify(let state):
             notifier.notify(state)
-            if state.hasPrefix("READY=1") {
+            if case .ready = state {
                 logger.info("ready in \(String(format: "%.2f", monotonicSeconds() - startedAt)) s since start")
             }
-        case .log(let level, let message):
-            switch level {
-            case .debug: logger.debug("\(message)")
-            case .info: logger.info("\(message)")
-            case .warning: logger.warning("\(message)")
-            case .error: logger.error("\(message)")
-            }
+        case .report(let report):
+            logger.log(level: report.level, report.message, metadata: report.metadata)
         case .exit(let code):
             exitCode = code
         }
@@ -561,7 +556,7 @@ final class Supervisor {
             logger.debug("\(worker): \(text)")
             if telemetry.workerStatus(worker, text), !machine.isReady {
                 // A start that waits loudly (said again every 10 s) is not one systemd's TimeoutStartSec= should kill.
-                notifier.notify("STATUS=starting: \(worker): \(text)\nEXTEND_TIMEOUT_USEC=60000000")
+                notifier.notify(.extendTimeout(microseconds: 60_000_000, .workerWaiting(worker, said: text)))
             }
             if text.hasPrefix(ControlMessage.cannotStartPrefix) || text.hasPrefix(ControlMessage.stoppingPrefix) { lastWords[entry.peer.pid] = text }
             process(.lifeSign(child: worker))

@@ -1,10 +1,11 @@
 import CSystemd
+import Supervision
 
 /// The supervisor's voice to systemd (`NotifyAccess=main`: workers never talk to systemd). Without
 /// `NOTIFY_SOCKET` every call is a no-op, as under a plain shell.
 struct SystemdNotifier {
-    func notify(_ state: String) {
-        _ = sd_notify(0, state)
+    func notify(_ state: SystemdState) {
+        _ = sd_notify(0, state.notification)
     }
 
     /// Half of `WATCHDOG_USEC` in seconds, systemd's recommended ping interval; nil when the watchdog is off

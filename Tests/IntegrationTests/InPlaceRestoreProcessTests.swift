@@ -43,7 +43,7 @@ extension ProcessTests {
             let log = node.log
             #expect(log.contains("are gone from the stream before this node applied them"), "\(log.suffix(3000))")
             #expect(log.contains("restoring a snapshot in place"), "\(log.suffix(3000))")
-            #expect(log.contains("looking for a snapshot to restore: the supervisor asked for one"), "\(log.suffix(3000))")
+            #expect(log.contains("looking for a snapshot to restore reason=the supervisor asked for one"), "\(log.suffix(3000))")
             #expect(log.contains("restored the snapshot"), "\(log.suffix(3000))")
             #expect(!log.contains("missing on this node"), "the restore had to accept a gap:\n\(log.suffix(3000))")
             #expect(node.isRunning, "the supervisor stopped:\n\(log.suffix(3000))")
@@ -81,7 +81,8 @@ extension ProcessTests {
             kill(snapshotter, SIGKILL)
             // What the restarted snapshotter did: it is ready (its "ready" line), restored or not.
             let restarted = { String(node.log.dropFirst(logBefore)) }
-            #expect(eventually(timeout: 30, interval: 0.1) { restarted().contains("snapshotter is ready") }, "\(node.log.suffix(3000))")
+            let ready = { !supervisorLines(restarted(), SupervisorMessage.ready, ["child": "snapshotter"]).isEmpty }
+            #expect(eventually(timeout: 30, interval: 0.1) { ready() }, "\(node.log.suffix(3000))")
             let log = restarted()
             #expect(log.contains("no restore at this start"), "\(log.suffix(3000))")
             #expect(log.contains("the applier or the capturer is running"), "\(log.suffix(3000))")

@@ -78,12 +78,15 @@ extension ProcessTests {
             kill(capturer, SIGABRT)
             #expect(eventually(timeout: 60) { node.log.contains("Backtrace took") }, "\(node.log.suffix(3000))")
             kill(capturer, SIGKILL)
-            #expect(eventually(timeout: 30) { node.log.contains("capturer was killed by signal 9") }, "\(node.log.suffix(3000))")
+            // JSON: the report's fields are keys of their own.
+            let killed = { (line: Substring) in line.contains(#""child":"capturer""#) && line.contains(#""status":"was killed by signal 9"#) }
+            #expect(eventually(timeout: 30) { node.log.split(separator: "\n").contains(where: killed) }, "\(node.log.suffix(3000))")
             try node.waitUntilReady()
             #expect(node.terminate() == 0)
-            let exit = try #require(node.log.split(separator: "\n").first { $0.contains("capturer was killed by signal 9") })
+            let exit = try #require(node.log.split(separator: "\n").first(where: killed))
             let object = try #require((try? JSONSerialization.jsonObject(with: Data(exit.utf8))) as? [String: Any], "\(exit)")
-            #expect((object["message"] as? String)?.contains("it wrote: *** Program crashed") == true, "\(exit)\n\(node.log.suffix(3000))")
+            #expect(object["message"] as? String == SupervisorMessage.restarting, "\(exit)")
+            #expect((object["note"] as? String)?.contains("it wrote: *** Program crashed") == true, "\(exit)\n\(node.log.suffix(3000))")
         }
 
         /// Under journald every line, nats-server's too, starts with its syslog priority and carries no time
@@ -116,7 +119,7 @@ extension ProcessTests {
             #expect(holder.waitForTCP(port: port))
             let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\n[workers.nats]\nrestart_intensity = 2\nrestart_backoff_initial = 100\n")
             #expect(node.waitForExit(timeout: 30) == 1, "\(node.log)")
-            let exits = node.log.split(separator: "\n").filter { $0.contains("[supervisor] nats exited with status 1") }
+            let exits = supervisorLines(node.log, SupervisorMessage.ended, ["child": "nats", "status": "exited with status 1"])
             #expect(exits.count == 3, "\(node.log)")
             for line in exits {
                 #expect(line.contains("nats-server said: Error listening on port: 127.0.0.1:\(port)") && line.contains("address already in use"), "\(line)")

@@ -34,7 +34,7 @@ extension ProcessTests {
             }
             try write(one.database, "INSERT INTO kv VALUES (1, 'one');")
             #expect(try converge("1\n"))
-            #expect(two.log.contains("claimed node id 2 in the cluster"), "\(two.log.suffix(2000))")
+            #expect(two.log.contains("claimed the node id in the cluster"), "\(two.log.suffix(2000))")
 
             // A copied configuration: another host (here another directory) started as node 2.
             let startedAt = Date()
@@ -58,9 +58,9 @@ extension ProcessTests {
             try two.waitUntilReady(timeout: 60)
             let readyAfter = Date().timeIntervalSince(restartedAt)
             // The workers write their own lines: the broker's may reach the log a moment after READY=1.
-            _ = eventually(timeout: 5) { two.log.contains("claimed node id 2 in the cluster") }
+            _ = eventually(timeout: 5) { two.log.contains("claimed the node id in the cluster") }
             let restarted = two.log
-            #expect(restarted.contains("claimed node id 2 in the cluster"), "\(restarted.suffix(3000))")
+            #expect(restarted.contains("claimed the node id in the cluster"), "\(restarted.suffix(3000))")
             #expect(restarted.contains("still waiting for node id 2's claim ("), "said while waiting: \(restarted.suffix(3000))")
             #expect(!two.notify.with("STATUS=starting: broker: still waiting for node id 2's claim").isEmpty, "systemctl status shows it")
             #expect(readyAfter < 30, "ready \(readyAfter) s after the restart")

@@ -25,7 +25,7 @@ extension ProcessTests {
             }
             #expect(starts.allSatisfy { $0 != nil && $0! < readyIndex })
             #expect(starts.compactMap { $0 } == starts.compactMap { $0 }.sorted())
-            for worker in Self.workers { #expect(node.log.contains("\(worker) is ready")) }
+            for worker in Self.workers { #expect(!supervisorLines(node.log, SupervisorMessage.ready, ["child": worker]).isEmpty) }
             #expect(texts[readyIndex].contains("STATUS=ready"))
 
             // Only the supervisor talks to systemd: no child inherits NOTIFY_SOCKET or WATCHDOG_USEC.
@@ -46,8 +46,9 @@ extension ProcessTests {
             #expect(eventually(timeout: 2) { children.values.allSatisfy { !processExists($0) } }, "no orphan left")
             // Drained in reverse start order.
             let log = node.log
-            let stops = ["capturer stopped", "applier stopped", "snapshotter stopped", "broker stopped", "nats stopped (exited with status 0)"]
-                .map { log.range(of: $0)?.lowerBound }
+            let stops = ["capturer", "applier", "snapshotter", "broker", "nats"]
+                .map { log.range(of: "[supervisor] \(SupervisorMessage.stopped) child=\($0) status=")?.lowerBound }
+            #expect(log.contains("\(SupervisorMessage.stopped) child=nats status=exited with status 0"))
             #expect(stops.allSatisfy { $0 != nil })
             #expect(stops.compactMap { $0 } == stops.compactMap { $0 }.sorted())
         }
@@ -58,11 +59,11 @@ extension ProcessTests {
             for name in Self.workers + ["nats"] {
                 let before = node.children()
                 let victim = try #require(before[name])
-                let readyLines = node.log.components(separatedBy: "\(name) is ready").count
+                let readyLines = supervisorLines(node.log, SupervisorMessage.ready, ["child": name]).count
                 kill(victim, SIGKILL)
                 let replaced = eventually(timeout: 15) {
                     let now = node.children()
-                    return now[name] != nil && now[name] != victim && node.log.components(separatedBy: "\(name) is ready").count > readyLines
+                    return now[name] != nil && now[name] != victim && supervisorLines(node.log, SupervisorMessage.ready, ["child": name]).count > readyLines
                 }
                 #expect(replaced, "\(name) was not replaced; log:\n\(node.log)")
                 let after = node.children()
@@ -73,7 +74,9 @@ extension ProcessTests {
             #expect(node.isRunning)
             #expect(node.notify.with("STOPPING=1").isEmpty)
             #expect(node.notify.with("READY=1").count == 1, "READY=1 is sent once and stays")
-            #expect(node.log.contains("broker was killed by signal 9 (SIGKILL); peak resident memory"))
+            let brokerKilled = supervisorLines(
+                node.log, SupervisorMessage.restarting, ["child": "broker", "note": "peak resident memory", "status": "was killed by signal 9 (SIGKILL)"])
+            #expect(!brokerKilled.isEmpty, "\(node.log.suffix(3000))")
             #expect(node.terminate() == 0)
         }
 
@@ -132,7 +135,8 @@ extension ProcessTests {
             kill(hung, SIGSTOP)
             let replaced = eventually(timeout: 10) { node.children()["applier"].map { $0 != hung } ?? false }
             #expect(replaced, "log:\n\(node.log)")
-            #expect(node.log.contains("applier (pid \(hung)) sent no heartbeat for"))
+            let killed = supervisorLines(node.log, SupervisorMessage.noHeartbeat, ["child": "applier", "child_pid": "\(hung) "])
+            #expect(!killed.isEmpty, "\(node.log.suffix(3000))")
             #expect(!processExists(hung))
             let replacedAt = Date()
             Thread.sleep(forTimeInterval: 3)
@@ -150,8 +154,9 @@ extension ProcessTests {
                 """)
             let status = node.waitForExit(timeout: 30)
             #expect(status == 1, "log:\n\(node.log)")
-            #expect(node.log.contains("it runs with memory_limit = 16 MiB (RLIMIT_AS)"))
-            #expect(node.log.contains("capturer needed more than 3 restarts within 60 s"))
+            #expect(node.log.contains("memory_limit=16 MiB (RLIMIT_AS)"), "\(node.log.suffix(3000))")
+            let gaveUp = supervisorLines(node.log, SupervisorMessage.gaveUp, ["child": "capturer", "restart_intensity": "3 ", "restart_period_s": "60 "])
+            #expect(gaveUp.count == 1, "\(node.log.suffix(3000))")
             #expect(!node.notify.with("STOPPING=1").isEmpty)
         }
 
@@ -190,7 +195,7 @@ extension ProcessTests {
                 #expect(after[worker] != nil && after[worker] != before[worker], "\(worker) was not restarted")
             }
             let log = node.log
-            let order = Self.workers.map { log.range(of: "\($0) stopped for reload")?.lowerBound }
+            let order = Self.workers.map { log.range(of: "[supervisor] \(SupervisorMessage.stoppedForReload) child=\($0)")?.lowerBound }
             #expect(order.allSatisfy { $0 != nil } && order.compactMap { $0 } == order.compactMap { $0 }.sorted())
             #expect(node.terminate() == 0)
         }

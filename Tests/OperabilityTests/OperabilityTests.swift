@@ -1,4 +1,5 @@
 import Foundation
+import HarmonyConfig
 @testable import IPC
 import Operability
 import SQLiteKit
@@ -149,10 +150,10 @@ import Testing
 }
 
 @Suite struct ReportTests {
-    static func view(natsConnected: Bool = true, brokerState: String = "running") -> NodeView {
+    static func view(natsConnected: Bool = true, brokerState: WorkerState = .running) -> NodeView {
         NodeView(
             nodeId: 3, version: "0.1.0", phase: "running", startedAtUnixMs: 1_700_000_000_000, uptimeSeconds: 12.5,
-            workers: [.init(name: "broker", state: brokerState, pid: 9, restarts: 2, uptimeSeconds: 3, residentBytes: 4 << 20, cpuSeconds: 0.5)],
+            workers: [.init(name: .broker, state: brokerState, pid: 9, restarts: 2, uptimeSeconds: 3, residentBytes: 4 << 20, cpuSeconds: 0.5)],
             natsConnected: natsConnected, natsServers: ["nats://127.0.0.1:4222"],
             streams: [.init(name: "harmonylite-changes-1", lastSequence: 10, cursor: 7, behind: 3, lagSeconds: 0.02)],
             tablesTracked: 2, pendingPublish: 5, parkedMessages: 1, publishedRows: 100, appliedRows: 50, conflicts: 1, publishRetries: 0,
@@ -178,7 +179,7 @@ import Testing
         for key in ["db_connected", "nats_connected", "cdc_installed", "version", "workers", "streams"] { #expect(body[key] != nil, "\(key)") }
 
         #expect(HealthReport(view: Self.view(natsConnected: false), database: .init(connected: true, cdcInstalled: true)).response(detailed: true).status == 503)
-        #expect(HealthReport(view: Self.view(brokerState: "restarting"), database: .init(connected: true, cdcInstalled: true)).response(detailed: false).status == 503)
+        #expect(HealthReport(view: Self.view(brokerState: .restarting), database: .init(connected: true, cdcInstalled: true)).response(detailed: false).status == 503)
         #expect(HealthReport(view: Self.view(), database: .init(connected: true, cdcInstalled: false)).isHealthy == false)
         let down = HealthReport(view: Self.view(), database: .init(connected: false, cdcInstalled: false, error: "gone")).body
         #expect(down.contains("\"status\":\"unhealthy\"") && down.contains("database: gone"), "\(down)")
@@ -192,7 +193,7 @@ import Testing
         let waiting = try #require(NodeView.Worker.waitingFor(databaseWaitMilliseconds: 35_400))
         #expect(waiting == "waiting for the database write lock for 35 s")
         var view = Self.view()
-        view.workers.append(.init(name: "applier", state: "running", pid: 10, restarts: 0, uptimeSeconds: 40, residentBytes: nil, cpuSeconds: nil, waitingFor: waiting))
+        view.workers.append(.init(name: .applier, state: .running, pid: 10, restarts: 0, uptimeSeconds: 40, residentBytes: nil, cpuSeconds: nil, waitingFor: waiting))
         #expect(StatusText.render(view).contains("applier: waiting for the database write lock for 35 s"))
         #expect(view.json().contains("\"waiting_for\":\"waiting for the database write lock for 35 s\""))
         #expect(try NodeView.decode(json: view.json()) == view)

@@ -10,7 +10,7 @@ import Testing
         #expect(!NodeView.Worker.isWait("saved a snapshot: 4096 bytes"))
         #expect(!NodeView.Worker.isWait("cannot start: waiting for nothing"))
         var view = ReportTests.view()
-        let index = try #require(view.workers.firstIndex { $0.name == "broker" })
+        let index = try #require(view.workers.firstIndex { $0.name == .broker })
         view.workers[index].waitingFor = "still waiting for a snapshot (12 s): no snapshot in the store yet"
         #expect(StatusText.render(view).contains("broker: still waiting for a snapshot (12 s): no snapshot in the store yet"))
     }

@@ -16,10 +16,10 @@ import Testing
     @Test func aDeletedDatabaseWithASnapshotIsRestoredAndReady() {
         var harness = PlannerHarness()
         harness.bootstrap = .missingDatabase
-        harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 7])) }
+        harness.jobOutcome = { _ in .success(JobReport(summary: "restored the snapshot of node 2", cursor: ["hl-1": 7])) }
         harness.start()
         harness.run(for: 1)
-        #expect(harness.logLines.first { $0.hasPrefix("looking for a snapshot to restore: the database did not exist") } != nil, "\(harness.logLines)")
+        #expect(harness.reports.first == .restoring(.bootstrap(.missingDatabase, also: nil)), "\(harness.reports)")
         #expect(harness.readyReports.count == 1)
         #expect(harness.refusals.isEmpty)
     }
@@ -28,11 +28,10 @@ import Testing
         var harness = PlannerHarness()
         harness.bootstrap = .missingDatabase
         harness.restoreDecision = .success("there is no seq map")
-        harness.jobOutcome = { _ in .success(JobReport(line: "no snapshot in the store yet", cursor: nil)) }
+        harness.jobOutcome = { _ in .success(JobReport(summary: "no snapshot in the store yet", cursor: nil)) }
         harness.start()
         harness.run(for: 5)
-        #expect(harness.refusals.count == 1)
-        #expect(harness.refusals.first?.contains("-save-snapshot") == true, "names what to do: \(harness.refusals)")
+        #expect(harness.refusals == [.noSnapshotForMissingDatabase(store: "nats")])
         #expect(harness.stops.isEmpty && harness.readyReports.isEmpty)
         #expect(harness.planner.nextDeadline == nil)
     }
@@ -41,23 +40,29 @@ import Testing
         var harness = PlannerHarness()
         harness.bootstrap = .emptyDatabase(streamMessages: 40)
         var snapshots = 0
-        harness.jobOutcome = { _ in snapshots == 0 ? .success(JobReport(line: "none", cursor: nil)) : .success(JobReport(line: "restored", cursor: ["hl-1": 40])) }
+        harness.jobOutcome = { _ in
+            snapshots == 0 ? .success(JobReport(summary: "none", cursor: nil)) : .success(JobReport(summary: "restored", cursor: ["hl-1": 40]))
+        }
         harness.start()
         harness.run(for: 25)
+        let expected: [PlannerReport] = [
+            .restoring(.bootstrap(.emptyDatabase(streamMessages: 40), also: nil)), .waitingForSnapshot(store: "nats", lookEvery: 3),
+        ]
+        #expect(Array(harness.reports.prefix(2)) == expected)
         #expect(harness.readyReports.isEmpty, "never ready without the rows")
         #expect(harness.refusals.isEmpty && harness.stops.isEmpty)
         let asks = harness.times(of: .requestSnapshot)
         #expect(asks.count >= 8, "asked again every 3 s (the request ages out with the lease bucket's TTL): \(asks)")
-        let still = harness.logLines.filter { $0.hasPrefix("still waiting for a snapshot (") }
+        let still = harness.reports { if case .stillWaitingForSnapshot(let seconds, let cause) = $0 { (seconds, cause) } else { nil } }
         #expect(still.count == 2, "said about every 10 s: \(still)")
-        #expect(harness.statusReports.contains { $0.hasPrefix("still waiting for a snapshot (18 s): no snapshot in the store yet") }, "\(harness.statusReports)")
+        #expect(still.last.map { $0 == (18, PlannerReport.SnapshotWaitCause.noSnapshotYet) } == true, "\(still)")
         harness.snapshotRequestError = "timeout"
         harness.run(for: 12)
-        #expect(harness.logLines.last { $0.hasPrefix("still waiting") }?.contains("cannot ask the lease holder: timeout") == true, "the cause is said")
+        #expect(harness.reports.last == .stillWaitingForSnapshot(seconds: 36, cause: .requestFailed(error: "timeout")), "the cause is said: \(harness.reports)")
         snapshots = 1
         harness.newestSnapshot = ["hl-1": 40]
         harness.run(for: 4)
-        #expect(harness.logLines.contains { $0.hasPrefix("looking for a snapshot to restore: a snapshot is in the store after waiting") }, "\(harness.logLines)")
+        #expect(harness.reports.contains { if case .restoring(.snapshotArrived) = $0 { true } else { false } }, "\(harness.reports)")
         #expect(harness.readyReports.count == 1)
         #expect(harness.planner.restored == 1)
     }
@@ -72,7 +77,7 @@ import Testing
         harness.snapshotRequest = "node 4 on host-b, pid 77, since 1"
         harness.run(for: 5)
         #expect(harness.saveStarts.count == 1, "one save for the request: \(harness.saveStarts)")
-        #expect(harness.logLines.contains("saving a snapshot: a node is waiting for one (node 4 on host-b, pid 77, since 1)"))
+        #expect(harness.reports.contains(.saving(.nodeWaiting(request: "node 4 on host-b, pid 77, since 1"))))
         harness.run(for: 10)
         #expect(harness.saveStarts.count == 1, "the same request is answered once")
         harness.snapshotRequest = "node 5 on host-c, pid 9, since 2"

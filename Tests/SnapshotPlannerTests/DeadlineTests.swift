@@ -41,7 +41,7 @@ import Testing
         harness.leaseAnswer = .heldByAnother
         harness.run(for: 5)
         harness.leaseAnswer = .held
-        harness.jobOutcome = { _ in .success(JobReport(line: "saved", cursor: ["hl-1": 500])) }
+        harness.jobOutcome = { _ in .success(JobReport(summary: "saved", cursor: ["hl-1": 500])) }
         harness.run(for: 10)
         #expect(harness.planner.isLeading && harness.planner.saved > 0 && harness.planner.restored == 1)
         #expect(harness.pastDeadlinesWithNothingDue.isEmpty, "\(harness.pastDeadlinesWithNothingDue)")

@@ -36,7 +36,7 @@ struct PlannerHarness {
     var localSchemaError: String?
     var registryAnswers = true
     /// What a job reports when polled (nil: still running).
-    var jobOutcome: (JobKind) -> Result<JobReport, JobFailure>? = { _ in .success(JobReport(line: "done", cursor: [:])) }
+    var jobOutcome: (JobKind) -> Result<JobReport, JobFailure>? = { _ in .success(JobReport(summary: "done", cursor: [:])) }
     /// What `acceptCoveredGaps` finds missing (nil: nothing).
     var uncoveredGap: String?
 
@@ -111,7 +111,7 @@ struct PlannerHarness {
                 : planner.schemaRegistryWriteFailed("timeout", now: now)
         case .requestSnapshot: snapshotRequestError.map { planner.snapshotRequestFailed($0, now: now) } ?? []
         case .readSnapshotRequest: planner.snapshotRequestRead(snapshotRequest, now: now)
-        case .startJob, .releaseLease, .reportReady, .reportStatus, .log, .stop, .refuse, .lookAtNewestSnapshot: []
+        case .startJob, .releaseLease, .reportReady, .report, .stop, .refuse, .lookAtNewestSnapshot: []
         }
     }
 
@@ -125,9 +125,11 @@ struct PlannerHarness {
             if case .writeSchemaRegistry(let schema, let previous) = entry.action { (entry.now, schema.hash, previous) } else { nil }
         }
     }
-    var logLines: [String] { record.compactMap { if case .log(_, let text) = $0.action { text } else { nil } } }
-    var stops: [String] { record.compactMap { if case .stop(let reason) = $0.action { reason } else { nil } } }
-    var refusals: [String] { record.compactMap { if case .refuse(let reason) = $0.action { reason } else { nil } } }
-    var statusReports: [String] { record.compactMap { if case .reportStatus(let text) = $0.action { text } else { nil } } }
-    var readyReports: [String] { record.compactMap { if case .reportReady(let text) = $0.action { text } else { nil } } }
+    /// What the planner told a person, in order (values: the words are `PlannerReport+Rendering`'s).
+    var reports: [PlannerReport] { record.compactMap { if case .report(let report) = $0.action { report } else { nil } } }
+    /// Reports of one kind, as `match` picks them out.
+    func reports<T>(_ match: (PlannerReport) -> T?) -> [T] { reports.compactMap(match) }
+    var stops: [Action.StopReason] { record.compactMap { if case .stop(let reason) = $0.action { reason } else { nil } } }
+    var refusals: [Action.Refusal] { record.compactMap { if case .refuse(let refusal) = $0.action { refusal } else { nil } } }
+    var readyReports: [PlannerReport.ReadyReason] { record.compactMap { if case .reportReady(let reason) = $0.action { reason } else { nil } } }
 }

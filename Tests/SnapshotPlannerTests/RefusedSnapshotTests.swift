@@ -15,7 +15,7 @@ import Testing
             refusals += 1
             return refusals <= 3
                 ? .failure(JobFailure(description: "the snapshot carries no signature", refusedSnapshot: true))
-                : .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 9]))
+                : .success(JobReport(summary: "restored the snapshot of node 2", cursor: ["hl-1": 9]))
         }
         harness.start()
         harness.run(for: 65)
@@ -24,9 +24,10 @@ import Testing
         let starts = harness.times(of: .startJob(.restore))
         #expect(starts.count == 3, "tried at 0, 30 and 60 s: \(starts)")
         #expect(zip(starts, starts.dropFirst()).allSatisfy { $1 - $0 >= 29.9 }, "\(starts)")
-        let errors = harness.logLines.filter { $0.hasPrefix("snapshot refused: the snapshot carries no signature") }
-        #expect(errors.count == 1, "said once while it does not change: \(harness.logLines)")
+        let refused = PlannerReport.snapshotRefused(error: "the snapshot carries no signature", retryEvery: 30)
+        #expect(harness.reports.filter { $0 == refused }.count == 1, "said once while it does not change: \(harness.reports)")
+        #expect(harness.reports.filter { $0 == .restoring(.decided("there is no seq map")) }.count == 3, "each retry keeps the decision's reason")
         harness.run(for: 35)
-        #expect(harness.readyReports.count == 1, "a trusted snapshot, once there, is restored: \(harness.logLines)")
+        #expect(harness.readyReports.count == 1, "a trusted snapshot, once there, is restored: \(harness.reports)")
     }
 }

@@ -14,6 +14,7 @@ import Testing
         #expect(harness.planner.isReady)
         #expect(harness.registryWrites.map(\.now) == [100])
         #expect(harness.registryWrites.first?.hash == "h1" && harness.registryWrites.first?.previousHash == nil)
+        #expect(harness.reports.contains(.schemaRegistered(hash: "h1", tables: 1)))
     }
 
     @Test func notWrittenBeforeARestoreIsOver() {
@@ -23,7 +24,7 @@ import Testing
         harness.start()
         harness.run(for: 10)
         #expect(harness.registryWrites.isEmpty, "the database is not the node's own until the restore is over")
-        harness.jobOutcome = { _ in .success(JobReport(line: "restored", cursor: [:])) }
+        harness.jobOutcome = { _ in .success(JobReport(summary: "restored", cursor: [:])) }
         harness.run(for: 1)
         #expect(harness.registryWrites.count == 1)
     }
@@ -52,7 +53,7 @@ import Testing
         #expect(last.map { $0.now - changedAt <= Self.read } == true)
         harness.run(for: Self.refresh + Self.read)
         #expect(harness.registryWrites.last?.previousHash == "h1", "the previous hash is kept on refreshes")
-        #expect(harness.logLines.contains { $0.contains("the schema changed to h2") })
+        #expect(harness.reports.contains(.schemaChanged(hash: "h2", tables: 1)))
     }
 
     @Test func retriedAfterAFailedWrite() {
@@ -62,7 +63,7 @@ import Testing
         harness.run(for: 12)
         let attempts = harness.registryWrites.map(\.now)
         #expect(attempts.count == 3, "at start, then every \(RegistrySchedule.retryAfterFailedWrite) s: \(attempts)")
-        #expect(harness.logLines.filter { $0.contains("cannot write this node's entry") }.count == 1, "logged once")
+        #expect(harness.reports.filter { $0 == .registryNotWritten(error: "timeout", retryIn: RegistrySchedule.retryAfterFailedWrite) }.count == 1, "said once")
         harness.registryAnswers = true
         harness.run(for: RegistrySchedule.retryAfterFailedWrite)
         #expect(harness.registryWrites.count == 4)
@@ -77,7 +78,7 @@ import Testing
         harness.start()
         harness.run(for: 10)
         #expect(harness.registryWrites.isEmpty)
-        #expect(harness.logLines.filter { $0.contains("cannot read the local schema") }.count == 1)
+        #expect(harness.reports.filter { $0 == .localSchemaUnreadable(error: "database is locked") }.count == 1)
         harness.localSchemaError = nil
         harness.run(for: Self.read)
         #expect(harness.registryWrites.count == 1)

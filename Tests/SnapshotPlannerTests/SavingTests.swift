@@ -89,13 +89,13 @@ import Testing
         harness.run(for: 1)
         #expect(harness.saveStarts.count == 1)
         #expect(harness.saveStarts.allSatisfy { $0 <= before + 1 })
-        #expect(harness.logLines.contains("saving a snapshot: hl-1 took 50 messages since the last snapshot (half of replication_log.max_entries = 100)"))
+        #expect(harness.reports.contains(.saving(.streamHistory(stream: "hl-1", messages: 50, maxEntries: 100))), "\(harness.reports)")
     }
 
     @Test func aSavedSnapshotsCursorIsTheNewHistoryBaseline() {
         var harness = Self.leading(PlannerHarness.settings(interval: nil), newestSnapshot: ["hl-1": 100])
         harness.lastSequences = ["hl-1": 150]
-        harness.jobOutcome = { _ in .success(JobReport(line: "saved", cursor: ["hl-1": 150])) }
+        harness.jobOutcome = { _ in .success(JobReport(summary: "saved", cursor: ["hl-1": 150])) }
         harness.run(for: 10)
         #expect(harness.saveStarts.count == 1)
         #expect(harness.planner.newestSnapshotCursor == ["hl-1": 150])
@@ -111,7 +111,7 @@ import Testing
         for (earlier, later) in zip(starts, starts.dropFirst()) {
             #expect(later - earlier >= 5, "save at \(earlier), again at \(later)")
         }
-        #expect(harness.logLines.contains("snapshot not saved: upload refused; trying again in 5 s at the earliest"))
+        #expect(harness.reports.contains(.saveFailed(error: "upload refused", retryIn: 5)))
         #expect(harness.planner.saved == 0)
         #expect(harness.pastDeadlinesWithNothingDue.isEmpty)
     }
@@ -125,7 +125,7 @@ import Testing
         #expect(!harness.planner.isLeading)
         #expect(harness.saveStarts.isEmpty, "the interval save due at 110 is not made")
         #expect(harness.times(of: .readStreamHistory).allSatisfy { $0 <= unansweredFrom })
-        #expect(harness.logLines.contains { $0.hasPrefix("cannot renew the snapshot lease (timeout)") })
+        #expect(harness.reports.contains(.leaseNotRenewed(error: "timeout")))
         #expect(harness.planner.leaseHeld, "the lease keeps its revision: still released on stop")
 
         harness.leaseAnswer = .held
@@ -149,7 +149,7 @@ import Testing
         #expect(!harness.planner.leaseHeld)
         #expect(harness.saveStarts.isEmpty)
         #expect(harness.times(of: .readStreamHistory).allSatisfy { $0 <= refusedFrom })
-        #expect(harness.logLines.contains("lost the snapshot lease to another node"))
+        #expect(harness.reports.contains(.leaseLost))
         var planner = harness.planner
         #expect(planner.drain().isEmpty, "nothing to give up")
     }
@@ -168,7 +168,8 @@ import Testing
         harness.run(for: 5.5)
         #expect(!harness.planner.isLeading)
         #expect(harness.times(of: .openStore).count == harness.times(of: .checkLease).count)
-        #expect(harness.logLines.filter { $0.contains("unreachable") }.count == 1, "logged once until it changes")
+        let storeWait = PlannerReport.waiting(for: .storeForLease("nats"), cause: "unreachable", retryEvery: 1)
+        #expect(harness.reports.filter { $0 == storeWait }.count == 1, "said once until it changes")
         harness.storeOpens = true
         harness.run(for: 1)
         #expect(harness.planner.isLeading)
@@ -184,7 +185,6 @@ import Testing
         harness.lastSequences = ["hl-1": 10, "hl-2": 0]
         harness.run(for: 3)
         #expect(harness.saveStarts.count >= 1)
-        let logged = harness.record.contains { if case .log(_, let line) = $0.action { line.contains("claims message 18446744073709551615") } else { false } }
-        #expect(logged)
+        #expect(harness.reports.contains(.saving(.snapshotPastStream(stream: "hl-1", claimed: .max, last: 10))), "\(harness.reports)")
     }
 }

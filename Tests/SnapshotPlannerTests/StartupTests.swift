@@ -7,15 +7,15 @@ import Testing
     @Test func disabledIsReadyAtOnceAndOnlyKeepsTheSchemaRegistry() {
         var harness = PlannerHarness(PlannerHarness.settings(enabled: false))
         harness.start()
-        #expect(harness.readyReports == ["snapshots disabled; snapshots disabled: none are saved or restored"])
+        #expect(harness.readyReports == [.snapshotsDisabled])
         harness.run(for: 30)
         let snapshotWork = harness.record.filter {
             switch $0.action {
-            case .connect, .readLocalSchema, .writeSchemaRegistry, .log: false
+            case .connect, .readLocalSchema, .writeSchemaRegistry, .report: false
             default: true
             }
         }
-        #expect(snapshotWork.map(\.action) == [.reportReady("snapshots disabled; snapshots disabled: none are saved or restored")],
+        #expect(snapshotWork.map(\.action) == [.reportReady(.snapshotsDisabled)],
                 "the ready report, then nothing but the registry: \(harness.record)")
     }
 
@@ -25,18 +25,19 @@ import Testing
         harness.start()
         harness.run(for: 3.5)
         #expect(harness.times(of: .connect) == [100, 101, 102, 103])
-        #expect(harness.logLines == ["waiting for NATS: connection refused; trying again every second"], "logged once")
+        #expect(harness.reports == [.waiting(for: .nats, cause: "connection refused", retryEvery: 1)], "said once")
         #expect(harness.readyReports.isEmpty)
         harness.connects = true
         harness.run(for: 1)
-        #expect(harness.readyReports == ["snapshots enabled (store nats); no restore needed"])
+        #expect(harness.readyReports == [.noRestoreNeeded])
+        #expect(harness.reports.contains(.ready(.noRestoreNeeded)))
     }
 
     @Test func replicateFalseHasNothingToRestore() {
         var harness = PlannerHarness(PlannerHarness.settings(replicate: false))
         harness.start()
         #expect(harness.times(of: .decideRestore).isEmpty)
-        #expect(harness.readyReports == ["snapshots enabled (store nats); replicate=false: nothing to restore"])
+        #expect(harness.readyReports == [.replicationOff])
     }
 
     @Test func aNeededRestoreRunsAJobAndItsFailureStopsTheWorker() {
@@ -45,9 +46,9 @@ import Testing
         harness.jobOutcome = { kind in kind == .restore ? .failure(JobFailure(description: "checksum mismatch")) : nil }
         harness.start()
         #expect(harness.planner.runningJob == .restore)
-        #expect(harness.logLines.contains("looking for a snapshot to restore: there is no seq map"))
+        #expect(harness.reports == [.restoring(.decided("there is no seq map"))])
         harness.run(for: 5)
-        #expect(harness.stops == ["snapshot restore failed, the database is unchanged: checksum mismatch"])
+        #expect(harness.stops == [.restoreFailed(error: "checksum mismatch")])
         #expect(harness.readyReports.isEmpty)
         #expect(harness.times(of: .checkLease).isEmpty)
         #expect(harness.planner.nextDeadline == nil)
@@ -56,14 +57,16 @@ import Testing
     @Test func aRestoreAcceptsGapsThenIsReady() {
         var harness = PlannerHarness()
         harness.restoreDecision = .success("hl-1 starts at message 500, past this node's position 3")
-        harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 600])) }
+        harness.jobOutcome = { _ in .success(JobReport(summary: "from node 2", cursor: ["hl-1": 600])) }
         harness.start()
         harness.run(for: 1)
+        let decided = PlannerReport.RestoreReason.decided("hl-1 starts at message 500, past this node's position 3")
+        #expect(harness.reports.prefix(2) == [.restoring(decided), .ready(.restored(summary: "from node 2"))])
         let actions = harness.record.map(\.action)
         let gaps = actions.firstIndex(of: .acceptCoveredGaps)
         let ready = actions.firstIndex { if case .reportReady = $0 { true } else { false } }
         #expect(gaps != nil && ready != nil && gaps! < ready!)
-        #expect(harness.readyReports == ["snapshots enabled (store nats); restored the snapshot of node 2"])
+        #expect(harness.readyReports == [.restored(summary: "from node 2")])
         #expect(harness.planner.restored == 1)
     }
 
@@ -73,11 +76,14 @@ import Testing
     @Test func anUncoveredGapWaitsForANewerSnapshotThenIsAccepted() {
         var harness = PlannerHarness()
         harness.restoreDecision = .success("hl-1 starts at message 500, past this node's position 3")
-        harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 300])) }
+        harness.jobOutcome = { _ in .success(JobReport(summary: "from node 2", cursor: ["hl-1": 300])) }
         harness.newestSnapshot = ["hl-1": 300]
         harness.uncoveredGap = "hl-1 messages 301…499"
         harness.start()
         harness.run(for: 30)
+        let uncovered = harness.reports.filter { if case .gapUncovered = $0 { true } else { false } }
+        #expect(uncovered == [.gapUncovered(gap: "hl-1 messages 301…499", lookEvery: 3, acceptedIn: 60)],
+                "said once, with when the gap is accepted: \(harness.reports)")
         #expect(harness.readyReports.isEmpty, "ready while the gap is uncovered")
         #expect(!harness.record.map(\.action).contains(.acceptGaps))
         #expect(harness.record.filter { $0.action == .startJob(.restore) }.count == 1, "the same snapshot restored again")
@@ -89,25 +95,27 @@ import Testing
         let ready = actions.firstIndex { if case .reportReady = $0 { true } else { false } }
         #expect(accepted != nil && ready != nil && accepted! < ready!)
         #expect(harness.record.first { $0.action == .acceptGaps }.map { $0.now >= SnapshotPlanner.gapCoverWait } == true)
+        #expect(harness.reports.contains(.ready(.restored(summary: "from node 2"))))
     }
 
     /// A newer snapshot appears and covers the gap: it is restored, and no gap is ever accepted.
     @Test func aGapANewerSnapshotCoversIsNeverAccepted() {
         var harness = PlannerHarness()
         harness.restoreDecision = .success("hl-1 starts at message 500, past this node's position 3")
-        harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 2", cursor: ["hl-1": 300])) }
+        harness.jobOutcome = { _ in .success(JobReport(summary: "from node 2", cursor: ["hl-1": 300])) }
         harness.newestSnapshot = ["hl-1": 300]
         harness.uncoveredGap = "hl-1 messages 301…499"
         harness.start()
         harness.run(for: 7)
         #expect(harness.record.filter { $0.action == .startJob(.restore) }.count == 1)
         harness.newestSnapshot = ["hl-1": 520]
-        harness.jobOutcome = { _ in .success(JobReport(line: "restored the snapshot of node 3", cursor: ["hl-1": 520])) }
+        harness.jobOutcome = { _ in .success(JobReport(summary: "from node 3", cursor: ["hl-1": 520])) }
         harness.uncoveredGap = nil
         harness.run(for: 10)
         #expect(!harness.record.map(\.action).contains(.acceptGaps))
         #expect(harness.record.filter { $0.action == .startJob(.restore) }.count == 2)
-        #expect(harness.readyReports == ["snapshots enabled (store nats); restored the snapshot of node 3"])
+        #expect(harness.readyReports == [.restored(summary: "from node 3")])
+        #expect(harness.reports.contains(.restoring(.newerSnapshot(gap: "hl-1 messages 301…499"))))
         #expect(harness.planner.nextDeadline != nil)
     }
 
@@ -118,7 +126,7 @@ import Testing
         _ = planner.connected(now: 0)
         _ = planner.restoreDecided(reason: "gap", now: 0)
         _ = planner.storeOpened(now: 0)
-        #expect(planner.jobFinished(.success(JobReport(line: "restored", cursor: ["hl-1": 300])), now: 1) == [.acceptCoveredGaps])
+        #expect(planner.jobFinished(.success(JobReport(summary: "restored", cursor: ["hl-1": 300])), now: 1) == [.acceptCoveredGaps])
         _ = planner.gapsUncovered("hl-1 messages 301…499", now: 1)
         #expect(planner.tick(now: 4) == [.readNewestSnapshot])
         #expect(planner.newestSnapshotUnanswered("timeout", now: 4).isEmpty)
@@ -133,9 +141,9 @@ import Testing
         _ = planner.connected(now: 0)
         _ = planner.restoreDecided(reason: "there is no seq map", now: 0)
         #expect(planner.storeOpened(now: 0).contains(.startJob(.restore)))
-        #expect(planner.jobFinished(.success(JobReport(line: "no snapshot in the store yet", cursor: nil)), now: 1) == [.acceptCoveredGaps])
+        #expect(planner.jobFinished(.success(JobReport(summary: "no snapshot in the store yet", cursor: nil)), now: 1) == [.acceptCoveredGaps])
         #expect(planner.restored == 0)
-        #expect(planner.gapsNotAccepted("disk full", now: 1).contains(.stop("cannot store the cursor past the missing changes: disk full")))
+        #expect(planner.gapsNotAccepted("disk full", now: 1).contains(.stop(.gapsNotStored(error: "disk full"))))
         #expect(!planner.isReady)
     }
 
@@ -147,7 +155,7 @@ import Testing
         #expect(harness.times(of: .decideRestore) == [100, 101, 102, 103])
         #expect(harness.readyReports.isEmpty)
         #expect(harness.stops.isEmpty)
-        #expect(harness.logLines == ["waiting for the shard streams (to decide on a restore): JetStream not available; trying again every second"])
+        #expect(harness.reports == [.waiting(for: .shardStreams, cause: "JetStream not available", retryEvery: 1)])
         harness.restoreDecision = .success("hl-2 starts at message 9, past this node's position 0")
         harness.run(for: 1)
         #expect(harness.times(of: .startJob(.restore)).count == 1)
@@ -157,7 +165,7 @@ import Testing
         var harness = PlannerHarness()
         harness.restoreDecision = .failure(RestoreDecisionError(.localStateUnreadable, "no such table"))
         harness.start()
-        #expect(harness.stops == ["cannot decide whether a snapshot restore is needed: no such table"])
+        #expect(harness.stops == [.restoreUndecidable(error: "no such table")])
         #expect(harness.planner.nextDeadline == nil)
     }
 
@@ -169,11 +177,11 @@ import Testing
         harness.run(for: 3.5)
         #expect(harness.times(of: .decideRestore) == [100])
         #expect(harness.times(of: .openStore) == [100, 101, 102, 103])
-        #expect(harness.logLines == ["waiting for the snapshot store nats: unreachable; trying again every second"])
+        #expect(harness.reports == [.waiting(for: .store("nats"), cause: "unreachable", retryEvery: 1)])
         harness.run(for: 20)
-        #expect(Array(harness.logLines.dropFirst()) == ["still waiting for the snapshot store nats (10 s): unreachable", "still waiting for the snapshot store nats (20 s): unreachable"],
+        #expect(Array(harness.reports.dropFirst()) == [.stillWaiting(for: .store("nats"), seconds: 10, cause: "unreachable"),
+                                                       .stillWaiting(for: .store("nats"), seconds: 20, cause: "unreachable")],
                 "a wait that lasts is said again every 10 s")
-        #expect(harness.statusReports.last == "still waiting for the snapshot store nats (20 s): unreachable")
         harness.storeOpens = true
         harness.run(for: 1)
         #expect(harness.times(of: .decideRestore) == [100])

@@ -31,10 +31,11 @@ import Testing
         _ = machine.handle(.lifeSign(child: .broker), now: 20)
         let actions = machine.handle(.tick, now: 20)
         #expect(actions.contains(.kill(pid: 100)))
-        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("nats (pid 100) has not answered its liveness probe for 20.0 s") } else { false } })
+        #expect(actions.contains(.report(.unresponsive(.nats, pid: 100, silence: 20, signs: .probeAnswers))))
         #expect(!actions.contains(.kill(pid: 101)), "the workers are left alone")
         let exit = machine.handle(.exited(pid: 100, status: .killed(by: 9), note: ""), now: 20.1)
-        #expect(exit.contains { if case .log(.error, let text) = $0 { text.contains("restarting it in") } else { false } })
+        let limit = RestartLimit(intensity: 5, period: 60)
+        #expect(exit.contains(.report(.restarting(.nats, ChildEnd(.killedUnresponsive), delay: 0.25, attempt: 1, limit: limit))))
         #expect(machine.handle(.tick, now: 21).contains(.spawn(child: .nats)))
     }
 
@@ -63,7 +64,7 @@ import Testing
         _ = machine.handle(.spawned(child: .nats, pid: 100), now: 0)
         _ = machine.handle(.ready(child: .nats, detail: ""), now: 0)
         // The supervisor restarts it at 20 s itself; withheld pings would let WatchdogSec=30s kill the node first.
-        #expect(machine.handle(.tick, now: 15).contains(.notify("WATCHDOG=1")))
+        #expect(machine.handle(.tick, now: 15).contains(.notify(.watchdog)))
     }
 
     @Test func probesGoFourTimesPerTimeoutAndAHungOneIsAbandoned() {

@@ -35,8 +35,8 @@ import Testing
         var machine = Tests.machine()
         Tests.startAll(&machine)
         var actions = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: "stream hl-1 lost 4…9"), now: 1)
-        #expect(Tests.notifications(actions).contains { $0.hasPrefix("STATUS=restoring: applier found changes missing from the streams") })
-        #expect(!Tests.notifications(actions).contains { $0.contains("STOPPING=1") })
+        #expect(Tests.reports(actions) == [.restoreStarted(askedBy: .applier, note: "stream hl-1 lost 4…9", stopping: [.capturer, .applier, .snapshotter])])
+        #expect(Tests.notifications(actions) == [.status(.restoring(askedBy: .applier)), .status(.restoreStopping(.capturer))], "no STOPPING=1")
         #expect(Self.stops(actions) == [WorkerRole.capturer], "the capturer stops first")
         #expect(!actions.contains(.spawn(child: .applier)), "the applier does not restart into the gap")
 
@@ -58,9 +58,8 @@ import Testing
         #expect(actions.contains(.spawn(child: .capturer)))
         _ = machine.handle(.spawned(child: .capturer, pid: 302), now: 3.1)
         actions = machine.handle(.ready(child: .capturer, detail: ""), now: 3.2)
-        let last = Tests.notifications(actions)
-        #expect(last.contains { $0.hasPrefix("STATUS=ready") })
-        #expect(!last.contains { $0.contains("READY=1") }, "READY=1 was sent at start and stays")
+        #expect(Tests.notifications(actions) == [.status(.ready(Tests.names))], "READY=1 was sent at start and stays")
+        #expect(Tests.reports(actions) == [.ready(.capturer, pid: 302, detail: ""), .restoreComplete])
         #expect(machine.isReady)
         #expect(!machine.hasExited)
         #expect([machine.pid(of: .snapshotter), machine.pid(of: .applier), machine.pid(of: .capturer)] == [300, 301, 302])
@@ -93,7 +92,7 @@ import Testing
         _ = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 1)
         _ = machine.handle(.spawned(child: .snapshotter, pid: 300), now: 1)
         let crash = machine.handle(.exited(pid: 300, status: .killed(by: 9), note: ""), now: 2)
-        #expect(Tests.notifications(crash).contains { $0.hasPrefix("STATUS=degraded: snapshotter restarting") })
+        #expect(Tests.notifications(crash) == [.status(.degraded(.snapshotter, restartIn: 0.25, ChildEnd(.exited(.killed(by: 9)))))])
         #expect(machine.handle(.tick, now: 3) == [.spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")])
         _ = machine.handle(.spawned(child: .snapshotter, pid: 301), now: 3)
         #expect(machine.handle(.ready(child: .snapshotter, detail: ""), now: 4).contains(.spawn(child: .applier)))
@@ -123,8 +122,8 @@ import Testing
         let spawns = machine.handle(.tick, now: 30).filter { if case .spawn = $0 { true } else if case .spawnToRestore = $0 { true } else { false } }
         #expect(spawns.isEmpty, "started while the capturer still runs: \(spawns)")
         #expect(machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 31)
-            == [.log(.info, "capturer stopped for the snapshot restore (exited with status 0)"),
-                .notify("STATUS=restoring: snapshotter restores a snapshot"),
+            == [.report(.stoppedForRestore(.capturer, .exited(0))),
+                .notify(.status(.restorerRestoring(.snapshotter))),
                 .spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")])
     }
 
@@ -157,8 +156,8 @@ import Testing
         }
         let applier = machine.pid(of: .applier)!
         let actions = machine.handle(.exited(pid: applier, status: Self.restoreNeeded, note: ""), now: now)
-        #expect(Tests.notifications(actions).first == "STOPPING=1\nSTATUS=stopping")
-        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("did not cure it") } else { false } })
+        #expect(Tests.notifications(actions).first == .stopping)
+        #expect(Tests.reports(actions) == [.restoresExhausted(askedBy: .applier, note: "", limit: RestartLimit(intensity: 2, period: 60))])
     }
 
     /// A stop (SIGTERM) during the restore drains what runs and exits 0; nothing is started again.
@@ -167,7 +166,7 @@ import Testing
         Tests.startAll(&machine)
         _ = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1)
         var actions = machine.handle(.terminate(reason: "SIGTERM"), now: 1.1)
-        #expect(Tests.notifications(actions).first == "STOPPING=1\nSTATUS=stopping")
+        #expect(Tests.notifications(actions).first == .stopping)
         actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.2)
         #expect(!actions.contains { if case .spawnToRestore = $0 { true } else { false } })
         #expect(Self.stops(actions) == [WorkerRole.snapshotter])
@@ -184,8 +183,7 @@ import Testing
         Tests.startAll(&machine)
         _ = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1)
         var actions = machine.handle(.reload, now: 1.1)
-        #expect(actions.contains { if case .log(_, let text) = $0 { text.contains("deferred") } else { false } })
-        #expect(Self.stops(actions).isEmpty && !Tests.notifications(actions).contains { $0.contains("RELOADING=1") }, "nothing happens during the restore")
+        #expect(actions == [.report(.reloadDeferred)], "nothing happens during the restore")
         actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.2)
         actions = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 1.3)
         #expect(actions.contains { if case .spawnToRestore = $0 { true } else { false } })
@@ -193,7 +191,9 @@ import Testing
             _ = machine.handle(.spawned(child: name, pid: 300 + Int32(offset)), now: 2)
             actions = machine.handle(.ready(child: name, detail: ""), now: 2)
         }
-        #expect(Tests.notifications(actions).contains { $0.hasPrefix("RELOADING=1") }, "the deferred reload starts once the restore is over")
+        #expect(Tests.notifications(actions).contains(.reloading(.reloading)), "the deferred reload starts once the restore is over")
+        let workers: [WorkerRole] = [.broker, .snapshotter, .applier, .capturer]
+        #expect(Tests.reports(actions).suffix(3) == [.restoreComplete, .deferredReloadStarting, .reloadStarted(workers: workers)])
         #expect(Self.stops(actions) == [WorkerRole.broker])
         // The reload runs to its end: each worker stops and starts again, one at a time.
         var pid: Int32 = 400
@@ -204,7 +204,7 @@ import Testing
             actions = machine.handle(.ready(child: name, detail: ""), now: 3)
             pid += 1
         }
-        #expect(Tests.notifications(actions).contains { $0.hasPrefix("READY=1\nSTATUS=ready") })
+        #expect(Tests.notifications(actions) == [.ready(.ready(Tests.names))])
         #expect(machine.isReady)
         #expect(Tests.names.allSatisfy { machine.pid(of: $0) != nil }, "every child runs")
     }
@@ -233,7 +233,7 @@ import Testing
             actions = machine.handle(.ready(child: name, detail: ""), now: 2)
         }
         #expect(machine.pid(of: .applier) == 301 && machine.pid(of: .capturer) == 302, "the applier and the capturer run again")
-        #expect(Tests.notifications(actions).contains { $0.hasPrefix("RELOADING=1") }, "the interrupted reload is done again")
+        #expect(Tests.notifications(actions).contains(.reloading(.reloading)), "the interrupted reload is done again")
         var pid: Int32 = 400
         for (name, old) in [(WorkerRole.broker, 201), (WorkerRole.snapshotter, 300), (WorkerRole.applier, 301), (WorkerRole.capturer, 302)] {
             actions = machine.handle(.exited(pid: Int32(old), status: .exited(0), note: ""), now: 3)
@@ -256,13 +256,13 @@ import Testing
         }
         var actions = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1)
         #expect(Self.stops(actions) == [WorkerRole.snapshotter])
-        #expect(machine.handle(.reload, now: 1).contains { if case .log(_, let text) = $0 { text.contains("deferred") } else { false } })
+        #expect(machine.handle(.reload, now: 1) == [.report(.reloadDeferred)])
         actions = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 1)
         #expect(actions.contains { if case .spawnToRestore = $0 { true } else { false } })
         for (offset, name) in [WorkerRole.snapshotter, .applier, .capturer].enumerated() {
             _ = machine.handle(.spawned(child: name, pid: 300 + Int32(offset)), now: 2)
             actions = machine.handle(.ready(child: name, detail: ""), now: 2)
         }
-        #expect(Tests.notifications(actions).contains { $0.hasPrefix("READY=1\nSTATUS=ready") })
+        #expect(Tests.notifications(actions).first == .ready(.ready(Tests.names)), "the READY=1 the start owes, then the deferred reload")
     }
 }

@@ -28,8 +28,20 @@ import Testing
         return last
     }
 
-    static func notifications(_ actions: [Action]) -> [String] {
-        actions.compactMap { if case .notify(let text) = $0 { return text } else { return nil } }
+    /// The restart budget of `WorkerSettings()`: 5 restarts within 60 s.
+    static let defaultLimit = RestartLimit(intensity: 5, period: 60)
+
+    static func notifications(_ actions: [Action]) -> [SystemdState] {
+        actions.compactMap { if case .notify(let state) = $0 { return state } else { return nil } }
+    }
+
+    static func reports(_ actions: [Action]) -> [SupervisorReport] {
+        actions.compactMap { if case .report(let report) = $0 { return report } else { return nil } }
+    }
+
+    /// Whether the actions send READY=1.
+    static func sendsReady(_ actions: [Action]) -> Bool {
+        notifications(actions).contains { if case .ready = $0 { true } else { false } }
     }
 
     @Test func childrenStartInOrderAndReadyComesLast() {
@@ -42,11 +54,14 @@ import Testing
         #expect(machine.handle(.lifeSign(child: .nats), now: 0.1).isEmpty)
         actions = machine.handle(.ready(child: .nats, detail: ""), now: 0.2)
         #expect(actions.contains(.spawn(child: .broker)))
-        #expect(!Self.notifications(actions).contains { $0.hasPrefix("READY=1") })
+        #expect(!Self.sendsReady(actions))
+        #expect(actions.contains(.report(.ready(.nats, pid: 100, detail: ""))))
+        #expect(actions.contains(.notify(.status(.starting(.broker)))))
 
         machine = Self.machine()
         let last = Self.startAll(&machine)
-        #expect(Self.notifications(last).contains { $0.hasPrefix("READY=1\nSTATUS=ready") })
+        #expect(Self.notifications(last) == [.ready(.ready(Self.names))])
+        #expect(Self.reports(last).contains(.allReady))
         #expect(machine.isReady)
     }
 
@@ -61,36 +76,42 @@ import Testing
             _ = machine.handle(.ready(child: name, detail: ""), now: 0)
         }
         _ = machine.handle(.spawned(child: .applier, pid: 103), now: 0)
-        var extensions: [String] = []
+        var extensions: [SystemdState] = []
         for second in stride(from: 1.0, through: 65, by: 1) {
             for name in Self.names { _ = machine.handle(.lifeSign(child: name), now: second) }
-            extensions += Self.notifications(machine.handle(.tick, now: second)).filter { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") }
+            extensions += Self.notifications(machine.handle(.tick, now: second)).filter(Self.extendsTimeout)
         }
         #expect(extensions.count == 3, "\(extensions)")
-        #expect(extensions.first == "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=starting: still waiting for applier, capturer to be ready (20 s)", "\(extensions)")
+        #expect(extensions.first == .extendTimeout(microseconds: 60_000_000, .startWaiting(for: [.applier, .capturer], seconds: 20)), "\(extensions)")
         _ = machine.handle(.ready(child: .applier, detail: ""), now: 66)
         _ = machine.handle(.spawned(child: .capturer, pid: 104), now: 66)
         _ = machine.handle(.ready(child: .capturer, detail: ""), now: 66)
         #expect(machine.isReady)
-        #expect(!Self.notifications(machine.handle(.tick, now: 100)).contains { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") })
+        #expect(!Self.notifications(machine.handle(.tick, now: 100)).contains(where: Self.extendsTimeout))
         var plain = Self.machine()
         _ = plain.handle(.start, now: 0)
-        #expect(!Self.notifications(plain.handle(.tick, now: 30)).contains { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") })
+        #expect(!Self.notifications(plain.handle(.tick, now: 30)).contains(where: Self.extendsTimeout))
     }
+
+    static func extendsTimeout(_ state: SystemdState) -> Bool { if case .extendTimeout = state { true } else { false } }
 
     @Test func crashedWorkerRestartsAloneAfterBackoff() {
         var machine = Self.machine()
         Self.startAll(&machine, now: 0)
         let actions = machine.handle(.exited(pid: 101, status: .killed(by: 9), note: ""), now: 1)
         #expect(!actions.contains { if case .requestStop = $0 { true } else { false } }, "no other child is touched")
-        #expect(Self.notifications(actions).contains { $0.hasPrefix("STATUS=degraded: broker restarting in 0.3 s") })
+        let end = ChildEnd(.exited(.killed(by: 9)))
+        #expect(actions == [
+            .report(.restarting(.broker, end, delay: 0.25, attempt: 1, limit: Self.defaultLimit)), .notify(.status(.degraded(.broker, restartIn: 0.25, end))),
+        ])
         #expect(machine.handle(.tick, now: 1.2).isEmpty)
         #expect(machine.handle(.tick, now: 1.26) == [.spawn(child: .broker)])
         _ = machine.handle(.spawned(child: .broker, pid: 201), now: 1.26)
         #expect(machine.pid(of: .broker) == 201)
         #expect(machine.pid(of: .applier) == 103)
         let ready = machine.handle(.ready(child: .broker, detail: ""), now: 1.3)
-        #expect(!Self.notifications(ready).contains { $0.hasPrefix("READY=1") }, "READY was sent once; it stays")
+        #expect(!Self.sendsReady(ready), "READY was sent once; it stays")
+        #expect(Self.notifications(ready) == [.status(.ready(Self.names))])
         #expect(machine.isReady)
     }
 
@@ -129,8 +150,8 @@ import Testing
             _ = machine.handle(.spawned(child: .capturer, pid: pid), now: now)
         }
         let actions = machine.handle(.exited(pid: pid, status: .exited(1), note: ""), now: now)
-        #expect(Self.notifications(actions).first == "STOPPING=1\nSTATUS=stopping")
-        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("restart_intensity") } else { false } })
+        #expect(Self.notifications(actions).first == .stopping)
+        #expect(Self.reports(actions) == [.gaveUp(.capturer, ChildEnd(.exited(.exited(1))), limit: RestartLimit(intensity: 2, period: 60))])
         // The drain starts with the last child still running: applier.
         #expect(actions.contains(.requestStop(child: .applier, pid: 103)))
         var drained: [Action] = []
@@ -138,6 +159,7 @@ import Testing
             drained = machine.handle(.exited(pid: Int32(pid), status: .exited(0), note: ""), now: now)
         }
         #expect(drained.contains(.exit(code: 1)))
+        #expect(Self.reports(drained) == [.stopped(.nats, .exited(0)), .allStopped])
         #expect(machine.hasExited)
     }
 
@@ -148,7 +170,7 @@ import Testing
         Self.startAll(&machine)
         let actions = machine.handle(.exited(pid: 103, status: .exited(WorkerExitCode.restoreNeeded), note: "needs a snapshot restore"), now: 1)
         #expect(!actions.contains(.spawn(child: .applier)))
-        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("no child restores snapshots") } else { false } })
+        #expect(Self.reports(actions) == [.restoreImpossible(askedBy: .applier, note: "needs a snapshot restore")])
         #expect(actions.contains(.requestStop(child: .capturer, pid: 104)))
         var drained: [Action] = []
         for pid in [104, 102, 101, 100] {
@@ -164,8 +186,9 @@ import Testing
         Self.startAll(&machine)
         let actions = machine.handle(.exited(pid: 104, status: .exited(WorkerExitCode.refused), note: "cannot take over upstream HarmonyLite's change log: …"), now: 1)
         #expect(!actions.contains(.spawn(child: .capturer)))
-        #expect(!actions.contains { if case .log(_, let text) = $0 { text.contains("restarting it in") } else { false } })
-        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("capturer refused the start; cannot take over upstream") } else { false } })
+        let note = "cannot take over upstream HarmonyLite's change log: …"
+        #expect(Self.reports(actions) == [.refused(.capturer, note: note)], "refused, not restarting")
+        #expect(Self.notifications(actions) == [.status(.refused(.capturer, note: note)), .stopping, .status(.stoppingChild(.applier))])
         #expect(actions.contains(.requestStop(child: .applier, pid: 103)))
         var drained: [Action] = []
         for pid in [103, 102, 101, 100] {
@@ -181,13 +204,14 @@ import Testing
         var machine = Self.machine(settings: settings)
         Self.startAll(&machine)
         var actions = machine.handle(.terminate(reason: "SIGTERM"), now: 1)
-        #expect(Self.notifications(actions).first == "STOPPING=1\nSTATUS=stopping")
+        #expect(Self.notifications(actions) == [.stopping, .status(.stoppingChild(.capturer))])
+        #expect(Self.reports(actions) == [.stopRequested(reason: "SIGTERM", alreadyStopping: false)])
         #expect(actions.contains(.requestStop(child: .capturer, pid: 104)))
         #expect(!actions.contains(.requestStop(child: .applier, pid: 103)))
         actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.1)
         #expect(actions.contains(.requestStop(child: .applier, pid: 103)))
         // applier does not stop in time.
-        #expect(machine.handle(.tick, now: 2.2).contains(.kill(pid: 103)))
+        #expect(machine.handle(.tick, now: 2.2) == [.report(.stopTimedOut(.applier, pid: 103, timeout: 1)), .kill(pid: 103)])
         actions = machine.handle(.exited(pid: 103, status: .killed(by: 9), note: ""), now: 2.3)
         #expect(actions.contains(.requestStop(child: .snapshotter, pid: 102)))
         actions = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 2.4)
@@ -197,14 +221,15 @@ import Testing
         actions = machine.handle(.exited(pid: 100, status: .exited(0), note: ""), now: 2.6)
         #expect(actions.last == .exit(code: 0))
         // A second SIGTERM while stopping changes nothing.
-        #expect(machine.handle(.terminate(reason: "SIGTERM"), now: 2.7).allSatisfy { if case .log = $0 { true } else { false } })
+        #expect(machine.handle(.terminate(reason: "SIGTERM"), now: 2.7) == [.report(.stopRequested(reason: "SIGTERM", alreadyStopping: true))])
     }
 
     @Test func reloadRestartsWorkersOneAtATimeAndLeavesNATSAlone() {
         var machine = Self.machine()
         Self.startAll(&machine)
         var actions = machine.handle(.reload, now: 5)
-        #expect(Self.notifications(actions).first == "RELOADING=1\nSTATUS=reloading: restarting workers one at a time")
+        #expect(Self.notifications(actions) == [.reloading(.reloading), .status(.reloadingWorker(.broker))])
+        #expect(Self.reports(actions) == [.reloadStarted(workers: [.broker, .snapshotter, .applier, .capturer])])
         var order: [WorkerRole] = []
         var pid: Int32 = 500
         for step in 0..<4 {
@@ -216,14 +241,15 @@ import Testing
             }
             order.append(name)
             #expect(machine.handle(.exited(pid: oldPID, status: .exited(0), note: ""), now: 5) == [
-                .log(.info, "\(name) stopped for reload; starting it again"), .spawn(child: name),
+                .report(.stoppedForReload(name)), .spawn(child: name),
             ])
             _ = machine.handle(.spawned(child: name, pid: pid), now: 5)
             pid += 1
             actions = machine.handle(.ready(child: name, detail: ""), now: 5)
         }
         #expect(order == [WorkerRole.broker, .snapshotter, .applier, .capturer])
-        #expect(Self.notifications(actions).contains { $0.hasPrefix("READY=1") })
+        #expect(Self.notifications(actions) == [.ready(.ready(Self.names))])
+        #expect(Self.reports(actions).last == .reloadComplete)
         #expect(machine.pid(of: .nats) == 100)
         // A reload is not a restart: harmonylite_worker_restarts_total stays put, the reloads are counted apart.
         #expect(machine.restartCounts.first { $0.0 == .broker }?.1 == 0)
@@ -237,16 +263,19 @@ import Testing
         var machine = Self.machine(settings: settings)
         Self.startAll(&machine)
         let actions = machine.handle(.exited(pid: 102, status: .killed(by: 6), note: "peak resident memory 60 MiB"), now: 1)
-        #expect(actions.contains { if case .log(.error, let text) = $0 {
-            text.contains("SIGABRT") && text.contains("memory_limit = 64 MiB") && text.contains("peak resident memory 60 MiB")
-        } else { false } })
+        let end = ChildEnd(.exited(.killed(by: 6)), note: "peak resident memory 60 MiB", memoryLimit: 64 << 20)
+        #expect(Self.reports(actions) == [.restarting(.snapshotter, end, delay: 0.25, attempt: 1, limit: Self.defaultLimit)])
+        // A clean exit or SIGKILL is not how an allocation failure ends a process: no memory hint.
+        let killed = machine.handle(.exited(pid: 103, status: .killed(by: 9), note: ""), now: 2)
+        #expect(Self.reports(killed) == [.restarting(.applier, ChildEnd(.exited(.killed(by: 9))), delay: 0.25, attempt: 1, limit: Self.defaultLimit)])
     }
 
     @Test func failedSpawnCountsAsACrash() {
         var machine = Self.machine()
         _ = machine.handle(.start, now: 0)
         let actions = machine.handle(.spawnFailed(child: .nats, reason: "cannot execute /x: No such file"), now: 0)
-        #expect(actions.contains { if case .log(.error, let text) = $0 { text.contains("No such file") } else { false } })
+        let end = ChildEnd(.couldNotStart(reason: "cannot execute /x: No such file"))
+        #expect(Self.reports(actions) == [.restarting(.nats, end, delay: 0.25, attempt: 1, limit: Self.defaultLimit)])
         #expect(machine.handle(.tick, now: 1).contains(.spawn(child: .nats)))
     }
 }

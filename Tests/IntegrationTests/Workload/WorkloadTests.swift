@@ -154,8 +154,8 @@ extension ProcessTests {
             }
             if let held = record.held {
                 // The lock was held past the heartbeat timeout: the workers waited, said so, and none was
-                // restarted (the supervisor logs `… restarting it in …` for every restart).
-                let restarts = logs[held.node].split(separator: "\n").filter { $0.contains("restarting it in") }
+                // restarted (the supervisor logs `child ended: restarting it after its backoff` for every restart).
+                let restarts = supervisorLines(logs[held.node], SupervisorMessage.restarting)
                 #expect(restarts.isEmpty, "node \(held.node + 1), whose application held the write lock for \(String(format: "%.1f", held.seconds)) s, restarted workers (\(replay)):\n\(restarts.prefix(10).joined(separator: "\n"))")
                 let (before, counts) = (record.restartsBeforeHold, record.restartsAfterHold)
                 #expect(!counts.isEmpty && counts == before, "node \(held.node + 1): restarts \(before) when its application took the lock, \(counts) after COMMIT (\(replay))")
