@@ -1,3 +1,5 @@
+import HarmonyConfig
+
 /// The embedded nats-server's handling, with no I/O: which port it listens on, when it counts as ready, when
 /// its liveness is probed and what an answer means, when the disks are measured and what a reading leads to.
 /// The supervisor feeds it events (with the monotonic time) and carries out the actions it returns; the
@@ -24,15 +26,7 @@
 ///   disk is what wedges nats-server 2.9.
 public struct EmbeddedServerMachine: Sendable {
     /// Where a server listens, as its ports file says.
-    public struct Address: Equatable, Sendable {
-        public var host: String
-        public var port: Int
-
-        public init(host: String, port: Int) {
-            self.host = host
-            self.port = port
-        }
-    }
+    public typealias Address = HostPort
 
     /// How a probe of the monitoring endpoint ended.
     public enum ProbeResult: Equatable, Sendable {

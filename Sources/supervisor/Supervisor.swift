@@ -372,7 +372,7 @@ final class Supervisor {
         case .readPortsFile(let pid):
             let port = NATSPortsFile.clientPort(runDirectory: runDirectory, pid: pid)
             let monitoring = port == nil ? [] : NATSPortsFile.monitoringAddresses(runDirectory: runDirectory, pid: pid)
-            embedded(.portsFile(pid: pid, clientPort: port, monitoring: monitoring.map { EmbeddedServerMachine.Address(host: $0.host, port: $0.port) }))
+            embedded(.portsFile(pid: pid, clientPort: port, monitoring: monitoring))
         case .serverReady(_, let port, let monitoring):
             config.natsClientURLs = [EmbeddedServerConfig.clientURL(config, port: port)]
             telemetry.natsURLs = config.natsClientURLs
