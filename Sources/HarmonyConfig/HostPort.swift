@@ -5,6 +5,11 @@ public struct HostPort: Equatable, Sendable {
     /// -1: any free port.
     public var port: Int
 
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
     public init?(parsing text: String) {
         guard let colon = text.lastIndex(of: ":") else { return nil }
         var host = String(text[..<colon])

@@ -1,18 +1,26 @@
 /// Says, once each way, when a filesystem the node writes to (the database's directory, the embedded
 /// JetStream store) runs full and when space is back, so the log tells what happened and what the node does
-/// about it. No I/O: the supervisor passes the free bytes it measured (`statvfs`) and the time.
+/// about it. No I/O: `EmbeddedServerMachine` passes the free bytes the supervisor measured (`statvfs`) and the time.
 public struct DiskSpaceWatch: Sendable {
     public enum Report: Equatable, Sendable {
-        case full(what: String, path: String, freeBytes: UInt64)
-        case recovered(what: String, path: String, freeBytes: UInt64)
+        case full(Holding, path: String, freeBytes: UInt64)
+        case recovered(Holding, path: String, freeBytes: UInt64)
     }
 
-    /// What is watched: a name for the log ("the database", "the JetStream store") and a path on it.
+    /// What a watched filesystem holds.
+    public enum Holding: String, Equatable, Sendable {
+        case database = "the database"
+        case store = "the JetStream store"
+        /// Both on one filesystem: watched once.
+        case databaseAndStore = "the database and the JetStream store"
+    }
+
+    /// What is watched: what the filesystem holds, and a path on it.
     public struct Place: Equatable, Sendable {
-        public var what: String
+        public var holding: Holding
         public var path: String
-        public init(what: String, path: String) {
-            self.what = what
+        public init(_ holding: Holding, path: String) {
+            self.holding = holding
             self.path = path
         }
     }
@@ -45,23 +53,10 @@ public struct DiskSpaceWatch: Sendable {
         if fullPaths.contains(place.path) {
             guard freeBytes >= fullBelow.multipliedReportingOverflow(by: 2).partialValue else { return nil }
             fullPaths.remove(place.path)
-            return .recovered(what: place.what, path: place.path, freeBytes: freeBytes)
+            return .recovered(place.holding, path: place.path, freeBytes: freeBytes)
         }
         guard freeBytes < fullBelow else { return nil }
         fullPaths.insert(place.path)
-        return .full(what: place.what, path: place.path, freeBytes: freeBytes)
-    }
-
-    /// The log line of a report.
-    public static func message(_ report: Report) -> String {
-        switch report {
-        case .full(let what, let path, let free):
-            "disk full: the filesystem holding \(what) (\(path)) has \(free / 1024) KiB free. SQLite refuses writes there"
-                + " (the application gets 'database or disk is full'; what was committed is captured and kept), the applier"
-                + " retries; an embedded nats-server whose store write fails can wedge, and is restarted once it has not"
-                + " answered its liveness probe for [workers.nats] heartbeat_timeout"
-        case .recovered(let what, let path, let free):
-            "disk space is back on the filesystem holding \(what) (\(path)): \(free / 1024) KiB free"
-        }
+        return .full(place.holding, path: place.path, freeBytes: freeBytes)
     }
 }

@@ -8,10 +8,7 @@ import Supervision
 /// supervisor's poll loop: `pollEvents` says what to wait for, `advance` makes progress when the descriptor
 /// is ready, `result` is set once the probe is over. What the answer means is `EmbeddedServerProbe`'s call.
 final class MonitoringProbe {
-    enum Result {
-        case answered([UInt8])
-        case failed(String)
-    }
+    typealias Result = EmbeddedServerMachine.ProbeResult
 
     /// The server's pid the probe is for: an answer counts only for that server.
     let pid: Int32

@@ -10,13 +10,9 @@ enum NATSPortsFile {
     /// The client port the server with `pid` listens on, once it wrote its file.
     static func clientPort(runDirectory: String, pid: Int32) -> Int? { port("nats", runDirectory: runDirectory, pid: pid) }
 
-    /// Where its monitoring endpoint listens, if it has one: on loopback when it listens there (every
-    /// interface included), else the first IPv4 address it names (an operator's `http: "10.0.0.5:8222"`).
-    static func monitoringAddress(runDirectory: String, pid: Int32) -> (host: String, port: Int)? {
-        let addresses = hostPorts("monitoring", runDirectory: runDirectory, pid: pid).filter { !$0.host.contains(":") }
-        guard let chosen = addresses.first(where: { $0.host == "127.0.0.1" }) ?? addresses.first else { return nil }
-        return (chosen.host.isEmpty || chosen.host == "0.0.0.0" ? "127.0.0.1" : chosen.host, chosen.port)
-    }
+    /// Where its monitoring endpoint listens, as it says (none without one); `EmbeddedServerMachine.probeAddress`
+    /// chooses the one probed.
+    static func monitoringAddresses(runDirectory: String, pid: Int32) -> [HostPort] { hostPorts("monitoring", runDirectory: runDirectory, pid: pid) }
 
     private static func port(_ kind: String, runDirectory: String, pid: Int32) -> Int? {
         hostPorts(kind, runDirectory: runDirectory, pid: pid).first?.port

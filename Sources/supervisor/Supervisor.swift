@@ -33,16 +33,9 @@ final class Supervisor {
     private var lastWords: [Int32: String] = [:]
     private var exitCode: Int32?
     private let startedAt = monotonicSeconds()
-    /// The embedded server's client port once known; pinned for its restarts so the broker's URL holds.
-    private var natsPort: Int?
-    private var natsProbePending = false
-    /// The embedded server's liveness probe (`EmbeddedServerProbe`): for the server with `probedPID`, once ready.
-    private var natsProbe: (pid: Int32, port: (host: String, port: Int)?, schedule: EmbeddedServerProbe)?
+    /// The embedded server's port, readiness, liveness probe and the disk watch (`EmbeddedServerMachine`).
+    private var embeddedServer: EmbeddedServerMachine
     private var probeInFlight: MonitoringProbe?
-    /// The last probe problem logged (each one once in a row).
-    private var probeProblem: String?
-    /// Says when the database's or the JetStream store's filesystem runs full, and when space is back.
-    private var diskWatch: DiskSpaceWatch
     /// The public key of `nats.seed_file`, authorized on the embedded server.
     private var nkeyPublicKey: String?
     /// JetStream's file-storage limit for the embedded server (`nats.max_file_store` or its default).
@@ -182,7 +175,9 @@ final class Supervisor {
             self.config.snapshotSigningKey = try Self.snapshotSigningKeyForExternalNATS(config, logger: logger)
             SecretRedaction.register(self.config.secretValues)
         }
-        diskWatch = DiskSpaceWatch(places: Self.watchedPlaces(self.config), now: monotonicSeconds())
+        embeddedServer = EmbeddedServerMachine(storeDirectory: config.embeddedStoreDirectory,
+                                               heartbeatTimeout: Double(config.settings(for: .nats).heartbeatTimeout) / 1000,
+                                               places: Self.watchedPlaces(self.config), now: monotonicSeconds())
         let socketPath = runDirectory + "/" + ControlChannel.socketName
         spawner = ChildSpawner(executableDirectory: ChildSpawner.ownDirectory(), controlSocketPath: socketPath, natsServerPath: natsServer)
         listener = try UnixSocket.listen(path: socketPath)
@@ -231,9 +226,11 @@ final class Supervisor {
                 if let output = outputs[fd], !output.drain() { finished(output) }
             }
             answerStatusQueries(now: monotonicSeconds())
-            if natsProbePending { probeNATS() }
-            serviceLivenessProbe()
-            watchDiskSpace()
+            if let finished = probeInFlight, let result = finished.result {
+                probeInFlight = nil
+                embedded(.probeFinished(pid: finished.pid, result))
+            }
+            embedded(.tick)
             process(.tick)
             if telemetry.tick(machine, now: monotonicSeconds()) {
                 stopReason = ControlMessage.sleepTimeoutReason
@@ -250,10 +247,8 @@ final class Supervisor {
     private func pollTimeout() -> Int32 {
         var timeout = 1.0
         if let deadline = machine.nextDeadline { timeout = min(timeout, max(0, deadline - monotonicSeconds())) }
-        if natsProbePending { timeout = min(timeout, 0.02) }
         for query in pendingStatus { timeout = min(timeout, max(0, query.askedAt + Self.statusWait - monotonicSeconds())) }
-        if let natsProbe, natsProbe.port != nil { timeout = min(timeout, max(0, natsProbe.schedule.nextDeadline - monotonicSeconds())) }
-        timeout = min(timeout, max(0, diskWatch.nextAt - monotonicSeconds()))
+        timeout = min(timeout, max(0, embeddedServer.nextDeadline - monotonicSeconds()))
         return Int32((timeout * 1000).rounded(.up))
     }
 
@@ -275,7 +270,7 @@ final class Supervisor {
                 kill(pid, child == .nats ? SIGINT : SIGTERM)
             }
         case .kill(let pid):
-            if pid == natsProbe?.pid { logStoreSpace(why: "killing the embedded nats-server") }
+            embedded(.killing(pid: pid))
             kill(pid, SIGKILL)
         case .notify(let state):
             notifier.notify(state)
@@ -295,7 +290,9 @@ final class Supervisor {
         var arguments: [String] = []
         if child == .nats {
             do {
-                arguments = try prepareNATSConfiguration()
+                for case .writeConfiguration(let clientPort) in embeddedServer.handle(.starting, now: monotonicSeconds()) {
+                    arguments = try prepareNATSConfiguration(clientPort: clientPort)
+                }
             } catch {
                 process(.spawnFailed(child: child, reason: "\(error)"))
                 return
@@ -318,16 +315,16 @@ final class Supervisor {
             let source: ChildOutput.Source = child == .nats ? .nats : .worker(json: config.logging.format == "json")
             outputs[pipe.read] = ChildOutput(fd: pipe.read, pid: pid, source: source, handler: child == .nats ? natsLogHandler : workerLogHandler(child))
             process(.spawned(child: child, pid: pid))
-            if child == .nats { natsProbePending = true }
+            if child == .nats { embedded(.spawned(pid: pid)) }
         case .failure(let error):
             close(pipe.read)
             process(.spawnFailed(child: child, reason: error.description))
         }
     }
 
-    private func prepareNATSConfiguration() throws -> [String] {
+    private func prepareNATSConfiguration(clientPort: Int?) throws -> [String] {
         let path = runDirectory + "/nats-server.conf"
-        let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: natsPort, nkeyPublicKey: nkeyPublicKey,
+        let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: clientPort, nkeyPublicKey: nkeyPublicKey,
                                                credentials: config.embeddedCredentials, maxFileStore: maxFileStore,
                                                monitoringInServerConfig: !config.nats.serverConfig.isEmpty
                                                    && ServerConfigKeys.setsMonitoring(path: config.nats.serverConfig, read: Self.readBounded),
@@ -363,109 +360,54 @@ final class Supervisor {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// The embedded server is ready once it wrote its ports file: then it listens, and we know the port.
-    private func probeNATS() {
-        guard let pid = machine.pid(of: .nats) else {
-            natsProbePending = false
-            return
-        }
-        guard let port = NATSPortsFile.clientPort(runDirectory: runDirectory, pid: pid) else { return }
-        natsProbePending = false
-        natsPort = port
-        config.natsClientURLs = [EmbeddedServerConfig.clientURL(config, port: port)]
-        telemetry.natsURLs = config.natsClientURLs
-        jetStreamSetup.start(config)
-        let monitoring = NATSPortsFile.monitoringAddress(runDirectory: runDirectory, pid: pid)
-        telemetry.natsMonitoringURL = monitoring.map { "http://\($0.host):\($0.port)" }
-        let timeout = Double(config.settings(for: .nats).heartbeatTimeout) / 1000
-        natsProbe = (pid, monitoring, EmbeddedServerProbe(heartbeatTimeout: timeout, now: monotonicSeconds()))
-        probeInFlight = nil
-        if monitoring == nil {
-            logger.warning("the embedded nats-server names no monitoring port in its ports file (http turned off in nats.server_config?): its liveness is not probed, a wedged server is not restarted")
-        }
-        process(.ready(child: .nats, detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on \($0.host):\($0.port)" } ?? "")))
+    /// Carries out what `EmbeddedServerMachine` decides about the embedded server and the disks.
+    private func embedded(_ event: EmbeddedServerMachine.Event) {
+        for action in embeddedServer.handle(event, now: monotonicSeconds()) { execute(action) }
     }
 
-    /// Starts, finishes and abandons probes of the embedded server's monitoring endpoint; an answer is its life sign.
-    private func serviceLivenessProbe() {
-        guard var probe = natsProbe, machine.pid(of: .nats) == probe.pid else {
-            natsProbe = nil
+    private func execute(_ action: EmbeddedServerMachine.Action) {
+        switch action {
+        case .writeConfiguration:
+            break  // written by `spawn`, which asks for it
+        case .readPortsFile(let pid):
+            let port = NATSPortsFile.clientPort(runDirectory: runDirectory, pid: pid)
+            let monitoring = port == nil ? [] : NATSPortsFile.monitoringAddresses(runDirectory: runDirectory, pid: pid)
+            embedded(.portsFile(pid: pid, clientPort: port, monitoring: monitoring))
+        case .serverReady(_, let port, let monitoring):
+            config.natsClientURLs = [EmbeddedServerConfig.clientURL(config, port: port)]
+            telemetry.natsURLs = config.natsClientURLs
+            jetStreamSetup.start(config)
+            telemetry.natsMonitoringURL = monitoring.map { "http://\($0.host):\($0.port)" }
+            process(.ready(child: .nats, detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on \($0.host):\($0.port)" } ?? "")))
+        case .startProbe(let pid, let address):
+            probeInFlight = MonitoringProbe(pid: pid, host: address.host, port: address.port)
+        case .dropProbe:
             probeInFlight = nil
-            return
-        }
-        let now = monotonicSeconds()
-        guard let address = probe.port else {
-            // Not probed: the process being alive is all there is to know.
+        case .lifeSign:
             process(.lifeSign(child: .nats))
-            return
-        }
-        if let finished = probeInFlight, let result = finished.result {
-            probeInFlight = nil
-            probe.schedule.finished()
-            switch result {
-            case .answered(let response):
-                switch EmbeddedServerProbe.verdict(response: response) {
-                case .alive:
-                    if probeProblem != nil { logger.info("the embedded nats-server answers its liveness probe again") }
-                    probeProblem = nil
-                    process(.lifeSign(child: .nats))
-                case .jetStreamDisabled:
-                    noteProbeProblem("the embedded nats-server reports JetStream disabled on it (nats-server disables it when its store runs out of space, and never enables it again); it is restarted once silent for [workers.nats] heartbeat_timeout", error: true)
-                case .malformed(let reason):
-                    noteProbeProblem("the embedded nats-server's monitoring answer to GET \(EmbeddedServerProbe.path) is not HTTP: \(reason)", error: false)
-                }
-            case .failed(let reason):
-                noteProbeProblem("probing the embedded nats-server (GET \(EmbeddedServerProbe.path) on \(address.host):\(address.port)) failed: \(reason)", error: false)
-            }
-        }
-        let (start, abandon) = probe.schedule.due(now: now)
-        if abandon {
-            noteProbeProblem("the embedded nats-server has not answered GET \(EmbeddedServerProbe.path) within \(probe.schedule.timeout) s (wedged? it is restarted once silent for [workers.nats] heartbeat_timeout)", error: false)
-            logStoreSpace(why: "the embedded nats-server does not answer")
-        }
-        if start { probeInFlight = MonitoringProbe(pid: probe.pid, host: address.host, port: address.port) }
-        natsProbe = probe
-    }
-
-    private func noteProbeProblem(_ text: String, error: Bool) {
-        guard text != probeProblem else { return }
-        probeProblem = text
-        if error { logger.error("\(text)") } else { logger.warning("\(text)") }
-    }
-
-    /// The database's directory and the embedded JetStream store, as one place when they share a filesystem.
-    private static func watchedPlaces(_ config: Configuration) -> [DiskSpaceWatch.Place] {
-        let database = DiskSpaceWatch.Place(what: "the database", path: FilePaths.directory(of: config.dbPath))
-        guard config.nats.isEmbedded else { return [database] }
-        let store = DiskSpaceWatch.Place(what: "the JetStream store", path: config.embeddedStoreDirectory)
-        var first = stat(), second = stat()
-        if stat(database.path, &first) == 0, stat(store.path, &second) == 0, first.st_dev == second.st_dev {
-            return [DiskSpaceWatch.Place(what: "the database and the JetStream store", path: database.path)]
-        }
-        return [database, store]
-    }
-
-    private func watchDiskSpace() {
-        guard diskWatch.due(now: monotonicSeconds()) else { return }
-        for place in diskWatch.places {
-            var stats = statvfs()
-            guard statvfs(place.path, &stats) == 0 else { continue }
-            guard let report = diskWatch.measured(place, freeBytes: UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)) else { continue }
-            if case .full = report { logger.error("\(DiskSpaceWatch.message(report))") } else { logger.info("\(DiskSpaceWatch.message(report))") }
+        case .measureFreeSpace(let place):
+            if let free = Self.freeBytes(place.path) { embedded(.freeSpace(place, freeBytes: free)) }
+        case .measureStoreSpace(let check):
+            if let free = Self.freeBytes(config.embeddedStoreDirectory) { embedded(.storeSpace(check, freeBytes: free)) }
+        case .report(let report):
+            logger.log(report)
         }
     }
 
-    /// Says how much room the JetStream store has: a full disk is what wedges nats-server 2.9.
-    private func logStoreSpace(why: String) {
+    /// The bytes an unprivileged process may still write on the filesystem holding `path`; nil when unknown.
+    private static func freeBytes(_ path: String) -> UInt64? {
         var stats = statvfs()
-        guard statvfs(config.embeddedStoreDirectory, &stats) == 0 else { return }
-        let free = UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)
-        let text = "\(why): the filesystem of its JetStream store \(config.embeddedStoreDirectory) has \(free / 1024) KiB free"
-        if free < 1 << 20 {
-            logger.error("\(text): the disk is full (nats-server 2.9 can deadlock a stream when a store write fails for lack of space; restarting the server recovers it)")
-        } else {
-            logger.warning("\(text)")
-        }
+        guard statvfs(path, &stats) == 0 else { return nil }
+        return UInt64(stats.f_bavail) &* UInt64(stats.f_frsize)
+    }
+
+    /// The database's directory and the embedded JetStream store (`EmbeddedServerMachine.watchedPlaces`).
+    private static func watchedPlaces(_ config: Configuration) -> [DiskSpaceWatch.Place] {
+        let database = FilePaths.directory(of: config.dbPath)
+        let store = config.nats.isEmbedded ? config.embeddedStoreDirectory : nil
+        var first = stat(), second = stat()
+        let same = store.map { stat(database, &first) == 0 && stat($0, &second) == 0 && first.st_dev == second.st_dev } ?? false
+        return EmbeddedServerMachine.watchedPlaces(databaseDirectory: database, storeDirectory: store, sameFileSystem: same)
     }
 
     private func handleSignals() {
@@ -502,6 +444,7 @@ final class Supervisor {
             }
             let said = lastWords.removeValue(forKey: pid).map { "; \($0)" } ?? ""
             process(.exited(pid: pid, status: exit, note: "peak resident memory \(usage.ru_maxrss / 1024) MiB" + said))
+            embedded(.exited(pid: pid))
         }
     }
 

@@ -80,6 +80,54 @@ extension ProcessTests {
             #expect(node.terminate() == 0)
         }
 
+        /// A wedged embedded nats-server (stopped: it answers no probe) is killed once silent for `[workers.nats]
+        /// heartbeat_timeout`, its store's free space said, and restarted on the client port the first one got
+        /// (`EmbeddedServerMachine`): the workers keep running with their URL.
+        @Test func aWedgedNATSServerIsRestartedOnItsClientPort() throws {
+            let node = try NodeUnderTest(toml: "[workers.nats]\nheartbeat_timeout = 2000\nrestart_backoff_initial = 50\n")
+            try node.waitUntilReady()
+            let before = node.children()
+            let wedged = try #require(before["nats"])
+            let listening = "listening for clients on port "  // the embedded server's ready line
+            kill(wedged, SIGSTOP)
+            let replaced = eventually(timeout: 20) { node.log.components(separatedBy: listening).count > 2 }
+            #expect(replaced, "\(node.log)")
+            #expect(!processExists(wedged))
+            let ports = node.log.components(separatedBy: listening).dropFirst().map { $0.prefix { $0.isNumber } }
+            #expect(ports.count == 2 && ports[0] == ports[1] && !ports[0].isEmpty, "\(ports)")
+            #expect(node.log.contains("the embedded nats-server does not answer its liveness probe"), "\(node.log)")
+            #expect(node.log.contains("free space of the embedded nats-server's JetStream store") && node.log.contains("why=killing the embedded nats-server"),
+                    "\(node.log)")
+            for (name, pid) in before where name != "nats" {
+                #expect(node.children()[name] == pid, "\(name) was restarted when nats-server was")
+            }
+            #expect(node.isRunning)
+            #expect(node.terminate() == 0)
+        }
+
+        /// A full filesystem under the database (and the JetStream store beside it) is said once, naming what it
+        /// holds, and the space coming back once (`EmbeddedServerMachine`, `DiskSpaceWatch`).
+        @Test(.enabled(if: geteuid() == 0, "needs root to mount a small tmpfs")) func aFullDiskIsSaidOnceAndItsEndOnce() throws {
+            let disk = try FaultDisk(megabytes: 64)
+            defer { disk.unmount() }
+            let node = try NodeUnderTest(database: disk.path + "/node1.db")
+            try node.waitUntilReady()
+            let full = "ERR [supervisor] disk full: "
+            let holding = "holding=the database and the JetStream store path=\(disk.path)"
+            #expect(!node.log.contains(full), "\(node.log)")
+            disk.fill()
+            #expect(eventually(timeout: 5) { node.log.contains(full) }, "\(node.log)")
+            Thread.sleep(forTimeInterval: 2.5)
+            let fullLines = node.log.split(separator: "\n").filter { $0.contains(full) }
+            #expect(fullLines.count == 1 && fullLines[0].contains(holding), "said once, naming the place: \(fullLines)")
+            disk.free()
+            #expect(eventually(timeout: 5) { node.log.contains("INF [supervisor] disk space is back") }, "\(node.log)")
+            let back = node.log.split(separator: "\n").filter { $0.contains("disk space is back") }
+            #expect(back.count == 1 && back[0].contains(holding), "\(back)")
+            #expect(node.isRunning)
+            _ = node.terminate()
+        }
+
         @Test func hungWorkerIsReplacedAndTheWatchdogResumes() throws {
             let node = try NodeUnderTest(toml: "[workers.applier]\nheartbeat_timeout = 1500\n", watchdogMicroseconds: 2_000_000)
             try node.waitUntilReady()

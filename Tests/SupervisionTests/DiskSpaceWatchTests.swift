@@ -3,8 +3,8 @@ import Testing
 @testable import Supervision
 
 @Suite struct DiskSpaceWatchTests {
-    static let store = DiskSpaceWatch.Place(what: "the JetStream store", path: "/var/lib/nats")
-    static let database = DiskSpaceWatch.Place(what: "the database", path: "/var/lib/db")
+    static let store = DiskSpaceWatch.Place(.store, path: "/var/lib/nats")
+    static let database = DiskSpaceWatch.Place(.database, path: "/var/lib/db")
 
     @Test func fullAndRecoveredAreSaidOnceEachWithHysteresis() {
         var watch = DiskSpaceWatch(places: [Self.store, Self.database], fullBelow: 1000, now: 0)
@@ -13,24 +13,17 @@ import Testing
                               (Self.store, 2000), (Self.store, 3000), (Self.store, 10)] as [(DiskSpaceWatch.Place, UInt64)] {
             reports.append(watch.measured(place, freeBytes: free))
         }
-        #expect(reports == [nil, .full(what: "the JetStream store", path: "/var/lib/nats", freeBytes: 999),
+        #expect(reports == [nil, .full(.store, path: "/var/lib/nats", freeBytes: 999),
                             nil, // said once
                             nil, // each place on its own
                             nil, // not back until twice the line
-                            .recovered(what: "the JetStream store", path: "/var/lib/nats", freeBytes: 2000),
-                            nil, .full(what: "the JetStream store", path: "/var/lib/nats", freeBytes: 10)])
+                            .recovered(.store, path: "/var/lib/nats", freeBytes: 2000),
+                            nil, .full(.store, path: "/var/lib/nats", freeBytes: 10)])
     }
 
     @Test func measuresOncePerInterval() {
         var watch = DiskSpaceWatch(places: [Self.store], interval: 1, now: 10)
         let answers = [10, 10.5, 11].map { watch.due(now: $0) }
         #expect(answers == [true, false, true])
-    }
-
-    @Test func theFullMessageNamesThePlaceAndWhatTheNodeDoes() {
-        let text = DiskSpaceWatch.message(.full(what: "the database and the JetStream store", path: "/data", freeBytes: 4096))
-        #expect(text.hasPrefix("disk full: the filesystem holding the database and the JetStream store (/data) has 4 KiB free"))
-        #expect(text.contains("restarted"))
-        #expect(DiskSpaceWatch.message(.recovered(what: "the database", path: "/data", freeBytes: 2 << 20)).contains("2048 KiB free"))
     }
 }
