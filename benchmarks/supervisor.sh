@@ -24,8 +24,8 @@ echo "start to READY (embedded nats-server, 4 workers), $rounds rounds:"
 for r in $(seq 1 "$rounds"); do
   "$bin" -config "$work/node.toml" > "$work/log" 2>&1 &
   pid=$!
-  until grep -q "ready in" "$work/log"; do sleep 0.01; done
-  grep -o "ready in [0-9.]* s" "$work/log" | sed "s/^/  round $r: /"
+  until grep -q "ready since start" "$work/log"; do sleep 0.01; done
+  grep -o "ready since start seconds=[0-9.]*" "$work/log" | sed "s/^ready since start seconds=/  round $r: /; s/$/ s/"
   if [ "$r" = "$rounds" ]; then
     echo "resident memory after start (VmRSS):"
     printf "  %-24s %s\n" "harmonylite (supervisor)" "$(grep VmRSS /proc/$pid/status | awk '{print $2" kB"}')"

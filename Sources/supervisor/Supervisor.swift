@@ -73,7 +73,7 @@ final class Supervisor {
         LineLogHandler.bootstrap(process: "supervisor", format: config.logging.format, verbose: config.logging.verbose, nodeID: config.nodeID)
         SecretRedaction.register(config.secretValues)
         let logger = Logger(label: "supervisor")
-        for warning in loaded.warnings { logger.warning("configuration: \(warning)") }
+        for warning in loaded.warnings { logger.warning("configuration warning", metadata: ["warning": "\(warning)"]) }
         do {
             let runDirectory = try RunDirectoryLayout.path(for: config)
             let lock = try NodeLock.acquire(for: config, runDirectory: runDirectory)
@@ -88,7 +88,7 @@ final class Supervisor {
             let supervisor = try Supervisor(config: config, runDirectory: runDirectory, signals: signals, logger: logger)
             return supervisor.loop()
         } catch {
-            logger.error("\(error)")
+            logger.error("the node cannot run", metadata: ["error": "\(error)"])
             return (error as? SupervisorError)?.kind == .refused ? SupervisorExitCode.refused : 1
         }
     }
@@ -151,7 +151,8 @@ final class Supervisor {
                 throw SupervisorError(.clusterSecret, cause: error)
             }
             if secret.created {
-                logger.warning("\("created the cluster secret \(config.clusterSecretPath) (mode 0600): copy it to every other node of this cluster ")\("(same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes")")
+                logger.warning("created the cluster secret: copy it to every other node of this cluster (same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes",
+                               metadata: ["path": "\(config.clusterSecretPath)", "mode": "0600"])
             }
             self.config.embeddedCredentials = ClusterSecret.credentials(secret: secret.secret, nodeID: config.nodeID)
             self.config.snapshotSigningKey = ClusterSecret.snapshotSigningKey(secret: secret.secret)
@@ -193,10 +194,11 @@ final class Supervisor {
         if let watchdog {
             let slowest = specs.filter(\.speaksControlProtocol).map { Double($0.settings.heartbeatTimeout) / 1000 }.max() ?? 0
             if slowest > watchdog {
-                logger.warning("WatchdogSec (\(watchdog * 2) s) is shorter than twice the longest heartbeat_timeout (\(slowest) s): systemd may kill the node while one worker is being replaced")
+                logger.warning("WatchdogSec is shorter than twice the longest heartbeat_timeout: systemd may kill the node while one worker is being replaced",
+                               metadata: ["watchdog_s": "\(watchdog * 2)", "heartbeat_timeout_s": "\(slowest)"])
             }
         }
-        logger.info("node \(config.nodeID) starting for \(config.dbPath) (run directory \(runDirectory))")
+        logger.info("node starting", metadata: ["node_id": "\(config.nodeID)", "database": "\(config.dbPath)", "run_directory": "\(runDirectory)"])
     }
 
     // MARK: the loop
@@ -275,7 +277,7 @@ final class Supervisor {
         case .notify(let state):
             notifier.notify(state)
             if case .ready = state {
-                logger.info("ready in \(String(format: "%.2f", monotonicSeconds() - startedAt)) s since start")
+                logger.info("ready since start", metadata: ["seconds": "\(String(format: "%.2f", monotonicSeconds() - startedAt))"])
             }
         case .report(let report):
             logger.log(level: report.level, report.message, metadata: report.metadata)
@@ -487,7 +489,7 @@ final class Supervisor {
             }
             let connection = FrameConnection(fd: fd, maximumFrameSize: 1 << 20)
             guard peer.uid == getuid() else {
-                logger.warning("refused a control connection from pid \(peer.pid): \(IPCError(.peerNotAllowed(uid: peer.uid)))")
+                logger.warning("refused a control connection", metadata: ["peer_pid": "\(peer.pid)", "error": "\(IPCError(.peerNotAllowed(uid: peer.uid)))"])
                 connection.close()
                 continue
             }
@@ -504,7 +506,7 @@ final class Supervisor {
             }
         } catch {
             if error.kind != .connectionClosed {
-                logger.warning("control connection of \(entry.worker.map(\.rawValue) ?? "pid \(entry.peer.pid)"): \(error); closing it")
+                logger.warning("closing a worker's control connection", metadata: ["child": "\(entry.worker.map(\.rawValue) ?? "unknown")", "peer_pid": "\(entry.peer.pid)", "error": "\(error)"])
             }
             closeConnection(fd)
         }
@@ -553,7 +555,7 @@ final class Supervisor {
         case .status(let text):
             // The worker logged this line itself (every status is also a line of its own): said again only
             // at debug level, and with the worker's exit when it is why the worker stopped.
-            logger.debug("\(worker): \(text)")
+            logger.debug("worker status", metadata: ["child": "\(worker)", "status": "\(text)"])
             if telemetry.workerStatus(worker, text), !machine.isReady {
                 // A start that waits loudly (said again every 10 s) is not one systemd's TimeoutStartSec= should kill.
                 notifier.notify(.extendTimeout(microseconds: 60_000_000, .workerWaiting(worker, said: text)))
