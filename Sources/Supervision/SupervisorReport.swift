@@ -12,7 +12,7 @@ public enum SupervisorReport: Equatable, Sendable {
     case allReady
     /// A stop was asked for (SIGTERM, SIGINT, sleep_timeout: `reason`); `alreadyStopping` when the node was
     /// stopping anyway.
-    case stopRequested(reason: String, alreadyStopping: Bool)
+    case stopRequested(reason: StopCause, alreadyStopping: Bool)
     /// A child stopped as asked, for the node's stop.
     case stopped(WorkerRole, ExitStatus)
     /// A child ended on its own while the node stops.
@@ -164,4 +164,22 @@ public enum NodeStatus: Equatable, Sendable {
     case stopping
     /// The node's stop stops this child.
     case stoppingChild(WorkerRole)
+}
+
+/// Why the node stops on its own account (not a refusal or a crash loop).
+public enum StopCause: Equatable, Sendable, CustomStringConvertible {
+    /// systemd or an operator: SIGTERM.
+    case sigterm
+    /// Ctrl-C: SIGINT.
+    case sigint
+    /// `sleep_timeout`: nothing published or applied for `seconds` s.
+    case sleepTimeout(seconds: Double)
+
+    public var description: String {
+        switch self {
+        case .sigterm: "SIGTERM"
+        case .sigint: "SIGINT"
+        case .sleepTimeout(let seconds): "sleep_timeout: no change published or applied for \(seconds) s"
+        }
+    }
 }

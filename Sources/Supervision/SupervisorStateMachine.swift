@@ -53,7 +53,7 @@ public struct SupervisorStateMachine {
         case ready(child: WorkerRole, detail: String)
         case exited(pid: Int32, status: ExitStatus, note: String)
         case tick
-        case terminate(reason: String)
+        case terminate(reason: StopCause)
         case reload
     }
 

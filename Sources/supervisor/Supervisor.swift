@@ -236,7 +236,7 @@ final class Supervisor {
             process(.tick)
             if telemetry.tick(machine, now: monotonicSeconds()) {
                 stopReason = ControlMessage.sleepTimeoutReason
-                process(.terminate(reason: "sleep_timeout: no change published or applied for \(telemetry.sleepTimeoutSeconds) s"))
+                process(.terminate(reason: .sleepTimeout(seconds: telemetry.sleepTimeoutSeconds)))
             }
         }
         telemetry.stop()
@@ -417,7 +417,7 @@ final class Supervisor {
             switch signal {
             case SIGCHLD: reapChildren()
             case SIGHUP: process(.reload)
-            default: process(.terminate(reason: signal == SIGINT ? "SIGINT" : "SIGTERM"))
+            default: process(.terminate(reason: signal == SIGINT ? .sigint : .sigterm))
             }
         }
     }

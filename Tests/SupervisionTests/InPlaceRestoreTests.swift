@@ -165,7 +165,7 @@ import Testing
         var machine = Tests.machine()
         Tests.startAll(&machine)
         _ = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1)
-        var actions = machine.handle(.terminate(reason: "SIGTERM"), now: 1.1)
+        var actions = machine.handle(.terminate(reason: .sigterm), now: 1.1)
         #expect(Tests.notifications(actions).first == .stopping)
         actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.2)
         #expect(!actions.contains { if case .spawnToRestore = $0 { true } else { false } })

@@ -203,9 +203,9 @@ import Testing
         settings.stopTimeout = 1000
         var machine = Self.machine(settings: settings)
         Self.startAll(&machine)
-        var actions = machine.handle(.terminate(reason: "SIGTERM"), now: 1)
+        var actions = machine.handle(.terminate(reason: .sigterm), now: 1)
         #expect(Self.notifications(actions) == [.stopping, .status(.stoppingChild(.capturer))])
-        #expect(Self.reports(actions) == [.stopRequested(reason: "SIGTERM", alreadyStopping: false)])
+        #expect(Self.reports(actions) == [.stopRequested(reason: .sigterm, alreadyStopping: false)])
         #expect(actions.contains(.requestStop(child: .capturer, pid: 104)))
         #expect(!actions.contains(.requestStop(child: .applier, pid: 103)))
         actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.1)
@@ -221,7 +221,7 @@ import Testing
         actions = machine.handle(.exited(pid: 100, status: .exited(0), note: ""), now: 2.6)
         #expect(actions.last == .exit(code: 0))
         // A second SIGTERM while stopping changes nothing.
-        #expect(machine.handle(.terminate(reason: "SIGTERM"), now: 2.7) == [.report(.stopRequested(reason: "SIGTERM", alreadyStopping: true))])
+        #expect(machine.handle(.terminate(reason: .sigterm), now: 2.7) == [.report(.stopRequested(reason: .sigterm, alreadyStopping: true))])
     }
 
     @Test func reloadRestartsWorkersOneAtATimeAndLeavesNATSAlone() {
