@@ -84,8 +84,8 @@ public struct LineLogHandler: LogHandler {
         case .console:
             // journald stamps every entry itself: a second time stamp would only repeat it.
             var text = priorityPrefix ? "" : "\(time ?? Self.timestamp()) "
-            text += "\(Self.tag(level)) [\(label)] \(message)"
-            for key in values.keys.sorted() { text += " \(key)=\(values[key]!)" }
+            text += "\(Self.tag(level)) [\(label)] \(Self.oneLine(message))"
+            for key in values.keys.sorted() { text += " \(key)=\(Self.oneLine(values[key]!))" }
             line += text + "\n"
         case .json:
             var text = "{\"time\":\"\(time ?? Self.timestamp())\",\"level\":\"\(level)\",\"node_id\":\(nodeID),"
@@ -127,6 +127,25 @@ public struct LineLogHandler: LogHandler {
         let rough = SecretRedaction.droppingPartialSecret(Array(cut(text, to: maximumFieldBytes + 1024).utf8))
         let kept = cut(SecretRedaction.redact(String(decoding: rough, as: UTF8.self)), to: maximumFieldBytes - 64)
         return kept + "… (\(total - kept.utf8.count) more bytes cut)"
+    }
+
+    /// A console line is one line: a newline, carriage return or other control character in a message or
+    /// a value (a table name is the application's, a worker's status its own) is written escaped (`\n`,
+    /// `\u{1B}`), so no text can start a line of its own that reads as another process's.
+    static func oneLine(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return text }
+        var escaped = ""
+        escaped.reserveCapacity(text.utf8.count + 8)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\t": escaped += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F: escaped += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
     }
 
     /// The longest prefix of at most `bytes` bytes that ends on a character boundary.

@@ -24,12 +24,12 @@ extension SupervisorStateMachine {
         children[index].state = .notStarted
         guard let restorer = restorerIndex else {
             actions.append(.report(.restoreImpossible(askedBy: name, note: note)))
-            beginShutdown(exitCode: 1, now: now, into: &actions)
+            beginShutdown(exitCode: 1, because: .restoreFailed(name), now: now, into: &actions)
             return
         }
         guard children[index].history.recordCrash(at: now, policy: policy, randomUnit: randomUnit()) != nil else {
             actions.append(.report(.restoresExhausted(askedBy: name, note: note, limit: RestartLimit(policy))))
-            beginShutdown(exitCode: 1, now: now, into: &actions)
+            beginShutdown(exitCode: 1, because: .restoreFailed(name), now: now, into: &actions)
             return
         }
         children[index].restarts += 1

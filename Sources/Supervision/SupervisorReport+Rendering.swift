@@ -134,6 +134,7 @@ extension ChildEnd {
 
     func metadata(_ role: WorkerRole) -> Logger.Metadata {
         var fields: Logger.Metadata = ["status": "\(statusText)"]
+        if let pid { fields["child_pid"] = "\(pid)" }
         if !note.isEmpty { fields["note"] = "\(note)" }
         if let memory = memoryLimitText(role) { fields["memory_limit"] = "\(memory)" }
         return fields
@@ -155,7 +156,7 @@ extension SystemdState {
         switch self {
         case .ready(let status): "READY=1\nSTATUS=\(status)"
         case .reloading(let status): "RELOADING=1\nSTATUS=\(status)"
-        case .stopping: "STOPPING=1\nSTATUS=\(NodeStatus.stopping)"
+        case .stopping(let reason): "STOPPING=1\nSTATUS=\(NodeStatus.stopping)\(StopReason.suffix(reason))"
         case .status(let status): "STATUS=\(status)"
         case .watchdog: "WATCHDOG=1"
         case .extendTimeout(let microseconds, let status): "EXTEND_TIMEOUT_USEC=\(microseconds)\nSTATUS=\(status)"
@@ -185,7 +186,7 @@ extension NodeStatus: CustomStringConvertible {
         case .restorerRestoring(let role): "restoring: \(role) restores a snapshot"
         case .restoreStarting(let role): "restoring: starting \(role)"
         case .stopping: "stopping"
-        case .stoppingChild(let role): "stopping \(role)"
+        case .stoppingChild(let role, let reason): "stopping \(role)\(StopReason.suffix(reason))"
         }
     }
 
@@ -202,5 +203,17 @@ extension NodeStatus: CustomStringConvertible {
             result += piece
         }
         return result
+    }
+}
+
+extension StopReason {
+    /// `: broker refused the start`, for the stop's `STATUS=` lines; "" for a stop that was asked for.
+    static func suffix(_ reason: StopReason?) -> String {
+        switch reason {
+        case nil: ""
+        case .refused(let role): ": \(role) refused the start"
+        case .gaveUp(let role, let end): ": \(role) ended more often than its restart budget allows (\(NodeStatus.oneLine(end.statusText)))"
+        case .restoreFailed(let role): ": \(role) found changes missing that no snapshot restore could bring"
+        }
     }
 }

@@ -72,14 +72,17 @@ public struct ChildEnd: Equatable, Sendable {
     }
 
     public var cause: Cause
+    /// The process that ended (nil: none was started).
+    public var pid: Int32?
     /// What the child said last (its stopping or cannot-start status, a crash line), or "".
     public var note: String
     /// Its `memory_limit` in bytes, when it has one and ended the way an allocation failure under RLIMIT_AS
     /// ends a process: raising the limit may help.
     public var memoryLimit: UInt64?
 
-    public init(_ cause: Cause, note: String = "", memoryLimit: UInt64? = nil) {
+    public init(_ cause: Cause, pid: Int32? = nil, note: String = "", memoryLimit: UInt64? = nil) {
         self.cause = cause
+        self.pid = pid
         self.note = note
         self.memoryLimit = memoryLimit
     }
@@ -122,8 +125,8 @@ public enum SystemdState: Equatable, Sendable {
     case ready(NodeStatus)
     /// `RELOADING=1`: a reload begins.
     case reloading(NodeStatus)
-    /// `STOPPING=1`: the node stops.
-    case stopping
+    /// `STOPPING=1`: the node stops; `because` says why when it is not asked to (nil: asked).
+    case stopping(because: StopReason? = nil)
     /// A new `STATUS=` line alone.
     case status(NodeStatus)
     /// `WATCHDOG=1`.
@@ -162,8 +165,19 @@ public enum NodeStatus: Equatable, Sendable {
     case restoreStarting(WorkerRole)
     /// The node stops.
     case stopping
-    /// The node's stop stops this child.
-    case stoppingChild(WorkerRole)
+    /// The node's stop stops this child; `because` as in `SystemdState.stopping`.
+    case stoppingChild(WorkerRole, because: StopReason? = nil)
+}
+
+/// Why the node stops when nobody asked it to: kept in every `STATUS=` of the stop, so the line systemd shows
+/// last (`systemctl status`) still says it.
+public enum StopReason: Equatable, Sendable {
+    /// The child refused the start (`WorkerExitCode.refused`).
+    case refused(WorkerRole)
+    /// The child ended more often than its restart budget allows.
+    case gaveUp(WorkerRole, ChildEnd)
+    /// The child found changes missing and no restore could cure it (none possible, or past the budget).
+    case restoreFailed(WorkerRole)
 }
 
 /// Why the node stops on its own account (not a refusal or a crash loop).

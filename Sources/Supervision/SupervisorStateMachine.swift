@@ -106,6 +106,8 @@ public struct SupervisorStateMachine {
 
     var children: [Child]
     var phase: Phase = .idle
+    /// Why the node stops, when it was not asked to: said in every STATUS= of the stop.
+    var stopReason: StopReason?
     /// A reload asked for during an in-place restore (or interrupted by one): done once the restore is over,
     /// never dropped (a reload's stops and the restore's would otherwise cross, and a child stopped by one
     /// and started by neither would stay stopped until the node restarts).
@@ -222,7 +224,7 @@ public struct SupervisorStateMachine {
 
         case .exited(let pid, let status, let note):
             guard let index = children.firstIndex(where: { self.pid(of: $0.spec.role) == pid }) else { return [] }
-            childExited(index, status: status, note: note, now: now, into: &actions)
+            childExited(index, pid: pid, status: status, note: note, now: now, into: &actions)
 
         case .tick:
             tick(now: now, into: &actions)
@@ -311,7 +313,7 @@ public struct SupervisorStateMachine {
 
     // MARK: exits and restarts
 
-    private mutating func childExited(_ index: Int, status: ExitStatus, note: String, now: Double, into actions: inout [Action]) {
+    private mutating func childExited(_ index: Int, pid: Int32, status: ExitStatus, note: String, now: Double, into actions: inout [Action]) {
         let name = children[index].spec.role
         if case .stopping(_, _, let purpose, _) = children[index].state {
             if case .stopping = phase, purpose != .shutdown {
@@ -340,13 +342,13 @@ public struct SupervisorStateMachine {
                 continueRestore(now: now, into: &actions)
                 return
             case .hung:
-                childEnded(index, why: ChildEnd(.killedUnresponsive, note: note), now: now, into: &actions)
+                childEnded(index, why: ChildEnd(.killedUnresponsive, pid: pid, note: note), now: now, into: &actions)
                 return
             }
         }
         if case .stopping = phase {
             children[index].state = .notStarted
-            actions.append(.report(.endedWhileStopping(name, ChildEnd(.exited(status), note: note))))
+            actions.append(.report(.endedWhileStopping(name, ChildEnd(.exited(status), pid: pid, note: note))))
             continueShutdown(now: now, into: &actions)
             return
         }
@@ -359,10 +361,10 @@ public struct SupervisorStateMachine {
             children[index].state = .notStarted
             actions.append(.report(.refused(name, note: note)))
             actions.append(.notify(.status(.refused(name, note: note))))
-            beginShutdown(exitCode: SupervisorExitCode.refused, now: now, into: &actions)
+            beginShutdown(exitCode: SupervisorExitCode.refused, because: .refused(name), now: now, into: &actions)
             return
         }
-        var why = ChildEnd(.exited(status), note: note)
+        var why = ChildEnd(.exited(status), pid: pid, note: note)
         if status.couldBeAllocationFailure, children[index].spec.settings.memoryLimit > 0 {
             why.memoryLimit = children[index].spec.settings.memoryLimit
         }
@@ -387,7 +389,7 @@ public struct SupervisorStateMachine {
         guard let delay = children[index].history.recordCrash(at: now, policy: policy, randomUnit: randomUnit()) else {
             children[index].state = .notStarted
             actions.append(.report(.gaveUp(name, why, limit: RestartLimit(policy))))
-            beginShutdown(exitCode: 1, now: now, into: &actions)
+            beginShutdown(exitCode: 1, because: .gaveUp(name, why), now: now, into: &actions)
             return
         }
         children[index].state = .waitingToRestart(at: now + delay)
@@ -456,9 +458,10 @@ public struct SupervisorStateMachine {
 
     // MARK: shutdown
 
-    mutating func beginShutdown(exitCode: Int32, now: Double, into actions: inout [Action]) {
+    mutating func beginShutdown(exitCode: Int32, because reason: StopReason? = nil, now: Double, into actions: inout [Action]) {
         phase = .stopping(exitCode: exitCode)
-        actions.append(.notify(.stopping))
+        stopReason = reason
+        actions.append(.notify(.stopping(because: reason)))
         cancelRestarts(of: children.indices)
         continueShutdown(now: now, into: &actions)
     }
@@ -466,7 +469,8 @@ public struct SupervisorStateMachine {
     /// Stops the last running child (reverse start order), one at a time; exits when none is left.
     private mutating func continueShutdown(now: Double, into actions: inout [Action]) {
         guard case .stopping(let exitCode) = phase,
-              stopNext(of: children.indices, purpose: .shutdown, status: NodeStatus.stoppingChild, now: now, into: &actions) else { return }
+              stopNext(of: children.indices, purpose: .shutdown, status: { [stopReason] in .stoppingChild($0, because: stopReason) }, now: now,
+                       into: &actions) else { return }
         phase = .exited
         nextWatchdog = nil
         actions.append(.report(.allStopped))

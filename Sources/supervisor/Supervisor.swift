@@ -33,6 +33,8 @@ final class Supervisor {
     private var lastWords: [Int32: String] = [:]
     private var exitCode: Int32?
     private let startedAt = monotonicSeconds()
+    /// The start's time to ready is said once: a reload's or a restore's READY=1 is not a start.
+    private var startSaid = false
     /// The embedded server's port, readiness, liveness probe and the disk watch (`EmbeddedServerMachine`).
     private var embeddedServer: EmbeddedServerMachine
     private var probeInFlight: MonitoringProbe?
@@ -276,7 +278,8 @@ final class Supervisor {
             kill(pid, SIGKILL)
         case .notify(let state):
             notifier.notify(state)
-            if case .ready = state {
+            if case .ready = state, !startSaid {
+                startSaid = true
                 logger.info("ready since start", metadata: ["seconds": "\(String(format: "%.2f", monotonicSeconds() - startedAt))"])
             }
         case .report(let report):

@@ -35,7 +35,7 @@ import Testing
         #expect(!actions.contains(.kill(pid: 101)), "the workers are left alone")
         let exit = machine.handle(.exited(pid: 100, status: .killed(by: 9), note: ""), now: 20.1)
         let limit = RestartLimit(intensity: 5, period: 60)
-        #expect(exit.contains(.report(.restarting(.nats, ChildEnd(.killedUnresponsive), delay: 0.25, attempt: 1, limit: limit))))
+        #expect(exit.contains(.report(.restarting(.nats, ChildEnd(.killedUnresponsive, pid: 100), delay: 0.25, attempt: 1, limit: limit))))
         #expect(machine.handle(.tick, now: 21).contains(.spawn(child: .nats)))
     }
 

@@ -92,7 +92,7 @@ import Testing
         _ = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 1)
         _ = machine.handle(.spawned(child: .snapshotter, pid: 300), now: 1)
         let crash = machine.handle(.exited(pid: 300, status: .killed(by: 9), note: ""), now: 2)
-        #expect(Tests.notifications(crash) == [.status(.degraded(.snapshotter, restartIn: 0.25, ChildEnd(.exited(.killed(by: 9)))))])
+        #expect(Tests.notifications(crash) == [.status(.degraded(.snapshotter, restartIn: 0.25, ChildEnd(.exited(.killed(by: 9)), pid: 300)))])
         #expect(machine.handle(.tick, now: 3) == [.spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")])
         _ = machine.handle(.spawned(child: .snapshotter, pid: 301), now: 3)
         #expect(machine.handle(.ready(child: .snapshotter, detail: ""), now: 4).contains(.spawn(child: .applier)))
@@ -156,7 +156,7 @@ import Testing
         }
         let applier = machine.pid(of: .applier)!
         let actions = machine.handle(.exited(pid: applier, status: Self.restoreNeeded, note: ""), now: now)
-        #expect(Tests.notifications(actions).first == .stopping)
+        #expect(Tests.notifications(actions).first == .stopping(because: .restoreFailed(.applier)))
         #expect(Tests.reports(actions) == [.restoresExhausted(askedBy: .applier, note: "", limit: RestartLimit(intensity: 2, period: 60))])
     }
 
@@ -166,7 +166,7 @@ import Testing
         Tests.startAll(&machine)
         _ = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1)
         var actions = machine.handle(.terminate(reason: .sigterm), now: 1.1)
-        #expect(Tests.notifications(actions).first == .stopping)
+        #expect(Tests.notifications(actions).first == .stopping())
         actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.2)
         #expect(!actions.contains { if case .spawnToRestore = $0 { true } else { false } })
         #expect(Self.stops(actions) == [WorkerRole.snapshotter])

@@ -80,7 +80,12 @@ import Testing
         let roles: [WorkerRole] = [.nats, .broker]
         #expect(SystemdState.ready(.ready(roles)).notification == "READY=1\nSTATUS=ready: nats, broker running")
         #expect(SystemdState.reloading(.reloading).notification == "RELOADING=1\nSTATUS=reloading: restarting workers one at a time")
-        #expect(SystemdState.stopping.notification == "STOPPING=1\nSTATUS=stopping")
+        #expect(SystemdState.stopping().notification == "STOPPING=1\nSTATUS=stopping")
+        #expect(SystemdState.stopping(because: .refused(.broker)).notification == "STOPPING=1\nSTATUS=stopping: broker refused the start")
+        #expect(SystemdState.status(.stoppingChild(.nats, because: .gaveUp(.capturer, ChildEnd(.exited(.exited(1)), pid: 7)))).notification
+            == "STATUS=stopping nats: capturer ended more often than its restart budget allows (exited with status 1)")
+        #expect(SystemdState.status(.stoppingChild(.nats, because: .restoreFailed(.applier))).notification
+            == "STATUS=stopping nats: applier found changes missing that no snapshot restore could bring")
         #expect(SystemdState.watchdog.notification == "WATCHDOG=1")
         #expect(SystemdState.extendTimeout(microseconds: 60_000_000, .startWaiting(for: [.applier, .capturer], seconds: 20)).notification
             == "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=starting: still waiting for applier, capturer to be ready (20 s)")

@@ -100,7 +100,7 @@ import Testing
         Self.startAll(&machine, now: 0)
         let actions = machine.handle(.exited(pid: 101, status: .killed(by: 9), note: ""), now: 1)
         #expect(!actions.contains { if case .requestStop = $0 { true } else { false } }, "no other child is touched")
-        let end = ChildEnd(.exited(.killed(by: 9)))
+        let end = ChildEnd(.exited(.killed(by: 9)), pid: 101)
         #expect(actions == [
             .report(.restarting(.broker, end, delay: 0.25, attempt: 1, limit: Self.defaultLimit)), .notify(.status(.degraded(.broker, restartIn: 0.25, end))),
         ])
@@ -150,8 +150,10 @@ import Testing
             _ = machine.handle(.spawned(child: .capturer, pid: pid), now: now)
         }
         let actions = machine.handle(.exited(pid: pid, status: .exited(1), note: ""), now: now)
-        #expect(Self.notifications(actions).first == .stopping)
-        #expect(Self.reports(actions) == [.gaveUp(.capturer, ChildEnd(.exited(.exited(1))), limit: RestartLimit(intensity: 2, period: 60))])
+        let end = ChildEnd(.exited(.exited(1)), pid: pid)
+        #expect(Self.notifications(actions).first == .stopping(because: .gaveUp(.capturer, end)))
+        #expect(Self.notifications(actions).last == .status(.stoppingChild(.applier, because: .gaveUp(.capturer, end))), "the reason stays in STATUS=")
+        #expect(Self.reports(actions) == [.gaveUp(.capturer, end, limit: RestartLimit(intensity: 2, period: 60))])
         // The drain starts with the last child still running: applier.
         #expect(actions.contains(.requestStop(child: .applier, pid: 103)))
         var drained: [Action] = []
@@ -188,7 +190,7 @@ import Testing
         #expect(!actions.contains(.spawn(child: .capturer)))
         let note = "cannot take over upstream HarmonyLite's change log: …"
         #expect(Self.reports(actions) == [.refused(.capturer, note: note)], "refused, not restarting")
-        #expect(Self.notifications(actions) == [.status(.refused(.capturer, note: note)), .stopping, .status(.stoppingChild(.applier))])
+        #expect(Self.notifications(actions) == [.status(.refused(.capturer, note: note)), .stopping(because: .refused(.capturer)), .status(.stoppingChild(.applier, because: .refused(.capturer)))])
         #expect(actions.contains(.requestStop(child: .applier, pid: 103)))
         var drained: [Action] = []
         for pid in [103, 102, 101, 100] {
@@ -204,7 +206,7 @@ import Testing
         var machine = Self.machine(settings: settings)
         Self.startAll(&machine)
         var actions = machine.handle(.terminate(reason: .sigterm), now: 1)
-        #expect(Self.notifications(actions) == [.stopping, .status(.stoppingChild(.capturer))])
+        #expect(Self.notifications(actions) == [.stopping(), .status(.stoppingChild(.capturer))])
         #expect(Self.reports(actions) == [.stopRequested(reason: .sigterm, alreadyStopping: false)])
         #expect(actions.contains(.requestStop(child: .capturer, pid: 104)))
         #expect(!actions.contains(.requestStop(child: .applier, pid: 103)))
@@ -263,11 +265,11 @@ import Testing
         var machine = Self.machine(settings: settings)
         Self.startAll(&machine)
         let actions = machine.handle(.exited(pid: 102, status: .killed(by: 6), note: "peak resident memory 60 MiB"), now: 1)
-        let end = ChildEnd(.exited(.killed(by: 6)), note: "peak resident memory 60 MiB", memoryLimit: 64 << 20)
+        let end = ChildEnd(.exited(.killed(by: 6)), pid: 102, note: "peak resident memory 60 MiB", memoryLimit: 64 << 20)
         #expect(Self.reports(actions) == [.restarting(.snapshotter, end, delay: 0.25, attempt: 1, limit: Self.defaultLimit)])
         // A clean exit or SIGKILL is not how an allocation failure ends a process: no memory hint.
         let killed = machine.handle(.exited(pid: 103, status: .killed(by: 9), note: ""), now: 2)
-        #expect(Self.reports(killed) == [.restarting(.applier, ChildEnd(.exited(.killed(by: 9))), delay: 0.25, attempt: 1, limit: Self.defaultLimit)])
+        #expect(Self.reports(killed) == [.restarting(.applier, ChildEnd(.exited(.killed(by: 9)), pid: 103), delay: 0.25, attempt: 1, limit: Self.defaultLimit)])
     }
 
     @Test func failedSpawnCountsAsACrash() {
