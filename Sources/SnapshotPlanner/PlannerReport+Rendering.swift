@@ -100,9 +100,10 @@ extension PlannerReport {
         switch self {
         case .waiting(let awaited, let cause, _): "waiting for \(awaited): \(cause)"
         case .stillWaiting(let awaited, let seconds, let cause): "still waiting for \(awaited) (\(seconds) s): \(cause)"
-        case .gapUncovered(let gap, _, _): "restoring: no snapshot covers what the streams no longer hold (\(gap)): waiting for a newer one"
+        // Waits start "waiting for": the supervisor shows them in STATUS= and `-status` (`NodeView.Worker.isWait`).
+        case .gapUncovered(let gap, _, _): "waiting for a snapshot that covers what the streams no longer hold (\(gap))"
         case .snapshotRefused(let error, let retryEvery):
-            "restoring: snapshot refused: \(error); the database is unchanged, looking for another snapshot every \(Self.seconds(retryEvery)) s"
+            "waiting for another snapshot: snapshot refused: \(error); the database is unchanged, looking again every \(Self.seconds(retryEvery)) s"
         case .waitingForSnapshot: "waiting for a snapshot (0 s): \(SnapshotWaitCause.noSnapshotYet)"
         case .stillWaitingForSnapshot(let seconds, let cause): "still waiting for a snapshot (\(seconds) s): \(cause)"
         case .saved(let summary): "saved a snapshot: \(summary)"

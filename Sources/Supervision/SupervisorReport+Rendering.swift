@@ -177,6 +177,8 @@ extension NodeStatus: CustomStringConvertible {
         case .ready(let roles): "ready: \(SupervisorReport.list(roles)) running"
         case .degraded(let role, let delay, let end):
             "degraded: \(role) restarting in \(SupervisorReport.seconds(delay)) s (\(Self.oneLine(end.summary)))"
+        case .degradedRestarting(let restarting, let running):
+            "degraded: \(SupervisorReport.list(restarting)) restarting; \(running.isEmpty ? "nothing" : SupervisorReport.list(running)) running"
         case .refused(let role, let note): note.isEmpty ? "refused: \(role)" : "refused: \(role); \(Self.oneLine(note))"
         case .reloading: "reloading: restarting workers one at a time"
         case .reloadingWorker(let role): "reloading: restarting \(role)"

@@ -147,6 +147,8 @@ public enum NodeStatus: Equatable, Sendable {
     case ready([WorkerRole])
     /// A child ended and is restarted in `restartIn` s.
     case degraded(WorkerRole, restartIn: Double, ChildEnd)
+    /// These children wait for their restart; the others listed run and are ready.
+    case degradedRestarting([WorkerRole], running: [WorkerRole])
     /// A child refused the start (with what it said): the node stops.
     case refused(WorkerRole, note: String)
     /// A reload begins.

@@ -533,7 +533,12 @@ public struct SupervisorStateMachine {
         if let index = index(of: name) { body(&children[index]) }
     }
 
-    var runningStatus: NodeStatus { .ready(children.map(\.spec.role)) }
+    /// The children that run and are ready; while another waits for its restart, the node is degraded still.
+    var runningStatus: NodeStatus {
+        let running = children.filter { if case .running(_, _, true) = $0.state { true } else { false } }.map(\.spec.role)
+        let restarting = children.filter { if case .waitingToRestart = $0.state { true } else { false } }.map(\.spec.role)
+        return restarting.isEmpty ? .ready(running) : .degradedRestarting(restarting, running: running)
+    }
 
     private var nodePhase: NodePhase {
         switch phase {

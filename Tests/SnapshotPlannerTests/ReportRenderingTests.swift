@@ -97,7 +97,8 @@ import Testing
         let stillSnapshot = PlannerReport.stillWaitingForSnapshot(seconds: 18, cause: .noSnapshotYet)
         #expect(stillSnapshot.statusLine?.hasPrefix("still waiting for a snapshot (18 s): no snapshot in the store yet") == true)
         #expect(PlannerReport.waitingForSnapshot(store: "nats", lookEvery: 3).statusLine?.hasPrefix("waiting for a snapshot (0 s): ") == true)
-        #expect(PlannerReport.snapshotRefused(error: "unsigned", retryEvery: 30).statusLine?.hasPrefix("restoring: snapshot refused: unsigned") == true)
+        #expect(PlannerReport.snapshotRefused(error: "unsigned", retryEvery: 30).statusLine?.hasPrefix("waiting for another snapshot: snapshot refused: unsigned") == true)
+
         #expect(PlannerReport.saved(summary: "12 MiB").statusLine == "saved a snapshot: 12 MiB")
         let withStatus = Set(Self.samples.filter { $0.report.statusLine != nil }.map { Self.name($0.report) })
         #expect(withStatus == ["waiting", "stillWaiting", "gapUncovered", "snapshotRefused", "waitingForSnapshot", "stillWaitingForSnapshot", "saved",

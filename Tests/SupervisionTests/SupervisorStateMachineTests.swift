@@ -115,6 +115,23 @@ import Testing
         #expect(machine.isReady)
     }
 
+    /// A child back while another still waits for its restart: STATUS= says degraded, naming both, not "ready".
+    @Test func aChildBackWhileAnotherWaitsForItsRestartLeavesTheNodeDegraded() {
+        var machine = Self.machine()
+        Self.startAll(&machine, now: 0)
+        _ = machine.handle(.exited(pid: 101, status: .killed(by: 9), note: ""), now: 1)
+        #expect(machine.handle(.tick, now: 1.26) == [.spawn(child: .broker)])
+        _ = machine.handle(.spawned(child: .broker, pid: 201), now: 1.26)
+        _ = machine.handle(.exited(pid: 104, status: .killed(by: 9), note: ""), now: 1.3)
+        let ready = machine.handle(.ready(child: .broker, detail: ""), now: 1.4)
+        #expect(Self.notifications(ready) == [.status(.degradedRestarting([.capturer], running: [.nats, .broker, .snapshotter, .applier]))])
+        #expect(SystemdState.status(.degradedRestarting([.capturer], running: [.nats, .broker])).notification
+            == "STATUS=degraded: capturer restarting; nats, broker running")
+        #expect(machine.handle(.tick, now: 1.56) == [.spawn(child: .capturer)])
+        _ = machine.handle(.spawned(child: .capturer, pid: 204), now: 1.56)
+        #expect(Self.notifications(machine.handle(.ready(child: .capturer, detail: ""), now: 1.6)) == [.status(.ready(Self.names))])
+    }
+
     @Test func backoffDoublesWithJitterUpToTheMaximum() {
         let policy = RestartPolicy(initialDelay: 0.25, maximumDelay: 1.0, intensity: 10, period: 60)
         var history = RestartPolicy.History()
