@@ -145,7 +145,7 @@ public final class ChangeApplier {
                 let message = ParkedMessage(
                     stream: source.stream, sequence: source.sequence,
                     payload: ChangeBatch(origin: source.origin, schemaHash: source.schemaHash, events: parked.events).encoded(compress: false),
-                    reason: "\(parked.error); the message's other rows are applied", kind: parked.error.kind.name, attempts: 1)
+                    reason: "\(parked.error); the message's other rows are applied", kind: parked.error.kind.parkedKind, attempts: 1)
                 try ParkedMessages.setAside(message, in: database)
                 outcome.partlyParked.append(message)
             }
@@ -325,7 +325,7 @@ public final class ChangeApplier {
             payload: ChangeBatch(origin: event.writer, schemaHash: "", events: [kept]).encoded(compress: false),
             reason: "column(s) \(columns.joined(separator: ", ")) of \(event.table): this node cannot tell whether they were dropped or renamed "
                 + "(docs/schema-changes.md); their values are kept here and never written into another column, the row's other columns are applied",
-            kind: ParkedMessage.columnsKeptAside, attempts: 1)
+            kind: .columnsKeptAside, attempts: 1)
         try ParkedMessages.setAside(message, in: database)
         keptAside.append(message)
     }
@@ -714,12 +714,12 @@ public struct ApplyError: Error, CustomStringConvertible {
         /// SQLite refused the write (a constraint, a full disk, a busy database): `SQLiteError.code` says which.
         case database(Int32)
 
-        /// As the dead-letter table names it (the same words as `ApplyFailure.Kind`).
-        public var name: String {
+        /// As the dead-letter table keeps it.
+        public var parkedKind: ParkedKind {
             switch self {
-            case .schemaMissing: "schema-missing"
-            case .keyMismatch: "key-mismatch"
-            case .database(let code): "database-\(code & 0xff)"
+            case .schemaMissing: .schemaMissing
+            case .keyMismatch: .keyMismatch
+            case .database(let code): .database(code)
             }
         }
     }

@@ -1,23 +1,72 @@
 import SQLiteKit
 
+/// Why a message is parked, in one word as the table stores it (`undecodable`, `schema-missing`, …). A word
+/// this build does not know (written by another version) is kept as it is.
+public enum ParkedKind: Equatable, Sendable, CustomStringConvertible {
+    /// The payload is not a change batch.
+    case undecodable
+    /// Its subject names another publisher than its origin: never applied, not even by `-retry-parked`.
+    case forgedOrigin
+    /// This node lacks the table or a column.
+    case schemaMissing
+    /// The event's key is not the local primary key.
+    case keyMismatch
+    /// SQLite refused the write with this primary result code.
+    case database(Int32)
+    /// Values of columns whose fate is unknown here, kept aside (`ChangeApplier`): shown, never retried (no
+    /// retry can tell which column they belong to).
+    case columnsKeptAside
+    /// A word this build does not know.
+    case other(String)
+
+    /// The stored word back to its kind.
+    public init(stored word: String) {
+        switch word {
+        case "undecodable": self = .undecodable
+        case "forged-origin": self = .forgedOrigin
+        case "schema-missing": self = .schemaMissing
+        case "key-mismatch": self = .keyMismatch
+        case "columns-kept-aside": self = .columnsKeptAside
+        default:
+            if word.hasPrefix("database-"), let code = Int32(word.dropFirst("database-".count)) {
+                self = .database(code)
+            } else {
+                self = .other(word)
+            }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .undecodable: "undecodable"
+        case .forgedOrigin: "forged-origin"
+        case .schemaMissing: "schema-missing"
+        case .keyMismatch: "key-mismatch"
+        case .database(let code): "database-\(code & 0xff)"
+        case .columnsKeptAside: "columns-kept-aside"
+        case .other(let word): word
+        }
+    }
+
+    /// Whether a retry of the parked messages tries it again.
+    public var isRetried: Bool { self != .forgedOrigin && self != .columnsKeptAside }
+}
+
 /// A message this node could not apply, kept with its bytes in `__harmonylite___parked`.
 public struct ParkedMessage: Equatable, Sendable {
-    /// The kind of the values of columns whose fate is unknown here, kept aside (`ChangeApplier`): shown,
-    /// never retried (no retry can tell which column they belong to).
-    public static let columnsKeptAside = "columns-kept-aside"
 
     public var stream: String
     public var sequence: UInt64
     public var payload: [UInt8]
     public var reason: String
-    /// Why, in one word: `undecodable`, `schema-missing`, `key-mismatch`, `database-<code>`.
-    public var kind: String
+    /// Why, in one word (stored as `ParkedKind.description`).
+    public var kind: ParkedKind
     /// UTC wall time of the parking, ISO 8601.
     public var parkedAt: String
     /// Failed attempts: before it was parked, and each retry since.
     public var attempts: Int
 
-    public init(stream: String, sequence: UInt64, payload: [UInt8], reason: String, kind: String, parkedAt: String = "", attempts: Int) {
+    public init(stream: String, sequence: UInt64, payload: [UInt8], reason: String, kind: ParkedKind, parkedAt: String = "", attempts: Int) {
         self.stream = stream
         self.sequence = sequence
         self.payload = payload
@@ -63,7 +112,7 @@ public enum ParkedMessages {
                 + "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?)"
         ).run([
             .text(Array(message.stream.utf8)), .integer(Int64(bitPattern: message.sequence)), .blob(message.payload),
-            .text(Array(message.reason.utf8)), .text(Array(message.kind.utf8)), .integer(Int64(message.attempts)),
+            .text(Array(message.reason.utf8)), .text(Array(message.kind.description.utf8)), .integer(Int64(message.attempts)),
         ])
     }
 
@@ -76,7 +125,7 @@ public enum ParkedMessages {
                 + "ON CONFLICT (stream, sequence) DO UPDATE SET payload = excluded.payload, reason = excluded.reason, kind = excluded.kind"
         ).run([
             .text(Array(message.stream.utf8)), .integer(Int64(bitPattern: message.sequence)), .blob(message.payload),
-            .text(Array(message.reason.utf8)), .text(Array(message.kind.utf8)), .integer(Int64(message.attempts)),
+            .text(Array(message.reason.utf8)), .text(Array(message.kind.description.utf8)), .integer(Int64(message.attempts)),
         ])
     }
 
@@ -87,7 +136,7 @@ public enum ParkedMessages {
             .all().map { row in
                 ParkedMessage(
                     stream: text(row[0]), sequence: UInt64(bitPattern: integer(row[1])), payload: bytes(row[2]),
-                    reason: text(row[3]), kind: text(row[4]), parkedAt: text(row[5]), attempts: Int(integer(row[6])))
+                    reason: text(row[3]), kind: ParkedKind(stored: text(row[4])), parkedAt: text(row[5]), attempts: Int(integer(row[6])))
             }
     }
 

@@ -351,6 +351,16 @@ final class ApplyService: WorkerLoopHandler {
         }
     }
 
+    private static func parkedKind(_ kind: ApplyFailure.Kind) -> ParkedKind {
+        switch kind {
+        case .undecodable: .undecodable
+        case .forgedOrigin: .forgedOrigin
+        case .schemaMissing: .schemaMissing
+        case .keyMismatch: .keyMismatch
+        case .database(let code): .database(code)
+        }
+    }
+
     private static func failureKind(_ kind: ApplyError.Kind) -> ApplyFailure.Kind {
         switch kind {
         case .schemaMissing: .schemaMissing
@@ -369,7 +379,7 @@ final class ApplyService: WorkerLoopHandler {
             : delivery.payload
         let message = ParkedMessage(
             stream: delivery.stream, sequence: delivery.sequence, payload: payload, reason: parking.failure.reason,
-            kind: "\(parking.failure.kind)", attempts: parking.attempts)
+            kind: Self.parkedKind(parking.failure.kind), attempts: parking.attempts)
         do {
             try ParkedMessages.park(message, cursor: parking.group.cursor, in: database)
             return pipeline.parked(parking, now: monotonicSeconds())
@@ -387,7 +397,7 @@ final class ApplyService: WorkerLoopHandler {
             var applied = 0
             // A forged message stays parked: the subject that proved it forged is not kept to check again.
             // Column values kept aside are shown, never retried (no retry can tell which column they belong to).
-            for message in messages where message.kind != "\(ApplyFailure.Kind.forgedOrigin)" && message.kind != ParkedMessage.columnsKeptAside {
+            for message in messages where message.kind.isRetried {
                 do {
                     // Every event by its stamp, the node's own too (its row clock decides, as for any other).
                     // The rows of a table still missing here are parked again under the same message, alone.

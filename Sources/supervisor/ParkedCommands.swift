@@ -13,7 +13,7 @@ enum ParkedCommands {
         guard !messages.isEmpty else { return "no parked messages in \(config.dbPath)" }
         let header = ["stream", "sequence", "kind", "reason", "parked_at", "attempts"].joined(separator: "\t")
         let lines = messages.map { message in
-            [message.stream, "\(message.sequence)", message.kind, message.reason, message.parkedAt, "\(message.attempts)"].joined(separator: "\t")
+            [message.stream, "\(message.sequence)", "\(message.kind)", message.reason, message.parkedAt, "\(message.attempts)"].joined(separator: "\t")
         }
         return ([header] + lines).joined(separator: "\n")
     }

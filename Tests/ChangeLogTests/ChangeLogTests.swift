@@ -521,7 +521,7 @@ import Testing
         let ambiguous = ChangeEvent(changeID: 3, table: "books", operation: .upsert, stamp: 12 << 16, writer: 1, columns: ["id", "stars"],
                                     values: [.integer(3), .integer(4)], keyCount: 1)
         let kept = try applier.apply([ambiguous])
-        #expect(kept.applied == 1 && kept.partlyParked.map(\.kind) == [ParkedMessage.columnsKeptAside])
+        #expect(kept.applied == 1 && kept.partlyParked.map(\.kind) == [.columnsKeptAside])
         #expect(try app(path, "SELECT id, quote(score) FROM books WHERE id = 3;") == "3|NULL\n")
     }
 

@@ -21,7 +21,7 @@ import ChangeEvents
     }
 
     static func message(_ stream: String, _ sequence: UInt64) -> ParkedMessage {
-        ParkedMessage(stream: stream, sequence: sequence, payload: [0, 1, 2, 0xFF], reason: "no table t", kind: "schema-missing", attempts: 1)
+        ParkedMessage(stream: stream, sequence: sequence, payload: [0, 1, 2, 0xFF], reason: "no table t", kind: .schemaMissing, attempts: 1)
     }
 
     @Test func parkingStoresTheMessageAndTheCursorTogether() throws {
@@ -30,7 +30,7 @@ import ChangeEvents
         #expect(try ChangeApplier.storedCursor(in: db) == ["s-1": 4, "s-2": 7])
         let parked = try ParkedMessages.all(in: db)
         #expect(parked.map { "\($0.stream)/\($0.sequence)" } == ["s-1/4", "s-2/7"])
-        #expect(parked[0].payload == [0, 1, 2, 0xFF] && parked[0].kind == "schema-missing" && parked[0].attempts == 1)
+        #expect(parked[0].payload == [0, 1, 2, 0xFF] && parked[0].kind == .schemaMissing && parked[0].attempts == 1)
         #expect(parked[0].parkedAt.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"#, options: .regularExpression) != nil, "\(parked[0].parkedAt)")
     }
 
@@ -113,5 +113,13 @@ import ChangeEvents
         let retried = try applier.apply(batch.events, sources: Array(repeating: source, count: batch.events.count))
         #expect(retried.partlyParked.isEmpty && retried.applied == 1)
         #expect(try app(path, "SELECT id, note FROM scratch;") == "7|x\n")
+    }
+
+    /// The kind is stored as a word: every kind reads back as itself, and a word of another version is kept.
+    @Test func everyKindReadsBackAsItselfAndAnUnknownWordIsKept() {
+        let kinds: [ParkedKind] = [.undecodable, .forgedOrigin, .schemaMissing, .keyMismatch, .database(19), .columnsKeptAside, .other("from-a-newer-version")]
+        for kind in kinds { #expect(ParkedKind(stored: kind.description) == kind, "\(kind)") }
+        #expect(ParkedKind(stored: "database-x") == .other("database-x"))
+        #expect(kinds.filter { !$0.isRetried } == [.forgedOrigin, .columnsKeptAside])
     }
 }

@@ -54,7 +54,7 @@ import Testing
         #expect(outcome.applied == 1)
         #expect(outcome.partlyParked.map(\.stream) == ["profiles(secret) kept aside"])
         #expect(try app(path, "SELECT id, name, quote(color) FROM profiles;") == "7|eve|NULL\n")
-        #expect(try ParkedMessages.all(in: database).map(\.kind) == [ParkedMessage.columnsKeptAside])
+        #expect(try ParkedMessages.all(in: database).map(\.kind) == [.columnsKeptAside])
         #expect(try app(path, "SELECT count(*) FROM profiles WHERE color = 'hunter2';") == "0\n")
         // The same text from one RENAME COLUMN is a rename (the cookie moved by one).
         let (renamed, reopenRenamed) = try node("rename", Self.profiles)
