@@ -1,7 +1,8 @@
 /// Why a delivery did not apply, as the glue reports it: what the core decides from (park it now, park it
 /// after a few retries, or retry it for as long as it takes).
 public struct ApplyFailure: Equatable, Sendable {
-    public enum Kind: Equatable, Sendable, CustomStringConvertible {
+    /// Stored with a parked message as `ParkedKind` (ChangeLog), whose words name it in logs and `-parked`.
+    public enum Kind: Equatable, Sendable {
         /// The payload is not a change batch: no retry can change that.
         case undecodable
         /// The subject names another publisher than the batch's origin (a node forging another's events),
@@ -13,16 +14,6 @@ public struct ApplyFailure: Equatable, Sendable {
         case keyMismatch
         /// SQLite refused the write, with its (possibly extended) result code.
         case database(Int32)
-
-        public var description: String {
-            switch self {
-            case .undecodable: "undecodable"
-            case .forgedOrigin: "forged-origin"
-            case .schemaMissing: "schema-missing"
-            case .keyMismatch: "key-mismatch"
-            case .database(let code): "database-\(code & 0xff)"
-            }
-        }
     }
 
     public var kind: Kind

@@ -506,13 +506,13 @@ final class ApplyService: WorkerLoopHandler {
             try? runtime.reportStatus("applying")
         case .parked(let parking) where parking.failure.kind == .forgedOrigin:
             logger.error("message refused and parked, never applied: its subject does not name its origin (a node publishing another's changes?); the shard goes on", metadata: [
-                "stream": "\(parking.delivery.stream)", "sequence": "\(parking.delivery.sequence)", "kind": "\(parking.failure.kind)", "reason": "\(parking.failure.reason)",
+                "stream": "\(parking.delivery.stream)", "sequence": "\(parking.delivery.sequence)", "kind": "\(Self.parkedKind(parking.failure.kind))", "reason": "\(parking.failure.reason)",
             ])
             try? runtime.reportStatus("applying")
         case .parked(let parking):
             logger.warning("message parked: it cannot be applied here; the shard goes on", metadata: [
                 "stream": "\(parking.delivery.stream)", "sequence": "\(parking.delivery.sequence)",
-                "kind": "\(parking.failure.kind)", "attempts": "\(parking.attempts)", "reason": "\(parking.failure.reason)",
+                "kind": "\(Self.parkedKind(parking.failure.kind))", "attempts": "\(parking.attempts)", "reason": "\(parking.failure.reason)",
             ])
             try? runtime.reportStatus("applying")
         case .parkedRetried(let applied, let remaining):
