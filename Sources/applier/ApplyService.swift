@@ -74,7 +74,7 @@ final class ApplyService: WorkerLoopHandler {
         let (prefix, node) = (config.nats.subjectPrefix, config.nodeID)
         ownSubjects = Set((1...max(1, config.replicationLog.shards)).map { ChangeSubjects.own(prefix: prefix, shard: $0, node: node) })
         // What this worker's installation changed (an upstream takeover, a renamed table), when it ran first.
-        for note in installation.notes { logger.warning("\(note)") }
+        for note in installation.notes { logger.warning("the capture installation has a note", metadata: ["note": "\(note)"]) }
         applier = try ChangeApplier(database: database, catalog: installation.catalog)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .applier)
         let cursor = try applier.storedCursor()
@@ -85,7 +85,7 @@ final class ApplyService: WorkerLoopHandler {
         } catch {
             // Upstream HarmonyLite's seq map (empty, or with bytes after its map) was read at the takeover.
             if (try? SeqMapFile.readUpstream(config.seqMapPath)) == nil {
-                logger.error("\(error); consuming from the database's cursor", metadata: ["cursor": "\(describeCursor(cursor))"])
+                logger.error("the seq map cannot be read: consuming from the database's cursor", metadata: ["error": "\(error)", "cursor": "\(describeCursor(cursor))"])
             }
         }
         let streams = try StreamIdentities.read(in: database)
@@ -137,7 +137,7 @@ final class ApplyService: WorkerLoopHandler {
             }
         }
         if let closed {
-            if closed.kind != .connectionClosed { logger.warning("broker connection: \(closed)") }
+            if closed.kind != .connectionClosed { logger.warning("the broker connection failed", metadata: ["error": "\(closed)"]) }
             try perform(pipeline.disconnected(now: now))
         }
     }
@@ -216,7 +216,7 @@ final class ApplyService: WorkerLoopHandler {
             try? runtime.reportStatus("needs a snapshot restore: \(gap)")
             throw WorkerExit.restoreNeeded("\(gap); only a snapshot restore brings them back: the supervisor restores one in place")
         case .stopForReplacedStream(let replacement):
-            logger.error("\(replacement); a snapshot restore brings this node up to date", metadata: ["stream": "\(replacement.stream)"])
+            logger.error("the shard stream was replaced: a snapshot restore brings this node up to date", metadata: ["stream": "\(replacement.stream)", "detail": "\(replacement)"])
             try? runtime.reportStatus("needs a snapshot restore: \(replacement)")
             throw WorkerExit.restoreNeeded("\(replacement); only a snapshot restore brings this node up to date: the supervisor restores one in place")
         case .recordStreams(let streams):
@@ -499,7 +499,7 @@ final class ApplyService: WorkerLoopHandler {
     private func report(_ report: ApplyPipeline.Report) {
         switch report {
         case .cannotApply(let reason, let retryIn):
-            logger.error("\(reason); retrying until it applies", metadata: ["retry_in": "\(retryIn)"])
+            logger.error("cannot apply: retrying until it applies", metadata: ["reason": "\(reason)", "retry_in": "\(retryIn)"])
             try? runtime.reportStatus("cannot apply: \(reason)")
         case .applyingAgain(let reason):
             logger.info("applying again", metadata: ["after": "\(reason)"])
@@ -523,9 +523,9 @@ final class ApplyService: WorkerLoopHandler {
             logger.warning("delivered sequences jumped over messages the stream did not say are gone; consuming again from the cursor",
                            metadata: ["stream": "\(gap.stream)", "missing": "\(gap.missing.lowerBound)…\(gap.missing.upperBound)"])
         case .messagesLost(let gap):
-            logger.error("\(gap); snapshot.enabled = false, so they are lost on this node", metadata: ["stream": "\(gap.stream)"])
+            logger.error("changes are missing from the shard stream; snapshot.enabled = false, so they are lost on this node", metadata: ["stream": "\(gap.stream)", "detail": "\(gap)"])
         case .streamRestarted(let replacement):
-            logger.error("\(replacement); snapshot.enabled = false, so this node consumes the new stream from its start", metadata: ["stream": "\(replacement.stream)"])
+            logger.error("the shard stream was replaced; snapshot.enabled = false, so this node consumes the new stream from its start", metadata: ["stream": "\(replacement.stream)", "detail": "\(replacement)"])
             try? runtime.reportStatus("applying")
         }
     }
