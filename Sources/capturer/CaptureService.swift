@@ -93,8 +93,9 @@ final class CaptureService: WorkerLoopHandler {
         for (name, reason) in installation.catalog.refused where !reason.hasPrefix("shadow") {
             logger.warning("not replicating table", metadata: ["table": "\(name)", "reason": "\(reason)"])
         }
-        for note in installation.notes { logger.warning("\(note)") }
-        logger.info("capturing \(installation.catalog.replicated.map(\.name).joined(separator: ", ")) (schema \(installation.schemaHash.prefix(16)))")
+        for note in installation.notes { logger.warning("the capture installation has a note", metadata: ["note": "\(note)"]) }
+        logger.info("capturing", metadata: ["tables": "\(installation.catalog.replicated.map(\.name).joined(separator: ", "))",
+                                           "schema": "\(installation.schemaHash.prefix(16))"])
     }
 
     // MARK: WorkerLoopHandler
@@ -243,7 +244,7 @@ final class CaptureService: WorkerLoopHandler {
             observations.record(.scanChanges, monotonicSeconds() - scanStarted)
         } while read.schemaChanged
         guard let through = read.throughID else { return .nothingNew }
-        if read.skipped > 0 { logger.debug("skipped \(read.skipped) change-log entries of tables no longer replicated") }
+        if read.skipped > 0 { logger.debug("skipped change-log entries of tables no longer replicated", metadata: ["entries": "\(read.skipped)"]) }
         return .read(throughID: through, batches: config.publish ? batches(read.events) : [])
     }
 
@@ -290,7 +291,7 @@ final class CaptureService: WorkerLoopHandler {
                     logger.warning("publish not acknowledged; retrying in 1 s", metadata: ["batch": "\(id)", "error": "\(reason)"])
                 }
             default:
-                logger.warning("unexpected message from the broker: \(message)")
+                logger.warning("unexpected message from the broker", metadata: ["message": "\(message)"])
             }
         }
         if closed != nil || !broker.isConnected { pipeline.brokerDisconnected() }
