@@ -79,11 +79,11 @@ enum PipelineCost {
             watermark = through
             sinceStamp += pending.events.count
             if sinceStamp >= 2000 {
-                hl_stage_07_stamp_and_watermark(origin.database, stamper, watermark: watermark)
+                hl_stage_07_stamp_and_watermark(origin.database, stamper, reader, watermark: watermark)
                 sinceStamp = 0
             }
         }
-        hl_stage_07_stamp_and_watermark(origin.database, stamper, watermark: watermark)
+        hl_stage_07_stamp_and_watermark(origin.database, stamper, reader, watermark: watermark)
         let deadline = Date().addingTimeInterval(60)
         while stored < messages {
             guard Date() < deadline else { throw BenchmarkError("JetStream acknowledged \(stored) of \(messages)") }
@@ -227,9 +227,10 @@ func hl_stage_06_publish_acks(_ acks: PublishAcks) -> Int {
 }
 
 @inline(never) @_silgen_name("hl_stage_07_stamp_and_watermark")
-func hl_stage_07_stamp_and_watermark(_ database: SQLiteDatabase, _ stamper: StampMaterializer, watermark: Int64) {
+func hl_stage_07_stamp_and_watermark(_ database: SQLiteDatabase, _ stamper: StampMaterializer, _ reader: ChangeReader, watermark: Int64) {
+    // As the capturer: with the stamps its reader computed.
     try! database.transaction { () throws(SQLiteError) in
-        _ = try stamper.materialize()
+        _ = try stamper.materialize(known: reader.stamps)
         try PublishWatermark.write(watermark, to: database)
     }
 }
