@@ -25,8 +25,6 @@ final class CaptureService: WorkerLoopHandler {
     /// Writes the stamps of published entries into the row clocks, with the watermark (`PendingStamps`).
     private let stamps: StampMaterializer
     private let watcher: CommitWatcher
-    /// Checkpoints the WAL off the application's path (`CheckpointPolicy`).
-    private let checkpointer: WALCheckpointer
     private let broker: BrokerChannel
     private var pipeline: CapturePipeline
     private var dataVersion: Int64 = -1
@@ -69,7 +67,6 @@ final class CaptureService: WorkerLoopHandler {
         reader.clockBound = ClockBound(maxOffsetMilliseconds: UInt64(config.maxClockOffset))
         stamps = StampMaterializer(database: database)
         watcher = try CommitWatcher(databasePath: config.dbPath)
-        checkpointer = try WALCheckpointer(path: config.dbPath, logger: logger)
         broker = BrokerChannel(runDirectory: runtime.runDirectory, role: .capturer)
         schemaVersion = installation.schemaVersion
         schemaReader = try SQLiteDatabase(readOnlyPath: config.dbPath)
@@ -154,7 +151,6 @@ final class CaptureService: WorkerLoopHandler {
     }
 
     func drain() throws {
-        checkpointer.stop()
         if let watermark = pipeline.watermarkToStore {
             try storeWatermark(watermark)
             pipeline.watermarkStored(watermark)
@@ -236,7 +232,6 @@ final class CaptureService: WorkerLoopHandler {
         // Our own writes wake the watcher too; data_version only moves for other connections' commits.
         let version = try database.scalarInteger("PRAGMA data_version")
         guard version != dataVersion || evenIfUnchanged else { return .unchanged }
-        if version != dataVersion { checkpointer.poke() }
         dataVersion = version
         var read: ChangeReader.Pending
         repeat {

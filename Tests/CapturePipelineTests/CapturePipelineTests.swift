@@ -266,12 +266,3 @@ private func batch(_ n: Int) -> CapturePipeline.UnnumberedBatch {
         #expect(h.pipeline.watermarkToStore == 7)
     }
 }
-
-@Suite struct CheckpointPolicyTests {
-    @Test func itCheckpointsFromHalfTheAutomaticThresholdAndNotTooOften() {
-        var policy = CheckpointPolicy()
-        let asked: [(frames: Int?, now: Double)] = [(nil, 1), (499, 1), (500, 1), (900, 1.001), (900, 1.003), (10, 2)]
-        let answers = asked.map { policy.shouldCheckpoint(walFrames: $0.frames, now: $0.now) }
-        #expect(answers == [false, false, true, false, true, false])
-    }
-}
