@@ -147,7 +147,8 @@ public final class ChangeReader {
         guard let queued = PendingQueue.entry(row, tablesByID: tablesByID) else { return nil }
         guard queued.id > stampedThrough else { return Entry(id: queued.id, table: queued.table, key: queued.key, pendingStamp: nil) }
         let clock = try statements(for: queued.table).clock
-        let stamp = try chain.fold(id: queued.id, row: RowIdentity(table: queued.table.name, key: queued.key), table: queued.table, at: queued.at) { () throws(SQLiteError) -> UInt64? in
+        let row = RowIdentity(table: queued.table.name, key: queued.key)
+        let stamp = try chain.fold(id: queued.id, row: row, table: queued.table, at: queued.at) { () throws(SQLiteError) -> UInt64? in
             if case .integer(let value) = try clock.all(queued.key).first?.first { return UInt64(bitPattern: value) }
             return nil
         }

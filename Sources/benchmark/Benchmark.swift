@@ -111,7 +111,8 @@ struct Benchmark {
             usageLines.append("\(run.label): " + result.usage.map { "\($0.name) \(format($0.cpuSeconds, 1)) s CPU / \(format($0.peakResidentMiB)) MiB" }.joined(separator: "; "))
             cpu.append(CPURow(label: run.label, window: result.cpu))
             let waits = result.waits
-            waitLines.append("| \(run.label) | \(waits.busyRequests) | \(waits.busyWaits) | \(ms(UInt64(waits.busyMicroseconds))) | \(waits.checkpoints) | \(ms(UInt64(waits.checkpointMicroseconds))) |")
+            waitLines.append("| \(run.label) | \(waits.busyRequests) | \(waits.busyWaits) | \(ms(UInt64(waits.busyMicroseconds))) | "
+                + "\(waits.checkpoints) | \(ms(UInt64(waits.checkpointMicroseconds))) |")
         }
         say("\nThe application's waits on node 1 (SQLite's default busy handler and automatic checkpoints, counted):")
         say("| run | writes that found the lock taken | busy sleeps | time asleep | checkpoints its commits ran | time checkpointing |")

@@ -10,8 +10,8 @@ import SQLiteKit
 /// process, each step a function of its own (`hl_stage_*`), for counting instructions under `valgrind
 /// --tool=callgrind` (`benchmarks/pipeline-cost.sh` reads each function's inclusive cost; repeatable on a
 /// busy machine). The steps are the workers' own code on real files and a real nats-server: the
-/// application writes `rows` with the capture triggers; the capturer's read of the queue (`ChangeReader`),
-/// the stamps and watermark written every ~2,000 rows (as every 100 ms at 20,000 rows/s), the encoding
+/// application writes `rows` with the capture triggers, 2,000 at a time; the capturer's read of them
+/// (`ChangeReader`), then their stamps and the watermark (as every 100 ms at 20,000 rows/s), the encoding
 /// with and without zstd, the IPC frame to the broker (a socket pair), JetStream's async publish and its
 /// acknowledgements; then on the receiving node the fetches (32 messages, as the broker's), the IPC frame
 /// to the applier, decoding, applying each fetch in one transaction with the cursor, the AckAll; and the
@@ -77,8 +77,8 @@ enum PipelineCost {
                 guard let through = pending.throughID else { break }
                 _ = hl_stage_02_encode(pending.events, origin: 1, schemaHash: origin.installation.schemaHash)
                 let payload = hl_stage_03_encode_compressed(pending.events, origin: 1, schemaHash: origin.installation.schemaHash, compress: compress)
-                let publish = DataMessage.Publish(batchID: UInt64(messages), shard: 1, messageID: "1.\(origin.installation.incarnation).1.\(watermark + 1)-\(through)",
-                                                  payload: payload)
+                let messageID = "1.\(origin.installation.incarnation).1.\(watermark + 1)-\(through)"
+                let publish = DataMessage.Publish(batchID: UInt64(messages), shard: 1, messageID: messageID, payload: payload)
                 let received = hl_stage_04_ipc_to_broker(toBroker, atBroker, publish)
                 hl_stage_05_publish(connection, received)
                 stored += hl_stage_06_publish_acks(acks)
