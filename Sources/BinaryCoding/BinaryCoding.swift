@@ -96,6 +96,27 @@ public struct BinaryReader {
         return string
     }
 
+    /// `readString`, but when the string read has exactly `candidate`'s bytes, `candidate` itself (no new
+    /// string, no validation: it is valid already); `reused` says which. For names that repeat, such as the
+    /// table and column names every event of a change batch carries again.
+    public mutating func readString(reusing candidate: String?) throws(Failure) -> (string: String, reused: Bool) {
+        guard var candidate else { return (try readString(), false) }
+        let count = Int(try readUInt32())
+        try need(count)
+        let start = index
+        let same = candidate.withUTF8 { known in
+            known.count == count && bytes.withUnsafeBufferPointer { known.elementsEqual(UnsafeBufferPointer(rebasing: $0[start..<start + count])) }
+        }
+        guard !same else {
+            index += count
+            return (candidate, true)
+        }
+        index += count
+        let string = bytes.withUnsafeBufferPointer { String(validating: UnsafeBufferPointer(rebasing: $0[start..<start + count]), as: UTF8.self) }
+        guard let string else { throw .invalidUTF8 }
+        return (string, false)
+    }
+
     private mutating func readInteger<T: FixedWidthInteger>() throws(Failure) -> T {
         let size = MemoryLayout<T>.size
         try need(size)

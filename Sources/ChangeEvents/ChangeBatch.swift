@@ -75,9 +75,15 @@ public struct ChangeBatch: Equatable, Sendable {
                 throw ChangeBatchError("\(count) events announced in \(reader.remaining) bytes")
             }
             events.reserveCapacity(count)
+            // The wire repeats each event's table and column names: the previous event's strings are reused
+            // when the bytes match (one comparison instead of a new string per name, and one column array
+            // shared by every event of the same shape).
+            var previousTable: String?
+            var previousColumns: [String] = []
             for _ in 0..<count {
                 let changeID = try reader.readInt64()
-                let table = try reader.readString()
+                let table = try reader.readString(reusing: previousTable).string
+                previousTable = table
                 let operationByte = try reader.readUInt8()
                 guard let operation = ChangeEvent.Operation(rawValue: operationByte) else {
                     throw ChangeBatchError("unknown operation \(operationByte)")
@@ -89,12 +95,20 @@ public struct ChangeBatch: Equatable, Sendable {
                 guard keyCount >= 1, keyCount <= columnCount else {
                     throw ChangeBatchError("event for \(table) has \(keyCount) key columns out of \(columnCount)")
                 }
-                var columns: [String] = []
+                let sameWidth = previousColumns.count == columnCount
+                var columns = sameWidth ? previousColumns : []
                 var values: [SQLiteValue] = []
-                for _ in 0..<columnCount {
-                    columns.append(try reader.readString())
+                values.reserveCapacity(min(columnCount, reader.remaining / 5))
+                for index in 0..<columnCount {
+                    let (name, reused) = try reader.readString(reusing: index < previousColumns.count ? previousColumns[index] : nil)
+                    if !sameWidth {
+                        columns.append(name)
+                    } else if !reused {
+                        columns[index] = name
+                    }
                     values.append(try reader.readValue())
                 }
+                previousColumns = columns
                 events.append(ChangeEvent(changeID: changeID, table: table, operation: operation, stamp: stamp, writer: writer, columns: columns, values: values, keyCount: keyCount))
             }
             guard reader.remaining == 0 else { throw ChangeBatchError("\(reader.remaining) trailing bytes") }

@@ -59,6 +59,9 @@ public final class ChangeReader {
     public var clockBound: ClockBound?
     /// Local writes this reader clamped.
     public private(set) var clamped = 0
+    /// The stamps of the pending entries read so far, for the capturer's materializer: one read serves the
+    /// events and the row clocks' writes (`StampMaterializer.materialize(known:)`).
+    public var stamps: StampChain { chain }
 
     /// `now`: the node's clock (ms since 1970), for `clockBound`.
     /// - Parameter schemaVersion: when given, nothing is read (`schemaChanged`) unless the database's schema
@@ -91,8 +94,11 @@ public final class ChangeReader {
         }
         let stampedThrough = try PendingStamps.stampedThrough(reading: markRead)
         if !chain.isValid(stampedThrough: stampedThrough, readThrough: watermark) { chain = StampChain(base: stampedThrough) }
+        chain.stampLimit = max(chain.stampLimit, stampLimit)
         if chain.through < watermark {
             // Entries read before (published, or refused) but not stamped yet: the rows' previous stamps.
+            // Not checked against the bound on the application's clock here: the materializer reads them again.
+            chain.stampLimit = .max
             var from = chain.through
             while from < watermark {
                 let earlier = try globalRead.all([.integer(from), .integer(Int64(min(limit, 4096)))]).filter {
@@ -141,7 +147,8 @@ public final class ChangeReader {
         guard let queued = PendingQueue.entry(row, tablesByID: tablesByID) else { return nil }
         guard queued.id > stampedThrough else { return Entry(id: queued.id, table: queued.table, key: queued.key, pendingStamp: nil) }
         let clock = try statements(for: queued.table).clock
-        let stamp = try chain.fold(id: queued.id, row: RowIdentity(table: queued.table.name, key: queued.key), at: queued.at) { () throws(SQLiteError) -> UInt64? in
+        let row = RowIdentity(table: queued.table.name, key: queued.key)
+        let stamp = try chain.fold(id: queued.id, row: row, table: queued.table, at: queued.at) { () throws(SQLiteError) -> UInt64? in
             if case .integer(let value) = try clock.all(queued.key).first?.first { return UInt64(bitPattern: value) }
             return nil
         }
@@ -158,6 +165,7 @@ public final class ChangeReader {
             (stamp, writer) = (pending, node)
             read = try rowStatement.all(key).first
             deleted = read == nil
+            chain.noteRead(RowIdentity(table: table.name, key: key), exists: !deleted)
         } else {
             guard let clock = try clockStatement.all(key).first,
                 case .integer(let s) = clock[0], case .integer(let w) = clock[1], case .integer(let d) = clock[2]

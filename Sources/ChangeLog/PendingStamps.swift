@@ -131,6 +131,23 @@ public struct StampChain: Sendable {
     /// The last queue id folded in.
     public private(set) var through: Int64
     private var last: [RowIdentity: UInt64] = [:]
+    /// The rows whose clocks `StampMaterializer` would write for the entries folded in (those with an `at`):
+    /// each row's table, key and last stamp, and whether the row was there when the reader read it (nil: not
+    /// read, or written again since). The materializer takes these instead of reading the queue and the row
+    /// clocks again (`StampMaterializer.materialize(known:)`).
+    private(set) var written: [RowIdentity: Written] = [:]
+    /// Entries with an `at` folded in: what a materialization of them counts as stamped.
+    private(set) var stampedEntries = 0
+    /// The highest bound on the application's clock an entry was checked against (`ChangeReader`'s
+    /// `stampLimit`); `.max`: unchecked. A materializer with a lower bound cannot take the stamps.
+    var stampLimit: UInt64 = 0
+
+    struct Written: Sendable {
+        var table: TableInfo
+        var key: [SQLiteValue]
+        var stamp: UInt64
+        var exists: Bool?
+    }
 
     public init(base: Int64) {
         self.base = base
@@ -145,19 +162,30 @@ public struct StampChain: Sendable {
 
     /// Folds in entry `id` of `row` and returns its stamp. `clock` is the row clock's stamp (read only when
     /// the chain has not seen the row); `at` nil: the entry was stamped when queued, its clock is its stamp.
-    mutating func fold(id: Int64, row: RowIdentity, at: UInt64?, clock: () throws(SQLiteError) -> UInt64?) throws(SQLiteError) -> UInt64? {
+    mutating func fold(id: Int64, row: RowIdentity, table: TableInfo, at: UInt64?, clock: () throws(SQLiteError) -> UInt64?) throws(SQLiteError) -> UInt64? {
         through = max(through, id)
         let stamp: UInt64?
         if let at {
             var previous = last[row]
             if previous == nil { previous = try clock() }
-            stamp = PendingStamps.next(at: at, previous: previous)
+            let next = PendingStamps.next(at: at, previous: previous)
+            stamp = next
+            written[row] = Written(table: table, key: row.key, stamp: next, exists: nil)
+            stampedEntries += 1
         } else {
             stamp = try clock()
         }
         last[row] = stamp
         return stamp
     }
+
+    /// The reader read `row` (after folding in its last entry): it was there, or not.
+    mutating func noteRead(_ row: RowIdentity, exists: Bool) {
+        written[row]?.exists = exists
+    }
+
+    /// The row's last stamp folded in (nil: not seen, or no clock then: read the clock).
+    func lastStamp(of row: RowIdentity) -> UInt64? { last[row] ?? nil }
 }
 
 /// The queue entries past `stamped_through`: local writes whose stamps are not in the row clocks yet. What
@@ -319,13 +347,22 @@ public final class StampMaterializer {
 
     /// `now`: the node's clock (ms since 1970), for the bound on the application's clock: an entry whose `at`
     /// lies beyond `now + max_clock_offset` (the meta key; none: no bound) is stamped as written at `now`.
+    ///
+    /// `known`: the capturer's reader's stamps (`ChangeReader.stamps`), computed from the same mark: the
+    /// entries it covers are neither read from the queue again nor their rows' clocks, and a row the reader
+    /// found (or found gone) is not looked up again. So the write lock, which the application may be waiting
+    /// for, is held for little more than the row clocks' writes. Ignored unless computed from this very mark
+    /// and a bound on the application's clock no looser than this one.
     @discardableResult
-    public func materialize(now: Int64 = ClockBound.systemNow()) throws(SQLiteError) -> Int {
-        guard let (entries, through) = try queue.pending() else { return 0 }
+    public func materialize(now: Int64 = ClockBound.systemNow(), known: StampChain? = nil) throws(SQLiteError) -> Int {
+        let (mark, last) = try queue.marks()
+        guard last > mark else { return 0 }
         // The bound on the application's clock: beyond it, the queue's `at` is rewritten to the node's now
         // first (`clampPending`), so every later reader of the queue computes the same stamp.
         let bound = clampsApplicationClock ? try PendingStamps.clockBound(in: database) : nil
         let limit = bound?.limit(now: now) ?? .max
+        let reused = known.flatMap { $0.base == mark && $0.through > mark && $0.through <= last && $0.stampLimit <= limit ? $0 : nil }
+        let entries = try queue.entries(after: reused?.through ?? mark)
         let nowStamp = ClockBound.stamp(milliseconds: UInt64(max(0, now)))
         if limit != .max, entries.contains(where: { ($0.at ?? 0) > limit }) {
             clamped += try PendingStamps.clampPending(limit: limit, clampedTo: nowStamp, in: database)
@@ -336,18 +373,30 @@ public final class StampMaterializer {
             statementsSchemaVersion = version
         }
         let node = Int64(bitPattern: queue.node)
-        var stamped = 0
+        // Each row's clock is written once, with its last entry's stamp (earlier entries' stamps are only
+        // the chain to it) and whether the row is there now.
+        var fresh: [RowIdentity: StampChain.Written] = [:]
+        var stamped = reused?.stampedEntries ?? 0
         for entry in entries {
-            guard var at = entry.at, let (clock, exists, write) = try statements(for: entry.table) else { continue }
+            guard var at = entry.at, let (clock, _, _) = try statements(for: entry.table) else { continue }
             if let clampedAt = PendingStamps.clamped(at: at, limit: limit, clampedTo: nowStamp) { at = clampedAt }
-            var previous: UInt64?
-            if case .integer(let value) = try clock.all(entry.key).first?.first { previous = UInt64(bitPattern: value) }
-            let stamp = PendingStamps.next(at: at, previous: previous)
-            let deleted: Int64 = try exists.all(entry.key).isEmpty ? 1 : 0
-            try write.run(entry.key + [.integer(Int64(bitPattern: stamp)), .integer(node), .integer(deleted)])
+            let row = RowIdentity(table: entry.table.name, key: entry.key)
+            var previous = fresh[row]?.stamp ?? reused?.lastStamp(of: row)
+            if previous == nil, case .integer(let value) = try clock.all(entry.key).first?.first { previous = UInt64(bitPattern: value) }
+            fresh[row] = StampChain.Written(table: entry.table, key: entry.key, stamp: PendingStamps.next(at: at, previous: previous), exists: nil)
             stamped += 1
         }
-        try PendingStamps.setStampedThrough(through, in: database)
+        func write(_ written: StampChain.Written) throws(SQLiteError) {
+            guard let (_, exists, write) = try statements(for: written.table) else { return }
+            var there = written.exists
+            if there == nil { there = try !exists.all(written.key).isEmpty }
+            try write.run(written.key + [.integer(Int64(bitPattern: written.stamp)), .integer(node), .integer(there == true ? 0 : 1)])
+        }
+        if let reused {
+            for (row, written) in reused.written where fresh[row] == nil { try write(written) }
+        }
+        for written in fresh.values { try write(written) }
+        try PendingStamps.setStampedThrough(last, in: database)
         return stamped
     }
 

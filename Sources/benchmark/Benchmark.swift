@@ -100,6 +100,7 @@ struct Benchmark {
         say("| run | rows | written rows/s | replicated rows/s | ratio to limit | lag p50 | lag p99 | lag max | app tx p50 | app tx p99 |")
         say("|---|---|---|---|---|---|---|---|---|---|")
         var usageLines: [String] = []
+        var waitLines: [String] = []
         var cpu: [CPURow] = []
         for run in runs {
             let cluster = try startCluster(label: run.label, shards: run.shards, binaries: binaries, root: root)
@@ -109,7 +110,14 @@ struct Benchmark {
             say("| \(run.label) | \(result.rows) | \(format(result.writeRate)) | \(format(result.replicatedRate)) | \(format(result.replicatedRate / limit, 2)) | \(ms(result.lag.valueAtPercentile(50))) | \(ms(result.lag.valueAtPercentile(99))) | \(ms(result.lag.max)) | \(ms(result.transactionTimes.valueAtPercentile(50), 2)) | \(ms(result.transactionTimes.valueAtPercentile(99), 2)) |")
             usageLines.append("\(run.label): " + result.usage.map { "\($0.name) \(format($0.cpuSeconds, 1)) s CPU / \(format($0.peakResidentMiB)) MiB" }.joined(separator: "; "))
             cpu.append(CPURow(label: run.label, window: result.cpu))
+            let waits = result.waits
+            waitLines.append("| \(run.label) | \(waits.busyRequests) | \(waits.busyWaits) | \(ms(UInt64(waits.busyMicroseconds))) | "
+                + "\(waits.checkpoints) | \(ms(UInt64(waits.checkpointMicroseconds))) |")
         }
+        say("\nThe application's waits on node 1 (SQLite's default busy handler and automatic checkpoints, counted):")
+        say("| run | writes that found the lock taken | busy sleeps | time asleep | checkpoints its commits ran | time checkpointing |")
+        say("|---|---|---|---|---|---|")
+        for line in waitLines { say(line) }
         say("\nCPU seconds and peak resident memory per process, over the whole run (start-up included):")
         for line in usageLines { say("  " + line) }
         return cpu

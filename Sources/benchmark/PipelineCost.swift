@@ -10,8 +10,8 @@ import SQLiteKit
 /// process, each step a function of its own (`hl_stage_*`), for counting instructions under `valgrind
 /// --tool=callgrind` (`benchmarks/pipeline-cost.sh` reads each function's inclusive cost; repeatable on a
 /// busy machine). The steps are the workers' own code on real files and a real nats-server: the
-/// application writes `rows` with the capture triggers; the capturer's read of the queue (`ChangeReader`),
-/// the stamps and watermark written every ~2,000 rows (as every 100 ms at 20,000 rows/s), the encoding
+/// application writes `rows` with the capture triggers, 2,000 at a time; the capturer's read of them
+/// (`ChangeReader`), then their stamps and the watermark (as every 100 ms at 20,000 rows/s), the encoding
 /// with and without zstd, the IPC frame to the broker (a socket pair), JetStream's async publish and its
 /// acknowledgements; then on the receiving node the fetches (32 messages, as the broker's), the IPC frame
 /// to the applier, decoding, applying each fetch in one transaction with the cursor, the AckAll; and the
@@ -22,6 +22,8 @@ enum PipelineCost {
     /// A stream of this run's own (the script's nats-server serves several runs).
     static let stream = "pc-changes-\(getpid())"
     static let subject = stream + ".1"
+    /// Rows the application writes between two stamps and watermarks.
+    static let stampEvery = 2000
 
     static func run(_ arguments: [String]) throws {
         guard arguments.count >= 3, let perTransaction = Int(arguments[0]), let perMessage = Int(arguments[1]), let rows = Int(arguments[2]),
@@ -55,9 +57,9 @@ enum PipelineCost {
         let application = try SQLiteDatabase(existingPath: origin.path)
         try application.execute("PRAGMA synchronous=NORMAL")
         let insert = try application.prepare("INSERT INTO bench(id, t_ns, payload) VALUES (?, ?, ?)")
-        hl_stage_00_application_writes(application, insert, rows: rows, perTransaction: perTransaction)
 
-        // The capturer.
+        // The capturer, while the application writes: 2,000 rows at a time (~100 ms at 20,000 rows/s), read,
+        // sent, then stamped with the watermark, as the capturer does every 100 ms.
         let reader = try ChangeReader(database: origin.database, installation: origin.installation)
         let stamper = StampMaterializer(database: origin.database)
         let (toBroker, atBroker) = try socketPair()
@@ -65,25 +67,26 @@ enum PipelineCost {
         var messages = 0
         var stored = 0
         let natsAtStart = processCPUSeconds(natsPID)
-        var sinceStamp = 0
-        while true {
-            let pending = hl_stage_01_capture_read(reader, after: watermark, limit: perMessage)
-            guard let through = pending.throughID else { break }
-            _ = hl_stage_02_encode(pending.events, origin: 1, schemaHash: origin.installation.schemaHash)
-            let payload = hl_stage_03_encode_compressed(pending.events, origin: 1, schemaHash: origin.installation.schemaHash, compress: compress)
-            let publish = DataMessage.Publish(batchID: UInt64(messages), shard: 1, messageID: "1.\(origin.installation.incarnation).1.\(watermark + 1)-\(through)", payload: payload)
-            let received = hl_stage_04_ipc_to_broker(toBroker, atBroker, publish)
-            hl_stage_05_publish(connection, received)
-            stored += hl_stage_06_publish_acks(acks)
-            messages += 1
-            watermark = through
-            sinceStamp += pending.events.count
-            if sinceStamp >= 2000 {
-                hl_stage_07_stamp_and_watermark(origin.database, stamper, watermark: watermark)
-                sinceStamp = 0
+        var written = 0
+        while written < rows {
+            let chunk = min(PipelineCost.stampEvery, rows - written)
+            hl_stage_00_application_writes(application, insert, from: written, rows: chunk, perTransaction: perTransaction)
+            written += chunk
+            while true {
+                let pending = hl_stage_01_capture_read(reader, after: watermark, limit: perMessage)
+                guard let through = pending.throughID else { break }
+                _ = hl_stage_02_encode(pending.events, origin: 1, schemaHash: origin.installation.schemaHash)
+                let payload = hl_stage_03_encode_compressed(pending.events, origin: 1, schemaHash: origin.installation.schemaHash, compress: compress)
+                let messageID = "1.\(origin.installation.incarnation).1.\(watermark + 1)-\(through)"
+                let publish = DataMessage.Publish(batchID: UInt64(messages), shard: 1, messageID: messageID, payload: payload)
+                let received = hl_stage_04_ipc_to_broker(toBroker, atBroker, publish)
+                hl_stage_05_publish(connection, received)
+                stored += hl_stage_06_publish_acks(acks)
+                messages += 1
+                watermark = through
             }
+            hl_stage_07_stamp_and_watermark(origin.database, stamper, reader, watermark: watermark)
         }
-        hl_stage_07_stamp_and_watermark(origin.database, stamper, watermark: watermark)
         let deadline = Date().addingTimeInterval(60)
         while stored < messages {
             guard Date() < deadline else { throw BenchmarkError("JetStream acknowledged \(stored) of \(messages)") }
@@ -171,14 +174,14 @@ enum PipelineCost {
 // Each step on its own, never inlined, under a name callgrind prints as it is.
 
 @inline(never) @_silgen_name("hl_stage_00_application_writes")
-func hl_stage_00_application_writes(_ database: SQLiteDatabase, _ insert: SQLiteStatement, rows: Int, perTransaction: Int) {
+func hl_stage_00_application_writes(_ database: SQLiteDatabase, _ insert: SQLiteStatement, from first: Int, rows: Int, perTransaction: Int) {
     let payload = SQLiteValue.text(Array(String(repeating: "x", count: 100).utf8))
     var written = 0
     while written < rows {
         if perTransaction > 1 { try! database.execute("BEGIN") }
         for _ in 0..<min(perTransaction, rows - written) {
             written += 1
-            try! insert.run([.integer(Int64(written)), .integer(Int64(written)), payload])
+            try! insert.run([.integer(Int64(first + written)), .integer(Int64(first + written)), payload])
         }
         if perTransaction > 1 { try! database.execute("COMMIT") }
     }
@@ -227,9 +230,10 @@ func hl_stage_06_publish_acks(_ acks: PublishAcks) -> Int {
 }
 
 @inline(never) @_silgen_name("hl_stage_07_stamp_and_watermark")
-func hl_stage_07_stamp_and_watermark(_ database: SQLiteDatabase, _ stamper: StampMaterializer, watermark: Int64) {
+func hl_stage_07_stamp_and_watermark(_ database: SQLiteDatabase, _ stamper: StampMaterializer, _ reader: ChangeReader, watermark: Int64) {
+    // As the capturer: with the stamps its reader computed.
     try! database.transaction { () throws(SQLiteError) in
-        _ = try stamper.materialize()
+        _ = try stamper.materialize(known: reader.stamps)
         try PublishWatermark.write(watermark, to: database)
     }
 }

@@ -17,6 +17,8 @@ final class ReplicationRun {
         var transactionTimes: Histogram<UInt64>
         var usage: [ProcessUsage]
         var cpu: CPUWindow
+        /// The application's connection: its busy waits and the checkpoints its commits ran.
+        var waits: ApplicationWaits
     }
 
     /// Single rows written after the cluster sat idle: the CPU of the first idle gap, and each row's lag.
@@ -140,7 +142,7 @@ final class ReplicationRun {
             }
         }
         return Result(label: label, rows: written, writeRate: Double(written) / writeSeconds, replicatedRate: Double(written) / allVisible,
-                      lag: watcher.histogram, transactionTimes: transactionTimes, usage: usage, cpu: cpu)
+                      lag: watcher.histogram, transactionTimes: transactionTimes, usage: usage, cpu: cpu, waits: writer.waits)
     }
 
     /// Sits idle for `idleSeconds` (measuring every process's CPU over that window), then writes one row and
@@ -180,12 +182,15 @@ final class ReplicationRun {
 /// The application on node 1: inserts rows carrying their commit time and a 100-byte payload.
 struct Writer {
     let database: SQLiteDatabase
+    /// Counted with SQLite's default behaviour kept (5 s busy timeout, checkpoint at 1,000 WAL frames).
+    let waits: ApplicationWaits
     private let statement: SQLiteStatement
     private let payload = SQLiteValue.text(String(repeating: "x", count: 100))
 
     init(path: String) throws {
         database = try SQLiteDatabase(existingPath: path)
         try database.execute("PRAGMA synchronous=NORMAL")
+        waits = database.countWaits()
         statement = try database.prepare("INSERT INTO bench(id, t_ns, payload) VALUES (?, ?, ?)")
     }
 

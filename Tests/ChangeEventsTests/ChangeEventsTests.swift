@@ -38,6 +38,35 @@ import Testing
         #expect(decoded.events[0].values.contains { if case .real(let v) = $0 { v == 0 && v.sign == .minus } else { false } })
     }
 
+    /// The decoder reuses the previous event's table and column names when the bytes match: events whose
+    /// shapes change from one to the next (same width with one name different, same names under another
+    /// table, names that share a prefix or differ in length, an empty name, a wider and a narrower row) must
+    /// still come back exactly as sent.
+    @Test func repeatedAndChangingNamesRoundTrip() throws {
+        let shapes: [(table: String, columns: [String])] = [
+            ("books", ["id", "title", "author"]), ("books", ["id", "title", "author"]), ("books", ["id", "title", "autho"]),
+            ("books", ["id", "title", "authors"]), ("book", ["id", "title", "authors"]), ("book", ["id", "", "authors"]),
+            ("book", ["id"]), ("book", ["id", "title", "authors", "year"]), ("naïve table", ["id", "title", "authors", "year"]),
+            ("naïve table", ["id", "title", "authors", "year"]), ("books", ["ID", "title", "authors", "year"]),
+        ]
+        let events = shapes.enumerated().map { index, shape in
+            ChangeEvent(changeID: Int64(index + 1), table: shape.table, operation: .upsert, stamp: UInt64(index), writer: 1, columns: shape.columns,
+                        values: shape.columns.indices.map { .integer(Int64($0)) }, keyCount: 1)
+        }
+        let batch = ChangeBatch(origin: 7, schemaHash: "h", events: events)
+        for compress in [false, true] {
+            let decoded = try ChangeBatch(decoding: batch.encoded(compress: compress))
+            #expect(decoded == batch)
+            #expect(decoded.events.map(\.table) == shapes.map(\.table))
+            #expect(decoded.events.map(\.columns) == shapes.map(\.columns))
+        }
+        // A name whose bytes are not UTF-8 is still refused when a valid name of the same length came before.
+        var bytes = ChangeBatch(origin: 7, schemaHash: "h", events: [events[0], events[1]]).encoded(compress: false)
+        let second = bytes.indices.filter { bytes[$0...].starts(with: Array("author".utf8)) }.last!
+        bytes[second] = 0xFF
+        #expect(throws: ChangeBatchError.self) { try ChangeBatch(decoding: bytes) }
+    }
+
     @Test func compressionShrinksRepetitiveBatches() {
         let batch = Self.sampleBatch(20)
         #expect(batch.encoded(compress: true).count * 5 < batch.encoded(compress: false).count)
