@@ -46,7 +46,11 @@ let package = Package(
         .target(name: "NKeys", dependencies: ["SystemCalls", "COpenSSL"]),
         .target(name: "ChangeEvents", dependencies: ["BinaryCoding", "SQLiteKit", "CZstd"]),
         .target(name: "ChangeLog", dependencies: ["SystemCalls", "SQLiteKit", "ChangeEvents", "COpenSSL"]),
-        .target(name: "Snapshots", dependencies: ["SystemCalls", "SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "NodeNATS", "HarmonyConfig", "CurlTransfer", "Logs"]),
+        .target(
+            name: "Snapshots",
+            dependencies: [
+                "SystemCalls", "SQLiteKit", "ChangeLog", "ChangeEvents", "Digests", "NATSClient", "NodeNATS", "HarmonyConfig", "CurlTransfer", "Logs",
+            ]),
         .target(name: "CurlTransfer", dependencies: ["SystemCalls", "CCurl", "Logs"]),
         .target(name: "Digests", dependencies: ["COpenSSL"]),
         .target(name: "SchemaRegistry"),
@@ -59,7 +63,8 @@ let package = Package(
         .target(name: "BrokerCore", dependencies: ["IPC"]),
         .target(name: "SnapshotPlanner", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // /metrics, /health, -status and sleep_timeout: what the supervisor knows, as metrics and reports.
-        .target(name: "Operability", dependencies: ["SystemCalls", "IPC", "HarmonyConfig", "SQLiteKit", .product(name: "Prometheus", package: "swift-prometheus")]),
+        .target(
+            name: "Operability", dependencies: ["SystemCalls", "IPC", "HarmonyConfig", "SQLiteKit", .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(
             name: "WorkerRuntime",
             dependencies: ["SystemCalls", "IPC", "HarmonyConfig", "Logs", "Signals", "CPosix", .product(name: "Logging", package: "swift-log")]
@@ -69,22 +74,46 @@ let package = Package(
         .executableTarget(
             name: "supervisor",
             dependencies: [
-                "SystemCalls", "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "ChangeEvents", "NKeys",
+                "SystemCalls", "IPC", "HarmonyConfig", "Supervision", "Logs", "Signals", "CPosix", "CSystemd", "SQLiteKit", "ChangeLog", "ChangeEvents",
+                "NKeys",
                 "NATSClient", "NodeNATS", "Snapshots", "SchemaRegistry", "Operability", "CurlTransfer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "capturer", dependencies: ["SystemCalls", "WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "applier", dependencies: ["SystemCalls", "WorkerRuntime", "ApplyPipeline", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "broker", dependencies: ["SystemCalls", "WorkerRuntime", "BrokerCore", "ChangeEvents", "IPC", "HarmonyConfig", "Logs", "NATSClient", "NodeNATS", "NKeys", "Signals", .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "snapshotter", dependencies: ["SystemCalls", "ChangeEvents", "WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "NodeNATS", "Signals", "SQLiteKit", "ChangeLog", "Snapshots", "SchemaRegistry", "Logs", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(
+            name: "capturer",
+            dependencies: [
+                "SystemCalls", "WorkerRuntime", "CapturePipeline", "IPC", "HarmonyConfig", "Signals", "CPosix", "SQLiteKit", "ChangeLog", "ChangeEvents",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "applier",
+            dependencies: [
+                "SystemCalls", "WorkerRuntime", "ApplyPipeline", "IPC", "HarmonyConfig", "Signals", "SQLiteKit", "ChangeLog", "ChangeEvents",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "broker",
+            dependencies: [
+                "SystemCalls", "WorkerRuntime", "BrokerCore", "ChangeEvents", "IPC", "HarmonyConfig", "Logs", "NATSClient", "NodeNATS", "NKeys", "Signals",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "snapshotter",
+            dependencies: [
+                "SystemCalls", "ChangeEvents", "WorkerRuntime", "SnapshotPlanner", "IPC", "HarmonyConfig", "NATSClient", "NodeNATS", "Signals", "SQLiteKit",
+                "ChangeLog", "Snapshots", "SchemaRegistry", "Logs", .product(name: "Logging", package: "swift-log"),
+            ]),
         // What applying one row costs (ChangeApplier into a temporary database): not part of a node.
         .executableTarget(name: "applier-benchmark", dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents"]),
         // The replication benchmark (benchmarks/replication.sh): not part of a node.
         .executableTarget(
             name: "benchmark",
-            dependencies: ["SQLiteKit", "ChangeLog", "ChangeEvents", "HarmonyConfig", "IPC", "NATSClient", "Signals", "Snapshots", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: [
+                "SQLiteKit", "ChangeLog", "ChangeEvents", "HarmonyConfig", "IPC", "NATSClient", "Signals", "Snapshots",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
 
         // Tests: unit targets per library (no processes, seconds), one integration target for processes and clusters.
@@ -107,10 +136,15 @@ let package = Package(
         .testTarget(name: "SQLiteKitTests", dependencies: ["SQLiteKit", "TestSupport"]),
         .testTarget(name: "NATSClientTests", dependencies: ["NATSClient", "NodeNATS", "TestSupport"]),
         .testTarget(name: "FaultPlanTests", dependencies: ["TestSupport"]),
-        .testTarget(name: "SnapshotsTests", dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "NATSClient", "NodeNATS", "CurlTransfer", "TestSupport"]),
+        .testTarget(
+            name: "SnapshotsTests",
+            dependencies: ["Snapshots", "ChangeLog", "ChangeEvents", "SQLiteKit", "NATSClient", "NodeNATS", "CurlTransfer", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["IPC", "HarmonyConfig", "Logs", "SQLiteKit", "ChangeLog", "ChangeEvents", "NATSClient", "NodeNATS", "NKeys", "Snapshots", "CurlTransfer", "TestSupport"]
+            dependencies: [
+                "IPC", "HarmonyConfig", "Logs", "SQLiteKit", "ChangeLog", "ChangeEvents", "NATSClient", "NodeNATS", "NKeys", "Snapshots", "CurlTransfer",
+                "TestSupport",
+            ]
         ),
     ]
 )

@@ -433,7 +433,8 @@ public struct ApplyPipeline: Sendable {
                 // Not `position + 1`: a cursor restored from a snapshot can be 2^64 − 1.
                 if delivery.sequence > position && delivery.sequence - position > 1 {
                     let gap = SequenceGap(stream: stream, missing: position + 1...delivery.sequence - 1)
-                    guard confirmedGone[stream, default: []].contains(where: { $0.contains(gap.missing.lowerBound) && $0.contains(gap.missing.upperBound) }) else {
+                    guard confirmedGone[stream, default: []].contains(where: { $0.contains(gap.missing.lowerBound) && $0.contains(gap.missing.upperBound) })
+                    else {
                         if count == 0 { return .recheck(gap) }
                         break
                     }

@@ -137,7 +137,10 @@ public struct JetStreamSchedule: Sendable {
         guard case .connecting(let attempts, _) = link else { return [] }
         guard attempts < settings.connectAttempts else {
             link = .gaveUp
-            return [.giveUp(reason: "could not connect to NATS at \(settings.redactedURLs) in \(settings.connectAttempts) attempts (nats.connect_retries): \(reason)")]
+            return [
+                .giveUp(
+                    reason: "could not connect to NATS at \(settings.redactedURLs) in \(settings.connectAttempts) attempts (nats.connect_retries): \(reason)")
+            ]
         }
         link = .connecting(attempts: attempts, nextAttemptAt: now + settings.reconnectWait)
         return [.connectAttemptFailed(attempt: attempts, of: settings.connectAttempts, reason: reason, retryIn: settings.reconnectWait)]

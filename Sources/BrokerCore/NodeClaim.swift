@@ -140,9 +140,10 @@ public struct NodeClaim: Sendable {
             return .wait(say: .watching(nodeID: nodeID, holder: current.holder, ttl: ttl))
         }
         if current.revision != seen.revision {
-            return .refuse("node_id \(nodeID) is already used by a running node on \(other); this node is on host \(me.host) "
-                + "(database \(me.databasePath)). Two nodes with one id delete each other's consumers and diverge: give this node "
-                + "its own node_id (or -node-id), then start it again")
+            return .refuse(
+                "node_id \(nodeID) is already used by a running node on \(other); this node is on host \(me.host) "
+                    + "(database \(me.databasePath)). Two nodes with one id delete each other's consumers and diverge: give this node "
+                    + "its own node_id (or -node-id), then start it again")
         }
         guard now - seen.said >= Self.reportInterval else { return .wait(say: nil) }
         watched?.said = now

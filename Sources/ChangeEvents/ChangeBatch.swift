@@ -109,7 +109,10 @@ public struct ChangeBatch: Equatable, Sendable {
                     values.append(try reader.readValue())
                 }
                 previousColumns = columns
-                events.append(ChangeEvent(changeID: changeID, table: table, operation: operation, stamp: stamp, writer: writer, columns: columns, values: values, keyCount: keyCount))
+                events.append(
+                    ChangeEvent(
+                        changeID: changeID, table: table, operation: operation, stamp: stamp, writer: writer, columns: columns, values: values,
+                        keyCount: keyCount))
             }
             guard reader.remaining == 0 else { throw ChangeBatchError("\(reader.remaining) trailing bytes") }
             self.events = events

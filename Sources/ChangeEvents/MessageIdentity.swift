@@ -36,8 +36,9 @@ public struct MessageIdentity: Equatable, Sendable {
         guard parts.count == 4, !parts[1].isEmpty else { return nil }
         let range = parts[3].split(separator: UInt8(ascii: "-"), omittingEmptySubsequences: false)
         guard range.count == 2, let node = Self.number(parts[0]), let shard = Self.number(parts[2]),
-              let first = Self.number(range[0]), let last = Self.number(range[1]),
-              let firstChange = Int64(exactly: first), let lastChange = Int64(exactly: last) else { return nil }
+            let first = Self.number(range[0]), let last = Self.number(range[1]),
+            let firstChange = Int64(exactly: first), let lastChange = Int64(exactly: last)
+        else { return nil }
         self.init(node: node, incarnation: String(decoding: parts[1], as: UTF8.self), shard: shard, firstChange: firstChange, lastChange: lastChange)
     }
 
@@ -65,7 +66,8 @@ public struct MessageIdentity: Equatable, Sendable {
     /// Canonical decimal (digits only, no leading zero), within UInt64.
     private static func number(_ digits: Substring.UTF8View) -> UInt64? {
         guard !digits.isEmpty, digits.count <= 20, digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
-              digits.count == 1 || digits.first != UInt8(ascii: "0") else { return nil }
+            digits.count == 1 || digits.first != UInt8(ascii: "0")
+        else { return nil }
         return UInt64(String(decoding: digits, as: UTF8.self))
     }
 }

@@ -54,7 +54,9 @@ public struct UpstreamEvent: Equatable, Sendable {
                 throw UpstreamEventError("zstd: \(error.description)")
             }
         } else {
-            guard bytes.count <= ChangeBatch.maximumBodySize else { throw UpstreamEventError("message of \(bytes.count) bytes is above the \(ChangeBatch.maximumBodySize) limit") }
+            guard bytes.count <= ChangeBatch.maximumBodySize else {
+                throw UpstreamEventError("message of \(bytes.count) bytes is above the \(ChangeBatch.maximumBodySize) limit")
+            }
             body = bytes
         }
         var reader = CBORReader(body)
@@ -167,8 +169,9 @@ public struct UpstreamEvent: Equatable, Sendable {
             }
         }
         guard !primaryKey.isEmpty else { return nil }
-        return ChangeEvent(changeID: id, table: table, operation: operation == .delete ? .delete : .upsert, stamp: stamp, writer: writer,
-                           columns: orderedColumns, values: orderedValues, keyCount: primaryKey.count)
+        return ChangeEvent(
+            changeID: id, table: table, operation: operation == .delete ? .delete : .upsert, stamp: stamp, writer: writer,
+            columns: orderedColumns, values: orderedValues, keyCount: primaryKey.count)
     }
 
     /// `event` as upstream publishes a change, for upstream nodes of a mixed cluster: an upsert as an
@@ -256,7 +259,8 @@ enum TimeText {
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
         func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        var text = "\(year < 1000 ? String(repeating: "0", count: 4 - "\(year)".count) : "")\(year)-\(two(month))-\(two(day)) "
+        var text =
+            "\(year < 1000 ? String(repeating: "0", count: 4 - "\(year)".count) : "")\(year)-\(two(month))-\(two(day)) "
             + "\(two(secondOfDay / 3600)):\(two(secondOfDay % 3600 / 60)):\(two(secondOfDay % 60))"
         if nanoseconds > 0 {
             var fraction = String(nanoseconds)

@@ -91,8 +91,10 @@ public final class ChangeApplier {
     /// match it, does not fail the batch: the events of that table are parked on their own, in this
     /// transaction, under their message's stream and sequence (`Outcome.partlyParked`), and the other
     /// tables' rows apply. Without, such an event fails the batch (a parked message's retry, for one).
-    public func apply(_ events: [ChangeEvent], cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:], localWrites: [ChangeEvent] = [],
-                      sources: [EventSource]? = nil) throws -> Outcome {
+    public func apply(
+        _ events: [ChangeEvent], cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:], localWrites: [ChangeEvent] = [],
+        sources: [EventSource]? = nil
+    ) throws -> Outcome {
         try database.execute("BEGIN IMMEDIATE")
         do {
             // A migration since the last batch makes prepared plans name columns that may be gone.
@@ -217,7 +219,9 @@ public final class ChangeApplier {
                 statement = cached
             } else {
                 let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
-                statement = try self.statement("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)")
+                statement = try self.statement(
+                    "SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)"
+                )
                 clocks[table.name] = statement
             }
             guard let clock = try statement.all(key).first, case .integer(let stamp) = clock[0], case .integer(let writer) = clock[1] else {
@@ -250,8 +254,10 @@ public final class ChangeApplier {
                 kept += 1
                 let key = Array(event.key)
                 let keyColumns = (1...key.count).map { ChangeLogSchema.keyColumn($0) }
-                try statement("INSERT INTO \(q(ChangeLogSchema.globalLog)) (table_id, \(keyColumns.joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: key.count)))")
-                    .run([.integer(tableID)] + key)
+                try statement(
+                    "INSERT INTO \(q(ChangeLogSchema.globalLog)) (table_id, \(keyColumns.joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: key.count)))"
+                )
+                .run([.integer(tableID)] + key)
             }
             var outcome = Outcome()
             try settle(Set(events.map(\.table)), into: &outcome)
@@ -269,8 +275,10 @@ public final class ChangeApplier {
     private func holdsVersion(of event: ChangeEvent) throws -> Bool {
         guard let table = try table(named: event.table) else { return false }
         let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
-        let clock = try statement("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)")
-            .all(Array(event.key)).first
+        let clock = try statement(
+            "SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)"
+        )
+        .all(Array(event.key)).first
         return clock == [.integer(Int64(bitPattern: event.stamp)), .integer(Int64(bitPattern: event.writer))]
     }
 
@@ -315,9 +323,10 @@ public final class ChangeApplier {
     /// of the row is written. Keyed by the table, the columns and the version, so a redelivery replaces it.
     private func keepColumnsAside(_ event: ChangeEvent, _ indices: [Int]) throws {
         let columns = indices.map { event.columns[$0] }
-        let kept = ChangeEvent(changeID: event.changeID, table: event.table, operation: .upsert, stamp: event.stamp, writer: event.writer,
-                               columns: Array(event.columns.prefix(event.keyCount)) + columns,
-                               values: Array(event.key) + indices.map { event.values[$0] }, keyCount: event.keyCount)
+        let kept = ChangeEvent(
+            changeID: event.changeID, table: event.table, operation: .upsert, stamp: event.stamp, writer: event.writer,
+            columns: Array(event.columns.prefix(event.keyCount)) + columns,
+            values: Array(event.key) + indices.map { event.values[$0] }, keyCount: event.keyCount)
         var hash: UInt64 = 14_695_981_039_346_656_037
         for byte in Array("\(event.writer) \(event.stamp) \(HeldAsideRows.keyText(event.key))".utf8) { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
         let message = ParkedMessage(
@@ -446,9 +455,10 @@ public final class ChangeApplier {
         guard heldThisTransaction.contains(where: { $0.first == name }) else { return }
         let keys = Set(heldThisTransaction.filter { $0.first == name }.map { $0[1] })
         for entry in try heldAside.entries(in: name, keys: keys) {
-            outcome.conflicts.append(UniqueConflict(
-                table: name, columns: entry.label, heldAsideKey: entry.key, heldAsideStamp: entry.stamp, heldAsideWriter: entry.writer,
-                holderKey: entry.holderKey, holderStamp: entry.holderStamp, holderWriter: entry.holderWriter))
+            outcome.conflicts.append(
+                UniqueConflict(
+                    table: name, columns: entry.label, heldAsideKey: entry.key, heldAsideStamp: entry.stamp, heldAsideWriter: entry.writer,
+                    holderKey: entry.holderKey, holderStamp: entry.holderStamp, holderWriter: entry.holderWriter))
         }
     }
 
@@ -462,8 +472,9 @@ public final class ChangeApplier {
         let key = Array(event.key)
         let holders: [HeldAsideRows.Holder]
         do {
-            holders = try heldAside.holders(in: table, key: key, columns: plan.names, values: plan.values(of: event), defaults: plan.lacking,
-                                            recording: entry.key)
+            holders = try heldAside.holders(
+                in: table, key: key, columns: plan.names, values: plan.values(of: event), defaults: plan.lacking,
+                recording: entry.key)
         } catch {
             // The row cannot be evaluated here (a CHECK or NOT NULL of this node's schema refuses it): it could
             // not be written either, so it stays aside, the same on every node with this schema.
@@ -471,7 +482,8 @@ public final class ChangeApplier {
         }
         let rank = { (holder: HeldAsideRows.Holder) in (stamp: holder.stamp, writer: holder.writer, key: holder.keyText) }
         if let keeper = holders.filter({ HeldAsideRows.precedes(rank($0), (entry.stamp, entry.writer, entry.key)) })
-            .min(by: { HeldAsideRows.precedes(rank($0), rank($1)) }) {
+            .min(by: { HeldAsideRows.precedes(rank($0), rank($1)) })
+        {
             try heldAside.name(keeper, of: entry)
             return false
         }
@@ -532,11 +544,16 @@ public final class ChangeApplier {
             return plan
         }
         guard var table = try table(named: event.table) else {
-            throw ApplyError(event: event, kind: .schemaMissing, reason: "table \(event.table) is not replicated here (missing, or refused: see the capturer's log)")
+            throw ApplyError(
+                event: event, kind: .schemaMissing, reason: "table \(event.table) is not replicated here (missing, or refused: see the capturer's log)")
         }
         let keyNames = table.primaryKey.map(\.name)
         guard Array(event.columns.prefix(event.keyCount)) == keyNames else {
-            throw ApplyError(event: event, kind: .keyMismatch, reason: "its key (\(event.columns.prefix(event.keyCount).joined(separator: ", "))) is not the local primary key (\(keyNames.joined(separator: ", ")))")
+            throw ApplyError(
+                event: event, kind: .keyMismatch,
+                reason:
+                    "its key (\(event.columns.prefix(event.keyCount).joined(separator: ", "))) is not the local primary key (\(keyNames.joined(separator: ", ")))"
+            )
         }
         if !Set(table.columns.map(\.name)).isSuperset(of: event.columns) {
             // A column added since the catalog was read (ALTER TABLE … ADD COLUMN while we run)?
@@ -558,7 +575,8 @@ public final class ChangeApplier {
             case .unknown? where index >= event.keyCount: aside.append(index)
             case .renamed(let name)? where local.contains(name): written.append((index, name))
             default:
-                throw ApplyError(event: event, kind: .schemaMissing, reason: "column \(column) does not exist in the local table \(table.name) (schemas differ)")
+                throw ApplyError(
+                    event: event, kind: .schemaMissing, reason: "column \(column) does not exist in the local table \(table.name) (schemas differ)")
             }
         }
         let names = written.map(\.name)
@@ -573,7 +591,8 @@ public final class ChangeApplier {
         // did not.
         let lacking = table.columns.filter { !names.contains($0.name) }.map { (name: $0.name, sql: $0.defaultSQL ?? "NULL") }
         let conflict = "DO UPDATE SET " + (names.map { "\(q($0)) = excluded.\(q($0))" } + lacking.map { "\(q($0.name)) = \($0.sql)" }).joined(separator: ", ")
-        let clockColumns = (keyNames.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]).joined(separator: ", ")
+        let clockColumns = (keyNames.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]).joined(
+            separator: ", ")
         let clockPlaceholders = Array(repeating: "?", count: keyNames.count + 3).joined(separator: ", ")
         let stamp = q(ChangeLogSchema.stampColumn), node = q(ChangeLogSchema.nodeColumn), deleted = q(ChangeLogSchema.deletedColumn)
         let supersedes = StampOrder.supersedes(stamp: "excluded.\(stamp)", writer: "excluded.\(node)", over: stamp, node)
@@ -586,7 +605,9 @@ public final class ChangeApplier {
             // OR ABORT: a UNIQUE, NOT NULL or CHECK constraint declared with its own ON CONFLICT (REPLACE deletes
             // the other row, IGNORE skips this one, ROLLBACK ends our transaction) must only refuse the row, so
             // that settlement decides by the rule; the application's own writes keep the declared behaviour.
-            upsert: try database.prepare("INSERT OR ABORT INTO \(q(table.name)) (\(columns)) VALUES (\(placeholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) \(conflict)"),
+            upsert: try database.prepare(
+                "INSERT OR ABORT INTO \(q(table.name)) (\(columns)) VALUES (\(placeholders)) ON CONFLICT (\(keyNames.map(q).joined(separator: ", "))) \(conflict)"
+            ),
             delete: try database.prepare("DELETE FROM \(q(table.name)) WHERE \(keyMatch)")
         )
         plans[shape] = plan
@@ -701,8 +722,6 @@ extension SQLiteError {
     /// SQLite's "UNIQUE constraint failed" (SQLITE_CONSTRAINT_UNIQUE): a value another row holds.
     var isUniqueViolation: Bool { code == 19 && message.contains("UNIQUE constraint failed") }
 }
-
-
 
 /// An event that cannot be applied here, and why; `kind` says whether waiting can help.
 public struct ApplyError: Error, CustomStringConvertible {

@@ -53,17 +53,20 @@ public enum ChangeLogInstaller {
         let remedy: String
         switch error.code & 0xff {
         case 8:  // SQLITE_READONLY
-            remedy = "the database or its directory is not writable for this user (HarmonyLite writes its tables, the WAL and the -shm file there): give it write access to both"
+            remedy =
+                "the database or its directory is not writable for this user (HarmonyLite writes its tables, the WAL and the -shm file there): give it write access to both"
         case 13:  // SQLITE_FULL
             remedy = "the disk is full: free space on the database's filesystem"
         case 10:  // SQLITE_IOERR
             remedy = "the disk or filesystem failed a read or write: check it (dmesg), then start the node again"
         case 11, 26:  // SQLITE_CORRUPT, SQLITE_NOTADB
-            remedy = "the file is damaged or not a SQLite database: restore it from a backup (or a snapshot: `harmonylite -config FILE -save-snapshot` on a healthy node, then restore it here)"
+            remedy =
+                "the file is damaged or not a SQLite database: restore it from a backup (or a snapshot: `harmonylite -config FILE -save-snapshot` on a healthy node, then restore it here)"
         case 14:  // SQLITE_CANTOPEN
             remedy = "the file cannot be opened: check db_path and the permissions of the file and its directory"
         default:
-            remedy = "it fails the same way at every start while the database stays as it is: if the cause is in HarmonyLite's own tables (`__harmonylite__*`), stop the node and run `harmonylite -config FILE -cleanup` (it removes them; unpublished local changes and row clocks are lost, the other nodes' rows win), then start it again"
+            remedy =
+                "it fails the same way at every start while the database stays as it is: if the cause is in HarmonyLite's own tables (`__harmonylite__*`), stop the node and run `harmonylite -config FILE -cleanup` (it removes them; unpublished local changes and row clocks are lost, the other nodes' rows win), then start it again"
         }
         return "cannot install the change log in \(path): \(error). The installation is one transaction: the database was left as it was. To go on: \(remedy)"
     }
@@ -165,15 +168,21 @@ public enum ChangeLogInstaller {
                     for (old, new) in zip(existingKey, key) where old != new {
                         try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: table.name))) RENAME COLUMN \(S.quote(old)) TO \(S.quote(new))")
                     }
-                    notes.append("the key of \(table.name) was renamed (\(existingKey.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks carry over")
+                    notes.append(
+                        "the key of \(table.name) was renamed (\(existingKey.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks carry over"
+                    )
                 } else if !existingKey.isEmpty && existingKey != key {
                     try database.execute("DROP TABLE \(S.quote(S.changeLog(of: table.name)))")
-                    notes.append("the primary key of \(table.name) changed (\(existingKey.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks start afresh")
+                    notes.append(
+                        "the primary key of \(table.name) changed (\(existingKey.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks start afresh"
+                    )
                 }
                 try database.execute(S.changeLogTable(table))
                 let hadTriggers = !(try hasTrigger.all([.text(S.trigger(of: table.name, "insert"))]).isEmpty)
                 if !hadTriggers && !table.nullableKeyColumns.isEmpty {
-                    notes.append("\(table.name): rows whose key (\(table.nullableKeyColumns.map(\.name).joined(separator: ", "))) is NULL are not replicated (a NULL names no row on another node); declare the key NOT NULL to have SQLite refuse such rows")
+                    notes.append(
+                        "\(table.name): rows whose key (\(table.nullableKeyColumns.map(\.name).joined(separator: ", "))) is NULL are not replicated (a NULL names no row on another node); declare the key NOT NULL to have SQLite refuse such rows"
+                    )
                 }
                 if !hadTriggers && !firstInstallation {
                     // A table that appeared since the last installation (created while we ran, or while the node
@@ -262,7 +271,9 @@ public enum ChangeLogInstaller {
             }
             try database.prepare("UPDATE OR IGNORE \(S.quote(S.tables)) SET name = ? WHERE name = ?").run([.text(Array(table.utf8)), .text(Array(old.utf8))])
             // Rows UNIQUE settlement holds aside for the table are its rows too: they follow the new name.
-            try database.prepare("UPDATE OR IGNORE \(S.quote(S.conflicts)) SET table_name = ? WHERE table_name = ?").run([.text(Array(table.utf8)), .text(Array(old.utf8))])
+            try database.prepare("UPDATE OR IGNORE \(S.quote(S.conflicts)) SET table_name = ? WHERE table_name = ?").run([
+                .text(Array(table.utf8)), .text(Array(old.utf8)),
+            ])
             notes.append("\(old) was renamed to \(table): its row clocks, waiting changes and rows held aside carry over")
         }
         return (notes, renamed)
@@ -284,9 +295,10 @@ public enum ChangeLogInstaller {
         let list = oldColumns.map(S.quote).joined(separator: ", ")
         let stamp = S.quote(S.stampColumn), node = S.quote(S.nodeColumn), deleted = S.quote(S.deletedColumn)
         let later = StampOrder.supersedes(stamp: "excluded.\(stamp)", writer: "excluded.\(node)", over: stamp, node)
-        try database.execute("INSERT INTO \(S.quote(new)) (\(list)) SELECT \(list) FROM \(S.quote(old)) WHERE true "
-            + "ON CONFLICT (\(key.map(S.quote).joined(separator: ", "))) DO UPDATE SET \(stamp) = excluded.\(stamp), \(node) = excluded.\(node), "
-            + "\(deleted) = excluded.\(deleted) WHERE \(later)")
+        try database.execute(
+            "INSERT INTO \(S.quote(new)) (\(list)) SELECT \(list) FROM \(S.quote(old)) WHERE true "
+                + "ON CONFLICT (\(key.map(S.quote).joined(separator: ", "))) DO UPDATE SET \(stamp) = excluded.\(stamp), \(node) = excluded.\(node), "
+                + "\(deleted) = excluded.\(deleted) WHERE \(later)")
         try database.execute("DROP TABLE \(S.quote(old))")
         return true
     }
@@ -317,7 +329,8 @@ public enum ChangeLogInstaller {
                     try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: table.name))) RENAME COLUMN \(S.quote(old)) TO \(S.quote(new))")
                 }
                 try database.execute("RELEASE harmonylite_key_rename")
-                notes.append("the key of \(table.name) was renamed (\(existing.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks carry over")
+                notes.append(
+                    "the key of \(table.name) was renamed (\(existing.joined(separator: ",")) → \(key.joined(separator: ","))): its row clocks carry over")
             } catch {
                 // Names crossing each other (a swap): the installation starts the row clocks afresh instead.
                 try database.execute("ROLLBACK TO harmonylite_key_rename")

@@ -114,8 +114,11 @@ public enum ChangeLogSchema {
         let globalColumns = (["table_id", "at"] + (1...keys.count).map { keyColumn($0) }).joined(separator: ", ")
         // Only rows without a row clock: rows the applier wrote (it may have created the row clocks first,
         // applying other nodes' rows of the same new table) are other nodes' writes, not ours.
-        let unclocked = evenIfClocked ? keysPresent(table, row: "t") : "\(keysPresent(table, row: "t")) AND NOT EXISTS (SELECT 1 FROM \(log) c WHERE "
-            + keys.map { "c.\($0) = t.\($0)" }.joined(separator: " AND ") + ")"
+        let unclocked =
+            evenIfClocked
+            ? keysPresent(table, row: "t")
+            : "\(keysPresent(table, row: "t")) AND NOT EXISTS (SELECT 1 FROM \(log) c WHERE "
+                + keys.map { "c.\($0) = t.\($0)" }.joined(separator: " AND ") + ")"
         let tableKeys = keys.map { "t.\($0)" }.joined(separator: ", ")
         return "INSERT INTO \(quote(globalLog)) (\(globalColumns)) SELECT \(tableID), \(nowStamp), \(tableKeys) FROM \(quote(table.name)) t WHERE \(unclocked)"
     }

@@ -86,7 +86,8 @@ public final class ChangeReader {
 
     /// The pending events, up to (not including) the first unstamped entry whose `at` lies beyond
     /// `stampLimit` (`metFuture`).
-    private func read(after watermark: Int64, limit: Int, stampLimit: UInt64, schemaVersion: Int64?) throws(SQLiteError) -> (pending: Pending, metFuture: Bool) {
+    private func read(after watermark: Int64, limit: Int, stampLimit: UInt64, schemaVersion: Int64?) throws(SQLiteError) -> (pending: Pending, metFuture: Bool)
+    {
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
         if let schemaVersion, try database.scalarInteger("PRAGMA schema_version") != schemaVersion {
@@ -111,10 +112,12 @@ public final class ChangeReader {
         }
         var rows = try globalRead.all([.integer(watermark), .integer(Int64(limit))])
         var metFuture = false
-        if stampLimit != .max, let first = rows.firstIndex(where: { row in
-            guard row.count >= 3, case .integer(let id) = row[0], id > stampedThrough, case .integer(let at) = row[2] else { return false }
-            return UInt64(bitPattern: at) > stampLimit
-        }) {
+        if stampLimit != .max,
+            let first = rows.firstIndex(where: { row in
+                guard row.count >= 3, case .integer(let id) = row[0], id > stampedThrough, case .integer(let at) = row[2] else { return false }
+                return UInt64(bitPattern: at) > stampLimit
+            })
+        {
             rows.removeSubrange(first...)
             metFuture = true
         }
@@ -176,8 +179,9 @@ public final class ChangeReader {
         if !deleted, read == nil { read = try rowStatement.all(key).first }
         if !deleted, let row = read {
             let others = table.columns.filter { $0.primaryKeyPosition == 0 }
-            return ChangeEvent(changeID: entry.id, table: table.name, operation: .upsert, stamp: stamp,
-                               writer: writer, columns: keyNames + others.map(\.name), values: row, keyCount: keyNames.count)
+            return ChangeEvent(
+                changeID: entry.id, table: table.name, operation: .upsert, stamp: stamp,
+                writer: writer, columns: keyNames + others.map(\.name), values: row, keyCount: keyNames.count)
         }
         if !deleted, entry.pendingStamp == nil, var held = try heldAsideVersion(of: table, key: key, stamp: stamp, writer: writer) {
             // Not in its table but alive: UNIQUE settlement holds this version aside here (a later row holds
@@ -186,17 +190,21 @@ public final class ChangeReader {
             held.changeID = entry.id
             return held
         }
-        return ChangeEvent(changeID: entry.id, table: table.name, operation: .delete, stamp: stamp,
-                           writer: writer, columns: keyNames, values: key, keyCount: keyNames.count)
+        return ChangeEvent(
+            changeID: entry.id, table: table.name, operation: .delete, stamp: stamp,
+            writer: writer, columns: keyNames, values: key, keyCount: keyNames.count)
     }
 
     /// The version UNIQUE settlement holds aside for this row, if it is exactly (stamp, writer).
     private func heldAsideVersion(of table: TableInfo, key: [SQLiteValue], stamp: UInt64, writer: UInt64) throws(SQLiteError) -> ChangeEvent? {
         if heldAside == nil {
-            heldAside = try database.prepare("SELECT version FROM \(ChangeLogSchema.quote(ChangeLogSchema.conflicts)) "
-                + "WHERE table_name = ? AND losing_key = ? AND losing_stamp = ? AND losing_writer = ?")
+            heldAside = try database.prepare(
+                "SELECT version FROM \(ChangeLogSchema.quote(ChangeLogSchema.conflicts)) "
+                    + "WHERE table_name = ? AND losing_key = ? AND losing_stamp = ? AND losing_writer = ?")
         }
-        let row = try heldAside?.all([.text(table.name), .text(HeldAsideRows.keyText(key)), .integer(Int64(bitPattern: stamp)), .integer(Int64(bitPattern: writer))]).first
+        let row = try heldAside?.all([
+            .text(table.name), .text(HeldAsideRows.keyText(key)), .integer(Int64(bitPattern: stamp)), .integer(Int64(bitPattern: writer)),
+        ]).first
         guard case .blob(let bytes)? = row?.first else { return nil }
         return try? ChangeBatch(decoding: bytes).events.first
     }
@@ -207,7 +215,9 @@ public final class ChangeReader {
         let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
         let selected = (table.primaryKey + table.columns.filter { $0.primaryKeyPosition == 0 }).map { q($0.name) }.joined(separator: ", ")
         let pair = (
-            clock: try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)), \(q(ChangeLogSchema.deletedColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)"),
+            clock: try database.prepare(
+                "SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)), \(q(ChangeLogSchema.deletedColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)"
+            ),
             row: try database.prepare("SELECT \(selected) FROM \(q(table.name)) WHERE \(keyMatch)")
         )
         statements[table.name] = pair
@@ -229,7 +239,9 @@ public enum PublishWatermark {
     }
 
     public static func write(_ id: Int64, to database: SQLiteDatabase) throws(SQLiteError) {
-        try database.prepare("INSERT OR REPLACE INTO \(ChangeLogSchema.quote(ChangeLogSchema.meta)) (key, value) VALUES ('published_through', ?)").run([.integer(id)])
+        try database.prepare("INSERT OR REPLACE INTO \(ChangeLogSchema.quote(ChangeLogSchema.meta)) (key, value) VALUES ('published_through', ?)").run([
+            .integer(id)
+        ])
     }
 
     /// The newest change-log id (0 when none was ever queued). Ids are consecutive and the newest entry is
@@ -250,12 +262,14 @@ public enum PublishWatermark {
     @discardableResult
     public static func removePublished(from database: SQLiteDatabase, limit: Int = removalChunk) throws(SQLiteError) -> Int {
         let q = ChangeLogSchema.quote
-        try database.prepare("""
+        try database.prepare(
+            """
             DELETE FROM \(q(ChangeLogSchema.globalLog)) WHERE id <= (SELECT value FROM \(q(ChangeLogSchema.meta)) WHERE key = 'published_through')
               AND id <= (SELECT value FROM \(q(ChangeLogSchema.meta)) WHERE key = '\(PendingStamps.markKey)')
               AND id < (SELECT max(id) FROM \(q(ChangeLogSchema.globalLog)))
               AND id < (SELECT min(id) FROM \(q(ChangeLogSchema.globalLog))) + ?
-            """).run([.integer(Int64(max(1, limit)))])
+            """
+        ).run([.integer(Int64(max(1, limit)))])
         return database.changes
     }
 }

@@ -78,7 +78,8 @@ public enum ColumnHistory {
         var installedAs: [String: String] = [:]
         let suffix = "_change_log_on_insert"
         for row in try database.rows(
-            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, \(ChangeLogSchema.prefix.utf8.count)) = '\(ChangeLogSchema.prefix)'") {
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, \(ChangeLogSchema.prefix.utf8.count)) = '\(ChangeLogSchema.prefix)'"
+        ) {
             guard let name = row[0], let table = row[1], name.hasSuffix(suffix) else { continue }
             installedAs[table] = String(name.dropFirst(ChangeLogSchema.prefix.count).dropLast(suffix.count))
         }
@@ -156,8 +157,9 @@ public enum ColumnHistory {
             case .unknown: try retire.run([.text("unknown"), .null, .text(info.name), .text(name)])
             }
         }
-        let insert = try database.prepare("INSERT INTO \(table) (table_name, name, position, state, renamed_to) VALUES (?, ?, ?, 'live', NULL) "
-            + "ON CONFLICT (table_name, name) DO UPDATE SET position = excluded.position, state = 'live', renamed_to = NULL")
+        let insert = try database.prepare(
+            "INSERT INTO \(table) (table_name, name, position, state, renamed_to) VALUES (?, ?, ?, 'live', NULL) "
+                + "ON CONFLICT (table_name, name) DO UPDATE SET position = excluded.position, state = 'live', renamed_to = NULL")
         for (position, name) in current.enumerated() { try insert.run([.text(info.name), .text(name), .integer(Int64(position))]) }
     }
 

@@ -105,16 +105,18 @@ final class HeldAsideRows {
         var entries: [Entry] = []
         for row in rows {
             guard case .text(let key) = row[0], case .integer(let stamp) = row[1], case .integer(let writer) = row[2], case .blob(let version) = row[3],
-                  case .text(let holderKey) = row[4], case .integer(let holderStamp) = row[5], case .integer(let holderWriter) = row[6],
-                  case .text(let label) = row[7], case .blob(let keeper) = row[8], let decoded = try? ChangeBatch(decoding: version).events.first
+                case .text(let holderKey) = row[4], case .integer(let holderStamp) = row[5], case .integer(let holderWriter) = row[6],
+                case .text(let label) = row[7], case .blob(let keeper) = row[8], let decoded = try? ChangeBatch(decoding: version).events.first
             else { continue }
             // Its version under the table's current name (a table renamed since keeps its rows held aside).
             var event = decoded
             event.table = table
-            entries.append(Entry(table: table, key: String(decoding: key, as: UTF8.self), stamp: UInt64(bitPattern: stamp), writer: UInt64(bitPattern: writer),
-                                 version: event, holderKey: String(decoding: holderKey, as: UTF8.self), holderKeyValues: KeyCoding.decode(keeper) ?? [],
-                                 holderStamp: UInt64(bitPattern: holderStamp),
-                                 holderWriter: UInt64(bitPattern: holderWriter), label: String(decoding: label, as: UTF8.self)))
+            entries.append(
+                Entry(
+                    table: table, key: String(decoding: key, as: UTF8.self), stamp: UInt64(bitPattern: stamp), writer: UInt64(bitPattern: writer),
+                    version: event, holderKey: String(decoding: holderKey, as: UTF8.self), holderKeyValues: KeyCoding.decode(keeper) ?? [],
+                    holderStamp: UInt64(bitPattern: holderStamp),
+                    holderWriter: UInt64(bitPattern: holderWriter), label: String(decoding: label, as: UTF8.self)))
         }
         return entries.sorted { Self.precedes(($0.stamp, $0.writer, $0.key), ($1.stamp, $1.writer, $1.key)) }
     }
@@ -131,22 +133,31 @@ final class HeldAsideRows {
         try forgetValues(table: version.table, keyText: Self.keyText(version.key))
         let values = zip(version.columns, version.values).map { "\($0)=\($1.sqlLiteral)" }.joined(separator: ", ")
         let bytes = ChangeBatch(origin: version.writer, schemaHash: "", events: [version]).encoded(compress: false)
-        try statement("INSERT OR REPLACE INTO \(q(ChangeLogSchema.conflicts)) (table_name, losing_key, losing_stamp, losing_writer, losing_values, columns, "
-            + "winning_key, winning_stamp, winning_writer, reason, version, winning_key_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            .run([.text(version.table), .text(Self.keyText(version.key)), .integer(Int64(bitPattern: version.stamp)), .integer(Int64(bitPattern: version.writer)),
-                  .text(values), .text(holder?.label ?? ""), .text(holder?.keyText ?? ""), .integer(Int64(bitPattern: holder?.stamp ?? 0)),
-                  .integer(Int64(bitPattern: holder?.writer ?? 0)), .text(Self.reason), .blob(bytes), .blob(KeyCoding.encode(holder?.key ?? []))])
+        try statement(
+            "INSERT OR REPLACE INTO \(q(ChangeLogSchema.conflicts)) (table_name, losing_key, losing_stamp, losing_writer, losing_values, columns, "
+                + "winning_key, winning_stamp, winning_writer, reason, version, winning_key_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        .run([
+            .text(version.table), .text(Self.keyText(version.key)), .integer(Int64(bitPattern: version.stamp)), .integer(Int64(bitPattern: version.writer)),
+            .text(values), .text(holder?.label ?? ""), .text(holder?.keyText ?? ""), .integer(Int64(bitPattern: holder?.stamp ?? 0)),
+            .integer(Int64(bitPattern: holder?.writer ?? 0)), .text(Self.reason), .blob(bytes), .blob(KeyCoding.encode(holder?.key ?? [])),
+        ])
     }
 
     static let reason = "held aside: a later write holds its UNIQUE value; placed again when the value is free"
 
     /// Names the row that keeps `entry` aside, when it changed.
     func name(_ holder: Holder, of entry: Entry) throws(SQLiteError) {
-        guard holder.keyText != entry.holderKey || holder.stamp != entry.holderStamp || holder.writer != entry.holderWriter || holder.label != entry.label else { return }
-        try statement("UPDATE \(q(ChangeLogSchema.conflicts)) SET winning_key = ?, winning_stamp = ?, winning_writer = ?, columns = ?, winning_key_values = ? "
-            + "WHERE table_name = ? AND losing_key = ?")
-            .run([.text(holder.keyText), .integer(Int64(bitPattern: holder.stamp)), .integer(Int64(bitPattern: holder.writer)), .text(holder.label),
-                  .blob(KeyCoding.encode(holder.key)), .text(entry.table), .text(entry.key)])
+        guard holder.keyText != entry.holderKey || holder.stamp != entry.holderStamp || holder.writer != entry.holderWriter || holder.label != entry.label
+        else { return }
+        try statement(
+            "UPDATE \(q(ChangeLogSchema.conflicts)) SET winning_key = ?, winning_stamp = ?, winning_writer = ?, columns = ?, winning_key_values = ? "
+                + "WHERE table_name = ? AND losing_key = ?"
+        )
+        .run([
+            .text(holder.keyText), .integer(Int64(bitPattern: holder.stamp)), .integer(Int64(bitPattern: holder.writer)), .text(holder.label),
+            .blob(KeyCoding.encode(holder.key)), .text(entry.table), .text(entry.key),
+        ])
     }
 
     /// Forgets what `table` held aside for `key` (placed again, or superseded by a newer version).
@@ -184,9 +195,11 @@ final class HeldAsideRows {
         let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
         for (index, _) in try indexes(of: table) {
             guard index.terms.allSatisfy({ ["BINARY", "NOCASE", "RTRIM"].contains($0.collation.uppercased()) }) else { result = nil; break }
-            let terms = (index.terms.map { "(\($0.expression))" } + ["CASE WHEN \(index.condition.map { "(\($0))" } ?? "1") THEN 1 ELSE 0 END"]).joined(separator: ", ")
+            let terms = (index.terms.map { "(\($0.expression))" } + ["CASE WHEN \(index.condition.map { "(\($0))" } ?? "1") THEN 1 ELSE 0 END"]).joined(
+                separator: ", ")
             guard let onProbe = try? database.prepare("SELECT \(terms) FROM temp.\(q(probe))"),
-                  let onRow = try? database.prepare("SELECT \(terms) FROM main.\(q(table.name)) WHERE \(keyMatch)") else { result = nil; break }
+                let onRow = try? database.prepare("SELECT \(terms) FROM main.\(q(table.name)) WHERE \(keyMatch)")
+            else { result = nil; break }
             result?.append(Signer(index: index, onProbe: onProbe, onRow: onRow))
         }
         signers[table.name] = .some(result)
@@ -255,8 +268,10 @@ final class HeldAsideRows {
     /// The rows of `table` (other than `key`'s) that hold a UNIQUE value of the row `columns`/`values` would
     /// write — `defaults` giving the columns it lacks — through each UNIQUE index's own definition.
     /// With `recording`, what the held-aside row of that key wants is recorded too (`concerned` finds it).
-    func holders(in table: TableInfo, key: [SQLiteValue], columns: [String], values: [SQLiteValue], defaults: [(name: String, sql: String)],
-                 recording keyText: String? = nil) throws -> [Holder] {
+    func holders(
+        in table: TableInfo, key: [SQLiteValue], columns: [String], values: [SQLiteValue], defaults: [(name: String, sql: String)],
+        recording keyText: String? = nil
+    ) throws -> [Holder] {
         let indexes = try self.indexes(of: table)
         guard !indexes.isEmpty else { return [] }
         let probe = try self.probe(for: table)
@@ -289,8 +304,10 @@ final class HeldAsideRows {
     /// A row's (stamp, writer); (0, 0) for a row without a row clock (it loses to every version).
     func clock(of table: TableInfo, key: [SQLiteValue]) throws(SQLiteError) -> (UInt64, UInt64) {
         let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
-        let row = try statement("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)), \(q(ChangeLogSchema.deletedColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)")
-            .all(key).first
+        let row = try statement(
+            "SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)), \(q(ChangeLogSchema.deletedColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)"
+        )
+        .all(key).first
         guard let row, case .integer(let stamp) = row[0], case .integer(let writer) = row[1] else { return (0, 0) }
         return (UInt64(bitPattern: stamp), UInt64(bitPattern: writer))
     }
@@ -305,8 +322,10 @@ final class HeldAsideRows {
     /// Whether the row clock still names exactly this version, alive (not a newer version, not a delete).
     func isLatest(_ entry: Entry, of table: TableInfo) throws(SQLiteError) -> Bool {
         let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
-        let row = try statement("SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)), \(q(ChangeLogSchema.deletedColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)")
-            .all(Array(entry.version.key)).first
+        let row = try statement(
+            "SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)), \(q(ChangeLogSchema.deletedColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)"
+        )
+        .all(Array(entry.version.key)).first
         return row == [.integer(Int64(bitPattern: entry.stamp)), .integer(Int64(bitPattern: entry.writer)), .integer(0)]
     }
 
@@ -315,8 +334,10 @@ final class HeldAsideRows {
         let keyNames = table.primaryKey.map(\.name)
         let others = table.columns.filter { $0.primaryKeyPosition == 0 }.map(\.name)
         let keyMatch = keyNames.map { "\(q($0)) = ?" }.joined(separator: " AND ")
-        guard let row = try statement("SELECT \((keyNames + others).map(q).joined(separator: ", ")) FROM \(q(table.name)) WHERE \(keyMatch)").all(key).first else { return nil }
-        return ChangeEvent(changeID: 0, table: table.name, operation: .upsert, stamp: stamp, writer: writer, columns: keyNames + others, values: row, keyCount: keyNames.count)
+        guard let row = try statement("SELECT \((keyNames + others).map(q).joined(separator: ", ")) FROM \(q(table.name)) WHERE \(keyMatch)").all(key).first
+        else { return nil }
+        return ChangeEvent(
+            changeID: 0, table: table.name, operation: .upsert, stamp: stamp, writer: writer, columns: keyNames + others, values: row, keyCount: keyNames.count)
     }
 
     private func indexes(of table: TableInfo) throws(SQLiteError) -> [(index: UniqueIndex, holders: SQLiteStatement)] {

@@ -165,9 +165,10 @@ public enum ParkedMessages {
 
     /// The current schema version and retry request: what the applier watches at its tick (one cheap read).
     public static func watched(in database: SQLiteDatabase) throws(SQLiteError) -> (schemaVersion: Int64, retryRequest: String?) {
-        let row = try database.prepare(
-            "SELECT (SELECT schema_version FROM pragma_schema_version), (SELECT value FROM \(meta) WHERE key = '\(retryRequestKey)')"
-        ).all().first ?? []
+        let row =
+            try database.prepare(
+                "SELECT (SELECT schema_version FROM pragma_schema_version), (SELECT value FROM \(meta) WHERE key = '\(retryRequestKey)')"
+            ).all().first ?? []
         let request: String? = row.count > 1 && row[1] != .null ? "\(row[1])" : nil
         return (row.first.map(integer) ?? 0, request)
     }

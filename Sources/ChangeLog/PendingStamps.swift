@@ -46,7 +46,8 @@ public enum PendingStamps {
     public static func setMaxClockOffset(_ milliseconds: UInt64?, in database: SQLiteDatabase) throws(SQLiteError) {
         let meta = ChangeLogSchema.quote(ChangeLogSchema.meta)
         if let milliseconds {
-            try database.prepare("INSERT OR REPLACE INTO \(meta) (key, value) VALUES ('\(maxClockOffsetKey)', ?)").run([.integer(Int64(clamping: milliseconds))])
+            try database.prepare("INSERT OR REPLACE INTO \(meta) (key, value) VALUES ('\(maxClockOffsetKey)', ?)").run([.integer(Int64(clamping: milliseconds))]
+            )
         } else {
             try database.execute("DELETE FROM \(meta) WHERE key = '\(maxClockOffsetKey)'")
         }
@@ -68,8 +69,10 @@ public enum PendingStamps {
 
     static func addClamped(_ count: Int, in database: SQLiteDatabase) throws(SQLiteError) {
         guard count > 0 else { return }
-        try database.prepare("INSERT INTO \(ChangeLogSchema.quote(ChangeLogSchema.meta)) (key, value) VALUES ('\(clampedKey)', ?) "
-            + "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value").run([.integer(Int64(count))])
+        try database.prepare(
+            "INSERT INTO \(ChangeLogSchema.quote(ChangeLogSchema.meta)) (key, value) VALUES ('\(clampedKey)', ?) "
+                + "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value"
+        ).run([.integer(Int64(count))])
     }
 
     /// Rewrites the queue's `at` of pending entries (after `stamped_through`) beyond `limit` to `clampedTo`,
@@ -245,7 +248,7 @@ final class PendingQueue {
     /// that took `INTEGER PRIMARY KEY DESC` for the rowid) is passed over, never stamped or published.
     static func entry(_ row: [SQLiteValue], tablesByID: [Int64: TableInfo]) -> Entry? {
         guard row.count >= 3, case .integer(let id) = row[0], case .integer(let tableID) = row[1], let table = tablesByID[tableID],
-              row.count >= 3 + table.primaryKey.count, !row[3..<(3 + table.primaryKey.count)].contains(.null)
+            row.count >= 3 + table.primaryKey.count, !row[3..<(3 + table.primaryKey.count)].contains(.null)
         else { return nil }
         var at: UInt64?
         if case .integer(let value) = row[2] { at = UInt64(bitPattern: value) }
@@ -259,7 +262,8 @@ final class PendingQueue {
         var byID: [Int64: TableInfo] = [:]
         for row in try database.prepare("SELECT id, name FROM \(ChangeLogSchema.quote(ChangeLogSchema.tables))").all() {
             guard case .integer(let id) = row[0], case .text(let name) = row[1],
-                  let table = catalog.table(named: String(decoding: name, as: UTF8.self)) else { continue }
+                let table = catalog.table(named: String(decoding: name, as: UTF8.self))
+            else { continue }
             byID[id] = table
         }
         // Columns id, table_id, at and k1…kN (in that order only in a fresh installation: selected by name).
@@ -423,7 +427,9 @@ public final class StampMaterializer {
         let prepared = (
             clock: try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)) FROM \(log) WHERE \(clockMatch)"),
             exists: try database.prepare("SELECT 1 FROM \(q(table.name)) WHERE \(keyMatch)"),
-            write: try database.prepare("INSERT OR REPLACE INTO \(log) (\(clockColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: clockColumns.count).joined(separator: ", ")))")
+            write: try database.prepare(
+                "INSERT OR REPLACE INTO \(log) (\(clockColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: clockColumns.count).joined(separator: ", ")))"
+            )
         )
         statements[table.name] = prepared
         return prepared

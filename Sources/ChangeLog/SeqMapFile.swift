@@ -1,5 +1,5 @@
-import SystemCalls
 import ChangeEvents
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

@@ -11,7 +11,9 @@ public enum StreamIdentities {
     public static func read(in database: SQLiteDatabase) throws(SQLiteError) -> [String: UInt64] {
         var identities: [String: UInt64] = [:]
         guard try database.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = '\(ChangeLogSchema.meta)'") > 0 else { return identities }
-        let rows = try database.prepare("SELECT key, value FROM \(ChangeLogSchema.quote(ChangeLogSchema.meta)) WHERE substr(key, 1, \(keyPrefix.utf8.count)) = '\(keyPrefix)'").all()
+        let rows = try database.prepare(
+            "SELECT key, value FROM \(ChangeLogSchema.quote(ChangeLogSchema.meta)) WHERE substr(key, 1, \(keyPrefix.utf8.count)) = '\(keyPrefix)'"
+        ).all()
         for row in rows {
             if case .text(let key) = row[0], case .integer(let value) = row[1] {
                 identities[String(decoding: key.dropFirst(keyPrefix.utf8.count), as: UTF8.self)] = UInt64(bitPattern: value)

@@ -84,9 +84,17 @@ public struct TableCatalog: Equatable, Sendable {
             case "table":
                 let info = try readTable(name, withoutRowID: row[2] == .integer(1), database: database)
                 if info.primaryKey.isEmpty {
-                    refused.append((name, "no PRIMARY KEY: a rowid does not name the same row on every node (and VACUUM renumbers it); add a primary key to replicate this table"))
+                    refused.append(
+                        (
+                            name,
+                            "no PRIMARY KEY: a rowid does not name the same row on every node (and VACUUM renumbers it); add a primary key to replicate this table"
+                        ))
                 } else if let custom = info.primaryKey.first(where: { !Self.builtInCollations.contains($0.collation.uppercased()) }) {
-                    refused.append((name, "its key column \(custom.name) uses the collation \(custom.collation), which only the application defines: rows cannot be matched by key outside it; use BINARY, NOCASE or RTRIM to replicate this table"))
+                    refused.append(
+                        (
+                            name,
+                            "its key column \(custom.name) uses the collation \(custom.collation), which only the application defines: rows cannot be matched by key outside it; use BINARY, NOCASE or RTRIM to replicate this table"
+                        ))
                 } else {
                     replicated.append(info)
                 }
@@ -107,14 +115,15 @@ public struct TableCatalog: Equatable, Sendable {
             var declared = ""
             if case .text(let type) = row[1] { declared = String(decoding: type, as: UTF8.self) }
             let metadata = try database.columnMetadata(table: name, column: column)
-            columns.append(TableInfo.Column(
-                name: column,
-                declaredType: declared,
-                notNull: row[2] == .integer(1),
-                primaryKeyPosition: { if case .integer(let p) = row[3] { Int(p) } else { 0 } }(),
-                collation: metadata.collation,
-                defaultSQL: { if case .text(let text) = row[5] { String(decoding: text, as: UTF8.self) } else { nil } }()
-            ))
+            columns.append(
+                TableInfo.Column(
+                    name: column,
+                    declaredType: declared,
+                    notNull: row[2] == .integer(1),
+                    primaryKeyPosition: { if case .integer(let p) = row[3] { Int(p) } else { 0 } }(),
+                    collation: metadata.collation,
+                    defaultSQL: { if case .text(let text) = row[5] { String(decoding: text, as: UTF8.self) } else { nil } }()
+                ))
         }
         var table = TableInfo(name: name, columns: columns, withoutRowID: withoutRowID)
         if !withoutRowID {

@@ -52,8 +52,10 @@ public struct UniqueIndex: Equatable, Sendable {
             }
             guard usable, !terms.isEmpty else { continue }
             let hasExpression = info.contains { $0[0] == .integer(-2) }
-            indexes.append(UniqueIndex(name: name, terms: terms, condition: definition?.condition,
-                                       label: hasExpression ? name : labels.joined(separator: ", ")))
+            indexes.append(
+                UniqueIndex(
+                    name: name, terms: terms, condition: definition?.condition,
+                    label: hasExpression ? name : labels.joined(separator: ", ")))
         }
         return indexes.sorted { $0.name < $1.name }
     }
@@ -211,8 +213,9 @@ struct IndexDefinition: Equatable {
             } else if character == ")" {
                 depth -= 1
             } else if depth == 0, index + 7 <= characters.count, String(characters[index..<index + 7]).uppercased() == "COLLATE",
-                      index == 0 || characters[index - 1].isWhitespace || characters[index - 1] == ")" || characters[index - 1] == "\"",
-                      index + 7 == characters.count || characters[index + 7].isWhitespace || characters[index + 7] == "\"" {
+                index == 0 || characters[index - 1].isWhitespace || characters[index - 1] == ")" || characters[index - 1] == "\"",
+                index + 7 == characters.count || characters[index + 7].isWhitespace || characters[index + 7] == "\""
+            {
                 cut = index
             }
             index += 1

@@ -68,9 +68,10 @@ public enum UpstreamTakeover {
             var layout = Layout()
             let columnsOf = try database.prepare("SELECT name FROM pragma_table_info(?)")
             func columns(_ table: String) throws(SQLiteError) -> Set<String> {
-                Set(try columnsOf.all([.text(table)]).compactMap { row -> String? in
-                    if case .text(let bytes) = row.first { return String(decoding: bytes, as: UTF8.self) } else { return nil }
-                })
+                Set(
+                    try columnsOf.all([.text(table)]).compactMap { row -> String? in
+                        if case .text(let bytes) = row.first { return String(decoding: bytes, as: UTF8.self) } else { return nil }
+                    })
             }
             let global = try columns(S.globalLog)
             layout.upstreamGlobal = global.contains("change_table_id")
@@ -100,12 +101,16 @@ public enum UpstreamTakeover {
         typealias S = ChangeLogSchema
         let layout = try Layout.read(database)
         guard layout.upstreamGlobal || !layout.upstreamLogs.isEmpty || !layout.upstreamTriggers.isEmpty else { return nil }
-        let restart = "Start upstream HarmonyLite on this database again until its change log is published "
+        let restart =
+            "Start upstream HarmonyLite on this database again until its change log is published "
             + "(SELECT count(*) FROM \(S.globalLog) is 0), stop it, and start this version again."
         if layout.upstreamGlobal && layout.ourGlobalColumns {
-            return .failure(Refusal(
-                reason: "\(S.globalLog) has both upstream's and this version's columns (an earlier version of ours altered it)",
-                advice: "Stop the node, run `harmonylite -cleanup -config …` (it drops every __harmonylite__ object; the application's tables stay), and start it again."))
+            return .failure(
+                Refusal(
+                    reason: "\(S.globalLog) has both upstream's and this version's columns (an earlier version of ours altered it)",
+                    advice:
+                        "Stop the node, run `harmonylite -cleanup -config …` (it drops every __harmonylite__ object; the application's tables stay), and start it again."
+                ))
         }
         var pending: [PendingChange] = []
         if layout.upstreamGlobal {
@@ -119,19 +124,22 @@ public enum UpstreamTakeover {
                 if statements[table] == nil {
                     guard let info = catalog.table(named: table) else {
                         let why = catalog.refused.first { $0.name == table }?.reason ?? "it no longer exists"
-                        return .failure(Refusal(
-                            reason: "upstream captured changes of \(table) it has not published, and this version cannot replicate \(table) (\(why))",
-                            advice: restart + " Or make \(table) replicable (a PRIMARY KEY) first."))
+                        return .failure(
+                            Refusal(
+                                reason: "upstream captured changes of \(table) it has not published, and this version cannot replicate \(table) (\(why))",
+                                advice: restart + " Or make \(table) replicable (a PRIMARY KEY) first."))
                     }
                     guard let log = layout.upstreamLogs[table] else {
-                        return .failure(Refusal(reason: "upstream's change log of \(table) is missing while \(S.globalLog) names changes of it", advice: restart))
+                        return .failure(
+                            Refusal(reason: "upstream's change log of \(table) is missing while \(S.globalLog) names changes of it", advice: restart))
                     }
                     let logColumns = try database.prepare("SELECT name FROM pragma_table_info(?)").all([.text(log)]).compactMap { row -> String? in
                         if case .text(let bytes) = row.first { return String(decoding: bytes, as: UTF8.self) } else { return nil }
                     }
                     let keyColumns = info.primaryKey.map { "val_" + $0.name }
                     guard keyColumns.allSatisfy(logColumns.contains) else {
-                        return .failure(Refusal(reason: "upstream's change log of \(table) lacks the key columns \(keyColumns.joined(separator: ", "))", advice: restart))
+                        return .failure(
+                            Refusal(reason: "upstream's change log of \(table) lacks the key columns \(keyColumns.joined(separator: ", "))", advice: restart))
                     }
                     let select = "SELECT state, created_at, " + keyColumns.map(S.quote).joined(separator: ", ") + " FROM \(S.quote(log)) WHERE id = ?"
                     statements[table] = (try database.prepare(select), info)
@@ -151,9 +159,12 @@ public enum UpstreamTakeover {
             do {
                 cursor = try SeqMapFile.readUpstream(seqMapPath) ?? [:]
             } catch {
-                return .failure(Refusal(
-                    reason: "\(error)",
-                    advice: "Move the seq map away (this node then consumes every stream from its start; row clocks decide what is newer) or restore it, and start again."))
+                return .failure(
+                    Refusal(
+                        reason: "\(error)",
+                        advice:
+                            "Move the seq map away (this node then consumes every stream from its start; row clocks decide what is newer) or restore it, and start again."
+                    ))
             }
         }
         var tables = layout.upstreamLogs.values.sorted()

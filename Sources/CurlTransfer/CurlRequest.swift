@@ -1,7 +1,7 @@
-import Logs
-import SystemCalls
 import CCurl
 import Foundation
+import Logs
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc
@@ -162,8 +162,11 @@ public struct CurlRequest {
                 let box = Unmanaged<ProgressBox>.fromOpaque(data).takeUnretainedValue()
                 // Non-zero stops the transfer: the server sent more than it may (no Content-Length, or a wrong one).
                 if Int64(downloaded) > box.limit { return 1 }
-                if uploadTotal > 0 { box.report(Int64(uploaded), Int64(uploadTotal)) }
-                else if downloadTotal > 0 { box.report(Int64(downloaded), Int64(downloadTotal)) }
+                if uploadTotal > 0 {
+                    box.report(Int64(uploaded), Int64(uploadTotal))
+                } else if downloadTotal > 0 {
+                    box.report(Int64(downloaded), Int64(downloadTotal))
+                }
                 return 0
             }
         }
@@ -172,7 +175,8 @@ public struct CurlRequest {
             throw CurlError("\(method) \(URLRedaction.redact(url)): the response is larger than the \(limit ?? 0) bytes expected: refused")
         }
         guard code == CURLE_OK else {
-            throw CurlError("\(method) \(URLRedaction.redact(url)): \(String(cString: curl_easy_strerror(code)))", notFound: code == CURLE_REMOTE_FILE_NOT_FOUND)
+            throw CurlError(
+                "\(method) \(URLRedaction.redact(url)): \(String(cString: curl_easy_strerror(code)))", notFound: code == CURLE_REMOTE_FILE_NOT_FOUND)
         }
         var status = 0
         hl_curl_response_code(curl, &status)

@@ -6,8 +6,9 @@ public func hmacSHA256(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
     var length: UInt32 = 0
     _ = key.withUnsafeBytes { keyBytes in
         message.withUnsafeBytes { messageBytes in
-            HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count), messageBytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                 messageBytes.count, &digest, &length)
+            HMAC(
+                EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count), messageBytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                messageBytes.count, &digest, &length)
         }
     }
     return digest

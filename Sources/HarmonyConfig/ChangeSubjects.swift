@@ -57,13 +57,15 @@ public enum ChangeSubjects {
         case .node(let node, _):
             return .refused(reason: "the batch says it comes from node \(origin) but node \(node) published it (subject \(printable(subject)))")
         case .notAChangeSubject:
-            return .refused(reason: "subject \(printable(subject)) is not \(prefix)-<shard> or \(prefix)-<shard>.<node_id>; the batch says it comes from node \(origin)")
+            return .refused(
+                reason: "subject \(printable(subject)) is not \(prefix)-<shard> or \(prefix)-<shard>.<node_id>; the batch says it comes from node \(origin)")
         }
     }
 
     private static func canonicalNumber(_ token: Substring.UTF8View.SubSequence) -> UInt64? {
         guard let first = token.first, token.count <= 20, token.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-              first != UInt8(ascii: "0") || token.count == 1 else { return nil }
+            first != UInt8(ascii: "0") || token.count == 1
+        else { return nil }
         var value: UInt64 = 0
         for digit in token {
             let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)

@@ -1,5 +1,5 @@
-import Logs
 import Foundation
+import Logs
 
 extension Configuration {
     /// Which credentials a worker may hold. The applier and the capturer never talk to NATS or a snapshot

@@ -1,5 +1,5 @@
-import Logs
 import Foundation
+import Logs
 
 extension Configuration {
     /// The bytes the supervisor puts in the handshake's `welcome`. JSON, because it travels once per worker
@@ -19,9 +19,12 @@ extension Configuration {
         var copy = self
         let mask = { (value: inout String) in if !value.isEmpty { value = "<redacted>" } }
         mask(&copy.nats.userPassword)
-        copy.embeddedCredentials = copy.embeddedCredentials.map { EmbeddedCredentials(clientUser: $0.clientUser, clientPassword: "<redacted>", routeUser: $0.routeUser, routePassword: "<redacted>",
-                                                                                       adminUser: $0.adminUser, adminPassword: $0.adminPassword.isEmpty ? "" : "<redacted>",
-                                                                                       leafUser: $0.leafUser, leafPassword: $0.leafPassword.isEmpty ? "" : "<redacted>") }
+        copy.embeddedCredentials = copy.embeddedCredentials.map {
+            EmbeddedCredentials(
+                clientUser: $0.clientUser, clientPassword: "<redacted>", routeUser: $0.routeUser, routePassword: "<redacted>",
+                adminUser: $0.adminUser, adminPassword: $0.adminPassword.isEmpty ? "" : "<redacted>",
+                leafUser: $0.leafUser, leafPassword: $0.leafPassword.isEmpty ? "" : "<redacted>")
+        }
         mask(&copy.snapshot.s3.secret)
         mask(&copy.snapshot.s3.sessionToken)
         copy.snapshotSigningKey = copy.snapshotSigningKey.map { _ in "<redacted>" }

@@ -45,20 +45,25 @@ public struct ConfigurationCheck: Sendable {
         lines = ["\(file): \(loadProblems.count) problem(s)"]
     }
 
-    public init(file: String, configuration config: Configuration, warnings: [String], database: DatabaseFacts,
-                serverConfig: ServerConfigFacts = .notSet) {
+    public init(
+        file: String, configuration config: Configuration, warnings: [String], database: DatabaseFacts,
+        serverConfig: ServerConfigFacts = .notSet
+    ) {
         lines.append("\(file): the configuration loads")
         lines.append("node \(config.nodeID) (\(config.nodeName)), publish \(config.publish), replicate \(config.replicate)")
         switch database {
         case .readable(let replicated, let refused):
-            lines.append("database \(config.dbPath): \(replicated.count) table(s) replicate" + (replicated.isEmpty ? "" : ": " + replicated.joined(separator: ", ")))
+            lines.append(
+                "database \(config.dbPath): \(replicated.count) table(s) replicate" + (replicated.isEmpty ? "" : ": " + replicated.joined(separator: ", ")))
             if replicated.isEmpty && refused.isEmpty {
-                lines.append("  it has no tables: at start it takes schema and rows from the cluster's newest snapshot (or asks for one) when the streams hold changes")
+                lines.append(
+                    "  it has no tables: at start it takes schema and rows from the cluster's newest snapshot (or asks for one) when the streams hold changes")
             }
             for table in refused { lines.append("  warning: table \(table.name) does not replicate: \(table.reason)") }
         case .missing(let creatable):
             if !config.snapshot.enabled {
-                problems.append("db_path: database \(config.dbPath) does not exist and snapshot.enabled = false: no snapshot can restore it (the start is refused)")
+                problems.append(
+                    "db_path: database \(config.dbPath) does not exist and snapshot.enabled = false: no snapshot can restore it (the start is refused)")
             } else if creatable {
                 lines.append("database \(config.dbPath): does not exist; the start creates it and restores the cluster's newest snapshot (refused without one)")
             } else {
@@ -69,17 +74,22 @@ public struct ConfigurationCheck: Sendable {
         }
         lines.append("seq map \(config.seqMapPath)")
         let shards = max(1, config.replicationLog.shards)
-        lines.append("streams \(config.nats.streamPrefix)-1…\(shards) (\(shards) shard(s), \(config.replicationLog.effectiveReplicas) replica(s), max_entries \(config.replicationLog.maxEntries))")
+        lines.append(
+            "streams \(config.nats.streamPrefix)-1…\(shards) (\(shards) shard(s), \(config.replicationLog.effectiveReplicas) replica(s), max_entries \(config.replicationLog.maxEntries))"
+        )
         if config.nats.isEmbedded {
             let cluster = config.clusterAddress.isEmpty ? "no cluster address" : "cluster \(config.clusterAddress), \(config.clusterPeers.count) peer(s)"
-            lines.append("NATS: embedded server (client \(config.nats.bindAddress), \(cluster)" + (config.nats.leafListen.isEmpty ? "" : ", leaf \(config.nats.leafListen)")
-                + (config.leafServers.isEmpty ? "" : ", \(config.leafServers.count) leaf remote(s)") + ")")
+            lines.append(
+                "NATS: embedded server (client \(config.nats.bindAddress), \(cluster)"
+                    + (config.nats.leafListen.isEmpty ? "" : ", leaf \(config.nats.leafListen)")
+                    + (config.leafServers.isEmpty ? "" : ", \(config.leafServers.count) leaf remote(s)") + ")")
         } else {
             lines.append("NATS: external \(config.nats.urls.joined(separator: ", "))")
         }
-        lines.append(config.snapshot.enabled
-            ? "snapshots: store \(config.snapshot.store), interval \(config.snapshot.interval == 0 ? "off (saved every half max_entries changes)" : "\(config.snapshot.interval) ms")"
-            : "snapshots: disabled")
+        lines.append(
+            config.snapshot.enabled
+                ? "snapshots: store \(config.snapshot.store), interval \(config.snapshot.interval == 0 ? "off (saved every half max_entries changes)" : "\(config.snapshot.interval) ms")"
+                : "snapshots: disabled")
         switch serverConfig {
         case .notSet, .valid: break
         case .invalid(let said): problems.append("nats.server_config: nats-server cannot use \(config.nats.serverConfig): \(said)")

@@ -1,8 +1,9 @@
+import TOMLKit
+
 #if canImport(Glibc)
 import SystemCalls
 import Glibc
 #endif
-import TOMLKit
 
 /// What the command line adds to or overrides in the file.
 public struct CommandLineOverrides: Sendable {
@@ -78,8 +79,9 @@ public enum ConfigurationLoader {
             if !problems.isEmpty {
                 // The whole configuration's checks too, on what loaded, so one run names every problem found.
                 do {
-                    let loaded = try resolve(config, explicitSeqMap: setKeys.contains("seq_map_path") && !config.seqMapPath.isEmpty,
-                                             overrides: overrides, environment: environment)
+                    let loaded = try resolve(
+                        config, explicitSeqMap: setKeys.contains("seq_map_path") && !config.seqMapPath.isEmpty,
+                        overrides: overrides, environment: environment)
                     try loaded.configuration.checkCanStart()
                 } catch {
                     // Not a second problem for a key already named (a bad value leaves its default behind).
@@ -87,8 +89,9 @@ public enum ConfigurationLoader {
                 }
                 return (nil, problems)
             }
-            let loaded = try resolve(config, explicitSeqMap: setKeys.contains("seq_map_path") && !config.seqMapPath.isEmpty,
-                                     overrides: overrides, environment: environment)
+            let loaded = try resolve(
+                config, explicitSeqMap: setKeys.contains("seq_map_path") && !config.seqMapPath.isEmpty,
+                overrides: overrides, environment: environment)
             try loaded.configuration.checkCanStart()
             return (loaded, [])
         } catch {
@@ -106,12 +109,15 @@ public enum ConfigurationLoader {
 
     /// Parses `text` onto `config`, collecting every key's problem in `problems` (a file that is not TOML
     /// is thrown).
-    static func apply(toml text: String, file: String, to config: inout Configuration, problems: inout [ConfigurationError]) throws(ConfigurationError) -> Set<String> {
+    static func apply(
+        toml text: String, file: String, to config: inout Configuration, problems: inout [ConfigurationError]
+    ) throws(ConfigurationError) -> Set<String> {
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
-            throw ConfigurationError(file: file, line: error.source.begin.line, message: "not valid TOML: \(error.description) (column \(error.source.begin.column))")
+            throw ConfigurationError(
+                file: file, line: error.source.begin.line, message: "not valid TOML: \(error.description) (column \(error.source.begin.column))")
         } catch {
             throw ConfigurationError(file: file, message: "not valid TOML: \(error)")
         }

@@ -14,8 +14,10 @@ public struct EmbeddedCredentials: Codable, Equatable, Sendable {
     public var leafUser: String
     public var leafPassword: String
 
-    public init(clientUser: String, clientPassword: String, routeUser: String, routePassword: String, adminUser: String = "", adminPassword: String = "",
-                leafUser: String = "", leafPassword: String = "") {
+    public init(
+        clientUser: String, clientPassword: String, routeUser: String, routePassword: String, adminUser: String = "", adminPassword: String = "",
+        leafUser: String = "", leafPassword: String = ""
+    ) {
         self.clientUser = clientUser
         self.clientPassword = clientPassword
         self.routeUser = routeUser

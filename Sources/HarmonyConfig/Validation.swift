@@ -30,7 +30,9 @@ enum Validation {
             try requireRegularFile(path, key: key, what: key) { "" }
         }
         if Set([nats.routeTLSCertFile.isEmpty, nats.routeTLSKeyFile.isEmpty, nats.routeTLSCAFile.isEmpty]).count > 1 {
-            throw ConfigurationError(key: "nats.route_tls_cert_file", message: "nats.route_tls_cert_file, route_tls_key_file and route_tls_ca_file go together: set all three or none")
+            throw ConfigurationError(
+                key: "nats.route_tls_cert_file",
+                message: "nats.route_tls_cert_file, route_tls_key_file and route_tls_ca_file go together: set all three or none")
         }
         if nats.certFile.isEmpty != nats.keyFile.isEmpty {
             throw ConfigurationError(key: "nats.cert_file", message: "nats.cert_file and nats.key_file go together: set both or neither")
@@ -41,7 +43,9 @@ enum Validation {
         for url in nats.urls where url.trimmingCharacters(in: " ").isEmpty {
             throw ConfigurationError(key: "nats.urls", message: "nats.urls contains an empty URL")
         }
-        for (key, value) in [("nats.bind_address", nats.bindAddress), ("prometheus.bind", config.prometheus.bind), ("health_check.bind", config.healthCheck.bind)] {
+        for (key, value) in [
+            ("nats.bind_address", nats.bindAddress), ("prometheus.bind", config.prometheus.bind), ("health_check.bind", config.healthCheck.bind),
+        ] {
             guard HostPort(parsing: value) != nil else {
                 throw ConfigurationError(key: key, message: "\(key) = \"\(value)\" is not host:port (port 0-65535, or -1 for any free port)")
             }
@@ -67,7 +71,8 @@ enum Validation {
             if worker.restartBackoffInitial > worker.restartBackoffMax {
                 throw ConfigurationError(
                     key: "workers.\(name).restart_backoff_initial",
-                    message: "workers.\(name).restart_backoff_initial (\(worker.restartBackoffInitial) ms) is above restart_backoff_max (\(worker.restartBackoffMax) ms)"
+                    message:
+                        "workers.\(name).restart_backoff_initial (\(worker.restartBackoffInitial) ms) is above restart_backoff_max (\(worker.restartBackoffMax) ms)"
                 )
             }
             if worker.memoryLimit != 0 && worker.memoryLimit < 16 << 20 {
@@ -91,12 +96,16 @@ enum Validation {
     static func checkReplicas(_ config: Configuration) throws(ConfigurationError) {
         guard config.nats.isEmbedded, config.nats.serverConfig.isEmpty else { return }
         let servers = 1 + config.clusterPeers.count
-        for (key, wanted) in [("replication_log.replicas", config.replicationLog.effectiveReplicas),
-                              ("snapshot.nats.replicas", config.snapshot.enabled && config.snapshot.store == "nats" ? config.snapshot.nats.replicas : 1)]
+        for (key, wanted) in [
+            ("replication_log.replicas", config.replicationLog.effectiveReplicas),
+            ("snapshot.nats.replicas", config.snapshot.enabled && config.snapshot.store == "nats" ? config.snapshot.nats.replicas : 1),
+        ]
         where wanted > servers {
-            throw ConfigurationError(key: key, message: "\(key) asks for \(wanted) JetStream replicas, but the embedded cluster has \(servers) "
-                + "server(s) (this node and \(config.clusterPeers.count) -cluster-peers): JetStream could never place them. Lower it to at most "
-                + "\(servers), or name the other servers with -cluster-peers")
+            throw ConfigurationError(
+                key: key,
+                message: "\(key) asks for \(wanted) JetStream replicas, but the embedded cluster has \(servers) "
+                    + "server(s) (this node and \(config.clusterPeers.count) -cluster-peers): JetStream could never place them. Lower it to at most "
+                    + "\(servers), or name the other servers with -cluster-peers")
         }
     }
 
@@ -138,7 +147,8 @@ enum Validation {
             throw ConfigurationError(key: "nats.regions", message: "nats.regions is set but nats.region (this node's region) is empty")
         }
         if !nats.region.isEmpty && !nats.isEmbedded {
-            throw ConfigurationError(key: "nats.region", message: "nats.region configures the embedded nats-server; with nats.urls set, configure domains on your own servers")
+            throw ConfigurationError(
+                key: "nats.region", message: "nats.region configures the embedded nats-server; with nats.urls set, configure domains on your own servers")
         }
     }
 

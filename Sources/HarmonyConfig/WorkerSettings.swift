@@ -28,10 +28,11 @@ public struct WorkerSettings: Codable, Equatable, Sendable {
     public static let natsHeartbeatTimeout: UInt32 = 20000
 
     public static var defaults: [WorkerRole: WorkerSettings] {
-        Dictionary(uniqueKeysWithValues: WorkerRole.allCases.map { role in
-            var settings = WorkerSettings()
-            if role == .nats { settings.heartbeatTimeout = natsHeartbeatTimeout }
-            return (role, settings)
-        })
+        Dictionary(
+            uniqueKeysWithValues: WorkerRole.allCases.map { role in
+                var settings = WorkerSettings()
+                if role == .nats { settings.heartbeatTimeout = natsHeartbeatTimeout }
+                return (role, settings)
+            })
     }
 }

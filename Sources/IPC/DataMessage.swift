@@ -192,7 +192,8 @@ public enum DataMessage: Equatable, Sendable {
                 // no delivery in one layout is read in the other; the supervisor restarts it from the new binary.
                 let version = r.remaining == 0 ? 1 : try r.readUInt8()
                 guard version == DataMessage.protocolVersion else {
-                    throw IPCError(.handshakeFailed("the \(role) speaks data protocol \(version), this broker \(DataMessage.protocolVersion) (workers of two builds)"))
+                    throw IPCError(
+                        .handshakeFailed("the \(role) speaks data protocol \(version), this broker \(DataMessage.protocolVersion) (workers of two builds)"))
                 }
                 self = .hello(role: role)
             case .publish:

@@ -1,7 +1,8 @@
+import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Logging
 
 /// A swift-log backend that writes one line per message to standard error: human-readable (`console`) or
 /// one JSON object per line (`json`, HarmonyLite's `logging.format`). Every line carries the node id and the
@@ -88,7 +89,8 @@ public struct LineLogHandler: LogHandler {
             for key in values.keys.sorted() { text += " \(key)=\(Self.oneLine(values[key]!))" }
             line += text + "\n"
         case .json:
-            var text = "{\"time\":\"\(time ?? Self.timestamp())\",\"level\":\"\(level)\",\"node_id\":\(nodeID),"
+            var text =
+                "{\"time\":\"\(time ?? Self.timestamp())\",\"level\":\"\(level)\",\"node_id\":\(nodeID),"
                 + "\"process\":\(Self.quote(label)),\"pid\":\(pid),\"message\":\(Self.quote(message))"
             for key in values.keys.sorted() where !Self.reservedKeys.contains(key) { text += ",\(Self.quote(key)):\(Self.quote(values[key]!))" }
             line += text + "}\n"

@@ -74,14 +74,14 @@ public struct NATSServerLogLine: Equatable, Sendable {
         var time: LocalTime?
         if index < line.count, line[index] != UInt8(ascii: "[") {
             guard let year = number(digits: 4), take("/"), let month = number(digits: 2), take("/"), let day = number(digits: 2), take(" "),
-                  let hour = number(digits: 2), take(":"), let minute = number(digits: 2), take(":"), let second = number(digits: 2),
-                  take("."), let micro = number(digits: 6), take(" "),
-                  (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+                let hour = number(digits: 2), take(":"), let minute = number(digits: 2), take(":"), let second = number(digits: 2),
+                take("."), let micro = number(digits: 6), take(" "),
+                (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
             else { return nil }
             time = LocalTime(year: year, month: month, day: day, hour: hour, minute: minute, second: second, microsecond: micro)
         }
         guard take("["), index + 4 <= line.count, line[index + 3] == UInt8(ascii: "]"),
-              let tag = Tag(rawValue: String(decoding: line[index..<index + 3], as: UTF8.self))
+            let tag = Tag(rawValue: String(decoding: line[index..<index + 3], as: UTF8.self))
         else { return nil }
         index += 4
         _ = take(" ")

@@ -1,7 +1,8 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// Masks credentials in any text before it reaches a log line: the registered secret values of this
 /// process's configuration wherever they appear, the password of every `scheme://user:password@` URL, and

@@ -36,7 +36,8 @@ public enum WorkerOutputLine: Equatable, Sendable {
         var body = line[...]
         var prefixed = false
         if body.count >= 3, body[body.startIndex] == UInt8(ascii: "<"), (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(body[body.startIndex + 1]),
-           body[body.startIndex + 2] == UInt8(ascii: ">") {
+            body[body.startIndex + 2] == UInt8(ascii: ">")
+        {
             body = body.dropFirst(3)
             prefixed = true
         }
@@ -47,7 +48,7 @@ public enum WorkerOutputLine: Equatable, Sendable {
         if !prefixed {
             let stamp = Array(body.prefix(25))
             guard stamp.count == 25, stamp[4] == UInt8(ascii: "-"), stamp[10] == UInt8(ascii: "T"), stamp[19] == UInt8(ascii: "."),
-                  stamp[23] == UInt8(ascii: "Z"), stamp[24] == UInt8(ascii: " ")
+                stamp[23] == UInt8(ascii: "Z"), stamp[24] == UInt8(ascii: " ")
             else { return false }
             body = body.dropFirst(25)
         }

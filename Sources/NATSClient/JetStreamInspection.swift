@@ -26,7 +26,9 @@ extension NATSConnection {
     public func lowestSequence(in stream: String, subject: String = PullConsumer.everySubject, atOrAfter sequence: UInt64) throws(NATSError) -> UInt64? {
         let operation = "message get \(stream) from \(sequence)"
         let request: [String: Any] = ["seq": sequence, "next_by_subj": subject]
-        guard let body = try? JSONSerialization.data(withJSONObject: request) else { throw NATSError(operation: operation, status: NATS_ERR, detail: "cannot encode the request") }
+        guard let body = try? JSONSerialization.data(withJSONObject: request) else {
+            throw NATSError(operation: operation, status: NATS_ERR, detail: "cannot encode the request")
+        }
         var reply: OpaquePointer?
         let status = body.withUnsafeBytes { raw in
             natsConnection_Request(&reply, connection, "$JS.API.STREAM.MSG.GET.\(stream)", raw.baseAddress, Int32(raw.count), 2000)
@@ -41,7 +43,9 @@ extension NATSConnection {
         if let message = answer.message { return message.seq }
         // 10037: no message found at or after the sequence.
         if let error = answer.error, error.err_code == 10037 { return nil }
-        throw NATSError(operation: operation, status: NATS_ERR, jetStreamCode: answer.error?.err_code ?? 0, detail: answer.error?.description ?? "neither a message nor an error")
+        throw NATSError(
+            operation: operation, status: NATS_ERR, jetStreamCode: answer.error?.err_code ?? 0,
+            detail: answer.error?.description ?? "neither a message nor an error")
     }
 
     /// The durable consumer's delivery state.
@@ -53,8 +57,9 @@ extension NATSConnection {
             throw NATSError(operation: "consumer info \(consumer) on \(stream)", status: status, jetStreamCode: Int(code.rawValue))
         }
         defer { jsConsumerInfo_Destroy(info) }
-        return ConsumerState(deliveredStreamSequence: info.pointee.Delivered.Stream, ackFloorStreamSequence: info.pointee.AckFloor.Stream,
-                             ackPending: info.pointee.NumAckPending, redelivered: info.pointee.NumRedelivered)
+        return ConsumerState(
+            deliveredStreamSequence: info.pointee.Delivered.Stream, ackFloorStreamSequence: info.pointee.AckFloor.Stream,
+            ackPending: info.pointee.NumAckPending, redelivered: info.pointee.NumRedelivered)
     }
 }
 
@@ -80,9 +85,13 @@ public struct LastMessage: Equatable, Sendable {
 extension NATSConnection {
     /// The last message on `subject` in `stream` of another JetStream domain (`apiPrefix`, e.g.
     /// `$JS.a.API`): nil when there is none. The answer is bounded to `limit` bytes.
-    public func lastMessage(apiPrefix: String, stream: String, subject: String, limit: Int = 16384, timeoutMilliseconds: Int64 = 2000) throws(NATSError) -> LastMessage? {
+    public func lastMessage(
+        apiPrefix: String, stream: String, subject: String, limit: Int = 16384, timeoutMilliseconds: Int64 = 2000
+    ) throws(NATSError) -> LastMessage? {
         let operation = "message get \(apiPrefix) \(stream) \(subject)"
-        guard let body = try? JSONSerialization.data(withJSONObject: ["last_by_subj": subject]) else { throw NATSError(operation: operation, status: NATS_ERR, detail: "cannot encode the request") }
+        guard let body = try? JSONSerialization.data(withJSONObject: ["last_by_subj": subject]) else {
+            throw NATSError(operation: operation, status: NATS_ERR, detail: "cannot encode the request")
+        }
         var reply: OpaquePointer?
         let status = body.withUnsafeBytes { raw in
             natsConnection_Request(&reply, connection, "\(apiPrefix).STREAM.MSG.GET.\(stream)", raw.baseAddress, Int32(raw.count), timeoutMilliseconds)
@@ -98,7 +107,9 @@ extension NATSConnection {
         if let message = answer.message { return LastMessage(sequence: message.seq, headersBase64: message.hdrs ?? "", dataBase64: message.data ?? "") }
         // 10037: no message; 10059: no such stream (that region has not made the bucket yet).
         if let error = answer.error, error.err_code == 10037 || error.err_code == 10059 { return nil }
-        throw NATSError(operation: operation, status: NATS_ERR, jetStreamCode: answer.error?.err_code ?? 0, detail: answer.error?.description ?? "neither a message nor an error")
+        throw NATSError(
+            operation: operation, status: NATS_ERR, jetStreamCode: answer.error?.err_code ?? 0,
+            detail: answer.error?.description ?? "neither a message nor an error")
     }
 }
 

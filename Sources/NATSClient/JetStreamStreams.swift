@@ -101,11 +101,15 @@ extension NATSConnection {
             if !spec.sources.isEmpty {
                 // A region's shard stream: exactly its sources and no subject (one that bound the subjects
                 // before the node joined a region gives them up to the region's own stream).
-                let sources = Set((0..<Int(max(0, config.SourcesLen))).compactMap { index -> StreamSpecification.Source? in
-                    guard let source = config.Sources?[index]?.pointee, let name = source.Name else { return nil }
-                    return StreamSpecification.Source(name: String(cString: name), apiPrefix: source.External?.pointee.APIPrefix.map { String(cString: $0) })
-                })
-                guard sources != Set(spec.sources) || !existing.isEmpty || (differs && updateExisting) else { return EnsuredStream(state: StreamState(info.pointee)) }
+                let sources = Set(
+                    (0..<Int(max(0, config.SourcesLen))).compactMap { index -> StreamSpecification.Source? in
+                        guard let source = config.Sources?[index]?.pointee, let name = source.Name else { return nil }
+                        return StreamSpecification.Source(
+                            name: String(cString: name), apiPrefix: source.External?.pointee.APIPrefix.map { String(cString: $0) })
+                    })
+                guard sources != Set(spec.sources) || !existing.isEmpty || (differs && updateExisting) else {
+                    return EnsuredStream(state: StreamState(info.pointee))
+                }
                 var target = spec
                 target.denyDelete = config.DenyDelete  // an update may not cancel it
                 if !(differs && updateExisting) { (target.maxMessages, target.replicas) = (config.MaxMsgs, Int(config.Replicas)) }
@@ -157,7 +161,8 @@ extension NATSConnection {
         guard status == NATS_OK else { throw NATSError(operation: "delete stream \(name)", status: status, jetStreamCode: Int(code.rawValue)) }
     }
 
-    private func withCStrings<T>(_ strings: [String], _ body: (UnsafeMutableBufferPointer<UnsafePointer<CChar>?>) throws(NATSError) -> T) throws(NATSError) -> T {
+    private func withCStrings<T>(_ strings: [String], _ body: (UnsafeMutableBufferPointer<UnsafePointer<CChar>?>) throws(NATSError) -> T) throws(NATSError) -> T
+    {
         let copies = strings.map { strdup($0) }
         defer { copies.forEach { free($0) } }
         var pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) }
@@ -191,7 +196,9 @@ extension NATSConnection {
     }
 
     /// C sources for `jsStreamConfig`, alive for the body's duration.
-    private func withSources<T>(_ sources: [StreamSpecification.Source], _ body: (UnsafeMutableBufferPointer<UnsafeMutablePointer<jsStreamSource>?>) throws(NATSError) -> T) throws(NATSError) -> T {
+    private func withSources<T>(
+        _ sources: [StreamSpecification.Source], _ body: (UnsafeMutableBufferPointer<UnsafeMutablePointer<jsStreamSource>?>) throws(NATSError) -> T
+    ) throws(NATSError) -> T {
         var owned: [UnsafeMutableRawPointer] = []
         defer { owned.forEach { free($0) } }
         func copy(_ text: String) -> UnsafePointer<CChar> {
@@ -220,7 +227,8 @@ extension NATSConnection {
 
 extension StreamState {
     init(_ info: jsStreamInfo) {
-        self.init(firstSequence: info.State.FirstSeq, lastSequence: info.State.LastSeq, messages: info.State.Msgs,
-                  created: UInt64(clamping: info.Created))
+        self.init(
+            firstSequence: info.State.FirstSeq, lastSequence: info.State.LastSeq, messages: info.State.Msgs,
+            created: UInt64(clamping: info.Created))
     }
 }

@@ -60,7 +60,7 @@ public final class Lease {
             revision = newRevision
             return true
         }
-        if status == NATS_ERR { return false } // the key exists: held by someone else
+        if status == NATS_ERR { return false }  // the key exists: held by someone else
         throw NATSError(operation: "take lease \(key)", status: status)
     }
 

@@ -1,5 +1,5 @@
-import Logs
 import CNats
+import Logs
 
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,7 @@
-import SystemCalls
 import CNats
 import Digests
 import Foundation
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc
@@ -34,8 +34,12 @@ public struct ObjectInfo: Codable, Equatable, Sendable {
     /// would purge every chunk), and a chunk count the size can hold; the failure says what is wrong.
     public static func decode(_ bytes: [UInt8]) -> Result<ObjectInfo, ObjectInfoError> {
         guard bytes.count <= maximumEncodedSize else { return .failure(.init("description of \(bytes.count) bytes, above \(maximumEncodedSize)")) }
-        guard let info = try? JSONDecoder().decode(ObjectInfo.self, from: Data(bytes)) else { return .failure(.init("its description is not object-store JSON")) }
-        guard !info.nuid.isEmpty, info.nuid.utf8.count <= 64, info.nuid.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) else {
+        guard let info = try? JSONDecoder().decode(ObjectInfo.self, from: Data(bytes)) else {
+            return .failure(.init("its description is not object-store JSON"))
+        }
+        guard !info.nuid.isEmpty, info.nuid.utf8.count <= 64,
+            info.nuid.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) })
+        else {
             return .failure(.init("its nuid \"\(info.nuid.prefix(64))\" is not a NUID"))
         }
         guard info.size >= 0, info.chunks >= 0 else { return .failure(.init("it claims \(info.size) bytes in \(info.chunks) chunks")) }
@@ -92,7 +96,9 @@ public final class ObjectStoreBucket {
     /// Stores the file as `name` (replacing an older object of that name only once the new one is whole),
     /// reporting progress as (bytes sent, total).
     public func put(_ name: String, file path: String, headers: [String: [String]] = [:], progress: (Int64, Int64) -> Void = { _, _ in }) throws -> ObjectInfo {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw NATSError(operation: "read \(path)", status: NATS_ERR, detail: SystemError.reason(errno)) }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw NATSError(operation: "read \(path)", status: NATS_ERR, detail: SystemError.reason(errno))
+        }
         defer { try? handle.close() }
         let total = Int64((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
         let previous = try info(name)
@@ -132,8 +138,10 @@ public final class ObjectStoreBucket {
     /// Nil (and no file) when the bucket has no such object. `check` sees the description before any byte
     /// is fetched (to refuse a size the disk cannot take); no more than its size is ever written.
     @discardableResult
-    public func get(_ name: String, to path: String, check: (ObjectInfo) throws -> Void = { _ in },
-                    progress: (Int64, Int64) -> Void = { _, _ in }) throws -> ObjectInfo? {
+    public func get(
+        _ name: String, to path: String, check: (ObjectInfo) throws -> Void = { _ in },
+        progress: (Int64, Int64) -> Void = { _, _ in }
+    ) throws -> ObjectInfo? {
         guard let info = try info(name) else { return nil }
         try check(info)
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
@@ -159,7 +167,8 @@ public final class ObjectStoreBucket {
             let sequence = natsMsg_GetSequence(message)
             natsMsg_Destroy(message)
             guard sequence < UInt64.max, Int64(bytes.count) <= info.size - size else {
-                throw NATSError(operation: "object \(bucket)/\(name)", status: NATS_ERR, detail: "more bytes arrive than its description's \(info.size): refused")
+                throw NATSError(
+                    operation: "object \(bucket)/\(name)", status: NATS_ERR, detail: "more bytes arrive than its description's \(info.size): refused")
             }
             nextSequence = sequence + 1
             digest.update(bytes)
@@ -169,7 +178,9 @@ public final class ObjectStoreBucket {
         }
         let received = "SHA-256=" + Self.base64URL(digest.finish())
         guard size == info.size, received == info.digest else {
-            throw NATSError(operation: "object \(bucket)/\(name)", status: NATS_ERR, detail: "received \(size) bytes with digest \(received); its description says \(info.size) bytes, \(info.digest)")
+            throw NATSError(
+                operation: "object \(bucket)/\(name)", status: NATS_ERR,
+                detail: "received \(size) bytes with digest \(received); its description says \(info.size) bytes, \(info.digest)")
         }
         return info
     }

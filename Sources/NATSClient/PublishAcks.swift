@@ -12,8 +12,10 @@ public typealias PublishAcks = EventQueue<PublishResult>
 
 /// libnats calls this on its own thread for every asynchronous publish. A plain global function: a closure
 /// here could be inferred main-actor isolated and crash when called from a foreign thread.
-func publishAckHandler(_ js: OpaquePointer?, _ message: OpaquePointer?, _ ack: UnsafeMutablePointer<jsPubAck>?,
-                       _ failure: UnsafeMutablePointer<jsPubAckErr>?, _ closure: UnsafeMutableRawPointer?) {
+func publishAckHandler(
+    _ js: OpaquePointer?, _ message: OpaquePointer?, _ ack: UnsafeMutablePointer<jsPubAck>?,
+    _ failure: UnsafeMutablePointer<jsPubAckErr>?, _ closure: UnsafeMutableRawPointer?
+) {
     defer { natsMsg_Destroy(message) }
     guard let closure else { return }
     let sink = Unmanaged<PublishAcks>.fromOpaque(closure).takeUnretainedValue()

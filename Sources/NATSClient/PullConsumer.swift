@@ -30,7 +30,8 @@ public final class PullConsumer: @unchecked Sendable {
     static func messageID(_ message: OpaquePointer) -> String? {
         var value: UnsafePointer<CChar>?
         guard natsMsgHeader_Get(message, NATSConnection.publishIDHeader, &value) == NATS_OK, let value,
-              strnlen(value, maximumMessageIDLength + 1) <= maximumMessageIDLength else { return nil }
+            strnlen(value, maximumMessageIDLength + 1) <= maximumMessageIDLength
+        else { return nil }
         return String(cString: value)
     }
 
@@ -79,7 +80,9 @@ public final class PullConsumer: @unchecked Sendable {
         options.Config.AckWait = 300 * 1_000_000_000
         options.Config.MaxAckPending = 65536
         if afterSequence == .max {
-            throw NATSError(operation: "consume \(stream)", status: NATS_INVALID_ARG, detail: "the cursor \(afterSequence) is the last possible sequence: nothing can follow it")
+            throw NATSError(
+                operation: "consume \(stream)", status: NATS_INVALID_ARG,
+                detail: "the cursor \(afterSequence) is the last possible sequence: nothing can follow it")
         }
         if afterSequence > 0 {
             options.Config.DeliverPolicy = js_DeliverByStartSequence
@@ -187,8 +190,10 @@ public final class PullConsumer: @unchecked Sendable {
             let data = natsMsg_GetData(message)
             let payload = data.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
             let subject = natsMsg_GetSubject(message).map { String(cString: $0) } ?? ""
-            messages.append(Message(sequence: sequence, subject: subject, payload: payload, republishedFrom: Self.republishedFrom(message), timestamp: timestamp,
-                                    messageID: Self.messageID(message)))
+            messages.append(
+                Message(
+                    sequence: sequence, subject: subject, payload: payload, republishedFrom: Self.republishedFrom(message), timestamp: timestamp,
+                    messageID: Self.messageID(message)))
             if let (_, previous) = last { natsMsg_Destroy(previous) }
             last = (sequence, message)
         }

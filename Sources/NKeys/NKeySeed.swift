@@ -1,5 +1,5 @@
-import SystemCalls
 import COpenSSL
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
-import NATSClient
 import Digests
+import NATSClient
 
 extension ClusterSecret {
     /// The label of the snapshot signing key: a purpose of its own, so the key is none of the passwords

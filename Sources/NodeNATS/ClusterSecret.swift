@@ -1,7 +1,7 @@
-import NATSClient
-import SystemCalls
 import Digests
 import HarmonyConfig
+import NATSClient
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc
@@ -61,7 +61,9 @@ public enum ClusterSecret {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw ClusterSecretError(path: path, "it is not a regular file") }
-        guard info.st_uid == geteuid() || (asRoot && geteuid() == 0) else { throw ClusterSecretError(path: path, "it belongs to uid \(info.st_uid), not to this user (\(geteuid()))") }
+        guard info.st_uid == geteuid() || (asRoot && geteuid() == 0) else {
+            throw ClusterSecretError(path: path, "it belongs to uid \(info.st_uid), not to this user (\(geteuid()))")
+        }
         guard info.st_mode & 0o077 == 0 else {
             throw ClusterSecretError(path: path, "its mode is \(String(info.st_mode & 0o777, radix: 8)): others can read it; chmod 600 it")
         }
@@ -77,10 +79,11 @@ public enum ClusterSecret {
     public static func credentials(secret: [UInt8], nodeID: UInt64) -> EmbeddedCredentials {
         func derive(_ label: String) -> String { hmacSHA256(key: secret, Array(label.utf8)).map(hex).joined() }
         let user = "harmonylite-node-\(nodeID)"
-        return EmbeddedCredentials(clientUser: user, clientPassword: derive("harmonylite client " + user),
-                                   routeUser: routeUser, routePassword: derive("harmonylite route"),
-                                   adminUser: adminUser, adminPassword: derive("harmonylite admin"),
-                                   leafUser: leafUser, leafPassword: derive("harmonylite leaf"))
+        return EmbeddedCredentials(
+            clientUser: user, clientPassword: derive("harmonylite client " + user),
+            routeUser: routeUser, routePassword: derive("harmonylite route"),
+            adminUser: adminUser, adminPassword: derive("harmonylite admin"),
+            leafUser: leafUser, leafPassword: derive("harmonylite leaf"))
     }
 
     /// The order of the P-256 group: a private key is a number in 1..<n.

@@ -1,5 +1,5 @@
-import NATSClient
 import HarmonyConfig
+import NATSClient
 import NKeys
 
 extension ConnectionSettings {

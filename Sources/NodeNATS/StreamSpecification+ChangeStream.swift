@@ -1,5 +1,5 @@
-import NATSClient
 import HarmonyConfig
+import NATSClient
 
 extension StreamSpecification {
     /// Shard stream `shard`: `<stream_prefix>-<n>` on subjects `<subject_prefix>-<n>` (HarmonyLite's) and
@@ -17,7 +17,8 @@ extension StreamSpecification {
         )
         if !config.nats.region.isEmpty {
             spec.subjects = []
-            spec.sources = [Source(name: config.regionalStreamName(shard: shard, region: config.nats.region))]
+            spec.sources =
+                [Source(name: config.regionalStreamName(shard: shard, region: config.nats.region))]
                 + config.otherRegions.map { Source(name: config.regionalStreamName(shard: shard, region: $0), apiPrefix: "$JS.\($0).API") }
         }
         return spec

@@ -41,8 +41,10 @@ public struct CatchUpProgress: Sendable {
             case .behind(let stream, let behind, let cursor, let head):
                 ["stream": stream, "behind": "\(behind)", "cursor": "\(cursor)", "stream_at": "\(head)"]
             case .progress(let stream, let percent, let cursor, let head, let behind, let rate, let left):
-                ["stream": stream, "percent": "\(percent)", "cursor": "\(cursor)", "stream_at": "\(head)", "behind": "\(behind)",
-                 "messages_per_s": "\(rate)", "left": left.map { CatchUpProgress.duration($0) } ?? "no progress yet"]
+                [
+                    "stream": stream, "percent": "\(percent)", "cursor": "\(cursor)", "stream_at": "\(head)", "behind": "\(behind)",
+                    "messages_per_s": "\(rate)", "left": left.map { CatchUpProgress.duration($0) } ?? "no progress yet",
+                ]
             case .caughtUp(let stream, let applied, let seconds):
                 ["stream": stream, "applied": "\(applied)", "took": CatchUpProgress.duration(seconds)]
             }
@@ -70,8 +72,9 @@ public struct CatchUpProgress: Sendable {
         let rate = Double(applied) / seconds
         let total = applied + behind
         let percent = total > 0 ? Int(Double(applied) * 100 / Double(total)) : 0
-        return .progress(stream: stream, percent: percent, cursor: cursor, head: head, behind: behind, messagesPerSecond: Int(rate.rounded()),
-                         secondsLeft: rate > 0 ? Double(behind) / rate : nil)
+        return .progress(
+            stream: stream, percent: percent, cursor: cursor, head: head, behind: behind, messagesPerSecond: Int(rate.rounded()),
+            secondsLeft: rate > 0 ? Double(behind) / rate : nil)
     }
 
     static func duration(_ seconds: Double) -> String {

@@ -20,7 +20,8 @@ public enum DatabaseProbe {
             let database = try SQLiteDatabase(readOnlyPath: path, busyTimeoutMilliseconds: 1000)
             _ = try database.scalarInteger("SELECT 1")
             // `_` is a LIKE wildcard: escape it, so only our own prefix matches.
-            let triggers = try database.scalarInteger("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '\\_\\_harmonylite\\_\\_%' ESCAPE '\\'")
+            let triggers = try database.scalarInteger(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '\\_\\_harmonylite\\_\\_%' ESCAPE '\\'")
             return Result(connected: true, cdcInstalled: triggers > 0)
         } catch {
             return Result(connected: false, cdcInstalled: false, error: "\(error)")

@@ -68,7 +68,8 @@ public struct HTTPResponse: Equatable, Sendable {
 
     /// The whole response; every connection is closed after one (`Connection: close`).
     public func serialized(headOnly: Bool = false) -> [UInt8] {
-        let head = "HTTP/1.1 \(status) \(Self.reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+        let head =
+            "HTTP/1.1 \(status) \(Self.reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
             + "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
         return Array(head.utf8) + (headOnly ? [] : body)
     }

@@ -1,9 +1,10 @@
+import Foundation
+import HarmonyConfig
+
 #if canImport(Glibc)
 import SystemCalls
 import Glibc
 #endif
-import Foundation
-import HarmonyConfig
 
 /// `/metrics` and `/health`, served by one dedicated thread of the supervisor with its own poll loop.
 ///

@@ -67,7 +67,9 @@ public struct HealthReport: Sendable {
         // Degraded, still healthy: the worker runs and goes on by itself once the lock is released.
         for worker in view.workers { if let waiting = worker.waitingFor { problems.append("\(worker.name) is \(waiting)") } }
         for stream in stalledStreams {
-            problems.append("\(stream.name) makes no progress: \(stream.behind.map(String.init) ?? "some") message(s) past the cursor \(stream.cursor.map(String.init) ?? "?") for \(Int(stream.stalledSeconds ?? 0)) s")
+            problems.append(
+                "\(stream.name) makes no progress: \(stream.behind.map(String.init) ?? "some") message(s) past the cursor \(stream.cursor.map(String.init) ?? "?") for \(Int(stream.stalledSeconds ?? 0)) s"
+            )
         }
         let body = Body(
             status: statusWord, nodeId: view.nodeId, uptimeSeconds: Int(view.uptimeSeconds),

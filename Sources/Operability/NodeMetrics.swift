@@ -76,9 +76,17 @@ public final class NodeMetrics {
         let label = sample.role.rawValue
         gauge(MetricCatalog.workerUp, label: label).set(sample.up ? 1.0 : 0.0)
         let restarts = baselines.increment(worker: "supervisor", pid: 0, name: "restarts/" + label, total: Int64(sample.restarts))
-        if restarts > 0 { counter(MetricCatalog.workerRestarts, label: label).increment(by: restarts) } else { _ = counter(MetricCatalog.workerRestarts, label: label) }
+        if restarts > 0 {
+            counter(MetricCatalog.workerRestarts, label: label).increment(by: restarts)
+        } else {
+            _ = counter(MetricCatalog.workerRestarts, label: label)
+        }
         let reloads = baselines.increment(worker: "supervisor", pid: 0, name: "reloads/" + label, total: Int64(sample.reloads))
-        if reloads > 0 { counter(MetricCatalog.workerReloads, label: label).increment(by: reloads) } else { _ = counter(MetricCatalog.workerReloads, label: label) }
+        if reloads > 0 {
+            counter(MetricCatalog.workerReloads, label: label).increment(by: reloads)
+        } else {
+            _ = counter(MetricCatalog.workerReloads, label: label)
+        }
         gauge(MetricCatalog.workerResidentMemory, label: label).set(Double(sample.residentBytes ?? 0))
         if let pid = sample.pid, let cpu = sample.cpuSeconds {
             // Kept in milliseconds for the baseline (integers), exported in seconds.

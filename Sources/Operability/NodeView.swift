@@ -73,7 +73,10 @@ public struct NodeView: Codable, Sendable, Equatable {
         /// lock for 35 s" (an application transaction holds it). Degraded, not stopped: it goes on once it is had.
         public var waitingFor: String?
 
-        public init(name: WorkerRole, state: WorkerState, pid: Int32?, restarts: Int, uptimeSeconds: Double?, residentBytes: Int64?, cpuSeconds: Double?, waitingFor: String? = nil) {
+        public init(
+            name: WorkerRole, state: WorkerState, pid: Int32?, restarts: Int, uptimeSeconds: Double?, residentBytes: Int64?, cpuSeconds: Double?,
+            waitingFor: String? = nil
+        ) {
             self.name = name
             self.state = state
             self.pid = pid
@@ -131,7 +134,10 @@ public struct NodeView: Codable, Sendable, Equatable {
         public var saved: Int64
         public var restored: Int64
 
-        public init(enabled: Bool, leaseHeldHere: Bool?, createdUnixMs: Int64?, ageSeconds: Double?, sizeBytes: Int64?, durationSeconds: Double?, saved: Int64, restored: Int64) {
+        public init(
+            enabled: Bool, leaseHeldHere: Bool?, createdUnixMs: Int64?, ageSeconds: Double?, sizeBytes: Int64?, durationSeconds: Double?, saved: Int64,
+            restored: Int64
+        ) {
             self.enabled = enabled
             self.leaseHeldHere = leaseHeldHere
             self.createdUnixMs = createdUnixMs
@@ -158,7 +164,12 @@ public struct NodeView: Codable, Sendable, Equatable {
         return try decoder.decode(NodeView.self, from: Data(json.utf8))
     }
 
-    public init(nodeId: UInt64, version: String, phase: String, startedAtUnixMs: Int64, uptimeSeconds: Double, workers: [Worker], natsConnected: Bool, natsServers: [String], streams: [Stream], tablesTracked: Int64?, pendingPublish: Int64?, parkedMessages: Int64?, publishedRows: Int64, appliedRows: Int64, conflicts: Int64, publishRetries: Int64, lastPublishedUnixMs: Int64?, lastAppliedUnixMs: Int64?, snapshot: Snapshot, sleepTimeoutSeconds: Double?) {
+    public init(
+        nodeId: UInt64, version: String, phase: String, startedAtUnixMs: Int64, uptimeSeconds: Double, workers: [Worker], natsConnected: Bool,
+        natsServers: [String], streams: [Stream], tablesTracked: Int64?, pendingPublish: Int64?, parkedMessages: Int64?, publishedRows: Int64,
+        appliedRows: Int64, conflicts: Int64, publishRetries: Int64, lastPublishedUnixMs: Int64?, lastAppliedUnixMs: Int64?, snapshot: Snapshot,
+        sleepTimeoutSeconds: Double?
+    ) {
         self.nodeId = nodeId
         self.version = version
         self.phase = phase

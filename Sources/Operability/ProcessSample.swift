@@ -14,8 +14,9 @@ public struct ProcessSample: Sendable, Equatable {
         var buffer = [UInt8](repeating: 0, count: 1024)
         let count = Glibc.read(fd, &buffer, buffer.count)
         guard count > 0 else { return nil }
-        return parse(stat: String(decoding: buffer[..<count], as: UTF8.self), ticksPerSecond: Double(sysconf(Int32(_SC_CLK_TCK))),
-                     pageSize: Int64(sysconf(Int32(_SC_PAGESIZE))))
+        return parse(
+            stat: String(decoding: buffer[..<count], as: UTF8.self), ticksPerSecond: Double(sysconf(Int32(_SC_CLK_TCK))),
+            pageSize: Int64(sysconf(Int32(_SC_PAGESIZE))))
     }
 
     /// Fields after the command name (which may hold spaces and parentheses, so parsing starts after its

@@ -8,11 +8,12 @@ public enum StatusText {
         lines.append("")
         lines.append(row(["WORKER", "STATE", "PID", "RESTARTS", "UPTIME", "RSS", "CPU"]))
         for worker in view.workers {
-            lines.append(row([
-                worker.name.rawValue, worker.state.rawValue, worker.pid.map(String.init) ?? "-", String(worker.restarts),
-                worker.uptimeSeconds.map(duration) ?? "-", worker.residentBytes.map(bytes) ?? "-",
-                worker.cpuSeconds.map { String(format: "%.1fs", $0) } ?? "-",
-            ]))
+            lines.append(
+                row([
+                    worker.name.rawValue, worker.state.rawValue, worker.pid.map(String.init) ?? "-", String(worker.restarts),
+                    worker.uptimeSeconds.map(duration) ?? "-", worker.residentBytes.map(bytes) ?? "-",
+                    worker.cpuSeconds.map { String(format: "%.1fs", $0) } ?? "-",
+                ]))
         }
         for worker in view.workers {
             if let waiting = worker.waitingFor { lines.append("\(worker.name): \(waiting)") }
@@ -20,17 +21,20 @@ public enum StatusText {
         lines.append("")
         lines.append(row(["STREAM", "LAST SEQ", "CURSOR", "BEHIND", "LAG", "PROGRESS"]))
         for stream in view.streams {
-            lines.append(row([
-                stream.name, stream.lastSequence.map(String.init) ?? "-", stream.cursor.map(String.init) ?? "-",
-                stream.behind.map(String.init) ?? "-", stream.lagSeconds.map { String(format: "%.3fs", $0) } ?? "-",
-                stream.stalledSeconds.map { "STALLED \(duration($0))" } ?? "ok",
-            ]))
+            lines.append(
+                row([
+                    stream.name, stream.lastSequence.map(String.init) ?? "-", stream.cursor.map(String.init) ?? "-",
+                    stream.behind.map(String.init) ?? "-", stream.lagSeconds.map { String(format: "%.3fs", $0) } ?? "-",
+                    stream.stalledSeconds.map { "STALLED \(duration($0))" } ?? "ok",
+                ]))
         }
         lines.append("")
         lines.append("NATS:            \(view.natsConnected ? "connected" : "NOT connected") (\(view.natsServers.joined(separator: ", ")))")
         lines.append("pending publish: \(view.pendingPublish.map(String.init) ?? "-")")
         lines.append("parked messages: \(view.parkedMessages.map(String.init) ?? "-")")
-        lines.append("since start:     \(view.publishedRows) rows published, \(view.appliedRows) applied, \(view.conflicts) conflicts, \(view.publishRetries) publish retries")
+        lines.append(
+            "since start:     \(view.publishedRows) rows published, \(view.appliedRows) applied, \(view.conflicts) conflicts, \(view.publishRetries) publish retries"
+        )
         let snapshot = view.snapshot
         if snapshot.enabled {
             let age = snapshot.ageSeconds.map { "\(duration($0)) old" } ?? "none known"
@@ -42,8 +46,12 @@ public enum StatusText {
         }
         if let clock = view.clock {
             var ahead = "no remote stamps seen"
-            if let origin = clock.aheadOrigin, let ms = clock.aheadMs { ahead = "farthest ahead: node \(origin)'s stamps, \(ms) ms ahead of this clock on arrival" }
-            lines.append("clock:           \(ahead); max_clock_offset \(clock.maxOffsetMs) ms; \(clock.futureStamps) future stamps applied, \(clock.clampedLocalStamps) local stamps clamped since start")
+            if let origin = clock.aheadOrigin, let ms = clock.aheadMs {
+                ahead = "farthest ahead: node \(origin)'s stamps, \(ms) ms ahead of this clock on arrival"
+            }
+            lines.append(
+                "clock:           \(ahead); max_clock_offset \(clock.maxOffsetMs) ms; \(clock.futureStamps) future stamps applied, \(clock.clampedLocalStamps) local stamps clamped since start"
+            )
             if let warning = clock.warning { lines.append("WARNING:         \(warning)") }
         }
         if let sleep = view.sleepTimeoutSeconds { lines.append("sleep_timeout:   stops after \(duration(sleep)) more without changes") }

@@ -15,7 +15,9 @@ public struct WorkerReports: Sendable {
     public static let lagFreshness = 10.0
 
     /// Counters whose totals `total` keeps across restarts.
-    static let accumulated: Set<WorkerCounter> = [.publishedRows, .appliedEvents, .uniqueConflicts, .snapshotsSaved, .snapshotsRestored, .publishFailures, .futureStamps, .clampedLocalStamps]
+    static let accumulated: Set<WorkerCounter> = [
+        .publishedRows, .appliedEvents, .uniqueConflicts, .snapshotsSaved, .snapshotsRestored, .publishFailures, .futureStamps, .clampedLocalStamps,
+    ]
 
     public init() {}
 

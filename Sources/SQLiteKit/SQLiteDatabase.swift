@@ -23,8 +23,9 @@ public final class SQLiteDatabase {
     /// no `-shm` or `-wal` file is created, nothing on disk changes. Only for a database nothing else has
     /// open (no `-wal`/`-shm` beside it): changes another connection makes are not seen.
     public convenience init(immutablePath path: String) throws(SQLiteError) {
-        try self.init(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, busyTimeoutMilliseconds: 0,
-                      openName: "file:" + Self.uriEscaped(path) + "?immutable=1")
+        try self.init(
+            path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, busyTimeoutMilliseconds: 0,
+            openName: "file:" + Self.uriEscaped(path) + "?immutable=1")
     }
 
     /// `path` for a `file:` URI: every byte but unreserved ones and `/` percent-encoded.
@@ -52,11 +53,14 @@ public final class SQLiteDatabase {
     /// functions are not marked innocuous before 3.45). Only for a file already authenticated and whose
     /// foreign code (triggers, views) is dropped before it is used (`SnapshotSchemaGuard`).
     public convenience init(untrustedPath path: String, busyTimeoutMilliseconds: Int32 = 5000, trustingSchema: Bool = false) throws(SQLiteError) {
-        try self.init(path: path, flags: SQLITE_OPEN_READWRITE, busyTimeoutMilliseconds: busyTimeoutMilliseconds, defensive: true, trustingSchema: trustingSchema)
+        try self.init(
+            path: path, flags: SQLITE_OPEN_READWRITE, busyTimeoutMilliseconds: busyTimeoutMilliseconds, defensive: true, trustingSchema: trustingSchema)
     }
 
-    private init(path: String, flags: Int32, busyTimeoutMilliseconds: Int32, defensive: Bool = false, trustingSchema: Bool = false,
-                 openName: String? = nil) throws(SQLiteError) {
+    private init(
+        path: String, flags: Int32, busyTimeoutMilliseconds: Int32, defensive: Bool = false, trustingSchema: Bool = false,
+        openName: String? = nil
+    ) throws(SQLiteError) {
         var pointer: OpaquePointer?
         let flags = flags | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(openName ?? path, &pointer, flags, nil)
@@ -193,8 +197,10 @@ extension SQLiteDatabase {
     /// held up) is final, and what it writes into `source` is what is copied. If it throws, nothing is
     /// copied and the lock is released. `progress` gets (pages copied, pages in all) after every 1024 pages:
     /// the write lock stays held between the steps.
-    public func replaceContent(with source: SQLiteDatabase, whileLocked: () throws -> Void = {},
-                               progress: (_ copied: Int64, _ total: Int64) -> Void = { _, _ in }) throws {
+    public func replaceContent(
+        with source: SQLiteDatabase, whileLocked: () throws -> Void = {},
+        progress: (_ copied: Int64, _ total: Int64) -> Void = { _, _ in }
+    ) throws {
         guard let backup = sqlite3_backup_init(handle, "main", source.handle, "main") else {
             throw SQLiteError(code: sqlite3_errcode(handle), message: "cannot start the backup into \(path): \(lastErrorMessage)")
         }

@@ -36,8 +36,9 @@ public final class SQLiteStatement {
                 status = sqlite3_bind_text(handle, index, "", 0, SQLITE_TRANSIENT_POINTER)
             case .text(let bytes):
                 status = bytes.withUnsafeBytes {
-                    sqlite3_bind_text64(handle, index, $0.baseAddress!.assumingMemoryBound(to: CChar.self), UInt64($0.count),
-                                        SQLITE_TRANSIENT_POINTER, UInt8(SQLITE_UTF8))
+                    sqlite3_bind_text64(
+                        handle, index, $0.baseAddress!.assumingMemoryBound(to: CChar.self), UInt64($0.count),
+                        SQLITE_TRANSIENT_POINTER, UInt8(SQLITE_UTF8))
                 }
             case .blob(let bytes) where bytes.isEmpty:
                 // A NULL pointer would bind NULL; an empty blob is a zero-length blob.

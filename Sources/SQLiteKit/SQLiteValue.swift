@@ -52,7 +52,8 @@ extension SQLiteValue {
         case .null: return "NULL"
         case .integer(let value): return String(value)
         case .real(let value): return "\(value)"
-        case .text(let bytes): return "'" + String(decoding: bytes, as: UTF8.self).split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
+        case .text(let bytes):
+            return "'" + String(decoding: bytes, as: UTF8.self).split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
         case .blob(let bytes): return "X'" + bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16, uppercase: true) }.joined() + "'"
         }
     }

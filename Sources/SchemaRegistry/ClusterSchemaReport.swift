@@ -68,15 +68,18 @@ public struct ClusterSchemaReport: Equatable, Sendable {
             lines.append("")
             lines.append("Node Details:")
             for node in nodes {
-                lines.append("  Node \(node.nodeID): hash \(node.schemaHash), version \(node.version), updated \(RFC3339.format(node.updatedAt)), "
-                    + "\(node.tables.count) tables")
+                lines.append(
+                    "  Node \(node.nodeID): hash \(node.schemaHash), version \(node.version), updated \(RFC3339.format(node.updatedAt)), "
+                        + "\(node.tables.count) tables")
             }
         }
         if let reference = groups.first, !mismatches.isEmpty {
             lines.append("")
             lines.append("Schema Mismatches:")
             for node in mismatches {
-                lines.append("  Node \(node.nodeID): hash \(node.schemaHash.prefix(16)), expected \(reference.hash.prefix(16)) (\(reference.nodeIDs.count) of \(nodes.count) nodes)")
+                lines.append(
+                    "  Node \(node.nodeID): hash \(node.schemaHash.prefix(16)), expected \(reference.hash.prefix(16)) (\(reference.nodeIDs.count) of \(nodes.count) nodes)"
+                )
             }
         }
         if !unreadable.isEmpty {

@@ -13,8 +13,10 @@ public struct LocalSchemaReport: Equatable, Sendable {
     }
 
     public var text: String {
-        var lines = ["Local Schema Status", "Node ID: \(nodeID)", "Schema hash: \(schemaHash)", "HarmonyLite Version: \(version)",
-                     "Watched Tables: \(tables.count)"]
+        var lines = [
+            "Local Schema Status", "Node ID: \(nodeID)", "Schema hash: \(schemaHash)", "HarmonyLite Version: \(version)",
+            "Watched Tables: \(tables.count)",
+        ]
         lines += tables.map { "  - \($0)" }
         return lines.joined(separator: "\n")
     }

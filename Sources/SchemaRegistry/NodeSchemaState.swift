@@ -62,9 +62,10 @@ public struct NodeSchemaState: Equatable, Sendable {
         guard tables.count <= Limits.tables, tables.allSatisfy({ $0.utf8.count <= Limits.tableNameBytes }) else {
             throw RegistryEntryError(.invalidField, "tables: more than \(Limits.tables) names or a name over \(Limits.tableNameBytes) bytes")
         }
-        return NodeSchemaState(nodeID: json.node_id, schemaHash: json.schema_hash,
-                               previousHash: json.previous_hash.flatMap { $0.isEmpty ? nil : $0 },
-                               version: json.harmonylite_version, updatedAt: updatedAt, tables: tables)
+        return NodeSchemaState(
+            nodeID: json.node_id, schemaHash: json.schema_hash,
+            previousHash: json.previous_hash.flatMap { $0.isEmpty ? nil : $0 },
+            version: json.harmonylite_version, updatedAt: updatedAt, tables: tables)
     }
 
     /// The wire form (HarmonyLite's field names); `tables` is optional so HarmonyLite's entries read too.

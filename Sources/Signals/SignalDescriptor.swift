@@ -1,8 +1,9 @@
+import CPosix
+
 #if canImport(Glibc)
 import SystemCalls
 import Glibc
 #endif
-import CPosix
 
 /// Signals as readable events: blocks the given signals for the process and delivers them through a
 /// signalfd, so a poll loop handles SIGCHLD, SIGTERM and SIGHUP like any other input, with no async

@@ -75,10 +75,12 @@ extension PlannerReport {
         case .ready(.restoreDeclined(let why)): ["reason": "\(why)"]
         case .ready(.restored(let summary)): ["snapshot": "\(summary)"]
         case .ready: [:]
-        case .waiting(let awaited, let cause, let retryEvery): awaited.metadata.merging(["cause": "\(cause)", "retry_every_s": Self.seconds(retryEvery)]) { $1 }
+        case .waiting(let awaited, let cause, let retryEvery):
+            awaited.metadata.merging(["cause": "\(cause)", "retry_every_s": Self.seconds(retryEvery)]) { $1 }
         case .stillWaiting(let awaited, let seconds, let cause): awaited.metadata.merging(["cause": "\(cause)", "waited_s": "\(seconds)"]) { $1 }
         case .restoring(let reason): reason.metadata
-        case .gapUncovered(let gap, let lookEvery, let acceptedIn): ["gap": "\(gap)", "look_every_s": Self.seconds(lookEvery), "accepted_in_s": "\(acceptedIn)"]
+        case .gapUncovered(let gap, let lookEvery, let acceptedIn):
+            ["gap": "\(gap)", "look_every_s": Self.seconds(lookEvery), "accepted_in_s": "\(acceptedIn)"]
         case .snapshotRefused(let error, let retryEvery): ["error": "\(error)", "retry_every_s": Self.seconds(retryEvery)]
         case .waitingForSnapshot(let store, let lookEvery): ["store": "\(store)", "look_every_s": Self.seconds(lookEvery)]
         case .stillWaitingForSnapshot(let seconds, let cause): ["waited_s": "\(seconds)", "cause": "\(cause)"]

@@ -17,8 +17,10 @@ public struct PlannerSettings: Equatable, Sendable {
     /// `replication_log.max_entries`.
     public var maxEntries: Int64
 
-    public init(enabled: Bool, replicate: Bool, publish: Bool, storeName: String, streams: [String],
-                leaseTTL: Double, interval: Double?, maxEntries: Int64) {
+    public init(
+        enabled: Bool, replicate: Bool, publish: Bool, storeName: String, streams: [String],
+        leaseTTL: Double, interval: Double?, maxEntries: Int64
+    ) {
         self.enabled = enabled
         self.replicate = replicate
         self.publish = publish

@@ -115,7 +115,8 @@ public struct SnapshotPlanner: Sendable {
         switch phase {
         case .notStarted, .disabled, .acceptingGaps, .stopped: return nil
         case .connecting(let retryAt), .decidingRestore(let retryAt), .restoreNeeded(_, let retryAt), .waitingForCover(_, _, let retryAt),
-             .waitingForSnapshot(let retryAt): return retryAt
+            .waitingForSnapshot(let retryAt):
+            return retryAt
         case .ready:
             var deadlines: [Double] = []
             if settings.publish { deadlines.append(nextLeaseCheck) }

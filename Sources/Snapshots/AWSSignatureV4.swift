@@ -22,8 +22,10 @@ public struct AWSSignatureV4 {
 
     /// The headers to send: the given ones plus `x-amz-date`, `x-amz-content-sha256`, the session token if
     /// any, and `Authorization`. `path` is the URI-encoded path, `query` the canonical query string.
-    public func sign(method: String, host: String, path: String, query: String = "", headers: [String: String] = [:],
-                     payloadHash: String = unsignedPayload, date: Date) -> [String: String] {
+    public func sign(
+        method: String, host: String, path: String, query: String = "", headers: [String: String] = [:],
+        payloadHash: String = unsignedPayload, date: Date
+    ) -> [String: String] {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")

@@ -19,7 +19,9 @@ public enum DownloadBound {
         let (free, overflow) = Int64(clamping: info.f_bavail).multipliedReportingOverflow(by: Int64(clamping: info.f_frsize))
         let available = overflow ? Int64.max : free
         guard metadata.size <= available - min(available, reserve) else {
-            throw SnapshotError(.storage, "the snapshot is \(metadata.size) bytes by its metadata; \(directory) has \(available) bytes free (keeping \(reserve) spare): not downloaded")
+            throw SnapshotError(
+                .storage,
+                "the snapshot is \(metadata.size) bytes by its metadata; \(directory) has \(available) bytes free (keeping \(reserve) spare): not downloaded")
         }
     }
 }

@@ -1,5 +1,5 @@
-import SystemCalls
 import Digests
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

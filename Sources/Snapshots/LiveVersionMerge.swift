@@ -36,8 +36,10 @@ enum LiveVersionMerge {
     static let schema = "harmonylite_live"
 
     /// The live versions later than `prepared`'s (the snapshot copy, change logs installed).
-    static func laterVersions(live livePath: String, liveTables: [TableInfo], prepared: SQLiteDatabase,
-                              snapshotTables: [TableInfo]) throws -> Later {
+    static func laterVersions(
+        live livePath: String, liveTables: [TableInfo], prepared: SQLiteDatabase,
+        snapshotTables: [TableInfo]
+    ) throws -> Later {
         try prepared.prepare("ATTACH DATABASE ? AS \(schema)").run([.text(livePath)])
         defer { try? prepared.execute("DETACH DATABASE \(schema)") }
         try prepared.execute("BEGIN")
@@ -54,8 +56,9 @@ enum LiveVersionMerge {
             }
             guard snapshotTable.primaryKey.map(\.name) == table.primaryKey.map(\.name) else {
                 let count = try versionCount(of: table)
-                later.notes.append("\(table.name)'s primary key differs in the snapshot (\(snapshotTable.primaryKey.map(\.name).joined(separator: ", "))): "
-                    + "\(count) live row version(s) of it are not compared, none is kept")
+                later.notes.append(
+                    "\(table.name)'s primary key differs in the snapshot (\(snapshotTable.primaryKey.map(\.name).joined(separator: ", "))): "
+                        + "\(count) live row version(s) of it are not compared, none is kept")
                 continue
             }
             let merged = try laterVersions(of: table, snapshotTable: snapshotTable, in: prepared)
@@ -63,21 +66,27 @@ enum LiveVersionMerge {
             later.compared += merged.compared
             if !merged.droppedColumns.isEmpty {
                 let upserts = merged.events.filter { $0.operation == .upsert }.count
-                later.notes.append("\(table.name)'s column(s) \(merged.droppedColumns.joined(separator: ", ")) are not in the snapshot: "
-                    + "their values in \(upserts) kept live row version(s) are dropped")
+                later.notes.append(
+                    "\(table.name)'s column(s) \(merged.droppedColumns.joined(separator: ", ")) are not in the snapshot: "
+                        + "their values in \(upserts) kept live row version(s) are dropped")
             }
         }
         return later
 
         func versionCount(of table: TableInfo) throws -> Int64 {
-            guard case .integer(let count) = try prepared.prepare(
-                "SELECT count(*) FROM \(schema).\(q(ChangeLogSchema.changeLog(of: table.name)))").all().first?.first else { return 0 }
+            guard
+                case .integer(let count) = try prepared.prepare(
+                    "SELECT count(*) FROM \(schema).\(q(ChangeLogSchema.changeLog(of: table.name)))"
+                ).all().first?.first
+            else { return 0 }
             return count
         }
     }
 
     /// One join over `table`'s live row clocks: the versions later than the snapshot's, as events.
-    private static func laterVersions(of table: TableInfo, snapshotTable: TableInfo, in prepared: SQLiteDatabase) throws
+    private static func laterVersions(
+        of table: TableInfo, snapshotTable: TableInfo, in prepared: SQLiteDatabase
+    ) throws
         -> (events: [ChangeEvent], compared: Int, droppedColumns: [String])
     {
         let keys = table.primaryKey.map(\.name)
@@ -92,10 +101,13 @@ enum LiveVersionMerge {
         // Row absent but its clock alive: the row is held aside by UNIQUE settlement (`HeldAsideRows`), its
         // version kept whole in the conflicts table; it is kept as that version, never as a delete.
         // (A live database from before held-aside rows has no such table: nothing is held aside there.)
-        let heldAside = try? prepared.prepare("SELECT version FROM \(schema).\(q(ChangeLogSchema.conflicts)) WHERE table_name = ? AND losing_key = ? AND losing_stamp = ? AND losing_writer = ?")
-        let selected = ["l.\(stamp)", "l.\(node)", "r.\(q(keys[0])) IS NOT NULL"] + keys.map { "l.\(q($0))" } + (keys + kept).map { "r.\(q($0))" }
+        let heldAside = try? prepared.prepare(
+            "SELECT version FROM \(schema).\(q(ChangeLogSchema.conflicts)) WHERE table_name = ? AND losing_key = ? AND losing_stamp = ? AND losing_writer = ?")
+        let selected =
+            ["l.\(stamp)", "l.\(node)", "r.\(q(keys[0])) IS NOT NULL"] + keys.map { "l.\(q($0))" } + (keys + kept).map { "r.\(q($0))" }
             + ["l.\(q(ChangeLogSchema.deletedColumn))"]
-        let sql = "SELECT \(selected.joined(separator: ", ")) FROM \(schema).\(log) l "
+        let sql =
+            "SELECT \(selected.joined(separator: ", ")) FROM \(schema).\(log) l "
             + "LEFT JOIN main.\(log) s ON \(match("s", "l")) "
             + "LEFT JOIN \(schema).\(q(table.name)) r ON \(match("r", "l")) "
             + "WHERE s.\(stamp) IS NULL OR \(StampOrder.supersedes(stamp: "l.\(stamp)", writer: "l.\(node)", over: "s.\(stamp)", "s.\(node)"))"
@@ -106,16 +118,23 @@ enum LiveVersionMerge {
             let present = statement.column(2) == .integer(1)
             let base = 3 + keys.count
             if present {
-                events.append(ChangeEvent(changeID: 0, table: table.name, operation: .upsert, stamp: UInt64(bitPattern: s), writer: UInt64(bitPattern: w),
-                                          columns: keys + kept, values: (base..<(base + keys.count + kept.count)).map(statement.column), keyCount: keys.count))
+                events.append(
+                    ChangeEvent(
+                        changeID: 0, table: table.name, operation: .upsert, stamp: UInt64(bitPattern: s), writer: UInt64(bitPattern: w),
+                        columns: keys + kept, values: (base..<(base + keys.count + kept.count)).map(statement.column), keyCount: keys.count))
             } else if statement.column(base + keys.count + kept.count) == .integer(0),
-                      case .blob(let bytes)? = try heldAside?.all([.text(table.name), .text((3..<base).map { statement.column($0).sqlLiteral }.joined(separator: ", ")),
-                                                                  .integer(s), .integer(w)]).first?.first,
-                      let version = try? ChangeBatch(decoding: bytes).events.first {
+                case .blob(let bytes)? = try heldAside?.all([
+                    .text(table.name), .text((3..<base).map { statement.column($0).sqlLiteral }.joined(separator: ", ")),
+                    .integer(s), .integer(w),
+                ]).first?.first,
+                let version = try? ChangeBatch(decoding: bytes).events.first
+            {
                 events.append(version)
             } else {
-                events.append(ChangeEvent(changeID: 0, table: table.name, operation: .delete, stamp: UInt64(bitPattern: s), writer: UInt64(bitPattern: w),
-                                          columns: keys, values: (3..<base).map(statement.column), keyCount: keys.count))
+                events.append(
+                    ChangeEvent(
+                        changeID: 0, table: table.name, operation: .delete, stamp: UInt64(bitPattern: s), writer: UInt64(bitPattern: w),
+                        columns: keys, values: (3..<base).map(statement.column), keyCount: keys.count))
             }
         }
         let total = try prepared.prepare("SELECT count(*) FROM \(schema).\(log)").all()

@@ -26,7 +26,8 @@ public struct NATSSnapshotStore: SnapshotStore {
         let check: (ObjectInfo) throws -> Void = { info in
             let metadata = try metadata(of: info)
             guard metadata.size == info.size else {
-                throw SnapshotError(.refused, "\(bucket.bucket)/\(Self.objectName) holds \(info.size) bytes, its metadata says \(metadata.size): not downloaded")
+                throw SnapshotError(
+                    .refused, "\(bucket.bucket)/\(Self.objectName) holds \(info.size) bytes, its metadata says \(metadata.size): not downloaded")
             }
             try DownloadBound.check(metadata, into: file)
         }

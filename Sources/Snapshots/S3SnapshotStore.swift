@@ -24,8 +24,9 @@ public struct S3SnapshotStore: SnapshotStore {
         baseURL = (settings.useSSL ? "https://" : "http://") + settings.endpoint
         let prefix = settings.path.split(separator: "/").joined(separator: "/")
         key = prefix.isEmpty ? "snapshot.db" : prefix + "/snapshot.db"
-        signer = AWSSignatureV4(accessKey: settings.accessKey, secretKey: settings.secret, sessionToken: settings.sessionToken,
-                                region: Self.region(of: settings.endpoint))
+        signer = AWSSignatureV4(
+            accessKey: settings.accessKey, secretKey: settings.secret, sessionToken: settings.sessionToken,
+            region: Self.region(of: settings.endpoint))
         try createBucketIfMissing()
     }
 
@@ -88,8 +89,10 @@ public struct S3SnapshotStore: SnapshotStore {
         }
     }
 
-    private func send(_ method: String, _ path: String, headers: [String: String] = [:], upload: CurlRequest.Upload? = nil,
-                      downloadFile: String? = nil, maximumBytes: Int64? = nil, progress: (Int64, Int64) -> Void = { _, _ in }) throws -> CurlResponse {
+    private func send(
+        _ method: String, _ path: String, headers: [String: String] = [:], upload: CurlRequest.Upload? = nil,
+        downloadFile: String? = nil, maximumBytes: Int64? = nil, progress: (Int64, Int64) -> Void = { _, _ in }
+    ) throws -> CurlResponse {
         let encoded = AWSSignatureV4.encodePath(path)
         var request = CurlRequest(url: baseURL + encoded, method: method)
         request.upload = upload

@@ -1,7 +1,7 @@
-import Logs
 import CurlTransfer
-import HarmonyConfig
 import Foundation
+import HarmonyConfig
+import Logs
 
 /// The `sftp` store's directory. URL as HarmonyLite's, `sftp://user:password@host:port/path`, plus two
 /// optional parameters of ours: `key=<private key file>` (key authentication instead of the password) and
@@ -30,7 +30,10 @@ struct SFTPDirectory: SnapshotDirectory {
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
         ssh = CurlRequest.SSHOptions(knownHostsFile: parameters["known_hosts"] ?? home + "/.ssh/known_hosts", privateKeyFile: parameters["key"])
         guard FileManager.default.isReadableFile(atPath: ssh.knownHostsFile) else {
-            throw SnapshotError(.configuration, "the sftp store checks the server's host key against \(ssh.knownHostsFile), which cannot be read; add the server with ssh-keyscan, or name a file with ?known_hosts=")
+            throw SnapshotError(
+                .configuration,
+                "the sftp store checks the server's host key against \(ssh.knownHostsFile), which cannot be read; add the server with ssh-keyscan, or name a file with ?known_hosts="
+            )
         }
     }
 

@@ -1,8 +1,8 @@
 import ChangeEvents
 import ChangeLog
 import Foundation
-import SystemCalls
 import SQLiteKit
+import SystemCalls
 
 /// Makes a snapshot file from the live database: `VACUUM INTO` a consistent copy (one read transaction,
 /// the application keeps writing), read the cursor the copy was taken at (and which streams it belongs to)
@@ -12,8 +12,10 @@ import SQLiteKit
 public enum SnapshotMaker {
     /// `say`: progress lines while the copy is written (every `progressInterval` seconds; a large database
     /// takes minutes).
-    public static func make(from databasePath: String, into filePath: String, nodeID: UInt64, progressInterval: Double = 2,
-                            say: (String) -> Void = { _ in }) throws -> SnapshotMetadata {
+    public static func make(
+        from databasePath: String, into filePath: String, nodeID: UInt64, progressInterval: Double = 2,
+        say: (String) -> Void = { _ in }
+    ) throws -> SnapshotMetadata {
         try? FileManager.default.removeItem(atPath: filePath)
         let source = try SQLiteDatabase(existingPath: databasePath)
         clampApplicationClock(source)
@@ -21,10 +23,13 @@ public enum SnapshotMaker {
         var progress = TransferProgress("copying the database", interval: progressInterval, clock: monotonicSeconds)
         try withoutActuallyEscaping(say) { say in
             // SQLite calls back between steps of the statement; a line at most every 2 s.
-            try source.reportingProgress(every: 1000, {
-                guard progress.isDue else { return }
-                if let line = progress.copyLine(written: Self.fileSize(filePath), sourceSize: sourceSize) { say(line) }
-            }) {
+            try source.reportingProgress(
+                every: 1000,
+                {
+                    guard progress.isDue else { return }
+                    if let line = progress.copyLine(written: Self.fileSize(filePath), sourceSize: sourceSize) { say(line) }
+                }
+            ) {
                 try source.prepare("VACUUM INTO ?").run([.text(Array(filePath.utf8))])
             }
         }
@@ -44,8 +49,9 @@ public enum SnapshotMaker {
         try copy.execute("VACUUM")
         try copy.execute("PRAGMA journal_mode=DELETE")
         let (sha256, size) = try FileDigest.sha256(of: filePath)
-        return SnapshotMetadata(cursor: cursor, streams: streams, schemaHash: schemaHash, sha256: sha256, size: size, nodeID: nodeID,
-                                createdAt: Int64(Date().timeIntervalSince1970 * 1000))
+        return SnapshotMetadata(
+            cursor: cursor, streams: streams, schemaHash: schemaHash, sha256: sha256, size: size, nodeID: nodeID,
+            createdAt: Int64(Date().timeIntervalSince1970 * 1000))
     }
 
     static func fileSize(_ path: String) -> Int64 {
@@ -58,7 +64,8 @@ public enum SnapshotMaker {
     /// live database will. Best effort: a busy database leaves them to the capturer.
     private static func clampApplicationClock(_ source: SQLiteDatabase) {
         guard (try? source.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = '\(ChangeLogSchema.meta)'")) ?? 0 > 0,
-              let bound = try? PendingStamps.clockBound(in: source) else { return }
+            let bound = try? PendingStamps.clockBound(in: source)
+        else { return }
         let now = ClockBound.systemNow()
         _ = try? source.transaction { () throws(SQLiteError) -> Int in
             try PendingStamps.clampPending(limit: bound.limit(now: now), clampedTo: ClockBound.stamp(milliseconds: UInt64(max(0, now))), in: source)

@@ -62,7 +62,8 @@ public struct SnapshotMetadata: Codable, Equatable, Sendable {
             throw SnapshotError(.refused, "the snapshot's metadata cannot be read: \(String(describing: error).prefix(300))")
         }
         guard Self.readableFormats.contains(format) else {
-            throw SnapshotError(.refused, "the snapshot has format \(format); this version reads formats \(Self.readableFormats.lowerBound)…\(Self.readableFormats.upperBound)")
+            throw SnapshotError(
+                .refused, "the snapshot has format \(format); this version reads formats \(Self.readableFormats.lowerBound)…\(Self.readableFormats.upperBound)")
         }
         try validate()
     }

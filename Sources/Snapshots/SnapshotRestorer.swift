@@ -1,8 +1,8 @@
 import ChangeEvents
 import ChangeLog
 import Foundation
-import SystemCalls
 import SQLiteKit
+import SystemCalls
 
 /// Brings a downloaded snapshot into the live database.
 ///
@@ -49,7 +49,7 @@ public enum SnapshotRestorer {
             // The schema is read at the first statement that needs it, not at open: read it now.
             _ = try database.scalarInteger("SELECT count(*) FROM sqlite_schema")
             return database
-        } catch where error.message.contains("unsafe use of") {
+        } catch  where error.message.contains("unsafe use of") {
             return try SQLiteDatabase(untrustedPath: filePath, trustingSchema: true)
         }
     }
@@ -59,8 +59,10 @@ public enum SnapshotRestorer {
     /// - Parameter clockBound: when set, a snapshot whose row clocks hold a stamp beyond this node's clock plus
     ///   the bound is refused before the live database changes (`SnapshotStampCheck`).
     /// - Parameter say: progress lines while the snapshot is written into the live database (every 2 s).
-    public static func restore(_ filePath: String, metadata: SnapshotMetadata, into databasePath: String, nodeID: UInt64,
-                               currentStreams: [String: UInt64] = [:], clockBound: ClockBound? = nil, say: (String) -> Void = { _ in }) throws -> Outcome {
+    public static func restore(
+        _ filePath: String, metadata: SnapshotMetadata, into databasePath: String, nodeID: UInt64,
+        currentStreams: [String: UInt64] = [:], clockBound: ClockBound? = nil, say: (String) -> Void = { _ in }
+    ) throws -> Outcome {
         try verify(filePath, metadata: metadata)
         let (live, liveInstallation) = try ChangeLogInstaller.open(databasePath, node: nodeID)
         let prepared = try openSnapshot(filePath)
@@ -84,8 +86,9 @@ public enum SnapshotRestorer {
         // live versions later than the snapshot's kept (capturer and applier are stopped: from here on only
         // the application writes, and what it writes is unpublished, read below).
         _ = try live.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: live).materialize() }
-        let later = try LiveVersionMerge.laterVersions(live: databasePath, liveTables: liveInstallation.catalog.replicated,
-                                                       prepared: prepared, snapshotTables: installation.catalog.replicated)
+        let later = try LiveVersionMerge.laterVersions(
+            live: databasePath, liveTables: liveInstallation.catalog.replicated,
+            prepared: prepared, snapshotTables: installation.catalog.replicated)
         var notes = dropped + later.notes
         let merged = try LiveVersionMerge.keep(later.events, applier: applier, notes: &notes)
         // What is still unpublished is read under the live database's write lock, held until its content is
@@ -97,22 +100,28 @@ public enum SnapshotRestorer {
         var pending: [ChangeEvent] = []
         var kept = 0
         var progress = TransferProgress("writing the snapshot into the live database", clock: monotonicSeconds)
-        try live.replaceContent(with: prepared, whileLocked: {
-            pending = try ChangeReader(database: reader, installation: liveInstallation)
-                .pending(after: try PublishWatermark.read(reader), limit: Int.max).events
-            kept = try applier.replayLocal(pending, tableIDs: installation.tableIDs)
-        }, progress: { copied, total in
-            if let line = progress.line(done: copied * Int64(pageSize), total: total * Int64(pageSize)) { say(line) }
-        })
+        try live.replaceContent(
+            with: prepared,
+            whileLocked: {
+                pending = try ChangeReader(database: reader, installation: liveInstallation)
+                    .pending(after: try PublishWatermark.read(reader), limit: Int.max).events
+                kept = try applier.replayLocal(pending, tableIDs: installation.tableIDs)
+            },
+            progress: { copied, total in
+                if let line = progress.line(done: copied * Int64(pageSize), total: total * Int64(pageSize)) { say(line) }
+            })
         try live.execute("PRAGMA journal_mode=WAL")
-        return Outcome(cursor: cursor, keptLocalChanges: kept, supersededLocalChanges: pending.count - kept,
-                       replacedStreams: replaced, hadRowClocks: metadata.format >= 2,
-                       keptLiveVersions: merged, comparedLiveVersions: later.compared, liveVersionNotes: notes)
+        return Outcome(
+            cursor: cursor, keptLocalChanges: kept, supersededLocalChanges: pending.count - kept,
+            replacedStreams: replaced, hadRowClocks: metadata.format >= 2,
+            keptLiveVersions: merged, comparedLiveVersions: later.compared, liveVersionNotes: notes)
     }
 
     /// The snapshot's cursor for the streams as they are now: a stream whose identity is not the one the
     /// cursor was read in starts from 0 (its own beginning).
-    static func cursorForCurrentStreams(_ metadata: SnapshotMetadata, currentStreams: [String: UInt64])
+    static func cursorForCurrentStreams(
+        _ metadata: SnapshotMetadata, currentStreams: [String: UInt64]
+    )
         -> (cursor: [String: UInt64], replaced: [String: StreamIdentityCheck])
     {
         var cursor = metadata.cursor
@@ -134,11 +143,13 @@ public enum SnapshotRestorer {
             throw SnapshotRefusal(.contentMismatch, "the snapshot is \(size) bytes, its metadata says \(metadata.size): refused, the database is unchanged")
         }
         guard sha256 == metadata.sha256 else {
-            throw SnapshotRefusal(.contentMismatch, "the snapshot's SHA-256 is \(sha256), its metadata says \(metadata.sha256): refused, the database is unchanged")
+            throw SnapshotRefusal(
+                .contentMismatch, "the snapshot's SHA-256 is \(sha256), its metadata says \(metadata.sha256): refused, the database is unchanged")
         }
         let check = try openSnapshot(filePath).rows("PRAGMA quick_check").compactMap { $0.first ?? nil }
         guard check == ["ok"] else {
-            throw SnapshotError(.refused, "the snapshot fails SQLite's quick check (\(check.prefix(3).joined(separator: "; "))): refused, the database is unchanged")
+            throw SnapshotError(
+                .refused, "the snapshot fails SQLite's quick check (\(check.prefix(3).joined(separator: "; "))): refused, the database is unchanged")
         }
     }
 }

@@ -52,9 +52,11 @@ public enum SnapshotSchemaGuard {
             switch object.type {
             case "trigger":
                 if isOurs(object.name) || isOurs(object.table) {
-                    drops.append(("DROP TRIGGER IF EXISTS \(quoted)", "the snapshot's trigger \(quoted) on \(object.table) (a trigger on our tables or under our name)"))
+                    drops.append(
+                        ("DROP TRIGGER IF EXISTS \(quoted)", "the snapshot's trigger \(quoted) on \(object.table) (a trigger on our tables or under our name)"))
                 } else if !liveCode.contains(object) {
-                    drops.append(("DROP TRIGGER IF EXISTS \(quoted)", "the snapshot's trigger \(quoted) on \(object.table), which this database does not have as it is"))
+                    drops.append(
+                        ("DROP TRIGGER IF EXISTS \(quoted)", "the snapshot's trigger \(quoted) on \(object.table), which this database does not have as it is"))
                 }
             case "view":
                 if isOurs(object.name) || !liveCode.contains(object) {

@@ -1,6 +1,6 @@
-import NodeNATS
 import Digests
 import Logs
+import NodeNATS
 
 /// The key that signs and checks snapshots: HMAC-SHA256 of the label `harmonylite snapshot signing` under
 /// the cluster secret (`ClusterSecret.snapshotSigningKey`), so every node of one cluster holds it and
@@ -114,9 +114,11 @@ extension SnapshotMetadata {
     public func verifySignature(_ key: SnapshotSigningKey, acceptUnsigned: Bool = false) throws(SnapshotRefusal) {
         guard let signature else {
             if acceptUnsigned { return }
-            throw SnapshotRefusal(.unsigned, "the snapshot of node \(nodeID) taken at \(LineLogHandler.rfc3339(unixMilliseconds: createdAt)) carries no signature (saved by a version "
-                + "that did not sign snapshots, or planted by someone who can write the store): refused; a node of this version saves a "
-                + "signed one at its next snapshot (set snapshot.accept_unsigned = true only for an upgrade from an unsigning version)")
+            throw SnapshotRefusal(
+                .unsigned,
+                "the snapshot of node \(nodeID) taken at \(LineLogHandler.rfc3339(unixMilliseconds: createdAt)) carries no signature (saved by a version "
+                    + "that did not sign snapshots, or planted by someone who can write the store): refused; a node of this version saves a "
+                    + "signed one at its next snapshot (set snapshot.accept_unsigned = true only for an upgrade from an unsigning version)")
         }
         let expected = key.mac(signedBytes)
         let given = Array(signature.utf8)
@@ -131,9 +133,11 @@ extension SnapshotMetadata {
             difference |= (high << 4 | low) ^ expected[index]
         }
         guard difference == 0 else {
-            throw SnapshotRefusal(.badSignature, "the snapshot of node \(nodeID) taken at \(LineLogHandler.rfc3339(unixMilliseconds: createdAt)) has a signature that does not match "
-                + "its metadata under this cluster's secret (its metadata or file was altered, or it was signed with another cluster "
-                + "secret): refused, the database is unchanged")
+            throw SnapshotRefusal(
+                .badSignature,
+                "the snapshot of node \(nodeID) taken at \(LineLogHandler.rfc3339(unixMilliseconds: createdAt)) has a signature that does not match "
+                    + "its metadata under this cluster's secret (its metadata or file was altered, or it was signed with another cluster "
+                    + "secret): refused, the database is unchanged")
         }
     }
 }

@@ -29,7 +29,8 @@ public enum SnapshotStampCheck {
     public static func refusal(_ newest: [(table: String, stamp: UInt64)], bound: ClockBound, now: Int64) -> SnapshotRefusal? {
         for (table, stamp) in newest {
             guard case .ahead(let ahead) = bound.check(stamp: stamp, now: now) else { continue }
-            return SnapshotRefusal(.stampBeyondClockBound,
+            return SnapshotRefusal(
+                .stampBeyondClockBound,
                 "the snapshot's table \(table) holds a row stamped \(time(of: stamp)) (stamp \(stamp)), \(ahead) ms ahead of this node's clock, "
                     + "beyond max_clock_offset (\(bound.maxOffsetMilliseconds) ms): refused, the database is unchanged "
                     + "(a stamp from the future would pin its row against every later write; see docs/clocks.md)")

@@ -15,7 +15,9 @@ public enum SnapshotTransfers {
     }
 
     /// `key`: the cluster's snapshot signing key; the metadata uploaded carries its signature.
-    public static func save(database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, say: (String) -> Void) throws -> (SnapshotMetadata, Timing) {
+    public static func save(
+        database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, say: (String) -> Void
+    ) throws -> (SnapshotMetadata, Timing) {
         let file = database + ".snapshot-upload"
         defer { try? FileManager.default.removeItem(atPath: file) }
         let started = monotonicSeconds()
@@ -36,8 +38,10 @@ public enum SnapshotTransfers {
     /// between), and the file is then checked against that signed metadata (size, SHA-256) by the restorer:
     /// a `SnapshotRefusal` otherwise, and the database is not touched. `acceptUnsigned`:
     /// `snapshot.accept_unsigned`. `maxClockOffset`: row clocks stamped beyond now + it are refused (`SnapshotStampCheck`).
-    public static func restore(into database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, acceptUnsigned: Bool = false,
-                               currentStreams: [String: UInt64] = [:], maxClockOffset: UInt64? = nil, say: (String) -> Void)
+    public static func restore(
+        into database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, acceptUnsigned: Bool = false,
+        currentStreams: [String: UInt64] = [:], maxClockOffset: UInt64? = nil, say: (String) -> Void
+    )
         throws -> (SnapshotMetadata, SnapshotRestorer.Outcome, Timing)?
     {
         let file = database + ".snapshot-download"
@@ -53,9 +57,12 @@ public enum SnapshotTransfers {
         guard let metadata = downloaded else { return nil }
         try metadata.verifySignature(key, acceptUnsigned: acceptUnsigned)
         let arrived = monotonicSeconds()
-        say("downloaded \(ByteSize.text(metadata.size)) in \(String(format: "%.2f", arrived - started)) s: verifying it and restoring it into the live database")
-        let outcome = try SnapshotRestorer.restore(file, metadata: metadata, into: database, nodeID: nodeID, currentStreams: currentStreams,
-                                                   clockBound: maxClockOffset.map { ClockBound(maxOffsetMilliseconds: $0) }, say: say)
+        say(
+            "downloaded \(ByteSize.text(metadata.size)) in \(String(format: "%.2f", arrived - started)) s: verifying it and restoring it into the live database"
+        )
+        let outcome = try SnapshotRestorer.restore(
+            file, metadata: metadata, into: database, nodeID: nodeID, currentStreams: currentStreams,
+            clockBound: maxClockOffset.map { ClockBound(maxOffsetMilliseconds: $0) }, say: say)
         return (metadata, outcome, Timing(local: monotonicSeconds() - arrived, transfer: arrived - started))
     }
 }

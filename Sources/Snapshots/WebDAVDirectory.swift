@@ -1,7 +1,7 @@
-import Logs
 import CurlTransfer
-import HarmonyConfig
 import Foundation
+import HarmonyConfig
+import Logs
 
 /// The `webdav` store's directory. URL as HarmonyLite's: `https://host/path?dir=<dir>&login=<u>&secret=<p>`
 /// (the three parameters are taken out of the URL; `dir` defaults to `/`).

@@ -1,5 +1,5 @@
-import Foundation
 import BrokerCore
+import Foundation
 import HarmonyConfig
 import SchemaRegistry
 
@@ -55,9 +55,11 @@ public enum EmbeddedServerConfig {
     ///   - monitoringInServerConfig: `nats.server_config` places the monitoring endpoint itself
     ///     (`ServerConfigKeys.setsMonitoring`): ours is left out, so the operator's is the only one.
     ///   - serverName: from `serverName(_:recorded:storeInUse:)`; nil: `embeddedServerName`.
-    public static func render(_ config: Configuration, runDirectory: String, clientPort: Int? = nil, nkeyPublicKey: String? = nil,
-                              credentials: EmbeddedCredentials? = nil, maxFileStore: UInt64? = nil, monitoringInServerConfig: Bool = false,
-                              serverName: String? = nil) -> String {
+    public static func render(
+        _ config: Configuration, runDirectory: String, clientPort: Int? = nil, nkeyPublicKey: String? = nil,
+        credentials: EmbeddedCredentials? = nil, maxFileStore: UInt64? = nil, monitoringInServerConfig: Bool = false,
+        serverName: String? = nil
+    ) -> String {
         let bind = HostPort(parsing: config.nats.bindAddress) ?? HostPort(parsing: ":-1")!
         var lines = [
             "# Written by harmonylite at every start; edit the node's TOML (or nats.server_config) instead.",
@@ -87,8 +89,9 @@ public enum EmbeddedServerConfig {
                 lines.append("  routes: [" + routes.map(quote).joined(separator: ", ") + "]")
             }
             if !config.nats.routeTLSCertFile.isEmpty {
-                lines.append("  tls { cert_file: \(quote(config.nats.routeTLSCertFile)), key_file: \(quote(config.nats.routeTLSKeyFile)), "
-                    + "ca_file: \(quote(config.nats.routeTLSCAFile)), verify: true, timeout: 2 }")
+                lines.append(
+                    "  tls { cert_file: \(quote(config.nats.routeTLSCertFile)), key_file: \(quote(config.nats.routeTLSKeyFile)), "
+                        + "ca_file: \(quote(config.nats.routeTLSCAFile)), verify: true, timeout: 2 }")
             }
             lines.append("}")
         }
@@ -104,9 +107,13 @@ public enum EmbeddedServerConfig {
             }
             if !config.leafServers.isEmpty {
                 lines.append("  remotes: [")
-                let local = config.nats.region.isEmpty ? "" : ", " + ["deny_imports", "deny_exports"].map { key in
-                    "\(key): [" + regionLocalSubjects(config).map(quote).joined(separator: ", ") + "]"
-                }.joined(separator: ", ")
+                let local =
+                    config.nats.region.isEmpty
+                    ? ""
+                    : ", "
+                        + ["deny_imports", "deny_exports"].map { key in
+                            "\(key): [" + regionLocalSubjects(config).map(quote).joined(separator: ", ") + "]"
+                        }.joined(separator: ", ")
                 for leaf in config.leafServers {
                     // `url|url…`: one remote, several servers to connect to (the next one when one is lost).
                     let alternatives = leaf.split(separator: "|").map { splitHubQuery(String($0)) }
@@ -122,8 +129,9 @@ public enum EmbeddedServerConfig {
         }
         var users: [String] = []
         if let credentials {
-            users.append("{ user: \(quote(credentials.clientUser)), password: \(quote(credentials.clientPassword)), "
-                + "permissions: { publish: { allow: [" + allowedSubjects(config).map(quote).joined(separator: ", ") + "] } } }")
+            users.append(
+                "{ user: \(quote(credentials.clientUser)), password: \(quote(credentials.clientPassword)), "
+                    + "permissions: { publish: { allow: [" + allowedSubjects(config).map(quote).joined(separator: ", ") + "] } } }")
             if !credentials.adminUser.isEmpty {
                 // The administrator: every permission; the supervisor's set-up of streams and buckets alone uses it.
                 users.append("{ user: \(quote(credentials.adminUser)), password: \(quote(credentials.adminPassword)) }")
@@ -175,16 +183,20 @@ public enum EmbeddedServerConfig {
     static func allowedSubjects(_ config: Configuration) -> [String] {
         let shards = (1...max(1, config.replicationLog.shards))
         var subjects = shards.map { ChangeSubjects.own(prefix: config.nats.subjectPrefix, shard: $0, node: config.nodeID) }
-        subjects += ["$JS.API.INFO", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.MSG.GET.*",
-                     "$JS.API.DIRECT.GET.>", "$JS.API.CONSUMER.INFO.*.*", "$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*"]
+        subjects += [
+            "$JS.API.INFO", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.MSG.GET.*",
+            "$JS.API.DIRECT.GET.>", "$JS.API.CONSUMER.INFO.*.*", "$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*",
+        ]
         for shard in shards {
             let stream = config.changeStreamName(shard: shard)
             let names = ConsumerNames(node: config.nodeName, shard: shard)
             subjects.append("$JS.API.CONSUMER.DELETE.\(stream).\(names.base)")
             for name in names.pool {
-                subjects += ["$JS.API.CONSUMER.CREATE.\(stream).\(name)", "$JS.API.CONSUMER.CREATE.\(stream).\(name).>",
-                             "$JS.API.CONSUMER.DURABLE.CREATE.\(stream).\(name)", "$JS.API.CONSUMER.DELETE.\(stream).\(name)",
-                             "$JS.API.CONSUMER.MSG.NEXT.\(stream).\(name)", "$JS.ACK.\(stream).\(name).>"]
+                subjects += [
+                    "$JS.API.CONSUMER.CREATE.\(stream).\(name)", "$JS.API.CONSUMER.CREATE.\(stream).\(name).>",
+                    "$JS.API.CONSUMER.DURABLE.CREATE.\(stream).\(name)", "$JS.API.CONSUMER.DELETE.\(stream).\(name)",
+                    "$JS.API.CONSUMER.MSG.NEXT.\(stream).\(name)", "$JS.ACK.\(stream).\(name).>",
+                ]
             }
         }
         func ephemeralConsumers(_ stream: String) -> [String] {

@@ -59,7 +59,8 @@ extension SupervisorStateMachine {
     /// Stops the next child of the restore (last first), or, once all are stopped, starts the restorer.
     mutating func continueRestore(now: Double, into actions: inout [Action]) {
         guard case .restoring(let askedBy, .stopping, let announceReady) = phase, let restorer = restorerIndex,
-              stopNext(of: restorer..<children.count, purpose: .restore, status: NodeStatus.restoreStopping, now: now, into: &actions) else { return }
+            stopNext(of: restorer..<children.count, purpose: .restore, status: NodeStatus.restoreStopping, now: now, into: &actions)
+        else { return }
         phase = .restoring(askedBy: askedBy, stage: .restoring, announceReady: announceReady)
         actions.append(.notify(.status(.restorerRestoring(children[restorer].spec.role))))
         actions.append(spawnAction(restorer))
@@ -83,7 +84,8 @@ extension SupervisorStateMachine {
 
     private mutating func advanceAfterRestore(now: Double, into actions: inout [Action]) {
         guard case .restoring(_, .starting, let announceReady) = phase, let restorer = restorerIndex,
-              startNext(of: (restorer + 1)..<children.count, status: NodeStatus.restoreStarting, into: &actions) else { return }
+            startNext(of: (restorer + 1)..<children.count, status: NodeStatus.restoreStarting, into: &actions)
+        else { return }
         phase = .running
         actions.append(.notify(announceReady ? .ready(runningStatus) : .status(runningStatus)))
         actions.append(.report(.restoreComplete))

@@ -1,5 +1,5 @@
-import IPC
 import HarmonyConfig
+import IPC
 
 /// What the supervisor supervises: a name, whether the child speaks the control protocol, and its policy.
 public struct ChildSpec: Equatable, Sendable {
@@ -26,8 +26,9 @@ public struct ChildSpec: Equatable, Sendable {
 
     /// `role` as a node runs it: its protocol, restore and probe come from the role.
     public init(role: WorkerRole, settings: WorkerSettings) {
-        self.init(role: role, speaksControlProtocol: role.speaksControlProtocol, settings: settings, restoresSnapshots: role.restoresSnapshots,
-                  livenessProbed: role.livenessProbed)
+        self.init(
+            role: role, speaksControlProtocol: role.speaksControlProtocol, settings: settings, restoresSnapshots: role.restoresSnapshots,
+            livenessProbed: role.livenessProbed)
     }
 
     /// Whether the child owes life signs now: a worker always, a probed child once ready.
@@ -469,8 +470,10 @@ public struct SupervisorStateMachine {
     /// Stops the last running child (reverse start order), one at a time; exits when none is left.
     private mutating func continueShutdown(now: Double, into actions: inout [Action]) {
         guard case .stopping(let exitCode) = phase,
-              stopNext(of: children.indices, purpose: .shutdown, status: { [stopReason] in .stoppingChild($0, because: stopReason) }, now: now,
-                       into: &actions) else { return }
+            stopNext(
+                of: children.indices, purpose: .shutdown, status: { [stopReason] in .stoppingChild($0, because: stopReason) }, now: now,
+                into: &actions)
+        else { return }
         phase = .exited
         nextWatchdog = nil
         actions.append(.report(.allStopped))

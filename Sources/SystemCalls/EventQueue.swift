@@ -1,8 +1,9 @@
+import CPosix
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CPosix
-import Synchronization
 
 /// Hands items from other threads (libnats callbacks, fetcher threads) to a poll loop: `push` from any
 /// thread; the loop polls `wakeDescriptor` (an eventfd) and `drain`s everything waiting, in order.

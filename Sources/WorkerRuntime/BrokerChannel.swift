@@ -1,7 +1,8 @@
+import IPC
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import IPC
 
 /// A worker's connection to the broker's data socket: connects (and reconnects after the broker
 /// restarted), says who it is, and moves `DataMessage`s without blocking the worker loop.

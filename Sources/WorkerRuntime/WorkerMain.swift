@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import HarmonyConfig
 import IPC
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a worker stops on its own, with the exit status the supervisor acts on. Services throw it; only
 /// `WorkerRuntime.main` exits.

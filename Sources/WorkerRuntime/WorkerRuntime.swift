@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import SystemCalls
-import Glibc
-#endif
 import CPosix
 import HarmonyConfig
 import IPC
 import Logging
 import Logs
 import Signals
+
+#if canImport(Glibc)
+import SystemCalls
+import Glibc
+#endif
 
 /// What every worker process does the same way: connect to the supervisor's control socket, shake hands,
 /// receive the resolved configuration, report ready, heartbeat, and stop when told to (by the supervisor's
@@ -166,8 +167,9 @@ public final class WorkerRuntime {
         if pendingStop == nil { pendingStop = stopArrived() }
         guard pendingStop == nil else { return false }
         if case .waiting(let seconds) = databaseWait.tried(now: now) {
-            logger.warning("waiting for the database write lock another connection holds (an application transaction?); replication resumes once it is released",
-                           metadata: ["waited_s": "\(seconds)"])
+            logger.warning(
+                "waiting for the database write lock another connection holds (an application transaction?); replication resumes once it is released",
+                metadata: ["waited_s": "\(seconds)"])
         }
         if schedule.due(now: now, deadline: nil).heartbeat {
             do {

@@ -33,8 +33,9 @@ let directory = String(cString: mkdtemp(strdup(parent + "/applier-benchmark.XXXX
 let path = directory + "/bench.db"
 // SQLite reads an empty file as an empty database.
 close(open(path, O_WRONLY | O_CREAT, 0o644))
-try SQLiteDatabase(existingPath: path).execute("CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT NOT NULL, n INTEGER, r REAL); "
-    + "CREATE TABLE seats (id INTEGER PRIMARY KEY, holder TEXT UNIQUE, n INTEGER)")
+try SQLiteDatabase(existingPath: path).execute(
+    "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT NOT NULL, n INTEGER, r REAL); "
+        + "CREATE TABLE seats (id INTEGER PRIMARY KEY, holder TEXT UNIQUE, n INTEGER)")
 let (database, installation) = try ChangeLogInstaller.open(path, node: 1)
 let applier = try ChangeApplier(database: database, catalog: installation.catalog)
 
@@ -87,15 +88,18 @@ _ = try application.transaction { () throws(SQLiteError) -> Int in try stamper.m
 // local writes not stamped yet, checked in groups of `groupSize` as the applier checks each delivery group.
 try localUpdates(1000, on: application)
 let own = (0..<rows).map { k in
-    ChangeEvent(changeID: Int64(k), table: "kv", operation: .upsert, stamp: 1 << 16, writer: 1,
-                columns: ["k", "v", "n", "r"], values: [.integer(Int64(k)), .text("own"), .integer(0), .real(0)], keyCount: 1)
+    ChangeEvent(
+        changeID: Int64(k), table: "kv", operation: .upsert, stamp: 1 << 16, writer: 1,
+        columns: ["k", "v", "n", "r"], values: [.integer(Int64(k)), .text("own"), .integer(0), .real(0)], keyCount: 1)
 }
 var checkStart = seconds()
 var newer = 0
 for group in stride(from: 0, to: own.count, by: groupSize) { newer += try applier.notYetHeld(Array(own[group..<min(group + groupSize, own.count)])).count }
 guard newer == 0 else { fatalError("own events: \(newer) taken for newer than the rows' clocks") }
 var nanos = Int(((seconds() - checkStart) * 1e9 / Double(own.count)).rounded())
-print("own:       \(own.count) rows in groups of \(groupSize), 1,000 local writes pending: \(nanos / 1000).\(String(nanos % 1000 / 10).leftPadded(2)) µs/row (CPU)")
+print(
+    "own:       \(own.count) rows in groups of \(groupSize), 1,000 local writes pending: \(nanos / 1000).\(String(nanos % 1000 / 10).leftPadded(2)) µs/row (CPU)"
+)
 
 // Local writes stamped after their commits: one transaction for all that is pending.
 try localUpdates(rows, on: application)
@@ -110,8 +114,9 @@ print("stamp:     \(stamped) local writes after their commits: \(nanos / 1000).\
 // held-aside rows again (`ChangeApplier.settle`). Compared with the same updates while nothing is aside.
 let aside = min(rows, 1000)
 func seat(_ id: Int, holder: Int, n: Int, stamp: UInt64, writer: UInt64) -> ChangeEvent {
-    ChangeEvent(changeID: Int64(id), table: "seats", operation: .upsert, stamp: stamp << 16, writer: writer,
-                columns: ["id", "holder", "n"], values: [.integer(Int64(id)), .text("h\(holder)"), .integer(Int64(n))], keyCount: 1)
+    ChangeEvent(
+        changeID: Int64(id), table: "seats", operation: .upsert, stamp: stamp << 16, writer: writer,
+        columns: ["id", "holder", "n"], values: [.integer(Int64(id)), .text("h\(holder)"), .integer(Int64(n))], keyCount: 1)
 }
 let holders = (0..<aside).map { seat($0 + aside, holder: $0, n: 0, stamp: 1_900_000_000_000, writer: 3) }
 try pass("seats:    ", holders, applies: true, through: applier)

@@ -4,8 +4,8 @@ import ChangeLog
 import HarmonyConfig
 import IPC
 import Logging
-import Signals
 import SQLiteKit
+import Signals
 import WorkerRuntime
 
 #if canImport(Glibc)
@@ -64,7 +64,8 @@ final class ApplyService: WorkerLoopHandler {
         // its heartbeats going and saying what it waits for (`WorkerRuntime.whileWaitingForDatabase`).
         let (database, installation): (SQLiteDatabase, ChangeLogInstallation)
         do {
-            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath, whileWaiting: runtime.whileWaitingForDatabase)
+            (database, installation) = try ChangeLogInstaller.open(
+                config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath, whileWaiting: runtime.whileWaitingForDatabase)
         } catch {
             let message = ChangeLogInstaller.cannotStart(error, path: config.dbPath)
             throw UpstreamTakeover.isRefusal(error) ? WorkerExit.refused(message) : WorkerExit.failed(message)
@@ -80,20 +81,23 @@ final class ApplyService: WorkerLoopHandler {
         let cursor = try applier.storedCursor()
         do {
             if try SeqMapFile.read(config.seqMapPath) == nil {
-                logger.info("no seq map: consuming from the database's cursor", metadata: ["seq_map": "\(config.seqMapPath)", "cursor": "\(describeCursor(cursor))"])
+                logger.info(
+                    "no seq map: consuming from the database's cursor", metadata: ["seq_map": "\(config.seqMapPath)", "cursor": "\(describeCursor(cursor))"])
             }
         } catch {
             // Upstream HarmonyLite's seq map (empty, or with bytes after its map) was read at the takeover.
             if (try? SeqMapFile.readUpstream(config.seqMapPath)) == nil {
-                logger.error("the seq map cannot be read: consuming from the database's cursor", metadata: ["error": "\(error)", "cursor": "\(describeCursor(cursor))"])
+                logger.error(
+                    "the seq map cannot be read: consuming from the database's cursor", metadata: ["error": "\(error)", "cursor": "\(describeCursor(cursor))"])
             }
         }
         let streams = try StreamIdentities.read(in: database)
         var settings = ApplyPipeline.Settings(snapshotsEnabled: config.snapshot.enabled)
         settings.credit = ApplyPipeline.Settings.credit(shards: config.replicationLog.shards)
         try SeqMapFile.write(cursor, streams: streams, to: config.seqMapPath)
-        pipeline = ApplyPipeline(cursor: cursor, streams: streams, parked: try ParkedMessages.count(in: database),
-                                 settings: settings)
+        pipeline = ApplyPipeline(
+            cursor: cursor, streams: streams, parked: try ParkedMessages.count(in: database),
+            settings: settings)
         if config.replicate {
             try runtime.reportReady("applying changes from cursor \(cursor.isEmpty ? "start" : describeCursor(cursor))")
         } else {
@@ -108,10 +112,12 @@ final class ApplyService: WorkerLoopHandler {
     var nextDeadline: Double? { pipeline.nextDeadline }
 
     var counters: [ControlMessage.Counter] {
-        [.init(.appliedEvents, appliedEvents), .init(.supersededEvents, supersededEvents), .init(.applyFailures, Int64(pipeline.failures)),
-         .init(.queuedDeliveries, Int64(pipeline.queuedDeliveries)), .init(.parkedMessages, Int64(pipeline.parkedMessages)),
-         .init(.parkedWaiting, Int64(pipeline.parkedWaiting)), .init(.uniqueConflicts, uniqueConflicts),
-         .init(.lastAppliedUnixMs, lastAppliedAt), .init(.futureStamps, futureStamps)]
+        [
+            .init(.appliedEvents, appliedEvents), .init(.supersededEvents, supersededEvents), .init(.applyFailures, Int64(pipeline.failures)),
+            .init(.queuedDeliveries, Int64(pipeline.queuedDeliveries)), .init(.parkedMessages, Int64(pipeline.parkedMessages)),
+            .init(.parkedWaiting, Int64(pipeline.parkedWaiting)), .init(.uniqueConflicts, uniqueConflicts),
+            .init(.lastAppliedUnixMs, lastAppliedAt), .init(.futureStamps, futureStamps),
+        ]
             + clockAheadCounters
             + pipeline.cursor.sorted { $0.key < $1.key }.map { .init(.streamCursor, label: $0.key, Int64(clamping: $0.value)) }
     }
@@ -216,7 +222,9 @@ final class ApplyService: WorkerLoopHandler {
             try? runtime.reportStatus("needs a snapshot restore: \(gap)")
             throw WorkerExit.restoreNeeded("\(gap); only a snapshot restore brings them back: the supervisor restores one in place")
         case .stopForReplacedStream(let replacement):
-            logger.error("the shard stream was replaced: a snapshot restore brings this node up to date", metadata: ["stream": "\(replacement.stream)", "detail": "\(replacement)"])
+            logger.error(
+                "the shard stream was replaced: a snapshot restore brings this node up to date",
+                metadata: ["stream": "\(replacement.stream)", "detail": "\(replacement)"])
             try? runtime.reportStatus("needs a snapshot restore: \(replacement)")
             throw WorkerExit.restoreNeeded("\(replacement); only a snapshot restore brings this node up to date: the supervisor restores one in place")
         case .recordStreams(let streams):
@@ -240,14 +248,18 @@ final class ApplyService: WorkerLoopHandler {
         supersededEvents += Int64(outcome.superseded)
         uniqueConflicts += Int64(outcome.conflicts.count)
         for conflict in outcome.conflicts {
-            logger.warning("row held aside: a row written later holds its UNIQUE value; it comes back when the value is free", metadata: [
-                "table": "\(conflict.table)", "unique": "\(conflict.columns)",
-                "held_aside": "\(conflict.heldAsideKey)", "holder": "\(conflict.holderKey)",
-                "recorded_in": "\(ChangeLogSchema.conflicts)",
-            ])
+            logger.warning(
+                "row held aside: a row written later holds its UNIQUE value; it comes back when the value is free",
+                metadata: [
+                    "table": "\(conflict.table)", "unique": "\(conflict.columns)",
+                    "held_aside": "\(conflict.heldAsideKey)", "holder": "\(conflict.holderKey)",
+                    "recorded_in": "\(ChangeLogSchema.conflicts)",
+                ])
         }
         for index in outcome.unreadableIndexes {
-            logger.error("a UNIQUE index's definition does not evaluate on a row: rows it refuses stay held aside here, and nodes may disagree about them; report it", metadata: ["index": "\(index)"])
+            logger.error(
+                "a UNIQUE index's definition does not evaluate on a row: rows it refuses stay held aside here, and nodes may disagree about them; report it",
+                metadata: ["index": "\(index)"])
         }
         if outcome.placedAgain > 0 {
             logger.info("rows held aside are back in their tables: their UNIQUE values are free", metadata: ["rows": "\(outcome.placedAgain)"])
@@ -280,7 +292,9 @@ final class ApplyService: WorkerLoopHandler {
             for ((delivery, batch), kept) in zip(zip(group.deliveries, batches), wanted) {
                 events += kept
                 streams += Array(repeating: delivery.stream, count: kept.count)
-                sources += Array(repeating: .init(stream: delivery.stream, sequence: delivery.sequence, origin: batch.origin, schemaHash: batch.schemaHash), count: kept.count)
+                sources += Array(
+                    repeating: .init(stream: delivery.stream, sequence: delivery.sequence, origin: batch.origin, schemaHash: batch.schemaHash),
+                    count: kept.count)
             }
             // The node's own writes may have freed, or taken, a UNIQUE value a row held aside wants: their
             // tables are settled too (one read when no row is held aside, which is the common case).
@@ -289,9 +303,11 @@ final class ApplyService: WorkerLoopHandler {
             let outcome = try applier.apply(events, cursor: group.cursor, localWrites: localWrites, sources: sources)
             account(outcome)
             for message in outcome.partlyParked {
-                logger.warning("rows of a table this node cannot apply yet are parked; the message's other rows are applied", metadata: [
-                    "stream": "\(message.stream)", "sequence": "\(message.sequence)", "kind": "\(message.kind)", "reason": "\(message.reason)",
-                ])
+                logger.warning(
+                    "rows of a table this node cannot apply yet are parked; the message's other rows are applied",
+                    metadata: [
+                        "stream": "\(message.stream)", "sequence": "\(message.sequence)", "kind": "\(message.kind)", "reason": "\(message.reason)",
+                    ])
             }
             pipeline.partlyParked(outcome.partlyParked.count)
             watchClocks(batches)
@@ -326,17 +342,22 @@ final class ApplyService: WorkerLoopHandler {
             guard future > 0 else { continue }
             futureStamps += future
             if let held = futureStampLog.allow(now: observedAt), case .ahead(let ahead) = clockBound.check(stamp: newest, now: now) {
-                logger.warning("applied changes stamped beyond max_clock_offset: applied all the same, counted in future_stamps", metadata: [
-                    "origin": "\(batch.origin)", "ahead_ms": "\(ahead)", "max_clock_offset_ms": "\(clockBound.maxOffsetMilliseconds)",
-                    "events": "\(future)", "future_stamps": "\(futureStamps)", "batches_not_logged": "\(held)",
-                ])
+                logger.warning(
+                    "applied changes stamped beyond max_clock_offset: applied all the same, counted in future_stamps",
+                    metadata: [
+                        "origin": "\(batch.origin)", "ahead_ms": "\(ahead)", "max_clock_offset_ms": "\(clockBound.maxOffsetMilliseconds)",
+                        "events": "\(future)", "future_stamps": "\(futureStamps)", "batches_not_logged": "\(held)",
+                    ])
             }
         }
         if let farthest = clockOffsets.farthestAhead(at: observedAt), ClockOffsetEstimator.isBehind(farthest, bound: clockBound),
-           clockBehindLog.allow(now: observedAt) != nil {
-            logger.warning("this node's clock is behind another node's by more than max_clock_offset (or that node's runs ahead): its writes win over later ones made here; fix the clocks (NTP)", metadata: [
-                "origin": "\(farthest.origin)", "offset_ms": "\(farthest.aheadMilliseconds)", "max_clock_offset_ms": "\(clockBound.maxOffsetMilliseconds)",
-            ])
+            clockBehindLog.allow(now: observedAt) != nil
+        {
+            logger.warning(
+                "this node's clock is behind another node's by more than max_clock_offset (or that node's runs ahead): its writes win over later ones made here; fix the clocks (NTP)",
+                metadata: [
+                    "origin": "\(farthest.origin)", "offset_ms": "\(farthest.aheadMilliseconds)", "max_clock_offset_ms": "\(clockBound.maxOffsetMilliseconds)",
+                ])
         }
     }
 
@@ -374,8 +395,10 @@ final class ApplyService: WorkerLoopHandler {
         let delivery = parking.delivery
         // Upstream's message of a table this node lacks: parked with its stamp, which its retry needs.
         let waitsForSchema = parking.failure.kind == .schemaMissing || parking.failure.kind == .keyMismatch
-        let payload = waitsForSchema && UpstreamEvent.looksUpstream(delivery.payload)
-            ? ParkedUpstreamEvent.wrap(stamp: UpstreamEvent.stamp(jetStreamNanoseconds: delivery.timestamp, sequence: delivery.sequence), message: delivery.payload)
+        let payload =
+            waitsForSchema && UpstreamEvent.looksUpstream(delivery.payload)
+            ? ParkedUpstreamEvent.wrap(
+                stamp: UpstreamEvent.stamp(jetStreamNanoseconds: delivery.timestamp, sequence: delivery.sequence), message: delivery.payload)
             : delivery.payload
         let message = ParkedMessage(
             stream: delivery.stream, sequence: delivery.sequence, payload: payload, reason: parking.failure.reason,
@@ -407,7 +430,8 @@ final class ApplyService: WorkerLoopHandler {
                     } else {
                         batch = try ChangeBatch(decoding: message.payload)
                     }
-                    let source = ChangeApplier.EventSource(stream: message.stream, sequence: message.sequence, origin: batch.origin, schemaHash: batch.schemaHash)
+                    let source = ChangeApplier.EventSource(
+                        stream: message.stream, sequence: message.sequence, origin: batch.origin, schemaHash: batch.schemaHash)
                     let outcome = try applier.apply(batch.events, sources: Array(repeating: source, count: batch.events.count))
                     account(outcome)
                     if !outcome.partlyParked.isEmpty {
@@ -430,8 +454,10 @@ final class ApplyService: WorkerLoopHandler {
     /// Whether this node captured the delivery from this very database (`MessageIdentity.isHeld`): its
     /// subject is this node's own, its id names this node and this database's incarnation.
     private func isHeldHere(_ delivery: DataMessage.Delivery) -> Bool {
-        delivery.republishedFrom == nil && MessageIdentity.isHeld(messageID: delivery.messageID, publisher: ownSubjects.contains(delivery.subject) ? config.nodeID : nil,
-                                                                  node: config.nodeID, heldPrefix: heldPrefix)
+        delivery.republishedFrom == nil
+            && MessageIdentity.isHeld(
+                messageID: delivery.messageID, publisher: ownSubjects.contains(delivery.subject) ? config.nodeID : nil,
+                node: config.nodeID, heldPrefix: heldPrefix)
     }
 
     /// The batch, once its subject confirms its origin (or names no publisher: the shared subject of
@@ -448,9 +474,11 @@ final class ApplyService: WorkerLoopHandler {
         }
         if let from = delivery.republishedFrom {
             // Republished by another stream onto a change subject: the subject was never the publisher's.
-            throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence,
-                                reason: "refused, never applied: it carries republish headers (Nats-Stream \(from.isEmpty ? "absent" : "\"" + from + "\"")): another stream republished it onto \(delivery.subject), which therefore does not name its publisher",
-                                kind: .forgedOrigin)
+            throw DeliveryError(
+                stream: delivery.stream, sequence: delivery.sequence,
+                reason:
+                    "refused, never applied: it carries republish headers (Nats-Stream \(from.isEmpty ? "absent" : "\"" + from + "\"")): another stream republished it onto \(delivery.subject), which therefore does not name its publisher",
+                kind: .forgedOrigin)
         }
         if case .refused(let reason) = ChangeSubjects.check(subject: delivery.subject, prefix: config.nats.subjectPrefix, origin: batch.origin) {
             throw DeliveryError(stream: delivery.stream, sequence: delivery.sequence, reason: "refused, never applied: \(reason)", kind: .forgedOrigin)
@@ -463,8 +491,9 @@ final class ApplyService: WorkerLoopHandler {
     /// writer the origin. The node's own (published by upstream before this node was upgraded) are
     /// skipped, as upstream skips them: what they wrote is in this database already.
     private func decodeUpstream(_ delivery: DataMessage.Delivery) throws(DeliveryError) -> ChangeBatch {
-        try upstreamBatch(delivery.payload, stamp: UpstreamEvent.stamp(jetStreamNanoseconds: delivery.timestamp, sequence: delivery.sequence),
-                          stream: delivery.stream, sequence: delivery.sequence)
+        try upstreamBatch(
+            delivery.payload, stamp: UpstreamEvent.stamp(jetStreamNanoseconds: delivery.timestamp, sequence: delivery.sequence),
+            stream: delivery.stream, sequence: delivery.sequence)
     }
 
     /// `payload` (upstream's message) as one of our batches stamped `stamp`: at its delivery, or at a retry
@@ -478,7 +507,9 @@ final class ApplyService: WorkerLoopHandler {
             throw DeliveryError(stream: stream, sequence: sequence, reason: "cannot be decoded as ours or as upstream HarmonyLite's: \(error)")
         }
         // Copies our nodes publish for upstream nodes (`publish_for_upstream`): the original batch is applied.
-        guard event.origin != config.nodeID, !event.republished else { return ChangeBatch(origin: event.origin, schemaHash: event.schemaHash ?? "", events: []) }
+        guard event.origin != config.nodeID, !event.republished else {
+            return ChangeBatch(origin: event.origin, schemaHash: event.schemaHash ?? "", events: [])
+        }
         let key: [String]?
         do {
             key = try applier.primaryKeyColumns(of: event.table)
@@ -486,12 +517,16 @@ final class ApplyService: WorkerLoopHandler {
             throw DeliveryError(stream: stream, sequence: sequence, reason: "cannot read the schema: \(error)", kind: .database(error.code))
         }
         guard let key else {
-            throw DeliveryError(stream: stream, sequence: sequence, reason: "is upstream HarmonyLite's change of \(event.table), a table this node does not replicate (yet): "
-                                + "parked until it exists (upstream's messages do not say which columns are the key)", kind: .schemaMissing)
+            throw DeliveryError(
+                stream: stream, sequence: sequence,
+                reason: "is upstream HarmonyLite's change of \(event.table), a table this node does not replicate (yet): "
+                    + "parked until it exists (upstream's messages do not say which columns are the key)", kind: .schemaMissing)
         }
         guard let change = event.changeEvent(primaryKey: key, stamp: stamp, writer: event.origin) else {
-            throw DeliveryError(stream: stream, sequence: sequence, reason: "is upstream HarmonyLite's change of \(event.table) without its local key column(s) \(key.joined(separator: ", "))",
-                                kind: .keyMismatch)
+            throw DeliveryError(
+                stream: stream, sequence: sequence,
+                reason: "is upstream HarmonyLite's change of \(event.table) without its local key column(s) \(key.joined(separator: ", "))",
+                kind: .keyMismatch)
         }
         return ChangeBatch(origin: event.origin, schemaHash: event.schemaHash ?? "", events: [change])
     }
@@ -505,27 +540,37 @@ final class ApplyService: WorkerLoopHandler {
             logger.info("applying again", metadata: ["after": "\(reason)"])
             try? runtime.reportStatus("applying")
         case .parked(let parking) where parking.failure.kind == .forgedOrigin:
-            logger.error("message refused and parked, never applied: its subject does not name its origin (a node publishing another's changes?); the shard goes on", metadata: [
-                "stream": "\(parking.delivery.stream)", "sequence": "\(parking.delivery.sequence)", "kind": "\(Self.parkedKind(parking.failure.kind))", "reason": "\(parking.failure.reason)",
-            ])
+            logger.error(
+                "message refused and parked, never applied: its subject does not name its origin (a node publishing another's changes?); the shard goes on",
+                metadata: [
+                    "stream": "\(parking.delivery.stream)", "sequence": "\(parking.delivery.sequence)", "kind": "\(Self.parkedKind(parking.failure.kind))",
+                    "reason": "\(parking.failure.reason)",
+                ])
             try? runtime.reportStatus("applying")
         case .parked(let parking):
-            logger.warning("message parked: it cannot be applied here; the shard goes on", metadata: [
-                "stream": "\(parking.delivery.stream)", "sequence": "\(parking.delivery.sequence)",
-                "kind": "\(Self.parkedKind(parking.failure.kind))", "attempts": "\(parking.attempts)", "reason": "\(parking.failure.reason)",
-            ])
+            logger.warning(
+                "message parked: it cannot be applied here; the shard goes on",
+                metadata: [
+                    "stream": "\(parking.delivery.stream)", "sequence": "\(parking.delivery.sequence)",
+                    "kind": "\(Self.parkedKind(parking.failure.kind))", "attempts": "\(parking.attempts)", "reason": "\(parking.failure.reason)",
+                ])
             try? runtime.reportStatus("applying")
         case .parkedRetried(let applied, let remaining):
             logger.info("parked messages retried", metadata: ["applied": "\(applied)", "still_parked": "\(remaining)"])
         case .parkedRetryFailed(let reason):
             logger.error("cannot retry the parked messages; trying again at the next schema change or request", metadata: ["reason": "\(reason)"])
         case .recheckingGap(let gap):
-            logger.warning("delivered sequences jumped over messages the stream did not say are gone; consuming again from the cursor",
-                           metadata: ["stream": "\(gap.stream)", "missing": "\(gap.missing.lowerBound)…\(gap.missing.upperBound)"])
+            logger.warning(
+                "delivered sequences jumped over messages the stream did not say are gone; consuming again from the cursor",
+                metadata: ["stream": "\(gap.stream)", "missing": "\(gap.missing.lowerBound)…\(gap.missing.upperBound)"])
         case .messagesLost(let gap):
-            logger.error("changes are missing from the shard stream; snapshot.enabled = false, so they are lost on this node", metadata: ["stream": "\(gap.stream)", "detail": "\(gap)"])
+            logger.error(
+                "changes are missing from the shard stream; snapshot.enabled = false, so they are lost on this node",
+                metadata: ["stream": "\(gap.stream)", "detail": "\(gap)"])
         case .streamRestarted(let replacement):
-            logger.error("the shard stream was replaced; snapshot.enabled = false, so this node consumes the new stream from its start", metadata: ["stream": "\(replacement.stream)", "detail": "\(replacement)"])
+            logger.error(
+                "the shard stream was replaced; snapshot.enabled = false, so this node consumes the new stream from its start",
+                metadata: ["stream": "\(replacement.stream)", "detail": "\(replacement)"])
             try? runtime.reportStatus("applying")
         }
     }

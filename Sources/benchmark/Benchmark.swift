@@ -84,8 +84,12 @@ struct Benchmark {
         let rates = try PhysicalLimits.sqliteRowsPerSecond(writers, seconds: seconds * 2)
         let (plainSingle, triggerSingle, plainBatch, triggerBatch) = (rates[0], rates[1], rates[2], rates[3])
         let jetStream = try PhysicalLimits.jetStreamPublishesPerSecond(directory: root, count: 200_000, size: 200)
-        say("  SQLite single-row transactions: \(format(plainSingle)) rows/s plain, \(format(triggerSingle)) with capture triggers (cost ×\(format(plainSingle / triggerSingle, 2)))")
-        say("  SQLite 100-row transactions:    \(format(plainBatch)) rows/s plain, \(format(triggerBatch)) with capture triggers (cost ×\(format(plainBatch / triggerBatch, 2)))")
+        say(
+            "  SQLite single-row transactions: \(format(plainSingle)) rows/s plain, \(format(triggerSingle)) with capture triggers (cost ×\(format(plainSingle / triggerSingle, 2)))"
+        )
+        say(
+            "  SQLite 100-row transactions:    \(format(plainBatch)) rows/s plain, \(format(triggerBatch)) with capture triggers (cost ×\(format(plainBatch / triggerBatch, 2)))"
+        )
         say("  JetStream async publish (200 B, R1): \(format(jetStream)) msg/s\n")
         return Limits(triggerSingle: triggerSingle, triggerBatch: triggerBatch, jetStream: jetStream)
     }
@@ -107,12 +111,17 @@ struct Benchmark {
             defer { cluster.stop() }
             let result = try cluster.measure(label: run.label, seconds: seconds, rowsPerTransaction: run.rows, rate: nil)
             let limit = min(run.rows == 1 ? limits.triggerSingle : limits.triggerBatch, limits.jetStream)
-            say("| \(run.label) | \(result.rows) | \(format(result.writeRate)) | \(format(result.replicatedRate)) | \(format(result.replicatedRate / limit, 2)) | \(ms(result.lag.valueAtPercentile(50))) | \(ms(result.lag.valueAtPercentile(99))) | \(ms(result.lag.max)) | \(ms(result.transactionTimes.valueAtPercentile(50), 2)) | \(ms(result.transactionTimes.valueAtPercentile(99), 2)) |")
-            usageLines.append("\(run.label): " + result.usage.map { "\($0.name) \(format($0.cpuSeconds, 1)) s CPU / \(format($0.peakResidentMiB)) MiB" }.joined(separator: "; "))
+            say(
+                "| \(run.label) | \(result.rows) | \(format(result.writeRate)) | \(format(result.replicatedRate)) | \(format(result.replicatedRate / limit, 2)) | \(ms(result.lag.valueAtPercentile(50))) | \(ms(result.lag.valueAtPercentile(99))) | \(ms(result.lag.max)) | \(ms(result.transactionTimes.valueAtPercentile(50), 2)) | \(ms(result.transactionTimes.valueAtPercentile(99), 2)) |"
+            )
+            usageLines.append(
+                "\(run.label): "
+                    + result.usage.map { "\($0.name) \(format($0.cpuSeconds, 1)) s CPU / \(format($0.peakResidentMiB)) MiB" }.joined(separator: "; "))
             cpu.append(CPURow(label: run.label, window: result.cpu))
             let waits = result.waits
-            waitLines.append("| \(run.label) | \(waits.busyRequests) | \(waits.busyWaits) | \(ms(UInt64(waits.busyMicroseconds))) | "
-                + "\(waits.checkpoints) | \(ms(UInt64(waits.checkpointMicroseconds))) |")
+            waitLines.append(
+                "| \(run.label) | \(waits.busyRequests) | \(waits.busyWaits) | \(ms(UInt64(waits.busyMicroseconds))) | "
+                    + "\(waits.checkpoints) | \(ms(UInt64(waits.checkpointMicroseconds))) |")
         }
         say("\nThe application's waits on node 1 (SQLite's default busy handler and automatic checkpoints, counted):")
         say("| run | writes that found the lock taken | busy sleeps | time asleep | checkpoints its commits ran | time checkpointing |")
@@ -134,7 +143,9 @@ struct Benchmark {
         ].filter { selected($0.label) }
         let idleLabel = "first write after idle (\(format(idleSeconds)) s, then \(idleWrites - 1) × \(format(gapSeconds)) s)"
         guard !paced.isEmpty || selected(idleLabel) else { return [] }
-        say("\noperating range: 1 shard, single-row transactions; lag is commit on node 1 to visible on node 2, polled every \(format(Double(Watcher.pollMicroseconds) / 1000, 1)) ms (adds up to ~\(format(Double(Watcher.pollMicroseconds) / 1000 + 0.05, 2)) ms)")
+        say(
+            "\noperating range: 1 shard, single-row transactions; lag is commit on node 1 to visible on node 2, polled every \(format(Double(Watcher.pollMicroseconds) / 1000, 1)) ms (adds up to ~\(format(Double(Watcher.pollMicroseconds) / 1000 + 0.05, 2)) ms)"
+        )
         say("| run | rows | lag p50 | lag p99 | lag max |")
         say("|---|---|---|---|---|")
         var cpu: [CPURow] = []
@@ -171,7 +182,9 @@ struct Benchmark {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/strace") else { return say("\nidle poll check skipped: no /usr/bin/strace") }
         let ours = cluster.processes.filter { !$0.name.hasSuffix("nats-server") && $0.name != "benchmark" }
         let counts = try IdlePolls.count(ours, seconds: 5, directory: root)
-        say("\nidle poll/ppoll calls in 5 s under strace -f (right after the last row reached node 2, no writes); timeout 0 returns at once, many of them is a spin")
+        say(
+            "\nidle poll/ppoll calls in 5 s under strace -f (right after the last row reached node 2, no writes); timeout 0 returns at once, many of them is a spin"
+        )
         say("| process | poll/ppoll calls | with timeout 0 |")
         say("|---|---|---|")
         for count in counts { say("| \(count.name) | \(count.calls) | \(count.zeroTimeout) |") }

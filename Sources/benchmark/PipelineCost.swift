@@ -27,7 +27,8 @@ enum PipelineCost {
 
     static func run(_ arguments: [String]) throws {
         guard arguments.count >= 3, let perTransaction = Int(arguments[0]), let perMessage = Int(arguments[1]), let rows = Int(arguments[2]),
-              perTransaction > 0, perMessage > 0, rows > 0 else {
+            perTransaction > 0, perMessage > 0, rows > 0
+        else {
             throw BenchmarkError("usage: harmonylite-benchmark pipeline-cost <rows per transaction> <rows per message> <rows> [compress 1|0]")
         }
         let compress = arguments.dropFirst(3).first != "0"
@@ -106,11 +107,14 @@ enum PipelineCost {
             let fetched = hl_stage_08_fetch(pull)
             guard let last = fetched.last else { throw BenchmarkError("fetched nothing after sequence \(sequence) of \(messages)") }
             fetches += 1
-            let deliveries = hl_stage_09_ipc_to_applier(toApplier, atApplier, fetched.map {
-                var delivery = DataMessage.Delivery(stream: stream, sequence: $0.sequence, subject: $0.subject, payload: $0.payload, timestamp: $0.timestamp)
-                delivery.messageID = $0.messageID
-                return delivery
-            })
+            let deliveries = hl_stage_09_ipc_to_applier(
+                toApplier, atApplier,
+                fetched.map {
+                    var delivery = DataMessage.Delivery(
+                        stream: stream, sequence: $0.sequence, subject: $0.subject, payload: $0.payload, timestamp: $0.timestamp)
+                    delivery.messageID = $0.messageID
+                    return delivery
+                })
             let batches = try hl_stage_10_decode(deliveries)
             applied += try hl_stage_11_apply(receiver.applier, batches, deliveries: deliveries)
             hl_stage_12_acknowledge(pull, through: last.sequence)
@@ -122,8 +126,12 @@ enum PipelineCost {
         }
         let natsFetchSeconds = processCPUSeconds(natsPID) - natsFetchStart
         guard applied == rows else { throw BenchmarkError("applied \(applied) of \(rows) rows") }
-        print("rows \(rows) messages \(messages) fetches \(fetches) rows_per_transaction \(perTransaction) rows_per_message \(perMessage) compress \(compress ? 1 : 0)")
-        print("nats_server_cpu_us_per_row publish \(format(natsPublishSeconds * 1e6 / Double(rows), 2)) fetch \(format(natsFetchSeconds * 1e6 / Double(rows), 2))")
+        print(
+            "rows \(rows) messages \(messages) fetches \(fetches) rows_per_transaction \(perTransaction) rows_per_message \(perMessage) compress \(compress ? 1 : 0)"
+        )
+        print(
+            "nats_server_cpu_us_per_row publish \(format(natsPublishSeconds * 1e6 / Double(rows), 2)) fetch \(format(natsFetchSeconds * 1e6 / Double(rows), 2))"
+        )
     }
 
     /// A database as a node opens it: the bench table, our installation, the applier's connection.
@@ -164,7 +172,8 @@ enum PipelineCost {
     /// utime + stime of `pid` in seconds (10 ms ticks).
     static func processCPUSeconds(_ pid: Int32) -> Double {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
+            let close = stat.lastIndex(of: ")")
+        else { return 0 }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -261,7 +270,9 @@ func hl_stage_11_apply(_ applier: ChangeApplier, _ batches: [ChangeBatch], deliv
     var sources: [ChangeApplier.EventSource] = []
     for (batch, delivery) in zip(batches, deliveries) {
         events += batch.events
-        sources += Array(repeating: .init(stream: delivery.stream, sequence: delivery.sequence, origin: batch.origin, schemaHash: batch.schemaHash), count: batch.events.count)
+        sources += Array(
+            repeating: .init(stream: delivery.stream, sequence: delivery.sequence, origin: batch.origin, schemaHash: batch.schemaHash),
+            count: batch.events.count)
     }
     return try applier.apply(events, cursor: [PipelineCost.stream: deliveries.last!.sequence], sources: sources).applied
 }
@@ -283,6 +294,7 @@ func hl_stage_14_own_skip(_ deliveries: [DataMessage.Delivery], incarnation: Str
     let ownSubjects: Set<String> = [PipelineCost.subject]
     let prefix = MessageIdentity.heldPrefix(node: 1, incarnation: incarnation)
     return deliveries.filter { delivery in
-        delivery.republishedFrom == nil && MessageIdentity.isHeld(messageID: delivery.messageID, publisher: ownSubjects.contains(delivery.subject) ? 1 : nil, node: 1, heldPrefix: prefix)
+        delivery.republishedFrom == nil
+            && MessageIdentity.isHeld(messageID: delivery.messageID, publisher: ownSubjects.contains(delivery.subject) ? 1 : nil, node: 1, heldPrefix: prefix)
     }.count
 }

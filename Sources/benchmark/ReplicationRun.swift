@@ -63,8 +63,10 @@ final class ReplicationRun {
             _ = FileManager.default.createFile(atPath: "\(directory)/node\(index + 1).toml", contents: Data(config.utf8))
             let node = Process()
             node.executableURL = URL(fileURLWithPath: binaries + "/harmonylite")
-            node.arguments = ["-config", "\(directory)/node\(index + 1).toml", "-cluster-addr", "127.0.0.1:\(routePorts[index])",
-                              "-cluster-peers", "nats://127.0.0.1:\(routePorts[1 - index])/"]
+            node.arguments = [
+                "-config", "\(directory)/node\(index + 1).toml", "-cluster-addr", "127.0.0.1:\(routePorts[index])",
+                "-cluster-peers", "nats://127.0.0.1:\(routePorts[1 - index])/",
+            ]
             _ = FileManager.default.createFile(atPath: "\(directory)/node\(index + 1).log", contents: nil)
             node.standardError = FileHandle(forWritingAtPath: "\(directory)/node\(index + 1).log")
             node.standardOutput = node.standardError
@@ -74,7 +76,9 @@ final class ReplicationRun {
         let deadline = now() + 60
         for index in 0..<2 {
             while !((try? String(contentsOfFile: "\(directory)/node\(index + 1).log", encoding: .utf8))?.contains("all processes ready") ?? false) {
-                guard now() < deadline, nodes[index].isRunning else { throw BenchmarkError("node \(index + 1) did not become ready; see \(directory)/node\(index + 1).log") }
+                guard now() < deadline, nodes[index].isRunning else {
+                    throw BenchmarkError("node \(index + 1) did not become ready; see \(directory)/node\(index + 1).log")
+                }
                 usleep(20_000)
             }
         }
@@ -141,8 +145,9 @@ final class ReplicationRun {
                 if let entry = ProcessUsage(pid: pid, name: "node\(index + 1) \(name)") { usage.append(entry) }
             }
         }
-        return Result(label: label, rows: written, writeRate: Double(written) / writeSeconds, replicatedRate: Double(written) / allVisible,
-                      lag: watcher.histogram, transactionTimes: transactionTimes, usage: usage, cpu: cpu, waits: writer.waits)
+        return Result(
+            label: label, rows: written, writeRate: Double(written) / writeSeconds, replicatedRate: Double(written) / allVisible,
+            lag: watcher.histogram, transactionTimes: transactionTimes, usage: usage, cpu: cpu, waits: writer.waits)
     }
 
     /// Sits idle for `idleSeconds` (measuring every process's CPU over that window), then writes one row and
@@ -223,7 +228,8 @@ final class Watcher: @unchecked Sendable {
     func stop() { state.withLock { $0.stopped = true } }
 
     func run() {
-        guard let database = try? SQLiteDatabase(existingPath: path), let query = try? database.prepare("SELECT id, t_ns FROM bench WHERE id > ? ORDER BY id") else { return }
+        guard let database = try? SQLiteDatabase(existingPath: path), let query = try? database.prepare("SELECT id, t_ns FROM bench WHERE id > ? ORDER BY id")
+        else { return }
         var contiguous = after
         var seenAbove: Set<Int64> = []
         while !state.withLock({ $0.stopped }) {
@@ -241,7 +247,9 @@ final class Watcher: @unchecked Sendable {
             while seenAbove.remove(contiguous + 1) != nil { contiguous += 1 }
             if fresh > 0 {
                 let count = fresh
-                state.withLock { $0.seen += count; $0.lastVisible = visibleMonotonic }
+                state.withLock {
+                    $0.seen += count; $0.lastVisible = visibleMonotonic
+                }
             }
             usleep(Watcher.pollMicroseconds)
         }

@@ -1,7 +1,7 @@
 import ChangeLog
 import Foundation
-import Snapshots
 import SQLiteKit
+import Snapshots
 
 /// `harmonylite-benchmark restore-merge [rows, default 200000]`: what keeping the live database's later row
 /// versions costs a restore (`SnapshotRestorer`, `LiveVersionMerge`). A snapshot of `rows` rows (every row
@@ -19,7 +19,9 @@ enum RestoreMergeCost {
         let snapshot = directory + "/snapshot.db"
         let metadata = try SnapshotMaker.make(from: source, into: snapshot, nodeID: 1)
         say("restore of a \(rows)-row snapshot (\(metadata.size >> 20) MiB) into a live database with:")
-        for (label, laterEvery) in [("no rows", Optional<Int>.none), ("the same \(rows) versions", 0), ("\(rows / 10) later versions", 10), ("\(rows) later versions", 1)] {
+        for (label, laterEvery) in [
+            ("no rows", Optional<Int>.none), ("the same \(rows) versions", 0), ("\(rows / 10) later versions", 10), ("\(rows) later versions", 1),
+        ] {
             let target = directory + "/target.db"
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: target + suffix) }
             try populate(target, rows: laterEvery == nil ? 0 : rows, node: 2, laterEvery: laterEvery)
@@ -30,8 +32,9 @@ enum RestoreMergeCost {
             let started = Date()
             let outcome = try SnapshotRestorer.restore(copy, metadata: metadata, into: target, nodeID: 2)
             let seconds = Date().timeIntervalSince(started)
-            say("  \(label.padding(toLength: 26, withPad: " ", startingAt: 0)) \(String(format: "%6.2f", seconds)) s; "
-                + "\(outcome.comparedLiveVersions) live clocks compared, \(outcome.keptLiveVersions) kept")
+            say(
+                "  \(label.padding(toLength: 26, withPad: " ", startingAt: 0)) \(String(format: "%6.2f", seconds)) s; "
+                    + "\(outcome.comparedLiveVersions) live clocks compared, \(outcome.keptLiveVersions) kept")
         }
     }
 
@@ -45,15 +48,17 @@ enum RestoreMergeCost {
         let log = HarmonyLiteObjects.quoted(ChangeLogSchema.changeLog(of: "books"))
         guard rows > 0 else { return }
         try database.execute("BEGIN")
-        try database.execute("""
+        try database.execute(
+            """
             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(rows))
             INSERT INTO books(id, title, cover) SELECT i, 'title ' || i, randomblob(100) FROM n
             """)
         try database.execute("INSERT INTO \(log) SELECT id, \(base) + id, 1, 0 FROM books")
         if let every = laterEvery, every > 0 {
             try database.execute("UPDATE books SET title = 'later ' || id WHERE id % \(every) = 0")
-            try database.execute("UPDATE \(log) SET \(ChangeLogSchema.stampColumn) = \(ChangeLogSchema.stampColumn) + (1000 << 16), "
-                + "\(ChangeLogSchema.nodeColumn) = \(node) WHERE id % \(every) = 0")
+            try database.execute(
+                "UPDATE \(log) SET \(ChangeLogSchema.stampColumn) = \(ChangeLogSchema.stampColumn) + (1000 << 16), "
+                    + "\(ChangeLogSchema.nodeColumn) = \(node) WHERE id % \(every) = 0")
         }
         try database.execute("COMMIT")
     }

@@ -1,8 +1,8 @@
 import ChangeLog
 import Foundation
 import NATSClient
-import Snapshots
 import SQLiteKit
+import Snapshots
 
 /// Snapshot rates on the `nats` store, for a database of `megabytes` (1 KiB random rows, triggers installed):
 /// save (`VACUUM INTO`, strip, SHA-256), upload, download, restore (verify, prepare, backup API into a live
@@ -26,7 +26,8 @@ enum SnapshotRates {
         // Rows written with the triggers off (as if replicated long ago): the benchmark measures snapshots,
         // not capture.
         try database.execute("DROP TRIGGER IF EXISTS \(ChangeLogSchema.trigger(of: "blobs", "insert"))")
-        try database.execute("""
+        try database.execute(
+            """
             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(megabytes * 1024))
             INSERT INTO blobs(payload) SELECT randomblob(1000) FROM n
             """)
@@ -41,11 +42,14 @@ enum SnapshotRates {
         }
         let rows = try SQLiteDatabase(existingPath: target).rows("SELECT count(*) FROM blobs").first?.first ?? nil
         guard rows == String(megabytes * 1024) else { throw BenchmarkError("the restored database has \(rows ?? "no") rows, not \(megabytes * 1024)") }
-        return (metadata.size, [
-            Step(name: "save (VACUUM INTO, strip, SHA-256)", seconds: saving.local),
-            Step(name: "upload to the nats object store", seconds: saving.transfer),
-            Step(name: "download from the nats object store", seconds: restoring.transfer),
-            Step(name: "restore (verify, prepare, backup API)", seconds: restoring.local),
-        ])
+        return (
+            metadata.size,
+            [
+                Step(name: "save (VACUUM INTO, strip, SHA-256)", seconds: saving.local),
+                Step(name: "upload to the nats object store", seconds: saving.transfer),
+                Step(name: "download from the nats object store", seconds: restoring.transfer),
+                Step(name: "restore (verify, prepare, backup API)", seconds: restoring.local),
+            ]
+        )
     }
 }

@@ -1,11 +1,11 @@
-import NodeNATS
-import Logs
 import BrokerCore
 import ChangeEvents
 import HarmonyConfig
 import IPC
 import Logging
+import Logs
 import NATSClient
+import NodeNATS
 import Signals
 import WorkerRuntime
 
@@ -85,9 +85,11 @@ final class BrokerService: WorkerLoopHandler {
     // MARK: WorkerLoopHandler
 
     var descriptors: [pollfd] {
-        var list = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
-                    pollfd(fd: acks.wakeDescriptor, events: Int16(POLLIN), revents: 0),
-                    pollfd(fd: deliveries.wakeDescriptor, events: Int16(POLLIN), revents: 0)]
+        var list = [
+            pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: acks.wakeDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: deliveries.wakeDescriptor, events: Int16(POLLIN), revents: 0),
+        ]
         for (fd, peer) in peers {
             list.append(pollfd(fd: fd, events: Int16(POLLIN) | (peer.connection.hasPendingOutput ? Int16(POLLOUT) : 0), revents: 0))
         }
@@ -100,8 +102,10 @@ final class BrokerService: WorkerLoopHandler {
     func refreshReadings() { streamWatcher?.refresh() }
 
     var counters: [ControlMessage.Counter] {
-        [.init(.natsConnected, connection?.isConnected == true ? 1 : 0), .init(.publishedBatches, correlation.confirmedBatches),
-         .init(.publishFailures, correlation.failedBatches), .init(.deliveredMessages, delivered)]
+        [
+            .init(.natsConnected, connection?.isConnected == true ? 1 : 0), .init(.publishedBatches, correlation.confirmedBatches),
+            .init(.publishFailures, correlation.failedBatches), .init(.deliveredMessages, delivered),
+        ]
             + (streamWatcher?.current ?? [:]).sorted { $0.key < $1.key }.map { .init(.streamLastSequence, label: $0.key, Int64(clamping: $0.value)) }
     }
 
@@ -145,7 +149,9 @@ final class BrokerService: WorkerLoopHandler {
                 self.connection = connection
                 try perform(schedule.connected(now: now, linkUp: connection.isConnected), now: now)
             case .connectAttemptFailed(let attempt, let maximum, let reason, let retryIn):
-                logger.warning("connecting to NATS failed", metadata: ["urls": "\(redactedURLs)", "attempt": "\(attempt) of \(maximum)", "retry_in_s": "\(retryIn)", "error": "\(reason)"])
+                logger.warning(
+                    "connecting to NATS failed",
+                    metadata: ["urls": "\(redactedURLs)", "attempt": "\(attempt) of \(maximum)", "retry_in_s": "\(retryIn)", "error": "\(reason)"])
                 try? runtime.reportStatus("connecting to NATS: \(reason)")
             case .giveUp(let reason):
                 throw WorkerExit.failed(reason)
@@ -153,8 +159,9 @@ final class BrokerService: WorkerLoopHandler {
                 let maxPayload = connection?.maxPayload ?? 0
                 logger.info("connected to NATS", metadata: ["urls": "\(redactedURLs)", "max_payload": "\(maxPayload)"])
                 if maxPayload < DataMessage.maximumPublishBytes {
-                    logger.error("the NATS server's max_payload is below the capturer's largest messages: a message above it is refused and retried until the server's max_payload is raised",
-                                 metadata: ["max_payload": "\(maxPayload)", "needed": "\(DataMessage.maximumPublishBytes)"])
+                    logger.error(
+                        "the NATS server's max_payload is below the capturer's largest messages: a message above it is refused and retried until the server's max_payload is raised",
+                        metadata: ["max_payload": "\(maxPayload)", "needed": "\(DataMessage.maximumPublishBytes)"])
                 }
             case .announceLinkDown:
                 logger.warning("disconnected from NATS; reconnecting; publishes wait", metadata: ["reconnect_wait_s": "\(config.nats.reconnectWaitSeconds)"])
@@ -179,7 +186,8 @@ final class BrokerService: WorkerLoopHandler {
                 try perform(schedule.streamsPrepared(), now: now)
             case .reportReady:
                 try runtime.reportReady("JetStream answering at \(redactedURLs); \(config.replicationLog.shards) shard stream(s) ready")
-            case .announceWaitingForJetStream(let reason), .announceStillWaitingForJetStream(let reason, _) where reason == NodeClaimKeeper.pending:
+            case .announceWaitingForJetStream(let reason),
+                .announceStillWaitingForJetStream(let reason, _) where reason == NodeClaimKeeper.pending:
                 continue  // the claim says its own wait
             case .announceWaitingForJetStream(let reason):
                 logger.warning("waiting for JetStream", metadata: ["error": "\(reason)"])
@@ -222,8 +230,9 @@ final class BrokerService: WorkerLoopHandler {
         // the streams alike).
         let upstreamName = "\(config.nats.streamPrefix)-c-\(shard)"
         if spec.name != upstreamName, (try? connection.streamState(spec.name)) == nil, (try? connection.streamState(upstreamName)) != nil {
-            throw WorkerExit.failed("stream \(upstreamName), upstream HarmonyLite's name when it compresses, holds this shard's subject: "
-                + "set replication_log.upstream_stream_names = true (with compress = true) to share it (docs/upgrading-from-harmonylite.md)")
+            throw WorkerExit.failed(
+                "stream \(upstreamName), upstream HarmonyLite's name when it compresses, holds this shard's subject: "
+                    + "set replication_log.upstream_stream_names = true (with compress = true) to share it (docs/upgrading-from-harmonylite.md)")
         }
         if config.nats.isEmbedded {
             // The supervisor's set-up makes the streams (the node's user may not): wait for it.
@@ -232,8 +241,9 @@ final class BrokerService: WorkerLoopHandler {
         }
         let ensured = try connection.ensureStream(spec, updateExisting: config.replicationLog.updateExisting)
         if !ensured.addedSubjects.isEmpty {
-            logger.notice("added the per-node subjects to an existing shard stream (publishers on its other subjects keep working)",
-                          metadata: ["stream": "\(spec.name)", "added": "\(ensured.addedSubjects.joined(separator: ", "))"])
+            logger.notice(
+                "added the per-node subjects to an existing shard stream (publishers on its other subjects keep working)",
+                metadata: ["stream": "\(spec.name)", "added": "\(ensured.addedSubjects.joined(separator: ", "))"])
         }
     }
 
@@ -248,13 +258,15 @@ final class BrokerService: WorkerLoopHandler {
             let after = positions[spec.name] ?? 0
             let state = try connection.streamState(spec.name)
             if case .missing(let missing) = StreamPosition.check(position: after, firstSequence: state.messages > 0 ? state.firstSequence : nil) {
-                logger.error("a shard stream no longer holds messages this node has not applied: it needs a snapshot restore (messages are kept up to replication_log.max_entries)",
-                             metadata: ["stream": "\(spec.name)", "missing": "\(missing.lowerBound)…\(missing.upperBound)"])
+                logger.error(
+                    "a shard stream no longer holds messages this node has not applied: it needs a snapshot restore (messages are kept up to replication_log.max_entries)",
+                    metadata: ["stream": "\(spec.name)", "missing": "\(missing.lowerBound)…\(missing.upperBound)"])
             }
             // Before any delivery of this consumer: the applier checks that its cursor belongs to this stream.
             reply(to: applier, .consuming(stream: spec.name, created: state.created))
-            let fetcher = try ShardFetcher(connection: connection, stream: spec.name, names: ConsumerNames(node: config.nodeName, shard: shard), after: after, credit: credit,
-                                           created: state.created, logger: logger)
+            let fetcher = try ShardFetcher(
+                connection: connection, stream: spec.name, names: ConsumerNames(node: config.nodeName, shard: shard), after: after, credit: credit,
+                created: state.created, logger: logger)
             fetcher.start(queue: deliveries)
             fetchers[spec.name] = fetcher
         }
@@ -266,16 +278,20 @@ final class BrokerService: WorkerLoopHandler {
     /// what the cursor is worth there and subscribes again.
     private func checkIdentity(of fetcher: ShardFetcher) {
         guard let current = streamWatcher?.identities[fetcher.stream], current != 0, current != fetcher.created,
-              fetcher.reportedIdentity.exchange(current, ordering: .relaxed) != current else { return }
-        logger.error("the shard stream was replaced under its consumer (deleted and created again, or lost with its only server)",
-                     metadata: ["stream": "\(fetcher.stream)", "created": "\(current)", "consumer_created_for": "\(fetcher.created)"])
+            fetcher.reportedIdentity.exchange(current, ordering: .relaxed) != current
+        else { return }
+        logger.error(
+            "the shard stream was replaced under its consumer (deleted and created again, or lost with its only server)",
+            metadata: ["stream": "\(fetcher.stream)", "created": "\(current)", "consumer_created_for": "\(fetcher.created)"])
         reply(to: applier, .consuming(stream: fetcher.stream, created: current))
         // Created again by hand, it may bind only the shared subject: this node's publishes would find no stream.
         if let connection, let shard = (1...config.replicationLog.shards).first(where: { streamSpecification($0).name == fetcher.stream }) {
             do {
                 try ensureStream(shard, on: connection)
             } catch {
-                logger.warning("cannot check the replaced stream's subjects; checked again at the next start", metadata: ["stream": "\(fetcher.stream)", "error": "\(error)"])
+                logger.warning(
+                    "cannot check the replaced stream's subjects; checked again at the next start",
+                    metadata: ["stream": "\(fetcher.stream)", "error": "\(error)"])
             }
         }
     }
@@ -376,8 +392,11 @@ final class BrokerService: WorkerLoopHandler {
             do {
                 try connection.publish(subject: subject, payload: payload, headers: [("Nats-Msg-Id", "\(publish.messageID).u\(index)")])
             } catch {
-                logger.warning("a change was not published for upstream HarmonyLite's nodes", metadata: [
-                    "subject": "\(subject)", "table": "\(event.table)", "error": "\(error)"])
+                logger.warning(
+                    "a change was not published for upstream HarmonyLite's nodes",
+                    metadata: [
+                        "subject": "\(subject)", "table": "\(event.table)", "error": "\(error)",
+                    ])
             }
         }
     }
@@ -400,8 +419,9 @@ final class BrokerService: WorkerLoopHandler {
     /// Every acknowledgement at debug level: after a failover, which sequence a lost message was acknowledged at,
     /// and whether JetStream answered it as a duplicate of a message id it had stored before, is the evidence.
     private func logAcknowledgement(messageID: String, stream: String, sequence: UInt64, duplicate: Bool) {
-        logger.debug(duplicate ? "JetStream acknowledged a publish as a duplicate" : "JetStream acknowledged a publish",
-                     metadata: ["message_id": "\(messageID)", "stream": "\(stream)", "sequence": "\(sequence)"])
+        logger.debug(
+            duplicate ? "JetStream acknowledged a publish as a duplicate" : "JetStream acknowledged a publish",
+            metadata: ["message_id": "\(messageID)", "stream": "\(stream)", "sequence": "\(sequence)"])
     }
 
     /// Hands fetched batches to the applier, each after the ranges its stream confirmed gone before it. A
@@ -413,16 +433,20 @@ final class BrokerService: WorkerLoopHandler {
             case .batch(let fetcher, let gone, let held, let batch):
                 guard let stream = batch.first?.stream, fetchers[stream] === fetcher, !fetcher.isStopped else { continue }
                 for range in gone {
-                    logger.warning("messages are gone from the shard stream before this node applied them (trimmed by replication_log.max_entries, or deleted)",
-                                   metadata: ["stream": "\(stream)", "missing": "\(range.lowerBound)…\(range.upperBound)",
-                                              "stream_holds": held.map { "\($0.firstSequence)…\($0.lastSequence)" } ?? "unknown"])
+                    logger.warning(
+                        "messages are gone from the shard stream before this node applied them (trimmed by replication_log.max_entries, or deleted)",
+                        metadata: [
+                            "stream": "\(stream)", "missing": "\(range.lowerBound)…\(range.upperBound)",
+                            "stream_holds": held.map { "\($0.firstSequence)…\($0.lastSequence)" } ?? "unknown",
+                        ])
                     reply(to: applier, .gone(stream: stream, missing: range))
                 }
                 delivered += Int64(batch.count)
                 reply(to: applier, .deliver(batch))
             case .consumingAgain(let stream, let from, let why, let consumer):
-                logger.warning("consuming the shard stream again from the first message not received",
-                               metadata: ["reason": "\(why)", "stream": "\(stream)", "from": "\(from)", "consumer": "\(consumer.map { "\($0)" } ?? "unknown")"])
+                logger.warning(
+                    "consuming the shard stream again from the first message not received",
+                    metadata: ["reason": "\(why)", "stream": "\(stream)", "from": "\(from)", "consumer": "\(consumer.map { "\($0)" } ?? "unknown")"])
             }
         }
     }

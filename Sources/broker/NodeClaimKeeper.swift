@@ -33,7 +33,9 @@ final class NodeClaimKeeper {
         // The supervisor's pid: the same instance across this broker's restarts under it.
         let me = NodeClaim.Holder(instance: "\(host)|\(config.dbPath)|\(getppid())", host: host, databasePath: config.dbPath)
         claim = NodeClaim(nodeID: config.nodeID, me: me, ttl: Double(Configuration.nodeClaimTTLSeconds))
-        otherRegions = config.nats.isEmbedded ? config.otherRegions.map { ($0, NodeClaim(nodeID: config.nodeID, me: me, ttl: Double(Configuration.nodeClaimTTLSeconds))) } : []
+        otherRegions =
+            config.nats.isEmbedded
+            ? config.otherRegions.map { ($0, NodeClaim(nodeID: config.nodeID, me: me, ttl: Double(Configuration.nodeClaimTTLSeconds))) } : []
         self.config = config
         self.logger = logger
         self.report = report
@@ -43,7 +45,6 @@ final class NodeClaimKeeper {
 
     /// The broker's streams wait for the claim: this reason is not announced (the claim says its own wait).
     static let pending = "this node id's claim is not held yet"
-
 
     /// One step towards holding the claim; true once held. Throws `WorkerExit.refused` when another running
     /// node holds this id, and NATS errors (tried again by the caller).
@@ -68,7 +69,8 @@ final class NodeClaimKeeper {
         }
         held = true
         nextRenewal = now + claim.renewInterval
-        logger.info("claimed the node id in the cluster", metadata: ["node_id": "\(config.nodeID)", "bucket": "\(config.nodeClaimsBucket)", "host": "\(claim.me.host)"])
+        logger.info(
+            "claimed the node id in the cluster", metadata: ["node_id": "\(config.nodeID)", "bucket": "\(config.nodeClaimsBucket)", "host": "\(claim.me.host)"])
         return true
     }
 
@@ -82,15 +84,18 @@ final class NodeClaimKeeper {
             let region = otherRegions[index].region
             let current: (holder: NodeClaim.Holder?, revision: UInt64)?
             do {
-                current = try connection.lastMessage(apiPrefix: "$JS.\(region).API", stream: "KV_" + config.nodeClaimsBucket, subject: "$KV.\(config.nodeClaimsBucket).\(key)")
-                    .flatMap { NodeClaim.remoteEntry(sequence: $0.sequence, headersBase64: $0.headersBase64, dataBase64: $0.dataBase64) }
+                current = try connection.lastMessage(
+                    apiPrefix: "$JS.\(region).API", stream: "KV_" + config.nodeClaimsBucket, subject: "$KV.\(config.nodeClaimsBucket).\(key)"
+                )
+                .flatMap { NodeClaim.remoteEntry(sequence: $0.sequence, headersBase64: $0.headersBase64, dataBase64: $0.dataBase64) }
             } catch {
                 let since = unreachableSince[region] ?? now
                 unreachableSince[region] = since
                 if now - since < claim.ttl {
                     clear = false
                 } else if unreachableSaid.insert(region).inserted {
-                    logger.warning("cannot read the node id claims of another region; starting without that check", metadata: ["region": "\(region)", "error": "\(error)"])
+                    logger.warning(
+                        "cannot read the node id claims of another region; starting without that check", metadata: ["region": "\(region)", "error": "\(error)"])
                 }
                 continue
             }
@@ -146,9 +151,11 @@ final class NodeClaimKeeper {
             }
             opened = existing
         } else {
-            opened = try KeyValueBucket.openOrCreate(connection: connection, name: config.nodeClaimsBucket,
-                                                     creation: .init(description: "HarmonyLite: one running node per node id",
-                                                                     ttlSeconds: Configuration.nodeClaimTTLSeconds, replicas: config.replicationLog.effectiveReplicas))
+            opened = try KeyValueBucket.openOrCreate(
+                connection: connection, name: config.nodeClaimsBucket,
+                creation: .init(
+                    description: "HarmonyLite: one running node per node id",
+                    ttlSeconds: Configuration.nodeClaimTTLSeconds, replicas: config.replicationLog.effectiveReplicas))
         }
         bucket = opened
         return opened
@@ -160,4 +167,3 @@ struct ClaimBucketMissing: Error, CustomStringConvertible {
     var bucket: String
     var description: String { "the node claims bucket \(bucket) does not exist yet" }
 }
-

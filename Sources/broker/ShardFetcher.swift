@@ -102,7 +102,9 @@ final class ShardFetcher: Sendable {
             existing = try connection.consumerNames(stream: stream)
         } catch {
             existing = nil
-            logger.debug("cannot list the shard stream's consumers to delete this node's leftovers; tried again at the next start", metadata: ["stream": "\(stream)", "error": "\(error)"])
+            logger.debug(
+                "cannot list the shard stream's consumers to delete this node's leftovers; tried again at the next start",
+                metadata: ["stream": "\(stream)", "error": "\(error)"])
         }
         let name = Self.freshName(names, avoiding: Set(existing ?? []))
         consumer = Mutex((name, try PullConsumer(connection: connection, stream: stream, durable: name, afterSequence: after)))
@@ -121,7 +123,9 @@ final class ShardFetcher: Sendable {
             try connection.deleteConsumer(stream: stream, name: name)
             logger.debug("deleted a consumer of this node", metadata: ["stream": "\(stream)", "consumer": "\(name)", "why": "\(why)"])
         } catch {
-            logger.debug("cannot delete a consumer of this node; tried again at the next start", metadata: ["stream": "\(stream)", "consumer": "\(name)", "why": "\(why)", "error": "\(error)"])
+            logger.debug(
+                "cannot delete a consumer of this node; tried again at the next start",
+                metadata: ["stream": "\(stream)", "consumer": "\(name)", "why": "\(why)", "error": "\(error)"])
         }
     }
 
@@ -172,8 +176,9 @@ final class ShardFetcher: Sendable {
             try replaceConsumer(after: sequence)
             state.replaceAfter = nil
         }
-        let messages = try consumer.withLock { $0.pull }.fetch(maximum: DataMessage.maximumDeliveriesPerMessage, maximumBytes: DataMessage.maximumDeliveryBytes,
-                                                          waitMilliseconds: Self.longPollMilliseconds)
+        let messages = try consumer.withLock { $0.pull }.fetch(
+            maximum: DataMessage.maximumDeliveriesPerMessage, maximumBytes: DataMessage.maximumDeliveryBytes,
+            waitMilliseconds: Self.longPollMilliseconds)
         // A fetcher stopped during its long poll hands nothing on: a newer fetcher may serve the applier by
         // now, and these messages are delivered again from its cursor.
         guard !isStopped else { return false }
@@ -185,16 +190,21 @@ final class ShardFetcher: Sendable {
         switch try settle(messages, &state.continuity) {
         case .handOn(let gone):
             let held = gone.isEmpty ? nil : try? connection.streamState(stream)
-            queue.push(.batch(from: self, gone: gone, held: held, deliveries: messages.map {
-                var delivery = DataMessage.Delivery(stream: stream, sequence: $0.sequence, subject: $0.subject, payload: $0.payload, timestamp: $0.timestamp)
-                delivery.republishedFrom = $0.republishedFrom
-                delivery.messageID = $0.messageID
-                return delivery
-            }))
+            queue.push(
+                .batch(
+                    from: self, gone: gone, held: held,
+                    deliveries: messages.map {
+                        var delivery = DataMessage.Delivery(
+                            stream: stream, sequence: $0.sequence, subject: $0.subject, payload: $0.payload, timestamp: $0.timestamp)
+                        delivery.republishedFrom = $0.republishedFrom
+                        delivery.messageID = $0.messageID
+                        return delivery
+                    }))
             return true
         case .consumeAgain(let sequence):
             let consumerState = try? connection.consumerState(stream: stream, consumer: consumerName)
-            queue.push(.consumingAgain(stream: stream, from: sequence + 1, why: "the consumer skipped messages the stream still holds", consumer: consumerState))
+            queue.push(
+                .consumingAgain(stream: stream, from: sequence + 1, why: "the consumer skipped messages the stream still holds", consumer: consumerState))
             state.replaceAfter = sequence
             return false
         case .ask:
@@ -209,7 +219,9 @@ final class ShardFetcher: Sendable {
         state.idleSince = monotonicSeconds()
         let consumerState = try connection.consumerState(stream: stream, consumer: consumerName)
         if case .consumeAgain(let sequence) = state.continuity.idle(consumerDelivered: consumerState.deliveredStreamSequence) {
-            queue.push(.consumingAgain(stream: stream, from: sequence + 1, why: "the consumer counts messages as delivered that never arrived", consumer: consumerState))
+            queue.push(
+                .consumingAgain(
+                    stream: stream, from: sequence + 1, why: "the consumer counts messages as delivered that never arrived", consumer: consumerState))
             state.replaceAfter = sequence
         }
     }
@@ -268,5 +280,9 @@ final class ShardFetcher: Sendable {
     var isStopped: Bool { stopped.load(ordering: .relaxed) }
 
     /// The last fetch error since asked, if any.
-    func takeFailure() -> String? { failures.withLock { taken in defer { taken = nil }; return taken } }
+    func takeFailure() -> String? {
+        failures.withLock { taken in
+            defer { taken = nil }; return taken
+        }
+    }
 }

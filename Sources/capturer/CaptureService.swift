@@ -4,8 +4,8 @@ import ChangeLog
 import HarmonyConfig
 import IPC
 import Logging
-import Signals
 import SQLiteKit
+import Signals
 import WorkerRuntime
 
 #if canImport(Glibc)
@@ -55,7 +55,8 @@ final class CaptureService: WorkerLoopHandler {
         logger = runtime.logger
         restoreLock = try RestoreLock.holdWhileRunning(runDirectory: runtime.runDirectory)
         do {
-            (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath, whileWaiting: runtime.whileWaitingForDatabase)
+            (database, installation) = try ChangeLogInstaller.open(
+                config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath, whileWaiting: runtime.whileWaitingForDatabase)
         } catch {
             let message = ChangeLogInstaller.cannotStart(error, path: config.dbPath)
             throw UpstreamTakeover.isRefusal(error) ? WorkerExit.refused(message) : WorkerExit.failed(message)
@@ -86,7 +87,8 @@ final class CaptureService: WorkerLoopHandler {
             return runtime.whileWaitingForDatabase()
         }
         report(installation)
-        try runtime.reportReady("capturing \(installation.catalog.replicated.count) table(s)" + (config.publish ? "" : "; publish=false: changes are captured, never sent"))
+        try runtime.reportReady(
+            "capturing \(installation.catalog.replicated.count) table(s)" + (config.publish ? "" : "; publish=false: changes are captured, never sent"))
     }
 
     private func report(_ installation: ChangeLogInstallation) {
@@ -94,8 +96,12 @@ final class CaptureService: WorkerLoopHandler {
             logger.warning("not replicating table", metadata: ["table": "\(name)", "reason": "\(reason)"])
         }
         for note in installation.notes { logger.warning("the capture installation has a note", metadata: ["note": "\(note)"]) }
-        logger.info("capturing", metadata: ["tables": "\(installation.catalog.replicated.map(\.name).joined(separator: ", "))",
-                                           "schema": "\(installation.schemaHash.prefix(16))"])
+        logger.info(
+            "capturing",
+            metadata: [
+                "tables": "\(installation.catalog.replicated.map(\.name).joined(separator: ", "))",
+                "schema": "\(installation.schemaHash.prefix(16))",
+            ])
     }
 
     // MARK: WorkerLoopHandler
@@ -113,10 +119,12 @@ final class CaptureService: WorkerLoopHandler {
         let started = monotonicSeconds()
         let pending = (try? PublishWatermark.lastQueuedID(in: database)).map { max(0, $0 - pipeline.watermark) } ?? 0
         observations.record(.countChanges, monotonicSeconds() - started)
-        return [.init(.published, pipeline.publishedBatches), .init(.pendingPublish, pending),
-                .init(.batchesInFlight, Int64(pipeline.inFlight.count)), .init(.oversizedRows, oversizedRows),
-                .init(.publishedRows, max(0, pipeline.watermark - startWatermark)), .init(.lastPublishedUnixMs, lastPublishedAt),
-                .init(.tablesTracked, Int64(installation.catalog.replicated.count)), .init(.clampedLocalStamps, clampedLocalStamps())]
+        return [
+            .init(.published, pipeline.publishedBatches), .init(.pendingPublish, pending),
+            .init(.batchesInFlight, Int64(pipeline.inFlight.count)), .init(.oversizedRows, oversizedRows),
+            .init(.publishedRows, max(0, pipeline.watermark - startWatermark)), .init(.lastPublishedUnixMs, lastPublishedAt),
+            .init(.tablesTracked, Int64(installation.catalog.replicated.count)), .init(.clampedLocalStamps, clampedLocalStamps()),
+        ]
     }
 
     /// Local writes clamped since this worker started; logs (at most every 10 s) when there are new ones.
@@ -124,10 +132,12 @@ final class CaptureService: WorkerLoopHandler {
         guard let total = try? PendingStamps.clampedCount(in: database) else { return clampedLogged }
         let count = max(0, total - clampedAtStart)
         if count > clampedLogged, let held = clampLog.allow(now: Int64(monotonicSeconds() * 1000)) {
-            logger.warning("local writes stamped by the application's clock beyond the node's clock plus max_clock_offset: stamped with the node's clock", metadata: [
-                "clamped": "\(count - clampedLogged)", "clamped_since_start": "\(count)",
-                "max_clock_offset_ms": "\(config.maxClockOffset)", "reports_not_logged": "\(held)",
-            ])
+            logger.warning(
+                "local writes stamped by the application's clock beyond the node's clock plus max_clock_offset: stamped with the node's clock",
+                metadata: [
+                    "clamped": "\(count - clampedLogged)", "clamped_since_start": "\(count)",
+                    "max_clock_offset_ms": "\(config.maxClockOffset)", "reports_not_logged": "\(held)",
+                ])
             clampedLogged = count
         }
         return count
@@ -222,7 +232,9 @@ final class CaptureService: WorkerLoopHandler {
         reader.clockBound = ClockBound(maxOffsetMilliseconds: UInt64(config.maxClockOffset))
         // The version the installation saw, not one read now: a change committed since is installed next time.
         schemaVersion = installation.schemaVersion
-        if heldBack { logger.info("the schema changed while publishing waits: triggers reinstalled now", metadata: ["batches_in_flight": "\(pipeline.inFlight.count)"]) }
+        if heldBack {
+            logger.info("the schema changed while publishing waits: triggers reinstalled now", metadata: ["batches_in_flight": "\(pipeline.inFlight.count)"])
+        }
         report(installation)
     }
 
@@ -230,8 +242,9 @@ final class CaptureService: WorkerLoopHandler {
     /// the reader connection. A failure is left to the next look.
     private func noticeSchemaChange() {
         guard let version = try? schemaReader.scalarInteger("PRAGMA schema_version"),
-              version != schemaVersion, version != noticed.last?.schemaVersion,
-              let look = try? ColumnHistory.look(in: schemaReader) else { return }
+            version != schemaVersion, version != noticed.last?.schemaVersion,
+            let look = try? ColumnHistory.look(in: schemaReader)
+        else { return }
         noticed.append(look)
     }
 
@@ -270,7 +283,9 @@ final class CaptureService: WorkerLoopHandler {
                 guard let first = group.first, let last = group.last else { continue }
                 let payload = ChangeBatch(origin: config.nodeID, schemaHash: installation.schemaHash, events: group)
                     .encoded(compress: config.replicationLog.compress)
-                let messageID = MessageIdentity(node: config.nodeID, incarnation: installation.incarnation, shard: shard, firstChange: first.changeID, lastChange: last.changeID).text
+                let messageID = MessageIdentity(
+                    node: config.nodeID, incarnation: installation.incarnation, shard: shard, firstChange: first.changeID, lastChange: last.changeID
+                ).text
                 batches.append(.init(shard: UInt32(shard), messageID: messageID, payload: payload))
             }
         }
@@ -280,10 +295,12 @@ final class CaptureService: WorkerLoopHandler {
     private func refuse(_ event: ChangeEvent) {
         oversizedRows += 1
         let key = zip(event.columns, event.key).map { "\($0)=\(String(describing: $1).prefix(80))" }.joined(separator: ", ")
-        logger.error("row too large to replicate; not sent (the other nodes keep their version of it)", metadata: [
-            "table": "\(event.table)", "key": "\(key)", "change_id": "\(event.changeID)",
-            "encoded_bytes": "\(event.encodedSize)", "limit_bytes": "\(cutting.maximumBytes)",
-        ])
+        logger.error(
+            "row too large to replicate; not sent (the other nodes keep their version of it)",
+            metadata: [
+                "table": "\(event.table)", "key": "\(key)", "change_id": "\(event.changeID)",
+                "encoded_bytes": "\(event.encodedSize)", "limit_bytes": "\(cutting.maximumBytes)",
+            ])
     }
 
     private func receiveFromBroker(now: Double) {

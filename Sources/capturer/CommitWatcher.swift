@@ -1,8 +1,9 @@
+import CPosix
+
 #if canImport(Glibc)
 import SystemCalls
 import Glibc
 #endif
-import CPosix
 
 /// Notices writes to the database and its WAL without polling: inotify watches on those two files, and on
 /// their directory for creations and renames only (a WAL created anew, a database renamed into place), so

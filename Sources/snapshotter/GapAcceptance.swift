@@ -3,8 +3,8 @@ import ChangeLog
 import HarmonyConfig
 import Logging
 import NATSClient
-import Snapshots
 import SQLiteKit
+import Snapshots
 import WorkerRuntime
 
 /// After a restore (or when the store had none), a stream that still starts past the node's cursor cannot
@@ -27,7 +27,8 @@ enum GapAcceptance {
     /// more are not accepted: nothing is written, and what is missing is returned (the planner waits for a
     /// snapshot covering it); nil when nothing is.
     @discardableResult
-    static func acceptGaps(_ config: Configuration, streams: [String], connection: NATSConnection, logger: Logger, acceptMissing: Bool = true) throws -> String? {
+    static func acceptGaps(_ config: Configuration, streams: [String], connection: NATSConnection, logger: Logger, acceptMissing: Bool = true) throws -> String?
+    {
         let (database, installation): (SQLiteDatabase, ChangeLogInstallation)
         do {
             (database, installation) = try ChangeLogInstaller.open(config.dbPath, node: config.nodeID, upstreamSeqMap: config.seqMapPath)
@@ -40,7 +41,9 @@ enum GapAcceptance {
         let findings: [Finding] = streams.compactMap { stream in
             guard let state = try? connection.streamState(stream) else { return nil }
             let position = cursor[stream] ?? 0
-            switch StreamPosition.check(position: position, recorded: identities[stream], current: state.created, firstSequence: state.messages > 0 ? state.firstSequence : nil) {
+            switch StreamPosition.check(
+                position: position, recorded: identities[stream], current: state.created, firstSequence: state.messages > 0 ? state.firstSequence : nil)
+            {
             case .ok: return nil
             case .replaced: return .replaced(stream: stream, position: position, created: state.created)
             case .missing(let missing): return .missing(stream: stream, from: missing.lowerBound, through: missing.upperBound)
@@ -52,13 +55,15 @@ enum GapAcceptance {
         for finding in findings {
             switch finding {
             case .replaced(let stream, let position, let created):
-                logger.error("the shard stream is not the one this node's cursor belongs to (deleted and created again, or lost with its only server) and no snapshot brought the node past it: consuming it from its start; what the old stream held past the cursor is not on this node",
-                             metadata: ["stream": "\(stream)", "cursor": "\(position)"])
+                logger.error(
+                    "the shard stream is not the one this node's cursor belongs to (deleted and created again, or lost with its only server) and no snapshot brought the node past it: consuming it from its start; what the old stream held past the cursor is not on this node",
+                    metadata: ["stream": "\(stream)", "cursor": "\(position)"])
                 cursor[stream] = 0
                 identities[stream] = created
             case .missing(let stream, let from, let through):
-                logger.error("no snapshot covers the messages the shard stream no longer holds: those changes are missing on this node; consuming from its first message (raise replication_log.max_entries, keep snapshots enabled on the nodes that publish)",
-                             metadata: ["stream": "\(stream)", "missing": "\(from)…\(through)", "from": "\(through + 1)"])
+                logger.error(
+                    "no snapshot covers the messages the shard stream no longer holds: those changes are missing on this node; consuming from its first message (raise replication_log.max_entries, keep snapshots enabled on the nodes that publish)",
+                    metadata: ["stream": "\(stream)", "missing": "\(from)…\(through)", "from": "\(through + 1)"])
                 cursor[stream] = through
             }
         }

@@ -13,16 +13,20 @@ enum SnapshotJobs {
     static func restore(_ config: Configuration, store: any SnapshotStore, key: SnapshotSigningKey, currentStreams: [String: UInt64]) -> BackgroundJob {
         nonisolated(unsafe) let store = store
         return BackgroundJob(name: "restore") { job in
-            guard let (metadata, outcome, timing) = try SnapshotTransfers.restore(into: config.dbPath, nodeID: config.nodeID, store: store, key: key,
-                                                                                    acceptUnsigned: config.snapshot.acceptUnsigned,
-                                                                                    currentStreams: currentStreams,
-                                                                                    maxClockOffset: UInt64(config.maxClockOffset), say: job.say) else {
+            guard
+                let (metadata, outcome, timing) = try SnapshotTransfers.restore(
+                    into: config.dbPath, nodeID: config.nodeID, store: store, key: key,
+                    acceptUnsigned: config.snapshot.acceptUnsigned,
+                    currentStreams: currentStreams,
+                    maxClockOffset: UInt64(config.maxClockOffset), say: job.say)
+            else {
                 return JobReport(summary: "no snapshot in the store yet", cursor: nil)
             }
             for (stream, check) in outcome.replacedStreams.sorted(by: { $0.key < $1.key }) {
-                job.sayLoudly("\(stream) is not the stream the snapshot's cursor belongs to (\(check)): it was deleted and created again, or lost "
-                    + "with its only server; consuming it from its start. Changes the old stream held past the snapshot's cursor "
-                    + "(message \(metadata.cursor[stream] ?? 0)) are not on this node unless another node publishes them again")
+                job.sayLoudly(
+                    "\(stream) is not the stream the snapshot's cursor belongs to (\(check)): it was deleted and created again, or lost "
+                        + "with its only server; consuming it from its start. Changes the old stream held past the snapshot's cursor "
+                        + "(message \(metadata.cursor[stream] ?? 0)) are not on this node unless another node publishes them again")
             }
             if !outcome.hadRowClocks {
                 job.say("the snapshot carries no row clocks (saved by an earlier version): its rows take the stamps of the changes that arrive next")
@@ -34,9 +38,10 @@ enum SnapshotJobs {
             try SeqMapFile.write(outcome.cursor, streams: currentStreams, to: config.seqMapPath)
             let taken = LineLogHandler.rfc3339(unixMilliseconds: metadata.createdAt)
             let timings = "download \(String(format: "%.2f", timing.transfer)) s, restore \(String(format: "%.2f", timing.local)) s"
-            return JobReport(summary: "from node \(metadata.nodeID), taken at \(taken) (\(ByteSize.text(metadata.size)), \(timings)), "
-                + "cursor \(describeCursor(outcome.cursor)); kept \(outcome.keptLocalChanges) unpublished local change(s) and "
-                + "\(outcome.keptLiveVersions) live row version(s) later than the snapshot's (of \(outcome.comparedLiveVersions) compared)",
+            return JobReport(
+                summary: "from node \(metadata.nodeID), taken at \(taken) (\(ByteSize.text(metadata.size)), \(timings)), "
+                    + "cursor \(describeCursor(outcome.cursor)); kept \(outcome.keptLocalChanges) unpublished local change(s) and "
+                    + "\(outcome.keptLiveVersions) live row version(s) later than the snapshot's (of \(outcome.comparedLiveVersions) compared)",
                 cursor: outcome.cursor,
                 snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
         }
@@ -47,7 +52,8 @@ enum SnapshotJobs {
         return BackgroundJob(name: "save") { job in
             let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, key: key, say: job.say)
             let timings = "copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s"
-            return JobReport(summary: "\(ByteSize.text(metadata.size)) (\(timings)), cursor \(describeCursor(metadata.cursor))", cursor: metadata.cursor,
+            return JobReport(
+                summary: "\(ByteSize.text(metadata.size)) (\(timings)), cursor \(describeCursor(metadata.cursor))", cursor: metadata.cursor,
                 snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
         }
     }

@@ -1,15 +1,15 @@
-import NodeNATS
 import ChangeLog
+import Foundation
 import HarmonyConfig
 import IPC
-import Foundation
 import Logging
 import NATSClient
+import NodeNATS
+import SQLiteKit
 import SchemaRegistry
 import Signals
 import SnapshotPlanner
 import Snapshots
-import SQLiteKit
 import WorkerRuntime
 
 #if canImport(Glibc)
@@ -57,10 +57,12 @@ final class SnapshotService: WorkerLoopHandler {
         self.runtime = runtime
         config = runtime.configuration
         logger = runtime.logger
-        settings = try ConnectionSettings(configuration: config, name: config.nodeName + "-snapshotter",
-                                          heartbeatTimeout: config.settings(for: .snapshotter).heartbeatTimeout)
+        settings = try ConnectionSettings(
+            configuration: config, name: config.nodeName + "-snapshotter",
+            heartbeatTimeout: config.settings(for: .snapshotter).heartbeatTimeout)
         planner = SnapshotPlanner(settings: PlannerSettings(config))
-        guard let key = config.snapshotSigningKey.flatMap(SnapshotSigningKey.init(hex:)) ?? (config.snapshot.enabled ? nil : SnapshotSigningKey(bytes: [])) else {
+        guard let key = config.snapshotSigningKey.flatMap(SnapshotSigningKey.init(hex:)) ?? (config.snapshot.enabled ? nil : SnapshotSigningKey(bytes: []))
+        else {
             throw WorkerExit.failed("no snapshot signing key in the configuration (the supervisor derives it from the cluster secret)")
         }
         signingKey = key
@@ -79,9 +81,11 @@ final class SnapshotService: WorkerLoopHandler {
     func refreshReadings() { try? execute(planner.freshReadingsAsked(now: monotonicSeconds()), now: monotonicSeconds()) }
 
     var counters: [ControlMessage.Counter] {
-        [.init(.snapshotsSaved, planner.saved), .init(.snapshotsRestored, planner.restored),
-         .init(.snapshotLeader, planner.isLeading ? 1 : 0), .init(.snapshotCreatedUnixMs, newestSnapshot.createdAt),
-         .init(.snapshotSizeBytes, newestSnapshot.size), .init(.snapshotJobMs, Int64(lastJobSeconds * 1000))]
+        [
+            .init(.snapshotsSaved, planner.saved), .init(.snapshotsRestored, planner.restored),
+            .init(.snapshotLeader, planner.isLeading ? 1 : 0), .init(.snapshotCreatedUnixMs, newestSnapshot.createdAt),
+            .init(.snapshotSizeBytes, newestSnapshot.size), .init(.snapshotJobMs, Int64(lastJobSeconds * 1000)),
+        ]
     }
 
     func handle(readable: [pollfd], now: Double) throws {}
@@ -94,8 +98,12 @@ final class SnapshotService: WorkerLoopHandler {
         if reason == .requested(ControlMessage.sleepTimeoutReason), planner.isLeading, let store, job == nil {
             logger.info("sleep_timeout: saving a last snapshot before stopping")
             do {
-                let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, key: signingKey) { logger.info("\($0)") }
-                logger.info("sleep_timeout: saved a snapshot", metadata: ["size": "\(metadata.size)", "seconds": "\(String(format: "%.2f", timing.local + timing.transfer))"])
+                let (metadata, timing) = try SnapshotTransfers.save(database: config.dbPath, nodeID: config.nodeID, store: store, key: signingKey) {
+                    logger.info("\($0)")
+                }
+                logger.info(
+                    "sleep_timeout: saved a snapshot",
+                    metadata: ["size": "\(metadata.size)", "seconds": "\(String(format: "%.2f", timing.local + timing.transfer))"])
             } catch {
                 logger.error("sleep_timeout: the last snapshot failed", metadata: ["error": "\(error)"])
             }
@@ -140,8 +148,9 @@ final class SnapshotService: WorkerLoopHandler {
             guard restoreLock != nil else {
                 let lock = RestoreLock.path(runDirectory: runtime.runDirectory)
                 if let requestedRestore {
-                    logger.warning("a restore was asked for, but the applier or the capturer is running: not restoring under them",
-                                   metadata: ["request": "\(requestedRestore)", "lock": "\(lock)"])
+                    logger.warning(
+                        "a restore was asked for, but the applier or the capturer is running: not restoring under them",
+                        metadata: ["request": "\(requestedRestore)", "lock": "\(lock)"])
                 }
                 return planner.restoreDeclined("the applier or the capturer is running (they hold \(lock))", now: now)
             }
@@ -160,7 +169,8 @@ final class SnapshotService: WorkerLoopHandler {
                 return planner.storeOpenFailed("\(error)", now: now)
             }
         case .startJob(let kind):
-            job = kind == .restore
+            job =
+                kind == .restore
                 ? SnapshotJobs.restore(config, store: openStore, key: signingKey, currentStreams: streamIdentities())
                 : SnapshotJobs.save(config, store: openStore, key: signingKey)
             return []
@@ -168,8 +178,10 @@ final class SnapshotService: WorkerLoopHandler {
             return pollJob(now: now)
         case .acceptGaps, .acceptCoveredGaps:
             do {
-                if let uncovered = try GapAcceptance.acceptGaps(config, streams: planner.settings.streams, connection: connectedNATS, logger: logger,
-                                                                acceptMissing: action == .acceptGaps) {
+                if let uncovered = try GapAcceptance.acceptGaps(
+                    config, streams: planner.settings.streams, connection: connectedNATS, logger: logger,
+                    acceptMissing: action == .acceptGaps)
+                {
                     return planner.gapsUncovered(uncovered, now: now)
                 }
                 return planner.gapsAccepted(now: now)
@@ -309,11 +321,15 @@ final class SnapshotService: WorkerLoopHandler {
             let seqMap = Result<[String: UInt64]?, any Error> { try SeqMapFile.read(config.seqMapPath) }
             let database = try SQLiteDatabase(existingPath: config.dbPath)
             let stored = RestoreDecision.Position(cursor: try ChangeApplier.storedCursor(in: database), streams: try StreamIdentities.read(in: database))
-            let reason = RestoreDecision.reason(seqMap: seqMap, stored: stored, streams: streams.mapValues { .init(firstSequence: $0.messages > 0 ? $0.firstSequence : nil, created: $0.created) })
+            let reason = RestoreDecision.reason(
+                seqMap: seqMap, stored: stored,
+                streams: streams.mapValues { .init(firstSequence: $0.messages > 0 ? $0.firstSequence : nil, created: $0.created) })
             let userTables = try database.scalarInteger(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_\\_harmonylite\\_\\_%' ESCAPE '\\'")
-            let bootstrap = Bootstrap.needed(databaseCreated: access(DatabaseCreatedMarker.path(runDirectory: runtime.runDirectory), F_OK) == 0,
-                                             userTables: Int(userTables), streamMessages: streams.values.reduce(0) { $0 &+ $1.lastSequence })
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_\\_harmonylite\\_\\_%' ESCAPE '\\'"
+            )
+            let bootstrap = Bootstrap.needed(
+                databaseCreated: access(DatabaseCreatedMarker.path(runDirectory: runtime.runDirectory), F_OK) == 0,
+                userTables: Int(userTables), streamMessages: streams.values.reduce(0) { $0 &+ $1.lastSequence })
             return (reason, bootstrap)
         } catch {
             throw RestoreDecisionError(.localStateUnreadable, "\(error)")
@@ -364,20 +380,25 @@ final class SnapshotService: WorkerLoopHandler {
         if let registryBucket {
             bucket = registryBucket
         } else {
-            let creation = KeyValueBucket.Creation(description: SchemaRegistryBucket.description, ttlSeconds: SchemaRegistryBucket.ttlSeconds,
-                                                   replicas: config.replicationLog.effectiveReplicas)
+            let creation = KeyValueBucket.Creation(
+                description: SchemaRegistryBucket.description, ttlSeconds: SchemaRegistryBucket.ttlSeconds,
+                replicas: config.replicationLog.effectiveReplicas)
             bucket = try KeyValueBucket.openOrCreate(connection: connectedNATS, name: SchemaRegistryBucket.name, creation: creation)
             registryBucket = bucket
         }
-        let entry = NodeSchemaState(nodeID: config.nodeID, schemaHash: schema.hash, previousHash: previousHash,
-                                    version: HarmonyLiteVersion.number, updatedAt: Date(), tables: schema.tables)
+        let entry = NodeSchemaState(
+            nodeID: config.nodeID, schemaHash: schema.hash, previousHash: previousHash,
+            version: HarmonyLiteVersion.number, updatedAt: Date(), tables: schema.tables)
         try bucket.put(SchemaRegistryBucket.key(nodeID: config.nodeID), entry.encoded())
     }
 
     private func checkLease() -> LeaseAnswer {
         do {
-            let lease = try self.lease ?? Lease(connection: connectedNATS, bucket: config.snapshotLeaseBucket, key: Configuration.snapshotLeaseKey,
-                                                ttlMilliseconds: Int64(planner.settings.leaseTTL * 1000), replicas: config.replicationLog.effectiveReplicas)
+            let lease =
+                try self.lease
+                ?? Lease(
+                    connection: connectedNATS, bucket: config.snapshotLeaseBucket, key: Configuration.snapshotLeaseKey,
+                    ttlMilliseconds: Int64(planner.settings.leaseTTL * 1000), replicas: config.replicationLog.effectiveReplicas)
             self.lease = lease
             return try lease.acquireOrRenew(holder: "node \(config.nodeID)") ? .held : .heldByAnother
         } catch {

@@ -1,5 +1,5 @@
-import ChangeLog
 import CPosix
+import ChangeLog
 import HarmonyConfig
 import IPC
 import SQLiteKit
@@ -21,8 +21,9 @@ enum CheckConfigCommand {
             return (check.text, SupervisorExitCode.configuration)
         }
         let config = loaded.configuration
-        let check = ConfigurationCheck(file: path, configuration: config, warnings: loaded.warnings, database: databaseFacts(config.dbPath),
-                                       serverConfig: serverConfigFacts(config))
+        let check = ConfigurationCheck(
+            file: path, configuration: config, warnings: loaded.warnings, database: databaseFacts(config.dbPath),
+            serverConfig: serverConfigFacts(config))
         return (check.text, check.passed ? 0 : SupervisorExitCode.configuration)
     }
 

@@ -1,8 +1,9 @@
+import Logs
+
 #if canImport(Glibc)
 import SystemCalls
 import Glibc
 #endif
-import Logs
 
 /// The embedded nats-server's standard output and error, read from a pipe by the supervisor's loop: every
 /// line parsed (`NATSServerLogLine`) and emitted again in the node's format (JSON when `format = "json"`,

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import SystemCalls
-import Glibc
-#endif
 import CPosix
 import HarmonyConfig
 import IPC
 import Logs
+
+#if canImport(Glibc)
+import SystemCalls
+import Glibc
+#endif
 
 /// Starts child processes with their kernel limits and a parent-death signal, and a clean environment:
 /// only the supervisor may talk to systemd, so the notify and watchdog variables are not inherited.
@@ -14,8 +15,10 @@ struct ChildSpawner {
     let controlSocketPath: String
     let natsServerPath: String
 
-    static let privateVariables = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
-                                   RestoreRequest.environmentVariable, LineLogHandler.journalPrioritiesVariable]
+    static let privateVariables = [
+        "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+        RestoreRequest.environmentVariable, LineLogHandler.journalPrioritiesVariable,
+    ]
 
     /// The path of a worker's executable: next to the supervisor's, as `harmonylite-<name>`.
     func executable(for child: WorkerRole) -> String {
@@ -24,8 +27,10 @@ struct ChildSpawner {
 
     /// `extraEnvironment`: `NAME=value` entries for this child only (a restore request). `output`: a
     /// descriptor that becomes the child's standard output and error (nil: it shares the supervisor's).
-    func spawn(_ child: WorkerRole, arguments: [String], environment extraEnvironment: [String] = [], output: Int32? = nil,
-               settings: WorkerSettings) -> Result<Int32, SupervisorError> {
+    func spawn(
+        _ child: WorkerRole, arguments: [String], environment extraEnvironment: [String] = [], output: Int32? = nil,
+        settings: WorkerSettings
+    ) -> Result<Int32, SupervisorError> {
         let path = executable(for: child)
         let argv0 = child.executableName
         var environment = currentEnvironment().filter { entry in

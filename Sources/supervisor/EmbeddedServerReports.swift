@@ -8,24 +8,28 @@ extension Logger {
         let request: Logger.MetadataValue = "GET \(EmbeddedServerProbe.path)"
         switch report {
         case .notProbed:
-            warning("""
+            warning(
+                """
                 the embedded nats-server names no monitoring port in its ports file (http turned off in nats.server_config?): \
                 its liveness is not probed, a wedged server is not restarted
                 """)
         case .answersAgain:
             info("the embedded nats-server answers its liveness probe again")
         case .jetStreamDisabled:
-            error("""
+            error(
+                """
                 the embedded nats-server reports JetStream disabled on it (nats-server disables it when its store runs out of space, \
                 and never enables it again); it is restarted once silent for [workers.nats] heartbeat_timeout
                 """, metadata: ["request": request])
         case .malformedAnswer(let reason):
             warning("the embedded nats-server's monitoring answer is not HTTP", metadata: ["request": request, "reason": "\(reason)"])
         case .probeFailed(let address, let reason):
-            warning("probing the embedded nats-server failed",
-                    metadata: ["request": request, "address": "\(address.host):\(address.port)", "reason": "\(reason)"])
+            warning(
+                "probing the embedded nats-server failed",
+                metadata: ["request": request, "address": "\(address.host):\(address.port)", "reason": "\(reason)"])
         case .unanswered(let timeout):
-            warning("""
+            warning(
+                """
                 the embedded nats-server does not answer its liveness probe (wedged?); \
                 it is restarted once silent for [workers.nats] heartbeat_timeout
                 """, metadata: ["request": request, "waited_seconds": "\(timeout)"])
@@ -33,7 +37,8 @@ extension Logger {
             let why = check == .killing ? "killing the embedded nats-server" : "the embedded nats-server does not answer"
             let metadata: Logger.Metadata = ["why": "\(why)", "path": "\(path)", "free_kib": "\(freeBytes / 1024)"]
             if full {
-                error("""
+                error(
+                    """
                     the disk of the embedded nats-server's JetStream store is full (nats-server 2.9 can deadlock a stream when a store write \
                     fails for lack of space; restarting the server recovers it)
                     """, metadata: metadata)
@@ -41,7 +46,8 @@ extension Logger {
                 warning("free space of the embedded nats-server's JetStream store", metadata: metadata)
             }
         case .disk(.full(let holding, let path, let freeBytes)):
-            error("""
+            error(
+                """
                 disk full: SQLite refuses writes there (the application gets 'database or disk is full'; what was committed is captured \
                 and kept), the applier retries; an embedded nats-server whose store write fails can wedge, and is restarted once it has \
                 not answered its liveness probe for [workers.nats] heartbeat_timeout

@@ -1,6 +1,6 @@
 import ArgumentParser
-import HarmonyConfig
 import ChangeLog
+import HarmonyConfig
 import SQLiteKit
 
 #if canImport(Glibc)
@@ -143,8 +143,9 @@ struct HarmonyLiteCommand: ParsableCommand {
             let removed = try HarmonyLiteObjects.removeAll(from: database, keeping: heldAside > 0 ? [ChangeLogSchema.conflicts] : [])
             print("removed \(removed.triggers) triggers and \(removed.tables) tables of HarmonyLite from \(configuration.dbPath)")
             if heldAside > 0 {
-                print("kept \(ChangeLogSchema.conflicts): it holds \(heldAside) row(s) held aside by UNIQUE settlement (application data a later "
-                    + "row's UNIQUE value kept out of its table); read them (columns losing_key, losing_values), then drop it by hand")
+                print(
+                    "kept \(ChangeLogSchema.conflicts): it holds \(heldAside) row(s) held aside by UNIQUE settlement (application data a later "
+                        + "row's UNIQUE value kept out of its table); read them (columns losing_key, losing_values), then drop it by hand")
             }
         } catch {
             fail("-cleanup: \(error)", code: 1)

@@ -1,8 +1,8 @@
-import NodeNATS
 import Foundation
 import HarmonyConfig
 import Logging
 import NATSClient
+import NodeNATS
 import SchemaRegistry
 import Synchronization
 
@@ -28,7 +28,8 @@ final class JetStreamSetup: Sendable {
     func start(_ config: Configuration) {
         url.withLock { $0 = config.natsClientURLs }
         guard config.nats.isEmbedded, let credentials = config.embeddedCredentials, !credentials.adminUser.isEmpty,
-              !running.exchange(true, ordering: .relaxed) else { return }
+            !running.exchange(true, ordering: .relaxed)
+        else { return }
         let thread = Thread { [self] in
             let started = Date()
             var lastWarning: Date?
@@ -41,7 +42,8 @@ final class JetStreamSetup: Sendable {
                     if connection == nil { connection = try Self.connect(current, credentials: credentials) }
                     try setUp(current, on: connection!)
                     if !done {
-                        logger.info("JetStream set up by the administrator", metadata: ["seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))"])
+                        logger.info(
+                            "JetStream set up by the administrator", metadata: ["seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))"])
                         done = true
                     }
                     lastWarning = nil
@@ -78,17 +80,21 @@ final class JetStreamSetup: Sendable {
                 try connection.ensureStream(regional, updateExisting: config.replicationLog.updateExisting)
             }
             if !ensured.addedSubjects.isEmpty {
-                logger.notice("added the per-node subjects to an existing shard stream (publishers on its other subjects keep working)",
-                              metadata: ["stream": "\(spec.name)", "added": "\(ensured.addedSubjects.joined(separator: ", "))"])
+                logger.notice(
+                    "added the per-node subjects to an existing shard stream (publishers on its other subjects keep working)",
+                    metadata: ["stream": "\(spec.name)", "added": "\(ensured.addedSubjects.joined(separator: ", "))"])
             }
         }
         let replicas = config.replicationLog.effectiveReplicas
-        _ = try KeyValueBucket.openOrCreate(connection: connection, name: SchemaRegistryBucket.name,
-                                            creation: .init(description: SchemaRegistryBucket.description, ttlSeconds: SchemaRegistryBucket.ttlSeconds, replicas: replicas))
-        _ = try KeyValueBucket.openOrCreate(connection: connection, name: config.nodeClaimsBucket,
-                                            creation: .init(description: "HarmonyLite: one running node per node id", ttlSeconds: Configuration.nodeClaimTTLSeconds, replicas: replicas))
-        _ = try Lease(connection: connection, bucket: config.snapshotLeaseBucket, key: Configuration.snapshotLeaseKey,
-                      ttlMilliseconds: Int64(config.snapshotLeaseTTLSeconds * 1000), replicas: replicas)
+        _ = try KeyValueBucket.openOrCreate(
+            connection: connection, name: SchemaRegistryBucket.name,
+            creation: .init(description: SchemaRegistryBucket.description, ttlSeconds: SchemaRegistryBucket.ttlSeconds, replicas: replicas))
+        _ = try KeyValueBucket.openOrCreate(
+            connection: connection, name: config.nodeClaimsBucket,
+            creation: .init(description: "HarmonyLite: one running node per node id", ttlSeconds: Configuration.nodeClaimTTLSeconds, replicas: replicas))
+        _ = try Lease(
+            connection: connection, bucket: config.snapshotLeaseBucket, key: Configuration.snapshotLeaseKey,
+            ttlMilliseconds: Int64(config.snapshotLeaseTTLSeconds * 1000), replicas: replicas)
         if config.snapshot.store == "nats" {
             _ = try ObjectStoreBucket(connection: connection, bucket: config.snapshotObjectBucket, replicas: config.snapshot.nats.replicas)
         }

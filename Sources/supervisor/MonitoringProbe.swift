@@ -1,8 +1,9 @@
+import Supervision
+
 #if canImport(Glibc)
 import SystemCalls
 import Glibc
 #endif
-import Supervision
 
 /// One `GET` of the embedded server's monitoring endpoint on loopback, non-blocking, driven by the
 /// supervisor's poll loop: `pollEvents` says what to wait for, `advance` makes progress when the descriptor
@@ -75,7 +76,9 @@ final class MonitoringProbe {
             finish(.answered(response))
         } else {
             response += buffer[0..<count]
-            if response.count > EmbeddedServerProbe.maximumResponseBytes { finish(.failed("answer longer than \(EmbeddedServerProbe.maximumResponseBytes) bytes")) }
+            if response.count > EmbeddedServerProbe.maximumResponseBytes {
+                finish(.failed("answer longer than \(EmbeddedServerProbe.maximumResponseBytes) bytes"))
+            }
         }
     }
 

@@ -1,9 +1,10 @@
+import HarmonyConfig
+import IPC
+
 #if canImport(Glibc)
 import SystemCalls
 import Glibc
 #endif
-import HarmonyConfig
-import IPC
 
 /// One supervisor (or `-cleanup`) per database at a time: an exclusive flock on a lock file next to the
 /// database, `.<db file name>.harmonylite.lock`. Its place derives from the database path alone, so a node

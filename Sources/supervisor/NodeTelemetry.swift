@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Logs
-import Glibc
-#endif
 import Foundation
 import HarmonyConfig
 import IPC
@@ -10,6 +6,11 @@ import NATSClient
 import Operability
 import Signals
 import Supervision
+
+#if canImport(Glibc)
+import Logs
+import Glibc
+#endif
 
 /// The supervisor's side of /metrics, /health, `-status` and `sleep_timeout`. The poll loop feeds it
 /// (heartbeat counters, histogram samples, a tick) and asks it for the status report; the HTTP thread
@@ -49,11 +50,15 @@ final class NodeTelemetry {
         var endpoints: [(bind: String, handler: HTTPServer.Handler)] = []
         if config.prometheus.enable {
             let registry = metrics.registry
-            endpoints.append((config.prometheus.bind, { request in
-                // HarmonyLite served the metrics on every path of prometheus.bind.
-                guard request.method == "GET" || request.method == "HEAD" else { return .text(405, "use GET") }
-                return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
-            }))
+            endpoints.append(
+                (
+                    config.prometheus.bind,
+                    { request in
+                        // HarmonyLite served the metrics on every path of prometheus.bind.
+                        guard request.method == "GET" || request.method == "HEAD" else { return .text(405, "use GET") }
+                        return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
+                    }
+                ))
         }
         if config.healthCheck.enable {
             let (path, detailed, database) = (config.healthCheck.path, config.healthCheck.detailed, config.dbPath)
@@ -121,11 +126,14 @@ final class NodeTelemetry {
                 if firstSeen[pid] == nil { firstSeen[pid] = now }
                 samples[pid] = ProcessSample.read(pid: pid)
                 let sample = samples[pid]
-                metrics.worker(WorkerSample(role: child.role, up: child.state == .running, pid: pid, restarts: child.restarts,
-                                            reloads: child.reloads, residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds))
+                metrics.worker(
+                    WorkerSample(
+                        role: child.role, up: child.state == .running, pid: pid, restarts: child.restarts,
+                        reloads: child.reloads, residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds))
             }
             for child in children where child.pid == nil {
-                metrics.worker(WorkerSample(role: child.role, up: false, pid: nil, restarts: child.restarts, reloads: child.reloads, residentBytes: nil, cpuSeconds: nil))
+                metrics.worker(
+                    WorkerSample(role: child.role, up: false, pid: nil, restarts: child.restarts, reloads: child.reloads, residentBytes: nil, cpuSeconds: nil))
             }
             let live = Set(children.compactMap(\.pid))
             firstSeen = firstSeen.filter { live.contains($0.key) }
@@ -133,11 +141,15 @@ final class NodeTelemetry {
         }
         let heads = reports.labelled(.broker, .streamLastSequence), cursors = reports.labelled(.applier, .streamCursor)
         for name in config.changeStreamNames {
-            let stall = config.replicate && machine.isReady
+            let stall =
+                config.replicate && machine.isReady
                 ? stalls.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) }, cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) : nil
             stalledSeconds[name] = stall
-            if config.replicate, let report = catchUp.observe(stream: name, head: heads[name].map { UInt64(max(0, $0)) },
-                                                              cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now) {
+            if config.replicate,
+                let report = catchUp.observe(
+                    stream: name, head: heads[name].map { UInt64(max(0, $0)) },
+                    cursor: cursors[name].map { UInt64(max(0, $0)) }, now: now)
+            {
                 logger.info("\(report.message)", metadata: report.metadata.mapValues { .string($0) })
             }
         }
@@ -160,11 +172,12 @@ final class NodeTelemetry {
     private func makeView(_ children: [SupervisorStateMachine.ChildSummary], machine: SupervisorStateMachine, now: Double) -> NodeView {
         let workers = children.map { child in
             let sample = child.pid.flatMap { samples[$0] }
-            return NodeView.Worker(name: child.role, state: child.state, pid: child.pid, restarts: child.restarts,
-                                   uptimeSeconds: child.pid.flatMap { firstSeen[$0] }.map { now - $0 },
-                                   residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds,
-                                   waitingFor: waits[child.role]
-                                       ?? NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.role, .databaseWait)))
+            return NodeView.Worker(
+                name: child.role, state: child.state, pid: child.pid, restarts: child.restarts,
+                uptimeSeconds: child.pid.flatMap { firstSeen[$0] }.map { now - $0 },
+                residentBytes: sample?.residentBytes, cpuSeconds: sample?.cpuSeconds,
+                waitingFor: waits[child.role]
+                    ?? NodeView.Worker.waitingFor(databaseWaitMilliseconds: reports.value(child.role, .databaseWait)))
         }
         let heads = reports.labelled(.broker, .streamLastSequence)
         let cursors = reports.labelled(.applier, .streamCursor)
@@ -175,8 +188,9 @@ final class NodeTelemetry {
             let cursor = cursors[name].map { UInt64(max(0, $0)) }
             var behind: UInt64?
             if let head, let cursor { behind = head >= cursor ? head - cursor : 0 }
-            return NodeView.Stream(name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: recentLag[name],
-                                   stalledSeconds: stalledSeconds[name])
+            return NodeView.Stream(
+                name: name, lastSequence: head, cursor: cursor, behind: behind, lagSeconds: recentLag[name],
+                stalledSeconds: stalledSeconds[name])
         }
         let created = reports.value(.snapshotter, .snapshotCreatedUnixMs).flatMap { $0 > 0 ? $0 : nil }
         let nowWall = Date().timeIntervalSince1970

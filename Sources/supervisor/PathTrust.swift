@@ -46,12 +46,17 @@ enum PathTrust {
 
     private static func check(_ info: stat, path: String, what: String, owners: Set<uid_t>) throws(Refusal) {
         guard owners.contains(info.st_uid) else {
-            throw Refusal(path: path, description: "\(what) \(path) belongs to \(describe(info)), not to \(names(owners)): another user made it, "
-                + "and the node does not use it. Remove it (as root or its owner), or run the node from a directory only its user can write, and start again")
+            throw Refusal(
+                path: path,
+                description: "\(what) \(path) belongs to \(describe(info)), not to \(names(owners)): another user made it, "
+                    + "and the node does not use it. Remove it (as root or its owner), or run the node from a directory only its user can write, and start again"
+            )
         }
         guard !writableByOthers(info) else {
-            throw Refusal(path: path, description: "\(what) \(path) (\(describe(info))) can be written by other users: refusing to use it. "
-                + "Run chmod go-w \(path) (or remove it) and start again")
+            throw Refusal(
+                path: path,
+                description: "\(what) \(path) (\(describe(info))) can be written by other users: refusing to use it. "
+                    + "Run chmod go-w \(path) (or remove it) and start again")
         }
     }
 
@@ -66,13 +71,17 @@ enum PathTrust {
                 throw Refusal(path: parent, description: "cannot stat \(parent), above \(what) \(path): \(SystemError.reason(errno))")
             }
             guard owners.contains(info.st_uid) || info.st_uid == 0 else {
-                throw Refusal(path: parent, description: "\(parent), above \(what) \(path), belongs to \(describe(info)), neither to \(names(owners)) "
-                    + "nor to root: its owner could replace what the node keeps there. Put the node's files under directories of the node's user or root")
+                throw Refusal(
+                    path: parent,
+                    description: "\(parent), above \(what) \(path), belongs to \(describe(info)), neither to \(names(owners)) "
+                        + "nor to root: its owner could replace what the node keeps there. Put the node's files under directories of the node's user or root")
             }
             guard info.st_mode & S_ISVTX != 0 || !writableByOthers(info) else {
-                throw Refusal(path: parent, description: "\(parent), above \(what) \(path) (\(describe(info))), can be written by other users "
-                    + "and has no sticky bit: they could replace what the node keeps there. Run chmod go-w \(parent) (or chmod +t), "
-                    + "or put the node's files elsewhere")
+                throw Refusal(
+                    path: parent,
+                    description: "\(parent), above \(what) \(path) (\(describe(info))), can be written by other users "
+                        + "and has no sticky bit: they could replace what the node keeps there. Run chmod go-w \(parent) (or chmod +t), "
+                        + "or put the node's files elsewhere")
             }
             if parent == "/" { return }
         }

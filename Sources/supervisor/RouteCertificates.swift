@@ -1,8 +1,8 @@
-import NodeNATS
-import SystemCalls
 import Foundation
 import HarmonyConfig
 import NATSClient
+import NodeNATS
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc
@@ -27,8 +27,10 @@ enum RouteCertificates {
     static func make(secret: [UInt8], config: Configuration, runDirectory: String) throws(SupervisorError) -> Files {
         let candidates: [String] = ["/usr/bin/openssl", "/bin/openssl", "/usr/local/bin/openssl"]
         guard let openssl = candidates.first(where: { path in access(path, X_OK) == 0 }) else {
-            throw SupervisorError(.missingProgram, "the routes' TLS certificates are made with the openssl command, which is missing (apt install openssl), "
-                + "or name your own with nats.route_tls_cert_file, route_tls_key_file and route_tls_ca_file")
+            throw SupervisorError(
+                .missingProgram,
+                "the routes' TLS certificates are made with the openssl command, which is missing (apt install openssl), "
+                    + "or name your own with nats.route_tls_cert_file, route_tls_key_file and route_tls_ca_file")
         }
         let directory = runDirectory + "/route-tls"
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
@@ -52,35 +54,47 @@ enum RouteCertificates {
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMddHHmmss'Z'"
         let now = Date()
-        try write(Array(("""
-            [ ca ]
-            default_ca = routes
-            [ routes ]
-            database = \(index)
-            new_certs_dir = \(directory)
-            serial = \(serial)
-            default_md = sha256
-            policy = any
-            unique_subject = no
-            [ any ]
-            commonName = supplied
-            [ node ]
-            basicConstraints = critical, CA:FALSE
-            keyUsage = critical, digitalSignature, keyEncipherment
-            extendedKeyUsage = serverAuth, clientAuth
-            subjectAltName = \(subjectAltNames(config).joined(separator: ", "))
+        try write(
+            Array(
+                ("""
+                [ ca ]
+                default_ca = routes
+                [ routes ]
+                database = \(index)
+                new_certs_dir = \(directory)
+                serial = \(serial)
+                default_md = sha256
+                policy = any
+                unique_subject = no
+                [ any ]
+                commonName = supplied
+                [ node ]
+                basicConstraints = critical, CA:FALSE
+                keyUsage = critical, digitalSignature, keyEncipherment
+                extendedKeyUsage = serverAuth, clientAuth
+                subjectAltName = \(subjectAltNames(config).joined(separator: ", "))
 
-            """).utf8), to: settings)
+                """).utf8), to: settings)
         try run(openssl, ["ec", "-inform", "DER", "-in", caDER, "-out", caKey])
         try run(openssl, ["req", "-x509", "-new", "-key", caKey, "-subj", "/CN=HarmonyLite routes CA", "-days", "36500", "-out", files.caFile])
-        try run(openssl, ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", files.keyFile,
-                          "-subj", "/CN=\(config.nodeName)", "-out", request])
-        try run(openssl, ["ca", "-batch", "-notext", "-config", settings, "-cert", files.caFile, "-keyfile", caKey, "-in", request, "-out", files.certFile,
-                          "-extensions", "node", "-startdate", formatter.string(from: now.addingTimeInterval(-86400)),
-                          "-enddate", formatter.string(from: now.addingTimeInterval(3650 * 86400))])
+        try run(
+            openssl,
+            [
+                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", files.keyFile,
+                "-subj", "/CN=\(config.nodeName)", "-out", request,
+            ])
+        try run(
+            openssl,
+            [
+                "ca", "-batch", "-notext", "-config", settings, "-cert", files.caFile, "-keyfile", caKey, "-in", request, "-out", files.certFile,
+                "-extensions", "node", "-startdate", formatter.string(from: now.addingTimeInterval(-86400)),
+                "-enddate", formatter.string(from: now.addingTimeInterval(3650 * 86400)),
+            ])
         // `openssl ca` keeps a copy named after the serial: not needed.
         if let names = try? FileManager.default.contentsOfDirectory(atPath: directory) {
-            for name in names where name.hasSuffix(".pem") && ![files.certFile, files.caFile].contains(directory + "/" + name) { unlink(directory + "/" + name) }
+            for name in names where name.hasSuffix(".pem") && ![files.certFile, files.caFile].contains(directory + "/" + name) {
+                unlink(directory + "/" + name)
+            }
         }
         return files
     }
@@ -119,7 +133,9 @@ enum RouteCertificates {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         defer { close(fd) }
-        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else {
+            throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))")
+        }
     }
 
     private static func run(_ openssl: String, _ arguments: [String]) throws(SupervisorError) {

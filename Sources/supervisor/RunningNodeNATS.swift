@@ -1,6 +1,6 @@
-import NodeNATS
 import HarmonyConfig
 import NATSClient
+import NodeNATS
 import Supervision
 
 #if canImport(Glibc)
@@ -18,7 +18,8 @@ enum RunningNodeNATS {
         config.natsClientURLs = try clientURLs(config, command: command, purpose: purpose)
         guard config.nats.isEmbedded else { return }
         do {
-            config.embeddedCredentials = ClusterSecret.credentials(secret: try ClusterSecret.load(at: config.clusterSecretPath, asRoot: true), nodeID: config.nodeID)
+            config.embeddedCredentials = ClusterSecret.credentials(
+                secret: try ClusterSecret.load(at: config.clusterSecretPath, asRoot: true), nodeID: config.nodeID)
         } catch {
             throw CommandError(.configuration, "\(error)")
         }
@@ -36,8 +37,10 @@ enum RunningNodeNATS {
         for pid in NATSPortsFile.serverPIDs(runDirectory: directory) where kill(pid, 0) == 0 {
             if let port = NATSPortsFile.clientPort(runDirectory: directory, pid: pid) { return [EmbeddedServerConfig.clientURL(config, port: port)] }
         }
-        throw CommandError(.notRunning, "no running node for \(config.dbPath) (nats.urls is empty, so \(purpose) the node's embedded NATS server): "
-            + "start the node, then run \(command) again")
+        throw CommandError(
+            .notRunning,
+            "no running node for \(config.dbPath) (nats.urls is empty, so \(purpose) the node's embedded NATS server): "
+                + "start the node, then run \(command) again")
     }
 }
 

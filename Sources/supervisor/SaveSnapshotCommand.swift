@@ -1,9 +1,9 @@
 import ChangeEvents
-import Logs
-import NodeNATS
 import Foundation
 import HarmonyConfig
+import Logs
 import NATSClient
+import NodeNATS
 import Signals
 import Snapshots
 

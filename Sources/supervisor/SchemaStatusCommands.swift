@@ -1,10 +1,10 @@
-import NodeNATS
-import Logs
 import ChangeLog
 import HarmonyConfig
+import Logs
 import NATSClient
-import SchemaRegistry
+import NodeNATS
 import SQLiteKit
+import SchemaRegistry
 
 /// `-schema-status`: the local database's replicated tables and schema hash, computed now (HarmonyLite
 /// always printed "Not initialized"). `-schema-status-cluster`: every node's entry in the schema registry,

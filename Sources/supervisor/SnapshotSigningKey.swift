@@ -1,7 +1,7 @@
-import NodeNATS
 import HarmonyConfig
 import Logging
 import NATSClient
+import NodeNATS
 
 extension Supervisor {
     /// With `nats.urls` (no embedded server) the cluster secret signs snapshots only: it is read (created
@@ -16,8 +16,9 @@ extension Supervisor {
             throw SupervisorError(.configuration, "\(error) (with nats.urls it signs and checks the snapshots)")
         }
         if secret.created {
-            logger.warning("created the cluster secret, which signs the snapshots: copy it to every other node of this cluster (same path, or nats.cluster_secret_file) before they start; snapshots signed with another secret are refused",
-                           metadata: ["path": "\(config.clusterSecretPath)", "mode": "0600"])
+            logger.warning(
+                "created the cluster secret, which signs the snapshots: copy it to every other node of this cluster (same path, or nats.cluster_secret_file) before they start; snapshots signed with another secret are refused",
+                metadata: ["path": "\(config.clusterSecretPath)", "mode": "0600"])
         }
         return ClusterSecret.snapshotSigningKey(secret: secret.secret)
     }

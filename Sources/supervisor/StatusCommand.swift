@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CurlTransfer
 import HarmonyConfig
 import IPC
 import Operability
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `harmonylite -status [-json]`: asks the running node over its control socket.
 enum StatusCommand {

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import NodeNATS
-import SystemCalls
-import Glibc
-#endif
 import Foundation
 import HarmonyConfig
 import IPC
@@ -12,6 +7,12 @@ import NATSClient
 import NKeys
 import Signals
 import Supervision
+
+#if canImport(Glibc)
+import NodeNATS
+import SystemCalls
+import Glibc
+#endif
 
 /// Runs the node: executes what `SupervisorStateMachine` decides, and turns the outside world (signals,
 /// child exits, control-socket messages, time) into its events. Single-threaded: one poll loop.
@@ -100,9 +101,11 @@ final class Supervisor {
     /// from the cluster's newest snapshot before anything replicates, or refuses the start when there is none.
     private static func createMissingDatabase(_ config: Configuration, runDirectory: String, logger: Logger) throws {
         if !config.snapshot.enabled && access(config.dbPath, F_OK) != 0 && errno == ENOENT {
-            throw SupervisorError(.refused, "the database \(config.dbPath) does not exist and snapshot.enabled = false: no snapshot can restore it. Copy the "
-                + "database from another node (stopped, or with sqlite3 .backup), or enable snapshots; to start with an empty database, create it "
-                + "first (sqlite3 \(config.dbPath) 'PRAGMA user_version;')")
+            throw SupervisorError(
+                .refused,
+                "the database \(config.dbPath) does not exist and snapshot.enabled = false: no snapshot can restore it. Copy the "
+                    + "database from another node (stopped, or with sqlite3 .backup), or enable snapshots; to start with an empty database, create it "
+                    + "first (sqlite3 \(config.dbPath) 'PRAGMA user_version;')")
         }
         let fd = open(config.dbPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard fd >= 0 else {
@@ -117,8 +120,9 @@ final class Supervisor {
             throw SupervisorError(.filesystem, "cannot write \(marker): \(SystemError.reason(errno))")
         }
         close(markerFD)
-        logger.warning("the database did not exist: created it empty; it is restored from the cluster's newest snapshot before replication starts",
-                       metadata: ["path": "\(config.dbPath)"])
+        logger.warning(
+            "the database did not exist: created it empty; it is restored from the cluster's newest snapshot before replication starts",
+            metadata: ["path": "\(config.dbPath)"])
     }
 
     private init(config: Configuration, runDirectory: String, signals: SignalDescriptor, logger: Logger) throws {
@@ -126,8 +130,9 @@ final class Supervisor {
         self.runDirectory = runDirectory
         self.signals = signals
         self.logger = logger
-        natsLogHandler = LineLogHandler(label: "nats-server", format: config.logging.format == "json" ? .json : .console, nodeID: config.nodeID,
-                                        level: config.logging.verbose ? .trace : .info)
+        natsLogHandler = LineLogHandler(
+            label: "nats-server", format: config.logging.format == "json" ? .json : .console, nodeID: config.nodeID,
+            level: config.logging.verbose ? .trace : .info)
         jetStreamSetup = JetStreamSetup(logger: logger)
         // First: a port in use stops the node before anything else is made.
         telemetry = try NodeTelemetry(config: config, now: monotonicSeconds())
@@ -142,7 +147,8 @@ final class Supervisor {
         }
         if config.nats.isEmbedded {
             guard let found = ChildSpawner.findNATSServer() else {
-                throw SupervisorError(.missingProgram, "nats-server not found (install Debian's nats-server package, or set [nats] urls to use an external NATS)")
+                throw SupervisorError(
+                    .missingProgram, "nats-server not found (install Debian's nats-server package, or set [nats] urls to use an external NATS)")
             }
             natsServer = found
             try Self.createDirectory(config.embeddedStoreDirectory)
@@ -153,8 +159,9 @@ final class Supervisor {
                 throw SupervisorError(.clusterSecret, cause: error)
             }
             if secret.created {
-                logger.warning("created the cluster secret: copy it to every other node of this cluster (same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes",
-                               metadata: ["path": "\(config.clusterSecretPath)", "mode": "0600"])
+                logger.warning(
+                    "created the cluster secret: copy it to every other node of this cluster (same path, or nats.cluster_secret_file) before they start; servers with another secret cannot join as routes",
+                    metadata: ["path": "\(config.clusterSecretPath)", "mode": "0600"])
             }
             self.config.embeddedCredentials = ClusterSecret.credentials(secret: secret.secret, nodeID: config.nodeID)
             self.config.snapshotSigningKey = ClusterSecret.snapshotSigningKey(secret: secret.secret)
@@ -166,7 +173,9 @@ final class Supervisor {
                 logger.info("routes run TLS with a certificate made from the cluster secret", metadata: ["certificate": "\(made.certFile)"])
                 if config.replicationLog.publishForUpstream {
                     // Upstream's embedded servers speak plaintext routes only: a TLS route to them fails its handshake.
-                    logger.warning("publish_for_upstream is on but routes run TLS, which upstream HarmonyLite's embedded servers cannot join: during the upgrade set nats.allow_plaintext_routes = true (docs/upgrading-from-harmonylite.md)")
+                    logger.warning(
+                        "publish_for_upstream is on but routes run TLS, which upstream HarmonyLite's embedded servers cannot join: during the upgrade set nats.allow_plaintext_routes = true (docs/upgrading-from-harmonylite.md)"
+                    )
                 }
             }
             SecretRedaction.register(self.config.secretValues)
@@ -178,9 +187,10 @@ final class Supervisor {
             self.config.snapshotSigningKey = try Self.snapshotSigningKeyForExternalNATS(config, logger: logger)
             SecretRedaction.register(self.config.secretValues)
         }
-        embeddedServer = EmbeddedServerMachine(storeDirectory: config.embeddedStoreDirectory,
-                                               heartbeatTimeout: Double(config.settings(for: .nats).heartbeatTimeout) / 1000,
-                                               places: Self.watchedPlaces(self.config), now: monotonicSeconds())
+        embeddedServer = EmbeddedServerMachine(
+            storeDirectory: config.embeddedStoreDirectory,
+            heartbeatTimeout: Double(config.settings(for: .nats).heartbeatTimeout) / 1000,
+            places: Self.watchedPlaces(self.config), now: monotonicSeconds())
         let socketPath = runDirectory + "/" + ControlChannel.socketName
         spawner = ChildSpawner(executableDirectory: ChildSpawner.ownDirectory(), controlSocketPath: socketPath, natsServerPath: natsServer)
         listener = try UnixSocket.listen(path: socketPath)
@@ -188,7 +198,8 @@ final class Supervisor {
 
         let roles = WorkerRole.allCases.filter { $0 != .nats || config.nats.isEmbedded }
         for name in roles where name.speaksControlProtocol && access(spawner.executable(for: name), X_OK) != 0 {
-            throw SupervisorError(.missingProgram, "worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
+            throw SupervisorError(
+                .missingProgram, "worker executable \(spawner.executable(for: name)) is missing: install all five harmonylite executables side by side")
         }
         let specs = roles.map { ChildSpec(role: $0, settings: config.settings(for: $0)) }
         let watchdog = notifier.watchdogInterval
@@ -196,8 +207,9 @@ final class Supervisor {
         if let watchdog {
             let slowest = specs.filter(\.speaksControlProtocol).map { Double($0.settings.heartbeatTimeout) / 1000 }.max() ?? 0
             if slowest > watchdog {
-                logger.warning("WatchdogSec is shorter than twice the longest heartbeat_timeout: systemd may kill the node while one worker is being replaced",
-                               metadata: ["watchdog_s": "\(watchdog * 2)", "heartbeat_timeout_s": "\(slowest)"])
+                logger.warning(
+                    "WatchdogSec is shorter than twice the longest heartbeat_timeout: systemd may kill the node while one worker is being replaced",
+                    metadata: ["watchdog_s": "\(watchdog * 2)", "heartbeat_timeout_s": "\(slowest)"])
             }
         }
         logger.info("node starting", metadata: ["node_id": "\(config.nodeID)", "database": "\(config.dbPath)", "run_directory": "\(runDirectory)"])
@@ -312,8 +324,9 @@ final class Supervisor {
         }
         // A worker's stderr is the pipe: it still writes journald priorities when the supervisor's stderr is the journal.
         let priorities = child != .nats && natsLogHandler.writesPriorities ? [LineLogHandler.journalPrioritiesVariable + "=1"] : []
-        let result = spawner.spawn(child, arguments: arguments, environment: environment + priorities, output: pipe.write,
-                                   settings: config.settings(for: child))
+        let result = spawner.spawn(
+            child, arguments: arguments, environment: environment + priorities, output: pipe.write,
+            settings: config.settings(for: child))
         close(pipe.write)
         switch result {
         case .success(let pid):
@@ -329,11 +342,12 @@ final class Supervisor {
 
     private func prepareNATSConfiguration(clientPort: Int?) throws -> [String] {
         let path = runDirectory + "/nats-server.conf"
-        let text = EmbeddedServerConfig.render(config, runDirectory: runDirectory, clientPort: clientPort, nkeyPublicKey: nkeyPublicKey,
-                                               credentials: config.embeddedCredentials, maxFileStore: maxFileStore,
-                                               monitoringInServerConfig: !config.nats.serverConfig.isEmpty
-                                                   && ServerConfigKeys.setsMonitoring(path: config.nats.serverConfig, read: Self.readBounded),
-                                               serverName: embeddedServerName())
+        let text = EmbeddedServerConfig.render(
+            config, runDirectory: runDirectory, clientPort: clientPort, nkeyPublicKey: nkeyPublicKey,
+            credentials: config.embeddedCredentials, maxFileStore: maxFileStore,
+            monitoringInServerConfig: !config.nats.serverConfig.isEmpty
+                && ServerConfigKeys.setsMonitoring(path: config.nats.serverConfig, read: Self.readBounded),
+            serverName: embeddedServerName())
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SupervisorError(.filesystem, "cannot write \(path): \(SystemError.reason(errno))") }
         defer { close(fd) }
@@ -509,7 +523,9 @@ final class Supervisor {
             }
         } catch {
             if error.kind != .connectionClosed {
-                logger.warning("closing a worker's control connection", metadata: ["child": "\(entry.worker.map(\.rawValue) ?? "unknown")", "peer_pid": "\(entry.peer.pid)", "error": "\(error)"])
+                logger.warning(
+                    "closing a worker's control connection",
+                    metadata: ["child": "\(entry.worker.map(\.rawValue) ?? "unknown")", "peer_pid": "\(entry.peer.pid)", "error": "\(error)"])
             }
             closeConnection(fd)
         }
@@ -541,7 +557,11 @@ final class Supervisor {
                 throw IPCError(.handshakeFailed("\(refusal)"))
             }
             entry.worker = role
-            send(.welcome(.init(heartbeatIntervalMilliseconds: config.settings(for: role).heartbeatInterval, configuration: config.forWorker(role).encodedForWorkers())), to: fd)
+            send(
+                .welcome(
+                    .init(
+                        heartbeatIntervalMilliseconds: config.settings(for: role).heartbeatInterval, configuration: config.forWorker(role).encodedForWorkers())),
+                to: fd)
             process(.lifeSign(child: role))
             return
         }

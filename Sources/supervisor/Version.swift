@@ -1,8 +1,9 @@
+import CPosix
+import HarmonyConfig
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CPosix
-import HarmonyConfig
 
 /// What `-version` prints: version, git commit, build date, Swift version, platform.
 enum Version {

@@ -87,9 +87,10 @@ import Testing
         _ = pipeline.received(frame: [Self.delivery("b", 2), Self.delivery("a", 3)], now: 0)
         let next = try Self.group(pipeline.applied(group, wroteCursor: true, now: 0))
         #expect(next.cursor == ["a": 3, "b": 2])
-        #expect(pipeline.applied(next, wroteCursor: true, now: 0).prefix(2) == [
-            .acknowledge([.init(stream: "a", sequence: 3), .init(stream: "b", sequence: 2)]), .grantCredit(2),
-        ])
+        #expect(
+            pipeline.applied(next, wroteCursor: true, now: 0).prefix(2) == [
+                .acknowledge([.init(stream: "a", sequence: 3), .init(stream: "b", sequence: 2)]), .grantCredit(2),
+            ])
     }
 
     @Test func backoffDoublesToThirtySecondsAndResetsAfterASuccess() throws {
@@ -207,8 +208,11 @@ import Testing
             var pipeline = Self.pipeline(cursor: ["s": 5], snapshots: snapshots)
             for attempt in 0..<3 {
                 let asked = pipeline.received(frame: [Self.delivery("s", 8)], now: Double(attempt))
-                #expect(asked == [.report(.recheckingGap(SequenceGap(stream: "s", missing: 6...7))),
-                                  .subscribe(cursor: [.init(stream: "s", sequence: 5)]), .grantCredit(4)])
+                #expect(
+                    asked == [
+                        .report(.recheckingGap(SequenceGap(stream: "s", missing: 6...7))),
+                        .subscribe(cursor: [.init(stream: "s", sequence: 5)]), .grantCredit(4),
+                    ])
             }
             let group = try Self.group(pipeline.received(frame: [Self.delivery("s", 6), Self.delivery("s", 7), Self.delivery("s", 8)], now: 5))
             #expect(Self.sequences(group) == [6, 7, 8])
@@ -231,9 +235,10 @@ import Testing
 
     @Test func redeliveredMessagesAreAcknowledgedAndCreditedWithoutApplying() {
         var pipeline = Self.pipeline(cursor: ["s": 5])
-        #expect(pipeline.received(frame: [Self.delivery("s", 4), Self.delivery("s", 5)], now: 0) == [
-            .acknowledge([.init(stream: "s", sequence: 5)]), .grantCredit(1),
-        ])
+        #expect(
+            pipeline.received(frame: [Self.delivery("s", 4), Self.delivery("s", 5)], now: 0) == [
+                .acknowledge([.init(stream: "s", sequence: 5)]), .grantCredit(1),
+            ])
     }
 
     @Test func aReconnectDropsTheQueueAndSubscribesFromTheCursor() throws {
@@ -245,9 +250,10 @@ import Testing
         // no acknowledgement or credit for it.
         #expect(pipeline.applied(stale, wroteCursor: true, now: 0) == [.mirrorSeqMap(["a": 5, "b": 7])])
         _ = pipeline.seqMapMirrored(["a": 5, "b": 7], now: 0)
-        #expect(pipeline.connected(now: 1) == [
-            .subscribe(cursor: [.init(stream: "a", sequence: 5), .init(stream: "b", sequence: 7)]), .grantCredit(4),
-        ])
+        #expect(
+            pipeline.connected(now: 1) == [
+                .subscribe(cursor: [.init(stream: "a", sequence: 5), .init(stream: "b", sequence: 7)]), .grantCredit(4),
+            ])
     }
 
     @Test func aReconnectClearsWhatWaitsForARetry() throws {

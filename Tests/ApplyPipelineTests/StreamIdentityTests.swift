@@ -31,12 +31,16 @@ import Testing
         var pipeline = ApplyPipeline(cursor: ["s": 50, "t": 7], streams: ["s": 100, "t": 300], settings: .init(snapshotsEnabled: false))
         let replacement = StreamReplacement(stream: "s", position: 50, recorded: 100, current: 200)
         let actions = pipeline.consuming(stream: "s", created: 200, now: 0)
-        #expect(actions == [.restartStream(replacement), .report(.streamRestarted(replacement)),
-                            .subscribe(cursor: [.init(stream: "s", sequence: 0), .init(stream: "t", sequence: 7)]), .grantCredit(4)])
+        #expect(
+            actions == [
+                .restartStream(replacement), .report(.streamRestarted(replacement)),
+                .subscribe(cursor: [.init(stream: "s", sequence: 0), .init(stream: "t", sequence: 7)]), .grantCredit(4),
+            ])
         #expect(pipeline.cursor == ["s": 0, "t": 7] && pipeline.storedCursor == pipeline.cursor && pipeline.mirroredCursor == pipeline.cursor)
         #expect(pipeline.streams == ["s": 200, "t": 300])
         // The new stream's first message applies.
-        guard case .apply(let group) = pipeline.received(frame: [DataMessage.Delivery(stream: "s", sequence: 1, subject: "s-1.1", payload: [1])], now: 0).last else {
+        guard case .apply(let group) = pipeline.received(frame: [DataMessage.Delivery(stream: "s", sequence: 1, subject: "s-1.1", payload: [1])], now: 0).last
+        else {
             Issue.record("message 1 of the new stream is not applied")
             return
         }

@@ -27,7 +27,10 @@ import Testing
         #expect(node1shard1.leftovers(among: others).isEmpty)
         // The other way round: node 11's shard 1 does not take node 1's shard 11 (both read "1-1…").
         let node11shard1 = ConsumerNames(node: "harmonylite-node-11", shard: 1)
-        #expect(node11shard1.leftovers(among: ["harmonylite-node-1-11-\(token)", "harmonylite-node-1-11", "harmonylite-node-11-1-\(token)"]) == ["harmonylite-node-11-1-\(token)"])
+        #expect(
+            node11shard1.leftovers(among: ["harmonylite-node-1-11-\(token)", "harmonylite-node-1-11", "harmonylite-node-11-1-\(token)"]) == [
+                "harmonylite-node-11-1-\(token)"
+            ])
     }
 
     @Test func namesThatOnlyLookLikeOursAreLeftAlone() {

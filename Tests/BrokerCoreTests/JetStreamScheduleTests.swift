@@ -6,7 +6,9 @@ import Testing
     let cursor = [DataMessage.Position(stream: "s-1", sequence: 41)]
 
     func schedule(connectRetries: Int = 3, reconnectWaitSeconds: Int = 2, now: Double = 100) -> JetStreamSchedule {
-        JetStreamSchedule(settings: .init(redactedURLs: "nats://xxxxx@nats.example:4222", connectRetries: connectRetries, reconnectWaitSeconds: reconnectWaitSeconds), now: now)
+        JetStreamSchedule(
+            settings: .init(redactedURLs: "nats://xxxxx@nats.example:4222", connectRetries: connectRetries, reconnectWaitSeconds: reconnectWaitSeconds),
+            now: now)
     }
 
     /// A schedule connected at 100 with the link up and the streams ready.

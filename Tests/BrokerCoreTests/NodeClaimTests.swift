@@ -31,7 +31,10 @@ import Testing
             if case .wait(let wait?) = claim.read((Self.other, 7), now: Double(second)) { said.append(wait) }
         }
         #expect(said == [.stillWaiting(nodeID: 2, seconds: 5, holder: Self.other, ttl: 10)])
-        #expect(said.first?.statusLine == "still waiting for node id 2's claim (5 s): held by host host-a (database /var/lib/hl/app.db), not renewed; it ages out within 10 s of its last renewal")
+        #expect(
+            said.first?.statusLine
+                == "still waiting for node id 2's claim (5 s): held by host host-a (database /var/lib/hl/app.db), not renewed; it ages out within 10 s of its last renewal"
+        )
         #expect(said.first?.metadata == ["node_id": "2", "waited_s": "5", "ttl_s": "10", "held_by_host": "host-a", "held_by_database": "/var/lib/hl/app.db"])
         #expect(said.first.map { !$0.message.contains("host-a") && !$0.message.contains("2") } == true, "the message is constant")
         #expect(claim.read(nil, now: 109) == .create, "aged out")

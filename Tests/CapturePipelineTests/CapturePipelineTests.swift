@@ -1,5 +1,6 @@
 import IPC
 import Testing
+
 @testable import CapturePipeline
 
 /// A simulated capturer loop: the clock is a variable, looks are answered by the test.

@@ -21,8 +21,10 @@ import Testing
             let table = index % 2 == 0 ? "books" : "naïve table"
             let operation: ChangeEvent.Operation = index == 2 ? .delete : .upsert
             let values: [SQLiteValue] = [.integer(Int64(index))] + edgeValues
-            events.append(ChangeEvent(changeID: Int64(index + 1), table: table, operation: operation, stamp: UInt64.max - UInt64(index),
-                                      writer: UInt64.max, columns: columns, values: values, keyCount: 1))
+            events.append(
+                ChangeEvent(
+                    changeID: Int64(index + 1), table: table, operation: operation, stamp: UInt64.max - UInt64(index),
+                    writer: UInt64.max, columns: columns, values: values, keyCount: 1))
         }
         return ChangeBatch(origin: 0xFEED_FACE_CAFE_BEEF, schemaHash: String(repeating: "ab", count: 32), events: events)
     }
@@ -50,8 +52,9 @@ import Testing
             ("naïve table", ["id", "title", "authors", "year"]), ("books", ["ID", "title", "authors", "year"]),
         ]
         let events = shapes.enumerated().map { index, shape in
-            ChangeEvent(changeID: Int64(index + 1), table: shape.table, operation: .upsert, stamp: UInt64(index), writer: 1, columns: shape.columns,
-                        values: shape.columns.indices.map { .integer(Int64($0)) }, keyCount: 1)
+            ChangeEvent(
+                changeID: Int64(index + 1), table: shape.table, operation: .upsert, stamp: UInt64(index), writer: 1, columns: shape.columns,
+                values: shape.columns.indices.map { .integer(Int64($0)) }, keyCount: 1)
         }
         let batch = ChangeBatch(origin: 7, schemaHash: "h", events: events)
         for compress in [false, true] {
@@ -110,7 +113,9 @@ import Testing
         #expect(a == Shard.of(table: "books", key: [.integer(42)], shards: 8))
         #expect((1...8).contains(a))
         // Storage class matters: 42 and '42' are different keys.
-        let counts = (0..<800).reduce(into: [UInt64: Int]()) { counts, key in counts[Shard.of(table: "t", key: [.integer(Int64(key))], shards: 4), default: 0] += 1 }
+        let counts = (0..<800).reduce(into: [UInt64: Int]()) { counts, key in
+            counts[Shard.of(table: "t", key: [.integer(Int64(key))], shards: 4), default: 0] += 1
+        }
         #expect(counts.keys.sorted() == [1, 2, 3, 4])
         #expect(counts.values.allSatisfy { $0 > 120 })
     }

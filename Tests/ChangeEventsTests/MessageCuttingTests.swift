@@ -5,8 +5,9 @@ import Testing
 
 @Suite struct MessageCuttingTests {
     static func event(_ id: Int64, blobBytes: Int) -> ChangeEvent {
-        ChangeEvent(changeID: id, table: "files", operation: .upsert, stamp: 1, writer: 1,
-                    columns: ["id", "data"], values: [.integer(id), .blob([UInt8](repeating: 7, count: blobBytes))], keyCount: 1)
+        ChangeEvent(
+            changeID: id, table: "files", operation: .upsert, stamp: 1, writer: 1,
+            columns: ["id", "data"], values: [.integer(id), .blob([UInt8](repeating: 7, count: blobBytes))], keyCount: 1)
     }
 
     @Test func encodedSizeIsTheBodyGrowth() {
@@ -54,8 +55,9 @@ import Testing
         let overhead = Self.event(1, blobBytes: 0).encodedSize
         var generator = SystemRandomNumberGenerator()
         let random = (0..<(maximum - overhead)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let largest = ChangeEvent(changeID: 1, table: "files", operation: .upsert, stamp: 1, writer: 1,
-                                  columns: ["id", "data"], values: [.integer(1), .blob(random)], keyCount: 1)
+        let largest = ChangeEvent(
+            changeID: 1, table: "files", operation: .upsert, stamp: 1, writer: 1,
+            columns: ["id", "data"], values: [.integer(1), .blob(random)], keyCount: 1)
         #expect(largest.encodedSize == maximum)
         let cut = MessageCutting(maximumBytes: maximum).cut([largest, Self.event(2, blobBytes: maximum - overhead + 1)])
         #expect(cut.messages == [[largest]])

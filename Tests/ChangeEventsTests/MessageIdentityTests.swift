@@ -12,9 +12,11 @@ import Testing
     }
 
     @Test func anythingElseIsNoIdentity() {
-        for text in ["", "3", "3.abc.2", "3.abc.2.41", "3.abc.2.41-", "3..2.41-77", "03.abc.2.41-77", "3.abc.2.41-77.1", "3.abc.2.41--77",
-                     "+3.abc.2.41-77", "3.abc.2.41-9223372036854775808", "18446744073709551616.abc.2.41-77", "3.abc.x.41-77",
-                     "3.abc.2.41-77" + String(repeating: "7", count: 200)] {
+        for text in [
+            "", "3", "3.abc.2", "3.abc.2.41", "3.abc.2.41-", "3..2.41-77", "03.abc.2.41-77", "3.abc.2.41-77.1", "3.abc.2.41--77",
+            "+3.abc.2.41-77", "3.abc.2.41-9223372036854775808", "18446744073709551616.abc.2.41-77", "3.abc.x.41-77",
+            "3.abc.2.41-77" + String(repeating: "7", count: 200),
+        ] {
             #expect(MessageIdentity(parsing: text) == nil, "\(text)")
         }
     }
@@ -32,7 +34,9 @@ import Testing
 
     @Test func theQuickCheckAgreesWithTheParsedOne() {
         let prefix = MessageIdentity.heldPrefix(node: 3, incarnation: "aaaa")
-        for (text, publisher) in [("3.aaaa.1.1-5", 3), ("3.aaaab.1.1-5", 3), ("3.aaa.1.1-5", 3), ("3.aaaa.1.1-5", 4), ("33.aaaa.1.1-5", 33), ("3.bbbb.2.7-9", 3)] as [(String, UInt64)] {
+        for (text, publisher) in [
+            ("3.aaaa.1.1-5", 3), ("3.aaaab.1.1-5", 3), ("3.aaa.1.1-5", 3), ("3.aaaa.1.1-5", 4), ("33.aaaa.1.1-5", 33), ("3.bbbb.2.7-9", 3),
+        ] as [(String, UInt64)] {
             let parsed = MessageIdentity(parsing: text)?.isHeld(publisher: publisher, node: 3, incarnation: "aaaa") ?? false
             #expect(MessageIdentity.isHeld(messageID: text, publisher: publisher, node: 3, heldPrefix: prefix) == parsed, "\(text)")
         }

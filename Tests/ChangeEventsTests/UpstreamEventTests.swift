@@ -1,6 +1,6 @@
-import TestSupport
 import Foundation
 import SQLiteKit
+import TestSupport
 import Testing
 
 @testable import ChangeEvents
@@ -64,15 +64,17 @@ enum UpstreamMessages {
 
     /// What `publish_for_upstream` sends decodes as upstream's own messages do, marked as our copy.
     @Test func ourChangesEncodeAsUpstreamEvents() throws {
-        let upsert = ChangeEvent(changeID: 9, table: "t", operation: .upsert, stamp: 1 << 16, writer: 2, columns: ["id", "a", "b", "c", "d", "e"],
-                                 values: [.integer(-5), .real(2.5), .text("é"), .text([0xFF, 0xFE]), .blob([1]), .null], keyCount: 1)
+        let upsert = ChangeEvent(
+            changeID: 9, table: "t", operation: .upsert, stamp: 1 << 16, writer: 2, columns: ["id", "a", "b", "c", "d", "e"],
+            values: [.integer(-5), .real(2.5), .text("é"), .text([0xFF, 0xFE]), .blob([1]), .null], keyCount: 1)
         for compress in [false, true] {
             let decoded = try UpstreamEvent(decoding: UpstreamEvent.encode(upsert, origin: 2, schemaHash: "abc", compress: compress))
             #expect(decoded.origin == 2 && decoded.republished && decoded.id == 9 && decoded.operation == .insert && decoded.schemaHash == "abc")
             #expect(decoded.columns == ["a", "b", "c", "d", "e", "id"])
             #expect(decoded.values == [.real(2.5), .text("é"), .blob([0xFF, 0xFE]), .blob([1]), .null, .integer(-5)])
         }
-        let delete = ChangeEvent(changeID: 10, table: "t", operation: .delete, stamp: 2 << 16, writer: 2, columns: ["id"], values: [.integer(.min)], keyCount: 1)
+        let delete = ChangeEvent(
+            changeID: 10, table: "t", operation: .delete, stamp: 2 << 16, writer: 2, columns: ["id"], values: [.integer(.min)], keyCount: 1)
         let decoded = try UpstreamEvent(decoding: UpstreamEvent.encode(delete, origin: 2, schemaHash: "", compress: false))
         #expect(decoded.operation == .delete && decoded.values == [.integer(.min)])
         #expect(try !UpstreamEvent(decoding: UpstreamMessages.fixture("message-books-1.cbor")).republished)
@@ -82,8 +84,10 @@ enum UpstreamMessages {
         // Our own batches are not upstream's, and the other way round.
         #expect(!UpstreamEvent.looksUpstream([1, 0, 0]))
         #expect(try UpstreamMessages.all.allSatisfy(UpstreamEvent.looksUpstream))
-        for bytes: [UInt8] in [[], [0xA0], [0xBF], [0xA1, 0x61, 0x41], [0x28, 0xB5, 0x2F, 0xFD], [0xA1, 0x60, 0x9B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
-                               Array(repeating: 0xA1, count: 1000)] {
+        for bytes: [UInt8] in [
+            [], [0xA0], [0xBF], [0xA1, 0x61, 0x41], [0x28, 0xB5, 0x2F, 0xFD], [0xA1, 0x60, 0x9B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+            Array(repeating: 0xA1, count: 1000),
+        ] {
             #expect(throws: UpstreamEventError.self) { _ = try UpstreamEvent(decoding: bytes) }
         }
         #expect(TimeText.format(seconds: 0, nanoseconds: 0) == "1970-01-01 00:00:00+00:00")

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ChangeEvents
@@ -56,7 +56,9 @@ import Testing
 
     @Test func applicationWritesAreCapturedWithTrustedSchemaOff() throws {
         let (path, db, installation) = try installed(node: 42)
-        try app(path, """
+        try app(
+            path,
+            """
             INSERT INTO books VALUES (1, 'Dune', 1965), (2, 'Emma', 1815);
             UPDATE books SET year = 1966 WHERE id = 1;
             DELETE FROM books WHERE id = 2;
@@ -106,14 +108,19 @@ import Testing
         let (path, db, installation) = try installed(node: 1)
         let applier = try ChangeApplier(database: db, catalog: installation.catalog)
         let columns = ["id", "title", "year"]
-        let newer = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 2000 << 16, writer: 2, columns: columns, values: [.integer(1), .text("new"), .integer(2)], keyCount: 1)
-        let older = ChangeEvent(changeID: 2, table: "books", operation: .upsert, stamp: 1000 << 16, writer: 3, columns: columns, values: [.integer(1), .text("old"), .integer(1)], keyCount: 1)
+        let newer = ChangeEvent(
+            changeID: 1, table: "books", operation: .upsert, stamp: 2000 << 16, writer: 2, columns: columns, values: [.integer(1), .text("new"), .integer(2)],
+            keyCount: 1)
+        let older = ChangeEvent(
+            changeID: 2, table: "books", operation: .upsert, stamp: 1000 << 16, writer: 3, columns: columns, values: [.integer(1), .text("old"), .integer(1)],
+            keyCount: 1)
         let outcome = try applier.apply([newer, older, newer], cursor: ["s-1": 7])
         #expect(outcome == .init(applied: 1, superseded: 2))
         #expect(try app(path, "SELECT title FROM books; SELECT count(*) FROM __harmonylite___change_log_global;") == "new\n0\n")
         #expect(try applier.storedCursor() == ["s-1": 7])
         // Same stamp, higher writer wins the tie; a delete leaves a tombstone older writes cannot pass.
-        let tie = ChangeEvent(changeID: 3, table: "books", operation: .delete, stamp: 2000 << 16, writer: 9, columns: ["id"], values: [.integer(1)], keyCount: 1)
+        let tie = ChangeEvent(
+            changeID: 3, table: "books", operation: .delete, stamp: 2000 << 16, writer: 9, columns: ["id"], values: [.integer(1)], keyCount: 1)
         #expect(try applier.apply([tie]).applied == 1)
         #expect(try applier.apply([newer]).superseded == 1)
         #expect(try app(path, "SELECT count(*) FROM books;") == "0\n")
@@ -125,7 +132,9 @@ import Testing
         let (path, db, installation) = try installed(node: 1)
         let applier = try ChangeApplier(database: db, catalog: installation.catalog)
         func write(_ title: String, stamp: UInt64, writer: UInt64) -> ChangeEvent {
-            ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: stamp, writer: writer, columns: ["id", "title"], values: [.integer(1), .text(title)], keyCount: 1)
+            ChangeEvent(
+                changeID: 1, table: "books", operation: .upsert, stamp: stamp, writer: writer, columns: ["id", "title"], values: [.integer(1), .text(title)],
+                keyCount: 1)
         }
         let high: UInt64 = 1 << 63 | 5
         #expect(try applier.apply([write("small writer", stamp: 7 << 16, writer: 3)]).applied == 1)
@@ -140,9 +149,13 @@ import Testing
     @Test func unknownTablesAndColumnsAreErrorsAndRollBack() throws {
         let (path, db, installation) = try installed(node: 1)
         let applier = try ChangeApplier(database: db, catalog: installation.catalog)
-        let good = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 5, writer: 2, columns: ["id", "title"], values: [.integer(1), .text("x")], keyCount: 1)
-        let missingTable = ChangeEvent(changeID: 2, table: "films", operation: .upsert, stamp: 5, writer: 2, columns: ["id"], values: [.integer(1)], keyCount: 1)
-        let missingColumn = ChangeEvent(changeID: 3, table: "books", operation: .upsert, stamp: 5, writer: 2, columns: ["id", "title", "rating"], values: [.integer(2), .text("y"), .integer(5)], keyCount: 1)
+        let good = ChangeEvent(
+            changeID: 1, table: "books", operation: .upsert, stamp: 5, writer: 2, columns: ["id", "title"], values: [.integer(1), .text("x")], keyCount: 1)
+        let missingTable = ChangeEvent(
+            changeID: 2, table: "films", operation: .upsert, stamp: 5, writer: 2, columns: ["id"], values: [.integer(1)], keyCount: 1)
+        let missingColumn = ChangeEvent(
+            changeID: 3, table: "books", operation: .upsert, stamp: 5, writer: 2, columns: ["id", "title", "rating"],
+            values: [.integer(2), .text("y"), .integer(5)], keyCount: 1)
         let tableError = #expect(throws: ApplyError.self) { try applier.apply([good, missingTable]) }
         #expect(tableError?.description.contains("table films is not replicated here") == true)
         let columnError = #expect(throws: ApplyError.self) { try applier.apply([good, missingColumn]) }
@@ -211,7 +224,9 @@ import Testing
         let installation = try ChangeLogInstaller.install(in: sourceDB, node: 1)
         let targetDB = try SQLiteDatabase(existingPath: target)
         let targetInstallation = try ChangeLogInstaller.install(in: targetDB, node: 2)
-        try app(source, """
+        try app(
+            source,
+            """
             INSERT INTO v VALUES (1, NULL), (2, 9223372036854775807), (3, -9223372036854775808), (4, 0.0), (5, -0.0),
               (6, 1e308), (7, 0.1), (8, ''), (9, x''), (10, x'000000'), (11, 'ünïcødé ☃ 𝄞'), (12, '2024-01-02 03:04:05'),
               (13, printf('%.*c', 100000, 'x')), (14, CAST(x'610062' AS TEXT)), (15, '1e3'), (16, 4.9e-324);
@@ -256,7 +271,9 @@ import Testing
                     switch rng.next() % 4 {
                     case 0: sql += "DELETE FROM kv WHERE k = \(key);"
                     case 1: sql += "UPDATE kv SET k = \(key + 8) WHERE k = \(key) AND NOT EXISTS (SELECT 1 FROM kv WHERE k = \(key + 8));"
-                    default: sql += "INSERT INTO kv VALUES (\(key), 'n\(index)r\(round)', \(rng.next() % 100)) ON CONFLICT(k) DO UPDATE SET v = excluded.v, n = excluded.n;"
+                    default:
+                        sql +=
+                            "INSERT INTO kv VALUES (\(key), 'n\(index)r\(round)', \(rng.next() % 100)) ON CONFLICT(k) DO UPDATE SET v = excluded.v, n = excluded.n;"
                     }
                 }
                 try node.db.execute(sql + "COMMIT;")
@@ -307,7 +324,10 @@ import Testing
         try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE tags (name TEXT PRIMARY KEY, n INTEGER);")
         let installation = try ChangeLogInstaller.install(in: SQLiteDatabase(existingPath: path), node: 1)
         #expect(installation.catalog.replicated.map(\.name) == ["tags"])
-        try app(path, "INSERT INTO tags VALUES (NULL, 1); INSERT INTO tags VALUES (NULL, 2); INSERT INTO tags VALUES ('a', 3); UPDATE tags SET n = 4; DELETE FROM tags WHERE name IS NULL;")
+        try app(
+            path,
+            "INSERT INTO tags VALUES (NULL, 1); INSERT INTO tags VALUES (NULL, 2); INSERT INTO tags VALUES ('a', 3); UPDATE tags SET n = 4; DELETE FROM tags WHERE name IS NULL;"
+        )
         #expect(try app(path, "SELECT count(*) FROM tags;") == "1\n")
         #expect(try queued(path) == "2\n")  // 'a': insert and update; nothing for the NULL rows
     }
@@ -321,7 +341,9 @@ import Testing
         let database = try SQLiteDatabase(existingPath: path)
         _ = try ChangeLogInstaller.install(in: database, node: 1)
         try app(path, "CREATE TABLE late (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO late VALUES (1, 'mine');")
-        let remote = ChangeEvent(changeID: 9, table: "late", operation: .upsert, stamp: 5 << 16, writer: 2, columns: ["id", "v"], values: [.integer(2), .text("theirs")], keyCount: 1)
+        let remote = ChangeEvent(
+            changeID: 9, table: "late", operation: .upsert, stamp: 5 << 16, writer: 2, columns: ["id", "v"], values: [.integer(2), .text("theirs")], keyCount: 1
+        )
         _ = try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: TableCatalog.read(database)).apply([remote])
         let installation = try ChangeLogInstaller.install(in: database, node: 1)
         let events = try ChangeReader(database: database, installation: installation).pending(after: 0, limit: 100).events
@@ -334,7 +356,8 @@ import Testing
     @Test func anApplicationDefinedKeyCollationRefusesThatTableOnly() throws {
         let path = directory.path + "/c.db"
         try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT);")
-        let python = "import sqlite3; c = sqlite3.connect('\(path)'); c.create_collation('reverse', lambda a, b: (b > a) - (b < a)); c.execute('CREATE TABLE odd (k TEXT COLLATE reverse PRIMARY KEY, v)'); c.commit()"
+        let python =
+            "import sqlite3; c = sqlite3.connect('\(path)'); c.create_collation('reverse', lambda a, b: (b > a) - (b < a)); c.execute('CREATE TABLE odd (k TEXT COLLATE reverse PRIMARY KEY, v)'); c.commit()"
         let made = try runCommand("/usr/bin/env", ["python3", "-c", python])
         #expect(made.status == 0, "\(made.output)")
         let installation = try ChangeLogInstaller.install(in: SQLiteDatabase(existingPath: path), node: 1)
@@ -372,7 +395,10 @@ import Testing
         let name = "x\"\u{301}; DROP TABLE books; --"
         #expect(HarmonyLiteObjects.quoted(name) == "\"x\"\"\u{301}; DROP TABLE books; --\"")
         let path = directory.path + "/q.db"
-        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY); CREATE TABLE \(HarmonyLiteObjects.quoted(name)) (id INTEGER PRIMARY KEY, v);")
+        try makeDatabase(
+            path,
+            "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY); CREATE TABLE \(HarmonyLiteObjects.quoted(name)) (id INTEGER PRIMARY KEY, v);"
+        )
         let database = try SQLiteDatabase(existingPath: path)
         let installation = try ChangeLogInstaller.install(in: database, node: 1)
         #expect(Set(installation.catalog.replicated.map(\.name)) == ["books", name])
@@ -435,8 +461,9 @@ import Testing
         }
         let replicaDB = try SQLiteDatabase(existingPath: replica)
         let applier = try ChangeApplier(database: replicaDB, catalog: TableCatalog.read(replicaDB))
-        let nul = ChangeEvent(changeID: 9, table: table + "\u{0}\"; CREATE TABLE pwned3 (a); --", operation: .upsert, stamp: .max, writer: 1,
-                              columns: ["id"], values: [.integer(2)], keyCount: 1)
+        let nul = ChangeEvent(
+            changeID: 9, table: table + "\u{0}\"; CREATE TABLE pwned3 (a); --", operation: .upsert, stamp: .max, writer: 1,
+            columns: ["id"], values: [.integer(2)], keyCount: 1)
         #expect(throws: (any Error).self) { try applier.apply([nul]) }
         _ = try HarmonyLiteObjects.removeAll(from: replicaDB)
         #expect(try app(replica, "SELECT count(*) FROM sqlite_master WHERE type = 'table';") == "1\n")
@@ -446,7 +473,8 @@ import Testing
     /// The replica role: an application trigger's effect arrives as rows of its own and is not computed
     /// again on the replica; a cascade's deletes arrive as deletes and do not cascade again.
     @Test func applicationTriggersAndCascadesDoNotFireAgainOnApply() throws {
-        let (origin, replica, replicate) = try pair("""
+        let (origin, replica, replicate) = try pair(
+            """
             CREATE TABLE orders (id INTEGER PRIMARY KEY, amount INTEGER);
             CREATE TABLE totals (name TEXT PRIMARY KEY, sum INTEGER NOT NULL);
             CREATE TRIGGER add_order AFTER INSERT ON orders BEGIN
@@ -485,10 +513,12 @@ import Testing
         let database = try SQLiteDatabase(existingPath: path)
         _ = try ChangeLogInstaller.install(in: database, node: 2)
         let applier = try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: TableCatalog.read(database))
-        let full = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 10 << 16, writer: 1, columns: ["id", "title", "rating", "note"],
-                               values: [.integer(1), .text("Dune"), .integer(5), .text("new schema")], keyCount: 1)
-        let older = ChangeEvent(changeID: 2, table: "books", operation: .upsert, stamp: 20 << 16, writer: 3, columns: ["id", "title"],
-                                values: [.integer(1), .text("Dune (old schema)")], keyCount: 1)
+        let full = ChangeEvent(
+            changeID: 1, table: "books", operation: .upsert, stamp: 10 << 16, writer: 1, columns: ["id", "title", "rating", "note"],
+            values: [.integer(1), .text("Dune"), .integer(5), .text("new schema")], keyCount: 1)
+        let older = ChangeEvent(
+            changeID: 2, table: "books", operation: .upsert, stamp: 20 << 16, writer: 3, columns: ["id", "title"],
+            values: [.integer(1), .text("Dune (old schema)")], keyCount: 1)
         _ = try applier.apply([full])
         _ = try applier.apply([older])
         #expect(try app(path, "SELECT title, rating, quote(note) FROM books;") == "Dune (old schema)|3|NULL\n")
@@ -507,21 +537,24 @@ import Testing
         try app(path, "ALTER TABLE books RENAME COLUMN rating TO stars;")
         _ = try ChangeLogInstaller.install(in: database, node: 2)
         let applier = try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: TableCatalog.read(database))
-        let old = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 10 << 16, writer: 1, columns: ["id", "title", "isbn", "rating"],
-                              values: [.integer(1), .text("Dune"), .text("978-0441013593"), .integer(5)], keyCount: 1)
+        let old = ChangeEvent(
+            changeID: 1, table: "books", operation: .upsert, stamp: 10 << 16, writer: 1, columns: ["id", "title", "isbn", "rating"],
+            values: [.integer(1), .text("Dune"), .text("978-0441013593"), .integer(5)], keyCount: 1)
         #expect(try applier.apply([old]).applied == 1)
         #expect(try app(path, "SELECT id, title, stars FROM books;") == "1|Dune|5\n")
         // A column never seen here still waits (a migration not run here yet).
-        let unknown = ChangeEvent(changeID: 2, table: "books", operation: .upsert, stamp: 11 << 16, writer: 1, columns: ["id", "title", "pages"],
-                                  values: [.integer(2), .text("Emma"), .integer(300)], keyCount: 1)
+        let unknown = ChangeEvent(
+            changeID: 2, table: "books", operation: .upsert, stamp: 11 << 16, writer: 1, columns: ["id", "title", "pages"],
+            values: [.integer(2), .text("Emma"), .integer(300)], keyCount: 1)
         let error = #expect(throws: ApplyError.self) { try applier.apply([unknown]) }
         #expect(error?.kind == .schemaMissing)
         // A drop and a rename between two looks cannot be told apart: the row applies, the ambiguous column's
         // value is kept aside (never written into another column), visible as a parked message.
         _ = try app(path, "ALTER TABLE books DROP COLUMN title; ALTER TABLE books RENAME COLUMN stars TO score;")
         _ = try ChangeLogInstaller.install(in: database, node: 2)
-        let ambiguous = ChangeEvent(changeID: 3, table: "books", operation: .upsert, stamp: 12 << 16, writer: 1, columns: ["id", "stars"],
-                                    values: [.integer(3), .integer(4)], keyCount: 1)
+        let ambiguous = ChangeEvent(
+            changeID: 3, table: "books", operation: .upsert, stamp: 12 << 16, writer: 1, columns: ["id", "stars"],
+            values: [.integer(3), .integer(4)], keyCount: 1)
         let kept = try applier.apply([ambiguous])
         #expect(kept.applied == 1 && kept.partlyParked.map(\.kind) == [.columnsKeptAside])
         #expect(try app(path, "SELECT id, quote(score) FROM books WHERE id = 3;") == "3|NULL\n")
@@ -542,8 +575,9 @@ import Testing
         _ = try ChangeLogInstaller.install(in: database, node: 2, seen: { [seen] })
         #expect(try app(path, "SELECT state FROM __harmonylite___columns WHERE name = 'extra';") == "dropped\n")
         let applier = try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: TableCatalog.read(database))
-        let carrying = ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 10 << 16, writer: 1, columns: ["id", "title", "extra"],
-                                   values: [.integer(1), .text("Dune"), .text("x")], keyCount: 1)
+        let carrying = ChangeEvent(
+            changeID: 1, table: "books", operation: .upsert, stamp: 10 << 16, writer: 1, columns: ["id", "title", "extra"],
+            values: [.integer(1), .text("Dune"), .text("x")], keyCount: 1)
         #expect(try applier.apply([carrying]).applied == 1)
         #expect(try app(path, "SELECT id, title FROM books;") == "1|Dune\n")
     }
@@ -564,7 +598,8 @@ import Testing
         try database.transaction { () throws(SQLiteError) in
             try ColumnHistory.update(stale, in: database)
         }
-        #expect(try app(path, "SELECT name, state, quote(renamed_to) FROM __harmonylite___columns WHERE name IN ('x', 'y') ORDER BY name;")
+        #expect(
+            try app(path, "SELECT name, state, quote(renamed_to) FROM __harmonylite___columns WHERE name IN ('x', 'y') ORDER BY name;")
                 == "x|dropped|NULL\ny|live|NULL\n")
     }
 
@@ -580,11 +615,13 @@ import Testing
         // Created while the applier runs, before the capturer looked: no row-clock table yet.
         try app(replica, "CREATE TABLE later (id INTEGER PRIMARY KEY, name TEXT);")
         func later(_ id: Int64, stamp: UInt64) -> ChangeEvent {
-            ChangeEvent(changeID: Int64(stamp), table: "later", operation: .upsert, stamp: stamp << 16, writer: 1, columns: ["id", "name"],
-                        values: [.integer(id), .text("row \(id)")], keyCount: 1)
+            ChangeEvent(
+                changeID: Int64(stamp), table: "later", operation: .upsert, stamp: stamp << 16, writer: 1, columns: ["id", "name"],
+                values: [.integer(id), .text("row \(id)")], keyCount: 1)
         }
-        let refused = ChangeEvent(changeID: 9, table: "books", operation: .upsert, stamp: 9 << 16, writer: 1, columns: ["id", "title"],
-                                  values: [.integer(1), .null], keyCount: 1)
+        let refused = ChangeEvent(
+            changeID: 9, table: "books", operation: .upsert, stamp: 9 << 16, writer: 1, columns: ["id", "title"],
+            values: [.integer(1), .null], keyCount: 1)
         let failed = #expect(throws: ApplyError.self) { try applier.apply([later(1, stamp: 1), refused]) }
         #expect(failed?.kind == .database(19))
         #expect(try applier.apply([later(2, stamp: 2)]).applied == 1)
@@ -641,7 +678,9 @@ import Testing
     @Test func swapsAndCyclesInsideOneTransactionApply() throws {
         let rows = "INSERT INTO seats VALUES (1, 'ann', ''), (2, 'bob', ''), (3, 'cy', '');"
         let origin = try node("origin", 1, rows), replica = try node("replica", 2, rows)
-        try app(origin.path, """
+        try app(
+            origin.path,
+            """
             BEGIN;
             UPDATE seats SET holder = 'tmp' WHERE id = 1; UPDATE seats SET holder = 'ann' WHERE id = 2; UPDATE seats SET holder = 'bob' WHERE id = 1;
             COMMIT;
@@ -677,8 +716,9 @@ import Testing
         #expect(try app(one.path, dump) == "20|vip|from two\n")
         #expect(try app(two.path, dump) == "20|vip|from two\n")
         for path in [one.path, two.path] {
-            #expect(try app(path, "SELECT table_name, columns, losing_key, losing_values, winning_key FROM __harmonylite___conflicts;")
-                == "seats|holder|10|id=10, holder='vip', note='from one'|20\n")
+            #expect(
+                try app(path, "SELECT table_name, columns, losing_key, losing_values, winning_key FROM __harmonylite___conflicts;")
+                    == "seats|holder|10|id=10, holder='vip', note='from one'|20\n")
         }
         // Later writes on node one move the value back; they apply on node two in one batch.
         let before = try PublishWatermark.lastQueuedID(in: one.db)

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ChangeEvents
@@ -129,28 +129,36 @@ enum EventSetGenerator {
 
     static let emails: [SQLiteValue] = [.text("u@x"), .text("U@x"), .text("v@x"), .null]
     static let tables: [Table] = [
-        Table(name: "users", keyColumns: ["id"], columns: ["email", "name"], keys: (1...4).map { [.integer($0)] },
-              values: [emails, [.text("ann"), .text("bob")]]),
-        Table(name: "accounts", keyColumns: ["id"], columns: ["email", "active"], keys: (1...4).map { [.integer($0)] },
-              values: [emails, [.integer(0), .integer(1), .integer(1)]]),
-        Table(name: "people", keyColumns: ["id"], columns: ["handle"], keys: (1...4).map { [.integer($0)] },
-              values: [[.text("Ann"), .text("ann"), .text("bob"), .null]]),
-        Table(name: "tags", keyColumns: ["id"], columns: ["name"], keys: (1...4).map { [.integer($0)] },
-              values: [[.text("Red"), .text("RED"), .text("red"), .text("blue")]]),
-        Table(name: "slots", keyColumns: ["a", "b"], columns: ["owner", "day"],
-              keys: [[.text("x"), .integer(1)], [.text("x"), .integer(2)], [.text("y"), .integer(1)], [.text("Y"), .integer(1)]],
-              values: [[.text("ann"), .text("bob"), .null], [.integer(1), .integer(2), .null]]),
-        Table(name: "seats", keyColumns: ["id"], columns: ["holder", "code"], keys: (1...5).map { [.integer($0)] },
-              values: [[.text("p"), .text("q"), .text("r")], [.text("A"), .text("B"), .null]]),
+        Table(
+            name: "users", keyColumns: ["id"], columns: ["email", "name"], keys: (1...4).map { [.integer($0)] },
+            values: [emails, [.text("ann"), .text("bob")]]),
+        Table(
+            name: "accounts", keyColumns: ["id"], columns: ["email", "active"], keys: (1...4).map { [.integer($0)] },
+            values: [emails, [.integer(0), .integer(1), .integer(1)]]),
+        Table(
+            name: "people", keyColumns: ["id"], columns: ["handle"], keys: (1...4).map { [.integer($0)] },
+            values: [[.text("Ann"), .text("ann"), .text("bob"), .null]]),
+        Table(
+            name: "tags", keyColumns: ["id"], columns: ["name"], keys: (1...4).map { [.integer($0)] },
+            values: [[.text("Red"), .text("RED"), .text("red"), .text("blue")]]),
+        Table(
+            name: "slots", keyColumns: ["a", "b"], columns: ["owner", "day"],
+            keys: [[.text("x"), .integer(1)], [.text("x"), .integer(2)], [.text("y"), .integer(1)], [.text("Y"), .integer(1)]],
+            values: [[.text("ann"), .text("bob"), .null], [.integer(1), .integer(2), .null]]),
+        Table(
+            name: "seats", keyColumns: ["id"], columns: ["holder", "code"], keys: (1...5).map { [.integer($0)] },
+            values: [[.text("p"), .text("q"), .text("r")], [.text("A"), .text("B"), .null]]),
         // A UNIQUE index on a generated column; UNIQUE constraints with their own ON CONFLICT; a partial
         // index whose condition compares a NOCASE column, written with comments SQLite keeps in its text.
-        Table(name: "gen", keyColumns: ["id"], columns: ["name"], keys: (1...4).map { [.integer($0)] },
-              values: [[.text("Red"), .text("RED"), .text("blue")]]),
+        Table(
+            name: "gen", keyColumns: ["id"], columns: ["name"], keys: (1...4).map { [.integer($0)] },
+            values: [[.text("Red"), .text("RED"), .text("blue")]]),
         Table(name: "rep", keyColumns: ["id"], columns: ["email"], keys: (1...4).map { [.integer($0)] }, values: [emails]),
         Table(name: "ign", keyColumns: ["id"], columns: ["email"], keys: (1...4).map { [.integer($0)] }, values: [emails]),
         Table(name: "rb", keyColumns: ["id"], columns: ["email"], keys: (1...4).map { [.integer($0)] }, values: [emails]),
-        Table(name: "actives", keyColumns: ["id"], columns: ["email", "status"], keys: (1...4).map { [.integer($0)] },
-              values: [emails, [.text("Active"), .text("ACTIVE"), .text("archived")]]),
+        Table(
+            name: "actives", keyColumns: ["id"], columns: ["email", "status"], keys: (1...4).map { [.integer($0)] },
+            values: [emails, [.text("Active"), .text("ACTIVE"), .text("archived")]]),
     ]
 
     static func generate(using rng: inout SeededGenerator) -> [ChangeEvent] {
@@ -171,9 +179,10 @@ enum EventSetGenerator {
             changeID += 1
             let key = table.keys[keyIndex]
             let values = delete ? key : key + table.values.map { pick($0) }
-            return ChangeEvent(changeID: changeID, table: table.name, operation: delete ? .delete : .upsert, stamp: stamp, writer: writer,
-                               columns: delete ? table.keyColumns : table.keyColumns + table.columns, values: values,
-                               keyCount: table.keyColumns.count)
+            return ChangeEvent(
+                changeID: changeID, table: table.name, operation: delete ? .delete : .upsert, stamp: stamp, writer: writer,
+                columns: delete ? table.keyColumns : table.keyColumns + table.columns, values: values,
+                keyCount: table.keyColumns.count)
         }
         while events.count < count {
             let tableIndex = Int(rng.next() % UInt64(tables.count))
@@ -238,7 +247,8 @@ enum ConvergenceOracle {
         var clocks: [String: [String]] = [:]
         for event in final.values {
             clocks[event.table, default: []].append(
-                (event.key.map(\.sqlLiteral) + ["\(Int64(bitPattern: event.stamp))", "\(event.writer)", event.operation == .delete ? "1" : "0"]).joined(separator: "|"))
+                (event.key.map(\.sqlLiteral) + ["\(Int64(bitPattern: event.stamp))", "\(event.writer)", event.operation == .delete ? "1" : "0"]).joined(
+                    separator: "|"))
         }
         let path = directory + "/oracle.db"
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
@@ -277,13 +287,18 @@ enum ConvergenceOracle {
         var state = try dumpRows(database)
         for table in tables {
             let log = ChangeLogSchema.changeLog(of: table.name)
-            let columns = (table.keyColumns.map { "quote(\"\($0)\")" } + ["\(ChangeLogSchema.stampColumn)", "\(ChangeLogSchema.nodeColumn)", "\(ChangeLogSchema.deletedColumn)"])
+            let columns =
+                (table.keyColumns.map { "quote(\"\($0)\")" } + [
+                    "\(ChangeLogSchema.stampColumn)", "\(ChangeLogSchema.nodeColumn)", "\(ChangeLogSchema.deletedColumn)",
+                ])
                 .joined(separator: " || '|' || ")
             let rows = try database.rows("SELECT \(columns) FROM \"\(log)\"").map { $0[0] ?? "" }.sorted()
             if !rows.isEmpty { state.clocks[table.name] = rows }
         }
-        state.heldAside = try database.rows("SELECT table_name || '|' || losing_key || '|' || losing_stamp || '|' || losing_writer FROM \(ChangeLogSchema.conflicts)")
-            .map { $0[0] ?? "" }.sorted()
+        state.heldAside = try database.rows(
+            "SELECT table_name || '|' || losing_key || '|' || losing_stamp || '|' || losing_writer FROM \(ChangeLogSchema.conflicts)"
+        )
+        .map { $0[0] ?? "" }.sorted()
         return state
     }
 }

@@ -1,8 +1,8 @@
-import TestSupport
+import ChangeEvents
 import Foundation
+import TestSupport
 import Testing
 
-import ChangeEvents
 @testable import ChangeLog
 @testable import SQLiteKit
 
@@ -89,9 +89,15 @@ import ChangeEvents
         let database = try SQLiteDatabase(existingPath: path)
         let applier = try ChangeApplier(database: database, catalog: ChangeLogInstaller.install(in: database, node: 2).catalog)
         let events: [ChangeEvent] = [
-            ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: 100 << 16, writer: 1, columns: ["id", "title"], values: [.integer(1), .text("Dune")], keyCount: 1),
-            ChangeEvent(changeID: 2, table: "scratch", operation: .upsert, stamp: 100 << 16, writer: 1, columns: ["id", "note"], values: [.integer(7), .text("x")], keyCount: 1),
-            ChangeEvent(changeID: 3, table: "books", operation: .upsert, stamp: 101 << 16, writer: 1, columns: ["id", "title"], values: [.integer(2), .text("Emma")], keyCount: 1),
+            ChangeEvent(
+                changeID: 1, table: "books", operation: .upsert, stamp: 100 << 16, writer: 1, columns: ["id", "title"], values: [.integer(1), .text("Dune")],
+                keyCount: 1),
+            ChangeEvent(
+                changeID: 2, table: "scratch", operation: .upsert, stamp: 100 << 16, writer: 1, columns: ["id", "note"], values: [.integer(7), .text("x")],
+                keyCount: 1),
+            ChangeEvent(
+                changeID: 3, table: "books", operation: .upsert, stamp: 101 << 16, writer: 1, columns: ["id", "title"], values: [.integer(2), .text("Emma")],
+                keyCount: 1),
         ]
         // Without sources (a parked message's retry of old), the missing table fails the whole batch.
         #expect(throws: ApplyError.self) { try applier.apply(events) }

@@ -29,7 +29,9 @@ import Testing
         let db = try SQLiteDatabase(existingPath: path)
         _ = try ChangeLogInstaller.install(in: db, node: 7)
         let before = Int64(Date().timeIntervalSince1970 * 1000) << 16
-        _ = try runCommand("/usr/bin/sqlite3", [path, "INSERT INTO kv VALUES (1, 'a'); UPDATE kv SET v = 'b' WHERE k = 1; DELETE FROM kv WHERE k = 1; INSERT INTO kv VALUES (2, 'c');"])
+        _ = try runCommand(
+            "/usr/bin/sqlite3",
+            [path, "INSERT INTO kv VALUES (1, 'a'); UPDATE kv SET v = 'b' WHERE k = 1; DELETE FROM kv WHERE k = 1; INSERT INTO kv VALUES (2, 'c');"])
         #expect(try db.scalarInteger("SELECT count(*) FROM __harmonylite__kv_change_log") == 0)
         #expect(try db.scalarInteger("SELECT count(*) FROM __harmonylite___change_log_global WHERE at >= \(before)") == 4)
         let stamped = try db.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: db).materialize() }
@@ -46,7 +48,9 @@ import Testing
     /// what it had queued counts as stamped.
     @Test func anEarlierInstallationsQueueCountsAsStamped() throws {
         let path = directory.path + "/old.db"
-        try makeDatabase(path, """
+        try makeDatabase(
+            path,
+            """
             PRAGMA journal_mode=WAL; CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT);
             CREATE TABLE __harmonylite___change_log_global (id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, k1);
             INSERT INTO __harmonylite___change_log_global VALUES (1, 1, 5), (2, 1, 6);
@@ -104,7 +108,9 @@ import Testing
                     }
                 }
                 try application.execute(sql + "COMMIT;")
-                for row in try capturerDB.prepare("SELECT id, at, k1 FROM __harmonylite___change_log_global WHERE id > ? ORDER BY id").all([.integer(model.queued)]) {
+                for row in try capturerDB.prepare("SELECT id, at, k1 FROM __harmonylite___change_log_global WHERE id > ? ORDER BY id").all([
+                    .integer(model.queued)
+                ]) {
                     guard case .integer(let id) = row[0], case .integer(let at) = row[1], case .integer(let key) = row[2] else { continue }
                     model.queue(id: id, at: UInt64(bitPattern: at), key: key)
                 }
@@ -113,7 +119,8 @@ import Testing
                 let read = try reader.pending(after: readThrough, limit: Int(1 + rng.next() % 8))
                 for event in read.events {
                     guard case .integer(let key) = event.key.first else { continue }
-                    let expected = event.changeID > stampedThrough
+                    let expected =
+                        event.changeID > stampedThrough
                         ? (model.chainStamp(of: event.changeID, from: stampedThrough), UInt64(1))
                         : try #require(model.materialized[key])
                     #expect(event.stamp == expected.0 && event.writer == expected.1, "seed \(seed): entry \(event.changeID) of row \(key)")
@@ -139,8 +146,10 @@ import Testing
                     let key = Int64(rng.next() % 12)
                     let stamp = now &+ (rng.next() % 4 << 16) &- (2 << 16) &+ rng.next() % 3
                     let writer = 2 + rng.next() % 2
-                    events.append(ChangeEvent(changeID: 1, table: "kv", operation: rng.next() % 4 == 0 ? .delete : .upsert, stamp: stamp, writer: writer,
-                                              columns: ["k", "v"], values: [.integer(key), .text("r\(stamp % 97)")], keyCount: 1))
+                    events.append(
+                        ChangeEvent(
+                            changeID: 1, table: "kv", operation: rng.next() % 4 == 0 ? .delete : .upsert, stamp: stamp, writer: writer,
+                            columns: ["k", "v"], values: [.integer(key), .text("r\(stamp % 97)")], keyCount: 1))
                 }
                 for index in events.indices where events[index].operation == .delete {
                     events[index].columns = ["k"]

@@ -1,8 +1,9 @@
 import ChangeEvents
-@testable import ChangeLog
 import SQLiteKit
 import TestSupport
 import Testing
+
+@testable import ChangeLog
 
 /// `ColumnHistory` on real SQLite files migrated by the sqlite3 shell: a rename is recorded only when SQLite's
 /// own record (the CREATE text, the schema cookie) allows no other history, and renamed tables and key columns
@@ -59,11 +60,16 @@ import Testing
         // The same text from one RENAME COLUMN is a rename (the cookie moved by one).
         let (renamed, reopenRenamed) = try node("rename", Self.profiles)
         try app(renamed, "ALTER TABLE profiles RENAME COLUMN secret TO color;")
-        #expect(try app(renamed, "SELECT sql FROM sqlite_schema WHERE name = 'profiles';") == "CREATE TABLE profiles (id INTEGER PRIMARY KEY, name TEXT, color TEXT)\n")
-        #expect(try app(path, "SELECT sql FROM sqlite_schema WHERE name = 'profiles';") == "CREATE TABLE profiles (id INTEGER PRIMARY KEY, name TEXT, color TEXT)\n")
+        #expect(
+            try app(renamed, "SELECT sql FROM sqlite_schema WHERE name = 'profiles';")
+                == "CREATE TABLE profiles (id INTEGER PRIMARY KEY, name TEXT, color TEXT)\n")
+        #expect(
+            try app(path, "SELECT sql FROM sqlite_schema WHERE name = 'profiles';") == "CREATE TABLE profiles (id INTEGER PRIMARY KEY, name TEXT, color TEXT)\n"
+        )
         let renamedDatabase = try reopenRenamed()
         #expect(try state(renamed, "profiles", "secret") == "renamed:color\n")
-        #expect(try applier(renamedDatabase).apply([upsert("profiles", ["id", "name", "secret"], [.integer(7), .text("eve"), .text("hunter2")])]).applied == 1)
+        #expect(
+            try applier(renamedDatabase).apply([upsert("profiles", ["id", "name", "secret"], [.integer(7), .text("eve"), .text("hunter2")])]).applied == 1)
         #expect(try app(renamed, "SELECT id, name, color FROM profiles;") == "7|eve|hunter2\n")
     }
 
@@ -103,7 +109,10 @@ import Testing
         #expect(try applier(database).apply([upsert("kv", ["k", "v"], [.text("x"), .text("newest")], stamp: 50)]).applied == 1)
         try app(path, "ALTER TABLE kv RENAME COLUMN k TO key; CREATE INDEX kv_v ON kv(v);")
         database = try reopen()
-        #expect(try state(path, "kv", "k") == "renamed:key\n", "\((try? app(path, "SELECT * FROM __harmonylite___columns; SELECT * FROM __harmonylite___table_texts; SELECT * FROM __harmonylite___meta;")) ?? "")")
+        #expect(
+            try state(path, "kv", "k") == "renamed:key\n",
+            "\((try? app(path, "SELECT * FROM __harmonylite___columns; SELECT * FROM __harmonylite___table_texts; SELECT * FROM __harmonylite___meta;")) ?? "")"
+        )
         #expect(try app(path, "SELECT group_concat(name) FROM pragma_table_info('__harmonylite__kv_change_log') WHERE pk > 0;") == "key\n")
         let outcome = try applier(database).apply([
             upsert("kv", ["k", "v"], [.text("a"), .text("old name")]),
@@ -148,7 +157,8 @@ import Testing
         _ = try reopen()
         try app(path, "ALTER TABLE customers RENAME TO clients; ALTER TABLE clients RENAME COLUMN name TO full_name;")
         let database = try reopen()
-        #expect(try app(path, "SELECT name || '>' || renamed_to FROM __harmonylite___renamed_tables ORDER BY name;") == "customer>customers\ncustomers>clients\n")
+        #expect(
+            try app(path, "SELECT name || '>' || renamed_to FROM __harmonylite___renamed_tables ORDER BY name;") == "customer>customers\ncustomers>clients\n")
         // Two statements, but the one edit of names in place is RENAME COLUMN's... over two statements a
         // DROP and an ADD could have written it: name's fate is unknown, and its changes wait.
         #expect(try state(path, "clients", "name") == "unknown:\n")
@@ -166,8 +176,9 @@ import Testing
         try app(path, "INSERT INTO customer VALUES (1, 'mine');")
         _ = try reopen()  // stamps the write
         let stamp = try app(path, "SELECT __harmonylite__hlc FROM __harmonylite__customer_change_log;")
-        let own = ChangeEvent(changeID: 1, table: "customer", operation: .upsert, stamp: UInt64(stamp.dropLast())!, writer: 2,
-                              columns: ["id", "name"], values: [.integer(1), .text("mine")], keyCount: 1)
+        let own = ChangeEvent(
+            changeID: 1, table: "customer", operation: .upsert, stamp: UInt64(stamp.dropLast())!, writer: 2,
+            columns: ["id", "name"], values: [.integer(1), .text("mine")], keyCount: 1)
         #expect(try applier.notYetHeld([own]).isEmpty)
         try app(path, "ALTER TABLE customer RENAME TO customers;")
         _ = try reopen()
@@ -182,17 +193,19 @@ import Testing
     @Test func rowClocksWrittenUnderTheNewNameBeforeTheAdoptionAreMerged() throws {
         let (path, reopen) = try node("merge", "CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT);")
         var database = try reopen()
-        #expect(try applier(database).apply([
-            upsert("customer", ["id", "name"], [.integer(1), .text("newest")], stamp: 50),
-            upsert("customer", ["id", "name"], [.integer(2), .text("old")], stamp: 5),
-        ]).applied == 2)
+        #expect(
+            try applier(database).apply([
+                upsert("customer", ["id", "name"], [.integer(1), .text("newest")], stamp: 50),
+                upsert("customer", ["id", "name"], [.integer(2), .text("old")], stamp: 5),
+            ]).applied == 2)
         try app(path, "ALTER TABLE customer RENAME TO customers; INSERT INTO customers VALUES (4, 'local, waiting');")
         // The applier first (its own connection; no installation since the rename).
         let early = try SQLiteDatabase(existingPath: path)
-        #expect(try applier(early).apply([
-            upsert("customers", ["id", "name"], [.integer(2), .text("newer")], stamp: 20),
-            upsert("customers", ["id", "name"], [.integer(3), .text("new name")], stamp: 20),
-        ]).applied == 2)
+        #expect(
+            try applier(early).apply([
+                upsert("customers", ["id", "name"], [.integer(2), .text("newer")], stamp: 20),
+                upsert("customers", ["id", "name"], [.integer(3), .text("new name")], stamp: 20),
+            ]).applied == 2)
         database = try reopen()
         #expect(try app(path, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__customer_change_log';") == "0\n")
         #expect(try app(path, "SELECT id, __harmonylite__hlc >> 16 FROM __harmonylite__customers_change_log WHERE id < 4 ORDER BY id;") == "1|50\n2|20\n3|20\n")
@@ -215,7 +228,9 @@ import Testing
         _ = try ChangeLogInstaller.install(in: database, node: 2)
         try app(path, "ALTER TABLE profiles ADD COLUMN secret TEXT;")
         _ = try ChangeLogInstaller.install(in: database, node: 2)
-        #expect(try app(path, "SELECT sql FROM sqlite_schema WHERE name = 'profiles';") == "CREATE TABLE profiles (id INTEGER PRIMARY KEY, \"select\" TEXT, secret TEXT)\n")
+        #expect(
+            try app(path, "SELECT sql FROM sqlite_schema WHERE name = 'profiles';")
+                == "CREATE TABLE profiles (id INTEGER PRIMARY KEY, \"select\" TEXT, secret TEXT)\n")
         #expect(try state(path, "profiles", "name") == "renamed:select\n")
         #expect(try state(path, "profiles", "secret") == "live:\n")
     }

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ChangeEvents
@@ -34,7 +34,8 @@ import Testing
     /// `INTEGER PRIMARY KEY DESC` is no rowid alias (SQLite gives it an index of its own): its key is
     /// nullable, a NULL-key write is not queued, and the application's write succeeds.
     @Test func integerPrimaryKeyDescIsNotTheRowid() throws {
-        let (path, db, installation) = try installed("""
+        let (path, db, installation) = try installed(
+            """
             CREATE TABLE d (id INTEGER PRIMARY KEY DESC, v TEXT);
             CREATE TABLE r (id INTEGER PRIMARY KEY, v TEXT);
             CREATE TABLE a (id INTEGER PRIMARY KEY ASC, v TEXT);
@@ -57,7 +58,9 @@ import Testing
     @Test func aQueuedNullKeyWedgesNothing() throws {
         let (path, db, installation) = try installed("CREATE TABLE d (id INTEGER PRIMARY KEY DESC, v TEXT);")
         let id = try #require(installation.tableIDs["d"])
-        try app(path, """
+        try app(
+            path,
+            """
             INSERT INTO d VALUES (NULL, 'no key');
             INSERT INTO __harmonylite___change_log_global (table_id, at, k1) VALUES (\(id), 1000, NULL);
             INSERT INTO d VALUES (7, 'seven');
@@ -135,7 +138,9 @@ import Testing
     /// to do. Here the queue's name is taken by a view the installation cannot alter.
     @Test func aFailedInstallationLeavesTheDatabaseAsItWasAndSaysWhatToDo() throws {
         let path = directory.path + "/f.db"
-        try makeDatabase(path, """
+        try makeDatabase(
+            path,
+            """
             PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
             CREATE VIEW __harmonylite___change_log_global AS SELECT 1 AS id, 1 AS table_id;
             """)

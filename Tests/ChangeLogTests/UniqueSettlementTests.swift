@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ChangeEvents
@@ -89,7 +89,8 @@ import Testing
     /// Issue 19's third case: a partial UNIQUE index only concerns the rows inside its WHERE; the archived row
     /// is never touched, and the earlier of the two active rows is held aside.
     @Test func aPartialIndexNeverTouchesARowOutsideItsCondition() throws {
-        let schema = "CREATE TABLE accounts(id INTEGER PRIMARY KEY, email TEXT, active INT); CREATE UNIQUE INDEX active_email ON accounts(email) WHERE active = 1;"
+        let schema =
+            "CREATE TABLE accounts(id INTEGER PRIMARY KEY, email TEXT, active INT); CREATE UNIQUE INDEX active_email ON accounts(email) WHERE active = 1;"
         let rows = "INSERT INTO accounts VALUES (1, 'u@x', 0);"
         let columns = ["id", "email", "active"]
         let events = [
@@ -102,7 +103,10 @@ import Testing
 
     /// Collated, expression and composite UNIQUE indexes find their holders as SQLite compares them.
     @Test(arguments: [
-        ("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE UNIQUE INDEX t_v ON t(v COLLATE NOCASE);", [SQLiteValue.text("U@x")], [SQLiteValue.text("u@x")], "v"),
+        (
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE UNIQUE INDEX t_v ON t(v COLLATE NOCASE);", [SQLiteValue.text("U@x")],
+            [SQLiteValue.text("u@x")], "v"
+        ),
         ("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE UNIQUE INDEX t_lower ON t(lower(v));", [.text("RED")], [.text("red")], "t_lower"),
         ("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, w INT, UNIQUE (v, w));", [.text("a"), .integer(1)], [.text("a"), .integer(1)], "v, w"),
     ])
@@ -177,15 +181,22 @@ import Testing
 
     @Test func indexDefinitionsAreReadAsWritten() {
         #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(email) WHERE active = 1") == IndexDefinition(terms: ["email"], condition: "active = 1"))
-        #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX \"a(b\" ON \"t(\" (lower(name) COLLATE NOCASE DESC, \"x,y\", substr(z, 1, 2))")
-            == IndexDefinition(terms: ["lower(name)", "\"x,y\"", "substr(z, 1, 2)"], condition: nil))
-        #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t([we,ird] ASC, 'it''s')\n  where x in (1, 2)") == IndexDefinition(terms: ["[we,ird]", "'it''s'"], condition: "x in (1, 2)"))
+        #expect(
+            IndexDefinition(parsing: "CREATE UNIQUE INDEX \"a(b\" ON \"t(\" (lower(name) COLLATE NOCASE DESC, \"x,y\", substr(z, 1, 2))")
+                == IndexDefinition(terms: ["lower(name)", "\"x,y\"", "substr(z, 1, 2)"], condition: nil))
+        #expect(
+            IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t([we,ird] ASC, 'it''s')\n  where x in (1, 2)")
+                == IndexDefinition(terms: ["[we,ird]", "'it''s'"], condition: "x in (1, 2)"))
         // SQLite keeps comments in the stored text: they neither cut the condition short nor hide it.
-        #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(email) /* only active */ WHERE active = 1 -- trailing")
-            == IndexDefinition(terms: ["email"], condition: "active = 1"))
-        #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(e, -- first\n f /* x, y */) WHERE s = '--not a comment'")
-            == IndexDefinition(terms: ["e", "f"], condition: "s = '--not a comment'"))
-        #expect(IndexDefinition.tableBody("CREATE TABLE \"we(ird\" (a TEXT COLLATE NOCASE, b AS (lower(a))) STRICT") == "(a TEXT COLLATE NOCASE, b AS (lower(a))) STRICT")
+        #expect(
+            IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(email) /* only active */ WHERE active = 1 -- trailing")
+                == IndexDefinition(terms: ["email"], condition: "active = 1"))
+        #expect(
+            IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(e, -- first\n f /* x, y */) WHERE s = '--not a comment'")
+                == IndexDefinition(terms: ["e", "f"], condition: "s = '--not a comment'"))
+        #expect(
+            IndexDefinition.tableBody("CREATE TABLE \"we(ird\" (a TEXT COLLATE NOCASE, b AS (lower(a))) STRICT")
+                == "(a TEXT COLLATE NOCASE, b AS (lower(a))) STRICT")
         #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(x") == nil)
         #expect(IndexDefinition(parsing: "CREATE UNIQUE INDEX a ON t(x) garbage") == nil)
     }
@@ -204,8 +215,9 @@ import Testing
         let shell = try runCommand("/usr/bin/sqlite3", [path, "INSERT INTO users VALUES (2, 'u@x');"])
         #expect(shell.status == 0)
         // Another node's row 1 takes 'u@x' with a later stamp before node 2's capturer publishes row 2.
-        let later = ChangeEvent(changeID: 1, table: "users", operation: .upsert, stamp: UInt64(Int64.max / 2), writer: 1,
-                                columns: ["id", "email"], values: [.integer(1), .text("u@x")], keyCount: 1)
+        let later = ChangeEvent(
+            changeID: 1, table: "users", operation: .upsert, stamp: UInt64(Int64.max / 2), writer: 1,
+            columns: ["id", "email"], values: [.integer(1), .text("u@x")], keyCount: 1)
         _ = try applier.apply([later])
         let published = try ChangeReader(database: database, installation: installation).pending(after: 0, limit: 100).events
         #expect(published.count == 1)

@@ -1,6 +1,6 @@
-import TestSupport
 import Foundation
 import SQLiteKit
+import TestSupport
 import Testing
 
 @testable import ChangeLog
@@ -22,7 +22,8 @@ enum UpstreamFixtures {
 
 /// Everything in sqlite_master, to show a refused takeover wrote nothing.
 private func schemaDump(_ path: String) throws -> String {
-    let result = try runCommand("/usr/bin/sqlite3", [path, "SELECT type, name, sql FROM sqlite_master ORDER BY name; SELECT count(*) FROM \"__harmonylite___change_log_global\";"])
+    let result = try runCommand(
+        "/usr/bin/sqlite3", [path, "SELECT type, name, sql FROM sqlite_master ORDER BY name; SELECT count(*) FROM \"__harmonylite___change_log_global\";"])
     return result.output
 }
 
@@ -37,12 +38,17 @@ private func schemaDump(_ path: String) throws -> String {
         let (database, installation) = try ChangeLogInstaller.open(path, node: 1, upstreamSeqMap: seqMap)
         #expect(installation.notes.contains { $0.contains("took over upstream HarmonyLite's change log: 3 change(s)") })
         #expect(try UpstreamTakeover.detect(database) == false)
-        let queue = try database.rows("SELECT t.name, g.k1, g.at IS NOT NULL FROM \"__harmonylite___change_log_global\" g JOIN \"__harmonylite___tables\" t ON t.id = g.table_id ORDER BY g.id")
+        let queue = try database.rows(
+            "SELECT t.name, g.k1, g.at IS NOT NULL FROM \"__harmonylite___change_log_global\" g JOIN \"__harmonylite___tables\" t ON t.id = g.table_id ORDER BY g.id"
+        )
         #expect(queue == [["books", "10", "1"], ["books", "11", "1"], ["books", "1", "1"]])
         #expect(try ChangeApplier.storedCursor(in: database) == ["harmonylite-changes-1": 4])
         let logs = try database.rows("SELECT name FROM sqlite_master WHERE name LIKE '%books_change_log%' ORDER BY name").compactMap { $0.first ?? nil }
-        #expect(logs == ["__harmonylite__books_change_log", "__harmonylite__books_change_log_on_delete",
-                         "__harmonylite__books_change_log_on_insert", "__harmonylite__books_change_log_on_update"])
+        #expect(
+            logs == [
+                "__harmonylite__books_change_log", "__harmonylite__books_change_log_on_delete",
+                "__harmonylite__books_change_log_on_insert", "__harmonylite__books_change_log_on_update",
+            ])
         // The row clocks of the queued rows carry upstream's capture times (ms << 16), not now.
         let stamps = try database.rows("SELECT id, \"__harmonylite__hlc\" >> 16 FROM \"__harmonylite__books_change_log\" ORDER BY id")
         #expect(stamps.map { $0[0] } == ["1", "10", "11"])

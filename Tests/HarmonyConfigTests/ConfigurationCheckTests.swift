@@ -31,8 +31,10 @@ import Testing
     @Test func moreReplicasThanEmbeddedServersIsRefusedWithTheReason() throws {
         let toml = "db_path = \"\(database)\"\n[replication_log]\nreplicas = 3\n"
         let alone = check(toml)
-        #expect(alone.problems.first?.description.contains("replication_log.replicas asks for 3 JetStream replicas, but the embedded cluster has 1 server(s)") == true,
-                "\(alone.problems)")
+        #expect(
+            alone.problems.first?.description.contains("replication_log.replicas asks for 3 JetStream replicas, but the embedded cluster has 1 server(s)")
+                == true,
+            "\(alone.problems)")
         let clustered = check(toml, overrides: .init(clusterPeers: "nats://10.0.0.2:6222,nats://10.0.0.3:6222"))
         #expect(clustered.problems.isEmpty && clustered.loaded != nil, "\(clustered.problems)")
         let store = check("db_path = \"\(database)\"\n[snapshot.nats]\nreplicas = 2\n")
@@ -43,8 +45,9 @@ import Testing
 
     @Test func theSummaryNamesTheDatabaseAndItsTables() throws {
         let config = try #require(check("db_path = \"\(database)\"\n").loaded)
-        let ok = ConfigurationCheck(file: "node.toml", configuration: config.configuration, warnings: [],
-                                    database: .readable(replicated: ["books"], refused: [(name: "log", reason: "it has no PRIMARY KEY")]))
+        let ok = ConfigurationCheck(
+            file: "node.toml", configuration: config.configuration, warnings: [],
+            database: .readable(replicated: ["books"], refused: [(name: "log", reason: "it has no PRIMARY KEY")]))
         #expect(ok.passed)
         #expect(ok.text.contains("database \(database): 1 table(s) replicate: books"))
         #expect(ok.text.contains("warning: table log does not replicate: it has no PRIMARY KEY"))

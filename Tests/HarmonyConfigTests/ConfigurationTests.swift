@@ -1,6 +1,6 @@
+import Foundation
 import Logs
 import TestSupport
-import Foundation
 import Testing
 
 @testable import HarmonyConfig
@@ -58,7 +58,8 @@ import Testing
     @Test func everyKeyOfTheSeedsIsAccepted() throws {
         let caFile = directory.write("ca.pem", "x")
         let serverConfig = directory.write("nats.conf", "")
-        let config = try load("""
+        let config = try load(
+            """
             db_path = "\(database)"
             node_id = 1
             seq_map_path = "\(directory.path)/node1-seq-map.cbor"
@@ -135,7 +136,8 @@ import Testing
             restart_period_seconds = 30
             heartbeat_timeout = 2000
             stop_timeout = 3000
-            """).configuration
+            """
+        ).configuration
         #expect(config.nodeID == 1 && !config.publish && config.pollingInterval == 50)
         #expect(config.seqMapPath == directory.path + "/node1-seq-map.cbor")
         #expect(config.replicationLog.shards == 2 && config.replicationLog.effectiveReplicas == 3 && config.replicationLog.updateExisting)
@@ -149,13 +151,15 @@ import Testing
     }
 
     @Test func unknownKeyIsNamedWithItsLineAndASuggestion() throws {
-        let error = try #require(loadError("""
-            db_path = "\(database)"
+        let error = try #require(
+            loadError(
+                """
+                db_path = "\(database)"
 
-            [snapshot]
-            enabled = true
-            intervall = 5
-            """))
+                [snapshot]
+                enabled = true
+                intervall = 5
+                """))
         #expect(error.line == 5)
         #expect(error.key == "snapshot.intervall")
         #expect(error.description.contains("node.toml:5: unknown key snapshot.intervall (did you mean snapshot.interval?)"))
@@ -178,14 +182,20 @@ import Testing
 
     @Test func impossibleValuesAreRejected() throws {
         #expect(loadError("db_path = \"\(database)\"\n[replication_log]\nshards = 0\n")?.key == "replication_log.shards")
-        #expect(loadError("db_path = \"\(database)\"\n[snapshot]\nstore = \"ftp\"\n")?.description.contains("one of \"nats\", \"s3\", \"webdav\", \"sftp\"") == true)
+        #expect(
+            loadError("db_path = \"\(database)\"\n[snapshot]\nstore = \"ftp\"\n")?.description.contains("one of \"nats\", \"s3\", \"webdav\", \"sftp\"") == true
+        )
         #expect(loadError("db_path = \"\(database)\"\n[logging]\nformat = \"xml\"\n")?.key == "logging.format")
         #expect(loadError("db_path = \"\(database)\"\n[nats]\nbind_address = \"4222\"\n")?.key == "nats.bind_address")
         #expect(loadError("db_path = \"\(database)\"\n[workers.capturer]\nnice = 40\n")?.key == "workers.capturer.nice")
         #expect(loadError("db_path = \"\(database)\"\n[workers.capturer]\nmemory_limit = \"lots\"\n")?.key == "workers.capturer.memory_limit")
-        #expect(loadError("db_path = \"\(database)\"\n[workers.capturer]\nrestart_backoff_initial = 5000\nrestart_backoff_max = 100\n")?.key == "workers.capturer.restart_backoff_initial")
+        #expect(
+            loadError("db_path = \"\(database)\"\n[workers.capturer]\nrestart_backoff_initial = 5000\nrestart_backoff_max = 100\n")?.key
+                == "workers.capturer.restart_backoff_initial")
         #expect(loadError("db_path = \"\(database)\"\n[nats]\ncert_file = \"\(database)\"\n")?.description.contains("set both or neither") == true)
-        #expect(loadError("db_path = \"\(database)\"\n[nats]\nseed_file = \"/nonexistent/seed\"\n")?.description.contains("/nonexistent/seed does not exist") == true)
+        #expect(
+            loadError("db_path = \"\(database)\"\n[nats]\nseed_file = \"/nonexistent/seed\"\n")?.description.contains("/nonexistent/seed does not exist")
+                == true)
         #expect(loadError("db_path = \"\(database)\"\n[snapshot]\nstore = \"s3\"\n")?.key == "snapshot.s3.endpoint")
     }
 
@@ -233,7 +243,8 @@ import Testing
         let environment = ConfigurationLoader.Environment(temporaryDirectory: directory.path, currentDirectory: directory.path, defaultNodeID: { 1 })
         _ = directory.write("harmonylite.db", "")
         try makeDatabase(directory.path + "/harmonylite.db")
-        let noFile = try ConfigurationLoader.load(path: nil, overrides: .init(nodeID: 9, clusterPeers: "nats://127.0.0.1:1/, nats://localhost:2/,"), environment: environment)
+        let noFile = try ConfigurationLoader.load(
+            path: nil, overrides: .init(nodeID: 9, clusterPeers: "nats://127.0.0.1:1/, nats://localhost:2/,"), environment: environment)
         #expect(noFile.configuration.nodeID == 9)
         #expect(noFile.configuration.clusterPeers == ["nats://127.0.0.1:1/", "nats://localhost:2/"])
     }
@@ -245,13 +256,15 @@ import Testing
     }
 
     @Test func workersReceiveTheSameConfigurationAndLogsNeverSeeSecrets() throws {
-        let config = try load("""
+        let config = try load(
+            """
             db_path = "\(database)"
             [nats]
             user_name = "u"
             user_password = "hunter2"
             urls = ["nats://u:hunter2@host:4222"]
-            """).configuration
+            """
+        ).configuration
         #expect(try Configuration(fromWorkerHandshake: config.encodedForWorkers()) == config)
         let logged = "\(config.redacted)"
         #expect(!logged.contains("hunter2"))
@@ -327,8 +340,10 @@ import Testing
     static let natsSecrets = ["nats-pw-1", "url-pw-1", "/etc/harmonylite/node.nk"]
     static let storeSecrets = ["s3-secret-1", "s3-token-1", "dav-secret-1", "sftp-pw-1"]
 
-    @Test(arguments: [(WorkerRole.applier, [String](), natsSecrets + storeSecrets), (.capturer, [], natsSecrets + storeSecrets),
-                      (.broker, natsSecrets, storeSecrets), (.snapshotter, natsSecrets + storeSecrets, [])])
+    @Test(arguments: [
+        (WorkerRole.applier, [String](), natsSecrets + storeSecrets), (.capturer, [], natsSecrets + storeSecrets),
+        (.broker, natsSecrets, storeSecrets), (.snapshotter, natsSecrets + storeSecrets, []),
+    ])
     func eachWorkerGetsOnlyWhatItNeeds(worker: WorkerRole, kept: [String], removed: [String]) {
         let welcome = String(decoding: Self.config().forWorker(worker).encodedForWorkers(), as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
         for secret in kept { #expect(welcome.contains(secret), "\(worker) needs \(secret)") }

@@ -13,7 +13,8 @@ import Testing
         var left = DataMessage.maximumDeliveryBytes
         for index in 0..<count {
             let size = index == count - 1 ? left : DataMessage.maximumDeliveryBytes / count
-            var delivery = DataMessage.Delivery(stream: stream, sequence: .max, subject: stream + ".18446744073709551615", payload: [UInt8](repeating: 1, count: size))
+            var delivery = DataMessage.Delivery(
+                stream: stream, sequence: .max, subject: stream + ".18446744073709551615", payload: [UInt8](repeating: 1, count: size))
             // The longest message id the broker passes on (`PullConsumer.maximumMessageIDLength`).
             delivery.messageID = String(repeating: "m", count: 200)
             deliveries.append(delivery)

@@ -1,9 +1,9 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
-@testable import IPC
 @testable import BinaryCoding
+@testable import IPC
 
 @Suite struct FrameAndMessageTests {
     static let samples: [ControlMessage] = [
@@ -181,7 +181,11 @@ import Testing
         .subscribe(cursor: [.init(stream: "hl-1", sequence: 10), .init(stream: "hl-2", sequence: .max)]),
         .credit(count: 32),
         .deliver([.init(stream: "hl-1", sequence: 11, subject: "hl-1.3", payload: [1, 0]), .init(stream: "hl-2", sequence: 1, subject: "", payload: [])]),
-        .deliver([{ var named = DataMessage.Delivery(stream: "hl-1", sequence: 12, subject: "hl-1.3", payload: [1, 0]); named.messageID = "3.ab.1.1-2"; return named }()]),
+        .deliver([
+            {
+                var named = DataMessage.Delivery(stream: "hl-1", sequence: 12, subject: "hl-1.3", payload: [1, 0]); named.messageID = "3.ab.1.1-2"; return named
+            }()
+        ]),
         .applied(.init(stream: "hl-1", sequence: 11)),
     ]
 

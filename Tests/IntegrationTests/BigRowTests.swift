@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -7,7 +7,8 @@ extension ProcessTests {
     /// default 1 MiB `max_payload`), on one shard, written by sqlite3.
     @Suite(.serialized) struct BigRows {
         static let schema = "CREATE TABLE kv (k INTEGER PRIMARY KEY, v);"
-        static let unpublished = "SELECT count(*) FROM __harmonylite___change_log_global WHERE id > (SELECT value FROM __harmonylite___meta WHERE key = 'published_through');"
+        static let unpublished =
+            "SELECT count(*) FROM __harmonylite___change_log_global WHERE id > (SELECT value FROM __harmonylite___meta WHERE key = 'published_through');"
         static let digest = "SELECT group_concat(k || ':' || length(v) || ':' || hex(sha3(v)), ' ') FROM (SELECT * FROM kv ORDER BY k);"
 
         /// A ~2 MB row cannot travel: it is refused with an error naming its table and key, and the rows
@@ -17,9 +18,15 @@ extension ProcessTests {
             try cluster.sql(0, "INSERT INTO kv VALUES (1, 'before');")
             try cluster.sql(0, "INSERT INTO kv VALUES (2, randomblob(2000000));")
             try cluster.sql(0, "INSERT INTO kv VALUES (3, 'after');")
-            try cluster.sql(0, "BEGIN; INSERT INTO kv VALUES (4, 'same transaction'); INSERT INTO kv VALUES (5, zeroblob(3000000)); INSERT INTO kv VALUES (6, randomblob(900000)); COMMIT;")
-            #expect(try cluster.converge("SELECT group_concat(k) FROM (SELECT k FROM kv ORDER BY k);", to: "1,3,4,6\n", on: [1], timeout: 30), "\(cluster.problems())")
-            let expected = try cluster.sql(0, "SELECT group_concat(k || ':' || length(v) || ':' || hex(sha3(v)), ' ') FROM (SELECT * FROM kv WHERE k NOT IN (2, 5) ORDER BY k);")
+            try cluster.sql(
+                0,
+                "BEGIN; INSERT INTO kv VALUES (4, 'same transaction'); INSERT INTO kv VALUES (5, zeroblob(3000000)); INSERT INTO kv VALUES (6, randomblob(900000)); COMMIT;"
+            )
+            #expect(
+                try cluster.converge("SELECT group_concat(k) FROM (SELECT k FROM kv ORDER BY k);", to: "1,3,4,6\n", on: [1], timeout: 30),
+                "\(cluster.problems())")
+            let expected = try cluster.sql(
+                0, "SELECT group_concat(k || ':' || length(v) || ':' || hex(sha3(v)), ' ') FROM (SELECT * FROM kv WHERE k NOT IN (2, 5) ORDER BY k);")
             #expect(try cluster.sql(1, Self.digest) == expected)
             #expect(try cluster.converge(Self.unpublished, to: "0\n", on: [0], timeout: 10), "node 1's watermark did not move over the refused rows")
             let refusals = cluster.node(0).log.split(separator: "\n").filter { $0.contains("row too large to replicate") }

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -34,8 +34,9 @@ extension ProcessTests {
             let log = cluster.node(1).log
             #expect(log.contains("the database did not exist: created it empty"), "\(log.suffix(3000))")
             let restoring = log.split(separator: "\n").filter { $0.contains("looking for a snapshot to restore") }
-            #expect(restoring.contains { $0.contains("reason=the database did not exist") },
-                    "\(log.suffix(3000))")
+            #expect(
+                restoring.contains { $0.contains("reason=the database did not exist") },
+                "\(log.suffix(3000))")
             #expect(try cluster.sql(1, "SELECT count(*) FROM kv;") == "40\n")
             try cluster.sql(0, "INSERT INTO kv VALUES (100, 'after');")
             try cluster.sql(1, "INSERT INTO kv VALUES (101, 'from the restored node');")
@@ -75,7 +76,8 @@ extension ProcessTests {
             try cluster.sql(1, Self.rows(30, from: 31))
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "60\n", on: [0, 1]))
             if snapshotExists {
-                #expect(eventually(timeout: 30, interval: 0.2) { cluster.logs().components(separatedBy: "saved a snapshot").count > 3 }, "\(cluster.problems())")
+                #expect(
+                    eventually(timeout: 30, interval: 0.2) { cluster.logs().components(separatedBy: "saved a snapshot").count > 3 }, "\(cluster.problems())")
             }
             let startedAt = Date()
             try cluster.start(2)
@@ -84,12 +86,15 @@ extension ProcessTests {
                 // `-status` while it waits: the snapshotter's line says what for.
                 statusShowedTheWait = eventually(timeout: 30, interval: 0.3) {
                     let status = try? runCommand(Binaries.supervisor, ["-config", cluster.node(2).configPath, "-status"])
-                    return status?.output.contains("snapshotter: waiting for a snapshot") == true || status?.output.contains("snapshotter: still waiting for a snapshot") == true
+                    return status?.output.contains("snapshotter: waiting for a snapshot") == true
+                        || status?.output.contains("snapshotter: still waiting for a snapshot") == true
                 }
             }
             try cluster.node(2).waitUntilReady(timeout: 90)
             let readyAfter = Date().timeIntervalSince(startedAt)
-            print("bootstrap: snapshot \(snapshotExists ? "in the store" : "asked for"): the new node was ready with every row \(String(format: "%.1f", readyAfter)) s after its start")
+            print(
+                "bootstrap: snapshot \(snapshotExists ? "in the store" : "asked for"): the new node was ready with every row \(String(format: "%.1f", readyAfter)) s after its start"
+            )
             let log = cluster.node(2).log
             #expect(log.contains("the database has no tables while the shard streams took"), "\(log.suffix(3000))")
             if snapshotExists {

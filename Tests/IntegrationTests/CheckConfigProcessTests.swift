@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -53,17 +53,24 @@ extension ProcessTests {
 
             // The guide's file as written, started alone: 3 replicas can never be placed on one server.
             let alone = try runCommand(Binaries.supervisor, ["-config", config, "-check-config"])
-            #expect(alone.status == 2 && alone.output.contains("replication_log.replicas asks for 3 JetStream replicas, but the embedded cluster has 1 server(s)"), "\(alone.output)")
+            #expect(
+                alone.status == 2 && alone.output.contains("replication_log.replicas asks for 3 JetStream replicas, but the embedded cluster has 1 server(s)"),
+                "\(alone.output)")
 
-            let typos = directory.write("typos.toml", Self.guideConfig(directory.path)
-                .replacingOccurrences(of: "max_entries=2048", with: "max_entrys=2048")
-                .replacingOccurrences(of: "use_ssl=true", with: "use_ssl=\"yes\"")
-                .replacingOccurrences(of: "reconnect_wait_seconds=5", with: "reconect_wait_seconds=5"))
+            let typos = directory.write(
+                "typos.toml",
+                Self.guideConfig(directory.path)
+                    .replacingOccurrences(of: "max_entries=2048", with: "max_entrys=2048")
+                    .replacingOccurrences(of: "use_ssl=true", with: "use_ssl=\"yes\"")
+                    .replacingOccurrences(of: "reconnect_wait_seconds=5", with: "reconect_wait_seconds=5"))
             let bad = try runCommand(Binaries.supervisor, ["-config", typos, "-check-config"] + peers)
             #expect(bad.status == 2, "\(bad.output)")
-            for expected in ["typos.toml:7: unknown key replication_log.max_entrys (did you mean replication_log.max_entries?)",
-                             "typos.toml:20: snapshot.s3.use_ssl must be true or false", "typos.toml:25: unknown key nats.reconect_wait_seconds (did you mean nats.reconnect_wait_seconds?)",
-                             "3 problem(s)"] {
+            for expected in [
+                "typos.toml:7: unknown key replication_log.max_entrys (did you mean replication_log.max_entries?)",
+                "typos.toml:20: snapshot.s3.use_ssl must be true or false",
+                "typos.toml:25: unknown key nats.reconect_wait_seconds (did you mean nats.reconnect_wait_seconds?)",
+                "3 problem(s)",
+            ] {
                 #expect(bad.output.contains(expected), "\(expected)\n\(bad.output)")
             }
 
@@ -77,9 +84,11 @@ extension ProcessTests {
             #expect(missing.status == 0 && missing.output.contains("does not exist; the start creates it and restores"), "\(missing.output)")
             #expect(!FileManager.default.fileExists(atPath: directory.path + "/node1.db"), "the check creates nothing")
 
-            try Data("not a database, only text that is long enough to be read as a header by SQLite".utf8).write(to: URL(fileURLWithPath: directory.path + "/node1.db"))
+            try Data("not a database, only text that is long enough to be read as a header by SQLite".utf8).write(
+                to: URL(fileURLWithPath: directory.path + "/node1.db"))
             let garbage = try runCommand(Binaries.supervisor, ["-config", config, "-check-config"] + peers)
-            #expect(garbage.status == 2 && garbage.output.contains("problem: db_path: database") && garbage.output.contains("cannot be read"), "\(garbage.output)")
+            #expect(
+                garbage.status == 2 && garbage.output.contains("problem: db_path: database") && garbage.output.contains("cannot be read"), "\(garbage.output)")
         }
 
         /// The check writes nothing, not even SQLite's -shm/-wal beside a stopped WAL database; a
@@ -101,7 +110,8 @@ extension ProcessTests {
             let broken = directory.write("bad-nats.conf", "monitor_port: 27823\nthis is { not valid\n")
             let badConfig = directory.write("bad.toml", base + "[nats]\nserver_config=\"\(broken)\"\n")
             let bad = try runCommand(Binaries.supervisor, ["-config", badConfig, "-check-config"])
-            #expect(bad.status == 2 && bad.output.contains("problem: nats.server_config: nats-server cannot use \(broken): Parse error on line 2"), "\(bad.output)")
+            #expect(
+                bad.status == 2 && bad.output.contains("problem: nats.server_config: nats-server cannot use \(broken): Parse error on line 2"), "\(bad.output)")
             #expect(!bad.output.contains("the configuration is valid") && bad.output.contains("the node would not start"), "\(bad.output)")
             let fine = directory.write("good-nats.conf", "monitor_port: 27823\n")
             let goodConfig = directory.write("good.toml", base + "[nats]\nserver_config=\"\(fine)\"\n")
@@ -111,7 +121,8 @@ extension ProcessTests {
             // A key's typo and a whole-configuration problem (3 replicas, 1 server) in one run.
             let both = directory.write("both.toml", base + "[replication_log]\nreplicas=3\nmax_entrys=5\n")
             let two = try runCommand(Binaries.supervisor, ["-config", both, "-check-config"])
-            #expect(two.status == 2 && two.output.contains("unknown key replication_log.max_entrys")
+            #expect(
+                two.status == 2 && two.output.contains("unknown key replication_log.max_entrys")
                     && two.output.contains("replication_log.replicas asks for 3 JetStream replicas") && two.output.contains("2 problem(s)"), "\(two.output)")
             #expect(!FileManager.default.fileExists(atPath: database + "-wal") && !FileManager.default.fileExists(atPath: database + "-shm"), "no -wal/-shm")
         }

@@ -1,8 +1,8 @@
-import NodeNATS
-import TestSupport
 import Foundation
 import NATSClient
+import NodeNATS
 import Snapshots
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -26,7 +26,9 @@ extension ProcessTests {
             let supervisor = directory.path + "/harmonylite"
             try FileManager.default.copyItem(atPath: Binaries.supervisor, toPath: supervisor)
             for worker in ["capturer", "applier", "broker", "snapshotter"] {
-                let wrapper = directory.write("harmonylite-" + worker, """
+                let wrapper = directory.write(
+                    "harmonylite-" + worker,
+                    """
                     #!/bin/bash
                     exec -a harmonylite-\(worker) /usr/bin/env \(faketime(offset).joined(separator: " ")) \(Binaries.directory)/harmonylite-\(worker) "$@"
 
@@ -39,7 +41,8 @@ extension ProcessTests {
 
         /// The application writing under a clock `offset` ahead.
         static func sql(_ path: String, _ statements: String, clock offset: String) throws {
-            let result = try runCommand("/usr/bin/env", faketime(offset) + ["/usr/bin/sqlite3", "-cmd", ".timeout 5000", path, "PRAGMA trusted_schema=OFF;" + statements])
+            let result = try runCommand(
+                "/usr/bin/env", faketime(offset) + ["/usr/bin/sqlite3", "-cmd", ".timeout 5000", path, "PRAGMA trusted_schema=OFF;" + statements])
             guard result.status == 0 else { throw TestFailure("sqlite3 under faketime: \(result.output)") }
         }
 
@@ -52,8 +55,9 @@ extension ProcessTests {
             #expect(FileManager.default.fileExists(atPath: Self.library), "libfaketime is missing: run scripts/install-deps.sh")
             let first = try Operability.Endpoints(), second = try Operability.Endpoints()
             let binaries = try TemporaryDirectory()
-            let cluster = try TestCluster(size: 2, schema: Self.schema, extraTOML: [first.toml, second.toml],
-                                          placements: [NodePlacement(), NodePlacement(launcher: try Self.workersAhead("+10s", in: binaries))])
+            let cluster = try TestCluster(
+                size: 2, schema: Self.schema, extraTOML: [first.toml, second.toml],
+                placements: [NodePlacement(), NodePlacement(launcher: try Self.workersAhead("+10s", in: binaries))])
             try Self.sql(cluster.path(1), (1...5).map { "INSERT INTO kv VALUES (\($0), 'from node 2');" }.joined(), clock: "+10s")
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "5\n", timeout: 60), "\(cluster.logs())")
 
@@ -61,7 +65,8 @@ extension ProcessTests {
             #expect(eventually(timeout: 30) { (Operability.metric(first.metrics, "harmonylite_future_stamps_total") ?? 0) >= 5 }, "\(cluster.logs())")
             let lead = Operability.metric(first.metrics, "harmonylite_clock_ahead_seconds") ?? 0
             #expect(lead >= 8 && lead <= 12, "clock_ahead_seconds \(lead)")
-            let promtool = try runCommand("/bin/sh", ["-c", "curl -s --max-time 5 http://127.0.0.1:\(first.metrics)/metrics | /usr/bin/promtool check metrics"])
+            let promtool = try runCommand(
+                "/bin/sh", ["-c", "curl -s --max-time 5 http://127.0.0.1:\(first.metrics)/metrics | /usr/bin/promtool check metrics"])
             // promtool parses the whole exposition (status 1 otherwise) and lints it clean (status 3 and a
             // line per complaint otherwise; HarmonyLite's `published` is now a gauge alias of `published_total`).
             #expect(promtool.status == 0 && promtool.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(promtool.output)")
@@ -89,9 +94,13 @@ extension ProcessTests {
             // Node 1's application runs 60 s ahead of node 1: its write is stamped with node 1's clock.
             try Self.sql(cluster.path(0), "INSERT INTO kv VALUES (20, 'app clock ahead');", clock: "+60s")
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 20;", to: "app clock ahead\n", timeout: 60), "\(cluster.logs())")
-            #expect(eventually(timeout: 30) { (Operability.metric(first.metrics, "harmonylite_clamped_local_stamps_total") ?? 0) >= 1 }, "\(cluster.node(0).log)")
-            #expect(eventually(timeout: 30) { cluster.node(0).log.contains("local writes stamped by the application's clock beyond the node's clock plus max_clock_offset") },
-                    "\(cluster.node(0).log)")
+            #expect(
+                eventually(timeout: 30) { (Operability.metric(first.metrics, "harmonylite_clamped_local_stamps_total") ?? 0) >= 1 }, "\(cluster.node(0).log)")
+            #expect(
+                eventually(timeout: 30) {
+                    cluster.node(0).log.contains("local writes stamped by the application's clock beyond the node's clock plus max_clock_offset")
+                },
+                "\(cluster.node(0).log)")
             let stamp = try cluster.sql(0, "SELECT __harmonylite__hlc >> 16 FROM __harmonylite__kv_change_log WHERE k = 20;")
             let lead20 = (Int64(stamp.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) - Int64(Date().timeIntervalSince1970 * 1000)
             #expect(lead20 < 5_000, "row 20 stamped \(lead20) ms ahead of node 1's clock")
@@ -128,8 +137,9 @@ extension ProcessTests {
             let refusedLine = {
                 cluster.node(1).log.split(separator: "\n").contains { $0.contains("snapshot refused") && $0.contains("error=the snapshot's table kv") }
             }
-            #expect(eventually(timeout: 60, refusedLine),
-                    "\(cluster.node(1).log.suffix(3000))")
+            #expect(
+                eventually(timeout: 60, refusedLine),
+                "\(cluster.node(1).log.suffix(3000))")
             let log = cluster.node(1).log
             #expect(log.contains("the snapshot's table kv holds a row stamped 4199-") && log.contains("stamp \(pinned)"), "\(log.suffix(3000))")
             #expect(log.contains("beyond max_clock_offset (500 ms): refused"), "\(log.suffix(3000))")

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 
 /// Where a node lives: its address, how its supervisor is launched (in a network namespace, say) and the
 /// directory of its database (a small filesystem, say). The default is loopback, directly, next to the configs.
@@ -29,8 +29,10 @@ final class TestCluster {
     let nodeArguments: [[String]]
 
     /// `late`: nodes added later (`start`), with an empty database (no tables) made now.
-    init(size: Int = 3, schema: String, extraTOML: [String]? = nil, placements: [NodePlacement]? = nil, natsTOML: String = "",
-         routeGroups: [[Int]]? = nil, nodeNATSTOML: [String]? = nil, nodeArguments: [[String]]? = nil, late: Set<Int> = []) throws {
+    init(
+        size: Int = 3, schema: String, extraTOML: [String]? = nil, placements: [NodePlacement]? = nil, natsTOML: String = "",
+        routeGroups: [[Int]]? = nil, nodeNATSTOML: [String]? = nil, nodeArguments: [[String]]? = nil, late: Set<Int> = []
+    ) throws {
         directory = try TemporaryDirectory()
         self.natsTOML = natsTOML
         self.routeGroups = routeGroups ?? [Array(0..<size)]

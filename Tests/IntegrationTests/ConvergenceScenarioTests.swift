@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -21,15 +21,17 @@ extension ProcessTests {
 
         static let conflictsQuery = "SELECT table_name, losing_key, losing_stamp, losing_writer, winning_key FROM __harmonylite___conflicts ORDER BY 1, 2;"
 
-        static let unpublished = "SELECT count(*) FROM __harmonylite___change_log_global WHERE id > (SELECT value FROM __harmonylite___meta WHERE key = 'published_through');"
+        static let unpublished =
+            "SELECT count(*) FROM __harmonylite___change_log_global WHERE id > (SELECT value FROM __harmonylite___meta WHERE key = 'published_through');"
 
         /// a. `users(id, email UNIQUE, name)`. Node 2's applier is held back; node 1 inserts `(1,'u@x')`, node 2
         /// (not knowing it) inserts `(2,'u@x')` and then moves row 2 to `'z@x'`. The final versions — row 1 with
         /// `u@x`, row 2 with `z@x` — claim nothing in common: both rows everywhere, no conflict record, although
         /// nodes 1 and 3 see the two rows claim `u@x` for a moment and node 2 never does.
         @Test func uniqueSettledByFinalVersionsNotArrivalOrder() throws {
-            let cluster = try TestCluster(schema: "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT UNIQUE, name);",
-                                          extraTOML: Array(repeating: Self.patientApplier, count: 3))
+            let cluster = try TestCluster(
+                schema: "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT UNIQUE, name);",
+                extraTOML: Array(repeating: Self.patientApplier, count: 3))
             let heldBack = try cluster.pause(.applier, node: 1)
             try cluster.sql(0, "INSERT INTO users VALUES (1, 'u@x', 'ann');")
             // Node 3 holds row 1 before node 2 writes: node 2's insert, later, meets it there and on node 1.
@@ -41,7 +43,8 @@ extension ProcessTests {
             try cluster.sql(1, "UPDATE users SET email = 'z@x' WHERE id = 2;")
             #expect(try cluster.converge(Self.unpublished, to: "0\n", on: [1], timeout: 10))
             heldBack.resume(atLeast: 2)
-            try Self.expectSettled(cluster, "a (UNIQUE by arrival order)", rows: "SELECT id, email, name FROM users ORDER BY id;", tables: [("users", ["id"])]) { _ in
+            try Self.expectSettled(cluster, "a (UNIQUE by arrival order)", rows: "SELECT id, email, name FROM users ORDER BY id;", tables: [("users", ["id"])])
+            { _ in
                 (rows: "1|u@x|ann\n2|z@x|bob\n", conflicts: "")
             }
         }
@@ -52,8 +55,9 @@ extension ProcessTests {
         /// seat 1 is absent, its clock saying deleted.
         @Test func displacedUpsertDoesNotUndoALaterDelete() throws {
             let settings = Self.patientApplier + "[replication_log]\nreplicas = 3\n"
-            let cluster = try TestCluster(schema: "CREATE TABLE seats (id INTEGER PRIMARY KEY, holder TEXT UNIQUE);",
-                                          extraTOML: Array(repeating: settings, count: 3))
+            let cluster = try TestCluster(
+                schema: "CREATE TABLE seats (id INTEGER PRIMARY KEY, holder TEXT UNIQUE);",
+                extraTOML: Array(repeating: settings, count: 3))
             try cluster.sql(0, "INSERT INTO seats VALUES (1, 'a'), (2, 'b');")
             #expect(try cluster.converge("SELECT id, holder FROM seats ORDER BY id;", to: "1|a\n2|b\n", timeout: 30))
             cluster.stop(0)
@@ -69,7 +73,9 @@ extension ProcessTests {
             heldBack.resume()
             try cluster.start(0)
             try cluster.node(0).waitUntilReady(timeout: 60)
-            try Self.expectSettled(cluster, "b (displaced upsert and a later delete)", rows: "SELECT id, holder FROM seats ORDER BY id;", tables: [("seats", ["id"])]) { _ in
+            try Self.expectSettled(
+                cluster, "b (displaced upsert and a later delete)", rows: "SELECT id, holder FROM seats ORDER BY id;", tables: [("seats", ["id"])]
+            ) { _ in
                 (rows: "2|u\n", conflicts: "")
             }
             for node in 0..<3 {
@@ -95,19 +101,23 @@ extension ProcessTests {
         }
 
         static let indexCases: [IndexCase] = [
-            IndexCase(name: "partial", index: "CREATE UNIQUE INDEX accounts_email ON accounts (email) WHERE active = 1;",
-                      bystanders: ["(1, NULL, 'u@x', 0)"], fromNode1: ["(2, NULL, 'u@x', 1)"], fromNode2: ["(3, NULL, 'u@x', 1)"],
-                      free: { ("UPDATE accounts SET active = 0 WHERE id = \($0);", "\($0)|NULL|'u@x'|0") }),
-            IndexCase(name: "collate nocase", index: "CREATE UNIQUE INDEX accounts_email ON accounts (email COLLATE NOCASE);",
-                      bystanders: ["(1, NULL, 'w@x', 1)"], fromNode1: ["(2, NULL, 'u@x', 1)"], fromNode2: ["(3, NULL, 'U@x', 1)"],
-                      free: { ("UPDATE accounts SET email = 'v@x' WHERE id = \($0);", "\($0)|NULL|'v@x'|1") }),
-            IndexCase(name: "expression", index: "CREATE UNIQUE INDEX accounts_email ON accounts (lower(email));",
-                      bystanders: ["(1, NULL, 'w@x', 1)"], fromNode1: ["(2, NULL, 'u@x', 1)"], fromNode2: ["(3, NULL, 'U@X', 1)"],
-                      free: { ("UPDATE accounts SET email = 'v@x' WHERE id = \($0);", "\($0)|NULL|'v@x'|1") }),
-            IndexCase(name: "multi-column with NULLs", index: "CREATE UNIQUE INDEX accounts_org_email ON accounts (org, email);",
-                      bystanders: ["(1, NULL, 'u@x', 1)"], fromNode1: ["(2, 'o', 'u@x', 1)", "(4, NULL, 'u@x', 1)"],
-                      fromNode2: ["(3, 'o', 'u@x', 1)", "(5, NULL, 'u@x', 1)", "(6, 'o', NULL, 1)"],
-                      free: { ("UPDATE accounts SET org = 'p' WHERE id = \($0);", "\($0)|'p'|'u@x'|1") }),
+            IndexCase(
+                name: "partial", index: "CREATE UNIQUE INDEX accounts_email ON accounts (email) WHERE active = 1;",
+                bystanders: ["(1, NULL, 'u@x', 0)"], fromNode1: ["(2, NULL, 'u@x', 1)"], fromNode2: ["(3, NULL, 'u@x', 1)"],
+                free: { ("UPDATE accounts SET active = 0 WHERE id = \($0);", "\($0)|NULL|'u@x'|0") }),
+            IndexCase(
+                name: "collate nocase", index: "CREATE UNIQUE INDEX accounts_email ON accounts (email COLLATE NOCASE);",
+                bystanders: ["(1, NULL, 'w@x', 1)"], fromNode1: ["(2, NULL, 'u@x', 1)"], fromNode2: ["(3, NULL, 'U@x', 1)"],
+                free: { ("UPDATE accounts SET email = 'v@x' WHERE id = \($0);", "\($0)|NULL|'v@x'|1") }),
+            IndexCase(
+                name: "expression", index: "CREATE UNIQUE INDEX accounts_email ON accounts (lower(email));",
+                bystanders: ["(1, NULL, 'w@x', 1)"], fromNode1: ["(2, NULL, 'u@x', 1)"], fromNode2: ["(3, NULL, 'U@X', 1)"],
+                free: { ("UPDATE accounts SET email = 'v@x' WHERE id = \($0);", "\($0)|NULL|'v@x'|1") }),
+            IndexCase(
+                name: "multi-column with NULLs", index: "CREATE UNIQUE INDEX accounts_org_email ON accounts (org, email);",
+                bystanders: ["(1, NULL, 'u@x', 1)"], fromNode1: ["(2, 'o', 'u@x', 1)", "(4, NULL, 'u@x', 1)"],
+                fromNode2: ["(3, 'o', 'u@x', 1)", "(5, NULL, 'u@x', 1)", "(6, 'o', NULL, 1)"],
+                free: { ("UPDATE accounts SET org = 'p' WHERE id = \($0);", "\($0)|'p'|'u@x'|1") }),
         ]
 
         /// c. Rows 2 and 3 claim the same value of the index concurrently (node 2's applier held back), next
@@ -170,7 +180,8 @@ extension ProcessTests {
             let node: Int
 
             func version(_ table: String, _ match: String) throws -> Version? {
-                let line = try cluster.sql(node, "SELECT __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM \"__harmonylite__\(table)_change_log\" WHERE \(match);")
+                let line = try cluster.sql(
+                    node, "SELECT __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM \"__harmonylite__\(table)_change_log\" WHERE \(match);")
                 let fields = line.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int64($0) }
                 guard fields.count == 3 else { return nil }
                 return Version(stamp: fields[0], writer: fields[1], deleted: fields[2] != 0)
@@ -187,7 +198,8 @@ extension ProcessTests {
         static func state(_ cluster: TestCluster, _ node: Int, rows: String, tables: [(name: String, keys: [String])]) throws -> NodeState {
             let clocks = tables.map { table in
                 let keys = table.keys.map { "quote(\($0))" }.joined(separator: ", ")
-                return "SELECT '\(table.name)', \(keys), __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM \"__harmonylite__\(table.name)_change_log\" ORDER BY \(table.keys.joined(separator: ", "));"
+                return
+                    "SELECT '\(table.name)', \(keys), __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM \"__harmonylite__\(table.name)_change_log\" ORDER BY \(table.keys.joined(separator: ", "));"
             }.joined()
             return NodeState(rows: try cluster.sql(node, rows), clocks: try cluster.sql(node, clocks), conflicts: try cluster.sql(node, conflictsQuery))
         }
@@ -214,7 +226,9 @@ extension ProcessTests {
                     + "clocks {\(state.clocks.split(separator: "\n").joined(separator: ", "))}"
             }.joined(separator: "\n")
             print("scenario \(scenario): \(settled ? "settled as expected" : "NOT settled after \(Int(timeout)) s")\n\(summary)")
-            #expect(settled, """
+            #expect(
+                settled,
+                """
                 scenario \(scenario): expected rows {\(wanted.rows.split(separator: "\n").joined(separator: ", "))}, \
                 conflicts {\(wanted.conflicts.split(separator: "\n").joined(separator: ", "))} and identical clocks on every node; they hold:
                 \(summary)

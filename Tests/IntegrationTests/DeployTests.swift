@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import HarmonyConfig
@@ -11,10 +11,12 @@ import Testing
     @Test func systemdUnitPassesVerification() throws {
         let directory = try TemporaryDirectory()
         let unit = try String(contentsOfFile: Self.root + "/deploy/harmonylite.service", encoding: .utf8)
-        for required in ["Type=notify", "NotifyAccess=main", "WatchdogSec=", "Restart=on-failure", "KillMode=mixed", "User=harmonylite",
-                         "ProtectSystem=strict", "PrivateTmp=true", "PrivateDevices=true", "ProtectProc=invisible", "UMask=0027",
-                         "SystemCallFilter=@system-service", "MemoryMax=", "NoNewPrivileges=true", "ProtectHome=true", "ProtectControlGroups=true",
-                         "ProtectKernelModules=true", "RuntimeDirectory=harmonylite", "ExecReload=/bin/kill -HUP $MAINPID", "RestartPreventExitStatus=2 78"] {
+        for required in [
+            "Type=notify", "NotifyAccess=main", "WatchdogSec=", "Restart=on-failure", "KillMode=mixed", "User=harmonylite",
+            "ProtectSystem=strict", "PrivateTmp=true", "PrivateDevices=true", "ProtectProc=invisible", "UMask=0027",
+            "SystemCallFilter=@system-service", "MemoryMax=", "NoNewPrivileges=true", "ProtectHome=true", "ProtectControlGroups=true",
+            "ProtectKernelModules=true", "RuntimeDirectory=harmonylite", "ExecReload=/bin/kill -HUP $MAINPID", "RestartPreventExitStatus=2 78",
+        ] {
             #expect(unit.contains(required), "\(required) missing from the unit")
         }
         // verify checks that ExecStart exists: point it at the binary we built.
@@ -59,7 +61,8 @@ import Testing
         var text = try String(contentsOfFile: Self.root + "/" + relativePath, encoding: .utf8)
         // Point the paths at a scratch directory; everything else is loaded as shipped.
         text = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.hasPrefix("db_path") ? "db_path = \"\(database)\"" : line.hasPrefix("seq_map_path") ? "seq_map_path = \"\(directory.path)/sm.cbor\"" : String(line)
+            line.hasPrefix("db_path")
+                ? "db_path = \"\(database)\"" : line.hasPrefix("seq_map_path") ? "seq_map_path = \"\(directory.path)/sm.cbor\"" : String(line)
         }.joined(separator: "\n")
         let file = directory.write("config.toml", text)
         let loaded = try ConfigurationLoader.load(path: file, environment: .init(defaultNodeID: { 42 }))

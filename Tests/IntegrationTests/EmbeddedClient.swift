@@ -1,7 +1,7 @@
-import NodeNATS
 import Foundation
 import HarmonyConfig
 import NATSClient
+import NodeNATS
 
 /// How a test reaches a node's embedded server, which accepts only credentials derived from the cluster
 /// secret (default `harmonylite-cluster.secret` beside the database): as node `nodeID` would.

@@ -1,6 +1,6 @@
-import TestSupport
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 /// Nodes on an external 3-server NATS cluster (`NATSClusterUnderTest`): `[nats] urls` names all three,
@@ -95,7 +95,9 @@ final class SteadyWriter: Sendable {
             var next = firstKey
             while !stopped.load(ordering: .relaxed) {
                 let statements = (next..<next + batch).map { "INSERT INTO kv VALUES (\($0), 'row \($0)');" }.joined()
-                if let result = try? runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", path, "PRAGMA trusted_schema=OFF;" + statements]), result.status == 0 {
+                if let result = try? runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", path, "PRAGMA trusted_schema=OFF;" + statements]),
+                    result.status == 0
+                {
                     next += batch
                     written.add(batch, ordering: .relaxed)
                 }
@@ -137,11 +139,13 @@ extension ProcessTests {
         static func victim(_ victim: Victim, shard: Int, in cluster: ExternalNATSNodes) -> Int? {
             var found: Int?
             _ = eventually(timeout: 15, interval: 0.2) {
-                let name: String? = switch victim {
-                case .streamLeader: cluster.nats.streamLeader(ExternalNATSNodes.stream(shard))
-                case .consumerLeader: cluster.nats.consumerLeader(stream: ExternalNATSNodes.stream(shard), where: { ExternalNATSNodes.isConsumer($0, of: 2, shard: shard) })
-                case .brokerServer: nil
-                }
+                let name: String? =
+                    switch victim {
+                    case .streamLeader: cluster.nats.streamLeader(ExternalNATSNodes.stream(shard))
+                    case .consumerLeader:
+                        cluster.nats.consumerLeader(stream: ExternalNATSNodes.stream(shard), where: { ExternalNATSNodes.isConsumer($0, of: 2, shard: shard) })
+                    case .brokerServer: nil
+                    }
                 found = victim == .brokerServer ? cluster.nats.serverOfClient(named: ExternalNATSNodes.clientName(1)) : name.flatMap(cluster.nats.index(of:))
                 return found != nil
             }
@@ -178,7 +182,8 @@ extension ProcessTests {
             let first = try cluster.sql(0, "SELECT count(*) || '|' || total(k) FROM kv WHERE k < \(Self.secondWriterKeys);").dropLast()
             let second = try cluster.sql(1, "SELECT count(*) || '|' || total(k) FROM kv WHERE k >= \(Self.secondWriterKeys);").dropLast()
             let expected = "\(first)\n\(second)\n"
-            let query = "SELECT count(*) || '|' || total(k) FROM kv WHERE k < \(Self.secondWriterKeys); SELECT count(*) || '|' || total(k) FROM kv WHERE k >= \(Self.secondWriterKeys);"
+            let query =
+                "SELECT count(*) || '|' || total(k) FROM kv WHERE k < \(Self.secondWriterKeys); SELECT count(*) || '|' || total(k) FROM kv WHERE k >= \(Self.secondWriterKeys);"
             let converged = try eventually(timeout: 180, interval: 0.5) { try (0..<3).allSatisfy { try cluster.sql($0, query) == expected } }
             let written = [first, second].compactMap { $0.split(separator: "|").first.flatMap { Int($0) } }.reduce(0, +)
             let held = try (0..<3).map { index in
@@ -190,7 +195,9 @@ extension ProcessTests {
             let rechecks = cluster.logLines(containing: "consuming again from the cursor")
             // Each replaced consumer is deleted once its successor exists (best effort): one per node and shard is left.
             let consumersLeft = (1...2).map { shard in cluster.nats.consumerNames(stream: ExternalNATSNodes.stream(shard)).count }.reduce(0, +)
-            print("failover summary: rounds \(Self.rounds), rows written \(written), rows lost \(converged ? 0 : lost), consumers replaced \(consumedAgain.count), applier rechecks \(rechecks.count), failed health waits \(unhealthy), consumers left \(consumersLeft) (6 expected)")
+            print(
+                "failover summary: rounds \(Self.rounds), rows written \(written), rows lost \(converged ? 0 : lost), consumers replaced \(consumedAgain.count), applier rechecks \(rechecks.count), failed health waits \(unhealthy), consumers left \(consumersLeft) (6 expected)"
+            )
             print("health waits (s): \(healthWaits.joined(separator: " "))")
             print((kills + consumedAgain + rechecks).joined(separator: "\n"))
             if !converged || !gone.isEmpty { print("failover logs kept in \(cluster.keepLogs())") }
@@ -218,8 +225,9 @@ extension ProcessTests {
             #expect(try eventually(timeout: 30, interval: 0.2) { try cluster.sql(1, "SELECT count(*) FROM kv WHERE k = \(last);") == "1\n" })
             try cluster.start(2)
             try cluster.node(2).waitUntilReady(timeout: 60)
-            #expect(eventually(timeout: 60, interval: 0.2) { !cluster.logLines(containing: "gone from the stream before this node applied them").isEmpty },
-                    "\(cluster.node(2).log.suffix(4000))")
+            #expect(
+                eventually(timeout: 60, interval: 0.2) { !cluster.logLines(containing: "gone from the stream before this node applied them").isEmpty },
+                "\(cluster.node(2).log.suffix(4000))")
             #expect(cluster.logLines(containing: "gone from the stream").allSatisfy { $0.hasPrefix("node 3:") })
             // What the stream still held arrives.
             #expect(try eventually(timeout: 60, interval: 0.2) { try cluster.sql(2, "SELECT count(*) FROM kv WHERE k = \(last);") == "1\n" })

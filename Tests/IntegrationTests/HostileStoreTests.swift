@@ -1,6 +1,6 @@
-import TestSupport
 import Foundation
 import NATSClient
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -25,8 +25,9 @@ extension ProcessTests {
             do {
                 let connection = try NATSConnection.connect(try embeddedClientSettings(directory: directory.path, nodeID: 1, port: port, name: "intruder"))
                 let store = try ObjectStoreBucket(connection: connection, bucket: Self.bucket, replicas: 1)
-                _ = try store.put("snapshot.db", file: directory.write("fake.db", "fake"),
-                                  headers: ["Harmonylite-Snapshot": [Self.hostileMetadata(cursor: "18446744073709551615")]])
+                _ = try store.put(
+                    "snapshot.db", file: directory.write("fake.db", "fake"),
+                    headers: ["Harmonylite-Snapshot": [Self.hostileMetadata(cursor: "18446744073709551615")]])
             }
             #expect(node.terminate() == 0)
             // Started again (its seq map is there: no restore), it takes the lease and reads the newest snapshot.

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -9,9 +9,13 @@ extension ProcessTests {
 
         /// Every change this node queued has been published (JetStream acknowledged it).
         static func allPublished(_ node: NodeUnderTest) throws -> Bool {
-            let answer = try runCommand("/usr/bin/sqlite3", [node.database,
-                "SELECT coalesce((SELECT value FROM __harmonylite___meta WHERE key = 'published_through'), 0)"
-                + " >= (SELECT coalesce(max(id), 0) FROM __harmonylite___change_log_global);"])
+            let answer = try runCommand(
+                "/usr/bin/sqlite3",
+                [
+                    node.database,
+                    "SELECT coalesce((SELECT value FROM __harmonylite___meta WHERE key = 'published_through'), 0)"
+                        + " >= (SELECT coalesce(max(id), 0) FROM __harmonylite___change_log_global);",
+                ])
             return answer.output == "1\n"
         }
 
@@ -111,8 +115,10 @@ extension ProcessTests {
             #expect(cleanup.status == 1 && cleanup.output.contains(expected), "\(cleanup.output)")
             let second = try runCommand(Binaries.supervisor, ["-config", node.configPath])
             #expect(second.status == 1 && second.output.contains(expected), "\(second.output)")
-            #expect(try runCommand("/usr/bin/sqlite3", [node.database, "SELECT count(*) FROM sqlite_master WHERE substr(name, 1, 13) = '__harmonylite';"]).output != "0\n",
-                    "the refused -cleanup removed nothing")
+            #expect(
+                try runCommand("/usr/bin/sqlite3", [node.database, "SELECT count(*) FROM sqlite_master WHERE substr(name, 1, 13) = '__harmonylite';"]).output
+                    != "0\n",
+                "the refused -cleanup removed nothing")
             // A command from the shell finds the node's embedded server through the run directory the node
             // recorded in its lock.
             let saved = try runCommand(Binaries.supervisor, ["-config", node.configPath, "-save-snapshot"])

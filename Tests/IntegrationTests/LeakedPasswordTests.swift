@@ -1,8 +1,8 @@
-import NodeNATS
-import TestSupport
 import Foundation
 import HarmonyConfig
 import NATSClient
+import NodeNATS
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -29,7 +29,8 @@ extension ProcessTests {
             let (user, password) = asAdministrator ? (credentials.adminUser, credentials.adminPassword) : (credentials.clientUser, credentials.clientPassword)
             let result = try runCommand(python, ["python3", script, "nats://127.0.0.1:\(cluster.clientPorts[0])", user, password, name, argument])
             guard result.status == 0, let line = result.output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
-                  let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            else {
                 throw TestFailure("attack \(name) did not run: \(result.output)")
             }
             return Outcome(accepted: object["accepted"] as? Bool ?? true, detail: object["detail"] as? String ?? "")
@@ -65,7 +66,8 @@ extension ProcessTests {
             }
             func leafs(_ monitor: Int) -> Int? {
                 guard let result = try? runCommand("/usr/bin/curl", ["-s", "http://127.0.0.1:\(monitor)/leafz"]), result.status == 0,
-                      let object = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] else { return nil }
+                    let object = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+                else { return nil }
                 return object["leafnodes"] as? Int
             }
             let (rogue, rogueMonitor) = try startLeaf("nats://127.0.0.1:\(leafPort)", name: "rogue-leaf")
@@ -95,16 +97,22 @@ extension ProcessTests {
                 try openssl(["ec", "-inform", "DER", "-in", ca + ".der", "-out", ca + ".key"])
                 try openssl(["req", "-x509", "-new", "-key", ca + ".key", "-out", ca + ".pem", "-days", "2", "-subj", "/CN=HarmonyLite routes CA"])
             } else {
-                try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem",
-                             "-days", "2", "-subj", "/CN=\(name) CA"])
+                try openssl([
+                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem",
+                    "-days", "2", "-subj", "/CN=\(name) CA",
+                ])
             }
             try "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n".write(toFile: directory + "/ext.cnf", atomically: true, encoding: .utf8)
             for leaf in leaves {
                 let path = directory + "/" + leaf
-                try openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path + ".key", "-out", path + ".csr",
-                             "-subj", "/CN=\(leaf)"])
-                try openssl(["x509", "-req", "-in", path + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial", "-days", "2",
-                             "-extfile", directory + "/ext.cnf", "-out", path + ".pem"])
+                try openssl([
+                    "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path + ".key", "-out", path + ".csr",
+                    "-subj", "/CN=\(leaf)",
+                ])
+                try openssl([
+                    "x509", "-req", "-in", path + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial", "-days", "2",
+                    "-extfile", directory + "/ext.cnf", "-out", path + ".pem",
+                ])
             }
         }
 
@@ -112,9 +120,13 @@ extension ProcessTests {
         /// in `directory`, trusting `<ca>-ca.pem`, verified both ways) or without; returns it and its
         /// monitoring port (`NATSAuth.routes`).
         static func startRouteServer(directory: String, name: String, route: String, certificate: String?, ca: String) throws -> (Process, Int) {
-            let tls = certificate.map { " tls { cert_file: \"\(directory)/\($0).pem\", key_file: \"\(directory)/\($0).key\", ca_file: \"\(directory)/\(ca)-ca.pem\", verify: true, timeout: 2 }" } ?? ""
-            return try startPlainServer(directory: directory, name: name,
-                                        body: "cluster { name: \"\(EmbeddedClusterName.value)\", listen: \"127.0.0.1:\(try freePort())\", routes: [\"\(route)\"]\n\(tls) }\n")
+            let tls =
+                certificate.map {
+                    " tls { cert_file: \"\(directory)/\($0).pem\", key_file: \"\(directory)/\($0).key\", ca_file: \"\(directory)/\(ca)-ca.pem\", verify: true, timeout: 2 }"
+                } ?? ""
+            return try startPlainServer(
+                directory: directory, name: name,
+                body: "cluster { name: \"\(EmbeddedClusterName.value)\", listen: \"127.0.0.1:\(try freePort())\", routes: [\"\(route)\"]\n\(tls) }\n")
         }
 
         /// A plain nats-server (not ours) on loopback with `body` in its configuration; returns it and its monitoring port.
@@ -141,10 +153,12 @@ extension ProcessTests {
             try Self.makeCertificates(in: directory.path, ca: "cluster", leaves: ["node", "member"])
             try Self.makeCertificates(in: directory.path, ca: "other", leaves: ["stranger"])
             let port = try freePort(), routePort = try freePort(), absentPeer = try freePort()
-            let toml = "[nats]\nbind_address = \"127.0.0.1:\(port)\"\nroute_tls_cert_file = \"\(directory.path)/node.pem\"\n"
+            let toml =
+                "[nats]\nbind_address = \"127.0.0.1:\(port)\"\nroute_tls_cert_file = \"\(directory.path)/node.pem\"\n"
                 + "route_tls_key_file = \"\(directory.path)/node.key\"\nroute_tls_ca_file = \"\(directory.path)/cluster-ca.pem\"\n"
-            let node = try NodeUnderTest(toml: toml, arguments: ["-cluster-addr", "127.0.0.1:\(routePort)", "-cluster-peers", "nats://127.0.0.1:\(absentPeer)/"],
-                                         directory: directory)
+            let node = try NodeUnderTest(
+                toml: toml, arguments: ["-cluster-addr", "127.0.0.1:\(routePort)", "-cluster-peers", "nats://127.0.0.1:\(absentPeer)/"],
+                directory: directory)
             defer { _ = node.terminate() }
             #expect(eventually(timeout: 20) { node.log.contains("Listening for route connections") }, "\(node.log)")
             let credentials = try Self.credentials(directory: directory.path)
@@ -220,10 +234,11 @@ extension ProcessTests {
             // No shard is reported stalled on any node (`-status -json` names none) once all is applied.
             for index in 0..<3 {
                 var status = ""
-                #expect(eventually(timeout: 30, interval: 1) {
-                    status = (try? runCommand(Binaries.supervisor, ["-config", cluster.node(index).configPath, "-status", "-json"]).output) ?? ""
-                    return status.contains("\"streams\"") && !status.contains("stalled_seconds")
-                }, "node \(index + 1): \(status)")
+                #expect(
+                    eventually(timeout: 30, interval: 1) {
+                        status = (try? runCommand(Binaries.supervisor, ["-config", cluster.node(index).configPath, "-status", "-json"]).output) ?? ""
+                        return status.contains("\"streams\"") && !status.contains("stalled_seconds")
+                    }, "node \(index + 1): \(status)")
             }
 
             // Defence in depth: even a republishing stream made by the administrator, onto node 1's own
@@ -232,15 +247,17 @@ extension ProcessTests {
             let republished = try Self.attack(cluster, "republish-own", ownForged, asAdministrator: true)
             #expect(republished.accepted, "the administrator could not make the republishing stream: \(republished.detail)")
             for index in 0..<3 {
-                #expect(eventually(timeout: 20) { ((try? Parking.parked(cluster, index)) ?? "").contains("\tforged-origin\t") },
-                        "node \(index + 1) did not park the republished message: \(cluster.node(index).log.suffix(2000))")
+                #expect(
+                    eventually(timeout: 20) { ((try? Parking.parked(cluster, index)) ?? "").contains("\tforged-origin\t") },
+                    "node \(index + 1) did not park the republished message: \(cluster.node(index).log.suffix(2000))")
                 #expect(cluster.node(index).log.contains("it carries republish headers"), "node \(index + 1): \(cluster.node(index).log.suffix(2000))")
                 #expect(try cluster.sql(index, "SELECT count(*) FROM kv WHERE k IN (100, 200);") == "0\n", "node \(index + 1) applied a forged row")
             }
 
             // The nodes' own users were never refused anything: every JetStream subject they use is allowed.
             // (nats-server logs each refusal with the client's name: the attacker's are there.)
-            #expect(cluster.node(0).log.contains("leaked-password-attacker") && cluster.node(0).log.contains("Violation"), "\(cluster.node(0).log.suffix(2000))")
+            #expect(
+                cluster.node(0).log.contains("leaked-password-attacker") && cluster.node(0).log.contains("Violation"), "\(cluster.node(0).log.suffix(2000))")
             for index in 0..<3 {
                 let refused = cluster.node(index).log.split(separator: "\n").filter { $0.contains("Violation") && !$0.contains("leaked-password-attacker") }
                 #expect(refused.isEmpty, "node \(index + 1)'s own user was refused: \(refused.prefix(10).joined(separator: "\n"))")

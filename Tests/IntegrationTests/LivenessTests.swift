@@ -1,7 +1,7 @@
-import TestSupport
 import ChangeLog
 import Foundation
 import HarmonyConfig
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -39,9 +39,11 @@ extension ProcessTests {
         /// their loop threads, were killed as silent five times each, and the supervisor stopped the node.)
         @Test func applicationHoldingTheWriteLockOnlyDelaysReplication() throws {
             let health = try freePort()
-            let cluster = try TestCluster(size: 2, schema: "CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT);", extraTOML: [
-                "[health_check]\nenable = true\nbind = \"127.0.0.1:\(health)\"\npath = \"/health\"\ndetailed = true\n", "",
-            ])
+            let cluster = try TestCluster(
+                size: 2, schema: "CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT);",
+                extraTOML: [
+                    "[health_check]\nenable = true\nbind = \"127.0.0.1:\(health)\"\npath = \"/health\"\ndetailed = true\n", "",
+                ])
             let held = max(35, Self.heartbeatTimeout * 6)
             let holder = try HeldTransaction(path: cluster.path(0), statements: "BEGIN IMMEDIATE; INSERT INTO kv VALUES ('held', 'during the lock');")
             defer { holder.finish() }
@@ -52,15 +54,18 @@ extension ProcessTests {
             var sawStatus = false, sawHealth = false, sawText = false
             while Date().timeIntervalSince(began) < held {
                 if let applier = Self.workers(cluster.node(0)).first(where: { $0["name"] as? String == "applier" }),
-                   let waiting = applier["waiting_for"] as? String, waiting.hasPrefix("waiting for the database write lock for ") {
+                    let waiting = applier["waiting_for"] as? String, waiting.hasPrefix("waiting for the database write lock for ")
+                {
                     sawStatus = true
                 }
                 if !sawText, let text = try? runCommand(Binaries.supervisor, ["-config", cluster.node(0).configPath, "-status"]),
-                   text.output.contains("applier: waiting for the database write lock for ") {
+                    text.output.contains("applier: waiting for the database write lock for ")
+                {
                     sawText = true
                 }
                 if !sawHealth, let answer = try? ProcessTests.Operability.get("http://127.0.0.1:\(health)/health"),
-                   ProcessTests.Operability.body(answer.text).contains("applier is waiting for the database write lock for ") {
+                    ProcessTests.Operability.body(answer.text).contains("applier is waiting for the database write lock for ")
+                {
                     sawHealth = answer.status == 200
                 }
                 Thread.sleep(forTimeInterval: 1)
@@ -69,7 +74,9 @@ extension ProcessTests {
             // Nothing of the held transaction left node 1 yet.
             #expect(try cluster.sql(1, "SELECT count(*) FROM kv WHERE k = 'held';") == "0\n")
             try holder.commit()
-            #expect(try cluster.converge("SELECT k, v FROM kv ORDER BY k;", to: "from2|while node 1 was locked\nheld|during the lock\n", timeout: 60), "\(cluster.logs())")
+            #expect(
+                try cluster.converge("SELECT k, v FROM kv ORDER BY k;", to: "from2|while node 1 was locked\nheld|during the lock\n", timeout: 60),
+                "\(cluster.logs())")
             #expect(sawStatus, "-status -json never said the applier waits for the write lock")
             #expect(sawText, "-status never said the applier waits for the write lock")
             #expect(sawHealth, "/health (200) never said the applier waits for the write lock")
@@ -77,10 +84,11 @@ extension ProcessTests {
             let restarts = Self.restarts(cluster.node(0))
             #expect(!restarts.isEmpty && restarts.values.allSatisfy { $0 == 0 }, "\(restarts)\n\(cluster.problems())")
             // The wait is over at the next heartbeat.
-            #expect(eventually(timeout: 10) {
-                let workers = Self.workers(cluster.node(0))
-                return !workers.isEmpty && workers.allSatisfy { $0["state"] as? String == "running" && $0["waiting_for"] == nil }
-            }, "\(Self.workers(cluster.node(0)))")
+            #expect(
+                eventually(timeout: 10) {
+                    let workers = Self.workers(cluster.node(0))
+                    return !workers.isEmpty && workers.allSatisfy { $0["state"] as? String == "running" && $0["waiting_for"] == nil }
+                }, "\(Self.workers(cluster.node(0)))")
         }
 
         /// A node asked to stop while its workers wait for a write lock the application holds stops promptly
@@ -91,9 +99,10 @@ extension ProcessTests {
             let holder = try HeldTransaction(path: cluster.path(0), statements: "BEGIN IMMEDIATE; INSERT INTO kv VALUES ('held', '1');")
             defer { holder.finish() }
             try cluster.sql(1, "INSERT INTO kv VALUES ('from2', '2');")
-            #expect(eventually(timeout: 30, interval: 0.5) {
-                Self.workers(cluster.node(0)).contains { $0["waiting_for"] != nil }
-            }, "\(cluster.problems())")
+            #expect(
+                eventually(timeout: 30, interval: 0.5) {
+                    Self.workers(cluster.node(0)).contains { $0["waiting_for"] != nil }
+                }, "\(cluster.problems())")
             let began = Date()
             #expect(cluster.node(0).terminate(timeout: 20) != nil, "not stopped within 20 s:\n\(cluster.node(0).log.suffix(3000))")
             #expect(Date().timeIntervalSince(began) < 20)
@@ -110,10 +119,12 @@ extension ProcessTests {
         /// the NULL key was queued, every watermark and cursor store failed on `NOT NULL constraint failed`
         /// and every message node 1 received was parked.)
         @Test func nullKeyOfIntegerPrimaryKeyDescNeverWedgesTheNode() throws {
-            let cluster = try TestCluster(size: 2, schema: """
-                CREATE TABLE d (id INTEGER PRIMARY KEY DESC, v TEXT);
-                CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT);
-                """)
+            let cluster = try TestCluster(
+                size: 2,
+                schema: """
+                    CREATE TABLE d (id INTEGER PRIMARY KEY DESC, v TEXT);
+                    CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT);
+                    """)
             try cluster.sql(0, "INSERT INTO d VALUES (NULL, 'no key'); INSERT INTO d VALUES (7, 'seven');")
             #expect(try cluster.sql(0, "SELECT count(*) FROM d WHERE id IS NULL;") == "1\n")
             try cluster.sql(1, "INSERT INTO kv VALUES ('a', 'from 2'); INSERT INTO d VALUES (8, 'eight');")
@@ -166,18 +177,24 @@ extension ProcessTests {
         @Test func installationThatCannotApplyLeavesTheDatabaseAndSaysWhatToDo() throws {
             let directory = try TemporaryDirectory()
             let database = directory.path + "/node1.db"
-            try makeDatabase(database, """
+            try makeDatabase(
+                database,
+                """
                 PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'kept');
                 CREATE VIEW __harmonylite___change_log_global AS SELECT 1 AS id, 1 AS table_id;
                 """)
             let schema = try runCommand("/usr/bin/sqlite3", [database, "SELECT type, name, sql FROM sqlite_schema ORDER BY name;"]).output
-            let node = try NodeUnderTest(toml: "[workers.applier]\nrestart_intensity = 1\nrestart_backoff_initial = 50\n", directory: directory, database: database)
+            let node = try NodeUnderTest(
+                toml: "[workers.applier]\nrestart_intensity = 1\nrestart_backoff_initial = 50\n", directory: directory, database: database)
             #expect(node.waitForExit(timeout: 60) == 1, "\(node.log)")
             #expect(node.log.contains("cannot install the change log in \(database): "), "\(node.log)")
             #expect(node.log.contains("the database was left as it was. To go on: "), "\(node.log)")
             #expect(node.log.contains("-cleanup"), "\(node.log)")
             // The supervisor's own line, before it stops the node, says it too.
-            #expect(node.log.split(separator: "\n").contains { $0.contains("[supervisor]") && $0.contains("exited with status 1") && $0.contains("cannot install the change log in") }, "\(node.log)")
+            #expect(
+                node.log.split(separator: "\n").contains {
+                    $0.contains("[supervisor]") && $0.contains("exited with status 1") && $0.contains("cannot install the change log in")
+                }, "\(node.log)")
             #expect(try runCommand("/usr/bin/sqlite3", [database, "SELECT type, name, sql FROM sqlite_schema ORDER BY name;"]).output == schema)
             #expect(try runCommand("/usr/bin/sqlite3", [database, "SELECT * FROM t;"]).output == "1|kept\n")
         }

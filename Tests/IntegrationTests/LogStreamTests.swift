@@ -36,7 +36,8 @@ extension ProcessTests {
             let supervisorMessages = Set(objects.filter { $0["process"] as? String == "supervisor" }.compactMap { $0["message"] as? String })
             for object in objects {
                 guard let process = object["process"] as? String, process != "supervisor", process != "nats-server",
-                      let message = object["message"] as? String else { continue }
+                    let message = object["message"] as? String
+                else { continue }
                 #expect(!supervisorMessages.contains("\(process): \(message)"), "printed twice: \(message)")
             }
             // The applier says its cursor as stream=seq, never as a Swift dictionary.
@@ -117,7 +118,8 @@ extension ProcessTests {
             let holder = try ServerUnderTest("/usr/sbin/nats-server", ["-a", "127.0.0.1", "-p", "\(port)"], log: try TemporaryDirectory().path + "/holder.log")
             defer { holder.stop() }
             #expect(holder.waitForTCP(port: port))
-            let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\n[workers.nats]\nrestart_intensity = 2\nrestart_backoff_initial = 100\n")
+            let node = try NodeUnderTest(
+                toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\n[workers.nats]\nrestart_intensity = 2\nrestart_backoff_initial = 100\n")
             #expect(node.waitForExit(timeout: 30) == 1, "\(node.log)")
             let exits = supervisorLines(node.log, SupervisorMessage.ended, ["child": "nats", "status": "exited with status 1"])
             #expect(exits.count == 3, "\(node.log)")
@@ -131,8 +133,10 @@ extension ProcessTests {
         /// the upload's progress, and its summary (before: silent during the copy, "0.0 MB" for small ones).
         @Test func saveSnapshotSaysItsProgressInMiB() throws {
             let directory = try TemporaryDirectory()
-            try makeDatabase(directory.path + "/node1.db", "PRAGMA journal_mode=WAL; CREATE TABLE blobs(id INTEGER PRIMARY KEY, body BLOB);"
-                + "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO blobs SELECT i, randomblob(4000) FROM n;")
+            try makeDatabase(
+                directory.path + "/node1.db",
+                "PRAGMA journal_mode=WAL; CREATE TABLE blobs(id INTEGER PRIMARY KEY, body BLOB);"
+                    + "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO blobs SELECT i, randomblob(4000) FROM n;")
             let node = try NodeUnderTest(directory: directory)
             try node.waitUntilReady()
             let saved = try runCommand(Binaries.supervisor, ["-config", node.configPath, "-save-snapshot"])
@@ -140,7 +144,9 @@ extension ProcessTests {
             let lines = saved.output.split(separator: "\n")
             #expect(lines.contains { $0.contains("copied the database in ") && $0.contains(" MiB to upload") }, "\(saved.output)")
             #expect(lines.contains { $0.contains("uploading the snapshot: 100% of 11.") && $0.contains(" MiB at ") && $0.hasSuffix("/s") }, "\(saved.output)")
-            #expect(lines.contains { $0.contains("saved a snapshot of") && $0.contains(" MiB, copy ") && $0.contains(", cursor ") && !$0.contains("(key:") }, "\(saved.output)")
+            #expect(
+                lines.contains { $0.contains("saved a snapshot of") && $0.contains(" MiB, copy ") && $0.contains(", cursor ") && !$0.contains("(key:") },
+                "\(saved.output)")
             #expect(!saved.output.contains(" MB"), "\(saved.output)")
             #expect(node.terminate() == 0)
         }

@@ -16,7 +16,8 @@ extension ProcessTests {
 
         /// Debian's promtool lints the whole exposition clean (exit 0, nothing said): `published` is
         /// `published_total`, HarmonyLite's name stays as a gauge alias with the same value.
-        @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool"), "skipped: promtool is not installed (apt-get install prometheus)"))
+        @Test(
+            .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool"), "skipped: promtool is not installed (apt-get install prometheus)"))
         func metricsPassPromtoolCheck() throws {
             let endpoints = try Endpoints()
             let directory = try TemporaryDirectory()
@@ -26,7 +27,8 @@ extension ProcessTests {
             _ = try runCommand("/usr/bin/sqlite3", [node.database, "INSERT INTO kv VALUES (1, 'a'), (2, 'b');"])
             #expect(eventually(timeout: 15) { Operability.metric(endpoints.metrics, "harmonylite_published_total") == 2 }, "\(node.log)")
             #expect(Operability.metric(endpoints.metrics, "harmonylite_published") == 2)
-            let lint = try runCommand("/bin/sh", ["-c", "curl -s --max-time 5 http://127.0.0.1:\(endpoints.metrics)/metrics | /usr/bin/promtool check metrics"])
+            let lint = try runCommand(
+                "/bin/sh", ["-c", "curl -s --max-time 5 http://127.0.0.1:\(endpoints.metrics)/metrics | /usr/bin/promtool check metrics"])
             #expect(lint.status == 0 && lint.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(lint.output)")
             #expect(node.terminate() == 0)
         }
@@ -42,7 +44,9 @@ extension ProcessTests {
                 #expect(eventually(timeout: 30) { node.log.components(separatedBy: "reload complete").count - 1 == round }, "\(node.log)")
             }
             for worker in ["broker", "snapshotter", "applier", "capturer"] {
-                #expect(eventually(timeout: 5) { Operability.metric(endpoints.metrics, "harmonylite_worker_reloads_total", ["worker=\"\(worker)\""]) == 2 }, "\(worker)")
+                #expect(
+                    eventually(timeout: 5) { Operability.metric(endpoints.metrics, "harmonylite_worker_reloads_total", ["worker=\"\(worker)\""]) == 2 },
+                    "\(worker)")
                 #expect(Operability.metric(endpoints.metrics, "harmonylite_worker_restarts_total", ["worker=\"\(worker)\""]) == 0, "\(worker)")
             }
             let workers = Self.statusJSON(node)["workers"] as? [[String: Any]] ?? []
@@ -60,10 +64,11 @@ extension ProcessTests {
             for row in 1...3 {
                 _ = try runCommand("/usr/bin/sqlite3", [node.database, "INSERT INTO kv VALUES (\(row), 'x');"])
                 var report: [String: Any] = [:]
-                #expect(eventually(timeout: 10, interval: 0.02) {
-                    report = Self.statusJSON(node)
-                    return report["published_rows"] as? Int == row
-                }, "\(report)")
+                #expect(
+                    eventually(timeout: 10, interval: 0.02) {
+                        report = Self.statusJSON(node)
+                        return report["published_rows"] as? Int == row
+                    }, "\(report)")
                 let stream = (report["streams"] as? [[String: Any]])?.first ?? [:]
                 #expect(stream["last_sequence"] as? Int == row, "the head in the report that counts row \(row) published: \(stream)")
             }
@@ -80,10 +85,11 @@ extension ProcessTests {
             #expect(saved.status == 0, "\(saved.output)")
             for (index, endpoints) in [(0, first), (1, second)] {
                 var snapshot: [String: Any] = [:]
-                #expect(eventually(timeout: 45, interval: 0.5) {
-                    snapshot = Self.statusJSON(cluster.node(index))["snapshot"] as? [String: Any] ?? [:]
-                    return (snapshot["created_unix_ms"] as? Int ?? 0) > 0
-                }, "node \(index + 1): \(snapshot)")
+                #expect(
+                    eventually(timeout: 45, interval: 0.5) {
+                        snapshot = Self.statusJSON(cluster.node(index))["snapshot"] as? [String: Any] ?? [:]
+                        return (snapshot["created_unix_ms"] as? Int ?? 0) > 0
+                    }, "node \(index + 1): \(snapshot)")
                 #expect(eventually(timeout: 5) { (Operability.metric(endpoints.metrics, "harmonylite_snapshot_age_seconds") ?? -1) >= 0 }, "node \(index + 1)")
             }
             let text = try runCommand(Binaries.supervisor, ["-config", cluster.node(1).configPath, "-status"])

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -11,7 +11,8 @@ extension ProcessTests {
         /// for leaf connections on `leafPorts`.
         static func regionsTOML(nodes: Int, inA: Int, leafPorts: [Int]) -> [String] {
             (0..<nodes).map { index in
-                "region = \"\(index < inA ? "a" : "b")\"\nregions = [\"a\", \"b\"]\n" + (index < leafPorts.count ? "leaf_listen = \"127.0.0.1:\(leafPorts[index])\"\n" : "")
+                "region = \"\(index < inA ? "a" : "b")\"\nregions = [\"a\", \"b\"]\n"
+                    + (index < leafPorts.count ? "leaf_listen = \"127.0.0.1:\(leafPorts[index])\"\n" : "")
             }
         }
 
@@ -33,8 +34,9 @@ extension ProcessTests {
                 default: []
                 }
             }
-            let cluster = try TestCluster(size: 6, schema: Self.schema, extraTOML: Array(repeating: "[replication_log]\nshards = 4\nreplicas = 3\n", count: 6),
-                                          routeGroups: [[0, 1, 2], [3, 4, 5]], nodeNATSTOML: nats, nodeArguments: arguments)
+            let cluster = try TestCluster(
+                size: 6, schema: Self.schema, extraTOML: Array(repeating: "[replication_log]\nshards = 4\nreplicas = 3\n", count: 6),
+                routeGroups: [[0, 1, 2], [3, 4, 5]], nodeNATSTOML: nats, nodeArguments: arguments)
             func write(_ round: Int, on nodes: [Int]) throws {
                 for index in nodes {
                     try cluster.sql(index, (0..<5).map { "INSERT INTO kv VALUES (\(round * 1000 + index * 10 + $0), 'r\(round)-n\(index + 1)');" }.joined())
@@ -49,7 +51,9 @@ extension ProcessTests {
 
             // The generated configurations: one cluster and one JetStream domain per region, change subjects kept off the leaves.
             let natsConfig = try String(contentsOfFile: cluster.directory.path + "/.node4.db.harmonylite/nats-server.conf", encoding: .utf8)
-            #expect(natsConfig.contains("name: \"e-harmonylite-b\"") && natsConfig.contains("domain: \"b\"") && natsConfig.contains("deny_imports"), "\(natsConfig)")
+            #expect(
+                natsConfig.contains("name: \"e-harmonylite-b\"") && natsConfig.contains("domain: \"b\"") && natsConfig.contains("deny_imports"), "\(natsConfig)"
+            )
 
             // Node 1, the hub of 4→1, killed with its whole process tree.
             let killed = [cluster.node(0).pid] + cluster.node(0).children().values
@@ -82,8 +86,9 @@ extension ProcessTests {
             let hubs = leafPorts.map { "nats://127.0.0.1:\($0)" }
             let leaves = { (index: Int) -> [String] in index < 2 ? [] : ["-leaf-servers", hubs[index % 2] + "|" + hubs[(index + 1) % 2]] }
             let toml = "[replication_log]\nshards = 2\nreplicas = 1\n"
-            let cluster = try TestCluster(size: 4, schema: Self.schema, extraTOML: Array(repeating: toml, count: 4),
-                                          routeGroups: [[0, 1], [2, 3]], nodeNATSTOML: nats, nodeArguments: (0..<4).map(leaves))
+            let cluster = try TestCluster(
+                size: 4, schema: Self.schema, extraTOML: Array(repeating: toml, count: 4),
+                routeGroups: [[0, 1], [2, 3]], nodeNATSTOML: nats, nodeArguments: (0..<4).map(leaves))
             func write(_ round: Int) throws {
                 for index in 0..<4 {
                     try cluster.sql(index, (0..<5).map { "INSERT INTO kv VALUES (\(round * 1000 + index * 10 + $0), 'r\(round)-n\(index + 1)');" }.joined())
@@ -100,14 +105,20 @@ extension ProcessTests {
             let startedAt = Date()
             let duplicate = try NodeUnderTest(
                 nodeID: 2,
-                toml: toml + "[nats]\nbind_address = \"127.0.0.1:\(try freePort())\"\ncluster_secret_file = \"\(cluster.directory.path)/harmonylite-cluster.secret\"\n" + nats[2],
+                toml: toml
+                    + "[nats]\nbind_address = \"127.0.0.1:\(try freePort())\"\ncluster_secret_file = \"\(cluster.directory.path)/harmonylite-cluster.secret\"\n"
+                    + nats[2],
                 arguments: ["-cluster-addr", "127.0.0.1:\(try freePort())", "-cluster-peers", peers] + leaves(3),
                 directory: elsewhere, database: database)
             let status = duplicate.waitForExit(timeout: 90)
-            print("multi-region: the duplicate of node 2 in region b exited \(String(describing: status)) after \(String(format: "%.1f", Date().timeIntervalSince(startedAt))) s")
+            print(
+                "multi-region: the duplicate of node 2 in region b exited \(String(describing: status)) after \(String(format: "%.1f", Date().timeIntervalSince(startedAt))) s"
+            )
             let log = duplicate.log
             #expect(status == 78, "\(String(describing: status))\n\(log.suffix(4000))")
-            #expect(log.contains("in region a, node_id 2 is already used by a running node on host ") && log.contains("this node is on host "), "\(log.suffix(4000))")
+            #expect(
+                log.contains("in region a, node_id 2 is already used by a running node on host ") && log.contains("this node is on host "),
+                "\(log.suffix(4000))")
             #expect(log.contains("(database \(cluster.path(1)))") && log.contains("(database \(database))"), "both named: \(log.suffix(4000))")
             #expect(!log.contains("consuming shard streams") && !log.contains("claimed the node id in the cluster"), "\(log.suffix(4000))")
             let generated = try String(contentsOfFile: elsewhere.path + "/.node2.db.harmonylite/nats-server.conf", encoding: .utf8)
@@ -117,7 +128,9 @@ extension ProcessTests {
             try write(2)
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "40\n", timeout: 90), "\(cluster.problems())")
             #expect(try cluster.agree("SELECT * FROM kv ORDER BY k;") != nil)
-            #expect(!cluster.logs().contains("is not the stream this node's cursor") && !cluster.logs().contains("the shard stream is not the one this node's cursor belongs to"), "\(cluster.problems())")
+            #expect(
+                !cluster.logs().contains("is not the stream this node's cursor")
+                    && !cluster.logs().contains("the shard stream is not the one this node's cursor belongs to"), "\(cluster.problems())")
         }
 
         /// The upgrade from a version that named a region's servers `harmonylite-node-<id>`: a region of 3 nodes
@@ -129,7 +142,8 @@ extension ProcessTests {
             let files = try TemporaryDirectory()
             let serverConfigs = (0..<3).map { files.write("old\($0 + 1).conf", "server_name: \"harmonylite-node-\($0 + 1)\"\n") }
             let nats = Self.regionsTOML(nodes: 3, inA: 3, leafPorts: []).enumerated().map { $1 + "server_config = \"\(serverConfigs[$0])\"\n" }
-            let cluster = try TestCluster(size: 3, schema: Self.schema, extraTOML: Array(repeating: "[replication_log]\nreplicas = 3\n", count: 3), nodeNATSTOML: nats)
+            let cluster = try TestCluster(
+                size: 3, schema: Self.schema, extraTOML: Array(repeating: "[replication_log]\nreplicas = 3\n", count: 3), nodeNATSTOML: nats)
             try cluster.sql(0, "INSERT INTO kv VALUES (1, 'old names');")
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "1\n", timeout: 60), "\(cluster.problems())")
             for index in 0..<3 {
@@ -143,7 +157,9 @@ extension ProcessTests {
                 let generated = try String(contentsOfFile: cluster.directory.path + "/.node\(index + 1).db.harmonylite/nats-server.conf", encoding: .utf8)
                 #expect(generated.contains("server_name: \"harmonylite-node-\(index + 1)\"\n"), "\(generated)")
                 for writer in 0..<3 { try cluster.sql(writer, "INSERT INTO kv VALUES (\(100 * (index + 1) + writer), 'after \(index + 1)');") }
-                #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "\(1 + 3 * (index + 1))\n", timeout: 90), "node \(index + 1) restarted: \(cluster.problems())")
+                #expect(
+                    try cluster.converge("SELECT count(*) FROM kv;", to: "\(1 + 3 * (index + 1))\n", timeout: 90),
+                    "node \(index + 1) restarted: \(cluster.problems())")
             }
             #expect(try cluster.agree("SELECT * FROM kv ORDER BY k;") != nil)
         }
@@ -167,13 +183,14 @@ extension ProcessTests {
                 #expect(cluster.node(0).log.contains("monitoring on 127.0.0.1:\(monitorPort)"), "start \(start)")
             }
             var status = ""
-            #expect(eventually(timeout: 30, interval: 1) {
-                status = (try? runCommand(Binaries.supervisor, ["-config", cluster.node(0).configPath, "-status"]).output) ?? ""
-                // Two routes (nodes 2 and 3) and a JetStream leader known.
-                let routes = status.split(separator: "\n").first { $0.hasPrefix("NATS routes:") } ?? ""
-                return status.contains("NATS monitoring: http://127.0.0.1:\(monitorPort)") && routes.split(separator: ",").count == 2
-                    && status.contains("JetStream:       ") && status.contains("3 servers") && !status.contains("leader none known")
-            }, "\(status)")
+            #expect(
+                eventually(timeout: 30, interval: 1) {
+                    status = (try? runCommand(Binaries.supervisor, ["-config", cluster.node(0).configPath, "-status"]).output) ?? ""
+                    // Two routes (nodes 2 and 3) and a JetStream leader known.
+                    let routes = status.split(separator: "\n").first { $0.hasPrefix("NATS routes:") } ?? ""
+                    return status.contains("NATS monitoring: http://127.0.0.1:\(monitorPort)") && routes.split(separator: ",").count == 2
+                        && status.contains("JetStream:       ") && status.contains("3 servers") && !status.contains("leader none known")
+                }, "\(status)")
         }
 
         /// A node that ran without a region restarts in one: its shard stream gives its subjects up to the
@@ -192,10 +209,11 @@ extension ProcessTests {
             try node!.waitUntilReady(timeout: 60)
             _ = try runCommand("/usr/bin/sqlite3", [database, "INSERT INTO kv VALUES (2, 'after');"])
             var text = ""
-            #expect(eventually(timeout: 30, interval: 0.5) {
-                text = status(node!)
-                return text.contains("harmonylite-changes-1   2          2") && text.contains("JetStream:       domain a")
-            }, "\(text)\n\(node!.log)")
+            #expect(
+                eventually(timeout: 30, interval: 0.5) {
+                    text = status(node!)
+                    return text.contains("harmonylite-changes-1   2          2") && text.contains("JetStream:       domain a")
+                }, "\(text)\n\(node!.log)")
         }
     }
 }

@@ -1,8 +1,8 @@
-import NodeNATS
-import TestSupport
 import Foundation
 import HarmonyConfig
 import NATSClient
+import NodeNATS
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -13,8 +13,10 @@ extension ProcessTests {
         static func startRogueServer(clusterPort: Int, monitorPort: Int, route: String, directory: String) throws -> Process {
             let server = Process()
             server.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
-            server.arguments = ["-a", "127.0.0.1", "-p", "\(try freePort())", "-m", "\(monitorPort)", "-n", "rogue-\(clusterPort)",
-                                "--cluster_name", EmbeddedClusterName.value, "--cluster", "nats://127.0.0.1:\(clusterPort)", "--routes", route]
+            server.arguments = [
+                "-a", "127.0.0.1", "-p", "\(try freePort())", "-m", "\(monitorPort)", "-n", "rogue-\(clusterPort)",
+                "--cluster_name", EmbeddedClusterName.value, "--cluster", "nats://127.0.0.1:\(clusterPort)", "--routes", route,
+            ]
             server.standardOutput = FileHandle.nullDevice
             server.standardError = FileHandle(forWritingAtPath: directory + "/rogue.log") ?? FileHandle.nullDevice
             try server.run()
@@ -23,7 +25,8 @@ extension ProcessTests {
 
         static func routes(monitorPort: Int) -> Int? {
             guard let result = try? runCommand("/usr/bin/curl", ["-s", "http://127.0.0.1:\(monitorPort)/routez"]), result.status == 0,
-                  let object = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] else { return nil }
+                let object = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+            else { return nil }
             return object["num_routes"] as? Int
         }
 
@@ -36,8 +39,13 @@ extension ProcessTests {
             var info = stat()
             #expect(stat(secretFile, &info) == 0 && info.st_mode & 0o777 == 0o600, "created at the first start, mode 0600")
             #expect(node.log.contains("created the cluster secret") && node.log.contains(secretFile))
-            for settings in [ConnectionSettings(urls: ["nats://127.0.0.1:\(port)"], name: "anonymous"),
-                             { var s = ConnectionSettings(urls: ["nats://127.0.0.1:\(port)"], name: "guess"); s.userName = "harmonylite-node-1"; s.userPassword = "guess"; return s }()] {
+            for settings in [
+                ConnectionSettings(urls: ["nats://127.0.0.1:\(port)"], name: "anonymous"),
+                {
+                    var s = ConnectionSettings(urls: ["nats://127.0.0.1:\(port)"], name: "guess"); s.userName = "harmonylite-node-1"; s.userPassword = "guess";
+                    return s
+                }(),
+            ] {
                 let refused = #expect(throws: NATSError.self) { try NATSConnection.connect(settings) }
                 #expect(refused?.description.contains("Authorization") == true, "\(String(describing: refused))")
             }
@@ -109,13 +117,15 @@ extension ProcessTests {
             let port = try freePort(), routePort = try freePort(), absentPeer = try freePort()
             // A JetStream cluster needs a peer; this one never answers, so the node never becomes ready, but its
             // server listens for routes.
-            let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\n",
-                                         arguments: ["-cluster-addr", "127.0.0.1:\(routePort)", "-cluster-peers", "nats://127.0.0.1:\(absentPeer)/"])
+            let node = try NodeUnderTest(
+                toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\n",
+                arguments: ["-cluster-addr", "127.0.0.1:\(routePort)", "-cluster-peers", "nats://127.0.0.1:\(absentPeer)/"])
             defer { _ = node.terminate() }
             #expect(eventually(timeout: 20) { node.log.contains("Listening for route connections") }, "\(node.log)")
             let directory = node.directory.path
             let rogueMonitor = try freePort()
-            let rogue = try Self.startRogueServer(clusterPort: try freePort(), monitorPort: rogueMonitor, route: "nats://127.0.0.1:\(routePort)", directory: directory)
+            let rogue = try Self.startRogueServer(
+                clusterPort: try freePort(), monitorPort: rogueMonitor, route: "nats://127.0.0.1:\(routePort)", directory: directory)
             defer { kill(rogue.processIdentifier, SIGINT); rogue.waitUntilExit() }
             #expect(eventually(timeout: 10) { Self.routes(monitorPort: rogueMonitor) != nil })
             Thread.sleep(forTimeInterval: 4)
@@ -124,16 +134,20 @@ extension ProcessTests {
             let secret = try ClusterSecret.load(at: directory + "/harmonylite-cluster.secret")
             let credentials = ClusterSecret.credentials(secret: secret, nodeID: 9)
             let route = "nats://\(credentials.routeUser):\(credentials.routePassword)@127.0.0.1:\(routePort)"
-            let (plain, plainMonitor) = try LeakedPassword.startRouteServer(directory: directory, name: "sniffer", route: route, certificate: nil, ca: "derived")
+            let (plain, plainMonitor) = try LeakedPassword.startRouteServer(
+                directory: directory, name: "sniffer", route: route, certificate: nil, ca: "derived")
             defer { kill(plain.processIdentifier, SIGINT); plain.waitUntilExit() }
             #expect(eventually(timeout: 10) { Self.routes(monitorPort: plainMonitor) != nil })
             Thread.sleep(forTimeInterval: 4)
             #expect(Self.routes(monitorPort: plainMonitor) == 0, "the route password alone, in plaintext, joined")
 
             try LeakedPassword.makeCertificates(in: directory, ca: "derived", leaves: ["member"], derivedFrom: secret)
-            let (member, memberMonitor) = try LeakedPassword.startRouteServer(directory: directory, name: "member", route: route, certificate: "member", ca: "derived")
+            let (member, memberMonitor) = try LeakedPassword.startRouteServer(
+                directory: directory, name: "member", route: route, certificate: "member", ca: "derived")
             defer { kill(member.processIdentifier, SIGINT); member.waitUntilExit() }
-            #expect(eventually(timeout: 15) { (Self.routes(monitorPort: memberMonitor) ?? 0) >= 1 }, "with the route credentials and a certificate of the derived CA it joins")
+            #expect(
+                eventually(timeout: 15) { (Self.routes(monitorPort: memberMonitor) ?? 0) >= 1 },
+                "with the route credentials and a certificate of the derived CA it joins")
             #expect(!node.log.contains(credentials.routePassword), "the route password reached a log line")
         }
 

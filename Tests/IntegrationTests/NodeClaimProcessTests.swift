@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -61,15 +61,21 @@ extension ProcessTests {
             _ = eventually(timeout: 5) { two.log.contains("claimed the node id in the cluster") }
             let restarted = two.log
             #expect(restarted.contains("claimed the node id in the cluster"), "\(restarted.suffix(3000))")
-            #expect(restarted.contains("still waiting for another holder's claim of this node id") && restarted.contains("waited_s="), "said while waiting: \(restarted.suffix(3000))")
+            #expect(
+                restarted.contains("still waiting for another holder's claim of this node id") && restarted.contains("waited_s="),
+                "said while waiting: \(restarted.suffix(3000))")
             #expect(!two.notify.with("STATUS=starting: broker: still waiting for node id 2's claim").isEmpty, "systemctl status shows it")
             #expect(readyAfter < 30, "ready \(readyAfter) s after the restart")
             try write(one.database, "INSERT INTO kv VALUES (3, 'three');")
             try write(two.database, "INSERT INTO kv VALUES (4, 'four');")
-            let counts = { [one.database, two.database].map { (try? runCommand("/usr/bin/sqlite3", [$0, "SELECT group_concat(k) FROM kv;"]))?.output ?? "?" } }
+            let counts = {
+                [one.database, two.database].map { (try? runCommand("/usr/bin/sqlite3", [$0, "SELECT group_concat(k) FROM kv;"]))?.output ?? "?" }
+            }
             #expect(try converge("4\n"), "rows \(counts()): node 1: \(one.log.suffix(1500))\nnode 2: \(two.log.suffix(2500))")
             print(log.split(separator: "\n").filter { $0.contains("claim") || $0.contains("refused") }.joined(separator: "\n"))
-            print("node-claim: the duplicate exited \(String(format: "%.1f", refusedAfter)) s after its start; the killed node was ready \(String(format: "%.1f", readyAfter)) s after its restart")
+            print(
+                "node-claim: the duplicate exited \(String(format: "%.1f", refusedAfter)) s after its start; the killed node was ready \(String(format: "%.1f", readyAfter)) s after its restart"
+            )
             #expect(one.terminate() == 0 && two.terminate() == 0)
         }
     }

@@ -1,7 +1,7 @@
-import TestSupport
 import Foundation
 import HarmonyConfig
 import Synchronization
+import TestSupport
 
 /// The built executables: `.build/debug` of this package unless HARMONYLITE_BUILD_DIR says otherwise.
 enum Binaries {
@@ -104,7 +104,9 @@ final class NodeUnderTest {
         self.directory = try directory ?? TemporaryDirectory()
         self.database = database ?? self.directory.path + "/node\(nodeID).db"
         if createDatabase && !FileManager.default.fileExists(atPath: self.database) { try makeDatabase(self.database) }
-        configPath = self.directory.write("node\(nodeID).toml", "db_path = \"\(self.database)\"\nnode_id = \(nodeID)\nseq_map_path = \"\(self.directory.path)/node\(nodeID)-seq-map.cbor\"\n" + toml)
+        configPath = self.directory.write(
+            "node\(nodeID).toml",
+            "db_path = \"\(self.database)\"\nnode_id = \(nodeID)\nseq_map_path = \"\(self.directory.path)/node\(nodeID)-seq-map.cbor\"\n" + toml)
         logPath = self.directory.path + "/node\(nodeID).log"
         notify = try NotifyListener(path: self.directory.path + "/notify\(nodeID).sock")
 
@@ -206,4 +208,3 @@ final class NodeUnderTest {
         eventually(timeout: timeout) { !process.isRunning } ? process.terminationStatus : nil
     }
 }
-

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -31,7 +31,8 @@ extension ProcessTests {
         static func get(_ url: String) throws -> (status: Int, text: String) {
             let result = try runCommand("/usr/bin/curl", ["-s", "-i", "--max-time", "5", url])
             guard result.status == 0, let line = result.output.split(separator: "\r\n").first, line.split(separator: " ").count >= 2,
-                  let status = Int(line.split(separator: " ")[1]) else { return (0, result.output) }
+                let status = Int(line.split(separator: " ")[1])
+            else { return (0, result.output) }
             return (status, result.output)
         }
 
@@ -78,24 +79,29 @@ extension ProcessTests {
             try cluster.sql(0, (1...25).map { "INSERT INTO kv VALUES (\($0), 'row \($0)');" }.joined())
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "25\n"), "\(cluster.logs())")
             // Counters arrive with the next heartbeats.
-            #expect(eventually(timeout: 20) { Self.metric(guide.metrics, published) == publishedBefore + 25 },
-                    "published: \(String(describing: Self.metric(guide.metrics, published)))")
-            #expect(eventually(timeout: 20) { Self.metric(plain.metrics, "harmonylite_applied_rows_total") == appliedBefore + 25 },
-                    "applied: \(String(describing: Self.metric(plain.metrics, "harmonylite_applied_rows_total")))")
-            #expect(eventually(timeout: 20) {
-                Self.metric(plain.metrics, "harmonylite_apply_lag_seconds_count", ["stream=\"harmonylite-changes-1\""]) == lagBefore + 25
-            })
-            #expect(eventually(timeout: 20) {
-                let head = Self.metric(plain.metrics, "harmonylite_stream_last_sequence", ["stream=\"harmonylite-changes-1\""])
-                return head != nil && head! >= 1 && head == Self.metric(plain.metrics, "harmonylite_stream_cursor", ["stream=\"harmonylite-changes-1\""])
-            })
+            #expect(
+                eventually(timeout: 20) { Self.metric(guide.metrics, published) == publishedBefore + 25 },
+                "published: \(String(describing: Self.metric(guide.metrics, published)))")
+            #expect(
+                eventually(timeout: 20) { Self.metric(plain.metrics, "harmonylite_applied_rows_total") == appliedBefore + 25 },
+                "applied: \(String(describing: Self.metric(plain.metrics, "harmonylite_applied_rows_total")))")
+            #expect(
+                eventually(timeout: 20) {
+                    Self.metric(plain.metrics, "harmonylite_apply_lag_seconds_count", ["stream=\"harmonylite-changes-1\""]) == lagBefore + 25
+                })
+            #expect(
+                eventually(timeout: 20) {
+                    let head = Self.metric(plain.metrics, "harmonylite_stream_last_sequence", ["stream=\"harmonylite-changes-1\""])
+                    return head != nil && head! >= 1 && head == Self.metric(plain.metrics, "harmonylite_stream_cursor", ["stream=\"harmonylite-changes-1\""])
+                })
             #expect(Self.metric(guide.metrics, "harmonylite_replication_pending_publish") == 0)
             #expect(Self.metric(plain.metrics, "harmonylite_worker_up", ["worker=\"applier\""]) == 1)
             #expect((Self.metric(plain.metrics, "harmonylite_worker_resident_memory_bytes", ["worker=\"applier\""]) ?? 0) > 1_000_000)
 
             // The production guide's diagnostic command, as written (with our port).
             let guideCommand = try runCommand("/bin/sh", ["-c", "curl -s http://localhost:\(guide.metrics)/metrics | grep harmonylite"])
-            #expect(guideCommand.status == 0 && guideCommand.output.contains("harmonylite_replication_pending_publish{node_id=\"1\"}"), "\(guideCommand.output)")
+            #expect(
+                guideCommand.status == 0 && guideCommand.output.contains("harmonylite_replication_pending_publish{node_id=\"1\"}"), "\(guideCommand.output)")
             // HarmonyLite's metrics are on every path of prometheus.bind, with the exposition format's type.
             let other = try Self.get("http://127.0.0.1:\(plain.metrics)/anything")
             #expect(other.status == 200 && other.text.contains("Content-Type: text/plain; version=0.0.4"), "\(other.text.prefix(300))")
@@ -176,7 +182,9 @@ extension ProcessTests {
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = in_port_t(UInt16(endpoints.metrics).bigEndian)
             address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
             #expect(bound == 0 && listen(holder, 1) == 0)
             let node = try NodeUnderTest(toml: endpoints.toml)
             #expect(node.waitForExit(timeout: 20) == 1, "\(node.log)")
@@ -238,53 +246,64 @@ extension ProcessTests {
             let cluster = try TestCluster(size: 2, schema: Self.schema, extraTOML: [first.toml, second.toml])
             let directory = try TemporaryDirectory()
             let port = try freePort()
-            let config = directory.write("prometheus.yml", """
+            let config = directory.write(
+                "prometheus.yml",
+                """
                 global: {scrape_interval: 1s, evaluation_interval: 1s}
                 rule_files: ["\(monitoring)/alerts.yml"]
                 scrape_configs:
                   - job_name: harmonylite
                     static_configs: [{targets: ["127.0.0.1:\(first.metrics)", "127.0.0.1:\(second.metrics)"]}]
                 """)
-            let prometheus = try ServerUnderTest("/usr/bin/prometheus", [
-                "--config.file=\(config)", "--storage.tsdb.path=\(directory.path)/data", "--web.listen-address=127.0.0.1:\(port)",
-            ], log: directory.path + "/prometheus.log")
+            let prometheus = try ServerUnderTest(
+                "/usr/bin/prometheus",
+                [
+                    "--config.file=\(config)", "--storage.tsdb.path=\(directory.path)/data", "--web.listen-address=127.0.0.1:\(port)",
+                ], log: directory.path + "/prometheus.log")
             defer { prometheus.stop() }
             #expect(prometheus.waitForTCP(port: port, timeout: 30), "\((try? String(contentsOfFile: prometheus.log, encoding: .utf8)) ?? "")")
 
             try cluster.sql(0, (1...10).map { "INSERT INTO kv VALUES (\($0), 'row \($0)');" }.joined())
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "10\n"), "\(cluster.logs())")
             func query(_ expression: String) throws -> (status: String, result: [[String: Any]]) {
-                let result = try runCommand("/usr/bin/curl", ["-s", "--max-time", "5", "-G", "http://127.0.0.1:\(port)/api/v1/query", "--data-urlencode", "query=\(expression)"])
+                let result = try runCommand(
+                    "/usr/bin/curl", ["-s", "--max-time", "5", "-G", "http://127.0.0.1:\(port)/api/v1/query", "--data-urlencode", "query=\(expression)"])
                 let object = (try? JSONSerialization.jsonObject(with: Data(result.output.utf8))) as? [String: Any] ?? [:]
                 let data = object["data"] as? [String: Any] ?? [:]
                 return (object["status"] as? String ?? "none: \(result.output)", data["result"] as? [[String: Any]] ?? [])
             }
             // Node 2 applied node 1's ten rows: Prometheus has them in node 2's lag histogram.
             var answer: (status: String, result: [[String: Any]]) = ("", [])
-            #expect(eventually(timeout: 30, interval: 0.5) {
-                answer = (try? query("harmonylite_apply_lag_seconds_count{node_id=\"2\",stream=\"harmonylite-changes-1\"}")) ?? ("", [])
-                return ((answer.result.first?["value"] as? [Any])?.last as? String).flatMap(Double.init).map { $0 >= 10 } ?? false
-            }, "\(answer)")
+            #expect(
+                eventually(timeout: 30, interval: 0.5) {
+                    answer = (try? query("harmonylite_apply_lag_seconds_count{node_id=\"2\",stream=\"harmonylite-changes-1\"}")) ?? ("", [])
+                    return ((answer.result.first?["value"] as? [Any])?.last as? String).flatMap(Double.init).map { $0 >= 10 } ?? false
+                }, "\(answer)")
             // Both targets scraped: node 2's series say nothing of node 1's first scrape (each target has its own
             // offset in the interval, and a loaded machine delays it).
             var up: [[String: Any]] = []
-            #expect(eventually(timeout: 15, interval: 0.5) {
-                up = (try? query("up{job=\"harmonylite\"} == 1").result) ?? []
-                return up.count == 2
-            }, "\(up)")
+            #expect(
+                eventually(timeout: 15, interval: 0.5) {
+                    up = (try? query("up{job=\"harmonylite\"} == 1").result) ?? []
+                    return up.count == 2
+                }, "\(up)")
 
             // The rules loaded and evaluate without errors.
             let rules = try runCommand("/usr/bin/curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(port)/api/v1/rules"])
-            let groups = (((try? JSONSerialization.jsonObject(with: Data(rules.output.utf8))) as? [String: Any])?["data"] as? [String: Any])?["groups"] as? [[String: Any]] ?? []
+            let groups =
+                (((try? JSONSerialization.jsonObject(with: Data(rules.output.utf8))) as? [String: Any])?["data"] as? [String: Any])?["groups"]
+                as? [[String: Any]] ?? []
             let loaded = groups.flatMap { $0["rules"] as? [[String: Any]] ?? [] }
             #expect(loaded.count == 14, "\(rules.output.prefix(500))")
-            #expect(eventually(timeout: 10, interval: 0.5) {
-                let again = (try? runCommand("/usr/bin/curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(port)/api/v1/rules"]))?.output ?? ""
-                return again.contains("\"health\":\"ok\"") && !again.contains("\"health\":\"err")
-            })
+            #expect(
+                eventually(timeout: 10, interval: 0.5) {
+                    let again = (try? runCommand("/usr/bin/curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(port)/api/v1/rules"]))?.output ?? ""
+                    return again.contains("\"health\":\"ok\"") && !again.contains("\"health\":\"err")
+                })
 
             // Every dashboard query is valid PromQL for this Prometheus and finds series.
-            let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: monitoring + "/grafana-dashboard.json"))) as? [String: Any])
+            let dashboard = try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: monitoring + "/grafana-dashboard.json"))) as? [String: Any])
             let panels = try #require(dashboard["panels"] as? [[String: Any]])
             #expect(panels.count >= 10)
             for panel in panels {

@@ -1,8 +1,8 @@
-import TestSupport
 import ChangeEvents
 import Foundation
 import HarmonyConfig
 import NATSClient
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -13,8 +13,9 @@ extension ProcessTests {
         static let operatorTOML = "user_name = \"operator\"\nuser_password = \"operator-pw\"\n"
 
         static func forged(origin: UInt64, key: Int, value: String) -> [UInt8] {
-            let event = ChangeEvent(changeID: 1, table: "kv", operation: .upsert, stamp: 1 << 40, writer: origin, columns: ["k", "v"],
-                                    values: [.integer(Int64(key)), .text(value)], keyCount: 1)
+            let event = ChangeEvent(
+                changeID: 1, table: "kv", operation: .upsert, stamp: 1 << 40, writer: origin, columns: ["k", "v"],
+                values: [.integer(Int64(key)), .text(value)], keyCount: 1)
             return ChangeBatch(origin: origin, schemaHash: "", events: [event]).encoded(compress: false)
         }
 
@@ -32,7 +33,9 @@ extension ProcessTests {
             for subject in ["harmonylite-change-log-1.2", "harmonylite-change-log-1", "harmonylite-change-log-2.3", "harmonylite-change-log-1.01"] {
                 let before = try connection.streamState("harmonylite-changes-1").lastSequence
                 #expect(throws: NATSError.self, "\(subject)") { try connection.publish(subject: subject, payload: [1, 0]) }
-                #expect(connection.lastError?.contains("Permissions Violation for Publish to \"\(subject)\"") == true, "\(String(describing: connection.lastError))")
+                #expect(
+                    connection.lastError?.contains("Permissions Violation for Publish to \"\(subject)\"") == true, "\(String(describing: connection.lastError))"
+                )
                 #expect(try connection.streamState("harmonylite-changes-1").lastSequence == before, "\(subject) was stored")
             }
         }
@@ -49,7 +52,8 @@ extension ProcessTests {
             for index in 0..<3 {
                 #expect(eventually(timeout: 20) { ((try? Parking.parked(cluster, index)) ?? "").contains("\tforged-origin\t") }, "node \(index + 1)")
                 let log = cluster.node(index).log
-                #expect(log.contains("message refused and parked, never applied") && log.contains("harmonylite-change-log-1.1")
+                #expect(
+                    log.contains("message refused and parked, never applied") && log.contains("harmonylite-change-log-1.1")
                         && log.contains("comes from node 2 but node 1 published it"), "node \(index + 1): \(log.suffix(3000))")
             }
             // A schema change retries the parked messages: the forged one stays parked, unapplied.
@@ -93,15 +97,18 @@ extension ProcessTests {
             let connection = try NATSConnection.connect(settings)
             let sequence = try connection.streamState("harmonylite-changes-1").lastSequence
             #expect(try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", database, "INSERT INTO kv VALUES (2, 'after the upgrade');"]).status == 0)
-            #expect(eventually(timeout: 20) { ((try? connection.streamState("harmonylite-changes-1").lastSequence) ?? 0) > sequence }, "\(node.log.suffix(3000))")
-            #expect(eventually(timeout: 20) {
-                (try? runCommand("/usr/bin/sqlite3", [database, "SELECT v FROM kv WHERE k = 1;"]).output) == "from a HarmonyLite node\n"
-            }, "the shared subject's message is applied unchecked: \(node.log.suffix(3000))")
+            #expect(
+                eventually(timeout: 20) { ((try? connection.streamState("harmonylite-changes-1").lastSequence) ?? 0) > sequence }, "\(node.log.suffix(3000))")
+            #expect(
+                eventually(timeout: 20) {
+                    (try? runCommand("/usr/bin/sqlite3", [database, "SELECT v FROM kv WHERE k = 1;"]).output) == "from a HarmonyLite node\n"
+                }, "the shared subject's message is applied unchecked: \(node.log.suffix(3000))")
 
             // Created again by hand under the running node, with the shared subject only: the broker sees the
             // new stream and adds its subjects, so the node's next write gets through.
             try connection.deleteStream("harmonylite-changes-1")
-            try connection.ensureStream(StreamSpecification(name: "harmonylite-changes-1", subject: "harmonylite-change-log-1", replicas: 1, maxMessages: 1024), updateExisting: false)
+            try connection.ensureStream(
+                StreamSpecification(name: "harmonylite-changes-1", subject: "harmonylite-change-log-1", replicas: 1, maxMessages: 1024), updateExisting: false)
             #expect(try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", database, "INSERT INTO kv VALUES (3, 'after the replacement');"]).status == 0)
             #expect(eventually(timeout: 30) { ((try? connection.streamState("harmonylite-changes-1").lastSequence) ?? 0) >= 1 }, "\(node.log.suffix(3000))")
             #expect(node.log.components(separatedBy: "added the per-node subjects to an existing shard stream").count == 3, "\(node.log.suffix(3000))")

@@ -1,7 +1,7 @@
-import TestSupport
+import ChangeEvents
 import Foundation
 import NATSClient
-import ChangeEvents
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -28,7 +28,8 @@ extension ProcessTests {
             try connection.publish(subject: "harmonylite-change-log-1.2", payload: Array("this is not a change batch".utf8))
             try cluster.sql(0, "INSERT INTO kv VALUES (2, 'after the garbage');")
             try cluster.sql(2, "INSERT INTO kv VALUES (3, 'from node 3');")
-            #expect(try cluster.converge("SELECT group_concat(v, '/') FROM kv WHERE k > 1 ORDER BY k;", to: "after the garbage/from node 3\n"), "\(cluster.logs())")
+            #expect(
+                try cluster.converge("SELECT group_concat(v, '/') FROM kv WHERE k > 1 ORDER BY k;", to: "after the garbage/from node 3\n"), "\(cluster.logs())")
             for index in 0..<3 {
                 let listed = try Self.parked(cluster, index)
                 #expect(listed.contains("harmonylite-changes-1\t") && listed.contains("\tundecodable\t"), "node \(index + 1): \(listed)")
@@ -47,7 +48,8 @@ extension ProcessTests {
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 1;", to: "before\n"), "\(cluster.logs())")
             let appliers = (0..<3).map { cluster.node($0).children()["applier"] }
             let table = String(repeating: "t", count: 700_000)
-            let event = ChangeEvent(changeID: 1, table: table, operation: .upsert, stamp: 1 << 40, writer: 99, columns: ["id"], values: [.integer(1)], keyCount: 1)
+            let event = ChangeEvent(
+                changeID: 1, table: table, operation: .upsert, stamp: 1 << 40, writer: 99, columns: ["id"], values: [.integer(1)], keyCount: 1)
             let batch = ChangeBatch(origin: 2, schemaHash: "", events: [event]).encoded(compress: false)
             let connection = try NATSConnection.connect(try cluster.clientSettings(1, name: "huge-name"))
             try connection.publish(subject: "harmonylite-change-log-1.2", payload: batch)
@@ -55,8 +57,10 @@ extension ProcessTests {
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 2;", to: "after the huge name\n"), "\(cluster.logs().prefix(20_000))")
             for index in 0..<3 {
                 #expect(eventually(timeout: 20) { ((try? Self.parked(cluster, index)) ?? "").contains("harmonylite-changes-1\t") }, "node \(index + 1)")
-                #expect(cluster.node(index).children()["applier"] == appliers[index],
-                        "node \(index + 1)'s applier was restarted: \(cluster.node(index).log.split(separator: "\n").filter { $0.contains("applier") }.suffix(12).joined(separator: "\n"))")
+                #expect(
+                    cluster.node(index).children()["applier"] == appliers[index],
+                    "node \(index + 1)'s applier was restarted: \(cluster.node(index).log.split(separator: "\n").filter { $0.contains("applier") }.suffix(12).joined(separator: "\n"))"
+                )
                 let longest = cluster.node(index).log.split(separator: "\n").map(\.utf8.count).max() ?? 0
                 #expect(longest < 64 * 1024, "node \(index + 1) wrote a log line of \(longest) bytes")
             }
@@ -68,8 +72,10 @@ extension ProcessTests {
         /// table exists on node 2.
         @Test func aTableOnlyOneNodeHasParksOnlyItsOwnRows() throws {
             let cluster = try TestCluster(size: 2, schema: Replication.schema)
-            try cluster.sql(0, "CREATE TABLE scratch (id INTEGER PRIMARY KEY, note TEXT);"
-                + "BEGIN; INSERT INTO kv VALUES (1, 'shared'); INSERT INTO scratch VALUES (7, 'only here'); COMMIT;")
+            try cluster.sql(
+                0,
+                "CREATE TABLE scratch (id INTEGER PRIMARY KEY, note TEXT);"
+                    + "BEGIN; INSERT INTO kv VALUES (1, 'shared'); INSERT INTO scratch VALUES (7, 'only here'); COMMIT;")
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 1;", to: "shared\n"), "\(cluster.logs())")
             #expect(eventually(timeout: 20) { ((try? Self.parked(cluster, 1)) ?? "").contains("\tschema-missing\t") }, "\(cluster.logs())")
             #expect(cluster.node(1).log.contains("the message's other rows are applied"))
@@ -91,8 +97,10 @@ extension ProcessTests {
             // The same migration on node 2: the parked rows apply there without a restart.
             let applierBefore = cluster.node(1).children()["applier"]
             try cluster.sql(1, migration)
-            #expect(try cluster.converge("SELECT count(*), group_concat(name, '/') FROM (SELECT name FROM later ORDER BY id);",
-                                         to: "5|row 1/row 2/row 3/row 4/row 5\n", on: [0, 1]), "\(cluster.logs())")
+            #expect(
+                try cluster.converge(
+                    "SELECT count(*), group_concat(name, '/') FROM (SELECT name FROM later ORDER BY id);",
+                    to: "5|row 1/row 2/row 3/row 4/row 5\n", on: [0, 1]), "\(cluster.logs())")
             #expect(try Self.parked(cluster, 1).hasPrefix("no parked messages"))
             #expect(cluster.node(1).children()["applier"] == applierBefore, "the applier was restarted")
             // Node 3 still lacks the table: retried by hand, its rows fail again and stay parked, one attempt more.
@@ -101,8 +109,9 @@ extension ProcessTests {
             let retried = try runCommand(Binaries.supervisor, ["-config", cluster.node(2).configPath, "-retry-parked"])
             #expect(retried.status == 0 && retried.output.contains("asked the applier to retry"), "\(retried.output)")
             let parkedMessages = before.split(separator: "\n").count - 1
-            #expect(eventually(timeout: 10) { Self.attempts((try? Self.parked(cluster, 2)) ?? "") >= Self.attempts(before) + parkedMessages },
-                    "\(before) → \((try? Self.parked(cluster, 2)) ?? "")")
+            #expect(
+                eventually(timeout: 10) { Self.attempts((try? Self.parked(cluster, 2)) ?? "") >= Self.attempts(before) + parkedMessages },
+                "\(before) → \((try? Self.parked(cluster, 2)) ?? "")")
         }
     }
 }

@@ -30,8 +30,11 @@ extension ProcessTests {
                 }
                 #expect(answered, "no acknowledgement of publish \(attempt)")
             }
-            #expect(results == [.stored(messageID: messageID, stream: "S", sequence: 1, duplicate: false),
-                                .stored(messageID: messageID, stream: "S", sequence: 2, duplicate: false)])
+            #expect(
+                results == [
+                    .stored(messageID: messageID, stream: "S", sequence: 1, duplicate: false),
+                    .stored(messageID: messageID, stream: "S", sequence: 2, duplicate: false),
+                ])
             #expect(try connection.streamState("S").messages == 2)
         }
     }

@@ -53,7 +53,9 @@ extension ProcessTests {
             let wait: Int64 = 20_000
             try sendAbandoned(PullConsumer.request(maximum: Self.batch, maximumBytes: Self.maximumBytes, waitMilliseconds: wait))
             try connection.publish(subject: Self.subject, payload: Array("row 1".utf8))
-            guard eventually(timeout: 10, { consumer.queuedOnInbox == 2 }) else { throw TestFailure("the message and its status are not on the inbox: \(consumer.queuedOnInbox)") }
+            guard eventually(timeout: 10, { consumer.queuedOnInbox == 2 }) else {
+                throw TestFailure("the message and its status are not on the inbox: \(consumer.queuedOnInbox)")
+            }
             let fetch = try startFetch(waitMilliseconds: wait, sendsRequest: false)
             #expect(eventually(timeout: 15) { fetch.result != nil }, "the fetch kept a message it had until its expiry")
             #expect(fetch.result?.messages.map(\.sequence) == [1])
@@ -88,7 +90,9 @@ extension ProcessTests {
             let subject = "$JS.API.CONSUMER.MSG.NEXT.\(Self.stream).\(Self.durable)"
             let status = natsConnection_PublishRequestString(connection.connection, subject, consumer.inbox, request.json)
             guard status == NATS_OK else { throw TestFailure("publishing the abandoned request: \(status)") }
-            guard try eventually(timeout: 10, { try waitingRequests() == before + 1 }) else { throw TestFailure("the server does not hold the abandoned request") }
+            guard try eventually(timeout: 10, { try waitingRequests() == before + 1 }) else {
+                throw TestFailure("the server does not hold the abandoned request")
+            }
         }
 
         /// One `fetch` on a thread of its own; returns once the server holds its request (if it sends one).
@@ -104,7 +108,9 @@ extension ProcessTests {
                 fetch.outcome.withLock { $0 = (messages, seconds) }
             }.start()
             guard sendsRequest else { return fetch }
-            guard try eventually(timeout: 10, { try waitingRequests() == before + 1 }) else { throw TestFailure("the server does not hold the fetch's request") }
+            guard try eventually(timeout: 10, { try waitingRequests() == before + 1 }) else {
+                throw TestFailure("the server does not hold the fetch's request")
+            }
             return fetch
         }
 

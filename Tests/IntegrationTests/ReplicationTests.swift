@@ -1,6 +1,6 @@
-import TestSupport
 import ChangeLog
 import Foundation
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -32,8 +32,14 @@ extension ProcessTests {
             try cluster.sql(1, "UPDATE Books SET title = 'Node2 Update' WHERE id = 2;")
             #expect(try cluster.converge("SELECT title FROM Books WHERE id = 2;", to: "Node2 Update\n"))
             // 5. Multi-table.
-            try cluster.sql(0, "INSERT INTO Authors (id, name, birth_year) VALUES (7, 'Ursula K. Le Guin', 1929); INSERT INTO Books (id, title, author) VALUES (3, 'The Dispossessed', 'Ursula K. Le Guin');")
-            #expect(try cluster.converge("SELECT (SELECT name FROM Authors WHERE id = 7) || '/' || (SELECT title FROM Books WHERE id = 3);", to: "Ursula K. Le Guin/The Dispossessed\n"))
+            try cluster.sql(
+                0,
+                "INSERT INTO Authors (id, name, birth_year) VALUES (7, 'Ursula K. Le Guin', 1929); INSERT INTO Books (id, title, author) VALUES (3, 'The Dispossessed', 'Ursula K. Le Guin');"
+            )
+            #expect(
+                try cluster.converge(
+                    "SELECT (SELECT name FROM Authors WHERE id = 7) || '/' || (SELECT title FROM Books WHERE id = 3);",
+                    to: "Ursula K. Le Guin/The Dispossessed\n"))
             // 6. 100 inserts.
             try cluster.sql(0, (100..<200).map { "INSERT INTO Books (id, title, author) VALUES (\($0), 'Book \($0)', 'Bulk');" }.joined())
             #expect(try cluster.converge("SELECT count(*), sum(id) FROM Books WHERE author = 'Bulk';", to: "100|14950\n"))
@@ -43,7 +49,9 @@ extension ProcessTests {
             try cluster.sql(1, "UPDATE Books SET title = 'Changed while away' WHERE id = 3;")
             try cluster.start(2)
             try cluster.node(2).waitUntilReady(timeout: 60)
-            #expect(try cluster.converge("SELECT title FROM Books WHERE id IN (3, 500) ORDER BY id;", to: "Changed while away\nWhile you were away\n"), "\(cluster.logs())")
+            #expect(
+                try cluster.converge("SELECT title FROM Books WHERE id IN (3, 500) ORDER BY id;", to: "Changed while away\nWhile you were away\n"),
+                "\(cluster.logs())")
             // Every node ends with the same rows in every table.
             #expect(try cluster.agree("SELECT * FROM Books ORDER BY id; SELECT * FROM Authors ORDER BY id;") != nil)
         }
@@ -58,7 +66,8 @@ extension ProcessTests {
                             "INSERT INTO kv VALUES (\(key), 'n\(index)-r\(round)') ON CONFLICT(k) DO UPDATE SET v = excluded.v;"
                                 + (key % 4 == round % 4 ? "DELETE FROM kv WHERE k = \(key);" : "")
                         }.joined()
-                        _ = try? runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", paths[index], "PRAGMA trusted_schema=OFF; BEGIN;" + statements + "COMMIT;"])
+                        _ = try? runCommand(
+                            "/usr/bin/sqlite3", ["-cmd", ".timeout 5000", paths[index], "PRAGMA trusted_schema=OFF; BEGIN;" + statements + "COMMIT;"])
                     }
                 }
             }
@@ -114,9 +123,12 @@ extension ProcessTests {
         @Test func unapplicableChangeIsParkedAndAppliedOnceTheTableExists() throws {
             let cluster = try TestCluster(size: 3, schema: Self.schema)
             cluster.stop(1)
-            let unpublished = "SELECT count(*) FROM __harmonylite___change_log_global WHERE id > (SELECT value FROM __harmonylite___meta WHERE key = 'published_through');"
+            let unpublished =
+                "SELECT count(*) FROM __harmonylite___change_log_global WHERE id > (SELECT value FROM __harmonylite___meta WHERE key = 'published_through');"
             try cluster.sql(0, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT);")
-            #expect(try cluster.converge("SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__films_change_log_on_insert';", to: "1\n", on: [0], timeout: 10))
+            #expect(
+                try cluster.converge(
+                    "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__films_change_log_on_insert';", to: "1\n", on: [0], timeout: 10))
             for statement in ["INSERT INTO kv VALUES (1, 'before');", "INSERT INTO films VALUES (1, 'Metropolis');", "INSERT INTO kv VALUES (2, 'after');"] {
                 try cluster.sql(0, statement)
                 #expect(try cluster.converge(unpublished, to: "0\n", on: [0], timeout: 10), "node 1 did not publish \(statement)")
@@ -126,7 +138,10 @@ extension ProcessTests {
             #expect(eventually(timeout: 10) { cluster.node(1).log.contains("table films is not replicated here") }, "\(cluster.logs().suffix(3000))")
             #expect(try cluster.sql(1, "SELECT count(*), min(sequence) FROM __harmonylite___parked;") == "1|2\n")
             try cluster.sql(1, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT);")
-            #expect(try cluster.converge("SELECT (SELECT title FROM films) || '/' || (SELECT group_concat(v) FROM kv);", to: "Metropolis/before,after\n", on: [1], timeout: 40), "\(cluster.logs().suffix(3000))")
+            #expect(
+                try cluster.converge(
+                    "SELECT (SELECT title FROM films) || '/' || (SELECT group_concat(v) FROM kv);", to: "Metropolis/before,after\n", on: [1], timeout: 40),
+                "\(cluster.logs().suffix(3000))")
             #expect(try cluster.sql(1, "SELECT count(*) FROM __harmonylite___parked;") == "0\n")
         }
 
@@ -167,18 +182,26 @@ extension ProcessTests {
                 try cluster.sql(index, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT); ALTER TABLE kv ADD COLUMN note TEXT;")
             }
             // The capturer notices the schema change at its next look at the database.
-            #expect(try cluster.converge("SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__films_change_log_on_insert';", to: "1\n", on: [0], timeout: 10))
+            #expect(
+                try cluster.converge(
+                    "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__films_change_log_on_insert';", to: "1\n", on: [0], timeout: 10))
             try cluster.sql(0, "INSERT INTO films VALUES (1, 'Metropolis'); INSERT INTO kv VALUES (1, 'v', 'with a note');")
-            #expect(try cluster.converge("SELECT (SELECT title FROM films WHERE id = 1) || '/' || (SELECT note FROM kv WHERE k = 1);", to: "Metropolis/with a note\n", on: [1]), "\(cluster.logs().suffix(3000))")
+            #expect(
+                try cluster.converge(
+                    "SELECT (SELECT title FROM films WHERE id = 1) || '/' || (SELECT note FROM kv WHERE k = 1);", to: "Metropolis/with a note\n", on: [1]),
+                "\(cluster.logs().suffix(3000))")
             // Rows written in the same transaction that created their table, before any trigger existed.
             try cluster.sql(1, "CREATE TABLE posters (id INTEGER PRIMARY KEY, film TEXT);")
-            try cluster.sql(0, "BEGIN; CREATE TABLE posters (id INTEGER PRIMARY KEY, film TEXT); INSERT INTO posters VALUES (1, 'Metropolis'), (2, 'M'); COMMIT;")
+            try cluster.sql(
+                0, "BEGIN; CREATE TABLE posters (id INTEGER PRIMARY KEY, film TEXT); INSERT INTO posters VALUES (1, 'Metropolis'), (2, 'M'); COMMIT;")
             #expect(try cluster.converge("SELECT group_concat(film) FROM posters;", to: "Metropolis,M\n", on: [1]), "\(cluster.logs().suffix(3000))")
         }
 
         @Test func valuesArriveBitIdentical() throws {
             let cluster = try TestCluster(size: 2, schema: "CREATE TABLE v (id INTEGER PRIMARY KEY, x);")
-            try cluster.sql(0, """
+            try cluster.sql(
+                0,
+                """
                 INSERT INTO v VALUES (1, NULL), (2, 9223372036854775807), (3, -9223372036854775808), (4, 0.0), (5, -0.0),
                   (6, 1.7976931348623157e308), (7, 0.1), (8, ''), (9, x''), (10, x'00000000'), (11, 'ünïcødé ☃ 𝄞'),
                   (12, '2024-01-02 03:04:05.678'), (13, printf('%.*c', 200000, 'x')), (14, CAST(x'610062' AS TEXT)), (15, 4.9e-324);
@@ -195,7 +218,11 @@ extension ProcessTests {
             #expect(try cluster.converge("SELECT title FROM Books WHERE id = 2;", to: "From node 1\n", on: [1]))
             Thread.sleep(forTimeInterval: 2)
             #expect(try cluster.sql(0, "SELECT count(*) FROM Books WHERE id = 1;") == "0\n")
-            #expect(try cluster.sql(1, "SELECT count(*) FROM __harmonylite___change_log_global WHERE id > (SELECT value FROM __harmonylite___meta WHERE key = 'published_through');") == "0\n")
+            #expect(
+                try cluster.sql(
+                    1,
+                    "SELECT count(*) FROM __harmonylite___change_log_global WHERE id > (SELECT value FROM __harmonylite___meta WHERE key = 'published_through');"
+                ) == "0\n")
         }
 
         @Test func replicateFalseAppliesNothing() throws {

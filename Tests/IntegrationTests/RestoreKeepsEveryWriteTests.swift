@@ -1,8 +1,8 @@
-import TestSupport
 import ChangeEvents
 import Foundation
 import HarmonyConfig
 import NATSClient
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -60,21 +60,30 @@ extension ProcessTests {
             try cluster.start(1)
             try cluster.node(1).waitUntilReady(timeout: 60)
             let log = cluster.node(1).log
-            #expect(log.contains("looking for a snapshot to restore reason=there is no seq map") && log.contains("restored the snapshot"),
-                    "\(log.suffix(3000))")
-            #expect(try cluster.converge(Self.rows, to: expected, timeout: 30),
-                    "\((0..<3).map { (try? cluster.sql($0, Self.rows)) ?? "?" })\n\(cluster.node(1).log.suffix(3000))")
+            #expect(
+                log.contains("looking for a snapshot to restore reason=there is no seq map") && log.contains("restored the snapshot"),
+                "\(log.suffix(3000))")
+            #expect(
+                try cluster.converge(Self.rows, to: expected, timeout: 30),
+                "\((0..<3).map { (try? cluster.sql($0, Self.rows)) ?? "?" })\n\(cluster.node(1).log.suffix(3000))")
 
             // Node 9, partitioned since before all of this, publishes its older versions of rows 2 and 3.
-            let late = ChangeBatch(origin: 9, schemaHash: "", events: [
-                ChangeEvent(changeID: 1, table: "kv", operation: .upsert, stamp: before, writer: 9, columns: ["k", "v"], values: [.integer(2), .text("back from the dead")], keyCount: 1),
-                ChangeEvent(changeID: 2, table: "kv", operation: .upsert, stamp: before, writer: 9, columns: ["k", "v"], values: [.integer(3), .text("rolled back")], keyCount: 1),
-            ])
+            let late = ChangeBatch(
+                origin: 9, schemaHash: "",
+                events: [
+                    ChangeEvent(
+                        changeID: 1, table: "kv", operation: .upsert, stamp: before, writer: 9, columns: ["k", "v"],
+                        values: [.integer(2), .text("back from the dead")], keyCount: 1),
+                    ChangeEvent(
+                        changeID: 2, table: "kv", operation: .upsert, stamp: before, writer: 9, columns: ["k", "v"],
+                        values: [.integer(3), .text("rolled back")], keyCount: 1),
+                ])
             // As node 9 would: on its own subject (the operator may publish anywhere; node 1 may not).
             try Self.connectAsOperator(cluster).publish(subject: "harmonylite-change-log-1.9", payload: late.encoded(compress: false))
             try cluster.sql(0, "INSERT INTO kv VALUES (4, 'after the late event');")
-            #expect(try cluster.converge(Self.rows, to: "1=one 3=inserted by node 2 after the snapshot 4=after the late event\n", timeout: 30),
-                    "\((0..<3).map { (try? cluster.sql($0, Self.rows)) ?? "?" })")
+            #expect(
+                try cluster.converge(Self.rows, to: "1=one 3=inserted by node 2 after the snapshot 4=after the late event\n", timeout: 30),
+                "\((0..<3).map { (try? cluster.sql($0, Self.rows)) ?? "?" })")
         }
 
         /// A node whose applier fell more than `max_entries` behind while its capturer kept publishing (its
@@ -94,11 +103,13 @@ extension ProcessTests {
             #expect(try cluster.converge("SELECT count(*) FROM kv WHERE k = 1000;", to: "1\n", on: [writer]))
             kill(applier, SIGCONT)
             // The node restores in place: it never stops.
-            #expect(eventually(timeout: 60) { cluster.node(victim).log.contains("snapshot restore in place complete") },
-                    "\(cluster.node(victim).log.suffix(3000))")
+            #expect(
+                eventually(timeout: 60) { cluster.node(victim).log.contains("snapshot restore in place complete") },
+                "\(cluster.node(victim).log.suffix(3000))")
             #expect(cluster.node(victim).isRunning && cluster.node(victim).log.contains("restored the snapshot"), "\(cluster.node(victim).log.suffix(3000))")
-            #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "62|2830\n", timeout: 30),
-                    "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.node(victim).log.suffix(3000))")
+            #expect(
+                try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "62|2830\n", timeout: 30),
+                "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.node(victim).log.suffix(3000))")
         }
 
         /// The recovery procedure with the snapshotter killed (kill -9) while it restores, wherever it was
@@ -112,7 +123,10 @@ extension ProcessTests {
             try node.waitUntilReady()
             let sql = { (query: String) in try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", node.database, query]) }
             // Some megabytes, so that the restore takes long enough to be caught in the middle.
-            #expect(try sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) INSERT INTO books SELECT i, hex(randomblob(1000)) FROM n;").status == 0)
+            #expect(
+                try sql(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) INSERT INTO books SELECT i, hex(randomblob(1000)) FROM n;"
+                ).status == 0)
             let saved = try runCommand(Binaries.supervisor, ["-config", node.configPath, "-save-snapshot"])
             #expect(saved.status == 0, "\(saved.output)")
             #expect(node.terminate() == 0)
@@ -125,7 +139,8 @@ extension ProcessTests {
             kill(snapshotter, SIGKILL)
             try node.waitUntilReady(timeout: 60)
             let log = node.log
-            #expect(!supervisorLines(log, SupervisorMessage.ended, ["child": "snapshotter", "status": "was killed by signal 9"]).isEmpty, "\(log.suffix(3000))")
+            #expect(
+                !supervisorLines(log, SupervisorMessage.ended, ["child": "snapshotter", "status": "was killed by signal 9"]).isEmpty, "\(log.suffix(3000))")
             #expect(log.contains("restored the snapshot"), "\(log.suffix(3000))")
             // Looked for a snapshot again: the killed restore had not finished (the seq map is its last step).
             #expect(log.components(separatedBy: "looking for a snapshot to restore").count > 2, "\(log.suffix(3000))")
@@ -144,7 +159,8 @@ extension ProcessTests {
         /// restores that one (only that one: the same snapshot is never restored twice) and accepts no gap.
         @Test(arguments: [false, true])
         func gapRestoreKeepsOwnWritesTheStreamTrimmedBeforeAnySnapshot(aCoveringSnapshotArrives: Bool) throws {
-            let toml = Self.manualSnapshots + "leader_ttl = 120000\n[replication_log]\nmax_entries = 20\n"
+            let toml =
+                Self.manualSnapshots + "leader_ttl = 120000\n[replication_log]\nmax_entries = 20\n"
                 + "[workers.snapshotter]\nheartbeat_timeout = 300000\n[workers.applier]\nheartbeat_timeout = 300000\n"
             let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: toml, count: 3))
             try cluster.sql(0, "INSERT INTO kv VALUES (0, 'zero'), (1, 'one'), (2, 'two'), (3, 'three'), (4, 'four'), (5, 'five');")
@@ -167,13 +183,16 @@ extension ProcessTests {
             #expect(eventually(timeout: 30) { cluster.node(victim).log.contains("waiting for a newer one") }, "\(cluster.node(victim).log.suffix(3000))")
             if aCoveringSnapshotArrives {
                 try Self.saveSnapshot(cluster, on: keeper)
-                #expect(eventually(timeout: 30) { cluster.node(victim).log.contains("a newer snapshot is in the store") }, "\(cluster.node(victim).log.suffix(3000))")
+                #expect(
+                    eventually(timeout: 30) { cluster.node(victim).log.contains("a newer snapshot is in the store") },
+                    "\(cluster.node(victim).log.suffix(3000))")
             }
             #expect(eventually(timeout: 150) { cluster.node(victim).log.contains("restored the snapshot") }, "\(cluster.node(victim).log.suffix(3000))")
             try cluster.node(victim).waitUntilReady(timeout: 60)
             let log = cluster.node(victim).log
-            #expect(looks() - looksBefore == (aCoveringSnapshotArrives ? 2 : 1),
-                    "the same snapshot restored again, or the newer one not\n\(log.suffix(3000))")
+            #expect(
+                looks() - looksBefore == (aCoveringSnapshotArrives ? 2 : 1),
+                "the same snapshot restored again, or the newer one not\n\(log.suffix(3000))")
             if aCoveringSnapshotArrives {
                 #expect(!log.contains("missing on this node"), "a gap was accepted although a snapshot covered it\n\(log.suffix(3000))")
             } else {
@@ -181,8 +200,9 @@ extension ProcessTests {
                     .split(separator: " ").first.flatMap { Int($0) }
                 #expect((kept ?? 0) >= 21, "the restore kept \(kept.map(String.init) ?? "?") live versions\n\(log.suffix(3000))")
             }
-            #expect(try cluster.converge(content, to: expected, timeout: 30),
-                    "\((0..<3).map { (try? cluster.sql($0, content)) ?? "?" })\n\(cluster.node(victim).log.suffix(3000))")
+            #expect(
+                try cluster.converge(content, to: expected, timeout: 30),
+                "\((0..<3).map { (try? cluster.sql($0, content)) ?? "?" })\n\(cluster.node(victim).log.suffix(3000))")
             #expect(try cluster.sql(victim, "SELECT count(*) FROM kv WHERE k = 1;") == "0\n")
         }
 
@@ -212,7 +232,8 @@ extension ProcessTests {
         /// so and consumes the new stream from its start, so the rows written after it reach every node —
         /// none is skipped because its sequence is at or below the old stream's cursor.
         @Test func streamRecreatedUnderARunningClusterIsConsumedFromItsStart() throws {
-            let cluster = try TestCluster(schema: Self.schema, extraTOML: Array(repeating: "[snapshot]\nenabled = false\n", count: 3), natsTOML: Self.operatorTOML)
+            let cluster = try TestCluster(
+                schema: Self.schema, extraTOML: Array(repeating: "[snapshot]\nenabled = false\n", count: 3), natsTOML: Self.operatorTOML)
             try cluster.sql(0, (1...10).map { "INSERT INTO kv VALUES (\($0), 'old stream');" }.joined())
             #expect(try cluster.converge("SELECT count(*) FROM kv;", to: "10\n"))
             let connection = try Self.connectAsOperator(cluster)
@@ -222,8 +243,9 @@ extension ProcessTests {
             let new = try connection.ensureStream(Self.shardStream(stream), updateExisting: false).state
             #expect(new.created != old.created && new.lastSequence == 0)
             try cluster.sql(1, (11...15).map { "INSERT INTO kv VALUES (\($0), 'new stream');" }.joined())
-            #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "15|120\n", timeout: 40),
-                    "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.problems())")
+            #expect(
+                try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "15|120\n", timeout: 40),
+                "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.problems())")
             for node in [0, 2] {
                 #expect(cluster.node(node).log.contains("consumes the new stream from its start"), "node \(node + 1):\n\(cluster.problems())")
             }
@@ -232,8 +254,9 @@ extension ProcessTests {
             try cluster.start(2)
             try cluster.node(2).waitUntilReady(timeout: 60)
             try cluster.sql(0, "INSERT INTO kv VALUES (16, 'after the restart');")
-            #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "16|136\n", timeout: 60),
-                    "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.node(2).log.suffix(4000))")
+            #expect(
+                try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "16|136\n", timeout: 60),
+                "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.node(2).log.suffix(4000))")
         }
 
         /// The same with snapshots on: every node finds its cursor belongs to the old stream and restores
@@ -268,8 +291,9 @@ extension ProcessTests {
             #expect(restarted.isEmpty, "nodes that stopped instead of restoring in place: \(restarted.sorted().map { $0 + 1 })\n\(cluster.problems())")
             #expect(sawReplacement == [true, true, true], "\(cluster.problems())")
             for node in 0..<3 { try cluster.node(node).waitUntilReady(timeout: 60) }
-            #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "15|120\n", timeout: 40),
-                    "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.problems())")
+            #expect(
+                try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "15|120\n", timeout: 40),
+                "\((0..<3).map { (try? cluster.sql($0, "SELECT count(*), sum(k) FROM kv;")) ?? "?" })\n\(cluster.problems())")
             try cluster.sql(0, "INSERT INTO kv VALUES (16, 'after the restore');")
             #expect(try cluster.converge("SELECT count(*), sum(k) FROM kv;", to: "16|136\n", timeout: 30), "\(cluster.problems())")
         }

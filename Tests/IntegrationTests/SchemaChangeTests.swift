@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -38,9 +38,12 @@ extension ProcessTests {
             try cluster.sql(1, "INSERT INTO kv VALUES ('after', 'eve');")
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 'after';", to: "eve\n"), "\(cluster.logs())")
             // Only secret's value waits aside: eve's row itself is applied on node 1 (its other columns).
-            #expect(try cluster.converge("SELECT name || ':' || ifnull(color, 'NULL') FROM profiles WHERE id = 7;", to: "eve:NULL\n", on: [0]), "\(cluster.logs())")
+            #expect(
+                try cluster.converge("SELECT name || ':' || ifnull(color, 'NULL') FROM profiles WHERE id = 7;", to: "eve:NULL\n", on: [0]), "\(cluster.logs())")
             let misplaced = try cluster.sql(0, "SELECT count(*) FROM profiles WHERE color = 'hunter2';")
-            let history = try cluster.sql(0, "SELECT name || ':' || state || ':' || ifnull(renamed_to, '') FROM __harmonylite___columns WHERE table_name = 'profiles' AND name = 'secret';")
+            let history = try cluster.sql(
+                0,
+                "SELECT name || ':' || state || ':' || ifnull(renamed_to, '') FROM __harmonylite___columns WHERE table_name = 'profiles' AND name = 'secret';")
             #expect(misplaced == "0\n", "node 1 wrote secret's value into color; history \(history)")
             #expect(!history.contains("renamed"), "history: \(history)")
             #expect(try Parking.parked(cluster, 0).contains("secret"), "the value waits parked, visible: \((try? Parking.parked(cluster, 0)) ?? "")")
@@ -52,8 +55,10 @@ extension ProcessTests {
             #expect(try cluster.converge("SELECT color FROM profiles WHERE id = 8;", to: "blue\n", timeout: 60), "\(cluster.logs())")
             #expect(try cluster.sql(0, "SELECT count(*) FROM profiles WHERE color = 'hunter2';") == "0\n")
             // Every node ends with the same rows: eve without a color (as the others have her after their migration).
-            #expect(try cluster.converge("SELECT group_concat(id || ':' || name || ':' || ifnull(color, 'NULL'), ',') FROM (SELECT * FROM profiles ORDER BY id);",
-                                         to: "1:ann:NULL,7:eve:NULL,8:fay:blue\n", timeout: 60), "\(cluster.logs())")
+            #expect(
+                try cluster.converge(
+                    "SELECT group_concat(id || ':' || name || ':' || ifnull(color, 'NULL'), ',') FROM (SELECT * FROM profiles ORDER BY id);",
+                    to: "1:ann:NULL,7:eve:NULL,8:fay:blue\n", timeout: 60), "\(cluster.logs())")
             #expect(try Parking.parked(cluster, 0).contains("hunter2") || Parking.parked(cluster, 0).contains("secret"), "still visible after the retry")
         }
 
@@ -65,8 +70,12 @@ extension ProcessTests {
             #expect(try cluster.converge("SELECT v FROM kv WHERE k = 'before';", to: "0\n"), "\(cluster.logs())")
             try cluster.sql(0, "ALTER TABLE kv RENAME COLUMN k TO key;")
             // Node 1 has the new name; node 2 writes under the old one, node 1 under the new one.
-            #expect(eventually(timeout: 30) { (try? cluster.sql(0, "SELECT state || ':' || ifnull(renamed_to, '') FROM __harmonylite___columns WHERE table_name = 'kv' AND name = 'k';")) == "renamed:key\n" },
-                    "\((try? cluster.sql(0, "SELECT * FROM __harmonylite___columns;")) ?? "")\n\(cluster.logs())")
+            #expect(
+                eventually(timeout: 30) {
+                    (try? cluster.sql(0, "SELECT state || ':' || ifnull(renamed_to, '') FROM __harmonylite___columns WHERE table_name = 'kv' AND name = 'k';"))
+                        == "renamed:key\n"
+                },
+                "\((try? cluster.sql(0, "SELECT * FROM __harmonylite___columns;")) ?? "")\n\(cluster.logs())")
             try cluster.sql(1, "INSERT INTO kv VALUES ('a', 'from node 2, old name');")
             try cluster.sql(0, "INSERT INTO kv VALUES ('b', 'from node 1, new name');")
             try cluster.sql(1, "ALTER TABLE kv RENAME COLUMN k TO key;")
@@ -74,8 +83,10 @@ extension ProcessTests {
             try cluster.sql(2, "INSERT INTO kv VALUES ('c', 'from node 3, after');")
             for index in 0..<3 { try Self.retryParked(cluster, index) }
             let expected = "a|from node 2, old name\nb|from node 1, new name\nbefore|0\nc|from node 3, after\n"
-            #expect(try cluster.converge("SELECT key, v FROM kv ORDER BY key;", to: expected, timeout: 60),
-                    "\((0..<3).map { (try? cluster.sql($0, "SELECT key, v FROM kv ORDER BY key;")) ?? "?" })\n\((0..<3).map { (try? Parking.parked(cluster, $0)) ?? "?" })\n\(cluster.problems())")
+            #expect(
+                try cluster.converge("SELECT key, v FROM kv ORDER BY key;", to: expected, timeout: 60),
+                "\((0..<3).map { (try? cluster.sql($0, "SELECT key, v FROM kv ORDER BY key;")) ?? "?" })\n\((0..<3).map { (try? Parking.parked(cluster, $0)) ?? "?" })\n\(cluster.problems())"
+            )
             for index in 0..<3 { #expect(try Parking.parked(cluster, index).hasPrefix("no parked messages"), "node \(index + 1)") }
         }
 
@@ -94,8 +105,10 @@ extension ProcessTests {
             try Self.migrateStopped(cluster, 2, "ALTER TABLE customer RENAME TO customers;")
             // No -retry-parked: what waited parked applies by itself once a node migrated (its schema change, or its start).
             let expected = "1|updated on node 3, old name\n2|from node 2, old name\n3|from node 1, new name\n"
-            #expect(try cluster.converge("SELECT id, name FROM customers ORDER BY id;", to: expected, timeout: 60),
-                    "\((0..<3).map { (try? cluster.sql($0, "SELECT id, name FROM customers ORDER BY id;")) ?? "?" })\n\((0..<3).map { (try? Parking.parked(cluster, $0)) ?? "?" })\n\(cluster.problems())")
+            #expect(
+                try cluster.converge("SELECT id, name FROM customers ORDER BY id;", to: expected, timeout: 60),
+                "\((0..<3).map { (try? cluster.sql($0, "SELECT id, name FROM customers ORDER BY id;")) ?? "?" })\n\((0..<3).map { (try? Parking.parked(cluster, $0)) ?? "?" })\n\(cluster.problems())"
+            )
             for index in 0..<3 { #expect(try Parking.parked(cluster, index).hasPrefix("no parked messages"), "node \(index + 1)") }
         }
     }

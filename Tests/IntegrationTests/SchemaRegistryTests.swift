@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -42,8 +42,9 @@ extension ProcessTests {
             _ = try cluster.sql(2, "ALTER TABLE items ADD COLUMN price REAL;")
             let changed = try Self.localHash(cluster, 2)
             #expect(changed != nil && changed != hashes[0])
-            let diverged = try Self.clusterStatus(cluster, shows: ["Total Nodes: 3", "Consistent: No", "Schema Mismatches:\n  Node 3: hash \(changed!.prefix(16))"])
-            #expect(!diverged.contains("  Node 1: hash \(hashes[0]!.prefix(16)),") , "node 1 is not a mismatch: \(diverged)")
+            let diverged = try Self.clusterStatus(
+                cluster, shows: ["Total Nodes: 3", "Consistent: No", "Schema Mismatches:\n  Node 3: hash \(changed!.prefix(16))"])
+            #expect(!diverged.contains("  Node 1: hash \(hashes[0]!.prefix(16)),"), "node 1 is not a mismatch: \(diverged)")
 
             for index in [0, 1] { _ = try cluster.sql(index, "ALTER TABLE items ADD COLUMN price REAL;") }
             let healed = try Self.clusterStatus(cluster, shows: ["Total Nodes: 3", "Consistent: Yes", "\(changed!.prefix(16)): Node 1, Node 2, Node 3"])

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -20,7 +20,8 @@ extension ProcessTests {
             try makeDatabase(database, "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
             let port = try freePort()
             // The stopped server stays stopped however long this takes (its supervisor restarts one silent for its heartbeat_timeout).
-            let node = try NodeUnderTest(toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\n[workers.nats]\nheartbeat_timeout = 600000\n", directory: directory)
+            let node = try NodeUnderTest(
+                toml: "[nats]\nbind_address = \"127.0.0.1:\(port)\"\n[workers.nats]\nheartbeat_timeout = 600000\n", directory: directory)
             try node.waitUntilReady()
             guard let nats = node.children()["nats"] else { throw TestFailure("no nats-server under the node: \(node.children())") }
             // A stopped server confirms nothing: the capturer's window of unconfirmed batches fills up.

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -101,8 +101,9 @@ extension ProcessTests {
             let node = try NodeUnderTest(toml: try Self.toml(), directory: directory, database: shared + "/node1.db")
             defer { _ = node.terminate() }
             #expect(node.waitForExit(timeout: 30) != nil, "the node started with another user's JetStream store directory")
-            #expect(node.log.contains("\(shared)/nats") && node.log.contains("belongs to \(user.name)") && node.log.contains("mode 777"),
-                    "\(node.log.suffix(2000))")
+            #expect(
+                node.log.contains("\(shared)/nats") && node.log.contains("belongs to \(user.name)") && node.log.contains("mode 777"),
+                "\(node.log.suffix(2000))")
         }
     }
 }

@@ -1,7 +1,7 @@
-import TestSupport
 import Foundation
 import NATSClient
 import Snapshots
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -36,18 +36,20 @@ extension ProcessTests {
             let genuine = try #require(try store.latest())
             let file = cluster.directory.path + "/doctored.db"
             _ = try SnapshotMaker.make(from: cluster.path(0), into: file, nodeID: 1)
-            let doctoring = switch planting {
-            case .forgedRow, .genuineMetadataWithNewHash: "INSERT INTO kv VALUES (999, 'forged');"
-            case .rewritingTrigger: "CREATE TRIGGER rewrite AFTER INSERT ON kv BEGIN UPDATE kv SET v = 'rewritten' WHERE k = NEW.k; END;"
-            }
+            let doctoring =
+                switch planting {
+                case .forgedRow, .genuineMetadataWithNewHash: "INSERT INTO kv VALUES (999, 'forged');"
+                case .rewritingTrigger: "CREATE TRIGGER rewrite AFTER INSERT ON kv BEGIN UPDATE kv SET v = 'rewritten' WHERE k = NEW.k; END;"
+                }
             let doctored = try runCommand("/usr/bin/sqlite3", [file, doctoring])
             #expect(doctored.status == 0, "\(doctored.output)")
             let (sha256, size) = try FileDigest.sha256(of: file)
             var metadata: SnapshotMetadata
             switch planting {
             case .forgedRow, .rewritingTrigger:
-                metadata = SnapshotMetadata(cursor: genuine.cursor, streams: genuine.streams ?? [:], schemaHash: genuine.schemaHash, sha256: sha256,
-                                            size: size, nodeID: genuine.nodeID, createdAt: genuine.createdAt + 1)
+                metadata = SnapshotMetadata(
+                    cursor: genuine.cursor, streams: genuine.streams ?? [:], schemaHash: genuine.schemaHash, sha256: sha256,
+                    size: size, nodeID: genuine.nodeID, createdAt: genuine.createdAt + 1)
             case .genuineMetadataWithNewHash:
                 metadata = genuine
                 metadata.sha256 = sha256

@@ -1,8 +1,8 @@
-import NodeNATS
-import TestSupport
 import Foundation
 import NATSClient
+import NodeNATS
 import Snapshots
+import TestSupport
 import Testing
 
 extension ProcessTests {
@@ -20,7 +20,8 @@ extension ProcessTests {
         /// Every node's lines about snapshots and the lease, for failure messages.
         static func snapshotLines(_ cluster: TestCluster) -> String {
             cluster.nodes.indices.map { index in
-                "node \(index + 1):\n" + (cluster.nodes[index]?.log ?? "").split(separator: "\n").filter { $0.contains("snapshot") }.suffix(30).joined(separator: "\n")
+                "node \(index + 1):\n"
+                    + (cluster.nodes[index]?.log ?? "").split(separator: "\n").filter { $0.contains("snapshot") }.suffix(30).joined(separator: "\n")
             }.joined(separator: "\n")
         }
 
@@ -56,8 +57,9 @@ extension ProcessTests {
             #expect(log.contains("restored the snapshot") && log.contains("kept 1 unpublished local change(s)"), "\(log.suffix(3000))")
             try cluster.sql(0, "INSERT INTO kv VALUES (51, 'after the restore');")
             let query = "SELECT count(*), sum(k) FROM kv;"
-            #expect(try cluster.converge(query, to: "52|2326\n", timeout: 30),
-                    "\((0..<3).map { (try? cluster.sql($0, query)) ?? "?" })\n\(cluster.node(2).log.suffix(3000))")
+            #expect(
+                try cluster.converge(query, to: "52|2326\n", timeout: 30),
+                "\((0..<3).map { (try? cluster.sql($0, query)) ?? "?" })\n\(cluster.node(2).log.suffix(3000))")
             #expect(FileManager.default.fileExists(atPath: cluster.directory.path + "/node3-seq-map.cbor"))
         }
 
@@ -137,7 +139,8 @@ extension ProcessTests {
             kill(cluster.node(leader).pid, SIGKILL)
             #expect(cluster.node(leader).waitForExit(timeout: 10) != nil)
             let others = (0..<3).filter { $0 != leader }
-            #expect(eventually(timeout: 20) { others.contains { cluster.node($0).log.contains("holding the snapshot lease") } }, "\(Self.snapshotLines(cluster))")
+            #expect(
+                eventually(timeout: 20) { others.contains { cluster.node($0).log.contains("holding the snapshot lease") } }, "\(Self.snapshotLines(cluster))")
             // While the cluster re-elects its stream leaders the lease may move once more; once it settles,
             // one node saves.
             let savesBy = { (node: Int) in cluster.node(node).log.components(separatedBy: "saved a snapshot").count - 1 }

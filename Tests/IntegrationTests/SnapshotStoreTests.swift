@@ -1,18 +1,22 @@
-import TestSupport
-import Foundation
 import CurlTransfer
+import Foundation
 import HarmonyConfig
 import NATSClient
 import Snapshots
+import TestSupport
 import Testing
 
 /// AWS Signature V4 against AWS's published example (S3 documentation, "GET Object").
 @Test func awsSignatureMatchesThePublishedExample() {
     let signer = AWSSignatureV4(accessKey: "AKIAIOSFODNN7EXAMPLE", secretKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", region: "us-east-1")
-    let headers = signer.sign(method: "GET", host: "examplebucket.s3.amazonaws.com", path: "/test.txt", headers: ["Range": "bytes=0-9"],
-                              payloadHash: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-                              date: Date(timeIntervalSince1970: 1_369_353_600))
-    #expect(headers["Authorization"] == "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+    let headers = signer.sign(
+        method: "GET", host: "examplebucket.s3.amazonaws.com", path: "/test.txt", headers: ["Range": "bytes=0-9"],
+        payloadHash: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        date: Date(timeIntervalSince1970: 1_369_353_600))
+    #expect(
+        headers["Authorization"]
+            == "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+    )
     #expect(headers["x-amz-date"] == "20130524T000000Z")
 }
 
@@ -24,7 +28,9 @@ extension ProcessTests {
         static func snapshots(in directory: TemporaryDirectory) throws -> [(file: String, metadata: SnapshotMetadata)] {
             try (1...2).map { index in
                 let database = directory.path + "/source\(index).db"
-                try makeDatabase(database, """
+                try makeDatabase(
+                    database,
+                    """
                     PRAGMA journal_mode=WAL; CREATE TABLE blobs(id INTEGER PRIMARY KEY, payload BLOB);
                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(4000 + index)) INSERT INTO blobs(payload) SELECT randomblob(1000) FROM n;
                     """)
@@ -86,14 +92,23 @@ extension ProcessTests {
             try Self.roundTrip(store, directory)
 
             // The AWS CLI finds the object where the configuration says, with the metadata, byte for byte.
-            let environment = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                               "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+            let environment = [
+                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            ]
             let copy = directory.path + "/aws-copy.db"
-            let get = try runCommand("/usr/bin/env", ["aws", "--endpoint-url", "http://127.0.0.1:\(port)", "s3", "cp", "s3://backups/harmonylite/snapshots/snapshot.db", copy], environment: environment)
+            let get = try runCommand(
+                "/usr/bin/env", ["aws", "--endpoint-url", "http://127.0.0.1:\(port)", "s3", "cp", "s3://backups/harmonylite/snapshots/snapshot.db", copy],
+                environment: environment)
             #expect(get.status == 0, "\(get.output)")
             let latest = try #require(try store.latest())
             #expect(try FileDigest.sha256(of: copy).0 == latest.sha256)
-            let head = try runCommand("/usr/bin/env", ["aws", "--endpoint-url", "http://127.0.0.1:\(port)", "s3api", "head-object", "--bucket", "backups", "--key", "harmonylite/snapshots/snapshot.db"], environment: environment)
+            let head = try runCommand(
+                "/usr/bin/env",
+                [
+                    "aws", "--endpoint-url", "http://127.0.0.1:\(port)", "s3api", "head-object", "--bucket", "backups", "--key",
+                    "harmonylite/snapshots/snapshot.db",
+                ], environment: environment)
             #expect(head.output.contains("harmonylite-snapshot") && head.output.contains(latest.sha256), "\(head.output)")
         }
 
@@ -102,7 +117,9 @@ extension ProcessTests {
             let port = try freePort()
             try FileManager.default.createDirectory(atPath: directory.path + "/www", withIntermediateDirectories: true)
             let htpasswd = directory.write("htpasswd", "harmony:{PLAIN}s3cret\n")
-            let config = directory.write("nginx.conf", """
+            let config = directory.write(
+                "nginx.conf",
+                """
                 load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
                 user \(ProcessInfo.processInfo.environment["USER"] ?? "root"); daemon off; worker_processes 1; pid \(directory.path)/nginx.pid; error_log \(directory.path)/nginx-error.log;
                 events {}
@@ -142,7 +159,9 @@ extension ProcessTests {
             _ = directory.write("authorized_keys", try String(contentsOfFile: directory.path + "/client_key.pub", encoding: .utf8))
             let knownHosts = directory.write("known_hosts", "[127.0.0.1]:\(port) \(hostKey)")
             let wrongHosts = directory.write("wrong_hosts", "[127.0.0.1]:\(port) \(otherKey)")
-            let config = directory.write("sshd_config", """
+            let config = directory.write(
+                "sshd_config",
+                """
                 Port \(port)
                 ListenAddress 127.0.0.1
                 HostKey \(directory.path)/host_key
@@ -162,7 +181,9 @@ extension ProcessTests {
             let started = try runCommand("/usr/sbin/sshd", ["-f", config, "-E", directory.path + "/sshd.log"])
             #expect(started.status == 0, "\(started.output)")
             defer {
-                if let text = try? String(contentsOfFile: directory.path + "/sshd.pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                if let text = try? String(contentsOfFile: directory.path + "/sshd.pid", encoding: .utf8),
+                    let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+                {
                     kill(pid, SIGTERM)
                 }
             }

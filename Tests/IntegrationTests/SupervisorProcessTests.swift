@@ -1,6 +1,6 @@
-import TestSupport
 import Foundation
 import NATSClient
+import TestSupport
 import Testing
 
 /// Everything that starts real processes runs one test at a time: the machine has two cores, and timing
@@ -96,8 +96,9 @@ extension ProcessTests {
             let ports = node.log.components(separatedBy: listening).dropFirst().map { $0.prefix { $0.isNumber } }
             #expect(ports.count == 2 && ports[0] == ports[1] && !ports[0].isEmpty, "\(ports)")
             #expect(node.log.contains("the embedded nats-server does not answer its liveness probe"), "\(node.log)")
-            #expect(node.log.contains("free space of the embedded nats-server's JetStream store") && node.log.contains("why=killing the embedded nats-server"),
-                    "\(node.log)")
+            #expect(
+                node.log.contains("free space of the embedded nats-server's JetStream store") && node.log.contains("why=killing the embedded nats-server"),
+                "\(node.log)")
             for (name, pid) in before where name != "nats" {
                 #expect(node.children()[name] == pid, "\(name) was restarted when nats-server was")
             }
@@ -146,12 +147,13 @@ extension ProcessTests {
 
         @Test func crashLoopPastTheIntensityLimitStopsTheNodeNonZero() throws {
             // 16 MiB of address space is too little for the dynamic loader: a real, repeating crash.
-            let node = try NodeUnderTest(toml: """
-                [workers.capturer]
-                memory_limit = "16MiB"
-                restart_intensity = 3
-                restart_backoff_initial = 50
-                """)
+            let node = try NodeUnderTest(
+                toml: """
+                    [workers.capturer]
+                    memory_limit = "16MiB"
+                    restart_intensity = 3
+                    restart_backoff_initial = 50
+                    """)
             let status = node.waitForExit(timeout: 30)
             #expect(status == 1, "log:\n\(node.log)")
             #expect(node.log.contains("memory_limit=16 MiB (RLIMIT_AS)"), "\(node.log.suffix(3000))")
@@ -161,12 +163,13 @@ extension ProcessTests {
         }
 
         @Test func limitsAreAppliedByTheKernel() throws {
-            let node = try NodeUnderTest(toml: """
-                [workers.broker]
-                memory_limit = "2GiB"
-                open_files = 300
-                nice = 7
-                """)
+            let node = try NodeUnderTest(
+                toml: """
+                    [workers.broker]
+                    memory_limit = "2GiB"
+                    open_files = 300
+                    nice = 7
+                    """)
             try node.waitUntilReady()
             let broker = try #require(node.children()["broker"])
             let limits = try String(contentsOfFile: "/proc/\(broker)/limits", encoding: .utf8)
@@ -228,12 +231,13 @@ extension ProcessTests {
             var nodes: [NodeUnderTest] = []
             for index in 0..<3 {
                 let peers = (0..<3).filter { $0 != index }.map { "nats://127.0.0.1:\(routePorts[$0])/" }.joined(separator: ",")
-                nodes.append(try NodeUnderTest(
-                    nodeID: index + 1,
-                    toml: "[nats]\nbind_address = \"127.0.0.1:\(clientPorts[index])\"\n",
-                    arguments: ["-cluster-addr", "127.0.0.1:\(routePorts[index])", "-cluster-peers", peers],
-                    directory: shared
-                ))
+                nodes.append(
+                    try NodeUnderTest(
+                        nodeID: index + 1,
+                        toml: "[nats]\nbind_address = \"127.0.0.1:\(clientPorts[index])\"\n",
+                        arguments: ["-cluster-addr", "127.0.0.1:\(routePorts[index])", "-cluster-peers", peers],
+                        directory: shared
+                    ))
             }
             defer { nodes.forEach { $0.terminate() } }
             for node in nodes { try node.waitUntilReady(timeout: 60) }
@@ -264,7 +268,10 @@ extension ProcessTests {
             let cases: [(String, String)] = [
                 ("db_path = \"\(database)\"\n[snapshot]\nintervall = 10\n", "node.toml:3: unknown key snapshot.intervall (did you mean snapshot.interval?)"),
                 ("db_path = \"\(database)\"\n[replication_log]\nshards = \"two\"\n", "node.toml:3: replication_log.shards must be an integer"),
-                ("db_path = \"\(directory.path)/nodir/missing.db\"\n", "Database file \(directory.path)/nodir/missing.db does not exist, nor does its directory"),
+                (
+                    "db_path = \"\(directory.path)/nodir/missing.db\"\n",
+                    "Database file \(directory.path)/nodir/missing.db does not exist, nor does its directory"
+                ),
             ]
             for (toml, message) in cases {
                 let config = directory.write("node.toml", toml)
@@ -296,9 +303,14 @@ extension ProcessTests {
         @Test func versionNamesEverythingAUserReportsInABug() throws {
             let result = try runCommand(Binaries.supervisor, ["-version"])
             #expect(result.status == 0)
-            #expect(result.output.range(of: #"^HarmonyLite \d+\.\d+\.\d+ \(git: [^,]+, built: [^,]+, Swift 6[.\d]*, linux/x86_64\)"#, options: .regularExpression) != nil, "\(result.output)")
+            #expect(
+                result.output.range(of: #"^HarmonyLite \d+\.\d+\.\d+ \(git: [^,]+, built: [^,]+, Swift 6[.\d]*, linux/x86_64\)"#, options: .regularExpression)
+                    != nil, "\(result.output)")
             let help = try runCommand(Binaries.supervisor, ["-help"])
-            for flag in ["-config", "-node-id", "-cluster-addr", "-cluster-peers", "-leaf-servers", "-cleanup", "-save-snapshot", "-parked", "-retry-parked", "-schema-status", "-schema-status-cluster", "-version"] {
+            for flag in [
+                "-config", "-node-id", "-cluster-addr", "-cluster-peers", "-leaf-servers", "-cleanup", "-save-snapshot", "-parked", "-retry-parked",
+                "-schema-status", "-schema-status-cluster", "-version",
+            ] {
                 #expect(help.output.contains(flag), "\(flag) missing from -help")
             }
         }
@@ -306,7 +318,9 @@ extension ProcessTests {
         @Test func cleanupRemovesOnlyHarmonyLiteObjects() throws {
             let directory = try TemporaryDirectory()
             let database = directory.path + "/app.db"
-            try makeDatabase(database, """
+            try makeDatabase(
+                database,
+                """
                 CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
                 CREATE TABLE "__harmonylite__books_change_log"(id INTEGER PRIMARY KEY, type TEXT);
                 CREATE TABLE "__harmonylite___change_log_global"(id INTEGER PRIMARY KEY);
@@ -328,7 +342,9 @@ extension ProcessTests {
         @Test func cleanupKeepsRowsHeldAside() throws {
             let directory = try TemporaryDirectory()
             let database = directory.path + "/app.db"
-            try makeDatabase(database, """
+            try makeDatabase(
+                database,
+                """
                 CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
                 CREATE TABLE "__harmonylite___conflicts"(table_name TEXT NOT NULL, losing_key TEXT NOT NULL, losing_values TEXT NOT NULL,
                   PRIMARY KEY (table_name, losing_key)) WITHOUT ROWID;
@@ -339,7 +355,8 @@ extension ProcessTests {
             let result = try runCommand(Binaries.supervisor, ["-config", config, "-cleanup"])
             #expect(result.status == 0, "\(result.output)")
             #expect(result.output.contains("kept __harmonylite___conflicts: it holds 1 row(s) held aside"), "\(result.output)")
-            let left = try runCommand("/usr/bin/sqlite3", [database, "SELECT group_concat(name) FROM sqlite_master; SELECT losing_values FROM __harmonylite___conflicts;"])
+            let left = try runCommand(
+                "/usr/bin/sqlite3", [database, "SELECT group_concat(name) FROM sqlite_master; SELECT losing_values FROM __harmonylite___conflicts;"])
             #expect(left.output == "books,__harmonylite___conflicts\nid=7\n", "\(left.output)")
         }
     }

@@ -14,7 +14,8 @@ extension ProcessTests {
             #expect(try cluster.sql(0, "SELECT count(*) FROM tags;") == "3\n")
             // An application that defines its own collation creates a table keyed by it, on every node.
             for index in 0..<3 {
-                let python = "import sqlite3; c = sqlite3.connect('\(cluster.path(index))', timeout=10); "
+                let python =
+                    "import sqlite3; c = sqlite3.connect('\(cluster.path(index))', timeout=10); "
                     + "c.create_collation('reverse', lambda a, b: (b > a) - (b < a)); "
                     + "c.execute('CREATE TABLE odd (k TEXT COLLATE reverse PRIMARY KEY, v)'); c.execute(\"INSERT INTO odd VALUES ('x', 1)\"); c.commit()"
                 let made = try runCommand("/usr/bin/env", ["python3", "-c", python])
@@ -22,7 +23,9 @@ extension ProcessTests {
             }
             try cluster.sql(0, "INSERT INTO kv VALUES (1, 'after the odd table');")
             try cluster.sql(2, "INSERT INTO tags VALUES ('b', 4);")
-            #expect(try cluster.converge("SELECT (SELECT v FROM kv WHERE k = 1) || '/' || (SELECT n FROM tags WHERE name = 'b');", to: "after the odd table/4\n"), "\(cluster.problems())")
+            #expect(
+                try cluster.converge("SELECT (SELECT v FROM kv WHERE k = 1) || '/' || (SELECT n FROM tags WHERE name = 'b');", to: "after the odd table/4\n"),
+                "\(cluster.problems())")
             for index in 0..<3 {
                 #expect(eventually(timeout: 10) { cluster.node(index).log.contains("collation reverse") }, "node \(index + 1): \(cluster.problems())")
             }

@@ -1,7 +1,7 @@
-import TestSupport
 import Foundation
 import NATSClient
 import NodeNATS
+import TestSupport
 import Testing
 
 /// One insert of the application during the rolling upgrade: its row, the node it wrote to, and when
@@ -26,8 +26,10 @@ struct EmbeddedUpgradeCase: Sendable, CustomTestStringConvertible {
 
     /// Replicas 3 is left out: with `$SYS` moved aside nats-server 2.9.10 crashed in a loop at the third switch,
     /// with the whole store moved aside the third switch hung in 1 of 2 runs (see the upgrade guide).
-    static let all = [EmbeddedUpgradeCase(replicas: 1, pauseWrites: false, moveWholeStore: false),
-                      EmbeddedUpgradeCase(replicas: 1, pauseWrites: true, moveWholeStore: false)]
+    static let all = [
+        EmbeddedUpgradeCase(replicas: 1, pauseWrites: false, moveWholeStore: false),
+        EmbeddedUpgradeCase(replicas: 1, pauseWrites: true, moveWholeStore: false),
+    ]
 }
 
 /// When node `node` was switched: its upstream process stopped (`stopped`) and ours ready (`ready`).
@@ -104,24 +106,32 @@ extension ProcessTests {
             let directory = try TemporaryDirectory()
             let binary = try UpstreamBinary.install(in: directory)
             let databases = (1...3).map { "\(directory.path)/node\($0).db" }
-            for database in databases { try makeDatabase(database, "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL); PRAGMA journal_mode=WAL;") }
+            for database in databases {
+                try makeDatabase(database, "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL); PRAGMA journal_mode=WAL;")
+            }
             let clientPorts = try (0..<3).map { _ in try freePort() }
             let routePorts = try (0..<3).map { _ in try freePort() }
-            let upstream = try MixedCluster.startUpstreamEmbedded(binary, directory: directory, databases: databases, clientPorts: clientPorts,
-                                                                routePorts: routePorts, compress: false, replicas: replicas)
+            let upstream = try MixedCluster.startUpstreamEmbedded(
+                binary, directory: directory, databases: databases, clientPorts: clientPorts,
+                routePorts: routePorts, compress: false, replicas: replicas)
             defer { upstream.forEach { $0.stop() } }
             let total = 300
             let loopLog = directory.path + "/application.log"
-            let application = try ServerUnderTest("/bin/bash", ["-c", """
-                databases=('\(databases[0])' '\(databases[1])' '\(databases[2])')
-                for i in $(seq 1 \(total)); do
-                  if [ -e '\(directory.path)/pause' ]; then echo PAUSED; while [ -e '\(directory.path)/pause' ]; do sleep 0.05; done; fi
-                  n=$((i % 3))
-                  if sqlite3 -cmd '.timeout 10000' "${databases[$n]}" "INSERT INTO books VALUES ($i, '<$i>');"; then echo "$i $((n + 1)) $(date +%s%3N)"; else echo "FAILED $i"; fi
-                  sleep 0.03
-                done
-                echo DONE
-                """], log: loopLog)
+            let application = try ServerUnderTest(
+                "/bin/bash",
+                [
+                    "-c",
+                    """
+                    databases=('\(databases[0])' '\(databases[1])' '\(databases[2])')
+                    for i in $(seq 1 \(total)); do
+                      if [ -e '\(directory.path)/pause' ]; then echo PAUSED; while [ -e '\(directory.path)/pause' ]; do sleep 0.05; done; fi
+                      n=$((i % 3))
+                      if sqlite3 -cmd '.timeout 10000' "${databases[$n]}" "INSERT INTO books VALUES ($i, '<$i>');"; then echo "$i $((n + 1)) $(date +%s%3N)"; else echo "FAILED $i"; fi
+                      sleep 0.03
+                    done
+                    echo DONE
+                    """,
+                ], log: loopLog)
             defer { application.stop() }
             func loopOutputCount(_ line: String) -> Int {
                 ((try? String(contentsOfFile: loopLog, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0 == line }.count
@@ -138,9 +148,10 @@ extension ProcessTests {
                     // upstream has published what it captured (its global change log is empty).
                     FileManager.default.createFile(atPath: directory.path + "/pause", contents: nil)
                     let paused = try eventually(timeout: 30, interval: 0.05) {
-                        try loopOutputCount("PAUSED") > pauses && (index..<3).allSatisfy {
-                            try Self.query(databases[$0], "SELECT count(*) FROM \"__harmonylite___change_log_global\"") == "0"
-                        }
+                        try loopOutputCount("PAUSED") > pauses
+                            && (index..<3).allSatisfy {
+                                try Self.query(databases[$0], "SELECT count(*) FROM \"__harmonylite___change_log_global\"") == "0"
+                            }
                     }
                     guard paused else { throw TestFailure("upstream's changes were not published before the switch") }
                 }
@@ -164,8 +175,9 @@ extension ProcessTests {
                     [nats]
                     \(MixedCluster.embeddedNATS(clientPort: clientPorts[index], directory: directory))
                     """
-                let node = try NodeUnderTest(nodeID: index + 1, toml: toml, arguments: MixedCluster.clusterArguments(index, routePorts: routePorts),
-                                             directory: directory, database: databases[index])
+                let node = try NodeUnderTest(
+                    nodeID: index + 1, toml: toml, arguments: MixedCluster.clusterArguments(index, routePorts: routePorts),
+                    directory: directory, database: databases[index])
                 nodes.append(node)
                 try node.waitUntilReady(timeout: 120)
                 switches.append(NodeSwitch(node: index + 1, stopped: stopped, ready: now()))
@@ -179,9 +191,12 @@ extension ProcessTests {
                 try databases.allSatisfy { try Self.query($0, "SELECT count(*) FROM books") == "\(total)" }
             }
             let published = (try? Self.publishedRows(directory: directory.path, port: clientPorts[0], stream: "harmonylite-changes-1")) ?? []
-            var report: [String] = ["\(shape.testDescription); switches (ms after the first write): "
-                + switches.map { "node \($0.node) stopped +\($0.stopped - (writes.first?.at ?? 0)) ready +\($0.ready - (writes.first?.at ?? 0))" }.joined(separator: ", "),
-                "the stream holds \(published.count) of \(total) rows"]
+            var report: [String] = [
+                "\(shape.testDescription); switches (ms after the first write): "
+                    + switches.map { "node \($0.node) stopped +\($0.stopped - (writes.first?.at ?? 0)) ready +\($0.ready - (writes.first?.at ?? 0))" }.joined(
+                        separator: ", "),
+                "the stream holds \(published.count) of \(total) rows",
+            ]
             var lost = 0, missingButPublished = 0
             for (index, database) in databases.enumerated() {
                 let present = Set(try Self.query(database, "SELECT id FROM books").split(separator: "\n").compactMap { Int($0) })
@@ -191,11 +206,14 @@ extension ProcessTests {
                 let groups = Dictionary(grouping: missing) { write in
                     "from node \(write.node) \(upgradePhase(of: write.at, switches: switches)), \(published.contains(write.row) ? "in the stream" : "never in the stream")"
                 }
-                report.append("node \(index + 1) lacks \(missing.count): " + groups.keys.sorted().map { "\($0): \(groups[$0]!.map(\.row))" }.joined(separator: "; "))
+                report.append(
+                    "node \(index + 1) lacks \(missing.count): " + groups.keys.sorted().map { "\($0): \(groups[$0]!.map(\.row))" }.joined(separator: "; "))
             }
             var failedPublishes: [Int] = []
             for index in 0..<3 {
-                let log = (0...2).compactMap { try? String(contentsOfFile: "\(directory.path)/upstream\(index + 1)\($0 == 0 ? "" : "-restart\($0)").log", encoding: .utf8) }.joined()
+                let log = (0...2).compactMap {
+                    try? String(contentsOfFile: "\(directory.path)/upstream\(index + 1)\($0 == 0 ? "" : "-restart\($0)").log", encoding: .utf8)
+                }.joined()
                 let failed = log.split(separator: "\n").filter { $0.contains("Failed to publish for table") }
                 failedPublishes.append(failed.count)
                 report.append("upstream \(index + 1): \(failed.count) failed publish line(s)\(failed.prefix(2).map { "\n  " + $0 }.joined())")
@@ -206,7 +224,9 @@ extension ProcessTests {
                 // Upstream's own behaviour, not ours: every lost row was written on a node still running upstream,
                 // never reached the stream, and its node logged one failed publish for it (and dropped it).
                 let neverPublished = writes.filter { !published.contains($0.row) }
-                #expect(neverPublished.allSatisfy { write in switches.first { $0.node == write.node }.map { write.at < $0.stopped } ?? true }, "\(report.joined(separator: "\n"))")
+                #expect(
+                    neverPublished.allSatisfy { write in switches.first { $0.node == write.node }.map { write.at < $0.stopped } ?? true },
+                    "\(report.joined(separator: "\n"))")
                 for index in 0..<3 {
                     #expect(failedPublishes[index] == neverPublished.filter { $0.node == index + 1 }.count, "\(report.joined(separator: "\n"))")
                 }

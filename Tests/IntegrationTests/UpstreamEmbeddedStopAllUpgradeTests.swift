@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 /// What is moved aside on every node between stopping upstream and starting ours, in the all-at-once upgrade.
@@ -36,18 +36,24 @@ extension ProcessTests {
             let directory = try TemporaryDirectory()
             let binary = try UpstreamBinary.install(in: directory)
             let databases = (1...3).map { "\(directory.path)/node\($0).db" }
-            for database in databases { try makeDatabase(database, "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL); PRAGMA journal_mode=WAL;") }
+            for database in databases {
+                try makeDatabase(database, "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL); PRAGMA journal_mode=WAL;")
+            }
             let clientPorts = try (0..<3).map { _ in try freePort() }
             let routePorts = try (0..<3).map { _ in try freePort() }
-            let upstream = try MixedCluster.startUpstreamEmbedded(binary, directory: directory, databases: databases, clientPorts: clientPorts,
-                                                                routePorts: routePorts, compress: true, replicas: 3)
+            let upstream = try MixedCluster.startUpstreamEmbedded(
+                binary, directory: directory, databases: databases, clientPorts: clientPorts,
+                routePorts: routePorts, compress: true, replicas: 3)
             defer { upstream.forEach { $0.stop() } }
             // Rows on all three, replicated by upstream.
             for index in 0..<3 { try Self.insert(databases[index], (index * 100 + 1)...(index * 100 + 20)) }
             let replicated = try eventually(timeout: 60, interval: 0.25) {
                 try databases.allSatisfy { try Self.query($0, "SELECT count(*) FROM books") == "60" }
             }
-            let upstreamLogs = { (0..<3).map { String((try? String(contentsOfFile: "\(directory.path)/upstream\($0 + 1).log", encoding: .utf8))?.suffix(2000) ?? "") }.joined(separator: "\n=====\n") }
+            let upstreamLogs = {
+                (0..<3).map { String((try? String(contentsOfFile: "\(directory.path)/upstream\($0 + 1).log", encoding: .utf8))?.suffix(2000) ?? "") }.joined(
+                    separator: "\n=====\n")
+            }
             guard replicated else { throw TestFailure("upstream did not replicate the first rows:\n\(upstreamLogs())") }
             // Just before the stop, on node 1 (upstream polls every 500 ms), then while every node is stopped, on all three.
             try Self.insert(databases[0], 21...25)
@@ -83,8 +89,10 @@ extension ProcessTests {
             var nodes: [NodeUnderTest] = []
             defer { nodes.forEach { $0.terminate() } }
             for index in 0..<3 {
-                nodes.append(try NodeUnderTest(nodeID: index + 1, toml: toml(index), arguments: MixedCluster.clusterArguments(index, routePorts: routePorts),
-                                               directory: directory, database: databases[index]))
+                nodes.append(
+                    try NodeUnderTest(
+                        nodeID: index + 1, toml: toml(index), arguments: MixedCluster.clusterArguments(index, routePorts: routePorts),
+                        directory: directory, database: databases[index]))
                 // The first node creates the cluster secret the others read.
                 if index == 0 { _ = eventually(timeout: 30, interval: 0.05) { FileManager.default.fileExists(atPath: directory.path + "/cluster.secret") } }
             }

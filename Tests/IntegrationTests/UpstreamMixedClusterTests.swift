@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 /// One case of the mixed-cluster matrix: how many of the three nodes run upstream HarmonyLite's binary
@@ -40,22 +40,28 @@ final class MixedCluster {
         let clientPorts = try (0..<3).map { _ in try freePort() }
         let routePorts = try (0..<3).map { _ in try freePort() }
         if !shape.embedded {
-            nats = try ServerUnderTest("/usr/sbin/nats-server", ["-js", "-a", "127.0.0.1", "-p", "\(clientPorts[0])", "-sd", directory.path + "/js"],
-                                       log: directory.path + "/nats.log")
+            nats = try ServerUnderTest(
+                "/usr/sbin/nats-server", ["-js", "-a", "127.0.0.1", "-p", "\(clientPorts[0])", "-sd", directory.path + "/js"],
+                log: directory.path + "/nats.log")
             guard nats!.waitForTCP(port: clientPorts[0]) else { throw TestFailure("nats-server did not start") }
         }
         func clusterArguments(_ index: Int) -> [String] { shape.embedded ? Self.clusterArguments(index, routePorts: routePorts) : [] }
         for index in 0..<shape.upstreamNodes {
-            let config = directory.write("upstream\(index + 1).toml", UpstreamBinary.config(
-                node: index + 1, database: databases[index], seqMap: "\(directory.path)/node\(index + 1)-seq-map.cbor", natsPort: clientPorts[0],
-                compress: shape.compress, embeddedPort: shape.embedded ? clientPorts[index] : nil))
+            let config = directory.write(
+                "upstream\(index + 1).toml",
+                UpstreamBinary.config(
+                    node: index + 1, database: databases[index], seqMap: "\(directory.path)/node\(index + 1)-seq-map.cbor", natsPort: clientPorts[0],
+                    compress: shape.compress, embeddedPort: shape.embedded ? clientPorts[index] : nil))
             upstreamArguments.append(["-config", config] + clusterArguments(index))
             upstream.append(try ServerUnderTest(binary, upstreamArguments[index], log: "\(directory.path)/upstream\(index + 1).log"))
         }
         for index in shape.upstreamNodes..<3 {
-            let nats = shape.embedded ? Self.embeddedNATS(clientPort: clientPorts[index], directory: directory) : "urls = [\"nats://127.0.0.1:\(clientPorts[0])\"]"
-            ours.append(try NodeUnderTest(nodeID: index + 1, toml: Self.ourTOML(compress: shape.compress, nats: nats),
-                                          arguments: clusterArguments(index), directory: directory, database: databases[index]))
+            let nats =
+                shape.embedded ? Self.embeddedNATS(clientPort: clientPorts[index], directory: directory) : "urls = [\"nats://127.0.0.1:\(clientPorts[0])\"]"
+            ours.append(
+                try NodeUnderTest(
+                    nodeID: index + 1, toml: Self.ourTOML(compress: shape.compress, nats: nats),
+                    arguments: clusterArguments(index), directory: directory, database: databases[index]))
         }
         for node in ours { try node.waitUntilReady(timeout: 90) }
         for (index, database) in databases.prefix(shape.upstreamNodes).enumerated() {
@@ -65,9 +71,11 @@ final class MixedCluster {
                 // replicators: context deadline exceeded"): started again, as systemd's Restart= would.
                 if !upstream[index].isRunning, restarts < 2 {
                     restarts += 1
-                    upstream[index] = try ServerUnderTest(binary, upstreamArguments[index], log: "\(directory.path)/upstream\(index + 1)-restart\(restarts).log")
+                    upstream[index] = try ServerUnderTest(
+                        binary, upstreamArguments[index], log: "\(directory.path)/upstream\(index + 1)-restart\(restarts).log")
                 }
-                return try ProcessTests.UpstreamMixedClusterTests.query(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == "1"
+                return try ProcessTests.UpstreamMixedClusterTests.query(
+                    database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == "1"
             }
             guard installed else { throw TestFailure("upstream node \(index + 1) did not install its triggers:\n\(upstreamLog(index))") }
         }
@@ -90,15 +98,19 @@ final class MixedCluster {
     /// Three upstream nodes with embedded NATS routed to each other (`-cluster-addr`/`-cluster-peers`), started and
     /// waited for until each installed its triggers. One that exits while its cluster forms (upstream panics on a
     /// JetStream timeout at start) is started again, up to twice, as systemd would. The caller stops them.
-    static func startUpstreamEmbedded(_ binary: String, directory: TemporaryDirectory, databases: [String], clientPorts: [Int], routePorts: [Int],
-                                      compress: Bool, replicas: Int) throws -> [ServerUnderTest] {
+    static func startUpstreamEmbedded(
+        _ binary: String, directory: TemporaryDirectory, databases: [String], clientPorts: [Int], routePorts: [Int],
+        compress: Bool, replicas: Int
+    ) throws -> [ServerUnderTest] {
         var upstream: [ServerUnderTest] = []
         var arguments: [[String]] = []
         do {
             for index in 0..<3 {
-                let config = directory.write("upstream\(index + 1).toml", UpstreamBinary.config(
-                    node: index + 1, database: databases[index], seqMap: "\(directory.path)/node\(index + 1)-seq-map.cbor", natsPort: clientPorts[index],
-                    compress: compress, embeddedPort: clientPorts[index], replicas: replicas))
+                let config = directory.write(
+                    "upstream\(index + 1).toml",
+                    UpstreamBinary.config(
+                        node: index + 1, database: databases[index], seqMap: "\(directory.path)/node\(index + 1)-seq-map.cbor", natsPort: clientPorts[index],
+                        compress: compress, embeddedPort: clientPorts[index], replicas: replicas))
                 arguments.append(["-config", config] + clusterArguments(index, routePorts: routePorts))
                 upstream.append(try ServerUnderTest(binary, arguments[index], log: "\(directory.path)/upstream\(index + 1).log"))
             }
@@ -109,7 +121,8 @@ final class MixedCluster {
                         restarts += 1
                         upstream[index] = try ServerUnderTest(binary, arguments[index], log: "\(directory.path)/upstream\(index + 1)-restart\(restarts).log")
                     }
-                    return try ProcessTests.UpstreamMixedClusterTests.query(databases[index], "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == "1"
+                    return try ProcessTests.UpstreamMixedClusterTests.query(
+                        databases[index], "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == "1"
                 }
                 guard installed else { throw TestFailure("upstream node \(index + 1) did not install its triggers") }
             }
@@ -173,9 +186,13 @@ extension ProcessTests {
             let cluster = try MixedCluster(shape, schema: "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL);")
             let upstreamDatabase = cluster.databases[0], ourDatabase = cluster.databases[2]
             func converged(_ expected: String, timeout: Double = 60) throws -> Bool {
-                try eventually(timeout: timeout, interval: 0.25) { try cluster.databases.allSatisfy { try Self.query($0, "SELECT id, title FROM books ORDER BY id") == expected } }
+                try eventually(timeout: timeout, interval: 0.25) {
+                    try cluster.databases.allSatisfy { try Self.query($0, "SELECT id, title FROM books ORDER BY id") == expected }
+                }
             }
-            func rows() -> String { cluster.databases.map { (try? Self.query($0, "SELECT group_concat(id || ':' || title, ' ') FROM books")) ?? "?" }.joined(separator: " | ") }
+            func rows() -> String {
+                cluster.databases.map { (try? Self.query($0, "SELECT group_concat(id || ':' || title, ' ') FROM books")) ?? "?" }.joined(separator: " | ")
+            }
             try Self.write(upstreamDatabase, "INSERT INTO books VALUES (1, 'upstream 1'); INSERT INTO books VALUES (2, 'upstream 2');")
             try Self.write(ourDatabase, "INSERT INTO books VALUES (3, 'ours 3'); INSERT INTO books VALUES (4, 'ours 4');")
             #expect(try converged("1|upstream 1\n2|upstream 2\n3|ours 3\n4|ours 4"), "\(rows())\n\(cluster.logs())")
@@ -186,30 +203,33 @@ extension ProcessTests {
                 #expect(!node.log.contains("message parked"), "\(node.log.suffix(3000))")
             }
         }
-    
+
         /// Upstream's changes of a table this node does not have yet are parked (with the stamp their
         /// JetStream time gave them) and applied once the table is created here, in their order: insert,
         /// insert, update, delete. Upstream's other table applies at once.
         @Test(.enabled(if: UpstreamBinary.source != nil, Comment(rawValue: UpstreamBinary.absent)))
         func upstreamChangesOfAMissingTableApplyOnceItExists() throws {
             let directory = try TemporaryDirectory()
-            let schema = "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL); CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); PRAGMA journal_mode=WAL;"
+            let schema =
+                "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL); CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); PRAGMA journal_mode=WAL;"
             let (nats, port, upstreamNode, upstreamDatabase) = try ProcessTests.UpstreamUpgrade.startUpstream(
                 in: directory, schema: schema, seqMap: directory.path + "/upstream1-seq-map.cbor", compress: true)
             defer { nats.stop() }
             defer { upstreamNode.stop() }
             let database = directory.path + "/node2.db"
             try makeDatabase(database, "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL); PRAGMA journal_mode=WAL;")
-            let node = try NodeUnderTest(nodeID: 2, toml: """
-                [snapshot]
-                enabled = false
-                [replication_log]
-                shards = 1
-                compress = true
-                upstream_stream_names = true
-                [nats]
-                urls = ["nats://127.0.0.1:\(port)"]
-                """, directory: directory, database: database)
+            let node = try NodeUnderTest(
+                nodeID: 2,
+                toml: """
+                    [snapshot]
+                    enabled = false
+                    [replication_log]
+                    shards = 1
+                    compress = true
+                    upstream_stream_names = true
+                    [nats]
+                    urls = ["nats://127.0.0.1:\(port)"]
+                    """, directory: directory, database: database)
             defer { node.terminate() }
             try node.waitUntilReady(timeout: 90)
             try Self.write(upstreamDatabase, "INSERT INTO notes VALUES (1, 'first'); INSERT INTO notes VALUES (2, 'second');")
@@ -225,9 +245,15 @@ extension ProcessTests {
             let applied = try eventually(timeout: 60, interval: 0.25) {
                 try Self.query(database, "SELECT id, body FROM notes ORDER BY id") == "1|first, edited" && Self.query(database, parked) == ""
             }
-            #expect(applied, "\((try? Self.query(database, "SELECT id, body FROM notes")) ?? "")\n\((try? Self.query(database, parked)) ?? "")\n\(node.log.suffix(3000))")
+            #expect(
+                applied,
+                "\((try? Self.query(database, "SELECT id, body FROM notes")) ?? "")\n\((try? Self.query(database, parked)) ?? "")\n\(node.log.suffix(3000))")
             // Stamped by the rule (JetStream time, in ms, above 2023), written by upstream's node 1.
-            #expect(try Self.query(database, "SELECT \"__harmonylite__node\", \"__harmonylite__hlc\" >> 16 > 1700000000000 FROM \"__harmonylite__notes_change_log\" WHERE id = 1") == "1|1")
+            #expect(
+                try Self.query(
+                    database,
+                    "SELECT \"__harmonylite__node\", \"__harmonylite__hlc\" >> 16 > 1700000000000 FROM \"__harmonylite__notes_change_log\" WHERE id = 1")
+                    == "1|1")
         }
 
         /// A takeover that cannot finish (a change upstream's global log names is not pending in its
@@ -242,7 +268,8 @@ extension ProcessTests {
             try Self.write(database, "UPDATE \"__harmonylite__books_change_log\" SET state = 1 WHERE val_id = 11;")
             let dump = "SELECT type, name, sql FROM sqlite_master ORDER BY name; SELECT count(*) FROM \"__harmonylite___change_log_global\";"
             let before = try Self.query(database, dump)
-            let node = try NodeUnderTest(nodeID: 1, toml: "[snapshot]\nenabled = false\n[replication_log]\nshards = 1\n", directory: directory, database: database)
+            let node = try NodeUnderTest(
+                nodeID: 1, toml: "[snapshot]\nenabled = false\n[replication_log]\nshards = 1\n", directory: directory, database: database)
             let status = node.waitForExit(timeout: 90)
             #expect(status == 78, "\(node.log.suffix(4000))")
             #expect(node.log.contains("refused the start"), "\(node.log.suffix(4000))")
@@ -254,5 +281,5 @@ extension ProcessTests {
             let unit = try String(contentsOfFile: root.appendingPathComponent("deploy/harmonylite.service").path, encoding: .utf8)
             #expect(unit.contains("\nRestartPreventExitStatus=2 78\n"))
         }
-}
+    }
 }

@@ -1,6 +1,6 @@
-import TestSupport
 import ChangeLog
 import Foundation
+import TestSupport
 import Testing
 
 /// Upstream HarmonyLite's (Go) binary for interoperability tests: `HARMONYLITE_UPSTREAM` (the binary, or
@@ -16,7 +16,8 @@ enum UpstreamBinary {
         return FileManager.default.fileExists(atPath: shared) ? shared : nil
     }
 
-    static let absent = "upstream HarmonyLite's binary was not found: set HARMONYLITE_UPSTREAM to it (or its .zst), or put ../shared/peers/harmonylite-go/harmonylite.zst next to the package"
+    static let absent =
+        "upstream HarmonyLite's binary was not found: set HARMONYLITE_UPSTREAM to it (or its .zst), or put ../shared/peers/harmonylite-go/harmonylite.zst next to the package"
 
     /// An executable copy in `directory`.
     static func install(in directory: TemporaryDirectory) throws -> String {
@@ -68,21 +69,28 @@ extension ProcessTests {
 
         /// A nats-server on a free port and upstream node 1 on `database` (created with `schema`), its
         /// triggers installed.
-        static func startUpstream(in directory: TemporaryDirectory, schema: String = schema, seqMap: String, compress: Bool) throws
-            -> (nats: ServerUnderTest, port: Int, node: ServerUnderTest, database: String) {
+        static func startUpstream(
+            in directory: TemporaryDirectory, schema: String = schema, seqMap: String, compress: Bool
+        ) throws
+            -> (nats: ServerUnderTest, port: Int, node: ServerUnderTest, database: String)
+        {
             let upstream = try UpstreamBinary.install(in: directory)
             let port = try freePort()
-            let nats = try ServerUnderTest("/usr/sbin/nats-server", ["-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", directory.path + "/js"], log: directory.path + "/nats.log")
+            let nats = try ServerUnderTest(
+                "/usr/sbin/nats-server", ["-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", directory.path + "/js"], log: directory.path + "/nats.log")
             guard nats.waitForTCP(port: port) else { throw TestFailure("nats-server did not start") }
             let database = directory.path + "/node1.db"
             try makeDatabase(database, schema)
-            let config = directory.write("upstream1.toml", UpstreamBinary.config(node: 1, database: database, seqMap: seqMap, natsPort: port, compress: compress))
+            let config = directory.write(
+                "upstream1.toml", UpstreamBinary.config(node: 1, database: database, seqMap: seqMap, natsPort: port, compress: compress))
             let node = try ServerUnderTest(upstream, ["-config", config], log: directory.path + "/upstream1.log")
             let installed = try eventually(timeout: 60, interval: 0.2) {
                 try count(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == 1
             }
             guard installed else {
-                throw TestFailure("upstream did not install its triggers: \(String(decoding: FileManager.default.contents(atPath: node.log) ?? Data(), as: UTF8.self).suffix(3000))")
+                throw TestFailure(
+                    "upstream did not install its triggers: \(String(decoding: FileManager.default.contents(atPath: node.log) ?? Data(), as: UTF8.self).suffix(3000))"
+                )
             }
             return (nats, port, node, database)
         }
@@ -103,8 +111,11 @@ extension ProcessTests {
             defer { nats.stop() }
             defer { upstreamNode.stop() }
             // Published by upstream: rows 1-20.
-            _ = try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", database, (1...20).map { "INSERT INTO books VALUES (\($0), 'upstream \($0)');" }.joined()])
-            let published = try eventually(timeout: 60, interval: 0.2) { try Self.count(database, "SELECT count(*) FROM __harmonylite___change_log_global") == 0 }
+            _ = try runCommand(
+                "/usr/bin/sqlite3", ["-cmd", ".timeout 10000", database, (1...20).map { "INSERT INTO books VALUES (\($0), 'upstream \($0)');" }.joined()])
+            let published = try eventually(timeout: 60, interval: 0.2) {
+                try Self.count(database, "SELECT count(*) FROM __harmonylite___change_log_global") == 0
+            }
             #expect(published, "upstream did not publish its changes")
             // The second node: an upstream node that applied everything so far (a copy of this one).
             #expect(eventually(timeout: 30) { (try? SeqMapFile.readUpstream(seqMap))?[stream] == 20 }, "upstream's seq map did not reach 20")
@@ -113,19 +124,28 @@ extension ProcessTests {
             _ = try runCommand("/usr/bin/sqlite3", [database, ".backup '\(database2)'"])
             try FileManager.default.copyItem(atPath: seqMap, toPath: directory.path + "/node2-seq-map.cbor")
             // Captured by upstream's triggers while it is down, never published: rows 21-30 and an update of 1.
-            _ = try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", database,
-                                                    (21...30).map { "INSERT INTO books VALUES (\($0), 'pending \($0)');" }.joined() + "UPDATE books SET title = 'pending update' WHERE id = 1;"])
+            _ = try runCommand(
+                "/usr/bin/sqlite3",
+                [
+                    "-cmd", ".timeout 10000", database,
+                    (21...30).map { "INSERT INTO books VALUES (\($0), 'pending \($0)');" }.joined() + "UPDATE books SET title = 'pending update' WHERE id = 1;",
+                ])
             #expect(try Self.count(database, "SELECT count(*) FROM __harmonylite___change_log_global") == 11)
 
             // The application keeps writing, one sqlite3 process per transaction, through the upgrade.
             let loopLog = directory.path + "/application.log"
-            let application = try ServerUnderTest("/bin/bash", ["-c", """
-                for i in $(seq 1000 1299); do
-                  sqlite3 -cmd '.timeout 10000' '\(database)' "INSERT INTO books VALUES ($i, 'application $i');" || echo "FAILED $i"
-                  sleep 0.02
-                done
-                echo DONE
-                """], log: loopLog)
+            let application = try ServerUnderTest(
+                "/bin/bash",
+                [
+                    "-c",
+                    """
+                    for i in $(seq 1000 1299); do
+                      sqlite3 -cmd '.timeout 10000' '\(database)' "INSERT INTO books VALUES ($i, 'application $i');" || echo "FAILED $i"
+                      sleep 0.02
+                    done
+                    echo DONE
+                    """,
+                ], log: loopLog)
             defer { application.stop() }
             let toml = """
                 [snapshot]
@@ -178,49 +198,75 @@ extension ProcessTests {
         func changesFlowBothWaysInAMixedCluster(compress: Bool) throws {
             let directory = try TemporaryDirectory()
             let schema = "CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT NOT NULL, price REAL, cover BLOB, added DATETIME); PRAGMA journal_mode=WAL;"
-            let (nats, port, upstreamNode, database1) = try Self.startUpstream(in: directory, schema: schema, seqMap: directory.path + "/upstream1-seq-map.cbor", compress: compress)
+            let (nats, port, upstreamNode, database1) = try Self.startUpstream(
+                in: directory, schema: schema, seqMap: directory.path + "/upstream1-seq-map.cbor", compress: compress)
             defer { nats.stop() }
             defer { upstreamNode.stop() }
             let database2 = directory.path + "/node2.db"
             try makeDatabase(database2, schema)
-            let node2 = try NodeUnderTest(nodeID: 2, toml: """
-                [snapshot]
-                enabled = false
-                [replication_log]
-                shards = 1
-                compress = \(compress)
-                \(compress ? "upstream_stream_names = true" : "")
-                publish_for_upstream = true
-                [nats]
-                urls = ["nats://127.0.0.1:\(port)"]
-                subject_prefix = "harmonylite-change-log"
-                stream_prefix = "harmonylite-changes"
-                """, directory: directory, database: database2)
+            let node2 = try NodeUnderTest(
+                nodeID: 2,
+                toml: """
+                    [snapshot]
+                    enabled = false
+                    [replication_log]
+                    shards = 1
+                    compress = \(compress)
+                    \(compress ? "upstream_stream_names = true" : "")
+                    publish_for_upstream = true
+                    [nats]
+                    urls = ["nats://127.0.0.1:\(port)"]
+                    subject_prefix = "harmonylite-change-log"
+                    stream_prefix = "harmonylite-changes"
+                    """, directory: directory, database: database2)
             try node2.waitUntilReady(timeout: 90)
             func upstreamSQL(_ sql: String) throws { _ = try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", database1, sql]) }
-            func rows() -> String { (try? runCommand("/usr/bin/sqlite3", [database2, "SELECT id, title, price, hex(cover), added FROM books ORDER BY id"]).output) ?? "" }
+            func rows() -> String {
+                (try? runCommand("/usr/bin/sqlite3", [database2, "SELECT id, title, price, hex(cover), added FROM books ORDER BY id"]).output) ?? ""
+            }
             let upstreamLog = { String(decoding: FileManager.default.contents(atPath: upstreamNode.log) ?? Data(), as: UTF8.self).suffix(3000) }
-            try upstreamSQL("INSERT INTO books VALUES (1, 'Dune', 9.5, x'0102', '2024-05-06 07:08:09'); INSERT INTO books VALUES (2, 'Emma', NULL, NULL, NULL); INSERT INTO books VALUES (3, 'Ulysses', -1, x'', NULL);")
-            #expect(eventually(timeout: 60, interval: 0.25) { rows() == "1|Dune|9.5|0102|2024-05-06 07:08:09+00:00\n2|Emma|||\n3|Ulysses|-1.0||\n" },
-                    "\(rows())\n\(node2.log.suffix(3000))\n=====\n\(upstreamLog())")
+            try upstreamSQL(
+                "INSERT INTO books VALUES (1, 'Dune', 9.5, x'0102', '2024-05-06 07:08:09'); INSERT INTO books VALUES (2, 'Emma', NULL, NULL, NULL); INSERT INTO books VALUES (3, 'Ulysses', -1, x'', NULL);"
+            )
+            #expect(
+                eventually(timeout: 60, interval: 0.25) { rows() == "1|Dune|9.5|0102|2024-05-06 07:08:09+00:00\n2|Emma|||\n3|Ulysses|-1.0||\n" },
+                "\(rows())\n\(node2.log.suffix(3000))\n=====\n\(upstreamLog())")
             try upstreamSQL("UPDATE books SET title = 'Dune Messiah', price = 10 WHERE id = 1; DELETE FROM books WHERE id = 2;")
-            #expect(eventually(timeout: 60, interval: 0.25) { rows() == "1|Dune Messiah|10.0|0102|2024-05-06 07:08:09+00:00\n3|Ulysses|-1.0||\n" },
-                    "\(rows())\n\(node2.log.suffix(3000))")
+            #expect(
+                eventually(timeout: 60, interval: 0.25) { rows() == "1|Dune Messiah|10.0|0102|2024-05-06 07:08:09+00:00\n3|Ulysses|-1.0||\n" },
+                "\(rows())\n\(node2.log.suffix(3000))")
             // Upstream's rows carry its message's JetStream time as their stamp, its node as their writer.
-            let clock = try runCommand("/usr/bin/sqlite3", [database2, "SELECT \"__harmonylite__node\", \"__harmonylite__hlc\" >> 16 > 1700000000000 FROM \"__harmonylite__books_change_log\" WHERE id = 1"]).output
+            let clock = try runCommand(
+                "/usr/bin/sqlite3",
+                [
+                    database2,
+                    "SELECT \"__harmonylite__node\", \"__harmonylite__hlc\" >> 16 > 1700000000000 FROM \"__harmonylite__books_change_log\" WHERE id = 1",
+                ]
+            ).output
             #expect(clock == "1|1\n")
             #expect(!node2.log.contains("parked"), "\(node2.log.suffix(3000))")
             // And ours reach upstream.
-            func upstreamRows() -> String { (try? runCommand("/usr/bin/sqlite3", [database1, "SELECT id, title, price, hex(cover) FROM books WHERE id >= 100 ORDER BY id"]).output) ?? "" }
-            _ = try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", database2,
-                "INSERT INTO books (id, title, price, cover) VALUES (100, 'Ours', 1.25, x'ff00'); INSERT INTO books (id, title) VALUES (101, 'Gone soon'); INSERT INTO books (id, title) VALUES (-102, 'négatif');"])
-            #expect(eventually(timeout: 60, interval: 0.25) { upstreamRows() == "100|Ours|1.25|FF00\n101|Gone soon||\n" },
-                    "\(upstreamRows())\n\(node2.log.suffix(3000))\n=====\n\(upstreamLog())")
-            _ = try runCommand("/usr/bin/sqlite3", ["-cmd", ".timeout 10000", database2, "UPDATE books SET title = 'Ours, updated' WHERE id = 100; DELETE FROM books WHERE id = 101;"])
+            func upstreamRows() -> String {
+                (try? runCommand("/usr/bin/sqlite3", [database1, "SELECT id, title, price, hex(cover) FROM books WHERE id >= 100 ORDER BY id"]).output) ?? ""
+            }
+            _ = try runCommand(
+                "/usr/bin/sqlite3",
+                [
+                    "-cmd", ".timeout 10000", database2,
+                    "INSERT INTO books (id, title, price, cover) VALUES (100, 'Ours', 1.25, x'ff00'); INSERT INTO books (id, title) VALUES (101, 'Gone soon'); INSERT INTO books (id, title) VALUES (-102, 'négatif');",
+                ])
+            #expect(
+                eventually(timeout: 60, interval: 0.25) { upstreamRows() == "100|Ours|1.25|FF00\n101|Gone soon||\n" },
+                "\(upstreamRows())\n\(node2.log.suffix(3000))\n=====\n\(upstreamLog())")
+            _ = try runCommand(
+                "/usr/bin/sqlite3",
+                ["-cmd", ".timeout 10000", database2, "UPDATE books SET title = 'Ours, updated' WHERE id = 100; DELETE FROM books WHERE id = 101;"])
             #expect(eventually(timeout: 60, interval: 0.25) { upstreamRows() == "100|Ours, updated|1.25|FF00\n" }, "\(upstreamRows())\n\(upstreamLog())")
             #expect(try runCommand("/usr/bin/sqlite3", [database1, "SELECT title FROM books WHERE id = -102"]).output == "négatif\n")
             // Our node did not apply its own copies again: the row clock of 100 is still its own HLC write.
-            #expect(try runCommand("/usr/bin/sqlite3", [database2, "SELECT \"__harmonylite__node\" FROM \"__harmonylite__books_change_log\" WHERE id = 100"]).output == "2\n")
+            #expect(
+                try runCommand("/usr/bin/sqlite3", [database2, "SELECT \"__harmonylite__node\" FROM \"__harmonylite__books_change_log\" WHERE id = 100"]).output
+                    == "2\n")
             node2.terminate()
         }
 
@@ -234,13 +280,15 @@ extension ProcessTests {
             defer { upstreamNode.stop() }
             let database2 = directory.path + "/node2.db"
             try makeDatabase(database2, Self.schema)
-            let node2 = try NodeUnderTest(nodeID: 2, toml: """
-                [replication_log]
-                shards = 1
-                compress = true
-                [nats]
-                urls = ["nats://127.0.0.1:\(port)"]
-                """, directory: directory, database: database2)
+            let node2 = try NodeUnderTest(
+                nodeID: 2,
+                toml: """
+                    [replication_log]
+                    shards = 1
+                    compress = true
+                    [nats]
+                    urls = ["nats://127.0.0.1:\(port)"]
+                    """, directory: directory, database: database2)
             #expect(node2.waitForExit(timeout: 120) != nil, "\(node2.log.suffix(3000))")
             #expect(node2.log.contains("set replication_log.upstream_stream_names = true"), "\(node2.log.suffix(3000))")
         }
@@ -254,40 +302,50 @@ extension ProcessTests {
             let directory = try TemporaryDirectory()
             let upstream = try UpstreamBinary.install(in: directory)
             let port = try freePort()
-            let nats = try ServerUnderTest("/usr/sbin/nats-server", ["-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", directory.path + "/js"], log: directory.path + "/nats.log")
+            let nats = try ServerUnderTest(
+                "/usr/sbin/nats-server", ["-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", directory.path + "/js"], log: directory.path + "/nats.log")
             defer { nats.stop() }
             #expect(nats.waitForTCP(port: port))
             let databases = (1...3).map { directory.path + "/node\($0).db" }
             var upstreamNodes: [ServerUnderTest] = []
             for (index, database) in databases.enumerated() {
                 try makeDatabase(database, Self.schema)
-                let config = directory.write("upstream\(index + 1).toml", UpstreamBinary.config(
-                    node: index + 1, database: database, seqMap: directory.path + "/node\(index + 1)-seq-map.cbor", natsPort: port, compress: compress))
+                let config = directory.write(
+                    "upstream\(index + 1).toml",
+                    UpstreamBinary.config(
+                        node: index + 1, database: database, seqMap: directory.path + "/node\(index + 1)-seq-map.cbor", natsPort: port, compress: compress))
                 upstreamNodes.append(try ServerUnderTest(upstream, ["-config", config], log: directory.path + "/upstream\(index + 1).log"))
             }
             defer { upstreamNodes.forEach { $0.stop() } }
             for database in databases {
-                #expect(try eventually(timeout: 60, interval: 0.2) {
-                    try Self.count(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == 1
-                })
+                #expect(
+                    try eventually(timeout: 60, interval: 0.2) {
+                        try Self.count(database, "SELECT count(*) FROM sqlite_master WHERE name = '__harmonylite__books_change_log_on_insert'") == 1
+                    })
             }
             let total = 450
             let loopLog = directory.path + "/application.log"
-            let application = try ServerUnderTest("/bin/bash", ["-c", """
-                databases=('\(databases[0])' '\(databases[1])' '\(databases[2])')
-                for i in $(seq 1 \(total)); do
-                  sqlite3 -cmd '.timeout 10000' "${databases[$((i % 3))]}" "INSERT INTO books VALUES ($i, 'row $i');" || echo "FAILED $i"
-                  sleep 0.03
-                done
-                echo DONE
-                """], log: loopLog)
+            let application = try ServerUnderTest(
+                "/bin/bash",
+                [
+                    "-c",
+                    """
+                    databases=('\(databases[0])' '\(databases[1])' '\(databases[2])')
+                    for i in $(seq 1 \(total)); do
+                      sqlite3 -cmd '.timeout 10000' "${databases[$((i % 3))]}" "INSERT INTO books VALUES ($i, 'row $i');" || echo "FAILED $i"
+                      sleep 0.03
+                    done
+                    echo DONE
+                    """,
+                ], log: loopLog)
             defer { application.stop() }
             var nodes: [NodeUnderTest] = []
             for index in 0..<3 {
                 Thread.sleep(forTimeInterval: 3)
                 upstreamNodes[index].stop()
-                let node = try NodeUnderTest(nodeID: index + 1, toml: MixedCluster.ourTOML(compress: compress, nats: "urls = [\"nats://127.0.0.1:\(port)\"]"),
-                                             directory: directory, database: databases[index])
+                let node = try NodeUnderTest(
+                    nodeID: index + 1, toml: MixedCluster.ourTOML(compress: compress, nats: "urls = [\"nats://127.0.0.1:\(port)\"]"),
+                    directory: directory, database: databases[index])
                 try node.waitUntilReady(timeout: 90)
                 #expect(node.log.contains("took over upstream HarmonyLite's change log"), "\(node.log.suffix(3000))")
                 nodes.append(node)

@@ -14,15 +14,23 @@ import Testing
         #expect(line.level == .info && !line.isFailure)
 
         let cases: [(String, NATSServerLogLine.Tag, Logger.Level, String)] = [
-            ("[30874] 2026/12/07 12:51:29.791246 [WRN] Plaintext passwords detected, use nkeys or bcrypt", .WRN, .warning,
-             "Plaintext passwords detected, use nkeys or bcrypt"),
-            ("[30874] 2026/12/07 12:51:31.072706 [ERR] 127.0.0.1:49928 - cid:4 - authentication error", .ERR, .error,
-             "127.0.0.1:49928 - cid:4 - authentication error"),
-            ("[30410] 2026/12/07 12:51:19.250382 [FTL] Error listening on port: 0.0.0.0:45222, \"listen tcp 0.0.0.0:45222: bind: address already in use\"",
-             .FTL, .critical, "Error listening on port: 0.0.0.0:45222, \"listen tcp 0.0.0.0:45222: bind: address already in use\""),
+            (
+                "[30874] 2026/12/07 12:51:29.791246 [WRN] Plaintext passwords detected, use nkeys or bcrypt", .WRN, .warning,
+                "Plaintext passwords detected, use nkeys or bcrypt"
+            ),
+            (
+                "[30874] 2026/12/07 12:51:31.072706 [ERR] 127.0.0.1:49928 - cid:4 - authentication error", .ERR, .error,
+                "127.0.0.1:49928 - cid:4 - authentication error"
+            ),
+            (
+                "[30410] 2026/12/07 12:51:19.250382 [FTL] Error listening on port: 0.0.0.0:45222, \"listen tcp 0.0.0.0:45222: bind: address already in use\"",
+                .FTL, .critical, "Error listening on port: 0.0.0.0:45222, \"listen tcp 0.0.0.0:45222: bind: address already in use\""
+            ),
             ("[30339] 2026/12/07 12:51:17.739380 [DBG] Created system account: \"$SYS\"", .DBG, .debug, "Created system account: \"$SYS\""),
-            ("[30874] 2026/12/07 12:51:31.072769 [TRC] 127.0.0.1:49928 - cid:4 - ->> [-ERR Authorization Violation]", .TRC, .trace,
-             "127.0.0.1:49928 - cid:4 - ->> [-ERR Authorization Violation]"),
+            (
+                "[30874] 2026/12/07 12:51:31.072769 [TRC] 127.0.0.1:49928 - cid:4 - ->> [-ERR Authorization Violation]", .TRC, .trace,
+                "127.0.0.1:49928 - cid:4 - ->> [-ERR Authorization Violation]"
+            ),
             ("[30339] 2026/12/07 12:51:17.740335 [INF] ", .INF, .info, ""),
             ("[30339] 2026/12/07 12:51:17.739361 [INF]   Version:  2.9.10", .INF, .info, "  Version:  2.9.10"),
         ]
@@ -40,8 +48,10 @@ import Testing
         // What nats-server prints before its logger exists (a missing config file), and junk.
         let early = NATSServerLogLine(Array("nats-server: open /nonexistent: no such file or directory".utf8))
         #expect(early.tag == nil && early.level == .error && early.text == "nats-server: open /nonexistent: no such file or directory")
-        for junk in ["[30339] 2026/13/07 12:51:17.739302 [INF] month 13", "[30339] 2026/12/07 12:51:17.739302 [XYZ] tag", "[abc] [INF] x",
-                     "[30339] 2026/12/07 12:51:17.7393 [INF] short micro", "", "["] {
+        for junk in [
+            "[30339] 2026/13/07 12:51:17.739302 [INF] month 13", "[30339] 2026/12/07 12:51:17.739302 [XYZ] tag", "[abc] [INF] x",
+            "[30339] 2026/12/07 12:51:17.7393 [INF] short micro", "", "[",
+        ] {
             let parsed = NATSServerLogLine(Array(junk.utf8))
             #expect(parsed.tag == nil && parsed.text == junk && parsed.level == .info, "\(junk)")
         }

@@ -16,8 +16,10 @@ import Testing
     }
 
     @Test func aCrashReportIsForeign() {
-        for text in ["*** Signal 11: Backtracing from 0x7f3c0731a230... done ***", "*** Program crashed: Bad pointer dereference at 0x0 ***",
-                     "Thread 0 \"harmonylite-cap\" crashed:", "rax 0x0000000000000000  0", "Fatal error: Unexpectedly found nil"] {
+        for text in [
+            "*** Signal 11: Backtracing from 0x7f3c0731a230... done ***", "*** Program crashed: Bad pointer dereference at 0x0 ***",
+            "Thread 0 \"harmonylite-cap\" crashed:", "rax 0x0000000000000000  0", "Fatal error: Unexpectedly found nil",
+        ] {
             #expect(Self.line(text, json: true) == .foreign(text))
             #expect(Self.line(text, json: false) == .foreign(text))
         }

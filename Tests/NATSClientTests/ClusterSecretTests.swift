@@ -1,7 +1,7 @@
-import NodeNATS
-import TestSupport
 import Foundation
 import NATSClient
+import NodeNATS
+import TestSupport
 import Testing
 
 /// The cluster secret file: created 0600 once, read back the same, refused when others can read it,

@@ -10,8 +10,9 @@ import Testing
         #expect(progress.observe(stream: "s-1", head: nil, cursor: 0, now: 0) == nil)
         #expect(progress.observe(stream: "s-1", head: 50_000, cursor: 10_000, now: 100) == .behind(stream: "s-1", behind: 40_000, cursor: 10_000, head: 50_000))
         #expect(progress.observe(stream: "s-1", head: 50_000, cursor: 20_000, now: 105) == nil, "not before 10 s")
-        #expect(progress.observe(stream: "s-1", head: 50_000, cursor: 30_000, now: 110)
-            == .progress(stream: "s-1", percent: 50, cursor: 30_000, head: 50_000, behind: 20_000, messagesPerSecond: 2000, secondsLeft: 10))
+        #expect(
+            progress.observe(stream: "s-1", head: 50_000, cursor: 30_000, now: 110)
+                == .progress(stream: "s-1", percent: 50, cursor: 30_000, head: 50_000, behind: 20_000, messagesPerSecond: 2000, secondsLeft: 10))
         #expect(progress.observe(stream: "s-2", head: 3, cursor: 3, now: 110) == nil, "streams are apart")
         #expect(progress.observe(stream: "s-1", head: 50_010, cursor: 50_010, now: 118.5) == .caughtUp(stream: "s-1", applied: 40_010, seconds: 18.5))
         #expect(progress.observe(stream: "s-1", head: 50_020, cursor: 50_010, now: 119) == nil)
@@ -20,7 +21,9 @@ import Testing
     @Test func aCursorThatDoesNotMoveSaysSo() {
         var progress = CatchUpProgress()
         _ = progress.observe(stream: "s", head: 5000, cursor: 0, now: 0)
-        #expect(progress.observe(stream: "s", head: 5000, cursor: 0, now: 10) == .progress(stream: "s", percent: 0, cursor: 0, head: 5000, behind: 5000, messagesPerSecond: 0, secondsLeft: nil))
+        #expect(
+            progress.observe(stream: "s", head: 5000, cursor: 0, now: 10)
+                == .progress(stream: "s", percent: 0, cursor: 0, head: 5000, behind: 5000, messagesPerSecond: 0, secondsLeft: nil))
         #expect(CatchUpProgress.duration(4000) == "67 min" && CatchUpProgress.duration(3.25) == "3.2 s" && CatchUpProgress.duration(9000) == "2.5 h")
     }
 

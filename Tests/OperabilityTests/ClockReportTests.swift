@@ -39,7 +39,10 @@ import Testing
     @Test func statusPrintsTheClockAndItsWarningAndJSONRoundTrips() throws {
         let view = Self.view(aheadMs: 10_012, futureStamps: 7)
         let text = StatusText.render(view)
-        #expect(text.contains("clock:           farthest ahead: node 2's stamps, 10012 ms ahead of this clock on arrival; max_clock_offset 500 ms; 7 future stamps applied, 2 local stamps clamped since start"), "\(text)")
+        #expect(
+            text.contains(
+                "clock:           farthest ahead: node 2's stamps, 10012 ms ahead of this clock on arrival; max_clock_offset 500 ms; 7 future stamps applied, 2 local stamps clamped since start"
+            ), "\(text)")
         #expect(text.contains("WARNING:         clock: this node's clock is 10012 ms behind node 2's"), "\(text)")
         #expect(!StatusText.render(Self.view(aheadMs: -3)).contains("WARNING"))
         #expect(try NodeView.decode(json: view.json()) == view)

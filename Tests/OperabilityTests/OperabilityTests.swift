@@ -1,10 +1,11 @@
 import Foundation
 import HarmonyConfig
-@testable import IPC
 import Operability
 import SQLiteKit
 import TestSupport
 import Testing
+
+@testable import IPC
 
 @Suite struct CounterBaselinesTests {
     @Test func totalsBecomeIncrementsAndARestartCountsFromZero() {
@@ -46,7 +47,8 @@ import Testing
         metrics.heartbeat(worker: .capturer, pid: 100, counters: [.init(.publishedRows, 10), .init(.pendingPublish, 4)])
         metrics.heartbeat(worker: .capturer, pid: 100, counters: [.init(.publishedRows, 15), .init(.pendingPublish, 0)])
         metrics.heartbeat(worker: .capturer, pid: 101, counters: [.init(.publishedRows, 3)])
-        metrics.heartbeat(worker: .applier, pid: 200, counters: [.init(.streamCursor, label: "s-1", 42), .init(.parkedWaiting, 2), .init(name: "unknown_name", 9)])
+        metrics.heartbeat(
+            worker: .applier, pid: 200, counters: [.init(.streamCursor, label: "s-1", 42), .init(.parkedWaiting, 2), .init(name: "unknown_name", 9)])
         metrics.heartbeat(worker: .broker, pid: 300, counters: [.init(.streamLastSequence, label: "s-1", 50), .init(.natsConnected, 1)])
         let text = metrics.registry.emitToString()
         #expect(Self.value(text, "hl_published_total{node_id=\"2\"}") == 18, "\(text)")
@@ -158,8 +160,9 @@ import Testing
             streams: [.init(name: "harmonylite-changes-1", lastSequence: 10, cursor: 7, behind: 3, lagSeconds: 0.02)],
             tablesTracked: 2, pendingPublish: 5, parkedMessages: 1, publishedRows: 100, appliedRows: 50, conflicts: 1, publishRetries: 0,
             lastPublishedUnixMs: 1_700_000_001_234, lastAppliedUnixMs: nil,
-            snapshot: .init(enabled: true, leaseHeldHere: true, createdUnixMs: 1_700_000_000_000, ageSeconds: 60, sizeBytes: 4096, durationSeconds: 0.2,
-                            saved: 1, restored: 0),
+            snapshot: .init(
+                enabled: true, leaseHeldHere: true, createdUnixMs: 1_700_000_000_000, ageSeconds: 60, sizeBytes: 4096, durationSeconds: 0.2,
+                saved: 1, restored: 0),
             sleepTimeoutSeconds: nil
         )
     }
@@ -178,8 +181,11 @@ import Testing
         #expect(body["last_replicated_event_timestamp"] == nil)
         for key in ["db_connected", "nats_connected", "cdc_installed", "version", "workers", "streams"] { #expect(body[key] != nil, "\(key)") }
 
-        #expect(HealthReport(view: Self.view(natsConnected: false), database: .init(connected: true, cdcInstalled: true)).response(detailed: true).status == 503)
-        #expect(HealthReport(view: Self.view(brokerState: .restarting), database: .init(connected: true, cdcInstalled: true)).response(detailed: false).status == 503)
+        #expect(
+            HealthReport(view: Self.view(natsConnected: false), database: .init(connected: true, cdcInstalled: true)).response(detailed: true).status == 503)
+        #expect(
+            HealthReport(view: Self.view(brokerState: .restarting), database: .init(connected: true, cdcInstalled: true)).response(detailed: false).status
+                == 503)
         #expect(HealthReport(view: Self.view(), database: .init(connected: true, cdcInstalled: false)).isHealthy == false)
         let down = HealthReport(view: Self.view(), database: .init(connected: false, cdcInstalled: false, error: "gone")).body
         #expect(down.contains("\"status\":\"unhealthy\"") && down.contains("database: gone"), "\(down)")
@@ -193,7 +199,8 @@ import Testing
         let waiting = try #require(NodeView.Worker.waitingFor(databaseWaitMilliseconds: 35_400))
         #expect(waiting == "waiting for the database write lock for 35 s")
         var view = Self.view()
-        view.workers.append(.init(name: .applier, state: .running, pid: 10, restarts: 0, uptimeSeconds: 40, residentBytes: nil, cpuSeconds: nil, waitingFor: waiting))
+        view.workers.append(
+            .init(name: .applier, state: .running, pid: 10, restarts: 0, uptimeSeconds: 40, residentBytes: nil, cpuSeconds: nil, waitingFor: waiting))
         #expect(StatusText.render(view).contains("applier: waiting for the database write lock for 35 s"))
         #expect(view.json().contains("\"waiting_for\":\"waiting for the database write lock for 35 s\""))
         #expect(try NodeView.decode(json: view.json()) == view)

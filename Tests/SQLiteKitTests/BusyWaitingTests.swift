@@ -35,7 +35,9 @@ import Testing
         let waiter = try SQLiteDatabase(existingPath: path)
         try holder.execute("BEGIN IMMEDIATE")
         var calls = 0
-        waiter.waitWhenBusy(timeoutMilliseconds: 50) { calls += 1; return true }
+        waiter.waitWhenBusy(timeoutMilliseconds: 50) {
+            calls += 1; return true
+        }
         let error = #expect(throws: SQLiteError.self) { try waiter.execute("BEGIN IMMEDIATE") }
         #expect(error?.code == 5)  // SQLITE_BUSY
         #expect(calls > 0)
@@ -50,7 +52,9 @@ import Testing
         try holder.execute("BEGIN IMMEDIATE")
         var calls = 0
         // Far more tries than any timeout of the old busy handler would have allowed (10 ms apart at most).
-        waiter.waitWhenBusy(timeoutMilliseconds: nil) { calls += 1; return calls < 300 }
+        waiter.waitWhenBusy(timeoutMilliseconds: nil) {
+            calls += 1; return calls < 300
+        }
         let error = #expect(throws: SQLiteError.self) { try waiter.execute("BEGIN IMMEDIATE") }
         #expect(error?.code == 5)  // SQLITE_BUSY: whileWaiting said stop (a worker asked to stop)
         #expect(calls == 300)

@@ -8,8 +8,9 @@ import Testing
     static let hashB = String(repeating: "b", count: 64)
 
     static func state(_ nodeID: UInt64, _ hash: String = hashA, previous: String? = nil) -> NodeSchemaState {
-        NodeSchemaState(nodeID: nodeID, schemaHash: hash, previousHash: previous, version: "0.1.0",
-                        updatedAt: Date(timeIntervalSince1970: 1_800_000_000), tables: ["items", "users"])
+        NodeSchemaState(
+            nodeID: nodeID, schemaHash: hash, previousHash: previous, version: "0.1.0",
+            updatedAt: Date(timeIntervalSince1970: 1_800_000_000), tables: ["items", "users"])
     }
 
     @Test func roundTrips() throws {
@@ -40,7 +41,10 @@ import Testing
         (#"{"node_id":1,"schema_hash":"abc","harmonylite_version":"","updated_at":"2025-03-01T10:00:00Z"}"#, .invalidField),
         (#"{"node_id":1,"schema_hash":"\#(String(repeating: "A", count: 64))","harmonylite_version":"","updated_at":"2025-03-01T10:00:00Z"}"#, .invalidField),
         (#"{"node_id":1,"schema_hash":"\#(String(repeating: "a", count: 64))","harmonylite_version":"","updated_at":"yesterday"}"#, .invalidField),
-        (#"{"node_id":1,"schema_hash":"\#(String(repeating: "a", count: 64))","previous_hash":"zz","harmonylite_version":"","updated_at":"2025-03-01T10:00:00Z"}"#, .invalidField),
+        (
+            #"{"node_id":1,"schema_hash":"\#(String(repeating: "a", count: 64))","previous_hash":"zz","harmonylite_version":"","updated_at":"2025-03-01T10:00:00Z"}"#,
+            .invalidField
+        ),
     ])
     func refusesGarbage(json: String, kind: RegistryEntryError.Kind) {
         #expect(throws: RegistryEntryError.self) { try NodeSchemaState.decode(Array(json.utf8)) }

@@ -8,10 +8,13 @@ struct PlannerHarness {
 
     static let streams = ["hl-1", "hl-2"]
 
-    static func settings(enabled: Bool = true, replicate: Bool = true, publish: Bool = true, leaseTTL: Double = 3,
-                         interval: Double? = 10, maxEntries: Int64 = 100) -> PlannerSettings {
-        PlannerSettings(enabled: enabled, replicate: replicate, publish: publish, storeName: "nats", streams: streams,
-                        leaseTTL: leaseTTL, interval: interval, maxEntries: maxEntries)
+    static func settings(
+        enabled: Bool = true, replicate: Bool = true, publish: Bool = true, leaseTTL: Double = 3,
+        interval: Double? = 10, maxEntries: Int64 = 100
+    ) -> PlannerSettings {
+        PlannerSettings(
+            enabled: enabled, replicate: replicate, publish: publish, storeName: "nats", streams: streams,
+            leaseTTL: leaseTTL, interval: interval, maxEntries: maxEntries)
     }
 
     var planner: SnapshotPlanner

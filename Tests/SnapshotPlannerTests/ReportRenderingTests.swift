@@ -97,12 +97,17 @@ import Testing
         let stillSnapshot = PlannerReport.stillWaitingForSnapshot(seconds: 18, cause: .noSnapshotYet)
         #expect(stillSnapshot.statusLine?.hasPrefix("still waiting for a snapshot (18 s): no snapshot in the store yet") == true)
         #expect(PlannerReport.waitingForSnapshot(store: "nats", lookEvery: 3).statusLine?.hasPrefix("waiting for a snapshot (0 s): ") == true)
-        #expect(PlannerReport.snapshotRefused(error: "unsigned", retryEvery: 30).statusLine?.hasPrefix("waiting for another snapshot: snapshot refused: unsigned") == true)
+        #expect(
+            PlannerReport.snapshotRefused(error: "unsigned", retryEvery: 30).statusLine?.hasPrefix("waiting for another snapshot: snapshot refused: unsigned")
+                == true)
 
         #expect(PlannerReport.saved(summary: "12 MiB").statusLine == "saved a snapshot: 12 MiB")
         let withStatus = Set(Self.samples.filter { $0.report.statusLine != nil }.map { Self.name($0.report) })
-        #expect(withStatus == ["waiting", "stillWaiting", "gapUncovered", "snapshotRefused", "waitingForSnapshot", "stillWaitingForSnapshot", "saved",
-                               "saveFailed"])
+        #expect(
+            withStatus == [
+                "waiting", "stillWaiting", "gapUncovered", "snapshotRefused", "waitingForSnapshot", "stillWaitingForSnapshot", "saved",
+                "saveFailed",
+            ])
         for (report, _) in Self.samples where ["waiting", "stillWaiting", "waitingForSnapshot", "stillWaitingForSnapshot"].contains(Self.name(report)) {
             let line = report.statusLine ?? ""
             #expect(line.hasPrefix("waiting for ") || line.hasPrefix("still waiting for "), "\(line)")
@@ -117,8 +122,9 @@ import Testing
         #expect("\(PlannerAction.StopReason.restoreUndecidable(error: "no such table"))".hasSuffix(": no such table"))
         #expect("\(PlannerAction.StopReason.gapsNotStored(error: "disk full"))".hasSuffix(": disk full"))
         let refusal = "\(PlannerAction.Refusal.noSnapshotForMissingDatabase(store: "nats"))"
-        #expect(refusal.contains("(nats) holds no snapshot") && refusal.contains("-save-snapshot") && refusal.contains("PRAGMA user_version;"),
-                "names what to do: \(refusal)")
+        #expect(
+            refusal.contains("(nats) holds no snapshot") && refusal.contains("-save-snapshot") && refusal.contains("PRAGMA user_version;"),
+            "names what to do: \(refusal)")
     }
 
     @Test func readySummaries() {

@@ -15,8 +15,9 @@ import Testing
             default: true
             }
         }
-        #expect(snapshotWork.map(\.action) == [.reportReady(.snapshotsDisabled)],
-                "the ready report, then nothing but the registry: \(harness.record)")
+        #expect(
+            snapshotWork.map(\.action) == [.reportReady(.snapshotsDisabled)],
+            "the ready report, then nothing but the registry: \(harness.record)")
     }
 
     @Test func noRestoreNeededIsReadyOnceConnected() {
@@ -82,8 +83,9 @@ import Testing
         harness.start()
         harness.run(for: 30)
         let uncovered = harness.reports.filter { if case .gapUncovered = $0 { true } else { false } }
-        #expect(uncovered == [.gapUncovered(gap: "hl-1 messages 301…499", lookEvery: 3, acceptedIn: 60)],
-                "said once, with when the gap is accepted: \(harness.reports)")
+        #expect(
+            uncovered == [.gapUncovered(gap: "hl-1 messages 301…499", lookEvery: 3, acceptedIn: 60)],
+            "said once, with when the gap is accepted: \(harness.reports)")
         #expect(harness.readyReports.isEmpty, "ready while the gap is uncovered")
         #expect(!harness.record.map(\.action).contains(.acceptGaps))
         #expect(harness.record.filter { $0.action == .startJob(.restore) }.count == 1, "the same snapshot restored again")
@@ -179,9 +181,12 @@ import Testing
         #expect(harness.times(of: .openStore) == [100, 101, 102, 103])
         #expect(harness.reports == [.waiting(for: .store("nats"), cause: "unreachable", retryEvery: 1)])
         harness.run(for: 20)
-        #expect(Array(harness.reports.dropFirst()) == [.stillWaiting(for: .store("nats"), seconds: 10, cause: "unreachable"),
-                                                       .stillWaiting(for: .store("nats"), seconds: 20, cause: "unreachable")],
-                "a wait that lasts is said again every 10 s")
+        #expect(
+            Array(harness.reports.dropFirst()) == [
+                .stillWaiting(for: .store("nats"), seconds: 10, cause: "unreachable"),
+                .stillWaiting(for: .store("nats"), seconds: 20, cause: "unreachable"),
+            ],
+            "a wait that lasts is said again every 10 s")
         harness.storeOpens = true
         harness.run(for: 1)
         #expect(harness.times(of: .decideRestore) == [100])

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ChangeLog
@@ -41,8 +41,10 @@ import Testing
     @Test func theLocalCopySaysItsProgress() throws {
         let directory = try TemporaryDirectory()
         let source = directory.path + "/big.db"
-        try makeDatabase(source, "PRAGMA journal_mode=WAL; CREATE TABLE blobs(id INTEGER PRIMARY KEY, body BLOB);"
-            + "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000) INSERT INTO blobs SELECT i, randomblob(4000) FROM n;")
+        try makeDatabase(
+            source,
+            "PRAGMA journal_mode=WAL; CREATE TABLE blobs(id INTEGER PRIMARY KEY, body BLOB);"
+                + "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000) INSERT INTO blobs SELECT i, randomblob(4000) FROM n;")
         var lines: [String] = []
         let metadata = try SnapshotMaker.make(from: source, into: directory.path + "/copy.db", nodeID: 1, progressInterval: 0) { lines.append($0) }
         #expect(metadata.size > 20 << 20)
@@ -58,7 +60,9 @@ import Testing
         for path in [source, target] { try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE blobs(id INTEGER PRIMARY KEY, body BLOB);") }
         _ = try ChangeLogInstaller.open(source, node: 1)
         _ = try ChangeLogInstaller.open(target, node: 2)
-        _ = try runCommand("/usr/bin/sqlite3", [source, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO blobs SELECT i, randomblob(4000) FROM n;"])
+        _ = try runCommand(
+            "/usr/bin/sqlite3",
+            [source, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO blobs SELECT i, randomblob(4000) FROM n;"])
         let file = directory.path + "/snapshot.db"
         let metadata = try SnapshotMaker.make(from: source, into: file, nodeID: 1)
         var lines: [String] = []

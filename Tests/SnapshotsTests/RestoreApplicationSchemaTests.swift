@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ChangeLog
@@ -27,7 +27,9 @@ extension SnapshotTests {
     }
 
     @Test func restoreKeepsTheApplicationsTriggersConstraintsAndUnpublishedSwaps() throws {
-        let source = try applicationNode("a.db", """
+        let source = try applicationNode(
+            "a.db",
+            """
             INSERT INTO authors VALUES (1, 'Le Guin'), (2, 'Lem'), (3, 'Dick');
             INSERT INTO books VALUES (1, 1, 'Earthsea'), (2, 2, 'Solaris'), (3, 3, 'Ubik');
             DELETE FROM authors WHERE id = 3;
@@ -40,7 +42,9 @@ extension SnapshotTests {
         // (UNIQUE at every step), an author and a book by them (the trigger writes an audit row, captured as
         // a change of its own).
         Thread.sleep(forTimeInterval: 0.01)
-        let target = try applicationNode("b.db", """
+        let target = try applicationNode(
+            "b.db",
+            """
             INSERT INTO authors VALUES (1, 'Le Guin'), (2, 'Lem');
             UPDATE authors SET name = 'swap' WHERE id = 1; UPDATE authors SET name = 'Le Guin' WHERE id = 2; UPDATE authors SET name = 'Lem' WHERE id = 1;
             INSERT INTO authors VALUES (4, 'Tiptree'); INSERT INTO books VALUES (4, 4, 'Houston');
@@ -49,10 +53,12 @@ extension SnapshotTests {
         #expect(outcome.supersededLocalChanges == 0, "kept \(outcome.keptLocalChanges)")
 
         #expect(try app(target, "SELECT group_concat(id || ':' || name) FROM (SELECT * FROM authors ORDER BY id);") == "1:Lem,2:Le Guin,4:Tiptree\n")
-        #expect(try app(target, "SELECT group_concat(id || ':' || author || ':' || title) FROM (SELECT * FROM books ORDER BY id);")
-            == "1:1:Earthsea,2:2:Solaris,4:4:Houston\n")
-        #expect(try app(target, "SELECT group_concat(what, ', ') FROM (SELECT * FROM audit ORDER BY book);")
-            == "added Earthsea, added Solaris, added Ubik, added Houston\n", "the audit row was made once, on the write")
+        #expect(
+            try app(target, "SELECT group_concat(id || ':' || author || ':' || title) FROM (SELECT * FROM books ORDER BY id);")
+                == "1:1:Earthsea,2:2:Solaris,4:4:Houston\n")
+        #expect(
+            try app(target, "SELECT group_concat(what, ', ') FROM (SELECT * FROM audit ORDER BY book);")
+                == "added Earthsea, added Solaris, added Ubik, added Houston\n", "the audit row was made once, on the write")
         #expect(try app(target, "SELECT count(*) FROM \(ChangeLogSchema.conflicts);") == "0\n", "a swap is not a conflict")
         #expect(try app(target, "PRAGMA foreign_key_check; PRAGMA integrity_check;") == "ok\n")
 

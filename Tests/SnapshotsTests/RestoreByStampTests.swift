@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ChangeEvents
@@ -15,8 +15,9 @@ extension SnapshotTests {
     }
 
     static func upsert(_ id: Int64, _ title: String, stamp: UInt64, writer: UInt64) -> ChangeEvent {
-        ChangeEvent(changeID: 1, table: "books", operation: .upsert, stamp: stamp, writer: writer,
-                    columns: ["id", "title", "cover"], values: [.integer(id), .text(title), .null], keyCount: 1)
+        ChangeEvent(
+            changeID: 1, table: "books", operation: .upsert, stamp: stamp, writer: writer,
+            columns: ["id", "title", "cover"], values: [.integer(id), .text(title), .null], keyCount: 1)
     }
 
     static func delete(_ id: Int64, stamp: UInt64, writer: UInt64) -> ChangeEvent {

@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ChangeEvents
@@ -13,7 +13,9 @@ import Testing
 extension SnapshotTests {
     /// Node 1 applied a change stamped `stamp` (from a node whose clock runs ahead, or a forger); its
     /// snapshot, restored into node 2 under `bound`.
-    func restore(withRemoteStamp stamp: UInt64, bound: ClockBound?, name: String = "n") throws -> (target: String, result: Result<SnapshotRestorer.Outcome, Error>) {
+    func restore(
+        withRemoteStamp stamp: UInt64, bound: ClockBound?, name: String = "n"
+    ) throws -> (target: String, result: Result<SnapshotRestorer.Outcome, Error>) {
         let source = try node(name + "a.db", "INSERT INTO books VALUES (1, 'Dune', NULL);", id: 1)
         let (db, installation) = try ChangeLogInstaller.open(source, node: 1)
         _ = try ChangeApplier(database: db, catalog: installation.catalog).apply([Self.upsert(2, "pinned", stamp: stamp, writer: 3)])

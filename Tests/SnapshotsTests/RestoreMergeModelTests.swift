@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ChangeEvents
@@ -36,8 +36,10 @@ import Testing
         static func open(_ path: String, id: UInt64) throws -> (SQLiteDatabase, SQLiteDatabase, ChangeReader, ChangeApplier) {
             let (capture, installation) = try ChangeLogInstaller.open(path, node: id)
             let (applied, _) = try ChangeLogInstaller.open(path, node: id)
-            return (try SQLiteDatabase(existingPath: path), capture, try ChangeReader(database: capture, installation: installation),
-                    try ChangeApplier(database: applied, catalog: installation.catalog))
+            return (
+                try SQLiteDatabase(existingPath: path), capture, try ChangeReader(database: capture, installation: installation),
+                try ChangeApplier(database: applied, catalog: installation.catalog)
+            )
         }
 
         /// After a restore: connections as the workers open them when they start again.
@@ -45,7 +47,9 @@ import Testing
 
         func write(_ key: Int64, title: String?) throws {
             if let title {
-                try app.prepare("INSERT INTO books (id, title) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET title = excluded.title").run([.integer(key), .text(title)])
+                try app.prepare("INSERT INTO books (id, title) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET title = excluded.title").run([
+                    .integer(key), .text(title),
+                ])
             } else {
                 try app.prepare("DELETE FROM books WHERE id = ?").run([.integer(key)])
             }
@@ -126,7 +130,8 @@ import Testing
         for (key, event) in latest where event.operation == .upsert {
             if case .text(let title) = event.values[1] { expected[key] = String(decoding: title, as: UTF8.self) }
         }
-        let context = "seed \(seed), snapshot at step \(snapshotAt), restore kept \(restored.keptLiveVersions) live version(s) and \(restored.keptLocalChanges) unpublished"
+        let context =
+            "seed \(seed), snapshot at step \(snapshotAt), restore kept \(restored.keptLiveVersions) live version(s) and \(restored.keptLocalChanges) unpublished"
         #expect(try nodes[0].content() == expected, "node 1, \(context)")
         #expect(try nodes[1].content() == expected, "node 2, \(context)")
         for (key, event) in latest {

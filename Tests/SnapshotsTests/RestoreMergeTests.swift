@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ChangeEvents
@@ -48,7 +48,9 @@ extension SnapshotTests {
     }
 
     func clock(_ path: String, id: Int) throws -> String {
-        try app(path, "SELECT __harmonylite__hlc || '/' || __harmonylite__node || '/' || __harmonylite__deleted FROM __harmonylite__books_change_log WHERE id = \(id);")
+        try app(
+            path,
+            "SELECT __harmonylite__hlc || '/' || __harmonylite__node || '/' || __harmonylite__deleted FROM __harmonylite__books_change_log WHERE id = \(id);")
     }
 
     /// Node 2 wrote and published a row after node 1's snapshot; the stream trimmed the message. After the
@@ -126,10 +128,14 @@ extension SnapshotTests {
     @Test func tiesAreBrokenAsTheApplierBreaksThem() throws {
         let stamp = Self.stamp()
         let high: UInt64 = 1 << 63 | 5  // negative as SQLite's signed integer
-        let snapshotVersions = [Self.upsert(1, "snapshot, writer 1", stamp: stamp, writer: 1), Self.upsert(2, "snapshot, writer 3", stamp: stamp, writer: 3),
-                                Self.upsert(3, "snapshot, small stamp", stamp: stamp, writer: 9), Self.upsert(4, "snapshot, high stamp", stamp: high, writer: 1)]
-        let liveVersions = [Self.upsert(1, "live, writer 2", stamp: stamp, writer: 2), Self.upsert(2, "live, writer 2", stamp: stamp, writer: 2),
-                            Self.upsert(3, "live, high stamp", stamp: high, writer: 2), Self.delete(4, stamp: stamp, writer: 2)]
+        let snapshotVersions = [
+            Self.upsert(1, "snapshot, writer 1", stamp: stamp, writer: 1), Self.upsert(2, "snapshot, writer 3", stamp: stamp, writer: 3),
+            Self.upsert(3, "snapshot, small stamp", stamp: stamp, writer: 9), Self.upsert(4, "snapshot, high stamp", stamp: high, writer: 1),
+        ]
+        let liveVersions = [
+            Self.upsert(1, "live, writer 2", stamp: stamp, writer: 2), Self.upsert(2, "live, writer 2", stamp: stamp, writer: 2),
+            Self.upsert(3, "live, high stamp", stamp: high, writer: 2), Self.delete(4, stamp: stamp, writer: 2),
+        ]
         let source = try node("a.db", "", id: 1)
         try deliver(snapshotVersions, to: source, node: 1)
         let snapshot = try snapshot(of: source, node: 1)
@@ -149,15 +155,17 @@ extension SnapshotTests {
     @Test func liveTablesAndColumnsTheSnapshotLacksAreCountedNotKept() throws {
         let source = try node("a.db", "", id: 1)
         let snapshot = try snapshot(of: source, node: 1)
-        let target = try node("b.db", schema: Self.schema + "ALTER TABLE books ADD COLUMN isbn TEXT; CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);", id: 2)
+        let target = try node(
+            "b.db", schema: Self.schema + "ALTER TABLE books ADD COLUMN isbn TEXT; CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);", id: 2)
         try app(target, "INSERT INTO books VALUES (1, 'Dune', NULL, '978-0441013593'); INSERT INTO notes VALUES (1, 'a'), (2, 'b');")
         try publish(target, node: 2)
         let outcome = try restore(snapshot, into: target, node: 2)
         #expect(outcome.keptLiveVersions == 1)
-        #expect(outcome.liveVersionNotes.sorted() == [
-            "books's column(s) isbn are not in the snapshot: their values in 1 kept live row version(s) are dropped",
-            "notes is not in the snapshot: 2 live row version(s) of it are not kept",
-        ])
+        #expect(
+            outcome.liveVersionNotes.sorted() == [
+                "books's column(s) isbn are not in the snapshot: their values in 1 kept live row version(s) are dropped",
+                "notes is not in the snapshot: 2 live row version(s) of it are not kept",
+            ])
         #expect(try books(target) == "1:Dune\n")
     }
 
@@ -173,15 +181,17 @@ extension SnapshotTests {
         try publish(target, node: 2)
         let outcome = try restore(snapshot, into: target, node: 2)
         #expect(outcome.keptLiveVersions == 1)
-        #expect(outcome.liveVersionNotes.count == 1 && outcome.liveVersionNotes[0].hasPrefix("2 live row version(s) of books are not kept: ")
-            && outcome.liveVersionNotes[0].contains("NOT NULL"), "\(outcome.liveVersionNotes)")
+        #expect(
+            outcome.liveVersionNotes.count == 1 && outcome.liveVersionNotes[0].hasPrefix("2 live row version(s) of books are not kept: ")
+                && outcome.liveVersionNotes[0].contains("NOT NULL"), "\(outcome.liveVersionNotes)")
         #expect(try app(target, "SELECT count(*) FROM books; SELECT body FROM notes;") == "0\nkept\n")
     }
 
     /// The snapshot has another page size than the live WAL database: the merge reads the live database
     /// attached to the prepared copy, whatever its page size.
     @Test func laterLiveVersionsAreKeptAcrossPageSizes() throws {
-        let source = try node("big-pages.db", schema: "PRAGMA journal_mode=DELETE; PRAGMA page_size=16384; VACUUM; PRAGMA journal_mode=WAL;" + Self.schema, id: 1)
+        let source = try node(
+            "big-pages.db", schema: "PRAGMA journal_mode=DELETE; PRAGMA page_size=16384; VACUUM; PRAGMA journal_mode=WAL;" + Self.schema, id: 1)
         try app(source, "INSERT INTO books VALUES (1, 'Dune', NULL);")
         let snapshot = try snapshot(of: source, node: 1)
         Thread.sleep(forTimeInterval: 0.005)

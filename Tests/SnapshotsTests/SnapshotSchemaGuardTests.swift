@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ChangeLog
@@ -25,7 +25,8 @@ extension SnapshotTests {
     }
 
     @Test func aTriggerThatRewritesInsertsIsDroppedNotRestored() throws {
-        let (target, notes) = try restoreDoctored("""
+        let (target, notes) = try restoreDoctored(
+            """
             CREATE TRIGGER evil AFTER INSERT ON books BEGIN UPDATE books SET title = 'pwned' WHERE id = NEW.id; END;
             CREATE VIEW shadow AS SELECT 'forged' AS title;
             """)
@@ -43,14 +44,16 @@ extension SnapshotTests {
         #expect(notes.isEmpty, "\(notes)")
         #expect(try app(target, "SELECT count(*) FROM sqlite_master WHERE name = 'stamp';") == "1\n")
         // The same name with other SQL is not the live one: dropped.
-        let other = try restoreDoctored("CREATE TRIGGER stamp2 AFTER INSERT ON books BEGIN DELETE FROM books; END;",
-                                        liveSQL: "CREATE TRIGGER stamp2 AFTER INSERT ON books BEGIN SELECT 1; END;", name: "2")
+        let other = try restoreDoctored(
+            "CREATE TRIGGER stamp2 AFTER INSERT ON books BEGIN DELETE FROM books; END;",
+            liveSQL: "CREATE TRIGGER stamp2 AFTER INSERT ON books BEGIN SELECT 1; END;", name: "2")
         #expect(other.notes.contains { $0.contains("\"stamp2\"") })
         #expect(try app(other.path, "INSERT INTO books VALUES (8, 'x', NULL); SELECT count(*) FROM books;") == "2\n")
     }
 
     @Test func aTableTheLiveDatabaseLacksAndStrayObjectsOfOursAreDropped() throws {
-        let (target, notes) = try restoreDoctored("""
+        let (target, notes) = try restoreDoctored(
+            """
             CREATE TABLE planted(x); INSERT INTO planted VALUES (1);
             CREATE TABLE __harmonylite___meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
             CREATE TRIGGER clocks AFTER UPDATE ON __harmonylite__books_change_log BEGIN SELECT 1; END;

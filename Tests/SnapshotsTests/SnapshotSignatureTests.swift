@@ -1,6 +1,6 @@
+import Foundation
 import NodeNATS
 import TestSupport
-import Foundation
 import Testing
 
 @testable import ChangeLog
@@ -15,8 +15,9 @@ import Testing
     static let otherKey = SnapshotSigningKey(hex: ClusterSecret.snapshotSigningKey(secret: Array("another cluster's secret, 32 characters+".utf8)))!
 
     static func metadata() -> SnapshotMetadata {
-        SnapshotMetadata(cursor: ["harmonylite-changes-1": 41, "harmonylite-changes-2": 7], streams: ["harmonylite-changes-1": 777],
-                         schemaHash: "ab12", sha256: String(repeating: "c", count: 64), size: 4096, nodeID: 2, createdAt: 1_763_900_000_000)
+        SnapshotMetadata(
+            cursor: ["harmonylite-changes-1": 41, "harmonylite-changes-2": 7], streams: ["harmonylite-changes-1": 777],
+            schemaHash: "ab12", sha256: String(repeating: "c", count: 64), size: 4096, nodeID: 2, createdAt: 1_763_900_000_000)
     }
 
     static func refusal(_ body: () throws(SnapshotRefusal) -> Void) -> SnapshotRefusal.Kind? {
@@ -98,7 +99,8 @@ import Testing
 
     /// The metadata format of earlier versions (no signature field) still decodes, and is refused as unsigned.
     @Test func anEarlierVersionsMetadataIsUnsigned() throws {
-        let text = #"{"createdAt":1763900000000,"cursor":{"harmonylite-changes-1":3},"format":2,"nodeID":9,"schemaHash":"","#
+        let text =
+            #"{"createdAt":1763900000000,"cursor":{"harmonylite-changes-1":3},"format":2,"nodeID":9,"schemaHash":"","#
             + #""sha256":"\#(String(repeating: "0", count: 64))","size":4,"streams":{}}"#
         let read = try SnapshotMetadata(decoding: Array(text.utf8))
         #expect(read.signature == nil)

@@ -1,13 +1,13 @@
-import TestSupport
+import CurlTransfer
 import Foundation
+import NATSClient
+import TestSupport
 import Testing
 
 @testable import ChangeEvents
 @testable import ChangeLog
 @testable import SQLiteKit
 @testable import Snapshots
-import CurlTransfer
-import NATSClient
 
 /// Making, verifying and restoring snapshot files, with the application's writes made by the sqlite3 shell.
 @Suite struct SnapshotTests {
@@ -36,10 +36,13 @@ import NATSClient
     /// tombstones), the cursor and the streams it belongs to (in the metadata), and none of the saving
     /// node's own bookkeeping (its queue, watermark, incarnation, triggers).
     @Test func snapshotHasTheDataCursorAndRowClocksButNotTheNodesBookkeeping() throws {
-        let source = try node("a.db", "INSERT INTO books VALUES (1, 'Dune', x'00ff00'), (2, 'Emma', NULL), (3, 'gone', NULL); DELETE FROM books WHERE id = 3;", id: 1)
+        let source = try node(
+            "a.db", "INSERT INTO books VALUES (1, 'Dune', x'00ff00'), (2, 'Emma', NULL), (3, 'gone', NULL); DELETE FROM books WHERE id = 3;", id: 1)
         let (db, installation) = try ChangeLogInstaller.open(source, node: 1)
-        _ = try ChangeApplier(database: db, catalog: installation.catalog).apply([], cursor: ["harmonylite-changes-1": 41], streams: ["harmonylite-changes-1": 777])
-        let clocks = try app(source, "SELECT id, __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM __harmonylite__books_change_log ORDER BY id;")
+        _ = try ChangeApplier(database: db, catalog: installation.catalog).apply(
+            [], cursor: ["harmonylite-changes-1": 41], streams: ["harmonylite-changes-1": 777])
+        let clocks = try app(
+            source, "SELECT id, __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM __harmonylite__books_change_log ORDER BY id;")
         let file = directory.path + "/snapshot.db"
         let metadata = try SnapshotMaker.make(from: source, into: file, nodeID: 1)
         #expect(metadata.cursor == ["harmonylite-changes-1": 41])
@@ -47,11 +50,14 @@ import NATSClient
         #expect(metadata.format == 2)
         #expect(metadata.schemaHash == installation.schemaHash)
         #expect(metadata.size == Int64(try FileManager.default.attributesOfItem(atPath: file)[.size] as! Int))
-        #expect(try app(file, "SELECT id, __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM __harmonylite__books_change_log ORDER BY id;") == clocks)
+        #expect(
+            try app(file, "SELECT id, __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM __harmonylite__books_change_log ORDER BY id;")
+                == clocks)
         #expect(clocks.hasSuffix("|1|1\n"), "the delete left no tombstone: \(clocks)")
-        #expect(try app(file, "SELECT name FROM sqlite_master WHERE name LIKE '%harmonylite%' ORDER BY name;")
-            == "__harmonylite___columns\n__harmonylite___conflicts\n__harmonylite___conflicts_by_holder\n__harmonylite___held_values\n"
-            + "__harmonylite___held_values_by_row\n__harmonylite___parked\n__harmonylite___renamed_tables\n__harmonylite__books_change_log\n")
+        #expect(
+            try app(file, "SELECT name FROM sqlite_master WHERE name LIKE '%harmonylite%' ORDER BY name;")
+                == "__harmonylite___columns\n__harmonylite___conflicts\n__harmonylite___conflicts_by_holder\n__harmonylite___held_values\n"
+                + "__harmonylite___held_values_by_row\n__harmonylite___parked\n__harmonylite___renamed_tables\n__harmonylite__books_change_log\n")
         #expect(try app(file, "SELECT id, title, hex(cover) FROM books ORDER BY id;") == "1|Dune|00FF00\n2|Emma|\n")
         #expect(try SnapshotMetadata(decoding: metadata.encoded()) == metadata)
         try SnapshotRestorer.verify(file, metadata: metadata)
@@ -86,7 +92,9 @@ import NATSClient
         let source = try node("a.db", "INSERT INTO books VALUES (1, 'Dune', NULL), (2, 'Emma', NULL);", id: 1)
         let file = directory.path + "/snapshot.db"
         let metadata = try SnapshotMaker.make(from: source, into: file, nodeID: 1)
-        let target = try node("b.db", "INSERT INTO books VALUES (9, 'never published', NULL); DELETE FROM books WHERE id = 9; INSERT INTO books VALUES (7, 'unpublished', NULL);", id: 2)
+        let target = try node(
+            "b.db", "INSERT INTO books VALUES (9, 'never published', NULL); DELETE FROM books WHERE id = 9; INSERT INTO books VALUES (7, 'unpublished', NULL);",
+            id: 2)
         let targetDB = try SQLiteDatabase(existingPath: target)
         _ = try targetDB.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: targetDB).materialize() }
         let stampBefore = try app(target, "SELECT __harmonylite__hlc FROM __harmonylite__books_change_log WHERE id = 7;")
@@ -116,24 +124,29 @@ import NATSClient
     #expect(RestoreDecision.reason(seqMap: .failure(Unreadable()), stored: stored, streams: [:])?.hasPrefix("the seq map cannot be read") == true)
     // The stream still holds message 11, the next one: no gap (HarmonyLite restored here too).
     #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-1": Now(firstSequence: 11, created: 100)]) == nil)
-    #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-1": Now(firstSequence: 12, created: 100)])
-        == "harmonylite-changes-1 starts at message 12, past this node's position 10")
+    #expect(
+        RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-1": Now(firstSequence: 12, created: 100)])
+            == "harmonylite-changes-1 starts at message 12, past this node's position 10")
     // A shard this node never consumed, whose stream lost its first messages.
     #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-2": Now(firstSequence: 5)]) != nil)
     #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-2": Now(firstSequence: 1)]) == nil)
     // Deleted and created again: it starts at 1 again, which the sequences alone took for "no gap".
-    #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-1": Now(firstSequence: 1, created: 200)])?
-        .hasPrefix("harmonylite-changes-1 is not the stream this node's cursor (message 10) belongs to") == true)
+    #expect(
+        RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-1": Now(firstSequence: 1, created: 200)])?
+            .hasPrefix("harmonylite-changes-1 is not the stream this node's cursor (message 10) belongs to") == true)
     #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: stored, streams: ["harmonylite-changes-1": Now(firstSequence: nil, created: 200)]) != nil)
     // Nothing recorded yet (a database of an earlier version): the cursor holds.
-    #expect(RestoreDecision.reason(seqMap: .success(cursor), stored: .init(cursor: cursor), streams: ["harmonylite-changes-1": Now(firstSequence: 1, created: 200)]) == nil)
+    #expect(
+        RestoreDecision.reason(seqMap: .success(cursor), stored: .init(cursor: cursor), streams: ["harmonylite-changes-1": Now(firstSequence: 1, created: 200)])
+            == nil)
 }
 
 /// Metadata, object descriptions and listings come from a store anyone with its credentials can write:
 /// numbers out of range, sizes that do not add up and names that are not ours are refused with the field.
 @Suite struct HostileSnapshotInputTests {
-    static let valid = SnapshotMetadata(cursor: ["hl-1": 10, "hl-2": 0], schemaHash: String(repeating: "ab", count: 32),
-                                        sha256: String(repeating: "0f", count: 32), size: 4096, nodeID: 2, createdAt: 1_763_900_000_000)
+    static let valid = SnapshotMetadata(
+        cursor: ["hl-1": 10, "hl-2": 0], schemaHash: String(repeating: "ab", count: 32),
+        sha256: String(repeating: "0f", count: 32), size: 4096, nodeID: 2, createdAt: 1_763_900_000_000)
 
     static func replacing(_ field: String, with value: String) -> [UInt8] {
         var object = try! JSONSerialization.jsonObject(with: Data(valid.encoded())) as! [String: Any]
@@ -241,7 +254,8 @@ import NATSClient
     }
 
     @Test func fuzzObjectInfo() {
-        let headers = #"{"name":"snapshot.db","bucket":"b","nuid":"Abc123","size":262144,"mtime":"2026-11-23T10:00:00Z","chunks":2,"digest":"SHA-256=x","headers":{"Harmonylite-Snapshot":["{}"]},"options":{"max_chunk_size":131072}}"#
+        let headers =
+            #"{"name":"snapshot.db","bucket":"b","nuid":"Abc123","size":262144,"mtime":"2026-11-23T10:00:00Z","chunks":2,"digest":"SHA-256=x","headers":{"Harmonylite-Snapshot":["{}"]},"options":{"max_chunk_size":131072}}"#
         let seeds = [HostileSnapshotInputTests.objectInfo(size: 300_000, chunks: 3), Array(headers.utf8)]
         let report = Fuzzer.run("object-store info (JSON)", seeds: seeds) { (try? ObjectInfo.decode($0).get()) != nil }
         #expect(report.accepted > 0 && report.refused > 0)
@@ -249,7 +263,9 @@ import NATSClient
 
     @Test func fuzzWebDAVListing() {
         let ours = "snapshot-1763900000000-0123456789abcdef"
-        let seed = Array(#"<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response><D:href>/d/</D:href></D:response><D:response><D:href>/d/\#(ours).json</D:href></D:response><D:response><D:href>/d/\#(ours).db</D:href></D:response></D:multistatus>"#.utf8)
+        let seed = Array(
+            #"<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response><D:href>/d/</D:href></D:response><D:response><D:href>/d/\#(ours).json</D:href></D:response><D:response><D:href>/d/\#(ours).db</D:href></D:response></D:multistatus>"#
+                .utf8)
         let report = Fuzzer.run("webdav listing (PROPFIND XML)", seeds: [seed]) { body in
             let names = SnapshotListing.webDAV(body)
             #expect(names.allSatisfy { SnapshotListing.isSnapshotFile($0[...]) && !$0.contains("/") })

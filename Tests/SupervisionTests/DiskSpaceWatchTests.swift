@@ -9,16 +9,21 @@ import Testing
     @Test func fullAndRecoveredAreSaidOnceEachWithHysteresis() {
         var watch = DiskSpaceWatch(places: [Self.store, Self.database], fullBelow: 1000, now: 0)
         var reports: [DiskSpaceWatch.Report?] = []
-        for (place, free) in [(Self.store, 5000), (Self.store, 999), (Self.store, 0), (Self.database, 5000), (Self.store, 1500),
-                              (Self.store, 2000), (Self.store, 3000), (Self.store, 10)] as [(DiskSpaceWatch.Place, UInt64)] {
+        for (place, free) in [
+            (Self.store, 5000), (Self.store, 999), (Self.store, 0), (Self.database, 5000), (Self.store, 1500),
+            (Self.store, 2000), (Self.store, 3000), (Self.store, 10),
+        ] as [(DiskSpaceWatch.Place, UInt64)] {
             reports.append(watch.measured(place, freeBytes: free))
         }
-        #expect(reports == [nil, .full(.store, path: "/var/lib/nats", freeBytes: 999),
-                            nil, // said once
-                            nil, // each place on its own
-                            nil, // not back until twice the line
-                            .recovered(.store, path: "/var/lib/nats", freeBytes: 2000),
-                            nil, .full(.store, path: "/var/lib/nats", freeBytes: 10)])
+        #expect(
+            reports == [
+                nil, .full(.store, path: "/var/lib/nats", freeBytes: 999),
+                nil,  // said once
+                nil,  // each place on its own
+                nil,  // not back until twice the line
+                .recovered(.store, path: "/var/lib/nats", freeBytes: 2000),
+                nil, .full(.store, path: "/var/lib/nats", freeBytes: 10),
+            ])
     }
 
     @Test func measuresOncePerInterval() {

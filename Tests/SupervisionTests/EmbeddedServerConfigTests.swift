@@ -86,34 +86,52 @@ import Testing
         #expect(text.contains("tls { cert_file: \"/etc/h/node.pem\", key_file: \"/etc/h/node.key\", ca_file: \"/etc/h/ca.pem\", verify: true, timeout: 2 }"))
         // Its own change subjects only (listed per shard), never the shared one nor another node's; no
         // inbox replies; no deny list (an allow list: everything unlisted is refused).
-        #expect(text.contains("{ user: \"harmonylite-node-7\", password: \"cpw\", permissions: { publish: { allow: ["
-            + "\"harmonylite-change-log-1.\(config.nodeID)\", \"harmonylite-change-log-2.\(config.nodeID)\", \"$JS.API.INFO\", "))
+        #expect(
+            text.contains(
+                "{ user: \"harmonylite-node-7\", password: \"cpw\", permissions: { publish: { allow: ["
+                    + "\"harmonylite-change-log-1.\(config.nodeID)\", \"harmonylite-change-log-2.\(config.nodeID)\", \"$JS.API.INFO\", "))
         config.snapshot.store = "nats"
         let allowed = EmbeddedServerConfig.allowedSubjects(config)
-        #expect(!allowed.contains { $0 == "$JS.API.>" || $0 == "_INBOX.>" || $0 == "$KV.>" || $0 == "$O.>" || $0.hasPrefix("$JS.API.STREAM.CREATE")
-            || $0.hasPrefix("$JS.API.STREAM.UPDATE") || $0.hasPrefix("$JS.API.STREAM.DELETE") || $0.hasPrefix("$JS.API.STREAM.MSG.DELETE") })
-        #expect(!allowed.contains("$JS.API.STREAM.PURGE.harmonylite-changes-1") && allowed.contains("$JS.API.STREAM.PURGE.OBJ_harmonylite-changes-snapshot-store"))
+        #expect(
+            !allowed.contains {
+                $0 == "$JS.API.>" || $0 == "_INBOX.>" || $0 == "$KV.>" || $0 == "$O.>" || $0.hasPrefix("$JS.API.STREAM.CREATE")
+                    || $0.hasPrefix("$JS.API.STREAM.UPDATE") || $0.hasPrefix("$JS.API.STREAM.DELETE") || $0.hasPrefix("$JS.API.STREAM.MSG.DELETE")
+            })
+        #expect(
+            !allowed.contains("$JS.API.STREAM.PURGE.harmonylite-changes-1") && allowed.contains("$JS.API.STREAM.PURGE.OBJ_harmonylite-changes-snapshot-store"))
         // Consumers: its own pool's names on each shard stream, nothing with a wildcard name.
         #expect(allowed.contains("$JS.API.CONSUMER.DURABLE.CREATE.harmonylite-changes-2.harmonylite-node-7-2-000000000000003f"))
         #expect(allowed.contains("$JS.API.CONSUMER.CREATE.harmonylite-changes-1.harmonylite-node-7-1-0000000000000000.>"))
         #expect(allowed.contains("$JS.API.CONSUMER.DELETE.harmonylite-changes-1.harmonylite-node-7-1"))
         #expect(allowed.contains("$JS.ACK.harmonylite-changes-1.harmonylite-node-7-1-0000000000000001.>"))
-        #expect(!allowed.contains { $0.hasPrefix("$JS.API.CONSUMER.") && ($0.contains("harmonylite-changes-1.") || $0.contains("harmonylite-changes-2.")) && !$0.hasPrefix("$JS.API.CONSUMER.INFO")
-            && !$0.hasPrefix("$JS.API.CONSUMER.NAMES") && !$0.hasPrefix("$JS.API.CONSUMER.LIST") && !$0.contains("harmonylite-node-7-") })
+        #expect(
+            !allowed.contains {
+                $0.hasPrefix("$JS.API.CONSUMER.") && ($0.contains("harmonylite-changes-1.") || $0.contains("harmonylite-changes-2."))
+                    && !$0.hasPrefix("$JS.API.CONSUMER.INFO")
+                    && !$0.hasPrefix("$JS.API.CONSUMER.NAMES") && !$0.hasPrefix("$JS.API.CONSUMER.LIST") && !$0.contains("harmonylite-node-7-")
+            })
         // Key-value: its own registry key, the lease's key, the snapshot request key and its own id claim.
-        #expect(allowed.contains("$KV.harmonylite-schema-registry.node-7") && allowed.contains("$KV.harmonylite-changes-snapshot-lease.snapshot-leader")
-                && allowed.contains("$KV.harmonylite-changes-snapshot-lease.snapshot-request") && allowed.contains("$KV.harmonylite-changes-node-claims.node-7"))
+        #expect(
+            allowed.contains("$KV.harmonylite-schema-registry.node-7") && allowed.contains("$KV.harmonylite-changes-snapshot-lease.snapshot-leader")
+                && allowed.contains("$KV.harmonylite-changes-snapshot-lease.snapshot-request") && allowed.contains("$KV.harmonylite-changes-node-claims.node-7")
+        )
         #expect(allowed.filter { $0.hasPrefix("$KV.") }.count == 4)
         // The administrator, derived too, with every permission.
-        let withAdmin = EmbeddedCredentials(clientUser: "harmonylite-node-7", clientPassword: "cpw", routeUser: "harmonylite-route", routePassword: "rpw",
-                                            adminUser: "harmonylite-admin", adminPassword: "apw")
-        #expect(EmbeddedServerConfig.render(config, runDirectory: "/run/x", credentials: withAdmin).contains("{ user: \"harmonylite-admin\", password: \"apw\" }"))
+        let withAdmin = EmbeddedCredentials(
+            clientUser: "harmonylite-node-7", clientPassword: "cpw", routeUser: "harmonylite-route", routePassword: "rpw",
+            adminUser: "harmonylite-admin", adminPassword: "apw")
+        #expect(
+            EmbeddedServerConfig.render(config, runDirectory: "/run/x", credentials: withAdmin).contains("{ user: \"harmonylite-admin\", password: \"apw\" }"))
         // Leaves: the listener asks for the derived leaf user, the remotes (-leaf-servers) send it.
         config.nats.leafListen = "0.0.0.0:7422"
-        let withLeaf = EmbeddedCredentials(clientUser: "harmonylite-node-7", clientPassword: "cpw", routeUser: "harmonylite-route", routePassword: "rpw",
-                                           adminUser: "harmonylite-admin", adminPassword: "apw", leafUser: "harmonylite-leaf", leafPassword: "lpw")
+        let withLeaf = EmbeddedCredentials(
+            clientUser: "harmonylite-node-7", clientPassword: "cpw", routeUser: "harmonylite-route", routePassword: "rpw",
+            adminUser: "harmonylite-admin", adminPassword: "apw", leafUser: "harmonylite-leaf", leafPassword: "lpw")
         let leafText = EmbeddedServerConfig.render(config, runDirectory: "/run/x", credentials: withLeaf)
-        #expect(leafText.contains("leafnodes {\n  listen: \"0.0.0.0:7422\"\n  authorization { user: \"harmonylite-leaf\", password: \"lpw\", timeout: 2 }\n  remotes: ["), "\(leafText)")
+        #expect(
+            leafText.contains(
+                "leafnodes {\n  listen: \"0.0.0.0:7422\"\n  authorization { user: \"harmonylite-leaf\", password: \"lpw\", timeout: 2 }\n  remotes: ["),
+            "\(leafText)")
         #expect(leafText.contains("{ urls: [\"nats://harmonylite-leaf:lpw@hub:7422\"], hub: true }"), "\(leafText)")
         #expect(EmbeddedServerConfig.routeURL("nats://a:b@h:1", user: "u", password: "p") == "nats://a:b@h:1", "a peer URL with its own credentials stays")
         #expect(EmbeddedServerConfig.defaultMaxFileStore(fileSystemBytes: 100 << 30) == 10 << 30)
@@ -150,7 +168,8 @@ import Testing
         while let byte = bytes.popFirst() {
             guard byte == UInt8(ascii: "\\") else { out.append(byte); continue }
             guard bytes.popFirst() == UInt8(ascii: "x"), let high = bytes.popFirst(), let low = bytes.popFirst(),
-                  let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return [] }
+                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+            else { return [] }
             out.append(value)
         }
         return out
@@ -159,8 +178,10 @@ import Testing
     /// The node reaches its own server where it listens: a server bound to one address is not on loopback.
     @Test func clientURLFollowsTheBindAddress() {
         var config = Configuration(dbPath: "/d/x.db", nodeID: 1)
-        let cases = [(":-1", "nats://127.0.0.1:4222"), ("0.0.0.0:4222", "nats://127.0.0.1:4222"), ("[::]:4222", "nats://127.0.0.1:4222"),
-                     ("10.77.0.2:4222", "nats://10.77.0.2:4222"), ("[fd00::2]:4222", "nats://[fd00::2]:4222"), ("node1.lan:4222", "nats://node1.lan:4222")]
+        let cases = [
+            (":-1", "nats://127.0.0.1:4222"), ("0.0.0.0:4222", "nats://127.0.0.1:4222"), ("[::]:4222", "nats://127.0.0.1:4222"),
+            ("10.77.0.2:4222", "nats://10.77.0.2:4222"), ("[fd00::2]:4222", "nats://[fd00::2]:4222"), ("node1.lan:4222", "nats://node1.lan:4222"),
+        ]
         for (bind, url) in cases {
             config.nats.bindAddress = bind
             #expect(EmbeddedServerConfig.clientURL(config, port: 4222) == url, "bind_address \(bind)")

@@ -16,8 +16,10 @@ import Testing
     }
 
     /// A server with pid `pid` started at `now` and ready on `port` (with a monitoring port unless told otherwise).
-    static func ready(_ machine: inout Machine, pid: Int32 = 100, port: Int = 4222, monitoring: [Machine.Address] = [EmbeddedServerMachineTests.monitoring],
-                      now: Double = 0) {
+    static func ready(
+        _ machine: inout Machine, pid: Int32 = 100, port: Int = 4222, monitoring: [Machine.Address] = [EmbeddedServerMachineTests.monitoring],
+        now: Double = 0
+    ) {
         _ = machine.handle(.starting, now: now)
         _ = machine.handle(.spawned(pid: pid), now: now)
         _ = machine.handle(.portsFile(pid: pid, clientPort: port, monitoring: monitoring), now: now)
@@ -258,8 +260,11 @@ import Testing
         var machine = Self.machine()
         let readings: [UInt64] = [5 << 20, 4096, 0, (1 << 20) + 1, 2 << 20, 3 << 20]
         let reports = readings.map { Self.reports(machine.handle(.freeSpace(Self.database, freeBytes: $0), now: 0)) }
-        #expect(reports == [[], [.disk(.full(.database, path: "/var/lib/db", freeBytes: 4096))], [], [],
-                            [.disk(.recovered(.database, path: "/var/lib/db", freeBytes: 2 << 20))], []])
+        #expect(
+            reports == [
+                [], [.disk(.full(.database, path: "/var/lib/db", freeBytes: 4096))], [], [],
+                [.disk(.recovered(.database, path: "/var/lib/db", freeBytes: 2 << 20))], [],
+            ])
     }
 
     @Test func theDatabaseAndTheStoreOnOneFilesystemAreOnePlace() {

@@ -11,8 +11,10 @@ import Testing
     static func machine(now: Double = 0) -> Machine {
         var nats = WorkerSettings()
         nats.heartbeatTimeout = 20000
-        let specs = [ChildSpec(role: .nats, speaksControlProtocol: false, settings: nats, livenessProbed: true),
-                     ChildSpec(role: .broker, speaksControlProtocol: true, settings: WorkerSettings())]
+        let specs = [
+            ChildSpec(role: .nats, speaksControlProtocol: false, settings: nats, livenessProbed: true),
+            ChildSpec(role: .broker, speaksControlProtocol: true, settings: WorkerSettings()),
+        ]
         var machine = Machine(children: specs, watchdogInterval: nil, randomUnit: { 0.5 })
         _ = machine.handle(.start, now: now)
         _ = machine.handle(.spawned(child: .nats, pid: 100), now: now)
@@ -47,8 +49,9 @@ import Testing
             #expect(!machine.handle(.tick, now: second).contains { if case .kill = $0 { true } else { false } })
         }
         // Starting (recovering a big store, say): no probe answers are expected yet.
-        var starting = Machine(children: [ChildSpec(role: .nats, speaksControlProtocol: false, settings: WorkerSettings(), livenessProbed: true)],
-                               watchdogInterval: nil, randomUnit: { 0.5 })
+        var starting = Machine(
+            children: [ChildSpec(role: .nats, speaksControlProtocol: false, settings: WorkerSettings(), livenessProbed: true)],
+            watchdogInterval: nil, randomUnit: { 0.5 })
         _ = starting.handle(.start, now: 0)
         _ = starting.handle(.spawned(child: .nats, pid: 100), now: 0)
         #expect(starting.handle(.tick, now: 600).isEmpty)
@@ -58,8 +61,9 @@ import Testing
     @Test func aSilentProbedServerDoesNotHoldBackTheWatchdog() {
         var nats = WorkerSettings()
         nats.heartbeatTimeout = 20000
-        var machine = Machine(children: [ChildSpec(role: .nats, speaksControlProtocol: false, settings: nats, livenessProbed: true)],
-                              watchdogInterval: 15, randomUnit: { 0.5 })
+        var machine = Machine(
+            children: [ChildSpec(role: .nats, speaksControlProtocol: false, settings: nats, livenessProbed: true)],
+            watchdogInterval: 15, randomUnit: { 0.5 })
         _ = machine.handle(.start, now: 0)
         _ = machine.handle(.spawned(child: .nats, pid: 100), now: 0)
         _ = machine.handle(.ready(child: .nats, detail: ""), now: 0)

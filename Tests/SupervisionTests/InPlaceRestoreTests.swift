@@ -121,10 +121,13 @@ import Testing
         #expect(Self.stops(machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1.1)) == [WorkerRole.capturer])
         let spawns = machine.handle(.tick, now: 30).filter { if case .spawn = $0 { true } else if case .spawnToRestore = $0 { true } else { false } }
         #expect(spawns.isEmpty, "started while the capturer still runs: \(spawns)")
-        #expect(machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 31)
-            == [.report(.stoppedForRestore(.capturer, .exited(0))),
-                .notify(.status(.restorerRestoring(.snapshotter))),
-                .spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")])
+        #expect(
+            machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 31)
+                == [
+                    .report(.stoppedForRestore(.capturer, .exited(0))),
+                    .notify(.status(.restorerRestoring(.snapshotter))),
+                    .spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams"),
+                ])
     }
 
     /// The snapshotter does not stop in time: it is killed, and the restore goes on.
@@ -136,8 +139,9 @@ import Testing
         _ = machine.handle(.exited(pid: 103, status: Self.restoreNeeded, note: ""), now: 1)
         _ = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1)
         #expect(machine.handle(.tick, now: 2.1).contains(.kill(pid: 102)))
-        #expect(machine.handle(.exited(pid: 102, status: .killed(by: 9), note: ""), now: 2.2)
-            .contains(.spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")))
+        #expect(
+            machine.handle(.exited(pid: 102, status: .killed(by: 9), note: ""), now: 2.2)
+                .contains(.spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")))
     }
 
     /// A restore that does not cure the applier is asked for again, up to restart_intensity times within
@@ -226,8 +230,9 @@ import Testing
         #expect(Self.stops(actions) == [WorkerRole.capturer])
         actions = machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 1.4)
         actions = machine.handle(.exited(pid: 102, status: .exited(0), note: ""), now: 1.5)
-        #expect(actions.contains(.spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")),
-                "the snapshotter stopped by the reload starts to restore")
+        #expect(
+            actions.contains(.spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams")),
+            "the snapshotter stopped by the reload starts to restore")
         for (offset, name) in [WorkerRole.snapshotter, .applier, .capturer].enumerated() {
             _ = machine.handle(.spawned(child: name, pid: 300 + Int32(offset)), now: 2)
             actions = machine.handle(.ready(child: name, detail: ""), now: 2)

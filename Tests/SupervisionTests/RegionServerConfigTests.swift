@@ -20,8 +20,11 @@ import Testing
         let text = EmbeddedServerConfig.render(Self.regional("b"), runDirectory: "/run/harmonylite")
         #expect(text.contains("name: \"e-harmonylite-b\""))
         #expect(text.contains("  domain: \"b\"\n}"))
-        let subjects = "[\"harmonylite-change-log-1\", \"harmonylite-change-log-1.*\", \"harmonylite-change-log-2\", \"harmonylite-change-log-2.*\", \"$KV.>\", \"$O.>\"]"
-        #expect(text.contains("{ urls: [\"nats://h1:7422\", \"nats://h2:7422\"], dont_randomize: true, deny_imports: \(subjects), deny_exports: \(subjects) }"), "\(text)")
+        let subjects =
+            "[\"harmonylite-change-log-1\", \"harmonylite-change-log-1.*\", \"harmonylite-change-log-2\", \"harmonylite-change-log-2.*\", \"$KV.>\", \"$O.>\"]"
+        #expect(
+            text.contains("{ urls: [\"nats://h1:7422\", \"nats://h2:7422\"], dont_randomize: true, deny_imports: \(subjects), deny_exports: \(subjects) }"),
+            "\(text)")
         let single = EmbeddedServerConfig.render(EmbeddedServerConfigTests.config(), runDirectory: "/run/harmonylite")
         #expect(single.contains("name: \"e-harmonylite\"\n") && !single.contains("domain:") && !single.contains("deny_"))
     }
@@ -46,7 +49,10 @@ import Testing
 
     /// Includes are followed relative to the including file, to a bounded depth; a file too large is not read.
     @Test func followsIncludesBoundedly() {
-        let files = ["/etc/n.conf": "include \"sub/mon.conf\"\n", "/etc/sub/mon.conf": "include /abs.conf", "/abs.conf": "monitor_port = 1", "/loop.conf": "include /loop.conf"]
+        let files = [
+            "/etc/n.conf": "include \"sub/mon.conf\"\n", "/etc/sub/mon.conf": "include /abs.conf", "/abs.conf": "monitor_port = 1",
+            "/loop.conf": "include /loop.conf",
+        ]
         #expect(ServerConfigKeys.setsMonitoring(path: "/etc/n.conf", read: { files[$0] }))
         #expect(!ServerConfigKeys.setsMonitoring(path: "/loop.conf", read: { files[$0] }))
         #expect(!ServerConfigKeys.setsMonitoring(path: "/big", read: { _ in String(repeating: " ", count: ServerConfigKeys.maximumBytes) + "http: 1" }))

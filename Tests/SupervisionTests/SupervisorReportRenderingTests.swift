@@ -22,8 +22,10 @@ import Testing
             (.endedWhileStopping(role, end), .warning, ["child", "status", "note"]),
             (.stopTimedOut(role, pid: pid, timeout: Double(pid)), .warning, ["child", "child_pid", "stop_timeout_s", "config"]),
             (.allStopped, .info, []),
-            (.restarting(role, end, delay: Double(pid), attempt: Int(pid), limit: limit), .error,
-             ["child", "status", "note", "restart_in_s", "restart", "restart_intensity", "restart_period_s", "config"]),
+            (
+                .restarting(role, end, delay: Double(pid), attempt: Int(pid), limit: limit), .error,
+                ["child", "status", "note", "restart_in_s", "restart", "restart_intensity", "restart_period_s", "config"]
+            ),
             (.gaveUp(role, end, limit: limit), .error, ["child", "status", "note", "restart_intensity", "restart_period_s", "config"]),
             (.refused(role, note: text), .error, ["child", "note", "exit_status"]),
             (.unresponsive(role, pid: pid, silence: 5, signs: .heartbeats), .error, ["child", "child_pid", "silent_s", "config"]),
@@ -82,15 +84,19 @@ import Testing
         #expect(SystemdState.reloading(.reloading).notification == "RELOADING=1\nSTATUS=reloading: restarting workers one at a time")
         #expect(SystemdState.stopping().notification == "STOPPING=1\nSTATUS=stopping")
         #expect(SystemdState.stopping(because: .refused(.broker)).notification == "STOPPING=1\nSTATUS=stopping: broker refused the start")
-        #expect(SystemdState.status(.stoppingChild(.nats, because: .gaveUp(.capturer, ChildEnd(.exited(.exited(1)), pid: 7)))).notification
-            == "STATUS=stopping nats: capturer ended more often than its restart budget allows (exited with status 1)")
-        #expect(SystemdState.status(.stoppingChild(.nats, because: .restoreFailed(.applier))).notification
-            == "STATUS=stopping nats: applier found changes missing that no snapshot restore could bring")
+        #expect(
+            SystemdState.status(.stoppingChild(.nats, because: .gaveUp(.capturer, ChildEnd(.exited(.exited(1)), pid: 7)))).notification
+                == "STATUS=stopping nats: capturer ended more often than its restart budget allows (exited with status 1)")
+        #expect(
+            SystemdState.status(.stoppingChild(.nats, because: .restoreFailed(.applier))).notification
+                == "STATUS=stopping nats: applier found changes missing that no snapshot restore could bring")
         #expect(SystemdState.watchdog.notification == "WATCHDOG=1")
-        #expect(SystemdState.extendTimeout(microseconds: 60_000_000, .startWaiting(for: [.applier, .capturer], seconds: 20)).notification
-            == "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=starting: still waiting for applier, capturer to be ready (20 s)")
-        #expect(SystemdState.status(.degraded(.broker, restartIn: 0.25, ChildEnd(.exited(.exited(1)), note: "stopping: x"))).notification
-            == "STATUS=degraded: broker restarting in 0.3 s (exited with status 1; stopping: x)")
+        #expect(
+            SystemdState.extendTimeout(microseconds: 60_000_000, .startWaiting(for: [.applier, .capturer], seconds: 20)).notification
+                == "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=starting: still waiting for applier, capturer to be ready (20 s)")
+        #expect(
+            SystemdState.status(.degraded(.broker, restartIn: 0.25, ChildEnd(.exited(.exited(1)), note: "stopping: x"))).notification
+                == "STATUS=degraded: broker restarting in 0.3 s (exited with status 1; stopping: x)")
         #expect(SystemdState.status(.refused(.snapshotter, note: "no snapshot")).notification == "STATUS=refused: snapshotter; no snapshot")
         #expect(SystemdState.status(.restoring(askedBy: .applier)).notification == "STATUS=restoring: applier found changes missing from the streams")
         #expect(SystemdState.status(.restoreStopping(.capturer)).notification == "STATUS=restoring: stopping capturer")

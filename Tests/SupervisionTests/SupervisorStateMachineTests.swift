@@ -1,5 +1,5 @@
-import TestSupport
 import IPC
+import TestSupport
 import Testing
 
 @testable import HarmonyConfig
@@ -101,9 +101,11 @@ import Testing
         let actions = machine.handle(.exited(pid: 101, status: .killed(by: 9), note: ""), now: 1)
         #expect(!actions.contains { if case .requestStop = $0 { true } else { false } }, "no other child is touched")
         let end = ChildEnd(.exited(.killed(by: 9)), pid: 101)
-        #expect(actions == [
-            .report(.restarting(.broker, end, delay: 0.25, attempt: 1, limit: Self.defaultLimit)), .notify(.status(.degraded(.broker, restartIn: 0.25, end))),
-        ])
+        #expect(
+            actions == [
+                .report(.restarting(.broker, end, delay: 0.25, attempt: 1, limit: Self.defaultLimit)),
+                .notify(.status(.degraded(.broker, restartIn: 0.25, end))),
+            ])
         #expect(machine.handle(.tick, now: 1.2).isEmpty)
         #expect(machine.handle(.tick, now: 1.26) == [.spawn(child: .broker)])
         _ = machine.handle(.spawned(child: .broker, pid: 201), now: 1.26)
@@ -125,8 +127,9 @@ import Testing
         _ = machine.handle(.exited(pid: 104, status: .killed(by: 9), note: ""), now: 1.3)
         let ready = machine.handle(.ready(child: .broker, detail: ""), now: 1.4)
         #expect(Self.notifications(ready) == [.status(.degradedRestarting([.capturer], running: [.nats, .broker, .snapshotter, .applier]))])
-        #expect(SystemdState.status(.degradedRestarting([.capturer], running: [.nats, .broker])).notification
-            == "STATUS=degraded: capturer restarting; nats, broker running")
+        #expect(
+            SystemdState.status(.degradedRestarting([.capturer], running: [.nats, .broker])).notification
+                == "STATUS=degraded: capturer restarting; nats, broker running")
         #expect(machine.handle(.tick, now: 1.56) == [.spawn(child: .capturer)])
         _ = machine.handle(.spawned(child: .capturer, pid: 204), now: 1.56)
         #expect(Self.notifications(machine.handle(.ready(child: .capturer, detail: ""), now: 1.6)) == [.status(.ready(Self.names))])
@@ -203,11 +206,16 @@ import Testing
     @Test func aRefusedWorkerStopsTheNodeAtOnceWithTheStatusSystemdDoesNotRestartOn() {
         var machine = Self.machine()
         Self.startAll(&machine)
-        let actions = machine.handle(.exited(pid: 104, status: .exited(WorkerExitCode.refused), note: "cannot take over upstream HarmonyLite's change log: …"), now: 1)
+        let actions = machine.handle(
+            .exited(pid: 104, status: .exited(WorkerExitCode.refused), note: "cannot take over upstream HarmonyLite's change log: …"), now: 1)
         #expect(!actions.contains(.spawn(child: .capturer)))
         let note = "cannot take over upstream HarmonyLite's change log: …"
         #expect(Self.reports(actions) == [.refused(.capturer, note: note)], "refused, not restarting")
-        #expect(Self.notifications(actions) == [.status(.refused(.capturer, note: note)), .stopping(because: .refused(.capturer)), .status(.stoppingChild(.applier, because: .refused(.capturer)))])
+        #expect(
+            Self.notifications(actions) == [
+                .status(.refused(.capturer, note: note)), .stopping(because: .refused(.capturer)),
+                .status(.stoppingChild(.applier, because: .refused(.capturer))),
+            ])
         #expect(actions.contains(.requestStop(child: .applier, pid: 103)))
         var drained: [Action] = []
         for pid in [103, 102, 101, 100] {
@@ -259,9 +267,10 @@ import Testing
                 return
             }
             order.append(name)
-            #expect(machine.handle(.exited(pid: oldPID, status: .exited(0), note: ""), now: 5) == [
-                .report(.stoppedForReload(name)), .spawn(child: name),
-            ])
+            #expect(
+                machine.handle(.exited(pid: oldPID, status: .exited(0), note: ""), now: 5) == [
+                    .report(.stoppedForReload(name)), .spawn(child: name),
+                ])
             _ = machine.handle(.spawned(child: name, pid: pid), now: 5)
             pid += 1
             actions = machine.handle(.ready(child: name, detail: ""), now: 5)

@@ -44,10 +44,14 @@ public enum Fuzzer {
         return report
     }
 
-    static let edgeIntegers: [UInt64] = [0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF,
-                                         0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, .max, .max - 1]
-    static let edgeNumbers = ["-1", "0", "-0", "18446744073709551615", "18446744073709551616", "9223372036854775807",
-                              "9223372036854775808", "-9223372036854775809", "1e400", "4294967296", "99999999999999999999999"]
+    static let edgeIntegers: [UInt64] = [
+        0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF,
+        0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, .max, .max - 1,
+    ]
+    static let edgeNumbers = [
+        "-1", "0", "-0", "18446744073709551615", "18446744073709551616", "9223372036854775807",
+        "9223372036854775808", "-9223372036854775809", "1e400", "4294967296", "99999999999999999999999",
+    ]
 
     /// One mutant: one to four mutations of `input`.
     public static func mutate(_ input: [UInt8], seeds: [[UInt8]], rng: inout SplitMix64) -> [UInt8] {

@@ -33,8 +33,9 @@ public final class NATSClusterUnderTest {
     public init(size: Int = 3, directory: String, name: String = "nats", executable: String = "/usr/sbin/nats-server") throws {
         self.executable = executable
         servers = try (1...size).map { number in
-            Server(name: "\(name)-\(number)", clientPort: try freePort(), routePort: try freePort(), monitorPort: try freePort(),
-                   storeDirectory: "\(directory)/\(name)-\(number)", log: "\(directory)/\(name)-\(number).log")
+            Server(
+                name: "\(name)-\(number)", clientPort: try freePort(), routePort: try freePort(), monitorPort: try freePort(),
+                storeDirectory: "\(directory)/\(name)-\(number)", log: "\(directory)/\(name)-\(number).log")
         }
         processes = Array(repeating: nil, count: size)
         for index in servers.indices { try start(index) }
@@ -55,9 +56,11 @@ public final class NATSClusterUnderTest {
         let routes = servers.map { "nats://127.0.0.1:\($0.routePort)" }.joined(separator: ",")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["-a", "127.0.0.1", "-p", "\(server.clientPort)", "-m", "\(server.monitorPort)", "-js", "-sd", server.storeDirectory,
-                             "--name", server.name, "--cluster_name", "test-cluster", "--cluster", "nats://127.0.0.1:\(server.routePort)",
-                             "--routes", routes]
+        process.arguments = [
+            "-a", "127.0.0.1", "-p", "\(server.clientPort)", "-m", "\(server.monitorPort)", "-js", "-sd", server.storeDirectory,
+            "--name", server.name, "--cluster_name", "test-cluster", "--cluster", "nats://127.0.0.1:\(server.routePort)",
+            "--routes", routes,
+        ]
         if !FileManager.default.fileExists(atPath: server.log) { _ = FileManager.default.createFile(atPath: server.log, contents: nil) }
         let log = FileHandle(forWritingAtPath: server.log)
         log?.seekToEndOfFile()
@@ -125,7 +128,8 @@ public final class NATSClusterUnderTest {
         for index in runningIndices {
             let consumers = streamDetail(stream, on: index)?["consumer_detail"] as? [[String: Any]] ?? []
             if let detail = consumers.first(where: { ($0["name"] as? String).map(named) == true }),
-               let leader = (detail["cluster"] as? [String: Any])?["leader"] as? String, !leader.isEmpty {
+                let leader = (detail["cluster"] as? [String: Any])?["leader"] as? String, !leader.isEmpty
+            {
                 return leader
             }
         }
@@ -145,7 +149,8 @@ public final class NATSClusterUnderTest {
         let leader = streamLeader(stream).flatMap(index(of:))
         for index in (leader.map { [$0] } ?? []) + runningIndices {
             if let state = streamDetail(stream, on: index)?["state"] as? [String: Any],
-               let first = (state["first_seq"] as? NSNumber)?.uint64Value, let last = (state["last_seq"] as? NSNumber)?.uint64Value {
+                let first = (state["first_seq"] as? NSNumber)?.uint64Value, let last = (state["last_seq"] as? NSNumber)?.uint64Value
+            {
                 return (first, last, (state["messages"] as? NSNumber)?.uint64Value ?? 0)
             }
         }
@@ -210,6 +215,7 @@ public func httpGet(port: Int, path: String) -> String? {
     guard answered else { return nil }
     let text = String(decoding: response, as: UTF8.self)
     guard text.hasPrefix("HTTP/1.") && text.split(separator: " ", maxSplits: 2).dropFirst().first == "200",
-          let separator = text.range(of: "\r\n\r\n") else { return nil }
+        let separator = text.range(of: "\r\n\r\n")
+    else { return nil }
     return String(text[separator.upperBound...])
 }

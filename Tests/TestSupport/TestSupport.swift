@@ -104,7 +104,8 @@ public func processExists(_ pid: Int32) -> Bool {
 /// local end of any outgoing connection (a peer reconnecting to it, say), which left a restarted
 /// nats-server unable to listen. Never the same port twice in one test process.
 public func freePort() throws -> Int {
-    let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+    let ephemeralStart =
+        (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
         .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } } ?? 32768
     let range = 10_000..<max(10_001, ephemeralStart)
     for _ in 0..<1000 {

@@ -1,6 +1,6 @@
-import TestSupport
 import Foundation
 import Synchronization
+import TestSupport
 
 /// The application of a fault run: every node's workload transactions, paced over the run, each one
 /// retried until it commits (a full disk or a lock held by a paused worker makes it fail meanwhile), as an

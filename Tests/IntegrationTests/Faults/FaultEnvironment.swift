@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 
 /// Network namespaces the fault suite creates for one run: one per node, each joined by a veth pair to a
 /// bridge in a hub namespace of its own. A partition takes a node's link off the bridge; healing puts it

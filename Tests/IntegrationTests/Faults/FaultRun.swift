@@ -1,5 +1,5 @@
-import TestSupport
 import Foundation
+import TestSupport
 
 /// One run of the fault suite: three nodes on the embedded default, each in a network namespace of its own
 /// with its database on a small filesystem of its own, the application writing on every node while the
@@ -50,9 +50,10 @@ final class FaultRun {
         }
         // A replaced worker comes back quickly, and a node is not given up for the crash loops 100 kill rounds make.
         let workers = FaultTarget.allCases.compactMap(\.childRole).map { "[workers.\($0)]\nrestart_backoff_initial = 100\nrestart_intensity = 50\n" }.joined()
-        cluster = try TestCluster(schema: workload.schema + "\n" + FaultApplication.journalSchema,
-                                  extraTOML: Array(repeating: nodeTOML + workers, count: 3), placements: placements,
-                                  natsTOML: "allow_plaintext_routes = true\n")  // namespaces no one else sees
+        cluster = try TestCluster(
+            schema: workload.schema + "\n" + FaultApplication.journalSchema,
+            extraTOML: Array(repeating: nodeTOML + workers, count: 3), placements: placements,
+            natsTOML: "allow_plaintext_routes = true\n")  // namespaces no one else sees
     }
 
     /// Stops every node, then removes the filesystems and namespaces (in that order: nothing may still use them).
@@ -298,7 +299,8 @@ final class FaultRun {
                 let answer = try cluster.sql(node, query)
                 guard answer != expected else { continue }
                 if expected.isEmpty { back = true } else { lost = true }
-                wrong.append("node \(node + 1): \(query.prefix(160)) gave \(answer.prefix(120).debugDescription), expected \(expected.prefix(120).debugDescription)")
+                wrong.append(
+                    "node \(node + 1): \(query.prefix(160)) gave \(answer.prefix(120).debugDescription), expected \(expected.prefix(120).debugDescription)")
             }
             if lost { outcome.rowsLost += 1 }
             if back { outcome.rowsDuplicated += 1 }

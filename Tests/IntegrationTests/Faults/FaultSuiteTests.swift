@@ -60,13 +60,17 @@ extension ProcessTests {
         }
 
         /// A node back after a gap longer than `max_entries` while every node writes: it restores the snapshot.
-        @Test(.enabled(if: runKnownFailing || knownFailing["gapRestore"] == nil, Comment(rawValue: "known failing, run with HL_FAULT_KNOWN_FAILING=1: " + (knownFailing["gapRestore"] ?? ""))),
-              arguments: seeds)
+        @Test(
+            .enabled(
+                if: runKnownFailing || knownFailing["gapRestore"] == nil,
+                Comment(rawValue: "known failing, run with HL_FAULT_KNOWN_FAILING=1: " + (knownFailing["gapRestore"] ?? ""))),
+            arguments: seeds)
         func gapRestoreUnderWriteLoadLosesNothing(seed: UInt64) throws {
-            try run(seed: seed, settings: Self.restoreSettings(restores: 0, gapRestores: Self.number("HL_FAULT_GAP_RESTORES", 1)), name: "gap restore",
-                    // R3: with the node down, the others keep a quorum of every stream and of the snapshot store (an R1
-                    // stream on the stopped node's server is offline: nothing to write past, no snapshot to save).
-                    nodeTOML: "[replication_log]\nmax_entries = 16\nreplicas = 3\n[snapshot.nats]\nreplicas = 3\n")
+            try run(
+                seed: seed, settings: Self.restoreSettings(restores: 0, gapRestores: Self.number("HL_FAULT_GAP_RESTORES", 1)), name: "gap restore",
+                // R3: with the node down, the others keep a quorum of every stream and of the snapshot store (an R1
+                // stream on the stopped node's server is offline: nothing to write past, no snapshot to save).
+                nodeTOML: "[replication_log]\nmax_entries = 16\nreplicas = 3\n[snapshot.nats]\nreplicas = 3\n")
         }
 
         static func restoreSettings(restores: Int, gapRestores: Int) -> FaultPlan.Settings {
@@ -96,8 +100,14 @@ extension ProcessTests {
                 for node in 0..<3 { try? faultRun.log(node).write(toFile: "/tmp/hlf-logs-\(seed)-node\(node + 1).log", atomically: true, encoding: .utf8) }
                 print("fault suite: logs kept in /tmp/hlf-logs-\(seed)-node{1,2,3}.log")
             }
-            let logs = (0..<3).map { "node \($0 + 1):\n" + faultRun.log($0).split(separator: "\n").filter { $0.contains("ERR") || $0.contains("WRN") || $0.contains("error") }.suffix(25).joined(separator: "\n") }
-            #expect(outcome.failures.isEmpty, "\(replay):\n\(outcome.failures.joined(separator: "\n"))\nevents:\n\(outcome.events.joined(separator: "\n"))\n\(logs.joined(separator: "\n"))")
+            let logs = (0..<3).map {
+                "node \($0 + 1):\n"
+                    + faultRun.log($0).split(separator: "\n").filter { $0.contains("ERR") || $0.contains("WRN") || $0.contains("error") }.suffix(25).joined(
+                        separator: "\n")
+            }
+            #expect(
+                outcome.failures.isEmpty,
+                "\(replay):\n\(outcome.failures.joined(separator: "\n"))\nevents:\n\(outcome.events.joined(separator: "\n"))\n\(logs.joined(separator: "\n"))")
             #expect(outcome.rowsLost == 0 && outcome.rowsDuplicated == 0, "\(replay): \(outcome.rowsLost) lost, \(outcome.rowsDuplicated) duplicated")
             #expect(outcome.injected > 0, "\(replay): no fault was injected")
         }

@@ -46,10 +46,11 @@ final class ArrivalOrderChaos: Sendable {
         }
 
         mutating func next() -> Step? {
-            Step(node: Int.random(in: 0..<nodes, using: &rng),
-                 worker: ArrivalOrderChaos.workers[Int.random(in: 0..<ArrivalOrderChaos.workers.count, using: &rng)],
-                 seconds: Double.random(in: ArrivalOrderChaos.shortestPause...ArrivalOrderChaos.longestPause, using: &rng),
-                 gap: Double.random(in: 0...0.5, using: &rng))
+            Step(
+                node: Int.random(in: 0..<nodes, using: &rng),
+                worker: ArrivalOrderChaos.workers[Int.random(in: 0..<ArrivalOrderChaos.workers.count, using: &rng)],
+                seconds: Double.random(in: ArrivalOrderChaos.shortestPause...ArrivalOrderChaos.longestPause, using: &rng),
+                gap: Double.random(in: 0...0.5, using: &rng))
         }
     }
 
@@ -82,7 +83,9 @@ final class ArrivalOrderChaos: Sendable {
 
     /// Starts pausing and resuming, a thread a lane, until `stop()`.
     func start() {
-        note("chaos seed \(seed): \(lanes) lanes of pauses of \(Self.workers.map(\.rawValue)) for \(Self.shortestPause)–\(String(format: "%.2f", Self.longestPause)) s")
+        note(
+            "chaos seed \(seed): \(lanes) lanes of pauses of \(Self.workers.map(\.rawValue)) for \(Self.shortestPause)–\(String(format: "%.2f", Self.longestPause)) s"
+        )
         for lane in 0..<lanes {
             Thread { [self] in
                 var schedule = Schedule(seed: seed, lane: lane, nodes: nodes)

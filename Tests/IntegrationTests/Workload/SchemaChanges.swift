@@ -113,8 +113,10 @@ extension Workload {
             var actions: [Action] = []
             if first {
                 schemaState.eventsFrozen = true
-                actions.append(.agree(query: "SELECT id, quote(v) FROM events ORDER BY id;\nSELECT id, __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted "
-                                      + "FROM __harmonylite__events_change_log ORDER BY id;", what: "events before it is dropped"))
+                actions.append(
+                    .agree(
+                        query: "SELECT id, quote(v) FROM events ORDER BY id;\nSELECT id, __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted "
+                            + "FROM __harmonylite__events_change_log ORDER BY id;", what: "events before it is dropped"))
             }
             var sql = "DROP TABLE events;\nCREATE TABLE events (id INTEGER PRIMARY KEY, v TEXT, w TEXT);"
             if last {
@@ -148,37 +150,46 @@ extension Workload {
             if Bool.random(using: &rng) {
                 let table = schemaState.renamedTable.contains(node) ? "customers" : "customer"
                 let (id, shared) = key(node: node)
-                list.append(write(table: table, logical: "customer", key: "id", id: "\(id)", shared: shared, node: node,
-                                  columns: [("name", "'c-n\(node)-\(UInt32.random(in: 0...UInt32.max, using: &rng))'")]))
+                list.append(
+                    write(
+                        table: table, logical: "customer", key: "id", id: "\(id)", shared: shared, node: node,
+                        columns: [("name", "'c-n\(node)-\(UInt32.random(in: 0...UInt32.max, using: &rng))'")]))
             }
         }
         if dropsAndAdds && Bool.random(using: &rng) {
             let (id, shared) = key(node: node)
             let name = "'p-n\(node)-\(UInt32.random(in: 0...UInt32.max, using: &rng))'"
             if schemaState.profilesMigrated.contains(node) {
-                list.append(write(table: "profiles", logical: "profiles", key: "id", id: "\(id)", shared: shared, node: node,
-                                  columns: [("name", name), ("color", "'color-\(Int.random(in: 0...1_000_000, using: &rng))'")]))
+                list.append(
+                    write(
+                        table: "profiles", logical: "profiles", key: "id", id: "\(id)", shared: shared, node: node,
+                        columns: [("name", name), ("color", "'color-\(Int.random(in: 0...1_000_000, using: &rng))'")]))
             } else {
                 // A node not migrated yet: its `secret` must never land in `color` (or anywhere) elsewhere.
-                list.append(write(table: "profiles", logical: "profiles", key: "id", id: "\(id)", shared: shared, node: node,
-                                  columns: [("name", name), ("secret", "'secret-n\(node)-\(UInt32.random(in: 0...UInt32.max, using: &rng))'")],
-                                  expected: "\(name)|NULL"))
+                list.append(
+                    write(
+                        table: "profiles", logical: "profiles", key: "id", id: "\(id)", shared: shared, node: node,
+                        columns: [("name", name), ("secret", "'secret-n\(node)-\(UInt32.random(in: 0...UInt32.max, using: &rng))'")],
+                        expected: "\(name)|NULL"))
             }
         }
         if features.contains(.recreateTable) && !schemaState.eventsFrozen && Int.random(in: 0..<3, using: &rng) == 0 {
             let (id, shared) = key(node: node)
             var columns = [("v", "'e-n\(node)-\(UInt32.random(in: 0...UInt32.max, using: &rng))'")]
             if schemaState.eventsRecreated { columns.append(("w", "'w-n\(node)-\(UInt16.random(in: 0...UInt16.max, using: &rng))'")) }
-            let statement = write(table: "events", logical: "events", key: "id", id: "\(id)", shared: shared, node: node, columns: columns,
-                                  expected: schemaState.eventsRecreated ? nil : "\(columns[0].1)|NULL")
+            let statement = write(
+                table: "events", logical: "events", key: "id", id: "\(id)", shared: shared, node: node, columns: columns,
+                expected: schemaState.eventsRecreated ? nil : "\(columns[0].1)|NULL")
             // (A delete of a key the new table lacks deletes nothing: its old row clock stays as it was.)
             if schemaState.eventsRecreated && statement.hasPrefix("INSERT") { schemaState.eventsKeysAfter.insert(id) }
             list.append(statement)
         }
         if features.contains(.oneNodeTable) && node == schemaState.localOwner && Bool.random(using: &rng) {
             let id = node * 100 + Int.random(in: 0..<10, using: &rng)
-            list.append(write(table: Self.localTable, logical: Self.localTable, key: "id", id: "\(id)", shared: false, node: node,
-                              columns: [("v", "'l-n\(node)-\(UInt32.random(in: 0...UInt32.max, using: &rng))'")]))
+            list.append(
+                write(
+                    table: Self.localTable, logical: Self.localTable, key: "id", id: "\(id)", shared: false, node: node,
+                    columns: [("v", "'l-n\(node)-\(UInt32.random(in: 0...UInt32.max, using: &rng))'")]))
         }
         return list
     }
@@ -191,14 +202,17 @@ extension Workload {
     private mutating func kvWrite(node: Int) -> String {
         let shared = Int.random(in: 0..<4, using: &rng) == 0
         let key = shared ? "'kv-s\(Int.random(in: 0..<5, using: &rng))'" : "'kv-n\(node)-\(Int.random(in: 0..<10, using: &rng))'"
-        return write(table: "kv", logical: "kv", key: schemaState.renamedKey.contains(node) ? "key" : "k", id: key, shared: shared, node: node,
-                     columns: [("v", "'kv-n\(node)-\(UInt32.random(in: 0...UInt32.max, using: &rng))'")])
+        return write(
+            table: "kv", logical: "kv", key: schemaState.renamedKey.contains(node) ? "key" : "k", id: key, shared: shared, node: node,
+            columns: [("v", "'kv-n\(node)-\(UInt32.random(in: 0...UInt32.max, using: &rng))'")])
     }
 
     /// An upsert (a delete one time in five) of one row; an owned row's expected final value is recorded
     /// (`expected`, or the columns' literals joined by `|`).
-    private mutating func write(table: String, logical: String, key: String, id: String, shared: Bool, node: Int,
-                                columns: [(String, String)], expected: String? = nil) -> String {
+    private mutating func write(
+        table: String, logical: String, key: String, id: String, shared: Bool, node: Int,
+        columns: [(String, String)], expected: String? = nil
+    ) -> String {
         if Int.random(in: 0..<5, using: &rng) == 0 {
             if !shared { schemaState.owned[logical, default: [:]][id] = .some(nil) }
             return "DELETE FROM \(table) WHERE \(key) = \(id);"
@@ -244,7 +258,8 @@ extension Workload {
 
     var schemaFeatureDumps: [String] {
         finalTables.map { table in
-            "SELECT '\(table.name)', " + ([table.key] + table.columns).map { "quote(\($0))" }.joined(separator: ", ") + " FROM \(table.name) ORDER BY \(table.key);"
+            "SELECT '\(table.name)', " + ([table.key] + table.columns).map { "quote(\($0))" }.joined(separator: ", ")
+                + " FROM \(table.name) ORDER BY \(table.key);"
         }
     }
 
@@ -255,8 +270,10 @@ extension Workload {
     private func expectations(_ tables: [(logical: String, name: String, key: String, columns: [String])]) -> [(query: String, expected: String)] {
         tables.flatMap { table in
             (schemaState.owned[table.logical] ?? [:]).sorted { $0.key < $1.key }.map { key, value in
-                ("SELECT " + table.columns.map { "quote(\($0))" }.joined(separator: ", ") + " FROM \(table.name) WHERE \(table.key) = \(key);",
-                 value.map { $0 + "\n" } ?? "")
+                (
+                    "SELECT " + table.columns.map { "quote(\($0))" }.joined(separator: ", ") + " FROM \(table.name) WHERE \(table.key) = \(key);",
+                    value.map { $0 + "\n" } ?? ""
+                )
             }
         }
     }

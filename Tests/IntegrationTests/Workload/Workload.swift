@@ -75,9 +75,11 @@ struct Workload {
         /// What the CI runs: every feature. (`uniqueClaims`, and under `ArrivalOrderChaos` `uniqueSwaps`, failed
         /// on the applier that settled UNIQUE conflicts by arrival order, before issue 19.)
         static let supported: Features = all.subtracting(Features(knownFailing.map(\.0)))
-        static let all: Features = [.compositeKeys, .withoutRowID, .awkwardValues, .multiTableTransactions, .deletes, .keyChanges,
-                                    .applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys, .migrations, .uniqueClaims,
-                                    .rollingRenames, .dropAndAdd, .dropAndAddAmbiguous, .recreateTable, .oneNodeTable, .longLock]
+        static let all: Features = [
+            .compositeKeys, .withoutRowID, .awkwardValues, .multiTableTransactions, .deletes, .keyChanges,
+            .applicationTriggers, .uniqueSwaps, .foreignKeyCascades, .caseInsensitiveKeys, .migrations, .uniqueClaims,
+            .rollingRenames, .dropAndAdd, .dropAndAddAmbiguous, .recreateTable, .oneNodeTable, .longLock,
+        ]
 
         static let named: [(Features, String)] = [
             (.compositeKeys, "compositeKeys"), (.withoutRowID, "withoutRowID"), (.awkwardValues, "awkwardValues"),
@@ -163,7 +165,9 @@ struct Workload {
         // sqlite3 calls on at least), the node drops the column again; the last transaction at the latest, so
         // every node has dropped it by the end.
         let migrationAt = (0..<nodes).map { _ in features.contains(.migrations) ? Int.random(in: 0..<max(1, transactionsPerNode / 2), using: &rng) : Int.max }
-        let dropAt = migrationAt.map { at in features.contains(.migrations) ? Int.random(in: min(transactionsPerNode - 1, at + 10)...(transactionsPerNode - 1), using: &rng) : Int.max }
+        let dropAt = migrationAt.map { at in
+            features.contains(.migrations) ? Int.random(in: min(transactionsPerNode - 1, at + 10)...(transactionsPerNode - 1), using: &rng) : Int.max
+        }
         let plan = planSteps(nodes: nodes)
         var index = Array(repeating: 0, count: nodes)
         // Transactions a node did not run in a phase (its application held the lock): run in the next one.
@@ -242,7 +246,9 @@ struct Workload {
             // Derived data: a trigger counts the inserts into t0. Replicated as rows of its own, it must not be
             // computed again on the nodes that apply them.
             extra.append("CREATE TABLE totals (tbl TEXT PRIMARY KEY, inserts INTEGER NOT NULL);")
-            extra.append("CREATE TRIGGER count_t0 AFTER INSERT ON t0 BEGIN INSERT INTO totals VALUES ('t0', 1) ON CONFLICT (tbl) DO UPDATE SET inserts = inserts + 1; END;")
+            extra.append(
+                "CREATE TRIGGER count_t0 AFTER INSERT ON t0 BEGIN INSERT INTO totals VALUES ('t0', 1) ON CONFLICT (tbl) DO UPDATE SET inserts = inserts + 1; END;"
+            )
         }
         if features.contains(.uniqueSwaps) {
             // Nodes claim the same badge codes for rows of their own at the same time: genuine conflicts.
@@ -329,16 +335,20 @@ struct Workload {
             if Bool.random(using: &rng) {
                 let id = 10_000 + node * 1000 + swaps
                 let code = ["gold", "silver", "bronze"][Int.random(in: 0..<3, using: &rng)]
-                return ["DELETE FROM badges WHERE code = '\(code)' AND node = \(node);",
-                        "INSERT INTO badges VALUES (\(id), '\(code)', \(node)) ON CONFLICT DO NOTHING;"]
+                return [
+                    "DELETE FROM badges WHERE code = '\(code)' AND node = \(node);",
+                    "INSERT INTO badges VALUES (\(id), '\(code)', \(node)) ON CONFLICT DO NOTHING;",
+                ]
             }
             seatSwaps[node] = swaps
             let (first, second) = swaps % 2 == 1 ? ("b", "a") : ("a", "b")
             ownedFinalRows["seats", default: [:]]["\(node * 2)"] = .some("'n\(node)-\(first)'")
             ownedFinalRows["seats", default: [:]]["\(node * 2 + 1)"] = .some("'n\(node)-\(second)'")
-            return ["UPDATE seats SET holder = 'n\(node)-tmp' WHERE id = \(node * 2);",
-                    "UPDATE seats SET holder = 'n\(node)-\(second)' WHERE id = \(node * 2 + 1);",
-                    "UPDATE seats SET holder = 'n\(node)-\(first)' WHERE id = \(node * 2);"]
+            return [
+                "UPDATE seats SET holder = 'n\(node)-tmp' WHERE id = \(node * 2);",
+                "UPDATE seats SET holder = 'n\(node)-\(second)' WHERE id = \(node * 2 + 1);",
+                "UPDATE seats SET holder = 'n\(node)-\(first)' WHERE id = \(node * 2);",
+            ]
         case .foreignKeyCascades:
             // A family per node: a parent with children, deleted now and then (the cascade deletes them).
             let parent = node * 1000 + families[node, default: 0]
@@ -362,7 +372,9 @@ struct Workload {
             // The key changes only in case: the same row under NOCASE.
             return ["UPDATE names SET k = \(Bool.random(using: &rng) ? "upper" : "lower")(k) WHERE k = '\(lower)';"]
         default:
-            return ["INSERT INTO t0 (\(tables[0].keys.joined(separator: ", ")), v) VALUES (\(keyLiterals(tables[0], 3000 + node * 100 + Int.random(in: 0..<1000, using: &rng)).joined(separator: ", ")), 'counted') ON CONFLICT DO NOTHING;"]
+            return [
+                "INSERT INTO t0 (\(tables[0].keys.joined(separator: ", ")), v) VALUES (\(keyLiterals(tables[0], 3000 + node * 100 + Int.random(in: 0..<1000, using: &rng)).joined(separator: ", ")), 'counted') ON CONFLICT DO NOTHING;"
+            ]
         }
     }
 
@@ -422,7 +434,8 @@ struct Workload {
         }
         let number = "\(Int64.random(in: -1_000_000...1_000_000, using: &rng))"
         let real = awkward ? "\(Int.random(in: -999...999, using: &rng)).5" : "NULL"
-        let blob = awkward && Bool.random(using: &rng)
+        let blob =
+            awkward && Bool.random(using: &rng)
             ? "X'" + (0..<Int.random(in: 0...40, using: &rng)).map { _ in String(format: "%02X", UInt8.random(in: 0...255, using: &rng)) }.joined() + "'"
             : "NULL"
         return [text, number, real, blob]
@@ -497,13 +510,16 @@ struct Workload {
         var expectations = tables.flatMap { table in
             (ownedFinalRows[table.name] ?? [:]).sorted { $0.key < $1.key }.map { key, values in
                 let keyValues = key.split(separator: ",").map(String.init)
-                let query = "SELECT " + ["v", "n", "r", "data"].map { "quote(\($0))" }.joined(separator: ", ")
+                let query =
+                    "SELECT " + ["v", "n", "r", "data"].map { "quote(\($0))" }.joined(separator: ", ")
                     + " FROM \(table.name) WHERE \(match(table, keyValues));"
                 let expected = values.map { $0.replacingOccurrences(of: ", ", with: "|") + "\n" } ?? ""
                 return (query, expected)
             }
         }
-        let single: [(table: String, key: String, column: String)] = [("seats", "id", "holder"), ("parents", "id", "name"), ("names", "k", "v"), ("late", "id", "v")]
+        let single: [(table: String, key: String, column: String)] = [
+            ("seats", "id", "holder"), ("parents", "id", "name"), ("names", "k", "v"), ("late", "id", "v"),
+        ]
         for (table, keyColumn, column) in single {
             for (key, value) in (ownedFinalRows[table] ?? [:]).sorted(by: { $0.key < $1.key }) {
                 expectations.append(("SELECT quote(\(column)) FROM \(table) WHERE \(keyColumn) = \(key);", value.map { $0 + "\n" } ?? ""))

@@ -86,8 +86,10 @@ extension ProcessTests {
             // Rows, row clocks and conflict records, all at once: each alone could agree by chance mid-way.
             let everything = workload.dumpQuery + "\nSELECT '--- clocks';\n" + workload.clockQuery + "\nSELECT '--- conflicts';\n" + Workload.conflictsQuery
             let agreed = try cluster.agree(everything, timeout: 60)
-            print(String(format: "workload seed %llu timing: cluster up %.1f s, writes and chaos %.1f s (%d phases), agreement %.1f s",
-                         seed, began.timeIntervalSince(started), wrote.timeIntervalSince(began), workload.phases.count, Date().timeIntervalSince(wrote)))
+            print(
+                String(
+                    format: "workload seed %llu timing: cluster up %.1f s, writes and chaos %.1f s (%d phases), agreement %.1f s",
+                    seed, began.timeIntervalSince(started), wrote.timeIntervalSince(began), workload.phases.count, Date().timeIntervalSince(wrote)))
             var difference = ""
             if agreed == nil {
                 for (what, query) in [("rows", workload.dumpQuery), ("row clocks", workload.clockQuery), ("conflict records", Workload.conflictsQuery)] {
@@ -95,23 +97,30 @@ extension ProcessTests {
                     if !lines.isEmpty { difference += "\(what):\n\(lines)\n" }
                 }
             }
-            #expect(agreed != nil, "nodes differ after 60 s: \(replay), \(paused)\n\(difference)\nchaos:\n\(schedule.suffix(40).joined(separator: "\n"))\n\(cluster.logs().suffix(6000))")
+            #expect(
+                agreed != nil,
+                "nodes differ after 60 s: \(replay), \(paused)\n\(difference)\nchaos:\n\(schedule.suffix(40).joined(separator: "\n"))\n\(cluster.logs().suffix(6000))"
+            )
             #expect(record.problems.isEmpty, "checks between phases failed (\(replay)):\n\(record.problems.prefix(10).joined(separator: "\n"))")
             var wrong: [String] = []
             let expectations = workload.ownedExpectations
             for node in 0..<3 {
                 let answers = try Self.answers(expectations.map(\.query), on: node, of: cluster)
                 for ((query, expected), answer) in zip(expectations, answers) where answer != expected {
-                    wrong.append("node \(node + 1): \(query.prefix(200)) gave \(answer.prefix(200).debugDescription), expected \(expected.prefix(200).debugDescription)")
+                    wrong.append(
+                        "node \(node + 1): \(query.prefix(200)) gave \(answer.prefix(200).debugDescription), expected \(expected.prefix(200).debugDescription)")
                 }
             }
-            let recorded = try (0..<3).map { try cluster.sql($0, "SELECT count(*) FROM __harmonylite___conflicts;").trimmingCharacters(in: .whitespacesAndNewlines) }
+            let recorded = try (0..<3).map {
+                try cluster.sql($0, "SELECT count(*) FROM __harmonylite___conflicts;").trimmingCharacters(in: .whitespacesAndNewlines)
+            }
             print("workload \(replay), \(paused): conflict records per node: \(recorded.joined(separator: ", "))")
             let logs = (0..<3).map { record.earlierLogs[$0] + cluster.node($0).log }
             for node in 0..<3 {
                 // Every row held aside now was logged when it was (a row placed again since leaves the table).
                 let logged = logs[node].components(separatedBy: "row held aside").count - 1
-                #expect(logged >= Int(recorded[node]) ?? 0, "node \(node + 1): \(logged) rows logged as held aside, \(recorded[node]) held aside now (\(replay))")
+                #expect(
+                    logged >= Int(recorded[node]) ?? 0, "node \(node + 1): \(logged) rows logged as held aside, \(recorded[node]) held aside now (\(replay))")
             }
             // The table only some nodes have: the same rows and row clocks there, its owner's last writes.
             let local = workload.features.contains(.oneNodeTable) ? workload.localTableNodes : []
@@ -123,7 +132,9 @@ extension ProcessTests {
                 for node in local {
                     let answers = try Self.answers(localExpectations.map(\.query), on: node, of: cluster)
                     for ((query, expected), answer) in zip(localExpectations, answers) where answer != expected {
-                        wrong.append("node \(node + 1): \(query.prefix(200)) gave \(answer.prefix(200).debugDescription), expected \(expected.prefix(200).debugDescription)")
+                        wrong.append(
+                            "node \(node + 1): \(query.prefix(200)) gave \(answer.prefix(200).debugDescription), expected \(expected.prefix(200).debugDescription)"
+                        )
                     }
                 }
             }
@@ -156,12 +167,20 @@ extension ProcessTests {
                 // The lock was held past the heartbeat timeout: the workers waited, said so, and none was
                 // restarted (the supervisor logs `child ended: restarting it after its backoff` for every restart).
                 let restarts = supervisorLines(logs[held.node], SupervisorMessage.restarting)
-                #expect(restarts.isEmpty, "node \(held.node + 1), whose application held the write lock for \(String(format: "%.1f", held.seconds)) s, restarted workers (\(replay)):\n\(restarts.prefix(10).joined(separator: "\n"))")
+                #expect(
+                    restarts.isEmpty,
+                    "node \(held.node + 1), whose application held the write lock for \(String(format: "%.1f", held.seconds)) s, restarted workers (\(replay)):\n\(restarts.prefix(10).joined(separator: "\n"))"
+                )
                 let (before, counts) = (record.restartsBeforeHold, record.restartsAfterHold)
-                #expect(!counts.isEmpty && counts == before, "node \(held.node + 1): restarts \(before) when its application took the lock, \(counts) after COMMIT (\(replay))")
-                #expect(logs[held.node].contains("waiting for the database write lock"),
-                        "node \(held.node + 1): no worker said it waits for the write lock held \(String(format: "%.1f", held.seconds)) s (\(replay))")
-                print("workload \(replay): node \(held.node + 1)'s application held the write lock \(String(format: "%.1f", held.seconds)) s; restarts: \(counts)")
+                #expect(
+                    !counts.isEmpty && counts == before,
+                    "node \(held.node + 1): restarts \(before) when its application took the lock, \(counts) after COMMIT (\(replay))")
+                #expect(
+                    logs[held.node].contains("waiting for the database write lock"),
+                    "node \(held.node + 1): no worker said it waits for the write lock held \(String(format: "%.1f", held.seconds)) s (\(replay))")
+                print(
+                    "workload \(replay): node \(held.node + 1)'s application held the write lock \(String(format: "%.1f", held.seconds)) s; restarts: \(counts)"
+                )
             }
             #expect(wrong.count == 0, "\(wrong.count) owned rows wrong (\(replay)):\n\(wrong.prefix(10).joined(separator: "\n"))")
             for node in 0..<3 where logs[node].contains("the shard stream was replaced under its consumer") {
@@ -203,7 +222,9 @@ extension ProcessTests {
                         holder = (try HeldTransaction(path: cluster.path(node), statements: sql), node, Date())
                     case .agree(let query, let what):
                         guard try cluster.agree(query, timeout: 60) != nil else {
-                            throw TestFailure("phase \(number): the nodes did not agree on \(what) within 60 s:\n\((0..<3).map { (try? cluster.sql($0, query)) ?? "?" }.joined(separator: "\n---\n").prefix(3000))")
+                            throw TestFailure(
+                                "phase \(number): the nodes did not agree on \(what) within 60 s:\n\((0..<3).map { (try? cluster.sql($0, query)) ?? "?" }.joined(separator: "\n---\n").prefix(3000))"
+                            )
                         }
                     }
                 }
@@ -211,7 +232,9 @@ extension ProcessTests {
                 if let holder {
                     // The lock is held at least `lockSeconds`, however fast the other nodes' writes were.
                     while Date().timeIntervalSince(holder.since) < Self.lockSeconds { Thread.sleep(forTimeInterval: 0.2) }
-                    guard holder.transaction.isRunning else { throw TestFailure("node \(holder.node + 1)'s held transaction ended early: \(holder.transaction.output)") }
+                    guard holder.transaction.isRunning else {
+                        throw TestFailure("node \(holder.node + 1)'s held transaction ended early: \(holder.transaction.output)")
+                    }
                     try holder.transaction.commit()
                     record.held = (holder.node, Date().timeIntervalSince(holder.since))
                     // The workers' waits end within a poll interval of the COMMIT; none may have been restarted.
