@@ -252,24 +252,16 @@ public enum PublishWatermark {
 
     static let lastQueuedQuery = "SELECT coalesce(max(id), 0) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog))"
 
-    /// Rows one `removePublished` deletes at most: its transaction holds the write lock for a few
-    /// milliseconds, not the ~0.4 s that 400,000 rows (5 s of saturation) took, which the application's
-    /// commits spent asleep in SQLite's busy handler.
-    public static let removalChunk = 5_000
-
-    /// Deletes published and stamped queue entries, the oldest `limit` at most, always keeping the newest row
-    /// so that ids never restart. Returns how many it deleted: `limit` means more may be left.
+    /// Deletes published and stamped queue entries, always keeping the newest row so that ids never restart.
     @discardableResult
-    public static func removePublished(from database: SQLiteDatabase, limit: Int = removalChunk) throws(SQLiteError) -> Int {
+    public static func removePublished(from database: SQLiteDatabase) throws(SQLiteError) -> Int {
         let q = ChangeLogSchema.quote
-        try database.prepare(
+        try database.execute(
             """
             DELETE FROM \(q(ChangeLogSchema.globalLog)) WHERE id <= (SELECT value FROM \(q(ChangeLogSchema.meta)) WHERE key = 'published_through')
               AND id <= (SELECT value FROM \(q(ChangeLogSchema.meta)) WHERE key = '\(PendingStamps.markKey)')
               AND id < (SELECT max(id) FROM \(q(ChangeLogSchema.globalLog)))
-              AND id < (SELECT min(id) FROM \(q(ChangeLogSchema.globalLog))) + ?
-            """
-        ).run([.integer(Int64(max(1, limit)))])
+            """)
         return database.changes
     }
 }

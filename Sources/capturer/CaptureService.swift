@@ -191,16 +191,10 @@ final class CaptureService: WorkerLoopHandler {
             case .removePublished:
                 // Housekeeping: a failure (a full disk: SQLite error 13) is left to the next round. Stopping for
                 // it made the capturer crash-loop while the disk was full, and stop the node past restart_intensity.
-                // In chunks, each its own transaction: the application's commits get the write lock in between.
                 do {
-                    var removed = try database.transaction { () throws(SQLiteError) -> Int in
+                    let removed = try database.transaction { () throws(SQLiteError) -> Int in
                         try stamps.materialize(known: reader.stamps)
                         return try PublishWatermark.removePublished(from: database)
-                    }
-                    var chunk = removed
-                    while chunk == PublishWatermark.removalChunk {
-                        chunk = try database.transaction { () throws(SQLiteError) -> Int in try PublishWatermark.removePublished(from: database) }
-                        removed += chunk
                     }
                     if removed > 0 { logger.debug("removed published change-log entries", metadata: ["entries": "\(removed)"]) }
                 } catch {
