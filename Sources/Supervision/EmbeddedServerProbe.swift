@@ -60,12 +60,6 @@ public struct EmbeddedServerProbe: Sendable {
         inFlightSince = nil
     }
 
-    /// The server was replaced: probe the new one as soon as it is ready.
-    public mutating func reset(now: Double) {
-        inFlightSince = nil
-        nextAt = now
-    }
-
     /// When `due` has work next, for the supervisor's poll timeout.
     public var nextDeadline: Double { inFlightSince.map { $0 + timeout } ?? nextAt }
 
