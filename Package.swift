@@ -124,7 +124,7 @@ let package = Package(
         .testTarget(
             name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ApplyPipelineTests", dependencies: ["ApplyPipeline"]),
-        .testTarget(name: "ChangeEventsTests", dependencies: ["ChangeEvents", "SQLiteKit", "TestSupport"]),
+        .testTarget(name: "ChangeEventsTests", dependencies: ["BinaryCoding", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "ChangeLogTests", dependencies: ["ChangeLog", "ChangeEvents", "SQLiteKit", "TestSupport"]),
         .testTarget(name: "NKeysTests", dependencies: ["NKeys", "TestSupport"]),
         .testTarget(name: "WorkerRuntimeTests", dependencies: ["WorkerRuntime"]),

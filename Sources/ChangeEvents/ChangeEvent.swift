@@ -46,18 +46,53 @@ public struct ChangeEvent: Equatable, Sendable {
 
 /// Where a row's changes go: a stable hash of (table, key values) modulo the shard count, 1-based as
 /// HarmonyLite names its streams. One row always maps to one ordered stream.
+///
+/// The hash is FNV-1a over the table's UTF-8 bytes, a zero byte, then each key value as `BinaryWriter`
+/// encodes it (`write(value:)`: its tag, then a big-endian integer or a u32 length and the bytes). The bytes
+/// are mixed as they would be written, without writing them (the capturer computes this for every row).
 public enum Shard {
     public static func of(table: String, key: some Collection<SQLiteValue>, shards: UInt64) -> UInt64 {
-        var hash: UInt64 = 14_695_981_039_346_656_037
-        func mix(_ byte: UInt8) {
-            hash ^= UInt64(byte)
-            hash = hash &* 1_099_511_628_211
+        guard shards > 1 else { return 1 }
+        var hash = FNV1a()
+        for byte in table.utf8 { hash.mix(byte) }
+        hash.mix(0)
+        for value in key {
+            switch value {
+            case .null: hash.mix(ValueTag.null.rawValue)
+            case .integer(let v):
+                hash.mix(ValueTag.integer.rawValue)
+                hash.mix(bigEndian: UInt64(bitPattern: v))
+            case .real(let v):
+                hash.mix(ValueTag.real.rawValue)
+                hash.mix(bigEndian: v.bitPattern)
+            case .text(let bytes), .blob(let bytes):
+                hash.mix(value.isText ? ValueTag.text.rawValue : ValueTag.blob.rawValue)
+                hash.mix(bigEndian: UInt32(truncatingIfNeeded: bytes.count))
+                for byte in bytes { hash.mix(byte) }
+            }
         }
-        for byte in table.utf8 { mix(byte) }
-        mix(0)
-        var writer = BinaryWriter()
-        for value in key { writer.write(value: value) }
-        for byte in writer.bytes { mix(byte) }
-        return hash % max(1, shards) + 1
+        return hash.value % shards + 1
     }
+
+    /// 64-bit FNV-1a.
+    struct FNV1a {
+        private(set) var value: UInt64 = 14_695_981_039_346_656_037
+
+        mutating func mix(_ byte: UInt8) {
+            value ^= UInt64(byte)
+            value = value &* 1_099_511_628_211
+        }
+
+        mutating func mix<T: FixedWidthInteger>(bigEndian integer: T) {
+            var shift = T.bitWidth
+            while shift > 0 {
+                shift -= 8
+                mix(UInt8(truncatingIfNeeded: integer >> shift))
+            }
+        }
+    }
+}
+
+extension SQLiteValue {
+    fileprivate var isText: Bool { if case .text = self { true } else { false } }
 }

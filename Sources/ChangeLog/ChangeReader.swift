@@ -12,7 +12,16 @@ public final class ChangeReader {
     private let globalRead: SQLiteStatement
     /// `PendingStamps.markQuery`, prepared once (it is read at every look).
     private let markRead: SQLiteStatement
-    private var statements: [String: (clock: SQLiteStatement, row: SQLiteStatement)] = [:]
+    private var statements: [String: TableReads] = [:]
+
+    /// Per table: the row clock's and the row's reads, and the event's column names (key columns first),
+    /// made once rather than for every row.
+    private struct TableReads {
+        var clock: SQLiteStatement
+        var row: SQLiteStatement
+        var keyNames: [String]
+        var columns: [String]
+    }
     private let keyWidth: Int
     private var chain = StampChain(base: -1)
     /// Reads a version UNIQUE settlement holds aside (`HeldAsideRows`), prepared when first needed.
@@ -49,6 +58,7 @@ public final class ChangeReader {
         var id: Int64
         var table: TableInfo
         var key: [SQLiteValue]
+        var row: RowIdentity
         /// The entry's stamp when it is not in the row clock yet (nil: read the row clock).
         var pendingStamp: UInt64?
     }
@@ -129,9 +139,8 @@ public final class ChangeReader {
                 skipped += 1
                 continue
             }
-            let identity = RowIdentity(table: entry.table.name, key: entry.key)
-            if let previous = latest[identity] { ordered[previous] = nil }
-            latest[identity] = ordered.count
+            if let previous = latest[entry.row] { ordered[previous] = nil }
+            latest[entry.row] = ordered.count
             ordered.append(entry)
         }
         var events: [ChangeEvent] = []
@@ -148,40 +157,40 @@ public final class ChangeReader {
     /// it is not stamped yet.
     private func entry(_ row: [SQLiteValue], stampedThrough: Int64) throws(SQLiteError) -> Entry? {
         guard let queued = PendingQueue.entry(row, tablesByID: tablesByID) else { return nil }
-        guard queued.id > stampedThrough else { return Entry(id: queued.id, table: queued.table, key: queued.key, pendingStamp: nil) }
-        let clock = try statements(for: queued.table).clock
         let row = RowIdentity(table: queued.table.name, key: queued.key)
+        guard queued.id > stampedThrough else { return Entry(id: queued.id, table: queued.table, key: queued.key, row: row, pendingStamp: nil) }
+        let clock = try statements(for: queued.table).clock
         let stamp = try chain.fold(id: queued.id, row: row, table: queued.table, at: queued.at) { () throws(SQLiteError) -> UInt64? in
-            if case .integer(let value) = try clock.all(queued.key).first?.first { return UInt64(bitPattern: value) }
+            if case .integer(let value) = try clock.first(queued.key)?.first { return UInt64(bitPattern: value) }
             return nil
         }
-        return Entry(id: queued.id, table: queued.table, key: queued.key, pendingStamp: queued.at == nil ? nil : stamp)
+        return Entry(id: queued.id, table: queued.table, key: queued.key, row: row, pendingStamp: queued.at == nil ? nil : stamp)
     }
 
     private func event(for entry: Entry) throws(SQLiteError) -> ChangeEvent? {
         let table = entry.table, key = entry.key
-        let (clockStatement, rowStatement) = try statements(for: table)
+        let reads = try statements(for: table)
+        let (clockStatement, rowStatement) = (reads.clock, reads.row)
         let stamp: UInt64, writer: UInt64, deleted: Bool
         // A pending entry's row is read once: whether it is there is whether it was deleted.
         var read: [SQLiteValue]?
         if let pending = entry.pendingStamp {
             (stamp, writer) = (pending, node)
-            read = try rowStatement.all(key).first
+            read = try rowStatement.first(key)
             deleted = read == nil
-            chain.noteRead(RowIdentity(table: table.name, key: key), exists: !deleted)
+            chain.noteRead(entry.row, exists: !deleted)
         } else {
-            guard let clock = try clockStatement.all(key).first,
+            guard let clock = try clockStatement.first(key),
                 case .integer(let s) = clock[0], case .integer(let w) = clock[1], case .integer(let d) = clock[2]
             else { return nil }
             (stamp, writer, deleted) = (UInt64(bitPattern: s), UInt64(bitPattern: w), d != 0)
         }
-        let keyNames = table.primaryKey.map(\.name)
-        if !deleted, read == nil { read = try rowStatement.all(key).first }
+        let keyNames = reads.keyNames
+        if !deleted, read == nil { read = try rowStatement.first(key) }
         if !deleted, let row = read {
-            let others = table.columns.filter { $0.primaryKeyPosition == 0 }
             return ChangeEvent(
                 changeID: entry.id, table: table.name, operation: .upsert, stamp: stamp,
-                writer: writer, columns: keyNames + others.map(\.name), values: row, keyCount: keyNames.count)
+                writer: writer, columns: reads.columns, values: row, keyCount: keyNames.count)
         }
         if !deleted, entry.pendingStamp == nil, var held = try heldAsideVersion(of: table, key: key, stamp: stamp, writer: writer) {
             // Not in its table but alive: UNIQUE settlement holds this version aside here (a later row holds
@@ -209,25 +218,43 @@ public final class ChangeReader {
         return try? ChangeBatch(decoding: bytes).events.first
     }
 
-    private func statements(for table: TableInfo) throws(SQLiteError) -> (clock: SQLiteStatement, row: SQLiteStatement) {
+    private func statements(for table: TableInfo) throws(SQLiteError) -> TableReads {
         if let cached = statements[table.name] { return cached }
         let q = ChangeLogSchema.quote
         let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
-        let selected = (table.primaryKey + table.columns.filter { $0.primaryKeyPosition == 0 }).map { q($0.name) }.joined(separator: ", ")
-        let pair = (
+        let columns = (table.primaryKey + table.columns.filter { $0.primaryKeyPosition == 0 }).map(\.name)
+        let reads = TableReads(
             clock: try database.prepare(
                 "SELECT \(q(ChangeLogSchema.stampColumn)), \(q(ChangeLogSchema.nodeColumn)), \(q(ChangeLogSchema.deletedColumn)) FROM \(q(ChangeLogSchema.changeLog(of: table.name))) WHERE \(keyMatch)"
             ),
-            row: try database.prepare("SELECT \(selected) FROM \(q(table.name)) WHERE \(keyMatch)")
-        )
-        statements[table.name] = pair
-        return pair
+            row: try database.prepare("SELECT \(columns.map(q).joined(separator: ", ")) FROM \(q(table.name)) WHERE \(keyMatch)"),
+            keyNames: table.primaryKey.map(\.name), columns: columns)
+        statements[table.name] = reads
+        return reads
     }
 }
 
+/// A row: its table and key values. Hashed once, when made (a row's identity is looked up in several
+/// tables per captured row: the stamp chain, the reader's latest entries, the materializer's writes).
 struct RowIdentity: Hashable {
-    var table: String
-    var key: [SQLiteValue]
+    let table: String
+    let key: [SQLiteValue]
+    private let hash: Int
+
+    init(table: String, key: [SQLiteValue]) {
+        self.table = table
+        self.key = key
+        var hasher = Hasher()
+        hasher.combine(table)
+        hasher.combine(key)
+        hash = hasher.finalize()
+    }
+
+    static func == (lhs: RowIdentity, rhs: RowIdentity) -> Bool {
+        lhs.hash == rhs.hash && lhs.table == rhs.table && lhs.key == rhs.key
+    }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 }
 
 /// The capturer's bookkeeping in `__harmonylite___meta`: how far JetStream has acknowledged the queue.

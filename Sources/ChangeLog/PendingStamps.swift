@@ -386,14 +386,14 @@ public final class StampMaterializer {
             if let clampedAt = PendingStamps.clamped(at: at, limit: limit, clampedTo: nowStamp) { at = clampedAt }
             let row = RowIdentity(table: entry.table.name, key: entry.key)
             var previous = fresh[row]?.stamp ?? reused?.lastStamp(of: row)
-            if previous == nil, case .integer(let value) = try clock.all(entry.key).first?.first { previous = UInt64(bitPattern: value) }
+            if previous == nil, case .integer(let value) = try clock.first(entry.key)?.first { previous = UInt64(bitPattern: value) }
             fresh[row] = StampChain.Written(table: entry.table, key: entry.key, stamp: PendingStamps.next(at: at, previous: previous), exists: nil)
             stamped += 1
         }
         func write(_ written: StampChain.Written) throws(SQLiteError) {
             guard let (_, exists, write) = try statements(for: written.table) else { return }
             var there = written.exists
-            if there == nil { there = try !exists.all(written.key).isEmpty }
+            if there == nil { there = try exists.hasRow(written.key) }
             try write.run(written.key + [.integer(Int64(bitPattern: written.stamp)), .integer(node), .integer(there == true ? 0 : 1)])
         }
         if let reused {

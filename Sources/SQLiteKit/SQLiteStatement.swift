@@ -93,6 +93,20 @@ public final class SQLiteStatement {
         return rows
     }
 
+    /// The first row only (a point lookup: no array of rows is built).
+    public func first(_ values: [SQLiteValue] = []) throws(SQLiteError) -> [SQLiteValue]? {
+        try bind(values)
+        defer { sqlite3_reset(handle) }
+        return try step() ? row : nil
+    }
+
+    /// Whether the query returns a row (its columns are not read).
+    public func hasRow(_ values: [SQLiteValue] = []) throws(SQLiteError) -> Bool {
+        try bind(values)
+        defer { sqlite3_reset(handle) }
+        return try step()
+    }
+
     /// Binds and runs a statement that returns no rows.
     public func run(_ values: [SQLiteValue] = []) throws(SQLiteError) {
         try bind(values)

@@ -1,3 +1,4 @@
+import BinaryCoding
 import TestSupport
 import Testing
 
@@ -105,6 +106,38 @@ import Testing
             do { _ = try ChangeBatch(decoding: bytes) } catch { rejected += 1 }
         }
         #expect(rejected > 1000)
+    }
+
+    /// The shard hash mixes each key value's bytes as `BinaryWriter` writes them, without writing them: the
+    /// same shard as hashing the written bytes, over generated keys of every storage class (seeded).
+    @Test func shardIsTheHashOfTheWrittenKey() {
+        func reference(table: String, key: [SQLiteValue], shards: UInt64) -> UInt64 {
+            var hash: UInt64 = 14_695_981_039_346_656_037
+            var writer = BinaryWriter()
+            for value in key { writer.write(value: value) }
+            for byte in Array(table.utf8) + [0] + writer.bytes {
+                hash ^= UInt64(byte)
+                hash = hash &* 1_099_511_628_211
+            }
+            return hash % max(1, shards) + 1
+        }
+        var rng = SplitMix64(seed: 0x5EED_5A4D)
+        for _ in 0..<5000 {
+            let key: [SQLiteValue] = (0..<(1 + rng.next() % 3)).map { _ in
+                let bytes = (0..<(rng.next() % 12)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                switch rng.next() % 5 {
+                case 0: return .null
+                case 1: return .integer(Int64(bitPattern: rng.next()))
+                case 2: return .real(Double(bitPattern: rng.next()))
+                case 3: return .text(bytes)
+                default: return .blob(bytes)
+                }
+            }
+            let table = ["t", "books", "ünïcode", ""][Int(rng.next() % 4)]
+            for shards: UInt64 in [1, 2, 3, 4, 7, 16] {
+                #expect(Shard.of(table: table, key: key, shards: shards) == reference(table: table, key: key, shards: shards))
+            }
+        }
     }
 
     @Test func shardsAreStableAndSpread() {
