@@ -118,7 +118,7 @@ let package = Package(
 
         // Tests: unit targets per library (no processes, seconds), one integration target for processes and clusters.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "TestSupport"]),
+        .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "SystemCalls", "TestSupport"]),
         .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "Logs", "TestSupport"]),
         .testTarget(name: "LogsTests", dependencies: ["Logs", "ChangeEvents"]),
         .testTarget(

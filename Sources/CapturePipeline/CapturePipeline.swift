@@ -32,7 +32,7 @@ public struct CapturePipeline: Sendable {
         /// reads many (one message, one apply on every node) instead of one per commit.
         public var lookInterval = 0.001
         /// After a file event, look again after each of these delays (cumulative) until a look sees a commit.
-        public var recheckDelays: [Double] = [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128]
+        public var recheckDelays: [Double] = [0.000_25, 0.000_5, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128]
         /// A look at this interval whatever the events said (bounds the lag of a commit no event announced).
         public var safetyLookInterval = 1.0
         /// HarmonyLite's `polling_interval` (seconds; 0: none): a look at this interval too.

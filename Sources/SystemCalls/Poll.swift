@@ -1,3 +1,5 @@
+import CPosix
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,6 +16,17 @@ public enum Poll {
         let code = errno
         if code == EINTR { return nil }
         throw SystemError(call: "poll", code: code)
+    }
+
+    /// Waits up to `timeoutMicroseconds` (negative: no limit), with ppoll(2)'s microsecond timeout: a worker's
+    /// loop waits for deadlines a fraction of a millisecond away (the capturer's first recheck of a commit
+    /// that was not visible yet), which poll(2)'s whole milliseconds would round up to 1–2 ms.
+    public static func wait(_ descriptors: inout [pollfd], timeoutMicroseconds: Int64) throws(SystemError) -> Int? {
+        let result = hl_poll_microseconds(&descriptors, UInt(descriptors.count), timeoutMicroseconds)
+        if result >= 0 { return Int(result) }
+        let code = errno
+        if code == EINTR { return nil }
+        throw SystemError(call: "ppoll", code: code)
     }
 
     /// A descriptor to watch for `events` (`POLLIN` by default).

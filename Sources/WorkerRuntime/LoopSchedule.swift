@@ -14,12 +14,12 @@ public struct LoopSchedule: Sendable, Equatable {
         self.heartbeatInterval = heartbeatInterval
     }
 
-    /// How long to wait at `now` for events, in whole milliseconds, rounded up so that the wait never ends
-    /// before `deadline` (a wait that ended a fraction early would wake up only to wait 0 ms again).
-    public func waitMilliseconds(now: Double, deadline: Double?) -> Int32 {
+    /// How long to wait at `now` for events, in whole microseconds, rounded up so that the wait never ends
+    /// before `deadline` (a wait that ended a fraction early would wake up only to wait 0 again).
+    public func waitMicroseconds(now: Double, deadline: Double?) -> Int64 {
         let wakeAt = min(nextHeartbeat, deadline ?? .infinity)
-        let milliseconds = ((wakeAt - now) * 1000).rounded(.up)
-        return Int32(max(0, min(milliseconds, Double(Int32.max))))
+        let microseconds = ((wakeAt - now) * 1_000_000).rounded(.up)
+        return Int64(max(0, min(microseconds, Double(Int32.max))))
     }
 
     public struct Due: Equatable, Sendable {

@@ -126,10 +126,10 @@ public final class WorkerRuntime {
             if let stop = pendingStop { return stop }
             // Read once, before the wait: see `LoopSchedule`.
             let deadline = handler.nextDeadline
-            let timeout = schedule.waitMilliseconds(now: monotonicSeconds(), deadline: deadline)
+            let timeout = schedule.waitMicroseconds(now: monotonicSeconds(), deadline: deadline)
             var descriptors = [Poll.watch(connection.fd), Poll.watch(signals.fd)] + handler.descriptors
             do {
-                _ = try Poll.wait(&descriptors, timeoutMilliseconds: timeout)
+                _ = try Poll.wait(&descriptors, timeoutMicroseconds: timeout)
             } catch {
                 throw WorkerError(.loop, "the worker's loop cannot wait for events", cause: error)
             }

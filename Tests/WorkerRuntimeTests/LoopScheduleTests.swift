@@ -15,8 +15,8 @@ import Testing
         for _ in 0..<1000 {
             let deadline = clock  // computed from the clock by the handler
             clock += 0.000_002  // the loop reads the clock a moment later
-            let wait = schedule.waitMilliseconds(now: clock, deadline: deadline)
-            clock += Double(wait) / 1000 + 0.000_003
+            let wait = schedule.waitMicroseconds(now: clock, deadline: deadline)
+            clock += Double(wait) / 1_000_000 + 0.000_003
             let due = schedule.due(now: clock, deadline: deadline)
             if due.tick { ticks += 1 } else if wait == 0 { zeroWaitsWithoutTick += 1 }
         }
@@ -28,11 +28,13 @@ import Testing
         var schedule = LoopSchedule(now: 0, heartbeatInterval: 1.25)
         _ = schedule.due(now: 0, deadline: nil)
         #expect(schedule.nextHeartbeat == 1.25)
-        #expect(schedule.waitMilliseconds(now: 0, deadline: nil) == 1250)
-        #expect(schedule.waitMilliseconds(now: 0, deadline: 0.0004) == 1)  // never ends before the deadline
-        #expect(schedule.waitMilliseconds(now: 0, deadline: 0.2) == 200)
-        #expect(schedule.waitMilliseconds(now: 0, deadline: 5) == 1250)
-        #expect(schedule.waitMilliseconds(now: 2, deadline: 1) == 0)
+        #expect(schedule.waitMicroseconds(now: 0, deadline: nil) == 1_250_000)
+        #expect(schedule.waitMicroseconds(now: 0, deadline: 0.000_400_2) == 401)  // never ends before the deadline
+        #expect((250...251).contains(schedule.waitMicroseconds(now: 0, deadline: 0.000_25)))  // a fraction of a millisecond
+        #expect(schedule.waitMicroseconds(now: 0, deadline: 0.2) == 200_000)
+        #expect(schedule.waitMicroseconds(now: 0, deadline: 5) == 1_250_000)
+        #expect(schedule.waitMicroseconds(now: 2, deadline: 1) == 0)
+        #expect(schedule.waitMicroseconds(now: 0, deadline: 1e12) == 1_250_000)
     }
 
     @Test func ticksAtTheHeartbeatAndWhenTheDeadlinePassedOnly() {
