@@ -357,8 +357,16 @@ public final class StampMaterializer {
     /// found (or found gone) is not looked up again. So the write lock, which the application may be waiting
     /// for, is held for little more than the row clocks' writes. Ignored unless computed from this very mark
     /// and a bound on the application's clock no looser than this one.
+    ///
+    /// `onlyKnown`: with usable `known` stamps, materialize only the entries they cover (the queue's prefix the
+    /// reader read) and move `stamped_through` to the last of them; the entries queued since stay pending. A
+    /// prefix is stamped exactly as the whole queue would stamp it (each stamp depends only on the entries
+    /// before it), and the entries after it are stamped later from these row clocks, so nothing else changes;
+    /// under the write lock there is then no read of the queue, of row clocks or of rows at all. The
+    /// capturer's watermark and cleanup pass it: at saturation the entries queued between its read and its
+    /// write lock were thousands, each read and looked up while the application waited.
     @discardableResult
-    public func materialize(now: Int64 = ClockBound.systemNow(), known: StampChain? = nil) throws(SQLiteError) -> Int {
+    public func materialize(now: Int64 = ClockBound.systemNow(), known: StampChain? = nil, onlyKnown: Bool = false) throws(SQLiteError) -> Int {
         let (mark, last) = try queue.marks()
         guard last > mark else { return 0 }
         // The bound on the application's clock: beyond it, the queue's `at` is rewritten to the node's now
@@ -366,7 +374,9 @@ public final class StampMaterializer {
         let bound = clampsApplicationClock ? try PendingStamps.clockBound(in: database) : nil
         let limit = bound?.limit(now: now) ?? .max
         let reused = known.flatMap { $0.base == mark && $0.through > mark && $0.through <= last && $0.stampLimit <= limit ? $0 : nil }
-        let entries = try queue.entries(after: reused?.through ?? mark)
+        let through = onlyKnown ? reused?.through ?? last : last
+        try queue.refresh()  // the node the clocks are written by, even when no entry is read here
+        let entries = through > (reused?.through ?? mark) ? try queue.entries(after: reused?.through ?? mark) : []
         let nowStamp = ClockBound.stamp(milliseconds: UInt64(max(0, now)))
         if limit != .max, entries.contains(where: { ($0.at ?? 0) > limit }) {
             clamped += try PendingStamps.clampPending(limit: limit, clampedTo: nowStamp, in: database)
@@ -400,7 +410,7 @@ public final class StampMaterializer {
             for (row, written) in reused.written where fresh[row] == nil { try write(written) }
         }
         for written in fresh.values { try write(written) }
-        try PendingStamps.setStampedThrough(last, in: database)
+        try PendingStamps.setStampedThrough(through, in: database)
         return stamped
     }
 

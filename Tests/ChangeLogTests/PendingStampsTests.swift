@@ -62,12 +62,57 @@ import Testing
         #expect(try db.rows("SELECT id, k1, at IS NOT NULL FROM __harmonylite___change_log_global WHERE id > 2") == [["3", "9", "1"]])
     }
 
+    /// `onlyKnown`: the capturer's watermark stamps the entries its reader read, and no more; what was queued
+    /// after the read stays pending with the same stamps a whole-queue materialization gives it.
+    @Test func onlyKnownStampsThePrefixTheReaderRead() throws {
+        let path = directory.path + "/prefix.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT);")
+        let db = try SQLiteDatabase(existingPath: path)
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        _ = try runCommand("/usr/bin/sqlite3", [path, "INSERT INTO kv VALUES (1, 'a'); INSERT INTO kv VALUES (2, 'b'); UPDATE kv SET v = 'c' WHERE k = 1;"])
+        let reader = try ChangeReader(database: db, installation: installation)
+        let read = try reader.pending(after: 0, limit: 100)
+        let readThrough = try #require(read.throughID)
+        _ = try runCommand("/usr/bin/sqlite3", [path, "UPDATE kv SET v = 'd' WHERE k = 1; DELETE FROM kv WHERE k = 2; INSERT INTO kv VALUES (3, 'e');"])
+        let materializer = StampMaterializer(database: db)
+        let stamped = try db.transaction { () throws(SQLiteError) -> Int in try materializer.materialize(known: reader.stamps, onlyKnown: true) }
+        #expect(stamped == 3)
+        #expect(try PendingStamps.stampedThrough(in: db) == readThrough)
+        let clocks = "SELECT k, __harmonylite__hlc, __harmonylite__deleted FROM __harmonylite__kv_change_log ORDER BY k"
+        let published = Dictionary(uniqueKeysWithValues: read.events.map { ($0.key, $0.stamp) })
+        #expect(
+            try db.rows(clocks) == [
+                ["1", "\(Int64(bitPattern: published[[.integer(1)]]!))", "0"], ["2", "\(Int64(bitPattern: published[[.integer(2)]]!))", "0"],
+            ])
+        // The rest, stamped later, gets what stamping the whole queue at once gives (a copy of the database).
+        try db.execute("VACUUM INTO '\(directory.path)/prefix-copy.db'")
+        let copy = try SQLiteDatabase(existingPath: directory.path + "/prefix-copy.db")
+        try copy.execute("DELETE FROM __harmonylite__kv_change_log; UPDATE __harmonylite___meta SET value = 0 WHERE key = 'stamped_through'")
+        _ = try copy.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: copy).materialize() }
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try materializer.materialize() }
+        #expect(try db.rows(clocks) == copy.rows(clocks))
+        #expect(try db.rows(clocks).map { $0[2] } == ["0", "1", "0"])
+    }
+
     /// A seeded random run of application writes, capturer reads (with rewinds and restarts), watermark
     /// stores, cleanups and remote batches applied, against a model of the row clocks: every stamp the
     /// capturer publishes for an entry not yet stamped is the one the row clock later gets, and the row
     /// clocks end as the model says.
     @Test(arguments: 1...16)
     func publishedStampsAreTheStampsTheRowClocksGet(seed: UInt64) throws {
+        _ = try stampRun(seed: seed, readAndWriteBeforeEachStore: false)
+    }
+
+    /// The same, each watermark store coming right after a read and a write: the reader's stamps are usable
+    /// and entries were queued after its read, so `onlyKnown` stamps a prefix and leaves the rest pending.
+    @Test(arguments: 101...116)
+    func prefixStampsAreTheStampsTheRowClocksGet(seed: UInt64) throws {
+        let prefixes = try stampRun(seed: seed, readAndWriteBeforeEachStore: true)
+        #expect(prefixes > 0, "seed \(seed): no watermark store stamped a prefix")
+    }
+
+    /// One seeded run; returns how many watermark stores left entries pending (stamped a prefix).
+    private func stampRun(seed: UInt64, readAndWriteBeforeEachStore: Bool) throws -> Int {
         var rng = SplitMix64(seed: seed)
         let path = directory.path + "/n\(seed).db"
         try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT);")
@@ -84,19 +129,10 @@ import Testing
         var pendingRows = PendingRows()
         let pendingQueue = PendingQueue(database: capturerDB)
         var pendingSeen = 0
+        var prefixes = 0  // steps that left entries after the reader's pending (the prefix path taken)
 
-        for _ in 0..<60 {
-            defer {
-                // Read incrementally, the set is the one a full read from the mark gives.
-                var full = PendingRows()
-                #expect(throws: Never.self) {
-                    try pendingRows.update(from: pendingQueue, in: capturerDB)
-                    try full.update(from: PendingQueue(database: capturerDB), in: capturerDB)
-                }
-                #expect(pendingRows.rows == full.rows, "seed \(seed)")
-                pendingSeen += full.rows.count
-            }
-            switch rng.next() % 8 {
+        func step(_ choice: UInt64, readLimit: Int? = nil) throws {
+            switch choice {
             case 0, 1, 2:
                 var sql = "BEGIN;"
                 for _ in 0..<(1 + rng.next() % 6) {
@@ -116,7 +152,7 @@ import Testing
                 }
             case 3, 4:
                 let stampedThrough = try PendingStamps.stampedThrough(in: capturerDB)
-                let read = try reader.pending(after: readThrough, limit: Int(1 + rng.next() % 8))
+                let read = try reader.pending(after: readThrough, limit: readLimit ?? Int(1 + rng.next() % 8))
                 for event in read.events {
                     guard case .integer(let key) = event.key.first else { continue }
                     let expected =
@@ -131,13 +167,18 @@ import Testing
                 // The capturer stores the watermark (stamping what is pending, mostly with the stamps its
                 // reader computed), sometimes cleans up.
                 watermark = readThrough
-                let known = rng.next() % 4 == 0 ? nil : reader.stamps
+                // Half of those stamp only the entries the reader read (the prefix its stamps cover).
+                let known = rng.next() % 4 == 0 && !readAndWriteBeforeEachStore ? nil : reader.stamps
+                let onlyKnown = rng.next() % 2 == 0 || readAndWriteBeforeEachStore
                 try capturerDB.transaction { () throws(SQLiteError) in
-                    try materializer.materialize(known: known)
+                    try materializer.materialize(known: known, onlyKnown: onlyKnown)
                     try PublishWatermark.write(watermark, to: capturerDB)
                     if rng.next() % 2 == 0 { try PublishWatermark.removePublished(from: capturerDB) }
                 }
-                try model.materialize(checking: published)
+                let stampedThrough = try PendingStamps.stampedThrough(in: capturerDB)
+                #expect(stampedThrough == model.queued || (onlyKnown && stampedThrough == known?.through), "seed \(seed)")
+                if stampedThrough < model.queued { prefixes += 1 }
+                try model.materialize(through: stampedThrough, checking: published)
             case 6:
                 // A remote batch; the applier stamps what is pending first.
                 let now = UInt64(Date().timeIntervalSince1970 * 1000) << 16
@@ -167,6 +208,24 @@ import Testing
                 readThrough = watermark
             }
         }
+        for _ in 0..<60 {
+            defer {
+                // Read incrementally, the set is the one a full read from the mark gives.
+                var full = PendingRows()
+                #expect(throws: Never.self) {
+                    try pendingRows.update(from: pendingQueue, in: capturerDB)
+                    try full.update(from: PendingQueue(database: capturerDB), in: capturerDB)
+                }
+                #expect(pendingRows.rows == full.rows, "seed \(seed)")
+                pendingSeen += full.rows.count
+            }
+            let choice = rng.next() % 8
+            if readAndWriteBeforeEachStore && choice == 5 {
+                try step(3, readLimit: 64)  // a capturer that has caught up
+                try step(0)
+            }
+            try step(choice)
+        }
         #expect(pendingSeen > 0, "seed \(seed): no step left a local write pending")
         _ = try capturerDB.transaction { () throws(SQLiteError) -> Int in try materializer.materialize() }
         try model.materialize(checking: published)
@@ -181,6 +240,7 @@ import Testing
         let wrongFlags = try capturerDB.scalarInteger(
             "SELECT count(*) FROM __harmonylite__kv_change_log c WHERE c.__harmonylite__deleted != NOT EXISTS (SELECT 1 FROM kv WHERE kv.k = c.k)")
         #expect(wrongFlags == 0, "seed \(seed)")
+        return prefixes
     }
 }
 
@@ -208,12 +268,17 @@ private struct ClockModel {
     }
 
     mutating func materialize(checking published: [Int64: (stamp: UInt64, writer: UInt64)]) throws {
-        for entry in entries where entry.id > stampedThrough {
+        try materialize(through: queued, checking: published)
+    }
+
+    /// Stamps the entries up to `through` only (a prefix of the queue), as the capturer's `onlyKnown` does.
+    mutating func materialize(through: Int64, checking published: [Int64: (stamp: UInt64, writer: UInt64)]) throws {
+        for entry in entries where entry.id > stampedThrough && entry.id <= through {
             let stamp = PendingStamps.next(at: entry.at, previous: materialized[entry.key]?.stamp)
             if let seen = published[entry.id] { #expect(seen.stamp == stamp, "entry \(entry.id) was published with another stamp") }
             materialized[entry.key] = (stamp, 1)
         }
-        stampedThrough = max(stampedThrough, queued)
+        stampedThrough = max(stampedThrough, through)
     }
 
     mutating func applyRemote(key: Int64, stamp: UInt64, writer: UInt64) {
