@@ -92,6 +92,46 @@ private func batch(_ n: Int) -> CapturePipeline.UnnumberedBatch {
         #expect(h.sent.map(\.messageID) == ["m1", "m2"])
     }
 
+    /// Commits at `rate` per second, one entry each, each announced by its file event; every look reads all
+    /// that is committed. Returns the entries per read and each commit's wait until the look that read it.
+    private func stream(rate: Double, seconds: Double = 0.2) -> (entriesPerRead: [Int64], waits: [Double]) {
+        var h = Harness()
+        h.connect()
+        h.runUntil(h.now + 0.5) { _, _ in .nothingNew }
+        let start = h.now
+        var reads: [Int64] = []
+        var waits: [Double] = []
+        let commits = Int(rate * seconds)
+        func committed(by now: Double) -> Int64 { Int64(min(Double(commits), ((now - start) * rate).rounded(.down) + 1)) }
+        for index in 0..<commits {
+            let at = start + Double(index) / rate
+            h.runUntil(at) { through, now in
+                let last = committed(by: now - 1e-9)
+                guard last > through else { return .nothingNew }
+                reads.append(last - through)
+                for entry in (through + 1)...last { waits.append(now - (start + Double(entry - 1) / rate)) }
+                return .read(throughID: last, batches: [batch(Int(last % 200))])
+            }
+            h.pipeline.databaseTouched(now: at)
+        }
+        return (reads, waits)
+    }
+
+    /// A stream of single-row commits is read a hundred or so at a time, not a few dozen: looks 4 ms apart
+    /// once a look finds 16 entries or more; a trickle is read as it comes (looks stay 1 ms apart at most).
+    @Test func aStreamOfSmallCommitsIsReadInLargerBatchesATrickleAtOnce() {
+        let busy = stream(rate: 25_000)
+        let steady = busy.entriesPerRead.dropFirst(3)
+        #expect(!steady.isEmpty && steady.allSatisfy { $0 >= 80 }, "\(busy.entriesPerRead)")
+        #expect(busy.waits.max()! <= 0.0045)
+        let trickle = stream(rate: 1_000, seconds: 0.5)
+        #expect(trickle.entriesPerRead.allSatisfy { $0 <= 2 }, "\(trickle.entriesPerRead)")
+        #expect(trickle.waits.max()! <= 0.0011)
+        // Between the two, reads stay under the batching size and looks 1 ms apart.
+        let moderate = stream(rate: 8_000)
+        #expect(moderate.entriesPerRead.dropFirst(3).allSatisfy { $0 < 16 }, "\(moderate.entriesPerRead)")
+    }
+
     /// Idle: no events, nothing to do but one look per safety interval (and cleanup), no spinning.
     @Test func idleCostsOneLookPerSecond() {
         var h = Harness()
