@@ -62,8 +62,8 @@ extension SupervisorReport {
             return [:]
         case .stopRequested(let reason, _):
             return ["reason": "\(reason)"]
-        case .stopped(let role, let status), .stoppedForRestore(let role, let status):
-            return ["child": "\(role)", "status": "\(status)"]
+        case .stopped(let role, let pid, let status), .stoppedForRestore(let role, let pid, let status):
+            return ["child": "\(role)", "child_pid": "\(pid)", "status": "\(status)"]
         case .endedWhileStopping(let role, let end), .endedWhileRestoreStops(let role, let end):
             return end.metadata(role).merging(["child": "\(role)"]) { $1 }
         case .stopTimedOut(let role, let pid, let timeout):

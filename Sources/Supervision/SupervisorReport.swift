@@ -14,7 +14,7 @@ public enum SupervisorReport: Equatable, Sendable {
     /// stopping anyway.
     case stopRequested(reason: StopCause, alreadyStopping: Bool)
     /// A child stopped as asked, for the node's stop.
-    case stopped(WorkerRole, ExitStatus)
+    case stopped(WorkerRole, pid: Int32, ExitStatus)
     /// A child ended on its own while the node stops.
     case endedWhileStopping(WorkerRole, ChildEnd)
     /// A child asked to stop did not within its `stop_timeout`: it is killed.
@@ -51,7 +51,7 @@ public enum SupervisorReport: Equatable, Sendable {
     /// A worker found changes missing again, past its restart budget: restores did not cure it, the node stops.
     case restoresExhausted(askedBy: WorkerRole, note: String, limit: RestartLimit)
     /// A child stopped for the in-place restore.
-    case stoppedForRestore(WorkerRole, ExitStatus)
+    case stoppedForRestore(WorkerRole, pid: Int32, ExitStatus)
     /// A child ended on its own while the restore stops it: the restore starts it again.
     case endedWhileRestoreStops(WorkerRole, ChildEnd)
     /// The in-place restore is over and every child is ready.

@@ -320,14 +320,14 @@ public struct SupervisorStateMachine {
             if case .stopping = phase, purpose != .shutdown {
                 // Stopped for a reload or a restore that the node's stop overtook: not started again.
                 children[index].state = .notStarted
-                actions.append(.report(.stopped(name, status)))
+                actions.append(.report(.stopped(name, pid: pid, status)))
                 continueShutdown(now: now, into: &actions)
                 return
             }
             switch purpose {
             case .shutdown:
                 children[index].state = .notStarted
-                actions.append(.report(.stopped(name, status)))
+                actions.append(.report(.stopped(name, pid: pid, status)))
                 continueShutdown(now: now, into: &actions)
                 return
             case .reload:
@@ -339,7 +339,7 @@ public struct SupervisorStateMachine {
             case .restore:
                 children[index].state = .notStarted
                 children[index].restarts += 1
-                actions.append(.report(.stoppedForRestore(name, status)))
+                actions.append(.report(.stoppedForRestore(name, pid: pid, status)))
                 continueRestore(now: now, into: &actions)
                 return
             case .hung:

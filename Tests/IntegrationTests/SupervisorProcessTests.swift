@@ -47,8 +47,8 @@ extension ProcessTests {
             // Drained in reverse start order.
             let log = node.log
             let stops = ["capturer", "applier", "snapshotter", "broker", "nats"]
-                .map { log.range(of: "[supervisor] \(SupervisorMessage.stopped) child=\($0) status=")?.lowerBound }
-            #expect(log.contains("\(SupervisorMessage.stopped) child=nats status=exited with status 0"))
+                .map { log.range(of: "[supervisor] \(SupervisorMessage.stopped) child=\($0) child_pid=\(children[$0] ?? 0) status=")?.lowerBound }
+            #expect(log.contains("\(SupervisorMessage.stopped) child=nats child_pid=\(children["nats"] ?? 0) status=exited with status 0"))
             #expect(stops.allSatisfy { $0 != nil })
             #expect(stops.compactMap { $0 } == stops.compactMap { $0 }.sorted())
         }

@@ -124,7 +124,7 @@ import Testing
         #expect(
             machine.handle(.exited(pid: 104, status: .exited(0), note: ""), now: 31)
                 == [
-                    .report(.stoppedForRestore(.capturer, .exited(0))),
+                    .report(.stoppedForRestore(.capturer, pid: 104, .exited(0))),
                     .notify(.status(.restorerRestoring(.snapshotter))),
                     .spawnToRestore(child: .snapshotter, reason: "applier found changes missing from the streams"),
                 ])

@@ -181,7 +181,7 @@ import Testing
             drained = machine.handle(.exited(pid: Int32(pid), status: .exited(0), note: ""), now: now)
         }
         #expect(drained.contains(.exit(code: 1)))
-        #expect(Self.reports(drained) == [.stopped(.nats, .exited(0)), .allStopped])
+        #expect(Self.reports(drained) == [.stopped(.nats, pid: 100, .exited(0)), .allStopped])
         #expect(machine.hasExited)
     }
 
