@@ -155,6 +155,8 @@ public struct EmbeddedServerMachine: Sendable {
 
     /// The client port every restart listens on: the one the first ready server got.
     public private(set) var pinnedClientPort: Int?
+    /// A server was ready (the workers started): later ones do not wait for the meta leader.
+    private(set) var hadReadyServer = false
     var server: Server = .none
     /// The probe problem last reported (each one once in a row).
     var probeProblem: Report?
@@ -273,9 +275,8 @@ public struct EmbeddedServerMachine: Sendable {
     private mutating func portsFile(pid: Int32, clientPort: Int?, monitoring: Address?, now: Double) -> [Action] {
         // Untrusted bytes: a port outside 1…65535 counts as not written yet.
         guard case .starting(pid, _) = server, let clientPort, (1...65535).contains(clientPort) else { return [] }
-        let firstServer = pinnedClientPort == nil
         pinnedClientPort = clientPort
-        if awaitsMetaCurrency, firstServer, let monitoring {
+        if awaitsMetaCurrency, !hadReadyServer, let monitoring {
             server = .catchingUp(CatchUp(pid: pid, clientPort: clientPort, monitoring: monitoring, since: now, nextCheck: now))
             return metaCheckDue(now: now)
         }
@@ -284,6 +285,7 @@ public struct EmbeddedServerMachine: Sendable {
 
     /// The server is ready: probed from now on.
     private mutating func listening(pid: Int32, clientPort: Int, monitoring: Address?, now: Double) -> [Action] {
+        hadReadyServer = true
         server = .ready(pid: pid, monitoring: monitoring, probe: EmbeddedServerProbe(heartbeatTimeout: heartbeatTimeout, now: now))
         var actions: [Action] = monitoring == nil ? [.report(.notProbed)] : []
         actions.append(.serverReady(pid: pid, clientPort: clientPort, monitoring: monitoring))

@@ -181,6 +181,19 @@ import Testing
                 .serverReady(pid: 100, clientPort: 4222, monitoring: Self.monitoring)))
     }
 
+    /// Until a server was ready, a replacement waits for the meta leader too (the workers have not started).
+    @Test func aServerReplacingOneThatNeverCaughtUpWaitsToo() {
+        var machine = Machine(storeDirectory: Self.store, heartbeatTimeout: 20, places: [], now: 0, awaitsMetaCurrency: true)
+        _ = machine.handle(.spawned(pid: 100), now: 0)
+        _ = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: [Self.monitoring]), now: 0)
+        _ = machine.handle(.exited(pid: 100), now: 1)
+        #expect(machine.handle(.starting, now: 2) == [.writeConfiguration(clientPort: 4222)])
+        _ = machine.handle(.spawned(pid: 101), now: 2)
+        #expect(
+            machine.handle(.portsFile(pid: 101, clientPort: 4222, monitoring: [Self.monitoring]), now: 2)
+                == [.checkMetaCurrency(pid: 101, address: Self.monitoring)])
+    }
+
     @Test func aCatchingUpServerThatExitsIsNoLongerWaitedFor() {
         var machine = Machine(storeDirectory: Self.store, heartbeatTimeout: 20, places: [], now: 0, awaitsMetaCurrency: true)
         _ = machine.handle(.spawned(pid: 100), now: 0)
