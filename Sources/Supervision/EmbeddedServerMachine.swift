@@ -14,7 +14,13 @@ import HarmonyConfig
 ///   route and leaf ports come from the configuration and never change.
 /// - **Ready.** A started server is ready once its ports file names its client port; the file is read every
 ///   `portsFileInterval` until it does. The file is named after the server's pid, so an earlier server's is
-///   never taken for it.
+///   never taken for it. In a cluster (`awaitsMetaCurrency`), the node's first server is ready only once it is
+///   also current with the JetStream meta leader (`EmbeddedServerProbe.metaCurrencyPath`, asked every
+///   `metaCheckInterval`): a node that says ready has its cluster's streams, so a rolling procedure's "wait until
+///   ready" waits for the meta layer too. Without it, a server that started with no cluster state (`$SYS` moved
+///   aside in the upgrade from upstream) said ready at once, and the next node's switch left two servers without
+///   the state, a majority that elected a leader without the streams' assignments (docs/upgrading-from-harmonylite.md).
+///   A restarted server is ready as before: the workers are running and keep going.
 /// - **Liveness.** Once ready, its monitoring endpoint is probed (`EmbeddedServerProbe`: cadence, timeout,
 ///   verdict). An answer is a life sign; a refused, failed or unanswered probe, an answer that is not HTTP and
 ///   one that says JetStream is disabled are not, so the supervisor's machine restarts a server silent for
@@ -53,6 +59,8 @@ public struct EmbeddedServerMachine: Sendable {
         /// The ports file of `pid`, as read for `readPortsFile`: the client port (nil: not written yet) and the
         /// addresses of the monitoring endpoint (`probeAddress` chooses the one probed).
         case portsFile(pid: Int32, clientPort: Int?, monitoring: [Address])
+        /// A check started by `checkMetaCurrency` for the server `pid` ended.
+        case metaCurrencyChecked(pid: Int32, ProbeResult)
         /// A probe started by `startProbe` for the server `pid` ended.
         case probeFinished(pid: Int32, ProbeResult)
         /// The supervisor's state machine kills `pid`.
@@ -75,6 +83,9 @@ public struct EmbeddedServerMachine: Sendable {
         case serverReady(pid: Int32, clientPort: Int, monitoring: Address?)
         /// Start `GET EmbeddedServerProbe.path` at `address` for the server `pid`; answer with `probeFinished`.
         case startProbe(pid: Int32, address: Address)
+        /// Start `GET EmbeddedServerProbe.metaCurrencyPath` at `address` for the server `pid`; answer with
+        /// `metaCurrencyChecked`.
+        case checkMetaCurrency(pid: Int32, address: Address)
         /// Drop the probe in flight: no answer is waited for any more (it took too long, or its server is gone).
         case dropProbe
         /// The server is alive: a life sign for the supervisor's machine.
@@ -105,6 +116,22 @@ public struct EmbeddedServerMachine: Sendable {
         case storeSpace(StoreCheck, path: String, freeBytes: UInt64, full: Bool)
         /// A watched filesystem ran full, or has space again.
         case disk(DiskSpaceWatch.Report)
+        /// The node's first server listens but is not current with the JetStream meta leader yet: the node is not
+        /// ready. Said at the first answer and whenever the reason changes.
+        case waitingForMetaLeader(reason: String)
+        /// It is current now, `waitedSeconds` after it listened.
+        case metaCurrent(waitedSeconds: Double)
+    }
+
+    /// The node's first server, listening, until it is current with the meta leader.
+    struct CatchUp: Equatable {
+        var pid: Int32
+        var clientPort: Int
+        var monitoring: Address
+        var since: Double
+        var nextCheck: Double
+        var inFlightSince: Double?
+        var said: String?
     }
 
     enum Server {
@@ -112,28 +139,42 @@ public struct EmbeddedServerMachine: Sendable {
         /// Started; its ports file is read at `nextRead` until it names the client port.
         case starting(pid: Int32, nextRead: Double)
         /// Listening; probed when `monitoring` is known.
+        /// Listening, not current with the meta leader yet (first server in a cluster only).
+        case catchingUp(CatchUp)
+        /// Listening; probed when `monitoring` is known.
         case ready(pid: Int32, monitoring: Address?, probe: EmbeddedServerProbe)
     }
+
+    /// Seconds between meta-currency checks of a catching-up server.
+    public static let metaCheckInterval = 0.5
+    /// Seconds after which an unanswered meta-currency check is abandoned (and another one sent).
+    public static let metaCheckTimeout = 2.0
 
     /// Seconds between reads of a starting server's ports file.
     public static let portsFileInterval = 0.02
 
     /// The client port every restart listens on: the one the first ready server got.
     public private(set) var pinnedClientPort: Int?
+    /// A server was ready (the workers started): later ones do not wait for the meta leader.
+    private(set) var hadReadyServer = false
     var server: Server = .none
     /// The probe problem last reported (each one once in a row).
     var probeProblem: Report?
     var diskWatch: DiskSpaceWatch
     let storeDirectory: String
     let heartbeatTimeout: Double
+    /// The server is one of a JetStream cluster: the first one is ready once current with the meta leader.
+    let awaitsMetaCurrency: Bool
 
     /// - Parameters:
     ///   - storeDirectory: the embedded JetStream store (measured when the server wedges or is killed).
     ///   - heartbeatTimeout: `[workers.nats] heartbeat_timeout` in seconds (the probe's cadence and timeout).
     ///   - places: the filesystems to watch (`watchedPlaces`).
-    public init(storeDirectory: String, heartbeatTimeout: Double, places: [DiskSpaceWatch.Place], now: Double) {
+    ///   - awaitsMetaCurrency: the server has cluster routes (`-cluster-addr`/`-cluster-peers`).
+    public init(storeDirectory: String, heartbeatTimeout: Double, places: [DiskSpaceWatch.Place], now: Double, awaitsMetaCurrency: Bool = false) {
         self.storeDirectory = storeDirectory
         self.heartbeatTimeout = heartbeatTimeout
+        self.awaitsMetaCurrency = awaitsMetaCurrency
         diskWatch = DiskSpaceWatch(places: places, now: now)
     }
 
@@ -160,6 +201,7 @@ public struct EmbeddedServerMachine: Sendable {
         let disks = diskWatch.places.isEmpty ? Double.infinity : diskWatch.nextAt
         switch server {
         case .starting(_, let nextRead): return min(nextRead, disks)
+        case .catchingUp(let catchUp): return min(catchUp.inFlightSince.map { $0 + Self.metaCheckTimeout } ?? catchUp.nextCheck, disks)
         case .ready(_, .some, let probe): return min(probe.nextDeadline, disks)
         case .ready, .none: return disks
         }
@@ -178,6 +220,8 @@ public struct EmbeddedServerMachine: Sendable {
             return portsFile(pid: pid, clientPort: clientPort, monitoring: Self.probeAddress(monitoring), now: now)
         case .probeFinished(let pid, let result):
             return probeFinished(pid: pid, result, now: now)
+        case .metaCurrencyChecked(let pid, let result):
+            return metaCurrencyChecked(pid: pid, result, now: now)
         case .killing(let pid):
             guard case .ready(pid, _, _) = server else { return [] }
             return [.measureStoreSpace(.killing)]
@@ -200,6 +244,8 @@ public struct EmbeddedServerMachine: Sendable {
                 server = .starting(pid: pid, nextRead: now + Self.portsFileInterval)
                 actions.append(.readPortsFile(pid: pid))
             }
+        case .catchingUp:
+            actions += metaCheckDue(now: now)
         case .ready(_, nil, _):
             // Not probed: the process being alive is all there is to know.
             actions.append(.lifeSign)
@@ -215,6 +261,9 @@ public struct EmbeddedServerMachine: Sendable {
         case .starting(pid, _):
             server = .none
             return []
+        case .catchingUp(let catchUp) where catchUp.pid == pid:
+            server = .none
+            return catchUp.inFlightSince != nil ? [.dropProbe] : []
         case .ready(pid, let monitoring, let probe):
             server = .none
             return monitoring != nil && probe.inFlightSince != nil ? [.dropProbe] : []
@@ -227,10 +276,52 @@ public struct EmbeddedServerMachine: Sendable {
         // Untrusted bytes: a port outside 1…65535 counts as not written yet.
         guard case .starting(pid, _) = server, let clientPort, (1...65535).contains(clientPort) else { return [] }
         pinnedClientPort = clientPort
+        if awaitsMetaCurrency, !hadReadyServer, let monitoring {
+            server = .catchingUp(CatchUp(pid: pid, clientPort: clientPort, monitoring: monitoring, since: now, nextCheck: now))
+            return metaCheckDue(now: now)
+        }
+        return listening(pid: pid, clientPort: clientPort, monitoring: monitoring, now: now)
+    }
+
+    /// The server is ready: probed from now on.
+    private mutating func listening(pid: Int32, clientPort: Int, monitoring: Address?, now: Double) -> [Action] {
+        hadReadyServer = true
         server = .ready(pid: pid, monitoring: monitoring, probe: EmbeddedServerProbe(heartbeatTimeout: heartbeatTimeout, now: now))
         var actions: [Action] = monitoring == nil ? [.report(.notProbed)] : []
         actions.append(.serverReady(pid: pid, clientPort: clientPort, monitoring: monitoring))
         return actions + probeDue(now: now)
+    }
+
+    /// Sends a meta-currency check when one is due; abandons one unanswered for `metaCheckTimeout` first.
+    private mutating func metaCheckDue(now: Double) -> [Action] {
+        guard case .catchingUp(var catchUp) = server else { return [] }
+        if let since = catchUp.inFlightSince, now - since < Self.metaCheckTimeout { return [] }
+        if catchUp.inFlightSince == nil, now < catchUp.nextCheck { return [] }
+        let abandon: [Action] = catchUp.inFlightSince == nil ? [] : [.dropProbe]
+        catchUp.inFlightSince = now
+        server = .catchingUp(catchUp)
+        return abandon + [.checkMetaCurrency(pid: catchUp.pid, address: catchUp.monitoring)]
+    }
+
+    private mutating func metaCurrencyChecked(pid: Int32, _ result: ProbeResult, now: Double) -> [Action] {
+        guard case .catchingUp(var catchUp) = server, catchUp.pid == pid, catchUp.inFlightSince != nil else { return [] }
+        let verdict: EmbeddedServerProbe.MetaCurrency
+        switch result {
+        case .answered(let response): verdict = EmbeddedServerProbe.metaCurrency(response: response)
+        case .failed(let reason): verdict = .behind(String(reason.prefix(200)))
+        }
+        switch verdict {
+        case .current:
+            return [.report(.metaCurrent(waitedSeconds: now - catchUp.since))]
+                + listening(pid: pid, clientPort: catchUp.clientPort, monitoring: catchUp.monitoring, now: now)
+        case .behind(let reason):
+            catchUp.inFlightSince = nil
+            catchUp.nextCheck = now + Self.metaCheckInterval
+            let say = catchUp.said != reason
+            catchUp.said = reason
+            server = .catchingUp(catchUp)
+            return say ? [.report(.waitingForMetaLeader(reason: reason))] : []
+        }
     }
 
     private mutating func probeFinished(pid: Int32, _ result: ProbeResult, now: Double) -> [Action] {

@@ -13,6 +13,11 @@ import Foundation
 /// This decides when to probe and what an answer means, with no I/O; the supervisor does the HTTP.
 public struct EmbeddedServerProbe: Sendable {
     public static let path = "/jsz"
+    /// Whether the server is current with the JetStream meta leader: nats-server's health check without the
+    /// per-stream and per-consumer checks (those flap while consumers catch up). 200 and `"status":"ok"` when the
+    /// server is the meta leader or a follower that applied what the leader committed and heard from it lately;
+    /// 503 with the reason otherwise ("JetStream has not established contact with a meta leader").
+    public static let metaCurrencyPath = "/healthz?js-server-only=true"
     /// The most of an answer that is read (a `/jsz` without details is about 1 KiB).
     public static let maximumResponseBytes = 1 << 20
 
@@ -65,20 +70,54 @@ public struct EmbeddedServerProbe: Sendable {
 
     /// What a whole HTTP/1.0 answer (status line, headers, body; at most `maximumResponseBytes`) means.
     public static func verdict(response: [UInt8]) -> Verdict {
-        guard let headerEnd = find([13, 10, 13, 10], in: response) else { return .malformed("no end of headers in \(response.count) bytes") }
-        let head = String(decoding: response[..<headerEnd], as: UTF8.self)
-        let statusLine = head.split(separator: "\r\n", maxSplits: 1).first.map(String.init) ?? ""
-        let parts = statusLine.split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else {
-            return .malformed("status line \(statusLine.prefix(80).debugDescription)")
+        let status: Int, body: Data
+        switch statusAndBody(response) {
+        case .failure(let reason): return .malformed(reason.text)
+        case .success(let answer): (status, body) = answer
         }
         // Any other status (a base path set in nats.server_config, say) still proves the server answers.
         guard status == 200 else { return .alive }
-        let body = Data(response[(headerEnd + 4)...])
         if let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any], object["disabled"] as? Bool == true {
             return .jetStreamDisabled
         }
         return .alive
+    }
+
+    /// What a server's meta group says, from a whole answer to `metaCurrencyPath`.
+    public enum MetaCurrency: Equatable, Sendable {
+        case current
+        /// Not current: nats-server's reason, or why the answer could not be read (at most 200 characters).
+        case behind(String)
+    }
+
+    /// What a whole HTTP/1.0 answer to `metaCurrencyPath` (at most `maximumResponseBytes`) says: current only
+    /// for status 200 with a JSON body whose `status` is `ok`.
+    public static func metaCurrency(response: [UInt8]) -> MetaCurrency {
+        let status: Int, body: Data
+        switch statusAndBody(response) {
+        case .failure(let reason): return .behind(reason.text)
+        case .success(let answer): (status, body) = answer
+        }
+        let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
+        if status == 200, object?["status"] as? String == "ok" { return .current }
+        let reason = (object?["error"] as? String) ?? (object?["status"] as? String) ?? "HTTP status \(status)"
+        return .behind(String(reason.prefix(200)))
+    }
+
+    /// Why an answer is not HTTP.
+    struct NotHTTP: Error {
+        let text: String
+    }
+
+    /// The status code and body of a whole HTTP/1.0 answer.
+    private static func statusAndBody(_ response: [UInt8]) -> Result<(Int, Data), NotHTTP> {
+        guard let headerEnd = find([13, 10, 13, 10], in: response) else { return .failure(NotHTTP(text: "no end of headers in \(response.count) bytes")) }
+        let statusLine = String(decoding: response[..<headerEnd], as: UTF8.self).split(separator: "\r\n", maxSplits: 1).first.map(String.init) ?? ""
+        let parts = statusLine.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else {
+            return .failure(NotHTTP(text: "status line \(statusLine.prefix(80).debugDescription)"))
+        }
+        return .success((status, Data(response[(headerEnd + 4)...])))
     }
 
     private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {

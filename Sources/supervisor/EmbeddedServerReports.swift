@@ -52,6 +52,14 @@ extension Logger {
                 and kept), the applier retries; an embedded nats-server whose store write fails can wedge, and is restarted once it has \
                 not answered its liveness probe for [workers.nats] heartbeat_timeout
                 """, metadata: ["holding": "\(holding.rawValue)", "path": "\(path)", "free_kib": "\(freeBytes / 1024)"])
+        case .waitingForMetaLeader(let reason):
+            warning(
+                """
+                the embedded nats-server is not current with the JetStream meta leader yet: the node is not ready until it is \
+                (in a rolling upgrade or restart, do not stop the next node meanwhile)
+                """, metadata: ["request": "GET \(EmbeddedServerProbe.metaCurrencyPath)", "reason": "\(reason)"])
+        case .metaCurrent(let waited):
+            info("the embedded nats-server is current with the JetStream meta leader", metadata: ["waited_s": "\(String(format: "%.2f", waited))"])
         case .disk(.recovered(let holding, let path, let freeBytes)):
             info("disk space is back", metadata: ["holding": "\(holding.rawValue)", "path": "\(path)", "free_kib": "\(freeBytes / 1024)"])
         }

@@ -13,6 +13,8 @@ final class MonitoringProbe {
 
     /// The server's pid the probe is for: an answer counts only for that server.
     let pid: Int32
+    /// What is asked: `EmbeddedServerProbe.path` (liveness) or `EmbeddedServerProbe.metaCurrencyPath`.
+    let path: String
     private(set) var fd: Int32 = -1
     private(set) var result: Result?
     private var request: [UInt8]
@@ -20,9 +22,10 @@ final class MonitoringProbe {
     private var connected = false
 
     /// `host`: an IPv4 address (the ports file's).
-    init(pid: Int32, host: String, port: Int) {
+    init(pid: Int32, host: String, port: Int, path: String = EmbeddedServerProbe.path) {
         self.pid = pid
-        request = Array("GET \(EmbeddedServerProbe.path) HTTP/1.0\r\nHost: \(host)\r\n\r\n".utf8)
+        self.path = path
+        request = Array("GET \(path) HTTP/1.0\r\nHost: \(host)\r\n\r\n".utf8)
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0, let port = UInt16(exactly: port) else {
             finish(.failed("socket: \(SystemError.reason(errno))"))

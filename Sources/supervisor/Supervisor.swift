@@ -190,7 +190,8 @@ final class Supervisor {
         embeddedServer = EmbeddedServerMachine(
             storeDirectory: config.embeddedStoreDirectory,
             heartbeatTimeout: Double(config.settings(for: .nats).heartbeatTimeout) / 1000,
-            places: Self.watchedPlaces(self.config), now: monotonicSeconds())
+            places: Self.watchedPlaces(self.config), now: monotonicSeconds(),
+            awaitsMetaCurrency: !config.clusterAddress.isEmpty || !config.clusterPeers.isEmpty)
         let socketPath = runDirectory + "/" + ControlChannel.socketName
         spawner = ChildSpawner(executableDirectory: ChildSpawner.ownDirectory(), controlSocketPath: socketPath, natsServerPath: natsServer)
         listener = try UnixSocket.listen(path: socketPath)
@@ -244,7 +245,9 @@ final class Supervisor {
             answerStatusQueries(now: monotonicSeconds())
             if let finished = probeInFlight, let result = finished.result {
                 probeInFlight = nil
-                embedded(.probeFinished(pid: finished.pid, result))
+                embedded(
+                    finished.path == EmbeddedServerProbe.metaCurrencyPath
+                        ? .metaCurrencyChecked(pid: finished.pid, result) : .probeFinished(pid: finished.pid, result))
             }
             embedded(.tick)
             process(.tick)
@@ -400,6 +403,8 @@ final class Supervisor {
             process(.ready(child: .nats, detail: "listening for clients on port \(port)" + (monitoring.map { ", monitoring on \($0.host):\($0.port)" } ?? "")))
         case .startProbe(let pid, let address):
             probeInFlight = MonitoringProbe(pid: pid, host: address.host, port: address.port)
+        case .checkMetaCurrency(let pid, let address):
+            probeInFlight = MonitoringProbe(pid: pid, host: address.host, port: address.port, path: EmbeddedServerProbe.metaCurrencyPath)
         case .dropProbe:
             probeInFlight = nil
         case .lifeSign:

@@ -98,6 +98,133 @@ import Testing
         #expect(machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: []), now: 0.5).isEmpty)
     }
 
+    // MARK: readiness in a cluster: current with the meta leader
+
+    static func health(_ status: String, _ body: String) -> Machine.ProbeResult {
+        .answered(Array("HTTP/1.0 \(status)\r\nContent-Type: application/json\r\n\r\n\(body)".utf8))
+    }
+
+    static let noLeader = health("503 Service Unavailable", #"{"status":"unavailable","error":"JetStream has not established contact with a meta leader"}"#)
+    static let notCurrent = health("503 Service Unavailable", #"{"status":"unavailable","error":"JetStream is not current with the meta leader"}"#)
+    static let current = health("200 OK", #"{"status":"ok"}"#)
+
+    /// The upgrade's loss (2026-12-07): a server started without cluster state said ready while its cluster had no
+    /// meta leader; the next switch then left a majority without the state. In a cluster the first server is ready
+    /// once it is current with the meta leader, asked every `metaCheckInterval`.
+    @Test func inAClusterTheFirstServerIsReadyOnceCurrentWithTheMetaLeader() {
+        var machine = Machine(storeDirectory: Self.store, heartbeatTimeout: 20, places: [], now: 0, awaitsMetaCurrency: true)
+        _ = machine.handle(.starting, now: 0)
+        _ = machine.handle(.spawned(pid: 100), now: 0)
+        #expect(
+            machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: [Self.monitoring]), now: 0)
+                == [.checkMetaCurrency(pid: 100, address: Self.monitoring)], "not ready: its meta group is asked first")
+        #expect(machine.pinnedClientPort == 4222)
+        #expect(machine.handle(.tick, now: 0.3).isEmpty, "one check at a time")
+        #expect(
+            machine.handle(.metaCurrencyChecked(pid: 100, Self.noLeader), now: 0.3)
+                == [.report(.waitingForMetaLeader(reason: "JetStream has not established contact with a meta leader"))])
+        #expect(machine.nextDeadline == 0.3 + Machine.metaCheckInterval)
+        #expect(machine.handle(.tick, now: 0.5).isEmpty, "asked again after metaCheckInterval")
+        #expect(machine.handle(.tick, now: 0.8) == [.checkMetaCurrency(pid: 100, address: Self.monitoring)])
+        #expect(machine.handle(.metaCurrencyChecked(pid: 100, Self.noLeader), now: 0.9).isEmpty, "the same reason is said once")
+        _ = machine.handle(.tick, now: 1.4)
+        #expect(
+            machine.handle(.metaCurrencyChecked(pid: 100, Self.notCurrent), now: 1.5)
+                == [.report(.waitingForMetaLeader(reason: "JetStream is not current with the meta leader"))])
+        _ = machine.handle(.tick, now: 2)
+        #expect(
+            machine.handle(.metaCurrencyChecked(pid: 100, .failed("connect: refused")), now: 2.1) == [
+                .report(.waitingForMetaLeader(reason: "connect: refused"))
+            ])
+        _ = machine.handle(.tick, now: 2.6)
+        #expect(
+            machine.handle(.metaCurrencyChecked(pid: 100, Self.current), now: 3)
+                == [
+                    .report(.metaCurrent(waitedSeconds: 3)), .serverReady(pid: 100, clientPort: 4222, monitoring: Self.monitoring),
+                    .startProbe(pid: 100, address: Self.monitoring),
+                ])
+        #expect(machine.handle(.metaCurrencyChecked(pid: 100, Self.current), now: 3.1).isEmpty, "ready once")
+    }
+
+    @Test func anUnansweredMetaCheckIsDroppedAndAskedAgain() {
+        var machine = Machine(storeDirectory: Self.store, heartbeatTimeout: 20, places: [], now: 0, awaitsMetaCurrency: true)
+        _ = machine.handle(.spawned(pid: 100), now: 0)
+        _ = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: [Self.monitoring]), now: 0)
+        #expect(machine.nextDeadline == Machine.metaCheckTimeout)
+        #expect(machine.handle(.tick, now: Machine.metaCheckTimeout - 0.1).isEmpty)
+        #expect(machine.handle(.tick, now: Machine.metaCheckTimeout) == [.dropProbe, .checkMetaCurrency(pid: 100, address: Self.monitoring)])
+    }
+
+    /// A restarted server (the workers run, with its pinned port) is ready as before; so is one with no monitoring port,
+    /// and every server outside a cluster.
+    @Test func restartsServersWithoutMonitoringAndSingleServersAreReadyFromTheirPortsFile() {
+        var machine = Machine(storeDirectory: Self.store, heartbeatTimeout: 20, places: [], now: 0, awaitsMetaCurrency: true)
+        _ = machine.handle(.spawned(pid: 100), now: 0)
+        _ = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: [Self.monitoring]), now: 0)
+        _ = machine.handle(.metaCurrencyChecked(pid: 100, Self.current), now: 1)
+        _ = machine.handle(.exited(pid: 100), now: 5)
+        _ = machine.handle(.spawned(pid: 101), now: 6)
+        #expect(
+            machine.handle(.portsFile(pid: 101, clientPort: 4222, monitoring: [Self.monitoring]), now: 6).contains(
+                .serverReady(pid: 101, clientPort: 4222, monitoring: Self.monitoring)))
+
+        var unmonitored = Machine(storeDirectory: Self.store, heartbeatTimeout: 20, places: [], now: 0, awaitsMetaCurrency: true)
+        _ = unmonitored.handle(.spawned(pid: 100), now: 0)
+        #expect(
+            unmonitored.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: []), now: 0).contains(
+                .serverReady(pid: 100, clientPort: 4222, monitoring: nil)))
+
+        var single = Self.machine()
+        _ = single.handle(.spawned(pid: 100), now: 0)
+        #expect(
+            single.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: [Self.monitoring]), now: 0).contains(
+                .serverReady(pid: 100, clientPort: 4222, monitoring: Self.monitoring)))
+    }
+
+    /// Until a server was ready, a replacement waits for the meta leader too (the workers have not started).
+    @Test func aServerReplacingOneThatNeverCaughtUpWaitsToo() {
+        var machine = Machine(storeDirectory: Self.store, heartbeatTimeout: 20, places: [], now: 0, awaitsMetaCurrency: true)
+        _ = machine.handle(.spawned(pid: 100), now: 0)
+        _ = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: [Self.monitoring]), now: 0)
+        _ = machine.handle(.exited(pid: 100), now: 1)
+        #expect(machine.handle(.starting, now: 2) == [.writeConfiguration(clientPort: 4222)])
+        _ = machine.handle(.spawned(pid: 101), now: 2)
+        #expect(
+            machine.handle(.portsFile(pid: 101, clientPort: 4222, monitoring: [Self.monitoring]), now: 2)
+                == [.checkMetaCurrency(pid: 101, address: Self.monitoring)])
+    }
+
+    @Test func aCatchingUpServerThatExitsIsNoLongerWaitedFor() {
+        var machine = Machine(storeDirectory: Self.store, heartbeatTimeout: 20, places: [], now: 0, awaitsMetaCurrency: true)
+        _ = machine.handle(.spawned(pid: 100), now: 0)
+        _ = machine.handle(.portsFile(pid: 100, clientPort: 4222, monitoring: [Self.monitoring]), now: 0)
+        #expect(machine.handle(.exited(pid: 100), now: 0.1) == [.dropProbe], "its check in flight is dropped")
+        #expect(machine.handle(.metaCurrencyChecked(pid: 100, Self.current), now: 0.2).isEmpty)
+        #expect(machine.handle(.tick, now: 5).isEmpty)
+    }
+
+    /// Bytes from the server's monitoring port: only status 200 with `"status":"ok"` is current.
+    @Test func onlyAnOKHealthAnswerIsCurrent() {
+        func verdict(_ result: Machine.ProbeResult) -> EmbeddedServerProbe.MetaCurrency {
+            guard case .answered(let bytes) = result else { return .behind("") }
+            return EmbeddedServerProbe.metaCurrency(response: bytes)
+        }
+        #expect(verdict(Self.current) == .current)
+        #expect(verdict(Self.notCurrent) == .behind("JetStream is not current with the meta leader"))
+        #expect(verdict(Self.health("200 OK", #"{"status":"unavailable"}"#)) == .behind("unavailable"))
+        #expect(verdict(Self.health("503 Service Unavailable", #"{"status":"ok"}"#)) == .behind("ok"), "the status code counts too")
+        #expect(verdict(Self.health("200 OK", "not json")) == .behind("HTTP status 200"))
+        #expect(
+            verdict(Self.health("503 Service Unavailable", #"{"error":""# + String(repeating: "x", count: 5000) + #""}"#))
+                == .behind(String(repeating: "x", count: 200)))
+        for garbage in ["", "HTTP/1.0 200 OK\r\nContent-Type: app", "SSH-2.0-OpenSSH\r\n\r\n"] {
+            guard case .behind = EmbeddedServerProbe.metaCurrency(response: Array(garbage.utf8)) else {
+                Issue.record("garbage counted as current: \(garbage.debugDescription)")
+                continue
+            }
+        }
+    }
+
     // MARK: where the probe goes
 
     static func address(_ host: String, _ port: Int = 8222) -> Machine.Address { Machine.Address(host: host, port: port) }
