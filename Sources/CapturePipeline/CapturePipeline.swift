@@ -38,6 +38,12 @@ public struct CapturePipeline: Sendable {
         /// trickle, where latency matters) keeps `lookInterval`.
         public var batchingLookInterval = 0.004
         public var batchingReads: Range<Int64> = 16..<256
+
+        /// Ends `batchingReads` below `scanLimit` (`scan_max_changes`, the most one look reads): a full read is a
+        /// backlog, read on at once however small the setting.
+        public mutating func endBatching(atScanLimit scanLimit: Int64) {
+            batchingReads = batchingReads.lowerBound..<max(batchingReads.lowerBound, min(batchingReads.upperBound, scanLimit))
+        }
         /// After a file event, look again after each of these delays (cumulative) until a look sees a commit.
         public var recheckDelays: [Double] = [0.000_25, 0.000_5, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128]
         /// A look at this interval whatever the events said (bounds the lag of a commit no event announced).

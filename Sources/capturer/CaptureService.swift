@@ -76,6 +76,7 @@ final class CaptureService: WorkerLoopHandler {
         settings.pollInterval = Double(config.pollingInterval) / 1000
         settings.cleanupInterval = Double(max(config.cleanupInterval, 100)) / 1000
         settings.firstBatchID = UInt64(max(0, wallClockNanoseconds()))
+        settings.endBatching(atScanLimit: Int64(config.scanMaxChanges))
         pipeline = CapturePipeline(settings: settings, watermark: try PublishWatermark.read(database), now: monotonicSeconds())
         startWatermark = pipeline.watermark
         // Waiting for the write lock (the watermark, cleanup, an installation) can take a while when the

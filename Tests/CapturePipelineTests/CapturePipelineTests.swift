@@ -132,6 +132,16 @@ private func batch(_ n: Int) -> CapturePipeline.UnnumberedBatch {
         #expect(moderate.entriesPerRead.dropFirst(3).allSatisfy { $0 < 16 }, "\(moderate.entriesPerRead)")
     }
 
+    /// A read of `scan_max_changes` entries is a backlog, never paced as a stream, however small the setting.
+    @Test func aFullReadIsABacklogWhateverTheScanLimit() {
+        for (limit, expected) in [(512, 16..<256), (100, 16..<100), (16, 16..<16), (1, 16..<16)] as [(Int64, Range<Int64>)] {
+            var settings = CapturePipeline.Settings()
+            settings.endBatching(atScanLimit: limit)
+            #expect(settings.batchingReads == expected, "scan limit \(limit)")
+            #expect(!settings.batchingReads.contains(limit))
+        }
+    }
+
     /// Idle: no events, nothing to do but one look per safety interval (and cleanup), no spinning.
     @Test func idleCostsOneLookPerSecond() {
         var h = Harness()
