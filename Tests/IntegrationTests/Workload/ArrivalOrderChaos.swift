@@ -63,6 +63,15 @@ final class ArrivalOrderChaos: Sendable {
     /// Workers held back now: the other lane leaves them alone (two pauses back to back could outlast the
     /// heartbeat timeout).
     private let held = Mutex<Set<Int32>>([])
+    /// When each worker paused before may be paused again: a worker resumed gets a heartbeat's time (a
+    /// quarter of its timeout) and a margin to send one, so that two pauses of one worker with a short gap
+    /// (one lane's, back to back) never add up to a silence the supervisor takes for a hang. (Seed 1727782104
+    /// paused node 3's broker 1.95 s, resumed it for 40 ms, then paused it 2.20 s: killed as unresponsive.)
+    private let restsUntil = Mutex<[Int32: Date]>([:])
+    static var rest: Double {
+        let timeout = workers.compactMap { WorkerSettings.defaults[$0]?.heartbeatTimeout }.max() ?? WorkerSettings().heartbeatTimeout
+        return Double(timeout) / 1000 / 4 + 0.75
+    }
     private let entries = Mutex<[String]>([])
     private let started = Date()
 
@@ -117,11 +126,18 @@ final class ArrivalOrderChaos: Sendable {
             note("lane \(lane): skip \(step): no \(step.worker.rawValue) running (being replaced)")
             return
         }
+        if let until = restsUntil.withLock({ $0[pid] }), until > Date() {
+            note("lane \(lane): skip \(step): it rests after its last pause")
+            return
+        }
         guard held.withLock({ $0.insert(pid).inserted }) else {
             note("lane \(lane): skip \(step): the other lane holds it back")
             return
         }
-        defer { held.withLock { _ = $0.remove(pid) } }
+        defer {
+            restsUntil.withLock { $0[pid] = Date().addingTimeInterval(Self.rest) }
+            held.withLock { _ = $0.remove(pid) }
+        }
         guard kill(pid, SIGSTOP) == 0 else {
             note("lane \(lane): skip \(step): SIGSTOP to \(pid) failed, errno \(errno)")
             return
