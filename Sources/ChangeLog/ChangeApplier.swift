@@ -99,12 +99,8 @@ public final class ChangeApplier {
         do {
             // A migration since the last batch makes prepared plans name columns that may be gone.
             let migrated = try refreshCatalog()
-            // Only a transaction that changes row clocks stamps what is pending first (`PendingStamps`): one
-            // that only moves the cursor (the node's own messages coming back, at the capturer's pace) leaves
-            // the local writes to the capturer, which stamps them from its read. Stamping them here, with the
-            // write lock held and every entry read again, kept the application waiting at saturation.
+            try stamps.materialize()
             try beginSettlement()
-            if !events.isEmpty || !localWrites.isEmpty || (migrated && mayHoldAside) { try stamps.materialize() }
             var outcome = Outcome()
             var touched = Set(localWrites.map(\.table))
             var inFull: Set<String> = []

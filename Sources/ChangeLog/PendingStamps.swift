@@ -13,7 +13,7 @@ import SQLiteKit
 /// `stamped_through` (in `__harmonylite___meta`). `StampMaterializer` writes those stamps into the row
 /// clocks and moves `stamped_through`; the capturer computes them read-only (`StampChain`) for what it
 /// publishes. Both get the same numbers because of one rule: **a transaction that changes a row clock
-/// first materializes every pending entry** (the applier at the start of each batch that applies a change, replays, installs,
+/// first materializes every pending entry** (the applier at the start of each batch, replays, installs,
 /// snapshots). So while `stamped_through` stays put, no row clock with a pending entry changes.
 ///
 /// Entries whose `at` is NULL were stamped when they were queued (by an earlier version's triggers, a

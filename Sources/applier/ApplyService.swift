@@ -200,7 +200,7 @@ final class ApplyService: WorkerLoopHandler {
             return retryParked()
         case .storeCursor(let cursor):
             do {
-                _ = try applier.apply([], cursor: cursor)
+                account(try applier.apply([], cursor: cursor))
                 return pipeline.cursorStored(cursor, now: monotonicSeconds())
             } catch {
                 if draining { throw error }
@@ -229,13 +229,13 @@ final class ApplyService: WorkerLoopHandler {
             throw WorkerExit.restoreNeeded("\(replacement); only a snapshot restore brings this node up to date: the supervisor restores one in place")
         case .recordStreams(let streams):
             do {
-                _ = try applier.apply([], streams: streams)
+                account(try applier.apply([], streams: streams))
                 try SeqMapFile.write(pipeline.storedCursor, streams: streams, to: config.seqMapPath)
             } catch {
                 logger.warning("cannot record which streams the cursor belongs to; recorded at the next consumer start", metadata: ["reason": "\(error)"])
             }
         case .restartStream(let replacement):
-            _ = try applier.apply([], cursor: [replacement.stream: 0], streams: [replacement.stream: replacement.current])
+            account(try applier.apply([], cursor: [replacement.stream: 0], streams: [replacement.stream: replacement.current]))
             try SeqMapFile.write(pipeline.storedCursor, streams: pipeline.streams, to: config.seqMapPath)
         }
         return []
