@@ -11,11 +11,7 @@ public enum Poll {
     /// events (0: the time is up), or nil when a signal interrupted the wait: the caller goes round its loop
     /// (it reads its signal descriptor there) and waits again with a fresh timeout.
     public static func wait(_ descriptors: inout [pollfd], timeoutMilliseconds: Int32) throws(SystemError) -> Int? {
-        let result = Glibc.poll(&descriptors, nfds_t(descriptors.count), timeoutMilliseconds)
-        if result >= 0 { return Int(result) }
-        let code = errno
-        if code == EINTR { return nil }
-        throw SystemError(call: "poll", code: code)
+        try wait(&descriptors, timeoutMicroseconds: timeoutMilliseconds < 0 ? -1 : Int64(timeoutMilliseconds) * 1000)
     }
 
     /// Waits up to `timeoutMicroseconds` (negative: no limit), with ppoll(2)'s microsecond timeout: a worker's
