@@ -150,6 +150,8 @@ public struct StampChain: Sendable {
         var key: [SQLiteValue]
         var stamp: UInt64
         var exists: Bool?
+        /// `PendingQueue.Entry.clocksOf`.
+        var clocksOf: String? = nil
     }
 
     public init(base: Int64) {
@@ -202,12 +204,17 @@ final class PendingQueue {
         var key: [SQLiteValue]
         /// Nil: the entry was stamped when it was queued.
         var at: UInt64?
+        /// For a table renamed since the last installation: its old name, under which its row clocks are
+        /// until the installation adopts them; nil: the table's own.
+        var clocksOf: String?
     }
 
     private let database: SQLiteDatabase
     /// The `schema_version` the tables, key width and statement were read at.
     private(set) var schemaVersion: Int64 = -1
     private var tablesByID: [Int64: TableInfo] = [:]
+    /// Tables renamed since the last installation: the old names, under which their row clocks are.
+    private var clocksByID: [Int64: String] = [:]
     private var select: SQLiteStatement?
     /// `PendingStamps.markQuery` and the newest queue id, prepared once.
     private var markRead: SQLiteStatement?
@@ -239,7 +246,11 @@ final class PendingQueue {
     func entries(after id: Int64) throws(SQLiteError) -> [Entry] {
         try refresh()
         guard let select else { return [] }
-        return try select.all([.integer(id)]).compactMap { Self.entry($0, tablesByID: tablesByID) }
+        return try select.all([.integer(id)]).compactMap { row in
+            guard var entry = Self.entry(row, tablesByID: tablesByID) else { return nil }
+            if !clocksByID.isEmpty, case .integer(let tableID) = row[1] { entry.clocksOf = clocksByID[tableID] }
+            return entry
+        }
     }
 
     /// A queue row `id, table_id, at, k1…kN` as an entry; nil when its table is not replicated (any more),
@@ -260,11 +271,23 @@ final class PendingQueue {
         guard version != schemaVersion else { return }
         let catalog = try TableCatalog.read(database)
         var byID: [Int64: TableInfo] = [:]
+        var clocks: [Int64: String] = [:]
+        // After `ALTER TABLE t RENAME TO u`, until the capturer installs again, `t` is still the registered
+        // name and our triggers keep theirs (SQLite moves them to `u`): the entries queued for `t` are `u`'s
+        // rows, their clocks still `t`'s. Taking `t` for a dropped table, a materializer (the applier's, in
+        // that window) moved the mark past them without a row clock, and the reader then skipped them: the
+        // rows were never published.
+        let renamedTo = try database.prepare("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name = ?")
         for row in try database.prepare("SELECT id, name FROM \(ChangeLogSchema.quote(ChangeLogSchema.tables))").all() {
-            guard case .integer(let id) = row[0], case .text(let name) = row[1],
-                let table = catalog.table(named: String(decoding: name, as: UTF8.self))
-            else { continue }
+            guard case .integer(let id) = row[0], case .text(let bytes) = row[1] else { continue }
+            let name = String(decoding: bytes, as: UTF8.self)
+            var current = name
+            if case .text(let owner)? = try renamedTo.first([.text(Array(ChangeLogSchema.trigger(of: name, "insert").utf8))])?.first {
+                current = String(decoding: owner, as: UTF8.self)
+            }
+            guard let table = catalog.table(named: current) else { continue }
             byID[id] = table
+            if current != name { clocks[id] = name }
         }
         // Columns id, table_id, at and k1…kN (in that order only in a fresh installation: selected by name).
         let keyWidth = max(0, Int(try database.scalarInteger("SELECT count(*) FROM pragma_table_info('\(ChangeLogSchema.globalLog)')")) - 3)
@@ -272,6 +295,7 @@ final class PendingQueue {
         select = try database.prepare("SELECT id, table_id, at\(keys) FROM \(ChangeLogSchema.quote(ChangeLogSchema.globalLog)) WHERE id > ? ORDER BY id")
         node = try PendingStamps.node(in: database)
         tablesByID = byID
+        clocksByID = clocks
         schemaVersion = version
     }
 }
@@ -332,8 +356,29 @@ struct PendingRows {
 public final class StampMaterializer {
     private let database: SQLiteDatabase
     let queue: PendingQueue
-    /// Per table: the row clock's stamp, whether the row exists, and the clock's write.
-    private var statements: [String: (clock: SQLiteStatement, exists: SQLiteStatement, write: SQLiteStatement)] = [:]
+    /// Per table (and row-clock table): the row clock's stamp, whether the row exists, and the clock's write.
+    private var statements: [String: Stamping] = [:]
+
+    private struct Stamping {
+        var clock: SQLiteStatement
+        /// The clock's read takes the key twice: a table renamed since the last installation, whose rows may
+        /// have clocks under both names (the applier writes other nodes' rows under the new one); the later
+        /// stamp is the previous one, as the installation's merge of the two keeps the later clock.
+        var keyTwice: Bool
+        var exists: SQLiteStatement
+        var write: SQLiteStatement
+
+        func previousStamp(_ key: [SQLiteValue]) throws(SQLiteError) -> UInt64? {
+            guard keyTwice else {
+                guard case .integer(let value) = try clock.first(key)?.first else { return nil }
+                return UInt64(bitPattern: value)
+            }
+            // Compared as stamps (unsigned), not as SQL's signed integers.
+            return try clock.all(key + key).compactMap { row -> UInt64? in
+                if case .integer(let value) = row.first { UInt64(bitPattern: value) } else { nil }
+            }.max()
+        }
+    }
     private var statementsSchemaVersion: Int64 = -1
 
     public init(database: SQLiteDatabase) {
@@ -392,19 +437,20 @@ public final class StampMaterializer {
         var fresh: [RowIdentity: StampChain.Written] = [:]
         var stamped = reused?.stampedEntries ?? 0
         for entry in entries {
-            guard var at = entry.at, let (clock, _, _) = try statements(for: entry.table) else { continue }
+            guard var at = entry.at, let stamping = try statements(for: entry.table, clocksOf: entry.clocksOf) else { continue }
             if let clampedAt = PendingStamps.clamped(at: at, limit: limit, clampedTo: nowStamp) { at = clampedAt }
             let row = RowIdentity(table: entry.table.name, key: entry.key)
             var previous = fresh[row]?.stamp ?? reused?.lastStamp(of: row)
-            if previous == nil, case .integer(let value) = try clock.first(entry.key)?.first { previous = UInt64(bitPattern: value) }
-            fresh[row] = StampChain.Written(table: entry.table, key: entry.key, stamp: PendingStamps.next(at: at, previous: previous), exists: nil)
+            if previous == nil { previous = try stamping.previousStamp(entry.key) }
+            fresh[row] = StampChain.Written(
+                table: entry.table, key: entry.key, stamp: PendingStamps.next(at: at, previous: previous), exists: nil, clocksOf: entry.clocksOf)
             stamped += 1
         }
         func write(_ written: StampChain.Written) throws(SQLiteError) {
-            guard let (_, exists, write) = try statements(for: written.table) else { return }
+            guard let stamping = try statements(for: written.table, clocksOf: written.clocksOf) else { return }
             var there = written.exists
-            if there == nil { there = try exists.hasRow(written.key) }
-            try write.run(written.key + [.integer(Int64(bitPattern: written.stamp)), .integer(node), .integer(there == true ? 0 : 1)])
+            if there == nil { there = try stamping.exists.hasRow(written.key) }
+            try stamping.write.run(written.key + [.integer(Int64(bitPattern: written.stamp)), .integer(node), .integer(there == true ? 0 : 1)])
         }
         if let reused {
             for (row, written) in reused.written where fresh[row] == nil { try write(written) }
@@ -414,34 +460,49 @@ public final class StampMaterializer {
         return stamped
     }
 
-    /// The statements for `table`'s entries; nil when its row-clock table has a key of another width (its
-    /// key changed: the installation that follows gives it new row clocks, "start afresh").
-    private func statements(for table: TableInfo) throws(SQLiteError) -> (clock: SQLiteStatement, exists: SQLiteStatement, write: SQLiteStatement)? {
-        if let cached = statements[table.name] { return cached }
+    /// The statements for `table`'s entries, their clocks under `clocksOf`'s name (nil: the table's own);
+    /// nil when that row-clock table has a key of another width (its key changed: the installation that
+    /// follows gives it new row clocks, "start afresh").
+    private func statements(for table: TableInfo, clocksOf: String?) throws(SQLiteError) -> Stamping? {
+        let own = ChangeLogSchema.changeLog(of: table.name)
+        let cacheKey = clocksOf.map { table.name + "\u{0}" + $0 } ?? table.name
+        if let cached = statements[cacheKey] { return cached }
         let q = ChangeLogSchema.quote
-        try database.execute(ChangeLogSchema.changeLogTable(table))
+        var clockTable = table
+        clockTable.name = clocksOf ?? table.name
+        try database.execute(ChangeLogSchema.changeLogTable(clockTable))
         let keyNames = table.primaryKey.map { q($0.name) }
         let keyMatch = keyNames.map { "\($0) = ?" }.joined(separator: " AND ")
-        let log = q(ChangeLogSchema.changeLog(of: table.name))
         // The row clocks' own key names, by position: after `RENAME COLUMN` of a key column the entries queued
         // before it (in the same script, say) are stamped here before the installation renews the row-clock
         // table, which still has the old names. (Stamping by the new names failed: "no column named kk", at
         // every start, and the node stopped itself.)
-        let clockKey = try database.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
-            .all([.text(ChangeLogSchema.changeLog(of: table.name))]).compactMap { row -> String? in
+        let keyOf = try database.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+        func clockKey(_ log: String) throws(SQLiteError) -> [String]? {
+            let names = try keyOf.all([.text(Array(log.utf8))]).compactMap { row -> String? in
                 if case .text(let bytes) = row.first { String(decoding: bytes, as: UTF8.self) } else { nil }
             }
-        guard clockKey.count == keyNames.count else { return nil }
-        let clockMatch = clockKey.map { "\(q($0)) = ?" }.joined(separator: " AND ")
-        let clockColumns = (clockKey.map(q) + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)])
-        let prepared = (
-            clock: try database.prepare("SELECT \(q(ChangeLogSchema.stampColumn)) FROM \(log) WHERE \(clockMatch)"),
+            return names.count == keyNames.count ? names.map(q) : nil
+        }
+        func match(_ names: [String]) -> String { names.map { "\($0) = ?" }.joined(separator: " AND ") }
+        let log = ChangeLogSchema.changeLog(of: clockTable.name)
+        guard let key = try clockKey(log) else { return nil }
+        let clockColumns = key + [q(ChangeLogSchema.stampColumn), q(ChangeLogSchema.nodeColumn), q(ChangeLogSchema.deletedColumn)]
+        let stamp = q(ChangeLogSchema.stampColumn)
+        var clockRead = "SELECT \(stamp) FROM \(q(log)) WHERE \(match(key))"
+        var keyTwice = false
+        if clocksOf != nil, let ownKey = try clockKey(own) {
+            clockRead = "SELECT \(stamp) FROM \(q(log)) WHERE \(match(key)) UNION ALL SELECT \(stamp) FROM \(q(own)) WHERE \(match(ownKey))"
+            keyTwice = true
+        }
+        let prepared = Stamping(
+            clock: try database.prepare(clockRead), keyTwice: keyTwice,
             exists: try database.prepare("SELECT 1 FROM \(q(table.name)) WHERE \(keyMatch)"),
             write: try database.prepare(
-                "INSERT OR REPLACE INTO \(log) (\(clockColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: clockColumns.count).joined(separator: ", ")))"
+                "INSERT OR REPLACE INTO \(q(log)) (\(clockColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: clockColumns.count).joined(separator: ", ")))"
             )
         )
-        statements[table.name] = prepared
+        statements[cacheKey] = prepared
         return prepared
     }
 }

@@ -116,6 +116,52 @@ import Testing
         #expect(try PublishWatermark.lastQueuedID(in: db) == before)
     }
 
+    /// Writes queued before `ALTER TABLE … RENAME TO` and stamped by another process (the applier) before the
+    /// capturer installs again are published as what they are, with the stamps their row clocks hold. Before,
+    /// the materializer took the entries' table for dropped (its registered name was no table any more) and
+    /// moved the mark past them without writing their clocks: the reader then published the rows' earlier
+    /// versions again (row 1 here: its delete, so the row stayed on its writer alone; row 2: its first value).
+    @Test func writesStampedBetweenATableRenameAndTheInstallationArePublished() throws {
+        let (path, db, _) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        try app(path, "INSERT INTO t VALUES (1, 'gone'), (2, 'first');")
+        try materialize(db)
+        try app(path, "DELETE FROM t WHERE id = 1;")
+        try materialize(db)
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        let deleted = try db.scalarInteger("SELECT __harmonylite__hlc FROM __harmonylite__t_change_log WHERE id = 1")
+        try app(path, "INSERT INTO t VALUES (1, 'back'); UPDATE t SET v = 'second' WHERE id = 2; ALTER TABLE t RENAME TO u;")
+        try materialize(db)
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 10).events
+        #expect(events.map(\.table) == ["u", "u"])
+        #expect(events.map(\.operation) == [.upsert, .upsert])
+        #expect(events.map(\.values) == [[.integer(1), .text(Array("back".utf8))], [.integer(2), .text(Array("second".utf8))]])
+        let clocks = try db.rows("SELECT __harmonylite__hlc FROM __harmonylite__u_change_log ORDER BY id").map { UInt64($0[0] ?? "") }
+        #expect(events.map(\.stamp) == clocks.compactMap { $0 })
+        #expect(events.first.map { $0.stamp > UInt64(bitPattern: deleted) } == true)
+    }
+
+    /// In that window the applier may have clocked rows under the new name already (changes of a node that
+    /// renamed first): a local write's stamp then follows the later of the row's two clocks, as the
+    /// installation's merge keeps the later one, so the write is published above both.
+    @Test func aWriteBetweenARenameAndTheInstallationFollowsTheRowsLaterClock() throws {
+        let (path, db, _) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        try app(path, "INSERT INTO t VALUES (2, 'first');")
+        try materialize(db)
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        try app(path, "UPDATE t SET v = 'second' WHERE id = 2; ALTER TABLE t RENAME TO u;")
+        let remote = UInt64(bitPattern: try db.scalarInteger("SELECT __harmonylite__hlc FROM __harmonylite__t_change_log WHERE id = 2")) + (1 << 40)
+        let renamed = try #require(try TableCatalog.read(db).table(named: "u"))
+        try db.execute(ChangeLogSchema.changeLogTable(renamed))
+        try db.prepare("INSERT INTO __harmonylite__u_change_log VALUES (2, ?, 9, 0)").run([.integer(Int64(bitPattern: remote))])
+        try materialize(db)
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 10).events
+        #expect(events.map(\.values) == [[.integer(2), .text(Array("second".utf8))]])
+        #expect(events.map(\.writer) == [1])
+        #expect(events.first.map { $0.stamp > remote } == true)
+    }
+
     /// An `ADD COLUMN` and an `UPDATE` of the new column that commit after the reader was made (between the
     /// capturer's schema check and its read) are never read with the old columns: the reader says the
     /// schema changed and reads nothing, so the capturer installs again and reads the new column's value.
