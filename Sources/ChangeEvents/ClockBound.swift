@@ -42,6 +42,17 @@ public struct ClockBound: Sendable, Equatable {
         return sum << 16 | 0xFFFF
     }
 
+    /// How far inside its bound the capturer's reader already takes a local write for ahead (and clamps it
+    /// under the write lock itself, `ChangeReader`): a quarter of the bound. A materializer in another
+    /// process clamps with its own `now`, visible only when its transaction commits; a read begun before
+    /// that commit uses a later `now`, so without the margin it could publish a write's unclamped stamp
+    /// while the row clock gets the clamped one (docs/clocks.md).
+    public var readerMarginMilliseconds: UInt64 { maxOffsetMilliseconds / 4 }
+
+    /// How long after its `now` a materializer that clamped may still commit: half the reader's margin, the
+    /// rest left for the commit itself (`ChangeApplier` starts again when it is later).
+    public var clampCommitMilliseconds: Int64 { Int64(readerMarginMilliseconds / 2) }
+
     public func check(stamp: UInt64, now: Int64) -> ClockCheck {
         guard stamp > limit(now: now) else { return .within }
         return .ahead(milliseconds: Self.milliseconds(of: stamp) &- UInt64(max(0, now)))

@@ -21,6 +21,8 @@ public final class ChangeApplier {
     private var catalogSchemaVersion: Int64 = -1
     /// Local writes' stamps are written into the row clocks before a batch compares with them.
     private let stamps: StampMaterializer
+    /// The node's clock (ms since 1970) for the bound on the application's clock; a test passes its own.
+    var clock: () -> Int64 = ClockBound.systemNow
     /// The rows of local writes not stamped yet, for `notYetHeld`.
     private var pendingRows = PendingRows()
     /// Rows UNIQUE settlement holds aside, and how holders of a value are found (`HeldAsideRows`).
@@ -95,11 +97,10 @@ public final class ChangeApplier {
         _ events: [ChangeEvent], cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:], localWrites: [ChangeEvent] = [],
         sources: [EventSource]? = nil
     ) throws -> Outcome {
-        try database.execute("BEGIN IMMEDIATE")
+        try beginMaterialized()
         do {
             // A migration since the last batch makes prepared plans name columns that may be gone.
             let migrated = try refreshCatalog()
-            try stamps.materialize()
             try beginSettlement()
             var outcome = Outcome()
             var touched = Set(localWrites.map(\.table))
@@ -240,10 +241,9 @@ public final class ChangeApplier {
     /// (same stamp and writer) the database holds already (a restore's merge of the live versions wrote it:
     /// it still has to be published). Returns how many were queued.
     public func replayLocal(_ events: [ChangeEvent], tableIDs: [String: Int64]) throws -> Int {
-        try database.execute("BEGIN IMMEDIATE")
+        try beginMaterialized()
         do {
             try refreshCatalog()
-            try stamps.materialize()
             try beginSettlement()
             var kept = 0
             for event in events {
@@ -661,6 +661,34 @@ public final class ChangeApplier {
 
     /// Rolls the transaction back, and with it what this applier did for the schema in it (row-clock tables
     /// it created): the next batch reads the schema again instead of counting on them.
+    /// Begins a write transaction with every pending local write stamped first (`PendingStamps`' rule).
+    ///
+    /// A materialization that clamped an application clock beyond the bound commits on its own, at once, and
+    /// only within `ClockBound.clampCommitMilliseconds` of the `now` it clamped with (else it is rolled back
+    /// and done again): the capturer's reader, in another process, takes writes within its margin of its own
+    /// bound for ahead, so a read begun before this commit cannot publish a write this clamps unclamped
+    /// (docs/clocks.md). A materialization that clamped nothing stays in the transaction, as before.
+    private func beginMaterialized() throws(SQLiteError) {
+        for attempt in 0..<8 {
+            try database.execute("BEGIN IMMEDIATE")
+            let now = clock()
+            let clampedBefore = stamps.clamped
+            do {
+                try stamps.materialize(now: now)
+                guard stamps.clamped > clampedBefore, attempt < 7 else { return }
+                if clock() - now > stamps.lastBound?.clampCommitMilliseconds ?? .max {
+                    rollBack()
+                    stamps.clamped = clampedBefore
+                    continue
+                }
+                try database.execute("COMMIT")
+            } catch {
+                rollBack()
+                throw error
+            }
+        }
+    }
+
     private func rollBack() {
         try? database.execute("ROLLBACK")
         catalogSchemaVersion = -1

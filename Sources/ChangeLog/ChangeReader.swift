@@ -81,7 +81,9 @@ public final class ChangeReader {
     ///   column's value never sent. The capturer passes it; a caller that cannot install again does not.
     public func pending(after watermark: Int64, limit: Int, schemaVersion: Int64? = nil, now: Int64 = ClockBound.systemNow()) throws(SQLiteError) -> Pending {
         guard let clockBound else { return try read(after: watermark, limit: limit, stampLimit: .max, schemaVersion: schemaVersion).pending }
-        let stampLimit = clockBound.limit(now: now)
+        // Within the reader's margin is ahead already: a materializer that clamped with an earlier `now` has
+        // committed before a read that could see such a write unclamped (`ClockBound.readerMarginMilliseconds`).
+        let stampLimit = clockBound.limit(now: now - Int64(clamping: clockBound.readerMarginMilliseconds))
         var attempt = 0
         while true {
             let read = try read(after: watermark, limit: limit, stampLimit: stampLimit, schemaVersion: schemaVersion)

@@ -389,7 +389,9 @@ public final class StampMaterializer {
     /// Materializes every pending entry; returns how many entries it stamped. Call inside a write
     /// transaction, before changing any row clock.
     /// Local writes clamped to the node's clock by this materializer (`PendingStamps.clampPending`).
-    public private(set) var clamped = 0
+    public internal(set) var clamped = 0
+    /// The bound on the application's clock the last `materialize` read (nil: none).
+    public private(set) var lastBound: ClockBound?
     /// False for a copy (the snapshot's): a rewrite of its queue would not reach the live database, whose
     /// own materializer could then clamp the same entry to another time.
     public var clampsApplicationClock = true
@@ -417,6 +419,7 @@ public final class StampMaterializer {
         // The bound on the application's clock: beyond it, the queue's `at` is rewritten to the node's now
         // first (`clampPending`), so every later reader of the queue computes the same stamp.
         let bound = clampsApplicationClock ? try PendingStamps.clockBound(in: database) : nil
+        lastBound = bound
         let limit = bound?.limit(now: now) ?? .max
         let reused = known.flatMap { $0.base == mark && $0.through > mark && $0.through <= last && $0.stampLimit <= limit ? $0 : nil }
         let through = onlyKnown ? reused?.through ?? last : last

@@ -89,4 +89,47 @@ import Testing
         #expect(Set([try clock(1), try clock(2)]) == Set(published.values))
         #expect(try PendingStamps.clampedCount(in: db) == 3)
     }
+
+    /// The queue's `at` of entry `id`, in ms since 1970.
+    func queuedMilliseconds(_ id: Int) throws -> Int64 {
+        Int64(ClockBound.milliseconds(of: UInt64(bitPattern: try db.scalarInteger("SELECT at FROM __harmonylite___change_log_global WHERE id = \(id)"))))
+    }
+
+    /// A write within the reader's margin of its bound (here 350 ms ahead, the bound 400 ms, the margin
+    /// 100 ms) is clamped by the reader: a materializer in another process that clamped it with an earlier
+    /// `now` may not have committed yet, and the read would publish it unclamped (docs/clocks.md).
+    @Test func theReaderClampsAWriteWithinItsMarginOfTheBound() throws {
+        try PendingStamps.setMaxClockOffset(400, in: db)
+        try write("INSERT INTO kv VALUES (1, 'a');")
+        let readerNow = try queuedMilliseconds(1) - 350
+        let reader = try ChangeReader(database: db, installation: installation)
+        reader.clockBound = ClockBound(maxOffsetMilliseconds: 400)
+        let read = try reader.pending(after: 0, limit: 100, now: readerNow)
+        #expect(read.events.map(\.stamp) == [ClockBound.stamp(milliseconds: UInt64(readerNow))])
+        #expect(try reader.clamped == 1 && PendingStamps.clampedCount(in: db) == 1)
+        // 250 ms ahead is within the margin's bound: read as queued.
+        try write("INSERT INTO kv VALUES (2, 'b');")
+        let later = try queuedMilliseconds(2) - 250
+        let next = try reader.pending(after: read.throughID ?? 0, limit: 100, now: later)
+        #expect(next.events.map { ClockBound.milliseconds(of: $0.stamp) } == [UInt64(later + 250)])
+        #expect(reader.clamped == 1)
+    }
+
+    /// The applier's materialization that clamps commits on its own, before the batch (a batch that fails
+    /// afterwards keeps the clamp), and only within `clampCommitMilliseconds` of the `now` it clamped with:
+    /// later, it is rolled back and done again with a new `now`.
+    @Test func theAppliersClampCommitsAtOnceAndOnlyWhileItsNowIsFresh() throws {
+        try PendingStamps.setMaxClockOffset(400, in: db)
+        try write("INSERT INTO kv VALUES (1, 'a');")
+        let applier = try ChangeApplier(database: db, catalog: installation.catalog)
+        // The clock: the first materialization's commit comes 51 ms after its `now` (the deadline is 50).
+        var readings: [Int64] = [nodeNow, nodeNow + 51, nodeNow + 1_000, nodeNow + 1_010]
+        applier.clock = { readings.isEmpty ? nodeNow + 2_000 : readings.removeFirst() }
+        let unknown = ChangeEvent(changeID: 1, table: "missing", operation: .upsert, stamp: 1, writer: 2, columns: ["k"], values: [.integer(9)], keyCount: 1)
+        #expect(throws: (any Error).self) { try applier.apply([unknown]) }
+        // The batch failed; the clamp, done again at the second `now`, stays, counted once.
+        #expect(try queuedMilliseconds(1) == nodeNow + 1_000)
+        #expect(try PendingStamps.clampedCount(in: db) == 1)
+        #expect(try clock(1) == ClockBound.stamp(milliseconds: UInt64(nodeNow + 1_000)))
+    }
 }
