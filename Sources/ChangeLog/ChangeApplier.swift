@@ -97,11 +97,26 @@ public final class ChangeApplier {
         _ events: [ChangeEvent], cursor: [String: UInt64] = [:], streams: [String: UInt64] = [:], localWrites: [ChangeEvent] = [],
         sources: [EventSource]? = nil
     ) throws -> Outcome {
-        try beginMaterialized()
+        try apply(events, cursor: cursor, streams: streams, localWrites: localWrites, sources: sources, stamping: !events.isEmpty || !localWrites.isEmpty)
+    }
+
+    /// `stamping`: whether the transaction stamps what is pending first. Only one that changes row clocks must
+    /// (`PendingStamps`): one that only moves the cursor (the node's own messages coming back, at the
+    /// capturer's pace) leaves the local writes to the capturer, which stamps them from its read. Stamping
+    /// them here, with the write lock held and every entry read again, kept the application waiting at
+    /// saturation. A migration with rows held aside settles them (row clocks change): it starts again stamping.
+    private func apply(
+        _ events: [ChangeEvent], cursor: [String: UInt64], streams: [String: UInt64], localWrites: [ChangeEvent], sources: [EventSource]?, stamping: Bool
+    ) throws -> Outcome {
+        try beginMaterialized(stamping: stamping)
         do {
             // A migration since the last batch makes prepared plans name columns that may be gone.
             let migrated = try refreshCatalog()
             try beginSettlement()
+            if migrated && mayHoldAside && !stamping {
+                rollBack()
+                return try apply(events, cursor: cursor, streams: streams, localWrites: localWrites, sources: sources, stamping: true)
+            }
             var outcome = Outcome()
             var touched = Set(localWrites.map(\.table))
             var inFull: Set<String> = []
@@ -668,7 +683,9 @@ public final class ChangeApplier {
     /// and done again): the capturer's reader, in another process, takes writes within its margin of its own
     /// bound for ahead, so a read begun before this commit cannot publish a write this clamps unclamped
     /// (docs/clocks.md). A materialization that clamped nothing stays in the transaction, as before.
-    private func beginMaterialized() throws(SQLiteError) {
+    /// `stamping` false: only the transaction begins.
+    private func beginMaterialized(stamping: Bool = true) throws(SQLiteError) {
+        guard stamping else { return try database.execute("BEGIN IMMEDIATE") }
         for attempt in 0..<8 {
             try database.execute("BEGIN IMMEDIATE")
             let now = clock()

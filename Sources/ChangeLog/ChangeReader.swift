@@ -23,7 +23,7 @@ public final class ChangeReader {
         var columns: [String]
     }
     private let keyWidth: Int
-    private var chain = StampChain(base: -1)
+    private var chain = StampChain(base: -1, schemaVersion: -1)
     /// Reads a version UNIQUE settlement holds aside (`HeldAsideRows`), prepared when first needed.
     private var heldAside: SQLiteStatement?
 
@@ -102,11 +102,14 @@ public final class ChangeReader {
     {
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
-        if let schemaVersion, try database.scalarInteger("PRAGMA schema_version") != schemaVersion {
+        let version = try database.scalarInteger("PRAGMA schema_version")
+        if let schemaVersion, version != schemaVersion {
             return (Pending(events: [], throughID: nil, skipped: 0, schemaChanged: true), false)
         }
         let stampedThrough = try PendingStamps.stampedThrough(reading: markRead)
-        if !chain.isValid(stampedThrough: stampedThrough, readThrough: watermark) { chain = StampChain(base: stampedThrough) }
+        if !chain.isValid(stampedThrough: stampedThrough, readThrough: watermark) || chain.schemaVersion != version {
+            chain = StampChain(base: stampedThrough, schemaVersion: version)
+        }
         chain.stampLimit = max(chain.stampLimit, stampLimit)
         if chain.through < watermark {
             // Entries read before (published, or refused) but not stamped yet: the rows' previous stamps.

@@ -13,7 +13,7 @@ import SQLiteKit
 /// `stamped_through` (in `__harmonylite___meta`). `StampMaterializer` writes those stamps into the row
 /// clocks and moves `stamped_through`; the capturer computes them read-only (`StampChain`) for what it
 /// publishes. Both get the same numbers because of one rule: **a transaction that changes a row clock
-/// first materializes every pending entry** (the applier at the start of each batch, replays, installs,
+/// first materializes every pending entry** (the applier at the start of each batch that applies a change, replays, installs,
 /// snapshots). So while `stamped_through` stays put, no row clock with a pending entry changes.
 ///
 /// Entries whose `at` is NULL were stamped when they were queued (by an earlier version's triggers, a
@@ -131,6 +131,9 @@ public enum PendingStamps {
 public struct StampChain: Sendable {
     /// The `stamped_through` the chain was computed from; a different one invalidates it.
     public private(set) var base: Int64
+    /// The `schema_version` the chain was computed at; a different one invalidates it (a table renamed
+    /// since: the tables its rows name are gone).
+    public private(set) var schemaVersion: Int64
     /// The last queue id folded in.
     public private(set) var through: Int64
     private var last: [RowIdentity: UInt64] = [:]
@@ -154,8 +157,9 @@ public struct StampChain: Sendable {
         var clocksOf: String? = nil
     }
 
-    public init(base: Int64) {
+    public init(base: Int64, schemaVersion: Int64) {
         self.base = base
+        self.schemaVersion = schemaVersion
         through = base
     }
 
@@ -421,9 +425,11 @@ public final class StampMaterializer {
         let bound = clampsApplicationClock ? try PendingStamps.clockBound(in: database) : nil
         lastBound = bound
         let limit = bound?.limit(now: now) ?? .max
-        let reused = known.flatMap { $0.base == mark && $0.through > mark && $0.through <= last && $0.stampLimit <= limit ? $0 : nil }
-        let through = onlyKnown ? reused?.through ?? last : last
         try queue.refresh()  // the node the clocks are written by, even when no entry is read here
+        let reused = known.flatMap {
+            $0.base == mark && $0.through > mark && $0.through <= last && $0.stampLimit <= limit && $0.schemaVersion == queue.schemaVersion ? $0 : nil
+        }
+        let through = onlyKnown ? reused?.through ?? last : last
         let entries = through > (reused?.through ?? mark) ? try queue.entries(after: reused?.through ?? mark) : []
         let nowStamp = ClockBound.stamp(milliseconds: UInt64(max(0, now)))
         if limit != .max, entries.contains(where: { ($0.at ?? 0) > limit }) {

@@ -242,7 +242,7 @@ func hl_stage_06_publish_acks(_ acks: PublishAcks) -> Int {
 func hl_stage_07_stamp_and_watermark(_ database: SQLiteDatabase, _ stamper: StampMaterializer, _ reader: ChangeReader, watermark: Int64) {
     // As the capturer: with the stamps its reader computed.
     try! database.transaction { () throws(SQLiteError) in
-        _ = try stamper.materialize(known: reader.stamps)
+        _ = try stamper.materialize(known: reader.stamps, onlyKnown: true)
         try PublishWatermark.write(watermark, to: database)
     }
 }

@@ -194,7 +194,7 @@ final class CaptureService: WorkerLoopHandler {
                 // it made the capturer crash-loop while the disk was full, and stop the node past restart_intensity.
                 do {
                     let removed = try database.transaction { () throws(SQLiteError) -> Int in
-                        try stamps.materialize(known: reader.stamps)
+                        try stamps.materialize(known: reader.stamps, onlyKnown: true)
                         return try PublishWatermark.removePublished(from: database)
                     }
                     if removed > 0 { logger.debug("removed published change-log entries", metadata: ["entries": "\(removed)"]) }
@@ -209,7 +209,7 @@ final class CaptureService: WorkerLoopHandler {
     /// capturer's writes are the ones that keep the row clocks up to date on a node that only writes.
     private func storeWatermark(_ id: Int64) throws(SQLiteError) {
         try database.transaction { () throws(SQLiteError) in
-            try stamps.materialize(known: reader.stamps)
+            try stamps.materialize(known: reader.stamps, onlyKnown: true)
             try PublishWatermark.write(id, to: database)
         }
     }

@@ -62,6 +62,28 @@ import Testing
         #expect(try db.rows("SELECT id, k1, at IS NOT NULL FROM __harmonylite___change_log_global WHERE id > 2") == [["3", "9", "1"]])
     }
 
+    /// The applier stamps what is pending only in a transaction that changes row clocks: storing the cursor
+    /// of the node's own messages leaves the local writes pending (the capturer stamps them from its read);
+    /// applying another node's change stamps them first.
+    @Test func onlyAnApplyThatChangesRowClocksStampsWhatIsPending() throws {
+        let path = directory.path + "/cursor.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL; CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT);")
+        let db = try SQLiteDatabase(existingPath: path)
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let applier = try ChangeApplier(database: SQLiteDatabase(existingPath: path), catalog: installation.catalog)
+        _ = try runCommand("/usr/bin/sqlite3", [path, "INSERT INTO kv VALUES (1, 'a'); INSERT INTO kv VALUES (2, 'b');"])
+        let queued = try PublishWatermark.lastQueuedID(in: db)
+        let before = try PendingStamps.stampedThrough(in: db)
+        _ = try applier.apply([], cursor: ["s": 5])
+        #expect(try PendingStamps.stampedThrough(in: db) == before)
+        #expect(try db.scalarInteger("SELECT count(*) FROM __harmonylite__kv_change_log") == 0)
+        let remote = ChangeEvent(
+            changeID: 1, table: "kv", operation: .upsert, stamp: 1 << 20, writer: 2, columns: ["k", "v"], values: [.integer(3), .text("r")], keyCount: 1)
+        _ = try applier.apply([remote], cursor: ["s": 6])
+        #expect(try PendingStamps.stampedThrough(in: db) == queued)
+        #expect(try db.rows("SELECT k, __harmonylite__node FROM __harmonylite__kv_change_log ORDER BY k") == [["1", "1"], ["2", "1"], ["3", "2"]])
+    }
+
     /// `onlyKnown`: the capturer's watermark stamps the entries its reader read, and no more; what was queued
     /// after the read stays pending with the same stamps a whole-queue materialization gives it.
     @Test func onlyKnownStampsThePrefixTheReaderRead() throws {

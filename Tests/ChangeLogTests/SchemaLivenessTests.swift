@@ -162,6 +162,22 @@ import Testing
         #expect(events.first.map { $0.stamp > remote } == true)
     }
 
+    /// The capturer's watermark after the application renamed a table its reader had read: the reader's
+    /// stamps name the old table and are not reused (they failed the watermark's transaction: "no such
+    /// table"); the entries are stamped from the queue into the old name's row clocks, as published.
+    @Test func aReadersStampsFromBeforeATableRenameAreNotReusedAfterIt() throws {
+        let (path, db, installation) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        try app(path, "INSERT INTO t VALUES (1, 'x');")
+        let reader = try ChangeReader(database: db, installation: installation)
+        let read = try reader.pending(after: 0, limit: 10)
+        try app(path, "ALTER TABLE t RENAME TO u;")
+        let materializer = StampMaterializer(database: db)
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try materializer.materialize(known: reader.stamps, onlyKnown: true) }
+        #expect(
+            read.events.map(\.stamp) == [UInt64(bitPattern: try db.scalarInteger("SELECT __harmonylite__hlc FROM __harmonylite__t_change_log WHERE id = 1"))])
+        #expect(try PendingStamps.stampedThrough(in: db) == read.throughID)
+    }
+
     /// An `ADD COLUMN` and an `UPDATE` of the new column that commit after the reader was made (between the
     /// capturer's schema check and its read) are never read with the old columns: the reader says the
     /// schema changed and reads nothing, so the capturer installs again and reads the new column's value.
