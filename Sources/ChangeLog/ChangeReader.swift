@@ -13,6 +13,7 @@ public final class ChangeReader {
     /// `PendingStamps.markQuery`, prepared once (it is read at every look).
     private let markRead: SQLiteStatement
     private var statements: [String: TableReads] = [:]
+    private var lastReads: (table: String, reads: TableReads)?
 
     /// Per table: the row clock's and the row's reads, and the event's column names (key columns first),
     /// made once rather than for every row.
@@ -61,6 +62,8 @@ public final class ChangeReader {
         var row: RowIdentity
         /// The entry's stamp when it is not in the row clock yet (nil: read the row clock).
         var pendingStamp: UInt64?
+        /// The row's place in the stamp chain (pending entries only).
+        var slot = 0
     }
 
     /// The node's bound on the application's clock (`max_clock_offset`): a pending write stamped beyond
@@ -165,11 +168,11 @@ public final class ChangeReader {
         let row = RowIdentity(table: queued.table.name, key: queued.key)
         guard queued.id > stampedThrough else { return Entry(id: queued.id, table: queued.table, key: queued.key, row: row, pendingStamp: nil) }
         let clock = try statements(for: queued.table).clock
-        let stamp = try chain.fold(id: queued.id, row: row, table: queued.table, at: queued.at) { () throws(SQLiteError) -> UInt64? in
+        let (stamp, slot) = try chain.fold(id: queued.id, row: row, table: queued.table, at: queued.at) { () throws(SQLiteError) -> UInt64? in
             if case .integer(let value) = try clock.first(queued.key)?.first { return UInt64(bitPattern: value) }
             return nil
         }
-        return Entry(id: queued.id, table: queued.table, key: queued.key, row: row, pendingStamp: queued.at == nil ? nil : stamp)
+        return Entry(id: queued.id, table: queued.table, key: queued.key, row: row, pendingStamp: queued.at == nil ? nil : stamp, slot: slot)
     }
 
     private func event(for entry: Entry) throws(SQLiteError) -> ChangeEvent? {
@@ -183,7 +186,7 @@ public final class ChangeReader {
             (stamp, writer) = (pending, node)
             read = try rowStatement.first(key)
             deleted = read == nil
-            chain.noteRead(entry.row, exists: !deleted)
+            chain.noteRead(entry.slot, exists: !deleted)
         } else {
             guard let clock = try clockStatement.first(key),
                 case .integer(let s) = clock[0], case .integer(let w) = clock[1], case .integer(let d) = clock[2]
@@ -224,7 +227,12 @@ public final class ChangeReader {
     }
 
     private func statements(for table: TableInfo) throws(SQLiteError) -> TableReads {
-        if let cached = statements[table.name] { return cached }
+        // Rows come table by table: the last table's reads first, without hashing its name.
+        if let last = lastReads, last.table == table.name { return last.reads }
+        if let cached = statements[table.name] {
+            lastReads = (table.name, cached)
+            return cached
+        }
         let q = ChangeLogSchema.quote
         let keyMatch = table.primaryKey.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
         let columns = (table.primaryKey + table.columns.filter { $0.primaryKeyPosition == 0 }).map(\.name)
@@ -235,6 +243,7 @@ public final class ChangeReader {
             row: try database.prepare("SELECT \(columns.map(q).joined(separator: ", ")) FROM \(q(table.name)) WHERE \(keyMatch)"),
             keyNames: table.primaryKey.map(\.name), columns: columns)
         statements[table.name] = reads
+        lastReads = (table.name, reads)
         return reads
     }
 }

@@ -136,12 +136,14 @@ public struct StampChain: Sendable {
     public private(set) var schemaVersion: Int64
     /// The last queue id folded in.
     public private(set) var through: Int64
-    private var last: [RowIdentity: UInt64] = [:]
-    /// The rows whose clocks `StampMaterializer` would write for the entries folded in (those with an `at`):
-    /// each row's table, key and last stamp, and whether the row was there when the reader read it (nil: not
-    /// read, or written again since). The materializer takes these instead of reading the queue and the row
-    /// clocks again (`StampMaterializer.materialize(known:)`).
-    private(set) var written: [RowIdentity: Written] = [:]
+    /// Each row seen since the base, by its place in `rows` (one hash lookup per entry folded in).
+    private var index: [RowIdentity: Int] = [:]
+    /// Per row seen: its last stamp folded in (nil: none, or no clock then) and, for rows whose clocks
+    /// `StampMaterializer` would write for the entries folded in (those with an `at`), what it would write:
+    /// table, key, last stamp, and whether the row was there when the reader read it (nil: not read, or
+    /// written again since). The materializer takes these instead of reading the queue and the row clocks
+    /// again (`StampMaterializer.materialize(known:)`).
+    private var rows: [RowState] = []
     /// Entries with an `at` folded in: what a materialization of them counts as stamped.
     private(set) var stampedEntries = 0
     /// The highest bound on the application's clock an entry was checked against (`ChangeReader`'s
@@ -157,6 +159,12 @@ public struct StampChain: Sendable {
         var clocksOf: String? = nil
     }
 
+    private struct RowState: Sendable {
+        var row: RowIdentity
+        var last: UInt64?
+        var written: Written?
+    }
+
     public init(base: Int64, schemaVersion: Int64) {
         self.base = base
         self.schemaVersion = schemaVersion
@@ -169,32 +177,45 @@ public struct StampChain: Sendable {
         base == stampedThrough && through <= max(readThrough, base)
     }
 
-    /// Folds in entry `id` of `row` and returns its stamp. `clock` is the row clock's stamp (read only when
-    /// the chain has not seen the row); `at` nil: the entry was stamped when queued, its clock is its stamp.
-    mutating func fold(id: Int64, row: RowIdentity, table: TableInfo, at: UInt64?, clock: () throws(SQLiteError) -> UInt64?) throws(SQLiteError) -> UInt64? {
+    /// Folds in entry `id` of `row` and returns its stamp, and the row's place for `noteRead`. `clock` is the
+    /// row clock's stamp (read only when the chain has no stamp of the row); `at` nil: the entry was stamped
+    /// when queued, its clock is its stamp.
+    mutating func fold(
+        id: Int64, row: RowIdentity, table: TableInfo, at: UInt64?, clock: () throws(SQLiteError) -> UInt64?
+    ) throws(SQLiteError) -> (stamp: UInt64?, slot: Int) {
         through = max(through, id)
+        let slot = Self.slot(&index[row, default: rows.count])
+        if slot == rows.count { rows.append(RowState(row: row)) }
         let stamp: UInt64?
         if let at {
-            var previous = last[row]
+            var previous = rows[slot].last
             if previous == nil { previous = try clock() }
             let next = PendingStamps.next(at: at, previous: previous)
             stamp = next
-            written[row] = Written(table: table, key: row.key, stamp: next, exists: nil)
+            rows[slot].written = Written(table: table, key: row.key, stamp: next, exists: nil)
             stampedEntries += 1
         } else {
             stamp = try clock()
         }
-        last[row] = stamp
-        return stamp
+        rows[slot].last = stamp
+        return (stamp, slot)
     }
 
-    /// The reader read `row` (after folding in its last entry): it was there, or not.
-    mutating func noteRead(_ row: RowIdentity, exists: Bool) {
-        written[row]?.exists = exists
+    /// The value `index[row, default:]` holds, inserting the default (one lookup for both).
+    private static func slot(_ value: inout Int) -> Int { value }
+
+    /// The reader read the row at `slot` (after folding in its last entry): it was there, or not.
+    mutating func noteRead(_ slot: Int, exists: Bool) {
+        rows[slot].written?.exists = exists
     }
 
     /// The row's last stamp folded in (nil: not seen, or no clock then: read the clock).
-    func lastStamp(of row: RowIdentity) -> UInt64? { last[row] ?? nil }
+    func lastStamp(of row: RowIdentity) -> UInt64? { index[row].flatMap { rows[$0].last } }
+
+    /// The rows whose clocks a materialization of the entries folded in writes, with what it writes.
+    var written: [(row: RowIdentity, written: Written)] {
+        rows.compactMap { state in state.written.map { (state.row, $0) } }
+    }
 }
 
 /// The queue entries past `stamped_through`: local writes whose stamps are not in the row clocks yet. What
@@ -362,6 +383,7 @@ public final class StampMaterializer {
     let queue: PendingQueue
     /// Per table (and row-clock table): the row clock's stamp, whether the row exists, and the clock's write.
     private var statements: [String: Stamping] = [:]
+    private var lastStatements: (table: String, clocksOf: String?, stamping: Stamping?)?
 
     private struct Stamping {
         var clock: SQLiteStatement
@@ -438,6 +460,7 @@ public final class StampMaterializer {
         let version = try database.scalarInteger("PRAGMA schema_version")
         if version != statementsSchemaVersion {
             statements.removeAll()
+            lastStatements = nil
             statementsSchemaVersion = version
         }
         let node = Int64(bitPattern: queue.node)
@@ -459,7 +482,12 @@ public final class StampMaterializer {
             guard let stamping = try statements(for: written.table, clocksOf: written.clocksOf) else { return }
             var there = written.exists
             if there == nil { there = try stamping.exists.hasRow(written.key) }
-            try stamping.write.run(written.key + [.integer(Int64(bitPattern: written.stamp)), .integer(node), .integer(there == true ? 0 : 1)])
+            var values = written.key
+            values.reserveCapacity(values.count + 3)
+            values.append(.integer(Int64(bitPattern: written.stamp)))
+            values.append(.integer(node))
+            values.append(.integer(there == true ? 0 : 1))
+            try stamping.write.run(values)
         }
         if let reused {
             for (row, written) in reused.written where fresh[row] == nil { try write(written) }
@@ -473,9 +501,14 @@ public final class StampMaterializer {
     /// nil when that row-clock table has a key of another width (its key changed: the installation that
     /// follows gives it new row clocks, "start afresh").
     private func statements(for table: TableInfo, clocksOf: String?) throws(SQLiteError) -> Stamping? {
+        // Rows come table by table: the last table's statements first, without hashing its name.
+        if let last = lastStatements, last.table == table.name, last.clocksOf == clocksOf { return last.stamping }
         let own = ChangeLogSchema.changeLog(of: table.name)
         let cacheKey = clocksOf.map { table.name + "\u{0}" + $0 } ?? table.name
-        if let cached = statements[cacheKey] { return cached }
+        if let cached = statements[cacheKey] {
+            lastStatements = (table.name, clocksOf, cached)
+            return cached
+        }
         let q = ChangeLogSchema.quote
         var clockTable = table
         clockTable.name = clocksOf ?? table.name
@@ -512,6 +545,7 @@ public final class StampMaterializer {
             )
         )
         statements[cacheKey] = prepared
+        lastStatements = (table.name, clocksOf, prepared)
         return prepared
     }
 }
