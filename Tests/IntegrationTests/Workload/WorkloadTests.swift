@@ -17,7 +17,8 @@ extension ProcessTests {
     /// (`Workload.Features.knownFailing`); the schema-change features cut the run into ~15 phases.
     /// Long form: `HL_WORKLOAD_RUNS=20 HL_WORKLOAD_TRANSACTIONS=300 swift test --filter WorkloadChecker`
     /// (`HL_WORKLOAD_LOCK_SECONDS=60` for a longer-held lock under `longLock`).
-    /// `HL_WORKLOAD_KEEP_LOGS=<directory>` keeps every node's whole log there (`workload-<seed>-node<N>.log`).
+    /// `HL_WORKLOAD_KEEP_LOGS=<directory>` keeps every node's whole log there (`workload-<seed>-node<N>.log`), and,
+    /// when the nodes do not agree, an online backup of each database (`workload-<seed>-node<N>.db`).
     @Suite(.serialized) struct WorkloadChecker {
         static var environment: [String: String] { ProcessInfo.processInfo.environment }
 
@@ -95,6 +96,11 @@ extension ProcessTests {
                 for (what, query) in [("rows", workload.dumpQuery), ("row clocks", workload.clockQuery), ("conflict records", Workload.conflictsQuery)] {
                     let lines = try Self.differences(query, cluster)
                     if !lines.isEmpty { difference += "\(what):\n\(lines)\n" }
+                }
+            }
+            if agreed == nil, let directory = Self.environment["HL_WORKLOAD_KEEP_LOGS"] {
+                for node in 0..<3 {
+                    _ = try? runCommand("/usr/bin/sqlite3", [cluster.path(node), ".backup '\(directory)/workload-\(seed)-node\(node + 1).db'"])
                 }
             }
             #expect(
