@@ -8,7 +8,8 @@ import Foundation
 /// Environment: HL_BENCH_PACED_MIN_ROWS (default 30: a paced run writes at least this many rows, so it lasts
 /// 30 s at 1 row/s), HL_BENCH_IDLE_SECONDS (idle before the first single row, default 60),
 /// HL_BENCH_IDLE_GAP_SECONDS (idle before each later row, default 15), HL_BENCH_IDLE_WRITES (rows written after
-/// idle, default 5).
+/// idle, default 5), HL_BENCH_LAG_TRACE (a file: each row's commit time in ns and lag in µs appended, to see when
+/// the slow ones come).
 @main
 struct Benchmark {
     /// The ceilings replication cannot beat, in rows or messages per second.

@@ -230,6 +230,10 @@ final class Watcher: @unchecked Sendable {
     func run() {
         guard let database = try? SQLiteDatabase(existingPath: path), let query = try? database.prepare("SELECT id, t_ns FROM bench WHERE id > ? ORDER BY id")
         else { return }
+        // `HL_BENCH_LAG_TRACE=<file>`: each row's commit time (ns since 1970) and lag (µs) appended there, to see
+        // when the slow ones come (periodic work, say), not only how many there are.
+        let trace = ProcessInfo.processInfo.environment["HL_BENCH_LAG_TRACE"].flatMap { fopen($0, "a") }
+        defer { if let trace { fclose(trace) } }
         var contiguous = after
         var seenAbove: Set<Int64> = []
         while !state.withLock({ $0.stopped }) {
@@ -241,7 +245,9 @@ final class Watcher: @unchecked Sendable {
                 for row in rows {
                     guard case .integer(let id) = row[0], seenAbove.insert(id).inserted else { continue }
                     fresh += 1
-                    if case .integer(let committed) = row[1] { _ = histogram.record(UInt64(max(0, visibleAt - committed)) / 1000) }
+                    guard case .integer(let committed) = row[1] else { continue }
+                    _ = histogram.record(UInt64(max(0, visibleAt - committed)) / 1000)
+                    if let trace { fputs("\(committed) \(max(0, visibleAt - committed) / 1000)\n", trace) }
                 }
             }
             while seenAbove.remove(contiguous + 1) != nil { contiguous += 1 }
