@@ -5,8 +5,8 @@ import Foundation
 /// single-row transactions paced at 1, 10, 100 and 1,000 rows/s, and single rows written after the cluster
 /// sat idle; the CPU every process used in each measurement window; prints tables. `run` keeps only the runs
 /// whose label contains it (e.g. `paced`, `idle`, `snapshot`).
-/// Environment: HL_BENCH_PACED_MIN_ROWS (default 30: a paced run writes at least this many rows, so it lasts
-/// 30 s at 1 row/s), HL_BENCH_IDLE_SECONDS (idle before the first single row, default 60),
+/// Environment: HL_BENCH_PACED_MIN_ROWS (default 200: a paced run writes at least this many rows, so it lasts
+/// 200 s at 1 row/s and its p99 is not its slowest row), HL_BENCH_IDLE_SECONDS (idle before the first single row, default 60),
 /// HL_BENCH_IDLE_GAP_SECONDS (idle before each later row, default 15), HL_BENCH_IDLE_WRITES (rows written after
 /// idle, default 5), HL_BENCH_LAG_TRACE (a file: each row's commit time in ns and lag in µs appended, to see when
 /// the slow ones come).
@@ -135,7 +135,7 @@ struct Benchmark {
 
     /// Single-row transactions on 1 shard at the rates users write: paced runs, then single rows after idle.
     static func operatingRange(seconds: Double, selected: (String) -> Bool, binaries: String, root: String) throws -> [CPURow] {
-        let minimumRows = environmentNumber("HL_BENCH_PACED_MIN_ROWS", default: 30)
+        let minimumRows = environmentNumber("HL_BENCH_PACED_MIN_ROWS", default: 200)
         let idleSeconds = environmentNumber("HL_BENCH_IDLE_SECONDS", default: 60)
         let gapSeconds = environmentNumber("HL_BENCH_IDLE_GAP_SECONDS", default: 15)
         let idleWrites = max(1, Int(environmentNumber("HL_BENCH_IDLE_WRITES", default: 5)))
