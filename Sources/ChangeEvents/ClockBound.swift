@@ -42,16 +42,12 @@ public struct ClockBound: Sendable, Equatable {
         return sum << 16 | 0xFFFF
     }
 
-    /// How far inside its bound the capturer's reader already takes a local write for ahead (and clamps it
-    /// under the write lock itself, `ChangeReader`): a quarter of the bound. A materializer in another
-    /// process clamps with its own `now`, visible only when its transaction commits; a read begun before
-    /// that commit uses a later `now`, so without the margin it could publish a write's unclamped stamp
-    /// while the row clock gets the clamped one (docs/clocks.md).
-    public var readerMarginMilliseconds: UInt64 { maxOffsetMilliseconds / 4 }
-
-    /// How long after its `now` a materializer that clamped may still commit: half the reader's margin, the
-    /// rest left for the commit itself (`ChangeApplier` starts again when it is later).
-    public var clampCommitMilliseconds: Int64 { Int64(readerMarginMilliseconds / 2) }
+    /// How long after its `now` a materializer that clamped may still commit: half the bound. The capturer's
+    /// reader reads outside the write lock only writes at or before its own `now`, and a materializer clamps
+    /// only what lies beyond its `now` plus the bound; so a clamp that is visible within the bound of its
+    /// `now` never changes a write such a read published (`ChangeApplier` starts again when it is later,
+    /// leaving the other half for the commit itself; docs/clocks.md).
+    public var clampCommitMilliseconds: Int64 { Int64(clamping: maxOffsetMilliseconds / 2) }
 
     public func check(stamp: UInt64, now: Int64) -> ClockCheck {
         guard stamp > limit(now: now) else { return .within }

@@ -549,6 +549,16 @@ public final class ChangeApplier {
         return localizedEvent
     }
 
+    /// The table `name`'s row clocks belong to while a rename is not adopted yet: our capture trigger for
+    /// `name` sits on another table (SQLite moved it with the table); nil when they are `name`'s.
+    private func clocksHolder(of name: String) throws(SQLiteError) -> String? {
+        let rows = try database.prepare("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name = ?")
+            .all([.text(Array(ChangeLogSchema.trigger(of: name, "insert").utf8))])
+        guard case .text(let bytes)? = rows.first?.first else { return nil }
+        let holder = String(decoding: bytes, as: UTF8.self)
+        return ChangeLogInstaller.sameSQLiteName(holder, name) ? nil : holder
+    }
+
     /// The statements one shape of event (table, columns) needs, checked and prepared once: building and
     /// looking up SQL text for every event cost more than applying it.
     private func plan(for event: ChangeEvent) throws -> ApplyPlan {
@@ -561,6 +571,13 @@ public final class ChangeApplier {
         guard var table = try table(named: event.table) else {
             throw ApplyError(
                 event: event, kind: .schemaMissing, reason: "table \(event.table) is not replicated here (missing, or refused: see the capturer's log)")
+        }
+        if let holder = try clocksHolder(of: table.name) {
+            // `ALTER TABLE t RENAME TO u; CREATE TABLE t …` before the capturer installed again: t's row clocks
+            // are still u's. Compared with them, the new t's rows from other nodes were dropped as superseded.
+            throw ApplyError(
+                event: event, kind: .schemaMissing,
+                reason: "table \(table.name) was created under the name of \(holder), renamed since; waiting for the capture installation to adopt the rename")
         }
         let keyNames = table.primaryKey.map(\.name)
         guard Array(event.columns.prefix(event.keyCount)) == keyNames else {
@@ -686,14 +703,16 @@ public final class ChangeApplier {
     /// `stamping` false: only the transaction begins.
     private func beginMaterialized(stamping: Bool = true) throws(SQLiteError) {
         guard stamping else { return try database.execute("BEGIN IMMEDIATE") }
-        for attempt in 0..<8 {
+        // Bounded: an application whose clock runs ahead may queue more between two rounds; the last round's
+        // clamp (if any) stays in the batch's transaction.
+        for attempt in 0..<16 {
             try database.execute("BEGIN IMMEDIATE")
             let now = clock()
             let clampedBefore = stamps.clamped
             do {
                 try stamps.materialize(now: now)
-                guard stamps.clamped > clampedBefore, attempt < 7 else { return }
-                if clock() - now > stamps.lastBound?.clampCommitMilliseconds ?? .max {
+                guard stamps.clamped > clampedBefore, attempt < 15 else { return }
+                if attempt < 7, clock() - now > stamps.lastBound?.clampCommitMilliseconds ?? .max {
                     rollBack()
                     stamps.clamped = clampedBefore
                     continue

@@ -137,7 +137,7 @@ public enum ChangeLogInstaller {
         }
 
         var tableIDs: [String: Int64] = [:]
-        var (notes, adopted) = try adoptRenamedTables(database)
+        var (notes, adopted, replaced) = try adoptRenamedTables(database)
         notes += try renameRowClockKeys(catalog.replicated, database)
         // Row clocks change below (new tables, changed keys): pending stamps first (`PendingStamps`).
         let materializer = StampMaterializer(database: database)
@@ -196,7 +196,7 @@ public enum ChangeLogInstaller {
                     // every row is captured, also one whose key had a clock (skipping those, the new table's
                     // rows under old keys were never published). Not a table renamed onto this name: its
                     // triggers were adopted above, and its rows are the same rows.
-                    let recreated = known && !adopted.contains(table.name)
+                    let recreated = known && (!adopted.contains(table.name) || replaced.contains(table.name))
                     try database.execute(S.captureExistingRows(table, tableID: id, evenIfClocked: recreated))
                     let captured = database.changes
                     if captured > 0 { notes.append("\(table.name) is new and already had \(captured) row(s): they are captured now") }
@@ -239,14 +239,27 @@ public enum ChangeLogInstaller {
 
     /// After `ALTER TABLE old RENAME TO new`, SQLite keeps our triggers attached to the renamed table under
     /// their old names, so `new` would be captured twice (and into `old`'s row clocks). Such triggers are
-    /// dropped, and `old`'s row clocks and table id become `new`'s when `new` has none yet, so the rename
-    /// keeps every row's stamp and the queue entries already waiting.
-    /// Returns the notes and the names of the tables that were renamed (their triggers were found under
-    /// an old name).
-    private static func adoptRenamedTables(_ database: SQLiteDatabase) throws(SQLiteError) -> (notes: [String], renamed: Set<String>) {
+    /// dropped, and `old`'s row clocks and table id become `new`'s, so the rename keeps every row's stamp and
+    /// the queue entries already waiting.
+    ///
+    /// Several renames are adopted in an order that frees each name before it is taken (`t → u`, then
+    /// `s → t`; a cycle `t ↔ s` goes through a name no table has): adopted in the order the triggers came,
+    /// `s`'s clocks were merged into the old `t`'s, the registry kept `s` (its name taken), and the writes
+    /// queued for `s` were never published. A new name still registered after that belonged to a table
+    /// dropped since (`DROP TABLE t; ALTER TABLE s RENAME TO t`): `old`'s clocks are merged into its (the later
+    /// stamp of each key kept), `old`'s queue entries are `new`'s, and `new` is `replaced`: every row of it is
+    /// captured again, with stamps after both tables' clocks.
+    /// Returns the notes, the names of the tables that were renamed (their triggers were found under an old
+    /// name), and those that replaced a dropped table of the same name.
+    private static func adoptRenamedTables(
+        _ database: SQLiteDatabase
+    ) throws(SQLiteError) -> (
+        notes: [String], renamed: Set<String>, replaced: Set<String>
+    ) {
         typealias S = ChangeLogSchema
         var notes: [String] = []
         var renamed: Set<String> = []
+        var moves: [(old: String, new: String)] = []
         let triggers = try database.rows(
             "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, \(S.prefix.utf8.count)) = '\(S.prefix)'")
         for row in triggers {
@@ -257,26 +270,78 @@ public enum ChangeLogInstaller {
             renamed.insert(table)
             guard let operation = operations.first(where: { name.hasSuffix("_change_log_on_" + $0) }) else { continue }
             let old = String(name.dropFirst(S.prefix.count).dropLast(("_change_log_on_" + operation).count))
-            let exists = try database.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
-            let hasClocks = try exists.all([.text(Array(S.changeLog(of: old).utf8))]).first?.first == .integer(1)
-            let newHasClocks = try exists.all([.text(Array(S.changeLog(of: table).utf8))]).first?.first == .integer(1)
-            guard hasClocks else { continue }
-            if newHasClocks {
+            if !moves.contains(where: { $0.old == old }) { moves.append((old, table)) }
+        }
+        // Both ignore ASCII case, as SQLite's names do.
+        let exists = try database.prepare("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE")
+        func hasClocks(_ table: String) throws(SQLiteError) -> Bool { try exists.all([.text(Array(S.changeLog(of: table).utf8))]).first?.first == .integer(1) }
+        let registeredID = try database.prepare("SELECT id FROM \(S.quote(S.tables)) WHERE name = ? COLLATE NOCASE ORDER BY name = ? DESC")
+        func registered(_ table: String) throws(SQLiteError) -> Int64? {
+            if case .integer(let id) = try registeredID.all([.text(Array(table.utf8)), .text(Array(table.utf8))]).first?.first { return id }
+            return nil
+        }
+        let rename = try database.prepare("UPDATE \(S.quote(S.tables)) SET name = ? WHERE name = ?")
+        // Rows UNIQUE settlement holds aside for a table are its rows too: they follow its name.
+        let heldAside = try database.prepare("UPDATE OR IGNORE \(S.quote(S.conflicts)) SET table_name = ? WHERE table_name = ?")
+        func move(_ old: String, to new: String) throws(SQLiteError) {
+            try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: old))) RENAME TO \(S.quote(S.changeLog(of: new)))")
+            try rename.run([.text(Array(new.utf8)), .text(Array(old.utf8))])
+        }
+        var replaced: Set<String> = []
+        var parked = 0
+        var originals: [String: String] = [:]
+        while !moves.isEmpty {
+            guard let index = moves.firstIndex(where: { move in !moves.contains { $0.old != move.old && Self.sameSQLiteName($0.old, move.new) } }) else {
+                // A cycle: one of them steps aside to a name no table has.
+                let aside = "\u{1}renamed \(parked)"
+                parked += 1
+                if try hasClocks(moves[0].old) { try move(moves[0].old, to: aside) }
+                try heldAside.run([.text(Array(aside.utf8)), .text(Array(moves[0].old.utf8))])
+                originals[aside] = moves[0].old
+                moves[0].old = aside
+                continue
+            }
+            let (old, table) = moves.remove(at: index)
+            guard try hasClocks(old) else { continue }
+            if Self.sameSQLiteName(old, table) {
+                // `t` → `x` → `T`: SQLite's names ignore ASCII case, so the row clocks are the table's already;
+                // only the registry's spelling changes (renaming the clocks failed: "there is already another
+                // table", at every installation, and capture stopped).
+                try rename.run([.text(Array(table.utf8)), .text(Array(old.utf8))])
+            } else if let taken = try registered(table) {
+                // `table` names a table dropped since, whose clocks and id are still there.
+                if !(try mergeRowClocks(from: S.changeLog(of: old), into: S.changeLog(of: table), database)) {
+                    try database.execute("DROP TABLE IF EXISTS \(S.quote(S.changeLog(of: table)))")
+                    try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: old))) RENAME TO \(S.quote(S.changeLog(of: table)))")
+                }
+                if let oldID = try registered(old) {
+                    try database.prepare("UPDATE \(S.quote(S.globalLog)) SET table_id = ? WHERE table_id = ?").run([.integer(taken), .integer(oldID)])
+                }
+                replaced.insert(table)
+                notes.append(
+                    "\(originals[old] ?? old) was renamed to \(table), which replaces a table \(table) dropped since: its waiting changes carry over, and its rows are captured again"
+                )
+            } else if try hasClocks(table) {
                 // The applier wrote rows under the new name before this installation (a change from a node that
                 // renamed first, applied the moment the rename committed): both row clocks are kept, the later
                 // version of each row winning, or the old clocks and the waiting changes would be lost.
                 guard try mergeRowClocks(from: S.changeLog(of: old), into: S.changeLog(of: table), database) else { continue }
+                try rename.run([.text(Array(table.utf8)), .text(Array(old.utf8))])
             } else {
-                try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: old))) RENAME TO \(S.quote(S.changeLog(of: table)))")
+                try move(old, to: table)
             }
-            try database.prepare("UPDATE OR IGNORE \(S.quote(S.tables)) SET name = ? WHERE name = ?").run([.text(Array(table.utf8)), .text(Array(old.utf8))])
-            // Rows UNIQUE settlement holds aside for the table are its rows too: they follow the new name.
-            try database.prepare("UPDATE OR IGNORE \(S.quote(S.conflicts)) SET table_name = ? WHERE table_name = ?").run([
-                .text(Array(table.utf8)), .text(Array(old.utf8)),
-            ])
-            notes.append("\(old) was renamed to \(table): its row clocks, waiting changes and rows held aside carry over")
+            try heldAside.run([.text(Array(table.utf8)), .text(Array(old.utf8))])
+            if !replaced.contains(table) {
+                notes.append("\(originals[old] ?? old) was renamed to \(table): its row clocks, waiting changes and rows held aside carry over")
+            }
         }
-        return (notes, renamed)
+        return (notes, renamed, replaced)
+    }
+
+    /// Whether SQLite takes `a` and `b` for one name: identifiers compare ignoring ASCII case only.
+    static func sameSQLiteName(_ a: String, _ b: String) -> Bool {
+        func folded(_ name: String) -> [UInt8] { name.utf8.map { (65...90).contains($0) ? $0 + 32 : $0 } }
+        return folded(a) == folded(b)
     }
 
     /// Moves the row clocks of `old` into `new` where they are later than `new`'s (or `new` has none), and

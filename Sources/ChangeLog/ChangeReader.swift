@@ -84,27 +84,37 @@ public final class ChangeReader {
     ///   column's value never sent. The capturer passes it; a caller that cannot install again does not.
     public func pending(after watermark: Int64, limit: Int, schemaVersion: Int64? = nil, now: Int64 = ClockBound.systemNow()) throws(SQLiteError) -> Pending {
         guard let clockBound else { return try read(after: watermark, limit: limit, stampLimit: .max, schemaVersion: schemaVersion).pending }
-        // Within the reader's margin is ahead already: a materializer that clamped with an earlier `now` has
-        // committed before a read that could see such a write unclamped (`ClockBound.readerMarginMilliseconds`).
-        let stampLimit = clockBound.limit(now: now - Int64(clamping: clockBound.readerMarginMilliseconds))
-        var attempt = 0
-        while true {
-            let read = try read(after: watermark, limit: limit, stampLimit: stampLimit, schemaVersion: schemaVersion)
-            // A few rounds at most: each clamps everything queued by then.
-            guard read.metFuture, attempt < 3 else { return read.pending }
-            attempt += 1
-            clamped += try database.transaction { () throws(SQLiteError) -> Int in
-                try PendingStamps.clampPending(limit: stampLimit, clampedTo: ClockBound.stamp(milliseconds: UInt64(max(0, now))), in: database)
-            }
+        // Outside the write lock, only writes at or before the node's clock are read. A materializer of
+        // another process (the applier's) clamps with the `now` it read under the lock, and only what lies
+        // beyond that `now` plus the bound; its clamp becomes visible at its commit, within the bound of that
+        // `now` (`ClockBound.clampCommitMilliseconds`). So no write read here is clamped by anyone later.
+        let present = ClockBound.stamp(milliseconds: UInt64(max(0, now))) | 0xFFFF
+        let unlocked = try read(after: watermark, limit: limit, stampLimit: present, schemaVersion: schemaVersion)
+        // What comes before the first write ahead of the clock goes out now; the next read starts at it.
+        guard unlocked.metFuture, unlocked.pending.throughID == nil else { return unlocked.pending }
+        // A write ahead of the node's clock comes first: read under the write lock, after clamping what lies
+        // beyond the bound, so that no materializer's clamp can come between the read and its decision.
+        let stampLimit = clockBound.limit(now: now)
+        try database.execute("BEGIN IMMEDIATE")
+        do {
+            clamped += try PendingStamps.clampPending(
+                limit: stampLimit, clampedTo: ClockBound.stamp(milliseconds: UInt64(max(0, now))), after: watermark, in: database)
+            let locked = try read(after: watermark, limit: limit, stampLimit: stampLimit, schemaVersion: schemaVersion, inTransaction: true)
+            try database.execute("COMMIT")
+            return locked.pending
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
         }
     }
 
     /// The pending events, up to (not including) the first unstamped entry whose `at` lies beyond
-    /// `stampLimit` (`metFuture`).
-    private func read(after watermark: Int64, limit: Int, stampLimit: UInt64, schemaVersion: Int64?) throws(SQLiteError) -> (pending: Pending, metFuture: Bool)
-    {
-        try database.execute("BEGIN")
-        defer { try? database.execute("COMMIT") }
+    /// `stampLimit` (`metFuture`). `inTransaction`: the caller's transaction is the read's.
+    private func read(
+        after watermark: Int64, limit: Int, stampLimit: UInt64, schemaVersion: Int64?, inTransaction: Bool = false
+    ) throws(SQLiteError) -> (pending: Pending, metFuture: Bool) {
+        if !inTransaction { try database.execute("BEGIN") }
+        defer { if !inTransaction { try? database.execute("COMMIT") } }
         let version = try database.scalarInteger("PRAGMA schema_version")
         if let schemaVersion, version != schemaVersion {
             return (Pending(events: [], throughID: nil, skipped: 0, schemaChanged: true), false)

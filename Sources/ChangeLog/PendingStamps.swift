@@ -79,9 +79,10 @@ public enum PendingStamps {
     /// and counts them; returns how many. Call inside a write transaction. Only ever a rewrite of the queue,
     /// never a stamp computed aside: the capturer's reader, the materializers and a snapshot's copy all read
     /// the same `at` afterwards, so the stamp published is the one the row clock gets.
-    public static func clampPending(limit: UInt64, clampedTo: UInt64, in database: SQLiteDatabase) throws(SQLiteError) -> Int {
+    /// `after`: entries up to this id are left as they are (the capturer's reader: those it published).
+    public static func clampPending(limit: UInt64, clampedTo: UInt64, after: Int64 = 0, in database: SQLiteDatabase) throws(SQLiteError) -> Int {
         guard limit < UInt64(Int64.max) else { return 0 }
-        let mark = try stampedThrough(in: database)
+        let mark = max(after, try stampedThrough(in: database))
         // `at` holds the stamp's signed bit pattern: a negative one is beyond any limit too.
         try database.prepare("UPDATE \(ChangeLogSchema.quote(ChangeLogSchema.globalLog)) SET at = ? WHERE id > ? AND (at > ? OR at < 0)")
             .run([.integer(Int64(bitPattern: clampedTo)), .integer(mark), .integer(Int64(limit))])

@@ -66,9 +66,11 @@ public enum SnapshotMaker {
         guard (try? source.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = '\(ChangeLogSchema.meta)'")) ?? 0 > 0,
             let bound = try? PendingStamps.clockBound(in: source)
         else { return }
-        let now = ClockBound.systemNow()
         _ = try? source.transaction { () throws(SQLiteError) -> Int in
-            try PendingStamps.clampPending(limit: bound.limit(now: now), clampedTo: ClockBound.stamp(milliseconds: UInt64(max(0, now))), in: source)
+            // The clock read under the write lock, as every materializer's: a `now` read before waiting for
+            // the lock could be older than a capturer read's meanwhile, and clamp what that read published.
+            let now = ClockBound.systemNow()
+            return try PendingStamps.clampPending(limit: bound.limit(now: now), clampedTo: ClockBound.stamp(milliseconds: UInt64(max(0, now))), in: source)
         }
     }
 }

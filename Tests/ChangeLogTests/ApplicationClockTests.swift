@@ -95,24 +95,51 @@ import Testing
         Int64(ClockBound.milliseconds(of: UInt64(bitPattern: try db.scalarInteger("SELECT at FROM __harmonylite___change_log_global WHERE id = \(id)"))))
     }
 
-    /// A write within the reader's margin of its bound (here 350 ms ahead, the bound 400 ms, the margin
-    /// 100 ms) is clamped by the reader: a materializer in another process that clamped it with an earlier
-    /// `now` may not have committed yet, and the read would publish it unclamped (docs/clocks.md).
-    @Test func theReaderClampsAWriteWithinItsMarginOfTheBound() throws {
+    /// The race the capturer's reads close (docs/clocks.md): another process (the applier) clamps a write
+    /// with its `now` and has not committed; the capturer reads with a later `now`, under which the write is
+    /// within the bound. The write lies ahead of the reader's clock, so it is read under the write lock: after
+    /// the other commit, as clamped; the stamp published is the one the row clock gets.
+    @Test func aWriteAheadOfTheClockIsReadAfterAClampUnderWay() throws {
+        try PendingStamps.setMaxClockOffset(400, in: db)
+        try write("INSERT INTO kv VALUES (1, 'a');")
+        let applierNow = try queuedMilliseconds(1) - 450
+        let readerNow = applierNow + 160  // within its bound the write is: 290 ms ahead of 400
+        let applierSide = try SQLiteDatabase(existingPath: path)
+        let materializer = StampMaterializer(database: applierSide)
+        try applierSide.execute("BEGIN IMMEDIATE")
+        _ = try materializer.materialize(now: applierNow)
+        #expect(materializer.clamped == 1)
+        let committing = UncheckedBox(applierSide)
+        let committer = Thread {
+            usleep(200_000)
+            try? committing.value.execute("COMMIT")
+        }
+        committer.start()
+        let reader = try ChangeReader(database: db, installation: installation)
+        reader.clockBound = ClockBound(maxOffsetMilliseconds: 400)
+        let read = try reader.pending(after: 0, limit: 100, now: readerNow)
+        #expect(read.events.map(\.stamp) == [ClockBound.stamp(milliseconds: UInt64(applierNow))])
+        #expect(read.events.map(\.stamp) == [try clock(1)])
+        #expect(reader.clamped == 0)
+    }
+
+    /// A write within the bound but ahead of the node's clock is published as written (read under the lock,
+    /// not clamped); one beyond the bound is clamped to the node's clock.
+    @Test func aWriteAheadOfTheClockWithinTheBoundIsNotClamped() throws {
         try PendingStamps.setMaxClockOffset(400, in: db)
         try write("INSERT INTO kv VALUES (1, 'a');")
         let readerNow = try queuedMilliseconds(1) - 350
         let reader = try ChangeReader(database: db, installation: installation)
         reader.clockBound = ClockBound(maxOffsetMilliseconds: 400)
         let read = try reader.pending(after: 0, limit: 100, now: readerNow)
-        #expect(read.events.map(\.stamp) == [ClockBound.stamp(milliseconds: UInt64(readerNow))])
-        #expect(try reader.clamped == 1 && PendingStamps.clampedCount(in: db) == 1)
-        // 250 ms ahead is within the margin's bound: read as queued.
+        #expect(read.events.map { ClockBound.milliseconds(of: $0.stamp) } == [UInt64(readerNow + 350)])
+        #expect(reader.clamped == 0)
+        usleep(150_000)  // the node's clock moves on: row 1 stays within the bound
         try write("INSERT INTO kv VALUES (2, 'b');")
-        let later = try queuedMilliseconds(2) - 250
+        let later = try queuedMilliseconds(2) - 450
         let next = try reader.pending(after: read.throughID ?? 0, limit: 100, now: later)
-        #expect(next.events.map { ClockBound.milliseconds(of: $0.stamp) } == [UInt64(later + 250)])
-        #expect(reader.clamped == 1)
+        #expect(next.events.map(\.stamp) == [ClockBound.stamp(milliseconds: UInt64(later))])
+        #expect(try reader.clamped == 1 && PendingStamps.clampedCount(in: db) == 1)
     }
 
     /// The applier's materialization that clamps commits on its own, before the batch (a batch that fails
@@ -122,8 +149,8 @@ import Testing
         try PendingStamps.setMaxClockOffset(400, in: db)
         try write("INSERT INTO kv VALUES (1, 'a');")
         let applier = try ChangeApplier(database: db, catalog: installation.catalog)
-        // The clock: the first materialization's commit comes 51 ms after its `now` (the deadline is 50).
-        var readings: [Int64] = [nodeNow, nodeNow + 51, nodeNow + 1_000, nodeNow + 1_010]
+        // The clock: the first materialization's commit comes 201 ms after its `now` (the deadline is 200).
+        var readings: [Int64] = [nodeNow, nodeNow + 201, nodeNow + 1_000, nodeNow + 1_010]
         applier.clock = { readings.isEmpty ? nodeNow + 2_000 : readings.removeFirst() }
         let unknown = ChangeEvent(changeID: 1, table: "missing", operation: .upsert, stamp: 1, writer: 2, columns: ["k"], values: [.integer(9)], keyCount: 1)
         #expect(throws: (any Error).self) { try applier.apply([unknown]) }
@@ -132,4 +159,10 @@ import Testing
         #expect(try PendingStamps.clampedCount(in: db) == 1)
         #expect(try clock(1) == ClockBound.stamp(milliseconds: UInt64(nodeNow + 1_000)))
     }
+}
+
+/// A value handed to another thread by a test that orders the two itself.
+private final class UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
