@@ -256,6 +256,18 @@ public struct EmbeddedServerMachine: Sendable {
         return actions
     }
 
+    /// Why the server `pid`, ending now, could not start, when no restart can help (`EmbeddedServerStartFailure`
+    /// recognised in `lastWords`, its last fatal line): only for the node's first server, before it was ready.
+    /// A restarted server that fails the same way is restarted as a crash (the port it keeps may be free again).
+    public func startFailure(pid: Int32, lastWords: String?) -> EmbeddedServerStartFailure? {
+        guard !hadReadyServer, let lastWords else { return nil }
+        switch server {
+        case .starting(pid, _): return EmbeddedServerStartFailure(lastWords: lastWords)
+        case .catchingUp(let catchUp) where catchUp.pid == pid: return EmbeddedServerStartFailure(lastWords: lastWords)
+        default: return nil
+        }
+    }
+
     private mutating func serverGone(_ pid: Int32) -> [Action] {
         switch server {
         case .starting(pid, _):
