@@ -64,8 +64,12 @@ public struct JobFailure: Error, Equatable, Sendable, CustomStringConvertible {
     /// The restore refused the store's snapshot (not signed by this cluster, or not matching its signed
     /// metadata): not a failure of this node, which looks for another snapshot later.
     public var refusedSnapshot: Bool
-    public init(description: String, refusedSnapshot: Bool = false) {
+    /// The restore found no disk space for itself (`RestoreNoSpace`): retrying cannot help until an operator
+    /// frees space, so the start is refused.
+    public var diskFull: Bool
+    public init(description: String, refusedSnapshot: Bool = false, diskFull: Bool = false) {
         self.description = description
         self.refusedSnapshot = refusedSnapshot
+        self.diskFull = diskFull
     }
 }

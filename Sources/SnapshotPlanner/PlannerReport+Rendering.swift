@@ -224,6 +224,7 @@ extension PlannerAction.Refusal: CustomStringConvertible {
                 + "nothing was started. Copy the database from another node (stopped, or with sqlite3 .backup) to this path, "
                 + "or save a snapshot on a running node (harmonylite -config FILE -save-snapshot), then start this node again; "
                 + "to start a new cluster with an empty database, create it first (sqlite3 DB 'PRAGMA user_version;')"
+        case .noSpaceForRestore(let error): "snapshot restore failed, the database is unchanged: \(error)"
         }
     }
 }

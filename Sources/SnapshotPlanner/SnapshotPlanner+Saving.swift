@@ -70,6 +70,9 @@ extension SnapshotPlanner {
             return [gapCoverDeadline.map { now >= $0 } == true ? .acceptGaps : .acceptCoveredGaps]
         case (.restore, .failure(let error)) where error.refusedSnapshot:
             return refusedSnapshot(error, now: now)
+        case (.restore, .failure(let error)) where error.diskFull:
+            phase = .stopped
+            return [.refuse(.noSpaceForRestore(error: "\(error)"))]
         case (.restore, .failure(let error)):
             return fail(.restoreFailed(error: "\(error)"))
         case (.save, .success(let report)):

@@ -38,9 +38,23 @@ public enum SnapshotTransfers {
     /// between), and the file is then checked against that signed metadata (size, SHA-256) by the restorer:
     /// a `SnapshotRefusal` otherwise, and the database is not touched. `acceptUnsigned`:
     /// `snapshot.accept_unsigned`. `maxClockOffset`: row clocks stamped beyond now + it are refused (`SnapshotStampCheck`).
+    /// A restore that fails for lack of disk space throws `RestoreNoSpace`, naming the database.
     public static func restore(
         into database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, acceptUnsigned: Bool = false,
         currentStreams: [String: UInt64] = [:], maxClockOffset: UInt64? = nil, say: (String) -> Void
+    )
+        throws -> (SnapshotMetadata, SnapshotRestorer.Outcome, Timing)?
+    {
+        try RestoreNoSpace.naming(database) {
+            try restoreUnnamed(
+                into: database, nodeID: nodeID, store: store, key: key, acceptUnsigned: acceptUnsigned, currentStreams: currentStreams,
+                maxClockOffset: maxClockOffset, say: say)
+        }
+    }
+
+    private static func restoreUnnamed(
+        into database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, acceptUnsigned: Bool,
+        currentStreams: [String: UInt64], maxClockOffset: UInt64?, say: (String) -> Void
     )
         throws -> (SnapshotMetadata, SnapshotRestorer.Outcome, Timing)?
     {

@@ -21,6 +21,8 @@ final class BackgroundJob: Sendable {
                 outcome = .success(try body(self))
             } catch let refusal as SnapshotRefusal {
                 outcome = .failure(JobFailure(description: "\(refusal)", refusedSnapshot: true))
+            } catch let noSpace as RestoreNoSpace {
+                outcome = .failure(JobFailure(description: "\(noSpace)", diskFull: true))
             } catch {
                 outcome = .failure(JobFailure(description: "\(error)"))
             }
