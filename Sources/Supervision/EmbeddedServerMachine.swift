@@ -157,6 +157,8 @@ public struct EmbeddedServerMachine: Sendable {
     public private(set) var pinnedClientPort: Int?
     /// A server was ready (the workers started): later ones do not wait for the meta leader.
     private(set) var hadReadyServer = false
+    /// The same start failure of the node's first servers, in a row (`startFailed`).
+    private var failedStarts: [EmbeddedServerStartFailure] = []
     var server: Server = .none
     /// The probe problem last reported (each one once in a row).
     var probeProblem: Report?
@@ -256,16 +258,29 @@ public struct EmbeddedServerMachine: Sendable {
         return actions
     }
 
-    /// Why the server `pid`, ending now, could not start, when no restart can help (`EmbeddedServerStartFailure`
-    /// recognised in `lastWords`, its last fatal line): only for the node's first server, before it was ready.
-    /// A restarted server that fails the same way is restarted as a crash (the port it keeps may be free again).
-    public func startFailure(pid: Int32, lastWords: String?) -> EmbeddedServerStartFailure? {
-        guard !hadReadyServer, let lastWords else { return nil }
+    /// How many of the node's first servers in a row must fail to start the same recognised way before the
+    /// start is given up as a configuration error: a port another process held for a moment (a client's
+    /// connection, a test's probe) is free again at the next attempt.
+    public static let startAttempts = 3
+
+    /// Called as the server `pid` ends: why it could not start, when no restart can help — the same
+    /// `EmbeddedServerStartFailure` recognised in `lastWords` (its last fatal line) for `startAttempts` servers
+    /// in a row, none of them ever ready. Nil otherwise (restarted as a crash). Once a server was ready, the
+    /// node runs and a failing restart is a crash (the port it keeps may be free again).
+    public mutating func startFailed(pid: Int32, lastWords: String?) -> EmbeddedServerStartFailure? {
+        guard !hadReadyServer else { return nil }
+        let ending: Bool
         switch server {
-        case .starting(pid, _): return EmbeddedServerStartFailure(lastWords: lastWords)
-        case .catchingUp(let catchUp) where catchUp.pid == pid: return EmbeddedServerStartFailure(lastWords: lastWords)
-        default: return nil
+        case .starting(pid, _): ending = true
+        case .catchingUp(let catchUp): ending = catchUp.pid == pid
+        default: ending = false
         }
+        guard ending, let failure = lastWords.flatMap(EmbeddedServerStartFailure.init(lastWords:)) else {
+            failedStarts = []
+            return nil
+        }
+        failedStarts = failedStarts.last == failure ? failedStarts + [failure] : [failure]
+        return failedStarts.count >= Self.startAttempts ? failure : nil
     }
 
     private mutating func serverGone(_ pid: Int32) -> [Action] {

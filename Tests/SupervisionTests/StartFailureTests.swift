@@ -54,20 +54,37 @@ import Testing
         #expect(ListeningSockets.inodes(procNetTCP: "", port: 4222).isEmpty)
     }
 
-    @Test func onlyTheNodesFirstServerFailsTheStart() {
+    /// Starts server `pid` and ends it with `said`; returns what `startFailed` says.
+    static func failStart(_ machine: inout EmbeddedServerMachine, pid: Int32, _ said: String?, now: Double) -> EmbeddedServerStartFailure? {
+        _ = machine.handle(.starting, now: now)
+        _ = machine.handle(.spawned(pid: pid), now: now)
+        let failure = machine.startFailed(pid: pid, lastWords: said)
+        _ = machine.handle(.exited(pid: pid), now: now)
+        return failure
+    }
+
+    @Test func theSameFailureOfTheFirstServersThreeTimesInARowFailsTheStart() {
+        var embedded = EmbeddedServerMachineTests.machine()
+        #expect(EmbeddedServerMachine.startAttempts == 3)
+        #expect(Self.failStart(&embedded, pid: 100, Self.clientPortInUse, now: 0) == nil, "a port held for a moment is tried again")
+        #expect(Self.failStart(&embedded, pid: 101, "panic: runtime error", now: 1) == nil, "another failure starts the count again")
+        #expect(Self.failStart(&embedded, pid: 102, Self.clientPortInUse, now: 2) == nil)
+        #expect(Self.failStart(&embedded, pid: 103, Self.routePortInUse, now: 3) == nil, "a different port starts it again too")
+        #expect(Self.failStart(&embedded, pid: 104, Self.routePortInUse, now: 4) == nil)
+        #expect(Self.failStart(&embedded, pid: 105, Self.routePortInUse, now: 5) == EmbeddedServerStartFailure(lastWords: Self.routePortInUse))
+        // Not the server that runs: another pid says nothing.
+        _ = embedded.handle(.starting, now: 6)
+        _ = embedded.handle(.spawned(pid: 106), now: 6)
+        #expect(embedded.startFailed(pid: 999, lastWords: Self.routePortInUse) == nil)
+    }
+
+    @Test func onceAServerWasReadyAFailingRestartIsACrash() {
         var embedded = EmbeddedServerMachineTests.machine()
         _ = embedded.handle(.starting, now: 0)
         _ = embedded.handle(.spawned(pid: 100), now: 0)
-        #expect(embedded.startFailure(pid: 100, lastWords: Self.clientPortInUse) != nil)
-        #expect(embedded.startFailure(pid: 101, lastWords: Self.clientPortInUse) == nil, "another pid")
-        #expect(embedded.startFailure(pid: 100, lastWords: nil) == nil)
-        #expect(embedded.startFailure(pid: 100, lastWords: "panic: runtime error") == nil)
-        // Once a server was ready, the same failure at a restart is restarted as a crash.
         _ = embedded.handle(.portsFile(pid: 100, clientPort: 24223, monitoring: [EmbeddedServerMachineTests.monitoring]), now: 0.1)
         _ = embedded.handle(.exited(pid: 100), now: 1)
-        _ = embedded.handle(.starting, now: 2)
-        _ = embedded.handle(.spawned(pid: 102), now: 2)
-        #expect(embedded.startFailure(pid: 102, lastWords: Self.clientPortInUse) == nil)
+        for pid: Int32 in 101...104 { #expect(Self.failStart(&embedded, pid: pid, Self.clientPortInUse, now: Double(pid)) == nil) }
     }
 
     @Test func aMisconfiguredServerStopsTheNodeWithStatus2AndIsNotRestarted() {
