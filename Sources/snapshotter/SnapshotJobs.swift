@@ -24,16 +24,21 @@ enum SnapshotJobs {
             }
             for (stream, check) in outcome.replacedStreams.sorted(by: { $0.key < $1.key }) {
                 job.sayLoudly(
-                    "\(stream) is not the stream the snapshot's cursor belongs to (\(check)): it was deleted and created again, or lost "
-                        + "with its only server; consuming it from its start. Changes the old stream held past the snapshot's cursor "
-                        + "(message \(metadata.cursor[stream] ?? 0)) are not on this node unless another node publishes them again")
+                    JobNote(
+                        "a stream is not the one the snapshot's cursor belongs to: it was deleted and created again, or lost with its only "
+                            + "server; consuming it from its start. Changes the old stream held past the snapshot's cursor are not on this node "
+                            + "unless another node publishes them again",
+                        ["stream": stream, "check": "\(check)", "snapshot_cursor": "\(metadata.cursor[stream] ?? 0)"]))
             }
             if !outcome.hadRowClocks {
-                job.say("the snapshot carries no row clocks (saved by an earlier version): its rows take the stamps of the changes that arrive next")
+                job.say(JobNote("the snapshot carries no row clocks (saved by an earlier version): its rows take the stamps of the changes that arrive next"))
             }
-            for note in outcome.liveVersionNotes { job.sayLoudly(note) }
+            for note in outcome.liveVersionNotes { job.sayLoudly(JobNote("live row versions not kept: the schemas differ", ["detail": note])) }
             if outcome.supersededLocalChanges > 0 {
-                job.say("\(outcome.supersededLocalChanges) unpublished local change(s) lost to later versions of their rows in the snapshot (last-writer-wins)")
+                job.say(
+                    JobNote(
+                        "unpublished local changes lost to later versions of their rows in the snapshot (last-writer-wins)",
+                        ["changes": "\(outcome.supersededLocalChanges)"]))
             }
             try SeqMapFile.write(outcome.cursor, streams: currentStreams, to: config.seqMapPath)
             let taken = LineLogHandler.rfc3339(unixMilliseconds: metadata.createdAt)
