@@ -264,10 +264,12 @@ public struct EmbeddedServerMachine: Sendable {
     public static let startAttempts = 3
 
     /// Called as the server `pid` ends: why it could not start, when no restart can help — the same
-    /// `EmbeddedServerStartFailure` recognised in `lastWords` (its last fatal line) for `startAttempts` servers
-    /// in a row, none of them ever ready. Nil otherwise (restarted as a crash). Once a server was ready, the
-    /// node runs and a failing restart is a crash (the port it keeps may be free again).
-    public mutating func startFailed(pid: Int32, lastWords: String?) -> EmbeddedServerStartFailure? {
+    /// `EmbeddedServerStartFailure` recognised in `lastWords` (its last fatal line) for `attempts` servers in a
+    /// row, none of them ever ready. Nil otherwise (restarted as a crash). Once a server was ready, the node
+    /// runs and a failing restart is a crash (the port it keeps may be free again). The supervisor passes
+    /// fewer attempts than `startAttempts` when `[workers.nats] restart_intensity` allows fewer restarts, so
+    /// the start is given up as a configuration error before the restart budget runs out.
+    public mutating func startFailed(pid: Int32, lastWords: String?, attempts: Int = startAttempts) -> EmbeddedServerStartFailure? {
         guard !hadReadyServer else { return nil }
         let ending: Bool
         switch server {
@@ -280,7 +282,7 @@ public struct EmbeddedServerMachine: Sendable {
             return nil
         }
         failedStarts = failedStarts.last == failure ? failedStarts + [failure] : [failure]
-        return failedStarts.count >= Self.startAttempts ? failure : nil
+        return failedStarts.count >= max(1, attempts) ? failure : nil
     }
 
     private mutating func serverGone(_ pid: Int32) -> [Action] {

@@ -469,7 +469,8 @@ final class Supervisor {
             let words = lastWords.removeValue(forKey: pid)
             let note = "peak resident memory \(usage.ru_maxrss / 1024) MiB" + (words.map { "; \($0)" } ?? "")
             let serverSaid = words.flatMap { $0.hasPrefix(Self.natsSaid) ? String($0.dropFirst(Self.natsSaid.count)) : nil }
-            if let failure = embeddedServer.startFailed(pid: pid, lastWords: serverSaid) {
+            let attempts = min(EmbeddedServerMachine.startAttempts, Int(config.settings(for: .nats).restartIntensity) + 1)
+            if let failure = embeddedServer.startFailed(pid: pid, lastWords: serverSaid, attempts: attempts) {
                 let problem = failure.problem(holder: failure.port.flatMap { PortHolder.describe(port: $0) })
                 process(.misconfigured(pid: pid, status: exit, note: note, problem: problem))
             } else {

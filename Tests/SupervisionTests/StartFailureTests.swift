@@ -78,6 +78,13 @@ import Testing
         #expect(embedded.startFailed(pid: 999, lastWords: Self.routePortInUse) == nil)
     }
 
+    @Test func aSmallerRestartBudgetGivesUpSooner() {
+        var embedded = EmbeddedServerMachineTests.machine()
+        _ = embedded.handle(.starting, now: 0)
+        _ = embedded.handle(.spawned(pid: 100), now: 0)
+        #expect(embedded.startFailed(pid: 100, lastWords: Self.clientPortInUse, attempts: 1) != nil, "restart_intensity 0: the first failure")
+    }
+
     @Test func onceAServerWasReadyAFailingRestartIsACrash() {
         var embedded = EmbeddedServerMachineTests.machine()
         _ = embedded.handle(.starting, now: 0)
