@@ -35,24 +35,40 @@ public struct RestoreNoSpace: Error, Equatable, Sendable, CustomStringConvertibl
     /// `strerror(ENOSPC)`, as the stores and the file APIs word it.
     static let noSpaceText = "No space left on device"
 
-    /// Whether `error` says the disk is full.
+    /// Whether `error` says the local disk is full. A store's answer (`SnapshotError.transfer`: an HTTP body,
+    /// bytes from outside) is never taken for one, whatever it says.
     public static func isDiskFull(_ error: any Error) -> Bool {
         switch error {
         case let error as SQLiteError: return error.code & 0xFF == sqliteFull
-        case let error as SnapshotError: return error.kind == .noSpace || error.description.contains(noSpaceText)
+        case let error as SnapshotError: return error.kind == .noSpace || (error.kind == .storage && error.description.contains(noSpaceText))
         case let error as RestoreNoSpace: return !error.database.isEmpty
-        default: return "\(error)".contains(noSpaceText)
+        default:
+            // A local write (`FileHandle`, or a message built from `strerror(ENOSPC)`).
+            let bridged = error as NSError
+            if bridged.domain == NSPOSIXErrorDomain, bridged.code == Int(ENOSPC) { return true }
+            if let underlying = bridged.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain, underlying.code == Int(ENOSPC) {
+                return true
+            }
+            return "\(error)".contains(noSpaceText)
         }
     }
 
-    /// Runs `body`, the restore into `database`; a disk-full failure comes out as `RestoreNoSpace`.
+    /// Below this many free bytes a restore that failed writing is taken as one that ran out of space, whatever
+    /// its error says (curl words a failed local write `Failure writing output to destination`).
+    static let nearlyFull: UInt64 = 1 << 20
+
+    /// Runs `body`, the restore into `database`; a disk-full failure comes out as `RestoreNoSpace`: one whose
+    /// error says so, or any failure (not a refused snapshot) that left the filesystem nearly full.
     public static func naming<T>(_ database: String, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as RestoreNoSpace {
             throw error
-        } catch  where isDiskFull(error) {
-            throw RestoreNoSpace(database: database, freeBytes: freeBytes(near: database), cause: "\(error)")
+        } catch {
+            let free = freeBytes(near: database)
+            let refused = error is SnapshotRefusal || (error as? SnapshotError)?.kind == .refused
+            guard isDiskFull(error) || (!refused && free.map { $0 < nearlyFull } == true) else { throw error }
+            throw RestoreNoSpace(database: database, freeBytes: free, cause: "\(error)")
         }
     }
 

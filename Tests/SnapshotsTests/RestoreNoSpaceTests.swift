@@ -18,7 +18,9 @@ import Glibc
         #expect(RestoreNoSpace.isDiskFull(SQLiteError(code: 13, message: "database or disk is full")))
         #expect(RestoreNoSpace.isDiskFull(SQLiteError(code: 13 | (1 << 8), message: "an extended code of SQLITE_FULL")))
         #expect(RestoreNoSpace.isDiskFull(SnapshotError(.noSpace, "not downloaded")))
-        #expect(RestoreNoSpace.isDiskFull(SnapshotError(.transfer, "writing /db.snapshot-download: No space left on device")))
+        #expect(RestoreNoSpace.isDiskFull(SnapshotError(.storage, "writing /db.snapshot-download: No space left on device")))
+        #expect(RestoreNoSpace.isDiskFull(NSError(domain: NSPOSIXErrorDomain, code: Int(ENOSPC))))
+        #expect(!RestoreNoSpace.isDiskFull(SnapshotError(.transfer, "webdav GET: HTTP 507 No space left on device")), "a store's answer is not local")
         #expect(!RestoreNoSpace.isDiskFull(SQLiteError(code: 10, message: "disk I/O error")))
         #expect(!RestoreNoSpace.isDiskFull(SQLiteError(code: 5, message: "database is locked")))
         #expect(!RestoreNoSpace.isDiskFull(SnapshotError(.storage, "cannot read /x: Permission denied")))
@@ -50,10 +52,7 @@ import Glibc
     /// comes out named, and the live database is unchanged.
     @Test(.enabled(if: geteuid() == 0, "needs root to mount a small tmpfs")) func aRestoreOntoAFullDiskIsNamedAndLeavesTheDatabase() throws {
         let directory = try TemporaryDirectory()
-        let mountPoint = directory.path + "/small"
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
-        let mounted = try runCommand("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=1m,mode=0700", "hl-restore-full", mountPoint])
-        try #require(mounted.status == 0, "\(mounted.output)")
+        let mountPoint = try Self.mountSmallDisk(in: directory)
         defer { _ = try? runCommand("/usr/bin/umount", ["-l", mountPoint]) }
         let source = directory.path + "/source.db"
         try sqlite(source, "PRAGMA journal_mode=WAL; CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT);")
@@ -73,6 +72,32 @@ import Glibc
             return noSpace.database == target && noSpace.cause.contains("SQLite error 13") && "\(noSpace)".contains("filesystem holding \(target)")
         }
         #expect(try runCommand("/usr/bin/sqlite3", [target, "SELECT id, title FROM books;"]).output == "9|mine\n")
+    }
+
+    /// A failure whose error does not say why (curl's `Failure writing output to destination`) on a filesystem
+    /// left without space is one too; a refused snapshot stays a refusal.
+    @Test(.enabled(if: geteuid() == 0, "needs root to mount a small tmpfs")) func anyFailureOnAFullFilesystemIsNoSpaceButARefusal() throws {
+        let directory = try TemporaryDirectory()
+        let mountPoint = try Self.mountSmallDisk(in: directory)
+        defer { _ = try? runCommand("/usr/bin/umount", ["-l", mountPoint]) }
+        let filler = open(mountPoint + "/filler", O_WRONLY | O_CREAT, 0o600)
+        let block = [UInt8](repeating: 0x55, count: 4096)
+        while block.withUnsafeBytes({ write(filler, $0.baseAddress, $0.count) }) > 0 {}
+        close(filler)
+        let target = mountPoint + "/node.db"
+        #expect(throws: RestoreNoSpace.self) {
+            try RestoreNoSpace.naming(target) { throw SnapshotError(.transfer, "webdav GET: Failure writing output to destination") }
+        }
+        #expect(throws: SnapshotError.self) { try RestoreNoSpace.naming(target) { throw SnapshotError(.refused, "SHA-256 differs") } }
+    }
+
+    /// A 1 MiB tmpfs mounted at `small` in `directory` (the caller unmounts it).
+    static func mountSmallDisk(in directory: TemporaryDirectory) throws -> String {
+        let mountPoint = directory.path + "/small"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
+        let mounted = try runCommand("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=1m,mode=0700", "hl-restore-full", mountPoint])
+        guard mounted.status == 0 else { throw TestFailure("mount tmpfs on \(mountPoint): \(mounted.output)") }
+        return mountPoint
     }
 
     private func sqlite(_ path: String, _ sql: String) throws {
