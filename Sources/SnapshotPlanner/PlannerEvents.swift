@@ -45,16 +45,21 @@ public struct JobReport: Equatable, Sendable {
     /// The snapshot saved or restored, for /metrics: when it was taken (ms since 1970), its size, and how
     /// long the job took (s).
     public var snapshot: (createdAt: Int64, size: Int64, seconds: Double)?
+    /// The summary's values one by one (bytes, seconds, cursor, counts), for the log line's metadata.
+    public var fields: [String: String]
 
-    public init(summary: String, cursor: [String: UInt64]?, snapshot: (createdAt: Int64, size: Int64, seconds: Double)? = nil) {
+    public init(
+        summary: String, cursor: [String: UInt64]?, snapshot: (createdAt: Int64, size: Int64, seconds: Double)? = nil, fields: [String: String] = [:]
+    ) {
         self.summary = summary
         self.cursor = cursor
         self.snapshot = snapshot
+        self.fields = fields
     }
 
     public static func == (a: JobReport, b: JobReport) -> Bool {
         a.summary == b.summary && a.cursor == b.cursor && a.snapshot?.createdAt == b.snapshot?.createdAt && a.snapshot?.size == b.snapshot?.size
-            && a.snapshot?.seconds == b.snapshot?.seconds
+            && a.snapshot?.seconds == b.snapshot?.seconds && a.fields == b.fields
     }
 }
 

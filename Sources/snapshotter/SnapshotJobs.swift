@@ -48,7 +48,12 @@ enum SnapshotJobs {
                     + "cursor \(describeCursor(outcome.cursor)); kept \(outcome.keptLocalChanges) unpublished local change(s) and "
                     + "\(outcome.keptLiveVersions) live row version(s) later than the snapshot's (of \(outcome.comparedLiveVersions) compared)",
                 cursor: outcome.cursor,
-                snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
+                snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local),
+                fields: [
+                    "from_node": "\(metadata.nodeID)", "taken_at": taken, "bytes": "\(metadata.size)", "download_s": JobNote.seconds(timing.transfer),
+                    "restore_s": JobNote.seconds(timing.local), "cursor": describeCursor(outcome.cursor), "kept_local_changes": "\(outcome.keptLocalChanges)",
+                    "kept_live_versions": "\(outcome.keptLiveVersions)", "compared_live_versions": "\(outcome.comparedLiveVersions)",
+                ])
         }
     }
 
@@ -59,7 +64,11 @@ enum SnapshotJobs {
             let timings = "copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s"
             return JobReport(
                 summary: "\(ByteSize.text(metadata.size)) (\(timings)), cursor \(describeCursor(metadata.cursor))", cursor: metadata.cursor,
-                snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
+                snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local),
+                fields: [
+                    "bytes": "\(metadata.size)", "copy_s": JobNote.seconds(timing.local), "upload_s": JobNote.seconds(timing.transfer),
+                    "cursor": describeCursor(metadata.cursor),
+                ])
         }
     }
 }
