@@ -277,7 +277,8 @@ public struct EmbeddedServerMachine: Sendable {
         case .catchingUp(let catchUp): ending = catchUp.pid == pid
         default: ending = false
         }
-        guard ending, let failure = lastWords.flatMap(EmbeddedServerStartFailure.init(lastWords:)) else {
+        guard ending else { return nil }  // another process (or an earlier server) ended: the count stands
+        guard let failure = lastWords.flatMap(EmbeddedServerStartFailure.init(lastWords:)) else {
             failedStarts = []
             return nil
         }

@@ -71,6 +71,7 @@ import Testing
         #expect(Self.failStart(&embedded, pid: 102, Self.clientPortInUse, now: 2) == nil)
         #expect(Self.failStart(&embedded, pid: 103, Self.routePortInUse, now: 3) == nil, "a different port starts it again too")
         #expect(Self.failStart(&embedded, pid: 104, Self.routePortInUse, now: 4) == nil)
+        #expect(embedded.startFailed(pid: 4242, lastWords: nil) == nil, "another process's end does not reset the count")
         #expect(Self.failStart(&embedded, pid: 105, Self.routePortInUse, now: 5) == EmbeddedServerStartFailure(lastWords: Self.routePortInUse))
         // Not the server that runs: another pid says nothing.
         _ = embedded.handle(.starting, now: 6)
