@@ -120,7 +120,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "IPCTests", dependencies: ["IPC", "BinaryCoding", "SystemCalls", "TestSupport"]),
         .testTarget(name: "HarmonyConfigTests", dependencies: ["HarmonyConfig", "Logs", "TestSupport"]),
-        .testTarget(name: "LogsTests", dependencies: ["Logs", "ChangeEvents"]),
+        .testTarget(name: "LogsTests", dependencies: ["Logs", "ChangeEvents", "TestSupport"]),
         .testTarget(
             name: "SupervisionTests", dependencies: ["Supervision", "HarmonyConfig", "IPC", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ApplyPipelineTests", dependencies: ["ApplyPipeline"]),

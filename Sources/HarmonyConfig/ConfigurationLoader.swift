@@ -99,6 +99,17 @@ public enum ConfigurationLoader {
         }
     }
 
+    /// The `[logging] format` the file at `path` sets, when it parses as TOML and names a known format, and
+    /// its `node_id` (0 when not a valid one); nil when it does not parse (its error is then plain text) or
+    /// sets no format. A problem found in a file that parsed (a bad key, a failed check) is said in this
+    /// format, before any logger exists.
+    public static func declaredLogging(path: String) -> (format: String, nodeID: UInt64)? {
+        guard !path.isEmpty, let text = try? readFile(path), let table = try? TOMLTable(string: text),
+            let format = table["logging"]?.table?["format"]?.string, Configuration.Logging.formats.contains(format)
+        else { return nil }
+        return (format, table["node_id"]?.int.flatMap { UInt64(exactly: $0) } ?? 0)
+    }
+
     /// Parses `text` onto `config`; returns the keys the file set.
     static func apply(toml text: String, file: String, to config: inout Configuration) throws(ConfigurationError) -> Set<String> {
         var problems: [ConfigurationError] = []

@@ -91,6 +91,18 @@ enum Validation {
     /// the same file and without `-cluster-peers`).
     static func checkStart(_ config: Configuration) throws(ConfigurationError) {
         try checkReplicas(config)
+        try checkRoutes(config)
+    }
+
+    /// `-cluster-addr` with no `-cluster-peers`: nats-server (upstream HarmonyLite's embedded one too) refuses a
+    /// JetStream cluster without routes (`JetStream cluster requires configured routes …`), so the embedded
+    /// server could never start. Not checked when `server_config` may add routes.
+    static func checkRoutes(_ config: Configuration) throws(ConfigurationError) {
+        guard config.nats.isEmbedded, config.nats.serverConfig.isEmpty, !config.clusterAddress.isEmpty, config.clusterPeers.isEmpty else { return }
+        throw ConfigurationError(
+            key: "-cluster-peers",
+            message: "-cluster-addr \(config.clusterAddress) is set but -cluster-peers is empty: nats-server refuses a JetStream cluster "
+                + "without routes. Name the other servers with -cluster-peers, or leave -cluster-addr out for a single node")
     }
 
     static func checkReplicas(_ config: Configuration) throws(ConfigurationError) {

@@ -85,8 +85,7 @@ public struct LineLogHandler: LogHandler {
         case .console:
             // journald stamps every entry itself: a second time stamp would only repeat it.
             var text = priorityPrefix ? "" : "\(time ?? Self.timestamp()) "
-            text += "\(Self.tag(level)) [\(label)] \(Self.oneLine(message))"
-            for key in values.keys.sorted() { text += " \(key)=\(Self.oneLine(values[key]!))" }
+            text += "\(Self.tag(level)) [\(label)] \(Self.oneLine(message))" + Self.logfmtFields(values)
             line += text + "\n"
         case .json:
             var text =
@@ -148,6 +147,21 @@ public struct LineLogHandler: LogHandler {
             }
         }
         return escaped
+    }
+
+    /// The metadata of a console line, ` key=value` each in key order, as logfmt writes them: a value that is
+    /// one plain token stays bare, any other (empty, or holding a space, `"`, `=`, `\` or a control character)
+    /// is double-quoted with `"` and `\` escaped and control characters written `\n`, `\r`, `\t`, `\u00XX`.
+    /// So a value can neither end its field early nor read as another field, and logfmt parsers read it back.
+    static func logfmtFields(_ values: [String: String]) -> String {
+        var text = ""
+        for key in values.keys.sorted() { text += " \(key)=\(logfmtValue(values[key]!))" }
+        return text
+    }
+
+    static func logfmtValue(_ value: String) -> String {
+        let bare = !value.isEmpty && value.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value != 0x7F && $0 != "\"" && $0 != "=" && $0 != "\\" }
+        return bare ? value : quote(value)
     }
 
     /// The longest prefix of at most `bytes` bytes that ends on a character boundary.
@@ -246,7 +260,8 @@ public struct LineLogHandler: LogHandler {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
             default: out.unicodeScalars.append(scalar)
             }
         }

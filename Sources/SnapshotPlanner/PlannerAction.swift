@@ -66,5 +66,8 @@ public enum PlannerAction: Equatable, Sendable {
     public enum Refusal: Error, Equatable, Sendable {
         /// The database did not exist and the store (named) holds no snapshot to restore it from.
         case noSnapshotForMissingDatabase(store: String)
+        /// The restore the node needs found no disk space (`error` names the database and the cause); the
+        /// database is unchanged.
+        case noSpaceForRestore(error: String)
     }
 }

@@ -45,16 +45,21 @@ public struct JobReport: Equatable, Sendable {
     /// The snapshot saved or restored, for /metrics: when it was taken (ms since 1970), its size, and how
     /// long the job took (s).
     public var snapshot: (createdAt: Int64, size: Int64, seconds: Double)?
+    /// The summary's values one by one (bytes, seconds, cursor, counts), for the log line's metadata.
+    public var fields: [String: String]
 
-    public init(summary: String, cursor: [String: UInt64]?, snapshot: (createdAt: Int64, size: Int64, seconds: Double)? = nil) {
+    public init(
+        summary: String, cursor: [String: UInt64]?, snapshot: (createdAt: Int64, size: Int64, seconds: Double)? = nil, fields: [String: String] = [:]
+    ) {
         self.summary = summary
         self.cursor = cursor
         self.snapshot = snapshot
+        self.fields = fields
     }
 
     public static func == (a: JobReport, b: JobReport) -> Bool {
         a.summary == b.summary && a.cursor == b.cursor && a.snapshot?.createdAt == b.snapshot?.createdAt && a.snapshot?.size == b.snapshot?.size
-            && a.snapshot?.seconds == b.snapshot?.seconds
+            && a.snapshot?.seconds == b.snapshot?.seconds && a.fields == b.fields
     }
 }
 
@@ -64,8 +69,12 @@ public struct JobFailure: Error, Equatable, Sendable, CustomStringConvertible {
     /// The restore refused the store's snapshot (not signed by this cluster, or not matching its signed
     /// metadata): not a failure of this node, which looks for another snapshot later.
     public var refusedSnapshot: Bool
-    public init(description: String, refusedSnapshot: Bool = false) {
+    /// The restore found no disk space for itself (`RestoreNoSpace`): retrying cannot help until an operator
+    /// frees space, so the start is refused.
+    public var diskFull: Bool
+    public init(description: String, refusedSnapshot: Bool = false, diskFull: Bool = false) {
         self.description = description
         self.refusedSnapshot = refusedSnapshot
+        self.diskFull = diskFull
     }
 }

@@ -73,7 +73,7 @@ extension PlannerReport {
     public var metadata: Logger.Metadata {
         switch self {
         case .ready(.restoreDeclined(let why)): ["reason": "\(why)"]
-        case .ready(.restored(let summary)): ["snapshot": "\(summary)"]
+        case .ready(.restored(let summary, let fields)): fields.mapValues { "\($0)" }.merging(["snapshot": "\(summary)"]) { $1 }
         case .ready: [:]
         case .waiting(let awaited, let cause, let retryEvery):
             awaited.metadata.merging(["cause": "\(cause)", "retry_every_s": Self.seconds(retryEvery)]) { $1 }
@@ -88,7 +88,7 @@ extension PlannerReport {
         case .leaseNotRenewed(let error), .leaseUnanswered(let error): ["error": "\(error)"]
         case .leaseHolderStoreUnanswered(let error, let retryIn): ["error": "\(error)", "retry_in_s": Self.seconds(retryIn)]
         case .saving(let reason): reason.metadata
-        case .saved(let summary): ["snapshot": "\(summary)"]
+        case .saved(let summary, let fields): fields.mapValues { "\($0)" }.merging(["snapshot": "\(summary)"]) { $1 }
         case .saveFailed(let error, let retryIn): ["error": "\(error)", "retry_in_s": Self.seconds(retryIn)]
         case .registryWaitingForNATS(let cause, let retryEvery): ["cause": "\(cause)", "retry_every_s": Self.seconds(retryEvery)]
         case .schemaRegistered(let hash, let tables), .schemaChanged(let hash, let tables): ["schema_hash": "\(hash.prefix(16))", "tables": "\(tables)"]
@@ -108,7 +108,7 @@ extension PlannerReport {
             "waiting for another snapshot: snapshot refused: \(error); the database is unchanged, looking again every \(Self.seconds(retryEvery)) s"
         case .waitingForSnapshot: "waiting for a snapshot (0 s): \(SnapshotWaitCause.noSnapshotYet)"
         case .stillWaitingForSnapshot(let seconds, let cause): "still waiting for a snapshot (\(seconds) s): \(cause)"
-        case .saved(let summary): "saved a snapshot: \(summary)"
+        case .saved(let summary, _): "saved a snapshot: \(summary)"
         case .saveFailed(let error, _): "snapshot not saved: \(error)"
         case .ready, .restoring, .leading, .leaseLost, .leaseNotRenewed, .leaseUnanswered, .leaseHolderStoreUnanswered, .saving, .registryConnected,
             .registryWaitingForNATS, .schemaRegistered, .schemaChanged, .localSchemaUnreadable, .registryNotWritten:
@@ -134,7 +134,7 @@ extension PlannerReport.ReadyReason: CustomStringConvertible {
         case .replicationOff: "replicate=false: nothing to restore"
         case .noRestoreNeeded: "no restore needed"
         case .restoreDeclined(let why): "no restore at this start: \(why)"
-        case .restored(let summary): "restored the snapshot: \(summary)"
+        case .restored(let summary, _): "restored the snapshot: \(summary)"
         case .noSnapshotInStore: "no snapshot in the store yet: continuing without one"
         }
     }
@@ -224,6 +224,7 @@ extension PlannerAction.Refusal: CustomStringConvertible {
                 + "nothing was started. Copy the database from another node (stopped, or with sqlite3 .backup) to this path, "
                 + "or save a snapshot on a running node (harmonylite -config FILE -save-snapshot), then start this node again; "
                 + "to start a new cluster with an empty database, create it first (sqlite3 DB 'PRAGMA user_version;')"
+        case .noSpaceForRestore(let error): "snapshot restore failed, the database is unchanged: \(error)"
         }
     }
 }

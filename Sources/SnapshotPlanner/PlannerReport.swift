@@ -42,8 +42,9 @@ public enum PlannerReport: Equatable, Sendable {
     case leaseHolderStoreUnanswered(error: String, retryIn: Double)
     /// A save job starts.
     case saving(SaveReason)
-    /// A save job is over: `summary` is the job's own account (size, timings, cursor).
-    case saved(summary: String)
+    /// A save job is over: `summary` is the job's own account (size, timings, cursor); `fields` the same
+    /// values one by one, for the log line's metadata.
+    case saved(summary: String, fields: [String: String] = [:])
     /// A save job failed; the next one starts `retryIn` s later at the earliest.
     case saveFailed(error: String, retryIn: Double)
 
@@ -73,8 +74,8 @@ extension PlannerReport {
         case noRestoreNeeded
         /// No restore may run now (`why`: the applier or the capturer is running).
         case restoreDeclined(why: String)
-        /// A snapshot was restored; `summary` is the restore job's account of it.
-        case restored(summary: String)
+        /// A snapshot was restored; `summary` is the restore job's account of it, `fields` its values one by one.
+        case restored(summary: String, fields: [String: String] = [:])
         /// A restore was needed but the store holds no snapshot yet: going on without one.
         case noSnapshotInStore
     }

@@ -66,17 +66,20 @@ extension SnapshotPlanner {
         case (.restore, .success(let report)):
             if report.cursor != nil { restored += 1 }
             restoredCursor = report.cursor
-            phase = .acceptingGaps(readyDetail: report.cursor == nil ? .noSnapshotInStore : .restored(summary: report.summary))
+            phase = .acceptingGaps(readyDetail: report.cursor == nil ? .noSnapshotInStore : .restored(summary: report.summary, fields: report.fields))
             return [gapCoverDeadline.map { now >= $0 } == true ? .acceptGaps : .acceptCoveredGaps]
         case (.restore, .failure(let error)) where error.refusedSnapshot:
             return refusedSnapshot(error, now: now)
+        case (.restore, .failure(let error)) where error.diskFull:
+            phase = .stopped
+            return [.refuse(.noSpaceForRestore(error: "\(error)"))]
         case (.restore, .failure(let error)):
             return fail(.restoreFailed(error: "\(error)"))
         case (.save, .success(let report)):
             saved += 1
             if isLeading, let cursor = report.cursor { newestSnapshotCursor = cursor }
             scheduleIntervalSave(now: now)
-            return [.report(.saved(summary: report.summary))]
+            return [.report(.saved(summary: report.summary, fields: report.fields))]
         case (.save, .failure(let error)):
             let retry = Self.retryAfterFailedSave
             nextHistoryCheck = max(nextHistoryCheck, now + retry)

@@ -20,7 +20,7 @@ public enum DownloadBound {
         let available = overflow ? Int64.max : free
         guard metadata.size <= available - min(available, reserve) else {
             throw SnapshotError(
-                .storage,
+                .noSpace,
                 "the snapshot is \(metadata.size) bytes by its metadata; \(directory) has \(available) bytes free (keeping \(reserve) spare): not downloaded")
         }
     }

@@ -14,7 +14,7 @@ public enum SnapshotMaker {
     /// takes minutes).
     public static func make(
         from databasePath: String, into filePath: String, nodeID: UInt64, progressInterval: Double = 2,
-        say: (String) -> Void = { _ in }
+        say: (JobNote) -> Void = { _ in }
     ) throws -> SnapshotMetadata {
         try? FileManager.default.removeItem(atPath: filePath)
         let source = try SQLiteDatabase(existingPath: databasePath)

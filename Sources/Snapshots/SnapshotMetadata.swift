@@ -101,8 +101,10 @@ public struct SnapshotError: Error, CustomStringConvertible, Sendable {
         case refused
         /// The store answered with an error, or the object changed while it was read.
         case transfer
-        /// A local file cannot be read, or there is no room for the download.
+        /// A local file cannot be read.
         case storage
+        /// There is no room for the download on the database's filesystem.
+        case noSpace
     }
 
     public var kind: Kind

@@ -61,7 +61,7 @@ public enum SnapshotRestorer {
     /// - Parameter say: progress lines while the snapshot is written into the live database (every 2 s).
     public static func restore(
         _ filePath: String, metadata: SnapshotMetadata, into databasePath: String, nodeID: UInt64,
-        currentStreams: [String: UInt64] = [:], clockBound: ClockBound? = nil, say: (String) -> Void = { _ in }
+        currentStreams: [String: UInt64] = [:], clockBound: ClockBound? = nil, say: (JobNote) -> Void = { _ in }
     ) throws -> Outcome {
         try verify(filePath, metadata: metadata)
         let (live, liveInstallation) = try ChangeLogInstaller.open(databasePath, node: nodeID)

@@ -16,14 +16,17 @@ public enum SnapshotTransfers {
 
     /// `key`: the cluster's snapshot signing key; the metadata uploaded carries its signature.
     public static func save(
-        database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, say: (String) -> Void
+        database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, say: (JobNote) -> Void
     ) throws -> (SnapshotMetadata, Timing) {
         let file = database + ".snapshot-upload"
         defer { try? FileManager.default.removeItem(atPath: file) }
         let started = monotonicSeconds()
         let metadata = try SnapshotMaker.make(from: database, into: file, nodeID: nodeID, say: say).signed(with: key)
         let made = monotonicSeconds()
-        say("copied the database in \(String(format: "%.2f", made - started)) s: a snapshot of \(ByteSize.text(metadata.size)) to upload")
+        say(
+            JobNote(
+                "copied the database: a snapshot to upload",
+                ["seconds": JobNote.seconds(made - started), "size": ByteSize.text(metadata.size), "bytes": "\(metadata.size)"]))
         var progress = TransferProgress("uploading the snapshot", clock: monotonicSeconds)
         try store.upload(file, metadata: metadata) { done, total in
             if let line = progress.line(done: done, total: total) { say(line) }
@@ -38,9 +41,23 @@ public enum SnapshotTransfers {
     /// between), and the file is then checked against that signed metadata (size, SHA-256) by the restorer:
     /// a `SnapshotRefusal` otherwise, and the database is not touched. `acceptUnsigned`:
     /// `snapshot.accept_unsigned`. `maxClockOffset`: row clocks stamped beyond now + it are refused (`SnapshotStampCheck`).
+    /// A restore that fails for lack of disk space throws `RestoreNoSpace`, naming the database.
     public static func restore(
         into database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, acceptUnsigned: Bool = false,
-        currentStreams: [String: UInt64] = [:], maxClockOffset: UInt64? = nil, say: (String) -> Void
+        currentStreams: [String: UInt64] = [:], maxClockOffset: UInt64? = nil, say: (JobNote) -> Void
+    )
+        throws -> (SnapshotMetadata, SnapshotRestorer.Outcome, Timing)?
+    {
+        try RestoreNoSpace.naming(database) {
+            try restoreUnnamed(
+                into: database, nodeID: nodeID, store: store, key: key, acceptUnsigned: acceptUnsigned, currentStreams: currentStreams,
+                maxClockOffset: maxClockOffset, say: say)
+        }
+    }
+
+    private static func restoreUnnamed(
+        into database: String, nodeID: UInt64, store: any SnapshotStore, key: SnapshotSigningKey, acceptUnsigned: Bool,
+        currentStreams: [String: UInt64], maxClockOffset: UInt64?, say: (JobNote) -> Void
     )
         throws -> (SnapshotMetadata, SnapshotRestorer.Outcome, Timing)?
     {
@@ -49,7 +66,7 @@ public enum SnapshotTransfers {
         let started = monotonicSeconds()
         guard let announced = try store.latest() else { return nil }
         try announced.verifySignature(key, acceptUnsigned: acceptUnsigned)
-        if announced.signature == nil { say("restoring an unsigned snapshot (snapshot.accept_unsigned = true): its content is not authenticated") }
+        if announced.signature == nil { say(JobNote("restoring an unsigned snapshot (snapshot.accept_unsigned = true): its content is not authenticated")) }
         var progress = TransferProgress("downloading the snapshot", clock: monotonicSeconds)
         let downloaded = try store.download(to: file) { done, total in
             if let line = progress.line(done: done, total: total) { say(line) }
@@ -58,8 +75,9 @@ public enum SnapshotTransfers {
         try metadata.verifySignature(key, acceptUnsigned: acceptUnsigned)
         let arrived = monotonicSeconds()
         say(
-            "downloaded \(ByteSize.text(metadata.size)) in \(String(format: "%.2f", arrived - started)) s: verifying it and restoring it into the live database"
-        )
+            JobNote(
+                "downloaded the snapshot: verifying it and restoring it into the live database",
+                ["seconds": JobNote.seconds(arrived - started), "size": ByteSize.text(metadata.size), "bytes": "\(metadata.size)"]))
         let outcome = try SnapshotRestorer.restore(
             file, metadata: metadata, into: database, nodeID: nodeID, currentStreams: currentStreams,
             clockBound: maxClockOffset.map { ClockBound(maxOffsetMilliseconds: $0) }, say: say)

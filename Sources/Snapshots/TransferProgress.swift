@@ -1,7 +1,30 @@
 import Foundation
 
-/// Progress lines for long transfers: percent, size and rate in binary units, at most every `interval`
-/// seconds and at the end.
+/// A line about a snapshot job in progress: a constant message (what is being done), the values in fields
+/// (swift-log metadata: bytes, seconds, rates, sequences), so log queries match the message and read the
+/// numbers.
+public struct JobNote: Equatable, Sendable, CustomStringConvertible {
+    public var message: String
+    public var fields: [String: String]
+
+    public init(_ message: String, _ fields: [String: String] = [:]) {
+        self.message = message
+        self.fields = fields
+    }
+
+    /// For the worker's status line and `-save-snapshot`'s output: the message, then `key=value` in key order
+    /// (a value with a space in double quotes).
+    public var description: String {
+        ([message] + fields.keys.sorted().map { key in fields[key]!.contains(" ") ? "\(key)=\"\(fields[key]!)\"" : "\(key)=\(fields[key]!)" })
+            .joined(separator: " ")
+    }
+
+    /// Seconds with two decimals, as every job note writes them.
+    public static func seconds(_ value: Double) -> String { String(format: "%.2f", value) }
+}
+
+/// Progress notes for long transfers: percent, size and rate (binary units, and the exact bytes), at most
+/// every `interval` seconds and at the end.
 public struct TransferProgress {
     let what: String
     let started: Double
@@ -17,26 +40,37 @@ public struct TransferProgress {
         lastReport = started
     }
 
-    /// A line to log now, if it is time for one: `uploading the snapshot: 42% of 1.25 GiB at 55.3 MiB/s`.
-    public mutating func line(done: Int64, total: Int64) -> String? {
+    /// A note to log now, if it is time for one: `uploading the snapshot` with `percent=42 total=1.25 GiB
+    /// rate=55.3 MiB/s done_bytes=… total_bytes=… seconds=…`.
+    public mutating func line(done: Int64, total: Int64) -> JobNote? {
         let now = clock()
         guard now - lastReport >= interval || (done == total && total > 0) else { return nil }
         lastReport = now
         let percent = total > 0 ? Int(Double(done) * 100 / Double(total)) : 100
-        return "\(what): \(percent)% of \(ByteSize.text(total)) at \(ByteSize.rate(done, seconds: now - started))"
+        return JobNote(
+            what,
+            [
+                "percent": "\(percent)", "total": ByteSize.text(total), "rate": ByteSize.rate(done, seconds: now - started), "done_bytes": "\(done)",
+                "total_bytes": "\(total)", "seconds": JobNote.seconds(now - started),
+            ])
     }
 
     /// Whether a line is due (cheap: no file is looked at).
     public var isDue: Bool { clock() - lastReport >= interval }
 
     /// While a copy of a known source grows (`VACUUM INTO`: the copy is at most the source's size, usually
-    /// less): `copying the database: 120 MiB written of at most 400 MiB (30%), 12 s`.
-    public mutating func copyLine(written: Int64, sourceSize: Int64) -> String? {
+    /// less): `copying the database` with `written=120 MiB at_most=400 MiB percent=30 seconds=12.00 …`.
+    public mutating func copyLine(written: Int64, sourceSize: Int64) -> JobNote? {
         let now = clock()
         guard now - lastReport >= interval else { return nil }
         lastReport = now
         let percent = sourceSize > 0 ? min(100, Int(Double(written) * 100 / Double(sourceSize))) : 100
-        return "\(what): \(ByteSize.text(written)) written of at most \(ByteSize.text(sourceSize)) (\(percent)%), \(Int(now - started)) s"
+        return JobNote(
+            what,
+            [
+                "written": ByteSize.text(written), "at_most": ByteSize.text(sourceSize), "percent": "\(percent)", "written_bytes": "\(written)",
+                "at_most_bytes": "\(sourceSize)", "seconds": JobNote.seconds(now - started),
+            ])
     }
 }
 

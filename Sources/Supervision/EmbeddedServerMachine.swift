@@ -157,6 +157,8 @@ public struct EmbeddedServerMachine: Sendable {
     public private(set) var pinnedClientPort: Int?
     /// A server was ready (the workers started): later ones do not wait for the meta leader.
     private(set) var hadReadyServer = false
+    /// The same start failure of the node's first servers, in a row (`startFailed`).
+    private var failedStarts: [EmbeddedServerStartFailure] = []
     var server: Server = .none
     /// The probe problem last reported (each one once in a row).
     var probeProblem: Report?
@@ -254,6 +256,34 @@ public struct EmbeddedServerMachine: Sendable {
         }
         if !diskWatch.places.isEmpty, diskWatch.due(now: now) { actions += diskWatch.places.map { .measureFreeSpace($0) } }
         return actions
+    }
+
+    /// How many of the node's first servers in a row must fail to start the same recognised way before the
+    /// start is given up as a configuration error: a port another process held for a moment (a client's
+    /// connection, a test's probe) is free again at the next attempt.
+    public static let startAttempts = 3
+
+    /// Called as the server `pid` ends: why it could not start, when no restart can help — the same
+    /// `EmbeddedServerStartFailure` recognised in `lastWords` (its last fatal line) for `attempts` servers in a
+    /// row, none of them ever ready. Nil otherwise (restarted as a crash). Once a server was ready, the node
+    /// runs and a failing restart is a crash (the port it keeps may be free again). The supervisor passes
+    /// fewer attempts than `startAttempts` when `[workers.nats] restart_intensity` allows fewer restarts, so
+    /// the start is given up as a configuration error before the restart budget runs out.
+    public mutating func startFailed(pid: Int32, lastWords: String?, attempts: Int = startAttempts) -> EmbeddedServerStartFailure? {
+        guard !hadReadyServer else { return nil }
+        let ending: Bool
+        switch server {
+        case .starting(pid, _): ending = true
+        case .catchingUp(let catchUp): ending = catchUp.pid == pid
+        default: ending = false
+        }
+        guard ending else { return nil }  // another process (or an earlier server) ended: the count stands
+        guard let failure = lastWords.flatMap(EmbeddedServerStartFailure.init(lastWords:)) else {
+            failedStarts = []
+            return nil
+        }
+        failedStarts = failedStarts.last == failure ? failedStarts + [failure] : [failure]
+        return failedStarts.count >= max(1, attempts) ? failure : nil
     }
 
     private mutating func serverGone(_ pid: Int32) -> [Action] {

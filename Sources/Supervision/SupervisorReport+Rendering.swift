@@ -13,7 +13,7 @@ extension SupervisorReport {
             .stoppedForRestore, .restoreComplete, .deferredReloadStarting:
             .info
         case .endedWhileStopping, .stopTimedOut, .watchdogWithheld, .reloadIgnored, .endedWhileRestoreStops: .warning
-        case .restarting, .gaveUp, .refused, .unresponsive, .restoreStarted, .restoreImpossible, .restoresExhausted: .error
+        case .restarting, .gaveUp, .refused, .misconfigured, .unresponsive, .restoreStarted, .restoreImpossible, .restoresExhausted: .error
         }
     }
 
@@ -32,6 +32,7 @@ extension SupervisorReport {
         case .restarting: "child ended: restarting it after its backoff"
         case .gaveUp: "child ended more often than restart_intensity allows within restart_period_seconds: stopping the node"
         case .refused: "child refused the start: stopping the node with a status systemd does not restart on"
+        case .misconfigured: "child cannot start with this configuration: stopping the node with a status systemd does not restart on"
         case .unresponsive(_, _, _, .heartbeats): "child sent no heartbeat within its heartbeat_timeout: killing it"
         case .unresponsive(_, _, _, .probeAnswers): "child did not answer its liveness probe within its heartbeat_timeout: killing it"
         case .watchdogWithheld: "withholding the systemd watchdog: a worker is late with its heartbeat"
@@ -78,6 +79,8 @@ extension SupervisorReport {
             var fields: Logger.Metadata = ["child": "\(role)", "exit_status": "\(SupervisorExitCode.refused)"]
             if !note.isEmpty { fields["note"] = "\(note)" }
             return fields
+        case .misconfigured(let role, let problem, let end):
+            return end.metadata(role).merging(["child": "\(role)", "problem": "\(problem)", "exit_status": "\(SupervisorExitCode.configuration)"]) { $1 }
         case .unresponsive(let role, let pid, let silence, _):
             return ["child": "\(role)", "child_pid": "\(pid)", "silent_s": "\(Self.seconds(silence))", "config": "[workers.\(role)] heartbeat_timeout"]
         case .watchdogWithheld(let late):
@@ -180,6 +183,7 @@ extension NodeStatus: CustomStringConvertible {
         case .degradedRestarting(let restarting, let running):
             "degraded: \(SupervisorReport.list(restarting)) restarting; \(running.isEmpty ? "nothing" : SupervisorReport.list(running)) running"
         case .refused(let role, let note): note.isEmpty ? "refused: \(role)" : "refused: \(role); \(Self.oneLine(note))"
+        case .misconfigured(let role, let problem): "misconfigured: \(role); \(Self.oneLine(problem))"
         case .reloading: "reloading: restarting workers one at a time"
         case .reloadingWorker(let role): "reloading: restarting \(role)"
         case .reloadWaiting(let roles, let seconds): "reloading: still waiting for \(Self.waitingFor(roles)) to be ready (\(seconds) s)"
@@ -216,6 +220,7 @@ extension StopReason {
         case .refused(let role): ": \(role) refused the start"
         case .gaveUp(let role, let end): ": \(role) ended more often than its restart budget allows (\(NodeStatus.oneLine(end.statusText)))"
         case .restoreFailed(let role): ": \(role) found changes missing that no snapshot restore could bring"
+        case .misconfigured(let role): ": \(role) cannot start with this configuration"
         }
     }
 }

@@ -29,6 +29,9 @@ public enum SupervisorReport: Equatable, Sendable {
     /// A child refused the start (`WorkerExitCode.refused`, with what it said): the node stops with
     /// `SupervisorExitCode.refused`, which systemd does not restart.
     case refused(WorkerRole, note: String)
+    /// A child cannot start with this configuration (`problem`: what to change): the node stops with
+    /// `SupervisorExitCode.configuration`, which systemd does not restart on.
+    case misconfigured(WorkerRole, problem: String, ChildEnd)
     /// A child owed life signs for `silence` s (`[workers.<role>] heartbeat_timeout`): it is killed.
     case unresponsive(WorkerRole, pid: Int32, silence: Double, signs: LifeSigns)
     /// The systemd watchdog is not pinged: this worker is late with its heartbeat.
@@ -151,6 +154,8 @@ public enum NodeStatus: Equatable, Sendable {
     case degradedRestarting([WorkerRole], running: [WorkerRole])
     /// A child refused the start (with what it said): the node stops.
     case refused(WorkerRole, note: String)
+    /// A child cannot start with this configuration (`problem`): the node stops.
+    case misconfigured(WorkerRole, problem: String)
     /// A reload begins.
     case reloading
     /// The reload restarts this worker.
@@ -180,6 +185,8 @@ public enum StopReason: Equatable, Sendable {
     case gaveUp(WorkerRole, ChildEnd)
     /// The child found changes missing and no restore could cure it (none possible, or past the budget).
     case restoreFailed(WorkerRole)
+    /// The child cannot start with this configuration.
+    case misconfigured(WorkerRole)
 }
 
 /// Why the node stops on its own account (not a refusal or a crash loop).

@@ -53,6 +53,10 @@ public struct SupervisorStateMachine {
         case lifeSign(child: WorkerRole)
         case ready(child: WorkerRole, detail: String)
         case exited(pid: Int32, status: ExitStatus, note: String)
+        /// A child ended because the configuration keeps it from starting (`problem`: what to change, e.g.
+        /// `EmbeddedServerStartFailure`): restarting cannot help, so the node stops with
+        /// `SupervisorExitCode.configuration`, which systemd does not restart on.
+        case misconfigured(pid: Int32, status: ExitStatus, note: String, problem: String)
         case tick
         case terminate(reason: StopCause)
         case reload
@@ -226,6 +230,18 @@ public struct SupervisorStateMachine {
         case .exited(let pid, let status, let note):
             guard let index = children.firstIndex(where: { self.pid(of: $0.spec.role) == pid }) else { return [] }
             childExited(index, pid: pid, status: status, note: note, now: now, into: &actions)
+
+        case .misconfigured(let pid, let status, let note, let problem):
+            guard let index = children.firstIndex(where: { self.pid(of: $0.spec.role) == pid }) else { return [] }
+            guard case .running = children[index].state, phase == .starting else {
+                childExited(index, pid: pid, status: status, note: note, now: now, into: &actions)
+                return actions
+            }
+            let name = children[index].spec.role
+            children[index].state = .notStarted
+            actions.append(.report(.misconfigured(name, problem: problem, ChildEnd(.exited(status), pid: pid, note: note))))
+            actions.append(.notify(.status(.misconfigured(name, problem: problem))))
+            beginShutdown(exitCode: SupervisorExitCode.configuration, because: .misconfigured(name), now: now, into: &actions)
 
         case .tick:
             tick(now: now, into: &actions)

@@ -9,7 +9,7 @@ import Synchronization
 final class BackgroundJob: Sendable {
     struct Line: Sendable {
         var level: Logger.Level
-        var text: String
+        var note: JobNote
     }
 
     private let state = Mutex<(lines: [Line], outcome: Result<JobReport, JobFailure>?)>(([], nil))
@@ -21,6 +21,8 @@ final class BackgroundJob: Sendable {
                 outcome = .success(try body(self))
             } catch let refusal as SnapshotRefusal {
                 outcome = .failure(JobFailure(description: "\(refusal)", refusedSnapshot: true))
+            } catch let noSpace as RestoreNoSpace {
+                outcome = .failure(JobFailure(description: "\(noSpace)", diskFull: true))
             } catch {
                 outcome = .failure(JobFailure(description: "\(error)"))
             }
@@ -31,10 +33,10 @@ final class BackgroundJob: Sendable {
     }
 
     /// A line for the log and the status (progress).
-    func say(_ line: String) { state.withLock { $0.lines.append(Line(level: .info, text: line)) } }
+    func say(_ note: JobNote) { state.withLock { $0.lines.append(Line(level: .info, note: note)) } }
 
     /// A line for the log at error level: something a person must know (data this node does not have).
-    func sayLoudly(_ line: String) { state.withLock { $0.lines.append(Line(level: .error, text: line)) } }
+    func sayLoudly(_ note: JobNote) { state.withLock { $0.lines.append(Line(level: .error, note: note)) } }
 
     /// Lines said since the last call, and the outcome once the work is over.
     func poll() -> (lines: [Line], outcome: Result<JobReport, JobFailure>?) {

@@ -24,16 +24,21 @@ enum SnapshotJobs {
             }
             for (stream, check) in outcome.replacedStreams.sorted(by: { $0.key < $1.key }) {
                 job.sayLoudly(
-                    "\(stream) is not the stream the snapshot's cursor belongs to (\(check)): it was deleted and created again, or lost "
-                        + "with its only server; consuming it from its start. Changes the old stream held past the snapshot's cursor "
-                        + "(message \(metadata.cursor[stream] ?? 0)) are not on this node unless another node publishes them again")
+                    JobNote(
+                        "a stream is not the one the snapshot's cursor belongs to: it was deleted and created again, or lost with its only "
+                            + "server; consuming it from its start. Changes the old stream held past the snapshot's cursor are not on this node "
+                            + "unless another node publishes them again",
+                        ["stream": stream, "check": "\(check)", "snapshot_cursor": "\(metadata.cursor[stream] ?? 0)"]))
             }
             if !outcome.hadRowClocks {
-                job.say("the snapshot carries no row clocks (saved by an earlier version): its rows take the stamps of the changes that arrive next")
+                job.say(JobNote("the snapshot carries no row clocks (saved by an earlier version): its rows take the stamps of the changes that arrive next"))
             }
-            for note in outcome.liveVersionNotes { job.sayLoudly(note) }
+            for note in outcome.liveVersionNotes { job.sayLoudly(JobNote("live row versions not kept: the schemas differ", ["detail": note])) }
             if outcome.supersededLocalChanges > 0 {
-                job.say("\(outcome.supersededLocalChanges) unpublished local change(s) lost to later versions of their rows in the snapshot (last-writer-wins)")
+                job.say(
+                    JobNote(
+                        "unpublished local changes lost to later versions of their rows in the snapshot (last-writer-wins)",
+                        ["changes": "\(outcome.supersededLocalChanges)"]))
             }
             try SeqMapFile.write(outcome.cursor, streams: currentStreams, to: config.seqMapPath)
             let taken = LineLogHandler.rfc3339(unixMilliseconds: metadata.createdAt)
@@ -43,7 +48,12 @@ enum SnapshotJobs {
                     + "cursor \(describeCursor(outcome.cursor)); kept \(outcome.keptLocalChanges) unpublished local change(s) and "
                     + "\(outcome.keptLiveVersions) live row version(s) later than the snapshot's (of \(outcome.comparedLiveVersions) compared)",
                 cursor: outcome.cursor,
-                snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
+                snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local),
+                fields: [
+                    "from_node": "\(metadata.nodeID)", "taken_at": taken, "bytes": "\(metadata.size)", "download_s": JobNote.seconds(timing.transfer),
+                    "restore_s": JobNote.seconds(timing.local), "cursor": describeCursor(outcome.cursor), "kept_local_changes": "\(outcome.keptLocalChanges)",
+                    "kept_live_versions": "\(outcome.keptLiveVersions)", "compared_live_versions": "\(outcome.comparedLiveVersions)",
+                ])
         }
     }
 
@@ -54,7 +64,11 @@ enum SnapshotJobs {
             let timings = "copy \(String(format: "%.2f", timing.local)) s, upload \(String(format: "%.2f", timing.transfer)) s"
             return JobReport(
                 summary: "\(ByteSize.text(metadata.size)) (\(timings)), cursor \(describeCursor(metadata.cursor))", cursor: metadata.cursor,
-                snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local))
+                snapshot: (metadata.createdAt, metadata.size, timing.transfer + timing.local),
+                fields: [
+                    "bytes": "\(metadata.size)", "copy_s": JobNote.seconds(timing.local), "upload_s": JobNote.seconds(timing.transfer),
+                    "cursor": describeCursor(metadata.cursor),
+                ])
         }
     }
 }

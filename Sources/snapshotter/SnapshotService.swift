@@ -364,8 +364,8 @@ final class SnapshotService: WorkerLoopHandler {
     private func pollJob(now: Double) -> [PlannerAction] {
         guard let job else { return [] }
         let (lines, outcome) = job.poll()
-        for line in lines { logger.log(level: line.level, "\(line.text)") }
-        if let last = lines.last { try? runtime.reportStatus(last.text) }
+        for line in lines { logger.log(level: line.level, "\(line.note.message)", metadata: line.note.fields.mapValues { "\($0)" }) }
+        if let last = lines.last { try? runtime.reportStatus("\(last.note)") }
         guard let outcome else { return [] }
         self.job = nil
         if case .success(let report) = outcome, let snapshot = report.snapshot {

@@ -1,6 +1,9 @@
 import ArgumentParser
 import ChangeLog
 import HarmonyConfig
+import IPC
+import Logging
+import Logs
 import SQLiteKit
 
 #if canImport(Glibc)
@@ -89,7 +92,8 @@ struct HarmonyLiteCommand: ParsableCommand {
         do {
             loaded = try ConfigurationLoader.load(path: config, overrides: overrides)
         } catch {
-            fail("configuration error: \(error)", code: 2)
+            let declared = ConfigurationLoader.declaredLogging(path: config)
+            failConfiguration(error, format: declared?.format, nodeID: nodeID != 0 ? nodeID : declared?.nodeID ?? 0)
         }
         if cleanup { return runCleanup(loaded.configuration) }
         if saveSnapshot {
@@ -127,7 +131,7 @@ struct HarmonyLiteCommand: ParsableCommand {
         do {
             try loaded.configuration.checkCanStart()
         } catch {
-            fail("configuration error: \(error)", code: 2)
+            failConfiguration(error, format: loaded.configuration.logging.format, nodeID: loaded.configuration.nodeID)
         }
         let code = Supervisor.run(loaded)
         throw ExitCode(code)
@@ -151,6 +155,20 @@ struct HarmonyLiteCommand: ParsableCommand {
             fail("-cleanup: \(error)", code: 1)
         }
     }
+}
+
+/// A configuration error, exit status 2: one JSON line (the node's log format) when the file asks for
+/// `format = "json"` and parsed, so a log pipeline reading JSON takes it like every other line; plain text
+/// otherwise (no logger exists yet, and a file that does not parse says no format).
+func failConfiguration(_ error: ConfigurationError, format: String?, nodeID: UInt64 = 0) -> Never {
+    guard format == "json" else { fail("configuration error: \(error)", code: 2) }
+    let logger = Logger(label: "supervisor") { LineLogHandler(label: $0, format: .json, nodeID: nodeID, level: .info) }
+    var metadata: Logger.Metadata = ["error": "\(error.message)"]
+    if let file = error.file { metadata["file"] = "\(file)" }
+    if let line = error.line { metadata["line"] = "\(line)" }
+    if let key = error.key { metadata["key"] = "\(key)" }
+    logger.critical("configuration error: nothing was started", metadata: metadata)
+    exit(SupervisorExitCode.configuration)
 }
 
 func fail(_ message: String, code: Int32) -> Never {

@@ -466,8 +466,16 @@ final class Supervisor {
                 if open { close(fd) }
                 finished(output)
             }
-            let said = lastWords.removeValue(forKey: pid).map { "; \($0)" } ?? ""
-            process(.exited(pid: pid, status: exit, note: "peak resident memory \(usage.ru_maxrss / 1024) MiB" + said))
+            let words = lastWords.removeValue(forKey: pid)
+            let note = "peak resident memory \(usage.ru_maxrss / 1024) MiB" + (words.map { "; \($0)" } ?? "")
+            let serverSaid = words.flatMap { $0.hasPrefix(Self.natsSaid) ? String($0.dropFirst(Self.natsSaid.count)) : nil }
+            let attempts = min(EmbeddedServerMachine.startAttempts, Int(config.settings(for: .nats).restartIntensity) + 1)
+            if let failure = embeddedServer.startFailed(pid: pid, lastWords: serverSaid, attempts: attempts) {
+                let problem = failure.problem(holder: failure.port.flatMap { PortHolder.describe(port: $0) })
+                process(.misconfigured(pid: pid, status: exit, note: note, problem: problem))
+            } else {
+                process(.exited(pid: pid, status: exit, note: note))
+            }
             embedded(.exited(pid: pid))
         }
     }
@@ -486,12 +494,15 @@ final class Supervisor {
         }
     }
 
+    /// How the embedded server's last failure line starts in the note of its exit.
+    private static let natsSaid = "nats-server said: "
+
     /// A child's output pipe is closed (it exited): what it said last on failing becomes its last words.
     private func finished(_ output: ChildOutput) {
         outputs[output.fd] = nil
         guard let failure = output.lastFailure else { return }
         switch output.source {
-        case .nats: lastWords[output.pid] = "nats-server said: \(failure)"
+        case .nats: lastWords[output.pid] = Self.natsSaid + failure
         case .worker: if lastWords[output.pid] == nil { lastWords[output.pid] = "it wrote: \(failure)" }  // its own reason first
         }
     }

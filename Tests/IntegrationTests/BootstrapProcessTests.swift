@@ -35,7 +35,7 @@ extension ProcessTests {
             #expect(log.contains("the database did not exist: created it empty"), "\(log.suffix(3000))")
             let restoring = log.split(separator: "\n").filter { $0.contains("looking for a snapshot to restore") }
             #expect(
-                restoring.contains { $0.contains("reason=the database did not exist") },
+                restoring.contains { $0.contains("reason=\"the database did not exist") },
                 "\(log.suffix(3000))")
             #expect(try cluster.sql(1, "SELECT count(*) FROM kv;") == "40\n")
             try cluster.sql(0, "INSERT INTO kv VALUES (100, 'after');")
@@ -101,7 +101,7 @@ extension ProcessTests {
                 #expect(!log.contains("asked the snapshot lease holder"), "\(log.suffix(3000))")
             } else {
                 #expect(log.contains("no snapshot in the store yet for this new node's empty database: asked the snapshot lease holder"), "\(log.suffix(3000))")
-                #expect(cluster.logs().contains("saving a snapshot: a node is waiting for one request=node 3 on "), "\(cluster.problems())")
+                #expect(cluster.logs().contains("saving a snapshot: a node is waiting for one request=\"node 3 on "), "\(cluster.problems())")
                 #expect(!cluster.node(2).notify.with("STATUS=starting: snapshotter: waiting for a snapshot").isEmpty, "systemctl status shows the wait")
                 #expect(statusShowedTheWait, "-status shows the wait")
                 #expect(!cluster.node(2).notify.with("EXTEND_TIMEOUT_USEC=60000000").isEmpty, "TimeoutStartSec= does not kill a loud wait")

@@ -135,7 +135,9 @@ extension ProcessTests {
             try FileManager.default.removeItem(atPath: cluster.directory.path + "/node2-seq-map.cbor")
             try cluster.start(1)
             let refusedLine = {
-                cluster.node(1).log.split(separator: "\n").contains { $0.contains("snapshot refused") && $0.contains("error=the snapshot's table kv") }
+                cluster.node(1).log.split(separator: "\n").contains {
+                    $0.contains("snapshot refused") && $0.contains("error=\"the snapshot's table kv")
+                }
             }
             #expect(
                 eventually(timeout: 60, refusedLine),

@@ -47,7 +47,7 @@ extension ProcessTests {
             let log = node.log
             #expect(log.contains("are gone from the stream before this node applied them"), "\(log.suffix(3000))")
             #expect(log.contains("restoring a snapshot in place"), "\(log.suffix(3000))")
-            #expect(log.contains("looking for a snapshot to restore reason=the supervisor asked for one"), "\(log.suffix(3000))")
+            #expect(log.contains("looking for a snapshot to restore reason=\"the supervisor asked for one"), "\(log.suffix(3000))")
             #expect(log.contains("restored the snapshot"), "\(log.suffix(3000))")
             #expect(!log.contains("missing on this node"), "the restore had to accept a gap:\n\(log.suffix(3000))")
             #expect(node.isRunning, "the supervisor stopped:\n\(log.suffix(3000))")

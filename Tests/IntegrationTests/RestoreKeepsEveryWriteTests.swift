@@ -61,7 +61,7 @@ extension ProcessTests {
             try cluster.node(1).waitUntilReady(timeout: 60)
             let log = cluster.node(1).log
             #expect(
-                log.contains("looking for a snapshot to restore reason=there is no seq map") && log.contains("restored the snapshot"),
+                log.contains("looking for a snapshot to restore reason=\"there is no seq map") && log.contains("restored the snapshot"),
                 "\(log.suffix(3000))")
             #expect(
                 try cluster.converge(Self.rows, to: expected, timeout: 30),

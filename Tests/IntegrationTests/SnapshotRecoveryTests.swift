@@ -53,7 +53,7 @@ extension ProcessTests {
             try cluster.node(2).waitUntilReady(timeout: 60)
             let log = cluster.node(2).log
             let reason = seqMap == "deleted" ? "there is no seq map" : "the seq map cannot be read"
-            #expect(log.contains("looking for a snapshot to restore reason=\(reason)"), "\(log.suffix(3000))")
+            #expect(log.contains("looking for a snapshot to restore reason=\"\(reason)"), "\(log.suffix(3000))")
             #expect(log.contains("restored the snapshot") && log.contains("kept 1 unpublished local change(s)"), "\(log.suffix(3000))")
             try cluster.sql(0, "INSERT INTO kv VALUES (51, 'after the restore');")
             let query = "SELECT count(*), sum(k) FROM kv;"

@@ -48,7 +48,7 @@ extension ProcessTests {
             let log = node.log
             let stops = ["capturer", "applier", "snapshotter", "broker", "nats"]
                 .map { log.range(of: "[supervisor] \(SupervisorMessage.stopped) child=\($0) child_pid=\(children[$0] ?? 0) status=")?.lowerBound }
-            #expect(log.contains("\(SupervisorMessage.stopped) child=nats child_pid=\(children["nats"] ?? 0) status=exited with status 0"))
+            #expect(log.contains("\(SupervisorMessage.stopped) child=nats child_pid=\(children["nats"] ?? 0) status=\"exited with status 0\""))
             #expect(stops.allSatisfy { $0 != nil })
             #expect(stops.compactMap { $0 } == stops.compactMap { $0 }.sorted())
         }
@@ -97,7 +97,7 @@ extension ProcessTests {
             #expect(ports.count == 2 && ports[0] == ports[1] && !ports[0].isEmpty, "\(ports)")
             #expect(node.log.contains("the embedded nats-server does not answer its liveness probe"), "\(node.log)")
             #expect(
-                node.log.contains("free space of the embedded nats-server's JetStream store") && node.log.contains("why=killing the embedded nats-server"),
+                node.log.contains("free space of the embedded nats-server's JetStream store") && node.log.contains("why=\"killing the embedded nats-server\""),
                 "\(node.log)")
             for (name, pid) in before where name != "nats" {
                 #expect(node.children()[name] == pid, "\(name) was restarted when nats-server was")
@@ -114,7 +114,7 @@ extension ProcessTests {
             let node = try NodeUnderTest(database: disk.path + "/node1.db")
             try node.waitUntilReady()
             let full = "ERR [supervisor] disk full: "
-            let holding = "holding=the database and the JetStream store path=\(disk.path)"
+            let holding = "holding=\"the database and the JetStream store\" path=\(disk.path)"
             #expect(!node.log.contains(full), "\(node.log)")
             disk.fill()
             #expect(eventually(timeout: 5) { node.log.contains(full) }, "\(node.log)")
@@ -156,7 +156,7 @@ extension ProcessTests {
                     """)
             let status = node.waitForExit(timeout: 30)
             #expect(status == 1, "log:\n\(node.log)")
-            #expect(node.log.contains("memory_limit=16 MiB (RLIMIT_AS)"), "\(node.log.suffix(3000))")
+            #expect(node.log.contains("memory_limit=\"16 MiB (RLIMIT_AS)"), "\(node.log.suffix(3000))")
             let gaveUp = supervisorLines(node.log, SupervisorMessage.gaveUp, ["child": "capturer", "restart_intensity": "3 ", "restart_period_s": "60 "])
             #expect(gaveUp.count == 1, "\(node.log.suffix(3000))")
             #expect(!node.notify.with("STOPPING=1").isEmpty)

@@ -31,3 +31,23 @@ import Testing
         #expect(harness.readyReports.count == 1, "a trusted snapshot, once there, is restored: \(harness.reports)")
     }
 }
+
+/// A restore that found no disk space for itself refuses the start (the node stops with 78) instead of
+/// failing (status 1: the supervisor restarts the snapshotter into the same full disk, then exits 1, which
+/// systemd restarts forever).
+@Suite struct RestoreWithoutSpaceTests {
+    @Test func aRestoreWithoutDiskSpaceRefusesTheStartAndIsNotRetried() {
+        var harness = PlannerHarness()
+        harness.restoreDecision = .success("there is no seq map")
+        let said = "no disk space for the snapshot restore on the filesystem holding /var/lib/db/node.db, 4096 bytes free (SQLite error 13 / ENOSPC): …"
+        harness.jobOutcome = { kind in kind == .restore ? .failure(JobFailure(description: said, diskFull: true)) : nil }
+        harness.start()
+        harness.run(for: 65)
+        #expect(harness.stops.isEmpty, "\(harness.stops)")
+        #expect(harness.refusals == [.noSpaceForRestore(error: said)], "\(harness.refusals)")
+        #expect(harness.times(of: .startJob(.restore)).count == 1, "not retried")
+        #expect(harness.readyReports.isEmpty)
+        let text = "\(PlannerAction.Refusal.noSpaceForRestore(error: said))"
+        #expect(text.contains("the database is unchanged") && text.contains("/var/lib/db/node.db") && text.contains("SQLite error 13"), "\(text)")
+    }
+}

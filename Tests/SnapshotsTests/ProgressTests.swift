@@ -27,12 +27,28 @@ import Testing
         now = 1
         #expect(progress.line(done: 1 << 20, total: 8 << 20) == nil)
         now = 2
-        #expect(progress.line(done: 2 << 20, total: 8 << 20) == "uploading the snapshot: 25% of 8 MiB at 1 MiB/s")
+        let quarter = JobNote(
+            "uploading the snapshot",
+            ["percent": "25", "total": "8 MiB", "rate": "1 MiB/s", "done_bytes": "\(2 << 20)", "total_bytes": "\(8 << 20)", "seconds": "2.00"])
+        #expect(progress.line(done: 2 << 20, total: 8 << 20) == quarter, "a constant message, the values in fields")
+        #expect("\(quarter)".hasPrefix(#"uploading the snapshot done_bytes=2097152 percent=25 rate="1 MiB/s" seconds=2.00"#), "\(quarter)")
         now = 2.5
-        #expect(progress.line(done: 8 << 20, total: 8 << 20) == "uploading the snapshot: 100% of 8 MiB at 3.2 MiB/s")
+        let whole = progress.line(done: 8 << 20, total: 8 << 20)
+        #expect(
+            whole?.message == "uploading the snapshot" && whole?.fields["percent"] == "100" && whole?.fields["rate"] == "3.2 MiB/s",
+            "\(String(describing: whole))")
         var copy = TransferProgress("copying the database", interval: 2, clock: { now })
         now = 5
-        #expect(copy.copyLine(written: 3 << 20, sourceSize: 12 << 20) == "copying the database: 3 MiB written of at most 12 MiB (25%), 2 s")
+        let copied = copy.copyLine(written: 3 << 20, sourceSize: 12 << 20)
+        #expect(
+            copied
+                == JobNote(
+                    "copying the database",
+                    [
+                        "written": "3 MiB", "at_most": "12 MiB", "percent": "25", "written_bytes": "\(3 << 20)", "at_most_bytes": "\(12 << 20)",
+                        "seconds": "2.50",
+                    ]),
+            "\(String(describing: copied))")
         #expect(copy.copyLine(written: 4 << 20, sourceSize: 12 << 20) == nil)
     }
 
@@ -45,12 +61,13 @@ import Testing
             source,
             "PRAGMA journal_mode=WAL; CREATE TABLE blobs(id INTEGER PRIMARY KEY, body BLOB);"
                 + "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000) INSERT INTO blobs SELECT i, randomblob(4000) FROM n;")
-        var lines: [String] = []
+        var lines: [JobNote] = []
         let metadata = try SnapshotMaker.make(from: source, into: directory.path + "/copy.db", nodeID: 1, progressInterval: 0) { lines.append($0) }
         #expect(metadata.size > 20 << 20)
         #expect(lines.count >= 2, "\(lines)")
-        #expect(lines.allSatisfy { $0.hasPrefix("copying the database: ") && $0.contains("MiB") && !$0.contains("MB") }, "\(lines)")
-        #expect(lines.contains { $0.contains("written of at most 2") }, "the source's size is known: \(lines)")
+        #expect(
+            lines.allSatisfy { $0.message == "copying the database" && $0.fields["at_most"]?.contains("MiB") == true && !"\($0)".contains("MB") }, "\(lines)")
+        #expect(lines.contains { $0.fields["at_most"]?.hasPrefix("2") == true }, "the source's size is known: \(lines)")
     }
 
     /// Restoring it says how far the write into the live database got, ending at 100%, and the rows are there.
@@ -65,9 +82,11 @@ import Testing
             [source, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO blobs SELECT i, randomblob(4000) FROM n;"])
         let file = directory.path + "/snapshot.db"
         let metadata = try SnapshotMaker.make(from: source, into: file, nodeID: 1)
-        var lines: [String] = []
+        var lines: [JobNote] = []
         _ = try SnapshotRestorer.restore(file, metadata: metadata, into: target, nodeID: 2) { lines.append($0) }
-        #expect(lines.last?.hasPrefix("writing the snapshot into the live database: 100% of ") == true && lines.last?.contains(" MiB") == true, "\(lines)")
+        #expect(
+            lines.last?.message == "writing the snapshot into the live database" && lines.last?.fields["percent"] == "100"
+                && lines.last?.fields["total"]?.contains(" MiB") == true, "\(lines)")
         #expect(try runCommand("/usr/bin/sqlite3", [target, "SELECT count(*) FROM blobs;"]).output == "3000\n")
     }
 }

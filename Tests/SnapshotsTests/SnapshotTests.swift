@@ -218,7 +218,7 @@ import Testing
         metadata.size = Int64.max
         let directory = try TemporaryDirectory()
         let error = #expect(throws: SnapshotError.self) { try DownloadBound.check(metadata, into: directory.path + "/x.snapshot-download") }
-        #expect(error?.kind == .storage)
+        #expect(error?.kind == .noSpace)
         #expect(error?.description.contains("not downloaded") == true)
         metadata.size = 4096
         #expect(throws: Never.self) { try DownloadBound.check(metadata, into: directory.path + "/x.snapshot-download") }
