@@ -16,22 +16,25 @@ public enum SnapshotMaker {
         from databasePath: String, into filePath: String, nodeID: UInt64, progressInterval: Double = 2,
         say: (JobNote) -> Void = { _ in }
     ) throws -> SnapshotMetadata {
-        try? FileManager.default.removeItem(atPath: filePath)
         let source = try SQLiteDatabase(existingPath: databasePath)
-        clampApplicationClock(source)
-        let sourceSize = Self.fileSize(databasePath) + Self.fileSize(databasePath + "-wal")
-        var progress = TransferProgress("copying the database", interval: progressInterval, clock: monotonicSeconds)
-        try withoutActuallyEscaping(say) { say in
-            // SQLite calls back between steps of the statement; a line at most every 2 s.
-            try source.reportingProgress(
-                every: 1000,
-                {
-                    guard progress.isDue else { return }
-                    if let line = progress.copyLine(written: Self.fileSize(filePath), sourceSize: sourceSize) { say(line) }
-                }
-            ) {
-                try source.prepare("VACUUM INTO ?").run([.text(Array(filePath.utf8))])
+        // A copy holding a local write stamped ahead of the node's clock is not kept: such a write may still be
+        // clamped in the live queue (docs/clocks.md), and the copy's row clock would then differ from the one
+        // every node gets. Clamped first (what lies beyond the bound), then copied again after a pause.
+        for attempt in 1...Self.copyAttempts {
+            try? FileManager.default.removeItem(atPath: filePath)
+            clampApplicationClock(source)
+            let copyStarted = ClockBound.systemNow()
+            try copy(source, databasePath: databasePath, into: filePath, progressInterval: progressInterval, say: say)
+            let ahead = try writesAhead(inCopy: filePath, of: copyStarted)
+            if ahead == 0 { break }
+            guard attempt < Self.copyAttempts else {
+                try? FileManager.default.removeItem(atPath: filePath)
+                throw SnapshotError(
+                    .unsettled,
+                    "\(ahead) local write(s) stamped ahead of this node's clock are pending in \(databasePath) (an application clock ahead of the node's): no snapshot now; the next attempt takes one once they are clamped or the clock has caught up"
+                )
             }
+            usleep(Self.copyPauseMicroseconds)
         }
         let copy = try SQLiteDatabase(existingPath: filePath)
         // The copy's row clocks as of its queue: local writes not stamped yet are (`PendingStamps`).
@@ -52,6 +55,44 @@ public enum SnapshotMaker {
         return SnapshotMetadata(
             cursor: cursor, streams: streams, schemaHash: schemaHash, sha256: sha256, size: size, nodeID: nodeID,
             createdAt: Int64(Date().timeIntervalSince1970 * 1000))
+    }
+
+    static let copyAttempts = 4
+    static let copyPauseMicroseconds: UInt32 = 500_000
+
+    /// `VACUUM INTO` the file, saying how far it got.
+    private static func copy(_ source: SQLiteDatabase, databasePath: String, into filePath: String, progressInterval: Double, say: (JobNote) -> Void) throws {
+        let sourceSize = Self.fileSize(databasePath) + Self.fileSize(databasePath + "-wal")
+        var progress = TransferProgress("copying the database", interval: progressInterval, clock: monotonicSeconds)
+        try withoutActuallyEscaping(say) { say in
+            // SQLite calls back between steps of the statement; a line at most every 2 s.
+            try source.reportingProgress(
+                every: 1000,
+                {
+                    guard progress.isDue else { return }
+                    if let line = progress.copyLine(written: Self.fileSize(filePath), sourceSize: sourceSize) { say(line) }
+                }
+            ) {
+                try source.prepare("VACUUM INTO ?").run([.text(Array(filePath.utf8))])
+            }
+        }
+    }
+
+    /// The copy's local writes not stamped yet whose `at` lies ahead of `now` (ms since 1970): none can be
+    /// clamped later by anyone (a materializer clamps only beyond its own `now` plus the bound, and its clamp
+    /// is visible within the bound of that `now`). 0 without our tables or without a bound on the clock.
+    static func writesAhead(inCopy path: String, of now: Int64) throws -> Int64 {
+        let copy = try SQLiteDatabase(existingPath: path)
+        let q = HarmonyLiteObjects.quoted
+        guard try copy.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = '\(ChangeLogSchema.meta)'") > 0,
+            try PendingStamps.clockBound(in: copy) != nil
+        else { return 0 }
+        let present = Int64(bitPattern: ClockBound.stamp(milliseconds: UInt64(max(0, now))) | 0xFFFF)
+        return try copy.prepare(
+            "SELECT count(*) FROM \(q(ChangeLogSchema.globalLog)) WHERE id > coalesce((SELECT value FROM \(q(ChangeLogSchema.meta)) WHERE key = 'stamped_through'), 0) AND (at > ? OR at < 0)"
+        ).all([.integer(present)]).first.flatMap { row -> Int64? in
+            if case .integer(let count) = row.first { return count } else { return nil }
+        } ?? 0
     }
 
     static func fileSize(_ path: String) -> Int64 {

@@ -105,6 +105,9 @@ public struct SnapshotError: Error, CustomStringConvertible, Sendable {
         case storage
         /// There is no room for the download on the database's filesystem.
         case noSpace
+        /// Not now: the live database holds local writes whose stamps are not settled yet (an application
+        /// clock ahead of the node's); a later attempt succeeds.
+        case unsettled
     }
 
     public var kind: Kind

@@ -64,3 +64,41 @@ extension SnapshotTests {
         #expect(SnapshotStampCheck.refusal(newest, bound: ClockBound(maxOffsetMilliseconds: 5_000), now: now) == nil)
     }
 }
+
+/// A snapshot's row clocks for local writes not stamped yet are the ones the live node gets: a copy holding a
+/// write stamped ahead of the node's clock (which the live queue may still clamp) is not kept.
+extension SnapshotTests {
+    /// The queue's `at` of the pending write of `id` set `offset` ms ahead of now (an application clock
+    /// ahead of the node's).
+    func queueAhead(_ path: String, id: Int, offsetMilliseconds offset: Int64) throws {
+        let ahead = Int64(bitPattern: ClockBound.stamp(milliseconds: UInt64(ClockBound.systemNow() + offset)))
+        try app(path, "UPDATE __harmonylite___change_log_global SET at = \(ahead) WHERE k1 = \(id);")
+    }
+
+    @Test func aWriteAheadOfTheClockWithinTheBoundIsNotCopiedIntoASnapshot() throws {
+        let source = try node("ahead.db", "INSERT INTO books VALUES (1, 'Dune', NULL);", id: 1)
+        let db = try SQLiteDatabase(existingPath: source)
+        try PendingStamps.setMaxClockOffset(60_000, in: db)
+        try queueAhead(source, id: 1, offsetMilliseconds: 30_000)
+        let file = directory.path + "/ahead-snapshot.db"
+        #expect {
+            try SnapshotMaker.make(from: source, into: file, nodeID: 1)
+        } throws: { error in
+            (error as? SnapshotError)?.kind == .unsettled && "\(error)".contains("1 local write(s) stamped ahead of this node's clock")
+        }
+        #expect(!FileManager.default.fileExists(atPath: file))
+    }
+
+    @Test func aWriteBeyondTheBoundIsClampedLiveAndCopiedClamped() throws {
+        let source = try node("beyond.db", "INSERT INTO books VALUES (1, 'Dune', NULL);", id: 1)
+        let db = try SQLiteDatabase(existingPath: source)
+        try PendingStamps.setMaxClockOffset(500, in: db)
+        try queueAhead(source, id: 1, offsetMilliseconds: 30_000)
+        let file = directory.path + "/beyond-snapshot.db"
+        _ = try SnapshotMaker.make(from: source, into: file, nodeID: 1)
+        let clamped = try db.scalarInteger("SELECT at FROM __harmonylite___change_log_global WHERE k1 = 1")
+        #expect(ClockBound.milliseconds(of: UInt64(bitPattern: clamped)) <= UInt64(ClockBound.systemNow()))
+        let copy = try SQLiteDatabase(existingPath: file)
+        #expect(try copy.scalarInteger("SELECT __harmonylite__hlc FROM __harmonylite__books_change_log WHERE id = 1") == clamped)
+    }
+}
