@@ -72,34 +72,44 @@ public final class ChangeReader {
     public var clockBound: ClockBound?
     /// Local writes this reader clamped.
     public private(set) var clamped = 0
+    /// Reads made under the write lock because a write lay ahead of the node's clock.
+    public private(set) var lockedReads = 0
+    /// Called before each read begins (a test commits a write there).
+    var beforeRead: (() -> Void)?
     /// The stamps of the pending entries read so far, for the capturer's materializer: one read serves the
     /// events and the row clocks' writes (`StampMaterializer.materialize(known:)`).
     public var stamps: StampChain { chain }
 
-    /// `now`: the node's clock (ms since 1970), for `clockBound`.
+    /// `now`: the node's clock (ms since 1970), for `clockBound`; nil: the system clock, read once the read's
+    /// snapshot is taken (a test passes its own).
     /// - Parameter schemaVersion: when given, nothing is read (`schemaChanged`) unless the database's schema
     ///   is this one (`ChangeLogInstallation.schemaVersion` of the installation the reader was made for),
     ///   checked in the read's own snapshot: a schema change committed after the caller's check (an `ADD
     ///   COLUMN` and an `UPDATE` of the new column) would otherwise be read with the old columns, and the new
     ///   column's value never sent. The capturer passes it; a caller that cannot install again does not.
-    public func pending(after watermark: Int64, limit: Int, schemaVersion: Int64? = nil, now: Int64 = ClockBound.systemNow()) throws(SQLiteError) -> Pending {
-        guard let clockBound else { return try read(after: watermark, limit: limit, stampLimit: .max, schemaVersion: schemaVersion).pending }
-        // Outside the write lock, only writes at or before the node's clock are read. A materializer of
-        // another process (the applier's) clamps with the `now` it read under the lock, and only what lies
-        // beyond that `now` plus the bound; its clamp becomes visible at its commit, within the bound of that
-        // `now` (`ClockBound.clampCommitMilliseconds`). So no write read here is clamped by anyone later.
-        let present = ClockBound.stamp(milliseconds: UInt64(max(0, now))) | 0xFFFF
-        let unlocked = try read(after: watermark, limit: limit, stampLimit: present, schemaVersion: schemaVersion)
+    public func pending(after watermark: Int64, limit: Int, schemaVersion: Int64? = nil, now: Int64? = nil) throws(SQLiteError) -> Pending {
+        guard let clockBound else { return try read(after: watermark, limit: limit, stampLimit: { .max }, schemaVersion: schemaVersion).pending }
+        let clock = { now ?? ClockBound.systemNow() }
+        // Outside the write lock, only writes at or before the node's clock are read, the clock read once the
+        // read's snapshot is taken (every write in it was committed by then: read before, the writes of the
+        // last millisecond were all "ahead"). A materializer of another process (the applier's) clamps with
+        // the `now` it read under the lock, and only what lies beyond that `now` plus the bound; its clamp
+        // becomes visible at its commit, within the bound of that `now` (`ClockBound.clampCommitMilliseconds`).
+        // So no write read here is clamped by anyone later.
+        let unlocked = try read(
+            after: watermark, limit: limit, stampLimit: { ClockBound.stamp(milliseconds: UInt64(max(0, clock()))) | 0xFFFF }, schemaVersion: schemaVersion)
         // What comes before the first write ahead of the clock goes out now; the next read starts at it.
         guard unlocked.metFuture, unlocked.pending.throughID == nil else { return unlocked.pending }
         // A write ahead of the node's clock comes first: read under the write lock, after clamping what lies
         // beyond the bound, so that no materializer's clamp can come between the read and its decision.
-        let stampLimit = clockBound.limit(now: now)
         try database.execute("BEGIN IMMEDIATE")
+        lockedReads += 1
         do {
+            let lockedNow = clock()
+            let stampLimit = clockBound.limit(now: lockedNow)
             clamped += try PendingStamps.clampPending(
-                limit: stampLimit, clampedTo: ClockBound.stamp(milliseconds: UInt64(max(0, now))), after: watermark, in: database)
-            let locked = try read(after: watermark, limit: limit, stampLimit: stampLimit, schemaVersion: schemaVersion, inTransaction: true)
+                limit: stampLimit, clampedTo: ClockBound.stamp(milliseconds: UInt64(max(0, lockedNow))), after: watermark, in: database)
+            let locked = try read(after: watermark, limit: limit, stampLimit: { stampLimit }, schemaVersion: schemaVersion, inTransaction: true)
             try database.execute("COMMIT")
             return locked.pending
         } catch {
@@ -109,13 +119,16 @@ public final class ChangeReader {
     }
 
     /// The pending events, up to (not including) the first unstamped entry whose `at` lies beyond
-    /// `stampLimit` (`metFuture`). `inTransaction`: the caller's transaction is the read's.
+    /// `stampLimit` (`metFuture`), asked once the read's snapshot is taken. `inTransaction`: the caller's
+    /// transaction is the read's.
     private func read(
-        after watermark: Int64, limit: Int, stampLimit: UInt64, schemaVersion: Int64?, inTransaction: Bool = false
+        after watermark: Int64, limit: Int, stampLimit limitOnceRead: () -> UInt64, schemaVersion: Int64?, inTransaction: Bool = false
     ) throws(SQLiteError) -> (pending: Pending, metFuture: Bool) {
+        beforeRead?()
         if !inTransaction { try database.execute("BEGIN") }
         defer { if !inTransaction { try? database.execute("COMMIT") } }
-        let version = try database.scalarInteger("PRAGMA schema_version")
+        let version = try database.scalarInteger("PRAGMA schema_version")  // the snapshot is taken here
+        let stampLimit = limitOnceRead()
         if let schemaVersion, version != schemaVersion {
             return (Pending(events: [], throughID: nil, skipped: 0, schemaChanged: true), false)
         }

@@ -123,6 +123,33 @@ import Testing
         #expect(reader.clamped == 0)
     }
 
+    /// Writes the application committed just before a read, with the same clock as the node's, are read
+    /// outside the write lock: the reader's clock is read once its snapshot is taken. (Read before, every
+    /// write of the last millisecond lay "ahead" and each read at saturation took the write lock.)
+    @Test func writesCommittedJustBeforeAReadAreReadWithoutTheWriteLock() throws {
+        try PendingStamps.setMaxClockOffset(500, in: db)
+        let reader = try ChangeReader(database: db, installation: installation)
+        reader.clockBound = ClockBound(maxOffsetMilliseconds: 500)
+        var through: Int64 = 0
+        for round in 0..<20 {
+            try write("INSERT INTO kv VALUES (\(round), 'x');")
+            let read = try reader.pending(after: through, limit: 100)
+            #expect(read.events.count == 1)
+            through = read.throughID ?? through
+        }
+        #expect(reader.lockedReads == 0 && reader.clamped == 0)
+        // A commit that lands as the read begins (here 2 ms after the call): before the fix the clock was
+        // read at the call, the write lay ahead of it, and the read took the write lock.
+        let application = try SQLiteDatabase(existingPath: path)
+        reader.beforeRead = {
+            usleep(2_000)
+            try? application.execute("INSERT INTO kv VALUES (100, 'y')")
+        }
+        let racing = try reader.pending(after: through, limit: 100)
+        #expect(racing.events.map(\.key) == [[.integer(100)]])
+        #expect(reader.lockedReads == 0 && reader.clamped == 0)
+    }
+
     /// A write within the bound but ahead of the node's clock is published as written (read under the lock,
     /// not clamped); one beyond the bound is clamped to the node's clock.
     @Test func aWriteAheadOfTheClockWithinTheBoundIsNotClamped() throws {
@@ -133,7 +160,7 @@ import Testing
         reader.clockBound = ClockBound(maxOffsetMilliseconds: 400)
         let read = try reader.pending(after: 0, limit: 100, now: readerNow)
         #expect(read.events.map { ClockBound.milliseconds(of: $0.stamp) } == [UInt64(readerNow + 350)])
-        #expect(reader.clamped == 0)
+        #expect(reader.clamped == 0 && reader.lockedReads == 1)
         usleep(150_000)  // the node's clock moves on: row 1 stays within the bound
         try write("INSERT INTO kv VALUES (2, 'b');")
         let later = try queuedMilliseconds(2) - 450
