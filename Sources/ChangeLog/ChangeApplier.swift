@@ -549,14 +549,22 @@ public final class ChangeApplier {
         return localizedEvent
     }
 
-    /// The table `name`'s row clocks belong to while a rename is not adopted yet: our capture trigger for
-    /// `name` sits on another table (SQLite moved it with the table); nil when they are `name`'s.
-    private func clocksHolder(of name: String) throws(SQLiteError) -> String? {
-        let rows = try database.prepare("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name = ?")
-            .all([.text(Array(ChangeLogSchema.trigger(of: name, "insert").utf8))])
-        guard case .text(let bytes)? = rows.first?.first else { return nil }
-        let holder = String(decoding: bytes, as: UTF8.self)
-        return ChangeLogInstaller.sameSQLiteName(holder, name) ? nil : holder
+    /// Why table `name`'s row clocks are not its own yet, while a rename is not adopted by the capture
+    /// installation: our capture trigger for `name` sits on another table (`t` renamed to `u`, a new `t`
+    /// created), or `name` carries our triggers of another name (it is that renamed `u`). Nil: they are.
+    private func unadoptedRename(of name: String) throws(SQLiteError) -> String? {
+        let prefix = ChangeLogSchema.prefix
+        let rows = try database.prepare(
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, \(prefix.utf8.count)) = ? AND (name = ? OR tbl_name = ? COLLATE NOCASE)"
+        ).all([.text(Array(prefix.utf8)), .text(Array(ChangeLogSchema.trigger(of: name, "insert").utf8)), .text(Array(name.utf8))])
+        let own = Set(["insert", "update", "delete"].map { ChangeLogSchema.trigger(of: name, $0) })
+        for row in rows {
+            guard case .text(let triggerBytes) = row[0], case .text(let tableBytes) = row[1] else { continue }
+            let (trigger, table) = (String(decoding: triggerBytes, as: UTF8.self), String(decoding: tableBytes, as: UTF8.self))
+            if !ChangeLogInstaller.sameSQLiteName(table, name) { return "table \(name) was created under the name of \(table), renamed since" }
+            if !own.contains(trigger) { return "table \(name) was renamed from another name" }
+        }
+        return nil
     }
 
     /// The statements one shape of event (table, columns) needs, checked and prepared once: building and
@@ -572,12 +580,12 @@ public final class ChangeApplier {
             throw ApplyError(
                 event: event, kind: .schemaMissing, reason: "table \(event.table) is not replicated here (missing, or refused: see the capturer's log)")
         }
-        if let holder = try clocksHolder(of: table.name) {
-            // `ALTER TABLE t RENAME TO u; CREATE TABLE t …` before the capturer installed again: t's row clocks
-            // are still u's. Compared with them, the new t's rows from other nodes were dropped as superseded.
-            throw ApplyError(
-                event: event, kind: .schemaMissing,
-                reason: "table \(table.name) was created under the name of \(holder), renamed since; waiting for the capture installation to adopt the rename")
+        if let why = try unadoptedRename(of: table.name) {
+            // Before the capturer installs again after `ALTER TABLE t RENAME TO u` (and maybe `CREATE TABLE t`),
+            // neither table's row clocks are its own: compared with the new t's (u's rows'), other nodes' rows
+            // of the new t were dropped as superseded; with u's (none yet), an older version of a u row
+            // overwrote a later local one. Such rows wait parked until the installation.
+            throw ApplyError(event: event, kind: .schemaMissing, reason: "\(why); waiting for the capture installation to adopt the rename")
         }
         let keyNames = table.primaryKey.map(\.name)
         guard Array(event.columns.prefix(event.keyCount)) == keyNames else {

@@ -281,8 +281,15 @@ public enum ChangeLogInstaller {
             return nil
         }
         let rename = try database.prepare("UPDATE \(S.quote(S.tables)) SET name = ? WHERE name = ?")
-        // Rows UNIQUE settlement holds aside for a table are its rows too: they follow its name.
-        let heldAside = try database.prepare("UPDATE OR IGNORE \(S.quote(S.conflicts)) SET table_name = ? WHERE table_name = ?")
+        // Rows UNIQUE settlement holds aside for a table, and the values they wait for, are its rows too: they
+        // follow its name (the values' table was left behind, and a value freed later found no row to place).
+        var heldAside: [SQLiteStatement] = []
+        for table in [S.conflicts, S.heldValues] {
+            heldAside.append(try database.prepare("UPDATE OR IGNORE \(S.quote(table)) SET table_name = ? WHERE table_name = ?"))
+        }
+        func moveHeldAside(from old: String, to new: String) throws(SQLiteError) {
+            for statement in heldAside { try statement.run([.text(Array(new.utf8)), .text(Array(old.utf8))]) }
+        }
         func move(_ old: String, to new: String) throws(SQLiteError) {
             try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: old))) RENAME TO \(S.quote(S.changeLog(of: new)))")
             try rename.run([.text(Array(new.utf8)), .text(Array(old.utf8))])
@@ -296,7 +303,7 @@ public enum ChangeLogInstaller {
                 let aside = "\u{1}renamed \(parked)"
                 parked += 1
                 if try hasClocks(moves[0].old) { try move(moves[0].old, to: aside) }
-                try heldAside.run([.text(Array(aside.utf8)), .text(Array(moves[0].old.utf8))])
+                try moveHeldAside(from: moves[0].old, to: aside)
                 originals[aside] = moves[0].old
                 moves[0].old = aside
                 continue
@@ -317,6 +324,13 @@ public enum ChangeLogInstaller {
                 if let oldID = try registered(old) {
                     try database.prepare("UPDATE \(S.quote(S.globalLog)) SET table_id = ? WHERE table_id = ?").run([.integer(taken), .integer(oldID)])
                 }
+                // The registry spells the name as the table now does (`DROP TABLE t; … RENAME TO T`: the table
+                // loop looks it up exactly, and a second id for T left the re-pointed entries unpublished).
+                try database.prepare("UPDATE \(S.quote(S.tables)) SET name = ? WHERE id = ?").run([.text(Array(table.utf8)), .integer(taken)])
+                // The dropped table's rows held aside went with it: they are not the new table's.
+                for held in [S.conflicts, S.heldValues] {
+                    try database.prepare("DELETE FROM \(S.quote(held)) WHERE table_name = ? COLLATE NOCASE").run([.text(Array(table.utf8))])
+                }
                 replaced.insert(table)
                 notes.append(
                     "\(originals[old] ?? old) was renamed to \(table), which replaces a table \(table) dropped since: its waiting changes carry over, and its rows are captured again"
@@ -330,7 +344,7 @@ public enum ChangeLogInstaller {
             } else {
                 try move(old, to: table)
             }
-            try heldAside.run([.text(Array(table.utf8)), .text(Array(old.utf8))])
+            try moveHeldAside(from: old, to: table)
             if !replaced.contains(table) {
                 notes.append("\(originals[old] ?? old) was renamed to \(table): its row clocks, waiting changes and rows held aside carry over")
             }

@@ -22,10 +22,11 @@ public enum SnapshotMaker {
         // every node gets. Clamped first (what lies beyond the bound), then copied again after a pause.
         for attempt in 1...Self.copyAttempts {
             try? FileManager.default.removeItem(atPath: filePath)
-            clampApplicationClock(source)
-            let copyStarted = ClockBound.systemNow()
+            let settled = clampApplicationClock(source)
+            // Without the clamp's own limit (the lock was not had): what lies ahead of the clock at the copy.
+            let safe = settled ?? ClockBound.stamp(milliseconds: UInt64(max(0, ClockBound.systemNow()))) | 0xFFFF
             try copy(source, databasePath: databasePath, into: filePath, progressInterval: progressInterval, say: say)
-            let ahead = try writesAhead(inCopy: filePath, of: copyStarted)
+            let ahead = try writesAhead(inCopy: filePath, beyond: safe)
             if ahead == 0 { break }
             guard attempt < Self.copyAttempts else {
                 try? FileManager.default.removeItem(atPath: filePath)
@@ -78,19 +79,19 @@ public enum SnapshotMaker {
         }
     }
 
-    /// The copy's local writes not stamped yet whose `at` lies ahead of `now` (ms since 1970): none can be
-    /// clamped later by anyone (a materializer clamps only beyond its own `now` plus the bound, and its clamp
-    /// is visible within the bound of that `now`). 0 without our tables or without a bound on the clock.
-    static func writesAhead(inCopy path: String, of now: Int64) throws -> Int64 {
+    /// The copy's local writes not stamped yet whose `at` lies beyond `stamp`, which someone may still clamp
+    /// in the live queue; those at or before it no one clamps (docs/clocks.md). 0 without our tables or
+    /// without a bound on the clock.
+    static func writesAhead(inCopy path: String, beyond stamp: UInt64) throws -> Int64 {
         let copy = try SQLiteDatabase(existingPath: path)
         let q = HarmonyLiteObjects.quoted
         guard try copy.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = '\(ChangeLogSchema.meta)'") > 0,
             try PendingStamps.clockBound(in: copy) != nil
         else { return 0 }
-        let present = Int64(bitPattern: ClockBound.stamp(milliseconds: UInt64(max(0, now))) | 0xFFFF)
+        let safe = Int64(bitPattern: min(stamp, UInt64(Int64.max)))
         return try copy.prepare(
             "SELECT count(*) FROM \(q(ChangeLogSchema.globalLog)) WHERE id > coalesce((SELECT value FROM \(q(ChangeLogSchema.meta)) WHERE key = 'stamped_through'), 0) AND (at > ? OR at < 0)"
-        ).all([.integer(present)]).first.flatMap { row -> Int64? in
+        ).all([.integer(safe)]).first.flatMap { row -> Int64? in
             if case .integer(let count) = row.first { return count } else { return nil }
         } ?? 0
     }
@@ -103,15 +104,19 @@ public enum SnapshotMaker {
     /// Local writes pending in the live database whose application clock ran beyond the node's bound are
     /// clamped in its queue before the copy (`PendingStamps.clampPending`), so the copy stamps them as the
     /// live database will. Best effort: a busy database leaves them to the capturer.
-    private static func clampApplicationClock(_ source: SQLiteDatabase) {
+    /// Returns the largest stamp no one clamps any more: the bound's limit at the `now` the clamp was made
+    /// with (every materializer after it reads a later `now` under the lock, and none was under way); nil when
+    /// there is no bound, no table of ours, or the lock was not had.
+    private static func clampApplicationClock(_ source: SQLiteDatabase) -> UInt64? {
         guard (try? source.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = '\(ChangeLogSchema.meta)'")) ?? 0 > 0,
             let bound = try? PendingStamps.clockBound(in: source)
-        else { return }
-        _ = try? source.transaction { () throws(SQLiteError) -> Int in
+        else { return nil }
+        return try? source.transaction { () throws(SQLiteError) -> UInt64 in
             // The clock read under the write lock, as every materializer's: a `now` read before waiting for
             // the lock could be older than a capturer read's meanwhile, and clamp what that read published.
             let now = ClockBound.systemNow()
-            return try PendingStamps.clampPending(limit: bound.limit(now: now), clampedTo: ClockBound.stamp(milliseconds: UInt64(max(0, now))), in: source)
+            _ = try PendingStamps.clampPending(limit: bound.limit(now: now), clampedTo: ClockBound.stamp(milliseconds: UInt64(max(0, now))), in: source)
+            return bound.limit(now: now)
         }
     }
 }

@@ -66,7 +66,7 @@ extension SnapshotTests {
 }
 
 /// A snapshot's row clocks for local writes not stamped yet are the ones the live node gets: a copy holding a
-/// write stamped ahead of the node's clock (which the live queue may still clamp) is not kept.
+/// write someone may still clamp in the live queue is not kept.
 extension SnapshotTests {
     /// The queue's `at` of the pending write of `id` set `offset` ms ahead of now (an application clock
     /// ahead of the node's).
@@ -75,18 +75,38 @@ extension SnapshotTests {
         try app(path, "UPDATE __harmonylite___change_log_global SET at = \(ahead) WHERE k1 = \(id);")
     }
 
-    @Test func aWriteAheadOfTheClockWithinTheBoundIsNotCopiedIntoASnapshot() throws {
+    /// Within the bound at the `now` the snapshot maker clamped with (under the lock), a write ahead of the
+    /// clock is never clamped by anyone later: it is copied as written, and the live row clock gets the same.
+    @Test func aWriteAheadOfTheClockWithinTheBoundIsCopiedAsWritten() throws {
         let source = try node("ahead.db", "INSERT INTO books VALUES (1, 'Dune', NULL);", id: 1)
         let db = try SQLiteDatabase(existingPath: source)
         try PendingStamps.setMaxClockOffset(60_000, in: db)
         try queueAhead(source, id: 1, offsetMilliseconds: 30_000)
+        let at = try db.scalarInteger("SELECT at FROM __harmonylite___change_log_global WHERE k1 = 1")
         let file = directory.path + "/ahead-snapshot.db"
-        #expect {
-            try SnapshotMaker.make(from: source, into: file, nodeID: 1)
-        } throws: { error in
-            (error as? SnapshotError)?.kind == .unsettled && "\(error)".contains("1 local write(s) stamped ahead of this node's clock")
+        _ = try SnapshotMaker.make(from: source, into: file, nodeID: 1)
+        let copy = try SQLiteDatabase(existingPath: file)
+        #expect(try copy.scalarInteger("SELECT __harmonylite__hlc FROM __harmonylite__books_change_log WHERE id = 1") == at)
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: db).materialize() }
+        #expect(try db.scalarInteger("SELECT __harmonylite__hlc FROM __harmonylite__books_change_log WHERE id = 1") == at)
+    }
+
+    /// What a copy must not hold: a pending write beyond the stamp no one clamps any more.
+    @Test func aCopysWritesBeyondTheSettledStampAreCounted() throws {
+        let source = try node("counted.db", "INSERT INTO books VALUES (1, 'Dune', NULL), (2, 'Emma', NULL);", id: 1)
+        let db = try SQLiteDatabase(existingPath: source)
+        try PendingStamps.setMaxClockOffset(500, in: db)
+        try queueAhead(source, id: 2, offsetMilliseconds: 30_000)
+        let at = UInt64(bitPattern: try db.scalarInteger("SELECT at FROM __harmonylite___change_log_global WHERE k1 = 2"))
+        #expect(try SnapshotMaker.writesAhead(inCopy: source, beyond: at - 1) == 1)
+        #expect(try SnapshotMaker.writesAhead(inCopy: source, beyond: at) == 0)
+        // Stamped already (past the mark): its clock is written, nothing is pending.
+        _ = try db.transaction { () throws(SQLiteError) -> Int in
+            let materializer = StampMaterializer(database: db)
+            materializer.clampsApplicationClock = false
+            return try materializer.materialize()
         }
-        #expect(!FileManager.default.fileExists(atPath: file))
+        #expect(try SnapshotMaker.writesAhead(inCopy: source, beyond: 0) == 0)
     }
 
     @Test func aWriteBeyondTheBoundIsClampedLiveAndCopiedClamped() throws {

@@ -1,0 +1,397 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import ChangeEvents
+@testable import ChangeLog
+@testable import SQLiteKit
+
+/// Renames, rows held aside and clamps around the capture installation, as the second adversarial review of
+/// 2026-12-07 attacked them (cycles, swaps with drops and case variants, keys of other shapes, the applier
+/// in the window before the installation). Each test states its interleaving.
+@Suite struct RenameAndClockReviewTests {
+    let directory: TemporaryDirectory
+
+    init() throws { directory = try TemporaryDirectory() }
+
+    func installed(_ schema: String) throws -> (path: String, db: SQLiteDatabase, installation: ChangeLogInstallation) {
+        let path = directory.path + "/a.db"
+        try makeDatabase(path, "PRAGMA journal_mode=WAL;" + schema)
+        let db = try SQLiteDatabase(existingPath: path)
+        return (path, db, try ChangeLogInstaller.install(in: db, node: 1))
+    }
+
+    @discardableResult
+    func app(_ path: String, _ sql: String) throws -> String {
+        let result = try runCommand("/usr/bin/sqlite3", [path, "PRAGMA trusted_schema=OFF;" + sql])
+        guard result.status == 0 else { throw TestFailure("sqlite3: \(result.output)") }
+        return result.output
+    }
+
+    func materialize(_ db: SQLiteDatabase) throws {
+        _ = try db.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: db).materialize() }
+    }
+
+    /// Row clocks of `table` keyed by the first key column's text: stamp, deleted.
+    func clocks(_ db: SQLiteDatabase, _ table: String) throws -> [String: [String?]] {
+        let key = (try db.rows("SELECT name FROM pragma_table_info('__harmonylite__\(table)_change_log') WHERE pk = 1").first?.first ?? nil) ?? "id"
+        var out: [String: [String?]] = [:]
+        for row in try db.rows("SELECT \"\(key)\", __harmonylite__hlc, __harmonylite__deleted FROM \"__harmonylite__\(table)_change_log\"") {
+            out[row[0] ?? "NULL"] = [row[1], row[2]]
+        }
+        return out
+    }
+
+    func keyText(_ value: SQLiteValue) -> String {
+        switch value {
+        case .integer(let i): return "\(i)"
+        case .text(let b): return String(decoding: b, as: UTF8.self)
+        default: return "\(value)"
+        }
+    }
+
+    /// The last published stamp of every (table, key) equals its row clock's.
+    func checkPublishedEqualsRowClock(_ events: [ChangeEvent], _ db: SQLiteDatabase) throws {
+        var last: [String: [String: UInt64]] = [:]
+        for event in events { last[event.table, default: [:]][keyText(event.key[0])] = event.stamp }
+        for (table, keys) in last {
+            let rowClocks = try clocks(db, table)
+            for (key, stamp) in keys {
+                let clock = (rowClocks[key]?[0] ?? nil).flatMap { Int64($0) }.map { UInt64(bitPattern: $0) }
+                #expect(clock == stamp, "\(table) \(key): published \(stamp), row clock \(clock.map { "\($0)" } ?? "none")")
+            }
+        }
+    }
+
+    func has(_ events: [ChangeEvent], _ table: String, _ key: Int64, _ op: ChangeEvent.Operation) -> Bool {
+        events.contains { ChangeLogInstaller.sameSQLiteName($0.table, table) && $0.key.first == .integer(key) && $0.operation == op }
+    }
+}
+
+// MARK: - 1. adoptRenamedTables
+
+extension RenameAndClockReviewTests {
+    /// `DROP TABLE t; ALTER TABLE s RENAME TO T` (the dropped table's registered name, in another case).
+    /// s's queued UPDATE of row 1 and DELETE of row 2 must be published under T, stamps = row clocks.
+    @Test func dropAndRenameOntoTheDroppedNameInAnotherCase() throws {
+        let (path, db, _) = try installed("CREATE TABLE s (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        try app(path, "INSERT INTO t VALUES (7, 't-seven');")
+        try app(path, "INSERT INTO s VALUES (1, 's-one'), (2, 's-two');")
+        try materialize(db)
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        try app(path, "UPDATE s SET v = 's-one-b' WHERE id = 1; DELETE FROM s WHERE id = 2; DROP TABLE t; ALTER TABLE s RENAME TO T;")
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 100).events
+        if events.isEmpty {
+            Issue.record(
+                "notes \(installation.notes); tableIDs \(installation.tableIDs); registry \(try db.rows("SELECT id, name FROM __harmonylite___tables")); queue after \(before): \(try db.rows("SELECT id, table_id, k1 FROM __harmonylite___change_log_global WHERE id > \(before)")); clocks T \(try clocks(db, "T"))"
+            )
+        }
+        #expect(has(events, "T", 2, .delete), "the DELETE queued before the rename is published: \(events.map { "\($0.table) \($0.key) \($0.operation)" })")
+        #expect(has(events, "T", 1, .upsert))
+        try checkPublishedEqualsRowClock(events, db)
+        // Later writes to T are published too.
+        try app(path, "UPDATE T SET v = 'later' WHERE id = 1;")
+        let later = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 100).events
+        #expect(
+            later.contains { $0.operation == .upsert && $0.values.contains(.text(Array("later".utf8))) }, "a write to T after the installation is published")
+    }
+
+    /// A 3-cycle: t → u, u → v, v → t (through a temporary name), each with a queued UPDATE of row 1 and
+    /// DELETE of row 2, and row 3 untouched whose clock must follow its table.
+    @Test func aThreeCycleOfRenames() throws { try threeCycle(stampInBetween: false) }
+    @Test func aThreeCycleOfRenamesStampedInBetween() throws { try threeCycle(stampInBetween: true) }
+
+    func threeCycle(stampInBetween: Bool) throws {
+        let (path, db, _) = try installed(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE v (id INTEGER PRIMARY KEY, v TEXT);"
+        )
+        for name in ["t", "u", "v"] {
+            try app(path, "INSERT INTO \(name) VALUES (1, '\(name)-1'), (2, '\(name)-2'), (3, '\(name)-3');")
+            try materialize(db)
+            usleep(3_000)
+        }
+        var row3: [String: [String?]] = [:]
+        for name in ["t", "u", "v"] { row3[name] = try clocks(db, name)["3"] }
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        var sql = ""
+        for name in ["t", "u", "v"] { sql += "UPDATE \(name) SET v = '\(name)-1b' WHERE id = 1; DELETE FROM \(name) WHERE id = 2;" }
+        try app(path, sql + "ALTER TABLE v RENAME TO tmp; ALTER TABLE u RENAME TO v; ALTER TABLE t RENAME TO u; ALTER TABLE tmp RENAME TO t;")
+        if stampInBetween { try materialize(db) }
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 100).events
+        // old t is u now, old u is v, old v is t.
+        for (old, new) in [("t", "u"), ("u", "v"), ("v", "t")] {
+            #expect(has(events, new, 2, .delete), "\(old)→\(new): DELETE published")
+            #expect(
+                events.contains { $0.table == new && $0.key == [.integer(1)] && $0.values.contains(.text(Array("\(old)-1b".utf8))) },
+                "\(old)→\(new): UPDATE published")
+            #expect(try clocks(db, new)["3"] == row3[old], "\(old)→\(new): row 3's clock followed the table")
+        }
+        try checkPublishedEqualsRowClock(events, db)
+        // The installation again: nothing changes, nothing new to publish.
+        let clocksBefore = try ["t", "u", "v"].map { try clocks(db, $0) }
+        let again = try ChangeLogInstaller.install(in: db, node: 1)
+        #expect(try ["t", "u", "v"].map { try clocks(db, $0) } == clocksBefore)
+        let throughID = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 100).throughID ?? before
+        #expect(try ChangeReader(database: db, installation: again).pending(after: throughID, limit: 100).events.isEmpty)
+        #expect(
+            !(try db.rows("SELECT name FROM __harmonylite___tables").contains { ($0[0] ?? "").hasPrefix("\u{1}") }), "no temporary name left in the registry")
+    }
+
+    /// Swap plus a drop: `DROP TABLE u; ALTER TABLE t RENAME TO u; ALTER TABLE s RENAME TO t`.
+    @Test func aSwapPlusADrop() throws { try swapPlusDrop(stampInBetween: false) }
+    @Test func aSwapPlusADropStampedInBetween() throws { try swapPlusDrop(stampInBetween: true) }
+
+    func swapPlusDrop(stampInBetween: Bool) throws {
+        let (path, db, _) = try installed(
+            "CREATE TABLE s (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT);"
+        )
+        for name in ["u", "t", "s"] {
+            try app(path, "INSERT INTO \(name) VALUES (1, '\(name)-1'), (2, '\(name)-2'), (3, '\(name)-3');")
+            try materialize(db)
+            usleep(3_000)
+        }
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        try app(
+            path,
+            "UPDATE s SET v = 's-1b' WHERE id = 1; DELETE FROM s WHERE id = 2; UPDATE t SET v = 't-1b' WHERE id = 1; DELETE FROM t WHERE id = 2;"
+                + "DROP TABLE u; ALTER TABLE t RENAME TO u; ALTER TABLE s RENAME TO t;")
+        if stampInBetween { try materialize(db) }
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 100).events
+        for (old, new) in [("t", "u"), ("s", "t")] {
+            #expect(has(events, new, 2, .delete), "\(old)→\(new): DELETE published \(events.map { "\($0.table) \($0.key) \($0.operation)" })")
+            #expect(
+                events.contains { $0.table == new && $0.key == [.integer(1)] && $0.values.contains(.text(Array("\(old)-1b".utf8))) },
+                "\(old)→\(new): UPDATE published")
+        }
+        try checkPublishedEqualsRowClock(events, db)
+    }
+
+    /// `DROP TABLE t; ALTER TABLE s RENAME TO t` where s's key differs from the dropped t's (text vs integer,
+    /// and two columns vs one), with the dropped t's own write still queued.
+    func renameOntoADroppedNameWithAnotherKey(_ sSchema: String, _ sRows: String, _ sDelete: String) throws {
+        let (path, db, _) = try installed(sSchema + " CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        try app(path, "INSERT INTO s VALUES \(sRows);")
+        try materialize(db)
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        try app(path, "INSERT INTO t VALUES (7, 't-seven'); \(sDelete) DROP TABLE t; ALTER TABLE s RENAME TO t;")
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let read = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 100)
+        #expect(
+            read.events.contains { $0.table == "t" && $0.operation == .delete },
+            "s's DELETE published: \(read.events.map { "\($0.table) \($0.key) \($0.operation)" })")
+        try checkPublishedEqualsRowClock(read.events, db)
+        // Capture goes on.
+        try app(path, "UPDATE t SET v = 'later';")
+        let next = try ChangeReader(database: db, installation: installation).pending(after: read.throughID ?? before, limit: 100)
+        #expect(next.events.contains { $0.values.contains(.text(Array("later".utf8))) })
+        _ = try ChangeLogInstaller.install(in: db, node: 1)
+    }
+
+    @Test func renameOntoADroppedNameWithATextKey() throws {
+        try renameOntoADroppedNameWithAnotherKey(
+            "CREATE TABLE s (name TEXT PRIMARY KEY, v TEXT);", "('a', 's-a'), ('b', 's-b')", "DELETE FROM s WHERE name = 'b';")
+    }
+
+    @Test func renameOntoADroppedNameWithATwoColumnKey() throws {
+        try renameOntoADroppedNameWithAnotherKey(
+            "CREATE TABLE s (a INTEGER, b INTEGER, v TEXT, PRIMARY KEY (a, b));", "(1, 1, 's-1'), (2, 2, 's-2')", "DELETE FROM s WHERE a = 2;")
+    }
+
+    /// Case variant combined with a swap: t → U and u → t (`t → x; u → t; x → U`).
+    @Test func aSwapWithACaseVariant() throws {
+        let (path, db, _) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT);")
+        for name in ["t", "u"] {
+            try app(path, "INSERT INTO \(name) VALUES (1, '\(name)-1'), (2, '\(name)-2'), (3, '\(name)-3');")
+            try materialize(db)
+            usleep(3_000)
+        }
+        var row3: [String: [String?]] = [:]
+        for name in ["t", "u"] { row3[name] = try clocks(db, name)["3"] }
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        try app(
+            path,
+            "UPDATE t SET v = 't-1b' WHERE id = 1; DELETE FROM t WHERE id = 2; UPDATE u SET v = 'u-1b' WHERE id = 1; DELETE FROM u WHERE id = 2;"
+                + "ALTER TABLE t RENAME TO x; ALTER TABLE u RENAME TO t; ALTER TABLE x RENAME TO U;")
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 100).events
+        for (old, new) in [("t", "U"), ("u", "t")] {
+            #expect(has(events, new, 2, .delete), "\(old)→\(new): DELETE published \(events.map { "\($0.table) \($0.key) \($0.operation)" })")
+            #expect(events.contains { ChangeLogInstaller.sameSQLiteName($0.table, new) && $0.values.contains(.text(Array("\(old)-1b".utf8))) })
+            #expect(try clocks(db, new)["3"] == row3[old], "\(old)→\(new): row 3's clock followed")
+        }
+        try checkPublishedEqualsRowClock(events, db)
+    }
+
+    /// Rows held aside (UNIQUE settlement) follow a swap: both the row and its wanted values
+    /// (`__harmonylite___held_values`, by which a later write finds the rows it frees).
+    @Test func heldAsideRowsAndTheirValuesFollowASwap() throws {
+        let (path, db, _) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE); CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT UNIQUE);")
+        for (table, key) in [("t", "k-t"), ("u", "k-u")] {
+            try db.execute(
+                "INSERT INTO __harmonylite___conflicts (table_name, losing_key, losing_stamp, losing_writer, losing_values, columns, winning_key, winning_stamp, winning_writer, reason, version, winning_key_values) VALUES ('\(table)', '\(key)', 1, 2, '[]', '[]', 'w', 1, 1, 'r', x'00', x'00')"
+            )
+            try db.execute("INSERT INTO __harmonylite___held_values (table_name, index_name, value, losing_key) VALUES ('\(table)', 'idx', x'01', '\(key)')")
+        }
+        try app(path, "ALTER TABLE t RENAME TO x; ALTER TABLE u RENAME TO t; ALTER TABLE x RENAME TO u;")
+        _ = try ChangeLogInstaller.install(in: db, node: 1)
+        let conflicts = try db.rows("SELECT table_name, losing_key FROM __harmonylite___conflicts ORDER BY losing_key")
+        #expect(conflicts == [["u", "k-t"], ["t", "k-u"]], "\(conflicts)")
+        let held = try db.rows("SELECT table_name, losing_key FROM __harmonylite___held_values ORDER BY losing_key")
+        #expect(held == [["u", "k-t"], ["t", "k-u"]], "held values follow their rows: \(held)")
+    }
+
+    /// A table created after the installation (no triggers, no row clocks yet), written and renamed before
+    /// the next installation; and a replicated table renamed onto a name used by that unclocked one earlier.
+    @Test func aTableWithoutRowClocksRenamed() throws {
+        let (path, db, _) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        try app(path, "INSERT INTO t VALUES (1, 't-1');")
+        try materialize(db)
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        try app(
+            path,
+            "CREATE TABLE n (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO n VALUES (5, 'n-5'); ALTER TABLE n RENAME TO m; UPDATE t SET v = 't-1b'; ALTER TABLE t RENAME TO n;"
+        )
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 100).events
+        #expect(has(events, "m", 5, .upsert))
+        #expect(has(events, "n", 1, .upsert))
+        try checkPublishedEqualsRowClock(events, db)
+    }
+}
+
+// MARK: - 2./3. reader under the lock, applier parking
+
+extension RenameAndClockReviewTests {
+    /// `ALTER TABLE t RENAME TO u` before the installation; a node that renamed earlier sends u's row 1
+    /// stamped BEFORE this node's own write of that row (made as t). `clocksHolder` parks only a name whose
+    /// own trigger sits on another table; u has no trigger of its own, so its row is compared with u's row
+    /// clocks — which do not exist yet (they are still t's) — and applied over the later local version.
+    @Test func aRenamedTablesNewNameIsComparedWithNoClocksBeforeTheInstallation() throws {
+        let (path, db, installation) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        let remoteStamp = ClockBound.stamp(milliseconds: UInt64(ClockBound.systemNow()))  // R, earlier
+        usleep(20_000)
+        try app(path, "INSERT INTO t VALUES (1, 'local');")  // T1 > R
+        try materialize(db)
+        try app(path, "ALTER TABLE t RENAME TO u;")
+        let applier = try ChangeApplier(database: db, catalog: installation.catalog)
+        let remote = ChangeEvent(
+            changeID: 1, table: "u", operation: .upsert, stamp: remoteStamp, writer: 2, columns: ["id", "v"],
+            values: [.integer(1), .text(Array("remote".utf8))], keyCount: 1)
+        let source = ChangeApplier.EventSource(stream: "s", sequence: 1, origin: 2, schemaHash: "")
+        let first = Result { try applier.apply([remote], sources: [source]) }
+        let tableAfterFirst = try app(path, "SELECT v FROM u WHERE id = 1;")
+        _ = try ChangeLogInstaller.install(in: db, node: 1)
+        let second = Result { try applier.apply([remote]) }
+        #expect((try? first.get())?.partlyParked.count == 1 && tableAfterFirst == "local\n")
+        #expect((try? second.get())?.superseded == 1)
+        #expect(try app(path, "SELECT v FROM u WHERE id = 1;") == "local\n", "the later local version stays (R < T1)")
+    }
+}
+
+extension RenameAndClockReviewTests {
+    /// `DROP TABLE t; ALTER TABLE s RENAME TO t` with rows held aside for both: the dropped t's held-aside
+    /// rows are not rows of the new t (placed again into it when their value is freed, they would resurrect
+    /// the dropped table's rows in another table), and s's held-aside rows follow s (UPDATE OR IGNORE leaves
+    /// one whose key the dropped t also held under `s`, for ever).
+    @Test func heldAsideRowsWhenARenameReplacesADroppedTable() throws {
+        let (path, db, _) = try installed("CREATE TABLE s (id INTEGER PRIMARY KEY, v TEXT UNIQUE); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE);")
+        for (table, key) in [("t", "k1"), ("t", "k2"), ("s", "k1")] {
+            try db.execute(
+                "INSERT INTO __harmonylite___conflicts (table_name, losing_key, losing_stamp, losing_writer, losing_values, columns, winning_key, winning_stamp, winning_writer, reason, version, winning_key_values) VALUES ('\(table)', '\(key)', 1, 2, '[\"\(table)\"]', '[]', 'w', 1, 1, 'r', x'00', x'00')"
+            )
+        }
+        try app(path, "DROP TABLE t; ALTER TABLE s RENAME TO t;")
+        _ = try ChangeLogInstaller.install(in: db, node: 1)
+        let rows = try db.rows("SELECT table_name, losing_key, losing_values FROM __harmonylite___conflicts ORDER BY table_name, losing_key")
+        #expect(rows == [["t", "k1", "[\"s\"]"]], "only s's held-aside row, now t's: \(rows)")
+    }
+
+    /// The case-variant drop-and-rename with the applier's materializer in the window.
+    @Test func dropAndRenameOntoTheDroppedNameInAnotherCaseStampedInBetween() throws {
+        let (path, db, _) = try installed("CREATE TABLE s (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        try app(path, "INSERT INTO s VALUES (1, 's-one'), (2, 's-two');")
+        try materialize(db)
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        try app(path, "UPDATE s SET v = 's-one-b' WHERE id = 1; DELETE FROM s WHERE id = 2; DROP TABLE t; ALTER TABLE s RENAME TO T;")
+        try materialize(db)
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 100).events
+        #expect(has(events, "T", 2, .delete), "the DELETE is published: \(events.map { "\($0.table) \($0.key) \($0.operation)" })")
+        try checkPublishedEqualsRowClock(events, db)
+    }
+}
+
+extension RenameAndClockReviewTests {
+    /// Writes ahead of the node's clock (within and beyond the bound) interleaved with entries of a table
+    /// dropped since (not replicated), read in a loop as the capturer does (`after:` = the last throughID):
+    /// every write of t is published exactly once, no read loops without progress, and after the
+    /// materialization every published stamp is its row clock's.
+    func aheadMixedWithDropped(nodeBehind: Int64) throws {
+        let (path, db, installation) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        try PendingStamps.setMaxClockOffset(500, in: db)
+        let junk =
+            "INSERT INTO __harmonylite___change_log_global (table_id, at, k1) VALUES (999, (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) << 16), 1);"
+        try db.execute(junk)
+        try app(path, "INSERT INTO t VALUES (1, 'a');")
+        try db.execute(junk)
+        try db.execute(junk)
+        try app(path, "INSERT INTO t VALUES (2, 'b');")
+        try db.execute(junk)
+        try app(path, "UPDATE t SET v = 'c' WHERE id = 1;")
+        try db.execute(junk)
+        #expect(try PendingStamps.stampedThrough(in: db) < 2, "nothing stamped yet")
+        let reader = try ChangeReader(database: db, installation: installation)
+        reader.clockBound = ClockBound(maxOffsetMilliseconds: 500)
+        let now = ClockBound.systemNow() - nodeBehind
+        var after: Int64 = 0
+        var events: [ChangeEvent] = []
+        var rounds = 0
+        while rounds < 20 {
+            rounds += 1
+            let read = try reader.pending(after: after, limit: 2, now: now)
+            events += read.events
+            guard let through = read.throughID else { break }
+            after = through
+        }
+        #expect(rounds < 20, "the reads make progress")
+        #expect(nodeBehind < 500 || reader.clamped > 0, "the locked path clamped")
+        #expect(after == (try PublishWatermark.lastQueuedID(in: db)), "the whole queue read")
+        #expect(Set(events.map { keyText($0.key[0]) }) == ["1", "2"] && events.allSatisfy { $0.table == "t" })
+        try materialize(db)
+        try checkPublishedEqualsRowClock(events, db)
+    }
+
+    @Test func aheadWithinTheBoundMixedWithADroppedTable() throws { try aheadMixedWithDropped(nodeBehind: 300) }
+    @Test func aheadBeyondTheBoundMixedWithADroppedTable() throws { try aheadMixedWithDropped(nodeBehind: 3_000) }
+}
+
+extension RenameAndClockReviewTests {
+    /// Swap with the case changing on the other side: t → u, u → T (`t → x; u → T; x → u`).
+    @Test func aSwapOntoTheOtherNameInAnotherCase() throws {
+        let (path, db, _) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT);")
+        for name in ["t", "u"] {
+            try app(path, "INSERT INTO \(name) VALUES (1, '\(name)-1'), (2, '\(name)-2'), (3, '\(name)-3');")
+            try materialize(db)
+            usleep(3_000)
+        }
+        var row3: [String: [String?]] = [:]
+        for name in ["t", "u"] { row3[name] = try clocks(db, name)["3"] }
+        let before = try PublishWatermark.lastQueuedID(in: db)
+        try app(
+            path,
+            "UPDATE t SET v = 't-1b' WHERE id = 1; DELETE FROM t WHERE id = 2; UPDATE u SET v = 'u-1b' WHERE id = 1; DELETE FROM u WHERE id = 2;"
+                + "ALTER TABLE t RENAME TO x; ALTER TABLE u RENAME TO T; ALTER TABLE x RENAME TO u;")
+        let installation = try ChangeLogInstaller.install(in: db, node: 1)
+        let events = try ChangeReader(database: db, installation: installation).pending(after: before, limit: 100).events
+        for (old, new) in [("t", "u"), ("u", "T")] {
+            #expect(has(events, new, 2, .delete), "\(old)→\(new): DELETE published \(events.map { "\($0.table) \($0.key) \($0.operation)" })")
+            #expect(events.contains { ChangeLogInstaller.sameSQLiteName($0.table, new) && $0.values.contains(.text(Array("\(old)-1b".utf8))) })
+            #expect(try clocks(db, new)["3"] == row3[old], "\(old)→\(new): row 3's clock followed")
+        }
+        try checkPublishedEqualsRowClock(events, db)
+        _ = try ChangeLogInstaller.install(in: db, node: 1)
+    }
+}
