@@ -555,14 +555,14 @@ public final class ChangeApplier {
     private func unadoptedRename(of name: String) throws(SQLiteError) -> String? {
         let prefix = ChangeLogSchema.prefix
         let rows = try database.prepare(
-            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, \(prefix.utf8.count)) = ? AND (name = ? OR tbl_name = ? COLLATE NOCASE)"
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, \(prefix.utf8.count)) = ? AND (name = ? COLLATE NOCASE OR tbl_name = ? COLLATE NOCASE)"
         ).all([.text(Array(prefix.utf8)), .text(Array(ChangeLogSchema.trigger(of: name, "insert").utf8)), .text(Array(name.utf8))])
-        let own = Set(["insert", "update", "delete"].map { ChangeLogSchema.trigger(of: name, $0) })
+        let own = ["insert", "update", "delete"].map { ChangeLogSchema.trigger(of: name, $0) }
         for row in rows {
             guard case .text(let triggerBytes) = row[0], case .text(let tableBytes) = row[1] else { continue }
             let (trigger, table) = (String(decoding: triggerBytes, as: UTF8.self), String(decoding: tableBytes, as: UTF8.self))
             if !ChangeLogInstaller.sameSQLiteName(table, name) { return "table \(name) was created under the name of \(table), renamed since" }
-            if !own.contains(trigger) { return "table \(name) was renamed from another name" }
+            if !own.contains(where: { ChangeLogInstaller.sameSQLiteName($0, trigger) }) { return "table \(name) was renamed from another name" }
         }
         return nil
     }

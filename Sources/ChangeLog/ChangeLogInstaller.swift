@@ -152,8 +152,10 @@ public enum ChangeLogInstaller {
             // One table that cannot be captured (an odd schema, a name SQLite refuses) must not stop the others.
             try database.execute("SAVEPOINT harmonylite_table")
             do throws(SQLiteError) {
-                let known = !(try selectID.all([.text(table.name)]).isEmpty)
-                try insertName.run([.text(table.name)])
+                // Registered in any case is known (`DROP TABLE t; CREATE TABLE T` is t dropped and created again).
+                let registered = try Self.registeredID(table.name, in: database)
+                let known = registered != nil
+                if let registered { try Self.claimRegistryName(table.name, for: registered, in: database) } else { try insertName.run([.text(table.name)]) }
                 guard case .integer(let id) = try selectID.all([.text(table.name)]).first?.first else { throw SQLiteError(code: 1, message: "no table id") }
                 tableIDs[table.name] = id
                 let existingKey = try logKey.all([.text(S.changeLog(of: table.name))]).compactMap { row -> String? in
@@ -275,12 +277,13 @@ public enum ChangeLogInstaller {
         // Both ignore ASCII case, as SQLite's names do.
         let exists = try database.prepare("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE")
         func hasClocks(_ table: String) throws(SQLiteError) -> Bool { try exists.all([.text(Array(S.changeLog(of: table).utf8))]).first?.first == .integer(1) }
-        let registeredID = try database.prepare("SELECT id FROM \(S.quote(S.tables)) WHERE name = ? COLLATE NOCASE ORDER BY name = ? DESC")
-        func registered(_ table: String) throws(SQLiteError) -> Int64? {
-            if case .integer(let id) = try registeredID.all([.text(Array(table.utf8)), .text(Array(table.utf8))]).first?.first { return id }
-            return nil
+        func registered(_ table: String) throws(SQLiteError) -> Int64? { try Self.registeredID(table, in: database) }
+        /// The registry row of `old` (exactly as registered) takes the name `new`.
+        func rename(_ old: String, to new: String) throws(SQLiteError) {
+            let id = try database.prepare("SELECT id FROM \(S.quote(S.tables)) WHERE name = ?").all([.text(Array(old.utf8))]).first?.first
+            guard case .integer(let id)? = id else { return }
+            try Self.claimRegistryName(new, for: id, in: database)
         }
-        let rename = try database.prepare("UPDATE \(S.quote(S.tables)) SET name = ? WHERE name = ?")
         // Rows UNIQUE settlement holds aside for a table, and the values they wait for, are its rows too: they
         // follow its name (the values' table was left behind, and a value freed later found no row to place).
         var heldAside: [SQLiteStatement] = []
@@ -292,7 +295,7 @@ public enum ChangeLogInstaller {
         }
         func move(_ old: String, to new: String) throws(SQLiteError) {
             try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: old))) RENAME TO \(S.quote(S.changeLog(of: new)))")
-            try rename.run([.text(Array(new.utf8)), .text(Array(old.utf8))])
+            try rename(old, to: new)
         }
         var replaced: Set<String> = []
         var parked = 0
@@ -314,7 +317,7 @@ public enum ChangeLogInstaller {
                 // `t` → `x` → `T`: SQLite's names ignore ASCII case, so the row clocks are the table's already;
                 // only the registry's spelling changes (renaming the clocks failed: "there is already another
                 // table", at every installation, and capture stopped).
-                try rename.run([.text(Array(table.utf8)), .text(Array(old.utf8))])
+                try rename(old, to: table)
             } else if let taken = try registered(table) {
                 // `table` names a table dropped since, whose clocks and id are still there.
                 if !(try mergeRowClocks(from: S.changeLog(of: old), into: S.changeLog(of: table), database)) {
@@ -326,7 +329,7 @@ public enum ChangeLogInstaller {
                 }
                 // The registry spells the name as the table now does (`DROP TABLE t; … RENAME TO T`: the table
                 // loop looks it up exactly, and a second id for T left the re-pointed entries unpublished).
-                try database.prepare("UPDATE \(S.quote(S.tables)) SET name = ? WHERE id = ?").run([.text(Array(table.utf8)), .integer(taken)])
+                try Self.claimRegistryName(table, for: taken, in: database)
                 // The dropped table's rows held aside went with it: they are not the new table's.
                 for held in [S.conflicts, S.heldValues] {
                     try database.prepare("DELETE FROM \(S.quote(held)) WHERE table_name = ? COLLATE NOCASE").run([.text(Array(table.utf8))])
@@ -340,7 +343,7 @@ public enum ChangeLogInstaller {
                 // renamed first, applied the moment the rename committed): both row clocks are kept, the later
                 // version of each row winning, or the old clocks and the waiting changes would be lost.
                 guard try mergeRowClocks(from: S.changeLog(of: old), into: S.changeLog(of: table), database) else { continue }
-                try rename.run([.text(Array(table.utf8)), .text(Array(old.utf8))])
+                try rename(old, to: table)
             } else {
                 try move(old, to: table)
             }
@@ -350,6 +353,27 @@ public enum ChangeLogInstaller {
             }
         }
         return (notes, renamed, replaced)
+    }
+
+    /// Gives registry row `id` the spelling `name`: another row holding the name in any case (a table dropped
+    /// since: SQLite's names ignore case, the registry's UNIQUE does not) is renamed out of the way first, to
+    /// a name no table has, so its queue entries stay those of no table. Before, `T` renamed back to a dropped
+    /// `t`'s spelling failed every installation ("UNIQUE constraint failed"), and `DROP TABLE t; CREATE TABLE
+    /// T` made T a new table whose rows under keys t had clocks for were never captured.
+    static func claimRegistryName(_ name: String, for id: Int64, in database: SQLiteDatabase) throws(SQLiteError) {
+        typealias S = ChangeLogSchema
+        try database.prepare("UPDATE \(S.quote(S.tables)) SET name = char(1) || 'dropped ' || id WHERE name = ? COLLATE NOCASE AND id != ?")
+            .run([.text(Array(name.utf8)), .integer(id)])
+        try database.prepare("UPDATE \(S.quote(S.tables)) SET name = ? WHERE id = ?").run([.text(Array(name.utf8)), .integer(id)])
+    }
+
+    /// The registry's id for `name` in any case, its exact spelling first; nil when none.
+    static func registeredID(_ name: String, in database: SQLiteDatabase) throws(SQLiteError) -> Int64? {
+        let rows = try database.prepare(
+            "SELECT id FROM \(ChangeLogSchema.quote(ChangeLogSchema.tables)) WHERE name = ? COLLATE NOCASE AND substr(name, 1, 1) != char(1) ORDER BY name = ? DESC, id DESC"
+        ).all([.text(Array(name.utf8)), .text(Array(name.utf8))])
+        if case .integer(let id) = rows.first?.first { return id }
+        return nil
     }
 
     /// Whether SQLite takes `a` and `b` for one name: identifiers compare ignoring ASCII case only.
