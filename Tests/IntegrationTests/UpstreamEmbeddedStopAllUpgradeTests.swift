@@ -55,9 +55,18 @@ extension ProcessTests {
                     separator: "\n=====\n")
             }
             guard replicated else { throw TestFailure("upstream did not replicate the first rows:\n\(upstreamLogs())") }
-            // Just before the stop, on node 1 (upstream polls every 500 ms), then while every node is stopped, on all three.
+            // More on node 1, then the guide's step 1: writes stop and every node applies what was published
+            // (upstream polls every 500 ms). Without the wait, upstream sometimes published one of these just
+            // before its stop, and a node that had not applied it yet never did: the stream is discarded in
+            // step 3 (the guide says so). One CI run of 2026-12-07 had 79 rows of 80 on node 3 that way.
             try Self.insert(databases[0], 21...25)
+            let settled = try eventually(timeout: 60, interval: 0.25) {
+                try databases.allSatisfy { try Self.query($0, "SELECT count(*) FROM books") == "65" }
+                    && databases.allSatisfy { try Self.query($0, "SELECT count(*) FROM \"__harmonylite___change_log_global\"") == "0" }
+            }
+            guard settled else { throw TestFailure("upstream did not replicate rows 21-25 (step 1):\n\(upstreamLogs())") }
             upstream.forEach { $0.stop() }
+            // While every node is stopped, on all three: upstream's triggers record them as pending.
             for index in 0..<3 { try Self.insert(databases[index], (index * 100 + 31)...(index * 100 + 35)) }
             let pending = try databases.map { try Int(Self.query($0, "SELECT count(*) FROM \"__harmonylite___change_log_global\"")) ?? -1 }
             #expect(pending.allSatisfy { $0 >= 5 }, "pending upstream changes per node: \(pending)")
@@ -101,7 +110,7 @@ extension ProcessTests {
             print("\(aside): every node ready \(Int(Date().timeIntervalSince(started) * 1000)) ms after the first started")
             let ourLogs = { nodes.map { "\($0.database):\n" + $0.log.suffix(2500) }.joined(separator: "\n=====\n") }
             let everyRow = "SELECT count(*) FROM books"
-            // 80 rows on every node: upstream's pending changes (rows 21–25, x31–x35), only ever on their own node before, were published.
+            // 80 rows on every node: upstream's pending changes (rows x31–x35), only ever on their own node before, were published.
             let converged = try eventually(timeout: 60, interval: 0.25) { try databases.allSatisfy { try Self.query($0, everyRow) == "80" } }
             #expect(converged, "rows per node: \(databases.map { (try? Self.query($0, everyRow)) ?? "?" })\n\(ourLogs())")
             for database in databases {
