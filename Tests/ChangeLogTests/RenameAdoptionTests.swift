@@ -9,28 +9,10 @@ import Testing
 /// Renames the installation adopts, and the stamps of the writes queued around them: the stamp published for a
 /// local write equals the stamp its row clock gets, and no queued write is lost. Written by the adversarial
 /// review of 2026-12-07 (round 4), which found the first and the last two groups broken.
-@Suite struct RenameAdoptionTests {
+@Suite struct RenameAdoptionTests: InstalledDatabaseFixture {
     let directory: TemporaryDirectory
 
     init() throws { directory = try TemporaryDirectory() }
-
-    func installed(_ schema: String) throws -> (path: String, db: SQLiteDatabase, installation: ChangeLogInstallation) {
-        let path = directory.path + "/a.db"
-        try makeDatabase(path, "PRAGMA journal_mode=WAL;" + schema)
-        let db = try SQLiteDatabase(existingPath: path)
-        return (path, db, try ChangeLogInstaller.install(in: db, node: 1))
-    }
-
-    @discardableResult
-    func app(_ path: String, _ sql: String) throws -> String {
-        let result = try runCommand("/usr/bin/sqlite3", [path, "PRAGMA trusted_schema=OFF;" + sql])
-        guard result.status == 0 else { throw TestFailure("sqlite3: \(result.output)") }
-        return result.output
-    }
-
-    func materialize(_ db: SQLiteDatabase) throws {
-        _ = try db.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: db).materialize() }
-    }
 
     func clocks(_ db: SQLiteDatabase, _ table: String) throws -> [[String?]] {
         try db.rows("SELECT id, __harmonylite__hlc, __harmonylite__node, __harmonylite__deleted FROM __harmonylite__\(table)_change_log ORDER BY id")

@@ -9,28 +9,10 @@ import Testing
 /// Renames, rows held aside and clamps around the capture installation, as the second adversarial review of
 /// 2026-12-07 attacked them (cycles, swaps with drops and case variants, keys of other shapes, the applier
 /// in the window before the installation). Each test states its interleaving.
-@Suite struct RenameAndClockReviewTests {
+@Suite struct RenameAndClockReviewTests: InstalledDatabaseFixture {
     let directory: TemporaryDirectory
 
     init() throws { directory = try TemporaryDirectory() }
-
-    func installed(_ schema: String) throws -> (path: String, db: SQLiteDatabase, installation: ChangeLogInstallation) {
-        let path = directory.path + "/a.db"
-        try makeDatabase(path, "PRAGMA journal_mode=WAL;" + schema)
-        let db = try SQLiteDatabase(existingPath: path)
-        return (path, db, try ChangeLogInstaller.install(in: db, node: 1))
-    }
-
-    @discardableResult
-    func app(_ path: String, _ sql: String) throws -> String {
-        let result = try runCommand("/usr/bin/sqlite3", [path, "PRAGMA trusted_schema=OFF;" + sql])
-        guard result.status == 0 else { throw TestFailure("sqlite3: \(result.output)") }
-        return result.output
-    }
-
-    func materialize(_ db: SQLiteDatabase) throws {
-        _ = try db.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: db).materialize() }
-    }
 
     /// Row clocks of `table` keyed by the first key column's text: stamp, deleted.
     func clocks(_ db: SQLiteDatabase, _ table: String) throws -> [String: [String?]] {

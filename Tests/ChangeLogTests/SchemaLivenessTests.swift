@@ -8,28 +8,10 @@ import Testing
 
 /// What the application does to its schema and keys never wedges capture: real files, the application is the
 /// sqlite3 shell, HarmonyLite's side the library the capturer uses.
-@Suite struct SchemaLivenessTests {
+@Suite struct SchemaLivenessTests: InstalledDatabaseFixture {
     let directory: TemporaryDirectory
 
     init() throws { directory = try TemporaryDirectory() }
-
-    func installed(_ schema: String) throws -> (path: String, db: SQLiteDatabase, installation: ChangeLogInstallation) {
-        let path = directory.path + "/a.db"
-        try makeDatabase(path, "PRAGMA journal_mode=WAL;" + schema)
-        let db = try SQLiteDatabase(existingPath: path)
-        return (path, db, try ChangeLogInstaller.install(in: db, node: 1))
-    }
-
-    @discardableResult
-    func app(_ path: String, _ sql: String) throws -> String {
-        let result = try runCommand("/usr/bin/sqlite3", [path, "PRAGMA trusted_schema=OFF;" + sql])
-        guard result.status == 0 else { throw TestFailure("sqlite3: \(result.output)") }
-        return result.output
-    }
-
-    func materialize(_ db: SQLiteDatabase) throws {
-        _ = try db.transaction { () throws(SQLiteError) -> Int in try StampMaterializer(database: db).materialize() }
-    }
 
     /// `INTEGER PRIMARY KEY DESC` is no rowid alias (SQLite gives it an index of its own): its key is
     /// nullable, a NULL-key write is not queued, and the application's write succeeds.
