@@ -277,7 +277,6 @@ public enum ChangeLogInstaller {
         // Both ignore ASCII case, as SQLite's names do.
         let exists = try database.prepare("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE")
         func hasClocks(_ table: String) throws(SQLiteError) -> Bool { try exists.all([.text(Array(S.changeLog(of: table).utf8))]).first?.first == .integer(1) }
-        func registered(_ table: String) throws(SQLiteError) -> Int64? { try Self.registeredID(table, in: database) }
         /// The registry row of `old` (exactly as registered) takes the name `new`.
         func rename(_ old: String, to new: String) throws(SQLiteError) {
             let id = try database.prepare("SELECT id FROM \(S.quote(S.tables)) WHERE name = ?").all([.text(Array(old.utf8))]).first?.first
@@ -318,13 +317,13 @@ public enum ChangeLogInstaller {
                 // only the registry's spelling changes (renaming the clocks failed: "there is already another
                 // table", at every installation, and capture stopped).
                 try rename(old, to: table)
-            } else if let taken = try registered(table) {
+            } else if let taken = try Self.registeredID(table, in: database) {
                 // `table` names a table dropped since, whose clocks and id are still there.
                 if !(try mergeRowClocks(from: S.changeLog(of: old), into: S.changeLog(of: table), database)) {
                     try database.execute("DROP TABLE IF EXISTS \(S.quote(S.changeLog(of: table)))")
                     try database.execute("ALTER TABLE \(S.quote(S.changeLog(of: old))) RENAME TO \(S.quote(S.changeLog(of: table)))")
                 }
-                if let oldID = try registered(old) {
+                if let oldID = try Self.registeredID(old, in: database) {
                     try database.prepare("UPDATE \(S.quote(S.globalLog)) SET table_id = ? WHERE table_id = ?").run([.integer(taken), .integer(oldID)])
                 }
                 // The registry spells the name as the table now does (`DROP TABLE t; … RENAME TO T`: the table

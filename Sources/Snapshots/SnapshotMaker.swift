@@ -32,7 +32,7 @@ public enum SnapshotMaker {
                 try? FileManager.default.removeItem(atPath: filePath)
                 throw SnapshotError(
                     .unsettled,
-                    "\(ahead) local write(s) stamped ahead of this node's clock are pending in \(databasePath) (an application clock ahead of the node's): no snapshot now; the next attempt takes one once they are clamped or the clock has caught up"
+                    "\(ahead) local write(s) stamped ahead of this node's clock are pending in \(databasePath), beyond what max_clock_offset settles (an application clock ahead of the node's): no snapshot now; the next attempt takes one once the capturer has clamped or stamped them"
                 )
             }
             usleep(Self.copyPauseMicroseconds)
