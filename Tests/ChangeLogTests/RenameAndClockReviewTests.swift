@@ -45,6 +45,18 @@ import Testing
         }
     }
 
+    /// Tables `names` (id, v) with rows 1–3 each, written and stamped one table after the other, in this
+    /// order (each table's clocks later than the one's before it).
+    func seeded(_ names: [String]) throws -> (path: String, db: SQLiteDatabase) {
+        let (path, db, _) = try installed(names.map { "CREATE TABLE \($0) (id INTEGER PRIMARY KEY, v TEXT);" }.joined())
+        for name in names {
+            try app(path, "INSERT INTO \(name) VALUES (1, '\(name)-1'), (2, '\(name)-2'), (3, '\(name)-3');")
+            try materialize(db)
+            usleep(3_000)
+        }
+        return (path, db)
+    }
+
     func has(_ events: [ChangeEvent], _ table: String, _ key: Int64, _ op: ChangeEvent.Operation) -> Bool {
         events.contains { ChangeLogInstaller.sameSQLiteName($0.table, table) && $0.key.first == .integer(key) && $0.operation == op }
     }
@@ -85,14 +97,7 @@ extension RenameAndClockReviewTests {
     @Test func aThreeCycleOfRenamesStampedInBetween() throws { try threeCycle(stampInBetween: true) }
 
     func threeCycle(stampInBetween: Bool) throws {
-        let (path, db, _) = try installed(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE v (id INTEGER PRIMARY KEY, v TEXT);"
-        )
-        for name in ["t", "u", "v"] {
-            try app(path, "INSERT INTO \(name) VALUES (1, '\(name)-1'), (2, '\(name)-2'), (3, '\(name)-3');")
-            try materialize(db)
-            usleep(3_000)
-        }
+        let (path, db) = try seeded(["t", "u", "v"])
         var row3: [String: [String?]] = [:]
         for name in ["t", "u", "v"] { row3[name] = try clocks(db, name)["3"] }
         let before = try PublishWatermark.lastQueuedID(in: db)
@@ -126,14 +131,7 @@ extension RenameAndClockReviewTests {
     @Test func aSwapPlusADropStampedInBetween() throws { try swapPlusDrop(stampInBetween: true) }
 
     func swapPlusDrop(stampInBetween: Bool) throws {
-        let (path, db, _) = try installed(
-            "CREATE TABLE s (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT);"
-        )
-        for name in ["u", "t", "s"] {
-            try app(path, "INSERT INTO \(name) VALUES (1, '\(name)-1'), (2, '\(name)-2'), (3, '\(name)-3');")
-            try materialize(db)
-            usleep(3_000)
-        }
+        let (path, db) = try seeded(["u", "t", "s"])
         let before = try PublishWatermark.lastQueuedID(in: db)
         try app(
             path,
@@ -186,12 +184,7 @@ extension RenameAndClockReviewTests {
     /// u → T (`t → x; u → T; x → u`); then the installation runs again and changes nothing.
     @Test(arguments: [[("t", "U"), ("u", "t")], [("t", "u"), ("u", "T")]])
     func aSwapWithACaseVariant(_ renames: [(String, String)]) throws {
-        let (path, db, _) = try installed("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT);")
-        for name in ["t", "u"] {
-            try app(path, "INSERT INTO \(name) VALUES (1, '\(name)-1'), (2, '\(name)-2'), (3, '\(name)-3');")
-            try materialize(db)
-            usleep(3_000)
-        }
+        let (path, db) = try seeded(["t", "u"])
         var row3: [String: [String?]] = [:]
         for name in ["t", "u"] { row3[name] = try clocks(db, name)["3"] }
         let before = try PublishWatermark.lastQueuedID(in: db)
